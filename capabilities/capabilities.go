@@ -1,0 +1,137 @@
+// Package capabilities is the registry of runtimes wattd knows how to start.
+//
+// A capability turns an application directory into the command line of one
+// worker process. Keeping that knowledge behind a three-method interface lets
+// the supervisor treat every kind of app the same way: it asks Detect which
+// capability an app is (unless watt.json names one), asks Prepare for a
+// Launch, and from there only deals with processes, sockets and the control
+// protocol of package ipc.
+//
+// Capabilities live in subpackages and register themselves in init(), so a
+// binary gets exactly the capabilities it imports:
+//
+//	import _ "github.com/wattd/wattd/capabilities/node"
+package capabilities
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// App is what a capability is told about the application it prepares.
+type App struct {
+	ID          string            // application id from watt.json
+	Dir         string            // absolute application directory
+	Entrypoint  bool              // the app that owns the public listener
+	Env         map[string]string // the app's own environment from watt.json
+	NodeOptions string            // extra runtime flags, split like a shell would
+	RuntimeDir  string            // a 0700 directory the capability may write files to
+}
+
+// Launch says how to start one worker of an application. The supervisor adds
+// the sockets and the WATTD_* / LISTEN_* variables itself.
+type Launch struct {
+	Argv []string          // argv[0] is an absolute path or a name looked up in PATH
+	Env  map[string]string // extra environment for the worker
+	Dir  string            // working directory
+}
+
+// Capability is one kind of runtime, such as Node.js.
+type Capability interface {
+	// ID is the name used in watt.json and in status output, e.g. "node".
+	ID() string
+	// Detect reports whether dir looks like an application of this kind.
+	// It returns an error only when dir cannot be inspected at all.
+	Detect(dir string) (bool, error)
+	// Prepare returns how to start one worker of app. It is called for
+	// every worker start, possibly concurrently, so it must be cheap and
+	// safe for concurrent use.
+	Prepare(app App) (*Launch, error)
+}
+
+// Fallback is the capability Detect tries last: a directory that matches a
+// more specific capability must not be claimed by the generic Node.js one.
+const Fallback = "node"
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Capability{}
+)
+
+// Register adds c to the registry. It is meant for init() functions; a
+// duplicate or empty id is a programming error and panics, so it shows up the
+// first time the binary runs rather than as a silently shadowed runtime.
+func Register(c Capability) {
+	id := c.ID()
+	if id == "" {
+		panic("capabilities: Register with an empty id")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[id]; dup {
+		panic(fmt.Sprintf("capabilities: %q registered twice", id))
+	}
+	registry[id] = c
+}
+
+// Get returns the capability registered as id.
+func Get(id string) (Capability, error) {
+	mu.RLock()
+	c, ok := registry[id]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("capabilities: unknown capability %q (known: %s)", id, known())
+	}
+	return c, nil
+}
+
+// IDs returns the registered ids, sorted.
+func IDs() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	ids := make([]string, 0, len(registry))
+	for id := range registry {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Detect returns the capability that recognises dir. Capabilities are tried
+// in a fixed order that does not depend on import or init order: every
+// specific one by id, then Fallback. The first match wins.
+func Detect(dir string) (Capability, error) {
+	for _, id := range detectOrder() {
+		c, err := Get(id)
+		if err != nil {
+			continue // cannot happen: ids come from the registry
+		}
+		ok, err := c.Detect(dir)
+		if err != nil {
+			return nil, fmt.Errorf("capabilities: %s: detect %s: %w", id, dir, err)
+		}
+		if ok {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("capabilities: no capability recognises %s (tried: %s)", dir, known())
+}
+
+// detectOrder is IDs with Fallback moved to the end.
+func detectOrder() []string {
+	ids := IDs()
+	if i := slices.Index(ids, Fallback); i >= 0 {
+		ids = append(slices.Delete(ids, i, i+1), Fallback)
+	}
+	return ids
+}
+
+func known() string {
+	ids := IDs()
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}

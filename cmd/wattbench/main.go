@@ -1,0 +1,432 @@
+// Command wattbench compares wattd with a plain node:cluster primary running
+// the same Node.js app, on the same machine, in the same run.
+//
+// Three scenarios, each run against every target in turn (the order flips
+// between rounds and repeats, so background noise falls on both):
+//
+//   - startup: time from exec to the first HTTP 200, median of 5 starts,
+//     plus how long a graceful SIGTERM stop takes;
+//   - throughput: requests/s and p50/p99 latency of a closed-loop keep-alive
+//     load, the RSS of the target's whole process tree and of its root
+//     process, and the CPU used by the target and by the bench itself;
+//   - crash: the same load while every worker exits one second after it
+//     starts listening, counting refused connections and failed requests.
+//
+// The load generator is a small HTTP/1.1 client over net.Conn rather than
+// net/http, because on a small machine it shares the CPU with the server
+// under test and has to stay cheap; its own CPU use is reported so that the
+// share it took is visible.
+//
+// Everything runs on 127.0.0.1. Every process the bench starts is stopped by
+// its pid (SIGTERM, then SIGKILL after 10 s) when its run ends, when the
+// bench is interrupted, and, through the parent-death signal, when the bench
+// itself is killed.
+//
+// The bench measures, it does not assert: targets that are missed are
+// marked MISS in the table, and the exit status is non-zero only when a
+// measurement could not be taken (1), the command line or the environment is
+// wrong (2), or the run was interrupted (130).
+//
+// Usage, from the repository root:
+//
+//	go run ./cmd/wattbench -wattd ./bin/wattd -duration 10s -conns 50
+//	go run ./cmd/wattbench -targets cluster -scenarios throughput -json out.json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const (
+	exitOK          = 0
+	exitBenchFailed = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+var (
+	allTargets   = []string{"wattd", "cluster"}
+	allScenarios = []string{"throughput", "startup", "crash"}
+)
+
+type config struct {
+	wattd, node, fixtures string
+	targets, scenarios    []string
+	duration, warmup      time.Duration
+	conns, rounds         int
+	startRepeats          int
+	jsonOut               string
+	keepLogs              bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("wattbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.wattd, "wattd", "./bin/wattd", "path of the wattd binary")
+	fs.StringVar(&c.node, "node", "node", "node binary (looked up in PATH if it has no slash); wattd gets its directory first on PATH too")
+	fs.StringVar(&c.fixtures, "fixtures", "testdata/bench", "directory holding the hello/ and cluster/ fixtures")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured load duration per throughput/crash run")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each throughput/crash run")
+	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
+	fs.IntVar(&c.rounds, "rounds", 1, "times to repeat every scenario; the summary takes medians (sums for error counts)")
+	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
+	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash")
+	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
+	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var err error
+	if c.targets, err = parseList(*targets, allTargets); err != nil {
+		return c, fmt.Errorf("-targets: %w", err)
+	}
+	if c.scenarios, err = parseList(*scenarios, allScenarios); err != nil {
+		return c, fmt.Errorf("-scenarios: %w", err)
+	}
+	switch {
+	case c.duration < 100*time.Millisecond || c.duration > time.Hour:
+		return c, errors.New("-duration must be between 100ms and 1h")
+	case c.warmup < 0 || c.warmup > 10*time.Minute:
+		return c, errors.New("-warmup must be between 0 and 10m")
+	case c.conns < 1 || c.conns > 10000:
+		return c, errors.New("-conns must be between 1 and 10000")
+	case c.rounds < 1 || c.rounds > 100:
+		return c, errors.New("-rounds must be between 1 and 100")
+	case c.startRepeats < 1 || c.startRepeats > 100:
+		return c, errors.New("-starts must be between 1 and 100")
+	}
+	return c, nil
+}
+
+// parseList splits a comma list, checks every entry is known and returns
+// them in canonical order (the order the bench runs them in).
+func parseList(s string, known []string) ([]string, error) {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(known, f) {
+			return nil, fmt.Errorf("unknown %q (known: %s)", f, strings.Join(known, ", "))
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	slices.SortStableFunc(out, func(a, b string) int {
+		return slices.Index(known, a) - slices.Index(known, b)
+	})
+	return out, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "wattbench:", err)
+		}
+		return exitUsage
+	}
+	env, err := preflight(&cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "wattbench:", err)
+		return exitUsage
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Stopping is by pid, whatever happens below; the deferred call is the
+	// safety net for paths that return early.
+	defer stopAll()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		n := 0
+		for range sigs {
+			n++
+			if n == 1 {
+				fmt.Fprintln(stderr, "wattbench: interrupted, stopping targets (interrupt again to SIGKILL them)")
+				cancel()
+			} else {
+				killAll()
+			}
+		}
+	}()
+
+	logDir, err := os.MkdirTemp("", "wattbench-")
+	if err != nil {
+		fmt.Fprintln(stderr, "wattbench:", err)
+		return exitUsage
+	}
+
+	b := &bench{
+		env:          env.base,
+		logDir:       logDir,
+		conns:        cfg.conns,
+		duration:     cfg.duration,
+		warmup:       cfg.warmup,
+		startTimeout: 30 * time.Second,
+		crashAfter:   time.Second,
+		reqTimeout:   2 * time.Second,
+		sampleEvery:  500 * time.Millisecond,
+	}
+	targets := make([]target, 0, len(cfg.targets))
+	for _, name := range cfg.targets {
+		targets = append(targets, env.targets[name])
+	}
+
+	fmt.Fprintf(stderr, "wattbench: %d CPUs, node %s, targets %s, scenarios %s, logs in %s\n",
+		runtime.NumCPU(), env.nodeVersion, strings.Join(cfg.targets, ","),
+		strings.Join(cfg.scenarios, ","), logDir)
+
+	records := runAll(ctx, b, cfg, targets, stderr)
+	interrupted := ctx.Err() != nil
+
+	rows := summarize(records, cfg.targets)
+	problems := collectProblems(records)
+	printReport(stdout, cfg, env, rows, problems)
+
+	status := exitOK
+	failed := false
+	for _, r := range records {
+		failed = failed || (r.Error != "" && !r.Interrupted)
+	}
+	if failed {
+		status = exitBenchFailed
+	}
+	if interrupted {
+		status = exitInterrupted
+	}
+
+	if cfg.jsonOut != "" {
+		if err := writeJSON(cfg, env, records, rows, problems); err != nil {
+			fmt.Fprintln(stderr, "wattbench:", err)
+			status = max(status, exitBenchFailed)
+		}
+	}
+	if len(problems) == 0 && !failed && !cfg.keepLogs {
+		os.RemoveAll(logDir)
+	} else {
+		fmt.Fprintf(stderr, "wattbench: target logs kept in %s\n", logDir)
+	}
+	return status
+}
+
+// runAll runs every scenario for every target, round after round. Within a
+// round the target order alternates from one scenario (and one startup
+// repeat) to the next, so that neither target always runs first after a
+// quiet machine or right after the other's load.
+func runAll(ctx context.Context, b *bench, cfg config, targets []target, log io.Writer) []runRecord {
+	var records []runRecord
+	flip := 0
+	ordered := func() []target {
+		flip++
+		out := slices.Clone(targets)
+		if flip%2 == 0 {
+			slices.Reverse(out)
+		}
+		return out
+	}
+	note := func(r runRecord) {
+		records = append(records, r)
+		fmt.Fprintln(log, "  "+progressLine(r))
+	}
+	// Pause between runs so that the previous target's exit, its sockets in
+	// TIME_WAIT and the CPU frequency do not spill into the next run.
+	const settle = 500 * time.Millisecond
+	for round := 1; round <= cfg.rounds && ctx.Err() == nil; round++ {
+		for _, sc := range cfg.scenarios {
+			if ctx.Err() != nil {
+				break
+			}
+			fmt.Fprintf(log, "wattbench: round %d/%d, %s\n", round, cfg.rounds, sc)
+			switch sc {
+			case "startup":
+				for rep := 1; rep <= cfg.startRepeats && ctx.Err() == nil; rep++ {
+					for _, t := range ordered() {
+						if ctx.Err() != nil {
+							break
+						}
+						note(b.runStartup(ctx, t, round, rep))
+						sleepCtx(ctx, settle/5)
+					}
+				}
+			case "throughput", "crash":
+				for _, t := range ordered() {
+					if ctx.Err() != nil {
+						break
+					}
+					note(b.runLoadScenario(ctx, t, round, sc == "crash"))
+					sleepCtx(ctx, settle)
+				}
+			}
+		}
+	}
+	return records
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func progressLine(r runRecord) string {
+	head := fmt.Sprintf("%-8s %-10s r%d", r.Target, r.Scenario, r.Round)
+	if r.Repeat > 0 {
+		head += fmt.Sprintf(" #%d", r.Repeat)
+	}
+	if r.Error != "" {
+		return head + "  ERROR: " + r.Error
+	}
+	s := head + fmt.Sprintf("  first 200 %.1f ms, stop %.0f ms (%s)", r.FirstOKMs, r.StopMs, r.StopExit)
+	if r.Load != nil {
+		l := r.Load
+		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d; tree %s, root %s; cpu bench %.2f target %.2f",
+			l.RPS, l.P50Ms, l.P99Ms, l.Failed, l.Refused, mib(r.MaxTreeRSS), mib(r.MaxRootRSS), r.BenchCores, r.TargetCores)
+	}
+	if r.ForcedKill {
+		s += "  FORCED SIGKILL"
+	}
+	if r.Orphans > 0 {
+		s += fmt.Sprintf("  %d ORPHANS", r.Orphans)
+	}
+	return s
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// benchEnv is what preflight found out about the machine and the targets.
+type benchEnv struct {
+	base        []string
+	targets     map[string]target
+	nodePath    string
+	nodeVersion string
+	kernel      string
+}
+
+// preflight resolves paths and checks that what the selected targets need is
+// there, so that a typo fails in a second rather than after a long run.
+func preflight(cfg *config) (benchEnv, error) {
+	var e benchEnv
+	nodePath, err := exec.LookPath(cfg.node)
+	if err != nil {
+		return e, fmt.Errorf("-node: %w", err)
+	}
+	if nodePath, err = filepath.Abs(nodePath); err != nil {
+		return e, err
+	}
+	e.nodePath = nodePath
+	vctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(vctx, nodePath, "--version").Output()
+	if err != nil {
+		return e, fmt.Errorf("%s --version: %w", nodePath, err)
+	}
+	e.nodeVersion = strings.TrimSpace(string(out))
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		e.kernel = strings.TrimSpace(string(b))
+	}
+
+	fixtures, err := filepath.Abs(cfg.fixtures)
+	if err != nil {
+		return e, err
+	}
+	hello := filepath.Join(fixtures, "hello")
+	primary := filepath.Join(fixtures, "cluster", "primary.js")
+	for _, f := range []string{filepath.Join(hello, "watt.json"), filepath.Join(hello, "app", "index.js"), primary} {
+		if _, err := os.Stat(f); err != nil {
+			return e, fmt.Errorf("fixture missing (run from the repository root or set -fixtures): %w", err)
+		}
+	}
+
+	e.targets = map[string]target{
+		"cluster": {
+			name:    "cluster",
+			dir:     filepath.Dir(primary),
+			argv:    []string{nodePath, primary},
+			portEnv: "PORT",
+			env:     []string{"WORKERS=2"}, // the same count as watt.json
+		},
+	}
+	if slices.Contains(cfg.targets, "wattd") {
+		wattd, err := filepath.Abs(cfg.wattd)
+		if err != nil {
+			return e, err
+		}
+		st, err := os.Stat(wattd)
+		if err != nil {
+			return e, fmt.Errorf("-wattd: %w (build it, or run with -targets cluster)", err)
+		}
+		if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			return e, fmt.Errorf("-wattd: %s is not an executable file", wattd)
+		}
+		e.targets["wattd"] = target{
+			name:    "wattd",
+			dir:     hello,
+			argv:    []string{wattd, "start", hello},
+			portEnv: "PLT_SERVER_PORT",
+		}
+	}
+	e.base = baseEnv(nodePath)
+	return e, nil
+}
+
+func writeJSON(cfg config, env benchEnv, records []runRecord, rows []row, problems []string) error {
+	doc := map[string]any{
+		"host": map[string]any{
+			"cpus":   runtime.NumCPU(),
+			"go":     runtime.Version(),
+			"node":   env.nodeVersion,
+			"kernel": env.kernel,
+		},
+		"config": map[string]any{
+			"targets":    cfg.targets,
+			"scenarios":  cfg.scenarios,
+			"duration_s": cfg.duration.Seconds(),
+			"warmup_s":   cfg.warmup.Seconds(),
+			"conns":      cfg.conns,
+			"rounds":     cfg.rounds,
+			"starts":     cfg.startRepeats,
+		},
+		"runs":     records,
+		"summary":  rows,
+		"problems": problems,
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(cfg.jsonOut, append(b, '\n'), 0o644)
+}

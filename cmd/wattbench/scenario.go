@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// runRecord is one measurement: one target, one scenario, one repeat. The
+// JSON output is a list of these, so field names are part of its format.
+type runRecord struct {
+	Target   string `json:"target"`
+	Scenario string `json:"scenario"`
+	Round    int    `json:"round"`
+	Repeat   int    `json:"repeat,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	Log      string `json:"log,omitempty"`
+	// Error is set when the run produced no measurement; such records are
+	// left out of the summary.
+	Error       string `json:"error,omitempty"`
+	Interrupted bool   `json:"interrupted,omitempty"`
+
+	FirstOKMs float64 `json:"first_200_ms,omitempty"`
+
+	StopMs     float64 `json:"stop_ms,omitempty"`
+	StopExit   string  `json:"stop_exit,omitempty"`
+	ForcedKill bool    `json:"forced_kill,omitempty"`
+	Orphans    int     `json:"orphans,omitempty"`
+
+	Load *loadSummary `json:"load,omitempty"`
+
+	MaxTreeRSS uint64 `json:"max_tree_rss_bytes,omitempty"`
+	MaxRootRSS uint64 `json:"max_root_rss_bytes,omitempty"`
+	MaxProcs   int    `json:"max_procs,omitempty"`
+	PidsSeen   int    `json:"pids_seen,omitempty"`
+	RSSSamples int    `json:"rss_samples,omitempty"`
+	// CPU use during the measured load phase, in cores (CPU seconds per
+	// wall second): the bench process itself and the target's tree.
+	BenchCores  float64 `json:"bench_cpu_cores,omitempty"`
+	TargetCores float64 `json:"target_cpu_cores,omitempty"`
+}
+
+type loadSummary struct {
+	Requests          uint64  `json:"requests"`
+	Seconds           float64 `json:"seconds"`
+	RPS               float64 `json:"requests_per_s"`
+	P50Ms             float64 `json:"p50_ms"`
+	P99Ms             float64 `json:"p99_ms"`
+	MeanMs            float64 `json:"mean_ms"`
+	MaxMs             float64 `json:"max_ms"`
+	Dials             uint64  `json:"dials"`
+	Refused           uint64  `json:"refused"`
+	DialErr           uint64  `json:"dial_errors"`
+	Failed            uint64  `json:"failed"`
+	Reset             uint64  `json:"reset"`
+	Timeout           uint64  `json:"timeout"`
+	BadStatus         uint64  `json:"bad_status"`
+	Protocol          uint64  `json:"protocol"`
+	Other             uint64  `json:"other"`
+	FailedFresh       uint64  `json:"failed_on_fresh_conn"`
+	EOFBeforeResponse uint64  `json:"eof_before_response"`
+}
+
+func summarizeLoad(s *loadStats) *loadSummary {
+	return &loadSummary{
+		Requests:          s.OK,
+		Seconds:           s.Elapsed.Seconds(),
+		RPS:               s.rate(),
+		P50Ms:             ms(s.Hist.percentile(0.50)),
+		P99Ms:             ms(s.Hist.percentile(0.99)),
+		MeanMs:            ms(s.Hist.mean()),
+		MaxMs:             ms(time.Duration(s.Hist.max)),
+		Dials:             s.Dials,
+		Refused:           s.Refused,
+		DialErr:           s.DialErr,
+		Failed:            s.failed(),
+		Reset:             s.Reset,
+		Timeout:           s.Timeout,
+		BadStatus:         s.BadStatus,
+		Protocol:          s.Protocol,
+		Other:             s.Other,
+		FailedFresh:       s.FailedFresh,
+		EOFBeforeResponse: s.EOFBeforeResponse,
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// bench holds what every scenario run needs.
+type bench struct {
+	env          []string // base environment of targets
+	logDir       string
+	conns        int
+	duration     time.Duration
+	warmup       time.Duration
+	startTimeout time.Duration
+	crashAfter   time.Duration
+	reqTimeout   time.Duration
+	sampleEvery  time.Duration
+}
+
+const (
+	probeEvery       = 5 * time.Millisecond
+	probeDialTimeout = 100 * time.Millisecond
+	// A probe that connected waits this long for its response: a server
+	// that accepts before its app is ready (wattd's sockets outlive the
+	// workers) queues the request rather than refusing it.
+	probeRespTimeout = 2 * time.Second
+	// Probes that connected but still wait are not abandoned; new ones keep
+	// starting every probeEvery up to this many in flight, so a queued
+	// probe neither delays detection nor multiplies without bound.
+	maxProbes = 4
+)
+
+func (b *bench) start(ctx context.Context, t target, port int, extra []string, logName string) (*proc, error) {
+	env := append([]string(nil), b.env...)
+	env = append(env, t.env...)
+	env = append(env, fmt.Sprintf("%s=%d", t.portEnv, port))
+	env = append(env, extra...)
+	return startProc(ctx, t, env, filepath.Join(b.logDir, logName))
+}
+
+// waitFirst200 returns the time from exec to the first 200 response.
+func waitFirst200(ctx context.Context, p *proc, addr string, limit time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // first, so that in-flight probes give up
+		wg.Wait()
+	}()
+	got := make(chan time.Time, 1)
+	var inflight atomic.Int32
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	for {
+		if inflight.Load() < maxProbes {
+			inflight.Add(1)
+			wg.Go(func() {
+				defer inflight.Add(-1)
+				if probe(ctx, addr, probeDialTimeout, probeRespTimeout) {
+					select {
+					case got <- time.Now():
+					default:
+					}
+				}
+			})
+		}
+		select {
+		case t := <-got:
+			return t.Sub(p.started), nil
+		case <-p.exited:
+			return 0, fmt.Errorf("exited before serving (%s)", exitString(p))
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return 0, fmt.Errorf("no 200 within %s", limit)
+			}
+			return 0, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *runRecord) fillStop(s stopResult) {
+	r.StopMs = ms(s.took)
+	r.StopExit = s.exit
+	r.ForcedKill = s.forced
+	r.Orphans = s.orphans
+}
+
+// fail records why a run produced nothing, with the target's log tail.
+func (r *runRecord) fail(ctx context.Context, p *proc, err error) {
+	if ctx.Err() != nil {
+		r.Interrupted = true
+		r.Error = "interrupted"
+		return
+	}
+	r.Error = err.Error()
+	if p != nil {
+		if tail := p.logTail(30); tail != "" {
+			r.Error += "\n--- tail of " + p.logPath + " ---\n" + tail
+		}
+	}
+}
+
+// runStartup measures exec to first 200, then the graceful stop.
+func (b *bench) runStartup(ctx context.Context, t target, round, rep int) runRecord {
+	rec := runRecord{Target: t.name, Scenario: "startup", Round: round, Repeat: rep}
+	port, err := freePort()
+	if err != nil {
+		rec.fail(ctx, nil, err)
+		return rec
+	}
+	rec.Port = port
+	logName := fmt.Sprintf("%s-startup-r%d-%d.log", t.name, round, rep)
+	p, err := b.start(ctx, t, port, nil, logName)
+	if err != nil {
+		rec.fail(ctx, nil, err)
+		return rec
+	}
+	rec.Log = p.logPath
+	d, err := waitFirst200(ctx, p, loopback(port), b.startTimeout)
+	if err != nil {
+		rec.fillStop(p.stop())
+		rec.fail(ctx, p, err)
+		return rec
+	}
+	rec.FirstOKMs = ms(d)
+	rec.fillStop(p.stop())
+	return rec
+}
+
+// runLoadScenario is throughput, or crash when crash is set: the same closed
+// loop, the latter with every worker told to exit b.crashAfter after it
+// starts listening.
+func (b *bench) runLoadScenario(ctx context.Context, t target, round int, crash bool) runRecord {
+	name := "throughput"
+	var extra []string
+	if crash {
+		name = "crash"
+		extra = append(extra, fmt.Sprintf("EXIT_AFTER_MS=%d", b.crashAfter.Milliseconds()))
+	}
+	rec := runRecord{Target: t.name, Scenario: name, Round: round}
+	port, err := freePort()
+	if err != nil {
+		rec.fail(ctx, nil, err)
+		return rec
+	}
+	rec.Port = port
+	p, err := b.start(ctx, t, port, extra, fmt.Sprintf("%s-%s-r%d.log", t.name, name, round))
+	if err != nil {
+		rec.fail(ctx, nil, err)
+		return rec
+	}
+	rec.Log = p.logPath
+	d, err := waitFirst200(ctx, p, loopback(port), b.startTimeout)
+	if err != nil {
+		rec.fillStop(p.stop())
+		rec.fail(ctx, p, err)
+		return rec
+	}
+	rec.FirstOKMs = ms(d)
+
+	sampler := newTreeSampler(p.pid, b.sampleEvery)
+	sampler.start()
+	opts := loadOpts{
+		addr:        loopback(port),
+		conns:       b.conns,
+		reqTimeout:  b.reqTimeout,
+		dialTimeout: b.reqTimeout,
+	}
+	if b.warmup > 0 {
+		// Warm-up traffic lets V8 compile the hot path and the kernel
+		// settle its socket buffers; its numbers are thrown away.
+		opts.duration = b.warmup
+		runLoad(ctx, opts)
+	}
+	opts.duration = b.duration
+	sampler.markCPU()
+	cpu0 := selfCPU()
+	stats := runLoad(ctx, opts)
+	benchCPU := selfCPU() - cpu0
+	targetCPU := sampler.cpuSince()
+	sampler.finish()
+
+	select {
+	case <-p.exited:
+		// The root itself must survive, crash scenario included: only
+		// workers are meant to die.
+		rec.fillStop(p.stop())
+		rec.fail(ctx, p, fmt.Errorf("target exited during the load (%s)", rec.StopExit))
+		return rec
+	default:
+	}
+	if ctx.Err() != nil {
+		rec.fillStop(p.stop())
+		rec.fail(ctx, p, ctx.Err())
+		return rec
+	}
+
+	rec.Load = summarizeLoad(stats)
+	if secs := stats.Elapsed.Seconds(); secs > 0 {
+		rec.BenchCores = benchCPU.Seconds() / secs
+		rec.TargetCores = targetCPU.Seconds() / secs
+	}
+	sampler.mu.Lock()
+	rec.MaxTreeRSS = sampler.maxTotal
+	rec.MaxRootRSS = sampler.maxRoot
+	rec.MaxProcs = sampler.maxProcs
+	rec.PidsSeen = len(sampler.seen)
+	rec.RSSSamples = sampler.samples
+	sampler.mu.Unlock()
+
+	rec.fillStop(p.stop())
+	return rec
+}
+
+// selfCPU is the user+system CPU time of the bench process so far: the load
+// generator, the samplers and everything else the runner does.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

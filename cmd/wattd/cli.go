@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/admin"
+	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/logs"
+	"github.com/wattd/wattd/supervisor/rundir"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes; documented in docs/operations.md.
+const (
+	exitOK      = 0
+	exitFailure = 1 // runtime error: every app failed, sockets could not be opened, ...
+	exitUsage   = 2 // bad command line or bad watt.json: nothing was started
+)
+
+// exitError carries an exit code through urfave/cli.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func run(args []string) int {
+	app := &cli.App{
+		Name:                 "wattd",
+		Usage:                "run Node.js and other HTTP applications as supervised worker processes",
+		Version:              version,
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			startCommand(),
+			ctlCommand(),
+			{
+				Name:  "schema",
+				Usage: "print the JSON schema of watt.json",
+				Action: func(c *cli.Context) error {
+					_, err := os.Stdout.Write(config.Schema)
+					return err
+				},
+			},
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Println("wattd", version)
+					return nil
+				},
+			},
+		},
+	}
+	if err := app.Run(args); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintln(os.Stderr, "wattd:", ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintln(os.Stderr, "wattd:", err)
+		return exitUsage
+	}
+	return exitOK
+}
+
+func startCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "start",
+		Usage:     "run the project in DIR (default: the current directory)",
+		ArgsUsage: "[DIR]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return &exitError{exitUsage, fmt.Errorf("start takes one directory, got %d arguments", c.NArg())}
+			}
+			dir := c.Args().First()
+			if dir == "" {
+				dir = "."
+			}
+			return start(dir, c.String("config"))
+		},
+	}
+}
+
+func start(dir, file string) error {
+	cfg, err := config.Load(dir, file, os.Environ())
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	log, _, err := logs.New(cfg.Logger.Level, os.Stderr)
+	if err != nil {
+		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
+	}
+	defer log.Sync() //nolint:errcheck // stderr
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	rd, err := rundir.Create(cfg.Dir)
+	if err != nil {
+		return &exitError{exitFailure, err}
+	}
+	defer rd.Remove()
+	rt, err := supervisor.New(supervisor.Options{Config: cfg, Logger: log, RunDir: rd, Version: version})
+	if err != nil {
+		return &exitError{exitFailure, err}
+	}
+	if err := rd.WriteInfo(cfg.File, version); err != nil {
+		log.Warn("could not write runtime.json", zap.Error(err))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	adm, err := admin.Serve(ctx, rd.AdminSocket(), rt, log.Named("admin"))
+	if err != nil {
+		return &exitError{exitFailure, err}
+	}
+	defer adm.Close()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	go handleSignals(ctx, sigs, rt, log)
+
+	if err := rt.Run(ctx); err != nil {
+		return &exitError{exitFailure, err}
+	}
+	return nil
+}
+
+// handleSignals: TERM and INT stop gracefully (a second one kills at once),
+// USR2 restarts every app rolling, HUP is reserved for config reload.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Runtime, log *zap.Logger) {
+	stopping := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT:
+				if stopping {
+					log.Warn("second stop signal; exiting without waiting for workers", zap.String("signal", sig.String()))
+					os.Exit(exitFailure) // workers die with us: PR_SET_PDEATHSIG
+				}
+				stopping = true
+				log.Info("stop signal received", zap.String("signal", sig.String()))
+				rt.Stop()
+			case syscall.SIGUSR2:
+				log.Info("SIGUSR2: rolling restart of every application")
+				go func() {
+					if err := rt.RestartAll(context.Background()); err != nil {
+						log.Error("rolling restart", zap.Error(err))
+					}
+				}()
+			case syscall.SIGHUP:
+				log.Warn("SIGHUP: configuration reload is not supported yet; send SIGUSR2 for a rolling restart")
+			}
+		}
+	}
+}
+
+func ctlCommand() *cli.Command {
+	socketFlag := &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime (default: the runtime started from this directory, or the only one running)"}
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	client := func(c *cli.Context) (*admin.Client, error) {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		if abs, err := filepath.Abs(cwd); err == nil {
+			cwd = abs
+		}
+		sock, err := rundir.Find(rundir.FindOptions{Socket: c.String("socket"), Cwd: cwd})
+		if err != nil {
+			return nil, &exitError{exitFailure, err}
+		}
+		return admin.NewClient(sock), nil
+	}
+	fail := func(err error) error {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return &exitError{exitFailure, err}
+	}
+	printJSON := func(v any) error {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	return &cli.Command{
+		Name:  "ctl",
+		Usage: "administer a running wattd",
+		Flags: []cli.Flag{socketFlag},
+		Subcommands: []*cli.Command{
+			{
+				Name:  "ps",
+				Usage: "list applications and their workers",
+				Flags: []cli.Flag{jsonFlag},
+				Action: func(c *cli.Context) error {
+					cl, err := client(c)
+					if err != nil {
+						return fail(err)
+					}
+					ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+					defer cancel()
+					apps, err := cl.Apps(ctx)
+					if err != nil {
+						return fail(err)
+					}
+					if c.Bool("json") {
+						return printJSON(apps)
+					}
+					admin.RenderPS(os.Stdout, apps)
+					return nil
+				},
+			},
+			{
+				Name:  "status",
+				Usage: "show the runtime's status",
+				Flags: []cli.Flag{jsonFlag},
+				Action: func(c *cli.Context) error {
+					cl, err := client(c)
+					if err != nil {
+						return fail(err)
+					}
+					ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+					defer cancel()
+					st, err := cl.Status(ctx)
+					if err != nil {
+						return fail(err)
+					}
+					if c.Bool("json") {
+						return printJSON(st)
+					}
+					admin.RenderStatus(os.Stdout, st)
+					return nil
+				},
+			},
+			{
+				Name:      "restart",
+				Usage:     "restart every worker of APP, one at a time, with no downtime",
+				ArgsUsage: "APP",
+				Flags:     []cli.Flag{jsonFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return &exitError{exitUsage, errors.New("usage: wattd ctl restart APP")}
+					}
+					cl, err := client(c)
+					if err != nil {
+						return fail(err)
+					}
+					ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+					defer cancel()
+					st, err := cl.Restart(ctx, c.Args().First())
+					if err != nil {
+						return fail(err)
+					}
+					if c.Bool("json") {
+						return printJSON(st)
+					}
+					admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st})
+					return nil
+				},
+			},
+			{
+				Name:  "stop",
+				Usage: "stop the runtime gracefully",
+				Action: func(c *cli.Context) error {
+					cl, err := client(c)
+					if err != nil {
+						return fail(err)
+					}
+					ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+					defer cancel()
+					if err := cl.Stop(ctx); err != nil {
+						return fail(err)
+					}
+					fmt.Println("stopping")
+					return nil
+				},
+			},
+		},
+	}
+}

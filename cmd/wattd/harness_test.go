@@ -1,0 +1,391 @@
+package main_test
+
+// Integration tests run the real wattd binary with real node processes.
+// The binary is $WATTD_BIN (set by `make test`) or built once here.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+var (
+	wattdBin  string
+	repoRoot  string
+	testNodes []string // node binaries to run the framework tests on
+)
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	code := func() int {
+		if testing.Short() {
+			return m.Run()
+		}
+		wattdBin = os.Getenv("WATTD_BIN")
+		if wattdBin == "" {
+			dir, err := os.MkdirTemp("", "wattd-bin")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			wattdBin = filepath.Join(dir, "wattd")
+			out, err := exec.Command("go", "build", "-o", wattdBin, "./cmd/wattd").CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build wattd: %v\n%s", err, out)
+				return 1
+			}
+		}
+		for _, n := range strings.Fields(os.Getenv("WATTD_TEST_NODES")) {
+			if _, err := os.Stat(n); err == nil || n == "node" {
+				testNodes = append(testNodes, n)
+			}
+		}
+		if len(testNodes) == 0 {
+			testNodes = []string{"node"}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// nodePath resolves a WATTD_TEST_NODES entry to an absolute path.
+func nodePath(t *testing.T, n string) string {
+	t.Helper()
+	p, err := exec.LookPath(n)
+	if err != nil {
+		t.Fatalf("node binary %q: %v", n, err)
+	}
+	abs, _ := filepath.Abs(p)
+	return abs
+}
+
+func nodeVersion(t *testing.T, node string) string {
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", node, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func integration(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs wattd and node")
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// project writes a watt.json into a fresh directory. Application paths in
+// cfg may be absolute; fixture() gives those.
+func project(t *testing.T, cfg map[string]any) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func fixture(rel string) string { return filepath.Join(repoRoot, "testdata", rel) }
+
+// syncBuffer collects a process's output for assertions.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// daemon is a running wattd.
+type daemon struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	dir    string
+	port   int
+	out    *syncBuffer
+	runDir string
+	done   chan struct{}
+	err    error
+}
+
+type startOpts struct {
+	env  []string
+	args []string
+}
+
+// startWattd runs `wattd start dir` with its runtime dir under a private
+// base so parallel tests never see each other.
+func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
+	t.Helper()
+	runBase, err := os.MkdirTemp("", "wrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runBase) })
+	args := append([]string{"start"}, o.args...)
+	args = append(args, dir)
+	cmd := exec.Command(wattdBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"WATTD_RUNTIME_DIR="+runBase,
+		"PLT_SERVER_PORT="+strconv.Itoa(port),
+		"WATTD_LOG_FORMAT=json",
+	)
+	cmd.Env = append(cmd.Env, o.env...)
+	d := &daemon{t: t, cmd: cmd, dir: dir, port: port, out: &syncBuffer{}, runDir: runBase, done: make(chan struct{})}
+	cmd.Stdout = d.out
+	cmd.Stderr = d.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("wattd output:\n%s", d.out.String())
+		}
+	})
+	return d
+}
+
+func (d *daemon) url(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", d.port, path)
+}
+
+// waitOutput polls wattd's output for s.
+func (d *daemon) waitOutput(s string, timeout time.Duration) {
+	d.t.Helper()
+	waitFor(d.t, timeout, "wattd output to contain "+strconv.Quote(s), func() bool {
+		return strings.Contains(d.out.String(), s)
+	})
+}
+
+// wait waits for wattd to exit and returns its exit code.
+func (d *daemon) wait(timeout time.Duration) int {
+	d.t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+		d.t.Fatalf("wattd did not exit within %s", timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(d.err, &ee) {
+		return ee.ExitCode()
+	}
+	if d.err != nil {
+		d.t.Fatalf("wattd: %v", d.err)
+	}
+	return 0
+}
+
+func (d *daemon) signal(sig syscall.Signal) {
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatalf("signal wattd: %v", err)
+	}
+}
+
+// ctl runs `wattd ctl args…` from the project directory.
+func (d *daemon) ctl(args ...string) (string, error) {
+	cmd := exec.Command(wattdBin, append([]string{"ctl"}, args...)...)
+	cmd.Dir = d.dir
+	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+d.runDir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (d *daemon) ps() []supervisor.AppStatus {
+	d.t.Helper()
+	out, err := d.ctl("ps", "--json")
+	if err != nil {
+		d.t.Fatalf("ctl ps: %v\n%s", err, out)
+	}
+	var apps []supervisor.AppStatus
+	if err := json.Unmarshal([]byte(out), &apps); err != nil {
+		d.t.Fatalf("ctl ps --json: %v\n%s", err, out)
+	}
+	return apps
+}
+
+func (d *daemon) app(id string) supervisor.AppStatus {
+	d.t.Helper()
+	for _, a := range d.ps() {
+		if a.ID == id {
+			return a
+		}
+	}
+	d.t.Fatalf("ctl ps has no app %q", id)
+	return supervisor.AppStatus{}
+}
+
+// waitReady polls ctl ps until every worker of app is ready.
+func (d *daemon) waitReady(app string, timeout time.Duration) supervisor.AppStatus {
+	d.t.Helper()
+	var last supervisor.AppStatus
+	waitFor(d.t, timeout, "app "+app+" ready", func() bool {
+		out, err := d.ctl("ps", "--json")
+		if err != nil {
+			return false
+		}
+		var apps []supervisor.AppStatus
+		if json.Unmarshal([]byte(out), &apps) != nil {
+			return false
+		}
+		for _, a := range apps {
+			if a.ID != app {
+				continue
+			}
+			last = a
+			for _, w := range a.Workers {
+				if w.State != "ready" || w.PID == 0 {
+					return false
+				}
+			}
+			return len(a.Workers) > 0
+		}
+		return false
+	})
+	return last
+}
+
+// waitFor polls cond every 20 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fresh is an HTTP client that opens a new connection per request, so the
+// kernel's SO_REUSEPORT hashing spreads requests over the worker sockets.
+var fresh = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true},
+}
+
+// get does one GET and returns status and body.
+func get(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// waitHTTP polls url until it answers 200.
+func waitHTTP(t *testing.T, url string, timeout time.Duration) string {
+	t.Helper()
+	var body string
+	waitFor(t, timeout, url+" to answer 200", func() bool {
+		code, b, err := get(fresh, url)
+		body = b
+		return err == nil && code == 200
+	})
+	return body
+}
+
+// alive reports whether pid is a live (non-zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+// load runs GETs in a closed loop from n goroutines until ctx ends and
+// counts outcomes. Each request uses a new connection.
+type loadResult struct {
+	ok, refused, failed int
+	errs                []string
+}
+
+func load(ctx context.Context, url string, n int) *loadResult {
+	var mu sync.Mutex
+	res := &loadResult{}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				code, _, err := get(fresh, url)
+				mu.Lock()
+				switch {
+				case err == nil && code == 200:
+					res.ok++
+				case err != nil && errors.Is(err, syscall.ECONNREFUSED):
+					res.refused++
+				default:
+					res.failed++
+					if len(res.errs) < 10 {
+						res.errs = append(res.errs, fmt.Sprintf("code %d err %v", code, err))
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+var _ = context.Background

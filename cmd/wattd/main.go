@@ -1,0 +1,17 @@
+// Command wattd is the application server: it runs the applications of a
+// watt.json as supervised worker processes, and administers a running
+// instance with `wattd ctl`.
+package main
+
+import (
+	"os"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == supervisor.ExecHelperArg {
+		supervisor.ExecHelperMain(os.Args[2:]) // never returns
+	}
+	os.Exit(run(os.Args))
+}

@@ -1,0 +1,224 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestIgnoresSigtermIsKilled: a worker that ignores SIGTERM is killed once
+// gracefulShutdown.application has passed, and wattd still exits 0.
+func TestIgnoresSigtermIsKilled(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"gracefulShutdown": map[string]any{"runtime": 8000, "application": 1000},
+		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/ignore-sigterm")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	pid := d.waitReady("web", 10*time.Second).Workers[0].PID
+	start := time.Now()
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	el := time.Since(start)
+	if alive(pid) {
+		t.Fatalf("worker %d survived", pid)
+	}
+	if !strings.Contains(d.out.String(), "SIGTERM received and ignored") || !strings.Contains(d.out.String(), "killing its process group") {
+		t.Fatal("log does not show the ignored SIGTERM and the kill")
+	}
+	if el > 6*time.Second {
+		t.Fatalf("stop took %s with a 1s application grace", el)
+	}
+}
+
+// TestLogFloodNeitherBlocksNorGrows: a worker writing as fast as it can
+// keeps serving, wattd keeps answering, and wattd's memory stays bounded.
+func TestLogFloodNeitherBlocksNorGrows(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"logger":       map[string]any{"level": "warn"}, // the test keeps wattd's output in memory
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/log-flood")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	var maxRSS uint64
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		begin := time.Now()
+		if code, _, err := get(fresh, d.url("/")); err != nil || code != 200 {
+			t.Fatalf("flooding worker stopped serving: %d %v", code, err)
+		}
+		if _, err := d.ctl("ps", "--json"); err != nil {
+			t.Fatalf("ctl ps during flood: %v", err)
+		}
+		if el := time.Since(begin); el > 2*time.Second {
+			t.Fatalf("request + ctl ps took %s during the flood", el)
+		}
+		if r := rssKB(d.cmd.Process.Pid); r > maxRSS {
+			maxRSS = r
+		}
+	}
+	if maxRSS > 150*1024 {
+		t.Fatalf("wattd RSS grew to %d KiB under a log flood", maxRSS)
+	}
+	t.Logf("wattd max RSS under flood: %d KiB", maxRSS)
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+func rssKB(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// TestCtlRestartIsRolling: `wattd ctl restart web` replaces every worker
+// while load runs, with no failed or refused request.
+func TestCtlRestartIsRolling(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/express"), "workers": 2}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	before := d.waitReady("web", 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	var res *loadResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); res = load(ctx, d.url("/"), 4) }()
+	out, err := d.ctl("restart", "web")
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("ctl restart: %v\n%s", err, out)
+	}
+	after := d.app("web")
+	for i, w := range after.Workers {
+		if w.PID == before.Workers[i].PID || w.State != "ready" {
+			t.Fatalf("worker %d not replaced: before %+v after %+v", i, before.Workers[i], w)
+		}
+		if alive(before.Workers[i].PID) {
+			t.Fatalf("old worker %d still running", before.Workers[i].PID)
+		}
+	}
+	if res.failed != 0 || res.refused != 0 || res.ok == 0 {
+		t.Fatalf("during rolling restart: ok %d failed %d refused %d: %v", res.ok, res.failed, res.refused, res.errs)
+	}
+	t.Logf("rolling restart under load: %d requests ok, 0 failed", res.ok)
+	if out, err := d.ctl("restart", "nope"); err == nil || !strings.Contains(out, "web") {
+		t.Fatalf("restart of an unknown app should fail naming the known ones: %v\n%s", err, out)
+	}
+}
+
+// TestCtlFindsRuntimeAndStops: ctl finds the runtime from a subdirectory of
+// the project, status and ps print tables, stop stops.
+func TestCtlFindsRuntimeAndStops(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	d.dir = sub
+	out, err := d.ctl("ps")
+	if err != nil || !strings.Contains(out, "APP") || !strings.Contains(out, "web") || !strings.Contains(out, "ready") {
+		t.Fatalf("ctl ps from a subdirectory: %v\n%s", err, out)
+	}
+	out, err = d.ctl("status")
+	if err != nil || !strings.Contains(out, dir) {
+		t.Fatalf("ctl status: %v\n%s", err, out)
+	}
+	if out, err := d.ctl("stop"); err != nil {
+		t.Fatalf("ctl stop: %v\n%s", err, out)
+	}
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	entries, _ := os.ReadDir(d.runDir)
+	if len(entries) != 0 {
+		t.Fatalf("runtime directory not cleaned up: %v", entries)
+	}
+	if out, err := d.ctl("ps"); err == nil || !strings.Contains(strings.ToLower(out), "no") {
+		t.Fatalf("ctl ps with nothing running should fail clearly: %v\n%s", err, out)
+	}
+}
+
+// TestBadConfigExitsBeforeStarting: a wrong watt.json names the file, the
+// JSON path, what was expected and a suggestion, exits 2, starts nothing.
+func TestBadConfigExitsBeforeStarting(t *testing.T) {
+	integration(t)
+	cases := []struct {
+		name string
+		cfg  map[string]any
+		want []string
+	}{
+		{"misspelt key", map[string]any{
+			"entrypoint":   "web",
+			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workerz": 2}},
+		}, []string{"watt.json", "/applications/0", "workerz", `did you mean "workers"`}},
+		{"bad entrypoint", map[string]any{
+			"entrypoint":   "wbe",
+			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+		}, []string{"/entrypoint", `"wbe"`, "web"}},
+		{"wrong type", map[string]any{
+			"server":       map[string]any{"port": "abc"},
+			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+		}, []string{"/server/port", "abc"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := project(t, c.cfg)
+			cmd := exec.Command(wattdBin, "start", dir)
+			cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			var code int
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != 2 {
+				t.Fatalf("exit code %d (err %v), want 2\n%s", code, err, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("error output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(string(out), "starting") {
+				t.Errorf("something started:\n%s", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,178 @@
+// Package ipc owns the control protocol between wattd and its workers: the
+// framing, the message types and the version handshake, defined once here and
+// specified in docs/worker-protocol.md. It also holds the Go worker SDK
+// (sdk.go): the calls a Go program makes to take its sockets and report
+// readiness.
+//
+// The channel is one end of a Unix SOCK_STREAM socketpair that wattd passes
+// to the worker as an extra file descriptor, named by WATTD_CONTROL_FD.
+// A stream socket (not SOCK_SEQPACKET) is used because Node.js can wrap a
+// stream socket fd in a net.Socket but has no seqpacket support; message
+// boundaries therefore come from the framing below.
+//
+//	worker                                   wattd
+//	  |                                        |
+//	  | ---- hello {versions:[1], pid} ------> |  first frame, sent at once
+//	  | <--- welcome {version:1, app, worker}  |  or error {error} and close
+//	  |                                        |
+//	  | ---- ready {listeners:["http"]} -----> |  once serving
+//	  | ---- stats {elu, heapUsed, ...} -----> |  every few seconds
+//	  |                                        |
+//	  | <--- drain {timeoutMs} --------------- |  stop accepting, finish in-flight
+//	  | ---- drained ------------------------> |  nothing in flight any more
+//	  |                                        |  (wattd then sends SIGTERM)
+//
+// Each frame is a 4-byte big-endian length followed by that many bytes of a
+// UTF-8 JSON object with a "type" member. Unknown types and unknown members
+// are ignored by both sides, so a minor addition needs no version bump.
+package ipc
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ProtocolVersion is the newest protocol version this build speaks.
+const ProtocolVersion = 1
+
+// MaxFrame bounds one frame's payload, so a confused peer cannot make the
+// other side allocate without limit.
+const MaxFrame = 1 << 20
+
+// Environment variables wattd sets for every worker.
+const (
+	EnvControlFD  = "WATTD_CONTROL_FD" // fd number of the control socket
+	EnvApp        = "WATTD_APP_ID"     // application id from watt.json
+	EnvWorker     = "WATTD_WORKER_ID"  // worker slot index, from 0
+	EnvEntrypoint = "WATTD_ENTRYPOINT" // "1" for the entrypoint application
+	EnvMeshDir    = "WATTD_MESH_DIR"   // directory of the mesh sockets
+	EnvProtocol   = "WATTD_PROTOCOL"   // ProtocolVersion as a decimal string
+	EnvListenFDs  = "LISTEN_FDS"       // systemd socket-activation convention
+	EnvListenPID  = "LISTEN_PID"       // set by the exec helper to the worker's own pid
+	EnvListenName = "LISTEN_FDNAMES"   // colon-separated names, e.g. "http:mesh"
+)
+
+// Listener names used in LISTEN_FDNAMES.
+const (
+	ListenerHTTP = "http" // public TCP listener (entrypoint only)
+	ListenerMesh = "mesh" // the worker slot's mesh Unix socket
+)
+
+// Message types.
+const (
+	TypeHello   = "hello"
+	TypeWelcome = "welcome"
+	TypeReady   = "ready"
+	TypeStats   = "stats"
+	TypeDrain   = "drain"
+	TypeDrained = "drained"
+	TypeError   = "error"
+)
+
+// Message is every message of the protocol; which members are set depends on
+// Type. A flat struct keeps the JSON trivial to produce from any language.
+type Message struct {
+	Type string `json:"type"`
+
+	// hello
+	Versions []int  `json:"versions,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Runtime  string `json:"runtime,omitempty"` // e.g. "node v20.20.2"
+
+	// welcome
+	Version int    `json:"version,omitempty"`
+	App     string `json:"app,omitempty"`
+	Worker  int    `json:"worker,omitempty"`
+
+	// ready
+	Listeners []string `json:"listeners,omitempty"`
+
+	// stats
+	Stats *Stats `json:"stats,omitempty"`
+
+	// drain
+	TimeoutMs int64 `json:"timeoutMs,omitempty"`
+
+	// error
+	Error string `json:"error,omitempty"`
+}
+
+// Stats is a worker's runtime report. Fields a runtime cannot measure are
+// left zero.
+type Stats struct {
+	ELU          float64 `json:"elu"`          // event-loop utilisation 0..1 since the last report
+	HeapUsed     uint64  `json:"heapUsed"`     // bytes
+	HeapTotal    uint64  `json:"heapTotal"`    // bytes
+	RSS          uint64  `json:"rss"`          // bytes, as the worker sees it
+	ActiveConns  int     `json:"activeConns"`  // open client connections
+	RequestsDone uint64  `json:"requestsDone"` // requests completed since start
+}
+
+// ErrFrameTooLarge is returned for a frame over MaxFrame.
+var ErrFrameTooLarge = errors.New("ipc: frame too large")
+
+// ErrNoCommonVersion is returned by Negotiate when the peers share no version.
+var ErrNoCommonVersion = errors.New("ipc: no common protocol version")
+
+// WriteMessage frames and writes m. It is not safe for concurrent use on the
+// same writer; callers serialise writes.
+func WriteMessage(w io.Writer, m *Message) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("ipc: encode %s: %w", m.Type, err)
+	}
+	if len(body) > MaxFrame {
+		return ErrFrameTooLarge
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadMessage reads one frame. It returns io.EOF only on a clean end between
+// frames; a frame cut short is io.ErrUnexpectedEOF.
+func ReadMessage(r io.Reader) (*Message, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxFrame {
+		return nil, ErrFrameTooLarge
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("ipc: decode frame: %w", err)
+	}
+	if m.Type == "" {
+		return nil, errors.New("ipc: frame without a type")
+	}
+	return &m, nil
+}
+
+// Negotiate picks the highest version offered by the worker that this build
+// speaks.
+func Negotiate(offered []int) (int, error) {
+	best := 0
+	for _, v := range offered {
+		if v >= 1 && v <= ProtocolVersion && v > best {
+			best = v
+		}
+	}
+	if best == 0 {
+		return 0, fmt.Errorf("%w: worker offers %v, wattd speaks 1..%d", ErrNoCommonVersion, offered, ProtocolVersion)
+	}
+	return best, nil
+}

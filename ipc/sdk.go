@@ -1,0 +1,129 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// ErrNotSupervised is returned when the process was not started by wattd.
+var ErrNotSupervised = errors.New("ipc: not started by wattd")
+
+// listenFDsStart is the first passed fd, as in sd_listen_fds(3).
+const listenFDsStart = 3
+
+// Listeners returns the sockets passed by the LISTEN_FDS convention, keyed by
+// their LISTEN_FDNAMES name. It returns ErrNotSupervised when LISTEN_PID is
+// not this process. The environment variables are left in place so a child
+// started with exec sees them too only when it is the same pid.
+func Listeners() (map[string]net.Listener, error) {
+	if os.Getenv(EnvListenPID) != strconv.Itoa(os.Getpid()) {
+		return nil, ErrNotSupervised
+	}
+	n, err := strconv.Atoi(os.Getenv(EnvListenFDs))
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("ipc: bad %s=%q", EnvListenFDs, os.Getenv(EnvListenFDs))
+	}
+	names := strings.Split(os.Getenv(EnvListenName), ":")
+	out := make(map[string]net.Listener, n)
+	for i := 0; i < n; i++ {
+		name := "unknown"
+		if i < len(names) && names[i] != "" {
+			name = names[i]
+		}
+		f := os.NewFile(uintptr(listenFDsStart+i), name)
+		l, err := net.FileListener(f)
+		f.Close() // FileListener dup'd it
+		if err != nil {
+			return nil, fmt.Errorf("ipc: listener %q (fd %d): %w", name, listenFDsStart+i, err)
+		}
+		out[name] = l
+	}
+	return out, nil
+}
+
+// Control is a worker's end of the control channel.
+type Control struct {
+	conn    net.Conn
+	Version int
+	App     string
+	Worker  int
+
+	mu sync.Mutex // serialises writes to conn
+
+	// Drain is closed when wattd asks the worker to drain.
+	Drain chan struct{}
+	once  sync.Once
+}
+
+// Dial opens the control channel named by WATTD_CONTROL_FD and performs the
+// handshake. A goroutine then reads wattd's messages until the channel closes.
+func Dial() (*Control, error) {
+	s := os.Getenv(EnvControlFD)
+	if s == "" {
+		return nil, ErrNotSupervised
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: bad %s=%q", EnvControlFD, s)
+	}
+	f := os.NewFile(uintptr(fd), "wattd-control")
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("ipc: control fd %d: %w", fd, err)
+	}
+	c := &Control{conn: conn, Drain: make(chan struct{})}
+	hello := &Message{Type: TypeHello, Versions: []int{ProtocolVersion}, PID: os.Getpid(), Runtime: "go " + runtime.Version()}
+	if err := WriteMessage(conn, hello); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ipc: send hello: %w", err)
+	}
+	m, err := ReadMessage(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ipc: read welcome: %w", err)
+	}
+	if m.Type != TypeWelcome {
+		conn.Close()
+		return nil, fmt.Errorf("ipc: handshake refused: %s %s", m.Type, m.Error)
+	}
+	c.Version, c.App, c.Worker = m.Version, m.App, m.Worker
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Control) readLoop() {
+	for {
+		m, err := ReadMessage(c.conn)
+		if err != nil {
+			return
+		}
+		if m.Type == TypeDrain {
+			c.once.Do(func() { close(c.Drain) })
+		}
+	}
+}
+
+// Send writes one message; it is safe for concurrent use.
+func (c *Control) Send(m *Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return WriteMessage(c.conn, m)
+}
+
+// Ready tells wattd the worker is serving on the named listeners.
+func (c *Control) Ready(listeners ...string) error {
+	return c.Send(&Message{Type: TypeReady, Listeners: listeners})
+}
+
+// Drained tells wattd that nothing is in flight any more.
+func (c *Control) Drained() error { return c.Send(&Message{Type: TypeDrained}) }
+
+// Close closes the channel.
+func (c *Control) Close() error { return c.conn.Close() }

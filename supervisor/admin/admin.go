@@ -1,0 +1,67 @@
+// Package admin owns the local control plane of a running wattd: the admin
+// API served as HTTP/1.1 over a Unix socket (admin.sock), the client that
+// `wattd ctl` uses to call it, and the text rendering of its answers.
+//
+// Who may call it is decided twice. The socket file is 0600 and created so
+// that no other user can ever reach it, even for an instant; that limits
+// every caller to our uid and root. On top of that each route is marked
+// read or write, and write routes check the caller's credentials from
+// SO_PEERCRED, so loosening the file mode (say, for a monitoring group)
+// never hands out restart and stop.
+//
+// API (all bodies JSON; errors are always {"error": "..."}):
+//
+//	GET  /v1/status             supervisor.RuntimeStatus
+//	GET  /v1/apps               []supervisor.AppStatus
+//	GET  /v1/apps/{id}          supervisor.AppStatus, 404 if unknown
+//	POST /v1/apps/{id}/restart  rolling restart; 200 with the AppStatus when done
+//	POST /v1/stop               202; graceful shutdown begins
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+// Backend is what the admin API administers: the supervisor.
+type Backend interface {
+	Status() supervisor.RuntimeStatus
+	Apps() []supervisor.AppStatus
+	// RestartApp restarts every worker of the app, one after another, and
+	// returns when the last is ready. An unknown id gives an error
+	// wrapping ErrNotFound that names the known apps; a request the
+	// runtime cannot take now (already restarting, shutting down) one
+	// wrapping ErrConflict.
+	RestartApp(ctx context.Context, id string) error
+	// Stop begins a graceful shutdown and returns at once.
+	Stop()
+}
+
+// ErrNotFound marks errors about an unknown application (HTTP 404). Its
+// text reads as the start of a message: fmt.Errorf("%w %q", ErrNotFound, id).
+var ErrNotFound = errors.New("unknown app")
+
+// ErrConflict marks errors about a request that conflicts with what the
+// runtime is doing, such as a restart during shutdown (HTTP 409).
+var ErrConflict = errors.New("conflict")
+
+// ErrAlreadyRunning is matched (errors.Is) by the error Serve returns when
+// the socket path is held by a live server.
+var ErrAlreadyRunning = errors.New("another wattd is already running for this project")
+
+type runningError struct {
+	pid    int // 0 if the peer's pid could not be learnt
+	socket string
+}
+
+func (e *runningError) Error() string {
+	if e.pid > 0 {
+		return fmt.Sprintf("another wattd (pid %d) is already running for this project (admin socket %s)", e.pid, e.socket)
+	}
+	return fmt.Sprintf("another wattd is already running for this project (admin socket %s)", e.socket)
+}
+
+func (e *runningError) Is(target error) bool { return target == ErrAlreadyRunning }

@@ -1,0 +1,189 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+// Client calls the admin API of one running wattd.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// Timeouts of the client. Restart has no default deadline: a rolling
+// restart of a large app takes as long as it takes, so the caller bounds
+// it with its context.
+const (
+	dialTimeout  = 5 * time.Second
+	quickTimeout = 15 * time.Second // status, apps, stop, when ctx has no deadline
+	maxBody      = 8 << 20
+)
+
+// baseURL has a placeholder host: the transport always dials the socket.
+const baseURL = "http://wattd"
+
+// NewClient returns a client for the admin socket at socket.
+func NewClient(socket string) *Client {
+	dialer := &net.Dialer{Timeout: dialTimeout}
+	tr := &http.Transport{
+		// Proxy stays nil: HTTP_PROXY must never capture a Unix socket call.
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:       2,
+		IdleConnTimeout:    30 * time.Second,
+		DisableCompression: true,
+	}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// Socket is the admin socket the client talks to.
+func (c *Client) Socket() string { return c.socket }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// APIError is a non-success answer from the server. Its Error is the
+// server's message, and it matches ErrNotFound for 404 and ErrConflict for
+// 409, so callers can tell cases apart on either side of the socket.
+type APIError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrConflict:
+		return e.StatusCode == http.StatusConflict
+	}
+	return false
+}
+
+// Status returns the runtime's status.
+func (c *Client) Status(ctx context.Context) (*supervisor.RuntimeStatus, error) {
+	var st supervisor.RuntimeStatus
+	if err := c.call(ctx, true, http.MethodGet, "/v1/status", &st); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	return &st, nil
+}
+
+// Apps returns every application with its workers.
+func (c *Client) Apps(ctx context.Context) ([]supervisor.AppStatus, error) {
+	var apps []supervisor.AppStatus
+	if err := c.call(ctx, true, http.MethodGet, "/v1/apps", &apps); err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	return apps, nil
+}
+
+// App returns one application.
+func (c *Client) App(ctx context.Context, id string) (*supervisor.AppStatus, error) {
+	var app supervisor.AppStatus
+	if err := c.call(ctx, true, http.MethodGet, "/v1/apps/"+url.PathEscape(id), &app); err != nil {
+		return nil, fmt.Errorf("app %q: %w", id, err)
+	}
+	return &app, nil
+}
+
+// Restart restarts every worker of app, one at a time, and returns the
+// app's status once all are back. Cancelling ctx stops the wait, not the
+// restart: the server finishes it regardless.
+func (c *Client) Restart(ctx context.Context, app string) (*supervisor.AppStatus, error) {
+	var st supervisor.AppStatus
+	if err := c.call(ctx, false, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/restart", &st); err != nil {
+		return nil, fmt.Errorf("restart %q: %w", app, err)
+	}
+	return &st, nil
+}
+
+// Stop asks the runtime to shut down gracefully and returns once the
+// request is accepted, not when the runtime has exited.
+func (c *Client) Stop(ctx context.Context) error {
+	if err := c.call(ctx, true, http.MethodPost, "/v1/stop", nil); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}
+
+// call performs one request and decodes a 2xx JSON answer into out (when
+// non-nil). Anything else becomes an *APIError carrying the server's
+// message. quick calls get a default deadline when ctx has none.
+func (c *Client) call(ctx context.Context, quick bool, method, path string, out any) error {
+	if _, ok := ctx.Deadline(); quick && !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, quickTimeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, nil)
+	if err != nil {
+		return fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return fmt.Errorf("read answer from wattd at %s: %w", c.socket, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp, body)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode answer from wattd at %s: %w", c.socket, err)
+	}
+	return nil
+}
+
+// transportError turns a failure to talk to the socket at all into advice.
+func (c *Client) transportError(err error) error {
+	// url.Error repeats method and URL, and the URL's host is made up;
+	// what matters is the cause.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return fmt.Errorf("cannot reach wattd at %s (is it running?): %w", c.socket, err)
+	}
+	return fmt.Errorf("talk to wattd at %s: %w", c.socket, err)
+}
+
+// decodeError prefers the server's {"error": ...}; a body that is not one
+// (a proxy, a wrong socket) is shown trimmed rather than dropped.
+func decodeError(resp *http.Response, body []byte) error {
+	var eb errorBody
+	if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
+		return &APIError{StatusCode: resp.StatusCode, Message: eb.Error}
+	}
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	if msg == "" {
+		msg = "no details"
+	}
+	return &APIError{StatusCode: resp.StatusCode, Message: fmt.Sprintf("wattd answered %s: %s", resp.Status, msg)}
+}

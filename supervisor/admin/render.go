@@ -1,0 +1,150 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+// RenderPS writes `wattd ctl ps`: one row per worker slot, in the order
+// the runtime reports apps (watt.json order). The entrypoint app is marked
+// with '*'. A failed app's first row ends with the reason, after the
+// aligned columns so a long reason does not widen them. An app without
+// worker slots still gets a row, so it cannot vanish from the listing.
+func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tRESTARTS\tLAST EXIT\tUPTIME\tRSS")
+	for _, app := range apps {
+		name := cell(app.ID)
+		if app.Entrypoint {
+			name += "*"
+		}
+		reason := ""
+		if app.State == "failed" && app.Reason != "" {
+			reason = "\t" + oneLine(app.Reason)
+		}
+		if len(app.Workers) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t%s\t-\t-\t-\t-%s\n", name, cell(app.State), reason)
+			continue
+		}
+		for i, wk := range app.Workers {
+			state := wk.State
+			if state == "" {
+				state = app.State
+			}
+			pid, uptime := "-", "-"
+			if wk.PID > 0 {
+				pid = strconv.Itoa(wk.PID)
+				uptime = FormatUptime(wk.Uptime)
+			}
+			rss := "-"
+			if wk.RSS > 0 {
+				rss = FormatBytes(wk.RSS)
+			}
+			tail := ""
+			if i == 0 {
+				tail = reason
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s%s\n",
+				name, wk.Index, pid, cell(state), wk.Restarts, cell(wk.LastExit), uptime, rss, tail)
+		}
+	}
+	tw.Flush()
+}
+
+// RenderStatus writes `wattd ctl status` as aligned "Field: value" lines.
+func RenderStatus(w io.Writer, s *supervisor.RuntimeStatus) {
+	if s == nil {
+		fmt.Fprintln(w, "no status")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	started := "-"
+	if !s.StartedAt.IsZero() {
+		started = s.StartedAt.Format(time.RFC3339) + " (up " + FormatUptime(s.Uptime) + ")"
+	}
+	apps := strconv.Itoa(s.Apps)
+	if len(s.FailedApps) > 0 {
+		apps += " (failed: " + strings.Join(s.FailedApps, ", ") + ")"
+	}
+	pid := "-"
+	if s.PID > 0 {
+		pid = strconv.Itoa(s.PID)
+	}
+	rows := [][2]string{
+		{"State", cell(s.State)},
+		{"PID", pid},
+		{"Version", cell(s.Version)},
+		{"Project", cell(s.ProjectDir)},
+		{"Config", cell(s.ConfigFile)},
+		{"Entrypoint", cell(s.Entrypoint)},
+		{"URL", cell(s.URL)},
+		{"Started", started},
+		{"Apps", apps},
+		{"Workers", fmt.Sprintf("%d/%d ready", s.Ready, s.Workers)},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+	}
+	tw.Flush()
+}
+
+// FormatUptime renders seconds with the two largest units: 3s, 2m10s,
+// 1h2m, 3d4h. Negative or non-finite values render as "-".
+func FormatUptime(seconds float64) string {
+	if math.IsNaN(seconds) || math.IsInf(seconds, 0) || seconds < 0 {
+		return "-"
+	}
+	t := int64(seconds)
+	switch {
+	case t < 60:
+		return fmt.Sprintf("%ds", t)
+	case t < 3600:
+		return fmt.Sprintf("%dm%ds", t/60, t%60)
+	case t < 86400:
+		return fmt.Sprintf("%dh%dm", t/3600, t%3600/60)
+	default:
+		return fmt.Sprintf("%dd%dh", t/86400, t%86400/3600)
+	}
+}
+
+// FormatBytes renders a size in binary units with one decimal: 512 B,
+// 1.5 KiB, 43.1 MiB.
+func FormatBytes(n uint64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v := float64(n)
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	u := -1
+	// Step up while the rounded value would print as 1024.0 or more.
+	for v >= 1024-0.05 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[u])
+}
+
+// cell makes a value safe for one table cell: "-" when empty, and no tabs
+// or newlines to break the alignment.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return oneLine(s)
+}
+
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,383 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+// Server is a running admin API.
+type Server struct {
+	path    string
+	sockFI  fs.FileInfo // our socket file, so Close removes only that
+	b       Backend
+	log     *zap.Logger
+	hs      *http.Server
+	selfUID int
+	peerOf  func(net.Conn) (peerCred, error)
+
+	// ctx lives as long as the server. Restarts run under it rather than
+	// under the request, so a `wattd ctl restart` interrupted with ^C
+	// does not leave an app half restarted; Close cancels it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	stopWait func() bool // detaches Close from the caller's ctx
+	served   chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// peerCred is who is on the other end of a connection.
+type peerCred struct {
+	uid, pid int
+}
+
+// peerInfo is stashed in each connection's context by ConnContext.
+type peerInfo struct {
+	cred peerCred
+	err  error // why the credentials are unknown
+}
+
+type peerKey struct{}
+
+// options are the seams tests use; Serve passes the real ones.
+type options struct {
+	selfUID int
+	peerOf  func(net.Conn) (peerCred, error)
+}
+
+// shutdownGrace is how long Close lets in-flight requests finish (a stop
+// request writing its 202, say) before cutting connections.
+const shutdownGrace = 5 * time.Second
+
+// Serve listens on socketPath and serves the admin API in a goroutine
+// until Close is called or ctx is done. It fails with an error matching
+// ErrAlreadyRunning when a live server holds the path; a stale socket
+// there is removed.
+func Serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger) (*Server, error) {
+	return serve(ctx, socketPath, b, log, options{selfUID: os.Geteuid(), peerOf: peerCredentials})
+}
+
+func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, opt options) (*Server, error) {
+	if b == nil {
+		return nil, errors.New("admin: nil backend")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ln, fi, err := listenPrivate(socketPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		path:    socketPath,
+		sockFI:  fi,
+		b:       b,
+		log:     log,
+		selfUID: opt.selfUID,
+		peerOf:  opt.peerOf,
+		served:  make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.hs = &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: a restart legitimately takes minutes.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ConnContext:    s.connContext,
+		BaseContext:    func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:       zap.NewStdLog(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+	}
+	s.stopWait = context.AfterFunc(ctx, func() { s.Close() })
+	go func() {
+		defer close(s.served)
+		if err := s.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin API stopped serving", zap.String("socket", socketPath), zap.Error(err))
+		}
+	}()
+	log.Debug("admin API listening", zap.String("socket", socketPath))
+	return s, nil
+}
+
+// Path is the socket the server listens on.
+func (s *Server) Path() string { return s.path }
+
+// Close stops serving: in-flight restarts are cancelled, other requests
+// get a few seconds to finish, and the socket file is removed. It is safe
+// to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopWait()
+		s.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := s.hs.Shutdown(ctx); err != nil {
+			s.hs.Close()
+		}
+		<-s.served
+		s.closeErr = s.removeSocket()
+	})
+	return s.closeErr
+}
+
+// removeSocket deletes the socket file if it is still the one we created.
+func (s *Server) removeSocket() error {
+	fi, err := os.Lstat(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove admin socket %s: %w", s.path, err)
+	}
+	if !os.SameFile(fi, s.sockFI) {
+		s.log.Warn("admin socket was replaced; leaving it", zap.String("socket", s.path))
+		return nil
+	}
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove admin socket %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	cred, err := s.peerOf(c)
+	return context.WithValue(ctx, peerKey{}, peerInfo{cred: cred, err: err})
+}
+
+// access says what a route may do to the runtime.
+type access int
+
+const (
+	read  access = iota // anyone who can open the socket
+	write               // our uid or root only
+)
+
+func (a access) String() string {
+	if a == write {
+		return "write"
+	}
+	return "read"
+}
+
+// route is one entry of the handler table. A handler returns the HTTP
+// status and the value to send as JSON, or an error that writeError turns
+// into a status and {"error": ...}.
+type route struct {
+	method  string
+	pattern string
+	access  access
+	handle  func(s *Server, r *http.Request) (int, any, error)
+}
+
+// routes is the whole API. Keeping method and access next to the path
+// makes a write route that forgot its check impossible to miss.
+var routes = []route{
+	{http.MethodGet, "/v1/status", read, (*Server).getStatus},
+	{http.MethodGet, "/v1/apps", read, (*Server).getApps},
+	{http.MethodGet, "/v1/apps/{id}", read, (*Server).getApp},
+	{http.MethodPost, "/v1/apps/{id}/restart", write, (*Server).restartApp},
+	{http.MethodPost, "/v1/stop", write, (*Server).stop},
+}
+
+// handler builds the mux from the table. Patterns are registered without
+// a method so that a wrong method reaches us and gets a JSON 405 instead
+// of ServeMux's plain-text one.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	byPattern := map[string][]route{}
+	var order []string
+	for _, rt := range routes {
+		if _, ok := byPattern[rt.pattern]; !ok {
+			order = append(order, rt.pattern)
+		}
+		byPattern[rt.pattern] = append(byPattern[rt.pattern], rt)
+	}
+	for _, p := range order {
+		rts := byPattern[p]
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			for _, rt := range rts {
+				if rt.method == r.Method {
+					s.dispatch(w, r, rt)
+					return
+				}
+			}
+			allowed := make([]string, 0, len(rts))
+			for _, rt := range rts {
+				allowed = append(allowed, rt.method)
+			}
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			s.reply(w, r, http.StatusMethodNotAllowed, errorBody{fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))})
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, http.StatusNotFound, errorBody{fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
+	start := time.Now()
+	peer, _ := r.Context().Value(peerKey{}).(peerInfo)
+	var status int
+	if rt.access == write {
+		if err := authorizeWrite(peer, s.selfUID); err != nil {
+			status = http.StatusForbidden
+			s.reply(w, r, status, errorBody{err.Error()})
+			s.logRequest(r, rt, peer, status, start, err)
+			return
+		}
+	}
+	status, body, err := rt.handle(s, r)
+	if err != nil {
+		status = statusOf(err)
+		body = errorBody{err.Error()}
+	}
+	s.reply(w, r, status, body)
+	s.logRequest(r, rt, peer, status, start, err)
+}
+
+// authorizeWrite lets our own uid and root change the runtime. Unknown
+// credentials fail closed.
+func authorizeWrite(p peerInfo, selfUID int) error {
+	if p.err != nil {
+		return fmt.Errorf("permission denied: cannot identify the caller: %w", p.err)
+	}
+	if p.cred.uid == selfUID || p.cred.uid == 0 {
+		return nil
+	}
+	return fmt.Errorf("permission denied: uid %d may only read; changing this runtime needs uid %d or root", p.cred.uid, selfUID)
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The server is closing under the request.
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func (s *Server) logRequest(r *http.Request, rt route, p peerInfo, status int, start time.Time, err error) {
+	level := zap.DebugLevel
+	if rt.access == write || status >= 500 {
+		level = zap.InfoLevel
+	}
+	ce := s.log.Check(level, "admin request")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("method", r.Method),
+		zap.String("path", r.URL.Path),
+		zap.Int("status", status),
+		zap.Duration("took", time.Since(start)),
+	}
+	if p.err == nil {
+		fields = append(fields, zap.Int("peerUID", p.cred.uid), zap.Int("peerPID", p.cred.pid))
+	}
+	if err != nil {
+		fields = append(fields, zap.Error(err))
+	}
+	ce.Write(fields...)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, body any) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		s.log.Error("encode admin response", zap.String("path", r.URL.Path), zap.Error(err))
+		status = http.StatusInternalServerError
+		data, _ = json.Marshal(errorBody{"encode response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(data, '\n'))
+}
+
+func (s *Server) getStatus(*http.Request) (int, any, error) {
+	return http.StatusOK, s.b.Status(), nil
+}
+
+func (s *Server) getApps(*http.Request) (int, any, error) {
+	apps := s.b.Apps()
+	if apps == nil {
+		apps = []supervisor.AppStatus{} // [] rather than null
+	}
+	return http.StatusOK, apps, nil
+}
+
+func (s *Server) getApp(r *http.Request) (int, any, error) {
+	app, err := s.findApp(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, app, nil
+}
+
+func (s *Server) restartApp(r *http.Request) (int, any, error) {
+	id := r.PathValue("id")
+	// Fail fast and uniformly on unknown ids, whatever the backend says.
+	if _, err := s.findApp(id); err != nil {
+		return 0, nil, err
+	}
+	s.log.Info("restarting app on request", zap.String("app", id))
+	if err := s.b.RestartApp(s.ctx, id); err != nil {
+		return 0, nil, err
+	}
+	app, err := s.findApp(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, app, nil
+}
+
+func (s *Server) stop(*http.Request) (int, any, error) {
+	s.log.Info("stopping on request")
+	s.b.Stop()
+	return http.StatusAccepted, map[string]string{"state": "stopping"}, nil
+}
+
+func (s *Server) findApp(id string) (supervisor.AppStatus, error) {
+	apps := s.b.Apps()
+	known := make([]string, 0, len(apps))
+	for _, a := range apps {
+		if a.ID == id {
+			return a, nil
+		}
+		known = append(known, a.ID)
+	}
+	return supervisor.AppStatus{}, notFound(id, known)
+}
+
+// notFound names the known apps, so a typo is fixed without another call.
+func notFound(id string, known []string) error {
+	sort.Strings(known)
+	if len(known) == 0 {
+		return fmt.Errorf("%w %q (there are no apps)", ErrNotFound, id)
+	}
+	return fmt.Errorf("%w %q (known apps: %s)", ErrNotFound, id, strings.Join(known, ", "))
+}

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// dotenvKey accepts the names dotenv accepts: besides the POSIX ones, dots
+// and dashes occur in real .env files.
+var dotenvKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+
+// dotenvError is a problem at a line of a dotenv file.
+type dotenvError struct {
+	line int
+	msg  string
+}
+
+func (e *dotenvError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
+// parseDotenv reads the dotenv format Watt reads (through Node's
+// util.parseEnv and dotenv): KEY=VALUE lines, an optional "export " prefix,
+// # comments, values in single, double or back quotes (which may span
+// lines), and \n, \r, \t, \" and \\ escapes inside double quotes only. A
+// later assignment of a key wins. Unlike dotenv it rejects lines it cannot
+// read instead of skipping them: a silently ignored line is a variable that
+// is mysteriously unset at run time.
+func parseDotenv(text string) (map[string]string, error) {
+	text = strings.TrimPrefix(text, "\ufeff")
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	vars := map[string]string{}
+	line := 1
+	for len(text) > 0 {
+		raw, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		start := line
+		line++
+		stmt := strings.TrimSpace(raw)
+		if stmt == "" || strings.HasPrefix(stmt, "#") {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(stmt, "export"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			stmt = strings.TrimSpace(rest)
+		}
+		key, value, ok := strings.Cut(stmt, "=")
+		key = strings.TrimSpace(key)
+		if !ok {
+			return nil, &dotenvError{start, fmt.Sprintf("expected KEY=VALUE, got %q", stmt)}
+		}
+		if !dotenvKey.MatchString(key) {
+			return nil, &dotenvError{start, fmt.Sprintf("%q is not a valid variable name", key)}
+		}
+		value = strings.TrimLeft(value, " \t")
+		if value == "" || !strings.ContainsRune(`"'`+"`", rune(value[0])) {
+			vars[key] = unquotedValue(value)
+			continue
+		}
+		quote := value[0]
+		body := value[1:]
+		// A quoted value may continue on the following lines.
+		for {
+			end := closingQuote(body, quote)
+			if end >= 0 {
+				after := strings.TrimSpace(body[end+1:])
+				if after != "" && !strings.HasPrefix(after, "#") {
+					return nil, &dotenvError{start, fmt.Sprintf("unexpected %q after the closing quote of %s", after, key)}
+				}
+				body = body[:end]
+				break
+			}
+			if text == "" {
+				return nil, &dotenvError{start, fmt.Sprintf("the quoted value of %s is never closed", key)}
+			}
+			var next string
+			next, text, _ = strings.Cut(text, "\n")
+			line++
+			body += "\n" + next
+		}
+		if quote == '"' {
+			body = unescapeDouble(body)
+		}
+		vars[key] = body
+	}
+	return vars, nil
+}
+
+// unquotedValue drops a trailing comment, which dotenv recognises only
+// after whitespace so that values such as colour codes ("#fff") survive.
+func unquotedValue(v string) string {
+	for i := 1; i < len(v); i++ {
+		if v[i] == '#' && (v[i-1] == ' ' || v[i-1] == '\t') {
+			v = v[:i]
+			break
+		}
+	}
+	return strings.TrimSpace(v)
+}
+
+// closingQuote finds the quote ending a value; only double-quoted values
+// have escapes.
+func closingQuote(s string, quote byte) int {
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && quote == '"':
+			i++
+		case s[i] == quote:
+			return i
+		}
+	}
+	return -1
+}
+
+func unescapeDouble(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case '"', '\\':
+			b.WriteByte(s[i])
+		default:
+			// Unknown escapes stay as written, like dotenv leaves them.
+			b.WriteByte('\\')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// readDotenv loads a dotenv file. A missing optional file is not an error;
+// a missing required one (an explicit envfile) is reported with ptr, the
+// place in watt.json that names it.
+func readDotenv(path string, required bool, ptr string) (map[string]string, *Error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !required {
+			return nil, nil
+		}
+		e := &Error{Pointer: ptr, Message: fmt.Sprintf("cannot read env file %s: %v", path, unwrapPathError(err)), Err: err}
+		return nil, e
+	}
+	vars, err := parseDotenv(string(data))
+	if err != nil {
+		var de *dotenvError
+		if errors.As(err, &de) {
+			return nil, &Error{File: path, Line: de.line, Message: de.msg}
+		}
+		return nil, &Error{File: path, Message: err.Error(), Err: err}
+	}
+	return vars, nil
+}
+
+// unwrapPathError keeps messages short: the path is already in them.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

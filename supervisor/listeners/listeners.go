@@ -1,0 +1,102 @@
+// Package listeners opens the sockets wattd owns on behalf of its workers:
+// one SO_REUSEPORT TCP socket per worker slot of the entrypoint, and one Unix
+// socket per worker slot of every application (the mesh). wattd keeps them
+// open for the life of the runtime and hands a dup to each worker it starts,
+// so a crashed worker's replacement inherits the same socket and the port is
+// never closed while the runtime runs.
+package listeners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Backlog is the listen(2) backlog of wattd's sockets. Connections that
+// arrive while a slot's worker restarts wait here, so it is generous; the
+// kernel caps it at net.core.somaxconn.
+const Backlog = 4096
+
+// TCP opens a listening TCP socket on host:port with SO_REUSEPORT set, so
+// several slots can share the address and the kernel spreads connections
+// between them. Port 0 picks a free port; use the returned address to open
+// the other slots on the same port.
+func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
+				return
+			}
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer l.Close() // File() dups the fd; the Go listener itself is not used
+	tl := l.(*net.TCPListener)
+	f, err := tl.File()
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if err := unix.Listen(int(f.Fd()), Backlog); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("listen on %s: backlog: %w", addr, err)
+	}
+	return f, tl.Addr().(*net.TCPAddr), nil
+}
+
+// Unix opens a listening Unix stream socket at path, mode 0600, replacing a
+// stale socket file left by an earlier run. The file is created with a
+// restrictive umask so no other user can connect in the window before chmod.
+func Unix(path string) (*os.File, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen on %s: exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen on %s: socket is in use by another process", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("listen on %s: remove stale socket: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// Bind under fchmod-independent protection: the socket inode takes the
+	// process umask, so bind first and chmod before listen(2); nobody can
+	// connect to a socket that is not listening yet.
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		unix.Close(fd)
+		os.Remove(path)
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := unix.Listen(fd, Backlog); err != nil {
+		unix.Close(fd)
+		os.Remove(path)
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}

@@ -1,0 +1,60 @@
+package listeners
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestTCPSharesPortAndSurvivesClose(t *testing.T) {
+	f1, addr, err := TCP("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f1.Close()
+	f2, addr2, err := TCP("127.0.0.1", addr.Port)
+	if err != nil {
+		t.Fatalf("second socket on the same port: %v", err)
+	}
+	defer f2.Close()
+	if addr2.Port != addr.Port {
+		t.Fatalf("port %d != %d", addr2.Port, addr.Port)
+	}
+	// Nobody accepts, yet the kernel completes the handshake into the
+	// backlog: this is what keeps connections alive across a restart.
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("dial while nobody accepts: %v", err)
+	}
+	c.Close()
+}
+
+func TestUnixModeAndStale(t *testing.T) {
+	dir, err := os.MkdirTemp("", "wl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := filepath.Join(dir, "s.sock")
+	f, err := Unix(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode().Perm())
+	}
+	if _, err := Unix(p); err == nil {
+		t.Fatal("second listener on a live socket succeeded")
+	}
+	f.Close() // socket file stays behind: stale
+	f2, err := Unix(p)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	f2.Close()
+}

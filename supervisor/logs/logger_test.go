@@ -1,0 +1,215 @@
+package logs
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func plainEnv(t *testing.T) {
+	t.Setenv("NO_COLOR", "")
+	t.Setenv(FormatEnv, "")
+}
+
+func logFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "wattd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func readLog(t *testing.T, f *os.File) string {
+	t.Helper()
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestNewWritesJSONWhenNotATerminal(t *testing.T) {
+	plainEnv(t)
+	f := logFile(t)
+	logger, atom, err := New("info", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if atom.Level() != zapcore.InfoLevel {
+		t.Errorf("level = %v", atom.Level())
+	}
+	named := logger.Named("supervisor")
+	named.Info("hello", zap.String("app", "api"), zap.Int("worker", 1))
+	named.Debug("hidden")
+	named.Error("bad")
+	for range 1000 {
+		named.Info("repeated")
+	}
+	if err := logger.Sync(); err != nil {
+		t.Fatal(err)
+	}
+
+	lines := strings.Split(strings.TrimSpace(readLog(t, f)), "\n")
+	if len(lines) != 1002 {
+		t.Fatalf("got %d lines, want 1002 (no sampling, debug filtered)", len(lines))
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatalf("not JSON: %q: %v", lines[0], err)
+	}
+	want := map[string]any{"level": "info", "logger": "supervisor", "msg": "hello", "app": "api", "worker": 1.0}
+	for k, v := range want {
+		if first[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, first[k], v)
+		}
+	}
+	ts, ok := first["time"].(string)
+	if !ok {
+		t.Fatalf("time = %#v", first["time"])
+	}
+	parsed, err := time.Parse("2006-01-02T15:04:05.000Z0700", ts)
+	if err != nil {
+		t.Fatalf("time %q is not ISO8601: %v", ts, err)
+	}
+	if d := time.Since(parsed); d < 0 || d > time.Minute {
+		t.Errorf("time %v is off by %v", parsed, d)
+	}
+	for _, k := range []string{"ts", "caller", "stacktrace"} {
+		if _, ok := first[k]; ok {
+			t.Errorf("unexpected key %s", k)
+		}
+	}
+	var second map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil || second["level"] != "error" {
+		t.Errorf("second line %q: %v", lines[1], err)
+	}
+	if _, ok := second["stacktrace"]; ok {
+		t.Error("error entries should not carry wattd stack traces")
+	}
+}
+
+func TestLevels(t *testing.T) {
+	plainEnv(t)
+	cases := []struct {
+		name    string
+		lowest  zapcore.Level // lowest enabled level
+		nothing bool
+	}{
+		{"trace", zapcore.DebugLevel, false},
+		{"debug", zapcore.DebugLevel, false},
+		{"", zapcore.InfoLevel, false},
+		{"info", zapcore.InfoLevel, false},
+		{"WARN", zapcore.WarnLevel, false},
+		{"error", zapcore.ErrorLevel, false},
+		{"fatal", zapcore.FatalLevel, false},
+		{"silent", 0, true},
+	}
+	all := []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel, zapcore.WarnLevel, zapcore.ErrorLevel, zapcore.DPanicLevel, zapcore.PanicLevel, zapcore.FatalLevel}
+	for _, c := range cases {
+		f := logFile(t)
+		logger, atom, err := New(c.name, f)
+		if err != nil {
+			t.Fatalf("%q: %v", c.name, err)
+		}
+		for _, l := range all {
+			want := !c.nothing && l >= c.lowest
+			if atom.Enabled(l) != want || logger.Core().Enabled(l) != want {
+				t.Errorf("%q: %v enabled = %v, want %v", c.name, l, atom.Enabled(l), want)
+			}
+		}
+		if c.nothing {
+			logger.Error("must not appear")
+			_ = logger.Sync()
+			if got := readLog(t, f); got != "" {
+				t.Errorf("silent logger wrote %q", got)
+			}
+			// The level stays adjustable at runtime.
+			atom.SetLevel(zapcore.InfoLevel)
+			logger.Info("now visible")
+			_ = logger.Sync()
+			if !strings.Contains(readLog(t, f), "now visible") {
+				t.Error("raising a silent logger's level had no effect")
+			}
+		}
+	}
+}
+
+func TestBadSettings(t *testing.T) {
+	plainEnv(t)
+	if _, _, err := New("loud", logFile(t)); err == nil || !strings.Contains(err.Error(), `"loud"`) {
+		t.Errorf("unknown level: err = %v", err)
+	}
+	t.Setenv(FormatEnv, "xml")
+	if _, _, err := New("info", logFile(t)); err == nil || !strings.Contains(err.Error(), FormatEnv) {
+		t.Errorf("unknown format: err = %v", err)
+	}
+	if _, _, err := New("info", nil); err == nil {
+		t.Error("nil file accepted")
+	}
+}
+
+var consoleLine = regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3}\t`)
+
+func TestFormatOverride(t *testing.T) {
+	plainEnv(t)
+	t.Setenv(FormatEnv, "console")
+	f := logFile(t)
+	logger, _, err := New("info", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Named("admin").Info("hello", zap.String("k", "v"))
+	_ = logger.Sync()
+	got := readLog(t, f)
+	if !consoleLine.MatchString(got) || !strings.Contains(got, "\tINFO\tadmin\thello\t{\"k\": \"v\"}") {
+		t.Errorf("console output %q", got)
+	}
+	if strings.Contains(got, "\x1b[") {
+		t.Errorf("colour written to a file: %q", got)
+	}
+}
+
+// render logs one entry through newLogger as if out were or were not a
+// terminal.
+func render(t *testing.T, terminal bool, env map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	logger, _, err := newLogger("info", zapcore.AddSync(&buf), terminal, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Named("supervisor").Warn("careful", zap.Int("n", 1))
+	return buf.String()
+}
+
+func TestTerminalOutput(t *testing.T) {
+	got := render(t, true, nil)
+	if !consoleLine.MatchString(got) || !strings.Contains(got, "\x1b[33mWARN\x1b[0m\tsupervisor\tcareful\t{\"n\": 1}") {
+		t.Errorf("terminal output %q", got)
+	}
+
+	got = render(t, true, map[string]string{"NO_COLOR": "1"})
+	if strings.Contains(got, "\x1b[") || !json.Valid(bytes.TrimSpace([]byte(got))) {
+		t.Errorf("NO_COLOR terminal output %q, want plain JSON", got)
+	}
+
+	got = render(t, true, map[string]string{"NO_COLOR": "1", FormatEnv: "console"})
+	if strings.Contains(got, "\x1b[") || !consoleLine.MatchString(got) {
+		t.Errorf("NO_COLOR console output %q, want uncoloured console", got)
+	}
+
+	got = render(t, true, map[string]string{FormatEnv: "JSON"})
+	if !json.Valid(bytes.TrimSpace([]byte(got))) {
+		t.Errorf("forced JSON on a terminal: %q", got)
+	}
+}

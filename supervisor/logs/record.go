@@ -1,0 +1,191 @@
+package logs
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// droppedKeys are pino's envelope members: wattd's entry already has its
+// own time, level, message and pid, and hostname and the format version
+// are the same for every line.
+var droppedKeys = map[string]bool{
+	"time": true, "pid": true, "hostname": true, "level": true, "msg": true, "v": true,
+}
+
+// ownKeys are the keys wattd's entries already carry, from the worker
+// logger's fields, the Sink's own fields and the encoders' envelope. A
+// worker member with one of these names is renamed rather than allowed to
+// shadow or duplicate ours.
+var ownKeys = map[string]bool{
+	"app": true, "worker": true, "pid": true, "stream": true, "truncated": true,
+	"logger": true, "caller": true, "stacktrace": true, "time": true, "level": true, "msg": true,
+}
+
+const clashPrefix = "worker."
+
+// record is a structured worker line decoded into zap terms.
+type record struct {
+	level    zapcore.Level
+	hasLevel bool
+	msg      string
+	fields   []zap.Field
+}
+
+// parseRecord decodes a line that is a single JSON object. Anything else,
+// including an object followed by more text, is not a record and is logged
+// verbatim.
+func parseRecord(text string) (record, bool) {
+	t := strings.TrimSpace(text)
+	if len(t) < 2 || t[0] != '{' || t[len(t)-1] != '}' {
+		return record{}, false
+	}
+	dec := json.NewDecoder(strings.NewReader(t))
+	// Numbers stay exact: ids and nanosecond timings overflow float64.
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return record{}, false
+	}
+	var (
+		rec        record
+		msg, alt   any
+		hasMsg     bool
+		hasAlt     bool
+		levelValue any
+	)
+	type member struct {
+		key string
+		val any
+	}
+	var members []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return record{}, false
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return record{}, false
+		}
+		var val any
+		if err := dec.Decode(&val); err != nil {
+			return record{}, false
+		}
+		switch key {
+		case "msg":
+			msg, hasMsg = val, true
+		case "message":
+			alt, hasAlt = val, true
+			members = append(members, member{key, val})
+		case "level":
+			levelValue = val
+		default:
+			if !droppedKeys[key] {
+				members = append(members, member{key, val})
+			}
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return record{}, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return record{}, false
+	}
+
+	// "message" is only the message when there is no "msg"; otherwise it is
+	// an ordinary member.
+	useAlt := !hasMsg && hasAlt
+	switch {
+	case hasMsg:
+		rec.msg = textOf(msg)
+	case useAlt:
+		rec.msg = textOf(alt)
+	}
+	rec.level, rec.hasLevel = pinoLevel(levelValue)
+	rec.fields = make([]zap.Field, 0, len(members))
+	for _, m := range members {
+		if useAlt && m.key == "message" {
+			continue
+		}
+		key := m.key
+		if ownKeys[key] {
+			key = clashPrefix + key
+		}
+		rec.fields = append(rec.fields, fieldOf(key, m.val))
+	}
+	return rec, true
+}
+
+// pinoLevel maps pino's numeric levels (10 trace … 60 fatal, with custom
+// levels in between rounding down) and the usual level names onto zap.
+// Fatal is capped at error: a worker's fatal is not wattd's, and zap's
+// Fatal would exit the daemon.
+func pinoLevel(v any) (zapcore.Level, bool) {
+	switch v := v.(type) {
+	case json.Number:
+		n, err := v.Float64()
+		if err != nil {
+			return 0, false
+		}
+		switch {
+		case n < 30:
+			return zapcore.DebugLevel, true
+		case n < 40:
+			return zapcore.InfoLevel, true
+		case n < 50:
+			return zapcore.WarnLevel, true
+		default:
+			return zapcore.ErrorLevel, true
+		}
+	case string:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "trace", "debug", "verbose", "silly":
+			return zapcore.DebugLevel, true
+		case "info", "notice", "log":
+			return zapcore.InfoLevel, true
+		case "warn", "warning":
+			return zapcore.WarnLevel, true
+		case "error", "err", "fatal", "panic", "critical", "crit", "alert", "emerg", "emergency":
+			return zapcore.ErrorLevel, true
+		}
+	}
+	return 0, false
+}
+
+func textOf(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func fieldOf(key string, v any) zap.Field {
+	switch v := v.(type) {
+	case string:
+		return zap.String(key, v)
+	case bool:
+		return zap.Bool(key, v)
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return zap.Int64(key, i)
+		}
+		if f, err := v.Float64(); err == nil {
+			return zap.Float64(key, f)
+		}
+		return zap.String(key, v.String())
+	}
+	// Objects, arrays and null keep their shape; encoding/json renders the
+	// nested json.Numbers exactly.
+	return zap.Any(key, v)
+}

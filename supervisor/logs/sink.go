@@ -1,0 +1,315 @@
+package logs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Defaults for Options fields left at zero.
+const (
+	DefaultQueueLines   = 4096
+	DefaultMaxLineBytes = 16 << 10
+	DefaultTailLines    = 30
+)
+
+// dropReportEvery bounds how long a drop count can wait for the writer to
+// catch up: under a sustained flood the queue may never empty, and the
+// operator should still learn that output is being lost.
+const dropReportEvery = 5 * time.Second
+
+// minLineBytes is bufio's smallest buffer; a smaller limit could not be
+// honoured by ReadSlice anyway.
+const minLineBytes = 16
+
+// Options tunes a Sink. Zero values select the defaults.
+type Options struct {
+	// QueueLines bounds the lines waiting to be logged. Together with
+	// MaxLineBytes it caps the memory one worker's backlog can hold.
+	QueueLines int
+	// MaxLineBytes is the longest line kept; the rest of a longer line is
+	// read and thrown away.
+	MaxLineBytes int
+	// TailLines is how many recent lines Tail remembers. Negative disables
+	// the tail.
+	TailLines int
+}
+
+// Sink relays one worker process's output streams into the daemon's log.
+//
+// Each followed stream has a reader goroutine that only splits lines and
+// hands them on without ever waiting, so the worker's pipe is drained as
+// fast as the worker writes. A single writer goroutine does the comparatively
+// slow work (JSON decoding, encoding, writing the daemon's output); when it
+// falls behind, the bounded queue between them overflows and lines are
+// dropped and counted rather than stalling the worker or buffering without
+// limit.
+type Sink struct {
+	log     *zap.Logger
+	maxLine int
+
+	queue  chan line
+	notify chan struct{} // wakes an idle writer so a drop count gets reported
+	done   chan struct{} // closed when the writer has finished
+
+	mu      sync.Mutex
+	closed  bool
+	readers sync.WaitGroup
+
+	dropped    atomic.Uint64 // lifetime total, for Dropped
+	unreported atomic.Uint64 // drops not yet announced in the log
+	closeOnce  sync.Once
+	tailMu     sync.Mutex
+	tail       []string
+	tailNext   int
+	tailFilled bool
+}
+
+// line is one line of worker output on its way to the writer.
+type line struct {
+	at        time.Time // arrival, so queueing delay does not skew timestamps
+	text      string
+	stream    string
+	truncated bool
+}
+
+// NewSink starts the writer for one worker process. logger should already
+// carry the fields identifying the worker (app, worker, pid); every relayed
+// line adds a stream field. Close must be called to stop the writer.
+func NewSink(logger *zap.Logger, opts Options) *Sink {
+	if opts.QueueLines <= 0 {
+		opts.QueueLines = DefaultQueueLines
+	}
+	if opts.MaxLineBytes <= 0 {
+		opts.MaxLineBytes = DefaultMaxLineBytes
+	}
+	opts.MaxLineBytes = max(opts.MaxLineBytes, minLineBytes)
+	if opts.TailLines == 0 {
+		opts.TailLines = DefaultTailLines
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	s := &Sink{
+		log:     logger,
+		maxLine: opts.MaxLineBytes,
+		queue:   make(chan line, opts.QueueLines),
+		notify:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	if opts.TailLines > 0 {
+		s.tail = make([]string, opts.TailLines)
+	}
+	go s.write()
+	return s
+}
+
+// Follow starts relaying r, named stream ("stdout" or "stderr"), until it
+// reports EOF or an error. The caller keeps ownership of r; a pipe from
+// os/exec must not be closed (e.g. by cmd.Wait) before Close returns, or the
+// last lines are lost.
+func (s *Sink) Follow(r io.Reader, stream string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		// Nothing can be logged any more, but the worker must not block on
+		// a pipe nobody reads.
+		go func() { _, _ = io.Copy(io.Discard, r) }()
+		return
+	}
+	s.readers.Add(1)
+	go func() {
+		defer s.readers.Done()
+		s.read(r, stream)
+	}()
+}
+
+// Close waits for every followed stream to reach EOF and for every queued
+// line to be logged, then stops the writer. It is safe to call more than
+// once and from several goroutines.
+func (s *Sink) Close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.readers.Wait()
+		close(s.queue)
+	})
+	<-s.done
+}
+
+// Dropped reports how many lines were lost because the queue was full.
+func (s *Sink) Dropped() uint64 {
+	return s.dropped.Load()
+}
+
+// Tail returns the most recent lines from all streams, oldest first, in the
+// order they arrived. Lines dropped from the queue are still included: the
+// tail exists to explain why a worker died, and the last words matter most.
+func (s *Sink) Tail() []string {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	if !s.tailFilled {
+		return append([]string(nil), s.tail[:s.tailNext]...)
+	}
+	out := make([]string, 0, len(s.tail))
+	out = append(out, s.tail[s.tailNext:]...)
+	return append(out, s.tail[:s.tailNext]...)
+}
+
+func (s *Sink) remember(text string) {
+	if len(s.tail) == 0 {
+		return
+	}
+	s.tailMu.Lock()
+	s.tail[s.tailNext] = text
+	s.tailNext++
+	if s.tailNext == len(s.tail) {
+		s.tailNext = 0
+		s.tailFilled = true
+	}
+	s.tailMu.Unlock()
+}
+
+// read splits r into lines. It must never block on anything but r itself.
+func (s *Sink) read(r io.Reader, stream string) {
+	// The buffer is the line limit: ReadSlice hands back at most one
+	// buffer's worth, so a line longer than that never gets accumulated.
+	br := bufio.NewReaderSize(r, s.maxLine)
+	for {
+		b, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			s.push(stream, trimEOL(b), false)
+			continue
+		case errors.Is(err, bufio.ErrBufferFull):
+			s.push(stream, cutRunes(b), true)
+			err = discardLine(br)
+			if err == nil {
+				continue
+			}
+		case len(b) > 0:
+			// Final line without a newline.
+			s.push(stream, trimEOL(b), false)
+		}
+		if !errors.Is(err, io.EOF) {
+			s.log.Debug("reading worker output stopped", zap.String("stream", stream), zap.Error(err))
+		}
+		return
+	}
+}
+
+// discardLine skips the remainder of an over-long line one buffer at a time.
+func discardLine(br *bufio.Reader) error {
+	for {
+		_, err := br.ReadSlice('\n')
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+	}
+}
+
+func (s *Sink) push(stream string, b []byte, truncated bool) {
+	// One copy serves both the tail and the queue; b belongs to bufio.
+	text := string(b)
+	s.remember(text)
+	select {
+	case s.queue <- line{at: time.Now(), text: text, stream: stream, truncated: truncated}:
+	default:
+		s.dropped.Add(1)
+		s.unreported.Add(1)
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Sink) write() {
+	defer close(s.done)
+	lastReport := time.Now()
+	report := func() {
+		if n := s.unreported.Swap(0); n > 0 {
+			s.log.Warn(fmt.Sprintf("dropped %d lines of worker output", n), zap.Uint64("dropped", n))
+		}
+		lastReport = time.Now()
+	}
+	for {
+		select {
+		case l, ok := <-s.queue:
+			if !ok {
+				report()
+				return
+			}
+			s.logLine(l)
+			if s.unreported.Load() > 0 && (len(s.queue) == 0 || time.Since(lastReport) >= dropReportEvery) {
+				report()
+			}
+		case <-s.notify:
+			// Drops happen only while the queue is full; if it has emptied
+			// since, no further line may come to trigger the report.
+			if len(s.queue) == 0 {
+				report()
+			}
+		}
+	}
+}
+
+// logLine writes one worker line, merging it into the entry when it is a
+// JSON object (pino and similar structured loggers).
+func (s *Sink) logLine(l line) {
+	lvl := zapcore.InfoLevel
+	if l.stream == "stderr" {
+		lvl = zapcore.WarnLevel
+	}
+	msg := l.text
+	var extra []zap.Field
+	if !l.truncated {
+		if rec, ok := parseRecord(l.text); ok {
+			if rec.hasLevel {
+				lvl = rec.level
+			}
+			msg = rec.msg
+			extra = rec.fields
+		}
+	}
+	ce := s.log.Check(lvl, msg)
+	if ce == nil {
+		return
+	}
+	ce.Time = l.at
+	fields := make([]zap.Field, 0, len(extra)+2)
+	fields = append(fields, zap.String("stream", l.stream))
+	if l.truncated {
+		fields = append(fields, zap.Bool("truncated", true))
+	}
+	ce.Write(append(fields, extra...)...)
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte{'\n'})
+	return bytes.TrimSuffix(b, []byte{'\r'})
+}
+
+// cutRunes drops a multi-byte character split by the length limit, so the
+// kept prefix stays valid UTF-8 when the input was.
+func cutRunes(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
+}

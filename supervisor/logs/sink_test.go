@@ -1,0 +1,656 @@
+package logs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// workerLogger mimics what the supervisor hands a Sink: a logger already
+// tagged with the worker's identity.
+func workerLogger(core zapcore.Core) *zap.Logger {
+	return zap.New(core, zap.ErrorOutput(zapcore.AddSync(io.Discard))).
+		With(zap.String("app", "api"), zap.Int("worker", 0), zap.Int("pid", 4242))
+}
+
+func observed() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	return workerLogger(core), logs
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// within runs f and fails the test if it does not return in time.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not finish within %v", what, d)
+	}
+}
+
+// relay runs text through a Sink on one stream and returns what was logged.
+func relay(t *testing.T, stream, text string) []observer.LoggedEntry {
+	t.Helper()
+	logger, logs := observed()
+	s := NewSink(logger, Options{})
+	s.Follow(strings.NewReader(text), stream)
+	within(t, 5*time.Second, "Close", s.Close)
+	return logs.All()
+}
+
+func only(t *testing.T, entries []observer.LoggedEntry) observer.LoggedEntry {
+	t.Helper()
+	if len(entries) != 1 {
+		t.Fatalf("got %d entries, want 1: %+v", len(entries), entries)
+	}
+	return entries[0]
+}
+
+// slowCore makes every write take a while, like a daemon whose output is a
+// congested pipe or a slow disk.
+type slowCore struct {
+	zapcore.Core
+	delay time.Duration
+}
+
+func (c slowCore) With(f []zapcore.Field) zapcore.Core {
+	return slowCore{c.Core.With(f), c.delay}
+}
+
+func (c slowCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c slowCore) Write(e zapcore.Entry, f []zapcore.Field) error {
+	time.Sleep(c.delay)
+	return c.Core.Write(e, f)
+}
+
+// failingCore records every entry and then reports a write error, like a
+// daemon whose stdout has gone away.
+type failingCore struct{ zapcore.Core }
+
+func (c failingCore) With(f []zapcore.Field) zapcore.Core { return failingCore{c.Core.With(f)} }
+func (c failingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	return ce.AddCore(e, c)
+}
+
+func (c failingCore) Write(e zapcore.Entry, f []zapcore.Field) error {
+	_ = c.Core.Write(e, f)
+	return errors.New("write /dev/stdout: broken pipe")
+}
+
+func TestPinoLineIsMerged(t *testing.T) {
+	in := `{"level":30,"time":1700000000000,"pid":123,"hostname":"h","msg":"hello","reqId":"x","v":1,` +
+		`"req":{"method":"GET","url":"/","headers":{"host":"a"}},"n":12345678901234567,"ok":true,"ratio":0.5,"none":null}` + "\n"
+	e := only(t, relay(t, "stdout", in))
+
+	if e.Message != "hello" || e.Level != zapcore.InfoLevel {
+		t.Fatalf("got %v %q, want info \"hello\"", e.Level, e.Message)
+	}
+	if !e.Time.After(time.UnixMilli(1700000000000)) {
+		t.Errorf("entry time %v came from the worker's time member", e.Time)
+	}
+	m := e.ContextMap()
+	want := map[string]any{
+		"app": "api", "worker": int64(0), "pid": int64(4242), "stream": "stdout",
+		"reqId": "x", "n": int64(12345678901234567), "ok": true, "ratio": 0.5, "none": nil,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("field %s = %#v (present %v), want %#v", k, got, ok, v)
+		}
+	}
+	for _, k := range []string{"time", "hostname", "level", "msg", "v", "truncated"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("field %s should not be logged", k)
+		}
+	}
+	req, ok := m["req"].(map[string]any)
+	if !ok {
+		t.Fatalf("req = %#v, want a nested object", m["req"])
+	}
+	if req["method"] != "GET" || req["headers"].(map[string]any)["host"] != "a" {
+		t.Errorf("req = %#v", req)
+	}
+	if len(m) != len(want)+1 {
+		t.Errorf("unexpected fields: %#v", m)
+	}
+	// The order the worker wrote its members in is kept.
+	var keys []string
+	for _, f := range e.Context {
+		keys = append(keys, f.Key)
+	}
+	if got := strings.Join(keys, ","); got != "app,worker,pid,stream,reqId,req,n,ok,ratio,none" {
+		t.Errorf("field order %s", got)
+	}
+}
+
+func TestPinoLevels(t *testing.T) {
+	cases := []struct {
+		level string
+		want  zapcore.Level
+	}{
+		{`10`, zapcore.DebugLevel},
+		{`20`, zapcore.DebugLevel},
+		{`30`, zapcore.InfoLevel},
+		{`35`, zapcore.InfoLevel},
+		{`40`, zapcore.WarnLevel},
+		{`50`, zapcore.ErrorLevel},
+		{`60`, zapcore.ErrorLevel},
+		{`"trace"`, zapcore.DebugLevel},
+		{`"debug"`, zapcore.DebugLevel},
+		{`"info"`, zapcore.InfoLevel},
+		{`"INFO"`, zapcore.InfoLevel},
+		{`"warn"`, zapcore.WarnLevel},
+		{`"warning"`, zapcore.WarnLevel},
+		{`"error"`, zapcore.ErrorLevel},
+		{`"fatal"`, zapcore.ErrorLevel},
+	}
+	for _, c := range cases {
+		for _, stream := range []string{"stdout", "stderr"} {
+			e := only(t, relay(t, stream, `{"level":`+c.level+`,"msg":"m"}`+"\n"))
+			if e.Level != c.want {
+				t.Errorf("%s level %s: got %v, want %v", stream, c.level, e.Level, c.want)
+			}
+		}
+	}
+	// Without a usable level the stream decides.
+	for _, in := range []string{`{"msg":"m"}`, `{"level":"chatty","msg":"m"}`, `{"level":[1],"msg":"m"}`} {
+		if e := only(t, relay(t, "stderr", in)); e.Level != zapcore.WarnLevel || e.Message != "m" {
+			t.Errorf("%s on stderr: got %v %q", in, e.Level, e.Message)
+		}
+		if e := only(t, relay(t, "stdout", in)); e.Level != zapcore.InfoLevel {
+			t.Errorf("%s on stdout: got %v", in, e.Level)
+		}
+	}
+}
+
+func TestWorkerFieldsDoNotOverwriteOurs(t *testing.T) {
+	in := `{"level":30,"msg":"m","app":"evil","worker":"w","stream":"s","truncated":"t","logger":"pino"}`
+	e := only(t, relay(t, "stdout", in))
+	m := e.ContextMap()
+	want := map[string]any{
+		"app": "api", "worker": int64(0), "stream": "stdout",
+		"worker.app": "evil", "worker.worker": "w", "worker.stream": "s",
+		"worker.truncated": "t", "worker.logger": "pino",
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("field %s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	// Each key must appear once, or encoders would emit duplicates.
+	seen := map[string]int{}
+	for _, f := range e.Context {
+		seen[f.Key]++
+	}
+	for k, n := range seen {
+		if n > 1 {
+			t.Errorf("key %s appears %d times", k, n)
+		}
+	}
+}
+
+func TestMessageKey(t *testing.T) {
+	e := only(t, relay(t, "stdout", `{"level":"info","message":"from message","x":1}`))
+	if e.Message != "from message" {
+		t.Errorf("message = %q", e.Message)
+	}
+	if _, ok := e.ContextMap()["message"]; ok {
+		t.Error("message member used as the message should not also be a field")
+	}
+	e = only(t, relay(t, "stdout", `{"msg":"from msg","message":"other"}`))
+	if e.Message != "from msg" || e.ContextMap()["message"] != "other" {
+		t.Errorf("got %q %v", e.Message, e.ContextMap())
+	}
+}
+
+func TestPlainLines(t *testing.T) {
+	out := relay(t, "stdout", "listening on 3000\r\nnot json {\n[1,2]\n{\"a\":1} and more\n\x1b[32mgreen\x1b[0m\nlast without newline")
+	wantMsgs := []string{"listening on 3000", "not json {", "[1,2]", `{"a":1} and more`, "\x1b[32mgreen\x1b[0m", "last without newline"}
+	if len(out) != len(wantMsgs) {
+		t.Fatalf("got %d entries, want %d: %+v", len(out), len(wantMsgs), out)
+	}
+	for i, e := range out {
+		if e.Message != wantMsgs[i] || e.Level != zapcore.InfoLevel || e.ContextMap()["stream"] != "stdout" {
+			t.Errorf("entry %d: %v %q %v", i, e.Level, e.Message, e.ContextMap())
+		}
+	}
+	e := only(t, relay(t, "stderr", "Error: boom\n"))
+	if e.Level != zapcore.WarnLevel || e.Message != "Error: boom" || e.ContextMap()["stream"] != "stderr" {
+		t.Errorf("stderr: %v %q %v", e.Level, e.Message, e.ContextMap())
+	}
+}
+
+func TestLoggerLevelFiltersWorkerLines(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	s := NewSink(workerLogger(core), Options{})
+	s.Follow(strings.NewReader(`{"level":20,"msg":"debug"}`+"\n"+`{"level":30,"msg":"info"}`+"\n"), "stdout")
+	s.Close()
+	if e := only(t, logs.All()); e.Message != "info" {
+		t.Errorf("got %q", e.Message)
+	}
+}
+
+func TestLongLineIsCut(t *testing.T) {
+	big := strings.Repeat("a", 1<<20)
+	out := relay(t, "stdout", big+"\nnext\n")
+	if len(out) != 2 {
+		t.Fatalf("got %d entries, want 2", len(out))
+	}
+	if len(out[0].Message) != DefaultMaxLineBytes || out[0].ContextMap()["truncated"] != true {
+		t.Errorf("long line: %d bytes, fields %v", len(out[0].Message), out[0].ContextMap())
+	}
+	if out[1].Message != "next" {
+		t.Errorf("line after the long one = %q", out[1].Message)
+	}
+	if _, ok := out[1].ContextMap()["truncated"]; ok {
+		t.Error("short line marked truncated")
+	}
+}
+
+func TestLongJSONLineIsNotParsed(t *testing.T) {
+	in := `{"level":50,"msg":"` + strings.Repeat("b", 100) + `"}`
+	logger, logs := observed()
+	s := NewSink(logger, Options{MaxLineBytes: 64})
+	s.Follow(strings.NewReader(in), "stdout")
+	s.Close()
+	e := only(t, logs.All())
+	if e.Level != zapcore.InfoLevel || len(e.Message) != 64 || e.ContextMap()["truncated"] != true {
+		t.Errorf("got %v %d bytes %v", e.Level, len(e.Message), e.ContextMap())
+	}
+}
+
+func TestCutKeepsUTF8Valid(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{MaxLineBytes: 33})
+	s.Follow(strings.NewReader(strings.Repeat("é", 40)+"\n"), "stdout")
+	s.Close()
+	e := only(t, logs.All())
+	if !utf8.ValidString(e.Message) || e.Message != strings.Repeat("é", 16) {
+		t.Errorf("cut line %q", e.Message)
+	}
+}
+
+// hugeLine yields one line of n bytes without ever holding it in memory.
+type hugeLine struct {
+	left  int
+	chunk []byte
+	rest  io.Reader
+}
+
+func (h *hugeLine) Read(p []byte) (int, error) {
+	if h.left == 0 {
+		return h.rest.Read(p)
+	}
+	n := copy(p[:min(len(p), h.left)], h.chunk)
+	h.left -= n
+	return n, nil
+}
+
+func TestHugeLineIsNotBuffered(t *testing.T) {
+	const size = 50 << 20
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	r := &hugeLine{left: size, chunk: chunk, rest: strings.NewReader("\nafter\n")}
+	logger, logs := observed()
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	within(t, 20*time.Second, "relaying a 50 MB line", func() {
+		s := NewSink(logger, Options{})
+		s.Follow(r, "stderr")
+		s.Close()
+	})
+	runtime.ReadMemStats(&after)
+
+	grew := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d KiB while relaying a %d MiB line", grew>>10, size>>20)
+	if grew > 8<<20 {
+		t.Errorf("allocated %d bytes for a %d byte line", grew, size)
+	}
+	out := logs.All()
+	if len(out) != 2 {
+		t.Fatalf("got %d entries, want 2", len(out))
+	}
+	if len(out[0].Message) != DefaultMaxLineBytes || out[0].ContextMap()["truncated"] != true || out[0].Level != zapcore.WarnLevel {
+		t.Errorf("huge line logged as %v, %d bytes, %v", out[0].Level, len(out[0].Message), out[0].ContextMap())
+	}
+	if out[1].Message != "after" {
+		t.Errorf("next line = %q", out[1].Message)
+	}
+}
+
+var droppedMsg = regexp.MustCompile(`^dropped (\d+) lines of worker output$`)
+
+func TestFloodNeverBlocksTheWorker(t *testing.T) {
+	const lines = 200_000
+	obs, logs := observer.New(zapcore.DebugLevel)
+	s := NewSink(workerLogger(slowCore{obs, time.Millisecond}), Options{QueueLines: 256})
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	s.Follow(pr, "stdout")
+
+	// Tail must be usable while the flood is on.
+	stopTail := make(chan struct{})
+	var tailers sync.WaitGroup
+	tailers.Go(func() {
+		for {
+			select {
+			case <-stopTail:
+				return
+			default:
+				_ = s.Tail()
+			}
+		}
+	})
+
+	start := time.Now()
+	within(t, 5*time.Second, "the worker writing 200k lines", func() {
+		w := bufio.NewWriterSize(pw, 64<<10)
+		for i := range lines {
+			fmt.Fprintf(w, "line %d\n", i)
+		}
+		if err := w.Flush(); err != nil {
+			t.Error(err)
+		}
+		pw.Close()
+	})
+	t.Logf("worker wrote %d lines in %v", lines, time.Since(start))
+	close(stopTail)
+	tailers.Wait()
+
+	within(t, 10*time.Second, "Close", s.Close)
+
+	if s.Dropped() == 0 {
+		t.Fatal("nothing dropped although the logger was far slower than the worker")
+	}
+	checkAccounting(t, s, logs, lines)
+	tail := s.Tail()
+	if len(tail) != DefaultTailLines || tail[len(tail)-1] != fmt.Sprintf("line %d", lines-1) {
+		t.Errorf("tail after flood ends with %q (%d lines)", tail[len(tail)-1], len(tail))
+	}
+}
+
+func TestDropIsReportedWhenWorkerGoesQuiet(t *testing.T) {
+	obs, logs := observer.New(zapcore.DebugLevel)
+	release := make(chan struct{})
+	s := NewSink(workerLogger(gateCore{obs, release}), Options{QueueLines: 2})
+
+	pr, pw := io.Pipe()
+	s.Follow(pr, "stdout")
+	fmt.Fprint(pw, "a\nb\nc\nd\ne\n")
+	waitFor(t, 5*time.Second, "drops", func() bool { return s.Dropped() >= 2 })
+	close(release)
+	// The pipe stays open and silent: the report must not wait for more
+	// output or for Close.
+	waitFor(t, 5*time.Second, "the drop report", func() bool {
+		return logs.FilterMessageSnippet("lines of worker output").Len() > 0
+	})
+	pw.Close()
+	within(t, 5*time.Second, "Close", s.Close)
+	checkAccounting(t, s, logs, 5)
+}
+
+// gateCore blocks every write until release is closed.
+type gateCore struct {
+	zapcore.Core
+	release chan struct{}
+}
+
+func (c gateCore) With(f []zapcore.Field) zapcore.Core { return gateCore{c.Core.With(f), c.release} }
+func (c gateCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	return ce.AddCore(e, c)
+}
+
+func (c gateCore) Write(e zapcore.Entry, f []zapcore.Field) error {
+	<-c.release
+	return c.Core.Write(e, f)
+}
+
+func TestWriteErrorsDoNotStopDraining(t *testing.T) {
+	const lines = 20_000
+	obs, logs := observer.New(zapcore.DebugLevel)
+	s := NewSink(workerLogger(failingCore{obs}), Options{QueueLines: 64})
+	pr, pw := io.Pipe()
+	s.Follow(pr, "stderr")
+	within(t, 5*time.Second, "the worker writing", func() {
+		for i := range lines {
+			if _, err := fmt.Fprintf(pw, "line %d\n", i); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		pw.Close()
+	})
+	within(t, 5*time.Second, "Close", s.Close)
+	checkAccounting(t, s, logs, lines)
+	if got := s.Tail(); got[len(got)-1] != fmt.Sprintf("line %d", lines-1) {
+		t.Errorf("tail ends with %q", got[len(got)-1])
+	}
+}
+
+// checkAccounting asserts that every line the worker wrote was either
+// relayed or dropped, and that the drop reports add up to Dropped.
+func checkAccounting(t *testing.T, s *Sink, logs *observer.ObservedLogs, lines int) {
+	t.Helper()
+	var reported uint64
+	var relayed int
+	for _, e := range logs.All() {
+		if m := droppedMsg.FindStringSubmatch(e.Message); m != nil {
+			n, _ := strconv.ParseUint(m[1], 10, 64)
+			reported += n
+			if e.Level != zapcore.WarnLevel || e.ContextMap()["dropped"] != n || e.ContextMap()["app"] != "api" {
+				t.Errorf("drop report %v %v", e.Level, e.ContextMap())
+			}
+			continue
+		}
+		relayed++
+	}
+	dropped := s.Dropped()
+	if reported != dropped {
+		t.Errorf("drop reports add up to %d, Dropped() = %d", reported, dropped)
+	}
+	if uint64(relayed)+dropped != uint64(lines) {
+		t.Errorf("relayed %d + dropped %d != %d", relayed, dropped, lines)
+	}
+	t.Logf("relayed %d, dropped %d", relayed, dropped)
+}
+
+func TestTail(t *testing.T) {
+	logger, _ := observed()
+	s := NewSink(logger, Options{TailLines: 4})
+	outR, outW := io.Pipe()
+	errR, errW := io.Pipe()
+	s.Follow(outR, "stdout")
+	s.Follow(errR, "stderr")
+
+	if got := s.Tail(); len(got) != 0 {
+		t.Fatalf("tail before output = %q", got)
+	}
+	steps := []struct {
+		w    io.Writer
+		line string
+	}{
+		{outW, "out 1"}, {errW, "err 1"}, {outW, "out 2"}, {errW, "err 2"},
+		{errW, "err 3"}, {outW, `{"level":50,"msg":"json"}`},
+	}
+	for i, st := range steps {
+		fmt.Fprintln(st.w, st.line)
+		waitFor(t, 5*time.Second, "line "+st.line, func() bool {
+			got := s.Tail()
+			return len(got) == min(i+1, 4) && got[len(got)-1] == st.line
+		})
+	}
+	want := []string{"out 2", "err 2", "err 3", `{"level":50,"msg":"json"}`}
+	if got := s.Tail(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("tail = %q, want %q", got, want)
+	}
+	// The result is a copy.
+	got := s.Tail()
+	got[0] = "changed"
+	if s.Tail()[0] != "out 2" {
+		t.Error("Tail shares its storage with the caller")
+	}
+	outW.Close()
+	errW.Close()
+	within(t, 5*time.Second, "Close", s.Close)
+	if got := s.Tail(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("tail after Close = %q", got)
+	}
+}
+
+func TestTailIncludesDroppedLines(t *testing.T) {
+	obs, _ := observer.New(zapcore.DebugLevel)
+	release := make(chan struct{})
+	s := NewSink(workerLogger(gateCore{obs, release}), Options{QueueLines: 1, TailLines: 3})
+	var in strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	s.Follow(strings.NewReader(in.String()), "stderr")
+	waitFor(t, 5*time.Second, "the last line in the tail", func() bool {
+		got := s.Tail()
+		return len(got) == 3 && got[2] == "line 99"
+	})
+	if s.Dropped() == 0 {
+		t.Error("expected drops with a blocked writer")
+	}
+	if got := strings.Join(s.Tail(), "|"); got != "line 97|line 98|line 99" {
+		t.Errorf("tail = %s", got)
+	}
+	close(release)
+	within(t, 5*time.Second, "Close", s.Close)
+}
+
+func TestTailDisabled(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{TailLines: -1})
+	s.Follow(strings.NewReader("a\nb\n"), "stdout")
+	s.Close()
+	if got := s.Tail(); len(got) != 0 {
+		t.Errorf("tail = %q", got)
+	}
+	if logs.Len() != 2 {
+		t.Errorf("logged %d lines", logs.Len())
+	}
+}
+
+func TestCloseWaitsForQueueToDrain(t *testing.T) {
+	const lines = 200
+	obs, logs := observer.New(zapcore.DebugLevel)
+	s := NewSink(workerLogger(slowCore{obs, 2 * time.Millisecond}), Options{QueueLines: 1000})
+	var in strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	s.Follow(strings.NewReader(in.String()), "stdout")
+	s.Follow(strings.NewReader("one more\n"), "stderr")
+	within(t, 10*time.Second, "Close", s.Close)
+	if got := logs.Len(); got != lines+1 || s.Dropped() != 0 {
+		t.Fatalf("after Close: %d lines logged, %d dropped; want %d, 0", got, s.Dropped(), lines+1)
+	}
+	if n := logs.FilterField(zap.String("stream", "stderr")).Len(); n != 1 {
+		t.Errorf("%d stderr lines, want 1", n)
+	}
+	// A second Close returns at once.
+	within(t, time.Second, "second Close", s.Close)
+}
+
+func TestCloseWaitsForReaders(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{})
+	pr, pw := io.Pipe()
+	s.Follow(pr, "stdout")
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	fmt.Fprintln(pw, "still running")
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a followed stream was open")
+	case <-time.After(50 * time.Millisecond):
+	}
+	pw.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after EOF")
+	}
+	if e := only(t, logs.All()); e.Message != "still running" {
+		t.Errorf("got %q", e.Message)
+	}
+}
+
+func TestFollowAfterCloseStillDrains(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{})
+	s.Close()
+	pr, pw := io.Pipe()
+	s.Follow(pr, "stdout")
+	within(t, 5*time.Second, "writing to a pipe followed after Close", func() {
+		fmt.Fprintln(pw, "late")
+		pw.Close()
+	})
+	if logs.Len() != 0 {
+		t.Errorf("logged %d lines after Close", logs.Len())
+	}
+}
+
+func TestReadErrorEndsFollow(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{})
+	s.Follow(io.MultiReader(strings.NewReader("partial"), iotestErr{}), "stdout")
+	within(t, 5*time.Second, "Close", s.Close)
+	if logs.FilterMessage("partial").Len() != 1 {
+		t.Errorf("partial line not logged: %+v", logs.All())
+	}
+	if logs.FilterMessage("reading worker output stopped").Len() != 1 {
+		t.Errorf("read error not reported: %+v", logs.All())
+	}
+}
+
+type iotestErr struct{}
+
+func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("read |0: file already closed") }

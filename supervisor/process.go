@@ -1,0 +1,394 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/logs"
+)
+
+// ExecHelperArg is argv[1] of wattd when it runs as the exec helper: the
+// tiny step between fork and the worker's own exec that sets LISTEN_PID to
+// the worker's pid, which the parent cannot know before fork.
+const ExecHelperArg = "__wattd-exec"
+
+// ExecHelperMain is the whole exec helper: it is called by main before any
+// flag parsing when os.Args[1] == ExecHelperArg, and never returns.
+func ExecHelperMain(args []string) {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "wattd exec helper: no command")
+		os.Exit(127)
+	}
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wattd: cannot start worker: %v\n", err)
+		os.Exit(127)
+	}
+	env := append(os.Environ(), ipc.EnvListenPID+"="+strconv.Itoa(os.Getpid()))
+	err = unix.Exec(path, args, env)
+	fmt.Fprintf(os.Stderr, "wattd: cannot start worker: exec %s: %v\n", path, err)
+	os.Exit(127)
+}
+
+// spawnReq asks the spawner thread to start cmd.
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+var (
+	spawnOnce sync.Once
+	spawnCh   chan spawnReq
+)
+
+// startCmd starts cmd from one OS thread that never exits. Workers get
+// PR_SET_PDEATHSIG, which the kernel fires when the *thread* that forked
+// them ends, not the process; Go retires idle threads, so forking from an
+// arbitrary goroutine would kill healthy workers at random.
+func startCmd(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnCh = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as wattd
+			for r := range spawnCh {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawnCh <- spawnReq{cmd: cmd, done: done}
+	return <-done
+}
+
+// proc is one worker process. Its fields are written by the goroutines named
+// on them and read by the slot's owner through the channels.
+type proc struct {
+	cmd     *exec.Cmd
+	pid     int
+	started time.Time
+	log     *zap.Logger
+	sink    *logs.Sink
+
+	ctrl *net.UnixConn
+	wmu  sync.Mutex // serialises writes to ctrl
+
+	ready     chan struct{} // closed on the first ready message
+	readyOnce sync.Once
+	hello     chan struct{} // closed when the handshake completed
+	drained   chan struct{} // closed on the drained message
+	drainOnce sync.Once
+
+	exited   chan struct{} // closed by the waiter after cmd.Wait returned
+	sinkDone chan struct{} // closed when all of the worker's output was logged
+	exitErr  error         // set before exited is closed
+
+	statsMu sync.Mutex // guards stats
+	stats   ipc.Stats
+}
+
+// spawnSpec is everything needed to start one worker.
+type spawnSpec struct {
+	argv      []string
+	dir       string
+	env       []string
+	listeners []*os.File // in LISTEN_FDNAMES order
+	names     []string
+	app       string
+	worker    int
+	entry     bool
+	log       *zap.Logger // app/worker fields already set
+}
+
+// spawn starts a worker through the exec helper with the listeners at fds
+// 3.. and the control socket after them.
+func spawn(spec spawnSpec) (_ *proc, err error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("control socketpair: %w", err)
+	}
+	parentF := os.NewFile(uintptr(pair[0]), "control")
+	childF := os.NewFile(uintptr(pair[1]), "control-worker")
+	defer childF.Close() // the child has its own copy after Start
+	defer func() {
+		if err != nil {
+			parentF.Close()
+		}
+	}()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	defer outW.Close()
+	defer errW.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("locate wattd binary: %w", err)
+	}
+	cmd := exec.Command(self, append([]string{ExecHelperArg}, spec.argv...)...)
+	cmd.Args[0] = spec.argv[0] // ps shows the worker's own name, not wattd's
+	cmd.Dir = spec.dir
+	ctrlFD := 3 + len(spec.listeners)
+	cmd.Env = append(append([]string{}, spec.env...),
+		ipc.EnvListenFDs+"="+strconv.Itoa(len(spec.listeners)),
+		ipc.EnvListenName+"="+strings.Join(spec.names, ":"),
+		ipc.EnvControlFD+"="+strconv.Itoa(ctrlFD),
+		ipc.EnvProtocol+"="+strconv.Itoa(ipc.ProtocolVersion),
+		ipc.EnvApp+"="+spec.app,
+		ipc.EnvWorker+"="+strconv.Itoa(spec.worker),
+		ipc.EnvEntrypoint+"="+boolDigit(spec.entry),
+	)
+	cmd.ExtraFiles = append(append([]*os.File{}, spec.listeners...), childF)
+	cmd.Stdin = nil
+	cmd.Stdout = outW
+	cmd.Stderr = errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,            // one group per worker: stop kills npm -> node -> children together
+		Pdeathsig: syscall.SIGKILL, // wattd killed hard: its workers do not outlive it
+	}
+	if err := startCmd(cmd); err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start %s: %w", spec.argv[0], err)
+	}
+	conn, cerr := net.FileConn(parentF)
+	parentF.Close()
+	if cerr != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("control channel: %w", cerr)
+	}
+	p := &proc{
+		cmd:      cmd,
+		pid:      cmd.Process.Pid,
+		started:  time.Now(),
+		log:      spec.log.With(zap.Int("pid", cmd.Process.Pid)),
+		ctrl:     conn.(*net.UnixConn),
+		ready:    make(chan struct{}),
+		hello:    make(chan struct{}),
+		drained:  make(chan struct{}),
+		exited:   make(chan struct{}),
+		sinkDone: make(chan struct{}),
+	}
+	p.sink = logs.NewSink(p.log, logs.Options{})
+	p.sink.Follow(outR, "stdout")
+	p.sink.Follow(errR, "stderr")
+	go p.wait(outR, errR)
+	go p.readControl(spec.app, spec.worker)
+	return p, nil
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// wait is the only caller of cmd.Wait.
+func (p *proc) wait(pipes ...*os.File) {
+	err := p.cmd.Wait()
+	// Anything else left in the worker's process group (a child that
+	// ignored the parent's death) goes too, so it cannot keep the pipes
+	// open or hold sockets.
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	p.exitErr = err
+	p.ctrl.Close()
+	close(p.exited)
+	// The readers end on EOF once the last holder of the pipe is gone; a
+	// grandchild that escaped the group keeps them open, so do not wait
+	// for the sink before reporting the exit.
+	go func() {
+		p.sink.Close()
+		close(p.sinkDone)
+		for _, f := range pipes {
+			f.Close()
+		}
+	}()
+}
+
+// readControl handles the worker's side of the control protocol until the
+// channel closes.
+func (p *proc) readControl(app string, worker int) {
+	m, err := ipc.ReadMessage(p.ctrl)
+	if err != nil {
+		return // a worker that does not speak the protocol; readiness falls back
+	}
+	if m.Type != ipc.TypeHello {
+		p.log.Warn("control channel: expected hello", zap.String("got", m.Type))
+		return
+	}
+	v, err := ipc.Negotiate(m.Versions)
+	if err != nil {
+		p.send(&ipc.Message{Type: ipc.TypeError, Error: err.Error()})
+		p.log.Error("control channel: handshake failed", zap.Error(err))
+		return
+	}
+	if err := p.send(&ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}); err != nil {
+		return
+	}
+	close(p.hello)
+	for {
+		m, err := ipc.ReadMessage(p.ctrl)
+		if err != nil {
+			return
+		}
+		switch m.Type {
+		case ipc.TypeReady:
+			p.readyOnce.Do(func() { close(p.ready) })
+		case ipc.TypeStats:
+			if m.Stats != nil {
+				p.statsMu.Lock()
+				p.stats = *m.Stats
+				p.statsMu.Unlock()
+			}
+		case ipc.TypeDrained:
+			p.drainOnce.Do(func() { close(p.drained) })
+		}
+	}
+}
+
+func (p *proc) send(m *ipc.Message) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	_ = p.ctrl.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	return ipc.WriteMessage(p.ctrl, m)
+}
+
+func (p *proc) spoke() bool {
+	select {
+	case <-p.hello:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) isExited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) lastStats() ipc.Stats {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	return p.stats
+}
+
+// exitReason renders how the process ended: "exit status 1",
+// "signal: killed" and so on.
+func (p *proc) exitReason() string {
+	if p.exitErr == nil {
+		return "exit status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(p.exitErr, &ee) {
+		return ee.String()
+	}
+	return p.exitErr.Error()
+}
+
+// stop drains the worker (if it speaks the protocol), then sends SIGTERM to
+// its process group, then SIGKILL, within grace in all. It returns when the
+// process has exited.
+func (p *proc) stop(grace time.Duration, onState func(State)) {
+	deadline := time.Now().Add(grace)
+	if p.isExited() {
+		return
+	}
+	if p.spoke() {
+		onState(StateDraining)
+		if err := p.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: grace.Milliseconds()}); err == nil {
+			t := time.NewTimer(time.Until(deadline))
+			select {
+			case <-p.drained:
+			case <-p.exited:
+			case <-t.C:
+				p.log.Warn("worker did not finish in-flight work in time", zap.Duration("grace", grace))
+			}
+			t.Stop()
+		}
+	}
+	if p.isExited() {
+		return
+	}
+	onState(StateStopping)
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	// After a drain there is nothing left to finish, but the app's own
+	// SIGTERM handler may still close databases: give it the rest of the
+	// grace, and at least a moment.
+	rest := time.Until(deadline)
+	if rest < 500*time.Millisecond {
+		rest = 500 * time.Millisecond
+	}
+	t := time.NewTimer(rest)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		return
+	case <-t.C:
+	}
+	p.log.Warn("worker ignored SIGTERM; killing its process group", zap.Duration("grace", grace))
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	<-p.exited
+}
+
+// kill ends the worker at once (start failures, start timeouts).
+func (p *proc) kill() {
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	<-p.exited
+}
+
+// outputTail returns the worker's last output lines, waiting up to max for
+// the lines still in its pipes to be read.
+func (p *proc) outputTail(max time.Duration) []string {
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-p.sinkDone:
+	case <-t.C:
+	}
+	return p.sink.Tail()
+}
+
+// rssOf reads a process's resident set size from /proc; 0 if it is gone.
+func rssOf(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
+}

@@ -1,0 +1,108 @@
+package restart
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var testPolicy = Policy{
+	Enabled:      true,
+	InitialDelay: 100 * time.Millisecond,
+	MaxDelay:     time.Second,
+	ResetAfter:   time.Second,
+	MaxRestarts:  6,
+}
+
+func newTest(p Policy) *Tracker {
+	t := NewTracker(p)
+	t.jitter = func() float64 { return 0.5 } // the middle: no net jitter
+	return t
+}
+
+func TestBackoffSequence(t *testing.T) {
+	tr := newTest(testPolicy)
+	crash := Exit{Uptime: 10 * time.Millisecond, Reason: "exit status 1"}
+	want := []time.Duration{0, 100, 200, 400, 800, 1000}
+	for i, w := range want {
+		d := tr.Next(crash)
+		if !d.Restart || d.Delay != w*time.Millisecond {
+			t.Fatalf("exit %d: got %+v, want restart after %v", i+1, d, w*time.Millisecond)
+		}
+		if d.Consecutive != i+1 {
+			t.Fatalf("exit %d: consecutive %d", i+1, d.Consecutive)
+		}
+	}
+	d := tr.Next(crash)
+	if d.Restart || !strings.Contains(d.Reason, "crash loop: 7 exits") || !strings.Contains(d.Reason, "exit status 1") {
+		t.Fatalf("7th exit: %+v", d)
+	}
+}
+
+func TestHealthyUptimeResets(t *testing.T) {
+	tr := newTest(testPolicy)
+	for range 4 {
+		tr.Next(Exit{Uptime: time.Millisecond, Reason: "x"})
+	}
+	d := tr.Next(Exit{Uptime: 2 * time.Second, WasReady: true, Reason: "exit status 1"})
+	if !d.Restart || d.Delay != 0 || d.Consecutive != 1 {
+		t.Fatalf("after healthy uptime: %+v", d)
+	}
+}
+
+func TestLongUptimeButNeverReadyDoesNotReset(t *testing.T) {
+	tr := newTest(testPolicy)
+	tr.Next(Exit{Uptime: time.Millisecond, Reason: "x"})
+	d := tr.Next(Exit{Uptime: time.Hour, WasReady: false, Reason: "not ready"})
+	if d.Consecutive != 2 || d.Delay != 100*time.Millisecond {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	p := testPolicy
+	p.Enabled = false
+	d := newTest(p).Next(Exit{Uptime: time.Hour, WasReady: true, Reason: "exit status 3"})
+	if d.Restart || !strings.Contains(d.Reason, "exit status 3") || !strings.Contains(d.Reason, "restartOnError") {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestUnlimitedAndFirstDelay(t *testing.T) {
+	p := testPolicy
+	p.MaxRestarts = 0
+	p.FirstDelay = 250 * time.Millisecond
+	tr := newTest(p)
+	for i := range 100 {
+		d := tr.Next(Exit{Reason: "x"})
+		if !d.Restart {
+			t.Fatalf("exit %d gave up with MaxRestarts 0", i)
+		}
+		if d.Delay < p.FirstDelay || d.Delay > p.MaxDelay {
+			t.Fatalf("exit %d: delay %v outside [%v, %v]", i, d.Delay, p.FirstDelay, p.MaxDelay)
+		}
+	}
+}
+
+func TestJitterBounds(t *testing.T) {
+	for _, j := range []float64{0, 0.999999} {
+		tr := NewTracker(testPolicy)
+		tr.jitter = func() float64 { return j }
+		tr.Next(Exit{})
+		d := tr.Next(Exit{})
+		if d.Delay < 80*time.Millisecond || d.Delay > 120*time.Millisecond {
+			t.Fatalf("jitter %v: delay %v", j, d.Delay)
+		}
+	}
+}
+
+func TestReset(t *testing.T) {
+	tr := newTest(testPolicy)
+	for range 5 {
+		tr.Next(Exit{})
+	}
+	tr.Reset()
+	if d := tr.Next(Exit{}); d.Consecutive != 1 || d.Delay != 0 {
+		t.Fatalf("%+v", d)
+	}
+}

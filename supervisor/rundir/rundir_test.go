@@ -1,0 +1,478 @@
+package rundir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// shortTemp returns a fresh directory with a short path: t.TempDir() can
+// exceed what a Unix socket path allows.
+func shortTemp(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "wd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	// Resolve symlinks (macOS /tmp) so path comparisons are exact.
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	return d
+}
+
+// useBase points the package at a private base directory for one test.
+func useBase(t *testing.T) string {
+	t.Helper()
+	base := filepath.Join(shortTemp(t), "b")
+	t.Setenv(EnvRuntimeDir, base)
+	return base
+}
+
+// serveAdmin makes d look live: something listens on its admin socket.
+func serveAdmin(t *testing.T, d *Dir) {
+	t.Helper()
+	ln, err := net.Listen("unix", d.AdminSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+}
+
+func mustCreate(t *testing.T, project string) *Dir {
+	t.Helper()
+	d, err := Create(project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Remove() })
+	return d
+}
+
+func mkdirs(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestChooseBase(t *testing.T) {
+	env := func(m map[string]string) func(string) string {
+		return func(k string) string { return m[k] }
+	}
+	tests := []struct {
+		name        string
+		env         map[string]string
+		euid        int
+		runWritable bool
+		want        string
+	}{
+		{"override wins", map[string]string{EnvRuntimeDir: "/x/y/", "XDG_RUNTIME_DIR": "/run/user/1000"}, 1000, false, "/x/y"},
+		{"xdg", map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, 1000, false, "/run/user/1000/wattd"},
+		{"root with writable /run", nil, 0, true, "/run/wattd"},
+		{"root without writable /run", nil, 0, false, "/tmp/wattd-0"},
+		{"user falls back to tmp", nil, 1000, true, "/tmp/wattd-1000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := chooseBase(env(tt.env), tt.euid, tt.runWritable, "/tmp"); got != tt.want {
+				t.Errorf("chooseBase = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBaseCreatedPrivate(t *testing.T) {
+	base := useBase(t)
+	got, err := Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != base {
+		t.Errorf("Base() = %q, want %q", got, base)
+	}
+	fi, err := os.Stat(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Errorf("base mode = %04o, want 0700", perm)
+	}
+}
+
+func TestBaseRejectsWritableByOthers(t *testing.T) {
+	base := useBase(t)
+	mkdirs(t, base)
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Base()
+	if err == nil || !strings.Contains(err.Error(), "group or world writable") {
+		t.Fatalf("Base() error = %v, want one about group or world writable", err)
+	}
+	if _, err := Create(shortTemp(t)); err == nil {
+		t.Fatal("Create succeeded under a world-writable base")
+	}
+}
+
+func TestBaseRejectsOtherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory away")
+	}
+	base := useBase(t)
+	mkdirs(t, base)
+	if err := os.Chmod(base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(base, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Base()
+	if err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
+		t.Fatalf("Base() error = %v, want one naming the owner", err)
+	}
+}
+
+func TestBaseRejectsForeignSymlink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a symlink away")
+	}
+	tmp := shortTemp(t)
+	target := filepath.Join(tmp, "target")
+	mkdirs(t, target)
+	os.Chmod(target, 0o700)
+	link := filepath.Join(tmp, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvRuntimeDir, link)
+	if _, err := Base(); err == nil || !strings.Contains(err.Error(), "symlink owned by uid 12345") {
+		t.Fatalf("Base() error = %v, want one about the symlink's owner", err)
+	}
+}
+
+func TestCreateLayout(t *testing.T) {
+	base := useBase(t)
+	proj := filepath.Join(shortTemp(t), "My Shop!")
+	mkdirs(t, proj)
+
+	d := mustCreate(t, proj)
+	if !regexp.MustCompile(`^My_Shop_-[0-9a-f]{8}$`).MatchString(filepath.Base(d.Path)) {
+		t.Errorf("runtime dir name = %q", filepath.Base(d.Path))
+	}
+	if filepath.Dir(d.Path) != base {
+		t.Errorf("runtime dir %q not under base %q", d.Path, base)
+	}
+	if d.AdminSocket() != filepath.Join(d.Path, "admin.sock") {
+		t.Errorf("AdminSocket = %q", d.AdminSocket())
+	}
+	if got, want := d.MeshSocket("api/v1", 2), filepath.Join(d.Path, "mesh", "api_v1-2.sock"); got != want {
+		t.Errorf("MeshSocket = %q, want %q", got, want)
+	}
+	for _, p := range []string{d.Path, filepath.Join(d.Path, "mesh")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o700 {
+			t.Errorf("%s mode = %04o, want 0700", p, perm)
+		}
+	}
+
+	if err := d.WriteInfo("/srv/watt.json", "1.2.3"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(d.Path, "runtime.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info map[string]any
+	if err := json.Unmarshal(data, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info["pid"] != float64(os.Getpid()) || info["projectDir"] != proj ||
+		info["configFile"] != "/srv/watt.json" || info["version"] != "1.2.3" || info["startedAt"] == nil {
+		t.Errorf("runtime.json = %s", data)
+	}
+	// No temp files left next to it.
+	entries, _ := os.ReadDir(d.Path)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("leftover %s", e.Name())
+		}
+	}
+
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(d.Path); !os.IsNotExist(err) {
+		t.Errorf("runtime dir still there after Remove: %v", err)
+	}
+	if err := d.Remove(); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+}
+
+func TestCreateSameProjectSameDir(t *testing.T) {
+	useBase(t)
+	tmp := shortTemp(t)
+	proj := filepath.Join(tmp, "app")
+	link := filepath.Join(tmp, "link")
+	mkdirs(t, proj)
+	if err := os.Symlink(proj, link); err != nil {
+		t.Fatal(err)
+	}
+	d1 := mustCreate(t, proj)
+	path := d1.Path
+	d1.Remove()
+	d2 := mustCreate(t, link+"/")
+	if d2.Path != path {
+		t.Errorf("same project through a symlink got %q, want %q", d2.Path, path)
+	}
+	other := filepath.Join(tmp, "x", "app")
+	mkdirs(t, other)
+	if d3 := mustCreate(t, other); d3.Path == path {
+		t.Errorf("different projects with the same basename share %q", path)
+	}
+}
+
+func TestCreateRefusesSecondInstance(t *testing.T) {
+	useBase(t)
+	proj := shortTemp(t)
+	d := mustCreate(t, proj)
+	_, err := Create(proj)
+	if !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("second Create error = %v, want ErrAlreadyRunning", err)
+	}
+	if want := fmt.Sprintf("pid %d", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name %s", err, want)
+	}
+	// The first one's directory is untouched.
+	if _, err := os.Stat(filepath.Join(d.Path, "runtime.json")); err != nil {
+		t.Errorf("first runtime's runtime.json: %v", err)
+	}
+}
+
+func TestCreateClearsLeftovers(t *testing.T) {
+	useBase(t)
+	proj := shortTemp(t)
+	d := mustCreate(t, proj)
+	path := d.Path
+	// Simulate a crash: the lock goes away with the process, the files stay.
+	d.lock.Close()
+	d.lock = nil
+	stale := staleSocket(t, d.AdminSocket())
+	mesh := staleSocket(t, d.MeshSocket("web", 0))
+
+	d2 := mustCreate(t, proj)
+	if d2.Path != path {
+		t.Fatalf("took %q, want the leftover %q", d2.Path, path)
+	}
+	for _, p := range []string{stale, mesh} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived: %v", p, err)
+		}
+	}
+}
+
+func staleSocket(t *testing.T, path string) string {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	return path
+}
+
+func TestCreateRejectsLongPath(t *testing.T) {
+	base := filepath.Join(shortTemp(t), strings.Repeat("b", 90))
+	t.Setenv(EnvRuntimeDir, base)
+	_, err := Create(shortTemp(t))
+	if err == nil || !strings.Contains(err.Error(), EnvRuntimeDir) {
+		t.Fatalf("Create error = %v, want a hint about %s", err, EnvRuntimeDir)
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	tests := map[string]string{
+		"shop":                    "shop",
+		"my shop":                 "my_shop",
+		"ü€":                      "project",
+		"/":                       "project",
+		"..":                      "project",
+		"a.b-c_d":                 "a.b-c_d",
+		strings.Repeat("x", 40):   strings.Repeat("x", maxNameLen),
+		"../../etc/passwd":        ".._.._etc_passwd",
+		"app\x00name\nwith\tctrl": "app_name_with_ctrl",
+	}
+	for in, want := range tests {
+		if got := sanitize(in, maxNameLen); got != want {
+			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFindExplicitSocket(t *testing.T) {
+	useBase(t)
+	got, err := Find(FindOptions{Socket: "/some/where.sock", Cwd: "/"})
+	if err != nil || got != "/some/where.sock" {
+		t.Fatalf("Find = %q, %v", got, err)
+	}
+}
+
+func TestFindNoneRunning(t *testing.T) {
+	base := useBase(t)
+	// Missing base directory.
+	if _, err := Find(FindOptions{Cwd: "/"}); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Find error = %v, want ErrNotRunning", err)
+	}
+	// A stale runtime only.
+	d := mustCreate(t, shortTemp(t))
+	staleSocket(t, d.AdminSocket())
+	_, err := Find(FindOptions{Cwd: "/"})
+	if !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Find error = %v, want ErrNotRunning", err)
+	}
+	if !strings.Contains(err.Error(), base) {
+		t.Errorf("error %q does not say where it looked", err)
+	}
+}
+
+func TestFindByCwdAndAncestor(t *testing.T) {
+	useBase(t)
+	tmp := shortTemp(t)
+	outer := filepath.Join(tmp, "mono")
+	inner := filepath.Join(outer, "svc")
+	sibling := filepath.Join(tmp, "mono2")
+	deep := filepath.Join(inner, "src", "lib")
+	mkdirs(t, deep, sibling)
+
+	var dirs = map[string]*Dir{}
+	for _, p := range []string{outer, inner, sibling} {
+		d := mustCreate(t, p)
+		serveAdmin(t, d)
+		dirs[p] = d
+	}
+	tests := []struct {
+		cwd, want string
+	}{
+		{outer, outer},
+		{inner, inner},
+		{deep, inner},                      // closest ancestor wins
+		{filepath.Join(outer, "x"), outer}, // ancestor
+		{sibling, sibling},                 // /mono is not an ancestor of /mono2
+	}
+	for _, tt := range tests {
+		got, err := Find(FindOptions{Cwd: tt.cwd})
+		if err != nil {
+			t.Errorf("Find(%s): %v", tt.cwd, err)
+			continue
+		}
+		if want := dirs[tt.want].AdminSocket(); got != want {
+			t.Errorf("Find(%s) = %s, want %s", tt.cwd, got, want)
+		}
+	}
+}
+
+func TestFindOnlyOne(t *testing.T) {
+	useBase(t)
+	d := mustCreate(t, shortTemp(t))
+	serveAdmin(t, d)
+	// A stale sibling does not make it ambiguous.
+	stale := mustCreate(t, shortTemp(t))
+	staleSocket(t, stale.AdminSocket())
+
+	got, err := Find(FindOptions{Cwd: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != d.AdminSocket() {
+		t.Errorf("Find = %s, want %s", got, d.AdminSocket())
+	}
+	list, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].PID != os.Getpid() || list[0].Socket != d.AdminSocket() || list[0].Dir != d.Path {
+		t.Errorf("List = %+v", list)
+	}
+}
+
+func TestFindSeveral(t *testing.T) {
+	useBase(t)
+	a, b := shortTemp(t), shortTemp(t)
+	for _, p := range []string{a, b} {
+		serveAdmin(t, mustCreate(t, p))
+	}
+	_, err := Find(FindOptions{Cwd: "/"})
+	if !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("Find error = %v, want ErrAmbiguous", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{a, b, fmt.Sprintf("(pid %d)", os.Getpid()), "--socket"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
+	}
+}
+
+func TestListIgnoresMissingInfo(t *testing.T) {
+	useBase(t)
+	d := mustCreate(t, shortTemp(t))
+	serveAdmin(t, d)
+	if err := os.Remove(filepath.Join(d.Path, "runtime.json")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Socket != d.AdminSocket() || list[0].ProjectDir != "" {
+		t.Fatalf("List = %+v", list)
+	}
+	// Not matched by directory, but still found as the only one.
+	if got, err := Find(FindOptions{Cwd: "/"}); err != nil || got != d.AdminSocket() {
+		t.Errorf("Find = %q, %v", got, err)
+	}
+}
+
+func TestWithin(t *testing.T) {
+	tests := []struct {
+		path, dir string
+		want      bool
+	}{
+		{"/a/b", "/a/b", true},
+		{"/a/b/c", "/a/b", true},
+		{"/a/bc", "/a/b", false},
+		{"/a", "/a/b", false},
+		{"/anything", "/", true},
+	}
+	for _, tt := range tests {
+		if got := within(tt.path, tt.dir); got != tt.want {
+			t.Errorf("within(%q, %q) = %v", tt.path, tt.dir, got)
+		}
+	}
+}

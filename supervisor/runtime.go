@@ -1,0 +1,461 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/listeners"
+	"github.com/wattd/wattd/supervisor/restart"
+	"github.com/wattd/wattd/supervisor/rundir"
+)
+
+// ErrAllFailed is returned by Run when every application has given up.
+var ErrAllFailed = errors.New("every application failed")
+
+// ErrNotFound is returned for an unknown application id.
+var ErrNotFound = errors.New("no such application")
+
+// Options configure a Runtime.
+type Options struct {
+	Config  *config.Config
+	Logger  *zap.Logger
+	RunDir  *rundir.Dir
+	Version string
+}
+
+// Runtime runs the applications of one watt.json.
+type Runtime struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	dir     *rundir.Dir
+	version string
+	policy  restart.Policy
+	apps    []*app
+	byID    map[string]*app
+	url     string
+	files   []*os.File // every socket wattd owns, closed at the end
+
+	started  time.Time
+	stopOnce sync.Once
+	stopping chan struct{} // closed when shutdown begins
+	changed  chan struct{} // poked (non-blocking) on slot state changes
+	failures chan struct{} // poked when a slot gives up
+}
+
+// app is one application and its worker slots.
+type app struct {
+	rt         *Runtime
+	id         string
+	entry      bool
+	capability string
+	launch     *capabilities.Launch
+	env        []string
+	slots      []*slot
+	log        *zap.Logger
+}
+
+// New prepares a runtime: it resolves each application's capability and
+// opens every socket. Nothing is started until Run. On error, whatever was
+// opened is closed again.
+func New(opts Options) (_ *Runtime, err error) {
+	cfg := opts.Config
+	rt := &Runtime{
+		cfg:      cfg,
+		log:      opts.Logger.Named("runtime"),
+		dir:      opts.RunDir,
+		version:  opts.Version,
+		byID:     map[string]*app{},
+		stopping: make(chan struct{}),
+		changed:  make(chan struct{}, 1),
+		failures: make(chan struct{}, 1),
+		policy: restart.Policy{
+			Enabled:      cfg.RestartOnError.Enabled,
+			FirstDelay:   cfg.RestartOnError.Delay,
+			InitialDelay: cfg.Restart.InitialDelay,
+			MaxDelay:     cfg.Restart.MaxDelay,
+			ResetAfter:   cfg.Restart.ResetAfter,
+			MaxRestarts:  cfg.Restart.MaxRestarts,
+		},
+	}
+	defer func() {
+		if err != nil {
+			rt.closeFiles()
+		}
+	}()
+	baseEnv := inheritedEnv()
+	var public *net.TCPAddr
+	for _, ac := range cfg.Applications {
+		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: opts.Logger.Named("app").With(zap.String("app", ac.ID))}
+		capb, err := capabilities.Detect(ac.Path)
+		if err != nil {
+			return nil, fmt.Errorf("app %q: %w", ac.ID, err)
+		}
+		a.capability = capb.ID()
+		a.launch, err = capb.Prepare(capabilities.App{
+			ID: ac.ID, Dir: ac.Path, Entrypoint: a.entry, Env: ac.Env,
+			NodeOptions: ac.NodeOptions, RuntimeDir: rt.dir.Path,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("app %q (%s): %w", ac.ID, a.capability, err)
+		}
+		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
+		for i := 0; i < ac.Workers; i++ {
+			var files []*os.File
+			var names []string
+			listen := ""
+			if a.entry {
+				port := cfg.Server.Port
+				if public != nil {
+					port = public.Port // port 0: every slot on the port the first one got
+				}
+				f, addr, err := listeners.TCP(cfg.Server.Hostname, port)
+				if err != nil {
+					return nil, fmt.Errorf("app %q worker %d: %w", ac.ID, i, err)
+				}
+				rt.files = append(rt.files, f)
+				public = addr
+				files, names, listen = append(files, f), append(names, ipc.ListenerHTTP), addr.String()
+			}
+			mf, err := listeners.Unix(rt.dir.MeshSocket(ac.ID, i))
+			if err != nil {
+				return nil, fmt.Errorf("app %q worker %d: mesh socket: %w", ac.ID, i, err)
+			}
+			rt.files = append(rt.files, mf)
+			files, names = append(files, mf), append(names, ipc.ListenerMesh)
+			a.slots = append(a.slots, newSlot(a, i, files, names, listen))
+		}
+		rt.apps = append(rt.apps, a)
+		rt.byID[a.id] = a
+	}
+	if public != nil {
+		rt.url = "http://" + public.String()
+	}
+	return rt, nil
+}
+
+// inheritedEnv is wattd's environment minus what describes wattd's own
+// sockets: a socket-activated wattd must not pass its LISTEN_FDS on.
+func inheritedEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "LISTEN_") || strings.HasPrefix(k, "WATTD_") && k != "WATTD_NODE" || k == "NOTIFY_SOCKET" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// mergeEnv overlays maps on a base environment; later maps win.
+func mergeEnv(base []string, overlays ...map[string]string) []string {
+	m := map[string]string{}
+	var order []string
+	for _, kv := range base {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, ok := m[k]; !ok {
+			order = append(order, k)
+		}
+		m[k] = v
+	}
+	for _, o := range overlays {
+		keys := make([]string, 0, len(o))
+		for k := range o {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				order = append(order, k)
+			}
+			m[k] = o[k]
+		}
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+m[k])
+	}
+	return out
+}
+
+// URL is the public address of the entrypoint.
+func (rt *Runtime) URL() string { return rt.url }
+
+// Run starts every worker and supervises until ctx is cancelled or Stop is
+// called, then shuts down gracefully within gracefulShutdown.runtime. It
+// returns ErrAllFailed if every application gave up.
+func (rt *Runtime) Run(ctx context.Context) error {
+	rt.started = time.Now()
+	slotCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, a := range rt.apps {
+		for _, s := range a.slots {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.run(slotCtx)
+			}()
+		}
+	}
+	rt.log.Info("starting", zap.Int("apps", len(rt.apps)), zap.Int("workers", rt.slotCount()), zap.String("url", rt.url))
+	var runErr error
+	announced := false
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-rt.stopping:
+			break loop
+		case <-rt.changed:
+			if !announced && rt.entryReady() {
+				announced = true
+				rt.log.Info("ready", zap.String("url", rt.url), zap.Duration("startup", time.Since(rt.started).Round(time.Millisecond)))
+			}
+		case <-rt.failures:
+			if rt.allFailed() {
+				runErr = ErrAllFailed
+				rt.log.Error("every application failed; stopping", zap.Strings("apps", rt.failedApps()))
+				break loop
+			}
+		}
+	}
+	rt.Stop()
+	rt.log.Info("stopping", zap.Duration("grace", rt.cfg.GracefulShutdown.Runtime))
+	cancel()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(rt.cfg.GracefulShutdown.Runtime)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		rt.log.Warn("graceful shutdown took longer than gracefulShutdown.runtime; killing the rest")
+		rt.killAll()
+		<-done
+	}
+	rt.closeFiles()
+	rt.log.Info("stopped")
+	return runErr
+}
+
+// Stop begins a graceful shutdown; it returns at once.
+func (rt *Runtime) Stop() { rt.stopOnce.Do(func() { close(rt.stopping) }) }
+
+func (rt *Runtime) stateChanged() {
+	select {
+	case rt.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (rt *Runtime) slotFailed() {
+	select {
+	case rt.failures <- struct{}{}:
+	default:
+	}
+}
+
+func (rt *Runtime) killAll() {
+	for _, a := range rt.apps {
+		for _, s := range a.slots {
+			s.mu.Lock()
+			p := s.cur
+			s.mu.Unlock()
+			if p != nil {
+				go p.kill()
+			}
+		}
+	}
+}
+
+func (rt *Runtime) closeFiles() {
+	for _, f := range rt.files {
+		f.Close()
+		if strings.HasSuffix(f.Name(), ".sock") {
+			os.Remove(f.Name())
+		}
+	}
+	rt.files = nil
+}
+
+func (rt *Runtime) slotCount() int {
+	n := 0
+	for _, a := range rt.apps {
+		n += len(a.slots)
+	}
+	return n
+}
+
+func (rt *Runtime) entryReady() bool {
+	for _, a := range rt.apps {
+		if !a.entry {
+			continue
+		}
+		for _, s := range a.slots {
+			if s.getState() != StateReady {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (rt *Runtime) allFailed() bool {
+	for _, a := range rt.apps {
+		if a.state() != "failed" {
+			return false
+		}
+	}
+	return true
+}
+
+func (rt *Runtime) failedApps() []string {
+	var out []string
+	for _, a := range rt.apps {
+		if a.state() == "failed" {
+			out = append(out, a.id)
+		}
+	}
+	return out
+}
+
+// state is "failed" when every slot gave up, "degraded" when some did,
+// "starting" before every slot was ready once, else "running".
+func (a *app) state() string {
+	failed, up := 0, 0
+	for _, s := range a.slots {
+		s.mu.Lock()
+		if s.state == StateFailed {
+			failed++
+		}
+		if s.everUp {
+			up++
+		}
+		s.mu.Unlock()
+	}
+	switch {
+	case failed == len(a.slots):
+		return "failed"
+	case failed > 0:
+		return "degraded"
+	case up < len(a.slots):
+		return "starting"
+	}
+	return "running"
+}
+
+// Status implements the admin backend.
+func (rt *Runtime) Status() RuntimeStatus {
+	st := RuntimeStatus{
+		PID:        os.Getpid(),
+		Version:    rt.version,
+		ProjectDir: rt.cfg.Dir,
+		ConfigFile: rt.cfg.File,
+		Entrypoint: rt.cfg.Entrypoint,
+		URL:        rt.url,
+		State:      "running",
+		StartedAt:  rt.started,
+		Uptime:     time.Since(rt.started).Seconds(),
+		Apps:       len(rt.apps),
+		FailedApps: rt.failedApps(),
+	}
+	select {
+	case <-rt.stopping:
+		st.State = "stopping"
+	default:
+		if !rt.entryReady() {
+			st.State = "starting"
+		}
+	}
+	for _, a := range rt.apps {
+		for _, s := range a.slots {
+			st.Workers++
+			if s.getState() == StateReady {
+				st.Ready++
+			}
+		}
+	}
+	return st
+}
+
+// Apps implements the admin backend.
+func (rt *Runtime) Apps() []AppStatus {
+	out := make([]AppStatus, 0, len(rt.apps))
+	for _, a := range rt.apps {
+		out = append(out, a.status())
+	}
+	return out
+}
+
+func (a *app) status() AppStatus {
+	as := AppStatus{ID: a.id, Entrypoint: a.entry, Capability: a.capability, State: a.state()}
+	for _, s := range a.slots {
+		as.Workers = append(as.Workers, s.status())
+		s.mu.Lock()
+		if as.Reason == "" && s.reason != "" {
+			as.Reason = s.reason
+		}
+		s.mu.Unlock()
+	}
+	return as
+}
+
+// App returns one application's status.
+func (rt *Runtime) App(id string) (AppStatus, error) {
+	a, ok := rt.byID[id]
+	if !ok {
+		return AppStatus{}, rt.notFound(id)
+	}
+	return a.status(), nil
+}
+
+func (rt *Runtime) notFound(id string) error {
+	ids := make([]string, 0, len(rt.apps))
+	for _, a := range rt.apps {
+		ids = append(ids, a.id)
+	}
+	return fmt.Errorf("%w %q (known: %s)", ErrNotFound, id, strings.Join(ids, ", "))
+}
+
+// RestartApp restarts every worker of the application one at a time, each
+// new worker ready before the old one is drained, so the app keeps serving.
+// A failed or backing-off slot is started at once with a fresh crash count.
+func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
+	a, ok := rt.byID[id]
+	if !ok {
+		return rt.notFound(id)
+	}
+	a.log.Info("rolling restart requested")
+	for _, s := range a.slots {
+		if err := s.requestRestart(ctx); err != nil {
+			return fmt.Errorf("app %q worker %d: %w", id, s.index, err)
+		}
+	}
+	a.log.Info("rolling restart done")
+	return nil
+}
+
+// RestartAll restarts every application in turn (SIGUSR2).
+func (rt *Runtime) RestartAll(ctx context.Context) error {
+	var errs []error
+	for _, a := range rt.apps {
+		if err := rt.RestartApp(ctx, a.id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,337 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/restart"
+)
+
+// noProtocolReadyAfter is how long a worker that never says hello on the
+// control channel must stay up to be taken as ready (apps started without
+// the preload, or programs that ignore the protocol).
+const noProtocolReadyAfter = time.Second
+
+// errStopped is returned by a restart asked for while the runtime stops.
+var errStopped = errors.New("runtime is stopping")
+
+// slot is one worker position of an application. It owns the slot's
+// sockets for the life of the runtime; the processes in it come and go.
+// Only the owner goroutine (run) starts and stops processes.
+type slot struct {
+	app       *app
+	index     int
+	listeners []*os.File
+	names     []string
+	listen    string // public address, for status
+	log       *zap.Logger
+
+	restartReq chan chan error // rolling restart requests, answered when done
+
+	mu       sync.Mutex // guards the fields below, read by status
+	state    State
+	cur      *proc
+	restarts int
+	lastExit string
+	reason   string // why the slot failed
+	everUp   bool   // a worker of this slot was ready at least once
+}
+
+func newSlot(a *app, index int, listeners []*os.File, names []string, listen string) *slot {
+	return &slot{
+		app:        a,
+		index:      index,
+		listeners:  listeners,
+		names:      names,
+		listen:     listen,
+		log:        a.log.With(zap.Int("worker", index)),
+		restartReq: make(chan chan error),
+		state:      StateExited,
+	}
+}
+
+// setState moves the slot's state machine; an illegal move is a bug in
+// wattd, logged loudly rather than crashing a runtime that serves traffic.
+func (s *slot) setState(to State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setStateLocked(to)
+}
+
+func (s *slot) setStateLocked(to State) {
+	if err := transition(&s.state, to); err != nil {
+		s.log.DPanic("state machine", zap.Error(err))
+		s.state = to
+	}
+	s.app.rt.stateChanged()
+}
+
+func (s *slot) getState() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// run is the slot's owner goroutine. It returns after ctx is cancelled and
+// the slot's process has been stopped.
+func (s *slot) run(ctx context.Context) {
+	tracker := restart.NewTracker(s.app.rt.policy)
+	for {
+		p, err := s.start()
+		var exit restart.Exit
+		if err != nil {
+			exit = restart.Exit{Reason: "start: " + err.Error()}
+			s.log.Error("worker could not be started", zap.Error(err))
+		} else {
+			var stopped bool
+			exit, stopped = s.supervise(ctx, p)
+			if stopped {
+				return
+			}
+		}
+		d := tracker.Next(exit)
+		s.mu.Lock()
+		s.lastExit = exit.Reason
+		s.cur = nil
+		if !d.Restart {
+			s.reason = d.Reason
+			s.setStateLocked(StateFailed)
+			s.mu.Unlock()
+			s.log.Error("worker slot failed; not restarting", zap.String("reason", d.Reason))
+			if !s.idle(ctx) {
+				return
+			}
+			tracker.Reset()
+			continue
+		}
+		s.restarts++
+		s.setStateLocked(StateBackoff)
+		s.mu.Unlock()
+		if d.Delay > 0 {
+			s.log.Info("restarting worker after backoff", zap.Duration("delay", d.Delay), zap.Int("consecutive", d.Consecutive))
+		}
+		t := time.NewTimer(d.Delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.setState(StateExited)
+			return
+		case <-t.C:
+		case done := <-s.restartReq:
+			// An operator's restart during backoff: start now, fresh count.
+			t.Stop()
+			tracker.Reset()
+			done <- nil
+		}
+	}
+}
+
+// idle waits in a failed slot for an operator's restart (true) or the end
+// of the runtime (false).
+func (s *slot) idle(ctx context.Context) bool {
+	s.app.rt.slotFailed()
+	select {
+	case <-ctx.Done():
+		s.setState(StateExited)
+		return false
+	case done := <-s.restartReq:
+		s.mu.Lock()
+		s.reason = ""
+		s.mu.Unlock()
+		done <- nil
+		return true
+	}
+}
+
+// start spawns a new process into the slot.
+func (s *slot) start() (*proc, error) {
+	s.setState(StateStarting)
+	p, err := s.spawn()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cur = p
+	s.mu.Unlock()
+	return p, nil
+}
+
+func (s *slot) spawn() (*proc, error) {
+	a := s.app
+	return spawn(spawnSpec{
+		argv:      a.launch.Argv,
+		dir:       a.launch.Dir,
+		env:       a.env,
+		listeners: s.listeners,
+		names:     s.names,
+		app:       a.id,
+		worker:    s.index,
+		entry:     a.entry,
+		log:       s.log,
+	})
+}
+
+// supervise watches p until it exits (stopped=false, with the exit) or the
+// runtime stops (stopped=true, after p was stopped gracefully). Rolling
+// restarts replace p in place.
+func (s *slot) supervise(ctx context.Context, p *proc) (exit restart.Exit, stopped bool) {
+	rt := s.app.rt
+	var readyAt time.Time
+	ready := p.ready
+	fallback := time.NewTimer(noProtocolReadyAfter)
+	startTimeout := time.NewTimer(rt.cfg.StartTimeout)
+	defer fallback.Stop()
+	defer startTimeout.Stop()
+	markReady := func(how string) {
+		ready = nil
+		readyAt = time.Now()
+		s.mu.Lock()
+		s.everUp = true
+		s.setStateLocked(StateReady)
+		s.mu.Unlock()
+		s.log.Info("worker ready", zap.Int("pid", p.pid), zap.String("how", how),
+			zap.Duration("startup", readyAt.Sub(p.started).Round(time.Millisecond)))
+	}
+	for {
+		select {
+		case <-p.exited:
+			reason := p.exitReason()
+			wasReady := !readyAt.IsZero()
+			if wasReady {
+				s.log.Warn("worker exited", zap.Int("pid", p.pid), zap.String("reason", reason),
+					zap.Duration("uptime", time.Since(p.started).Round(time.Millisecond)))
+			} else {
+				tail := p.outputTail(500 * time.Millisecond)
+				s.log.Error("worker exited before it was ready", zap.Int("pid", p.pid),
+					zap.String("reason", reason), zap.String("output", strings.Join(tail, "\n")))
+				if len(tail) > 0 {
+					reason += "; last output: " + tail[len(tail)-1]
+				}
+			}
+			return restart.Exit{Uptime: time.Since(p.started), WasReady: wasReady, Reason: reason}, false
+		case <-ready:
+			markReady("ready message")
+		case <-fallback.C:
+			if ready != nil && !p.spoke() {
+				markReady(fmt.Sprintf("no control protocol; up for %s", noProtocolReadyAfter))
+			}
+		case <-startTimeout.C:
+			if ready == nil {
+				continue
+			}
+			if !s.app.entry {
+				// An app that never listens (a queue consumer, a cron) is
+				// running as intended; it just serves nothing.
+				s.log.Warn("worker did not listen within startTimeout; taken as ready", zap.Duration("startTimeout", rt.cfg.StartTimeout))
+				markReady("startTimeout without listen")
+				continue
+			}
+			s.log.Error("worker not ready within startTimeout; killing it", zap.Duration("startTimeout", rt.cfg.StartTimeout))
+			p.kill()
+			return restart.Exit{Uptime: time.Since(p.started), Reason: fmt.Sprintf("not ready within startTimeout (%s)", rt.cfg.StartTimeout)}, false
+		case done := <-s.restartReq:
+			np, err := s.replace(ctx, p)
+			if err == nil {
+				p, ready = np, nil
+				readyAt = time.Now()
+				s.mu.Lock()
+				s.cur = np
+				s.restarts++
+				s.mu.Unlock()
+			}
+			done <- err
+		case <-ctx.Done():
+			p.stop(rt.cfg.GracefulShutdown.Application, s.setState)
+			s.mu.Lock()
+			s.lastExit = p.exitReason()
+			s.cur = nil
+			s.setStateLocked(StateExited)
+			s.mu.Unlock()
+			return restart.Exit{}, true
+		}
+	}
+}
+
+// replace starts a new process in the slot next to old, waits until it is
+// ready (both share the slot's sockets, so nothing is refused meanwhile),
+// then drains and stops old. If the new process fails to become ready, old
+// keeps serving and the error is returned.
+func (s *slot) replace(ctx context.Context, old *proc) (*proc, error) {
+	rt := s.app.rt
+	np, err := s.spawn()
+	if err != nil {
+		return nil, err
+	}
+	fallback := time.NewTimer(noProtocolReadyAfter)
+	defer fallback.Stop()
+	timeout := time.NewTimer(rt.cfg.StartTimeout)
+	defer timeout.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-np.ready:
+			waiting = false
+		case <-fallback.C:
+			if !np.spoke() {
+				waiting = false
+			}
+		case <-np.exited:
+			tail := np.outputTail(500 * time.Millisecond)
+			return nil, fmt.Errorf("app %q worker %d: replacement exited before it was ready (%s): %s",
+				s.app.id, s.index, np.exitReason(), strings.Join(tail, "\n"))
+		case <-timeout.C:
+			np.kill()
+			return nil, fmt.Errorf("app %q worker %d: replacement not ready within startTimeout (%s)", s.app.id, s.index, rt.cfg.StartTimeout)
+		case <-ctx.Done():
+			np.kill()
+			return nil, errStopped
+		}
+	}
+	s.log.Info("replacement ready; stopping the old worker", zap.Int("pid", np.pid), zap.Int("old_pid", old.pid))
+	old.stop(rt.cfg.GracefulShutdown.Application, func(State) {})
+	return np, nil
+}
+
+// requestRestart asks the owner for a rolling restart and waits for it.
+func (s *slot) requestRestart(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case s.restartReq <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.app.rt.stopping:
+		return errStopped
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *slot) status() WorkerStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := WorkerStatus{
+		Index:      s.index,
+		State:      s.state.String(),
+		Restarts:   s.restarts,
+		LastExit:   s.lastExit,
+		ListenAddr: s.listen,
+	}
+	if p := s.cur; p != nil && !p.isExited() {
+		ws.PID = p.pid
+		ws.Uptime = time.Since(p.started).Seconds()
+		ws.RSS = rssOf(p.pid)
+		st := p.lastStats()
+		ws.ELU, ws.HeapUsed, ws.ActiveConns = st.ELU, st.HeapUsed, st.ActiveConns
+	}
+	return ws
+}

@@ -1,0 +1,46 @@
+package supervisor
+
+import "time"
+
+// RuntimeStatus is what `wattd ctl status` shows and the admin API serves
+// at GET /v1/status.
+type RuntimeStatus struct {
+	PID        int       `json:"pid"`
+	Version    string    `json:"version"`
+	ProjectDir string    `json:"projectDir"`
+	ConfigFile string    `json:"configFile"`
+	Entrypoint string    `json:"entrypoint"`
+	URL        string    `json:"url"`   // public address, e.g. http://127.0.0.1:3042
+	State      string    `json:"state"` // starting, running, stopping
+	StartedAt  time.Time `json:"startedAt"`
+	Uptime     float64   `json:"uptimeSeconds"`
+	Apps       int       `json:"apps"`
+	Workers    int       `json:"workers"`      // configured worker slots
+	Ready      int       `json:"readyWorkers"` // slots whose current worker is ready
+	FailedApps []string  `json:"failedApps,omitempty"`
+}
+
+// AppStatus is one application in `wattd ctl ps` (GET /v1/apps).
+type AppStatus struct {
+	ID         string         `json:"id"`
+	Entrypoint bool           `json:"entrypoint"`
+	Capability string         `json:"capability"`
+	State      string         `json:"state"` // running, failed, stopped
+	Reason     string         `json:"reason,omitempty"`
+	Workers    []WorkerStatus `json:"workers"`
+}
+
+// WorkerStatus is one worker slot and the process currently in it.
+type WorkerStatus struct {
+	Index       int     `json:"index"`
+	PID         int     `json:"pid"` // 0 when no process runs in the slot
+	State       string  `json:"state"`
+	Restarts    int     `json:"restarts"`
+	LastExit    string  `json:"lastExit,omitempty"` // e.g. "exit status 1", "signal: killed"
+	Uptime      float64 `json:"uptimeSeconds"`      // since the current process started
+	RSS         uint64  `json:"rssBytes"`           // from /proc, 0 if unknown
+	ELU         float64 `json:"elu"`                // last reported event-loop utilisation
+	HeapUsed    uint64  `json:"heapUsedBytes"`
+	ActiveConns int     `json:"activeConns"` // open client connections, as last reported
+	ListenAddr  string  `json:"listen,omitempty"`
+}
