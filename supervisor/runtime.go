@@ -25,7 +25,7 @@ import (
 var ErrAllFailed = errors.New("every application failed")
 
 // ErrNotFound is returned for an unknown application id.
-var ErrNotFound = errors.New("no such application")
+var ErrNotFound = errors.New("unknown app")
 
 // Options configure a Runtime.
 type Options struct {

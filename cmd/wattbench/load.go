@@ -33,6 +33,11 @@ type loadStats struct {
 	// into a busy loop; the count is therefore attempts, not clients.
 	Refused uint64 // ECONNREFUSED: nothing was listening
 	DialErr uint64 // any other dial failure, timeouts included
+	// Refused attempts depend on dialBackoff; these do not. A streak is an
+	// unbroken run of refusals on one connection, RefusedTime the wall time
+	// from its first refusal to the next dial that did not fail that way.
+	RefusedStreaks uint64
+	RefusedTime    time.Duration
 
 	// Request failures; each closes the connection, which is then re-dialled.
 	Reset     uint64 // EOF, ECONNRESET or EPIPE during the request
@@ -67,6 +72,8 @@ func (s *loadStats) add(o *loadStats) {
 	s.Dials += o.Dials
 	s.Refused += o.Refused
 	s.DialErr += o.DialErr
+	s.RefusedStreaks += o.RefusedStreaks
+	s.RefusedTime += o.RefusedTime
 	s.Reset += o.Reset
 	s.Timeout += o.Timeout
 	s.BadStatus += o.BadStatus
@@ -122,6 +129,14 @@ func loadConn(ctx context.Context, o loadOpts, req []byte, end time.Time, st *lo
 		}
 	}
 	defer drop()
+	var refusedSince time.Time
+	endStreak := func() {
+		if !refusedSince.IsZero() {
+			st.RefusedTime += time.Since(refusedSince)
+			refusedSince = time.Time{}
+		}
+	}
+	defer endStreak()
 
 	for time.Now().Before(end) && ctx.Err() == nil {
 		if conn == nil {
@@ -130,12 +145,18 @@ func loadConn(ctx context.Context, o loadOpts, req []byte, end time.Time, st *lo
 			if err != nil {
 				if errors.Is(err, syscall.ECONNREFUSED) {
 					st.Refused++
+					if refusedSince.IsZero() {
+						refusedSince = time.Now()
+						st.RefusedStreaks++
+					}
 				} else {
 					st.DialErr++
+					endStreak()
 				}
 				time.Sleep(dialBackoff)
 				continue
 			}
+			endStreak()
 			conn = c
 			br.Reset(conn)
 			onConn = 0

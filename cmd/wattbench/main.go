@@ -73,6 +73,7 @@ type config struct {
 	duration, warmup      time.Duration
 	conns, rounds         int
 	startRepeats          int
+	crashJitter           int
 	jsonOut               string
 	keepLogs              bool
 }
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
 	fs.IntVar(&c.rounds, "rounds", 1, "times to repeat every scenario; the summary takes medians (sums for error counts)")
 	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
+	fs.IntVar(&c.crashJitter, "crash-jitter", 0, "crash scenario: spread worker lifetimes over 1s +/- this percentage (0-90); at 0 workers started together die together")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster")
 	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash")
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
@@ -117,6 +119,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-rounds must be between 1 and 100")
 	case c.startRepeats < 1 || c.startRepeats > 100:
 		return c, errors.New("-starts must be between 1 and 100")
+	case c.crashJitter < 0 || c.crashJitter > 90:
+		return c, errors.New("-crash-jitter must be between 0 and 90")
 	}
 	return c, nil
 }
@@ -195,6 +199,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		warmup:       cfg.warmup,
 		startTimeout: 30 * time.Second,
 		crashAfter:   time.Second,
+		crashJitter:  cfg.crashJitter,
 		reqTimeout:   2 * time.Second,
 		sampleEvery:  500 * time.Millisecond,
 	}
@@ -212,7 +217,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	rows := summarize(records, cfg.targets)
 	problems := collectProblems(records)
-	printReport(stdout, cfg, env, rows, problems)
+	printReport(stdout, cfg, env, records, rows, problems)
 
 	status := exitOK
 	failed := false
@@ -226,16 +231,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		status = exitInterrupted
 	}
 
+	// Logs are worth keeping only when something needs explaining.
+	keepLogs := cfg.keepLogs || failed || len(problems) > 0
+	if !keepLogs {
+		os.RemoveAll(logDir)
+		for i := range records {
+			records[i].Log = ""
+		}
+	} else {
+		fmt.Fprintf(stderr, "wattbench: target logs kept in %s\n", logDir)
+	}
 	if cfg.jsonOut != "" {
 		if err := writeJSON(cfg, env, records, rows, problems); err != nil {
 			fmt.Fprintln(stderr, "wattbench:", err)
 			status = max(status, exitBenchFailed)
 		}
-	}
-	if len(problems) == 0 && !failed && !cfg.keepLogs {
-		os.RemoveAll(logDir)
-	} else {
-		fmt.Fprintf(stderr, "wattbench: target logs kept in %s\n", logDir)
 	}
 	return status
 }
@@ -313,8 +323,11 @@ func progressLine(r runRecord) string {
 	s := head + fmt.Sprintf("  first 200 %.1f ms, stop %.0f ms (%s)", r.FirstOKMs, r.StopMs, r.StopExit)
 	if r.Load != nil {
 		l := r.Load
-		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d; tree %s, root %s; cpu bench %.2f target %.2f",
-			l.RPS, l.P50Ms, l.P99Ms, l.Failed, l.Refused, mib(r.MaxTreeRSS), mib(r.MaxRootRSS), r.BenchCores, r.TargetCores)
+		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d; tree %s, root %s; cpu bench %.2f",
+			l.RPS, l.P50Ms, l.P99Ms, l.Failed, l.Refused, mib(r.MaxTreeRSS), mib(r.MaxRootRSS), r.BenchCores)
+		if r.TargetCores > 0 {
+			s += fmt.Sprintf(" target %.2f", r.TargetCores)
+		}
 	}
 	if r.ForcedKill {
 		s += "  FORCED SIGKILL"
@@ -412,13 +425,14 @@ func writeJSON(cfg config, env benchEnv, records []runRecord, rows []row, proble
 			"kernel": env.kernel,
 		},
 		"config": map[string]any{
-			"targets":    cfg.targets,
-			"scenarios":  cfg.scenarios,
-			"duration_s": cfg.duration.Seconds(),
-			"warmup_s":   cfg.warmup.Seconds(),
-			"conns":      cfg.conns,
-			"rounds":     cfg.rounds,
-			"starts":     cfg.startRepeats,
+			"targets":          cfg.targets,
+			"scenarios":        cfg.scenarios,
+			"duration_s":       cfg.duration.Seconds(),
+			"warmup_s":         cfg.warmup.Seconds(),
+			"conns":            cfg.conns,
+			"rounds":           cfg.rounds,
+			"starts":           cfg.startRepeats,
+			"crash_jitter_pct": cfg.crashJitter,
 		},
 		"runs":     records,
 		"summary":  rows,

@@ -91,6 +91,10 @@ var metrics = []metric{
 		value: loadVal(func(l *loadSummary) float64 { return float64(l.Refused) }),
 		goal:  "wattd = 0",
 		check: func(w, _, _ *float64) (bool, bool) { return w != nil && *w == 0, w != nil }},
+	{scenario: "crash", name: "crash:   refused streaks (sum)", unit: "", prec: 0, fold: foldSum,
+		value: loadVal(func(l *loadSummary) float64 { return float64(l.RefusedStreaks) })},
+	{scenario: "crash", name: "crash:   refused time per connection", unit: "ms", prec: 0,
+		value: loadVal(func(l *loadSummary) float64 { return l.RefusedMsPerConn })},
 	{scenario: "crash", name: "crash: failed requests (sum)", unit: "", prec: 0, fold: foldSum,
 		value: loadVal(func(l *loadSummary) float64 { return float64(l.Failed) }),
 		goal:  "wattd <= cluster",
@@ -99,7 +103,7 @@ var metrics = []metric{
 		value: loadVal(func(l *loadSummary) float64 { return float64(l.FailedFresh) })},
 	{scenario: "crash", name: "crash:   of which timeouts (> 2 s)", unit: "", prec: 0, fold: foldSum,
 		value: loadVal(func(l *loadSummary) float64 { return float64(l.Timeout) })},
-	{scenario: "crash", name: "crash: distinct pids seen in tree", unit: "", prec: 0, fold: foldSum,
+	{scenario: "crash", name: "crash: distinct pids seen in tree (sum)", unit: "", prec: 0, fold: foldSum,
 		value: func(r *runRecord) float64 { return float64(r.PidsSeen) }},
 
 	{scenario: "", name: "all runs: stops needing SIGKILL", unit: "", prec: 0, fold: foldSum,
@@ -239,7 +243,22 @@ func collectProblems(records []runRecord) []string {
 	return out
 }
 
-func printReport(w io.Writer, cfg config, env benchEnv, rows []row, problems []string) {
+// spread returns "min..max" of a load metric over a target's clean runs of a
+// scenario, or "" with fewer than two runs.
+func spread(records []runRecord, tgt, scenario string, f func(l *loadSummary) float64) string {
+	var vals []float64
+	for _, r := range records {
+		if r.Target == tgt && r.Scenario == scenario && r.Error == "" && r.Load != nil {
+			vals = append(vals, f(r.Load))
+		}
+	}
+	if len(vals) < 2 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f..%.0f", slices.Min(vals), slices.Max(vals))
+}
+
+func printReport(w io.Writer, cfg config, env benchEnv, records []runRecord, rows []row, problems []string) {
 	fmt.Fprintf(w, "\nwattbench: %d CPUs, kernel %s, node %s, %d conns, %s load after %s warm-up, %d round(s)\n\n",
 		runtime.NumCPU(), env.kernel, env.nodeVersion, cfg.conns, cfg.duration, cfg.warmup, cfg.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -254,6 +273,20 @@ func printReport(w io.Writer, cfg config, env benchEnv, rows []row, problems []s
 		if r.Metric == "throughput: load generator CPU" {
 			fmt.Fprintf(w, "\nload generator CPU as a share of the machine (%d CPUs): wattd run %s, cluster run %s\n",
 				runtime.NumCPU(), share(r.Wattd), share(r.Cluster))
+		}
+	}
+	// Run-to-run spread, so that a ratio near 1 is read against the noise
+	// of the machine rather than taken as a verdict.
+	rps := func(l *loadSummary) float64 { return l.RPS }
+	for _, sc := range []string{"throughput", "crash"} {
+		var parts []string
+		for _, t := range cfg.targets {
+			if s := spread(records, t, sc, rps); s != "" {
+				parts = append(parts, t+" "+s)
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%s requests/s over rounds: %s\n", sc, strings.Join(parts, ", "))
 		}
 	}
 	if len(problems) > 0 {

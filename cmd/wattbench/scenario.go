@@ -55,6 +55,8 @@ type loadSummary struct {
 	MaxMs             float64 `json:"max_ms"`
 	Dials             uint64  `json:"dials"`
 	Refused           uint64  `json:"refused"`
+	RefusedStreaks    uint64  `json:"refused_streaks"`
+	RefusedMsPerConn  float64 `json:"refused_ms_per_conn"`
 	DialErr           uint64  `json:"dial_errors"`
 	Failed            uint64  `json:"failed"`
 	Reset             uint64  `json:"reset"`
@@ -66,8 +68,10 @@ type loadSummary struct {
 	EOFBeforeResponse uint64  `json:"eof_before_response"`
 }
 
-func summarizeLoad(s *loadStats) *loadSummary {
+func summarizeLoad(s *loadStats, conns int) *loadSummary {
 	return &loadSummary{
+		RefusedStreaks:    s.RefusedStreaks,
+		RefusedMsPerConn:  ms(s.RefusedTime) / float64(max(conns, 1)),
 		Requests:          s.OK,
 		Seconds:           s.Elapsed.Seconds(),
 		RPS:               s.rate(),
@@ -100,6 +104,7 @@ type bench struct {
 	warmup       time.Duration
 	startTimeout time.Duration
 	crashAfter   time.Duration
+	crashJitter  int // percent, see EXIT_JITTER_PCT in the fixture app
 	reqTimeout   time.Duration
 	sampleEvery  time.Duration
 }
@@ -222,7 +227,9 @@ func (b *bench) runLoadScenario(ctx context.Context, t target, round int, crash 
 	var extra []string
 	if crash {
 		name = "crash"
-		extra = append(extra, fmt.Sprintf("EXIT_AFTER_MS=%d", b.crashAfter.Milliseconds()))
+		extra = append(extra,
+			fmt.Sprintf("EXIT_AFTER_MS=%d", b.crashAfter.Milliseconds()),
+			fmt.Sprintf("EXIT_JITTER_PCT=%d", b.crashJitter))
 	}
 	rec := runRecord{Target: t.name, Scenario: name, Round: round}
 	port, err := freePort()
@@ -282,10 +289,14 @@ func (b *bench) runLoadScenario(ctx context.Context, t target, round int, crash 
 		return rec
 	}
 
-	rec.Load = summarizeLoad(stats)
+	rec.Load = summarizeLoad(stats, b.conns)
 	if secs := stats.Elapsed.Seconds(); secs > 0 {
 		rec.BenchCores = benchCPU.Seconds() / secs
-		rec.TargetCores = targetCPU.Seconds() / secs
+		// Workers that exit take their CPU time with them, so the tree's
+		// CPU is only meaningful when the tree stays put.
+		if !crash {
+			rec.TargetCores = targetCPU.Seconds() / secs
+		}
 	}
 	sampler.mu.Lock()
 	rec.MaxTreeRSS = sampler.maxTotal

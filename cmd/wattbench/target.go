@@ -30,7 +30,7 @@ type target struct {
 
 // envKeysOwned are variables the runner sets itself; inherited values are
 // dropped so that a stray export in the caller's shell cannot skew a run.
-var envKeysOwned = []string{"PORT", "PLT_SERVER_PORT", "EXIT_AFTER_MS", "WORKERS", "BENCH_HOST"}
+var envKeysOwned = []string{"PORT", "PLT_SERVER_PORT", "EXIT_AFTER_MS", "EXIT_JITTER_PCT", "WORKERS", "BENCH_HOST"}
 
 // baseEnv is the environment every target starts with: the caller's, minus
 // the variables above, with the chosen node first on PATH so that wattd's
@@ -236,7 +236,7 @@ func exitString(p *proc) string {
 	var ee *exec.ExitError
 	if errors.As(p.waitErr, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return "killed by " + ws.Signal().String()
+			return fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
 		}
 		return "exit " + strconv.Itoa(ee.ExitCode())
 	}

@@ -6,6 +6,7 @@ package main
 import (
 	"os"
 
+	_ "github.com/wattd/wattd/capabilities/node" // the default capability
 	"github.com/wattd/wattd/supervisor"
 )
 

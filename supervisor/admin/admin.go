@@ -42,7 +42,7 @@ type Backend interface {
 
 // ErrNotFound marks errors about an unknown application (HTTP 404). Its
 // text reads as the start of a message: fmt.Errorf("%w %q", ErrNotFound, id).
-var ErrNotFound = errors.New("unknown app")
+var ErrNotFound = supervisor.ErrNotFound
 
 // ErrConflict marks errors about a request that conflicts with what the
 // runtime is doing, such as a restart during shutdown (HTTP 409).

@@ -14,8 +14,8 @@ import (
 
 // RenderPS writes `wattd ctl ps`: one row per worker slot, in the order
 // the runtime reports apps (watt.json order). The entrypoint app is marked
-// with '*'. A failed app's first row ends with the reason, after the
-// aligned columns so a long reason does not widen them. An app without
+// with '*'. A failed app's first row ends with the reason in parentheses,
+// after the aligned columns so a long reason does not widen them. An app without
 // worker slots still gets a row, so it cannot vanish from the listing.
 func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
@@ -27,7 +27,7 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 		}
 		reason := ""
 		if app.State == "failed" && app.Reason != "" {
-			reason = "\t" + oneLine(app.Reason)
+			reason = "\t(" + oneLine(app.Reason) + ")"
 		}
 		if len(app.Workers) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t%s\t-\t-\t-\t-%s\n", name, cell(app.State), reason)
@@ -141,10 +141,10 @@ func cell(s string) string {
 }
 
 func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
 		if r == '\t' || r == '\n' || r == '\r' {
 			return ' '
 		}
 		return r
-	}, s)
+	}, s))
 }

@@ -92,6 +92,9 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 		peerOf:  opt.peerOf,
 		served:  make(chan struct{}),
 	}
+	// The server's own context is cut loose from ctx: ctx ending goes
+	// through Close (AfterFunc below), which cancels it in order with the
+	// shutdown instead of racing it.
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.hs = &http.Server{
 		Handler:           s.handler(),
@@ -101,7 +104,10 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 		MaxHeaderBytes: 64 << 10,
 		ConnContext:    s.connContext,
 		BaseContext:    func(net.Listener) context.Context { return s.ctx },
-		ErrorLog:       zap.NewStdLog(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+	}
+	// net/http reports accept failures and malformed requests here.
+	if stdLog, err := zap.NewStdLogAt(log, zap.WarnLevel); err == nil {
+		s.hs.ErrorLog = stdLog
 	}
 	s.stopWait = context.AfterFunc(ctx, func() { s.Close() })
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 )
 
 // dotenvKey accepts the names dotenv accepts: besides the POSIX ones, dots
@@ -148,11 +149,18 @@ func unescapeDouble(s string) string {
 func readDotenv(path string, required bool, ptr string) (map[string]string, *Error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && !required {
+		switch {
+		case !required && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR)):
+			// Nothing readable where an optional .env would be is the same
+			// as no .env.
 			return nil, nil
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, &Error{Pointer: ptr, Message: fmt.Sprintf("env file %s does not exist", path), Err: err}
 		}
-		e := &Error{Pointer: ptr, Message: fmt.Sprintf("cannot read env file %s: %v", path, unwrapPathError(err)), Err: err}
-		return nil, e
+		if ptr == "" {
+			return nil, &Error{File: path, Message: fmt.Sprintf("cannot read env file: %v", unwrapPathError(err)), Err: err}
+		}
+		return nil, &Error{Pointer: ptr, Message: fmt.Sprintf("cannot read env file %s: %v", path, unwrapPathError(err)), Err: err}
 	}
 	vars, err := parseDotenv(string(data))
 	if err != nil {

@@ -119,8 +119,9 @@ func (d *jsonDecoder) position(err error) *syntaxError {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
-		// Offset counts the offending byte, so step back onto it.
-		offset = max(se.Offset-1, 0)
+		// In token mode the offset is that of the offending byte (or of the
+		// value containing it), not the byte after as with Unmarshal.
+		offset = se.Offset
 		msg = se.Error()
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		msg = "unexpected end of file; the JSON value is not complete"

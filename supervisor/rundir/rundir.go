@@ -345,8 +345,9 @@ func (d *Dir) writeInfo() error {
 }
 
 // Remove deletes the runtime directory and releases its lock, in that
-// order: a starting wattd that waited on the lock must find the directory
-// gone (and make a fresh one) rather than a half-removed one it holds.
+// order: a starting wattd that opened the lock file just before must,
+// once it wins the lock, find that file gone and start over in a fresh
+// directory rather than settle in a half-removed one.
 func (d *Dir) Remove() error {
 	if d.lock == nil {
 		return nil

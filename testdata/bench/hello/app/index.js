@@ -12,6 +12,11 @@
 //                 under wattd listen() keeps its plain one-argument form.
 //   EXIT_AFTER_MS if set, exit(1) that many ms after listening: the crash
 //                 scenario, a worker that dies on its own while serving.
+//   EXIT_JITTER_PCT optional, 0-90: spread each worker's lifetime uniformly
+//                 over EXIT_AFTER_MS +/- that percentage. Workers started
+//                 together otherwise also die together, every time, which
+//                 tests "all workers down at once" rather than "a worker
+//                 died"; the bench runs both ways (flag -crash-jitter).
 
 const http = require('node:http')
 
@@ -27,10 +32,10 @@ const server = http.createServer((req, res) => {
 })
 
 function onListening () {
-  const ms = Number(process.env.EXIT_AFTER_MS)
+  let ms = Number(process.env.EXIT_AFTER_MS)
+  const jitter = Math.min(90, Math.max(0, Number(process.env.EXIT_JITTER_PCT) || 0))
+  ms *= 1 + (Math.random() * 2 - 1) * jitter / 100
   if (Number.isFinite(ms) && ms > 0) {
-    // unref is deliberately not used: the timer must fire even if the
-    // server were somehow idle and the loop otherwise empty.
     setTimeout(() => process.exit(1), ms)
   }
 }

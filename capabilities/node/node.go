@@ -1,0 +1,308 @@
+// Package node is the Node.js capability: it finds an app's entry file and
+// starts each worker as
+//
+//	node [NodeOptions...] --require <preload> <entry>
+//
+// The preload (preload.cjs, embedded here) runs inside the worker before the
+// app. It speaks the control protocol of package ipc, points the app's first
+// server.listen() at the socket wattd passed in, and also serves the
+// entrypoint on its mesh socket, so an app needs no change to run under
+// wattd. See the comment at the top of preload.cjs for the details.
+package node
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/wattd/wattd/capabilities"
+)
+
+// ID is the capability id used in watt.json.
+const ID = "node"
+
+// EnvNode names the node binary to use instead of the one found in PATH, so
+// a deployment can pin a Node.js version without touching PATH.
+const EnvNode = "WATTD_NODE"
+
+//go:embed preload.cjs
+var preload []byte
+
+// preloadName is the preload's file name in the runtime directory. It carries
+// a hash of the content so that a wattd upgrade never runs a stale preload
+// left by an older binary, and so that an existing file can be reused as is.
+var preloadName = func() string {
+	sum := sha256.Sum256(preload)
+	return "preload-" + hex.EncodeToString(sum[:6]) + ".cjs"
+}()
+
+// entryFields are the package.json members that may name the entry file, in
+// the order @platformatic/node reads them; a path like exports/./import means
+// pkg.exports["."].import. Reading the same members keeps apps that already
+// run under Platformatic Watt working unchanged.
+var entryFields = [][]string{
+	{"main"},
+	{"exports"},
+	{"exports", "node"},
+	{"exports", "import"},
+	{"exports", "require"},
+	{"exports", "default"},
+	{"exports", ".", "node"},
+	{"exports", ".", "import"},
+	{"exports", ".", "require"},
+	{"exports", ".", "default"},
+	{"exports", "."},
+}
+
+// entryBases and entryExts give the files tried when package.json names no
+// entry: every base with every extension, bases first. The list and the order
+// are @platformatic/node's.
+var (
+	entryBases = []string{"index", "main", "app", "application", "server", "start", "bundle", "run", "entrypoint"}
+	entryExts  = []string{".js", ".mjs", ".cjs"}
+)
+
+// Candidates returns the entry file names tried when package.json names none,
+// in order.
+func Candidates() []string {
+	out := make([]string, 0, len(entryBases)*len(entryExts))
+	for _, b := range entryBases {
+		for _, e := range entryExts {
+			out = append(out, b+e)
+		}
+	}
+	return out
+}
+
+// Capability is the Node.js capability. The zero value is ready to use.
+type Capability struct{}
+
+var _ capabilities.Capability = (*Capability)(nil)
+
+func init() { capabilities.Register(&Capability{}) }
+
+// ID returns "node".
+func (*Capability) ID() string { return ID }
+
+// Detect reports whether dir has a package.json or one of the entry
+// candidates.
+func (*Capability) Detect(dir string) (bool, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return false, err
+	}
+	if !st.IsDir() {
+		return false, fmt.Errorf("%s is not a directory", dir)
+	}
+	for _, name := range append([]string{"package.json"}, Candidates()...) {
+		ok, err := isFile(filepath.Join(dir, name))
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Prepare returns the command line of one worker of app.
+func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
+	if !filepath.IsAbs(app.Dir) {
+		return nil, fmt.Errorf("node: app %q: directory %q is not absolute", app.ID, app.Dir)
+	}
+	entry, err := Entry(app.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
+	}
+	bin, err := Binary()
+	if err != nil {
+		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
+	}
+	opts, err := SplitOptions(app.NodeOptions)
+	if err != nil {
+		return nil, fmt.Errorf("node: app %q: nodeOptions: %w", app.ID, err)
+	}
+	pre, err := WritePreload(app.RuntimeDir)
+	if err != nil {
+		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
+	}
+
+	argv := make([]string, 0, len(opts)+4)
+	argv = append(argv, bin)
+	argv = append(argv, opts...)
+	argv = append(argv, "--require", pre, entry)
+
+	// The app's own environment is repeated here so that a supervisor may
+	// use Launch.Env alone; setting it twice to the same values is harmless.
+	env := make(map[string]string, len(app.Env))
+	for k, v := range app.Env {
+		env[k] = v
+	}
+	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir}, nil
+}
+
+// Binary returns the node executable: $WATTD_NODE when set, else node from
+// PATH. Resolving it here, not at exec time, turns a missing Node.js into one
+// clear error instead of a worker that fails to start over and over.
+func Binary() (string, error) {
+	if p := os.Getenv(EnvNode); p != "" {
+		if !filepath.IsAbs(p) {
+			return "", fmt.Errorf("%s=%q must be an absolute path", EnvNode, p)
+		}
+		if _, err := exec.LookPath(p); err != nil {
+			return "", fmt.Errorf("%s=%q: %w", EnvNode, p, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath("node")
+	if err != nil {
+		return "", fmt.Errorf("node not found in PATH (install Node.js or set %s): %w", EnvNode, err)
+	}
+	return p, nil
+}
+
+// Entry returns the absolute path of the app's entry file: the first
+// package.json entry member that is set (see entryFields), else the first
+// existing Candidates file.
+func Entry(dir string) (string, error) {
+	pkgPath := filepath.Join(dir, "package.json")
+	raw, err := os.ReadFile(pkgPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// No package.json: a bare script directory, look for a candidate.
+	case err != nil:
+		return "", err
+	default:
+		var pkg map[string]any
+		if err := json.Unmarshal(raw, &pkg); err != nil {
+			// Node itself refuses to run code under an invalid package.json,
+			// so say so now rather than guess an entry.
+			return "", fmt.Errorf("%s: %w", pkgPath, err)
+		}
+		if field, rel, ok := entryField(pkg); ok {
+			p, err := resolveFile(dir, rel)
+			if err != nil {
+				return "", fmt.Errorf("%s: %q names %q: %w", pkgPath, field, rel, err)
+			}
+			return p, nil
+		}
+	}
+	for _, name := range Candidates() {
+		p := filepath.Join(dir, name)
+		ok, err := isFile(p)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no entry file in %s: package.json has no \"main\" (or \"exports\") and none of %s exists",
+		dir, strings.Join(Candidates(), ", "))
+}
+
+// entryField returns the first entryFields member of pkg that is a string,
+// with its dotted name for messages.
+func entryField(pkg map[string]any) (name, value string, ok bool) {
+	for _, path := range entryFields {
+		var cur any = pkg
+		for _, key := range path {
+			m, isMap := cur.(map[string]any)
+			if !isMap {
+				cur = nil
+				break
+			}
+			cur = m[key]
+		}
+		if s, isStr := cur.(string); isStr && s != "" {
+			return strings.Join(path, "."), s, true
+		}
+	}
+	return "", "", false
+}
+
+// resolveFile finds the file a package.json member means, the way Node's
+// CommonJS resolver treats "main": the path itself, the path with a script
+// extension, or an index file inside it.
+func resolveFile(dir, rel string) (string, error) {
+	base := filepath.Join(dir, filepath.FromSlash(rel))
+	tries := []string{base}
+	for _, e := range entryExts {
+		tries = append(tries, base+e)
+	}
+	for _, e := range entryExts {
+		tries = append(tries, filepath.Join(base, "index"+e))
+	}
+	for _, p := range tries {
+		ok, err := isFile(p)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return "", errors.New("no such file")
+}
+
+// errNotDir is what stat returns for a path through a regular file.
+var errNotDir error = syscall.ENOTDIR
+
+// isFile reports whether p exists and is a regular file (after symlinks). A
+// missing file, or a path through something that is not a directory, is
+// simply "no"; other errors (permissions) are reported.
+func isFile(p string) (bool, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
+			return false, nil
+		}
+		return false, err
+	}
+	return st.Mode().IsRegular(), nil
+}
+
+// WritePreload makes sure the preload is present in runtimeDir and returns
+// its path. The file is written once, atomically (temp file and rename), so
+// concurrent worker starts never see a half-written preload; later calls find
+// it and only compare its size.
+func WritePreload(runtimeDir string) (string, error) {
+	if runtimeDir == "" {
+		return "", errors.New("no runtime directory for the preload")
+	}
+	p := filepath.Join(runtimeDir, preloadName)
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Size() == int64(len(preload)) {
+		return p, nil
+	}
+	tmp, err := os.CreateTemp(runtimeDir, ".preload-*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("write preload: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(preload); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write preload: %w", err)
+	}
+	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write preload: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("write preload: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return "", fmt.Errorf("write preload: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,261 @@
+package node
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wattd/wattd/capabilities"
+)
+
+// tree creates files (name -> content) under a new temporary directory.
+func tree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestEntry(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string // relative to the dir; "" means an error is expected
+	}{
+		{"main", map[string]string{"package.json": `{"main":"lib/start.js"}`, "lib/start.js": "", "index.js": ""}, "lib/start.js"},
+		{"main without extension", map[string]string{"package.json": `{"main":"lib/start"}`, "lib/start.mjs": ""}, "lib/start.mjs"},
+		{"main is a directory", map[string]string{"package.json": `{"main":"lib"}`, "lib/index.cjs": ""}, "lib/index.cjs"},
+		{"main missing", map[string]string{"package.json": `{"main":"nope.js"}`, "index.js": ""}, ""},
+		{"exports string", map[string]string{"package.json": `{"exports":"./e.mjs"}`, "e.mjs": ""}, "e.mjs"},
+		{"exports conditions", map[string]string{"package.json": `{"exports":{".":{"import":"./i.mjs","require":"./r.cjs"}}}`, "i.mjs": "", "r.cjs": ""}, "i.mjs"},
+		{"no main", map[string]string{"package.json": `{"name":"x"}`, "server.js": "", "app.js": ""}, "app.js"},
+		{"index first", map[string]string{"index.mjs": "", "server.js": "", "index.cjs": ""}, "index.mjs"},
+		{"js before mjs", map[string]string{"main.js": "", "main.mjs": ""}, "main.js"},
+		{"server only", map[string]string{"server.mjs": ""}, "server.mjs"},
+		{"directory named like a candidate", map[string]string{"index.js/x": "", "start.cjs": ""}, "start.cjs"},
+		{"nothing", map[string]string{"README.md": ""}, ""},
+		{"bad package.json", map[string]string{"package.json": `{`, "index.js": ""}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tree(t, tc.files)
+			got, err := Entry(dir)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("Entry = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filepath.Join(dir, filepath.FromSlash(tc.want)); got != want {
+				t.Fatalf("Entry = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestEntryErrorIsClear(t *testing.T) {
+	dir := tree(t, map[string]string{"README.md": ""})
+	_, err := Entry(dir)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{dir, "index.js", "server.js", "main"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestDetect(t *testing.T) {
+	c := &Capability{}
+	for name, files := range map[string]map[string]string{
+		"package.json": {"package.json": `{}`},
+		"entry file":   {"app.mjs": ""},
+	} {
+		ok, err := c.Detect(tree(t, files))
+		if err != nil || !ok {
+			t.Errorf("%s: Detect = %v, %v; want true", name, ok, err)
+		}
+	}
+	ok, err := c.Detect(tree(t, map[string]string{"main.py": ""}))
+	if err != nil || ok {
+		t.Errorf("python dir: Detect = %v, %v; want false", ok, err)
+	}
+	if _, err := c.Detect(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("missing dir: no error")
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	c, err := capabilities.Get(ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*Capability); !ok {
+		t.Fatalf("Get(%q) = %T", ID, c)
+	}
+	got, err := capabilities.Detect(tree(t, map[string]string{"index.js": ""}))
+	if err != nil || got.ID() != ID {
+		t.Fatalf("capabilities.Detect = %v, %v", got, err)
+	}
+}
+
+func TestSplitOptions(t *testing.T) {
+	cases := map[string][]string{
+		"":                                   nil,
+		"  ":                                 nil,
+		"--max-old-space-size=512":           {"--max-old-space-size=512"},
+		" --inspect   --enable-source-maps ": {"--inspect", "--enable-source-maps"},
+		`--title "my app" --x='a b'`:         {"--title", "my app", "--x=a b"},
+		`a\ b "q\"x\\" ''`:                   {"a b", `q"x\`, ""},
+		`"it's"`:                             {"it's"},
+	}
+	for in, want := range cases {
+		got, err := SplitOptions(in)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("SplitOptions(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`"open`, `'open`, `trailing\`} {
+		if _, err := SplitOptions(bad); err == nil {
+			t.Errorf("SplitOptions(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestBinary(t *testing.T) {
+	t.Setenv(EnvNode, "node")
+	if _, err := Binary(); err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("relative %s: err = %v", EnvNode, err)
+	}
+	t.Setenv(EnvNode, "/nonexistent/node")
+	if _, err := Binary(); err == nil {
+		t.Errorf("missing %s: no error", EnvNode)
+	}
+	t.Setenv(EnvNode, "")
+	t.Setenv("PATH", t.TempDir())
+	if _, err := Binary(); err == nil || !strings.Contains(err.Error(), EnvNode) {
+		t.Errorf("no node in PATH: err = %v, want a hint about %s", err, EnvNode)
+	}
+	fake := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvNode, fake)
+	if got, err := Binary(); err != nil || got != fake {
+		t.Errorf("Binary = %q, %v; want %q", got, err, fake)
+	}
+}
+
+func TestPrepare(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvNode, fake)
+	dir := tree(t, map[string]string{"server.js": ""})
+	rt := t.TempDir()
+	app := capabilities.App{
+		ID: "api", Dir: dir, RuntimeDir: rt,
+		NodeOptions: `--max-old-space-size=256 --title "api worker"`,
+		Env:         map[string]string{"NODE_ENV": "production"},
+	}
+	l, err := (&Capability{}).Prepare(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := filepath.Join(rt, preloadName)
+	want := []string{fake, "--max-old-space-size=256", "--title", "api worker", "--require", pre, filepath.Join(dir, "server.js")}
+	if !slices.Equal(l.Argv, want) {
+		t.Errorf("Argv = %q\nwant   %q", l.Argv, want)
+	}
+	if l.Dir != dir || l.Env["NODE_ENV"] != "production" {
+		t.Errorf("Launch = %+v", l)
+	}
+	st, err := os.Stat(pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("preload mode = %v, want 0600", st.Mode().Perm())
+	}
+	if got, _ := os.ReadFile(pre); !bytes.Equal(got, preload) {
+		t.Error("preload content differs from the embedded one")
+	}
+
+	app.Dir = "relative"
+	if _, err := (&Capability{}).Prepare(app); err == nil {
+		t.Error("relative dir: no error")
+	}
+	app.Dir = tree(t, map[string]string{"README.md": ""})
+	if _, err := (&Capability{}).Prepare(app); err == nil || !strings.Contains(err.Error(), `"api"`) {
+		t.Errorf("no entry: err = %v, want it to name the app", err)
+	}
+}
+
+func TestWritePreloadConcurrentAndReused(t *testing.T) {
+	rt := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := WritePreload(rt); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != preloadName {
+		t.Fatalf("runtime dir holds %v, want only %s", entries, preloadName)
+	}
+
+	// An existing file is reused, not rewritten.
+	p := filepath.Join(rt, preloadName)
+	before, _ := os.Stat(p)
+	if _, err := WritePreload(rt); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(p)
+	if !os.SameFile(before, after) {
+		t.Error("preload was rewritten")
+	}
+
+	// A damaged one (wrong size) is replaced.
+	if err := os.WriteFile(p, []byte("broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WritePreload(rt); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, preload) {
+		t.Error("damaged preload was not replaced")
+	}
+	if !strings.HasPrefix(preloadName, "preload-") || !strings.HasSuffix(preloadName, ".cjs") {
+		t.Errorf("preloadName = %q", preloadName)
+	}
+}

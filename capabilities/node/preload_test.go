@@ -1,0 +1,778 @@
+package node
+
+// These tests run real Node.js workers under the preload. The test process
+// plays wattd: it owns a SO_REUSEPORT TCP listener, a listening Unix socket
+// and a control socketpair, passes them as fds 3, 4 and 5 the systemd way,
+// and speaks the control protocol with package ipc.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/ipc"
+)
+
+// waitLimit bounds every wait for the worker; generous because a loaded CI
+// machine may take a while to start node under -race.
+const waitLimit = 20 * time.Second
+
+// setListenPID sets LISTEN_PID to the shell's own pid and execs node in
+// place, so the pid is the worker's: wattd uses its own exec helper for this.
+const setListenPID = `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`
+
+type workerOpts struct {
+	app        string            // fixture directory under testdata
+	entrypoint bool              // pass "http" and "mesh", else only "mesh"
+	env        map[string]string // extra environment
+	script     string            // shell script that execs node; setListenPID if empty
+}
+
+type worker struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	pid      int
+	ctl      net.Conn
+	msgs     chan *ipc.Message // from the worker, closed at EOF
+	lines    chan string       // stdout lines
+	stderr   *lockedBuffer
+	tcpAddr  string // "" for a non-entrypoint
+	meshPath string
+	seen     []map[string]any // stdout events not asked for yet
+	exited   chan struct{}
+	waitErr  error
+	ctlMu    sync.Mutex
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func nodeOrSkip(t *testing.T) {
+	t.Helper()
+	if _, err := Binary(); err != nil {
+		t.Skipf("no Node.js to run the preload with: %v", err)
+	}
+}
+
+// tcpListener makes a listening 127.0.0.1:0 socket with SO_REUSEPORT, as
+// wattd's public listener is.
+func tcpListener(t *testing.T) (*os.File, string) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range []int{unix.SO_REUSEADDR, unix.SO_REUSEPORT} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 128); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "http")
+	t.Cleanup(func() { f.Close() })
+	return f, fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+}
+
+// unixListener makes a listening Unix stream socket, as a mesh socket is.
+func unixListener(t *testing.T) (*os.File, string) {
+	t.Helper()
+	// Short path: sun_path holds about 100 bytes and test names are long.
+	dir, err := os.MkdirTemp("", "wattd-mesh-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "w0.sock")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 128); err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "mesh")
+	t.Cleanup(func() { f.Close() })
+	return f, path
+}
+
+// controlPair returns wattd's end as a net.Conn and the worker's end as a
+// file to pass.
+func controlPair(t *testing.T) (net.Conn, *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "control")
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, os.NewFile(uintptr(fds[1]), "control-worker")
+}
+
+func startWorker(t *testing.T, o workerOpts) *worker {
+	t.Helper()
+	nodeOrSkip(t)
+	dir, err := filepath.Abs(filepath.Join("testdata", o.app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	launch, err := (&Capability{}).Prepare(capabilities.App{
+		ID: o.app, Dir: dir, Entrypoint: o.entrypoint, RuntimeDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	w := &worker{t: t, msgs: make(chan *ipc.Message, 256), lines: make(chan string, 256),
+		stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	var files []*os.File
+	names := []string{}
+	if o.entrypoint {
+		f, addr := tcpListener(t)
+		files, names, w.tcpAddr = append(files, f), append(names, ipc.ListenerHTTP), addr
+	}
+	f, path := unixListener(t)
+	files, names, w.meshPath = append(files, f), append(names, ipc.ListenerMesh), path
+	ctl, ctlWorker := controlPair(t)
+	files = append(files, ctlWorker)
+	w.ctl = ctl
+
+	script := o.script
+	if script == "" {
+		script = setListenPID
+	}
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script}, launch.Argv...)...)
+	cmd.Dir = launch.Dir
+	cmd.Env = append(os.Environ(),
+		ipc.EnvListenFDs+"="+strconv.Itoa(len(names)),
+		ipc.EnvListenName+"="+strings.Join(names, ":"),
+		ipc.EnvControlFD+"="+strconv.Itoa(3+len(names)),
+		ipc.EnvApp+"="+o.app,
+		ipc.EnvWorker+"=0",
+		ipc.EnvEntrypoint+"="+map[bool]string{true: "1", false: "0"}[o.entrypoint],
+		ipc.EnvProtocol+"="+strconv.Itoa(ipc.ProtocolVersion),
+		ipc.EnvMeshDir+"="+filepath.Dir(path),
+		"WATTD_STATS_INTERVAL_MS=100",
+	)
+	for k, v := range launch.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range o.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.ExtraFiles = files
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = w.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.cmd, w.pid = cmd, cmd.Process.Pid
+	ctlWorker.Close() // only the worker may hold its end, or its exit goes unseen
+
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+		close(w.lines)
+	}()
+	go func() {
+		for {
+			m, err := ipc.ReadMessage(ctl)
+			if err != nil {
+				close(w.msgs)
+				return
+			}
+			w.msgs <- m
+		}
+	}()
+	go func() {
+		w.waitErr = cmd.Wait()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-w.exited
+		if t.Failed() {
+			t.Logf("worker stderr:\n%s", w.stderr.String())
+		}
+	})
+	return w
+}
+
+func (w *worker) send(m *ipc.Message) {
+	w.t.Helper()
+	w.ctlMu.Lock()
+	defer w.ctlMu.Unlock()
+	if err := ipc.WriteMessage(w.ctl, m); err != nil {
+		w.t.Fatalf("send %s: %v", m.Type, err)
+	}
+}
+
+// expect returns the next message of type typ, skipping stats; any other
+// type first is a failure.
+func (w *worker) expect(typ string) *ipc.Message {
+	w.t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		select {
+		case m, ok := <-w.msgs:
+			if !ok {
+				w.t.Fatalf("control channel closed while waiting for %s", typ)
+			}
+			if m.Type == typ {
+				return m
+			}
+			if m.Type != ipc.TypeStats {
+				w.t.Fatalf("got %s (%+v) while waiting for %s", m.Type, m, typ)
+			}
+		case <-deadline:
+			w.t.Fatalf("no %s within %v", typ, waitLimit)
+		}
+	}
+}
+
+// handshake checks hello and answers welcome.
+func (w *worker) handshake() {
+	w.t.Helper()
+	m := w.expect(ipc.TypeHello)
+	if m.PID != w.pid || !slices.Contains(m.Versions, ipc.ProtocolVersion) || !strings.HasPrefix(m.Runtime, "node v") {
+		w.t.Fatalf("hello = %+v (worker pid %d)", m, w.pid)
+	}
+	v, err := ipc.Negotiate(m.Versions)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.send(&ipc.Message{Type: ipc.TypeWelcome, Version: v, App: "test", Worker: 0})
+}
+
+// event returns the first stdout JSON line whose "event" is name, in the
+// order the worker printed them; lines read while looking for another event
+// are kept for later calls.
+func (w *worker) event(name string) map[string]any {
+	w.t.Helper()
+	for i, m := range w.seen {
+		if m["event"] == name {
+			w.seen = slices.Delete(w.seen, i, i+1)
+			return m
+		}
+	}
+	deadline := time.After(waitLimit)
+	for {
+		select {
+		case line, ok := <-w.lines:
+			if !ok {
+				w.t.Fatalf("worker stdout closed while waiting for %q", name)
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil {
+				continue
+			}
+			if m["event"] == name {
+				return m
+			}
+			w.seen = append(w.seen, m)
+		case <-deadline:
+			w.t.Fatalf("no %q event within %v", name, waitLimit)
+		}
+	}
+}
+
+// waitExit waits for the worker to end and returns how.
+func (w *worker) waitExit() error {
+	w.t.Helper()
+	select {
+	case <-w.exited:
+		return w.waitErr
+	case <-time.After(waitLimit):
+		w.t.Fatalf("worker still running after %v", waitLimit)
+		return nil
+	}
+}
+
+// tcpClient has its own connection pool, so no test reuses another's.
+func tcpClient() *http.Client {
+	return &http.Client{Timeout: waitLimit, Transport: &http.Transport{}}
+}
+
+func unixClient(path string) *http.Client {
+	return &http.Client{Timeout: waitLimit, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		},
+	}}
+}
+
+// getJSON does a GET and decodes a JSON body.
+func getJSON(t *testing.T, c *http.Client, url string) map[string]any {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %q %v", url, resp.StatusCode, body, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("GET %s: body %q: %v", url, body, err)
+	}
+	return m
+}
+
+func TestEntrypointWorker(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w.handshake()
+
+	// The wattd variables are gone before the app runs, but for the mesh
+	// directory apps may use.
+	vars, _ := w.event("env")["vars"].([]any)
+	seen := map[string]bool{}
+	for _, v := range vars {
+		seen[fmt.Sprint(v)] = true
+	}
+	for _, k := range []string{ipc.EnvListenFDs, ipc.EnvListenName, ipc.EnvListenPID, ipc.EnvControlFD,
+		ipc.EnvApp, ipc.EnvWorker, ipc.EnvEntrypoint, ipc.EnvProtocol, "WATTD_STATS_INTERVAL_MS"} {
+		if seen[k] {
+			t.Errorf("app still sees %s", k)
+		}
+	}
+	if !seen[ipc.EnvMeshDir] {
+		t.Errorf("app lost %s", ipc.EnvMeshDir)
+	}
+
+	ready := w.expect(ipc.TypeReady)
+	if !slices.Equal(ready.Listeners, []string{ipc.ListenerHTTP, ipc.ListenerMesh}) {
+		t.Fatalf("ready listeners = %v", ready.Listeners)
+	}
+
+	// listen(3000, '127.0.0.1') landed on our socket; address() is the real one.
+	listening := w.event("listening")
+	addr, _ := listening["address"].(map[string]any)
+	if addr == nil || fmt.Sprintf("%v:%v", addr["address"], addr["port"]) != w.tcpAddr {
+		t.Errorf("app's server.address() = %v, want %s", listening["address"], w.tcpAddr)
+	}
+
+	// Both the public port and the mesh socket reach the app's handler.
+	if got := getJSON(t, tcpClient(), "http://"+w.tcpAddr+"/via-tcp"); got["app"] != "entry" || got["url"] != "/via-tcp" {
+		t.Errorf("TCP GET = %v", got)
+	}
+	if got := getJSON(t, unixClient(w.meshPath), "http://mesh/via-mesh"); got["app"] != "entry" || got["url"] != "/via-mesh" {
+		t.Errorf("mesh GET = %v", got)
+	}
+
+	// A second binding of the same handler is refused; an unrelated server
+	// is left alone and gets its own port.
+	if dup := w.event("dup"); dup["code"] != "EADDRINUSE" {
+		t.Errorf("duplicate binding: %v, want EADDRINUSE", dup)
+	}
+	other := w.event("other")
+	oaddr, _ := other["address"].(map[string]any)
+	if oaddr == nil {
+		t.Fatalf("other server address = %v", other["address"])
+	}
+	resp, err := tcpClient().Get(fmt.Sprintf("http://127.0.0.1:%v/", oaddr["port"]))
+	if err != nil {
+		t.Fatalf("second server: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "other" {
+		t.Errorf("second server said %q", body)
+	}
+
+	// Stats arrive and count what we did.
+	var st *ipc.Stats
+	deadline := time.Now().Add(waitLimit)
+	for st == nil || st.RequestsDone < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stats with requestsDone >= 2, last %+v", st)
+		}
+		st = w.expect(ipc.TypeStats).Stats
+		if st == nil {
+			t.Fatal("stats message without stats")
+		}
+	}
+	if st.HeapUsed == 0 || st.HeapTotal == 0 || st.RSS == 0 || st.ELU < 0 || st.ELU > 1 {
+		t.Errorf("implausible stats %+v", st)
+	}
+}
+
+// TestDrain checks that a drain lets the in-flight request finish, closes
+// keep-alive connections, reports drained only after that, and that the
+// worker then ends on SIGTERM.
+func TestDrain(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+
+	// An idle keep-alive connection on each listener.
+	idleTCP := tcpClient()
+	idleMesh := unixClient(w.meshPath)
+	getJSON(t, idleTCP, "http://"+w.tcpAddr+"/warm")
+	getJSON(t, idleMesh, "http://mesh/warm")
+
+	type result struct {
+		status int
+		body   string
+		close  bool
+		err    error
+		at     time.Time
+	}
+	get := func(c *http.Client, url string, out chan<- result) {
+		resp, err := c.Get(url)
+		if err != nil {
+			out <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- result{status: resp.StatusCode, body: string(b), close: resp.Close, err: err, at: time.Now()}
+	}
+	// In flight when the drain starts: one whose headers are not sent yet,
+	// and one (over the mesh) whose keep-alive headers already went out.
+	slow, stream := make(chan result, 1), make(chan result, 1)
+	go get(tcpClient(), "http://"+w.tcpAddr+"/slow", slow)
+	go get(unixClient(w.meshPath), "http://mesh/stream", stream)
+	w.event("slow-start")
+	w.event("stream-start")
+	drainAt := time.Now()
+	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 10000})
+
+	w.expect(ipc.TypeDrained)
+	drainedAt := time.Now()
+	r := <-slow
+	if r.err != nil || r.status != http.StatusOK || r.body != "slow done" {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	if !r.close {
+		t.Error("in-flight response during drain did not say Connection: close")
+	}
+	if r := <-stream; r.err != nil || r.status != http.StatusOK || r.body != "part1 part2" {
+		t.Fatalf("in-flight streamed request: %+v", r)
+	}
+	// The handlers need 300 ms; drained must not come before they are done.
+	// drained also means no connection is left: the idle keep-alive ones and
+	// the streamed one, which Node would otherwise keep open, were closed.
+	if d := drainedAt.Sub(drainAt); d < 250*time.Millisecond {
+		t.Errorf("drained %v after drain, before the 300 ms requests could finish", d)
+	} else if d > 3*time.Second {
+		// Node's own keep-alive timeout (5 s) would close them eventually;
+		// a drain must not wait for it.
+		t.Errorf("drained only %v after drain: keep-alive connections were left to time out", d)
+	}
+	st := w.lastStatsAfterDrain()
+	if st != nil && st.ActiveConns != 0 {
+		t.Errorf("stats after drained report %d connections", st.ActiveConns)
+	}
+
+	// The process stays up (wattd decides when it ends) until SIGTERM; then
+	// the app's own handler runs, its server.close(cb) succeeds although
+	// the drain closed the server already, and the process ends by itself.
+	select {
+	case <-w.exited:
+		t.Fatal("worker exited by itself after drained")
+	default:
+	}
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if closed := w.event("closed"); closed["err"] != nil {
+		t.Errorf("app's server.close after drain failed with %v", closed["err"])
+	}
+	if err := w.waitExit(); err != nil {
+		t.Errorf("worker ended with %v, want exit status 0", err)
+	}
+}
+
+// lastStatsAfterDrain waits for the next stats report, if the worker sends
+// one before it is stopped.
+func (w *worker) lastStatsAfterDrain() *ipc.Stats {
+	select {
+	case m, ok := <-w.msgs:
+		if ok && m.Type == ipc.TypeStats {
+			return m.Stats
+		}
+	case <-time.After(waitLimit):
+	}
+	return nil
+}
+
+func TestDrainIdle(t *testing.T) {
+	// With nothing in flight, drained follows drain at once.
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 1000})
+	w.expect(ipc.TypeDrained)
+}
+
+func TestESMEntrypoint(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "esm", entrypoint: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+	if got := getJSON(t, tcpClient(), "http://"+w.tcpAddr+"/a"); got["app"] != "esm" {
+		t.Errorf("TCP GET = %v", got)
+	}
+	if got := getJSON(t, unixClient(w.meshPath), "http://mesh/b"); got["app"] != "esm" {
+		t.Errorf("mesh GET = %v", got)
+	}
+}
+
+func TestServiceListensOnMesh(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "service"})
+	w.handshake()
+	ready := w.expect(ipc.TypeReady)
+	if !slices.Equal(ready.Listeners, []string{ipc.ListenerMesh}) {
+		t.Fatalf("ready listeners = %v", ready.Listeners)
+	}
+	// listen(0) went to the mesh socket: address() is its path, not a port.
+	listening := w.event("listening")
+	if listening["address"] != w.meshPath {
+		t.Errorf("app's server.address() = %v, want %q", listening["address"], w.meshPath)
+	}
+	if got := getJSON(t, unixClient(w.meshPath), "http://mesh/x"); got["app"] != "service" {
+		t.Errorf("mesh GET = %v", got)
+	}
+	// Fastify's extra binding with an undefined port must not open a port.
+	if dup := w.event("dup"); dup["code"] != "EADDRINUSE" {
+		t.Errorf("duplicate binding: %v, want EADDRINUSE", dup)
+	}
+	if ports := tcpListenPorts(t, w.pid); len(ports) > 0 {
+		t.Errorf("non-entrypoint worker listens on TCP ports %v", ports)
+	}
+}
+
+// tcpListenPorts lists the TCP ports pid has listening sockets on, by
+// matching its socket fds against /proc/<pid>/net/tcp{,6}.
+func tcpListenPorts(t *testing.T, pid int) []int {
+	t.Helper()
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, e := range ents {
+		link, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	var ports []int
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue // no IPv6
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local rem st tx:rx tr:when retr uid timeout inode
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			if i := strings.LastIndexByte(f[1], ':'); i >= 0 {
+				p, _ := strconv.ParseInt(f[1][i+1:], 16, 32)
+				ports = append(ports, int(p))
+			}
+		}
+	}
+	return ports
+}
+
+func TestControlCloseEndsWorker(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+	w.ctl.Close() // wattd is gone
+	err := w.waitExit()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("worker ended with %v, want exit status 1", err)
+	}
+}
+
+func TestNotOurPIDChangesNothing(t *testing.T) {
+	// LISTEN_PID names another process (pid 1 is never the worker): the
+	// fds are not ours, so the app binds its own port and sees its
+	// environment untouched, and no control traffic happens.
+	w := startWorker(t, workerOpts{app: "service", script: `LISTEN_PID=1; export LISTEN_PID; exec "$0" "$@"`})
+	listening := w.event("listening")
+	addr, _ := listening["address"].(map[string]any)
+	if addr == nil || addr["port"] == nil {
+		t.Fatalf("app's server.address() = %v, want its own TCP port", listening["address"])
+	}
+	if got := getJSON(t, tcpClient(), fmt.Sprintf("http://127.0.0.1:%v/own", addr["port"])); got["app"] != "service" {
+		t.Errorf("GET own port = %v", got)
+	}
+	// Had the preload acted, hello would have been written before the app
+	// ran, so it would be waiting on our end by now: a short read deadline
+	// is enough to see that nothing is there.
+	w.ctl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if m, ok := <-w.msgs; ok {
+		t.Errorf("got %s from a worker that is not ours", m.Type)
+	}
+}
+
+func TestRawTCPServer(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "echo", entrypoint: true})
+	w.handshake()
+	ready := w.expect(ipc.TypeReady)
+	if !slices.Equal(ready.Listeners, []string{ipc.ListenerHTTP, ipc.ListenerMesh}) {
+		t.Fatalf("ready listeners = %v", ready.Listeners)
+	}
+	for _, target := range [][2]string{{"tcp", w.tcpAddr}, {"unix", w.meshPath}} {
+		c, err := net.DialTimeout(target[0], target[1], waitLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(waitLimit))
+		if _, err := c.Write([]byte("ping " + target[0])); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := io.ReadAtLeast(c, buf, len("ping "+target[0]))
+		c.Close()
+		if err != nil || string(buf[:n]) != "ping "+target[0] {
+			t.Errorf("%s echo = %q, %v", target[0], buf[:n], err)
+		}
+	}
+}
+
+// TestHTTPSEntrypoint covers servers that cannot take mesh connections
+// directly: the public side is TLS, the mesh side plain HTTP whose requests
+// are handed to the app's handler.
+func TestHTTPSEntrypoint(t *testing.T) {
+	certPEM, keyPEM := selfSigned(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, workerOpts{app: "https", entrypoint: true,
+		env: map[string]string{"FIXTURE_CERT": certFile, "FIXTURE_KEY": keyFile}})
+	w.handshake()
+	ready := w.expect(ipc.TypeReady)
+	if !slices.Equal(ready.Listeners, []string{ipc.ListenerHTTP, ipc.ListenerMesh}) {
+		t.Fatalf("ready listeners = %v", ready.Listeners)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	tlsClient := &http.Client{Timeout: waitLimit, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if got := getJSON(t, tlsClient, "https://"+w.tcpAddr+"/tls"); got["app"] != "https" || got["encrypted"] != true {
+		t.Errorf("TLS GET = %v", got)
+	}
+	if got := getJSON(t, unixClient(w.meshPath), "http://mesh/plain"); got["app"] != "https" || got["url"] != "/plain" || got["encrypted"] != false {
+		t.Errorf("mesh GET = %v", got)
+	}
+
+	// Mesh requests are counted although they never pass the app's server.
+	for deadline := time.Now().Add(waitLimit); ; {
+		st := w.expect(ipc.TypeStats).Stats
+		if st != nil && st.RequestsDone >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stats with requestsDone >= 2, last %+v", st)
+		}
+	}
+	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 1000})
+	w.expect(ipc.TypeDrained)
+}
+
+// selfSigned returns a throwaway certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "wattd test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}

@@ -1,0 +1,48 @@
+'use strict'
+// A plain node:http app, written as if wattd did not exist.
+const http = require('node:http')
+
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+out({ event: 'env', vars: Object.keys(process.env).filter((k) => /^(LISTEN_|WATTD_)/.test(k)).sort() })
+
+function handler (req, res) {
+  if (req.url === '/slow') {
+    out({ event: 'slow-start' })
+    setTimeout(() => res.end('slow done'), 300)
+    return
+  }
+  if (req.url === '/stream') {
+    // Headers (keep-alive) go out at once, the body ends 300 ms later.
+    out({ event: 'stream-start' })
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.write('part1 ')
+    setTimeout(() => res.end('part2'), 300)
+    return
+  }
+  res.setHeader('content-type', 'application/json')
+  res.end(JSON.stringify({ app: 'entry', pid: process.pid, url: req.url }))
+}
+
+const server = http.createServer(handler)
+server.listen(3000, '127.0.0.1', () => {
+  out({ event: 'listening', address: server.address() })
+
+  // What Fastify does for host "localhost": bind the same handler again on
+  // another address (::1 there; 127.0.0.2 here, which needs no IPv6 and
+  // would bind fine) with the port the first server got.
+  http.createServer(handler)
+    .on('error', (err) => out({ event: 'dup', code: err.code }))
+    .listen({ host: '127.0.0.2', port: server.address().port }, () => out({ event: 'dup', code: 'none' }))
+
+  // An unrelated second server must be left alone.
+  other.listen(0, '127.0.0.1', () => out({ event: 'other', address: other.address() }))
+})
+// Unref'd, so that after a drain nothing of the app's keeps the process up.
+const other = http.createServer((req, res) => res.end('other')).unref()
+
+// The usual graceful stop: close the servers and let the process end once
+// nothing is left, without process.exit().
+process.on('SIGTERM', () => {
+  server.close((err) => out({ event: 'closed', err: err ? err.code : null }))
+  other.close()
+})

@@ -1,0 +1,327 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// rawConfig is the validated tree in Go form; pointers tell "absent" from
+// zero so defaults can be applied.
+type rawConfig struct {
+	Schema       string       `json:"$schema"`
+	Entrypoint   string       `json:"entrypoint"`
+	Applications []rawApp     `json:"applications"`
+	Services     []rawApp     `json:"services"`
+	Web          []rawApp     `json:"web"`
+	Autoload     *rawAutoload `json:"autoload"`
+	Workers      *rawWorkers  `json:"workers"`
+	Server       struct {
+		Hostname *string      `json:"hostname"`
+		Port     *json.Number `json:"port"`
+	} `json:"server"`
+	Logger struct {
+		Level string `json:"level"`
+	} `json:"logger"`
+	Env              map[string]string `json:"env"`
+	RestartOnError   json.RawMessage   `json:"restartOnError"`
+	GracefulShutdown struct {
+		Runtime     *json.Number `json:"runtime"`
+		Application *json.Number `json:"application"`
+	} `json:"gracefulShutdown"`
+	StartTimeout *json.Number `json:"startTimeout"`
+	Restart      struct {
+		InitialDelay *json.Number `json:"initialDelay"`
+		MaxDelay     *json.Number `json:"maxDelay"`
+		ResetAfter   *json.Number `json:"resetAfter"`
+		MaxRestarts  *json.Number `json:"maxRestarts"`
+	} `json:"restart"`
+}
+
+// rawApp is an application entry or an autoload mapping.
+type rawApp struct {
+	ID          string            `json:"id"`
+	Path        string            `json:"path"`
+	Enabled     *bool             `json:"enabled"`
+	Workers     *rawWorkers       `json:"workers"`
+	Env         map[string]string `json:"env"`
+	Envfile     string            `json:"envfile"`
+	NodeOptions string            `json:"nodeOptions"`
+}
+
+type rawAutoload struct {
+	Path     string            `json:"path"`
+	Exclude  []string          `json:"exclude"`
+	Mappings map[string]rawApp `json:"mappings"`
+}
+
+// rawWorkers is a worker count written either as a number or, as Watt
+// allows, as an object whose "static" member is the count.
+type rawWorkers struct {
+	count *json.Number
+}
+
+func (w *rawWorkers) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		w.count = &n
+		return nil
+	}
+	var obj struct {
+		Static *json.Number `json:"static"`
+	}
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return fmt.Errorf("workers: %w", err)
+	}
+	w.count = obj.Static
+	return nil
+}
+
+// decodeRaw converts the validated tree; it cannot fail on a tree that
+// passed the schema, short of a bug.
+func decodeRaw(tree map[string]any) (*rawConfig, error) {
+	b, err := json.Marshal(tree)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	var raw rawConfig
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return &raw, nil
+}
+
+// appEntry is an application on its way into the Config, remembering where
+// it came from so problems can point at it.
+type appEntry struct {
+	raw        rawApp
+	id         string
+	path       string // absolute
+	ptr        string // the entry, or the autoload mapping it came from
+	idPtr      string // where a wrong id is reported
+	pathPtr    string // where a wrong path is reported
+	autoloaded bool
+}
+
+// origin names the entry in messages about another one.
+func (e appEntry) origin() string {
+	if e.autoloaded {
+		return "the application autoloaded from " + e.path
+	}
+	return "the application at " + e.ptr
+}
+
+func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, []issue) {
+	var problems []issue
+	cfg := &Config{
+		File:         l.file,
+		Dir:          l.dir,
+		Schema:       raw.Schema,
+		Workers:      DefaultWorkers,
+		Env:          runtimeEnv,
+		Logger:       Logger{Level: DefaultLogLevel},
+		Server:       Server{Hostname: DefaultHostname, Port: DefaultPort},
+		StartTimeout: msDuration(raw.StartTimeout, DefaultStartTimeout),
+		GracefulShutdown: GracefulShutdown{
+			Runtime:     msDuration(raw.GracefulShutdown.Runtime, DefaultShutdownTimeout),
+			Application: msDuration(raw.GracefulShutdown.Application, DefaultShutdownTimeout),
+		},
+		RestartOnError: restartOnError(raw.RestartOnError),
+		Restart: RestartPolicy{
+			InitialDelay: msDuration(raw.Restart.InitialDelay, DefaultInitialDelay),
+			MaxDelay:     msDuration(raw.Restart.MaxDelay, DefaultMaxDelay),
+			ResetAfter:   msDuration(raw.Restart.ResetAfter, DefaultResetAfter),
+			MaxRestarts:  intOr(raw.Restart.MaxRestarts, DefaultMaxRestarts),
+		},
+	}
+	if raw.Logger.Level != "" {
+		cfg.Logger.Level = raw.Logger.Level
+	}
+	if raw.Server.Hostname != nil {
+		cfg.Server.Hostname = *raw.Server.Hostname
+		if msg := checkHostname(cfg.Server.Hostname); msg != "" {
+			problems = append(problems, issuef("/server/hostname", "%s", msg))
+		}
+	}
+	cfg.Server.Port = intOr(raw.Server.Port, DefaultPort)
+	if raw.Workers != nil {
+		cfg.Workers = intOr(raw.Workers.count, DefaultWorkers)
+		if msg := checkWorkers(cfg.Workers); msg != "" {
+			problems = append(problems, issuef("/workers", "%s", msg))
+		}
+	}
+	if msg := checkRestartPolicy(cfg.Restart); msg != "" {
+		problems = append(problems, issuef("/restart/maxDelay", "%s", msg))
+	}
+
+	entries := l.explicitEntries(raw, &problems)
+	if raw.Autoload != nil {
+		auto, autoProblems := l.autoload(raw.Autoload, entries)
+		problems = append(problems, autoProblems...)
+		entries = append(entries, auto...)
+	}
+	problems = append(problems, checkUniqueIDs(entries)...)
+
+	var ids, disabled []string
+	for _, e := range entries {
+		if e.raw.Enabled != nil && !*e.raw.Enabled {
+			disabled = append(disabled, e.id)
+			continue
+		}
+		ids = append(ids, e.id)
+		app, appProblems := l.application(e, cfg)
+		problems = append(problems, appProblems...)
+		cfg.Applications = append(cfg.Applications, app)
+	}
+
+	entrypoint, msg := resolveEntrypoint(raw.Entrypoint, ids, disabled)
+	// With no application left, the problems above already say why.
+	if msg != "" && (len(ids) > 0 || len(problems) == 0) {
+		ptr := ""
+		if raw.Entrypoint != "" {
+			ptr = "/entrypoint"
+		}
+		problems = append(problems, issuef(ptr, "%s", msg))
+	}
+	cfg.Entrypoint = entrypoint
+	for i := range cfg.Applications {
+		cfg.Applications[i].Entrypoint = cfg.Applications[i].ID == entrypoint
+	}
+	return cfg, problems
+}
+
+// explicitEntries lists "applications", then the "services" and "web"
+// aliases, which Watt 3 appends in that order.
+func (l *loader) explicitEntries(raw *rawConfig, problems *[]issue) []appEntry {
+	var entries []appEntry
+	lists := []struct {
+		key  string
+		apps []rawApp
+	}{{"applications", raw.Applications}, {"services", raw.Services}, {"web", raw.Web}}
+	for _, list := range lists {
+		for i, app := range list.apps {
+			ptr := fmt.Sprintf("/%s/%d", list.key, i)
+			e := appEntry{raw: app, id: app.ID, ptr: ptr, idPtr: ptr + "/id", pathPtr: ptr + "/path"}
+			if app.Path == "" {
+				msg := `missing required key "path"`
+				if l.warnedAbout(ptr + "/url") {
+					msg += `; wattd runs local applications only, so "url" cannot replace it`
+				}
+				*problems = append(*problems, issuef(ptr, "%s", msg))
+			} else {
+				e.path = l.resolve(l.dir, app.Path)
+			}
+			if msg := checkAppID(app.ID); msg != "" {
+				*problems = append(*problems, issuef(e.idPtr, "invalid application id %q: %s", app.ID, msg))
+			}
+			entries = append(entries, e)
+		}
+	}
+	return entries
+}
+
+func (l *loader) warnedAbout(ptr string) bool {
+	return slices.ContainsFunc(l.warnings, func(w issue) bool { return w.ptr == ptr })
+}
+
+// application completes one enabled entry.
+func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
+	var problems []issue
+	app := Application{
+		ID:          e.id,
+		Path:        e.path,
+		Workers:     cfg.Workers,
+		NodeOptions: e.raw.NodeOptions,
+	}
+	dirOK := e.path != ""
+	if dirOK {
+		if msg := checkAppDir(e.path); msg != "" {
+			problems = append(problems, issuef(e.pathPtr, "%s", msg))
+			dirOK = false
+		}
+	}
+	if e.raw.Workers != nil {
+		app.Workers = intOr(e.raw.Workers.count, cfg.Workers)
+		if msg := checkWorkers(app.Workers); msg != "" {
+			problems = append(problems, issuef(e.ptr+"/workers", "%s", msg))
+		}
+	}
+
+	// Watt loads an application's envfile relative to the application, and
+	// its .env by default.
+	var fileVars map[string]string
+	if e.raw.Envfile != "" {
+		vars, err := readDotenv(l.resolve(e.path, e.raw.Envfile), true, e.ptr+"/envfile")
+		if err != nil {
+			problems = append(problems, l.absorb(err)...)
+		}
+		fileVars = vars
+	} else if dirOK {
+		vars, err := readDotenv(filepath.Join(e.path, ".env"), false, "")
+		if err != nil {
+			l.foreign = append(l.foreign, err)
+		}
+		fileVars = vars
+	}
+	app.Env = layered(e.raw.Env, fileVars, cfg.Env)
+	return app, problems
+}
+
+// restartOnError reads Watt's boolean-or-milliseconds form.
+func restartOnError(raw json.RawMessage) RestartOnError {
+	var on bool
+	if len(raw) == 0 || json.Unmarshal(raw, &on) == nil {
+		if len(raw) == 0 || on {
+			return RestartOnError{Enabled: true, Delay: DefaultRestartDelay}
+		}
+		return RestartOnError{}
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return RestartOnError{Enabled: true, Delay: DefaultRestartDelay}
+	}
+	d := msDuration(&n, 0)
+	switch {
+	case d <= 0:
+		return RestartOnError{}
+	case d < immediateRestartBelow:
+		return RestartOnError{Enabled: true}
+	}
+	return RestartOnError{Enabled: true, Delay: d}
+}
+
+// msDuration converts a number of milliseconds, rounding to the
+// nanosecond; the schema bounds it well inside time.Duration.
+func msDuration(n *json.Number, def time.Duration) time.Duration {
+	if n == nil {
+		return def
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return def
+	}
+	return time.Duration(math.Round(f * float64(time.Millisecond)))
+}
+
+func intOr(n *json.Number, def int) int {
+	if n == nil {
+		return def
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return def
+	}
+	return int(f)
+}
+
+// knownIDs lists ids for messages.
+func knownIDs(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}

@@ -1,0 +1,149 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is a loaded, validated watt.json with defaults applied, paths made
+// absolute and durations converted.
+type Config struct {
+	File         string        // absolute path of the configuration file
+	Dir          string        // absolute directory of the configuration file; relative paths resolve against it
+	Schema       string        // the $schema value, informational
+	Entrypoint   string        // id of the application that receives public traffic
+	Applications []Application // explicit entries in file order (applications, then services, then web), then autoloaded ones by directory name; disabled ones left out
+	Workers      int           // default worker count per application
+	Server       Server
+	Logger       Logger
+	// Env is given to every application: the project's .env, then the
+	// runtime envfile, then the runtime env block, later ones winning.
+	Env              map[string]string
+	RestartOnError   RestartOnError
+	GracefulShutdown GracefulShutdown
+	StartTimeout     time.Duration // how long an application gets to become ready
+	Restart          RestartPolicy // wattd extension, key "restart"
+	Warnings         []string      // Watt options ignored, old names used, and the like
+}
+
+// Application is one application of the runtime.
+type Application struct {
+	ID   string // unique; a DNS label, reachable as <ID>.plt.local on the mesh
+	Path string // absolute application directory
+	// Workers is the application's own value or the runtime default.
+	Workers int
+	// Env is the runtime Env, then the application's envfile (or its
+	// directory's .env), then its env block, later ones winning.
+	Env         map[string]string
+	Entrypoint  bool
+	NodeOptions string // appended to NODE_OPTIONS
+}
+
+// Server is where the entrypoint listens.
+type Server struct {
+	Hostname string // a host name or an IP address; IPv6 without brackets
+	Port     int    // 0 lets the kernel choose
+}
+
+// Logger configures the runtime logger.
+type Logger struct {
+	Level string // trace, debug, info, warn, error, fatal or silent
+}
+
+// RestartOnError is Watt's restartOnError: whether a crashed application is
+// restarted and after how long.
+type RestartOnError struct {
+	Enabled bool
+	Delay   time.Duration
+}
+
+// GracefulShutdown bounds how long stopping may take.
+type GracefulShutdown struct {
+	Runtime     time.Duration // the whole runtime
+	Application time.Duration // one application
+}
+
+// RestartPolicy is the crash-loop back-off, configured with the wattd-only
+// "restart" key: after a crash the delay starts at InitialDelay and doubles
+// up to MaxDelay; a worker that stays up for ResetAfter resets the count;
+// after MaxRestarts consecutive unstable restarts the application is
+// marked failed (0: never).
+type RestartPolicy struct {
+	InitialDelay time.Duration
+	MaxDelay     time.Duration
+	ResetAfter   time.Duration
+	MaxRestarts  int
+}
+
+// Defaults. Watt's are taken from its runtime schema and documentation;
+// the restart policy is wattd's own.
+const (
+	DefaultWorkers         = 1
+	MaxWorkers             = 512
+	DefaultHostname        = "127.0.0.1"
+	DefaultPort            = 3042
+	DefaultLogLevel        = "info"
+	DefaultRestartDelay    = 5000 * time.Millisecond
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultStartTimeout    = 30 * time.Second
+	DefaultInitialDelay    = 100 * time.Millisecond
+	DefaultMaxDelay        = 10 * time.Second
+	DefaultResetAfter      = time.Second
+	DefaultMaxRestarts     = 10
+	// immediateRestartBelow mirrors Watt: a restartOnError under 10 ms
+	// means "restart at once".
+	immediateRestartBelow = 10 * time.Millisecond
+)
+
+// Load finds, reads and validates the configuration of the project in dir.
+// file, when not empty, is the configuration file to use instead (relative
+// to the working directory). environ is the process environment in
+// os.Environ form; it wins over dotenv files when resolving placeholders.
+//
+// A configuration that is wrong yields a *Error, or an ErrorList when there
+// are several problems; both wrap ErrInvalid. Failing to find or read the
+// file yields an ordinary error (wrapping fs.ErrNotExist when missing).
+func Load(dir, file string, environ []string) (*Config, error) {
+	path, err := locate(dir, file)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	if dir == "" {
+		dir = "."
+	}
+	projectDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("project directory %s: %w", dir, err)
+	}
+	schemas, err := loadSchema()
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{
+		file:       path,
+		dir:        filepath.Dir(path),
+		projectDir: projectDir,
+		environ:    environMap(environ),
+		schemas:    schemas,
+	}
+	return l.load(data)
+}
+
+// environMap turns os.Environ entries into a map; as in a shell, a later
+// duplicate wins.
+func environMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			m[k] = v
+		}
+	}
+	return m
+}

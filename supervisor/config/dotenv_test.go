@@ -1,0 +1,106 @@
+package config
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestParseDotenv(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		want    map[string]string
+		wantErr string
+	}{
+		{name: "empty", text: "", want: map[string]string{}},
+		{name: "plain", text: "A=1\nB = two words \n", want: map[string]string{"A": "1", "B": "two words"}},
+		{name: "comments and blank lines", text: "# top\n\n  # indented\nA=1\n", want: map[string]string{"A": "1"}},
+		{name: "export prefix", text: "export A=1\nexport\tB=2\nexporter=3\n", want: map[string]string{"A": "1", "B": "2", "exporter": "3"}},
+		{name: "inline comment needs whitespace", text: "A=x # note\nB=#fff\nC=a#b\n", want: map[string]string{"A": "x", "B": "#fff", "C": "a#b"}},
+		{name: "single quotes are literal", text: `A='x\ny # z'`, want: map[string]string{"A": `x\ny # z`}},
+		{name: "double quotes expand escapes", text: `A="x\ny\t\"q\" \\ \z"`, want: map[string]string{"A": "x\ny\t\"q\" \\ \\z"}},
+		{name: "back quotes", text: "A=`it's \"fine\"`", want: map[string]string{"A": `it's "fine"`}},
+		{name: "comment after quoted value", text: `A="v" # c`, want: map[string]string{"A": "v"}},
+		{name: "multi-line quoted value", text: "A=\"one\ntwo\"\nB=3", want: map[string]string{"A": "one\ntwo", "B": "3"}},
+		{name: "empty value", text: "A=\nB=''\n", want: map[string]string{"A": "", "B": ""}},
+		{name: "later wins", text: "A=1\nA=2\n", want: map[string]string{"A": "2"}},
+		{name: "CRLF and BOM", text: "\ufeffA=1\r\nB=2\r\n", want: map[string]string{"A": "1", "B": "2"}},
+		{name: "equals in value", text: "URL=postgres://u:p@h/db?x=1", want: map[string]string{"URL": "postgres://u:p@h/db?x=1"}},
+		{name: "dotted and dashed names", text: "a.b-c=1", want: map[string]string{"a.b-c": "1"}},
+		{name: "missing equals", text: "A=1\nNOPE\n", wantErr: `line 2: expected KEY=VALUE, got "NOPE"`},
+		{name: "bad name", text: "1A=1", wantErr: `line 1: "1A" is not a valid variable name`},
+		{name: "unclosed quote", text: "A=1\nB=\"open\nstill open", wantErr: `line 2: the quoted value of B is never closed`},
+		{name: "text after closing quote", text: `A="v" w`, wantErr: `line 1: unexpected "w" after the closing quote of A`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseDotenv(tt.text)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error: got %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadDotenv(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.env")
+	bad := filepath.Join(dir, "bad.env")
+	if err := os.WriteFile(good, []byte("A=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("A=1\n\nbroken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		path     string
+		required bool
+		want     map[string]string
+		wantErr  *Error
+	}{
+		{name: "present", path: good, want: map[string]string{"A": "1"}},
+		{name: "optional and missing", path: filepath.Join(dir, "none.env")},
+		{name: "optional under a file", path: filepath.Join(good, ".env")},
+		{name: "optional directory", path: dir},
+		{name: "required and missing", path: filepath.Join(dir, "none.env"), required: true,
+			wantErr: &Error{Pointer: "/envfile", Message: "env file " + filepath.Join(dir, "none.env") + " does not exist"}},
+		{name: "syntax error", path: bad,
+			wantErr: &Error{File: bad, Line: 3, Message: `expected KEY=VALUE, got "broken"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readDotenv(tt.path, tt.required, "/envfile")
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if err.File != tt.wantErr.File || err.Pointer != tt.wantErr.Pointer || err.Line != tt.wantErr.Line || err.Message != tt.wantErr.Message {
+					t.Errorf("got %+v, want %+v", *err, *tt.wantErr)
+				}
+				if !errors.Is(err, ErrInvalid) {
+					t.Error("does not wrap ErrInvalid")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,139 @@
+package config
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// placeholder matches {NAME} (and {{NAME}}) the way Watt 3 does: any
+// letters, digits and underscores, in any case. Watt 1 only replaced PLT_
+// names and a small allow list; Watt 3 dropped that restriction, so wattd
+// does not restore it.
+var placeholder = regexp.MustCompile(`\{{1,2}([A-Za-z0-9_]+)\}{1,2}`)
+
+// envMode is what an unset placeholder variable does (Watt's strictEnv).
+type envMode int
+
+const (
+	// envStrict fails loading. Watt defaults to substituting "" instead, but
+	// an empty port or path fails later with a far less obvious message, so
+	// wattd is strict unless the file asks otherwise.
+	envStrict  envMode = iota
+	envWarn            // substitute "" and warn
+	envLenient         // substitute "" silently
+)
+
+// strictEnvMode reads the strictEnv option from the raw tree, before
+// placeholders are resolved since it governs their resolution. A value
+// that is itself a placeholder leaves the default.
+func strictEnvMode(v any) envMode {
+	switch c := v.(type) {
+	case bool:
+		if !c {
+			return envLenient
+		}
+	case string:
+		switch strings.TrimSpace(c) {
+		case "false":
+			return envLenient
+		case "warn":
+			return envWarn
+		}
+	}
+	return envStrict
+}
+
+// resolver replaces placeholders using one lookup, which the loader builds
+// from the process environment and the dotenv files.
+type resolver struct {
+	lookup func(name string) (string, bool)
+	mode   envMode
+}
+
+// expand replaces every placeholder in s in one pass: a value that itself
+// looks like a placeholder is not expanded again, so a variable cannot
+// smuggle in a reference to another.
+func (r *resolver) expand(s string) (string, []string) {
+	matches := placeholder.FindAllStringSubmatchIndex(s, -1)
+	if matches == nil {
+		return s, nil
+	}
+	var b strings.Builder
+	var missing []string
+	last := 0
+	for _, m := range matches {
+		name := s[m[2]:m[3]]
+		b.WriteString(s[last:m[0]])
+		if v, ok := r.lookup(name); ok {
+			b.WriteString(v)
+		} else {
+			missing = append(missing, name)
+		}
+		last = m[1]
+	}
+	b.WriteString(s[last:])
+	return b.String(), missing
+}
+
+// substitution is the outcome of resolving a whole tree.
+type substitution struct {
+	errors   []issue
+	warnings []issue
+	failed   map[string]bool // pointers whose value lost a placeholder
+}
+
+// substitute resolves the placeholders of every string value in the tree,
+// in place (object keys are names, not values, and stay as written).
+func (r *resolver) substitute(v any, ptr string, out *substitution) any {
+	switch c := v.(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(c) {
+			c[k] = r.substitute(c[k], childPointer(ptr, k), out)
+		}
+		return c
+	case []any:
+		for i, x := range c {
+			c[i] = r.substitute(x, childPointer(ptr, strconv.Itoa(i)), out)
+		}
+		return c
+	case string:
+		s, missing := r.expand(c)
+		for _, name := range missing {
+			switch r.mode {
+			case envStrict:
+				out.errors = append(out.errors, issuef(ptr, "environment variable %q is not set", name))
+				if out.failed == nil {
+					out.failed = map[string]bool{}
+				}
+				out.failed[ptr] = true
+			case envWarn:
+				out.warnings = append(out.warnings, issuef(ptr, "environment variable %q is not set; using an empty string", name))
+			}
+		}
+		return s
+	}
+	return v
+}
+
+// topologyVariable is the name Watt gives the mesh URL of an application:
+// PLT_<ID>_URL with the id uppercased and other characters turned into
+// underscores.
+func topologyVariable(id string) string {
+	var b strings.Builder
+	b.WriteString("PLT_")
+	for _, r := range strings.ToUpper(id) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	b.WriteString("_URL")
+	return b.String()
+}
+
+// meshURL is where other applications reach an application.
+func meshURL(id string) string {
+	return "http://" + id + ".plt.local"
+}

@@ -1,0 +1,444 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+)
+
+// Schema is the JSON Schema (draft 2020-12) that watt.json is validated
+// against, exposed so a command can print it for editors.
+//
+//go:embed schema.json
+var Schema []byte
+
+// schemaURL names the embedded schema inside the compiler; it is never
+// fetched.
+const schemaURL = "urn:wattd:watt.json"
+
+// schemaSet is the compiled schema plus its raw form: the raw form answers
+// questions the compiled one does not expose conveniently, such as "which
+// keys are allowed here" for did-you-mean hints.
+type schemaSet struct {
+	compiled *jsonschema.Schema
+	raw      any
+}
+
+var loadSchema = sync.OnceValues(func() (*schemaSet, error) {
+	raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
+	if err != nil {
+		return nil, fmt.Errorf("embedded schema: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(schemaURL, raw); err != nil {
+		return nil, fmt.Errorf("embedded schema: %w", err)
+	}
+	compiled, err := c.Compile(schemaURL)
+	if err != nil {
+		return nil, fmt.Errorf("embedded schema: %w", err)
+	}
+	return &schemaSet{compiled: compiled, raw: raw}, nil
+})
+
+// node resolves a schema location ("#/properties/server") in the raw
+// schema, following $ref.
+func (s *schemaSet) node(location string) map[string]any {
+	_, frag, _ := strings.Cut(location, "#")
+	var v any = s.raw
+	for _, seg := range splitPointer(frag) {
+		switch c := v.(type) {
+		case map[string]any:
+			v = c[seg]
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			v = c[i]
+		default:
+			return nil
+		}
+	}
+	m, _ := v.(map[string]any)
+	return s.deref(m)
+}
+
+// deref follows local $refs; the embedded schema has no remote ones.
+func (s *schemaSet) deref(n map[string]any) map[string]any {
+	for range 16 {
+		ref, ok := n["$ref"].(string)
+		if !ok {
+			return n
+		}
+		n = s.node(ref)
+	}
+	return n
+}
+
+// alternatives lists the schemas a value may match: the node itself, or its
+// anyOf branches.
+func (s *schemaSet) alternatives(n map[string]any) []map[string]any {
+	branches, ok := n["anyOf"].([]any)
+	if !ok {
+		return []map[string]any{n}
+	}
+	var out []map[string]any
+	for _, b := range branches {
+		if m, ok := b.(map[string]any); ok {
+			out = append(out, s.alternatives(s.deref(m))...)
+		}
+	}
+	return out
+}
+
+// jsonType names the JSON type of a decoded value as JSON Schema does.
+func jsonType(v any) string {
+	switch c := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case json.Number:
+		if isInteger(c) {
+			return "integer"
+		}
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func isInteger(n json.Number) bool {
+	r, ok := new(big.Rat).SetString(string(n))
+	return ok && r.IsInt()
+}
+
+// types lists the JSON types a schema node admits, including those implied
+// by enum or const.
+func types(n map[string]any) []string {
+	var out []string
+	switch t := n["type"].(type) {
+	case string:
+		out = append(out, t)
+	case []any:
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	if enum, ok := n["enum"].([]any); ok && len(out) == 0 {
+		for _, e := range enum {
+			out = append(out, jsonType(e))
+		}
+	}
+	return out
+}
+
+func admits(typeList []string, t string) bool {
+	return slices.Contains(typeList, t) || (t == "integer" && slices.Contains(typeList, "number"))
+}
+
+// coerce converts scalar strings into the numbers and booleans the schema
+// wants, and numbers or booleans into strings where only strings are
+// wanted. Watt validates with Ajv's coerceTypes, and placeholders always
+// produce strings, so "port": "{PLT_PORT}" must be accepted as a number.
+// Values that cannot be converted are left alone for validation to report.
+func (s *schemaSet) coerce(v any, n map[string]any) any {
+	if n == nil {
+		return v
+	}
+	alts := s.alternatives(s.deref(n))
+	switch c := v.(type) {
+	case map[string]any:
+		obj := pickAlternative(alts, "object")
+		if obj == nil {
+			return v
+		}
+		props, _ := obj["properties"].(map[string]any)
+		extra, _ := obj["additionalProperties"].(map[string]any)
+		for k, x := range c {
+			if p, ok := props[k].(map[string]any); ok {
+				c[k] = s.coerce(x, p)
+			} else if extra != nil {
+				c[k] = s.coerce(x, extra)
+			}
+		}
+		return c
+	case []any:
+		arr := pickAlternative(alts, "array")
+		if arr == nil {
+			return v
+		}
+		items, _ := arr["items"].(map[string]any)
+		for i, x := range c {
+			c[i] = s.coerce(x, items)
+		}
+		return c
+	}
+	var wanted []string
+	for _, a := range alts {
+		wanted = append(wanted, types(a)...)
+	}
+	return coerceScalar(v, wanted)
+}
+
+func pickAlternative(alts []map[string]any, t string) map[string]any {
+	for _, a := range alts {
+		if admits(types(a), t) {
+			return a
+		}
+	}
+	return nil
+}
+
+// coerceScalar applies Ajv's scalar coercions that matter for a config
+// file; a value whose type is already wanted is never touched.
+func coerceScalar(v any, wanted []string) any {
+	if len(wanted) == 0 || admits(wanted, jsonType(v)) {
+		return v
+	}
+	switch c := v.(type) {
+	case string:
+		t := strings.TrimSpace(c)
+		if slices.Contains(wanted, "boolean") && (t == "true" || t == "false") {
+			return t == "true"
+		}
+		if slices.Contains(wanted, "integer") || slices.Contains(wanted, "number") {
+			if t != "" && json.Valid([]byte(t)) {
+				if _, err := strconv.ParseFloat(t, 64); err == nil {
+					return json.Number(t)
+				}
+			}
+		}
+	case json.Number:
+		if slices.Contains(wanted, "string") {
+			return string(c)
+		}
+	case bool:
+		if slices.Contains(wanted, "string") {
+			return strconv.FormatBool(c)
+		}
+	}
+	return v
+}
+
+// validate checks the tree and translates every failure into an issue.
+func (s *schemaSet) validate(tree any) []issue {
+	err := s.compiled.Validate(tree)
+	if err == nil {
+		return nil
+	}
+	var verr *jsonschema.ValidationError
+	if !errors.As(err, &verr) {
+		return []issue{{msg: err.Error(), err: err}}
+	}
+	t := &translator{schemas: s, tree: tree}
+	t.walk(verr)
+	return t.issues
+}
+
+// translator turns the library's error tree into messages phrased in terms
+// of the file: where, what was expected, and what was found.
+type translator struct {
+	schemas *schemaSet
+	tree    any
+	issues  []issue
+}
+
+func (t *translator) walk(e *jsonschema.ValidationError) {
+	ptr := pointerOf(e.InstanceLocation)
+	switch k := e.ErrorKind.(type) {
+	case *kind.AnyOf, *kind.OneOf:
+		t.alternatives(e)
+	case *kind.AdditionalProperties:
+		allowed := t.allowedKeys(e.SchemaURL, ptr)
+		for _, key := range k.Properties {
+			t.issues = append(t.issues, issue{ptr: childPointer(ptr, key), msg: unknownKeyMessage(key, allowed)})
+		}
+	case *kind.Required:
+		for _, key := range k.Missing {
+			t.issues = append(t.issues, issuef(ptr, "missing required key %q", key))
+		}
+	case *kind.Type, *kind.Enum, *kind.Const, *kind.Minimum, *kind.Maximum,
+		*kind.ExclusiveMinimum, *kind.ExclusiveMaximum, *kind.MultipleOf,
+		*kind.MinLength, *kind.MaxLength, *kind.Pattern:
+		t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr)})
+	default:
+		if len(e.Causes) == 0 {
+			t.issues = append(t.issues, issuef(ptr, "does not satisfy the schema keyword %q", strings.Join(e.ErrorKind.KeywordPath(), "/")))
+		}
+		for _, c := range e.Causes {
+			t.walk(c)
+		}
+	}
+}
+
+// alternatives reports an anyOf failure. When the value has the type of
+// one branch, that branch's own complaints are the useful ones (workers as
+// an object with a typo); when it matches no branch, one "expected A or B"
+// says it all.
+func (t *translator) alternatives(e *jsonschema.ValidationError) {
+	for _, c := range e.Causes {
+		if !onlyTypeMismatch(c, e.InstanceLocation) {
+			t.walk(c)
+			return
+		}
+	}
+	ptr := pointerOf(e.InstanceLocation)
+	t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr)})
+}
+
+// onlyTypeMismatch tells whether a branch failed merely because the value
+// has another type.
+func onlyTypeMismatch(e *jsonschema.ValidationError, at []string) bool {
+	if _, ok := e.ErrorKind.(*kind.Type); ok {
+		return slices.Equal(e.InstanceLocation, at)
+	}
+	if len(e.Causes) == 0 {
+		return false
+	}
+	for _, c := range e.Causes {
+		if !onlyTypeMismatch(c, at) {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *translator) expectation(n map[string]any, ptr string) string {
+	v, _ := valueAt(t.tree, ptr)
+	msg := fmt.Sprintf("expected %s, got %s", t.schemas.describe(n), describeValue(v))
+	if got, ok := v.(string); ok && n != nil {
+		// "warning" for "warn" deserves the same hint as a misspelt key.
+		var words []string
+		for _, alt := range t.schemas.alternatives(t.schemas.deref(n)) {
+			enum, _ := alt["enum"].([]any)
+			for _, e := range enum {
+				if w, ok := e.(string); ok {
+					words = append(words, w)
+				}
+			}
+		}
+		msg = withSuggestion(msg, got, words)
+	}
+	return msg
+}
+
+// allowedKeys lists what may be written in the object at ptr: the schema's
+// own keys and the Watt options wattd accepts with a warning, since a
+// misspelt Watt option deserves a hint as much as a wattd one.
+func (t *translator) allowedKeys(location, ptr string) []string {
+	keys := wattOnlyKeysAt(ptr)
+	if n := t.schemas.node(location); n != nil {
+		if props, ok := n["properties"].(map[string]any); ok {
+			keys = append(keys, sortedKeys(props)...)
+		}
+	}
+	return keys
+}
+
+// describe phrases a schema node as the kind of value it wants.
+func (s *schemaSet) describe(n map[string]any) string {
+	if n == nil {
+		return "a different value"
+	}
+	n = s.deref(n)
+	if branches, ok := n["anyOf"].([]any); ok {
+		var parts []string
+		for _, b := range branches {
+			if m, ok := b.(map[string]any); ok {
+				parts = append(parts, s.describe(m))
+			}
+		}
+		return strings.Join(parts, " or ")
+	}
+	if enum, ok := n["enum"].([]any); ok {
+		vals := make([]string, len(enum))
+		for i, e := range enum {
+			vals[i] = describeValue(e)
+		}
+		return "one of " + strings.Join(vals, ", ")
+	}
+	if c, ok := n["const"]; ok {
+		return describeValue(c)
+	}
+	ts := types(n)
+	parts := make([]string, 0, len(ts))
+	for _, typ := range ts {
+		parts = append(parts, describeType(typ, n))
+	}
+	if len(parts) == 0 {
+		return "a different value"
+	}
+	return strings.Join(parts, " or ")
+}
+
+func describeType(typ string, n map[string]any) string {
+	switch typ {
+	case "integer", "number":
+		lo, hasLo := n["minimum"].(json.Number)
+		hi, hasHi := n["maximum"].(json.Number)
+		switch {
+		case hasLo && hasHi:
+			return fmt.Sprintf("%s from %s to %s", typ, lo, hi)
+		case hasLo:
+			return fmt.Sprintf("%s of at least %s", typ, lo)
+		case hasHi:
+			return fmt.Sprintf("%s of at most %s", typ, hi)
+		}
+		return typ
+	case "string":
+		if p, ok := n["pattern"].(string); ok {
+			return "string matching " + p
+		}
+		if m, ok := n["minLength"].(json.Number); ok && m == "1" {
+			return "non-empty string"
+		}
+		return "string"
+	case "object":
+		return "object"
+	case "array":
+		return "array"
+	}
+	return typ
+}
+
+// describeValue renders what was found, short enough for one line.
+func describeValue(v any) string {
+	switch c := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		if utf8.RuneCountInString(c) > 60 {
+			c = string([]rune(c)[:57]) + "..."
+		}
+		return strconv.Quote(c)
+	case json.Number:
+		return string(c)
+	case bool:
+		return strconv.FormatBool(c)
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprint(v)
+}

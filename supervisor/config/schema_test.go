@@ -1,0 +1,220 @@
+package config
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSchemaEmbedded(t *testing.T) {
+	onDisk, err := os.ReadFile("schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(onDisk) != string(Schema) {
+		t.Error("Schema differs from schema.json")
+	}
+	if !json.Valid(Schema) {
+		t.Fatal("Schema is not valid JSON")
+	}
+	if _, err := loadSchema(); err != nil {
+		t.Fatalf("schema does not compile: %v", err)
+	}
+}
+
+// TestWattOnlyOptionsNotInSchema keeps the two lists of keys apart: an
+// option wattd implements must leave wattOnlyOptions when it enters
+// schema.json, or it would be stripped before validation.
+func TestWattOnlyOptionsNotInSchema(t *testing.T) {
+	s, err := loadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	locations := map[string]string{
+		"":                  "#",
+		"/server":           "#/properties/server",
+		"/logger":           "#/properties/logger",
+		"/gracefulShutdown": "#/properties/gracefulShutdown",
+		"/workers":          "#/$defs/workers/anyOf/1",
+		"@app":              "#/$defs/application",
+		"@app/workers":      "#/$defs/workers/anyOf/1",
+	}
+	for _, o := range wattOnlyOptions {
+		loc, ok := locations[o.at]
+		if !ok {
+			t.Errorf("no schema location known for %q; add it to this test", o.at)
+			continue
+		}
+		props, _ := s.node(loc)["properties"].(map[string]any)
+		if len(props) == 0 {
+			t.Errorf("%s has no properties", loc)
+		}
+		for _, k := range o.keys {
+			if _, clash := props[k]; clash {
+				t.Errorf("%q at %q is both a wattd key and an ignored Watt option", k, o.at)
+			}
+		}
+		for _, k := range o.except {
+			if _, ok := props[k]; !ok {
+				t.Errorf("exception %q at %q is not a wattd key", k, o.at)
+			}
+		}
+	}
+}
+
+func TestCoerceScalar(t *testing.T) {
+	tests := []struct {
+		in     any
+		wanted []string
+		want   any
+	}{
+		{"3000", []string{"integer"}, json.Number("3000")},
+		{" 42 ", []string{"integer"}, json.Number("42")},
+		{"1.5", []string{"number"}, json.Number("1.5")},
+		{"abc", []string{"integer"}, "abc"},
+		{"", []string{"integer"}, ""},
+		{"0x10", []string{"integer"}, "0x10"},
+		{"NaN", []string{"number"}, "NaN"},
+		{"true", []string{"boolean"}, true},
+		{"false", []string{"boolean", "number"}, false},
+		{"500", []string{"boolean", "number"}, json.Number("500")},
+		{"yes", []string{"boolean"}, "yes"},
+		{"true", []string{"boolean", "string"}, "true"}, // a wanted type is never touched
+		{json.Number("3"), []string{"string"}, "3"},
+		{true, []string{"string"}, "true"},
+		{json.Number("3"), []string{"integer"}, json.Number("3")},
+		{json.Number("3"), []string{"boolean"}, json.Number("3")},
+		{"x", nil, "x"},
+	}
+	for _, tt := range tests {
+		if got := coerceScalar(tt.in, tt.wanted); got != tt.want {
+			t.Errorf("coerceScalar(%#v, %v) = %#v, want %#v", tt.in, tt.wanted, got, tt.want)
+		}
+	}
+}
+
+func TestCoerceTree(t *testing.T) {
+	s, err := loadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{name: "server port", in: `{"server":{"port":"80","hostname":"h"}}`, want: `{"server":{"hostname":"h","port":80}}`},
+		{name: "workers number or object", in: `{"workers":"2","applications":[{"workers":{"static":"3"}},{"workers":"4"}]}`,
+			want: `{"applications":[{"workers":{"static":3}},{"workers":4}],"workers":2}`},
+		{name: "restartOnError", in: `{"restartOnError":"false"}`, want: `{"restartOnError":false}`},
+		{name: "env values become strings", in: `{"env":{"N":3,"B":true},"applications":[{"env":{"N":1}}]}`,
+			want: `{"applications":[{"env":{"N":"1"}}],"env":{"B":"true","N":"3"}}`},
+		{name: "strictEnv keeps its string form", in: `{"strictEnv":"true"}`, want: `{"strictEnv":"true"}`},
+		{name: "unknown keys untouched", in: `{"zzz":"1","server":{"x":"2"}}`, want: `{"server":{"x":"2"},"zzz":"1"}`},
+		{name: "mappings", in: `{"autoload":{"path":"p","mappings":{"a":{"id":"a","enabled":"false"}}}}`,
+			want: `{"autoload":{"mappings":{"a":{"enabled":false,"id":"a"}},"path":"p"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, serr, _ := decodeJSON([]byte(tt.in))
+			if serr != nil {
+				t.Fatal(serr.msg)
+			}
+			got, err := json.Marshal(s.coerce(doc.root, s.node("#")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	s, err := loadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		location string
+		want     string
+	}{
+		{"#/properties/server/properties/port", "integer from 0 to 65535"},
+		{"#/properties/server/properties/hostname", "non-empty string"},
+		{"#/properties/workers", "integer from 1 to 512 or object"},
+		{"#/properties/restartOnError", "boolean or number from 0 to 2147483647"},
+		{"#/properties/gracefulShutdown/properties/runtime", "number from 1 to 2147483647"},
+		{"#/properties/logger/properties/level", `one of "trace", "debug", "info", "warn", "error", "fatal", "silent"`},
+		{"#/properties/strictEnv", `boolean or one of "warn", "true", "false"`},
+		{"#/properties/applications", "array"},
+		{"#/$defs/env", "object"},
+		{"#/nowhere", "a different value"},
+	}
+	for _, tt := range tests {
+		if got := s.describe(s.node(tt.location)); got != tt.want {
+			t.Errorf("describe(%s) = %q, want %q", tt.location, got, tt.want)
+		}
+	}
+}
+
+func TestDescribeValue(t *testing.T) {
+	tests := []struct {
+		v    any
+		want string
+	}{
+		{nil, "null"},
+		{"abc", `"abc"`},
+		{`a"b`, `"a\"b"`},
+		{strings.Repeat("x", 70), `"` + strings.Repeat("x", 57) + `..."`},
+		{json.Number("1.5"), "1.5"},
+		{false, "false"},
+		{[]any{1}, "an array"},
+		{map[string]any{}, "an object"},
+	}
+	for _, tt := range tests {
+		if got := describeValue(tt.v); got != tt.want {
+			t.Errorf("describeValue(%#v) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+}
+
+func TestValidateMessages(t *testing.T) {
+	s, err := loadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   string
+		want []issue
+	}{
+		{name: "valid", in: `{"applications":[{"id":"a","path":"p"}]}`},
+		{name: "anyOf with the object branch's own complaint", in: `{"workers":{"statik":2}}`,
+			want: []issue{issuef("/workers/statik", `unknown key "statik" (did you mean "static"?)`)}},
+		{name: "anyOf matching no branch", in: `{"workers":"two"}`,
+			want: []issue{issuef("/workers", `expected integer from 1 to 512 or object, got "two"`)}},
+		{name: "typo of an ignored Watt option is hinted too", in: `{"metrix":true}`,
+			want: []issue{issuef("/metrix", `unknown key "metrix" (did you mean "metrics"?)`)}},
+		{name: "wrong container type", in: `{"applications":{"id":"a"}}`,
+			want: []issue{issuef("/applications", "expected array, got an object")}},
+		{name: "key with a slash is escaped in the pointer", in: `{"env":{"a/b":1}}`,
+			want: []issue{issuef("/env/a~1b", "expected string, got 1")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, serr, _ := decodeJSON([]byte(tt.in))
+			if serr != nil {
+				t.Fatal(serr.msg)
+			}
+			got := s.validate(doc.root)
+			slices.SortFunc(got, func(a, b issue) int { return strings.Compare(a.ptr, b.ptr) })
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
