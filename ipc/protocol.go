@@ -108,7 +108,7 @@ type Stats struct {
 	HeapTotal    uint64  `json:"heapTotal"`    // bytes
 	RSS          uint64  `json:"rss"`          // bytes, as the worker sees it
 	ActiveConns  int     `json:"activeConns"`  // open client connections
-	RequestsDone uint64  `json:"requestsDone"` // requests completed since start
+	RequestsDone uint64  `json:"requestsDone"` // requests received since start
 }
 
 // ErrFrameTooLarge is returned for a frame over MaxFrame.

@@ -14,9 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/capabilities"
-	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
-	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/restart"
 	"github.com/wattd/wattd/supervisor/rundir"
 )
@@ -45,7 +43,6 @@ type Runtime struct {
 	apps    []*app
 	byID    map[string]*app
 	url     string
-	files   []*os.File // every socket wattd owns, closed at the end
 
 	started  time.Time
 	stopOnce sync.Once
@@ -91,7 +88,8 @@ func New(opts Options) (_ *Runtime, err error) {
 	}
 	defer func() {
 		if err != nil {
-			rt.closeFiles()
+			rt.closeListeners()
+			rt.removeSockets()
 		}
 	}()
 	baseEnv := inheritedEnv()
@@ -112,29 +110,22 @@ func New(opts Options) (_ *Runtime, err error) {
 		}
 		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
 		for i := 0; i < ac.Workers; i++ {
-			var files []*os.File
-			var names []string
-			listen := ""
+			s := newSlot(a, i)
 			if a.entry {
 				port := cfg.Server.Port
 				if public != nil {
 					port = public.Port // port 0: every slot on the port the first one got
 				}
-				f, addr, err := listeners.TCP(cfg.Server.Hostname, port)
-				if err != nil {
-					return nil, fmt.Errorf("app %q worker %d: %w", ac.ID, i, err)
-				}
-				rt.files = append(rt.files, f)
-				public = addr
-				files, names, listen = append(files, f), append(names, ipc.ListenerHTTP), addr.String()
+				s.tcpHost, s.tcpPort = cfg.Server.Hostname, port
 			}
-			mf, err := listeners.Unix(rt.dir.MeshSocket(ac.ID, i))
-			if err != nil {
-				return nil, fmt.Errorf("app %q worker %d: mesh socket: %w", ac.ID, i, err)
+			s.meshPath = rt.dir.MeshSocket(ac.ID, i)
+			a.slots = append(a.slots, s)
+			if err := s.openListeners(); err != nil {
+				return nil, err
 			}
-			rt.files = append(rt.files, mf)
-			files, names = append(files, mf), append(names, ipc.ListenerMesh)
-			a.slots = append(a.slots, newSlot(a, i, files, names, listen))
+			if a.entry && public == nil {
+				public = s.addr
+			}
 		}
 		rt.apps = append(rt.apps, a)
 		rt.byID[a.id] = a
@@ -235,6 +226,9 @@ loop:
 	}
 	rt.Stop()
 	rt.log.Info("stopping", zap.Duration("grace", rt.cfg.GracefulShutdown.Runtime))
+	// Stop accepting: once each worker has closed its copy too (drain), the
+	// kernel refuses new connections instead of queueing them for nobody.
+	rt.closeListeners()
 	cancel()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -247,7 +241,7 @@ loop:
 		rt.killAll()
 		<-done
 	}
-	rt.closeFiles()
+	rt.removeSockets()
 	rt.log.Info("stopped")
 	return runErr
 }
@@ -282,14 +276,24 @@ func (rt *Runtime) killAll() {
 	}
 }
 
-func (rt *Runtime) closeFiles() {
-	for _, f := range rt.files {
-		f.Close()
-		if strings.HasSuffix(f.Name(), ".sock") {
-			os.Remove(f.Name())
+// closeListeners closes wattd's copies of every socket.
+func (rt *Runtime) closeListeners() {
+	for _, a := range rt.apps {
+		for _, s := range a.slots {
+			s.closeListeners()
 		}
 	}
-	rt.files = nil
+}
+
+// removeSockets removes the mesh socket files.
+func (rt *Runtime) removeSockets() {
+	for _, a := range rt.apps {
+		for _, s := range a.slots {
+			if s.meshPath != "" {
+				os.Remove(s.meshPath)
+			}
+		}
+	}
 }
 
 func (rt *Runtime) slotCount() int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -11,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/restart"
 )
 
@@ -26,12 +29,20 @@ var errStopped = errors.New("runtime is stopping")
 // sockets for the life of the runtime; the processes in it come and go.
 // Only the owner goroutine (run) starts and stops processes.
 type slot struct {
-	app       *app
-	index     int
-	listeners []*os.File
+	app   *app
+	index int
+	log   *zap.Logger
+
+	// Where the slot's sockets live. tcpHost/tcpPort are set for the
+	// entrypoint only.
+	tcpHost  string
+	tcpPort  int
+	meshPath string
+
+	sockMu    sync.Mutex // guards the sockets: the owner reopens, shutdown closes
+	listeners []*os.File // wattd's copies, in LISTEN_FDNAMES order; nil when closed
 	names     []string
-	listen    string // public address, for status
-	log       *zap.Logger
+	addr      *net.TCPAddr // public address, for status
 
 	restartReq chan chan error // rolling restart requests, answered when done
 
@@ -44,13 +55,10 @@ type slot struct {
 	everUp   bool   // a worker of this slot was ready at least once
 }
 
-func newSlot(a *app, index int, listeners []*os.File, names []string, listen string) *slot {
+func newSlot(a *app, index int) *slot {
 	return &slot{
 		app:        a,
 		index:      index,
-		listeners:  listeners,
-		names:      names,
-		listen:     listen,
 		log:        a.log.With(zap.Int("worker", index)),
 		restartReq: make(chan chan error),
 		state:      StateExited,
@@ -105,6 +113,7 @@ func (s *slot) run(ctx context.Context) {
 			s.setStateLocked(StateFailed)
 			s.mu.Unlock()
 			s.log.Error("worker slot failed; not restarting", zap.String("reason", d.Reason))
+			s.closeListeners()
 			if !s.idle(ctx) {
 				return
 			}
@@ -163,14 +172,63 @@ func (s *slot) start() (*proc, error) {
 	return p, nil
 }
 
+// openListeners opens the slot's sockets unless they are open.
+func (s *slot) openListeners() error {
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
+	if s.listeners != nil {
+		return nil
+	}
+	var files []*os.File
+	var names []string
+	fail := func(err error) error {
+		for _, f := range files {
+			f.Close()
+		}
+		return fmt.Errorf("app %q worker %d: %w", s.app.id, s.index, err)
+	}
+	if s.app.entry {
+		f, addr, err := listeners.TCP(s.tcpHost, s.tcpPort)
+		if err != nil {
+			return fail(err)
+		}
+		files, names, s.addr = append(files, f), append(names, ipc.ListenerHTTP), addr
+		s.tcpPort = addr.Port
+	}
+	mf, err := listeners.Unix(s.meshPath)
+	if err != nil {
+		return fail(fmt.Errorf("mesh socket: %w", err))
+	}
+	s.listeners, s.names = append(files, mf), append(names, ipc.ListenerMesh)
+	return nil
+}
+
+// closeListeners closes wattd's copies of the slot's sockets. A slot that
+// gave up closes them so the kernel stops queueing connections for it (the
+// other slots' sockets take them all); a restart opens them again.
+func (s *slot) closeListeners() {
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
+	for _, f := range s.listeners {
+		f.Close()
+	}
+	s.listeners = nil
+}
+
 func (s *slot) spawn() (*proc, error) {
 	a := s.app
+	if err := s.openListeners(); err != nil {
+		return nil, err
+	}
+	s.sockMu.Lock()
+	files, names := s.listeners, s.names
+	s.sockMu.Unlock()
 	return spawn(spawnSpec{
 		argv:      a.launch.Argv,
 		dir:       a.launch.Dir,
 		env:       a.env,
-		listeners: s.listeners,
-		names:     s.names,
+		listeners: files,
+		names:     names,
 		app:       a.id,
 		worker:    s.index,
 		entry:     a.entry,
@@ -320,12 +378,16 @@ func (s *slot) status() WorkerStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ws := WorkerStatus{
-		Index:      s.index,
-		State:      s.state.String(),
-		Restarts:   s.restarts,
-		LastExit:   s.lastExit,
-		ListenAddr: s.listen,
+		Index:    s.index,
+		State:    s.state.String(),
+		Restarts: s.restarts,
+		LastExit: s.lastExit,
 	}
+	s.sockMu.Lock()
+	if s.addr != nil {
+		ws.ListenAddr = s.addr.String()
+	}
+	s.sockMu.Unlock()
 	if p := s.cur; p != nil && !p.isExited() {
 		ws.PID = p.pid
 		ws.Uptime = time.Since(p.started).Seconds()

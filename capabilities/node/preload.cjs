@@ -434,15 +434,27 @@ function trackSocket (state, sock) {
   }))
 }
 
+// trackResponse runs for every request, so it allocates nothing per
+// request: one shared 'close' listener finds its state through the response.
+const kState = Symbol('wattd.state')
+
 function trackResponse (state, req, res) {
+  state.requestsDone++
   state.inFlight.add(res)
+  res[kState] = state
   if (state.draining) closeAfter(req, res)
-  res.once('finish', () => { state.requestsDone++ })
-  res.once('close', guard('response close', () => {
-    state.inFlight.delete(res)
+  res.on('close', onResponseClose) // 'close' is emitted once per response
+}
+
+function onResponseClose () {
+  const state = this[kState]
+  try {
+    state.inFlight.delete(this)
     // The connection may be idle now; during a drain nothing keeps it.
     if (state.draining) sweepIdle(state)
-  }))
+  } catch (err) {
+    warn('response close', err)
+  }
 }
 
 // closeAfter makes Node close the connection once this response is sent,

@@ -17,8 +17,8 @@ func TestRestartOnError(t *testing.T) {
 		raw  string
 		want RestartOnError
 	}{
-		{"", RestartOnError{Enabled: true, Delay: 5 * time.Second}},
-		{"true", RestartOnError{Enabled: true, Delay: 5 * time.Second}},
+		{"", RestartOnError{Enabled: true, Delay: DefaultRestartDelay}},
+		{"true", RestartOnError{Enabled: true, Delay: DefaultRestartDelay}},
 		{"false", RestartOnError{}},
 		{"0", RestartOnError{}},
 		{"5", RestartOnError{Enabled: true}}, // below 10 ms: at once

@@ -81,12 +81,17 @@ type RestartPolicy struct {
 // Defaults. Watt's are taken from its runtime schema and documentation;
 // the restart policy is wattd's own.
 const (
-	DefaultWorkers         = 1
-	MaxWorkers             = 512
-	DefaultHostname        = "127.0.0.1"
-	DefaultPort            = 3042
-	DefaultLogLevel        = "info"
-	DefaultRestartDelay    = 5000 * time.Millisecond
+	DefaultWorkers  = 1
+	MaxWorkers      = 512
+	DefaultHostname = "127.0.0.1"
+	DefaultPort     = 3042
+	DefaultLogLevel = "info"
+	// DefaultRestartDelay is 0, where Watt waits 5000 ms: a wattd worker
+	// slot keeps its socket while the worker is down, so connections the
+	// kernel hashes to that slot wait for the replacement; a healthy worker
+	// that crashes once must be back at once. Consecutive crashes still
+	// back off (RestartPolicy). A number in restartOnError sets the delay.
+	DefaultRestartDelay    = 0
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultStartTimeout    = 30 * time.Second
 	DefaultInitialDelay    = 100 * time.Millisecond

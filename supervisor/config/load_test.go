@@ -39,7 +39,7 @@ func TestLoadValid(t *testing.T) {
 			Server:           Server{Hostname: "127.0.0.1", Port: 3042},
 			Logger:           Logger{Level: "info"},
 			Env:              map[string]string{},
-			RestartOnError:   RestartOnError{Enabled: true, Delay: 5 * time.Second},
+			RestartOnError:   RestartOnError{Enabled: true, Delay: DefaultRestartDelay},
 			GracefulShutdown: GracefulShutdown{Runtime: 10 * time.Second, Application: 10 * time.Second},
 			StartTimeout:     30 * time.Second,
 			Restart:          RestartPolicy{InitialDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second, ResetAfter: time.Second, MaxRestarts: 10},
