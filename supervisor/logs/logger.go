@@ -52,9 +52,10 @@ func ParseLevel(name string) (zapcore.Level, error) {
 //
 // A person watching a terminal gets a coloured one-line-per-entry console
 // format; anything else (files, journald, pipes into collectors) gets JSON
-// so it stays machine-readable. A non-empty NO_COLOR also selects JSON on a
-// terminal; WATTD_LOG_FORMAT=json|console overrides both, and a forced
-// console format is coloured only on a colour-capable terminal. Sampling is deliberately off: dropping repeated worker lines
+// so it stays machine-readable. A non-empty NO_COLOR keeps the console
+// format on a terminal but without colour; WATTD_LOG_FORMAT=json|console
+// overrides the choice, and a forced console format is coloured only on a
+// terminal. Sampling is deliberately off: dropping repeated worker lines
 // would hide exactly the output people look for when a worker misbehaves.
 func New(level string, out *os.File) (*zap.Logger, zap.AtomicLevel, error) {
 	if out == nil {
@@ -72,7 +73,7 @@ func newLogger(level string, ws zapcore.WriteSyncer, isTerminal bool, getenv fun
 	}
 	// NO_COLOR follows no-color.org: present and non-empty disables colour.
 	noColor := getenv("NO_COLOR") != ""
-	console := isTerminal && !noColor
+	console := isTerminal
 	switch f := strings.ToLower(strings.TrimSpace(getenv(FormatEnv))); f {
 	case "":
 	case "json":
