@@ -18,6 +18,8 @@
 //	  | ---- ready {listeners:["http"]} -----> |  once serving
 //	  | ---- stats {elu, heapUsed, ...} -----> |  every few seconds
 //	  |                                        |
+//	  | <--- mesh {mesh:{apps, timeoutMs}} ---- |  after welcome, then on every change
+//	  |                                        |
 //	  | <--- drain {timeoutMs} --------------- |  stop accepting, finish in-flight
 //	  | ---- drained ------------------------> |  nothing in flight any more
 //	  |                                        |  (wattd then sends SIGTERM)
@@ -67,6 +69,7 @@ const (
 	TypeWelcome = "welcome"
 	TypeReady   = "ready"
 	TypeStats   = "stats"
+	TypeMesh    = "mesh"
 	TypeDrain   = "drain"
 	TypeDrained = "drained"
 	TypeError   = "error"
@@ -93,6 +96,9 @@ type Message struct {
 	// stats
 	Stats *Stats `json:"stats,omitempty"`
 
+	// mesh
+	Mesh *MeshTable `json:"mesh,omitempty"`
+
 	// drain
 	TimeoutMs int64 `json:"timeoutMs,omitempty"`
 
@@ -109,6 +115,23 @@ type Stats struct {
 	RSS          uint64  `json:"rss"`          // bytes, as the worker sees it
 	ActiveConns  int     `json:"activeConns"`  // open client connections
 	RequestsDone uint64  `json:"requestsDone"` // requests received since start
+}
+
+// MeshTable is the membership of the mesh: for every application, the
+// sockets of its workers that are ready now. wattd sends the whole table
+// after welcome and again whenever it changes; clients route
+// http://<app>.plt.local requests with it and never through wattd.
+type MeshTable struct {
+	Apps      map[string]MeshApp `json:"apps"`
+	TimeoutMs int64              `json:"timeoutMs"`       // per-request timeout (applicationTimeout); 0 = none
+	Proxy     string             `json:"proxy,omitempty"` // wattd's mesh proxy, http://127.0.0.1:PORT
+}
+
+// MeshApp is one application in the MeshTable.
+type MeshApp struct {
+	Endpoints []string `json:"endpoints"`        // Unix socket paths of the ready workers, by worker index
+	State     string   `json:"state"`            // starting, running, degraded, failed, stopping
+	Reason    string   `json:"reason,omitempty"` // why no worker is ready, when none is
 }
 
 // ErrFrameTooLarge is returned for a frame over MaxFrame.

@@ -61,10 +61,11 @@ function main () {
     statsMs: env.WATTD_STATS_INTERVAL_MS
   }
   // Remove what only this process may use, so programs the app spawns do
-  // not mistake our sockets for theirs. WATTD_MESH_DIR stays: apps use it
-  // to reach each other.
-  for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD', 'WATTD_APP_ID',
-    'WATTD_WORKER_ID', 'WATTD_ENTRYPOINT', 'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
+  // not mistake our sockets for theirs. The informational variables
+  // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR) stay:
+  // apps read them to know who they are and to reach each other.
+  for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
+    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
     delete env[k]
   }
 

@@ -386,21 +386,23 @@ func TestEntrypointWorker(t *testing.T) {
 	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
 	w.handshake()
 
-	// The wattd variables are gone before the app runs, but for the mesh
-	// directory apps may use.
+	// The variables that describe this process's fds are gone before the
+	// app runs; the informational ones stay.
 	vars, _ := w.event("env")["vars"].([]any)
 	seen := map[string]bool{}
 	for _, v := range vars {
 		seen[fmt.Sprint(v)] = true
 	}
 	for _, k := range []string{ipc.EnvListenFDs, ipc.EnvListenName, ipc.EnvListenPID, ipc.EnvControlFD,
-		ipc.EnvApp, ipc.EnvWorker, ipc.EnvEntrypoint, ipc.EnvProtocol, "WATTD_STATS_INTERVAL_MS"} {
+		ipc.EnvProtocol, "WATTD_STATS_INTERVAL_MS"} {
 		if seen[k] {
 			t.Errorf("app still sees %s", k)
 		}
 	}
-	if !seen[ipc.EnvMeshDir] {
-		t.Errorf("app lost %s", ipc.EnvMeshDir)
+	for _, k := range []string{ipc.EnvMeshDir, ipc.EnvApp, ipc.EnvWorker, ipc.EnvEntrypoint} {
+		if !seen[k] {
+			t.Errorf("app lost %s", k)
+		}
 	}
 
 	ready := w.expect(ipc.TypeReady)
