@@ -51,6 +51,7 @@ const (
 	EnvWorker     = "WATTD_WORKER_ID"  // worker slot index, from 0
 	EnvEntrypoint = "WATTD_ENTRYPOINT" // "1" for the entrypoint application
 	EnvMeshDir    = "WATTD_MESH_DIR"   // directory of the mesh sockets
+	EnvMeshProxy  = "WATTD_MESH_PROXY" // http://127.0.0.1:PORT, the mesh HTTP proxy
 	EnvProtocol   = "WATTD_PROTOCOL"   // ProtocolVersion as a decimal string
 	EnvListenFDs  = "LISTEN_FDS"       // systemd socket-activation convention
 	EnvListenPID  = "LISTEN_PID"       // set by the exec helper to the worker's own pid

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrNotSupervised is returned when the process was not started by wattd.
@@ -59,6 +60,11 @@ type Control struct {
 	// Drain is closed when wattd asks the worker to drain.
 	Drain chan struct{}
 	once  sync.Once
+
+	// mesh is the latest table from a mesh message. Each message decodes
+	// into a fresh MeshTable that nothing else references, so the pointer
+	// itself is an immutable snapshot that readers can share.
+	mesh atomic.Pointer[MeshTable]
 }
 
 // Dial opens the control channel named by WATTD_CONTROL_FD and performs the
@@ -104,11 +110,23 @@ func (c *Control) readLoop() {
 		if err != nil {
 			return
 		}
-		if m.Type == TypeDrain {
+		switch m.Type {
+		case TypeDrain:
 			c.once.Do(func() { close(c.Drain) })
+		case TypeMesh:
+			if m.Mesh != nil {
+				c.mesh.Store(m.Mesh)
+			}
 		}
 	}
 }
+
+// Mesh returns the latest mesh table wattd sent, or nil before the first
+// one. The table is a snapshot shared by all callers and must not be
+// modified; a later table replaces it rather than changing it, so the same
+// pointer is returned until the membership changes. It is safe for
+// concurrent use, and mesh.ResolverFunc(c.Mesh) makes it a mesh.Resolver.
+func (c *Control) Mesh() *MeshTable { return c.mesh.Load() }
 
 // Send writes one message; it is safe for concurrent use.
 func (c *Control) Send(m *Message) error {

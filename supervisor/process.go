@@ -97,6 +97,11 @@ type proc struct {
 
 	statsMu sync.Mutex // guards stats
 	stats   ipc.Stats
+
+	meshNow     func() *ipc.Message // the current mesh table, sent after welcome
+	meshMu      sync.Mutex          // guards meshPending
+	meshPending *ipc.Message        // newest table not yet sent
+	meshSignal  chan struct{}       // poked when meshPending is set
 }
 
 // spawnSpec is everything needed to start one worker.
@@ -110,6 +115,7 @@ type spawnSpec struct {
 	worker    int
 	entry     bool
 	log       *zap.Logger // app/worker fields already set
+	rt        *Runtime    // for mesh pushes; nil in tests that need none
 }
 
 // spawn starts a worker through the exec helper with the listeners at fds
@@ -180,16 +186,21 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		return nil, fmt.Errorf("control channel: %w", cerr)
 	}
 	p := &proc{
-		cmd:      cmd,
-		pid:      cmd.Process.Pid,
-		started:  time.Now(),
-		log:      spec.log.With(zap.Int("pid", cmd.Process.Pid)),
-		ctrl:     conn.(*net.UnixConn),
-		ready:    make(chan struct{}),
-		hello:    make(chan struct{}),
-		drained:  make(chan struct{}),
-		exited:   make(chan struct{}),
-		sinkDone: make(chan struct{}),
+		cmd:        cmd,
+		pid:        cmd.Process.Pid,
+		started:    time.Now(),
+		log:        spec.log.With(zap.Int("pid", cmd.Process.Pid)),
+		ctrl:       conn.(*net.UnixConn),
+		ready:      make(chan struct{}),
+		hello:      make(chan struct{}),
+		drained:    make(chan struct{}),
+		exited:     make(chan struct{}),
+		sinkDone:   make(chan struct{}),
+		meshSignal: make(chan struct{}, 1),
+	}
+	if spec.rt != nil {
+		p.meshNow = spec.rt.meshMessage
+		spec.rt.register(p)
 	}
 	p.sink = logs.NewSink(p.log, logs.Options{})
 	p.sink.Follow(outR, "stdout")
@@ -249,6 +260,10 @@ func (p *proc) readControl(app string, worker int) {
 		return
 	}
 	close(p.hello)
+	if p.meshNow != nil {
+		p.pushMesh(p.meshNow())
+		go p.meshWriter()
+	}
 	for {
 		m, err := ipc.ReadMessage(p.ctrl)
 		if err != nil {
@@ -391,4 +406,35 @@ func rssOf(pid int) uint64 {
 		return 0
 	}
 	return pages * uint64(os.Getpagesize())
+}
+
+// pushMesh queues a mesh table for the worker; only the newest unsent one
+// is kept, so a slow worker never makes wattd buffer tables.
+func (p *proc) pushMesh(m *ipc.Message) {
+	p.meshMu.Lock()
+	p.meshPending = m
+	p.meshMu.Unlock()
+	select {
+	case p.meshSignal <- struct{}{}:
+	default:
+	}
+}
+
+// meshWriter sends queued mesh tables once the handshake is done, until
+// the worker exits.
+func (p *proc) meshWriter() {
+	for {
+		select {
+		case <-p.exited:
+			return
+		case <-p.meshSignal:
+		}
+		p.meshMu.Lock()
+		m := p.meshPending
+		p.meshPending = nil
+		p.meshMu.Unlock()
+		if m != nil && p.send(m) != nil {
+			return
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
 	"github.com/wattd/wattd/supervisor/restart"
 	"github.com/wattd/wattd/supervisor/rundir"
@@ -48,6 +50,7 @@ type Runtime struct {
 	stopOnce sync.Once
 	stopping chan struct{} // closed when shutdown begins
 	changed  chan struct{} // poked (non-blocking) on slot state changes
+	mesh     meshState
 	failures chan struct{} // poked when a slot gives up
 }
 
@@ -88,11 +91,19 @@ func New(opts Options) (_ *Runtime, err error) {
 	}
 	defer func() {
 		if err != nil {
-			rt.closeListeners()
+			rt.closeListeners(true)
+			rt.closeListeners(false)
+			rt.closeProxy()
 			rt.removeSockets()
 		}
 	}()
-	baseEnv := inheritedEnv()
+	if err := rt.openProxy(); err != nil {
+		return nil, err
+	}
+	baseEnv := append(inheritedEnv(),
+		ipc.EnvMeshDir+"="+filepath.Dir(rt.dir.MeshSocket("x", 0)),
+		ipc.EnvMeshProxy+"="+rt.mesh.proxyURL,
+	)
 	var public *net.TCPAddr
 	for _, ac := range cfg.Applications {
 		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: opts.Logger.Named("app").With(zap.String("app", ac.ID))}
@@ -189,18 +200,28 @@ func (rt *Runtime) URL() string { return rt.url }
 // returns ErrAllFailed if every application gave up.
 func (rt *Runtime) Run(ctx context.Context) error {
 	rt.started = time.Now()
-	slotCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
+	// The entrypoint stops first and the other applications after it, so
+	// requests the entrypoint finishes while draining can still call them
+	// on the mesh.
+	entryCtx, cancelEntry := context.WithCancel(context.Background())
+	restCtx, cancelRest := context.WithCancel(context.Background())
+	defer cancelEntry()
+	defer cancelRest()
+	var entryWG, restWG sync.WaitGroup
 	for _, a := range rt.apps {
+		wg, ctx := &restWG, restCtx
+		if a.entry {
+			wg, ctx = &entryWG, entryCtx
+		}
 		for _, s := range a.slots {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.run(slotCtx)
+				s.run(ctx)
 			}()
 		}
 	}
+	rt.serveProxy()
 	rt.log.Info("starting", zap.Int("apps", len(rt.apps)), zap.Int("workers", rt.slotCount()), zap.String("url", rt.url))
 	var runErr error
 	announced := false
@@ -212,6 +233,7 @@ loop:
 		case <-rt.stopping:
 			break loop
 		case <-rt.changed:
+			rt.publishMesh()
 			if !announced && rt.entryReady() {
 				announced = true
 				rt.log.Info("ready", zap.String("url", rt.url), zap.Duration("startup", time.Since(rt.started).Round(time.Millisecond)))
@@ -226,21 +248,45 @@ loop:
 	}
 	rt.Stop()
 	rt.log.Info("stopping", zap.Duration("grace", rt.cfg.GracefulShutdown.Runtime))
-	// Stop accepting: once each worker has closed its copy too (drain), the
-	// kernel refuses new connections instead of queueing them for nobody.
-	rt.closeListeners()
-	cancel()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(rt.cfg.GracefulShutdown.Runtime)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		rt.log.Warn("graceful shutdown took longer than gracefulShutdown.runtime; killing the rest")
-		rt.killAll()
+	deadline := time.NewTimer(rt.cfg.GracefulShutdown.Runtime)
+	defer deadline.Stop()
+	// Meanwhile the mesh table keeps following the slots, so callers stop
+	// picking workers that are going away.
+	keepPublishing := make(chan struct{})
+	defer close(keepPublishing)
+	go func() {
+		for {
+			select {
+			case <-keepPublishing:
+				return
+			case <-rt.changed:
+				rt.publishMesh()
+			}
+		}
+	}()
+	expired := false
+	phase := func(entry bool, cancel context.CancelFunc, wg *sync.WaitGroup) {
+		// Stop accepting: once each worker has closed its copy too (drain),
+		// the kernel refuses new connections instead of queueing them.
+		rt.closeListeners(entry)
+		cancel()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		if !expired {
+			select {
+			case <-done:
+				return
+			case <-deadline.C:
+				expired = true
+				rt.log.Warn("graceful shutdown took longer than gracefulShutdown.runtime; killing the rest")
+			}
+		}
+		rt.kill(entry)
 		<-done
 	}
+	phase(true, cancelEntry, &entryWG)
+	phase(false, cancelRest, &restWG)
+	rt.closeProxy()
 	rt.removeSockets()
 	rt.log.Info("stopped")
 	return runErr
@@ -263,8 +309,13 @@ func (rt *Runtime) slotFailed() {
 	}
 }
 
-func (rt *Runtime) killAll() {
+// kill ends the processes of the entrypoint (entry) or of the other
+// applications at once; their slots must already be stopping.
+func (rt *Runtime) kill(entry bool) {
 	for _, a := range rt.apps {
+		if a.entry != entry {
+			continue
+		}
 		for _, s := range a.slots {
 			s.mu.Lock()
 			p := s.cur
@@ -276,9 +327,13 @@ func (rt *Runtime) killAll() {
 	}
 }
 
-// closeListeners closes wattd's copies of every socket.
-func (rt *Runtime) closeListeners() {
+// closeListeners closes wattd's copies of the sockets of the entrypoint
+// (entry) or of the other applications.
+func (rt *Runtime) closeListeners(entry bool) {
 	for _, a := range rt.apps {
+		if a.entry != entry {
+			continue
+		}
 		for _, s := range a.slots {
 			s.closeListeners()
 		}

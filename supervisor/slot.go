@@ -233,6 +233,7 @@ func (s *slot) spawn() (*proc, error) {
 		worker:    s.index,
 		entry:     a.entry,
 		log:       s.log,
+		rt:        a.rt,
 	})
 }
 

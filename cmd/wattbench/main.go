@@ -1,8 +1,10 @@
-// Command wattbench compares wattd with a plain node:cluster primary running
-// the same Node.js app, on the same machine, in the same run.
+// Command wattbench compares wattd with plain Node.js baselines running the
+// same apps, on the same machine, in the same run.
 //
-// Three scenarios, each run against every target in turn (the order flips
-// between rounds and repeats, so background noise falls on both):
+// Four scenarios, each run against wattd and its baseline in turn (the order
+// flips between rounds and repeats, so background noise falls on both). The
+// baseline of the first three is a node:cluster primary ("cluster"), that of
+// mesh two plain node processes talking over loopback TCP ("tcp"):
 //
 //   - startup: time from exec to the first HTTP 200, median of 5 starts,
 //     plus how long a graceful SIGTERM stop takes;
@@ -10,7 +12,12 @@
 //     load, the RSS of the target's whole process tree and of its root
 //     process, and the CPU used by the target and by the bench itself;
 //   - crash: the same load while every worker exits one second after it
-//     starts listening, counting refused connections and failed requests.
+//     starts listening, counting refused connections and failed requests;
+//   - mesh: the throughput measurement for an entry app that answers each
+//     request by calling an internal app once (testdata/bench/mesh), one
+//     worker each: under wattd the call goes over its mesh
+//     (http://internal.plt.local), in the baseline over loopback TCP to
+//     the internal app's port.
 //
 // The load generator is a small HTTP/1.1 client over net.Conn rather than
 // net/http, because on a small machine it shares the CPU with the server
@@ -31,6 +38,7 @@
 //
 //	go run ./cmd/wattbench -wattd ./bin/wattd -duration 10s -conns 50
 //	go run ./cmd/wattbench -targets cluster -scenarios throughput -json out.json
+//	go run ./cmd/wattbench -scenarios mesh -mesh-conns 32
 package main
 
 import (
@@ -63,15 +71,46 @@ const (
 )
 
 var (
-	allTargets   = []string{"wattd", "cluster"}
-	allScenarios = []string{"throughput", "startup", "crash"}
+	allTargets   = []string{"wattd", "cluster", "tcp"}
+	allScenarios = []string{"throughput", "startup", "crash", "mesh"}
 )
+
+// scenarioTargets lists the targets that run each scenario: wattd and the
+// baseline that scenario is compared with. A selected target that does not
+// run a scenario is skipped for it.
+var scenarioTargets = map[string][]string{
+	"throughput": {"wattd", "cluster"},
+	"startup":    {"wattd", "cluster"},
+	"crash":      {"wattd", "cluster"},
+	"mesh":       {"wattd", "tcp"},
+}
+
+// baselineOf is the target a scenario's wattd numbers are divided by.
+func baselineOf(scenario string) string {
+	if scenario == "mesh" {
+		return "tcp"
+	}
+	return "cluster"
+}
+
+// targetsFor returns the selected targets that run scenario, in canonical
+// order.
+func targetsFor(scenario string, selected []string) []string {
+	var out []string
+	for _, t := range selected {
+		if slices.Contains(scenarioTargets[scenario], t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 type config struct {
 	wattd, node, fixtures string
 	targets, scenarios    []string
 	duration, warmup      time.Duration
 	conns, rounds         int
+	meshConns             int
 	startRepeats          int
 	crashJitter           int
 	jsonOut               string
@@ -84,15 +123,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.wattd, "wattd", "./bin/wattd", "path of the wattd binary")
 	fs.StringVar(&c.node, "node", "node", "node binary (looked up in PATH if it has no slash); wattd gets its directory first on PATH too")
-	fs.StringVar(&c.fixtures, "fixtures", "testdata/bench", "directory holding the hello/ and cluster/ fixtures")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured load duration per throughput/crash run")
-	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each throughput/crash run")
+	fs.StringVar(&c.fixtures, "fixtures", "testdata/bench", "directory holding the hello/, cluster/ and mesh/ fixtures")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured load duration per throughput/crash/mesh run")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each throughput/crash/mesh run")
 	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
+	fs.IntVar(&c.meshConns, "mesh-conns", 0, "concurrent keep-alive connections in the mesh scenario (0: the value of -conns)")
 	fs.IntVar(&c.rounds, "rounds", 1, "times to repeat every scenario; the summary takes medians (sums for error counts)")
 	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 0, "crash scenario: spread worker lifetimes over 1s +/- this percentage (0-90); at 0 workers started together die together")
-	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster")
-	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash")
+	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster (baseline of throughput, startup, crash), tcp (baseline of mesh)")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh")
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
 	if err := fs.Parse(args); err != nil {
@@ -115,12 +155,25 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-warmup must be between 0 and 10m")
 	case c.conns < 1 || c.conns > 10000:
 		return c, errors.New("-conns must be between 1 and 10000")
+	case c.meshConns < 0 || c.meshConns > 10000:
+		return c, errors.New("-mesh-conns must be between 0 and 10000")
 	case c.rounds < 1 || c.rounds > 100:
 		return c, errors.New("-rounds must be between 1 and 100")
 	case c.startRepeats < 1 || c.startRepeats > 100:
 		return c, errors.New("-starts must be between 1 and 100")
 	case c.crashJitter < 0 || c.crashJitter > 90:
 		return c, errors.New("-crash-jitter must be between 0 and 90")
+	}
+	if c.meshConns == 0 {
+		c.meshConns = c.conns
+	}
+	runs := false
+	for _, sc := range c.scenarios {
+		runs = runs || len(targetsFor(sc, c.targets)) > 0
+	}
+	if !runs {
+		return c, fmt.Errorf("none of the targets %s runs any of the scenarios %s (mesh is run by wattd and tcp, the others by wattd and cluster)",
+			strings.Join(c.targets, ","), strings.Join(c.scenarios, ","))
 	}
 	return c, nil
 }
@@ -202,17 +255,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		crashJitter:  cfg.crashJitter,
 		reqTimeout:   2 * time.Second,
 		sampleEvery:  500 * time.Millisecond,
-	}
-	targets := make([]target, 0, len(cfg.targets))
-	for _, name := range cfg.targets {
-		targets = append(targets, env.targets[name])
+		meshConns:    cfg.meshConns,
+		mesh:         env.mesh,
 	}
 
 	fmt.Fprintf(stderr, "wattbench: %d CPUs, node %s, targets %s, scenarios %s, logs in %s\n",
 		runtime.NumCPU(), env.nodeVersion, strings.Join(cfg.targets, ","),
 		strings.Join(cfg.scenarios, ","), logDir)
 
-	records := runAll(ctx, b, cfg, targets, stderr)
+	records := runAll(ctx, b, cfg, env.targets, stderr)
 	interrupted := ctx.Err() != nil
 
 	rows := summarize(records, cfg.targets)
@@ -254,12 +305,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 // round the target order alternates from one scenario (and one startup
 // repeat) to the next, so that neither target always runs first after a
 // quiet machine or right after the other's load.
-func runAll(ctx context.Context, b *bench, cfg config, targets []target, log io.Writer) []runRecord {
+func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target, log io.Writer) []runRecord {
 	var records []runRecord
 	flip := 0
-	ordered := func() []target {
+	ordered := func(names []string) []string {
 		flip++
-		out := slices.Clone(targets)
+		out := slices.Clone(names)
 		if flip%2 == 0 {
 			slices.Reverse(out)
 		}
@@ -277,24 +328,40 @@ func runAll(ctx context.Context, b *bench, cfg config, targets []target, log io.
 			if ctx.Err() != nil {
 				break
 			}
+			names := targetsFor(sc, cfg.targets)
+			if len(names) == 0 {
+				if round == 1 {
+					fmt.Fprintf(log, "wattbench: %s skipped: it is run by %s, none of them selected\n",
+						sc, strings.Join(scenarioTargets[sc], " and "))
+				}
+				continue
+			}
 			fmt.Fprintf(log, "wattbench: round %d/%d, %s\n", round, cfg.rounds, sc)
 			switch sc {
 			case "startup":
 				for rep := 1; rep <= cfg.startRepeats && ctx.Err() == nil; rep++ {
-					for _, t := range ordered() {
+					for _, t := range ordered(names) {
 						if ctx.Err() != nil {
 							break
 						}
-						note(b.runStartup(ctx, t, round, rep))
+						note(b.runStartup(ctx, targets[t], round, rep))
 						sleepCtx(ctx, settle/5)
 					}
 				}
 			case "throughput", "crash":
-				for _, t := range ordered() {
+				for _, t := range ordered(names) {
 					if ctx.Err() != nil {
 						break
 					}
-					note(b.runLoadScenario(ctx, t, round, sc == "crash"))
+					note(b.runLoadScenario(ctx, targets[t], round, sc == "crash"))
+					sleepCtx(ctx, settle)
+				}
+			case "mesh":
+				for _, t := range ordered(names) {
+					if ctx.Err() != nil {
+						break
+					}
+					note(b.runMesh(ctx, t, round))
 					sleepCtx(ctx, settle)
 				}
 			}
@@ -323,8 +390,12 @@ func progressLine(r runRecord) string {
 	s := head + fmt.Sprintf("  first 200 %.1f ms, stop %.0f ms (%s)", r.FirstOKMs, r.StopMs, r.StopExit)
 	if r.Load != nil {
 		l := r.Load
-		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d; tree %s, root %s; cpu bench %.2f",
-			l.RPS, l.P50Ms, l.P99Ms, l.Failed, l.Refused, mib(r.MaxTreeRSS), mib(r.MaxRootRSS), r.BenchCores)
+		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d; tree %s",
+			l.RPS, l.P50Ms, l.P99Ms, l.Failed, l.Refused, mib(r.MaxTreeRSS))
+		if r.MaxRootRSS > 0 { // 0 for a target of several processes
+			s += ", root " + mib(r.MaxRootRSS)
+		}
+		s += fmt.Sprintf("; cpu bench %.2f", r.BenchCores)
 		if r.TargetCores > 0 {
 			s += fmt.Sprintf(" target %.2f", r.TargetCores)
 		}
@@ -343,7 +414,8 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // benchEnv is what preflight found out about the machine and the targets.
 type benchEnv struct {
 	base        []string
-	targets     map[string]target
+	targets     map[string]target // wattd and cluster, on the hello fixture
+	mesh        meshTargets
 	nodePath    string
 	nodeVersion string
 	kernel      string
@@ -378,11 +450,39 @@ func preflight(cfg *config) (benchEnv, error) {
 	}
 	hello := filepath.Join(fixtures, "hello")
 	primary := filepath.Join(fixtures, "cluster", "primary.js")
-	for _, f := range []string{filepath.Join(hello, "watt.json"), filepath.Join(hello, "app", "index.js"), primary} {
+	meshDir := filepath.Join(fixtures, "mesh")
+	var need []string
+	for _, sc := range cfg.scenarios {
+		if len(targetsFor(sc, cfg.targets)) == 0 {
+			continue
+		}
+		if sc == "mesh" {
+			need = append(need, filepath.Join(meshDir, "watt.json"),
+				filepath.Join(meshDir, "entry", "index.js"), filepath.Join(meshDir, "internal", "index.js"))
+		} else {
+			need = append(need, filepath.Join(hello, "watt.json"), filepath.Join(hello, "app", "index.js"), primary)
+		}
+	}
+	for _, f := range need {
 		if _, err := os.Stat(f); err != nil {
 			return e, fmt.Errorf("fixture missing (run from the repository root or set -fixtures): %w", err)
 		}
 	}
+	// The tcp baseline runs the two apps of the mesh fixture as plain node
+	// processes, on loopback like wattd (the fixture's watt.json says
+	// 127.0.0.1).
+	tcpApp := func(app string) target {
+		dir := filepath.Join(meshDir, app)
+		return target{
+			name:    "tcp",
+			dir:     dir,
+			argv:    []string{nodePath, filepath.Join(dir, "index.js")},
+			portEnv: "PORT",
+			env:     []string{"BENCH_HOST=127.0.0.1"},
+		}
+	}
+	e.mesh.entry = tcpApp("entry")
+	e.mesh.internal = tcpApp("internal")
 
 	e.targets = map[string]target{
 		"cluster": {
@@ -411,6 +511,12 @@ func preflight(cfg *config) (benchEnv, error) {
 			argv:    []string{wattd, "start", hello},
 			portEnv: "PLT_SERVER_PORT",
 		}
+		e.mesh.wattd = target{
+			name:    "wattd",
+			dir:     meshDir,
+			argv:    []string{wattd, "start", meshDir},
+			portEnv: "PLT_SERVER_PORT",
+		}
 	}
 	e.base = baseEnv(nodePath)
 	return e, nil
@@ -430,6 +536,7 @@ func writeJSON(cfg config, env benchEnv, records []runRecord, rows []row, proble
 			"duration_s":       cfg.duration.Seconds(),
 			"warmup_s":         cfg.warmup.Seconds(),
 			"conns":            cfg.conns,
+			"mesh_conns":       cfg.meshConns,
 			"rounds":           cfg.rounds,
 			"starts":           cfg.startRepeats,
 			"crash_jitter_pct": cfg.crashJitter,

@@ -94,18 +94,36 @@ func readRSS(pid int) (uint64, error) {
 // processTree returns the root and all its live descendants, root first.
 // A process that exits during the scan is simply left out.
 func processTree(root int) []procStat {
-	rootStat, err := readProcStat(root)
-	if err != nil {
+	return processForest([]int{root})
+}
+
+// processForest is processTree for several roots at once, from one scan of
+// /proc: every live root, each followed (breadth-first, after all the roots)
+// by its descendants. Roots come first, in the order given, so that callers
+// can tell them apart from the rest.
+func processForest(roots []int) []procStat {
+	var tree []procStat
+	isRoot := make(map[int]bool, len(roots))
+	for _, r := range roots {
+		if isRoot[r] {
+			continue
+		}
+		isRoot[r] = true
+		if st, err := readProcStat(r); err == nil {
+			tree = append(tree, st)
+		}
+	}
+	if len(tree) == 0 {
 		return nil
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return []procStat{rootStat}
+		return tree
 	}
 	children := make(map[int][]procStat)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == root {
+		if err != nil || isRoot[pid] {
 			continue
 		}
 		st, err := readProcStat(pid)
@@ -114,7 +132,6 @@ func processTree(root int) []procStat {
 		}
 		children[st.ppid] = append(children[st.ppid], st)
 	}
-	tree := []procStat{rootStat}
 	// Breadth-first; the length of tree bounds the walk, and a pid can only
 	// be appended once because each has a single parent.
 	for i := 0; i < len(tree) && i < 4096; i++ {
@@ -132,9 +149,12 @@ func alive(id procID) bool {
 }
 
 // treeSampler polls a target's process tree at a fixed interval while a
-// scenario runs and keeps the peaks.
+// scenario runs and keeps the peaks. A target made of several independent
+// processes (the TCP baseline of the mesh scenario) is sampled as one forest:
+// memory and CPU are summed over all of them, and there is no root process
+// to report apart, so maxRoot stays 0.
 type treeSampler struct {
-	root     int
+	roots    []int
 	interval time.Duration
 
 	mu        sync.Mutex
@@ -151,9 +171,9 @@ type treeSampler struct {
 	cpuMarked bool
 }
 
-func newTreeSampler(root int, interval time.Duration) *treeSampler {
+func newTreeSampler(interval time.Duration, roots ...int) *treeSampler {
 	return &treeSampler{
-		root:     root,
+		roots:    roots,
 		interval: interval,
 		seen:     make(map[procID]bool),
 		stop:     make(chan struct{}),
@@ -186,7 +206,7 @@ func (s *treeSampler) finish() {
 }
 
 func (s *treeSampler) sample() {
-	tree := processTree(s.root)
+	tree := processForest(s.roots)
 	if len(tree) == 0 {
 		return
 	}
@@ -202,7 +222,7 @@ func (s *treeSampler) sample() {
 		}
 		n++
 		total += rss
-		if i == 0 {
+		if i == 0 && len(s.roots) == 1 {
 			rootRSS = rss
 		}
 	}
@@ -224,7 +244,7 @@ func (s *treeSampler) sample() {
 // a tree that stays put, as in the throughput scenario.
 func (s *treeSampler) markCPU() {
 	m := make(map[procID]uint64)
-	for _, p := range processTree(s.root) {
+	for _, p := range processForest(s.roots) {
 		m[p.id] = p.ticks
 	}
 	s.mu.Lock()
@@ -234,7 +254,7 @@ func (s *treeSampler) markCPU() {
 }
 
 func (s *treeSampler) cpuSince() time.Duration {
-	tree := processTree(s.root)
+	tree := processForest(s.roots)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.cpuMarked {

@@ -16,10 +16,15 @@ type row struct {
 	Unit    string   `json:"unit"`
 	Wattd   *float64 `json:"wattd"`
 	Cluster *float64 `json:"cluster"`
-	Ratio   *float64 `json:"ratio"` // wattd / cluster
-	Goal    string   `json:"goal,omitempty"`
-	Result  string   `json:"result,omitempty"` // PASS, MISS or n/a
-	prec    int
+	TCP     *float64 `json:"tcp,omitempty"` // mesh scenario and all-runs rows only
+	// Baseline names the target Ratio divides by: cluster, or tcp for the
+	// mesh scenario; empty for the all-runs rows, whose baseline value is
+	// the sum over both baselines.
+	Baseline string   `json:"baseline,omitempty"`
+	Ratio    *float64 `json:"ratio"` // wattd / baseline
+	Goal     string   `json:"goal,omitempty"`
+	Result   string   `json:"result,omitempty"` // PASS, MISS or n/a
+	prec     int
 }
 
 // How a metric is folded over rounds and repeats: medians for rates and
@@ -42,8 +47,9 @@ type metric struct {
 	value    func(r *runRecord) float64
 	goal     string
 	// check decides PASS or MISS; nil means the metric is informational.
-	// It is called only when every value it needs is present.
-	check func(w, c, ratio *float64) (bool, bool) // (pass, applicable)
+	// It gets the wattd value, the baseline's (see row.Baseline) and their
+	// ratio, any of which may be nil.
+	check func(w, base, ratio *float64) (bool, bool) // (pass, applicable)
 }
 
 const mibF = 1 << 20
@@ -106,6 +112,36 @@ var metrics = []metric{
 	{scenario: "crash", name: "crash: distinct pids seen in tree (sum)", unit: "", prec: 0, fold: foldSum,
 		value: func(r *runRecord) float64 { return float64(r.PidsSeen) }},
 
+	{scenario: "mesh", name: "mesh: requests/s", unit: "req/s", prec: 0,
+		value: loadVal(func(l *loadSummary) float64 { return l.RPS }),
+		goal:  "ratio >= 1.30",
+		check: func(_, _, ratio *float64) (bool, bool) { return ratio != nil && *ratio >= 1.3, ratio != nil }},
+	{scenario: "mesh", name: "mesh: p50 latency", unit: "ms", prec: 2,
+		value: loadVal(func(l *loadSummary) float64 { return l.P50Ms })},
+	{scenario: "mesh", name: "mesh: p99 latency", unit: "ms", prec: 2,
+		value: loadVal(func(l *loadSummary) float64 { return l.P99Ms }),
+		goal:  "wattd <= tcp",
+		check: func(w, t, _ *float64) (bool, bool) { return w != nil && t != nil && *w <= *t, w != nil && t != nil }},
+	{scenario: "mesh", name: "mesh: errors (sum)", unit: "", prec: 0, fold: foldSum,
+		value: loadVal(func(l *loadSummary) float64 { return float64(l.Failed + l.Refused + l.DialErr) })},
+	{scenario: "mesh", name: "mesh: tree RSS (max)", unit: "MiB", prec: 1, fold: foldMax,
+		value: func(r *runRecord) float64 { return float64(r.MaxTreeRSS) / mibF }},
+	{scenario: "mesh", name: "mesh: processes in tree (max)", unit: "", prec: 0, fold: foldMax,
+		value: func(r *runRecord) float64 { return float64(r.MaxProcs) }},
+	{scenario: "mesh", name: "mesh: target CPU", unit: "cores", prec: 2,
+		value: func(r *runRecord) float64 { return r.TargetCores }},
+	// On a machine the load saturates, requests/s mostly says who got more
+	// of the CPU; the CPU a request costs says who does less work for it.
+	{scenario: "mesh", name: "mesh: target CPU per request", unit: "µs", prec: 0,
+		value: func(r *runRecord) float64 {
+			if r.Load.RPS <= 0 {
+				return 0
+			}
+			return r.TargetCores / r.Load.RPS * 1e6
+		}},
+	{scenario: "mesh", name: "mesh: load generator CPU", unit: "cores", prec: 2,
+		value: func(r *runRecord) float64 { return r.BenchCores }},
+
 	{scenario: "", name: "all runs: stops needing SIGKILL", unit: "", prec: 0, fold: foldSum,
 		value: func(r *runRecord) float64 { return b2f(r.ForcedKill) },
 		goal:  "0",
@@ -123,9 +159,11 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func zeroForAll(w, c, _ *float64) (bool, bool) {
+// zeroForAll is the check of the all-runs rows, whose baseline value is the
+// sum over every baseline target.
+func zeroForAll(w, base, _ *float64) (bool, bool) {
 	pass, any := true, false
-	for _, v := range []*float64{w, c} {
+	for _, v := range []*float64{w, base} {
 		if v != nil {
 			any = true
 			pass = pass && *v == 0
@@ -147,6 +185,9 @@ func summarize(records []runRecord, targets []string) []row {
 			continue
 		}
 		rw := row{Metric: m.name, Unit: m.unit, Goal: m.goal, prec: m.prec}
+		if m.scenario != "" {
+			rw.Baseline = baselineOf(m.scenario)
+		}
 		for _, t := range targets {
 			var vals []float64
 			for i := range records {
@@ -173,14 +214,17 @@ func summarize(records []runRecord, targets []string) []row {
 				rw.Wattd = &v
 			case "cluster":
 				rw.Cluster = &v
+			case "tcp":
+				rw.TCP = &v
 			}
 		}
-		if rw.Wattd != nil && rw.Cluster != nil && *rw.Cluster != 0 {
-			ratio := *rw.Wattd / *rw.Cluster
+		base := rw.baseline()
+		if rw.Wattd != nil && base != nil && *base != 0 {
+			ratio := *rw.Wattd / *base
 			rw.Ratio = &ratio
 		}
 		if m.check != nil {
-			if pass, ok := m.check(rw.Wattd, rw.Cluster, rw.Ratio); !ok {
+			if pass, ok := m.check(rw.Wattd, base, rw.Ratio); !ok {
 				rw.Result = "n/a"
 			} else if pass {
 				rw.Result = "PASS"
@@ -191,6 +235,27 @@ func summarize(records []runRecord, targets []string) []row {
 		rows = append(rows, rw)
 	}
 	return rows
+}
+
+// baseline is the value wattd's is compared with: the named baseline's, or
+// for the all-runs rows the sum over the baselines that ran.
+func (r *row) baseline() *float64 {
+	switch r.Baseline {
+	case "cluster":
+		return r.Cluster
+	case "tcp":
+		return r.TCP
+	}
+	var sum *float64
+	for _, v := range []*float64{r.Cluster, r.TCP} {
+		if v != nil {
+			if sum == nil {
+				sum = new(float64)
+			}
+			*sum += *v
+		}
+	}
+	return sum
 }
 
 func foldValues(f fold, vals []float64) float64 {
@@ -259,26 +324,33 @@ func spread(records []runRecord, tgt, scenario string, f func(l *loadSummary) fl
 }
 
 func printReport(w io.Writer, cfg config, env benchEnv, records []runRecord, rows []row, problems []string) {
-	fmt.Fprintf(w, "\nwattbench: %d CPUs, kernel %s, node %s, %d conns, %s load after %s warm-up, %d round(s)\n\n",
-		runtime.NumCPU(), env.kernel, env.nodeVersion, cfg.conns, cfg.duration, cfg.warmup, cfg.rounds)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "metric\tunit\twattd\tcluster\twattd/cluster\tgoal\tresult")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Metric, r.Unit,
-			fmtVal(r.Wattd, r.prec), fmtVal(r.Cluster, r.prec), fmtVal(r.Ratio, 2), r.Goal, r.Result)
+	conns := fmt.Sprintf("%d conns", cfg.conns)
+	meshRan := false
+	for _, r := range records {
+		meshRan = meshRan || r.Scenario == "mesh"
 	}
-	tw.Flush()
+	if meshRan && cfg.meshConns != cfg.conns {
+		conns += fmt.Sprintf(" (mesh %d)", cfg.meshConns)
+	}
+	fmt.Fprintf(w, "\nwattbench: %d CPUs, kernel %s, node %s, %s, %s load after %s warm-up, %d round(s)\n\n",
+		runtime.NumCPU(), env.kernel, env.nodeVersion, conns, cfg.duration, cfg.warmup, cfg.rounds)
+	printTable(w, rows)
 
+	fmt.Fprintln(w)
 	for _, r := range rows {
-		if r.Metric == "throughput: load generator CPU" {
-			fmt.Fprintf(w, "\nload generator CPU as a share of the machine (%d CPUs): wattd run %s, cluster run %s\n",
+		switch r.Metric {
+		case "throughput: load generator CPU":
+			fmt.Fprintf(w, "load generator CPU as a share of the machine (%d CPUs): wattd run %s, cluster run %s\n",
 				runtime.NumCPU(), share(r.Wattd), share(r.Cluster))
+		case "mesh: load generator CPU":
+			fmt.Fprintf(w, "mesh load generator CPU as a share of the machine (%d CPUs): wattd run %s, tcp run %s\n",
+				runtime.NumCPU(), share(r.Wattd), share(r.TCP))
 		}
 	}
 	// Run-to-run spread, so that a ratio near 1 is read against the noise
 	// of the machine rather than taken as a verdict.
 	rps := func(l *loadSummary) float64 { return l.RPS }
-	for _, sc := range []string{"throughput", "crash"} {
+	for _, sc := range []string{"throughput", "crash", "mesh"} {
 		var parts []string
 		for _, t := range cfg.targets {
 			if s := spread(records, t, sc, rps); s != "" {
@@ -295,6 +367,48 @@ func printReport(w io.Writer, cfg config, env benchEnv, records []runRecord, row
 			fmt.Fprintln(w, "  - "+strings.ReplaceAll(p, "\n", "\n    "))
 		}
 	}
+}
+
+// printTable prints the summary rows as one table. Each scenario's rows
+// compare wattd with that scenario's baseline, so a header line names the
+// baseline column whenever it changes: "cluster" for startup, throughput and
+// crash, "tcp" for mesh. The all-runs rows come last; when both baselines
+// ran they show both, side by side, instead of a ratio.
+func printTable(w io.Writer, rows []row) {
+	both := false
+	for _, r := range rows {
+		both = both || (r.Baseline == "" && r.Cluster != nil && r.TCP != nil)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header, last := "", ""
+	for _, r := range rows {
+		var cells string
+		switch {
+		case r.Baseline == "" && both:
+			header = "metric\tunit\twattd\tcluster\ttcp\tgoal\tresult"
+			cells = fmtVal(r.Wattd, r.prec) + "\t" + fmtVal(r.Cluster, r.prec) + "\t" + fmtVal(r.TCP, r.prec)
+		default:
+			name := r.Baseline
+			if name == "" {
+				// One baseline ran: its column is the one already shown.
+				name = "cluster"
+				if r.Cluster == nil && r.TCP != nil {
+					name = "tcp"
+				}
+			}
+			header = "metric\tunit\twattd\t" + name + "\twattd/" + name + "\tgoal\tresult"
+			cells = fmtVal(r.Wattd, r.prec) + "\t" + fmtVal(r.baseline(), r.prec) + "\t" + fmtVal(r.Ratio, 2)
+		}
+		if header != last {
+			if last != "" {
+				fmt.Fprintln(tw, "\t\t\t\t\t\t")
+			}
+			fmt.Fprintln(tw, header)
+			last = header
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Metric, r.Unit, cells, r.Goal, r.Result)
+	}
+	tw.Flush()
 }
 
 func share(cores *float64) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -107,6 +108,8 @@ type bench struct {
 	crashJitter  int // percent, see EXIT_JITTER_PCT in the fixture app
 	reqTimeout   time.Duration
 	sampleEvery  time.Duration
+	meshConns    int // connections of the mesh scenario's load
+	mesh         meshTargets
 }
 
 const (
@@ -130,15 +133,27 @@ func (b *bench) start(ctx context.Context, t target, port int, extra []string, l
 	return startProc(ctx, t, env, filepath.Join(b.logDir, logName))
 }
 
-// waitFirst200 returns the time from exec to the first 200 response.
-func waitFirst200(ctx context.Context, p *proc, addr string, limit time.Duration) (time.Duration, error) {
+// waitFirst200 returns the time from the exec of ps[0] to the first 200
+// response on addr. A target made of several processes is started in one go,
+// ps[0] first, and is not serving if any of them has exited.
+func waitFirst200(ctx context.Context, ps []*proc, addr string, limit time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	var wg sync.WaitGroup
 	defer func() {
-		cancel() // first, so that in-flight probes give up
+		cancel() // first, so that in-flight probes and watchers give up
 		wg.Wait()
 	}()
 	got := make(chan time.Time, 1)
+	exited := make(chan *proc, len(ps))
+	for _, p := range ps {
+		wg.Go(func() {
+			select {
+			case <-p.exited:
+				exited <- p
+			case <-ctx.Done():
+			}
+		})
+	}
 	var inflight atomic.Int32
 	tick := time.NewTicker(probeEvery)
 	defer tick.Stop()
@@ -157,9 +172,13 @@ func waitFirst200(ctx context.Context, p *proc, addr string, limit time.Duration
 		}
 		select {
 		case t := <-got:
-			return t.Sub(p.started), nil
-		case <-p.exited:
-			return 0, fmt.Errorf("exited before serving (%s)", exitString(p))
+			return t.Sub(ps[0].started), nil
+		case p := <-exited:
+			who := ""
+			if len(ps) > 1 {
+				who = filepath.Base(p.logPath) + " "
+			}
+			return 0, fmt.Errorf("%sexited before serving (%s)", who, exitString(p))
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return 0, fmt.Errorf("no 200 within %s", limit)
@@ -177,15 +196,52 @@ func (r *runRecord) fillStop(s stopResult) {
 	r.Orphans = s.orphans
 }
 
-// fail records why a run produced nothing, with the target's log tail.
-func (r *runRecord) fail(ctx context.Context, p *proc, err error) {
+// stopAllOf stops the processes of one target in parallel and merges the
+// results: the longest stop, any forced kill, every orphan, and the exit
+// status if they all agree (else each process's, named by its log).
+func stopAllOf(ps []*proc) stopResult {
+	if len(ps) == 1 {
+		return ps[0].stop()
+	}
+	res := make([]stopResult, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() { res[i] = p.stop() })
+	}
+	wg.Wait()
+	var out stopResult
+	same := true
+	for _, r := range res {
+		out.took = max(out.took, r.took)
+		out.forced = out.forced || r.forced
+		out.orphans += r.orphans
+		same = same && r.exit == res[0].exit
+	}
+	if same {
+		out.exit = res[0].exit
+	} else {
+		parts := make([]string, len(ps))
+		for i, p := range ps {
+			parts[i] = strings.TrimSuffix(filepath.Base(p.logPath), ".log") + ": " + res[i].exit
+		}
+		out.exit = strings.Join(parts, ", ")
+	}
+	return out
+}
+
+// fail records why a run produced nothing, with the log tail of each of the
+// target's processes.
+func (r *runRecord) fail(ctx context.Context, err error, ps ...*proc) {
 	if ctx.Err() != nil {
 		r.Interrupted = true
 		r.Error = "interrupted"
 		return
 	}
 	r.Error = err.Error()
-	if p != nil {
+	for _, p := range ps {
+		if p == nil {
+			continue
+		}
 		if tail := p.logTail(30); tail != "" {
 			r.Error += "\n--- tail of " + p.logPath + " ---\n" + tail
 		}
@@ -197,21 +253,21 @@ func (b *bench) runStartup(ctx context.Context, t target, round, rep int) runRec
 	rec := runRecord{Target: t.name, Scenario: "startup", Round: round, Repeat: rep}
 	port, err := freePort()
 	if err != nil {
-		rec.fail(ctx, nil, err)
+		rec.fail(ctx, err)
 		return rec
 	}
 	rec.Port = port
 	logName := fmt.Sprintf("%s-startup-r%d-%d.log", t.name, round, rep)
 	p, err := b.start(ctx, t, port, nil, logName)
 	if err != nil {
-		rec.fail(ctx, nil, err)
+		rec.fail(ctx, err)
 		return rec
 	}
 	rec.Log = p.logPath
-	d, err := waitFirst200(ctx, p, loopback(port), b.startTimeout)
+	d, err := waitFirst200(ctx, []*proc{p}, loopback(port), b.startTimeout)
 	if err != nil {
 		rec.fillStop(p.stop())
-		rec.fail(ctx, p, err)
+		rec.fail(ctx, err, p)
 		return rec
 	}
 	rec.FirstOKMs = ms(d)
@@ -234,29 +290,107 @@ func (b *bench) runLoadScenario(ctx context.Context, t target, round int, crash 
 	rec := runRecord{Target: t.name, Scenario: name, Round: round}
 	port, err := freePort()
 	if err != nil {
-		rec.fail(ctx, nil, err)
+		rec.fail(ctx, err)
 		return rec
 	}
 	rec.Port = port
 	p, err := b.start(ctx, t, port, extra, fmt.Sprintf("%s-%s-r%d.log", t.name, name, round))
 	if err != nil {
-		rec.fail(ctx, nil, err)
+		rec.fail(ctx, err)
 		return rec
 	}
 	rec.Log = p.logPath
-	d, err := waitFirst200(ctx, p, loopback(port), b.startTimeout)
+	b.measure(ctx, &rec, []*proc{p}, port, b.conns, crash)
+	return rec
+}
+
+// meshTargets says how each target runs the mesh fixture (an entry app
+// that calls an internal app once per request).
+type meshTargets struct {
+	// wattd runs the fixture's watt.json: entry and internal, one worker
+	// each, the hop going over wattd's mesh (internal.plt.local).
+	wattd target
+	// entry and internal are the two apps run as plain node processes for
+	// the tcp baseline, the hop going over loopback TCP.
+	entry, internal target
+}
+
+// runMesh measures the mesh scenario for one target: "wattd" or "tcp".
+func (b *bench) runMesh(ctx context.Context, name string, round int) runRecord {
+	rec := runRecord{Target: name, Scenario: "mesh", Round: round}
+	port, err := freePort()
 	if err != nil {
-		rec.fillStop(p.stop())
-		rec.fail(ctx, p, err)
+		rec.fail(ctx, err)
 		return rec
+	}
+	rec.Port = port
+	var ps []*proc
+	switch name {
+	case "wattd":
+		p, err := b.start(ctx, b.mesh.wattd, port, nil, fmt.Sprintf("wattd-mesh-r%d.log", round))
+		if err != nil {
+			rec.fail(ctx, err)
+			return rec
+		}
+		ps = append(ps, p)
+	case "tcp":
+		// Both processes are started at once, as wattd starts both apps;
+		// the entry answers 502 until the internal app listens, and
+		// waitFirst200 waits for a 200 that went through the hop.
+		iport, err := freePort()
+		if err == nil && iport == port {
+			iport, err = freePort()
+		}
+		if err != nil {
+			rec.fail(ctx, err)
+			return rec
+		}
+		entry, err := b.start(ctx, b.mesh.entry, port,
+			[]string{fmt.Sprintf("INTERNAL_URL=http://127.0.0.1:%d", iport)},
+			fmt.Sprintf("tcp-mesh-r%d-entry.log", round))
+		if err != nil {
+			rec.fail(ctx, err)
+			return rec
+		}
+		ps = append(ps, entry)
+		internal, err := b.start(ctx, b.mesh.internal, iport, nil, fmt.Sprintf("tcp-mesh-r%d-internal.log", round))
+		if err != nil {
+			rec.fillStop(stopAllOf(ps))
+			rec.fail(ctx, err, ps...)
+			return rec
+		}
+		ps = append(ps, internal)
+	default:
+		rec.fail(ctx, fmt.Errorf("target %q does not run the mesh scenario", name))
+		return rec
+	}
+	rec.Log = ps[0].logPath
+	b.measure(ctx, &rec, ps, port, b.meshConns, false)
+	return rec
+}
+
+// measure waits for the target (its processes ps, serving on port) to answer
+// 200, runs the warm-up and then the measured closed loop with conns
+// connections while sampling the target's process trees, and stops the
+// target. crash says the target's workers are meant to die during the load.
+func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port, conns int, crash bool) {
+	d, err := waitFirst200(ctx, ps, loopback(port), b.startTimeout)
+	if err != nil {
+		rec.fillStop(stopAllOf(ps))
+		rec.fail(ctx, err, ps...)
+		return
 	}
 	rec.FirstOKMs = ms(d)
 
-	sampler := newTreeSampler(p.pid, b.sampleEvery)
+	pids := make([]int, len(ps))
+	for i, p := range ps {
+		pids[i] = p.pid
+	}
+	sampler := newTreeSampler(b.sampleEvery, pids...)
 	sampler.start()
 	opts := loadOpts{
 		addr:        loopback(port),
-		conns:       b.conns,
+		conns:       conns,
 		reqTimeout:  b.reqTimeout,
 		dialTimeout: b.reqTimeout,
 	}
@@ -274,22 +408,24 @@ func (b *bench) runLoadScenario(ctx context.Context, t target, round int, crash 
 	targetCPU := sampler.cpuSince()
 	sampler.finish()
 
-	select {
-	case <-p.exited:
-		// The root itself must survive, crash scenario included: only
-		// workers are meant to die.
-		rec.fillStop(p.stop())
-		rec.fail(ctx, p, fmt.Errorf("target exited during the load (%s)", rec.StopExit))
-		return rec
-	default:
+	for _, p := range ps {
+		select {
+		case <-p.exited:
+			// The root itself must survive, crash scenario included:
+			// only workers are meant to die.
+			rec.fillStop(stopAllOf(ps))
+			rec.fail(ctx, fmt.Errorf("target exited during the load (%s)", exitString(p)), ps...)
+			return
+		default:
+		}
 	}
 	if ctx.Err() != nil {
-		rec.fillStop(p.stop())
-		rec.fail(ctx, p, ctx.Err())
-		return rec
+		rec.fillStop(stopAllOf(ps))
+		rec.fail(ctx, ctx.Err(), ps...)
+		return
 	}
 
-	rec.Load = summarizeLoad(stats, b.conns)
+	rec.Load = summarizeLoad(stats, conns)
 	if secs := stats.Elapsed.Seconds(); secs > 0 {
 		rec.BenchCores = benchCPU.Seconds() / secs
 		// Workers that exit take their CPU time with them, so the tree's
@@ -306,8 +442,7 @@ func (b *bench) runLoadScenario(ctx context.Context, t target, round int, crash 
 	rec.RSSSamples = sampler.samples
 	sampler.mu.Unlock()
 
-	rec.fillStop(p.stop())
-	return rec
+	rec.fillStop(stopAllOf(ps))
 }
 
 // selfCPU is the user+system CPU time of the bench process so far: the load

@@ -30,7 +30,9 @@ type target struct {
 
 // envKeysOwned are variables the runner sets itself; inherited values are
 // dropped so that a stray export in the caller's shell cannot skew a run.
-var envKeysOwned = []string{"PORT", "PLT_SERVER_PORT", "EXIT_AFTER_MS", "EXIT_JITTER_PCT", "WORKERS", "BENCH_HOST"}
+// INTERNAL_URL especially: inherited, it would send wattd's mesh fixture
+// over TCP instead of the mesh.
+var envKeysOwned = []string{"PORT", "PLT_SERVER_PORT", "EXIT_AFTER_MS", "EXIT_JITTER_PCT", "WORKERS", "BENCH_HOST", "INTERNAL_URL"}
 
 // baseEnv is the environment every target starts with: the caller's, minus
 // the variables above, with the chosen node first on PATH so that wattd's

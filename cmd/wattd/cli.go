@@ -182,7 +182,7 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Ru
 func ctlCommand() *cli.Command {
 	socketFlag := &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime (default: the runtime started from this directory, or the only one running)"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
-	client := func(c *cli.Context) (*admin.Client, error) {
+	connect := func(socket string) (*admin.Client, error) {
 		cwd, err := os.Getwd()
 		if err != nil {
 			return nil, err
@@ -190,7 +190,7 @@ func ctlCommand() *cli.Command {
 		if abs, err := filepath.Abs(cwd); err == nil {
 			cwd = abs
 		}
-		sock, err := rundir.Find(rundir.FindOptions{Socket: c.String("socket"), Cwd: cwd})
+		sock, err := rundir.Find(rundir.FindOptions{Socket: socket, Cwd: cwd})
 		if err != nil {
 			return nil, &exitError{exitFailure, err}
 		}
@@ -216,9 +216,9 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "ps",
 				Usage: "list applications and their workers",
-				Flags: []cli.Flag{jsonFlag},
+				Flags: []cli.Flag{jsonFlag, socketFlag},
 				Action: func(c *cli.Context) error {
-					cl, err := client(c)
+					cl, err := connect(c.String("socket"))
 					if err != nil {
 						return fail(err)
 					}
@@ -238,9 +238,9 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "show the runtime's status",
-				Flags: []cli.Flag{jsonFlag},
+				Flags: []cli.Flag{jsonFlag, socketFlag},
 				Action: func(c *cli.Context) error {
-					cl, err := client(c)
+					cl, err := connect(c.String("socket"))
 					if err != nil {
 						return fail(err)
 					}
@@ -261,12 +261,12 @@ func ctlCommand() *cli.Command {
 				Name:      "restart",
 				Usage:     "restart every worker of APP, one at a time, with no downtime",
 				ArgsUsage: "APP",
-				Flags:     []cli.Flag{jsonFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
+				Flags:     []cli.Flag{jsonFlag, socketFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return &exitError{exitUsage, errors.New("usage: wattd ctl restart APP")}
 					}
-					cl, err := client(c)
+					cl, err := connect(c.String("socket"))
 					if err != nil {
 						return fail(err)
 					}
@@ -283,11 +283,13 @@ func ctlCommand() *cli.Command {
 					return nil
 				},
 			},
+			injectCommand(connect, fail),
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
+				Flags: []cli.Flag{socketFlag},
 				Action: func(c *cli.Context) error {
-					cl, err := client(c)
+					cl, err := connect(c.String("socket"))
 					if err != nil {
 						return fail(err)
 					}

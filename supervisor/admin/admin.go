@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 )
 
@@ -38,6 +39,8 @@ type Backend interface {
 	RestartApp(ctx context.Context, id string) error
 	// Stop begins a graceful shutdown and returns at once.
 	Stop()
+	// Table is the mesh membership: the ready worker sockets of every app.
+	Table() *ipc.MeshTable
 }
 
 // ErrNotFound marks errors about an unknown application (HTTP 404). Its

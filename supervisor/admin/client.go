@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 )
 
@@ -90,6 +91,16 @@ func (c *Client) Apps(ctx context.Context) ([]supervisor.AppStatus, error) {
 		return nil, fmt.Errorf("list apps: %w", err)
 	}
 	return apps, nil
+}
+
+// Mesh returns the mesh table, for clients that call applications
+// directly (wattd ctl inject).
+func (c *Client) Mesh(ctx context.Context) (*ipc.MeshTable, error) {
+	var t ipc.MeshTable
+	if err := c.call(ctx, true, http.MethodGet, "/v1/mesh", &t); err != nil {
+		return nil, fmt.Errorf("mesh table: %w", err)
+	}
+	return &t, nil
 }
 
 // App returns one application.

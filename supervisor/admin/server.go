@@ -198,6 +198,7 @@ var routes = []route{
 	{http.MethodGet, "/v1/apps/{id}", read, (*Server).getApp},
 	{http.MethodPost, "/v1/apps/{id}/restart", write, (*Server).restartApp},
 	{http.MethodPost, "/v1/stop", write, (*Server).stop},
+	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},
 }
 
 // handler builds the mux from the table. Patterns are registered without
@@ -334,6 +335,10 @@ func (s *Server) getApps(*http.Request) (int, any, error) {
 		apps = []supervisor.AppStatus{} // [] rather than null
 	}
 	return http.StatusOK, apps, nil
+}
+
+func (s *Server) getMesh(*http.Request) (int, any, error) {
+	return http.StatusOK, s.b.Table(), nil
 }
 
 func (s *Server) getApp(r *http.Request) (int, any, error) {

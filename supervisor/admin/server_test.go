@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wattd/wattd/ipc"
 	"io"
 	"net"
 	"net/http"
@@ -93,6 +94,10 @@ func (f *fakeBackend) RestartApp(ctx context.Context, id string) error {
 		}
 	}
 	return fmt.Errorf("%w %q", ErrNotFound, id)
+}
+
+func (f *fakeBackend) Table() *ipc.MeshTable {
+	return &ipc.MeshTable{Apps: map[string]ipc.MeshApp{"web": {Endpoints: []string{"/x/web-0.sock"}, State: "running"}}}
 }
 
 func (f *fakeBackend) Stop() {

@@ -33,8 +33,9 @@ type rawConfig struct {
 		Runtime     *json.Number `json:"runtime"`
 		Application *json.Number `json:"application"`
 	} `json:"gracefulShutdown"`
-	StartTimeout *json.Number `json:"startTimeout"`
-	Restart      struct {
+	StartTimeout       *json.Number `json:"startTimeout"`
+	ApplicationTimeout *json.Number `json:"applicationTimeout"`
+	Restart            struct {
 		InitialDelay *json.Number `json:"initialDelay"`
 		MaxDelay     *json.Number `json:"maxDelay"`
 		ResetAfter   *json.Number `json:"resetAfter"`
@@ -118,14 +119,15 @@ func (e appEntry) origin() string {
 func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, []issue) {
 	var problems []issue
 	cfg := &Config{
-		File:         l.file,
-		Dir:          l.dir,
-		Schema:       raw.Schema,
-		Workers:      DefaultWorkers,
-		Env:          runtimeEnv,
-		Logger:       Logger{Level: DefaultLogLevel},
-		Server:       Server{Hostname: DefaultHostname, Port: DefaultPort},
-		StartTimeout: msDuration(raw.StartTimeout, DefaultStartTimeout),
+		File:               l.file,
+		Dir:                l.dir,
+		Schema:             raw.Schema,
+		Workers:            DefaultWorkers,
+		Env:                runtimeEnv,
+		Logger:             Logger{Level: DefaultLogLevel},
+		Server:             Server{Hostname: DefaultHostname, Port: DefaultPort},
+		StartTimeout:       msDuration(raw.StartTimeout, DefaultStartTimeout),
+		ApplicationTimeout: msDuration(raw.ApplicationTimeout, DefaultApplicationTimeout),
 		GracefulShutdown: GracefulShutdown{
 			Runtime:     msDuration(raw.GracefulShutdown.Runtime, DefaultShutdownTimeout),
 			Application: msDuration(raw.GracefulShutdown.Application, DefaultShutdownTimeout),

@@ -25,8 +25,11 @@ type Config struct {
 	RestartOnError   RestartOnError
 	GracefulShutdown GracefulShutdown
 	StartTimeout     time.Duration // how long an application gets to become ready
-	Restart          RestartPolicy // wattd extension, key "restart"
-	Warnings         []string      // Watt options ignored, old names used, and the like
+	// ApplicationTimeout bounds one request between applications on the
+	// mesh; 0 means no limit.
+	ApplicationTimeout time.Duration
+	Restart            RestartPolicy // wattd extension, key "restart"
+	Warnings           []string      // Watt options ignored, old names used, and the like
 }
 
 // Application is one application of the runtime.
@@ -91,13 +94,14 @@ const (
 	// kernel hashes to that slot wait for the replacement; a healthy worker
 	// that crashes once must be back at once. Consecutive crashes still
 	// back off (RestartPolicy). A number in restartOnError sets the delay.
-	DefaultRestartDelay    = 0
-	DefaultShutdownTimeout = 10 * time.Second
-	DefaultStartTimeout    = 30 * time.Second
-	DefaultInitialDelay    = 100 * time.Millisecond
-	DefaultMaxDelay        = 10 * time.Second
-	DefaultResetAfter      = time.Second
-	DefaultMaxRestarts     = 10
+	DefaultRestartDelay       = 0
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultStartTimeout       = 30 * time.Second
+	DefaultApplicationTimeout = 300 * time.Second
+	DefaultInitialDelay       = 100 * time.Millisecond
+	DefaultMaxDelay           = 10 * time.Second
+	DefaultResetAfter         = time.Second
+	DefaultMaxRestarts        = 10
 	// immediateRestartBelow mirrors Watt: a restartOnError under 10 ms
 	// means "restart at once".
 	immediateRestartBelow = 10 * time.Millisecond

@@ -25,7 +25,7 @@ var wattOnlyOptions = []wattOnlyOption{
 		"preload", "extensions", "basePath", "workersRestartDelay", "reuseTcpPorts",
 		"exitOnUnhandledErrors", "health", "healthProbes", "undici", "httpCache", "watch",
 		"managementApi", "management", "metrics", "telemetry", "verticalScaler",
-		"inspectorOptions", "applicationTimeout", "startupConcurrency", "messagingTimeout",
+		"inspectorOptions", "startupConcurrency", "messagingTimeout",
 		"resolvedApplicationsBasePath", "sourceMaps", "nodeModulesSourceMaps", "scheduler",
 		"policies", "compileCache",
 	}},

@@ -9,6 +9,12 @@ const server = http.createServer((req, res) => {
     res.end(JSON.stringify({ app: process.env.WATTD_APP_ID, worker: process.env.WATTD_WORKER_ID, pid: process.pid, path: url.pathname }))
   }
   if (url.pathname === '/slow') return setTimeout(reply, Number(url.searchParams.get('ms') || 1000))
+  if (req.method === 'POST') {
+    let body = ''
+    req.on('data', (c) => { body += c })
+    req.on('end', () => res.end(JSON.stringify({ app: process.env.WATTD_APP_ID, pid: process.pid, received: body })))
+    return
+  }
   if (url.pathname === '/exit') {
     reply()
     return setTimeout(() => process.exit(Number(url.searchParams.get('code') || 1)), 10)

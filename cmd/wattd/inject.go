@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattd/wattd/mesh"
+	"github.com/wattd/wattd/supervisor/admin"
+)
+
+const injectUsage = "wattd ctl inject APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] PATH"
+
+// injectRequest is a parsed `ctl inject` command line. Flags may come
+// before, between or after APP and PATH, as with curl, which urfave/cli
+// does not allow; hence the small parser.
+type injectRequest struct {
+	app, path, method, body string
+	socket                  string
+	hasBody, include        bool
+	headers                 http.Header
+}
+
+func parseInject(args []string) (*injectRequest, error) {
+	r := &injectRequest{headers: http.Header{}}
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() (string, error) {
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("%s needs a value; usage: %s", a, injectUsage)
+			}
+			i++
+			return args[i], nil
+		}
+		switch a {
+		case "-X", "--request":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			r.method = strings.ToUpper(v)
+		case "-H", "--header":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			k, val, ok := strings.Cut(v, ":")
+			if !ok || strings.TrimSpace(k) == "" {
+				return nil, fmt.Errorf("header %q: want 'Name: value'", v)
+			}
+			r.headers.Add(strings.TrimSpace(k), strings.TrimSpace(val))
+		case "-d", "--data":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasPrefix(v, "@") {
+				b, err := os.ReadFile(v[1:])
+				if err != nil {
+					return nil, fmt.Errorf("-d %s: %w", v, err)
+				}
+				v = string(b)
+			}
+			r.body, r.hasBody = v, true
+		case "--socket":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			r.socket = v
+		case "-i", "--include":
+			r.include = true
+		default:
+			if strings.HasPrefix(a, "-") && len(a) > 1 {
+				return nil, fmt.Errorf("unknown option %s; usage: %s", a, injectUsage)
+			}
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) != 2 {
+		return nil, fmt.Errorf("usage: %s", injectUsage)
+	}
+	r.app, r.path = pos[0], pos[1]
+	if !strings.HasPrefix(r.path, "/") {
+		r.path = "/" + r.path
+	}
+	if r.method == "" {
+		r.method = http.MethodGet
+		if r.hasBody {
+			r.method = http.MethodPost
+		}
+	}
+	return r, nil
+}
+
+func injectCommand(connect func(socket string) (*admin.Client, error), fail func(error) error) *cli.Command {
+	return &cli.Command{
+		Name:            "inject",
+		Usage:           "send a request to APP through the mesh and print the response",
+		ArgsUsage:       "APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] PATH",
+		SkipFlagParsing: true,
+		Action: func(c *cli.Context) error {
+			req, err := parseInject(c.Args().Slice())
+			if err != nil {
+				return &exitError{exitUsage, err}
+			}
+			socket := req.socket
+			if socket == "" {
+				socket = c.String("socket") // given before the subcommand
+			}
+			cl, err := connect(socket)
+			if err != nil {
+				return fail(err)
+			}
+			ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+			table, err := cl.Mesh(ctx)
+			cancel()
+			if err != nil {
+				return fail(err)
+			}
+			var body io.Reader
+			if req.hasBody {
+				body = strings.NewReader(req.body)
+			}
+			hr, err := http.NewRequestWithContext(c.Context, req.method, "http://"+req.app+"."+mesh.Domain+req.path, body)
+			if err != nil {
+				return &exitError{exitUsage, err}
+			}
+			hr.Header = req.headers
+			if req.hasBody && hr.Header.Get("Content-Type") == "" {
+				hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			resp, err := mesh.NewClient(mesh.StaticResolver{T: table}).Do(hr)
+			if err != nil {
+				if errors.Is(err, mesh.ErrUnknownApp) {
+					return &exitError{exitFailure, err}
+				}
+				return fail(fmt.Errorf("%s %s: %w", req.method, hr.URL, err))
+			}
+			defer resp.Body.Close()
+			if req.include {
+				fmt.Fprintf(os.Stdout, "%s %s\n", resp.Proto, resp.Status)
+				keys := make([]string, 0, len(resp.Header))
+				for k := range resp.Header {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					for _, v := range resp.Header[k] {
+						fmt.Fprintf(os.Stdout, "%s: %s\n", k, v)
+					}
+				}
+				fmt.Fprintln(os.Stdout)
+			}
+			if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
+				return fail(err)
+			}
+			return nil
+		},
+	}
+}

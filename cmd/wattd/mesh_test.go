@@ -1,0 +1,203 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// meshProject is an entrypoint "caller" in front of two internal apps:
+// "plain" (2 workers) and "broken" (never starts).
+func meshProject(t *testing.T, extra map[string]any) string {
+	cfg := map[string]any{
+		"entrypoint": "caller",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"restart":    map[string]any{"initialDelay": 20, "maxDelay": 100, "maxRestarts": 2},
+		"applications": []any{
+			map[string]any{"id": "caller", "path": fixture("apps/caller")},
+			map[string]any{"id": "plain", "path": fixture("apps/plain"), "workers": 2},
+			map[string]any{"id": "broken", "path": fixture("faults/crash-start")},
+		},
+	}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	return project(t, cfg)
+}
+
+type callResult struct {
+	Status int    `json:"status"`
+	Body   string `json:"body"`
+	Error  string `json:"error"`
+	Proxy  string `json:"proxy"`
+}
+
+func call(t *testing.T, d *daemon, route, app, path string) callResult {
+	t.Helper()
+	code, body, err := get(fresh, d.url(route+"?app="+app+"&path="+url.QueryEscape(path)))
+	if err != nil || code != 200 {
+		t.Fatalf("%s %s: %d %v %s", route, app, code, err, body)
+	}
+	var r callResult
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatalf("%s: %v: %s", route, err, body)
+	}
+	return r
+}
+
+// TestMeshClients: unchanged Node code reaches another app by name with
+// fetch and http.get, over the mesh, spread over its workers; POST bodies
+// arrive; unknown and unavailable apps get clear answers; the Go client
+// (ctl inject) and the proxy work; internal apps open no TCP port.
+func TestMeshClients(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	d := startWattd(t, meshProject(t, nil), port, startOpts{})
+	waitHTTP(t, d.url("/env"), 20*time.Second)
+	plain := d.waitReady("plain", 10*time.Second)
+	waitFor(t, 20*time.Second, "broken to fail", func() bool { return d.app("broken").State == "failed" })
+
+	pids := map[string]bool{}
+	for _, route := range []string{"/fetch", "/get"} {
+		for range 20 {
+			r := call(t, d, route, "plain", "/hello")
+			if r.Status != 200 || !strings.Contains(r.Body, `"app":"plain"`) || !strings.Contains(r.Body, `"path":"/hello"`) {
+				t.Fatalf("%s to plain.plt.local: %+v", route, r)
+			}
+			var b struct{ PID int }
+			json.Unmarshal([]byte(r.Body), &b)
+			pids[strconv.Itoa(b.PID)] = true
+		}
+	}
+	if len(pids) != 2 {
+		t.Fatalf("mesh calls reached %d workers of plain, want both: %v", len(pids), pids)
+	}
+	if r := call(t, d, "/post", "plain", "/"); r.Status != 200 || !strings.Contains(r.Body, `{\"n\":42}`) {
+		t.Fatalf("POST over the mesh: %+v", r)
+	}
+	if r := call(t, d, "/fetch", "broken", "/"); r.Status != 503 || !strings.Contains(r.Body, "broken") || !strings.Contains(r.Body, "crash loop") {
+		t.Fatalf("fetch to a failed app: %+v, want 503 naming the app and why", r)
+	}
+	if r := call(t, d, "/fetch", "nosuch", "/"); r.Error == "" && r.Status < 500 || !strings.Contains(r.Error+r.Body, "plain") {
+		t.Fatalf("fetch to an unknown app: %+v, want an error naming the known apps", r)
+	}
+
+	// The Go client, through ctl inject.
+	out, err := d.ctl("inject", "plain", "-i", "-X", "POST", "-H", "X-Test: 1", "-d", "hi", "/x")
+	if err != nil || !strings.Contains(out, "200 OK") || !strings.Contains(out, `"received":"hi"`) {
+		t.Fatalf("ctl inject: %v\n%s", err, out)
+	}
+	if out, err := d.ctl("inject", "nosuch", "/"); err == nil || !strings.Contains(out, "plain") {
+		t.Fatalf("ctl inject to an unknown app: %v\n%s", err, out)
+	}
+
+	// The proxy, for clients with no mesh support.
+	env := call(t, d, "/env", "", "")
+	pu, err := url.Parse(env.Proxy)
+	if err != nil || pu.Host == "" {
+		t.Fatalf("WATTD_MESH_PROXY %q", env.Proxy)
+	}
+	pc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	code, body, err := get(pc, "http://plain.plt.local/via-proxy")
+	if err != nil || code != 200 || !strings.Contains(body, "/via-proxy") {
+		t.Fatalf("through the proxy: %d %v %s", code, err, body)
+	}
+	if code, _, _ := get(pc, "http://example.com/"); code != 403 {
+		t.Fatalf("the proxy forwarded a non-mesh host: %d", code)
+	}
+
+	// Internal workers listen on their mesh socket only.
+	for _, w := range plain.Workers {
+		if ports := tcpListenPorts(w.PID); len(ports) != 0 {
+			t.Fatalf("internal worker %d listens on TCP %v", w.PID, ports)
+		}
+	}
+}
+
+// TestMeshSurvivesKilledTarget: while the caller's GETs run, target
+// workers are killed; no GET fails.
+func TestMeshSurvivesKilledTarget(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	d := startWattd(t, meshProject(t, nil), port, startOpts{})
+	waitHTTP(t, d.url("/env"), 20*time.Second)
+	d.waitReady("plain", 10*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	ok, failed := 0, []string{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				code, body, err := get(fresh, d.url("/fetch?app=plain&path=/slow%3Fms%3D20"))
+				mu.Lock()
+				if err == nil && code == 200 && strings.Contains(body, `"status":200`) {
+					ok++
+				} else if len(failed) < 10 {
+					failed = append(failed, body)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 3 {
+		a := d.waitReady("plain", 10*time.Second)
+		victim := a.Workers[i%2].PID
+		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the killed worker to be replaced", func() bool {
+			for _, w := range d.app("plain").Workers {
+				if w.PID == victim {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	d.waitReady("plain", 10*time.Second)
+	cancel()
+	wg.Wait()
+	if len(failed) > 0 || ok == 0 {
+		t.Fatalf("%d mesh GETs failed while target workers were killed (ok %d): %v", len(failed), ok, failed)
+	}
+	t.Logf("%d mesh GETs, none failed, across 3 target worker kills", ok)
+}
+
+// tcpListenPorts lists the TCP ports pid has in LISTEN state.
+func tcpListenPorts(pid int) []int {
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	for _, fd := range fds {
+		l, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "fd", fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	var ports []int
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fl := strings.Fields(line)
+			if len(fl) < 10 || fl[3] != "0A" || !inodes[fl[9]] {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(fl[1], ":")
+			p, _ := strconv.ParseInt(hexPort, 16, 32)
+			ports = append(ports, int(p))
+		}
+	}
+	return ports
+}

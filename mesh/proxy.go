@@ -1,0 +1,201 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// Proxy is the HTTP forward proxy wattd serves on 127.0.0.1 for runtimes
+// without a mesh client, and for clients that fall back to it. It accepts
+// absolute-form requests (GET http://api.plt.local/x) and origin-form ones
+// with Host: api.plt.local, and forwards them through Transport. It serves
+// only *.plt.local: it must not become an open proxy to the network.
+type Proxy struct {
+	Transport *Transport
+
+	// Log, when set, receives one line per failed request.
+	Log func(msg string, kv ...any)
+}
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (plus the
+// legacy Proxy-Connection): they describe one connection and must not be
+// forwarded to the next.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer", // trailers themselves are forwarded; this declares them per hop
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		http.Error(w, "the wattd mesh proxy does not tunnel (CONNECT); send plain http://<app>."+Domain+" requests", http.StatusMethodNotAllowed)
+		return
+	}
+	host := r.URL.Host
+	if host == "" {
+		host = r.Host
+	}
+	app, ok := AppOf(host)
+	if !ok {
+		http.Error(w, fmt.Sprintf("the wattd mesh proxy serves only *.%s hosts, not %q", Domain, host), http.StatusForbidden)
+		return
+	}
+	if r.URL.Scheme != "" && r.URL.Scheme != "http" {
+		http.Error(w, fmt.Sprintf("the wattd mesh proxy speaks plain http, not %s", r.URL.Scheme), http.StatusBadRequest)
+		return
+	}
+	if p.Transport == nil {
+		http.Error(w, "the wattd mesh proxy has no transport", http.StatusInternalServerError)
+		return
+	}
+
+	out := (&http.Request{
+		Method: r.Method,
+		URL: &url.URL{
+			Scheme:     "http",
+			Host:       host,
+			Path:       r.URL.Path,
+			RawPath:    r.URL.RawPath,
+			RawQuery:   r.URL.RawQuery,
+			ForceQuery: r.URL.ForceQuery,
+		},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        r.Header.Clone(),
+		Body:          r.Body,
+		ContentLength: r.ContentLength,
+		Host:          host,
+		// The server fills r.Trailer's values once the body is read, which
+		// is just before net/http writes them out after the body.
+		Trailer: r.Trailer,
+	}).WithContext(r.Context())
+	if out.Header == nil {
+		out.Header = make(http.Header)
+	}
+	removeHopHeaders(out.Header)
+	addForwardedFor(out.Header, r.RemoteAddr)
+
+	resp, err := p.Transport.RoundTrip(out)
+	if err != nil {
+		p.fail(w, r, app, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// Upgrade was stripped from the request, so a 101 is a confused
+		// worker; relaying it would need a tunnel this proxy does not do.
+		p.fail(w, r, app, fmt.Errorf("mesh proxy: app %q switched protocols, which the proxy does not relay", app))
+		return
+	}
+
+	removeHopHeaders(resp.Header)
+	h := w.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	w.WriteHeader(resp.StatusCode)
+
+	// A body of unknown length is usually a stream (SSE, chunked progress):
+	// flush each piece as it comes, as the worker sent it.
+	stream := resp.ContentLength < 0
+	rc := http.NewResponseController(w)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return // the client went away; closing resp.Body ends the upstream request
+			}
+			if stream {
+				if err := rc.Flush(); err != nil {
+					return
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			p.log("mesh proxy: response body cut", "app", app, "err", rerr)
+			// The status is already sent; abort the connection so the
+			// client sees a broken response rather than a short one.
+			panic(http.ErrAbortHandler)
+		}
+	}
+	for k, vv := range resp.Trailer {
+		for _, v := range vv {
+			h.Add(http.TrailerPrefix+k, v)
+		}
+	}
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// fail answers a request the Transport could not complete.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, app string, err error) {
+	if r.Context().Err() != nil {
+		return // the client is gone; there is nobody to answer
+	}
+	code := http.StatusBadGateway // unknown app and other failures
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusGatewayTimeout
+	case errors.Is(err, ErrNoWorker):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("X-Wattd-Mesh", "no-worker")
+	}
+	p.log("mesh proxy: request failed", "app", app, "status", code, "err", err)
+	http.Error(w, err.Error(), code)
+}
+
+func (p *Proxy) log(msg string, kv ...any) {
+	if p.Log != nil {
+		p.Log(msg, kv...)
+	}
+}
+
+// removeHopHeaders deletes the hop-by-hop headers, including those the
+// Connection header names.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+}
+
+// addForwardedFor appends the client's address to X-Forwarded-For, keeping
+// what earlier proxies recorded.
+func addForwardedFor(h http.Header, remoteAddr string) {
+	ip, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil || ip == "" {
+		return // not an IP peer (a Unix socket): nothing meaningful to add
+	}
+	if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	h.Set("X-Forwarded-For", ip)
+}

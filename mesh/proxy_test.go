@@ -1,0 +1,280 @@
+package mesh
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/ipc"
+)
+
+// proxyEnv is a Proxy in front of app "api" (and whatever else the table
+// holds), served over loopback TCP like wattd serves it.
+type proxyEnv struct {
+	srv    *httptest.Server
+	client *http.Client // sends absolute-form requests through the proxy
+}
+
+func startProxy(t *testing.T, table *ipc.MeshTable) *proxyEnv {
+	t.Helper()
+	p := &Proxy{Transport: &Transport{Resolver: StaticResolver{T: table}}, Log: func(msg string, kv ...any) { t.Log(append([]any{msg}, kv...)...) }}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	tr := &http.Transport{Proxy: http.ProxyURL(u)}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &proxyEnv{srv: srv, client: &http.Client{Transport: tr}}
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestProxyForms(t *testing.T) {
+	dir := shortDir(t)
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s %s", r.Method, r.Host, r.RequestURI, b)
+	})
+	tg := startTarget(t, dir, "w0", echo)
+	env := startProxy(t, oneApp(0, tg.path))
+
+	// Absolute form, as an HTTP client configured with the proxy sends it.
+	resp, err := env.client.Get("http://api.plt.local/x?y=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "GET api.plt.local /x?y=1 " {
+		t.Fatalf("absolute-form: %q", got)
+	}
+	resp, err = env.client.Post("http://api.plt.local/p", "text/plain", strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "POST api.plt.local /p body" {
+		t.Fatalf("absolute-form POST: %q", got)
+	}
+
+	// Origin form with the app in Host, as a client pointed at the proxy's
+	// address sends it.
+	req, _ := http.NewRequest("GET", env.srv.URL+"/y", nil)
+	req.Host = "API.plt.local"
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "GET API.plt.local /y " {
+		t.Fatalf("Host-form: %q", got)
+	}
+}
+
+// rawExchange writes a raw request to the proxy and reads the response.
+func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, strings.ReplaceAll(raw, "\n", "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, readAll(t, resp)
+}
+
+func TestProxyHopByHop(t *testing.T) {
+	dir := shortDir(t)
+	// Request side: the target lists the headers it received.
+	headers := startTarget(t, dir, "headers", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var lines []string
+		for k, vv := range r.Header {
+			lines = append(lines, k+": "+strings.Join(vv, ","))
+		}
+		slices.Sort(lines)
+		io.WriteString(w, strings.Join(lines, "\n"))
+	}))
+	// Response side: a raw response, so the hop-by-hop headers really
+	// reach the proxy whatever net/http's server would do with them.
+	raw := startTarget(t, dir, "raw", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, _ := http.NewResponseController(w).Hijack()
+		defer conn.Close()
+		bw.WriteString("HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=9\r\n" +
+			"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-Resp-Keep: 1\r\nContent-Length: 2\r\n\r\nok")
+		bw.Flush()
+	}))
+	table := &ipc.MeshTable{Apps: map[string]ipc.MeshApp{
+		"headers": {Endpoints: []string{headers.path}},
+		"raw":     {Endpoints: []string{raw.path}},
+	}}
+	env := startProxy(t, table)
+	addr := env.srv.Listener.Addr().String()
+
+	resp, body := rawExchange(t, addr, "GET http://headers.plt.local/ HTTP/1.1\n"+
+		"Host: headers.plt.local\n"+
+		"Connection: X-Hop, keep-alive\n"+
+		"X-Hop: 1\n"+
+		"Proxy-Connection: keep-alive\n"+
+		"Keep-Alive: 300\n"+
+		"Proxy-Authorization: Basic Zm9vOmJhcg==\n"+
+		"Te: trailers\n"+
+		"Upgrade: websocket\n"+
+		"X-Keep: 1\n"+
+		"X-Forwarded-For: 10.0.0.1\n\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	got := strings.Split(body, "\n")
+	for _, h := range []string{"Connection", "X-Hop", "Proxy-Connection", "Keep-Alive", "Proxy-Authorization", "Te", "Upgrade"} {
+		for _, line := range got {
+			if strings.HasPrefix(line, h+":") {
+				t.Errorf("hop-by-hop header forwarded: %s", line)
+			}
+		}
+	}
+	for _, want := range []string{"X-Keep: 1", "X-Forwarded-For: 10.0.0.1, 127.0.0.1"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("missing %q in %q", want, got)
+		}
+	}
+
+	resp, body = rawExchange(t, addr, "GET http://raw.plt.local/ HTTP/1.1\nHost: raw.plt.local\n\n")
+	if resp.StatusCode != 200 || body != "ok" || resp.Header.Get("X-Resp-Keep") != "1" {
+		t.Fatalf("%d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	for _, h := range []string{"X-Resp-Hop", "Keep-Alive", "Proxy-Authenticate", "Upgrade"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("hop-by-hop response header forwarded: %s: %s", h, v)
+		}
+	}
+	if v := resp.Header.Get("Connection"); strings.Contains(v, "X-Resp-Hop") {
+		t.Errorf("Connection forwarded: %s", v)
+	}
+}
+
+func TestProxyStreams(t *testing.T) {
+	dir := shortDir(t)
+	release := make(chan struct{})
+	var stalled atomic.Bool
+	tg := startTarget(t, dir, "stream", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "first\n")
+		http.NewResponseController(w).Flush()
+		// The last chunk goes only after the client has seen the first
+		// one; if the proxy held the first back, this wait ends by the
+		// timer instead and the test fails.
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+			stalled.Store(true)
+		}
+		io.WriteString(w, "last\n")
+	}))
+	env := startProxy(t, oneApp(0, tg.path))
+	resp, err := env.client.Get("http://api.plt.local/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "first\n" {
+		t.Fatalf("first chunk: %q %v", line, err)
+	}
+	if stalled.Load() {
+		t.Fatal("the first chunk arrived only after the last was sent")
+	}
+	close(release)
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "last\n" {
+		t.Fatalf("rest: %q %v", rest, err)
+	}
+}
+
+func TestProxyTrailers(t *testing.T) {
+	dir := shortDir(t)
+	tg := startTarget(t, dir, "tr", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "data")
+		w.Header().Set("X-Sum", "42")
+	}))
+	env := startProxy(t, oneApp(0, tg.path))
+	resp, err := env.client.Get("http://api.plt.local/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); body != "data" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Fatalf("%q trailer %v", body, resp.Trailer)
+	}
+}
+
+func TestProxyRefusals(t *testing.T) {
+	dir := shortDir(t)
+	release := make(chan struct{})
+	defer close(release)
+	slow := startTarget(t, dir, "slow", stallHandler(release, ""))
+	table := &ipc.MeshTable{TimeoutMs: 100, Apps: map[string]ipc.MeshApp{
+		"down":    {Endpoints: []string{}, State: "failed", Reason: "worker 0 crashed: exit status 3"},
+		"refused": {Endpoints: []string{filepath.Join(dir, "gone.sock")}, State: "running"},
+		"slow":    {Endpoints: []string{slow.path}, State: "running"},
+	}}
+	env := startProxy(t, table)
+	addr := env.srv.Listener.Addr().String()
+
+	check := func(name string, resp *http.Response, body string, code int, want string) {
+		t.Helper()
+		if resp.StatusCode != code || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %q; want %d with %q", name, resp.StatusCode, body, code, want)
+		}
+	}
+	do := func(u string) (*http.Response, string) {
+		t.Helper()
+		resp, err := env.client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, readAll(t, resp)
+	}
+
+	resp, body := do("http://example.com/")
+	check("other host, absolute-form", resp, body, 403, "serves only *.plt.local")
+	resp, body = rawExchange(t, addr, "GET / HTTP/1.1\nHost: example.com\n\n")
+	check("other host, Host-form", resp, body, 403, "serves only *.plt.local")
+	resp, body = rawExchange(t, addr, "CONNECT api.plt.local:443 HTTP/1.1\nHost: api.plt.local:443\n\n")
+	check("CONNECT", resp, body, 405, "CONNECT")
+
+	resp, body = do("http://nope.plt.local/")
+	check("unknown app", resp, body, 502, `unknown app "nope" on the mesh (known: down, refused, slow)`)
+
+	resp, body = do("http://down.plt.local/")
+	check("no endpoints", resp, body, 503, `no worker of app "down" is available: failed: worker 0 crashed: exit status 3`)
+	if resp.Header.Get("X-Wattd-Mesh") != "no-worker" {
+		t.Errorf("no endpoints: header %v", resp.Header)
+	}
+
+	resp, body = do("http://refused.plt.local/")
+	check("every socket refuses", resp, body, 503, `no worker of app "refused" is available`)
+
+	resp, body = do("http://slow.plt.local/")
+	check("timeout", resp, body, 504, "did not answer within 100ms")
+}

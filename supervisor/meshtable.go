@@ -1,0 +1,168 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/mesh"
+)
+
+// The mesh table says, for every application, which worker sockets are
+// ready. wattd pushes it to every worker on the control channel whenever it
+// changes; workers then call each other directly. wattd itself uses it for
+// its mesh proxy and `wattd ctl inject`.
+
+// meshState is the runtime's part of the mesh.
+type meshState struct {
+	mu    sync.Mutex // guards table, last and procs
+	table *ipc.MeshTable
+	last  []byte             // JSON of table, to skip pushes that change nothing
+	procs map[*proc]struct{} // workers that receive pushes
+
+	proxyLn  net.Listener
+	proxySrv *http.Server
+	proxyURL string
+}
+
+// Table implements mesh.Resolver.
+func (rt *Runtime) Table() *ipc.MeshTable {
+	rt.mesh.mu.Lock()
+	defer rt.mesh.mu.Unlock()
+	if rt.mesh.table == nil {
+		rt.mesh.table = rt.buildMeshTable()
+	}
+	return rt.mesh.table
+}
+
+var _ mesh.Resolver = (*Runtime)(nil)
+
+func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
+	t := &ipc.MeshTable{
+		Apps:      make(map[string]ipc.MeshApp, len(rt.apps)),
+		TimeoutMs: rt.cfg.ApplicationTimeout.Milliseconds(),
+		Proxy:     rt.mesh.proxyURL,
+	}
+	for _, a := range rt.apps {
+		ma := ipc.MeshApp{Endpoints: []string{}, State: a.state()}
+		var down []string
+		reason := ""
+		for _, s := range a.slots {
+			s.mu.Lock()
+			st, r := s.state, s.reason
+			s.mu.Unlock()
+			if st == StateReady {
+				ma.Endpoints = append(ma.Endpoints, s.meshPath)
+				continue
+			}
+			down = append(down, fmt.Sprintf("worker %d %s", s.index, st))
+			if reason == "" {
+				reason = r
+			}
+		}
+		if len(ma.Endpoints) == 0 {
+			ma.Reason = strings.Join(down, ", ")
+			if reason != "" {
+				ma.Reason += ": " + reason
+			}
+		}
+		t.Apps[a.id] = ma
+	}
+	return t
+}
+
+// meshMessage is the current table as a control message.
+func (rt *Runtime) meshMessage() *ipc.Message {
+	return &ipc.Message{Type: ipc.TypeMesh, Mesh: rt.Table()}
+}
+
+// publishMesh rebuilds the table and pushes it to every worker if it
+// changed.
+func (rt *Runtime) publishMesh() {
+	t := rt.buildMeshTable()
+	b, err := json.Marshal(t)
+	if err != nil {
+		return
+	}
+	rt.mesh.mu.Lock()
+	if bytes.Equal(b, rt.mesh.last) {
+		rt.mesh.mu.Unlock()
+		return
+	}
+	rt.mesh.table, rt.mesh.last = t, b
+	procs := make([]*proc, 0, len(rt.mesh.procs))
+	for p := range rt.mesh.procs {
+		procs = append(procs, p)
+	}
+	rt.mesh.mu.Unlock()
+	m := &ipc.Message{Type: ipc.TypeMesh, Mesh: t}
+	for _, p := range procs {
+		p.pushMesh(m)
+	}
+}
+
+// register makes p receive mesh pushes until it exits.
+func (rt *Runtime) register(p *proc) {
+	rt.mesh.mu.Lock()
+	if rt.mesh.procs == nil {
+		rt.mesh.procs = map[*proc]struct{}{}
+	}
+	rt.mesh.procs[p] = struct{}{}
+	rt.mesh.mu.Unlock()
+	go func() {
+		<-p.exited
+		rt.mesh.mu.Lock()
+		delete(rt.mesh.procs, p)
+		rt.mesh.mu.Unlock()
+	}()
+}
+
+// openProxy listens for the mesh proxy on a loopback port; workers learn
+// its address from WATTD_MESH_PROXY and the mesh table.
+func (rt *Runtime) openProxy() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("mesh proxy: %w", err)
+	}
+	rt.mesh.proxyLn = ln
+	rt.mesh.proxyURL = "http://" + ln.Addr().String()
+	return nil
+}
+
+// serveProxy serves the mesh proxy until closeProxy.
+func (rt *Runtime) serveProxy() {
+	if rt.mesh.proxyLn == nil {
+		return
+	}
+	log := rt.log.Named("mesh-proxy")
+	p := &mesh.Proxy{Transport: &mesh.Transport{Resolver: rt}}
+	rt.mesh.proxySrv = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+	go func() {
+		if err := rt.mesh.proxySrv.Serve(rt.mesh.proxyLn); err != nil && err != http.ErrServerClosed {
+			log.Error("mesh proxy stopped", zap.Error(err))
+		}
+	}()
+}
+
+func (rt *Runtime) closeProxy() {
+	if rt.mesh.proxySrv != nil {
+		rt.mesh.proxySrv.Close()
+	} else if rt.mesh.proxyLn != nil {
+		rt.mesh.proxyLn.Close()
+	}
+}
+
+// MeshProxyURL is the mesh proxy's address.
+func (rt *Runtime) MeshProxyURL() string { return rt.mesh.proxyURL }
