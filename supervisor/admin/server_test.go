@@ -415,6 +415,14 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("restart answered %+v", restarted)
 	}
 
+	table, err := c.Mesh(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := table.Apps["web"]; len(w.Endpoints) != 1 || w.Endpoints[0] != "/x/web-0.sock" || w.State != "running" {
+		t.Errorf("mesh table = %+v", table)
+	}
+
 	if err := c.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -434,6 +442,8 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/v1/apps/web", 200},
 		{"POST", "/v1/apps/web/restart", 200},
 		{"POST", "/v1/stop", 202},
+		{"GET", "/v1/mesh", 200},
+		{"POST", "/v1/mesh", 405},
 	} {
 		resp, _ := rawRequest(t, s.Path(), tt.method, tt.path)
 		if resp.StatusCode != tt.want {

@@ -1,0 +1,79 @@
+package supervisor
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// testRuntime builds a runtime with slots in the given states and no
+// processes: the mesh table is a function of slot states alone.
+func testRuntime(apps map[string][]State) *Runtime {
+	rt := &Runtime{
+		cfg:     &config.Config{ApplicationTimeout: 5 * time.Second},
+		log:     zap.NewNop(),
+		byID:    map[string]*app{},
+		changed: make(chan struct{}, 1),
+	}
+	rt.mesh.proxyURL = "http://127.0.0.1:9"
+	for id, states := range apps {
+		a := &app{rt: rt, id: id, log: zap.NewNop()}
+		for i, st := range states {
+			s := newSlot(a, i)
+			s.meshPath = "/m/" + id + "-" + string(rune('0'+i)) + ".sock"
+			s.state = st
+			a.slots = append(a.slots, s)
+		}
+		rt.apps = append(rt.apps, a)
+		rt.byID[id] = a
+	}
+	return rt
+}
+
+func TestMeshTableFollowsSlotStates(t *testing.T) {
+	rt := testRuntime(map[string][]State{
+		"api": {StateReady, StateBackoff, StateReady},
+		"db":  {StateFailed},
+	})
+	rt.byID["db"].slots[0].reason = "crash loop: 11 exits"
+	tb := rt.buildMeshTable()
+	if tb.TimeoutMs != 5000 || tb.Proxy != "http://127.0.0.1:9" {
+		t.Fatalf("table %+v", tb)
+	}
+	api := tb.Apps["api"]
+	if len(api.Endpoints) != 2 || api.Endpoints[0] != "/m/api-0.sock" || api.Endpoints[1] != "/m/api-2.sock" || api.Reason != "" {
+		t.Fatalf("api %+v: want the two ready sockets", api)
+	}
+	db := tb.Apps["db"]
+	if len(db.Endpoints) != 0 || db.Endpoints == nil || db.State != "failed" ||
+		!strings.Contains(db.Reason, "worker 0 failed") || !strings.Contains(db.Reason, "crash loop") {
+		t.Fatalf("db %+v: want no endpoints and the reason", db)
+	}
+}
+
+func TestPublishMeshPushesOnlyChanges(t *testing.T) {
+	rt := testRuntime(map[string][]State{"api": {StateStarting}})
+	p := &proc{meshSignal: make(chan struct{}, 1), exited: make(chan struct{})}
+	rt.mesh.procs = map[*proc]struct{}{p: {}}
+	rt.publishMesh()
+	if p.meshPending == nil || len(p.meshPending.Mesh.Apps["api"].Endpoints) != 0 {
+		t.Fatalf("first publish: %+v", p.meshPending)
+	}
+	p.meshPending = nil
+	rt.publishMesh()
+	if p.meshPending != nil {
+		t.Fatal("an unchanged table was pushed again")
+	}
+	rt.apps[0].slots[0].state = StateReady
+	rt.publishMesh()
+	if p.meshPending == nil || len(p.meshPending.Mesh.Apps["api"].Endpoints) != 1 {
+		t.Fatalf("after ready: %+v", p.meshPending)
+	}
+	if got := rt.Table(); len(got.Apps["api"].Endpoints) != 1 {
+		t.Fatalf("Table() = %+v", got)
+	}
+}
