@@ -208,11 +208,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	defer cancelEntry()
 	defer cancelRest()
 	var entryWG, restWG sync.WaitGroup
-	for _, a := range rt.apps {
-		wg, ctx := &restWG, restCtx
-		if a.entry {
-			wg, ctx = &entryWG, entryCtx
-		}
+	var entryMu sync.Mutex // orders the delayed start of the entrypoint before shutdown's Wait
+	entryClosed := false
+	start := func(a *app, ctx context.Context, wg *sync.WaitGroup) {
 		for _, s := range a.slots {
 			wg.Add(1)
 			go func() {
@@ -221,6 +219,38 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}()
 		}
 	}
+	for _, a := range rt.apps {
+		if !a.entry {
+			start(a, restCtx, &restWG)
+		}
+	}
+	// The entrypoint starts once every other application's first workers
+	// are ready (or have failed), so its first requests find them on the
+	// mesh.
+	go func() {
+		for _, a := range rt.apps {
+			for _, s := range a.slots {
+				if a.entry {
+					continue
+				}
+				select {
+				case <-s.settled:
+				case <-rt.stopping:
+					return
+				}
+			}
+		}
+		entryMu.Lock()
+		defer entryMu.Unlock()
+		if entryClosed {
+			return
+		}
+		for _, a := range rt.apps {
+			if a.entry {
+				start(a, entryCtx, &entryWG)
+			}
+		}
+	}()
 	rt.serveProxy()
 	rt.log.Info("starting", zap.Int("apps", len(rt.apps)), zap.Int("workers", rt.slotCount()), zap.String("url", rt.url))
 	var runErr error
@@ -284,6 +314,9 @@ loop:
 		rt.kill(entry)
 		<-done
 	}
+	entryMu.Lock()
+	entryClosed = true
+	entryMu.Unlock()
 	phase(true, cancelEntry, &entryWG)
 	phase(false, cancelRest, &restWG)
 	rt.closeProxy()

@@ -46,6 +46,11 @@ type slot struct {
 
 	restartReq chan chan error // rolling restart requests, answered when done
 
+	// settled is closed when the slot's first worker became ready or
+	// gave up; the entrypoint starts after the other apps settled.
+	settled    chan struct{}
+	settleOnce sync.Once
+
 	mu       sync.Mutex // guards the fields below, read by status
 	state    State
 	cur      *proc
@@ -61,6 +66,7 @@ func newSlot(a *app, index int) *slot {
 		index:      index,
 		log:        a.log.With(zap.Int("worker", index)),
 		restartReq: make(chan chan error),
+		settled:    make(chan struct{}),
 		state:      StateExited,
 	}
 }
@@ -104,6 +110,7 @@ func (s *slot) run(ctx context.Context) {
 				return
 			}
 		}
+		s.settle()
 		d := tracker.Next(exit)
 		s.mu.Lock()
 		s.lastExit = exit.Reason
@@ -141,6 +148,8 @@ func (s *slot) run(ctx context.Context) {
 		}
 	}
 }
+
+func (s *slot) settle() { s.settleOnce.Do(func() { close(s.settled) }) }
 
 // idle waits in a failed slot for an operator's restart (true) or the end
 // of the runtime (false).
@@ -255,6 +264,7 @@ func (s *slot) supervise(ctx context.Context, p *proc) (exit restart.Exit, stopp
 		s.everUp = true
 		s.setStateLocked(StateReady)
 		s.mu.Unlock()
+		s.settle()
 		s.log.Info("worker ready", zap.Int("pid", p.pid), zap.String("how", how),
 			zap.Duration("startup", readyAt.Sub(p.started).Round(time.Millisecond)))
 	}

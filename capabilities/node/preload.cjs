@@ -698,10 +698,12 @@ function checkDrained (state) {
 //     onFetchResponse); 0 means none.
 //
 // Known limits: https://*.plt.local is not routed (the mesh is plain HTTP);
-// the npm "undici" package's own request()/fetch() are not routed; a
+// nor are the npm "undici" package's own request()/fetch(), nor requests
+// made in worker threads (the preload acts in the main thread only); a
 // Request object's body and FormData/Blob bodies are read whole before they
-// are sent; a Response made here has type "default" and its url and
-// redirected are own properties, which response.clone() does not copy.
+// are sent; "deflate" response bodies must be zlib-wrapped, as RFC 9110
+// says; a Response made here has type "default", and its url and redirected
+// are own properties, which response.clone() does not copy.
 
 const MESH_HOST = /\.plt\.local\.?$/i // a mesh host name
 const MESH_HINT = /\.plt\.local/i // cheap test of a whole URL string first
@@ -1197,9 +1199,13 @@ function clearHttpTimeout () {
 }
 
 function onHttpTimeout (req, host, ms) {
-  const err = new Error(`mesh request to ${host} timed out after ${ms} ms (wattd timeoutMs)`)
-  err.code = 'ETIMEDOUT'
-  req.destroy(err)
+  try {
+    const err = new Error(`mesh request to ${host} timed out after ${ms} ms (wattd timeoutMs)`)
+    err.code = 'ETIMEDOUT'
+    req.destroy(err)
+  } catch (err) {
+    warn('mesh request timeout', err)
+  }
 }
 
 // ---- fetch
@@ -1321,7 +1327,13 @@ function meshFetch (mesh, input, init, url) {
     if (fast) {
       beginFetch(job)
     } else {
-      readRequest(job, input, init).then(() => beginFetch(job), reject)
+      readRequest(job, input, init).then(() => {
+        try {
+          beginFetch(job)
+        } catch (err) {
+          internalError(job, err)
+        }
+      }, reject)
     }
   })
 }
@@ -1437,12 +1449,27 @@ function beginFetch (job) {
       job.reject(signal.reason)
       return
     }
-    job.onAbort = () => abortFetch(job)
+    job.onAbort = () => {
+      try {
+        abortFetch(job)
+      } catch (err) {
+        warn('mesh fetch abort', err)
+      }
+    }
     signal.addEventListener('abort', job.onAbort, { once: true })
   }
   const mesh = job.mesh
-  if (mesh.table !== null || mesh.gaveUp) startFetch(job)
-  else whenTable(mesh, () => startFetch(job))
+  if (mesh.table !== null || mesh.gaveUp) {
+    startFetch(job)
+  } else {
+    whenTable(mesh, () => {
+      try {
+        startFetch(job)
+      } catch (err) {
+        internalError(job, err)
+      }
+    })
+  }
 }
 
 function startFetch (job) {
@@ -1518,21 +1545,24 @@ function pumpBody (job, req) {
   req.once('close', () => {
     if (!finished) reader.cancel().catch(noop)
   })
+  const onChunk = ({ done, value }) => {
+    if (req.destroyed) return
+    if (done) {
+      finished = true
+      req.end()
+      return
+    }
+    if (!(value instanceof Uint8Array)) {
+      req.destroy(new TypeError('request body stream chunks must be Uint8Array'))
+      return
+    }
+    if (req.write(value)) step()
+    else req.once('drain', step)
+  }
+  // Every outcome ends in the request: an error of the app's stream or of
+  // this code fails it (and so the fetch), never an unhandled rejection.
   const step = () => {
-    reader.read().then(({ done, value }) => {
-      if (req.destroyed) return
-      if (done) {
-        finished = true
-        req.end()
-        return
-      }
-      if (!(value instanceof Uint8Array)) {
-        req.destroy(new TypeError('request body stream chunks must be Uint8Array'))
-        return
-      }
-      if (req.write(value)) step()
-      else req.once('drain', step)
-    }, (err) => req.destroy(err))
+    reader.read().then(onChunk).catch((err) => req.destroy(err))
   }
   step()
 }
@@ -1553,6 +1583,14 @@ function onFetchResponse (res) {
     res.resume()
     return
   }
+  try {
+    handleResponse(job, res)
+  } catch (err) {
+    internalError(job, err)
+  }
+}
+
+function handleResponse (job, res) {
   const status = res.statusCode
   if (isRedirect(status) && job.redirect !== 'manual' && res.headers.location !== undefined) {
     res.resume()
@@ -1585,16 +1623,24 @@ function onBufferedData (chunk) {
 function onBufferedEnd () {
   const job = this.req[kJob]
   if (job.req !== this.req || job.done) return
-  const chunks = job.chunks
-  job.chunks = null
-  resolveFetch(job, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), this)
+  try {
+    const chunks = job.chunks
+    job.chunks = null
+    resolveFetch(job, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), this)
+  } catch (err) {
+    internalError(job, err)
+  }
 }
 
 function onBufferedError (err) {
   const job = this.req[kJob]
   if (job.req !== this.req || job.done) return
   job.chunks = null
-  attemptFailed(job, this.req, err)
+  try {
+    attemptFailed(job, this.req, err)
+  } catch (e) {
+    internalError(job, e)
+  }
 }
 
 function onBufferedClose () {
@@ -1604,7 +1650,21 @@ function onBufferedClose () {
 function onFetchRequestError (err) {
   const job = this[kJob]
   if (job.req !== this || job.done) return
-  attemptFailed(job, this, err)
+  try {
+    attemptFailed(job, this, err)
+  } catch (e) {
+    internalError(job, e)
+  }
+}
+
+// internalError ends a fetch that hit a bug of this file: the app gets a
+// rejected fetch, never an uncaught exception.
+function internalError (job, err) {
+  warn('mesh fetch', err)
+  const req = job.req
+  job.bodyEnd = null
+  failFetch(job, err)
+  if (req !== null) req.destroy()
 }
 
 // attemptFailed decides what an error of an attempt leads to: the proxy when
@@ -1733,10 +1793,14 @@ function abortFetch (job) {
 function onFetchTimeout (job, ms) {
   job.timer = null
   if (job.done) return
-  const err = new DOMException(`mesh request to ${job.url.host} timed out after ${ms} ms (wattd timeoutMs)`, 'TimeoutError')
-  settle(job)
-  job.reject(err)
-  if (job.req !== null) job.req.destroy()
+  try {
+    const err = new DOMException(`mesh request to ${job.url.host} timed out after ${ms} ms (wattd timeoutMs)`, 'TimeoutError')
+    settle(job)
+    job.reject(err)
+    if (job.req !== null) job.req.destroy()
+  } catch (err) {
+    internalError(job, err)
+  }
 }
 
 // resolveFetch makes the Response: status, status text, every header in
@@ -1814,8 +1878,12 @@ function bodyStream (job, res, enc) {
       controller = c
       src.on('data', (chunk) => {
         if (ended) return
-        c.enqueue(chunk)
-        if (c.desiredSize <= 0) src.pause()
+        try {
+          c.enqueue(chunk)
+          if (c.desiredSize <= 0) src.pause()
+        } catch (err) {
+          end(err, true)
+        }
       })
       src.on('end', () => end(null, false))
       src.on('error', (err) => end(terminated(err), false))

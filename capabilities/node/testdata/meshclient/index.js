@@ -11,11 +11,13 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 
 function describeError (err) {
   if (!err || typeof err !== 'object') return { message: String(err) }
-  const e = { name: err.name, message: err.message, code: err.code }
+  // DOMException has a numeric code; the test reads codes as strings.
+  const code = (x) => x.code === undefined ? undefined : String(x.code)
+  const e = { name: err.name, message: err.message, code: code(err) }
   if (err.cause) {
     e.causeName = err.cause.name
     e.causeMessage = err.cause.message
-    e.causeCode = err.cause.code
+    e.causeCode = code(err.cause)
   }
   return e
 }
@@ -125,6 +127,7 @@ function viaHTTP (q) {
     let req
     const u = q.get('u')
     const body = q.get('body')
+    if (q.get('announce')) out({ event: 'http-start' })
     try {
       switch (q.get('form')) {
         case 'get':
