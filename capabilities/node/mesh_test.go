@@ -139,6 +139,15 @@ func (tg *target) serve(w http.ResponseWriter, r *http.Request, h *hangs) {
 			io.WriteString(w, tg.id)
 		case <-r.Context().Done():
 		}
+	case "/stall":
+		// The head and a first chunk, then nothing for a while.
+		io.WriteString(w, "part")
+		w.(http.Flusher).Flush()
+		ms, _ := strconv.Atoi(q.Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+		}
 	case "/hang":
 		h.mu.Lock()
 		first := !h.taken[q.Get("tok")]
@@ -718,12 +727,14 @@ func testMeshClient(t *testing.T) {
 		if !r.OK || r.Status != 503 || !strings.Contains(r.Body, `no worker of app "db"`) {
 			t.Errorf("http.get to an app without worker: %+v", r)
 		}
+		// An unknown app is not the proxy's business: it fails locally,
+		// naming the apps that exist.
 		r = e.fetch("u", "http://ghost.plt.local/")
-		if !r.OK || r.Status != 503 {
+		if r.OK || r.Error.CauseCode != "ENOTFOUND" || !strings.Contains(r.Error.CauseMessage, "known: api, db") {
 			t.Errorf("fetch to an unknown app: %+v", r)
 		}
 		got := p.requests()
-		want := []string{"http://db.plt.local/x?y=1 db.plt.local", "http://db.plt.local/x?y=1 db.plt.local", "http://ghost.plt.local/ ghost.plt.local"}
+		want := []string{"http://db.plt.local/x?y=1 db.plt.local", "http://db.plt.local/x?y=1 db.plt.local"}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("proxy saw %q, want %q", got, want)
 		}
@@ -731,22 +742,22 @@ func testMeshClient(t *testing.T) {
 
 	t.Run("no proxy: lookup error", func(t *testing.T) {
 		e.t = t
+		// (Known apps also list setTable's probe app, gen<N>.)
 		e.setTable(ipc.MeshTable{Apps: map[string]ipc.MeshApp{
 			"api": {Endpoints: endpoints(t0, t1), State: "running"},
 			"db":  {Endpoints: []string{}, State: "failed", Reason: "crash loop"},
 		}})
 		r := e.fetch("u", "http://ghost.plt.local/")
 		if r.OK || r.Error.Name != "TypeError" || r.Error.Message != "fetch failed" || r.Error.CauseCode != "ENOTFOUND" ||
-			!strings.Contains(r.Error.CauseMessage, `no application "ghost"`) ||
-			!strings.Contains(r.Error.CauseMessage, "known applications: api, db") {
+			!strings.Contains(r.Error.CauseMessage, `unknown app "ghost" on the mesh (known: api, db, gen`) {
 			t.Errorf("fetch to an unknown app: %+v", r)
 		}
 		r = e.http("u", "http://ghost.plt.local/", "form", "get")
-		if r.OK || r.Error.Code != "ENOTFOUND" || !strings.Contains(r.Error.Message, "known applications: api, db") {
+		if r.OK || r.Error.Code != "ENOTFOUND" || !strings.Contains(r.Error.Message, "getaddrinfo ENOTFOUND ghost.plt.local: unknown app \"ghost\" on the mesh (known: api, db, gen") {
 			t.Errorf("http.get to an unknown app: %+v", r)
 		}
 		r = e.fetch("u", "http://db.plt.local/")
-		if r.OK || r.Error.CauseCode != "ENOTFOUND" || !strings.Contains(r.Error.CauseMessage, `application "db" has no ready worker (failed: crash loop)`) {
+		if r.OK || r.Error.CauseCode != "ENOTFOUND" || !strings.Contains(r.Error.CauseMessage, `no worker of app "db" is available: failed: crash loop`) {
 			t.Errorf("fetch to an app without worker: %+v", r)
 		}
 	})
@@ -759,6 +770,11 @@ func testMeshClient(t *testing.T) {
 		r := e.fetch("u", "http://api.plt.local/sleep?ms=5000")
 		if r.OK || r.Error.Name != "TimeoutError" || r.MS < 250 || r.MS > 4000 {
 			t.Errorf("fetch past timeoutMs: %+v", r)
+		}
+		// The timeout also covers a body that stalls once the head is in.
+		r = e.fetch("u", "http://api.plt.local/stall?ms=5000")
+		if r.OK || r.Error.Name != "TimeoutError" || r.MS < 250 || r.MS > 4000 {
+			t.Errorf("fetch whose body stalls past timeoutMs: %+v", r)
 		}
 		r = e.http("u", "http://api.plt.local/sleep?ms=5000", "form", "get")
 		if r.OK || r.Error.Code != "ETIMEDOUT" || r.MS < 250 || r.MS > 4000 {

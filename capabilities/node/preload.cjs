@@ -688,14 +688,15 @@ function checkDrained (state) {
 //     endpoint and at most as many attempts as the app has endpoints. A body
 //     is never sent twice. http.request cannot do this, as its ClientRequest
 //     belongs to the app: the app sees the error, as it would without wattd.
-//   * No worker, unknown app. An app with no ready worker, or a name not in
-//     the table, goes to wattd's mesh proxy (an HTTP forward proxy) whose
-//     503 or 502 names the app and why. Without a table or a proxy the
-//     request fails like a failed DNS lookup (ENOTFOUND), with a message
-//     naming the app and the apps that do exist.
-//   * Timeout. timeoutMs of the table bounds every mesh request until its
-//     response head (fetch: until the Response is resolved; see
-//     onFetchResponse); 0 means none.
+//   * No worker, unknown app. An app with no ready worker goes to wattd's
+//     mesh proxy (an HTTP forward proxy) whose 503 names the app and why.
+//     A name not in the table (or no table, or no proxy) fails like a
+//     failed DNS lookup (ENOTFOUND), with a message naming the app and the
+//     apps that do exist.
+//   * Timeout. timeoutMs of the table (0: none) bounds every mesh request:
+//     a fetch up to the end of its response body (a streamed body then
+//     errors with the TimeoutError), an http.request up to its response
+//     head, as the app owns the response stream after that.
 //
 // Known limits: https://*.plt.local is not routed (the mesh is plain HTTP);
 // nor are the npm "undici" package's own request()/fetch(), nor requests
@@ -708,7 +709,9 @@ function checkDrained (state) {
 const MESH_HOST = /\.plt\.local\.?$/i // a mesh host name
 const MESH_HINT = /\.plt\.local/i // cheap test of a whole URL string first
 const MESH_SUFFIX_LEN = '.plt.local'.length
-const MESH_IDLE_MS = 5000 // idle keep-alive sockets are closed after this
+// Idle keep-alive connections are closed after this: below Node's default
+// server keepAliveTimeout (5 s), as in the Go client (mesh.Transport).
+const MESH_IDLE_MS = 4000
 const TABLE_WAIT_MS = 3000 // how long an early request waits for the table
 const MAX_REDIRECTS = 20 // as fetch
 const BUFFER_LIMIT = 64 * 1024 // fetch bodies up to this are read whole
@@ -904,22 +907,22 @@ function knownApps (table) {
 
 // notFound is the error of a mesh name that cannot be reached at all: shaped
 // like a failed DNS lookup, which is what the app would get without wattd,
-// with the reason in the message.
+// with the reason in the message, worded as the Go client words it.
 function notFound (mesh, host, appId) {
   const t = mesh.table
   let why
   if (t === null) {
-    why = 'wattd has not sent the mesh membership'
+    why = `unknown app "${appId}" on the mesh (no mesh table received yet)`
   } else {
     const app = t.apps.get(appId)
     if (app !== undefined) {
-      why = `application "${app.id}" has no ready worker` +
-        (app.state ? ` (${app.state}${app.reason ? ': ' + app.reason : ''})` : '')
+      why = `no worker of app "${app.id}" is available` +
+        (app.state ? ': ' + app.state : '') + (app.reason ? ': ' + app.reason : '')
     } else {
-      why = `no application "${appId}"; known applications: ${knownApps(t)}`
+      why = `unknown app "${appId}" on the mesh (known: ${knownApps(t)})`
     }
   }
-  const err = new Error(`getaddrinfo ENOTFOUND ${host} (wattd mesh: ${why})`)
+  const err = new Error(`getaddrinfo ENOTFOUND ${host}: ${why}`)
   err.errno = EAI_NONAME
   err.code = 'ENOTFOUND'
   err.syscall = 'getaddrinfo'
@@ -1113,7 +1116,8 @@ function patchHttp (mesh) {
       const app = t !== null ? t.apps.get(appId) : undefined
       if (app !== undefined && app.endpoints.length > 0) {
         opts.agent = agentFor(mesh, pick(app, null))
-      } else if (t !== null && t.proxy !== null) {
+      } else if (app !== undefined && t.proxy !== null) {
+        // A known app with no ready worker: the proxy answers 503 with why.
         // A forward proxy wants the absolute URL in the request line; the
         // Host header stays the mesh name, as node:http sets it.
         opts.agent = proxyAgentFor(mesh)
@@ -1184,7 +1188,7 @@ function armTimeout (mesh, req, opts) {
   try {
     const ms = mesh.table !== null ? mesh.table.timeoutMs : 0
     if (ms <= 0) return
-    const timer = setTimeout(onHttpTimeout, ms, req, opts.hostname || opts.host, ms)
+    const timer = setTimeout(onHttpTimeout, ms, req, appOf(opts.hostname || opts.host), ms)
     timer.unref()
     req[kTimer] = timer
     req.once('response', clearHttpTimeout)
@@ -1198,9 +1202,9 @@ function clearHttpTimeout () {
   clearTimeout(this[kTimer])
 }
 
-function onHttpTimeout (req, host, ms) {
+function onHttpTimeout (req, appId, ms) {
   try {
-    const err = new Error(`mesh request to ${host} timed out after ${ms} ms (wattd timeoutMs)`)
+    const err = new Error(timeoutMessage(appId, ms))
     err.code = 'ETIMEDOUT'
     req.destroy(err)
   } catch (err) {
@@ -1499,8 +1503,8 @@ function sendFetch (job) {
         return
       }
       agent = agentFor(mesh, endpoint)
-    } else if (t !== null && t.proxy !== null) {
-      job.viaProxy = true
+    } else if (app !== undefined && t.proxy !== null) {
+      job.viaProxy = true // no ready worker: the proxy's 503 says why
     } else {
       failFetch(job, notFound(mesh, job.url.hostname, job.appId))
       return
@@ -1758,15 +1762,20 @@ function followRedirect (job, status, location) {
   }, job.reject)
 }
 
-// settle marks the fetch as answered: no more timeout, and no more abort
-// unless a streamed body still needs it.
+// settle marks the fetch as answered. Its timeout and abort stop here,
+// unless a streamed body is still to come: then they stop when it ends
+// (see bodyStream).
 function settle (job) {
   job.done = true
+  if (job.bodyEnd === null) release(job)
+}
+
+function release (job) {
   if (job.timer !== null) {
     clearTimeout(job.timer)
     job.timer = null
   }
-  if (job.onAbort !== null && job.bodyEnd === null) {
+  if (job.onAbort !== null) {
     job.signal.removeEventListener('abort', job.onAbort)
     job.onAbort = null
   }
@@ -1792,15 +1801,22 @@ function abortFetch (job) {
 
 function onFetchTimeout (job, ms) {
   job.timer = null
-  if (job.done) return
   try {
-    const err = new DOMException(`mesh request to ${job.url.host} timed out after ${ms} ms (wattd timeoutMs)`, 'TimeoutError')
-    settle(job)
-    job.reject(err)
-    if (job.req !== null) job.req.destroy()
+    const err = new DOMException(timeoutMessage(job.appId, ms), 'TimeoutError')
+    if (!job.done) {
+      settle(job)
+      job.reject(err)
+      if (job.req !== null) job.req.destroy()
+    } else if (job.bodyEnd !== null) {
+      job.bodyEnd(err, true) // the body is still coming: it fails
+    }
   } catch (err) {
     internalError(job, err)
   }
+}
+
+function timeoutMessage (appId, ms) {
+  return `mesh: app "${appId}" did not answer within ${ms} ms (mesh timeoutMs)`
 }
 
 // resolveFetch makes the Response: status, status text, every header in
@@ -1853,15 +1869,12 @@ function bodyStream (job, res, enc) {
   let controller = null
   let ended = false
   // end closes the stream (err null) or errors it; cancel also drops the
-  // connection (abort, or the reader gave up).
+  // connection (abort, timeout, or the reader gave up).
   const end = (err, cancel) => {
     if (ended) return
     ended = true
     job.bodyEnd = null
-    if (job.onAbort !== null) {
-      job.signal.removeEventListener('abort', job.onAbort)
-      job.onAbort = null
-    }
+    release(job)
     if (cancel) {
       res.destroy()
       if (src !== res) src.destroy()

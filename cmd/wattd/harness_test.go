@@ -50,7 +50,9 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			wattdBin = filepath.Join(dir, "wattd")
-			out, err := exec.Command("go", "build", "-o", wattdBin, "./cmd/wattd").CombinedOutput()
+			build := exec.Command("go", "build", "-o", wattdBin, "./cmd/wattd")
+			build.Dir = repoRoot
+			out, err := build.CombinedOutput()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "build wattd: %v\n%s", err, out)
 				return 1

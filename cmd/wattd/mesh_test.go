@@ -153,6 +153,12 @@ func TestMeshSurvivesKilledTarget(t *testing.T) {
 		}()
 	}
 	for i := range 3 {
+		// Kill only while calls are flowing, so some are in flight.
+		waitFor(t, 20*time.Second, "mesh calls to flow", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return ok >= (i+1)*200
+		})
 		a := d.waitReady("plain", 10*time.Second)
 		victim := a.Workers[i%2].PID
 		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
@@ -200,4 +206,47 @@ func tcpListenPorts(pid int) []int {
 		}
 	}
 	return ports
+}
+
+// TestExamples runs the bundled mesh examples as a user would and checks
+// their answers, on every node under test.
+func TestExamples(t *testing.T) {
+	integration(t)
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		ver := nodeVersion(t, node)
+		t.Run(ver+"/pyramid", func(t *testing.T) {
+			port := freePort(t)
+			d := startWattd(t, fixture("examples/pyramid"), port, startOpts{env: []string{"WATTD_NODE=" + node}})
+			body := waitHTTP(t, d.url("/"), 20*time.Second)
+			for _, app := range []string{"users", "orders", "catalog"} {
+				if !strings.Contains(body, app) {
+					t.Fatalf("pyramid answer lacks %s:\n%s", app, body)
+				}
+			}
+			d.signal(syscall.SIGTERM)
+			if code := d.wait(20 * time.Second); code != 0 {
+				t.Fatalf("exit code %d", code)
+			}
+		})
+		t.Run(ver+"/funnel", func(t *testing.T) {
+			port := freePort(t)
+			d := startWattd(t, fixture("examples/funnel"), port, startOpts{env: []string{"WATTD_NODE=" + node}})
+			waitHTTP(t, d.url("/"), 20*time.Second)
+			for range 20 {
+				if code, body, err := get(fresh, d.url("/")); err != nil || code != 200 {
+					t.Fatalf("funnel: %d %v %s", code, err, body)
+				}
+			}
+			_, body, err := get(fresh, d.url("/results"))
+			var res struct{ Total int }
+			if err != nil || json.Unmarshal([]byte(body), &res) != nil || res.Total < 20 {
+				t.Fatalf("funnel results: %v %s", err, body)
+			}
+			d.signal(syscall.SIGTERM)
+			if code := d.wait(20 * time.Second); code != 0 {
+				t.Fatalf("exit code %d", code)
+			}
+		})
+	}
 }
