@@ -208,6 +208,28 @@ func ctlCommand() *cli.Command {
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
+	// action wraps a subcommand: find the runtime, bound the call, turn
+	// errors into exit codes, print JSON or the rendered form.
+	action := func(timeout func(*cli.Context) time.Duration, do func(*cli.Context, context.Context, *admin.Client) (any, func(), error)) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			cl, err := connect(c.String("socket"))
+			if err != nil {
+				return fail(err)
+			}
+			ctx, cancel := context.WithTimeout(c.Context, timeout(c))
+			defer cancel()
+			v, render, err := do(c, ctx, cl)
+			if err != nil {
+				return fail(err)
+			}
+			if c.Bool("json") {
+				return printJSON(v)
+			}
+			render()
+			return nil
+		}
+	}
+	tenSeconds := func(*cli.Context) time.Duration { return 10 * time.Second }
 	return &cli.Command{
 		Name:  "ctl",
 		Usage: "administer a running wattd",
@@ -217,90 +239,48 @@ func ctlCommand() *cli.Command {
 				Name:  "ps",
 				Usage: "list applications and their workers",
 				Flags: []cli.Flag{jsonFlag, socketFlag},
-				Action: func(c *cli.Context) error {
-					cl, err := connect(c.String("socket"))
-					if err != nil {
-						return fail(err)
-					}
-					ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
-					defer cancel()
+				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					apps, err := cl.Apps(ctx)
-					if err != nil {
-						return fail(err)
-					}
-					if c.Bool("json") {
-						return printJSON(apps)
-					}
-					admin.RenderPS(os.Stdout, apps)
-					return nil
-				},
+					return apps, func() { admin.RenderPS(os.Stdout, apps) }, err
+				}),
 			},
 			{
 				Name:  "status",
 				Usage: "show the runtime's status",
 				Flags: []cli.Flag{jsonFlag, socketFlag},
-				Action: func(c *cli.Context) error {
-					cl, err := connect(c.String("socket"))
-					if err != nil {
-						return fail(err)
-					}
-					ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
-					defer cancel()
+				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					st, err := cl.Status(ctx)
-					if err != nil {
-						return fail(err)
-					}
-					if c.Bool("json") {
-						return printJSON(st)
-					}
-					admin.RenderStatus(os.Stdout, st)
-					return nil
-				},
+					return st, func() { admin.RenderStatus(os.Stdout, st) }, err
+				}),
 			},
 			{
 				Name:      "restart",
 				Usage:     "restart every worker of APP, one at a time, with no downtime",
 				ArgsUsage: "APP",
 				Flags:     []cli.Flag{jsonFlag, socketFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
-				Action: func(c *cli.Context) error {
+				Before: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return &exitError{exitUsage, errors.New("usage: wattd ctl restart APP")}
 					}
-					cl, err := connect(c.String("socket"))
-					if err != nil {
-						return fail(err)
-					}
-					ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-					defer cancel()
-					st, err := cl.Restart(ctx, c.Args().First())
-					if err != nil {
-						return fail(err)
-					}
-					if c.Bool("json") {
-						return printJSON(st)
-					}
-					admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st})
 					return nil
 				},
+				Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
+					func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+						st, err := cl.Restart(ctx, c.Args().First())
+						if err != nil {
+							return nil, nil, err
+						}
+						return st, func() { admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st}) }, nil
+					}),
 			},
 			injectCommand(connect, fail),
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
 				Flags: []cli.Flag{socketFlag},
-				Action: func(c *cli.Context) error {
-					cl, err := connect(c.String("socket"))
-					if err != nil {
-						return fail(err)
-					}
-					ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
-					defer cancel()
-					if err := cl.Stop(ctx); err != nil {
-						return fail(err)
-					}
-					fmt.Println("stopping")
-					return nil
-				},
+				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+					return nil, func() { fmt.Println("stopping") }, cl.Stop(ctx)
+				}),
 			},
 		},
 	}
