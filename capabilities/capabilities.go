@@ -28,6 +28,23 @@ type App struct {
 	Env         map[string]string // the app's own environment from watt.json
 	NodeOptions string            // extra runtime flags, split like a shell would
 	RuntimeDir  string            // a 0700 directory the capability may write files to
+	Mode        Mode              // production (wattd start) or development (wattd dev)
+	Command     []string          // the app's own start command from watt.json ("command"), if any
+}
+
+// Mode is how the runtime runs its applications.
+type Mode int
+
+const (
+	Production  Mode = iota // wattd start: built output, N workers
+	Development             // wattd dev: dev servers, restart on change
+)
+
+func (m Mode) String() string {
+	if m == Development {
+		return "development"
+	}
+	return "production"
 }
 
 // Launch says how to start one worker of an application. The supervisor adds
@@ -36,6 +53,31 @@ type Launch struct {
 	Argv []string          // argv[0] is an absolute path or a name looked up in PATH
 	Env  map[string]string // extra environment for the worker
 	Dir  string            // working directory
+
+	// Fronted is set for programs that cannot take a passed socket and
+	// listen on the port in $PORT instead: wattd gives each worker its own
+	// loopback port, accepts on the worker slot's sockets itself and
+	// forwards each connection to it (wattd is then on that app's path).
+	Fronted bool
+	// Watch lists paths (relative to Dir) whose changes restart the app's
+	// workers in development mode; empty means the whole app directory.
+	// NoWatch turns watching off (the app's dev server reloads itself).
+	Watch   []string
+	NoWatch bool
+}
+
+// Builder is implemented by capabilities whose apps need a build step
+// (wattd build). BuildCommand returns nil when there is nothing to build.
+type Builder interface {
+	BuildCommand(app App) (*Launch, error)
+}
+
+// Developer is implemented by capabilities with a development start that
+// differs from Prepare with app.Mode == Development (e.g. a framework's
+// dev server). Capabilities without it get Prepare in development mode,
+// and wattd restarts their workers when files change.
+type Developer interface {
+	PrepareDev(app App) (*Launch, error)
 }
 
 // Capability is one kind of runtime, such as Node.js.
