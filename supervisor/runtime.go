@@ -33,6 +33,7 @@ type Options struct {
 	Logger  *zap.Logger
 	RunDir  *rundir.Dir
 	Version string
+	Mode    capabilities.Mode // production (start) or development (dev)
 }
 
 // Runtime runs the applications of one watt.json.
@@ -107,15 +108,12 @@ func New(opts Options) (_ *Runtime, err error) {
 	var public *net.TCPAddr
 	for _, ac := range cfg.Applications {
 		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: opts.Logger.Named("app").With(zap.String("app", ac.ID))}
-		capb, err := capabilities.Detect(ac.Path)
+		capb, capApp, err := Resolve(cfg, ac, opts.Mode, rt.dir.Path)
 		if err != nil {
-			return nil, fmt.Errorf("app %q: %w", ac.ID, err)
+			return nil, err
 		}
 		a.capability = capb.ID()
-		a.launch, err = capb.Prepare(capabilities.App{
-			ID: ac.ID, Dir: ac.Path, Entrypoint: a.entry, Env: ac.Env,
-			NodeOptions: ac.NodeOptions, RuntimeDir: rt.dir.Path,
-		})
+		a.launch, err = launchFor(capb, capApp)
 		if err != nil {
 			return nil, fmt.Errorf("app %q (%s): %w", ac.ID, a.capability, err)
 		}

@@ -49,6 +49,8 @@ func run(args []string) int {
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			startCommand(),
+			buildCommand(),
+			initCommand(),
 			ctlCommand(),
 			{
 				Name:  "schema",

@@ -52,6 +52,9 @@ type rawApp struct {
 	Env         map[string]string `json:"env"`
 	Envfile     string            `json:"envfile"`
 	NodeOptions string            `json:"nodeOptions"`
+	Capability  string            `json:"capability"`
+	Command     json.RawMessage   `json:"command"`
+	ListenFDs   bool              `json:"listenFds"`
 }
 
 type rawAutoload struct {
@@ -238,6 +241,15 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 		Path:        e.path,
 		Workers:     cfg.Workers,
 		NodeOptions: e.raw.NodeOptions,
+		Capability:  e.raw.Capability,
+		ListenFDs:   e.raw.ListenFDs,
+		Pointer:     e.ptr,
+	}
+	if len(e.raw.Command) > 0 {
+		// The schema allows a string or an array of strings.
+		if json.Unmarshal(e.raw.Command, &app.Command) != nil {
+			_ = json.Unmarshal(e.raw.Command, &app.CommandLine)
+		}
 	}
 	dirOK := e.path != ""
 	if dirOK {

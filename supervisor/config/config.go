@@ -43,6 +43,21 @@ type Application struct {
 	Env         map[string]string
 	Entrypoint  bool
 	NodeOptions string // appended to NODE_OPTIONS
+	// Capability names the launcher explicitly ("node", "next", "command",
+	// …); empty means detect it from the application's files.
+	Capability string
+	// Command is the start command of a "command" application, given as
+	// an array; CommandLine is the same given as one string, to be split
+	// like a shell would by the capability.
+	Command     []string
+	CommandLine string
+	// ListenFDs says a "command" application takes its sockets by the
+	// LISTEN_FDS convention; otherwise it listens on $PORT and wattd
+	// forwards to it.
+	ListenFDs bool
+	// Pointer is the JSON pointer of the entry (or autoload mapping) the
+	// application came from, for messages about it.
+	Pointer string
 }
 
 // Server is where the entrypoint listens.

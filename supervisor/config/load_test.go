@@ -252,6 +252,10 @@ func compareConfig(t *testing.T, got, want *Config) {
 				t.Errorf("Applications[%d].Env:\n got %q\nwant %q", i, g.Env, w.Env)
 			}
 			g.Env, w.Env = nil, nil
+			if !strings.HasPrefix(g.Pointer, "/") {
+				t.Errorf("Applications[%d].Pointer = %q, want a JSON pointer", i, g.Pointer)
+			}
+			g.Pointer, w.Pointer = "", ""
 			if !reflect.DeepEqual(g, w) {
 				t.Errorf("Applications[%d]:\n got %+v\nwant %+v", i, g, w)
 			}

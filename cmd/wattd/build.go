@@ -1,0 +1,187 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// buildTailLines is how much of a failed build's output is shown.
+const buildTailLines = 40
+
+func buildCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "build",
+		Usage:     "build the applications of the project (all, or the named ones)",
+		ArgsUsage: "[APP...]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
+			&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Value: ".", Usage: "project `DIR`"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every line of the build output"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := config.Load(c.String("dir"), c.String("config"), os.Environ())
+			if err != nil {
+				return &exitError{exitUsage, err}
+			}
+			return build(cfg, c.Args().Slice(), c.Bool("verbose"), os.Stdout)
+		},
+	}
+}
+
+// build runs each application's build in config order with the entrypoint
+// last (it is the one that usually depends on the others), stopping at the
+// first failure.
+func build(cfg *config.Config, only []string, verbose bool, out io.Writer) error {
+	known := make([]string, 0, len(cfg.Applications))
+	for _, a := range cfg.Applications {
+		known = append(known, a.ID)
+	}
+	for _, id := range only {
+		if !slices.Contains(known, id) {
+			return &exitError{exitUsage, fmt.Errorf("unknown app %q (known: %s)", id, strings.Join(known, ", "))}
+		}
+	}
+	apps := slices.Clone(cfg.Applications)
+	slices.SortStableFunc(apps, func(a, b config.Application) int {
+		switch {
+		case a.ID == cfg.Entrypoint && b.ID != cfg.Entrypoint:
+			return 1
+		case b.ID == cfg.Entrypoint && a.ID != cfg.Entrypoint:
+			return -1
+		}
+		return 0
+	})
+	built := 0
+	for _, ac := range apps {
+		if len(only) > 0 && !slices.Contains(only, ac.ID) {
+			continue
+		}
+		c, app, err := supervisor.Resolve(cfg, ac, capabilities.Production, os.TempDir())
+		if err != nil {
+			return &exitError{exitUsage, err}
+		}
+		b, ok := c.(capabilities.Builder)
+		if !ok {
+			fmt.Fprintf(out, "%-12s %-8s nothing to build\n", ac.ID, c.ID())
+			continue
+		}
+		l, err := b.BuildCommand(app)
+		if err != nil {
+			return &exitError{exitFailure, fmt.Errorf("app %q (%s): %w", ac.ID, c.ID(), err)}
+		}
+		if l == nil {
+			fmt.Fprintf(out, "%-12s %-8s nothing to build\n", ac.ID, c.ID())
+			continue
+		}
+		fmt.Fprintf(out, "%-12s %-8s building: %s\n", ac.ID, c.ID(), strings.Join(l.Argv, " "))
+		start := time.Now()
+		if err := runBuild(ac.ID, l, ac.Env, verbose, out); err != nil {
+			return &exitError{exitFailure, err}
+		}
+		fmt.Fprintf(out, "%-12s %-8s built in %s\n", ac.ID, c.ID(), time.Since(start).Round(100*time.Millisecond))
+		built++
+	}
+	fmt.Fprintf(out, "%d app(s) built\n", built)
+	return nil
+}
+
+// runBuild runs one build command, streaming its output with -v and
+// keeping the tail for the error otherwise.
+func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbose bool, out io.Writer) error {
+	cmd := exec.Command(l.Argv[0], l.Argv[1:]...)
+	cmd.Dir = l.Dir
+	cmd.Env = os.Environ()
+	for _, m := range []map[string]string{appEnv, l.Env} {
+		for k, v := range m {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	tail := &tailWriter{max: buildTailLines}
+	var w io.Writer = tail
+	if verbose {
+		w = io.MultiWriter(tail, &prefixWriter{prefix: id + " | ", w: out})
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		reason := err.Error()
+		if errors.As(err, &ee) {
+			reason = ee.String()
+		}
+		return fmt.Errorf("build of app %q failed (%s): %s\nlast lines of its output:\n%s",
+			id, reason, strings.Join(l.Argv, " "), tail.String())
+	}
+	return nil
+}
+
+// tailWriter keeps the last max lines written to it.
+type tailWriter struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+	part  string
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.part + string(p)
+	parts := strings.Split(s, "\n")
+	t.part = parts[len(parts)-1]
+	for _, l := range parts[:len(parts)-1] {
+		t.lines = append(t.lines, "  "+l)
+		if len(t.lines) > t.max {
+			t.lines = t.lines[1:]
+		}
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines
+	if t.part != "" {
+		lines = append(slices.Clone(lines), "  "+t.part)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// prefixWriter prefixes every line with the app's name.
+type prefixWriter struct {
+	mu      sync.Mutex
+	prefix  string
+	w       io.Writer
+	midLine bool // the last byte written was not a newline
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var sb strings.Builder
+	for _, c := range string(b) {
+		if !p.midLine {
+			sb.WriteString(p.prefix)
+			p.midLine = true
+		}
+		sb.WriteRune(c)
+		if c == '\n' {
+			p.midLine = false
+		}
+	}
+	_, err := io.WriteString(p.w, sb.String())
+	return len(b), err
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattd/wattd/capabilities"
+)
+
+// App folders that conventionally hold a project's applications; the first
+// one found becomes the autoload path.
+var appFolders = []string{"web", "apps", "services", "packages"}
+
+// Names that suggest the application clients talk to.
+var entryNames = []string{"gateway", "composer", "web", "frontend", "app", "main", "api"}
+
+var (
+	dnsLabel   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	notInLabel = regexp.MustCompile(`[^a-z0-9-]+`)
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "init",
+		Usage:     "write a watt.json for the applications found in DIR",
+		ArgsUsage: "[DIR]",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing watt.json"},
+			&cli.StringFlag{Name: "entrypoint", Aliases: []string{"e"}, Usage: "`APP` to use as the entrypoint (default: guessed)"},
+		},
+		Action: func(c *cli.Context) error {
+			dir := c.Args().First()
+			if dir == "" {
+				dir = "."
+			}
+			return initProject(dir, c.String("entrypoint"), c.Bool("force"), os.Stdout)
+		},
+	}
+}
+
+type foundApp struct {
+	id, dir, capability string
+}
+
+// initProject writes DIR/watt.json: an autoload of the app folder when
+// the applications live in one (web/, apps/, services/, packages/), else
+// an explicit list of DIR's sub-directories that a capability recognises.
+func initProject(dir, entry string, force bool, out io.Writer) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	target := filepath.Join(abs, "watt.json")
+	if _, err := os.Stat(target); err == nil && !force {
+		return &exitError{exitUsage, fmt.Errorf("%s exists; use --force to overwrite it", target)}
+	}
+	folder := ""
+	var apps []foundApp
+	for _, f := range appFolders {
+		if found := scanApps(filepath.Join(abs, f)); len(found) > 0 {
+			folder, apps = f, found
+			break
+		}
+	}
+	if folder == "" {
+		apps = scanApps(abs)
+	}
+	if len(apps) == 0 {
+		return &exitError{exitUsage, fmt.Errorf("no application found in %s or in %s/{%s}: an application is a folder with a package.json or a go.mod",
+			abs, abs, strings.Join(appFolders, ","))}
+	}
+	ids := make([]string, len(apps))
+	for i, a := range apps {
+		ids[i] = a.id
+	}
+	if entry == "" {
+		entry = guessEntrypoint(apps)
+	} else if !slices.Contains(ids, entry) {
+		return &exitError{exitUsage, fmt.Errorf("--entrypoint %q is not one of the applications found: %s", entry, strings.Join(ids, ", "))}
+	}
+	cfg := map[string]any{
+		"$schema":    "https://schemas.platformatic.dev/wattpm/3.0.0.json",
+		"entrypoint": entry,
+		"server":     map[string]any{"hostname": "{PLT_SERVER_HOSTNAME}", "port": "{PLT_SERVER_PORT}"},
+		"logger":     map[string]any{"level": "info"},
+	}
+	if folder != "" {
+		cfg["autoload"] = map[string]any{"path": folder}
+	} else {
+		list := make([]any, 0, len(apps))
+		for _, a := range apps {
+			list = append(list, map[string]any{"id": a.id, "path": "./" + filepath.Base(a.dir)})
+		}
+		cfg["applications"] = list
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(target, append(b, '\n'), 0o644); err != nil {
+		return &exitError{exitFailure, err}
+	}
+	envPath := filepath.Join(abs, ".env")
+	if _, err := os.Stat(envPath); errors.Is(err, os.ErrNotExist) {
+		env := "PLT_SERVER_HOSTNAME=127.0.0.1\nPLT_SERVER_PORT=3042\n"
+		if err := os.WriteFile(envPath, []byte(env), 0o644); err != nil {
+			return &exitError{exitFailure, err}
+		}
+	}
+	fmt.Fprintf(out, "wrote %s\n", target)
+	for _, a := range apps {
+		mark := " "
+		if a.id == entry {
+			mark = "*"
+		}
+		fmt.Fprintf(out, "  %s %-16s %-8s %s\n", mark, a.id, a.capability, a.dir)
+	}
+	fmt.Fprintf(out, "* entrypoint. Next: wattd build %s && wattd start %s\n", dirArg(dir), dir)
+	return nil
+}
+
+func dirArg(dir string) string {
+	if dir == "." {
+		return ""
+	}
+	return "-d " + dir
+}
+
+// scanApps lists the sub-directories of dir that a capability recognises,
+// skipping hidden folders and node_modules.
+func scanApps(dir string) []foundApp {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []foundApp
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || strings.HasPrefix(name, ".") || name == "node_modules" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if !hasAny(p, "package.json", "go.mod") {
+			continue
+		}
+		c, err := capabilities.Detect(p)
+		if err != nil {
+			continue
+		}
+		id := strings.ToLower(name)
+		if !dnsLabel.MatchString(id) {
+			id = strings.Trim(notInLabel.ReplaceAllString(id, "-"), "-")
+		}
+		out = append(out, foundApp{id: id, dir: p, capability: c.ID()})
+	}
+	return out
+}
+
+func hasAny(dir string, names ...string) bool {
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// guessEntrypoint prefers a front-end framework, then a conventional name,
+// then the first application.
+func guessEntrypoint(apps []foundApp) string {
+	for _, want := range []string{"next", "vite"} {
+		for _, a := range apps {
+			if a.capability == want {
+				return a.id
+			}
+		}
+	}
+	for _, n := range entryNames {
+		for _, a := range apps {
+			if a.id == n {
+				return a.id
+			}
+		}
+	}
+	return apps[0].id
+}

@@ -1,0 +1,63 @@
+package supervisor
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/capabilities/node"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// EnvListenFDsMode tells the command capability that the program takes its
+// sockets by LISTEN_FDS (watt.json "listenFds": true) rather than $PORT.
+const EnvListenFDsMode = "WATTD_LISTEN_FDS"
+
+// Resolve finds an application's capability — the one named in watt.json,
+// else the first that recognises its files — and the description the
+// capability works from. Errors name the config file and the JSON path.
+func Resolve(cfg *config.Config, ac config.Application, mode capabilities.Mode, runtimeDir string) (capabilities.Capability, capabilities.App, error) {
+	app := capabilities.App{
+		ID:          ac.ID,
+		Dir:         ac.Path,
+		Entrypoint:  ac.ID == cfg.Entrypoint,
+		Env:         maps.Clone(ac.Env),
+		NodeOptions: ac.NodeOptions,
+		RuntimeDir:  runtimeDir,
+		Mode:        mode,
+		Command:     ac.Command,
+	}
+	if app.Env == nil {
+		app.Env = map[string]string{}
+	}
+	if ac.ListenFDs {
+		app.Env[EnvListenFDsMode] = "1"
+	}
+	if ac.CommandLine != "" {
+		argv, err := node.SplitOptions(ac.CommandLine)
+		if err != nil {
+			return nil, app, fmt.Errorf("%s: %s/command: %w", cfg.File, ac.Pointer, err)
+		}
+		app.Command = argv
+	}
+	if ac.Capability != "" {
+		c, err := capabilities.Get(ac.Capability)
+		if err != nil {
+			return nil, app, fmt.Errorf("%s: %s/capability: %w", cfg.File, ac.Pointer, err)
+		}
+		return c, app, nil
+	}
+	c, err := capabilities.Detect(ac.Path)
+	if err != nil {
+		return nil, app, fmt.Errorf("app %q: %w (set \"capability\" at %s in %s)", ac.ID, err, ac.Pointer, cfg.File)
+	}
+	return c, app, nil
+}
+
+// launchFor asks the capability how to start a worker in mode.
+func launchFor(c capabilities.Capability, app capabilities.App) (*capabilities.Launch, error) {
+	if d, ok := c.(capabilities.Developer); ok && app.Mode == capabilities.Development {
+		return d.PrepareDev(app)
+	}
+	return c.Prepare(app)
+}

@@ -1,0 +1,13 @@
+var R=require("../../chunks/ssr/[turbopack]_runtime.js")("server/app/mesh/page.js")
+R.c("server/chunks/ssr/node_modules_next_dist_esm_build_templates_app-page_1kib-7e5ovyhx.js")
+R.c("server/chunks/ssr/[root-of-the-server]__1fnfic8v38zuc._.js")
+R.c("server/chunks/ssr/node_modules_next_dist_0-amwqbrge23p._.js")
+R.c("server/chunks/ssr/[root-of-the-server]__0yunq9n4j02bg._.js")
+R.c("server/chunks/ssr/[root-of-the-server]__0-ai7rgjel27q._.js")
+R.c("server/chunks/ssr/node_modules_next_dist_client_components_0wpq8j32_ibz4._.js")
+R.c("server/chunks/ssr/node_modules_next_dist_client_components_builtin_forbidden_0symwr9mbf-fh.js")
+R.c("server/chunks/ssr/node_modules_next_dist_client_components_builtin_unauthorized_0l_sp0xky89qu.js")
+R.c("server/chunks/ssr/node_modules_next_dist_1c5t_vsn6u8fr._.js")
+R.c("server/chunks/ssr/_next-internal_server_app_mesh_page_actions_1rd1hx9e_mxt1.js")
+R.m(47396)
+module.exports=R.m(47396).exports
