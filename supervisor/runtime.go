@@ -61,6 +61,7 @@ type app struct {
 	id         string
 	entry      bool
 	capability string
+	dir        string
 	launch     *capabilities.Launch
 	env        []string
 	slots      []*slot
@@ -112,7 +113,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		if err != nil {
 			return nil, err
 		}
-		a.capability = capb.ID()
+		a.capability, a.dir = capb.ID(), ac.Path
 		a.launch, err = launchFor(capb, capApp)
 		if err != nil {
 			return nil, fmt.Errorf("app %q (%s): %w", ac.ID, a.capability, err)
@@ -186,6 +187,20 @@ func mergeEnv(base []string, overlays ...map[string]string) []string {
 	out := make([]string, 0, len(order))
 	for _, k := range order {
 		out = append(out, k+"="+m[k])
+	}
+	return out
+}
+
+// WatchTargets lists, by application id, the directories to watch in
+// development mode: every application whose capability has no reloading
+// dev server of its own.
+func (rt *Runtime) WatchTargets() map[string]string {
+	out := map[string]string{}
+	for _, a := range rt.apps {
+		if a.launch.NoWatch {
+			continue
+		}
+		out[a.id] = a.dir
 	}
 	return out
 }

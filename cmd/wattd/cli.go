@@ -14,9 +14,11 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/admin"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/devwatch"
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/rundir"
 )
@@ -49,6 +51,7 @@ func run(args []string) int {
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			startCommand(),
+			devCommand(),
 			buildCommand(),
 			initCommand(),
 			ctlCommand(),
@@ -100,15 +103,42 @@ func startCommand() *cli.Command {
 			if dir == "" {
 				dir = "."
 			}
-			return start(dir, c.String("config"))
+			return start(dir, c.String("config"), capabilities.Production)
 		},
 	}
 }
 
-func start(dir, file string) error {
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "dev",
+		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
+		ArgsUsage: "[DIR]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return &exitError{exitUsage, fmt.Errorf("dev takes one directory, got %d arguments", c.NArg())}
+			}
+			dir := c.Args().First()
+			if dir == "" {
+				dir = "."
+			}
+			return start(dir, c.String("config"), capabilities.Development)
+		},
+	}
+}
+
+func start(dir, file string, mode capabilities.Mode) error {
 	cfg, err := config.Load(dir, file, os.Environ())
 	if err != nil {
 		return &exitError{exitUsage, err}
+	}
+	if mode == capabilities.Development {
+		// One worker each: a dev server per app, and edits show at once.
+		for i := range cfg.Applications {
+			cfg.Applications[i].Workers = 1
+		}
 	}
 	log, _, err := logs.New(cfg.Logger.Level, os.Stderr)
 	if err != nil {
@@ -123,7 +153,7 @@ func start(dir, file string) error {
 		return &exitError{exitFailure, err}
 	}
 	defer rd.Remove()
-	rt, err := supervisor.New(supervisor.Options{Config: cfg, Logger: log, RunDir: rd, Version: version})
+	rt, err := supervisor.New(supervisor.Options{Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode})
 	if err != nil {
 		return &exitError{exitFailure, err}
 	}
@@ -142,6 +172,9 @@ func start(dir, file string) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	go handleSignals(ctx, sigs, rt, log)
+	if mode == capabilities.Development {
+		watchForDev(ctx, rt, log.Named("dev"))
+	}
 
 	if err := rt.Run(ctx); err != nil {
 		return &exitError{exitFailure, err}
@@ -177,6 +210,23 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Ru
 			case syscall.SIGHUP:
 				log.Warn("SIGHUP: configuration reload is not supported yet; send SIGUSR2 for a rolling restart")
 			}
+		}
+	}
+}
+
+// watchForDev restarts an application's workers when its files change.
+// A restart is rolling: if the edited code does not start, the old worker
+// keeps serving and the error is logged.
+func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
+	for id, dir := range rt.WatchTargets() {
+		err := devwatch.Watch(ctx, dir, 300*time.Millisecond, func(paths []string) {
+			log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
+			if err := rt.RestartApp(ctx, id); err != nil {
+				log.Error("restart after change failed; the previous worker keeps serving", zap.String("app", id), zap.Error(err))
+			}
+		})
+		if err != nil {
+			log.Warn("cannot watch files; changes will not restart the app", zap.String("app", id), zap.Error(err))
 		}
 	}
 }

@@ -108,18 +108,24 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// writeJSON writes v as indented JSON to path.
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // project writes a watt.json into a fresh directory. Application paths in
 // cfg may be absolute; fixture() gives those.
 func project(t *testing.T, cfg map[string]any) string {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "watt.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), cfg)
 	return dir
 }
 
@@ -158,6 +164,7 @@ type daemon struct {
 type startOpts struct {
 	env  []string
 	args []string
+	dev  bool // wattd dev instead of wattd start
 }
 
 // startWattd runs `wattd start dir` with its runtime dir under a private
@@ -169,7 +176,11 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(runBase) })
-	args := append([]string{"start"}, o.args...)
+	verb := "start"
+	if o.dev {
+		verb = "dev"
+	}
+	args := append([]string{verb}, o.args...)
 	args = append(args, dir)
 	cmd := exec.Command(wattdBin, args...)
 	cmd.Dir = dir

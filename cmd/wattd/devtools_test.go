@@ -1,0 +1,107 @@
+package main_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// copyDir copies a fixture app (no node_modules) so a test may edit it.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if fi.IsDir() {
+			if fi.Name() == "node_modules" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDevRestartsOnChange: `wattd dev` runs one worker per app and
+// replaces it when a file of the app changes.
+func TestDevRestartsOnChange(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/plain"), filepath.Join(dir, "web"))
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": "./web", "workers": 3}},
+	})
+	port := freePort(t)
+	d := startWattd(t, dir, port, startOpts{args: nil, dev: true})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	a := d.waitReady("web", 10*time.Second)
+	if len(a.Workers) != 1 {
+		t.Fatalf("dev mode runs %d workers, want 1", len(a.Workers))
+	}
+	src := filepath.Join(dir, "web", "index.js")
+	b, _ := os.ReadFile(src)
+	edited := strings.Replace(string(b), "path: url.pathname", "path: url.pathname, edited: true", 1)
+	if edited == string(b) {
+		t.Fatal("fixture changed; cannot edit it")
+	}
+	if err := os.WriteFile(src, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the edit to be served", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && strings.Contains(body, `"edited":true`)
+	})
+	// A broken edit keeps the last good worker serving.
+	if err := os.WriteFile(src, []byte("syntax error here {"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput("restart after change failed", 15*time.Second)
+	if code, body, err := get(fresh, d.url("/")); err != nil || code != 200 || !strings.Contains(body, `"edited":true`) {
+		t.Fatalf("after a broken edit: %d %v %s", code, err, body)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// TestInitWritesRunnableConfig: `wattd init` on a folder of apps writes a
+// watt.json that `wattd start` runs.
+func TestInitWritesRunnableConfig(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	for _, app := range []string{"gateway", "users", "orders", "catalog"} {
+		copyDir(t, fixture("examples/pyramid/"+app), filepath.Join(dir, "web", app))
+	}
+	out, err := exec.Command(wattdBin, "init", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "* gateway") {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "watt.json"))
+	if !strings.Contains(string(b), `"autoload"`) || !strings.Contains(string(b), `"entrypoint": "gateway"`) {
+		t.Fatalf("watt.json:\n%s", b)
+	}
+	if out, err := exec.Command(wattdBin, "init", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "--force") {
+		t.Fatalf("init over an existing watt.json: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	d := startWattd(t, dir, port, startOpts{})
+	body := waitHTTP(t, d.url("/"), 20*time.Second)
+	if !strings.Contains(body, "users") {
+		t.Fatalf("gateway answer: %s", body)
+	}
+}
