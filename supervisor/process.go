@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/logs"
 )
 
@@ -116,6 +118,7 @@ type spawnSpec struct {
 	entry     bool
 	log       *zap.Logger // app/worker fields already set
 	rt        *Runtime    // for mesh pushes; nil in tests that need none
+	probePort int         // >0: a fronted worker, ready once this loopback port accepts
 }
 
 // spawn starts a worker through the exec helper with the listeners at fds
@@ -206,6 +209,9 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 	p.sink.Follow(outR, "stdout")
 	p.sink.Follow(errR, "stderr")
 	go p.wait(outR, errR)
+	if spec.probePort > 0 && len(spec.listeners) == 0 {
+		go p.probe(spec.probePort)
+	}
 	go p.readControl(spec.app, spec.worker)
 	return p, nil
 }
@@ -436,5 +442,21 @@ func (p *proc) meshWriter() {
 		if m != nil && p.send(m) != nil {
 			return
 		}
+	}
+}
+
+// probe marks a fronted worker ready once its $PORT accepts connections.
+func (p *proc) probe(port int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if front.Ready(ctx, port) == nil {
+		p.readyOnce.Do(func() { close(p.ready) })
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/restart"
 )
@@ -21,6 +23,10 @@ import (
 // control channel must stay up to be taken as ready (apps started without
 // the preload, or programs that ignore the protocol).
 const noProtocolReadyAfter = time.Second
+
+// frontSwitchSettle is how long a fronted worker keeps running after the
+// forwarders switched to its replacement, before it is stopped.
+const frontSwitchSettle = 250 * time.Millisecond
 
 // errStopped is returned by a restart asked for while the runtime stops.
 var errStopped = errors.New("runtime is stopping")
@@ -39,10 +45,12 @@ type slot struct {
 	tcpPort  int
 	meshPath string
 
-	sockMu    sync.Mutex // guards the sockets: the owner reopens, shutdown closes
-	listeners []*os.File // wattd's copies, in LISTEN_FDNAMES order; nil when closed
-	names     []string
-	addr      *net.TCPAddr // public address, for status
+	sockMu     sync.Mutex // guards the sockets: the owner reopens, shutdown closes
+	listeners  []*os.File // wattd's copies, in LISTEN_FDNAMES order; nil when closed
+	names      []string
+	addr       *net.TCPAddr       // public address, for status
+	port       int                // a fronted app's worker port ($PORT); 0 until chosen
+	forwarders []*front.Forwarder // a fronted app's: one per socket, to port
 
 	restartReq chan chan error // rolling restart requests, answered when done
 
@@ -209,6 +217,41 @@ func (s *slot) openListeners() error {
 		return fail(fmt.Errorf("mesh socket: %w", err))
 	}
 	s.listeners, s.names = append(files, mf), append(names, ipc.ListenerMesh)
+	if s.app.launch != nil && s.app.launch.Fronted {
+		if err := s.startForwarders(); err != nil {
+			for _, f := range s.listeners {
+				f.Close()
+			}
+			s.listeners = nil
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// startForwarders makes wattd accept on the slot's sockets and forward to
+// the worker's $PORT, for programs that cannot take a passed socket.
+// Called with sockMu held.
+func (s *slot) startForwarders() error {
+	if s.port == 0 {
+		p, err := front.FreePort()
+		if err != nil {
+			return fmt.Errorf("choose a port for the worker: %w", err)
+		}
+		s.port = p
+	}
+	for _, f := range s.listeners {
+		fw, err := front.New(f, s.port, s.log.Named("front"))
+		if err != nil {
+			for _, fw := range s.forwarders {
+				fw.Close(context.Background())
+			}
+			s.forwarders = nil
+			return err
+		}
+		fw.Start()
+		s.forwarders = append(s.forwarders, fw)
+	}
 	return nil
 }
 
@@ -218,24 +261,46 @@ func (s *slot) openListeners() error {
 func (s *slot) closeListeners() {
 	s.sockMu.Lock()
 	defer s.sockMu.Unlock()
+	for _, fw := range s.forwarders {
+		// Stop accepting now; connections in flight get the app's grace.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.app.rt.cfg.GracefulShutdown.Application)
+			defer cancel()
+			fw.Close(ctx)
+		}()
+	}
+	s.forwarders = nil
 	for _, f := range s.listeners {
 		f.Close()
 	}
 	s.listeners = nil
 }
 
-func (s *slot) spawn() (*proc, error) {
+func (s *slot) spawn() (*proc, error) { return s.spawnOn(0) }
+
+// spawnOn starts a worker; a fronted one listens on port, or on the slot's
+// current port when port is 0.
+func (s *slot) spawnOn(port int) (*proc, error) {
 	a := s.app
 	if err := s.openListeners(); err != nil {
 		return nil, err
 	}
 	s.sockMu.Lock()
-	files, names := s.listeners, s.names
+	files, names, env := s.listeners, s.names, a.env
+	if a.launch.Fronted {
+		// wattd accepts on the sockets itself; the worker gets a port.
+		if port == 0 {
+			port = s.port
+		}
+		files, names = nil, nil
+		env = append(append([]string{}, env...), "PORT="+strconv.Itoa(port))
+	}
 	s.sockMu.Unlock()
 	return spawn(spawnSpec{
 		argv:      a.launch.Argv,
 		dir:       a.launch.Dir,
-		env:       a.env,
+		env:       env,
+		probePort: port,
 		listeners: files,
 		names:     names,
 		app:       a.id,
@@ -280,7 +345,9 @@ func (s *slot) supervise(ctx context.Context, p *proc) (exit restart.Exit, stopp
 				tail := p.outputTail(500 * time.Millisecond)
 				s.log.Error("worker exited before it was ready", zap.Int("pid", p.pid),
 					zap.String("reason", reason), zap.String("output", strings.Join(tail, "\n")))
-				if len(tail) > 0 {
+				if last := p.sink.LastStderr(); last != "" {
+					reason += "; last error output: " + last
+				} else if len(tail) > 0 {
 					reason += "; last output: " + tail[len(tail)-1]
 				}
 			}
@@ -288,7 +355,7 @@ func (s *slot) supervise(ctx context.Context, p *proc) (exit restart.Exit, stopp
 		case <-ready:
 			markReady("ready message")
 		case <-fallback.C:
-			if ready != nil && !p.spoke() {
+			if ready != nil && !p.spoke() && !s.app.launch.Fronted {
 				markReady(fmt.Sprintf("no control protocol; up for %s", noProtocolReadyAfter))
 			}
 		case <-startTimeout.C:
@@ -334,7 +401,17 @@ func (s *slot) supervise(ctx context.Context, p *proc) (exit restart.Exit, stopp
 // keeps serving and the error is returned.
 func (s *slot) replace(ctx context.Context, old *proc) (*proc, error) {
 	rt := s.app.rt
-	np, err := s.spawn()
+	port := 0
+	if s.app.launch.Fronted {
+		// The new worker gets a port of its own; the forwarders switch to
+		// it once it is ready, so both serve meanwhile.
+		p, err := front.FreePort()
+		if err != nil {
+			return nil, fmt.Errorf("choose a port for the worker: %w", err)
+		}
+		port = p
+	}
+	np, err := s.spawnOn(port)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +424,7 @@ func (s *slot) replace(ctx context.Context, old *proc) (*proc, error) {
 		case <-np.ready:
 			waiting = false
 		case <-fallback.C:
-			if !np.spoke() {
+			if !np.spoke() && !s.app.launch.Fronted {
 				waiting = false
 			}
 		case <-np.exited:
@@ -362,8 +439,22 @@ func (s *slot) replace(ctx context.Context, old *proc) (*proc, error) {
 			return nil, errStopped
 		}
 	}
+	if port != 0 {
+		s.sockMu.Lock()
+		s.port = port
+		for _, fw := range s.forwarders {
+			if err := fw.SetPort(port); err != nil {
+				s.log.Error("forwarder", zap.Error(err))
+			}
+		}
+		s.sockMu.Unlock()
+		// A connection dialled to the old port just before the switch may
+		// still sit in its accept queue, and closing that listener would
+		// reset it; give the old worker a moment to accept it first.
+		time.Sleep(frontSwitchSettle)
+	}
 	s.log.Info("replacement ready; stopping the old worker", zap.Int("pid", np.pid), zap.Int("old_pid", old.pid))
-	old.stop(rt.cfg.GracefulShutdown.Application, func(State) {})
+	old.stop(rt.cfg.GracefulShutdown.Application, func(State) {}) // at once if it already stopped
 	return np, nil
 }
 

@@ -18,7 +18,7 @@ import (
 )
 
 // Skipped lists directory names never watched.
-var Skipped = []string{"node_modules", ".git", ".next", "dist", "build", ".wattd", "coverage", ".cache", ".turbo"}
+var Skipped = []string{"node_modules", ".git", ".next", "dist", "build", ".wattd", "coverage", ".cache", ".turbo", "__pycache__"}
 
 // Watch watches root (and every directory below it that is not skipped or
 // hidden) until ctx ends, and calls onChange with the changed paths once

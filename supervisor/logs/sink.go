@@ -69,6 +69,7 @@ type Sink struct {
 	unreported atomic.Uint64 // drops not yet announced in the log
 	closeOnce  sync.Once
 	tailMu     sync.Mutex
+	lastErr    string // the last non-empty stderr line: usually the reason a worker died
 	tail       []string
 	tailNext   int
 	tailFilled bool
@@ -166,6 +167,13 @@ func (s *Sink) Tail() []string {
 	return append(out, s.tail[:s.tailNext]...)
 }
 
+// LastStderr returns the worker's last non-empty line on stderr, or "".
+func (s *Sink) LastStderr() string {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	return s.lastErr
+}
+
 func (s *Sink) remember(text string) {
 	if len(s.tail) == 0 {
 		return
@@ -222,6 +230,11 @@ func (s *Sink) push(stream string, b []byte, truncated bool) {
 	// One copy serves both the tail and the queue; b belongs to bufio.
 	text := string(b)
 	s.remember(text)
+	if stream == "stderr" && text != "" {
+		s.tailMu.Lock()
+		s.lastErr = text
+		s.tailMu.Unlock()
+	}
 	select {
 	case s.queue <- line{at: time.Now(), text: text, stream: stream, truncated: truncated}:
 	default:

@@ -654,3 +654,18 @@ func TestReadErrorEndsFollow(t *testing.T) {
 type iotestErr struct{}
 
 func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("read |0: file already closed") }
+
+func TestLastStderr(t *testing.T) {
+	s := NewSink(zap.NewNop(), Options{})
+	s.Follow(strings.NewReader("FATAL: boom\n\n"), "stderr")
+	s.Close()
+	s2 := NewSink(zap.NewNop(), Options{})
+	s2.Follow(strings.NewReader("later stdout\n"), "stdout")
+	s2.Close()
+	if got := s.LastStderr(); got != "FATAL: boom" {
+		t.Fatalf("LastStderr = %q", got)
+	}
+	if got := s2.LastStderr(); got != "" {
+		t.Fatalf("stdout counted as stderr: %q", got)
+	}
+}

@@ -1,0 +1,248 @@
+package vite
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wattd/wattd/ipc"
+)
+
+// StaticArg is argv[1] of wattd when it runs as a static file server worker.
+// cmd/wattd dispatches it to StaticMain before any flag parsing.
+const StaticArg = "__wattd-static"
+
+// envStatsInterval overrides how often the worker reports stats, in ms.
+const envStatsInterval = "WATTD_STATS_INTERVAL_MS"
+
+// StaticMain is the whole static file server worker:
+//
+//	wattd __wattd-static [--spa] <dir>
+//
+// It serves dir (see Handler) on every socket wattd passed, tells wattd it is
+// ready, reports stats, and on drain stops accepting, lets the requests in
+// flight finish and says drained. It exits 0 on SIGTERM or SIGINT. It
+// returns the process exit code: 2 for bad usage, 1 for other failures.
+func StaticMain(args []string) int {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	flags := flag.NewFlagSet("wattd "+StaticArg, flag.ContinueOnError)
+	flags.SetOutput(os.Stderr)
+	spa := flags.Bool("spa", false, "answer extension-less paths that match no file with index.html")
+	flags.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: wattd %s [--spa] <dir>\n", StaticArg)
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	if flags.NArg() != 1 {
+		flags.Usage()
+		return 2
+	}
+	dir := flags.Arg(0)
+
+	// Catch the signals first: wattd may stop a worker that is still
+	// starting, and that is still a clean exit.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	h, err := NewHandler(dir, *spa)
+	if err != nil {
+		logger.Error("cannot serve the build", "dir", dir, "err", err.Error())
+		return 1
+	}
+	defer h.Close()
+	listeners, err := ipc.Listeners()
+	if err == nil && len(listeners) == 0 {
+		err = errors.New("no sockets passed")
+	}
+	if err != nil {
+		logger.Error("cannot take the sockets wattd passed; this program is started by wattd", "err", err.Error())
+		return 1
+	}
+	ctl, err := ipc.Dial()
+	if err != nil {
+		logger.Error("control channel", "err", err.Error())
+		return 1
+	}
+	defer ctl.Close()
+
+	w := newWorker(h, slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
+	names := slices.Sorted(func(yield func(string) bool) {
+		for name := range listeners {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+	failed := make(chan error, len(names))
+	for _, name := range names {
+		srv := w.server()
+		l := listeners[name]
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("%s listener: %w", name, err)
+			}
+		}()
+	}
+	if err := ctl.Ready(names...); err != nil {
+		logger.Error("control channel: ready", "err", err.Error())
+		return 1
+	}
+	logger.Info("serving static files", "dir", dir, "spa", *spa, "listeners", strings.Join(names, ","))
+
+	stopStats := make(chan struct{})
+	defer close(stopStats)
+	go w.reportStats(ctl, statsInterval(), stopStats)
+
+	select {
+	case <-ctl.Drain:
+	case <-sigs:
+		w.close()
+		return 0
+	case err := <-failed:
+		logger.Error("serve", "err", err.Error())
+		w.close()
+		return 1
+	}
+
+	// Drain: no new connections, finish the requests in flight, close
+	// idle keep-alive connections. wattd bounds how long this may take and
+	// sends SIGTERM when it has waited enough.
+	done := make(chan struct{})
+	go func() { w.shutdown(context.Background()); close(done) }()
+	select {
+	case <-done:
+	case <-sigs:
+		w.close()
+		return 0
+	}
+	if err := ctl.Drained(); err != nil {
+		// Nobody to wait for: the channel is gone with wattd.
+		logger.Warn("control channel: drained", "err", err.Error())
+		return 0
+	}
+	// wattd sends SIGTERM after drained; wait for it rather than exit on
+	// our own.
+	<-sigs
+	return 0
+}
+
+// worker is the static server's servers and counters.
+type worker struct {
+	handler  http.Handler
+	errorLog *log.Logger
+	servers  []*http.Server
+	conns    atomic.Int64  // open client connections
+	requests atomic.Uint64 // requests received
+}
+
+func newWorker(h http.Handler, errorLog *log.Logger) *worker {
+	w := &worker{errorLog: errorLog}
+	w.handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.requests.Add(1)
+		h.ServeHTTP(rw, r)
+	})
+	return w
+}
+
+// server returns a new http.Server for one listener, counting connections.
+func (w *worker) server() *http.Server {
+	srv := &http.Server{
+		Handler:           w.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				w.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				w.conns.Add(-1)
+			}
+		},
+		ErrorLog: w.errorLog,
+	}
+	w.servers = append(w.servers, srv)
+	return srv
+}
+
+func (w *worker) shutdown(ctx context.Context) {
+	done := make(chan struct{}, len(w.servers))
+	for _, s := range w.servers {
+		go func() { _ = s.Shutdown(ctx); done <- struct{}{} }()
+	}
+	for range w.servers {
+		<-done
+	}
+}
+
+func (w *worker) close() {
+	for _, s := range w.servers {
+		_ = s.Close()
+	}
+}
+
+// reportStats sends a stats message every interval until stop is closed.
+// A Go server has no event loop, so elu stays 0.
+func (w *worker) reportStats(ctl *ipc.Control, every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st := &ipc.Stats{
+			HeapUsed:     ms.HeapAlloc,
+			HeapTotal:    ms.HeapSys,
+			RSS:          selfRSS(),
+			ActiveConns:  int(w.conns.Load()),
+			RequestsDone: w.requests.Load(),
+		}
+		if ctl.Send(&ipc.Message{Type: ipc.TypeStats, Stats: st}) != nil {
+			return
+		}
+	}
+}
+
+func statsInterval() time.Duration {
+	if ms, err := strconv.Atoi(os.Getenv(envStatsInterval)); err == nil && ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return 2 * time.Second
+}
+
+// selfRSS is this process's resident set size from /proc, 0 if unknown.
+func selfRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
+}

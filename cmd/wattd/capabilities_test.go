@@ -1,0 +1,113 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestGoAndCommandApps: a Go program built by `wattd build` and a Python
+// program started by the command capability, both listening on $PORT and
+// fronted by wattd: served on the public port and on the mesh, restarted
+// rolling without failed requests, stopped cleanly.
+func TestGoAndCommandApps(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
+	copyDir(t, fixture("apps/pyapp"), filepath.Join(dir, "pyapp"))
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint": "goapp",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "goapp", "path": "./goapp", "workers": 2},
+			map[string]any{"id": "pyapp", "path": "./pyapp", "capability": "command", "command": "python3 -u app.py"},
+		},
+	})
+	early := exec.Command(wattdBin, "start", dir)
+	early.Env = append(os.Environ(), "PLT_SERVER_PORT=0", "WATTD_RUNTIME_DIR="+t.TempDir())
+	out, err := early.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "wattd build") {
+		t.Fatalf("start before build should ask for `wattd build`: %v\n%s", err, out)
+	}
+	build := exec.Command(wattdBin, "build", "-d", dir)
+	build.Env = early.Env
+	if out, err := build.CombinedOutput(); err != nil || !strings.Contains(string(out), "goapp") || !strings.Contains(string(out), "built in") {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+
+	port := freePort(t)
+	d := startWattd(t, dir, port, startOpts{})
+	body := waitHTTP(t, d.url("/"), 30*time.Second)
+	if !strings.Contains(body, "go app") {
+		t.Fatalf("GET /: %s", body)
+	}
+	d.waitReady("goapp", 10*time.Second)
+	d.waitReady("pyapp", 10*time.Second)
+	if out, err := d.ctl("inject", "pyapp", "/"); err != nil || !strings.Contains(out, "python app") {
+		t.Fatalf("mesh to the command app: %v\n%s", err, out)
+	}
+
+	before := d.app("goapp")
+	ctx, cancel := context.WithCancel(context.Background())
+	var res *loadResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); res = load(ctx, d.url("/"), 4) }()
+	rout, err := d.ctl("restart", "goapp")
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("ctl restart goapp: %v\n%s", err, rout)
+	}
+	after := d.app("goapp")
+	for i := range after.Workers {
+		if after.Workers[i].PID == before.Workers[i].PID {
+			t.Fatalf("worker %d not replaced", i)
+		}
+	}
+	if res.failed != 0 || res.refused != 0 || res.ok == 0 {
+		t.Fatalf("rolling restart of a fronted app: ok %d failed %d refused %d %v", res.ok, res.failed, res.refused, res.errs)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, w := range after.Workers {
+		if alive(w.PID) {
+			t.Errorf("worker %d outlived wattd", w.PID)
+		}
+	}
+}
+
+// TestBuildFailureNamesApp: a failing build exits non-zero naming the app
+// and the command, with the tail of the build's output.
+func TestBuildFailureNamesApp(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "broken"))
+	if err := os.WriteFile(filepath.Join(dir, "broken", "oops.go"), []byte("package main\n\nfunc oops() { undefinedThing() }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"applications": []any{map[string]any{"id": "broken", "path": "./broken"}},
+	})
+	out, err := exec.Command(wattdBin, "build", "-d", dir).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1\n%s", err, out)
+	}
+	for _, want := range []string{`app "broken"`, "go build", "undefinedThing"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,1 +1,0 @@
-self.__RSC_SERVER_MANIFEST="{\n  \"node\": {},\n  \"edge\": {},\n  \"encryptionKey\": \"Cr7JUNVk05sj+Fab6FZ+KOe1ZJoIuzFAwbrp345Jkhg=\"\n}"
