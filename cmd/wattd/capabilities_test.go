@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +30,7 @@ func TestGoAndCommandApps(t *testing.T) {
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"applications": []any{
 			map[string]any{"id": "goapp", "path": "./goapp", "workers": 2},
-			map[string]any{"id": "pyapp", "path": "./pyapp", "capability": "command", "command": "python3 -u app.py"},
+			map[string]any{"id": "pyapp", "path": "./pyapp", "capability": "command", "command": "python3 -u app.py", "workers": 2},
 		},
 	})
 	early := exec.Command(wattdBin, "start", dir)
@@ -109,5 +110,46 @@ func TestBuildFailureNamesApp(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestGoSDKApp: a Go program using the SDK takes its sockets by LISTEN_FDS
+// (not fronted), reports ready, calls another app over the mesh with the
+// SDK's table, and drains on stop.
+func TestGoSDKApp(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "api",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "api", "path": fixture("apps/gosdk"), "workers": 2},
+			map[string]any{"id": "plain", "path": fixture("apps/plain")},
+		},
+	})
+	port := freePort(t)
+	build := exec.Command(wattdBin, "build", "-d", dir, "api")
+	build.Env = append(os.Environ(), "PLT_SERVER_PORT="+strconv.Itoa(port))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+	d := startWattd(t, dir, port, startOpts{})
+	if body := waitHTTP(t, d.url("/"), 30*time.Second); !strings.Contains(body, "go sdk app") {
+		t.Fatalf("GET /: %s", body)
+	}
+	a := d.waitReady("api", 10*time.Second)
+	env, _ := os.ReadFile("/proc/" + strconv.Itoa(a.Workers[0].PID) + "/environ")
+	if !strings.Contains(string(env), "LISTEN_FDS=2\x00") || strings.Contains(string(env), "\x00PORT=") {
+		t.Fatalf("the SDK app should get its sockets by LISTEN_FDS, not a PORT")
+	}
+	waitFor(t, 10*time.Second, "the mesh call from Go", func() bool {
+		_, body, err := get(fresh, d.url("/call?app=plain"))
+		return err == nil && strings.Contains(body, `"app":"plain"`)
+	})
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if strings.Contains(d.out.String(), "killing its process group") {
+		t.Fatal("the SDK app was killed instead of draining")
 	}
 }

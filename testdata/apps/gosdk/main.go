@@ -1,0 +1,55 @@
+// A Go program written for wattd: it takes its sockets with the Go SDK
+// (LISTEN_FDS), reports ready and drains on request, and calls another
+// application over the mesh with the SDK's mesh table.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/mesh"
+)
+
+func main() {
+	ls, err := ipc.Listeners()
+	if err != nil {
+		log.Fatalf("listeners: %v", err)
+	}
+	ctl, err := ipc.Dial()
+	if err != nil {
+		log.Fatalf("control channel: %v", err)
+	}
+	client := &http.Client{Transport: &mesh.Transport{Resolver: mesh.ResolverFunc(ctl.Mesh)}, Timeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "go sdk app %d\n", os.Getpid())
+	})
+	// /call?app=X asks another application through the mesh.
+	mux.HandleFunc("/call", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Get("http://" + r.URL.Query().Get("app") + ".plt.local/")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		io.Copy(w, resp.Body)
+	})
+	srv := &http.Server{Handler: mux}
+	for _, l := range ls {
+		go srv.Serve(l)
+	}
+	if err := ctl.Ready(); err != nil {
+		log.Fatalf("ready: %v", err)
+	}
+	<-ctl.Drain
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	ctl.Drained()
+}
