@@ -82,12 +82,8 @@ func (*Capability) ID() string { return ID }
 // with both is more likely a Node app with Go tooling beside it, and Node
 // apps are the common case.
 func (*Capability) Detect(dir string) (bool, error) {
-	st, err := os.Stat(dir)
-	if err != nil {
+	if err := capabilities.RequireDir(dir); err != nil {
 		return false, err
-	}
-	if !st.IsDir() {
-		return false, fmt.Errorf("%s is not a directory", dir)
 	}
 	mod, err := isFile(filepath.Join(dir, "go.mod"))
 	if err != nil || !mod {

@@ -72,31 +72,11 @@ func (*Capability) ID() string { return ID }
 // dependencies or devDependencies. A package.json that is not valid JSON is
 // not claimed here; the node capability reports it.
 func (*Capability) Detect(dir string) (bool, error) {
-	st, err := os.Stat(dir)
-	if err != nil {
+	if err := capabilities.RequireDir(dir); err != nil {
 		return false, err
 	}
-	if !st.IsDir() {
-		return false, fmt.Errorf("%s is not a directory", dir)
-	}
-	pkgPath := filepath.Join(dir, "package.json")
-	if ok, err := isFile(pkgPath); err != nil || !ok {
-		return false, err
-	}
-	raw, err := os.ReadFile(pkgPath)
-	if err != nil {
-		return false, err
-	}
-	var pkg struct {
-		Dependencies    map[string]json.RawMessage `json:"dependencies"`
-		DevDependencies map[string]json.RawMessage `json:"devDependencies"`
-	}
-	if json.Unmarshal(raw, &pkg) != nil {
-		return false, nil
-	}
-	_, dep := pkg.Dependencies["next"]
-	_, dev := pkg.DevDependencies["next"]
-	return dep || dev, nil
+	deps, ok, err := capabilities.PackageDeps(dir)
+	return ok && deps["next"], err
 }
 
 // Prepare returns the command line of one production worker of app: the

@@ -16,10 +16,7 @@
 package vite
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,37 +64,15 @@ func (*Capability) ID() string { return ID }
 // one that is not valid JSON, is not a Vite app; the Node.js capability
 // reports the invalid file.
 func (*Capability) Detect(dir string) (bool, error) {
-	st, err := os.Stat(dir)
-	if err != nil {
+	if err := capabilities.RequireDir(dir); err != nil {
 		return false, err
 	}
-	if !st.IsDir() {
-		return false, fmt.Errorf("%s is not a directory", dir)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "package.json"))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
+	deps, ok, err := capabilities.PackageDeps(dir)
+	if !ok || !deps["vite"] {
 		return false, err
-	}
-	var pkg struct {
-		Dependencies    map[string]any `json:"dependencies"`
-		DevDependencies map[string]any `json:"devDependencies"`
-	}
-	if json.Unmarshal(raw, &pkg) != nil {
-		return false, nil
-	}
-	has := func(name string) bool {
-		_, a := pkg.Dependencies[name]
-		_, b := pkg.DevDependencies[name]
-		return a || b
-	}
-	if !has("vite") {
-		return false, nil
 	}
 	for _, fw := range otherFrameworks {
-		if has(fw) {
+		if deps[fw] {
 			return false, nil
 		}
 	}

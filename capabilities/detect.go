@@ -1,0 +1,55 @@
+package capabilities
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// RequireDir returns an error unless dir exists and is a directory; every
+// Detect starts with it.
+func RequireDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
+// PackageDeps reads dir/package.json and returns the names in its
+// dependencies and devDependencies. ok is false when there is no
+// package.json file, or when it is not valid JSON: detection then claims
+// nothing and leaves the broken file for the node capability to report.
+func PackageDeps(dir string) (deps map[string]bool, ok bool, err error) {
+	p := filepath.Join(dir, "package.json")
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil, false, nil // absent, or a folder of that name
+		}
+		return nil, false, err
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return nil, false, err
+	}
+	var pkg struct {
+		Dependencies    map[string]json.RawMessage `json:"dependencies"`
+		DevDependencies map[string]json.RawMessage `json:"devDependencies"`
+	}
+	if json.Unmarshal(raw, &pkg) != nil {
+		return nil, false, nil
+	}
+	deps = make(map[string]bool, len(pkg.Dependencies)+len(pkg.DevDependencies))
+	for _, m := range []map[string]json.RawMessage{pkg.Dependencies, pkg.DevDependencies} {
+		for name := range m {
+			deps[name] = true
+		}
+	}
+	return deps, true, nil
+}
