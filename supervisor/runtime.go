@@ -146,13 +146,23 @@ func New(opts Options) (_ *Runtime, err error) {
 	return rt, nil
 }
 
+// workerVars are the variables wattd sets per worker; values inherited
+// from wattd's own environment (say, wattd run by another wattd) must not
+// shadow them.
+var workerVars = map[string]bool{
+	ipc.EnvControlFD: true, ipc.EnvApp: true, ipc.EnvWorker: true, ipc.EnvEntrypoint: true,
+	ipc.EnvMeshDir: true, ipc.EnvMeshProxy: true, ipc.EnvProtocol: true,
+}
+
 // inheritedEnv is wattd's environment minus what describes wattd's own
-// sockets: a socket-activated wattd must not pass its LISTEN_FDS on.
+// sockets (a socket-activated wattd must not pass its LISTEN_FDS on) and
+// the per-worker variables. Other WATTD_* settings (WATTD_NODE,
+// WATTD_STATS_INTERVAL_MS, …) pass through.
 func inheritedEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "LISTEN_") || strings.HasPrefix(k, "WATTD_") && k != "WATTD_NODE" || k == "NOTIFY_SOCKET" {
+		if strings.HasPrefix(k, "LISTEN_") || k == "NOTIFY_SOCKET" || workerVars[k] {
 			continue
 		}
 		out = append(out, kv)

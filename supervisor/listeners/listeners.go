@@ -81,9 +81,9 @@ func Unix(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	// Bind under fchmod-independent protection: the socket inode takes the
-	// process umask, so bind first and chmod before listen(2); nobody can
-	// connect to a socket that is not listening yet.
+	// The socket file gets the process umask at bind(2); chmod it before
+	// listen(2), since nobody can connect to a socket that does not listen
+	// yet, so there is no moment at which it is open to others.
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
