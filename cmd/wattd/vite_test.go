@@ -171,3 +171,30 @@ func TestViteStaticSite(t *testing.T) {
 		t.Fatalf("unclean worker stop:\n%s", out)
 	}
 }
+
+// TestViteDev: `wattd dev` runs Vite's own dev server, fronted on the
+// public port, and stops with wattd.
+func TestViteDev(t *testing.T) {
+	integration(t)
+	dir := fixture("apps/vite")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "vite", "bin", "vite.js")); err != nil {
+		t.Fatalf("the vite fixture is not installed (make deps): %v", err)
+	}
+	proj := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "site", "path": dir}},
+	})
+	d := startWattd(t, proj, freePort(t), startOpts{dev: true})
+	body := waitHTTP(t, d.url("/"), 60*time.Second)
+	if !strings.Contains(body, "/@vite/client") {
+		t.Fatalf("not Vite's dev server:\n%s", body)
+	}
+	pid := d.waitReady("site", 10*time.Second).Workers[0].PID
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if alive(pid) {
+		t.Fatalf("vite dev server %d outlived wattd", pid)
+	}
+}
