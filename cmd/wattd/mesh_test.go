@@ -67,7 +67,7 @@ func TestMeshClients(t *testing.T) {
 	waitFor(t, 20*time.Second, "broken to fail", func() bool { return d.app("broken").State == "failed" })
 
 	pids := map[string]bool{}
-	for _, route := range []string{"/fetch", "/get"} {
+	for _, route := range []string{"/fetch", "/get", "/axios", "/got", "/nodefetch"} {
 		for range 20 {
 			r := call(t, d, route, "plain", "/hello")
 			if r.Status != 200 || !strings.Contains(r.Body, `"app":"plain"`) || !strings.Contains(r.Body, `"path":"/hello"`) {

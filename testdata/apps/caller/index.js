@@ -2,6 +2,7 @@
 //   /fetch?app=X&path=/p     global fetch to http://X.plt.local/p
 //   /get?app=X&path=/p       http.get to the same
 //   /post?app=X&path=/p      fetch POST with a JSON body
+//   /axios, /got, /nodefetch the same GET with those npm clients, unchanged
 //   /env                     the mesh variables this worker was given
 // The answer is {status, body} of the inner call, or {error} if it threw.
 const http = require('node:http')
@@ -28,6 +29,20 @@ async function handle (url) {
       return viaGet(target)
     case '/post': {
       const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n: 42 }) })
+      return { status: r.status, body: await r.text() }
+    }
+    case '/axios': {
+      const r = await require('axios').get(target, { responseType: 'text', transformResponse: (x) => x, validateStatus: () => true })
+      return { status: r.status, body: r.data }
+    }
+    case '/got': {
+      const { default: got } = await import('got')
+      const r = await got(target, { throwHttpErrors: false, retry: { limit: 0 } })
+      return { status: r.statusCode, body: r.body }
+    }
+    case '/nodefetch': {
+      const { default: nodeFetch } = await import('node-fetch')
+      const r = await nodeFetch(target)
       return { status: r.status, body: await r.text() }
     }
     case '/env':
