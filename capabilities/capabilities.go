@@ -72,6 +72,12 @@ type Builder interface {
 	BuildCommand(app App) (*Launch, error)
 }
 
+// AfterBuilder is implemented by capabilities that finish a build in Go
+// once its command succeeded (wattd build calls it right after).
+type AfterBuilder interface {
+	AfterBuild(app App) error
+}
+
 // Developer is implemented by capabilities with a development start that
 // differs from Prepare with app.Mode == Development (e.g. a framework's
 // dev server). Capabilities without it get Prepare in development mode,

@@ -91,6 +91,11 @@ func build(cfg *config.Config, only []string, verbose bool, out io.Writer) error
 		if err := runBuild(ac.ID, l, ac.Env, verbose, out); err != nil {
 			return &exitError{exitFailure, err}
 		}
+		if ab, ok := c.(capabilities.AfterBuilder); ok {
+			if err := ab.AfterBuild(app); err != nil {
+				return &exitError{exitFailure, fmt.Errorf("build of app %q: %w", ac.ID, err)}
+			}
+		}
 		fmt.Fprintf(out, "%-12s %-8s built in %s\n", ac.ID, c.ID(), time.Since(start).Round(100*time.Millisecond))
 		built++
 	}

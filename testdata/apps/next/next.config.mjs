@@ -1,8 +1,8 @@
 // A plain Next.js configuration: wattd needs nothing special from it.
 /** @type {import('next').NextConfig} */
 const nextConfig = {
-  // `next dev` (TestNextDev) writes an AGENTS.md into the app when it runs
-  // under a coding agent; the fixture should stay as committed.
+  // Keep `next dev` (run by the tests) from writing an AGENTS.md file of
+  // editor rules into the fixture.
   agentRules: false
 }
 
