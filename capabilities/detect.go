@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 )
 
@@ -52,4 +53,25 @@ func PackageDeps(dir string) (deps map[string]bool, ok bool, err error) {
 		}
 	}
 	return deps, true, nil
+}
+
+// FindTool resolves a program a capability runs: the absolute path in the
+// environment variable env when it is set, else name from PATH. Resolving
+// it up front turns a missing tool into one clear error instead of a
+// worker that fails to start over and over; install says what to install.
+func FindTool(env, name, install string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		if !filepath.IsAbs(p) {
+			return "", fmt.Errorf("%s=%q must be an absolute path", env, p)
+		}
+		if _, err := exec.LookPath(p); err != nil {
+			return "", fmt.Errorf("%s=%q: %w", env, p, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in PATH (install %s or set %s): %w", name, install, env, err)
+	}
+	return p, nil
 }

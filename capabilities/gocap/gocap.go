@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -248,20 +247,7 @@ func modPath(s string) string {
 // Binary returns the go executable: $WATTD_GO when set, else go from PATH.
 // Only builds need it; a production start runs the built binary.
 func Binary() (string, error) {
-	if p := os.Getenv(EnvGo); p != "" {
-		if !filepath.IsAbs(p) {
-			return "", fmt.Errorf("%s=%q must be an absolute path", EnvGo, p)
-		}
-		if _, err := exec.LookPath(p); err != nil {
-			return "", fmt.Errorf("%s=%q: %w", EnvGo, p, err)
-		}
-		return p, nil
-	}
-	p, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("go not found in PATH (install Go or set %s): %w", EnvGo, err)
-	}
-	return p, nil
+	return capabilities.FindTool(EnvGo, "go", "Go")
 }
 
 func copyEnv(env map[string]string) map[string]string {

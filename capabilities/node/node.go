@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -155,20 +154,7 @@ func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 // PATH. Resolving it here, not at exec time, turns a missing Node.js into one
 // clear error instead of a worker that fails to start over and over.
 func Binary() (string, error) {
-	if p := os.Getenv(EnvNode); p != "" {
-		if !filepath.IsAbs(p) {
-			return "", fmt.Errorf("%s=%q must be an absolute path", EnvNode, p)
-		}
-		if _, err := exec.LookPath(p); err != nil {
-			return "", fmt.Errorf("%s=%q: %w", EnvNode, p, err)
-		}
-		return p, nil
-	}
-	p, err := exec.LookPath("node")
-	if err != nil {
-		return "", fmt.Errorf("node not found in PATH (install Node.js or set %s): %w", EnvNode, err)
-	}
-	return p, nil
+	return capabilities.FindTool(EnvNode, "node", "Node.js")
 }
 
 // Entry returns the absolute path of the app's entry file: the first
