@@ -41,9 +41,8 @@ func buildCommand() *cli.Command {
 	}
 }
 
-// build runs each application's build in config order with the entrypoint
-// last (it is the one that usually depends on the others), stopping at the
-// first failure.
+// build runs each application's build in dependency order, stopping at
+// the first failure.
 func build(cfg *config.Config, only []string, verbose bool, out io.Writer) error {
 	known := make([]string, 0, len(cfg.Applications))
 	for _, a := range cfg.Applications {
@@ -54,16 +53,7 @@ func build(cfg *config.Config, only []string, verbose bool, out io.Writer) error
 			return &exitError{exitUsage, fmt.Errorf("unknown app %q (known: %s)", id, strings.Join(known, ", "))}
 		}
 	}
-	apps := slices.Clone(cfg.Applications)
-	slices.SortStableFunc(apps, func(a, b config.Application) int {
-		switch {
-		case a.ID == cfg.Entrypoint && b.ID != cfg.Entrypoint:
-			return 1
-		case b.ID == cfg.Entrypoint && a.ID != cfg.Entrypoint:
-			return -1
-		}
-		return 0
-	})
+	apps := buildOrder(cfg)
 	built := 0
 	for _, ac := range apps {
 		if len(only) > 0 && !slices.Contains(only, ac.ID) {
@@ -189,4 +179,40 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	}
 	_, err := io.WriteString(p.w, sb.String())
 	return len(b), err
+}
+
+// buildOrder puts every application after its dependencies (the config
+// has no cycles: it was validated). Among applications free to go, config
+// order holds, except that the entrypoint goes last: it usually calls the
+// others, whether or not it declares them.
+func buildOrder(cfg *config.Config) []config.Application {
+	done := map[string]bool{}
+	var out []config.Application
+	for len(out) < len(cfg.Applications) {
+		var next *config.Application
+		for i := range cfg.Applications {
+			a := &cfg.Applications[i]
+			if done[a.ID] || !allDone(a.Dependencies, done) {
+				continue
+			}
+			if next == nil || next.ID == cfg.Entrypoint {
+				next = a
+			}
+			if a.ID != cfg.Entrypoint {
+				break
+			}
+		}
+		done[next.ID] = true
+		out = append(out, *next)
+	}
+	return out
+}
+
+func allDone(ids []string, done map[string]bool) bool {
+	for _, id := range ids {
+		if !done[id] {
+			return false
+		}
+	}
+	return true
 }

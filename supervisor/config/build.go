@@ -55,6 +55,8 @@ type rawApp struct {
 	Capability  string            `json:"capability"`
 	Command     json.RawMessage   `json:"command"`
 	ListenFDs   bool              `json:"listenFds"`
+	// Dependencies names applications this one needs: built before it.
+	Dependencies []string `json:"dependencies"`
 }
 
 type rawAutoload struct {
@@ -196,6 +198,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	for i := range cfg.Applications {
 		cfg.Applications[i].Entrypoint = cfg.Applications[i].ID == entrypoint
 	}
+	problems = append(problems, checkDependencies(cfg.Applications)...)
 	return cfg, problems
 }
 
@@ -237,13 +240,14 @@ func (l *loader) warnedAbout(ptr string) bool {
 func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 	var problems []issue
 	app := Application{
-		ID:          e.id,
-		Path:        e.path,
-		Workers:     cfg.Workers,
-		NodeOptions: e.raw.NodeOptions,
-		Capability:  e.raw.Capability,
-		ListenFDs:   e.raw.ListenFDs,
-		Pointer:     e.ptr,
+		ID:           e.id,
+		Path:         e.path,
+		Workers:      cfg.Workers,
+		NodeOptions:  e.raw.NodeOptions,
+		Capability:   e.raw.Capability,
+		Dependencies: e.raw.Dependencies,
+		ListenFDs:    e.raw.ListenFDs,
+		Pointer:      e.ptr,
 	}
 	if len(e.raw.Command) > 0 {
 		// The schema allows a string or an array of strings.

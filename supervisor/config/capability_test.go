@@ -48,3 +48,32 @@ func TestCapabilityAndCommandKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestDependencies(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"a", "b", "c"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	write := func(body string) {
+		os.WriteFile(filepath.Join(dir, "watt.json"), []byte(body), 0o644)
+	}
+	write(`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["b","c"]},{"id":"b","path":"b","dependencies":["c"]},{"id":"c","path":"c"}]}`)
+	cfg, err := Load(dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Applications[0].Dependencies, []string{"b", "c"}) {
+		t.Fatalf("%+v", cfg.Applications[0])
+	}
+	for _, bad := range []struct{ body, want string }{
+		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["x"]},{"id":"b","path":"b"}]}`, `/applications/0/dependencies/0: no application has id "x" (known: a, b)`},
+		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["a"]}]}`, "cannot depend on itself"},
+		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["b"]},{"id":"b","path":"b","dependencies":["c"]},{"id":"c","path":"c","dependencies":["a"]}]}`, "dependency cycle: a -> b -> c -> a"},
+	} {
+		write(bad.body)
+		_, err := Load(dir, "", nil)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s:\n%v\nwant %q", bad.body, err, bad.want)
+		}
+	}
+}

@@ -55,6 +55,9 @@ type Application struct {
 	// LISTEN_FDS convention; otherwise it listens on $PORT and wattd
 	// forwards to it.
 	ListenFDs bool
+	// Dependencies are the ids of applications this one needs (Watt's
+	// "dependencies"); `wattd build` builds them first.
+	Dependencies []string
 	// Pointer is the JSON pointer of the entry (or autoload mapping) the
 	// application came from, for messages about it.
 	Pointer string

@@ -146,7 +146,6 @@ func TestLoadValid(t *testing.T) {
 					warn(f, "/workers/maximum", ignored("maximum")),
 					warn(f, "/applications/0/config", ignored("config")),
 					warn(f, "/applications/0/useHttp", ignored("useHttp")),
-					warn(f, "/applications/0/dependencies", ignored("dependencies")),
 					warn(f, "/applications/0/workers/maximum", ignored("maximum")),
 				}
 				return c

@@ -127,3 +127,64 @@ func resolveEntrypoint(name string, ids, disabled []string) (string, string) {
 	}
 	return "", fmt.Sprintf(`"entrypoint" is required when there are several applications; set it to one of: %s`, knownIDs(ids))
 }
+
+// checkDependencies requires every dependency to name another application
+// of the config and the dependencies to have no cycle.
+func checkDependencies(apps []Application) []issue {
+	var problems []issue
+	ids := make([]string, 0, len(apps))
+	byID := map[string]Application{}
+	for _, a := range apps {
+		ids = append(ids, a.ID)
+		byID[a.ID] = a
+	}
+	for _, a := range apps {
+		for i, d := range a.Dependencies {
+			ptr := fmt.Sprintf("%s/dependencies/%d", a.Pointer, i)
+			switch _, ok := byID[d]; {
+			case d == a.ID:
+				problems = append(problems, issuef(ptr, "application %q cannot depend on itself", d))
+			case !ok:
+				problems = append(problems, issuef(ptr, "no application has id %q (known: %s)", d, knownIDs(ids)))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	// Depth-first search; a node met again while on the stack closes a cycle.
+	const (
+		unseen = iota
+		onStack
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(id string) []string
+	visit = func(id string) []string {
+		state[id] = onStack
+		stack = append(stack, id)
+		for _, d := range byID[id].Dependencies {
+			switch state[d] {
+			case onStack:
+				i := slices.Index(stack, d)
+				return append(slices.Clone(stack[i:]), d)
+			case unseen:
+				if c := visit(d); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[id] = done
+		return nil
+	}
+	for _, a := range apps {
+		if state[a.ID] == unseen {
+			if c := visit(a.ID); c != nil {
+				return []issue{issuef(byID[c[0]].Pointer+"/dependencies", "dependency cycle: %s", strings.Join(c, " -> "))}
+			}
+		}
+	}
+	return nil
+}

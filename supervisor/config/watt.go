@@ -39,7 +39,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	}},
 	{at: "@app", keys: []string{
 		"config", "url", "gitBranch", "useHttp", "reuseTcpPorts", "health", "restartOnError",
-		"dependencies", "arguments", "sourceMaps", "nodeModulesSourceMaps", "packageManager",
+		"arguments", "sourceMaps", "nodeModulesSourceMaps", "packageManager",
 		"preload", "execArgv", "permissions", "telemetry", "compileCache", "management",
 	}},
 	{at: "@app/workers", keys: []string{"minimum", "maximum", "scaleUpELU", "scaleDownELU"}},
