@@ -22,9 +22,7 @@
 package next
 
 import (
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,10 +47,7 @@ var devLauncher []byte
 
 // devLauncherName carries a hash of the content, as the preload's name does,
 // so a wattd upgrade never runs a stale launcher.
-var devLauncherName = func() string {
-	sum := sha256.Sum256(devLauncher)
-	return "next-dev-" + hex.EncodeToString(sum[:6]) + ".cjs"
-}()
+var devLauncherName = capabilities.HashedName("next-dev", ".cjs", devLauncher)
 
 // Capability is the Next.js capability. The zero value is ready to use.
 type Capability struct{}
@@ -157,7 +152,7 @@ func (*Capability) PrepareDev(app capabilities.App) (*capabilities.Launch, error
 		return nil, fmt.Errorf("next: app %q: Next.js %s in %s is too old for wattd dev (13.4 or later is needed)",
 			app.ID, inst.Version, inst.Dir)
 	}
-	launcher, err := writeRuntimeFile(app.RuntimeDir, devLauncherName, devLauncher)
+	launcher, err := capabilities.WriteRuntimeFile(app.RuntimeDir, devLauncherName, devLauncher)
 	if err != nil {
 		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
 	}
@@ -435,40 +430,6 @@ func devBundler(dir string) string {
 		}
 	}
 	return ""
-}
-
-// writeRuntimeFile makes sure a file with content is in runtimeDir under
-// name and returns its path. It is written once, atomically, like the
-// preload (node.WritePreload), so concurrent worker starts never see half a
-// file; the name carries a hash of the content, so an existing file of the
-// right size is the right file.
-func writeRuntimeFile(runtimeDir, name string, content []byte) (string, error) {
-	if runtimeDir == "" {
-		return "", errors.New("no runtime directory for " + name)
-	}
-	p := filepath.Join(runtimeDir, name)
-	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Size() == int64(len(content)) {
-		return p, nil
-	}
-	tmp, err := os.CreateTemp(runtimeDir, "."+name+"-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w", name, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	_, err = tmp.Write(content)
-	if err == nil {
-		err = tmp.Chmod(0o600)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w", name, err)
-	}
-	return p, nil
 }
 
 // isFile reports whether p is a regular file (after symlinks); a missing

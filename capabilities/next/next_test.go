@@ -463,7 +463,7 @@ func TestWriteRuntimeFileConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := writeRuntimeFile(dir, devLauncherName, devLauncher)
+			p, err := capabilities.WriteRuntimeFile(dir, devLauncherName, devLauncher)
 			if err != nil {
 				errs <- err
 				return
@@ -482,7 +482,7 @@ func TestWriteRuntimeFileConcurrent(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("runtime dir holds %d files, want 1", len(entries))
 	}
-	if _, err := writeRuntimeFile("", "x", nil); err == nil {
+	if _, err := capabilities.WriteRuntimeFile("", "x", nil); err == nil {
 		t.Fatal("no runtime dir: no error")
 	}
 }

@@ -11,9 +11,7 @@
 package node
 
 import (
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,10 +37,7 @@ var preload []byte
 // preloadName is the preload's file name in the runtime directory. It carries
 // a hash of the content so that a wattd upgrade never runs a stale preload
 // left by an older binary, and so that an existing file can be reused as is.
-var preloadName = func() string {
-	sum := sha256.Sum256(preload)
-	return "preload-" + hex.EncodeToString(sum[:6]) + ".cjs"
-}()
+var preloadName = capabilities.HashedName("preload", ".cjs", preload)
 
 // entryFields are the package.json members that may name the entry file, in
 // the order @platformatic/node reads them; a path like exports/./import means
@@ -263,32 +258,5 @@ func isFile(p string) (bool, error) {
 // concurrent worker starts never see a half-written preload; later calls find
 // it and only compare its size.
 func WritePreload(runtimeDir string) (string, error) {
-	if runtimeDir == "" {
-		return "", errors.New("no runtime directory for the preload")
-	}
-	p := filepath.Join(runtimeDir, preloadName)
-	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Size() == int64(len(preload)) {
-		return p, nil
-	}
-	tmp, err := os.CreateTemp(runtimeDir, ".preload-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("write preload: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(preload); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write preload: %w", err)
-	}
-	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write preload: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("write preload: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return "", fmt.Errorf("write preload: %w", err)
-	}
-	return p, nil
+	return capabilities.WriteRuntimeFile(runtimeDir, preloadName, preload)
 }
