@@ -404,3 +404,36 @@ func load(ctx context.Context, url string, n int) *loadResult {
 }
 
 var _ = context.Background
+
+// rollingRestartUnderLoad runs `wattd ctl restart app` while GETs run
+// against the public port and requires every worker to be replaced by a
+// ready one, the old ones gone, and no request failed or refused. It
+// returns the number of requests that succeeded meanwhile.
+func (d *daemon) rollingRestartUnderLoad(app string) int {
+	d.t.Helper()
+	before := d.waitReady(app, 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	var res *loadResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); res = load(ctx, d.url("/"), 4) }()
+	out, err := d.ctl("restart", app)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		d.t.Fatalf("ctl restart %s: %v\n%s", app, err, out)
+	}
+	after := d.app(app)
+	for i, w := range after.Workers {
+		if w.PID == before.Workers[i].PID || w.State != "ready" {
+			d.t.Fatalf("%s worker %d not replaced: before %+v after %+v", app, i, before.Workers[i], w)
+		}
+		if alive(before.Workers[i].PID) {
+			d.t.Fatalf("old %s worker %d still running", app, before.Workers[i].PID)
+		}
+	}
+	if res.failed != 0 || res.refused != 0 || res.ok == 0 {
+		d.t.Fatalf("during the rolling restart of %s: ok %d failed %d refused %d: %v", app, res.ok, res.failed, res.refused, res.errs)
+	}
+	return res.ok
+}

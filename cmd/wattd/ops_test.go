@@ -1,13 +1,11 @@
 package main_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -107,31 +105,8 @@ func TestCtlRestartIsRolling(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	waitHTTP(t, d.url("/"), 20*time.Second)
-	before := d.waitReady("web", 10*time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	var res *loadResult
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); res = load(ctx, d.url("/"), 4) }()
-	out, err := d.ctl("restart", "web")
-	cancel()
-	wg.Wait()
-	if err != nil {
-		t.Fatalf("ctl restart: %v\n%s", err, out)
-	}
-	after := d.app("web")
-	for i, w := range after.Workers {
-		if w.PID == before.Workers[i].PID || w.State != "ready" {
-			t.Fatalf("worker %d not replaced: before %+v after %+v", i, before.Workers[i], w)
-		}
-		if alive(before.Workers[i].PID) {
-			t.Fatalf("old worker %d still running", before.Workers[i].PID)
-		}
-	}
-	if res.failed != 0 || res.refused != 0 || res.ok == 0 {
-		t.Fatalf("during rolling restart: ok %d failed %d refused %d: %v", res.ok, res.failed, res.refused, res.errs)
-	}
-	t.Logf("rolling restart under load: %d requests ok, 0 failed", res.ok)
+	ok := d.rollingRestartUnderLoad("web")
+	t.Logf("rolling restart under load: %d requests ok, 0 failed", ok)
 	if out, err := d.ctl("restart", "nope"); err == nil || !strings.Contains(out, "web") {
 		t.Fatalf("restart of an unknown app should fail naming the known ones: %v\n%s", err, out)
 	}
