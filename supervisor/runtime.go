@@ -130,11 +130,23 @@ func New(opts Options) (_ *Runtime, err error) {
 			}
 			s.meshPath = rt.dir.MeshSocket(ac.ID, i)
 			a.slots = append(a.slots, s)
+			if a.entry && public == nil {
+				if err := rt.checkPublicPort(s.tcpHost, s.tcpPort, nil); err != nil {
+					return nil, err
+				}
+			}
 			if err := s.openListeners(); err != nil {
 				return nil, err
 			}
 			if a.entry && public == nil {
 				public = s.addr
+			}
+		}
+		if a.entry {
+			// Again with the group open: a program that joined the port
+			// between the check above and wattd's binds is caught too.
+			if err := rt.checkPublicPort(cfg.Server.Hostname, public.Port, a.publicInodes()); err != nil {
+				return nil, err
 			}
 		}
 		rt.apps = append(rt.apps, a)

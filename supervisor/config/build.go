@@ -33,6 +33,7 @@ type rawConfig struct {
 		Runtime     *json.Number `json:"runtime"`
 		Application *json.Number `json:"application"`
 	} `json:"gracefulShutdown"`
+	ReuseTCPPorts      *bool        `json:"reuseTcpPorts"`
 	StartTimeout       *json.Number `json:"startTimeout"`
 	ApplicationTimeout *json.Number `json:"applicationTimeout"`
 	Restart            struct {
@@ -55,6 +56,8 @@ type rawApp struct {
 	Capability  string            `json:"capability"`
 	Command     json.RawMessage   `json:"command"`
 	ListenFDs   bool              `json:"listenFds"`
+	// ReuseTCPPorts matters on the entrypoint only: see Config.SharePort.
+	ReuseTCPPorts *bool `json:"reuseTcpPorts"`
 	// Dependencies names applications this one needs: built before it.
 	Dependencies []string `json:"dependencies"`
 }
@@ -186,6 +189,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	}
 
 	entrypoint, msg := resolveEntrypoint(raw.Entrypoint, ids, disabled)
+	cfg.SharePort = sharePort(raw.ReuseTCPPorts, entries, entrypoint)
 	// With no application left, the problems above already say why.
 	if msg != "" && (len(ids) > 0 || len(problems) == 0) {
 		ptr := ""
@@ -200,6 +204,32 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	}
 	problems = append(problems, checkDependencies(cfg.Applications)...)
 	return cfg, problems
+}
+
+// sharePort decides whether the entrypoint's port may be shared with other
+// programs: only when watt.json says true, at the runtime level or on the
+// entrypoint's entry, and neither says false. Watt's default is true, but
+// for Watt the flag only decides whether its own workers share the port;
+// wattd's workers always do, and an unrelated program joining the group
+// would silently take part of the traffic, so wattd asks for it explicitly.
+func sharePort(runtime *bool, entries []appEntry, entrypoint string) bool {
+	vals := []*bool{runtime}
+	for _, e := range entries {
+		if e.id == entrypoint {
+			vals = append(vals, e.raw.ReuseTCPPorts)
+		}
+	}
+	share := false
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		if !*v {
+			return false
+		}
+		share = true
+	}
+	return share
 }
 
 // explicitEntries lists "applications", then the "services" and "web"

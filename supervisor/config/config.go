@@ -18,7 +18,12 @@ type Config struct {
 	Applications []Application // explicit entries in file order (applications, then services, then web), then autoloaded ones by directory name; disabled ones left out
 	Workers      int           // default worker count per application
 	Server       Server
-	Logger       Logger
+	// SharePort allows other programs to listen on the entrypoint's port
+	// with SO_REUSEPORT beside wattd's workers (watt.json's reuseTcpPorts
+	// set to true). Otherwise wattd refuses to start while a socket it
+	// does not own listens there.
+	SharePort bool
+	Logger    Logger
 	// Env is given to every application: the project's .env, then the
 	// runtime envfile, then the runtime env block, later ones winning.
 	Env              map[string]string

@@ -22,7 +22,7 @@ type wattOnlyOption struct {
 // implements one of them: remove it here and add it to schema.json.
 var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{
-		"preload", "extensions", "basePath", "workersRestartDelay", "reuseTcpPorts",
+		"preload", "extensions", "basePath", "workersRestartDelay",
 		"exitOnUnhandledErrors", "health", "healthProbes", "undici", "httpCache", "watch",
 		"managementApi", "management", "metrics", "telemetry", "verticalScaler",
 		"inspectorOptions", "startupConcurrency", "messagingTimeout",
@@ -38,7 +38,7 @@ var wattOnlyOptions = []wattOnlyOption{
 		"scaleUpELU", "scaleDownELU",
 	}},
 	{at: "@app", keys: []string{
-		"config", "url", "gitBranch", "useHttp", "reuseTcpPorts", "health", "restartOnError",
+		"config", "url", "gitBranch", "useHttp", "health", "restartOnError",
 		"arguments", "sourceMaps", "nodeModulesSourceMaps", "packageManager",
 		"preload", "execArgv", "permissions", "telemetry", "compileCache", "management",
 	}},

@@ -44,6 +44,12 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
+		if errors.Is(err, unix.EADDRINUSE) && port != 0 {
+			// Name the holder, as the check for SO_REUSEPORT holders does.
+			if herr := CheckFree(host, port, nil); herr != nil && errors.Is(herr, ErrPortHeld) {
+				return nil, nil, herr
+			}
+		}
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer l.Close() // File() dups the fd; the Go listener itself is not used

@@ -1,0 +1,139 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reusePortListen listens on addr the way a program that wants to share
+// its port does, which also lets any same-user socket join it.
+func reusePortListen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func plainProject(t *testing.T, extra map[string]any) string {
+	cfg := map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"workers":      2,
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	return project(t, cfg)
+}
+
+// TestForeignListenerOnPortRefused: a program that listens on the public
+// port with SO_REUSEPORT would silently get part of wattd's traffic; wattd
+// refuses to start, names it, exits 1 and leaves nothing behind. With
+// exclusive listeners the bind fails and the holder is named the same way.
+func TestForeignListenerOnPortRefused(t *testing.T) {
+	integration(t)
+	for _, shared := range []bool{true, false} {
+		t.Run("so_reuseport="+strconv.FormatBool(shared), func(t *testing.T) {
+			var l net.Listener
+			if shared {
+				l = reusePortListen(t, "127.0.0.1:0")
+			} else {
+				var err error
+				if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+			}
+			port := l.Addr().(*net.TCPAddr).Port
+			d := startWattd(t, plainProject(t, nil), port, startOpts{})
+			if code := d.wait(20 * time.Second); code != 1 {
+				t.Fatalf("exit code %d, want 1", code)
+			}
+			out := d.out.String()
+			want := "pid " + strconv.Itoa(os.Getpid()) + " ("
+			if !strings.Contains(out, "already in use") || !strings.Contains(out, want) || !strings.Contains(out, "reuseTcpPorts") {
+				t.Fatalf("the error does not name the holder (%q) and the way out:\n%s", want, out)
+			}
+			if strings.Contains(out, "worker ready") {
+				t.Fatal("workers were started")
+			}
+			if entries, _ := os.ReadDir(d.runDir); len(entries) != 0 {
+				t.Fatalf("runtime directory left behind: %v", entries)
+			}
+		})
+	}
+}
+
+// TestSecondRuntimeOnSamePort: a second wattd project on the port of a
+// running one is refused, and the first keeps every request; with
+// reuseTcpPorts true in the second's watt.json, both serve the port (the
+// funnel pattern: identical runtimes behind one port).
+func TestSecondRuntimeOnSamePort(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	first := startWattd(t, plainProject(t, nil), port, startOpts{})
+	first.waitReady("web", 20*time.Second)
+	firstPIDs := map[string]bool{strconv.Itoa(first.cmd.Process.Pid): true}
+	for _, w := range first.app("web").Workers {
+		firstPIDs[strconv.Itoa(w.PID)] = true
+	}
+
+	second := startWattd(t, plainProject(t, nil), port, startOpts{})
+	if code := second.wait(20 * time.Second); code != 1 {
+		t.Fatalf("second runtime: exit code %d, want 1", code)
+	}
+	out := second.out.String()
+	named := false
+	for pid := range firstPIDs {
+		named = named || strings.Contains(out, "pid "+pid+" (")
+	}
+	if !named {
+		t.Fatalf("the error names none of the first runtime's pids %v:\n%s", firstPIDs, out)
+	}
+	for range 30 {
+		if _, body, err := get(fresh, first.url("/")); err != nil || !strings.Contains(body, `"app":"web"`) {
+			t.Fatalf("first runtime lost a request: %v %s", err, body)
+		}
+	}
+
+	shared := startWattd(t, plainProject(t, map[string]any{"reuseTcpPorts": true}), port, startOpts{})
+	shared.waitReady("web", 20*time.Second)
+	sharedPIDs := map[int]bool{}
+	for _, w := range shared.app("web").Workers {
+		sharedPIDs[w.PID] = true
+	}
+	waitFor(t, 20*time.Second, "requests to reach both runtimes", func() bool {
+		seenFirst, seenShared := false, false
+		for range 40 {
+			_, body, err := get(fresh, first.url("/"))
+			var reply struct{ PID int }
+			if err != nil || json.Unmarshal([]byte(body), &reply) != nil {
+				return false
+			}
+			seenShared = seenShared || sharedPIDs[reply.PID]
+			seenFirst = seenFirst || firstPIDs[strconv.Itoa(reply.PID)]
+		}
+		return seenFirst && seenShared
+	})
+}

@@ -1,0 +1,126 @@
+package listeners
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseTableLine(t *testing.T) {
+	tests := []struct {
+		line string
+		want string // address; "" for a line that is not a listener
+	}{
+		{"   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0", "127.0.0.1:3000"},
+		{"   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 17 1 0", "0.0.0.0:8080"},
+		{"   2: 0100007F:0BB8 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 99 1 0", ""}, // established
+		{"   0: 00000000000000000000000001000000:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5 1 0", "[::1]:3000"},
+		{"   0: 0000000000000000FFFF00000100007F:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 6 1 0", "127.0.0.1:3000"}, // v4-mapped
+		{"garbage", ""},
+	}
+	for _, tt := range tests {
+		h, ok := parseTableLine(tt.line)
+		if tt.want == "" {
+			if ok {
+				t.Errorf("%q: parsed as a listener %v", tt.line, h)
+			}
+			continue
+		}
+		if !ok || h.Addr.String() != tt.want {
+			t.Errorf("%q: got %v %v, want %s", tt.line, h.Addr, ok, tt.want)
+		}
+	}
+}
+
+func TestOverlaps(t *testing.T) {
+	lo, any4, any6, other := netip.MustParseAddr("127.0.0.1"), netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.MustParseAddr("10.1.2.3")
+	if !overlapsAny(lo, []netip.Addr{lo}) || !overlapsAny(any4, []netip.Addr{lo}) || !overlapsAny(lo, []netip.Addr{any6}) {
+		t.Fatal("same address or a wildcard must overlap")
+	}
+	if overlapsAny(other, []netip.Addr{lo}) {
+		t.Fatal("two specific addresses do not overlap")
+	}
+}
+
+// reusePortListener is what a foreign program does: a listener that lets
+// others (wattd) join its port.
+func reusePortListener(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func TestCheckFreeNamesTheHolder(t *testing.T) {
+	foreign := reusePortListener(t, "127.0.0.1:0")
+	port := foreign.Addr().(*net.TCPAddr).Port
+
+	// The kernel lets wattd's socket join the foreign one's group.
+	f, _, err := TCP("127.0.0.1", port)
+	if err != nil {
+		t.Fatalf("join the group: %v", err)
+	}
+	defer f.Close()
+	ino, err := Inode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, host := range []string{"127.0.0.1", "0.0.0.0", "localhost"} {
+		err = CheckFree(host, port, map[uint64]bool{ino: true})
+		var held *PortHeldError
+		if !errors.As(err, &held) || !errors.Is(err, ErrPortHeld) {
+			t.Fatalf("%s: foreign listener not found: %v", host, err)
+		}
+		if len(held.Holders) != 1 || held.Holders[0].PID != os.Getpid() {
+			t.Fatalf("%s: holders %+v, want this test process (%d)", host, held.Holders, os.Getpid())
+		}
+		if !strings.Contains(err.Error(), "reuseTcpPorts") || !strings.Contains(err.Error(), "pid ") {
+			t.Fatalf("%s: message does not say what to do: %v", host, err)
+		}
+	}
+
+	// Only wattd's own sockets: free.
+	foreign.Close()
+	if err := CheckFree("127.0.0.1", port, map[uint64]bool{ino: true}); err != nil {
+		t.Fatalf("own socket reported as foreign: %v", err)
+	}
+	// A different address on the same port does not overlap.
+	if err := CheckFree("127.0.0.2", port, nil); err != nil {
+		t.Fatalf("127.0.0.2 overlaps 127.0.0.1: %v", err)
+	}
+}
+
+// TestTCPNamesExclusiveHolder: a listener without SO_REUSEPORT makes the
+// bind fail; the error names who holds the port.
+func TestTCPNamesExclusiveHolder(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, _, err = TCP("127.0.0.1", port)
+	if !errors.Is(err, ErrPortHeld) || !strings.Contains(err.Error(), "pid ") {
+		t.Fatalf("bind on a held port: %v", err)
+	}
+}
