@@ -385,16 +385,22 @@ func TestFloodNeverBlocksTheWorker(t *testing.T) {
 	})
 
 	start := time.Now()
-	within(t, 5*time.Second, "the worker writing 200k lines", func() {
+	// A sink that blocked the writer would hold it for lines × 1 ms (200 s)
+	// behind the slow core; the bound leaves room for a loaded machine and
+	// the race detector. The writer reports its error through a channel,
+	// not t, since it may outlive the test when the bound is missed.
+	flushed := make(chan error, 1)
+	within(t, 30*time.Second, "the worker writing 200k lines", func() {
 		w := bufio.NewWriterSize(pw, 64<<10)
 		for i := range lines {
 			fmt.Fprintf(w, "line %d\n", i)
 		}
-		if err := w.Flush(); err != nil {
-			t.Error(err)
-		}
+		flushed <- w.Flush()
 		pw.Close()
 	})
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("worker wrote %d lines in %v", lines, time.Since(start))
 	close(stopTail)
 	tailers.Wait()
