@@ -146,23 +146,33 @@ func New(opts Options) (_ *Runtime, err error) {
 	return rt, nil
 }
 
-// workerVars are the variables wattd sets per worker; values inherited
-// from wattd's own environment (say, wattd run by another wattd) must not
-// shadow them.
-var workerVars = map[string]bool{
-	ipc.EnvControlFD: true, ipc.EnvApp: true, ipc.EnvWorker: true, ipc.EnvEntrypoint: true,
-	ipc.EnvMeshDir: true, ipc.EnvMeshProxy: true, ipc.EnvProtocol: true,
+// passedSettings are the only WATTD_* variables of wattd's own
+// environment that workers inherit. WATTD_STATS_INTERVAL_MS is read on the
+// worker side of the protocol (the Node preload, the static file worker);
+// WATTD_NODE and WATTD_GO name the toolchain, so a worker that runs wattd
+// or the capability tooling itself finds the same binaries. Every other
+// WATTD_* variable configures this wattd (WATTD_RUNTIME_DIR,
+// WATTD_LOG_FORMAT, …) or is set per worker, and an inherited copy would
+// mislead a worker or shadow what wattd sets for it.
+var passedSettings = map[string]bool{
+	"WATTD_STATS_INTERVAL_MS": true,
+	"WATTD_NODE":              true,
+	"WATTD_GO":                true,
 }
 
 // inheritedEnv is wattd's environment minus what describes wattd's own
 // sockets (a socket-activated wattd must not pass its LISTEN_FDS on) and
-// the per-worker variables. Other WATTD_* settings (WATTD_NODE,
-// WATTD_STATS_INTERVAL_MS, …) pass through.
+// minus wattd's own WATTD_* variables, passedSettings excepted.
 func inheritedEnv() []string {
+	return workerEnviron(os.Environ())
+}
+
+func workerEnviron(environ []string) []string {
 	var out []string
-	for _, kv := range os.Environ() {
+	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "LISTEN_") || k == "NOTIFY_SOCKET" || workerVars[k] {
+		if strings.HasPrefix(k, "LISTEN_") || k == "NOTIFY_SOCKET" ||
+			strings.HasPrefix(k, "WATTD_") && !passedSettings[k] {
 			continue
 		}
 		out = append(out, kv)
