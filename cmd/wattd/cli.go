@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ func run(args []string) int {
 		Version:              version,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
+		Action:               unknownCommand("wattd"),
 		Commands: []*cli.Command{
 			startCommand(),
 			devCommand(),
@@ -87,21 +89,60 @@ func run(args []string) int {
 	return exitOK
 }
 
+// unknownCommand is the action of wattd and of `wattd ctl`, which only
+// dispatch to their subcommands: with no argument it shows the help, with
+// `help [TOPIC]` the help of TOPIC, and with anything else a usage error
+// (urfave/cli's default would answer "No help topic for ...").
+func unknownCommand(path string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		show := func() error {
+			if c.Command != nil && c.Command.Name != "" {
+				return cli.ShowSubcommandHelp(c)
+			}
+			return cli.ShowAppHelp(c)
+		}
+		first := c.Args().First()
+		switch {
+		case first == "":
+			return show()
+		case first == "help" && c.NArg() == 1:
+			return show()
+		case first == "help":
+			topic := c.Args().Get(1)
+			if findCommand(c, topic) == nil {
+				return usageErrorf("unknown command %s; see %s --help", topic, path)
+			}
+			return cli.ShowCommandHelp(c, topic)
+		}
+		return usageErrorf("unknown command %s; see %s --help", first, path)
+	}
+}
+
+// findCommand looks name up among the subcommands of c's command (or the
+// app's commands at the top level).
+func findCommand(c *cli.Context, name string) *cli.Command {
+	cmds := c.App.Commands
+	if c.Command != nil && len(c.Command.Subcommands) > 0 {
+		cmds = c.Command.Subcommands
+	}
+	for _, cmd := range cmds {
+		if cmd.HasName(name) {
+			return cmd
+		}
+	}
+	return nil
+}
+
 func startCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "start",
 		Usage:     "run the project in DIR (default: the current directory)",
 		ArgsUsage: "[DIR]",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
-		},
+		Flags:     []cli.Flag{configFlag(), dirFlag()},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 1 {
-				return &exitError{exitUsage, fmt.Errorf("start takes one directory, got %d arguments", c.NArg())}
-			}
-			dir := c.Args().First()
-			if dir == "" {
-				dir = "."
+			dir, err := projectDir(c)
+			if err != nil {
+				return err
 			}
 			return start(dir, c.String("config"), capabilities.Production)
 		},
@@ -113,16 +154,11 @@ func devCommand() *cli.Command {
 		Name:      "dev",
 		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
 		ArgsUsage: "[DIR]",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
-		},
+		Flags:     []cli.Flag{configFlag(), dirFlag()},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 1 {
-				return &exitError{exitUsage, fmt.Errorf("dev takes one directory, got %d arguments", c.NArg())}
-			}
-			dir := c.Args().First()
-			if dir == "" {
-				dir = "."
+			dir, err := projectDir(c)
+			if err != nil {
+				return err
 			}
 			return start(dir, c.String("config"), capabilities.Development)
 		},
@@ -231,6 +267,29 @@ func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
 	}
 }
 
+// ctlString reads a flag that `wattd ctl` and its subcommands both
+// define, so that `ctl --socket P ps` and `ctl ps --socket P` mean the
+// same; given at both levels, the subcommand's wins. urfave/cli alone
+// would read the subcommand's unset copy and ignore the other.
+func ctlString(c *cli.Context, name string) string {
+	for _, x := range c.Lineage() {
+		if slices.Contains(x.LocalFlagNames(), name) {
+			return x.String(name)
+		}
+	}
+	return ""
+}
+
+// ctlBool is ctlString for a boolean flag.
+func ctlBool(c *cli.Context, name string) bool {
+	for _, x := range c.Lineage() {
+		if slices.Contains(x.LocalFlagNames(), name) {
+			return x.Bool(name)
+		}
+	}
+	return false
+}
+
 func ctlCommand() *cli.Command {
 	socketFlag := &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime (default: the runtime started from this directory, or the only one running)"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
@@ -264,7 +323,7 @@ func ctlCommand() *cli.Command {
 	// errors into exit codes, print JSON or the rendered form.
 	action := func(timeout func(*cli.Context) time.Duration, do func(*cli.Context, context.Context, *admin.Client) (any, func(), error)) cli.ActionFunc {
 		return func(c *cli.Context) error {
-			cl, err := connect(c.String("socket"))
+			cl, err := connect(ctlString(c, "socket"))
 			if err != nil {
 				return fail(err)
 			}
@@ -274,7 +333,7 @@ func ctlCommand() *cli.Command {
 			if err != nil {
 				return fail(err)
 			}
-			if c.Bool("json") {
+			if ctlBool(c, "json") {
 				return printJSON(v)
 			}
 			render()
@@ -283,9 +342,11 @@ func ctlCommand() *cli.Command {
 	}
 	tenSeconds := func(*cli.Context) time.Duration { return 10 * time.Second }
 	return &cli.Command{
-		Name:  "ctl",
-		Usage: "administer a running wattd",
-		Flags: []cli.Flag{socketFlag},
+		Name:            "ctl",
+		Usage:           "administer a running wattd",
+		HideHelpCommand: true,
+		Flags:           []cli.Flag{socketFlag, jsonFlag},
+		Action:          unknownCommand("wattd ctl"),
 		Subcommands: []*cli.Command{
 			{
 				Name:  "ps",
@@ -329,9 +390,9 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
-				Flags: []cli.Flag{socketFlag},
+				Flags: []cli.Flag{jsonFlag, socketFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-					return nil, func() { fmt.Println("stopping") }, cl.Stop(ctx)
+					return map[string]bool{"stopping": true}, func() { fmt.Println("stopping") }, cl.Stop(ctx)
 				}),
 			},
 		},

@@ -17,7 +17,7 @@ func TestWorkerEnvironment(t *testing.T) {
 	dir := project(t, map[string]any{
 		"server": map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/printenv"),
+			"id": "web", "path": fixture("apps/probe"),
 			"env": map[string]any{"FROM_CONFIG": "yes", "WATTD_FROM_CONFIG": "kept"},
 		}},
 	})
