@@ -50,6 +50,8 @@ type Runtime struct {
 	started  time.Time
 	stopOnce sync.Once
 	stopping chan struct{} // closed when shutdown begins
+	killOnce sync.Once
+	killed   chan struct{} // closed by Kill: shutdown no longer waits for workers
 	changed  chan struct{} // poked (non-blocking) on slot state changes
 	mesh     meshState
 	failures chan struct{} // poked when a slot gives up
@@ -80,6 +82,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		version:  opts.Version,
 		byID:     map[string]*app{},
 		stopping: make(chan struct{}),
+		killed:   make(chan struct{}),
 		changed:  make(chan struct{}, 1),
 		failures: make(chan struct{}, 1),
 		policy: restart.Policy{
@@ -342,6 +345,8 @@ loop:
 			case <-deadline.C:
 				expired = true
 				rt.log.Warn("graceful shutdown took longer than gracefulShutdown.runtime; killing the rest")
+			case <-rt.killed:
+				expired = true
 			}
 		}
 		rt.kill(entry)
@@ -360,6 +365,17 @@ loop:
 
 // Stop begins a graceful shutdown; it returns at once.
 func (rt *Runtime) Stop() { rt.stopOnce.Do(func() { close(rt.stopping) }) }
+
+// Kill turns a shutdown into an immediate one: every worker's process
+// group gets SIGKILL now rather than at the end of its grace period. Run
+// still returns the usual way, having removed its sockets, so the caller
+// cleans up as after any stop. It returns at once.
+func (rt *Runtime) Kill() {
+	rt.Stop()
+	rt.killOnce.Do(func() { close(rt.killed) })
+	rt.kill(true)
+	rt.kill(false)
+}
 
 func (rt *Runtime) stateChanged() {
 	select {

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -204,23 +206,56 @@ func start(dir, file string, mode capabilities.Mode) error {
 	}
 	defer adm.Close()
 
+	// cleanup is what every exit must do, whichever path it takes.
+	var cleanOnce sync.Once
+	cleanup := func() {
+		cleanOnce.Do(func() {
+			adm.Close()
+			if err := rd.Remove(); err != nil {
+				log.Warn("could not remove the runtime directory", zap.Error(err))
+			}
+		})
+	}
+	defer cleanup()
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
-	go handleSignals(ctx, sigs, rt, log)
+	var forced atomic.Bool
+	go handleSignals(ctx, sigs, rt, log, func() {
+		forced.Store(true)
+		// Run returns as soon as the killed workers are reaped; should
+		// anything hang instead, exit anyway, still without leaving the
+		// runtime directory behind.
+		time.AfterFunc(forcedExitAfter, func() {
+			log.Error("workers not reaped after a second stop signal; exiting", zap.Duration("waited", forcedExitAfter))
+			cleanup()
+			_ = log.Sync()
+			os.Exit(exitFailure)
+		})
+	})
 	if mode == capabilities.Development {
 		watchForDev(ctx, rt, log.Named("dev"))
 	}
 
-	if err := rt.Run(ctx); err != nil {
+	err = rt.Run(ctx)
+	switch {
+	case err != nil:
 		return &exitError{exitFailure, err}
+	case forced.Load():
+		return &exitError{exitFailure, nil}
 	}
 	return nil
 }
 
-// handleSignals: TERM and INT stop gracefully (a second one kills at once),
-// USR2 restarts every app rolling, HUP is reserved for config reload.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Runtime, log *zap.Logger) {
+// forcedExitAfter bounds how long wattd waits for killed workers to be
+// reaped after a second stop signal.
+const forcedExitAfter = 5 * time.Second
+
+// handleSignals: TERM and INT stop gracefully (a second one kills the
+// workers at once and calls forced), USR2 restarts every app rolling, HUP
+// is reserved for config reload.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Runtime, log *zap.Logger, forced func()) {
 	stopping := false
 	for {
 		select {
@@ -230,8 +265,10 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Ru
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGINT:
 				if stopping {
-					log.Warn("second stop signal; exiting without waiting for workers", zap.String("signal", sig.String()))
-					os.Exit(exitFailure) // workers die with us: PR_SET_PDEATHSIG
+					log.Warn("second stop signal; killing every worker and exiting", zap.String("signal", sig.String()))
+					forced()
+					rt.Kill()
+					continue
 				}
 				stopping = true
 				log.Info("stop signal received", zap.String("signal", sig.String()))
