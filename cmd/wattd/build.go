@@ -51,7 +51,7 @@ func buildTarget(c *cli.Context) (*config.Config, []string, error) {
 	only := c.StringSlice("app")
 	args := c.Args().Slice()
 	load := func(dir string) (*config.Config, error) {
-		cfg, err := config.Load(dir, c.String("config"), os.Environ())
+		cfg, err := config.LoadChecked(dir, c.String("config"), os.Environ(), supervisor.CheckApp)
 		if err != nil {
 			return nil, &exitError{exitUsage, err}
 		}

@@ -168,7 +168,7 @@ func devCommand() *cli.Command {
 }
 
 func start(dir, file string, mode capabilities.Mode) error {
-	cfg, err := config.Load(dir, file, os.Environ())
+	cfg, err := config.LoadChecked(dir, file, os.Environ(), supervisor.CheckApp)
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}

@@ -360,3 +360,50 @@ func TestInitAppAtRoot(t *testing.T) {
 		t.Fatalf("init in an empty folder: exit %d\n%s", code, out)
 	}
 }
+
+// TestConfigReportExitsUsage: every configuration problem, including an
+// application folder no capability recognises (inside the project or
+// outside it), comes in one report, and wattd start and wattd build exit
+// 2 before starting or building anything.
+func TestConfigReportExitsUsage(t *testing.T) {
+	integration(t)
+	outside := t.TempDir() // exists, but holds no application
+	dir := project(t, map[string]any{
+		"workerz":    1,
+		"entrypoint": "nope",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{MYPORT}"},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain"), "env": map[string]any{"N": 1, "B": true}},
+			map[string]any{"id": "empty", "path": outside},
+			map[string]any{"id": "typo", "path": fixture("apps/plain"), "capability": "nodejs"},
+		},
+	})
+	want := []string{
+		`/workerz: unknown key "workerz" (did you mean "workers"?)`,
+		`/entrypoint: no application has id "nope"`,
+		`/server/port: expected integer from 0 to 65535, got 99999 (the value of MYPORT)`,
+		`/applications/1/path: capabilities: no capability recognises ` + outside,
+		`/applications/2/capability: capabilities: unknown capability "nodejs"`,
+	}
+	env := []string{"WATTD_RUNTIME_DIR=" + t.TempDir(), "MYPORT=99999"}
+	for _, args := range [][]string{{"start", dir}, {"build", dir}, {"dev", dir}} {
+		out, code := runCLI(t, t.TempDir(), env, args...)
+		if code != 2 {
+			t.Errorf("wattd %s: exit %d, want 2\n%s", args[0], code, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("wattd %s: report lacks %q:\n%s", args[0], w, out)
+			}
+		}
+		if strings.Contains(out, "starting") || strings.Contains(out, "building") {
+			t.Errorf("wattd %s went ahead:\n%s", args[0], out)
+		}
+	}
+	// Alone, the folder outside the project is still a configuration
+	// error (it used to exit 1 from the runtime).
+	dir2 := project(t, map[string]any{"applications": []any{map[string]any{"id": "empty", "path": outside}}})
+	if out, code := runCLI(t, t.TempDir(), env, "start", dir2); code != 2 || !strings.Contains(out, "/applications/0/path") {
+		t.Errorf("start with an unrecognised folder: exit %d, want 2 naming /applications/0/path\n%s", code, out)
+	}
+}
