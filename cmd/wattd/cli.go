@@ -410,6 +410,9 @@ func ctlCommand() *cli.Command {
 				Flags:     []cli.Flag{jsonFlag, socketFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Before: func(c *cli.Context) error {
 					if c.NArg() != 1 {
+						if opt := lateOption(c); opt != "" {
+							return usageErrorf("%s: options go before APP: wattd ctl restart [options] APP", opt)
+						}
 						return &exitError{exitUsage, errors.New("usage: wattd ctl restart APP")}
 					}
 					return nil

@@ -70,6 +70,8 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"dev", "a", "b"}, 2, []string{"dev takes one project directory, got 2"}},
 		{[]string{"init", "a", "b"}, 2, []string{"init takes one project directory, got 2"}},
 		{[]string{"start", "-d", "x", "y"}, 2, []string{"project directory given twice"}},
+		{[]string{"start", "x", "-c", "f.json"}, 2, []string{"-c: options go before the directory: wattd start [options] [DIR]"}},
+		{[]string{"ctl", "restart", "web", "--json"}, 2, []string{"--json: options go before APP"}},
 		{[]string{"start", "--bogus"}, 2, []string{"bogus"}},
 		{[]string{"ctl", "restart"}, 2, []string{"usage: wattd ctl restart APP"}},
 		{[]string{"ctl", "inject", "web"}, 2, []string{"usage: wattd ctl inject"}},
