@@ -54,6 +54,28 @@ func Resolve(cfg *config.Config, ac config.Application, mode capabilities.Mode, 
 	return c, app, nil
 }
 
+// CheckApp is a config.AppCheck: it finds, while the configuration is
+// loaded, what Resolve would fail on later (a command line that does not
+// split, an unknown capability, files no capability recognises), so those
+// problems are part of the configuration's report and exit like it.
+func CheckApp(ac config.Application) (string, error) {
+	if ac.CommandLine != "" {
+		if _, err := node.SplitOptions(ac.CommandLine); err != nil {
+			return "command", err
+		}
+	}
+	if ac.Capability != "" {
+		_, err := capabilities.Get(ac.Capability)
+		return "capability", err
+	}
+	if _, err := capabilities.Detect(ac.Path); err != nil {
+		return "path", fmt.Errorf(`%w; set "capability" to choose one`, err)
+	}
+	return "", nil
+}
+
+var _ config.AppCheck = CheckApp
+
 // launchFor asks the capability how to start a worker in mode.
 func launchFor(c capabilities.Capability, app capabilities.App) (*capabilities.Launch, error) {
 	if d, ok := c.(capabilities.Developer); ok && app.Mode == capabilities.Development {

@@ -50,6 +50,8 @@ type Runtime struct {
 	started  time.Time
 	stopOnce sync.Once
 	stopping chan struct{} // closed when shutdown begins
+	killOnce sync.Once
+	killed   chan struct{} // closed by Kill: shutdown no longer waits for workers
 	changed  chan struct{} // poked (non-blocking) on slot state changes
 	mesh     meshState
 	failures chan struct{} // poked when a slot gives up
@@ -80,6 +82,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		version:  opts.Version,
 		byID:     map[string]*app{},
 		stopping: make(chan struct{}),
+		killed:   make(chan struct{}),
 		changed:  make(chan struct{}, 1),
 		failures: make(chan struct{}, 1),
 		policy: restart.Policy{
@@ -158,23 +161,33 @@ func New(opts Options) (_ *Runtime, err error) {
 	return rt, nil
 }
 
-// workerVars are the variables wattd sets per worker; values inherited
-// from wattd's own environment (say, wattd run by another wattd) must not
-// shadow them.
-var workerVars = map[string]bool{
-	ipc.EnvControlFD: true, ipc.EnvApp: true, ipc.EnvWorker: true, ipc.EnvEntrypoint: true,
-	ipc.EnvMeshDir: true, ipc.EnvMeshProxy: true, ipc.EnvProtocol: true,
+// passedSettings are the only WATTD_* variables of wattd's own
+// environment that workers inherit. WATTD_STATS_INTERVAL_MS is read on the
+// worker side of the protocol (the Node preload, the static file worker);
+// WATTD_NODE and WATTD_GO name the toolchain, so a worker that runs wattd
+// or the capability tooling itself finds the same binaries. Every other
+// WATTD_* variable configures this wattd (WATTD_RUNTIME_DIR,
+// WATTD_LOG_FORMAT, …) or is set per worker, and an inherited copy would
+// mislead a worker or shadow what wattd sets for it.
+var passedSettings = map[string]bool{
+	"WATTD_STATS_INTERVAL_MS": true,
+	"WATTD_NODE":              true,
+	"WATTD_GO":                true,
 }
 
 // inheritedEnv is wattd's environment minus what describes wattd's own
 // sockets (a socket-activated wattd must not pass its LISTEN_FDS on) and
-// the per-worker variables. Other WATTD_* settings (WATTD_NODE,
-// WATTD_STATS_INTERVAL_MS, …) pass through.
+// minus wattd's own WATTD_* variables, passedSettings excepted.
 func inheritedEnv() []string {
+	return workerEnviron(os.Environ())
+}
+
+func workerEnviron(environ []string) []string {
 	var out []string
-	for _, kv := range os.Environ() {
+	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "LISTEN_") || k == "NOTIFY_SOCKET" || workerVars[k] {
+		if strings.HasPrefix(k, "LISTEN_") || k == "NOTIFY_SOCKET" ||
+			strings.HasPrefix(k, "WATTD_") && !passedSettings[k] {
 			continue
 		}
 		out = append(out, kv)
@@ -344,6 +357,8 @@ loop:
 			case <-deadline.C:
 				expired = true
 				rt.log.Warn("graceful shutdown took longer than gracefulShutdown.runtime; killing the rest")
+			case <-rt.killed:
+				expired = true
 			}
 		}
 		rt.kill(entry)
@@ -362,6 +377,17 @@ loop:
 
 // Stop begins a graceful shutdown; it returns at once.
 func (rt *Runtime) Stop() { rt.stopOnce.Do(func() { close(rt.stopping) }) }
+
+// Kill turns a shutdown into an immediate one: every worker's process
+// group gets SIGKILL now rather than at the end of its grace period. Run
+// still returns the usual way, having removed its sockets, so the caller
+// cleans up as after any stop. It returns at once.
+func (rt *Runtime) Kill() {
+	rt.Stop()
+	rt.killOnce.Do(func() { close(rt.killed) })
+	rt.kill(true)
+	rt.kill(false)
+}
 
 func (rt *Runtime) stateChanged() {
 	select {

@@ -24,21 +24,106 @@ const buildTailLines = 40
 func buildCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "build",
-		Usage:     "build the applications of the project (all, or the named ones)",
-		ArgsUsage: "[APP...]",
+		Usage:     "build the applications of the project in DIR (all, or those named with --app)",
+		ArgsUsage: "[DIR]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
-			&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Value: ".", Usage: "project `DIR`"},
+			configFlag(),
+			dirFlag(),
+			&cli.StringSliceFlag{Name: "app", Aliases: []string{"a"}, Usage: "build only `APP` (repeatable)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every line of the build output"},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, err := config.Load(c.String("dir"), c.String("config"), os.Environ())
+			cfg, only, err := buildTarget(c)
 			if err != nil {
-				return &exitError{exitUsage, err}
+				return err
 			}
-			return build(cfg, c.Args().Slice(), c.Bool("verbose"), os.Stdout)
+			return build(cfg, only, c.Bool("verbose"), os.Stdout)
 		},
 	}
+}
+
+// buildTarget loads the project of `wattd build` and the applications to
+// build. The project is given like that of every other command, as [DIR]
+// or --dir; earlier versions took application ids as the arguments
+// (`wattd build [-d DIR] APP...`), which still works when the arguments
+// cannot be read as a project directory, with a note pointing at --app.
+func buildTarget(c *cli.Context) (*config.Config, []string, error) {
+	only := c.StringSlice("app")
+	args := c.Args().Slice()
+	load := func(dir string) (*config.Config, error) {
+		cfg, err := config.LoadChecked(dir, c.String("config"), os.Environ(), supervisor.CheckApp)
+		if err != nil {
+			return nil, &exitError{exitUsage, err}
+		}
+		return cfg, nil
+	}
+	legacy := func() (*config.Config, []string, error) {
+		dir, err := pickDir(c, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg, err := load(dir)
+		if err != nil && len(args) == 1 && c.String("dir") == "" {
+			return nil, nil, usageErrorf("%s is not a project directory, nor an application of a project here: %w", args[0], err)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, id := range args {
+			if !hasApp(cfg, id) && isDir(id) {
+				return nil, nil, usageErrorf("project directory given twice: %s and --dir %s", id, c.String("dir"))
+			}
+		}
+		fmt.Fprintf(os.Stderr, "wattd: note: application ids as arguments are deprecated; use --app %s\n", strings.Join(args, " --app "))
+		return cfg, append(only, args...), nil
+	}
+	switch {
+	case len(args) == 0:
+		dir, err := pickDir(c, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg, err := load(dir)
+		return cfg, only, err
+	case c.String("dir") != "" && len(args) == 1 && isDir(args[0]) && sameDir(args[0], c.String("dir")):
+		cfg, err := load(args[0])
+		return cfg, only, err
+	case len(args) > 1 || c.String("dir") != "" || !isDir(args[0]):
+		return legacy()
+	}
+	cfg, err := load(args[0])
+	if err == nil {
+		return cfg, only, nil
+	}
+	// A folder named like one of the project's applications (web/) is
+	// most likely the old form; take it if the project does have it.
+	if lcfg, lonly, lerr := quietLegacy(c, args[0], load); lerr == nil {
+		fmt.Fprintf(os.Stderr, "wattd: note: building application %q of %s; to build the project in %s, give it a watt.json; use --app %s to name an application\n",
+			args[0], lcfg.Dir, args[0], args[0])
+		return lcfg, append(only, lonly...), nil
+	}
+	return nil, nil, err
+}
+
+// quietLegacy loads the project in the current directory (or --dir) and
+// returns id as the app to build, if the project has it.
+func quietLegacy(c *cli.Context, id string, load func(string) (*config.Config, error)) (*config.Config, []string, error) {
+	dir, err := pickDir(c, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if hasApp(cfg, id) {
+		return cfg, []string{id}, nil
+	}
+	return nil, nil, fmt.Errorf("no application %q", id)
+}
+
+func hasApp(cfg *config.Config, id string) bool {
+	return slices.ContainsFunc(cfg.Applications, func(a config.Application) bool { return a.ID == id })
 }
 
 // build runs each application's build in dependency order, stopping at

@@ -106,7 +106,7 @@ func TestGoSDKApp(t *testing.T) {
 		},
 	})
 	port := freePort(t)
-	build := exec.Command(wattdBin, "build", "-d", dir, "api")
+	build := exec.Command(wattdBin, "build", "--app", "api", dir)
 	build.Env = append(os.Environ(), "PLT_SERVER_PORT="+strconv.Itoa(port))
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("wattd build: %v\n%s", err, out)

@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +52,7 @@ func run(args []string) int {
 		Version:              version,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
+		Action:               unknownCommand("wattd"),
 		Commands: []*cli.Command{
 			startCommand(),
 			devCommand(),
@@ -87,21 +91,60 @@ func run(args []string) int {
 	return exitOK
 }
 
+// unknownCommand is the action of wattd and of `wattd ctl`, which only
+// dispatch to their subcommands: with no argument it shows the help, with
+// `help [TOPIC]` the help of TOPIC, and with anything else a usage error
+// (urfave/cli's default would answer "No help topic for ...").
+func unknownCommand(path string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		show := func() error {
+			if c.Command != nil && c.Command.Name != "" {
+				return cli.ShowSubcommandHelp(c)
+			}
+			return cli.ShowAppHelp(c)
+		}
+		first := c.Args().First()
+		switch {
+		case first == "":
+			return show()
+		case first == "help" && c.NArg() == 1:
+			return show()
+		case first == "help":
+			topic := c.Args().Get(1)
+			if findCommand(c, topic) == nil {
+				return usageErrorf("unknown command %s; see %s --help", topic, path)
+			}
+			return cli.ShowCommandHelp(c, topic)
+		}
+		return usageErrorf("unknown command %s; see %s --help", first, path)
+	}
+}
+
+// findCommand looks name up among the subcommands of c's command (or the
+// app's commands at the top level).
+func findCommand(c *cli.Context, name string) *cli.Command {
+	cmds := c.App.Commands
+	if c.Command != nil && len(c.Command.Subcommands) > 0 {
+		cmds = c.Command.Subcommands
+	}
+	for _, cmd := range cmds {
+		if cmd.HasName(name) {
+			return cmd
+		}
+	}
+	return nil
+}
+
 func startCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "start",
 		Usage:     "run the project in DIR (default: the current directory)",
 		ArgsUsage: "[DIR]",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
-		},
+		Flags:     []cli.Flag{configFlag(), dirFlag()},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 1 {
-				return &exitError{exitUsage, fmt.Errorf("start takes one directory, got %d arguments", c.NArg())}
-			}
-			dir := c.Args().First()
-			if dir == "" {
-				dir = "."
+			dir, err := projectDir(c)
+			if err != nil {
+				return err
 			}
 			return start(dir, c.String("config"), capabilities.Production)
 		},
@@ -113,16 +156,11 @@ func devCommand() *cli.Command {
 		Name:      "dev",
 		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
 		ArgsUsage: "[DIR]",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"},
-		},
+		Flags:     []cli.Flag{configFlag(), dirFlag()},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 1 {
-				return &exitError{exitUsage, fmt.Errorf("dev takes one directory, got %d arguments", c.NArg())}
-			}
-			dir := c.Args().First()
-			if dir == "" {
-				dir = "."
+			dir, err := projectDir(c)
+			if err != nil {
+				return err
 			}
 			return start(dir, c.String("config"), capabilities.Development)
 		},
@@ -130,7 +168,7 @@ func devCommand() *cli.Command {
 }
 
 func start(dir, file string, mode capabilities.Mode) error {
-	cfg, err := config.Load(dir, file, os.Environ())
+	cfg, err := config.LoadChecked(dir, file, os.Environ(), supervisor.CheckApp)
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
@@ -168,23 +206,56 @@ func start(dir, file string, mode capabilities.Mode) error {
 	}
 	defer adm.Close()
 
+	// cleanup is what every exit must do, whichever path it takes.
+	var cleanOnce sync.Once
+	cleanup := func() {
+		cleanOnce.Do(func() {
+			adm.Close()
+			if err := rd.Remove(); err != nil {
+				log.Warn("could not remove the runtime directory", zap.Error(err))
+			}
+		})
+	}
+	defer cleanup()
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
-	go handleSignals(ctx, sigs, rt, log)
+	var forced atomic.Bool
+	go handleSignals(ctx, sigs, rt, log, func() {
+		forced.Store(true)
+		// Run returns as soon as the killed workers are reaped; should
+		// anything hang instead, exit anyway, still without leaving the
+		// runtime directory behind.
+		time.AfterFunc(forcedExitAfter, func() {
+			log.Error("workers not reaped after a second stop signal; exiting", zap.Duration("waited", forcedExitAfter))
+			cleanup()
+			_ = log.Sync()
+			os.Exit(exitFailure)
+		})
+	})
 	if mode == capabilities.Development {
 		watchForDev(ctx, rt, log.Named("dev"))
 	}
 
-	if err := rt.Run(ctx); err != nil {
+	err = rt.Run(ctx)
+	switch {
+	case err != nil:
 		return &exitError{exitFailure, err}
+	case forced.Load():
+		return &exitError{exitFailure, nil}
 	}
 	return nil
 }
 
-// handleSignals: TERM and INT stop gracefully (a second one kills at once),
-// USR2 restarts every app rolling, HUP is reserved for config reload.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Runtime, log *zap.Logger) {
+// forcedExitAfter bounds how long wattd waits for killed workers to be
+// reaped after a second stop signal.
+const forcedExitAfter = 5 * time.Second
+
+// handleSignals: TERM and INT stop gracefully (a second one kills the
+// workers at once and calls forced), USR2 restarts every app rolling, HUP
+// is reserved for config reload.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Runtime, log *zap.Logger, forced func()) {
 	stopping := false
 	for {
 		select {
@@ -194,8 +265,10 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Ru
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGINT:
 				if stopping {
-					log.Warn("second stop signal; exiting without waiting for workers", zap.String("signal", sig.String()))
-					os.Exit(exitFailure) // workers die with us: PR_SET_PDEATHSIG
+					log.Warn("second stop signal; killing every worker and exiting", zap.String("signal", sig.String()))
+					forced()
+					rt.Kill()
+					continue
 				}
 				stopping = true
 				log.Info("stop signal received", zap.String("signal", sig.String()))
@@ -231,6 +304,29 @@ func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
 	}
 }
 
+// ctlString reads a flag that `wattd ctl` and its subcommands both
+// define, so that `ctl --socket P ps` and `ctl ps --socket P` mean the
+// same; given at both levels, the subcommand's wins. urfave/cli alone
+// would read the subcommand's unset copy and ignore the other.
+func ctlString(c *cli.Context, name string) string {
+	for _, x := range c.Lineage() {
+		if slices.Contains(x.LocalFlagNames(), name) {
+			return x.String(name)
+		}
+	}
+	return ""
+}
+
+// ctlBool is ctlString for a boolean flag.
+func ctlBool(c *cli.Context, name string) bool {
+	for _, x := range c.Lineage() {
+		if slices.Contains(x.LocalFlagNames(), name) {
+			return x.Bool(name)
+		}
+	}
+	return false
+}
+
 func ctlCommand() *cli.Command {
 	socketFlag := &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime (default: the runtime started from this directory, or the only one running)"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
@@ -264,7 +360,7 @@ func ctlCommand() *cli.Command {
 	// errors into exit codes, print JSON or the rendered form.
 	action := func(timeout func(*cli.Context) time.Duration, do func(*cli.Context, context.Context, *admin.Client) (any, func(), error)) cli.ActionFunc {
 		return func(c *cli.Context) error {
-			cl, err := connect(c.String("socket"))
+			cl, err := connect(ctlString(c, "socket"))
 			if err != nil {
 				return fail(err)
 			}
@@ -274,7 +370,7 @@ func ctlCommand() *cli.Command {
 			if err != nil {
 				return fail(err)
 			}
-			if c.Bool("json") {
+			if ctlBool(c, "json") {
 				return printJSON(v)
 			}
 			render()
@@ -283,9 +379,11 @@ func ctlCommand() *cli.Command {
 	}
 	tenSeconds := func(*cli.Context) time.Duration { return 10 * time.Second }
 	return &cli.Command{
-		Name:  "ctl",
-		Usage: "administer a running wattd",
-		Flags: []cli.Flag{socketFlag},
+		Name:            "ctl",
+		Usage:           "administer a running wattd",
+		HideHelpCommand: true,
+		Flags:           []cli.Flag{socketFlag, jsonFlag},
+		Action:          unknownCommand("wattd ctl"),
 		Subcommands: []*cli.Command{
 			{
 				Name:  "ps",
@@ -312,6 +410,9 @@ func ctlCommand() *cli.Command {
 				Flags:     []cli.Flag{jsonFlag, socketFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Before: func(c *cli.Context) error {
 					if c.NArg() != 1 {
+						if opt := lateOption(c); opt != "" {
+							return usageErrorf("%s: options go before APP: wattd ctl restart [options] APP", opt)
+						}
 						return &exitError{exitUsage, errors.New("usage: wattd ctl restart APP")}
 					}
 					return nil
@@ -329,9 +430,9 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
-				Flags: []cli.Flag{socketFlag},
+				Flags: []cli.Flag{jsonFlag, socketFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-					return nil, func() { fmt.Println("stopping") }, cl.Stop(ctx)
+					return map[string]bool{"stopping": true}, func() { fmt.Println("stopping") }, cl.Stop(ctx)
 				}),
 			},
 		},

@@ -31,16 +31,17 @@ var (
 func initCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "init",
-		Usage:     "write a watt.json for the applications found in DIR",
+		Usage:     "write a watt.json for the applications found in DIR (or for DIR itself when it is one)",
 		ArgsUsage: "[DIR]",
 		Flags: []cli.Flag{
+			dirFlag(),
 			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing watt.json"},
 			&cli.StringFlag{Name: "entrypoint", Aliases: []string{"e"}, Usage: "`APP` to use as the entrypoint (default: guessed)"},
 		},
 		Action: func(c *cli.Context) error {
-			dir := c.Args().First()
-			if dir == "" {
-				dir = "."
+			dir, err := projectDir(c)
+			if err != nil {
+				return err
 			}
 			return initProject(dir, c.String("entrypoint"), c.Bool("force"), os.Stdout)
 		},
@@ -49,11 +50,13 @@ func initCommand() *cli.Command {
 
 type foundApp struct {
 	id, dir, capability string
+	path                string // as written in watt.json, relative to it
 }
 
 // initProject writes DIR/watt.json: an autoload of the app folder when
 // the applications live in one (web/, apps/, services/, packages/), else
-// an explicit list of DIR's sub-directories that a capability recognises.
+// an explicit list of DIR's sub-directories that a capability recognises,
+// else DIR itself as the one application (path ".") when it is one.
 func initProject(dir, entry string, force bool, out io.Writer) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -75,7 +78,12 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 		apps = scanApps(abs)
 	}
 	if len(apps) == 0 {
-		return &exitError{exitUsage, fmt.Errorf("no application found in %s or in %s/{%s}: an application is a folder with a package.json or a go.mod",
+		if a, ok := rootApp(abs); ok {
+			apps = []foundApp{a}
+		}
+	}
+	if len(apps) == 0 {
+		return &exitError{exitUsage, fmt.Errorf("no application found in %s, below it or in %s/{%s}: an application is a folder with a package.json or a go.mod",
 			abs, abs, strings.Join(appFolders, ","))}
 	}
 	ids := make([]string, len(apps))
@@ -98,7 +106,7 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 	} else {
 		list := make([]any, 0, len(apps))
 		for _, a := range apps {
-			list = append(list, map[string]any{"id": a.id, "path": "./" + filepath.Base(a.dir)})
+			list = append(list, map[string]any{"id": a.id, "path": a.path})
 		}
 		cfg["applications"] = list
 	}
@@ -124,15 +132,36 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "  %s %-16s %-8s %s\n", mark, a.id, a.capability, a.dir)
 	}
-	fmt.Fprintf(out, "* entrypoint. Next: wattd build %s && wattd start %s\n", dirArg(dir), dir)
+	fmt.Fprintf(out, "* entrypoint. Next: wattd build %s && wattd start %s\n", dir, dir)
 	return nil
 }
 
-func dirArg(dir string) string {
-	if dir == "." {
-		return ""
+// rootApp recognises dir itself as an application: a package.json or
+// go.mod at its root that a capability claims.
+func rootApp(dir string) (foundApp, bool) {
+	if !hasAny(dir, "package.json", "go.mod") {
+		return foundApp{}, false
 	}
-	return "-d " + dir
+	c, err := capabilities.Detect(dir)
+	if err != nil {
+		return foundApp{}, false
+	}
+	return foundApp{id: appID(filepath.Base(dir)), dir: dir, capability: c.ID(), path: "."}, true
+}
+
+// appID turns a folder name into an application id (a DNS label).
+func appID(name string) string {
+	id := strings.ToLower(name)
+	if !dnsLabel.MatchString(id) {
+		id = strings.Trim(notInLabel.ReplaceAllString(id, "-"), "-")
+	}
+	if len(id) > 63 {
+		id = strings.Trim(id[:63], "-")
+	}
+	if id == "" {
+		id = "app"
+	}
+	return id
 }
 
 // scanApps lists the sub-directories of dir that a capability recognises,
@@ -156,11 +185,7 @@ func scanApps(dir string) []foundApp {
 		if err != nil {
 			continue
 		}
-		id := strings.ToLower(name)
-		if !dnsLabel.MatchString(id) {
-			id = strings.Trim(notInLabel.ReplaceAllString(id, "-"), "-")
-		}
-		out = append(out, foundApp{id: id, dir: p, capability: c.ID()})
+		out = append(out, foundApp{id: appID(name), dir: p, capability: c.ID(), path: "./" + name})
 	}
 	return out
 }

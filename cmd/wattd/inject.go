@@ -17,7 +17,28 @@ import (
 	"github.com/wattd/wattd/supervisor/admin"
 )
 
-const injectUsage = "wattd ctl inject APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] PATH"
+const injectUsage = "wattd ctl inject APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--no-fail] PATH"
+
+// injectHelp is what `ctl inject --help` prints: the command parses its own
+// flags, so urfave/cli cannot render them.
+const injectHelp = `NAME:
+   wattd ctl inject - send a request to APP through the mesh and print the response body
+
+USAGE:
+   ` + injectUsage + `
+
+   Options may come before, between or after APP and PATH, as with curl.
+
+OPTIONS:
+   -X, --request METHOD    HTTP method (default: GET, or POST with -d)
+   -H, --header 'N: v'     add a request header (repeatable)
+   -d, --data BODY|@FILE   request body, or the contents of FILE
+   -i, --include           print the status line and the response headers too
+   --no-fail               exit 0 whatever the status; by default a status
+                           outside 2xx prints the body and exits 1, like curl --fail-with-body
+   --socket PATH           admin socket of the runtime (also accepted before "inject")
+   -h, --help              show this help
+`
 
 // injectRequest is a parsed `ctl inject` command line. Flags may come
 // before, between or after APP and PATH, as with curl, which urfave/cli
@@ -26,6 +47,7 @@ type injectRequest struct {
 	app, path, method, body string
 	socket                  string
 	hasBody, include        bool
+	noFail, help            bool
 	headers                 http.Header
 }
 
@@ -79,6 +101,11 @@ func parseInject(args []string) (*injectRequest, error) {
 			r.socket = v
 		case "-i", "--include":
 			r.include = true
+		case "--no-fail":
+			r.noFail = true
+		case "-h", "--help":
+			r.help = true
+			return r, nil
 		default:
 			if strings.HasPrefix(a, "-") && len(a) > 1 {
 				return nil, fmt.Errorf("unknown option %s; usage: %s", a, injectUsage)
@@ -106,16 +133,20 @@ func injectCommand(connect func(socket string) (*admin.Client, error), fail func
 	return &cli.Command{
 		Name:            "inject",
 		Usage:           "send a request to APP through the mesh and print the response",
-		ArgsUsage:       "APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] PATH",
+		ArgsUsage:       "APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--no-fail] PATH",
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
 			req, err := parseInject(c.Args().Slice())
 			if err != nil {
 				return &exitError{exitUsage, err}
 			}
+			if req.help {
+				fmt.Fprint(os.Stdout, injectHelp)
+				return nil
+			}
 			socket := req.socket
 			if socket == "" {
-				socket = c.String("socket") // given before the subcommand
+				socket = ctlString(c, "socket") // given before the subcommand
 			}
 			cl, err := connect(socket)
 			if err != nil {
@@ -163,6 +194,9 @@ func injectCommand(connect func(socket string) (*admin.Client, error), fail func
 			}
 			if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
 				return fail(err)
+			}
+			if !req.noFail && (resp.StatusCode < 200 || resp.StatusCode > 299) {
+				return &exitError{exitFailure, fmt.Errorf("%s %s: %s (--no-fail accepts any status)", req.method, hr.URL, resp.Status)}
 			}
 			return nil
 		},

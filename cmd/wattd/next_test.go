@@ -78,7 +78,7 @@ func buildNextFixture(t *testing.T, node string) {
 			return
 		}
 		dir := nextProject(t, app, 1)
-		cmd := exec.Command(wattdBin, "build", "--dir", dir, "next")
+		cmd := exec.Command(wattdBin, "build", "--app", "next", dir)
 		cmd.Env = append(os.Environ(), "WATTD_NODE="+node, "PLT_SERVER_PORT="+strconv.Itoa(freePort(t)))
 		start := time.Now()
 		out, err := cmd.CombinedOutput()

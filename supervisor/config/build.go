@@ -185,6 +185,9 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		ids = append(ids, e.id)
 		app, appProblems := l.application(e, cfg)
 		problems = append(problems, appProblems...)
+		if len(appProblems) == 0 && e.path != "" {
+			problems = append(problems, l.checkApp(e, app)...)
+		}
 		cfg.Applications = append(cfg.Applications, app)
 	}
 
@@ -317,6 +320,27 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 	}
 	app.Env = layered(e.raw.Env, fileVars, cfg.Env)
 	return app, problems
+}
+
+// checkApp runs the caller's AppCheck on an application whose entry is
+// otherwise sound: a value set aside, say a misspelt capability, would
+// make the check report a consequence rather than a cause.
+func (l *loader) checkApp(e appEntry, app Application) []issue {
+	if l.check == nil || l.echoes(e.ptr) || slices.ContainsFunc(l.rejected, func(r string) bool { return strings.HasPrefix(r, e.ptr+"/") }) {
+		return nil
+	}
+	key, err := l.check(app)
+	if err == nil {
+		return nil
+	}
+	ptr := e.ptr
+	switch {
+	case key == "path" || e.autoloaded && key == "":
+		ptr = e.pathPtr
+	case key != "" && !e.autoloaded:
+		ptr = childPointer(e.ptr, key)
+	}
+	return []issue{{ptr: ptr, msg: err.Error(), err: err}}
 }
 
 // restartOnError reads Watt's boolean-or-milliseconds form.

@@ -139,6 +139,19 @@ const (
 // are several problems; both wrap ErrInvalid. Failing to find or read the
 // file yields an ordinary error (wrapping fs.ErrNotExist when missing).
 func Load(dir, file string, environ []string) (*Config, error) {
+	return LoadChecked(dir, file, environ, nil)
+}
+
+// AppCheck checks an application beyond what the configuration alone
+// tells, for instance that some launcher recognises its files. It returns
+// nil, or the problem and the key of the application entry it concerns
+// ("path", "capability", "command"; "" for the entry as a whole), so the
+// problem joins the one report Load gives.
+type AppCheck func(app Application) (key string, err error)
+
+// LoadChecked is Load that also runs check, when not nil, on every enabled
+// application whose entry has no other problem.
+func LoadChecked(dir, file string, environ []string, check AppCheck) (*Config, error) {
 	path, err := locate(dir, file)
 	if err != nil {
 		return nil, err
@@ -164,6 +177,7 @@ func Load(dir, file string, environ []string) (*Config, error) {
 		projectDir: projectDir,
 		environ:    environMap(environ),
 		schemas:    schemas,
+		check:      check,
 	}
 	return l.load(data)
 }

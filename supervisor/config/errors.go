@@ -87,6 +87,11 @@ type issue struct {
 	ptr string
 	msg string
 	err error
+	// rejects is set by schema validation: the pointer of the value the
+	// issue rejects (the value itself, an unknown key, or an object that
+	// lacks a required key). The loader sets those values aside to run the
+	// remaining checks, and drops their echoes.
+	rejects string
 }
 
 func issuef(ptr, format string, args ...any) issue {

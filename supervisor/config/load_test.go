@@ -319,7 +319,7 @@ func TestLoadInvalid(t *testing.T) {
 			`{TD}/invalid/types.json: /applications/0/enabled: expected boolean, got "maybe"`,
 		}},
 		{file: "placeholder-port.json", environ: []string{"PLT_PORT=abc"}, want: []string{
-			`{TD}/invalid/placeholder-port.json: /server/port: expected integer from 0 to 65535, got "abc"`,
+			`{TD}/invalid/placeholder-port.json: /server/port: expected integer from 0 to 65535, got "abc" (the value of PLT_PORT)`,
 		}},
 		{file: "missing-var.json", want: []string{
 			`{TD}/invalid/missing-var.json: /server/port: environment variable "PLT_MISSING_PORT" is not set`,
@@ -357,6 +357,7 @@ func TestLoadInvalid(t *testing.T) {
 		}},
 		{file: "envfile-missing.json", want: []string{
 			`{TD}/invalid/envfile-missing.json: /envfile: env file {TD}/invalid/missing.env does not exist`,
+			`{TD}/invalid/envfile-missing.json: /applications/0/envfile: env file {TD}/apps/api/missing.env does not exist`,
 		}},
 		{file: "restart.json", want: []string{
 			`{TD}/invalid/restart.json: /server/hostname: write the IPv6 address without brackets: "::1"`,

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"maps"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -15,9 +18,14 @@ type loader struct {
 	environ    map[string]string
 	schemas    *schemaSet
 
+	check AppCheck // optional, run on every enabled application
+
 	doc      *document
 	warnings []issue  // about the configuration file
 	foreign  []*Error // problems located in other files (dotenv files)
+	// rejected holds the pointers of values set aside because the schema
+	// or a placeholder rejected them (see setAside).
+	rejected []string
 }
 
 func (l *loader) load(data []byte) (*Config, error) {
@@ -63,20 +71,109 @@ func (l *loader) load(data []byte) (*Config, error) {
 			problems = append(problems, is)
 		}
 	}
-	if len(problems) > 0 || len(l.foreign) > 0 {
-		return nil, l.fail(problems)
-	}
 
+	// The checks the schema cannot express run even when it found
+	// problems, so that one report lists everything: on the tree without
+	// the values found wrong, whose echoes are then dropped.
+	if !l.setAside(root, problems, sub.failed) {
+		return nil, l.fail(annotate(problems, sub.from))
+	}
 	raw, err := decodeRaw(root)
 	if err != nil {
+		if len(problems) > 0 {
+			return nil, l.fail(annotate(problems, sub.from))
+		}
 		return nil, l.fail([]issue{{msg: "cannot read the validated configuration: " + err.Error(), err: err}})
 	}
-	cfg, problems := l.build(raw, layered(raw.Env, envfile, dotenv))
+	cfg, more := l.build(raw, layered(raw.Env, envfile, dotenv))
+	problems = append(problems, l.unechoed(more)...)
 	if len(problems) > 0 || len(l.foreign) > 0 {
-		return nil, l.fail(problems)
+		return nil, l.fail(annotate(problems, sub.from))
 	}
 	cfg.Warnings = l.warningStrings()
 	return cfg, nil
+}
+
+// setAside removes from the tree every value a problem rejects (an array
+// element becomes null, keeping its siblings' indexes) and remembers
+// where. It reports false when the whole tree is rejected, leaving
+// nothing to check further.
+func (l *loader) setAside(root map[string]any, problems []issue, failed map[string]bool) bool {
+	ptrs := slices.Sorted(maps.Keys(failed))
+	for _, p := range problems {
+		if p.rejects != "" {
+			ptrs = append(ptrs, p.rejects)
+		}
+	}
+	if slices.Contains(ptrs, "") {
+		return false
+	}
+	// Deepest first, so removing a parent cannot strand a child pointer.
+	slices.SortFunc(ptrs, func(a, b string) int { return len(splitPointer(b)) - len(splitPointer(a)) })
+	for _, ptr := range ptrs {
+		segs := splitPointer(ptr)
+		parent, ok := valueAt(root, pointerOf(segs[:len(segs)-1]))
+		if !ok {
+			continue
+		}
+		last := segs[len(segs)-1]
+		switch c := parent.(type) {
+		case map[string]any:
+			delete(c, last)
+		case []any:
+			if i, err := strconv.Atoi(last); err == nil && i >= 0 && i < len(c) {
+				c[i] = nil
+			}
+		}
+	}
+	l.rejected = append(l.rejected, ptrs...)
+	return true
+}
+
+// unechoed drops the problems that only repeat a rejected value: one at
+// or below it, and, when an application list, an application's id, the
+// autoload block or the entrypoint was rejected, the problems about the
+// entrypoint and the set of applications, which could not be judged.
+func (l *loader) unechoed(problems []issue) []issue {
+	var out []issue
+	for _, p := range problems {
+		if !l.echoes(p.ptr) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// appSetPointer matches what determines the set of application ids.
+var appSetPointer = regexp.MustCompile(`^/(entrypoint|autoload)(/|$)|^/(applications|services|web)(/[0-9]+(/id)?)?$`)
+
+func (l *loader) echoes(ptr string) bool {
+	for _, r := range l.rejected {
+		if ptr == r || strings.HasPrefix(ptr, r+"/") {
+			return true
+		}
+		if (ptr == "" || ptr == "/entrypoint") && appSetPointer.MatchString(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// annotate names the variables a value came from in the problems about
+// it: "got 99999" alone would not tell where 99999 was written.
+func annotate(problems []issue, from map[string][]string) []issue {
+	for i, p := range problems {
+		names := from[p.ptr]
+		if len(names) == 0 || strings.HasPrefix(p.msg, "environment variable ") {
+			continue
+		}
+		if len(names) == 1 {
+			problems[i].msg += fmt.Sprintf(" (the value of %s)", names[0])
+		} else {
+			problems[i].msg += fmt.Sprintf(" (made from %s)", strings.Join(names, ", "))
+		}
+	}
+	return problems
 }
 
 // explains tells whether a schema complaint about ptr is just the echo of

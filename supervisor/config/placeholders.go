@@ -2,6 +2,7 @@ package config
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -81,6 +82,9 @@ type substitution struct {
 	errors   []issue
 	warnings []issue
 	failed   map[string]bool // pointers whose value lost a placeholder
+	// from names the variables each substituted value came from, so a
+	// problem with the value can say where to fix it.
+	from map[string][]string
 }
 
 // substitute resolves the placeholders of every string value in the tree,
@@ -99,6 +103,14 @@ func (r *resolver) substitute(v any, ptr string, out *substitution) any {
 		return c
 	case string:
 		s, missing := r.expand(c)
+		for _, m := range placeholder.FindAllStringSubmatch(c, -1) {
+			if name := m[1]; !slices.Contains(missing, name) && !slices.Contains(out.from[ptr], name) {
+				if out.from == nil {
+					out.from = map[string][]string{}
+				}
+				out.from[ptr] = append(out.from[ptr], name)
+			}
+		}
 		for _, name := range missing {
 			switch r.mode {
 			case envStrict:

@@ -271,19 +271,21 @@ func (t *translator) walk(e *jsonschema.ValidationError) {
 	case *kind.AdditionalProperties:
 		allowed := t.allowedKeys(e.SchemaURL, ptr)
 		for _, key := range k.Properties {
-			t.issues = append(t.issues, issue{ptr: childPointer(ptr, key), msg: unknownKeyMessage(key, allowed)})
+			kp := childPointer(ptr, key)
+			t.issues = append(t.issues, issue{ptr: kp, msg: unknownKeyMessage(key, allowed), rejects: kp})
 		}
 	case *kind.Required:
 		for _, key := range k.Missing {
-			t.issues = append(t.issues, issuef(ptr, "missing required key %q", key))
+			t.issues = append(t.issues, issue{ptr: ptr, msg: fmt.Sprintf("missing required key %q", key), rejects: ptr})
 		}
 	case *kind.Type, *kind.Enum, *kind.Const, *kind.Minimum, *kind.Maximum,
 		*kind.ExclusiveMinimum, *kind.ExclusiveMaximum, *kind.MultipleOf,
 		*kind.MinLength, *kind.MaxLength, *kind.Pattern:
-		t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr)})
+		t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr), rejects: ptr})
 	default:
 		if len(e.Causes) == 0 {
-			t.issues = append(t.issues, issuef(ptr, "does not satisfy the schema keyword %q", strings.Join(e.ErrorKind.KeywordPath(), "/")))
+			t.issues = append(t.issues, issue{ptr: ptr, rejects: ptr,
+				msg: fmt.Sprintf("does not satisfy the schema keyword %q", strings.Join(e.ErrorKind.KeywordPath(), "/"))})
 		}
 		for _, c := range e.Causes {
 			t.walk(c)
@@ -303,7 +305,7 @@ func (t *translator) alternatives(e *jsonschema.ValidationError) {
 		}
 	}
 	ptr := pointerOf(e.InstanceLocation)
-	t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr)})
+	t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr), rejects: ptr})
 }
 
 // onlyTypeMismatch tells whether a branch failed merely because the value

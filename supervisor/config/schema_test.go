@@ -187,22 +187,26 @@ func TestValidateMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// rejecting marks an issue as rejecting the value at its own pointer.
+	rejecting := func(is issue) issue { is.rejects = is.ptr; return is }
 	tests := []struct {
 		name string
 		in   string
 		want []issue
 	}{
 		{name: "valid", in: `{"applications":[{"id":"a","path":"p"}]}`},
+		{name: "missing required key rejects the object", in: `{"applications":[{"path":"p"}]}`,
+			want: []issue{rejecting(issuef("/applications/0", `missing required key "id"`))}},
 		{name: "anyOf with the object branch's own complaint", in: `{"workers":{"statik":2}}`,
-			want: []issue{issuef("/workers/statik", `unknown key "statik" (did you mean "static"?)`)}},
+			want: []issue{rejecting(issuef("/workers/statik", `unknown key "statik" (did you mean "static"?)`))}},
 		{name: "anyOf matching no branch", in: `{"workers":"two"}`,
-			want: []issue{issuef("/workers", `expected integer from 1 to 512 or object, got "two"`)}},
+			want: []issue{rejecting(issuef("/workers", `expected integer from 1 to 512 or object, got "two"`))}},
 		{name: "typo of an ignored Watt option is hinted too", in: `{"metrix":true}`,
-			want: []issue{issuef("/metrix", `unknown key "metrix" (did you mean "metrics"?)`)}},
+			want: []issue{rejecting(issuef("/metrix", `unknown key "metrix" (did you mean "metrics"?)`))}},
 		{name: "wrong container type", in: `{"applications":{"id":"a"}}`,
-			want: []issue{issuef("/applications", "expected array, got an object")}},
+			want: []issue{rejecting(issuef("/applications", "expected array, got an object"))}},
 		{name: "key with a slash is escaped in the pointer", in: `{"env":{"a/b":1}}`,
-			want: []issue{issuef("/env/a~1b", "expected string, got 1")}},
+			want: []issue{rejecting(issuef("/env/a~1b", "expected string, got 1"))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,411 @@
+package main_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runCLI runs the wattd binary in dir with env added and returns its
+// combined output and exit code.
+func runCLI(t *testing.T, dir string, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(wattdBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("wattd %v: %v", args, err)
+	}
+	return string(out), 0
+}
+
+// TestCLIUsage: unknown commands are usage errors that point at --help,
+// every command and subcommand answers --help, and argument mistakes exit 2.
+func TestCLIUsage(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	env := []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}
+	cases := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"logs"}, 2, []string{"unknown command logs; see wattd --help"}},
+		{[]string{"ctl", "logs"}, 2, []string{"unknown command logs; see wattd ctl --help"}},
+		{[]string{"help", "logs"}, 2, []string{"unknown command logs; see wattd --help"}},
+		{[]string{"ctl", "help", "logs"}, 2, []string{"unknown command logs; see wattd ctl --help"}},
+		{[]string{"--help"}, 0, []string{"USAGE", "start", "ctl"}},
+		{[]string{}, 0, []string{"USAGE", "start", "ctl"}},
+		{[]string{"help"}, 0, []string{"USAGE", "start", "ctl"}},
+		{[]string{"help", "start"}, 0, []string{"wattd start", "--dir"}},
+		{[]string{"start", "--help"}, 0, []string{"wattd start", "[DIR]", "--dir", "--config"}},
+		{[]string{"dev", "--help"}, 0, []string{"wattd dev", "[DIR]", "--dir", "--config"}},
+		{[]string{"build", "--help"}, 0, []string{"wattd build", "[DIR]", "--dir", "--app", "--config"}},
+		{[]string{"init", "--help"}, 0, []string{"wattd init", "[DIR]", "--dir", "--force"}},
+		{[]string{"schema", "--help"}, 0, []string{"wattd schema"}},
+		{[]string{"version", "--help"}, 0, []string{"wattd version"}},
+		{[]string{"ctl", "--help"}, 0, []string{"wattd ctl", "--socket", "inject", "restart"}},
+		{[]string{"ctl"}, 0, []string{"wattd ctl", "--socket"}},
+		{[]string{"ctl", "help", "ps"}, 0, []string{"wattd ctl ps"}},
+		{[]string{"ctl", "ps", "--help"}, 0, []string{"wattd ctl ps", "--socket", "--json"}},
+		{[]string{"ctl", "status", "--help"}, 0, []string{"wattd ctl status", "--socket"}},
+		{[]string{"ctl", "restart", "--help"}, 0, []string{"wattd ctl restart", "APP", "--timeout"}},
+		{[]string{"ctl", "stop", "--help"}, 0, []string{"wattd ctl stop", "--socket"}},
+		{[]string{"ctl", "inject", "--help"}, 0, []string{"wattd ctl inject", "--no-fail", "-X", "--socket"}},
+		{[]string{"ctl", "inject", "web", "-h"}, 0, []string{"wattd ctl inject", "--no-fail"}},
+		{[]string{"start", "a", "b"}, 2, []string{"start takes one project directory, got 2"}},
+		{[]string{"dev", "a", "b"}, 2, []string{"dev takes one project directory, got 2"}},
+		{[]string{"init", "a", "b"}, 2, []string{"init takes one project directory, got 2"}},
+		{[]string{"start", "-d", "x", "y"}, 2, []string{"project directory given twice"}},
+		{[]string{"start", "x", "-c", "f.json"}, 2, []string{"-c: options go before the directory: wattd start [options] [DIR]"}},
+		{[]string{"ctl", "restart", "web", "--json"}, 2, []string{"--json: options go before APP"}},
+		{[]string{"start", "--bogus"}, 2, []string{"bogus"}},
+		{[]string{"ctl", "restart"}, 2, []string{"usage: wattd ctl restart APP"}},
+		{[]string{"ctl", "inject", "web"}, 2, []string{"usage: wattd ctl inject"}},
+		{[]string{"ctl", "inject", "--bogus", "web", "/"}, 2, []string{"unknown option --bogus"}},
+		{[]string{"start", filepath.Join(dir, "missing")}, 2, []string{"does not exist"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(append([]string{"wattd"}, c.args...), " "), func(t *testing.T) {
+			out, code := runCLI(t, dir, env, c.args...)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d\n%s", code, c.code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, "No help topic") {
+				t.Errorf("urfave/cli's default answer leaked:\n%s", out)
+			}
+		})
+	}
+}
+
+// adminSocket returns the admin socket of the one runtime under d.runDir.
+func (d *daemon) adminSocket() string {
+	d.t.Helper()
+	var sock string
+	waitFor(d.t, 10*time.Second, "admin socket", func() bool {
+		m, _ := filepath.Glob(filepath.Join(d.runDir, "*", "admin.sock"))
+		if len(m) == 1 {
+			sock = m[0]
+		}
+		return sock != ""
+	})
+	return sock
+}
+
+// TestCtlFlagsAtEitherLevel: --socket and --json work before and after
+// the subcommand, for every subcommand, from a directory where the
+// runtime cannot be found otherwise.
+func TestCtlFlagsAtEitherLevel(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	sock := d.adminSocket()
+	elsewhere := t.TempDir()
+	// No runtime under this base: only --socket can find the one running.
+	env := []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}
+	if out, code := runCLI(t, elsewhere, env, "ctl", "ps"); code == 0 {
+		t.Fatalf("ctl ps found a runtime without --socket; the test proves nothing:\n%s", out)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ctl", "--socket", sock, "ps"}, "ready"},
+		{[]string{"ctl", "ps", "--socket", sock}, "ready"},
+		{[]string{"ctl", "--socket", sock, "--json", "ps"}, `"state": "ready"`},
+		{[]string{"ctl", "--json", "ps", "--socket", sock}, `"state": "ready"`},
+		{[]string{"ctl", "ps", "--json", "--socket", sock}, `"state": "ready"`},
+		{[]string{"ctl", "--socket", sock, "status"}, dir},
+		{[]string{"ctl", "status", "--socket", sock}, dir},
+		{[]string{"ctl", "--socket", sock, "inject", "web", "/status/200"}, "status 200 from web"},
+		{[]string{"ctl", "inject", "--socket", sock, "web", "/status/200"}, "status 200 from web"},
+		{[]string{"ctl", "inject", "web", "/status/200", "--socket", sock}, "status 200 from web"},
+		{[]string{"ctl", "--socket", sock, "restart", "web"}, "ready"},
+		{[]string{"ctl", "restart", "--socket", sock, "web"}, "ready"},
+		// The subcommand's own value wins over the ctl-level one.
+		{[]string{"ctl", "--socket", "/nonexistent/admin.sock", "ps", "--socket", sock}, "ready"},
+	}
+	for _, c := range cases {
+		out, code := runCLI(t, elsewhere, env, c.args...)
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Errorf("wattd %s: exit %d, want 0 and %q in:\n%s", strings.Join(c.args, " "), code, c.want, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"ctl", "--socket", "/nonexistent/admin.sock", "ps"},
+		{"ctl", "ps", "--socket", "/nonexistent/admin.sock"},
+	} {
+		if out, code := runCLI(t, elsewhere, env, args...); code != 1 || !strings.Contains(out, "/nonexistent/admin.sock") {
+			t.Errorf("wattd %s: exit %d, want 1 naming the socket:\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	out, code := runCLI(t, elsewhere, env, "ctl", "--socket", sock, "--json", "stop")
+	if code != 0 || !strings.Contains(out, `"stopping": true`) {
+		t.Fatalf("ctl --json stop: exit %d\n%s", code, out)
+	}
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("wattd exit code %d after ctl stop", code)
+	}
+}
+
+// TestCtlInjectStatus: a response outside 2xx prints its body and exits 1
+// (like curl --fail-with-body) unless --no-fail is given.
+func TestCtlInjectStatus(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	env := []string{"WATTD_RUNTIME_DIR=" + d.runDir}
+	cases := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"web", "/status/200"}, 0, []string{"status 200 from web"}},
+		{[]string{"web", "/status/204"}, 0, nil},
+		{[]string{"web", "/status/503"}, 1, []string{"status 503 from web", "503 Service Unavailable", "--no-fail"}},
+		{[]string{"web", "/status/404"}, 1, []string{"status 404 from web", "404 Not Found"}},
+		{[]string{"web", "/status/302"}, 1, []string{"302 Found"}},
+		{[]string{"web", "/status/503", "--no-fail"}, 0, []string{"status 503 from web"}},
+		{[]string{"--no-fail", "-i", "web", "/status/503"}, 0, []string{"HTTP/1.1 503 Service Unavailable", "status 503 from web"}},
+		{[]string{"-i", "web", "/status/500"}, 1, []string{"HTTP/1.1 500 Internal Server Error", "status 500 from web"}},
+		{[]string{"nope", "/"}, 1, []string{"nope", "web"}},
+	}
+	for _, c := range cases {
+		args := append([]string{"ctl", "inject"}, c.args...)
+		out, code := runCLI(t, dir, env, args...)
+		if code != c.code {
+			t.Errorf("wattd %s: exit %d, want %d\n%s", strings.Join(args, " "), code, c.code, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("wattd %s: output lacks %q:\n%s", strings.Join(args, " "), w, out)
+			}
+		}
+	}
+}
+
+// TestCtlRestartDuringShutdownFails: a restart the runtime refuses exits
+// non-zero and prints the runtime's reason.
+func TestCtlRestartDuringShutdownFails(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"gracefulShutdown": map[string]any{"runtime": 20000, "application": 15000},
+		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/ignore-sigterm")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second) // the app's SIGTERM handler is in place
+	d.waitReady("web", 20*time.Second)
+	d.signal(syscall.SIGTERM)
+	d.waitOutput("SIGTERM received and ignored", 15*time.Second)
+	out, code := runCLI(t, dir, []string{"WATTD_RUNTIME_DIR=" + d.runDir}, "ctl", "restart", "web")
+	if code == 0 || !strings.Contains(out, `restart "web"`) || !strings.Contains(out, "stopping") {
+		t.Fatalf("ctl restart during shutdown: exit %d, want non-zero with the reason:\n%s", code, out)
+	}
+}
+
+// TestProjectArgument: start, dev, build and init take the project as
+// [DIR] or -d/--dir alike; `wattd build` still understands the older
+// `build [-d DIR] APP...` form, with a note pointing at --app.
+func TestProjectArgument(t *testing.T) {
+	integration(t)
+	root := t.TempDir()
+	proj := filepath.Join(root, "proj")
+	copyDir(t, fixture("apps/plain"), filepath.Join(proj, "web"))
+	copyDir(t, fixture("apps/plain"), filepath.Join(proj, "api"))
+	writeJSON(t, filepath.Join(proj, "watt.json"), map[string]any{
+		"entrypoint": "web",
+		"applications": []any{
+			map[string]any{"id": "web", "path": "./web"},
+			map[string]any{"id": "api", "path": "./api"},
+		},
+	})
+	env := []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}
+	// plain node apps have nothing to build; each line names the app.
+	web, api := "web          node     nothing to build", "api          node     nothing to build"
+	both := []string{web, api}
+	cases := []struct {
+		name    string
+		cwd     string
+		args    []string
+		code    int
+		want    []string
+		notWant []string
+	}{
+		{"build DIR", root, []string{"build", proj}, 0, both, []string{"note"}},
+		{"build -d DIR", root, []string{"build", "-d", proj}, 0, both, nil},
+		{"build --dir DIR", root, []string{"build", "--dir", proj}, 0, both, nil},
+		{"build DIR and the same --dir", root, []string{"build", "--dir", proj, proj}, 0, both, nil},
+		{"build in the project", proj, []string{"build"}, 0, both, nil},
+		{"build --app", root, []string{"build", "--app", "api", proj}, 0, []string{api}, []string{web}},
+		{"build -a twice", root, []string{"build", "-a", "api", "-a", "web", proj}, 0, both, nil},
+		{"build --app unknown", root, []string{"build", "--app", "nope", proj}, 2, []string{`unknown app "nope"`, "web, api"}, nil},
+		{"legacy build -d DIR APP", root, []string{"build", "-d", proj, "api"}, 0, []string{api, "use --app api"}, []string{web}},
+		{"legacy build APP in the project", proj, []string{"build", "api"}, 0, []string{api, "building application \"api\""}, []string{web}},
+		{"legacy build APP APP", proj, []string{"build", "api", "web"}, 0, append(both, "use --app api --app web"), nil},
+		{"build neither dir nor app", root, []string{"build", "nope"}, 2, []string{"nope is not a project directory"}, nil},
+		{"build two dirs", root, []string{"build", "-d", proj, filepath.Join(proj, "web")}, 2, []string{"given twice"}, nil},
+		{"start -d missing", root, []string{"start", "-d", filepath.Join(root, "missing")}, 2, []string{"does not exist"}, nil},
+		{"dev --dir missing", root, []string{"dev", "--dir", filepath.Join(root, "missing")}, 2, []string{"does not exist"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, code := runCLI(t, c.cwd, env, c.args...)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d\n%s", code, c.code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range c.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestStartWithDirFlag: `wattd start -d DIR` runs the project in DIR.
+func TestStartWithDirFlag(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	cmd := exec.Command(wattdBin, "start", "-d", dir)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir(), "PLT_SERVER_PORT="+strconv.Itoa(port))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("wattd output:\n%s", out.String())
+		}
+	})
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 20*time.Second)
+}
+
+// TestInitAppAtRoot: `wattd init` in a folder that is itself an
+// application writes a one-app watt.json with "path": "." that runs.
+func TestInitAppAtRoot(t *testing.T) {
+	integration(t)
+	dir := filepath.Join(t.TempDir(), "My_Site")
+	copyDir(t, fixture("apps/plain"), dir)
+	out, code := runCLI(t, t.TempDir(), nil, "init", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, out)
+	}
+	var cfg struct {
+		Entrypoint   string
+		Applications []struct{ ID, Path string }
+		Autoload     any
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "watt.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("watt.json: %v\n%s", err, b)
+	}
+	if len(cfg.Applications) != 1 || cfg.Applications[0].Path != "." || cfg.Applications[0].ID != "my-site" ||
+		cfg.Entrypoint != "my-site" || cfg.Autoload != nil {
+		t.Fatalf("watt.json for an app at the root:\n%s", b)
+	}
+	port := freePort(t)
+	d := startWattd(t, dir, port, startOpts{})
+	if body := waitHTTP(t, d.url("/"), 20*time.Second); !strings.Contains(body, `"app":"my-site"`) {
+		t.Fatalf("answer: %s", body)
+	}
+	// A folder with neither an app at its root nor below is still refused.
+	empty := t.TempDir()
+	if out, code := runCLI(t, empty, nil, "init"); code != 2 || !strings.Contains(out, "no application found") {
+		t.Fatalf("init in an empty folder: exit %d\n%s", code, out)
+	}
+}
+
+// TestConfigReportExitsUsage: every configuration problem, including an
+// application folder no capability recognises (inside the project or
+// outside it), comes in one report, and wattd start and wattd build exit
+// 2 before starting or building anything.
+func TestConfigReportExitsUsage(t *testing.T) {
+	integration(t)
+	outside := t.TempDir() // exists, but holds no application
+	dir := project(t, map[string]any{
+		"workerz":    1,
+		"entrypoint": "nope",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{MYPORT}"},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain"), "env": map[string]any{"N": 1, "B": true}},
+			map[string]any{"id": "empty", "path": outside},
+			map[string]any{"id": "typo", "path": fixture("apps/plain"), "capability": "nodejs"},
+		},
+	})
+	want := []string{
+		`/workerz: unknown key "workerz" (did you mean "workers"?)`,
+		`/entrypoint: no application has id "nope"`,
+		`/server/port: expected integer from 0 to 65535, got 99999 (the value of MYPORT)`,
+		`/applications/1/path: capabilities: no capability recognises ` + outside,
+		`/applications/2/capability: capabilities: unknown capability "nodejs"`,
+	}
+	env := []string{"WATTD_RUNTIME_DIR=" + t.TempDir(), "MYPORT=99999"}
+	for _, args := range [][]string{{"start", dir}, {"build", dir}, {"dev", dir}} {
+		out, code := runCLI(t, t.TempDir(), env, args...)
+		if code != 2 {
+			t.Errorf("wattd %s: exit %d, want 2\n%s", args[0], code, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("wattd %s: report lacks %q:\n%s", args[0], w, out)
+			}
+		}
+		if strings.Contains(out, "starting") || strings.Contains(out, "building") {
+			t.Errorf("wattd %s went ahead:\n%s", args[0], out)
+		}
+	}
+	// Alone, the folder outside the project is still a configuration
+	// error (it used to exit 1 from the runtime).
+	dir2 := project(t, map[string]any{"applications": []any{map[string]any{"id": "empty", "path": outside}}})
+	if out, code := runCLI(t, t.TempDir(), env, "start", dir2); code != 2 || !strings.Contains(out, "/applications/0/path") {
+		t.Errorf("start with an unrecognised folder: exit %d, want 2 naming /applications/0/path\n%s", code, out)
+	}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Every command that works on a project (start, dev, build, init) takes
+// the project directory the same way: as its one argument, or with
+// -d/--dir, defaulting to the current directory.
+
+func dirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "project `DIR` (the same as giving DIR as the argument; default: the current directory)"}
+}
+
+func configFlag() cli.Flag {
+	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"}
+}
+
+// projectDir returns the project directory of a command whose arguments
+// are [DIR].
+func projectDir(c *cli.Context) (string, error) {
+	if c.NArg() > 1 {
+		if opt := lateOption(c); opt != "" {
+			return "", usageErrorf("%s: options go before the directory: wattd %s [options] [DIR]", opt, c.Command.Name)
+		}
+		return "", usageErrorf("%s takes one project directory, got %d arguments; see wattd %s --help", c.Command.Name, c.NArg(), c.Command.Name)
+	}
+	return pickDir(c, c.Args().First())
+}
+
+// pickDir reconciles a DIR argument with --dir: either may be given, both
+// only when they agree.
+func pickDir(c *cli.Context, arg string) (string, error) {
+	flag := c.String("dir")
+	switch {
+	case arg != "" && flag != "" && !sameDir(arg, flag):
+		return "", usageErrorf("project directory given twice: %s and --dir %s", arg, flag)
+	case arg != "":
+		return arg, nil
+	case flag != "":
+		return flag, nil
+	}
+	return ".", nil
+}
+
+// lateOption returns the first argument after the first positional one
+// that looks like an option: urfave/cli stops reading options at the
+// first argument, so `start DIR -c FILE` would otherwise read as three
+// directories.
+func lateOption(c *cli.Context) string {
+	for _, a := range c.Args().Tail() {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return a
+		}
+	}
+	return ""
+}
+
+func sameDir(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return os.SameFile(sa, sb)
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+func usageErrorf(format string, args ...any) error {
+	return &exitError{exitUsage, fmt.Errorf(format, args...)}
+}

@@ -1,0 +1,54 @@
+package main_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSecondStopSignal: a second SIGTERM while a worker ignores the first
+// kills the workers at once, and wattd still removes its runtime
+// directory and admin socket before it exits 1.
+func TestSecondStopSignal(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"gracefulShutdown": map[string]any{"runtime": 60000, "application": 60000},
+		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/ignore-sigterm"), "workers": 2}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	a := d.waitReady("web", 20*time.Second)
+	// Each worker's SIGTERM handler is in place once it has answered.
+	seen := map[string]bool{}
+	waitFor(t, 20*time.Second, "both workers to answer", func() bool {
+		if code, body, err := get(fresh, d.url("/")); err == nil && code == 200 {
+			seen[body] = true
+		}
+		return len(seen) == 2
+	})
+	sock := d.adminSocket()
+	rtDir := filepath.Dir(sock)
+	d.signal(syscall.SIGTERM)
+	waitFor(t, 15*time.Second, "both workers to ignore SIGTERM", func() bool {
+		return strings.Count(d.out.String(), "SIGTERM received and ignored") == 2
+	})
+	start := time.Now()
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(15 * time.Second); code != 1 {
+		t.Fatalf("exit code %d after a second SIGTERM, want 1", code)
+	}
+	t.Logf("exited %s after the second SIGTERM", time.Since(start).Round(time.Millisecond))
+	for _, p := range []string{sock, rtDir} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind (stat: %v)", p, err)
+		}
+	}
+	for _, w := range a.Workers {
+		waitFor(t, 5*time.Second, "worker to be gone", func() bool { return !alive(w.PID) })
+	}
+}

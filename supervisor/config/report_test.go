@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestOneReport: the schema's complaints and the checks it cannot express
+// arrive together, in document order, without echoes of a value already
+// found wrong; a value that came from a placeholder names its variable.
+func TestOneReport(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     string
+		environ []string
+		check   AppCheck
+		want    []string // "{D}" is the project directory
+	}{
+		{
+			name: "unknown key, bad port from a variable, unknown entrypoint, missing directory",
+			cfg: `{"workerz": 1, "entrypoint": "nope", "server": {"port": "{MYPORT}"},
+				"applications": [{"id": "web", "path": "./missing"}]}`,
+			environ: []string{"MYPORT=99999"},
+			want: []string{
+				`{D}/watt.json: /workerz: unknown key "workerz" (did you mean "workers"?)`,
+				`{D}/watt.json: /entrypoint: no application has id "nope" (known: web)`,
+				`{D}/watt.json: /server/port: expected integer from 0 to 65535, got 99999 (the value of MYPORT)`,
+				`{D}/watt.json: /applications/0/path: directory {D}/missing does not exist`,
+			},
+		},
+		{
+			name: "a type error beside a semantic one",
+			cfg: `{"logger": {"level": "warning"}, "restart": {"initialDelay": 5000, "maxDelay": 1000},
+				"applications": [{"id": "web", "path": "./a"}]}`,
+			want: []string{
+				`{D}/watt.json: /logger/level: expected one of "trace", "debug", "info", "warn", "error", "fatal", "silent", got "warning" (did you mean "warn"?)`,
+				`{D}/watt.json: /restart/maxDelay: maxDelay (1s) is shorter than initialDelay (5s)`,
+			},
+		},
+		{
+			name: "rejected values have no echoes",
+			cfg: `{"entrypoint": "web", "applications": [
+				{"id": "web", "path": "./a", "workers": "many"},
+				{"path": "./b"},
+				{"id": 7, "path": "./b"},
+				{"id": "bad_id", "path": "./nowhere"}]}`,
+			want: []string{
+				`{D}/watt.json: /applications/0/workers: expected integer from 1 to 512 or object, got "many"`,
+				`{D}/watt.json: /applications/1: missing required key "id"`,
+				`{D}/watt.json: /applications/3/id: invalid application id "bad_id": must be usable as a DNS label: letters, digits and dashes, starting and ending with a letter or digit`,
+				`{D}/watt.json: /applications/3/path: directory {D}/nowhere does not exist`,
+			},
+		},
+		{
+			name:    "an unset variable beside a schema problem",
+			cfg:     `{"server": {"port": "{NOPE}", "hostname": ["x"]}, "applications": [{"id": "web", "path": "./a"}]}`,
+			environ: nil,
+			want: []string{
+				`{D}/watt.json: /server/port: environment variable "NOPE" is not set`,
+				`{D}/watt.json: /server/hostname: expected non-empty string, got an array`,
+			},
+		},
+		{
+			name:    "a host name from a variable",
+			cfg:     `{"server": {"hostname": "{HOST}"}, "applications": [{"id": "web", "path": "./a"}]}`,
+			environ: []string{"HOST=[::1]"},
+			want: []string{
+				`{D}/watt.json: /server/hostname: write the IPv6 address without brackets: "::1" (the value of HOST)`,
+			},
+		},
+		{
+			name:    "a value made from two variables",
+			cfg:     `{"server": {"port": "{P1}{P2}"}, "applications": [{"id": "web", "path": "./a"}]}`,
+			environ: []string{"P1=9", "P2=99999"},
+			want: []string{
+				`{D}/watt.json: /server/port: expected integer from 0 to 65535, got 999999 (made from P1, P2)`,
+			},
+		},
+		{
+			name: "the application check joins the report, at the key it names",
+			cfg: `{"workerz": 1, "entrypoint": "web", "applications": [
+				{"id": "web", "path": "./a"},
+				{"id": "api", "path": "./b", "capability": "nodejs"},
+				{"id": "broken", "path": "./a", "capability": "Not A Name!"}]}`,
+			check: func(app Application) (string, error) {
+				switch {
+				case app.ID == "broken":
+					return "", errors.New("checked an application with a rejected key")
+				case app.Capability != "":
+					return "capability", errors.New(`unknown capability "nodejs"`)
+				case app.ID == "web":
+					return "path", errors.New("no capability recognises " + filepath.Base(app.Path))
+				}
+				return "", nil
+			},
+			want: []string{
+				`{D}/watt.json: /workerz: unknown key "workerz" (did you mean "workers"?)`,
+				`{D}/watt.json: /applications/0/path: no capability recognises a`,
+				`{D}/watt.json: /applications/1/capability: unknown capability "nodejs"`,
+				`{D}/watt.json: /applications/2/capability: expected string matching ^[a-z][a-z0-9-]*$, got "Not A Name!"`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, d := range []string{"a", "b"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(tt.cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadChecked(dir, "", tt.environ, tt.check)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("want an invalid configuration, got %v", err)
+			}
+			got := strings.Split(err.Error(), "\n")
+			want := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				want[i] = strings.ReplaceAll(w, "{D}", dir)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("errors:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+			}
+		})
+	}
+}
+
+// TestEnvScalarsBecomeStrings: numbers and booleans in env blocks are
+// accepted and turned into strings, as Watt does.
+func TestEnvScalarsBecomeStrings(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfgText := `{"env": {"N": 1, "B": true, "F": 1.50, "S": "s"},
+		"applications": [{"id": "web", "path": "./a", "env": {"PORTISH": 8080, "OFF": false}}]}`
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"N": "1", "B": "true", "F": "1.50", "S": "s", "PORTISH": "8080", "OFF": "false"}
+	for k, v := range want {
+		if got := cfg.Applications[0].Env[k]; got != v {
+			t.Errorf("env %s = %q, want %q", k, got, v)
+		}
+	}
+}

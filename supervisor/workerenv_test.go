@@ -1,0 +1,51 @@
+package supervisor
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+func TestWorkerEnviron(t *testing.T) {
+	in := []string{
+		"PATH=/bin",
+		"HOME=/root",
+		"LISTEN_FDS=3", "LISTEN_PID=1", "LISTEN_FDNAMES=http",
+		"NOTIFY_SOCKET=/run/systemd/notify",
+		"WATTD_RUNTIME_DIR=/run/x", "WATTD_LOG_FORMAT=json", "WATTD_FOO=1",
+		"WATTD_APP_ID=outer", "WATTD_CONTROL_FD=9", "WATTD_MESH_PROXY=http://x",
+		"WATTD_STATS_INTERVAL_MS=100", "WATTD_NODE=/opt/node", "WATTD_GO=/opt/go",
+		"WATTDX=kept", // not a WATTD_ variable
+	}
+	want := []string{
+		"PATH=/bin", "HOME=/root",
+		"WATTD_STATS_INTERVAL_MS=100", "WATTD_NODE=/opt/node", "WATTD_GO=/opt/go",
+		"WATTDX=kept",
+	}
+	if got := workerEnviron(in); !slices.Equal(got, want) {
+		t.Errorf("workerEnviron:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestCheckApp(t *testing.T) {
+	plain, empty := "../testdata/apps/plain", t.TempDir()
+	tests := []struct {
+		name    string
+		app     config.Application
+		wantKey string // "" with wantErr false: no problem
+		wantErr bool
+	}{
+		{"detected", config.Application{ID: "a", Path: plain}, "", false},
+		{"named and known", config.Application{ID: "a", Path: empty, Capability: "node"}, "", false},
+		{"nothing recognises the folder", config.Application{ID: "a", Path: empty}, "path", true},
+		{"unknown capability", config.Application{ID: "a", Path: plain, Capability: "nodejs"}, "capability", true},
+		{"command line that does not split", config.Application{ID: "a", Path: plain, Capability: "node", CommandLine: `run "unclosed`}, "command", true},
+	}
+	for _, tt := range tests {
+		key, err := CheckApp(tt.app)
+		if (err != nil) != tt.wantErr || tt.wantErr && key != tt.wantKey {
+			t.Errorf("%s: key %q err %v; want key %q, error %v", tt.name, key, err, tt.wantKey, tt.wantErr)
+		}
+	}
+}
