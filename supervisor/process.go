@@ -497,7 +497,8 @@ func (p *proc) meshWriter() {
 	}
 }
 
-// probe marks a fronted worker ready once its $PORT accepts connections.
+// probe marks a fronted worker ready once its $PORT accepts connections on
+// a socket of the worker's own (see front.Ready).
 func (p *proc) probe(port int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -508,7 +509,11 @@ func (p *proc) probe(port int) {
 		case <-ctx.Done():
 		}
 	}()
-	if front.Ready(ctx, port) == nil {
+	warn := func(err error) {
+		p.log.Warn("worker's port is taken by another program; the worker is not ready while it is",
+			zap.Int("port", port), zap.Error(err))
+	}
+	if front.Ready(ctx, port, p.pid, warn) == nil {
 		p.readyOnce.Do(func() { close(p.ready) })
 	}
 }
