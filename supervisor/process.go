@@ -319,6 +319,11 @@ func (p *proc) controlEnded(err error) {
 		case <-t.C:
 			p.controlFault("channel closed inside a frame")
 		}
+	default:
+		// The worker hung up (or exited). It can no longer answer a drain,
+		// so close this end too: a stop then finds the channel closed and
+		// goes straight to SIGTERM instead of waiting out the grace.
+		p.ctrl.Close()
 	}
 }
 

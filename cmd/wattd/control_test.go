@@ -88,8 +88,9 @@ func (d *daemon) checkOneFaultLine(app, fault string) {
 // TestControlFaultAfterReady: a ready worker that sends an oversized,
 // malformed or typeless frame, or closes its channel inside a frame, is
 // logged once, killed and replaced, with the fault as its exit reason; a
-// worker that never writes to its channel is left alone; and stopping
-// afterwards does not wait for drains that can never be answered.
+// worker that never writes to its channel, or closes it between frames, is
+// left alone; and stopping afterwards does not wait for drains that can
+// never be answered.
 func TestControlFaultAfterReady(t *testing.T) {
 	integration(t)
 	once := t.TempDir()
@@ -102,6 +103,7 @@ func TestControlFaultAfterReady(t *testing.T) {
 	apps := []any{
 		badFrameApp(t, "good", "none", "", ""),
 		badFrameApp(t, "plain", "silent", "", ""),
+		badFrameApp(t, "hangup", "hangup", "", ""),
 	}
 	for _, f := range faults {
 		apps = append(apps, badFrameApp(t, f.app, f.fault, "ready", once))
@@ -126,7 +128,7 @@ func TestControlFaultAfterReady(t *testing.T) {
 			t.Fatalf("ctl ps does not show the exit reason:\n%s", out)
 		}
 	}
-	for _, id := range []string{"good", "plain"} {
+	for _, id := range []string{"good", "plain", "hangup"} {
 		if w := d.app(id).Workers[0]; w.State != "ready" || w.Restarts != 0 {
 			t.Fatalf("%s: %+v", id, w)
 		}

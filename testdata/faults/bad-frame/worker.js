@@ -11,6 +11,8 @@
 //               keeps running
 //   nohello     "ready" as its first frame, no hello
 //   badversion  hello offering only protocol version 99
+//   hangup      closes its end of the channel between two frames after
+//               ready, and keeps serving (not a fault)
 //   silent      never touches the channel (a program that does not speak
 //               the protocol)
 //   none        nothing: hello, ready, drained on drain
@@ -104,6 +106,7 @@ if (fault === 'silent') {
       listen(() => {
         sock.write(frame({ type: 'ready', listeners: (env.LISTEN_FDNAMES || '').split(':') }))
         if (badFrame()) setTimeout(misbehave, 300)
+        else if (fault === 'hangup') setTimeout(() => sock.end(), 300)
       })
     } else if (msg.type === 'drain') {
       for (const s of servers) s.close()
