@@ -13,7 +13,7 @@
 //	worker                                   wattd
 //	  |                                        |
 //	  | ---- hello {versions:[1], pid} ------> |  first frame, sent at once
-//	  | <--- welcome {version:1, app, worker}  |  or error {error} and close
+//	  | <--- welcome {version:1, app, worker}  |  or error {error}, close, kill
 //	  |                                        |
 //	  | ---- ready {listeners:["http"]} -----> |  once serving
 //	  | ---- stats {elu, heapUsed, ...} -----> |  every few seconds
@@ -27,6 +27,8 @@
 // Each frame is a 4-byte big-endian length followed by that many bytes of a
 // UTF-8 JSON object with a "type" member. Unknown types and unknown members
 // are ignored by both sides, so a minor addition needs no version bump.
+// Anything else (a frame over MaxFrame, a payload that is not such an
+// object) is a bad frame, ErrBadFrame: wattd fails a worker that sends one.
 package ipc
 
 import (
@@ -35,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ProtocolVersion is the newest protocol version this build speaks.
@@ -135,8 +138,17 @@ type MeshApp struct {
 	Reason    string   `json:"reason,omitempty"` // why no worker is ready, when none is
 }
 
-// ErrFrameTooLarge is returned for a frame over MaxFrame.
-var ErrFrameTooLarge = errors.New("ipc: frame too large")
+// ErrBadFrame is wrapped by every error of ReadMessage that means the peer
+// broke the framing or sent something that is not a message: a frame over
+// MaxFrame, a payload that is not a JSON object of the Message shape, a
+// message without a type. The end of the stream (io.EOF between frames,
+// io.ErrUnexpectedEOF inside one) and read errors are not bad frames: they
+// say the channel ended, not what was on it.
+var ErrBadFrame = errors.New("ipc: bad frame")
+
+// ErrFrameTooLarge is returned for a frame over MaxFrame. It wraps
+// ErrBadFrame.
+var ErrFrameTooLarge = fmt.Errorf("%w: too large", ErrBadFrame)
 
 // ErrNoCommonVersion is returned by Negotiate when the peers share no version.
 var ErrNoCommonVersion = errors.New("ipc: no common protocol version")
@@ -159,7 +171,11 @@ func WriteMessage(w io.Writer, m *Message) error {
 }
 
 // ReadMessage reads one frame. It returns io.EOF only on a clean end between
-// frames; a frame cut short is io.ErrUnexpectedEOF.
+// frames; a frame cut short is io.ErrUnexpectedEOF. Errors about what the
+// frame holds wrap ErrBadFrame.
+//
+// The payload buffer grows with the bytes that actually arrive, so a header
+// that announces a large frame costs nothing until the frame is sent.
 func ReadMessage(r io.Reader) (*Message, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -167,10 +183,10 @@ func ReadMessage(r io.Reader) (*Message, error) {
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n > MaxFrame {
-		return nil, ErrFrameTooLarge
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, int(n))
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -178,12 +194,36 @@ func ReadMessage(r io.Reader) (*Message, error) {
 	}
 	var m Message
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("ipc: decode frame: %w", err)
+		return nil, fmt.Errorf("%w: not a JSON message: %w", ErrBadFrame, err)
 	}
 	if m.Type == "" {
-		return nil, errors.New("ipc: frame without a type")
+		return nil, fmt.Errorf("%w: no \"type\"", ErrBadFrame)
 	}
 	return &m, nil
+}
+
+// firstChunk is what readBody allocates before any payload byte arrived:
+// every message wattd and its workers exchange in practice fits.
+const firstChunk = 64 << 10
+
+// readBody reads exactly n bytes, allocating in step with what arrives.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, firstChunk))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, min(n-len(body), cap(body)))
+		}
+		chunk := body[len(body):min(cap(body), n)]
+		k, err := io.ReadFull(r, chunk)
+		body = body[:len(body)+k]
+		if err != nil {
+			if err == io.EOF && len(body) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 // Negotiate picks the highest version offered by the worker that this build

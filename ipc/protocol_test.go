@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -45,27 +47,67 @@ func frame(body string) []byte {
 	return b
 }
 
+// TestReadErrors: what a peer sent wrong wraps ErrBadFrame; a channel that
+// ended does not, so a receiver can tell a broken peer from a gone one.
 func TestReadErrors(t *testing.T) {
 	big := make([]byte, 4)
 	binary.BigEndian.PutUint32(big, MaxFrame+1)
+	huge := []byte{0xff, 0xff, 0xff, 0xff}
 	cases := []struct {
 		name string
 		in   []byte
 		want error
+		bad  bool
 	}{
-		{"too large", big, ErrFrameTooLarge},
-		{"cut header", []byte{0, 0}, io.ErrUnexpectedEOF},
-		{"cut body", frame(`{"type":"ready"}`)[:10], io.ErrUnexpectedEOF},
+		{"empty", nil, io.EOF, false},
+		{"cut header", []byte{0, 0}, io.ErrUnexpectedEOF, false},
+		{"header only", frame(`{"type":"ready"}`)[:4], io.ErrUnexpectedEOF, false},
+		{"cut body", frame(`{"type":"ready"}`)[:10], io.ErrUnexpectedEOF, false},
+		{"too large", big, ErrFrameTooLarge, true},
+		{"length 4 GiB", huge, ErrFrameTooLarge, true},
+		{"empty payload", frame(``), ErrBadFrame, true},
+		{"not json", frame(`not json`), ErrBadFrame, true},
+		{"array", frame(`[1]`), ErrBadFrame, true},
+		{"null", frame(`null`), ErrBadFrame, true},
+		{"no type", frame(`{"no":"type"}`), ErrBadFrame, true},
+		{"empty type", frame(`{"type":""}`), ErrBadFrame, true},
+		{"type not a string", frame(`{"type":5}`), ErrBadFrame, true},
+		{"member of the wrong type", frame(`{"type":"hello","pid":"x"}`), ErrBadFrame, true},
+		{"trailing bytes", frame(`{"type":"ready"}x`), ErrBadFrame, true},
 	}
 	for _, c := range cases {
-		if _, err := ReadMessage(bytes.NewReader(c.in)); !errors.Is(err, c.want) {
+		_, err := ReadMessage(bytes.NewReader(c.in))
+		if !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
-	}
-	for _, body := range []string{`not json`, `{"no":"type"}`, `[1]`} {
-		if _, err := ReadMessage(bytes.NewReader(frame(body))); err == nil {
-			t.Errorf("%q accepted", body)
+		if errors.Is(err, ErrBadFrame) != c.bad {
+			t.Errorf("%s: %v: bad frame %v, want %v", c.name, err, !c.bad, c.bad)
 		}
+	}
+}
+
+// TestReadAllocatesWhatArrives: a header announcing a 1 MiB frame that never
+// comes must not cost 1 MiB.
+func TestReadAllocatesWhatArrives(t *testing.T) {
+	in := frame(strings.Repeat(" ", 100))
+	binary.BigEndian.PutUint32(in, MaxFrame)
+	const rounds = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		if _, err := ReadMessage(bytes.NewReader(in)); err != io.ErrUnexpectedEOF {
+			t.Fatalf("%v, want io.ErrUnexpectedEOF", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per > 2*firstChunk {
+		t.Fatalf("reading a 104-byte stream allocated %d bytes", per)
+	}
+	// A frame of the full size still reads.
+	body := `{"type":"error","error":"` + strings.Repeat("x", MaxFrame-30) + `"}`
+	m, err := ReadMessage(bytes.NewReader(frame(body)))
+	if err != nil || m.Type != TypeError || len(m.Error) != MaxFrame-30 {
+		t.Fatalf("full-size frame: %v", err)
 	}
 }
 

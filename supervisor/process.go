@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -96,6 +98,8 @@ type proc struct {
 	exited   chan struct{} // closed by the waiter after cmd.Wait returned
 	sinkDone chan struct{} // closed when all of the worker's output was logged
 	exitErr  error         // set before exited is closed
+
+	fault atomic.Pointer[string] // the protocol violation the worker was killed for
 
 	statsMu sync.Mutex // guards stats
 	stats   ipc.Stats
@@ -246,20 +250,24 @@ func (p *proc) wait(pipes ...*os.File) {
 }
 
 // readControl handles the worker's side of the control protocol until the
-// channel closes.
+// channel closes. A worker that breaks the protocol is failed at once (see
+// controlFault); a channel that just ends, or that the worker never writes
+// to, means a worker that does not speak the protocol, and readiness falls
+// back (see supervise).
 func (p *proc) readControl(app string, worker int) {
 	m, err := ipc.ReadMessage(p.ctrl)
 	if err != nil {
-		return // a worker that does not speak the protocol; readiness falls back
+		p.controlEnded(err)
+		return
 	}
 	if m.Type != ipc.TypeHello {
-		p.log.Warn("control channel: expected hello", zap.String("got", m.Type))
+		p.controlFault(fmt.Sprintf("first message is %q, not hello", m.Type))
 		return
 	}
 	v, err := ipc.Negotiate(m.Versions)
 	if err != nil {
-		p.send(&ipc.Message{Type: ipc.TypeError, Error: err.Error()})
-		p.log.Error("control channel: handshake failed", zap.Error(err))
+		_ = p.send(&ipc.Message{Type: ipc.TypeError, Error: err.Error()})
+		p.controlFault("handshake: " + strings.TrimPrefix(err.Error(), "ipc: "))
 		return
 	}
 	if err := p.send(&ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}); err != nil {
@@ -273,6 +281,7 @@ func (p *proc) readControl(app string, worker int) {
 	for {
 		m, err := ipc.ReadMessage(p.ctrl)
 		if err != nil {
+			p.controlEnded(err)
 			return
 		}
 		switch m.Type {
@@ -287,6 +296,50 @@ func (p *proc) readControl(app string, worker int) {
 		case ipc.TypeDrained:
 			p.drainOnce.Do(func() { close(p.drained) })
 		}
+	}
+}
+
+// cutFrameGrace is how long a worker whose channel ended inside a frame
+// has to exit before the cut counts as a protocol fault: a worker that
+// crashes in the middle of a write is a crash, not a violation.
+const cutFrameGrace = time.Second
+
+// controlEnded sorts out why reading the channel stopped: a bad frame is a
+// fault; the end of the stream between frames, or wattd closing the channel
+// after the worker exited, is not.
+func (p *proc) controlEnded(err error) {
+	switch {
+	case errors.Is(err, ipc.ErrBadFrame):
+		p.controlFault(strings.TrimPrefix(err.Error(), "ipc: "))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		t := time.NewTimer(cutFrameGrace)
+		defer t.Stop()
+		select {
+		case <-p.exited:
+		case <-t.C:
+			p.controlFault("channel closed inside a frame")
+		}
+	default:
+		// The worker hung up (or exited). It can no longer answer a drain,
+		// so close this end too: a stop then finds the channel closed and
+		// goes straight to SIGTERM instead of waiting out the grace.
+		p.ctrl.Close()
+	}
+}
+
+// controlFault fails a worker that broke the protocol. Its channel cannot
+// be trusted any more (a drain sent on it might never be answered, so every
+// stop would wait the whole grace period), so the fault is logged once, the
+// channel closed and the worker's process group killed. The slot then sees
+// an exit whose reason names the fault, and the restart policy decides.
+func (p *proc) controlFault(fault string) {
+	if !p.fault.CompareAndSwap(nil, &fault) {
+		return
+	}
+	p.log.Error("control channel: protocol violation; killing the worker", zap.String("fault", fault))
+	p.ctrl.Close()
+	if !p.isExited() {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
 }
 
@@ -322,8 +375,12 @@ func (p *proc) lastStats() ipc.Stats {
 }
 
 // exitReason renders how the process ended: "exit status 1",
-// "signal: killed" and so on.
+// "signal: killed" and so on, or "control channel: <fault>" for a worker
+// killed for breaking the protocol.
 func (p *proc) exitReason() string {
+	if f := p.fault.Load(); f != nil {
+		return "control channel: " + *f
+	}
 	if p.exitErr == nil {
 		return "exit status 0"
 	}
@@ -445,7 +502,8 @@ func (p *proc) meshWriter() {
 	}
 }
 
-// probe marks a fronted worker ready once its $PORT accepts connections.
+// probe marks a fronted worker ready once its $PORT accepts connections on
+// a socket of the worker's own (see front.Ready).
 func (p *proc) probe(port int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -456,7 +514,11 @@ func (p *proc) probe(port int) {
 		case <-ctx.Done():
 		}
 	}()
-	if front.Ready(ctx, port) == nil {
+	warn := func(err error) {
+		p.log.Warn("worker's port is taken by another program; the worker is not ready while it is",
+			zap.Int("port", port), zap.Error(err))
+	}
+	if front.Ready(ctx, port, p.pid, warn) == nil {
 		p.readyOnce.Do(func() { close(p.ready) })
 	}
 }

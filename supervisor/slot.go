@@ -285,6 +285,16 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 	if err := s.openListeners(); err != nil {
 		return nil, err
 	}
+	if a.launch.Fronted && port == 0 {
+		// A fresh start (not a replacement, which brings its own port) gets
+		// a fresh port too: the last worker may have failed because its
+		// port was taken, and the taker would keep it.
+		p, err := front.FreePort()
+		if err != nil {
+			return nil, fmt.Errorf("choose a port for the worker: %w", err)
+		}
+		s.setPort(p)
+	}
 	s.sockMu.Lock()
 	files, names, env := s.listeners, s.names, a.env
 	if a.launch.Fronted {
@@ -309,6 +319,18 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		log:       s.log,
 		rt:        a.rt,
 	})
+}
+
+// setPort points the slot's forwarders at a new worker port.
+func (s *slot) setPort(port int) {
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
+	s.port = port
+	for _, fw := range s.forwarders {
+		if err := fw.SetPort(port); err != nil {
+			s.log.Error("forwarder", zap.Error(err))
+		}
+	}
 }
 
 // supervise watches p until it exits (stopped=false, with the exit) or the

@@ -217,7 +217,7 @@ func TestPythonFixture(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := front.Ready(ctx, port); err != nil {
+	if err := front.Ready(ctx, port, cmd.Process.Pid, nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))

@@ -265,7 +265,7 @@ func run(t *testing.T, l *capabilities.Launch, extraEnv ...string) (body string,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a cold build is slow
 	defer cancel()
-	if err := front.Ready(ctx, port); err != nil {
+	if err := front.Ready(ctx, port, cmd.Process.Pid, nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))

@@ -437,26 +437,40 @@ func (f *Forwarder) dial() (net.Conn, error) {
 	}
 }
 
-// Ready polls 127.0.0.1:port until a TCP connect succeeds or ctx ends: the
-// readiness probe for fronted workers, whose only sign of life is a port
-// that accepts. The probe connection is closed at once without sending
-// anything.
-func Ready(ctx context.Context, port int) error {
+// Ready polls until the worker whose pid is owner listens on
+// 127.0.0.1:port: the readiness probe for fronted workers, whose only sign
+// of life is a port that accepts. A port that accepts is not enough: the
+// socket behind it must belong to the worker's process tree (see
+// checkOwner), or a program that took the port would pass for the worker.
+// The probe then connects once, to be sure the socket accepts, and closes
+// the connection without sending anything.
+//
+// warn, when not nil, is called once with the first error wrapping
+// ErrForeignListener (or saying the sockets cannot be listed), so the
+// caller can say why the worker is not ready.
+func Ready(ctx context.Context, port, owner int, warn func(error)) error {
 	if err := checkPort(port); err != nil {
 		return err
 	}
 	addr := *addrOf(port)
 	d := net.Dialer{KeepAlive: -1}
 	every := 10 * time.Millisecond
+	warned := warn == nil
 	var t *time.Timer
 	for {
-		c, err := d.DialContext(ctx, "tcp", addr)
+		err := checkOwner(port, owner)
 		if err == nil {
-			c.Close()
-			return nil
+			var c net.Conn
+			if c, err = d.DialContext(ctx, "tcp", addr); err == nil {
+				c.Close()
+				return nil
+			}
+		} else if !warned && !errors.Is(err, errNotListening) {
+			warned = true
+			warn(err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("front: %s did not accept connections: %w (last attempt: %w)", addr, ctx.Err(), err)
+			return fmt.Errorf("front: worker %d not accepting on %s: %w (last attempt: %w)", owner, addr, ctx.Err(), err)
 		}
 		if t == nil {
 			t = time.NewTimer(every)
@@ -467,7 +481,7 @@ func Ready(ctx context.Context, port int) error {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("front: %s did not accept connections: %w (last attempt: %w)", addr, ctx.Err(), err)
+			return fmt.Errorf("front: worker %d not accepting on %s: %w (last attempt: %w)", owner, addr, ctx.Err(), err)
 		}
 		every = min(2*every, 100*time.Millisecond)
 	}
@@ -475,8 +489,9 @@ func Ready(ctx context.Context, port int) error {
 
 // FreePort picks a free loopback port by binding port 0 and releasing it.
 // Another process may take it before the worker binds it; the worker then
-// fails to start and is restarted with a new FreePort, so the race costs a
-// restart, not correctness.
+// fails to start (or, if it never binds, is not taken as ready, see Ready)
+// and its next start gets a new FreePort, so the race costs a restart, not
+// correctness.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -567,7 +567,8 @@ func TestReady(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	if err := Ready(ctx, port); !errors.Is(err, context.DeadlineExceeded) {
+	self := os.Getpid() // the listener below is the test's own
+	if err := Ready(ctx, port, self, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Ready with nothing listening = %v", err)
 	}
 
@@ -578,7 +579,7 @@ func TestReady(t *testing.T) {
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
 	start := time.Now()
-	if err := Ready(ctx2, port); err != nil {
+	if err := Ready(ctx2, port, self, nil); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
