@@ -13,32 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestParseTableLine(t *testing.T) {
-	tests := []struct {
-		line string
-		want string // address; "" for a line that is not a listener
-	}{
-		{"   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0", "127.0.0.1:3000"},
-		{"   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 17 1 0", "0.0.0.0:8080"},
-		{"   2: 0100007F:0BB8 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 99 1 0", ""}, // established
-		{"   0: 00000000000000000000000001000000:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5 1 0", "[::1]:3000"},
-		{"   0: 0000000000000000FFFF00000100007F:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 6 1 0", "127.0.0.1:3000"}, // v4-mapped
-		{"garbage", ""},
-	}
-	for _, tt := range tests {
-		h, ok := parseTableLine(tt.line)
-		if tt.want == "" {
-			if ok {
-				t.Errorf("%q: parsed as a listener %v", tt.line, h)
-			}
-			continue
-		}
-		if !ok || h.Addr.String() != tt.want {
-			t.Errorf("%q: got %v %v, want %s", tt.line, h.Addr, ok, tt.want)
-		}
-	}
-}
-
 func TestOverlaps(t *testing.T) {
 	lo, any4, any6, other := netip.MustParseAddr("127.0.0.1"), netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.MustParseAddr("10.1.2.3")
 	if !overlapsAny(lo, []netip.Addr{lo}) || !overlapsAny(any4, []netip.Addr{lo}) || !overlapsAny(lo, []netip.Addr{any6}) {
@@ -91,7 +65,7 @@ func TestCheckFreeNamesTheHolder(t *testing.T) {
 		if !errors.As(err, &held) || !errors.Is(err, ErrPortHeld) {
 			t.Fatalf("%s: foreign listener not found: %v", host, err)
 		}
-		if len(held.Holders) != 1 || held.Holders[0].PID != os.Getpid() {
+		if len(held.Holders) != 1 || held.Holders[0].Proc == nil || held.Holders[0].Proc.PID != os.Getpid() {
 			t.Fatalf("%s: holders %+v, want this test process (%d)", host, held.Holders, os.Getpid())
 		}
 		if !strings.Contains(err.Error(), "reuseTcpPorts") || !strings.Contains(err.Error(), "pid ") {

@@ -1,0 +1,260 @@
+// Package procnet answers two questions from the kernel's /proc tables:
+// which TCP sockets listen on a port, and which processes hold a socket.
+// wattd asks them before it serves a port (is another program on it?) and
+// before it takes a fronted worker as ready (is the listener the worker's?).
+//
+// /proc/net/tcp and tcp6 name each socket by inode; /proc/<pid>/fd links of
+// a process read "socket:[inode]" for the sockets it holds. Only processes
+// this user may inspect are seen (all of them as root).
+package procnet
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Socket is a listening TCP socket in wattd's network namespace.
+type Socket struct {
+	Addr  netip.AddrPort // IPv4-mapped addresses are unmapped
+	Inode uint64
+}
+
+// Listening returns the TCP sockets listening on port.
+func Listening(port int) ([]Socket, error) {
+	var out []Socket
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		socks, err := readTable(table, port)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && table == "/proc/net/tcp6" {
+				continue // a kernel without IPv6
+			}
+			return nil, fmt.Errorf("list listening sockets: %w", err)
+		}
+		out = append(out, socks...)
+	}
+	return out, nil
+}
+
+func readTable(path string, port int) ([]Socket, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Socket
+	sc := bufio.NewScanner(f)
+	sc.Scan() // the header
+	for sc.Scan() {
+		s, ok := parseLine(sc.Text())
+		if ok && int(s.Addr.Port()) == port {
+			out = append(out, s)
+		}
+	}
+	return out, sc.Err()
+}
+
+// tcpListen is the state code of a listening socket in /proc/net/tcp.
+const tcpListen = "0A"
+
+// parseLine reads one line of /proc/net/tcp{,6}:
+//
+//	sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …
+//
+// and keeps listening sockets only.
+func parseLine(line string) (Socket, bool) {
+	f := strings.Fields(line)
+	if len(f) < 10 || f[3] != tcpListen {
+		return Socket{}, false
+	}
+	hostHex, portHex, ok := strings.Cut(f[1], ":")
+	if !ok {
+		return Socket{}, false
+	}
+	port, err := strconv.ParseUint(portHex, 16, 16)
+	if err != nil {
+		return Socket{}, false
+	}
+	addr, ok := parseHexAddr(hostHex)
+	if !ok {
+		return Socket{}, false
+	}
+	inode, err := strconv.ParseUint(f[9], 10, 64)
+	if err != nil || inode == 0 {
+		return Socket{}, false
+	}
+	return Socket{Addr: netip.AddrPortFrom(addr, uint16(port)), Inode: inode}, true
+}
+
+// parseHexAddr decodes the kernel's address form: the address as 32-bit
+// words, each printed as a number in the machine's byte order.
+func parseHexAddr(s string) (netip.Addr, bool) {
+	raw, err := hex.DecodeString(s)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.Addr{}, false
+	}
+	b := make([]byte, len(raw))
+	for i := 0; i < len(raw); i += 4 {
+		binary.NativeEndian.PutUint32(b[i:], binary.BigEndian.Uint32(raw[i:]))
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a.Unmap(), true
+}
+
+// SocketsOf returns the inodes of the sockets the processes hold. Processes
+// that cannot be read (gone, or another user's) hold none.
+func SocketsOf(pids []int) map[uint64]bool {
+	held := make(map[uint64]bool)
+	for _, pid := range pids {
+		dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if ino, ok := socketInode(dir + "/" + e.Name()); ok {
+				held[ino] = true
+			}
+		}
+	}
+	return held
+}
+
+func socketInode(fdPath string) (uint64, bool) {
+	l, err := os.Readlink(fdPath)
+	if err != nil {
+		return 0, false
+	}
+	s, ok := strings.CutPrefix(l, "socket:[")
+	if !ok {
+		return 0, false
+	}
+	ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
+	return ino, err == nil
+}
+
+// Holder is a process that holds a socket.
+type Holder struct {
+	PID     int
+	Command string // its command line, shortened for a message
+}
+
+func (h Holder) String() string { return fmt.Sprintf("pid %d (%s)", h.PID, h.Command) }
+
+// Holders finds a process holding each of the sockets, by reading the open
+// files of every process: costly, so it is for messages, not for polling.
+// A socket whose holder cannot be seen is missing from the map.
+func Holders(inodes []uint64) map[uint64]Holder {
+	out := make(map[uint64]Holder, len(inodes))
+	want := make(map[uint64]bool, len(inodes))
+	for _, ino := range inodes {
+		want[ino] = true
+	}
+	for _, pid := range pids() {
+		for ino := range SocketsOf([]int{pid}) {
+			if _, seen := out[ino]; want[ino] && !seen {
+				out[ino] = Holder{PID: pid, Command: commandOf(pid)}
+			}
+		}
+		if len(out) == len(want) {
+			break
+		}
+	}
+	return out
+}
+
+// pids lists the processes in /proc, in ascending order.
+func pids() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	out := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// commandOf returns a process's command line on one line, shortened.
+func commandOf(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		// A kernel thread or a zombie: its name at least.
+		b, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	}
+	// Arguments are NUL-separated and may hold newlines (a script given
+	// with -c): one line of words reads better in a message.
+	cmd := strings.Join(strings.Fields(strings.ReplaceAll(string(b), "\x00", " ")), " ")
+	if cmd == "" {
+		return "?"
+	}
+	if len(cmd) > 80 {
+		cmd = cmd[:77] + "..."
+	}
+	return cmd
+}
+
+// Tree returns root and every process in its process group or below it:
+// a worker's own processes, including children that made a group or a
+// session of their own.
+func Tree(root int) []int {
+	parent := map[int]int{}
+	in := map[int]bool{}
+	for _, pid := range pids() {
+		ppid, pgrp, ok := statOf(pid)
+		if !ok {
+			continue
+		}
+		parent[pid] = ppid
+		if pid == root || pgrp == root {
+			in[pid] = true
+		}
+	}
+	for pid := range parent {
+		if in[pid] {
+			continue
+		}
+		// Walk up; the depth bound guards against a cycle made of pids
+		// reused while /proc was being read.
+		for p, depth := parent[pid], 0; p > 1 && depth < 64; p, depth = parent[p], depth+1 {
+			if p == root {
+				in[pid] = true
+				break
+			}
+		}
+	}
+	tree := make([]int, 0, len(in))
+	for pid := range in {
+		tree = append(tree, pid)
+	}
+	return tree
+}
+
+// statOf reads a process's parent and process group from /proc/pid/stat.
+func statOf(pid int) (ppid, pgrp int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name in parentheses may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:])) // state ppid pgrp …
+	if len(f) < 3 {
+		return 0, 0, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	return ppid, pgrp, err1 == nil && err2 == nil
+}
