@@ -55,7 +55,9 @@ func TestGoAndCommandApps(t *testing.T) {
 		t.Fatalf("mesh to the command app: %v\n%s", err, out)
 	}
 
-	d.rollingRestartUnderLoad("goapp") // a fronted app: the forwarders switch ports
+	// A fronted app: the forwarders switch ports. Its kept-alive connections
+	// end as the program's SIGTERM handling ends them.
+	d.rollingRestartUnderLoad("goapp", true)
 	after := d.app("goapp")
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(20 * time.Second); code != 0 {
