@@ -463,8 +463,8 @@ func TestEntrypointWorker(t *testing.T) {
 }
 
 // TestDrain checks that a drain lets the in-flight request finish, closes
-// keep-alive connections, reports drained only after that, and that the
-// worker then ends on SIGTERM.
+// keep-alive connections (idle ones after the quiet period), reports drained
+// only after that, and that the worker then ends on SIGTERM.
 func TestDrain(t *testing.T) {
 	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
 	w.handshake()
@@ -517,10 +517,11 @@ func TestDrain(t *testing.T) {
 	}
 	// The handlers need 300 ms; drained must not come before they are done.
 	// drained also means no connection is left: the idle keep-alive ones and
-	// the streamed one, which Node would otherwise keep open, were closed.
+	// the streamed one, which Node would otherwise keep open, were closed,
+	// 1 s (the quiet period) after the last response.
 	if d := drainedAt.Sub(drainAt); d < 250*time.Millisecond {
 		t.Errorf("drained %v after drain, before the 300 ms requests could finish", d)
-	} else if d > 3*time.Second {
+	} else if d > 4*time.Second {
 		// Node's own keep-alive timeout (5 s) would close them eventually;
 		// a drain must not wait for it.
 		t.Errorf("drained only %v after drain: keep-alive connections were left to time out", d)
