@@ -374,7 +374,10 @@ func alive(pid int) bool {
 // counts outcomes. Each request uses a new connection.
 type loadResult struct {
 	ok, refused, failed int
-	errs                []string
+	// failedKeptAlive counts, of failed, the requests that were not the
+	// first on their connection (keepAliveLoad only).
+	failedKeptAlive int
+	errs            []string
 }
 
 func load(ctx context.Context, url string, n int) *loadResult {
@@ -417,12 +420,16 @@ func load(ctx context.Context, url string, n int) *loadResult {
 func keepAliveLoad(ctx context.Context, addr string, n int) *loadResult {
 	var mu sync.Mutex
 	res := &loadResult{}
-	fail := func(what string, err error) {
+	fail := func(what string, keptAlive bool, err error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
 			res.refused++
-		} else {
+		case keptAlive:
+			res.failed++
+			res.failedKeptAlive++
+		default:
 			res.failed++
 		}
 		if len(res.errs) < 10 {
@@ -447,7 +454,7 @@ func keepAliveLoad(ctx context.Context, addr string, n int) *loadResult {
 				if conn == nil {
 					c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 					if err != nil {
-						fail("dial", err)
+						fail("dial", false, err)
 						time.Sleep(time.Millisecond)
 						continue
 					}
@@ -469,9 +476,9 @@ func keepAliveLoad(ctx context.Context, addr string, n int) *loadResult {
 				}()
 				switch {
 				case err != nil:
-					fail(fmt.Sprintf("request %d on a connection", sent), err)
+					fail(fmt.Sprintf("request %d on a connection", sent), sent > 1, err)
 				case resp.StatusCode/100 != 2:
-					fail(fmt.Sprintf("request %d on a connection", sent), fmt.Errorf("status %d", resp.StatusCode))
+					fail(fmt.Sprintf("request %d on a connection", sent), sent > 1, fmt.Errorf("status %d", resp.StatusCode))
 				default:
 					mu.Lock()
 					res.ok++

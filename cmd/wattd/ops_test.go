@@ -152,6 +152,43 @@ func TestRollingRestartKeepsKeepAliveRequests(t *testing.T) {
 	}
 }
 
+// TestStopKeepsKeepAliveRequests: a graceful stop under keep-alive load
+// answers every request sent on a kept-alive connection (the last ones with
+// "Connection: close") instead of closing connections under them. What
+// comes after, a new connection that is refused, or reset because it
+// was still queued when the last worker closed the socket, is what a stop
+// means and is not counted.
+func TestStopKeepsKeepAliveRequests(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 2}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var res *loadResult
+	done := make(chan struct{})
+	go func() { defer close(done); res = keepAliveLoad(ctx, d.addr(), 16) }()
+	// Let every connection get past its first request.
+	time.Sleep(500 * time.Millisecond)
+	d.signal(syscall.SIGTERM)
+	code := d.wait(20 * time.Second)
+	cancel()
+	<-done
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	t.Logf("stop under keep-alive load: ok %d, failed on kept-alive connections %d, other failures %d, refused %d",
+		res.ok, res.failedKeptAlive, res.failed-res.failedKeptAlive, res.refused)
+	if res.failedKeptAlive != 0 || res.ok == 0 {
+		t.Fatalf("requests on kept-alive connections lost at stop: ok %d failed %d: %v", res.ok, res.failedKeptAlive, res.errs)
+	}
+}
+
 // TestCtlFindsRuntimeAndStops: ctl finds the runtime from a subdirectory of
 // the project, status and ps print tables, stop stops.
 func TestCtlFindsRuntimeAndStops(t *testing.T) {
