@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrNotSupervised is returned when the process was not started by wattd.
@@ -58,8 +59,9 @@ type Control struct {
 	mu sync.Mutex // serialises writes to conn
 
 	// Drain is closed when wattd asks the worker to drain.
-	Drain chan struct{}
-	once  sync.Once
+	Drain        chan struct{}
+	once         sync.Once
+	drainTimeout atomic.Int64 // ms, from the drain message; set before Drain closes
 
 	// mesh is the latest table from a mesh message. Each message decodes
 	// into a fresh MeshTable that nothing else references, so the pointer
@@ -112,13 +114,22 @@ func (c *Control) readLoop() {
 		}
 		switch m.Type {
 		case TypeDrain:
-			c.once.Do(func() { close(c.Drain) })
+			c.once.Do(func() {
+				c.drainTimeout.Store(m.TimeoutMs)
+				close(c.Drain)
+			})
 		case TypeMesh:
 			if m.Mesh != nil {
 				c.mesh.Store(m.Mesh)
 			}
 		}
 	}
+}
+
+// DrainTimeout is how long wattd waits for drained after the drain it sent
+// (its grace period), or 0 before Drain is closed or when wattd sent none.
+func (c *Control) DrainTimeout() time.Duration {
+	return time.Duration(c.drainTimeout.Load()) * time.Millisecond
 }
 
 // Mesh returns the latest mesh table wattd sent, or nil before the first

@@ -30,11 +30,13 @@
 //     wattd sends ("mesh"): node:http and fetch are wrapped for that. See
 //     "mesh client" below.
 //
-//   * Drain. On "drain" the redirected servers stop accepting, keep-alive
-//     connections are closed once their current response is done, and
-//     "drained" is sent when no connection is left. The process is not ended
-//     here: wattd sends SIGTERM after "drained", and an app that handles
-//     SIGTERM is kept up until then so its handler runs (holdUntilSigterm).
+//   * Drain. On "drain" the redirected servers stop accepting, every
+//     connection's next response says "Connection: close", idle keep-alive
+//     connections are closed once the worker has been quiet for a moment
+//     (see DRAIN_QUIET_MS), and "drained" is sent when no connection is
+//     left. The process is not ended here: wattd sends SIGTERM after
+//     "drained", and an app that handles SIGTERM is kept up until then so
+//     its handler runs (holdUntilSigterm).
 //
 // Rules this file keeps: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -99,6 +101,20 @@ const PROTOCOL_VERSION = 1
 const MAX_FRAME = 1 << 20 // ipc.MaxFrame
 const EXIT_GRACE_MS = 500 // time to flush output once wattd is gone
 
+// Drain timing. A keep-alive client that has just had a response may be
+// sending its next request on that connection at the very moment the
+// server finds the connection idle; closing it then loses that request (the
+// client reads a reset or an EOF, and only some clients retry, and only
+// idempotent requests). So during a drain an idle connection is closed only
+// once no response has finished for DRAIN_QUIET_MS: every idle connection
+// has then been idle at least that long, a client that was about to send
+// has sent (and got "Connection: close"), and one that has not is taken to
+// be done. The quiet period is at most a quarter of wattd's drain timeout,
+// and from half of it on idle connections are closed as soon as they are
+// idle, so what is left of the timeout serves the requests still running.
+const DRAIN_QUIET_MS = 1000
+const DRAIN_TIMEOUT_MS = 10000 // when wattd sends none: its default grace
+
 // Per-server bookkeeping, kept off the server objects so the app never sees
 // extra properties.
 const meshOf = new WeakMap() // primary server -> its mesh server
@@ -119,7 +135,11 @@ function newState () {
     readySent: false,
     draining: false,
     drainedSent: false,
-    idleSweep: false,
+    // During a drain only: see DRAIN_QUIET_MS.
+    quietMs: 0,
+    quietUntil: 0, // performance.now() after which nothing waits for quiet
+    lastDone: 0, // performance.now() when a response last finished
+    sweepTimer: null,
     mesh: null // mesh client, see startMeshClient
   }
 }
@@ -226,7 +246,7 @@ function onMessage (state, msg) {
       warn(`wattd refused this worker: ${msg.error}`)
       break
     case 'drain':
-      startDrain(state)
+      startDrain(state, msg.timeoutMs)
       break
     case 'mesh':
       if (state.mesh !== null) setTable(state.mesh, msg.mesh)
@@ -471,8 +491,8 @@ function onResponseClose () {
   const state = this[kState]
   try {
     state.inFlight.delete(this)
-    // The connection may be idle now; during a drain nothing keeps it.
-    if (state.draining) sweepIdle(state)
+    // The connection may be idle now, and the quiet period starts over.
+    if (state.draining) responseDoneWhileDraining(state)
   } catch (err) {
     warn('response close', err)
   }
@@ -602,9 +622,13 @@ function startMesh (state, app, fd, nativeListen, done) {
 
 // ---- drain -----------------------------------------------------------------
 
-function startDrain (state) {
+function startDrain (state, timeoutMs) {
   if (state.draining) return
   state.draining = true
+  const timeout = typeof timeoutMs === 'number' && timeoutMs > 0 ? timeoutMs : DRAIN_TIMEOUT_MS
+  state.quietMs = Math.min(DRAIN_QUIET_MS, timeout / 4)
+  state.lastDone = performance.now()
+  state.quietUntil = state.lastDone + timeout / 2
   holdUntilSigterm(state)
   for (const res of state.inFlight) {
     if (res.req) closeAfter(res.req, res)
@@ -613,13 +637,19 @@ function startDrain (state) {
     try {
       if (!server.listening) continue
       closedByDrain.add(server)
-      // http.Server.close() also closes the idle keep-alive connections.
-      nativeClose.get(server).call(server)
+      if (typeof server.closeIdleConnections === 'function') {
+        // Stop accepting only: http.Server.close() would also close the
+        // idle keep-alive connections at once, racing their clients'
+        // next requests. Those wait for the quiet period.
+        net.Server.prototype.close.call(server)
+      } else {
+        nativeClose.get(server).call(server)
+      }
     } catch (err) {
       warn('closing a server', err)
     }
   }
-  sweepIdle(state)
+  armSweep(state, state.quietMs)
   // With nothing open, no 'close' event would ever call checkDrained.
   setImmediate(guard('drain', () => checkDrained(state)))
 }
@@ -641,18 +671,37 @@ function holdUntilSigterm (state) {
   })
 }
 
-// sweepIdle closes keep-alive connections that have no request in flight.
-// It runs once per turn of the event loop at most, after the response that
-// triggered it has released its connection.
+// responseDoneWhileDraining restarts the quiet period: the connection of
+// this response stays open if the response could not say "Connection:
+// close" (its headers were sent before the drain), and its client must get
+// the quiet period too. Past quietUntil nothing waits any more.
+function responseDoneWhileDraining (state) {
+  const now = performance.now()
+  state.lastDone = now
+  if (state.sweepTimer !== null) return // it looks at lastDone when it fires
+  armSweep(state, now >= state.quietUntil ? 0 : state.quietMs)
+}
+
+function armSweep (state, ms) {
+  state.sweepTimer = setTimeout(guard('drain', () => sweepIdle(state)), ms)
+  // Open connections keep the process up, not this timer.
+  state.sweepTimer.unref()
+}
+
+// sweepIdle closes the keep-alive connections that have no request in
+// flight, once the worker has been quiet for state.quietMs (or the drain
+// is past quietUntil); until then it waits for the rest of the period.
 function sweepIdle (state) {
-  if (state.idleSweep) return
-  state.idleSweep = true
-  setImmediate(guard('drain', () => {
-    state.idleSweep = false
-    for (const server of state.servers) {
-      if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections()
-    }
-  }))
+  state.sweepTimer = null
+  const now = performance.now()
+  const wait = state.lastDone + state.quietMs - now
+  if (wait > 0 && now < state.quietUntil) {
+    armSweep(state, Math.min(wait, state.quietUntil - now))
+    return
+  }
+  for (const server of state.servers) {
+    if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections()
+  }
 }
 
 function checkDrained (state) {

@@ -463,8 +463,8 @@ func TestEntrypointWorker(t *testing.T) {
 }
 
 // TestDrain checks that a drain lets the in-flight request finish, closes
-// keep-alive connections, reports drained only after that, and that the
-// worker then ends on SIGTERM.
+// keep-alive connections (idle ones after the quiet period), reports drained
+// only after that, and that the worker then ends on SIGTERM.
 func TestDrain(t *testing.T) {
 	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
 	w.handshake()
@@ -517,10 +517,11 @@ func TestDrain(t *testing.T) {
 	}
 	// The handlers need 300 ms; drained must not come before they are done.
 	// drained also means no connection is left: the idle keep-alive ones and
-	// the streamed one, which Node would otherwise keep open, were closed.
+	// the streamed one, which Node would otherwise keep open, were closed,
+	// 1 s (the quiet period) after the last response.
 	if d := drainedAt.Sub(drainAt); d < 250*time.Millisecond {
 		t.Errorf("drained %v after drain, before the 300 ms requests could finish", d)
-	} else if d > 3*time.Second {
+	} else if d > 4*time.Second {
 		// Node's own keep-alive timeout (5 s) would close them eventually;
 		// a drain must not wait for it.
 		t.Errorf("drained only %v after drain: keep-alive connections were left to time out", d)
@@ -547,6 +548,87 @@ func TestDrain(t *testing.T) {
 	if err := w.waitExit(); err != nil {
 		t.Errorf("worker ended with %v, want exit status 0", err)
 	}
+}
+
+// TestDrainLeavesIdleKeepAliveForTheNextRequest: an idle keep-alive
+// connection is not closed the moment a drain starts. A client that sends
+// its next request on it soon after gets an answer with "Connection:
+// close" instead of a reset, and one that sends nothing has its connection
+// closed only after the quiet period, before drained.
+func TestDrainLeavesIdleKeepAliveForTheNextRequest(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+
+	// Raw connections: net/http's client would retry a request lost to a
+	// closed keep-alive connection and hide the loss.
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", w.tcpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(waitLimit))
+		return c, bufio.NewReader(c)
+	}
+	roundTrip := func(c net.Conn, br *bufio.Reader, path string) (*http.Response, error) {
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, err
+	}
+	next, nextR := dial() // will send again soon after the drain
+	idle, idleR := dial() // will send nothing more
+	slow, slowR := dial() // has a request in flight when the drain starts
+	for _, c := range []struct {
+		c  net.Conn
+		br *bufio.Reader
+	}{{next, nextR}, {idle, idleR}} {
+		if resp, err := roundTrip(c.c, c.br, "/warm"); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+			t.Fatalf("warm-up: %v %+v", err, resp)
+		}
+	}
+	slowDone := make(chan error, 1)
+	go func() {
+		resp, err := roundTrip(slow, slowR, "/slow")
+		if err == nil && !resp.Close {
+			err = errors.New("the in-flight response did not say Connection: close")
+		}
+		slowDone <- err
+	}()
+	w.event("slow-start")
+	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 10000})
+	// The slow response says Connection: close, so the drain has begun.
+	if err := <-slowDone; err != nil {
+		t.Fatalf("in-flight request: %v", err)
+	}
+	quietFrom := time.Now()
+
+	resp, err := roundTrip(next, nextR, "/after-drain")
+	if err != nil {
+		t.Fatalf("request on a kept-alive connection during the drain: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("request on a kept-alive connection during the drain: status %d, Connection: close %v", resp.StatusCode, resp.Close)
+	}
+	if _, err := nextR.ReadByte(); err != io.EOF {
+		t.Errorf("connection after a Connection: close response: %v, want EOF", err)
+	}
+
+	// The idle one ends after the quiet period (1 s for a 10 s timeout).
+	if _, err := idleR.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("idle connection: %v, want it closed by the worker", err)
+	}
+	if d := time.Since(quietFrom); d < 700*time.Millisecond {
+		t.Errorf("idle keep-alive connection closed %v after the last response; the quiet period is 1 s", d)
+	}
+	w.expect(ipc.TypeDrained)
 }
 
 // lastStatsAfterDrain waits for the next stats report, if the worker sends

@@ -93,7 +93,7 @@ func StaticMain(args []string) int {
 	failed := make(chan error, len(names))
 	for _, name := range names {
 		srv := w.server()
-		l := listeners[name]
+		l := w.drain.Listener(listeners[name])
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				failed <- fmt.Errorf("%s listener: %w", name, err)
@@ -121,11 +121,17 @@ func StaticMain(args []string) int {
 		return 1
 	}
 
-	// Drain: no new connections, finish the requests in flight, close
-	// idle keep-alive connections. wattd bounds how long this may take and
-	// sends SIGTERM when it has waited enough.
+	// Drain: no new connections, finish the requests in flight, answer
+	// with Connection: close, and close idle keep-alive connections after
+	// a quiet period (ipc.HTTPDrainer). wattd bounds how long this may
+	// take and sends SIGTERM when it has waited enough.
 	done := make(chan struct{})
-	go func() { w.shutdown(context.Background()); close(done) }()
+	go func() {
+		if err := w.drain.Drain(context.Background(), ctl.DrainTimeout(), w.servers...); err != nil {
+			logger.Warn("drain", "err", err.Error())
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-sigs:
@@ -148,16 +154,17 @@ type worker struct {
 	handler  http.Handler
 	errorLog *log.Logger
 	servers  []*http.Server
+	drain    ipc.HTTPDrainer
 	conns    atomic.Int64  // open client connections
 	requests atomic.Uint64 // requests received
 }
 
 func newWorker(h http.Handler, errorLog *log.Logger) *worker {
 	w := &worker{errorLog: errorLog}
-	w.handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	w.handler = w.drain.Handler(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.requests.Add(1)
 		h.ServeHTTP(rw, r)
-	})
+	}))
 	return w
 }
 
@@ -179,16 +186,6 @@ func (w *worker) server() *http.Server {
 	}
 	w.servers = append(w.servers, srv)
 	return srv
-}
-
-func (w *worker) shutdown(ctx context.Context) {
-	done := make(chan struct{}, len(w.servers))
-	for _, s := range w.servers {
-		go func() { _ = s.Shutdown(ctx); done <- struct{}{} }()
-	}
-	for range w.servers {
-		<-done
-	}
 }
 
 func (w *worker) close() {

@@ -1,6 +1,7 @@
 package vite
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -217,8 +218,47 @@ func TestViteStaticMainServesDrainsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A kept-alive connection that keeps sending across the drain loses no
+	// request: each is answered, the first during the drain with
+	// Connection: close, after which the worker closes it.
+	busy, err := net.Dial("tcp", w.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_ = busy.SetDeadline(time.Now().Add(20 * time.Second))
+	busyR := bufio.NewReader(busy)
+	roundTrip := func() (*http.Response, error) {
+		if _, err := busy.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(busyR, nil)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, err
+	}
+	if resp, err := roundTrip(); err != nil || resp.Close {
+		t.Fatalf("before the drain: %v %+v", err, resp)
+	}
+
 	if err := ipc.WriteMessage(w.ctrl, &ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 5000}); err != nil {
 		t.Fatal(err)
+	}
+	for n := 1; ; n++ {
+		resp, err := roundTrip()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d on a kept-alive connection while the drain starts: %v %+v", n, err, resp)
+		}
+		if resp.Close {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // a client between requests
+	}
+	if _, err := busyR.ReadByte(); err != io.EOF {
+		t.Errorf("after a Connection: close response: %v, want EOF", err)
 	}
 	w.next(ipc.TypeDrained)
 	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))

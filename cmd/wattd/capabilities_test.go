@@ -55,7 +55,9 @@ func TestGoAndCommandApps(t *testing.T) {
 		t.Fatalf("mesh to the command app: %v\n%s", err, out)
 	}
 
-	d.rollingRestartUnderLoad("goapp") // a fronted app: the forwarders switch ports
+	// A fronted app: the forwarders switch ports. Its kept-alive connections
+	// end as the program's SIGTERM handling ends them.
+	d.rollingRestartUnderLoad("goapp", true)
 	after := d.app("goapp")
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(20 * time.Second); code != 0 {
@@ -94,7 +96,8 @@ func TestBuildFailureNamesApp(t *testing.T) {
 
 // TestGoSDKApp: a Go program using the SDK takes its sockets by LISTEN_FDS
 // (not fronted), reports ready, calls another app over the mesh with the
-// SDK's table, and drains on stop.
+// SDK's table, restarts rolling without losing a request (kept-alive
+// connections included), and drains on stop.
 func TestGoSDKApp(t *testing.T) {
 	integration(t)
 	dir := project(t, map[string]any{
@@ -124,6 +127,7 @@ func TestGoSDKApp(t *testing.T) {
 		_, body, err := get(fresh, d.url("/call?app=plain"))
 		return err == nil && strings.Contains(body, `"app":"plain"`)
 	})
+	d.rollingRestartUnderLoad("api", false)
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(20 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)

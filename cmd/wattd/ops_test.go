@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,10 +106,86 @@ func TestCtlRestartIsRolling(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	waitHTTP(t, d.url("/"), 20*time.Second)
-	ok := d.rollingRestartUnderLoad("web")
+	ok := d.rollingRestartUnderLoad("web", false)
 	t.Logf("rolling restart under load: %d requests ok, 0 failed", ok)
 	if out, err := d.ctl("restart", "nope"); err == nil || !strings.Contains(out, "web") {
 		t.Fatalf("restart of an unknown app should fail naming the known ones: %v\n%s", err, out)
+	}
+}
+
+// TestRollingRestartKeepsKeepAliveRequests: kept-alive connections under
+// load lose no request through two rolling restarts of a 2-worker app, on
+// every node under test. A draining worker must answer each connection's
+// next request with "Connection: close" and leave an idle one open long
+// enough for a client that is about to send to do so; closing idle
+// connections at once loses the requests racing the close.
+func TestRollingRestartKeepsKeepAliveRequests(t *testing.T) {
+	integration(t)
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		t.Run(nodeVersion(t, node), func(t *testing.T) {
+			port := freePort(t)
+			dir := project(t, map[string]any{
+				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"applications": []any{map[string]any{"id": "web", "path": fixture("apps/express"), "workers": 2}},
+			})
+			d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_NODE=" + node}})
+			waitHTTP(t, d.url("/"), 20*time.Second)
+			d.waitReady("web", 10*time.Second)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var res *loadResult
+			done := make(chan struct{})
+			go func() { defer close(done); res = keepAliveLoad(ctx, d.addr(), 16) }()
+			for i := range 2 {
+				if out, err := d.ctl("restart", "web"); err != nil {
+					t.Fatalf("restart %d: %v\n%s", i+1, err, out)
+				}
+			}
+			cancel()
+			<-done
+			t.Logf("two rolling restarts under keep-alive load: ok %d failed %d refused %d", res.ok, res.failed, res.refused)
+			if res.failed != 0 || res.refused != 0 || res.ok == 0 {
+				t.Fatalf("requests lost: ok %d failed %d refused %d: %v", res.ok, res.failed, res.refused, res.errs)
+			}
+		})
+	}
+}
+
+// TestStopKeepsKeepAliveRequests: a graceful stop under keep-alive load
+// answers every request sent on a kept-alive connection (the last ones with
+// "Connection: close") instead of closing connections under them. What
+// comes after, a new connection that is refused, or reset because it
+// was still queued when the last worker closed the socket, is what a stop
+// means and is not counted.
+func TestStopKeepsKeepAliveRequests(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 2}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var res *loadResult
+	done := make(chan struct{})
+	go func() { defer close(done); res = keepAliveLoad(ctx, d.addr(), 16) }()
+	// Let every connection get past its first request.
+	time.Sleep(500 * time.Millisecond)
+	d.signal(syscall.SIGTERM)
+	code := d.wait(20 * time.Second)
+	cancel()
+	<-done
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	t.Logf("stop under keep-alive load: ok %d, failed on kept-alive connections %d, other failures %d, refused %d",
+		res.ok, res.failedKeptAlive, res.failed-res.failedKeptAlive, res.refused)
+	if res.failedKeptAlive != 0 || res.ok == 0 {
+		t.Fatalf("requests on kept-alive connections lost at stop: ok %d failed %d: %v", res.ok, res.failedKeptAlive, res.errs)
 	}
 }
 

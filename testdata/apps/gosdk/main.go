@@ -1,6 +1,7 @@
 // A Go program written for wattd: it takes its sockets with the Go SDK
-// (LISTEN_FDS), reports ready and drains on request, and calls another
-// application over the mesh with the SDK's mesh table.
+// (LISTEN_FDS), reports ready, drains on request with the SDK's
+// HTTPDrainer, and calls another application over the mesh with the SDK's
+// mesh table.
 package main
 
 import (
@@ -40,16 +41,20 @@ func main() {
 		defer resp.Body.Close()
 		io.Copy(w, resp.Body)
 	})
-	srv := &http.Server{Handler: mux}
+	// The drainer answers with "Connection: close" during a drain and
+	// leaves idle keep-alive connections a quiet period before closing
+	// them, so a client sending its next request on one does not lose it.
+	var drain ipc.HTTPDrainer
+	srv := &http.Server{Handler: drain.Handler(mux)}
 	for _, l := range ls {
-		go srv.Serve(l)
+		go srv.Serve(drain.Listener(l))
 	}
 	if err := ctl.Ready(); err != nil {
 		log.Fatalf("ready: %v", err)
 	}
 	<-ctl.Drain
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
+	if err := drain.Drain(context.Background(), ctl.DrainTimeout(), srv); err != nil {
+		log.Printf("drain: %v", err)
+	}
 	ctl.Drained()
 }

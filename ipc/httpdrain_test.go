@@ -1,0 +1,159 @@
+package ipc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHTTPDrainerKeepsIdleConnectionsForTheQuietPeriod: during a drain a
+// request on a kept-alive connection is answered with "Connection: close"
+// instead of meeting a closed connection, an idle connection is closed
+// only after the quiet period, Serve returns http.ErrServerClosed, and new
+// connections are no longer accepted.
+func TestHTTPDrainerKeepsIdleConnectionsForTheQuietPeriod(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowStarted := make(chan struct{})
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		close(slowStarted)
+		<-release
+		io.WriteString(w, "slow")
+	})
+	var d HTTPDrainer
+	srv := &http.Server{Handler: d.Handler(mux)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(d.Listener(l)) }()
+
+	// Raw connections: net/http's client would retry a request lost to a
+	// closed keep-alive connection and hide the loss.
+	type conn struct {
+		net.Conn
+		br *bufio.Reader
+	}
+	dial := func() conn {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		return conn{c, bufio.NewReader(c)}
+	}
+	roundTrip := func(c conn, path string) (*http.Response, error) {
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, err
+	}
+	next, idle, slow := dial(), dial(), dial()
+	for _, c := range []conn{next, idle} {
+		if resp, err := roundTrip(c, "/"); err != nil || resp.Close {
+			t.Fatalf("warm-up: %v %+v", err, resp)
+		}
+	}
+	slowDone := make(chan *http.Response, 1)
+	go func() {
+		resp, err := roundTrip(slow, "/slow")
+		if err != nil {
+			t.Errorf("in-flight request: %v", err)
+		}
+		slowDone <- resp
+	}()
+	<-slowStarted
+
+	drained := make(chan error, 1)
+	go func() { drained <- d.Drain(context.Background(), 10*time.Second, srv) }()
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve returned %v, want http.ErrServerClosed", err)
+	}
+	if c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted during the drain")
+	}
+	// Serve has returned, so the drain has begun.
+	quietFrom := time.Now()
+	resp, err := roundTrip(next, "/")
+	if err != nil || resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("request on a kept-alive connection during the drain: %v %+v", err, resp)
+	}
+	// A response that began before the drain may keep its connection; the
+	// client's next request on it is answered, with Connection: close.
+	close(release)
+	if resp := <-slowDone; resp == nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("in-flight request during the drain: %+v", resp)
+	} else if !resp.Close {
+		quietFrom = time.Now()
+		resp, err := roundTrip(slow, "/")
+		if err != nil || resp.StatusCode != http.StatusOK || !resp.Close {
+			t.Fatalf("request after the in-flight one on its connection: %v %+v", err, resp)
+		}
+	}
+	if _, err := idle.br.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("idle connection: %v, want it closed", err)
+	}
+	if dt := time.Since(quietFrom); dt < DrainQuiet*7/10 {
+		t.Errorf("idle connection closed %v after the last response; the quiet period is %v", dt, DrainQuiet)
+	}
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatalf("Drain: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Drain did not return")
+	}
+}
+
+// TestHTTPDrainerBoundedByTimeout: the quiet period is at most a quarter of
+// the timeout, so a short grace still closes idle connections in time.
+func TestHTTPDrainerBoundedByTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d HTTPDrainer
+	srv := &http.Server{Handler: d.Handler(http.NotFoundHandler())}
+	go srv.Serve(d.Listener(l))
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	start := time.Now()
+	if err := d.Drain(context.Background(), 400*time.Millisecond, srv); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if dt := time.Since(start); dt < 80*time.Millisecond || dt > 5*time.Second {
+		t.Errorf("Drain with a 400 ms timeout and an idle connection took %v, want about 100 ms", dt)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("idle connection after the drain: %v, want closed", err)
+	}
+}
