@@ -104,7 +104,8 @@ func New(opts Options) (_ *Runtime, err error) {
 	}
 	baseEnv := append(inheritedEnv(),
 		ipc.EnvMeshDir+"="+filepath.Dir(rt.dir.MeshSocket("x", 0)),
-		ipc.EnvMeshProxy+"="+rt.mesh.proxyURL,
+		ipc.EnvMeshProxy+"="+rt.mesh.proxy.url,
+		ipc.EnvMeshProxySocket+"="+rt.mesh.proxy.socket,
 	)
 	var public *net.TCPAddr
 	for _, ac := range cfg.Applications {
@@ -152,6 +153,7 @@ func New(opts Options) (_ *Runtime, err error) {
 var workerVars = map[string]bool{
 	ipc.EnvControlFD: true, ipc.EnvApp: true, ipc.EnvWorker: true, ipc.EnvEntrypoint: true,
 	ipc.EnvMeshDir: true, ipc.EnvMeshProxy: true, ipc.EnvProtocol: true,
+	ipc.EnvMeshProxySocket: true,
 }
 
 // inheritedEnv is wattd's environment minus what describes wattd's own
@@ -487,6 +489,8 @@ func (rt *Runtime) Status() RuntimeStatus {
 		Uptime:     time.Since(rt.started).Seconds(),
 		Apps:       len(rt.apps),
 		FailedApps: rt.failedApps(),
+
+		MeshProxy: rt.proxyStatus(),
 	}
 	select {
 	case <-rt.stopping:

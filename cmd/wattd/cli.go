@@ -145,6 +145,7 @@ func start(dir, file string, mode capabilities.Mode) error {
 		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
 	}
 	defer log.Sync() //nolint:errcheck // stderr
+	raiseFDLimit(log)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
