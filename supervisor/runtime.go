@@ -17,6 +17,7 @@ import (
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/restart"
 	"github.com/wattd/wattd/supervisor/rundir"
 )
@@ -346,6 +347,11 @@ loop:
 	phase(false, cancelRest, &restWG)
 	rt.closeProxy()
 	rt.removeSockets()
+	if n := logs.OutputDropped(); n > 0 {
+		// Reaches the output only if it works again (a full disk freed);
+		// `wattd ctl status` showed the count while running.
+		rt.log.Warn("log entries were dropped: wattd's output could not be written", zap.Uint64("dropped", n))
+	}
 	rt.log.Info("stopped")
 	return runErr
 }
@@ -490,7 +496,8 @@ func (rt *Runtime) Status() RuntimeStatus {
 		Apps:       len(rt.apps),
 		FailedApps: rt.failedApps(),
 
-		MeshProxy: rt.proxyStatus(),
+		MeshProxy:       rt.proxyStatus(),
+		LogLinesDropped: logs.OutputDropped(),
 	}
 	select {
 	case <-rt.stopping:

@@ -21,6 +21,9 @@ type RuntimeStatus struct {
 
 	// MeshProxy is the mesh proxy's connection count; nil before it serves.
 	MeshProxy *ProxyStatus `json:"meshProxy,omitempty"`
+	// LogLinesDropped counts log entries that could not be written because
+	// wattd's output was closed (a pipe whose reader went away).
+	LogLinesDropped uint64 `json:"logLinesDropped"`
 }
 
 // ProxyStatus describes the mesh proxy's connections, both listeners

@@ -130,6 +130,7 @@ func devCommand() *cli.Command {
 }
 
 func start(dir, file string, mode capabilities.Mode) error {
+	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
 	cfg, err := config.Load(dir, file, os.Environ())
 	if err != nil {
 		return &exitError{exitUsage, err}
