@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	body := p.stallBody(w, r.Body)
 	out := (&http.Request{
 		Method: r.Method,
 		URL: &url.URL{
@@ -143,7 +145,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        r.Header.Clone(),
-		Body:          p.stallBody(w, r.Body),
+		Body:          body,
 		ContentLength: r.ContentLength,
 		Host:          host,
 		// The server fills r.Trailer's values once the body is read, which
@@ -158,6 +160,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	resp, err := p.Transport.RoundTrip(out)
 	if err != nil {
+		if sr, ok := body.(*stallReader); ok && sr.stalled.Load() {
+			// The client stopped sending its body; the read timeout
+			// also cancelled the request. Nobody waits for an answer:
+			// drop the connection.
+			p.log("mesh proxy: request body stalled", "app", app, "after", p.Stall)
+			panic(http.ErrAbortHandler)
+		}
 		p.fail(w, r, app, err)
 		return
 	}
@@ -223,29 +232,44 @@ func (p *Proxy) stallBody(w http.ResponseWriter, b io.ReadCloser) io.ReadCloser 
 }
 
 type stallReader struct {
-	rc    io.ReadCloser
-	ctl   *http.ResponseController
-	stall time.Duration
-	ended atomic.Bool // a Read returned an error (EOF): nothing is left to read
+	rc      io.ReadCloser
+	ctl     *http.ResponseController
+	stall   time.Duration
+	eof     atomic.Bool // the body was read to its end
+	stalled atomic.Bool // a Read ran into the stall deadline
 }
 
 func (s *stallReader) Read(b []byte) (int, error) {
+	if s.eof.Load() {
+		// net/http's transport reads once more after the announced
+		// length to check for excess; by then the server may have closed
+		// the body (it does when the response starts), which would turn
+		// that check into a failed upload.
+		return 0, io.EOF
+	}
 	_ = s.ctl.SetReadDeadline(time.Now().Add(s.stall))
 	n, err := s.rc.Read(b)
-	if err != nil {
-		s.ended.Store(true)
+	switch {
+	case err == io.EOF:
+		s.eof.Store(true)
 		// Once the body is read, net/http reads on in the background to
 		// notice the client leaving; that read must not time out, or the
 		// request would be cancelled while its response still streams.
 		_ = s.ctl.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.stalled.Store(true)
 	}
 	return n, err
 }
 
 // Close of a body not read to its end reads the rest (net/http does, to
-// keep the connection), so it gets a deadline too.
+// keep the connection), so that gets a deadline too: none at all after a
+// stall.
 func (s *stallReader) Close() error {
-	if !s.ended.Load() {
+	switch {
+	case s.stalled.Load():
+		_ = s.ctl.SetReadDeadline(time.Now())
+	case !s.eof.Load():
 		_ = s.ctl.SetReadDeadline(time.Now().Add(s.stall))
 	}
 	return s.rc.Close()
