@@ -103,6 +103,7 @@ func TestMeshProxyOnlyForTheRuntime(t *testing.T) {
 	waitHTTP(t, d.url("/env"), 20*time.Second)
 	d.waitReady("plain", 10*time.Second)
 	d.waitReady("py", 10*time.Second)
+	waitFor(t, 20*time.Second, "broken to fail", func() bool { return d.app("broken").State == "failed" })
 	env := workerProxyEnv(t, d)
 	pu, _ := url.Parse(env.Proxy)
 
@@ -180,7 +181,7 @@ func TestMeshProxyLoadCannotStopSupervision(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	held, maxHeld, closedByServer := 0, 0, 0
+	held, maxHeld, closedByServer, timedOut := 0, 0, 0, 0
 	for range flood {
 		wg.Add(1)
 		go func() {
@@ -208,6 +209,7 @@ func TestMeshProxyLoadCannotStopSupervision(t *testing.T) {
 					case <-done:
 					}
 				}()
+				opened := time.Now()
 				_, err = c.Read(make([]byte, 1))
 				close(done)
 				c.Close()
@@ -215,13 +217,17 @@ func TestMeshProxyLoadCannotStopSupervision(t *testing.T) {
 				held--
 				if err == io.EOF || errors.Is(err, syscall.ECONNRESET) {
 					closedByServer++
+					if time.Since(opened) >= 4*time.Second {
+						timedOut++ // held, then closed by the 5 s header timeout
+					}
 				}
 				mu.Unlock()
 				time.Sleep(10 * time.Millisecond) // a flood, not a busy loop on two cores
 			}
 		}()
 	}
-	defer func() { close(stop); wg.Wait() }()
+	stopFlood := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopFlood()
 
 	status := func() supervisor.RuntimeStatus {
 		out, err := d.ctl("status", "--json")
@@ -271,14 +277,16 @@ func TestMeshProxyLoadCannotStopSupervision(t *testing.T) {
 		t.Fatalf("mesh call after the restarts: %+v", r)
 	}
 	// Connections that send nothing are closed by the header timeout (5 s).
-	waitFor(t, 20*time.Second, "the proxy to close silent connections", func() bool {
+	waitFor(t, 20*time.Second, "the proxy to close silent connections it had accepted", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return closedByServer > 0
+		return timedOut > 0
 	})
 	st := status()
+	stopFlood()
+	waitFor(t, 20*time.Second, "wattd's descriptors to return to where they were", func() bool { return fdCount(t, pid) <= before+8 })
 	mu.Lock()
-	t.Logf("limit %d, flood %d: wattd fds before %d, peak %d; at most %d client connections open at once (accepted or queued); proxy open %d, cap %d per listener, refused %d, closed by the server %d",
-		limit, flood, before, peak, maxHeld, st.MeshProxy.Open, st.MeshProxy.MaxConns, st.MeshProxy.Refused, closedByServer)
+	t.Logf("limit %d, flood %d: wattd fds before %d, peak %d, after %d; at most %d client connections open at once (accepted or queued); proxy open %d, cap %d per listener, refused %d; closed by the server %d, of them %d by the header timeout",
+		limit, flood, before, peak, fdCount(t, pid), maxHeld, st.MeshProxy.Open, st.MeshProxy.MaxConns, st.MeshProxy.Refused, closedByServer, timedOut)
 	mu.Unlock()
 }

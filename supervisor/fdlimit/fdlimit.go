@@ -137,6 +137,17 @@ func (c *conn) Close() error {
 	return err
 }
 
+// CloseWrite half-closes the connection when the underlying one can (TCP
+// and Unix sockets can). net/http looks for it to close a connection
+// gracefully: without it, closing with unread input makes the kernel send
+// a reset, and the client may lose the response it was just sent.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // fdOf returns the descriptor number of c, or -1.
 func fdOf(c net.Conn) int {
 	sc, ok := c.(syscall.Conn)

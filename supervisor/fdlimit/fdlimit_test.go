@@ -142,3 +142,33 @@ func nextFD(t *testing.T) int {
 	syscall.Close(fd)
 	return fd
 }
+
+func TestListenerConnHalfCloses(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Listener{Listener: raw}
+	defer l.Close()
+	_, accepted := serve(t, l)
+	c := dial(t, raw.Addr().String())
+	sc := <-accepted
+	cw, ok := sc.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T has no CloseWrite", sc)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if !closedByPeer(c) {
+		t.Fatal("the client did not see the half-close")
+	}
+	// The read side still works after the half-close.
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := sc.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("read after CloseWrite: %v", err)
+	}
+}
