@@ -138,6 +138,7 @@ func (rt *Runtime) serveProxyWith(lim proxyLimits) {
 	}
 	log := rt.log.Named("mesh-proxy")
 	reserve := fdReserveBase + fdReservePerSlot*rt.slotCount()
+	fdlimit.SetReserve(reserve) // also what the fronting forwarders keep
 	maxConns := proxyMaxConns(lim.maxConns, fdlimit.Soft(), reserve)
 	handler := &mesh.Proxy{Transport: &mesh.Transport{Resolver: rt}, Stall: lim.stall}
 	for _, pl := range []*proxyListener{p.tcp, p.unix} {

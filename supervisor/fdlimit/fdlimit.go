@@ -4,10 +4,12 @@
 // down; the descriptors that client load can consume (connections accepted
 // by the mesh proxy) must therefore stop well before the process limit.
 //
-// Two pieces: Raise lifts the soft RLIMIT_NOFILE to the hard limit at start,
-// and Listener wraps a listener so that it holds at most a fixed number of
-// connections and refuses new ones while the process is within a reserve of
-// its descriptor limit.
+// The pieces: Raise lifts the soft RLIMIT_NOFILE to the hard limit at start;
+// the reserve (SetReserve) is how many descriptors below the limit client
+// connections must leave free, one number for the whole process as the
+// limit is; Short tells whether an accepted connection ate into it; and
+// Listener wraps a listener so that it holds at most a fixed number of
+// connections and refuses new ones that are Short.
 package fdlimit
 
 import (
@@ -50,6 +52,37 @@ func Soft() uint64 {
 	return lim.Cur
 }
 
+// reserve is the process-wide reserve; the runtime sets it from its number
+// of worker slots before it serves clients.
+var reserve atomic.Int64
+
+// DefaultReserve is the reserve until SetReserve is called.
+const DefaultReserve = 128
+
+func init() { reserve.Store(DefaultReserve) }
+
+// SetReserve sets how many descriptors below the limit must stay free for
+// the process's own work.
+func SetReserve(n int) { reserve.Store(int64(max(n, 0))) }
+
+// Reserve returns the process-wide reserve.
+func Reserve() int { return int(reserve.Load()) }
+
+// Short reports whether c, just accepted, lies within the reserve of the
+// descriptor limit, and should be closed at once. The kernel hands out the
+// lowest free descriptor number, so a number at or above limit-reserve means
+// every lower one is in use and at most the reserve remains.
+func Short(c net.Conn) bool { return short(c, Reserve(), Soft) }
+
+func short(c net.Conn, reserve int, limit func() uint64) bool {
+	n := fdOf(c)
+	if n < 0 {
+		return false
+	}
+	lim := limit()
+	return lim > 0 && uint64(n)+uint64(reserve) >= lim
+}
+
 // Reasons a Listener refuses a connection, as passed to OnRefuse.
 var (
 	ErrTooMany = errors.New("connection limit reached")
@@ -71,7 +104,7 @@ type Listener struct {
 	// Max bounds the connections open at once; 0 means no bound.
 	Max int
 	// Reserve is how many descriptors below the limit must stay free for
-	// the rest of the process.
+	// the rest of the process; 0 means the process-wide Reserve().
 	Reserve int
 	// Limit returns the process's descriptor limit; nil means Soft.
 	Limit func() uint64
@@ -105,14 +138,15 @@ func (l *Listener) check(c net.Conn) error {
 	if l.Max > 0 && l.open.Load() >= int64(l.Max) {
 		return ErrTooMany
 	}
-	limit := Soft
+	limit, res := Soft, l.Reserve
 	if l.Limit != nil {
 		limit = l.Limit
 	}
-	if n := fdOf(c); n >= 0 {
-		if lim := limit(); lim > 0 && uint64(n)+uint64(l.Reserve) >= lim {
-			return ErrReserve
-		}
+	if res == 0 {
+		res = Reserve()
+	}
+	if short(c, res, limit) {
+		return ErrReserve
 	}
 	l.open.Add(1)
 	return nil
