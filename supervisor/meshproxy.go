@@ -15,6 +15,7 @@ import (
 
 	"github.com/wattd/wattd/mesh"
 	"github.com/wattd/wattd/supervisor/fdlimit"
+	"github.com/wattd/wattd/supervisor/sockowner"
 )
 
 // The mesh proxy serves *.plt.local to clients that cannot dial a worker's
@@ -26,8 +27,10 @@ import (
 //   - on proxy.sock in the runtime directory, which only wattd's user can
 //     enter: the Node preload uses this one, with no credentials;
 //   - on a loopback TCP port, for HTTP clients that only take a proxy URL
-//     (curl, Python, Go's ProxyFromEnvironment). Every request there must
-//     carry a per-runtime token as Basic Proxy-Authorization; workers get it
+//     (curl, Python, Go's ProxyFromEnvironment). A connection from a socket
+//     of another user is closed as soon as it is accepted (the kernel tells
+//     who owns the other end, see sockowner), and every request must carry
+//     a per-runtime token as Basic Proxy-Authorization; workers get it
 //     inside the URL's user information (WATTD_MESH_PROXY), which clients
 //     turn into that header by themselves.
 //
@@ -78,6 +81,9 @@ type meshProxy struct {
 	socket string // path of proxy.sock
 	tcp    *proxyListener
 	unix   *proxyListener
+	// peerUID: TCP connections from other users are refused at accept;
+	// false where sock_diag is not available.
+	peerUID bool
 }
 
 // proxyListener is one of the proxy's listeners and its server.
@@ -107,6 +113,11 @@ func (rt *Runtime) openProxy() (err error) {
 	}
 	p.tcp = &proxyListener{name: "tcp", raw: tcp}
 	p.url = mesh.ProxyURL(tcp.Addr().String(), p.token)
+	if err := checkPeerUID(); err != nil {
+		rt.log.Warn("mesh proxy: cannot tell who connects over TCP; its token alone keeps other users out", zap.Error(err))
+	} else {
+		p.peerUID = true
+	}
 
 	path := rt.dir.ProxySocket()
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -143,10 +154,14 @@ func (rt *Runtime) serveProxyWith(lim proxyLimits) {
 	handler := &mesh.Proxy{Transport: &mesh.Transport{Resolver: rt}, Stall: lim.stall}
 	for _, pl := range []*proxyListener{p.tcp, p.unix} {
 		var h http.Handler = handler
+		var admit func(net.Conn) error
 		if pl == p.tcp {
 			h = mesh.ProxyAuth(p.token, handler)
+			if p.peerUID {
+				admit = admitOwnUser
+			}
 		}
-		pl.serve(h, lim, maxConns, reserve, log)
+		pl.serve(h, lim, maxConns, reserve, admit, log)
 	}
 	log.Debug("mesh proxy serving",
 		zap.String("tcp", p.tcp.raw.Addr().String()), zap.String("socket", p.socket),
@@ -164,11 +179,12 @@ func proxyMaxConns(want int, limit uint64, reserve int) int {
 	return max(1, min(want, budget))
 }
 
-func (pl *proxyListener) serve(h http.Handler, lim proxyLimits, maxConns, reserve int, log *zap.Logger) {
+func (pl *proxyListener) serve(h http.Handler, lim proxyLimits, maxConns, reserve int, admit func(net.Conn) error, log *zap.Logger) {
 	ln := &fdlimit.Listener{
 		Listener: pl.raw,
 		Max:      maxConns,
 		Reserve:  reserve,
+		Admit:    admit,
 		OnRefuse: func(reason error) { pl.refused(reason, log) },
 	}
 	pl.ln.Store(ln)
@@ -184,6 +200,42 @@ func (pl *proxyListener) serve(h http.Handler, lim proxyLimits, maxConns, reserv
 			log.Error("mesh proxy stopped", zap.String("listener", pl.name), zap.Error(err))
 		}
 	}()
+}
+
+// admitOwnUser admits a TCP connection whose other end belongs to wattd's
+// user or root, the users that can reach the proxy's socket and the mesh.
+func admitOwnUser(c net.Conn) error {
+	uid, err := sockowner.PeerUID(c)
+	if err != nil {
+		return err
+	}
+	if self := uint32(os.Geteuid()); uid != self && uid != 0 {
+		return fmt.Errorf("connection from uid %d: only wattd's user (uid %d) and root may use the mesh proxy", uid, self)
+	}
+	return nil
+}
+
+// checkPeerUID tells whether sockowner works here (it needs the kernel's
+// inet_diag support), on a loopback connection to itself.
+func checkPeerUID() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	uid, err := sockowner.PeerUID(c) // the other end is ln's accepted socket: ours
+	if err != nil {
+		return err
+	}
+	if self := uint32(os.Geteuid()); uid != self {
+		return fmt.Errorf("sock_diag says our own socket belongs to uid %d, not %d", uid, self)
+	}
+	return nil
 }
 
 // refusalLogEvery bounds the log lines about refused connections: under a

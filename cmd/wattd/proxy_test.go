@@ -80,7 +80,8 @@ func curlAs(t *testing.T, uid, gid uint32, args ...string) (string, error) {
 }
 
 // TestMeshProxyOnlyForTheRuntime: another local user cannot use the mesh
-// proxy, neither its TCP port (no token) nor its Unix socket (no access);
+// proxy, neither its TCP port (connections from other users are closed;
+// wattd's own user still needs the token) nor its Unix socket (no access);
 // the workers can: a Python program with $WATTD_MESH_PROXY as its HTTP
 // proxy, the Node preload (on the socket, for an app with no worker), a Go
 // client with the proxy URL, and wattd's own user on the socket.
@@ -107,7 +108,8 @@ func TestMeshProxyOnlyForTheRuntime(t *testing.T) {
 	env := workerProxyEnv(t, d)
 	pu, _ := url.Parse(env.Proxy)
 
-	// Another user: the TCP port wants the token, the socket is out of reach.
+	// Another user: the TCP port closes its connections at once, the
+	// socket is out of reach.
 	bare := "http://" + pu.Host
 	for _, args := range [][]string{
 		{"-x", bare, "http://plain.plt.local/"},
@@ -115,8 +117,15 @@ func TestMeshProxyOnlyForTheRuntime(t *testing.T) {
 		{"-x", "http://wattd:guess@" + pu.Host, "http://plain.plt.local/"},
 		{"-H", "Host: plain.plt.local", bare + "/"},
 	} {
-		if out, err := curlAs(t, uid, gid, args...); out != "407" {
-			t.Errorf("another user, curl %v: %q %v, want 407", args, out, err)
+		if out, err := curlAs(t, uid, gid, args...); err == nil || !strings.HasSuffix(out, "000") {
+			t.Errorf("another user, curl %v: %q %v, want no answer", args, out, err)
+		}
+	}
+	// wattd's own user still needs the token on TCP.
+	for _, proxy := range []string{bare, "http://wattd:guess@" + pu.Host} {
+		pc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(mustParse(t, proxy))}}
+		if code, _, err := get(pc, "http://plain.plt.local/"); code != http.StatusProxyAuthRequired {
+			t.Errorf("proxy %s without the token: %d %v, want 407", proxy, code, err)
 		}
 	}
 	out, err := curlAs(t, uid, gid, "--unix-socket", env.ProxySocket, "http://plain.plt.local/")
@@ -144,6 +153,15 @@ func TestMeshProxyOnlyForTheRuntime(t *testing.T) {
 	if code, body, err := get(uc, "http://plain.plt.local/own-user"); err != nil || code != 200 || !strings.Contains(body, "/own-user") {
 		t.Fatalf("wattd's own user on the socket: %d %v %s", code, err, body)
 	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // fdCount is the number of descriptors pid has open.

@@ -108,6 +108,9 @@ type Listener struct {
 	Reserve int
 	// Limit returns the process's descriptor limit; nil means Soft.
 	Limit func() uint64
+	// Admit, when set, decides about each connection within the limits;
+	// an error refuses it and is the reason passed to OnRefuse.
+	Admit func(net.Conn) error
 	// OnRefuse, when set, is called for each refused connection.
 	OnRefuse func(reason error)
 
@@ -123,11 +126,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if reason := l.check(c); reason != nil {
-			c.Close()
+			// Counted before the close, so that whoever sees the close
+			// also sees the count.
 			l.refused.Add(1)
 			if l.OnRefuse != nil {
 				l.OnRefuse(reason)
 			}
+			c.Close()
 			continue
 		}
 		return &conn{Conn: c, l: l}, nil
@@ -147,6 +152,11 @@ func (l *Listener) check(c net.Conn) error {
 	}
 	if short(c, res, limit) {
 		return ErrReserve
+	}
+	if l.Admit != nil {
+		if err := l.Admit(c); err != nil {
+			return err
+		}
 	}
 	l.open.Add(1)
 	return nil

@@ -172,3 +172,29 @@ func TestListenerConnHalfCloses(t *testing.T) {
 		t.Fatalf("read after CloseWrite: %v", err)
 	}
 }
+
+func TestListenerAdmit(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errStranger := errors.New("not one of ours")
+	admitted := 0
+	l := &Listener{Listener: raw, Admit: func(net.Conn) error {
+		admitted++
+		if admitted == 2 {
+			return errStranger
+		}
+		return nil
+	}}
+	defer l.Close()
+	reasons, accepted := serve(t, l)
+	dial(t, raw.Addr().String())
+	<-accepted
+	if c := dial(t, raw.Addr().String()); !closedByPeer(c) {
+		t.Fatal("a connection Admit refused was kept")
+	}
+	if rs := reasons(); len(rs) != 1 || rs[0] != errStranger || l.Open() != 1 {
+		t.Fatalf("reasons %v, open %d", rs, l.Open())
+	}
+}

@@ -316,8 +316,8 @@ func (f *Forwarder) acceptLoop() {
 		if fdlimit.Short(c) {
 			// Each forwarded connection costs wattd two descriptors; the
 			// last ones are kept for starting and restarting workers.
+			f.refuse() // counted before the client can see the close
 			c.Close()
-			f.refuse()
 			continue
 		}
 		// A connection accepted while Close starts is served like the
