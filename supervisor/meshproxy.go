@@ -99,7 +99,7 @@ type proxyListener struct {
 
 // openProxy opens the mesh proxy's listeners; workers learn their addresses
 // from WATTD_MESH_PROXY, WATTD_MESH_PROXY_SOCKET and the mesh table.
-func (rt *Runtime) openProxy() (err error) {
+func (rt *Runtime) openProxy() error {
 	p := &rt.mesh.proxy
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
