@@ -54,12 +54,17 @@ const (
 	EnvWorker     = "WATTD_WORKER_ID"  // worker slot index, from 0
 	EnvEntrypoint = "WATTD_ENTRYPOINT" // "1" for the entrypoint application
 	EnvMeshDir    = "WATTD_MESH_DIR"   // directory of the mesh sockets
-	EnvMeshProxy  = "WATTD_MESH_PROXY" // http://127.0.0.1:PORT, the mesh HTTP proxy
+	EnvMeshProxy  = "WATTD_MESH_PROXY" // http://wattd:TOKEN@127.0.0.1:PORT, the mesh HTTP proxy
 	EnvProtocol   = "WATTD_PROTOCOL"   // ProtocolVersion as a decimal string
 	EnvListenFDs  = "LISTEN_FDS"       // systemd socket-activation convention
 	EnvListenPID  = "LISTEN_PID"       // set by the exec helper to the worker's own pid
 	EnvListenName = "LISTEN_FDNAMES"   // colon-separated names, e.g. "http:mesh"
 )
+
+// EnvMeshProxySocket is the mesh proxy's Unix socket, for clients that can
+// dial one: it needs no credentials, as its directory admits only wattd's
+// user.
+const EnvMeshProxySocket = "WATTD_MESH_PROXY_SOCKET"
 
 // Listener names used in LISTEN_FDNAMES.
 const (
@@ -128,7 +133,9 @@ type Stats struct {
 type MeshTable struct {
 	Apps      map[string]MeshApp `json:"apps"`
 	TimeoutMs int64              `json:"timeoutMs"`       // per-request timeout (applicationTimeout); 0 = none
-	Proxy     string             `json:"proxy,omitempty"` // wattd's mesh proxy, http://127.0.0.1:PORT
+	Proxy     string             `json:"proxy,omitempty"` // wattd's mesh proxy, http://wattd:TOKEN@127.0.0.1:PORT
+	// ProxySocket is the same proxy on a Unix socket.
+	ProxySocket string `json:"proxySocket,omitempty"`
 }
 
 // MeshApp is one application in the MeshTable.

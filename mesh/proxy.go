@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -9,20 +11,73 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wattd/wattd/ipc"
 )
 
-// Proxy is the HTTP forward proxy wattd serves on 127.0.0.1 for runtimes
-// without a mesh client, and for clients that fall back to it. It accepts
-// absolute-form requests (GET http://api.plt.local/x) and origin-form ones
-// with Host: api.plt.local, and forwards them through Transport. It serves
-// only *.plt.local: it must not become an open proxy to the network.
+// Proxy is the HTTP forward proxy wattd serves for runtimes without a mesh
+// client, and for clients that fall back to it. It accepts absolute-form
+// requests (GET http://api.plt.local/x) and origin-form ones with
+// Host: api.plt.local, and forwards them through Transport. It serves only
+// *.plt.local: it must not become an open proxy to the network. Who may use
+// it is decided by where it listens (see ProxyAuth).
 type Proxy struct {
 	Transport *Transport
 
+	// Stall, when positive, bounds how long reading a piece of the request
+	// body or writing a piece of the response may make no progress, so a
+	// client that stops reading or sending cannot hold a connection (and
+	// the upstream one) for ever. Long streams that keep moving are fine.
+	Stall time.Duration
+
 	// Log, when set, receives one line per failed request.
 	Log func(msg string, kv ...any)
+}
+
+// ProxyUser is the user name in the mesh proxy's URL. Any name is accepted;
+// only the password (the token) is checked.
+const ProxyUser = "wattd"
+
+// ProxyURL is the address of a mesh proxy on a TCP address with token as the
+// password: http://wattd:TOKEN@HOST:PORT. HTTP clients that take a proxy URL
+// (curl, Python, Go, undici) send the user information as Basic
+// Proxy-Authorization on every request.
+func ProxyURL(addr, token string) string {
+	return (&url.URL{Scheme: "http", User: url.UserPassword(ProxyUser, token), Host: addr}).String()
+}
+
+// ProxyAuth serves next only to requests whose Proxy-Authorization is Basic
+// with token as the password; others get 407 and their connection is
+// closed. The comparison takes the same time wherever a guess differs.
+func ProxyAuth(token string, next http.Handler) http.Handler {
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !proxyAuthorized(r.Header.Get("Proxy-Authorization"), want) {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="wattd mesh"`)
+			w.Header().Set("Connection", "close")
+			http.Error(w, "the wattd mesh proxy needs the credentials of $"+ipc.EnvMeshProxy+" (http://user:token@host:port): only the workers of this runtime have them", http.StatusProxyAuthRequired)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func proxyAuthorized(h string, want []byte) bool {
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return false
+	}
+	_, pass, ok := strings.Cut(string(raw), ":")
+	return ok && len(want) > 0 && subtle.ConstantTimeCompare([]byte(pass), want) == 1
 }
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (plus the
@@ -42,6 +97,17 @@ var hopHeaders = []string{
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	if p.Stall > 0 {
+		// Also replaces the deadline the previous request on this
+		// connection left behind.
+		_ = rc.SetWriteDeadline(time.Now().Add(p.Stall))
+		// net/http reads what is left of an unread body after the
+		// handler, so that the connection can serve another request; a
+		// client that announced a body and sends nothing must not hold
+		// the connection there for ever.
+		defer func() { _ = rc.SetReadDeadline(time.Now().Add(p.Stall)) }()
+	}
 	if r.Method == http.MethodConnect {
 		http.Error(w, "the wattd mesh proxy does not tunnel (CONNECT); send plain http://<app>."+Domain+" requests", http.StatusMethodNotAllowed)
 		return
@@ -64,6 +130,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	body := p.stallBody(w, r.Body)
 	out := (&http.Request{
 		Method: r.Method,
 		URL: &url.URL{
@@ -78,7 +145,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        r.Header.Clone(),
-		Body:          r.Body,
+		Body:          body,
 		ContentLength: r.ContentLength,
 		Host:          host,
 		// The server fills r.Trailer's values once the body is read, which
@@ -93,6 +160,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	resp, err := p.Transport.RoundTrip(out)
 	if err != nil {
+		if sr, ok := body.(*stallReader); ok && sr.stalled.Load() {
+			// The client stopped sending its body; the read timeout
+			// also cancelled the request. Nobody waits for an answer:
+			// drop the connection.
+			p.log("mesh proxy: request body stalled", "app", app, "after", p.Stall)
+			panic(http.ErrAbortHandler)
+		}
 		p.fail(w, r, app, err)
 		return
 	}
@@ -114,13 +188,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A body of unknown length is usually a stream (SSE, chunked progress):
 	// flush each piece as it comes, as the worker sent it.
 	stream := resp.ContentLength < 0
-	rc := http.NewResponseController(w)
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			if p.Stall > 0 {
+				_ = rc.SetWriteDeadline(time.Now().Add(p.Stall))
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client went away; closing resp.Body ends the upstream request
 			}
@@ -145,6 +221,58 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Add(http.TrailerPrefix+k, v)
 		}
 	}
+}
+
+// stallBody gives each read of the request body Stall to make progress.
+func (p *Proxy) stallBody(w http.ResponseWriter, b io.ReadCloser) io.ReadCloser {
+	if p.Stall <= 0 || b == nil || b == http.NoBody {
+		return b
+	}
+	return &stallReader{rc: b, ctl: http.NewResponseController(w), stall: p.Stall}
+}
+
+type stallReader struct {
+	rc      io.ReadCloser
+	ctl     *http.ResponseController
+	stall   time.Duration
+	eof     atomic.Bool // the body was read to its end
+	stalled atomic.Bool // a Read ran into the stall deadline
+}
+
+func (s *stallReader) Read(b []byte) (int, error) {
+	if s.eof.Load() {
+		// net/http's transport reads once more after the announced
+		// length to check for excess; by then the server may have closed
+		// the body (it does when the response starts), which would turn
+		// that check into a failed upload.
+		return 0, io.EOF
+	}
+	_ = s.ctl.SetReadDeadline(time.Now().Add(s.stall))
+	n, err := s.rc.Read(b)
+	switch {
+	case err == io.EOF:
+		s.eof.Store(true)
+		// Once the body is read, net/http reads on in the background to
+		// notice the client leaving; that read must not time out, or the
+		// request would be cancelled while its response still streams.
+		_ = s.ctl.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.stalled.Store(true)
+	}
+	return n, err
+}
+
+// Close of a body not read to its end reads the rest (net/http does, to
+// keep the connection), so that gets a deadline too: none at all after a
+// stall.
+func (s *stallReader) Close() error {
+	switch {
+	case s.stalled.Load():
+		_ = s.ctl.SetReadDeadline(time.Now())
+	case !s.eof.Load():
+		_ = s.ctl.SetReadDeadline(time.Now().Add(s.stall))
+	}
+	return s.rc.Close()
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -278,3 +278,92 @@ func TestProxyRefusals(t *testing.T) {
 	resp, body = do("http://slow.plt.local/")
 	check("timeout", resp, body, 504, "did not answer within 100ms")
 }
+
+func TestProxyAuth(t *testing.T) {
+	dir := shortDir(t)
+	tg := startTarget(t, dir, "w0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "ok %q", r.Header.Get("Proxy-Authorization"))
+	}))
+	p := &Proxy{Transport: &Transport{Resolver: StaticResolver{T: oneApp(0, tg.path)}}}
+	srv := httptest.NewServer(ProxyAuth("s3cret", p))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	client := func(proxy string) *http.Client {
+		u, err := url.Parse(proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &http.Transport{Proxy: http.ProxyURL(u)}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	code, body, err := get(client(ProxyURL(addr, "s3cret")), "http://api.plt.local/")
+	if err != nil || code != 200 || body != `ok ""` {
+		t.Fatalf("with the token: %d %v %q (the credentials must not reach the app)", code, err, body)
+	}
+	code, body, err = get(client("http://other-user:s3cret@"+addr), "http://api.plt.local/")
+	if err != nil || code != 200 {
+		t.Fatalf("another user name, the right token: %d %v %q", code, err, body)
+	}
+	for _, proxy := range []string{"http://" + addr, ProxyURL(addr, "s3cre"), ProxyURL(addr, "s3cret2"), "http://s3cret@" + addr} {
+		resp, err := client(proxy).Get("http://api.plt.local/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if resp.StatusCode != http.StatusProxyAuthRequired || !strings.HasPrefix(resp.Header.Get("Proxy-Authenticate"), "Basic") || !resp.Close {
+			t.Errorf("proxy %s: %d %v close=%v, want 407 with a challenge, connection closed", proxy, resp.StatusCode, resp.Header, resp.Close)
+		}
+	}
+	if u, _ := url.Parse(ProxyURL("127.0.0.1:1", "a-b_c")); u.User.Username() != ProxyUser {
+		t.Errorf("ProxyURL user %v", u.User)
+	}
+}
+
+// TestProxyStallKeepsMovingStreams: the stall limit ends a client that stops
+// sending its body, but not a response that keeps streaming after the
+// request body was read, for longer than the limit in total.
+func TestProxyStallKeepsMovingStreams(t *testing.T) {
+	dir := shortDir(t)
+	const stall = 300 * time.Millisecond
+	tg := startTarget(t, dir, "w0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		for i := range 8 {
+			fmt.Fprintf(w, "%s%d ", b, i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(stall / 3):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	p := &Proxy{Transport: &Transport{Resolver: StaticResolver{T: oneApp(0, tg.path)}}, Stall: stall}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	tr := &http.Transport{Proxy: http.ProxyURL(u)}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Post("http://api.plt.local/", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "x0 x1 x2 x3 x4 x5 x6 x7 " {
+		t.Fatalf("stream of %s through a proxy with a %s stall limit: %q", 8*stall/3, stall, got)
+	}
+
+	// A body announced and never sent.
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST http://api.plt.local/ HTTP/1.1\r\nHost: api.plt.local\r\nContent-Length: 10\r\n\r\nab")
+	start := time.Now()
+	c.SetReadDeadline(start.Add(10 * time.Second))
+	io.Copy(io.Discard, bufio.NewReader(c))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a stalled request body held the connection %s", d)
+	}
+}

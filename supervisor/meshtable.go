@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/mesh"
@@ -28,9 +23,7 @@ type meshState struct {
 	last  []byte             // JSON of table, to skip pushes that change nothing
 	procs map[*proc]struct{} // workers that receive pushes
 
-	proxyLn  net.Listener
-	proxySrv *http.Server
-	proxyURL string
+	proxy meshProxy // see meshproxy.go
 }
 
 // Table implements mesh.Resolver.
@@ -47,9 +40,10 @@ var _ mesh.Resolver = (*Runtime)(nil)
 
 func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 	t := &ipc.MeshTable{
-		Apps:      make(map[string]ipc.MeshApp, len(rt.apps)),
-		TimeoutMs: rt.cfg.ApplicationTimeout.Milliseconds(),
-		Proxy:     rt.mesh.proxyURL,
+		Apps:        make(map[string]ipc.MeshApp, len(rt.apps)),
+		TimeoutMs:   rt.cfg.ApplicationTimeout.Milliseconds(),
+		Proxy:       rt.mesh.proxy.url,
+		ProxySocket: rt.mesh.proxy.socket,
 	}
 	for _, a := range rt.apps {
 		ma := ipc.MeshApp{Endpoints: []string{}, State: a.state()}
@@ -124,45 +118,3 @@ func (rt *Runtime) register(p *proc) {
 		rt.mesh.mu.Unlock()
 	}()
 }
-
-// openProxy listens for the mesh proxy on a loopback port; workers learn
-// its address from WATTD_MESH_PROXY and the mesh table.
-func (rt *Runtime) openProxy() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("mesh proxy: %w", err)
-	}
-	rt.mesh.proxyLn = ln
-	rt.mesh.proxyURL = "http://" + ln.Addr().String()
-	return nil
-}
-
-// serveProxy serves the mesh proxy until closeProxy.
-func (rt *Runtime) serveProxy() {
-	if rt.mesh.proxyLn == nil {
-		return
-	}
-	log := rt.log.Named("mesh-proxy")
-	p := &mesh.Proxy{Transport: &mesh.Transport{Resolver: rt}}
-	rt.mesh.proxySrv = &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(log),
-	}
-	go func() {
-		if err := rt.mesh.proxySrv.Serve(rt.mesh.proxyLn); err != nil && err != http.ErrServerClosed {
-			log.Error("mesh proxy stopped", zap.Error(err))
-		}
-	}()
-}
-
-func (rt *Runtime) closeProxy() {
-	if rt.mesh.proxySrv != nil {
-		rt.mesh.proxySrv.Close()
-	} else if rt.mesh.proxyLn != nil {
-		rt.mesh.proxyLn.Close()
-	}
-}
-
-// MeshProxyURL is the mesh proxy's address.
-func (rt *Runtime) MeshProxyURL() string { return rt.mesh.proxyURL }

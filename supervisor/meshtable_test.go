@@ -19,7 +19,8 @@ func testRuntime(apps map[string][]State) *Runtime {
 		byID:    map[string]*app{},
 		changed: make(chan struct{}, 1),
 	}
-	rt.mesh.proxyURL = "http://127.0.0.1:9"
+	rt.mesh.proxy.url = "http://wattd:t@127.0.0.1:9"
+	rt.mesh.proxy.socket = "/run/proxy.sock"
 	for id, states := range apps {
 		a := &app{rt: rt, id: id, log: zap.NewNop()}
 		for i, st := range states {
@@ -41,7 +42,7 @@ func TestMeshTableFollowsSlotStates(t *testing.T) {
 	})
 	rt.byID["db"].slots[0].reason = "crash loop: 11 exits"
 	tb := rt.buildMeshTable()
-	if tb.TimeoutMs != 5000 || tb.Proxy != "http://127.0.0.1:9" {
+	if tb.TimeoutMs != 5000 || tb.Proxy != "http://wattd:t@127.0.0.1:9" || tb.ProxySocket != "/run/proxy.sock" {
 		t.Fatalf("table %+v", tb)
 	}
 	api := tb.Apps["api"]

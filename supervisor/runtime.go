@@ -17,6 +17,7 @@ import (
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/restart"
 	"github.com/wattd/wattd/supervisor/rundir"
 )
@@ -107,7 +108,8 @@ func New(opts Options) (_ *Runtime, err error) {
 	}
 	baseEnv := append(inheritedEnv(),
 		ipc.EnvMeshDir+"="+filepath.Dir(rt.dir.MeshSocket("x", 0)),
-		ipc.EnvMeshProxy+"="+rt.mesh.proxyURL,
+		ipc.EnvMeshProxy+"="+rt.mesh.proxy.url,
+		ipc.EnvMeshProxySocket+"="+rt.mesh.proxy.socket,
 	)
 	var public *net.TCPAddr
 	for _, ac := range cfg.Applications {
@@ -371,6 +373,11 @@ loop:
 	phase(false, cancelRest, &restWG)
 	rt.closeProxy()
 	rt.removeSockets()
+	if n := logs.OutputDropped(); n > 0 {
+		// Reaches the output only if it works again (a full disk freed);
+		// `wattd ctl status` showed the count while running.
+		rt.log.Warn("log entries were dropped: wattd's output could not be written", zap.Uint64("dropped", n))
+	}
 	rt.log.Info("stopped")
 	return runErr
 }
@@ -525,6 +532,9 @@ func (rt *Runtime) Status() RuntimeStatus {
 		Uptime:     time.Since(rt.started).Seconds(),
 		Apps:       len(rt.apps),
 		FailedApps: rt.failedApps(),
+
+		MeshProxy:       rt.proxyStatus(),
+		LogLinesDropped: logs.OutputDropped(),
 	}
 	select {
 	case <-rt.stopping:

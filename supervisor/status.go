@@ -18,6 +18,20 @@ type RuntimeStatus struct {
 	Workers    int       `json:"workers"`      // configured worker slots
 	Ready      int       `json:"readyWorkers"` // slots whose current worker is ready
 	FailedApps []string  `json:"failedApps,omitempty"`
+
+	// MeshProxy is the mesh proxy's connection count; nil before it serves.
+	MeshProxy *ProxyStatus `json:"meshProxy,omitempty"`
+	// LogLinesDropped counts log entries that could not be written because
+	// wattd's output was closed (a pipe whose reader went away).
+	LogLinesDropped uint64 `json:"logLinesDropped"`
+}
+
+// ProxyStatus describes the mesh proxy's connections, both listeners
+// together.
+type ProxyStatus struct {
+	Open     int    `json:"open"`     // connections open now
+	Refused  uint64 `json:"refused"`  // closed at once: over the cap, or descriptors short
+	MaxConns int    `json:"maxConns"` // the cap of each listener
 }
 
 // AppStatus is one application in `wattd ctl ps` (GET /v1/apps).

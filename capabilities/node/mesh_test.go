@@ -233,23 +233,37 @@ func (tg *target) connections() int {
 	return tg.nConn
 }
 
-// fakeProxy is wattd's mesh proxy: it answers every request 503 naming the
-// app of the Host header, and records what it was asked.
+// fakeProxy is wattd's mesh proxy on its Unix socket: it answers every
+// request 503 naming the app of the Host header, and records what it was
+// asked.
 type fakeProxy struct {
 	*httptest.Server
-	mu   sync.Mutex
-	seen []string // "RequestURI Host"
+	Socket string
+	mu     sync.Mutex
+	seen   []string // "RequestURI Host"
 }
 
 func startProxy(t *testing.T) *fakeProxy {
-	p := &fakeProxy{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	dir, err := os.MkdirTemp("", "px")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := &fakeProxy{Socket: filepath.Join(dir, "proxy.sock")}
+	ln, err := net.Listen("unix", p.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.seen = append(p.seen, r.RequestURI+" "+r.Host)
 		p.mu.Unlock()
 		app, _, _ := strings.Cut(r.Host, ".")
 		http.Error(w, fmt.Sprintf("no worker of app %q is available: crash loop", app), http.StatusServiceUnavailable)
 	}))
+	p.Server.Listener.Close()
+	p.Server.Listener = ln
+	p.Server.Start()
 	t.Cleanup(p.Close)
 	return p
 }
@@ -715,7 +729,7 @@ func testMeshClient(t *testing.T) {
 	t.Run("no worker: proxy", func(t *testing.T) {
 		e.t = t
 		p := startProxy(t)
-		e.setTable(ipc.MeshTable{Proxy: p.URL, Apps: map[string]ipc.MeshApp{
+		e.setTable(ipc.MeshTable{ProxySocket: p.Socket, Apps: map[string]ipc.MeshApp{
 			"api": {Endpoints: endpoints(t0, t1), State: "running"},
 			"db":  {Endpoints: []string{}, State: "failed", Reason: "crash loop: exited 5 times"},
 		}})

@@ -738,7 +738,8 @@ function checkDrained (state) {
 //     is never sent twice. http.request cannot do this, as its ClientRequest
 //     belongs to the app: the app sees the error, as it would without wattd.
 //   * No worker, unknown app. An app with no ready worker goes to wattd's
-//     mesh proxy (an HTTP forward proxy) whose 503 names the app and why.
+//     mesh proxy (an HTTP forward proxy, on its Unix socket) whose 503
+//     names the app and why.
 //     A name not in the table (or no table, or no proxy) fails like a
 //     failed DNS lookup (ENOTFOUND), with a message naming the app and the
 //     apps that do exist.
@@ -800,7 +801,7 @@ function newMesh () {
     waitTimer: null,
     gaveUp: false, // no table came within TABLE_WAIT_MS: stop waiting
     agents: new Map(), // endpoint path -> MeshAgent
-    proxyAgent: null, // ProxyAgent of table.proxy
+    proxyAgent: null, // ProxyAgent of table.proxySocket
     pendingAgent: null, // MeshAgent for http requests made before the table
     request: null, // node:http's own request()
     fetch: null, // the original globalThis.fetch
@@ -855,7 +856,7 @@ function setTable (mesh, raw) {
       agent.retire()
     }
   }
-  const proxy = parseProxy(raw.proxy)
+  const proxy = parseProxy(raw.proxySocket)
   const oldProxy = old !== null ? old.proxy : null
   if (mesh.proxyAgent !== null && (proxy === null || oldProxy === null || proxy.href !== oldProxy.href)) {
     mesh.proxyAgent.retire()
@@ -866,21 +867,17 @@ function setTable (mesh, raw) {
   flushWaiters(mesh)
 }
 
-// parseProxy reads the proxy address, http://host:port, or returns null.
+// parseProxy reads the path of the mesh proxy's Unix socket, or returns
+// null. The preload uses the socket rather than the proxy's TCP address:
+// the socket's directory admits only wattd's user, so it needs no
+// credentials on every request.
 function parseProxy (s) {
   if (typeof s !== 'string' || s === '') return null
-  try {
-    const u = new URL(s)
-    if (u.protocol !== 'http:') {
-      warn(`ignoring mesh proxy ${s}: not http`)
-      return null
-    }
-    const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
-    return { href: u.href, host, port: Number(u.port) || 80 }
-  } catch (err) {
-    warn(`ignoring mesh proxy ${s}`, err)
+  if (!s.startsWith('/')) {
+    warn(`ignoring mesh proxy socket ${s}: not an absolute path`)
     return null
   }
+  return { href: s, path: s }
 }
 
 // whenTable runs fn once a table is known. wattd sends it right after
@@ -1032,7 +1029,8 @@ function defineAgents (mesh, http) {
     }
   }
 
-  // ProxyAgent holds the connections to wattd's mesh proxy.
+  // ProxyAgent holds the connections to wattd's mesh proxy, on its Unix
+  // socket.
   class ProxyAgent extends PoolAgent {
     constructor (proxy) {
       super()
@@ -1040,9 +1038,7 @@ function defineAgents (mesh, http) {
     }
 
     createConnection (options) {
-      const sock = net.createConnection({ host: this.proxy.host, port: this.proxy.port })
-      sock.setNoDelay(true)
-      return sock
+      return net.createConnection({ path: this.proxy.path })
     }
   }
 

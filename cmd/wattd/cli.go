@@ -168,6 +168,7 @@ func devCommand() *cli.Command {
 }
 
 func start(dir, file string, mode capabilities.Mode) error {
+	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
 	cfg, err := config.LoadChecked(dir, file, os.Environ(), supervisor.CheckApp)
 	if err != nil {
 		return &exitError{exitUsage, err}
@@ -183,6 +184,7 @@ func start(dir, file string, mode capabilities.Mode) error {
 		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
 	}
 	defer log.Sync() //nolint:errcheck // stderr
+	raiseFDLimit(log)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}

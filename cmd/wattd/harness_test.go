@@ -165,7 +165,8 @@ type daemon struct {
 type startOpts struct {
 	env  []string
 	args []string
-	dev  bool // wattd dev instead of wattd start
+	dev  bool     // wattd dev instead of wattd start
+	wrap []string // a command that runs wattd, e.g. prlimit --nofile=N:N --
 }
 
 // startWattd runs `wattd start dir` with its runtime dir under a private
@@ -184,6 +185,9 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 	args := append([]string{verb}, o.args...)
 	args = append(args, dir)
 	cmd := exec.Command(wattdBin, args...)
+	if len(o.wrap) > 0 {
+		cmd = exec.Command(o.wrap[0], append(append(o.wrap[1:], wattdBin), args...)...)
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"WATTD_RUNTIME_DIR="+runBase,

@@ -89,6 +89,12 @@ func RenderStatus(w io.Writer, s *supervisor.RuntimeStatus) {
 		{"Apps", apps},
 		{"Workers", fmt.Sprintf("%d/%d ready", s.Ready, s.Workers)},
 	}
+	if p := s.MeshProxy; p != nil {
+		rows = append(rows, [2]string{"Mesh proxy", fmt.Sprintf("%d connections open, %d refused (cap %d per listener)", p.Open, p.Refused, p.MaxConns)})
+	}
+	if s.LogLinesDropped > 0 {
+		rows = append(rows, [2]string{"Log dropped", fmt.Sprintf("%d entries (output closed or failing)", s.LogLinesDropped)})
+	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 	}

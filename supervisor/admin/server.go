@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -337,8 +338,22 @@ func (s *Server) getApps(*http.Request) (int, any, error) {
 	return http.StatusOK, apps, nil
 }
 
-func (s *Server) getMesh(*http.Request) (int, any, error) {
-	return http.StatusOK, s.b.Table(), nil
+func (s *Server) getMesh(r *http.Request) (int, any, error) {
+	t := s.b.Table()
+	peer, _ := r.Context().Value(peerKey{}).(peerInfo)
+	if t != nil && t.Proxy != "" && authorizeWrite(peer, s.selfUID) != nil {
+		// The mesh proxy's token is for the workers and wattd's user; a
+		// reader of another uid gets the address without it.
+		c := *t
+		if u, err := url.Parse(c.Proxy); err == nil {
+			u.User = nil
+			c.Proxy = u.String()
+		} else {
+			c.Proxy = ""
+		}
+		t = &c
+	}
+	return http.StatusOK, t, nil
 }
 
 func (s *Server) getApp(r *http.Request) (int, any, error) {

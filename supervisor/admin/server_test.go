@@ -97,7 +97,10 @@ func (f *fakeBackend) RestartApp(ctx context.Context, id string) error {
 }
 
 func (f *fakeBackend) Table() *ipc.MeshTable {
-	return &ipc.MeshTable{Apps: map[string]ipc.MeshApp{"web": {Endpoints: []string{"/x/web-0.sock"}, State: "running"}}}
+	return &ipc.MeshTable{
+		Apps:  map[string]ipc.MeshApp{"web": {Endpoints: []string{"/x/web-0.sock"}, State: "running"}},
+		Proxy: "http://wattd:secret@127.0.0.1:9",
+	}
 }
 
 func (f *fakeBackend) Stop() {
@@ -422,6 +425,9 @@ func TestRoutes(t *testing.T) {
 	if w := table.Apps["web"]; len(w.Endpoints) != 1 || w.Endpoints[0] != "/x/web-0.sock" || w.State != "running" {
 		t.Errorf("mesh table = %+v", table)
 	}
+	if table.Proxy != "http://wattd:secret@127.0.0.1:9" {
+		t.Errorf("mesh table for wattd's own user: proxy %q, want it with its token", table.Proxy)
+	}
 
 	if err := c.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -549,6 +555,9 @@ func TestWriteNeedsSameUIDOrRoot(t *testing.T) {
 	}
 	if _, err := c.Apps(ctx); err != nil {
 		t.Errorf("read route refused: %v", err)
+	}
+	if tb, err := c.Mesh(ctx); err != nil || tb.Proxy != "http://127.0.0.1:9" || len(tb.Apps) != 1 {
+		t.Errorf("mesh table for a stranger: %+v %v, want it without the proxy's token", tb, err)
 	}
 	_, err = c.Restart(ctx, "web")
 	var ae *APIError

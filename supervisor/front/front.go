@@ -29,6 +29,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/supervisor/fdlimit"
 )
 
 // DefaultWait is Forwarder.Wait unless set otherwise.
@@ -56,6 +58,9 @@ type Forwarder struct {
 
 	target atomic.Pointer[string] // "127.0.0.1:port"
 	down   atomic.Bool            // the worker refused until a connection gave up; logged once per outage
+
+	refused        atomic.Uint64 // connections closed at once: descriptors short (fdlimit.Short)
+	lastRefusalLog atomic.Int64  // Unix nanoseconds
 
 	// ctx ends when Close runs out of time: it aborts dials still waiting.
 	ctx    context.Context
@@ -308,6 +313,13 @@ func (f *Forwarder) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if fdlimit.Short(c) {
+			// Each forwarded connection costs wattd two descriptors; the
+			// last ones are kept for starting and restarting workers.
+			f.refuse() // counted before the client can see the close
+			c.Close()
+			continue
+		}
 		// A connection accepted while Close starts is served like the
 		// others rather than dropped. Adding to wg is safe then: this loop
 		// holds a count of its own, so Close's Wait cannot have returned;
@@ -321,6 +333,24 @@ func (f *Forwarder) acceptLoop() {
 		go p.serve()
 	}
 }
+
+// refusalLogEvery bounds the log lines about refused connections.
+const refusalLogEvery = 10 * time.Second
+
+func (f *Forwarder) refuse() {
+	n := f.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := f.lastRefusalLog.Load()
+	if now-last < int64(refusalLogEvery) || !f.lastRefusalLog.CompareAndSwap(last, now) {
+		return
+	}
+	f.log.Warn("front: refusing connections: file descriptors are down to the reserve kept for supervision",
+		zap.Int("reserve", fdlimit.Reserve()), zap.Uint64("fdLimit", fdlimit.Soft()), zap.Uint64("refusedTotal", n))
+}
+
+// Refused is the number of connections closed at once because wattd's
+// descriptors were down to the reserve.
+func (f *Forwarder) Refused() uint64 { return f.refused.Load() }
 
 func (f *Forwarder) isClosed() bool {
 	select {

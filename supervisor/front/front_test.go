@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/wattd/wattd/supervisor/fdlimit"
 	"github.com/wattd/wattd/supervisor/listeners"
 )
 
@@ -642,5 +644,40 @@ func BenchmarkForward(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// TestRefusesWithinReserve: while wattd's descriptors are down to the
+// reserve kept for supervision, a forwarder closes new connections at once
+// instead of taking two more descriptors for each.
+func TestRefusesWithinReserve(t *testing.T) {
+	w := startWorker(t, 0, hello)
+	l, addr := publicSocket(t)
+	f := forwarder(t, l, w.port)
+	if got := roundTrip(t, "tcp", addr, "before"); got != "hello before\n" {
+		t.Fatalf("reply %q", got)
+	}
+	// A reserve as large as the limit: every descriptor is within it.
+	old := fdlimit.Reserve()
+	fdlimit.SetReserve(int(fdlimit.Soft()))
+	defer fdlimit.SetReserve(old)
+	before := w.accepted()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "refused\n")
+	// Closed with the line unread: the client sees EOF or a reset.
+	if b, err := io.ReadAll(c); len(b) != 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Fatalf("reply %q, %v within the reserve, want the connection closed", b, err)
+	}
+	if f.Refused() != 1 || w.accepted() != before {
+		t.Fatalf("refused %d, worker saw %d new connections", f.Refused(), w.accepted()-before)
+	}
+	fdlimit.SetReserve(old)
+	if got := roundTrip(t, "tcp", addr, "after"); got != "hello after\n" {
+		t.Fatalf("reply %q after the reserve was restored", got)
 	}
 }

@@ -61,7 +61,7 @@ func New(level string, out *os.File) (*zap.Logger, zap.AtomicLevel, error) {
 	if out == nil {
 		return nil, zap.AtomicLevel{}, fmt.Errorf("logs: nil output file")
 	}
-	return newLogger(level, zapcore.Lock(out), term.IsTerminal(int(out.Fd())), os.Getenv)
+	return newLogger(level, zapcore.Lock(newOutput(out)), term.IsTerminal(int(out.Fd())), os.Getenv)
 }
 
 // newLogger is New with its environment made explicit so tests can pretend

@@ -10,6 +10,7 @@
 //	    runtime.lock                 flock held for the life of the runtime
 //	    runtime.json                 {pid, projectDir, configFile, startedAt, version}
 //	    admin.sock                   the admin API
+//	    proxy.sock                   the mesh proxy
 //	    mesh/<app>-<worker>.sock     worker mesh sockets
 //
 // The base is $WATTD_RUNTIME_DIR, else $XDG_RUNTIME_DIR/wattd, else
@@ -41,6 +42,7 @@ const EnvRuntimeDir = "WATTD_RUNTIME_DIR"
 // File names inside a runtime directory.
 const (
 	adminSocketName = "admin.sock"
+	proxySocketName = "proxy.sock"
 	infoFileName    = "runtime.json"
 	lockFileName    = "runtime.lock"
 	meshDirName     = "mesh"
@@ -271,11 +273,13 @@ func lockDir(path string) (*os.File, error) {
 }
 
 // reset removes what a crashed predecessor may have left: its admin socket
-// (admin.Serve would otherwise have to probe it) and its mesh sockets.
+// (admin.Serve would otherwise have to probe it), its mesh proxy socket and
+// its mesh sockets.
 func (d *Dir) reset() error {
-	sock := d.AdminSocket()
-	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove stale admin socket %s: %w", sock, err)
+	for _, sock := range []string{d.AdminSocket(), d.ProxySocket()} {
+		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale socket %s: %w", sock, err)
+		}
 	}
 	mesh := filepath.Join(d.Path, meshDirName)
 	if err := os.RemoveAll(mesh); err != nil {
@@ -289,6 +293,9 @@ func (d *Dir) reset() error {
 
 // AdminSocket is the path of the admin API socket.
 func (d *Dir) AdminSocket() string { return filepath.Join(d.Path, adminSocketName) }
+
+// ProxySocket is the path of the mesh proxy's Unix socket.
+func (d *Dir) ProxySocket() string { return filepath.Join(d.Path, proxySocketName) }
 
 // MeshSocket is the path of the mesh socket of one worker. App ids are
 // sanitised to file-name-safe characters; the caller checks the length

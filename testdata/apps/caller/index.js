@@ -46,7 +46,7 @@ async function handle (url) {
       return { status: r.status, body: await r.text() }
     }
     case '/env':
-      return { proxy: process.env.WATTD_MESH_PROXY, meshDir: process.env.WATTD_MESH_DIR }
+      return { proxy: process.env.WATTD_MESH_PROXY, proxySocket: process.env.WATTD_MESH_PROXY_SOCKET, meshDir: process.env.WATTD_MESH_DIR }
   }
   return { status: 404 }
 }
