@@ -14,7 +14,8 @@
 //	GET  /v1/status             supervisor.RuntimeStatus
 //	GET  /v1/apps               []supervisor.AppStatus
 //	GET  /v1/apps/{id}          supervisor.AppStatus, 404 if unknown
-//	POST /v1/apps/{id}/restart  rolling restart; 200 with the AppStatus when done
+//	POST /v1/apps/{id}/restart  rolling restart; 200 with the AppStatus when every
+//	                            worker is back, 409 while the runtime stops
 //	POST /v1/stop               202; graceful shutdown begins
 package admin
 
