@@ -308,7 +308,7 @@ func TestReplacementStartTimeout(t *testing.T) {
 // starting worker fails, the first one goes on starting within its own
 // startTimeout, counted from its own start.
 func TestRestartDuringStartReplacementFails(t *testing.T) {
-	tr := startRuntime(t, func(c *config.Config) { c.StartTimeout = 3 * time.Second },
+	tr := startRuntime(t, func(c *config.Config) { c.StartTimeout = 6 * time.Second },
 		testApp{id: "web", behaviour: "never-ready,crash:3,ready"})
 	s := tr.slot("web", 0)
 	eventually(t, "the first worker to say hello", func() bool {
@@ -323,12 +323,12 @@ func TestRestartDuringStartReplacementFails(t *testing.T) {
 	// The first worker misses its startTimeout, is killed, and the third
 	// start gets ready.
 	ws := tr.waitReady("web", 0)
-	if ws.LastExit != "not ready within startTimeout (3s)" || len(tr.starts("web")) != 3 {
+	if ws.LastExit != "not ready within startTimeout (6s)" || len(tr.starts("web")) != 3 {
 		t.Fatalf("after: %+v, starts %v", ws, tr.starts("web"))
 	}
 }
 
-// TestRestartDuringStartServedOnce: a restart during a start that the
+// TestRestartDuringStartInterruptedByStop: a restart during a start that the
 // stop of the runtime interrupts is answered with a conflict, not left
 // hanging.
 func TestRestartDuringStartInterruptedByStop(t *testing.T) {

@@ -181,7 +181,10 @@ func TestFrontedWorker(t *testing.T) {
 	if err != nil || !strings.HasPrefix(body, "pid "+strconv.Itoa(ws.PID)+" ") {
 		t.Fatalf("GET / through the forwarder: %q, %v", body, err)
 	}
-	port := tr.slot("web", 0).port
+	s := tr.slot("web", 0)
+	s.sockMu.Lock()
+	port := s.port
+	s.sockMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), pollFor)
 	defer cancel()
 	if err := tr.RestartApp(ctx, "web"); err != nil {
@@ -191,7 +194,6 @@ func TestFrontedWorker(t *testing.T) {
 	if nws.PID == ws.PID {
 		t.Fatal("same worker after a restart")
 	}
-	s := tr.slot("web", 0)
 	s.sockMu.Lock()
 	newPort := s.port
 	s.sockMu.Unlock()
