@@ -33,6 +33,7 @@ type testApp struct {
 	workers   int    // 0 means 1
 	behaviour string // envTestWorker: behaviours of successive workers
 	fronted   bool   // listen on $PORT behind wattd's forwarders
+	protocol  bool   // the launch says the worker speaks the protocol
 }
 
 // liveRuntime is a real Runtime, built by New from a config and run by
@@ -113,6 +114,9 @@ func newLiveRuntime(t *testing.T, tweak func(*config.Config), apps ...testApp) *
 	// A worker of a race-enabled test binary on a loaded machine may say
 	// hello later than the real fallback; tests of the fallback set it.
 	rt.noProtocolAfter = 5 * time.Second
+	for _, a := range apps {
+		rt.byID[a.id].launch.Protocol = a.protocol
+	}
 	tr.Runtime, tr.logs = rt, logs
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -222,3 +222,24 @@ func TestBadFrameNeverReady(t *testing.T) {
 		t.Fatalf("no exit recorded: %+v", ws)
 	}
 }
+
+// TestSlowHelloNotTakenForSilence: a worker whose launch says it speaks
+// the protocol (a Node worker with the preload) is not taken as ready by
+// the no-protocol fallback when it boots slowly; it is ready on its ready
+// message. Without that hint the fallback takes it after a second.
+func TestSlowHelloNotTakenForSilence(t *testing.T) {
+	tr := newLiveRuntime(t, nil,
+		testApp{id: "web", behaviour: "hello-after:2500ms", protocol: true},
+		testApp{id: "plain", behaviour: "hello-after:2500ms"},
+	)
+	tr.noProtocolAfter = noProtocolReadyAfter
+	tr.start()
+	web := tr.waitReady("web", 0)
+	if !tr.logged("worker ready", map[string]any{"pid": int64(web.PID), "how": "ready message"}) {
+		t.Fatal("a slow worker that speaks the protocol was taken as ready before its ready message")
+	}
+	plain := tr.waitReady("plain", 0)
+	if !tr.logged("worker ready", map[string]any{"pid": int64(plain.PID), "how": "no control protocol; up for 1s"}) {
+		t.Fatal("without the hint, a silent worker is taken as ready after a second")
+	}
+}

@@ -419,8 +419,9 @@ func (e *startError) Error() string { return e.what + ": " + e.reason }
 // awaitReady is the one wait for a worker to become ready, for a slot's
 // first worker and for a replacement alike. A worker is ready when it says
 // so (a fronted worker: when its port accepts); when it never said hello
-// and stayed up for noProtocolReadyAfter (a program that ignores the
-// protocol); or, outside the entrypoint, when it still runs at
+// and stayed up for noProtocolReadyAfter, unless its launch says it speaks
+// the protocol (a program that ignores the protocol); or, outside the
+// entrypoint, when it still runs at
 // startTimeout (a queue consumer never listens). It returns the ready
 // worker and how its readiness was established; a *startError when the
 // worker exited first, or missed startTimeout and was killed; or ctx's
@@ -452,7 +453,7 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 			}
 			return w, "ready message", nil
 		case <-fallback.C:
-			if !closed(w.Hello()) && !s.app.launch.Fronted {
+			if !closed(w.Hello()) && !s.app.launch.Fronted && !s.app.launch.Protocol {
 				return w, fmt.Sprintf("no control protocol; up for %s", rt.noProtocolAfter), nil
 			}
 		case <-w.Exited():

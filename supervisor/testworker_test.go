@@ -83,6 +83,7 @@ func generation(state string) int {
 //	ready            serve HTTP on the passed sockets (or $PORT), say ready,
 //	                 report stats, drain when asked, exit 0 on SIGTERM
 //	ready-after:D    the same, ready only after D
+//	hello-after:D    boot slowly: say hello only after D, then ready
 //	never-ready      say hello but never ready; drained at once; exit 0 on SIGTERM
 //	no-protocol      never dial the control channel; serve HTTP; sleep
 //	crash:N          write a line to stderr and exit N at once
@@ -115,6 +116,13 @@ func testWorkerMain(list string) int {
 		return code
 	case "no-protocol":
 		w.serve()
+		<-term
+		return 0
+	case "hello-after":
+		time.Sleep(dur())
+		w.dial()
+		w.serve()
+		w.ready()
 		<-term
 		return 0
 	case "never-ready":
