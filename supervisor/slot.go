@@ -419,13 +419,13 @@ func (e *startError) Error() string { return e.what + ": " + e.reason }
 // awaitReady is the one wait for a worker to become ready, for a slot's
 // first worker and for a replacement alike. A worker is ready when it says
 // so (a fronted worker: when its port accepts); when it never said hello
-// and stayed up for noProtocolReadyAfter, unless its launch says it speaks
-// the protocol (a program that ignores the protocol); or, outside the
-// entrypoint, when it still runs at
-// startTimeout (a queue consumer never listens). It returns the ready
-// worker and how its readiness was established; a *startError when the
-// worker exited first, or missed startTimeout and was killed; or ctx's
-// error, with the worker left running for the caller to stop.
+// and stayed up for noProtocolReadyAfter (a program that ignores the
+// protocol), unless its launch says it always speaks it; or, outside the
+// entrypoint, when it still runs at startTimeout (a queue consumer never
+// listens). It returns the ready worker and how its readiness was
+// established; a *startError when the worker exited first, or missed
+// startTimeout and was killed; or ctx's error, with the worker left
+// running for the caller to stop.
 //
 // With waiting set, restart requests that arrive meanwhile are served by
 // replacing w, and the replacement's readiness is this same wait (without
