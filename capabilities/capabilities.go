@@ -64,6 +64,13 @@ type Launch struct {
 	// NoWatch turns watching off (the app's dev server reloads itself).
 	Watch   []string
 	NoWatch bool
+	// Protocol says the worker always says hello on the control channel
+	// (the Node preload, a program built on the Go SDK). wattd then waits
+	// for its ready message up to startTimeout, and never takes it as
+	// ready just because it stayed up for a second without a word: a
+	// worker that is slow to boot on a loaded machine is not a program
+	// that ignores the protocol.
+	Protocol bool
 }
 
 // Builder is implemented by capabilities whose apps need a build step

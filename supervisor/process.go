@@ -350,15 +350,6 @@ func (p *proc) send(m *ipc.Message) error {
 	return ipc.WriteMessage(p.ctrl, m)
 }
 
-func (p *proc) spoke() bool {
-	select {
-	case <-p.hello:
-		return true
-	default:
-		return false
-	}
-}
-
 func (p *proc) isExited() bool {
 	select {
 	case <-p.exited:
@@ -389,57 +380,6 @@ func (p *proc) exitReason() string {
 		return ee.String()
 	}
 	return p.exitErr.Error()
-}
-
-// stop drains the worker (if it speaks the protocol), then sends SIGTERM to
-// its process group, then SIGKILL, within grace in all. It returns when the
-// process has exited.
-func (p *proc) stop(grace time.Duration, onState func(State)) {
-	deadline := time.Now().Add(grace)
-	if p.isExited() {
-		return
-	}
-	if p.spoke() {
-		onState(StateDraining)
-		if err := p.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: grace.Milliseconds()}); err == nil {
-			t := time.NewTimer(time.Until(deadline))
-			select {
-			case <-p.drained:
-			case <-p.exited:
-			case <-t.C:
-				p.log.Warn("worker did not finish in-flight work in time", zap.Duration("grace", grace))
-			}
-			t.Stop()
-		}
-	}
-	if p.isExited() {
-		return
-	}
-	onState(StateStopping)
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
-	// After a drain there is nothing left to finish, but the app's own
-	// SIGTERM handler may still close databases: give it the rest of the
-	// grace, and at least a moment.
-	rest := time.Until(deadline)
-	if rest < 500*time.Millisecond {
-		rest = 500 * time.Millisecond
-	}
-	t := time.NewTimer(rest)
-	defer t.Stop()
-	select {
-	case <-p.exited:
-		return
-	case <-t.C:
-	}
-	p.log.Warn("worker ignored SIGTERM; killing its process group", zap.Duration("grace", grace))
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	<-p.exited
-}
-
-// kill ends the worker at once (start failures, start timeouts).
-func (p *proc) kill() {
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	<-p.exited
 }
 
 // outputTail returns the worker's last output lines, waiting up to max for

@@ -28,6 +28,17 @@ var ErrAllFailed = errors.New("every application failed")
 // ErrNotFound is returned for an unknown application id.
 var ErrNotFound = errors.New("unknown app")
 
+// ErrConflict is matched (errors.Is) by errors about a request that
+// conflicts with what the runtime is doing, such as a restart asked for
+// during shutdown. The admin API answers them with 409.
+var ErrConflict = errors.New("conflict")
+
+// conflict is an error that matches ErrConflict and reads as its text.
+type conflict string
+
+func (c conflict) Error() string        { return string(c) }
+func (c conflict) Is(target error) bool { return target == ErrConflict }
+
 // Options configure a Runtime.
 type Options struct {
 	Config  *config.Config
@@ -48,6 +59,8 @@ type Runtime struct {
 	byID    map[string]*app
 	url     string
 
+	// started is set by New, before the admin API can read it, and never
+	// written again: the runtime's age is counted from its sockets.
 	started  time.Time
 	stopOnce sync.Once
 	stopping chan struct{} // closed when shutdown begins
@@ -56,6 +69,10 @@ type Runtime struct {
 	changed  chan struct{} // poked (non-blocking) on slot state changes
 	mesh     meshState
 	failures chan struct{} // poked when a slot gives up
+
+	// noProtocolAfter is noProtocolReadyAfter; tests whose workers may
+	// start slowly lengthen it.
+	noProtocolAfter time.Duration
 }
 
 // app is one application and its worker slots.
@@ -77,15 +94,17 @@ type app struct {
 func New(opts Options) (_ *Runtime, err error) {
 	cfg := opts.Config
 	rt := &Runtime{
-		cfg:      cfg,
-		log:      opts.Logger.Named("runtime"),
-		dir:      opts.RunDir,
-		version:  opts.Version,
-		byID:     map[string]*app{},
-		stopping: make(chan struct{}),
-		killed:   make(chan struct{}),
-		changed:  make(chan struct{}, 1),
-		failures: make(chan struct{}, 1),
+		cfg:             cfg,
+		started:         time.Now(),
+		noProtocolAfter: noProtocolReadyAfter,
+		log:             opts.Logger.Named("runtime"),
+		dir:             opts.RunDir,
+		version:         opts.Version,
+		byID:            map[string]*app{},
+		stopping:        make(chan struct{}),
+		killed:          make(chan struct{}),
+		changed:         make(chan struct{}, 1),
+		failures:        make(chan struct{}, 1),
 		policy: restart.Policy{
 			Enabled:      cfg.RestartOnError.Enabled,
 			FirstDelay:   cfg.RestartOnError.Delay,
@@ -249,7 +268,6 @@ func (rt *Runtime) URL() string { return rt.url }
 // called, then shuts down gracefully within gracefulShutdown.runtime. It
 // returns ErrAllFailed if every application gave up.
 func (rt *Runtime) Run(ctx context.Context) error {
-	rt.started = time.Now()
 	// The entrypoint stops first and the other applications after it, so
 	// requests the entrypoint finishes while draining can still call them
 	// on the mesh.
@@ -419,10 +437,10 @@ func (rt *Runtime) kill(entry bool) {
 		}
 		for _, s := range a.slots {
 			s.mu.Lock()
-			p := s.cur
+			w := s.cur
 			s.mu.Unlock()
-			if p != nil {
-				go p.kill()
+			if w != nil {
+				go killWorker(w)
 			}
 		}
 	}

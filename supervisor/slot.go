@@ -29,7 +29,7 @@ const noProtocolReadyAfter = time.Second
 const frontSwitchSettle = 250 * time.Millisecond
 
 // errStopped is returned by a restart asked for while the runtime stops.
-var errStopped = errors.New("runtime is stopping")
+var errStopped error = conflict("runtime is stopping")
 
 // slot is one worker position of an application. It owns the slot's
 // sockets for the life of the runtime; the processes in it come and go.
@@ -61,7 +61,7 @@ type slot struct {
 
 	mu       sync.Mutex // guards the fields below, read by status
 	state    State
-	cur      *proc
+	cur      worker // nil when no process runs in the slot
 	restarts int
 	lastExit string
 	reason   string // why the slot failed
@@ -105,19 +105,25 @@ func (s *slot) getState() State {
 // the slot's process has been stopped.
 func (s *slot) run(ctx context.Context) {
 	tracker := restart.NewTracker(s.app.rt.policy)
+	// Restarts asked for while no worker runs (backoff, failed) are
+	// answered by the outcome of the start they cause, so that whoever
+	// asked learns whether the worker came up, and why not.
+	var waiting []chan error
 	for {
-		p, err := s.start()
 		var exit restart.Exit
+		w, err := s.start()
 		if err != nil {
 			exit = restart.Exit{Reason: "start: " + err.Error()}
 			s.log.Error("worker could not be started", zap.Error(err))
+			answer(waiting, fmt.Errorf("start: %w", err))
 		} else {
 			var stopped bool
-			exit, stopped = s.supervise(ctx, p)
+			exit, stopped = s.supervise(ctx, w, waiting)
 			if stopped {
 				return
 			}
 		}
+		waiting = nil
 		s.settle()
 		d := tracker.Next(exit)
 		s.mu.Lock()
@@ -129,10 +135,12 @@ func (s *slot) run(ctx context.Context) {
 			s.mu.Unlock()
 			s.log.Error("worker slot failed; not restarting", zap.String("reason", d.Reason))
 			s.closeListeners()
-			if !s.idle(ctx) {
+			done, ok := s.idle(ctx)
+			if !ok {
 				return
 			}
 			tracker.Reset()
+			waiting = append(waiting, done)
 			continue
 		}
 		s.restarts++
@@ -142,42 +150,76 @@ func (s *slot) run(ctx context.Context) {
 			s.log.Info("restarting worker after backoff", zap.Duration("delay", d.Delay), zap.Int("consecutive", d.Consecutive))
 		}
 		t := time.NewTimer(d.Delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			s.setState(StateExited)
-			return
-		case <-t.C:
-		case done := <-s.restartReq:
-			// An operator's restart during backoff: start now, fresh count.
-			t.Stop()
-			tracker.Reset()
-			done <- nil
+	backoff:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				s.setState(StateExited)
+				return
+			case <-t.C:
+				break backoff
+			case done := <-s.restartReq:
+				if s.refuse(done) {
+					continue
+				}
+				// An operator's restart during backoff: start now, fresh count.
+				t.Stop()
+				tracker.Reset()
+				waiting = append(waiting, done)
+				break backoff
+			}
 		}
+	}
+}
+
+// answer replies to restart requests.
+func answer(waiting []chan error, err error) {
+	for _, done := range waiting {
+		done <- err
+	}
+}
+
+// refuse answers a restart request with errStopped once the runtime
+// stops. The slot's own context may end well after that (applications
+// other than the entrypoint stop last), and a worker started then would
+// be killed at once.
+func (s *slot) refuse(done chan error) bool {
+	select {
+	case <-s.app.rt.stopping:
+		done <- errStopped
+		return true
+	default:
+		return false
 	}
 }
 
 func (s *slot) settle() { s.settleOnce.Do(func() { close(s.settled) }) }
 
-// idle waits in a failed slot for an operator's restart (true) or the end
-// of the runtime (false).
-func (s *slot) idle(ctx context.Context) bool {
+// idle waits in a failed slot for an operator's restart (the request, to
+// be answered by the start's outcome, and true) or the end of the runtime
+// (false).
+func (s *slot) idle(ctx context.Context) (chan error, bool) {
 	s.app.rt.slotFailed()
-	select {
-	case <-ctx.Done():
-		s.setState(StateExited)
-		return false
-	case done := <-s.restartReq:
-		s.mu.Lock()
-		s.reason = ""
-		s.mu.Unlock()
-		done <- nil
-		return true
+	for {
+		select {
+		case <-ctx.Done():
+			s.setState(StateExited)
+			return nil, false
+		case done := <-s.restartReq:
+			if s.refuse(done) {
+				continue
+			}
+			s.mu.Lock()
+			s.reason = ""
+			s.mu.Unlock()
+			return done, true
+		}
 	}
 }
 
 // start spawns a new process into the slot.
-func (s *slot) start() (*proc, error) {
+func (s *slot) start() (worker, error) {
 	s.setState(StateStarting)
 	p, err := s.spawn()
 	if err != nil {
@@ -296,6 +338,9 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		s.setPort(p)
 	}
 	s.sockMu.Lock()
+	// Held until the worker has its copies: a socket closed (at shutdown)
+	// while it is being passed would hand the worker a dead or reused fd.
+	defer s.sockMu.Unlock()
 	files, names, env := s.listeners, s.names, a.env
 	if a.launch.Fronted {
 		// wattd accepts on the sockets itself; the worker gets a port.
@@ -305,7 +350,6 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		files, names = nil, nil
 		env = append(append([]string{}, env...), "PORT="+strconv.Itoa(port))
 	}
-	s.sockMu.Unlock()
 	return spawn(spawnSpec{
 		argv:      a.launch.Argv,
 		dir:       a.launch.Dir,
@@ -333,95 +377,170 @@ func (s *slot) setPort(port int) {
 	}
 }
 
-// supervise watches p until it exits (stopped=false, with the exit) or the
-// runtime stops (stopped=true, after p was stopped gracefully). Rolling
-// restarts replace p in place.
-func (s *slot) supervise(ctx context.Context, p *proc) (exit restart.Exit, stopped bool) {
-	rt := s.app.rt
-	var readyAt time.Time
-	ready := p.ready
-	fallback := time.NewTimer(noProtocolReadyAfter)
-	startTimeout := time.NewTimer(rt.cfg.StartTimeout)
-	defer fallback.Stop()
-	defer startTimeout.Stop()
-	markReady := func(how string) {
-		ready = nil
-		readyAt = time.Now()
-		s.mu.Lock()
-		s.everUp = true
-		s.setStateLocked(StateReady)
-		s.mu.Unlock()
-		s.settle()
-		s.log.Info("worker ready", zap.Int("pid", p.pid), zap.String("how", how),
-			zap.Duration("startup", readyAt.Sub(p.started).Round(time.Millisecond)))
+// supervise owns w from its start until it exits (stopped=false, with
+// the exit) or the runtime stops (stopped=true, after the slot's worker
+// was stopped gracefully). waiting are restart requests to answer with the
+// outcome of w's start. Rolling restarts replace the worker in place.
+func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (exit restart.Exit, stopped bool) {
+	first := w
+	w, how, err := s.awaitReady(ctx, w, &waiting)
+	if err != nil {
+		var se *startError
+		if !errors.As(err, &se) { // ctx ended: the runtime stops
+			answer(waiting, errStopped)
+			s.stopAtEnd(w)
+			return restart.Exit{}, true
+		}
+		answer(waiting, fmt.Errorf("worker %w", err))
+		return restart.Exit{Uptime: time.Since(w.Started()), Reason: se.reason}, false
 	}
+	s.adopt(w, how, w != first)
+	answer(waiting, nil)
 	for {
 		select {
-		case <-p.exited:
-			reason := p.exitReason()
-			wasReady := !readyAt.IsZero()
-			if wasReady {
-				s.log.Warn("worker exited", zap.Int("pid", p.pid), zap.String("reason", reason),
-					zap.Duration("uptime", time.Since(p.started).Round(time.Millisecond)))
-			} else {
-				tail := p.outputTail(500 * time.Millisecond)
-				s.log.Error("worker exited before it was ready", zap.Int("pid", p.pid),
-					zap.String("reason", reason), zap.String("output", strings.Join(tail, "\n")))
-				if last := p.sink.LastStderr(); last != "" {
-					reason += "; last error output: " + last
-				} else if len(tail) > 0 {
-					reason += "; last output: " + tail[len(tail)-1]
-				}
-			}
-			return restart.Exit{Uptime: time.Since(p.started), WasReady: wasReady, Reason: reason}, false
-		case <-ready:
-			markReady("ready message")
-		case <-fallback.C:
-			if ready != nil && !p.spoke() && !s.app.launch.Fronted {
-				markReady(fmt.Sprintf("no control protocol; up for %s", noProtocolReadyAfter))
-			}
-		case <-startTimeout.C:
-			if ready == nil {
-				continue
-			}
-			if !s.app.entry {
-				// An app that never listens (a queue consumer, a cron) is
-				// running as intended; it just serves nothing.
-				s.log.Warn("worker did not listen within startTimeout; taken as ready", zap.Duration("startTimeout", rt.cfg.StartTimeout))
-				markReady("startTimeout without listen")
-				continue
-			}
-			s.log.Error("worker not ready within startTimeout; killing it", zap.Duration("startTimeout", rt.cfg.StartTimeout))
-			p.kill()
-			return restart.Exit{Uptime: time.Since(p.started), Reason: fmt.Sprintf("not ready within startTimeout (%s)", rt.cfg.StartTimeout)}, false
+		case <-w.Exited():
+			reason := w.ExitReason()
+			s.log.Warn("worker exited", zap.Int("pid", w.PID()), zap.String("reason", reason),
+				zap.Duration("uptime", time.Since(w.Started()).Round(time.Millisecond)))
+			return restart.Exit{Uptime: time.Since(w.Started()), WasReady: true, Reason: reason}, false
 		case done := <-s.restartReq:
-			np, err := s.replace(ctx, p)
+			if s.refuse(done) {
+				continue
+			}
+			nw, how, err := s.replace(ctx, w)
 			if err == nil {
-				p, ready = np, nil
-				readyAt = time.Now()
-				s.mu.Lock()
-				s.cur = np
-				s.restarts++
-				s.mu.Unlock()
+				w = nw
+				s.adopt(w, how, true)
 			}
 			done <- err
 		case <-ctx.Done():
-			p.stop(rt.cfg.GracefulShutdown.Application, s.setState)
-			s.mu.Lock()
-			s.lastExit = p.exitReason()
-			s.cur = nil
-			s.setStateLocked(StateExited)
-			s.mu.Unlock()
+			s.stopAtEnd(w)
 			return restart.Exit{}, true
 		}
 	}
 }
 
+// stopAtEnd stops the slot's worker gracefully as the runtime ends.
+func (s *slot) stopAtEnd(w worker) {
+	stopWorker(w, s.app.rt.cfg.GracefulShutdown.Application, s.setState, s.log)
+	s.mu.Lock()
+	s.lastExit = w.ExitReason()
+	s.cur = nil
+	s.setStateLocked(StateExited)
+	s.mu.Unlock()
+}
+
+// startError says why a worker did not become ready; the worker is gone.
+type startError struct {
+	what   string // "exited before it was ready", "not ready within startTimeout"
+	reason string // the exit as the restart policy records it
+}
+
+func (e *startError) Error() string { return e.what + ": " + e.reason }
+
+// awaitReady is the one wait for a worker to become ready, for a slot's
+// first worker and for a replacement alike. A worker is ready when it says
+// so (a fronted worker: when its port accepts); when it never said hello
+// and stayed up for noProtocolReadyAfter (a program that ignores the
+// protocol), unless its launch says it always speaks it; or, outside the
+// entrypoint, when it still runs at startTimeout (a queue consumer never
+// listens). It returns the ready worker and how its readiness was
+// established; a *startError when the worker exited first, or missed
+// startTimeout and was killed; or ctx's error, with the worker left
+// running for the caller to stop.
+//
+// With waiting set, restart requests that arrive meanwhile are served by
+// replacing w, and the replacement's readiness is this same wait (without
+// serving requests). A replacement that became ready is returned in w's
+// place, its request appended to *waiting, to be answered once the slot
+// has adopted it; one that failed is answered at once, and w goes on
+// starting within its own deadlines.
+func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) (worker, string, error) {
+	rt := s.app.rt
+	// Deadlines count from the worker's start, so that time spent on a
+	// failed replacement meanwhile does not extend them.
+	fallback := time.NewTimer(time.Until(w.Started().Add(rt.noProtocolAfter)))
+	defer fallback.Stop()
+	timeout := time.NewTimer(time.Until(w.Started().Add(rt.cfg.StartTimeout)))
+	defer timeout.Stop()
+	var requests chan chan error
+	if waiting != nil {
+		requests = s.restartReq
+	}
+	for {
+		select {
+		case <-w.Ready():
+			if s.app.launch.Fronted {
+				return w, "port accepts", nil
+			}
+			return w, "ready message", nil
+		case <-fallback.C:
+			if !closed(w.Hello()) && !s.app.launch.Fronted && !s.app.launch.Protocol {
+				return w, fmt.Sprintf("no control protocol; up for %s", rt.noProtocolAfter), nil
+			}
+		case <-w.Exited():
+			reason := w.ExitReason()
+			tail := w.OutputTail(500 * time.Millisecond)
+			s.log.Error("worker exited before it was ready", zap.Int("pid", w.PID()),
+				zap.String("reason", reason), zap.String("output", strings.Join(tail, "\n")))
+			if last := w.LastError(); last != "" {
+				reason += "; last error output: " + last
+			} else if len(tail) > 0 {
+				reason += "; last output: " + tail[len(tail)-1]
+			}
+			return w, "", &startError{what: "exited before it was ready", reason: reason}
+		case <-timeout.C:
+			if !s.app.entry {
+				// An app that never listens (a queue consumer, a cron) is
+				// running as intended; it just serves nothing.
+				s.log.Warn("worker did not listen within startTimeout; taken as ready", zap.Int("pid", w.PID()), zap.Duration("startTimeout", rt.cfg.StartTimeout))
+				return w, "startTimeout without listen", nil
+			}
+			s.log.Error("worker not ready within startTimeout; killing it", zap.Int("pid", w.PID()), zap.Duration("startTimeout", rt.cfg.StartTimeout))
+			killWorker(w)
+			return w, "", &startError{what: "not ready within startTimeout", reason: fmt.Sprintf("not ready within startTimeout (%s)", rt.cfg.StartTimeout)}
+		case done := <-requests:
+			if s.refuse(done) {
+				continue
+			}
+			nw, how, err := s.replace(ctx, w)
+			if err != nil {
+				done <- err
+				continue
+			}
+			*waiting = append(*waiting, done)
+			return nw, how, nil
+		case <-ctx.Done():
+			return w, "", ctx.Err()
+		}
+	}
+}
+
+// adopt makes w, which just became ready, the slot's worker. It is the one
+// place where a slot becomes ready: for its first worker, for the
+// replacement of a ready worker, and for one that replaced a worker still
+// starting.
+func (s *slot) adopt(w worker, how string, replaced bool) {
+	s.mu.Lock()
+	s.cur = w
+	s.everUp = true
+	if replaced {
+		s.restarts++
+	}
+	if s.state != StateReady {
+		s.setStateLocked(StateReady)
+	}
+	s.mu.Unlock()
+	s.settle()
+	s.log.Info("worker ready", zap.Int("pid", w.PID()), zap.String("how", how),
+		zap.Duration("startup", time.Since(w.Started()).Round(time.Millisecond)))
+}
+
 // replace starts a new process in the slot next to old, waits until it is
 // ready (both share the slot's sockets, so nothing is refused meanwhile),
-// then drains and stops old. If the new process fails to become ready, old
-// keeps serving and the error is returned.
-func (s *slot) replace(ctx context.Context, old *proc) (*proc, error) {
+// then drains and stops old. It returns the new worker and how it became
+// ready; if it fails to, old keeps running and the error says why.
+func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) {
 	rt := s.app.rt
 	port := 0
 	if s.app.launch.Fronted {
@@ -429,59 +548,42 @@ func (s *slot) replace(ctx context.Context, old *proc) (*proc, error) {
 		// it once it is ready, so both serve meanwhile.
 		p, err := front.FreePort()
 		if err != nil {
-			return nil, fmt.Errorf("choose a port for the worker: %w", err)
+			return nil, "", fmt.Errorf("choose a port for the worker: %w", err)
 		}
 		port = p
 	}
 	np, err := s.spawnOn(port)
 	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("start replacement: %w", err)
 	}
-	fallback := time.NewTimer(noProtocolReadyAfter)
-	defer fallback.Stop()
-	timeout := time.NewTimer(rt.cfg.StartTimeout)
-	defer timeout.Stop()
-	for waiting := true; waiting; {
-		select {
-		case <-np.ready:
-			waiting = false
-		case <-fallback.C:
-			if !np.spoke() && !s.app.launch.Fronted {
-				waiting = false
-			}
-		case <-np.exited:
-			tail := np.outputTail(500 * time.Millisecond)
-			return nil, fmt.Errorf("app %q worker %d: replacement exited before it was ready (%s): %s",
-				s.app.id, s.index, np.exitReason(), strings.Join(tail, "\n"))
-		case <-timeout.C:
-			np.kill()
-			return nil, fmt.Errorf("app %q worker %d: replacement not ready within startTimeout (%s)", s.app.id, s.index, rt.cfg.StartTimeout)
-		case <-ctx.Done():
-			np.kill()
-			return nil, errStopped
+	nw, how, err := s.awaitReady(ctx, np, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			killWorker(np)
+			return nil, "", errStopped
 		}
+		return nil, "", fmt.Errorf("replacement %w", err)
 	}
 	if port != 0 {
-		s.sockMu.Lock()
-		s.port = port
-		for _, fw := range s.forwarders {
-			if err := fw.SetPort(port); err != nil {
-				s.log.Error("forwarder", zap.Error(err))
-			}
-		}
-		s.sockMu.Unlock()
+		s.setPort(port)
 		// A connection dialled to the old port just before the switch may
 		// still sit in its accept queue, and closing that listener would
 		// reset it; give the old worker a moment to accept it first.
 		time.Sleep(frontSwitchSettle)
 	}
-	s.log.Info("replacement ready; stopping the old worker", zap.Int("pid", np.pid), zap.Int("old_pid", old.pid))
-	old.stop(rt.cfg.GracefulShutdown.Application, func(State) {}) // at once if it already stopped
-	return np, nil
+	s.log.Info("replacement ready; stopping the old worker", zap.Int("pid", nw.PID()), zap.Int("old_pid", old.PID()))
+	stopWorker(old, rt.cfg.GracefulShutdown.Application, func(State) {}, s.log) // at once if it already stopped
+	return nw, how, nil
 }
 
-// requestRestart asks the owner for a rolling restart and waits for it.
+// requestRestart asks the owner for a rolling restart and waits for its
+// outcome: the new worker ready, or why it is not.
 func (s *slot) requestRestart(ctx context.Context) error {
+	select {
+	case <-s.app.rt.stopping:
+		return errStopped
+	default:
+	}
 	done := make(chan error, 1)
 	select {
 	case s.restartReq <- done:
@@ -512,11 +614,11 @@ func (s *slot) status() WorkerStatus {
 		ws.ListenAddr = s.addr.String()
 	}
 	s.sockMu.Unlock()
-	if p := s.cur; p != nil && !p.isExited() {
-		ws.PID = p.pid
-		ws.Uptime = time.Since(p.started).Seconds()
-		ws.RSS = rssOf(p.pid)
-		st := p.lastStats()
+	if w := s.cur; w != nil && !closed(w.Exited()) {
+		ws.PID = w.PID()
+		ws.Uptime = time.Since(w.Started()).Seconds()
+		ws.RSS = rssOf(w.PID())
+		st := w.Stats()
 		ws.ELU, ws.HeapUsed, ws.ActiveConns = st.ELU, st.HeapUsed, st.ActiveConns
 	}
 	return ws

@@ -190,7 +190,7 @@ func launch(app capabilities.App, pre, prog []string, dir string) (*capabilities
 	argv = append(argv, opts...)
 	argv = append(argv, "--require", preload)
 	argv = append(argv, prog...)
-	return &capabilities.Launch{Argv: argv, Env: appEnv(app), Dir: dir}, nil
+	return &capabilities.Launch{Argv: argv, Env: appEnv(app), Dir: dir, Protocol: true}, nil
 }
 
 // appEnv is the app's own environment (repeated, as the node capability

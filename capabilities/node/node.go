@@ -142,7 +142,7 @@ func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 	for k, v := range app.Env {
 		env[k] = v
 	}
-	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir}, nil
+	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir, Protocol: true}, nil
 }
 
 // Binary returns the node executable: $WATTD_NODE when set, else node from

@@ -184,7 +184,7 @@ func TestPrepare(t *testing.T) {
 	if !slices.Equal(l.Argv, want) {
 		t.Errorf("Argv = %q\nwant   %q", l.Argv, want)
 	}
-	if l.Dir != dir || l.Env["NODE_ENV"] != "production" {
+	if l.Dir != dir || l.Env["NODE_ENV"] != "production" || !l.Protocol {
 		t.Errorf("Launch = %+v", l)
 	}
 	st, err := os.Stat(pre)

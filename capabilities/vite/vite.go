@@ -98,9 +98,10 @@ func (c *Capability) Prepare(app capabilities.App) (*capabilities.Launch, error)
 		return nil, fmt.Errorf("app %q: locate the wattd binary: %w", app.ID, err)
 	}
 	return &capabilities.Launch{
-		Argv: []string{self, StaticArg, "--spa", out},
-		Env:  copyEnv(app.Env),
-		Dir:  app.Dir,
+		Argv:     []string{self, StaticArg, "--spa", out},
+		Env:      copyEnv(app.Env),
+		Dir:      app.Dir,
+		Protocol: true, // the static server speaks it through the Go SDK
 	}, nil
 }
 

@@ -14,7 +14,8 @@
 //	GET  /v1/status             supervisor.RuntimeStatus
 //	GET  /v1/apps               []supervisor.AppStatus
 //	GET  /v1/apps/{id}          supervisor.AppStatus, 404 if unknown
-//	POST /v1/apps/{id}/restart  rolling restart; 200 with the AppStatus when done
+//	POST /v1/apps/{id}/restart  rolling restart; 200 with the AppStatus when every
+//	                            worker is back, 409 while the runtime stops
 //	POST /v1/stop               202; graceful shutdown begins
 package admin
 
@@ -32,10 +33,12 @@ type Backend interface {
 	Status() supervisor.RuntimeStatus
 	Apps() []supervisor.AppStatus
 	// RestartApp restarts every worker of the app, one after another, and
-	// returns when the last is ready. An unknown id gives an error
-	// wrapping ErrNotFound that names the known apps; a request the
-	// runtime cannot take now (already restarting, shutting down) one
-	// wrapping ErrConflict.
+	// returns when the last is ready, or with an error saying why a worker
+	// did not come up. An unknown id gives an error wrapping ErrNotFound
+	// that names the known apps; a request the runtime cannot take now
+	// (it is shutting down) one wrapping ErrConflict. A restart asked for
+	// while another of the same app runs is not refused: each worker slot
+	// takes the requests in turn.
 	RestartApp(ctx context.Context, id string) error
 	// Stop begins a graceful shutdown and returns at once.
 	Stop()
@@ -48,8 +51,9 @@ type Backend interface {
 var ErrNotFound = supervisor.ErrNotFound
 
 // ErrConflict marks errors about a request that conflicts with what the
-// runtime is doing, such as a restart during shutdown (HTTP 409).
-var ErrConflict = errors.New("conflict")
+// runtime is doing, such as a restart during shutdown (HTTP 409). It is
+// the supervisor's own, so that the runtime's errors match it.
+var ErrConflict = supervisor.ErrConflict
 
 // ErrAlreadyRunning is matched (errors.Is) by the error Serve returns when
 // the socket path is held by a live server.
