@@ -233,6 +233,35 @@ func TestCtlRestartDuringShutdownFails(t *testing.T) {
 	}
 }
 
+// TestCtlRestartOfFailingAppSaysWhy: restarting an app whose workers cannot
+// start waits for the outcome and exits non-zero with the reason, instead
+// of exiting 0 while the app crash-loops back to failed; a healthy app in
+// the same runtime restarts with exit 0.
+func TestCtlRestartOfFailingAppSaysWhy(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"restart":    map[string]any{"initialDelay": 20, "maxDelay": 100, "maxRestarts": 2},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain")},
+			map[string]any{"id": "db", "path": fixture("faults/crash-start")},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitFor(t, 60*time.Second, "db to be failed", func() bool { return d.app("db").State == "failed" })
+	env := []string{"WATTD_RUNTIME_DIR=" + d.runDir}
+	out, code := runCLI(t, dir, env, "ctl", "restart", "db")
+	if code == 0 || !strings.Contains(out, "exit status 3") || !strings.Contains(out, "ECONNREFUSED") {
+		t.Fatalf("ctl restart of a crash-looping app: exit %d, want non-zero with the reason:\n%s", code, out)
+	}
+	d.waitReady("web", 20*time.Second)
+	if out, code := runCLI(t, dir, env, "ctl", "restart", "web"); code != 0 {
+		t.Fatalf("ctl restart of a healthy app: exit %d:\n%s", code, out)
+	}
+}
+
 // TestProjectArgument: start, dev, build and init take the project as
 // [DIR] or -d/--dir alike; `wattd build` still understands the older
 // `build [-d DIR] APP...` form, with a note pointing at --app.
