@@ -42,6 +42,17 @@ func proxyRuntime(t *testing.T, lim proxyLimits) *Runtime {
 	return rt
 }
 
+// dialProxy opens a connection to the proxy, closed when the test ends.
+func dialProxy(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
 func proxyAddr(t *testing.T, rt *Runtime) (addr string, user *url.Userinfo) {
 	t.Helper()
 	u, err := url.Parse(rt.MeshProxyURL())
@@ -146,14 +157,7 @@ func TestMeshProxyTimeouts(t *testing.T) {
 	lim := proxyLimits{headerTimeout: 300 * time.Millisecond, idleTimeout: 600 * time.Millisecond, stall: time.Second, maxHeaderBytes: 4 << 10, maxConns: 4}
 	rt := proxyRuntime(t, lim)
 	addr, user := proxyAddr(t, rt)
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialProxy(t, addr) }
 
 	// A connection that never sends a request is closed after the header
 	// timeout; one idle after a request, after the idle timeout.
@@ -176,14 +180,7 @@ func TestMeshProxyCap(t *testing.T) {
 	lim.maxConns = 4
 	rt := proxyRuntime(t, lim)
 	addr, user := proxyAddr(t, rt)
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialProxy(t, addr) }
 	// Over the cap, connections are closed at once and counted. (The ones
 	// within it stay open until the test's cleanup.)
 	for range lim.maxConns {

@@ -1,33 +1,30 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/wattd/wattd/supervisor/listeners"
 )
 
 // reusePortListen listens on addr the way a program that wants to share
-// its port does, which also lets any same-user socket join it.
+// its port does (SO_REUSEPORT), which also lets any same-user socket join
+// it: the socket wattd itself opens for its workers is one.
 func reusePortListen(t *testing.T, addr string) net.Listener {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	l, err := lc.Listen(context.Background(), "tcp", addr)
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	f, _, err := listeners.TCP(host, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	l, err := net.FileListener(f)
 	if err != nil {
 		t.Fatal(err)
 	}

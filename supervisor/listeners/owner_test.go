@@ -1,16 +1,12 @@
 package listeners
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 func TestOverlaps(t *testing.T) {
@@ -23,30 +19,14 @@ func TestOverlaps(t *testing.T) {
 	}
 }
 
-// reusePortListener is what a foreign program does: a listener that lets
-// others (wattd) join its port.
-func reusePortListener(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	l, err := lc.Listen(context.Background(), "tcp", addr)
+func TestCheckFreeNamesTheHolder(t *testing.T) {
+	// A foreign program that shares its port opens what TCP opens.
+	foreign, addr, err := TCP("127.0.0.1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-func TestCheckFreeNamesTheHolder(t *testing.T) {
-	foreign := reusePortListener(t, "127.0.0.1:0")
-	port := foreign.Addr().(*net.TCPAddr).Port
+	defer foreign.Close()
+	port := addr.Port
 
 	// The kernel lets wattd's socket join the foreign one's group.
 	f, _, err := TCP("127.0.0.1", port)
