@@ -227,3 +227,38 @@ func TestCheckResources(t *testing.T) {
 		}
 	}
 }
+
+func TestResourcesOnAutoloadMapping(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"packages/web", "packages/api"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d, "index.js"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := `{"entrypoint": "web", "resources": {"pids": 100},
+		"autoload": {"path": "packages", "mappings": {"api": {"id": "api", "resources": {"memory": "64MiB"}}}}}`
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Resources{}
+	for _, a := range c.Applications {
+		got[a.ID] = a.Resources
+	}
+	if got["api"] != (Resources{Memory: 64 << 20, Pids: 100}) || got["web"] != (Resources{Pids: 100}) {
+		t.Fatalf("got %+v", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(strings.Replace(cfg, "64MiB", "64M", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(dir, "", nil)
+	if err == nil || !strings.Contains(err.Error(), `/autoload/mappings/api/resources/memory: invalid size "64M"`) {
+		t.Fatalf("got %v", err)
+	}
+}
