@@ -37,8 +37,8 @@ type Config struct {
 	// Resources are the runtime-wide worker limits (key "resources"),
 	// already folded into each Application's; kept for reports.
 	Resources Resources
-	Cgroups   Cgroups // wattd extension, key "cgroups"
-	Warnings           []string      // Watt options ignored, old names used, and the like
+	Cgroups   Cgroups  // wattd extension, key "cgroups"
+	Warnings  []string // Watt options ignored, old names used, and the like
 }
 
 // Application is one application of the runtime.
