@@ -250,7 +250,13 @@ func (m *Manager) openV2(mt mount, root string) error {
 	m.version = V2
 	if root == "" {
 		root = path.Join(mt.point, "wattd")
-		if own, ok := ownV2(mt); ok && own != mt.point && delegated(own) {
+		own, ok := ownV2(mt)
+		// A wattd that already moved itself into its leaf (an earlier
+		// Open in this process) looks from the cgroup above it.
+		if ok && path.Base(own) == "supervisor" {
+			own = path.Dir(own)
+		}
+		if ok && own != mt.point && delegated(own) {
 			root = own
 		}
 	}
@@ -378,13 +384,7 @@ func (m *Manager) Warning() string { return m.warning }
 
 // Dirs returns the runtime's cgroup directories, by controller on v1
 // (key "" on v2); nil in fallback mode.
-func (m *Manager) Dirs() map[string]string {
-	out := make(map[string]string, len(m.runtime))
-	for k, v := range m.runtime {
-		out[k] = v
-	}
-	return out
-}
+func (m *Manager) Dirs() map[string]string { return maps.Clone(m.runtime) }
 
 // Worker makes the cgroup of one worker process with its limits applied.
 // Each call makes a new group, even for the same app and index.
