@@ -46,8 +46,8 @@ func child(mode string) {
 		fmt.Println("ready")
 		for {
 			b := make([]byte, 1<<20)
-			for i := range b {
-				b[i] = byte(i)
+			for i := 0; i < len(b); i += 4096 { // one write per page makes it resident
+				b[i] = 1
 			}
 			keep = append(keep, b)
 		}
@@ -75,7 +75,7 @@ func child(mode string) {
 		}
 		for {
 		}
-	case "tree": // leave a setsid child and an orphaned setsid grandchild
+	case "tree": // leave a setsid child, an orphaned setsid grandchild and an unmarked child
 		a := exec.Command(os.Args[0], "-test.run=^$")
 		a.Env = append(os.Environ(), envChild+"=sleep")
 		a.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -88,7 +88,14 @@ func child(mode string) {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
-		fmt.Printf("pids %d %s\n", a.Process.Pid, strings.TrimSpace(string(out)))
+		// One that dropped its environment, mark included, but stayed in
+		// the worker's process group.
+		c := exec.Command("/usr/bin/env", "-i", "/usr/bin/sleep", "1000")
+		if err := c.Start(); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Printf("pids %d %s %d\n", a.Process.Pid, strings.TrimSpace(string(out)), c.Process.Pid)
 	}
 	select {}
 }

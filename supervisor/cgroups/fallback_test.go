@@ -119,7 +119,11 @@ func TestFallbackSweepFindsMarkedLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := startWorker(t, g, "tree", nil)
-	setsid := w.treePids(t)
+	tree := w.treePids(t)
+	// The child that dropped its environment cannot be found once its
+	// parent is gone: the documented limit of the fallback.
+	setsid, unmarked := tree[:2], tree[2]
+	t.Cleanup(func() { _ = unix.Kill(unmarked, unix.SIGKILL) })
 	// As after kill -9 of wattd: a new instance of the runtime finds the
 	// setsid children by their mark alone.
 	m, err := Open(Options{Root: filepath.Join(ro, "wattd"), Name: name, Logger: zaptest.NewLogger(t)})
@@ -148,4 +152,23 @@ func TestTreeRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, append(setsid, pid)...)
+}
+
+func TestJoinFromEnvFailsForAVanishedGroup(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone")
+	t.Setenv(EnvJoin, dir)
+	err := JoinFromEnv()
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("JoinFromEnv = %v, want an error naming %s", err, dir)
+	}
+	if _, ok := os.LookupEnv(EnvJoin); ok {
+		t.Fatalf("%s still set", EnvJoin)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); !os.IsNotExist(err) {
+		t.Fatal("the join created a file")
+	}
+	os.Unsetenv(EnvJoin)
+	if err := JoinFromEnv(); err != nil {
+		t.Fatalf("without %s: %v", EnvJoin, err)
+	}
 }
