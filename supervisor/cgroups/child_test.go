@@ -39,6 +39,14 @@ func TestMain(m *testing.M) {
 
 func child(mode string) {
 	switch mode {
+	case "open": // what an unprivileged wattd gets
+		m, err := Open(Options{Name: "unprivileged"})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s: %s\n", m.Version(), m.Warning())
+		os.Exit(0)
 	case "sleep":
 		fmt.Printf("ready join=%q\n", os.Getenv(EnvJoin))
 	case "alloc": // allocate and touch memory without bound

@@ -1,9 +1,13 @@
 package cgroups
 
 import (
+	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
@@ -95,6 +99,14 @@ func TestFallbackReadOnlyCgroupfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("fallback usage %+v", u)
+	if over, _, err := g.OverMemory(); over || err != nil {
+		t.Fatalf("OverMemory = %v, %v with %d of %d bytes", over, err, u.Memory, u.MemoryLimit)
+	}
+	g.limits.Memory = 1 << 20 // below any Go process's RSS
+	if over, u, err := g.OverMemory(); !over || err != nil {
+		t.Fatalf("OverMemory = %v, %v with %d of %d bytes", over, err, u.Memory, u.MemoryLimit)
+	}
+	g.limits.Memory = 64 << 20
 	if u.Memory == 0 || u.Pids < 2 || u.MemoryLimit != 64<<20 {
 		t.Fatalf("fallback usage %+v", u)
 	}
@@ -170,5 +182,43 @@ func TestJoinFromEnvFailsForAVanishedGroup(t *testing.T) {
 	os.Unsetenv(EnvJoin)
 	if err := JoinFromEnv(); err != nil {
 		t.Fatalf("without %s: %v", EnvJoin, err)
+	}
+}
+
+func TestUnprivilegedFallsBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a process as another user")
+	}
+	// The build directory is root's alone: run a copy nobody may read.
+	dir, err := os.MkdirTemp("", "cgroups-unpriv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "cgroups.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), envChild+"=open")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "permission denied") || errors.Is(err, fs.ErrPermission) {
+		t.Skipf("the test binary cannot run as nobody: %v %s", err, out)
+	}
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Logf("%s", out)
+	if !strings.HasPrefix(string(out), "fallback: cgroups unavailable: cannot write cgroup ") || !strings.Contains(string(out), "run wattd as root") {
+		t.Fatalf("got %s", out)
 	}
 }

@@ -334,6 +334,19 @@ func (g *Group) Stats() (Usage, error) {
 	return u, nil
 }
 
+// OverMemory is the fallback's memory check, for the caller to poll: it
+// reports whether the kernel does not enforce the limits and the worker's
+// tree uses more than Limits.Memory, in which case the caller restarts
+// the worker with the reason "memory". With cgroups it is always false:
+// the kernel enforces the limit itself.
+func (g *Group) OverMemory() (bool, Usage, error) {
+	if g.Enforced() || g.limits.Memory <= 0 {
+		return false, Usage{}, nil
+	}
+	u, err := g.Stats()
+	return err == nil && u.Memory > u.MemoryLimit, u, err
+}
+
 // Remove kills what is left in the group and removes it. Call it once
 // the worker is gone and its exit reason (OOMKilled) was read.
 func (g *Group) Remove() error {
