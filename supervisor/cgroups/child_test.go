@@ -47,6 +47,10 @@ func child(mode string) {
 		}
 		fmt.Printf("%s: %s\n", m.Version(), m.Warning())
 		os.Exit(0)
+	case "exec": // the exec helper's part: joined above, now become the worker
+		err := syscall.Exec("/usr/bin/sleep", []string{"sleep", "1000"}, os.Environ())
+		fmt.Println("exec:", err)
+		os.Exit(127)
 	case "sleep":
 		fmt.Printf("ready join=%q\n", os.Getenv(EnvJoin))
 	case "alloc": // allocate and touch memory without bound

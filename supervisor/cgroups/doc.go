@@ -66,14 +66,19 @@
 //
 // # Wiring (for the supervisor)
 //
-//	m, _ := cgroups.Open(cgroups.Options{Root: cfg.Cgroups.Root, Name: rundirName, Logger: log})
-//	if w := m.Warning(); w != "" { log.Warn(w) }            // once, at start
-//	g, err := m.Worker(app, index, limits)                  // per worker process
-//	cmd.Env = append(cmd.Env, g.JoinEnv()...)               // before Start
-//	// exec helper, first line: if err := cgroups.JoinFromEnv(); err != nil { exit 127 }
-//	g.Bind(cmd.Process.Pid)                                 // after Start
-//	… on stop/replace: g.Kill(); oom, _ := g.OOMKilled(); g.Remove()
-//	… at exit: m.Close()
+//	m, err := cgroups.Open(cgroups.Options{Root: cfg.Cgroups.Root, Name: runtimeDirName, Logger: log})
+//	if w := m.Warning(); w != "" { log.Warn(w) }       // once, at start
+//	// per worker process (a replacement gets its own):
+//	g, err := m.Worker(app.ID, index, cgroups.Limits(app.Resources))
+//	cmd.Env = append(cmd.Env, g.JoinEnv()...)          // before Start
+//	g.Bind(cmd.Process.Pid)                            // after Start
+//	// exec helper, before it execs the worker:
+//	//   if err := cgroups.JoinFromEnv(); err != nil { print it; os.Exit(127) }
+//	// while it runs: g.Stats() for ctl ps; when !g.Enforced(), poll
+//	//   g.OverMemory() and restart with the reason "memory" when true
+//	// on stop or replace, once the worker exited:
+//	g.Kill(); oom, _ := g.OOMKilled() /* reason "oom" */; g.Remove()
+//	m.Close()                                          // when wattd exits
 //
 // Open sweeps what a previous instance with the same Name left behind
 // (after a kill -9 of wattd), so it must be called only while holding the

@@ -106,6 +106,46 @@ func TestV1JoinBeforeExec(t *testing.T) {
 	}
 }
 
+// TestV1ExecHelperPath runs the helper's sequence, join then exec, and
+// checks the program it execs: in every hierarchy of its group, with the
+// group's mark and without the join list.
+func TestV1ExecHelperPath(t *testing.T) {
+	m := openV1(t)
+	g, err := m.Worker("api", 2, Limits{Memory: 128 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, g, "exec", nil)
+	pid := w.cmd.Process.Pid
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == "/usr/bin/sleep" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the helper did not exec the worker")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	for _, ctrl := range requiredV1 {
+		if want := ctrl + ":/wattd-test/" + m.name + "/" + g.Name() + "\n"; !strings.Contains(string(b), want) {
+			t.Errorf("worker not in its %s group: want %q in\n%s", ctrl, want, b)
+		}
+	}
+	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if strings.Contains(string(env), EnvJoin+"=") {
+		t.Errorf("%s reached the worker", EnvJoin)
+	}
+	if !strings.Contains(string(env), EnvGroup+"="+m.name+"/"+g.Name()+"\x00") {
+		t.Errorf("the worker lacks its mark %s", EnvGroup)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+}
+
 func TestV1MemoryLimitOOMKills(t *testing.T) {
 	m := openV1(t)
 	g, err := m.Worker("hog", 0, Limits{Memory: 96 << 20})
