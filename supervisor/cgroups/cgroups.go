@@ -64,6 +64,7 @@ type Options struct {
 	// Name identifies the runtime: two runtimes never share it, and a
 	// runtime restarted after a crash has the same one. The runtime
 	// directory's name (project name and a hash of its path) fits.
+	// Characters other than letters, digits, '.', '-' and '_' become '_'.
 	Name   string
 	Logger *zap.Logger
 }
@@ -119,9 +120,12 @@ func (u *unavailable) Error() string { return u.what }
 // options; when cgroups cannot be used it returns a Manager in fallback
 // mode whose Warning says why.
 func Open(o Options) (*Manager, error) {
-	if o.Name == "" || o.Name != sanitize(o.Name) {
-		return nil, fmt.Errorf("cgroups: runtime name %q: want letters, digits, '-', '_' or '.'", o.Name)
+	if o.Name == "" {
+		return nil, errors.New("cgroups: no runtime name")
 	}
+	// The name becomes one path component; the runtime directory's name
+	// already is one, this only guards other callers.
+	o.Name = sanitize(o.Name)
 	if o.Root != "" && (!filepath.IsAbs(o.Root) || strings.Contains(o.Root, ":")) {
 		return nil, fmt.Errorf("cgroups: root %q: want an absolute path without ':'", o.Root)
 	}
