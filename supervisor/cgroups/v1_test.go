@@ -342,3 +342,34 @@ func contains(s []int, v int) bool {
 	}
 	return false
 }
+
+// TestV1ReplacementKeepsRunning: during a rolling restart the new worker
+// of a slot runs beside the old one; killing the old one's group must
+// leave the new one alone.
+func TestV1ReplacementKeepsRunning(t *testing.T) {
+	m := openV1(t)
+	old, err := m.Worker("web", 0, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl, err := m.Worker("web", 0, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo := startWorker(t, old, "tree", nil)
+	oldPids := append(wo.treePids(t), wo.cmd.Process.Pid)
+	wn := startWorker(t, repl, "tree", nil)
+	newPids := append(wn.treePids(t), wn.cmd.Process.Pid)
+	if err := old.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, oldPids...)
+	if err := old.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range newPids {
+		if !alive(pid) {
+			t.Fatalf("process %d of the replacement died with the old worker", pid)
+		}
+	}
+}
