@@ -42,6 +42,19 @@ type rawConfig struct {
 		ResetAfter   *json.Number `json:"resetAfter"`
 		MaxRestarts  *json.Number `json:"maxRestarts"`
 	} `json:"restart"`
+	Resources *rawResources `json:"resources"`
+	Cgroups   struct {
+		Root string `json:"root"`
+	} `json:"cgroups"`
+}
+
+// rawResources is a "resources" object; sizes stay raw because they may be
+// numbers or strings with units.
+type rawResources struct {
+	Memory     json.RawMessage `json:"memory"`
+	MemoryHigh json.RawMessage `json:"memoryHigh"`
+	CPUs       *json.Number    `json:"cpus"`
+	Pids       *json.Number    `json:"pids"`
 }
 
 // rawApp is an application entry or an autoload mapping.
@@ -60,6 +73,8 @@ type rawApp struct {
 	ReuseTCPPorts *bool `json:"reuseTcpPorts"`
 	// Dependencies names applications this one needs: built before it.
 	Dependencies []string `json:"dependencies"`
+	// Resources override the runtime's limits key by key.
+	Resources *rawResources `json:"resources"`
 }
 
 type rawAutoload struct {
@@ -166,6 +181,15 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	}
 	if msg := checkRestartPolicy(cfg.Restart); msg != "" {
 		problems = append(problems, issuef("/restart/maxDelay", "%s", msg))
+	}
+	cfg.Resources, cfg.Cgroups.Root = Resources{}, raw.Cgroups.Root
+	if raw.Resources != nil {
+		var resProblems []issue
+		cfg.Resources, resProblems = resolveResources(Resources{}, raw.Resources, "/resources")
+		problems = append(problems, resProblems...)
+	}
+	if msg := checkCgroupRoot(raw.Cgroups.Root); msg != "" {
+		problems = append(problems, issuef("/cgroups/root", "%s", msg))
 	}
 
 	entries := l.explicitEntries(raw, &problems)
@@ -281,6 +305,12 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 		Dependencies: e.raw.Dependencies,
 		ListenFDs:    e.raw.ListenFDs,
 		Pointer:      e.ptr,
+		Resources:    cfg.Resources,
+	}
+	if e.raw.Resources != nil {
+		var resProblems []issue
+		app.Resources, resProblems = resolveResources(cfg.Resources, e.raw.Resources, e.ptr+"/resources")
+		problems = append(problems, resProblems...)
 	}
 	if len(e.raw.Command) > 0 {
 		// The schema allows a string or an array of strings.

@@ -34,7 +34,11 @@ type Config struct {
 	// mesh; 0 means no limit.
 	ApplicationTimeout time.Duration
 	Restart            RestartPolicy // wattd extension, key "restart"
-	Warnings           []string      // Watt options ignored, old names used, and the like
+	// Resources are the runtime-wide worker limits (key "resources"),
+	// already folded into each Application's; kept for reports.
+	Resources Resources
+	Cgroups   Cgroups  // wattd extension, key "cgroups"
+	Warnings  []string // Watt options ignored, old names used, and the like
 }
 
 // Application is one application of the runtime.
@@ -63,6 +67,9 @@ type Application struct {
 	// Dependencies are the ids of applications this one needs (Watt's
 	// "dependencies"); `wattd build` builds them first.
 	Dependencies []string
+	// Resources are the limits of each of the application's workers: the
+	// runtime's "resources", each key overridden by the application's.
+	Resources Resources
 	// Pointer is the JSON pointer of the entry (or autoload mapping) the
 	// application came from, for messages about it.
 	Pointer string
@@ -90,6 +97,22 @@ type RestartOnError struct {
 type GracefulShutdown struct {
 	Runtime     time.Duration // the whole runtime
 	Application time.Duration // one application
+}
+
+// Resources are one worker's limits (wattd's "resources" key); zero means
+// no limit. The fields match cgroups.Limits, so one converts to the other.
+type Resources struct {
+	Memory     int64   // bytes
+	MemoryHigh int64   // bytes
+	CPUs       float64 // CPUs
+	Pids       int64   // processes and threads
+}
+
+// Cgroups configures where worker cgroups are made (wattd's "cgroups" key).
+type Cgroups struct {
+	// Root is an absolute cgroup directory; empty picks the default (see
+	// docs/resources.md).
+	Root string
 }
 
 // RestartPolicy is the crash-loop back-off, configured with the wattd-only

@@ -398,6 +398,12 @@ func describeType(typ string, n map[string]any) string {
 	case "integer", "number":
 		lo, hasLo := n["minimum"].(json.Number)
 		hi, hasHi := n["maximum"].(json.Number)
+		if xlo, ok := n["exclusiveMinimum"].(json.Number); ok {
+			if hasHi {
+				return fmt.Sprintf("%s above %s and at most %s", typ, xlo, hi)
+			}
+			return fmt.Sprintf("%s above %s", typ, xlo)
+		}
 		switch {
 		case hasLo && hasHi:
 			return fmt.Sprintf("%s from %s to %s", typ, lo, hi)

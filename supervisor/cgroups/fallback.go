@@ -1,0 +1,210 @@
+package cgroups
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wattd/wattd/supervisor/procnet"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every
+// Linux architecture wattd builds for.
+const clockTicks = 100
+
+// procStat is what fallback mode reads from /proc/<pid>/stat.
+type procStat struct {
+	state byte
+	cpu   time.Duration // utime + stime
+}
+
+func readStat(pid int) (procStat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, false
+	}
+	// The command name may hold spaces and parentheses: fields start
+	// after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return procStat{}, false
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return procStat{state: f[0][0], cpu: time.Duration(ut+st) * time.Second / clockTicks}, true
+}
+
+// RSS reads a process's resident set size from /proc; 0 if it is gone.
+func RSS(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
+}
+
+// TreeRSS sums the resident set sizes of root's process tree
+// (procnet.Tree): what fallback mode compares with the memory limit.
+// Shared pages are counted once per process, so it errs high.
+func TreeRSS(root int) uint64 {
+	var sum uint64
+	for _, pid := range procnet.Tree(root) {
+		sum += RSS(pid)
+	}
+	return sum
+}
+
+// treeUsage is fallback mode's Stats: memory, process count and CPU time
+// of the worker's tree.
+func treeUsage(root int) (mem, n uint64, cpu time.Duration) {
+	if root <= 0 {
+		return 0, 0, 0
+	}
+	for _, pid := range procnet.Tree(root) {
+		st, ok := readStat(pid)
+		if !ok || st.state == 'Z' {
+			continue
+		}
+		mem += RSS(pid)
+		n++
+		cpu += st.cpu
+	}
+	return mem, n, cpu
+}
+
+// marked returns the processes whose environment holds EnvGroup with a
+// value matching prefix, except those in skip (values). A process
+// that rewrote its environment is missed; that is why the tree and the
+// process group are searched too.
+func marked(prefix string, skip map[string]bool) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	needle := []byte(EnvGroup + "=" + prefix)
+	self := os.Getpid()
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			// A mark ending in '/' names a runtime and matches its
+			// groups; otherwise it names one group exactly (api.0.1 must
+			// not match api.0.10).
+			if bytes.HasPrefix(kv, needle) && (strings.HasSuffix(prefix, "/") || len(kv) == len(needle)) {
+				if !skip[string(kv[len(EnvGroup)+1:])] {
+					out = append(out, pid)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// killMarked kills every process marked with prefix except the groups in
+// skip, until none is left; it returns how many it found.
+func killMarked(prefix string, skip map[string]bool) (int, error) {
+	seen := map[int]bool{}
+	deadline := time.Now().Add(killTimeout)
+	for {
+		var live []int
+		for _, pid := range marked(prefix, skip) {
+			if st, ok := readStat(pid); ok && st.state != 'Z' {
+				live = append(live, pid)
+				seen[pid] = true
+			}
+		}
+		if len(live) == 0 {
+			return len(seen), nil
+		}
+		if time.Now().After(deadline) {
+			return len(seen), fmt.Errorf("processes marked %s%s still alive after SIGKILL: %v", EnvGroup+"=", prefix, live)
+		}
+		killAll(live)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killTree is fallback mode's whole-tree kill: SIGKILL to root's process
+// group, to every process below root or in its group (procnet.Tree), and
+// to every process marked with mark, repeated until none is left, so a
+// child forked while the others were being killed is caught next round.
+// It returns how many processes it killed.
+func killTree(root int, mark string) (int, error) {
+	seen := map[int]bool{}
+	deadline := time.Now().Add(killTimeout)
+	for {
+		live := map[int]bool{}
+		if root > 0 && ours(root, mark) {
+			_ = syscall.Kill(-root, syscall.SIGKILL)
+			for _, pid := range procnet.Tree(root) {
+				live[pid] = true
+			}
+		}
+		for _, pid := range marked(mark, nil) {
+			live[pid] = true
+		}
+		var pids []int
+		for pid := range live {
+			if st, ok := readStat(pid); ok && st.state != 'Z' && pid != os.Getpid() {
+				pids = append(pids, pid)
+				seen[pid] = true
+			}
+		}
+		if len(pids) == 0 {
+			return len(seen), nil
+		}
+		if time.Now().After(deadline) {
+			return len(seen), errors.New("processes still alive after SIGKILL: " + fmt.Sprint(pids))
+		}
+		killAll(pids)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ours reports whether pid still names the worker: its process (a zombie
+// counts, its pid cannot be reused yet) carries the mark, or it is gone,
+// in which case the pid survives only as the process group id of the
+// worker's children, which the kernel does not hand out again while the
+// group has members. A live unmarked process is a stranger with a
+// reused pid.
+func ours(pid int, mark string) bool {
+	st, ok := readStat(pid)
+	if !ok || st.state == 'Z' {
+		return true
+	}
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if string(kv) == EnvGroup+"="+mark {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,364 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Group is the cgroup of one worker process, or in fallback mode the
+// mark and process group that stand in for it.
+type Group struct {
+	m      *Manager
+	app    string
+	index  int
+	name   string            // <app>.<index>.<gen>
+	dirs   map[string]string // by controller as in Manager.runtime; nil in fallback mode
+	limits Limits
+
+	pid int // the worker's pid once bound; read by Kill and Stats
+}
+
+// killTimeout bounds Kill: a process that survives SIGKILL for this long
+// is stuck in the kernel (D state), and waiting longer helps nobody.
+const killTimeout = 5 * time.Second
+
+// useCgroupKill is off in tests that drive the v2 freeze path on a
+// kernel that has cgroup.kill.
+var useCgroupKill = true
+
+// ErrNotV2 is returned by CgroupFD outside cgroup v2.
+var ErrNotV2 = errors.New("cgroups: not on cgroup v2")
+
+// Name is the group's directory name, <app>.<index>.<generation>.
+func (g *Group) Name() string { return g.name }
+
+// Dirs returns the group's directories by controller (key "" on v2); nil
+// in fallback mode.
+func (g *Group) Dirs() map[string]string { return maps.Clone(g.dirs) }
+
+// Limits returns the limits the group was made with.
+func (g *Group) Limits() Limits { return g.limits }
+
+// Enforced reports whether the kernel enforces the limits. When it does
+// not, the caller polls Stats and restarts a worker above Limits.Memory.
+func (g *Group) Enforced() bool { return g.dirs != nil }
+
+// uniqueDirs lists the group's directories once each, sorted.
+func (g *Group) uniqueDirs() []string {
+	out := slices.Sorted(maps.Values(g.dirs))
+	return slices.Compact(out)
+}
+
+// JoinEnv is what the spawner adds to the exec helper's environment: the
+// directories to join (read and removed by JoinFromEnv) and the mark that
+// the worker and all its descendants keep.
+func (g *Group) JoinEnv() []string {
+	env := []string{EnvGroup + "=" + g.m.name + "/" + g.name}
+	if dirs := g.uniqueDirs(); len(dirs) > 0 {
+		env = append(env, EnvJoin+"="+strings.Join(dirs, ":"))
+	}
+	return env
+}
+
+// JoinFromEnv moves the calling process into the cgroups named by
+// EnvJoin, then removes EnvJoin from its environment. The exec helper
+// calls it first thing, before it execs the worker; when it fails the
+// helper must not exec, or the worker would run outside its limits.
+// Without EnvJoin it does nothing.
+func JoinFromEnv() error {
+	v, ok := os.LookupEnv(EnvJoin)
+	if !ok {
+		return nil
+	}
+	if err := os.Unsetenv(EnvJoin); err != nil {
+		return err
+	}
+	pid := strconv.Itoa(os.Getpid())
+	for _, dir := range strings.Split(v, ":") {
+		if dir == "" {
+			continue
+		}
+		// No O_CREAT: a group that vanished must fail the join, not
+		// leave a stray file.
+		f, err := os.OpenFile(path.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+		_, err = f.WriteString(pid)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// CgroupFD opens the group's v2 directory for SysProcAttr.CgroupFD with
+// UseCgroupFD (clone3 with CLONE_INTO_CGROUP, Linux 5.7+). The caller
+// closes it after the start. Only on v2.
+func (g *Group) CgroupFD() (*os.File, error) {
+	dir, ok := g.dirs[""]
+	if !ok || g.m.version != V2 {
+		return nil, ErrNotV2
+	}
+	return os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+}
+
+// Bind records the worker's pid after it started. Fallback mode needs it
+// to find the process tree; with cgroups it only feeds error messages.
+func (g *Group) Bind(pid int) {
+	g.m.mu.Lock()
+	g.pid = pid
+	g.m.mu.Unlock()
+}
+
+func (g *Group) boundPid() int {
+	g.m.mu.Lock()
+	defer g.m.mu.Unlock()
+	return g.pid
+}
+
+// apply writes the limits. Unset ones are not written: a new group
+// starts without limits.
+func (g *Group) apply() error {
+	l := g.limits
+	if g.m.version == V2 {
+		dir := g.dirs[""]
+		var errs error
+		if l.Memory > 0 {
+			errs = errors.Join(errs, writeFile(dir, "memory.max", strconv.FormatInt(l.Memory, 10)))
+			// An OOM kills the whole worker (npm and the node below it),
+			// not one process of it, so the worker exits with its reason.
+			if _, err := os.Stat(path.Join(dir, "memory.oom.group")); err == nil {
+				errs = errors.Join(errs, writeFile(dir, "memory.oom.group", "1"))
+			}
+		}
+		if l.MemoryHigh > 0 {
+			errs = errors.Join(errs, writeFile(dir, "memory.high", strconv.FormatInt(l.MemoryHigh, 10)))
+		}
+		if l.CPUs > 0 {
+			errs = errors.Join(errs, writeFile(dir, "cpu.max", fmt.Sprintf("%d %d", quota(l.CPUs), cpuPeriod)))
+		}
+		if l.Pids > 0 {
+			errs = errors.Join(errs, writeFile(dir, "pids.max", strconv.FormatInt(l.Pids, 10)))
+		}
+		return errs
+	}
+	var errs error
+	if l.Memory > 0 {
+		errs = errors.Join(errs, writeFile(g.dirs["memory"], "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)))
+	}
+	if l.MemoryHigh > 0 {
+		errs = errors.Join(errs, writeFile(g.dirs["memory"], "memory.soft_limit_in_bytes", strconv.FormatInt(l.MemoryHigh, 10)))
+	}
+	if l.CPUs > 0 {
+		errs = errors.Join(errs,
+			writeFile(g.dirs["cpu"], "cpu.cfs_period_us", strconv.Itoa(cpuPeriod)),
+			writeFile(g.dirs["cpu"], "cpu.cfs_quota_us", strconv.FormatInt(quota(l.CPUs), 10)))
+	}
+	if l.Pids > 0 {
+		errs = errors.Join(errs, writeFile(g.dirs["pids"], "pids.max", strconv.FormatInt(l.Pids, 10)))
+	}
+	return errs
+}
+
+// quota turns CPUs into microseconds per period; the kernel refuses
+// quotas under 1 ms.
+func quota(cpus float64) int64 {
+	return max(int64(cpus*cpuPeriod+0.5), 1000)
+}
+
+// Kill kills every process of the group and waits until none is left.
+// In fallback mode it kills the worker's process group, its descendants
+// and every process carrying the group's mark.
+func (g *Group) Kill() error {
+	if g.dirs == nil {
+		_, err := killTree(g.boundPid(), g.m.name+"/"+g.name)
+		return err
+	}
+	if g.m.version == V2 {
+		return killDir(V2, "", g.dirs[""])
+	}
+	if err := killDir(V1, "freezer", g.dirs["freezer"]); err != nil {
+		return err
+	}
+	// A process that joined only some hierarchies (a failed join) is
+	// still found in memory's.
+	return killDir(V1, "memory", g.dirs["memory"])
+}
+
+// killDir kills everything in one cgroup directory: v2 cgroup.kill when
+// the kernel has it (5.14+), else freeze, SIGKILL every process, thaw,
+// until the group is empty. A group that cannot be frozen (a v1
+// hierarchy other than freezer) is killed pid by pid.
+func killDir(v Version, ctrl, dir string) error {
+	deadline := time.Now().Add(killTimeout)
+	for {
+		pids, err := procs(dir)
+		if err != nil {
+			return fmt.Errorf("cgroup %s: %w", dir, err)
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroup %s: %d process(es) still alive %s after SIGKILL: %v", dir, len(pids), killTimeout, pids)
+		}
+		switch {
+		case v == V2 && useCgroupKill && exists(dir, "cgroup.kill"):
+			if err := writeFile(dir, "cgroup.kill", "1"); err != nil && !errors.Is(err, syscall.ENOENT) {
+				return err
+			}
+		case v == V2 && exists(dir, "cgroup.freeze"):
+			freezeKill(dir, "cgroup.freeze", "1", "0", "")
+		case v == V1 && ctrl == "freezer":
+			freezeKill(dir, "freezer.state", "FROZEN", "THAWED", "FROZEN")
+		default:
+			killAll(pids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// freezeKill freezes the group so that nothing in it can fork, sends
+// SIGKILL to every process, and thaws it so the kills are delivered.
+// frozen, when set, is the state file's value once freezing completed.
+func freezeKill(dir, file, freeze, thaw, frozen string) {
+	if err := writeFile(dir, file, freeze); err != nil {
+		pids, _ := procs(dir)
+		killAll(pids)
+		return
+	}
+	if frozen != "" {
+		for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			if s, _ := readFile(dir, file); s == frozen {
+				break
+			}
+		}
+	}
+	pids, _ := procs(dir)
+	killAll(pids)
+	_ = writeFile(dir, file, thaw)
+}
+
+func killAll(pids []int) {
+	self := os.Getpid()
+	for _, pid := range pids {
+		if pid > 0 && pid != self {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func exists(dir, name string) bool {
+	_, err := os.Stat(path.Join(dir, name))
+	return err == nil
+}
+
+// OOMKills returns how many processes of the group the kernel's OOM
+// killer killed: v2 memory.events oom_kill, v1 memory.oom_control
+// oom_kill (Linux 4.13+). Always 0 in fallback mode, where a worker over
+// its memory is restarted by the caller instead.
+func (g *Group) OOMKills() (uint64, error) {
+	switch {
+	case g.dirs == nil:
+		return 0, nil
+	case g.m.version == V2:
+		return keyed(g.dirs[""], "memory.events", "oom_kill")
+	default:
+		return keyed(g.dirs["memory"], "memory.oom_control", "oom_kill")
+	}
+}
+
+// OOMKilled reports whether the OOM killer killed a process of the
+// group. Read it before Remove: the counters go with the directory.
+func (g *Group) OOMKilled() (bool, error) {
+	n, err := g.OOMKills()
+	return n > 0, err
+}
+
+// Usage is a group's resource use.
+type Usage struct {
+	Memory      uint64        // bytes charged to the group (fallback: RSS of the worker's tree)
+	MemoryLimit uint64        // 0: none
+	Pids        uint64        // processes (and threads, with cgroups)
+	PidsLimit   uint64        // 0: none
+	CPU         time.Duration // CPU time used since the group was made
+	CPULimit    float64       // CPUs; 0: none
+	OOMKills    uint64
+}
+
+// Stats reads the group's usage.
+func (g *Group) Stats() (Usage, error) {
+	u := Usage{MemoryLimit: uint64(max(g.limits.Memory, 0)), PidsLimit: uint64(max(g.limits.Pids, 0)), CPULimit: g.limits.CPUs}
+	var errs error
+	switch {
+	case g.dirs == nil:
+		u.Memory, u.Pids, u.CPU = treeUsage(g.boundPid())
+		return u, nil
+	case g.m.version == V2:
+		dir := g.dirs[""]
+		var err1, err2, err3, err4 error
+		u.Memory, err1 = readUint(dir, "memory.current")
+		u.Pids, err2 = readUint(dir, "pids.current")
+		var usec uint64
+		usec, err3 = keyed(dir, "cpu.stat", "usage_usec")
+		u.CPU = time.Duration(usec) * time.Microsecond
+		u.OOMKills, err4 = g.OOMKills()
+		errs = errors.Join(err1, err2, err3, err4)
+	default:
+		var err1, err2, err3, err4 error
+		u.Memory, err1 = readUint(g.dirs["memory"], "memory.usage_in_bytes")
+		u.Pids, err2 = readUint(g.dirs["pids"], "pids.current")
+		if dir, ok := g.dirs["cpuacct"]; ok {
+			var ns uint64
+			ns, err3 = readUint(dir, "cpuacct.usage")
+			u.CPU = time.Duration(ns)
+		}
+		u.OOMKills, err4 = g.OOMKills()
+		errs = errors.Join(err1, err2, err3, err4)
+	}
+	if errs != nil {
+		return u, fmt.Errorf("app %q worker %d: cgroup stats: %w", g.app, g.index, errs)
+	}
+	return u, nil
+}
+
+// OverMemory is the fallback's memory check, for the caller to poll: it
+// reports whether the kernel does not enforce the limits and the worker's
+// tree uses more than Limits.Memory, in which case the caller restarts
+// the worker with the reason "memory". With cgroups it is always false:
+// the kernel enforces the limit itself.
+func (g *Group) OverMemory() (bool, Usage, error) {
+	if g.Enforced() || g.limits.Memory <= 0 {
+		return false, Usage{}, nil
+	}
+	u, err := g.Stats()
+	return err == nil && u.Memory > u.MemoryLimit, u, err
+}
+
+// Remove kills what is left in the group and removes it. Call it once
+// the worker is gone and its exit reason (OOMKilled) was read.
+func (g *Group) Remove() error {
+	errs := g.Kill()
+	for _, dir := range g.uniqueDirs() {
+		errs = errors.Join(errs, rmdir(dir, 2*time.Second))
+	}
+	g.m.mu.Lock()
+	delete(g.m.groups, g)
+	g.m.mu.Unlock()
+	if errs != nil {
+		return fmt.Errorf("app %q worker %d: %w", g.app, g.index, errs)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// MinMemory is the smallest memory limit accepted: below it no worker
+// starts, and the kernel's OOM killer would end it before it says why.
+const MinMemory = 1 << 20
+
+// sizeUnits are the units a size may be written with, case-insensitive:
+// decimal ones are powers of 1000, binary ones powers of 1024, as in the
+// SI and IEC standards (and Kubernetes), so "512MB" is 512,000,000 bytes
+// and "512MiB" is 536,870,912.
+var sizeUnits = map[string]float64{
+	"b":  1,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+var sizeForm = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$`)
+
+// parseSize reads a size given as a number of bytes or as a string with a
+// unit; the message says what is wrong, or is "".
+func parseSize(raw json.RawMessage) (int64, string) {
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		v, err := strconv.ParseInt(n.String(), 10, 64)
+		if err != nil {
+			return 0, fmt.Sprintf("%s is not a whole number of bytes", n)
+		}
+		return v, ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, "expected a size: a number of bytes or a string such as \"512MiB\""
+	}
+	m := sizeForm.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Sprintf("invalid size %q: expected a number and a unit, such as \"512MiB\" or \"1.5GB\"", s)
+	}
+	unit := strings.ToLower(m[2])
+	mult, ok := sizeUnits[unit]
+	if unit == "" {
+		mult, ok = 1, true
+	}
+	if !ok {
+		return 0, fmt.Sprintf("invalid size %q: %s", s, unitHint(m[1], m[2]))
+	}
+	f, _ := strconv.ParseFloat(m[1], 64)
+	bytes := math.Floor(f * mult)
+	if bytes >= 1<<62 {
+		return 0, fmt.Sprintf("size %q is too large", s)
+	}
+	return int64(bytes), ""
+}
+
+// unitHint says which unit was probably meant.
+func unitHint(num, unit string) string {
+	const known = "B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)"
+	switch strings.ToLower(unit) {
+	case "k", "m", "g", "t":
+		u := strings.ToUpper(unit)
+		return fmt.Sprintf("unit %q is ambiguous; write %s%siB (powers of 1024) or %s%sB (powers of 1000)", unit, num, u, num, u)
+	case "ki", "mi", "gi", "ti":
+		return fmt.Sprintf("did you mean %s%sB?", num, unit)
+	}
+	return fmt.Sprintf("unknown unit %q; use %s", unit, known)
+}
+
+// resolveResources applies one "resources" object at ptr over base. The
+// memoryHigh ≤ memory check runs on the result, and only when this object
+// set one of the two, so a runtime-level conflict is reported once, at
+// the runtime level.
+func resolveResources(base Resources, raw *rawResources, ptr string) (Resources, []issue) {
+	r := base
+	var problems []issue
+	size := func(key string, v json.RawMessage, dst *int64) {
+		if len(v) == 0 {
+			return
+		}
+		n, msg := parseSize(v)
+		if msg == "" && n < MinMemory {
+			msg = fmt.Sprintf("%s is %d bytes; at least 1MiB (%d bytes) is needed to start a worker", key, n, MinMemory)
+		}
+		if msg != "" {
+			problems = append(problems, issuef(ptr+"/"+key, "%s", msg))
+			return
+		}
+		*dst = n
+	}
+	size("memory", raw.Memory, &r.Memory)
+	size("memoryHigh", raw.MemoryHigh, &r.MemoryHigh)
+	if raw.CPUs != nil {
+		if f, err := raw.CPUs.Float64(); err == nil {
+			r.CPUs = f
+		}
+	}
+	if raw.Pids != nil {
+		if n, err := raw.Pids.Int64(); err == nil {
+			r.Pids = n
+		}
+	}
+	if len(problems) == 0 && (len(raw.Memory) > 0 || len(raw.MemoryHigh) > 0) {
+		if msg := checkResources(r); msg != "" {
+			at := ptr + "/memoryHigh"
+			if len(raw.MemoryHigh) == 0 {
+				at = ptr + "/memory"
+			}
+			problems = append(problems, issuef(at, "%s", msg))
+		}
+	}
+	return r, problems
+}
+
+// checkResources holds what the schema cannot: the relation between keys
+// and limits reaching the Config by other routes.
+func checkResources(r Resources) string {
+	switch {
+	case r.Memory < 0 || r.MemoryHigh < 0 || r.Pids < 0 || r.CPUs < 0:
+		return "limits cannot be negative"
+	case r.Memory > 0 && r.MemoryHigh > r.Memory:
+		return fmt.Sprintf("memoryHigh (%s) is above memory (%s): the hard limit would be reached first and memoryHigh never", formatSize(r.MemoryHigh), formatSize(r.Memory))
+	}
+	return ""
+}
+
+// checkCgroupRoot requires an absolute path: a cgroup path relative to the
+// working directory would be a surprise, and ':' separates paths where
+// wattd passes them to the exec helper.
+func checkCgroupRoot(root string) string {
+	switch {
+	case root == "":
+		return ""
+	case !filepath.IsAbs(root):
+		return fmt.Sprintf("%q is not an absolute path; cgroup directories are under /sys/fs/cgroup", root)
+	case strings.Contains(root, ":"):
+		return fmt.Sprintf("%q contains ':', which wattd cannot pass to its exec helper", root)
+	}
+	return ""
+}
+
+// formatSize writes bytes with the largest binary unit that divides them.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
