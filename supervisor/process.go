@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/logs"
 )
@@ -32,6 +33,12 @@ const ExecHelperArg = "__wattd-exec"
 // ExecHelperMain is the whole exec helper: it is called by main before any
 // flag parsing when os.Args[1] == ExecHelperArg, and never returns.
 func ExecHelperMain(args []string) {
+	// Into the worker's cgroup before anything of the worker runs, so its
+	// limits hold from its first instruction.
+	if err := cgroups.JoinFromEnv(); err != nil {
+		fmt.Fprintf(os.Stderr, "wattd: cannot start worker: %v\n", err)
+		os.Exit(127)
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "wattd exec helper: no command")
 		os.Exit(127)
@@ -101,6 +108,13 @@ type proc struct {
 
 	fault atomic.Pointer[string] // the protocol violation the worker was killed for
 
+	// group is the worker's cgroup (or, where cgroups cannot be used, the
+	// /proc stand-in that finds its processes); nil in tests that need none.
+	group *cgroups.Group
+	// limitHit is why the worker was ended for its resources ("oom …",
+	// "memory …"), set before exited is closed.
+	limitHit atomic.Pointer[string]
+
 	statsMu sync.Mutex // guards stats
 	stats   ipc.Stats
 
@@ -123,6 +137,7 @@ type spawnSpec struct {
 	log       *zap.Logger // app/worker fields already set
 	rt        *Runtime    // for mesh pushes; nil in tests that need none
 	probePort int         // >0: a fronted worker, ready once this loopback port accepts
+	group     *cgroups.Group
 }
 
 // spawn starts a worker through the exec helper with the listeners at fds
@@ -170,6 +185,9 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		ipc.EnvWorker+"="+strconv.Itoa(spec.worker),
 		ipc.EnvEntrypoint+"="+boolDigit(spec.entry),
 	)
+	if spec.group != nil {
+		cmd.Env = append(cmd.Env, spec.group.JoinEnv()...)
+	}
 	cmd.ExtraFiles = append(append([]*os.File{}, spec.listeners...), childF)
 	cmd.Stdin = nil
 	cmd.Stdout = outW
@@ -192,8 +210,12 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		errR.Close()
 		return nil, fmt.Errorf("control channel: %w", cerr)
 	}
+	if spec.group != nil {
+		spec.group.Bind(cmd.Process.Pid)
+	}
 	p := &proc{
 		cmd:        cmd,
+		group:      spec.group,
 		pid:        cmd.Process.Pid,
 		started:    time.Now(),
 		log:        spec.log.With(zap.Int("pid", cmd.Process.Pid)),
@@ -217,6 +239,9 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		go p.probe(spec.probePort)
 	}
 	go p.readControl(spec.app, spec.worker)
+	if g := spec.group; g != nil && !g.Enforced() && g.Limits().Memory > 0 {
+		go p.watchMemory(memoryPollEvery)
+	}
 	return p, nil
 }
 
@@ -232,8 +257,18 @@ func (p *proc) wait(pipes ...*os.File) {
 	err := p.cmd.Wait()
 	// Anything else left in the worker's process group (a child that
 	// ignored the parent's death) goes too, so it cannot keep the pipes
-	// open or hold sockets.
+	// open or hold sockets; with a cgroup, so does everything the worker
+	// started, detached and setsid children included.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.group != nil {
+		if kerr := p.group.Kill(); kerr != nil {
+			p.log.Warn("could not kill every process of the worker's cgroup", zap.Error(kerr))
+		}
+		if n, _ := p.group.OOMKills(); n > 0 {
+			reason := fmt.Sprintf("oom (memory limit %s)", FormatBytes(uint64(p.group.Limits().Memory)))
+			p.limitHit.CompareAndSwap(nil, &reason)
+		}
+	}
 	p.exitErr = err
 	p.ctrl.Close()
 	close(p.exited)
@@ -241,6 +276,11 @@ func (p *proc) wait(pipes ...*os.File) {
 	// grandchild that escaped the group keeps them open, so do not wait
 	// for the sink before reporting the exit.
 	go func() {
+		if p.group != nil {
+			if rerr := p.group.Remove(); rerr != nil {
+				p.log.Warn("could not remove the worker's cgroup", zap.Error(rerr))
+			}
+		}
 		p.sink.Close()
 		close(p.sinkDone)
 		for _, f := range pipes {
@@ -372,6 +412,9 @@ func (p *proc) exitReason() string {
 	if f := p.fault.Load(); f != nil {
 		return "control channel: " + *f
 	}
+	if l := p.limitHit.Load(); l != nil {
+		return *l
+	}
 	if p.exitErr == nil {
 		return "exit status 0"
 	}
@@ -394,21 +437,34 @@ func (p *proc) outputTail(max time.Duration) []string {
 	return p.sink.Tail()
 }
 
-// rssOf reads a process's resident set size from /proc; 0 if it is gone.
-func rssOf(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0
+// memoryPollEvery is how often a worker whose memory limit the kernel
+// cannot hold (no cgroups) has its process tree measured.
+const memoryPollEvery = time.Second
+
+// watchMemory is the fallback of a memory limit without cgroups: the RSS of
+// the worker's process tree is polled, and a worker above its limit is
+// killed with the reason "memory", which the restart policy treats like a
+// crash.
+func (p *proc) watchMemory(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.exited:
+			return
+		case <-t.C:
+		}
+		over, u, err := p.group.OverMemory()
+		if err != nil || !over {
+			continue
+		}
+		reason := fmt.Sprintf("memory (%s used, limit %s; no cgroup)", FormatBytes(u.Memory), FormatBytes(uint64(p.group.Limits().Memory)))
+		if p.limitHit.CompareAndSwap(nil, &reason) {
+			p.log.Error("worker above its memory limit; killing it", zap.Uint64("rss", u.Memory), zap.Int64("limit", p.group.Limits().Memory))
+		}
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		return
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * uint64(os.Getpagesize())
 }
 
 // pushMesh queues a mesh table for the worker; only the newest unsent one

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/config"
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/restart"
@@ -69,6 +70,9 @@ type Runtime struct {
 	changed  chan struct{} // poked (non-blocking) on slot state changes
 	mesh     meshState
 	failures chan struct{} // poked when a slot gives up
+	// cgroups makes each worker process's cgroup (or, where cgroups
+	// cannot be used, the /proc stand-in that still finds its processes).
+	cgroups *cgroups.Manager
 
 	// noProtocolAfter is noProtocolReadyAfter; tests whose workers may
 	// start slowly lengthen it.
@@ -84,6 +88,7 @@ type app struct {
 	dir        string
 	launch     *capabilities.Launch
 	env        []string
+	limits     cgroups.Limits // each worker's, from the resources key
 	slots      []*slot
 	log        *zap.Logger
 }
@@ -114,12 +119,22 @@ func New(opts Options) (_ *Runtime, err error) {
 			MaxRestarts:  cfg.Restart.MaxRestarts,
 		},
 	}
+	// The cgroups first: opening them sweeps what an earlier instance of
+	// this runtime left (after a kill -9), before its ports are bound.
+	rt.cgroups, err = cgroups.Open(cgroups.Options{Root: cfg.Cgroups.Root, Name: filepath.Base(rt.dir.Path), Logger: rt.log})
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	if w := rt.cgroups.Warning(); w != "" {
+		rt.log.Warn(w)
+	}
 	defer func() {
 		if err != nil {
 			rt.closeListeners(true)
 			rt.closeListeners(false)
 			rt.closeProxy()
 			rt.removeSockets()
+			rt.closeCgroups()
 		}
 	}()
 	if err := rt.openProxy(); err != nil {
@@ -143,6 +158,7 @@ func New(opts Options) (_ *Runtime, err error) {
 			return nil, fmt.Errorf("app %q (%s): %w", ac.ID, a.capability, err)
 		}
 		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
+		a.limits = cgroups.Limits(ac.Resources)
 		for i := 0; i < ac.Workers; i++ {
 			s := newSlot(a, i)
 			if a.entry {
@@ -391,6 +407,7 @@ loop:
 	phase(false, cancelRest, &restWG)
 	rt.closeProxy()
 	rt.removeSockets()
+	rt.closeCgroups()
 	if n := logs.OutputDropped(); n > 0 {
 		// Reaches the output only if it works again (a full disk freed);
 		// `wattd ctl status` showed the count while running.
@@ -456,6 +473,14 @@ func (rt *Runtime) closeListeners(entry bool) {
 		for _, s := range a.slots {
 			s.closeListeners()
 		}
+	}
+}
+
+// closeCgroups kills what is left in the runtime's cgroups and removes
+// them; every worker has exited by now.
+func (rt *Runtime) closeCgroups() {
+	if err := rt.cgroups.Close(); err != nil {
+		rt.log.Warn("could not remove the runtime's cgroups", zap.Error(err))
 	}
 }
 

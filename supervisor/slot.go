@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/restart"
@@ -350,7 +351,12 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		files, names = nil, nil
 		env = append(append([]string{}, env...), "PORT="+strconv.Itoa(port))
 	}
-	return spawn(spawnSpec{
+	group, err := a.rt.cgroups.Worker(a.id, s.index, a.limits)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	p, err := spawn(spawnSpec{
+		group:     group,
 		argv:      a.launch.Argv,
 		dir:       a.launch.Dir,
 		env:       env,
@@ -363,6 +369,10 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		log:       s.log,
 		rt:        a.rt,
 	})
+	if err != nil {
+		_ = group.Remove()
+	}
+	return p, err
 }
 
 // setPort points the slot's forwarders at a new worker port.
@@ -617,7 +627,10 @@ func (s *slot) status() WorkerStatus {
 	if w := s.cur; w != nil && !closed(w.Exited()) {
 		ws.PID = w.PID()
 		ws.Uptime = time.Since(w.Started()).Seconds()
-		ws.RSS = rssOf(w.PID())
+		ws.RSS = cgroups.RSS(w.PID())
+		if u, ok := w.Usage(); ok {
+			ws.Memory, ws.MemoryLimit = u.Memory, u.MemoryLimit
+		}
 		st := w.Stats()
 		ws.ELU, ws.HeapUsed, ws.ActiveConns = st.ELU, st.HeapUsed, st.ActiveConns
 	}

@@ -1,6 +1,9 @@
 package supervisor
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // RuntimeStatus is what `wattd ctl status` shows and the admin API serves
 // at GET /v1/status.
@@ -46,15 +49,37 @@ type AppStatus struct {
 
 // WorkerStatus is one worker slot and the process currently in it.
 type WorkerStatus struct {
-	Index       int     `json:"index"`
-	PID         int     `json:"pid"` // 0 when no process runs in the slot
-	State       string  `json:"state"`
-	Restarts    int     `json:"restarts"`
-	LastExit    string  `json:"lastExit,omitempty"` // e.g. "exit status 1", "signal: killed"
-	Uptime      float64 `json:"uptimeSeconds"`      // since the current process started
-	RSS         uint64  `json:"rssBytes"`           // from /proc, 0 if unknown
-	ELU         float64 `json:"elu"`                // last reported event-loop utilisation
+	Index    int     `json:"index"`
+	PID      int     `json:"pid"` // 0 when no process runs in the slot
+	State    string  `json:"state"`
+	Restarts int     `json:"restarts"`
+	LastExit string  `json:"lastExit,omitempty"` // e.g. "exit status 1", "signal: killed"
+	Uptime   float64 `json:"uptimeSeconds"`      // since the current process started
+	RSS      uint64  `json:"rssBytes"`           // from /proc, 0 if unknown
+	// Memory is what the worker's cgroup uses (all of its processes, page
+	// cache included), or the RSS of its process tree where cgroups are
+	// not used; MemoryLimit is the limit it is held to, 0 for none.
+	Memory      uint64  `json:"memoryBytes,omitempty"`
+	MemoryLimit uint64  `json:"memoryLimitBytes,omitempty"`
+	ELU         float64 `json:"elu"` // last reported event-loop utilisation
 	HeapUsed    uint64  `json:"heapUsedBytes"`
 	ActiveConns int     `json:"activeConns"` // open client connections, as last reported
 	ListenAddr  string  `json:"listen,omitempty"`
+}
+
+// FormatBytes renders a size in binary units with one decimal: 512 B,
+// 1.5 KiB, 43.1 MiB.
+func FormatBytes(n uint64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v := float64(n)
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	u := -1
+	// Step up while the rounded value would print as 1024.0 or more.
+	for v >= 1024-0.05 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[u])
 }

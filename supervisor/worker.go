@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
 )
 
 // worker is a started worker process as its slot sees it: the seam
@@ -46,6 +47,10 @@ type worker interface {
 	// for lines still in its pipes; LastError is its last stderr line.
 	OutputTail(max time.Duration) []string
 	LastError() string
+
+	// Usage is what the worker's cgroup uses and may use (memory, pids,
+	// CPU); ok is false when the worker has no group.
+	Usage() (u cgroups.Usage, ok bool)
 }
 
 var _ worker = (*proc)(nil)
@@ -62,6 +67,14 @@ func (p *proc) Signal(sig syscall.Signal) error       { return syscall.Kill(-p.p
 func (p *proc) Stats() ipc.Stats                      { return p.lastStats() }
 func (p *proc) OutputTail(max time.Duration) []string { return p.outputTail(max) }
 func (p *proc) LastError() string                     { return p.sink.LastStderr() }
+
+func (p *proc) Usage() (cgroups.Usage, bool) {
+	if p.group == nil {
+		return cgroups.Usage{}, false
+	}
+	u, err := p.group.Stats()
+	return u, err == nil
+}
 
 // closed reports whether ch is closed, for the worker's signals.
 func closed(ch <-chan struct{}) bool {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
 )
 
 // fakeWorker is a worker without a process, for the order of the stop
@@ -44,6 +45,7 @@ func (f *fakeWorker) Drained() <-chan struct{}          { return f.drained }
 func (f *fakeWorker) Stats() ipc.Stats                  { return ipc.Stats{} }
 func (f *fakeWorker) OutputTail(time.Duration) []string { return nil }
 func (f *fakeWorker) LastError() string                 { return "" }
+func (f *fakeWorker) Usage() (cgroups.Usage, bool)      { return cgroups.Usage{}, false }
 func (f *fakeWorker) Send(m *ipc.Message) error {
 	f.mu.Lock()
 	f.sent = append(f.sent, m.Type)

@@ -19,7 +19,7 @@ import (
 // worker slots still gets a row, so it cannot vanish from the listing.
 func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tRESTARTS\tLAST EXIT\tUPTIME\tRSS")
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tRESTARTS\tLAST EXIT\tUPTIME\tRSS\tMEMORY")
 	for _, app := range apps {
 		name := cell(app.ID)
 		if app.Entrypoint {
@@ -30,7 +30,7 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			reason = "\t(" + oneLine(app.Reason) + ")"
 		}
 		if len(app.Workers) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t%s\t-\t-\t-\t-%s\n", name, cell(app.State), reason)
+			fmt.Fprintf(tw, "%s\t-\t-\t%s\t-\t-\t-\t-\t-%s\n", name, cell(app.State), reason)
 			continue
 		}
 		for i, wk := range app.Workers {
@@ -43,16 +43,22 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 				pid = strconv.Itoa(wk.PID)
 				uptime = FormatUptime(wk.Uptime)
 			}
-			rss := "-"
+			rss, mem := "-", "-"
 			if wk.RSS > 0 {
-				rss = FormatBytes(wk.RSS)
+				rss = supervisor.FormatBytes(wk.RSS)
+			}
+			if wk.Memory > 0 {
+				mem = supervisor.FormatBytes(wk.Memory)
+			}
+			if wk.MemoryLimit > 0 {
+				mem += " / " + supervisor.FormatBytes(wk.MemoryLimit)
 			}
 			tail := ""
 			if i == 0 {
 				tail = reason
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s%s\n",
-				name, wk.Index, pid, cell(state), wk.Restarts, cell(wk.LastExit), uptime, rss, tail)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s%s\n",
+				name, wk.Index, pid, cell(state), wk.Restarts, cell(wk.LastExit), uptime, rss, mem, tail)
 		}
 	}
 	tw.Flush()
@@ -118,23 +124,6 @@ func FormatUptime(seconds float64) string {
 	default:
 		return fmt.Sprintf("%dd%dh", t/86400, t%86400/3600)
 	}
-}
-
-// FormatBytes renders a size in binary units with one decimal: 512 B,
-// 1.5 KiB, 43.1 MiB.
-func FormatBytes(n uint64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	u := -1
-	// Step up while the rounded value would print as 1024.0 or more.
-	for v >= 1024-0.05 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	return fmt.Sprintf("%.1f %s", v, units[u])
 }
 
 // cell makes a value safe for one table cell: "-" when empty, and no tabs

@@ -12,8 +12,8 @@ import (
 func TestRenderPS(t *testing.T) {
 	apps := []supervisor.AppStatus{
 		{ID: "web", Entrypoint: true, State: "running", Workers: []supervisor.WorkerStatus{
-			{Index: 0, PID: 4242, State: "ready", Uptime: 3.7, RSS: 45193625},
-			{Index: 1, PID: 4250, State: "ready", Restarts: 2, LastExit: "exit status 1", Uptime: 130, RSS: 41943040},
+			{Index: 0, PID: 4242, State: "ready", Uptime: 3.7, RSS: 45193625, Memory: 50331648, MemoryLimit: 100663296},
+			{Index: 1, PID: 4250, State: "ready", Restarts: 2, LastExit: "oom (memory limit 96.0 MiB)", Uptime: 130, RSS: 41943040, Memory: 45193625},
 		}},
 		{ID: "api", State: "failed", Reason: "crashed 5 times in 60s", Workers: []supervisor.WorkerStatus{
 			{Index: 0, State: "failed", Restarts: 5, LastExit: "signal: killed"},
@@ -25,13 +25,13 @@ func TestRenderPS(t *testing.T) {
 		}},
 	}
 	want := strings.Join([]string{
-		"APP   WORKER  PID   STATE     RESTARTS  LAST EXIT       UPTIME  RSS",
-		"web*  0       4242  ready     0         -               3s      43.1 MiB",
-		"web*  1       4250  ready     2         exit status 1   2m10s   40.0 MiB",
-		"api   0       -     failed    5         signal: killed  -       -  (crashed 5 times in 60s)",
-		"api   1       -     failed    5         exit status 2   -       -",
-		"docs  -       -     failed    -         -               -       -  (entrypoint not found)",
-		"jobs  0       77    starting  0         -               1h2m    900 B",
+		"APP   WORKER  PID   STATE     RESTARTS  LAST EXIT                    UPTIME  RSS       MEMORY",
+		"web*  0       4242  ready     0         -                            3s      43.1 MiB  48.0 MiB / 96.0 MiB",
+		"web*  1       4250  ready     2         oom (memory limit 96.0 MiB)  2m10s   40.0 MiB  43.1 MiB",
+		"api   0       -     failed    5         signal: killed               -       -         -  (crashed 5 times in 60s)",
+		"api   1       -     failed    5         exit status 2                -       -         -",
+		"docs  -       -     failed    -         -                            -       -         -  (entrypoint not found)",
+		"jobs  0       77    starting  0         -                            1h2m    900 B     -",
 		"",
 	}, "\n")
 	var b strings.Builder
@@ -44,7 +44,7 @@ func TestRenderPS(t *testing.T) {
 func TestRenderPSEmpty(t *testing.T) {
 	var b strings.Builder
 	RenderPS(&b, nil)
-	if got, want := b.String(), "APP  WORKER  PID  STATE  RESTARTS  LAST EXIT  UPTIME  RSS\n"; got != want {
+	if got, want := b.String(), "APP  WORKER  PID  STATE  RESTARTS  LAST EXIT  UPTIME  RSS  MEMORY\n"; got != want {
 		t.Errorf("RenderPS(nil) = %q, want %q", got, want)
 	}
 }
@@ -117,25 +117,6 @@ func TestFormatUptime(t *testing.T) {
 	} {
 		if got := FormatUptime(in); got != want {
 			t.Errorf("FormatUptime(%v) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestFormatBytes(t *testing.T) {
-	for in, want := range map[uint64]string{
-		0:                  "0 B",
-		1023:               "1023 B",
-		1024:               "1.0 KiB",
-		1536:               "1.5 KiB",
-		45193625:           "43.1 MiB",
-		1<<20 - 1:          "1.0 MiB",
-		5 << 30:            "5.0 GiB",
-		3 << 40:            "3.0 TiB",
-		math.MaxUint64:     "16.0 EiB",
-		1024*1024*1024 - 1: "1.0 GiB",
-	} {
-		if got := FormatBytes(in); got != want {
-			t.Errorf("FormatBytes(%d) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -137,6 +137,12 @@ func (g *Group) apply() error {
 		var errs error
 		if l.Memory > 0 {
 			errs = errors.Join(errs, writeFile(dir, "memory.max", strconv.FormatInt(l.Memory, 10)))
+			// The limit is the worker's memory, not its RAM: without this a
+			// machine with swap would page the worker out instead of
+			// stopping it at the limit.
+			if _, err := os.Stat(path.Join(dir, "memory.swap.max")); err == nil {
+				errs = errors.Join(errs, writeFile(dir, "memory.swap.max", "0"))
+			}
 			// An OOM kills the whole worker (npm and the node below it),
 			// not one process of it, so the worker exits with its reason.
 			if _, err := os.Stat(path.Join(dir, "memory.oom.group")); err == nil {
@@ -157,6 +163,11 @@ func (g *Group) apply() error {
 	var errs error
 	if l.Memory > 0 {
 		errs = errors.Join(errs, writeFile(g.dirs["memory"], "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)))
+		// As on v2, swap counts: memory+swap gets the same limit where the
+		// kernel accounts swap (memsw needs limit_in_bytes set first).
+		if _, err := os.Stat(path.Join(g.dirs["memory"], "memory.memsw.limit_in_bytes")); err == nil {
+			errs = errors.Join(errs, writeFile(g.dirs["memory"], "memory.memsw.limit_in_bytes", strconv.FormatInt(l.Memory, 10)))
+		}
 	}
 	if l.MemoryHigh > 0 {
 		errs = errors.Join(errs, writeFile(g.dirs["memory"], "memory.soft_limit_in_bytes", strconv.FormatInt(l.MemoryHigh, 10)))
