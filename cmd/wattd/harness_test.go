@@ -206,8 +206,15 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 		select {
 		case <-d.done:
 		default:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-d.done
+			// A graceful stop first, so that wattd removes what it made
+			// (runtime directory, cgroups); then no more waiting.
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.done:
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-d.done
+			}
 		}
 		if t.Failed() {
 			t.Logf("wattd output:\n%s", d.out.String())

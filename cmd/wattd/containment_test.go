@@ -1,0 +1,214 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cgroupV1 skips a test unless wattd can make real v1 cgroups here: root,
+// and the memory hierarchy writable.
+func cgroupV1(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make cgroups")
+	}
+	probe := "/sys/fs/cgroup/memory/wattd-test-probe"
+	if err := os.Mkdir(probe, 0o755); err != nil && !os.IsExist(err) {
+		t.Skipf("cgroup v1 memory hierarchy not writable: %v", err)
+	}
+	os.Remove(probe)
+}
+
+// runtimeCgroups lists the worker cgroups of d's runtime in the memory
+// hierarchy; name is the runtime's directory name (see runtimeName).
+func runtimeCgroups(name string) []string {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/memory/wattd/" + name + "/*")
+	var out []string
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// runtimeName is the name of d's running runtime: its directory under
+// WATTD_RUNTIME_DIR, which also names its cgroup subtree.
+func (d *daemon) runtimeName() string {
+	d.t.Helper()
+	entries, err := os.ReadDir(d.runDir)
+	if err != nil || len(entries) != 1 {
+		d.t.Fatalf("runtime directory of the running wattd: %v %v", entries, err)
+	}
+	return entries[0].Name()
+}
+
+// TestOOMIsAReasonAndOthersServe: a worker limited to 96 MiB that
+// allocates without bound is killed by the kernel inside its cgroup and
+// restarted with the reason "oom", while another application serves load
+// with no failed request.
+func TestOOMIsAReasonAndOthersServe(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"restart":    map[string]any{"initialDelay": 200, "maxDelay": 1000, "maxRestarts": 0},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 2},
+			map[string]any{"id": "hog", "path": fixture("faults/memory-hog"), "resources": map[string]any{"memory": "96MiB"}},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	var res *loadResult
+	var wg sync.WaitGroup
+	wg.Go(func() { res = load(ctx, d.url("/"), 4) })
+	var hog struct{ LastExit string }
+	loadUntil := time.Now().Add(2 * time.Second)
+	waitFor(t, 60*time.Second, "hog to be OOM-killed and restarted", func() bool {
+		w := d.app("hog").Workers[0]
+		hog.LastExit = w.LastExit
+		return strings.HasPrefix(w.LastExit, "oom") && w.Restarts > 0 && time.Now().After(loadUntil)
+	})
+	cancel()
+	wg.Wait()
+	if !strings.Contains(hog.LastExit, "96.0 MiB") {
+		t.Fatalf("last exit %q does not name the limit", hog.LastExit)
+	}
+	if res.failed != 0 || res.refused != 0 || res.ok == 0 {
+		t.Fatalf("web during the OOM kills: ok %d failed %d refused %d: %v", res.ok, res.failed, res.refused, res.errs)
+	}
+	if !strings.Contains(d.out.String(), `"reason":"oom (memory limit 96.0 MiB)"`) {
+		t.Fatal("the log does not give oom as the reason")
+	}
+	out, _ := d.ctl("ps")
+	if !strings.Contains(out, "MEMORY") || !strings.Contains(out, "/ 96.0 MiB") {
+		t.Fatalf("ctl ps does not show the memory limit:\n%s", out)
+	}
+	t.Logf("web served %d requests meanwhile, 0 failed", res.ok)
+}
+
+// TestWholeTreeKilled: detached and setsid children of a worker do not
+// outlive it: not a rolling restart, not a stop; and wattd's cgroups are
+// gone after the stop.
+func TestWholeTreeKilled(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/orphans")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	children := func() []int {
+		var r struct{ Children []int }
+		_, body, err := get(fresh, d.url("/"))
+		if err != nil || json.Unmarshal([]byte(body), &r) != nil || len(r.Children) != 2 {
+			t.Fatalf("GET /: %v %s", err, body)
+		}
+		return r.Children
+	}
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	d.waitReady("web", 20*time.Second)
+	first := children()
+	if out, err := d.ctl("restart", "web"); err != nil {
+		t.Fatalf("ctl restart: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "the first worker's children to be gone", func() bool {
+		return !alive(first[0]) && !alive(first[1])
+	})
+	second := children()
+	name := d.runtimeName()
+	if len(runtimeCgroups(name)) == 0 {
+		t.Fatal("no worker cgroup while the worker runs")
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, pid := range second {
+		if alive(pid) {
+			t.Fatalf("child %d of the stopped worker still runs", pid)
+		}
+	}
+	if left := runtimeCgroups(name); len(left) != 0 {
+		t.Fatalf("cgroups left after stop: %v", left)
+	}
+}
+
+// TestKillNineLeftoversSwept: after kill -9 of wattd, the next start of
+// the same project kills what the previous instance left in its cgroups
+// (the detached children, which the kernel's parent-death signal does not
+// reach) before it starts anything.
+func TestKillNineLeftoversSwept(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/orphans")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	var r struct{ Children []int }
+	_, body, _ := get(fresh, d.url("/"))
+	if json.Unmarshal([]byte(body), &r) != nil || len(r.Children) != 2 {
+		t.Fatalf("GET /: %s", body)
+	}
+	d.signal(syscall.SIGKILL)
+	d.wait(10 * time.Second)
+	for _, pid := range r.Children {
+		if !alive(pid) {
+			t.Fatalf("child %d died with wattd; the test needs a leftover", pid)
+		}
+	}
+	again := startWattd(t, dir, port, startOpts{env: []string{"WATTD_RUNTIME_DIR=" + d.runDir}})
+	waitHTTP(t, again.url("/"), 30*time.Second)
+	for _, pid := range r.Children {
+		if alive(pid) {
+			t.Fatalf("leftover %d of the killed instance still runs after the next start", pid)
+		}
+	}
+	again.signal(syscall.SIGTERM)
+	again.wait(30 * time.Second)
+}
+
+// TestPidsLimitStopsForkBomb: a worker that forks without end stops at
+// its pids limit, and wattd keeps answering.
+func TestPidsLimitStopsForkBomb(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server": map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/fork-bomb"),
+			"resources": map[string]any{"pids": 64}}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	var r struct {
+		Started int
+		Stopped string
+	}
+	waitFor(t, 60*time.Second, "the fork bomb to stop", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && json.Unmarshal([]byte(body), &r) == nil && r.Stopped != ""
+	})
+	if r.Stopped != "EAGAIN" || r.Started >= 64 {
+		t.Fatalf("fork bomb: started %d, stopped by %q; want EAGAIN below 64", r.Started, r.Stopped)
+	}
+	start := time.Now()
+	if out, err := d.ctl("ps"); err != nil || !strings.Contains(out, "web") {
+		t.Fatalf("ctl ps during the fork bomb: %v\n%s", err, out)
+	}
+	t.Logf("fork bomb stopped after %d children (%s); ctl ps answered in %s", r.Started, r.Stopped, time.Since(start).Round(time.Millisecond))
+}
