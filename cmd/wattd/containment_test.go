@@ -212,3 +212,45 @@ func TestPidsLimitStopsForkBomb(t *testing.T) {
 	}
 	t.Logf("fork bomb stopped after %d children (%s); ctl ps answered in %s", r.Started, r.Stopped, time.Since(start).Round(time.Millisecond))
 }
+
+// TestFallbackWithoutCgroups: where the cgroup root cannot be written,
+// wattd says so once, starts anyway, and still holds the memory limit by
+// polling the worker tree's RSS (reason "memory") and still kills a
+// worker's detached children.
+func TestFallbackWithoutCgroups(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"cgroups":    map[string]any{"root": "/proc/wattd-not-writable"},
+		"restart":    map[string]any{"initialDelay": 200, "maxDelay": 1000, "maxRestarts": 0},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("faults/orphans")},
+			map[string]any{"id": "hog", "path": fixture("faults/memory-hog"), "resources": map[string]any{"memory": "200MiB"}},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	waitFor(t, 60*time.Second, "hog to be stopped at its limit", func() bool {
+		w := d.app("hog").Workers[0]
+		return strings.HasPrefix(w.LastExit, "memory (") && strings.Contains(w.LastExit, "limit 200.0 MiB; no cgroup") && w.Restarts > 0
+	})
+	if n := strings.Count(d.out.String(), "/proc/wattd-not-writable"); n != 1 {
+		t.Fatalf("the fallback warning naming the root appears %d times, want once:\n%s", n, d.out.String())
+	}
+	var r struct{ Children []int }
+	_, body, _ := get(fresh, d.url("/"))
+	if json.Unmarshal([]byte(body), &r) != nil || len(r.Children) != 2 {
+		t.Fatalf("GET /: %s", body)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, pid := range r.Children {
+		if alive(pid) {
+			t.Fatalf("detached child %d outlived the stop without cgroups", pid)
+		}
+	}
+}
