@@ -250,13 +250,15 @@ func TestCtlRestartOfFailingAppSaysWhy(t *testing.T) {
 		},
 	})
 	d := startWattd(t, dir, port, startOpts{})
+	// The entrypoint starts once db has settled (here: given up), and
+	// waitReady polls until the admin socket answers.
+	d.waitReady("web", 60*time.Second)
 	waitFor(t, 60*time.Second, "db to be failed", func() bool { return d.app("db").State == "failed" })
 	env := []string{"WATTD_RUNTIME_DIR=" + d.runDir}
 	out, code := runCLI(t, dir, env, "ctl", "restart", "db")
 	if code == 0 || !strings.Contains(out, "exit status 3") || !strings.Contains(out, "ECONNREFUSED") {
 		t.Fatalf("ctl restart of a crash-looping app: exit %d, want non-zero with the reason:\n%s", code, out)
 	}
-	d.waitReady("web", 20*time.Second)
 	if out, code := runCLI(t, dir, env, "ctl", "restart", "web"); code != 0 {
 		t.Fatalf("ctl restart of a healthy app: exit %d:\n%s", code, out)
 	}
