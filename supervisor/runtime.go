@@ -130,11 +130,7 @@ func New(opts Options) (_ *Runtime, err error) {
 	}
 	defer func() {
 		if err != nil {
-			rt.closeListeners(true)
-			rt.closeListeners(false)
-			rt.closeProxy()
-			rt.removeSockets()
-			rt.closeCgroups()
+			rt.Close()
 		}
 	}()
 	if err := rt.openProxy(); err != nil {
@@ -474,6 +470,16 @@ func (rt *Runtime) closeListeners(entry bool) {
 			s.closeListeners()
 		}
 	}
+}
+
+// Close releases what New made, for a runtime that will not Run (Run
+// releases it itself): sockets, the mesh proxy, cgroups.
+func (rt *Runtime) Close() {
+	rt.closeListeners(true)
+	rt.closeListeners(false)
+	rt.closeProxy()
+	rt.removeSockets()
+	rt.closeCgroups()
 }
 
 // closeCgroups kills what is left in the runtime's cgroups and removes

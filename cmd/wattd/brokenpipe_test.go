@@ -38,14 +38,7 @@ func TestClosedOutputPipe(t *testing.T) {
 	pw.Close()
 	d := &daemon{t: t, cmd: cmd, dir: dir, port: port, out: &syncBuffer{}, runDir: runBase, done: make(chan struct{})}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			cmd.Process.Kill()
-			<-d.done
-		}
-	})
+	t.Cleanup(func() { stopGracefully(cmd.Process, d.done) })
 
 	// head -1: one line, then the reader is gone.
 	first, err := bufio.NewReader(pr).ReadString('\n')

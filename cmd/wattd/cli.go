@@ -204,6 +204,7 @@ func start(dir, file string, mode capabilities.Mode) error {
 	defer cancel()
 	adm, err := admin.Serve(ctx, rd.AdminSocket(), rt, log.Named("admin"))
 	if err != nil {
+		rt.Close()
 		return &exitError{exitFailure, err}
 	}
 	defer adm.Close()

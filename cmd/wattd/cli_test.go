@@ -344,11 +344,10 @@ func TestStartWithDirFlag(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		stopGracefully(cmd.Process, done)
 		if t.Failed() {
 			t.Logf("wattd output:\n%s", out.String())
 		}

@@ -203,19 +203,7 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 	}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			// A graceful stop first, so that wattd removes what it made
-			// (runtime directory, cgroups); then no more waiting.
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.done:
-			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-d.done
-			}
-		}
+		stopGracefully(cmd.Process, d.done)
 		if t.Failed() {
 			t.Logf("wattd output:\n%s", d.out.String())
 		}
@@ -225,6 +213,24 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 
 // addr is the public address, host:port.
 func (d *daemon) addr() string { return fmt.Sprintf("127.0.0.1:%d", d.port) }
+
+// stopGracefully stops a wattd that is still running with SIGTERM, so that
+// it removes what it made (runtime directory, cgroups), and with SIGKILL
+// if it has not exited after 15 s. done is closed when it has exited.
+func stopGracefully(p *os.Process, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.Signal(syscall.SIGKILL)
+		<-done
+	}
+}
 
 func (d *daemon) url(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", d.port, path)
