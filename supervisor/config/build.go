@@ -42,6 +42,7 @@ type rawConfig struct {
 		ResetAfter   *json.Number `json:"resetAfter"`
 		MaxRestarts  *json.Number `json:"maxRestarts"`
 	} `json:"restart"`
+	Health *rawHealth `json:"health"`
 }
 
 // rawApp is an application entry or an autoload mapping.
@@ -60,6 +61,8 @@ type rawApp struct {
 	ReuseTCPPorts *bool `json:"reuseTcpPorts"`
 	// Dependencies names applications this one needs: built before it.
 	Dependencies []string `json:"dependencies"`
+	// Health overrides the runtime's health keys one by one.
+	Health *rawHealth `json:"health"`
 }
 
 type rawAutoload struct {
@@ -167,6 +170,9 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	if msg := checkRestartPolicy(cfg.Restart); msg != "" {
 		problems = append(problems, issuef("/restart/maxDelay", "%s", msg))
 	}
+	var healthProblems []issue
+	cfg.Health, healthProblems = l.overlayHealth(DefaultHealth(), raw.Health, "/health")
+	problems = append(problems, healthProblems...)
 
 	entries := l.explicitEntries(raw, &problems)
 	if raw.Autoload != nil {
@@ -319,6 +325,9 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 		fileVars = vars
 	}
 	app.Env = layered(e.raw.Env, fileVars, cfg.Env)
+	var healthProblems []issue
+	app.Health, healthProblems = l.overlayHealth(cfg.Health, e.raw.Health, e.ptr+"/health")
+	problems = append(problems, healthProblems...)
 	return app, problems
 }
 

@@ -34,7 +34,10 @@ type Config struct {
 	// mesh; 0 means no limit.
 	ApplicationTimeout time.Duration
 	Restart            RestartPolicy // wattd extension, key "restart"
-	Warnings           []string      // Watt options ignored, old names used, and the like
+	// Health is the runtime's "health" block over Watt's defaults; each
+	// application's Health is what applies to it.
+	Health   Health
+	Warnings []string // Watt options ignored, old names used, and the like
 }
 
 // Application is one application of the runtime.
@@ -63,6 +66,8 @@ type Application struct {
 	// Dependencies are the ids of applications this one needs (Watt's
 	// "dependencies"); `wattd build` builds them first.
 	Dependencies []string
+	// Health is the runtime's health block overridden by the entry's own.
+	Health Health
 	// Pointer is the JSON pointer of the entry (or autoload mapping) the
 	// application came from, for messages about it.
 	Pointer string
