@@ -84,6 +84,7 @@ type app struct {
 	dir        string
 	launch     *capabilities.Launch
 	env        []string
+	health     healthRules
 	slots      []*slot
 	log        *zap.Logger
 }
@@ -143,6 +144,8 @@ func New(opts Options) (_ *Runtime, err error) {
 			return nil, fmt.Errorf("app %q (%s): %w", ac.ID, a.capability, err)
 		}
 		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
+		a.health.Health = ac.Health
+		a.health.statsEvery, a.env = statsEveryFor(ac.Health, a.env)
 		for i := 0; i < ac.Workers; i++ {
 			s := newSlot(a, i)
 			if a.entry {
