@@ -241,7 +241,9 @@ func TestProbeTimeoutFailsTheCheck(t *testing.T) {
 func TestFailedReplacementKeepsTheUnhealthyWorker(t *testing.T) {
 	tr := startRuntime(t, withHealth(fastHealth("")), testApp{id: "hot", behaviour: "elu:1,crash:3"})
 	first := tr.waitReady("hot", 0)
-	failed := func() int { return tr.logs.FilterMessage("could not replace the unhealthy worker; it keeps serving").Len() }
+	failed := func() int {
+		return tr.logs.FilterMessage("could not replace the unhealthy worker; it keeps serving").Len()
+	}
 	eventually(t, "two failed replacements", func() bool { return failed() >= 2 })
 	st := tr.slot("hot", 0).status()
 	if st.PID != first.PID || st.State != "ready" {
