@@ -83,7 +83,7 @@ func (r healthRules) judgeStats(st ipc.Stats, at, now time.Time) string {
 		return ""
 	}
 	if age := now.Sub(at); age > r.Interval+r.statsEvery {
-		return "no stats for " + age.Round(10*time.Millisecond).String()
+		return "no stats in " + age.Round(10*time.Millisecond).String()
 	}
 	var causes []string
 	if st.ELU > r.MaxELU {

@@ -35,7 +35,7 @@ func TestJudgeStats(t *testing.T) {
 		{"heap under half of maxHeapTotal passes, whatever heapTotal", ipc.Stats{HeapUsed: 40 << 20, HeapTotal: 41 << 20}, now, ""},
 		{"both", ipc.Stats{ELU: 1, HeapUsed: 80 << 20}, now, "elu 1 > 0.95; heap used 80MiB > 0.5 of maxHeapTotal 100MiB"},
 		{"a report within interval plus a stats period is fresh", ipc.Stats{}, now.Add(-1400 * time.Millisecond), ""},
-		{"older is a worker that stopped reporting", ipc.Stats{ELU: 1}, now.Add(-1600 * time.Millisecond), "no stats for 1.6s"},
+		{"older is a worker that stopped reporting", ipc.Stats{ELU: 1}, now.Add(-1600 * time.Millisecond), "no stats in 1.6s"},
 	}
 	for _, tt := range tests {
 		if got := r.judgeStats(tt.st, tt.at, now); got != tt.want {
@@ -205,7 +205,7 @@ func TestWorkerThatStopsReportingIsReplaced(t *testing.T) {
 	}
 
 	ws := tr.waitReplaced("api", stuckSlot, stuck.PID)
-	if !strings.HasPrefix(ws.LastExit, "unhealthy: no stats for ") || !strings.HasSuffix(ws.LastExit, " for 3 checks") {
+	if !strings.HasPrefix(ws.LastExit, "unhealthy: no stats in ") || !strings.HasSuffix(ws.LastExit, " for 3 checks") {
 		t.Errorf("lastExit %q", ws.LastExit)
 	}
 	// It ignores drain and SIGTERM: killed after the grace.
