@@ -76,7 +76,7 @@ type rawHealth struct {
 	Timeout            *json.Number    `json:"timeout"`
 }
 
-// overlay applies the keys r sets on h; ptr is the block's pointer, for
+// overlayHealth applies the keys r sets on h; ptr is the block's pointer, for
 // problems and warnings.
 func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []issue) {
 	if r == nil {
