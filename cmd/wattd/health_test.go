@@ -25,6 +25,7 @@ func TestStuckEventLoopReplacedByHealth(t *testing.T) {
 		"gracefulShutdown": map[string]any{"runtime": 5000, "application": 1000},
 		"health":           map[string]any{"interval": 200, "gracePeriod": 500, "maxUnhealthyChecks": 3},
 		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "workers": 2}},
+		"logger":           map[string]any{"level": "debug"},
 	})
 	d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_STATS_INTERVAL_MS=100"}})
 	waitHTTP(t, d.url("/"), 20*time.Second)
@@ -80,7 +81,7 @@ func TestStuckEventLoopReplacedByHealth(t *testing.T) {
 			other = pid
 		}
 	}
-	waitFor(t, 10*time.Second, "a request served by the other worker", func() bool {
+	waitFor(t, 20*time.Second, "a request served by the other worker", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return servedBy[other] > 0
@@ -148,4 +149,43 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestHealthProbeOnMeshSocket: with health.path set, each Node worker is
+// probed on its own mesh socket (served by the preload); the application
+// whose probe answers 503 is replaced with the probe's reason, the one whose
+// probe answers 200 is left alone. The application's health block adds the
+// path to the runtime's timings.
+func TestHealthProbeOnMeshSocket(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":       "web",
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"gracefulShutdown": map[string]any{"runtime": 5000, "application": 1000},
+		"health":           map[string]any{"interval": 200, "gracePeriod": 500, "maxUnhealthyChecks": 3},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "env": map[string]any{"HEALTH_STATUS": "503"},
+				"health": map[string]any{"path": "/health"}},
+			map[string]any{"id": "api", "path": fixture("faults/stuck-loop"), "env": map[string]any{"HEALTH_STATUS": "200"},
+				"health": map[string]any{"path": "/health", "timeout": 1000}},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	api := d.waitReady("api", 20*time.Second).Workers[0]
+	w := d.waitReplaced("web", "unhealthy: ", 20*time.Second)
+	if want := "unhealthy: probe GET /health: status 503 for 3 checks"; w.LastExit != want {
+		t.Errorf("web: last exit %q, want %q", w.LastExit, want)
+	}
+	// The api worker has been probed for longer than the grace period
+	// plus three checks by now; it stays through a few more checks.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if got := d.app("api").Workers[0]; got.PID != api.PID || got.Restarts != 0 {
+			t.Fatalf("api worker, whose probe answers 200, was replaced: %+v (was pid %d)", got, api.PID)
+		}
+	}
+	if web := d.app("web"); web.State != "running" {
+		t.Errorf("web state %q after health replacements", web.State)
+	}
 }
