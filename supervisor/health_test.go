@@ -215,14 +215,21 @@ func TestWorkerThatStopsReportingIsReplaced(t *testing.T) {
 	}
 }
 
+// TestFailingProbeReplacesWorker: the probe reaches the worker on its
+// mesh socket, whether the worker holds that socket or listens on $PORT
+// behind wattd's forwarder.
 func TestFailingProbeReplacesWorker(t *testing.T) {
-	tr := startRuntime(t, withHealth(fastHealth("/health")), testApp{id: "web", behaviour: "probe:500,probe:204"})
-	first := tr.waitReady("web", 0)
-	ws := tr.waitReplaced("web", 0, first.PID)
-	if want := "unhealthy: probe GET /health: status 500 for 3 checks"; ws.LastExit != want {
-		t.Errorf("lastExit %q, want %q", ws.LastExit, want)
+	for _, fronted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "passed sockets", true: "fronted"}[fronted], func(t *testing.T) {
+			tr := startRuntime(t, withHealth(fastHealth("/health")), testApp{id: "web", behaviour: "probe:500,probe:204", fronted: fronted})
+			first := tr.waitReady("web", 0)
+			ws := tr.waitReplaced("web", 0, first.PID)
+			if want := "unhealthy: probe GET /health: status 500 for 3 checks"; ws.LastExit != want {
+				t.Errorf("lastExit %q, want %q", ws.LastExit, want)
+			}
+			stays(t, "the worker whose probe answers 204", 1500*time.Millisecond, func() bool { return len(tr.starts("web")) == 2 })
+		})
 	}
-	stays(t, "the worker whose probe answers 204", 1500*time.Millisecond, func() bool { return len(tr.starts("web")) == 2 })
 }
 
 func TestProbeTimeoutFailsTheCheck(t *testing.T) {
