@@ -115,8 +115,9 @@ type proc struct {
 	// "memory …"), set before exited is closed.
 	limitHit atomic.Pointer[string]
 
-	statsMu sync.Mutex // guards stats
+	statsMu sync.Mutex // guards stats and statsAt
 	stats   ipc.Stats
+	statsAt time.Time // when stats arrived; zero until the first report
 
 	meshNow     func() *ipc.Message // the current mesh table, sent after welcome
 	meshMu      sync.Mutex          // guards meshPending
@@ -331,6 +332,7 @@ func (p *proc) readControl(app string, worker int) {
 			if m.Stats != nil {
 				p.statsMu.Lock()
 				p.stats = *m.Stats
+				p.statsAt = time.Now()
 				p.statsMu.Unlock()
 			}
 		case ipc.TypeDrained:
@@ -399,10 +401,10 @@ func (p *proc) isExited() bool {
 	}
 }
 
-func (p *proc) lastStats() ipc.Stats {
+func (p *proc) lastStats() (ipc.Stats, time.Time) {
 	p.statsMu.Lock()
 	defer p.statsMu.Unlock()
-	return p.stats
+	return p.stats, p.statsAt
 }
 
 // exitReason renders how the process ended: "exit status 1",

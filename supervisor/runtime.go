@@ -89,6 +89,7 @@ type app struct {
 	launch     *capabilities.Launch
 	env        []string
 	limits     cgroups.Limits // each worker's, from the resources key
+	health     healthRules
 	slots      []*slot
 	log        *zap.Logger
 }
@@ -155,6 +156,8 @@ func New(opts Options) (_ *Runtime, err error) {
 		}
 		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
 		a.limits = cgroups.Limits(ac.Resources)
+		a.health.Health = ac.Health
+		a.health.statsEvery, a.env = statsEveryFor(ac.Health, a.env)
 		for i := 0; i < ac.Workers; i++ {
 			s := newSlot(a, i)
 			if a.entry {

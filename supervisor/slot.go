@@ -406,8 +406,14 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 	}
 	s.adopt(w, how, w != first)
 	answer(waiting, nil)
+	health := s.watchHealth(w)
+	defer func() { health.stop() }()
 	for {
 		select {
+		case reason := <-health.unhealthy():
+			health.stop()
+			w = s.replaceUnhealthy(ctx, w, reason)
+			health = s.watchHealth(w)
 		case <-w.Exited():
 			reason := w.ExitReason()
 			s.log.Warn("worker exited", zap.Int("pid", w.PID()), zap.String("reason", reason),
@@ -417,11 +423,13 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			if s.refuse(done) {
 				continue
 			}
+			health.stop()
 			nw, how, err := s.replace(ctx, w)
 			if err == nil {
 				w = nw
 				s.adopt(w, how, true)
 			}
+			health = s.watchHealth(w)
 			done <- err
 		case <-ctx.Done():
 			s.stopAtEnd(w)
@@ -631,7 +639,7 @@ func (s *slot) status() WorkerStatus {
 		if u, ok := w.Usage(); ok {
 			ws.Memory, ws.MemoryLimit = u.Memory, u.MemoryLimit
 		}
-		st := w.Stats()
+		st, _ := w.Stats()
 		ws.ELU, ws.HeapUsed, ws.ActiveConns = st.ELU, st.HeapUsed, st.ActiveConns
 	}
 	return ws

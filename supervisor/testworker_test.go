@@ -93,6 +93,14 @@ func generation(state string) int {
 //	bad-frame        say hello, then write a frame that is not JSON
 //	grandchild       ready, after starting a child that sleeps (its pid in
 //	                 the state directory, file "grandchild")
+//	elu:F            ready, reporting stats with event-loop utilisation F
+//	                 every WATTD_STATS_INTERVAL_MS (2 s by default)
+//	heap:N           the same, reporting N bytes of heap used
+//	mute-after:D     ready, reporting healthy stats; after D it stops
+//	                 reporting, stops answering HTTP and the control
+//	                 channel and ignores SIGTERM, as a stuck event loop does
+//	probe:CODE       ready, reporting healthy stats; answers GET /health
+//	                 with status CODE
 func testWorkerMain(list string) int {
 	behaviours := strings.Split(list, ",")
 	g := generation(os.Getenv(envTestState))
@@ -108,7 +116,7 @@ func testWorkerMain(list string) int {
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
-	w := &testWorker{}
+	w := &testWorker{stuck: make(chan struct{})}
 	switch name {
 	case "crash":
 		code, _ := strconv.Atoi(arg)
@@ -164,6 +172,35 @@ func testWorkerMain(list string) int {
 		select {}
 	case "drain-slow":
 		w.drainDelay = dur()
+	case "elu":
+		elu, err := strconv.ParseFloat(arg, 64)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testworker: behaviour %q: %v\n", b, err)
+			return 121
+		}
+		go w.reportStats(ipc.Stats{ELU: elu, HeapUsed: 1 << 20, HeapTotal: 4 << 20}, nil)
+	case "heap":
+		n, err := strconv.ParseUint(arg, 10, 64)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testworker: behaviour %q: %v\n", b, err)
+			return 121
+		}
+		go w.reportStats(ipc.Stats{ELU: 0.1, HeapUsed: n, HeapTotal: n}, nil)
+	case "mute-after":
+		go w.reportStats(ipc.Stats{ELU: 0.1}, w.stuck)
+		w.ready()
+		time.Sleep(dur())
+		signal.Ignore(syscall.SIGTERM)
+		close(w.stuck)
+		select {}
+	case "probe":
+		code, err := strconv.Atoi(arg)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testworker: behaviour %q: %v\n", b, err)
+			return 121
+		}
+		w.probeStatus.Store(int64(code))
+		go w.reportStats(ipc.Stats{ELU: 0.1}, nil)
 	case "grandchild":
 		self, _ := os.Executable()
 		cmd := exec.Command(self)
@@ -190,11 +227,13 @@ func testWorkerMain(list string) int {
 }
 
 type testWorker struct {
-	ctl        *ipc.Control
-	srv        http.Server
-	lns        []net.Listener
-	open       atomic.Int64 // connections accepted and not closed
-	drainDelay time.Duration
+	ctl         *ipc.Control
+	probeStatus atomic.Int64  // the status of GET /health; 0 means 200
+	stuck       chan struct{} // closed when the worker plays a stuck event loop
+	srv         http.Server
+	lns         []net.Listener
+	open        atomic.Int64 // connections accepted and not closed
+	drainDelay  time.Duration
 }
 
 // drain stops accepting and waits until every connection accepted so far
@@ -241,6 +280,14 @@ func rawControl() (net.Conn, error) {
 // sockets, or on $PORT for a fronted worker.
 func (w *testWorker) serve() {
 	w.srv.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case <-w.stuck:
+			select {} // a stuck event loop answers nothing
+		default:
+		}
+		if code := w.probeStatus.Load(); code != 0 && r.URL.Path == "/health" {
+			rw.WriteHeader(int(code))
+		}
 		fmt.Fprintf(rw, "pid %d app %s worker %s", os.Getpid(), os.Getenv(ipc.EnvApp), os.Getenv(ipc.EnvWorker))
 	})
 	w.srv.ConnState = func(c net.Conn, st http.ConnState) {
@@ -281,6 +328,27 @@ func (w *testWorker) ready() {
 	}
 	w.ctl.Ready(ipc.ListenerHTTP, ipc.ListenerMesh)
 	w.ctl.Send(&ipc.Message{Type: ipc.TypeStats, Stats: &ipc.Stats{ELU: 0.25, HeapUsed: 4096, ActiveConns: 2}})
+}
+
+// reportStats sends st at the stats interval wattd gave the worker, as
+// the Node preload does, until stop is closed.
+func (w *testWorker) reportStats(st ipc.Stats, stop <-chan struct{}) {
+	every := 2 * time.Second
+	if ms, err := strconv.Atoi(os.Getenv("WATTD_STATS_INTERVAL_MS")); err == nil && ms > 0 {
+		every = time.Duration(ms) * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if w.ctl.Send(&ipc.Message{Type: ipc.TypeStats, Stats: &st}) != nil {
+				return
+			}
+		}
+	}
 }
 
 // readLines is for tests that read a worker's files.

@@ -40,8 +40,9 @@ type worker interface {
 	// Signal signals the worker's whole process group, so that the
 	// children of a wrapper (npm -> node) get it too.
 	Signal(syscall.Signal) error
-	// Stats is the worker's last runtime report.
-	Stats() ipc.Stats
+	// Stats is the worker's last runtime report and when it arrived
+	// (zero before the first one).
+	Stats() (ipc.Stats, time.Time)
 
 	// OutputTail is the worker's last lines of output, waiting up to max
 	// for lines still in its pipes; LastError is its last stderr line.
@@ -64,7 +65,7 @@ func (p *proc) Ready() <-chan struct{}                { return p.ready }
 func (p *proc) Drained() <-chan struct{}              { return p.drained }
 func (p *proc) Send(m *ipc.Message) error             { return p.send(m) }
 func (p *proc) Signal(sig syscall.Signal) error       { return syscall.Kill(-p.pid, sig) }
-func (p *proc) Stats() ipc.Stats                      { return p.lastStats() }
+func (p *proc) Stats() (ipc.Stats, time.Time)         { return p.lastStats() }
 func (p *proc) OutputTail(max time.Duration) []string { return p.outputTail(max) }
 func (p *proc) LastError() string                     { return p.sink.LastStderr() }
 

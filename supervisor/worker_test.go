@@ -42,7 +42,7 @@ func (f *fakeWorker) ExitReason() string                { return "exit status 0"
 func (f *fakeWorker) Hello() <-chan struct{}            { return f.hello }
 func (f *fakeWorker) Ready() <-chan struct{}            { return f.ready }
 func (f *fakeWorker) Drained() <-chan struct{}          { return f.drained }
-func (f *fakeWorker) Stats() ipc.Stats                  { return ipc.Stats{} }
+func (f *fakeWorker) Stats() (ipc.Stats, time.Time)     { return ipc.Stats{}, time.Time{} }
 func (f *fakeWorker) OutputTail(time.Duration) []string { return nil }
 func (f *fakeWorker) LastError() string                 { return "" }
 func (f *fakeWorker) Usage() (cgroups.Usage, bool)      { return cgroups.Usage{}, false }

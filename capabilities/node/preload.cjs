@@ -127,6 +127,7 @@ function newState () {
     welcomed: false,
     version: 0, // protocol version from welcome
     pending: [], // messages held back until welcome
+    reportStats: null, // sends one stats report; set by startStats
     primary: null, // { server, name, requestedPort }
     servers: new Set(), // every server we manage: primary(s) and mesh
     sockets: new Set(), // open connections of those servers
@@ -240,6 +241,7 @@ function onMessage (state, msg) {
     case 'welcome':
       state.welcomed = true
       state.version = msg.version
+      if (state.reportStats) state.reportStats()
       for (const m of state.pending.splice(0)) writeFrame(state, m)
       break
     case 'error':
@@ -281,10 +283,13 @@ function writeFrame (state, msg) {
 
 // ---- stats -----------------------------------------------------------------
 
+// The first report goes out before ready (see sendReady and the welcome
+// handler): wattd judges a worker's health by its reports once it has had
+// one, so a worker stuck right after ready must already have reported.
 function startStats (state, intervalMs) {
   const { performance } = require('node:perf_hooks')
   let prev = performance.eventLoopUtilization()
-  const timer = setInterval(guard('stats', () => {
+  const report = guard('stats', () => {
     const now = performance.eventLoopUtilization()
     const elu = performance.eventLoopUtilization(now, prev).utilization
     prev = now
@@ -300,8 +305,9 @@ function startStats (state, intervalMs) {
         requestsDone: state.requestsDone
       }
     })
-  }), intervalMs)
-  timer.unref()
+  })
+  state.reportStats = report
+  setInterval(report, intervalMs).unref()
 }
 
 // ---- listen redirection ----------------------------------------------------
@@ -395,6 +401,7 @@ function onPrimaryListening (state, fds, server, name, nativeListen) {
 function sendReady (state, listeners) {
   if (state.readySent) return
   state.readySent = true
+  if (state.welcomed && state.reportStats) state.reportStats()
   send(state, { type: 'ready', listeners })
 }
 

@@ -860,3 +860,50 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
+
+// TestStatsBeforeReady: the preload reports stats before it says ready,
+// whether the app listens after the handshake or before it, so that wattd
+// can judge the health of a worker whose event loop sticks right after
+// ready. The periodic reports are pushed out of the way (one a minute).
+func TestStatsBeforeReady(t *testing.T) {
+	slow := map[string]string{"WATTD_STATS_INTERVAL_MS": "60000"}
+	for _, welcomeLate := range []bool{false, true} {
+		t.Run(map[bool]string{false: "listen after welcome", true: "listen before welcome"}[welcomeLate], func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "entry", entrypoint: true, env: slow})
+			hello := w.expect(ipc.TypeHello)
+			if welcomeLate {
+				// The app listens before the handshake ends: ready is held
+				// back until welcome.
+				w.event("listening")
+			}
+			v, err := ipc.Negotiate(hello.Versions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.send(&ipc.Message{Type: ipc.TypeWelcome, Version: v, App: "test", Worker: 0})
+			var stats bool
+			deadline := time.After(waitLimit)
+			for {
+				select {
+				case m, ok := <-w.msgs:
+					if !ok {
+						t.Fatal("control channel closed")
+					}
+					switch m.Type {
+					case ipc.TypeStats:
+						stats = stats || m.Stats != nil && m.Stats.HeapUsed > 0
+						continue
+					case ipc.TypeReady:
+						if !stats {
+							t.Fatal("ready came before any stats report")
+						}
+						return
+					}
+					t.Fatalf("unexpected %s before ready", m.Type)
+				case <-deadline:
+					t.Fatalf("no ready within %s", waitLimit)
+				}
+			}
+		})
+	}
+}

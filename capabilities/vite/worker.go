@@ -100,6 +100,9 @@ func StaticMain(args []string) int {
 			}
 		}()
 	}
+	// A first report before ready: wattd judges a worker's health by its
+	// reports once it has had one.
+	w.sendStats(ctl)
 	if err := ctl.Ready(names...); err != nil {
 		logger.Error("control channel: ready", "err", err.Error())
 		return 1
@@ -205,19 +208,24 @@ func (w *worker) reportStats(ctl *ipc.Control, every time.Duration, stop <-chan 
 			return
 		case <-t.C:
 		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		st := &ipc.Stats{
-			HeapUsed:     ms.HeapAlloc,
-			HeapTotal:    ms.HeapSys,
-			RSS:          selfRSS(),
-			ActiveConns:  int(w.conns.Load()),
-			RequestsDone: w.requests.Load(),
-		}
-		if ctl.Send(&ipc.Message{Type: ipc.TypeStats, Stats: st}) != nil {
+		if w.sendStats(ctl) != nil {
 			return
 		}
 	}
+}
+
+// sendStats sends one stats message.
+func (w *worker) sendStats(ctl *ipc.Control) error {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st := &ipc.Stats{
+		HeapUsed:     ms.HeapAlloc,
+		HeapTotal:    ms.HeapSys,
+		RSS:          selfRSS(),
+		ActiveConns:  int(w.conns.Load()),
+		RequestsDone: w.requests.Load(),
+	}
+	return ctl.Send(&ipc.Message{Type: ipc.TypeStats, Stats: st})
 }
 
 func statsInterval() time.Duration {

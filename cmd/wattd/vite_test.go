@@ -52,7 +52,9 @@ func TestViteStaticSite(t *testing.T) {
 		"applications": []any{map[string]any{"id": "site", "path": app, "workers": 2}},
 	})
 	start := time.Now()
-	d := startWattd(t, dir, port, startOpts{})
+	// Periodic stats only every 10 minutes: what ctl ps shows is the
+	// report each worker sends before it says ready.
+	d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_STATS_INTERVAL_MS=600000"}})
 	body := waitHTTP(t, d.url("/"), 20*time.Second)
 	a := d.waitReady("site", 10*time.Second)
 	t.Logf("first 200 and both workers ready after %s", time.Since(start).Round(time.Millisecond))
@@ -66,6 +68,9 @@ func TestViteStaticSite(t *testing.T) {
 	for _, w := range a.Workers {
 		if w.State != "ready" || w.PID == 0 {
 			t.Fatalf("worker %+v not ready", w)
+		}
+		if w.HeapUsed == 0 {
+			t.Errorf("worker %d: no stats report before ready", w.PID)
 		}
 		pids[w.PID] = true
 		// The worker is wattd's static server, not a node process.

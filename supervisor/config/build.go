@@ -42,6 +42,7 @@ type rawConfig struct {
 		ResetAfter   *json.Number `json:"resetAfter"`
 		MaxRestarts  *json.Number `json:"maxRestarts"`
 	} `json:"restart"`
+	Health    *rawHealth    `json:"health"`
 	Resources *rawResources `json:"resources"`
 	Cgroups   struct {
 		Root string `json:"root"`
@@ -75,6 +76,8 @@ type rawApp struct {
 	Dependencies []string `json:"dependencies"`
 	// Resources override the runtime's limits key by key.
 	Resources *rawResources `json:"resources"`
+	// Health overrides the runtime's health keys one by one.
+	Health *rawHealth `json:"health"`
 }
 
 type rawAutoload struct {
@@ -191,6 +194,9 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	if msg := checkCgroupRoot(raw.Cgroups.Root); msg != "" {
 		problems = append(problems, issuef("/cgroups/root", "%s", msg))
 	}
+	var healthProblems []issue
+	cfg.Health, healthProblems = l.overlayHealth(DefaultHealth(), raw.Health, "/health")
+	problems = append(problems, healthProblems...)
 
 	entries := l.explicitEntries(raw, &problems)
 	if raw.Autoload != nil {
@@ -349,6 +355,9 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 		fileVars = vars
 	}
 	app.Env = layered(e.raw.Env, fileVars, cfg.Env)
+	var healthProblems []issue
+	app.Health, healthProblems = l.overlayHealth(cfg.Health, e.raw.Health, e.ptr+"/health")
+	problems = append(problems, healthProblems...)
 	return app, problems
 }
 

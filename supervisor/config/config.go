@@ -37,8 +37,11 @@ type Config struct {
 	// Resources are the runtime-wide worker limits (key "resources"),
 	// already folded into each Application's; kept for reports.
 	Resources Resources
-	Cgroups   Cgroups  // wattd extension, key "cgroups"
-	Warnings  []string // Watt options ignored, old names used, and the like
+	Cgroups   Cgroups // wattd extension, key "cgroups"
+	// Health is the runtime's "health" block over Watt's defaults; each
+	// application's Health is what applies to it.
+	Health   Health
+	Warnings []string // Watt options ignored, old names used, and the like
 }
 
 // Application is one application of the runtime.
@@ -70,6 +73,8 @@ type Application struct {
 	// Resources are the limits of each of the application's workers: the
 	// runtime's "resources", each key overridden by the application's.
 	Resources Resources
+	// Health is the runtime's health block overridden by the entry's own.
+	Health Health
 	// Pointer is the JSON pointer of the entry (or autoload mapping) the
 	// application came from, for messages about it.
 	Pointer string

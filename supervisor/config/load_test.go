@@ -25,11 +25,17 @@ func testdataDir(t *testing.T) string {
 
 func TestLoadValid(t *testing.T) {
 	td := testdataDir(t)
+	// Watt's health defaults, written out rather than taken from the
+	// constants they check.
+	wattHealth := Health{
+		Enabled: true, Interval: 30 * time.Second, GracePeriod: 30 * time.Second, MaxUnhealthyChecks: 10,
+		MaxELU: 0.99, MaxHeapUsed: 0.99, MaxHeapTotal: 4294967296, Timeout: 5 * time.Second,
+	}
 	app := func(id, path string, workers int, entry bool, env map[string]string) Application {
 		if env == nil {
 			env = map[string]string{}
 		}
-		return Application{ID: id, Path: filepath.Join(td, path), Workers: workers, Entrypoint: entry, Env: env}
+		return Application{ID: id, Path: filepath.Join(td, path), Workers: workers, Entrypoint: entry, Env: env, Health: wattHealth}
 	}
 	defaults := func(dir string) Config {
 		return Config{
@@ -43,6 +49,7 @@ func TestLoadValid(t *testing.T) {
 			GracefulShutdown: GracefulShutdown{Runtime: 10 * time.Second, Application: 10 * time.Second},
 			StartTimeout:     30 * time.Second,
 			Restart:          RestartPolicy{InitialDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second, ResetAfter: time.Second, MaxRestarts: 10},
+			Health:           wattHealth,
 		}
 	}
 	warn := func(dir, ptr, msg string) string {
@@ -137,7 +144,6 @@ func TestLoadValid(t *testing.T) {
 					warn(f, "/metrics", ignored("metrics")),
 					warn(f, "/telemetry", ignored("telemetry")),
 					warn(f, "/managementApi", ignored("managementApi")),
-					warn(f, "/health", ignored("health")),
 					warn(f, "/server/http2", ignored("http2")),
 					warn(f, "/logger/transport", ignored("transport")),
 					warn(f, "/logger/base", ignored("base")),

@@ -14,14 +14,17 @@ import (
 // starts, and the kernel's OOM killer would end it before it says why.
 const MinMemory = 1 << 20
 
-// sizeUnits are the units a size may be written with, case-insensitive:
-// decimal ones are powers of 1000, binary ones powers of 1024, as in the
-// SI and IEC standards (and Kubernetes), so "512MB" is 512,000,000 bytes
-// and "512MiB" is 536,870,912.
+// sizeUnits are the units a size may be written with, case-insensitive.
+// Every one is a power of 1024, as in Watt's size strings (its
+// maxHeapTotal) and Node.js: "512MB", "512MiB" and "512m" are all
+// 536,870,912 bytes. One rule for every size in watt.json, so the same
+// string never means two amounts in one file.
 var sizeUnits = map[string]float64{
-	"b":  1,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
 }
 
 var sizeForm = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$`)
@@ -45,11 +48,7 @@ func parseSize(raw json.RawMessage) (int64, string) {
 	if m == nil {
 		return 0, fmt.Sprintf("invalid size %q: expected a number and a unit, such as \"512MiB\" or \"1.5GB\"", s)
 	}
-	unit := strings.ToLower(m[2])
-	mult, ok := sizeUnits[unit]
-	if unit == "" {
-		mult, ok = 1, true
-	}
+	mult, ok := sizeUnits[strings.ToLower(m[2])]
 	if !ok {
 		return 0, fmt.Sprintf("invalid size %q: %s", s, unitHint(m[1], m[2]))
 	}
@@ -63,15 +62,11 @@ func parseSize(raw json.RawMessage) (int64, string) {
 
 // unitHint says which unit was probably meant.
 func unitHint(num, unit string) string {
-	const known = "B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)"
 	switch strings.ToLower(unit) {
-	case "k", "m", "g", "t":
-		u := strings.ToUpper(unit)
-		return fmt.Sprintf("unit %q is ambiguous; write %s%siB (powers of 1024) or %s%sB (powers of 1000)", unit, num, u, num, u)
 	case "ki", "mi", "gi", "ti":
 		return fmt.Sprintf("did you mean %s%sB?", num, unit)
 	}
-	return fmt.Sprintf("unknown unit %q; use %s", unit, known)
+	return fmt.Sprintf("unknown unit %q; use B, KB, MB, GB or TB (each a power of 1024; KiB, MiB, GiB, TiB are the same)", unit)
 }
 
 // resolveResources applies one "resources" object at ptr over base. The

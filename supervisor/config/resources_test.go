@@ -19,14 +19,14 @@ func TestParseSize(t *testing.T) {
 		{`"512MiB"`, 512 << 20, ""},
 		{`"512 MiB"`, 512 << 20, ""},
 		{`"512mib"`, 512 << 20, ""},
-		{`"512MB"`, 512_000_000, ""},
+		{`"512MB"`, 512 << 20, ""},
+		{`"512m"`, 512 << 20, ""},
 		{`"1.5GiB"`, 3 << 29, ""},
-		{`"1GB"`, 1_000_000_000, ""},
+		{`"1GB"`, 1 << 30, ""},
 		{`"2KiB"`, 2048, ""},
-		{`"2KB"`, 2000, ""},
+		{`"2KB"`, 2048, ""},
 		{`"100B"`, 100, ""},
 		{`"1TiB"`, 1 << 40, ""},
-		{`"512M"`, 0, `unit "M" is ambiguous; write 512MiB (powers of 1024) or 512MB (powers of 1000)`},
 		{`"512Mi"`, 0, `did you mean 512MiB?`},
 		{`"512 bananas"`, 0, `unknown unit "bananas"`},
 		{`"-5MiB"`, 0, `expected a number and a unit`},
@@ -147,9 +147,9 @@ func TestResourcesInvalid(t *testing.T) {
 			want:    []string{"/applications/0/resources/memory: memoryHigh (400MiB) is above memory (256MiB)"},
 		},
 		{
-			name: "ambiguous unit",
-			web:  `"resources": {"memory": "512M"}, `,
-			want: []string{`/applications/0/resources/memory: invalid size "512M": unit "M" is ambiguous; write 512MiB`},
+			name: "unknown unit",
+			web:  `"resources": {"memory": "512MX"}, `,
+			want: []string{`/applications/0/resources/memory: invalid size "512MX": unknown unit "MX"`},
 		},
 		{
 			name:    "too small",
@@ -254,11 +254,11 @@ func TestResourcesOnAutoloadMapping(t *testing.T) {
 	if got["api"] != (Resources{Memory: 64 << 20, Pids: 100}) || got["web"] != (Resources{Pids: 100}) {
 		t.Fatalf("got %+v", got)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(strings.Replace(cfg, "64MiB", "64M", 1)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(strings.Replace(cfg, "64MiB", "64Mi", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, err = Load(dir, "", nil)
-	if err == nil || !strings.Contains(err.Error(), `/autoload/mappings/api/resources/memory: invalid size "64M"`) {
+	if err == nil || !strings.Contains(err.Error(), `/autoload/mappings/api/resources/memory: invalid size "64Mi": did you mean 64MiB?`) {
 		t.Fatalf("got %v", err)
 	}
 }

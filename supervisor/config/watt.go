@@ -23,7 +23,7 @@ type wattOnlyOption struct {
 var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{
 		"preload", "extensions", "basePath", "workersRestartDelay",
-		"exitOnUnhandledErrors", "health", "healthProbes", "undici", "httpCache", "watch",
+		"exitOnUnhandledErrors", "healthProbes", "undici", "httpCache", "watch",
 		"managementApi", "management", "metrics", "telemetry", "verticalScaler",
 		"inspectorOptions", "startupConcurrency", "messagingTimeout",
 		"resolvedApplicationsBasePath", "sourceMaps", "nodeModulesSourceMaps", "scheduler",
@@ -38,7 +38,7 @@ var wattOnlyOptions = []wattOnlyOption{
 		"scaleUpELU", "scaleDownELU",
 	}},
 	{at: "@app", keys: []string{
-		"config", "url", "gitBranch", "useHttp", "health", "restartOnError",
+		"config", "url", "gitBranch", "useHttp", "restartOnError",
 		"arguments", "sourceMaps", "nodeModulesSourceMaps", "packageManager",
 		"preload", "execArgv", "permissions", "telemetry", "compileCache", "management",
 	}},

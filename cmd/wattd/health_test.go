@@ -1,0 +1,191 @@
+package main_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestStuckEventLoopReplacedByHealth: a Node worker whose event loop
+// blocks for good after it served (`for (;;) {}`) stops reporting stats;
+// the health check finds it unhealthy and replaces it start-new-then-stop-
+// old. Meanwhile the other worker serves, requests that the kernel queued
+// on the stuck worker's socket are served by its replacement (none fails),
+// and `ctl ps` shows the reason.
+func TestStuckEventLoopReplacedByHealth(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":       "web",
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"gracefulShutdown": map[string]any{"runtime": 5000, "application": 1000},
+		"health":           map[string]any{"interval": 200, "gracePeriod": 500, "maxUnhealthyChecks": 3},
+		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "workers": 2}},
+		"logger":           map[string]any{"level": "debug"},
+	})
+	d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_STATS_INTERVAL_MS=100"}})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	before := d.waitReady("web", 20*time.Second)
+	pids := map[int]bool{}
+	for _, w := range before.Workers {
+		pids[w.PID] = true
+	}
+
+	// Stick one worker, whichever the kernel hands the request to.
+	_, body, err := get(fresh, d.url("/stick"))
+	if err != nil || !strings.HasPrefix(body, "sticking ") {
+		t.Fatalf("GET /stick: %q %v", body, err)
+	}
+	stuck, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "sticking ")))
+	if !pids[stuck] {
+		t.Fatalf("pid %d answered /stick; workers are %v", stuck, pids)
+	}
+	// Once its answer is out the loop blocks within 20 ms.
+	time.Sleep(100 * time.Millisecond)
+
+	// Load from now on: every request must succeed, the ones queued on
+	// the stuck worker's socket once its replacement accepts them.
+	slow := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	ok, failed, servedBy := 0, []string{}, map[int]int{}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				code, body, err := get(slow, d.url("/"))
+				mu.Lock()
+				if err == nil && code == 200 {
+					ok++
+					pid, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "ok ")))
+					servedBy[pid]++
+				} else {
+					failed = append(failed, strconv.Itoa(code)+" "+errString(err))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+
+	// The other worker serves while the stuck one is still in its slot.
+	var other int
+	for pid := range pids {
+		if pid != stuck {
+			other = pid
+		}
+	}
+	waitFor(t, 20*time.Second, "a request served by the other worker", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return servedBy[other] > 0
+	})
+	inSlot := false
+	for _, w := range d.app("web").Workers {
+		inSlot = inSlot || w.PID == stuck
+	}
+	if !inSlot {
+		t.Log("the stuck worker was replaced before the other worker's first answer was seen")
+	}
+
+	// Replaced, with the reason in ctl ps.
+	var reason string
+	waitFor(t, 20*time.Second, "the stuck worker replaced", func() bool {
+		a := d.app("web")
+		replaced := true
+		for _, w := range a.Workers {
+			if w.PID == stuck || w.State != "ready" {
+				replaced = false
+			}
+			if strings.HasPrefix(w.LastExit, "unhealthy: ") {
+				reason = w.LastExit
+			}
+		}
+		return replaced && reason != ""
+	})
+	if !strings.HasPrefix(reason, "unhealthy: no stats in ") || !strings.HasSuffix(reason, " for 3 checks") {
+		t.Errorf("reason %q", reason)
+	}
+	out, err := d.ctl("ps")
+	if err != nil || !strings.Contains(out, reason) {
+		t.Errorf("ctl ps does not show %q:\n%s %v", reason, out, err)
+	}
+	waitFor(t, 10*time.Second, "the stuck process gone", func() bool { return !alive(stuck) })
+
+	// A few more answers from the replacement, then stop the load.
+	mu.Lock()
+	n := ok
+	mu.Unlock()
+	waitFor(t, 10*time.Second, "more answers", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return ok >= n+20
+	})
+	cancel()
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Errorf("%d requests failed during the replacement (ok %d): %v", len(failed), ok, failed[:min(len(failed), 5)])
+	}
+	warnings := 0
+	for _, e := range logEntries(d.out.String(), "worker unhealthy; replacing it") {
+		if e["pid"] == float64(stuck) && e["reason"] == reason && e["level"] == "warn" {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings naming the stuck worker and the reason, want 1", warnings)
+	}
+	t.Logf("reason %q; requests ok %d, per pid %v", reason, ok, servedBy)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestHealthProbeOnMeshSocket: with health.path set, each Node worker is
+// probed on its own mesh socket (served by the preload); the application
+// whose probe answers 503 is replaced with the probe's reason, the one whose
+// probe answers 200 is left alone. The application's health block adds the
+// path to the runtime's timings.
+func TestHealthProbeOnMeshSocket(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":       "web",
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"gracefulShutdown": map[string]any{"runtime": 5000, "application": 1000},
+		"health":           map[string]any{"interval": 200, "gracePeriod": 500, "maxUnhealthyChecks": 3},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "env": map[string]any{"HEALTH_STATUS": "503"},
+				"health": map[string]any{"path": "/health"}},
+			map[string]any{"id": "api", "path": fixture("faults/stuck-loop"), "env": map[string]any{"HEALTH_STATUS": "200"},
+				"health": map[string]any{"path": "/health", "timeout": 1000}},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	api := d.waitReady("api", 20*time.Second).Workers[0]
+	w := d.waitReplaced("web", "unhealthy: ", 20*time.Second)
+	if want := "unhealthy: probe GET /health: status 503 for 3 checks"; w.LastExit != want {
+		t.Errorf("web: last exit %q, want %q", w.LastExit, want)
+	}
+	// The api worker has been probed for longer than the grace period
+	// plus three checks by now; it stays through a few more checks.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if got := d.app("api").Workers[0]; got.PID != api.PID || got.Restarts != 0 {
+			t.Fatalf("api worker, whose probe answers 200, was replaced: %+v (was pid %d)", got, api.PID)
+		}
+	}
+	if web := d.app("web"); web.State != "running" {
+		t.Errorf("web state %q after health replacements", web.State)
+	}
+}

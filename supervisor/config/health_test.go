@@ -1,0 +1,127 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// loadProject writes watt.json and the directories of apps a and b into a
+// temporary project and loads it.
+func loadProject(t *testing.T, wattJSON string, environ ...string) (*Config, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(wattJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(dir, "", environ)
+}
+
+func TestHealthOverridesPerKey(t *testing.T) {
+	cfg, err := loadProject(t, `{
+		"entrypoint": "a",
+		"health": {"interval": 2000, "maxELU": "{MAX_ELU}", "maxHeapTotal": "512 MB", "path": "/healthz", "maxYoungGeneration": 1024},
+		"applications": [
+			{"id": "a", "path": "a", "health": {"maxELU": 0.5, "gracePeriod": 0, "maxHeapTotal": "1GiB", "timeout": 250}},
+			{"id": "b", "path": "b", "health": {"enabled": false}}
+		]
+	}`, "MAX_ELU=0.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime := Health{
+		Enabled: true, Interval: 2 * time.Second, GracePeriod: 30 * time.Second, MaxUnhealthyChecks: 10,
+		MaxELU: 0.8, MaxHeapUsed: 0.99, MaxHeapTotal: 512 << 20, Path: "/healthz", Timeout: 5 * time.Second,
+	}
+	if cfg.Health != runtime {
+		t.Errorf("runtime health:\n got %+v\nwant %+v", cfg.Health, runtime)
+	}
+	a := runtime
+	a.MaxELU, a.GracePeriod, a.MaxHeapTotal, a.Timeout = 0.5, 0, 1<<30, 250*time.Millisecond
+	if cfg.Applications[0].Health != a {
+		t.Errorf("app a health:\n got %+v\nwant %+v", cfg.Applications[0].Health, a)
+	}
+	b := runtime
+	b.Enabled = false
+	if cfg.Applications[1].Health != b {
+		t.Errorf("app b health:\n got %+v\nwant %+v", cfg.Applications[1].Health, b)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings: %q", cfg.Warnings)
+	}
+}
+
+func TestHealthIntervalBelowMinimumWarns(t *testing.T) {
+	cfg, err := loadProject(t, `{"health": {"interval": 10}, "applications": [{"id": "a", "path": "a"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Applications[0].Health.Interval; got != 100*time.Millisecond {
+		t.Errorf("interval = %s, want 100ms", got)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "/health/interval") {
+		t.Errorf("warnings: %q", cfg.Warnings)
+	}
+}
+
+func TestHealthProblems(t *testing.T) {
+	tests := []struct {
+		name, health string
+		want         []string // each in the error text
+	}{
+		{"maxELU above 1", `{"maxELU": 1.5}`, []string{"/applications/0/health/maxELU"}},
+		{"unknown key", `{"maxElu": 0.5}`, []string{"/applications/0/health", "maxElu"}},
+		{"size without a known unit", `{"maxHeapTotal": "4 parsecs"}`, []string{"/applications/0/health/maxHeapTotal", `unknown unit "parsecs"`}},
+		{"size that is not one", `{"maxHeapTotal": "lots"}`, []string{"/applications/0/health/maxHeapTotal", `invalid size "lots"`}},
+		{"probe path not absolute", `{"path": "health"}`, []string{"/applications/0/health/path"}},
+		{"no checks at all", `{"maxUnhealthyChecks": 0}`, []string{"/applications/0/health/maxUnhealthyChecks"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadProject(t, `{"applications": [{"id": "a", "path": "a", "health": `+tt.health+`}]}`)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Load: %v, want an invalid configuration", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestHeapSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+	}{
+		{`4294967296`, 4 << 30},
+		{`"4GB"`, 4 << 30},
+		{`"4gb"`, 4 << 30},
+		{`"0.5 GB"`, 512 << 20},
+		{`"512MiB"`, 512 << 20},
+		{`"1024kb"`, 1 << 20},
+		{`"1024"`, 1024},
+		{`"100b"`, 100},
+	}
+	for _, tt := range tests {
+		got, err := heapSize([]byte(tt.in))
+		if err != nil || got != tt.want {
+			t.Errorf("heapSize(%s) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{`"GB"`, `"-1GB"`, `"1 PB"`, `0`, `"0b"`, `true`} {
+		if n, err := heapSize([]byte(bad)); err == nil {
+			t.Errorf("heapSize(%s) = %d, want an error", bad, n)
+		}
+	}
+}

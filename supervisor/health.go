@@ -1,0 +1,306 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// Health checks (Watt's "health" keys). A watcher goroutine per ready
+// worker judges it every interval, from the stats the worker reports on
+// its control channel and, when the app has a probe path, from an HTTP GET
+// on the worker's own mesh socket. After maxUnhealthyChecks failed checks
+// in a row it hands its verdict to the slot's owner goroutine and ends; the
+// owner replaces the worker (slot.replace: start new, wait until ready,
+// drain and stop old). The watcher only reads: the worker's state machine
+// stays with its owner, and a stuck worker or a slow probe blocks the
+// watcher alone, never the owner.
+
+// defaultStatsEvery is how often the Node preload and the static file
+// worker report stats unless WATTD_STATS_INTERVAL_MS says otherwise.
+const defaultStatsEvery = 2 * time.Second
+
+// envStatsInterval is read by the worker side of the protocol.
+const envStatsInterval = "WATTD_STATS_INTERVAL_MS"
+
+// healthRules is an application's health settings as its watchers apply
+// them.
+type healthRules struct {
+	config.Health
+	// statsEvery is how often the app's workers report stats: never more
+	// than Interval (see statsEveryFor), so every check can expect a
+	// report newer than the previous check.
+	statsEvery time.Duration
+}
+
+// statsEveryFor returns the stats period of a worker whose environment is
+// env, and env with WATTD_STATS_INTERVAL_MS lowered to the health interval
+// when the period would be longer: a check would otherwise find the
+// stats it judges older than the last check, and take a healthy worker
+// for a stuck one.
+func statsEveryFor(h config.Health, env []string) (time.Duration, []string) {
+	every := defaultStatsEvery
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, envStatsInterval+"="); ok {
+			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
+				every = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	if !h.Enabled || every <= h.Interval {
+		return every, env
+	}
+	every = h.Interval
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, envStatsInterval+"=") {
+			out = append(out, kv)
+		}
+	}
+	return every, append(out, envStatsInterval+"="+strconv.FormatInt(every.Milliseconds(), 10))
+}
+
+// judgeStats returns why a check fails on the worker's last stats, taken
+// at at, or "" when they pass. A worker that never reported stats (one that
+// does not speak the protocol, or does not measure itself) is not judged
+// by them. Stats older than the interval plus one stats period mean the
+// worker stopped reporting: its event loop is stuck, and the values it
+// last sent say nothing about now.
+func (r healthRules) judgeStats(st ipc.Stats, at, now time.Time) string {
+	if at.IsZero() {
+		return ""
+	}
+	if age := now.Sub(at); age > r.Interval+r.statsEvery {
+		return "no stats in " + age.Round(10*time.Millisecond).String()
+	}
+	var causes []string
+	if st.ELU > r.MaxELU {
+		causes = append(causes, fmt.Sprintf("elu %s > %s", ratio(st.ELU), ratio(r.MaxELU)))
+	}
+	// Watt's reading: maxHeapUsed is a fraction of maxHeapTotal, not of
+	// the heap V8 has reserved at the moment.
+	if r.MaxHeapTotal > 0 && float64(st.HeapUsed) > r.MaxHeapUsed*float64(r.MaxHeapTotal) {
+		causes = append(causes, fmt.Sprintf("heap used %s > %s of maxHeapTotal %s",
+			bytesText(st.HeapUsed), ratio(r.MaxHeapUsed), bytesText(r.MaxHeapTotal)))
+	}
+	return strings.Join(causes, "; ")
+}
+
+// ratio prints a fraction with at most three decimals, cut rather than
+// rounded so that a value just above a limit never prints as equal to it
+// or above 1.
+func ratio(f float64) string {
+	return strconv.FormatFloat(math.Floor(f*1000)/1000, 'f', -1, 64)
+}
+
+// bytesText prints a size in binary units.
+func bytesText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	f, exp := float64(n), 0
+	for f >= unit && exp < 4 {
+		f /= unit
+		exp++
+	}
+	return strconv.FormatFloat(math.Floor(f*10)/10, 'f', -1, 64) + []string{"", "KiB", "MiB", "GiB", "TiB"}[exp]
+}
+
+// healthCount counts consecutive failed checks.
+type healthCount struct {
+	max    int
+	failed int
+}
+
+// record takes one check's outcome (a cause, or "" when it passed) and
+// returns the verdict once max checks in a row failed.
+func (c *healthCount) record(cause string) (verdict string, unhealthy bool) {
+	if cause == "" {
+		c.failed = 0
+		return "", false
+	}
+	c.failed++
+	if c.failed < c.max {
+		return "", false
+	}
+	return fmt.Sprintf("unhealthy: %s for %d checks", cause, c.failed), true
+}
+
+// healthWatch is the watcher of one worker.
+type healthWatch struct {
+	verdict chan string // receives at most one verdict
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// unhealthy is where the owner hears the verdict; nil (never ready) for
+// a worker that is not watched.
+func (h *healthWatch) unhealthy() <-chan string {
+	if h == nil {
+		return nil
+	}
+	return h.verdict
+}
+
+// stop ends the watcher and waits for it, so that no probe of it is in
+// flight when the owner goes on.
+func (h *healthWatch) stop() {
+	if h == nil {
+		return
+	}
+	h.cancel()
+	<-h.done
+}
+
+// watchHealth starts watching w, which just became ready (or survived a
+// failed replacement): the first check comes gracePeriod plus interval
+// from now. It returns nil when the app's workers are not judged.
+func (s *slot) watchHealth(w worker) *healthWatch {
+	r := s.app.health
+	if !r.Enabled || !s.app.rt.cfg.RestartOnError.Enabled {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &healthWatch{verdict: make(chan string, 1), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		s.healthLoop(ctx, w, r, h.verdict)
+	}()
+	return h
+}
+
+func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict chan<- string) {
+	var probe *prober
+	if r.Path != "" {
+		probe = newProber(s.meshPath, s.app.id, r.Path, r.Timeout)
+	}
+	count := healthCount{max: r.MaxUnhealthyChecks}
+	t := time.NewTimer(r.GracePeriod + r.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.Exited():
+			return
+		case <-t.C:
+		}
+		st, at := w.Stats()
+		causes := []string{}
+		if c := r.judgeStats(st, at, time.Now()); c != "" {
+			causes = append(causes, c)
+		}
+		if probe != nil {
+			if c := probe.check(ctx); c != "" {
+				causes = append(causes, c)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		cause := strings.Join(causes, "; ")
+		if cause != "" {
+			s.log.Debug("health check failed", zap.Int("pid", w.PID()), zap.String("cause", cause))
+		}
+		if v, bad := count.record(cause); bad {
+			verdict <- v // buffered, and this watcher's only send
+			return
+		}
+		t.Reset(r.Interval)
+	}
+}
+
+// prober sends the app's health probe to one worker slot: a GET on the
+// slot's own mesh socket reaches exactly the worker serving it.
+type prober struct {
+	url     string
+	path    string
+	timeout time.Duration
+	rt      *http.Transport
+}
+
+func newProber(socket, app, path string, timeout time.Duration) *prober {
+	var d net.Dialer
+	return &prober{
+		url:     "http://" + app + ".plt.local" + path,
+		path:    path,
+		timeout: timeout,
+		rt: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", socket)
+			},
+			// A connection kept open would pin the probe to a worker
+			// that the slot may replace.
+			DisableKeepAlives: true,
+			Proxy:             nil,
+		},
+	}
+}
+
+// check returns why the probe failed, or "" for a 2xx in time.
+func (p *prober) check(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return "probe GET " + p.path + ": " + err.Error()
+	}
+	req.Header.Set("User-Agent", "wattd-health")
+	resp, err := p.rt.RoundTrip(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Sprintf("probe GET %s: no answer within %s", p.path, p.timeout)
+		}
+		return "probe GET " + p.path + ": " + unwrapNetError(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Sprintf("probe GET %s: status %d", p.path, resp.StatusCode)
+	}
+	return ""
+}
+
+// unwrapNetError keeps the part of a dial error that says what happened
+// ("connection refused"), not the socket path around it.
+func unwrapNetError(err error) string {
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		return sys.Err.Error()
+	}
+	return err.Error()
+}
+
+// replaceUnhealthy replaces w, found unhealthy for reason, the way a
+// rolling restart does, and returns the slot's worker afterwards: the
+// replacement, or w when the replacement failed (w keeps serving; its
+// watcher starts over after the grace period, which is what keeps a
+// failing replacement from looping).
+func (s *slot) replaceUnhealthy(ctx context.Context, w worker, reason string) worker {
+	s.log.Warn("worker unhealthy; replacing it", zap.Int("pid", w.PID()), zap.String("reason", reason))
+	nw, how, err := s.replace(ctx, w)
+	if err != nil {
+		if !errors.Is(err, errStopped) {
+			s.log.Error("could not replace the unhealthy worker; it keeps serving", zap.Int("pid", w.PID()),
+				zap.String("reason", reason), zap.Error(err))
+		}
+		return w
+	}
+	s.adopt(nw, how, true)
+	s.mu.Lock()
+	s.lastExit = reason
+	s.mu.Unlock()
+	return nw
+}
