@@ -1,7 +1,7 @@
 // A fronted worker (run it with the command capability) whose first start
 // loses its $PORT to another program: it notes the port it was given in the
 // file PORT_LOG, waits until something else listens there, then fails to
-// listen (EADDRINUSE) and exits 1. FAULT_ONCE names a file that marks the
+// listen (EADDRINUSE) a second later and exits 1. FAULT_ONCE names a file that marks the
 // first start done; later starts just serve on $PORT.
 'use strict'
 const fs = require('node:fs')
@@ -29,7 +29,9 @@ if (!first) {
 } else {
   const poll = () => {
     const c = net.connect(port, '127.0.0.1')
-    c.on('connect', () => { c.destroy(); serve() })
+    // Stay up a moment with the port taken, so wattd's readiness probe
+    // meets the other program on it (and says so) before this fails.
+    c.on('connect', () => { c.destroy(); setTimeout(serve, 1000) })
     c.on('error', () => setTimeout(poll, 50))
   }
   poll()
