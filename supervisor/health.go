@@ -298,7 +298,7 @@ func (s *slot) replaceUnhealthy(ctx context.Context, w worker, reason string) wo
 		}
 		return w
 	}
-	s.adopt(nw, how, true)
+	s.adopt(nw, how, reason)
 	s.mu.Lock()
 	s.lastExit = reason
 	s.mu.Unlock()

@@ -449,3 +449,31 @@ func TestStopKillsGrandchildren(t *testing.T) {
 	}
 	eventually(t, "the grandchild to be gone", func() bool { return !alive(gc) })
 }
+
+// TestHistoryRecordsStatesAndReasons: a slot's history lists the states
+// it went through, the exit reason where a worker went away, and the
+// replacements of a rolling restart, oldest first, each with its pid.
+func TestHistoryRecordsStatesAndReasons(t *testing.T) {
+	tr := startRuntime(t, nil, testApp{id: "api", behaviour: "crash:7,ready,ready"})
+	first := tr.waitReady("api", 0)
+	if err := tr.RestartApp(restartCtx(t), "api"); err != nil {
+		t.Fatal(err)
+	}
+	ws := tr.slot("api", 0).status()
+	var got []string
+	for _, e := range ws.History {
+		got = append(got, e.State+" "+e.Reason)
+	}
+	want := []string{"starting ", "backoff exit status 7; last error output: boom: crash at start", "starting ", "ready ", "replaced rolling restart"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("history %q, want %q", got, want)
+	}
+	if h := ws.History; h[3].PID != first.PID || h[4].PID == first.PID || h[4].PID != ws.PID {
+		t.Fatalf("pids in the history %+v: first worker %d, now %d", h, first.PID, ws.PID)
+	}
+	for i := 1; i < len(ws.History); i++ {
+		if ws.History[i].At.Before(ws.History[i-1].At) {
+			t.Fatalf("history not in order: %+v", ws.History)
+		}
+	}
+}

@@ -65,8 +65,9 @@ type slot struct {
 	cur      worker // nil when no process runs in the slot
 	restarts int
 	lastExit string
-	reason   string // why the slot failed
-	everUp   bool   // a worker of this slot was ready at least once
+	reason   string  // why the slot failed
+	history  []Event // the last historyLen states entered and replacements, oldest first
+	everUp   bool    // a worker of this slot was ready at least once
 }
 
 func newSlot(a *app, index int) *slot {
@@ -93,7 +94,29 @@ func (s *slot) setStateLocked(to State) {
 		s.log.DPanic("state machine", zap.Error(err))
 		s.state = to
 	}
+	reason := ""
+	switch to {
+	case StateBackoff, StateFailed, StateExited:
+		reason = s.lastExit // set just before: why the worker is gone
+	}
+	s.recordLocked(to.String(), reason)
 	s.app.rt.stateChanged()
+}
+
+// historyLen is how many events a slot keeps for `ctl ps --json`.
+const historyLen = 32
+
+// recordLocked adds an event to the slot's history, dropping the oldest
+// beyond historyLen. Called with mu held.
+func (s *slot) recordLocked(what, reason string) {
+	e := Event{At: time.Now(), State: what, Reason: reason}
+	if s.cur != nil {
+		e.PID = s.cur.PID()
+	}
+	if len(s.history) == historyLen {
+		s.history = append(s.history[:0], s.history[1:]...)
+	}
+	s.history = append(s.history, e)
 }
 
 func (s *slot) getState() State {
@@ -404,7 +427,11 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 		answer(waiting, fmt.Errorf("worker %w", err))
 		return restart.Exit{Uptime: time.Since(w.Started()), Reason: se.reason}, false
 	}
-	s.adopt(w, how, w != first)
+	replaced := ""
+	if w != first {
+		replaced = "rolling restart"
+	}
+	s.adopt(w, how, replaced)
 	answer(waiting, nil)
 	health := s.watchHealth(w)
 	defer func() { health.stop() }()
@@ -427,7 +454,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			nw, how, err := s.replace(ctx, w)
 			if err == nil {
 				w = nw
-				s.adopt(w, how, true)
+				s.adopt(w, how, "rolling restart")
 			}
 			health = s.watchHealth(w)
 			done <- err
@@ -537,16 +564,18 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 // adopt makes w, which just became ready, the slot's worker. It is the one
 // place where a slot becomes ready: for its first worker, for the
 // replacement of a ready worker, and for one that replaced a worker still
-// starting.
-func (s *slot) adopt(w worker, how string, replaced bool) {
+// starting. replacedFor says why w replaced another worker ("" for none):
+// that counts as a restart and goes into the slot's history.
+func (s *slot) adopt(w worker, how, replacedFor string) {
 	s.mu.Lock()
 	s.cur = w
 	s.everUp = true
-	if replaced {
-		s.restarts++
-	}
 	if s.state != StateReady {
 		s.setStateLocked(StateReady)
+	}
+	if replacedFor != "" {
+		s.restarts++
+		s.recordLocked("replaced", replacedFor)
 	}
 	s.mu.Unlock()
 	s.settle()
@@ -626,6 +655,7 @@ func (s *slot) status() WorkerStatus {
 		State:    s.state.String(),
 		Restarts: s.restarts,
 		LastExit: s.lastExit,
+		History:  append([]Event(nil), s.history...),
 	}
 	s.sockMu.Lock()
 	if s.addr != nil {

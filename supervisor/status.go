@@ -59,8 +59,12 @@ type WorkerStatus struct {
 	// Memory is what the worker's cgroup uses (all of its processes, page
 	// cache included), or the RSS of its process tree where cgroups are
 	// not used; MemoryLimit is the limit it is held to, 0 for none.
-	Memory      uint64  `json:"memoryBytes,omitempty"`
-	MemoryLimit uint64  `json:"memoryLimitBytes,omitempty"`
+	Memory      uint64 `json:"memoryBytes,omitempty"`
+	MemoryLimit uint64 `json:"memoryLimitBytes,omitempty"`
+	// History is the slot's last events, oldest first: each state it
+	// entered (with the exit reason on backoff, failed and exited) and
+	// each worker replaced in place (rolling restart, health).
+	History     []Event `json:"history,omitempty"`
 	ELU         float64 `json:"elu"` // last reported event-loop utilisation
 	HeapUsed    uint64  `json:"heapUsedBytes"`
 	ActiveConns int     `json:"activeConns"` // open client connections, as last reported
@@ -82,4 +86,12 @@ func FormatBytes(n uint64) string {
 		u++
 	}
 	return fmt.Sprintf("%.1f %s", v, units[u])
+}
+
+// Event is one entry of a worker slot's history.
+type Event struct {
+	At     time.Time `json:"at"`
+	State  string    `json:"state"` // a state, or "replaced"
+	PID    int       `json:"pid,omitempty"`
+	Reason string    `json:"reason,omitempty"`
 }

@@ -85,6 +85,13 @@ func TestOOMIsAReasonAndOthersServe(t *testing.T) {
 	if !strings.Contains(hog.LastExit, "96.0 MiB") {
 		t.Fatalf("last exit %q does not name the limit", hog.LastExit)
 	}
+	inHistory := false
+	for _, e := range d.app("hog").Workers[0].History {
+		inHistory = inHistory || (e.State == "backoff" && strings.HasPrefix(e.Reason, "oom (memory limit 96.0 MiB)"))
+	}
+	if !inHistory {
+		t.Fatalf("the state history has no backoff for oom: %+v", d.app("hog").Workers[0].History)
+	}
 	if res.failed != 0 || res.refused != 0 || res.ok == 0 {
 		t.Fatalf("web during the OOM kills: ok %d failed %d refused %d: %v", res.ok, res.failed, res.refused, res.errs)
 	}
