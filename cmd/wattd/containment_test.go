@@ -50,6 +50,18 @@ func (d *daemon) runtimeName() string {
 	return entries[0].Name()
 }
 
+// orphans asks the orphans fixture behind d for the pids of the children
+// it detached.
+func orphans(t *testing.T, d *daemon) []int {
+	t.Helper()
+	var r struct{ Children []int }
+	_, body, err := get(fresh, d.url("/"))
+	if err != nil || json.Unmarshal([]byte(body), &r) != nil || len(r.Children) != 2 {
+		t.Fatalf("GET / of the orphans fixture: %v %s", err, body)
+	}
+	return r.Children
+}
+
 // TestOOMIsAReasonAndOthersServe: a worker limited to 96 MiB that
 // allocates without bound is killed by the kernel inside its cgroup and
 // restarted with the reason "oom", while another application serves load
@@ -117,24 +129,16 @@ func TestWholeTreeKilled(t *testing.T) {
 		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/orphans")}},
 	})
 	d := startWattd(t, dir, port, startOpts{})
-	children := func() []int {
-		var r struct{ Children []int }
-		_, body, err := get(fresh, d.url("/"))
-		if err != nil || json.Unmarshal([]byte(body), &r) != nil || len(r.Children) != 2 {
-			t.Fatalf("GET /: %v %s", err, body)
-		}
-		return r.Children
-	}
 	waitHTTP(t, d.url("/"), 30*time.Second)
 	d.waitReady("web", 20*time.Second)
-	first := children()
+	first := orphans(t, d)
 	if out, err := d.ctl("restart", "web"); err != nil {
 		t.Fatalf("ctl restart: %v\n%s", err, out)
 	}
 	waitFor(t, 10*time.Second, "the first worker's children to be gone", func() bool {
 		return !alive(first[0]) && !alive(first[1])
 	})
-	second := children()
+	second := orphans(t, d)
 	name := d.runtimeName()
 	if len(runtimeCgroups(name)) == 0 {
 		t.Fatal("no worker cgroup while the worker runs")
@@ -167,21 +171,17 @@ func TestKillNineLeftoversSwept(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	waitHTTP(t, d.url("/"), 30*time.Second)
-	var r struct{ Children []int }
-	_, body, _ := get(fresh, d.url("/"))
-	if json.Unmarshal([]byte(body), &r) != nil || len(r.Children) != 2 {
-		t.Fatalf("GET /: %s", body)
-	}
+	children := orphans(t, d)
 	d.signal(syscall.SIGKILL)
 	d.wait(10 * time.Second)
-	for _, pid := range r.Children {
+	for _, pid := range children {
 		if !alive(pid) {
 			t.Fatalf("child %d died with wattd; the test needs a leftover", pid)
 		}
 	}
 	again := startWattd(t, dir, port, startOpts{env: []string{"WATTD_RUNTIME_DIR=" + d.runDir}})
 	waitHTTP(t, again.url("/"), 30*time.Second)
-	for _, pid := range r.Children {
+	for _, pid := range children {
 		if alive(pid) {
 			t.Fatalf("leftover %d of the killed instance still runs after the next start", pid)
 		}
@@ -246,16 +246,12 @@ func TestFallbackWithoutCgroups(t *testing.T) {
 	if n := strings.Count(d.out.String(), "/proc/wattd-not-writable"); n != 1 {
 		t.Fatalf("the fallback warning naming the root appears %d times, want once:\n%s", n, d.out.String())
 	}
-	var r struct{ Children []int }
-	_, body, _ := get(fresh, d.url("/"))
-	if json.Unmarshal([]byte(body), &r) != nil || len(r.Children) != 2 {
-		t.Fatalf("GET /: %s", body)
-	}
+	children := orphans(t, d)
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, pid := range r.Children {
+	for _, pid := range children {
 		if alive(pid) {
 			t.Fatalf("detached child %d outlived the stop without cgroups", pid)
 		}
