@@ -2,12 +2,14 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +27,9 @@ import (
 // pollFor bounds every wait in these tests: generous, because the machine
 // running them may be loaded; a passing test never waits for it.
 const pollFor = 20 * time.Second
+
+// runtimeSeq numbers the test runtimes of this process.
+var runtimeSeq atomic.Int64
 
 // testApp is one application of a test runtime, played by the test binary.
 type testApp struct {
@@ -102,7 +107,9 @@ func newLiveRuntime(t *testing.T, tweak func(*config.Config), apps ...testApp) *
 	if tweak != nil {
 		tweak(cfg)
 	}
-	rd := &rundir.Dir{Path: filepath.Join(dir, "run")}
+	// The directory's name also names the runtime's cgroups, and opening
+	// them sweeps an earlier runtime of the same name: one name per runtime.
+	rd := &rundir.Dir{Path: filepath.Join(dir, fmt.Sprintf("run%d-%d", os.Getpid(), runtimeSeq.Add(1)))}
 	if err := os.MkdirAll(filepath.Join(rd.Path, "mesh"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +126,15 @@ func newLiveRuntime(t *testing.T, tweak func(*config.Config), apps ...testApp) *
 	}
 	tr.Runtime, tr.logs = rt, logs
 	t.Cleanup(func() {
+		if tr.cancel == nil {
+			rt.Close() // never run: release what New made
+		}
+		// Whatever the test did, the runtime's cgroups are gone with it.
+		for ctrl, dir := range rt.cgroups.Dirs() {
+			if _, err := os.Stat(dir); err == nil {
+				t.Errorf("cgroup %s of the runtime left behind (%s)", dir, ctrl)
+			}
+		}
 		if t.Failed() {
 			for _, e := range logs.All() {
 				t.Logf("%s %s %s %v", e.Time.Format("15:04:05.000"), e.Level, e.Message, e.ContextMap())

@@ -567,6 +567,10 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 // starting. replacedFor says why w replaced another worker ("" for none):
 // that counts as a restart and goes into the slot's history.
 func (s *slot) adopt(w worker, how, replacedFor string) {
+	// Logged before anyone can see the slot ready (ctl ps, the mesh), so
+	// the log never lags behind what the runtime reports.
+	s.log.Info("worker ready", zap.Int("pid", w.PID()), zap.String("how", how),
+		zap.Duration("startup", time.Since(w.Started()).Round(time.Millisecond)))
 	s.mu.Lock()
 	s.cur = w
 	s.everUp = true
@@ -579,8 +583,6 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	}
 	s.mu.Unlock()
 	s.settle()
-	s.log.Info("worker ready", zap.Int("pid", w.PID()), zap.String("how", how),
-		zap.Duration("startup", time.Since(w.Started()).Round(time.Millisecond)))
 }
 
 // replace starts a new process in the slot next to old, waits until it is
