@@ -127,7 +127,11 @@ func TestV1ExecHelperPath(t *testing.T) {
 	pid := w.cmd.Process.Pid
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == "/usr/bin/sleep" {
+		// The kernel switches exe before it lays out the new environment:
+		// wait for both.
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if exe == "/usr/bin/sleep" && len(env) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
