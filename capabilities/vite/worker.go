@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
 )
 
 // StaticArg is argv[1] of wattd when it runs as a static file server worker.
@@ -221,7 +222,7 @@ func (w *worker) sendStats(ctl *ipc.Control) error {
 	st := &ipc.Stats{
 		HeapUsed:     ms.HeapAlloc,
 		HeapTotal:    ms.HeapSys,
-		RSS:          selfRSS(),
+		RSS:          cgroups.RSS(os.Getpid()),
 		ActiveConns:  int(w.conns.Load()),
 		RequestsDone: w.requests.Load(),
 	}
@@ -233,21 +234,4 @@ func statsInterval() time.Duration {
 		return time.Duration(ms) * time.Millisecond
 	}
 	return 2 * time.Second
-}
-
-// selfRSS is this process's resident set size from /proc, 0 if unknown.
-func selfRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * uint64(os.Getpagesize())
 }
