@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // The test binary re-executes itself as the worker: with CGTEST_CHILD set
@@ -193,8 +195,8 @@ func (w *worker) treePids(t *testing.T) []int {
 
 // alive reports whether pid runs (a zombie does not count).
 func alive(pid int) bool {
-	st, ok := readStat(pid)
-	return ok && st.state != 'Z'
+	st, ok := procnet.ReadStat(pid)
+	return ok && st.State != 'Z'
 }
 
 func waitGone(t *testing.T, pids ...int) {

@@ -13,36 +13,6 @@ import (
 	"github.com/wattd/wattd/supervisor/procnet"
 )
 
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every
-// Linux architecture wattd builds for.
-const clockTicks = 100
-
-// procStat is what fallback mode reads from /proc/<pid>/stat.
-type procStat struct {
-	state byte
-	cpu   time.Duration // utime + stime
-}
-
-func readStat(pid int) (procStat, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, false
-	}
-	// The command name may hold spaces and parentheses: fields start
-	// after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return procStat{}, false
-	}
-	ut, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return procStat{state: f[0][0], cpu: time.Duration(ut+st) * time.Second / clockTicks}, true
-}
-
 // RSS reads a process's resident set size from /proc; 0 if it is gone.
 func RSS(pid int) uint64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
@@ -78,13 +48,13 @@ func treeUsage(root int) (mem, n uint64, cpu time.Duration) {
 		return 0, 0, 0
 	}
 	for _, pid := range procnet.Tree(root) {
-		st, ok := readStat(pid)
-		if !ok || st.state == 'Z' {
+		st, ok := procnet.ReadStat(pid)
+		if !ok || st.State == 'Z' {
 			continue
 		}
 		mem += RSS(pid)
 		n++
-		cpu += st.cpu
+		cpu += st.CPU
 	}
 	return mem, n, cpu
 }
@@ -133,7 +103,7 @@ func killMarked(prefix string, skip map[string]bool) (int, error) {
 	for {
 		var live []int
 		for _, pid := range marked(prefix, skip) {
-			if st, ok := readStat(pid); ok && st.state != 'Z' {
+			if st, ok := procnet.ReadStat(pid); ok && st.State != 'Z' {
 				live = append(live, pid)
 				seen[pid] = true
 			}
@@ -170,7 +140,7 @@ func killTree(root int, mark string) (int, error) {
 		}
 		var pids []int
 		for pid := range live {
-			if st, ok := readStat(pid); ok && st.state != 'Z' && pid != os.Getpid() {
+			if st, ok := procnet.ReadStat(pid); ok && st.State != 'Z' && pid != os.Getpid() {
 				pids = append(pids, pid)
 				seen[pid] = true
 			}
@@ -193,8 +163,8 @@ func killTree(root int, mark string) (int, error) {
 // group has members. A live unmarked process is a stranger with a
 // reused pid.
 func ours(pid int, mark string) bool {
-	st, ok := readStat(pid)
-	if !ok || st.state == 'Z' {
+	st, ok := procnet.ReadStat(pid)
+	if !ok || st.State == 'Z' {
 		return true
 	}
 	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")

@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Socket is a listening TCP socket in wattd's network namespace.
@@ -210,10 +211,11 @@ func Tree(root int) []int {
 	parent := map[int]int{}
 	in := map[int]bool{}
 	for _, pid := range pids() {
-		ppid, pgrp, ok := statOf(pid)
+		st, ok := ReadStat(pid)
 		if !ok {
 			continue
 		}
+		ppid, pgrp := st.PPID, st.PGRP
 		parent[pid] = ppid
 		if pid == root || pgrp == root {
 			in[pid] = true
@@ -239,22 +241,36 @@ func Tree(root int) []int {
 	return tree
 }
 
-// statOf reads a process's parent and process group from /proc/pid/stat.
-func statOf(pid int) (ppid, pgrp int, ok bool) {
+// Stat is what wattd reads from /proc/<pid>/stat.
+type Stat struct {
+	State      byte // R, S, D, Z, …
+	PPID, PGRP int
+	CPU        time.Duration // user + system time
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every
+// Linux architecture wattd builds for.
+const clockTicks = 100
+
+// ReadStat reads a process's /proc/<pid>/stat; ok is false when it is gone.
+func ReadStat(pid int) (st Stat, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, false
+		return Stat{}, false
 	}
-	// The command name in parentheses may hold spaces and parentheses.
+	// The command name in parentheses may hold spaces and parentheses:
+	// the fields start after the last ')'.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0, 0, false
+		return Stat{}, false
 	}
-	f := strings.Fields(string(b[i+1:])) // state ppid pgrp …
-	if len(f) < 3 {
-		return 0, 0, false
+	f := strings.Fields(string(b[i+1:])) // state ppid pgrp … utime(12) stime(13)
+	if len(f) < 13 {
+		return Stat{}, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgrp, err2 := strconv.Atoi(f[2])
-	return ppid, pgrp, err1 == nil && err2 == nil
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, CPU: time.Duration(ut+stime) * time.Second / clockTicks}, err1 == nil && err2 == nil
 }
