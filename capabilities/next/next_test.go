@@ -139,7 +139,7 @@ func TestPrepareNextStart(t *testing.T) {
 	if !slices.Equal(l.Argv, want) {
 		t.Fatalf("argv\n got %q\nwant %q", l.Argv, want)
 	}
-	if filepath.Dir(pre) != app.RuntimeDir || !strings.HasPrefix(filepath.Base(pre), "preload-") {
+	if pd := filepath.Dir(pre); filepath.Dir(pd) != app.RuntimeDir || !strings.HasPrefix(filepath.Base(pd), "preload-") || filepath.Base(pre) != "index.cjs" {
 		t.Fatalf("preload %q not in the runtime dir %q", pre, app.RuntimeDir)
 	}
 	if l.Dir != dir {

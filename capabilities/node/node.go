@@ -3,15 +3,15 @@
 //
 //	node [NodeOptions...] --require <preload> <entry>
 //
-// The preload (preload.cjs, embedded here) runs inside the worker before the
+// The preload (the modules of preload/, embedded here) runs inside the worker before the
 // app. It speaks the control protocol of package ipc, points the app's first
 // server.listen() at the socket wattd passed in, and also serves the
 // entrypoint on its mesh socket, so an app needs no change to run under
-// wattd. See the comment at the top of preload.cjs for the details.
+// wattd. See the comment at the top of preload/index.cjs for the details.
 package node
 
 import (
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,13 +31,20 @@ const ID = "node"
 // a deployment can pin a Node.js version without touching PATH.
 const EnvNode = "WATTD_NODE"
 
-//go:embed preload.cjs
-var preload []byte
+// preloadFS holds the preload's modules; preload/index.cjs is the one node
+// is told to --require, and it requires the others by relative path.
+//
+//go:embed preload/*.cjs
+var preloadFS embed.FS
 
-// preloadName is the preload's file name in the runtime directory. It carries
-// a hash of the content so that a wattd upgrade never runs a stale preload
-// left by an older binary, and so that an existing file can be reused as is.
-var preloadName = capabilities.HashedName("preload", ".cjs", preload)
+// preloadFiles are the preload modules by file name.
+var preloadFiles = mustReadDir(preloadFS, "preload")
+
+// preloadDirName is the preload's directory in the runtime directory. It
+// carries a hash of every module's name and content so that a wattd upgrade
+// never runs a stale preload left by an older binary, and so that an
+// existing directory can be reused as is.
+var preloadDirName = capabilities.HashedDirName("preload", preloadFiles)
 
 // entryFields are the package.json members that may name the entry file, in
 // the order @platformatic/node reads them; a path like exports/./import means
@@ -254,9 +261,31 @@ func isFile(p string) (bool, error) {
 }
 
 // WritePreload makes sure the preload is present in runtimeDir and returns
-// its path. The file is written once, atomically (temp file and rename), so
-// concurrent worker starts never see a half-written preload; later calls find
-// it and only compare its size.
+// the path of its entry module. The directory is written once, atomically
+// (see capabilities.WriteRuntimeDir), so concurrent worker starts never see
+// a half-written preload; later calls find it and reuse it.
 func WritePreload(runtimeDir string) (string, error) {
-	return capabilities.WriteRuntimeFile(runtimeDir, preloadName, preload)
+	dir, err := capabilities.WriteRuntimeDir(runtimeDir, preloadDirName, preloadFiles)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "index.cjs"), nil
+}
+
+// mustReadDir returns the files of an embedded directory by name; the
+// embed pattern guarantees they exist, so a failure is a build defect.
+func mustReadDir(fsys embed.FS, dir string) map[string][]byte {
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		panic(err)
+	}
+	out := make(map[string][]byte, len(entries))
+	for _, e := range entries {
+		b, err := fsys.ReadFile(dir + "/" + e.Name())
+		if err != nil {
+			panic(err)
+		}
+		out[e.Name()] = b
+	}
+	return out
 }

@@ -179,7 +179,7 @@ func TestPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pre := filepath.Join(rt, preloadName)
+	pre := filepath.Join(rt, preloadDirName, "index.cjs")
 	want := []string{fake, "--max-old-space-size=256", "--title", "api worker", "--require", pre, filepath.Join(dir, "server.js")}
 	if !slices.Equal(l.Argv, want) {
 		t.Errorf("Argv = %q\nwant   %q", l.Argv, want)
@@ -194,8 +194,10 @@ func TestPrepare(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("preload mode = %v, want 0600", st.Mode().Perm())
 	}
-	if got, _ := os.ReadFile(pre); !bytes.Equal(got, preload) {
-		t.Error("preload content differs from the embedded one")
+	for name, content := range preloadFiles {
+		if got, _ := os.ReadFile(filepath.Join(rt, preloadDirName, name)); !bytes.Equal(got, content) {
+			t.Errorf("preload module %s differs from the embedded one", name)
+		}
 	}
 
 	app.Dir = "relative"
@@ -230,12 +232,12 @@ func TestWritePreloadConcurrentAndReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != preloadName {
-		t.Fatalf("runtime dir holds %v, want only %s", entries, preloadName)
+	if len(entries) != 1 || entries[0].Name() != preloadDirName {
+		t.Fatalf("runtime dir holds %v, want only %s", entries, preloadDirName)
 	}
 
 	// An existing file is reused, not rewritten.
-	p := filepath.Join(rt, preloadName)
+	p := filepath.Join(rt, preloadDirName, "index.cjs")
 	before, _ := os.Stat(p)
 	if _, err := WritePreload(rt); err != nil {
 		t.Fatal(err)
@@ -252,10 +254,23 @@ func TestWritePreloadConcurrentAndReused(t *testing.T) {
 	if _, err := WritePreload(rt); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(p); !bytes.Equal(got, preload) {
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, preloadFiles["index.cjs"]) {
 		t.Error("damaged preload was not replaced")
 	}
-	if !strings.HasPrefix(preloadName, "preload-") || !strings.HasSuffix(preloadName, ".cjs") {
-		t.Errorf("preloadName = %q", preloadName)
+	// And so is one with a module missing.
+	if err := os.Remove(filepath.Join(rt, preloadDirName, "base.cjs")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WritePreload(rt); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(rt, preloadDirName, "base.cjs")); !bytes.Equal(got, preloadFiles["base.cjs"]) {
+		t.Error("preload with a missing module was not repaired")
+	}
+	if entries, _ := os.ReadDir(rt); len(entries) != 1 {
+		t.Errorf("runtime dir holds %v after repairs, want only %s", entries, preloadDirName)
+	}
+	if !strings.HasPrefix(preloadDirName, "preload-") || len(preloadFiles) < 4 {
+		t.Errorf("preloadDirName = %q with %d modules", preloadDirName, len(preloadFiles))
 	}
 }

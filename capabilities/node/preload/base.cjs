@@ -1,0 +1,107 @@
+// Shared pieces of the preload: constants, the per-process state and the
+// helpers every module uses to stay out of the app's way.
+'use strict'
+
+const LISTEN_FDS_START = 3 // first passed fd, as in sd_listen_fds(3)
+const PROTOCOL_VERSION = 1
+const MAX_FRAME = 1 << 20 // ipc.MaxFrame
+const EXIT_GRACE_MS = 500 // time to flush output once wattd is gone
+
+// Drain timing. A keep-alive client that has just had a response may be
+// sending its next request on that connection at the very moment the
+// server finds the connection idle; closing it then loses that request (the
+// client reads a reset or an EOF, and only some clients retry, and only
+// idempotent requests). So during a drain an idle connection is closed only
+// once no response has finished for DRAIN_QUIET_MS: every idle connection
+// has then been idle at least that long, a client that was about to send
+// has sent (and got "Connection: close"), and one that has not is taken to
+// be done. The quiet period is at most a quarter of wattd's drain timeout,
+// and from half of it on idle connections are closed as soon as they are
+// idle, so what is left of the timeout serves the requests still running.
+const DRAIN_QUIET_MS = 1000
+const DRAIN_TIMEOUT_MS = 10000 // when wattd sends none: its default grace
+
+// Per-server bookkeeping, kept off the server objects so the app never sees
+// extra properties.
+const meshOf = new WeakMap() // primary server -> its mesh server
+const nativeClose = new WeakMap() // server -> the close() it had before ours
+const closedByDrain = new WeakSet()
+
+function newState () {
+  return {
+    control: null, // net.Socket of the control channel
+    welcomed: false,
+    version: 0, // protocol version from welcome
+    pending: [], // messages held back until welcome
+    reportStats: null, // sends one stats report; set by startStats
+    primary: null, // { server, name, requestedPort }
+    servers: new Set(), // every server we manage: primary(s) and mesh
+    sockets: new Set(), // open connections of those servers
+    inFlight: new Set(), // ServerResponse objects not closed yet
+    requestsDone: 0,
+    readySent: false,
+    draining: false,
+    drainedSent: false,
+    // During a drain only: see DRAIN_QUIET_MS.
+    quietMs: 0,
+    quietUntil: 0, // performance.now() after which nothing waits for quiet
+    lastDone: 0, // performance.now() when a response last finished
+    sweepTimer: null,
+    mesh: null, // mesh client, see startMeshClient
+    handlers: new Map() // control message type -> function (msg), see onMessage
+  }
+}
+
+function warn (what, err) {
+  try {
+    const detail = err === undefined ? '' : ': ' + (err && err.message ? err.message : String(err))
+    process.stderr.write(`wattd preload: ${what}${detail}\n`)
+  } catch {}
+}
+
+// guard wraps a callback so an exception in our own code is reported on
+// stderr instead of becoming an uncaught exception in the app.
+function guard (what, fn) {
+  return function guarded (...args) {
+    try {
+      return fn.apply(this, args)
+    } catch (err) {
+      warn(what, err)
+    }
+  }
+}
+
+function toInt (s) {
+  if (typeof s !== 'string' || !/^\d+$/.test(s)) return undefined
+  return Number(s)
+}
+
+// parseListenFds maps LISTEN_FDNAMES names to fd numbers.
+function parseListenFds (count, names) {
+  const n = toInt(count) || 0
+  const list = (names || '').split(':')
+  const out = {}
+  for (let i = 0; i < n; i++) {
+    const name = list[i]
+    if (name && out[name] === undefined) out[name] = LISTEN_FDS_START + i
+  }
+  return out
+}
+
+
+module.exports = {
+  LISTEN_FDS_START,
+  PROTOCOL_VERSION,
+  MAX_FRAME,
+  EXIT_GRACE_MS,
+  DRAIN_QUIET_MS,
+  DRAIN_TIMEOUT_MS,
+  meshOf,
+  nativeClose,
+  closedByDrain,
+  newState,
+  warn,
+  guard,
+  toInt,
+  parseListenFds
+}

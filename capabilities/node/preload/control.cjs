@@ -1,0 +1,136 @@
+// The worker side of the control channel (ipc/protocol.go): framing, the
+// hello/welcome handshake, dispatch of wattd's messages to the handlers
+// other modules register in state.handlers, and the stats reports.
+'use strict'
+
+const net = require('node:net')
+const { PROTOCOL_VERSION, MAX_FRAME, EXIT_GRACE_MS, warn, guard } = require('./base.cjs')
+
+function openControl (state, fd) {
+  if (fd === undefined) {
+    warn('WATTD_CONTROL_FD is not a number; running without wattd control')
+    return
+  }
+  let sock
+  try {
+    sock = new net.Socket({ fd, readable: true, writable: true })
+  } catch (err) {
+    warn(`cannot open control fd ${fd}`, err)
+    return
+  }
+  // The channel must never be the reason the process stays up.
+  sock.unref()
+  state.control = sock
+  sock.on('error', (err) => warn('control channel', err)) // 'close' follows
+  sock.on('close', () => {
+    state.control = null
+    // wattd is gone (crash, kill -9, or it gave up on us). Exit so no worker
+    // keeps serving unsupervised; the short delay lets pending output out.
+    setTimeout(() => process.exit(1), EXIT_GRACE_MS).unref()
+  })
+
+  let buf = null
+  sock.on('data', guard('control channel read', (chunk) => {
+    buf = buf ? Buffer.concat([buf, chunk]) : chunk
+    // A read may hold part of a frame or several frames.
+    while (buf && buf.length >= 4) {
+      const n = buf.readUInt32BE(0)
+      if (n > MAX_FRAME) {
+        warn(`control frame of ${n} bytes is over the limit; closing the channel`)
+        buf = null
+        sock.destroy()
+        return
+      }
+      if (buf.length < 4 + n) break
+      const body = buf.subarray(4, 4 + n)
+      buf = buf.length === 4 + n ? null : buf.subarray(4 + n)
+      let msg
+      try {
+        msg = JSON.parse(body.toString('utf8'))
+      } catch (err) {
+        warn('bad control frame', err)
+        continue
+      }
+      guard('control message', onMessage)(state, msg)
+    }
+  }))
+
+  writeFrame(state, { type: 'hello', versions: [PROTOCOL_VERSION], pid: process.pid, runtime: 'node ' + process.version })
+}
+
+function onMessage (state, msg) {
+  if (!msg || typeof msg !== 'object') return
+  switch (msg.type) {
+    case 'welcome':
+      state.welcomed = true
+      state.version = msg.version
+      if (state.reportStats) state.reportStats()
+      for (const m of state.pending.splice(0)) writeFrame(state, m)
+      break
+    case 'error':
+      warn(`wattd refused this worker: ${msg.error}`)
+      break
+    default: {
+      // Other modules register what they handle (drain, mesh, ...).
+      // Unknown types are ignored, as the protocol requires.
+      const handler = state.handlers.get(msg.type)
+      if (handler !== undefined) handler(msg)
+    }
+  }
+}
+
+// send writes msg once the handshake is done; before that it is held back
+// (ready, drained) or dropped (stats, which the next tick repeats anyway).
+function send (state, msg) {
+  if (!state.control) return
+  if (state.welcomed) writeFrame(state, msg)
+  else if (msg.type !== 'stats') state.pending.push(msg)
+}
+
+// writeFrame never throws: a broken channel just drops the message, and the
+// channel's 'close' handler takes care of the rest.
+function writeFrame (state, msg) {
+  const sock = state.control
+  if (!sock || sock.destroyed || !sock.writable) return
+  try {
+    const body = Buffer.from(JSON.stringify(msg), 'utf8')
+    const frame = Buffer.allocUnsafe(4 + body.length)
+    frame.writeUInt32BE(body.length, 0)
+    body.copy(frame, 4)
+    sock.write(frame)
+  } catch (err) {
+    warn(`cannot send ${msg.type}`, err)
+  }
+}
+
+// ---- stats -----------------------------------------------------------------
+
+// The first report goes out before ready (see sendReady and the welcome
+// handler): wattd judges a worker's health by its reports once it has had
+// one, so a worker stuck right after ready must already have reported.
+function startStats (state, intervalMs) {
+  const { performance } = require('node:perf_hooks')
+  let prev = performance.eventLoopUtilization()
+  const report = guard('stats', () => {
+    const now = performance.eventLoopUtilization()
+    const elu = performance.eventLoopUtilization(now, prev).utilization
+    prev = now
+    const mem = process.memoryUsage()
+    send(state, {
+      type: 'stats',
+      stats: {
+        elu,
+        heapUsed: mem.heapUsed,
+        heapTotal: mem.heapTotal,
+        rss: mem.rss,
+        activeConns: state.sockets.size,
+        requestsDone: state.requestsDone
+      }
+    })
+  })
+  state.reportStats = report
+  setInterval(report, intervalMs).unref()
+}
+
+
+module.exports = { openControl, send, startStats }

@@ -1,0 +1,117 @@
+// wattd worker preload for Node.js.
+//
+// wattd starts every Node.js worker as `node --require <this file> <entry>`,
+// so this runs before the application, whether the app is CommonJS or ESM.
+// It lets an unmodified app run under wattd:
+//
+//   * Control channel. It speaks the protocol of ipc/protocol.go on the fd in
+//     WATTD_CONTROL_FD (4-byte big-endian length + JSON): hello/welcome,
+//     ready, stats, drain/drained. If the channel closes, wattd is gone and
+//     the worker exits, so a dead supervisor never leaves orphans serving.
+//
+//   * Listen redirection. wattd passes already-listening sockets the systemd
+//     way (LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID, fds from 3): "http", the
+//     public TCP port (entrypoint only), and "mesh", this worker's Unix
+//     socket. The app's FIRST server.listen(), whatever it asked for, is
+//     turned into listen({fd}) on "http" (entrypoint) or "mesh" (other
+//     apps). That is how several worker processes share one public port, and
+//     why the app's own port setting does not matter. Later listen() calls
+//     are left alone, except the duplicate binding described at
+//     isDuplicateBinding.
+//
+//   * Mesh for the entrypoint. Its app is also served on the "mesh" socket:
+//     mesh connections are handed to the app's server as if it had accepted
+//     them (for http.Server and net.Server), or, for TLS and HTTP/2 servers
+//     whose connection handling expects TLS or h2 framing, requests read by a
+//     plain HTTP/1.1 server are re-emitted on the app's server.
+//
+//   * Mesh client. Requests of the app to http://<app>.plt.local go straight
+//     to a worker of that app over its Unix socket, by the membership table
+//     wattd sends ("mesh"): node:http and fetch are wrapped for that. See
+//     "mesh client" below.
+//
+//   * Drain. On "drain" the redirected servers stop accepting, every
+//     connection's next response says "Connection: close", idle keep-alive
+//     connections are closed once the worker has been quiet for a moment
+//     (see DRAIN_QUIET_MS), and "drained" is sent when no connection is
+//     left. The process is not ended here: wattd sends SIGTERM after
+//     "drained", and an app that handles SIGTERM is kept up until then so
+//     its handler runs (holdUntilSigterm).
+//
+// The modules: base.cjs (state, warn/guard), control.cjs (channel, stats,
+// dispatch of wattd's messages to the handlers registered in
+// state.handlers), listen.cjs (listen redirection, entrypoint mesh, drain),
+// mesh-client.cjs (*.plt.local for node:http and fetch).
+//
+// Rules these modules keep: only node: builtins; nothing it does may throw into
+// the app (every callback is guarded); none of its handles keeps the process
+// alive on its own (control socket, timers, the mesh listener and idle mesh
+// connections are unref'd), the exceptions being the hold just mentioned and
+// the bounded wait of an app's early mesh request for the table (whenTable);
+// and when the process was not started by wattd for this very pid it does
+// nothing at all.
+'use strict'
+
+// Everything lives in a function so nothing leaks into the module scope of
+// the app, and one try/catch can make the whole preload fail safe.
+function main () {
+  const { isMainThread } = require('node:worker_threads')
+  // --require preloads also run in worker threads; the sockets belong to
+  // the main thread only.
+  if (!isMainThread) return
+
+  const env = process.env
+  const listenPid = env.LISTEN_PID
+  // LISTEN_PID names the process the fds are meant for. Any other value
+  // means we inherited the variables from a parent that owns the sockets:
+  // touch nothing, not even the environment.
+  if (listenPid !== undefined && listenPid !== String(process.pid)) return
+  if (env.WATTD_CONTROL_FD === undefined && listenPid === undefined) return // not under wattd
+
+  const config = {
+    listenFds: env.LISTEN_FDS,
+    listenNames: env.LISTEN_FDNAMES,
+    controlFd: env.WATTD_CONTROL_FD,
+    statsMs: env.WATTD_STATS_INTERVAL_MS
+  }
+  // Remove what only this process may use, so programs the app spawns do
+  // not mistake our sockets for theirs. The informational variables
+  // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR) stay:
+  // apps read them to know who they are and to reach each other.
+  for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
+    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
+    delete env[k]
+  }
+
+  const { newState, parseListenFds, toInt, warn } = require('./base.cjs')
+  const { openControl, startStats } = require('./control.cjs')
+  const { patchListen, startDrain } = require('./listen.cjs')
+  const { startMeshClient, setTable } = require('./mesh-client.cjs')
+
+  const fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
+  const state = newState()
+  state.handlers.set('drain', (msg) => startDrain(state, msg.timeoutMs))
+  state.handlers.set('mesh', (msg) => { if (state.mesh !== null) setTable(state.mesh, msg.mesh) })
+  if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
+  if (fds.http !== undefined || fds.mesh !== undefined) patchListen(state, fds)
+  if (state.control) startStats(state, toInt(config.statsMs) || 2000)
+  // The mesh table comes on the control channel: without it there is
+  // nothing to route with, and nothing is patched.
+  if (state.control) {
+    try {
+      startMeshClient(state)
+    } catch (err) {
+      warn('mesh client disabled after an internal error', err)
+    }
+  }
+}
+
+
+try {
+  main()
+} catch (err) {
+  // Whatever went wrong, the app itself must still start.
+  try {
+    process.stderr.write(`wattd preload: disabled after an internal error: ${err && err.message}\n`)
+  } catch {}
+}

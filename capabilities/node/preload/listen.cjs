@@ -1,0 +1,418 @@
+// Listen redirection, the entrypoint's mesh socket and the drain.
+'use strict'
+
+const net = require('node:net')
+const {
+  DRAIN_QUIET_MS, DRAIN_TIMEOUT_MS, meshOf, nativeClose, closedByDrain, warn, guard
+} = require('./base.cjs')
+const { send } = require('./control.cjs')
+
+// ---- listen redirection ----------------------------------------------------
+
+function patchListen (state, fds) {
+  const nativeListen = net.Server.prototype.listen
+  // The primary listens on "http" when this worker has it (the entrypoint),
+  // else on "mesh".
+  const name = fds.http !== undefined ? 'http' : 'mesh'
+  let claimed = false
+
+  // A named function keeps stack traces and Function.name readable.
+  net.Server.prototype.listen = function listen (...args) {
+    let req
+    try {
+      req = parseListenArgs(args)
+    } catch (err) {
+      warn('cannot read listen() arguments', err)
+    }
+    // A server handed an fd or handle by the app itself is not ours to move.
+    if (req && !req.handle) {
+      if (!claimed) {
+        claimed = true
+        return redirect(state, fds, name, nativeListen, this, req)
+      }
+      let dup = false
+      try {
+        dup = isDuplicateBinding(state, this, req)
+      } catch (err) {
+        warn('listen', err)
+      }
+      if (dup) return refuseDuplicate(this, req)
+    }
+    return nativeListen.apply(this, args)
+  }
+}
+
+// parseListenArgs reads every listen() form, as net.Server does:
+// (port[, host][, backlog][, cb]), (path[, backlog][, cb]),
+// (options[, cb]) and (handle[, backlog][, cb]).
+function parseListenArgs (args) {
+  const last = args[args.length - 1]
+  const req = { cb: typeof last === 'function' ? last : null }
+  const a0 = args[0]
+  // net.Server reads backlog from options or from the 2nd/3rd argument.
+  const num = (x) => { const v = Number(x); return v >= 0 ? v : 0 }
+  if (a0 !== null && typeof a0 === 'object') {
+    if (a0._handle || a0.handle || a0.fd !== undefined) req.handle = true
+    req.port = a0.port
+    req.host = a0.host
+    req.path = a0.path
+    req.backlog = a0.backlog
+    req.signal = a0.signal
+    return req
+  }
+  if (typeof a0 === 'string' && !(Number(a0) >= 0)) {
+    req.path = a0
+  } else {
+    req.port = a0
+    if (typeof args[1] === 'string') req.host = args[1]
+  }
+  req.backlog = (typeof args[1] !== 'function' && num(args[1])) ||
+    (typeof args[2] !== 'function' && num(args[2])) || undefined
+  return req
+}
+
+// redirect performs the app's first listen() on the passed socket instead.
+function redirect (state, fds, name, nativeListen, server, req) {
+  const opts = { fd: fds[name] }
+  if (req.backlog) opts.backlog = req.backlog
+  if (req.signal) opts.signal = req.signal // the app may still close it by abort
+  try {
+    state.primary = { server, name, requestedPort: req.port }
+    adopt(state, server)
+    if (name === 'mesh') reportSocketPath(server, opts.fd)
+    server.once('listening', guard('listening', () => onPrimaryListening(state, fds, server, name, nativeListen)))
+  } catch (err) {
+    warn('cannot watch the server', err)
+  }
+  return req.cb ? nativeListen.call(server, opts, req.cb) : nativeListen.call(server, opts)
+}
+
+function onPrimaryListening (state, fds, server, name, nativeListen) {
+  if (name === 'http' && fds.mesh !== undefined) {
+    startMesh(state, server, fds.mesh, nativeListen, (ok) => sendReady(state, ok ? ['http', 'mesh'] : ['http']))
+  } else {
+    sendReady(state, [name])
+  }
+}
+
+function sendReady (state, listeners) {
+  if (state.readySent) return
+  state.readySent = true
+  if (state.welcomed && state.reportStats) state.reportStats()
+  send(state, { type: 'ready', listeners })
+}
+
+// isDuplicateBinding spots a later listen() that binds the app that is
+// already redirected a second time on the same port. Fastify does this when
+// told host "localhost": after the first server is up it creates one more
+// server per other address of localhost (::1, ...) with the same handler and
+// the first server's port, and with a Unix-socket primary the port is even
+// undefined, which would open a random TCP port. Such a server is recognised
+// by sharing a 'request' handler with the primary and asking for the
+// primary's port (the one the app asked for, or the real one) or for none.
+function isDuplicateBinding (state, server, req) {
+  const p = state.primary
+  if (!p || server === p.server || req.path != null) return false
+  const port = req.port == null || req.port === '' ? 0 : Number(req.port)
+  const addr = p.server.address()
+  const realPort = addr && typeof addr === 'object' ? addr.port : undefined
+  if (!(port === 0 || port === Number(p.requestedPort) || port === realPort)) return false
+  const theirs = server.listeners('request')
+  if (theirs.length === 0) return false
+  return p.server.listeners('request').some((h) => h !== onRequestHook && theirs.includes(h))
+}
+
+// refuseDuplicate fails that listen() with EADDRINUSE, which is the truth:
+// the port is taken, by the primary. Fastify ignores that error for its
+// extra bindings; the primary already serves every request.
+function refuseDuplicate (server, req) {
+  const port = req.port == null ? 'any port' : `port ${req.port}`
+  const where = req.host ? `${req.host}, ${port}` : port
+  warn(`not binding the same app again on ${where}; wattd already routes its traffic to it`)
+  const err = new Error(`listen EADDRINUSE: address already in use (${where})`)
+  err.code = 'EADDRINUSE'
+  err.errno = -require('node:os').constants.errno.EADDRINUSE
+  err.syscall = 'listen'
+  if (req.host) err.address = req.host
+  if (req.port != null) err.port = req.port
+  // net.Server reports bind errors asynchronously too.
+  process.nextTick(() => server.emit('error', err))
+  return server
+}
+
+// adopt starts counting the primary's connections and requests and wraps
+// its close() (see wrapClose).
+function adopt (state, server) {
+  state.servers.add(server)
+  server.prependListener('connection', guard('connection', (sock) => trackSocket(state, sock)))
+  // Hook 'request' on http/https servers (they have closeIdleConnections),
+  // and on others only when the app already handles it: adding the first
+  // 'request' listener to an HTTP/2 server switches it to the compatibility
+  // API, which would fight an app that handles 'stream' itself.
+  if (typeof server.closeIdleConnections === 'function' || server.listenerCount('request') > 0) {
+    server.prependListener('request', onRequestHook)
+    requestHookState.set(server, state)
+  }
+  wrapClose(state, server)
+}
+
+const requestHookState = new WeakMap() // server -> state, for onRequestHook
+
+// onRequestHook is one shared function (not a closure per server) so that
+// isDuplicateBinding can tell it apart from the app's handlers.
+function onRequestHook (req, res) {
+  try {
+    // Mesh requests of TLS/HTTP2 apps are re-emitted with `this` = primary.
+    const state = requestHookState.get(this)
+    if (state) trackResponse(state, req, res)
+  } catch (err) {
+    warn('request', err)
+  }
+}
+
+function trackSocket (state, sock) {
+  if (state.sockets.has(sock)) return // injected mesh sockets pass twice
+  state.sockets.add(sock)
+  sock.once('close', guard('connection close', () => {
+    state.sockets.delete(sock)
+    checkDrained(state)
+  }))
+}
+
+// trackResponse runs for every request, so it allocates nothing per
+// request: one shared 'close' listener finds its state through the response.
+const kState = Symbol('wattd.state')
+
+function trackResponse (state, req, res) {
+  state.requestsDone++
+  state.inFlight.add(res)
+  res[kState] = state
+  if (state.draining) closeAfter(req, res)
+  res.on('close', onResponseClose) // 'close' is emitted once per response
+}
+
+function onResponseClose () {
+  const state = this[kState]
+  try {
+    state.inFlight.delete(this)
+    // The connection may be idle now, and the quiet period starts over.
+    if (state.draining) responseDoneWhileDraining(state)
+  } catch (err) {
+    warn('response close', err)
+  }
+}
+
+// closeAfter makes Node close the connection once this response is sent,
+// by the documented means of a "Connection: close" header.
+function closeAfter (req, res) {
+  if (res.headersSent || req.httpVersionMajor >= 2) return // h2 forbids it
+  try {
+    res.setHeader('Connection', 'close')
+  } catch {}
+}
+
+// wrapClose keeps the app's own close() working after a drain. Once drained
+// the server is already closed by us, and a plain close() would report
+// ERR_SERVER_NOT_RUNNING to an app that does `server.close(cb)` on SIGTERM,
+// which many treat as a failure. Closing the primary also stops its mesh
+// listener, which is unref'd and would otherwise keep serving.
+function wrapClose (state, server) {
+  const original = server.close
+  nativeClose.set(server, original)
+  let closed = false
+  server.once('close', () => { closed = true })
+  server.close = function close (cb) {
+    try {
+      const mesh = meshOf.get(this)
+      if (mesh && mesh.listening) nativeClose.get(mesh).call(mesh)
+    } catch (err) {
+      warn('closing the mesh listener', err)
+    }
+    if (closedByDrain.has(this) && !this.listening) {
+      if (typeof this.closeIdleConnections === 'function') this.closeIdleConnections()
+      if (typeof cb === 'function') {
+        if (closed) process.nextTick(cb)
+        else this.once('close', () => cb())
+      }
+      return this
+    }
+    return original.apply(this, arguments)
+  }
+}
+
+// reportSocketPath makes address() of a server listening on a passed Unix
+// socket return its path, as it does for listen(path). Node cannot know the
+// path of an fd it was given and returns null, which code such as Fastify's
+// startup log dereferences.
+function reportSocketPath (server, fd) {
+  const original = server.address
+  let path
+  server.address = function address () {
+    const a = original.call(this)
+    if (a !== null || !this.listening) return a
+    if (path === undefined) path = unixSocketPath(fd) || `wattd-mesh-fd-${fd}`
+    return path
+  }
+}
+
+// unixSocketPath finds the path a Unix socket fd is bound to, on Linux, by
+// its inode in /proc/net/unix.
+function unixSocketPath (fd) {
+  try {
+    const fs = require('node:fs')
+    const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))
+    if (!m) return null
+    // Num RefCount Protocol Flags Type St Inode [Path]
+    for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n')) {
+      const f = /^\s*\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(.+)$/.exec(line)
+      if (f && f[1] === m[1]) return f[2]
+    }
+  } catch {}
+  return null
+}
+
+// ---- mesh for the entrypoint -----------------------------------------------
+
+// startMesh serves the entrypoint's app on the mesh socket too and calls
+// done(true) once listening, done(false) if it cannot.
+function startMesh (state, app, fd, nativeListen, done) {
+  let finished = false
+  const finish = (ok) => { if (!finished) { finished = true; done(ok) } }
+
+  let mesh
+  if (typeof app.setSecureContext === 'function' || typeof app.updateSettings === 'function') {
+    // A TLS (https) or HTTP/2 server would expect TLS or h2 framing on a
+    // connection it is handed, but the mesh speaks plain HTTP/1.1, so read
+    // the requests with a plain HTTP server and hand those over instead.
+    if (app.listenerCount('request') === 0) {
+      warn('the app server handles no HTTP requests; not serving it on the mesh')
+      finish(false)
+      return
+    }
+    mesh = require('node:http').createServer()
+    for (const k of ['keepAliveTimeout', 'headersTimeout', 'requestTimeout', 'timeout', 'maxHeadersCount', 'maxRequestsPerSocket']) {
+      if (typeof app[k] === 'number') mesh[k] = app[k]
+    }
+    mesh.on('request', (req, res) => { app.emit('request', req, res) })
+    mesh.on('upgrade', (req, sock, head) => {
+      if (!app.emit('upgrade', req, sock, head)) sock.destroy()
+    })
+  } else {
+    // http.Server and plain net.Server: hand each mesh connection to the
+    // app's server, the documented way to inject a connection. The app's
+    // timeouts, parser options, clientError and upgrade handling, and its
+    // closeIdleConnections() then apply to mesh traffic unchanged.
+    mesh = new net.Server({ allowHalfOpen: app.allowHalfOpen === true, pauseOnConnect: app.pauseOnConnect === true })
+    mesh.on('connection', (sock) => { app.emit('connection', sock) })
+  }
+  meshOf.set(app, mesh)
+  state.servers.add(mesh)
+  mesh.prependListener('connection', guard('connection', (sock) => trackSocket(state, sock)))
+  nativeClose.set(mesh, mesh.close)
+  reportSocketPath(mesh, fd)
+  mesh.on('error', (err) => {
+    warn('mesh listener', err)
+    finish(false)
+  })
+  // Unref'd: the app's own server decides whether the process stays up.
+  mesh.unref()
+  try {
+    nativeListen.call(mesh, { fd }, () => finish(true))
+  } catch (err) {
+    warn('mesh listener', err)
+    finish(false)
+  }
+}
+
+// ---- drain -----------------------------------------------------------------
+
+function startDrain (state, timeoutMs) {
+  if (state.draining) return
+  state.draining = true
+  const timeout = typeof timeoutMs === 'number' && timeoutMs > 0 ? timeoutMs : DRAIN_TIMEOUT_MS
+  state.quietMs = Math.min(DRAIN_QUIET_MS, timeout / 4)
+  state.lastDone = performance.now()
+  state.quietUntil = state.lastDone + timeout / 2
+  holdUntilSigterm(state)
+  for (const res of state.inFlight) {
+    if (res.req) closeAfter(res.req, res)
+  }
+  for (const server of state.servers) {
+    try {
+      if (!server.listening) continue
+      closedByDrain.add(server)
+      if (typeof server.closeIdleConnections === 'function') {
+        // Stop accepting only: http.Server.close() would also close the
+        // idle keep-alive connections at once, racing their clients'
+        // next requests. Those wait for the quiet period.
+        net.Server.prototype.close.call(server)
+      } else {
+        nativeClose.get(server).call(server)
+      }
+    } catch (err) {
+      warn('closing a server', err)
+    }
+  }
+  armSweep(state, state.quietMs)
+  // With nothing open, no 'close' event would ever call checkDrained.
+  setImmediate(guard('drain', () => checkDrained(state)))
+}
+
+// holdUntilSigterm keeps the process up between the drain and wattd's
+// SIGTERM when the app has a SIGTERM handler. Once its servers are closed an
+// app often has nothing left that keeps Node running, so it would exit on
+// its own and its handler (flush logs, close pools) would never run, or a
+// SIGTERM arriving during that exit would find the handler already gone.
+// The control socket is the hold; it is let go as soon as SIGTERM arrives,
+// so an app whose handler just closes things still ends by itself. Without
+// an app handler there is nothing to wait for, and adding a listener of our
+// own would turn off Node's default termination on SIGTERM.
+function holdUntilSigterm (state) {
+  if (!state.control || process.listenerCount('SIGTERM') === 0) return
+  state.control.ref()
+  process.prependOnceListener('SIGTERM', () => {
+    if (state.control) state.control.unref()
+  })
+}
+
+// responseDoneWhileDraining restarts the quiet period: the connection of
+// this response stays open if the response could not say "Connection:
+// close" (its headers were sent before the drain), and its client must get
+// the quiet period too. Past quietUntil nothing waits any more.
+function responseDoneWhileDraining (state) {
+  const now = performance.now()
+  state.lastDone = now
+  if (state.sweepTimer !== null) return // it looks at lastDone when it fires
+  armSweep(state, now >= state.quietUntil ? 0 : state.quietMs)
+}
+
+function armSweep (state, ms) {
+  state.sweepTimer = setTimeout(guard('drain', () => sweepIdle(state)), ms)
+  // Open connections keep the process up, not this timer.
+  state.sweepTimer.unref()
+}
+
+// sweepIdle closes the keep-alive connections that have no request in
+// flight, once the worker has been quiet for state.quietMs (or the drain
+// is past quietUntil); until then it waits for the rest of the period.
+function sweepIdle (state) {
+  state.sweepTimer = null
+  const now = performance.now()
+  const wait = state.lastDone + state.quietMs - now
+  if (wait > 0 && now < state.quietUntil) {
+    armSweep(state, Math.min(wait, state.quietUntil - now))
+    return
+  }
+  for (const server of state.servers) {
+    if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections()
+  }
+}
+
+function checkDrained (state) {
+  if (!state.draining || state.drainedSent || state.sockets.size > 0) return
+  state.drainedSent = true
+  send(state, { type: 'drained' })
+}
+
+
+module.exports = { patchListen, startDrain, holdUntilSigterm }
