@@ -30,6 +30,44 @@ type App struct {
 	RuntimeDir  string            // a 0700 directory the capability may write files to
 	Mode        Mode              // production (wattd start) or development (wattd dev)
 	Command     []string          // the app's own start command from watt.json ("command"), if any
+	Watt        WattApp           // Watt's application model settings, from the app's own watt.json
+}
+
+// WattApp carries the settings of Watt's application model that the
+// runtime's watt.json entry and the application's own watt.json (or
+// platformatic.json) give, for capabilities that honour them. The zero value
+// is Watt's default everywhere.
+type WattApp struct {
+	// Main is node.main: the entry file, relative to Dir; "" finds it
+	// from package.json and the usual names.
+	Main string
+	// NoServer is node.hasServer set to false: a background worker that
+	// is ready once its module is loaded and serves nothing.
+	NoServer bool
+	// AbsoluteURL is node.absoluteUrl: the app's routes already include
+	// its basePath, so requests reach it unstripped.
+	AbsoluteURL bool
+	// BasePath is application.basePath (the entry's own basePath wins):
+	// the path prefix the app is served under.
+	BasePath string
+	// Commands are application.commands: shell command lines that replace
+	// the capability's own build, development and production starts.
+	Commands Commands
+	// Preload lists absolute paths of modules loaded before the app, in
+	// order: the runtime's preload, then the application's.
+	Preload []string
+	// ExecArgv are extra runtime flags (Node.js: before the entry file).
+	ExecArgv []string
+	// Arguments are given to the app after its entry (process.argv[2:]).
+	Arguments []string
+}
+
+// Commands are Watt's application.commands; an empty one means the
+// capability's own.
+type Commands struct {
+	Build       string
+	Development string
+	Production  string
 }
 
 // Mode is how the runtime runs its applications.

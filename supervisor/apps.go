@@ -26,6 +26,7 @@ func Resolve(cfg *config.Config, ac config.Application, mode capabilities.Mode, 
 		RuntimeDir:  runtimeDir,
 		Mode:        mode,
 		Command:     ac.Command,
+		Watt:        ac.Watt,
 	}
 	if app.Env == nil {
 		app.Env = map[string]string{}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/wattd/wattd/capabilities"
 )
 
 // Config is a loaded, validated watt.json with defaults applied, paths made
@@ -78,6 +80,13 @@ type Application struct {
 	// Pointer is the JSON pointer of the entry (or autoload mapping) the
 	// application came from, for messages about it.
 	Pointer string
+	// Watt is Watt's application model: node.*, application.* from the
+	// application's own watt.json (or platformatic.json), and the entry's
+	// preload, execArgv, arguments and basePath.
+	Watt capabilities.WattApp
+	// Module is the Watt capability package the application's own config
+	// names in $schema or "module" (e.g. "@platformatic/node"), "" if none.
+	Module string
 }
 
 // Server is where the entrypoint listens.
