@@ -36,6 +36,7 @@ type rawConfig struct {
 	ReuseTCPPorts      *bool        `json:"reuseTcpPorts"`
 	StartTimeout       *json.Number `json:"startTimeout"`
 	ApplicationTimeout *json.Number `json:"applicationTimeout"`
+	MessagingTimeout   *json.Number `json:"messagingTimeout"`
 	Restart            struct {
 		InitialDelay *json.Number `json:"initialDelay"`
 		MaxDelay     *json.Number `json:"maxDelay"`
@@ -154,6 +155,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		Server:             Server{Hostname: DefaultHostname, Port: DefaultPort},
 		StartTimeout:       msDuration(raw.StartTimeout, DefaultStartTimeout),
 		ApplicationTimeout: msDuration(raw.ApplicationTimeout, DefaultApplicationTimeout),
+		MessagingTimeout:   msDuration(raw.MessagingTimeout, DefaultMessagingTimeout),
 		GracefulShutdown: GracefulShutdown{
 			Runtime:     msDuration(raw.GracefulShutdown.Runtime, DefaultShutdownTimeout),
 			Application: msDuration(raw.GracefulShutdown.Application, DefaultShutdownTimeout),

@@ -35,7 +35,10 @@ type Config struct {
 	// ApplicationTimeout bounds one request between applications on the
 	// mesh; 0 means no limit.
 	ApplicationTimeout time.Duration
-	Restart            RestartPolicy // wattd extension, key "restart"
+	// MessagingTimeout bounds one messaging.send between applications,
+	// from the send to its reply (Watt's key of the same name).
+	MessagingTimeout time.Duration
+	Restart          RestartPolicy // wattd extension, key "restart"
 	// Resources are the runtime-wide worker limits (key "resources"),
 	// already folded into each Application's; kept for reports.
 	Resources Resources
@@ -158,6 +161,7 @@ const (
 	DefaultShutdownTimeout    = 10 * time.Second
 	DefaultStartTimeout       = 30 * time.Second
 	DefaultApplicationTimeout = 300 * time.Second
+	DefaultMessagingTimeout   = 30 * time.Second // as Watt
 	DefaultInitialDelay       = 100 * time.Millisecond
 	DefaultMaxDelay           = 10 * time.Second
 	DefaultResetAfter         = time.Second

@@ -25,7 +25,7 @@ var wattOnlyOptions = []wattOnlyOption{
 		"preload", "extensions", "basePath", "workersRestartDelay",
 		"exitOnUnhandledErrors", "healthProbes", "undici", "httpCache", "watch",
 		"managementApi", "management", "metrics", "telemetry", "verticalScaler",
-		"inspectorOptions", "startupConcurrency", "messagingTimeout",
+		"inspectorOptions", "startupConcurrency",
 		"resolvedApplicationsBasePath", "sourceMaps", "nodeModulesSourceMaps", "scheduler",
 		"policies", "compileCache",
 	}},
