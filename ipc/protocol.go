@@ -24,6 +24,19 @@
 //	  | ---- drained ------------------------> |  nothing in flight any more
 //	  |                                        |  (wattd then sends SIGTERM)
 //
+// Messaging between applications (optional; see docs/worker-protocol.md):
+// wattd routes a message from a worker of one application to one ready
+// worker of another, round robin, and the answer back. Ids are the sender's
+// own on its channel and wattd's own on the receiver's, so no worker sees,
+// or can answer, another worker's ids.
+//
+//	sender                      wattd                       receiver
+//	  | -- message {id:7, to, name, data} -> |                    |
+//	  |                         | -- message {id:42, from, name, data} -> |
+//	  |                         | <- reply {id:42, data | fault} -------- |
+//	  | <- reply {id:7, data | fault} ------ |                    |
+//	  | -- notify {to, name, data} -------> | -- notify {from, name, data} -> every ready worker
+//
 // Each frame is a 4-byte big-endian length followed by that many bytes of a
 // UTF-8 JSON object with a "type" member. Unknown types and unknown members
 // are ignored by both sides, so a minor addition needs no version bump.
@@ -82,6 +95,11 @@ const (
 	TypeDrain   = "drain"
 	TypeDrained = "drained"
 	TypeError   = "error"
+
+	// Messaging between applications; both directions use the same names.
+	TypeMessage = "message" // a request that wants a reply
+	TypeReply   = "reply"   // the answer to a message, by its id
+	TypeNotify  = "notify"  // a one-way message to every ready worker of an app
 )
 
 // Message is every message of the protocol; which members are set depends on
@@ -113,6 +131,33 @@ type Message struct {
 
 	// error
 	Error string `json:"error,omitempty"`
+
+	// message, reply, notify. ID numbers a message on one channel: the
+	// sender picks it on its own channel, wattd picks the one the receiver
+	// sees, and a reply carries the id of the message it answers. To names
+	// the target application (worker to wattd); From and FromWorker name the
+	// sender (wattd to worker). Data is any JSON value, passed through
+	// untouched; absent means undefined. Fault replaces Data in a reply
+	// that failed.
+	ID         uint64          `json:"id,omitempty"`
+	To         string          `json:"to,omitempty"`
+	From       string          `json:"from,omitempty"`
+	FromWorker int             `json:"fromWorker,omitempty"`
+	Name       string          `json:"name,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	Fault      *Fault          `json:"fault,omitempty"`
+}
+
+// Fault is a failed reply: the handler threw, there is no handler, or
+// wattd could not deliver the message or its answer in time. Code is a
+// stable name callers branch on (Watt's codes where Watt has one, such as
+// PLT_ITC_HANDLER_FAILED); Cause is the handler's own error when it threw.
+type Fault struct {
+	Message string `json:"message"`
+	Code    string `json:"code,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Stack   string `json:"stack,omitempty"`
+	Cause   *Fault `json:"cause,omitempty"`
 }
 
 // Stats is a worker's runtime report. Fields a runtime cannot measure are

@@ -119,6 +119,10 @@ type proc struct {
 	stats   ipc.Stats
 	statsAt time.Time // when stats arrived; zero until the first report
 
+	// route takes the worker's messaging frames (message, reply, notify);
+	// nil in tests that need none.
+	route func(*ipc.Message)
+
 	meshNow     func() *ipc.Message // the current mesh table, sent after welcome
 	meshMu      sync.Mutex          // guards meshPending
 	meshPending *ipc.Message        // newest table not yet sent
@@ -231,6 +235,8 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 	if spec.rt != nil {
 		p.meshNow = spec.rt.meshMessage
 		spec.rt.register(p)
+		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
+		p.route = func(m *ipc.Message) { spec.rt.msgs.route(from, m) }
 	}
 	p.sink = logs.NewSink(p.log, logs.Options{})
 	p.sink.Follow(outR, "stdout")
@@ -337,6 +343,10 @@ func (p *proc) readControl(app string, worker int) {
 			}
 		case ipc.TypeDrained:
 			p.drainOnce.Do(func() { close(p.drained) })
+		case ipc.TypeMessage, ipc.TypeReply, ipc.TypeNotify:
+			if p.route != nil {
+				p.route(m)
+			}
 		}
 	}
 }

@@ -69,6 +69,7 @@ type Runtime struct {
 	killed   chan struct{} // closed by Kill: shutdown no longer waits for workers
 	changed  chan struct{} // poked (non-blocking) on slot state changes
 	mesh     meshState
+	msgs     *messenger    // routes messaging between workers
 	failures chan struct{} // poked when a slot gives up
 	// cgroups makes each worker process's cgroup (or, where cgroups
 	// cannot be used, the /proc stand-in that still finds its processes).
@@ -120,6 +121,11 @@ func New(opts Options) (_ *Runtime, err error) {
 			MaxRestarts:  cfg.Restart.MaxRestarts,
 		},
 	}
+	timeout := cfg.MessagingTimeout
+	if timeout <= 0 {
+		timeout = config.DefaultMessagingTimeout
+	}
+	rt.msgs = newMessenger(rt.log.Named("messaging"), timeout, rt.messageTargets)
 	// The cgroups first: opening them sweeps what an earlier instance of
 	// this runtime left (after a kill -9), before its ports are bound.
 	rt.cgroups, err = cgroups.Open(cgroups.Options{Root: cfg.Cgroups.Root, Name: filepath.Base(rt.dir.Path), Logger: rt.log})

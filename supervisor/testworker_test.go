@@ -101,6 +101,7 @@ func generation(state string) int {
 //	                 channel and ignores SIGTERM, as a stuck event loop does
 //	probe:CODE       ready, reporting healthy stats; answers GET /health
 //	                 with status CODE
+//	messenger        speak messaging by hand (see messengerWorker)
 func testWorkerMain(list string) int {
 	behaviours := strings.Split(list, ",")
 	g := generation(os.Getenv(envTestState))
@@ -143,6 +144,8 @@ func testWorkerMain(list string) int {
 			<-term
 		}
 		return 0
+	case "messenger":
+		return messengerWorker()
 	case "bad-frame":
 		// The handshake by hand, then a length prefix followed by bytes
 		// that are not JSON: what the SDK never sends.

@@ -1,0 +1,387 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/ipc"
+)
+
+// Messaging between applications (platformatic.messaging in the worker):
+// a worker sends a message to an application, wattd hands it to one ready
+// worker of that application and routes the reply back. wattd is the only
+// place that knows which message went where, so it alone keeps the pending
+// table, times messages out and fails them when a worker exits; workers only
+// ever see ids of their own channel.
+
+// Codes of the faults wattd makes itself, with Watt's names so code that
+// branches on them keeps working.
+const (
+	codeMessaging = "PLT_RUNTIME_MESSAGING_ERROR"
+)
+
+// outboxBytes bounds what wattd holds for one worker that reads its
+// control channel slower than others write to it; outboxLen bounds the
+// count. A message over either is failed at once rather than buffered.
+const (
+	outboxBytes = 16 << 20
+	outboxLen   = 1024
+)
+
+// msgEndpoint is what the messenger needs of a worker: a way to write to
+// it and to know when it is gone. *proc is the real one.
+type msgEndpoint interface {
+	Send(*ipc.Message) error
+	Exited() <-chan struct{}
+}
+
+// msgPeer is a worker as the messenger names it.
+type msgPeer struct {
+	w      msgEndpoint
+	app    string
+	worker int
+}
+
+// pendingMsg is a message delivered (or being delivered) and not answered.
+type pendingMsg struct {
+	origin   msgPeer
+	originID uint64 // the id the origin gave it
+	target   msgPeer
+	timer    *time.Timer
+}
+
+// messenger routes messages between workers. It never blocks on a worker:
+// every write goes through the target's outbox, and a full outbox fails
+// the message.
+type messenger struct {
+	log     *zap.Logger
+	timeout time.Duration
+	// targets lists the workers of an application that can take a message
+	// now, or says why none can.
+	targets func(app string) ([]msgPeer, error)
+
+	mu      sync.Mutex // guards the fields below
+	next    uint64     // last routing id handed out
+	pending map[uint64]*pendingMsg
+	rr      map[string]int // next worker index per application
+	boxes   map[msgEndpoint]*outbox
+}
+
+func newMessenger(log *zap.Logger, timeout time.Duration, targets func(string) ([]msgPeer, error)) *messenger {
+	return &messenger{
+		log:     log,
+		timeout: timeout,
+		targets: targets,
+		pending: map[uint64]*pendingMsg{},
+		rr:      map[string]int{},
+		boxes:   map[msgEndpoint]*outbox{},
+	}
+}
+
+// messagingError is the fault of a message wattd could not get answered,
+// worded as Watt words it: `Cannot send a message to application "b": …`.
+func messagingError(app, detail string) *ipc.Fault {
+	return &ipc.Fault{Code: codeMessaging, Message: `Cannot send a message to application "` + app + `": ` + detail}
+}
+
+// route takes one messaging frame a worker sent. It is called from the
+// worker's control reader and returns without waiting on any worker.
+func (ms *messenger) route(from msgPeer, m *ipc.Message) {
+	switch m.Type {
+	case ipc.TypeMessage:
+		ms.send(from, m)
+	case ipc.TypeReply:
+		ms.reply(from, m)
+	case ipc.TypeNotify:
+		ms.notify(from, m)
+	}
+}
+
+func (ms *messenger) send(from msgPeer, m *ipc.Message) {
+	if m.ID == 0 {
+		ms.log.Warn("message without an id; ignored", zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.String("name", m.Name))
+		return
+	}
+	fail := func(f *ipc.Fault) {
+		ms.enqueue(from, &ipc.Message{Type: ipc.TypeReply, ID: m.ID, Fault: f})
+	}
+	peers, err := ms.targets(m.To)
+	if err != nil {
+		fail(messagingError(m.To, err.Error()))
+		return
+	}
+	ms.mu.Lock()
+	// The sender's outbox now, not with the reply: what it waits for must
+	// be dropped if it exits first.
+	ms.boxLocked(from)
+	i := ms.rr[m.To]
+	if i == 0 && len(peers) > 1 {
+		// A random first pick, as Watt does, so that several senders that
+		// start together do not all begin with worker 0.
+		i = rand.IntN(len(peers))
+	}
+	target := peers[i%len(peers)]
+	ms.rr[m.To] = i%len(peers) + 1
+	ms.next++
+	rid := ms.next
+	p := &pendingMsg{origin: from, originID: m.ID, target: target}
+	ms.pending[rid] = p
+	p.timer = time.AfterFunc(ms.timeout, func() { ms.expire(rid) })
+	ms.mu.Unlock()
+	err = ms.enqueue(target, &ipc.Message{
+		Type: ipc.TypeMessage, ID: rid, From: from.app, FromWorker: from.worker,
+		Name: m.Name, Data: m.Data,
+	})
+	if err != nil {
+		ms.fail(rid, messagingError(m.To, err.Error()))
+	}
+}
+
+// reply routes an answer to the worker that sent the message. Only the
+// worker the message was delivered to may answer it: any other reply is a
+// confused or lying worker and goes nowhere.
+func (ms *messenger) reply(from msgPeer, m *ipc.Message) {
+	ms.mu.Lock()
+	p, ok := ms.pending[m.ID]
+	if ok && p.target.w != from.w {
+		ms.mu.Unlock()
+		ms.log.Warn("reply to a message the worker was not sent; ignored",
+			zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.Uint64("id", m.ID))
+		return
+	}
+	if ok {
+		delete(ms.pending, m.ID)
+		p.timer.Stop()
+	}
+	ms.mu.Unlock()
+	if !ok {
+		// Timed out already, or its sender exited: nobody waits for it.
+		ms.log.Debug("reply to a message nobody waits for; dropped",
+			zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.Uint64("id", m.ID))
+		return
+	}
+	out := &ipc.Message{Type: ipc.TypeReply, ID: p.originID, Data: m.Data, Fault: m.Fault}
+	if err := ms.enqueue(p.origin, out); err != nil && !errors.Is(err, errWorkerGone) {
+		// Too large or congested: the sender still learns why.
+		ms.enqueue(p.origin, &ipc.Message{Type: ipc.TypeReply, ID: p.originID,
+			Fault: messagingError(p.target.app, "the reply could not be delivered: "+err.Error())})
+	}
+}
+
+// notify hands a one-way message to every ready worker of the target
+// application but the sender. As in Watt, nothing comes back: an unknown
+// application or a worker without a handler only shows in the logs.
+func (ms *messenger) notify(from msgPeer, m *ipc.Message) {
+	peers, err := ms.targets(m.To)
+	if err != nil {
+		ms.log.Debug("notification not delivered", zap.String("from", from.app), zap.String("to", m.To), zap.String("name", m.Name), zap.Error(err))
+		return
+	}
+	for _, p := range peers {
+		if p.w == from.w {
+			continue
+		}
+		out := &ipc.Message{Type: ipc.TypeNotify, From: from.app, FromWorker: from.worker, Name: m.Name, Data: m.Data}
+		if err := ms.enqueue(p, out); err != nil {
+			ms.log.Debug("notification not delivered", zap.String("to", p.app), zap.Int("worker", p.worker), zap.Error(err))
+		}
+	}
+}
+
+// expire fails a message that got no answer within the timeout.
+func (ms *messenger) expire(rid uint64) {
+	ms.mu.Lock()
+	p, ok := ms.pending[rid]
+	ms.mu.Unlock()
+	if ok {
+		ms.fail(rid, messagingError(p.target.app, "Timeout while waiting for a response."))
+	}
+}
+
+// fail answers a pending message with f, once.
+func (ms *messenger) fail(rid uint64, f *ipc.Fault) {
+	ms.mu.Lock()
+	p, ok := ms.pending[rid]
+	if ok {
+		delete(ms.pending, rid)
+		p.timer.Stop()
+	}
+	ms.mu.Unlock()
+	if ok {
+		ms.enqueue(p.origin, &ipc.Message{Type: ipc.TypeReply, ID: p.originID, Fault: f})
+	}
+}
+
+// gone forgets a worker that exited: what it was sent and did not answer
+// fails now, with Watt's wording for a closed channel, and what it sent
+// is dropped, as nobody is left to read the answer.
+func (ms *messenger) gone(w msgEndpoint) {
+	type failed struct {
+		origin msgPeer
+		id     uint64
+		app    string
+	}
+	var fails []failed
+	ms.mu.Lock()
+	for rid, p := range ms.pending {
+		switch {
+		case p.origin.w == w:
+			p.timer.Stop()
+			delete(ms.pending, rid)
+		case p.target.w == w:
+			p.timer.Stop()
+			delete(ms.pending, rid)
+			fails = append(fails, failed{p.origin, p.originID, p.target.app})
+		}
+	}
+	delete(ms.boxes, w)
+	ms.mu.Unlock()
+	for _, f := range fails {
+		ms.enqueue(f.origin, &ipc.Message{Type: ipc.TypeReply, ID: f.id,
+			Fault: messagingError(f.app, "The communication channel was closed before receiving a response.")})
+	}
+}
+
+// pendingCount is for tests and status.
+func (ms *messenger) pendingCount() int {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return len(ms.pending)
+}
+
+var (
+	errWorkerGone = errors.New("the worker exited")
+	errCongested  = errors.New("the worker's control channel is congested")
+	errTooLarge   = fmt.Errorf("the message is over %d bytes", ipc.MaxFrame)
+)
+
+// frameOverhead is room for the members wattd adds around a message's data
+// and name (type, id, from), so a message that fits the limit on the way
+// in fits on the way out.
+const frameOverhead = 512
+
+// enqueue queues m for p's worker without waiting. A message that failed
+// to be written later is reported through undeliverable.
+func (ms *messenger) enqueue(p msgPeer, m *ipc.Message) error {
+	size := len(m.Data) + len(m.Name) + len(m.From) + frameOverhead
+	if m.Fault != nil {
+		size += len(m.Fault.Message) + len(m.Fault.Stack)
+		if c := m.Fault.Cause; c != nil {
+			size += len(c.Message) + len(c.Stack)
+		}
+	}
+	if size > ipc.MaxFrame {
+		return errTooLarge
+	}
+	select {
+	case <-p.w.Exited():
+		return errWorkerGone
+	default:
+	}
+	ms.mu.Lock()
+	b := ms.boxLocked(p)
+	if b.bytes+size > outboxBytes {
+		ms.mu.Unlock()
+		return errCongested
+	}
+	select {
+	case b.ch <- m:
+		b.bytes += size
+	default:
+		ms.mu.Unlock()
+		return errCongested
+	}
+	ms.mu.Unlock()
+	return nil
+}
+
+// boxLocked returns p's outbox, made on first use together with the
+// goroutine that writes it and that forgets p once it exits. Called with
+// mu held.
+func (ms *messenger) boxLocked(p msgPeer) *outbox {
+	b, ok := ms.boxes[p.w]
+	if !ok {
+		b = &outbox{ch: make(chan *ipc.Message, outboxLen)}
+		ms.boxes[p.w] = b
+		go ms.deliver(p, b)
+	}
+	return b
+}
+
+// outbox is what waits to be written to one worker.
+type outbox struct {
+	ch    chan *ipc.Message
+	bytes int // queued, as counted by enqueue; guarded by messenger.mu
+}
+
+// deliver writes p's outbox until the worker exits, then forgets it.
+func (ms *messenger) deliver(p msgPeer, b *outbox) {
+	for {
+		select {
+		case <-p.w.Exited():
+			ms.gone(p.w)
+			return
+		case m := <-b.ch:
+			ms.mu.Lock()
+			b.bytes -= len(m.Data) + len(m.Name) + len(m.From) + frameOverhead
+			if m.Fault != nil {
+				b.bytes -= len(m.Fault.Message) + len(m.Fault.Stack)
+				if c := m.Fault.Cause; c != nil {
+					b.bytes -= len(c.Message) + len(c.Stack)
+				}
+			}
+			ms.mu.Unlock()
+			if err := p.w.Send(m); err != nil {
+				ms.undeliverable(p, m, err)
+			}
+		}
+	}
+}
+
+// undeliverable handles a write that failed: a message fails at once for
+// its sender instead of waiting out the timeout.
+func (ms *messenger) undeliverable(p msgPeer, m *ipc.Message, err error) {
+	ms.log.Debug("messaging frame not written", zap.String("app", p.app), zap.Int("worker", p.worker), zap.String("type", m.Type), zap.Error(err))
+	if m.Type == ipc.TypeMessage {
+		ms.fail(m.ID, messagingError(p.app, "the message could not be delivered: "+err.Error()))
+	}
+}
+
+// messageTargets lists the ready workers of application id that speak the
+// control protocol, for the messenger.
+func (rt *Runtime) messageTargets(id string) ([]msgPeer, error) {
+	a, ok := rt.byID[id]
+	if !ok {
+		ids := make([]string, 0, len(rt.apps))
+		for _, a := range rt.apps {
+			ids = append(ids, a.id)
+		}
+		return nil, fmt.Errorf("No workers available (no such application; known applications: %s)", strings.Join(ids, ", "))
+	}
+	var peers []msgPeer
+	var down []string
+	for _, s := range a.slots {
+		s.mu.Lock()
+		st, w := s.state, s.cur
+		s.mu.Unlock()
+		if st == StateReady && w != nil {
+			if ep, ok := w.(msgEndpoint); ok && closed(w.Hello()) {
+				peers = append(peers, msgPeer{w: ep, app: id, worker: s.index})
+				continue
+			}
+			down = append(down, fmt.Sprintf("worker %d does not speak the control protocol", s.index))
+			continue
+		}
+		down = append(down, fmt.Sprintf("worker %d %s", s.index, st))
+	}
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("No workers available (%s)", strings.Join(down, ", "))
+	}
+	return peers, nil
+}
