@@ -41,7 +41,8 @@
 // The modules: base.cjs (state, warn/guard), control.cjs (channel, stats,
 // dispatch of wattd's messages to the handlers registered in
 // state.handlers), listen.cjs (listen redirection, entrypoint mesh, drain),
-// mesh-client.cjs (*.plt.local for node:http and fetch).
+// mesh-client.cjs (*.plt.local for node:http and fetch), messaging.cjs
+// (platformatic.messaging between applications, routed by wattd).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -87,6 +88,7 @@ function main () {
   const { openControl, startStats } = require('./control.cjs')
   const { patchListen, startDrain } = require('./listen.cjs')
   const { startMeshClient, setTable } = require('./mesh-client.cjs')
+  const { startMessaging } = require('./messaging.cjs')
 
   const fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
   const state = newState()
@@ -95,6 +97,14 @@ function main () {
   if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
   if (fds.http !== undefined || fds.mesh !== undefined) patchListen(state, fds)
   if (state.control) startStats(state, toInt(config.statsMs) || 2000)
+  // Before globalThis.platformatic is built, which hands apps state.messaging.
+  if (state.control) {
+    try {
+      startMessaging(state)
+    } catch (err) {
+      warn('messaging disabled after an internal error', err)
+    }
+  }
   // The mesh table comes on the control channel: without it there is
   // nothing to route with, and nothing is patched.
   if (state.control) {
