@@ -26,13 +26,23 @@ const (
 	codeMessaging = "PLT_RUNTIME_MESSAGING_ERROR"
 )
 
-// outboxBytes bounds what wattd holds for one worker that reads its
-// control channel slower than others write to it; outboxLen bounds the
-// count. A message over either is failed at once rather than buffered.
-const (
-	outboxBytes = 16 << 20
-	outboxLen   = 1024
-)
+// msgLimits bound what wattd holds for workers, so that no worker can make
+// it grow without limit.
+type msgLimits struct {
+	// outboxBytes and outboxLen bound the frames waiting to be written to
+	// one worker that reads its control channel slower than others write
+	// to it. A message over either fails at once rather than being held.
+	outboxBytes int
+	outboxLen   int
+	// maxWaiting bounds the messages one worker may have waiting for a
+	// reply, so that one sending in a loop to handlers that never answer
+	// cannot grow the table until the timeouts catch up.
+	maxWaiting int
+}
+
+// defaultMsgLimits allow a burst (Promise.all over a long list) far beyond
+// what apps do, at a cost of tens of MiB per worker at worst.
+var defaultMsgLimits = msgLimits{outboxBytes: 16 << 20, outboxLen: 100000, maxWaiting: 100000}
 
 // msgEndpoint is what the messenger needs of a worker: a way to write to
 // it and to know when it is gone. *proc is the real one.
@@ -62,6 +72,7 @@ type pendingMsg struct {
 type messenger struct {
 	log     *zap.Logger
 	timeout time.Duration
+	limits  msgLimits
 	// targets lists the workers of an application that can take a message
 	// now, or says why none can.
 	targets func(app string) ([]msgPeer, error)
@@ -69,7 +80,8 @@ type messenger struct {
 	mu      sync.Mutex // guards the fields below
 	next    uint64     // last routing id handed out
 	pending map[uint64]*pendingMsg
-	rr      map[string]int // next worker index per application
+	waiting map[msgEndpoint]int // pending messages per sender
+	rr      map[string]int      // next worker index per application
 	boxes   map[msgEndpoint]*outbox
 }
 
@@ -77,8 +89,10 @@ func newMessenger(log *zap.Logger, timeout time.Duration, targets func(string) (
 	return &messenger{
 		log:     log,
 		timeout: timeout,
+		limits:  defaultMsgLimits,
 		targets: targets,
 		pending: map[uint64]*pendingMsg{},
+		waiting: map[msgEndpoint]int{},
 		rr:      map[string]int{},
 		boxes:   map[msgEndpoint]*outbox{},
 	}
@@ -117,6 +131,11 @@ func (ms *messenger) send(from msgPeer, m *ipc.Message) {
 		return
 	}
 	ms.mu.Lock()
+	if ms.waiting[from.w] >= ms.limits.maxWaiting {
+		ms.mu.Unlock()
+		fail(messagingError(m.To, fmt.Sprintf("the sender has %d messages waiting for a reply already", ms.limits.maxWaiting)))
+		return
+	}
 	// The sender's outbox now, not with the reply: what it waits for must
 	// be dropped if it exits first.
 	ms.boxLocked(from)
@@ -132,6 +151,7 @@ func (ms *messenger) send(from msgPeer, m *ipc.Message) {
 	rid := ms.next
 	p := &pendingMsg{origin: from, originID: m.ID, target: target}
 	ms.pending[rid] = p
+	ms.waiting[from.w]++
 	p.timer = time.AfterFunc(ms.timeout, func() { ms.expire(rid) })
 	ms.mu.Unlock()
 	err = ms.enqueue(target, &ipc.Message{
@@ -156,8 +176,7 @@ func (ms *messenger) reply(from msgPeer, m *ipc.Message) {
 		return
 	}
 	if ok {
-		delete(ms.pending, m.ID)
-		p.timer.Stop()
+		ms.removeLocked(m.ID, p)
 	}
 	ms.mu.Unlock()
 	if !ok {
@@ -209,8 +228,7 @@ func (ms *messenger) fail(rid uint64, f *ipc.Fault) {
 	ms.mu.Lock()
 	p, ok := ms.pending[rid]
 	if ok {
-		delete(ms.pending, rid)
-		p.timer.Stop()
+		ms.removeLocked(rid, p)
 	}
 	ms.mu.Unlock()
 	if ok {
@@ -232,11 +250,9 @@ func (ms *messenger) gone(w msgEndpoint) {
 	for rid, p := range ms.pending {
 		switch {
 		case p.origin.w == w:
-			p.timer.Stop()
-			delete(ms.pending, rid)
+			ms.removeLocked(rid, p)
 		case p.target.w == w:
-			p.timer.Stop()
-			delete(ms.pending, rid)
+			ms.removeLocked(rid, p)
 			fails = append(fails, failed{p.origin, p.originID, p.target.app})
 		}
 	}
@@ -245,6 +261,15 @@ func (ms *messenger) gone(w msgEndpoint) {
 	for _, f := range fails {
 		ms.enqueue(f.origin, &ipc.Message{Type: ipc.TypeReply, ID: f.id,
 			Fault: messagingError(f.app, "The communication channel was closed before receiving a response.")})
+	}
+}
+
+// removeLocked takes a message out of the table. Called with mu held.
+func (ms *messenger) removeLocked(rid uint64, p *pendingMsg) {
+	p.timer.Stop()
+	delete(ms.pending, rid)
+	if ms.waiting[p.origin.w]--; ms.waiting[p.origin.w] <= 0 {
+		delete(ms.waiting, p.origin.w)
 	}
 }
 
@@ -266,16 +291,21 @@ var (
 // in fits on the way out.
 const frameOverhead = 512
 
+// frameSize is about how many bytes m takes as a frame: its variable
+// parts plus frameOverhead. A fault's cause chain is counted in full, as
+// it is sent in full.
+func frameSize(m *ipc.Message) int {
+	n := len(m.Data) + len(m.Name) + len(m.From) + frameOverhead
+	for f := m.Fault; f != nil; f = f.Cause {
+		n += len(f.Message) + len(f.Code) + len(f.Name) + len(f.Stack) + 64
+	}
+	return n
+}
+
 // enqueue queues m for p's worker without waiting. A message that failed
 // to be written later is reported through undeliverable.
 func (ms *messenger) enqueue(p msgPeer, m *ipc.Message) error {
-	size := len(m.Data) + len(m.Name) + len(m.From) + frameOverhead
-	if m.Fault != nil {
-		size += len(m.Fault.Message) + len(m.Fault.Stack)
-		if c := m.Fault.Cause; c != nil {
-			size += len(c.Message) + len(c.Stack)
-		}
-	}
+	size := frameSize(m)
 	if size > ipc.MaxFrame {
 		return errTooLarge
 	}
@@ -286,18 +316,17 @@ func (ms *messenger) enqueue(p msgPeer, m *ipc.Message) error {
 	}
 	ms.mu.Lock()
 	b := ms.boxLocked(p)
-	if b.bytes+size > outboxBytes {
+	if b.bytes+size > ms.limits.outboxBytes || len(b.queue) >= ms.limits.outboxLen {
 		ms.mu.Unlock()
 		return errCongested
 	}
-	select {
-	case b.ch <- m:
-		b.bytes += size
-	default:
-		ms.mu.Unlock()
-		return errCongested
-	}
+	b.queue = append(b.queue, m)
+	b.bytes += size
 	ms.mu.Unlock()
+	select {
+	case b.signal <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -307,17 +336,20 @@ func (ms *messenger) enqueue(p msgPeer, m *ipc.Message) error {
 func (ms *messenger) boxLocked(p msgPeer) *outbox {
 	b, ok := ms.boxes[p.w]
 	if !ok {
-		b = &outbox{ch: make(chan *ipc.Message, outboxLen)}
+		b = &outbox{signal: make(chan struct{}, 1)}
 		ms.boxes[p.w] = b
 		go ms.deliver(p, b)
 	}
 	return b
 }
 
-// outbox is what waits to be written to one worker.
+// outbox is what waits to be written to one worker. A slice rather than a
+// buffered channel: a burst of small messages may be long, and a channel
+// would hold its whole capacity for every worker from the start.
 type outbox struct {
-	ch    chan *ipc.Message
-	bytes int // queued, as counted by enqueue; guarded by messenger.mu
+	queue  []*ipc.Message // guarded by messenger.mu
+	bytes  int            // what queue holds, by frameSize; guarded by messenger.mu
+	signal chan struct{}  // poked when queue grows
 }
 
 // deliver writes p's outbox until the worker exits, then forgets it.
@@ -327,15 +359,19 @@ func (ms *messenger) deliver(p msgPeer, b *outbox) {
 		case <-p.w.Exited():
 			ms.gone(p.w)
 			return
-		case m := <-b.ch:
+		case <-b.signal:
+		}
+		for {
 			ms.mu.Lock()
-			b.bytes -= len(m.Data) + len(m.Name) + len(m.From) + frameOverhead
-			if m.Fault != nil {
-				b.bytes -= len(m.Fault.Message) + len(m.Fault.Stack)
-				if c := m.Fault.Cause; c != nil {
-					b.bytes -= len(c.Message) + len(c.Stack)
-				}
+			if len(b.queue) == 0 {
+				b.queue = nil // let a long burst's array go
+				ms.mu.Unlock()
+				break
 			}
+			m := b.queue[0]
+			b.queue[0] = nil
+			b.queue = b.queue[1:]
+			b.bytes -= frameSize(m)
 			ms.mu.Unlock()
 			if err := p.w.Send(m); err != nil {
 				ms.undeliverable(p, m, err)

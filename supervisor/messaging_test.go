@@ -24,7 +24,7 @@ type fakeEndpoint struct {
 }
 
 func newFake() *fakeEndpoint {
-	return &fakeEndpoint{got: make(chan *ipc.Message, 4096), exited: make(chan struct{})}
+	return &fakeEndpoint{got: make(chan *ipc.Message, 16384), exited: make(chan struct{})}
 }
 
 func (f *fakeEndpoint) Send(m *ipc.Message) error {
@@ -269,27 +269,58 @@ func TestMessengerOriginExitDropsPending(t *testing.T) {
 }
 
 // A worker that does not read its channel never blocks the sender's
-// reader: once its outbox is full, further messages fail at once.
+// reader: once its outbox is full, by count or by bytes, further messages
+// fail at once.
 func TestMessengerSlowWorkerDoesNotBlock(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits msgLimits
+		data   string
+	}{
+		{"count", msgLimits{outboxLen: 100, outboxBytes: 16 << 20, maxWaiting: 100000}, `1`},
+		{"bytes", msgLimits{outboxLen: 100000, outboxBytes: 64 << 10, maxWaiting: 100000}, `"` + strings.Repeat("x", 4000) + `"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newMsgWorld(t, time.Minute)
+			w.ms.limits = tc.limits
+			for _, f := range w.bFake {
+				f.block = make(chan struct{})
+			}
+			start := time.Now()
+			for id := 1; id <= 300; id++ {
+				w.ms.route(w.a, msg(uint64(id), "b", "sum", tc.data))
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("routing to stuck workers took %v", d)
+			}
+			r := w.aFake.next(t)
+			if r.Fault == nil || !strings.Contains(r.Fault.Message, "congested") {
+				t.Fatalf("first answer %+v", r.Fault)
+			}
+			for _, f := range w.bFake {
+				close(f.block)
+			}
+		})
+	}
+}
+
+// A long burst to workers that read is not congestion.
+func TestMessengerBurst(t *testing.T) {
 	w := newMsgWorld(t, time.Minute)
-	for _, f := range w.bFake {
-		f.block = make(chan struct{})
-	}
-	start := time.Now()
-	n := 2*outboxLen + 10
+	const n = 10000
 	for id := 1; id <= n; id++ {
-		w.ms.route(w.a, msg(uint64(id), "b", "sum", `1`))
+		w.ms.route(w.a, msg(uint64(id), "b", "sum", `[1,2,3]`))
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("routing %d messages to stuck workers took %v", n, d)
+	for range n {
+		i, got := w.which(t)
+		w.ms.route(w.b[i], &ipc.Message{Type: ipc.TypeReply, ID: got.ID, Data: json.RawMessage(`6`)})
 	}
-	r := w.aFake.next(t)
-	if r.Fault == nil || !strings.Contains(r.Fault.Message, "congested") {
-		t.Fatalf("first answer %+v", r.Fault)
+	for range n {
+		if r := w.aFake.next(t); r.Fault != nil {
+			t.Fatalf("reply %d: %+v", r.ID, r.Fault)
+		}
 	}
-	for _, f := range w.bFake {
-		close(f.block)
-	}
+	waitPending(t, w.ms, 0)
 }
 
 func TestMessengerTooLarge(t *testing.T) {
@@ -323,4 +354,33 @@ func TestMessengerNotifyReachesEveryOtherWorker(t *testing.T) {
 		t.Fatalf("worker 0 got %+v: a notification to itself", m)
 	}
 	waitPending(t, w.ms, 0)
+}
+
+// A sender can have only so many messages waiting; the next one fails at
+// once, and an answer makes room again.
+func TestMessengerBoundsWaitingPerSender(t *testing.T) {
+	w := newMsgWorld(t, time.Minute)
+	const maxWaiting = 1000
+	w.ms.limits.maxWaiting = maxWaiting
+	for id := 1; id <= maxWaiting; id++ {
+		w.ms.route(w.a, msg(uint64(id), "b", "sum", `1`))
+	}
+	waitPending(t, w.ms, maxWaiting)
+	w.ms.route(w.a, msg(maxWaiting+1, "b", "sum", `1`))
+	r := w.aFake.next(t)
+	if r.ID != maxWaiting+1 || r.Fault == nil || !strings.Contains(r.Fault.Message, "messages waiting for a reply already") {
+		t.Fatalf("reply %+v", r.Fault)
+	}
+	i, got := w.which(t)
+	w.ms.route(w.b[i], &ipc.Message{Type: ipc.TypeReply, ID: got.ID, Data: json.RawMessage(`1`)})
+	if r := w.aFake.next(t); r.Fault != nil {
+		t.Fatalf("answer %+v", r.Fault)
+	}
+	w.ms.route(w.a, msg(maxWaiting+2, "b", "sum", `1`))
+	waitPending(t, w.ms, maxWaiting)
+	// Another sender is not limited by this one.
+	other := msgPeer{w: newFake(), app: "c"}
+	t.Cleanup(other.w.(*fakeEndpoint).exit)
+	w.ms.route(other, msg(1, "b", "sum", `1`))
+	waitPending(t, w.ms, maxWaiting+1)
 }
