@@ -3,6 +3,7 @@ package ipc
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"reflect"
@@ -19,6 +20,12 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeStats, Stats: &Stats{ELU: 0.5, HeapUsed: 1 << 20, ActiveConns: 2, RequestsDone: 9}},
 		{Type: TypeDrain, TimeoutMs: 1500},
 		{Type: TypeDrained},
+		{Type: TypeMessage, ID: 7, To: "api", Name: "sum", Data: json.RawMessage(`[1,2]`)},
+		{Type: TypeMessage, ID: 42, From: "web", FromWorker: 1, Name: "nothing"},
+		{Type: TypeReply, ID: 42, Data: json.RawMessage(`{"a":null}`)},
+		{Type: TypeReply, ID: 7, Fault: &Fault{Message: "Handler failed with error: no", Code: "PLT_ITC_HANDLER_FAILED",
+			Name: "FastifyError", Cause: &Fault{Message: "no", Code: "E_NO", Stack: "Error: no\n    at x.js:1:1"}}},
+		{Type: TypeNotify, To: "api", Name: "ping", Data: json.RawMessage(`"x"`)},
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
