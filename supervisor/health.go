@@ -20,8 +20,9 @@ import (
 
 // Health checks (Watt's "health" keys). A watcher goroutine per ready
 // worker judges it every interval, from the stats the worker reports on
-// its control channel and, when the app has a probe path, from an HTTP GET
-// on the worker's own mesh socket. After maxUnhealthyChecks failed checks
+// its control channel, when the app has a probe path from an HTTP GET on
+// the worker's own mesh socket, and when the app registered a custom
+// health check (setCustomHealthCheck) from that check's answer. After maxUnhealthyChecks failed checks
 // in a row it hands its verdict to the slot's owner goroutine and ends; the
 // owner replaces the worker (slot.replace: start new, wait until ready,
 // drain and stop old). The watcher only reads: the worker's state machine
@@ -207,6 +208,9 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			if c := probe.check(ctx); c != "" {
 				causes = append(causes, c)
 			}
+		}
+		if c := checkCause(ctx, w, r.Timeout); c != "" {
+			causes = append(causes, c)
 		}
 		if ctx.Err() != nil {
 			return

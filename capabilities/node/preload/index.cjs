@@ -41,7 +41,8 @@
 // The modules: base.cjs (state, warn/guard), control.cjs (channel, stats,
 // dispatch of wattd's messages to the handlers registered in
 // state.handlers), listen.cjs (listen redirection, entrypoint mesh, drain),
-// mesh-client.cjs (*.plt.local for node:http and fetch).
+// mesh-client.cjs (*.plt.local for node:http and fetch), logger.cjs and
+// globals.cjs (globalThis.platformatic, Watt's runtime API for apps).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -76,7 +77,8 @@ function main () {
   }
   // Remove what only this process may use, so programs the app spawns do
   // not mistake our sockets for theirs. The informational variables
-  // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR) stay:
+  // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR,
+  // WATTD_APP_INFO) stay:
   // apps read them to know who they are and to reach each other.
   for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
     'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
@@ -103,6 +105,13 @@ function main () {
     } catch (err) {
       warn('mesh client disabled after an internal error', err)
     }
+  }
+  // Before the app loads: apps read globalThis.platformatic at once.
+  try {
+    const { installGlobals, readAppInfo } = require('./globals.cjs')
+    installGlobals(state, readAppInfo(env))
+  } catch (err) {
+    warn('globalThis.platformatic disabled after an internal error', err)
   }
 }
 
