@@ -3,6 +3,7 @@ package ipc
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"reflect"
@@ -19,6 +20,10 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeStats, Stats: &Stats{ELU: 0.5, HeapUsed: 1 << 20, ActiveConns: 2, RequestsDone: 9}},
 		{Type: TypeDrain, TimeoutMs: 1500},
 		{Type: TypeDrained},
+		{Type: TypeCheckSet, Check: &Check{Kind: CheckHealth}},
+		{Type: TypeCheck, Check: &Check{ID: 7, Kind: CheckReadiness}},
+		{Type: TypeChecked, Check: &Check{ID: 7, Kind: CheckReadiness, StatusCode: 503, Body: "warming up"}},
+		{Type: TypeHealthSignals, Signals: []json.RawMessage{json.RawMessage(`{"type":"eventLoopDelay","max":12.5}`)}},
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
