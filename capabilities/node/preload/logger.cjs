@@ -69,9 +69,10 @@ function bigintReplacer (_key, v) {
   return typeof v === 'bigint' ? Number(v) : v
 }
 
-// format is pino's printf: %s %d %i %f %j %o %O %% against the arguments
-// after the message; arguments without a placeholder are dropped, as pino
-// drops them.
+// format is pino's printf: %s %d %f %i %j %o %O %% against the arguments
+// after the message, read the way pino reads them (a string under %o is
+// quoted, a null under %d keeps the placeholder); arguments without a
+// placeholder are dropped, as pino drops them.
 function format (msg, args) {
   if (args.length === 0 || typeof msg !== 'string') return msg
   let i = 0
@@ -80,11 +81,15 @@ function format (msg, args) {
     if (i >= args.length) return m
     const a = args[i++]
     switch (m) {
-      case '%s': return typeof a === 'object' && a !== null ? stringify(a) : String(a)
-      case '%d': return String(Number(a))
-      case '%i': return String(parseInt(a, 10))
-      case '%f': return String(parseFloat(a))
-      default: return stringify(a)
+      case '%s': return String(a)
+      case '%d':
+      case '%f': return a == null ? m : String(Number(a))
+      case '%i': return a == null ? m : String(Math.floor(Number(a)))
+      default:
+        if (a === undefined) return m
+        if (typeof a === 'string') return "'" + a + "'"
+        if (typeof a === 'function') return a.name || '<anonymous>'
+        return stringify(a)
     }
   })
 }
