@@ -66,7 +66,7 @@ func TestGlobalsFields(t *testing.T) {
 	for _, want := range []string{"applicationId", "workerId", "isEntrypoint", "runtimeId", "root", "host", "port",
 		"basePath", "logLevel", "logger", "events", "closing", "config", "applicationConfig", "runtimeConfig",
 		"setBasePath", "setCustomHealthCheck", "setCustomReadinessCheck", "sendHealthSignal", "messaging",
-		"wantsAbsoluteUrls"} {
+		"wantsAbsoluteUrls", "runtimeBasePath"} {
 		if !slices.Contains(fields, want) {
 			t.Errorf("field %q not set; fields: %v", want, fields)
 		}
@@ -107,7 +107,8 @@ func TestGlobalsWithoutInfoFile(t *testing.T) {
 	w.handshake()
 	g := w.event("globals")
 	v := g["values"].(map[string]any)
-	if v["applicationId"] != "globals" || v["workerId"] != 0.0 || v["isEntrypoint"] != false || v["logLevel"] != "info" {
+	if v["applicationId"] != "globals" || v["workerId"] != 0.0 || v["isEntrypoint"] != false || v["logLevel"] != "info" ||
+		v["runtimeBasePath"] != nil || !slices.Contains(g["fields"].([]any), any("basePath")) {
 		t.Errorf("values = %v", v)
 	}
 	for _, f := range g["fields"].([]any) {

@@ -104,7 +104,11 @@ function installGlobals (state, info) {
     setConnectionString: (s) => { state.connectionString = s },
     notifyConfig: () => {}
   }
-  for (const key of ['host', 'port', 'basePath', 'runtimeBasePath', 'wantsAbsoluteUrls', 'config', 'applicationConfig', 'runtimeConfig']) {
+  // Always set, as Watt's node capability sets them: undefined (null)
+  // when the app (runtime) has no base path.
+  fields.basePath = info.basePath
+  fields.runtimeBasePath = info.runtimeBasePath ?? null
+  for (const key of ['host', 'port', 'wantsAbsoluteUrls', 'config', 'applicationConfig', 'runtimeConfig']) {
     if (key in info) fields[key] = info[key]
   }
   const p = updateGlobals(fields)
