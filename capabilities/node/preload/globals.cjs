@@ -20,8 +20,6 @@
 
 const { EventEmitter } = require('node:events')
 const { readFileSync } = require('node:fs')
-const { createRequire } = require('node:module')
-const { join } = require('node:path')
 const { pathToFileURL } = require('node:url')
 const { warn } = require('./base.cjs')
 const { send } = require('./control.cjs')
@@ -145,10 +143,9 @@ function markClosing (state) {
 // can be resolved from the app's directory. The module is loaded on first
 // use only: most apps never touch it, and it costs a few milliseconds.
 function definePrometheus (p, root) {
-  let req
+  let path
   try {
-    req = createRequire(join(root, 'package.json'))
-    req.resolve('prom-client')
+    path = require.resolve('prom-client', { paths: [root] })
   } catch {
     return // no prom-client: the field stays absent, as the docs say
   }
@@ -161,7 +158,7 @@ function definePrometheus (p, root) {
       if (!loaded) {
         loaded = true
         try {
-          const client = req('prom-client')
+          const client = require(path)
           value = { client, registry: new client.Registry() }
         } catch (err) {
           warn('prom-client was found but could not be loaded', err)
