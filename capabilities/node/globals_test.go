@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wattd/wattd/ipc"
@@ -101,9 +102,17 @@ func TestGlobalsFields(t *testing.T) {
 }
 
 // TestGlobalsWithoutInfoFile: the ids still come from the environment,
-// and fields only the file can give are absent rather than wrong.
+// and fields only the file can give are absent rather than wrong; an info
+// file that cannot be read is reported and changes nothing else.
 func TestGlobalsWithoutInfoFile(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "globals"})
+	t.Run("none", func(t *testing.T) { globalsWithoutInfo(t, nil) })
+	t.Run("unreadable", func(t *testing.T) {
+		globalsWithoutInfo(t, map[string]string{ipc.EnvAppInfo: "/nonexistent/app.json"})
+	})
+}
+
+func globalsWithoutInfo(t *testing.T, env map[string]string) {
+	w := startWorker(t, workerOpts{app: "globals", env: env})
 	w.handshake()
 	g := w.event("globals")
 	v := g["values"].(map[string]any)
@@ -115,6 +124,12 @@ func TestGlobalsWithoutInfoFile(t *testing.T) {
 		switch f {
 		case "host", "port", "config", "runtimeConfig", "applicationConfig":
 			t.Errorf("field %q set without an app info file", f)
+		}
+	}
+	w.event("listening")
+	if path := env[ipc.EnvAppInfo]; path != "" {
+		if !strings.Contains(w.stderr.String(), "cannot read the app info file "+path) {
+			t.Errorf("no warning about the unreadable file; stderr:\n%s", w.stderr.String())
 		}
 	}
 }
