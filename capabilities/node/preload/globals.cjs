@@ -58,6 +58,14 @@ function updateGlobals (fields) {
   return p
 }
 
+// installGlobals sets globalThis.platformatic from info (readAppInfo) and
+// the environment. It must run before the app loads. On state it leaves
+// what the rest of the preload shares: events (the app's EventEmitter, on
+// which the app loader emits Watt's 'close'), checks (the app's custom
+// checks by kind) and basePath (setBasePath's last word). It answers
+// wattd's 'check' messages and sets closing on 'drain' before passing the
+// drain on to the handler registered before it; state.messaging, when set
+// before, becomes platformatic.messaging.
 function installGlobals (state, info) {
   info = info || {}
   const env = process.env
