@@ -20,6 +20,11 @@
 //	  |                                        |
 //	  | <--- mesh {mesh:{apps, timeoutMs}} ---- |  after welcome, then on every change
 //	  |                                        |
+//	  | ---- checkSet {check:{kind}} --------> |  the app registered a custom check
+//	  | <--- check {check:{id, kind}} -------- |  run it (health checks, readiness)
+//	  | ---- checked {check:{id, ok, ...}} --> |  its result
+//	  | ---- healthSignals {signals} --------> |  the app's health signals, batched
+//	  |                                        |
 //	  | <--- drain {timeoutMs} --------------- |  stop accepting, finish in-flight
 //	  | ---- drained ------------------------> |  nothing in flight any more
 //	  |                                        |  (wattd then sends SIGTERM)
@@ -68,6 +73,7 @@ const (
 	EnvEntrypoint = "WATTD_ENTRYPOINT" // "1" for the entrypoint application
 	EnvMeshDir    = "WATTD_MESH_DIR"   // directory of the mesh sockets
 	EnvMeshProxy  = "WATTD_MESH_PROXY" // http://wattd:TOKEN@127.0.0.1:PORT, the mesh HTTP proxy
+	EnvAppInfo    = "WATTD_APP_INFO"   // path of the application's info file (AppInfo, JSON)
 	EnvProtocol   = "WATTD_PROTOCOL"   // ProtocolVersion as a decimal string
 	EnvListenFDs  = "LISTEN_FDS"       // systemd socket-activation convention
 	EnvListenPID  = "LISTEN_PID"       // set by the exec helper to the worker's own pid
@@ -100,6 +106,19 @@ const (
 	TypeMessage = "message" // a request that wants a reply
 	TypeReply   = "reply"   // the answer to a message, by its id
 	TypeNotify  = "notify"  // a one-way message to every ready worker of an app
+
+	// Custom checks and health signals (optional: a worker that never
+	// sends checkSet is never sent check).
+	TypeCheckSet      = "checkSet"
+	TypeCheck         = "check"
+	TypeChecked       = "checked"
+	TypeHealthSignals = "healthSignals"
+)
+
+// Check kinds.
+const (
+	CheckHealth    = "health"    // Watt's setCustomHealthCheck: liveness
+	CheckReadiness = "readiness" // Watt's setCustomReadinessCheck
 )
 
 // Message is every message of the protocol; which members are set depends on
@@ -146,6 +165,12 @@ type Message struct {
 	Name       string          `json:"name,omitempty"`
 	Data       json.RawMessage `json:"data,omitempty"`
 	Fault      *Fault          `json:"fault,omitempty"`
+
+	// checkSet, check, checked
+	Check *Check `json:"check,omitempty"`
+
+	// healthSignals: JSON objects, each with a string "type"
+	Signals []json.RawMessage `json:"signals,omitempty"`
 }
 
 // Fault is a failed reply: the handler threw, there is no handler, or
@@ -158,6 +183,43 @@ type Fault struct {
 	Name    string `json:"name,omitempty"`
 	Stack   string `json:"stack,omitempty"`
 	Cause   *Fault `json:"cause,omitempty"`
+}
+
+// Check is a custom check of the app: announced by the worker (checkSet:
+// Kind), asked for by wattd (check: ID, Kind) and answered (checked: the
+// same ID and Kind, and the result).
+type Check struct {
+	ID   uint64 `json:"id,omitempty"`
+	Kind string `json:"kind"` // CheckHealth or CheckReadiness
+	// OK is the verdict; StatusCode and Body are what the app wants an
+	// HTTP probe to answer, when it said. Error is why the check failed
+	// to run (it threw, or returned something that is not a verdict).
+	OK         bool   `json:"ok,omitempty"`
+	StatusCode int    `json:"statusCode,omitempty"`
+	Body       string `json:"body,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// AppInfo is the content of the file named by WATTD_APP_INFO, written by
+// wattd before the application's first worker starts: what a worker's
+// runtime API (the Node preload's globalThis.platformatic) reports about
+// the application before the control channel has said anything. Objects
+// are Watt's shapes (runtimeConfig, applicationConfig, config), filled
+// with what wattd applies.
+type AppInfo struct {
+	ApplicationID string `json:"applicationId"`
+	Entrypoint    bool   `json:"entrypoint"`
+	Root          string `json:"root"` // absolute application directory
+	// Host and Port are the public address for the entrypoint; Watt
+	// gives true to other applications ("any").
+	Host              any            `json:"host"`
+	Port              any            `json:"port"`
+	BasePath          string         `json:"basePath,omitempty"`
+	LogLevel          string         `json:"logLevel"`
+	WantsAbsoluteURLs bool           `json:"wantsAbsoluteUrls"`
+	RuntimeConfig     map[string]any `json:"runtimeConfig"`
+	ApplicationConfig map[string]any `json:"applicationConfig"`
+	Config            map[string]any `json:"config"`
 }
 
 // Stats is a worker's runtime report. Fields a runtime cannot measure are

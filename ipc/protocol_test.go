@@ -26,6 +26,10 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeReply, ID: 7, Fault: &Fault{Message: "Handler failed with error: no", Code: "PLT_ITC_HANDLER_FAILED",
 			Name: "FastifyError", Cause: &Fault{Message: "no", Code: "E_NO", Stack: "Error: no\n    at x.js:1:1"}}},
 		{Type: TypeNotify, To: "api", Name: "ping", Data: json.RawMessage(`"x"`)},
+		{Type: TypeCheckSet, Check: &Check{Kind: CheckHealth}},
+		{Type: TypeCheck, Check: &Check{ID: 7, Kind: CheckReadiness}},
+		{Type: TypeChecked, Check: &Check{ID: 7, Kind: CheckReadiness, StatusCode: 503, Body: "warming up"}},
+		{Type: TypeHealthSignals, Signals: []json.RawMessage{json.RawMessage(`{"type":"eventLoopDelay","max":12.5}`)}},
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {

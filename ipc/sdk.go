@@ -67,6 +67,9 @@ type Control struct {
 	// into a fresh MeshTable that nothing else references, so the pointer
 	// itself is an immutable snapshot that readers can share.
 	mesh atomic.Pointer[MeshTable]
+
+	checksMu sync.Mutex // guards checks
+	checks   map[string]func() Check
 }
 
 // Dial opens the control channel named by WATTD_CONTROL_FD and performs the
@@ -122,6 +125,10 @@ func (c *Control) readLoop() {
 			if m.Mesh != nil {
 				c.mesh.Store(m.Mesh)
 			}
+		case TypeCheck:
+			if m.Check != nil {
+				go c.answerCheck(*m.Check)
+			}
 		}
 	}
 }
@@ -156,3 +163,41 @@ func (c *Control) Drained() error { return c.Send(&Message{Type: TypeDrained}) }
 
 // Close closes the channel.
 func (c *Control) Close() error { return c.conn.Close() }
+
+// SetCheck registers fn as the worker's custom check of kind (CheckHealth
+// or CheckReadiness) and tells wattd, which from then on runs it for its
+// health checks (a failing health check for health.maxUnhealthyChecks
+// checks in a row gets the worker replaced) or readiness. fn returns the
+// verdict in OK, and may give the StatusCode and Body a probe should
+// answer with; it runs on a goroutine of its own, and a call that
+// outlasts the health timeout counts as failed.
+func (c *Control) SetCheck(kind string, fn func() Check) error {
+	if kind != CheckHealth && kind != CheckReadiness {
+		return fmt.Errorf("ipc: unknown check kind %q", kind)
+	}
+	c.checksMu.Lock()
+	if c.checks == nil {
+		c.checks = map[string]func() Check{}
+	}
+	_, had := c.checks[kind]
+	c.checks[kind] = fn
+	c.checksMu.Unlock()
+	if had {
+		return nil
+	}
+	return c.Send(&Message{Type: TypeCheckSet, Check: &Check{Kind: kind}})
+}
+
+// answerCheck runs the check wattd asked for and sends its result; with
+// no check of that kind registered the answer is a pass.
+func (c *Control) answerCheck(req Check) {
+	c.checksMu.Lock()
+	fn := c.checks[req.Kind]
+	c.checksMu.Unlock()
+	res := Check{OK: true}
+	if fn != nil {
+		res = fn()
+	}
+	res.ID, res.Kind = req.ID, req.Kind
+	_ = c.Send(&Message{Type: TypeChecked, Check: &res})
+}

@@ -20,8 +20,9 @@ import (
 
 // Health checks (Watt's "health" keys). A watcher goroutine per ready
 // worker judges it every interval, from the stats the worker reports on
-// its control channel and, when the app has a probe path, from an HTTP GET
-// on the worker's own mesh socket. After maxUnhealthyChecks failed checks
+// its control channel, when the app has a probe path from an HTTP GET on
+// the worker's own mesh socket, and when the app registered a custom
+// health check (setCustomHealthCheck) from that check's answer. After maxUnhealthyChecks failed checks
 // in a row it hands its verdict to the slot's owner goroutine and ends; the
 // owner replaces the worker (slot.replace: start new, wait until ready,
 // drain and stop old). The watcher only reads: the worker's state machine
@@ -72,6 +73,9 @@ func statsEveryFor(h config.Health, env []string) (time.Duration, []string) {
 	return every, append(out, envStatsInterval+"="+strconv.FormatInt(every.Milliseconds(), 10))
 }
 
+// noStats begins the cause of a worker that stopped reporting stats.
+const noStats = "no stats in "
+
 // judgeStats returns why a check fails on the worker's last stats, taken
 // at at, or "" when they pass. A worker that never reported stats (one that
 // does not speak the protocol, or does not measure itself) is not judged
@@ -83,7 +87,7 @@ func (r healthRules) judgeStats(st ipc.Stats, at, now time.Time) string {
 		return ""
 	}
 	if age := now.Sub(at); age > r.Interval+r.statsEvery {
-		return "no stats in " + age.Round(10*time.Millisecond).String()
+		return noStats + age.Round(10*time.Millisecond).String()
 	}
 	var causes []string
 	if st.ELU > r.MaxELU {
@@ -200,11 +204,21 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 		}
 		st, at := w.Stats()
 		causes := []string{}
-		if c := r.judgeStats(st, at, time.Now()); c != "" {
+		c := r.judgeStats(st, at, time.Now())
+		if c != "" {
 			causes = append(causes, c)
 		}
+		stuck := strings.HasPrefix(c, noStats)
 		if probe != nil {
 			if c := probe.check(ctx); c != "" {
+				causes = append(causes, c)
+			}
+		}
+		// Not the app's own check of a worker that stopped reporting: its
+		// event loop cannot answer either, and waiting out the timeout at
+		// every check would only delay the verdict.
+		if !stuck {
+			if c := checkCause(ctx, w, r.Timeout); c != "" {
 				causes = append(causes, c)
 			}
 		}

@@ -115,6 +115,8 @@ type proc struct {
 	// "memory …"), set before exited is closed.
 	limitHit atomic.Pointer[string]
 
+	checks checkBook // the app's custom checks and health signals (checks.go)
+
 	statsMu sync.Mutex // guards stats and statsAt
 	stats   ipc.Stats
 	statsAt time.Time // when stats arrived; zero until the first report
@@ -347,6 +349,12 @@ func (p *proc) readControl(app string, worker int) {
 			if p.route != nil {
 				p.route(m)
 			}
+		case ipc.TypeCheckSet:
+			p.checks.set(m.Check)
+		case ipc.TypeChecked:
+			p.checks.answered(m.Check)
+		case ipc.TypeHealthSignals:
+			p.checks.signalled(m.Signals)
 		}
 	}
 }

@@ -200,6 +200,18 @@ func New(opts Options) (_ *Runtime, err error) {
 	if public != nil {
 		rt.url = "http://" + public.String()
 	}
+	port := cfg.Server.Port
+	if public != nil {
+		port = public.Port
+	}
+	infos := appInfos(cfg, opts.Mode, port)
+	for _, a := range rt.apps {
+		path := rt.dir.AppInfoFile(a.id)
+		if err := writeAppInfo(path, infos[a.id]); err != nil {
+			return nil, err
+		}
+		a.env = append(a.env, ipc.EnvAppInfo+"="+path)
+	}
 	return rt, nil
 }
 

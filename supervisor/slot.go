@@ -673,6 +673,7 @@ func (s *slot) status() WorkerStatus {
 		}
 		st, _ := w.Stats()
 		ws.ELU, ws.HeapUsed, ws.ActiveConns = st.ELU, st.HeapUsed, st.ActiveConns
+		ws.HealthSignals = w.HealthSignals()
 	}
 	return ws
 }

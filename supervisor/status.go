@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -69,6 +70,9 @@ type WorkerStatus struct {
 	HeapUsed    uint64  `json:"heapUsedBytes"`
 	ActiveConns int     `json:"activeConns"` // open client connections, as last reported
 	ListenAddr  string  `json:"listen,omitempty"`
+	// HealthSignals are the latest health signal of each type the app
+	// sent with Watt's sendHealthSignal, as sent ({type, timestamp, …}).
+	HealthSignals map[string]json.RawMessage `json:"healthSignals,omitempty"`
 }
 
 // FormatBytes renders a size in binary units with one decimal: 512 B,

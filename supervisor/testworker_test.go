@@ -9,6 +9,7 @@ package supervisor
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -102,6 +103,11 @@ func generation(state string) int {
 //	probe:CODE       ready, reporting healthy stats; answers GET /health
 //	                 with status CODE
 //	messenger        speak messaging by hand (see messengerWorker)
+//	checks           ready, reporting healthy stats, with custom checks: the
+//	                 health check fails once the state directory has a file
+//	                 "sick-<pid>", the readiness check answers 503 "warming
+//	                 up" until it has "ready-<pid>"; sends one health signal
+//	                 {"type":"boot","n":<generation>}
 func testWorkerMain(list string) int {
 	behaviours := strings.Split(list, ",")
 	g := generation(os.Getenv(envTestState))
@@ -203,6 +209,24 @@ func testWorkerMain(list string) int {
 			return 121
 		}
 		w.probeStatus.Store(int64(code))
+		go w.reportStats(ipc.Stats{ELU: 0.1}, nil)
+	case "checks":
+		state, pid := os.Getenv(envTestState), strconv.Itoa(os.Getpid())
+		has := func(name string) bool {
+			_, err := os.Stat(filepath.Join(state, name+"-"+pid))
+			return err == nil
+		}
+		w.ctl.SetCheck(ipc.CheckHealth, func() ipc.Check { return ipc.Check{OK: !has("sick")} })
+		w.ctl.SetCheck(ipc.CheckReadiness, func() ipc.Check {
+			if has("ready") {
+				return ipc.Check{OK: true}
+			}
+			return ipc.Check{StatusCode: 503, Body: "warming up"}
+		})
+		w.ctl.Send(&ipc.Message{Type: ipc.TypeHealthSignals, Signals: []json.RawMessage{
+			json.RawMessage(`{"type":"boot","timestamp":1,"n":` + strconv.Itoa(g) + `}`),
+			json.RawMessage(`{"no":"type"}`),
+		}})
 		go w.reportStats(ipc.Stats{ELU: 0.1}, nil)
 	case "grandchild":
 		self, _ := os.Executable()

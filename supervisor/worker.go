@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"context"
+	"encoding/json"
 	"syscall"
 	"time"
 
@@ -48,6 +50,13 @@ type worker interface {
 	// for lines still in its pipes; LastError is its last stderr line.
 	OutputTail(max time.Duration) []string
 	LastError() string
+
+	// RunCheck runs the app's custom check of a kind (ipc.CheckHealth,
+	// ipc.CheckReadiness) in the worker; has is false when the app
+	// registered none. HealthSignals are the latest signals the app sent,
+	// by type.
+	RunCheck(ctx context.Context, kind string) (res ipc.Check, has bool, err error)
+	HealthSignals() map[string]json.RawMessage
 
 	// Usage is what the worker's cgroup uses and may use (memory, pids,
 	// CPU); ok is false when the worker has no group.

@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -46,6 +48,10 @@ func (f *fakeWorker) Stats() (ipc.Stats, time.Time)     { return ipc.Stats{}, ti
 func (f *fakeWorker) OutputTail(time.Duration) []string { return nil }
 func (f *fakeWorker) LastError() string                 { return "" }
 func (f *fakeWorker) Usage() (cgroups.Usage, bool)      { return cgroups.Usage{}, false }
+func (f *fakeWorker) RunCheck(context.Context, string) (ipc.Check, bool, error) {
+	return ipc.Check{}, false, nil
+}
+func (f *fakeWorker) HealthSignals() map[string]json.RawMessage { return nil }
 func (f *fakeWorker) Send(m *ipc.Message) error {
 	f.mu.Lock()
 	f.sent = append(f.sent, m.Type)

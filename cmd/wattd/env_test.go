@@ -52,7 +52,7 @@ func TestWorkerEnvironment(t *testing.T) {
 			t.Errorf("worker sees %s=%q, want %q", k, env[k], v)
 		}
 	}
-	for _, k := range []string{"WATTD_CONTROL_FD", "WATTD_PROTOCOL", "WATTD_MESH_DIR", "WATTD_MESH_PROXY", "LISTEN_FDS", "LISTEN_PID"} {
+	for _, k := range []string{"WATTD_CONTROL_FD", "WATTD_PROTOCOL", "WATTD_MESH_DIR", "WATTD_MESH_PROXY", "WATTD_APP_INFO", "LISTEN_FDS", "LISTEN_PID"} {
 		if _, ok := env[k]; !ok {
 			t.Errorf("worker lacks %s", k)
 		}

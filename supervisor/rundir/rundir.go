@@ -12,6 +12,7 @@
 //	    admin.sock                   the admin API
 //	    proxy.sock                   the mesh proxy
 //	    mesh/<app>-<worker>.sock     worker mesh sockets
+//	    apps/<app>.json              what a worker's runtime API reports (ipc.AppInfo)
 //
 // The base is $WATTD_RUNTIME_DIR, else $XDG_RUNTIME_DIR/wattd, else
 // /run/wattd for root, else $TMPDIR/wattd-<uid>. The per-project name is
@@ -46,6 +47,7 @@ const (
 	infoFileName    = "runtime.json"
 	lockFileName    = "runtime.lock"
 	meshDirName     = "mesh"
+	appsDirName     = "apps"
 )
 
 // MaxSocketPath is the longest socket path we accept. sun_path holds 108
@@ -302,6 +304,13 @@ func (d *Dir) ProxySocket() string { return filepath.Join(d.Path, proxySocketNam
 // against MaxSocketPath when it listens.
 func (d *Dir) MeshSocket(app string, worker int) string {
 	return filepath.Join(d.Path, meshDirName, sanitize(app, 64)+"-"+strconv.Itoa(worker)+".sock")
+}
+
+// AppInfoFile is the path of an application's info file (ipc.AppInfo);
+// ids are sanitised as for MeshSocket. Its directory is made by whoever
+// writes it.
+func (d *Dir) AppInfoFile(app string) string {
+	return filepath.Join(d.Path, appsDirName, sanitize(app, 64)+".json")
 }
 
 // Info returns what runtime.json currently says.

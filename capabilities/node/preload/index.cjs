@@ -42,7 +42,8 @@
 // dispatch of wattd's messages to the handlers registered in
 // state.handlers), listen.cjs (listen redirection, entrypoint mesh, drain),
 // mesh-client.cjs (*.plt.local for node:http and fetch), messaging.cjs
-// (platformatic.messaging between applications, routed by wattd).
+// (platformatic.messaging between applications, routed by wattd), logger.cjs
+// and globals.cjs (globalThis.platformatic, Watt's runtime API for apps).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -77,7 +78,8 @@ function main () {
   }
   // Remove what only this process may use, so programs the app spawns do
   // not mistake our sockets for theirs. The informational variables
-  // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR) stay:
+  // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR,
+  // WATTD_APP_INFO) stay:
   // apps read them to know who they are and to reach each other.
   for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
     'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
@@ -113,6 +115,13 @@ function main () {
     } catch (err) {
       warn('mesh client disabled after an internal error', err)
     }
+  }
+  // Before the app loads: apps read globalThis.platformatic at once.
+  try {
+    const { installGlobals, readAppInfo } = require('./globals.cjs')
+    installGlobals(state, readAppInfo(env))
+  } catch (err) {
+    warn('globalThis.platformatic disabled after an internal error', err)
   }
 }
 

@@ -229,22 +229,7 @@ function startMessaging (state) {
     notify: (application, name, data, options) => notify(application, name, data, options),
     handle
   }
-  exposeUntilGlobals(state.messaging)
   return state.messaging
-}
-
-// exposeUntilGlobals makes the object reachable as
-// globalThis.platformatic.messaging (and through @platformatic/globals'
-// getMessaging(), which checks the field registry) when nothing else has
-// set it; the module that builds globalThis.platformatic sets it from
-// state.messaging either way.
-function exposeUntilGlobals (messaging) {
-  const g = globalThis.platformatic ?? (globalThis.platformatic = {})
-  if (g.messaging !== undefined) return
-  g.messaging = messaging
-  const kFields = Symbol.for('plt.globals.fields')
-  if (!(g[kFields] instanceof Set)) g[kFields] = new Set()
-  g[kFields].add('messaging')
 }
 
 module.exports = { startMessaging, fromFault, toFault }

@@ -1,0 +1,59 @@
+'use strict'
+// Runs the same calls through pino and through the preload's logger and
+// prints both outputs (pino's without time, ours with time removed), for
+// logger_test.go. Arguments: the pino module path, logger.cjs's path.
+const [pinoPath, loggerPath] = process.argv.slice(2)
+const pino = require(pinoPath)
+const { createLogger } = require(loggerPath)
+
+function exercise (l, out) {
+  const e = new Error('boom')
+  e.code = 'E1'
+  e.stack = 'Error: boom\n    at here'
+  l.info('a', 'b', 3)
+  l.info('x %s y %d z %j %o %%', 'S', 4.5, { a: 1 }, { b: 2 })
+  l.info({ msg: 'from obj', k: 1 })
+  l.info({ k: 1 }, 'm', 'extra')
+  l.info({ k: 1 })
+  l.info(5)
+  l.info(null, 'nul')
+  l.info(undefined)
+  l.error(e)
+  l.error(e, 'ctx')
+  l.error({ err: e, other: 1 }, 'ctx2')
+  l.info({ nested: { err: e } }, 'nested')
+  const c = l.child({ a: 1 })
+  c.info({ b: 2 }, 'child')
+  const cc = c.child({ a: 3 }, { level: 'error' })
+  cc.info('no')
+  cc.error('yes')
+  c.level = 'warn'
+  c.info('filtered')
+  c.warn('kept')
+  const cir = { a: 1 }
+  cir.self = cir
+  l.info(cir, 'circ')
+  l.info({ big: 10n }, 'big')
+  l.info({ u: undefined, f () {}, d: new Date(0) }, 'types')
+  l.warn('%s is %d years', 'Bob', 42)
+  l.info('%o and %j', 'str', [1, 'x'])
+  l.trace('t')
+  l.fatal('f')
+  out.push(JSON.stringify({
+    api: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'child', 'bindings', 'isLevelEnabled', 'flush', 'setBindings'].map((m) => typeof l[m]),
+    level: l.level, childLevel: c.level, ccLevel: cc.level,
+    bindings: [l.bindings(), c.bindings(), cc.bindings()],
+    enabled: [c.isLevelEnabled('info'), c.isLevelEnabled('warn'), l.isLevelEnabled('trace')],
+    levels: l.levels,
+    levelVal: l.levelVal
+  }))
+  l.level = 'silent'
+  l.fatal('silenced')
+  out.push(JSON.stringify({ silentVal: l.levelVal, silentEnabled: l.isLevelEnabled('fatal') }))
+}
+
+const theirs = []
+exercise(pino({ level: 'trace', base: { pid: 1, hostname: 'h' }, timestamp: false }, { write: (s) => theirs.push(s.replace(/\n$/, '')) }), theirs)
+const ours = []
+exercise(createLogger({ level: 'trace', base: { pid: 1, hostname: 'h' }, write: (s) => ours.push(s.replace(/\n$/, '').replace(/,"time":\d+/, '')) }), ours)
+process.stdout.write(JSON.stringify({ theirs, ours }))

@@ -1,0 +1,182 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// The app info file (ipc.AppInfo) tells a worker's runtime API what Watt
+// tells its applications through globalThis.platformatic: the ids, the
+// public address, the log level and the configuration objects. It is a
+// file rather than a control message because apps read these at their
+// first line, before any message on the channel can have arrived; and it
+// is a file rather than environment variables because these are typed
+// settings, which the environment would flatten into strings.
+//
+// The objects are in Watt's shapes and names, filled with what wattd
+// applies (durations in milliseconds, as Watt writes them); keys wattd has
+// no value for are left out.
+
+// appInfos builds every application's info; public is the entrypoint's
+// bound address (nil when there is none yet).
+func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]ipc.AppInfo {
+	apps := make([]any, 0, len(cfg.Applications))
+	appConfigs := map[string]map[string]any{}
+	for _, ac := range cfg.Applications {
+		m := applicationConfig(ac, mode)
+		appConfigs[ac.ID] = m
+		apps = append(apps, m)
+	}
+	level := pinoLevelName(cfg.Logger.Level)
+	runtime := map[string]any{
+		"entrypoint":         cfg.Entrypoint,
+		"workers":            cfg.Workers,
+		"server":             map[string]any{"hostname": cfg.Server.Hostname, "port": port},
+		"logger":             map[string]any{"level": level},
+		"restartOnError":     restartOnErrorValue(cfg.RestartOnError),
+		"gracefulShutdown":   map[string]any{"runtime": ms(cfg.GracefulShutdown.Runtime), "application": ms(cfg.GracefulShutdown.Application)},
+		"startTimeout":       ms(cfg.StartTimeout),
+		"applicationTimeout": ms(cfg.ApplicationTimeout),
+		"health":             healthConfig(cfg.Health),
+		"applications":       apps,
+	}
+	out := make(map[string]ipc.AppInfo, len(cfg.Applications))
+	for _, ac := range cfg.Applications {
+		info := ipc.AppInfo{
+			ApplicationID:     ac.ID,
+			Entrypoint:        ac.ID == cfg.Entrypoint,
+			Root:              ac.Path,
+			Host:              true,
+			Port:              true,
+			BasePath:          ac.Watt.BasePath,
+			LogLevel:          level,
+			WantsAbsoluteURLs: ac.Watt.AbsoluteURL,
+			RuntimeConfig:     runtime,
+			ApplicationConfig: appConfigs[ac.ID],
+			Config:            ownConfig(ac.Watt),
+		}
+		if info.Entrypoint {
+			info.Host, info.Port = cfg.Server.Hostname, port
+		}
+		out[ac.ID] = info
+	}
+	return out
+}
+
+func applicationConfig(ac config.Application, mode capabilities.Mode) map[string]any {
+	deps := ac.Dependencies
+	if deps == nil {
+		deps = []string{}
+	}
+	m := map[string]any{
+		"id":           ac.ID,
+		"path":         ac.Path,
+		"workers":      ac.Workers,
+		"entrypoint":   ac.Entrypoint,
+		"dependencies": deps,
+		"health":       healthConfig(ac.Health),
+		"localUrl":     "http://" + ac.ID + ".plt.local",
+		"isProduction": mode == capabilities.Production,
+	}
+	if ac.NodeOptions != "" {
+		m["nodeOptions"] = ac.NodeOptions
+	}
+	if ac.Watt.BasePath != "" {
+		m["basePath"] = ac.Watt.BasePath
+	}
+	return m
+}
+
+// ownConfig is the application's own configuration (Watt's "config"): the
+// node and application blocks as wattd applies them.
+func ownConfig(w capabilities.WattApp) map[string]any {
+	node := map[string]any{"hasServer": !w.NoServer, "absoluteUrl": w.AbsoluteURL}
+	if w.Main != "" {
+		node["main"] = w.Main
+	}
+	app := map[string]any{}
+	if w.BasePath != "" {
+		app["basePath"] = w.BasePath
+	}
+	cmds := map[string]any{}
+	for k, v := range map[string]string{"build": w.Commands.Build, "development": w.Commands.Development, "production": w.Commands.Production} {
+		if v != "" {
+			cmds[k] = v
+		}
+	}
+	if len(cmds) > 0 {
+		app["commands"] = cmds
+	}
+	return map[string]any{"node": node, "application": app}
+}
+
+func healthConfig(h config.Health) map[string]any {
+	return map[string]any{
+		"enabled":            h.Enabled,
+		"interval":           ms(h.Interval),
+		"gracePeriod":        ms(h.GracePeriod),
+		"maxUnhealthyChecks": h.MaxUnhealthyChecks,
+		"maxELU":             h.MaxELU,
+		"maxHeapUsed":        h.MaxHeapUsed,
+		"maxHeapTotal":       h.MaxHeapTotal,
+	}
+}
+
+// restartOnErrorValue is Watt's restartOnError: false, or the delay in ms.
+func restartOnErrorValue(r config.RestartOnError) any {
+	if !r.Enabled {
+		return false
+	}
+	return ms(r.Delay)
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+// pinoLevelName maps wattd's level names onto pino's: the runtime's level
+// is what an app's logger starts at.
+func pinoLevelName(level string) string {
+	switch l := strings.ToLower(strings.TrimSpace(level)); l {
+	case "":
+		return "info"
+	case "warning":
+		return "warn"
+	default:
+		return l
+	}
+}
+
+// writeAppInfo writes info to path (0600, in a 0700 directory), replacing
+// a file left by an earlier run atomically.
+func writeAppInfo(path string, info ipc.AppInfo) error {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("app %q: encode app info: %w", info.ApplicationID, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("app %q: app info: %w", info.ApplicationID, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".app-*.tmp")
+	if err != nil {
+		return fmt.Errorf("app %q: app info: %w", info.ApplicationID, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("app %q: write app info %s: %w", info.ApplicationID, path, err)
+	}
+	return nil
+}

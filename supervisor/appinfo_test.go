@@ -1,0 +1,90 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+func TestAppInfos(t *testing.T) {
+	cfg := &config.Config{
+		Entrypoint:         "web",
+		Workers:            2,
+		Server:             config.Server{Hostname: "127.0.0.1", Port: 0},
+		Logger:             config.Logger{Level: "warning"},
+		GracefulShutdown:   config.GracefulShutdown{Runtime: 10 * time.Second, Application: 3 * time.Second},
+		StartTimeout:       30 * time.Second,
+		ApplicationTimeout: 0,
+		Health:             config.DefaultHealth(),
+		Applications: []config.Application{
+			{ID: "web", Path: "/srv/web", Workers: 2, Entrypoint: true, Health: config.DefaultHealth(),
+				Watt: capabilities.WattApp{BasePath: "/app", AbsoluteURL: true, Main: "server.js",
+					Commands: capabilities.Commands{Production: "node server.js"}}},
+			{ID: "api", Path: "/srv/api", Workers: 1, Dependencies: []string{"db"}, Health: config.DefaultHealth()},
+		},
+	}
+	infos := appInfos(cfg, capabilities.Production, 3042)
+	web, api := infos["web"], infos["api"]
+	if web.Host != "127.0.0.1" || web.Port != 3042 || !web.Entrypoint || web.BasePath != "/app" || !web.WantsAbsoluteURLs {
+		t.Errorf("web = %+v", web)
+	}
+	// Watt gives applications other than the entrypoint true for both.
+	if api.Host != true || api.Port != true || api.Entrypoint {
+		t.Errorf("api = %+v", api)
+	}
+	if web.LogLevel != "warn" {
+		t.Errorf("logLevel %q, want pino's warn", web.LogLevel)
+	}
+	rc := web.RuntimeConfig
+	if rc["restartOnError"] != false || rc["startTimeout"] != int64(30000) ||
+		!reflect.DeepEqual(rc["server"], map[string]any{"hostname": "127.0.0.1", "port": 3042}) ||
+		!reflect.DeepEqual(rc["gracefulShutdown"], map[string]any{"runtime": int64(10000), "application": int64(3000)}) {
+		t.Errorf("runtimeConfig = %v", rc)
+	}
+	if apps := rc["applications"].([]any); len(apps) != 2 || apps[1].(map[string]any)["id"] != "api" {
+		t.Errorf("runtimeConfig.applications = %v", rc["applications"])
+	}
+	ac := api.ApplicationConfig
+	if ac["localUrl"] != "http://api.plt.local" || ac["isProduction"] != true || !reflect.DeepEqual(ac["dependencies"], []string{"db"}) {
+		t.Errorf("applicationConfig = %v", ac)
+	}
+	if deps := web.ApplicationConfig["dependencies"]; !reflect.DeepEqual(deps, []string{}) {
+		t.Errorf("dependencies without any = %#v, want [] as Watt gives", deps)
+	}
+	wantOwn := map[string]any{
+		"node":        map[string]any{"hasServer": true, "absoluteUrl": true, "main": "server.js"},
+		"application": map[string]any{"basePath": "/app", "commands": map[string]any{"production": "node server.js"}},
+	}
+	if !reflect.DeepEqual(web.Config, wantOwn) {
+		t.Errorf("config = %v", web.Config)
+	}
+
+	cfg.RestartOnError = config.RestartOnError{Enabled: true, Delay: 250 * time.Millisecond}
+	if v := appInfos(cfg, capabilities.Development, 3042)["web"].RuntimeConfig["restartOnError"]; v != int64(250) {
+		t.Errorf("restartOnError = %v, want the delay", v)
+	}
+
+	// The file is what a worker reads back.
+	p := filepath.Join(t.TempDir(), "apps", "web.json")
+	if err := writeAppInfo(p, web); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back ipc.AppInfo
+	if err := json.Unmarshal(b, &back); err != nil || back.ApplicationID != "web" || back.Port != 3042.0 {
+		t.Errorf("read back %+v: %v", back, err)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", st.Mode())
+	}
+}
