@@ -26,8 +26,9 @@ const (
 	maxSignalBytes = 4 << 10
 )
 
-// errWorkerGone is returned by a check of a worker that exited meanwhile.
-var errWorkerGone = errors.New("worker exited")
+// errWorkerGone is returned for a worker that exited meanwhile: a check
+// of it, or a message to or from it.
+var errWorkerGone = errors.New("the worker exited")
 
 // checkBook is a worker's side of the custom checks and signals. Its
 // zero value is ready to use.

@@ -281,9 +281,8 @@ func (ms *messenger) pendingCount() int {
 }
 
 var (
-	errWorkerGone = errors.New("the worker exited")
-	errCongested  = errors.New("the worker's control channel is congested")
-	errTooLarge   = fmt.Errorf("the message is over %d bytes", ipc.MaxFrame)
+	errCongested = errors.New("the worker's control channel is congested")
+	errTooLarge  = fmt.Errorf("the message is over %d bytes", ipc.MaxFrame)
 )
 
 // frameOverhead is room for the members wattd adds around a message's data
