@@ -41,7 +41,9 @@
 // The modules: base.cjs (state, warn/guard), control.cjs (channel, stats,
 // dispatch of wattd's messages to the handlers registered in
 // state.handlers), listen.cjs (listen redirection, entrypoint mesh, drain),
-// mesh-client.cjs (*.plt.local for node:http and fetch).
+// mesh-client.cjs (*.plt.local for node:http and fetch), appmodel.cjs
+// (Watt's application model: preload modules, build()/create() factories,
+// background apps, the app's close() on stop).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -72,28 +74,33 @@ function main () {
     listenFds: env.LISTEN_FDS,
     listenNames: env.LISTEN_FDNAMES,
     controlFd: env.WATTD_CONTROL_FD,
-    statsMs: env.WATTD_STATS_INTERVAL_MS
+    statsMs: env.WATTD_STATS_INTERVAL_MS,
+    app: env.WATTD_NODE_APP
   }
   // Remove what only this process may use, so programs the app spawns do
   // not mistake our sockets for theirs. The informational variables
   // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR) stay:
   // apps read them to know who they are and to reach each other.
   for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
-    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
+    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS', 'WATTD_NODE_APP']) {
     delete env[k]
   }
 
   const { newState, parseListenFds, toInt, warn } = require('./base.cjs')
   const { openControl, startStats } = require('./control.cjs')
-  const { patchListen, startDrain } = require('./listen.cjs')
+  const { patchListen, startDrain, sendReady } = require('./listen.cjs')
   const { startMeshClient, setTable } = require('./mesh-client.cjs')
+  const { startAppModel, readAppConfig } = require('./appmodel.cjs')
+  const appConfig = readAppConfig(config.app)
 
   const fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
   const state = newState()
   state.handlers.set('drain', (msg) => startDrain(state, msg.timeoutMs))
   state.handlers.set('mesh', (msg) => { if (state.mesh !== null) setTable(state.mesh, msg.mesh) })
   if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
-  if (fds.http !== undefined || fds.mesh !== undefined) patchListen(state, fds)
+  // A background app (node.hasServer false) listens for itself, if at all.
+  if (appConfig.hasServer && (fds.http !== undefined || fds.mesh !== undefined)) patchListen(state, fds)
+  startAppModel(state, appConfig, fds, { sendReady })
   if (state.control) startStats(state, toInt(config.statsMs) || 2000)
   // The mesh table comes on the control channel: without it there is
   // nothing to route with, and nothing is patched.
