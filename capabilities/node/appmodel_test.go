@@ -275,3 +275,18 @@ func TestNodeMain(t *testing.T) {
 		t.Errorf("GET = %v", got)
 	}
 }
+
+// TestFactoryWithImportFlag: an --import in execArgv makes node load even a
+// CommonJS entry through its ES module loader, asynchronously; the factory
+// is still found once the entry has loaded, and the entry is still node's
+// main module.
+func TestFactoryWithImportFlag(t *testing.T) {
+	pre := factoryApp(t, "preloads")
+	w := startWorker(t, workerOpts{app: "listener", dir: factoryApp(t, "listener"), entrypoint: true,
+		watt: capabilities.WattApp{ExecArgv: []string{"--import", filepath.Join(pre, "second.mjs")}}})
+	w.handshake()
+	w.expectReady(ipc.ListenerHTTP, ipc.ListenerMesh)
+	if got := getJSON(t, tcpClient(), "http://"+w.tcpAddr+"/"); got["app"] != "listener" || got["isMain"] != true {
+		t.Errorf("GET = %v, want the listener app, run as the main module", got)
+	}
+}

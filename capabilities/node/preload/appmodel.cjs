@@ -134,9 +134,17 @@ async function importInOrder (files) {
 }
 
 // afterMain runs right after node started the main module. A CommonJS main
-// loaded synchronously is done by now; an ES module main (or one loaded
-// through the ES module loader) is finished when import() of its URL
-// settles, which joins the load node started instead of loading it again.
+// loaded synchronously is done by now. Otherwise node loads the main through
+// its ES module loader (an ES module, or any entry once an --import flag is
+// given), asynchronously:
+//
+//   * a CommonJS main is done when process.mainModule is loaded. Importing
+//     it ourselves could load it first, and then not as the main module
+//     (require.main === module would be false), so it is polled instead;
+//   * an ES module main is done when import() of its URL settles, which
+//     joins the load node started rather than loading it again. (With an
+//     --import flag, node starts that load only after the flag's modules, and
+//     an import() of ours that came first would make import.meta.main false.)
 function afterMain (state, main, hooks) {
   const model = state.appModel
   const mm = process.mainModule
@@ -152,12 +160,56 @@ function afterMain (state, main, hooks) {
     return // node reports a missing main module itself
   }
   model.entry = file
+  if (isCommonJS(file)) {
+    const poll = setInterval(guard('app model', () => {
+      const m = process.mainModule
+      if (!m || !m.loaded) return
+      clearInterval(poll)
+      onLoaded(state, m.exports, hooks)
+    }), MAIN_POLL_MS)
+    // Ours must not be what keeps the process up once the app is done.
+    process.once('beforeExit', () => clearInterval(poll))
+    return
+  }
   setImmediate(() => {
     import(pathToFileURL(file).href).then(
       (ns) => guard('app model', onLoaded)(state, ns, hooks),
       () => {} // node reports the main module's own failure
     )
   })
+}
+
+// How often an asynchronously loaded CommonJS main is looked at.
+const MAIN_POLL_MS = 10
+
+// isCommonJS tells how node will load file: .cjs and .mjs say so, a .js
+// follows the nearest package.json "type", and a .js in a CommonJS package
+// that does not compile as CommonJS is an ES module by node's syntax
+// detection.
+function isCommonJS (file) {
+  const fs = require('node:fs')
+  if (file.endsWith('.cjs')) return true
+  if (file.endsWith('.mjs')) return false
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    let raw
+    try {
+      raw = fs.readFileSync(path.join(dir, 'package.json'), 'utf8')
+    } catch {
+      if (path.dirname(dir) === dir) break
+      continue
+    }
+    try {
+      if (JSON.parse(raw).type === 'module') return false
+    } catch {}
+    break
+  }
+  try {
+    const vm = require('node:vm')
+    vm.compileFunction(fs.readFileSync(file, 'utf8'), ['exports', 'require', 'module', '__filename', '__dirname'])
+    return true
+  } catch {
+    return false
+  }
 }
 
 function pickModule (exp) {
