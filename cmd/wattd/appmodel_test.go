@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,4 +82,35 @@ func TestModuleWithoutServerSaysWhy(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitOutput("without having listened (it exports handler)", 30*time.Second)
+}
+
+// TestNodeBuildScript: wattd build runs a node app's package.json build
+// script, as Watt builds a node app without application.commands.build.
+func TestNodeBuildScript(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{
+		"name": "web", "private": true, "main": "index.js",
+		"scripts": map[string]any{"build": `node -e "require('fs').writeFileSync('built.txt', 'yes')"`},
+	})
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte("require('node:http').createServer((q, s) => s.end('ok')).listen(3000)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	out, err := exec.Command(wattdBin, "build", "-d", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "npm run build") {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(app, "built.txt")); err != nil || string(b) != "yes" {
+		t.Fatalf("build script did not run: %q, %v\n%s", b, err, out)
+	}
 }
