@@ -290,3 +290,19 @@ func TestFactoryWithImportFlag(t *testing.T) {
 		t.Errorf("GET = %v, want the listener app, run as the main module", got)
 	}
 }
+
+// TestFactoryHTTPServer: create() returning an http.Server that is not
+// listening, as in the app Watt's generator writes.
+func TestFactoryHTTPServer(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "http-server", dir: factoryApp(t, "http-server"), entrypoint: true})
+	w.handshake()
+	w.expectReady(ipc.ListenerHTTP, ipc.ListenerMesh)
+	for _, c := range []struct {
+		client *http.Client
+		url    string
+	}{{tcpClient(), "http://" + w.tcpAddr + "/"}, {unixClient(w.meshPath), "http://http-server.plt.local/"}} {
+		if got := getJSON(t, c.client, c.url); got["hello"] != "world" {
+			t.Errorf("GET %s = %v", c.url, got)
+		}
+	}
+}
