@@ -306,3 +306,20 @@ func TestFactoryHTTPServer(t *testing.T) {
 		}
 	}
 }
+
+// TestFactoryFastifyOnMesh: the same Fastify factory in an app that is not
+// the entrypoint listens on its mesh socket only.
+func TestFactoryFastifyOnMesh(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "fastify-create", dir: factoryApp(t, "fastify-create")})
+	w.handshake()
+	w.expectReady(ipc.ListenerMesh)
+	if got := getJSON(t, unixClient(w.meshPath), "http://fastify-create.plt.local/"); got["app"] != "fastify-create" {
+		t.Errorf("mesh GET = %v", got)
+	}
+	if ports := tcpListenPorts(t, w.pid); len(ports) > 0 {
+		t.Errorf("non-entrypoint worker listens on TCP ports %v", ports)
+	}
+	if out := w.stderr.String(); strings.Contains(out, "not binding the same app again") {
+		t.Errorf("Fastify bound twice:\n%s", out)
+	}
+}
