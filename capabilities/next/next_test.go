@@ -134,10 +134,13 @@ func TestPrepareNextStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	pre := l.Argv[len(l.Argv)-3]
-	want := []string{bin, "--max-old-space-size=512", "--title", "my app", "--require", pre,
+	want := []string{bin, "--require", pre,
 		filepath.Join(dir, "node_modules/next/dist/bin/next"), "start"}
 	if !slices.Equal(l.Argv, want) {
 		t.Fatalf("argv\n got %q\nwant %q", l.Argv, want)
+	}
+	if got := l.Env["NODE_OPTIONS"]; !strings.HasSuffix(got, app.NodeOptions) {
+		t.Fatalf("NODE_OPTIONS = %q, want it to end with nodeOptions", got)
 	}
 	if pd := filepath.Dir(pre); filepath.Dir(pd) != app.RuntimeDir || !strings.HasPrefix(filepath.Base(pd), "preload-") || filepath.Base(pre) != "index.cjs" {
 		t.Fatalf("preload %q not in the runtime dir %q", pre, app.RuntimeDir)
@@ -392,7 +395,9 @@ func TestPrepareDev(t *testing.T) {
 		t.Fatal(err)
 	}
 	launcher := filepath.Join(app.RuntimeDir, devLauncherName)
-	want := []string{bin, "--enable-source-maps", "--no-enable-source-maps", "--require", l.Argv[4],
+	// nodeOptions turn the dev server's source maps off, so the flag that
+	// would override NODE_OPTIONS is left out.
+	want := []string{bin, "--require", l.Argv[2],
 		launcher, filepath.Join(dir, "node_modules", "next"), dir}
 	if !slices.Equal(l.Argv, want) {
 		t.Fatalf("argv\n got %q\nwant %q", l.Argv, want)

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -87,7 +88,10 @@ func Candidates() []string {
 // Capability is the Node.js capability. The zero value is ready to use.
 type Capability struct{}
 
-var _ capabilities.Capability = (*Capability)(nil)
+var (
+	_ capabilities.Capability = (*Capability)(nil)
+	_ capabilities.Builder    = (*Capability)(nil)
+)
 
 func init() { capabilities.Register(&Capability{}) }
 
@@ -116,12 +120,21 @@ func (*Capability) Detect(dir string) (bool, error) {
 	return false, nil
 }
 
-// Prepare returns the command line of one worker of app.
+// Prepare returns the command line of one worker of app:
+//
+//	node [execArgv...] [--enable-source-maps] --require <preload> <entry> [arguments...]
+//
+// with nodeOptions in NODE_OPTIONS, as Watt gives them. An app whose
+// application.commands names a start command for the mode runs that
+// command instead (see commandLaunch).
 func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 	if !filepath.IsAbs(app.Dir) {
 		return nil, fmt.Errorf("node: app %q: directory %q is not absolute", app.ID, app.Dir)
 	}
-	entry, err := Entry(app.Dir)
+	if cmd := startCommand(app); cmd != "" {
+		return commandLaunch(app, cmd)
+	}
+	entry, err := appEntry(app)
 	if err != nil {
 		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
 	}
@@ -129,27 +142,133 @@ func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
 	}
-	opts, err := SplitOptions(app.NodeOptions)
+	env, err := Env(app)
 	if err != nil {
-		return nil, fmt.Errorf("node: app %q: nodeOptions: %w", app.ID, err)
+		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
 	}
 	pre, err := WritePreload(app.RuntimeDir)
 	if err != nil {
 		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
 	}
 
-	argv := make([]string, 0, len(opts)+4)
+	w := app.Watt
+	argv := make([]string, 0, len(w.ExecArgv)+len(w.Arguments)+5)
 	argv = append(argv, bin)
-	argv = append(argv, opts...)
+	argv = append(argv, ExecArgv(app)...)
 	argv = append(argv, "--require", pre, entry)
+	argv = append(argv, w.Arguments...)
+	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir, Protocol: true}, nil
+}
 
+// ExecArgv returns the runtime flags of a worker of app that go on node's
+// command line: Watt's execArgv, and --enable-source-maps for sourceMaps.
+func ExecArgv(app capabilities.App) []string {
+	out := slices.Clone(app.Watt.ExecArgv)
+	if app.Watt.SourceMaps && !slices.Contains(out, "--enable-source-maps") {
+		out = append(out, "--enable-source-maps")
+	}
+	return out
+}
+
+// EnvNodeApp carries the application model settings the preload needs
+// (appmodel.cjs), as JSON; absent means Watt's defaults. The preload
+// removes it before the app runs.
+const EnvNodeApp = "WATTD_NODE_APP"
+
+// Env returns the environment of a worker of app: the app's own, then
+// NODE_OPTIONS extended with nodeOptions the way Watt does it (the
+// inherited value, a space, the app's), and the preload's settings.
+func Env(app capabilities.App) (map[string]string, error) {
 	// The app's own environment is repeated here so that a supervisor may
 	// use Launch.Env alone; setting it twice to the same values is harmless.
-	env := make(map[string]string, len(app.Env))
+	env := make(map[string]string, len(app.Env)+2)
 	for k, v := range app.Env {
 		env[k] = v
 	}
-	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir, Protocol: true}, nil
+	if opts := strings.TrimSpace(app.NodeOptions); opts != "" {
+		// Node reads NODE_OPTIONS itself; checking the quoting here turns
+		// a typo into one clear error instead of workers that cannot start.
+		if _, err := SplitOptions(opts); err != nil {
+			return nil, fmt.Errorf("nodeOptions: %w", err)
+		}
+		base, ok := app.Env["NODE_OPTIONS"]
+		if !ok {
+			base = os.Getenv("NODE_OPTIONS")
+		}
+		env["NODE_OPTIONS"] = strings.TrimSpace(base + " " + opts)
+	}
+	if s := nodeAppSetting(app.Watt); s != "" {
+		env[EnvNodeApp] = s
+	}
+	return env, nil
+}
+
+// nodeAppSetting is the value of EnvNodeApp, "" when everything is the
+// default.
+func nodeAppSetting(w capabilities.WattApp) string {
+	type setting struct {
+		HasServer *bool    `json:"hasServer,omitempty"`
+		Preload   []string `json:"preload,omitempty"`
+		BasePath  string   `json:"basePath,omitempty"`
+	}
+	var s setting
+	if w.NoServer {
+		f := false
+		s.HasServer = &f
+	}
+	s.Preload = w.Preload
+	s.BasePath = BasePath(w.BasePath)
+	if s.HasServer == nil && len(s.Preload) == 0 && s.BasePath == "" {
+		return ""
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "" // cannot happen: strings and a bool
+	}
+	return string(b)
+}
+
+// BasePath normalises application.basePath as @platformatic/node does for
+// platformatic.basePath: one leading slash, no doubled slashes, a trailing
+// slash; "" stays "".
+func BasePath(p string) string {
+	if strings.TrimSpace(p) == "" {
+		return ""
+	}
+	var b strings.Builder
+	prevSlash := false
+	for _, r := range "/" + p {
+		if r == '/' && prevSlash {
+			continue
+		}
+		prevSlash = r == '/'
+		b.WriteRune(r)
+	}
+	s := b.String()
+	if !strings.HasSuffix(s, "/") {
+		s += "/"
+	}
+	return s
+}
+
+// appEntry returns the entry file of app: node.main when set (relative to
+// the app directory, as Watt resolves it), else Entry.
+func appEntry(app capabilities.App) (string, error) {
+	if m := app.Watt.Main; m != "" {
+		p := m
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(app.Dir, filepath.FromSlash(m))
+		}
+		ok, err := isFile(p)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("node.main names %q, and %s is not a file", m, p)
+		}
+		return p, nil
+	}
+	return Entry(app.Dir)
 }
 
 // Binary returns the node executable: $WATTD_NODE when set, else node from

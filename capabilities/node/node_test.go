@@ -180,9 +180,17 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	pre := filepath.Join(rt, preloadDirName, "index.cjs")
-	want := []string{fake, "--max-old-space-size=256", "--title", "api worker", "--require", pre, filepath.Join(dir, "server.js")}
+	want := []string{fake, "--require", pre, filepath.Join(dir, "server.js")}
 	if !slices.Equal(l.Argv, want) {
 		t.Errorf("Argv = %q\nwant   %q", l.Argv, want)
+	}
+	// nodeOptions reach node as NODE_OPTIONS, after the inherited value,
+	// as Watt sets them.
+	if got, want := l.Env["NODE_OPTIONS"], `--max-old-space-size=256 --title "api worker"`; got != want {
+		t.Errorf("NODE_OPTIONS = %q, want %q", got, want)
+	}
+	if _, set := l.Env[EnvNodeApp]; set {
+		t.Errorf("%s set for an app with Watt's defaults", EnvNodeApp)
 	}
 	if l.Dir != dir || l.Env["NODE_ENV"] != "production" || !l.Protocol {
 		t.Errorf("Launch = %+v", l)

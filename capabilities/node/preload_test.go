@@ -53,6 +53,9 @@ type workerOpts struct {
 	entrypoint bool              // pass "http" and "mesh", else only "mesh"
 	env        map[string]string // extra environment
 	script     string            // shell script that execs node; setListenPID if empty
+	dir        string            // absolute app directory, instead of testdata/<app>
+	watt       capabilities.WattApp
+	nodeOpts   string // the app's nodeOptions
 }
 
 type worker struct {
@@ -169,12 +172,16 @@ func controlPair(t *testing.T) (net.Conn, *os.File) {
 func startWorker(t *testing.T, o workerOpts) *worker {
 	t.Helper()
 	nodeOrSkip(t)
-	dir, err := filepath.Abs(filepath.Join("testdata", o.app))
-	if err != nil {
-		t.Fatal(err)
+	dir := o.dir
+	if dir == "" {
+		var err error
+		if dir, err = filepath.Abs(filepath.Join("testdata", o.app)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	launch, err := (&Capability{}).Prepare(capabilities.App{
 		ID: o.app, Dir: dir, Entrypoint: o.entrypoint, RuntimeDir: t.TempDir(),
+		Watt: o.watt, NodeOptions: o.nodeOpts,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,9 @@
 // state.handlers), listen.cjs (listen redirection, entrypoint mesh, drain),
 // mesh-client.cjs (*.plt.local for node:http and fetch), messaging.cjs
 // (platformatic.messaging between applications, routed by wattd), logger.cjs
-// and globals.cjs (globalThis.platformatic, Watt's runtime API for apps).
+// and globals.cjs (globalThis.platformatic, Watt's runtime API for apps),
+// appmodel.cjs (Watt's application model: preload modules, build()/create()
+// factories, background apps, the app's close() on stop).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -74,7 +76,8 @@ function main () {
     listenFds: env.LISTEN_FDS,
     listenNames: env.LISTEN_FDNAMES,
     controlFd: env.WATTD_CONTROL_FD,
-    statsMs: env.WATTD_STATS_INTERVAL_MS
+    statsMs: env.WATTD_STATS_INTERVAL_MS,
+    app: env.WATTD_NODE_APP
   }
   // Remove what only this process may use, so programs the app spawns do
   // not mistake our sockets for theirs. The informational variables
@@ -82,22 +85,26 @@ function main () {
   // WATTD_APP_INFO) stay:
   // apps read them to know who they are and to reach each other.
   for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
-    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
+    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS', 'WATTD_NODE_APP']) {
     delete env[k]
   }
 
   const { newState, parseListenFds, toInt, warn } = require('./base.cjs')
   const { openControl, startStats } = require('./control.cjs')
-  const { patchListen, startDrain } = require('./listen.cjs')
+  const { patchListen, startDrain, sendReady } = require('./listen.cjs')
   const { startMeshClient, setTable } = require('./mesh-client.cjs')
   const { startMessaging } = require('./messaging.cjs')
+  const { startAppModel, readAppConfig } = require('./appmodel.cjs')
+  const appConfig = readAppConfig(config.app)
 
   const fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
   const state = newState()
   state.handlers.set('drain', (msg) => startDrain(state, msg.timeoutMs))
   state.handlers.set('mesh', (msg) => { if (state.mesh !== null) setTable(state.mesh, msg.mesh) })
   if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
-  if (fds.http !== undefined || fds.mesh !== undefined) patchListen(state, fds)
+  // A background app (node.hasServer false) listens for itself, if at all.
+  if (appConfig.hasServer && (fds.http !== undefined || fds.mesh !== undefined)) patchListen(state, fds)
+  startAppModel(state, appConfig, fds, { sendReady })
   if (state.control) startStats(state, toInt(config.statsMs) || 2000)
   // Before globalThis.platformatic is built, which hands apps state.messaging.
   if (state.control) {

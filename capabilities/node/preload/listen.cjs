@@ -411,8 +411,16 @@ function sweepIdle (state) {
 function checkDrained (state) {
   if (!state.draining || state.drainedSent || state.sockets.size > 0) return
   state.drainedSent = true
-  send(state, { type: 'drained' })
+  // The app's own close (appmodel.cjs) runs before wattd hears "drained",
+  // since SIGTERM follows it; it bounds itself by the drain timeout.
+  const before = state.beforeDrained
+  if (typeof before !== 'function') {
+    send(state, { type: 'drained' })
+    return
+  }
+  Promise.resolve().then(before).catch((err) => warn('before drained', err))
+    .finally(() => send(state, { type: 'drained' }))
 }
 
 
-module.exports = { patchListen, startDrain, holdUntilSigterm }
+module.exports = { patchListen, startDrain, holdUntilSigterm, sendReady }

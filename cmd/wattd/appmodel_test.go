@@ -1,0 +1,116 @@
+package main_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestWattFactoryApps runs apps in Watt's application model through the
+// real wattd: a Fastify app from create() as the entrypoint with two
+// workers, an ES module whose build() returns an Express app on the mesh,
+// and a background app (it exports hasServer = false). None calls listen()
+// and none has a config of its own. On stop, the entrypoint's close()
+// export and its Fastify onClose hooks run, and the background app's close().
+func TestWattFactoryApps(t *testing.T) {
+	integration(t)
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		t.Run(nodeVersion(t, node), func(t *testing.T) {
+			port := freePort(t)
+			dir := project(t, map[string]any{
+				"entrypoint": "web",
+				"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"applications": []any{
+					map[string]any{"id": "web", "path": fixture("apps/factories/fastify-create"), "workers": 2},
+					map[string]any{"id": "api", "path": fixture("apps/factories/express-build")},
+					map[string]any{"id": "jobs", "path": fixture("apps/factories/worker")},
+				},
+			})
+			d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_NODE=" + node}})
+			body := waitHTTP(t, d.url("/"), 30*time.Second)
+			var r struct{ App string }
+			if json.Unmarshal([]byte(body), &r) != nil || r.App != "fastify-create" {
+				t.Fatalf("GET / = %s", body)
+			}
+			d.waitReady("web", 10*time.Second)
+			d.waitReady("api", 10*time.Second)
+			d.waitReady("jobs", 10*time.Second)
+			if out, err := d.ctl("inject", "api", "/"); err != nil || !strings.Contains(out, "express-build") {
+				t.Fatalf("mesh to the build() app: %v\n%s", err, out)
+			}
+			// The background app stayed ready all along: not restarted for
+			// never listening.
+			if w := d.app("jobs").Workers; len(w) != 1 || w[0].Restarts != 0 {
+				t.Fatalf("background app workers = %+v", w)
+			}
+			d.waitOutput("started the Fastify app it returned", 5*time.Second)
+
+			d.signal(syscall.SIGTERM)
+			if code := d.wait(30 * time.Second); code != 0 {
+				t.Fatalf("exit code %d", code)
+			}
+			// web's two workers and jobs ran their close() export; web's
+			// two Fastify apps ran their onClose hooks.
+			out := d.out.String()
+			for want, n := range map[string]int{"close-export": 3, "fastify-onClose": 2} {
+				if c := strings.Count(out, want); c != n {
+					t.Errorf("%q appears %d times in wattd's output, want %d", want, c, n)
+				}
+			}
+		})
+	}
+}
+
+// TestModuleWithoutServerSaysWhy: a module that neither listens nor exports
+// a factory is reported with what it exports, not as a bare exit status 0.
+func TestModuleWithoutServerSaysWhy(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/factories/listener")},
+			map[string]any{"id": "silent", "path": fixture("apps/factories/silent")},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitOutput("without having listened (it exports handler)", 30*time.Second)
+}
+
+// TestNodeBuildScript: wattd build runs a node app's package.json build
+// script, as Watt builds a node app without application.commands.build.
+func TestNodeBuildScript(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{
+		"name": "web", "private": true, "main": "index.js",
+		"scripts": map[string]any{"build": `node -e "require('fs').writeFileSync('built.txt', 'yes')"`},
+	})
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte("require('node:http').createServer((q, s) => s.end('ok')).listen(3000)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	out, err := exec.Command(wattdBin, "build", "-d", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "npm run build") {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(app, "built.txt")); err != nil || string(b) != "yes" {
+		t.Fatalf("build script did not run: %q, %v\n%s", b, err, out)
+	}
+}

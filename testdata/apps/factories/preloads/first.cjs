@@ -1,0 +1,2 @@
+'use strict'
+globalThis.__preloadOrder = (globalThis.__preloadOrder || []).concat('first.cjs')
