@@ -52,8 +52,20 @@ func fixtureInfo(t *testing.T) ipc.AppInfo {
 
 func TestGlobalsFields(t *testing.T) {
 	info := fixtureInfo(t)
-	w := startWorker(t, workerOpts{app: "globals", entrypoint: true, env: map[string]string{ipc.EnvAppInfo: writeInfo(t, info)}})
+	w := startWorker(t, workerOpts{app: "globals", entrypoint: true, env: map[string]string{
+		ipc.EnvAppInfo: writeInfo(t, info), "GLOBALS_SEND_MESSAGE": "1"}})
 	w.handshake()
+	// platformatic.messaging is the messaging module's: its send reaches
+	// wattd, whose answer comes back as the promise's rejection.
+	for range 2 {
+		w.expect(ipc.TypeCheckSet)
+	}
+	msg := w.expect(ipc.TypeMessage)
+	if msg.To != "other" || msg.Name != "ping" {
+		t.Fatalf("message = %+v", msg)
+	}
+	w.send(&ipc.Message{Type: ipc.TypeReply, ID: msg.ID, Fault: &ipc.Fault{
+		Message: `Cannot send a message to application "other": No workers available`, Code: "PLT_RUNTIME_MESSAGING_ERROR"}})
 	g := w.event("globals")
 	if g["present"] != true {
 		t.Fatalf("globalThis.platformatic missing: %v", g)
@@ -94,9 +106,7 @@ func TestGlobalsFields(t *testing.T) {
 	if ac, _ := v["applicationConfig"].(map[string]any); ac["localUrl"] != "http://globals.plt.local" {
 		t.Errorf("applicationConfig = %v", v["applicationConfig"])
 	}
-	// Messaging without the part of wattd that routes it fails with the
-	// reason, not with a TypeError.
-	if m := w.event("messaging"); m["error"] != "globalThis.platformatic.messaging is not available in this build of wattd" {
+	if m := w.event("messaging"); m["error"] != `Cannot send a message to application "other": No workers available` {
 		t.Errorf("messaging.send: %v", m)
 	}
 }

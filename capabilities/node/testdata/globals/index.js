@@ -38,10 +38,12 @@ p.setCustomReadinessCheck(() => ready ? true : { status: false, statusCode: 503,
 p.events.on('closing', () => out('closing', { closing: p.closing }))
 p.events.on('stop', () => out('stop', {}))
 
-p.messaging.send('other', 'ping', {}).then(
-  () => out('messaging', { error: null }),
-  (err) => out('messaging', { error: err.message })
-)
+if (process.env.GLOBALS_SEND_MESSAGE === '1') {
+  p.messaging.send('other', 'ping', {}).then(
+    () => out('messaging', { error: null }),
+    (err) => out('messaging', { error: err.message })
+  )
+}
 
 http.createServer(async (req, res) => {
   switch (req.url) {
