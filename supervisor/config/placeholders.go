@@ -17,32 +17,35 @@ var placeholder = regexp.MustCompile(`\{{1,2}([A-Za-z0-9_]+)\}{1,2}`)
 type envMode int
 
 const (
-	// envStrict fails loading. Watt defaults to substituting "" instead, but
-	// an empty port or path fails later with a far less obvious message, so
-	// wattd is strict unless the file asks otherwise.
-	envStrict  envMode = iota
-	envWarn            // substitute "" and warn
-	envLenient         // substitute "" silently
+	envStrict  envMode = iota // fail loading
+	envWarn                   // substitute "" and warn, naming the variable
+	envLenient                // substitute "" silently
 )
 
 // strictEnvMode reads the strictEnv option from the raw tree, before
-// placeholders are resolved since it governs their resolution. A value
-// that is itself a placeholder leaves the default.
+// placeholders are resolved since it governs their resolution. Unset, an
+// unset variable becomes "" as in Watt, with a warning naming it that
+// Watt does not give: an empty port or path fails later with a far less
+// obvious message. A value that is itself a placeholder leaves the
+// default.
 func strictEnvMode(v any) envMode {
 	switch c := v.(type) {
 	case bool:
-		if !c {
-			return envLenient
+		if c {
+			return envStrict
 		}
+		return envLenient
 	case string:
 		switch strings.TrimSpace(c) {
-		case "false":
+		case "true":
+			return envStrict
+		case "false", "":
 			return envLenient
 		case "warn":
 			return envWarn
 		}
 	}
-	return envStrict
+	return envWarn
 }
 
 // resolver replaces placeholders using one lookup, which the loader builds
@@ -85,6 +88,9 @@ type substitution struct {
 	// from names the variables each substituted value came from, so a
 	// problem with the value can say where to fix it.
 	from map[string][]string
+	// unset names the variables that were not set, where they were
+	// replaced by "".
+	unset map[string][]string
 }
 
 // substitute resolves the placeholders of every string value in the tree,
@@ -121,6 +127,12 @@ func (r *resolver) substitute(v any, ptr string, out *substitution) any {
 				out.failed[ptr] = true
 			case envWarn:
 				out.warnings = append(out.warnings, issuef(ptr, "environment variable %q is not set; using an empty string", name))
+			}
+			if r.mode != envStrict {
+				if out.unset == nil {
+					out.unset = map[string][]string{}
+				}
+				out.unset[ptr] = append(out.unset[ptr], name)
 			}
 		}
 		return s
