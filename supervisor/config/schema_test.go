@@ -41,6 +41,8 @@ func TestWattOnlyOptionsNotInSchema(t *testing.T) {
 		"/workers":          "#/$defs/workers/anyOf/1",
 		"@app":              "#/$defs/application",
 		"@app/workers":      "#/$defs/workers/anyOf/1",
+		"/health":           "#/$defs/health",
+		"@app/health":       "#/$defs/health",
 	}
 	for _, o := range wattOnlyOptions {
 		loc, ok := locations[o.at]

@@ -56,8 +56,17 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "@app", keys: []string{"restartOnError"}, instead: `the runtime's "restartOnError" applies`},
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
 	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "telemetry", "compileCache", "management", "websocket", "hotReload"}},
+	{at: "/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
+	{at: "@app/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
+	{at: "/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
+	{at: "@app/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
 	{at: "@app/workers", keys: []string{"minimum", "maximum", "scaleUpELU", "scaleDownELU"}, instead: "the worker count is fixed (static)"},
 }
+
+const (
+	healthDelay = "health checks judge event-loop utilisation (maxELU) and the heap, not event-loop delay"
+	healthSizes = "they size Watt's worker threads; wattd's workers are processes with Node.js's defaults (give V8 flags in nodeOptions)"
+)
 
 // appLocations are the places an application entry can sit; "@app" in
 // wattOnlyOptions expands to each of them.
