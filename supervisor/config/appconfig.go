@@ -163,7 +163,9 @@ func (l *loader) readAppConfig(e appEntry, app *Application) (problems []issue, 
 		}
 		path = found
 	}
-	if path == "" {
+	if path == "" || (path == l.file && !l.single) {
+		// An application in the runtime's own directory would otherwise
+		// read the runtime's file as its own.
 		return nil, false
 	}
 	if err := unreadableFormat(path); err != nil {

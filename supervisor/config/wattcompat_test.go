@@ -246,6 +246,19 @@ func TestApplicationOwnConfigProblems(t *testing.T) {
 	}
 }
 
+func TestApplicationInTheRuntimeDirectory(t *testing.T) {
+	c, _, err := loadWattProject(t, map[string]string{
+		"watt.json": `{"$schema": "https://schemas.platformatic.dev/wattpm/3.0.0.json", "applications": [{"id": "a", "path": "."}]}`,
+		"index.js":  "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 0 || c.Applications[0].Module != "" {
+		t.Errorf("the runtime's file was read as the application's: module %q, warnings %v", c.Applications[0].Module, c.Warnings)
+	}
+}
+
 func TestSingleApplicationFolder(t *testing.T) {
 	c, dir, err := loadWattProject(t, map[string]string{
 		"watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
