@@ -107,3 +107,47 @@ func TestUnsupportedCapability(t *testing.T) {
 		t.Errorf("output:\n%s\nwant one line with:\n%s", out, want)
 	}
 }
+
+// TestStrictEnvOption: an unset placeholder is replaced by "" with a
+// warning by default, as Watt does; --strict-env and WATTD_STRICT_ENV=1
+// make it an error that stops wattd before anything starts.
+func TestStrictEnvOption(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "env": map[string]any{"X": "{WATTD_TEST_SURELY_UNSET}"}}},
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"flag", []string{"start", "--strict-env", dir}, nil},
+		{"variable", []string{"start", dir}, []string{"WATTD_STRICT_ENV=1"}},
+		{"build flag", []string{"build", "--strict-env", dir}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(wattdBin, tc.args...)
+			cmd.Env = append(append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir()), tc.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want status 2; output:\n%s", err, out)
+			}
+			if want := `/applications/0/env/X: environment variable "WATTD_TEST_SURELY_UNSET" is not set`; !strings.Contains(string(out), want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		})
+	}
+	t.Run("default", func(t *testing.T) {
+		port := freePort(t)
+		writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+			"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe"), "env": map[string]any{"X": "<{WATTD_TEST_SURELY_UNSET}>"}}},
+		})
+		d := startWattd(t, dir, port, startOpts{})
+		if env := startEnv(t, d); env["X"] != "<>" {
+			t.Errorf("X=%q, want <>", env["X"])
+		}
+		d.waitOutput(`WATTD_TEST_SURELY_UNSET\" is not set; using an empty string`, 10*time.Second)
+	})
+}

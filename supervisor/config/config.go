@@ -26,8 +26,11 @@ type Config struct {
 	// does not own listens there.
 	SharePort bool
 	Logger    Logger
-	// Env is given to every application: the project's .env, then the
-	// runtime envfile, then the runtime env block, later ones winning.
+	// Env is given to every application: the project's .env and the
+	// runtime envfile (only the variables the process environment does not
+	// set), then the runtime env block, later ones winning; plus NODE_ENV
+	// (unless set), PLT_ENVIRONMENT and PLT_DEV when Options.Environment
+	// is given.
 	Env              map[string]string
 	RestartOnError   RestartOnError
 	GracefulShutdown GracefulShutdown
@@ -53,7 +56,8 @@ type Application struct {
 	// Workers is the application's own value or the runtime default.
 	Workers int
 	// Env is the runtime Env, then the application's envfile (or its
-	// directory's .env), then its env block, later ones winning.
+	// directory's .env; only variables the process environment does not
+	// set), then its env block, later ones winning.
 	Env         map[string]string
 	Entrypoint  bool
 	NodeOptions string // appended to NODE_OPTIONS

@@ -41,8 +41,11 @@ var (
 )
 
 // quoteYAMLPlaceholders does what Watt does to YAML text before parsing:
-// a {NAME} outside a quoted string is wrapped in single quotes. Lines do
-// not move, so line numbers stay true.
+// a {NAME} outside a quoted string is wrapped in single quotes, so that it
+// is a string rather than a flow mapping. Unlike Watt, only a placeholder
+// that is a whole value is quoted: inside a plain value
+// (url: http://{HOST}/) it already reads as text, and quotes would end up
+// in the value. Lines do not move, so line numbers stay true.
 func quoteYAMLPlaceholders(raw string) string {
 	strs := yamlStrings.FindAllStringIndex(raw, -1)
 	return replaceAllIndex(yamlBraces, raw, func(start, end int) string {
@@ -51,8 +54,27 @@ func quoteYAMLPlaceholders(raw string) string {
 				return raw[start:end]
 			}
 		}
+		if !wholeYAMLValue(raw, start, end) {
+			return raw[start:end]
+		}
 		return "'" + raw[start:end] + "'"
 	})
+}
+
+// wholeYAMLValue tells whether raw[start:end] stands alone as a value:
+// after a key's colon, a sequence dash or a flow separator, and followed
+// only by blanks, a comment or a flow separator.
+func wholeYAMLValue(raw string, start, end int) bool {
+	before := strings.TrimRight(raw[strings.LastIndexByte(raw[:start], '\n')+1:start], " \t")
+	if before != "" && !strings.ContainsAny(before[len(before)-1:], ":-[,") {
+		return false
+	}
+	after := raw[end:]
+	if i := strings.IndexByte(after, '\n'); i >= 0 {
+		after = after[:i]
+	}
+	after = strings.TrimLeft(after, " \t")
+	return after == "" || strings.ContainsAny(after[:1], "#,]}\r")
 }
 
 func replaceAllIndex(re *regexp.Regexp, s string, repl func(start, end int) string) string {

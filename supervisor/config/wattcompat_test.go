@@ -53,6 +53,18 @@ func TestYAMLAndTOMLReadLikeJSON(t *testing.T) {
 		}
 		want(t, c)
 	})
+	t.Run("yaml placeholders inside a value stay text", func(t *testing.T) {
+		c, _, err := loadWattProject(t, map[string]string{
+			"watt.yaml":    "applications:\n  - id: web\n    path: web\n    env:\n      URL: http://{HOST}:{PORT}/x\n",
+			"web/index.js": "",
+		}, Options{Environ: []string{"HOST=h", "PORT=1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Applications[0].Env["URL"]; got != "http://h:1/x" {
+			t.Errorf("URL=%q", got)
+		}
+	})
 	t.Run("toml", func(t *testing.T) {
 		c, _, err := loadWattProject(t, map[string]string{
 			"watt.toml":    "entrypoint = \"web\"\nworkers = 2\n[server]\nport = 4000\n[[applications]]\nid = \"web\"\npath = \"web\"\n[applications.env]\nGREETING = \"hi\"\n",
