@@ -195,7 +195,14 @@ func (l *loader) readAppConfig(e appEntry, app *Application) (problems []issue, 
 
 	// Placeholders resolve as in the runtime file, the application's own
 	// environment included.
-	res := &resolver{lookup: l.lookup(app.Env, nil), mode: l.mode}
+	// {PLT_ROOT} is the directory of the file being read, as in Watt.
+	lookup := l.lookup(app.Env, nil)
+	res := &resolver{mode: l.mode, lookup: func(name string) (string, bool) {
+		if name == "PLT_ROOT" {
+			return filepath.Dir(path), true
+		}
+		return lookup(name)
+	}}
 	var sub substitution
 	res.substitute(root, "", &sub)
 	for _, is := range sub.errors {
@@ -333,7 +340,7 @@ func (f *appFile) walkKeys(obj map[string]any, ptr string, strict bool) {
 		case !isKnown && (strict || ptr != ""):
 			f.fail(kp, "%s", unknownKeyMessage(k, sortedKeys(known)))
 		case !isKnown:
-			f.warn(kp, "key %q of the %s configuration is not read by wattd; ignored", k, f.moduleName())
+			f.warn(kp, "key %q of the application's configuration is not read by wattd; ignored", k)
 		case spec.ignored != "":
 			f.warn(kp, "Watt option %q is not supported by wattd; ignored: %s", k, spec.ignored)
 		default:
@@ -342,10 +349,6 @@ func (f *appFile) walkKeys(obj map[string]any, ptr string, strict bool) {
 			}
 		}
 	}
-}
-
-func (f *appFile) moduleName() string {
-	return "application's"
 }
 
 func (f *appFile) object(parent map[string]any, ptr string) (map[string]any, bool) {

@@ -157,7 +157,7 @@ func TestApplicationOwnConfig(t *testing.T) {
 		"api/platformatic.json": `{
 			"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
 			"node": {"main": "server.js", "absoluteUrl": true, "dispatchViaHttp": true},
-			"application": {"basePath": "/api", "commands": {"build": "npm run build", "production": "node dist/server.js", "install": "npm i"}},
+			"application": {"basePath": "/api", "commands": {"build": "npm run build", "production": "node {PLT_ROOT}/dist/server.js", "install": "npm i"}},
 			"logger": {"level": "trace"},
 			"runtime": {"workers": 3}
 		}`,
@@ -171,7 +171,7 @@ func TestApplicationOwnConfig(t *testing.T) {
 	api, worker := c.Applications[0], c.Applications[1]
 	want := capabilities.WattApp{
 		Main: "server.js", AbsoluteURL: true, BasePath: "/api",
-		Commands: capabilities.Commands{Build: "npm run build", Production: "node dist/server.js"},
+		Commands: capabilities.Commands{Build: "npm run build", Production: "node " + filepath.Join(dir, "api") + "/dist/server.js"},
 		Preload:  []string{filepath.Join(dir, "rt.js"), filepath.Join(dir, "app.js")},
 	}
 	if !reflect.DeepEqual(api.Watt, want) || api.Module != "@platformatic/node" || api.Capability != "node" {
