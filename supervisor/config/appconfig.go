@@ -125,6 +125,17 @@ func (l *loader) wrapSingleApp(app map[string]any) map[string]any {
 	return rt
 }
 
+// lifted tells whether ptr, in a single application's file, is one of the
+// values made into runtime settings, whose problems the runtime pass has
+// already reported.
+func (l *loader) lifted(ptr string) bool {
+	if !l.single {
+		return false
+	}
+	segs := splitPointer(ptr)
+	return len(segs) > 0 && (segs[0] == "server" || segs[0] == "runtime")
+}
+
 // appFile is an application's own configuration file being read.
 type appFile struct {
 	l    *loader
@@ -206,10 +217,14 @@ func (l *loader) readAppConfig(e appEntry, app *Application) (problems []issue, 
 	var sub substitution
 	res.substitute(root, "", &sub)
 	for _, is := range sub.errors {
-		f.fail(is.ptr, "%s", is.msg)
+		if !l.lifted(is.ptr) {
+			f.fail(is.ptr, "%s", is.msg)
+		}
 	}
 	for _, is := range sub.warnings {
-		f.warn(is.ptr, "%s", is.msg)
+		if !l.lifted(is.ptr) {
+			f.warn(is.ptr, "%s", is.msg)
+		}
 	}
 
 	app.Module = moduleOf(root)

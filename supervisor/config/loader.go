@@ -357,7 +357,11 @@ func (l *loader) warningStrings() []string {
 		out = append(out, (&Error{File: l.file, Pointer: w.ptr, Line: l.doc.lineOf(w.ptr), Message: w.msg}).Error())
 	}
 	for _, w := range l.foreignWarnings {
-		out = append(out, w.Error())
+		// A single application's file is read both as the runtime's and
+		// as the application's: say each thing once.
+		if msg := w.Error(); !slices.Contains(out, msg) {
+			out = append(out, msg)
+		}
 	}
 	return out
 }

@@ -291,12 +291,15 @@ func TestSingleApplicationFolder(t *testing.T) {
 		t.Errorf("warnings about lifted keys: %v", c.Warnings)
 	}
 
-	c, _, err = loadWattProject(t, map[string]string{"watt.json": `{"module": "@platformatic/node"}`, "index.js": ""}, Options{})
+	c, _, err = loadWattProject(t, map[string]string{"watt.json": `{"module": "@platformatic/node", "runtime": {"env": {"A": "{UNSET_PORT_X}"}}}`, "index.js": ""}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Entrypoint != "main" {
 		t.Errorf("without package.json the id is %q, want main", c.Entrypoint)
+	}
+	if n := strings.Count(strings.Join(c.Warnings, "\n"), "UNSET_PORT_X"); n != 1 {
+		t.Errorf("%d warnings name UNSET_PORT_X, want 1: %v", n, c.Warnings)
 	}
 }
 
