@@ -90,7 +90,8 @@ var runtimeOnlyKeys = []string{"$schema", "entrypoint", "applications", "applica
 // wrapSingleApp turns the configuration of one application into the
 // runtime configuration Watt makes for it when it is started alone: that
 // application as the entrypoint, with id its package name, the
-// application's server settings and its "runtime" block at the top.
+// application's server settings, its logger (unless its "runtime" block
+// has one) and its "runtime" block at the top.
 func (l *loader) wrapSingleApp(app map[string]any) map[string]any {
 	l.single = true
 	id := packageName(l.dir)
@@ -119,6 +120,11 @@ func (l *loader) wrapSingleApp(app map[string]any) map[string]any {
 			rt["server"] = server
 		}
 	}
+	if lg, ok := app["logger"]; ok {
+		if _, set := rt["logger"]; !set {
+			rt["logger"] = lg
+		}
+	}
 	entry["id"], entry["path"], entry["config"] = id, l.dir, l.file
 	rt["entrypoint"] = id
 	rt["applications"] = []any{entry}
@@ -133,7 +139,7 @@ func (l *loader) lifted(ptr string) bool {
 		return false
 	}
 	segs := splitPointer(ptr)
-	return len(segs) > 0 && (segs[0] == "server" || segs[0] == "runtime")
+	return len(segs) > 0 && (segs[0] == "server" || segs[0] == "runtime" || segs[0] == "logger")
 }
 
 // appFile is an application's own configuration file being read.
@@ -348,7 +354,7 @@ func (f *appFile) walkKeys(obj map[string]any, ptr string, strict bool) {
 	for _, k := range sortedKeys(obj) {
 		kp := childPointer(ptr, k)
 		spec, isKnown := known[k]
-		if f.l.single && ptr == "" && (k == "server" || k == "runtime") {
+		if f.l.single && ptr == "" && (k == "server" || k == "runtime" || k == "logger") {
 			continue // lifted into the runtime configuration
 		}
 		switch {

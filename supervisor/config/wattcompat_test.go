@@ -276,6 +276,7 @@ func TestSingleApplicationFolder(t *testing.T) {
 		"watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
 			"server": {"hostname": "127.0.0.1", "port": "{PORT}"},
 			"node": {"main": "main.js"},
+			"logger": {"level": "error"},
 			"runtime": {"workers": 2, "logger": {"level": "warn"}}}`,
 		"package.json": `{"name": "@acme/shop"}`,
 		"main.js":      "",
@@ -291,12 +292,12 @@ func TestSingleApplicationFolder(t *testing.T) {
 		t.Errorf("warnings about lifted keys: %v", c.Warnings)
 	}
 
-	c, _, err = loadWattProject(t, map[string]string{"watt.json": `{"module": "@platformatic/node", "runtime": {"env": {"A": "{UNSET_PORT_X}"}}}`, "index.js": ""}, Options{})
+	c, _, err = loadWattProject(t, map[string]string{"watt.json": `{"module": "@platformatic/node", "logger": {"level": "debug"}, "runtime": {"env": {"A": "{UNSET_PORT_X}"}}}`, "index.js": ""}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Entrypoint != "main" {
-		t.Errorf("without package.json the id is %q, want main", c.Entrypoint)
+	if c.Entrypoint != "main" || c.Logger.Level != "debug" {
+		t.Errorf("without package.json the id is %q (want main), the level %q (want the application's, debug)", c.Entrypoint, c.Logger.Level)
 	}
 	if n := strings.Count(strings.Join(c.Warnings, "\n"), "UNSET_PORT_X"); n != 1 {
 		t.Errorf("%d warnings name UNSET_PORT_X, want 1: %v", n, c.Warnings)
