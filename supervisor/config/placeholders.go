@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -91,6 +92,8 @@ type substitution struct {
 	// unset names the variables that were not set, where they were
 	// replaced by "".
 	unset map[string][]string
+	// warned indexes the warning of each unset variable in warnings.
+	warned map[string]int
 }
 
 // substitute resolves the placeholders of every string value in the tree,
@@ -126,7 +129,7 @@ func (r *resolver) substitute(v any, ptr string, out *substitution) any {
 				}
 				out.failed[ptr] = true
 			case envWarn:
-				out.warnings = append(out.warnings, issuef(ptr, "environment variable %q is not set; using an empty string", name))
+				out.warnUnset(ptr, name)
 			}
 			if r.mode != envStrict {
 				if out.unset == nil {
@@ -138,6 +141,28 @@ func (r *resolver) substitute(v any, ptr string, out *substitution) any {
 		return s
 	}
 	return v
+}
+
+// warnUnset gives each unset variable one warning, at its first use,
+// naming the other places it is used.
+func (s *substitution) warnUnset(ptr, name string) {
+	if s.warned == nil {
+		s.warned = map[string]int{}
+	}
+	msg := fmt.Sprintf("environment variable %q is not set; using an empty string", name)
+	i, seen := s.warned[name]
+	if !seen {
+		s.warned[name] = len(s.warnings)
+		s.warnings = append(s.warnings, issuef(ptr, "%s", msg))
+		return
+	}
+	if w := &s.warnings[i]; w.ptr != ptr && !strings.Contains(w.msg, " "+ptr+",") && !strings.HasSuffix(w.msg, " "+ptr) {
+		if !strings.Contains(w.msg, "; also used at") {
+			w.msg += "; also used at " + ptr
+		} else {
+			w.msg += ", " + ptr
+		}
+	}
 }
 
 // topologyVariable is the name Watt gives the mesh URL of an application:

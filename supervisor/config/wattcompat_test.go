@@ -337,14 +337,15 @@ func TestEnvironmentAndPlaceholders(t *testing.T) {
 	})
 	t.Run("unset placeholder: empty and one warning by default", func(t *testing.T) {
 		c, _, err := loadWattProject(t, map[string]string{
-			"watt.json":  `{"applications": [{"id": "a", "path": "a", "env": {"X": "<{UNSET_ONE}>"}}]}`,
+			"watt.json":  `{"applications": [{"id": "a", "path": "a", "env": {"X": "<{UNSET_ONE}>", "Y": "{UNSET_ONE}{UNSET_ONE}", "Z": "{UNSET_ONE}"}}]}`,
 			"a/index.js": "",
 		}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Applications[0].Env["X"] != "<>" || !hasWarning(c, `"UNSET_ONE" is not set`) {
-			t.Errorf("X=%q warnings %v", c.Applications[0].Env["X"], c.Warnings)
+		want := []string{filepath.Join(c.Dir, "watt.json") + `: /applications/0/env/X: environment variable "UNSET_ONE" is not set; using an empty string; also used at /applications/0/env/Y, /applications/0/env/Z`}
+		if c.Applications[0].Env["X"] != "<>" || !slices.Equal(c.Warnings, want) {
+			t.Errorf("X=%q warnings\n%s\nwant\n%s", c.Applications[0].Env["X"], strings.Join(c.Warnings, "\n"), strings.Join(want, "\n"))
 		}
 	})
 	t.Run("unset placeholder: strict option", func(t *testing.T) {
