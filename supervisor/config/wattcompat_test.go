@@ -88,6 +88,24 @@ func TestYAMLAndTOMLReadLikeJSON(t *testing.T) {
 			t.Errorf("got  %s\nwant %s", e, want)
 		}
 	})
+	t.Run("toml syntax error names the line", func(t *testing.T) {
+		_, _, err := loadWattProject(t, map[string]string{"watt.toml": "entrypoint = \"web\"\nworkers = = 2\n"}, Options{})
+		var e *Error
+		if !errors.As(err, &e) || e.Line != 2 {
+			t.Fatalf("error %v, want one at line 2", err)
+		}
+	})
+	t.Run("an application's YAML file names the line", func(t *testing.T) {
+		_, dir, err := loadWattProject(t, map[string]string{
+			"watt.json":     `{"applications": [{"id": "web", "path": "web"}]}`,
+			"web/watt.yaml": "module: '@platformatic/node'\nnode:\n  main: index.js\n  hasSrever: false\n",
+			"web/index.js":  "",
+		}, Options{})
+		want := filepath.Join(dir, "web/watt.yaml") + `:4: /node/hasSrever: unknown key "hasSrever" (did you mean "hasServer"?)`
+		if err == nil || err.Error() != want {
+			t.Errorf("got  %v\nwant %s", err, want)
+		}
+	})
 	t.Run("yaml syntax error", func(t *testing.T) {
 		_, _, err := loadWattProject(t, map[string]string{"watt.yaml": "applications:\n  - id: [\n"}, Options{})
 		var e *Error
