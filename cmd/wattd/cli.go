@@ -140,13 +140,13 @@ func startCommand() *cli.Command {
 		Name:      "start",
 		Usage:     "run the project in DIR (default: the current directory)",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(dir, c.String("config"), capabilities.Production)
+			return start(dir, c.String("config"), c.Bool("strict-env"), capabilities.Production)
 		},
 	}
 }
@@ -156,20 +156,23 @@ func devCommand() *cli.Command {
 		Name:      "dev",
 		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(dir, c.String("config"), capabilities.Development)
+			return start(dir, c.String("config"), c.Bool("strict-env"), capabilities.Development)
 		},
 	}
 }
 
-func start(dir, file string, mode capabilities.Mode) error {
+func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
-	cfg, err := config.LoadChecked(dir, file, os.Environ(), supervisor.CheckApp)
+	cfg, err := config.LoadWith(config.Options{
+		Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckApp,
+		Environment: mode.String(), StrictEnv: strictEnv,
+	})
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}

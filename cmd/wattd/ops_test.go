@@ -239,8 +239,9 @@ func TestBadConfigExitsBeforeStarting(t *testing.T) {
 	}{
 		{"misspelt key", map[string]any{
 			"entrypoint":   "web",
-			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workerz": 2}},
-		}, []string{"watt.json", "/applications/0", "workerz", `did you mean "workers"`}},
+			"server":       map[string]any{"prot": 3000},
+			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+		}, []string{"watt.json", "/server/prot", `did you mean "port"`}},
 		{"bad entrypoint", map[string]any{
 			"entrypoint":   "wbe",
 			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},

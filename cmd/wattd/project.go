@@ -16,6 +16,16 @@ func dirFlag() cli.Flag {
 	return &cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "project `DIR` (the same as giving DIR as the argument; default: the current directory)"}
 }
 
+// strictEnvFlag makes an unset {PLACEHOLDER} an error, as watt.json's
+// "strictEnv": true does; by default it is replaced by "" with a warning.
+func strictEnvFlag() cli.Flag {
+	return &cli.BoolFlag{
+		Name:    "strict-env",
+		EnvVars: []string{"WATTD_STRICT_ENV"},
+		Usage:   "fail when watt.json uses an unset {PLACEHOLDER} (default: replace it by \"\" with a warning, as Watt does)",
+	}
+}
+
 func configFlag() cli.Flag {
 	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"}
 }

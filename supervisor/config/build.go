@@ -43,9 +43,11 @@ type rawConfig struct {
 		ResetAfter   *json.Number `json:"resetAfter"`
 		MaxRestarts  *json.Number `json:"maxRestarts"`
 	} `json:"restart"`
-	Health    *rawHealth    `json:"health"`
-	Resources *rawResources `json:"resources"`
-	Cgroups   struct {
+	Health     *rawHealth      `json:"health"`
+	Resources  *rawResources   `json:"resources"`
+	Preload    json.RawMessage `json:"preload"`
+	SourceMaps *bool           `json:"sourceMaps"`
+	Cgroups    struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
 }
@@ -63,7 +65,7 @@ type rawResources struct {
 type rawApp struct {
 	ID          string            `json:"id"`
 	Path        string            `json:"path"`
-	Enabled     *bool             `json:"enabled"`
+	Enabled     json.RawMessage   `json:"enabled"`
 	Workers     *rawWorkers       `json:"workers"`
 	Env         map[string]string `json:"env"`
 	Envfile     string            `json:"envfile"`
@@ -79,6 +81,12 @@ type rawApp struct {
 	Resources *rawResources `json:"resources"`
 	// Health overrides the runtime's health keys one by one.
 	Health *rawHealth `json:"health"`
+	// Config names the application's own configuration file.
+	Config     string          `json:"config"`
+	Preload    json.RawMessage `json:"preload"`
+	ExecArgv   []string        `json:"execArgv"`
+	Arguments  []string        `json:"arguments"`
+	SourceMaps *bool           `json:"sourceMaps"`
 }
 
 type rawAutoload struct {
@@ -168,6 +176,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 			MaxRestarts:  intOr(raw.Restart.MaxRestarts, DefaultMaxRestarts),
 		},
 	}
+	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
 	if raw.Logger.Level != "" {
 		cfg.Logger.Level = raw.Logger.Level
 	}
@@ -210,20 +219,26 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 
 	var ids, disabled []string
 	for _, e := range entries {
-		if e.raw.Enabled != nil && !*e.raw.Enabled {
+		if !enabledIn(e.raw.Enabled, l.environment) {
 			disabled = append(disabled, e.id)
 			continue
 		}
 		ids = append(ids, e.id)
-		app, appProblems := l.application(e, cfg)
+		app, appProblems, blocked := l.application(e, cfg)
 		problems = append(problems, appProblems...)
-		if len(appProblems) == 0 && e.path != "" {
+		if len(appProblems) == 0 && e.path != "" && !blocked {
 			problems = append(problems, l.checkApp(e, app)...)
 		}
 		cfg.Applications = append(cfg.Applications, app)
 	}
 
-	entrypoint, msg := resolveEntrypoint(raw.Entrypoint, ids, disabled)
+	var gateways []string
+	for _, a := range cfg.Applications {
+		if a.Module == "@platformatic/gateway" || a.Module == "@platformatic/composer" {
+			gateways = append(gateways, a.ID)
+		}
+	}
+	entrypoint, msg := resolveEntrypoint(raw.Entrypoint, ids, disabled, gateways)
 	cfg.SharePort = sharePort(raw.ReuseTCPPorts, entries, entrypoint)
 	// With no application left, the problems above already say why.
 	if msg != "" && (len(ids) > 0 || len(problems) == 0) {
@@ -302,7 +317,7 @@ func (l *loader) warnedAbout(ptr string) bool {
 }
 
 // application completes one enabled entry.
-func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
+func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, bool) {
 	var problems []issue
 	app := Application{
 		ID:           e.id,
@@ -340,11 +355,11 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 		}
 	}
 
-	// Watt loads an application's envfile relative to the application, and
-	// its .env by default.
+	// Watt 3 loads an application's envfile relative to the runtime's
+	// configuration, the file that names it, and its .env by default.
 	var fileVars map[string]string
 	if e.raw.Envfile != "" {
-		vars, err := readDotenv(l.resolve(e.path, e.raw.Envfile), true, e.ptr+"/envfile")
+		vars, err := readDotenv(l.resolve(l.dir, e.raw.Envfile), true, e.ptr+"/envfile")
 		if err != nil {
 			problems = append(problems, l.absorb(err)...)
 		}
@@ -356,11 +371,26 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue) {
 		}
 		fileVars = vars
 	}
-	app.Env = layered(e.raw.Env, fileVars, cfg.Env)
+	app.Env = layered(e.raw.Env, l.withoutProcessEnv(fileVars), cfg.Env)
 	var healthProblems []issue
 	app.Health, healthProblems = l.overlayHealth(cfg.Health, e.raw.Health, e.ptr+"/health")
 	problems = append(problems, healthProblems...)
-	return app, problems
+
+	app.Watt.Preload = append(slices.Clone(l.runtimePreload), l.preloads(e.raw.Preload)...)
+	app.Watt.ExecArgv = slices.Clone(e.raw.ExecArgv)
+	app.Watt.Arguments = slices.Clone(e.raw.Arguments)
+	sourceMaps := l.sourceMaps
+	if e.raw.SourceMaps != nil {
+		sourceMaps = e.raw.SourceMaps
+	}
+	app.Watt.SourceMaps = sourceMaps != nil && *sourceMaps
+	blocked := false
+	if dirOK {
+		var more []issue
+		more, blocked = l.readAppConfig(e, &app)
+		problems = append(problems, more...)
+	}
+	return app, problems, blocked
 }
 
 // checkApp runs the caller's AppCheck on an application whose entry is

@@ -149,9 +149,9 @@ func TestLoadAutoloadAndEnvfiles(t *testing.T) {
 			wantErr: []string{`{DIR}/watt.json: /autoload/path: application id "b" is already used by the application autoloaded from {DIR}/apps/a`},
 		},
 		{
-			name: "envfile names come from placeholders; application envfile is relative to the application",
+			name: "envfile names come from placeholders; application envfile is relative to the file naming it",
 			files: map[string]string{
-				"watt.json":        `{"envfile":"{PLT_ENVFILE}","applications":[{"id":"api","path":"api","envfile":"conf/app.env","env":{"FROM_RUNTIME_FILE":"{RUNTIME_VALUE}"}}]}`,
+				"watt.json":        `{"envfile":"{PLT_ENVFILE}","applications":[{"id":"api","path":"api","envfile":"api/conf/app.env","env":{"FROM_RUNTIME_FILE":"{RUNTIME_VALUE}"}}]}`,
 				".env":             "PLT_ENVFILE=runtime.env\n",
 				"runtime.env":      "RUNTIME_VALUE=rt\n",
 				"api/conf/app.env": "APP_VALUE=app\n",
@@ -172,7 +172,7 @@ func TestLoadAutoloadAndEnvfiles(t *testing.T) {
 				"b/.env":     "=oops\n",
 			},
 			wantErr: []string{
-				`{DIR}/watt.json: /applications/0/envfile: env file {DIR}/a/none.env does not exist`,
+				`{DIR}/watt.json: /applications/0/envfile: env file {DIR}/none.env does not exist`,
 				`{DIR}/b/.env:1: "" is not a valid variable name`,
 			},
 		},

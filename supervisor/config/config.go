@@ -26,8 +26,11 @@ type Config struct {
 	// does not own listens there.
 	SharePort bool
 	Logger    Logger
-	// Env is given to every application: the project's .env, then the
-	// runtime envfile, then the runtime env block, later ones winning.
+	// Env is given to every application: the project's .env and the
+	// runtime envfile (only the variables the process environment does not
+	// set), then the runtime env block, later ones winning; plus NODE_ENV
+	// (unless set), PLT_ENVIRONMENT and PLT_DEV when Options.Environment
+	// is given.
 	Env              map[string]string
 	RestartOnError   RestartOnError
 	GracefulShutdown GracefulShutdown
@@ -56,7 +59,8 @@ type Application struct {
 	// Workers is the application's own value or the runtime default.
 	Workers int
 	// Env is the runtime Env, then the application's envfile (or its
-	// directory's .env), then its env block, later ones winning.
+	// directory's .env; only variables the process environment does not
+	// set), then its env block, later ones winning.
 	Env         map[string]string
 	Entrypoint  bool
 	NodeOptions string // appended to NODE_OPTIONS
@@ -180,7 +184,7 @@ const (
 // are several problems; both wrap ErrInvalid. Failing to find or read the
 // file yields an ordinary error (wrapping fs.ErrNotExist when missing).
 func Load(dir, file string, environ []string) (*Config, error) {
-	return LoadChecked(dir, file, environ, nil)
+	return LoadWith(Options{Dir: dir, File: file, Environ: environ})
 }
 
 // AppCheck checks an application beyond what the configuration alone
@@ -193,6 +197,29 @@ type AppCheck func(app Application) (key string, err error)
 // LoadChecked is Load that also runs check, when not nil, on every enabled
 // application whose entry has no other problem.
 func LoadChecked(dir, file string, environ []string, check AppCheck) (*Config, error) {
+	return LoadWith(Options{Dir: dir, File: file, Environ: environ, Check: check})
+}
+
+// Options are what LoadWith needs besides the files themselves.
+type Options struct {
+	Dir     string   // project directory; "" is the working directory
+	File    string   // configuration file instead of the one found in Dir
+	Environ []string // the process environment, os.Environ form
+	Check   AppCheck // optional, run on every enabled application
+	// Environment is "production" (wattd start) or "development" (wattd
+	// dev): it picks an application's "enabled" value when that is given
+	// per environment, and sets NODE_ENV (unless set), PLT_ENVIRONMENT and
+	// PLT_DEV in Config.Env as Watt does. "" sets none of them and reads
+	// per-environment "enabled" values as production.
+	Environment string
+	// StrictEnv makes an unset {PLACEHOLDER} an error whatever the file's
+	// strictEnv says (wattd start --strict-env, WATTD_STRICT_ENV=1).
+	StrictEnv bool
+}
+
+// LoadWith is Load with every option.
+func LoadWith(opts Options) (*Config, error) {
+	dir, file := opts.Dir, opts.File
 	path, err := locate(dir, file)
 	if err != nil {
 		return nil, err
@@ -213,12 +240,14 @@ func LoadChecked(dir, file string, environ []string, check AppCheck) (*Config, e
 		return nil, err
 	}
 	l := &loader{
-		file:       path,
-		dir:        filepath.Dir(path),
-		projectDir: projectDir,
-		environ:    environMap(environ),
-		schemas:    schemas,
-		check:      check,
+		file:        path,
+		dir:         filepath.Dir(path),
+		projectDir:  projectDir,
+		environ:     environMap(opts.Environ),
+		schemas:     schemas,
+		check:       opts.Check,
+		environment: opts.Environment,
+		strictEnv:   opts.StrictEnv,
 	}
 	return l.load(data)
 }

@@ -92,6 +92,8 @@ type issue struct {
 	// lacks a required key). The loader sets those values aside to run the
 	// remaining checks, and drops their echoes.
 	rejects string
+	// unknownKey marks the schema's "unknown key" problems.
+	unknownKey bool
 }
 
 func issuef(ptr, format string, args ...any) issue {

@@ -17,6 +17,26 @@ import (
 type document struct {
 	root    any
 	offsets map[string]int64 // JSON pointer -> byte offset near the start of the value
+	// lines maps pointers to the 1-based line of the value, for formats
+	// whose messages carry one (YAML); nil otherwise.
+	lines map[string]int
+}
+
+// lineOf is the line of ptr or of its nearest ancestor that has one.
+func (doc *document) lineOf(ptr string) int {
+	if doc == nil || doc.lines == nil {
+		return 0
+	}
+	for {
+		if n, ok := doc.lines[ptr]; ok {
+			return n
+		}
+		i := strings.LastIndexByte(ptr, '/')
+		if i < 0 {
+			return 0
+		}
+		ptr = ptr[:i]
+	}
 }
 
 // syntaxError is a JSON syntax problem with its 1-based position.

@@ -18,18 +18,31 @@ type loader struct {
 	environ    map[string]string
 	schemas    *schemaSet
 
-	check AppCheck // optional, run on every enabled application
+	check       AppCheck // optional, run on every enabled application
+	environment string   // "production", "development" or ""
+	strictEnv   bool     // an unset placeholder is an error whatever the file says
+	mode        envMode  // what an unset placeholder does in this load
+
+	// runtimePreload and sourceMaps are the runtime-level values every
+	// application starts from.
+	runtimePreload []string
+	sourceMaps     *bool
+	// single is set when the file is one application's own configuration,
+	// run alone.
+	single bool
 
 	doc      *document
 	warnings []issue  // about the configuration file
-	foreign  []*Error // problems located in other files (dotenv files)
+	foreign  []*Error // problems located in other files (dotenv files, applications' own configs)
+	// foreignWarnings are warnings about other files.
+	foreignWarnings []*Error
 	// rejected holds the pointers of values set aside because the schema
 	// or a placeholder rejected them (see setAside).
 	rejected []string
 }
 
 func (l *loader) load(data []byte) (*Config, error) {
-	doc, syntax, problems := decodeJSON(data)
+	doc, syntax, problems := decodeFile(l.file, data)
 	if syntax != nil {
 		return nil, &Error{File: l.file, Line: syntax.line, Column: syntax.col, Message: syntax.msg}
 	}
@@ -39,12 +52,12 @@ func (l *loader) load(data []byte) (*Config, error) {
 		return nil, l.fail([]issue{issuef("", "expected a JSON object at the top level, got %s", describeValue(doc.root))})
 	}
 	if capability := applicationConfigKind(root); capability != "" {
-		return nil, l.fail([]issue{issuef("",
-			`this is the configuration of a single %s application, not of a Watt runtime; wattd needs a runtime configuration listing "applications" or "autoload"`,
-			capability)})
+		root = l.wrapSingleApp(root)
 	}
 
-	// Ignored options go first, so that nothing below trips over them.
+	// Old names and ignored options go first, so that nothing below trips
+	// over them.
+	l.warnings = append(l.warnings, upgradeOldNames(root)...)
 	l.warnings = append(l.warnings, stripWattOnly(root, nil)...)
 	l.warnings = append(l.warnings, aliasWarnings(root)...)
 
@@ -58,7 +71,11 @@ func (l *loader) load(data []byte) (*Config, error) {
 	}
 
 	files := layered(envfile, dotenv)
-	res := &resolver{mode: strictEnvMode(root["strictEnv"])}
+	l.mode = strictEnvMode(root["strictEnv"])
+	if l.strictEnv {
+		l.mode = envStrict
+	}
+	res := &resolver{mode: l.mode}
 	res.lookup = l.lookup(files, l.discoverIDs(root, files))
 	var sub substitution
 	res.substitute(root, "", &sub)
@@ -66,7 +83,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 	l.warnings = append(l.warnings, sub.warnings...)
 
 	l.schemas.coerce(root, l.schemas.node("#"))
-	for _, is := range l.schemas.validate(root) {
+	for _, is := range l.lenientUnknownKeys(root, l.schemas.validate(root)) {
 		if !sub.explains(is.ptr) {
 			problems = append(problems, is)
 		}
@@ -76,19 +93,19 @@ func (l *loader) load(data []byte) (*Config, error) {
 	// problems, so that one report lists everything: on the tree without
 	// the values found wrong, whose echoes are then dropped.
 	if !l.setAside(root, problems, sub.failed) {
-		return nil, l.fail(annotate(problems, sub.from))
+		return nil, l.fail(annotate(problems, sub.from, sub.unset))
 	}
 	raw, err := decodeRaw(root)
 	if err != nil {
 		if len(problems) > 0 {
-			return nil, l.fail(annotate(problems, sub.from))
+			return nil, l.fail(annotate(problems, sub.from, sub.unset))
 		}
 		return nil, l.fail([]issue{{msg: "cannot read the validated configuration: " + err.Error(), err: err}})
 	}
-	cfg, more := l.build(raw, layered(raw.Env, envfile, dotenv))
+	cfg, more := l.build(raw, l.runtimeEnv(raw.Env, layered(envfile, dotenv)))
 	problems = append(problems, l.unechoed(more)...)
 	if len(problems) > 0 || len(l.foreign) > 0 {
-		return nil, l.fail(annotate(problems, sub.from))
+		return nil, l.fail(annotate(problems, sub.from, sub.unset))
 	}
 	cfg.Warnings = l.warningStrings()
 	return cfg, nil
@@ -161,8 +178,12 @@ func (l *loader) echoes(ptr string) bool {
 
 // annotate names the variables a value came from in the problems about
 // it: "got 99999" alone would not tell where 99999 was written.
-func annotate(problems []issue, from map[string][]string) []issue {
+func annotate(problems []issue, from, unset map[string][]string) []issue {
 	for i, p := range problems {
+		if names := unset[p.ptr]; len(names) > 0 {
+			problems[i].msg += fmt.Sprintf(" (%s not set)", strings.Join(names, ", "))
+			continue
+		}
 		names := from[p.ptr]
 		if len(names) == 0 || strings.HasPrefix(p.msg, "environment variable ") {
 			continue
@@ -323,7 +344,7 @@ func (l *loader) fail(problems []issue) error {
 	}
 	var list ErrorList
 	for _, p := range problems {
-		list = append(list, &Error{File: l.file, Pointer: p.ptr, Message: p.msg, Err: p.err})
+		list = append(list, &Error{File: l.file, Pointer: p.ptr, Line: l.doc.lineOf(p.ptr), Message: p.msg, Err: p.err})
 	}
 	list = append(list, l.foreign...)
 	return list.asError()
@@ -333,7 +354,14 @@ func (l *loader) warningStrings() []string {
 	warnings := l.doc.sortIssues(l.warnings)
 	out := make([]string, 0, len(warnings))
 	for _, w := range warnings {
-		out = append(out, (&Error{File: l.file, Pointer: w.ptr, Message: w.msg}).Error())
+		out = append(out, (&Error{File: l.file, Pointer: w.ptr, Line: l.doc.lineOf(w.ptr), Message: w.msg}).Error())
+	}
+	for _, w := range l.foreignWarnings {
+		// A single application's file is read both as the runtime's and
+		// as the application's: say each thing once.
+		if msg := w.Error(); !slices.Contains(out, msg) {
+			out = append(out, msg)
+		}
 	}
 	return out
 }
@@ -343,6 +371,39 @@ func layered(layers ...map[string]string) map[string]string {
 	out := map[string]string{}
 	for _, layer := range slices.Backward(layers) {
 		maps.Copy(out, layer)
+	}
+	return out
+}
+
+// runtimeEnv is the environment every application gets from the runtime:
+// the env block over the dotenv files' values. As in Watt, a dotenv file
+// only gives defaults: a variable of the process environment is never
+// overridden by one (the env blocks do override it). In production and
+// development it also carries NODE_ENV, unless set anywhere, and Watt's
+// PLT_ENVIRONMENT and PLT_DEV.
+func (l *loader) runtimeEnv(block, files map[string]string) map[string]string {
+	env := layered(block, l.withoutProcessEnv(files))
+	nodeEnv, plt := environmentVariables(l.environment)
+	if nodeEnv != "" {
+		if _, set := l.environ["NODE_ENV"]; !set {
+			if _, set := env["NODE_ENV"]; !set {
+				env["NODE_ENV"] = nodeEnv
+			}
+		}
+	}
+	for k, v := range plt {
+		env[k] = v
+	}
+	return env
+}
+
+// withoutProcessEnv drops the variables the process environment sets.
+func (l *loader) withoutProcessEnv(vars map[string]string) map[string]string {
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		if _, set := l.environ[k]; !set {
+			out[k] = v
+		}
 	}
 	return out
 }

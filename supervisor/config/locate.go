@@ -7,16 +7,54 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
-// configNames are the JSON file names Watt looks for in a project
-// directory, in Watt's order of preference. Watt also reads the same names
-// as JSON5, YAML and TOML; wattd reads JSON only.
-var configNames = []string{"watt.json", "platformatic.json", "watt.runtime.json", "platformatic.runtime.json"}
+// configExtensions are the formats Watt reads, in its order of
+// preference; wattd reads all of them but JSON5.
+var configExtensions = []string{"json", "json5", "yaml", "yml", "toml", "tml"}
 
-// otherFormats are the extensions Watt accepts and wattd does not, looked
-// for only to explain why nothing was found.
-var otherFormats = []string{"json5", "yaml", "yml", "toml", "tml"}
+// configNames are the file names Watt looks for in a directory, in its
+// order: watt.<ext> and platformatic.<ext> for each extension, then the
+// same with a kind suffix (watt.runtime.json, platformatic.application.yaml,
+// …). The same list finds an application's own configuration.
+var configNames = func() []string {
+	var names []string
+	for _, ext := range configExtensions {
+		names = append(names, "watt."+ext, "platformatic."+ext)
+	}
+	for _, suffix := range []string{"runtime", "service", "application", "db", "gateway", "composer"} {
+		for _, ext := range configExtensions {
+			names = append(names, "watt."+suffix+"."+ext, "platformatic."+suffix+"."+ext)
+		}
+	}
+	return names
+}()
+
+// findConfigFile returns the first of configNames that is a file in dir,
+// or "".
+func findConfigFile(dir string) (string, error) {
+	for _, name := range configNames {
+		path := filepath.Join(dir, name)
+		info, err := os.Stat(path)
+		if err == nil && !info.IsDir() {
+			return path, nil
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return "", fmt.Errorf("configuration file: %w", err)
+		}
+	}
+	return "", nil
+}
+
+// unreadableFormat explains a configuration file wattd cannot read.
+func unreadableFormat(path string) error {
+	if strings.EqualFold(filepath.Ext(path), ".json5") {
+		return fmt.Errorf("%s is JSON5, which wattd does not read; convert it to JSON, YAML or TOML (%s)",
+			path, strings.TrimSuffix(path, filepath.Ext(path))+".json")
+	}
+	return nil
+}
 
 // locate returns the absolute path of the configuration file: file when
 // given (relative to the working directory), otherwise the first of
@@ -35,6 +73,9 @@ func locate(dir, file string) (string, error) {
 			return "", fmt.Errorf("configuration file: %w", err)
 		case info.IsDir():
 			return "", fmt.Errorf("configuration file %s is a directory; pass the directory as the project directory instead", path)
+		}
+		if err := unreadableFormat(path); err != nil {
+			return "", err
 		}
 		return path, nil
 	}
@@ -56,26 +97,16 @@ func locate(dir, file string) (string, error) {
 		return "", fmt.Errorf("project directory %s is not a directory", abs)
 	}
 
-	for _, name := range configNames {
-		path := filepath.Join(abs, name)
-		info, err := os.Stat(path)
-		if err == nil && !info.IsDir() {
-			return path, nil
-		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("configuration file: %w", err)
-		}
+	path, err := findConfigFile(abs)
+	if err != nil {
+		return "", err
 	}
-
-	for _, base := range []string{"watt", "platformatic", "watt.runtime", "platformatic.runtime"} {
-		for _, ext := range otherFormats {
-			path := filepath.Join(abs, base+"."+ext)
-			if _, err := os.Stat(path); err == nil {
-				return "", fmt.Errorf("found %s, but wattd reads only JSON configuration files; convert it to %s",
-					path, filepath.Join(abs, base+".json"))
-			}
+	if path != "" {
+		if err := unreadableFormat(path); err != nil {
+			return "", err
 		}
+		return path, nil
 	}
-	return "", fmt.Errorf("no configuration file: %s does not exist (nor does %s in that directory): %w",
-		filepath.Join(abs, configNames[0]), strings.Join(configNames[1:], ", "), fs.ErrNotExist)
+	return "", fmt.Errorf("no configuration file: %s does not exist (nor does platformatic.json, watt.yaml, watt.toml or any other name Watt reads in that directory): %w",
+		filepath.Join(abs, configNames[0]), fs.ErrNotExist)
 }

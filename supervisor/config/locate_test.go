@@ -24,7 +24,11 @@ func TestLocate(t *testing.T) {
 		{name: "plain name before suffix", files: []string{"watt.runtime.json", "platformatic.json"}, want: "platformatic.json"},
 		{name: "explicit file", files: []string{"watt.json", "other.json"}, file: "other.json", want: "other.json"},
 		{name: "nothing", wantErr: "no configuration file"},
-		{name: "YAML only", files: []string{"watt.yml"}, wantErr: "wattd reads only JSON configuration files"},
+		{name: "YAML only", files: []string{"watt.yml"}, want: "watt.yml"},
+		{name: "Watt's order", files: []string{"platformatic.toml", "watt.yaml", "watt.runtime.json"}, want: "watt.yaml"},
+		{name: "JSON before YAML", files: []string{"platformatic.json", "watt.yaml"}, want: "platformatic.json"},
+		{name: "JSON5 is named", files: []string{"watt.json5"}, wantErr: "is JSON5, which wattd does not read"},
+		{name: "kind suffix", files: []string{"platformatic.application.yml"}, want: "platformatic.application.yml"},
 		{name: "explicit directory", files: []string{"sub/watt.json"}, file: "sub", wantErr: "is a directory"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,32 +18,35 @@ var placeholder = regexp.MustCompile(`\{{1,2}([A-Za-z0-9_]+)\}{1,2}`)
 type envMode int
 
 const (
-	// envStrict fails loading. Watt defaults to substituting "" instead, but
-	// an empty port or path fails later with a far less obvious message, so
-	// wattd is strict unless the file asks otherwise.
-	envStrict  envMode = iota
-	envWarn            // substitute "" and warn
-	envLenient         // substitute "" silently
+	envStrict  envMode = iota // fail loading
+	envWarn                   // substitute "" and warn, naming the variable
+	envLenient                // substitute "" silently
 )
 
 // strictEnvMode reads the strictEnv option from the raw tree, before
-// placeholders are resolved since it governs their resolution. A value
-// that is itself a placeholder leaves the default.
+// placeholders are resolved since it governs their resolution. Unset, an
+// unset variable becomes "" as in Watt, with a warning naming it that
+// Watt does not give: an empty port or path fails later with a far less
+// obvious message. A value that is itself a placeholder leaves the
+// default.
 func strictEnvMode(v any) envMode {
 	switch c := v.(type) {
 	case bool:
-		if !c {
-			return envLenient
+		if c {
+			return envStrict
 		}
+		return envLenient
 	case string:
 		switch strings.TrimSpace(c) {
-		case "false":
+		case "true":
+			return envStrict
+		case "false", "":
 			return envLenient
 		case "warn":
 			return envWarn
 		}
 	}
-	return envStrict
+	return envWarn
 }
 
 // resolver replaces placeholders using one lookup, which the loader builds
@@ -85,6 +89,11 @@ type substitution struct {
 	// from names the variables each substituted value came from, so a
 	// problem with the value can say where to fix it.
 	from map[string][]string
+	// unset names the variables that were not set, where they were
+	// replaced by "".
+	unset map[string][]string
+	// warned indexes the warning of each unset variable in warnings.
+	warned map[string]int
 }
 
 // substitute resolves the placeholders of every string value in the tree,
@@ -120,12 +129,40 @@ func (r *resolver) substitute(v any, ptr string, out *substitution) any {
 				}
 				out.failed[ptr] = true
 			case envWarn:
-				out.warnings = append(out.warnings, issuef(ptr, "environment variable %q is not set; using an empty string", name))
+				out.warnUnset(ptr, name)
+			}
+			if r.mode != envStrict {
+				if out.unset == nil {
+					out.unset = map[string][]string{}
+				}
+				out.unset[ptr] = append(out.unset[ptr], name)
 			}
 		}
 		return s
 	}
 	return v
+}
+
+// warnUnset gives each unset variable one warning, at its first use,
+// naming the other places it is used.
+func (s *substitution) warnUnset(ptr, name string) {
+	if s.warned == nil {
+		s.warned = map[string]int{}
+	}
+	msg := fmt.Sprintf("environment variable %q is not set; using an empty string", name)
+	i, seen := s.warned[name]
+	if !seen {
+		s.warned[name] = len(s.warnings)
+		s.warnings = append(s.warnings, issuef(ptr, "%s", msg))
+		return
+	}
+	if w := &s.warnings[i]; w.ptr != ptr && !strings.Contains(w.msg, " "+ptr+",") && !strings.HasSuffix(w.msg, " "+ptr) {
+		if !strings.Contains(w.msg, "; also used at") {
+			w.msg += "; also used at " + ptr
+		} else {
+			w.msg += ", " + ptr
+		}
+	}
 }
 
 // topologyVariable is the name Watt gives the mesh URL of an application:

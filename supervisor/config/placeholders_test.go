@@ -82,14 +82,15 @@ func TestStrictEnvMode(t *testing.T) {
 		in   any
 		want envMode
 	}{
-		{nil, envStrict},
+		{nil, envWarn},
 		{true, envStrict},
 		{false, envLenient},
 		{"true", envStrict},
 		{"false", envLenient},
 		{" warn ", envWarn},
-		{"{PLT_STRICT}", envStrict},
-		{json.Number("0"), envStrict},
+		{"", envLenient},
+		{"{PLT_STRICT}", envWarn},
+		{json.Number("0"), envWarn},
 	}
 	for _, tt := range tests {
 		if got := strictEnvMode(tt.in); got != tt.want {

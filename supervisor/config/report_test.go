@@ -57,7 +57,7 @@ func TestOneReport(t *testing.T) {
 		},
 		{
 			name:    "an unset variable beside a schema problem",
-			cfg:     `{"server": {"port": "{NOPE}", "hostname": ["x"]}, "applications": [{"id": "web", "path": "./a"}]}`,
+			cfg:     `{"strictEnv": true, "server": {"port": "{NOPE}", "hostname": ["x"]}, "applications": [{"id": "web", "path": "./a"}]}`,
 			environ: nil,
 			want: []string{
 				`{D}/watt.json: /server/port: environment variable "NOPE" is not set`,

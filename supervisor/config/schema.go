@@ -272,7 +272,7 @@ func (t *translator) walk(e *jsonschema.ValidationError) {
 		allowed := t.allowedKeys(e.SchemaURL, ptr)
 		for _, key := range k.Properties {
 			kp := childPointer(ptr, key)
-			t.issues = append(t.issues, issue{ptr: kp, msg: unknownKeyMessage(key, allowed), rejects: kp})
+			t.issues = append(t.issues, issue{ptr: kp, msg: unknownKeyMessage(key, allowed), rejects: kp, unknownKey: true})
 		}
 	case *kind.Required:
 		for _, key := range k.Missing {

@@ -41,6 +41,8 @@ func TestWattOnlyOptionsNotInSchema(t *testing.T) {
 		"/workers":          "#/$defs/workers/anyOf/1",
 		"@app":              "#/$defs/application",
 		"@app/workers":      "#/$defs/workers/anyOf/1",
+		"/health":           "#/$defs/health",
+		"@app/health":       "#/$defs/health",
 	}
 	for _, o := range wattOnlyOptions {
 		loc, ok := locations[o.at]
@@ -115,7 +117,7 @@ func TestCoerceTree(t *testing.T) {
 		{name: "strictEnv keeps its string form", in: `{"strictEnv":"true"}`, want: `{"strictEnv":"true"}`},
 		{name: "unknown keys untouched", in: `{"zzz":"1","server":{"x":"2"}}`, want: `{"server":{"x":"2"},"zzz":"1"}`},
 		{name: "mappings", in: `{"autoload":{"path":"p","mappings":{"a":{"id":"a","enabled":"false"}}}}`,
-			want: `{"autoload":{"mappings":{"a":{"enabled":false,"id":"a"}},"path":"p"}}`},
+			want: `{"autoload":{"mappings":{"a":{"enabled":"false","id":"a"}},"path":"p"}}`}, // Watt's enabled takes strings too
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,6 +191,7 @@ func TestValidateMessages(t *testing.T) {
 	}
 	// rejecting marks an issue as rejecting the value at its own pointer.
 	rejecting := func(is issue) issue { is.rejects = is.ptr; return is }
+	unknown := func(is issue) issue { is.rejects, is.unknownKey = is.ptr, true; return is }
 	tests := []struct {
 		name string
 		in   string
@@ -198,11 +201,11 @@ func TestValidateMessages(t *testing.T) {
 		{name: "missing required key rejects the object", in: `{"applications":[{"path":"p"}]}`,
 			want: []issue{rejecting(issuef("/applications/0", `missing required key "id"`))}},
 		{name: "anyOf with the object branch's own complaint", in: `{"workers":{"statik":2}}`,
-			want: []issue{rejecting(issuef("/workers/statik", `unknown key "statik" (did you mean "static"?)`))}},
+			want: []issue{unknown(issuef("/workers/statik", `unknown key "statik" (did you mean "static"?)`))}},
 		{name: "anyOf matching no branch", in: `{"workers":"two"}`,
 			want: []issue{rejecting(issuef("/workers", `expected integer from 1 to 512 or object, got "two"`))}},
 		{name: "typo of an ignored Watt option is hinted too", in: `{"metrix":true}`,
-			want: []issue{rejecting(issuef("/metrix", `unknown key "metrix" (did you mean "metrics"?)`))}},
+			want: []issue{unknown(issuef("/metrix", `unknown key "metrix" (did you mean "metrics"?)`))}},
 		{name: "wrong container type", in: `{"applications":{"id":"a"}}`,
 			want: []issue{rejecting(issuef("/applications", "expected array, got an object"))}},
 		{name: "key with a slash is escaped in the pointer", in: `{"env":{"a/b":1}}`,

@@ -104,11 +104,10 @@ func checkRestartPolicy(p RestartPolicy) string {
 	return ""
 }
 
-// resolveEntrypoint picks the application that receives public traffic:
-// the one named, or the only one when none is named (Watt also guesses a
-// lone gateway among several, which needs the applications' own configs
-// and is not done here).
-func resolveEntrypoint(name string, ids, disabled []string) (string, string) {
+// resolveEntrypoint picks the application that receives public traffic
+// as Watt does: the one named; else the only one; else the only gateway
+// (Watt 2's composer) among several.
+func resolveEntrypoint(name string, ids, disabled, gateways []string) (string, string) {
 	switch {
 	case name != "" && slices.Contains(ids, name):
 		return name, ""
@@ -122,6 +121,8 @@ func resolveEntrypoint(name string, ids, disabled []string) (string, string) {
 		return "", msg + ")"
 	case len(ids) == 1:
 		return ids[0], ""
+	case len(gateways) == 1:
+		return gateways[0], ""
 	case len(ids) == 0:
 		return "", `no applications to run: list them in "applications" or use "autoload"`
 	}

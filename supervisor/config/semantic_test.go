@@ -151,6 +151,7 @@ func TestResolveEntrypoint(t *testing.T) {
 		entry    string
 		ids      []string
 		disabled []string
+		gateways []string
 		want     string
 		wantMsg  string
 	}{
@@ -164,6 +165,10 @@ func TestResolveEntrypoint(t *testing.T) {
 			wantMsg: `application "web" is disabled ("enabled": false) and cannot be the entrypoint`},
 		{name: "several, none named", ids: []string{"api", "web"},
 			wantMsg: `"entrypoint" is required when there are several applications; set it to one of: api, web`},
+		{name: "several, one gateway", ids: []string{"api", "gw", "web"}, gateways: []string{"gw"}, want: "gw"},
+		{name: "several, two gateways", ids: []string{"a", "b"}, gateways: []string{"a", "b"},
+			wantMsg: `"entrypoint" is required when there are several applications; set it to one of: a, b`},
+		{name: "one application beats a gateway", ids: []string{"api"}, gateways: []string{"gw"}, want: "api"},
 		{name: "none at all",
 			wantMsg: `no applications to run: list them in "applications" or use "autoload"`},
 		{name: "named, none at all", entry: "api",
@@ -171,7 +176,7 @@ func TestResolveEntrypoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, msg := resolveEntrypoint(tt.entry, tt.ids, tt.disabled)
+			got, msg := resolveEntrypoint(tt.entry, tt.ids, tt.disabled, tt.gateways)
 			if got != tt.want || msg != tt.wantMsg {
 				t.Errorf("got %q, %q; want %q, %q", got, msg, tt.want, tt.wantMsg)
 			}

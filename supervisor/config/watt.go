@@ -8,42 +8,65 @@ import (
 )
 
 // wattOnlyOption is a group of options Watt defines at one location and
-// wattd does not implement yet.
+// wattd does not implement.
 type wattOnlyOption struct {
 	at     string   // location pattern: "*" matches one segment, "@app" any application entry
 	keys   []string // "*" stands for every key not in except
 	except []string
+	// instead says what wattd does in place of the option, for the one
+	// warning the option gets; "" for the plain "ignored".
+	instead string
 }
 
 // wattOnlyOptions lists the options of Watt's runtime schema
-// (@platformatic/runtime 3.x) that wattd ignores. They load with a warning,
-// so an existing Watt project starts unchanged; a key neither here nor in
+// (@platformatic/runtime 2.x and 3.x, and the 1.x names Watt still
+// upgrades) that wattd ignores. They load with one warning each, so an
+// existing Watt project starts unchanged; a key neither here nor in
 // schema.json is an error. This table is the one place to edit when wattd
 // implements one of them: remove it here and add it to schema.json.
+// docs/watt-compat.md lists every key with its status.
 var wattOnlyOptions = []wattOnlyOption{
-	{at: "", keys: []string{
-		"preload", "extensions", "basePath", "workersRestartDelay",
-		"exitOnUnhandledErrors", "healthProbes", "undici", "httpCache", "watch",
-		"managementApi", "management", "metrics", "telemetry", "verticalScaler",
-		"inspectorOptions", "startupConcurrency",
-		"resolvedApplicationsBasePath", "sourceMaps", "nodeModulesSourceMaps", "scheduler",
-		"policies", "compileCache",
-	}},
-	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}},
-	// Watt passes any other logger key through to pino.
-	{at: "/logger", keys: []string{"*"}, except: []string{"level"}},
-	{at: "/gracefulShutdown", keys: []string{"closeConnections"}},
+	{at: "", keys: []string{"extensions"}, instead: "wattd has no runtime extensions"},
+	{at: "", keys: []string{"basePath", "resolvedApplicationsBasePath", "resolvedServicesBasePath"},
+		instead: "wattd serves the entrypoint at the root; there is no gateway to mount applications under a base path"},
+	{at: "", keys: []string{"workersRestartDelay"}, instead: `restarts follow "restartOnError" and wattd's "restart" back-off`},
+	{at: "", keys: []string{"exitOnUnhandledErrors"}, instead: "an unhandled error ends the worker process as Node.js does, and wattd restarts it"},
+	{at: "", keys: []string{"healthProbes"}, instead: "use wattd's admin socket (wattd ctl status) or an application health path for probes"},
+	{at: "", keys: []string{"undici"}, instead: "workers use their own HTTP client settings"},
+	{at: "", keys: []string{"httpCache"}, instead: "no shared HTTP cache between applications"},
+	{at: "", keys: []string{"watch", "hotReload"}, instead: "wattd dev watches and restarts every application; wattd start never does"},
+	{at: "", keys: []string{"allowCycles"}, instead: "wattd rejects dependency cycles"},
+	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
+	{at: "", keys: []string{"metrics"}, instead: "wattd has no Prometheus endpoint configured by watt.json yet"},
+	{at: "", keys: []string{"telemetry"}, instead: "wattd does not trace requests yet"},
+	{at: "", keys: []string{"verticalScaler", "startupConcurrency", "scheduler", "policies"}},
+	{at: "", keys: []string{"inspectorOptions"}, instead: `give an application "--inspect" in its "nodeOptions"`},
+	{at: "", keys: []string{"nodeModulesSourceMaps", "compileCache"}},
+	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
+	// Watt passes any other logger key through to pino; wattd's own log
+	// has only a level.
+	{at: "/logger", keys: []string{"*"}, except: []string{"level"}, instead: `wattd's log takes only "level"`},
+	{at: "/gracefulShutdown", keys: []string{"closeConnections"}, instead: "draining always closes idle keep-alive connections"},
 	{at: "/workers", keys: []string{
 		"dynamic", "minimum", "maximum", "total", "maxMemory", "cooldown", "gracePeriod",
 		"scaleUpELU", "scaleDownELU",
-	}},
-	{at: "@app", keys: []string{
-		"config", "url", "gitBranch", "useHttp", "restartOnError",
-		"arguments", "sourceMaps", "nodeModulesSourceMaps", "packageManager",
-		"preload", "execArgv", "permissions", "telemetry", "compileCache", "management",
-	}},
-	{at: "@app/workers", keys: []string{"minimum", "maximum", "scaleUpELU", "scaleDownELU"}},
+	}, instead: "the worker count is fixed (static)"},
+	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},
+	{at: "@app", keys: []string{"useHttp"}, instead: "every worker is always reachable over its mesh socket"},
+	{at: "@app", keys: []string{"restartOnError"}, instead: `the runtime's "restartOnError" applies`},
+	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
+	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "telemetry", "compileCache", "management", "websocket", "hotReload"}},
+	{at: "/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
+	{at: "@app/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
+	{at: "/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
+	{at: "@app/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
+	{at: "@app/workers", keys: []string{"minimum", "maximum", "scaleUpELU", "scaleDownELU"}, instead: "the worker count is fixed (static)"},
 }
+
+const (
+	healthDelay = "health checks judge event-loop utilisation (maxELU) and the heap, not event-loop delay"
+	healthSizes = "they size Watt's worker threads; wattd's workers are processes with Node.js's defaults (give V8 flags in nodeOptions)"
+)
 
 // appLocations are the places an application entry can sit; "@app" in
 // wattOnlyOptions expands to each of them.
@@ -94,15 +117,25 @@ func segmentsMatch(pattern, ptr []string) bool {
 // isWattOnly tells whether key, found in the object at ptr, is a Watt
 // option wattd ignores.
 func isWattOnly(ptr []string, key string) bool {
+	_, ok := findWattOnly(ptr, key)
+	return ok
+}
+
+func wattOnlyOptionFor(ptr []string, key string) wattOnlyOption {
+	o, _ := findWattOnly(ptr, key)
+	return o
+}
+
+func findWattOnly(ptr []string, key string) (wattOnlyOption, bool) {
 	for _, o := range wattOnlyOptions {
 		if !o.matches(ptr) {
 			continue
 		}
 		if slices.Contains(o.keys, key) || (slices.Contains(o.keys, "*") && !slices.Contains(o.except, key)) {
-			return true
+			return o, true
 		}
 	}
-	return false
+	return wattOnlyOption{}, false
 }
 
 // wattOnlyKeysAt lists the named Watt options at ptr, for did-you-mean
@@ -132,8 +165,11 @@ func stripWattOnly(v any, ptr []string) []issue {
 		for _, key := range sortedKeys(c) {
 			if isWattOnly(ptr, key) {
 				delete(c, key)
-				warnings = append(warnings, issuef(pointerOf(append(slices.Clone(ptr), key)),
-					"Watt option %q is not supported by wattd yet; ignored", key))
+				msg := fmt.Sprintf("Watt option %q is not supported by wattd; ignored", key)
+				if o := wattOnlyOptionFor(ptr, key); o.instead != "" {
+					msg += ": " + o.instead
+				}
+				warnings = append(warnings, issuef(pointerOf(append(slices.Clone(ptr), key)), "%s", msg))
 				continue
 			}
 			warnings = append(warnings, stripWattOnly(c[key], append(slices.Clone(ptr), key))...)

@@ -24,10 +24,16 @@ func TestIsWattOnly(t *testing.T) {
 		{"/workers", "dynamic", true},
 		{"/workers", "static", false},
 		{"/applications/3", "useHttp", true},
-		{"/services/0", "arguments", true},
+		{"/services/0", "arguments", false}, // honoured: Application.Watt
+		{"/services/0", "logger", true},
+		{"/applications/0", "websocket", true},
+		{"", "hotReload", true},
+		{"", "allowCycles", true},
+		{"", "preload", false},
 		{"/services/0", "dependencies", false},
 		{"/web/0", "telemetry", true},
-		{"/autoload/mappings/web", "config", true},
+		{"/autoload/mappings/web", "config", false},
+		{"/autoload/mappings/web", "gitBranch", true},
 		{"/autoload/mappings/web/workers", "maximum", true},
 		{"/applications/0/workers", "maximum", true},
 		{"/applications/0/workers", "dynamic", false}, // runtime-level only in Watt
@@ -59,9 +65,9 @@ func TestStripWattOnly(t *testing.T) {
 		t.Errorf("tree: got %#v, want %#v", doc.root, want)
 	}
 	wantWarnings := []issue{
-		issuef("/applications/0/restartOnError", `Watt option "restartOnError" is not supported by wattd yet; ignored`),
-		issuef("/metrics", `Watt option "metrics" is not supported by wattd yet; ignored`),
-		issuef("/server/http2", `Watt option "http2" is not supported by wattd yet; ignored`),
+		issuef("/applications/0/restartOnError", `Watt option "restartOnError" is not supported by wattd; ignored: the runtime's "restartOnError" applies`),
+		issuef("/metrics", `Watt option "metrics" is not supported by wattd; ignored: wattd has no Prometheus endpoint configured by watt.json yet`),
+		issuef("/server/http2", `Watt option "http2" is not supported by wattd; ignored: the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog`),
 	}
 	if !slices.Equal(warnings, wantWarnings) {
 		t.Errorf("warnings: got %v, want %v", warnings, wantWarnings)

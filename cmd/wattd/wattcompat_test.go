@@ -1,0 +1,153 @@
+package main_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startEnv fetches what the probe fixture's worker was started with.
+func startEnv(t *testing.T, d *daemon) map[string]string {
+	t.Helper()
+	body := waitHTTP(t, d.url("/"), 20*time.Second)
+	var got struct{ Start map[string]string }
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("decode %q: %v", body, err)
+	}
+	return got.Start
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestWattEnvironment: wattd start gives workers NODE_ENV=production
+// (unless set) and Watt's PLT_ENVIRONMENT and PLT_DEV; a .env only gives
+// defaults, never overriding the process environment.
+func TestWattEnvironment(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
+	})
+	writeFiles(t, dir, map[string]string{".env": "FROM_DOTENV=file\nSHADOWED=file\n"})
+	d := startWattd(t, dir, port, startOpts{env: []string{"SHADOWED=process"}})
+	env := startEnv(t, d)
+	want := map[string]string{"PLT_ENVIRONMENT": "production", "PLT_DEV": "false", "FROM_DOTENV": "file", "SHADOWED": "process"}
+	if os.Getenv("NODE_ENV") == "" {
+		want["NODE_ENV"] = "production"
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("worker sees %s=%q, want %q", k, env[k], v)
+		}
+	}
+}
+
+// TestSingleApplicationFolder: a folder whose watt.yaml is one
+// @platformatic/node application runs as Watt runs it: alone, as the
+// entrypoint, with its package name (scope dropped) as id.
+func TestSingleApplicationFolder(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := t.TempDir()
+	probe, err := os.ReadFile(fixture("apps/probe/index.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{
+		"package.json": `{"name": "@acme/shop", "main": "server.js"}`,
+		"server.js":    string(probe),
+		"watt.yaml": "$schema: https://schemas.platformatic.dev/@platformatic/node/3.0.0.json\n" +
+			"server:\n  hostname: 127.0.0.1\n  port: {PLT_SERVER_PORT}\n" +
+			"node:\n  main: server.js\n",
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	env := startEnv(t, d)
+	if env["WATTD_APP_ID"] != "shop" || env["WATTD_ENTRYPOINT"] != "1" {
+		t.Errorf("worker is app %q entrypoint %q, want shop and 1", env["WATTD_APP_ID"], env["WATTD_ENTRYPOINT"])
+	}
+}
+
+// TestUnsupportedCapability: an application whose own config names a Watt
+// capability wattd does not provide stops wattd before anything starts,
+// with one error naming the capability, the application and the file.
+func TestUnsupportedCapability(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "api",
+		"applications": []any{map[string]any{"id": "api", "path": fixture("apps/probe")}, map[string]any{"id": "gw", "path": "gw"}},
+	})
+	writeFiles(t, dir, map[string]string{
+		"gw/platformatic.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/gateway/3.67.0.json", "gateway": {"applications": []}}`,
+	})
+	cmd := exec.Command(wattdBin, "start", dir)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want status 2; output:\n%s", err, out)
+	}
+	want := filepath.Join(dir, "gw/platformatic.json") + `: /$schema: application "gw" uses the Watt capability @platformatic/gateway, which wattd does not provide`
+	if !strings.Contains(string(out), want) || strings.Count(string(out), "\n") != 1 {
+		t.Errorf("output:\n%s\nwant one line with:\n%s", out, want)
+	}
+}
+
+// TestStrictEnvOption: an unset placeholder is replaced by "" with a
+// warning by default, as Watt does; --strict-env and WATTD_STRICT_ENV=1
+// make it an error that stops wattd before anything starts.
+func TestStrictEnvOption(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "env": map[string]any{"X": "{WATTD_TEST_SURELY_UNSET}"}}},
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"flag", []string{"start", "--strict-env", dir}, nil},
+		{"variable", []string{"start", dir}, []string{"WATTD_STRICT_ENV=1"}},
+		{"build flag", []string{"build", "--strict-env", dir}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(wattdBin, tc.args...)
+			cmd.Env = append(append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir()), tc.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want status 2; output:\n%s", err, out)
+			}
+			if want := `/applications/0/env/X: environment variable "WATTD_TEST_SURELY_UNSET" is not set`; !strings.Contains(string(out), want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		})
+	}
+	t.Run("default", func(t *testing.T) {
+		port := freePort(t)
+		writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+			"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe"), "env": map[string]any{"X": "<{WATTD_TEST_SURELY_UNSET}>"}}},
+		})
+		d := startWattd(t, dir, port, startOpts{})
+		if env := startEnv(t, d); env["X"] != "<>" {
+			t.Errorf("X=%q, want <>", env["X"])
+		}
+		d.waitOutput(`WATTD_TEST_SURELY_UNSET\" is not set; using an empty string`, 10*time.Second)
+	})
+}

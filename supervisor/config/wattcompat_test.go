@@ -1,0 +1,387 @@
+package config
+
+import (
+	"errors"
+	"maps"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/capabilities"
+)
+
+// loadProject writes files into a temporary project and loads it.
+func loadWattProject(t *testing.T, files map[string]string, opts Options) (*Config, string, error) {
+	t.Helper()
+	dir := writeProject(t, files)
+	opts.Dir = dir
+	c, err := LoadWith(opts)
+	return c, dir, err
+}
+
+func hasWarning(c *Config, parts ...string) bool {
+	return slices.ContainsFunc(c.Warnings, func(w string) bool {
+		for _, p := range parts {
+			if !strings.Contains(w, p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestYAMLAndTOMLReadLikeJSON(t *testing.T) {
+	want := func(t *testing.T, c *Config) {
+		t.Helper()
+		if c.Entrypoint != "web" || c.Server.Port != 4000 || c.Workers != 2 || len(c.Applications) != 1 {
+			t.Fatalf("got entrypoint %q port %d workers %d apps %d", c.Entrypoint, c.Server.Port, c.Workers, len(c.Applications))
+		}
+		if got := c.Applications[0].Env["GREETING"]; got != "hi" {
+			t.Errorf("env GREETING=%q", got)
+		}
+	}
+	t.Run("yaml, placeholder unquoted as Watt allows", func(t *testing.T) {
+		c, _, err := loadWattProject(t, map[string]string{
+			"watt.yaml":    "entrypoint: web\nworkers: 2\nserver:\n  port: {PORT}\napplications:\n  - id: web\n    path: web\n    env:\n      GREETING: hi\n",
+			"web/index.js": "",
+		}, Options{Environ: []string{"PORT=4000"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, c)
+	})
+	t.Run("yaml placeholders inside a value stay text", func(t *testing.T) {
+		c, _, err := loadWattProject(t, map[string]string{
+			"watt.yaml":    "applications:\n  - id: web\n    path: web\n    env:\n      URL: http://{HOST}:{PORT}/x\n",
+			"web/index.js": "",
+		}, Options{Environ: []string{"HOST=h", "PORT=1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Applications[0].Env["URL"]; got != "http://h:1/x" {
+			t.Errorf("URL=%q", got)
+		}
+	})
+	t.Run("toml", func(t *testing.T) {
+		c, _, err := loadWattProject(t, map[string]string{
+			"watt.toml":    "entrypoint = \"web\"\nworkers = 2\n[server]\nport = 4000\n[[applications]]\nid = \"web\"\npath = \"web\"\n[applications.env]\nGREETING = \"hi\"\n",
+			"web/index.js": "",
+		}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, c)
+	})
+	t.Run("yaml problems name the line", func(t *testing.T) {
+		_, dir, err := loadWattProject(t, map[string]string{
+			"watt.yml":     "entrypoint: web\nserver:\n  prot: 1\napplications:\n  - id: web\n    path: web\n",
+			"web/index.js": "",
+		}, Options{})
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("error %v", err)
+		}
+		if want := filepath.Join(dir, "watt.yml") + `:3: /server/prot: unknown key "prot" (did you mean "port"?)`; e.Error() != want {
+			t.Errorf("got  %s\nwant %s", e, want)
+		}
+	})
+	t.Run("toml syntax error names the line", func(t *testing.T) {
+		_, _, err := loadWattProject(t, map[string]string{"watt.toml": "entrypoint = \"web\"\nworkers = = 2\n"}, Options{})
+		var e *Error
+		if !errors.As(err, &e) || e.Line != 2 {
+			t.Fatalf("error %v, want one at line 2", err)
+		}
+	})
+	t.Run("an application's YAML file names the line", func(t *testing.T) {
+		_, dir, err := loadWattProject(t, map[string]string{
+			"watt.json":     `{"applications": [{"id": "web", "path": "web"}]}`,
+			"web/watt.yaml": "module: '@platformatic/node'\nnode:\n  main: index.js\n  hasSrever: false\n",
+			"web/index.js":  "",
+		}, Options{})
+		want := filepath.Join(dir, "web/watt.yaml") + `:4: /node/hasSrever: unknown key "hasSrever" (did you mean "hasServer"?)`
+		if err == nil || err.Error() != want {
+			t.Errorf("got  %v\nwant %s", err, want)
+		}
+	})
+	t.Run("yaml syntax error", func(t *testing.T) {
+		_, _, err := loadWattProject(t, map[string]string{"watt.yaml": "applications:\n  - id: [\n"}, Options{})
+		var e *Error
+		if !errors.As(err, &e) || e.Line == 0 {
+			t.Fatalf("error %v, want one with a line", err)
+		}
+	})
+}
+
+func TestWattKeysHonouredOrWarned(t *testing.T) {
+	c, dir, err := loadWattProject(t, map[string]string{
+		"watt.json": `{
+			"$schema": "https://schemas.platformatic.dev/@platformatic/runtime/2.0.0.json",
+			"server": {"port": 3000, "logger": {"level": "debug"}},
+			"gracefulShutdown": {"service": 2500},
+			"serviceTimeout": 1234,
+			"hotReload": true,
+			"allowCycles": false,
+			"preload": "./pre/runtime.js",
+			"sourceMaps": true,
+			"services": [{
+				"id": "web", "path": "web", "preload": ["./pre/app.js"],
+				"execArgv": ["--no-warnings"], "arguments": ["--flag"],
+				"logger": {"level": "warn"}, "websocket": true, "useHttp": true, "workerz": 2
+			}]
+		}`,
+		"web/index.js": "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Logger.Level != "debug" || c.GracefulShutdown.Application != 2500*time.Millisecond || c.ApplicationTimeout != 1234*time.Millisecond {
+		t.Errorf("old names not honoured: level %q, shutdown %v, timeout %v", c.Logger.Level, c.GracefulShutdown.Application, c.ApplicationTimeout)
+	}
+	w := c.Applications[0].Watt
+	wantPreload := []string{filepath.Join(dir, "pre/runtime.js"), filepath.Join(dir, "pre/app.js")}
+	if !slices.Equal(w.Preload, wantPreload) || !slices.Equal(w.ExecArgv, []string{"--no-warnings"}) || !w.SourceMaps || !slices.Equal(w.Arguments, []string{"--flag"}) {
+		t.Errorf("Watt: %+v", w)
+	}
+	for _, want := range [][]string{
+		{"/server/logger", `Watt 2 name of /logger`},
+		{"/gracefulShutdown/service", "/gracefulShutdown/application"},
+		{"/serviceTimeout", "/applicationTimeout"},
+		{"/hotReload", "wattd dev watches"},
+		{"/allowCycles", "rejects dependency cycles"},
+		{"/services/0/logger", `the runtime's "logger" applies`},
+		{"/services/0/websocket", "ignored"},
+		{"/services/0/useHttp", "mesh socket"},
+		{"/services/0/workerz", `unknown key "workerz" (did you mean "workers"?)`, "Watt accepts any key"},
+	} {
+		if !hasWarning(c, want...) {
+			t.Errorf("no warning with %q in:\n%s", want, strings.Join(c.Warnings, "\n"))
+		}
+	}
+	for _, w := range c.Warnings {
+		if strings.Contains(w, "/server/logger") && strings.Count(strings.Join(c.Warnings, "\n"), "/server/logger") != 1 {
+			t.Errorf("more than one warning about /server/logger")
+		}
+	}
+}
+
+func TestApplicationOwnConfig(t *testing.T) {
+	c, dir, err := loadWattProject(t, map[string]string{
+		"watt.json": `{"entrypoint": "api", "preload": "rt.js", "applications": [
+			{"id": "api", "path": "api", "preload": "app.js"},
+			{"id": "worker", "path": "worker", "config": "custom.yaml"}]}`,
+		"api/platformatic.json": `{
+			"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
+			"node": {"main": "server.js", "absoluteUrl": true, "dispatchViaHttp": true},
+			"application": {"basePath": "/api", "commands": {"build": "npm run build", "production": "node {PLT_ROOT}/dist/server.js", "install": "npm i"}},
+			"logger": {"level": "trace"},
+			"runtime": {"workers": 3}
+		}`,
+		"api/server.js":      "",
+		"worker/custom.yaml": "module: '@platformatic/node'\nnode:\n  hasServer: false\n",
+		"worker/index.js":    "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, worker := c.Applications[0], c.Applications[1]
+	want := capabilities.WattApp{
+		Main: "server.js", AbsoluteURL: true, BasePath: "/api",
+		Commands: capabilities.Commands{Build: "npm run build", Production: "node " + filepath.Join(dir, "api") + "/dist/server.js"},
+		Preload:  []string{filepath.Join(dir, "rt.js"), filepath.Join(dir, "app.js")},
+	}
+	if !reflect.DeepEqual(api.Watt, want) || api.Module != "@platformatic/node" || api.Capability != "node" {
+		t.Errorf("api: Watt %+v module %q capability %q", api.Watt, api.Module, api.Capability)
+	}
+	if !worker.Watt.NoServer || worker.Module != "@platformatic/node" {
+		t.Errorf("worker: Watt %+v module %q", worker.Watt, worker.Module)
+	}
+	appFile := filepath.Join(dir, "api/platformatic.json")
+	for _, w := range [][]string{
+		{appFile, "/node/dispatchViaHttp", "ignored"},
+		{appFile, "/application/commands/install", "ignored"},
+		{appFile, "/logger", "ignored"},
+		{appFile, "/runtime", "started alone"},
+	} {
+		if !hasWarning(c, w...) {
+			t.Errorf("no warning with %q in:\n%s", w, strings.Join(c.Warnings, "\n"))
+		}
+	}
+}
+
+func TestApplicationOwnConfigProblems(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{
+			name: "a capability wattd does not provide: one error naming it",
+			files: map[string]string{
+				"watt.json":                `{"applications": [{"id": "gw", "path": "gw"}, {"id": "api", "path": "api"}]}`,
+				"gw/platformatic.json":     `{"$schema": "https://schemas.platformatic.dev/@platformatic/gateway/3.0.0.json", "gateway": {}}`,
+				"api/index.js":             "",
+				"api/watt.json":            `{"module": "@platformatic/node"}`,
+				"gw/node_modules/.keep.js": "",
+			},
+			want: []string{`{DIR}/gw/platformatic.json: /$schema: application "gw" uses the Watt capability @platformatic/gateway, which wattd does not provide; wattd has no gateway yet`},
+		},
+		{
+			name: "Watt 2 composer, by module",
+			files: map[string]string{
+				"watt.json":           `{"entrypoint": "c", "applications": [{"id": "c", "path": "c"}]}`,
+				"c/platformatic.json": `{"module": "@platformatic/composer"}`,
+			},
+			want: []string{`{DIR}/c/platformatic.json: /module: application "c" uses the Watt capability @platformatic/composer, which wattd does not provide`},
+		},
+		{
+			name: "unknown key in a node config, wrong type",
+			files: map[string]string{
+				"watt.json":   `{"applications": [{"id": "a", "path": "a"}]}`,
+				"a/watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json", "node": {"mian": "x.js", "hasServer": "no"}}`,
+				"a/index.js":  "",
+			},
+			want: []string{
+				`{DIR}/a/watt.json: /node/mian: unknown key "mian" (did you mean "main"?)`,
+				`{DIR}/a/watt.json: /node/hasServer: expected a boolean, got "no"`,
+			},
+		},
+		{
+			name: "config names a missing file",
+			files: map[string]string{
+				"watt.json":  `{"applications": [{"id": "a", "path": "a", "config": "nope.json"}]}`,
+				"a/index.js": "",
+			},
+			want: []string{`{DIR}/watt.json: /applications/0/config: file {DIR}/a/nope.json does not exist`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, dir, err := loadWattProject(t, tt.files, Options{})
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if w = strings.ReplaceAll(w, "{DIR}", dir); !strings.HasPrefix(lines[i], w) {
+					t.Errorf("problem %d:\n got %s\nwant %s", i, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestApplicationInTheRuntimeDirectory(t *testing.T) {
+	c, _, err := loadWattProject(t, map[string]string{
+		"watt.json": `{"$schema": "https://schemas.platformatic.dev/wattpm/3.0.0.json", "applications": [{"id": "a", "path": "."}]}`,
+		"index.js":  "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 0 || c.Applications[0].Module != "" {
+		t.Errorf("the runtime's file was read as the application's: module %q, warnings %v", c.Applications[0].Module, c.Warnings)
+	}
+}
+
+func TestSingleApplicationFolder(t *testing.T) {
+	c, dir, err := loadWattProject(t, map[string]string{
+		"watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
+			"server": {"hostname": "127.0.0.1", "port": "{PORT}"},
+			"node": {"main": "main.js"},
+			"logger": {"level": "error"},
+			"runtime": {"workers": 2, "logger": {"level": "warn"}}}`,
+		"package.json": `{"name": "@acme/shop"}`,
+		"main.js":      "",
+	}, Options{Environ: []string{"PORT=4321"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Entrypoint != "shop" || len(c.Applications) != 1 || c.Applications[0].Path != dir ||
+		c.Server.Port != 4321 || c.Workers != 2 || c.Logger.Level != "warn" || c.Applications[0].Watt.Main != "main.js" {
+		t.Errorf("got entrypoint %q apps %+v port %d workers %d level %q", c.Entrypoint, c.Applications, c.Server.Port, c.Workers, c.Logger.Level)
+	}
+	if hasWarning(c, "/server") || hasWarning(c, "/runtime") {
+		t.Errorf("warnings about lifted keys: %v", c.Warnings)
+	}
+
+	c, _, err = loadWattProject(t, map[string]string{"watt.json": `{"module": "@platformatic/node", "logger": {"level": "debug"}, "runtime": {"env": {"A": "{UNSET_PORT_X}"}}}`, "index.js": ""}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Entrypoint != "main" || c.Logger.Level != "debug" {
+		t.Errorf("without package.json the id is %q (want main), the level %q (want the application's, debug)", c.Entrypoint, c.Logger.Level)
+	}
+	if n := strings.Count(strings.Join(c.Warnings, "\n"), "UNSET_PORT_X"); n != 1 {
+		t.Errorf("%d warnings name UNSET_PORT_X, want 1: %v", n, c.Warnings)
+	}
+}
+
+func TestEnvironmentAndPlaceholders(t *testing.T) {
+	files := map[string]string{
+		"watt.json":  `{"server": {"hostname": "{HOST}"}, "applications": [{"id": "a", "path": "a", "enabled": {"development": false}}, {"id": "b", "path": "b"}], "entrypoint": "b"}`,
+		".env":       "FROM_DOTENV=file\nSHADOWED=file\n",
+		"a/index.js": "", "b/index.js": "",
+	}
+	t.Run("start", func(t *testing.T) {
+		c, _, err := loadWattProject(t, files, Options{Environment: "production", Environ: []string{"HOST=127.0.0.1", "SHADOWED=process"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"NODE_ENV": "production", "PLT_ENVIRONMENT": "production", "PLT_DEV": "false", "FROM_DOTENV": "file"}
+		if !maps.Equal(c.Env, want) {
+			t.Errorf("Env %v, want %v", c.Env, want)
+		}
+		if len(c.Applications) != 2 {
+			t.Errorf("%d applications, want both", len(c.Applications))
+		}
+	})
+	t.Run("dev, NODE_ENV already set", func(t *testing.T) {
+		c, _, err := loadWattProject(t, files, Options{Environment: "development", Environ: []string{"HOST=127.0.0.1", "NODE_ENV=test"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.Env["NODE_ENV"]; ok || c.Env["PLT_ENVIRONMENT"] != "development" || c.Env["PLT_DEV"] != "true" {
+			t.Errorf("Env %v", c.Env)
+		}
+		if len(c.Applications) != 1 || c.Applications[0].ID != "b" {
+			t.Errorf("applications %v: a is disabled in development", c.Applications)
+		}
+	})
+	t.Run("unset placeholder: empty and one warning by default", func(t *testing.T) {
+		c, _, err := loadWattProject(t, map[string]string{
+			"watt.json":  `{"applications": [{"id": "a", "path": "a", "env": {"X": "<{UNSET_ONE}>", "Y": "{UNSET_ONE}{UNSET_ONE}", "Z": "{UNSET_ONE}"}}]}`,
+			"a/index.js": "",
+		}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{filepath.Join(c.Dir, "watt.json") + `: /applications/0/env/X: environment variable "UNSET_ONE" is not set; using an empty string; also used at /applications/0/env/Y, /applications/0/env/Z`}
+		if c.Applications[0].Env["X"] != "<>" || !slices.Equal(c.Warnings, want) {
+			t.Errorf("X=%q warnings\n%s\nwant\n%s", c.Applications[0].Env["X"], strings.Join(c.Warnings, "\n"), strings.Join(want, "\n"))
+		}
+	})
+	t.Run("unset placeholder: strict option", func(t *testing.T) {
+		_, _, err := loadWattProject(t, map[string]string{
+			"watt.json":  `{"applications": [{"id": "a", "path": "a", "env": {"X": "{UNSET_ONE}"}}]}`,
+			"a/index.js": "",
+		}, Options{StrictEnv: true})
+		if err == nil || !strings.Contains(err.Error(), `/applications/0/env/X: environment variable "UNSET_ONE" is not set`) {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("unset placeholder behind a schema problem names it", func(t *testing.T) {
+		_, _, err := loadWattProject(t, map[string]string{
+			"watt.json":  `{"server": {"port": "{NO_PORT}"}, "applications": [{"id": "a", "path": "a"}]}`,
+			"a/index.js": "",
+		}, Options{})
+		if err == nil || !strings.Contains(err.Error(), `/server/port: expected integer from 0 to 65535, got "" (NO_PORT not set)`) {
+			t.Errorf("error %v", err)
+		}
+	})
+}
