@@ -1,6 +1,7 @@
 // A plain node:http service that starts its own server, as it would
 // without Watt: Watt adopts the server that listen() creates.
 import { createServer } from 'node:http'
+import { request } from 'undici'
 
 function json (res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' })
@@ -23,6 +24,13 @@ const server = createServer(async (req, res) => {
     // Another application of the same project, reached by its name.
     const r = await fetch(`http://users.plt.local/users/${encodeURIComponent(m[1])}`)
     json(res, r.status, { via: 'api', user: await r.json() })
+    return
+  }
+  const u = url.pathname.match(/^\/undici\/users\/([^/]+)$/)
+  if (req.method === 'GET' && u) {
+    // The same call with the npm undici package instead of the global fetch.
+    const r = await request(`http://users.plt.local/users/${encodeURIComponent(u[1])}`)
+    json(res, r.statusCode, { via: 'undici', user: await r.body.json() })
     return
   }
   if (req.method === 'POST' && url.pathname === '/echo') {
