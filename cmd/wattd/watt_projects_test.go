@@ -1,6 +1,6 @@
 package main_test
 
-// The Watt projects of testdata/watt (one made by Watt's own generator, the
+// The Watt projects of testdata/watt (two made by Watt's own generators, the
 // others written after Watt's documentation for node, express, fastify and
 // next apps) run under `wattd start` as they are, and must answer as they
 // answer under `wattpm start`. What wattpm answered is recorded in
@@ -52,6 +52,9 @@ var wattPending = map[string]string{
 	"generated": "needs Watt's create() application model and globalThis.platformatic (getLogger() of " +
 		"@platformatic/globals): both generated apps export create(), which calls getLogger(); today their workers " +
 		"exit 0 before they are ready and wattd reports a crash loop",
+	"wrapped-express": "needs `wattd start` on a single application's folder: its watt.json is the " +
+		"@platformatic/node configuration (with a runtime block) that wrapping an app into Watt writes; today wattd " +
+		"exits 2 with \"this is the configuration of a single @platformatic/node application, not of a Watt runtime\"",
 }
 
 // nodeMajor returns the major version of a `node --version` string.

@@ -1,17 +1,24 @@
-// Re-creates generated/ with Watt's own generators: the Generator classes of
-// @platformatic/runtime and @platformatic/node, which `wattpm create`
-// (create-wattpm) drives. The answers its prompts would ask for are fixed
-// here: two @platformatic/node applications, "main" (the entrypoint) and
-// "api", JavaScript, port 3042, npm.
+// Re-creates the generated projects with Watt's own generators, the classes
+// of @platformatic/runtime and @platformatic/node that `wattpm create`
+// (create-wattpm) drives, with the answers to its prompts fixed here.
 //
-//   node generate.mjs <dir with node_modules of wattpm 3> <target dir>
+//   node generate.mjs <dir with node_modules of wattpm 3> <target dir> [runtime|wrap]
 //
-// After it, "workers": 2 is added to the runtime's watt.json by hand, as a
-// user asking for several workers would.
+// runtime (generated/): a new project of two @platformatic/node
+// applications, "main" (the entrypoint) and "api", JavaScript, port 3042,
+// npm. After it, "workers": 2 is added to its watt.json by hand, as a user
+// asking for several workers would.
+//
+// wrap (wrapped-express/): what `wattpm create` does in the folder of an
+// existing app when asked to wrap it into Watt: the target must hold the
+// app (index.js, package.json); watt.json, .env and package.json's
+// dependencies are written. "@platformatic/node" is then set to ^3.65.0, the
+// newest 3.x of it on the registry, where the generator writes the runtime's
+// own version.
 import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 
-const [modules, target] = process.argv.slice(2)
+const [modules, target, mode = 'runtime'] = process.argv.slice(2)
 if (!modules || !target) {
   console.error('usage: node generate.mjs <dir with node_modules of wattpm 3> <target dir>')
   process.exit(2)
@@ -36,6 +43,16 @@ const inquirer = {
   }
 }
 const options = { logger, inquirer, runtimeConfig: 'watt.json', applicationsFolder: 'web' }
+
+if (mode === 'wrap') {
+  // As create-wattpm's wrapApplication does it.
+  const wrapped = new runtime.WrappedGenerator({ ...options, module: '@platformatic/node', name: 'express-app' })
+  wrapped.setConfig({ ...wrapped.config, skipTypescript: true, skipServer: true, targetDirectory: resolve(target), typescript: false })
+  await wrapped.ask()
+  await wrapped.prepare()
+  await wrapped.writeFiles()
+  process.exit(0)
+}
 const generator = new runtime.Generator({ ...options, name: 'generated', packageManager: 'npm' })
 generator.setConfig({ ...generator.config, targetDirectory: resolve(target) })
 await generator.populateFromExistingConfig()
