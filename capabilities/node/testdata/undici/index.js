@@ -88,6 +88,7 @@ async function call (v, kind, u) {
 
 const server = http.createServer((req, res) => {
   const q = new URL(req.url, 'http://x').searchParams
+  if (q.get('announce')) process.stdout.write(JSON.stringify({ event: 'call-start' }) + '\n')
   call(q.get('v'), q.get('kind'), q.get('u')).then(
     (r) => ({ ok: true, ...r }),
     (err) => ({ ok: false, error: describeError(err) })
