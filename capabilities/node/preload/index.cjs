@@ -45,7 +45,8 @@
 // (platformatic.messaging between applications, routed by wattd), logger.cjs
 // and globals.cjs (globalThis.platformatic, Watt's runtime API for apps),
 // appmodel.cjs (Watt's application model: preload modules, build()/create()
-// factories, background apps, the app's close() on stop).
+// factories, background apps, the app's close() on stop), undici.cjs (*.plt.local
+// for the npm undici package, at net.connect).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -119,6 +120,7 @@ function main () {
   if (state.control) {
     try {
       startMeshClient(state)
+      require('./undici.cjs').patchUndici(state.mesh)
     } catch (err) {
       warn('mesh client disabled after an internal error', err)
     }

@@ -36,9 +36,10 @@
 //     errors with the TimeoutError), an http.request up to its response
 //     head, as the app owns the response stream after that.
 //
+// The npm "undici" package does not use node:http: undici.cjs routes it.
+//
 // Known limits: https://*.plt.local is not routed (the mesh is plain HTTP);
-// nor are the npm "undici" package's own request()/fetch(), nor requests
-// made in worker threads (the preload acts in the main thread only); a
+// nor are requests made in worker threads (the preload acts in the main thread only); a
 // Request object's body and FormData/Blob bodies are read whole before they
 // are sent; "deflate" response bodies must be zlib-wrapped, as RFC 9110
 // says; a Response made here has type "default", and its url and redirected
@@ -1283,4 +1284,5 @@ function decoded (res, enc) {
 }
 
 
-module.exports = { startMeshClient, setTable }
+// The rest is for undici.cjs, which routes the npm undici package the same way.
+module.exports = { startMeshClient, setTable, MESH_HOST, appOf, pick, whenTable, notFound }

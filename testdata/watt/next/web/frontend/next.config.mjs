@@ -1,0 +1,6 @@
+/** @type {import('next').NextConfig} */
+const nextConfig = {
+  agentRules: false
+}
+
+export default nextConfig
