@@ -40,23 +40,6 @@ type wattRecording struct {
 	Responses []wattResponse `json:"responses"`
 }
 
-// wattPending names the projects that need a part of Watt's model wattd
-// does not provide yet, with the failure they show without it. They are
-// skipped unless WATTD_TEST_WATT_PENDING=1, which runs them to see how far
-// they get.
-var wattPending = map[string]string{
-	"express": "needs Watt's create()/build() application model: web/api exports build() and web/users create() " +
-		"instead of calling listen(); today their workers exit 0 before they are ready and wattd reports a crash loop",
-	"fastify": "needs Watt's create()/build() application model: web/orders and web/catalog export create() " +
-		"returning a Fastify instance; today their workers exit 0 before they are ready and wattd reports a crash loop",
-	"generated": "needs Watt's create() application model and globalThis.platformatic (getLogger() of " +
-		"@platformatic/globals): both generated apps export create(), which calls getLogger(); today their workers " +
-		"exit 0 before they are ready and wattd reports a crash loop",
-	"wrapped-express": "needs `wattd start` on a single application's folder: its watt.json is the " +
-		"@platformatic/node configuration (with a runtime block) that wrapping an app into Watt writes; today wattd " +
-		"exits 2 with \"this is the configuration of a single @platformatic/node application, not of a Watt runtime\"",
-}
-
 // nodeMajor returns the major version of a `node --version` string.
 func nodeMajor(v string) int {
 	n, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
@@ -91,9 +74,6 @@ func TestWattProjects(t *testing.T) {
 				t.Run(v, func(t *testing.T) {
 					if nodeMajor(v) < 22 {
 						t.Skipf("Watt needs Node.js 22 or later; %s is %s", node, v)
-					}
-					if why := wattPending[name]; why != "" && os.Getenv("WATTD_TEST_WATT_PENDING") != "1" {
-						t.Skip(why)
 					}
 					buildWattProject(t, name, dir, node)
 					runWattProject(t, dir, node, rec)

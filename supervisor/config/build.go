@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -187,6 +188,15 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		}
 	}
 	cfg.Server.Port = intOr(raw.Server.Port, DefaultPort)
+	if raw.Server.Port == nil {
+		// Watt leaves the port to the entrypoint when the configuration
+		// names none, and apps (Watt's generated ones too) listen on $PORT.
+		// wattd binds the public socket before any worker starts, so it
+		// takes $PORT itself.
+		if p, err := strconv.Atoi(l.environ["PORT"]); err == nil && p > 0 && p <= 65535 {
+			cfg.Server.Port = p
+		}
+	}
 	if raw.Workers != nil {
 		cfg.Workers = intOr(raw.Workers.count, DefaultWorkers)
 		if msg := checkWorkers(cfg.Workers); msg != "" {
