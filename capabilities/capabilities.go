@@ -231,3 +231,26 @@ func known() string {
 	}
 	return strings.Join(ids, ", ")
 }
+
+// BasePath normalises application.basePath as Watt's node capability does
+// for platformatic.basePath: one leading slash, no doubled slashes, a trailing
+// slash; "" stays "".
+func BasePath(p string) string {
+	if strings.TrimSpace(p) == "" {
+		return ""
+	}
+	var b strings.Builder
+	prevSlash := false
+	for _, r := range "/" + p {
+		if r == '/' && prevSlash {
+			continue
+		}
+		prevSlash = r == '/'
+		b.WriteRune(r)
+	}
+	s := b.String()
+	if !strings.HasSuffix(s, "/") {
+		s += "/"
+	}
+	return s
+}

@@ -220,6 +220,11 @@ type AppInfo struct {
 	RuntimeConfig     map[string]any `json:"runtimeConfig"`
 	ApplicationConfig map[string]any `json:"applicationConfig"`
 	Config            map[string]any `json:"config"`
+	// NoServer is node.hasServer false: the app is ready once loaded and
+	// serves nothing. Preload lists modules (absolute paths) the app's
+	// runtime loads before the app, in order.
+	NoServer bool     `json:"noServer,omitempty"`
+	Preload  []string `json:"preload,omitempty"`
 }
 
 // Stats is a worker's runtime report. Fields a runtime cannot measure are

@@ -56,12 +56,14 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 			Root:              ac.Path,
 			Host:              true,
 			Port:              true,
-			BasePath:          ac.Watt.BasePath,
+			BasePath:          capabilities.BasePath(ac.Watt.BasePath),
 			LogLevel:          level,
 			WantsAbsoluteURLs: ac.Watt.AbsoluteURL,
 			RuntimeConfig:     runtime,
 			ApplicationConfig: appConfigs[ac.ID],
 			Config:            ownConfig(ac.Watt),
+			NoServer:          ac.Watt.NoServer,
+			Preload:           ac.Watt.Preload,
 		}
 		if info.Entrypoint {
 			info.Host, info.Port = cfg.Server.Hostname, port

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,14 +26,15 @@ func TestAppInfos(t *testing.T) {
 		Health:             config.DefaultHealth(),
 		Applications: []config.Application{
 			{ID: "web", Path: "/srv/web", Workers: 2, Entrypoint: true, Health: config.DefaultHealth(),
-				Watt: capabilities.WattApp{BasePath: "/app", AbsoluteURL: true, Main: "server.js",
-					Commands: capabilities.Commands{Production: "node server.js"}}},
+				Watt: capabilities.WattApp{BasePath: "/app", AbsoluteURL: true, Main: "server.js", NoServer: true,
+					Preload: []string{"/srv/tracing.mjs"}, Commands: capabilities.Commands{Production: "node server.js"}}},
 			{ID: "api", Path: "/srv/api", Workers: 1, Dependencies: []string{"db"}, Health: config.DefaultHealth()},
 		},
 	}
 	infos := appInfos(cfg, capabilities.Production, 3042)
 	web, api := infos["web"], infos["api"]
-	if web.Host != "127.0.0.1" || web.Port != 3042 || !web.Entrypoint || web.BasePath != "/app" || !web.WantsAbsoluteURLs {
+	if web.Host != "127.0.0.1" || web.Port != 3042 || !web.Entrypoint || web.BasePath != "/app/" || !web.WantsAbsoluteURLs ||
+		!web.NoServer || !slices.Equal(web.Preload, []string{"/srv/tracing.mjs"}) {
 		t.Errorf("web = %+v", web)
 	}
 	// Watt gives applications other than the entrypoint true for both.
@@ -59,7 +61,7 @@ func TestAppInfos(t *testing.T) {
 		t.Errorf("dependencies without any = %#v, want [] as Watt gives", deps)
 	}
 	wantOwn := map[string]any{
-		"node":        map[string]any{"hasServer": true, "absoluteUrl": true, "main": "server.js"},
+		"node":        map[string]any{"hasServer": false, "absoluteUrl": true, "main": "server.js"},
 		"application": map[string]any{"basePath": "/app", "commands": map[string]any{"production": "node server.js"}},
 	}
 	if !reflect.DeepEqual(web.Config, wantOwn) {

@@ -49,8 +49,6 @@ func commandLaunch(app capabilities.App, line string) (*capabilities.Launch, err
 	if err != nil {
 		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
 	}
-	// The preload's settings mean nothing to a command.
-	delete(env, EnvNodeApp)
 	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir, Fronted: true}, nil
 }
 

@@ -53,9 +53,6 @@ func TestStartCommandIsFronted(t *testing.T) {
 		if l.Env["A"] != "1" || l.Env["NODE_OPTIONS"] != "--max-old-space-size=128" {
 			t.Errorf("%s: env = %v", c.mode, l.Env)
 		}
-		if _, set := l.Env[EnvNodeApp]; set {
-			t.Errorf("%s: %s set for a command", c.mode, EnvNodeApp)
-		}
 	}
 }
 
@@ -92,7 +89,7 @@ func TestBasePath(t *testing.T) {
 		"//api//v1/": "/api/v1/",
 		"/":          "/",
 	} {
-		if got := BasePath(in); got != want {
+		if got := capabilities.BasePath(in); got != want {
 			t.Errorf("BasePath(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -124,8 +121,10 @@ func TestWattSettingsReachTheWorker(t *testing.T) {
 	if !slices.Equal(l.Argv, want) {
 		t.Errorf("Argv = %q\nwant   %q", l.Argv, want)
 	}
-	if got := l.Env[EnvNodeApp]; got != `{"hasServer":false,"preload":["/abs/one.js","/abs/two.mjs"],"basePath":"/jobs/"}` {
-		t.Errorf("%s = %s", EnvNodeApp, got)
+	for k := range l.Env {
+		if strings.HasPrefix(k, "WATTD_") {
+			t.Errorf("%s in the launch environment: the preload's settings are in the app info file", k)
+		}
 	}
 
 	app.Watt.Main = "missing.js"

@@ -42,7 +42,7 @@ func fixtureInfo(t *testing.T) ipc.AppInfo {
 		Root:              dir,
 		Host:              "127.0.0.1",
 		Port:              3042,
-		BasePath:          "/api",
+		BasePath:          "/api/",
 		LogLevel:          "debug",
 		RuntimeConfig:     map[string]any{"entrypoint": "globals", "workers": 1},
 		ApplicationConfig: map[string]any{"id": "globals", "localUrl": "http://globals.plt.local"},
@@ -91,7 +91,7 @@ func TestGlobalsFields(t *testing.T) {
 	wantRoot := (&url.URL{Scheme: "file", Path: info.Root}).String()
 	checks := map[string]any{
 		"applicationId": "globals", "workerId": 0.0, "isEntrypoint": true, "root": wantRoot,
-		"host": "127.0.0.1", "port": 3042.0, "basePath": "/api", "logLevel": "debug", "closing": false,
+		"host": "127.0.0.1", "port": 3042.0, "basePath": "/api/", "logLevel": "debug", "closing": false,
 		"runtimeId": float64(w.pid), "logger": "object", "events": "object", "messaging": "object",
 		"setCustomHealthCheck": "function", "sendHealthSignal": "function",
 	}

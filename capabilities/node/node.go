@@ -170,14 +170,11 @@ func ExecArgv(app capabilities.App) []string {
 	return out
 }
 
-// EnvNodeApp carries the application model settings the preload needs
-// (appmodel.cjs), as JSON; absent means Watt's defaults. The preload
-// removes it before the app runs.
-const EnvNodeApp = "WATTD_NODE_APP"
-
 // Env returns the environment of a worker of app: the app's own, then
 // NODE_OPTIONS extended with nodeOptions the way Watt does it (the
-// inherited value, a space, the app's), and the preload's settings.
+// inherited value, a space, the app's). The preload's own settings
+// (node.hasServer, preload modules, basePath) are not here: they are in
+// the app info file wattd writes (ipc.AppInfo).
 func Env(app capabilities.App) (map[string]string, error) {
 	// The app's own environment is repeated here so that a supervisor may
 	// use Launch.Env alone; setting it twice to the same values is harmless.
@@ -197,58 +194,7 @@ func Env(app capabilities.App) (map[string]string, error) {
 		}
 		env["NODE_OPTIONS"] = strings.TrimSpace(base + " " + opts)
 	}
-	if s := nodeAppSetting(app.Watt); s != "" {
-		env[EnvNodeApp] = s
-	}
 	return env, nil
-}
-
-// nodeAppSetting is the value of EnvNodeApp, "" when everything is the
-// default.
-func nodeAppSetting(w capabilities.WattApp) string {
-	type setting struct {
-		HasServer *bool    `json:"hasServer,omitempty"`
-		Preload   []string `json:"preload,omitempty"`
-		BasePath  string   `json:"basePath,omitempty"`
-	}
-	var s setting
-	if w.NoServer {
-		f := false
-		s.HasServer = &f
-	}
-	s.Preload = w.Preload
-	s.BasePath = BasePath(w.BasePath)
-	if s.HasServer == nil && len(s.Preload) == 0 && s.BasePath == "" {
-		return ""
-	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		return "" // cannot happen: strings and a bool
-	}
-	return string(b)
-}
-
-// BasePath normalises application.basePath as @platformatic/node does for
-// platformatic.basePath: one leading slash, no doubled slashes, a trailing
-// slash; "" stays "".
-func BasePath(p string) string {
-	if strings.TrimSpace(p) == "" {
-		return ""
-	}
-	var b strings.Builder
-	prevSlash := false
-	for _, r := range "/" + p {
-		if r == '/' && prevSlash {
-			continue
-		}
-		prevSlash = r == '/'
-		b.WriteRune(r)
-	}
-	s := b.String()
-	if !strings.HasSuffix(s, "/") {
-		s += "/"
-	}
-	return s
 }
 
 // appEntry returns the entry file of app: node.main when set (relative to

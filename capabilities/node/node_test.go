@@ -189,9 +189,6 @@ func TestPrepare(t *testing.T) {
 	if got, want := l.Env["NODE_OPTIONS"], `--max-old-space-size=256 --title "api worker"`; got != want {
 		t.Errorf("NODE_OPTIONS = %q, want %q", got, want)
 	}
-	if _, set := l.Env[EnvNodeApp]; set {
-		t.Errorf("%s set for an app with Watt's defaults", EnvNodeApp)
-	}
 	if l.Dir != dir || l.Env["NODE_ENV"] != "production" || !l.Protocol {
 		t.Errorf("Launch = %+v", l)
 	}

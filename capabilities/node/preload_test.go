@@ -221,6 +221,11 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 	for k, v := range launch.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	if _, set := o.env[ipc.EnvAppInfo]; !set && (o.watt.NoServer || len(o.watt.Preload) > 0 || o.watt.BasePath != "") {
+		// What wattd's app info file says of the application model.
+		cmd.Env = append(cmd.Env, ipc.EnvAppInfo+"="+writeInfo(t, ipc.AppInfo{ApplicationID: o.app,
+			NoServer: o.watt.NoServer, Preload: o.watt.Preload, BasePath: capabilities.BasePath(o.watt.BasePath)}))
+	}
 	for k, v := range o.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

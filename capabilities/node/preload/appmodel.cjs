@@ -40,19 +40,15 @@ const { send } = require('./control.cjs')
 // are still in flight, so that it always runs before wattd's SIGTERM.
 const DRAIN_CLOSE_SHARE = 0.75
 
-// readAppConfig parses WATTD_NODE_APP, the settings the node capability
-// passes for this app. Absent means every Watt default.
-function readAppConfig (raw) {
+// readAppConfig takes the settings of the application model from the app
+// info file wattd writes (ipc.AppInfo, read by globals.cjs's readAppInfo);
+// {} means every Watt default.
+function readAppConfig (info) {
   const cfg = { hasServer: true, preload: [], basePath: null }
-  if (raw === undefined || raw === '') return cfg
-  try {
-    const v = JSON.parse(raw)
-    if (v && v.hasServer === false) cfg.hasServer = false
-    if (v && Array.isArray(v.preload)) cfg.preload = v.preload.filter((p) => typeof p === 'string')
-    if (v && typeof v.basePath === 'string') cfg.basePath = v.basePath
-  } catch (err) {
-    warn('WATTD_NODE_APP is not valid JSON; using the defaults', err)
-  }
+  if (!info || typeof info !== 'object') return cfg
+  if (info.noServer === true) cfg.hasServer = false
+  if (Array.isArray(info.preload)) cfg.preload = info.preload.filter((p) => typeof p === 'string')
+  if (typeof info.basePath === 'string' && info.basePath !== '') cfg.basePath = info.basePath
   return cfg
 }
 

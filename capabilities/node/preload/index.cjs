@@ -77,8 +77,7 @@ function main () {
     listenFds: env.LISTEN_FDS,
     listenNames: env.LISTEN_FDNAMES,
     controlFd: env.WATTD_CONTROL_FD,
-    statsMs: env.WATTD_STATS_INTERVAL_MS,
-    app: env.WATTD_NODE_APP
+    statsMs: env.WATTD_STATS_INTERVAL_MS
   }
   // Remove what only this process may use, so programs the app spawns do
   // not mistake our sockets for theirs. The informational variables
@@ -86,7 +85,7 @@ function main () {
   // WATTD_APP_INFO) stay:
   // apps read them to know who they are and to reach each other.
   for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
-    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS', 'WATTD_NODE_APP']) {
+    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
     delete env[k]
   }
 
@@ -96,7 +95,9 @@ function main () {
   const { startMeshClient, setTable } = require('./mesh-client.cjs')
   const { startMessaging } = require('./messaging.cjs')
   const { startAppModel, readAppConfig } = require('./appmodel.cjs')
-  const appConfig = readAppConfig(config.app)
+  const { installGlobals, readAppInfo } = require('./globals.cjs')
+  const info = readAppInfo(env)
+  const appConfig = readAppConfig(info)
 
   const fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
   const state = newState()
@@ -127,8 +128,7 @@ function main () {
   }
   // Before the app loads: apps read globalThis.platformatic at once.
   try {
-    const { installGlobals, readAppInfo } = require('./globals.cjs')
-    installGlobals(state, readAppInfo(env))
+    installGlobals(state, info)
   } catch (err) {
     warn('globalThis.platformatic disabled after an internal error', err)
   }
