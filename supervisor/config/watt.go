@@ -38,7 +38,7 @@ var wattOnlyOptions = []wattOnlyOption{
 		"scaleUpELU", "scaleDownELU",
 	}},
 	{at: "@app", keys: []string{
-		"config", "url", "gitBranch", "useHttp", "restartOnError",
+		"config", "url", "gitBranch", "useHttp",
 		"arguments", "sourceMaps", "nodeModulesSourceMaps", "packageManager",
 		"preload", "execArgv", "permissions", "telemetry", "compileCache", "management",
 	}},
