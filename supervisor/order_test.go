@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -124,6 +125,32 @@ func TestEntrypointThatCannotStartStopsRuntime(t *testing.T) {
 	err := runResult(t, tr)
 	if !errors.Is(err, ErrStartFailed) || !strings.Contains(err.Error(), `app "web": crash loop`) {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestEntrypointThatCannotStartInDevKeepsRuntime: in development an
+// entrypoint that cannot start leaves the runtime running, so that the
+// restart a file change causes can bring it up.
+func TestEntrypointThatCannotStartInDevKeepsRuntime(t *testing.T) {
+	tr := newLiveRuntime(t, nil,
+		testApp{id: "web", entry: true, behaviour: "crash:5,crash:5,crash:5,crash:5,ready"},
+		testApp{id: "other", behaviour: "ready"},
+	)
+	tr.mode = capabilities.Development
+	tr.start()
+	tr.waitState("web", 0, StateFailed)
+	eventually(t, "the dev log", func() bool {
+		return tr.logged("the entrypoint could not start; a change to its files restarts it", nil)
+	})
+	if err := tr.RestartApp(t.Context(), "web"); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	tr.waitReady("web", 0)
+	select {
+	case err := <-tr.runErr:
+		tr.runErr <- err
+		t.Fatalf("Run ended: %v", err)
+	default:
 	}
 }
 

@@ -28,7 +28,8 @@ var ErrAllFailed = errors.New("every application failed")
 
 // ErrStartFailed is matched by the error Run returns when the entrypoint
 // could not start: every one of its workers gave up before any was ready.
-// With nothing to serve, the runtime stops, as Watt's does.
+// With nothing to serve, the runtime stops, as Watt's does; in development
+// it goes on, for the file watcher to restart the entrypoint once fixed.
 var ErrStartFailed = errors.New("the entrypoint could not start")
 
 // startAttempts is how many times a worker slot that was never ready is
@@ -64,6 +65,7 @@ type Runtime struct {
 	log     *zap.Logger
 	dir     *rundir.Dir
 	version string
+	mode    capabilities.Mode
 	apps    []*app
 	byID    map[string]*app
 	url     string
@@ -116,6 +118,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		log:             opts.Logger.Named("runtime"),
 		dir:             opts.RunDir,
 		version:         opts.Version,
+		mode:            opts.Mode,
 		byID:            map[string]*app{},
 		stopping:        make(chan struct{}),
 		killed:          make(chan struct{}),
@@ -396,7 +399,11 @@ loop:
 				rt.log.Info("ready", zap.String("url", rt.url), zap.Duration("startup", time.Since(rt.started).Round(time.Millisecond)))
 			}
 		case <-rt.failures:
-			if err := rt.entryStartFailed(); err != nil {
+			if err := rt.entryStartFailed(); err != nil && rt.mode == capabilities.Development {
+				// In development the file watcher restarts the entrypoint
+				// when its code changes: the fix is a save away.
+				rt.log.Error("the entrypoint could not start; a change to its files restarts it", zap.Error(err))
+			} else if err != nil {
 				runErr = err
 				if rt.allFailed() {
 					runErr = errors.Join(err, ErrAllFailed)
