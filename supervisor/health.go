@@ -174,7 +174,7 @@ func (h *healthWatch) stop() {
 // from now. It returns nil when the app's workers are not judged.
 func (s *slot) watchHealth(w worker) *healthWatch {
 	r := s.app.health
-	if !r.Enabled || !s.app.rt.cfg.RestartOnError.Enabled {
+	if !r.Enabled || !s.app.policy.Enabled {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())

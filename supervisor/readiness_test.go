@@ -112,7 +112,7 @@ func TestNoProtocolFallback(t *testing.T) {
 
 // TestStartTimeoutKillsEntrypointWorker: an entrypoint worker that never
 // gets ready is killed at startTimeout and counts as a failed start; when
-// it was the only app, Run ends with ErrAllFailed.
+// it was the only app, Run ends with ErrAllFailed (and ErrStartFailed).
 func TestStartTimeoutKillsEntrypointWorker(t *testing.T) {
 	tr := startRuntime(t, func(c *config.Config) {
 		c.StartTimeout = time.Second
@@ -140,7 +140,12 @@ func TestStartTimeoutKillsEntrypointWorker(t *testing.T) {
 	if n := tr.logs.FilterMessage("worker not ready within startTimeout; killing it").Len(); n != 2 {
 		t.Fatalf("%d workers killed for startTimeout, want 2 (one restart)", n)
 	}
-	if !tr.logged("every application failed; stopping", nil) {
+	runErr := <-tr.runErr
+	tr.runErr <- runErr
+	if !errors.Is(runErr, ErrStartFailed) {
+		t.Fatal("Run's error does not say that the entrypoint could not start")
+	}
+	if !tr.logged("the entrypoint could not start; stopping", nil) {
 		t.Fatal("no log of the runtime giving up")
 	}
 }
@@ -207,13 +212,15 @@ func TestFrontedWorker(t *testing.T) {
 }
 
 // TestBadFrameNeverReady: a worker whose first frame after the handshake
-// is not JSON never counts as ready; the entrypoint's startTimeout (or the
-// channel's own fault handling) ends it.
+// is not JSON never counts as ready; the channel's own fault handling ends
+// it.
 func TestBadFrameNeverReady(t *testing.T) {
 	tr := startRuntime(t, func(c *config.Config) {
 		c.StartTimeout = 1500 * time.Millisecond
 		c.Restart.MaxRestarts = 1
-	}, testApp{id: "web", behaviour: "bad-frame"}, testApp{id: "other", behaviour: "ready"})
+		// The runtime keeps running: an entrypoint that cannot start would
+		// stop it.
+	}, testApp{id: "web", behaviour: "bad-frame"}, testApp{id: "other", entry: true, behaviour: "ready"})
 	ws := tr.waitState("web", 0, StateFailed)
 	if tr.logs.FilterMessage("worker ready").FilterField(zap.String("app", "web")).Len() != 0 {
 		t.Fatal("a worker that sent a bad frame was taken as ready")

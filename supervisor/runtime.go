@@ -26,6 +26,16 @@ import (
 // ErrAllFailed is returned by Run when every application has given up.
 var ErrAllFailed = errors.New("every application failed")
 
+// ErrStartFailed is matched by the error Run returns when the entrypoint
+// could not start: every one of its workers gave up before any was ready.
+// With nothing to serve, the runtime stops, as Watt's does; in development
+// it goes on, for the file watcher to restart the entrypoint once fixed.
+var ErrStartFailed = errors.New("the entrypoint could not start")
+
+// startAttempts is how many times a worker slot that was never ready is
+// started before it gives up: Watt's first start and its five retries.
+const startAttempts = 6
+
 // ErrNotFound is returned for an unknown application id.
 var ErrNotFound = errors.New("unknown app")
 
@@ -55,7 +65,7 @@ type Runtime struct {
 	log     *zap.Logger
 	dir     *rundir.Dir
 	version string
-	policy  restart.Policy
+	mode    capabilities.Mode
 	apps    []*app
 	byID    map[string]*app
 	url     string
@@ -91,6 +101,8 @@ type app struct {
 	env        []string
 	limits     cgroups.Limits // each worker's, from the resources key
 	health     healthRules
+	policy     restart.Policy // restartOnError (the app's own, or the runtime's) and the back-off
+	deps       []*app         // the applications this one waits for (its dependencies)
 	slots      []*slot
 	log        *zap.Logger
 }
@@ -107,19 +119,12 @@ func New(opts Options) (_ *Runtime, err error) {
 		log:             opts.Logger.Named("runtime"),
 		dir:             opts.RunDir,
 		version:         opts.Version,
+		mode:            opts.Mode,
 		byID:            map[string]*app{},
 		stopping:        make(chan struct{}),
 		killed:          make(chan struct{}),
 		changed:         make(chan struct{}, 1),
 		failures:        make(chan struct{}, 1),
-		policy: restart.Policy{
-			Enabled:      cfg.RestartOnError.Enabled,
-			FirstDelay:   cfg.RestartOnError.Delay,
-			InitialDelay: cfg.Restart.InitialDelay,
-			MaxDelay:     cfg.Restart.MaxDelay,
-			ResetAfter:   cfg.Restart.ResetAfter,
-			MaxRestarts:  cfg.Restart.MaxRestarts,
-		},
 	}
 	timeout := cfg.MessagingTimeout
 	if timeout <= 0 {
@@ -163,6 +168,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
 		a.limits = cgroups.Limits(ac.Resources)
 		a.health.Health = ac.Health
+		a.policy = policyFor(cfg, ac)
 		a.health.statsEvery, a.env = statsEveryFor(ac.Health, a.env)
 		for i := 0; i < ac.Workers; i++ {
 			s := newSlot(a, i)
@@ -212,7 +218,47 @@ func New(opts Options) (_ *Runtime, err error) {
 		}
 		a.env = append(a.env, ipc.EnvAppInfo+"="+path)
 	}
+	// The config loader checked that every dependency exists and that
+	// they have no cycle.
+	for i, ac := range cfg.Applications {
+		for _, d := range ac.Dependencies {
+			if dep, ok := rt.byID[d]; ok {
+				rt.apps[i].deps = append(rt.apps[i].deps, dep)
+			}
+		}
+	}
 	return rt, nil
+}
+
+// dependsOnEntry reports whether the application needs the entrypoint,
+// directly or through other dependencies. The config loader refused
+// cycles, so the walk ends.
+func (a *app) dependsOnEntry() bool {
+	for _, d := range a.deps {
+		if d.entry || d.dependsOnEntry() {
+			return true
+		}
+	}
+	return false
+}
+
+// policyFor is the restart policy of one application: its own
+// restartOnError when it has one, else the runtime's, with wattd's
+// back-off.
+func policyFor(cfg *config.Config, ac config.Application) restart.Policy {
+	roe := cfg.RestartOnError
+	if ac.RestartOnError != nil {
+		roe = *ac.RestartOnError
+	}
+	return restart.Policy{
+		Enabled:       roe.Enabled,
+		FirstDelay:    roe.Delay,
+		InitialDelay:  cfg.Restart.InitialDelay,
+		MaxDelay:      cfg.Restart.MaxDelay,
+		ResetAfter:    cfg.Restart.ResetAfter,
+		MaxRestarts:   cfg.Restart.MaxRestarts,
+		StartAttempts: startAttempts,
+	}
 }
 
 // passedSettings are the only WATTD_* variables of wattd's own
@@ -327,11 +373,12 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	}
 	// The entrypoint starts once every other application's first workers
 	// are ready (or have failed), so its first requests find them on the
-	// mesh.
+	// mesh; an application that depends on the entrypoint waits for it
+	// instead.
 	go func() {
 		for _, a := range rt.apps {
 			for _, s := range a.slots {
-				if a.entry {
+				if a.entry || a.dependsOnEntry() {
 					continue
 				}
 				select {
@@ -370,6 +417,18 @@ loop:
 				rt.log.Info("ready", zap.String("url", rt.url), zap.Duration("startup", time.Since(rt.started).Round(time.Millisecond)))
 			}
 		case <-rt.failures:
+			if err := rt.entryStartFailed(); err != nil && rt.mode == capabilities.Development {
+				// In development the file watcher restarts the entrypoint
+				// when its code changes: the fix is a save away.
+				rt.log.Error("the entrypoint could not start; a change to its files restarts it", zap.Error(err))
+			} else if err != nil {
+				runErr = err
+				if rt.allFailed() {
+					runErr = errors.Join(err, ErrAllFailed)
+				}
+				rt.log.Error("the entrypoint could not start; stopping", zap.Error(err))
+				break loop
+			}
 			if rt.allFailed() {
 				runErr = ErrAllFailed
 				rt.log.Error("every application failed; stopping", zap.Strings("apps", rt.failedApps()))
@@ -542,6 +601,33 @@ func (rt *Runtime) entryReady() bool {
 		}
 	}
 	return true
+}
+
+// entryStartFailed returns an error matching ErrStartFailed when every
+// worker slot of the entrypoint gave up without ever being ready, else nil.
+// An entrypoint that was up and then failed (restartOnError off, a crash
+// loop) leaves the runtime running, as in Watt: the other applications
+// keep working and an operator's restart can bring it back.
+func (rt *Runtime) entryStartFailed() error {
+	for _, a := range rt.apps {
+		if !a.entry {
+			continue
+		}
+		reason := ""
+		for _, s := range a.slots {
+			s.mu.Lock()
+			failed, up, r := s.state == StateFailed, s.everUp, s.reason
+			s.mu.Unlock()
+			if !failed || up {
+				return nil
+			}
+			if reason == "" {
+				reason = r
+			}
+		}
+		return fmt.Errorf("%w: app %q: %s", ErrStartFailed, a.id, reason)
+	}
+	return nil
 }
 
 func (rt *Runtime) allFailed() bool {

@@ -56,9 +56,13 @@ type slot struct {
 	restartReq chan chan error // rolling restart requests, answered when done
 
 	// settled is closed when the slot's first worker became ready or
-	// gave up; the entrypoint starts after the other apps settled.
+	// exited; the entrypoint starts after the other apps settled.
 	settled    chan struct{}
 	settleOnce sync.Once
+	// decided is closed when a worker of the slot first became ready or
+	// the slot gave up: what its application's dependants wait for.
+	decided    chan struct{}
+	decideOnce sync.Once
 
 	mu       sync.Mutex // guards the fields below, read by status
 	state    State
@@ -77,6 +81,7 @@ func newSlot(a *app, index int) *slot {
 		log:        a.log.With(zap.Int("worker", index)),
 		restartReq: make(chan chan error),
 		settled:    make(chan struct{}),
+		decided:    make(chan struct{}),
 		state:      StateExited,
 	}
 }
@@ -128,11 +133,32 @@ func (s *slot) getState() State {
 // run is the slot's owner goroutine. It returns after ctx is cancelled and
 // the slot's process has been stopped.
 func (s *slot) run(ctx context.Context) {
-	tracker := restart.NewTracker(s.app.rt.policy)
+	tracker := restart.NewTracker(s.app.policy)
 	// Restarts asked for while no worker runs (backoff, failed) are
 	// answered by the outcome of the start they cause, so that whoever
 	// asked learns whether the worker came up, and why not.
 	var waiting []chan error
+	reason, ok := s.awaitDependencies(ctx)
+	if !ok {
+		return
+	}
+	if reason != "" {
+		// Started anyway, its first requests to the dependency would fail;
+		// an operator's restart starts it regardless.
+		s.mu.Lock()
+		s.lastExit, s.reason = reason, reason
+		s.setStateLocked(StateFailed)
+		s.mu.Unlock()
+		s.log.Error("worker slot failed; not starting it", zap.String("reason", reason))
+		s.settle()
+		s.decide()
+		s.closeListeners()
+		done, ok := s.idle(ctx)
+		if !ok {
+			return
+		}
+		waiting = append(waiting, done)
+	}
 	for {
 		var exit restart.Exit
 		w, err := s.start()
@@ -158,6 +184,7 @@ func (s *slot) run(ctx context.Context) {
 			s.setStateLocked(StateFailed)
 			s.mu.Unlock()
 			s.log.Error("worker slot failed; not restarting", zap.String("reason", d.Reason))
+			s.decide()
 			s.closeListeners()
 			done, ok := s.idle(ctx)
 			if !ok {
@@ -219,6 +246,60 @@ func (s *slot) refuse(done chan error) bool {
 }
 
 func (s *slot) settle() { s.settleOnce.Do(func() { close(s.settled) }) }
+
+func (s *slot) decide() { s.decideOnce.Do(func() { close(s.decided) }) }
+
+// awaitDependencies waits until every worker slot of the applications this
+// one depends on has decided (a worker ready, or given up), so that
+// the requests a worker makes while it starts find them on the mesh. It
+// returns why the slot must not start ("" when it may), or false when the
+// runtime stops first. A dependency none of whose workers was ever ready
+// could not start, and then neither can its dependants: the reason names
+// it and carries its own.
+func (s *slot) awaitDependencies(ctx context.Context) (string, bool) {
+	deps := s.app.deps
+	if len(deps) == 0 {
+		return "", true
+	}
+	var pending []string
+	for _, d := range deps {
+		for _, ds := range d.slots {
+			if !closed(ds.decided) {
+				pending = append(pending, d.id)
+				break
+			}
+		}
+	}
+	if len(pending) > 0 && s.index == 0 {
+		s.app.log.Info("waiting for dependencies to be ready", zap.Strings("dependencies", pending))
+	}
+	for _, d := range deps {
+		for _, ds := range d.slots {
+			select {
+			case <-ds.decided:
+			case <-ctx.Done():
+				return "", false
+			case <-s.app.rt.stopping:
+				return "", false
+			}
+		}
+	}
+	for _, d := range deps {
+		up, why := false, ""
+		for _, ds := range d.slots {
+			ds.mu.Lock()
+			up = up || ds.everUp
+			if why == "" {
+				why = ds.reason
+			}
+			ds.mu.Unlock()
+		}
+		if !up {
+			return fmt.Sprintf("dependency %q could not start: %s", d.id, why), true
+		}
+	}
+	return "", true
+}
 
 // idle waits in a failed slot for an operator's restart (the request, to
 // be answered by the start's outcome, and true) or the end of the runtime
@@ -506,8 +587,13 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 	// failed replacement meanwhile does not extend them.
 	fallback := time.NewTimer(time.Until(w.Started().Add(rt.noProtocolAfter)))
 	defer fallback.Stop()
-	timeout := time.NewTimer(time.Until(w.Started().Add(rt.cfg.StartTimeout)))
-	defer timeout.Stop()
+	// startTimeout 0 means no limit, as in Watt.
+	var timedOut <-chan time.Time
+	if rt.cfg.StartTimeout > 0 {
+		timeout := time.NewTimer(time.Until(w.Started().Add(rt.cfg.StartTimeout)))
+		defer timeout.Stop()
+		timedOut = timeout.C
+	}
 	var requests chan chan error
 	if waiting != nil {
 		requests = s.restartReq
@@ -534,7 +620,7 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 				reason += "; last output: " + tail[len(tail)-1]
 			}
 			return w, "", &startError{what: "exited before it was ready", reason: reason}
-		case <-timeout.C:
+		case <-timedOut:
 			if !s.app.entry {
 				// An app that never listens (a queue consumer, a cron) is
 				// running as intended; it just serves nothing.
@@ -583,6 +669,7 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	}
 	s.mu.Unlock()
 	s.settle()
+	s.decide()
 }
 
 // replace starts a new process in the slot next to old, waits until it is

@@ -41,14 +41,15 @@ var transitions = map[State][]State{
 	StateReady:    {StateDraining, StateStopping, StateExited, StateBackoff, StateFailed},
 	StateDraining: {StateStopping, StateExited, StateBackoff, StateFailed},
 	StateStopping: {StateExited, StateBackoff, StateFailed},
-	StateExited:   {StateStarting},
+	StateExited:   {StateStarting, StateFailed}, // failed: a dependency could not start
 	StateBackoff:  {StateStarting, StateExited},
 	StateFailed:   {StateStarting, StateExited},
 }
 
 // A process that is gone cannot be ready, draining or stopping again, and a
-// slot with no process can only start one (or settle as exited): that is
-// what the table above encodes.
+// slot with no process can only start one (or settle as exited, or give up
+// before starting because an application it depends on could not start):
+// that is what the table above encodes.
 
 // TransitionError is returned for a move the state machine does not allow.
 type TransitionError struct{ From, To State }

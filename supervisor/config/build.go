@@ -76,8 +76,11 @@ type rawApp struct {
 	ListenFDs   bool              `json:"listenFds"`
 	// ReuseTCPPorts matters on the entrypoint only: see Config.SharePort.
 	ReuseTCPPorts *bool `json:"reuseTcpPorts"`
-	// Dependencies names applications this one needs: built before it.
+	// Dependencies names applications this one needs: started and built
+	// before it.
 	Dependencies []string `json:"dependencies"`
+	// RestartOnError overrides the runtime's for this application.
+	RestartOnError json.RawMessage `json:"restartOnError"`
 	// Resources override the runtime's limits key by key.
 	Resources *rawResources `json:"resources"`
 	// Health overrides the runtime's health keys one by one.
@@ -339,6 +342,10 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 		ListenFDs:    e.raw.ListenFDs,
 		Pointer:      e.ptr,
 		Resources:    cfg.Resources,
+	}
+	if len(e.raw.RestartOnError) > 0 {
+		r := restartOnError(e.raw.RestartOnError)
+		app.RestartOnError = &r
 	}
 	if e.raw.Resources != nil {
 		var resProblems []issue

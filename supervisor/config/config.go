@@ -77,8 +77,12 @@ type Application struct {
 	// forwards to it.
 	ListenFDs bool
 	// Dependencies are the ids of applications this one needs (Watt's
-	// "dependencies"); `wattd build` builds them first.
+	// "dependencies"): its workers start once theirs are ready, and
+	// `wattd build` builds them first.
 	Dependencies []string
+	// RestartOnError is the entry's own restartOnError; nil means the
+	// runtime's applies, as in Watt.
+	RestartOnError *RestartOnError
 	// Resources are the limits of each of the application's workers: the
 	// runtime's "resources", each key overridden by the application's.
 	Resources Resources

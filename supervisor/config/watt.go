@@ -53,7 +53,6 @@ var wattOnlyOptions = []wattOnlyOption{
 	}, instead: "the worker count is fixed (static)"},
 	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},
 	{at: "@app", keys: []string{"useHttp"}, instead: "every worker is always reachable over its mesh socket"},
-	{at: "@app", keys: []string{"restartOnError"}, instead: `the runtime's "restartOnError" applies`},
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
 	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "telemetry", "compileCache", "management", "websocket", "hotReload"}},
 	{at: "/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},

@@ -52,20 +52,20 @@ func TestStripWattOnly(t *testing.T) {
 	doc, _, _ := decodeJSON([]byte(`{
 		"metrics": {"port": 9090},
 		"server": {"port": 1, "http2": true},
-		"applications": [{"id": "a", "restartOnError": true, "env": {"restartOnError": "kept"}}],
+		"applications": [{"id": "a", "gitBranch": "main", "env": {"gitBranch": "kept"}}],
 		"env": {"metrics": "kept"}
 	}`))
 	warnings := stripWattOnly(doc.root, nil)
 	want := map[string]any{
 		"server":       map[string]any{"port": json.Number("1")},
-		"applications": []any{map[string]any{"id": "a", "env": map[string]any{"restartOnError": "kept"}}},
+		"applications": []any{map[string]any{"id": "a", "env": map[string]any{"gitBranch": "kept"}}},
 		"env":          map[string]any{"metrics": "kept"},
 	}
 	if !reflect.DeepEqual(doc.root, want) {
 		t.Errorf("tree: got %#v, want %#v", doc.root, want)
 	}
 	wantWarnings := []issue{
-		issuef("/applications/0/restartOnError", `Watt option "restartOnError" is not supported by wattd; ignored: the runtime's "restartOnError" applies`),
+		issuef("/applications/0/gitBranch", `Watt option "gitBranch" is not supported by wattd; ignored: wattd runs local applications only`),
 		issuef("/metrics", `Watt option "metrics" is not supported by wattd; ignored: wattd has no Prometheus endpoint configured by watt.json yet`),
 		issuef("/server/http2", `Watt option "http2" is not supported by wattd; ignored: the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog`),
 	}

@@ -21,17 +21,22 @@ import (
 // it enables nothing while still letting the admin API raise it later.
 const silentLevel = zapcore.InvalidLevel
 
+// TraceLevel is pino's trace, below zap's debug: workers' trace entries
+// are kept as such, and shown when wattd's level is trace.
+const TraceLevel = zapcore.DebugLevel - 1
+
 // FormatEnv names the environment variable that forces the output format
 // ("json" or "console") regardless of whether the output is a terminal.
 const FormatEnv = "WATTD_LOG_FORMAT"
 
 // ParseLevel maps a wattd level name to a zap level. The names are the ones
-// wattd accepts on its command line and in watt.json: trace (an alias for
-// debug, since zap has no finer level), debug, info, warn, error, fatal and
-// silent. An empty name means info.
+// wattd accepts on its command line and in watt.json: trace (TraceLevel),
+// debug, info, warn, error, fatal and silent. An empty name means info.
 func ParseLevel(name string) (zapcore.Level, error) {
 	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "trace", "debug":
+	case "trace":
+		return TraceLevel, nil
+	case "debug":
 		return zapcore.DebugLevel, nil
 	case "", "info":
 		return zapcore.InfoLevel, nil
@@ -101,6 +106,7 @@ func jsonEncoderConfig() zapcore.EncoderConfig {
 	cfg := zap.NewProductionEncoderConfig()
 	cfg.TimeKey = "time"
 	cfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.EncodeLevel = withTrace(zapcore.LowercaseLevelEncoder, "trace")
 	return cfg
 }
 
@@ -108,9 +114,21 @@ func consoleEncoderConfig(color bool) zapcore.EncoderConfig {
 	cfg := jsonEncoderConfig()
 	cfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
 	cfg.EncodeDuration = zapcore.StringDurationEncoder
-	cfg.EncodeLevel = zapcore.CapitalLevelEncoder
+	cfg.EncodeLevel = withTrace(zapcore.CapitalLevelEncoder, "TRACE")
 	if color {
-		cfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		// Trace in debug's colour, magenta.
+		cfg.EncodeLevel = withTrace(zapcore.CapitalColorLevelEncoder, "\x1b[35mTRACE\x1b[0m")
 	}
 	return cfg
+}
+
+// withTrace names TraceLevel, which zap's encoders print as "Level(-2)".
+func withTrace(enc zapcore.LevelEncoder, name string) zapcore.LevelEncoder {
+	return func(l zapcore.Level, pae zapcore.PrimitiveArrayEncoder) {
+		if l == TraceLevel {
+			pae.AppendString(name)
+			return
+		}
+		enc(l, pae)
+	}
 }

@@ -3,6 +3,7 @@ package logs
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -105,7 +106,7 @@ func TestLevels(t *testing.T) {
 		lowest  zapcore.Level // lowest enabled level
 		nothing bool
 	}{
-		{"trace", zapcore.DebugLevel, false},
+		{"trace", TraceLevel, false},
 		{"debug", zapcore.DebugLevel, false},
 		{"", zapcore.InfoLevel, false},
 		{"info", zapcore.InfoLevel, false},
@@ -114,7 +115,7 @@ func TestLevels(t *testing.T) {
 		{"fatal", zapcore.FatalLevel, false},
 		{"silent", 0, true},
 	}
-	all := []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel, zapcore.WarnLevel, zapcore.ErrorLevel, zapcore.DPanicLevel, zapcore.PanicLevel, zapcore.FatalLevel}
+	all := []zapcore.Level{TraceLevel, zapcore.DebugLevel, zapcore.InfoLevel, zapcore.WarnLevel, zapcore.ErrorLevel, zapcore.DPanicLevel, zapcore.PanicLevel, zapcore.FatalLevel}
 	for _, c := range cases {
 		f := logFile(t)
 		logger, atom, err := New(c.name, f)
@@ -211,5 +212,31 @@ func TestTerminalOutput(t *testing.T) {
 	got = render(t, true, map[string]string{FormatEnv: "JSON"})
 	if !json.Valid(bytes.TrimSpace([]byte(got))) {
 		t.Errorf("forced JSON on a terminal: %q", got)
+	}
+}
+
+// TestWorkerTraceAndFatalAreNamed: a worker's trace and fatal entries keep
+// their level names in wattd's output, and a fatal one does not end wattd.
+func TestWorkerTraceAndFatalAreNamed(t *testing.T) {
+	plainEnv(t)
+	f := logFile(t)
+	logger, _, err := New("trace", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSink(logger, Options{})
+	s.Follow(strings.NewReader(`{"level":10,"msg":"t"}`+"\n"+`{"level":"fatal","msg":"f"}`+"\n"), "stdout")
+	s.Close()
+	lines := strings.Split(strings.TrimSpace(readLog(t, f)), "\n")
+	var levels []string
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		levels = append(levels, fmt.Sprint(m["level"]))
+	}
+	if strings.Join(levels, ",") != "trace,fatal" {
+		t.Fatalf("levels %v", levels)
 	}
 }

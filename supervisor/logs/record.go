@@ -12,7 +12,8 @@ import (
 
 // droppedKeys are pino's envelope members: wattd's entry already has its
 // own time, level, message and pid, and hostname and the format version
-// are the same for every line.
+// are the same for every line. They are dropped from records with a level
+// only; any other JSON object is kept whole.
 var droppedKeys = map[string]bool{
 	"time": true, "pid": true, "hostname": true, "level": true, "msg": true, "v": true,
 }
@@ -83,10 +84,9 @@ func parseRecord(text string) (record, bool) {
 			members = append(members, member{key, val})
 		case "level":
 			levelValue = val
+			members = append(members, member{key, val})
 		default:
-			if !droppedKeys[key] {
-				members = append(members, member{key, val})
-			}
+			members = append(members, member{key, val})
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
@@ -111,6 +111,9 @@ func parseRecord(text string) (record, bool) {
 		if useAlt && m.key == "message" {
 			continue
 		}
+		if rec.hasLevel && droppedKeys[m.key] {
+			continue
+		}
 		key := m.key
 		if ownKeys[key] {
 			key = clashPrefix + key
@@ -120,10 +123,10 @@ func parseRecord(text string) (record, bool) {
 	return rec, true
 }
 
-// pinoLevel maps pino's numeric levels (10 trace … 60 fatal, with custom
-// levels in between rounding down) and the usual level names onto zap.
-// Fatal is capped at error: a worker's fatal is not wattd's, and zap's
-// Fatal would exit the daemon.
+// pinoLevel maps pino's numeric levels (10 trace, 20 debug, 30 info, 40
+// warn, 50 error, 60 fatal; custom levels in between round down) and the
+// usual level names onto wattd's levels, trace and fatal included. The
+// Sink writes a worker's fatal entry without ending wattd.
 func pinoLevel(v any) (zapcore.Level, bool) {
 	switch v := v.(type) {
 	case json.Number:
@@ -132,25 +135,33 @@ func pinoLevel(v any) (zapcore.Level, bool) {
 			return 0, false
 		}
 		switch {
+		case n < 20:
+			return TraceLevel, true
 		case n < 30:
 			return zapcore.DebugLevel, true
 		case n < 40:
 			return zapcore.InfoLevel, true
 		case n < 50:
 			return zapcore.WarnLevel, true
-		default:
+		case n < 60:
 			return zapcore.ErrorLevel, true
+		default:
+			return zapcore.FatalLevel, true
 		}
 	case string:
 		switch strings.ToLower(strings.TrimSpace(v)) {
-		case "trace", "debug", "verbose", "silly":
+		case "trace", "silly":
+			return TraceLevel, true
+		case "debug", "verbose":
 			return zapcore.DebugLevel, true
 		case "info", "notice", "log":
 			return zapcore.InfoLevel, true
 		case "warn", "warning":
 			return zapcore.WarnLevel, true
-		case "error", "err", "fatal", "panic", "critical", "crit", "alert", "emerg", "emergency":
+		case "error", "err":
 			return zapcore.ErrorLevel, true
+		case "fatal", "panic", "critical", "crit", "alert", "emerg", "emergency":
+			return zapcore.FatalLevel, true
 		}
 	}
 	return 0, false

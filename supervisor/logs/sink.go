@@ -81,6 +81,9 @@ type line struct {
 	text      string
 	stream    string
 	truncated bool
+	// more says the read that brought this line had more after it: the
+	// next line of the stream was written together with this one.
+	more bool
 }
 
 // NewSink starts the writer for one worker process. logger should already
@@ -197,17 +200,20 @@ func (s *Sink) read(r io.Reader, stream string) {
 		b, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			s.push(stream, trimEOL(b), false)
+			// What is still buffered came in the same read: the worker
+			// wrote it together with this line (one console.log of
+			// several lines, one stack trace).
+			s.push(stream, trimEOL(b), false, br.Buffered() > 0)
 			continue
 		case errors.Is(err, bufio.ErrBufferFull):
-			s.push(stream, cutRunes(b), true)
+			s.push(stream, cutRunes(b), true, false)
 			err = discardLine(br)
 			if err == nil {
 				continue
 			}
 		case len(b) > 0:
 			// Final line without a newline.
-			s.push(stream, trimEOL(b), false)
+			s.push(stream, trimEOL(b), false, false)
 		}
 		if !errors.Is(err, io.EOF) {
 			s.log.Debug("reading worker output stopped", zap.String("stream", stream), zap.Error(err))
@@ -226,7 +232,7 @@ func discardLine(br *bufio.Reader) error {
 	}
 }
 
-func (s *Sink) push(stream string, b []byte, truncated bool) {
+func (s *Sink) push(stream string, b []byte, truncated, more bool) {
 	// One copy serves both the tail and the queue; b belongs to bufio.
 	text := string(b)
 	s.remember(text)
@@ -236,7 +242,7 @@ func (s *Sink) push(stream string, b []byte, truncated bool) {
 		s.tailMu.Unlock()
 	}
 	select {
-	case s.queue <- line{at: time.Now(), text: text, stream: stream, truncated: truncated}:
+	case s.queue <- line{at: time.Now(), text: text, stream: stream, truncated: truncated, more: more}:
 	default:
 		s.dropped.Add(1)
 		s.unreported.Add(1)
@@ -256,56 +262,88 @@ func (s *Sink) write() {
 		}
 		lastReport = time.Now()
 	}
+	f := framer{pending: map[string]*entry{}, emit: s.logEntry, logRecord: s.logRecord}
+	// hold fires when a held entry has waited joinWindow for its next
+	// line; it is armed only while an entry is held.
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
+	armed := false
 	for {
 		select {
 		case l, ok := <-s.queue:
 			if !ok {
+				f.flushAll()
 				report()
 				return
 			}
-			s.logLine(l)
+			switch held := f.add(l); {
+			case held && !armed:
+				hold.Reset(joinWindow)
+				armed = true
+			case !held && armed:
+				hold.Stop()
+				armed = false
+			}
 			if s.unreported.Load() > 0 && (len(s.queue) == 0 || time.Since(lastReport) >= dropReportEvery) {
+				f.flushAll() // the report must not come before lines read earlier
 				report()
+			}
+		case <-hold.C:
+			armed = false
+			if next := f.flushStale(time.Now()); next > 0 {
+				hold.Reset(next)
+				armed = true
 			}
 		case <-s.notify:
 			// Drops happen only while the queue is full; if it has emptied
 			// since, no further line may come to trigger the report.
 			if len(s.queue) == 0 {
+				f.flushAll()
 				report()
 			}
 		}
 	}
 }
 
-// logLine writes one worker line, merging it into the entry when it is a
-// JSON object (pino and similar structured loggers).
-func (s *Sink) logLine(l line) {
+// logEntry writes one plain entry: one line or several framed together.
+func (s *Sink) logEntry(e *entry) {
 	lvl := zapcore.InfoLevel
-	if l.stream == "stderr" {
-		lvl = zapcore.WarnLevel
+	if e.stream == "stderr" {
+		// As in Watt: whatever a worker writes to stderr is an error.
+		lvl = zapcore.ErrorLevel
 	}
-	msg := l.text
-	var extra []zap.Field
-	if !l.truncated {
-		if rec, ok := parseRecord(l.text); ok {
-			if rec.hasLevel {
-				lvl = rec.level
-			}
-			msg = rec.msg
-			extra = rec.fields
-		}
-	}
-	ce := s.log.Check(lvl, msg)
-	if ce == nil {
-		return
-	}
-	ce.Time = l.at
-	fields := make([]zap.Field, 0, len(extra)+2)
-	fields = append(fields, zap.String("stream", l.stream))
-	if l.truncated {
+	fields := make([]zap.Field, 0, 2)
+	fields = append(fields, zap.String("stream", e.stream))
+	if e.truncated {
 		fields = append(fields, zap.Bool("truncated", true))
 	}
-	ce.Write(append(fields, extra...)...)
+	s.emit(lvl, e.at, e.text(), fields)
+}
+
+// logRecord writes a line that is a JSON object (pino and similar
+// structured loggers), merged into the entry.
+func (s *Sink) logRecord(l line, rec record) {
+	lvl := zapcore.InfoLevel
+	if l.stream == "stderr" {
+		lvl = zapcore.ErrorLevel
+	}
+	if rec.hasLevel {
+		lvl = rec.level
+	}
+	fields := make([]zap.Field, 0, len(rec.fields)+1)
+	fields = append(fields, zap.String("stream", l.stream))
+	s.emit(lvl, l.at, rec.msg, append(fields, rec.fields...))
+}
+
+// emit writes through the logger's core rather than the logger: a worker's
+// fatal entry is logged as fatal, and the logger would end wattd after
+// writing it.
+func (s *Sink) emit(lvl zapcore.Level, at time.Time, msg string, fields []zap.Field) {
+	ent := zapcore.Entry{Level: lvl, Time: at, LoggerName: s.log.Name(), Message: msg}
+	if ce := s.log.Core().Check(ent, nil); ce != nil {
+		ce.Write(fields...)
+	}
 }
 
 func trimEOL(b []byte) []byte {

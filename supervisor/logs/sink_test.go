@@ -28,7 +28,7 @@ func workerLogger(core zapcore.Core) *zap.Logger {
 }
 
 func observed() (*zap.Logger, *observer.ObservedLogs) {
-	core, logs := observer.New(zapcore.DebugLevel)
+	core, logs := observer.New(TraceLevel)
 	return workerLogger(core), logs
 }
 
@@ -67,6 +67,33 @@ func relay(t *testing.T, stream, text string) []observer.LoggedEntry {
 	s.Follow(strings.NewReader(text), stream)
 	within(t, 5*time.Second, "Close", s.Close)
 	return logs.All()
+}
+
+// relayWrites runs each write through a pipe on its own, as a worker's
+// separate writes reach wattd, and returns what was logged.
+func relayWrites(t *testing.T, stream string, writes ...string) []observer.LoggedEntry {
+	t.Helper()
+	logger, logs := observed()
+	s := NewSink(logger, Options{})
+	pr, pw := io.Pipe()
+	s.Follow(pr, stream)
+	for _, w := range writes {
+		if _, err := io.WriteString(pw, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pw.Close()
+	within(t, 5*time.Second, "Close", s.Close)
+	return logs.All()
+}
+
+// loggedLines counts the worker lines in the logged entries.
+func loggedLines(logs *observer.ObservedLogs) int {
+	n := 0
+	for _, e := range logs.All() {
+		n += strings.Count(e.Message, "\n") + 1
+	}
+	return n
 }
 
 func only(t *testing.T, entries []observer.LoggedEntry) observer.LoggedEntry {
@@ -165,21 +192,22 @@ func TestPinoLevels(t *testing.T) {
 		level string
 		want  zapcore.Level
 	}{
-		{`10`, zapcore.DebugLevel},
+		{`10`, TraceLevel},
 		{`20`, zapcore.DebugLevel},
 		{`30`, zapcore.InfoLevel},
 		{`35`, zapcore.InfoLevel},
 		{`40`, zapcore.WarnLevel},
 		{`50`, zapcore.ErrorLevel},
-		{`60`, zapcore.ErrorLevel},
-		{`"trace"`, zapcore.DebugLevel},
+		{`60`, zapcore.FatalLevel},
+		{`"trace"`, TraceLevel},
 		{`"debug"`, zapcore.DebugLevel},
 		{`"info"`, zapcore.InfoLevel},
 		{`"INFO"`, zapcore.InfoLevel},
 		{`"warn"`, zapcore.WarnLevel},
 		{`"warning"`, zapcore.WarnLevel},
 		{`"error"`, zapcore.ErrorLevel},
-		{`"fatal"`, zapcore.ErrorLevel},
+		{`"fatal"`, zapcore.FatalLevel},
+		{`"FATAL"`, zapcore.FatalLevel},
 	}
 	for _, c := range cases {
 		for _, stream := range []string{"stdout", "stderr"} {
@@ -191,7 +219,7 @@ func TestPinoLevels(t *testing.T) {
 	}
 	// Without a usable level the stream decides.
 	for _, in := range []string{`{"msg":"m"}`, `{"level":"chatty","msg":"m"}`, `{"level":[1],"msg":"m"}`} {
-		if e := only(t, relay(t, "stderr", in)); e.Level != zapcore.WarnLevel || e.Message != "m" {
+		if e := only(t, relay(t, "stderr", in)); e.Level != zapcore.ErrorLevel || e.Message != "m" {
 			t.Errorf("%s on stderr: got %v %q", in, e.Level, e.Message)
 		}
 		if e := only(t, relay(t, "stdout", in)); e.Level != zapcore.InfoLevel {
@@ -241,7 +269,7 @@ func TestMessageKey(t *testing.T) {
 }
 
 func TestPlainLines(t *testing.T) {
-	out := relay(t, "stdout", "listening on 3000\r\nnot json {\n[1,2]\n{\"a\":1} and more\n\x1b[32mgreen\x1b[0m\nlast without newline")
+	out := relayWrites(t, "stdout", "listening on 3000\r\n", "not json {\n", "[1,2]\n", "{\"a\":1} and more\n", "\x1b[32mgreen\x1b[0m\n", "last without newline")
 	wantMsgs := []string{"listening on 3000", "not json {", "[1,2]", `{"a":1} and more`, "\x1b[32mgreen\x1b[0m", "last without newline"}
 	if len(out) != len(wantMsgs) {
 		t.Fatalf("got %d entries, want %d: %+v", len(out), len(wantMsgs), out)
@@ -252,7 +280,7 @@ func TestPlainLines(t *testing.T) {
 		}
 	}
 	e := only(t, relay(t, "stderr", "Error: boom\n"))
-	if e.Level != zapcore.WarnLevel || e.Message != "Error: boom" || e.ContextMap()["stream"] != "stderr" {
+	if e.Level != zapcore.ErrorLevel || e.Message != "Error: boom" || e.ContextMap()["stream"] != "stderr" {
 		t.Errorf("stderr: %v %q %v", e.Level, e.Message, e.ContextMap())
 	}
 }
@@ -348,7 +376,7 @@ func TestHugeLineIsNotBuffered(t *testing.T) {
 	if len(out) != 2 {
 		t.Fatalf("got %d entries, want 2", len(out))
 	}
-	if len(out[0].Message) != DefaultMaxLineBytes || out[0].ContextMap()["truncated"] != true || out[0].Level != zapcore.WarnLevel {
+	if len(out[0].Message) != DefaultMaxLineBytes || out[0].ContextMap()["truncated"] != true || out[0].Level != zapcore.ErrorLevel {
 		t.Errorf("huge line logged as %v, %d bytes, %v", out[0].Level, len(out[0].Message), out[0].ContextMap())
 	}
 	if out[1].Message != "after" {
@@ -490,7 +518,7 @@ func checkAccounting(t *testing.T, s *Sink, logs *observer.ObservedLogs, lines i
 			}
 			continue
 		}
-		relayed++
+		relayed += strings.Count(e.Message, "\n") + 1 // lines written together make one entry
 	}
 	dropped := s.Dropped()
 	if reported != dropped {
@@ -576,8 +604,8 @@ func TestTailDisabled(t *testing.T) {
 	if got := s.Tail(); len(got) != 0 {
 		t.Errorf("tail = %q", got)
 	}
-	if logs.Len() != 2 {
-		t.Errorf("logged %d lines", logs.Len())
+	if n := loggedLines(logs); n != 2 {
+		t.Errorf("logged %d lines", n)
 	}
 }
 
@@ -592,7 +620,7 @@ func TestCloseWaitsForQueueToDrain(t *testing.T) {
 	s.Follow(strings.NewReader(in.String()), "stdout")
 	s.Follow(strings.NewReader("one more\n"), "stderr")
 	within(t, 10*time.Second, "Close", s.Close)
-	if got := logs.Len(); got != lines+1 || s.Dropped() != 0 {
+	if got := loggedLines(logs); got != lines+1 || s.Dropped() != 0 {
 		t.Fatalf("after Close: %d lines logged, %d dropped; want %d, 0", got, s.Dropped(), lines+1)
 	}
 	if n := logs.FilterField(zap.String("stream", "stderr")).Len(); n != 1 {

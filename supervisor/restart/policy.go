@@ -13,6 +13,11 @@
 //     MaxDelay, with ±20% jitter so that many workers failing together do
 //     not restart in lock step.
 //   - More than MaxRestarts consecutive exits is a crash loop: give up.
+//   - A slot none of whose workers ever became ready gives up after
+//     StartAttempts failed starts, as Watt does (six: the first and five
+//     more), even when MaxRestarts would allow more: an application that
+//     never started is broken, not unlucky, and its dependants and the
+//     operator are waiting for a verdict.
 //   - With restarts disabled (restartOnError: false), any exit gives up.
 package restart
 
@@ -30,6 +35,9 @@ type Policy struct {
 	MaxDelay     time.Duration
 	ResetAfter   time.Duration
 	MaxRestarts  int // 0: never give up
+	// StartAttempts bounds the starts of a slot that was never ready;
+	// 0: only MaxRestarts applies.
+	StartAttempts int
 }
 
 // Exit is what happened to one worker process.
@@ -52,6 +60,7 @@ type Decision struct {
 type Tracker struct {
 	policy      Policy
 	consecutive int
+	up          bool           // a worker of the slot was ready at least once
 	jitter      func() float64 // in [0,1); replaced in tests
 }
 
@@ -69,6 +78,7 @@ func (t *Tracker) Next(e Exit) Decision {
 	if e.WasReady && e.Uptime >= p.ResetAfter {
 		t.consecutive = 0
 	}
+	t.up = t.up || e.WasReady
 	t.consecutive++
 	d := Decision{Consecutive: t.consecutive}
 	if !p.Enabled {
@@ -78,6 +88,10 @@ func (t *Tracker) Next(e Exit) Decision {
 	if p.MaxRestarts > 0 && t.consecutive > p.MaxRestarts {
 		d.Reason = fmt.Sprintf("crash loop: %d exits in a row, each within %s of its start; last: %s",
 			t.consecutive, p.ResetAfter, e.Reason)
+		return d
+	}
+	if !t.up && p.StartAttempts > 0 && t.consecutive >= p.StartAttempts {
+		d.Reason = fmt.Sprintf("could not start: %d attempts failed; last: %s", t.consecutive, e.Reason)
 		return d
 	}
 	d.Restart = true

@@ -106,3 +106,38 @@ func TestReset(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 }
+
+// TestStartAttemptsBoundANeverReadySlot: a slot that never became ready
+// gives up after StartAttempts failed starts even though MaxRestarts (0:
+// never) would retry forever.
+func TestStartAttemptsBoundANeverReadySlot(t *testing.T) {
+	p := testPolicy
+	p.MaxRestarts = 0
+	p.StartAttempts = 3
+	tr := newTest(p)
+	timeout := Exit{Uptime: time.Second, Reason: "not ready within startTimeout (1s)"}
+	for i := range 2 {
+		if d := tr.Next(timeout); !d.Restart {
+			t.Fatalf("start %d: gave up early: %+v", i+1, d)
+		}
+	}
+	d := tr.Next(timeout)
+	if d.Restart || d.Reason != "could not start: 3 attempts failed; last: not ready within startTimeout (1s)" {
+		t.Fatalf("3rd failed start: %+v", d)
+	}
+}
+
+// TestStartAttemptsDoNotBoundASlotThatWasUp: once a worker of the slot was
+// ready, its later failed starts are crashes under MaxRestarts only.
+func TestStartAttemptsDoNotBoundASlotThatWasUp(t *testing.T) {
+	p := testPolicy
+	p.MaxRestarts = 0
+	p.StartAttempts = 2
+	tr := newTest(p)
+	tr.Next(Exit{Uptime: time.Millisecond, WasReady: true, Reason: "exit status 1"})
+	for i := range 10 {
+		if d := tr.Next(Exit{Uptime: time.Millisecond, Reason: "exit status 1"}); !d.Restart {
+			t.Fatalf("exit %d after the slot was up: %+v", i+2, d)
+		}
+	}
+}
