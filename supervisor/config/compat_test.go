@@ -282,3 +282,54 @@ func TestEveryWattApplicationKeyLoads(t *testing.T) {
 		}
 	}
 }
+
+// globalsPackage is @platformatic/globals as npm installs it for the
+// runtime API fixture (make deps).
+const globalsPackage = "../../testdata/apps/globals/node_modules/@platformatic/globals/lib/index.js"
+
+// TestWattCompatDocListsEveryRuntimeAPI: every field of
+// globalThis.platformatic that the published @platformatic/globals reads
+// has a row in the runtime API table.
+func TestWattCompatDocListsEveryRuntimeAPI(t *testing.T) {
+	src, err := os.ReadFile(globalsPackage)
+	if err != nil {
+		if os.Getenv("WATTD_REQUIRE_SCHEMA") != "" {
+			t.Fatalf("%s is required (WATTD_REQUIRE_SCHEMA is set): %v; run make deps", globalsPackage, err)
+		}
+		t.Skipf("%s is absent (run make deps): %v", globalsPackage, err)
+	}
+	doc, err := os.ReadFile("../../docs/watt-compat.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc)
+	start := strings.Index(section, "## Runtime APIs")
+	if start < 0 {
+		t.Fatal("docs/watt-compat.md has no Runtime APIs section")
+	}
+	section = section[start:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	fields := regexp.MustCompile(`getField\('([A-Za-z]+)'`).FindAllStringSubmatch(string(src), -1)
+	if len(fields) < 30 {
+		t.Fatalf("found %d fields in %s; has the package changed shape?", len(fields), globalsPackage)
+	}
+	// The first cell of each row names the APIs it is about, each in
+	// backquotes: `name`, `name(args)` or `name.method(...)`.
+	named := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || !strings.HasPrefix(line, "|") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([A-Za-z]+)[`(.]").FindAllStringSubmatch(cells[1], -1) {
+			named[m[1]] = true
+		}
+	}
+	for _, f := range fields {
+		if !named[f[1]] {
+			t.Errorf("docs/watt-compat.md: the Runtime APIs table has no row for %s", f[1])
+		}
+	}
+}
