@@ -43,6 +43,11 @@ func TestDependantStartsAfterDependencyReady(t *testing.T) {
 		testApp{id: "api", behaviour: "ready"},
 		testApp{id: "free", behaviour: "ready"},
 	)
+	// While db warms up, api shows that it waits, and for what.
+	eventually(t, "api shown waiting for db", func() bool {
+		api, _ := tr.App("api")
+		return len(api.Workers) == 1 && api.Workers[0].State == "waiting" && api.Workers[0].WaitingFor == "db"
+	})
 	for _, id := range []string{"web", "db", "api", "free"} {
 		tr.waitReady(id, 0)
 	}

@@ -71,7 +71,10 @@ type slot struct {
 	lastExit string
 	reason   string  // why the slot failed
 	history  []Event // the last historyLen states entered and replacements, oldest first
-	everUp   bool    // a worker of this slot was ready at least once
+	// waitingFor names the applications whose readiness a slot that has
+	// not started yet waits for (its dependencies); "" otherwise.
+	waitingFor string
+	everUp     bool // a worker of this slot was ready at least once
 }
 
 func newSlot(a *app, index int) *slot {
@@ -273,6 +276,14 @@ func (s *slot) awaitDependencies(ctx context.Context) (string, bool) {
 	if len(pending) > 0 && s.index == 0 {
 		s.app.log.Info("waiting for dependencies to be ready", zap.Strings("dependencies", pending))
 	}
+	s.mu.Lock()
+	s.waitingFor = strings.Join(pending, ", ")
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.waitingFor = ""
+		s.mu.Unlock()
+	}()
 	for _, d := range deps {
 		for _, ds := range d.slots {
 			select {
@@ -745,6 +756,11 @@ func (s *slot) status() WorkerStatus {
 		Restarts: s.restarts,
 		LastExit: s.lastExit,
 		History:  append([]Event(nil), s.history...),
+	}
+	if s.state == StateExited && len(s.history) == 0 {
+		// Never started: its turn has not come (the entrypoint waits for
+		// the other applications, an application for its dependencies).
+		ws.State, ws.WaitingFor = "waiting", s.waitingFor
 	}
 	s.sockMu.Lock()
 	if s.addr != nil {

@@ -50,13 +50,16 @@ type AppStatus struct {
 
 // WorkerStatus is one worker slot and the process currently in it.
 type WorkerStatus struct {
-	Index    int     `json:"index"`
-	PID      int     `json:"pid"` // 0 when no process runs in the slot
-	State    string  `json:"state"`
-	Restarts int     `json:"restarts"`
-	LastExit string  `json:"lastExit,omitempty"` // e.g. "exit status 1", "signal: killed"
-	Uptime   float64 `json:"uptimeSeconds"`      // since the current process started
-	RSS      uint64  `json:"rssBytes"`           // from /proc, 0 if unknown
+	Index    int    `json:"index"`
+	PID      int    `json:"pid"` // 0 when no process runs in the slot
+	State    string `json:"state"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"lastExit,omitempty"` // e.g. "exit status 1", "signal: killed"
+	// WaitingFor names the dependencies a slot in state "waiting" (never
+	// started yet) waits for; empty when it waits for its turn only.
+	WaitingFor string  `json:"waitingFor,omitempty"`
+	Uptime     float64 `json:"uptimeSeconds"` // since the current process started
+	RSS        uint64  `json:"rssBytes"`      // from /proc, 0 if unknown
 	// Memory is what the worker's cgroup uses (all of its processes, page
 	// cache included), or the RSS of its process tree where cgroups are
 	// not used; MemoryLimit is the limit it is held to, 0 for none.

@@ -57,6 +57,9 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			if i == 0 {
 				tail = reason
 			}
+			if wk.WaitingFor != "" && tail == "" {
+				tail = "\t(waiting for " + oneLine(wk.WaitingFor) + ")"
+			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s%s\n",
 				name, wk.Index, pid, cell(state), wk.Restarts, cell(wk.LastExit), uptime, rss, mem, tail)
 		}

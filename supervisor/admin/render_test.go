@@ -23,6 +23,9 @@ func TestRenderPS(t *testing.T) {
 		{ID: "jobs", State: "running", Workers: []supervisor.WorkerStatus{
 			{Index: 0, PID: 77, State: "starting", Uptime: 3720, RSS: 900},
 		}},
+		{ID: "ui", State: "starting", Workers: []supervisor.WorkerStatus{
+			{Index: 0, State: "waiting", WaitingFor: "api, db"},
+		}},
 	}
 	want := strings.Join([]string{
 		"APP   WORKER  PID   STATE     RESTARTS  LAST EXIT                    UPTIME  RSS       MEMORY",
@@ -32,6 +35,7 @@ func TestRenderPS(t *testing.T) {
 		"api   1       -     failed    5         exit status 2                -       -         -",
 		"docs  -       -     failed    -         -                            -       -         -  (entrypoint not found)",
 		"jobs  0       77    starting  0         -                            1h2m    900 B     -",
+		"ui    0       -     waiting   0         -                            -       -         -  (waiting for api, db)",
 		"",
 	}, "\n")
 	var b strings.Builder
