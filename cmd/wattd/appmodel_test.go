@@ -114,3 +114,38 @@ func TestNodeBuildScript(t *testing.T) {
 		t.Fatalf("build script did not run: %q, %v\n%s", b, err, out)
 	}
 }
+
+// TestNodeProductionCommand: an application whose own watt.json has
+// application.commands.production runs that command instead of its entry,
+// on $PORT with wattd in front, with its arguments.
+func TestNodeProductionCommand(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web", "svc")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint": "svc",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"autoload":   map[string]any{"path": "web"},
+	})
+	writeJSON(t, filepath.Join(app, "watt.json"), map[string]any{
+		"$schema":     "https://schemas.platformatic.dev/@platformatic/node/3.65.0.json",
+		"application": map[string]any{"commands": map[string]any{"production": "node server.js --flag"}},
+	})
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "svc", "private": true})
+	// index.js would be the entry: it must not run.
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte("process.exit(3)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server := "require('node:http').createServer((q, s) => s.end(JSON.stringify(process.argv.slice(2)))).listen(process.env.PORT)\n"
+	if err := os.WriteFile(filepath.Join(app, "server.js"), []byte(server), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startWattd(t, dir, port, startOpts{})
+	if body := waitHTTP(t, d.url("/"), 30*time.Second); body != `["--flag"]` {
+		t.Fatalf("GET / = %q, want the command's arguments", body)
+	}
+}
