@@ -775,7 +775,7 @@ func (s *slot) status() WorkerStatus {
 			ws.Memory, ws.MemoryLimit = u.Memory, u.MemoryLimit
 		}
 		st, _ := w.Stats()
-		ws.ELU, ws.HeapUsed, ws.ActiveConns = st.ELU, st.HeapUsed, st.ActiveConns
+		ws.ELU, ws.HeapUsed, ws.HeapTotal, ws.ActiveConns = st.ELU, st.HeapUsed, st.HeapTotal, st.ActiveConns
 		ws.HealthSignals = w.HealthSignals()
 	}
 	return ws

@@ -71,6 +71,7 @@ type WorkerStatus struct {
 	History     []Event `json:"history,omitempty"`
 	ELU         float64 `json:"elu"` // last reported event-loop utilisation
 	HeapUsed    uint64  `json:"heapUsedBytes"`
+	HeapTotal   uint64  `json:"heapTotalBytes"`
 	ActiveConns int     `json:"activeConns"` // open client connections, as last reported
 	ListenAddr  string  `json:"listen,omitempty"`
 	// HealthSignals are the latest health signal of each type the app

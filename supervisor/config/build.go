@@ -51,6 +51,7 @@ type rawConfig struct {
 	Cgroups    struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
+	Metrics json.RawMessage `json:"metrics"`
 }
 
 // rawResources is a "resources" object; sizes stay raw because they may be
@@ -218,6 +219,9 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	if msg := checkCgroupRoot(raw.Cgroups.Root); msg != "" {
 		problems = append(problems, issuef("/cgroups/root", "%s", msg))
 	}
+	var metricsProblems []issue
+	cfg.Metrics, metricsProblems = buildMetrics(raw.Metrics)
+	problems = append(problems, metricsProblems...)
 	var healthProblems []issue
 	cfg.Health, healthProblems = l.overlayHealth(DefaultHealth(), raw.Health, "/health")
 	problems = append(problems, healthProblems...)

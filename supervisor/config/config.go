@@ -49,6 +49,7 @@ type Config struct {
 	// Health is the runtime's "health" block over Watt's defaults; each
 	// application's Health is what applies to it.
 	Health   Health
+	Metrics  Metrics  // key "metrics": the Prometheus endpoint and probes
 	Warnings []string // Watt options ignored, old names used, and the like
 }
 

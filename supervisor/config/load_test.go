@@ -144,12 +144,13 @@ func TestLoadValid(t *testing.T) {
 				c.Entrypoint = "api"
 				c.Workers = 2
 				c.Server.Port = 3000
+				c.Metrics = Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9091, Endpoint: "/metrics"}
 				c.GracefulShutdown = GracefulShutdown{Runtime: time.Second, Application: time.Second}
 				c.Applications = []Application{app("api", "apps/api", 1, true, nil)}
 				f := "valid/watt-options/watt.json"
 				c.Warnings = []string{
 					warn(f, "/watch", ignored("/watch")),
-					warn(f, "/metrics", ignored("/metrics")),
+					warn(f, "/metrics/applicationLabel", ignored("/metrics/applicationLabel")),
 					warn(f, "/telemetry", ignored("/telemetry")),
 					warn(f, "/managementApi", ignored("/managementApi")),
 					warn(f, "/server/http2", ignored("/server/http2")),

@@ -43,6 +43,7 @@ func TestWattOnlyOptionsNotInSchema(t *testing.T) {
 		"@app/workers":      "#/$defs/workers/anyOf/1",
 		"/health":           "#/$defs/health",
 		"@app/health":       "#/$defs/health",
+		"/metrics":          "#/properties/metrics/anyOf/1",
 	}
 	for _, o := range wattOnlyOptions {
 		loc, ok := locations[o.at]

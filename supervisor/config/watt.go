@@ -37,7 +37,6 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"watch", "hotReload"}, instead: "wattd dev watches and restarts every application; wattd start never does"},
 	{at: "", keys: []string{"allowCycles"}, instead: "wattd rejects dependency cycles"},
 	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
-	{at: "", keys: []string{"metrics"}, instead: "wattd has no Prometheus endpoint configured by watt.json yet"},
 	{at: "", keys: []string{"telemetry"}, instead: "wattd does not trace requests yet"},
 	{at: "", keys: []string{"verticalScaler", "startupConcurrency", "scheduler", "policies"}},
 	{at: "", keys: []string{"inspectorOptions"}, instead: `give an application "--inspect" in its "nodeOptions"`},
@@ -46,6 +45,11 @@ var wattOnlyOptions = []wattOnlyOption{
 	// Watt passes any other logger key through to pino; wattd's own log
 	// has only a level.
 	{at: "/logger", keys: []string{"*"}, except: []string{"level"}, instead: `wattd's log takes only "level"`},
+	{at: "/metrics", keys: []string{
+		"https", "applicationLabel", "httpClientMetrics", "readiness", "liveness", "healthChecksTimeouts",
+		"plugins", "timeout", "otlpExporter", "opentelemetry", "httpCustomLabels", "additionalProperties",
+	},
+		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, auth and labels; it serves plain HTTP with the applicationId label and Watt's default probes"},
 	{at: "/gracefulShutdown", keys: []string{"closeConnections"}, instead: "draining always closes idle keep-alive connections"},
 	{at: "/workers", keys: []string{
 		"dynamic", "minimum", "maximum", "total", "maxMemory", "cooldown", "gracePeriod",

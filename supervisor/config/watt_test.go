@@ -13,7 +13,9 @@ func TestIsWattOnly(t *testing.T) {
 		key  string
 		want bool
 	}{
-		{"", "metrics", true},
+		{"", "metrics", false},
+		{"/metrics", "https", true},
+		{"/metrics", "port", false},
 		{"", "entrypoint", false},
 		{"", "metricz", false},
 		{"/server", "https", true},
@@ -50,7 +52,7 @@ func TestIsWattOnly(t *testing.T) {
 
 func TestStripWattOnly(t *testing.T) {
 	doc, _, _ := decodeJSON([]byte(`{
-		"metrics": {"port": 9090},
+		"telemetry": {"applicationName": "a"},
 		"server": {"port": 1, "http2": true},
 		"applications": [{"id": "a", "gitBranch": "main", "env": {"gitBranch": "kept"}}],
 		"env": {"metrics": "kept"}
@@ -66,8 +68,8 @@ func TestStripWattOnly(t *testing.T) {
 	}
 	wantWarnings := []issue{
 		issuef("/applications/0/gitBranch", `Watt option "gitBranch" is not supported by wattd; ignored: wattd runs local applications only`),
-		issuef("/metrics", `Watt option "metrics" is not supported by wattd; ignored: wattd has no Prometheus endpoint configured by watt.json yet`),
 		issuef("/server/http2", `Watt option "http2" is not supported by wattd; ignored: the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog`),
+		issuef("/telemetry", `Watt option "telemetry" is not supported by wattd; ignored: wattd does not trace requests yet`),
 	}
 	if !slices.Equal(warnings, wantWarnings) {
 		t.Errorf("warnings: got %v, want %v", warnings, wantWarnings)

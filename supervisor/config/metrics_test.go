@@ -1,0 +1,63 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestMetricsConfig(t *testing.T) {
+	off := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint}
+	on := off
+	on.Enabled = true
+	tests := []struct {
+		name    string
+		metrics string // the value of "metrics", "" for none
+		environ []string
+		want    Metrics
+	}{
+		{"absent: no server, as in Watt", "", nil, off},
+		{"true: defaults", `true`, nil, on},
+		{"false", `false`, nil, off},
+		{"empty object turns it on", `{}`, nil, on},
+		{"enabled false", `{"enabled": false, "port": 9100}`, nil, Metrics{Hostname: "0.0.0.0", Port: 9100, Endpoint: "/metrics"}},
+		{"every key", `{"hostname": "127.0.0.1", "port": "{MPORT}", "endpoint": "/prom",
+			"auth": {"username": "u", "password": "p"}, "labels": {"env": "prod"}}`, []string{"MPORT=9200"},
+			Metrics{Enabled: true, Hostname: "127.0.0.1", Port: 9200, Endpoint: "/prom",
+				Auth: &BasicAuth{Username: "u", Password: "p"}, Labels: map[string]string{"env": "prod"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := `{"entrypoint": "a", "applications": [{"id": "a", "path": "a"}]`
+			if tt.metrics != "" {
+				doc += `, "metrics": ` + tt.metrics
+			}
+			cfg, err := loadProject(t, doc+"}", tt.environ...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Metrics, tt.want) {
+				t.Errorf("Metrics = %+v, want %+v", cfg.Metrics, tt.want)
+			}
+		})
+	}
+}
+
+func TestMetricsConfigInvalid(t *testing.T) {
+	tests := []struct{ metrics, want string }{
+		{`{"labels": {"applicationId": "x"}}`, `/metrics/labels/applicationId: label "applicationId" is set by wattd`},
+		{`{"labels": {"bad-name": "x"}}`, `/metrics/labels/bad-name: "bad-name" is not a Prometheus label name`},
+		{`{"endpoint": "metrics"}`, `/metrics/endpoint: endpoint "metrics" must start with /`},
+		{`{"auth": {"username": "u"}}`, `/metrics/auth`},
+		{`{"port": 70000}`, `/metrics/port`},
+		{`{"metricz": 1}`, `/metrics/metricz`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.metrics, func(t *testing.T) {
+			_, err := loadProject(t, `{"entrypoint": "a", "applications": [{"id": "a", "path": "a"}], "metrics": `+tt.metrics+`}`)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
