@@ -23,6 +23,7 @@ import (
 	"github.com/wattd/wattd/supervisor/config"
 	"github.com/wattd/wattd/supervisor/devwatch"
 	"github.com/wattd/wattd/supervisor/logs"
+	"github.com/wattd/wattd/supervisor/metrics"
 	"github.com/wattd/wattd/supervisor/rundir"
 )
 
@@ -211,6 +212,14 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 		return &exitError{exitFailure, err}
 	}
 	defer adm.Close()
+	if cfg.Metrics.Enabled {
+		ms, err := metrics.Serve(cfg.Metrics, rt, log.Named("metrics"))
+		if err != nil {
+			rt.Close()
+			return &exitError{exitFailure, err}
+		}
+		defer ms.Close()
+	}
 
 	// cleanup is what every exit must do, whichever path it takes.
 	var cleanOnce sync.Once

@@ -1,0 +1,163 @@
+package main_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
+
+// scrape GETs a metrics endpoint with basic auth and parses the text
+// exposition.
+func scrape(url, user, pass string) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := fresh.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var p expfmt.TextParser
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+// workerSeries lists "app/worker" of a family's series and checks the
+// constant label on each.
+func workerSeries(t *testing.T, f *dto.MetricFamily) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, m := range f.GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if l["env"] != "test" {
+			t.Errorf("%s: series %v lacks the configured label env=test", f.GetName(), l)
+		}
+		out[l["applicationId"]+"/"+l["workerId"]] = true
+	}
+	return out
+}
+
+// TestMetricsEndpoint runs two applications of two workers each with the
+// metrics server on and checks the series, their labels, the probes and
+// basic authentication.
+func TestMetricsEndpoint(t *testing.T) {
+	integration(t)
+	port, mport := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics": map[string]any{
+			"hostname": "127.0.0.1", "port": mport, "endpoint": "/prom",
+			"auth":   map[string]any{"username": "scraper", "password": "s3cret"},
+			"labels": map[string]any{"env": "test"},
+		},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 2},
+			map[string]any{"id": "api", "path": fixture("apps/plain"), "workers": 2},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
+
+	// Without credentials every path is refused, the probes too.
+	waitFor(t, 20*time.Second, "the metrics server to listen", func() bool {
+		code, _, err := get(fresh, base+"/prom")
+		return err == nil && code == http.StatusUnauthorized
+	})
+	for _, p := range []string{"/ready", "/status"} {
+		if code, _, err := get(fresh, base+p); err != nil || code != http.StatusUnauthorized {
+			t.Errorf("GET %s without credentials: %d %v, want 401", p, code, err)
+		}
+	}
+	if _, err := scrape(base+"/prom", "scraper", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("scrape with a wrong password: %v, want 401", err)
+	}
+
+	probe := func(path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.SetBasicAuth("scraper", "s3cret")
+		resp, err := fresh.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = fmt.Fprint(&b, resp.Status)
+		return resp.StatusCode, b.String()
+	}
+	waitFor(t, 30*time.Second, "/ready to answer 200", func() bool { c, _ := probe("/ready"); return c == 200 })
+	if c, s := probe("/status"); c != 200 {
+		t.Errorf("/status: %s, want 200", s)
+	}
+	d.waitReady("web", 10*time.Second)
+	d.waitReady("api", 10*time.Second)
+
+	want := map[string]bool{"web/0": true, "web/1": true, "api/0": true, "api/1": true}
+	perWorker := []string{
+		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+		"nodejs_eventloop_utilization", "nodejs_heap_size_used_bytes", "nodejs_heap_size_total_bytes",
+		"wattd_worker_restarts_total", "wattd_worker_up",
+	}
+	var fams map[string]*dto.MetricFamily
+	// Node workers report their heap a moment after they start.
+	waitFor(t, 20*time.Second, "every worker's nodejs_heap_size_total_bytes", func() bool {
+		var err error
+		fams, err = scrape(base+"/prom", "scraper", "s3cret")
+		if err != nil {
+			t.Logf("scrape: %v", err)
+			return false
+		}
+		f := fams["nodejs_heap_size_total_bytes"]
+		return f != nil && len(f.GetMetric()) == 4
+	})
+	for _, name := range perWorker {
+		f := fams[name]
+		if f == nil {
+			t.Errorf("no %s in the scrape", name)
+			continue
+		}
+		if got := workerSeries(t, f); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: series for %v, want %v", name, got, want)
+		}
+		for _, m := range f.GetMetric() {
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			if v < 0 || name != "wattd_worker_restarts_total" && name != "nodejs_eventloop_utilization" && name != "process_cpu_seconds_total" && v == 0 {
+				t.Errorf("%s %v = %v", name, m.GetLabel(), v)
+			}
+		}
+	}
+	if fams["process_cpu_seconds_total"].GetType() != dto.MetricType_COUNTER {
+		t.Errorf("process_cpu_seconds_total is a %s, want a counter", fams["process_cpu_seconds_total"].GetType())
+	}
+	if fams["nodejs_eventloop_utilization"].GetType() != dto.MetricType_GAUGE {
+		t.Errorf("nodejs_eventloop_utilization is a %s, want a gauge", fams["nodejs_eventloop_utilization"].GetType())
+	}
+	ready := map[string]float64{}
+	for _, m := range fams["wattd_workers"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if l["state"] == "ready" {
+			ready[l["applicationId"]] = m.GetGauge().GetValue()
+		}
+	}
+	if ready["web"] != 2 || ready["api"] != 2 {
+		t.Errorf("wattd_workers{state=ready} = %v, want 2 for web and api", ready)
+	}
+	if fams["wattd_log_lines_dropped_total"] == nil {
+		t.Error("no wattd_log_lines_dropped_total in the scrape")
+	}
+}

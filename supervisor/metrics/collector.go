@@ -1,0 +1,152 @@
+package metrics
+
+import (
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/procnet"
+)
+
+// Source is what the collector and the probes read: the runtime.
+type Source interface {
+	Status() supervisor.RuntimeStatus
+	Apps() []supervisor.AppStatus
+}
+
+// Labels every per-worker series carries, Watt's names.
+const (
+	appLabel    = "applicationId"
+	workerLabel = "workerId"
+)
+
+// collector turns one status snapshot into series at each scrape.
+type collector struct {
+	src Source
+
+	workers, restarts, dropped                    *prometheus.Desc
+	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
+	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
+}
+
+func newCollector(src Source, constLabels prometheus.Labels) *collector {
+	w := []string{appLabel, workerLabel}
+	d := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, constLabels)
+	}
+	return &collector{
+		src:      src,
+		workers:  d("wattd_workers", "Worker slots by state.", []string{appLabel, "state"}),
+		restarts: d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
+		dropped:  d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
+		up:       d("wattd_worker_up", "1 when the worker slot has a process, 0 otherwise.", w),
+		uptime:   d("wattd_worker_uptime_seconds", "Seconds since the worker's current process started.", w),
+
+		cpu:         d("process_cpu_seconds_total", "User and system CPU time the worker's process spent, in seconds.", w),
+		rss:         d("process_resident_memory_bytes", "Resident memory of the worker's process, in bytes.", w),
+		fds:         d("process_open_fds", "Open file descriptors of the worker's process.", w),
+		memory:      d("wattd_worker_memory_bytes", "Memory the worker's cgroup uses (all its processes, page cache included), or its process tree's RSS without cgroups.", w),
+		memoryLimit: d("wattd_worker_memory_limit_bytes", "Memory limit the worker is held to; absent when it has none.", w),
+
+		elu:         d("nodejs_eventloop_utilization", "The event loop utilization as a fraction of the loop time, as the worker last reported it. 1 is fully utilized, 0 is fully idle.", w),
+		heapUsed:    d("nodejs_heap_size_used_bytes", "V8 heap used by the worker, in bytes, as last reported.", w),
+		heapTotal:   d("nodejs_heap_size_total_bytes", "V8 heap allocated by the worker, in bytes, as last reported.", w),
+		activeConns: d("wattd_worker_active_connections", "Client connections open on the worker, as last reported.", w),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.workers, c.restarts, c.dropped, c.up, c.uptime, c.cpu, c.rss, c.fds,
+		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns,
+	} {
+		ch <- d
+	}
+}
+
+// workerStates are the states wattd_workers always exports, 0 included,
+// so a dashboard's series do not come and go.
+var workerStates = func() []string {
+	var s []string
+	for _, st := range supervisor.States() {
+		s = append(s, st.String())
+	}
+	return append(s, "waiting")
+}()
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	counter(c.dropped, float64(c.src.Status().LogLinesDropped))
+	for _, a := range c.src.Apps() {
+		byState := map[string]int{}
+		for _, s := range workerStates {
+			byState[s] = 0
+		}
+		for _, w := range a.Workers {
+			byState[w.State]++
+			id := strconv.Itoa(w.Index)
+			counter(c.restarts, float64(w.Restarts), a.ID, id)
+			if w.PID == 0 {
+				gauge(c.up, 0, a.ID, id)
+				continue
+			}
+			gauge(c.up, 1, a.ID, id)
+			gauge(c.uptime, w.Uptime, a.ID, id)
+			if st, ok := procnet.ReadStat(w.PID); ok {
+				counter(c.cpu, st.CPU.Seconds(), a.ID, id)
+			}
+			if w.RSS > 0 {
+				gauge(c.rss, float64(w.RSS), a.ID, id)
+			}
+			if n, ok := openFDs(w.PID); ok {
+				gauge(c.fds, float64(n), a.ID, id)
+			}
+			if w.Memory > 0 {
+				gauge(c.memory, float64(w.Memory), a.ID, id)
+			}
+			if w.MemoryLimit > 0 {
+				gauge(c.memoryLimit, float64(w.MemoryLimit), a.ID, id)
+			}
+			// Only Node workers report heap figures; a worker that never
+			// reported (a Go or other app) gets no Node.js series rather
+			// than zeros that would read as measurements.
+			if w.HeapTotal > 0 {
+				gauge(c.elu, w.ELU, a.ID, id)
+				gauge(c.heapUsed, float64(w.HeapUsed), a.ID, id)
+				gauge(c.heapTotal, float64(w.HeapTotal), a.ID, id)
+			}
+			gauge(c.activeConns, float64(w.ActiveConns), a.ID, id)
+		}
+		states := make([]string, 0, len(byState))
+		for s := range byState {
+			states = append(states, s)
+		}
+		slices.Sort(states)
+		for _, s := range states {
+			gauge(c.workers, float64(byState[s]), a.ID, s)
+		}
+	}
+}
+
+// openFDs counts the entries of /proc/<pid>/fd; ok is false when the
+// process is gone or not wattd's to read.
+func openFDs(pid int) (int, bool) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, false
+	}
+	return len(names), true
+}
