@@ -161,3 +161,54 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Error("no wattd_log_lines_dropped_total in the scrape")
 	}
 }
+
+// TestMetricsReadyNamesUnreadyApp checks that /ready fails, naming the
+// application, while one application has no ready worker, and that the
+// worker-state gauge shows it.
+func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
+	integration(t)
+	port, mport := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"restart":    map[string]any{"initialDelay": 20, "maxDelay": 100, "maxRestarts": 2},
+		"metrics":    map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain")},
+			map[string]any{"id": "broken", "path": fixture("faults/crash-start")},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	waitFor(t, 20*time.Second, "the broken application to fail", func() bool {
+		return d.app("broken").State == "failed"
+	})
+	code, body, err := get(fresh, base+"/ready")
+	if err != nil || code != http.StatusInternalServerError || !strings.Contains(body, `application "broken" has no ready worker`) {
+		t.Errorf("/ready: %d %q %v, want 500 naming broken", code, body, err)
+	}
+	if strings.Contains(body, `"web"`) {
+		t.Errorf("/ready names web, which is ready: %q", body)
+	}
+	if code, _, err := get(fresh, base+"/status"); err != nil || code != http.StatusInternalServerError {
+		t.Errorf("/status: %d %v, want 500", code, err)
+	}
+	fams, err := scrape(base+"/metrics", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := -1.0
+	for _, m := range fams["wattd_workers"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if l["applicationId"] == "broken" && l["state"] == "failed" {
+			failed = m.GetGauge().GetValue()
+		}
+	}
+	if failed != 1 {
+		t.Errorf(`wattd_workers{applicationId="broken",state="failed"} = %v, want 1`, failed)
+	}
+}
