@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"strconv"
@@ -68,9 +69,17 @@ type slot struct {
 	state    State
 	cur      worker // nil when no process runs in the slot
 	restarts int
-	lastExit string
-	reason   string  // why the slot failed
-	history  []Event // the last historyLen states entered and replacements, oldest first
+	// restartsBy counts restarts by kind (restartKind), oomKills the
+	// workers the memory limit ended, and starts/startTime the workers
+	// that became ready and how long they took: the figures the metrics
+	// endpoint exports as counters.
+	restartsBy map[string]int
+	oomKills   int
+	starts     int
+	startTime  time.Duration
+	lastExit   string
+	reason     string  // why the slot failed
+	history    []Event // the last historyLen states entered and replacements, oldest first
 	// waitingFor names the applications whose readiness a slot that has
 	// not started yet waits for (its dependencies); "" otherwise.
 	waitingFor string
@@ -182,6 +191,9 @@ func (s *slot) run(ctx context.Context) {
 		s.mu.Lock()
 		s.lastExit = exit.Reason
 		s.cur = nil
+		if k := restartKind(exit.Reason); k == "oom" || k == "memory" {
+			s.oomKills++
+		}
 		if !d.Restart {
 			s.reason = d.Reason
 			s.setStateLocked(StateFailed)
@@ -198,6 +210,7 @@ func (s *slot) run(ctx context.Context) {
 			continue
 		}
 		s.restarts++
+		s.countRestartLocked(restartKind(exit.Reason))
 		s.setStateLocked(StateBackoff)
 		s.mu.Unlock()
 		if d.Delay > 0 {
@@ -674,8 +687,15 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	if s.state != StateReady {
 		s.setStateLocked(StateReady)
 	}
+	s.starts++
+	s.startTime += time.Since(w.Started())
 	if replacedFor != "" {
 		s.restarts++
+		if replacedFor == "rolling restart" {
+			s.countRestartLocked("rolling_restart")
+		} else {
+			s.countRestartLocked("unhealthy")
+		}
 		s.recordLocked("replaced", replacedFor)
 	}
 	s.mu.Unlock()
@@ -747,15 +767,53 @@ func (s *slot) requestRestart(ctx context.Context) error {
 	}
 }
 
+func (s *slot) countRestartLocked(kind string) {
+	if s.restartsBy == nil {
+		s.restartsBy = map[string]int{}
+	}
+	s.restartsBy[kind]++
+}
+
+// RestartKinds are the kinds restartKind and adopt give, for the metrics
+// to export each one, zeros included.
+var RestartKinds = []string{"exit", "signal", "oom", "memory", "start_timeout", "control_channel", "unhealthy", "rolling_restart", "other"}
+
+// restartKind sorts the reason a worker ended into the few kinds the
+// metrics label restarts with; the reason itself (exit codes, output)
+// would make a series per distinct message.
+func restartKind(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "oom"):
+		return "oom"
+	case strings.HasPrefix(reason, "control channel:"):
+		return "control_channel"
+	case strings.HasPrefix(reason, "not ready within startTimeout"):
+		return "start_timeout"
+	case strings.HasPrefix(reason, "memory"):
+		return "memory"
+	case strings.HasPrefix(reason, "exit status"):
+		return "exit"
+	case strings.HasPrefix(reason, "signal:"):
+		return "signal"
+	}
+	return "other"
+}
+
 func (s *slot) status() WorkerStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ws := WorkerStatus{
-		Index:    s.index,
-		State:    s.state.String(),
-		Restarts: s.restarts,
-		LastExit: s.lastExit,
-		History:  append([]Event(nil), s.history...),
+		Index:     s.index,
+		State:     s.state.String(),
+		Restarts:  s.restarts,
+		LastExit:  s.lastExit,
+		OOMKills:  s.oomKills,
+		Starts:    s.starts,
+		StartTime: s.startTime.Seconds(),
+		History:   append([]Event(nil), s.history...),
+	}
+	if len(s.restartsBy) > 0 {
+		ws.RestartsBy = maps.Clone(s.restartsBy)
 	}
 	if s.state == StateExited && len(s.history) == 0 {
 		// Never started: its turn has not come (the entrypoint waits for

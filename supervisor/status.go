@@ -55,6 +55,16 @@ type WorkerStatus struct {
 	State    string `json:"state"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"lastExit,omitempty"` // e.g. "exit status 1", "signal: killed"
+	// RestartsBy splits Restarts by kind: exit, signal, oom, memory,
+	// start_timeout, control_channel, unhealthy, rolling_restart, other.
+	RestartsBy map[string]int `json:"restartsBy,omitempty"`
+	// OOMKills counts the workers ended for their memory limit: by the
+	// kernel in their cgroup ("oom") or by wattd without one ("memory").
+	OOMKills int `json:"oomKills,omitempty"`
+	// Starts counts the workers that became ready in the slot and
+	// StartTime the seconds they took in all, from spawn to ready.
+	Starts    int     `json:"starts"`
+	StartTime float64 `json:"startSecondsTotal"`
 	// WaitingFor names the dependencies a slot in state "waiting" (never
 	// started yet) waits for; empty when it waits for its turn only.
 	WaitingFor string  `json:"waitingFor,omitempty"`

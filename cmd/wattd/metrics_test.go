@@ -211,4 +211,31 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 	if failed != 1 {
 		t.Errorf(`wattd_workers{applicationId="broken",state="failed"} = %v, want 1`, failed)
 	}
+	restarts := map[string]float64{}
+	for _, m := range fams["wattd_application_restarts_total"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		restarts[l["applicationId"]+"/"+l["reason"]] = m.GetCounter().GetValue()
+	}
+	// crash-start exits with status 1 before it is ready; maxRestarts 2.
+	if restarts["broken/exit"] != 2 || restarts["web/exit"] != 0 || restarts["broken/oom"] != 0 {
+		t.Errorf("wattd_application_restarts_total = %v, want broken/exit 2 and zeros elsewhere", restarts)
+	}
+	for _, m := range fams["wattd_worker_start_duration_seconds"].GetMetric() {
+		app := ""
+		for _, p := range m.GetLabel() {
+			if p.GetName() == "applicationId" {
+				app = p.GetValue()
+			}
+		}
+		sum := m.GetSummary()
+		switch {
+		case app == "web" && (sum.GetSampleCount() != 1 || sum.GetSampleSum() <= 0 || sum.GetSampleSum() > 20):
+			t.Errorf("web start duration: count %d sum %v, want one start of a few seconds at most", sum.GetSampleCount(), sum.GetSampleSum())
+		case app == "broken" && sum.GetSampleCount() != 0:
+			t.Errorf("broken start duration: count %d, want 0 (never ready)", sum.GetSampleCount())
+		}
+	}
 }

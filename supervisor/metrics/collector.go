@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -28,6 +29,7 @@ type collector struct {
 	src Source
 
 	workers, restarts, dropped                    *prometheus.Desc
+	appRestarts, oomKills, startDuration          *prometheus.Desc
 	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
 }
@@ -41,9 +43,13 @@ func newCollector(src Source, constLabels prometheus.Labels) *collector {
 		src:      src,
 		workers:  d("wattd_workers", "Worker slots by state.", []string{appLabel, "state"}),
 		restarts: d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
-		dropped:  d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
-		up:       d("wattd_worker_up", "1 when the worker slot has a process, 0 otherwise.", w),
-		uptime:   d("wattd_worker_uptime_seconds", "Seconds since the worker's current process started.", w),
+		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
+			[]string{appLabel, "reason"}),
+		oomKills:      d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
+		startDuration: d("wattd_worker_start_duration_seconds", "Time from spawning a worker to its being ready, for the workers of the slot that became ready.", w),
+		dropped:       d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
+		up:            d("wattd_worker_up", "1 when the worker slot has a process, 0 otherwise.", w),
+		uptime:        d("wattd_worker_uptime_seconds", "Seconds since the worker's current process started.", w),
 
 		cpu:         d("process_cpu_seconds_total", "User and system CPU time the worker's process spent, in seconds.", w),
 		rss:         d("process_resident_memory_bytes", "Resident memory of the worker's process, in bytes.", w),
@@ -60,7 +66,7 @@ func newCollector(src Source, constLabels prometheus.Labels) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.workers, c.restarts, c.dropped, c.up, c.uptime, c.cpu, c.rss, c.fds,
+		c.workers, c.restarts, c.dropped, c.appRestarts, c.oomKills, c.startDuration, c.up, c.uptime, c.cpu, c.rss, c.fds,
 		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns,
 	} {
 		ch <- d
@@ -86,6 +92,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.dropped, float64(c.src.Status().LogLinesDropped))
 	for _, a := range c.src.Apps() {
+		byReason := map[string]int{}
+		for _, k := range supervisor.RestartKinds {
+			byReason[k] = 0
+		}
 		byState := map[string]int{}
 		for _, s := range workerStates {
 			byState[s] = 0
@@ -94,6 +104,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			byState[w.State]++
 			id := strconv.Itoa(w.Index)
 			counter(c.restarts, float64(w.Restarts), a.ID, id)
+			counter(c.oomKills, float64(w.OOMKills), a.ID, id)
+			ch <- prometheus.MustNewConstSummary(c.startDuration, uint64(w.Starts), w.StartTime, nil, a.ID, id)
+			for k, n := range w.RestartsBy {
+				byReason[k] += n
+			}
 			if w.PID == 0 {
 				gauge(c.up, 0, a.ID, id)
 				continue
@@ -124,6 +139,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.heapTotal, float64(w.HeapTotal), a.ID, id)
 			}
 			gauge(c.activeConns, float64(w.ActiveConns), a.ID, id)
+		}
+		for _, k := range slices.Sorted(maps.Keys(byReason)) {
+			counter(c.appRestarts, float64(byReason[k]), a.ID, k)
 		}
 		states := make([]string, 0, len(byState))
 		for s := range byState {

@@ -57,8 +57,9 @@ func TestCollector(t *testing.T) {
 	pid := os.Getpid()
 	src := snapshot{apps: []supervisor.AppStatus{
 		{ID: "node", Workers: []supervisor.WorkerStatus{
-			{Index: 0, PID: pid, State: "ready", Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20},
-			{Index: 1, State: "backoff", Restarts: 1},
+			{Index: 0, PID: pid, State: "ready", Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20,
+				RestartsBy: map[string]int{"oom": 2, "unhealthy": 1}, OOMKills: 2, Starts: 4, StartTime: 2.5},
+			{Index: 1, State: "backoff", Restarts: 1, RestartsBy: map[string]int{"exit": 1}},
 		}},
 		{ID: "go", Workers: []supervisor.WorkerStatus{{Index: 0, PID: pid, State: "ready", RSS: 1 << 20}}},
 	}}
@@ -70,6 +71,20 @@ func TestCollector(t *testing.T) {
 	restarts := series(fams["wattd_worker_restarts_total"])
 	if restarts["applicationId=node,workerId=0,"] != 3 || restarts["applicationId=node,workerId=1,"] != 1 {
 		t.Errorf("restarts = %v", restarts)
+	}
+	byReason := series(fams["wattd_application_restarts_total"])
+	if byReason["applicationId=node,reason=oom,"] != 2 || byReason["applicationId=node,reason=exit,"] != 1 ||
+		byReason["applicationId=node,reason=unhealthy,"] != 1 || len(byReason) != 2*len(supervisor.RestartKinds) {
+		t.Errorf("wattd_application_restarts_total = %v", byReason)
+	}
+	if oom := series(fams["wattd_worker_oom_kills_total"]); oom["applicationId=node,workerId=0,"] != 2 {
+		t.Errorf("wattd_worker_oom_kills_total = %v", oom)
+	}
+	for _, m := range fams["wattd_worker_start_duration_seconds"].GetMetric() {
+		if m.GetLabel()[0].GetValue() == "node" && m.GetLabel()[2].GetValue() == "0" &&
+			(m.GetSummary().GetSampleCount() != 4 || m.GetSummary().GetSampleSum() != 2.5) {
+			t.Errorf("start duration of node/0: %v", m.GetSummary())
+		}
 	}
 	states := series(fams["wattd_workers"])
 	if states["applicationId=node,state=ready,"] != 1 || states["applicationId=node,state=backoff,"] != 1 ||
