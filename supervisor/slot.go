@@ -18,6 +18,7 @@ import (
 	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/listeners"
+	"github.com/wattd/wattd/supervisor/procnet"
 	"github.com/wattd/wattd/supervisor/restart"
 )
 
@@ -829,6 +830,10 @@ func (s *slot) status() WorkerStatus {
 		ws.PID = w.PID()
 		ws.Uptime = time.Since(w.Started()).Seconds()
 		ws.RSS = cgroups.RSS(w.PID())
+		if st, ok := procnet.ReadStat(w.PID()); ok {
+			ws.CPU = st.CPU.Seconds()
+		}
+		ws.OpenFDs, _ = procnet.OpenFDs(w.PID())
 		if u, ok := w.Usage(); ok {
 			ws.Memory, ws.MemoryLimit = u.Memory, u.MemoryLimit
 		}

@@ -70,6 +70,8 @@ type WorkerStatus struct {
 	WaitingFor string  `json:"waitingFor,omitempty"`
 	Uptime     float64 `json:"uptimeSeconds"` // since the current process started
 	RSS        uint64  `json:"rssBytes"`      // from /proc, 0 if unknown
+	CPU        float64 `json:"cpuSeconds"`    // user + system CPU time of the process, from /proc
+	OpenFDs    int     `json:"openFds"`       // open file descriptors of the process, 0 if unknown
 	// Memory is what the worker's cgroup uses (all of its processes, page
 	// cache included), or the RSS of its process tree where cgroups are
 	// not used; MemoryLimit is the limit it is held to, 0 for none.

@@ -419,6 +419,38 @@ func ctlCommand() *cli.Command {
 				}),
 			},
 			{
+				Name:      "metrics",
+				Usage:     "show each worker's current figures: CPU, memory, descriptors, event loop, heap, restarts",
+				ArgsUsage: "[APP]",
+				Flags:     []cli.Flag{jsonFlag, socketFlag},
+				Before: func(c *cli.Context) error {
+					if c.NArg() > 1 {
+						if opt := lateOption(c); opt != "" {
+							return usageErrorf("%s: options go before APP: wattd ctl metrics [options] [APP]", opt)
+						}
+						return &exitError{exitUsage, errors.New("usage: wattd ctl metrics [APP]")}
+					}
+					return nil
+				},
+				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+					var apps []supervisor.AppStatus
+					if id := c.Args().First(); id != "" {
+						app, err := cl.App(ctx, id)
+						if err != nil {
+							return nil, nil, err
+						}
+						apps = []supervisor.AppStatus{*app}
+					} else {
+						var err error
+						if apps, err = cl.Apps(ctx); err != nil {
+							return nil, nil, err
+						}
+					}
+					rows := admin.Figures(apps)
+					return rows, func() { admin.RenderFigures(os.Stdout, rows) }, nil
+				}),
+			},
+			{
 				Name:      "restart",
 				Usage:     "restart every worker of APP, one at a time, with no downtime",
 				ArgsUsage: "APP",

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/wattd/wattd/supervisor/admin"
 )
 
 // scrape GETs a metrics endpoint with basic auth and parses the text
@@ -159,6 +162,29 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if fams["wattd_log_lines_dropped_total"] == nil {
 		t.Error("no wattd_log_lines_dropped_total in the scrape")
+	}
+
+	// wattd ctl metrics shows the same figures through the admin socket.
+	out, err := d.ctl("metrics", "--json", "api")
+	if err != nil {
+		t.Fatalf("ctl metrics --json api: %v\n%s", err, out)
+	}
+	var rows []admin.WorkerFigures
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("ctl metrics --json: %v\n%s", err, out)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("ctl metrics api: %d rows, want 2:\n%s", len(rows), out)
+	}
+	for _, r := range rows {
+		if r.App != "api" || r.PID == 0 || r.RSS == 0 || r.OpenFDs == 0 || r.CPU <= 0 || r.ELU == nil ||
+			r.HeapTotal == 0 || r.StartSeconds <= 0 {
+			t.Errorf("ctl metrics row %+v lacks figures", r)
+		}
+	}
+	table, err := d.ctl("metrics")
+	if err != nil || !strings.Contains(table, "HEAP") || strings.Count(table, "\n") != 5 {
+		t.Errorf("ctl metrics: %v, want a header and four rows:\n%s", err, table)
 	}
 }
 

@@ -2,14 +2,12 @@ package metrics
 
 import (
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wattd/wattd/supervisor"
-	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // Source is what the collector and the probes read: the runtime.
@@ -115,14 +113,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(c.up, 1, a.ID, id)
 			gauge(c.uptime, w.Uptime, a.ID, id)
-			if st, ok := procnet.ReadStat(w.PID); ok {
-				counter(c.cpu, st.CPU.Seconds(), a.ID, id)
-			}
+			counter(c.cpu, w.CPU, a.ID, id)
 			if w.RSS > 0 {
 				gauge(c.rss, float64(w.RSS), a.ID, id)
 			}
-			if n, ok := openFDs(w.PID); ok {
-				gauge(c.fds, float64(n), a.ID, id)
+			if w.OpenFDs > 0 {
+				gauge(c.fds, float64(w.OpenFDs), a.ID, id)
 			}
 			if w.Memory > 0 {
 				gauge(c.memory, float64(w.Memory), a.ID, id)
@@ -152,19 +148,4 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.workers, float64(byState[s]), a.ID, s)
 		}
 	}
-}
-
-// openFDs counts the entries of /proc/<pid>/fd; ok is false when the
-// process is gone or not wattd's to read.
-func openFDs(pid int) (int, bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return 0, false
-	}
-	return len(names), true
 }

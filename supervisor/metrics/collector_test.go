@@ -10,8 +10,7 @@ import (
 	"github.com/wattd/wattd/supervisor"
 )
 
-// snapshot is a fixed runtime status; the worker processes it names are
-// real (this test's own), so the /proc readings are real ones.
+// snapshot is a fixed runtime status, as the runtime would report it.
 type snapshot struct{ apps []supervisor.AppStatus }
 
 func (s snapshot) Status() supervisor.RuntimeStatus {
@@ -57,11 +56,11 @@ func TestCollector(t *testing.T) {
 	pid := os.Getpid()
 	src := snapshot{apps: []supervisor.AppStatus{
 		{ID: "node", Workers: []supervisor.WorkerStatus{
-			{Index: 0, PID: pid, State: "ready", Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20,
+			{Index: 0, PID: pid, State: "ready", Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20, CPU: 1.5, OpenFDs: 9,
 				RestartsBy: map[string]int{"oom": 2, "unhealthy": 1}, OOMKills: 2, Starts: 4, StartTime: 2.5},
 			{Index: 1, State: "backoff", Restarts: 1, RestartsBy: map[string]int{"exit": 1}},
 		}},
-		{ID: "go", Workers: []supervisor.WorkerStatus{{Index: 0, PID: pid, State: "ready", RSS: 1 << 20}}},
+		{ID: "go", Workers: []supervisor.WorkerStatus{{Index: 0, PID: pid, State: "ready", RSS: 1 << 20, CPU: 0.5, OpenFDs: 4}}},
 	}}
 	fams := gather(t, src)
 
@@ -96,12 +95,12 @@ func TestCollector(t *testing.T) {
 		t.Errorf("wattd_workers{go,failed} = %v (present %v), want 0", v, ok)
 	}
 	cpu := series(fams["process_cpu_seconds_total"])
-	if len(cpu) != 2 || cpu["applicationId=node,workerId=0,"] <= 0 {
-		t.Errorf("process_cpu_seconds_total = %v, want this process's CPU for node/0 and go/0 only", cpu)
+	if len(cpu) != 2 || cpu["applicationId=node,workerId=0,"] != 1.5 || cpu["applicationId=go,workerId=0,"] != 0.5 {
+		t.Errorf("process_cpu_seconds_total = %v, want node/0 1.5 and go/0 0.5 only", cpu)
 	}
 	fds := series(fams["process_open_fds"])
-	if fds["applicationId=go,workerId=0,"] < 3 {
-		t.Errorf("process_open_fds = %v, want at least stdin/out/err", fds)
+	if len(fds) != 2 || fds["applicationId=go,workerId=0,"] != 4 {
+		t.Errorf("process_open_fds = %v, want node/0 and go/0 only", fds)
 	}
 	if up := series(fams["wattd_worker_up"]); up["applicationId=node,workerId=1,"] != 0 || up["applicationId=node,workerId=0,"] != 1 {
 		t.Errorf("wattd_worker_up = %v", up)

@@ -274,3 +274,18 @@ func ReadStat(pid int) (st Stat, ok bool) {
 	stime, _ := strconv.ParseUint(f[12], 10, 64)
 	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, CPU: time.Duration(ut+stime) * time.Second / clockTicks}, err1 == nil && err2 == nil
 }
+
+// OpenFDs counts the open file descriptors of a process (the entries of
+// /proc/<pid>/fd); ok is false when it is gone or not ours to read.
+func OpenFDs(pid int) (n int, ok bool) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, false
+	}
+	return len(names), true
+}

@@ -1,0 +1,86 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+// WorkerFigures is one worker slot's row of `wattd ctl metrics`: the
+// figures the metrics endpoint exports, read from the same status.
+type WorkerFigures struct {
+	App         string  `json:"applicationId"`
+	Worker      int     `json:"workerId"`
+	PID         int     `json:"pid"`
+	State       string  `json:"state"`
+	CPU         float64 `json:"cpuSeconds"`
+	RSS         uint64  `json:"rssBytes"`
+	OpenFDs     int     `json:"openFds"`
+	Memory      uint64  `json:"memoryBytes"`
+	MemoryLimit uint64  `json:"memoryLimitBytes,omitempty"`
+	// Node.js figures, as the worker last reported them; absent for a
+	// worker that reports none.
+	ELU         *float64 `json:"eventLoopUtilization,omitempty"`
+	HeapUsed    uint64   `json:"heapUsedBytes,omitempty"`
+	HeapTotal   uint64   `json:"heapTotalBytes,omitempty"`
+	ActiveConns int      `json:"activeConnections"`
+	Restarts    int      `json:"restarts"`
+	OOMKills    int      `json:"oomKills"`
+	// StartSeconds is the mean time its workers took to become ready.
+	StartSeconds float64 `json:"meanStartSeconds"`
+}
+
+// Figures flattens apps into one row per worker slot.
+func Figures(apps []supervisor.AppStatus) []WorkerFigures {
+	out := []WorkerFigures{}
+	for _, a := range apps {
+		for _, w := range a.Workers {
+			f := WorkerFigures{
+				App: a.ID, Worker: w.Index, PID: w.PID, State: w.State,
+				CPU: w.CPU, RSS: w.RSS, OpenFDs: w.OpenFDs, Memory: w.Memory, MemoryLimit: w.MemoryLimit,
+				ActiveConns: w.ActiveConns, Restarts: w.Restarts, OOMKills: w.OOMKills,
+			}
+			if w.HeapTotal > 0 {
+				elu := w.ELU
+				f.ELU, f.HeapUsed, f.HeapTotal = &elu, w.HeapUsed, w.HeapTotal
+			}
+			if w.Starts > 0 {
+				f.StartSeconds = w.StartTime / float64(w.Starts)
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// RenderFigures writes `wattd ctl metrics` as a table, one row per worker.
+func RenderFigures(w io.Writer, rows []WorkerFigures) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tCPU\tRSS\tFDS\tMEMORY\tELU\tHEAP\tCONNS\tRESTARTS\tOOM\tSTART")
+	dash := func(ok bool, s string) string {
+		if !ok {
+			return "-"
+		}
+		return s
+	}
+	for _, r := range rows {
+		mem := dash(r.Memory > 0, supervisor.FormatBytes(r.Memory))
+		if r.MemoryLimit > 0 {
+			mem += " / " + supervisor.FormatBytes(r.MemoryLimit)
+		}
+		elu, heap := "-", "-"
+		if r.ELU != nil {
+			elu = fmt.Sprintf("%.0f%%", *r.ELU*100)
+			heap = supervisor.FormatBytes(r.HeapUsed) + " / " + supervisor.FormatBytes(r.HeapTotal)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n",
+			cell(r.App), r.Worker, dash(r.PID > 0, strconv.Itoa(r.PID)), cell(r.State),
+			dash(r.PID > 0, fmt.Sprintf("%.2fs", r.CPU)), dash(r.RSS > 0, supervisor.FormatBytes(r.RSS)),
+			dash(r.OpenFDs > 0, strconv.Itoa(r.OpenFDs)), mem, elu, heap,
+			r.ActiveConns, r.Restarts, r.OOMKills, dash(r.StartSeconds > 0, fmt.Sprintf("%.2fs", r.StartSeconds)))
+	}
+	tw.Flush()
+}
