@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -263,5 +264,31 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 		case app == "broken" && sum.GetSampleCount() != 0:
 			t.Errorf("broken start duration: count %d, want 0 (never ready)", sum.GetSampleCount())
 		}
+	}
+}
+
+// TestMetricsPortTaken checks that wattd refuses to start, saying why,
+// when the metrics port is taken, rather than run without its probes.
+func TestMetricsPortTaken(t *testing.T) {
+	integration(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	mport := l.Addr().(*net.TCPAddr).Port
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	if code := d.wait(20 * time.Second); code == 0 {
+		t.Fatalf("wattd exited 0 with the metrics port taken")
+	}
+	if want := fmt.Sprintf("metrics: listen on 127.0.0.1 port %d", mport); !strings.Contains(d.out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, d.out.String())
 	}
 }
