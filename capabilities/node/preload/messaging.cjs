@@ -95,29 +95,10 @@ function startMessaging (state) {
     return w
   }
 
-  function sendRequest (application, name, data) {
-    return new Promise((resolve, reject) => {
-      if (typeof name !== 'string') {
-        throw fastifyError(`ITC request name is not a string: "${String(name)}"`, CODE_NAME_NOT_STRING)
-      }
-      const to = String(application)
-      let json
-      try {
-        json = encode(data, Buffer.byteLength(name) + Buffer.byteLength(to) + Buffer.byteLength(ownApp))
-      } catch (err) {
-        throw messagingError(to, 'the message cannot be sent: ' + err.message)
-      }
-      if (!state.control) throw messagingError(to, "wattd's control channel is closed")
-      const id = ++seq
-      waiting.set(id, { resolve, reject, application: to })
-      if (hold === null) hold = setInterval(() => {}, 1 << 30)
-      const msg = { type: 'message', id, to, name }
-      if (json !== undefined) msg.data = data // writeFrame renders it to the same JSON
-      sendControl(state, msg)
-    })
-  }
-
-  function notify (application, name, data) {
+  // outgoing checks what an app asks to send and builds its frame; what
+  // cannot be sent throws Watt's error, naming the target (what: "message"
+  // or "notification").
+  function outgoing (type, application, name, data, what) {
     if (typeof name !== 'string') {
       throw fastifyError(`ITC request name is not a string: "${String(name)}"`, CODE_NAME_NOT_STRING)
     }
@@ -126,11 +107,26 @@ function startMessaging (state) {
     try {
       json = encode(data, Buffer.byteLength(name) + Buffer.byteLength(to) + Buffer.byteLength(ownApp))
     } catch (err) {
-      throw messagingError(to, 'the notification cannot be sent: ' + err.message)
+      throw messagingError(to, `the ${what} cannot be sent: ` + err.message)
     }
-    const msg = { type: 'notify', to, name }
-    if (json !== undefined) msg.data = data
-    sendControl(state, msg)
+    const msg = { type, to, name }
+    if (json !== undefined) msg.data = data // writeFrame renders it to the same JSON
+    return msg
+  }
+
+  function sendRequest (application, name, data) {
+    return new Promise((resolve, reject) => {
+      const msg = outgoing('message', application, name, data, 'message')
+      if (!state.control) throw messagingError(msg.to, "wattd's control channel is closed")
+      msg.id = ++seq
+      waiting.set(msg.id, { resolve, reject, application: msg.to })
+      if (hold === null) hold = setInterval(() => {}, 1 << 30)
+      sendControl(state, msg)
+    })
+  }
+
+  function notify (application, name, data) {
+    sendControl(state, outgoing('notify', application, name, data, 'notification'))
   }
 
   function handle (name, fn) {
