@@ -128,3 +128,18 @@ func TestDetectError(t *testing.T) {
 		t.Fatalf("Detect error = %v, want it to wrap %v", err, boom)
 	}
 }
+
+func TestBasePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"":           "",
+		"  ":         "",
+		"api":        "/api/",
+		"/api":       "/api/",
+		"//api//v1/": "/api/v1/",
+		"/":          "/",
+	} {
+		if got := BasePath(in); got != want {
+			t.Errorf("BasePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

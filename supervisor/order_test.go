@@ -147,16 +147,7 @@ func TestEntrypointThatCannotStartInDevKeepsRuntime(t *testing.T) {
 	eventually(t, "the dev log", func() bool {
 		return tr.logged("the entrypoint could not start; a change to its files restarts it", nil)
 	})
-	if err := tr.RestartApp(t.Context(), "web"); err != nil {
-		t.Fatalf("restart: %v", err)
-	}
-	tr.waitReady("web", 0)
-	select {
-	case err := <-tr.runErr:
-		tr.runErr <- err
-		t.Fatalf("Run ended: %v", err)
-	default:
-	}
+	restartStillRunning(t, tr, "web")
 }
 
 // TestEntrypointFailingAfterReadyKeepsRuntime: an entrypoint that was up
@@ -168,16 +159,7 @@ func TestEntrypointFailingAfterReadyKeepsRuntime(t *testing.T) {
 		testApp{id: "other", behaviour: "ready"},
 	)
 	tr.waitState("web", 0, StateFailed)
-	if err := tr.RestartApp(t.Context(), "web"); err != nil {
-		t.Fatalf("restart: %v", err)
-	}
-	tr.waitReady("web", 0)
-	select {
-	case err := <-tr.runErr:
-		tr.runErr <- err
-		t.Fatalf("Run ended: %v", err)
-	default:
-	}
+	restartStillRunning(t, tr, "web")
 }
 
 // TestStartAttemptsBoundNeverReadyEntrypoint: with maxRestarts 0 (never
@@ -247,5 +229,21 @@ func runResult(t *testing.T, tr *liveRuntime) error {
 	case <-time.After(2 * pollFor):
 		t.Fatal("Run did not end")
 		return nil
+	}
+}
+
+// restartStillRunning restarts app, waits for its first worker to be ready
+// and checks that the runtime kept running through it all.
+func restartStillRunning(t *testing.T, tr *liveRuntime, app string) {
+	t.Helper()
+	if err := tr.RestartApp(t.Context(), app); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	tr.waitReady(app, 0)
+	select {
+	case err := <-tr.runErr:
+		tr.runErr <- err
+		t.Fatalf("Run ended: %v", err)
+	default:
 	}
 }

@@ -80,21 +80,6 @@ func TestBuildCommand(t *testing.T) {
 	}
 }
 
-func TestBasePath(t *testing.T) {
-	for in, want := range map[string]string{
-		"":           "",
-		"  ":         "",
-		"api":        "/api/",
-		"/api":       "/api/",
-		"//api//v1/": "/api/v1/",
-		"/":          "/",
-	} {
-		if got := capabilities.BasePath(in); got != want {
-			t.Errorf("BasePath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestWattSettingsReachTheWorker(t *testing.T) {
 	fake := filepath.Join(t.TempDir(), "node")
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {

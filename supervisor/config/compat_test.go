@@ -193,17 +193,8 @@ func TestEveryWattRuntimeKeyLoads(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "watt.json"), data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := Load(dir, "", nil)
-			var msgs []string
-			if err != nil {
-				msgs = strings.Split(err.Error(), "\n")
-			} else {
-				msgs = cfg.Warnings
-			}
-			for _, m := range msgs {
-				if strings.Contains(m, "unknown key") {
-					t.Errorf("%s: %s: %s", name, k.path, m)
-				}
+			for _, m := range unknownKeyProblems(dir) {
+				t.Errorf("%s: %s: %s", name, k.path, m)
 			}
 		}
 	}
@@ -266,17 +257,8 @@ func TestEveryWattApplicationKeyLoads(t *testing.T) {
 				if err := os.WriteFile(filepath.Join(appDir, "watt.json"), data, 0o600); err != nil {
 					t.Fatal(err)
 				}
-				cfg, err := Load(dir, "", nil)
-				var msgs []string
-				if err != nil {
-					msgs = strings.Split(err.Error(), "\n")
-				} else {
-					msgs = cfg.Warnings
-				}
-				for _, m := range msgs {
-					if strings.Contains(m, "unknown key") {
-						t.Errorf("%s (alone: %v): %s: %s", name, single, k.path, m)
-					}
+				for _, m := range unknownKeyProblems(dir) {
+					t.Errorf("%s (alone: %v): %s: %s", name, single, k.path, m)
 				}
 			}
 		}
@@ -332,4 +314,23 @@ func TestWattCompatDocListsEveryRuntimeAPI(t *testing.T) {
 			t.Errorf("docs/watt-compat.md: the Runtime APIs table has no row for %s", f[1])
 		}
 	}
+}
+
+// unknownKeyProblems loads the project in dir and returns its errors and
+// warnings that call a key unknown.
+func unknownKeyProblems(dir string) []string {
+	cfg, err := Load(dir, "", nil)
+	msgs := []string{}
+	if err != nil {
+		msgs = strings.Split(err.Error(), "\n")
+	} else {
+		msgs = cfg.Warnings
+	}
+	var out []string
+	for _, m := range msgs {
+		if strings.Contains(m, "unknown key") {
+			out = append(out, m)
+		}
+	}
+	return out
 }
