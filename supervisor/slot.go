@@ -802,7 +802,6 @@ func restartKind(reason string) string {
 
 func (s *slot) status() WorkerStatus {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ws := WorkerStatus{
 		Index:     s.index,
 		State:     s.state.String(),
@@ -826,7 +825,11 @@ func (s *slot) status() WorkerStatus {
 		ws.ListenAddr = s.addr.String()
 	}
 	s.sockMu.Unlock()
-	if w := s.cur; w != nil && !closed(w.Exited()) {
+	w := s.cur
+	s.mu.Unlock()
+	// The readings of /proc and the cgroup are made outside the slot's
+	// lock, which the slot's own goroutine needs to supervise the worker.
+	if w != nil && !closed(w.Exited()) {
 		ws.PID = w.PID()
 		ws.Uptime = time.Since(w.Started()).Seconds()
 		ws.RSS = cgroups.RSS(w.PID())
