@@ -180,6 +180,9 @@ func TestKillNineLeftoversSwept(t *testing.T) {
 		}
 	}
 	again := startWattd(t, dir, port, startOpts{env: []string{"WATTD_RUNTIME_DIR=" + d.runDir}})
+	// Not just any answer on the port: the killed instance's worker keeps
+	// serving on its copy of the socket until it notices wattd is gone.
+	again.waitOutput(`"msg":"ready"`, 30*time.Second)
 	waitHTTP(t, again.url("/"), 30*time.Second)
 	for _, pid := range children {
 		if alive(pid) {
