@@ -48,7 +48,8 @@ function newState () {
     lastDone: 0, // performance.now() when a response last finished
     sweepTimer: null,
     mesh: null, // mesh client, see startMeshClient
-    handlers: new Map() // control message type -> function (msg), see onMessage
+    handlers: new Map(), // control message type -> function (msg), see onMessage
+    requestHooks: [] // per-request hooks of features that are on, see requests.cjs
   }
 }
 

@@ -6,6 +6,7 @@ const {
   DRAIN_QUIET_MS, DRAIN_TIMEOUT_MS, meshOf, nativeClose, closedByDrain, warn, guard
 } = require('./base.cjs')
 const { send } = require('./control.cjs')
+const { runRequestHooks } = require('./requests.cjs')
 
 // ---- listen redirection ----------------------------------------------------
 
@@ -164,7 +165,10 @@ function onRequestHook (req, res) {
   try {
     // Mesh requests of TLS/HTTP2 apps are re-emitted with `this` = primary.
     const state = requestHookState.get(this)
-    if (state) trackResponse(state, req, res)
+    if (state) {
+      trackResponse(state, req, res)
+      if (state.requestHooks.length > 0) runRequestHooks(state, req, res)
+    }
   } catch (err) {
     warn('request', err)
   }
