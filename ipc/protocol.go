@@ -275,18 +275,31 @@ var ErrNoCommonVersion = errors.New("ipc: no common protocol version")
 // WriteMessage frames and writes m. It is not safe for concurrent use on the
 // same writer; callers serialise writes.
 func WriteMessage(w io.Writer, m *Message) error {
+	buf, err := EncodeFrame(m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
+	return err
+}
+
+// EncodeFrame returns m as one frame, length prefix included. A writer that
+// may be cut short (by a deadline) writes the frame itself, so that it
+// knows how much of it went out: a frame written in part leaves the stream
+// unusable, since the reader would take the next frame's bytes for the
+// rest of this one.
+func EncodeFrame(m *Message) ([]byte, error) {
 	body, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("ipc: encode %s: %w", m.Type, err)
+		return nil, fmt.Errorf("ipc: encode %s: %w", m.Type, err)
 	}
 	if len(body) > MaxFrame {
-		return ErrFrameTooLarge
+		return nil, ErrFrameTooLarge
 	}
 	buf := make([]byte, 4+len(body))
 	binary.BigEndian.PutUint32(buf, uint32(len(body)))
 	copy(buf[4:], body)
-	_, err = w.Write(buf)
-	return err
+	return buf, nil
 }
 
 // ReadMessage reads one frame. It returns io.EOF only on a clean end between

@@ -95,6 +95,7 @@ type proc struct {
 
 	ctrl *net.UnixConn
 	wmu  sync.Mutex // serialises writes to ctrl
+	wcut bool       // a frame went out in part; guarded by wmu
 
 	ready     chan struct{} // closed on the first ready message
 	readyOnce sync.Once
@@ -404,11 +405,35 @@ func (p *proc) controlFault(fault string) {
 }
 
 func (p *proc) send(m *ipc.Message) error {
+	buf, err := ipc.EncodeFrame(m)
+	if err != nil {
+		return err
+	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	_ = p.ctrl.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	return ipc.WriteMessage(p.ctrl, m)
+	if p.wcut {
+		return errFrameCut
+	}
+	_ = p.ctrl.SetWriteDeadline(time.Now().Add(sendTimeout))
+	n, err := p.ctrl.Write(buf)
+	if err != nil && n > 0 {
+		// The worker would read the next frame as the rest of this one, so
+		// nothing more may be written, and a worker whose channel is
+		// broken cannot be drained or told anything: it is replaced.
+		p.wcut = true
+		p.controlFault(fmt.Sprintf("not reading its control channel: a %s frame was cut after %d of %d bytes (%v)",
+			m.Type, n, len(buf), err))
+	}
+	return err
 }
+
+// sendTimeout bounds one write to a worker's control channel. Only a worker
+// that has not read its channel for long enough to fill the socket buffer
+// makes a write wait at all.
+const sendTimeout = 2 * time.Second
+
+// errFrameCut fails every send after a frame was written in part.
+var errFrameCut = errors.New("control channel broken: an earlier frame was cut short")
 
 func (p *proc) isExited() bool {
 	select {
