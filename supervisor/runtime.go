@@ -752,6 +752,10 @@ func (a *app) status() AppStatus {
 		}
 		s.mu.Unlock()
 	}
+	if tr := a.rt.tracing; tr != nil {
+		c := tr.Counts()[a.id]
+		as.Spans = &SpanCounts{Received: c.Received, Invalid: c.Invalid, QueueFull: c.QueueFull}
+	}
 	return as
 }
 
