@@ -257,12 +257,14 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 				app = p.GetValue()
 			}
 		}
-		sum := m.GetSummary()
+		h := m.GetHistogram()
 		switch {
-		case app == "web" && (sum.GetSampleCount() != 1 || sum.GetSampleSum() <= 0 || sum.GetSampleSum() > 20):
-			t.Errorf("web start duration: count %d sum %v, want one start of a few seconds at most", sum.GetSampleCount(), sum.GetSampleSum())
-		case app == "broken" && sum.GetSampleCount() != 0:
-			t.Errorf("broken start duration: count %d, want 0 (never ready)", sum.GetSampleCount())
+		case app == "web" && (h.GetSampleCount() != 1 || h.GetSampleSum() <= 0 || h.GetSampleSum() > 20):
+			t.Errorf("web start duration: count %d sum %v, want one start of a few seconds at most", h.GetSampleCount(), h.GetSampleSum())
+		case app == "web" && h.GetBucket()[len(h.GetBucket())-1].GetCumulativeCount() != 1:
+			t.Errorf("web start duration buckets %v: the start is in none", h.GetBucket())
+		case app == "broken" && h.GetSampleCount() != 0:
+			t.Errorf("broken start duration: count %d, want 0 (never ready)", h.GetSampleCount())
 		}
 	}
 }
