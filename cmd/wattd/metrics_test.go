@@ -75,16 +75,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
 
-	// Without credentials every path is refused, the probes too.
+	// Without credentials the metrics are refused; the probes answer, as
+	// Watt's do, so that an orchestrator can call them as they are.
 	waitFor(t, 20*time.Second, "the metrics server to listen", func() bool {
 		code, _, err := get(fresh, base+"/prom")
 		return err == nil && code == http.StatusUnauthorized
 	})
-	for _, p := range []string{"/ready", "/status"} {
-		if code, _, err := get(fresh, base+p); err != nil || code != http.StatusUnauthorized {
-			t.Errorf("GET %s without credentials: %d %v, want 401", p, code, err)
-		}
-	}
+	waitFor(t, 30*time.Second, "/ready to answer 200 without credentials", func() bool {
+		code, body, err := get(fresh, base+"/ready")
+		return err == nil && code == http.StatusOK && strings.TrimSpace(body) == "OK"
+	})
 	if _, err := scrape(base+"/prom", "scraper", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("scrape with a wrong password: %v, want 401", err)
 	}
@@ -199,7 +199,8 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 		"entrypoint": "web",
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"restart":    map[string]any{"initialDelay": 20, "maxDelay": 100, "maxRestarts": 2},
-		"metrics":    map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"metrics": map[string]any{"hostname": "127.0.0.1", "port": mport,
+			"liveness": map[string]any{"endpoint": "/live", "fail": map[string]any{"statusCode": 503}}},
 		"applications": []any{
 			map[string]any{"id": "web", "path": fixture("apps/plain")},
 			map[string]any{"id": "broken", "path": fixture("faults/crash-start")},
@@ -218,8 +219,12 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 	if strings.Contains(body, `"web"`) {
 		t.Errorf("/ready names web, which is ready: %q", body)
 	}
-	if code, _, err := get(fresh, base+"/status"); err != nil || code != http.StatusInternalServerError {
-		t.Errorf("/status: %d %v, want 500", code, err)
+	// The liveness probe as configured: another path, another code.
+	if code, body, err := get(fresh, base+"/live"); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, `application "broken" has no ready worker`) {
+		t.Errorf("/live: %d %q %v, want 503 naming broken", code, body, err)
+	}
+	if code, _, err := get(fresh, base+"/status"); err != nil || code != http.StatusNotFound {
+		t.Errorf("/status with the liveness probe moved: %d %v, want 404", code, err)
 	}
 	fams, err := scrape(base+"/metrics", "", "")
 	if err != nil {
