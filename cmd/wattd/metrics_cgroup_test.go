@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +160,94 @@ func TestMetricsCgroupFigures(t *testing.T) {
 		t.Errorf("ctl metrics web: %v\n%s", err, table)
 	}
 	t.Logf("ctl metrics web:\n%s", table)
+}
+
+// gate passes writes through to nowhere while open and holds them while
+// shut: wattd's output as a reader that stalls.
+type gate struct {
+	mu   sync.Mutex
+	open *sync.Cond
+	shut bool
+}
+
+func newGate() *gate {
+	g := &gate{}
+	g.open = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	for g.shut {
+		g.open.Wait()
+	}
+	g.mu.Unlock()
+	return len(p), nil
+}
+
+func (g *gate) set(shut bool) {
+	g.mu.Lock()
+	g.shut = shut
+	g.mu.Unlock()
+	g.open.Broadcast()
+}
+
+// TestMetricsCountDroppedLogLines: when wattd's output stalls (a reader
+// that stopped reading), a worker flooding its output loses lines in the
+// bounded queue between its pipe and the log, and the metric counts them
+// while the worker keeps running.
+func TestMetricsCountDroppedLogLines(t *testing.T) {
+	integration(t)
+	port, mport := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"applications": []any{map[string]any{"id": "flood", "path": fixture("faults/log-flood")}},
+	})
+	runBase, err := os.MkdirTemp("", "wrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runBase) })
+	out := newGate()
+	cmd := exec.Command(wattdBin, "start", dir)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+runBase, "PLT_SERVER_PORT="+strconv.Itoa(port), "WATTD_LOG_FORMAT=json")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		out.set(false) // let it write again, so that it can stop
+		stopGracefully(cmd.Process, done)
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	var before float64
+	waitFor(t, 30*time.Second, "the flooding worker to be ready", func() bool {
+		fams, err := scrape(base, "", "")
+		if err != nil {
+			return false
+		}
+		var ok bool
+		before, ok = byWorker(fams["wattd_worker_log_lines_dropped_total"])["flood/0"]
+		return ok && byWorker(fams["wattd_worker_up"])["flood/0"] == 1
+	})
+	out.set(true)
+	var dropped float64
+	waitFor(t, 30*time.Second, "lines of the flood to be counted as dropped", func() bool {
+		fams, err := scrape(base, "", "")
+		if err != nil {
+			t.Logf("scrape: %v", err)
+			return false
+		}
+		dropped = byWorker(fams["wattd_worker_log_lines_dropped_total"])["flood/0"]
+		// A queue of 4096 lines fills in well under a second of flood.
+		return dropped > before+100 && byWorker(fams["wattd_worker_up"])["flood/0"] == 1
+	})
+	if code, body, err := get(fresh, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil || code != 200 {
+		t.Errorf("the flooding worker while its lines are dropped: %d %q %v", code, body, err)
+	}
+	t.Logf("%v lines dropped before wattd's output stalled, %v after", before, dropped)
 }
