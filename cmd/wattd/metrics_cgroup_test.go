@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,22 +14,29 @@ import (
 	"github.com/wattd/wattd/supervisor/admin"
 )
 
-// byWorker maps a family's series to "app/worker" (or "app" for a
-// series without workerId) and their values.
-func byWorker(f *dto.MetricFamily) map[string]float64 {
+// byLabels maps a family's series to the values of the named labels
+// they have, joined with "/" ("web/0" for applicationId and workerId).
+func byLabels(f *dto.MetricFamily, names ...string) map[string]float64 {
 	out := map[string]float64{}
 	for _, m := range f.GetMetric() {
 		l := map[string]string{}
 		for _, p := range m.GetLabel() {
 			l[p.GetName()] = p.GetValue()
 		}
-		key := l["applicationId"]
-		if w, ok := l["workerId"]; ok {
-			key += "/" + w
+		var key []string
+		for _, n := range names {
+			if v, ok := l[n]; ok {
+				key = append(key, v)
+			}
 		}
-		out[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		out[strings.Join(key, "/")] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 	}
 	return out
+}
+
+// byWorker is byLabels by application and worker.
+func byWorker(f *dto.MetricFamily) map[string]float64 {
+	return byLabels(f, "applicationId", "workerId")
 }
 
 // TestMetricsCgroupFigures runs workers under memory and CPU limits, so
@@ -80,14 +85,7 @@ func TestMetricsCgroupFigures(t *testing.T) {
 	if got := byWorker(fams["wattd_worker_cgroup_oom_kills_total"]); len(got) != 4 || got["web/0"] != 0 || got["web/1"] != 0 || got["long/0"] != 0 {
 		t.Errorf("wattd_worker_cgroup_oom_kills_total = %v, want hog/0 >= 2 and 0 for web/0, web/1, long/0", got)
 	}
-	restarts := map[string]float64{}
-	for _, m := range fams["wattd_application_restarts_total"].GetMetric() {
-		l := map[string]string{}
-		for _, p := range m.GetLabel() {
-			l[p.GetName()] = p.GetValue()
-		}
-		restarts[l["applicationId"]+"/"+l["reason"]] = m.GetCounter().GetValue()
-	}
+	restarts := byLabels(fams["wattd_application_restarts_total"], "applicationId", "reason")
 	if restarts["hog/oom"] < 1 || restarts["web/oom"] != 0 {
 		t.Errorf("restarts by reason = %v, want hog/oom at least 1, web/oom 0", restarts)
 	}
@@ -204,25 +202,11 @@ func TestMetricsCountDroppedLogLines(t *testing.T) {
 		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
 		"applications": []any{map[string]any{"id": "flood", "path": fixture("faults/log-flood")}},
 	})
-	runBase, err := os.MkdirTemp("", "wrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(runBase) })
 	out := newGate()
-	cmd := exec.Command(wattdBin, "start", dir)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+runBase, "PLT_SERVER_PORT="+strconv.Itoa(port), "WATTD_LOG_FORMAT=json")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		out.set(false) // let it write again, so that it can stop
-		stopGracefully(cmd.Process, done)
-	})
+	startWattd(t, dir, port, startOpts{out: out})
+	// Registered after startWattd's, so it runs first: wattd must be
+	// able to write again to stop.
+	t.Cleanup(func() { out.set(false) })
 	base := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	var before float64
 	waitFor(t, 30*time.Second, "the flooding worker to be ready", func() bool {

@@ -243,14 +243,7 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 	if failed != 1 {
 		t.Errorf(`wattd_workers{applicationId="broken",state="failed"} = %v, want 1`, failed)
 	}
-	restarts := map[string]float64{}
-	for _, m := range fams["wattd_application_restarts_total"].GetMetric() {
-		l := map[string]string{}
-		for _, p := range m.GetLabel() {
-			l[p.GetName()] = p.GetValue()
-		}
-		restarts[l["applicationId"]+"/"+l["reason"]] = m.GetCounter().GetValue()
-	}
+	restarts := byLabels(fams["wattd_application_restarts_total"], "applicationId", "reason")
 	// crash-start exits with status 1 before it is ready; maxRestarts 2.
 	if restarts["broken/exit"] != 2 || restarts["web/exit"] != 0 || restarts["broken/oom"] != 0 {
 		t.Errorf("wattd_application_restarts_total = %v, want broken/exit 2 and zeros elsewhere", restarts)

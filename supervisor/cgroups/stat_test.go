@@ -68,15 +68,23 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// TestV2ThrottlingAndPressure reads a worker group laid out like cgroup
-// v2: CPU bandwidth figures from cpu.stat, the PSI totals of cpu, memory
-// and io.
-func TestV2ThrottlingAndPressure(t *testing.T) {
+// openFakeV2 opens a Manager on a directory laid out like the top of a
+// v2 hierarchy that delegates memory, cpu and pids.
+func openFakeV2(t *testing.T) *Manager {
+	t.Helper()
 	mt, top := fakeV2(t, "cpu memory pids")
 	m := &Manager{name: "rt", log: zaptest.NewLogger(t), groups: map[*Group]struct{}{}}
 	if err := m.openV2(mt, top); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// TestV2ThrottlingAndPressure reads a worker group laid out like cgroup
+// v2: CPU bandwidth figures from cpu.stat, the PSI totals of cpu, memory
+// and io.
+func TestV2ThrottlingAndPressure(t *testing.T) {
+	m := openFakeV2(t)
 	g, err := m.Worker("api", 1, Limits{CPUs: 0.5})
 	if err != nil {
 		t.Fatal(err)
@@ -132,11 +140,7 @@ func TestV2ThrottlingAndPressure(t *testing.T) {
 // the OOM kills of every group made for it, those removed included, and
 // never goes down when a group goes.
 func TestV2OOMKillsOutliveTheirGroup(t *testing.T) {
-	mt, top := fakeV2(t, "cpu memory pids")
-	m := &Manager{name: "rt", log: zaptest.NewLogger(t), groups: map[*Group]struct{}{}}
-	if err := m.openV2(mt, top); err != nil {
-		t.Fatal(err)
-	}
+	m := openFakeV2(t)
 	if _, ok := m.OOMKills("hog", 0); ok {
 		t.Error("a slot with no group yet has a count")
 	}
