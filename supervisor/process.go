@@ -150,6 +150,7 @@ type spawnSpec struct {
 	rt        *Runtime    // for mesh pushes; nil in tests that need none
 	probePort int         // >0: a fronted worker, ready once this loopback port accepts
 	group     *cgroups.Group
+	logCounts *logs.Counts // the slot's, shared by its processes; nil for none
 }
 
 // spawn starts a worker through the exec helper with the listeners at fds
@@ -246,7 +247,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		p.route = func(m *ipc.Message) { spec.rt.msgs.route(from, m) }
 		p.spans = spec.rt.tracing.Source(spec.app, spec.worker, p.pid)
 	}
-	p.sink = logs.NewSink(p.log, logs.Options{})
+	p.sink = logs.NewSink(p.log, logs.Options{Counts: spec.logCounts})
 	p.sink.Follow(outR, "stdout")
 	p.sink.Follow(errR, "stderr")
 	go p.wait(outR, errR)

@@ -18,6 +18,7 @@ import (
 	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/listeners"
+	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/procnet"
 	"github.com/wattd/wattd/supervisor/restart"
 )
@@ -78,6 +79,7 @@ type slot struct {
 	oomKills   int
 	starts     int
 	startTime  time.Duration
+	startsIn   startHistogram
 	lastExit   string
 	reason     string  // why the slot failed
 	history    []Event // the last historyLen states entered and replacements, oldest first
@@ -85,6 +87,9 @@ type slot struct {
 	// not started yet waits for (its dependencies); "" otherwise.
 	waitingFor string
 	everUp     bool // a worker of this slot was ready at least once
+
+	// logCounts sums the output lines lost by the slot's processes.
+	logCounts logs.Counts
 }
 
 func newSlot(a *app, index int) *slot {
@@ -497,6 +502,7 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		entry:     a.entry,
 		log:       s.log,
 		rt:        a.rt,
+		logCounts: &s.logCounts,
 	})
 	if err != nil {
 		_ = group.Remove()
@@ -688,8 +694,10 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	if s.state != StateReady {
 		s.setStateLocked(StateReady)
 	}
+	took := time.Since(w.Started())
 	s.starts++
-	s.startTime += time.Since(w.Started())
+	s.startTime += took
+	s.startsIn.observe(took)
 	if replacedFor != "" {
 		s.restarts++
 		if replacedFor == "rolling restart" {
@@ -811,6 +819,10 @@ func (s *slot) status() WorkerStatus {
 		Starts:    s.starts,
 		StartTime: s.startTime.Seconds(),
 		History:   append([]Event(nil), s.history...),
+
+		StartsWithin:      s.startsIn.cumulative(),
+		LogLinesDropped:   s.logCounts.Dropped.Load(),
+		LogLinesTruncated: s.logCounts.Truncated.Load(),
 	}
 	if len(s.restartsBy) > 0 {
 		ws.RestartsBy = maps.Clone(s.restartsBy)
@@ -829,6 +841,9 @@ func (s *slot) status() WorkerStatus {
 	s.mu.Unlock()
 	// The readings of /proc and the cgroup are made outside the slot's
 	// lock, which the slot's own goroutine needs to supervise the worker.
+	if n, ok := s.app.rt.cgroups.OOMKills(s.app.id, s.index); ok {
+		ws.CgroupOOMKills = &n
+	}
 	if w != nil && !closed(w.Exited()) {
 		ws.PID = w.PID()
 		ws.Uptime = time.Since(w.Started()).Seconds()
@@ -839,6 +854,7 @@ func (s *slot) status() WorkerStatus {
 		ws.OpenFDs, _ = procnet.OpenFDs(w.PID())
 		if u, ok := w.Usage(); ok {
 			ws.Memory, ws.MemoryLimit = u.Memory, u.MemoryLimit
+			ws.CPUThrottling, ws.Pressure = throttlingStatus(u.Throttling), pressureStatus(u.Pressure)
 		}
 		st, _ := w.Stats()
 		ws.ELU, ws.HeapUsed, ws.HeapTotal, ws.ActiveConns = st.ELU, st.HeapUsed, st.HeapTotal, st.ActiveConns

@@ -101,6 +101,23 @@ type WorkerStatus struct {
 	// HealthSignals are the latest health signal of each type the app
 	// sent with Watt's sendHealthSignal, as sent ({type, timestamp, …}).
 	HealthSignals map[string]json.RawMessage `json:"healthSignals,omitempty"`
+
+	// StartsWithin counts, for each bound of StartBuckets, the slot's
+	// workers that became ready within it; nil before the first.
+	StartsWithin []uint64 `json:"startsWithin,omitempty"`
+	// CgroupOOMKills counts the processes the kernel's OOM killer killed
+	// in the cgroups of the slot's workers, the current one and those
+	// before it; nil without cgroups or where the kernel keeps no count.
+	CgroupOOMKills *uint64 `json:"cgroupOomKills,omitempty"`
+	// CPUThrottling is the current worker's cgroup CPU bandwidth figures
+	// (nil without a CPU controller group) and Pressure its PSI totals
+	// (nil on cgroup v1 and without PSI).
+	CPUThrottling *CPUThrottling `json:"cpuThrottling,omitempty"`
+	Pressure      *Pressure      `json:"pressure,omitempty"`
+	// LogLinesDropped counts the slot's output lines lost because the
+	// log fell behind, LogLinesTruncated those cut at the line limit.
+	LogLinesDropped   uint64 `json:"logLinesDropped"`
+	LogLinesTruncated uint64 `json:"logLinesTruncated"`
 }
 
 // FormatBytes renders a size in binary units with one decimal: 512 B,

@@ -167,6 +167,10 @@ type startOpts struct {
 	args []string
 	dev  bool     // wattd dev instead of wattd start
 	wrap []string // a command that runs wattd, e.g. prlimit --nofile=N:N --
+	// out, when set, receives wattd's output instead of daemon.out: for a
+	// flood nobody should keep, or a writer that blocks, stalling wattd's
+	// output as a reader that stopped reading would.
+	out io.Writer
 }
 
 // startWattd runs `wattd start dir` with its runtime dir under a private
@@ -197,7 +201,10 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 	cmd.Env = append(cmd.Env, o.env...)
 	d := &daemon{t: t, cmd: cmd, dir: dir, port: port, out: &syncBuffer{}, runDir: runBase, done: make(chan struct{})}
 	cmd.Stdout = d.out
-	cmd.Stderr = d.out
+	if o.out != nil {
+		cmd.Stdout = o.out
+	}
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -75,16 +75,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
 
-	// Without credentials every path is refused, the probes too.
+	// Without credentials the metrics are refused; the probes answer, as
+	// Watt's do, so that an orchestrator can call them as they are.
 	waitFor(t, 20*time.Second, "the metrics server to listen", func() bool {
 		code, _, err := get(fresh, base+"/prom")
 		return err == nil && code == http.StatusUnauthorized
 	})
-	for _, p := range []string{"/ready", "/status"} {
-		if code, _, err := get(fresh, base+p); err != nil || code != http.StatusUnauthorized {
-			t.Errorf("GET %s without credentials: %d %v, want 401", p, code, err)
-		}
-	}
+	waitFor(t, 30*time.Second, "/ready to answer 200 without credentials", func() bool {
+		code, body, err := get(fresh, base+"/ready")
+		return err == nil && code == http.StatusOK && strings.TrimSpace(body) == "OK"
+	})
 	if _, err := scrape(base+"/prom", "scraper", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("scrape with a wrong password: %v, want 401", err)
 	}
@@ -199,7 +199,8 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 		"entrypoint": "web",
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"restart":    map[string]any{"initialDelay": 20, "maxDelay": 100, "maxRestarts": 2},
-		"metrics":    map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"metrics": map[string]any{"hostname": "127.0.0.1", "port": mport,
+			"liveness": map[string]any{"endpoint": "/live", "fail": map[string]any{"statusCode": 503}}},
 		"applications": []any{
 			map[string]any{"id": "web", "path": fixture("apps/plain")},
 			map[string]any{"id": "broken", "path": fixture("faults/crash-start")},
@@ -218,8 +219,12 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 	if strings.Contains(body, `"web"`) {
 		t.Errorf("/ready names web, which is ready: %q", body)
 	}
-	if code, _, err := get(fresh, base+"/status"); err != nil || code != http.StatusInternalServerError {
-		t.Errorf("/status: %d %v, want 500", code, err)
+	// The liveness probe as configured: another path, another code.
+	if code, body, err := get(fresh, base+"/live"); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, `application "broken" has no ready worker`) {
+		t.Errorf("/live: %d %q %v, want 503 naming broken", code, body, err)
+	}
+	if code, _, err := get(fresh, base+"/status"); err != nil || code != http.StatusNotFound {
+		t.Errorf("/status with the liveness probe moved: %d %v, want 404", code, err)
 	}
 	fams, err := scrape(base+"/metrics", "", "")
 	if err != nil {
@@ -238,14 +243,7 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 	if failed != 1 {
 		t.Errorf(`wattd_workers{applicationId="broken",state="failed"} = %v, want 1`, failed)
 	}
-	restarts := map[string]float64{}
-	for _, m := range fams["wattd_application_restarts_total"].GetMetric() {
-		l := map[string]string{}
-		for _, p := range m.GetLabel() {
-			l[p.GetName()] = p.GetValue()
-		}
-		restarts[l["applicationId"]+"/"+l["reason"]] = m.GetCounter().GetValue()
-	}
+	restarts := byLabels(fams["wattd_application_restarts_total"], "applicationId", "reason")
 	// crash-start exits with status 1 before it is ready; maxRestarts 2.
 	if restarts["broken/exit"] != 2 || restarts["web/exit"] != 0 || restarts["broken/oom"] != 0 {
 		t.Errorf("wattd_application_restarts_total = %v, want broken/exit 2 and zeros elsewhere", restarts)
@@ -257,12 +255,14 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 				app = p.GetValue()
 			}
 		}
-		sum := m.GetSummary()
+		h := m.GetHistogram()
 		switch {
-		case app == "web" && (sum.GetSampleCount() != 1 || sum.GetSampleSum() <= 0 || sum.GetSampleSum() > 20):
-			t.Errorf("web start duration: count %d sum %v, want one start of a few seconds at most", sum.GetSampleCount(), sum.GetSampleSum())
-		case app == "broken" && sum.GetSampleCount() != 0:
-			t.Errorf("broken start duration: count %d, want 0 (never ready)", sum.GetSampleCount())
+		case app == "web" && (h.GetSampleCount() != 1 || h.GetSampleSum() <= 0 || h.GetSampleSum() > 20):
+			t.Errorf("web start duration: count %d sum %v, want one start of a few seconds at most", h.GetSampleCount(), h.GetSampleSum())
+		case app == "web" && h.GetBucket()[len(h.GetBucket())-1].GetCumulativeCount() != 1:
+			t.Errorf("web start duration buckets %v: the start is in none", h.GetBucket())
+		case app == "broken" && h.GetSampleCount() != 0:
+			t.Errorf("broken start duration: count %d, want 0 (never ready)", h.GetSampleCount())
 		}
 	}
 }

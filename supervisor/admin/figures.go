@@ -31,6 +31,14 @@ type WorkerFigures struct {
 	OOMKills    int      `json:"oomKills"`
 	// StartSeconds is the mean time its workers took to become ready.
 	StartSeconds float64 `json:"meanStartSeconds"`
+	// What the worker's cgroup reports, each absent where it gives none
+	// (no cgroups; no CPU limit on v1; PSI on v2 only).
+	CgroupOOMKills *uint64                   `json:"cgroupOomKills,omitempty"`
+	CPUThrottling  *supervisor.CPUThrottling `json:"cpuThrottling,omitempty"`
+	Pressure       *supervisor.Pressure      `json:"pressure,omitempty"`
+	// Output lines of the slot's workers lost on the way to the log.
+	LogLinesDropped   uint64 `json:"logLinesDropped"`
+	LogLinesTruncated uint64 `json:"logLinesTruncated"`
 }
 
 // Figures flattens apps into one row per worker slot.
@@ -42,6 +50,8 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 				App: a.ID, Worker: w.Index, PID: w.PID, State: w.State,
 				CPU: w.CPU, RSS: w.RSS, OpenFDs: w.OpenFDs, Memory: w.Memory, MemoryLimit: w.MemoryLimit,
 				ActiveConns: w.ActiveConns, Restarts: w.Restarts, OOMKills: w.OOMKills,
+				CgroupOOMKills: w.CgroupOOMKills, CPUThrottling: w.CPUThrottling, Pressure: w.Pressure,
+				LogLinesDropped: w.LogLinesDropped, LogLinesTruncated: w.LogLinesTruncated,
 			}
 			if w.HeapTotal > 0 {
 				elu := w.ELU
@@ -59,7 +69,7 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 // RenderFigures writes `wattd ctl metrics` as a table, one row per worker.
 func RenderFigures(w io.Writer, rows []WorkerFigures) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tCPU\tRSS\tFDS\tMEMORY\tELU\tHEAP\tCONNS\tRESTARTS\tOOM\tSTART")
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tCPU\tRSS\tFDS\tMEMORY\tELU\tHEAP\tCONNS\tRESTARTS\tOOM\tSTART\tCG-OOM\tTHROTTLED\tPRESSURE\tLOG-DROP")
 	dash := func(ok bool, s string) string {
 		if !ok {
 			return "-"
@@ -76,11 +86,40 @@ func RenderFigures(w io.Writer, rows []WorkerFigures) {
 			elu = fmt.Sprintf("%.0f%%", *r.ELU*100)
 			heap = supervisor.FormatBytes(r.HeapUsed) + " / " + supervisor.FormatBytes(r.HeapTotal)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n",
 			cell(r.App), r.Worker, dash(r.PID > 0, strconv.Itoa(r.PID)), cell(r.State),
 			dash(r.PID > 0, fmt.Sprintf("%.2fs", r.CPU)), dash(r.RSS > 0, supervisor.FormatBytes(r.RSS)),
 			dash(r.OpenFDs > 0, strconv.Itoa(r.OpenFDs)), mem, elu, heap,
-			r.ActiveConns, r.Restarts, r.OOMKills, dash(r.StartSeconds > 0, fmt.Sprintf("%.2fs", r.StartSeconds)))
+			r.ActiveConns, r.Restarts, r.OOMKills, dash(r.StartSeconds > 0, fmt.Sprintf("%.2fs", r.StartSeconds)),
+			cgroupCells(r))
 	}
 	tw.Flush()
+}
+
+// cgroupCells renders the cgroup and log columns of a row: the kernel's
+// OOM kills in the slot's cgroups; periods throttled of periods run and
+// the time held back; the PSI "some" totals of cpu/memory/io; output
+// lines dropped, and those cut at the line limit.
+func cgroupCells(r WorkerFigures) string {
+	oom, throttled, pressure := "-", "-", "-"
+	if r.CgroupOOMKills != nil {
+		oom = strconv.FormatUint(*r.CgroupOOMKills, 10)
+	}
+	if t := r.CPUThrottling; t != nil {
+		throttled = fmt.Sprintf("%d/%d %.2fs", t.ThrottledPeriods, t.Periods, t.ThrottledSeconds)
+	}
+	if p := r.Pressure; p != nil {
+		some := func(s *supervisor.Stall) string {
+			if s == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.2fs", s.SomeSeconds)
+		}
+		pressure = some(p.CPU) + "/" + some(p.Memory) + "/" + some(p.IO)
+	}
+	logs := strconv.FormatUint(r.LogLinesDropped, 10)
+	if r.LogLinesTruncated > 0 {
+		logs += fmt.Sprintf(" (%d cut)", r.LogLinesTruncated)
+	}
+	return oom + "\t" + throttled + "\t" + pressure + "\t" + logs
 }

@@ -105,9 +105,12 @@ type Manager struct {
 	// hierarchy: the key "" alone on v2, one per controller on v1.
 	runtime map[string]string
 
-	mu     sync.Mutex // guards gen and groups
+	mu     sync.Mutex // guards gen, groups and retiredOOM
 	gen    uint64
 	groups map[*Group]struct{}
+	// retiredOOM keeps, by worker slot, the OOM kills of the slot's
+	// groups already removed (see OOMKills).
+	retiredOOM map[slotKey]uint64
 }
 
 // unavailable says why cgroups cannot be used and what would fix it.

@@ -159,22 +159,6 @@ func readUint(dir, name string) (uint64, error) {
 	return n, nil
 }
 
-// keyed reads a "key value" line of a flat-keyed file (memory.events,
-// cpu.stat, memory.oom_control); a missing key reads as 0.
-func keyed(dir, name, key string) (uint64, error) {
-	s, err := readFile(dir, name)
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(s, "\n") {
-		k, v, ok := strings.Cut(line, " ")
-		if ok && k == key {
-			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		}
-	}
-	return 0, nil
-}
-
 // procs lists the processes of a cgroup; a missing directory has none.
 func procs(dir string) ([]int, error) {
 	s, err := readFile(dir, "cgroup.procs")

@@ -281,14 +281,11 @@ func exists(dir, name string) bool {
 // oom_kill (Linux 4.13+). Always 0 in fallback mode, where a worker over
 // its memory is restarted by the caller instead.
 func (g *Group) OOMKills() (uint64, error) {
-	switch {
-	case g.dirs == nil:
+	if g.dirs == nil {
 		return 0, nil
-	case g.m.version == V2:
-		return keyed(g.dirs[""], "memory.events", "oom_kill")
-	default:
-		return keyed(g.dirs["memory"], "memory.oom_control", "oom_kill")
 	}
+	n, _, err := oomKillsIn(g.m.version, g.memoryDir())
+	return n, err
 }
 
 // OOMKilled reports whether the OOM killer killed a process of the
@@ -307,6 +304,11 @@ type Usage struct {
 	CPU         time.Duration // CPU time used since the group was made
 	CPULimit    float64       // CPUs; 0: none
 	OOMKills    uint64
+	// Throttling is nil without a CPU controller group (on v1, a worker
+	// without a CPU limit has none) and in fallback mode; Pressure is nil
+	// where there is no PSI: v1, fallback, a kernel without it.
+	Throttling *Throttling
+	Pressure   *Pressure
 }
 
 // Stats reads the group's usage.
@@ -322,10 +324,14 @@ func (g *Group) Stats() (Usage, error) {
 		var err1, err2, err3, err4 error
 		u.Memory, err1 = readUint(dir, "memory.current")
 		u.Pids, err2 = readUint(dir, "pids.current")
-		var usec uint64
-		usec, err3 = keyed(dir, "cpu.stat", "usage_usec")
-		u.CPU = time.Duration(usec) * time.Microsecond
+		var stat string
+		if stat, err3 = readFile(dir, "cpu.stat"); err3 == nil {
+			cpu := flatKeyed(stat)
+			u.CPU = time.Duration(cpu["usage_usec"]) * time.Microsecond
+			u.Throttling = throttlingV2(cpu)
+		}
 		u.OOMKills, err4 = g.OOMKills()
+		u.Pressure = pressureV2(dir)
 		errs = errors.Join(err1, err2, err3, err4)
 	default:
 		var err1, err2, err3, err4 error
@@ -335,6 +341,13 @@ func (g *Group) Stats() (Usage, error) {
 			var ns uint64
 			ns, err3 = readUint(dir, "cpuacct.usage")
 			u.CPU = time.Duration(ns)
+		}
+		if dir, ok := g.dirs["cpu"]; ok {
+			// Best effort: the figures are extras, and a failed read must
+			// not cost the caller the memory figures above.
+			if stat, err := readFile(dir, "cpu.stat"); err == nil {
+				u.Throttling = throttlingV1(flatKeyed(stat))
+			}
 		}
 		u.OOMKills, err4 = g.OOMKills()
 		errs = errors.Join(err1, err2, err3, err4)
@@ -362,12 +375,11 @@ func (g *Group) OverMemory() (bool, Usage, error) {
 // the worker is gone and its exit reason (OOMKilled) was read.
 func (g *Group) Remove() error {
 	errs := g.Kill()
+	// The OOM count goes with the directory: keep it for the slot first.
+	g.m.retire(g)
 	for _, dir := range g.uniqueDirs() {
 		errs = errors.Join(errs, rmdir(dir, 2*time.Second))
 	}
-	g.m.mu.Lock()
-	delete(g.m.groups, g)
-	g.m.mu.Unlock()
 	if errs != nil {
 		return fmt.Errorf("app %q worker %d: %w", g.app, g.index, errs)
 	}

@@ -186,6 +186,18 @@ func TestV1MemoryLimitOOMKills(t *testing.T) {
 	if u.OOMKills == 0 || u.MemoryLimit != 96<<20 {
 		t.Errorf("stats %+v", u)
 	}
+	// The slot's count survives the group: the kernel's counter goes
+	// with the directory, wattd's total must not.
+	before, ok := m.OOMKills("hog", 0)
+	if !ok || before != u.OOMKills {
+		t.Errorf("slot count with the group alive = %d, %v; want %d", before, ok, u.OOMKills)
+	}
+	if err := g.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if after, ok := m.OOMKills("hog", 0); !ok || after != before {
+		t.Errorf("slot count after the group was removed = %d, %v; want %d", after, ok, before)
+	}
 }
 
 func TestV1PidsLimitStopsForks(t *testing.T) {
@@ -246,6 +258,20 @@ func TestV1CPULimit(t *testing.T) {
 	}
 	if cpus < 0.05 {
 		t.Fatalf("used %.3f CPU: the spinner did not run, the measure proves nothing", cpus)
+	}
+	// The spinner ran in CFS periods of its own. It is throttled only
+	// when it got its whole quota: on a busy machine other processes may
+	// keep it below.
+	th := u1.Throttling
+	if th == nil || th.Periods == 0 || th.Throttled > th.Periods {
+		t.Fatalf("throttling of a spinner under a CPU limit: %+v", th)
+	}
+	if cpus > 0.45 && (th.Throttled == 0 || th.Time <= 0) {
+		t.Fatalf("used %.3f CPU of 0.5 but never throttled: %+v", cpus, th)
+	}
+	t.Logf("throttled in %d of %d periods, %s in all", th.Throttled, th.Periods, th.Time)
+	if u1.Pressure != nil {
+		t.Errorf("Pressure on v1 = %+v, want none: v1 has no PSI", u1.Pressure)
 	}
 }
 

@@ -96,11 +96,7 @@ func TestV2MissingControllersFallBack(t *testing.T) {
 }
 
 func TestV2LimitsLeftUnsetAreNotWritten(t *testing.T) {
-	mt, top := fakeV2(t, "cpu memory pids")
-	m := &Manager{name: "rt", log: zaptest.NewLogger(t), groups: map[*Group]struct{}{}}
-	if err := m.openV2(mt, top); err != nil {
-		t.Fatal(err)
-	}
+	m := openFakeV2(t)
 	g, err := m.Worker("a", 0, Limits{CPUs: 0.001})
 	if err != nil {
 		t.Fatal(err)

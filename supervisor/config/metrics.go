@@ -20,6 +20,27 @@ type Metrics struct {
 	Auth *BasicAuth
 	// Labels are added to every series wattd exports.
 	Labels map[string]string
+	// Readiness and Liveness are the probes beside the endpoint, Watt's
+	// "readiness" and "liveness" keys.
+	Readiness Probe
+	Liveness  Probe
+}
+
+// Probe is one of the metrics server's probes. As in Watt, false turns
+// it off and an object may give another path and other answers.
+type Probe struct {
+	Disabled bool   // the key was false: the path is not served
+	Endpoint string // default /ready or /status
+	Success  ProbeAnswer
+	Fail     ProbeAnswer
+}
+
+// ProbeAnswer is what a probe answers. A zero field takes the default:
+// 200 "OK" on success; on failure 500 and, instead of Watt's "ERR", a
+// body that says what is not ready.
+type ProbeAnswer struct {
+	StatusCode int
+	Body       string
 }
 
 // BasicAuth is a user name and password for HTTP basic authentication.
@@ -33,6 +54,8 @@ const (
 	DefaultMetricsHostname = "0.0.0.0"
 	DefaultMetricsPort     = 9090
 	DefaultMetricsEndpoint = "/metrics"
+	DefaultReadinessPath   = "/ready"
+	DefaultLivenessPath    = "/status"
 )
 
 type rawMetrics struct {
@@ -44,7 +67,20 @@ type rawMetrics struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	} `json:"auth"`
-	Labels map[string]string `json:"labels"`
+	Labels    map[string]string `json:"labels"`
+	Readiness json.RawMessage   `json:"readiness"`
+	Liveness  json.RawMessage   `json:"liveness"`
+}
+
+type rawProbe struct {
+	Endpoint *string         `json:"endpoint"`
+	Success  *rawProbeAnswer `json:"success"`
+	Fail     *rawProbeAnswer `json:"fail"`
+}
+
+type rawProbeAnswer struct {
+	StatusCode *json.Number `json:"statusCode"`
+	Body       string       `json:"body"`
 }
 
 // labelName is Prometheus's rule for label names; "__" prefixes are
@@ -55,7 +91,8 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 var reservedLabels = map[string]bool{"applicationId": true, "workerId": true, "state": true}
 
 func buildMetrics(raw json.RawMessage) (Metrics, []issue) {
-	m := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint}
+	m := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint,
+		Readiness: Probe{Endpoint: DefaultReadinessPath}, Liveness: Probe{Endpoint: DefaultLivenessPath}}
 	if len(raw) == 0 || string(raw) == "null" {
 		return m, nil
 	}
@@ -104,5 +141,67 @@ func buildMetrics(raw json.RawMessage) (Metrics, []issue) {
 			m.Labels[k] = v
 		}
 	}
+	var probeProblems []issue
+	m.Readiness, probeProblems = buildProbe("/metrics/readiness", r.Readiness, m.Readiness)
+	problems = append(problems, probeProblems...)
+	m.Liveness, probeProblems = buildProbe("/metrics/liveness", r.Liveness, m.Liveness)
+	problems = append(problems, probeProblems...)
+	paths := map[string]string{m.Endpoint: "/metrics/endpoint"}
+	for _, p := range []struct {
+		ptr   string
+		probe Probe
+	}{{"/metrics/readiness/endpoint", m.Readiness}, {"/metrics/liveness/endpoint", m.Liveness}} {
+		if p.probe.Disabled {
+			continue
+		}
+		if other, ok := paths[p.probe.Endpoint]; ok {
+			problems = append(problems, issuef(p.ptr, "%q is already the path of %s", p.probe.Endpoint, other))
+		}
+		paths[p.probe.Endpoint] = p.ptr
+	}
 	return m, problems
+}
+
+// buildProbe reads a "readiness" or "liveness" value: absent or true
+// keeps the defaults in p, false turns the probe off.
+func buildProbe(ptr string, raw json.RawMessage, p Probe) (Probe, []issue) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return p, nil
+	}
+	var on bool
+	if err := json.Unmarshal(raw, &on); err == nil {
+		p.Disabled = !on
+		return p, nil
+	}
+	var r rawProbe
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return p, []issue{issuef(ptr, "%v", err)}
+	}
+	var problems []issue
+	if r.Endpoint != nil {
+		p.Endpoint = *r.Endpoint
+		if p.Endpoint == "" || p.Endpoint[0] != '/' {
+			problems = append(problems, issuef(ptr+"/endpoint", "endpoint %q must start with /", p.Endpoint))
+		}
+	}
+	answer := func(at string, a *rawProbeAnswer) ProbeAnswer {
+		if a == nil {
+			return ProbeAnswer{}
+		}
+		out := ProbeAnswer{Body: a.Body}
+		if a.StatusCode != nil {
+			code, err := a.StatusCode.Int64()
+			if err != nil || code < 100 || code > 599 {
+				problems = append(problems, issuef(at+"/statusCode", "%s is not an HTTP status code (100-599)", a.StatusCode))
+			} else {
+				out.StatusCode = int(code)
+			}
+		}
+		return out
+	}
+	p.Success = answer(ptr+"/success", r.Success)
+	p.Fail = answer(ptr+"/fail", r.Fail)
+	return p, problems
 }

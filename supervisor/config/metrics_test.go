@@ -7,7 +7,8 @@ import (
 )
 
 func TestMetricsConfig(t *testing.T) {
-	off := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint}
+	ready, live := Probe{Endpoint: "/ready"}, Probe{Endpoint: "/status"}
+	off := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint, Readiness: ready, Liveness: live}
 	on := off
 	on.Enabled = true
 	tests := []struct {
@@ -20,11 +21,20 @@ func TestMetricsConfig(t *testing.T) {
 		{"true: defaults", `true`, nil, on},
 		{"false", `false`, nil, off},
 		{"empty object turns it on", `{}`, nil, on},
-		{"enabled false", `{"enabled": false, "port": 9100}`, nil, Metrics{Hostname: "0.0.0.0", Port: 9100, Endpoint: "/metrics"}},
+		{"enabled false", `{"enabled": false, "port": 9100}`, nil, Metrics{Hostname: "0.0.0.0", Port: 9100, Endpoint: "/metrics", Readiness: ready, Liveness: live}},
 		{"every key", `{"hostname": "127.0.0.1", "port": "{MPORT}", "endpoint": "/prom",
-			"auth": {"username": "u", "password": "p"}, "labels": {"env": "prod"}}`, []string{"MPORT=9200"},
+			"auth": {"username": "u", "password": "p"}, "labels": {"env": "prod"},
+			"readiness": {"endpoint": "/ready-now", "success": {"statusCode": 204}, "fail": {"statusCode": 503, "body": "not yet"}},
+			"liveness": {"success": {"body": "alive"}}}`, []string{"MPORT=9200"},
 			Metrics{Enabled: true, Hostname: "127.0.0.1", Port: 9200, Endpoint: "/prom",
-				Auth: &BasicAuth{Username: "u", Password: "p"}, Labels: map[string]string{"env": "prod"}}},
+				Auth: &BasicAuth{Username: "u", Password: "p"}, Labels: map[string]string{"env": "prod"},
+				Readiness: Probe{Endpoint: "/ready-now", Success: ProbeAnswer{StatusCode: 204}, Fail: ProbeAnswer{StatusCode: 503, Body: "not yet"}},
+				Liveness:  Probe{Endpoint: "/status", Success: ProbeAnswer{Body: "alive"}}}},
+		{"probes off", `{"readiness": false, "liveness": true}`, nil,
+			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/metrics", Readiness: Probe{Disabled: true, Endpoint: "/ready"}, Liveness: live}},
+		// A probe turned off frees its path.
+		{"liveness off, its path taken", `{"endpoint": "/status", "liveness": false}`, nil,
+			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/status", Readiness: ready, Liveness: Probe{Disabled: true, Endpoint: "/status"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +61,13 @@ func TestMetricsConfigInvalid(t *testing.T) {
 		{`{"auth": {"username": "u"}}`, `/metrics/auth`},
 		{`{"port": 70000}`, `/metrics/port`},
 		{`{"metricz": 1}`, `/metrics/metricz`},
+		{`{"readiness": {"endpoint": "ready"}}`, `/metrics/readiness/endpoint: endpoint "ready" must start with /`},
+		{`{"liveness": {"endpoint": "/metrics"}}`, `/metrics/liveness/endpoint: "/metrics" is already the path of /metrics/endpoint`},
+		{`{"readiness": {"endpoint": "/probe"}, "liveness": {"endpoint": "/probe"}}`, `/metrics/liveness/endpoint: "/probe" is already the path of /metrics/readiness/endpoint`},
+		{`{"readiness": {"fail": {"statusCode": 42}}}`, `/metrics/readiness/fail/statusCode`},
+		{`{"liveness": {"success": {"statusCode": 200.5}}}`, `/metrics/liveness/success/statusCode`},
+		{`{"readiness": {"succes": {}}}`, `/metrics/readiness/succes`},
+		{`{"liveness": "yes"}`, `/metrics/liveness`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.metrics, func(t *testing.T) {

@@ -53,10 +53,10 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "/telemetry/exporter/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
 	{at: "/telemetry/exporter/*/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
 	{at: "/metrics", keys: []string{
-		"https", "applicationLabel", "httpClientMetrics", "readiness", "liveness", "healthChecksTimeouts",
+		"https", "applicationLabel", "httpClientMetrics", "healthChecksTimeouts",
 		"plugins", "timeout", "otlpExporter", "opentelemetry", "httpCustomLabels", "additionalProperties",
 	},
-		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, auth and labels; it serves plain HTTP with the applicationId label and Watt's default probes"},
+		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, auth, labels, readiness and liveness; it serves plain HTTP with the applicationId label"},
 	{at: "/gracefulShutdown", keys: []string{"closeConnections"}, instead: "draining always closes idle keep-alive connections"},
 	{at: "/workers", keys: []string{
 		"dynamic", "minimum", "maximum", "total", "maxMemory", "cooldown", "gracePeriod",

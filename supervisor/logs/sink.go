@@ -42,6 +42,19 @@ type Options struct {
 	// TailLines is how many recent lines Tail remembers. Negative disables
 	// the tail.
 	TailLines int
+	// Counts, when set, also receives the sink's drops and truncations:
+	// one Counts shared by the sinks of a worker slot's successive
+	// processes keeps the slot's totals across restarts.
+	Counts *Counts
+}
+
+// Counts are the lines of worker output lost on the way to the log.
+type Counts struct {
+	// Dropped are whole lines lost because the queue was full.
+	Dropped atomic.Uint64
+	// Truncated are lines longer than MaxLineBytes, of which only the
+	// first MaxLineBytes were logged.
+	Truncated atomic.Uint64
 }
 
 // Sink relays one worker process's output streams into the daemon's log.
@@ -56,6 +69,7 @@ type Options struct {
 type Sink struct {
 	log     *zap.Logger
 	maxLine int
+	counts  *Counts // nil: not shared
 
 	queue  chan line
 	notify chan struct{} // wakes an idle writer so a drop count gets reported
@@ -106,6 +120,7 @@ func NewSink(logger *zap.Logger, opts Options) *Sink {
 	s := &Sink{
 		log:     logger,
 		maxLine: opts.MaxLineBytes,
+		counts:  opts.Counts,
 		queue:   make(chan line, opts.QueueLines),
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -241,11 +256,17 @@ func (s *Sink) push(stream string, b []byte, truncated, more bool) {
 		s.lastErr = text
 		s.tailMu.Unlock()
 	}
+	if truncated && s.counts != nil {
+		s.counts.Truncated.Add(1)
+	}
 	select {
 	case s.queue <- line{at: time.Now(), text: text, stream: stream, truncated: truncated, more: more}:
 	default:
 		s.dropped.Add(1)
 		s.unreported.Add(1)
+		if s.counts != nil {
+			s.counts.Dropped.Add(1)
+		}
 		select {
 		case s.notify <- struct{}{}:
 		default:

@@ -703,3 +703,33 @@ func TestLastStderr(t *testing.T) {
 		t.Fatalf("stdout counted as stderr: %q", got)
 	}
 }
+
+// TestCountsAddUpAcrossSinks: the sinks of a slot's successive processes
+// share one Counts, which sums their drops and truncated lines.
+func TestCountsAddUpAcrossSinks(t *testing.T) {
+	var c Counts
+	for round := range 2 {
+		obs, _ := observer.New(zapcore.DebugLevel)
+		release := make(chan struct{})
+		s := NewSink(workerLogger(gateCore{obs, release}), Options{QueueLines: 2, MaxLineBytes: 64, Counts: &c})
+		pr, pw := io.Pipe()
+		s.Follow(pr, "stdout")
+		// The writer blocks on the first entry and the queue holds two
+		// lines: of five lines at least two are dropped.
+		fmt.Fprint(pw, "a\nb\nc\nd\ne\n")
+		waitFor(t, 5*time.Second, "drops", func() bool { return s.Dropped() >= 2 })
+		close(release)
+		fmt.Fprint(pw, strings.Repeat("x", 200)+"\n")
+		pw.Close()
+		within(t, 5*time.Second, "Close", s.Close)
+		if got := c.Truncated.Load(); got != uint64(round+1) {
+			t.Errorf("after sink %d: Truncated = %d, want %d", round+1, got, round+1)
+		}
+		if round == 0 && c.Dropped.Load() != s.Dropped() {
+			t.Errorf("Dropped = %d, the sink dropped %d", c.Dropped.Load(), s.Dropped())
+		}
+	}
+	if c.Dropped.Load() < 4 {
+		t.Errorf("Dropped over two sinks = %d, want at least 4", c.Dropped.Load())
+	}
+}

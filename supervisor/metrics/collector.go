@@ -27,9 +27,11 @@ type collector struct {
 	src Source
 
 	workers, restarts, dropped                    *prometheus.Desc
-	appRestarts, oomKills, startDuration          *prometheus.Desc
+	appRestarts, oomKills                         *prometheus.Desc
 	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
+
+	own ownFamilies // cgroup.go
 }
 
 func newCollector(src Source, constLabels prometheus.Labels) *collector {
@@ -39,15 +41,15 @@ func newCollector(src Source, constLabels prometheus.Labels) *collector {
 	}
 	return &collector{
 		src:      src,
+		own:      newOwnFamilies(d),
 		workers:  d("wattd_workers", "Worker slots by state.", []string{appLabel, "state"}),
 		restarts: d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
-		oomKills:      d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
-		startDuration: d("wattd_worker_start_duration_seconds", "Time from spawning a worker to its being ready, for the workers of the slot that became ready.", w),
-		dropped:       d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
-		up:            d("wattd_worker_up", "1 when the worker slot has a process, 0 otherwise.", w),
-		uptime:        d("wattd_worker_uptime_seconds", "Seconds since the worker's current process started.", w),
+		oomKills: d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
+		dropped:  d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
+		up:       d("wattd_worker_up", "1 when the worker slot has a process, 0 otherwise.", w),
+		uptime:   d("wattd_worker_uptime_seconds", "Seconds since the worker's current process started.", w),
 
 		cpu:         d("process_cpu_seconds_total", "User and system CPU time the worker's process spent, in seconds.", w),
 		rss:         d("process_resident_memory_bytes", "Resident memory of the worker's process, in bytes.", w),
@@ -64,11 +66,12 @@ func newCollector(src Source, constLabels prometheus.Labels) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.workers, c.restarts, c.dropped, c.appRestarts, c.oomKills, c.startDuration, c.up, c.uptime, c.cpu, c.rss, c.fds,
+		c.workers, c.restarts, c.dropped, c.appRestarts, c.oomKills, c.up, c.uptime, c.cpu, c.rss, c.fds,
 		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns,
 	} {
 		ch <- d
 	}
+	c.own.describe(ch)
 }
 
 // workerStates are the states wattd_workers always exports, 0 included,
@@ -103,7 +106,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			id := strconv.Itoa(w.Index)
 			counter(c.restarts, float64(w.Restarts), a.ID, id)
 			counter(c.oomKills, float64(w.OOMKills), a.ID, id)
-			ch <- prometheus.MustNewConstSummary(c.startDuration, uint64(w.Starts), w.StartTime, nil, a.ID, id)
+			c.own.collectWorker(ch, a.ID, w)
 			for k, n := range w.RestartsBy {
 				byReason[k] += n
 			}
@@ -136,6 +139,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(c.activeConns, float64(w.ActiveConns), a.ID, id)
 		}
+		c.own.collectApp(ch, a)
 		for _, k := range slices.Sorted(maps.Keys(byReason)) {
 			counter(c.appRestarts, float64(byReason[k]), a.ID, k)
 		}

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,12 +24,6 @@ type Runtime interface {
 	Source
 	Readiness(ctx context.Context, timeout time.Duration) []supervisor.WorkerReadiness
 }
-
-// Paths of the probes, Watt's defaults.
-const (
-	ReadyPath  = "/ready"
-	StatusPath = "/status"
-)
 
 // checkTimeout bounds each custom readiness check a /ready request runs.
 const checkTimeout = 5 * time.Second
@@ -51,23 +43,29 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	if err := reg.Register(newCollector(rt, prometheus.Labels(cfg.Labels))); err != nil {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Endpoint, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      zap.NewStdLog(log),
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	mux.HandleFunc(ReadyPath, func(w http.ResponseWriter, r *http.Request) {
-		ok, body := ready(r.Context(), rt)
-		probeAnswer(w, ok, body)
 	})
-	mux.HandleFunc(StatusPath, func(w http.ResponseWriter, _ *http.Request) {
-		ok, body := live(rt)
-		probeAnswer(w, ok, body)
-	})
-	var h http.Handler = mux
 	if cfg.Auth != nil {
-		h = basicAuth(*cfg.Auth, mux)
+		metrics = basicAuth(*cfg.Auth, metrics)
 	}
+	// Paths are matched exactly, as Watt's server does: an endpoint from
+	// watt.json is a path, never a ServeMux pattern.
+	routes := map[string]http.Handler{cfg.Endpoint: metrics}
+	if !cfg.Readiness.Disabled {
+		routes[cfg.Readiness.Endpoint] = probeHandler(cfg.Readiness, cfg.Auth, func(r *http.Request) verdict { return ready(r.Context(), rt) })
+	}
+	if !cfg.Liveness.Disabled {
+		routes[cfg.Liveness.Endpoint] = probeHandler(cfg.Liveness, cfg.Auth, func(*http.Request) verdict { return live(rt) })
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if route, ok := routes[r.URL.Path]; ok {
+			route.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Hostname, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s port %d: %w", cfg.Hostname, cfg.Port, err)
@@ -98,75 +96,19 @@ func (s *Server) Close() {
 	<-s.done
 }
 
-// ready is Watt's readiness: every application has a ready worker (a
-// worker whose custom readiness check, if the app set one, passes).
-func ready(ctx context.Context, rt Runtime) (bool, string) {
-	readyApps := map[string]bool{}
-	reasons := map[string][]string{}
-	for _, r := range rt.Readiness(ctx, checkTimeout) {
-		if r.Ready {
-			readyApps[r.App] = true
-		} else {
-			reasons[r.App] = append(reasons[r.App], fmt.Sprintf("worker %d: %s", r.Worker, r.Reason))
-		}
-	}
-	var missing []string
-	for _, a := range rt.Apps() {
-		if !readyApps[a.ID] {
-			missing = append(missing, fmt.Sprintf("application %q has no ready worker (%s)", a.ID, strings.Join(reasons[a.ID], "; ")))
-		}
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return false, strings.Join(missing, "\n")
-	}
-	return true, "OK"
-}
-
-// live is the liveness probe: the runtime runs and every application has
-// a ready worker. Watt also runs the custom health checks here; wattd
-// already runs them itself and replaces a worker that fails them.
-func live(rt Runtime) (bool, string) {
-	if st := rt.Status(); st.State == "stopping" {
-		return false, "runtime is stopping"
-	}
-	var missing []string
-	for _, a := range rt.Apps() {
-		ok := false
-		for _, w := range a.Workers {
-			ok = ok || w.State == supervisor.StateReady.String()
-		}
-		if !ok {
-			missing = append(missing, fmt.Sprintf("application %q has no ready worker", a.ID))
-		}
-	}
-	if len(missing) > 0 {
-		return false, strings.Join(missing, "\n")
-	}
-	return true, "OK"
-}
-
-// probeAnswer writes a probe's answer with Watt's default codes: 200, or
-// 500 on failure.
-func probeAnswer(w http.ResponseWriter, ok bool, body string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if ok {
-		w.WriteHeader(http.StatusOK)
-	} else {
-		w.WriteHeader(http.StatusInternalServerError)
-	}
-	fmt.Fprintln(w, body)
-}
-
 func basicAuth(a config.BasicAuth, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(a.Username)) != 1 ||
-			subtle.ConstantTimeCompare([]byte(p), []byte(a.Password)) != 1 {
+		if !authorized(a, r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="wattd metrics"`)
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func authorized(a config.BasicAuth, r *http.Request) bool {
+	u, p, ok := r.BasicAuth()
+	return ok && subtle.ConstantTimeCompare([]byte(u), []byte(a.Username)) == 1 &&
+		subtle.ConstantTimeCompare([]byte(p), []byte(a.Password)) == 1
 }

@@ -1,0 +1,130 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// probed is a runtime whose readiness is given.
+type probed struct {
+	snapshot
+	readiness []supervisor.WorkerReadiness
+}
+
+func (p probed) Readiness(context.Context, time.Duration) []supervisor.WorkerReadiness {
+	return p.readiness
+}
+
+func serveTest(t *testing.T, cfg config.Metrics, rt Runtime) string {
+	t.Helper()
+	cfg.Hostname, cfg.Port = "127.0.0.1", 0
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = config.DefaultMetricsEndpoint
+	}
+	if cfg.Readiness.Endpoint == "" {
+		cfg.Readiness.Endpoint = config.DefaultReadinessPath
+	}
+	if cfg.Liveness.Endpoint == "" {
+		cfg.Liveness.Endpoint = config.DefaultLivenessPath
+	}
+	s, err := Serve(cfg, rt, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return "http://" + s.Addr().String()
+}
+
+func call(t *testing.T, url string, auth *config.BasicAuth) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != nil {
+		req.SetBasicAuth(auth.Username, auth.Password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+func oneApp(state string, readiness ...supervisor.WorkerReadiness) probed {
+	return probed{
+		snapshot:  snapshot{apps: []supervisor.AppStatus{{ID: "api", Workers: []supervisor.WorkerStatus{{Index: 0, PID: 1, State: state}}}}},
+		readiness: readiness,
+	}
+}
+
+func TestProbes(t *testing.T) {
+	readyRT := oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true})
+	unready := oneApp("starting", supervisor.WorkerReadiness{App: "api", Reason: "worker starting"})
+	custom := config.Metrics{
+		Readiness: config.Probe{Endpoint: "/healthz/ready", Success: config.ProbeAnswer{StatusCode: 204}, Fail: config.ProbeAnswer{StatusCode: 503, Body: "not yet"}},
+		Liveness:  config.Probe{Disabled: true},
+	}
+	creds := &config.BasicAuth{Username: "u", Password: "p"}
+	tests := []struct {
+		name string
+		cfg  config.Metrics
+		rt   Runtime
+		path string
+		auth *config.BasicAuth
+		code int
+		body string
+	}{
+		{name: "ready: Watt's defaults", rt: readyRT, path: "/ready", code: 200, body: "OK"},
+		{name: "live", rt: readyRT, path: "/status", code: 200, body: "OK"},
+		{name: "not ready says why", rt: unready, path: "/ready", code: 500,
+			body: `application "api" has no ready worker (worker 0: worker starting)`},
+		{name: "not live", rt: unready, path: "/status", code: 500, body: `application "api" has no ready worker`},
+		{name: "custom path and success code", cfg: custom, rt: readyRT, path: "/healthz/ready", code: 204},
+		{name: "custom failure", cfg: custom, rt: unready, path: "/healthz/ready", code: 503, body: "not yet"},
+		{name: "default path gone when moved", cfg: custom, rt: readyRT, path: "/ready", code: 404, body: "404 page not found"},
+		{name: "liveness off", cfg: custom, rt: readyRT, path: "/status", code: 404, body: "404 page not found"},
+		{name: "paths are exact", rt: readyRT, path: "/ready/", code: 404, body: "404 page not found"},
+		{name: "the app's check answer comes first", cfg: custom, path: "/healthz/ready", code: 299, body: "db ok",
+			rt: oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true, Checked: true, StatusCode: 299, Body: "db ok"})},
+		{name: "the app's failing check body", cfg: custom, path: "/healthz/ready", code: 503, body: "db down",
+			rt: oneApp("ready", supervisor.WorkerReadiness{App: "api", Checked: true, Body: "db down", Reason: "custom readiness check failed"})},
+		{name: "probes need no credentials", cfg: config.Metrics{Auth: creds}, rt: readyRT, path: "/ready", code: 200, body: "OK"},
+		{name: "metrics do", cfg: config.Metrics{Auth: creds}, rt: readyRT, path: "/metrics", code: 401, body: "Unauthorized"},
+		{name: "no detail without credentials", cfg: config.Metrics{Auth: creds}, rt: unready, path: "/ready", code: 500, body: "ERR"},
+		{name: "detail with them", cfg: config.Metrics{Auth: creds}, rt: unready, path: "/status", auth: creds, code: 500,
+			body: `application "api" has no ready worker`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := serveTest(t, tt.cfg, tt.rt)
+			code, body := call(t, base+tt.path, tt.auth)
+			if code != tt.code || body != tt.body {
+				t.Errorf("GET %s: %d %q, want %d %q", tt.path, code, body, tt.code, tt.body)
+			}
+		})
+	}
+}
+
+func TestProbesStopping(t *testing.T) {
+	rt := stopping{oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true})}
+	base := serveTest(t, config.Metrics{Liveness: config.Probe{Fail: config.ProbeAnswer{StatusCode: 599}}}, rt)
+	if code, body := call(t, base+"/status", nil); code != 599 || body != "runtime is stopping" {
+		t.Errorf("/status while stopping: %d %q", code, body)
+	}
+}
+
+type stopping struct{ probed }
+
+func (stopping) Status() supervisor.RuntimeStatus { return supervisor.RuntimeStatus{State: "stopping"} }
