@@ -68,30 +68,29 @@ func TestNewWritesJSONWhenNotATerminal(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatalf("not JSON: %q: %v", lines[0], err)
 	}
-	want := map[string]any{"level": "info", "logger": "supervisor", "msg": "hello", "app": "api", "worker": 1.0}
+	// pino's line, as Watt prints it: numeric level, epoch milliseconds,
+	// the app's id as name, pid and hostname on every line.
+	host, _ := os.Hostname()
+	want := map[string]any{"level": 30.0, "name": "api", "msg": "hello", "worker": 1.0, "pid": float64(os.Getpid()), "hostname": host}
 	for k, v := range want {
 		if first[k] != v {
 			t.Errorf("%s = %#v, want %#v", k, first[k], v)
 		}
 	}
-	ts, ok := first["time"].(string)
-	if !ok {
-		t.Fatalf("time = %#v", first["time"])
+	ms, ok := first["time"].(float64)
+	if !ok || ms != float64(int64(ms)) {
+		t.Fatalf("time = %#v, want integer epoch milliseconds", first["time"])
 	}
-	parsed, err := time.Parse("2006-01-02T15:04:05.000Z0700", ts)
-	if err != nil {
-		t.Fatalf("time %q is not ISO8601: %v", ts, err)
+	if d := time.Since(time.UnixMilli(int64(ms))); d < 0 || d > time.Minute {
+		t.Errorf("time %v is off by %v", ms, d)
 	}
-	if d := time.Since(parsed); d < 0 || d > time.Minute {
-		t.Errorf("time %v is off by %v", parsed, d)
-	}
-	for _, k := range []string{"ts", "caller", "stacktrace"} {
+	for _, k := range []string{"ts", "caller", "stacktrace", "app", "logger"} {
 		if _, ok := first[k]; ok {
 			t.Errorf("unexpected key %s", k)
 		}
 	}
 	var second map[string]any
-	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil || second["level"] != "error" {
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil || second["level"] != 50.0 || second["name"] != "supervisor" {
 		t.Errorf("second line %q: %v", lines[1], err)
 	}
 	if _, ok := second["stacktrace"]; ok {
@@ -185,7 +184,7 @@ func TestFormatOverride(t *testing.T) {
 func render(t *testing.T, terminal bool, env map[string]string) string {
 	t.Helper()
 	var buf bytes.Buffer
-	logger, _, err := newLogger("info", zapcore.AddSync(&buf), terminal, func(k string) string { return env[k] })
+	logger, _, err := newLogger(Setup{Level: "info"}, zapcore.AddSync(&buf), terminal, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +215,7 @@ func TestTerminalOutput(t *testing.T) {
 }
 
 // TestWorkerTraceAndFatalAreNamed: a worker's trace and fatal entries keep
-// their level names in wattd's output, and a fatal one does not end wattd.
+// their pino levels in wattd's output, and a fatal one does not end wattd.
 func TestWorkerTraceAndFatalAreNamed(t *testing.T) {
 	plainEnv(t)
 	f := logFile(t)
@@ -236,7 +235,7 @@ func TestWorkerTraceAndFatalAreNamed(t *testing.T) {
 		}
 		levels = append(levels, fmt.Sprint(m["level"]))
 	}
-	if strings.Join(levels, ",") != "trace,fatal" {
+	if strings.Join(levels, ",") != "10,60" {
 		t.Fatalf("levels %v", levels)
 	}
 }
