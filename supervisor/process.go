@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
@@ -141,9 +142,10 @@ type spawnSpec struct {
 	app       string
 	worker    int
 	entry     bool
-	log       *zap.Logger // app/worker fields already set
-	rt        *Runtime    // for mesh pushes; nil in tests that need none
-	probePort int         // >0: a fronted worker, ready once this loopback port accepts
+	log       *zap.Logger          // app/worker fields already set
+	logLevel  zapcore.LevelEnabler // the app's own level for its structured lines; nil: all
+	rt        *Runtime             // for mesh pushes; nil in tests that need none
+	probePort int                  // >0: a fronted worker, ready once this loopback port accepts
 	group     *cgroups.Group
 }
 
@@ -240,7 +242,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
 		p.route = func(m *ipc.Message) { spec.rt.msgs.route(from, m) }
 	}
-	p.sink = logs.NewSink(p.log, logs.Options{})
+	p.sink = logs.NewSink(p.log, logs.Options{Level: spec.logLevel})
 	p.sink.Follow(outR, "stdout")
 	p.sink.Follow(errR, "stderr")
 	go p.wait(outR, errR)

@@ -43,8 +43,8 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"nodeModulesSourceMaps", "compileCache"}},
 	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
 	// Watt passes any other logger key through to pino; wattd's own log
-	// has only a level.
-	{at: "/logger", keys: []string{"*"}, except: []string{"level"}, instead: `wattd's log takes only "level"`},
+	// takes the level and redact.
+	{at: "/logger", keys: []string{"*"}, except: []string{"level", "redact"}, instead: `wattd's log takes "level" and "redact"; it writes pino's JSON lines to stderr`},
 	{at: "/metrics", keys: []string{
 		"https", "applicationLabel", "httpClientMetrics", "readiness", "liveness", "healthChecksTimeouts",
 		"plugins", "timeout", "otlpExporter", "opentelemetry", "httpCustomLabels", "additionalProperties",

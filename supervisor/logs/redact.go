@@ -40,7 +40,7 @@ func NewRedactor(paths []string, censor string) (*Redactor, error) {
 	}
 	r := &Redactor{censor: censor, tops: map[string]bool{}, wholeTop: map[string]bool{}}
 	for i, p := range paths {
-		segs, err := parseRedactPath(p)
+		segs, err := ParseRedactPath(p)
 		if err != nil {
 			return nil, fmt.Errorf("redact path %d %q: %w", i, p, err)
 		}
@@ -60,8 +60,9 @@ func NewRedactor(paths []string, censor string) (*Redactor, error) {
 // Censor is the text that replaces a redacted value.
 func (r *Redactor) Censor() string { return r.censor }
 
-// parseRedactPath splits a path into its members.
-func parseRedactPath(p string) ([]string, error) {
+// ParseRedactPath splits a path into its members ("*" for the wildcard),
+// or says why it is not one.
+func ParseRedactPath(p string) ([]string, error) {
 	var segs []string
 	i := 0
 	for i < len(p) {

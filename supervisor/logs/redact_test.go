@@ -149,13 +149,13 @@ func TestRedactPathSyntax(t *testing.T) {
 		`deep.*.k.*.v`: {"deep", "*", "k", "*", "v"},
 	}
 	for p, want := range good {
-		got, err := parseRedactPath(p)
+		got, err := ParseRedactPath(p)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%q: %q, %v; want %q", p, got, err, want)
 		}
 	}
 	for _, p := range []string{``, `a.`, `.a`, `a..b`, `a[`, `a[]`, `a["b']`, `a["b"c]`, `a["b`} {
-		if got, err := parseRedactPath(p); err == nil {
+		if got, err := ParseRedactPath(p); err == nil {
 			t.Errorf("%q: parsed as %q, want an error", p, got)
 		}
 	}
