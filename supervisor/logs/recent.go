@@ -160,6 +160,13 @@ func (b *Recent) Follow(f Filter, n int) ([]Line, *Follower) {
 	return b.tail(f, n), fo
 }
 
+// Followers is how many followers are open.
+func (b *Recent) Followers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.followers)
+}
+
 // Follower receives new lines as they are logged.
 type Follower struct {
 	b      *Recent
