@@ -239,3 +239,52 @@ func TestWorkerTraceAndFatalAreNamed(t *testing.T) {
 		t.Fatalf("levels %v", levels)
 	}
 }
+
+// TestPinoFormatOfWorkerLines: in wattd's JSON output a worker's plain
+// line is Watt's: the app as name, the worker, caller STDOUT or STDERR,
+// the worker process's pid; a structured line keeps its members and its
+// own time, and gets no caller.
+func TestPinoFormatOfWorkerLines(t *testing.T) {
+	plainEnv(t)
+	f := logFile(t)
+	logger, _, err := New("info", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := logger.Named("app").With(zap.String("app", "api"), zap.Int("worker", 1), zap.Int("pid", 4242))
+	s := NewSink(w, Options{})
+	at := time.Now().Add(-time.Second).UnixMilli()
+	s.Follow(strings.NewReader(fmt.Sprintf("hello\n{\"level\":40,\"time\":%d,\"pid\":4242,\"hostname\":\"x\",\"msg\":\"rec\",\"reqId\":\"r\"}\n", at)), "stdout")
+	s.Follow(strings.NewReader("oops\n"), "stderr")
+	s.Close()
+	byMsg := map[string]map[string]any{}
+	for _, l := range strings.Split(strings.TrimSpace(readLog(t, f)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		byMsg[fmt.Sprint(m["msg"])] = m
+	}
+	host, _ := os.Hostname()
+	want := map[string]map[string]any{
+		"hello": {"level": 30.0, "name": "api", "worker": 1.0, "caller": "STDOUT", "pid": 4242.0, "hostname": host},
+		"oops":  {"level": 50.0, "name": "api", "worker": 1.0, "caller": "STDERR", "pid": 4242.0, "hostname": host},
+		"rec":   {"level": 40.0, "name": "api", "worker": 1.0, "reqId": "r", "pid": 4242.0, "hostname": host, "time": float64(at)},
+	}
+	for msg, fields := range want {
+		got := byMsg[msg]
+		for k, v := range fields {
+			if got[k] != v {
+				t.Errorf("%q: %s = %#v, want %#v", msg, k, got[k], v)
+			}
+		}
+		for _, k := range []string{"app", "stream", "logger"} {
+			if _, ok := got[k]; ok {
+				t.Errorf("%q: unexpected %s in %v", msg, k, got)
+			}
+		}
+	}
+	if _, ok := byMsg["rec"]["caller"]; ok {
+		t.Errorf("a structured line got a caller: %v", byMsg["rec"])
+	}
+}

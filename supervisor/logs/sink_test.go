@@ -705,3 +705,24 @@ func TestLastStderr(t *testing.T) {
 		t.Fatalf("stdout counted as stderr: %q", got)
 	}
 }
+
+// TestAppLevelFiltersStructuredLines: an application's own level drops
+// its structured lines below it; plain lines (info on stdout, error on
+// stderr) pass whatever the level, as in Watt.
+func TestAppLevelFiltersStructuredLines(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{Level: zapcore.WarnLevel})
+	s.Follow(strings.NewReader(strings.Join([]string{
+		`{"level":20,"msg":"debug record"}`,
+		`{"level":30,"msg":"info record"}`,
+		`{"level":"info","msg":"info by name"}`,
+		`{"level":40,"msg":"warn record"}`,
+		`{"level":50,"msg":"error record"}`,
+		`{"msg":"no level"}`,
+		`plain text`,
+	}, "\n")+"\n"), "stdout")
+	within(t, 5*time.Second, "Close", s.Close)
+	if got := strings.Join(messages(logs.All()), ","); got != "warn record,error record,no level,plain text" {
+		t.Errorf("logged %q", got)
+	}
+}
