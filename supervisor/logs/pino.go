@@ -3,6 +3,7 @@ package logs
 import (
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -105,7 +106,7 @@ func (e *pinoEncoder) AddString(key, value string) {
 	case hostKey:
 		e.hostname = value
 	case streamKey:
-		e.Encoder.AddString(callerKey, strings.ToUpper(value))
+		e.Encoder.AddString(callerKey, callerOf(value))
 	default:
 		e.Encoder.AddString(key, value)
 	}
@@ -121,9 +122,30 @@ func (e *pinoEncoder) AddInt64(key string, value int64) {
 
 func (e *pinoEncoder) AddInt(key string, value int) { e.AddInt64(key, int64(value)) }
 
+// fieldSlices recycles EncodeEntry's field lists: one per entry would be
+// most of the encoder's garbage.
+var fieldSlices = sync.Pool{New: func() any { s := make([]zapcore.Field, 0, 16); return &s }}
+
+// callerOf is Watt's caller for a stream name.
+func callerOf(stream string) string {
+	switch stream {
+	case "stdout":
+		return "STDOUT"
+	case "stderr":
+		return "STDERR"
+	}
+	return strings.ToUpper(stream)
+}
+
 func (e *pinoEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
 	app, pid, host := e.app, e.pid, e.hostname
-	out := make([]zapcore.Field, 0, len(fields)+2)
+	sp := fieldSlices.Get().(*[]zapcore.Field)
+	out := (*sp)[:0]
+	defer func() {
+		clear(out)
+		*sp = out[:0]
+		fieldSlices.Put(sp)
+	}()
 	for _, f := range fields {
 		switch {
 		case f.Key == appKey && f.Type == zapcore.StringType:
@@ -133,7 +155,7 @@ func (e *pinoEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*b
 		case f.Key == hostKey && f.Type == zapcore.StringType:
 			host = f.String
 		case f.Key == streamKey && f.Type == zapcore.StringType:
-			out = append(out, zap.String(callerKey, strings.ToUpper(f.String)))
+			out = append(out, zap.String(callerKey, callerOf(f.String)))
 		default:
 			out = append(out, f)
 		}
