@@ -93,23 +93,15 @@ func parseLogs(args []string) (logsArgs, error) {
 		case "-h", "--help":
 			a.help = true
 		case "-n", "--lines":
-			v, err := next()
+			n, err := count(next, name, "a number of lines")
 			if err != nil {
 				return a, err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return a, fmt.Errorf("%s %q: want a number of lines, 0 or more", name, v)
 			}
 			a.q.Lines = n
 		case "-w", "--worker":
-			v, err := next()
+			n, err := count(next, name, "a worker index")
 			if err != nil {
 				return a, err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return a, fmt.Errorf("%s %q: want a worker index, 0 or more", name, v)
 			}
 			a.q.Worker, workerSet = n, true
 		case "--socket":
@@ -126,6 +118,19 @@ func parseLogs(args []string) (logsArgs, error) {
 		return a, fmt.Errorf("--worker needs APP; usage: %s", logsUsage)
 	}
 	return a, nil
+}
+
+// count reads an option's value as a whole number, 0 or more.
+func count(value func() (string, error), option, what string) (int, error) {
+	v, err := value()
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s %q: want %s, 0 or more", option, v, what)
+	}
+	return n, nil
 }
 
 func logsCommand(connect func(socket string) (*admin.Client, error), fail func(error) error) *cli.Command {
