@@ -1,6 +1,8 @@
-// Package logs owns wattd's logging: the daemon's own zap logger (New) and
-// the pumps that turn each worker process's stdout and stderr into
-// structured log entries (Sink). Worker output is untrusted and unbounded,
+// Package logs owns wattd's logging: the daemon's own zap logger (New), in
+// pino's line format when it is not for a terminal (pino.go), the masking
+// of logger.redact's paths (Redactor), the in-memory buffer of recent lines
+// that `wattd ctl logs` reads (Recent), and the pumps that turn each worker
+// process's stdout and stderr into structured log entries (Sink). Worker output is untrusted and unbounded,
 // so everything here is built so that a noisy worker can neither stall on a
 // full pipe nor grow the daemon's memory: lines are cut to a fixed size,
 // queued in a bounded buffer and dropped (and counted) when logging falls

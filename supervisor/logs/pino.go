@@ -26,7 +26,7 @@ import (
 // that are not about an application are named after the component
 // ("runtime", "admin", …).
 
-// pinoLevels are pino's numbers for zap's levels.
+// pinoNumber is pino's number for a zap level.
 func pinoNumber(l zapcore.Level) int64 {
 	switch {
 	case l <= TraceLevel:
