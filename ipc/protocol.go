@@ -221,10 +221,13 @@ type AppInfo struct {
 	Root          string `json:"root"` // absolute application directory
 	// Host and Port are the public address for the entrypoint; Watt
 	// gives true to other applications ("any").
-	Host              any            `json:"host"`
-	Port              any            `json:"port"`
-	BasePath          string         `json:"basePath,omitempty"`
-	LogLevel          string         `json:"logLevel"`
+	Host     any    `json:"host"`
+	Port     any    `json:"port"`
+	BasePath string `json:"basePath,omitempty"`
+	LogLevel string `json:"logLevel"`
+	// Redact is the runtime's logger.redact; the app's logger masks the
+	// same values wattd does. Absent when nothing is masked.
+	Redact            *Redact        `json:"redact,omitempty"`
 	WantsAbsoluteURLs bool           `json:"wantsAbsoluteUrls"`
 	RuntimeConfig     map[string]any `json:"runtimeConfig"`
 	ApplicationConfig map[string]any `json:"applicationConfig"`
@@ -263,6 +266,12 @@ type TraceSkip struct {
 // RequestIDInfo names the request id header (lower case).
 type RequestIDInfo struct {
 	Header string `json:"header"`
+}
+
+// Redact is Watt's logger.redact: pino's paths and the censor.
+type Redact struct {
+	Paths  []string `json:"paths"`
+	Censor string   `json:"censor"`
 }
 
 // Stats is a worker's runtime report. Fields a runtime cannot measure are

@@ -36,11 +36,17 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 		apps = append(apps, m)
 	}
 	level := pinoLevelName(cfg.Logger.Level)
+	logger := map[string]any{"level": level}
+	var redact *ipc.Redact
+	if r := cfg.Logger.Redact; r != nil {
+		redact = &ipc.Redact{Paths: r.Paths, Censor: r.Censor}
+		logger["redact"] = map[string]any{"paths": r.Paths, "censor": r.Censor}
+	}
 	runtime := map[string]any{
 		"entrypoint":         cfg.Entrypoint,
 		"workers":            cfg.Workers,
 		"server":             map[string]any{"hostname": cfg.Server.Hostname, "port": port},
-		"logger":             map[string]any{"level": level},
+		"logger":             logger,
 		"restartOnError":     restartOnErrorValue(cfg.RestartOnError),
 		"gracefulShutdown":   map[string]any{"runtime": ms(cfg.GracefulShutdown.Runtime), "application": ms(cfg.GracefulShutdown.Application)},
 		"startTimeout":       ms(cfg.StartTimeout),
@@ -50,6 +56,12 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 	}
 	out := make(map[string]ipc.AppInfo, len(cfg.Applications))
 	for _, ac := range cfg.Applications {
+		// The application's own level, as Watt gives its logger; wattd's
+		// level still applies on top.
+		appLevel := level
+		if ac.LogLevel != "" {
+			appLevel = pinoLevelName(ac.LogLevel)
+		}
 		info := ipc.AppInfo{
 			ApplicationID:     ac.ID,
 			Entrypoint:        ac.ID == cfg.Entrypoint,
@@ -57,7 +69,8 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 			Host:              true,
 			Port:              true,
 			BasePath:          capabilities.BasePath(ac.Watt.BasePath),
-			LogLevel:          level,
+			LogLevel:          appLevel,
+			Redact:            redact,
 			WantsAbsoluteURLs: ac.Watt.AbsoluteURL,
 			RuntimeConfig:     runtime,
 			ApplicationConfig: appConfigs[ac.ID],

@@ -19,7 +19,7 @@ func TestAppInfos(t *testing.T) {
 		Entrypoint:         "web",
 		Workers:            2,
 		Server:             config.Server{Hostname: "127.0.0.1", Port: 0},
-		Logger:             config.Logger{Level: "warning"},
+		Logger:             config.Logger{Level: "warning", Redact: &config.Redact{Paths: []string{"secret"}, Censor: "***"}},
 		GracefulShutdown:   config.GracefulShutdown{Runtime: 10 * time.Second, Application: 3 * time.Second},
 		StartTimeout:       30 * time.Second,
 		ApplicationTimeout: 0,
@@ -28,7 +28,7 @@ func TestAppInfos(t *testing.T) {
 			{ID: "web", Path: "/srv/web", Workers: 2, Entrypoint: true, Health: config.DefaultHealth(),
 				Watt: capabilities.WattApp{BasePath: "/app", AbsoluteURL: true, Main: "server.js", NoServer: true,
 					Preload: []string{"/srv/tracing.mjs"}, Commands: capabilities.Commands{Production: "node server.js"}}},
-			{ID: "api", Path: "/srv/api", Workers: 1, Dependencies: []string{"db"}, Health: config.DefaultHealth()},
+			{ID: "api", Path: "/srv/api", Workers: 1, Dependencies: []string{"db"}, Health: config.DefaultHealth(), LogLevel: "debug"},
 		},
 	}
 	infos := appInfos(cfg, capabilities.Production, 3042)
@@ -43,6 +43,16 @@ func TestAppInfos(t *testing.T) {
 	}
 	if web.LogLevel != "warn" {
 		t.Errorf("logLevel %q, want pino's warn", web.LogLevel)
+	}
+	// An application's own logger.level is its logger's, as in Watt.
+	if api.LogLevel != "debug" {
+		t.Errorf("api logLevel %q, want its own debug", api.LogLevel)
+	}
+	if want := (&ipc.Redact{Paths: []string{"secret"}, Censor: "***"}); !reflect.DeepEqual(web.Redact, want) || !reflect.DeepEqual(api.Redact, want) {
+		t.Errorf("redact %+v %+v, want the runtime's %+v", web.Redact, api.Redact, want)
+	}
+	if lg := web.RuntimeConfig["logger"]; !reflect.DeepEqual(lg, map[string]any{"level": "warn", "redact": map[string]any{"paths": []string{"secret"}, "censor": "***"}}) {
+		t.Errorf("runtimeConfig.logger = %v", lg)
 	}
 	rc := web.RuntimeConfig
 	if rc["restartOnError"] != false || rc["startTimeout"] != int64(30000) ||

@@ -119,7 +119,7 @@ func (ms *messenger) route(from msgPeer, m *ipc.Message) {
 
 func (ms *messenger) send(from msgPeer, m *ipc.Message) {
 	if m.ID == 0 {
-		ms.log.Warn("message without an id; ignored", zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.String("name", m.Name))
+		ms.log.Warn("message without an id; ignored", zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.String("messageName", m.Name))
 		return
 	}
 	fail := func(f *ipc.Fault) {
@@ -199,7 +199,7 @@ func (ms *messenger) reply(from msgPeer, m *ipc.Message) {
 func (ms *messenger) notify(from msgPeer, m *ipc.Message) {
 	peers, err := ms.targets(m.To)
 	if err != nil {
-		ms.log.Debug("notification not delivered", zap.String("from", from.app), zap.String("to", m.To), zap.String("name", m.Name), zap.Error(err))
+		ms.log.Debug("notification not delivered", zap.String("from", from.app), zap.String("to", m.To), zap.String("messageName", m.Name), zap.Error(err))
 		return
 	}
 	for _, p := range peers {

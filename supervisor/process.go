@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
@@ -146,9 +147,10 @@ type spawnSpec struct {
 	app       string
 	worker    int
 	entry     bool
-	log       *zap.Logger // app/worker fields already set
-	rt        *Runtime    // for mesh pushes; nil in tests that need none
-	probePort int         // >0: a fronted worker, ready once this loopback port accepts
+	log       *zap.Logger          // app/worker fields already set
+	logLevel  zapcore.LevelEnabler // the app's own level for its structured lines; nil: all
+	rt        *Runtime             // for mesh pushes; nil in tests that need none
+	probePort int                  // >0: a fronted worker, ready once this loopback port accepts
 	group     *cgroups.Group
 	logCounts *logs.Counts // the slot's, shared by its processes; nil for none
 }
@@ -247,7 +249,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		p.route = func(m *ipc.Message) { spec.rt.msgs.route(from, m) }
 		p.spans = spec.rt.tracing.Source(spec.app, spec.worker, p.pid)
 	}
-	p.sink = logs.NewSink(p.log, logs.Options{Counts: spec.logCounts})
+	p.sink = logs.NewSink(p.log, logs.Options{Counts: spec.logCounts, Level: spec.logLevel})
 	p.sink.Follow(outR, "stdout")
 	p.sink.Follow(errR, "stderr")
 	go p.wait(outR, errR)

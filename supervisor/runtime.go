@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
@@ -102,7 +103,8 @@ type app struct {
 	dir        string
 	launch     *capabilities.Launch
 	env        []string
-	limits     cgroups.Limits // each worker's, from the resources key
+	limits     cgroups.Limits       // each worker's, from the resources key
+	logLevel   zapcore.LevelEnabler // the app's own logger.level; nil: the runtime's alone
 	health     healthRules
 	policy     restart.Policy // restartOnError (the app's own, or the runtime's) and the back-off
 	deps       []*app         // the applications this one waits for (its dependencies)
@@ -174,6 +176,13 @@ func New(opts Options) (_ *Runtime, err error) {
 		}
 		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
 		a.limits = cgroups.Limits(ac.Resources)
+		if ac.LogLevel != "" {
+			lvl, err := logs.ParseLevel(ac.LogLevel)
+			if err != nil {
+				return nil, fmt.Errorf("app %q: logger.level: %w", ac.ID, err)
+			}
+			a.logLevel = lvl
+		}
 		a.health.Health = ac.Health
 		a.policy = policyFor(cfg, ac)
 		a.health.statsEvery, a.env = statsEveryFor(ac.Health, a.env)

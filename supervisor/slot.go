@@ -501,6 +501,7 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		worker:    s.index,
 		entry:     a.entry,
 		log:       s.log,
+		logLevel:  a.logLevel,
 		rt:        a.rt,
 		logCounts: &s.logCounts,
 	})

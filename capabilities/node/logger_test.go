@@ -41,3 +41,38 @@ func TestLoggerMatchesPino(t *testing.T) {
 		}
 	}
 }
+
+// TestLoggerRedactMatchesPino: with Watt's logger.redact, the preload's
+// logger masks what pino masks, for every case wattd's own redaction is
+// tested with (supervisor/logs/testdata/redact-cases.json), bindings of
+// a child included.
+func TestLoggerRedactMatchesPino(t *testing.T) {
+	nodeOrSkip(t)
+	pino, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "apps", "globals", "node_modules", "pino"))
+	if _, err := os.Stat(pino); err != nil {
+		t.Skipf("pino is not installed (make deps): %v", err)
+	}
+	cases, _ := filepath.Abs(filepath.Join("..", "..", "supervisor", "logs", "testdata", "redact-cases.json"))
+	script := filepath.Join("..", "..", "supervisor", "logs", "testdata", "pinoredact.cjs")
+	logger, _ := filepath.Abs(filepath.Join("preload", "logger.cjs"))
+	bin, _ := Binary()
+	out, err := exec.Command(bin, script, pino, cases, logger).Output()
+	if err != nil {
+		t.Fatalf("redact parity script: %v", err)
+	}
+	var got struct{ Pino, Ours, PinoChild, OursChild []json.RawMessage }
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("parity output %q: %v", out, err)
+	}
+	if len(got.Pino) < 10 || len(got.Pino) != len(got.Ours) {
+		t.Fatalf("%d pino lines, %d of ours", len(got.Pino), len(got.Ours))
+	}
+	for i := range got.Pino {
+		if string(got.Pino[i]) != string(got.Ours[i]) {
+			t.Errorf("case %d:\npino %s\nours %s", i, got.Pino[i], got.Ours[i])
+		}
+		if string(got.PinoChild[i]) != string(got.OursChild[i]) {
+			t.Errorf("case %d as bindings:\npino %s\nours %s", i, got.PinoChild[i], got.OursChild[i])
+		}
+	}
+}

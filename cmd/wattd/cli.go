@@ -183,7 +183,14 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 			cfg.Applications[i].Workers = 1
 		}
 	}
-	log, _, err := logs.New(cfg.Logger.Level, os.Stderr)
+	var redact *logs.Redactor
+	if r := cfg.Logger.Redact; r != nil {
+		if redact, err = logs.NewRedactor(r.Paths, r.Censor); err != nil {
+			return &exitError{exitUsage, fmt.Errorf("%s: /logger/redact: %w", cfg.File, err)}
+		}
+	}
+	recent := logs.NewRecent(logs.RecentOptions{})
+	log, _, err := logs.NewWith(os.Stderr, logs.Setup{Level: cfg.Logger.Level, Redact: redact, Recent: recent})
 	if err != nil {
 		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
 	}
@@ -206,7 +213,7 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	adm, err := admin.Serve(ctx, rd.AdminSocket(), rt, log.Named("admin"))
+	adm, err := admin.Serve(ctx, rd.AdminSocket(), withLogs{rt, recent}, log.Named("admin"))
 	if err != nil {
 		rt.Close()
 		return &exitError{exitFailure, err}
@@ -474,6 +481,7 @@ func ctlCommand() *cli.Command {
 					}),
 			},
 			injectCommand(connect, fail),
+			logsCommand(connect, fail),
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",

@@ -32,6 +32,16 @@ func badFrameApp(t *testing.T, id, fault, at, onceDir string) map[string]any {
 	}
 }
 
+// pino's numbers for the levels, as wattd's JSON lines carry them.
+const (
+	pinoTrace = 10.0
+	pinoDebug = 20.0
+	pinoInfo  = 30.0
+	pinoWarn  = 40.0
+	pinoError = 50.0
+	pinoFatal = 60.0
+)
+
 // logEntries returns wattd's JSON log lines whose msg is msg.
 func logEntries(out, msg string) []map[string]any {
 	var found []map[string]any
@@ -72,7 +82,7 @@ func (d *daemon) checkOneFaultLine(app, fault string) {
 	d.t.Helper()
 	var mine []map[string]any
 	for _, e := range logEntries(d.out.String(), faultMsg) {
-		if e["app"] == app {
+		if e["name"] == app {
 			mine = append(mine, e)
 		}
 	}
@@ -80,7 +90,7 @@ func (d *daemon) checkOneFaultLine(app, fault string) {
 		d.t.Fatalf("%d fault lines for %s, want 1: %v", len(mine), app, mine)
 	}
 	e := mine[0]
-	if e["worker"] != float64(0) || !strings.Contains(e["fault"].(string), fault) || e["level"] != "error" {
+	if e["worker"] != float64(0) || !strings.Contains(e["fault"].(string), fault) || e["level"] != pinoError {
 		d.t.Fatalf("fault line for %s: %v", app, e)
 	}
 }

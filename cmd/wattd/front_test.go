@@ -80,7 +80,7 @@ func TestFrontedPortTakenByAnother(t *testing.T) {
 	}
 	var readyLines int
 	for _, e := range logEntries(d.out.String(), "worker ready") {
-		if e["app"] == "web" {
+		if e["name"] == "web" {
 			readyLines++
 		}
 	}

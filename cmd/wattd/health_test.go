@@ -134,7 +134,7 @@ func TestStuckEventLoopReplacedByHealth(t *testing.T) {
 	}
 	warnings := 0
 	for _, e := range logEntries(d.out.String(), "worker unhealthy; replacing it") {
-		if e["pid"] == float64(stuck) && e["reason"] == reason && e["level"] == "warn" {
+		if e["pid"] == float64(stuck) && e["reason"] == reason && e["level"] == pinoWarn {
 			warnings++
 		}
 	}

@@ -89,7 +89,7 @@ func TestWorkerOutputFraming(t *testing.T) {
 	entries := map[string]map[string]any{}
 	for _, l := range strings.Split(d.out.String(), "\n") {
 		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) != nil || m["app"] != "web" {
+		if json.Unmarshal([]byte(l), &m) != nil || m["name"] != "web" {
 			continue
 		}
 		msg, _ := m["msg"].(string)
@@ -97,7 +97,7 @@ func TestWorkerOutputFraming(t *testing.T) {
 			entries[msg] = m
 		}
 	}
-	check := func(msg, level string, fields map[string]any) {
+	check := func(msg string, level float64, fields map[string]any) {
 		t.Helper()
 		e, ok := entries[msg]
 		if !ok {
@@ -105,7 +105,7 @@ func TestWorkerOutputFraming(t *testing.T) {
 			return
 		}
 		if e["level"] != level || e["worker"] != 0.0 {
-			t.Errorf("%q: level %v worker %v, want %s 0", msg, e["level"], e["worker"], level)
+			t.Errorf("%q: level %v worker %v, want %v 0", msg, e["level"], e["worker"], level)
 		}
 		for k, v := range fields {
 			if e[k] != v {
@@ -113,17 +113,17 @@ func TestWorkerOutputFraming(t *testing.T) {
 			}
 		}
 	}
-	check("multi-line message\nsecond line of it", "info", map[string]any{"stream": "stdout"})
-	check("pino trace", "trace", map[string]any{"reqId": "r1"})
-	check("pino fatal", "fatal", map[string]any{"reqId": "r2"})
-	check("pino string fatal", "fatal", nil)
-	check("", "info", map[string]any{"event": "sync", "worker.time": "2026-01-01T00:00:00Z", "items": 3.0})
-	check("single line", "info", nil)
+	check("multi-line message\nsecond line of it", pinoInfo, map[string]any{"caller": "STDOUT"})
+	check("pino trace", pinoTrace, map[string]any{"reqId": "r1"})
+	check("pino fatal", pinoFatal, map[string]any{"reqId": "r2"})
+	check("pino string fatal", pinoFatal, nil)
+	check("", pinoInfo, map[string]any{"event": "sync", "worker.time": "2026-01-01T00:00:00Z", "items": 3.0})
+	check("single line", pinoInfo, nil)
 	var stack string
 	for msg := range entries {
 		if strings.HasPrefix(msg, "Error: boom\n    at ") {
 			stack = msg
-			check(msg, "error", map[string]any{"stream": "stderr"})
+			check(msg, pinoError, map[string]any{"caller": "STDERR"})
 		}
 	}
 	if stack == "" {

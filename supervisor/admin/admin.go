@@ -17,6 +17,7 @@
 //	POST /v1/apps/{id}/restart  rolling restart; 200 with the AppStatus when every
 //	                            worker is back, 409 while the runtime stops
 //	POST /v1/stop               202; graceful shutdown begins
+//	GET  /v1/logs               recent log lines, then new ones (NDJSON; see logs.go)
 package admin
 
 import (

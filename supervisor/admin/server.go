@@ -200,6 +200,7 @@ var routes = []route{
 	{http.MethodPost, "/v1/apps/{id}/restart", write, (*Server).restartApp},
 	{http.MethodPost, "/v1/stop", write, (*Server).stop},
 	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},
+	{http.MethodGet, "/v1/logs", read, (*Server).getLogs},
 }
 
 // handler builds the mux from the table. Patterns are registered without
@@ -255,6 +256,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 		status = statusOf(err)
 		body = errorBody{err.Error()}
 	}
+	if st, ok := body.(logStream); ok {
+		// Logged when it starts: a followed stream lasts as long as the
+		// client wants. The request's context ends with the client and,
+		// being made from s.ctx, when the server closes.
+		s.logRequest(r, rt, peer, status, start, nil)
+		st.write(r.Context(), w)
+		return
+	}
 	s.reply(w, r, status, body)
 	s.logRequest(r, rt, peer, status, start, err)
 }
@@ -277,6 +286,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The server is closing under the request.
 		return http.StatusServiceUnavailable

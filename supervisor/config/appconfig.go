@@ -282,7 +282,7 @@ type appKey struct {
 var appKeys = map[string]map[string]appKey{
 	"": {
 		"$schema": {}, "module": {}, "node": {}, "application": {}, "runtime": {},
-		"logger": {ignored: `the runtime's "logger" applies to every application`},
+		"logger": {},
 		"server": {ignored: "the runtime's server settings apply; an application run alone takes its hostname and port"},
 		"watch":  {ignored: "wattd dev watches the whole application directory"},
 	},
@@ -301,11 +301,26 @@ var appKeys = map[string]map[string]appKey{
 		"processSpawner":                 {ignored: "wattd starts commands itself"},
 		"entrypointPort":                 {ignored: "wattd gives the entrypoint its socket"},
 	},
+	"/logger": {
+		"level":     {},
+		"redact":    {ignored: `the runtime's "logger.redact" applies to every application`},
+		"transport": {ignored: appLoggerOutput}, "pipeline": {ignored: appLoggerOutput},
+		"formatters": {ignored: appLoggerOutput}, "timestamp": {ignored: appLoggerOutput},
+		"base": {ignored: appLoggerOutput}, "messageKey": {ignored: appLoggerOutput},
+		"customLevels": {ignored: appLoggerOutput}, "openTelemetryExporter": {ignored: appLoggerOutput},
+		"captureStdio": {ignored: "wattd always relays the worker's stdout and stderr"},
+		"pino":         {ignored: appLoggerOutput},
+	},
 	"/application/commands": {
 		"build": {}, "development": {}, "production": {},
 		"install": {ignored: "wattd does not install dependencies"},
 	},
 }
+
+const appLoggerOutput = "an application's log lines are pino's JSON lines, written by wattd with the runtime's settings"
+
+// logLevels are the values of logger.level.
+var logLevels = []string{"trace", "debug", "info", "warn", "error", "fatal", "silent"}
 
 // strictModules are the capabilities whose whole schema is known: a key
 // not in appKeys is an error there, as in Watt. Other capabilities' own
@@ -339,6 +354,15 @@ func (f *appFile) read(root map[string]any, app *Application) {
 			}
 		}
 	}
+	if lg, ok := f.object(root, "/logger"); ok {
+		if s, ok := f.str(lg, "/logger/level"); ok {
+			if slices.Contains(logLevels, s) {
+				app.LogLevel = s
+			} else {
+				f.fail("/logger/level", "unknown log level %q (want %s)", s, strings.Join(logLevels, ", "))
+			}
+		}
+	}
 	if _, ok := root["runtime"]; ok && !f.l.single {
 		f.warn("/runtime", "ignored: an application's \"runtime\" block applies only when the application is started alone; set these keys in the runtime's configuration %s", f.l.file)
 	}
@@ -358,6 +382,9 @@ func (f *appFile) walkKeys(obj map[string]any, ptr string, strict bool) {
 			continue // lifted into the runtime configuration
 		}
 		switch {
+		case !isKnown && ptr == "/logger":
+			// Watt hands any other key to pino.
+			f.warn(kp, "key %q of the application's logger is not read by wattd; ignored", k)
 		case !isKnown && (strict || ptr != ""):
 			f.fail(kp, "%s", unknownKeyMessage(k, sortedKeys(known)))
 		case !isKnown:

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/logs"
 )
 
 // rawConfig is the validated tree in Go form; pointers tell "absent" from
@@ -28,6 +30,10 @@ type rawConfig struct {
 	Logger struct {
 		Level     string          `json:"level"`
 		RequestID json.RawMessage `json:"requestId"`
+		Redact    *struct {
+			Paths  []string `json:"paths"`
+			Censor *string  `json:"censor"`
+		} `json:"redact"`
 	} `json:"logger"`
 	Env              map[string]string `json:"env"`
 	RestartOnError   json.RawMessage   `json:"restartOnError"`
@@ -186,6 +192,17 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
 	if raw.Logger.Level != "" {
 		cfg.Logger.Level = raw.Logger.Level
+	}
+	if r := raw.Logger.Redact; r != nil {
+		cfg.Logger.Redact = &Redact{Paths: r.Paths, Censor: logs.DefaultCensor}
+		if r.Censor != nil {
+			cfg.Logger.Redact.Censor = *r.Censor
+		}
+		for i, p := range r.Paths {
+			if _, err := logs.ParseRedactPath(p); err != nil {
+				problems = append(problems, issuef(fmt.Sprintf("/logger/redact/paths/%d", i), "%q is not a redact path: %v", p, err))
+			}
+		}
 	}
 	if raw.Server.Hostname != nil {
 		cfg.Server.Hostname = *raw.Server.Hostname

@@ -101,6 +101,9 @@ type Application struct {
 	// Module is the Watt capability package the application's own config
 	// names in $schema or "module" (e.g. "@platformatic/node"), "" if none.
 	Module string
+	// LogLevel is logger.level of the application's own configuration:
+	// its lines below it are not logged. "" means the runtime's level.
+	LogLevel string
 }
 
 // Server is where the entrypoint listens.
@@ -114,6 +117,15 @@ type Logger struct {
 	Level string // trace, debug, info, warn, error, fatal or silent
 	// RequestID is wattd's "requestId" extension; on with tracing.
 	RequestID RequestID
+	// Redact masks values in every log line; nil masks nothing.
+	Redact *Redact
+}
+
+// Redact is Watt's logger.redact: pino's paths, and what replaces the
+// values there.
+type Redact struct {
+	Paths  []string
+	Censor string // "[redacted]" when the configuration names none
 }
 
 // RestartOnError is Watt's restartOnError: whether a crashed application is

@@ -65,6 +65,15 @@ func TestOneReport(t *testing.T) {
 			},
 		},
 		{
+			name: "redact paths pino would not take",
+			cfg: `{"logger": {"redact": {"paths": ["ok.path", "a[", "b..c"]}},
+				"applications": [{"id": "web", "path": "./a"}]}`,
+			want: []string{
+				`{D}/watt.json: /logger/redact/paths/1: "a[" is not a redact path: unclosed [ at offset 1`,
+				`{D}/watt.json: /logger/redact/paths/2: "b..c" is not a redact path: empty member at offset 2`,
+			},
+		},
+		{
 			name:    "a host name from a variable",
 			cfg:     `{"server": {"hostname": "{HOST}"}, "applications": [{"id": "web", "path": "./a"}]}`,
 			environ: []string{"HOST=[::1]"},

@@ -42,8 +42,8 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"nodeModulesSourceMaps", "compileCache"}},
 	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
 	// Watt passes any other logger key through to pino; wattd's own log
-	// has only a level.
-	{at: "/logger", keys: []string{"*"}, except: []string{"level", "requestId"}, instead: `wattd's log takes only "level"`},
+	// takes the level, redact and wattd's requestId.
+	{at: "/logger", keys: []string{"*"}, except: []string{"level", "redact", "requestId"}, instead: `wattd's log takes "level", "redact" and "requestId"; it writes pino's JSON lines to stderr`},
 	{at: "/telemetry", keys: []string{"diagLogger"}, instead: "wattd logs the exporters' errors itself"},
 	// Watt hands the rest of an exporter's options to the OpenTelemetry
 	// JavaScript exporter; "additionalProperties" is a key by mistake in

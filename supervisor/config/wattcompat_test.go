@@ -176,7 +176,7 @@ func TestApplicationOwnConfig(t *testing.T) {
 			"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
 			"node": {"main": "server.js", "absoluteUrl": true, "dispatchViaHttp": true},
 			"application": {"basePath": "/api", "commands": {"build": "npm run build", "production": "node {PLT_ROOT}/dist/server.js", "install": "npm i"}},
-			"logger": {"level": "trace"},
+			"logger": {"level": "trace", "transport": {"target": "pino-pretty"}, "someOtherPinoOption": 1},
 			"runtime": {"workers": 3}
 		}`,
 		"api/server.js":      "",
@@ -198,11 +198,16 @@ func TestApplicationOwnConfig(t *testing.T) {
 	if !worker.Watt.NoServer || worker.Module != "@platformatic/node" {
 		t.Errorf("worker: Watt %+v module %q", worker.Watt, worker.Module)
 	}
+	// The application's own level filters its lines; the runtime's stays.
+	if api.LogLevel != "trace" || worker.LogLevel != "" || c.Logger.Level != "info" {
+		t.Errorf("log levels: api %q worker %q runtime %q", api.LogLevel, worker.LogLevel, c.Logger.Level)
+	}
 	appFile := filepath.Join(dir, "api/platformatic.json")
 	for _, w := range [][]string{
 		{appFile, "/node/dispatchViaHttp", "ignored"},
 		{appFile, "/application/commands/install", "ignored"},
-		{appFile, "/logger", "ignored"},
+		{appFile, "/logger/transport", "ignored"},
+		{appFile, "/logger/someOtherPinoOption", "ignored"},
 		{appFile, "/runtime", "started alone"},
 	} {
 		if !hasWarning(c, w...) {
@@ -247,6 +252,15 @@ func TestApplicationOwnConfigProblems(t *testing.T) {
 				`{DIR}/a/watt.json: /node/mian: unknown key "mian" (did you mean "main"?)`,
 				`{DIR}/a/watt.json: /node/hasServer: expected a boolean, got "no"`,
 			},
+		},
+		{
+			name: "an application's log level that does not exist",
+			files: map[string]string{
+				"watt.json":   `{"applications": [{"id": "a", "path": "a"}]}`,
+				"a/watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json", "logger": {"level": "loud"}}`,
+				"a/index.js":  "",
+			},
+			want: []string{`{DIR}/a/watt.json: /logger/level: unknown log level "loud" (want trace, debug, info, warn, error, fatal, silent)`},
 		},
 		{
 			name: "config names a missing file",
@@ -384,4 +398,30 @@ func TestEnvironmentAndPlaceholders(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
+}
+
+func TestLoggerRedact(t *testing.T) {
+	c, _, err := loadWattProject(t, map[string]string{
+		"watt.json":  `{"logger": {"redact": {"paths": ["req.headers.authorization", "a[*].b"]}}, "applications": [{"id": "a", "path": "a"}]}`,
+		"a/index.js": "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Redact{Paths: []string{"req.headers.authorization", "a[*].b"}, Censor: "[redacted]"}
+	if !reflect.DeepEqual(c.Logger.Redact, want) {
+		t.Errorf("redact %+v, want %+v (Watt's default censor)", c.Logger.Redact, want)
+	}
+	c, _, err = loadWattProject(t, map[string]string{
+		"watt.json":  `{"logger": {"redact": {"paths": ["x"], "censor": ""}}, "applications": [{"id": "a", "path": "a"}]}`,
+		"a/index.js": "",
+	}, Options{})
+	if err != nil || c.Logger.Redact == nil || c.Logger.Redact.Censor != "" {
+		t.Errorf("an empty censor is kept: %+v, %v", c.Logger.Redact, err)
+	}
+	for _, w := range c.Warnings {
+		if strings.Contains(w, "/logger") {
+			t.Errorf("warning about a key wattd reads: %s", w)
+		}
+	}
 }

@@ -144,7 +144,7 @@ func TestHeldEntryIsWrittenAfterJoinWindow(t *testing.T) {
 func TestObjectThatIsNotARecordIsKeptWhole(t *testing.T) {
 	e := only(t, relay(t, "stdout", `{"event":"sync","time":"2026-01-01T00:00:00Z","pid":7,"hostname":"h","v":1}`+"\n"))
 	m := e.ContextMap()
-	want := map[string]any{"event": "sync", "worker.time": "2026-01-01T00:00:00Z", "worker.pid": int64(7), "hostname": "h", "v": int64(1), "pid": int64(4242)}
+	want := map[string]any{"event": "sync", "worker.time": "2026-01-01T00:00:00Z", "worker.pid": int64(7), "worker.hostname": "h", "v": int64(1), "pid": int64(4242)}
 	for k, v := range want {
 		if m[k] != v {
 			t.Errorf("field %s = %#v, want %#v", k, m[k], v)

@@ -1,6 +1,8 @@
-// Package logs owns wattd's logging: the daemon's own zap logger (New) and
-// the pumps that turn each worker process's stdout and stderr into
-// structured log entries (Sink). Worker output is untrusted and unbounded,
+// Package logs owns wattd's logging: the daemon's own zap logger (New), in
+// pino's line format when it is not for a terminal (pino.go), the masking
+// of logger.redact's paths (Redactor), the in-memory buffer of recent lines
+// that `wattd ctl logs` reads (Recent), and the pumps that turn each worker
+// process's stdout and stderr into structured log entries (Sink). Worker output is untrusted and unbounded,
 // so everything here is built so that a noisy worker can neither stall on a
 // full pipe nor grow the daemon's memory: lines are cut to a fixed size,
 // queued in a bounded buffer and dropped (and counted) when logging falls
@@ -52,27 +54,45 @@ func ParseLevel(name string) (zapcore.Level, error) {
 	return zapcore.InvalidLevel, fmt.Errorf("unknown log level %q (want trace, debug, info, warn, error, fatal or silent)", name)
 }
 
+// Setup is what New needs beyond the output.
+type Setup struct {
+	Level string // wattd's level name; "" is info
+	// Redact masks values in every entry, wattd's and structured worker
+	// lines alike; nil masks nothing.
+	Redact *Redactor
+	// Recent, when set, keeps the latest entries in the pino format for
+	// `wattd ctl logs`, whatever the output's format.
+	Recent *Recent
+}
+
 // New builds the daemon's logger writing to out. The returned AtomicLevel
 // is the logger's live threshold, so the level can be changed at runtime.
+func New(level string, out *os.File) (*zap.Logger, zap.AtomicLevel, error) {
+	return NewWith(out, Setup{Level: level})
+}
+
+// NewWith is New with redaction and a buffer of recent entries.
 //
 // A person watching a terminal gets a coloured one-line-per-entry console
-// format; anything else (files, journald, pipes into collectors) gets JSON
-// so it stays machine-readable. A non-empty NO_COLOR keeps the console
-// format on a terminal but without colour; WATTD_LOG_FORMAT=json|console
-// overrides the choice, and a forced console format is coloured only on a
-// terminal. Sampling is deliberately off: dropping repeated worker lines
-// would hide exactly the output people look for when a worker misbehaves.
-func New(level string, out *os.File) (*zap.Logger, zap.AtomicLevel, error) {
+// format; anything else (files, journald, pipes into collectors) gets
+// pino's JSON lines, as Watt prints them (pino.go), so it stays
+// machine-readable by the tools written for Watt. A non-empty NO_COLOR
+// keeps the console format on a terminal but without colour;
+// WATTD_LOG_FORMAT=json|console overrides the choice, and a forced console
+// format is coloured only on a terminal. Sampling is deliberately off:
+// dropping repeated worker lines would hide exactly the output people
+// look for when a worker misbehaves.
+func NewWith(out *os.File, setup Setup) (*zap.Logger, zap.AtomicLevel, error) {
 	if out == nil {
 		return nil, zap.AtomicLevel{}, fmt.Errorf("logs: nil output file")
 	}
-	return newLogger(level, zapcore.Lock(newOutput(out)), term.IsTerminal(int(out.Fd())), os.Getenv)
+	return newLogger(setup, zapcore.Lock(newOutput(out)), term.IsTerminal(int(out.Fd())), os.Getenv)
 }
 
-// newLogger is New with its environment made explicit so tests can pretend
-// to be on a terminal.
-func newLogger(level string, ws zapcore.WriteSyncer, isTerminal bool, getenv func(string) string) (*zap.Logger, zap.AtomicLevel, error) {
-	lvl, err := ParseLevel(level)
+// newLogger is NewWith with its environment made explicit so tests can
+// pretend to be on a terminal.
+func newLogger(setup Setup, ws zapcore.WriteSyncer, isTerminal bool, getenv func(string) string) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := ParseLevel(setup.Level)
 	if err != nil {
 		return nil, zap.AtomicLevel{}, fmt.Errorf("logs: %w", err)
 	}
@@ -89,29 +109,28 @@ func newLogger(level string, ws zapcore.WriteSyncer, isTerminal bool, getenv fun
 		return nil, zap.AtomicLevel{}, fmt.Errorf("logs: %s=%q: want json or console", FormatEnv, f)
 	}
 
-	var enc zapcore.Encoder
-	if console {
-		enc = zapcore.NewConsoleEncoder(consoleEncoderConfig(isTerminal && !noColor))
-	} else {
-		enc = zapcore.NewJSONEncoder(jsonEncoderConfig())
-	}
 	atom := zap.NewAtomicLevelAt(lvl)
+	var core zapcore.Core
+	if console {
+		core = zapcore.NewCore(zapcore.NewConsoleEncoder(consoleEncoderConfig(isTerminal && !noColor)), ws, atom)
+		if setup.Recent != nil {
+			core = zapcore.NewTee(core, newLineCore(atom, nil, setup.Recent))
+		}
+	} else {
+		core = newLineCore(atom, ws, setup.Recent)
+	}
+	if setup.Redact != nil {
+		core = redactCore{Core: core, r: setup.Redact}
+	}
 	// No caller or stacktrace options: most entries are relayed worker
 	// lines, for which a location inside wattd would be misleading.
-	logger := zap.New(zapcore.NewCore(enc, ws, atom), zap.ErrorOutput(zapcore.Lock(os.Stderr)))
+	logger := zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr)))
 	return logger, atom, nil
 }
 
-func jsonEncoderConfig() zapcore.EncoderConfig {
+func consoleEncoderConfig(color bool) zapcore.EncoderConfig {
 	cfg := zap.NewProductionEncoderConfig()
 	cfg.TimeKey = "time"
-	cfg.EncodeTime = zapcore.ISO8601TimeEncoder
-	cfg.EncodeLevel = withTrace(zapcore.LowercaseLevelEncoder, "trace")
-	return cfg
-}
-
-func consoleEncoderConfig(color bool) zapcore.EncoderConfig {
-	cfg := jsonEncoderConfig()
 	cfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
 	cfg.EncodeDuration = zapcore.StringDurationEncoder
 	cfg.EncodeLevel = withTrace(zapcore.CapitalLevelEncoder, "TRACE")

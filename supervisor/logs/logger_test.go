@@ -68,30 +68,29 @@ func TestNewWritesJSONWhenNotATerminal(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatalf("not JSON: %q: %v", lines[0], err)
 	}
-	want := map[string]any{"level": "info", "logger": "supervisor", "msg": "hello", "app": "api", "worker": 1.0}
+	// pino's line, as Watt prints it: numeric level, epoch milliseconds,
+	// the app's id as name, pid and hostname on every line.
+	host, _ := os.Hostname()
+	want := map[string]any{"level": 30.0, "name": "api", "msg": "hello", "worker": 1.0, "pid": float64(os.Getpid()), "hostname": host}
 	for k, v := range want {
 		if first[k] != v {
 			t.Errorf("%s = %#v, want %#v", k, first[k], v)
 		}
 	}
-	ts, ok := first["time"].(string)
-	if !ok {
-		t.Fatalf("time = %#v", first["time"])
+	ms, ok := first["time"].(float64)
+	if !ok || ms != float64(int64(ms)) {
+		t.Fatalf("time = %#v, want integer epoch milliseconds", first["time"])
 	}
-	parsed, err := time.Parse("2006-01-02T15:04:05.000Z0700", ts)
-	if err != nil {
-		t.Fatalf("time %q is not ISO8601: %v", ts, err)
+	if d := time.Since(time.UnixMilli(int64(ms))); d < 0 || d > time.Minute {
+		t.Errorf("time %v is off by %v", ms, d)
 	}
-	if d := time.Since(parsed); d < 0 || d > time.Minute {
-		t.Errorf("time %v is off by %v", parsed, d)
-	}
-	for _, k := range []string{"ts", "caller", "stacktrace"} {
+	for _, k := range []string{"ts", "caller", "stacktrace", "app", "logger"} {
 		if _, ok := first[k]; ok {
 			t.Errorf("unexpected key %s", k)
 		}
 	}
 	var second map[string]any
-	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil || second["level"] != "error" {
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil || second["level"] != 50.0 || second["name"] != "supervisor" {
 		t.Errorf("second line %q: %v", lines[1], err)
 	}
 	if _, ok := second["stacktrace"]; ok {
@@ -185,7 +184,7 @@ func TestFormatOverride(t *testing.T) {
 func render(t *testing.T, terminal bool, env map[string]string) string {
 	t.Helper()
 	var buf bytes.Buffer
-	logger, _, err := newLogger("info", zapcore.AddSync(&buf), terminal, func(k string) string { return env[k] })
+	logger, _, err := newLogger(Setup{Level: "info"}, zapcore.AddSync(&buf), terminal, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +215,7 @@ func TestTerminalOutput(t *testing.T) {
 }
 
 // TestWorkerTraceAndFatalAreNamed: a worker's trace and fatal entries keep
-// their level names in wattd's output, and a fatal one does not end wattd.
+// their pino levels in wattd's output, and a fatal one does not end wattd.
 func TestWorkerTraceAndFatalAreNamed(t *testing.T) {
 	plainEnv(t)
 	f := logFile(t)
@@ -236,7 +235,56 @@ func TestWorkerTraceAndFatalAreNamed(t *testing.T) {
 		}
 		levels = append(levels, fmt.Sprint(m["level"]))
 	}
-	if strings.Join(levels, ",") != "trace,fatal" {
+	if strings.Join(levels, ",") != "10,60" {
 		t.Fatalf("levels %v", levels)
+	}
+}
+
+// TestPinoFormatOfWorkerLines: in wattd's JSON output a worker's plain
+// line is Watt's: the app as name, the worker, caller STDOUT or STDERR,
+// the worker process's pid; a structured line keeps its members and its
+// own time, and gets no caller.
+func TestPinoFormatOfWorkerLines(t *testing.T) {
+	plainEnv(t)
+	f := logFile(t)
+	logger, _, err := New("info", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := logger.Named("app").With(zap.String("app", "api"), zap.Int("worker", 1), zap.Int("pid", 4242))
+	s := NewSink(w, Options{})
+	at := time.Now().Add(-time.Second).UnixMilli()
+	s.Follow(strings.NewReader(fmt.Sprintf("hello\n{\"level\":40,\"time\":%d,\"pid\":4242,\"hostname\":\"x\",\"msg\":\"rec\",\"reqId\":\"r\"}\n", at)), "stdout")
+	s.Follow(strings.NewReader("oops\n"), "stderr")
+	s.Close()
+	byMsg := map[string]map[string]any{}
+	for _, l := range strings.Split(strings.TrimSpace(readLog(t, f)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		byMsg[fmt.Sprint(m["msg"])] = m
+	}
+	host, _ := os.Hostname()
+	want := map[string]map[string]any{
+		"hello": {"level": 30.0, "name": "api", "worker": 1.0, "caller": "STDOUT", "pid": 4242.0, "hostname": host},
+		"oops":  {"level": 50.0, "name": "api", "worker": 1.0, "caller": "STDERR", "pid": 4242.0, "hostname": host},
+		"rec":   {"level": 40.0, "name": "api", "worker": 1.0, "reqId": "r", "pid": 4242.0, "hostname": host, "time": float64(at)},
+	}
+	for msg, fields := range want {
+		got := byMsg[msg]
+		for k, v := range fields {
+			if got[k] != v {
+				t.Errorf("%q: %s = %#v, want %#v", msg, k, got[k], v)
+			}
+		}
+		for _, k := range []string{"app", "stream", "logger"} {
+			if _, ok := got[k]; ok {
+				t.Errorf("%q: unexpected %s in %v", msg, k, got)
+			}
+		}
+	}
+	if _, ok := byMsg["rec"]["caller"]; ok {
+		t.Errorf("a structured line got a caller: %v", byMsg["rec"])
 	}
 }

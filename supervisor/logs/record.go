@@ -5,15 +5,17 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// droppedKeys are pino's envelope members: wattd's entry already has its
-// own time, level, message and pid, and hostname and the format version
-// are the same for every line. They are dropped from records with a level
-// only; any other JSON object is kept whole.
+// droppedKeys are pino's envelope members: wattd's entry carries the
+// record's time, level and message in its own envelope, adds the worker's
+// pid and the hostname, and the format version is the same for every
+// line. They are dropped from records with a level only; any other JSON
+// object is kept whole.
 var droppedKeys = map[string]bool{
 	"time": true, "pid": true, "hostname": true, "level": true, "msg": true, "v": true,
 }
@@ -23,7 +25,7 @@ var droppedKeys = map[string]bool{
 // worker member with one of these names is renamed rather than allowed to
 // shadow or duplicate ours.
 var ownKeys = map[string]bool{
-	"app": true, "worker": true, "pid": true, "stream": true, "truncated": true,
+	"app": true, "worker": true, "pid": true, "stream": true, "truncated": true, "name": true, "hostname": true,
 	"logger": true, "caller": true, "stacktrace": true, "time": true, "level": true, "msg": true,
 }
 
@@ -35,6 +37,7 @@ type record struct {
 	hasLevel bool
 	msg      string
 	fields   []zap.Field
+	at       time.Time // the record's own time; zero when it has none
 }
 
 // parseRecord decodes a line that is a single JSON object. Anything else,
@@ -57,6 +60,7 @@ func parseRecord(text string) (record, bool) {
 		hasMsg     bool
 		hasAlt     bool
 		levelValue any
+		timeValue  any
 	)
 	type member struct {
 		key string
@@ -85,6 +89,9 @@ func parseRecord(text string) (record, bool) {
 		case "level":
 			levelValue = val
 			members = append(members, member{key, val})
+		case "time":
+			timeValue = val
+			members = append(members, member{key, val})
 		default:
 			members = append(members, member{key, val})
 		}
@@ -106,6 +113,9 @@ func parseRecord(text string) (record, bool) {
 		rec.msg = textOf(alt)
 	}
 	rec.level, rec.hasLevel = pinoLevel(levelValue)
+	if rec.hasLevel {
+		rec.at = timeOf(timeValue)
+	}
 	rec.fields = make([]zap.Field, 0, len(members))
 	for _, m := range members {
 		if useAlt && m.key == "message" {
@@ -165,6 +175,35 @@ func pinoLevel(v any) (zapcore.Level, bool) {
 		}
 	}
 	return 0, false
+}
+
+// timeOf reads pino's time: epoch milliseconds (the default), epoch
+// seconds (unixTime) or an ISO string (isoTime). Anything else, or a time
+// far from now, gives zero and the line's arrival time is used.
+func timeOf(v any) time.Time {
+	var t time.Time
+	switch v := v.(type) {
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return time.Time{}
+		}
+		if f < 1e11 { // seconds: 1e11 ms is 1973, 1e11 s the year 5138
+			f *= 1000
+		}
+		t = time.UnixMilli(int64(f))
+	case string:
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return time.Time{}
+		}
+	default:
+		return time.Time{}
+	}
+	if d := time.Since(t); d > 24*time.Hour || d < -24*time.Hour {
+		return time.Time{}
+	}
+	return t
 }
 
 func textOf(v any) string {

@@ -46,6 +46,10 @@ type Options struct {
 	// one Counts shared by the sinks of a worker slot's successive
 	// processes keeps the slot's totals across restarts.
 	Counts *Counts
+	// Level is the application's own level: structured lines below it
+	// are not logged. Plain lines are info (stdout) or error (stderr) and
+	// are always passed on, as Watt does. Nil passes everything.
+	Level zapcore.LevelEnabler
 }
 
 // Counts are the lines of worker output lost on the way to the log.
@@ -69,7 +73,8 @@ type Counts struct {
 type Sink struct {
 	log     *zap.Logger
 	maxLine int
-	counts  *Counts // nil: not shared
+	counts  *Counts              // nil: not shared
+	level   zapcore.LevelEnabler // nil: every structured line
 
 	queue  chan line
 	notify chan struct{} // wakes an idle writer so a drop count gets reported
@@ -121,6 +126,7 @@ func NewSink(logger *zap.Logger, opts Options) *Sink {
 		log:     logger,
 		maxLine: opts.MaxLineBytes,
 		counts:  opts.Counts,
+		level:   opts.Level,
 		queue:   make(chan line, opts.QueueLines),
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -343,7 +349,9 @@ func (s *Sink) logEntry(e *entry) {
 }
 
 // logRecord writes a line that is a JSON object (pino and similar
-// structured loggers), merged into the entry.
+// structured loggers), merged into the entry. Like Watt, wattd adds no
+// stream to it: the record's own members are the entry's fields, and its
+// time, when it has one, is the entry's.
 func (s *Sink) logRecord(l line, rec record) {
 	lvl := zapcore.InfoLevel
 	if l.stream == "stderr" {
@@ -351,10 +359,15 @@ func (s *Sink) logRecord(l line, rec record) {
 	}
 	if rec.hasLevel {
 		lvl = rec.level
+		if s.level != nil && !s.level.Enabled(lvl) {
+			return
+		}
 	}
-	fields := make([]zap.Field, 0, len(rec.fields)+1)
-	fields = append(fields, zap.String("stream", l.stream))
-	s.emit(lvl, l.at, rec.msg, append(fields, rec.fields...))
+	at := l.at
+	if !rec.at.IsZero() {
+		at = rec.at
+	}
+	s.emit(lvl, at, rec.msg, rec.fields)
 }
 
 // emit writes through the logger's core rather than the logger: a worker's

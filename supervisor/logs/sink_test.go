@@ -142,19 +142,20 @@ func (c failingCore) Write(e zapcore.Entry, f []zapcore.Field) error {
 }
 
 func TestPinoLineIsMerged(t *testing.T) {
-	in := `{"level":30,"time":1700000000000,"pid":123,"hostname":"h","msg":"hello","reqId":"x","v":1,` +
+	written := time.Now().Add(-3 * time.Second).Truncate(time.Millisecond)
+	in := `{"level":30,"time":` + strconv.FormatInt(written.UnixMilli(), 10) + `,"pid":123,"hostname":"h","msg":"hello","reqId":"x","v":1,` +
 		`"req":{"method":"GET","url":"/","headers":{"host":"a"}},"n":12345678901234567,"ok":true,"ratio":0.5,"none":null}` + "\n"
 	e := only(t, relay(t, "stdout", in))
 
 	if e.Message != "hello" || e.Level != zapcore.InfoLevel {
 		t.Fatalf("got %v %q, want info \"hello\"", e.Level, e.Message)
 	}
-	if !e.Time.After(time.UnixMilli(1700000000000)) {
-		t.Errorf("entry time %v came from the worker's time member", e.Time)
+	if !e.Time.Equal(written) {
+		t.Errorf("entry time %v, want the worker's time member %v", e.Time, written)
 	}
 	m := e.ContextMap()
 	want := map[string]any{
-		"app": "api", "worker": int64(0), "pid": int64(4242), "stream": "stdout",
+		"app": "api", "worker": int64(0), "pid": int64(4242),
 		"reqId": "x", "n": int64(12345678901234567), "ok": true, "ratio": 0.5, "none": nil,
 	}
 	for k, v := range want {
@@ -162,7 +163,8 @@ func TestPinoLineIsMerged(t *testing.T) {
 			t.Errorf("field %s = %#v (present %v), want %#v", k, got, ok, v)
 		}
 	}
-	for _, k := range []string{"time", "hostname", "level", "msg", "v", "truncated"} {
+	// As in Watt, a structured line gets no stream field.
+	for _, k := range []string{"time", "hostname", "level", "msg", "v", "truncated", "stream"} {
 		if _, ok := m[k]; ok {
 			t.Errorf("field %s should not be logged", k)
 		}
@@ -182,7 +184,7 @@ func TestPinoLineIsMerged(t *testing.T) {
 	for _, f := range e.Context {
 		keys = append(keys, f.Key)
 	}
-	if got := strings.Join(keys, ","); got != "app,worker,pid,stream,reqId,req,n,ok,ratio,none" {
+	if got := strings.Join(keys, ","); got != "app,worker,pid,reqId,req,n,ok,ratio,none" {
 		t.Errorf("field order %s", got)
 	}
 }
@@ -229,11 +231,11 @@ func TestPinoLevels(t *testing.T) {
 }
 
 func TestWorkerFieldsDoNotOverwriteOurs(t *testing.T) {
-	in := `{"level":30,"msg":"m","app":"evil","worker":"w","stream":"s","truncated":"t","logger":"pino"}`
+	in := `{"level":30,"msg":"m","app":"evil","worker":"w","stream":"s","truncated":"t","logger":"pino","name":"n"}`
 	e := only(t, relay(t, "stdout", in))
 	m := e.ContextMap()
 	want := map[string]any{
-		"app": "api", "worker": int64(0), "stream": "stdout",
+		"app": "api", "worker": int64(0), "worker.name": "n",
 		"worker.app": "evil", "worker.worker": "w", "worker.stream": "s",
 		"worker.truncated": "t", "worker.logger": "pino",
 	}
@@ -731,5 +733,26 @@ func TestCountsAddUpAcrossSinks(t *testing.T) {
 	}
 	if c.Dropped.Load() < 4 {
 		t.Errorf("Dropped over two sinks = %d, want at least 4", c.Dropped.Load())
+	}
+}
+
+// TestAppLevelFiltersStructuredLines: an application's own level drops
+// its structured lines below it; plain lines (info on stdout, error on
+// stderr) pass whatever the level, as in Watt.
+func TestAppLevelFiltersStructuredLines(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{Level: zapcore.WarnLevel})
+	s.Follow(strings.NewReader(strings.Join([]string{
+		`{"level":20,"msg":"debug record"}`,
+		`{"level":30,"msg":"info record"}`,
+		`{"level":"info","msg":"info by name"}`,
+		`{"level":40,"msg":"warn record"}`,
+		`{"level":50,"msg":"error record"}`,
+		`{"msg":"no level"}`,
+		`plain text`,
+	}, "\n")+"\n"), "stdout")
+	within(t, 5*time.Second, "Close", s.Close)
+	if got := strings.Join(messages(logs.All()), ","); got != "warn record,error record,no level,plain text" {
+		t.Errorf("logged %q", got)
 	}
 }

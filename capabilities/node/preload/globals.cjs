@@ -83,7 +83,7 @@ function installGlobals (state, info) {
   state.checks = { health: null, readiness: null }
   state.basePath = info.basePath
 
-  const logger = createLogger({ level: logLevel })
+  const logger = createLogger({ level: logLevel, redact: info.redact })
 
   const fields = {
     applicationId: appId,

@@ -15,6 +15,7 @@
 'use strict'
 
 const { hostname } = require('node:os')
+const { createRedactor } = require('./redact.cjs')
 
 const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 }
 const LABELS = Object.fromEntries(Object.entries(LEVELS).map(([k, v]) => [String(v), k]))
@@ -111,11 +112,13 @@ function fieldsOf (obj) {
 
 // createLogger builds the root logger. opts: level (a name, default
 // info), write (function taking one line; stdout by default), base
-// (members of every line; pid and hostname by default).
+// (members of every line; pid and hostname by default), redact (Watt's
+// logger.redact: {paths, censor}, applied to merge objects and bindings).
 function createLogger (opts = {}) {
   const write = opts.write || ((line) => process.stdout.write(line))
   const base = opts.base || { pid: process.pid, hostname: hostname() }
-  const root = { write, prefix: fieldsOf(base) }
+  const redact = createRedactor(opts.redact) || ((o) => o)
+  const root = { write, prefix: fieldsOf(base), redact }
   const level = levelValue(opts.level) === undefined ? 'info' : opts.level
   return makeLogger(root, '', {}, level)
 }
@@ -144,12 +147,12 @@ function makeLogger (root, chindings, bindings, initialLevel) {
     child (childBindings, options) {
       const b = childBindings && typeof childBindings === 'object' ? childBindings : {}
       const lvl = options && options.level !== undefined && levelValue(options.level) !== undefined ? options.level : levelName
-      return makeLogger(root, chindings + fieldsOf(b), { ...bindings, ...b }, lvl)
+      return makeLogger(root, chindings + fieldsOf(root.redact(b)), { ...bindings, ...b }, lvl)
     },
     bindings () { return { ...bindings } },
     setBindings (more) {
       if (!more || typeof more !== 'object') return
-      chindings += fieldsOf(more)
+      chindings += fieldsOf(root.redact(more))
       Object.assign(bindings, more)
     },
     flush (cb) {
@@ -162,7 +165,7 @@ function makeLogger (root, chindings, bindings, initialLevel) {
     logger[name] = function (...args) {
       if (value < levelVal) return
       try {
-        root.write(renderLine(value, root.prefix + chindings, args) + '\n')
+        root.write(renderLine(value, root.prefix + chindings, args, root.redact) + '\n')
       } catch {}
     }
   }
@@ -171,7 +174,7 @@ function makeLogger (root, chindings, bindings, initialLevel) {
 
 // renderLine makes one pino line of a call's arguments: (msg, ...args),
 // (obj, msg?, ...args) or (err, msg?, ...args).
-function renderLine (value, prefix, args) {
+function renderLine (value, prefix, args, redact) {
   let obj = null
   let msg
   let rest = args
@@ -191,6 +194,7 @@ function renderLine (value, prefix, args) {
     msg = first
     rest = args.slice(1)
   }
+  if (obj) obj = redact(obj)
   let line = '{"level":' + value + ',"time":' + Date.now() + prefix
   let fields = obj ? fieldsOf(obj) : ''
   if (msg === undefined && obj && typeof obj.msg === 'string') {
