@@ -44,9 +44,10 @@ func TestCLIUsage(t *testing.T) {
 		want []string
 	}{
 		{[]string{"logs"}, 2, []string{"unknown command logs; see wattd --help"}},
-		{[]string{"ctl", "logs"}, 2, []string{"unknown command logs; see wattd ctl --help"}},
+		{[]string{"ctl", "tail"}, 2, []string{"unknown command tail; see wattd ctl --help"}},
 		{[]string{"help", "logs"}, 2, []string{"unknown command logs; see wattd --help"}},
-		{[]string{"ctl", "help", "logs"}, 2, []string{"unknown command logs; see wattd ctl --help"}},
+		{[]string{"ctl", "help", "tail"}, 2, []string{"unknown command tail; see wattd ctl --help"}},
+		{[]string{"ctl", "logs", "--help"}, 0, []string{"wattd ctl logs [APP] [--worker N] [-f] [-n LINES] [--json]", "1000 lines"}},
 		{[]string{"--help"}, 0, []string{"USAGE", "start", "ctl"}},
 		{[]string{}, 0, []string{"USAGE", "start", "ctl"}},
 		{[]string{"help"}, 0, []string{"USAGE", "start", "ctl"}},
