@@ -427,7 +427,7 @@ func ctlCommand() *cli.Command {
 			},
 			{
 				Name:      "metrics",
-				Usage:     "show each worker's current figures: CPU, memory, descriptors, event loop, heap, restarts",
+				Usage:     "show each worker's current figures: CPU, memory, descriptors, event loop, heap, restarts, OOM kills, CPU throttling, pressure, lost log lines",
 				ArgsUsage: "[APP]",
 				Flags:     []cli.Flag{jsonFlag, socketFlag},
 				Before: func(c *cli.Context) error {
