@@ -340,10 +340,10 @@ func zombie(pid int) bool {
 	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
 }
 
-// TestPID1InNamespace builds the container's layout without a container:
-// wattd at /usr/local/bin/wattd of a root, the project in /app, run as
-// PID 1 of a new PID namespace as an unprivileged user (the Dockerfile's
-// USER). An app leaves orphans that exit; wattd reaps them, so no zombie
+// TestPID1InNamespace builds the image's layout without a container:
+// wattd and the project where the Dockerfile puts them (under a root of
+// their own), started as its ENTRYPOINT and CMD start them, as PID 1 of a
+// new PID namespace and as the image's unprivileged user. An app leaves orphans that exit; wattd reaps them, so no zombie
 // is left, and SIGTERM stops it with exit 0.
 func TestPID1InNamespace(t *testing.T) {
 	integration(t)
@@ -353,9 +353,11 @@ func TestPID1InNamespace(t *testing.T) {
 	if err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").Run(); err != nil {
 		t.Skipf("no PID namespaces here: %v", err)
 	}
+	layout := dockerLayout(t)
 	root := t.TempDir()
-	bin := filepath.Join(root, "usr", "local", "bin", "wattd")
-	web := filepath.Join(root, "app", "web")
+	bin := filepath.Join(root, layout.bin)
+	app := filepath.Join(root, layout.project)
+	web := filepath.Join(app, "web")
 	for _, d := range []string{filepath.Dir(bin), web} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -365,7 +367,6 @@ func TestPID1InNamespace(t *testing.T) {
 	for _, name := range []string{"index.js", "package.json"} {
 		copyFile(t, fixture(filepath.Join("faults", "short-orphans", name)), filepath.Join(web, name), 0o644)
 	}
-	app := filepath.Join(root, "app")
 	writeJSON(t, filepath.Join(app, "watt.json"), map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"logger":       map[string]any{"level": "debug"},
@@ -383,7 +384,7 @@ func TestPID1InNamespace(t *testing.T) {
 	if err := os.Mkdir(runBase, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(runBase, nobody, nobody); err != nil {
+	if err := os.Chown(runBase, imageUID, imageUID); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
@@ -393,7 +394,7 @@ func TestPID1InNamespace(t *testing.T) {
 		env: []string{"WATTD_RUNTIME_DIR=" + runBase},
 		wrap: []string{
 			"unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
-			"setpriv", "--reuid=" + strconv.Itoa(nobody), "--regid=" + strconv.Itoa(nobody), "--clear-groups", "--",
+			"setpriv", "--reuid=" + strconv.Itoa(imageUID), "--regid=" + strconv.Itoa(imageUID), "--clear-groups", "--",
 		},
 	})
 	var pid1 int
@@ -420,7 +421,7 @@ func TestPID1InNamespace(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^NSpid:\s+\d+\s+1$`).Match(status) {
 		t.Fatalf("wattd is not PID 1 of its namespace:\n%s", status)
 	}
-	if !regexp.MustCompile(fmt.Sprintf(`(?m)^Uid:\s+%d\s`, nobody)).Match(status) {
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^Uid:\s+%d\s`, imageUID)).Match(status) {
 		t.Fatalf("wattd does not run as the unprivileged user:\n%s", status)
 	}
 	waitHTTP(t, d.url("/"), 30*time.Second)
@@ -452,8 +453,9 @@ func TestPID1InNamespace(t *testing.T) {
 	}
 }
 
-// nobody is the unprivileged user the namespace test runs wattd as.
-const nobody = 65534
+// imageUID is the uid the namespace test runs wattd as: the Node image's
+// "node" user.
+const imageUID = 1000
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	t.Helper()
