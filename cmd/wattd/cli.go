@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -536,11 +538,49 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
-				Flags: []cli.Flag{jsonFlag, socketFlag},
-				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-					return map[string]bool{"stopping": true}, func() { fmt.Println("stopping") }, cl.Stop(ctx)
-				}),
+				Flags: []cli.Flag{jsonFlag, socketFlag,
+					&cli.BoolFlag{Name: "wait", Usage: "return once wattd has exited (for systemd's ExecStop=)"},
+					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "with --wait, give up after this long"},
+				},
+				Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
+					func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+						if !c.Bool("wait") {
+							return map[string]bool{"stopping": true}, func() { fmt.Println("stopping") }, cl.Stop(ctx)
+						}
+						st, err := cl.Status(ctx)
+						if err != nil {
+							return nil, nil, err
+						}
+						if err := cl.Stop(ctx); err != nil {
+							return nil, nil, err
+						}
+						if err := waitExited(ctx, st.PID); err != nil {
+							return nil, nil, err
+						}
+						return map[string]bool{"stopped": true}, func() { fmt.Println("stopped") }, nil
+					}),
 			},
 		},
+	}
+}
+
+// waitExited polls until the process pid has exited (a zombie that its
+// parent has not reaped yet counts as exited).
+func waitExited(ctx context.Context, pid int) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return nil
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'Z' {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wattd (pid %d) still runs: %w; see its log, or raise --timeout", pid, ctx.Err())
+		case <-tick.C:
+		}
 	}
 }
