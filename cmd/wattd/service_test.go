@@ -467,3 +467,30 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestNotifyReadyWithAFailedApp: an application that cannot start does
+// not stop the others, so it must not keep the unit from READY=1 either;
+// STATUS= names it.
+func TestNotifyReadyWithAFailedApp(t *testing.T) {
+	integration(t)
+	sock, notes := listenNotify(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"entrypoint": "web",
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain")},
+			map[string]any{"id": "db", "path": fixture("faults/crash-start"), "restartOnError": false},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + sock}})
+	var ready int
+	waitFor(t, 60*time.Second, "READY=1", func() bool { ready = notes.index(0, "READY=1"); return ready >= 0 })
+	if got := notes.all()[ready]; !strings.Contains(got, "STATUS=1/2 apps ready, 1/2 workers ready; failed: db") {
+		t.Errorf("READY=1 came with %q", got)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
