@@ -1,76 +1,29 @@
 package supervisor
 
 import (
-	"net"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/supervisor/sdnotify"
+	"github.com/wattd/wattd/supervisor/sdnotify/sdnotifytest"
 )
-
-// serviceListener plays the service manager's notification socket.
-type serviceListener struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (l *serviceListener) count(line string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, g := range l.got {
-		for _, x := range strings.Split(g, "\n") {
-			if x == line {
-				n++
-			}
-		}
-	}
-	return n
-}
-
-func listenService(t *testing.T) *serviceListener {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
-	l := &serviceListener{}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.got = append(l.got, string(buf[:n]))
-			l.mu.Unlock()
-		}
-	}()
-	return l
-}
 
 // TestWatchdogComesFromTheLoop: keep-alives stop while the supervision
 // loop is stuck (here on the mesh table's lock, which publishing a state
 // change needs) and resume when it goes on, so a wedged wattd is one the
 // service manager restarts.
 func TestWatchdogComesFromTheLoop(t *testing.T) {
-	l := listenService(t)
+	l := sdnotifytest.Listen(t)
+	t.Setenv("NOTIFY_SOCKET", l.Path)
 	t.Setenv("WATCHDOG_USEC", "200000") // a keep-alive every 100 ms
 	tr := newLiveRuntime(t, nil, testApp{id: "web", behaviour: "ready"})
 	tr.notify = sdnotify.FromEnv(zap.NewNop())
 	tr.start()
 	tr.waitReady("web", 0)
 	eventually(t, "READY=1 and keep-alives", func() bool {
-		return l.count("READY=1") == 1 && l.count("WATCHDOG=1") >= 3
+		return l.Count("READY=1") == 1 && l.Count("WATCHDOG=1") >= 3
 	})
 
 	tr.mesh.mu.Lock()
@@ -79,11 +32,11 @@ func TestWatchdogComesFromTheLoop(t *testing.T) {
 	// holds still for a second (ten intervals), it is stuck.
 	var stuckAt int
 	eventually(t, "keep-alives to stop", func() bool {
-		before := l.count("WATCHDOG=1")
+		before := l.Count("WATCHDOG=1")
 		time.Sleep(time.Second)
-		stuckAt = l.count("WATCHDOG=1")
+		stuckAt = l.Count("WATCHDOG=1")
 		return stuckAt == before
 	})
 	tr.mesh.mu.Unlock()
-	eventually(t, "keep-alives to resume", func() bool { return l.count("WATCHDOG=1") >= stuckAt+3 })
+	eventually(t, "keep-alives to resume", func() bool { return l.Count("WATCHDOG=1") >= stuckAt+3 })
 }

@@ -15,10 +15,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/sdnotify/sdnotifytest"
 )
 
 // activateShimEnv makes the test binary a tiny exec helper: it sets
@@ -37,62 +38,12 @@ func init() {
 	os.Exit(127)
 }
 
-// notifications collects what wattd sends to NOTIFY_SOCKET.
-type notifications struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (n *notifications) all() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]string(nil), n.got...)
-}
-
-// index is the position of the first datagram at or after from that has
-// the line want, or -1.
-func (n *notifications) index(from int, want string) int {
-	all := n.all()
-	for i := from; i < len(all); i++ {
-		for _, line := range strings.Split(all[i], "\n") {
-			if line == want {
-				return i
-			}
-		}
-	}
-	return -1
-}
-
-func listenNotify(t *testing.T) (string, *notifications) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	n := &notifications{}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			n.mu.Lock()
-			n.got = append(n.got, string(buf[:k]))
-			n.mu.Unlock()
-		}
-	}()
-	return path, n
-}
-
 // TestNotifySocket: under Type=notify, wattd sends READY=1 once every app
 // has a ready worker, STATUS= lines only when they change, WATCHDOG=1 at
 // half of WATCHDOG_USEC, and STOPPING=1 when it stops; then it exits 0.
 func TestNotifySocket(t *testing.T) {
 	integration(t)
-	sock, notes := listenNotify(t)
+	notes := sdnotifytest.Listen(t)
 	port := freePort(t)
 	dir := project(t, map[string]any{
 		"server":  map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
@@ -103,36 +54,36 @@ func TestNotifySocket(t *testing.T) {
 		},
 		"entrypoint": "web",
 	})
-	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=1000000"}})
+	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + notes.Path, "WATCHDOG_USEC=1000000"}})
 	var ready int
-	waitFor(t, 30*time.Second, "READY=1", func() bool { ready = notes.index(0, "READY=1"); return ready >= 0 })
+	waitFor(t, 30*time.Second, "READY=1", func() bool { ready = notes.Index(0, "READY=1"); return ready >= 0 })
 	// Ready as soon as each app has a ready worker, like the /ready probe;
 	// the last workers' readiness follows as a new status.
-	if got := notes.all()[ready]; !strings.Contains(got, "STATUS=2/2 apps ready, ") {
+	if got := notes.All()[ready]; !strings.Contains(got, "STATUS=2/2 apps ready, ") {
 		t.Errorf("READY=1 came with %q, want every app ready", got)
 	}
 	waitFor(t, 20*time.Second, "every worker ready in STATUS=", func() bool {
-		return notes.index(ready, "STATUS=2/2 apps ready, 4/4 workers ready") >= 0
+		return notes.Index(ready, "STATUS=2/2 apps ready, 4/4 workers ready") >= 0
 	})
-	if notes.index(ready+1, "READY=1") >= 0 {
-		t.Errorf("READY=1 sent twice: %q", notes.all())
+	if notes.Index(ready+1, "READY=1") >= 0 {
+		t.Errorf("READY=1 sent twice: %q", notes.All())
 	}
 	// Keep-alives go on while the runtime runs: two after READY=1 are at
 	// least half a second apart, so the clock is the one WATCHDOG_USEC set.
 	waitFor(t, 20*time.Second, "two keep-alives after READY=1", func() bool {
-		first := notes.index(ready, "WATCHDOG=1")
-		return first >= 0 && notes.index(first+1, "WATCHDOG=1") >= 0
+		first := notes.Index(ready, "WATCHDOG=1")
+		return first >= 0 && notes.Index(first+1, "WATCHDOG=1") >= 0
 	})
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
-	all := notes.all()
-	stopping := notes.index(ready, "STOPPING=1")
+	all := notes.All()
+	stopping := notes.Index(ready, "STOPPING=1")
 	if stopping < 0 {
 		t.Fatalf("no STOPPING=1 in %q", all)
 	}
-	if i := notes.index(stopping+1, "WATCHDOG=1"); i >= 0 {
+	if i := notes.Index(stopping+1, "WATCHDOG=1"); i >= 0 {
 		t.Errorf("a keep-alive after STOPPING=1: %q", all[i:])
 	}
 	var last string
@@ -156,14 +107,14 @@ func TestNotifySocket(t *testing.T) {
 // STATUS= and exits 1, never READY=1.
 func TestNotifyStatusOnStartFailure(t *testing.T) {
 	integration(t)
-	sock, notes := listenNotify(t)
+	notes := sdnotifytest.Listen(t)
 	port := freePort(t)
 	dir := project(t, map[string]any{
 		"server":         map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"restartOnError": false,
 		"applications":   []any{map[string]any{"id": "web", "path": fixture("faults/crash-start")}},
 	})
-	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + sock}})
+	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + notes.Path}})
 	if code := d.wait(60 * time.Second); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
 	}
@@ -171,11 +122,11 @@ func TestNotifyStatusOnStartFailure(t *testing.T) {
 		t.Errorf("no clear message on stderr:\n%s", d.out.String())
 	}
 	waitFor(t, 10*time.Second, "STATUS=failed", func() bool {
-		all := notes.all()
+		all := notes.All()
 		return len(all) > 0 && strings.HasPrefix(all[len(all)-1], "STATUS=failed: the entrypoint could not start")
 	})
-	if notes.index(0, "READY=1") >= 0 {
-		t.Errorf("READY=1 from a runtime that could not start: %q", notes.all())
+	if notes.Index(0, "READY=1") >= 0 {
+		t.Errorf("READY=1 from a runtime that could not start: %q", notes.All())
 	}
 }
 
@@ -330,16 +281,6 @@ func children(pid int) []int {
 	return out
 }
 
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
-}
-
 // TestPID1InNamespace builds the image's layout without a container:
 // wattd and the project where the Dockerfile puts them (under a root of
 // their own), started as its ENTRYPOINT and CMD start them, as PID 1 of a
@@ -436,7 +377,7 @@ func TestPID1InNamespace(t *testing.T) {
 	})
 	waitFor(t, 10*time.Second, "no zombie child of wattd", func() bool {
 		for _, c := range children(pid1) {
-			if zombie(c) {
+			if !alive(c) { // listed as a child, but no longer running
 				return false
 			}
 		}
@@ -473,7 +414,7 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 // STATUS= names it.
 func TestNotifyReadyWithAFailedApp(t *testing.T) {
 	integration(t)
-	sock, notes := listenNotify(t)
+	notes := sdnotifytest.Listen(t)
 	port := freePort(t)
 	dir := project(t, map[string]any{
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
@@ -483,10 +424,10 @@ func TestNotifyReadyWithAFailedApp(t *testing.T) {
 			map[string]any{"id": "db", "path": fixture("faults/crash-start"), "restartOnError": false},
 		},
 	})
-	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + sock}})
+	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + notes.Path}})
 	var ready int
-	waitFor(t, 60*time.Second, "READY=1", func() bool { ready = notes.index(0, "READY=1"); return ready >= 0 })
-	if got := notes.all()[ready]; !strings.Contains(got, "STATUS=1/2 apps ready, 1/2 workers ready; failed: db") {
+	waitFor(t, 60*time.Second, "READY=1", func() bool { ready = notes.Index(0, "READY=1"); return ready >= 0 })
+	if got := notes.All()[ready]; !strings.Contains(got, "STATUS=1/2 apps ready, 1/2 workers ready; failed: db") {
 		t.Errorf("READY=1 came with %q", got)
 	}
 	d.signal(syscall.SIGTERM)

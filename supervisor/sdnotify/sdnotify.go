@@ -63,90 +63,62 @@ func (n *Notifier) WatchdogEvery() time.Duration {
 // true (and after a reload), STATUS= whenever status differs from the last
 // one sent.
 func (n *Notifier) Update(ready bool, status string) {
-	if n == nil {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopping {
-		return
-	}
-	var lines []string
-	if ready && !n.ready {
-		lines = append(lines, daemon.SdNotifyReady)
-		n.ready = true
-	}
-	if status != n.status {
-		lines = append(lines, "STATUS="+status)
-		n.status = status
-	}
-	n.sendLocked(lines...)
+	n.beforeStop(func() []string {
+		var lines []string
+		if ready && !n.ready {
+			lines = append(lines, daemon.SdNotifyReady)
+			n.ready = true
+		}
+		if status != n.status {
+			lines = append(lines, "STATUS="+status)
+			n.status = status
+		}
+		return lines
+	})
 }
 
 // Watchdog sends a keep-alive. The supervision loop calls it, so the
 // service manager restarts a wattd whose loop is stuck.
 func (n *Notifier) Watchdog() {
-	if n == nil {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.sendLocked(daemon.SdNotifyWatchdog)
+	n.beforeStop(func() []string { return []string{daemon.SdNotifyWatchdog} })
 }
 
 // Reloading reports that a reload of the configuration began. Reloaded
 // must follow. The monotonic time lets systemd 253 and later match the
 // reload it asked for (Type=notify-reload) to this answer.
 func (n *Notifier) Reloading() {
-	if n == nil {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopping {
-		return
-	}
-	n.ready = false
-	n.sendLocked(daemon.SdNotifyReloading, strings.TrimSpace(daemon.SdNotifyMonotonicUsec()))
+	n.beforeStop(func() []string {
+		n.ready = false
+		return []string{daemon.SdNotifyReloading, strings.TrimSpace(daemon.SdNotifyMonotonicUsec())}
+	})
 }
 
 // Reloaded reports that the reload ended: READY=1 either way, since a
 // rejected configuration leaves the running one serving, with the failure
 // in STATUS=.
 func (n *Notifier) Reloaded(err error) {
-	if n == nil {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopping {
-		return
-	}
-	n.ready = true
-	lines := []string{daemon.SdNotifyReady}
-	if err != nil {
-		n.status = "reload failed: " + oneLine(err.Error())
-		lines = append(lines, "STATUS="+n.status)
-	}
-	n.sendLocked(lines...)
+	n.beforeStop(func() []string {
+		n.ready = true
+		lines := []string{daemon.SdNotifyReady}
+		if err != nil {
+			n.status = "reload failed: " + oneLine(err.Error())
+			lines = append(lines, "STATUS="+n.status)
+		}
+		return lines
+	})
 }
 
 // Stopping reports that the runtime began to stop; later updates are not
 // sent.
 func (n *Notifier) Stopping() {
-	if n == nil {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopping {
-		return
-	}
-	n.stopping = true
-	n.sendLocked(daemon.SdNotifyStopping, "STATUS=stopping")
+	n.beforeStop(func() []string {
+		n.stopping = true
+		return []string{daemon.SdNotifyStopping, "STATUS=stopping"}
+	})
 }
 
-// Failed reports why wattd is about to exit with an error.
+// Failed reports why wattd is about to exit with an error, stopping or
+// not.
 func (n *Notifier) Failed(err error) {
 	if n == nil || err == nil {
 		return
@@ -154,6 +126,21 @@ func (n *Notifier) Failed(err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.sendLocked("STATUS=failed: " + oneLine(err.Error()))
+}
+
+// beforeStop sends the lines that build returns, under the lock, unless n
+// is nil or STOPPING=1 was sent: after it the service manager expects the
+// process to go away, not news of it.
+func (n *Notifier) beforeStop(build func() []string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return
+	}
+	n.sendLocked(build()...)
 }
 
 // oneLine keeps a STATUS= value on one line: a newline would start

@@ -4,40 +4,36 @@ import (
 	"errors"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/sdnotify/sdnotifytest"
 )
 
 // listen opens a notification socket as a service manager does and
 // points NOTIFY_SOCKET at it.
-func listen(t *testing.T) *net.UnixConn {
+func listen(t *testing.T) *sdnotifytest.Listener {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
-	return c
+	l := sdnotifytest.Listen(t)
+	t.Setenv("NOTIFY_SOCKET", l.Path)
+	return l
 }
 
-func next(t *testing.T, c *net.UnixConn) string {
+// received waits for n datagrams.
+func received(t *testing.T, l *sdnotifytest.Listener, n int) []string {
 	t.Helper()
-	buf := make([]byte, 4096)
-	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(l.All()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d notifications, want %d: %q", len(l.All()), n, l.All())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("no notification: %v", err)
-	}
-	return string(buf[:n])
+	return l.All()
 }
 
 func TestProtocol(t *testing.T) {
@@ -68,6 +64,7 @@ func TestProtocol(t *testing.T) {
 	n.Stopping()
 	n.Update(false, "after stopping") // not sent
 	n.Reloading()                     // not sent
+	n.Watchdog()                      // not sent
 	n.Failed(errors.New("app \"web\" could not start"))
 
 	want := []string{
@@ -80,8 +77,9 @@ func TestProtocol(t *testing.T) {
 		"STOPPING=1\nSTATUS=stopping",
 		"STATUS=failed: app \"web\" could not start",
 	}
+	all := received(t, c, len(want))
 	for i, w := range want {
-		got := next(t, c)
+		got := all[i]
 		if strings.HasSuffix(w, "=") {
 			if !strings.HasPrefix(got, w) {
 				t.Fatalf("notification %d = %q, want %q…", i, got, w)
@@ -138,7 +136,12 @@ func TestAbstractSocket(t *testing.T) {
 	defer c.Close()
 	t.Setenv("NOTIFY_SOCKET", name)
 	FromEnv(zap.NewNop()).Update(true, "ok")
-	if got := next(t, c); got != "READY=1\nSTATUS=ok" {
-		t.Fatalf("got %q", got)
+	buf := make([]byte, 512)
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1\nSTATUS=ok" {
+		t.Fatalf("got %q, %v", buf[:n], err)
 	}
 }
