@@ -4,6 +4,7 @@ package main_test
 // protocol, socket activation, orphan reaping, and what a SIGKILL leaves.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -429,6 +430,52 @@ func TestNotifyReadyWithAFailedApp(t *testing.T) {
 	waitFor(t, 60*time.Second, "READY=1", func() bool { ready = notes.Index(0, "READY=1"); return ready >= 0 })
 	if got := notes.All()[ready]; !strings.Contains(got, "STATUS=1/2 apps ready, 1/2 workers ready; failed: db") {
 		t.Errorf("READY=1 came with %q", got)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// TestSIGUSR2RestartsEveryApp: SIGUSR2 replaces every worker of every
+// application, rolling, while requests keep being answered.
+func TestSIGUSR2RestartsEveryApp(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"entrypoint": "web",
+		"workers":    2,
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain")},
+			map[string]any{"id": "api", "path": fixture("apps/plain")},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	before := map[string][]int{}
+	for _, id := range []string{"web", "api"} {
+		for _, w := range d.waitReady(id, 30*time.Second).Workers {
+			before[id] = append(before[id], w.PID)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan *loadResult, 1)
+	go func() { results <- load(ctx, d.url("/"), 4) }()
+	d.signal(syscall.SIGUSR2)
+	waitFor(t, 60*time.Second, "every worker of every app replaced and ready", func() bool {
+		for id, pids := range before {
+			for i, w := range d.app(id).Workers {
+				if w.PID == pids[i] || w.State != "ready" || alive(pids[i]) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	cancel()
+	if res := <-results; res.failed != 0 || res.refused != 0 || res.ok == 0 {
+		t.Fatalf("during the restart: ok %d failed %d refused %d: %v", res.ok, res.failed, res.refused, res.errs)
 	}
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(30 * time.Second); code != 0 {
