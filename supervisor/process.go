@@ -24,6 +24,7 @@ import (
 	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/logs"
+	"github.com/wattd/wattd/supervisor/reaper"
 	"github.com/wattd/wattd/supervisor/telemetry"
 )
 
@@ -77,7 +78,9 @@ func startCmd(cmd *exec.Cmd) error {
 		go func() {
 			runtime.LockOSThread() // never unlocked: the thread lives as long as wattd
 			for r := range spawnCh {
-				r.done <- r.cmd.Start()
+				// Recorded as wattd's own, so the orphan reaper leaves
+				// its exit status to cmd.Wait.
+				r.done <- reaper.Start(r.cmd)
 			}
 		}()
 	})
@@ -221,6 +224,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 	if cerr != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		reaper.Forget(cmd.Process.Pid)
 		outR.Close()
 		errR.Close()
 		return nil, fmt.Errorf("control channel: %w", cerr)
@@ -273,6 +277,7 @@ func boolDigit(b bool) string {
 // wait is the only caller of cmd.Wait.
 func (p *proc) wait(pipes ...*os.File) {
 	err := p.cmd.Wait()
+	reaper.Forget(p.pid)
 	// Anything else left in the worker's process group (a child that
 	// ignored the parent's death) goes too, so it cannot keep the pipes
 	// open or hold sockets; with a cgroup, so does everything the worker

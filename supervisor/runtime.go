@@ -19,9 +19,11 @@ import (
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/restart"
 	"github.com/wattd/wattd/supervisor/rundir"
+	"github.com/wattd/wattd/supervisor/sdnotify"
 	"github.com/wattd/wattd/supervisor/telemetry"
 )
 
@@ -59,6 +61,12 @@ type Options struct {
 	RunDir  *rundir.Dir
 	Version string
 	Mode    capabilities.Mode // production (start) or development (dev)
+	// Notify reaches the service manager (systemd); nil without one.
+	Notify *sdnotify.Notifier
+	// PublicSocket is a listening TCP socket passed by the service manager
+	// (socket activation): every worker of the entrypoint accepts on it,
+	// and server.hostname and server.port are not bound.
+	PublicSocket *os.File
 }
 
 // Runtime runs the applications of one watt.json.
@@ -71,6 +79,8 @@ type Runtime struct {
 	apps    []*app
 	byID    map[string]*app
 	url     string
+	notify  *sdnotify.Notifier
+	passed  *os.File // Options.PublicSocket; closed by Close or at the end of Run
 
 	// started is set by New, before the admin API can read it, and never
 	// written again: the runtime's age is counted from its sockets.
@@ -125,6 +135,8 @@ func New(opts Options) (_ *Runtime, err error) {
 		dir:             opts.RunDir,
 		version:         opts.Version,
 		mode:            opts.Mode,
+		notify:          opts.Notify,
+		passed:          opts.PublicSocket,
 		byID:            map[string]*app{},
 		stopping:        make(chan struct{}),
 		killed:          make(chan struct{}),
@@ -163,6 +175,13 @@ func New(opts Options) (_ *Runtime, err error) {
 		ipc.EnvMeshProxySocket+"="+rt.mesh.proxy.socket,
 	)
 	var public *net.TCPAddr
+	if rt.passed != nil {
+		if public, err = listeners.Addr(rt.passed); err != nil {
+			return nil, fmt.Errorf("socket activation: %w", err)
+		}
+		rt.log.Info("using the public socket passed by the service manager; server.hostname and server.port are not bound",
+			zap.String("addr", public.String()))
+	}
 	for _, ac := range cfg.Applications {
 		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: opts.Logger.Named("app").With(zap.String("app", ac.ID))}
 		capb, capApp, err := Resolve(cfg, ac, opts.Mode, rt.dir.Path)
@@ -197,7 +216,7 @@ func New(opts Options) (_ *Runtime, err error) {
 			}
 			s.meshPath = rt.dir.MeshSocket(ac.ID, i)
 			a.slots = append(a.slots, s)
-			if a.entry && public == nil {
+			if a.entry && public == nil && rt.passed == nil {
 				if err := rt.checkPublicPort(s.tcpHost, s.tcpPort, nil); err != nil {
 					return nil, err
 				}
@@ -209,7 +228,7 @@ func New(opts Options) (_ *Runtime, err error) {
 				public = s.addr
 			}
 		}
-		if a.entry {
+		if a.entry && rt.passed == nil {
 			// Again with the group open: a program that joined the port
 			// between the check above and wattd's binds is caught too.
 			if err := rt.checkPublicPort(cfg.Server.Hostname, public.Port, a.publicInodes()); err != nil {
@@ -419,6 +438,11 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	rt.log.Info("starting", zap.Int("apps", len(rt.apps)), zap.Int("workers", rt.slotCount()), zap.String("url", rt.url))
 	var runErr error
 	announced := false
+	rt.tellService()
+	// Keep-alives come from this loop, not a timer of their own, so a
+	// stuck loop stops them and the service manager restarts wattd.
+	watchdog, stopWatchdog := rt.watchdogTicks()
+	defer stopWatchdog()
 loop:
 	for {
 		select {
@@ -426,13 +450,17 @@ loop:
 			break loop
 		case <-rt.stopping:
 			break loop
+		case <-watchdog:
+			rt.notify.Watchdog()
 		case <-rt.changed:
 			rt.publishMesh()
+			rt.tellService()
 			if !announced && rt.entryReady() {
 				announced = true
 				rt.log.Info("ready", zap.String("url", rt.url), zap.Duration("startup", time.Since(rt.started).Round(time.Millisecond)))
 			}
 		case <-rt.failures:
+			rt.tellService()
 			if err := rt.entryStartFailed(); err != nil && rt.mode == capabilities.Development {
 				// In development the file watcher restarts the entrypoint
 				// when its code changes: the fix is a save away.
@@ -453,6 +481,7 @@ loop:
 		}
 	}
 	rt.Stop()
+	rt.notify.Stopping()
 	rt.log.Info("stopping", zap.Duration("grace", rt.cfg.GracefulShutdown.Runtime))
 	deadline := time.NewTimer(rt.cfg.GracefulShutdown.Runtime)
 	defer deadline.Stop()
@@ -498,6 +527,7 @@ loop:
 	phase(true, cancelEntry, &entryWG)
 	phase(false, cancelRest, &restWG)
 	rt.flushTracing()
+	rt.closePassed()
 	rt.closeProxy()
 	rt.removeSockets()
 	rt.closeCgroups()
@@ -575,6 +605,7 @@ func (rt *Runtime) Close() {
 	rt.flushTracing()
 	rt.closeListeners(true)
 	rt.closeListeners(false)
+	rt.closePassed()
 	rt.closeProxy()
 	rt.removeSockets()
 	rt.closeCgroups()

@@ -382,7 +382,7 @@ func (s *slot) openListeners() error {
 		return fmt.Errorf("app %q worker %d: %w", s.app.id, s.index, err)
 	}
 	if s.app.entry {
-		f, addr, err := listeners.TCP(s.tcpHost, s.tcpPort)
+		f, addr, err := s.app.rt.publicListener(s.tcpHost, s.tcpPort)
 		if err != nil {
 			return fail(err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,11 +10,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
@@ -22,9 +25,12 @@ import (
 	"github.com/wattd/wattd/supervisor/admin"
 	"github.com/wattd/wattd/supervisor/config"
 	"github.com/wattd/wattd/supervisor/devwatch"
+	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/metrics"
+	"github.com/wattd/wattd/supervisor/reaper"
 	"github.com/wattd/wattd/supervisor/rundir"
+	"github.com/wattd/wattd/supervisor/sdnotify"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -60,6 +66,7 @@ func run(args []string) int {
 			buildCommand(),
 			initCommand(),
 			ctlCommand(),
+			completionCommand(),
 			{
 				Name:  "schema",
 				Usage: "print the JSON schema of watt.json",
@@ -168,7 +175,10 @@ func devCommand() *cli.Command {
 	}
 }
 
-func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
+func start(dir, file string, strictEnv bool, mode capabilities.Mode) (err error) {
+	// First, while nothing can have reused their descriptors: the sockets
+	// a service manager passed (socket activation).
+	passed, passErr := listeners.Activated(activation.Files(true))
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
 	cfg, err := config.LoadWith(config.Options{
 		Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckApp,
@@ -195,6 +205,15 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
 	}
 	defer log.Sync() //nolint:errcheck // stderr
+	notifier := sdnotify.FromEnv(log.Named("sdnotify"))
+	defer func() {
+		if err != nil {
+			notifier.Failed(err)
+		}
+	}()
+	if passErr != nil {
+		return &exitError{exitFailure, passErr}
+	}
 	raiseFDLimit(log)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
@@ -204,7 +223,10 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 		return &exitError{exitFailure, err}
 	}
 	defer rd.Remove()
-	rt, err := supervisor.New(supervisor.Options{Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode})
+	rt, err := supervisor.New(supervisor.Options{
+		Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode,
+		Notify: notifier, PublicSocket: passed,
+	})
 	if err != nil {
 		return &exitError{exitFailure, err}
 	}
@@ -213,6 +235,11 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		if err := reaper.Run(ctx, log.Named("reaper")); err != nil {
+			log.Warn("orphaned processes will not be reaped", zap.Error(err))
+		}
+	}()
 	adm, err := admin.Serve(ctx, rd.AdminSocket(), withLogs{rt, recent}, log.Named("admin"))
 	if err != nil {
 		rt.Close()
@@ -244,7 +271,8 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	var forced atomic.Bool
-	go handleSignals(ctx, sigs, rt, log, func() {
+	sh := &signalHandler{rt: rt, log: log}
+	sh.forced = func() {
 		forced.Store(true)
 		// Run returns as soon as the killed workers are reaped; should
 		// anything hang instead, exit anyway, still without leaving the
@@ -255,7 +283,8 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 			_ = log.Sync()
 			os.Exit(exitFailure)
 		})
-	})
+	}
+	go sh.run(ctx, sigs)
 	if mode == capabilities.Development {
 		watchForDev(ctx, rt, log.Named("dev"))
 	}
@@ -274,10 +303,19 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 // reaped after a second stop signal.
 const forcedExitAfter = 5 * time.Second
 
-// handleSignals: TERM and INT stop gracefully (a second one kills the
-// workers at once and calls forced), USR2 restarts every app rolling, HUP
-// is reserved for config reload.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Runtime, log *zap.Logger, forced func()) {
+// signalHandler is the one place where wattd acts on signals: TERM and
+// INT stop gracefully (a second one kills the workers at once and calls
+// forced), USR2 restarts every app rolling, HUP reloads the configuration.
+type signalHandler struct {
+	rt     *supervisor.Runtime
+	log    *zap.Logger
+	forced func()
+	// reload re-reads the configuration and applies it; nil while this
+	// build cannot, and SIGHUP then only logs.
+	reload func(context.Context) error
+}
+
+func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 	stopping := false
 	for {
 		select {
@@ -287,26 +325,47 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Ru
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGINT:
 				if stopping {
-					log.Warn("second stop signal; killing every worker and exiting", zap.String("signal", sig.String()))
-					forced()
-					rt.Kill()
+					h.log.Warn("second stop signal; killing every worker and exiting", zap.String("signal", sig.String()))
+					h.forced()
+					h.rt.Kill()
 					continue
 				}
 				stopping = true
-				log.Info("stop signal received", zap.String("signal", sig.String()))
-				rt.Stop()
+				h.log.Info("stop signal received", zap.String("signal", sig.String()))
+				h.rt.Stop()
 			case syscall.SIGUSR2:
-				log.Info("SIGUSR2: rolling restart of every application")
+				h.log.Info("SIGUSR2: rolling restart of every application")
 				go func() {
-					if err := rt.RestartAll(context.Background()); err != nil {
-						log.Error("rolling restart", zap.Error(err))
+					if err := h.rt.RestartAll(context.Background()); err != nil {
+						h.log.Error("rolling restart", zap.Error(err))
 					}
 				}()
 			case syscall.SIGHUP:
-				log.Warn("SIGHUP: configuration reload is not supported yet; send SIGUSR2 for a rolling restart")
+				go func() {
+					if err := h.reloadConfig(ctx); err != nil {
+						h.log.Error("SIGHUP: reload", zap.Error(err))
+					}
+				}()
 			}
 		}
 	}
+}
+
+// errNoReload is reloadConfig's answer while reload is not available.
+var errNoReload = errors.New("configuration reload is not available; send SIGUSR2 for a rolling restart")
+
+// reloadConfig runs a reload between RELOADING=1 and READY=1 for the
+// service manager. Whatever asks for a reload (SIGHUP, the admin API)
+// goes through here.
+func (h *signalHandler) reloadConfig(ctx context.Context) error {
+	if h.reload == nil {
+		return errNoReload
+	}
+	h.log.Info("reloading the configuration")
+	h.rt.NotifyReloading()
+	err := h.reload(ctx)
+	h.rt.NotifyReloaded(err)
+	return err
 }
 
 // watchForDev restarts an application's workers when its files change.
@@ -426,10 +485,11 @@ func ctlCommand() *cli.Command {
 				}),
 			},
 			{
-				Name:      "metrics",
-				Usage:     "show each worker's current figures: CPU, memory, descriptors, event loop, heap, restarts, OOM kills, CPU throttling, pressure, lost log lines",
-				ArgsUsage: "[APP]",
-				Flags:     []cli.Flag{jsonFlag, socketFlag},
+				Name:         "metrics",
+				Usage:        "show each worker's current figures: CPU, memory, descriptors, event loop, heap, restarts, OOM kills, CPU throttling, pressure, lost log lines",
+				ArgsUsage:    "[APP]",
+				BashComplete: completeApps,
+				Flags:        []cli.Flag{jsonFlag, socketFlag},
 				Before: func(c *cli.Context) error {
 					if c.NArg() > 1 {
 						if opt := lateOption(c); opt != "" {
@@ -458,10 +518,11 @@ func ctlCommand() *cli.Command {
 				}),
 			},
 			{
-				Name:      "restart",
-				Usage:     "restart every worker of APP, one at a time, with no downtime",
-				ArgsUsage: "APP",
-				Flags:     []cli.Flag{jsonFlag, socketFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
+				Name:         "restart",
+				Usage:        "restart every worker of APP, one at a time, with no downtime",
+				ArgsUsage:    "APP",
+				BashComplete: completeApps,
+				Flags:        []cli.Flag{jsonFlag, socketFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Before: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						if opt := lateOption(c); opt != "" {
@@ -485,11 +546,49 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
-				Flags: []cli.Flag{jsonFlag, socketFlag},
-				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-					return map[string]bool{"stopping": true}, func() { fmt.Println("stopping") }, cl.Stop(ctx)
-				}),
+				Flags: []cli.Flag{jsonFlag, socketFlag,
+					&cli.BoolFlag{Name: "wait", Usage: "return once wattd has exited (for systemd's ExecStop=)"},
+					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "with --wait, give up after this long"},
+				},
+				Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
+					func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+						if !c.Bool("wait") {
+							return map[string]bool{"stopping": true}, func() { fmt.Println("stopping") }, cl.Stop(ctx)
+						}
+						st, err := cl.Status(ctx)
+						if err != nil {
+							return nil, nil, err
+						}
+						if err := cl.Stop(ctx); err != nil {
+							return nil, nil, err
+						}
+						if err := waitExited(ctx, st.PID); err != nil {
+							return nil, nil, err
+						}
+						return map[string]bool{"stopped": true}, func() { fmt.Println("stopped") }, nil
+					}),
 			},
 		},
+	}
+}
+
+// waitExited polls until the process pid has exited (a zombie that its
+// parent has not reaped yet counts as exited).
+func waitExited(ctx context.Context, pid int) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return nil
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'Z' {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wattd (pid %d) still runs: %w; see its log, or raise --timeout", pid, ctx.Err())
+		case <-tick.C:
+		}
 	}
 }

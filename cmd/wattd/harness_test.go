@@ -171,6 +171,10 @@ type startOpts struct {
 	// flood nobody should keep, or a writer that blocks, stalling wattd's
 	// output as a reader that stopped reading would.
 	out io.Writer
+	// files are passed to wattd from fd 3 on, as a service manager passes
+	// sockets.
+	files []*os.File
+	bin   string // the wattd binary to run instead of the one built for the tests
 }
 
 // startWattd runs `wattd start dir` with its runtime dir under a private
@@ -188,9 +192,13 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 	}
 	args := append([]string{verb}, o.args...)
 	args = append(args, dir)
-	cmd := exec.Command(wattdBin, args...)
+	bin := wattdBin
+	if o.bin != "" {
+		bin = o.bin
+	}
+	cmd := exec.Command(bin, args...)
 	if len(o.wrap) > 0 {
-		cmd = exec.Command(o.wrap[0], append(append(o.wrap[1:], wattdBin), args...)...)
+		cmd = exec.Command(o.wrap[0], append(append(o.wrap[1:], bin), args...)...)
 	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
@@ -199,6 +207,7 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 		"WATTD_LOG_FORMAT=json",
 	)
 	cmd.Env = append(cmd.Env, o.env...)
+	cmd.ExtraFiles = o.files
 	d := &daemon{t: t, cmd: cmd, dir: dir, port: port, out: &syncBuffer{}, runDir: runBase, done: make(chan struct{})}
 	cmd.Stdout = d.out
 	if o.out != nil {

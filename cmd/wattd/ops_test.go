@@ -213,8 +213,12 @@ func TestCtlFindsRuntimeAndStops(t *testing.T) {
 	if err != nil || !strings.Contains(out, dir) {
 		t.Fatalf("ctl status: %v\n%s", err, out)
 	}
-	if out, err := d.ctl("stop"); err != nil {
-		t.Fatalf("ctl stop: %v\n%s", err, out)
+	// --wait returns once wattd has exited, as systemd's ExecStop= needs.
+	if out, err := d.ctl("stop", "--wait"); err != nil || strings.TrimSpace(out) != "stopped" {
+		t.Fatalf("ctl stop --wait: %v\n%s", err, out)
+	}
+	if alive(d.cmd.Process.Pid) {
+		t.Fatal("ctl stop --wait returned while wattd runs")
 	}
 	if code := d.wait(20 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
