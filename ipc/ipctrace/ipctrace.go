@@ -23,6 +23,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -185,12 +186,16 @@ func value(v attribute.Value) any {
 // cut shortens s to n characters, replacing invalid UTF-8.
 func cut(s string, n int) string {
 	if !utf8.ValidString(s) {
-		s = string([]rune(s))
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
 	}
-	return string([]rune(s)[:n])
+	return s
 }
 
 // NewTracerProvider returns a tracer provider that samples every trace,
