@@ -2,10 +2,12 @@ package ipctrace
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,4 +181,38 @@ func TestExporterSplitsBySize(t *testing.T) {
 	if len(got) != 5 || messages != 5 {
 		t.Errorf("%d spans of ~270 KB in %d messages, want 5 in 5", len(got), messages)
 	}
+}
+
+// TestHandlerSkips: requests named by the app info file's skip rules get
+// no span; others do.
+func TestHandlerSkips(t *testing.T) {
+	info := filepath.Join(t.TempDir(), "app.json")
+	data, _ := json.Marshal(ipc.AppInfo{Tracing: &ipc.TracingInfo{ServiceName: "s", Skip: []ipc.TraceSkip{
+		{Path: "/health", Method: "GET"}, {Path: "/^\\/static\\//"},
+	}}})
+	if err := os.WriteFile(info, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(ipc.EnvAppInfo, info)
+	if !Enabled() {
+		t.Fatal("Enabled() is false with tracing in the app info file")
+	}
+	ctl, conn := dial(t)
+	tp := NewTracerProvider(ctl)
+	h := Handler(tp, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/health"}, {"GET", "/static/app.js"}, {"POST", "/health"}, {"GET", "/users"},
+	} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(r.method, r.path, nil))
+	}
+	tp.ForceFlush(context.Background())
+	spans, _ := readSpans(t, conn, 2)
+	var names []string
+	for _, s := range spans {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "POST /health,GET /users" {
+		t.Errorf("spans %v, want POST /health and GET /users only", names)
+	}
+	tp.Shutdown(context.Background())
 }
