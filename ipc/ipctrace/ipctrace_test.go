@@ -2,16 +2,21 @@ package ipctrace
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
@@ -32,7 +37,7 @@ func dial(t *testing.T) (*ipc.Control, net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
 	t.Setenv(ipc.EnvControlFD, strconv.Itoa(pair[1]))
 	go func() {
 		if _, err := ipc.ReadMessage(conn); err == nil {
@@ -127,16 +132,18 @@ func TestExporterSplitsAndCuts(t *testing.T) {
 	ctl, conn := dial(t)
 	tp := NewTracerProvider(ctl)
 	tracer := tp.Tracer("test")
-	const n = 600
-	long := strings.Repeat("é", 3*ipc.MaxAttributeValue)
+	const n = ipc.MaxSpansPerMessage + 40
+	long := strings.Repeat("é", ipc.MaxAttributeValue+100)
 	go func() {
 		for i := range n {
 			_, sp := tracer.Start(context.Background(), strings.Repeat("n", 2*ipc.MaxSpanName))
-			attrs := []attribute.KeyValue{attribute.String("long", long), attribute.StringSlice("list", []string{"a", "b"})}
-			for k := range 80 {
-				attrs = append(attrs, attribute.Int("k"+strconv.Itoa(k), i))
+			if i < 20 { // a few large spans, so the size limit splits too
+				attrs := []attribute.KeyValue{attribute.String("long", long), attribute.StringSlice("list", []string{"a", "b"})}
+				for k := range ipc.MaxSpanAttributes + 5 {
+					attrs = append(attrs, attribute.Int("k"+strconv.Itoa(k), i))
+				}
+				sp.SetAttributes(attrs...)
 			}
-			sp.SetAttributes(attrs...)
 			sp.End()
 		}
 		tp.ForceFlush(context.Background())
@@ -151,6 +158,61 @@ func TestExporterSplitsAndCuts(t *testing.T) {
 	}
 	if s.Attributes["list"] != `["a","b"]` {
 		t.Errorf("a slice attribute should be sent as its JSON: %v", s.Attributes["list"])
+	}
+	tp.Shutdown(context.Background())
+}
+
+// TestExporterSplitsBySize: spans too large to share a frame go in
+// messages of their own, each within the frame limit.
+func TestExporterSplitsBySize(t *testing.T) {
+	ctl, conn := dial(t)
+	var attrs []attribute.KeyValue
+	for k := range ipc.MaxSpanAttributes {
+		attrs = append(attrs, attribute.String("k"+strconv.Itoa(k), strings.Repeat("x", ipc.MaxAttributeValue)))
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	var spans []sdktrace.ReadOnlySpan
+	for i := range 5 {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{0, 0, 0, 0, 0, 0, 0, byte(i + 1)}})
+		spans = append(spans, tracetest.SpanStub{Name: "big", SpanContext: sc, StartTime: time.Now(), EndTime: time.Now(), Attributes: attrs}.Snapshot())
+	}
+	go NewExporter(ctl).ExportSpans(context.Background(), spans)
+	got, messages := readSpans(t, conn, 5)
+	if len(got) != 5 || messages != 5 {
+		t.Errorf("%d spans of ~270 KB in %d messages, want 5 in 5", len(got), messages)
+	}
+}
+
+// TestHandlerSkips: requests named by the app info file's skip rules get
+// no span; others do.
+func TestHandlerSkips(t *testing.T) {
+	info := filepath.Join(t.TempDir(), "app.json")
+	data, _ := json.Marshal(ipc.AppInfo{Tracing: &ipc.TracingInfo{ServiceName: "s", Skip: []ipc.TraceSkip{
+		{Path: "/health", Method: "GET"}, {Path: "/^\\/static\\//"},
+	}}})
+	if err := os.WriteFile(info, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(ipc.EnvAppInfo, info)
+	if !Enabled() {
+		t.Fatal("Enabled() is false with tracing in the app info file")
+	}
+	ctl, conn := dial(t)
+	tp := NewTracerProvider(ctl)
+	h := Handler(tp, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/health"}, {"GET", "/static/app.js"}, {"POST", "/health"}, {"GET", "/users"},
+	} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(r.method, r.path, nil))
+	}
+	tp.ForceFlush(context.Background())
+	spans, _ := readSpans(t, conn, 2)
+	var names []string
+	for _, s := range spans {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "POST /health,GET /users" {
+		t.Errorf("spans %v, want POST /health and GET /users only", names)
 	}
 	tp.Shutdown(context.Background())
 }
