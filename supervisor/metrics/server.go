@@ -48,11 +48,13 @@ type Server struct {
 // cannot be bound.
 func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(newCollector(rt, prometheus.Labels(cfg.Labels))); err != nil {
+	c := newCollector(rt, prometheus.Labels(cfg.Labels))
+	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, prometheus.Labels(cfg.Labels))}
 	mux := http.NewServeMux()
-	mux.Handle(cfg.Endpoint, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle(cfg.Endpoint, promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      zap.NewStdLog(log),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
