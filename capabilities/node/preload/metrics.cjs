@@ -5,16 +5,21 @@
 // carries them (control.cjs); wattd turns them into Prometheus series.
 //
 // Requests are the one per-request cost of the preload that a setting can
-// turn on. Each request sets one property on its response and adds one
-// shared 'finish' listener; the aggregation then only bumps numbers in
-// arrays made the first time a method and status code are seen, so that
-// steady traffic allocates nothing for the metrics.
+// turn on. They are timed through Node's diagnostics channels for HTTP
+// servers rather than through a 'request' listener and a 'finish' listener
+// per response: a subscribed channel costs Node one small message object per
+// event, where two listeners would cost copies of the listener arrays on
+// every emit. The start time is one property on the response; the
+// aggregation then only bumps numbers in arrays made the first time a method
+// and status code are seen, so steady traffic allocates nothing more.
+// HTTP/2 requests (the compatibility API has no such channels) are not
+// timed.
 'use strict'
 
 const { METHODS } = require('node:http')
+const dc = require('node:diagnostics_channel')
 const { performance, monitorEventLoopDelay, PerformanceObserver, constants } = require('node:perf_hooks')
 const { warn } = require('./base.cjs')
-const { onRequest } = require('./requests.cjs')
 
 // prom-client's default buckets, which Watt's http_request_all_duration_seconds
 // uses (seconds).
@@ -99,17 +104,19 @@ function startMetrics (state) {
     lag: lagMetrics()
   }
   state.metrics = m
-  onRequest(state, (req, res) => {
+  // Published by every HTTP/1 server of the process: only those wattd
+  // manages (the app's public server and its mesh server) are counted.
+  dc.subscribe('http.server.request.start', (msg) => {
+    if (!state.servers.has(msg.server)) return
     m.requests.received++
-    res[kStart] = performance.now()
-    res.on('finish', onFinish)
+    msg.response[kStart] = performance.now()
   })
-  function onFinish () {
-    const start = this[kStart]
-    const req = this.req
-    if (start === undefined || !req) return
-    m.requests.record(req.method, this.statusCode, (performance.now() - start) / 1000)
-  }
+  dc.subscribe('http.server.response.finish', (msg) => {
+    const res = msg.response
+    const start = res[kStart]
+    if (start === undefined) return
+    m.requests.record(msg.request.method, res.statusCode, (performance.now() - start) / 1000)
+  })
   return m
 }
 
