@@ -40,12 +40,7 @@ setTimeout(() => {
 `
 
 func TestRequestAggregation(t *testing.T) {
-	dir := t.TempDir()
-	for name, b := range preloadFiles {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := preloadDir(t)
 	for name, bin := range nodeBinaries(t) {
 		t.Run(name, func(t *testing.T) {
 			out, err := exec.Command(bin, "--expose-gc", "-e", aggregationScript, dir).CombinedOutput()
@@ -99,3 +94,16 @@ func TestRequestAggregation(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// preloadDir writes the preload's modules into a directory, for tests that
+// load some of them alone.
+func preloadDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, b := range preloadFiles {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

@@ -39,7 +39,7 @@ function newState () {
     sockets: new Set(), // open connections of those servers
     tlsSockets: new Set(), // TLS sockets above those of TLS servers
     hookable: [], // servers onRequestHook may be attached to (listen.cjs)
-    requestHookWanted: null, // attaches it to them; set by patchListen
+    requestHookWanted: null, // attaches it to them; set by adopt
     readySent: false,
     draining: false,
     drainedSent: false,

@@ -16,10 +16,6 @@ function patchListen (state, fds) {
   // else on "mesh".
   const name = fds.http !== undefined ? 'http' : 'mesh'
   let claimed = false
-  // A feature that registers its hook after a server was adopted.
-  state.requestHookWanted = () => {
-    for (const server of state.hookable) attachRequestHook(server)
-  }
 
   // A named function keeps stack traces and Function.name readable.
   net.Server.prototype.listen = function listen (...args) {
@@ -164,6 +160,10 @@ function adopt (state, server) {
     requestHookState.set(server, state)
     state.hookable.push(server)
     if (state.requestHooks.length > 0) attachRequestHook(server)
+    // For a feature that registers its hook after this.
+    state.requestHookWanted ??= () => {
+      for (const s of state.hookable) attachRequestHook(s)
+    }
   }
   wrapClose(state, server)
 }
@@ -471,4 +471,4 @@ function checkDrained (state) {
 }
 
 
-module.exports = { patchListen, startDrain, holdUntilSigterm, sendReady }
+module.exports = { patchListen, startDrain, holdUntilSigterm, sendReady, adopt }
