@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # Fixture apps whose npm dependencies the tests and examples need.
 NPM_APPS := testdata/apps/express testdata/apps/fastify testdata/apps/vite
 NPM_APPS += testdata/apps/next testdata/apps/caller testdata/examples/messaging
-NPM_APPS += testdata/apps/globals
+NPM_APPS += testdata/apps/globals testdata/apps/prom
 NPM_APPS += testdata/apps/factories
 NPM_APPS += capabilities/node/testdata/undici
 # Watt projects run by the compatibility tests (testdata/watt). Only their

@@ -16,7 +16,7 @@
 //	  | <--- welcome {version:1, app, worker}  |  or error {error}, close, kill
 //	  |                                        |
 //	  | ---- ready {listeners:["http"]} -----> |  once serving
-//	  | ---- stats {elu, heapUsed, ...} -----> |  every few seconds
+//	  | ---- stats {elu, heapUsed, ...} -----> |  every few seconds (+ metrics when on)
 //	  |                                        |
 //	  | <--- mesh {mesh:{apps, timeoutMs}} ---- |  after welcome, then on every change
 //	  |                                        |
@@ -237,6 +237,11 @@ type AppInfo struct {
 	// runtime loads before the app, in order.
 	NoServer bool     `json:"noServer,omitempty"`
 	Preload  []string `json:"preload,omitempty"`
+	// Metrics is true when the runtime exports metrics: the worker then
+	// also reports the figures of Stats that only a metrics endpoint
+	// reads (request durations, event-loop lag, GC, the app's own
+	// registry), which cost it something to collect.
+	Metrics bool `json:"metrics,omitempty"`
 	// Tracing is present when wattd exports traces for the application:
 	// its workers then make spans and send them in spans messages.
 	Tracing *TracingInfo `json:"tracing,omitempty"`
@@ -275,14 +280,64 @@ type Redact struct {
 }
 
 // Stats is a worker's runtime report. Fields a runtime cannot measure are
-// left zero.
+// left zero; those after RequestsDone are sent only by a worker told that
+// metrics are on (AppInfo.Metrics).
 type Stats struct {
-	ELU          float64 `json:"elu"`          // event-loop utilisation 0..1 since the last report
-	HeapUsed     uint64  `json:"heapUsed"`     // bytes
-	HeapTotal    uint64  `json:"heapTotal"`    // bytes
-	RSS          uint64  `json:"rss"`          // bytes, as the worker sees it
-	ActiveConns  int     `json:"activeConns"`  // open client connections
-	RequestsDone uint64  `json:"requestsDone"` // requests received since start
+	ELU         float64 `json:"elu"`         // event-loop utilisation 0..1 since the last report
+	HeapUsed    uint64  `json:"heapUsed"`    // bytes
+	HeapTotal   uint64  `json:"heapTotal"`   // bytes
+	RSS         uint64  `json:"rss"`         // bytes, as the worker sees it
+	ActiveConns int     `json:"activeConns"` // open client connections
+	// RequestsDone counts the requests received since start, by a worker
+	// that counts them: a Node worker only with metrics on, since counting
+	// is work on every request.
+	RequestsDone uint64 `json:"requestsDone"`
+
+	// Requests are the durations of the HTTP requests the app served
+	// since start, by method and status code (Watt's
+	// http_request_all_duration_seconds).
+	Requests *Histogram `json:"requests,omitempty"`
+	// GC are the garbage collections since start, by kind.
+	GC *Histogram `json:"gc,omitempty"`
+	// Lag is the event-loop delay since the last report.
+	Lag *EventLoopLag `json:"lag,omitempty"`
+	// AppMetrics is what the app registered in its own Prometheus
+	// registry, in the Prometheus text format, as of the last report.
+	AppMetrics string `json:"appMetrics,omitempty"`
+}
+
+// Histogram is a worker's histogram: one series per label set, each with
+// its count of observations per bucket. Counts[i] is the number of
+// observations in (Bounds[i-1], Bounds[i]] (not cumulative), and the last
+// count, Counts[len(Bounds)], those above every bound.
+type Histogram struct {
+	Bounds []float64         `json:"bounds"`
+	Series []HistogramSeries `json:"series"`
+}
+
+// HistogramSeries is one series of a Histogram. Which labels are set
+// depends on the histogram: Method and StatusCode for requests, Kind
+// (major, minor, incremental, weakcb) for GC.
+type HistogramSeries struct {
+	Method     string   `json:"method,omitempty"`
+	StatusCode int      `json:"statusCode,omitempty"`
+	Kind       string   `json:"kind,omitempty"`
+	Counts     []uint64 `json:"counts"`
+	Sum        float64  `json:"sum"`
+}
+
+// EventLoopLag is the event-loop delay a worker sampled since its last
+// report, in seconds: the distribution of Node's monitorEventLoopDelay,
+// and Seconds, how late one callback ran when last measured.
+type EventLoopLag struct {
+	Seconds float64 `json:"seconds"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	Mean    float64 `json:"mean"`
+	Stddev  float64 `json:"stddev"`
+	P50     float64 `json:"p50"`
+	P90     float64 `json:"p90"`
+	P99     float64 `json:"p99"`
 }
 
 // MeshTable is the membership of the mesh: for every application, the

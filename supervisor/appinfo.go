@@ -77,6 +77,7 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 			Config:            ownConfig(ac.Watt),
 			NoServer:          ac.Watt.NoServer,
 			Preload:           ac.Watt.Preload,
+			Metrics:           cfg.Metrics.Enabled,
 		}
 		if info.Entrypoint {
 			info.Host, info.Port = cfg.Server.Hostname, port

@@ -82,6 +82,16 @@ func TestAppInfos(t *testing.T) {
 	if v := appInfos(cfg, capabilities.Development, 3042)["web"].RuntimeConfig["restartOnError"]; v != int64(250) {
 		t.Errorf("restartOnError = %v, want the delay", v)
 	}
+	// Workers collect what only a metrics endpoint reads when there is one.
+	if web.Metrics || api.Metrics {
+		t.Error("metrics on in the app info without a metrics key")
+	}
+	cfg.Metrics.Enabled = true
+	for id, info := range appInfos(cfg, capabilities.Production, 3042) {
+		if !info.Metrics {
+			t.Errorf("%s: metrics off in the app info with metrics on", id)
+		}
+	}
 
 	// The file is what a worker reads back.
 	p := filepath.Join(t.TempDir(), "apps", "web.json")

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/wattd/wattd/ipc"
 )
 
 // RuntimeStatus is what `wattd ctl status` shows and the admin API serves
@@ -97,7 +99,17 @@ type WorkerStatus struct {
 	HeapUsed    uint64  `json:"heapUsedBytes"`
 	HeapTotal   uint64  `json:"heapTotalBytes"`
 	ActiveConns int     `json:"activeConns"` // open client connections, as last reported
-	ListenAddr  string  `json:"listen,omitempty"`
+	// What a Node worker reports with metrics on (absent otherwise): its
+	// requests since start (a count, and their durations by method and
+	// status code), its garbage collections by kind, its event-loop lag
+	// over the last stats period, and the text of the app's own metrics
+	// registry, which only the metrics endpoint reads.
+	RequestsDone uint64            `json:"requestsDone,omitempty"`
+	Requests     *ipc.Histogram    `json:"requests,omitempty"`
+	GC           *ipc.Histogram    `json:"gc,omitempty"`
+	Lag          *ipc.EventLoopLag `json:"eventLoopLag,omitempty"`
+	AppMetrics   string            `json:"-"`
+	ListenAddr   string            `json:"listen,omitempty"`
 	// HealthSignals are the latest health signal of each type the app
 	// sent with Watt's sendHealthSignal, as sent ({type, timestamp, …}).
 	HealthSignals map[string]json.RawMessage `json:"healthSignals,omitempty"`

@@ -56,6 +56,7 @@ type workerOpts struct {
 	dir        string            // absolute app directory, instead of testdata/<app>
 	watt       capabilities.WattApp
 	nodeOpts   string // the app's nodeOptions
+	metrics    bool   // the runtime's metrics are on (AppInfo.Metrics)
 }
 
 type worker struct {
@@ -221,10 +222,11 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 	for k, v := range launch.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	if _, set := o.env[ipc.EnvAppInfo]; !set && (o.watt.NoServer || len(o.watt.Preload) > 0 || o.watt.BasePath != "") {
+	if _, set := o.env[ipc.EnvAppInfo]; !set && (o.watt.NoServer || len(o.watt.Preload) > 0 || o.watt.BasePath != "" || o.metrics) {
 		// What wattd's app info file says of the application model.
 		cmd.Env = append(cmd.Env, ipc.EnvAppInfo+"="+writeInfo(t, ipc.AppInfo{ApplicationID: o.app,
-			NoServer: o.watt.NoServer, Preload: o.watt.Preload, BasePath: capabilities.BasePath(o.watt.BasePath)}))
+			NoServer: o.watt.NoServer, Preload: o.watt.Preload, BasePath: capabilities.BasePath(o.watt.BasePath),
+			Metrics: o.metrics}))
 	}
 	for k, v := range o.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -395,7 +397,7 @@ func getJSON(t *testing.T, c *http.Client, url string) map[string]any {
 }
 
 func TestEntrypointWorker(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true, metrics: true})
 	w.handshake()
 
 	// The variables that describe this process's fds are gone before the
@@ -457,7 +459,9 @@ func TestEntrypointWorker(t *testing.T) {
 		t.Errorf("second server said %q", body)
 	}
 
-	// Stats arrive and count what we did.
+	// Stats arrive and, with metrics on, count what we did: the two GETs
+	// the app answered with 200 (mesh and TCP), the one of the refused
+	// duplicate server is not the app's.
 	var st *ipc.Stats
 	deadline := time.Now().Add(waitLimit)
 	for st == nil || st.RequestsDone < 2 {
@@ -472,6 +476,41 @@ func TestEntrypointWorker(t *testing.T) {
 	if st.HeapUsed == 0 || st.HeapTotal == 0 || st.RSS == 0 || st.ELU < 0 || st.ELU > 1 {
 		t.Errorf("implausible stats %+v", st)
 	}
+	checkRequestHistogram(t, st, "GET", 200, 2)
+	if st.Lag == nil || st.Lag.Max < st.Lag.Min || st.Lag.P99 < st.Lag.P50 {
+		t.Errorf("event-loop lag = %+v", st.Lag)
+	}
+	if st.GC == nil || len(st.GC.Series) != 4 {
+		t.Errorf("gc = %+v, want the four kinds", st.GC)
+	}
+}
+
+// checkRequestHistogram fails unless st's request histogram has a series
+// of method and status holding at least n requests, and its buckets are
+// Watt's.
+func checkRequestHistogram(t *testing.T, st *ipc.Stats, method string, status int, n uint64) {
+	t.Helper()
+	h := st.Requests
+	if h == nil {
+		t.Fatalf("no request histogram in %+v", st)
+	}
+	if want := []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}; !slices.Equal(h.Bounds, want) {
+		t.Errorf("request buckets = %v, want %v", h.Bounds, want)
+	}
+	for _, s := range h.Series {
+		if s.Method != method || s.StatusCode != status {
+			continue
+		}
+		var got uint64
+		for _, c := range s.Counts {
+			got += c
+		}
+		if got < n || len(s.Counts) != len(h.Bounds)+1 || s.Sum <= 0 {
+			t.Errorf("%s %d series = %+v, want %d requests or more", method, status, s, n)
+		}
+		return
+	}
+	t.Errorf("no %s %d series in %+v", method, status, h.Series)
 }
 
 // TestDrain checks that a drain lets the in-flight request finish, closes
@@ -810,7 +849,7 @@ func TestHTTPSEntrypoint(t *testing.T) {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := startWorker(t, workerOpts{app: "https", entrypoint: true,
+	w := startWorker(t, workerOpts{app: "https", entrypoint: true, metrics: true,
 		env: map[string]string{"FIXTURE_CERT": certFile, "FIXTURE_KEY": keyFile}})
 	w.handshake()
 	ready := w.expect(ipc.TypeReady)
@@ -915,6 +954,121 @@ func TestStatsBeforeReady(t *testing.T) {
 				case <-deadline:
 					t.Fatalf("no ready within %s", waitLimit)
 				}
+			}
+		})
+	}
+}
+
+// TestDrainInFlightOnKeepAlive: a keep-alive connection that already
+// served a request has its next one in flight when the drain starts. The
+// preload watches no request before the drain, so it must find that
+// response on the connection: it says "Connection: close" and the
+// connection ends after it, over TCP, the mesh socket and TLS.
+func TestDrainInFlightOnKeepAlive(t *testing.T) {
+	certPEM, keyPEM := selfSigned(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for f, b := range map[string][]byte{certFile: certPEM, keyFile: keyPEM} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	for _, tc := range []struct {
+		name string
+		app  string
+		dial func(w *worker) (net.Conn, error)
+	}{
+		{"tcp", "entry", func(w *worker) (net.Conn, error) { return net.Dial("tcp", w.tcpAddr) }},
+		{"mesh", "entry", func(w *worker) (net.Conn, error) { return net.Dial("unix", w.meshPath) }},
+		{"tls", "https", func(w *worker) (net.Conn, error) {
+			return tls.Dial("tcp", w.tcpAddr, &tls.Config{RootCAs: pool})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: tc.app, entrypoint: true,
+				env: map[string]string{"FIXTURE_CERT": certFile, "FIXTURE_KEY": keyFile}})
+			w.handshake()
+			w.expect(ipc.TypeReady)
+			c, err := tc.dial(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(waitLimit))
+			br := bufio.NewReader(c)
+			roundTrip := func(path string) (*http.Response, string, error) {
+				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+					return nil, "", err
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return nil, "", err
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp, string(b), err
+			}
+			if resp, _, err := roundTrip("/warm"); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+				t.Fatalf("first request: %v %+v", err, resp)
+			}
+			type result struct {
+				resp *http.Response
+				body string
+				err  error
+			}
+			slow := make(chan result, 1)
+			go func() {
+				resp, body, err := roundTrip("/slow")
+				slow <- result{resp, body, err}
+			}()
+			w.event("slow-start")
+			w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 10000})
+			r := <-slow
+			if r.err != nil || r.resp.StatusCode != http.StatusOK || r.body != "slow done" {
+				t.Fatalf("in-flight request: %v %+v %q", r.err, r.resp, r.body)
+			}
+			if !r.resp.Close {
+				t.Error("the response in flight when the drain began did not say Connection: close")
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("connection after the in-flight response: %v, want EOF", err)
+			}
+			w.expect(ipc.TypeDrained)
+		})
+	}
+}
+
+// TestNoPerRequestWork: the preload adds no listener to the app's server
+// or its responses, with metrics off or on (they are timed through Node's
+// diagnostics channels).
+func TestNoPerRequestWork(t *testing.T) {
+	for _, tc := range []struct {
+		metrics                bool
+		request, close, finish float64
+	}{
+		// Node's own: the app's handler; the response's 'finish' (the
+		// server's) and none on 'close'.
+		{false, 1, 0, 1},
+		{true, 1, 0, 1},
+	} {
+		t.Run(fmt.Sprintf("metrics=%v", tc.metrics), func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "entry", entrypoint: true, metrics: tc.metrics})
+			w.handshake()
+			w.expect(ipc.TypeReady)
+			for _, c := range []struct {
+				client *http.Client
+				url    string
+			}{{tcpClient(), "http://" + w.tcpAddr + "/listeners"}, {unixClient(w.meshPath), "http://mesh/listeners"}} {
+				got := getJSON(t, c.client, c.url)
+				if got["request"] != tc.request || got["close"] != tc.close || got["finish"] != tc.finish {
+					t.Errorf("%s: listeners %v, want request %v, close %v, finish %v", c.url, got, tc.request, tc.close, tc.finish)
+				}
+			}
+			st := w.expect(ipc.TypeStats).Stats
+			if !tc.metrics && (st.RequestsDone != 0 || st.Requests != nil || st.GC != nil || st.Lag != nil) {
+				t.Errorf("stats with metrics off carry metrics: %+v", st)
 			}
 		})
 	}

@@ -197,3 +197,29 @@ func TestParseProcStat(t *testing.T) {
 		t.Errorf("parsed %+v", st)
 	}
 }
+
+func TestMetricsOverheadReport(t *testing.T) {
+	rec := func(target string, round int, rps, cores float64) runRecord {
+		return runRecord{Target: target, Scenario: metricsScenario, Round: round, Load: &loadSummary{RPS: rps}, TargetCores: cores}
+	}
+	records := []runRecord{
+		rec("wattd", 1, 1000, 1), rec(metricsOnTarget, 1, 980, 1),
+		rec(metricsOnTarget, 2, 900, 1), rec("wattd", 2, 1000, 1),
+		rec("wattd", 3, 1000, 1), {Target: metricsOnTarget, Scenario: metricsScenario, Round: 3, Error: "no start"},
+		rec("wattd", 4, 1000, 1), rec(metricsOnTarget, 4, 1010, 1),
+		{Target: "wattd", Scenario: "throughput", Round: 1, Load: &loadSummary{RPS: 1}},
+	}
+	rounds := metricsRounds(records)
+	if len(rounds) != 3 || rounds[0].round != 1 || rounds[1].round != 2 || rounds[2].round != 4 {
+		t.Fatalf("rounds = %+v, want 1, 2 and 4 (3 failed)", rounds)
+	}
+	var b strings.Builder
+	printMetricsOverhead(&b, records)
+	out := b.String()
+	for _, want := range []string{"req/s on/off median 0.980 (min 0.900, max 1.010 over 3 rounds): overhead 2.0%, goal <= 3%: PASS",
+		"round 2: req/s off 1000, on 900, on/off 0.900"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

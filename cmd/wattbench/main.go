@@ -1,7 +1,7 @@
 // Command wattbench compares wattd with plain Node.js baselines running the
 // same apps, on the same machine, in the same run.
 //
-// Four scenarios, each run against wattd and its baseline in turn (the order
+// Five scenarios, each run against wattd and its baseline in turn (the order
 // flips between rounds and repeats, so background noise falls on both). The
 // baseline of the first three is a node:cluster primary ("cluster"), that of
 // mesh two plain node processes talking over loopback TCP ("tcp"):
@@ -17,7 +17,9 @@
 //     request by calling an internal app once (testdata/bench/mesh), one
 //     worker each: under wattd the call goes over its mesh
 //     (http://internal.plt.local), in the baseline over loopback TCP to
-//     the internal app's port.
+//     the internal app's port;
+//   - metrics: the throughput measurement of wattd with the runtime's
+//     metrics on, against wattd with them off (metricsbench.go).
 //
 // The load generator is a small HTTP/1.1 client over net.Conn rather than
 // net/http, because on a small machine it shares the CPU with the server
@@ -72,7 +74,7 @@ const (
 
 var (
 	allTargets   = []string{"wattd", "cluster", "tcp"}
-	allScenarios = []string{"throughput", "startup", "crash", "mesh"}
+	allScenarios = []string{"throughput", "startup", "crash", "mesh", metricsScenario}
 )
 
 // scenarioTargets lists the targets that run each scenario: wattd and the
@@ -83,6 +85,8 @@ var scenarioTargets = map[string][]string{
 	"startup":    {"wattd", "cluster"},
 	"crash":      {"wattd", "cluster"},
 	"mesh":       {"wattd", "tcp"},
+	// wattd with metrics on against itself with them off (metricsbench.go).
+	metricsScenario: {"wattd"},
 }
 
 // baselineOf is the target a scenario's wattd numbers are divided by.
@@ -132,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 0, "crash scenario: spread worker lifetimes over 1s +/- this percentage (0-90); at 0 workers started together die together")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster (baseline of throughput, startup, crash), tcp (baseline of mesh)")
-	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh, metrics")
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
 	if err := fs.Parse(args); err != nil {
@@ -269,6 +273,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rows := summarize(records, cfg.targets)
 	problems := collectProblems(records)
 	printReport(stdout, cfg, env, records, rows, problems)
+	printMetricsOverhead(stdout, records)
 
 	status := exitOK
 	failed := false
@@ -362,6 +367,14 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 						break
 					}
 					note(b.runMesh(ctx, t, round))
+					sleepCtx(ctx, settle)
+				}
+			case metricsScenario:
+				for _, on := range ordered([]string{"off", "on"}) {
+					if ctx.Err() != nil {
+						break
+					}
+					note(b.runMetrics(ctx, targets["wattd"], on == "on", round, log))
 					sleepCtx(ctx, settle)
 				}
 			}

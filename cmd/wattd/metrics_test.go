@@ -3,8 +3,12 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,9 +59,13 @@ func workerSeries(t *testing.T, f *dto.MetricFamily) map[string]bool {
 
 // TestMetricsEndpoint runs two applications of two workers each with the
 // metrics server on and checks the series, their labels, the probes and
-// basic authentication.
+// basic authentication; the Node workers' request durations, event-loop lag
+// and GC, and the metrics the app registered with prom-client.
 func TestMetricsEndpoint(t *testing.T) {
 	integration(t)
+	if _, err := os.Stat(fixture("apps/prom/node_modules/prom-client")); err != nil {
+		t.Skipf("fixture packages not installed (make deps): %v", err)
+	}
 	port, mport := freePort(t), freePort(t)
 	dir := project(t, map[string]any{
 		"entrypoint": "web",
@@ -68,8 +76,8 @@ func TestMetricsEndpoint(t *testing.T) {
 			"labels": map[string]any{"env": "test"},
 		},
 		"applications": []any{
-			map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 2},
-			map[string]any{"id": "api", "path": fixture("apps/plain"), "workers": 2},
+			map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 2},
+			map[string]any{"id": "api", "path": fixture("apps/prom"), "workers": 2},
 		},
 	})
 	d := startWattd(t, dir, port, startOpts{})
@@ -165,6 +173,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Error("no wattd_log_lines_dropped_total in the scrape")
 	}
 
+	checkNodeMetrics(t, fmt.Sprintf("http://127.0.0.1:%d", port), base+"/prom", want)
+
 	// wattd ctl metrics shows the same figures through the admin socket.
 	out, err := d.ctl("metrics", "--json", "api")
 	if err != nil {
@@ -179,12 +189,12 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	for _, r := range rows {
 		if r.App != "api" || r.PID == 0 || r.RSS == 0 || r.OpenFDs == 0 || r.CPU <= 0 || r.ELU == nil ||
-			r.HeapTotal == 0 || r.StartSeconds <= 0 {
+			r.HeapTotal == 0 || r.StartSeconds <= 0 || r.LagP99 == nil || r.Requests == 0 {
 			t.Errorf("ctl metrics row %+v lacks figures", r)
 		}
 	}
 	table, err := d.ctl("metrics")
-	if err != nil || !strings.Contains(table, "HEAP") || strings.Count(table, "\n") != 5 {
+	if err != nil || !strings.Contains(table, "HEAP") || !strings.Contains(table, "LAG P99") || strings.Count(table, "\n") != 5 {
 		t.Errorf("ctl metrics: %v, want a header and four rows:\n%s", err, table)
 	}
 }
@@ -290,5 +300,129 @@ func TestMetricsPortTaken(t *testing.T) {
 	}
 	if want := fmt.Sprintf("metrics: listen on 127.0.0.1 port %d", mport); !strings.Contains(d.out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, d.out.String())
+	}
+}
+
+// labelsOf returns a series' labels as a map.
+func labelsOf(m *dto.Metric) map[string]string {
+	l := map[string]string{}
+	for _, p := range m.GetLabel() {
+		l[p.GetName()] = p.GetValue()
+	}
+	return l
+}
+
+// checkNodeMetrics sends requests to the entrypoint (apps/prom: web calls
+// api over the mesh) until every worker in want has served some, then
+// checks what Node workers report with metrics on: the request histogram,
+// event-loop lag, GC, and the app's own prom-client metrics, merged.
+func checkNodeMetrics(t *testing.T, public, endpoint string, want map[string]bool) {
+	t.Helper()
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, 30*time.Second, "request series from every worker", func() bool {
+		// Fresh connections, so that the kernel spreads them over both
+		// web workers; web's mesh calls go round the api workers.
+		for range 4 {
+			_, _, _ = get(fresh, public+"/call")
+			_, _, _ = get(fresh, public+"/fail")
+		}
+		var err error
+		if fams, err = scrape(endpoint, "scraper", "s3cret"); err != nil {
+			t.Logf("scrape: %v", err)
+			return false
+		}
+		workers := func(name string) map[string]bool {
+			got := map[string]bool{}
+			for _, m := range fams[name].GetMetric() {
+				l := labelsOf(m)
+				got[l["applicationId"]+"/"+l["workerId"]] = true
+			}
+			return got
+		}
+		// The app metrics lag a stats report behind the requests.
+		return maps.Equal(workers("http_request_all_duration_seconds"), want) && maps.Equal(workers("fixture_answers_total"), want)
+	})
+
+	reqs := fams["http_request_all_duration_seconds"]
+	if reqs.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("http_request_all_duration_seconds is a %s, want a histogram", reqs.GetType())
+	}
+	statuses := map[string]bool{}
+	for _, m := range reqs.GetMetric() {
+		l := labelsOf(m)
+		if names := slices.Sorted(maps.Keys(l)); !slices.Equal(names, []string{"applicationId", "env", "method", "status_code", "workerId"}) {
+			t.Errorf("http_request_all_duration_seconds labels %v", names)
+		}
+		if l["method"] != "GET" {
+			t.Errorf("http_request_all_duration_seconds series %v: only GETs were sent", l)
+		}
+		statuses[l["applicationId"]+" "+l["status_code"]] = true
+		var bounds []float64
+		for _, b := range m.GetHistogram().GetBucket() {
+			if !math.IsInf(b.GetUpperBound(), 1) { // the text has it, the parser keeps it
+				bounds = append(bounds, b.GetUpperBound())
+			}
+		}
+		if want := []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}; !slices.Equal(bounds, want) {
+			t.Errorf("http_request_all_duration_seconds buckets %v, want Watt's %v", bounds, want)
+		}
+		if m.GetHistogram().GetSampleCount() == 0 || m.GetHistogram().GetSampleSum() <= 0 {
+			t.Errorf("http_request_all_duration_seconds %v: %v", l, m.GetHistogram())
+		}
+	}
+	for _, s := range []string{"web 200", "web 500", "api 200"} {
+		if !statuses[s] {
+			t.Errorf("no http_request_all_duration_seconds series of %s (have %v)", s, statuses)
+		}
+	}
+
+	for _, name := range []string{"nodejs_eventloop_lag_seconds", "nodejs_eventloop_lag_min_seconds", "nodejs_eventloop_lag_max_seconds",
+		"nodejs_eventloop_lag_mean_seconds", "nodejs_eventloop_lag_stddev_seconds", "nodejs_eventloop_lag_p50_seconds",
+		"nodejs_eventloop_lag_p90_seconds", "nodejs_eventloop_lag_p99_seconds"} {
+		f := fams[name]
+		if f.GetType() != dto.MetricType_GAUGE {
+			t.Errorf("%s: %v, want a gauge", name, f)
+			continue
+		}
+		if got := workerSeries(t, f); !maps.Equal(got, want) {
+			t.Errorf("%s: series for %v, want %v", name, got, want)
+		}
+	}
+
+	gc := fams["nodejs_gc_duration_seconds"]
+	if gc.GetType() != dto.MetricType_HISTOGRAM {
+		t.Fatalf("nodejs_gc_duration_seconds: %v, want a histogram", gc)
+	}
+	kinds := map[string]bool{}
+	for _, m := range gc.GetMetric() {
+		kinds[labelsOf(m)["kind"]] = true
+	}
+	if got := workerSeries(t, gc); !maps.Equal(got, want) || !maps.Equal(kinds, map[string]bool{"major": true, "minor": true, "incremental": true, "weakcb": true}) {
+		t.Errorf("nodejs_gc_duration_seconds: series for %v of kinds %v", got, kinds)
+	}
+
+	// The app's own counter, with wattd's labels added, one family for
+	// every worker; its gauge named like wattd's heap gauge is dropped.
+	answers := fams["fixture_answers_total"]
+	if answers.GetType() != dto.MetricType_COUNTER || answers.GetHelp() != "Requests the fixture app answered, by path." {
+		t.Errorf("fixture_answers_total: %v", answers)
+	}
+	paths := map[string]bool{}
+	for _, m := range answers.GetMetric() {
+		l := labelsOf(m)
+		if names := slices.Sorted(maps.Keys(l)); !slices.Equal(names, []string{"applicationId", "env", "path", "workerId"}) {
+			t.Errorf("fixture_answers_total labels %v", names)
+		}
+		paths[l["applicationId"]+" "+l["path"]] = true
+	}
+	if !paths["web /call"] || !paths["web /fail"] || !paths["api /hello"] {
+		t.Errorf("fixture_answers_total series %v", paths)
+	}
+	if got := workerSeries(t, answers); len(got) != 4 {
+		t.Errorf("fixture_answers_total from workers %v, want all four", got)
+	}
+	heap := fams["nodejs_heap_size_used_bytes"]
+	if len(heap.GetMetric()) != 4 || heap.GetHelp() == "A clash." {
+		t.Errorf("nodejs_heap_size_used_bytes: %v, want wattd's four series only", heap)
 	}
 }

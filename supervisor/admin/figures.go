@@ -27,8 +27,16 @@ type WorkerFigures struct {
 	HeapUsed    uint64   `json:"heapUsedBytes,omitempty"`
 	HeapTotal   uint64   `json:"heapTotalBytes,omitempty"`
 	ActiveConns int      `json:"activeConnections"`
-	Restarts    int      `json:"restarts"`
-	OOMKills    int      `json:"oomKills"`
+	// With metrics on, what a Node worker reports beyond that: the 99th
+	// percentile of its event-loop delay over its last stats period, its
+	// garbage collections and the time they took since it started, and
+	// the requests it received.
+	LagP99    *float64 `json:"eventLoopLagP99Seconds,omitempty"`
+	GCCount   uint64   `json:"gcCount,omitempty"`
+	GCSeconds float64  `json:"gcSeconds,omitempty"`
+	Requests  uint64   `json:"requests,omitempty"`
+	Restarts  int      `json:"restarts"`
+	OOMKills  int      `json:"oomKills"`
 	// StartSeconds is the mean time its workers took to become ready.
 	StartSeconds float64 `json:"meanStartSeconds"`
 	// What the worker's cgroup reports, each absent where it gives none
@@ -57,6 +65,19 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 				elu := w.ELU
 				f.ELU, f.HeapUsed, f.HeapTotal = &elu, w.HeapUsed, w.HeapTotal
 			}
+			if w.Lag != nil {
+				p99 := w.Lag.P99
+				f.LagP99 = &p99
+			}
+			if w.GC != nil {
+				for _, s := range w.GC.Series {
+					for _, n := range s.Counts {
+						f.GCCount += n
+					}
+					f.GCSeconds += s.Sum
+				}
+			}
+			f.Requests = w.RequestsDone
 			if w.Starts > 0 {
 				f.StartSeconds = w.StartTime / float64(w.Starts)
 			}
@@ -69,7 +90,7 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 // RenderFigures writes `wattd ctl metrics` as a table, one row per worker.
 func RenderFigures(w io.Writer, rows []WorkerFigures) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tCPU\tRSS\tFDS\tMEMORY\tELU\tHEAP\tCONNS\tRESTARTS\tOOM\tSTART\tCG-OOM\tTHROTTLED\tPRESSURE\tLOG-DROP")
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tCPU\tRSS\tFDS\tMEMORY\tELU\tHEAP\tLAG P99\tGC\tREQUESTS\tCONNS\tRESTARTS\tOOM\tSTART\tCG-OOM\tTHROTTLED\tPRESSURE\tLOG-DROP")
 	dash := func(ok bool, s string) string {
 		if !ok {
 			return "-"
@@ -86,10 +107,15 @@ func RenderFigures(w io.Writer, rows []WorkerFigures) {
 			elu = fmt.Sprintf("%.0f%%", *r.ELU*100)
 			heap = supervisor.FormatBytes(r.HeapUsed) + " / " + supervisor.FormatBytes(r.HeapTotal)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n",
+		lag := "-"
+		if r.LagP99 != nil {
+			lag = fmt.Sprintf("%.1fms", *r.LagP99*1000)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n",
 			cell(r.App), r.Worker, dash(r.PID > 0, strconv.Itoa(r.PID)), cell(r.State),
 			dash(r.PID > 0, fmt.Sprintf("%.2fs", r.CPU)), dash(r.RSS > 0, supervisor.FormatBytes(r.RSS)),
 			dash(r.OpenFDs > 0, strconv.Itoa(r.OpenFDs)), mem, elu, heap,
+			lag, dash(r.GCCount > 0, fmt.Sprintf("%d / %.2fs", r.GCCount, r.GCSeconds)), dash(r.Requests > 0, strconv.FormatUint(r.Requests, 10)),
 			r.ActiveConns, r.Restarts, r.OOMKills, dash(r.StartSeconds > 0, fmt.Sprintf("%.2fs", r.StartSeconds)),
 			cgroupCells(r))
 	}

@@ -4,9 +4,12 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 )
 
@@ -32,6 +35,21 @@ type collector struct {
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
 
 	own ownFamilies // cgroup.go
+
+	// What Node workers report with metrics on.
+	requests, gc *prometheus.Desc
+	lag          []lagGauge
+
+	// appTexts are the app registries' texts the last Collect saw, for
+	// the gatherer that merges them (appmetrics.go).
+	appTexts atomic.Pointer[[]workerText]
+}
+
+// lagGauge is one of prom-client's event-loop lag gauges and where its
+// value is in a report.
+type lagGauge struct {
+	desc  *prometheus.Desc
+	value func(*ipc.EventLoopLag) float64
 }
 
 func newCollector(src Source, constLabels prometheus.Labels) *collector {
@@ -61,17 +79,43 @@ func newCollector(src Source, constLabels prometheus.Labels) *collector {
 		heapUsed:    d("nodejs_heap_size_used_bytes", "V8 heap used by the worker, in bytes, as last reported.", w),
 		heapTotal:   d("nodejs_heap_size_total_bytes", "V8 heap allocated by the worker, in bytes, as last reported.", w),
 		activeConns: d("wattd_worker_active_connections", "Client connections open on the worker, as last reported.", w),
+
+		requests: d("http_request_all_duration_seconds", "Duration of the HTTP requests the worker's app served since the worker started, in seconds, by method and status code (HEAD, OPTIONS, TRACE and CONNECT left out, as Watt does).",
+			[]string{appLabel, workerLabel, "method", "status_code"}),
+		gc: d("nodejs_gc_duration_seconds", "Garbage collection duration by kind, one of major, minor, incremental or weakcb, since the worker started.",
+			[]string{appLabel, workerLabel, "kind"}),
+		lag: []lagGauge{
+			{d("nodejs_eventloop_lag_seconds", "Lag of event loop in seconds: how late one callback ran, measured at the worker's last stats report.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.Seconds }},
+			{d("nodejs_eventloop_lag_min_seconds", "The minimum recorded event loop delay over the worker's last stats period.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.Min }},
+			{d("nodejs_eventloop_lag_max_seconds", "The maximum recorded event loop delay over the worker's last stats period.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.Max }},
+			{d("nodejs_eventloop_lag_mean_seconds", "The mean of the recorded event loop delays over the worker's last stats period.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.Mean }},
+			{d("nodejs_eventloop_lag_stddev_seconds", "The standard deviation of the recorded event loop delays over the worker's last stats period.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.Stddev }},
+			{d("nodejs_eventloop_lag_p50_seconds", "The 50th percentile of the recorded event loop delays over the worker's last stats period.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.P50 }},
+			{d("nodejs_eventloop_lag_p90_seconds", "The 90th percentile of the recorded event loop delays over the worker's last stats period.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.P90 }},
+			{d("nodejs_eventloop_lag_p99_seconds", "The 99th percentile of the recorded event loop delays over the worker's last stats period.", w),
+				func(l *ipc.EventLoopLag) float64 { return l.P99 }},
+		},
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.workers, c.restarts, c.dropped, c.appRestarts, c.oomKills, c.up, c.uptime, c.cpu, c.rss, c.fds,
-		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns,
+		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns, c.requests, c.gc,
 	} {
 		ch <- d
 	}
 	c.own.describe(ch)
+	for _, g := range c.lag {
+		ch <- g.desc
+	}
 }
 
 // workerStates are the states wattd_workers always exports, 0 included,
@@ -92,6 +136,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	counter(c.dropped, float64(c.src.Status().LogLinesDropped))
+	var texts []workerText
+	defer func() { c.appTexts.Store(&texts) }()
 	for _, a := range c.src.Apps() {
 		byReason := map[string]int{}
 		for _, k := range supervisor.RestartKinds {
@@ -138,6 +184,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.heapTotal, float64(w.HeapTotal), a.ID, id)
 			}
 			gauge(c.activeConns, float64(w.ActiveConns), a.ID, id)
+			if l := w.Lag; l != nil {
+				for _, g := range c.lag {
+					gauge(g.desc, g.value(l), a.ID, id)
+				}
+			}
+			histograms(ch, c.requests, w.Requests, func(s ipc.HistogramSeries) []string {
+				return []string{a.ID, id, s.Method, strconv.Itoa(s.StatusCode)}
+			})
+			histograms(ch, c.gc, w.GC, func(s ipc.HistogramSeries) []string { return []string{a.ID, id, s.Kind} })
+			if w.AppMetrics != "" {
+				texts = append(texts, workerText{app: a.ID, worker: w.Index, text: w.AppMetrics})
+			}
 		}
 		c.own.collectApp(ch, a)
 		for _, k := range slices.Sorted(maps.Keys(byReason)) {
@@ -150,6 +208,35 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		slices.Sort(states)
 		for _, s := range states {
 			gauge(c.workers, float64(byState[s]), a.ID, s)
+		}
+	}
+}
+
+// histograms sends one series of d per series of h, with the labels
+// labels gives it. A series that is not a histogram (bounds out of order,
+// counts that do not match them, a label that is not UTF-8) is left out:
+// the worker's report must not break the scrape.
+func histograms(ch chan<- prometheus.Metric, d *prometheus.Desc, h *ipc.Histogram, labels func(ipc.HistogramSeries) []string) {
+	if h == nil || !slices.IsSorted(h.Bounds) {
+		return
+	}
+	seen := map[string]bool{}
+	for _, s := range h.Series {
+		lv := labels(s)
+		key := strings.Join(lv, "\xff")
+		if len(s.Counts) != len(h.Bounds)+1 || seen[key] {
+			continue
+		}
+		seen[key] = true
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		var n uint64
+		for i, b := range h.Bounds {
+			n += s.Counts[i]
+			buckets[b] = n
+		}
+		n += s.Counts[len(h.Bounds)]
+		if m, err := prometheus.NewConstHistogram(d, n, s.Sum, buckets, lv...); err == nil {
+			ch <- m
 		}
 	}
 }

@@ -1,12 +1,14 @@
 package metrics
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 )
 
@@ -134,5 +136,68 @@ func TestSpansCollector(t *testing.T) {
 	}
 	if d := got["wattd_spans_dropped_total"]; len(d) != 2 || d["applicationId=api,reason=invalid,"] != 3 || d["applicationId=api,reason=queue_full,"] != 2 {
 		t.Errorf("wattd_spans_dropped_total = %v", d)
+	}
+}
+
+func TestCollectorNodeMetrics(t *testing.T) {
+	pid := os.Getpid()
+	bounds := []float64{0.1, 1}
+	src := snapshot{apps: []supervisor.AppStatus{{ID: "node", Workers: []supervisor.WorkerStatus{
+		{Index: 0, PID: pid, State: "ready", HeapTotal: 1,
+			Requests: &ipc.Histogram{Bounds: bounds, Series: []ipc.HistogramSeries{
+				{Method: "GET", StatusCode: 200, Counts: []uint64{3, 2, 1}, Sum: 4.2},
+				{Method: "POST", StatusCode: 500, Counts: []uint64{0, 1, 0}, Sum: 0.5},
+				{Method: "GET", StatusCode: 200, Counts: []uint64{9, 9, 9}, Sum: 1}, // repeated: dropped
+				{Method: "PUT", StatusCode: 201, Counts: []uint64{1}, Sum: 1},       // counts do not match the bounds
+			}},
+			GC:  &ipc.Histogram{Bounds: bounds, Series: []ipc.HistogramSeries{{Kind: "major", Counts: []uint64{1, 0, 0}, Sum: 0.05}}},
+			Lag: &ipc.EventLoopLag{Seconds: 0.001, Min: 0.01, Max: 0.05, Mean: 0.02, Stddev: 0.005, P50: 0.02, P90: 0.03, P99: 0.04}},
+		// Bounds out of order: nothing of it is exported.
+		{Index: 1, PID: pid, State: "ready", HeapTotal: 1,
+			Requests: &ipc.Histogram{Bounds: []float64{1, 0.1}, Series: []ipc.HistogramSeries{{Method: "GET", StatusCode: 200, Counts: []uint64{1, 1, 1}}}}},
+		// No metrics reported (metrics off): no such series.
+		{Index: 2, PID: pid, State: "ready", HeapTotal: 1},
+	}}}}
+	fams := gather(t, src)
+
+	reqs := fams["http_request_all_duration_seconds"].GetMetric()
+	if len(reqs) != 2 {
+		t.Fatalf("http_request_all_duration_seconds: %v, want 2 series", reqs)
+	}
+	for _, m := range reqs {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		h := m.GetHistogram()
+		var cum []uint64
+		for _, b := range h.GetBucket() {
+			cum = append(cum, b.GetCumulativeCount())
+		}
+		switch l["method"] + " " + l["status_code"] {
+		case "GET 200":
+			// Per-bucket counts become cumulative ones.
+			if h.GetSampleCount() != 6 || h.GetSampleSum() != 4.2 || fmt.Sprint(cum) != "[3 5]" || l["workerId"] != "0" {
+				t.Errorf("GET 200: %v %v", l, h)
+			}
+		case "POST 500":
+			if h.GetSampleCount() != 1 || fmt.Sprint(cum) != "[0 1]" {
+				t.Errorf("POST 500: %v", h)
+			}
+		default:
+			t.Errorf("unexpected series %v", l)
+		}
+	}
+	if gc := fams["nodejs_gc_duration_seconds"].GetMetric(); len(gc) != 1 || gc[0].GetHistogram().GetSampleCount() != 1 {
+		t.Errorf("nodejs_gc_duration_seconds = %v", gc)
+	}
+	for name, want := range map[string]float64{
+		"nodejs_eventloop_lag_seconds": 0.001, "nodejs_eventloop_lag_min_seconds": 0.01, "nodejs_eventloop_lag_max_seconds": 0.05,
+		"nodejs_eventloop_lag_mean_seconds": 0.02, "nodejs_eventloop_lag_stddev_seconds": 0.005,
+		"nodejs_eventloop_lag_p50_seconds": 0.02, "nodejs_eventloop_lag_p90_seconds": 0.03, "nodejs_eventloop_lag_p99_seconds": 0.04,
+	} {
+		if got := series(fams[name]); len(got) != 1 || got["applicationId=node,workerId=0,"] != want {
+			t.Errorf("%s = %v, want only node/0 = %v", name, got, want)
+		}
 	}
 }

@@ -40,13 +40,15 @@ type Server struct {
 // cannot be bound.
 func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(newCollector(rt, prometheus.Labels(cfg.Labels))); err != nil {
+	c := newCollector(rt, prometheus.Labels(cfg.Labels))
+	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
 	if err := reg.Register(newSpansCollector(rt, prometheus.Labels(cfg.Labels))); err != nil {
 		return nil, fmt.Errorf("metrics: register the spans collector: %w", err)
 	}
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, prometheus.Labels(cfg.Labels))}
+	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      zap.NewStdLog(log),
 		ErrorHandling: promhttp.ContinueOnError,
 	})

@@ -37,8 +37,9 @@ function newState () {
     primary: null, // { server, name, requestedPort }
     servers: new Set(), // every server we manage: primary(s) and mesh
     sockets: new Set(), // open connections of those servers
-    inFlight: new Set(), // ServerResponse objects not closed yet
-    requestsDone: 0,
+    tlsSockets: new Set(), // TLS sockets above those of TLS servers
+    hookable: [], // servers onRequestHook may be attached to (listen.cjs)
+    requestHookWanted: null, // attaches it to them; set by adopt
     readySent: false,
     draining: false,
     drainedSent: false,
@@ -49,7 +50,13 @@ function newState () {
     sweepTimer: null,
     mesh: null, // mesh client, see startMeshClient
     handlers: new Map(), // control message type -> function (msg), see onMessage
-    requestHooks: [] // per-request hooks of features that are on, see requests.cjs
+    requestHooks: [], // per-request hooks of features that are on, see requests.cjs
+    metrics: null, // request metrics, lag and GC when wattd's metrics are on, see metrics.cjs
+    promRegistry: null, // the app's prom-client registry, once it asked for it (globals.cjs)
+    appMetrics: undefined, // its text, for the next stats report (control.cjs)
+    appMetricsReading: false,
+    appMetricsTooLarge: false,
+    appMetricsFailed: false
   }
 }
 

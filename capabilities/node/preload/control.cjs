@@ -105,6 +105,11 @@ function writeFrame (state, msg) {
 
 // ---- stats -----------------------------------------------------------------
 
+// Bound on the text of the app's own metrics in one report, well under
+// MAX_FRAME once JSON-escaped: a registry that grows past it is reported
+// once and left out rather than making the frame too large.
+const MAX_APP_METRICS = 256 << 10
+
 // The first report goes out before ready (see sendReady and the welcome
 // handler): wattd judges a worker's health by its reports once it has had
 // one, so a worker stuck right after ready must already have reported.
@@ -116,21 +121,46 @@ function startStats (state, intervalMs) {
     const elu = performance.eventLoopUtilization(now, prev).utilization
     prev = now
     const mem = process.memoryUsage()
-    send(state, {
-      type: 'stats',
-      stats: {
-        elu,
-        heapUsed: mem.heapUsed,
-        heapTotal: mem.heapTotal,
-        rss: mem.rss,
-        activeConns: state.sockets.size,
-        requestsDone: state.requestsDone
-      }
-    })
+    const stats = {
+      elu,
+      heapUsed: mem.heapUsed,
+      heapTotal: mem.heapTotal,
+      rss: mem.rss,
+      activeConns: state.sockets.size
+    }
+    if (state.metrics !== null) {
+      require('./metrics.cjs').report(state.metrics, stats)
+      if (state.appMetrics !== undefined) stats.appMetrics = state.appMetrics
+      readAppMetrics(state)
+    }
+    send(state, { type: 'stats', stats })
   })
   state.reportStats = report
   setInterval(report, intervalMs).unref()
 }
 
+// readAppMetrics renders the app's prom-client registry
+// (globalThis.platformatic.prometheus, see globals.cjs) for the next
+// report: prom-client's metrics() is asynchronous, so each report carries
+// the text read at the one before.
+function readAppMetrics (state) {
+  const registry = state.promRegistry
+  if (!registry || typeof registry.metrics !== 'function' || state.appMetricsReading) return
+  state.appMetricsReading = true
+  Promise.resolve().then(() => registry.metrics()).then((text) => {
+    if (typeof text !== 'string') throw new TypeError('metrics() did not give a string')
+    if (text.length > MAX_APP_METRICS) {
+      if (!state.appMetricsTooLarge) warn(`the app's metrics registry renders ${text.length} characters, over the ${MAX_APP_METRICS} wattd takes; not reporting it`)
+      state.appMetricsTooLarge = true
+      state.appMetrics = undefined
+      return
+    }
+    state.appMetrics = text
+  }).catch((err) => {
+    if (!state.appMetricsFailed) warn("cannot read the app's metrics registry", err)
+    state.appMetricsFailed = true
+    state.appMetrics = undefined
+  }).finally(() => { state.appMetricsReading = false })
+}
 
 module.exports = { openControl, send, startStats }

@@ -118,7 +118,7 @@ function installGlobals (state, info) {
     if (key in info) fields[key] = info[key]
   }
   const p = updateGlobals(fields)
-  definePrometheus(p, root)
+  definePrometheus(state, p, root)
 
   state.handlers.set('check', (msg) => answerCheck(state, msg.check))
   // Closing is set before the drain starts, so code that looks at it
@@ -150,7 +150,9 @@ function markClosing (state) {
 // definePrometheus sets prometheus to {client, registry} when prom-client
 // can be resolved from the app's directory. The module is loaded on first
 // use only: most apps never touch it, and it costs a few milliseconds.
-function definePrometheus (p, root) {
+// The registry is state.promRegistry, whose metrics the stats reports carry
+// to wattd's endpoint (control.cjs).
+function definePrometheus (state, p, root) {
   let path
   try {
     path = require.resolve('prom-client', { paths: [root] })
@@ -168,6 +170,7 @@ function definePrometheus (p, root) {
         try {
           const client = require(path)
           value = { client, registry: new client.Registry() }
+          state.promRegistry = value.registry
         } catch (err) {
           warn('prom-client was found but could not be loaded', err)
         }
@@ -177,6 +180,7 @@ function definePrometheus (p, root) {
     set (v) {
       loaded = true
       value = v
+      state.promRegistry = v && v.registry
     }
   })
   p[kFields].add('prometheus')

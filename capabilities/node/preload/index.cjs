@@ -46,7 +46,9 @@
 // and globals.cjs (globalThis.platformatic, Watt's runtime API for apps),
 // appmodel.cjs (Watt's application model: preload modules, build()/create()
 // factories, background apps, the app's close() on stop), undici.cjs (*.plt.local
-// for the npm undici package, at net.connect).
+// for the npm undici package, at net.connect), requests.cjs (the per-request
+// hooks of optional features), metrics.cjs (request durations, event-loop
+// lag and GC, when wattd's metrics are on).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -106,6 +108,15 @@ function main () {
   if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
   // A background app (node.hasServer false) listens for itself, if at all.
   if (appConfig.hasServer && (fds.http !== undefined || fds.mesh !== undefined)) patchListen(state, fds)
+  // Before the app's servers exist, so its request hook is in place when
+  // they are adopted.
+  if (state.control && info.metrics === true) {
+    try {
+      require('./metrics.cjs').startMetrics(state)
+    } catch (err) {
+      warn('metrics disabled after an internal error', err)
+    }
+  }
   startAppModel(state, appConfig, fds, { sendReady })
   if (state.control) startStats(state, toInt(config.statsMs) || 2000)
   // Before globalThis.platformatic is built, which hands apps state.messaging.

@@ -141,23 +141,44 @@ function refuseDuplicate (server, req) {
   return server
 }
 
-// adopt starts counting the primary's connections and requests and wraps
-// its close() (see wrapClose).
+// adopt starts counting the primary's connections and wraps its close()
+// (see wrapClose). It adds nothing per request: the 'request' hook is
+// attached only while a feature needs it (see attachRequestHook).
 function adopt (state, server) {
   state.servers.add(server)
   server.prependListener('connection', guard('connection', (sock) => trackSocket(state, sock)))
+  // A TLS server's 'connection' is the raw TCP socket, and the response
+  // being written is found on the TLS socket above it (see inFlight).
+  if (typeof server.setSecureContext === 'function') {
+    server.prependListener('secureConnection', guard('connection', (sock) => trackTLSSocket(state, sock)))
+  }
   // Hook 'request' on http/https servers (they have closeIdleConnections),
   // and on others only when the app already handles it: adding the first
   // 'request' listener to an HTTP/2 server switches it to the compatibility
   // API, which would fight an app that handles 'stream' itself.
   if (typeof server.closeIdleConnections === 'function' || server.listenerCount('request') > 0) {
-    server.prependListener('request', onRequestHook)
     requestHookState.set(server, state)
+    state.hookable.push(server)
+    if (state.requestHooks.length > 0) attachRequestHook(server)
+    // For a feature that registers its hook after this.
+    state.requestHookWanted ??= () => {
+      for (const s of state.hookable) attachRequestHook(s)
+    }
   }
   wrapClose(state, server)
 }
 
 const requestHookState = new WeakMap() // server -> state, for onRequestHook
+const hooked = new WeakSet() // servers onRequestHook is attached to
+
+// attachRequestHook puts onRequestHook before the app's handlers, once:
+// when a feature registered a per-request hook (requests.cjs) or a drain
+// begins. Until then a request costs the preload nothing at all.
+function attachRequestHook (server) {
+  if (hooked.has(server)) return
+  hooked.add(server)
+  server.prependListener('request', onRequestHook)
+}
 
 // onRequestHook is one shared function (not a closure per server) so that
 // isDuplicateBinding can tell it apart from the app's handlers.
@@ -165,10 +186,9 @@ function onRequestHook (req, res) {
   try {
     // Mesh requests of TLS/HTTP2 apps are re-emitted with `this` = primary.
     const state = requestHookState.get(this)
-    if (state) {
-      trackResponse(state, req, res)
-      if (state.requestHooks.length > 0) runRequestHooks(state, req, res)
-    }
+    if (state === undefined) return
+    if (state.draining) watchResponse(state, req, res)
+    if (state.requestHooks.length > 0) runRequestHooks(state, req, res)
   } catch (err) {
     warn('request', err)
   }
@@ -183,24 +203,47 @@ function trackSocket (state, sock) {
   }))
 }
 
-// trackResponse runs for every request, so it allocates nothing per
-// request: one shared 'close' listener finds its state through the response.
+// trackTLSSocket keeps a TLS server's TLS sockets, which are not counted as
+// connections (their TCP sockets are) but carry the HTTP responses.
+function trackTLSSocket (state, sock) {
+  state.tlsSockets.add(sock)
+  sock.once('close', () => state.tlsSockets.delete(sock))
+}
+
+// inFlight returns the HTTP/1 responses being written when a drain
+// begins, from the connections already tracked: Node's http server sets
+// socket._httpMessage to the response a connection is writing (from
+// assignSocket until detachSocket), on every Node version wattd runs.
+// A pipelined request queued behind it has no response on the socket yet;
+// the "Connection: close" of the one before ends the connection anyway.
+// HTTP/2 streams have no such header to set and are left to finish.
+function inFlight (state) {
+  const out = []
+  for (const set of [state.sockets, state.tlsSockets]) {
+    for (const sock of set) {
+      const res = sock._httpMessage
+      if (res && res.req && typeof res.setHeader === 'function') out.push(res)
+    }
+  }
+  return out
+}
+
+// watchResponse makes a response of the drain close its connection when
+// it is done, and restart the quiet period when it closes. Only responses
+// in flight during a drain are watched, so the 'close' listener costs
+// nothing in steady state.
 const kState = Symbol('wattd.state')
 
-function trackResponse (state, req, res) {
-  state.requestsDone++
-  state.inFlight.add(res)
+function watchResponse (state, req, res) {
+  closeAfter(req, res)
   res[kState] = state
-  if (state.draining) closeAfter(req, res)
   res.on('close', onResponseClose) // 'close' is emitted once per response
 }
 
 function onResponseClose () {
-  const state = this[kState]
   try {
-    state.inFlight.delete(this)
     // The connection may be idle now, and the quiet period starts over.
-    if (state.draining) responseDoneWhileDraining(state)
+    responseDoneWhileDraining(this[kState])
   } catch (err) {
     warn('response close', err)
   }
@@ -338,9 +381,10 @@ function startDrain (state, timeoutMs) {
   state.lastDone = performance.now()
   state.quietUntil = state.lastDone + timeout / 2
   holdUntilSigterm(state)
-  for (const res of state.inFlight) {
-    if (res.req) closeAfter(res.req, res)
-  }
+  // From now on every request is watched; those already in flight are
+  // found on their connections.
+  for (const res of inFlight(state)) watchResponse(state, res.req, res)
+  for (const server of state.hookable) attachRequestHook(server)
   for (const server of state.servers) {
     try {
       if (!server.listening) continue
@@ -427,4 +471,4 @@ function checkDrained (state) {
 }
 
 
-module.exports = { patchListen, startDrain, holdUntilSigterm, sendReady }
+module.exports = { patchListen, startDrain, holdUntilSigterm, sendReady, adopt }

@@ -14,6 +14,8 @@ const { warn } = require('./base.cjs')
 function onRequest (state, fn) {
   if (typeof fn !== 'function') throw new TypeError('onRequest: fn must be a function')
   state.requestHooks.push(fn)
+  // The preload's request listener is attached only once some hook wants it.
+  if (state.requestHookWanted !== null) state.requestHookWanted()
 }
 
 // runRequestHooks runs every registered hook; one that throws is reported

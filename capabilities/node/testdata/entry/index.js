@@ -19,6 +19,17 @@ function handler (req, res) {
     setTimeout(() => res.end('part2'), 300)
     return
   }
+  if (req.url === '/listeners') {
+    // What runs for every request besides the app: listeners on the
+    // server's 'request' and on this response.
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({
+      request: server.listenerCount('request'),
+      close: res.listenerCount('close'),
+      finish: res.listenerCount('finish')
+    }))
+    return
+  }
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ app: 'entry', pid: process.pid, url: req.url }))
 }

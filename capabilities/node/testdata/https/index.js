@@ -7,6 +7,11 @@ const server = https.createServer({
   cert: fs.readFileSync(process.env.FIXTURE_CERT),
   key: fs.readFileSync(process.env.FIXTURE_KEY)
 }, (req, res) => {
+  if (req.url === '/slow') {
+    process.stdout.write(JSON.stringify({ event: 'slow-start' }) + '\n')
+    setTimeout(() => res.end('slow done'), 300)
+    return
+  }
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ app: 'https', url: req.url, encrypted: Boolean(req.socket.encrypted) }))
 })

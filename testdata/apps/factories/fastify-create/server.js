@@ -11,6 +11,7 @@ module.exports.create = async function create () {
   const app = fastify()
   app.get('/', async () => ({ app: 'fastify-create', pid: process.pid, argv: process.argv.slice(2) }))
   app.get('/slow', async () => {
+    event('slow-start')
     await new Promise((resolve) => setTimeout(resolve, 500))
     return { slow: true }
   })

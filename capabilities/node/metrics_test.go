@@ -1,0 +1,109 @@
+package node
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// aggregationScript drives preload/metrics.cjs alone: it records requests
+// and prints the histogram's report form, then times a million more
+// requests of known series and prints the heap they left behind.
+const aggregationScript = `
+const { PerformanceObserver } = require('node:perf_hooks')
+const { RequestMetrics, Histogram } = require(process.argv[1] + '/metrics.cjs')
+const m = new RequestMetrics()
+m.record('GET', 200, 0.005)   // on a bound: that bucket (le)
+m.record('GET', 200, 0.0051)
+m.record('GET', 200, 11)      // past every bound
+m.record('GET', 404, 0.2)
+m.record('POST', 201, 1)
+m.record('HEAD', 200, 0.1)    // Watt leaves HEAD, OPTIONS, TRACE, CONNECT out
+m.record('OPTIONS', 204, 0.1)
+m.record('BREW', 200, 0.1)    // not an HTTP method Node knows
+const report = m.hist.snapshot()
+const empty = new Histogram([1]).snapshot()
+m.record('GET', 201, 0.1)
+m.record('POST', 200, 0.1)
+// Ten million requests of known series: if each allocated even a few
+// bytes, the young generation would fill, and be collected, many times.
+let gcs = 0
+new PerformanceObserver((l) => { gcs += l.getEntries().length }).observe({ entryTypes: ['gc'] })
+setTimeout(() => {
+  gcs = 0
+  for (let i = 0; i < 1e7; i++) m.record(i & 1 ? 'GET' : 'POST', i & 2 ? 200 : 201, (i % 1000) / 1000)
+  setTimeout(() => console.log(JSON.stringify({ report, empty, gcs })), 50)
+}, 50)
+`
+
+func TestRequestAggregation(t *testing.T) {
+	dir := preloadDir(t)
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(bin, "--expose-gc", "-e", aggregationScript, dir).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var got struct {
+				Report struct {
+					Bounds []float64 `json:"bounds"`
+					Series []struct {
+						Method     string   `json:"method"`
+						StatusCode int      `json:"statusCode"`
+						Counts     []uint64 `json:"counts"`
+						Sum        float64  `json:"sum"`
+					} `json:"series"`
+				} `json:"report"`
+				Empty any `json:"empty"`
+				GCs   int `json:"gcs"`
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if want := []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}; !slices.Equal(got.Report.Bounds, want) {
+				t.Errorf("bounds %v, want %v", got.Report.Bounds, want)
+			}
+			want := map[string][]uint64{
+				"GET 200":  {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+				"GET 404":  {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0},
+				"POST 201": {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0},
+			}
+			if len(got.Report.Series) != len(want) {
+				t.Errorf("series %+v, want %d", got.Report.Series, len(want))
+			}
+			for _, s := range got.Report.Series {
+				key := s.Method + " " + itoa(s.StatusCode)
+				if !slices.Equal(s.Counts, want[key]) {
+					t.Errorf("%s counts %v, want %v", key, s.Counts, want[key])
+				}
+				if key == "GET 200" && (s.Sum < 11.01 || s.Sum > 11.011) {
+					t.Errorf("GET 200 sum %v, want 11.0101", s.Sum)
+				}
+			}
+			if got.Empty != nil {
+				t.Errorf("a histogram with no series reports %v, want null", got.Empty)
+			}
+			if got.GCs > 5 {
+				t.Errorf("ten million recorded requests caused %d garbage collections; the aggregation allocates", got.GCs)
+			}
+		})
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// preloadDir writes the preload's modules into a directory, for tests that
+// load some of them alone.
+func preloadDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, b := range preloadFiles {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

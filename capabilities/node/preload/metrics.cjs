@@ -1,0 +1,188 @@
+// Node.js figures for wattd's metrics endpoint, collected only when the
+// runtime's metrics are on (the app info's "metrics"): the duration of the
+// requests the app served, event-loop lag and garbage collection, with the
+// names, labels and buckets Watt exports them under. Each stats report
+// carries them (control.cjs); wattd turns them into Prometheus series.
+//
+// Requests are the one per-request cost of the preload that a setting can
+// turn on. They are timed through Node's diagnostics channels for HTTP
+// servers rather than through a 'request' listener and a 'finish' listener
+// per response: a subscribed channel costs Node one small message object per
+// event, where two listeners would cost copies of the listener arrays on
+// every emit. The start time is one property on the response; the
+// aggregation then only bumps numbers in arrays made the first time a method
+// and status code are seen, so steady traffic allocates nothing more.
+// HTTP/2 requests (the compatibility API has no such channels) are not
+// timed.
+'use strict'
+
+const { METHODS } = require('node:http')
+const dc = require('node:diagnostics_channel')
+const { performance, monitorEventLoopDelay, PerformanceObserver, constants } = require('node:perf_hooks')
+const { warn } = require('./base.cjs')
+
+// prom-client's default buckets, which Watt's http_request_all_duration_seconds
+// uses (seconds).
+const REQUEST_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+// prom-client's buckets of nodejs_gc_duration_seconds (seconds).
+const GC_BOUNDS = [0.001, 0.01, 0.1, 1, 2, 5]
+// Methods Watt leaves out of its request histograms (@platformatic/http-metrics).
+const UNTIMED_METHODS = new Set(['HEAD', 'OPTIONS', 'TRACE', 'CONNECT'])
+// Sampling period of the event-loop delay histogram, prom-client's.
+const LAG_RESOLUTION_MS = 10
+
+// Histogram keeps per-bucket counts and a sum for each series, in arrays
+// made once per series; observe allocates nothing for a known series.
+class Histogram {
+  constructor (bounds) {
+    this.bounds = bounds
+    this.series = [] // { labels, counts: Float64Array(bounds + 1), sum }
+  }
+
+  // add makes a series for labels (an object, kept as given).
+  add (labels) {
+    const s = { labels, counts: new Float64Array(this.bounds.length + 1), sum: 0 }
+    this.series.push(s)
+    return s
+  }
+
+  observe (s, v) {
+    const b = this.bounds
+    let i = 0
+    while (i < b.length && v > b[i]) i++
+    s.counts[i]++
+    s.sum += v
+  }
+
+  // snapshot is the report's form: { bounds, series: [{ ...labels,
+  // counts, sum }] }, counts per bucket (not cumulative), the last one
+  // past every bound. null when nothing was observed yet.
+  snapshot () {
+    if (this.series.length === 0) return null
+    return {
+      bounds: this.bounds,
+      series: this.series.map((s) => ({ ...s.labels, counts: Array.from(s.counts), sum: s.sum }))
+    }
+  }
+}
+
+// RequestMetrics aggregates request durations by method and status code.
+class RequestMetrics {
+  constructor () {
+    this.hist = new Histogram(REQUEST_BOUNDS)
+    this.received = 0 // every request, timed or not
+    // method index (in http.METHODS) -> Map(status code -> series)
+    this.methodIndex = new Map(METHODS.map((m, i) => [m, i]))
+    this.byMethod = METHODS.map(() => null)
+  }
+
+  // record counts one finished request of method with status, that took
+  // seconds.
+  record (method, status, seconds) {
+    if (UNTIMED_METHODS.has(method)) return
+    const mi = this.methodIndex.get(method)
+    if (mi === undefined) return // Node's parser knows no other methods
+    let byStatus = this.byMethod[mi]
+    if (byStatus === null) byStatus = this.byMethod[mi] = new Map()
+    let s = byStatus.get(status)
+    if (s === undefined) {
+      s = this.hist.add({ method, statusCode: status })
+      byStatus.set(status, s)
+    }
+    this.hist.observe(s, seconds)
+  }
+}
+
+const kStart = Symbol('wattd.requestStart')
+
+// startMetrics turns the collection on for this worker and returns what
+// the stats report reads (see report).
+function startMetrics (state) {
+  const m = {
+    requests: new RequestMetrics(),
+    gc: gcMetrics(),
+    lag: lagMetrics()
+  }
+  state.metrics = m
+  // Published by every HTTP/1 server of the process: only those wattd
+  // manages (the app's public server and its mesh server) are counted.
+  dc.subscribe('http.server.request.start', (msg) => {
+    if (!state.servers.has(msg.server)) return
+    m.requests.received++
+    msg.response[kStart] = performance.now()
+  })
+  dc.subscribe('http.server.response.finish', (msg) => {
+    const res = msg.response
+    const start = res[kStart]
+    if (start === undefined) return
+    m.requests.record(msg.request.method, res.statusCode, (performance.now() - start) / 1000)
+  })
+  return m
+}
+
+// gcMetrics times every garbage collection by kind, as prom-client's
+// nodejs_gc_duration_seconds does.
+function gcMetrics () {
+  const hist = new Histogram(GC_BOUNDS)
+  const kinds = new Map()
+  for (const [c, name] of [['NODE_PERFORMANCE_GC_MAJOR', 'major'], ['NODE_PERFORMANCE_GC_MINOR', 'minor'],
+    ['NODE_PERFORMANCE_GC_INCREMENTAL', 'incremental'], ['NODE_PERFORMANCE_GC_WEAKCB', 'weakcb']]) {
+    if (constants[c] !== undefined) kinds.set(constants[c], hist.add({ kind: name }))
+  }
+  try {
+    const obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const s = kinds.get(e.detail ? e.detail.kind : e.kind)
+        if (s !== undefined) hist.observe(s, e.duration / 1000)
+      }
+    })
+    obs.observe({ entryTypes: ['gc'] })
+  } catch (err) {
+    warn('cannot observe garbage collection', err)
+  }
+  return hist
+}
+
+// lagMetrics samples the event-loop delay every LAG_RESOLUTION_MS. Each
+// report gives the figures since the previous one (as prom-client's
+// eventloop lag gauges, which reset at every scrape), plus the lag of one
+// setImmediate measured at the previous report.
+function lagMetrics () {
+  const h = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS })
+  h.enable()
+  const lag = { h, last: 0 }
+  return lag
+}
+
+// lagSnapshot reads and resets the delay histogram (seconds) and starts
+// the next setImmediate measurement.
+function lagSnapshot (lag) {
+  const h = lag.h
+  const s = 1e-9
+  const out = { seconds: lag.last, min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0 }
+  if (h.count > 0) {
+    out.min = h.min * s
+    out.max = h.max * s
+    out.mean = h.mean * s
+    out.stddev = h.stddev * s
+    out.p50 = h.percentile(50) * s
+    out.p90 = h.percentile(90) * s
+    out.p99 = h.percentile(99) * s
+  }
+  h.reset()
+  const start = performance.now()
+  setImmediate(() => { lag.last = (performance.now() - start) / 1000 })
+  return out
+}
+
+// report adds the metrics to a stats report.
+function report (m, stats) {
+  stats.requestsDone = m.requests.received
+  const requests = m.requests.hist.snapshot()
+  if (requests !== null) stats.requests = requests
+  const gc = m.gc.snapshot()
+  if (gc !== null) stats.gc = gc
+  stats.lag = lagSnapshot(m.lag)
+}
+
+module.exports = { startMetrics, report, RequestMetrics, Histogram, REQUEST_BOUNDS, GC_BOUNDS }

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The metrics scenario measures what the runtime's metrics cost a Node
+// app: the throughput load on the hello fixture under wattd with metrics
+// off ("wattd") and on ("wattd+metrics": the fixture's watt.json plus a
+// metrics server on loopback, scraped every second during the run, which
+// is harsher than any Prometheus set-up). The two alternate within each
+// round and their order flips between rounds; the verdict is on the
+// median of the per-round ratios on/off, whose spread is printed beside it.
+
+const (
+	metricsScenario = "metrics"
+	metricsOnTarget = "wattd+metrics"
+	// metricsGoal is the largest overhead the metrics may cost.
+	metricsGoal = 0.03
+	scrapeEvery = time.Second
+)
+
+// runMetrics runs one half of a metrics round: hello under wattd with
+// metrics on or off.
+func (b *bench) runMetrics(ctx context.Context, wattd target, on bool, round int, log io.Writer) runRecord {
+	t := wattd
+	if !on {
+		rec := b.runLoadScenario(ctx, t, round, false)
+		rec.Scenario = metricsScenario
+		return rec
+	}
+	rec := runRecord{Target: metricsOnTarget, Scenario: metricsScenario, Round: round}
+	mport, err := freePort()
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	dir, err := metricsProject(b.logDir, wattd.dir, mport, round)
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	t.name, t.dir, t.argv = metricsOnTarget, dir, []string{wattd.argv[0], "start", dir}
+	sctx, stop := context.WithCancel(ctx)
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() { scrapeLoop(sctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), &ok, &failed) })
+	rec = b.runLoadScenario(ctx, t, round, false)
+	stop()
+	wg.Wait()
+	rec.Scenario = metricsScenario
+	fmt.Fprintf(log, "  %s scraped /metrics %d times during the run (%d failed, mostly before the server listened)\n",
+		metricsOnTarget, ok.Load(), failed.Load())
+	return rec
+}
+
+// metricsProject writes a copy of the fixture's watt.json, in a directory
+// of the run's logs, that turns metrics on at 127.0.0.1:port and points at
+// the fixture's applications.
+func metricsProject(logDir, fixture string, port, round int) (string, error) {
+	raw, err := os.ReadFile(filepath.Join(fixture, "watt.json"))
+	if err != nil {
+		return "", err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return "", fmt.Errorf("%s/watt.json: %w", fixture, err)
+	}
+	apps, _ := cfg["applications"].([]any)
+	for _, a := range apps {
+		if m, ok := a.(map[string]any); ok {
+			if p, ok := m["path"].(string); ok && !filepath.IsAbs(p) {
+				m["path"] = filepath.Join(fixture, p)
+			}
+		}
+	}
+	cfg["metrics"] = map[string]any{"hostname": "127.0.0.1", "port": port}
+	dir := filepath.Join(logDir, fmt.Sprintf("metrics-on-r%d", round))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "watt.json"), out, 0o644)
+}
+
+// scrapeLoop GETs url every scrapeEvery until ctx ends, counting answers.
+func scrapeLoop(ctx context.Context, url string, ok, failed *atomic.Int64) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	tick := time.NewTicker(scrapeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			failed.Add(1)
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			ok.Add(1)
+		} else {
+			failed.Add(1)
+		}
+	}
+}
+
+// metricsRound is one round of the metrics scenario: requests/s and
+// target CPU per request (µs) with metrics off and on.
+type metricsRound struct {
+	round             int
+	offRPS, onRPS     float64
+	offCPUus, onCPUus float64
+}
+
+// metricsRounds pairs the metrics scenario's runs by round.
+func metricsRounds(records []runRecord) []metricsRound {
+	byRound := map[int]*metricsRound{}
+	for _, r := range records {
+		if r.Scenario != metricsScenario || r.Error != "" || r.Load == nil || r.Load.RPS <= 0 {
+			continue
+		}
+		m := byRound[r.Round]
+		if m == nil {
+			m = &metricsRound{round: r.Round}
+			byRound[r.Round] = m
+		}
+		cpu := r.TargetCores / r.Load.RPS * 1e6
+		if r.Target == metricsOnTarget {
+			m.onRPS, m.onCPUus = r.Load.RPS, cpu
+		} else {
+			m.offRPS, m.offCPUus = r.Load.RPS, cpu
+		}
+	}
+	var out []metricsRound
+	for _, round := range slices.Sorted(maps.Keys(byRound)) {
+		if m := byRound[round]; m.offRPS > 0 && m.onRPS > 0 {
+			out = append(out, *m)
+		}
+	}
+	return out
+}
+
+// printMetricsOverhead prints the metrics scenario's rounds and verdict.
+// Requests/s decide; on a machine the load saturates they mostly say which
+// run got more CPU, so the target's CPU per request is printed beside them.
+func printMetricsOverhead(w io.Writer, records []runRecord) {
+	rounds := metricsRounds(records)
+	if len(rounds) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nmetrics: hello under wattd with metrics on (scraped every %s) and off, alternating\n", scrapeEvery)
+	var ratios, cpuRatios []float64
+	for _, m := range rounds {
+		r := m.onRPS / m.offRPS
+		ratios = append(ratios, r)
+		line := fmt.Sprintf("  round %d: req/s off %.0f, on %.0f, on/off %.3f", m.round, m.offRPS, m.onRPS, r)
+		if m.offCPUus > 0 && m.onCPUus > 0 {
+			cpuRatios = append(cpuRatios, m.onCPUus/m.offCPUus)
+			line += fmt.Sprintf("; target CPU per request off %.1f µs, on %.1f µs, on/off %.3f", m.offCPUus, m.onCPUus, m.onCPUus/m.offCPUus)
+		}
+		fmt.Fprintln(w, line)
+	}
+	slices.Sort(ratios)
+	med := median(ratios)
+	verdict := "PASS"
+	if 1-med > metricsGoal {
+		verdict = "MISS"
+	}
+	fmt.Fprintf(w, "  req/s on/off median %.3f (min %.3f, max %.3f over %d rounds): overhead %.1f%%, goal <= %.0f%%: %s\n",
+		med, ratios[0], ratios[len(ratios)-1], len(ratios), 100*(1-med), 100*metricsGoal, verdict)
+	if len(cpuRatios) > 0 {
+		slices.Sort(cpuRatios)
+		fmt.Fprintf(w, "  CPU per request on/off median %.3f (min %.3f, max %.3f)\n",
+			median(cpuRatios), cpuRatios[0], cpuRatios[len(cpuRatios)-1])
+	}
+}

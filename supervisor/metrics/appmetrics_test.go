@@ -1,0 +1,129 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor"
+)
+
+const appText = `# HELP jobs_total Jobs done.
+# TYPE jobs_total counter
+jobs_total{queue="a",applicationId="spoofed"} 3
+jobs_total{queue="a",applicationId="spoofed"} 4
+# HELP queue_depth Jobs waiting.
+# TYPE queue_depth gauge
+queue_depth 7 1700000000000
+# HELP wattd_worker_up Not wattd's.
+# TYPE wattd_worker_up gauge
+wattd_worker_up 5
+# HELP nodejs_gc_duration_seconds_count Clashes with a sample of wattd's histogram.
+# TYPE nodejs_gc_duration_seconds_count gauge
+nodejs_gc_duration_seconds_count 1
+# HELP empty_total Labelled, nothing recorded yet.
+# TYPE empty_total counter
+`
+
+// A second worker whose queue_depth is of another type.
+const otherText = `# TYPE jobs_total counter
+jobs_total{queue="b"} 1
+# TYPE queue_depth counter
+queue_depth 2
+`
+
+func TestAppMetricsMerge(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	src := snapshot{apps: []supervisor.AppStatus{
+		{ID: "api", Workers: []supervisor.WorkerStatus{
+			{Index: 0, PID: 1, State: "ready", AppMetrics: appText,
+				GC: &ipc.Histogram{Bounds: []float64{1}, Series: []ipc.HistogramSeries{{Kind: "minor", Counts: []uint64{1, 0}, Sum: 0.5}}}},
+			{Index: 1, PID: 1, State: "ready", AppMetrics: otherText},
+		}},
+		{ID: "web", Workers: []supervisor.WorkerStatus{{Index: 0, PID: 1, State: "ready", AppMetrics: "this is { not metrics"}}},
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	c := newCollector(src, prometheus.Labels{"env": "t"})
+	reg.MustRegister(c)
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.New(core), prometheus.Labels{"env": "t"})}
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		if byName[f.GetName()] != nil {
+			t.Errorf("family %s twice", f.GetName())
+		}
+		byName[f.GetName()] = f
+	}
+
+	// Both workers' jobs_total in one family, wattd's labels set (the
+	// app's applicationId replaced), the repeated series dropped.
+	jobs := byName["jobs_total"]
+	var got []string
+	for _, m := range jobs.GetMetric() {
+		var l []string
+		for _, p := range m.GetLabel() {
+			l = append(l, p.GetName()+"="+p.GetValue())
+		}
+		got = append(got, strings.Join(l, ",")+" "+strings.TrimRight(strings.TrimRight(m.GetCounter().String(), " "), " "))
+	}
+	if len(jobs.GetMetric()) != 2 || jobs.GetHelp() != "Jobs done." {
+		t.Fatalf("jobs_total = %v", got)
+	}
+	for i, want := range []string{"applicationId=api,env=t,queue=a,workerId=0", "applicationId=api,env=t,queue=b,workerId=1"} {
+		if !strings.HasPrefix(got[i], want+" ") {
+			t.Errorf("jobs_total series %d = %s, want labels %s", i, got[i], want)
+		}
+	}
+	if v := jobs.GetMetric()[0].GetCounter().GetValue(); v != 3 {
+		t.Errorf("jobs_total{queue=a} = %v, want the first of the repeated series, 3", v)
+	}
+	// The first worker's queue_depth stays, without its timestamp; the
+	// second's, a counter, is left out.
+	if q := byName["queue_depth"]; len(q.GetMetric()) != 1 || q.GetType() != dto.MetricType_GAUGE || q.GetMetric()[0].TimestampMs != nil {
+		t.Errorf("queue_depth = %v", q)
+	}
+	// wattd's own names stay wattd's: its gauge, and a sample name of its
+	// GC histogram.
+	for _, m := range byName["wattd_worker_up"].GetMetric() {
+		if m.GetGauge().GetValue() != 1 {
+			t.Errorf("wattd_worker_up = %v, want wattd's 1", m)
+		}
+	}
+	if byName["nodejs_gc_duration_seconds_count"] != nil || byName["nodejs_gc_duration_seconds"] == nil {
+		t.Error("an app gauge named like a sample of wattd's GC histogram was merged")
+	}
+	if byName["empty_total"] != nil {
+		t.Error("a family with no series was merged")
+	}
+
+	// One warning per worker at fault, however many scrapes see it.
+	if _, err := g.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	warned := map[string]int{}
+	for _, e := range logs.All() {
+		warned[e.ContextMap()["app"].(string)+"/"+e.Message]++
+	}
+	for k, n := range warned {
+		if n != 1 {
+			t.Errorf("warned %d times: %s", n, k)
+		}
+	}
+	for _, k := range []string{
+		"web/the app's metrics do not parse; leaving them out",
+		"api/an app metric has another type in another worker; leaving it out",
+		"api/an app metric has the name of one wattd exports; leaving it out",
+	} {
+		if warned[k] == 0 {
+			t.Errorf("no warning %q; got %v", k, warned)
+		}
+	}
+}

@@ -1,0 +1,41 @@
+'use strict'
+// An app that registers metrics of its own in the registry Watt's runtime
+// API hands it (globalThis.platformatic.prometheus), as an app using
+// @platformatic/globals does; wattd merges them into its endpoint.
+//   /call   asks the "api" application over the mesh, then answers
+//   /fail   answers 500
+//   else    answers 200
+const http = require('node:http')
+
+const { client, registry } = globalThis.platformatic.prometheus
+const answered = new client.Counter({
+  name: 'fixture_answers_total',
+  help: 'Requests the fixture app answered, by path.',
+  labelNames: ['path'],
+  registers: [registry]
+})
+// A name wattd exports itself: wattd's own series must win.
+const clash = new client.Gauge({ name: 'nodejs_heap_size_used_bytes', help: 'A clash.', registers: [registry] })
+clash.set(-1)
+
+const app = process.env.WATTD_APP_ID
+const worker = process.env.WATTD_WORKER_ID
+
+const server = http.createServer(async (req, res) => {
+  const path = new URL(req.url, 'http://x').pathname
+  answered.inc({ path })
+  let via
+  if (path === '/call') {
+    try {
+      via = await (await fetch('http://api.plt.local/hello')).json()
+    } catch (err) {
+      res.statusCode = 502
+      res.end(String(err))
+      return
+    }
+  }
+  if (path === '/fail') res.statusCode = 500
+  res.setHeader('content-type', 'application/json')
+  res.end(JSON.stringify({ app, worker, via }))
+})
+server.listen(3000)
