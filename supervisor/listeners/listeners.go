@@ -41,6 +41,11 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 		}
 		return serr
 	}}
+	// Plain TCP, not Go's default of MPTCP where the kernel has it: an MPTCP
+	// listener takes no socket filter, and the group is steered by one
+	// while it grows or shrinks (steer.go). Clients see no difference:
+	// MPTCP listeners answer plain TCP clients as plain TCP.
+	lc.SetMultipathTCP(false)
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
