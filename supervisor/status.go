@@ -46,6 +46,10 @@ type AppStatus struct {
 	State      string         `json:"state"` // running, failed, stopped
 	Reason     string         `json:"reason,omitempty"`
 	Workers    []WorkerStatus `json:"workers"`
+	// Scaling is the dynamic scaler's view of the application and the last
+	// change of its worker count (dynamic, ctl scale or reload); nil for
+	// an application whose count never changed and is not dynamic.
+	Scaling *ScalingStatus `json:"scaling,omitempty"`
 }
 
 // WorkerStatus is one worker slot and the process currently in it.

@@ -170,18 +170,10 @@ func devCommand() *cli.Command {
 
 func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
-	cfg, err := config.LoadWith(config.Options{
-		Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckApp,
-		Environment: mode.String(), StrictEnv: strictEnv,
-	})
+	load := configLoader(dir, file, strictEnv, mode)
+	cfg, err := load()
 	if err != nil {
 		return &exitError{exitUsage, err}
-	}
-	if mode == capabilities.Development {
-		// One worker each: a dev server per app, and edits show at once.
-		for i := range cfg.Applications {
-			cfg.Applications[i].Workers = 1
-		}
 	}
 	log, _, err := logs.New(cfg.Logger.Level, os.Stderr)
 	if err != nil {
@@ -197,7 +189,7 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) error {
 		return &exitError{exitFailure, err}
 	}
 	defer rd.Remove()
-	rt, err := supervisor.New(supervisor.Options{Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode})
+	rt, err := supervisor.New(supervisor.Options{Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode, Load: load})
 	if err != nil {
 		return &exitError{exitFailure, err}
 	}
@@ -269,7 +261,7 @@ const forcedExitAfter = 5 * time.Second
 
 // handleSignals: TERM and INT stop gracefully (a second one kills the
 // workers at once and calls forced), USR2 restarts every app rolling, HUP
-// is reserved for config reload.
+// reloads the configuration.
 func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Runtime, log *zap.Logger, forced func()) {
 	stopping := false
 	for {
@@ -296,7 +288,8 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, rt *supervisor.Ru
 					}
 				}()
 			case syscall.SIGHUP:
-				log.Warn("SIGHUP: configuration reload is not supported yet; send SIGUSR2 for a rolling restart")
+				log.Info("SIGHUP: reloading the configuration")
+				go reloadOnSignal(rt, log)
 			}
 		}
 	}
@@ -318,6 +311,9 @@ func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
 		}
 	}
 }
+
+// ctlAction wraps a ctl subcommand's call (see ctlCommand).
+type ctlAction func(timeout func(*cli.Context) time.Duration, do func(*cli.Context, context.Context, *admin.Client) (any, func(), error)) cli.ActionFunc
 
 // ctlString reads a flag that `wattd ctl` and its subcommands both
 // define, so that `ctl --socket P ps` and `ctl ps --socket P` mean the
@@ -474,6 +470,8 @@ func ctlCommand() *cli.Command {
 					}),
 			},
 			injectCommand(connect, fail),
+			ctlReloadCommand(action),
+			ctlScaleCommand(action),
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
