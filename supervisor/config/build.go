@@ -505,8 +505,10 @@ func runtimeScaler(w *rawWorkers, v *rawVertical) Scaler {
 	switch {
 	case ws.Dynamic != nil:
 		sc.Dynamic = *ws.Dynamic
-	case vs.Enabled != nil:
-		sc.Dynamic = *vs.Enabled
+	case v != nil:
+		// Watt's schema defaults verticalScaler.enabled to true: the block
+		// alone turns the scaler on.
+		sc.Dynamic = vs.Enabled == nil || *vs.Enabled
 	}
 	if sc.Maximum < sc.Minimum {
 		sc.Minimum, sc.Maximum = sc.Maximum, sc.Minimum // as Watt
