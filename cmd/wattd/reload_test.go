@@ -292,16 +292,17 @@ func TestDynamicScaling(t *testing.T) {
 	port := freePort(t)
 	dir := project(t, map[string]any{
 		"server":  map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"workers": map[string]any{"dynamic": true, "minimum": 1, "maximum": 3, "cooldown": 1000, "gracePeriod": 500},
+		"workers": map[string]any{"dynamic": true, "minimum": 1, "maximum": 3, "cooldown": 1000, "gracePeriod": 2000},
 		// Short windows so the test sees decisions in seconds.
 		"verticalScaler": map[string]any{"timeWindowSec": 2, "scaleDownTimeWindowSec": 3, "scaleIntervalSec": 1},
 		"applications":   []any{map[string]any{"id": "web", "path": fixture("apps/burn")}},
 	})
 	d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_STATS_INTERVAL_MS=200"}})
 	waitHTTP(t, d.url("/"), 20*time.Second)
-	if n := len(d.waitReady("web", 10*time.Second).Workers); n != 1 {
-		t.Fatalf("web starts with %d workers, want the minimum 1", n)
-	}
+	// static defaults to the minimum. (Whether a worker busy starting
+	// counts is the grace period's business; the test only waits.)
+	d.waitOutput(`"msg":"starting","apps":1,"workers":1`, 5*time.Second)
+	d.waitReady("web", 10*time.Second)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
