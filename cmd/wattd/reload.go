@@ -48,22 +48,31 @@ func reloadOnSignal(rt *supervisor.Runtime, log *zap.Logger) {
 	}
 }
 
+// changeFlags are the flags of the ctl commands that change the runtime
+// and wait for the change.
+func changeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		&cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime"},
+		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"},
+	}
+}
+
+// changeTimeout is the --timeout of a change command.
+func changeTimeout(c *cli.Context) time.Duration { return c.Duration("timeout") }
+
 func ctlReloadCommand(action ctlAction) *cli.Command {
 	return &cli.Command{
 		Name:  "reload",
 		Usage: "read the configuration again and apply the difference: apps added, removed, changed (rolled) or scaled; the others untouched",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			&cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime"},
-			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"},
-		},
+		Flags: changeFlags(),
 		Before: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usageErrorf("usage: wattd ctl reload [--json] [--timeout D]")
 			}
 			return nil
 		},
-		Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
+		Action: action(changeTimeout,
 			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 				res, err := cl.Reload(ctx)
 				if err != nil {
@@ -79,11 +88,7 @@ func ctlScaleCommand(action ctlAction) *cli.Command {
 		Name:      "scale",
 		Usage:     "set the number of workers of APP; new workers are ready and removed ones drained when it returns",
 		ArgsUsage: "APP N",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			&cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime"},
-			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"},
-		},
+		Flags:     changeFlags(),
 		Before: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				if opt := lateOption(c); opt != "" {
@@ -96,7 +101,7 @@ func ctlScaleCommand(action ctlAction) *cli.Command {
 			}
 			return nil
 		},
-		Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
+		Action: action(changeTimeout,
 			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 				n, _ := strconv.Atoi(c.Args().Get(1))
 				st, err := cl.Scale(ctx, c.Args().First(), n)

@@ -556,15 +556,9 @@ func firstNumber(ns ...*json.Number) *json.Number {
 	return nil
 }
 
+// secDuration converts a number of seconds (verticalScaler's *Sec keys).
 func secDuration(n *json.Number, def time.Duration) time.Duration {
-	if n == nil {
-		return def
-	}
-	f, err := n.Float64()
-	if err != nil {
-		return def
-	}
-	return time.Duration(math.Round(f * float64(time.Second)))
+	return unitDuration(n, time.Second, def)
 }
 
 // restartOnError reads Watt's boolean-or-milliseconds form.
@@ -593,6 +587,11 @@ func restartOnError(raw json.RawMessage) RestartOnError {
 // msDuration converts a number of milliseconds, rounding to the
 // nanosecond; the schema bounds it well inside time.Duration.
 func msDuration(n *json.Number, def time.Duration) time.Duration {
+	return unitDuration(n, time.Millisecond, def)
+}
+
+// unitDuration converts a number of units, or returns def for none.
+func unitDuration(n *json.Number, unit, def time.Duration) time.Duration {
 	if n == nil {
 		return def
 	}
@@ -600,7 +599,7 @@ func msDuration(n *json.Number, def time.Duration) time.Duration {
 	if err != nil {
 		return def
 	}
-	return time.Duration(math.Round(f * float64(time.Millisecond)))
+	return time.Duration(math.Round(f * float64(unit)))
 }
 
 func intOr(n *json.Number, def int) int {
