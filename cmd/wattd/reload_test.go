@@ -3,6 +3,8 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -336,4 +338,72 @@ func TestDynamicScaling(t *testing.T) {
 		t.Fatalf("ctl ps --json scaling after the scale down: %+v", down.Scaling)
 	}
 	t.Logf("scaled down: %+v", *down.Scaling.Last)
+}
+
+// TestScaleMeshAppUnderLoad: scaling an application that others call on
+// the mesh loses no call: a slot being removed leaves the mesh table
+// before its worker drains.
+func TestScaleMeshAppUnderLoad(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/caller"), "workers": 2},
+			map[string]any{"id": "api", "path": fixture("apps/plain"), "workers": 1},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 10*time.Second)
+	d.waitReady("api", 10*time.Second)
+
+	calls := func(fn func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		var mu sync.Mutex
+		ok, failed := 0, 0
+		var errs []string
+		var wg sync.WaitGroup
+		for _, path := range []string{"/get", "/fetch", "/get", "/fetch"} {
+			wg.Go(func() {
+				c := &http.Client{Timeout: 10 * time.Second}
+				for ctx.Err() == nil {
+					code, body, err := get(c, d.url(path+"?app=api&path=/"))
+					mu.Lock()
+					if err == nil && code == 200 && strings.Contains(body, `"status":200`) {
+						ok++
+					} else {
+						failed++
+						if len(errs) < 5 {
+							errs = append(errs, fmt.Sprintf("%s: %d %q %v", path, code, body, err))
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		fn()
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+		wg.Wait()
+		t.Logf("mesh calls: ok %d failed %d", ok, failed)
+		if failed != 0 || ok == 0 {
+			t.Fatalf("mesh calls lost while scaling api: ok %d failed %d: %v", ok, failed, errs)
+		}
+	}
+	calls(func() {
+		if out, err := d.ctl("scale", "api", "3"); err != nil {
+			t.Fatalf("ctl scale api 3: %v\n%s", err, out)
+		}
+	})
+	calls(func() {
+		if out, err := d.ctl("scale", "api", "1"); err != nil {
+			t.Fatalf("ctl scale api 1: %v\n%s", err, out)
+		}
+	})
+	if n := len(d.app("api").Workers); n != 1 {
+		t.Fatalf("api has %d workers after scaling to 1", n)
+	}
 }
