@@ -40,7 +40,8 @@ var errStopped error = conflict("runtime is stopping")
 var errRemoved error = conflict("the worker was removed (scaled down or its app removed)")
 
 // slot is one worker position of an application. It owns the slot's
-// sockets for the life of the runtime; the processes in it come and go.
+// sockets for its own life (the runtime's, unless scaling or a reload takes
+// it away); the processes in it come and go.
 // Only the owner goroutine (run) starts and stops processes.
 type slot struct {
 	app   *app
