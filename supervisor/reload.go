@@ -503,20 +503,18 @@ func (rt *Runtime) steer(a *app, slots []*slot) {
 	}
 	allowed := map[uint64]bool{}
 	var f *os.File
+	ipv6 := strings.Contains(rt.cfg.Server.Hostname, ":")
 	for _, s := range slots {
 		s.sockMu.Lock()
 		if s.tcpInode != 0 && len(s.listeners) > 0 {
 			allowed[s.tcpInode] = true
 			f = s.listeners[0]
+			ipv6 = s.addr.IP.To4() == nil
 		}
 		s.sockMu.Unlock()
 	}
 	if f == nil {
 		return
-	}
-	ipv6 := strings.Contains(rt.cfg.Server.Hostname, ":")
-	if s := slots[0]; s.addr != nil {
-		ipv6 = s.addr.IP.To4() == nil
 	}
 	if err := listeners.Steer(f, ipv6, rt.portGroup.Positions(allowed)); err != nil {
 		a.log.Warn("could not steer new connections while the workers change; some may wait on a starting worker or be reset", zap.Error(err))

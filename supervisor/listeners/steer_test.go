@@ -32,11 +32,23 @@ func accepted(t *testing.T, files []*os.File) []int {
 }
 
 func TestSteerKeepsConnectionsOffLeavingSockets(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { testSteer(t, "127.0.0.1", false) })
+	t.Run("IPv6", func(t *testing.T) {
+		if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		} else {
+			l.Close()
+		}
+		testSteer(t, "::1", true)
+	})
+}
+
+func testSteer(t *testing.T, host string, ipv6 bool) {
 	var g PortGroup
 	var files []*os.File
 	port := 0
 	for range 3 {
-		f, addr, err := TCP("127.0.0.1", port)
+		f, addr, err := TCP(host, port)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,12 +67,12 @@ func TestSteerKeepsConnectionsOffLeavingSockets(t *testing.T) {
 	if len(allowed) != 2 || allowed[0] != 0 || allowed[1] != 2 {
 		t.Fatalf("positions = %v, want [0 2]", allowed)
 	}
-	if err := Steer(files[1], false, allowed); err != nil {
+	if err := Steer(files[1], ipv6, allowed); err != nil {
 		t.Fatal(err)
 	}
 	dial := func(n int) {
 		for range n {
-			c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", itoa(port)), time.Second)
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(host, itoa(port)), time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
