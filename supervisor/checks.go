@@ -223,8 +223,8 @@ type WorkerReadiness struct {
 func (rt *Runtime) Readiness(ctx context.Context, timeout time.Duration) []WorkerReadiness {
 	var out []WorkerReadiness
 	var ws []worker
-	for _, a := range rt.apps {
-		for _, s := range a.slots {
+	for _, a := range rt.appList() {
+		for _, s := range a.slotList() {
 			s.mu.Lock()
 			st, w := s.state, s.cur
 			s.mu.Unlock()

@@ -122,7 +122,7 @@ func newLiveRuntime(t *testing.T, tweak func(*config.Config), apps ...testApp) *
 	// hello later than the real fallback; tests of the fallback set it.
 	rt.noProtocolAfter = 5 * time.Second
 	for _, a := range apps {
-		rt.byID[a.id].launch.Protocol = a.protocol
+		rt.byID[a.id].sp().launch.Protocol = a.protocol
 	}
 	tr.Runtime, tr.logs = rt, logs
 	t.Cleanup(func() {

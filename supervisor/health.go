@@ -173,8 +173,8 @@ func (h *healthWatch) stop() {
 // failed replacement): the first check comes gracePeriod plus interval
 // from now. It returns nil when the app's workers are not judged.
 func (s *slot) watchHealth(w worker) *healthWatch {
-	r := s.app.health
-	if !r.Enabled || !s.app.policy.Enabled {
+	r := s.app.sp().health
+	if !r.Enabled || !s.app.sp().policy.Enabled {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())

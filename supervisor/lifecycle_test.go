@@ -104,7 +104,7 @@ func TestStartFailure(t *testing.T) {
 		testApp{id: "gone", behaviour: "ready"},
 	)
 	gone := filepath.Join(t.TempDir(), "gone")
-	tr.byID["gone"].launch.Dir = gone
+	tr.byID["gone"].sp().launch.Dir = gone
 	tr.start()
 	ws := tr.waitState("gone", 0, StateFailed)
 	if !strings.HasPrefix(ws.LastExit, "start: ") || !strings.Contains(ws.LastExit, "no such file or directory") {

@@ -40,16 +40,19 @@ var _ mesh.Resolver = (*Runtime)(nil)
 
 func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 	t := &ipc.MeshTable{
-		Apps:        make(map[string]ipc.MeshApp, len(rt.apps)),
+		Apps:        make(map[string]ipc.MeshApp, len(rt.appList())),
 		TimeoutMs:   rt.cfg.ApplicationTimeout.Milliseconds(),
 		Proxy:       rt.mesh.proxy.url,
 		ProxySocket: rt.mesh.proxy.socket,
 	}
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		ma := ipc.MeshApp{Endpoints: []string{}, State: a.state()}
 		var down []string
 		reason := ""
-		for _, s := range a.slots {
+		for _, s := range a.slotList() {
+			if s.removing.Load() {
+				continue // going away: callers must stop choosing it before it drains
+			}
 			s.mu.Lock()
 			st, r := s.state, s.reason
 			s.mu.Unlock()

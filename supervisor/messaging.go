@@ -391,17 +391,20 @@ func (ms *messenger) undeliverable(p msgPeer, m *ipc.Message, err error) {
 // messageTargets lists the ready workers of application id that speak the
 // control protocol, for the messenger.
 func (rt *Runtime) messageTargets(id string) ([]msgPeer, error) {
-	a, ok := rt.byID[id]
+	a, ok := rt.lookup(id)
 	if !ok {
-		ids := make([]string, 0, len(rt.apps))
-		for _, a := range rt.apps {
+		ids := make([]string, 0, len(rt.appList()))
+		for _, a := range rt.appList() {
 			ids = append(ids, a.id)
 		}
 		return nil, fmt.Errorf("No workers available (no such application; known applications: %s)", strings.Join(ids, ", "))
 	}
 	var peers []msgPeer
 	var down []string
-	for _, s := range a.slots {
+	for _, s := range a.slotList() {
+		if s.removing.Load() {
+			continue
+		}
 		s.mu.Lock()
 		st, w := s.state, s.cur
 		s.mu.Unlock()

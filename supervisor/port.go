@@ -27,7 +27,7 @@ func (rt *Runtime) checkPublicPort(host string, port int, own map[uint64]bool) e
 // publicInodes lists the entrypoint's sockets as the kernel names them.
 func (a *app) publicInodes() map[uint64]bool {
 	own := map[uint64]bool{}
-	for _, s := range a.slots {
+	for _, s := range a.slotList() {
 		s.sockMu.Lock()
 		for i, f := range s.listeners {
 			if s.names[i] != ipc.ListenerHTTP {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -67,6 +68,13 @@ type Options struct {
 	// (socket activation): every worker of the entrypoint accepts on it,
 	// and server.hostname and server.port are not bound.
 	PublicSocket *os.File
+	// Load reads the configuration again for a reload, the way it was read
+	// for the start (same files, environment and mode); nil refuses
+	// reloads.
+	Load func() (*config.Config, error)
+	// Notifier hears when a reload begins and ends; nil tells Notify, the
+	// service manager, if there is one.
+	Notifier Notifier
 }
 
 // Runtime runs the applications of one watt.json.
@@ -76,11 +84,33 @@ type Runtime struct {
 	dir     *rundir.Dir
 	version string
 	mode    capabilities.Mode
-	apps    []*app
-	byID    map[string]*app
-	url     string
-	notify  *sdnotify.Notifier
-	passed  *os.File // Options.PublicSocket; closed by Close or at the end of Run
+	// topo guards apps, byID and every app's slots: reloads and scaling
+	// replace them while the admin API, the mesh and the metrics read them.
+	topo sync.RWMutex
+	apps []*app
+	byID map[string]*app
+	url  string
+	// publicPort is the entrypoint's port, fixed for the runtime's life.
+	publicPort int
+	appLog     *zap.Logger
+	baseEnv    []string // every worker's environment before its app's own
+
+	notify *sdnotify.Notifier
+	passed *os.File // Options.PublicSocket; closed by Close or at the end of Run
+
+	load     func() (*config.Config, error)
+	notifier Notifier
+	// changing serialises reloads and scaling; one that finds it taken is
+	// refused rather than queued.
+	changing sync.Mutex
+	// run is how Run starts and stops worker slots, for the slots that
+	// reloads and scaling add after Run began.
+	run    runState
+	scaler *scaler
+	// portGroup mirrors the kernel's order of the entrypoint's sockets,
+	// and steered says a steering program is attached to them.
+	portGroup listeners.PortGroup
+	steered   atomic.Bool
 
 	// started is set by New, before the admin API can read it, and never
 	// written again: the runtime's age is counted from its sockets.
@@ -106,9 +136,21 @@ type Runtime struct {
 
 // app is one application and its worker slots.
 type app struct {
-	rt         *Runtime
-	id         string
-	entry      bool
+	rt    *Runtime
+	id    string
+	entry bool
+	log   *zap.Logger
+	// spec is how the app's workers are started; a reload that changes the
+	// app swaps it, then rolls the workers onto it.
+	spec atomic.Pointer[appSpec]
+	// slots is guarded by rt.topo; the slice is replaced, never changed in
+	// place, so a copy of it read under the lock stays valid.
+	slots []*slot
+}
+
+// appSpec is an application's resolved configuration as its workers use it.
+type appSpec struct {
+	conf       config.Application // as loaded: what a reload compares
 	capability string
 	dir        string
 	launch     *capabilities.Launch
@@ -118,8 +160,31 @@ type app struct {
 	health     healthRules
 	policy     restart.Policy // restartOnError (the app's own, or the runtime's) and the back-off
 	deps       []*app         // the applications this one waits for (its dependencies)
-	slots      []*slot
-	log        *zap.Logger
+}
+
+// sp is the app's current spec.
+func (a *app) sp() *appSpec { return a.spec.Load() }
+
+// appList is the runtime's applications; the slice is never changed in place.
+func (rt *Runtime) appList() []*app {
+	rt.topo.RLock()
+	defer rt.topo.RUnlock()
+	return rt.apps
+}
+
+// lookup finds an application by id.
+func (rt *Runtime) lookup(id string) (*app, bool) {
+	rt.topo.RLock()
+	defer rt.topo.RUnlock()
+	a, ok := rt.byID[id]
+	return a, ok
+}
+
+// slotList is the app's worker slots; the slice is never changed in place.
+func (a *app) slotList() []*slot {
+	a.rt.topo.RLock()
+	defer a.rt.topo.RUnlock()
+	return a.slots
 }
 
 // New prepares a runtime: it resolves each application's capability and
@@ -132,16 +197,22 @@ func New(opts Options) (_ *Runtime, err error) {
 		started:         time.Now(),
 		noProtocolAfter: noProtocolReadyAfter,
 		log:             opts.Logger.Named("runtime"),
+		appLog:          opts.Logger.Named("app"),
 		dir:             opts.RunDir,
 		version:         opts.Version,
 		mode:            opts.Mode,
 		notify:          opts.Notify,
 		passed:          opts.PublicSocket,
+		load:            opts.Load,
+		notifier:        opts.Notifier,
 		byID:            map[string]*app{},
 		stopping:        make(chan struct{}),
 		killed:          make(chan struct{}),
 		changed:         make(chan struct{}, 1),
 		failures:        make(chan struct{}, 1),
+	}
+	if rt.notifier == nil && rt.notify != nil {
+		rt.notifier = serviceReloads{rt}
 	}
 	timeout := cfg.MessagingTimeout
 	if timeout <= 0 {
@@ -169,7 +240,7 @@ func New(opts Options) (_ *Runtime, err error) {
 	if err != nil {
 		return nil, err
 	}
-	baseEnv := append(inheritedEnv(),
+	rt.baseEnv = append(inheritedEnv(),
 		ipc.EnvMeshDir+"="+filepath.Dir(rt.dir.MeshSocket("x", 0)),
 		ipc.EnvMeshProxy+"="+rt.mesh.proxy.url,
 		ipc.EnvMeshProxySocket+"="+rt.mesh.proxy.socket,
@@ -183,28 +254,12 @@ func New(opts Options) (_ *Runtime, err error) {
 			zap.String("addr", public.String()))
 	}
 	for _, ac := range cfg.Applications {
-		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: opts.Logger.Named("app").With(zap.String("app", ac.ID))}
-		capb, capApp, err := Resolve(cfg, ac, opts.Mode, rt.dir.Path)
+		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: rt.appLog.With(zap.String("app", ac.ID))}
+		sp, err := rt.buildSpec(cfg, ac)
 		if err != nil {
 			return nil, err
 		}
-		a.capability, a.dir = capb.ID(), ac.Path
-		a.launch, err = launchFor(capb, capApp)
-		if err != nil {
-			return nil, fmt.Errorf("app %q (%s): %w", ac.ID, a.capability, err)
-		}
-		a.env = mergeEnv(baseEnv, ac.Env, a.launch.Env)
-		a.limits = cgroups.Limits(ac.Resources)
-		if ac.LogLevel != "" {
-			lvl, err := logs.ParseLevel(ac.LogLevel)
-			if err != nil {
-				return nil, fmt.Errorf("app %q: logger.level: %w", ac.ID, err)
-			}
-			a.logLevel = lvl
-		}
-		a.health.Health = ac.Health
-		a.policy = policyFor(cfg, ac)
-		a.health.statsEvery, a.env = statsEveryFor(ac.Health, a.env)
+		a.spec.Store(sp)
 		for i := 0; i < ac.Workers; i++ {
 			s := newSlot(a, i)
 			if a.entry {
@@ -240,36 +295,77 @@ func New(opts Options) (_ *Runtime, err error) {
 	}
 	if public != nil {
 		rt.url = "http://" + public.String()
+		rt.publicPort = public.Port
+	} else {
+		rt.publicPort = cfg.Server.Port
 	}
-	port := cfg.Server.Port
-	if public != nil {
-		port = public.Port
-	}
-	infos := appInfos(cfg, opts.Mode, port)
-	for _, a := range rt.apps {
-		path := rt.dir.AppInfoFile(a.id)
-		if err := writeAppInfo(path, infos[a.id]); err != nil {
-			return nil, err
-		}
-		a.env = append(a.env, ipc.EnvAppInfo+"="+path)
+	if err := rt.writeAppInfos(cfg); err != nil {
+		return nil, err
 	}
 	// The config loader checked that every dependency exists and that
 	// they have no cycle.
-	for i, ac := range cfg.Applications {
-		for _, d := range ac.Dependencies {
-			if dep, ok := rt.byID[d]; ok {
-				rt.apps[i].deps = append(rt.apps[i].deps, dep)
-			}
+	for _, a := range rt.apps {
+		a.sp().deps = rt.depsOf(a.sp().conf, rt.byID)
+	}
+	rt.scaler = newScaler(rt, cfg)
+	return rt, nil
+}
+
+// buildSpec resolves how the workers of application ac start.
+func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpec, error) {
+	capb, capApp, err := Resolve(cfg, ac, rt.mode, rt.dir.Path)
+	if err != nil {
+		return nil, err
+	}
+	sp := &appSpec{conf: ac, capability: capb.ID(), dir: ac.Path}
+	sp.launch, err = launchFor(capb, capApp)
+	if err != nil {
+		return nil, fmt.Errorf("app %q (%s): %w", ac.ID, sp.capability, err)
+	}
+	sp.env = mergeEnv(rt.baseEnv, ac.Env, sp.launch.Env)
+	sp.limits = cgroups.Limits(ac.Resources)
+	if ac.LogLevel != "" {
+		lvl, err := logs.ParseLevel(ac.LogLevel)
+		if err != nil {
+			return nil, fmt.Errorf("app %q: logger.level: %w", ac.ID, err)
+		}
+		sp.logLevel = lvl
+	}
+	sp.health.Health = ac.Health
+	sp.policy = policyFor(cfg, ac)
+	sp.health.statsEvery, sp.env = statsEveryFor(ac.Health, sp.env)
+	sp.env = append(sp.env, ipc.EnvAppInfo+"="+rt.dir.AppInfoFile(ac.ID))
+	return sp, nil
+}
+
+// depsOf finds the applications ac depends on among byID.
+func (rt *Runtime) depsOf(ac config.Application, byID map[string]*app) []*app {
+	var deps []*app
+	for _, d := range ac.Dependencies {
+		if dep, ok := byID[d]; ok {
+			deps = append(deps, dep)
 		}
 	}
-	return rt, nil
+	return deps
+}
+
+// writeAppInfos writes the app info file of every application of cfg;
+// workers read theirs when they start.
+func (rt *Runtime) writeAppInfos(cfg *config.Config) error {
+	infos := appInfos(cfg, rt.mode, rt.publicPort)
+	for _, ac := range cfg.Applications {
+		if err := writeAppInfo(rt.dir.AppInfoFile(ac.ID), infos[ac.ID]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dependsOnEntry reports whether the application needs the entrypoint,
 // directly or through other dependencies. The config loader refused
 // cycles, so the walk ends.
 func (a *app) dependsOnEntry() bool {
-	for _, d := range a.deps {
+	for _, d := range a.sp().deps {
 		if d.entry || d.dependsOnEntry() {
 			return true
 		}
@@ -366,11 +462,11 @@ func mergeEnv(base []string, overlays ...map[string]string) []string {
 // dev server of its own.
 func (rt *Runtime) WatchTargets() map[string]string {
 	out := map[string]string{}
-	for _, a := range rt.apps {
-		if a.launch.NoWatch {
+	for _, a := range rt.appList() {
+		if a.sp().launch.NoWatch {
 			continue
 		}
-		out[a.id] = a.dir
+		out[a.id] = a.sp().dir
 	}
 	return out
 }
@@ -385,25 +481,17 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	// The entrypoint stops first and the other applications after it, so
 	// requests the entrypoint finishes while draining can still call them
 	// on the mesh.
-	entryCtx, cancelEntry := context.WithCancel(context.Background())
-	restCtx, cancelRest := context.WithCancel(context.Background())
-	defer cancelEntry()
-	defer cancelRest()
-	var entryWG, restWG sync.WaitGroup
-	var entryMu sync.Mutex // orders the delayed start of the entrypoint before shutdown's Wait
-	entryClosed := false
-	start := func(a *app, ctx context.Context, wg *sync.WaitGroup) {
-		for _, s := range a.slots {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.run(ctx)
-			}()
-		}
-	}
-	for _, a := range rt.apps {
+	r := &rt.run
+	r.mu.Lock()
+	r.entryCtx, r.cancelEntry = context.WithCancel(context.Background())
+	r.restCtx, r.cancelRest = context.WithCancel(context.Background())
+	r.running = true
+	r.mu.Unlock()
+	defer r.cancelEntry()
+	defer r.cancelRest()
+	for _, a := range rt.appList() {
 		if !a.entry {
-			start(a, restCtx, &restWG)
+			rt.startSlots(a.slotList())
 		}
 	}
 	// The entrypoint starts once every other application's first workers
@@ -411,8 +499,8 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	// mesh; an application that depends on the entrypoint waits for it
 	// instead.
 	go func() {
-		for _, a := range rt.apps {
-			for _, s := range a.slots {
+		for _, a := range rt.appList() {
+			for _, s := range a.slotList() {
 				if a.entry || a.dependsOnEntry() {
 					continue
 				}
@@ -423,19 +511,20 @@ func (rt *Runtime) Run(ctx context.Context) error {
 				}
 			}
 		}
-		entryMu.Lock()
-		defer entryMu.Unlock()
-		if entryClosed {
-			return
-		}
-		for _, a := range rt.apps {
+		r.mu.Lock()
+		r.entryStarted = true
+		r.mu.Unlock()
+		for _, a := range rt.appList() {
 			if a.entry {
-				start(a, entryCtx, &entryWG)
+				rt.startSlots(a.slotList())
 			}
 		}
 	}()
+	if rt.scaler != nil {
+		go rt.scaler.run()
+	}
 	rt.serveProxy()
-	rt.log.Info("starting", zap.Int("apps", len(rt.apps)), zap.Int("workers", rt.slotCount()), zap.String("url", rt.url))
+	rt.log.Info("starting", zap.Int("apps", len(rt.appList())), zap.Int("workers", rt.slotCount()), zap.String("url", rt.url))
 	var runErr error
 	announced := false
 	rt.tellService()
@@ -521,11 +610,11 @@ loop:
 		rt.kill(entry)
 		<-done
 	}
-	entryMu.Lock()
-	entryClosed = true
-	entryMu.Unlock()
-	phase(true, cancelEntry, &entryWG)
-	phase(false, cancelRest, &restWG)
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	phase(true, r.cancelEntry, &r.entryWG)
+	phase(false, r.cancelRest, &r.restWG)
 	rt.flushTracing()
 	rt.closePassed()
 	rt.closeProxy()
@@ -538,6 +627,52 @@ loop:
 	}
 	rt.log.Info("stopped")
 	return runErr
+}
+
+// runState is what Run made to start and stop worker slots.
+type runState struct {
+	mu                      sync.Mutex // guards the fields below and the Adds of the wait groups
+	running                 bool       // Run has begun
+	entryStarted            bool       // the entrypoint's turn came
+	closed                  bool       // shutdown waits on the groups: no new slot may start
+	entryCtx, restCtx       context.Context
+	cancelEntry, cancelRest context.CancelFunc
+	entryWG, restWG         sync.WaitGroup
+}
+
+// startSlots starts the owner goroutines of slots, each with a context of
+// its own under its group's (the entrypoint's or the others'), so that a
+// slot can be stopped alone. The entrypoint's wait for the entrypoint's
+// turn; after shutdown began nothing starts.
+func (rt *Runtime) startSlots(slots []*slot) {
+	r := &rt.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running || r.closed {
+		return
+	}
+	for _, s := range slots {
+		parent, wg := r.restCtx, &r.restWG
+		if s.app.entry {
+			if !r.entryStarted {
+				continue // started when the entrypoint's turn comes
+			}
+			parent, wg = r.entryCtx, &r.entryWG
+		}
+		if s.started {
+			continue
+		}
+		s.started = true
+		ctx, cancel := context.WithCancel(parent)
+		s.cancel = cancel
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(s.done)
+			defer cancel()
+			s.run(ctx)
+		}()
+	}
 }
 
 // Stop begins a graceful shutdown; it returns at once.
@@ -571,11 +706,11 @@ func (rt *Runtime) slotFailed() {
 // kill ends the processes of the entrypoint (entry) or of the other
 // applications at once; their slots must already be stopping.
 func (rt *Runtime) kill(entry bool) {
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		if a.entry != entry {
 			continue
 		}
-		for _, s := range a.slots {
+		for _, s := range a.slotList() {
 			s.mu.Lock()
 			w := s.cur
 			s.mu.Unlock()
@@ -589,11 +724,11 @@ func (rt *Runtime) kill(entry bool) {
 // closeListeners closes wattd's copies of the sockets of the entrypoint
 // (entry) or of the other applications.
 func (rt *Runtime) closeListeners(entry bool) {
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		if a.entry != entry {
 			continue
 		}
-		for _, s := range a.slots {
+		for _, s := range a.slotList() {
 			s.closeListeners()
 		}
 	}
@@ -634,8 +769,8 @@ func (rt *Runtime) closeCgroups() {
 
 // removeSockets removes the mesh socket files.
 func (rt *Runtime) removeSockets() {
-	for _, a := range rt.apps {
-		for _, s := range a.slots {
+	for _, a := range rt.appList() {
+		for _, s := range a.slotList() {
 			if s.meshPath != "" {
 				os.Remove(s.meshPath)
 			}
@@ -645,18 +780,18 @@ func (rt *Runtime) removeSockets() {
 
 func (rt *Runtime) slotCount() int {
 	n := 0
-	for _, a := range rt.apps {
-		n += len(a.slots)
+	for _, a := range rt.appList() {
+		n += len(a.slotList())
 	}
 	return n
 }
 
 func (rt *Runtime) entryReady() bool {
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		if !a.entry {
 			continue
 		}
-		for _, s := range a.slots {
+		for _, s := range a.slotList() {
 			if s.getState() != StateReady {
 				return false
 			}
@@ -671,12 +806,12 @@ func (rt *Runtime) entryReady() bool {
 // loop) leaves the runtime running, as in Watt: the other applications
 // keep working and an operator's restart can bring it back.
 func (rt *Runtime) entryStartFailed() error {
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		if !a.entry {
 			continue
 		}
 		reason := ""
-		for _, s := range a.slots {
+		for _, s := range a.slotList() {
 			s.mu.Lock()
 			failed, up, r := s.state == StateFailed, s.everUp, s.reason
 			s.mu.Unlock()
@@ -693,7 +828,7 @@ func (rt *Runtime) entryStartFailed() error {
 }
 
 func (rt *Runtime) allFailed() bool {
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		if a.state() != "failed" {
 			return false
 		}
@@ -703,7 +838,7 @@ func (rt *Runtime) allFailed() bool {
 
 func (rt *Runtime) failedApps() []string {
 	var out []string
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		if a.state() == "failed" {
 			out = append(out, a.id)
 		}
@@ -715,7 +850,8 @@ func (rt *Runtime) failedApps() []string {
 // "starting" before every slot was ready once, else "running".
 func (a *app) state() string {
 	failed, up := 0, 0
-	for _, s := range a.slots {
+	slots := a.slotList()
+	for _, s := range slots {
 		s.mu.Lock()
 		if s.state == StateFailed {
 			failed++
@@ -726,11 +862,11 @@ func (a *app) state() string {
 		s.mu.Unlock()
 	}
 	switch {
-	case failed == len(a.slots):
+	case failed == len(slots):
 		return "failed"
 	case failed > 0:
 		return "degraded"
-	case up < len(a.slots):
+	case up < len(slots):
 		return "starting"
 	}
 	return "running"
@@ -748,7 +884,7 @@ func (rt *Runtime) Status() RuntimeStatus {
 		State:      "running",
 		StartedAt:  rt.started,
 		Uptime:     time.Since(rt.started).Seconds(),
-		Apps:       len(rt.apps),
+		Apps:       len(rt.appList()),
 		FailedApps: rt.failedApps(),
 
 		MeshProxy:       rt.proxyStatus(),
@@ -762,8 +898,8 @@ func (rt *Runtime) Status() RuntimeStatus {
 			st.State = "starting"
 		}
 	}
-	for _, a := range rt.apps {
-		for _, s := range a.slots {
+	for _, a := range rt.appList() {
+		for _, s := range a.slotList() {
 			st.Workers++
 			if s.getState() == StateReady {
 				st.Ready++
@@ -775,16 +911,19 @@ func (rt *Runtime) Status() RuntimeStatus {
 
 // Apps implements the admin backend.
 func (rt *Runtime) Apps() []AppStatus {
-	out := make([]AppStatus, 0, len(rt.apps))
-	for _, a := range rt.apps {
+	out := make([]AppStatus, 0, len(rt.appList()))
+	for _, a := range rt.appList() {
 		out = append(out, a.status())
 	}
 	return out
 }
 
 func (a *app) status() AppStatus {
-	as := AppStatus{ID: a.id, Entrypoint: a.entry, Capability: a.capability, State: a.state()}
-	for _, s := range a.slots {
+	as := AppStatus{ID: a.id, Entrypoint: a.entry, Capability: a.sp().capability, State: a.state()}
+	if sc := a.rt.scaler; sc != nil {
+		as.Scaling = sc.status(a)
+	}
+	for _, s := range a.slotList() {
 		as.Workers = append(as.Workers, s.status())
 		s.mu.Lock()
 		if as.Reason == "" && s.reason != "" {
@@ -801,7 +940,7 @@ func (a *app) status() AppStatus {
 
 // App returns one application's status.
 func (rt *Runtime) App(id string) (AppStatus, error) {
-	a, ok := rt.byID[id]
+	a, ok := rt.lookup(id)
 	if !ok {
 		return AppStatus{}, rt.notFound(id)
 	}
@@ -809,8 +948,8 @@ func (rt *Runtime) App(id string) (AppStatus, error) {
 }
 
 func (rt *Runtime) notFound(id string) error {
-	ids := make([]string, 0, len(rt.apps))
-	for _, a := range rt.apps {
+	ids := make([]string, 0, len(rt.appList()))
+	for _, a := range rt.appList() {
 		ids = append(ids, a.id)
 	}
 	return fmt.Errorf("%w %q (known: %s)", ErrNotFound, id, strings.Join(ids, ", "))
@@ -820,12 +959,12 @@ func (rt *Runtime) notFound(id string) error {
 // new worker ready before the old one is drained, so the app keeps serving.
 // A failed or backing-off slot is started at once with a fresh crash count.
 func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
-	a, ok := rt.byID[id]
+	a, ok := rt.lookup(id)
 	if !ok {
 		return rt.notFound(id)
 	}
 	a.log.Info("rolling restart requested")
-	for _, s := range a.slots {
+	for _, s := range a.slotList() {
 		if err := s.requestRestart(ctx); err != nil {
 			return fmt.Errorf("app %q worker %d: %w", id, s.index, err)
 		}
@@ -837,7 +976,7 @@ func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
 // RestartAll restarts every application in turn (SIGUSR2).
 func (rt *Runtime) RestartAll(ctx context.Context) error {
 	var errs []error
-	for _, a := range rt.apps {
+	for _, a := range rt.appList() {
 		if err := rt.RestartApp(ctx, a.id); err != nil {
 			errs = append(errs, err)
 		}

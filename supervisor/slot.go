@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,8 +36,13 @@ const frontSwitchSettle = 250 * time.Millisecond
 // errStopped is returned by a restart asked for while the runtime stops.
 var errStopped error = conflict("runtime is stopping")
 
+// errRemoved is returned by a restart of a worker slot that a reload or
+// scaling took away meanwhile.
+var errRemoved error = conflict("the worker was removed (scaled down or its app removed)")
+
 // slot is one worker position of an application. It owns the slot's
-// sockets for the life of the runtime; the processes in it come and go.
+// sockets for its own life (the runtime's, unless scaling or a reload takes
+// it away); the processes in it come and go.
 // Only the owner goroutine (run) starts and stops processes.
 type slot struct {
 	app   *app
@@ -53,10 +59,21 @@ type slot struct {
 	listeners  []*os.File // wattd's copies, in LISTEN_FDNAMES order; nil when closed
 	names      []string
 	addr       *net.TCPAddr       // public address, for status
+	tcpInode   uint64             // the public socket's, while open: its place in rt.portGroup
 	port       int                // a fronted app's worker port ($PORT); 0 until chosen
 	forwarders []*front.Forwarder // a fronted app's: one per socket, to port
 
 	restartReq chan chan error // rolling restart requests, answered when done
+
+	// started, cancel and done belong to rt.startSlots: cancel stops this
+	// slot alone (scale down, an app removed), done is closed when its
+	// owner goroutine returned. Guarded by rt.run.mu until started.
+	started bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+	// removing is set when the slot is being taken away: the mesh and the
+	// messaging stop choosing it before its worker drains.
+	removing atomic.Bool
 
 	// settled is closed when the slot's first worker became ready or
 	// exited; the entrypoint starts after the other apps settled.
@@ -98,6 +115,7 @@ func newSlot(a *app, index int) *slot {
 		index:      index,
 		log:        a.log.With(zap.Int("worker", index)),
 		restartReq: make(chan chan error),
+		done:       make(chan struct{}),
 		settled:    make(chan struct{}),
 		decided:    make(chan struct{}),
 		state:      StateExited,
@@ -151,7 +169,8 @@ func (s *slot) getState() State {
 // run is the slot's owner goroutine. It returns after ctx is cancelled and
 // the slot's process has been stopped.
 func (s *slot) run(ctx context.Context) {
-	tracker := restart.NewTracker(s.app.policy)
+	trackedSpec := s.app.sp()
+	tracker := restart.NewTracker(trackedSpec.policy)
 	// Restarts asked for while no worker runs (backoff, failed) are
 	// answered by the outcome of the start they cause, so that whoever
 	// asked learns whether the worker came up, and why not.
@@ -193,6 +212,10 @@ func (s *slot) run(ctx context.Context) {
 		}
 		waiting = nil
 		s.settle()
+		if sp := s.app.sp(); sp != trackedSpec {
+			// A reload changed the app: its restart policy applies from now.
+			trackedSpec, tracker = sp, restart.NewTracker(sp.policy)
+		}
 		d := tracker.Next(exit)
 		s.mu.Lock()
 		s.lastExit = exit.Reason
@@ -279,13 +302,13 @@ func (s *slot) decide() { s.decideOnce.Do(func() { close(s.decided) }) }
 // could not start, and then neither can its dependants: the reason names
 // it and carries its own.
 func (s *slot) awaitDependencies(ctx context.Context) (string, bool) {
-	deps := s.app.deps
+	deps := s.app.sp().deps
 	if len(deps) == 0 {
 		return "", true
 	}
 	var pending []string
 	for _, d := range deps {
-		for _, ds := range d.slots {
+		for _, ds := range d.slotList() {
 			if !closed(ds.decided) {
 				pending = append(pending, d.id)
 				break
@@ -304,7 +327,7 @@ func (s *slot) awaitDependencies(ctx context.Context) (string, bool) {
 		s.mu.Unlock()
 	}()
 	for _, d := range deps {
-		for _, ds := range d.slots {
+		for _, ds := range d.slotList() {
 			select {
 			case <-ds.decided:
 			case <-ctx.Done():
@@ -316,7 +339,7 @@ func (s *slot) awaitDependencies(ctx context.Context) (string, bool) {
 	}
 	for _, d := range deps {
 		up, why := false, ""
-		for _, ds := range d.slots {
+		for _, ds := range d.slotList() {
 			ds.mu.Lock()
 			up = up || ds.everUp
 			if why == "" {
@@ -388,13 +411,17 @@ func (s *slot) openListeners() error {
 		}
 		files, names, s.addr = append(files, f), append(names, ipc.ListenerHTTP), addr
 		s.tcpPort = addr.Port
+		if ino, err := listeners.Inode(f); err == nil {
+			s.tcpInode = ino
+			s.app.rt.portGroup.Joined(ino)
+		}
 	}
 	mf, err := listeners.Unix(s.meshPath)
 	if err != nil {
 		return fail(fmt.Errorf("mesh socket: %w", err))
 	}
 	s.listeners, s.names = append(files, mf), append(names, ipc.ListenerMesh)
-	if s.app.launch != nil && s.app.launch.Fronted {
+	if s.app.sp().launch != nil && s.app.sp().launch.Fronted {
 		if err := s.startForwarders(); err != nil {
 			for _, f := range s.listeners {
 				f.Close()
@@ -451,6 +478,12 @@ func (s *slot) closeListeners() {
 		f.Close()
 	}
 	s.listeners = nil
+	if s.tcpInode != 0 {
+		// Callers close the sockets once no worker holds a copy, so the
+		// kernel has taken the socket out of the group.
+		s.app.rt.portGroup.Left(s.tcpInode)
+		s.tcpInode = 0
+	}
 }
 
 func (s *slot) spawn() (*proc, error) { return s.spawnOn(0) }
@@ -459,10 +492,11 @@ func (s *slot) spawn() (*proc, error) { return s.spawnOn(0) }
 // current port when port is 0.
 func (s *slot) spawnOn(port int) (*proc, error) {
 	a := s.app
+	sp := a.sp() // one spec for the whole start, should a reload swap it meanwhile
 	if err := s.openListeners(); err != nil {
 		return nil, err
 	}
-	if a.launch.Fronted && port == 0 {
+	if sp.launch.Fronted && port == 0 {
 		// A fresh start (not a replacement, which brings its own port) gets
 		// a fresh port too: the last worker may have failed because its
 		// port was taken, and the taker would keep it.
@@ -476,8 +510,8 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 	// Held until the worker has its copies: a socket closed (at shutdown)
 	// while it is being passed would hand the worker a dead or reused fd.
 	defer s.sockMu.Unlock()
-	files, names, env := s.listeners, s.names, a.env
-	if a.launch.Fronted {
+	files, names, env := s.listeners, s.names, sp.env
+	if sp.launch.Fronted {
 		// wattd accepts on the sockets itself; the worker gets a port.
 		if port == 0 {
 			port = s.port
@@ -485,14 +519,14 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		files, names = nil, nil
 		env = append(append([]string{}, env...), "PORT="+strconv.Itoa(port))
 	}
-	group, err := a.rt.cgroups.Worker(a.id, s.index, a.limits)
+	group, err := a.rt.cgroups.Worker(a.id, s.index, sp.limits)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	p, err := spawn(spawnSpec{
 		group:     group,
-		argv:      a.launch.Argv,
-		dir:       a.launch.Dir,
+		argv:      sp.launch.Argv,
+		dir:       sp.launch.Dir,
 		env:       env,
 		probePort: port,
 		listeners: files,
@@ -501,7 +535,7 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		worker:    s.index,
 		entry:     a.entry,
 		log:       s.log,
-		logLevel:  a.logLevel,
+		logLevel:  sp.logLevel,
 		rt:        a.rt,
 		logCounts: &s.logCounts,
 	})
@@ -633,12 +667,12 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 	for {
 		select {
 		case <-w.Ready():
-			if s.app.launch.Fronted {
+			if s.app.sp().launch.Fronted {
 				return w, "port accepts", nil
 			}
 			return w, "ready message", nil
 		case <-fallback.C:
-			if !closed(w.Hello()) && !s.app.launch.Fronted && !s.app.launch.Protocol {
+			if !closed(w.Hello()) && !s.app.sp().launch.Fronted && !s.app.sp().launch.Protocol {
 				return w, fmt.Sprintf("no control protocol; up for %s", rt.noProtocolAfter), nil
 			}
 		case <-w.Exited():
@@ -720,7 +754,7 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) {
 	rt := s.app.rt
 	port := 0
-	if s.app.launch.Fronted {
+	if s.app.sp().launch.Fronted {
 		// The new worker gets a port of its own; the forwarders switch to
 		// it once it is ready, so both serve meanwhile.
 		p, err := front.FreePort()
@@ -768,6 +802,8 @@ func (s *slot) requestRestart(ctx context.Context) error {
 		return ctx.Err()
 	case <-s.app.rt.stopping:
 		return errStopped
+	case <-s.done:
+		return errRemoved
 	}
 	select {
 	case err := <-done:

@@ -51,6 +51,10 @@ type AppStatus struct {
 	// Spans counts the spans the application's workers sent; nil while
 	// tracing is off.
 	Spans *SpanCounts `json:"spans,omitempty"`
+	// Scaling is the dynamic scaler's view of the application and the last
+	// change of its worker count (dynamic, ctl scale or reload); nil for
+	// an application whose count never changed and is not dynamic.
+	Scaling *ScalingStatus `json:"scaling,omitempty"`
 }
 
 // SpanCounts are an application's span counters since wattd started.

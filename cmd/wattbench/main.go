@@ -1,7 +1,7 @@
 // Command wattbench compares wattd with plain Node.js baselines running the
 // same apps, on the same machine, in the same run.
 //
-// Five scenarios, each run against wattd and its baseline in turn (the order
+// Six scenarios, the first four run against wattd and its baseline in turn (the order
 // flips between rounds and repeats, so background noise falls on both). The
 // baseline of the first three is a node:cluster primary ("cluster"), that of
 // mesh two plain node processes talking over loopback TCP ("tcp"):
@@ -20,6 +20,9 @@
 //     the internal app's port;
 //   - metrics: the throughput measurement of wattd with the runtime's
 //     metrics on, against wattd with them off (metricsbench.go).
+//   - reload (wattd alone): failed requests under the same keep-alive load
+//     while wattd applies `ctl reload` (the app rolled), `ctl scale` up and
+//     `ctl scale` down, each in its own window (see reload.go).
 //
 // The load generator is a small HTTP/1.1 client over net.Conn rather than
 // net/http, because on a small machine it shares the CPU with the server
@@ -74,7 +77,7 @@ const (
 
 var (
 	allTargets   = []string{"wattd", "cluster", "tcp"}
-	allScenarios = []string{"throughput", "startup", "crash", "mesh", metricsScenario}
+	allScenarios = []string{"throughput", "startup", "crash", "mesh", metricsScenario, "reload"}
 )
 
 // scenarioTargets lists the targets that run each scenario: wattd and the
@@ -87,6 +90,7 @@ var scenarioTargets = map[string][]string{
 	"mesh":       {"wattd", "tcp"},
 	// wattd with metrics on against itself with them off (metricsbench.go).
 	metricsScenario: {"wattd"},
+	"reload":        {"wattd"},
 }
 
 // baselineOf is the target a scenario's wattd numbers are divided by.
@@ -136,7 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 0, "crash scenario: spread worker lifetimes over 1s +/- this percentage (0-90); at 0 workers started together die together")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster (baseline of throughput, startup, crash), tcp (baseline of mesh)")
-	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh, metrics")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh, metrics, reload")
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
 	if err := fs.Parse(args); err != nil {
@@ -361,6 +365,11 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 					note(b.runLoadScenario(ctx, targets[t], round, sc == "crash"))
 					sleepCtx(ctx, settle)
 				}
+			case "reload":
+				for _, rec := range b.runReload(ctx, targets["wattd"], round) {
+					note(rec)
+				}
+				sleepCtx(ctx, settle)
 			case "mesh":
 				for _, t := range ordered(names) {
 					if ctx.Err() != nil {

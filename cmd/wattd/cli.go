@@ -180,18 +180,10 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) (err error)
 	// a service manager passed (socket activation).
 	passed, passErr := listeners.Activated(activation.Files(true))
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
-	cfg, err := config.LoadWith(config.Options{
-		Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckApp,
-		Environment: mode.String(), StrictEnv: strictEnv,
-	})
+	load := configLoader(dir, file, strictEnv, mode)
+	cfg, err := load()
 	if err != nil {
 		return &exitError{exitUsage, err}
-	}
-	if mode == capabilities.Development {
-		// One worker each: a dev server per app, and edits show at once.
-		for i := range cfg.Applications {
-			cfg.Applications[i].Workers = 1
-		}
 	}
 	var redact *logs.Redactor
 	if r := cfg.Logger.Redact; r != nil {
@@ -225,7 +217,7 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) (err error)
 	defer rd.Remove()
 	rt, err := supervisor.New(supervisor.Options{
 		Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode,
-		Notify: notifier, PublicSocket: passed,
+		Notify: notifier, PublicSocket: passed, Load: load,
 	})
 	if err != nil {
 		return &exitError{exitFailure, err}
@@ -310,9 +302,6 @@ type signalHandler struct {
 	rt     *supervisor.Runtime
 	log    *zap.Logger
 	forced func()
-	// reload re-reads the configuration and applies it; nil while this
-	// build cannot, and SIGHUP then only logs.
-	reload func(context.Context) error
 }
 
 func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
@@ -341,31 +330,11 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 					}
 				}()
 			case syscall.SIGHUP:
-				go func() {
-					if err := h.reloadConfig(ctx); err != nil {
-						h.log.Error("SIGHUP: reload", zap.Error(err))
-					}
-				}()
+				h.log.Info("SIGHUP: reloading the configuration")
+				go reloadOnSignal(h.rt, h.log)
 			}
 		}
 	}
-}
-
-// errNoReload is reloadConfig's answer while reload is not available.
-var errNoReload = errors.New("configuration reload is not available; send SIGUSR2 for a rolling restart")
-
-// reloadConfig runs a reload between RELOADING=1 and READY=1 for the
-// service manager. Whatever asks for a reload (SIGHUP, the admin API)
-// goes through here.
-func (h *signalHandler) reloadConfig(ctx context.Context) error {
-	if h.reload == nil {
-		return errNoReload
-	}
-	h.log.Info("reloading the configuration")
-	h.rt.NotifyReloading()
-	err := h.reload(ctx)
-	h.rt.NotifyReloaded(err)
-	return err
 }
 
 // watchForDev restarts an application's workers when its files change.
@@ -384,6 +353,9 @@ func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
 		}
 	}
 }
+
+// ctlAction wraps a ctl subcommand's call (see ctlCommand).
+type ctlAction func(timeout func(*cli.Context) time.Duration, do func(*cli.Context, context.Context, *admin.Client) (any, func(), error)) cli.ActionFunc
 
 // ctlString reads a flag that `wattd ctl` and its subcommands both
 // define, so that `ctl --socket P ps` and `ctl ps --socket P` mean the
@@ -543,6 +515,8 @@ func ctlCommand() *cli.Command {
 			},
 			injectCommand(connect, fail),
 			logsCommand(connect, fail),
+			ctlReloadCommand(action),
+			ctlScaleCommand(action),
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",

@@ -16,6 +16,13 @@
 //	GET  /v1/apps/{id}          supervisor.AppStatus, 404 if unknown
 //	POST /v1/apps/{id}/restart  rolling restart; 200 with the AppStatus when every
 //	                            worker is back, 409 while the runtime stops
+//	POST /v1/apps/{id}/scale    body {"workers": N}; 200 with the AppStatus once the new
+//	                            workers are ready or the removed ones stopped; 422 for
+//	                            a count out of range, 409 while a reload or scaling runs
+//	POST /v1/reload             read the configuration again and apply the difference;
+//	                            200 with supervisor.ReloadResult, 422 with every reason
+//	                            when it is refused (the running applications are untouched),
+//	                            409 while another reload or scaling runs
 //	POST /v1/stop               202; graceful shutdown begins
 //	GET  /v1/logs               recent log lines, then new ones (NDJSON; see logs.go)
 package admin
@@ -46,6 +53,27 @@ type Backend interface {
 	// Table is the mesh membership: the ready worker sockets of every app.
 	Table() *ipc.MeshTable
 }
+
+// Reloader is a Backend that can reload its configuration (POST
+// /v1/reload); without it the route answers 501.
+type Reloader interface {
+	Reload(ctx context.Context) (supervisor.ReloadResult, error)
+}
+
+// AppScaler is a Backend that can change an application's worker count
+// (POST /v1/apps/{id}/scale).
+type AppScaler interface {
+	ScaleApp(ctx context.Context, id string, workers int) error
+}
+
+var (
+	_ Reloader  = (*supervisor.Runtime)(nil)
+	_ AppScaler = (*supervisor.Runtime)(nil)
+)
+
+// ErrInvalid marks a request the runtime refuses as it stands (HTTP 422):
+// a configuration that does not load, a worker count out of range.
+var ErrInvalid = supervisor.ErrInvalidConfig
 
 // ErrNotFound marks errors about an unknown application (HTTP 404). Its
 // text reads as the start of a message: fmt.Errorf("%w %q", ErrNotFound, id).

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,6 +72,8 @@ func (e *APIError) Is(target error) bool {
 		return e.StatusCode == http.StatusNotFound
 	case ErrConflict:
 		return e.StatusCode == http.StatusConflict
+	case ErrInvalid:
+		return e.StatusCode == http.StatusUnprocessableEntity
 	}
 	return false
 }
@@ -123,6 +126,28 @@ func (c *Client) Restart(ctx context.Context, app string) (*supervisor.AppStatus
 	return &st, nil
 }
 
+// Reload asks the runtime to read its configuration again and apply the
+// difference, and returns what it did. Like Restart, cancelling ctx stops
+// the wait, not the reload.
+func (c *Client) Reload(ctx context.Context) (*supervisor.ReloadResult, error) {
+	var res supervisor.ReloadResult
+	if err := c.callBody(ctx, false, http.MethodPost, "/v1/reload", nil, &res); err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	return &res, nil
+}
+
+// Scale sets the number of workers of app and returns its status once the
+// change is done.
+func (c *Client) Scale(ctx context.Context, app string, workers int) (*supervisor.AppStatus, error) {
+	var st supervisor.AppStatus
+	body, _ := json.Marshal(ScaleRequest{Workers: workers})
+	if err := c.callBody(ctx, false, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/scale", body, &st); err != nil {
+		return nil, fmt.Errorf("scale %q to %d: %w", app, workers, err)
+	}
+	return &st, nil
+}
+
 // Stop asks the runtime to shut down gracefully and returns once the
 // request is accepted, not when the runtime has exited.
 func (c *Client) Stop(ctx context.Context) error {
@@ -136,14 +161,26 @@ func (c *Client) Stop(ctx context.Context) error {
 // non-nil). Anything else becomes an *APIError carrying the server's
 // message. quick calls get a default deadline when ctx has none.
 func (c *Client) call(ctx context.Context, quick bool, method, path string, out any) error {
+	return c.callBody(ctx, quick, method, path, nil, out)
+}
+
+// callBody is call with a JSON request body (none when nil).
+func (c *Client) callBody(ctx context.Context, quick bool, method, path string, body []byte, out any) error {
 	if _, ok := ctx.Deadline(); quick && !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, quickTimeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, rd)
 	if err != nil {
 		return fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
@@ -151,17 +188,17 @@ func (c *Client) call(ctx context.Context, quick bool, method, path string, out 
 		return c.transportError(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return fmt.Errorf("read answer from wattd at %s: %w", c.socket, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(resp, body)
+		return decodeError(resp, answer)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return fmt.Errorf("decode answer from wattd at %s: %w", c.socket, err)
 	}
 	return nil

@@ -146,3 +146,28 @@ func oneLine(s string) string {
 		return r
 	}, s))
 }
+
+// RenderReload prints what a reload did, one line per kind of change.
+func RenderReload(w io.Writer, r *supervisor.ReloadResult) {
+	if r == nil {
+		fmt.Fprintln(w, "no result")
+		return
+	}
+	list := func(ids []string) string {
+		if len(ids) == 0 {
+			return "-"
+		}
+		return strings.Join(ids, ", ")
+	}
+	scaled := make([]string, 0, len(r.Scaled))
+	for _, s := range r.Scaled {
+		scaled = append(scaled, fmt.Sprintf("%s %d->%d", s.App, s.From, s.To))
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	fmt.Fprintf(tw, "Added\t%s\n", list(r.Added))
+	fmt.Fprintf(tw, "Removed\t%s\n", list(r.Removed))
+	fmt.Fprintf(tw, "Changed (rolled)\t%s\n", list(r.Changed))
+	fmt.Fprintf(tw, "Scaled\t%s\n", list(scaled))
+	fmt.Fprintf(tw, "Unchanged\t%s\n", list(r.Unchanged))
+	tw.Flush()
+}

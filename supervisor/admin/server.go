@@ -198,6 +198,8 @@ var routes = []route{
 	{http.MethodGet, "/v1/apps", read, (*Server).getApps},
 	{http.MethodGet, "/v1/apps/{id}", read, (*Server).getApp},
 	{http.MethodPost, "/v1/apps/{id}/restart", write, (*Server).restartApp},
+	{http.MethodPost, "/v1/apps/{id}/scale", write, (*Server).scaleApp},
+	{http.MethodPost, "/v1/reload", write, (*Server).reload},
 	{http.MethodPost, "/v1/stop", write, (*Server).stop},
 	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},
 	{http.MethodGet, "/v1/logs", read, (*Server).getLogs},
@@ -288,6 +290,10 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrInvalid):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, errUnsupported):
+		return http.StatusNotImplemented
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The server is closing under the request.
 		return http.StatusServiceUnavailable
@@ -383,6 +389,54 @@ func (s *Server) restartApp(r *http.Request) (int, any, error) {
 	}
 	s.log.Info("restarting app on request", zap.String("app", id))
 	if err := s.b.RestartApp(s.ctx, id); err != nil {
+		return 0, nil, err
+	}
+	app, err := s.findApp(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, app, nil
+}
+
+// errUnsupported answers a route whose backend lacks the optional
+// interface it needs.
+var errUnsupported = errors.New("not supported by this runtime")
+
+func (s *Server) reload(r *http.Request) (int, any, error) {
+	rl, ok := s.b.(Reloader)
+	if !ok {
+		return 0, nil, fmt.Errorf("reload: %w", errUnsupported)
+	}
+	s.log.Info("reloading the configuration on request")
+	// Under the server's context, as a restart: an interrupted ctl reload
+	// does not leave the change half applied.
+	res, err := rl.Reload(s.ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, res, nil
+}
+
+// ScaleRequest is the body of POST /v1/apps/{id}/scale.
+type ScaleRequest struct {
+	Workers int `json:"workers"`
+}
+
+func (s *Server) scaleApp(r *http.Request) (int, any, error) {
+	sc, ok := s.b.(AppScaler)
+	if !ok {
+		return 0, nil, fmt.Errorf("scale: %w", errUnsupported)
+	}
+	id := r.PathValue("id")
+	if _, err := s.findApp(id); err != nil {
+		return 0, nil, err
+	}
+	var req ScaleRequest
+	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 4096)).Decode(&req); err != nil {
+		return 0, nil, fmt.Errorf("%w: scale: the body must be {\"workers\": N}: %v", ErrInvalid, err)
+	}
+	s.log.Info("scaling app on request", zap.String("app", id), zap.Int("workers", req.Workers))
+	if err := sc.ScaleApp(s.ctx, id, req.Workers); err != nil {
 		return 0, nil, err
 	}
 	app, err := s.findApp(id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ type rawConfig struct {
 	Web          []rawApp     `json:"web"`
 	Autoload     *rawAutoload `json:"autoload"`
 	Workers      *rawWorkers  `json:"workers"`
+	Vertical     *rawVertical `json:"verticalScaler"`
 	Server       struct {
 		Hostname *string      `json:"hostname"`
 		Port     *json.Number `json:"port"`
@@ -110,9 +112,24 @@ type rawAutoload struct {
 }
 
 // rawWorkers is a worker count written either as a number or, as Watt
-// allows, as an object whose "static" member is the count.
+// allows, as an object whose "static" member is the count, with the
+// dynamic scaler's settings beside it.
 type rawWorkers struct {
-	count *json.Number
+	count  *json.Number
+	object bool // written as an object: the count may change if the runtime is dynamic
+	rawScale
+}
+
+type rawScale struct {
+	Static       *json.Number `json:"static"`
+	Dynamic      *bool        `json:"dynamic"`
+	Minimum      *json.Number `json:"minimum"`
+	Maximum      *json.Number `json:"maximum"`
+	Total        *json.Number `json:"total"`
+	Cooldown     *json.Number `json:"cooldown"`
+	GracePeriod  *json.Number `json:"gracePeriod"`
+	ScaleUpELU   *json.Number `json:"scaleUpELU"`
+	ScaleDownELU *json.Number `json:"scaleDownELU"`
 }
 
 func (w *rawWorkers) UnmarshalJSON(b []byte) error {
@@ -121,14 +138,33 @@ func (w *rawWorkers) UnmarshalJSON(b []byte) error {
 		w.count = &n
 		return nil
 	}
-	var obj struct {
-		Static *json.Number `json:"static"`
-	}
-	if err := json.Unmarshal(b, &obj); err != nil {
+	if err := json.Unmarshal(b, &w.rawScale); err != nil {
 		return fmt.Errorf("workers: %w", err)
 	}
-	w.count = obj.Static
+	w.count, w.object = w.Static, true
 	return nil
+}
+
+// rawVertical is Watt's verticalScaler, which Watt folds into "workers"
+// where that leaves a value unset.
+type rawVertical struct {
+	Enabled                *bool        `json:"enabled"`
+	MaxTotalWorkers        *json.Number `json:"maxTotalWorkers"`
+	MaxWorkers             *json.Number `json:"maxWorkers"`
+	MinWorkers             *json.Number `json:"minWorkers"`
+	ScaleUpELU             *json.Number `json:"scaleUpELU"`
+	ScaleDownELU           *json.Number `json:"scaleDownELU"`
+	TimeWindowSec          *json.Number `json:"timeWindowSec"`
+	ScaleDownTimeWindowSec *json.Number `json:"scaleDownTimeWindowSec"`
+	CooldownSec            *json.Number `json:"cooldownSec"`
+	ScaleIntervalSec       *json.Number `json:"scaleIntervalSec"`
+	GracePeriod            *json.Number `json:"gracePeriod"`
+	Applications           map[string]struct {
+		MinWorkers   *json.Number `json:"minWorkers"`
+		MaxWorkers   *json.Number `json:"maxWorkers"`
+		ScaleUpELU   *json.Number `json:"scaleUpELU"`
+		ScaleDownELU *json.Number `json:"scaleDownELU"`
+	} `json:"applications"`
 }
 
 // decodeRaw converts the validated tree; it cannot fail on a tree that
@@ -191,6 +227,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		},
 	}
 	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
+	l.vertical = raw.Vertical
 	if raw.Logger.Level != "" {
 		cfg.Logger.Level = raw.Logger.Level
 	}
@@ -221,11 +258,14 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 			cfg.Server.Port = p
 		}
 	}
-	if raw.Workers != nil {
+	cfg.Scaler = runtimeScaler(raw.Workers, raw.Vertical)
+	if raw.Workers != nil && raw.Workers.count != nil {
 		cfg.Workers = intOr(raw.Workers.count, DefaultWorkers)
 		if msg := checkWorkers(cfg.Workers); msg != "" {
 			problems = append(problems, issuef("/workers", "%s", msg))
 		}
+	} else if cfg.Scaler.Dynamic {
+		cfg.Workers = cfg.Scaler.Minimum // Watt's "static" defaults to the minimum
 	}
 	if msg := checkRestartPolicy(cfg.Restart); msg != "" {
 		problems = append(problems, issuef("/restart/maxDelay", "%s", msg))
@@ -402,6 +442,10 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 			problems = append(problems, issuef(e.ptr+"/workers", "%s", msg))
 		}
 	}
+	app.Scale = l.appScale(cfg.Scaler, e)
+	if app.Scale.Dynamic && (e.raw.Workers == nil || e.raw.Workers.count == nil) {
+		app.Workers = min(max(app.Workers, app.Scale.Minimum), app.Scale.Maximum)
+	}
 
 	// Watt 3 loads an application's envfile relative to the runtime's
 	// configuration, the file that names it, and its .env by default.
@@ -462,6 +506,88 @@ func (l *loader) checkApp(e appEntry, app Application) []issue {
 	return []issue{{ptr: ptr, msg: err.Error(), err: err}}
 }
 
+// runtimeScaler resolves the dynamic scaler's settings as Watt does:
+// "workers" first, then "verticalScaler", then the defaults.
+func runtimeScaler(w *rawWorkers, v *rawVertical) Scaler {
+	var ws rawScale
+	if w != nil {
+		ws = w.rawScale
+	}
+	var vs rawVertical
+	if v != nil {
+		vs = *v
+	}
+	sc := Scaler{
+		Total:               intOr(firstNumber(ws.Total, vs.MaxTotalWorkers), runtime.NumCPU()),
+		Minimum:             intOr(firstNumber(ws.Minimum, vs.MinWorkers), 1),
+		ScaleUpELU:          floatOr(firstNumber(ws.ScaleUpELU, vs.ScaleUpELU), DefaultScaleUpELU),
+		ScaleDownELU:        floatOr(firstNumber(ws.ScaleDownELU, vs.ScaleDownELU), DefaultScaleDownELU),
+		TimeWindow:          secDuration(vs.TimeWindowSec, DefaultScaleTimeWindow),
+		ScaleDownTimeWindow: secDuration(vs.ScaleDownTimeWindowSec, DefaultScaleDownTimeWindow),
+		Cooldown:            msDuration(ws.Cooldown, secDuration(vs.CooldownSec, DefaultScaleCooldown)),
+		ScaleInterval:       secDuration(vs.ScaleIntervalSec, DefaultScaleInterval),
+		GracePeriod:         msDuration(firstNumber(ws.GracePeriod, vs.GracePeriod), DefaultScaleGracePeriod),
+	}
+	sc.Maximum = intOr(firstNumber(ws.Maximum, vs.MaxWorkers, vs.MaxTotalWorkers), sc.Total)
+	switch {
+	case ws.Dynamic != nil:
+		sc.Dynamic = *ws.Dynamic
+	case v != nil:
+		// Watt's schema defaults verticalScaler.enabled to true: the block
+		// alone turns the scaler on.
+		sc.Dynamic = vs.Enabled == nil || *vs.Enabled
+	}
+	if sc.Maximum < sc.Minimum {
+		sc.Minimum, sc.Maximum = sc.Maximum, sc.Minimum // as Watt
+	}
+	return sc
+}
+
+// appScale is one application's dynamic scaling: its workers object, then
+// its verticalScaler.applications entry, then the runtime's. A worker
+// count given as a number stays fixed, as in Watt; a fixed application
+// has the zero Scale.
+func (l *loader) appScale(rt Scaler, e appEntry) Scale {
+	if !rt.Dynamic || e.raw.Workers != nil && !e.raw.Workers.object {
+		return Scale{}
+	}
+	var ws rawScale
+	if e.raw.Workers != nil {
+		ws = e.raw.Workers.rawScale
+	}
+	var va struct{ min, max, up, down *json.Number }
+	if v := l.vertical; v != nil {
+		if a, ok := v.Applications[e.id]; ok {
+			va.min, va.max, va.up, va.down = a.MinWorkers, a.MaxWorkers, a.ScaleUpELU, a.ScaleDownELU
+		}
+	}
+	sc := Scale{
+		Dynamic:      true,
+		Minimum:      intOr(firstNumber(ws.Minimum, va.min), rt.Minimum),
+		Maximum:      intOr(firstNumber(ws.Maximum, va.max), rt.Maximum),
+		ScaleUpELU:   floatOr(firstNumber(ws.ScaleUpELU, va.up), rt.ScaleUpELU),
+		ScaleDownELU: floatOr(firstNumber(ws.ScaleDownELU, va.down), rt.ScaleDownELU),
+	}
+	if sc.Maximum < sc.Minimum {
+		sc.Minimum, sc.Maximum = sc.Maximum, sc.Minimum
+	}
+	return sc
+}
+
+func firstNumber(ns ...*json.Number) *json.Number {
+	for _, n := range ns {
+		if n != nil {
+			return n
+		}
+	}
+	return nil
+}
+
+// secDuration converts a number of seconds (verticalScaler's *Sec keys).
+func secDuration(n *json.Number, def time.Duration) time.Duration {
+	return unitDuration(n, time.Second, def)
+}
+
 // restartOnError reads Watt's boolean-or-milliseconds form.
 func restartOnError(raw json.RawMessage) RestartOnError {
 	var on bool
@@ -488,6 +614,11 @@ func restartOnError(raw json.RawMessage) RestartOnError {
 // msDuration converts a number of milliseconds, rounding to the
 // nanosecond; the schema bounds it well inside time.Duration.
 func msDuration(n *json.Number, def time.Duration) time.Duration {
+	return unitDuration(n, time.Millisecond, def)
+}
+
+// unitDuration converts a number of units, or returns def for none.
+func unitDuration(n *json.Number, unit, def time.Duration) time.Duration {
 	if n == nil {
 		return def
 	}
@@ -495,7 +626,7 @@ func msDuration(n *json.Number, def time.Duration) time.Duration {
 	if err != nil {
 		return def
 	}
-	return time.Duration(math.Round(f * float64(time.Millisecond)))
+	return time.Duration(math.Round(f * float64(unit)))
 }
 
 func intOr(n *json.Number, def int) int {

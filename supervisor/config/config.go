@@ -19,7 +19,10 @@ type Config struct {
 	Entrypoint   string        // id of the application that receives public traffic
 	Applications []Application // explicit entries in file order (applications, then services, then web), then autoloaded ones by directory name; disabled ones left out
 	Workers      int           // default worker count per application
-	Server       Server
+	// Scaler is the dynamic scaler's runtime-wide settings: the runtime's
+	// "workers" object and Watt's older "verticalScaler".
+	Scaler Scaler
+	Server Server
 	// SharePort allows other programs to listen on the entrypoint's port
 	// with SO_REUSEPORT beside wattd's workers (watt.json's reuseTcpPorts
 	// set to true). Otherwise wattd refuses to start while a socket it
@@ -59,8 +62,11 @@ type Config struct {
 type Application struct {
 	ID   string // unique; a DNS label, reachable as <ID>.plt.local on the mesh
 	Path string // absolute application directory
-	// Workers is the application's own value or the runtime default.
+	// Workers is the application's own value or the runtime default: the
+	// count at start, and always unless Scale.Dynamic.
 	Workers int
+	// Scale is how the dynamic scaler treats the application.
+	Scale Scale
 	// Env is the runtime Env, then the application's envfile (or its
 	// directory's .env; only variables the process environment does not
 	// set), then its env block, later ones winning.
@@ -104,6 +110,33 @@ type Application struct {
 	// LogLevel is logger.level of the application's own configuration:
 	// its lines below it are not logged. "" means the runtime's level.
 	LogLevel string
+}
+
+// Scaler configures the dynamic scaler (Watt's workers object and
+// verticalScaler), which adds and removes workers of the applications
+// whose Scale.Dynamic is set, by their event-loop utilisation.
+type Scaler struct {
+	Dynamic bool // any application scales
+	// Total bounds the workers of every application together.
+	Total int
+	// Minimum, Maximum, ScaleUpELU and ScaleDownELU are the defaults of
+	// each application's Scale.
+	Minimum, Maximum         int
+	ScaleUpELU, ScaleDownELU float64
+	// TimeWindow and ScaleDownTimeWindow are the spans of ELU reports
+	// averaged for a scale up and for a scale down.
+	TimeWindow, ScaleDownTimeWindow time.Duration
+	// Cooldown is the pause after a scaling, ScaleInterval the period of the
+	// regular checks (a worker above ScaleUpELU triggers one at once), and
+	// GracePeriod how long a new worker's reports are not counted.
+	Cooldown, ScaleInterval, GracePeriod time.Duration
+}
+
+// Scale is one application's dynamic scaling.
+type Scale struct {
+	Dynamic                  bool // false: the worker count stays Workers
+	Minimum, Maximum         int
+	ScaleUpELU, ScaleDownELU float64
 }
 
 // Server is where the entrypoint listens.
@@ -172,11 +205,19 @@ type RestartPolicy struct {
 // Defaults. Watt's are taken from its runtime schema and documentation;
 // the restart policy is wattd's own.
 const (
-	DefaultWorkers  = 1
-	MaxWorkers      = 512
-	DefaultHostname = "127.0.0.1"
-	DefaultPort     = 3042
-	DefaultLogLevel = "info"
+	DefaultWorkers = 1
+	// The dynamic scaler's defaults, as Watt's.
+	DefaultScaleUpELU          = 0.8
+	DefaultScaleDownELU        = 0.2
+	DefaultScaleTimeWindow     = 10 * time.Second
+	DefaultScaleDownTimeWindow = 60 * time.Second
+	DefaultScaleCooldown       = 60 * time.Second
+	DefaultScaleInterval       = 60 * time.Second
+	DefaultScaleGracePeriod    = 30 * time.Second
+	MaxWorkers                 = 512
+	DefaultHostname            = "127.0.0.1"
+	DefaultPort                = 3042
+	DefaultLogLevel            = "info"
 	// DefaultRestartDelay is 0, where Watt waits 5000 ms: a wattd worker
 	// slot keeps its socket while the worker is down, so connections the
 	// kernel hashes to that slot wait for the replacement; a healthy worker

@@ -146,7 +146,11 @@ func TestLoadValid(t *testing.T) {
 				c.Server.Port = 3000
 				c.Metrics = Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9091, Endpoint: "/metrics"}
 				c.GracefulShutdown = GracefulShutdown{Runtime: time.Second, Application: time.Second}
-				c.Applications = []Application{app("api", "apps/api", 1, true, nil)}
+				// Watt's dynamic workers: the application's own maximum, the
+				// runtime's minimum and thresholds.
+				api := app("api", "apps/api", 1, true, nil)
+				api.Scale = Scale{Dynamic: true, Minimum: 1, Maximum: 4, ScaleUpELU: DefaultScaleUpELU, ScaleDownELU: DefaultScaleDownELU}
+				c.Applications = []Application{api}
 				f := "valid/watt-options/watt.json"
 				c.Warnings = []string{
 					warn(f, "/watch", ignored("/watch")),
@@ -157,10 +161,7 @@ func TestLoadValid(t *testing.T) {
 					warn(f, "/logger/transport", ignored("/logger/transport")),
 					warn(f, "/logger/base", ignored("/logger/base")),
 					warn(f, "/gracefulShutdown/closeConnections", ignored("/gracefulShutdown/closeConnections")),
-					warn(f, "/workers/dynamic", ignored("/workers/dynamic")),
-					warn(f, "/workers/maximum", ignored("/workers/maximum")),
 					warn(f, "/applications/0/useHttp", ignored("/applications/0/useHttp")),
-					warn(f, "/applications/0/workers/maximum", ignored("/applications/0/workers/maximum")),
 				}
 				return c
 			},

@@ -26,7 +26,10 @@ type loader struct {
 	// runtimePreload and sourceMaps are the runtime-level values every
 	// application starts from.
 	runtimePreload []string
-	sourceMaps     *bool
+	// vertical is Watt's verticalScaler block, whose per-application
+	// entries each application's Scale reads.
+	vertical   *rawVertical
+	sourceMaps *bool
 	// single is set when the file is one application's own configuration,
 	// run alone.
 	single bool

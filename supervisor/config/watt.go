@@ -37,7 +37,8 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"watch", "hotReload"}, instead: "wattd dev watches and restarts every application; wattd start never does"},
 	{at: "", keys: []string{"allowCycles"}, instead: "wattd rejects dependency cycles"},
 	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
-	{at: "", keys: []string{"verticalScaler", "startupConcurrency", "scheduler", "policies"}},
+	{at: "", keys: []string{"startupConcurrency", "scheduler", "policies"}},
+	{at: "/verticalScaler", keys: []string{"maxTotalMemory"}, instead: scaleMemory},
 	{at: "", keys: []string{"inspectorOptions"}, instead: `give an application "--inspect" in its "nodeOptions"`},
 	{at: "", keys: []string{"nodeModulesSourceMaps", "compileCache"}},
 	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
@@ -58,10 +59,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	},
 		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, auth, labels, readiness and liveness; it serves plain HTTP with the applicationId label"},
 	{at: "/gracefulShutdown", keys: []string{"closeConnections"}, instead: "draining always closes idle keep-alive connections"},
-	{at: "/workers", keys: []string{
-		"dynamic", "minimum", "maximum", "total", "maxMemory", "cooldown", "gracePeriod",
-		"scaleUpELU", "scaleDownELU",
-	}, instead: "the worker count is fixed (static)"},
+	{at: "/workers", keys: []string{"maxMemory"}, instead: scaleMemory},
 	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},
 	{at: "@app", keys: []string{"useHttp"}, instead: "every worker is always reachable over its mesh socket"},
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
@@ -71,7 +69,6 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "@app/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
 	{at: "/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
 	{at: "@app/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
-	{at: "@app/workers", keys: []string{"minimum", "maximum", "scaleUpELU", "scaleDownELU"}, instead: "the worker count is fixed (static)"},
 }
 
 // telemetryOptions are the exporter options wattd reads.
@@ -80,6 +77,7 @@ var telemetryOptions = []string{"url", "headers", "path", "protocol", "transport
 const telemetryOptionsInstead = "wattd's exporters take url, headers, path and protocol (or transport)"
 
 const (
+	scaleMemory = "the dynamic scaler does not weigh memory; give each worker a limit with \"resources\""
 	healthDelay = "health checks judge event-loop utilisation (maxELU) and the heap, not event-loop delay"
 	healthSizes = "they size Watt's worker threads; wattd's workers are processes with Node.js's defaults (give V8 flags in nodeOptions)"
 )

@@ -23,7 +23,10 @@ func TestIsWattOnly(t *testing.T) {
 		{"/logger", "transport", true},
 		{"/logger", "anythingPinoTakes", true},
 		{"/logger", "level", false},
-		{"/workers", "dynamic", true},
+		{"/workers", "dynamic", false}, // honoured: the dynamic scaler
+		{"/workers", "maxMemory", true},
+		{"/verticalScaler", "maxTotalMemory", true},
+		{"", "verticalScaler", false},
 		{"/workers", "static", false},
 		{"/applications/3", "useHttp", true},
 		{"/services/0", "arguments", false}, // honoured: Application.Watt
@@ -36,8 +39,8 @@ func TestIsWattOnly(t *testing.T) {
 		{"/web/0", "telemetry", true},
 		{"/autoload/mappings/web", "config", false},
 		{"/autoload/mappings/web", "gitBranch", true},
-		{"/autoload/mappings/web/workers", "maximum", true},
-		{"/applications/0/workers", "maximum", true},
+		{"/autoload/mappings/web/workers", "maximum", false},
+		{"/applications/0/workers", "maximum", false},
 		{"/applications/0/workers", "dynamic", false}, // runtime-level only in Watt
 		{"/applications/0", "path", false},
 		{"/applications", "useHttp", false},

@@ -1,9 +1,11 @@
 // Package listeners opens the sockets wattd owns on behalf of its workers:
 // one SO_REUSEPORT TCP socket per worker slot of the entrypoint, and one Unix
 // socket per worker slot of every application (the mesh). wattd keeps them
-// open for the life of the runtime and hands a dup to each worker it starts,
-// so a crashed worker's replacement inherits the same socket and the port is
-// never closed while the runtime runs.
+// open for the life of the slot (the runtime's, unless scaling takes the
+// slot away) and hands a dup to each worker it starts, so a crashed
+// worker's replacement inherits the same socket and the port is never
+// closed while the runtime runs. steer.go keeps new connections off the
+// sockets of slots that come and go.
 package listeners
 
 import (
@@ -41,6 +43,11 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 		}
 		return serr
 	}}
+	// Plain TCP, not Go's default of MPTCP where the kernel has it: an MPTCP
+	// listener takes no socket filter, and the group is steered by one
+	// while it grows or shrinks (steer.go). Clients see no difference:
+	// MPTCP listeners answer plain TCP clients as plain TCP.
+	lc.SetMultipathTCP(false)
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {

@@ -1,0 +1,409 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+// underLoad runs keep-alive and new-connection GETs against d's public
+// port while fn runs, and fails the test if any request failed or was
+// refused.
+func underLoad(t *testing.T, d *daemon, what string, fn func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var kept, fresh *loadResult
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); kept = keepAliveLoad(ctx, d.addr(), 12) }()
+	go func() { defer wg.Done(); fresh = load(ctx, d.url("/"), 3) }()
+	fn()
+	// A little more load after the change: requests queued on a socket
+	// that went away would show now.
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	t.Logf("%s under load: kept-alive ok %d failed %d refused %d; new connections ok %d failed %d refused %d",
+		what, kept.ok, kept.failed, kept.refused, fresh.ok, fresh.failed, fresh.refused)
+	if kept.failed+kept.refused+fresh.failed+fresh.refused != 0 || kept.ok == 0 || fresh.ok == 0 {
+		t.Fatalf("%s lost requests: kept-alive %+v, new connections %+v", what, kept, fresh)
+	}
+}
+
+func pids(a supervisor.AppStatus) []int {
+	var out []int
+	for _, w := range a.Workers {
+		out = append(out, w.PID)
+	}
+	return out
+}
+
+func findApp(apps []supervisor.AppStatus, id string) (supervisor.AppStatus, bool) {
+	for _, a := range apps {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return supervisor.AppStatus{}, false
+}
+
+// TestScaleUnderKeepAliveLoad: ctl scale adds workers that are ready when
+// it returns, and removes workers that have drained and exited, without a
+// failed request, the kept workers untouched.
+func TestScaleUnderKeepAliveLoad(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/burn"), "workers": 2}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	before := d.waitReady("web", 10*time.Second)
+
+	underLoad(t, d, "scale 2 -> 4", func() {
+		if out, err := d.ctl("scale", "web", "4"); err != nil {
+			t.Fatalf("ctl scale web 4: %v\n%s", err, out)
+		}
+	})
+	up := d.app("web")
+	if len(up.Workers) != 4 {
+		t.Fatalf("after scale 4: %d workers", len(up.Workers))
+	}
+	for i, w := range up.Workers {
+		if w.State != "ready" {
+			t.Fatalf("worker %d %s after ctl scale returned", i, w.State)
+		}
+	}
+	if !slices.Equal(pids(up)[:2], pids(before)) {
+		t.Fatalf("scaling up replaced the existing workers: before %v after %v", pids(before), pids(up))
+	}
+	if up.Scaling == nil || up.Scaling.Last == nil || up.Scaling.Last.From != 2 || up.Scaling.Last.To != 4 {
+		t.Fatalf("ctl ps --json scaling = %+v, want the last decision 2 -> 4", up.Scaling)
+	}
+
+	underLoad(t, d, "scale 4 -> 1", func() {
+		if out, err := d.ctl("scale", "web", "1"); err != nil {
+			t.Fatalf("ctl scale web 1: %v\n%s", err, out)
+		}
+	})
+	down := d.app("web")
+	if len(down.Workers) != 1 || down.Workers[0].PID != up.Workers[0].PID {
+		t.Fatalf("after scale 1: %+v, want worker 0 (pid %d) alone", pids(down), up.Workers[0].PID)
+	}
+	for _, pid := range pids(up)[1:] {
+		if alive(pid) {
+			t.Fatalf("removed worker %d still running after ctl scale returned", pid)
+		}
+	}
+
+	underLoad(t, d, "scale 1 -> 3", func() {
+		if out, err := d.ctl("scale", "web", "3"); err != nil {
+			t.Fatalf("ctl scale web 3: %v\n%s", err, out)
+		}
+	})
+	if n := len(d.waitReady("web", 10*time.Second).Workers); n != 3 {
+		t.Fatalf("after scale 3: %d workers", n)
+	}
+
+	// Wrong counts are refused before anything changes.
+	if out, err := d.ctl("scale", "web", "0"); err == nil || !strings.Contains(out, "N must be a worker count") {
+		t.Fatalf("ctl scale web 0: err %v, output %s", err, out)
+	}
+	if out, err := d.ctl("scale", "nope", "2"); err == nil || !strings.Contains(out, `unknown app "nope"`) {
+		t.Fatalf("ctl scale nope 2: err %v, output %s", err, out)
+	}
+}
+
+// reloadConfig is the project of the reload tests: web (the entrypoint),
+// db and, as given, api; version is web's $VERSION.
+func reloadConfig(version string, webWorkers int, extra ...map[string]any) map[string]any {
+	apps := []any{
+		map[string]any{"id": "web", "path": fixture("apps/burn"), "workers": webWorkers, "env": map[string]any{"VERSION": version}},
+		map[string]any{"id": "db", "path": fixture("apps/plain")},
+	}
+	for _, e := range extra {
+		apps = append(apps, e)
+	}
+	return map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": apps,
+	}
+}
+
+// TestReloadUnderKeepAliveLoad: ctl reload starts added apps, drains
+// removed ones, rolls changed ones and scales those whose worker count
+// alone changed, with no failed request; an unchanged app keeps its
+// workers.
+func TestReloadUnderKeepAliveLoad(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, reloadConfig("1", 2, map[string]any{"id": "api", "path": fixture("apps/plain")}))
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	web := d.waitReady("web", 10*time.Second)
+	db := d.waitReady("db", 10*time.Second)
+	api := d.waitReady("api", 10*time.Second)
+
+	// web changed (its env), api removed, cache added after db, db as is.
+	writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 2,
+		map[string]any{"id": "cache", "path": fixture("apps/plain"), "dependencies": []any{"db"}}))
+	var res supervisor.ReloadResult
+	underLoad(t, d, "reload", func() {
+		out, err := d.ctl("reload", "--json")
+		if err != nil {
+			t.Fatalf("ctl reload: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("ctl reload --json: %v\n%s", err, out)
+		}
+	})
+	if !slices.Equal(res.Added, []string{"cache"}) || !slices.Equal(res.Removed, []string{"api"}) ||
+		!slices.Equal(res.Changed, []string{"web"}) || !slices.Equal(res.Unchanged, []string{"db"}) || len(res.Scaled) != 0 {
+		t.Fatalf("reload result %+v", res)
+	}
+	apps := d.ps()
+	if _, ok := findApp(apps, "api"); ok {
+		t.Fatal("api still listed after it was removed")
+	}
+	for _, pid := range pids(api) {
+		if alive(pid) {
+			t.Fatalf("worker %d of the removed app still running", pid)
+		}
+	}
+	if got, _ := findApp(apps, "db"); !slices.Equal(pids(got), pids(db)) {
+		t.Fatalf("unchanged db was touched: pids %v, were %v", pids(got), pids(db))
+	}
+	newWeb, _ := findApp(apps, "web")
+	for i, w := range newWeb.Workers {
+		if w.PID == web.Workers[i].PID || w.State != "ready" {
+			t.Fatalf("web worker %d not rolled: before %+v after %+v", i, web.Workers[i], w)
+		}
+	}
+	d.waitReady("cache", 10*time.Second)
+	for range 6 {
+		if _, body, err := get(fresh, d.url("/")); err != nil || !strings.Contains(body, `"version":"2"`) {
+			t.Fatalf("after reload web answers %q (%v), want version 2", body, err)
+		}
+	}
+	out, err := d.ctl("inject", "cache", "/")
+	if err != nil || !strings.Contains(out, `"app":"cache"`) {
+		t.Fatalf("the added app does not answer on the mesh: %v\n%s", err, out)
+	}
+
+	// Only web's worker count: a scale, no roll.
+	rolled := d.app("web")
+	writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 3,
+		map[string]any{"id": "cache", "path": fixture("apps/plain"), "dependencies": []any{"db"}}))
+	underLoad(t, d, "reload scaling web", func() {
+		out, err := d.ctl("reload", "--json")
+		if err != nil {
+			t.Fatalf("ctl reload: %v\n%s", err, out)
+		}
+		res = supervisor.ReloadResult{}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("ctl reload --json: %v\n%s", err, out)
+		}
+	})
+	if len(res.Scaled) != 1 || res.Scaled[0] != (supervisor.ScaleChange{App: "web", From: 2, To: 3}) || len(res.Changed) != 0 {
+		t.Fatalf("reload result %+v, want web scaled 2 -> 3 and nothing rolled", res)
+	}
+	scaled := d.waitReady("web", 10*time.Second)
+	if len(scaled.Workers) != 3 || !slices.Equal(pids(scaled)[:2], pids(rolled)) {
+		t.Fatalf("web after the scale: %v, was %v", pids(scaled), pids(rolled))
+	}
+}
+
+// TestReloadRefusesABrokenConfig: a configuration that does not load, or
+// that changes what needs a restart, is refused with every reason (ctl
+// reload exits 1 and prints them, wattd logs them; SIGHUP logs them), and
+// the running applications keep serving untouched.
+func TestReloadRefusesABrokenConfig(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, reloadConfig("1", 2))
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	before := d.waitReady("web", 10*time.Second)
+
+	broken := reloadConfig("2", 2)
+	broken["workerz"] = 3
+	broken["applications"].([]any)[1].(map[string]any)["workers"] = 0
+	writeJSON(t, filepath.Join(dir, "watt.json"), broken)
+	underLoad(t, d, "refused reload", func() {
+		out, err := d.ctl("reload")
+		if err == nil {
+			t.Fatalf("ctl reload of a broken config succeeded:\n%s", out)
+		}
+		for _, want := range []string{"does not load", "workerz", "/applications/1/workers", "keep serving"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("ctl reload output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	d.waitOutput("reload refused: the configuration does not load", 10*time.Second)
+
+	// The same on SIGHUP: logged, nothing changes.
+	d.signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the SIGHUP reload to be refused", func() bool {
+		return strings.Count(d.out.String(), "reload refused: the configuration does not load") >= 2
+	})
+
+	// A valid file that changes the public port is refused as well.
+	moved := reloadConfig("2", 2)
+	moved["server"] = map[string]any{"hostname": "127.0.0.1", "port": freePort(t)}
+	writeJSON(t, filepath.Join(dir, "watt.json"), moved)
+	out, err := d.ctl("reload")
+	if err == nil || !strings.Contains(out, "server changed") || !strings.Contains(out, "restart wattd") {
+		t.Fatalf("ctl reload changing server.port: err %v\n%s", err, out)
+	}
+	after := d.app("web")
+	if !slices.Equal(pids(after), pids(before)) {
+		t.Fatalf("refused reloads touched web: pids %v, were %v", pids(after), pids(before))
+	}
+	if _, body, err := get(fresh, d.url("/")); err != nil || !strings.Contains(body, `"version":"1"`) {
+		t.Fatalf("after refused reloads web answers %q (%v), want the old version 1", body, err)
+	}
+
+	// Fixed, a SIGHUP applies it.
+	writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 2))
+	d.signal(syscall.SIGHUP)
+	waitFor(t, 20*time.Second, "web to run version 2 after SIGHUP", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && strings.Contains(body, `"version":"2"`)
+	})
+	d.waitOutput("reload done", 20*time.Second)
+}
+
+// TestDynamicScaling: with workers.dynamic, an application whose workers'
+// event loops are busy gets more workers, and loses them again when idle;
+// each decision is logged with its reason and shown by ctl ps --json.
+func TestDynamicScaling(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":  map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"workers": map[string]any{"dynamic": true, "minimum": 1, "maximum": 3, "cooldown": 1000, "gracePeriod": 2000},
+		// Short windows so the test sees decisions in seconds.
+		"verticalScaler": map[string]any{"timeWindowSec": 2, "scaleDownTimeWindowSec": 3, "scaleIntervalSec": 1},
+		"applications":   []any{map[string]any{"id": "web", "path": fixture("apps/burn")}},
+	})
+	d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_STATS_INTERVAL_MS=200"}})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	// static defaults to the minimum. (Whether a worker busy starting
+	// counts is the grace period's business; the test only waits.)
+	d.waitOutput(`"msg":"starting","apps":1,"workers":1`, 5*time.Second)
+	d.waitReady("web", 10*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				_, _, _ = get(fresh, d.url("/burn?ms=40"))
+			}
+		})
+	}
+	var up supervisor.AppStatus
+	waitFor(t, 30*time.Second, "web to scale up under CPU load", func() bool {
+		up = d.app("web")
+		return len(up.Workers) >= 2
+	})
+	cancel()
+	wg.Wait()
+	if up.Scaling == nil || !up.Scaling.Dynamic || up.Scaling.Last == nil || !strings.Contains(up.Scaling.Last.Reason, "above scaleUpELU") {
+		t.Fatalf("ctl ps --json scaling after the scale up: %+v", up.Scaling)
+	}
+	d.waitOutput(`"msg":"scaling decision"`, 5*time.Second)
+	t.Logf("scaled up to %d: %+v", len(up.Workers), *up.Scaling.Last)
+
+	var down supervisor.AppStatus
+	waitFor(t, 40*time.Second, "web to scale back down when idle", func() bool {
+		down = d.app("web")
+		return len(down.Workers) == 1
+	})
+	if down.Scaling == nil || down.Scaling.Last == nil || !strings.Contains(down.Scaling.Last.Reason, "below scaleDownELU") {
+		t.Fatalf("ctl ps --json scaling after the scale down: %+v", down.Scaling)
+	}
+	t.Logf("scaled down: %+v", *down.Scaling.Last)
+}
+
+// TestScaleMeshAppUnderLoad: scaling an application that others call on
+// the mesh loses no call: a slot being removed leaves the mesh table
+// before its worker drains.
+func TestScaleMeshAppUnderLoad(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/caller"), "workers": 2},
+			map[string]any{"id": "api", "path": fixture("apps/plain"), "workers": 1},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 10*time.Second)
+	d.waitReady("api", 10*time.Second)
+
+	calls := func(fn func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		var mu sync.Mutex
+		ok, failed := 0, 0
+		var errs []string
+		var wg sync.WaitGroup
+		for _, path := range []string{"/get", "/fetch", "/get", "/fetch"} {
+			wg.Go(func() {
+				c := &http.Client{Timeout: 10 * time.Second}
+				for ctx.Err() == nil {
+					code, body, err := get(c, d.url(path+"?app=api&path=/"))
+					mu.Lock()
+					if err == nil && code == 200 && strings.Contains(body, `"status":200`) {
+						ok++
+					} else {
+						failed++
+						if len(errs) < 5 {
+							errs = append(errs, fmt.Sprintf("%s: %d %q %v", path, code, body, err))
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		fn()
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+		wg.Wait()
+		t.Logf("mesh calls: ok %d failed %d", ok, failed)
+		if failed != 0 || ok == 0 {
+			t.Fatalf("mesh calls lost while scaling api: ok %d failed %d: %v", ok, failed, errs)
+		}
+	}
+	calls(func() {
+		if out, err := d.ctl("scale", "api", "3"); err != nil {
+			t.Fatalf("ctl scale api 3: %v\n%s", err, out)
+		}
+	})
+	calls(func() {
+		if out, err := d.ctl("scale", "api", "1"); err != nil {
+			t.Fatalf("ctl scale api 1: %v\n%s", err, out)
+		}
+	})
+	if n := len(d.app("api").Workers); n != 1 {
+		t.Fatalf("api has %d workers after scaling to 1", n)
+	}
+}

@@ -1,0 +1,552 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/listeners"
+)
+
+// Reload and scaling change the set of applications and worker slots of a
+// running runtime. Both go through rt.changing, so that one change is
+// applied at a time; a second one asked for meanwhile is refused with
+// ErrConflict rather than queued behind a change that may take minutes.
+//
+// A slot that is added opens its sockets and starts like the slots of the
+// first start. A slot that is taken away leaves the mesh table first, then
+// (entrypoint) the kernel stops handing it new connections (see
+// listeners/steer.go), then its worker accepts what was already queued on
+// its socket for removeSettle, drains and stops; wattd closes its copies of
+// the sockets only after that, so no connection waits on a socket nobody
+// will accept from.
+
+// ErrInvalidConfig is matched by the error of a reload whose new
+// configuration cannot be applied: it does not load, or it changes what
+// only a restart of wattd can change. The admin API answers it with 422.
+var ErrInvalidConfig = errors.New("configuration not applied")
+
+// removeSettle is how long a worker slot that is being taken away keeps
+// accepting after it left the mesh table and the entrypoint's group: the
+// connections queued on its sockets before are accepted, and callers
+// holding the old mesh table get the new one.
+const removeSettle = 300 * time.Millisecond
+
+// Notifier hears about reloads, for a service manager (systemd's
+// RELOADING=1 and READY=1). Both calls must return quickly.
+type Notifier interface {
+	Reloading()
+	// Reloaded follows Reloading with the outcome: nil when the new
+	// configuration applies, else why it was refused or failed.
+	Reloaded(err error)
+}
+
+// serviceReloads tells the service manager (systemd) about reloads.
+type serviceReloads struct{ rt *Runtime }
+
+func (s serviceReloads) Reloading()         { s.rt.NotifyReloading() }
+func (s serviceReloads) Reloaded(err error) { s.rt.NotifyReloaded(err) }
+
+// ReloadResult says what a reload did. Apps are listed by id.
+type ReloadResult struct {
+	Added     []string      `json:"added"`
+	Removed   []string      `json:"removed"`
+	Changed   []string      `json:"changed"` // rolled onto their new configuration
+	Scaled    []ScaleChange `json:"scaled"`  // only their worker count changed
+	Unchanged []string      `json:"unchanged"`
+}
+
+// ScaleChange is one application's worker count before and after.
+type ScaleChange struct {
+	App  string `json:"app"`
+	From int    `json:"from"`
+	To   int    `json:"to"`
+}
+
+// tryChange takes rt.changing, or says what holds it.
+func (rt *Runtime) tryChange(what string) (func(), error) {
+	if !rt.changing.TryLock() {
+		return nil, conflict(what + " refused: a reload or scaling is in progress; try again when it is done")
+	}
+	select {
+	case <-rt.stopping:
+		rt.changing.Unlock()
+		return nil, errStopped
+	default:
+	}
+	return rt.changing.Unlock, nil
+}
+
+// Reload reads the configuration again and applies the difference:
+// applications added are started (after their dependencies), removed ones
+// drained and stopped, changed ones rolled one worker at a time, and those
+// whose worker count alone changed scaled; the others are not touched. A
+// configuration that does not load, or that changes settings only a
+// restart applies, is refused with every reason, matching
+// ErrInvalidConfig, and nothing changes.
+func (rt *Runtime) Reload(ctx context.Context) (res ReloadResult, err error) {
+	if rt.load == nil {
+		return res, conflict("reload is not available in this runtime")
+	}
+	release, err := rt.tryChange("reload")
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	if n := rt.notifier; n != nil {
+		n.Reloading()
+		defer func() { n.Reloaded(err) }()
+	}
+	rt.log.Info("reloading the configuration", zap.String("file", rt.cfg.File))
+	cfg, err := rt.load()
+	if err != nil {
+		rt.log.Error("reload refused: the configuration does not load; the running applications keep serving unchanged", zap.Error(err))
+		return res, fmt.Errorf("%w: the configuration does not load; the running applications keep serving unchanged:\n%w", ErrInvalidConfig, err)
+	}
+	for _, w := range cfg.Warnings {
+		rt.log.Warn(w)
+	}
+	p, err := rt.plan(cfg)
+	if err != nil {
+		rt.log.Error("reload refused; the running applications keep serving unchanged", zap.Error(err))
+		return res, err
+	}
+	res = p.result
+	rt.log.Info("reload plan", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
+		zap.Strings("changed", res.Changed), zap.Any("scaled", res.Scaled), zap.Strings("unchanged", res.Unchanged))
+	if err := rt.apply(ctx, cfg, p); err != nil {
+		rt.log.Error("reload applied with errors", zap.Error(err))
+		return res, err
+	}
+	rt.log.Info("reload done")
+	return res, nil
+}
+
+// reloadPlan is what a reload will do, prepared before anything changes.
+type reloadPlan struct {
+	result  ReloadResult
+	added   []*app
+	removed []*app
+	changed map[*app]*appSpec // the new spec of each changed app
+	counts  map[*app]int      // new worker count of every kept app
+	byID    map[string]*app   // kept and added apps
+}
+
+// restartOnly are the settings applied once at start; a reload that
+// changes one is refused with the reason.
+func restartOnly(old, cfg *config.Config) []string {
+	var out []string
+	check := func(key string, a, b any, why string) {
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, fmt.Sprintf("%s changed: %s; restart wattd to change it", key, why))
+		}
+	}
+	check("entrypoint", old.Entrypoint, cfg.Entrypoint, "the public port belongs to the entrypoint's workers")
+	check("server", old.Server, cfg.Server, "the public sockets are bound once, at start")
+	check("reuseTcpPorts", old.SharePort, cfg.SharePort, "the port check runs at start")
+	check("logger.level", old.Logger, cfg.Logger, "wattd's log is made at start")
+	check("metrics", old.Metrics, cfg.Metrics, "the metrics server is bound at start")
+	check("cgroups.root", old.Cgroups, cfg.Cgroups, "the runtime's cgroup is made at start")
+	check("gracefulShutdown", old.GracefulShutdown, cfg.GracefulShutdown, "runtime-wide setting")
+	check("startTimeout", old.StartTimeout, cfg.StartTimeout, "runtime-wide setting")
+	check("applicationTimeout", old.ApplicationTimeout, cfg.ApplicationTimeout, "runtime-wide setting")
+	check("messagingTimeout", old.MessagingTimeout, cfg.MessagingTimeout, "runtime-wide setting")
+	return out
+}
+
+// sameApp tells whether two resolved application configurations start the
+// same workers. The worker count and the dynamic scaling bounds are left
+// out: they change how many workers run, not how one runs.
+func sameApp(a, b config.Application) bool {
+	a.Workers, b.Workers = 0, 0
+	a.Scale, b.Scale = config.Scale{}, config.Scale{}
+	a.Pointer, b.Pointer = "", ""
+	return reflect.DeepEqual(a, b)
+}
+
+// plan compares cfg with what runs. It builds the new specs of added and
+// changed applications, so that a capability that cannot prepare one
+// refuses the reload before anything changes.
+func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
+	p := &reloadPlan{changed: map[*app]*appSpec{}, counts: map[*app]int{}, byID: map[string]*app{}}
+	problems := restartOnly(rt.cfg, cfg)
+	current := rt.appList()
+	kept := map[string]bool{}
+	for _, ac := range cfg.Applications {
+		a, ok := rt.lookup(ac.ID)
+		if !ok {
+			a = &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: rt.appLog.With(zap.String("app", ac.ID))}
+			p.added = append(p.added, a)
+			p.result.Added = append(p.result.Added, ac.ID)
+		} else {
+			kept[ac.ID] = true
+		}
+		p.byID[ac.ID] = a
+	}
+	for _, a := range current {
+		if !kept[a.id] {
+			p.removed = append(p.removed, a)
+			p.result.Removed = append(p.result.Removed, a.id)
+		}
+	}
+	var errs []error
+	for _, ac := range cfg.Applications {
+		a := p.byID[ac.ID]
+		if slices.Contains(p.added, a) {
+			sp, err := rt.buildSpec(cfg, ac)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			sp.deps = rt.depsOf(ac, p.byID)
+			a.spec.Store(sp)
+			continue
+		}
+		old := a.sp()
+		if n := len(a.slotList()); n != ac.Workers && old.conf.Workers != ac.Workers {
+			p.counts[a] = ac.Workers
+			p.result.Scaled = append(p.result.Scaled, ScaleChange{App: a.id, From: n, To: ac.Workers})
+		}
+		if sameApp(old.conf, ac) && reflect.DeepEqual(old.policy, policyFor(cfg, ac)) {
+			p.result.Unchanged = append(p.result.Unchanged, a.id)
+			continue
+		}
+		sp, err := rt.buildSpec(cfg, ac)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if sp.launch.Fronted != old.launch.Fronted {
+			problems = append(problems, fmt.Sprintf("app %q: the change makes wattd pass its sockets differently (a program on $PORT that wattd fronts, or one that takes its sockets); restart wattd to change it", a.id))
+			continue
+		}
+		sp.deps = rt.depsOf(ac, p.byID)
+		p.changed[a] = sp
+		p.result.Changed = append(p.result.Changed, a.id)
+	}
+	for _, pr := range problems {
+		errs = append(errs, errors.New(pr))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w; the running applications keep serving unchanged:\n%w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return p, nil
+}
+
+// apply carries a plan out: removed applications first (nothing kept
+// depends on them), then the added ones, then the changed ones rolled and
+// the scaled ones scaled.
+func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan) error {
+	var errs []error
+	for _, a := range p.removed {
+		rt.removeApp(a)
+	}
+	// Every worker reads its app info file when it starts: the rolled and
+	// added ones must find the new configuration there.
+	if err := rt.writeAppInfos(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if len(p.added) > 0 {
+		if err := rt.addApps(ctx, p.added); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for a, sp := range p.changed {
+		if err := rt.roll(ctx, a, sp); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for a, n := range p.counts {
+		if err := rt.scaleTo(ctx, a, rt.scaler.clamp(a, n), "configuration reloaded"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	rt.scaler.configure(cfg)
+	return errors.Join(errs...)
+}
+
+// roll moves app a onto spec sp, one worker after another, as `ctl
+// restart` does. If a worker's replacement fails, the workers already
+// rolled go back to the old spec and the error says why.
+func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec) error {
+	old := a.sp()
+	a.log.Info("configuration changed; rolling restart onto it")
+	a.spec.Store(sp)
+	slots := a.slotList()
+	for i, s := range slots {
+		if err := s.requestRestart(ctx); err != nil {
+			a.spec.Store(old)
+			a.log.Error("a worker did not start with the new configuration; going back to the previous one", zap.Int("worker", s.index), zap.Error(err))
+			for _, back := range slots[:i] {
+				if berr := back.requestRestart(ctx); berr != nil {
+					a.log.Error("could not roll a worker back to the previous configuration", zap.Int("worker", back.index), zap.Error(berr))
+				}
+			}
+			return fmt.Errorf("app %q worker %d did not start with the new configuration (the app keeps its previous one): %w", a.id, s.index, err)
+		}
+	}
+	return nil
+}
+
+// addApps opens the sockets of new applications, publishes them and
+// starts their workers, each after its dependencies, then waits until every
+// new worker is ready or has given up.
+func (rt *Runtime) addApps(ctx context.Context, added []*app) error {
+	var opened []*slot
+	for _, a := range added {
+		n := rt.scaler.clamp(a, a.sp().conf.Workers)
+		for i := 0; i < n; i++ {
+			s := newSlot(a, i)
+			s.meshPath = rt.dir.MeshSocket(a.id, i)
+			if err := s.openListeners(); err != nil {
+				for _, o := range opened {
+					o.closeListeners()
+				}
+				return fmt.Errorf("app %q not added: %w", a.id, err)
+			}
+			a.slots = append(a.slots, s)
+			opened = append(opened, s)
+		}
+	}
+	rt.topo.Lock()
+	apps := slices.Clone(rt.apps)
+	for _, a := range added {
+		apps = append(apps, a)
+		rt.byID[a.id] = a
+	}
+	rt.apps = apps
+	rt.topo.Unlock()
+	for _, a := range added {
+		a.log.Info("application added", zap.Int("workers", len(a.slots)))
+		rt.startSlots(a.slotList())
+	}
+	return rt.awaitDecided(ctx, opened)
+}
+
+// awaitDecided waits until every slot has had a ready worker or given up,
+// and says which gave up.
+func (rt *Runtime) awaitDecided(ctx context.Context, slots []*slot) error {
+	var errs []error
+	for _, s := range slots {
+		select {
+		case <-s.decided:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-rt.stopping:
+			return errStopped
+		}
+		s.mu.Lock()
+		up, reason := s.everUp, s.reason
+		s.mu.Unlock()
+		if !up {
+			errs = append(errs, fmt.Errorf("app %q worker %d did not start: %s", s.app.id, s.index, reason))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeApp takes an application away: out of the mesh, then its workers
+// drained and stopped, then its sockets closed.
+func (rt *Runtime) removeApp(a *app) {
+	a.log.Info("application removed from the configuration; draining its workers")
+	slots := a.slotList()
+	for _, s := range slots {
+		s.removing.Store(true)
+	}
+	rt.topo.Lock()
+	rt.apps = slices.DeleteFunc(slices.Clone(rt.apps), func(x *app) bool { return x == a })
+	delete(rt.byID, a.id)
+	rt.topo.Unlock()
+	rt.publishMesh()
+	rt.retire(slots)
+	os.Remove(rt.dir.AppInfoFile(a.id))
+	a.log.Info("application stopped and removed")
+}
+
+// retire stops slots that left the mesh (and the entrypoint's group), in
+// parallel, then closes their sockets.
+func (rt *Runtime) retire(slots []*slot) {
+	timer := time.NewTimer(removeSettle)
+	select {
+	case <-timer.C:
+	case <-rt.stopping:
+		timer.Stop()
+	}
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		wg.Go(func() {
+			rt.stopSlot(s)
+			s.closeListeners()
+			if s.meshPath != "" {
+				os.Remove(s.meshPath)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// stopSlot stops a slot's owner goroutine and waits for it; a slot never
+// started is marked so that it never starts.
+func (rt *Runtime) stopSlot(s *slot) {
+	r := &rt.run
+	r.mu.Lock()
+	if !s.started {
+		s.started = true
+		close(s.done)
+		r.mu.Unlock()
+		return
+	}
+	cancel := s.cancel
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	<-s.done
+}
+
+// ScaleApp sets the number of workers of an application (`wattd ctl
+// scale`). New workers are ready, or have given up, when it returns;
+// removed ones have drained and stopped.
+func (rt *Runtime) ScaleApp(ctx context.Context, id string, n int) error {
+	a, ok := rt.lookup(id)
+	if !ok {
+		return rt.notFound(id)
+	}
+	if n < 1 || n > config.MaxWorkers {
+		return fmt.Errorf("%w: app %q: expected a worker count from 1 to %d, got %d", ErrInvalidConfig, id, config.MaxWorkers, n)
+	}
+	release, err := rt.tryChange("scale")
+	if err != nil {
+		return err
+	}
+	defer release()
+	return rt.scaleTo(ctx, a, n, "requested with wattd ctl scale")
+}
+
+// scaleTo changes the number of worker slots of a to n; called with
+// rt.changing held.
+func (rt *Runtime) scaleTo(ctx context.Context, a *app, n int, reason string) error {
+	cur := a.slotList()
+	if n == len(cur) {
+		return nil
+	}
+	a.log.Info("scaling", zap.Int("from", len(cur)), zap.Int("to", n), zap.String("reason", reason))
+	rt.scaler.record(a, len(cur), n, reason)
+	if n > len(cur) {
+		return rt.grow(ctx, a, cur, n)
+	}
+	rt.shrink(a, cur, n)
+	return nil
+}
+
+// grow adds slots to a up to n and waits for their workers.
+func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
+	if a.entry {
+		// The new sockets join the group at once; until their workers
+		// serve, connections go to the sockets that have one.
+		rt.steer(a, cur)
+		defer rt.unsteer(a)
+	}
+	var added []*slot
+	for i := len(cur); i < n; i++ {
+		s := newSlot(a, i)
+		if a.entry {
+			s.tcpHost, s.tcpPort = rt.cfg.Server.Hostname, rt.publicPort
+		}
+		s.meshPath = rt.dir.MeshSocket(a.id, i)
+		if err := s.openListeners(); err != nil {
+			for _, o := range added {
+				o.closeListeners()
+				os.Remove(o.meshPath)
+			}
+			return fmt.Errorf("app %q: scale to %d: %w", a.id, n, err)
+		}
+		added = append(added, s)
+	}
+	rt.topo.Lock()
+	a.slots = append(slices.Clone(a.slots), added...)
+	rt.topo.Unlock()
+	rt.startSlots(added)
+	err := rt.awaitDecided(ctx, added)
+	a.log.Info("scaled up", zap.Int("workers", n))
+	return err
+}
+
+// shrink takes a's last slots away until n are left.
+func (rt *Runtime) shrink(a *app, cur []*slot, n int) {
+	keep, gone := cur[:n], cur[n:]
+	for _, s := range gone {
+		s.removing.Store(true)
+	}
+	rt.publishMesh()
+	if a.entry {
+		rt.steer(a, keep)
+		defer rt.unsteer(a)
+	}
+	rt.retire(gone)
+	rt.topo.Lock()
+	a.slots = slices.Clone(keep)
+	rt.topo.Unlock()
+	rt.stateChanged()
+	a.log.Info("scaled down", zap.Int("workers", n))
+}
+
+// steer makes the entrypoint's group hand new connections only to the
+// sockets of slots; a failure is logged, and connections then go where the
+// kernel's hash sends them.
+func (rt *Runtime) steer(a *app, slots []*slot) {
+	if rt.cfg.SharePort {
+		// Other programs' sockets in the group: positions are unknown.
+		return
+	}
+	allowed := map[uint64]bool{}
+	var f *os.File
+	ipv6 := strings.Contains(rt.cfg.Server.Hostname, ":")
+	for _, s := range slots {
+		s.sockMu.Lock()
+		if s.tcpInode != 0 && len(s.listeners) > 0 {
+			allowed[s.tcpInode] = true
+			f = s.listeners[0]
+			ipv6 = s.addr.IP.To4() == nil
+		}
+		s.sockMu.Unlock()
+	}
+	if f == nil {
+		return
+	}
+	if err := listeners.Steer(f, ipv6, rt.portGroup.Positions(allowed)); err != nil {
+		a.log.Warn("could not steer new connections while the workers change; some may wait on a starting worker or be reset", zap.Error(err))
+		return
+	}
+	rt.steered.Store(true)
+}
+
+// unsteer hands the choice of socket back to the kernel.
+func (rt *Runtime) unsteer(a *app) {
+	if !rt.steered.Swap(false) {
+		return
+	}
+	for _, s := range a.slotList() {
+		s.sockMu.Lock()
+		var f *os.File
+		if len(s.listeners) > 0 {
+			f = s.listeners[0]
+		}
+		s.sockMu.Unlock()
+		if f != nil {
+			if err := listeners.Unsteer(f); err != nil {
+				a.log.Warn("could not stop steering new connections", zap.Error(err))
+			}
+			return
+		}
+	}
+}
