@@ -52,7 +52,7 @@ func TestMeshTableLeavesOutRemovedSlots(t *testing.T) {
 
 type recordingNotifier struct{ calls []string }
 
-func (n *recordingNotifier) Reloading() { n.calls = append(n.calls, "reloading") }
+func (n *recordingNotifier) Reloading()     { n.calls = append(n.calls, "reloading") }
 func (n *recordingNotifier) Reloaded(error) { n.calls = append(n.calls, "ready") }
 
 // TestReloadRefusedKeepsRuntime: a configuration that does not load is
