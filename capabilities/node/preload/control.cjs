@@ -81,6 +81,7 @@ function onMessage (state, msg) {
 
 // send writes msg once the handshake is done; before that it is held back
 // (ready, drained) or dropped (stats, which the next tick repeats anyway).
+// msg may also be a message already written as JSON text.
 function send (state, msg) {
   if (!state.control) return
   if (state.welcomed) writeFrame(state, msg)
@@ -93,13 +94,13 @@ function writeFrame (state, msg) {
   const sock = state.control
   if (!sock || sock.destroyed || !sock.writable) return
   try {
-    const body = Buffer.from(JSON.stringify(msg), 'utf8')
+    const body = Buffer.from(typeof msg === 'string' ? msg : JSON.stringify(msg), 'utf8')
     const frame = Buffer.allocUnsafe(4 + body.length)
     frame.writeUInt32BE(body.length, 0)
     body.copy(frame, 4)
     sock.write(frame)
   } catch (err) {
-    warn(`cannot send ${msg.type}`, err)
+    warn(`cannot send ${typeof msg === 'string' ? 'a message' : msg.type}`, err)
   }
 }
 

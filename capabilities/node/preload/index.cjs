@@ -46,7 +46,9 @@
 // and globals.cjs (globalThis.platformatic, Watt's runtime API for apps),
 // appmodel.cjs (Watt's application model: preload modules, build()/create()
 // factories, background apps, the app's close() on stop), undici.cjs (*.plt.local
-// for the npm undici package, at net.connect).
+// for the npm undici package, at net.connect), tracing.cjs and
+// tracecontext.cjs (request ids, W3C trace context, spans; per request only
+// while turned on), requests.cjs (the per-request hooks of such features).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -125,6 +127,12 @@ function main () {
     } catch (err) {
       warn('mesh client disabled after an internal error', err)
     }
+  }
+  // After the mesh client, whose calls it traces; before the app loads.
+  try {
+    require('./tracing.cjs').startTracing(state, info)
+  } catch (err) {
+    warn('tracing and request ids disabled after an internal error', err)
   }
   // Before the app loads: apps read globalThis.platformatic at once.
   try {
