@@ -24,6 +24,7 @@
 //	  | <--- check {check:{id, kind}} -------- |  run it (health checks, readiness)
 //	  | ---- checked {check:{id, ok, ...}} --> |  its result
 //	  | ---- healthSignals {signals} --------> |  the app's health signals, batched
+//	  | ---- spans {spans:[...]} ------------> |  finished trace spans, batched (spans.go)
 //	  |                                        |
 //	  | <--- drain {timeoutMs} --------------- |  stop accepting, finish in-flight
 //	  | ---- drained ------------------------> |  nothing in flight any more
@@ -113,6 +114,9 @@ const (
 	TypeCheck         = "check"
 	TypeChecked       = "checked"
 	TypeHealthSignals = "healthSignals"
+
+	// Tracing (optional): finished spans for wattd to export. See Span.
+	TypeSpans = "spans"
 )
 
 // Check kinds.
@@ -171,6 +175,11 @@ type Message struct {
 
 	// healthSignals: JSON objects, each with a string "type"
 	Signals []json.RawMessage `json:"signals,omitempty"`
+
+	// spans: an array of Span objects, at most MaxSpansPerMessage. Kept
+	// raw so that one malformed span costs that span (DecodeSpans drops
+	// and counts it), not the frame and with it the worker.
+	Spans json.RawMessage `json:"spans,omitempty"`
 }
 
 // Fault is a failed reply: the handler threw, there is no handler, or
@@ -225,6 +234,35 @@ type AppInfo struct {
 	// runtime loads before the app, in order.
 	NoServer bool     `json:"noServer,omitempty"`
 	Preload  []string `json:"preload,omitempty"`
+	// Tracing is present when wattd exports traces for the application:
+	// its workers then make spans and send them in spans messages.
+	Tracing *TracingInfo `json:"tracing,omitempty"`
+	// RequestID is present when request ids are on (always with tracing):
+	// workers keep or make one per request under this header.
+	RequestID *RequestIDInfo `json:"requestId,omitempty"`
+}
+
+// TracingInfo is what a worker needs to trace its requests.
+type TracingInfo struct {
+	// ServiceName is the application's service.name, which wattd sets on
+	// the resource of its spans; workers may show it, they need not send it.
+	ServiceName string `json:"serviceName"`
+	// Skip lists requests that get no span. Always present, maybe empty.
+	Skip []TraceSkip `json:"skip"`
+}
+
+// TraceSkip is one request kind not to trace. Path is an exact path or,
+// when it starts and ends with "/" (and is longer than "/"), the source
+// of a regular expression matched against the path; Method, when set,
+// limits the rule to that method.
+type TraceSkip struct {
+	Path   string `json:"path"`
+	Method string `json:"method,omitempty"`
+}
+
+// RequestIDInfo names the request id header (lower case).
+type RequestIDInfo struct {
+	Header string `json:"header"`
 }
 
 // Stats is a worker's runtime report. Fields a runtime cannot measure are

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -200,4 +201,23 @@ func (c *Control) answerCheck(req Check) {
 	}
 	res.ID, res.Kind = req.ID, req.Kind
 	_ = c.Send(&Message{Type: TypeChecked, Check: &res})
+}
+
+// ReadAppInfo reads the application's info file, named by WATTD_APP_INFO:
+// the ids, the configuration objects, and whether tracing and request ids
+// are on. It returns ErrNotSupervised outside wattd.
+func ReadAppInfo() (*AppInfo, error) {
+	path := os.Getenv(EnvAppInfo)
+	if path == "" {
+		return nil, ErrNotSupervised
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: app info: %w", err)
+	}
+	var info AppInfo
+	if err := json.Unmarshal(data, &info); err != nil {
+		return nil, fmt.Errorf("ipc: app info %s: %w", path, err)
+	}
+	return &info, nil
 }

@@ -68,9 +68,27 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 		if info.Entrypoint {
 			info.Host, info.Port = cfg.Server.Hostname, port
 		}
+		info.Tracing, info.RequestID = tracingInfo(cfg, ac.ID)
 		out[ac.ID] = info
 	}
 	return out
+}
+
+// tracingInfo is what the application's workers need to trace requests
+// and carry request ids; nil for what is off.
+func tracingInfo(cfg *config.Config, id string) (*ipc.TracingInfo, *ipc.RequestIDInfo) {
+	var tr *ipc.TracingInfo
+	if t := cfg.Telemetry; t.Enabled {
+		tr = &ipc.TracingInfo{ServiceName: t.ServiceName(id), Skip: []ipc.TraceSkip{}}
+		for _, s := range t.Skip {
+			tr.Skip = append(tr.Skip, ipc.TraceSkip{Path: s.Path, Method: s.Method})
+		}
+	}
+	var rid *ipc.RequestIDInfo
+	if r := cfg.Logger.RequestID; r.Enabled {
+		rid = &ipc.RequestIDInfo{Header: r.Header}
+	}
+	return tr, rid
 }
 
 func applicationConfig(ac config.Application, mode capabilities.Mode) map[string]any {

@@ -90,3 +90,40 @@ func TestAppInfos(t *testing.T) {
 		t.Errorf("mode %v", st.Mode())
 	}
 }
+
+// TestAppInfoTracing: the tracing and requestId fields are there exactly
+// when their feature is on, in the shape the workers read.
+func TestAppInfoTracing(t *testing.T) {
+	cfg := &config.Config{
+		Entrypoint:   "web",
+		Health:       config.DefaultHealth(),
+		Applications: []config.Application{{ID: "web", Path: "/srv/web", Workers: 1, Entrypoint: true}},
+	}
+	encode := func() string {
+		data, err := json.Marshal(appInfos(cfg, capabilities.Production, 3042)["web"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		return string(m["tracing"]) + "|" + string(m["requestId"])
+	}
+	if got := encode(); got != "|" {
+		t.Errorf("both off: %s", got)
+	}
+	cfg.Logger.RequestID = config.RequestID{Enabled: true, Header: "x-trace-req"}
+	if got := encode(); got != `|{"header":"x-trace-req"}` {
+		t.Errorf("request ids alone: %s", got)
+	}
+	cfg.Telemetry = config.Telemetry{Enabled: true, ApplicationName: "shop", Skip: []config.TraceSkip{{Path: "/health", Method: "GET"}, {Path: "/^\\/static/"}}}
+	want := `{"serviceName":"shop-web","skip":[{"path":"/health","method":"GET"},{"path":"/^\\/static/"}]}|{"header":"x-trace-req"}`
+	if got := encode(); got != want {
+		t.Errorf("tracing:\n got %s\nwant %s", got, want)
+	}
+	cfg.Telemetry = config.Telemetry{Enabled: true}
+	if got := encode(); got != `{"serviceName":"web","skip":[]}|{"header":"x-trace-req"}` {
+		t.Errorf("tracing without applicationName or skip: %s", got)
+	}
+}

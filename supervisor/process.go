@@ -23,6 +23,7 @@ import (
 	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/logs"
+	"github.com/wattd/wattd/supervisor/telemetry"
 )
 
 // ExecHelperArg is argv[1] of wattd when it runs as the exec helper: the
@@ -124,6 +125,9 @@ type proc struct {
 	// route takes the worker's messaging frames (message, reply, notify);
 	// nil in tests that need none.
 	route func(*ipc.Message)
+	// spans takes the worker's spans messages; nil when tracing is off
+	// (the spans are then ignored).
+	spans *telemetry.Source
 
 	meshNow     func() *ipc.Message // the current mesh table, sent after welcome
 	meshMu      sync.Mutex          // guards meshPending
@@ -239,6 +243,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		spec.rt.register(p)
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
 		p.route = func(m *ipc.Message) { spec.rt.msgs.route(from, m) }
+		p.spans = spec.rt.tracing.Source(spec.app, spec.worker, p.pid)
 	}
 	p.sink = logs.NewSink(p.log, logs.Options{})
 	p.sink.Follow(outR, "stdout")
@@ -355,6 +360,8 @@ func (p *proc) readControl(app string, worker int) {
 			p.checks.answered(m.Check)
 		case ipc.TypeHealthSignals:
 			p.checks.signalled(m.Signals)
+		case ipc.TypeSpans:
+			p.spans.Ingest(m.Spans)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/restart"
 	"github.com/wattd/wattd/supervisor/rundir"
+	"github.com/wattd/wattd/supervisor/telemetry"
 )
 
 // ErrAllFailed is returned by Run when every application has given up.
@@ -79,7 +80,9 @@ type Runtime struct {
 	killed   chan struct{} // closed by Kill: shutdown no longer waits for workers
 	changed  chan struct{} // poked (non-blocking) on slot state changes
 	mesh     meshState
-	msgs     *messenger    // routes messaging between workers
+	msgs     *messenger // routes messaging between workers
+	// tracing exports the spans workers send; nil when telemetry is off.
+	tracing  *telemetry.Pipeline
 	failures chan struct{} // poked when a slot gives up
 	// cgroups makes each worker process's cgroup (or, where cgroups
 	// cannot be used, the /proc stand-in that still finds its processes).
@@ -146,6 +149,10 @@ func New(opts Options) (_ *Runtime, err error) {
 		}
 	}()
 	if err := rt.openProxy(); err != nil {
+		return nil, err
+	}
+	rt.tracing, err = telemetry.New(telemetry.Options{Config: cfg.Telemetry, Logger: opts.Logger.Named("telemetry")})
+	if err != nil {
 		return nil, err
 	}
 	baseEnv := append(inheritedEnv(),
@@ -481,6 +488,7 @@ loop:
 	entryMu.Unlock()
 	phase(true, cancelEntry, &entryWG)
 	phase(false, cancelRest, &restWG)
+	rt.flushTracing()
 	rt.closeProxy()
 	rt.removeSockets()
 	rt.closeCgroups()
@@ -555,11 +563,25 @@ func (rt *Runtime) closeListeners(entry bool) {
 // Close releases what New made, for a runtime that will not Run (Run
 // releases it itself): sockets, the mesh proxy, cgroups.
 func (rt *Runtime) Close() {
+	rt.flushTracing()
 	rt.closeListeners(true)
 	rt.closeListeners(false)
 	rt.closeProxy()
 	rt.removeSockets()
 	rt.closeCgroups()
+}
+
+// tracingFlushTimeout bounds the export of the spans still queued when
+// the runtime stops: a collector that is down must not hold up the exit.
+const tracingFlushTimeout = 5 * time.Second
+
+// flushTracing exports the spans the workers sent before they stopped.
+func (rt *Runtime) flushTracing() {
+	ctx, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
+	defer cancel()
+	if err := rt.tracing.Shutdown(ctx); err != nil {
+		rt.log.Warn("tracing: could not export every span before stopping", zap.Error(err))
+	}
 }
 
 // closeCgroups kills what is left in the runtime's cgroups and removes
@@ -729,6 +751,10 @@ func (a *app) status() AppStatus {
 			as.Reason = s.reason
 		}
 		s.mu.Unlock()
+	}
+	if tr := a.rt.tracing; tr != nil {
+		c := tr.Counts()[a.id]
+		as.Spans = &SpanCounts{Received: c.Received, Invalid: c.Invalid, QueueFull: c.QueueFull}
 	}
 	return as
 }

@@ -46,6 +46,18 @@ type AppStatus struct {
 	State      string         `json:"state"` // running, failed, stopped
 	Reason     string         `json:"reason,omitempty"`
 	Workers    []WorkerStatus `json:"workers"`
+	// Spans counts the spans the application's workers sent; nil while
+	// tracing is off.
+	Spans *SpanCounts `json:"spans,omitempty"`
+}
+
+// SpanCounts are an application's span counters since wattd started.
+type SpanCounts struct {
+	Received uint64 `json:"received"` // arrived in spans messages, valid or not
+	// Invalid spans broke the protocol's rules; QueueFull found an
+	// exporter's queue full. Both were dropped.
+	Invalid   uint64 `json:"invalid"`
+	QueueFull uint64 `json:"queueFull"`
 }
 
 // WorkerStatus is one worker slot and the process currently in it.

@@ -26,7 +26,8 @@ type rawConfig struct {
 		Port     *json.Number `json:"port"`
 	} `json:"server"`
 	Logger struct {
-		Level string `json:"level"`
+		Level     string          `json:"level"`
+		RequestID json.RawMessage `json:"requestId"`
 	} `json:"logger"`
 	Env              map[string]string `json:"env"`
 	RestartOnError   json.RawMessage   `json:"restartOnError"`
@@ -51,7 +52,8 @@ type rawConfig struct {
 	Cgroups    struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
-	Metrics json.RawMessage `json:"metrics"`
+	Metrics   json.RawMessage `json:"metrics"`
+	Telemetry json.RawMessage `json:"telemetry"`
 }
 
 // rawResources is a "resources" object; sizes stay raw because they may be
@@ -222,6 +224,13 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	var metricsProblems []issue
 	cfg.Metrics, metricsProblems = buildMetrics(raw.Metrics)
 	problems = append(problems, metricsProblems...)
+	var telemetryProblems, telemetryWarnings []issue
+	cfg.Telemetry, telemetryProblems, telemetryWarnings = l.buildTelemetry(raw.Telemetry)
+	problems = append(problems, telemetryProblems...)
+	l.warnings = append(l.warnings, telemetryWarnings...)
+	var requestIDProblems []issue
+	cfg.Logger.RequestID, requestIDProblems = buildRequestID(raw.Logger.RequestID, cfg.Telemetry.Enabled)
+	problems = append(problems, requestIDProblems...)
 	var healthProblems []issue
 	cfg.Health, healthProblems = l.overlayHealth(DefaultHealth(), raw.Health, "/health")
 	problems = append(problems, healthProblems...)

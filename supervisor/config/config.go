@@ -48,9 +48,11 @@ type Config struct {
 	Cgroups   Cgroups // wattd extension, key "cgroups"
 	// Health is the runtime's "health" block over Watt's defaults; each
 	// application's Health is what applies to it.
-	Health   Health
-	Metrics  Metrics  // key "metrics": the Prometheus endpoint and probes
-	Warnings []string // Watt options ignored, old names used, and the like
+	Health  Health
+	Metrics Metrics // key "metrics": the Prometheus endpoint and probes
+	// Telemetry is the "telemetry" key: tracing, exported by wattd.
+	Telemetry Telemetry
+	Warnings  []string // Watt options ignored, old names used, and the like
 }
 
 // Application is one application of the runtime.
@@ -110,6 +112,8 @@ type Server struct {
 // Logger configures the runtime logger.
 type Logger struct {
 	Level string // trace, debug, info, warn, error, fatal or silent
+	// RequestID is wattd's "requestId" extension; on with tracing.
+	RequestID RequestID
 }
 
 // RestartOnError is Watt's restartOnError: whether a crashed application is

@@ -151,7 +151,7 @@ func TestLoadValid(t *testing.T) {
 				c.Warnings = []string{
 					warn(f, "/watch", ignored("/watch")),
 					warn(f, "/metrics/applicationLabel", ignored("/metrics/applicationLabel")),
-					warn(f, "/telemetry", ignored("/telemetry")),
+					warn(f, "/httpCache", ignored("/httpCache")),
 					warn(f, "/managementApi", ignored("/managementApi")),
 					warn(f, "/server/http2", ignored("/server/http2")),
 					warn(f, "/logger/transport", ignored("/logger/transport")),

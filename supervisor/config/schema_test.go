@@ -34,16 +34,21 @@ func TestWattOnlyOptionsNotInSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	locations := map[string]string{
-		"":                  "#",
-		"/server":           "#/properties/server",
-		"/logger":           "#/properties/logger",
-		"/gracefulShutdown": "#/properties/gracefulShutdown",
-		"/workers":          "#/$defs/workers/anyOf/1",
-		"@app":              "#/$defs/application",
-		"@app/workers":      "#/$defs/workers/anyOf/1",
-		"/health":           "#/$defs/health",
-		"@app/health":       "#/$defs/health",
-		"/metrics":          "#/properties/metrics/anyOf/1",
+		"":                              "#",
+		"/server":                       "#/properties/server",
+		"/logger":                       "#/properties/logger",
+		"/gracefulShutdown":             "#/properties/gracefulShutdown",
+		"/workers":                      "#/$defs/workers/anyOf/1",
+		"@app":                          "#/$defs/application",
+		"@app/workers":                  "#/$defs/workers/anyOf/1",
+		"/health":                       "#/$defs/health",
+		"@app/health":                   "#/$defs/health",
+		"/metrics":                      "#/properties/metrics/anyOf/1",
+		"/telemetry":                    "#/properties/telemetry",
+		"/telemetry/exporter":           "#/$defs/traceExporter",
+		"/telemetry/exporter/*":         "#/$defs/traceExporter",
+		"/telemetry/exporter/options":   "#/$defs/traceExporter/properties/options",
+		"/telemetry/exporter/*/options": "#/$defs/traceExporter/properties/options",
 	}
 	for _, o := range wattOnlyOptions {
 		loc, ok := locations[o.at]

@@ -37,14 +37,21 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"watch", "hotReload"}, instead: "wattd dev watches and restarts every application; wattd start never does"},
 	{at: "", keys: []string{"allowCycles"}, instead: "wattd rejects dependency cycles"},
 	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
-	{at: "", keys: []string{"telemetry"}, instead: "wattd does not trace requests yet"},
 	{at: "", keys: []string{"verticalScaler", "startupConcurrency", "scheduler", "policies"}},
 	{at: "", keys: []string{"inspectorOptions"}, instead: `give an application "--inspect" in its "nodeOptions"`},
 	{at: "", keys: []string{"nodeModulesSourceMaps", "compileCache"}},
 	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
 	// Watt passes any other logger key through to pino; wattd's own log
 	// has only a level.
-	{at: "/logger", keys: []string{"*"}, except: []string{"level"}, instead: `wattd's log takes only "level"`},
+	{at: "/logger", keys: []string{"*"}, except: []string{"level", "requestId"}, instead: `wattd's log takes only "level"`},
+	{at: "/telemetry", keys: []string{"diagLogger"}, instead: "wattd logs the exporters' errors itself"},
+	// Watt hands the rest of an exporter's options to the OpenTelemetry
+	// JavaScript exporter; "additionalProperties" is a key by mistake in
+	// some of Watt's schemas.
+	{at: "/telemetry/exporter", keys: []string{"additionalProperties"}},
+	{at: "/telemetry/exporter/*", keys: []string{"additionalProperties"}},
+	{at: "/telemetry/exporter/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
+	{at: "/telemetry/exporter/*/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
 	{at: "/metrics", keys: []string{
 		"https", "applicationLabel", "httpClientMetrics", "readiness", "liveness", "healthChecksTimeouts",
 		"plugins", "timeout", "otlpExporter", "opentelemetry", "httpCustomLabels", "additionalProperties",
@@ -58,13 +65,19 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},
 	{at: "@app", keys: []string{"useHttp"}, instead: "every worker is always reachable over its mesh socket"},
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
-	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "telemetry", "compileCache", "management", "websocket", "hotReload"}},
+	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "compileCache", "management", "websocket", "hotReload"}},
+	{at: "@app", keys: []string{"telemetry"}, instead: "wattd's preload makes each request's server span and each mesh call's client span; OpenTelemetry instrumentation packages are not loaded"},
 	{at: "/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
 	{at: "@app/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
 	{at: "/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
 	{at: "@app/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
 	{at: "@app/workers", keys: []string{"minimum", "maximum", "scaleUpELU", "scaleDownELU"}, instead: "the worker count is fixed (static)"},
 }
+
+// telemetryOptions are the exporter options wattd reads.
+var telemetryOptions = []string{"url", "headers", "path", "protocol", "transport"}
+
+const telemetryOptionsInstead = "wattd's exporters take url, headers, path and protocol (or transport)"
 
 const (
 	healthDelay = "health checks judge event-loop utilisation (maxELU) and the heap, not event-loop delay"

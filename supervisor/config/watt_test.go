@@ -52,7 +52,7 @@ func TestIsWattOnly(t *testing.T) {
 
 func TestStripWattOnly(t *testing.T) {
 	doc, _, _ := decodeJSON([]byte(`{
-		"telemetry": {"applicationName": "a"},
+		"undici": {"pipelining": 1},
 		"server": {"port": 1, "http2": true},
 		"applications": [{"id": "a", "gitBranch": "main", "env": {"gitBranch": "kept"}}],
 		"env": {"metrics": "kept"}
@@ -69,7 +69,7 @@ func TestStripWattOnly(t *testing.T) {
 	wantWarnings := []issue{
 		issuef("/applications/0/gitBranch", `Watt option "gitBranch" is not supported by wattd; ignored: wattd runs local applications only`),
 		issuef("/server/http2", `Watt option "http2" is not supported by wattd; ignored: the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog`),
-		issuef("/telemetry", `Watt option "telemetry" is not supported by wattd; ignored: wattd does not trace requests yet`),
+		issuef("/undici", `Watt option "undici" is not supported by wattd; ignored: workers use their own HTTP client settings`),
 	}
 	if !slices.Equal(warnings, wantWarnings) {
 		t.Errorf("warnings: got %v, want %v", warnings, wantWarnings)

@@ -1,0 +1,330 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"regexp/syntax"
+	"strconv"
+	"strings"
+)
+
+// Telemetry is Watt's "telemetry" key: tracing of every application's
+// requests, exported by wattd.
+type Telemetry struct {
+	// Enabled is true when watt.json has a "telemetry" object that does
+	// not say "enabled": false (a boolean, or a string such as a
+	// placeholder's value "false"), as in Watt.
+	Enabled bool
+	// ApplicationName prefixes every application's service.name (Watt's
+	// "applicationName"; "serviceName" in Watt 2). See ServiceName.
+	ApplicationName string
+	Version         string // service.version, when set
+	Skip            []TraceSkip
+	// Exporters are where spans go, in file order; never empty when
+	// Enabled (Watt's default is one console exporter).
+	Exporters []Exporter
+}
+
+// ServiceName is the service.name of application id's spans: as in Watt,
+// "<applicationName>-<id>", or the id alone when no name is set.
+func (t Telemetry) ServiceName(id string) string {
+	if t.ApplicationName == "" {
+		return id
+	}
+	return t.ApplicationName + "-" + id
+}
+
+// TraceSkip is a request that gets no span: Path is an exact path, or a
+// regular expression between slashes ("/^\/health/"); Method, when set,
+// limits the rule to one method.
+type TraceSkip struct {
+	Path   string
+	Method string
+}
+
+// Exporter types.
+const (
+	ExporterOTLP    = "otlp"
+	ExporterConsole = "console"
+	ExporterFile    = "file"
+	ExporterMemory  = "memory" // accepted; spans are kept nowhere
+)
+
+// OTLP protocols.
+const (
+	ProtocolHTTP = "http"
+	ProtocolGRPC = "grpc"
+)
+
+// DefaultSpansFile is the file exporter's path when options.path is not
+// given, relative to the configuration's directory (Watt's name).
+const DefaultSpansFile = "spans.log"
+
+// Exporter is one span exporter.
+type Exporter struct {
+	Type     string // ExporterOTLP, ExporterConsole, ExporterFile or ExporterMemory
+	Protocol string // otlp: ProtocolHTTP (default) or ProtocolGRPC
+	// URL is the otlp endpoint; "" lets the OpenTelemetry SDK choose from
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT or
+	// its default (localhost:4318 for http, :4317 for grpc).
+	URL     string
+	Headers map[string]string // otlp: sent with every export
+	Path    string            // file: absolute path of the JSON-lines file
+	Pointer string            // JSON pointer of the exporter, for messages
+}
+
+// RequestID is wattd's "logger.requestId" extension: a request id per
+// request, kept from the incoming header or made, passed on mesh calls and
+// put on the request's log lines. It is on whenever tracing is.
+type RequestID struct {
+	Enabled bool
+	Header  string // lower case; default x-request-id
+}
+
+// DefaultRequestIDHeader is the request id header when none is named.
+const DefaultRequestIDHeader = "x-request-id"
+
+type rawTelemetry struct {
+	Enabled         json.RawMessage   `json:"enabled"`
+	ApplicationName *string           `json:"applicationName"`
+	ServiceName     *string           `json:"serviceName"`
+	Version         string            `json:"version"`
+	Skip            []json.RawMessage `json:"skip"`
+	Exporter        json.RawMessage   `json:"exporter"`
+}
+
+type rawExporter struct {
+	Type    string `json:"type"`
+	Options struct {
+		URL       string            `json:"url"`
+		Headers   map[string]string `json:"headers"`
+		Path      string            `json:"path"`
+		Protocol  string            `json:"protocol"`
+		Transport string            `json:"transport"`
+	} `json:"options"`
+}
+
+// buildTelemetry reads the telemetry key; the schema has checked its
+// shape, so what is left are the rules a schema cannot say. It returns
+// problems and warnings.
+func (l *loader) buildTelemetry(raw json.RawMessage) (Telemetry, []issue, []issue) {
+	var t Telemetry
+	if len(raw) == 0 || string(raw) == "null" {
+		return t, nil, nil
+	}
+	var r rawTelemetry
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return t, []issue{issuef("/telemetry", "%v", err)}, nil
+	}
+	var problems, warnings []issue
+	on, err := enabledValue(r.Enabled)
+	if err != nil {
+		problems = append(problems, issuef("/telemetry/enabled", "%v", err))
+	}
+	t.Enabled = on
+	switch {
+	case r.ApplicationName != nil:
+		t.ApplicationName = *r.ApplicationName
+		if r.ServiceName != nil && *r.ServiceName != *r.ApplicationName {
+			problems = append(problems, issuef("/telemetry/serviceName",
+				`"serviceName" is Watt 2's name of "applicationName", which is set to another value; keep "applicationName"`))
+		}
+	case r.ServiceName != nil:
+		t.ApplicationName = *r.ServiceName
+	}
+	t.Version = r.Version
+	for i, s := range r.Skip {
+		ptr := fmt.Sprintf("/telemetry/skip/%d", i)
+		var sk struct{ Path, Method string }
+		if err := json.Unmarshal(s, &sk); err != nil {
+			problems = append(problems, issuef(ptr, "%v", err))
+			continue
+		}
+		if msg := checkSkipPath(sk.Path); msg != "" {
+			problems = append(problems, issuef(ptr+"/path", "%s", msg))
+			continue
+		}
+		t.Skip = append(t.Skip, TraceSkip{Path: sk.Path, Method: strings.ToUpper(sk.Method)})
+	}
+
+	var items []json.RawMessage
+	base := "/telemetry/exporter"
+	switch {
+	case len(r.Exporter) == 0 || string(r.Exporter) == "null":
+		warnings = append(warnings, issuef("/telemetry", `no "exporter": spans are written to wattd's standard output (console), as Watt does`))
+		t.Exporters = []Exporter{{Type: ExporterConsole, Pointer: base}}
+		return t, problems, warnings
+	case strings.HasPrefix(strings.TrimSpace(string(r.Exporter)), "["):
+		if err := json.Unmarshal(r.Exporter, &items); err != nil {
+			return t, append(problems, issuef(base, "%v", err)), warnings
+		}
+		if len(items) == 0 {
+			problems = append(problems, issuef(base, "the exporter list is empty; name at least one exporter"))
+		}
+	default:
+		items = []json.RawMessage{r.Exporter}
+		base = ""
+	}
+	for i, it := range items {
+		ptr := "/telemetry/exporter"
+		if base != "" {
+			ptr = fmt.Sprintf("%s/%d", base, i)
+		}
+		e, probs, warns := l.buildExporter(it, ptr)
+		problems, warnings = append(problems, probs...), append(warnings, warns...)
+		if e != nil {
+			t.Exporters = append(t.Exporters, *e)
+		}
+	}
+	return t, problems, warnings
+}
+
+func (l *loader) buildExporter(raw json.RawMessage, ptr string) (*Exporter, []issue, []issue) {
+	var r rawExporter
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, []issue{issuef(ptr, "%v", err)}, nil
+	}
+	e := &Exporter{Type: r.Type, Pointer: ptr}
+	if e.Type == "" {
+		e.Type = ExporterConsole // Watt's default
+	}
+	o := r.Options
+	var problems, warnings []issue
+	switch e.Type {
+	case "zipkin":
+		return nil, nil, []issue{issuef(ptr+"/type", `the zipkin exporter is not supported by wattd; this exporter is left out: use "otlp" (Zipkin and Jaeger receive OTLP, or put an OpenTelemetry Collector in between)`)}
+	case ExporterMemory:
+		return e, nil, []issue{issuef(ptr+"/type", `the memory exporter keeps spans in a Watt worker for its tests; wattd keeps them nowhere`)}
+	case ExporterConsole:
+		return e, nil, nil
+	case ExporterFile:
+		p := o.Path
+		if p == "" {
+			p = DefaultSpansFile
+		}
+		e.Path = l.resolve(l.dir, p)
+		return e, nil, nil
+	case ExporterOTLP:
+	default:
+		return nil, []issue{issuef(ptr+"/type", "unknown exporter type %q: use otlp, console or file", e.Type)}, nil
+	}
+	e.Protocol = o.Protocol
+	if o.Transport != "" {
+		if o.Protocol != "" && o.Protocol != o.Transport {
+			problems = append(problems, issuef(ptr+"/options/transport", `"transport" (%q) is an alias of "protocol", which says %q; give one of them`, o.Transport, o.Protocol))
+		}
+		e.Protocol = o.Transport
+	}
+	switch e.Protocol {
+	case "":
+		e.Protocol = ProtocolHTTP
+	case ProtocolHTTP, ProtocolGRPC:
+	default:
+		problems = append(problems, issuef(ptr+"/options/protocol", "unknown protocol %q: use http or grpc", e.Protocol))
+	}
+	if o.URL != "" {
+		if msg := checkOTLPURL(o.URL); msg != "" {
+			problems = append(problems, issuef(ptr+"/options/url", "%s", msg))
+		}
+		e.URL = o.URL
+	}
+	for k, v := range o.Headers {
+		if !headerName.MatchString(k) {
+			problems = append(problems, issuef(childPointer(ptr+"/options/headers", k), "%q is not an HTTP header name", k))
+		} else if strings.ContainsAny(v, "\r\n\x00") {
+			problems = append(problems, issuef(childPointer(ptr+"/options/headers", k), "the value of header %q contains a line break or NUL", k))
+		}
+	}
+	if len(o.Headers) > 0 {
+		e.Headers = o.Headers
+	}
+	return e, problems, warnings
+}
+
+// enabledValue reads Watt's "enabled": a boolean, or a string as a
+// placeholder leaves it ("true", "false", "1", "0"). Absent is true.
+func enabledValue(raw json.RawMessage) (bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return true, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		return b, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return true, errors.New("expected a boolean or a string")
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return true, fmt.Errorf("%q is not true or false", s)
+	}
+	return b, nil
+}
+
+// checkOTLPURL accepts http and https URLs with a host: the OTLP
+// exporters' endpoints.
+func checkOTLPURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Sprintf("%q is not an http:// or https:// URL", s)
+	}
+	if u.Host == "" {
+		return fmt.Sprintf("%q has no host", s)
+	}
+	return ""
+}
+
+// checkSkipPath accepts an exact path or a /regex/. A regular expression
+// is written for JavaScript (the Node workers match it); it is checked
+// with Go's syntax, except for the JavaScript features Go lacks.
+func checkSkipPath(p string) string {
+	if p == "" {
+		return "the path to skip is empty"
+	}
+	if len(p) < 3 || !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return ""
+	}
+	_, err := regexp.Compile(p[1 : len(p)-1])
+	var se *syntax.Error
+	if err == nil || errors.As(err, &se) && se.Code == syntax.ErrInvalidPerlOp {
+		return ""
+	}
+	return fmt.Sprintf("%q is a regular expression (it starts and ends with /) that does not compile: %v", p, err)
+}
+
+// headerName is RFC 9110's token.
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// buildRequestID reads logger.requestId: true, false or a header name.
+func buildRequestID(raw json.RawMessage, tracing bool) (RequestID, []issue) {
+	var r RequestID
+	if tracing {
+		r = RequestID{Enabled: true, Header: DefaultRequestIDHeader}
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return r, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		if b {
+			r = RequestID{Enabled: true, Header: DefaultRequestIDHeader}
+		}
+		return r, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return r, []issue{issuef("/logger/requestId", "expected true, false or a header name")}
+	}
+	if !headerName.MatchString(s) {
+		return r, []issue{issuef("/logger/requestId", "%q is not an HTTP header name", s)}
+	}
+	r.Enabled, r.Header = true, strings.ToLower(s)
+	return r, nil
+}
