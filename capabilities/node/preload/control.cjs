@@ -81,11 +81,23 @@ function onMessage (state, msg) {
 
 // send writes msg once the handshake is done; before that it is held back
 // (ready, drained) or dropped (stats, which the next tick repeats anyway).
-// msg may also be a message already written as JSON text.
 function send (state, msg) {
   if (!state.control) return
   if (state.welcomed) writeFrame(state, msg)
   else if (msg.type !== 'stats') state.pending.push(msg)
+}
+
+// sendFrame writes a frame the caller built whole (the 4-byte length and
+// the JSON body), for messages too large and too frequent to build as
+// objects (spans, see tracing.cjs). Before the handshake it is dropped.
+function sendFrame (state, frame) {
+  const sock = state.control
+  if (!sock || !state.welcomed || sock.destroyed || !sock.writable) return
+  try {
+    sock.write(frame)
+  } catch (err) {
+    warn('cannot send a prepared message', err)
+  }
 }
 
 // writeFrame never throws: a broken channel just drops the message, and the
@@ -94,13 +106,13 @@ function writeFrame (state, msg) {
   const sock = state.control
   if (!sock || sock.destroyed || !sock.writable) return
   try {
-    const body = Buffer.from(typeof msg === 'string' ? msg : JSON.stringify(msg), 'utf8')
+    const body = Buffer.from(JSON.stringify(msg), 'utf8')
     const frame = Buffer.allocUnsafe(4 + body.length)
     frame.writeUInt32BE(body.length, 0)
     body.copy(frame, 4)
     sock.write(frame)
   } catch (err) {
-    warn(`cannot send ${typeof msg === 'string' ? 'a message' : msg.type}`, err)
+    warn(`cannot send ${msg.type}`, err)
   }
 }
 
@@ -134,4 +146,4 @@ function startStats (state, intervalMs) {
 }
 
 
-module.exports = { openControl, send, startStats }
+module.exports = { openControl, send, sendFrame, startStats }
