@@ -80,13 +80,13 @@ type Runtime struct {
 	killed   chan struct{} // closed by Kill: shutdown no longer waits for workers
 	changed  chan struct{} // poked (non-blocking) on slot state changes
 	mesh     meshState
-	msgs     *messenger // routes messaging between workers
-	// tracing exports the spans workers send; nil when telemetry is off.
-	tracing  *telemetry.Pipeline
+	msgs     *messenger    // routes messaging between workers
 	failures chan struct{} // poked when a slot gives up
 	// cgroups makes each worker process's cgroup (or, where cgroups
 	// cannot be used, the /proc stand-in that still finds its processes).
 	cgroups *cgroups.Manager
+	// tracing exports the spans workers send; nil when telemetry is off.
+	tracing *telemetry.Pipeline
 
 	// noProtocolAfter is noProtocolReadyAfter; tests whose workers may
 	// start slowly lengthen it.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,9 +198,9 @@ func buildGotrace(t *testing.T) string {
 
 // tracedProject is a front application (2 workers) calling back over the
 // mesh, both the traced Go fixture, with the given telemetry key.
-func tracedProject(t *testing.T, telemetry map[string]any) string {
+func tracedProject(t *testing.T, telemetry map[string]any, extra ...map[string]any) string {
 	app := buildGotrace(t)
-	return project(t, map[string]any{
+	cfg := map[string]any{
 		"entrypoint": "front",
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"telemetry":  telemetry,
@@ -207,7 +208,13 @@ func tracedProject(t *testing.T, telemetry map[string]any) string {
 			map[string]any{"id": "front", "path": app, "workers": 2},
 			map[string]any{"id": "back", "path": app},
 		},
-	})
+	}
+	for _, e := range extra {
+		for k, v := range e {
+			cfg[k] = v
+		}
+	}
+	return project(t, cfg)
 }
 
 // pidOf is the pid of app's worker index in a ps snapshot.
@@ -232,13 +239,14 @@ func pidOf(apps []supervisor.AppStatus, app string, worker int64) int64 {
 func TestTracingOTLPHTTP(t *testing.T) {
 	integration(t)
 	rcv := otlpHTTPReceiver(t)
+	metricsPort := freePort(t)
 	dir := tracedProject(t, map[string]any{
 		"applicationName": "shop",
 		"version":         "1.2.3",
 		"exporter": map[string]any{"type": "otlp", "options": map[string]any{
 			"url": rcv.url, "headers": map[string]any{"x-collector-token": "s3cret"},
 		}},
-	})
+	}, map[string]any{"metrics": map[string]any{"hostname": "127.0.0.1", "port": metricsPort}})
 	port := freePort(t)
 	d := startWattd(t, dir, port, startOpts{})
 	if body := waitHTTP(t, d.url("/"), 30*time.Second); !strings.Contains(body, "tracing=true") {
@@ -336,6 +344,11 @@ func TestTracingOTLPHTTP(t *testing.T) {
 	if counts.Received < 3+8 || counts.QueueFull != 0 {
 		t.Errorf("front's span counts: %+v", counts)
 	}
+	_, scrape, err := get(fresh, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/metrics")
+	if err != nil || !strings.Contains(scrape, `wattd_spans_dropped_total{applicationId="front",reason="invalid"} 8`) ||
+		!strings.Contains(scrape, `wattd_spans_dropped_total{applicationId="back",reason="queue_full"} 0`) {
+		t.Errorf("/metrics lacks the span counters (%v):\n%s", err, scrape)
+	}
 	front := d.app("front")
 	if !alive(liar) || (front.Workers[0].PID != liar && front.Workers[1].PID != liar) || front.Workers[0].Restarts+front.Workers[1].Restarts != 0 {
 		t.Errorf("the worker that lied (pid %d) should be running still: %+v", liar, front.Workers)
@@ -346,7 +359,8 @@ func TestTracingOTLPHTTP(t *testing.T) {
 }
 
 // TestTracingOTLPGRPC: the gRPC exporter reaches a receiver of the OTLP
-// trace service, and spans still queued when wattd stops are flushed.
+// trace service; spans still queued when wattd stops are flushed (the
+// batch delay, OTEL_BSP_SCHEDULE_DELAY, is longer than the test).
 func TestTracingOTLPGRPC(t *testing.T) {
 	integration(t)
 	rcv := otlpGRPCReceiver(t)
@@ -357,7 +371,7 @@ func TestTracingOTLPGRPC(t *testing.T) {
 		}}},
 	})
 	port := freePort(t)
-	d := startWattd(t, dir, port, startOpts{})
+	d := startWattd(t, dir, port, startOpts{env: []string{"OTEL_BSP_SCHEDULE_DELAY=600000"}})
 	waitHTTP(t, d.url("/"), 30*time.Second)
 	const traceID = "5bf92f3577b34da6a3ce929d0e0e4736"
 	req, _ := http.NewRequest(http.MethodGet, d.url("/chain?to=back"), nil)
@@ -367,8 +381,17 @@ func TestTracingOTLPGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	waitFor(t, 20*time.Second, "3 spans over gRPC", func() bool { return len(rcv.trace(traceID)) == 3 })
-	for _, s := range rcv.trace(traceID) {
+	// The spans are in the workers' queues or in wattd's, which only the
+	// stop empties now.
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("wattd exit code %d", code)
+	}
+	spans := rcv.trace(traceID)
+	if len(spans) != 3 {
+		t.Fatalf("%d spans arrived by wattd's exit, want 3", len(spans))
+	}
+	for _, s := range spans {
 		if want := "grpcshop-" + s.res["wattd.application.id"].(string); s.res["service.name"] != want {
 			t.Errorf("service.name %v, want %s", s.res["service.name"], want)
 		}

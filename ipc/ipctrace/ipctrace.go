@@ -22,7 +22,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -185,12 +187,16 @@ func value(v attribute.Value) any {
 // cut shortens s to n characters, replacing invalid UTF-8.
 func cut(s string, n int) string {
 	if !utf8.ValidString(s) {
-		s = string([]rune(s))
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
 	}
-	return string([]rune(s)[:n])
+	return s
 }
 
 // NewTracerProvider returns a tracer provider that samples every trace,
@@ -219,10 +225,19 @@ const tracerName = "github.com/wattd/wattd/ipc/ipctrace"
 // caller's span when the request carries a traceparent. The span is the
 // request context's current span, so spans the handler starts are its
 // children and Transport calls made with the request's context carry it on.
+//
+// Requests that the application's telemetry.skip rules name (read from
+// the app info file when Handler is called) get no span; their context
+// still carries the caller's trace on.
 func Handler(tp trace.TracerProvider, h http.Handler) http.Handler {
 	tracer := tp.Tracer(tracerName)
+	skip := skipRules()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		if skip.match(r) {
+			h.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
 		ctx, span := tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(
 				attribute.String("http.request.method", r.Method),
@@ -236,6 +251,50 @@ func Handler(tp trace.TracerProvider, h http.Handler) http.Handler {
 			span.SetStatus(codes.Error, http.StatusText(rec.status))
 		}
 	})
+}
+
+// skipList is the application's telemetry.skip, compiled.
+type skipList []skipRule
+
+type skipRule struct {
+	method string
+	path   string         // exact, when re is nil
+	re     *regexp.Regexp // a rule written /.../
+}
+
+// skipRules reads the skip rules of the app info file; none outside wattd.
+// A regular expression Go cannot compile (one using JavaScript-only
+// syntax) is left out.
+func skipRules() skipList {
+	info, err := ipc.ReadAppInfo()
+	if err != nil || info.Tracing == nil {
+		return nil
+	}
+	var out skipList
+	for _, s := range info.Tracing.Skip {
+		r := skipRule{method: s.Method, path: s.Path}
+		if len(s.Path) > 2 && strings.HasPrefix(s.Path, "/") && strings.HasSuffix(s.Path, "/") {
+			re, err := regexp.Compile(s.Path[1 : len(s.Path)-1])
+			if err != nil {
+				continue
+			}
+			r.re = re
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (l skipList) match(r *http.Request) bool {
+	for _, s := range l {
+		if s.method != "" && s.method != r.Method {
+			continue
+		}
+		if s.re != nil && s.re.MatchString(r.URL.Path) || s.re == nil && s.path == r.URL.Path {
+			return true
+		}
+	}
+	return false
 }
 
 type statusRecorder struct {

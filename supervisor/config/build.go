@@ -52,7 +52,8 @@ type rawConfig struct {
 	Cgroups    struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
-	Metrics   json.RawMessage `json:"metrics"`
+	Metrics json.RawMessage `json:"metrics"`
+	// Telemetry is read by buildTelemetry.
 	Telemetry json.RawMessage `json:"telemetry"`
 }
 

@@ -46,13 +46,13 @@ type Config struct {
 	// already folded into each Application's; kept for reports.
 	Resources Resources
 	Cgroups   Cgroups // wattd extension, key "cgroups"
-	// Health is the runtime's "health" block over Watt's defaults; each
-	// application's Health is what applies to it.
-	Health  Health
-	Metrics Metrics // key "metrics": the Prometheus endpoint and probes
 	// Telemetry is the "telemetry" key: tracing, exported by wattd.
 	Telemetry Telemetry
-	Warnings  []string // Watt options ignored, old names used, and the like
+	// Health is the runtime's "health" block over Watt's defaults; each
+	// application's Health is what applies to it.
+	Health   Health
+	Metrics  Metrics  // key "metrics": the Prometheus endpoint and probes
+	Warnings []string // Watt options ignored, old names used, and the like
 }
 
 // Application is one application of the runtime.

@@ -51,6 +51,9 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	if err := reg.Register(newCollector(rt, prometheus.Labels(cfg.Labels))); err != nil {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
+	if err := reg.Register(newSpansCollector(rt, prometheus.Labels(cfg.Labels))); err != nil {
+		return nil, fmt.Errorf("metrics: register the spans collector: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Endpoint, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      zap.NewStdLog(log),

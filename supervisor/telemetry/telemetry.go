@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,17 +98,19 @@ func New(opts Options) (_ *Pipeline, err error) {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
+	// Unset options follow the variables of the SDK's batch span
+	// processor, which this queue stands in for, then the defaults.
 	if opts.QueueSize <= 0 {
-		opts.QueueSize = DefaultQueueSize
+		opts.QueueSize = envInt("OTEL_BSP_MAX_QUEUE_SIZE", DefaultQueueSize)
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = DefaultBatchSize
+		opts.BatchSize = min(envInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DefaultBatchSize), opts.QueueSize)
 	}
 	if opts.Interval <= 0 {
-		opts.Interval = DefaultInterval
+		opts.Interval = time.Duration(envInt("OTEL_BSP_SCHEDULE_DELAY", int(DefaultInterval/time.Millisecond))) * time.Millisecond
 	}
 	if opts.ExportTimeout <= 0 {
-		opts.ExportTimeout = DefaultExportTimeout
+		opts.ExportTimeout = time.Duration(envInt("OTEL_BSP_EXPORT_TIMEOUT", int(DefaultExportTimeout/time.Millisecond))) * time.Millisecond
 	}
 	p := &Pipeline{cfg: opts.Config, log: opts.Logger, counts: map[string]*AppCounts{}}
 	defer func() {
@@ -147,6 +150,15 @@ func New(opts Options) (_ *Pipeline, err error) {
 	}
 	opts.Logger.Info("tracing on", zap.Strings("exporters", names))
 	return p, nil
+}
+
+// envInt reads a positive integer from the environment; anything else
+// gives def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 // describe names an exporter for logs: its type and where it sends.

@@ -1,0 +1,129 @@
+package ipc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+const goodSpan = `{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7",
+	"parentSpanId":"10f067aa0ba902b7","name":"GET /users","kind":"server",
+	"startMs":1764672000123.456,"endMs":1764672000125.789,
+	"attributes":{"http.request.method":"GET","http.response.status_code":200,"ratio":0.5,"big":1e3,"ok":true},
+	"status":"error","statusMessage":"boom"}`
+
+func TestDecodeSpan(t *testing.T) {
+	s, err := DecodeSpan(json.RawMessage(goodSpan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"http.request.method": "GET", "http.response.status_code": int64(200), "ratio": 0.5, "big": 1000.0, "ok": true}
+	if fmt.Sprint(s.Attributes) != fmt.Sprint(want) {
+		t.Errorf("attributes %#v, want %#v", s.Attributes, want)
+	}
+	for k, v := range want {
+		if fmt.Sprintf("%T", s.Attributes[k]) != fmt.Sprintf("%T", v) {
+			t.Errorf("attribute %s is a %T, want %T", k, s.Attributes[k], v)
+		}
+	}
+	if s.StartMs != 1764672000123.456 || s.Status != SpanStatusError || s.StatusMessage != "boom" || s.ParentSpanID != "10f067aa0ba902b7" {
+		t.Errorf("span %+v", s)
+	}
+	root, err := DecodeSpan(json.RawMessage(`{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","name":"x","kind":"client","startMs":1,"endMs":1}`))
+	if err != nil || root.Status != SpanStatusUnset || root.ParentSpanID != "" {
+		t.Errorf("root span without status: %+v %v", root, err)
+	}
+}
+
+// TestDecodeSpanInvalid: each rule of the spans message, broken alone.
+func TestDecodeSpanInvalid(t *testing.T) {
+	var base map[string]any
+	if err := json.Unmarshal([]byte(goodSpan), &base); err != nil {
+		t.Fatal(err)
+	}
+	many := map[string]any{}
+	for i := range MaxSpanAttributes + 1 {
+		many[fmt.Sprint("k", i)] = i
+	}
+	tests := []struct {
+		field string
+		value any // nil deletes the field
+		why   string
+	}{
+		{"traceId", "00000000000000000000000000000000", "traceId"},
+		{"traceId", "4BF92F3577B34DA6A3CE929D0E0E4736", "traceId"},
+		{"traceId", "4bf92f3577b34da6a3ce929d0e0e47", "traceId"},
+		{"traceId", nil, "traceId"},
+		{"spanId", "0000000000000000", "spanId"},
+		{"spanId", "00f067aa0ba902bz", "spanId"},
+		{"parentSpanId", "0000000000000000", "parentSpanId"},
+		{"parentSpanId", "00f067aa0ba902b", "parentSpanId"},
+		{"name", "", "name"},
+		{"name", strings.Repeat("é", MaxSpanName+1), "name"},
+		{"kind", "sideways", "kind"},
+		{"kind", nil, "kind"},
+		{"startMs", nil, "startMs"},
+		{"startMs", "1764672000123", "startMs"},
+		{"startMs", -1, "time"},
+		{"endMs", 1764672000123.0, "before startMs"},
+		{"endMs", 1e15, "time"},
+		{"status", "fine", "status"},
+		{"statusMessage", strings.Repeat("x", MaxStatusMessage+1), "statusMessage"},
+		{"attributes", many, "attributes"},
+		{"attributes", map[string]any{"a": nil}, `attribute "a"`},
+		{"attributes", map[string]any{"a": []any{1}}, `attribute "a"`},
+		{"attributes", map[string]any{"a": map[string]any{}}, `attribute "a"`},
+		{"attributes", map[string]any{"a": strings.Repeat("x", MaxAttributeValue+1)}, `attribute "a"`},
+		{"attributes", map[string]any{"": 1}, "attribute key"},
+		{"attributes", "none", "attributes"},
+	}
+	for _, tt := range tests {
+		m := map[string]any{}
+		for k, v := range base {
+			m[k] = v
+		}
+		if tt.value == nil {
+			delete(m, tt.field)
+		} else {
+			m[tt.field] = tt.value
+		}
+		raw, _ := json.Marshal(m)
+		_, err := DecodeSpan(raw)
+		if !errors.Is(err, ErrInvalidSpan) || !strings.Contains(err.Error(), tt.why) {
+			t.Errorf("%s=%.40v: error %v, want ErrInvalidSpan about %s", tt.field, tt.value, err, tt.why)
+		}
+	}
+}
+
+func TestDecodeSpans(t *testing.T) {
+	spans, dropped, err := DecodeSpans(json.RawMessage(`[` + goodSpan + `, "x", {"traceId":1}, ` + goodSpan + `]`))
+	if len(spans) != 2 || dropped != 2 || err == nil || !strings.Contains(err.Error(), "span 1") {
+		t.Errorf("mixed: %d spans, %d dropped, %v", len(spans), dropped, err)
+	}
+	if spans, dropped, err := DecodeSpans(json.RawMessage(`{"spans":[]}`)); len(spans) != 0 || dropped != 1 || err == nil {
+		t.Errorf("not an array: %d spans, %d dropped, %v", len(spans), dropped, err)
+	}
+	items := make([]string, MaxSpansPerMessage+3)
+	for i := range items {
+		items[i] = goodSpan
+	}
+	spans, dropped, err = DecodeSpans(json.RawMessage("[" + strings.Join(items, ",") + "]"))
+	if len(spans) != MaxSpansPerMessage || dropped != 3 || err == nil {
+		t.Errorf("over the limit: %d spans, %d dropped, %v", len(spans), dropped, err)
+	}
+}
+
+// TestSpansMessageKeepsTheFrame: a spans message whose spans member is
+// malformed is still a good frame, so the worker is not failed for it.
+func TestSpansMessageKeepsTheFrame(t *testing.T) {
+	var b strings.Builder
+	if err := WriteMessage(&b, &Message{Type: TypeSpans, Spans: json.RawMessage(`{"no":"array"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadMessage(strings.NewReader(b.String()))
+	if err != nil || m.Type != TypeSpans || string(m.Spans) != `{"no":"array"}` {
+		t.Fatalf("ReadMessage: %+v %v", m, err)
+	}
+}

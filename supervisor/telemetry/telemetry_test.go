@@ -1,0 +1,278 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+func TestConvert(t *testing.T) {
+	sp := ipc.Span{
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", ParentSpanID: "10f067aa0ba902b7",
+		Name: "GET /users", Kind: ipc.SpanKindClient, StartMs: 1764672000123.456, EndMs: 1764672000125.789,
+		Attributes: map[string]any{"s": "v", "i": int64(200), "f": 0.5, "b": true},
+		Status:     ipc.SpanStatusError, StatusMessage: "boom",
+	}
+	res := resource.NewSchemaless(attribute.String("service.name", "x"))
+	ro := Convert(&sp, res)
+	if ro.SpanContext().TraceID().String() != sp.TraceID || ro.SpanContext().SpanID().String() != sp.SpanID ||
+		ro.Parent().SpanID().String() != sp.ParentSpanID || ro.Parent().TraceID().String() != sp.TraceID || !ro.SpanContext().IsSampled() {
+		t.Errorf("ids: %v parent %v", ro.SpanContext(), ro.Parent())
+	}
+	if ro.Name() != "GET /users" || ro.SpanKind() != trace.SpanKindClient || ro.Resource() != res {
+		t.Errorf("name %q kind %v resource %v", ro.Name(), ro.SpanKind(), ro.Resource())
+	}
+	start := time.UnixMilli(1764672000123).Add(456 * time.Microsecond)
+	if d := ro.StartTime().Sub(start); d < -time.Microsecond || d > time.Microsecond {
+		t.Errorf("start %v, want %v", ro.StartTime(), start)
+	}
+	if d := ro.EndTime().Sub(ro.StartTime()); d < 2332*time.Microsecond || d > 2334*time.Microsecond {
+		t.Errorf("duration %v, want 2.333ms", d)
+	}
+	want := []attribute.KeyValue{attribute.Bool("b", true), attribute.Float64("f", 0.5), attribute.Int64("i", 200), attribute.String("s", "v")}
+	if fmt.Sprint(ro.Attributes()) != fmt.Sprint(want) {
+		t.Errorf("attributes %v, want %v", ro.Attributes(), want)
+	}
+	if ro.Status().Code != codes.Error || ro.Status().Description != "boom" {
+		t.Errorf("status %+v", ro.Status())
+	}
+	sp.ParentSpanID, sp.Status = "", ipc.SpanStatusOK
+	ro = Convert(&sp, res)
+	if ro.Parent().IsValid() || ro.Status().Code != codes.Ok {
+		t.Errorf("root: parent %v status %+v", ro.Parent(), ro.Status())
+	}
+}
+
+// recorder is an exporter that keeps what it is given, and blocks while
+// gate is closed over.
+type recorder struct {
+	mu    sync.Mutex
+	spans []sdktrace.ReadOnlySpan
+	calls int
+	gate  chan struct{} // when not nil, each export waits for it to close (or its context)
+	err   error
+}
+
+func (r *recorder) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if r.gate != nil {
+		select {
+		case <-r.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.err != nil {
+		return r.err
+	}
+	r.spans = append(r.spans, spans...)
+	return nil
+}
+
+func (r *recorder) Shutdown(context.Context) error { return nil }
+
+func (r *recorder) count() (spans, calls int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.spans), r.calls
+}
+
+// pipelineWith runs a pipeline over the given exporter, as New would.
+func pipelineWith(exp sdktrace.SpanExporter, log *zap.Logger, queue, batch int) *Pipeline {
+	return pipelineEvery(exp, log, queue, batch, 20*time.Millisecond)
+}
+
+func pipelineEvery(exp sdktrace.SpanExporter, log *zap.Logger, queue, batch int, interval time.Duration) *Pipeline {
+	p := &Pipeline{cfg: config.Telemetry{Enabled: true, ApplicationName: "shop", Version: "2"}, log: log, counts: map[string]*AppCounts{}}
+	s := &sink{
+		name: "test", log: log, exp: exp, queue: make(chan sdktrace.ReadOnlySpan, queue),
+		stop: make(chan struct{}), done: make(chan struct{}), batch: batch, interval: interval, timeout: 5 * time.Second,
+	}
+	p.sinks = append(p.sinks, s)
+	go s.run()
+	return p
+}
+
+func spansJSON(n int, traceID string) json.RawMessage {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf(`{"traceId":%q,"spanId":"%016x","name":"s%d","kind":"internal","startMs":1764672000000,"endMs":1764672000001}`, traceID, i+1, i)
+	}
+	return json.RawMessage("[" + strings.Join(items, ",") + "]")
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestIngestResource(t *testing.T) {
+	rec := &recorder{}
+	p := pipelineWith(rec, zap.NewNop(), 16, 4)
+	defer p.Shutdown(context.Background())
+	p.Source("api", 1, 4242).Ingest(spansJSON(5, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	waitUntil(t, "5 spans exported", func() bool { n, _ := rec.count(); return n == 5 })
+	if _, calls := rec.count(); calls != 2 {
+		t.Errorf("%d exports of 5 spans in batches of 4, want 2", calls)
+	}
+	got := map[string]string{}
+	for _, kv := range rec.spans[0].Resource().Attributes() {
+		got[string(kv.Key)] = kv.Value.Emit()
+	}
+	for k, v := range map[string]string{"service.name": "shop-api", "service.version": "2", AttrApplicationID: "api", AttrWorkerID: "1", AttrProcessPID: "4242"} {
+		if got[k] != v {
+			t.Errorf("resource %s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if c := p.Counts()["api"]; c != (Counts{Received: 5}) {
+		t.Errorf("counts %+v", c)
+	}
+}
+
+// TestIngestNeverBlocks: with the exporter stuck, spans beyond the queue
+// are dropped and counted at once instead of holding up the caller (a
+// control channel's reader).
+func TestIngestNeverBlocks(t *testing.T) {
+	rec := &recorder{gate: make(chan struct{})}
+	p := pipelineWith(rec, zap.NewNop(), 8, 4)
+	src := p.Source("api", 0, 1)
+	start := time.Now()
+	for range 10 {
+		src.Ingest(spansJSON(10, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("ingesting 100 spans into a stuck pipeline took %v", d)
+	}
+	c := p.Counts()["api"]
+	// The sink holds one batch (4) besides its queue (8).
+	if c.Received != 100 || c.QueueFull < 100-8-4 || c.QueueFull > 100-8 {
+		t.Errorf("counts %+v: want 100 received and 88 to 92 dropped for a full queue", c)
+	}
+	close(rec.gate)
+	waitUntil(t, "the queued spans exported", func() bool { n, _ := rec.count(); return uint64(n) == 100-c.QueueFull })
+	p.Shutdown(context.Background())
+}
+
+// TestShutdownFlushesWithinDeadline: queued spans are exported on
+// shutdown; an exporter that does not answer cannot hold it past its
+// deadline.
+func TestShutdownFlushesWithinDeadline(t *testing.T) {
+	rec := &recorder{}
+	p := pipelineEvery(rec, zap.NewNop(), 64, 512, time.Hour) // only shutdown can flush
+	p.Source("api", 0, 1).Ingest(spansJSON(7, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	waitUntil(t, "the spans in the sink", func() bool { return len(p.sinks[0].queue) == 0 })
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rec.count(); n != 7 {
+		t.Errorf("%d spans exported on shutdown, want 7", n)
+	}
+	p.Source("api", 0, 1).Ingest(spansJSON(1, "4bf92f3577b34da6a3ce929d0e0e4736")) // after shutdown: dropped, no panic
+
+	stuck := &recorder{gate: make(chan struct{})}
+	p = pipelineWith(stuck, zap.NewNop(), 64, 512)
+	p.Source("api", 0, 1).Ingest(spansJSON(3, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	p.Shutdown(ctx)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown with a stuck exporter took %v, deadline 200ms", d)
+	}
+}
+
+// TestExportErrorsLoggedRateLimited: an exporter that keeps failing is
+// logged once per interval, not once per batch, and invalid spans once
+// per worker.
+func TestExportErrorsLoggedRateLimited(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	rec := &recorder{err: errors.New("collector down")}
+	p := pipelineWith(rec, zap.New(core), 64, 1)
+	defer p.Shutdown(context.Background())
+	src := p.Source("api", 0, 1)
+	src.Ingest(spansJSON(10, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	waitUntil(t, "10 failed exports", func() bool { _, calls := rec.count(); return calls == 10 })
+	if n := logs.FilterMessage("could not export spans; they are dropped").Len(); n != 1 {
+		t.Errorf("%d export failure logs for 10 failures, want 1", n)
+	}
+	for range 5 {
+		src.Ingest(json.RawMessage(`[{"traceId":"bad"}]`))
+	}
+	if n := logs.FilterMessage("worker sent invalid spans; they are dropped").Len(); n != 1 {
+		t.Errorf("%d invalid span warnings for 5 messages, want 1", n)
+	}
+	if c := p.Counts()["api"]; c.Invalid != 5 || c.Received != 15 {
+		t.Errorf("counts %+v", c)
+	}
+}
+
+// TestFileExporter: the file exporter appends one JSON object per span.
+func TestFileExporter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spans.log")
+	p, err := New(Options{Config: config.Telemetry{Enabled: true, Exporters: []config.Exporter{{Type: config.ExporterFile, Path: path}}}, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Source("api", 0, 1).Ingest(spansJSON(3, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), data)
+	}
+	for _, l := range lines {
+		var s struct {
+			Name        string
+			SpanContext struct{ TraceID string }
+		}
+		if err := json.Unmarshal([]byte(l), &s); err != nil || s.SpanContext.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("line %q: %+v %v", l, s, err)
+		}
+	}
+}
+
+func TestNewOffAndNil(t *testing.T) {
+	p, err := New(Options{Config: config.Telemetry{Enabled: false}})
+	if p != nil || err != nil {
+		t.Fatalf("tracing off: %v %v", p, err)
+	}
+	p.Source("a", 0, 1).Ingest(spansJSON(1, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	if p.Counts() != nil || p.Shutdown(context.Background()) != nil {
+		t.Error("a nil pipeline should do nothing")
+	}
+	if _, err := New(Options{Config: config.Telemetry{Enabled: true, Exporters: []config.Exporter{{Type: config.ExporterFile, Path: "/nonexistent/dir/spans.log", Pointer: "/telemetry/exporter"}}}}); err == nil ||
+		!strings.Contains(err.Error(), "/telemetry/exporter") {
+		t.Errorf("unwritable file: %v", err)
+	}
+}
