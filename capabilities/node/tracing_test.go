@@ -193,6 +193,17 @@ func do(t *testing.T, url string, headers map[string]string) (*http.Response, st
 	return resp, string(b)
 }
 
+// calleeSaw reads the answer of the fixture's /call: what the echo app got.
+func calleeSaw(t *testing.T, body string) map[string]string {
+	t.Helper()
+	var out struct{ Body string }
+	var seen map[string]string
+	if json.Unmarshal([]byte(body), &out) != nil || json.Unmarshal([]byte(out.Body), &seen) != nil {
+		t.Fatalf("call answered %q", body)
+	}
+	return seen
+}
+
 // spansUntil reads spans until ok says it has all it wants.
 func (w *worker) spansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
 	w.t.Helper()
@@ -428,14 +439,7 @@ func testTracing(t *testing.T) {
 				if resp.StatusCode != 200 {
 					t.Fatalf("call: %d %s", resp.StatusCode, body)
 				}
-				var out struct {
-					Status int
-					Body   string
-				}
-				var seen map[string]string
-				if json.Unmarshal([]byte(body), &out) != nil || json.Unmarshal([]byte(out.Body), &seen) != nil {
-					t.Fatalf("call answered %q", body)
-				}
+				seen := calleeSaw(t, body)
 				spans := w.spansUntil("the call's spans", func(s []wireSpan) bool {
 					return findSpan(s, "server", "GET /call") != nil && findSpan(s, "client", "GET http://internal.plt.local/echo") != nil
 				})
@@ -463,11 +467,7 @@ func testTracing(t *testing.T) {
 
 	t.Run("the app's own trace headers are kept", func(t *testing.T) {
 		_, body := do(t, base+"/call?via=fetch&own=1", map[string]string{"x-request-id": "outer"})
-		var out struct{ Body string }
-		var seen map[string]string
-		if json.Unmarshal([]byte(body), &out) != nil || json.Unmarshal([]byte(out.Body), &seen) != nil {
-			t.Fatalf("call answered %q", body)
-		}
+		seen := calleeSaw(t, body)
 		if seen["traceparent"] != "00-"+callerTrace+"-"+callerSpan+"-01" || seen["requestId"] != "own-id" || seen["ids"] != "1" {
 			t.Errorf("callee got %v, want the app's own traceparent and request id", seen)
 		}
@@ -485,11 +485,7 @@ func TestRequestIDsWithoutTracing(t *testing.T) {
 		if resp.Header.Get("X-Request-Id") != "alone" {
 			t.Errorf("response x-request-id %q", resp.Header.Get("X-Request-Id"))
 		}
-		var out struct{ Body string }
-		var seen map[string]string
-		if json.Unmarshal([]byte(body), &out) != nil || json.Unmarshal([]byte(out.Body), &seen) != nil {
-			t.Fatalf("call answered %q", body)
-		}
+		seen := calleeSaw(t, body)
 		if seen["requestId"] != "alone" || seen["traceparent"] != "" {
 			t.Errorf("callee got %v, want the request id and no traceparent", seen)
 		}
@@ -509,11 +505,7 @@ func TestRequestIDsWithoutTracing(t *testing.T) {
 		if resp.Header.Get("X-Request-Id") != "" {
 			t.Errorf("response x-request-id %q with request ids off", resp.Header.Get("X-Request-Id"))
 		}
-		var out struct{ Body string }
-		var seen map[string]string
-		if json.Unmarshal([]byte(body), &out) != nil || json.Unmarshal([]byte(out.Body), &seen) != nil {
-			t.Fatalf("call answered %q", body)
-		}
+		seen := calleeSaw(t, body)
 		if seen["requestId"] != "" || seen["traceparent"] != "" {
 			t.Errorf("callee got %v with both off", seen)
 		}

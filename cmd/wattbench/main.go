@@ -19,6 +19,10 @@
 //     (http://internal.plt.local), in the baseline over loopback TCP to
 //     the internal app's port.
 //
+// A fifth, tracing, compares wattd with itself: the throughput measurement
+// of the hello app with tracing off and on (tracing.go), the ratio of the
+// two per round being its result.
+//
 // The load generator is a small HTTP/1.1 client over net.Conn rather than
 // net/http, because on a small machine it shares the CPU with the server
 // under test and has to stay cheap; its own CPU use is reported so that the
@@ -72,7 +76,7 @@ const (
 
 var (
 	allTargets   = []string{"wattd", "cluster", "tcp"}
-	allScenarios = []string{"throughput", "startup", "crash", "mesh"}
+	allScenarios = []string{"throughput", "startup", "crash", "mesh", "tracing"}
 )
 
 // scenarioTargets lists the targets that run each scenario: wattd and the
@@ -83,6 +87,7 @@ var scenarioTargets = map[string][]string{
 	"startup":    {"wattd", "cluster"},
 	"crash":      {"wattd", "cluster"},
 	"mesh":       {"wattd", "tcp"},
+	"tracing":    {"wattd"}, // wattd with tracing on against off, see tracing.go
 }
 
 // baselineOf is the target a scenario's wattd numbers are divided by.
@@ -132,7 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 0, "crash scenario: spread worker lifetimes over 1s +/- this percentage (0-90); at 0 workers started together die together")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster (baseline of throughput, startup, crash), tcp (baseline of mesh)")
-	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh, tracing")
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
 	if err := fs.Parse(args); err != nil {
@@ -364,6 +369,14 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 					note(b.runMesh(ctx, t, round))
 					sleepCtx(ctx, settle)
 				}
+			case "tracing":
+				for _, v := range ordered(tracingVariants) {
+					if ctx.Err() != nil {
+						break
+					}
+					note(b.runTracing(ctx, targets["wattd"], v, round))
+					sleepCtx(ctx, settle)
+				}
 			}
 		}
 	}
@@ -543,6 +556,7 @@ func writeJSON(cfg config, env benchEnv, records []runRecord, rows []row, proble
 		},
 		"runs":     records,
 		"summary":  rows,
+		"tracing":  summarizeTracing(records),
 		"problems": problems,
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")

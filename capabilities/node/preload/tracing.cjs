@@ -36,6 +36,7 @@ const MAX_BATCH = 512 // spans per message
 const MAX_QUEUED = 4096 // spans waiting to be sent; more are dropped
 const BATCH_BYTES = 256 * 1024 // buffer of one message, see addSpan
 const BATCH_HEAD = '{"type":"spans","spans":['
+const MAX_BACKLOG = 4 << 20 // bytes written to the control channel and not read yet
 const MAX_VALUE = 4096 // characters of an attribute value or a name
 const MAX_REQUEST_ID = 256 // a longer incoming id is replaced
 
@@ -513,10 +514,7 @@ function serverSpanJSON (c) {
     a += ',"error.type":"' + c.status + '"'
     status = '"error"'
   }
-  return '{"traceId":"' + c.traceId + '","spanId":"' + c.spanId + '"' +
-    (c.parentSpanId !== '' ? ',"parentSpanId":"' + c.parentSpanId + '"' : '') +
-    ',"name":' + str(c.method + ' ' + path) + ',"kind":"server","startMs":' + msText(c.startMs) +
-    ',"endMs":' + msText(c.endMs) + ',"attributes":{' + a + '},"status":' + status + '}'
+  return spanJSON(c, c.method + ' ' + path, 'server', a, status)
 }
 
 // clientSpanJSON writes a client span (HTTP client conventions).
@@ -533,10 +531,16 @@ function clientSpanJSON (s) {
     a += ',"error.type":"' + s.status + '"'
     status = '"error"'
   }
+  return spanJSON(s, s.method + ' ' + s.url, 'client', a, status)
+}
+
+// spanJSON writes the members every span has around its attributes
+// (rendered members) and status (the rendered value, and message if any).
+function spanJSON (s, name, kind, attributes, status) {
   return '{"traceId":"' + s.traceId + '","spanId":"' + s.spanId + '"' +
     (s.parentSpanId !== '' ? ',"parentSpanId":"' + s.parentSpanId + '"' : '') +
-    ',"name":' + str(s.method + ' ' + s.url) + ',"kind":"client","startMs":' + msText(s.startMs) +
-    ',"endMs":' + msText(s.endMs) + ',"attributes":{' + a + '},"status":' + status + '}'
+    ',"name":' + str(name) + ',"kind":"' + kind + '","startMs":' + msText(s.startMs) +
+    ',"endMs":' + msText(s.endMs) + ',"attributes":{' + attributes + '},"status":' + status + '}'
 }
 
 // ---- sending ---------------------------------------------------------------
@@ -549,12 +553,7 @@ function clientSpanJSON (s) {
 // and the spans; flush adds the tail and writes it.
 function addSpan (t, json) {
   if (t.queued >= MAX_QUEUED) {
-    t.dropped++
-    const now = performance.now()
-    if (now - t.droppedWarned > 60000) {
-      t.droppedWarned = now
-      warn(`tracing: ${t.dropped} spans dropped so far, more than ${MAX_QUEUED} were waiting to be sent`)
-    }
+    dropped(t, 1)
     return
   }
   // Room for the span in UTF-8 at worst, its comma and the tail "]}".
@@ -578,6 +577,17 @@ function addSpan (t, json) {
   }
 }
 
+// dropped counts spans that could not be sent, with a warning a minute at
+// most.
+function dropped (t, n) {
+  t.dropped += n
+  const now = performance.now()
+  if (now - t.droppedWarned > 60000) {
+    t.droppedWarned = now
+    warn(`tracing: ${t.dropped} spans dropped so far: more were waiting to be sent than wattd takes in`)
+  }
+}
+
 function newBatch (room) {
   const buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, 4 + BATCH_HEAD.length + room))
   const len = 4 + buf.latin1Write(BATCH_HEAD, 4)
@@ -597,6 +607,14 @@ function flush (t) {
   t.batch = null
   t.sealed = []
   t.queued = 0
+  // What wattd has not read yet counts against the bound too: a wattd that
+  // falls behind must not make the worker hold ever more.
+  const sock = t.state.control
+  const backlog = sock !== null && typeof sock.writableLength === 'number' ? sock.writableLength : 0
+  if (backlog > MAX_BACKLOG) {
+    for (const b of list) dropped(t, b.count)
+    return
+  }
   for (const b of list) {
     b.buf[b.len++] = 0x5d // ]
     b.buf[b.len++] = 0x7d // }
