@@ -65,6 +65,7 @@ type worker struct {
 	pid      int
 	ctl      net.Conn
 	msgs     chan *ipc.Message // from the worker, closed at EOF
+	spans    chan []byte       // bodies of "spans" messages, kept apart from msgs
 	lines    chan string       // stdout lines
 	stderr   *lockedBuffer
 	tcpAddr  string // "" for a non-entrypoint
@@ -188,7 +189,7 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 		t.Fatal(err)
 	}
 
-	w := &worker{t: t, msgs: make(chan *ipc.Message, 256), lines: make(chan string, 256),
+	w := &worker{t: t, msgs: make(chan *ipc.Message, 256), spans: make(chan []byte, 256), lines: make(chan string, 256),
 		stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	var files []*os.File
 	names := []string{}
@@ -252,10 +253,16 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 	}()
 	go func() {
 		for {
-			m, err := ipc.ReadMessage(ctl)
+			body, m, err := readFrame(ctl)
 			if err != nil {
 				close(w.msgs)
+				close(w.spans)
 				return
+			}
+			if m.Type == "spans" {
+				// Read raw: the tests check the message as the worker wrote it.
+				w.spans <- body
+				continue
 			}
 			w.msgs <- m
 		}
@@ -272,6 +279,31 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 		}
 	})
 	return w
+}
+
+// readFrame reads one control frame: its JSON body and the message in it.
+func readFrame(r io.Reader) ([]byte, *ipc.Message, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, nil, err
+	}
+	n := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
+	if n > ipc.MaxFrame {
+		return nil, nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, nil, err
+	}
+	if bytes.HasPrefix(body, []byte(`{"type":"spans",`)) {
+		// Decoded by whoever reads them, if anyone.
+		return body, &ipc.Message{Type: "spans"}, nil
+	}
+	var m ipc.Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, nil, fmt.Errorf("frame %q: %w", body, err)
+	}
+	return body, &m, nil
 }
 
 func (w *worker) send(m *ipc.Message) {

@@ -1,7 +1,7 @@
 // Command wattbench compares wattd with plain Node.js baselines running the
 // same apps, on the same machine, in the same run.
 //
-// Six scenarios, the first four run against wattd and its baseline in turn (the order
+// Seven scenarios; the first four run against wattd and its baseline in turn (the order
 // flips between rounds and repeats, so background noise falls on both). The
 // baseline of the first three is a node:cluster primary ("cluster"), that of
 // mesh two plain node processes talking over loopback TCP ("tcp"):
@@ -19,7 +19,9 @@
 //     (http://internal.plt.local), in the baseline over loopback TCP to
 //     the internal app's port;
 //   - metrics: the throughput measurement of wattd with the runtime's
-//     metrics on, against wattd with them off (metricsbench.go).
+//     metrics on, against wattd with them off (metricsbench.go);
+//   - tracing: the same for tracing on (100% sampled, exported over
+//     OTLP/HTTP to a sink in the bench) against off (tracing.go);
 //   - reload (wattd alone): failed requests under the same keep-alive load
 //     while wattd applies `ctl reload` (the app rolled), `ctl scale` up and
 //     `ctl scale` down, each in its own window (see reload.go).
@@ -77,7 +79,7 @@ const (
 
 var (
 	allTargets   = []string{"wattd", "cluster", "tcp"}
-	allScenarios = []string{"throughput", "startup", "crash", "mesh", metricsScenario, "reload"}
+	allScenarios = []string{"throughput", "startup", "crash", "mesh", metricsScenario, "tracing", "reload"}
 )
 
 // scenarioTargets lists the targets that run each scenario: wattd and the
@@ -90,6 +92,7 @@ var scenarioTargets = map[string][]string{
 	"mesh":       {"wattd", "tcp"},
 	// wattd with metrics on against itself with them off (metricsbench.go).
 	metricsScenario: {"wattd"},
+	"tracing":       {"wattd"}, // wattd with tracing on against off, see tracing.go
 	"reload":        {"wattd"},
 }
 
@@ -140,7 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 0, "crash scenario: spread worker lifetimes over 1s +/- this percentage (0-90); at 0 workers started together die together")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster (baseline of throughput, startup, crash), tcp (baseline of mesh)")
-	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh, metrics, reload")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh, metrics, tracing, reload")
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
 	if err := fs.Parse(args); err != nil {
@@ -386,6 +389,14 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 					note(b.runMetrics(ctx, targets["wattd"], on == "on", round, log))
 					sleepCtx(ctx, settle)
 				}
+			case "tracing":
+				for _, v := range ordered(tracingVariants) {
+					if ctx.Err() != nil {
+						break
+					}
+					note(b.runTracing(ctx, targets["wattd"], v, round))
+					sleepCtx(ctx, settle)
+				}
 			}
 		}
 	}
@@ -565,6 +576,7 @@ func writeJSON(cfg config, env benchEnv, records []runRecord, rows []row, proble
 		},
 		"runs":     records,
 		"summary":  rows,
+		"tracing":  summarizeTracing(records),
 		"problems": problems,
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")

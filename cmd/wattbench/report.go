@@ -361,6 +361,7 @@ func printReport(w io.Writer, cfg config, env benchEnv, records []runRecord, row
 			fmt.Fprintf(w, "%s requests/s over rounds: %s\n", sc, strings.Join(parts, ", "))
 		}
 	}
+	printTracing(w, records)
 	if len(problems) > 0 {
 		fmt.Fprintf(w, "\nproblems:\n")
 		for _, p := range problems {

@@ -87,6 +87,19 @@ function send (state, msg) {
   else if (msg.type !== 'stats') state.pending.push(msg)
 }
 
+// sendFrame writes a frame the caller built whole (the 4-byte length and
+// the JSON body), for messages too large and too frequent to build as
+// objects (spans, see tracing.cjs). Before the handshake it is dropped.
+function sendFrame (state, frame) {
+  const sock = state.control
+  if (!sock || !state.welcomed || sock.destroyed || !sock.writable) return
+  try {
+    sock.write(frame)
+  } catch (err) {
+    warn('cannot send a prepared message', err)
+  }
+}
+
 // writeFrame never throws: a broken channel just drops the message, and the
 // channel's 'close' handler takes care of the rest.
 function writeFrame (state, msg) {
@@ -163,4 +176,4 @@ function readAppMetrics (state) {
   }).finally(() => { state.appMetricsReading = false })
 }
 
-module.exports = { openControl, send, startStats }
+module.exports = { openControl, send, sendFrame, startStats }

@@ -48,7 +48,8 @@
 // factories, background apps, the app's close() on stop), undici.cjs (*.plt.local
 // for the npm undici package, at net.connect), requests.cjs (the per-request
 // hooks of optional features), metrics.cjs (request durations, event-loop
-// lag and GC, when wattd's metrics are on).
+// lag and GC, when wattd's metrics are on), tracing.cjs and tracecontext.cjs
+// (request ids, W3C trace context, spans; per request only while turned on).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -136,6 +137,12 @@ function main () {
     } catch (err) {
       warn('mesh client disabled after an internal error', err)
     }
+  }
+  // After the mesh client, whose calls it traces; before the app loads.
+  try {
+    require('./tracing.cjs').startTracing(state, info)
+  } catch (err) {
+    warn('tracing and request ids disabled after an internal error', err)
   }
   // Before the app loads: apps read globalThis.platformatic at once.
   try {

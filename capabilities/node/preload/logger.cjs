@@ -21,6 +21,15 @@ const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 
 const LABELS = Object.fromEntries(Object.entries(LEVELS).map(([k, v]) => [String(v), k]))
 const SILENT = Infinity
 
+// lineFields, when set (tracing.cjs, while request ids or tracing are on),
+// returns fields of the current request rendered as `,"k":v` pieces, which
+// every line gets after the logger's bindings.
+let lineFields = null
+
+function setLineFields (fn) {
+  lineFields = typeof fn === 'function' ? fn : null
+}
+
 // levelValue maps a level name (or a number) to its value; undefined for
 // an unknown one.
 function levelValue (level) {
@@ -165,7 +174,8 @@ function makeLogger (root, chindings, bindings, initialLevel) {
     logger[name] = function (...args) {
       if (value < levelVal) return
       try {
-        root.write(renderLine(value, root.prefix + chindings, args, root.redact) + '\n')
+        const prefix = lineFields === null ? root.prefix + chindings : root.prefix + chindings + lineFields()
+        root.write(renderLine(value, prefix, args, root.redact) + '\n')
       } catch {}
     }
   }
@@ -209,4 +219,4 @@ function renderLine (value, prefix, args, redact) {
   return line + fields + '}'
 }
 
-module.exports = { createLogger, LEVELS, levelValue, serializeError }
+module.exports = { createLogger, LEVELS, levelValue, serializeError, setLineFields }

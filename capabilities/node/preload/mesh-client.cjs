@@ -99,7 +99,8 @@ function newMesh () {
     pendingAgent: null, // MeshAgent for http requests made before the table
     request: null, // node:http's own request()
     fetch: null, // the original globalThis.fetch
-    classes: null // { MeshAgent, ProxyAgent, FailAgent }
+    classes: null, // { MeshAgent, ProxyAgent, FailAgent }
+    outgoing: null // tracing.cjs's hooks for mesh calls, while it is on
   }
 }
 
@@ -480,7 +481,9 @@ function patchHttp (mesh) {
       warn('mesh request', err)
     }
     if (args === null) return Reflect.apply(nativeRequest, this, arguments)
+    const span = mesh.outgoing === null ? null : mesh.outgoing.startHttp(args[0])
     const req = nativeRequest(args[0], args[1])
+    if (span !== null) mesh.outgoing.endHttp(span, req)
     armTimeout(mesh, req, args[0])
     return req
   }
@@ -503,7 +506,9 @@ function patchHttp (mesh) {
     }
     const target = new.target || ClientRequest
     if (args === null) return Reflect.construct(NativeClientRequest, arguments, target)
+    const span = mesh.outgoing === null ? null : mesh.outgoing.startHttp(args[0])
     const req = Reflect.construct(NativeClientRequest, args, target)
+    if (span !== null) mesh.outgoing.endHttp(span, req)
     armTimeout(mesh, req, args[0])
     return req
   }
@@ -652,6 +657,8 @@ function newJob (mesh, url, resolve, reject) {
     timer: null,
     onAbort: null,
     done: false, // the promise is settled
+    span: null, // client span of tracing.cjs
+    status: 0, // status of the response the fetch resolved with
     chunks: null, // buffered response body
     bodyEnd: null // ends a streamed response body, see bodyStream
   }
@@ -802,6 +809,7 @@ function beginFetch (job) {
     signal.addEventListener('abort', job.onAbort, { once: true })
   }
   const mesh = job.mesh
+  if (mesh.outgoing !== null) job.span = mesh.outgoing.startFetch(job)
   if (mesh.table !== null || mesh.gaveUp) {
     startFetch(job)
   } else {
@@ -1107,6 +1115,7 @@ function followRedirect (job, status, location) {
 function settle (job) {
   job.done = true
   if (job.bodyEnd === null) release(job)
+  if (job.span !== null) job.mesh.outgoing.endFetch(job.span, job.status)
 }
 
 function release (job) {
@@ -1193,6 +1202,7 @@ function resolveFetch (job, body, res) {
   }
   Object.defineProperty(response, 'url', { value: job.url.href })
   if (job.redirected) Object.defineProperty(response, 'redirected', { value: true })
+  job.status = status
   settle(job)
   job.resolve(response)
 }

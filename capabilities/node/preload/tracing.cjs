@@ -1,0 +1,626 @@
+// Tracing and request ids.
+//
+// When the app info file turns them on (fields "tracing" and "requestId",
+// see docs/observability.md), one per-request hook (requests.cjs) gives each
+// request a context, kept in an AsyncLocalStorage entered in the hook, so
+// that the app's handler and everything it continues asynchronously see it:
+//
+//   * Request id: the request's id header kept, or a random UUID, set on the
+//     response and passed on every mesh call.
+//   * Server span: the request's span, child of the caller's span when the
+//     request carries a valid W3C traceparent, else the root of a new
+//     trace; it ends when the response closes. Requests matching the
+//     tracing "skip" list get no span.
+//   * Client spans: every mesh call (*.plt.local through node:http, fetch
+//     and the npm undici package) made in that context is a span, child of
+//     the server span, and carries a traceparent naming it, so the called
+//     app's server span becomes its child.
+//   * Log lines written through globalThis.platformatic.logger in that
+//     context carry reqId, traceId and spanId.
+//
+// Finished spans are queued and sent to wattd on the control channel
+// ({"type":"spans"}) at most every SEND_EVERY_MS, which exports them.
+//
+// With both features off nothing here runs: no hook, no storage, no patch.
+'use strict'
+
+const { randomUUID } = require('node:crypto')
+const { warn, guard } = require('./base.cjs')
+const { sendFrame } = require('./control.cjs')
+const { onRequest } = require('./requests.cjs')
+const { setLineFields } = require('./logger.cjs')
+const { parseTraceparent, formatTraceparent, newTraceId, newSpanId, nowMs } = require('./tracecontext.cjs')
+
+const SEND_EVERY_MS = 200
+const MAX_BATCH = 512 // spans per message
+const MAX_QUEUED = 4096 // spans waiting to be sent; more are dropped
+const BATCH_BYTES = 256 * 1024 // buffer of one message, see addSpan
+const BATCH_HEAD = '{"type":"spans","spans":['
+const MAX_BACKLOG = 4 << 20 // bytes written to the control channel and not read yet
+const MAX_VALUE = 4096 // characters of an attribute value or a name
+const MAX_REQUEST_ID = 256 // a longer incoming id is replaced
+
+// The methods OpenTelemetry's HTTP conventions name; others are "_OTHER".
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY'])
+
+const kContext = Symbol('wattd.requestContext') // ServerResponse -> its context
+const kSpan = Symbol('wattd.clientSpan') // ClientRequest or undici request -> its span
+
+// The tracer of the process, for the shared close handlers, which would
+// otherwise need a closure per request.
+let theTracer = null
+
+// RequestContext is what a request's code sees. It is also the record of
+// the request's server span, so a traced request allocates one object.
+class RequestContext {
+  constructor () {
+    this.reqId = '' // '' when request ids are off
+    this.traceId = '' // '' when the request is not traced (off, skipped)
+    this.spanId = '' // the server span
+    this.parentSpanId = '' // '' for a root span
+    this.sampled = false // recorded and sent (the caller's sampled flag)
+    this.tracestate = '' // passed on as it came
+    this.logFields = null // rendered log fields, made at the first line
+    // Server span fields, copied from the request so that a queued span
+    // holds no request or socket.
+    this.startMs = 0
+    this.endMs = 0
+    this.method = ''
+    this.url = ''
+    this.host = ''
+    this.secure = false
+    this.status = 0
+    this.aborted = false
+  }
+}
+
+// ClientSpan is one mesh call.
+class ClientSpan {
+  constructor (traceId, parentSpanId, method, url, host, port) {
+    this.traceId = traceId
+    this.spanId = newSpanId()
+    this.parentSpanId = parentSpanId
+    this.startMs = nowMs()
+    this.endMs = 0
+    this.method = method
+    this.url = url // scheme://host[:port]/path, without the query
+    this.host = host
+    this.port = port
+    this.status = 0 // 0: no response
+    this.ended = false
+  }
+}
+
+// ---- start -----------------------------------------------------------------
+
+// startTracing reads the app info's tracing and requestId settings and, if
+// either is on, registers the request hook, hooks the mesh client and the
+// logger, and starts the span sender. It returns the tracer, or null.
+function startTracing (state, info) {
+  const t = newTracer(state, info)
+  if (t === null) return null
+  const { AsyncLocalStorage } = require('node:async_hooks')
+  t.storage = new AsyncLocalStorage()
+  theTracer = t
+  onRequest(state, (req, res) => requestHook(t, req, res))
+  setLineFields(() => {
+    const ctx = t.storage.getStore()
+    return ctx === undefined ? '' : logFields(ctx)
+  })
+  if (state.mesh !== null) {
+    // Each returns null (no span) rather than throw into the app's call.
+    state.mesh.outgoing = {
+      startHttp: orNull((opts) => startHttpCall(t, opts)),
+      endHttp: orNull((span, req) => watchHttpCall(span, req)),
+      startFetch: orNull((job) => startFetchCall(t, job)),
+      endFetch: orNull((span, status) => endClientSpan(t, span, status))
+    }
+  }
+  if (t.tracing) {
+    subscribeUndici(t)
+    // Best effort at the end: before wattd hears "drained", and when the
+    // event loop empties.
+    const before = state.beforeDrained
+    state.beforeDrained = () => {
+      flush(t)
+      if (typeof before !== 'function') return undefined
+      return Promise.resolve().then(before).finally(() => flush(t))
+    }
+    process.on('beforeExit', guard('tracing', () => flush(t)))
+  }
+  return t
+}
+
+function orNull (fn) {
+  return function (a, b) {
+    try {
+      return fn(a, b)
+    } catch (err) {
+      warn('tracing', err)
+      return null
+    }
+  }
+}
+
+// newTracer builds the settings from the app info, or returns null when
+// both features are off.
+function newTracer (state, info) {
+  const tr = info && typeof info.tracing === 'object' && info.tracing !== null ? info.tracing : null
+  const ri = info && typeof info.requestId === 'object' && info.requestId !== null ? info.requestId : null
+  if (tr === null && ri === null) return null
+  let header = ''
+  if (ri !== null) header = typeof ri.header === 'string' && ri.header !== '' ? ri.header.toLowerCase() : 'x-request-id'
+  return {
+    state,
+    tracing: tr !== null,
+    skip: tr !== null ? compileSkip(tr.skip) : [],
+    idHeader: header,
+    storage: null,
+    batch: null, // the message being filled, see addSpan
+    sealed: [], // full messages waiting to be sent
+    queued: 0, // spans in batch and sealed
+    timer: null,
+    dropped: 0,
+    droppedWarned: 0 // performance.now() of the last warning
+  }
+}
+
+// compileSkip turns the skip list into [{method, path | re}]. A path that
+// starts and ends with "/" is a regular expression source.
+function compileSkip (list) {
+  const out = []
+  if (!Array.isArray(list)) return out
+  for (const s of list) {
+    if (s === null || typeof s !== 'object' || typeof s.path !== 'string') continue
+    const method = typeof s.method === 'string' && s.method !== '' ? s.method.toUpperCase() : ''
+    const p = s.path
+    if (p.length > 1 && p.startsWith('/') && p.endsWith('/')) {
+      try {
+        out.push({ method, path: null, re: new RegExp(p.slice(1, -1)) })
+      } catch (err) {
+        warn(`tracing skip: ${p} is not a valid regular expression; ignored`, err)
+      }
+    } else {
+      out.push({ method, path: p, re: null })
+    }
+  }
+  return out
+}
+
+function skipped (t, method, path) {
+  const list = t.skip
+  for (let i = 0; i < list.length; i++) {
+    const s = list[i]
+    if (s.method !== '' && s.method !== method) continue
+    if (s.re !== null ? s.re.test(path) : s.path === path) return true
+  }
+  return false
+}
+
+// ---- server side -----------------------------------------------------------
+
+// requestHook runs for every request (see requests.cjs). It reads the
+// headers it needs from rawHeaders in one pass rather than through
+// req.headers, which Node builds on first use only and many apps never ask
+// for.
+function requestHook (t, req, res) {
+  const ctx = new RequestContext()
+  let traceparent
+  let tracestate
+  let incomingId
+  const raw = req.rawHeaders
+  const idHeader = t.idHeader
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]
+    switch (name.length) {
+      case 4:
+        if (ctx.host === '' && (name === 'Host' || sameName(name, 'host'))) ctx.host = raw[i + 1]
+        break
+      case 10:
+        if (sameName(name, 'tracestate')) tracestate = tracestate === undefined ? raw[i + 1] : tracestate + ',' + raw[i + 1]
+        break
+      case 11:
+        // Two traceparent headers make the value invalid, as the spec wants.
+        if (sameName(name, 'traceparent')) traceparent = traceparent === undefined ? raw[i + 1] : ''
+        break
+    }
+    if (name.length === idHeader.length && incomingId === undefined && sameName(name, idHeader)) {
+      incomingId = raw[i + 1]
+    }
+  }
+  if (idHeader !== '') {
+    ctx.reqId = incomingId !== undefined && incomingId !== '' && incomingId.length <= MAX_REQUEST_ID
+      ? incomingId
+      : randomUUID()
+    if (!res.headersSent) res.setHeader(idHeader, ctx.reqId)
+  }
+  if (t.tracing) {
+    const url = req.url || '/'
+    const q = url.indexOf('?')
+    if (!skipped(t, req.method, q === -1 ? url : url.slice(0, q))) {
+      const parent = traceparent !== undefined ? parseTraceparent(traceparent) : null
+      if (parent !== null) {
+        ctx.traceId = parent.traceId
+        ctx.parentSpanId = parent.parentId
+        ctx.sampled = parent.sampled
+        if (tracestate !== undefined) ctx.tracestate = tracestate
+      } else {
+        ctx.traceId = newTraceId()
+        ctx.sampled = true // Watt records every request
+      }
+      ctx.spanId = newSpanId()
+      if (ctx.sampled) {
+        ctx.startMs = nowMs()
+        ctx.method = req.method
+        ctx.url = url
+        ctx.secure = req.socket !== null && req.socket !== undefined && req.socket.encrypted === true
+        res[kContext] = ctx
+        if (!process.env.NOCLOSE) res.on('close', onServerResponseClose) // one shared function: no closure per request
+      }
+    }
+  }
+  // Also for a request without any id: the connection's previous request
+  // must not leak into this one.
+  t.storage.enterWith(ctx)
+}
+
+// sameName compares a header name with a lower-case one of the same
+// length, lower-casing (which allocates) only when the first letter could
+// match.
+function sameName (name, lower) {
+  if (name === lower) return true
+  const c = name.charCodeAt(0) | 0x20
+  return c === lower.charCodeAt(0) && name.toLowerCase() === lower
+}
+
+function onServerResponseClose () {
+  try {
+    const ctx = this[kContext]
+    ctx.endMs = nowMs()
+    ctx.status = this.statusCode
+    ctx.aborted = !this.writableFinished
+    if (!process.env.NOJSON) addSpan(theTracer, serverSpanJSON(ctx))
+  } catch (err) {
+    warn('tracing', err)
+  }
+}
+
+// logFields renders the context's log fields once.
+function logFields (ctx) {
+  let f = ctx.logFields
+  if (f === null) {
+    f = ''
+    if (ctx.reqId !== '') f += ',"reqId":' + JSON.stringify(ctx.reqId)
+    if (ctx.traceId !== '') f += ',"traceId":"' + ctx.traceId + '","spanId":"' + ctx.spanId + '"'
+    ctx.logFields = f
+  }
+  return f
+}
+
+// ---- client side -----------------------------------------------------------
+
+// outgoingHeaders returns what a mesh call made in the current context adds
+// to its request: [name, value] pairs, and the call's span or null.
+function outgoing (t, method, url, host, port, has) {
+  const ctx = t.storage.getStore()
+  const add = []
+  let span = null
+  if (ctx !== undefined && ctx.reqId !== '' && !has(t.idHeader)) add.push(t.idHeader, ctx.reqId)
+  if (t.tracing && !has('traceparent')) {
+    if (ctx === undefined) {
+      // Outside any request (a timer, start-up code): the call starts a trace.
+      span = new ClientSpan(newTraceId(), '', method, url, host, port)
+    } else if (ctx.traceId !== '' && ctx.sampled) {
+      span = new ClientSpan(ctx.traceId, ctx.spanId, method, url, host, port)
+    }
+    if (span !== null) {
+      add.push('traceparent', formatTraceparent(span.traceId, span.spanId, true))
+    } else if (ctx !== undefined && ctx.traceId !== '') {
+      // Traced but not sampled: the decision travels on, nothing is recorded.
+      add.push('traceparent', formatTraceparent(ctx.traceId, ctx.spanId, false))
+    }
+    if (ctx !== undefined && ctx.tracestate !== '' && !has('tracestate')) add.push('tracestate', ctx.tracestate)
+  }
+  return { add, span }
+}
+
+// startHttpCall adds the headers to the options of a node:http mesh request
+// (a copy of the app's headers, in the form it gave them) and returns the
+// call's span or null.
+function startHttpCall (t, opts) {
+  const method = typeof opts.method === 'string' && opts.method !== '' ? opts.method.toUpperCase() : 'GET'
+  const host = String(opts.hostname || opts.host || '').toLowerCase()
+  const port = opts.port != null && opts.port !== '' ? Number(opts.port) : 80
+  let path = opts.path == null || opts.path === '' ? '/' : String(opts.path)
+  const q = path.indexOf('?')
+  if (q !== -1) path = path.slice(0, q)
+  const url = 'http://' + host + (port !== 80 ? ':' + port : '') + path
+  const h = opts.headers
+  const isArray = Array.isArray(h)
+  const has = (name) => {
+    if (h === null || typeof h !== 'object') return false
+    if (isArray) {
+      for (let i = 0; i < h.length; i += 2) {
+        if (String(h[i]).toLowerCase() === name) return true
+      }
+      return false
+    }
+    for (const k of Object.keys(h)) {
+      if (k.toLowerCase() === name) return true
+    }
+    return false
+  }
+  const { add, span } = outgoing(t, method, url, host, port, has)
+  if (add.length > 0) {
+    if (isArray) {
+      opts.headers = h.concat(add)
+    } else {
+      const copy = Object.assign({}, h)
+      for (let i = 0; i < add.length; i += 2) copy[add[i]] = add[i + 1]
+      opts.headers = copy
+    }
+  }
+  return span
+}
+
+// watchHttpCall ends the span when the request closes: after its response
+// has been read, or when it failed. No 'response' or 'error' listener is
+// added, since either would change what node:http does for an app that has
+// none (a response nobody listens to is discarded; an unhandled error
+// throws).
+function watchHttpCall (span, req) {
+  req[kSpan] = span
+  req.once('close', onClientRequestClose)
+}
+
+function onClientRequestClose () {
+  try {
+    const res = this.res
+    endClientSpan(theTracer, this[kSpan], res !== null && res !== undefined ? res.statusCode : 0)
+  } catch (err) {
+    warn('tracing', err)
+  }
+}
+
+// startFetchCall adds the headers to a mesh fetch (job.headers is a plain
+// object with lower-case names, which is never changed in place) and
+// returns the call's span or null.
+function startFetchCall (t, job) {
+  const h = job.headers
+  const u = job.url
+  const port = u.port !== '' ? Number(u.port) : 80
+  const url = u.protocol + '//' + u.host + u.pathname
+  const { add, span } = outgoing(t, job.method, url, u.hostname.toLowerCase(), port, (name) => h[name] !== undefined)
+  if (add.length > 0) {
+    const copy = Object.assign(Object.create(null), h)
+    for (let i = 0; i < add.length; i += 2) copy[add[i]] = add[i + 1]
+    job.headers = copy
+  }
+  return span
+}
+
+function endClientSpan (t, span, status) {
+  if (span === null || span === undefined || span.ended) return
+  span.ended = true
+  span.endMs = nowMs()
+  span.status = typeof status === 'number' ? status : 0
+  addSpan(t, clientSpanJSON(span))
+}
+
+// subscribeUndici makes client spans of the npm undici package's mesh
+// requests, through the diagnostics channels every undici publishes on.
+// Node's own fetch publishes there too; its mesh requests never reach
+// undici (mesh-client.cjs makes them with node:http), so only the npm
+// package's are seen here.
+function subscribeUndici (t) {
+  let dc
+  try {
+    dc = require('node:diagnostics_channel')
+  } catch {
+    return
+  }
+  const { MESH_HOST } = require('./mesh-client.cjs')
+  dc.subscribe('undici:request:create', guard('tracing', ({ request }) => {
+    let origin
+    try {
+      origin = new URL(String(request.origin))
+    } catch {
+      return
+    }
+    if (origin.protocol !== 'http:' || !MESH_HOST.test(origin.hostname) || typeof request.addHeader !== 'function') return
+    const headers = request.headers
+    const has = (name) => {
+      if (Array.isArray(headers)) {
+        for (let i = 0; i < headers.length; i += 2) {
+          if (String(headers[i]).toLowerCase() === name) return true
+        }
+        return false
+      }
+      // undici 6 keeps them as "name: value\r\n" lines.
+      return typeof headers === 'string' && headers.toLowerCase().split('\r\n').some((l) => l.startsWith(name + ':'))
+    }
+    let path = typeof request.path === 'string' ? request.path : '/'
+    const q = path.indexOf('?')
+    if (q !== -1) path = path.slice(0, q)
+    const host = origin.hostname.toLowerCase()
+    const port = origin.port !== '' ? Number(origin.port) : 80
+    const method = String(request.method || 'GET').toUpperCase()
+    const { add, span } = outgoing(t, method, origin.origin + path, host, port, has)
+    for (let i = 0; i < add.length; i += 2) request.addHeader(add[i], add[i + 1])
+    if (span !== null) request[kSpan] = span
+  }))
+  dc.subscribe('undici:request:headers', guard('tracing', ({ request, response }) => {
+    const span = request[kSpan]
+    if (span !== undefined) span.status = response.statusCode
+  }))
+  dc.subscribe('undici:request:trailers', guard('tracing', ({ request }) => {
+    const span = request[kSpan]
+    if (span !== undefined) endClientSpan(t, span, span.status)
+  }))
+  dc.subscribe('undici:request:error', guard('tracing', ({ request }) => {
+    const span = request[kSpan]
+    if (span !== undefined) endClientSpan(t, span, 0)
+  }))
+}
+
+// ---- spans on the wire -----------------------------------------------------
+
+// msText writes a time with microseconds, the clock's useful resolution;
+// this is several times cheaper than a double's shortest decimal form.
+function msText (ms) {
+  const whole = Math.floor(ms)
+  const us = Math.floor((ms - whole) * 1000)
+  return whole + (us < 10 ? '.00' : us < 100 ? '.0' : '.') + us
+}
+
+function str (s) {
+  return JSON.stringify(s.length > MAX_VALUE ? s.slice(0, MAX_VALUE) : s)
+}
+
+function methodAttributes (method) {
+  // A method is an HTTP token (node:http checks it), which JSON takes as is.
+  return KNOWN_METHODS.has(method)
+    ? '"http.request.method":"' + method + '"'
+    : '"http.request.method":"_OTHER","http.request.method_original":' + str(method)
+}
+
+// serverSpanJSON writes a server span in the message's format, with the
+// attributes of OpenTelemetry's HTTP server conventions.
+function serverSpanJSON (c) {
+  const url = c.url
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  let a = methodAttributes(c.method) + ',"url.path":' + str(path) +
+    ',"url.scheme":"' + (c.secure ? 'https' : 'http') + '"'
+  if (q !== -1 && q < url.length - 1) a += ',"url.query":' + str(url.slice(q + 1))
+  if (c.host !== '') {
+    // Host header: name[:port], or [v6]:port.
+    const colon = c.host.lastIndexOf(':')
+    if (colon > c.host.lastIndexOf(']') && colon !== -1) {
+      a += ',"server.address":' + str(c.host.slice(0, colon))
+      const port = Number(c.host.slice(colon + 1))
+      if (Number.isInteger(port)) a += ',"server.port":' + port
+    } else {
+      a += ',"server.address":' + str(c.host)
+    }
+  }
+  if (c.status !== 0) a += ',"http.response.status_code":' + c.status
+  let status = '"unset"'
+  if (c.aborted) {
+    a += ',"error.type":"incomplete"'
+    status = '"error","statusMessage":"the connection closed before the response was complete"'
+  } else if (c.status >= 500) {
+    // Server spans: 5xx is an error, 4xx is the client's.
+    a += ',"error.type":"' + c.status + '"'
+    status = '"error"'
+  }
+  return spanJSON(c, c.method + ' ' + path, 'server', a, status)
+}
+
+// clientSpanJSON writes a client span (HTTP client conventions).
+function clientSpanJSON (s) {
+  let a = methodAttributes(s.method) + ',"url.full":' + str(s.url) +
+    ',"server.address":' + str(s.host) + ',"server.port":' + s.port
+  let status = '"unset"'
+  if (s.status !== 0) a += ',"http.response.status_code":' + s.status
+  if (s.status === 0) {
+    a += ',"error.type":"_OTHER"'
+    status = '"error","statusMessage":"no response"'
+  } else if (s.status >= 400) {
+    // Client spans: 4xx is an error too.
+    a += ',"error.type":"' + s.status + '"'
+    status = '"error"'
+  }
+  return spanJSON(s, s.method + ' ' + s.url, 'client', a, status)
+}
+
+// spanJSON writes the members every span has around its attributes
+// (rendered members) and status (the rendered value, and message if any).
+function spanJSON (s, name, kind, attributes, status) {
+  return '{"traceId":"' + s.traceId + '","spanId":"' + s.spanId + '"' +
+    (s.parentSpanId !== '' ? ',"parentSpanId":"' + s.parentSpanId + '"' : '') +
+    ',"name":' + str(name) + ',"kind":"' + kind + '","startMs":' + msText(s.startMs) +
+    ',"endMs":' + msText(s.endMs) + ',"attributes":{' + attributes + '},"status":' + status + '}'
+}
+
+// ---- sending ---------------------------------------------------------------
+
+// A finished span is written at once, as JSON, into the buffer of the
+// message that will carry it, and nothing of the request is kept: spans
+// waiting for the next send then cost the garbage collector nothing, where
+// thousands of span objects living for SEND_EVERY_MS would each be copied
+// and promoted. A message is a buffer holding the frame's length, the head,
+// and the spans; flush adds the tail and writes it.
+function addSpan (t, json) {
+  if (t.queued >= MAX_QUEUED) {
+    dropped(t, 1)
+    return
+  }
+  // Room for the span in UTF-8 at worst, its comma and the tail "]}".
+  const room = json.length * 3 + 3
+  let b = t.batch
+  if (b !== null && (b.count === MAX_BATCH || b.buf.length - b.len < room)) {
+    t.sealed.push(b)
+    b = null
+  }
+  if (b === null) {
+    b = newBatch(room)
+    t.batch = b
+  }
+  if (b.count > 0) b.buf[b.len++] = 0x2c // ,
+  b.len += b.buf.utf8Write(json, b.len)
+  b.count++
+  t.queued++
+  if (t.timer === null) {
+    t.timer = setTimeout(onSendTimer, SEND_EVERY_MS, t)
+    t.timer.unref()
+  }
+}
+
+// dropped counts spans that could not be sent, with a warning a minute at
+// most.
+function dropped (t, n) {
+  t.dropped += n
+  const now = performance.now()
+  if (now - t.droppedWarned > 60000) {
+    t.droppedWarned = now
+    warn(`tracing: ${t.dropped} spans dropped so far: more were waiting to be sent than wattd takes in`)
+  }
+}
+
+function newBatch (room) {
+  const buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, 4 + BATCH_HEAD.length + room))
+  const len = 4 + buf.latin1Write(BATCH_HEAD, 4)
+  return { buf, len, count: 0 }
+}
+
+function onSendTimer (t) {
+  t.timer = null
+  flush(t)
+}
+
+// flush sends every waiting message. One that cannot be written is
+// dropped; nothing reaches the app.
+function flush (t) {
+  const list = t.sealed
+  if (t.batch !== null) list.push(t.batch)
+  t.batch = null
+  t.sealed = []
+  t.queued = 0
+  // What wattd has not read yet counts against the bound too: a wattd that
+  // falls behind must not make the worker hold ever more.
+  const sock = t.state.control
+  const backlog = sock !== null && typeof sock.writableLength === 'number' ? sock.writableLength : 0
+  if (backlog > MAX_BACKLOG) {
+    for (const b of list) dropped(t, b.count)
+    return
+  }
+  for (const b of list) {
+    b.buf[b.len++] = 0x5d // ]
+    b.buf[b.len++] = 0x7d // }
+    b.buf.writeUInt32BE(b.len - 4, 0)
+    sendFrame(t.state, b.buf.subarray(0, b.len))
+  }
+}
+
+module.exports = { startTracing }

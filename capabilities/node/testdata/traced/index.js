@@ -1,0 +1,113 @@
+'use strict'
+// An app for the tracing tests (tracing_test.go), written as if wattd did
+// not exist except for globalThis.platformatic.logger. Routes:
+//   /ctx?tag=T&ms=M  logs "ctx line" from the handler, after a timer of M ms
+//                    (through a child logger), after an await, from
+//                    setImmediate and from a request body 'end' handler,
+//                    each line with tag T, then answers its reqId as seen
+//   /call?via=V      calls http://internal.plt.local/echo with V (fetch,
+//                    get, request, client, undici6, undici7) and answers
+//                    what the callee saw; own=1 sets traceparent and the
+//                    request id header itself
+//   /status?code=C   answers C
+//   /health          answers ok (the tests skip it)
+const http = require('node:http')
+const path = require('node:path')
+
+const log = globalThis.platformatic.logger
+const child = log.child({ component: 'child' })
+const OWN_PARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+
+function undici (major) {
+  return require(path.join(__dirname, '..', 'undici', 'node_modules', 'undici' + major))
+}
+
+function viaHttp (make, url, headers) {
+  return new Promise((resolve, reject) => {
+    const onResponse = (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c) => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+    }
+    const req = make(url, headers, onResponse)
+    req.on('error', reject)
+  })
+}
+
+async function call (via, url, headers) {
+  switch (via) {
+    case 'fetch': {
+      const r = await fetch(url, { headers })
+      return { status: r.status, body: await r.text() }
+    }
+    case 'get':
+      return viaHttp((u, h, cb) => http.get(u, { headers: h }, cb), url, headers)
+    case 'request':
+      return viaHttp((u, h, cb) => {
+        const p = new URL(u)
+        const req = http.request({ host: p.hostname, path: p.pathname, headers: h }, cb)
+        req.end()
+        return req
+      }, url, headers)
+    case 'client':
+      return viaHttp((u, h, cb) => {
+        const req = new http.ClientRequest(u, { headers: h }, cb)
+        req.end()
+        return req
+      }, url, headers)
+    case 'undici6':
+    case 'undici7': {
+      const r = await undici(via.slice(6)).request(url, { headers })
+      return { status: r.statusCode, body: await r.body.text() }
+    }
+  }
+  throw new Error('unknown via ' + via)
+}
+
+const server = http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x')
+  const q = u.searchParams
+  const seen = () => ({ reqId: res.getHeader('x-request-id') })
+  switch (u.pathname) {
+    case '/ctx': {
+      const tag = q.get('tag')
+      log.info({ tag, step: 'sync' }, 'ctx line')
+      req.on('data', () => {})
+      req.on('end', () => log.info({ tag, step: 'body-end' }, 'ctx line'))
+      setTimeout(async () => {
+        child.info({ tag, step: 'timer' }, 'ctx line')
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        log.info({ tag, step: 'await' }, 'ctx line')
+        setImmediate(() => {
+          log.info({ tag, step: 'immediate' }, 'ctx line')
+          res.end(JSON.stringify(seen()))
+        })
+      }, Number(q.get('ms')) || 0)
+      return
+    }
+    case '/call': {
+      const headers = {}
+      if (q.get('own') === '1') {
+        headers.traceparent = OWN_PARENT
+        headers['X-Request-Id'] = 'own-id'
+      }
+      call(q.get('via'), 'http://internal.plt.local/echo?x=1', headers).then((out) => {
+        log.info({ via: q.get('via') }, 'called')
+        res.setHeader('content-type', 'application/json')
+        res.end(JSON.stringify(out))
+      }, (err) => {
+        res.statusCode = 502
+        res.end(String(err && err.stack))
+      })
+      return
+    }
+    case '/status':
+      res.statusCode = Number(q.get('code'))
+      res.end('status')
+      return
+    default:
+      res.end('ok')
+  }
+})
+server.listen(3000)

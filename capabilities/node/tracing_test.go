@@ -1,0 +1,516 @@
+package node
+
+// Tests of the preload's tracing and request ids (preload/tracing.cjs): a
+// real Node.js worker runs the traced fixture with an app info file that
+// turns them on; the test plays wattd (control channel, mesh table) and the
+// called app (a Go HTTP server on a Unix socket that answers what it got),
+// and reads the spans the worker sends and the log lines it writes.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/ipc"
+)
+
+// wireSpan is a span as the worker sends it ({"type":"spans"}).
+type wireSpan struct {
+	TraceID       string         `json:"traceId"`
+	SpanID        string         `json:"spanId"`
+	ParentSpanID  string         `json:"parentSpanId"`
+	Name          string         `json:"name"`
+	Kind          string         `json:"kind"`
+	StartMs       float64        `json:"startMs"`
+	EndMs         float64        `json:"endMs"`
+	Attributes    map[string]any `json:"attributes"`
+	Status        string         `json:"status"`
+	StatusMessage string         `json:"statusMessage"`
+}
+
+func TestTraceparentParsing(t *testing.T) {
+	nodeOrSkip(t)
+	const tid, pid = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	cases := []struct {
+		in      string
+		sampled bool // when valid
+		valid   bool
+	}{
+		{"00-" + tid + "-" + pid + "-01", true, true},
+		{"00-" + tid + "-" + pid + "-00", false, true},
+		{"00-" + tid + "-" + pid + "-03", true, true},  // unknown flags ignored
+		{"00-" + tid + "-" + pid + "-02", false, true}, // only bit 0 is sampled
+		{"01-" + tid + "-" + pid + "-01-what-the-future-will-be-like", true, true},
+		{"cc-" + tid + "-" + pid + "-01", true, true},    // a later version, no more fields
+		{"00-" + tid + "-" + pid + "-01-", false, false}, // version 00 is exactly 55 chars
+		{"01-" + tid + "-" + pid + "-01x", false, false}, // a later version's extra part starts with "-"
+		{"ff-" + tid + "-" + pid + "-01", false, false},  // version ff is invalid
+		{"00-" + strings.ToUpper(tid) + "-" + pid + "-01", false, false},
+		{"00-00000000000000000000000000000000-" + pid + "-01", false, false},
+		{"00-" + tid + "-0000000000000000-01", false, false},
+		{"00-" + tid[:31] + "-" + pid + "-01", false, false},
+		{"00-" + tid + "-" + pid + "-1", false, false},
+		{"00_" + tid + "-" + pid + "-01", false, false},
+		{"0g-" + tid + "-" + pid + "-01", false, false},
+		{"00-" + tid + "-" + pid + "-0z", false, false},
+		{"", false, false},
+		{"00-" + tid + "-" + pid + "-01, 00-" + tid + "-" + pid + "-01", false, false}, // two headers joined
+	}
+	var ins []string
+	for _, c := range cases {
+		ins = append(ins, c.in)
+	}
+	arg, _ := json.Marshal(ins)
+	mod, _ := filepath.Abs(filepath.Join("preload", "tracecontext.cjs"))
+	bin, _ := Binary()
+	script := `const tc = require(process.argv[1]); const ins = JSON.parse(process.argv[2]);
+const ids = new Set(); for (let i = 0; i < 2000; i++) { ids.add(tc.newTraceId()); ids.add(tc.newSpanId()) }
+const fmt = tc.formatTraceparent(tc.newTraceId(), tc.newSpanId(), true)
+process.stdout.write(JSON.stringify({ parsed: ins.map((s) => tc.parseTraceparent(s)), ids: [...ids], fmt, back: tc.parseTraceparent(fmt) }))`
+	out, err := exec.Command(bin, "-e", script, mod, string(arg)).Output()
+	if err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	var got struct {
+		Parsed []*struct {
+			TraceID  string `json:"traceId"`
+			ParentID string `json:"parentId"`
+			Sampled  bool   `json:"sampled"`
+		}
+		IDs  []string
+		Fmt  string
+		Back *struct{ Sampled bool }
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	for i, c := range cases {
+		p := got.Parsed[i]
+		if !c.valid {
+			if p != nil {
+				t.Errorf("%q: parsed as %+v, want invalid", c.in, *p)
+			}
+			continue
+		}
+		if p == nil || p.TraceID != tid || p.ParentID != pid || p.Sampled != c.sampled {
+			t.Errorf("%q: got %+v, want trace %s parent %s sampled %v", c.in, p, tid, pid, c.sampled)
+		}
+	}
+	// New ids: the right length, lower-case hex, never all zeros, no repeats.
+	if len(got.IDs) != 4000 {
+		t.Errorf("%d distinct ids of 4000", len(got.IDs))
+	}
+	hexID := regexp.MustCompile(`^(?:[0-9a-f]{16}|[0-9a-f]{32})$`)
+	for _, id := range got.IDs {
+		if !hexID.MatchString(id) || strings.Trim(id, "0") == "" {
+			t.Fatalf("bad id %q", id)
+		}
+	}
+	if got.Back == nil || !got.Back.Sampled {
+		t.Errorf("formatTraceparent wrote %q, which does not read back as sampled", got.Fmt)
+	}
+}
+
+// echoApp is the called app: it answers the trace headers it got.
+type echoApp struct {
+	path string
+	mu   sync.Mutex
+	n    int
+}
+
+func startEchoApp(t *testing.T, dir string) *echoApp {
+	t.Helper()
+	e := &echoApp{path: filepath.Join(dir, "internal.sock")}
+	ln, err := net.Listen("unix", e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.n++
+		e.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]string{
+			"traceparent": r.Header.Get("Traceparent"),
+			"tracestate":  r.Header.Get("Tracestate"),
+			"requestId":   r.Header.Get("X-Request-Id"),
+			"ids":         fmt.Sprint(len(r.Header.Values("X-Request-Id"))),
+		})
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return e
+}
+
+// tracedWorker starts the traced fixture with info as its app info file
+// (nil: none) and the echo app as "internal" on the mesh.
+func tracedWorker(t *testing.T, info map[string]any) (*worker, *echoApp) {
+	t.Helper()
+	echo := startEchoApp(t, meshDir(t))
+	o := workerOpts{app: "traced", entrypoint: true}
+	if info != nil {
+		b, _ := json.Marshal(info)
+		p := filepath.Join(t.TempDir(), "traced.json")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o.env = map[string]string{ipc.EnvAppInfo: p}
+	}
+	w := startWorker(t, o)
+	w.handshake()
+	w.send(&ipc.Message{Type: ipc.TypeMesh, Mesh: &ipc.MeshTable{Apps: map[string]ipc.MeshApp{
+		"internal": {Endpoints: []string{echo.path}, State: "running"},
+	}}})
+	w.expect(ipc.TypeReady)
+	return w, echo
+}
+
+// do sends a GET with the given headers and returns the response and body.
+func do(t *testing.T, url string, headers map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := tcpClient().Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// calleeSaw reads the answer of the fixture's /call: what the echo app got.
+func calleeSaw(t *testing.T, body string) map[string]string {
+	t.Helper()
+	var out struct{ Body string }
+	var seen map[string]string
+	if json.Unmarshal([]byte(body), &out) != nil || json.Unmarshal([]byte(out.Body), &seen) != nil {
+		t.Fatalf("call answered %q", body)
+	}
+	return seen
+}
+
+// spansUntil reads spans until ok says it has all it wants.
+func (w *worker) spansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
+	w.t.Helper()
+	var all []wireSpan
+	deadline := time.After(waitLimit)
+	for !ok(all) {
+		select {
+		case body, open := <-w.spans:
+			if !open {
+				w.t.Fatalf("control channel closed while waiting for %s", what)
+			}
+			var m struct {
+				Type  string
+				Spans []wireSpan
+			}
+			if err := json.Unmarshal(body, &m); err != nil {
+				w.t.Fatalf("spans message %q: %v", body, err)
+			}
+			if len(m.Spans) == 0 || len(m.Spans) > 512 {
+				w.t.Errorf("spans message with %d spans", len(m.Spans))
+			}
+			all = append(all, m.Spans...)
+		case <-deadline:
+			w.t.Fatalf("no %s within %v; spans so far: %+v", what, waitLimit, all)
+		}
+	}
+	return all
+}
+
+func findSpan(spans []wireSpan, kind, name string) *wireSpan {
+	for i := range spans {
+		if spans[i].Kind == kind && spans[i].Name == name {
+			return &spans[i]
+		}
+	}
+	return nil
+}
+
+// logLines reads stdout until n lines with message msg have come.
+func (w *worker) logLines(msg string, n int) []map[string]any {
+	w.t.Helper()
+	var out []map[string]any
+	deadline := time.After(waitLimit)
+	for len(out) < n {
+		select {
+		case line, ok := <-w.lines:
+			if !ok {
+				w.t.Fatalf("stdout closed with %d of %d %q lines", len(out), n, msg)
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				out = append(out, m)
+			}
+		case <-deadline:
+			w.t.Fatalf("%d of %d %q lines within %v: %v", len(out), n, msg, waitLimit, out)
+		}
+	}
+	return out
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+const (
+	callerTrace = "0af7651916cd43dd8448eb211c80319c"
+	callerSpan  = "b7ad6b7169203331"
+)
+
+func TestTracing(t *testing.T) {
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(EnvNode, bin)
+			testTracing(t)
+		})
+	}
+}
+
+func testTracing(t *testing.T) {
+	w, _ := tracedWorker(t, map[string]any{
+		"applicationId": "traced",
+		"tracing": map[string]any{"serviceName": "traced-svc", "skip": []any{
+			map[string]any{"path": "/health", "method": "GET"},
+			map[string]any{"path": "/^\\/skip-[0-9]+$/"},
+		}},
+		"requestId": map[string]any{"header": "x-request-id"},
+	})
+	base := "http://" + w.tcpAddr
+
+	t.Run("server span from a caller's traceparent", func(t *testing.T) {
+		resp, body := do(t, base+"/status?code=201", map[string]string{
+			"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "x-request-id": "given-1",
+		})
+		if resp.StatusCode != 201 || body != "status" || resp.Header.Get("X-Request-Id") != "given-1" {
+			t.Fatalf("got %d %q, x-request-id %q", resp.StatusCode, body, resp.Header.Get("X-Request-Id"))
+		}
+		spans := w.spansUntil("the server span", func(s []wireSpan) bool { return findSpan(s, "server", "GET /status") != nil })
+		s := findSpan(spans, "server", "GET /status")
+		if s.TraceID != callerTrace || s.ParentSpanID != callerSpan || len(s.SpanID) != 16 || s.SpanID == callerSpan {
+			t.Errorf("ids: %+v", s)
+		}
+		if s.Status != "unset" || s.EndMs < s.StartMs || s.StartMs < float64(time.Now().Add(-time.Minute).UnixMilli()) {
+			t.Errorf("status or times: %+v", s)
+		}
+		want := map[string]any{
+			"http.request.method": "GET", "url.path": "/status", "url.query": "code=201", "url.scheme": "http",
+			"http.response.status_code": 201.0, "server.address": "127.0.0.1",
+		}
+		for k, v := range want {
+			if s.Attributes[k] != v {
+				t.Errorf("attribute %s = %#v, want %#v (all: %v)", k, s.Attributes[k], v, s.Attributes)
+			}
+		}
+		if _, ok := s.Attributes["server.port"].(float64); !ok {
+			t.Errorf("no server.port: %v", s.Attributes)
+		}
+	})
+
+	t.Run("new trace, 5xx and 4xx", func(t *testing.T) {
+		// An invalid traceparent (upper-case hex) starts a new trace.
+		resp, _ := do(t, base+"/status?code=503", map[string]string{
+			"traceparent": "00-" + strings.ToUpper(callerTrace) + "-" + callerSpan + "-01",
+		})
+		if !uuidRE.MatchString(resp.Header.Get("X-Request-Id")) {
+			t.Errorf("made request id %q is not a random UUID", resp.Header.Get("X-Request-Id"))
+		}
+		do(t, base+"/status?code=404", nil)
+		spans := w.spansUntil("both spans", func(s []wireSpan) bool {
+			n := 0
+			for _, x := range s {
+				if x.Name == "GET /status" {
+					n++
+				}
+			}
+			return n == 2
+		})
+		for _, s := range spans {
+			switch s.Attributes["http.response.status_code"] {
+			case 503.0:
+				if s.ParentSpanID != "" || s.TraceID == strings.ToLower(callerTrace) || s.Status != "error" || s.Attributes["error.type"] != "503" {
+					t.Errorf("503 span: %+v", s)
+				}
+			case 404.0:
+				if s.Status != "unset" || s.Attributes["error.type"] != nil {
+					t.Errorf("404 span (a client error is not the server's): %+v", s)
+				}
+			}
+		}
+	})
+
+	t.Run("skip", func(t *testing.T) {
+		for _, p := range []string{"/health", "/skip-12"} {
+			resp, _ := do(t, base+p, nil)
+			if resp.Header.Get("X-Request-Id") == "" {
+				t.Errorf("%s: a skipped request still gets its request id", p)
+			}
+		}
+		do(t, base+"/status?code=202", nil) // finishes after them: its span comes last
+		spans := w.spansUntil("the marker span", func(s []wireSpan) bool {
+			for _, x := range s {
+				if x.Attributes["http.response.status_code"] == 202.0 {
+					return true
+				}
+			}
+			return false
+		})
+		for _, s := range spans {
+			if s.Name != "GET /status" {
+				t.Errorf("span of a skipped request: %+v", s)
+			}
+		}
+	})
+
+	t.Run("context through async code and the logger", func(t *testing.T) {
+		// Two requests at once, the first finishing last, so their
+		// continuations interleave.
+		type result struct {
+			id, body string
+			resp     *http.Response
+		}
+		res := make(chan result, 2)
+		for _, c := range []struct{ tag, ms string }{{"slow", "60"}, {"fast", "1"}} {
+			go func() {
+				resp, body := do(t, base+"/ctx?tag="+c.tag+"&ms="+c.ms, map[string]string{
+					"x-request-id": "id-" + c.tag, "traceparent": "00-" + callerTrace + "-" + callerSpan + "-01",
+				})
+				res <- result{c.tag, body, resp}
+			}()
+		}
+		for range 2 {
+			r := <-res
+			if want := `{"reqId":"id-` + r.id + `"}`; r.body != want {
+				t.Errorf("%s: body %q, want %q", r.id, r.body, want)
+			}
+		}
+		spans := w.spansUntil("both /ctx spans", func(s []wireSpan) bool {
+			n := 0
+			for _, x := range s {
+				if x.Name == "GET /ctx" {
+					n++
+				}
+			}
+			return n == 2
+		})
+		spanOf := map[string]string{} // tag -> server span id
+		for _, s := range spans {
+			if s.Name == "GET /ctx" {
+				spanOf[strings.TrimPrefix(s.Attributes["url.query"].(string), "tag=")[:4]] = s.SpanID
+			}
+		}
+		lines := w.logLines("ctx line", 10)
+		steps := map[string]int{}
+		for _, l := range lines {
+			tag, _ := l["tag"].(string)
+			steps[tag]++
+			if l["reqId"] != "id-"+tag || l["traceId"] != callerTrace || l["spanId"] != spanOf[tag[:4]] {
+				t.Errorf("%s line: reqId %v traceId %v spanId %v, want id-%s %s %s", l["step"], l["reqId"], l["traceId"], l["spanId"], tag, callerTrace, spanOf[tag[:4]])
+			}
+			if l["step"] == "timer" && l["component"] != "child" {
+				t.Errorf("child logger line lost its binding: %v", l)
+			}
+		}
+		if steps["slow"] != 5 || steps["fast"] != 5 {
+			t.Errorf("lines per request: %v", steps)
+		}
+	})
+
+	t.Run("mesh calls", func(t *testing.T) {
+		for _, via := range []string{"fetch", "get", "request", "client", "undici6", "undici7"} {
+			t.Run(via, func(t *testing.T) {
+				resp, body := do(t, base+"/call?via="+via, map[string]string{
+					"x-request-id": "call-" + via, "traceparent": "00-" + callerTrace + "-" + callerSpan + "-01",
+					"tracestate": "vendor=abc",
+				})
+				if resp.StatusCode != 200 {
+					t.Fatalf("call: %d %s", resp.StatusCode, body)
+				}
+				seen := calleeSaw(t, body)
+				spans := w.spansUntil("the call's spans", func(s []wireSpan) bool {
+					return findSpan(s, "server", "GET /call") != nil && findSpan(s, "client", "GET http://internal.plt.local/echo") != nil
+				})
+				server := findSpan(spans, "server", "GET /call")
+				client := findSpan(spans, "client", "GET http://internal.plt.local/echo")
+				if client.TraceID != callerTrace || client.ParentSpanID != server.SpanID {
+					t.Errorf("client span %+v is not the child of server span %+v", client, server)
+				}
+				if want := "00-" + callerTrace + "-" + client.SpanID + "-01"; seen["traceparent"] != want {
+					t.Errorf("callee got traceparent %q, want %q", seen["traceparent"], want)
+				}
+				if seen["tracestate"] != "vendor=abc" || seen["requestId"] != "call-"+via || seen["ids"] != "1" {
+					t.Errorf("callee got %v", seen)
+				}
+				if client.Status != "unset" || client.EndMs < client.StartMs || client.Attributes["http.response.status_code"] != 200.0 ||
+					client.Attributes["url.full"] != "http://internal.plt.local/echo" || client.Attributes["server.address"] != "internal.plt.local" {
+					t.Errorf("client span: %+v", client)
+				}
+				if l := w.logLines("called", 1)[0]; l["reqId"] != "call-"+via || l["traceId"] != callerTrace {
+					t.Errorf("log line after the call: %v", l)
+				}
+			})
+		}
+	})
+
+	t.Run("the app's own trace headers are kept", func(t *testing.T) {
+		_, body := do(t, base+"/call?via=fetch&own=1", map[string]string{"x-request-id": "outer"})
+		seen := calleeSaw(t, body)
+		if seen["traceparent"] != "00-"+callerTrace+"-"+callerSpan+"-01" || seen["requestId"] != "own-id" || seen["ids"] != "1" {
+			t.Errorf("callee got %v, want the app's own traceparent and request id", seen)
+		}
+	})
+}
+
+// TestRequestIDsWithoutTracing: request ids alone make no spans and no
+// trace headers; with neither feature on the app's lines and responses are
+// untouched.
+func TestRequestIDsWithoutTracing(t *testing.T) {
+	nodeOrSkip(t)
+	t.Run("request ids only", func(t *testing.T) {
+		w, _ := tracedWorker(t, map[string]any{"applicationId": "traced", "requestId": map[string]any{"header": "x-request-id"}})
+		resp, body := do(t, "http://"+w.tcpAddr+"/call?via=get", map[string]string{"x-request-id": "alone"})
+		if resp.Header.Get("X-Request-Id") != "alone" {
+			t.Errorf("response x-request-id %q", resp.Header.Get("X-Request-Id"))
+		}
+		seen := calleeSaw(t, body)
+		if seen["requestId"] != "alone" || seen["traceparent"] != "" {
+			t.Errorf("callee got %v, want the request id and no traceparent", seen)
+		}
+		l := w.logLines("called", 1)[0]
+		if l["reqId"] != "alone" || l["traceId"] != nil || l["spanId"] != nil {
+			t.Errorf("log line: %v", l)
+		}
+		select {
+		case b := <-w.spans:
+			t.Errorf("spans sent with tracing off: %s", b)
+		default:
+		}
+	})
+	t.Run("both off", func(t *testing.T) {
+		w, _ := tracedWorker(t, map[string]any{"applicationId": "traced"})
+		resp, body := do(t, "http://"+w.tcpAddr+"/call?via=fetch", nil)
+		if resp.Header.Get("X-Request-Id") != "" {
+			t.Errorf("response x-request-id %q with request ids off", resp.Header.Get("X-Request-Id"))
+		}
+		seen := calleeSaw(t, body)
+		if seen["requestId"] != "" || seen["traceparent"] != "" {
+			t.Errorf("callee got %v with both off", seen)
+		}
+		if l := w.logLines("called", 1)[0]; l["reqId"] != nil || l["traceId"] != nil {
+			t.Errorf("log line: %v", l)
+		}
+	})
+}

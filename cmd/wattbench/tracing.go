@@ -1,0 +1,217 @@
+package main
+
+// The tracing scenario: what tracing costs the hello app under wattd.
+// wattd runs the hello fixture twice per round, with the same watt.json but
+// for a "telemetry" key: off (no key) and on (every request traced, the
+// Watt default of 100% sampling, request ids with it), exporting over
+// OTLP/HTTP to a sink in this process that reads and discards what it gets.
+// The order of the two flips every round. The summary is the ratio of
+// requests/s on to off per round: its median and its range.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tracingVariants are the two runs of a round, as runRecord.Target.
+var tracingVariants = []string{"tracing-off", "tracing-on"}
+
+// otlpSink is an OTLP/HTTP endpoint that accepts every export and keeps
+// only counts, so that exporting costs wattd what it would against a real
+// collector on the same machine, and nothing is stored.
+type otlpSink struct {
+	url     string
+	exports atomic.Int64
+	bytes   atomic.Int64
+}
+
+var (
+	sinkOnce sync.Once
+	sink     *otlpSink
+	sinkErr  error
+)
+
+// startSink starts the sink once; it lives as long as the bench.
+func startSink() (*otlpSink, error) {
+	sinkOnce.Do(func() {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			sinkErr = fmt.Errorf("tracing sink: %w", err)
+			return
+		}
+		s := &otlpSink{url: "http://" + l.Addr().String() + "/v1/traces"}
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			s.exports.Add(1)
+			s.bytes.Add(n)
+			// An empty ExportTraceServiceResponse is zero bytes of protobuf.
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.WriteHeader(http.StatusOK)
+		})
+		go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(l)
+		sink = s
+	})
+	return sink, sinkErr
+}
+
+// tracingProject writes the hello fixture's watt.json, with the app's path
+// made absolute and, for "tracing-on", a telemetry key exporting to the
+// sink, into its own directory under the bench's log directory.
+func (b *bench) tracingProject(hello, variant string, s *otlpSink) (string, error) {
+	raw, err := os.ReadFile(filepath.Join(hello, "watt.json"))
+	if err != nil {
+		return "", err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(hello, "watt.json"), err)
+	}
+	apps, _ := cfg["applications"].([]any)
+	for _, a := range apps {
+		if app, ok := a.(map[string]any); ok {
+			if p, ok := app["path"].(string); ok && !filepath.IsAbs(p) {
+				app["path"] = filepath.Join(hello, p)
+			}
+		}
+	}
+	if variant == "tracing-on" {
+		cfg["telemetry"] = map[string]any{
+			"applicationName": "hello",
+			"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": s.url}},
+		}
+	}
+	dir := filepath.Join(b.logDir, variant)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out, _ := json.MarshalIndent(cfg, "", "  ")
+	return dir, os.WriteFile(filepath.Join(dir, "watt.json"), out, 0o644)
+}
+
+// runTracing measures one variant for one round: the throughput
+// measurement of wattd on the hello app. A tracing-on run whose spans never
+// reached the sink is a failed run, not a cheap one.
+func (b *bench) runTracing(ctx context.Context, wattd target, variant string, round int) runRecord {
+	rec := runRecord{Target: variant, Scenario: "tracing", Round: round}
+	s, err := startSink()
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	dir, err := b.tracingProject(wattd.dir, variant, s)
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	port, err := freePort()
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	rec.Port = port
+	t := wattd
+	t.name = variant
+	t.dir = dir
+	t.argv = []string{wattd.argv[0], "start", dir}
+	p, err := b.start(ctx, t, port, nil, fmt.Sprintf("wattd-%s-r%d.log", variant, round))
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	rec.Log = p.logPath
+	before := s.exports.Load()
+	b.measure(ctx, &rec, []*proc{p}, port, b.conns, false)
+	if variant == "tracing-on" && rec.Error == "" && s.exports.Load() == before {
+		rec.Error = "no spans reached the OTLP sink: tracing was not on"
+	}
+	return rec
+}
+
+// tracingSummary is the scenario's result: requests/s with tracing on
+// divided by off, per round with both runs clean.
+type tracingSummary struct {
+	Ratios      []float64 `json:"ratios"`
+	Median      float64   `json:"median"`
+	Min         float64   `json:"min"`
+	Max         float64   `json:"max"`
+	OffRPS      float64   `json:"off_requests_per_s"` // medians
+	OnRPS       float64   `json:"on_requests_per_s"`
+	OffCPUPerUs float64   `json:"off_target_cpu_us_per_request"`
+	OnCPUPerUs  float64   `json:"on_target_cpu_us_per_request"`
+	Exports     int64     `json:"sink_exports"`
+	ExportBytes int64     `json:"sink_bytes"`
+	Goal        string    `json:"goal"`
+	Result      string    `json:"result"`
+}
+
+const tracingGoal = 0.90 // on / off: at most 10% fewer requests/s
+
+func summarizeTracing(records []runRecord) *tracingSummary {
+	type pair struct{ off, on *runRecord }
+	rounds := map[int]*pair{}
+	var offRPS, onRPS, offCPU, onCPU []float64
+	for i := range records {
+		r := &records[i]
+		if r.Scenario != "tracing" || r.Error != "" || r.Load == nil || r.Load.RPS == 0 {
+			continue
+		}
+		p := rounds[r.Round]
+		if p == nil {
+			p = &pair{}
+			rounds[r.Round] = p
+		}
+		cpu := r.TargetCores / r.Load.RPS * 1e6
+		if r.Target == "tracing-on" {
+			p.on = r
+			onRPS, onCPU = append(onRPS, r.Load.RPS), append(onCPU, cpu)
+		} else {
+			p.off = r
+			offRPS, offCPU = append(offRPS, r.Load.RPS), append(offCPU, cpu)
+		}
+	}
+	s := &tracingSummary{Goal: fmt.Sprintf("ratio >= %.2f", tracingGoal)}
+	for _, p := range rounds {
+		if p.on != nil && p.off != nil {
+			s.Ratios = append(s.Ratios, p.on.Load.RPS/p.off.Load.RPS)
+		}
+	}
+	if len(s.Ratios) == 0 {
+		return nil
+	}
+	slices.Sort(s.Ratios)
+	s.Median, s.Min, s.Max = median(s.Ratios), s.Ratios[0], s.Ratios[len(s.Ratios)-1]
+	s.OffRPS, s.OnRPS = median(offRPS), median(onRPS)
+	s.OffCPUPerUs, s.OnCPUPerUs = median(offCPU), median(onCPU)
+	if sink != nil {
+		s.Exports, s.ExportBytes = sink.exports.Load(), sink.bytes.Load()
+	}
+	s.Result = "MISS"
+	if s.Median >= tracingGoal {
+		s.Result = "PASS"
+	}
+	return s
+}
+
+func printTracing(w io.Writer, records []runRecord) {
+	s := summarizeTracing(records)
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "\ntracing (hello app under wattd, 100%% sampling, OTLP/HTTP to a discarding sink):\n")
+	fmt.Fprintf(w, "  requests/s off %.0f, on %.0f (medians); target CPU per request off %.0f µs, on %.0f µs\n",
+		s.OffRPS, s.OnRPS, s.OffCPUPerUs, s.OnCPUPerUs)
+	fmt.Fprintf(w, "  on/off ratio: median %.3f, range %.3f..%.3f over %d rounds; goal %s: %s\n",
+		s.Median, s.Min, s.Max, len(s.Ratios), s.Goal, s.Result)
+	fmt.Fprintf(w, "  the sink got %d exports, %d bytes\n", s.Exports, s.ExportBytes)
+}

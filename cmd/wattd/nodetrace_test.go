@@ -1,0 +1,146 @@
+package main_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+)
+
+// TestNodeTracing runs two plain Node.js applications (testdata/apps/
+// nodetrace, no OpenTelemetry of their own) under wattd with an OTLP/HTTP
+// exporter, on every node in WATTD_TEST_NODES. A request entering "entry"
+// with a traceparent and a request id, which calls "internal" over the mesh
+// with fetch and then with http.get, reaches the receiver as one trace per
+// request: entry's server span is the caller's child, its client span the
+// server span's child and internal's server span the client span's child,
+// each with its service name and application and worker attributes. The
+// log lines of that request in both applications carry its reqId, traceId
+// and spanId.
+func TestNodeTracing(t *testing.T) {
+	integration(t)
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		t.Run(nodeVersion(t, node), func(t *testing.T) {
+			rcv := otlpHTTPReceiver(t)
+			dir := project(t, map[string]any{
+				"entrypoint": "entry",
+				"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"telemetry": map[string]any{
+					"applicationName": "shop",
+					"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": rcv.url}},
+				},
+				"applications": []any{
+					map[string]any{"id": "entry", "path": fixture("apps/nodetrace"), "workers": 2},
+					map[string]any{"id": "internal", "path": fixture("apps/nodetrace")},
+				},
+			})
+			d := startWattd(t, dir, freePort(t), startOpts{env: []string{"WATTD_NODE=" + node}})
+			waitHTTP(t, d.url("/"), 30*time.Second)
+			d.waitReady("entry", 20*time.Second)
+			d.waitReady("internal", 20*time.Second)
+
+			for i, via := range []string{"fetch", "get"} {
+				traceID := strings.Repeat("0", 31) + string(rune('1'+i))
+				const callerSpan = "00f067aa0ba902b7"
+				reqID := "e2e-" + via
+				req, _ := http.NewRequest(http.MethodGet, d.url("/chain?via="+via), nil)
+				req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
+				req.Header.Set("x-request-id", reqID)
+				resp, err := fresh.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(body) != "leaf internal" || resp.Header.Get("X-Request-Id") != reqID {
+					t.Fatalf("GET /chain?via=%s: %d %q, x-request-id %q", via, resp.StatusCode, body, resp.Header.Get("X-Request-Id"))
+				}
+
+				var spans []gotSpan
+				waitFor(t, 20*time.Second, "3 spans of the "+via+" trace at the receiver", func() bool {
+					spans = rcv.trace(traceID)
+					return len(spans) >= 3
+				})
+				if len(spans) != 3 {
+					t.Fatalf("%s: got %d spans, want 3", via, len(spans))
+				}
+				var server, client, leaf gotSpan
+				for _, s := range spans {
+					switch {
+					case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == "entry":
+						server = s
+					case s.span.Kind == tracepb.Span_SPAN_KIND_CLIENT:
+						client = s
+					case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == "internal":
+						leaf = s
+					}
+				}
+				if server.span == nil || client.span == nil || leaf.span == nil {
+					t.Fatalf("%s: want entry's server span, its client span and internal's server span; got %v", via, spans)
+				}
+				if server.parent() != callerSpan || client.parent() != server.id() || leaf.parent() != client.id() {
+					t.Errorf("%s parents: entry server %s (want %s), client %s (want %s), internal server %s (want %s)",
+						via, server.parent(), callerSpan, client.parent(), server.id(), leaf.parent(), client.id())
+				}
+				if server.span.Name != "GET /chain" || client.span.Name != "GET http://internal.plt.local/leaf" || leaf.span.Name != "GET /leaf" {
+					t.Errorf("%s names: %q, %q, %q", via, server.span.Name, client.span.Name, leaf.span.Name)
+				}
+				if server.attr("http.response.status_code") != int64(200) || client.attr("http.response.status_code") != int64(200) ||
+					server.attr("url.path") != "/chain" || client.attr("url.full") != "http://internal.plt.local/leaf" {
+					t.Errorf("%s attributes: server %v, client %v", via, server.span.Attributes, client.span.Attributes)
+				}
+				ps := d.ps()
+				for _, c := range []struct {
+					s       gotSpan
+					app     string
+					service string
+				}{{server, "entry", "shop-entry"}, {client, "entry", "shop-entry"}, {leaf, "internal", "shop-internal"}} {
+					r := c.s.res
+					worker, ok := r["wattd.worker.id"].(int64)
+					if !ok || r["service.name"] != c.service || r["wattd.application.id"] != c.app || r["process.pid"] != pidOf(ps, c.app, worker) {
+						t.Errorf("%s span %q: resource %v; want service %s of app %s, pid of its worker", via, c.s.span.Name, r, c.service, c.app)
+					}
+				}
+				order := []time.Time{server.start(), client.start(), leaf.start(), leaf.end(), client.end(), server.end()}
+				for k := 1; k < len(order); k++ {
+					// A server span ends when its response has closed, which in
+					// the callee's process may come a moment after the caller
+					// has read the whole response and ended its client span.
+					slack := time.Duration(0)
+					if k == 4 {
+						slack = 50 * time.Millisecond
+					}
+					if order[k].Add(slack).Before(order[k-1]) {
+						t.Errorf("%s: times out of order at %d: %v", via, k, order)
+					}
+				}
+
+				// The request's log lines, in both applications.
+				var chain, leafLine map[string]any
+				waitFor(t, 10*time.Second, "the "+via+" request's log lines", func() bool {
+					for _, e := range logEntries(d.out.String(), "chain done") {
+						if e["reqId"] == reqID {
+							chain = e
+						}
+					}
+					for _, e := range logEntries(d.out.String(), "leaf") {
+						if e["reqId"] == reqID {
+							leafLine = e
+						}
+					}
+					return chain != nil && leafLine != nil
+				})
+				if chain["app"] != "entry" || chain["traceId"] != traceID || chain["spanId"] != server.id() || chain["fixture"] != "nodetrace" {
+					t.Errorf("%s: entry's line %v; want traceId %s spanId %s", via, chain, traceID, server.id())
+				}
+				if leafLine["app"] != "internal" || leafLine["traceId"] != traceID || leafLine["spanId"] != leaf.id() {
+					t.Errorf("%s: internal's line %v; want traceId %s spanId %s", via, leafLine, traceID, leaf.id())
+				}
+			}
+		})
+	}
+}
