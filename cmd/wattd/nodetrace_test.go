@@ -134,10 +134,10 @@ func TestNodeTracing(t *testing.T) {
 					}
 					return chain != nil && leafLine != nil
 				})
-				if chain["app"] != "entry" || chain["traceId"] != traceID || chain["spanId"] != server.id() || chain["fixture"] != "nodetrace" {
+				if chain["name"] != "entry" || chain["traceId"] != traceID || chain["spanId"] != server.id() || chain["fixture"] != "nodetrace" {
 					t.Errorf("%s: entry's line %v; want traceId %s spanId %s", via, chain, traceID, server.id())
 				}
-				if leafLine["app"] != "internal" || leafLine["traceId"] != traceID || leafLine["spanId"] != leaf.id() {
+				if leafLine["name"] != "internal" || leafLine["traceId"] != traceID || leafLine["spanId"] != leaf.id() {
 					t.Errorf("%s: internal's line %v; want traceId %s spanId %s", via, leafLine, traceID, leaf.id())
 				}
 			}
