@@ -37,6 +37,13 @@ func TestRestartOnlySettingsAreNamed(t *testing.T) {
 	if len(got) != 2 || !strings.HasPrefix(got[0], "server changed") || !strings.HasPrefix(got[1], "startTimeout changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
+	traced := *old
+	traced.Telemetry = config.Telemetry{Enabled: true}
+	traced.Logger.Redact = &config.Redact{Paths: []string{"password"}, Censor: "***"}
+	got = restartOnly(old, &traced)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "logger changed") || !strings.HasPrefix(got[1], "telemetry changed") {
+		t.Fatalf("restartOnly = %v", got)
+	}
 }
 
 // TestMeshTableLeavesOutRemovedSlots: a slot being taken away leaves the
