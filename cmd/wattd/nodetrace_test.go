@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
 // TestNodeTracing runs two plain Node.js applications (testdata/apps/
@@ -60,32 +58,7 @@ func TestNodeTracing(t *testing.T) {
 					t.Fatalf("GET /chain?via=%s: %d %q, x-request-id %q", via, resp.StatusCode, body, resp.Header.Get("X-Request-Id"))
 				}
 
-				var spans []gotSpan
-				waitFor(t, 20*time.Second, "3 spans of the "+via+" trace at the receiver", func() bool {
-					spans = rcv.trace(traceID)
-					return len(spans) >= 3
-				})
-				if len(spans) != 3 {
-					t.Fatalf("%s: got %d spans, want 3", via, len(spans))
-				}
-				var server, client, leaf gotSpan
-				for _, s := range spans {
-					switch {
-					case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == "entry":
-						server = s
-					case s.span.Kind == tracepb.Span_SPAN_KIND_CLIENT:
-						client = s
-					case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == "internal":
-						leaf = s
-					}
-				}
-				if server.span == nil || client.span == nil || leaf.span == nil {
-					t.Fatalf("%s: want entry's server span, its client span and internal's server span; got %v", via, spans)
-				}
-				if server.parent() != callerSpan || client.parent() != server.id() || leaf.parent() != client.id() {
-					t.Errorf("%s parents: entry server %s (want %s), client %s (want %s), internal server %s (want %s)",
-						via, server.parent(), callerSpan, client.parent(), server.id(), leaf.parent(), client.id())
-				}
+				server, client, leaf := chainSpans(t, rcv, traceID, callerSpan, "entry", "internal", via)
 				if server.span.Name != "GET /chain" || client.span.Name != "GET http://internal.plt.local/leaf" || leaf.span.Name != "GET /leaf" {
 					t.Errorf("%s names: %q, %q, %q", via, server.span.Name, client.span.Name, leaf.span.Name)
 				}

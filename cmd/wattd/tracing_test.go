@@ -269,32 +269,7 @@ func TestTracingOTLPHTTP(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "leaf back") {
 		t.Fatalf("GET /chain: %d %q", resp.StatusCode, body)
 	}
-	var spans []gotSpan
-	waitFor(t, 20*time.Second, "3 spans of the trace at the receiver", func() bool {
-		spans = rcv.trace(traceID)
-		return len(spans) >= 3
-	})
-	if len(spans) != 3 {
-		t.Fatalf("got %d spans, want 3", len(spans))
-	}
-	var server, client, leaf gotSpan
-	for _, s := range spans {
-		switch {
-		case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == "front":
-			server = s
-		case s.span.Kind == tracepb.Span_SPAN_KIND_CLIENT:
-			client = s
-		case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == "back":
-			leaf = s
-		}
-	}
-	if server.span == nil || client.span == nil || leaf.span == nil {
-		t.Fatalf("want front's server span, its client span and back's server span; got %v", spans)
-	}
-	if server.parent() != callerSpan || client.parent() != server.id() || leaf.parent() != client.id() {
-		t.Errorf("parents: front server %s (want %s), client %s (want %s), back server %s (want %s)",
-			server.parent(), callerSpan, client.parent(), server.id(), leaf.parent(), client.id())
-	}
+	server, client, leaf := chainSpans(t, rcv, traceID, callerSpan, "front", "back", "")
 	if server.span.Name != "GET /chain" || leaf.span.Name != "GET /leaf" || server.attr("http.response.status_code") != int64(200) {
 		t.Errorf("names %q, %q; status code attribute %v", server.span.Name, leaf.span.Name, server.attr("http.response.status_code"))
 	}
@@ -514,4 +489,39 @@ func TestTracingBadConfig(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// chainSpans waits for the three spans of one call chain at the receiver
+// (the entry app's server span, its client span of the mesh call, the
+// called app's server span), tells them apart and checks that each is the
+// parent of the next, the first a child of callerSpan. what names the
+// chain in messages.
+func chainSpans(t *testing.T, rcv *receiver, traceID, callerSpan, entry, internal, what string) (server, client, leaf gotSpan) {
+	t.Helper()
+	var spans []gotSpan
+	waitFor(t, 20*time.Second, "3 spans of the "+what+" trace at the receiver", func() bool {
+		spans = rcv.trace(traceID)
+		return len(spans) >= 3
+	})
+	if len(spans) != 3 {
+		t.Fatalf("%s: got %d spans, want 3", what, len(spans))
+	}
+	for _, s := range spans {
+		switch {
+		case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == entry:
+			server = s
+		case s.span.Kind == tracepb.Span_SPAN_KIND_CLIENT:
+			client = s
+		case s.span.Kind == tracepb.Span_SPAN_KIND_SERVER && s.res["wattd.application.id"] == internal:
+			leaf = s
+		}
+	}
+	if server.span == nil || client.span == nil || leaf.span == nil {
+		t.Fatalf("%s: want %s's server span, its client span and %s's server span; got %v", what, entry, internal, spans)
+	}
+	if server.parent() != callerSpan || client.parent() != server.id() || leaf.parent() != client.id() {
+		t.Errorf("%s parents: %s server %s (want %s), client %s (want %s), %s server %s (want %s)",
+			what, entry, server.parent(), callerSpan, client.parent(), server.id(), internal, leaf.parent(), client.id())
+	}
+	return server, client, leaf
 }
