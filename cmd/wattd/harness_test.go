@@ -400,7 +400,17 @@ func alive(pid int) bool {
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+	if i <= 0 || len(s) <= i+2 {
+		return false
+	}
+	if s[i+2] != 'Z' {
+		return true
+	}
+	// A zombie leader may still have threads exiting (a killed Node
+	// process has several), and they hold the process's descriptors, its
+	// sockets included, until the last one is gone.
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err == nil && len(tasks) > 1
 }
 
 // load runs GETs in a closed loop from n goroutines until ctx ends and
