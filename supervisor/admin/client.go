@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,6 +147,26 @@ func (c *Client) Scale(ctx context.Context, app string, workers int) (*superviso
 		return nil, fmt.Errorf("scale %q to %d: %w", app, workers, err)
 	}
 	return &st, nil
+}
+
+// Config returns the running configuration as the admin API serves it:
+// plain JSON values with secrets masked.
+func (c *Client) Config(ctx context.Context) (map[string]any, error) {
+	var cfg map[string]any
+	if err := c.call(ctx, true, http.MethodGet, "/v1/config", &cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Env returns the environment of worker of app, secrets masked.
+func (c *Client) Env(ctx context.Context, app string, worker int) (*supervisor.WorkerEnv, error) {
+	var env supervisor.WorkerEnv
+	path := "/v1/apps/" + url.PathEscape(app) + "/env?worker=" + strconv.Itoa(worker)
+	if err := c.call(ctx, true, http.MethodGet, path, &env); err != nil {
+		return nil, fmt.Errorf("environment of app %q worker %d: %w", app, worker, err)
+	}
+	return &env, nil
 }
 
 // Stop asks the runtime to shut down gracefully and returns once the
