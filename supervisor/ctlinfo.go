@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -13,10 +15,12 @@ import (
 // change it.
 func (rt *Runtime) Config() *config.Config { return rt.current.Load() }
 
-// WorkerEnv is the environment of an application's worker as wattd handed
-// it to the process: the app's environment with the worker's own
-// variables (PORT, the WATTD_* protocol variables, the cgroup to join).
-// The exec helper adds LISTEN_PID, the worker's own pid, on top.
+// WorkerEnv is the environment an application's worker program started
+// with, as wattd built it: the app's environment with the worker's own
+// variables (PORT, the WATTD_* protocol variables), after the exec
+// helper's changes (see programEnv). It is kept from the spawn rather
+// than read from /proc/PID/environ: that file is the program's to
+// rewrite, and a process of another user (or gone) cannot be read.
 type WorkerEnv struct {
 	App    string   `json:"app"`
 	Worker int      `json:"worker"`
@@ -45,11 +49,24 @@ func (rt *Runtime) WorkerEnv(id string, index int) (WorkerEnv, error) {
 		if !ok || p == nil {
 			return WorkerEnv{}, fmt.Errorf("%w: app %q worker %d has no running process now (state %s); see wattd ctl ps", ErrConflict, id, index, s.getState())
 		}
-		return WorkerEnv{App: id, Worker: index, PID: p.pid, Env: append([]string(nil), p.cmd.Env...)}, nil
+		return WorkerEnv{App: id, Worker: index, PID: p.pid, Env: programEnv(p.cmd.Env, p.pid)}, nil
 	}
 	have := make([]string, 0, len(slots))
 	for _, s := range slots {
 		have = append(have, strconv.Itoa(s.index))
 	}
 	return WorkerEnv{}, fmt.Errorf("%w %q worker %d (its workers: %s); pick one with --worker", ErrNotFound, id, index, strings.Join(have, ", "))
+}
+
+// programEnv is what ExecHelperMain turns env into before it execs the
+// worker's program in the same process: the cgroup to join is consumed,
+// and LISTEN_PID, the process's pid, is added.
+func programEnv(env []string, pid int) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, cgroups.EnvJoin+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, ipc.EnvListenPID+"="+strconv.Itoa(pid))
 }
