@@ -129,7 +129,7 @@ func parseInject(args []string) (*injectRequest, error) {
 	return r, nil
 }
 
-func injectCommand(connect func(socket string) (*admin.Client, error), fail func(error) error) *cli.Command {
+func injectCommand(connect func(socket, name string) (*admin.Client, error), fail func(error) error) *cli.Command {
 	return &cli.Command{
 		Name:            "inject",
 		Usage:           "send a request to APP through the mesh and print the response",
@@ -148,7 +148,7 @@ func injectCommand(connect func(socket string) (*admin.Client, error), fail func
 			if socket == "" {
 				socket = ctlString(c, "socket") // given before the subcommand
 			}
-			cl, err := connect(socket)
+			cl, err := connect(socket, ctlString(c, "name"))
 			if err != nil {
 				return fail(err)
 			}
