@@ -152,6 +152,17 @@ func TestCtlConfigAndEnv(t *testing.T) {
 		t.Errorf("ctl env --json: %+v; want worker 1 with its pid %d", we, d.app("web").Workers[1].PID)
 	}
 
+	// inject, the other data command with its own parser, has --json too.
+	out, err = d.ctl("inject", "web", "/status/201", "--json")
+	var ir struct {
+		Status  int
+		Headers map[string][]string
+		Body    string
+	}
+	if err != nil || json.Unmarshal([]byte(out), &ir) != nil || ir.Status != 201 || ir.Body != "status 201 from web\n" || len(ir.Headers) == 0 {
+		t.Errorf("ctl inject --json: %v, %+v\n%s", err, ir, out)
+	}
+
 	out, err = d.ctl("env", "nope")
 	if err == nil || !strings.Contains(out, `"nope"`) || !strings.Contains(out, "web") {
 		t.Errorf("ctl env nope: err %v, output %q; want an error naming the known apps", err, out)
