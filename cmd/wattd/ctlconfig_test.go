@@ -24,7 +24,7 @@ const masked = "[redacted]"
 func TestCtlConfigAndEnv(t *testing.T) {
 	integration(t)
 	port := freePort(t)
-	dir := project(t, map[string]any{
+	cfg := map[string]any{
 		"server":  map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"workers": 2,
 		"env":     map[string]any{"STRIPE_SECRET": "sk-live-runtime-9", "REGION": "eu-west"},
@@ -35,7 +35,8 @@ func TestCtlConfigAndEnv(t *testing.T) {
 				"PRIMARY_DB": "postgres://app:url-pw-77@db.internal/main", "KEYBOARD": "qwerty",
 			},
 		}},
-	})
+	}
+	dir := project(t, cfg)
 	d := startWattd(t, dir, port, startOpts{})
 	body := waitHTTP(t, d.url("/"), 30*time.Second)
 	d.waitReady("web", 30*time.Second)
@@ -170,6 +171,21 @@ func TestCtlConfigAndEnv(t *testing.T) {
 	out, err = d.ctl("env", "--worker", "5", "web")
 	if err == nil || !strings.Contains(out, "0, 1") {
 		t.Errorf("ctl env --worker 5 web: err %v, output %q; want an error naming workers 0, 1", err, out)
+	}
+
+	// After a reload, both show what runs now.
+	cfg["applications"].([]any)[0].(map[string]any)["env"].(map[string]any)["GREETING"] = "bonjour"
+	writeJSON(t, filepath.Join(dir, "watt.json"), cfg)
+	if out, err := d.ctl("reload"); err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	out, err = d.ctl("config")
+	if err != nil || !strings.Contains(out, `"GREETING": "bonjour"`) || strings.Contains(out, `"hello"`) {
+		t.Errorf("ctl config after a reload: %v; want GREETING=bonjour\n%s", err, out)
+	}
+	out, err = d.ctl("env", "web")
+	if err != nil || !strings.Contains(out, "\nGREETING=bonjour\n") {
+		t.Errorf("ctl env after a reload: %v; want GREETING=bonjour\n%s", err, out)
 	}
 }
 
