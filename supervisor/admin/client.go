@@ -235,7 +235,7 @@ func (c *Client) transportError(err error) error {
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {
-		return fmt.Errorf("cannot reach wattd at %s (is it running?): %w", c.socket, err)
+		return fmt.Errorf("cannot reach wattd at %s (is it running? wattd ctl list shows the runtimes that are): %w", c.socket, err)
 	}
 	return fmt.Errorf("talk to wattd at %s: %w", c.socket, err)
 }

@@ -62,7 +62,7 @@ func Find(opts FindOptions) (string, error) {
 	switch len(live) {
 	case 0:
 		base, _ := basePath()
-		return "", fmt.Errorf("%w (no live admin socket under %s); pass --socket if it uses another runtime directory", ErrNotRunning, base)
+		return "", fmt.Errorf("%w (no live admin socket under %s); start one with wattd start, or pass --socket if it uses another runtime directory", ErrNotRunning, base)
 	case 1:
 		return live[0].Socket, nil
 	}
