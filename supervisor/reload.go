@@ -272,6 +272,7 @@ func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan)
 		}
 	}
 	rt.scaler.configure(cfg)
+	rt.current.Store(cfg)
 	return errors.Join(errs...)
 }
 

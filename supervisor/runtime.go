@@ -98,6 +98,10 @@ type Runtime struct {
 	notify *sdnotify.Notifier
 	passed *os.File // Options.PublicSocket; closed by Close or at the end of Run
 
+	// current is the configuration that runs: cfg until a reload applies
+	// another (`ctl config` shows it).
+	current atomic.Pointer[config.Config]
+
 	load     func() (*config.Config, error)
 	notifier Notifier
 	// changing serialises reloads and scaling; one that finds it taken is
@@ -211,6 +215,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		changed:         make(chan struct{}, 1),
 		failures:        make(chan struct{}, 1),
 	}
+	rt.current.Store(cfg)
 	if rt.notifier == nil && rt.notify != nil {
 		rt.notifier = serviceReloads{rt}
 	}

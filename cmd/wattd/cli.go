@@ -148,13 +148,13 @@ func startCommand() *cli.Command {
 		Name:      "start",
 		Usage:     "run the project in DIR (default: the current directory)",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag(), runtimeNameFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(dir, c.String("config"), c.Bool("strict-env"), capabilities.Production)
+			return start(dir, c.String("config"), c.String("name"), c.Bool("strict-env"), capabilities.Production)
 		},
 	}
 }
@@ -164,18 +164,23 @@ func devCommand() *cli.Command {
 		Name:      "dev",
 		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag(), runtimeNameFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(dir, c.String("config"), c.Bool("strict-env"), capabilities.Development)
+			return start(dir, c.String("config"), c.String("name"), c.Bool("strict-env"), capabilities.Development)
 		},
 	}
 }
 
-func start(dir, file string, strictEnv bool, mode capabilities.Mode) (err error) {
+// runtimeNameFlag is start's and dev's --name.
+func runtimeNameFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "name", Usage: "call this runtime `NAME`, for wattd ctl --name (default: the project directory's name)"}
+}
+
+func start(dir, file, name string, strictEnv bool, mode capabilities.Mode) (err error) {
 	// First, while nothing can have reused their descriptors: the sockets
 	// a service manager passed (socket activation).
 	passed, passErr := listeners.Activated(activation.Files(true))
@@ -210,11 +215,21 @@ func start(dir, file string, strictEnv bool, mode capabilities.Mode) (err error)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	if name == "" {
+		name = rundir.NameFor(cfg.Dir)
+	}
+	if err := rundir.ValidName(name); err != nil {
+		return &exitError{exitUsage, fmt.Errorf("%w; choose one with --name", err)}
+	}
 	rd, err := rundir.Create(cfg.Dir)
 	if err != nil {
 		return &exitError{exitFailure, err}
 	}
 	defer rd.Remove()
+	if err := rundir.NameTaken(name, rd.Path); err != nil {
+		return &exitError{exitFailure, err}
+	}
+	rd.SetName(name)
 	rt, err := supervisor.New(supervisor.Options{
 		Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode,
 		Notify: notifier, PublicSocket: passed, Load: load,
@@ -383,7 +398,8 @@ func ctlBool(c *cli.Context, name string) bool {
 func ctlCommand() *cli.Command {
 	socketFlag := &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime (default: the runtime started from this directory, or the only one running)"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
-	connect := func(socket string) (*admin.Client, error) {
+	nameFlag := &cli.StringFlag{Name: "name", Usage: "the running runtime called `NAME` (see wattd ctl list)"}
+	connect := func(socket, name string) (*admin.Client, error) {
 		cwd, err := os.Getwd()
 		if err != nil {
 			return nil, err
@@ -391,7 +407,7 @@ func ctlCommand() *cli.Command {
 		if abs, err := filepath.Abs(cwd); err == nil {
 			cwd = abs
 		}
-		sock, err := rundir.Find(rundir.FindOptions{Socket: socket, Cwd: cwd})
+		sock, err := rundir.Find(rundir.FindOptions{Socket: socket, Name: name, Cwd: cwd})
 		if err != nil {
 			return nil, &exitError{exitFailure, err}
 		}
@@ -413,7 +429,7 @@ func ctlCommand() *cli.Command {
 	// errors into exit codes, print JSON or the rendered form.
 	action := func(timeout func(*cli.Context) time.Duration, do func(*cli.Context, context.Context, *admin.Client) (any, func(), error)) cli.ActionFunc {
 		return func(c *cli.Context) error {
-			cl, err := connect(ctlString(c, "socket"))
+			cl, err := connect(ctlString(c, "socket"), ctlString(c, "name"))
 			if err != nil {
 				return fail(err)
 			}
@@ -435,13 +451,13 @@ func ctlCommand() *cli.Command {
 		Name:            "ctl",
 		Usage:           "administer a running wattd",
 		HideHelpCommand: true,
-		Flags:           []cli.Flag{socketFlag, jsonFlag},
+		Flags:           []cli.Flag{socketFlag, nameFlag, jsonFlag},
 		Action:          unknownCommand("wattd ctl"),
 		Subcommands: []*cli.Command{
 			{
 				Name:  "ps",
 				Usage: "list applications and their workers",
-				Flags: []cli.Flag{jsonFlag, socketFlag},
+				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					apps, err := cl.Apps(ctx)
 					return apps, func() { admin.RenderPS(os.Stdout, apps) }, err
@@ -450,7 +466,7 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "show the runtime's status",
-				Flags: []cli.Flag{jsonFlag, socketFlag},
+				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					st, err := cl.Status(ctx)
 					return st, func() { admin.RenderStatus(os.Stdout, st) }, err
@@ -461,7 +477,7 @@ func ctlCommand() *cli.Command {
 				Usage:        "show each worker's current figures: CPU, memory, descriptors, event loop, heap, restarts, OOM kills, CPU throttling, pressure, lost log lines",
 				ArgsUsage:    "[APP]",
 				BashComplete: completeApps,
-				Flags:        []cli.Flag{jsonFlag, socketFlag},
+				Flags:        []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Before: func(c *cli.Context) error {
 					if c.NArg() > 1 {
 						if opt := lateOption(c); opt != "" {
@@ -494,7 +510,7 @@ func ctlCommand() *cli.Command {
 				Usage:        "restart every worker of APP, one at a time, with no downtime",
 				ArgsUsage:    "APP",
 				BashComplete: completeApps,
-				Flags:        []cli.Flag{jsonFlag, socketFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
+				Flags:        []cli.Flag{jsonFlag, socketFlag, nameFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Before: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						if opt := lateOption(c); opt != "" {
@@ -513,6 +529,9 @@ func ctlCommand() *cli.Command {
 						return st, func() { admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st}) }, nil
 					}),
 			},
+			ctlListCommand(jsonFlag, printJSON),
+			ctlConfigCommand(action, jsonFlag, socketFlag, nameFlag),
+			ctlEnvCommand(action, jsonFlag, socketFlag, nameFlag),
 			injectCommand(connect, fail),
 			logsCommand(connect, fail),
 			ctlReloadCommand(action),
@@ -520,7 +539,7 @@ func ctlCommand() *cli.Command {
 			{
 				Name:  "stop",
 				Usage: "stop the runtime gracefully",
-				Flags: []cli.Flag{jsonFlag, socketFlag,
+				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag,
 					&cli.BoolFlag{Name: "wait", Usage: "return once wattd has exited (for systemd's ExecStop=)"},
 					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "with --wait, give up after this long"},
 				},

@@ -108,7 +108,7 @@ func completeApps(c *cli.Context) {
 	if abs, err := filepath.Abs(cwd); err == nil {
 		cwd = abs
 	}
-	sock, err := rundir.Find(rundir.FindOptions{Socket: ctlString(c, "socket"), Cwd: cwd})
+	sock, err := rundir.Find(rundir.FindOptions{Socket: ctlString(c, "socket"), Name: ctlString(c, "name"), Cwd: cwd})
 	if err != nil {
 		return
 	}

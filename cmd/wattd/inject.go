@@ -17,7 +17,7 @@ import (
 	"github.com/wattd/wattd/supervisor/admin"
 )
 
-const injectUsage = "wattd ctl inject APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--no-fail] PATH"
+const injectUsage = "wattd ctl inject APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--json] [--no-fail] PATH"
 
 // injectHelp is what `ctl inject --help` prints: the command parses its own
 // flags, so urfave/cli cannot render them.
@@ -36,7 +36,9 @@ OPTIONS:
    -i, --include           print the status line and the response headers too
    --no-fail               exit 0 whatever the status; by default a status
                            outside 2xx prints the body and exits 1, like curl --fail-with-body
+   --json                  print {"status", "headers", "body"} as JSON instead
    --socket PATH           admin socket of the runtime (also accepted before "inject")
+   --name NAME             the running runtime called NAME (also accepted before "inject")
    -h, --help              show this help
 `
 
@@ -45,10 +47,17 @@ OPTIONS:
 // does not allow; hence the small parser.
 type injectRequest struct {
 	app, path, method, body string
-	socket                  string
-	hasBody, include        bool
+	socket, name            string
+	hasBody, include, json  bool
 	noFail, help            bool
 	headers                 http.Header
+}
+
+// injectResult is what `ctl inject --json` prints.
+type injectResult struct {
+	Status  int         `json:"status"`
+	Headers http.Header `json:"headers"`
+	Body    string      `json:"body"`
 }
 
 func parseInject(args []string) (*injectRequest, error) {
@@ -99,6 +108,14 @@ func parseInject(args []string) (*injectRequest, error) {
 				return nil, err
 			}
 			r.socket = v
+		case "--name":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			r.name = v
+		case "--json":
+			r.json = true
 		case "-i", "--include":
 			r.include = true
 		case "--no-fail":
@@ -129,7 +146,7 @@ func parseInject(args []string) (*injectRequest, error) {
 	return r, nil
 }
 
-func injectCommand(connect func(socket string) (*admin.Client, error), fail func(error) error) *cli.Command {
+func injectCommand(connect func(socket, name string) (*admin.Client, error), fail func(error) error) *cli.Command {
 	return &cli.Command{
 		Name:            "inject",
 		Usage:           "send a request to APP through the mesh and print the response",
@@ -148,7 +165,14 @@ func injectCommand(connect func(socket string) (*admin.Client, error), fail func
 			if socket == "" {
 				socket = ctlString(c, "socket") // given before the subcommand
 			}
-			cl, err := connect(socket)
+			name := req.name
+			if name == "" {
+				name = ctlString(c, "name")
+			}
+			if ctlBool(c, "json") {
+				req.json = true
+			}
+			cl, err := connect(socket, name)
 			if err != nil {
 				return fail(err)
 			}
@@ -178,7 +202,15 @@ func injectCommand(connect func(socket string) (*admin.Client, error), fail func
 				return fail(fmt.Errorf("%s %s: %w", req.method, hr.URL, err))
 			}
 			defer resp.Body.Close()
-			if req.include {
+			if req.json {
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					return fail(fmt.Errorf("%s %s: read the response: %w", req.method, hr.URL, err))
+				}
+				if err := printIndented(injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}); err != nil {
+					return fail(err)
+				}
+			} else if req.include {
 				fmt.Fprintf(os.Stdout, "%s %s\n", resp.Proto, resp.Status)
 				keys := make([]string, 0, len(resp.Header))
 				for k := range resp.Header {
@@ -192,8 +224,10 @@ func injectCommand(connect func(socket string) (*admin.Client, error), fail func
 				}
 				fmt.Fprintln(os.Stdout)
 			}
-			if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
-				return fail(err)
+			if !req.json {
+				if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
+					return fail(err)
+				}
 			}
 			if !req.noFail && (resp.StatusCode < 200 || resp.StatusCode > 299) {
 				return &exitError{exitFailure, fmt.Errorf("%s %s: %s (--no-fail accepts any status)", req.method, hr.URL, resp.Status)}

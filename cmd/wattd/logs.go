@@ -46,6 +46,7 @@ OPTIONS:
    -w, --worker N       only worker N of APP
    --json               print the lines as wattd logs them: pino's JSON, one per line
    --socket PATH        admin socket of the runtime (also accepted before "logs")
+   --name NAME          the running runtime called NAME (also accepted before "logs")
    -h, --help           show this help
 `, logs.DefaultRecentLines, logs.DefaultRecentBytes>>10, admin.DefaultLogLines)
 
@@ -53,6 +54,7 @@ type logsArgs struct {
 	q      admin.LogQuery
 	json   bool
 	socket string
+	name   string
 	help   bool
 }
 
@@ -110,6 +112,12 @@ func parseLogs(args []string) (logsArgs, error) {
 				return a, err
 			}
 			a.socket = v
+		case "--name":
+			v, err := next()
+			if err != nil {
+				return a, err
+			}
+			a.name = v
 		default:
 			return a, fmt.Errorf("unknown option %s; usage: %s", arg, logsUsage)
 		}
@@ -133,7 +141,7 @@ func count(value func() (string, error), option, what string) (int, error) {
 	return n, nil
 }
 
-func logsCommand(connect func(socket string) (*admin.Client, error), fail func(error) error) *cli.Command {
+func logsCommand(connect func(socket, name string) (*admin.Client, error), fail func(error) error) *cli.Command {
 	return &cli.Command{
 		Name:            "logs",
 		Usage:           "print recent log lines of the runtime, an app or one worker, then follow with -f",
@@ -151,10 +159,13 @@ func logsCommand(connect func(socket string) (*admin.Client, error), fail func(e
 			if a.socket == "" {
 				a.socket = ctlString(c, "socket")
 			}
+			if a.name == "" {
+				a.name = ctlString(c, "name")
+			}
 			if ctlBool(c, "json") {
 				a.json = true
 			}
-			cl, err := connect(a.socket)
+			cl, err := connect(a.socket, a.name)
 			if err != nil {
 				return fail(err)
 			}

@@ -54,6 +54,7 @@ func changeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		&cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime"},
+		&cli.StringFlag{Name: "name", Usage: "the running runtime called `NAME`"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"},
 	}
 }

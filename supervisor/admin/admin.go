@@ -25,6 +25,12 @@
 //	                            409 while another reload or scaling runs
 //	POST /v1/stop               202; graceful shutdown begins
 //	GET  /v1/logs               recent log lines, then new ones (NDJSON; see logs.go)
+//	GET  /v1/config             the running configuration, secrets masked (package secrets);
+//	                            the one the last reload applied
+//	GET  /v1/apps/{id}/env      ?worker=N (default 0): supervisor.WorkerEnv, the environment
+//	                            wattd gave that worker's process, secrets masked
+//
+// The config and env routes are served to the same callers as write routes.
 package admin
 
 import (

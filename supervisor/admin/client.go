@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,6 +149,26 @@ func (c *Client) Scale(ctx context.Context, app string, workers int) (*superviso
 	return &st, nil
 }
 
+// Config returns the running configuration as the admin API serves it:
+// plain JSON values with secrets masked.
+func (c *Client) Config(ctx context.Context) (map[string]any, error) {
+	var cfg map[string]any
+	if err := c.call(ctx, true, http.MethodGet, "/v1/config", &cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Env returns the environment of worker of app, secrets masked.
+func (c *Client) Env(ctx context.Context, app string, worker int) (*supervisor.WorkerEnv, error) {
+	var env supervisor.WorkerEnv
+	path := "/v1/apps/" + url.PathEscape(app) + "/env?worker=" + strconv.Itoa(worker)
+	if err := c.call(ctx, true, http.MethodGet, path, &env); err != nil {
+		return nil, fmt.Errorf("environment of app %q worker %d: %w", app, worker, err)
+	}
+	return &env, nil
+}
+
 // Stop asks the runtime to shut down gracefully and returns once the
 // request is accepted, not when the runtime has exited.
 func (c *Client) Stop(ctx context.Context) error {
@@ -214,7 +235,7 @@ func (c *Client) transportError(err error) error {
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {
-		return fmt.Errorf("cannot reach wattd at %s (is it running?): %w", c.socket, err)
+		return fmt.Errorf("cannot reach wattd at %s (is it running? wattd ctl list shows the runtimes that are): %w", c.socket, err)
 	}
 	return fmt.Errorf("talk to wattd at %s: %w", c.socket, err)
 }

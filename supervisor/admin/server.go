@@ -203,6 +203,10 @@ var routes = []route{
 	{http.MethodPost, "/v1/stop", write, (*Server).stop},
 	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},
 	{http.MethodGet, "/v1/logs", read, (*Server).getLogs},
+	// Masked by name, but what the processes were given stays with the
+	// users who may change the runtime: the rule cannot know every secret.
+	{http.MethodGet, "/v1/config", write, (*Server).getConfig},
+	{http.MethodGet, "/v1/apps/{id}/env", write, (*Server).getEnv},
 }
 
 // handler builds the mux from the table. Patterns are registered without

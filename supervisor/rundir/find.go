@@ -27,11 +27,12 @@ const probeTimeout = time.Second
 // FindOptions says how `wattd ctl` chooses a runtime.
 type FindOptions struct {
 	Socket string // --socket: used as is when set
+	Name   string // --name: the live runtime of that name
 	Cwd    string // directory to match against project directories; "" means os.Getwd
 }
 
 // Find returns the admin socket `wattd ctl` should talk to: opts.Socket if
-// set; else the live runtime whose project directory is Cwd or the closest
+// set; else the live runtime called opts.Name if that is set; else the live runtime whose project directory is Cwd or the closest
 // ancestor of it; else the only live runtime. Otherwise the error matches
 // ErrNotRunning or ErrAmbiguous and says what to do.
 func Find(opts FindOptions) (string, error) {
@@ -52,25 +53,20 @@ func Find(opts FindOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if opts.Name != "" {
+		return findByName(live, opts.Name)
+	}
 	if s, ok := pick(live, cwd); ok {
 		return s, nil
 	}
 	switch len(live) {
 	case 0:
 		base, _ := basePath()
-		return "", fmt.Errorf("%w (no live admin socket under %s); pass --socket if it uses another runtime directory", ErrNotRunning, base)
+		return "", fmt.Errorf("%w (no live admin socket under %s); start one with wattd start, or pass --socket if it uses another runtime directory", ErrNotRunning, base)
 	case 1:
 		return live[0].Socket, nil
 	}
-	var b strings.Builder
-	for _, i := range live {
-		proj := i.ProjectDir
-		if proj == "" {
-			proj = "(unknown project)"
-		}
-		fmt.Fprintf(&b, "\n  %s (pid %d): %s", proj, i.PID, i.Socket)
-	}
-	return "", fmt.Errorf("%w and none is for %s; choose one with --socket:%s", ErrAmbiguous, cwd, b.String())
+	return "", fmt.Errorf("%w and none is for %s; choose one with --name NAME (or --socket PATH), or run wattd ctl from its project directory:%s", ErrAmbiguous, cwd, describe(live))
 }
 
 // pick returns the socket of the runtime whose project directory contains
@@ -159,4 +155,94 @@ func alive(sock string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// ErrNameTaken is matched by NameTaken's error.
+var ErrNameTaken = errors.New("runtime name already in use")
+
+// ValidName checks a runtime name: 1 to 64 letters, digits, '.', '_' or
+// '-', so that it can be typed after --name and printed in a list as is.
+func ValidName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("runtime name %q: want 1 to 64 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("runtime name %q: only letters, digits, '.', '_' and '-' are allowed", name)
+		}
+	}
+	return nil
+}
+
+// NameTaken returns an error matching ErrNameTaken when a live runtime
+// other than the one in directory self is called name. Names are how
+// `wattd ctl --name` picks a runtime, so a second one of the same name is
+// refused rather than left for ctl to trip over.
+func NameTaken(name, self string) error {
+	live, err := List()
+	if err != nil {
+		return err
+	}
+	for _, i := range live {
+		if i.Name == name && i.Dir != self {
+			return fmt.Errorf("%w: a wattd (pid %d) called %q already runs the project %s; choose another with --name", ErrNameTaken, i.PID, name, i.ProjectDir)
+		}
+	}
+	return nil
+}
+
+// describe lists runtimes one a line, for error messages.
+func describe(live []Info) string {
+	var b strings.Builder
+	for _, i := range live {
+		name := i.Name
+		if name == "" {
+			name = "(no name)"
+		}
+		proj := i.ProjectDir
+		if proj == "" {
+			proj = "(unknown project)"
+		}
+		fmt.Fprintf(&b, "\n  %s: %s (pid %d), socket %s", name, proj, i.PID, i.Socket)
+	}
+	return b.String()
+}
+
+// findByName returns the socket of the live runtime called name.
+func findByName(live []Info, name string) (string, error) {
+	var found []Info
+	for _, i := range live {
+		if i.Name == name {
+			found = append(found, i)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0].Socket, nil
+	case 0:
+		if len(live) == 0 {
+			base, _ := basePath()
+			return "", fmt.Errorf("%w (no live admin socket under %s), so none is called %q; start it with wattd start --name %s", ErrNotRunning, base, name, name)
+		}
+		return "", fmt.Errorf("%w called %q; the running ones are:%s", ErrNotRunning, name, describe(live))
+	}
+	return "", fmt.Errorf("%w called %q; choose one with --socket:%s", ErrAmbiguous, name, describe(found))
+}
+
+// NameFor is the default name of the runtime of a project directory: its
+// base name, with characters ValidName refuses turned into '-'.
+func NameFor(projectDir string) string {
+	b := []byte(filepath.Base(canonical(projectDir)))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	if len(b) == 0 || string(b) == "-" {
+		return "wattd"
+	}
+	return string(b)
 }

@@ -80,6 +80,7 @@ func (e *runningError) Is(target error) bool { return target == ErrAlreadyRunnin
 // Info is the content of runtime.json. List fills in Dir and Socket.
 type Info struct {
 	PID        int       `json:"pid"`
+	Name       string    `json:"name,omitempty"` // wattd start --name; `wattd ctl --name` finds it
 	ProjectDir string    `json:"projectDir"`
 	ConfigFile string    `json:"configFile,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
@@ -319,6 +320,10 @@ func (d *Dir) Info() Info {
 	i.Dir, i.Socket = d.Path, d.AdminSocket()
 	return i
 }
+
+// SetName records the runtime's name for the next WriteInfo. It does not
+// check that the name is free: see NameTaken.
+func (d *Dir) SetName(name string) { d.info.Name = name }
 
 // WriteInfo records the config file and version in runtime.json. Create
 // already wrote pid, projectDir and startedAt, so the directory describes

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattd/wattd/supervisor/admin"
+	"github.com/wattd/wattd/supervisor/rundir"
+)
+
+// ctlConfigCommand is `wattd ctl config`: the configuration the runtime
+// runs, resolved (placeholders, defaults, app configs) and with secrets
+// masked. JSON either way; --json is accepted so every data command takes
+// it.
+func ctlConfigCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "print the resolved configuration the runtime runs, as JSON, secrets masked",
+		Flags: flags,
+		Before: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("wattd ctl config takes no argument (got %q); usage: wattd ctl config [--json]", c.Args().First())
+			}
+			return nil
+		},
+		Action: action(func(*cli.Context) time.Duration { return 10 * time.Second },
+			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+				cfg, err := cl.Config(ctx)
+				return cfg, func() { _ = printIndented(cfg) }, err
+			}),
+	}
+}
+
+// ctlEnvCommand is `wattd ctl env APP`: the environment a worker was
+// started with, secrets masked.
+func ctlEnvCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
+	flags = append(flags, &cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Usage: "worker index `N` of APP (see wattd ctl ps)"})
+	return &cli.Command{
+		Name:         "env",
+		Usage:        "print the environment a worker of APP runs with, secret values masked",
+		ArgsUsage:    "APP",
+		BashComplete: completeApps,
+		Flags:        flags,
+		Before: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				if opt := lateOption(c); opt != "" {
+					return usageErrorf("%s: options go before APP: wattd ctl env [--worker N] [--json] APP", opt)
+				}
+				return usageErrorf("usage: wattd ctl env [--worker N] [--json] APP (wattd ctl ps lists the apps)")
+			}
+			if c.Int("worker") < 0 {
+				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
+			}
+			return nil
+		},
+		Action: action(func(*cli.Context) time.Duration { return 10 * time.Second },
+			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+				env, err := cl.Env(ctx, c.Args().First(), c.Int("worker"))
+				if err != nil {
+					return nil, nil, err
+				}
+				return env, func() {
+					for _, kv := range env.Env {
+						fmt.Println(kv)
+					}
+				}, nil
+			}),
+	}
+}
+
+// runtimeEntry is a line of `wattd ctl list --json`.
+type runtimeEntry struct {
+	Name       string    `json:"name"`
+	PID        int       `json:"pid"`
+	ProjectDir string    `json:"projectDir"`
+	ConfigFile string    `json:"configFile,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	Version    string    `json:"version,omitempty"`
+	Socket     string    `json:"socket"`
+}
+
+// ctlListCommand is `wattd ctl list`: the runtimes running for this user,
+// by name, read from their runtime directories (no runtime need be picked).
+func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list the running runtimes by name (pick one with wattd ctl --name NAME)",
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			live, err := rundir.List()
+			if err != nil {
+				return &exitError{exitFailure, err}
+			}
+			out := make([]runtimeEntry, 0, len(live))
+			for _, i := range live {
+				out = append(out, runtimeEntry{Name: i.Name, PID: i.PID, ProjectDir: i.ProjectDir, ConfigFile: i.ConfigFile,
+					StartedAt: i.StartedAt, Version: i.Version, Socket: i.Socket})
+			}
+			if ctlBool(c, "json") {
+				return printJSON(out)
+			}
+			if len(out) == 0 {
+				fmt.Println("no wattd runtime is running; start one with wattd start [--name NAME] [DIR]")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPID\tPROJECT\tSOCKET")
+			for _, e := range out {
+				name := e.Name
+				if name == "" {
+					name = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", name, e.PID, e.ProjectDir, e.Socket)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// printIndented writes v as indented JSON, as --json does.
+func printIndented(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

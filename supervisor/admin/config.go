@@ -1,0 +1,58 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/secrets"
+)
+
+// ConfigSource is a Backend that can say what it runs: its resolved
+// configuration (GET /v1/config) and a worker's environment (GET
+// /v1/apps/{id}/env).
+type ConfigSource interface {
+	Config() *config.Config
+	WorkerEnv(id string, worker int) (supervisor.WorkerEnv, error)
+}
+
+var _ ConfigSource = (*supervisor.Runtime)(nil)
+
+// getConfig answers the running configuration with secrets masked (see
+// package secrets): what `wattd ctl config` prints.
+func (s *Server) getConfig(*http.Request) (int, any, error) {
+	src, ok := s.b.(ConfigSource)
+	if !ok {
+		return 0, nil, fmt.Errorf("config: %w", errUnsupported)
+	}
+	return http.StatusOK, secrets.Tree(src.Config()), nil
+}
+
+// getEnv answers the environment of one worker (query worker=N, default
+// 0) with secret values masked.
+func (s *Server) getEnv(r *http.Request) (int, any, error) {
+	src, ok := s.b.(ConfigSource)
+	if !ok {
+		return 0, nil, fmt.Errorf("env: %w", errUnsupported)
+	}
+	id := r.PathValue("id")
+	if _, err := s.findApp(id); err != nil {
+		return 0, nil, err
+	}
+	worker := 0
+	if v := r.URL.Query().Get("worker"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, nil, badRequest("worker must be a whole number, 0 or more, not %q", v)
+		}
+		worker = n
+	}
+	env, err := src.WorkerEnv(id, worker)
+	if err != nil {
+		return 0, nil, err
+	}
+	env.Env = secrets.Environ(env.Env)
+	return http.StatusOK, env, nil
+}

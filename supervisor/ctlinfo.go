@@ -1,0 +1,72 @@
+package supervisor
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/cgroups"
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// Config is the configuration that runs: the one the runtime started
+// with, or the last one a reload applied. It is shared; callers must not
+// change it.
+func (rt *Runtime) Config() *config.Config { return rt.current.Load() }
+
+// WorkerEnv is the environment an application's worker program started
+// with, as wattd built it: the app's environment with the worker's own
+// variables (PORT, the WATTD_* protocol variables), after the exec
+// helper's changes (see programEnv). It is kept from the spawn rather
+// than read from /proc/PID/environ: that file is the program's to
+// rewrite, and a process of another user (or gone) cannot be read.
+type WorkerEnv struct {
+	App    string   `json:"app"`
+	Worker int      `json:"worker"`
+	PID    int      `json:"pid"`
+	Env    []string `json:"env"` // NAME=value, in the order the process got them
+}
+
+// WorkerEnv returns the environment of worker index of app id. Without a
+// running process in that slot (starting over after a crash, say), the
+// error says so; an unknown id or index wraps ErrNotFound and names what
+// exists.
+func (rt *Runtime) WorkerEnv(id string, index int) (WorkerEnv, error) {
+	a, ok := rt.lookup(id)
+	if !ok {
+		return WorkerEnv{}, rt.notFound(id)
+	}
+	slots := a.slotList()
+	for _, s := range slots {
+		if s.index != index {
+			continue
+		}
+		s.mu.Lock()
+		cur := s.cur
+		s.mu.Unlock()
+		p, ok := cur.(*proc)
+		if !ok || p == nil {
+			return WorkerEnv{}, fmt.Errorf("%w: app %q worker %d has no running process now (state %s); see wattd ctl ps", ErrConflict, id, index, s.getState())
+		}
+		return WorkerEnv{App: id, Worker: index, PID: p.pid, Env: programEnv(p.cmd.Env, p.pid)}, nil
+	}
+	have := make([]string, 0, len(slots))
+	for _, s := range slots {
+		have = append(have, strconv.Itoa(s.index))
+	}
+	return WorkerEnv{}, fmt.Errorf("%w %q worker %d (its workers: %s); pick one with --worker", ErrNotFound, id, index, strings.Join(have, ", "))
+}
+
+// programEnv is what ExecHelperMain turns env into before it execs the
+// worker's program in the same process: the cgroup to join is consumed,
+// and LISTEN_PID, the process's pid, is added.
+func programEnv(env []string, pid int) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, cgroups.EnvJoin+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, ipc.EnvListenPID+"="+strconv.Itoa(pid))
+}

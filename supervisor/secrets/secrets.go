@@ -1,0 +1,229 @@
+// Package secrets decides which configuration and environment values
+// `wattd ctl config` and `wattd ctl env` must not show, and masks them.
+//
+// The rule works on names, because a value alone rarely says it is secret.
+// A name is split into words at '_', '-', '.', spaces and lower-to-upper
+// case changes (API_KEY, apiKey and api-key all give API KEY). It is
+// secret when
+//
+//   - one of its words is KEY, KEYS, APIKEY, AUTH, AUTHORIZATION, DSN,
+//     PRIVATE, COOKIE, SALT, SIGNATURE or PASSPHRASE (so KEYBOARD and
+//     AUTHOR are not: they are other words), or
+//   - the whole name, without separators, contains SECRET, PASSWORD,
+//     PASSWD, TOKEN or CREDENTIAL (so GITHUBTOKEN and DB_PASSWORD both
+//     are), or
+//   - it contains the words CONNECTION STRING, or is DATABASE_URL.
+//
+// Matching ignores case. A value that is a URL with a password
+// (postgres://user:pw@host/db) has that password masked whatever its
+// name, so a DATABASE_URL-like variable under another name does not leak
+// it either. Masked values read Masked; there is deliberately no way to
+// ask for the real ones over the admin API.
+package secrets
+
+import (
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Masked replaces a secret value.
+const Masked = "[redacted]"
+
+var secretWords = map[string]bool{
+	"KEY": true, "KEYS": true, "APIKEY": true, "AUTH": true, "AUTHORIZATION": true,
+	"DSN": true, "PRIVATE": true, "COOKIE": true, "SALT": true, "SIGNATURE": true,
+	"PASSPHRASE": true,
+}
+
+var secretParts = []string{"SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL"}
+
+// words splits name as the package comment says, upper-cased.
+func words(name string) []string {
+	var out []string
+	var cur []rune
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, strings.ToUpper(string(cur)))
+			cur = cur[:0]
+		}
+	}
+	var prev rune
+	for _, r := range name {
+		switch {
+		case r == '_' || r == '-' || r == '.' || unicode.IsSpace(r):
+			flush()
+		case unicode.IsUpper(r) && (unicode.IsLower(prev) || unicode.IsDigit(prev)):
+			flush()
+			cur = append(cur, r)
+		default:
+			cur = append(cur, r)
+		}
+		prev = r
+	}
+	flush()
+	return out
+}
+
+// IsSecretName reports whether a variable or key called name holds a
+// secret under the package's rule.
+func IsSecretName(name string) bool {
+	ws := words(name)
+	joined := strings.Join(ws, "")
+	for _, p := range secretParts {
+		if strings.Contains(joined, p) {
+			return true
+		}
+	}
+	for i, w := range ws {
+		if secretWords[w] {
+			return true
+		}
+		if w == "CONNECTION" && i+1 < len(ws) && ws[i+1] == "STRING" {
+			return true
+		}
+	}
+	return joined == "DATABASEURL"
+}
+
+// Value returns value as it may be shown under name: Masked for a secret
+// name, the value with its URL password masked when it has one, else the
+// value itself.
+func Value(name, value string) string {
+	if IsSecretName(name) {
+		return Masked
+	}
+	return maskURLPassword(value)
+}
+
+func maskURLPassword(v string) string {
+	if !strings.Contains(v, "@") || !strings.Contains(v, "://") {
+		return v
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	if _, has := u.User.Password(); !has {
+		return v
+	}
+	u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	return strings.Replace(u.String(), "xxxxx", Masked, 1)
+}
+
+// Environ masks the values of an environment in NAME=value form, keeping
+// its order.
+func Environ(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			out = append(out, kv)
+			continue
+		}
+		out = append(out, name+"="+Value(name, val))
+	}
+	return out
+}
+
+// Tree turns v (a configuration struct) into plain JSON values with
+// secrets masked: every string whose map key or struct field name is
+// secret, and URL passwords anywhere. Durations become their text
+// ("30s"), which reads better than nanoseconds. Unexported fields and
+// funcs are left out.
+func Tree(v any) any {
+	return tree(reflect.ValueOf(v), "")
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func tree(v reflect.Value, name string) any {
+	if !v.IsValid() {
+		return nil
+	}
+	if v.Type() == durationType {
+		return time.Duration(v.Int()).String()
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return tree(v.Elem(), name)
+	case reflect.Struct:
+		if m, ok := v.Interface().(interface{ MarshalText() ([]byte, error) }); ok {
+			if b, err := m.MarshalText(); err == nil {
+				return maskString(name, string(b))
+			}
+		}
+		out := map[string]any{}
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			key := f.Name
+			if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == "-" {
+				continue
+			} else if tag != "" {
+				key = tag
+			}
+			out[key] = tree(v.Field(i), f.Name)
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return map[string]any{}
+		}
+		out := map[string]any{}
+		iter := v.MapRange()
+		for iter.Next() {
+			k := toString(iter.Key())
+			out[k] = tree(iter.Value(), k)
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			return []any{}
+		}
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return Masked // raw bytes: keys, certificates; never useful as JSON numbers
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = tree(v.Index(i), name)
+		}
+		return out
+	case reflect.String:
+		return maskString(name, v.String())
+	case reflect.Bool:
+		return v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint()
+	case reflect.Float32, reflect.Float64:
+		return v.Float()
+	}
+	return nil // chan, func: not configuration
+}
+
+func maskString(name, s string) string {
+	if name != "" && IsSecretName(name) {
+		return Masked
+	}
+	return maskURLPassword(s)
+}
+
+func toString(v reflect.Value) string {
+	if v.Kind() == reflect.String {
+		return v.String()
+	}
+	if s, ok := v.Interface().(interface{ String() string }); ok {
+		return s.String()
+	}
+	return reflect.ValueOf(v.Interface()).String()
+}

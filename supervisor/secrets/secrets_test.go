@@ -1,0 +1,92 @@
+package secrets
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestIsSecretName(t *testing.T) {
+	secret := []string{
+		"API_KEY", "api_key", "apiKey", "ApiKey", "KEY", "STRIPE_SECRET", "client_secret",
+		"DB_PASSWORD", "dbPassword", "PGPASSWORD", "MYSQL_PASSWD", "GITHUB_TOKEN", "GITHUBTOKEN",
+		"AUTH", "BASIC_AUTH", "Authorization", "AWS_ACCESS_KEY_ID", "PRIVATE_KEY_PEM",
+		"SENTRY_DSN", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_CONNECTION_STRING",
+		"DATABASE_URL", "database-url", "SESSION_COOKIE", "PASSWORD_SALT", "ssh.passphrase",
+	}
+	for _, n := range secret {
+		if !IsSecretName(n) {
+			t.Errorf("IsSecretName(%q) = false, want true", n)
+		}
+	}
+	plain := []string{
+		"PORT", "NODE_ENV", "HOME", "PATH", "PWD", "KEYBOARD_LAYOUT", "AUTHOR", "AUTHOR_NAME",
+		"MONKEY", "DATABASE_HOST", "CONNECTION_TIMEOUT", "PLT_APP", "WATTD_APP", "LANG", "",
+	}
+	for _, n := range plain {
+		if IsSecretName(n) {
+			t.Errorf("IsSecretName(%q) = true, want false", n)
+		}
+	}
+}
+
+func TestValueMasksURLPasswordsUnderAnyName(t *testing.T) {
+	got := Value("PRIMARY_DB", "postgres://app:s3cr3t@db.internal:5432/main?sslmode=disable")
+	if strings.Contains(got, "s3cr3t") || !strings.Contains(got, "app:") || !strings.Contains(got, "db.internal:5432/main") {
+		t.Errorf("Value = %q: want the password masked and the rest kept", got)
+	}
+	for _, v := range []string{"http://example.com/a@b", "https://user@host/", "plain", "a@b.c"} {
+		if got := Value("X", v); got != v {
+			t.Errorf("Value(%q) = %q, want it unchanged (no password)", v, got)
+		}
+	}
+	if got := Value("API_KEY", "abc"); got != Masked {
+		t.Errorf("Value(API_KEY) = %q, want %q", got, Masked)
+	}
+}
+
+func TestEnviron(t *testing.T) {
+	got := Environ([]string{"PORT=3000", "API_KEY=k-123", "DB_PASSWORD=hunter2", "EMPTY=", "odd"})
+	want := []string{"PORT=3000", "API_KEY=" + Masked, "DB_PASSWORD=" + Masked, "EMPTY=", "odd"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Environ = %q, want %q", got, want)
+	}
+}
+
+func TestTree(t *testing.T) {
+	type app struct {
+		ID      string
+		Env     map[string]string
+		Timeout time.Duration
+		Secret  string
+		Tags    []string
+		skip    string
+		Ignored string `json:"-"`
+	}
+	type cfg struct {
+		Apps    []app
+		Headers map[string]string
+		Ptr     *app
+	}
+	c := cfg{
+		Apps: []app{{ID: "api", Env: map[string]string{"API_KEY": "k", "MODE": "x", "URL": "redis://:pw@r:6379"},
+			Timeout: 30 * time.Second, Secret: "s", Tags: []string{"a"}, skip: "hidden", Ignored: "no"}},
+		Headers: map[string]string{"Authorization": "Bearer t", "Accept": "json"},
+	}
+	data, err := json.Marshal(Tree(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for _, leak := range []string{`"k"`, `"s"`, "Bearer", ":pw@", "hidden", "Ignored"} {
+		if strings.Contains(s, leak) {
+			t.Errorf("tree leaks %s: %s", leak, s)
+		}
+	}
+	for _, keep := range []string{`"MODE":"x"`, `"Timeout":"30s"`, `"Accept":"json"`, `"ID":"api"`, `"Tags":["a"]`, `"Ptr":null`, `"API_KEY":"[redacted]"`} {
+		if !strings.Contains(s, keep) {
+			t.Errorf("tree lacks %s: %s", keep, s)
+		}
+	}
+}
