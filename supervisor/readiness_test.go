@@ -216,7 +216,10 @@ func TestFrontedWorker(t *testing.T) {
 // it.
 func TestBadFrameNeverReady(t *testing.T) {
 	tr := startRuntime(t, func(c *config.Config) {
-		c.StartTimeout = 1500 * time.Millisecond
+		// Long enough for the bad frame to arrive on a loaded machine: a
+		// worker that says hello and has not listened by startTimeout is
+		// taken as ready, which is not what this test is about.
+		c.StartTimeout = 10 * time.Second
 		c.Restart.MaxRestarts = 1
 		// The runtime keeps running: an entrypoint that cannot start would
 		// stop it.
