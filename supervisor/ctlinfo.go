@@ -58,9 +58,10 @@ func (rt *Runtime) WorkerEnv(id string, index int) (WorkerEnv, error) {
 	return WorkerEnv{}, fmt.Errorf("%w %q worker %d (its workers: %s); pick one with --worker", ErrNotFound, id, index, strings.Join(have, ", "))
 }
 
-// programEnv is what ExecHelperMain turns env into before it execs the
-// worker's program in the same process: the cgroup to join is consumed,
-// and LISTEN_PID, the process's pid, is added.
+// programEnv is the environment the worker's program gets from the exec
+// helper (ExecHelperMain), whose own environment is env and pid pid: the
+// cgroup to join is consumed, and LISTEN_PID, the process's pid, is added.
+// ctl env reports it from the environment wattd spawned the helper with.
 func programEnv(env []string, pid int) []string {
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {

@@ -51,8 +51,7 @@ func ExecHelperMain(args []string) {
 		fmt.Fprintf(os.Stderr, "wattd: cannot start worker: %v\n", err)
 		os.Exit(127)
 	}
-	env := append(os.Environ(), ipc.EnvListenPID+"="+strconv.Itoa(os.Getpid()))
-	err = unix.Exec(path, args, env)
+	err = unix.Exec(path, args, programEnv(os.Environ(), os.Getpid()))
 	fmt.Fprintf(os.Stderr, "wattd: cannot start worker: exec %s: %v\n", path, err)
 	os.Exit(127)
 }
