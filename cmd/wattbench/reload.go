@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -24,7 +21,8 @@ import (
 // Each window is the operation plus reloadSettle of load before and after
 // it; the goal is no failed or refused request in any of them.
 
-// reloadOps are the measured operations, in order: each record's scenario.
+// reloadOps are the measured operations, in order: each record's target
+// (its scenario is "reload").
 var reloadOps = []string{"reload", "scale-up", "scale-down"}
 
 // reloadSettle is the load run before and after each operation.
@@ -33,34 +31,9 @@ const reloadSettle = 500 * time.Millisecond
 // reloadProject writes a copy of the hello fixture's watt.json into dir
 // with the app's path made absolute and VERSION=version in its env.
 func reloadProject(hello, dir, version string) error {
-	data, err := os.ReadFile(filepath.Join(hello, "watt.json"))
-	if err != nil {
-		return err
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(hello, "watt.json"), err)
-	}
-	apps, _ := cfg["applications"].([]any)
-	for _, a := range apps {
-		app, ok := a.(map[string]any)
-		if !ok {
-			continue
-		}
-		if p, ok := app["path"].(string); ok && !filepath.IsAbs(p) {
-			app["path"] = filepath.Join(hello, p)
-		}
+	return projectCopy(hello, dir, func(_, app map[string]any) {
 		app["env"] = map[string]any{"VERSION": version}
-	}
-	out, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, ".watt.json.tmp")
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "watt.json"))
+	})
 }
 
 // runReload measures one round of the reload scenario: one record per
@@ -68,7 +41,7 @@ func reloadProject(hello, dir, version string) error {
 func (b *bench) runReload(ctx context.Context, t target, round int) []runRecord {
 	recs := make([]runRecord, len(reloadOps))
 	for i, op := range reloadOps {
-		recs[i] = runRecord{Target: t.name, Scenario: op, Round: round}
+		recs[i] = runRecord{Target: op, Scenario: scReload, Round: round}
 	}
 	failAll := func(err error, ps ...*proc) []runRecord {
 		for i := range recs {
@@ -107,28 +80,10 @@ func (b *bench) runReload(ctx context.Context, t target, round int) []runRecord 
 		return failAll(err, p)
 	}
 	ctl := func(args ...string) error {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(cctx, t.argv[0], append([]string{"ctl"}, args...)...)
-		cmd.Dir = dir
-		cmd.Env = append(append([]string(nil), b.env...), t.env...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("wattd ctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
-		return nil
+		_, err := b.ctl(ctx, wt, args...)
+		return err
 	}
-	// The first 200 may come from one worker while the other still starts:
-	// connections hashed to its socket would wait for it, and the window
-	// would measure the start, not the operation.
-	if err := waitAllReady(ctx, b.startTimeout, func() ([]byte, error) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(cctx, t.argv[0], "ctl", "ps", "--json")
-		cmd.Dir = dir
-		cmd.Env = append(append([]string(nil), b.env...), t.env...)
-		return cmd.Output()
-	}); err != nil {
+	if err := b.waitReady(ctx, wt); err != nil {
 		return failAll(err, p)
 	}
 	ops := map[string]func() error{
@@ -138,8 +93,8 @@ func (b *bench) runReload(ctx context.Context, t target, round int) []runRecord 
 			}
 			return ctl("reload")
 		},
-		"scale-up":   func() error { return ctl("scale", "hello", "4") },
-		"scale-down": func() error { return ctl("scale", "hello", "1") },
+		"scale-up":   func() error { return ctl("scale", helloApp, "4") },
+		"scale-down": func() error { return ctl("scale", helloApp, "1") },
 	}
 	opts := loadOpts{addr: loopback(port), conns: b.conns, reqTimeout: b.reqTimeout, dialTimeout: b.reqTimeout, duration: time.Hour}
 	for i, op := range reloadOps {
@@ -208,39 +163,4 @@ func waitAllReady(ctx context.Context, limit time.Duration, ps func() ([]byte, e
 			return ctx.Err()
 		}
 	}
-}
-
-// zeroFailures is the check of the reload rows: wattd alone, goal 0.
-func zeroFailures(w, _, _ *float64) (bool, bool) {
-	if w == nil {
-		return false, false
-	}
-	return *w == 0, true
-}
-
-// reloadMetrics are the summary rows of the reload scenario.
-func reloadMetrics() []metric {
-	var out []metric
-	for _, op := range reloadOps {
-		what := map[string]string{"reload": "ctl reload (app rolled)", "scale-up": "ctl scale 2 -> 4", "scale-down": "ctl scale 4 -> 1"}[op]
-		out = append(out,
-			metric{scenario: op, name: op + ": failed requests during " + what + " (sum)", unit: "", prec: 0, fold: foldSum,
-				value: loadVal(func(l *loadSummary) float64 { return float64(l.Failed + l.Refused + l.DialErr) }),
-				goal:  "0", check: zeroFailures},
-			metric{scenario: op, name: op + ": requests served meanwhile (sum)", unit: "", prec: 0, fold: foldSum,
-				value: loadVal(func(l *loadSummary) float64 { return float64(l.Requests) })},
-			metric{scenario: op, name: op + ": p99 latency", unit: "ms", prec: 2,
-				value: loadVal(func(l *loadSummary) float64 { return l.P99Ms })},
-		)
-	}
-	return out
-}
-
-// The reload rows go before the all-runs rows, which close the table.
-func init() {
-	i := len(metrics)
-	for i > 0 && metrics[i-1].scenario == "" {
-		i--
-	}
-	metrics = append(metrics[:i:i], append(reloadMetrics(), metrics[i:]...)...)
 }

@@ -3,29 +3,18 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
 )
 
-// row is one line of the summary table. Values are nil where the target was
-// not run or produced no measurement.
-type row struct {
-	Metric  string   `json:"metric"`
-	Unit    string   `json:"unit"`
-	Wattd   *float64 `json:"wattd"`
-	Cluster *float64 `json:"cluster"`
-	TCP     *float64 `json:"tcp,omitempty"` // mesh scenario and all-runs rows only
-	// Baseline names the target Ratio divides by: cluster, or tcp for the
-	// mesh scenario; empty for the all-runs rows, whose baseline value is
-	// the sum over both baselines.
-	Baseline string   `json:"baseline,omitempty"`
-	Ratio    *float64 `json:"ratio"` // wattd / baseline
-	Goal     string   `json:"goal,omitempty"`
-	Result   string   `json:"result,omitempty"` // PASS, MISS or n/a
-	prec     int
-}
+// The report has one section per scenario: a table with a column per
+// runner and a row per metric, each cell the metric's median over the
+// rounds with its min–max, then one verdict line per goal of the scenario
+// (PASS or MISS, with the figure it was decided on), then notes (per-round
+// ratios and the like). A last section holds the goals every run shares.
 
 // How a metric is folded over rounds and repeats: medians for rates and
 // times, so that one noisy run does not decide; sums for error counts, so
@@ -38,224 +27,625 @@ const (
 	foldMax
 )
 
+func (f fold) String() string {
+	return [...]string{"median", "sum", "max"}[f]
+}
+
+// metric is one row of a scenario's table. value reports false for a run
+// that has no such figure.
 type metric struct {
-	scenario string
-	name     string
-	unit     string
-	prec     int
-	fold     fold
-	value    func(r *runRecord) float64
-	goal     string
-	// check decides PASS or MISS; nil means the metric is informational.
-	// It gets the wattd value, the baseline's (see row.Baseline) and their
-	// ratio, any of which may be nil.
-	check func(w, base, ratio *float64) (bool, bool) // (pass, applicable)
+	name  string
+	unit  string
+	prec  int
+	fold  fold
+	value func(r *runRecord) (float64, bool)
+}
+
+// goal is one verdict line. eval gets every record of the bench and
+// returns whether the goal is met and the figure that says so; a goal that
+// could not be measured is not met.
+type goal struct {
+	text string
+	// needs are the runners the goal compares; when one of them was not
+	// run at all (not selected), the goal is n/a rather than missed.
+	needs []string
+	eval  func(records []runRecord) (pass bool, figure string)
+}
+
+// spec is what the report knows about a scenario.
+type spec struct {
+	about   string   // one line under the section's title
+	runners []string // the table's columns, in order
+	metrics []metric
+	goals   []goal
+	// notes are extra lines under the verdicts.
+	notes func(records []runRecord) []string
+}
+
+// cell is a metric's fold over one runner's clean runs, with the range of
+// the values folded.
+type cell struct {
+	Value float64 `json:"value"`
+	Min   float64 `json:"min"`
+	Max   float64 `json:"max"`
+	N     int     `json:"runs"`
+}
+
+type row struct {
+	Metric string          `json:"metric"`
+	Unit   string          `json:"unit,omitempty"`
+	Fold   string          `json:"fold"`
+	Values map[string]cell `json:"values"`
+	prec   int
+	fold   fold
+}
+
+type verdict struct {
+	Goal   string `json:"goal"`
+	Result string `json:"result"` // PASS or MISS
+	Figure string `json:"figure"`
+}
+
+type section struct {
+	Scenario string    `json:"scenario"`
+	About    string    `json:"about,omitempty"`
+	Runners  []string  `json:"runners"`
+	Rows     []row     `json:"rows,omitempty"`
+	Verdicts []verdict `json:"verdicts"`
+	Notes    []string  `json:"notes,omitempty"`
 }
 
 const mibF = 1 << 20
 
-func loadVal(f func(l *loadSummary) float64) func(r *runRecord) float64 {
-	return func(r *runRecord) float64 { return f(r.Load) }
-}
-
-var metrics = []metric{
-	{scenario: "startup", name: "startup: exec to first 200 (median)", unit: "ms", prec: 1,
-		value: func(r *runRecord) float64 { return r.FirstOKMs },
-		goal:  "wattd <= 300 ms",
-		check: func(w, _, _ *float64) (bool, bool) { return w != nil && *w <= 300, w != nil }},
-	{scenario: "startup", name: "startup: SIGTERM to exit (median)", unit: "ms", prec: 1,
-		value: func(r *runRecord) float64 { return r.StopMs }},
-
-	{scenario: "throughput", name: "throughput: requests/s", unit: "req/s", prec: 0,
-		value: loadVal(func(l *loadSummary) float64 { return l.RPS }),
-		goal:  "ratio >= 1.00",
-		check: func(_, _, ratio *float64) (bool, bool) { return ratio != nil && *ratio >= 1, ratio != nil }},
-	{scenario: "throughput", name: "throughput: p50 latency", unit: "ms", prec: 2,
-		value: loadVal(func(l *loadSummary) float64 { return l.P50Ms })},
-	{scenario: "throughput", name: "throughput: p99 latency", unit: "ms", prec: 2,
-		value: loadVal(func(l *loadSummary) float64 { return l.P99Ms })},
-	{scenario: "throughput", name: "throughput: errors (sum)", unit: "", prec: 0, fold: foldSum,
-		value: loadVal(func(l *loadSummary) float64 { return float64(l.Failed + l.Refused + l.DialErr) })},
-	{scenario: "throughput", name: "throughput: tree RSS (max)", unit: "MiB", prec: 1, fold: foldMax,
-		value: func(r *runRecord) float64 { return float64(r.MaxTreeRSS) / mibF }},
-	{scenario: "throughput", name: "throughput: root process RSS (max)", unit: "MiB", prec: 1, fold: foldMax,
-		value: func(r *runRecord) float64 { return float64(r.MaxRootRSS) / mibF },
-		goal:  "wattd <= 20 MiB",
-		check: func(w, _, _ *float64) (bool, bool) { return w != nil && *w <= 20, w != nil }},
-	{scenario: "throughput", name: "throughput: processes in tree (max)", unit: "", prec: 0, fold: foldMax,
-		value: func(r *runRecord) float64 { return float64(r.MaxProcs) }},
-	{scenario: "throughput", name: "throughput: target CPU", unit: "cores", prec: 2,
-		value: func(r *runRecord) float64 { return r.TargetCores }},
-	{scenario: "throughput", name: "throughput: load generator CPU", unit: "cores", prec: 2,
-		value: func(r *runRecord) float64 { return r.BenchCores }},
-
-	{scenario: "crash", name: "crash: requests/s", unit: "req/s", prec: 0,
-		value: loadVal(func(l *loadSummary) float64 { return l.RPS })},
-	{scenario: "crash", name: "crash: p99 latency", unit: "ms", prec: 2,
-		value: loadVal(func(l *loadSummary) float64 { return l.P99Ms })},
-	{scenario: "crash", name: "crash: refused connections (sum)", unit: "", prec: 0, fold: foldSum,
-		value: loadVal(func(l *loadSummary) float64 { return float64(l.Refused) }),
-		goal:  "wattd = 0",
-		check: func(w, _, _ *float64) (bool, bool) { return w != nil && *w == 0, w != nil }},
-	{scenario: "crash", name: "crash:   refused streaks (sum)", unit: "", prec: 0, fold: foldSum,
-		value: loadVal(func(l *loadSummary) float64 { return float64(l.RefusedStreaks) })},
-	{scenario: "crash", name: "crash:   refused time per connection", unit: "ms", prec: 0,
-		value: loadVal(func(l *loadSummary) float64 { return l.RefusedMsPerConn })},
-	{scenario: "crash", name: "crash: failed requests (sum)", unit: "", prec: 0, fold: foldSum,
-		value: loadVal(func(l *loadSummary) float64 { return float64(l.Failed) }),
-		goal:  "wattd <= cluster",
-		check: func(w, c, _ *float64) (bool, bool) { return w != nil && c != nil && *w <= *c, w != nil && c != nil }},
-	{scenario: "crash", name: "crash:   of which on a fresh connection", unit: "", prec: 0, fold: foldSum,
-		value: loadVal(func(l *loadSummary) float64 { return float64(l.FailedFresh) })},
-	{scenario: "crash", name: "crash:   of which timeouts (> 2 s)", unit: "", prec: 0, fold: foldSum,
-		value: loadVal(func(l *loadSummary) float64 { return float64(l.Timeout) })},
-	{scenario: "crash", name: "crash: distinct pids seen in tree (sum)", unit: "", prec: 0, fold: foldSum,
-		value: func(r *runRecord) float64 { return float64(r.PidsSeen) }},
-
-	{scenario: "mesh", name: "mesh: requests/s", unit: "req/s", prec: 0,
-		value: loadVal(func(l *loadSummary) float64 { return l.RPS }),
-		goal:  "ratio >= 1.30",
-		check: func(_, _, ratio *float64) (bool, bool) { return ratio != nil && *ratio >= 1.3, ratio != nil }},
-	{scenario: "mesh", name: "mesh: p50 latency", unit: "ms", prec: 2,
-		value: loadVal(func(l *loadSummary) float64 { return l.P50Ms })},
-	{scenario: "mesh", name: "mesh: p99 latency", unit: "ms", prec: 2,
-		value: loadVal(func(l *loadSummary) float64 { return l.P99Ms }),
-		goal:  "wattd <= tcp",
-		check: func(w, t, _ *float64) (bool, bool) { return w != nil && t != nil && *w <= *t, w != nil && t != nil }},
-	{scenario: "mesh", name: "mesh: errors (sum)", unit: "", prec: 0, fold: foldSum,
-		value: loadVal(func(l *loadSummary) float64 { return float64(l.Failed + l.Refused + l.DialErr) })},
-	{scenario: "mesh", name: "mesh: tree RSS (max)", unit: "MiB", prec: 1, fold: foldMax,
-		value: func(r *runRecord) float64 { return float64(r.MaxTreeRSS) / mibF }},
-	{scenario: "mesh", name: "mesh: processes in tree (max)", unit: "", prec: 0, fold: foldMax,
-		value: func(r *runRecord) float64 { return float64(r.MaxProcs) }},
-	{scenario: "mesh", name: "mesh: target CPU", unit: "cores", prec: 2,
-		value: func(r *runRecord) float64 { return r.TargetCores }},
-	// On a machine the load saturates, requests/s mostly says who got more
-	// of the CPU; the CPU a request costs says who does less work for it.
-	{scenario: "mesh", name: "mesh: target CPU per request", unit: "µs", prec: 0,
-		value: func(r *runRecord) float64 {
-			if r.Load.RPS <= 0 {
-				return 0
-			}
-			return r.TargetCores / r.Load.RPS * 1e6
-		}},
-	{scenario: "mesh", name: "mesh: load generator CPU", unit: "cores", prec: 2,
-		value: func(r *runRecord) float64 { return r.BenchCores }},
-
-	{scenario: "", name: "all runs: stops needing SIGKILL", unit: "", prec: 0, fold: foldSum,
-		value: func(r *runRecord) float64 { return b2f(r.ForcedKill) },
-		goal:  "0",
-		check: zeroForAll},
-	{scenario: "", name: "all runs: orphaned processes", unit: "", prec: 0, fold: foldSum,
-		value: func(r *runRecord) float64 { return float64(r.Orphans) },
-		goal:  "0",
-		check: zeroForAll},
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
+// Value extractors shared by the specs.
+func loadVal(f func(l *loadSummary) float64) func(r *runRecord) (float64, bool) {
+	return func(r *runRecord) (float64, bool) {
+		if r.Load == nil {
+			return 0, false
+		}
+		return f(r.Load), true
 	}
-	return 0
 }
 
-// zeroForAll is the check of the all-runs rows, whose baseline value is the
-// sum over every baseline target.
-func zeroForAll(w, base, _ *float64) (bool, bool) {
-	pass, any := true, false
-	for _, v := range []*float64{w, base} {
-		if v != nil {
-			any = true
-			pass = pass && *v == 0
+var (
+	rps        = loadVal(func(l *loadSummary) float64 { return l.RPS })
+	p50        = loadVal(func(l *loadSummary) float64 { return l.P50Ms })
+	p99        = loadVal(func(l *loadSummary) float64 { return l.P99Ms })
+	failedReqs = loadVal(func(l *loadSummary) float64 { return float64(l.Failed) })
+	refused    = loadVal(func(l *loadSummary) float64 { return float64(l.Refused) })
+	// allErrors counts everything a client would have seen go wrong.
+	allErrors = loadVal(func(l *loadSummary) float64 { return float64(l.Failed + l.Refused + l.DialErr) })
+)
+
+func recVal(f func(r *runRecord) float64) func(r *runRecord) (float64, bool) {
+	return func(r *runRecord) (float64, bool) { return f(r), true }
+}
+
+func withLoad(f func(r *runRecord) float64) func(r *runRecord) (float64, bool) {
+	return func(r *runRecord) (float64, bool) {
+		if r.Load == nil {
+			return 0, false
+		}
+		return f(r), true
+	}
+}
+
+func replaceVal(f func(s *replaceSummary) float64) func(r *runRecord) (float64, bool) {
+	return func(r *runRecord) (float64, bool) {
+		if r.Replace == nil || r.Replace.N == 0 {
+			return 0, false
+		}
+		return f(r.Replace), true
+	}
+}
+
+func idleVal(f func(s *idleRSS) uint64) func(r *runRecord) (float64, bool) {
+	return func(r *runRecord) (float64, bool) {
+		if r.Idle == nil {
+			return 0, false
+		}
+		return float64(f(r.Idle)) / mibF, true
+	}
+}
+
+// cpuPerRequest is the target's CPU time per request in µs: on a machine the
+// load saturates, requests/s mostly say who got more of the CPU, this says
+// who does less work for a request.
+var cpuPerRequest = withLoad(func(r *runRecord) float64 {
+	if r.Load.RPS <= 0 {
+		return 0
+	}
+	return r.TargetCores / r.Load.RPS * 1e6
+})
+
+// loadMetrics are the rows of every scenario built on the closed loop.
+func loadMetrics(cpu bool) []metric {
+	m := []metric{
+		{name: "requests/s", unit: "req/s", prec: 0, value: rps},
+		{name: "p50 latency", unit: "ms", prec: 2, value: p50},
+		{name: "p99 latency", unit: "ms", prec: 2, value: p99},
+		{name: "errors (sum)", prec: 0, fold: foldSum, value: allErrors},
+		{name: "tree RSS (max)", unit: "MiB", prec: 1, fold: foldMax,
+			value: withLoad(func(r *runRecord) float64 { return float64(r.MaxTreeRSS) / mibF })},
+	}
+	if cpu {
+		m = append(m,
+			metric{name: "target CPU", unit: "cores", prec: 2, value: withLoad(func(r *runRecord) float64 { return r.TargetCores })},
+			metric{name: "target CPU per request", unit: "µs", prec: 0, value: cpuPerRequest},
+		)
+	}
+	return append(m, metric{name: "load generator CPU", unit: "cores", prec: 2,
+		value: withLoad(func(r *runRecord) float64 { return r.BenchCores })})
+}
+
+var specs = map[string]spec{
+	scHello: {
+		about:   "hello app, closed-loop keep-alive load; wattd, node:cluster, and N plain node processes on one SO_REUSEPORT port",
+		runners: []string{"wattd", "cluster", "reuseport"},
+		metrics: loadMetrics(true),
+		goals: []goal{
+			ratioEveryRound(scHello, "wattd", "cluster", "requests/s", rps, 1.00),
+			ratioMedian(scHello, "wattd", "reuseport", "requests/s", rps, 0.98),
+		},
+		notes: func(records []runRecord) []string {
+			return ratioNotes(records, scHello, "wattd", []string{"cluster", "reuseport"}, "requests/s", rps)
+		},
+	},
+	scCrash: {
+		about:   "hello app under the same load while a worker exits every 0.5 s; wattd, wattd with one standby worker, node:cluster",
+		runners: []string{"wattd", "wattd-standby", "cluster"},
+		metrics: []metric{
+			{name: "requests/s", unit: "req/s", prec: 0, value: rps},
+			{name: "p99 latency", unit: "ms", prec: 2, value: p99},
+			{name: "max latency", unit: "ms", prec: 0, value: loadVal(func(l *loadSummary) float64 { return l.MaxMs })},
+			{name: "failed requests (sum)", prec: 0, fold: foldSum, value: failedReqs},
+			{name: "  of which on a fresh connection", prec: 0, fold: foldSum,
+				value: loadVal(func(l *loadSummary) float64 { return float64(l.FailedFresh) })},
+			{name: "  of which timeouts (> 2 s)", prec: 0, fold: foldSum,
+				value: loadVal(func(l *loadSummary) float64 { return float64(l.Timeout) })},
+			{name: "refused connections (sum)", prec: 0, fold: foldSum, value: refused},
+			{name: "  refused time per connection", unit: "ms", prec: 0,
+				value: loadVal(func(l *loadSummary) float64 { return l.RefusedMsPerConn })},
+			{name: "worker deaths replaced (sum)", prec: 0, fold: foldSum,
+				value: func(r *runRecord) (float64, bool) {
+					if r.Replace == nil {
+						return 0, false
+					}
+					return float64(r.Replace.N), true
+				}},
+			{name: "death to replacement listening, median", unit: "ms", prec: 1,
+				value: replaceVal(func(s *replaceSummary) float64 { return s.MedianMs })},
+			{name: "death to replacement listening, p90", unit: "ms", prec: 1,
+				value: replaceVal(func(s *replaceSummary) float64 { return s.P90Ms })},
+		},
+		goals: []goal{
+			atMost(scCrash, "wattd-standby", "cluster", "p99 latency", "ms", p99, foldMedian),
+			sumZero(scCrash, "wattd-standby", "refused connections", refused),
+			sumZero(scCrash, "wattd", "refused connections", refused),
+			atMost(scCrash, "wattd", "cluster", "failed requests", "", failedReqs, foldSum),
+		},
+		notes: crashNotes,
+	},
+	scRolling: {
+		about:   "`wattd ctl restart hello` under the keep-alive load, once per round; wattd, and wattd with one standby worker",
+		runners: []string{"wattd", "wattd-standby"},
+		metrics: []metric{
+			{name: "failed or refused requests (sum)", prec: 0, fold: foldSum, value: allErrors},
+			{name: "requests served meanwhile (sum)", prec: 0, fold: foldSum,
+				value: loadVal(func(l *loadSummary) float64 { return float64(l.Requests) })},
+			{name: "p99 latency", unit: "ms", prec: 2, value: p99},
+			{name: "ctl restart took", unit: "ms", prec: 0, value: withLoad(func(r *runRecord) float64 { return r.OpMs })},
+		},
+		goals: []goal{
+			sumZero(scRolling, "wattd", "failed or refused requests", allErrors),
+			sumZero(scRolling, "wattd-standby", "failed or refused requests", allErrors),
+		},
+	},
+	scMesh: {
+		about:   "entry app calling an internal app once per request; wattd's mesh, loopback TCP with fetch, loopback TCP with http.get and a keep-alive Agent",
+		runners: []string{"wattd", "tcp-fetch", "tcp-agent"},
+		metrics: append(loadMetrics(true), metric{name: "processes in tree (max)", prec: 0, fold: foldMax,
+			value: withLoad(func(r *runRecord) float64 { return float64(r.MaxProcs) })}),
+		goals: []goal{
+			ratioMedian(scMesh, "wattd", "tcp-fetch", "requests/s", rps, 1.30),
+			atMost(scMesh, "wattd", "tcp-fetch", "p99 latency", "ms", p99, foldMedian),
+		},
+		notes: func(records []runRecord) []string {
+			return ratioNotes(records, scMesh, "wattd", []string{"tcp-fetch", "tcp-agent"}, "requests/s", rps)
+		},
+	},
+	scStart: {
+		about:   "exec to the first HTTP 200 on the hello app, then a graceful SIGTERM stop; wattd and node:cluster",
+		runners: []string{"wattd", "cluster"},
+		metrics: []metric{
+			{name: "exec to first 200", unit: "ms", prec: 1, value: recVal(func(r *runRecord) float64 { return r.FirstOKMs })},
+			{name: "SIGTERM to exit", unit: "ms", prec: 1, value: recVal(func(r *runRecord) float64 { return r.StopMs })},
+		},
+		goals: []goal{
+			valueAtMost(scStart, "wattd", "exec to first 200", "ms", recVal(func(r *runRecord) float64 { return r.FirstOKMs }), foldMedian, 300),
+		},
+	},
+	scRSS: {
+		about:   "resident memory of the root process (wattd, the cluster primary) and of the whole tree, idle after the start and idle after the load",
+		runners: []string{"wattd", "cluster"},
+		metrics: []metric{
+			{name: "root, idle after start", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.StartRoot })},
+			{name: "tree, idle after start", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.StartTree })},
+			{name: "root, idle after load", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.AfterRoot })},
+			{name: "tree, idle after load", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.AfterTree })},
+			{name: "root, peak under load (max)", unit: "MiB", prec: 1, fold: foldMax, value: rootPeak},
+			{name: "tree, peak under load (max)", unit: "MiB", prec: 1, fold: foldMax,
+				value: withLoad(func(r *runRecord) float64 { return float64(r.MaxTreeRSS) / mibF })},
+			{name: "processes in tree", prec: 0, fold: foldMax,
+				value: func(r *runRecord) (float64, bool) {
+					if r.Idle == nil {
+						return 0, false
+					}
+					return float64(r.Idle.Procs), true
+				}},
+		},
+		goals: []goal{
+			valueAtMost(scRSS, "wattd", "root process peak RSS", "MiB", rootPeak, foldMax, 20),
+		},
+	},
+	metricsScenario: {
+		about:   "hello app under wattd with the runtime's metrics on (scraped every second) and off",
+		runners: []string{"wattd", metricsOnTarget},
+		metrics: loadMetrics(true),
+		goals: []goal{
+			ratioMedian(metricsScenario, metricsOnTarget, "wattd", "requests/s", rps, 1-metricsGoal),
+		},
+	},
+	scTracing: {
+		about:   "hello app under wattd with tracing on (100% sampled, OTLP/HTTP to a discarding sink) and off",
+		runners: tracingVariants,
+		metrics: loadMetrics(true),
+		goals: []goal{
+			ratioMedian(scTracing, "tracing-on", "tracing-off", "requests/s", rps, tracingGoal),
+		},
+	},
+	scReload: {
+		about:   "under the keep-alive load, wattd applies `ctl reload` (the app rolled), `ctl scale hello 4`, `ctl scale hello 1`, each in its own window",
+		runners: reloadOps,
+		metrics: []metric{
+			{name: "failed or refused requests (sum)", prec: 0, fold: foldSum, value: allErrors},
+			{name: "requests served meanwhile (sum)", prec: 0, fold: foldSum,
+				value: loadVal(func(l *loadSummary) float64 { return float64(l.Requests) })},
+			{name: "p99 latency", unit: "ms", prec: 2, value: p99},
+		},
+		goals: []goal{
+			sumZero(scReload, "reload", "failed or refused requests", allErrors),
+			sumZero(scReload, "scale-up", "failed or refused requests", allErrors),
+			sumZero(scReload, "scale-down", "failed or refused requests", allErrors),
+		},
+	},
+}
+
+var rootPeak = withLoad(func(r *runRecord) float64 { return float64(r.MaxRootRSS) / mibF })
+
+// cleanRuns returns the runs of target in scenario that produced a
+// measurement.
+func cleanRuns(records []runRecord, scenario, target string) []*runRecord {
+	var out []*runRecord
+	for i := range records {
+		r := &records[i]
+		if r.Scenario == scenario && r.Target == target && r.Error == "" {
+			out = append(out, r)
 		}
 	}
-	return pass, any
+	return out
 }
 
-// summarize folds the records into table rows, skipping scenarios that were
-// not run. Failed runs are left out of the values: they are reported apart.
-func summarize(records []runRecord, targets []string) []row {
-	ran := map[string]bool{"": len(records) > 0}
-	for _, r := range records {
-		ran[r.Scenario] = true
-	}
-	var rows []row
-	for _, m := range metrics {
-		if !ran[m.scenario] {
+// values returns f over target's clean runs of scenario, and how many runs
+// there were in all.
+func values(records []runRecord, scenario, target string, f func(*runRecord) (float64, bool)) (vals []float64, runs int) {
+	for i := range records {
+		r := &records[i]
+		if r.Scenario != scenario || r.Target != target {
 			continue
 		}
-		rw := row{Metric: m.name, Unit: m.unit, Goal: m.goal, prec: m.prec}
-		if m.scenario != "" {
-			rw.Baseline = baselineOf(m.scenario)
+		runs++
+		if r.Error != "" {
+			continue
 		}
-		for _, t := range targets {
-			var vals []float64
-			for i := range records {
-				r := &records[i]
-				if r.Target != t || (m.scenario != "" && r.Scenario != m.scenario) {
-					continue
-				}
-				// Stop-related totals count every run that got as far as
-				// stopping; everything else needs a clean run.
-				if m.scenario != "" && r.Error != "" {
-					continue
-				}
-				if m.scenario != "" && r.Scenario != "startup" && r.Load == nil {
-					continue
-				}
-				vals = append(vals, m.value(r))
-			}
-			if len(vals) == 0 {
-				continue
-			}
-			v := foldValues(m.fold, vals)
-			switch t {
-			case "wattd":
-				rw.Wattd = &v
-			case "cluster":
-				rw.Cluster = &v
-			case "tcp":
-				rw.TCP = &v
-			}
+		if v, ok := f(r); ok {
+			vals = append(vals, v)
 		}
-		base := rw.baseline()
-		if rw.Wattd != nil && base != nil && *base != 0 {
-			ratio := *rw.Wattd / *base
-			rw.Ratio = &ratio
-		}
-		if m.check != nil {
-			if pass, ok := m.check(rw.Wattd, base, rw.Ratio); !ok {
-				rw.Result = "n/a"
-			} else if pass {
-				rw.Result = "PASS"
-			} else {
-				rw.Result = "MISS"
-			}
-		}
-		rows = append(rows, rw)
 	}
-	return rows
+	return vals, runs
 }
 
-// baseline is the value wattd's is compared with: the named baseline's, or
-// for the all-runs rows the sum over the baselines that ran.
-func (r *row) baseline() *float64 {
-	switch r.Baseline {
-	case "cluster":
-		return r.Cluster
-	case "tcp":
-		return r.TCP
-	}
-	var sum *float64
-	for _, v := range []*float64{r.Cluster, r.TCP} {
-		if v != nil {
-			if sum == nil {
-				sum = new(float64)
-			}
-			*sum += *v
+// perRound returns, by round, the median of f over target's clean runs of
+// scenario in that round (one run per round but in the start scenario).
+func perRound(records []runRecord, scenario, target string, f func(*runRecord) (float64, bool)) map[int]float64 {
+	by := map[int][]float64{}
+	for _, r := range cleanRuns(records, scenario, target) {
+		if v, ok := f(r); ok {
+			by[r.Round] = append(by[r.Round], v)
 		}
 	}
-	return sum
+	out := make(map[int]float64, len(by))
+	for round, vals := range by {
+		out[round] = median(vals)
+	}
+	return out
+}
+
+// roundsRun lists the rounds in which any of targets ran scenario.
+func roundsRun(records []runRecord, scenario string, targets ...string) []int {
+	seen := map[int]bool{}
+	for _, r := range records {
+		if r.Scenario == scenario && slices.Contains(targets, r.Target) {
+			seen[r.Round] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// noMeasurement explains why one of targets has no measurement in scenario:
+// not run, or its first error's first line.
+func noMeasurement(records []runRecord, scenario string, targets ...string) string {
+	for _, t := range targets {
+		if len(cleanRuns(records, scenario, t)) > 0 {
+			continue
+		}
+		for _, r := range records {
+			if r.Scenario == scenario && r.Target == t && r.Error != "" {
+				msg, _, _ := strings.Cut(r.Error, "\n")
+				return fmt.Sprintf("no measurement: %s failed: %s", t, msg)
+			}
+		}
+		return "no measurement: " + t + " did not run"
+	}
+	return "no measurement"
+}
+
+// roundRatios divides a's per-round value by b's, round by round; rounds in
+// which either has no value are returned apart.
+func roundRatios(records []runRecord, scenario, a, b string, f func(*runRecord) (float64, bool)) (rounds []int, ratios []float64, missing []int) {
+	va, vb := perRound(records, scenario, a, f), perRound(records, scenario, b, f)
+	for _, round := range roundsRun(records, scenario, a, b) {
+		x, okA := va[round]
+		y, okB := vb[round]
+		if !okA || !okB || y == 0 {
+			missing = append(missing, round)
+			continue
+		}
+		rounds = append(rounds, round)
+		ratios = append(ratios, x/y)
+	}
+	return rounds, ratios, missing
+}
+
+func fmtRatios(ratios []float64) string {
+	parts := make([]string, len(ratios))
+	for i, r := range ratios {
+		parts[i] = fmt.Sprintf("%.3f", r)
+	}
+	return strings.Join(parts, " ")
+}
+
+// ratioEveryRound: a/b of the metric at least min in every round.
+func ratioEveryRound(scenario, a, b, what string, f func(*runRecord) (float64, bool), min float64) goal {
+	return goal{
+		text:  fmt.Sprintf("%s/%s %s >= %.2f in every round", a, b, what, min),
+		needs: []string{a, b},
+		eval: func(records []runRecord) (bool, string) {
+			_, ratios, missing := roundRatios(records, scenario, a, b, f)
+			if len(ratios) == 0 {
+				return false, noMeasurement(records, scenario, a, b)
+			}
+			pass := len(missing) == 0 && slices.Min(ratios) >= min
+			fig := fmt.Sprintf("rounds %s (min %.3f)", fmtRatios(ratios), slices.Min(ratios))
+			if len(missing) > 0 {
+				fig += fmt.Sprintf("; no measurement in round(s) %v", missing)
+			}
+			return pass, fig
+		},
+	}
+}
+
+// ratioMedian: the median over rounds of a/b of the metric at least min.
+func ratioMedian(scenario, a, b, what string, f func(*runRecord) (float64, bool), min float64) goal {
+	return goal{
+		text:  fmt.Sprintf("%s/%s %s >= %.2f (median of rounds)", a, b, what, min),
+		needs: []string{a, b},
+		eval: func(records []runRecord) (bool, string) {
+			_, ratios, _ := roundRatios(records, scenario, a, b, f)
+			if len(ratios) == 0 {
+				return false, noMeasurement(records, scenario, a, b)
+			}
+			med := median(ratios)
+			return med >= min, fmt.Sprintf("median %.3f (%.3f–%.3f over %d rounds)", med, slices.Min(ratios), slices.Max(ratios), len(ratios))
+		},
+	}
+}
+
+// atMost: a's metric, folded over its runs, at most b's.
+func atMost(scenario, a, b, what, unit string, f func(*runRecord) (float64, bool), fd fold) goal {
+	return goal{
+		text:  fmt.Sprintf("%s %s <= %s's (%s)", a, what, b, fd),
+		needs: []string{a, b},
+		eval: func(records []runRecord) (bool, string) {
+			va, _ := values(records, scenario, a, f)
+			vb, _ := values(records, scenario, b, f)
+			if len(va) == 0 || len(vb) == 0 {
+				return false, noMeasurement(records, scenario, a, b)
+			}
+			x, y := foldValues(fd, va), foldValues(fd, vb)
+			return x <= y, fmt.Sprintf("%s %s vs %s %s", a, withUnit(x, unit), b, withUnit(y, unit))
+		},
+	}
+}
+
+// sumZero: the metric sums to 0 over every run of target, and every run
+// produced a measurement.
+func sumZero(scenario, target, what string, f func(*runRecord) (float64, bool)) goal {
+	return goal{
+		text:  fmt.Sprintf("%s %s = 0", target, what),
+		needs: []string{target},
+		eval: func(records []runRecord) (bool, string) {
+			vals, runs := values(records, scenario, target, f)
+			if len(vals) == 0 {
+				return false, noMeasurement(records, scenario, target)
+			}
+			sum := foldValues(foldSum, vals)
+			fig := fmt.Sprintf("%.0f over %d runs", sum, len(vals))
+			if len(vals) < runs {
+				fig += fmt.Sprintf(" (%d of %d runs failed)", runs-len(vals), runs)
+			}
+			return sum == 0 && len(vals) == runs, fig
+		},
+	}
+}
+
+// valueAtMost: target's metric, folded over its runs, at most limit.
+func valueAtMost(scenario, target, what, unit string, f func(*runRecord) (float64, bool), fd fold, limit float64) goal {
+	return goal{
+		text:  fmt.Sprintf("%s %s <= %s (%s)", target, what, withUnit(limit, unit), fd),
+		needs: []string{target},
+		eval: func(records []runRecord) (bool, string) {
+			vals, _ := values(records, scenario, target, f)
+			if len(vals) == 0 {
+				return false, noMeasurement(records, scenario, target)
+			}
+			v := foldValues(fd, vals)
+			return v <= limit, withUnit(v, unit)
+		},
+	}
+}
+
+func withUnit(v float64, unit string) string {
+	prec := 0
+	if v < 100 && v != float64(int64(v)) {
+		prec = 1
+	}
+	if unit == "" {
+		return fmt.Sprintf("%.*f", prec, v)
+	}
+	return fmt.Sprintf("%.*f %s", prec, v, unit)
+}
+
+// ratioNotes are a line per baseline with a's ratio to it round by round.
+func ratioNotes(records []runRecord, scenario, a string, baselines []string, what string, f func(*runRecord) (float64, bool)) []string {
+	var out []string
+	for _, b := range baselines {
+		rounds, ratios, _ := roundRatios(records, scenario, a, b, f)
+		if len(ratios) == 0 {
+			continue
+		}
+		parts := make([]string, len(ratios))
+		for i := range ratios {
+			parts[i] = fmt.Sprintf("r%d %.3f", rounds[i], ratios[i])
+		}
+		out = append(out, fmt.Sprintf("%s/%s %s by round: %s; median %.3f",
+			a, b, what, strings.Join(parts, ", "), median(ratios)))
+	}
+	return out
+}
+
+// crashNotes pool the replacement times of all rounds, per runner.
+func crashNotes(records []runRecord) []string {
+	var out []string
+	for _, t := range scenarioTargets[scCrash] {
+		var gaps []float64
+		for _, r := range cleanRuns(records, scCrash, t) {
+			if r.Replace != nil {
+				gaps = append(gaps, r.Replace.GapsMs...)
+			}
+		}
+		if len(gaps) == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: worker death to replacement listening, all rounds: median %.1f ms, p90 %.1f ms, max %.1f ms (%d replacements)",
+			t, quantile(gaps, 0.5), quantile(gaps, 0.9), slices.Max(gaps), len(gaps)))
+	}
+	return out
+}
+
+// commonGoals hold for every run of every scenario.
+var commonGoals = []goal{
+	{text: "stops needing SIGKILL = 0", eval: func(records []runRecord) (bool, string) {
+		n := 0
+		for _, r := range records {
+			if r.ForcedKill {
+				n++
+			}
+		}
+		return n == 0, fmt.Sprintf("%d of %d runs", n, len(records))
+	}},
+	{text: "processes outliving their target = 0", eval: func(records []runRecord) (bool, string) {
+		n := 0
+		for _, r := range records {
+			n += r.Orphans
+		}
+		return n == 0, fmt.Sprintf("%d over %d runs", n, len(records))
+	}},
+}
+
+// summarize builds a section per scenario that has records, in the order
+// given, and the closing section of the goals every run shares.
+func summarize(records []runRecord, scenarios []string) []section {
+	var out []section
+	for _, sc := range scenarios {
+		sp, ok := specs[sc]
+		if !ok {
+			continue
+		}
+		var runners []string
+		for _, t := range sp.runners {
+			if slices.ContainsFunc(records, func(r runRecord) bool { return r.Scenario == sc && r.Target == t }) {
+				runners = append(runners, t)
+			}
+		}
+		if len(runners) == 0 {
+			continue
+		}
+		s := section{Scenario: sc, About: sp.about, Runners: runners}
+		for _, m := range sp.metrics {
+			rw := row{Metric: m.name, Unit: m.unit, Fold: m.fold.String(), Values: map[string]cell{}, prec: m.prec, fold: m.fold}
+			for _, t := range runners {
+				if vals, _ := values(records, sc, t, m.value); len(vals) > 0 {
+					rw.Values[t] = cell{Value: foldValues(m.fold, vals), Min: slices.Min(vals), Max: slices.Max(vals), N: len(vals)}
+				}
+			}
+			if len(rw.Values) > 0 {
+				s.Rows = append(s.Rows, rw)
+			}
+		}
+		s.Verdicts = evalGoals(sp.goals, records, runners)
+		for _, t := range runners {
+			if len(cleanRuns(records, sc, t)) == 0 {
+				s.Notes = append(s.Notes, strings.TrimPrefix(noMeasurement(records, sc, t), "no measurement: "))
+			}
+		}
+		if sp.notes != nil {
+			s.Notes = append(s.Notes, sp.notes(records)...)
+		}
+		out = append(out, s)
+	}
+	if len(records) > 0 {
+		out = append(out, section{Scenario: "all runs", Verdicts: evalGoals(commonGoals, records, nil)})
+	}
+	return out
+}
+
+// evalGoals decides the goals of a section whose runners ran.
+func evalGoals(goals []goal, records []runRecord, ran []string) []verdict {
+	var out []verdict
+	for _, g := range goals {
+		if i := slices.IndexFunc(g.needs, func(t string) bool { return !slices.Contains(ran, t) }); i >= 0 {
+			out = append(out, verdict{Goal: g.text, Result: "n/a", Figure: g.needs[i] + " not run"})
+			continue
+		}
+		pass, fig := g.eval(records)
+		v := verdict{Goal: g.text, Result: "MISS", Figure: fig}
+		if pass {
+			v.Result = "PASS"
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func foldValues(f fold, vals []float64) float64 {
@@ -308,60 +698,32 @@ func collectProblems(records []runRecord) []string {
 	return out
 }
 
-// spread returns "min..max" of a load metric over a target's clean runs of a
-// scenario, or "" with fewer than two runs.
-func spread(records []runRecord, tgt, scenario string, f func(l *loadSummary) float64) string {
-	var vals []float64
-	for _, r := range records {
-		if r.Target == tgt && r.Scenario == scenario && r.Error == "" && r.Load != nil {
-			vals = append(vals, f(r.Load))
-		}
-	}
-	if len(vals) < 2 {
-		return ""
-	}
-	return fmt.Sprintf("%.0f..%.0f", slices.Min(vals), slices.Max(vals))
-}
-
-func printReport(w io.Writer, cfg config, env benchEnv, records []runRecord, rows []row, problems []string) {
+func printReport(w io.Writer, cfg config, env benchEnv, sections []section, problems []string) {
 	conns := fmt.Sprintf("%d conns", cfg.conns)
-	meshRan := false
-	for _, r := range records {
-		meshRan = meshRan || r.Scenario == "mesh"
-	}
-	if meshRan && cfg.meshConns != cfg.conns {
+	if slices.Contains(cfg.scenarios, scMesh) && cfg.meshConns != cfg.conns {
 		conns += fmt.Sprintf(" (mesh %d)", cfg.meshConns)
 	}
-	fmt.Fprintf(w, "\nwattbench: %d CPUs, kernel %s, node %s, %s, %s load after %s warm-up, %d round(s)\n\n",
-		runtime.NumCPU(), env.kernel, env.nodeVersion, conns, cfg.duration, cfg.warmup, cfg.rounds)
-	printTable(w, rows)
-
-	fmt.Fprintln(w)
-	for _, r := range rows {
-		switch r.Metric {
-		case "throughput: load generator CPU":
-			fmt.Fprintf(w, "load generator CPU as a share of the machine (%d CPUs): wattd run %s, cluster run %s\n",
-				runtime.NumCPU(), share(r.Wattd), share(r.Cluster))
-		case "mesh: load generator CPU":
-			fmt.Fprintf(w, "mesh load generator CPU as a share of the machine (%d CPUs): wattd run %s, tcp run %s\n",
-				runtime.NumCPU(), share(r.Wattd), share(r.TCP))
-		}
-	}
-	// Run-to-run spread, so that a ratio near 1 is read against the noise
-	// of the machine rather than taken as a verdict.
-	rps := func(l *loadSummary) float64 { return l.RPS }
-	for _, sc := range []string{"throughput", "crash", "mesh"} {
-		var parts []string
-		for _, t := range cfg.targets {
-			if s := spread(records, t, sc, rps); s != "" {
-				parts = append(parts, t+" "+s)
+	fmt.Fprintf(w, "\nwattbench: %d CPUs, kernel %s, node %s, %d workers, %s, %s load after %s warm-up\n",
+		runtime.NumCPU(), env.kernel, env.nodeVersion, env.workers, conns, cfg.duration, cfg.warmup)
+	pass, miss := 0, 0
+	var missed []string
+	for _, s := range sections {
+		printSection(w, s, cfg.roundsOf(s.Scenario))
+		for _, v := range s.Verdicts {
+			switch v.Result {
+			case "PASS":
+				pass++
+			case "MISS":
+				miss++
+				missed = append(missed, s.Scenario+": "+v.Goal)
 			}
 		}
-		if len(parts) > 0 {
-			fmt.Fprintf(w, "%s requests/s over rounds: %s\n", sc, strings.Join(parts, ", "))
-		}
 	}
-	printTracing(w, records)
+	fmt.Fprintf(w, "\ngoals: %d PASS, %d MISS", pass, miss)
+	if miss > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(missed, "; "))
+	}
+	fmt.Fprintln(w)
 	if len(problems) > 0 {
 		fmt.Fprintf(w, "\nproblems:\n")
 		for _, p := range problems {
@@ -370,58 +732,43 @@ func printReport(w io.Writer, cfg config, env benchEnv, records []runRecord, row
 	}
 }
 
-// printTable prints the summary rows as one table. Each scenario's rows
-// compare wattd with that scenario's baseline, so a header line names the
-// baseline column whenever it changes: "cluster" for startup, throughput and
-// crash, "tcp" for mesh. The all-runs rows come last; when both baselines
-// ran they show both, side by side, instead of a ratio.
-func printTable(w io.Writer, rows []row) {
-	both := false
-	for _, r := range rows {
-		both = both || (r.Baseline == "" && r.Cluster != nil && r.TCP != nil)
+// printSection prints one scenario: its table (each cell the fold over the
+// runs, with the runs' min–max for medians), its verdicts and its notes.
+func printSection(w io.Writer, s section, rounds int) {
+	if len(s.Rows) > 0 || s.About != "" {
+		fmt.Fprintf(w, "\n== %s, %d round(s): %s\n", s.Scenario, rounds, s.About)
+	} else {
+		fmt.Fprintf(w, "\n== %s\n", s.Scenario)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	header, last := "", ""
-	for _, r := range rows {
-		var cells string
-		switch {
-		case r.Baseline == "" && both:
-			header = "metric\tunit\twattd\tcluster\ttcp\tgoal\tresult"
-			cells = fmtVal(r.Wattd, r.prec) + "\t" + fmtVal(r.Cluster, r.prec) + "\t" + fmtVal(r.TCP, r.prec)
-		default:
-			name := r.Baseline
-			if name == "" {
-				// One baseline ran: its column is the one already shown.
-				name = "cluster"
-				if r.Cluster == nil && r.TCP != nil {
-					name = "tcp"
-				}
+	if len(s.Rows) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "metric\tunit\t%s\n", strings.Join(s.Runners, "\t"))
+		for _, r := range s.Rows {
+			cells := make([]string, len(s.Runners))
+			for i, t := range s.Runners {
+				cells[i] = fmtCell(r, t)
 			}
-			header = "metric\tunit\twattd\t" + name + "\twattd/" + name + "\tgoal\tresult"
-			cells = fmtVal(r.Wattd, r.prec) + "\t" + fmtVal(r.baseline(), r.prec) + "\t" + fmtVal(r.Ratio, 2)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Metric, r.Unit, strings.Join(cells, "\t"))
 		}
-		if header != last {
-			if last != "" {
-				fmt.Fprintln(tw, "\t\t\t\t\t\t")
-			}
-			fmt.Fprintln(tw, header)
-			last = header
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Metric, r.Unit, cells, r.Goal, r.Result)
+		tw.Flush()
 	}
-	tw.Flush()
+	for _, v := range s.Verdicts {
+		fmt.Fprintf(w, "%s  %s: %s: %s\n", v.Result, s.Scenario, v.Goal, v.Figure)
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintln(w, "  "+n)
+	}
 }
 
-func share(cores *float64) string {
-	if cores == nil {
+// fmtCell is "median (min–max)" for a median over several runs, the bare
+// value otherwise, "-" for none.
+func fmtCell(r row, target string) string {
+	c, ok := r.Values[target]
+	if !ok {
 		return "-"
 	}
-	return fmt.Sprintf("%.0f%%", 100**cores/float64(runtime.NumCPU()))
-}
-
-func fmtVal(v *float64, prec int) string {
-	if v == nil {
-		return "-"
+	if r.fold == foldMedian && c.N > 1 {
+		return fmt.Sprintf("%.*f (%.*f–%.*f)", r.prec, c.Value, r.prec, c.Min, r.prec, c.Max)
 	}
-	return fmt.Sprintf("%.*f", prec, *v)
+	return fmt.Sprintf("%.*f", r.prec, c.Value)
 }

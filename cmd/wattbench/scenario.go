@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,6 +36,14 @@ type runRecord struct {
 	Orphans    int     `json:"orphans,omitempty"`
 
 	Load *loadSummary `json:"load,omitempty"`
+	// OpMs is how long the operation a scenario applies under load took
+	// (rolling: the ctl restart, from exec to its exit).
+	OpMs float64 `json:"op_ms,omitempty"`
+	// Replace is the crash scenario's time from a worker's death to its
+	// replacement listening (events.go).
+	Replace *replaceSummary `json:"replace,omitempty"`
+	// Idle is the rss scenario's resident memory at rest (rss.go).
+	Idle *idleRSS `json:"idle_rss,omitempty"`
 
 	MaxTreeRSS uint64 `json:"max_tree_rss_bytes,omitempty"`
 	MaxRootRSS uint64 `json:"max_root_rss_bytes,omitempty"`
@@ -110,7 +120,12 @@ type bench struct {
 	sampleEvery  time.Duration
 	meshConns    int // connections of the mesh scenario's load
 	mesh         meshTargets
+	workers      int    // the hello fixture's worker count
+	nodeVersion  string // of the -node binary, as `node --version` prints it
 }
+
+// crashEvery is how often a worker dies in the crash scenario.
+const crashEvery = 500 * time.Millisecond
 
 const (
 	probeEvery       = 5 * time.Millisecond
@@ -275,33 +290,144 @@ func (b *bench) runStartup(ctx context.Context, t target, round, rep int) runRec
 	return rec
 }
 
-// runLoadScenario is throughput, or crash when crash is set: the same closed
-// loop, the latter with every worker told to exit b.crashAfter after it
-// starts listening.
-func (b *bench) runLoadScenario(ctx context.Context, t target, round int, crash bool) runRecord {
-	name := "throughput"
-	var extra []string
-	if crash {
-		name = "crash"
-		extra = append(extra,
-			fmt.Sprintf("EXIT_AFTER_MS=%d", b.crashAfter.Milliseconds()),
-			fmt.Sprintf("EXIT_JITTER_PCT=%d", b.crashJitter))
+// runHello is one run of the hello scenario: the closed loop on the hello
+// app.
+func (b *bench) runHello(ctx context.Context, t target, round int) runRecord {
+	return b.runLoadScenario(ctx, scHello, t, round, nil)
+}
+
+// runCrash is one run of the crash scenario: the same loop while every
+// worker exits b.crashAfter (+/- the jitter) after it starts listening, so
+// that with N workers one dies every crashEvery. Workers note their listen
+// and their exit in an events file, from which the time each death took to
+// be replaced is read.
+func (b *bench) runCrash(ctx context.Context, t target, round int) runRecord {
+	events := filepath.Join(b.logDir, fmt.Sprintf("%s-crash-r%d.events", t.name, round))
+	extra := []string{
+		fmt.Sprintf("EXIT_AFTER_MS=%d", b.crashAfter.Milliseconds()),
+		fmt.Sprintf("EXIT_JITTER_PCT=%d", b.crashJitter),
+		"BENCH_EVENTS=" + events,
 	}
-	rec := runRecord{Target: t.name, Scenario: name, Round: round}
+	rec := b.runLoadScenario(ctx, scCrash, t, round, extra)
+	if rec.Error != "" {
+		return rec
+	}
+	f, err := os.Open(events)
+	if err != nil {
+		rec.fail(ctx, fmt.Errorf("no worker noted an event: %w", err))
+		return rec
+	}
+	defer f.Close()
+	evs, err := parseEvents(f)
+	if err != nil {
+		rec.fail(ctx, fmt.Errorf("%s: %w", events, err))
+		return rec
+	}
+	rec.Replace = summarizeReplace(replacementGaps(evs))
+	return rec
+}
+
+// runLoadScenario starts t, runs the measured closed loop on it and stops
+// it; extra is added to the target's environment.
+func (b *bench) runLoadScenario(ctx context.Context, scenario string, t target, round int, extra []string) runRecord {
+	rec := runRecord{Target: t.name, Scenario: scenario, Round: round}
+	t, err := b.prepare(t)
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
 	port, err := freePort()
 	if err != nil {
 		rec.fail(ctx, err)
 		return rec
 	}
 	rec.Port = port
-	p, err := b.start(ctx, t, port, extra, fmt.Sprintf("%s-%s-r%d.log", t.name, name, round))
+	ps, err := b.startAll(ctx, t, port, extra, fmt.Sprintf("%s-%s-r%d", t.name, scenario, round))
 	if err != nil {
 		rec.fail(ctx, err)
 		return rec
 	}
-	rec.Log = p.logPath
-	b.measure(ctx, &rec, []*proc{p}, port, b.conns, crash)
+	rec.Log = ps[0].logPath
+	b.measure(ctx, &rec, ps, port, b.conns, scenario == scCrash)
 	return rec
+}
+
+// prepare checks that t can run and returns it ready to start: a wattd
+// target with standby workers gets its own copy of the fixture's project,
+// written once per bench next to the logs.
+func (b *bench) prepare(t target) (target, error) {
+	if t.name == "reuseport" && !nodeAtLeast(b.nodeVersion, 22, 12) {
+		return t, fmt.Errorf("the reuseport baseline needs node >= 22.12 for listen({reusePort: true}); node is %s (set -node)", b.nodeVersion)
+	}
+	if t.standby == 0 {
+		return t, nil
+	}
+	dir := filepath.Join(b.logDir, t.name)
+	if _, err := os.Stat(filepath.Join(dir, "watt.json")); err != nil {
+		n := t.standby
+		if err := projectCopy(t.dir, dir, func(_, app map[string]any) { app["standby"] = n }); err != nil {
+			return t, err
+		}
+	}
+	t.dir = dir
+	t.argv = []string{t.argv[0], "start", dir}
+	return t, nil
+}
+
+// standbyHonoured fails a wattd target with standby workers whose wattd
+// warned, as it does for a key it does not know, that it ignores the
+// standby key: its numbers would be those of wattd without standby under
+// another name.
+func standbyHonoured(p *proc) error {
+	if p.t.standby == 0 {
+		return nil
+	}
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, "standby") && strings.Contains(line, "unknown key") {
+			return fmt.Errorf("wattd does not know the standby key: %s", line)
+		}
+	}
+	return sc.Err()
+}
+
+// nodeAtLeast reports whether a `node --version` string is major.minor or
+// later.
+func nodeAtLeast(version string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(version, "v"), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
+}
+
+// startAll starts the t.count processes of t, all on port; logBase names
+// their logs. If one fails to start, those already started are stopped.
+func (b *bench) startAll(ctx context.Context, t target, port int, extra []string, logBase string) ([]*proc, error) {
+	if t.count <= 1 {
+		p, err := b.start(ctx, t, port, extra, logBase+".log")
+		if err != nil {
+			return nil, err
+		}
+		return []*proc{p}, nil
+	}
+	var ps []*proc
+	for i := range t.count {
+		p, err := b.start(ctx, t, port, extra, fmt.Sprintf("%s-%d.log", logBase, i+1))
+		if err != nil {
+			stopAllOf(ps)
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
 }
 
 // meshTargets says how each target runs the mesh fixture (an entry app
@@ -310,12 +436,14 @@ type meshTargets struct {
 	// wattd runs the fixture's watt.json: entry and internal, one worker
 	// each, the hop going over wattd's mesh (internal.plt.local).
 	wattd target
-	// entry and internal are the two apps run as plain node processes for
-	// the tcp baseline, the hop going over loopback TCP.
-	entry, internal target
+	// entry (one per tcp baseline, by name) and internal are the two apps
+	// run as plain node processes, the hop going over loopback TCP.
+	entry    map[string]target
+	internal target
 }
 
-// runMesh measures the mesh scenario for one target: "wattd" or "tcp".
+// runMesh measures the mesh scenario for one target: "wattd", "tcp-fetch"
+// or "tcp-agent".
 func (b *bench) runMesh(ctx context.Context, name string, round int) runRecord {
 	rec := runRecord{Target: name, Scenario: "mesh", Round: round}
 	port, err := freePort()
@@ -333,7 +461,7 @@ func (b *bench) runMesh(ctx context.Context, name string, round int) runRecord {
 			return rec
 		}
 		ps = append(ps, p)
-	case "tcp":
+	case "tcp-fetch", "tcp-agent":
 		// Both processes are started at once, as wattd starts both apps;
 		// the entry answers 502 until the internal app listens, and
 		// waitFirst200 waits for a 200 that went through the hop.
@@ -345,15 +473,15 @@ func (b *bench) runMesh(ctx context.Context, name string, round int) runRecord {
 			rec.fail(ctx, err)
 			return rec
 		}
-		entry, err := b.start(ctx, b.mesh.entry, port,
+		entry, err := b.start(ctx, b.mesh.entry[name], port,
 			[]string{fmt.Sprintf("INTERNAL_URL=http://127.0.0.1:%d", iport)},
-			fmt.Sprintf("tcp-mesh-r%d-entry.log", round))
+			fmt.Sprintf("%s-mesh-r%d-entry.log", name, round))
 		if err != nil {
 			rec.fail(ctx, err)
 			return rec
 		}
 		ps = append(ps, entry)
-		internal, err := b.start(ctx, b.mesh.internal, iport, nil, fmt.Sprintf("tcp-mesh-r%d-internal.log", round))
+		internal, err := b.start(ctx, b.mesh.internal, iport, nil, fmt.Sprintf("%s-mesh-r%d-internal.log", name, round))
 		if err != nil {
 			rec.fillStop(stopAllOf(ps))
 			rec.fail(ctx, err, ps...)
@@ -375,6 +503,9 @@ func (b *bench) runMesh(ctx context.Context, name string, round int) runRecord {
 // target. crash says the target's workers are meant to die during the load.
 func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port, conns int, crash bool) {
 	d, err := waitFirst200(ctx, ps, loopback(port), b.startTimeout)
+	if err == nil {
+		err = standbyHonoured(ps[0])
+	}
 	if err != nil {
 		rec.fillStop(stopAllOf(ps))
 		rec.fail(ctx, err, ps...)

@@ -26,13 +26,20 @@ type target struct {
 	// portEnv names the variable through which the target learns its port.
 	portEnv string
 	env     []string // extra variables on top of the cleaned environment
+	// count is how many processes make the target: 1, or the worker count
+	// for the reuseport baseline, whose processes have no parent in common.
+	count int
+	// standby is the number of standby workers a wattd target's app gets
+	// (its project is then a copy of the fixture's, see projectCopy).
+	standby int
 }
 
 // envKeysOwned are variables the runner sets itself; inherited values are
 // dropped so that a stray export in the caller's shell cannot skew a run.
 // INTERNAL_URL especially: inherited, it would send wattd's mesh fixture
 // over TCP instead of the mesh.
-var envKeysOwned = []string{"PORT", "PLT_SERVER_PORT", "EXIT_AFTER_MS", "EXIT_JITTER_PCT", "WORKERS", "BENCH_HOST", "INTERNAL_URL"}
+var envKeysOwned = []string{"PORT", "PLT_SERVER_PORT", "EXIT_AFTER_MS", "EXIT_JITTER_PCT", "WORKERS",
+	"BENCH_HOST", "BENCH_REUSEPORT", "BENCH_EVENTS", "INTERNAL_URL", "INTERNAL_CLIENT"}
 
 // baseEnv is the environment every target starts with: the caller's, minus
 // the variables above, with the chosen node first on PATH so that wattd's

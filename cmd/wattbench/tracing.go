@@ -10,12 +10,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -69,34 +67,15 @@ func startSink() (*otlpSink, error) {
 // made absolute and, for "tracing-on", a telemetry key exporting to the
 // sink, into its own directory under the bench's log directory.
 func (b *bench) tracingProject(hello, variant string, s *otlpSink) (string, error) {
-	raw, err := os.ReadFile(filepath.Join(hello, "watt.json"))
-	if err != nil {
-		return "", err
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return "", fmt.Errorf("%s: %w", filepath.Join(hello, "watt.json"), err)
-	}
-	apps, _ := cfg["applications"].([]any)
-	for _, a := range apps {
-		if app, ok := a.(map[string]any); ok {
-			if p, ok := app["path"].(string); ok && !filepath.IsAbs(p) {
-				app["path"] = filepath.Join(hello, p)
+	dir := filepath.Join(b.logDir, variant)
+	return dir, projectCopy(hello, dir, func(cfg, _ map[string]any) {
+		if variant == "tracing-on" {
+			cfg["telemetry"] = map[string]any{
+				"applicationName": "hello",
+				"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": s.url}},
 			}
 		}
-	}
-	if variant == "tracing-on" {
-		cfg["telemetry"] = map[string]any{
-			"applicationName": "hello",
-			"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": s.url}},
-		}
-	}
-	dir := filepath.Join(b.logDir, variant)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	out, _ := json.MarshalIndent(cfg, "", "  ")
-	return dir, os.WriteFile(filepath.Join(dir, "watt.json"), out, 0o644)
+	})
 }
 
 // runTracing measures one variant for one round: the throughput

@@ -7,9 +7,16 @@
 // Environment:
 //   PORT          port to listen on. Under wattd the listen() call is
 //                 redirected to a wattd-owned socket, so the value is moot.
-//   BENCH_HOST    optional address to bind. Only the node:cluster baseline
-//                 sets it (to 127.0.0.1), so the baseline stays on loopback;
-//                 under wattd listen() keeps its plain one-argument form.
+//   BENCH_HOST    optional address to bind. Only the baselines set it (to
+//                 127.0.0.1), so they stay on loopback; under wattd listen()
+//                 keeps its plain one-argument form.
+//   BENCH_REUSEPORT if set, listen with SO_REUSEPORT (Node >= 22.12): the
+//                 reuseport baseline, N copies of this process sharing one
+//                 port with nothing supervising them.
+//   BENCH_EVENTS  optional file to which the process appends
+//                 "listen <pid> <ms since the epoch>" once it listens and
+//                 "exit <pid> <ms>" just before an EXIT_AFTER_MS exit; the
+//                 bench pairs them to time each worker's replacement.
 //   EXIT_AFTER_MS if set, exit(1) that many ms after listening: the crash
 //                 scenario, a worker that dies on its own while serving.
 //   EXIT_JITTER_PCT optional, 0-90: spread each worker's lifetime uniformly
@@ -18,6 +25,7 @@
 //                 tests "all workers down at once" rather than "a worker
 //                 died"; the bench runs both ways (flag -crash-jitter).
 
+const fs = require('node:fs')
 const http = require('node:http')
 
 const body = Buffer.from('hello world')
@@ -31,17 +39,36 @@ const server = http.createServer((req, res) => {
   res.end(body)
 })
 
+const events = process.env.BENCH_EVENTS
+
+// Each line is one write(2) on a descriptor opened with O_APPEND, so the
+// lines of concurrent workers never interleave.
+function note (what) {
+  if (!events) return
+  const now = performance.timeOrigin + performance.now()
+  fs.appendFileSync(events, `${what} ${process.pid} ${now.toFixed(3)}\n`)
+}
+
 function onListening () {
+  note('listen')
   let ms = Number(process.env.EXIT_AFTER_MS)
   const jitter = Math.min(90, Math.max(0, Number(process.env.EXIT_JITTER_PCT) || 0))
   ms *= 1 + (Math.random() * 2 - 1) * jitter / 100
   if (Number.isFinite(ms) && ms > 0) {
-    setTimeout(() => process.exit(1), ms)
+    setTimeout(() => {
+      note('exit')
+      process.exit(1)
+    }, ms)
   }
 }
 
 const port = process.env.PORT || 3000
-if (process.env.BENCH_HOST) {
+if (process.env.BENCH_REUSEPORT) {
+  server.listen({ port: Number(port), host: process.env.BENCH_HOST || '127.0.0.1', reusePort: true }, onListening)
+  // Stopped by the bench itself: exit 0, as the node:cluster primary does,
+  // so that every target's stop reads the same.
+  process.on('SIGTERM', () => process.exit(0))
+} else if (process.env.BENCH_HOST) {
   server.listen(port, process.env.BENCH_HOST, onListening)
 } else {
   server.listen(port, onListening)

@@ -12,6 +12,9 @@
 //   INTERNAL_URL  where the internal app is. Unset under wattd, which routes
 //                 http://internal.plt.local itself; the TCP baseline sets it
 //                 to http://127.0.0.1:<port of the internal app>.
+//   INTERNAL_CLIENT how to call it: "fetch" (the default: global fetch) or
+//                 "agent" (http.get through a keep-alive http.Agent, what
+//                 axios, got and node-fetch do underneath).
 //   BENCH_HOST    optional address to bind; only the TCP baseline sets it
 //                 (to 127.0.0.1), as in the hello fixture.
 
@@ -19,17 +22,38 @@ const http = require('node:http')
 
 const TARGET = process.env.INTERNAL_URL || 'http://internal.plt.local'
 
+// Global fetch keeps its connections to the internal app alive, so a hop
+// costs one request/response, not a connect as well.
+async function viaFetch () {
+  const r = await fetch(TARGET + '/')
+  return { status: r.status, type: r.headers.get('content-type'), body: await r.text() }
+}
+
+// The same hop with http.get; without keepAlive the agent would open a
+// connection per request.
+const agent = new http.Agent({ keepAlive: true })
+function viaAgent () {
+  return new Promise((resolve, reject) => {
+    http.get(TARGET + '/', { agent }, (r) => {
+      let body = ''
+      r.setEncoding('utf8')
+      r.on('data', (chunk) => { body += chunk })
+      r.on('end', () => resolve({ status: r.statusCode, type: r.headers['content-type'], body }))
+      r.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
+const call = process.env.INTERNAL_CLIENT === 'agent' ? viaAgent : viaFetch
+
 const server = http.createServer(async (req, res) => {
   try {
-    // Global fetch keeps its connections to the internal app alive, so a
-    // hop costs one request/response, not a connect as well.
-    const r = await fetch(TARGET + '/')
-    const body = await r.text()
+    const r = await call()
     res.writeHead(r.status, {
-      'content-type': r.headers.get('content-type') || 'application/json',
-      'content-length': Buffer.byteLength(body)
+      'content-type': r.type || 'application/json',
+      'content-length': Buffer.byteLength(r.body)
     })
-    res.end(body)
+    res.end(r.body)
   } catch (err) {
     // A failed hop is a 502, which the load generator counts as a failure.
     const body = JSON.stringify({ error: 'internal app unreachable', detail: String(err && (err.cause || err.message || err)) })

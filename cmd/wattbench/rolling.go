@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// The rolling scenario: the hello app's workers under the closed-loop
+// keep-alive load while `wattd ctl restart hello` replaces them one at a
+// time, once per round, for wattd as it is and with one standby worker. The
+// goal is that no request fails and no connection is refused; the time the
+// restart took is reported beside it.
+
+// helloApp is the id of the hello fixture's application.
+const helloApp = "hello"
+
+func (b *bench) runRolling(ctx context.Context, t target, round int) runRecord {
+	rec := runRecord{Target: t.name, Scenario: scRolling, Round: round}
+	t, err := b.prepare(t)
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	port, err := freePort()
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	rec.Port = port
+	p, err := b.start(ctx, t, port, nil, fmt.Sprintf("%s-rolling-r%d.log", t.name, round))
+	if err != nil {
+		rec.fail(ctx, err)
+		return rec
+	}
+	rec.Log = p.logPath
+	d, err := waitFirst200(ctx, []*proc{p}, loopback(port), b.startTimeout)
+	if err == nil {
+		rec.FirstOKMs = ms(d)
+		err = standbyHonoured(p)
+	}
+	if err == nil {
+		err = b.waitReady(ctx, t)
+	}
+	if err != nil {
+		rec.fillStop(p.stop())
+		rec.fail(ctx, err, p)
+		return rec
+	}
+
+	opts := loadOpts{addr: loopback(port), conns: b.conns, reqTimeout: b.reqTimeout, dialTimeout: b.reqTimeout, duration: time.Hour}
+	lctx, stopLoad := context.WithCancel(ctx)
+	statsCh := make(chan *loadStats, 1)
+	go func() { statsCh <- runLoad(lctx, opts) }()
+	sleepCtx(ctx, reloadSettle)
+	t0 := time.Now()
+	_, opErr := b.ctl(ctx, t, "restart", helloApp)
+	rec.OpMs = ms(time.Since(t0))
+	sleepCtx(ctx, reloadSettle)
+	stopLoad()
+	stats := <-statsCh
+
+	select {
+	case <-p.exited:
+		opErr = errors.Join(opErr, fmt.Errorf("wattd exited during the restart (%s)", exitString(p)))
+	default:
+	}
+	if opErr == nil {
+		opErr = ctx.Err()
+	}
+	if opErr != nil {
+		rec.fillStop(p.stop())
+		rec.fail(ctx, opErr, p)
+		return rec
+	}
+	rec.Load = summarizeLoad(stats, b.conns)
+	rec.fillStop(p.stop())
+	return rec
+}
+
+// ctl runs `wattd ctl ARGS` against the wattd target t started (it finds
+// the runtime by its project directory) and returns what it printed on
+// stdout.
+func (b *bench) ctl(ctx context.Context, t target, args ...string) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, t.argv[0], append([]string{"ctl"}, args...)...)
+	cmd.Dir = t.dir
+	cmd.Env = append(append([]string(nil), b.env...), t.env...)
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		msg := ""
+		if errors.As(err, &ee) {
+			msg = ": " + strings.TrimSpace(string(ee.Stderr))
+		}
+		return out, fmt.Errorf("wattd ctl %s: %w%s", strings.Join(args, " "), err, msg)
+	}
+	return out, nil
+}
+
+// waitReady waits until every worker of the wattd target t is ready: the
+// first 200 may come from one worker while another still starts, and a
+// measurement begun then would measure the start.
+func (b *bench) waitReady(ctx context.Context, t target) error {
+	return waitAllReady(ctx, b.startTimeout, func() ([]byte, error) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return b.ctl(cctx, t, "ps", "--json")
+	})
+}
