@@ -237,8 +237,9 @@ func TestProjectCopyAndStandbyCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &proc{t: target{name: "wattd-standby", standby: 1}, logPath: log}
-	if err := standbyHonoured(p); err == nil || !strings.Contains(err.Error(), "does not know the standby key") {
-		t.Errorf("warning in the log: %v", err)
+	err = standbyHonoured(p)
+	if want := "wattd does not know the standby key: watt.json: /applications/0/standby: unknown key"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("warning in the log: %v, want %q...", err, want)
 	}
 	p.t.standby = 0
 	if err := standbyHonoured(p); err != nil {

@@ -195,7 +195,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.node, "node", defaultNode(), "node binary of every runner (looked up in PATH if it has no slash); wattd gets its directory first on PATH")
 	fs.StringVar(&c.fixtures, "fixtures", "testdata/bench", "directory holding the hello/, cluster/ and mesh/ fixtures")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "measured load duration per run")
-	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load before each hello, crash, mesh and metrics/tracing run")
+	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each hello, crash, mesh and metrics/tracing run")
 	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
 	fs.IntVar(&c.meshConns, "mesh-conns", 0, "concurrent keep-alive connections in the mesh scenario (0: the value of -conns)")
 	fs.IntVar(&c.rounds, "rounds", 0, "rounds of every scenario (0: hello 5, start 5, metrics 5, reload 1, the others 3)")
@@ -417,6 +417,7 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 			continue
 		}
 		rounds := cfg.roundsOf(sc)
+		t0 := time.Now()
 		for round := 1; round <= rounds && ctx.Err() == nil; round++ {
 			fmt.Fprintf(log, "wattbench: %s, round %d/%d\n", sc, round, rounds)
 			each := func(names []string, run func(name string) runRecord) {
@@ -462,6 +463,7 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 				sleepCtx(ctx, settle)
 			}
 		}
+		fmt.Fprintf(log, "wattbench: %s took %s\n", sc, time.Since(t0).Round(time.Second))
 	}
 	return records
 }
@@ -490,12 +492,17 @@ func progressLine(r runRecord) string {
 	}
 	if r.Load != nil {
 		l := r.Load
-		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d; tree %s",
-			l.RPS, l.P50Ms, l.P99Ms, l.Failed, l.Refused, mib(r.MaxTreeRSS))
+		s += fmt.Sprintf("; %.0f req/s, p50 %.2f ms, p99 %.2f ms, failed %d, refused %d",
+			l.RPS, l.P50Ms, l.P99Ms, l.Failed, l.Refused)
+		if r.MaxTreeRSS > 0 { // not sampled in rolling
+			s += "; tree " + mib(r.MaxTreeRSS)
+		}
 		if r.MaxRootRSS > 0 { // 0 for a target of several processes
 			s += ", root " + mib(r.MaxRootRSS)
 		}
-		s += fmt.Sprintf("; cpu bench %.2f", r.BenchCores)
+		if r.BenchCores > 0 {
+			s += fmt.Sprintf("; cpu bench %.2f", r.BenchCores)
+		}
 		if r.TargetCores > 0 {
 			s += fmt.Sprintf(" target %.2f", r.TargetCores)
 		}

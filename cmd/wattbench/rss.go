@@ -15,7 +15,7 @@ import (
 // (heaps grown, buffers kept) shows as the difference.
 
 // rssSettle is the quiet time before each idle reading.
-const rssSettle = time.Second
+const rssSettle = 500 * time.Millisecond
 
 // idleRSS is one rss run's readings at rest, in bytes.
 type idleRSS struct {

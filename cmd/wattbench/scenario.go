@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -265,14 +266,14 @@ func (r *runRecord) fail(ctx context.Context, err error, ps ...*proc) {
 
 // runStartup measures exec to first 200, then the graceful stop.
 func (b *bench) runStartup(ctx context.Context, t target, round, rep int) runRecord {
-	rec := runRecord{Target: t.name, Scenario: "startup", Round: round, Repeat: rep}
+	rec := runRecord{Target: t.name, Scenario: scStart, Round: round, Repeat: rep}
 	port, err := freePort()
 	if err != nil {
 		rec.fail(ctx, err)
 		return rec
 	}
 	rec.Port = port
-	logName := fmt.Sprintf("%s-startup-r%d-%d.log", t.name, round, rep)
+	logName := fmt.Sprintf("%s-start-r%d-%d.log", t.name, round, rep)
 	p, err := b.start(ctx, t, port, nil, logName)
 	if err != nil {
 		rec.fail(ctx, err)
@@ -392,10 +393,21 @@ func standbyHonoured(p *proc) error {
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.Contains(line, "standby") && strings.Contains(line, "unknown key") {
-			return fmt.Errorf("wattd does not know the standby key: %s", line)
+			return fmt.Errorf("wattd does not know the standby key: %s", logMessage(line))
 		}
 	}
 	return sc.Err()
+}
+
+// logMessage is the message of a JSON log line, or the line itself.
+func logMessage(line string) string {
+	var l struct {
+		Msg string `json:"msg"`
+	}
+	if json.Unmarshal([]byte(line), &l) == nil && l.Msg != "" {
+		return l.Msg
+	}
+	return line
 }
 
 // nodeAtLeast reports whether a `node --version` string is major.minor or
