@@ -102,6 +102,7 @@ func replacementGaps(evs []workerEvent) []float64 {
 
 // replaceSummary is one run's replacement times.
 type replaceSummary struct {
+	Exits    int       `json:"exits"` // worker deaths noted, replaced or not
 	N        int       `json:"replacements"`
 	MedianMs float64   `json:"median_ms"`
 	P90Ms    float64   `json:"p90_ms"`
@@ -109,8 +110,14 @@ type replaceSummary struct {
 	GapsMs   []float64 `json:"gaps_ms"`
 }
 
-func summarizeReplace(gaps []float64) *replaceSummary {
+func summarizeReplace(evs []workerEvent) *replaceSummary {
+	gaps := replacementGaps(evs)
 	s := &replaceSummary{N: len(gaps), GapsMs: gaps}
+	for _, e := range evs {
+		if e.kind == "exit" {
+			s.Exits++
+		}
+	}
 	if len(gaps) > 0 {
 		s.MedianMs = quantile(gaps, 0.5)
 		s.P90Ms = quantile(gaps, 0.9)

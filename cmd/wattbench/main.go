@@ -138,7 +138,7 @@ var scenarioTargets = map[string][]string{
 // otherwise: enough for a median that one noisy round cannot move, few
 // enough that the default set stays within five minutes on two cores.
 var defaultRounds = map[string]int{
-	scHello: 5, scCrash: 3, scRolling: 3, scMesh: 3, scStart: 5, scRSS: 3,
+	scHello: 5, scCrash: 3, scRolling: 3, scMesh: 3, scStart: 5, scRSS: 2,
 	metricsScenario: 5, scTracing: 3, scReload: 1,
 }
 
@@ -198,7 +198,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each hello, crash, mesh and metrics/tracing run")
 	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
 	fs.IntVar(&c.meshConns, "mesh-conns", 0, "concurrent keep-alive connections in the mesh scenario (0: the value of -conns)")
-	fs.IntVar(&c.rounds, "rounds", 0, "rounds of every scenario (0: hello 5, start 5, metrics 5, reload 1, the others 3)")
+	fs.IntVar(&c.rounds, "rounds", 0, "rounds of every scenario (0: hello 5, start 5, metrics 5, rss 2, reload 1, the others 3)")
 	fs.IntVar(&c.startRepeats, "starts", 1, "starts per runner per round in the start scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 20, "crash scenario: spread worker lifetimes by +/- this percentage (0-90); at 0 workers started together die together")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "runners to run: "+strings.Join(allTargets, ", "))

@@ -206,6 +206,13 @@ var specs = map[string]spec{
 			{name: "refused connections (sum)", prec: 0, fold: foldSum, value: refused},
 			{name: "  refused time per connection", unit: "ms", prec: 0,
 				value: loadVal(func(l *loadSummary) float64 { return l.RefusedMsPerConn })},
+			{name: "worker deaths (sum)", prec: 0, fold: foldSum,
+				value: func(r *runRecord) (float64, bool) {
+					if r.Replace == nil {
+						return 0, false
+					}
+					return float64(r.Replace.Exits), true
+				}},
 			{name: "worker deaths replaced (sum)", prec: 0, fold: foldSum,
 				value: func(r *runRecord) (float64, bool) {
 					if r.Replace == nil {

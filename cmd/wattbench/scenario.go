@@ -324,7 +324,7 @@ func (b *bench) runCrash(ctx context.Context, t target, round int) runRecord {
 		rec.fail(ctx, fmt.Errorf("%s: %w", events, err))
 		return rec
 	}
-	rec.Replace = summarizeReplace(replacementGaps(evs))
+	rec.Replace = summarizeReplace(evs)
 	return rec
 }
 
