@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -125,7 +126,7 @@ func (b *bench) runReload(ctx context.Context, t target, round int) []runRecord 
 }
 
 // waitAllReady polls ps (the output of `wattd ctl ps --json`) until every
-// worker of every application is ready.
+// worker of every application is ready (or a standby).
 func waitAllReady(ctx context.Context, limit time.Duration, ps func() ([]byte, error)) error {
 	deadline := time.Now().Add(limit)
 	last := "no answer"
@@ -142,7 +143,9 @@ func waitAllReady(ctx context.Context, limit time.Duration, ps func() ([]byte, e
 				ready := len(apps) > 0
 				for _, a := range apps {
 					for i, w := range a.Workers {
-						if w.State != "ready" {
+						// A standby worker is as ready as it gets
+						// until it is promoted.
+						if w.State != "ready" && !strings.Contains(w.State, "standby") {
 							ready = false
 							last = fmt.Sprintf("app %s worker %d %s", a.ID, i, w.State)
 						}
