@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -382,5 +383,13 @@ func TestStandbyRunnerNeverCrashesTheBench(t *testing.T) {
 		}
 	default:
 		t.Errorf("status %d with run error %q", status, r.Error)
+	}
+}
+
+func TestWattdStartNamesTheRuntime(t *testing.T) {
+	argv := wattdStart("/bin/wattd", "/x/hello")
+	want := []string{"/bin/wattd", "start", "--name", "wattbench-" + strconv.Itoa(os.Getpid()) + "-hello", "/x/hello"}
+	if !slices.Equal(argv, want) {
+		t.Errorf("argv %q, want %q", argv, want)
 	}
 }

@@ -646,7 +646,7 @@ func preflight(cfg *config) (benchEnv, error) {
 		e.targets["wattd"] = target{
 			name:    "wattd",
 			dir:     hello,
-			argv:    []string{wattd, "start", hello},
+			argv:    wattdStart(wattd, hello),
 			portEnv: "PLT_SERVER_PORT",
 			count:   1,
 		}
@@ -655,7 +655,7 @@ func preflight(cfg *config) (benchEnv, error) {
 		e.targets["wattd-standby"] = target{
 			name:    "wattd-standby",
 			dir:     hello,
-			argv:    []string{wattd, "start", hello},
+			argv:    wattdStart(wattd, hello),
 			portEnv: "PLT_SERVER_PORT",
 			count:   1,
 			standby: 1,
@@ -663,7 +663,7 @@ func preflight(cfg *config) (benchEnv, error) {
 		e.mesh.wattd = target{
 			name:    "wattd",
 			dir:     meshDir,
-			argv:    []string{wattd, "start", meshDir},
+			argv:    wattdStart(wattd, meshDir),
 			portEnv: "PLT_SERVER_PORT",
 			count:   1,
 		}

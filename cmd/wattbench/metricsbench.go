@@ -47,7 +47,7 @@ func (b *bench) runMetrics(ctx context.Context, wattd target, on bool, round int
 		rec.fail(ctx, err)
 		return rec
 	}
-	t.name, t.dir, t.argv = metricsOnTarget, dir, []string{wattd.argv[0], "start", dir}
+	t.name, t.dir, t.argv = metricsOnTarget, dir, wattdStart(wattd.argv[0], dir)
 	sctx, stop := context.WithCancel(ctx)
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup

@@ -67,7 +67,7 @@ func (b *bench) runReload(ctx context.Context, t target, round int) []runRecord 
 	}
 	wt := t
 	wt.dir = dir
-	wt.argv = []string{t.argv[0], "start", dir}
+	wt.argv = wattdStart(t.argv[0], dir)
 	p, err := b.start(ctx, wt, port, nil, fmt.Sprintf("wattd-reload-r%d.log", round))
 	if err != nil {
 		return failAll(err)

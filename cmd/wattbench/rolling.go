@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -81,13 +84,17 @@ func (b *bench) runRolling(ctx context.Context, t target, round int) runRecord {
 	return rec
 }
 
-// ctl runs `wattd ctl ARGS` against the wattd target t started (it finds
-// the runtime by its project directory) and returns what it printed on
-// stdout.
+// ctl runs `wattd ctl ARGS` against the wattd target t started, named by
+// its runtime name, and returns what it printed on stdout.
 func (b *bench) ctl(ctx context.Context, t target, args ...string) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, t.argv[0], append([]string{"ctl"}, args...)...)
+	argv := append([]string{"ctl"}, args...)
+	if i := slices.Index(t.argv, "--name"); i > 0 && i+1 < len(t.argv) && len(args) > 0 {
+		// After the subcommand, which takes --name as its own option.
+		argv = slices.Concat([]string{"ctl", args[0], "--name", t.argv[i+1]}, args[1:])
+	}
+	cmd := exec.CommandContext(cctx, t.argv[0], argv...)
 	cmd.Dir = t.dir
 	cmd.Env = append(append([]string(nil), b.env...), t.env...)
 	out, err := cmd.Output()
@@ -111,4 +118,12 @@ func (b *bench) waitReady(ctx context.Context, t target) error {
 		defer cancel()
 		return b.ctl(cctx, t, "ps", "--json")
 	})
+}
+
+// wattdStart is the command line that starts wattd on the project in dir,
+// under a runtime name of the bench's own: wattd refuses a second runtime
+// of the same name, and the default, the directory's name ("hello"), may
+// well be taken by another wattd on the machine.
+func wattdStart(wattd, dir string) []string {
+	return []string{wattd, "start", "--name", fmt.Sprintf("wattbench-%d-%s", os.Getpid(), filepath.Base(dir)), dir}
 }

@@ -371,7 +371,7 @@ func (b *bench) prepare(t target) (target, error) {
 		}
 	}
 	t.dir = dir
-	t.argv = []string{t.argv[0], "start", dir}
+	t.argv = wattdStart(t.argv[0], dir)
 	return t, nil
 }
 

@@ -102,7 +102,7 @@ func (b *bench) runTracing(ctx context.Context, wattd target, variant string, ro
 	t := wattd
 	t.name = variant
 	t.dir = dir
-	t.argv = []string{wattd.argv[0], "start", dir}
+	t.argv = wattdStart(wattd.argv[0], dir)
 	p, err := b.start(ctx, t, port, nil, fmt.Sprintf("wattd-%s-r%d.log", variant, round))
 	if err != nil {
 		rec.fail(ctx, err)
