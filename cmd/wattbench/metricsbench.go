@@ -14,7 +14,7 @@ import (
 )
 
 // The metrics scenario measures what the runtime's metrics cost a Node
-// app: the throughput load on the hello fixture under wattd with metrics
+// app: the hello scenario's load on the hello fixture under wattd with metrics
 // off ("wattd") and on ("wattd+metrics": the fixture's watt.json plus a
 // metrics server on loopback, scraped every second during the run, which
 // is harsher than any Prometheus set-up). The two alternate within each

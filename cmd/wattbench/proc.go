@@ -241,7 +241,7 @@ func (s *treeSampler) sample() {
 // markCPU records the CPU time consumed so far by every process in the tree;
 // cpuSince then reports what the tree used after the mark. Processes that
 // exit in between take their CPU time with them, so this is exact only for
-// a tree that stays put, as in the throughput scenario.
+// a tree that stays put, as in the hello scenario.
 func (s *treeSampler) markCPU() {
 	m := make(map[procID]uint64)
 	for _, p := range processForest(s.roots) {

@@ -78,7 +78,7 @@ func (b *bench) tracingProject(hello, variant string, s *otlpSink) (string, erro
 	})
 }
 
-// runTracing measures one variant for one round: the throughput
+// runTracing measures one variant for one round: the hello scenario's
 // measurement of wattd on the hello app. A tracing-on run whose spans never
 // reached the sink is a failed run, not a cheap one.
 func (b *bench) runTracing(ctx context.Context, wattd target, variant string, round int) runRecord {
