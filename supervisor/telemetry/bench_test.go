@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/otel/sdk/resource"
-
 	"github.com/wattd/wattd/ipc"
 )
 
@@ -24,14 +22,37 @@ func spansPayload(n int) json.RawMessage {
 	return json.RawMessage(b.String())
 }
 
+// httpPayload is a binary spans frame's payload (after the tag) of n
+// server spans like the Node preload sends for a hello app.
+func httpPayload(n int) []byte {
+	spans := make([]ipc.HTTPSpan, n)
+	for i := range spans {
+		s := &spans[i]
+		s.Kind, s.Status = ipc.SpanBinServer, 200
+		s.StartMs, s.EndMs = 1764672000123.456, 1764672000125.789
+		s.TraceID[0], s.TraceID[15], s.SpanID[7] = 0x4b, byte(i+1), byte(i+1)
+		s.Method, s.Target, s.Host = "GET", "/", "127.0.0.1:3042"
+	}
+	return ipc.AppendHTTPSpans(nil, spans)[5:]
+}
+
+// BenchmarkDecodeConvert is wattd's work per JSON span up to the OTLP
+// form the exporters upload.
 func BenchmarkDecodeConvert(b *testing.B) {
 	raw := spansPayload(100)
-	res := resource.Empty()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		spans, _, _ := ipc.DecodeSpans(raw)
-		for j := range spans {
-			_ = Convert(&spans[j], res)
-		}
+		_ = spansFromJSON(spans)
+	}
+}
+
+// BenchmarkDecodeHTTP is the same for the binary frame of Node workers.
+func BenchmarkDecodeHTTP(b *testing.B) {
+	p := httpPayload(100)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		spans, _, _ := ipc.DecodeHTTPSpans(p)
+		_ = SpansFromHTTP(spans)
 	}
 }
