@@ -247,7 +247,7 @@ func wireOf(sp *tracepb.Span) wireSpan {
 	w := wireSpan{
 		TraceID: hex.EncodeToString(sp.TraceId), SpanID: hex.EncodeToString(sp.SpanId), ParentSpanID: hex.EncodeToString(sp.ParentSpanId),
 		Name: sp.Name, StartMs: float64(sp.StartTimeUnixNano) / 1e6, EndMs: float64(sp.EndTimeUnixNano) / 1e6,
-		Kind: map[tracepb.Span_SpanKind]string{tracepb.Span_SPAN_KIND_SERVER: "server", tracepb.Span_SPAN_KIND_CLIENT: "client"}[sp.Kind],
+		Kind:       map[tracepb.Span_SpanKind]string{tracepb.Span_SPAN_KIND_SERVER: "server", tracepb.Span_SPAN_KIND_CLIENT: "client"}[sp.Kind],
 		Attributes: map[string]any{}, Status: "unset",
 	}
 	for _, kv := range sp.Attributes {
