@@ -1,12 +1,19 @@
 package telemetry
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/config"
 )
 
 func spansPayload(n int) json.RawMessage {
@@ -55,4 +62,36 @@ func BenchmarkDecodeHTTP(b *testing.B) {
 		spans, _, _ := ipc.DecodeHTTPSpans(p)
 		_ = SpansFromHTTP(spans)
 	}
+}
+
+// BenchmarkPipelineOTLPHTTP is wattd's whole work per span of a Node
+// worker: decoding, building and uploading over OTLP/HTTP to a server
+// that discards the body, as the bench's sink does.
+func BenchmarkPipelineOTLPHTTP(b *testing.B) {
+	var spans atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	p, err := New(Options{Config: config.Telemetry{Enabled: true, Exporters: []config.Exporter{{Type: config.ExporterOTLP, Protocol: config.ProtocolHTTP, URL: srv.URL + "/v1/traces"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := p.Source("hello", 0, 1)
+	const per = 100
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// A fresh payload per message, as each comes off the channel.
+		src.IngestBinary(httpPayload(per))
+		spans.Add(per)
+		for p.sinks[0].queued.Load() > 4000 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans.Load()), "ns/span")
 }

@@ -203,3 +203,57 @@ func TestHTTPSpansClipAndUTF8(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWireEqualsObjects: the protobuf bytes the OTLP exporters get for HTTP
+// spans parse back into exactly the spans SpansFromHTTP builds as objects.
+func TestWireEqualsObjects(t *testing.T) {
+	var in []ipc.HTTPSpan
+	for i, c := range []struct {
+		kind, flags byte
+		status      uint16
+		method      string
+		target      string
+		host        string
+		port        uint16
+	}{
+		{ipc.SpanBinServer, 0, 200, "GET", "/users?id=1", "api.example:8443", 0},
+		{ipc.SpanBinServer, ipc.SpanBinParent | ipc.SpanBinTLS, 503, "POST", "/x", "[::1]:80", 0},
+		{ipc.SpanBinServer, ipc.SpanBinIncomplete, 0, "PURGE", "/é", "", 0},
+		{ipc.SpanBinClient, ipc.SpanBinParent, 404, "GET", "http://db.plt.local/rows", "db.plt.local", 80},
+		{ipc.SpanBinClient, 0, 0, "PUT", "http://db.plt.local/", "db.plt.local", 8080},
+	} {
+		s := ipc.HTTPSpan{Kind: c.kind, Flags: c.flags, Status: c.status, Port: c.port, StartMs: 1764672000123.5 + float64(i), EndMs: 1764672000124.25 + float64(i),
+			Method: c.method, Target: c.target, Host: c.host}
+		s.TraceID[0], s.SpanID[0], s.SpanID[7] = 1, 2, byte(i+1)
+		if c.flags&ipc.SpanBinParent != 0 {
+			s.ParentSpanID[7] = 3
+		}
+		in = append(in, s)
+	}
+	decoded, _, err := ipc.DecodeHTTPSpans(ipc.AppendHTTPSpans(nil, in)[5:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &tracepb.ScopeSpans{Scope: scopePB, Spans: SpansFromHTTP(decoded)}
+
+	var w wireWriter
+	for i := range decoded {
+		describeHTTP(&decoded[i], &w)
+	}
+	ss := &tracepb.ScopeSpans{Scope: scopePB}
+	ss.ProtoReflect().SetUnknown(w.out)
+	raw, err := proto.Marshal(ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &tracepb.ScopeSpans{}
+	if err := proto.Unmarshal(raw, got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, want) {
+		t.Errorf("wire form differs:\n got %v\nwant %v", got, want)
+	}
+	if len(got.Spans) != len(in) || len(got.ProtoReflect().GetUnknown()) != 0 {
+		t.Errorf("%d spans, %d unknown bytes", len(got.Spans), len(got.ProtoReflect().GetUnknown()))
+	}
+}

@@ -38,11 +38,12 @@ var scopePB = &commonpb.InstrumentationScope{Name: Scope.Name}
 // resource its spans get. Ingest and IngestBinary are called by the one
 // goroutine that reads the worker's control channel.
 //
-// Spans go from the worker's message straight to OTLP's protobuf types,
-// which the OTLP exporters' clients upload as they are: a worker that
-// traces every request sends as many spans as it serves requests, and the
-// SDK's span objects, made and transformed again for each export, cost
-// several times the decoding.
+// A Node worker's HTTP spans stay in their decoded binary form until an
+// exporter takes them: the OTLP exporters' clients then get them encoded
+// straight into protobuf (wire.go), the others as SDK spans. A worker that
+// traces every request sends as many spans as it serves requests, and
+// the SDK's span objects, made and transformed again for each export,
+// cost several times the rest of wattd's work.
 type Source struct {
 	p      *Pipeline
 	app    string
@@ -137,7 +138,7 @@ func (s *Source) Ingest(raw json.RawMessage) {
 	if len(spans) == 0 {
 		return
 	}
-	s.enqueue(spansFromJSON(spans))
+	s.enqueue(batch{src: s, pb: spansFromJSON(spans)})
 }
 
 // IngestBinary is Ingest for a binary spans frame's payload (after its
@@ -151,7 +152,7 @@ func (s *Source) IngestBinary(payload []byte) {
 	if len(spans) == 0 {
 		return
 	}
-	s.enqueue(SpansFromHTTP(spans))
+	s.enqueue(batch{src: s, http: spans})
 }
 
 func (s *Source) received(valid, dropped int, firstErr error) {
@@ -164,8 +165,8 @@ func (s *Source) received(valid, dropped int, firstErr error) {
 	}
 }
 
-func (s *Source) enqueue(spans []*tracepb.Span) {
-	if full := s.p.enqueue(batch{src: s, spans: spans}); full > 0 {
+func (s *Source) enqueue(b batch) {
+	if full := s.p.enqueue(b); full > 0 {
 		s.counts.QueueFull.Add(uint64(full))
 	}
 }
@@ -278,99 +279,136 @@ const (
 	msgNoResponse = "no response"
 )
 
-// SpansFromHTTP makes the OTLP spans of a binary frame's HTTP spans, with
-// the attributes of OpenTelemetry's HTTP server and client conventions.
-// The span's name is "METHOD /path" for a server span and "METHOD url"
-// for a client span, as Watt names them.
-func SpansFromHTTP(in []ipc.HTTPSpan) []*tracepb.Span {
-	a := newArena(len(in), len(in)*maxHTTPAttrs, 0)
-	for i := range in {
-		h := &in[i]
-		sp := a.span()
-		sp.TraceId = h.TraceID[:]
-		sp.SpanId = h.SpanID[:]
-		sp.StartTimeUnixNano = msNanos(h.StartMs)
-		sp.EndTimeUnixNano = msNanos(h.EndMs)
-		mark := len(a.kvPtrs)
-		if knownMethod(h.Method) {
-			a.str("http.request.method", h.Method)
-		} else {
-			a.str("http.request.method", "_OTHER")
-			a.str("http.request.method_original", h.Method)
-		}
-		incomplete := h.Flags&ipc.SpanBinIncomplete != 0
-		if h.Kind == ipc.SpanBinServer {
-			sp.Kind = tracepb.Span_SPAN_KIND_SERVER
-			sp.Flags = flagsHasIsRemote
-			if h.HasParent() {
-				sp.ParentSpanId = h.ParentSpanID[:]
-				sp.Flags |= flagsIsRemote // the caller is another process
-			}
-			path, query := h.Target, ""
-			for j := 0; j < len(path); j++ {
-				if path[j] == '?' {
-					path, query = path[:j], path[j+1:]
-					break
-				}
-			}
-			sp.Name = clipName(h.MethodTarget[:len(h.Method)+1+len(path)])
-			a.str("url.path", clipValue(path))
-			if h.Flags&ipc.SpanBinTLS != 0 {
-				a.str("url.scheme", "https")
-			} else {
-				a.str("url.scheme", "http")
-			}
-			if query != "" {
-				a.str("url.query", clipValue(query))
-			}
-			if h.Host != "" {
-				// Host header: name[:port], or [v6]:port.
-				host, port := h.Host, ""
-				if c := lastByte(host, ':'); c > lastByte(host, ']') {
-					host, port = host[:c], host[c+1:]
-				}
-				a.str("server.address", clipValue(host))
-				if n, err := strconv.Atoi(port); err == nil {
-					a.int("server.port", int64(n))
-				}
-			}
-			if h.Status != 0 {
-				a.int("http.response.status_code", int64(h.Status))
-			}
-			switch {
-			case incomplete:
-				a.str("error.type", "incomplete")
-				a.setStatus(sp, tracepb.Status_STATUS_CODE_ERROR, msgIncomplete)
-			case h.Status >= 500: // 4xx is the client's error, not the server's
-				a.str("error.type", statusText(h.Status))
-				a.setStatus(sp, tracepb.Status_STATUS_CODE_ERROR, "")
-			}
-		} else {
-			sp.Kind = tracepb.Span_SPAN_KIND_CLIENT
-			sp.Flags = flagsHasIsRemote
-			if h.HasParent() {
-				sp.ParentSpanId = h.ParentSpanID[:] // the worker's own server span
-			}
-			sp.Name = clipName(h.MethodTarget)
-			a.str("url.full", clipValue(h.Target))
-			a.str("server.address", clipValue(h.Host))
-			a.int("server.port", int64(h.Port))
-			switch {
-			case h.Status == 0 || incomplete:
-				a.str("error.type", "_OTHER")
-				a.setStatus(sp, tracepb.Status_STATUS_CODE_ERROR, msgNoResponse)
-			default:
-				a.int("http.response.status_code", int64(h.Status))
-				if h.Status >= 400 {
-					a.str("error.type", statusText(h.Status))
-					a.setStatus(sp, tracepb.Status_STATUS_CODE_ERROR, "")
-				}
-			}
-		}
-		sp.Attributes = a.attrs(mark)
-	}
-	return a.ptrs
+// spanWriter receives one HTTP span as describeHTTP derives it: its
+// frame (begin), its attributes in order, its status if any, and end.
+type spanWriter interface {
+	begin(h *ipc.HTTPSpan, kind tracepb.Span_SpanKind, name string, flags uint32)
+	str(key, v string)
+	int(key string, v int64)
+	status(code tracepb.Status_StatusCode, msg string)
+	end()
 }
+
+// describeHTTP derives an HTTP span's name, attributes and status, as
+// OpenTelemetry's HTTP server and client conventions have them, and hands
+// them to w. The name is "METHOD /path" for a server span and "METHOD url"
+// for a client span, as Watt names them.
+func describeHTTP(h *ipc.HTTPSpan, w spanWriter) {
+	incomplete := h.Flags&ipc.SpanBinIncomplete != 0
+	if h.Kind == ipc.SpanBinServer {
+		flags := flagsHasIsRemote
+		if h.HasParent() {
+			flags |= flagsIsRemote // the caller is another process
+		}
+		path, query := h.Target, ""
+		for j := 0; j < len(path); j++ {
+			if path[j] == '?' {
+				path, query = path[:j], path[j+1:]
+				break
+			}
+		}
+		w.begin(h, tracepb.Span_SPAN_KIND_SERVER, clipName(h.MethodTarget[:len(h.Method)+1+len(path)]), flags)
+		methodAttrs(h.Method, w)
+		w.str("url.path", clipValue(path))
+		if h.Flags&ipc.SpanBinTLS != 0 {
+			w.str("url.scheme", "https")
+		} else {
+			w.str("url.scheme", "http")
+		}
+		if query != "" {
+			w.str("url.query", clipValue(query))
+		}
+		if h.Host != "" {
+			// Host header: name[:port], or [v6]:port.
+			host, port := h.Host, ""
+			if c := lastByte(host, ':'); c > lastByte(host, ']') {
+				host, port = host[:c], host[c+1:]
+			}
+			w.str("server.address", clipValue(host))
+			if n, err := strconv.Atoi(port); err == nil {
+				w.int("server.port", int64(n))
+			}
+		}
+		if h.Status != 0 {
+			w.int("http.response.status_code", int64(h.Status))
+		}
+		switch {
+		case incomplete:
+			w.str("error.type", "incomplete")
+			w.status(tracepb.Status_STATUS_CODE_ERROR, msgIncomplete)
+		case h.Status >= 500: // 4xx is the client's error, not the server's
+			w.str("error.type", statusText(h.Status))
+			w.status(tracepb.Status_STATUS_CODE_ERROR, "")
+		}
+		w.end()
+		return
+	}
+	// A client span's parent is the worker's own server span.
+	w.begin(h, tracepb.Span_SPAN_KIND_CLIENT, clipName(h.MethodTarget), flagsHasIsRemote)
+	methodAttrs(h.Method, w)
+	w.str("url.full", clipValue(h.Target))
+	w.str("server.address", clipValue(h.Host))
+	w.int("server.port", int64(h.Port))
+	switch {
+	case h.Status == 0 || incomplete:
+		w.str("error.type", "_OTHER")
+		w.status(tracepb.Status_STATUS_CODE_ERROR, msgNoResponse)
+	default:
+		w.int("http.response.status_code", int64(h.Status))
+		if h.Status >= 400 {
+			w.str("error.type", statusText(h.Status))
+			w.status(tracepb.Status_STATUS_CODE_ERROR, "")
+		}
+	}
+	w.end()
+}
+
+func methodAttrs(m string, w spanWriter) {
+	if knownMethod(m) {
+		w.str("http.request.method", m)
+		return
+	}
+	w.str("http.request.method", "_OTHER")
+	w.str("http.request.method_original", m)
+}
+
+// SpansFromHTTP makes the OTLP spans of a binary frame's HTTP spans (see
+// describeHTTP), as the SDK's exporters and tests want them; the OTLP
+// exporters get them encoded at once (appendHTTPSpans).
+func SpansFromHTTP(in []ipc.HTTPSpan) []*tracepb.Span {
+	w := arenaWriter{a: newArena(len(in), len(in)*maxHTTPAttrs, 0)}
+	for i := range in {
+		describeHTTP(&in[i], &w)
+	}
+	return w.a.ptrs
+}
+
+// arenaWriter builds tracepb spans in an arena.
+type arenaWriter struct {
+	a    *arena
+	sp   *tracepb.Span
+	mark int
+}
+
+func (w *arenaWriter) begin(h *ipc.HTTPSpan, kind tracepb.Span_SpanKind, name string, flags uint32) {
+	sp := w.a.span()
+	sp.TraceId = h.TraceID[:]
+	sp.SpanId = h.SpanID[:]
+	if h.HasParent() {
+		sp.ParentSpanId = h.ParentSpanID[:]
+	}
+	sp.Name, sp.Kind, sp.Flags = name, kind, flags
+	sp.StartTimeUnixNano = msNanos(h.StartMs)
+	sp.EndTimeUnixNano = msNanos(h.EndMs)
+	w.sp, w.mark = sp, len(w.a.kvPtrs)
+}
+
+func (w *arenaWriter) str(key, v string)       { w.a.str(key, v) }
+func (w *arenaWriter) int(key string, v int64) { w.a.int(key, v) }
+func (w *arenaWriter) status(code tracepb.Status_StatusCode, msg string) {
+	w.a.setStatus(w.sp, code, msg)
+}
+func (w *arenaWriter) end() { w.sp.Attributes = w.a.attrs(w.mark) }
 
 // statusTexts are the error.type values of the common error statuses,
 // made once.

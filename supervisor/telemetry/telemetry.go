@@ -30,7 +30,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -212,7 +214,7 @@ func newExporter(ec config.Exporter, stdout io.Writer) (exporter, io.Closer, err
 		if err := c.Start(ctx); err != nil {
 			return nil, nil, err
 		}
-		return otlpExporter{c}, nil, nil
+		return &otlpExporter{client: c}, nil, nil
 	case config.ExporterConsole:
 		e, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
 		return sdkExporter{e}, nil, err
@@ -297,16 +299,31 @@ func (p *Pipeline) Counts() map[string]Counts {
 	return out
 }
 
-// batch is the spans of one message from one worker.
+// batch is the spans of one message from one worker: OTLP spans (from a
+// JSON message) or HTTP spans (from a binary frame).
 type batch struct {
-	src   *Source
-	spans []*tracepb.Span
+	src  *Source
+	pb   []*tracepb.Span
+	http []ipc.HTTPSpan
+}
+
+func (b *batch) len() int { return len(b.pb) + len(b.http) }
+
+// split returns the first n spans of b and the rest.
+func (b batch) split(n int) (head, tail batch) {
+	head, tail = b, b
+	if b.pb != nil {
+		head.pb, tail.pb = b.pb[:n:n], b.pb[n:]
+	} else {
+		head.http, tail.http = b.http[:n:n], b.http[n:]
+	}
+	return head, tail
 }
 
 // enqueue hands a message's spans to every exporter without waiting; it
 // returns how many spans found at least one exporter's queue full.
 func (p *Pipeline) enqueue(b batch) (full int) {
-	n := len(b.spans)
+	n := b.len()
 	if p.closed.Load() {
 		return n
 	}
@@ -332,41 +349,82 @@ type exporter interface {
 	shutdown(ctx context.Context) error
 }
 
-// otlpExporter uploads OTLP spans with an OTLP exporter's client, one
-// ResourceSpans per worker.
-type otlpExporter struct{ client otlptrace.Client }
+// otlpExporter uploads spans with an OTLP exporter's client, one
+// ResourceSpans per worker. HTTP spans are encoded into wire, which is
+// reused from one export to the next: the client has marshaled the
+// request by the time UploadTraces returns. A sink's one goroutine uses
+// it.
+type otlpExporter struct {
+	client otlptrace.Client
+	wire   wireWriter
+}
 
-func (e otlpExporter) export(ctx context.Context, batches []batch) error {
+func (e *otlpExporter) export(ctx context.Context, batches []batch) error {
+	type group struct {
+		ss    *tracepb.ScopeSpans
+		http  []*batch
+		start int
+	}
+	var groups []*group
+	bySource := make(map[*Source]*group, 4)
 	rss := make([]*tracepb.ResourceSpans, 0, 4)
-	bySource := make(map[*Source]*tracepb.ScopeSpans, 4)
-	for _, b := range batches {
-		ss := bySource[b.src]
-		if ss == nil {
-			ss = &tracepb.ScopeSpans{Scope: scopePB}
-			bySource[b.src] = ss
+	for i := range batches {
+		b := &batches[i]
+		g := bySource[b.src]
+		if g == nil {
+			g = &group{ss: &tracepb.ScopeSpans{Scope: scopePB}}
+			bySource[b.src] = g
+			groups = append(groups, g)
 			rss = append(rss, &tracepb.ResourceSpans{
-				Resource: b.src.resPB, SchemaUrl: b.src.res.SchemaURL(), ScopeSpans: []*tracepb.ScopeSpans{ss},
+				Resource: b.src.resPB, SchemaUrl: b.src.res.SchemaURL(), ScopeSpans: []*tracepb.ScopeSpans{g.ss},
 			})
 		}
-		ss.Spans = append(ss.Spans, b.spans...)
+		g.ss.Spans = append(g.ss.Spans, b.pb...)
+		if len(b.http) > 0 {
+			g.http = append(g.http, b)
+		}
+	}
+	w := &e.wire
+	w.out = w.out[:0]
+	for _, g := range groups {
+		g.start = len(w.out)
+		for _, b := range g.http {
+			for j := range b.http {
+				describeHTTP(&b.http[j], w)
+			}
+		}
+	}
+	for i, g := range groups {
+		end := len(w.out)
+		if i+1 < len(groups) {
+			end = groups[i+1].start
+		}
+		if end > g.start {
+			g.ss.ProtoReflect().SetUnknown(protoreflect.RawFields(w.out[g.start:end]))
+		}
 	}
 	return e.client.UploadTraces(ctx, rss)
 }
 
-func (e otlpExporter) shutdown(ctx context.Context) error { return e.client.Stop(ctx) }
+func (e *otlpExporter) shutdown(ctx context.Context) error { return e.client.Stop(ctx) }
 
 // sdkExporter hands the SDK's span form to one of its exporters.
 type sdkExporter struct{ exp sdktrace.SpanExporter }
 
 func (e sdkExporter) export(ctx context.Context, batches []batch) error {
 	n := 0
-	for _, b := range batches {
-		n += len(b.spans)
+	for i := range batches {
+		n += batches[i].len()
 	}
 	ro := make([]sdktrace.ReadOnlySpan, 0, n)
 	for _, b := range batches {
-		for _, sp := range b.spans {
+		for _, sp := range b.pb {
 			ro = append(ro, ReadOnly(sp, b.src.res))
+		}
+		if len(b.http) > 0 {
+			for _, sp := range SpansFromHTTP(b.http) {
+				ro = append(ro, ReadOnly(sp, b.src.res))
+			}
 		}
 	}
 	return e.exp.ExportSpans(ctx, ro)
@@ -428,15 +486,15 @@ func (s *sink) run() {
 	// take adds a message's spans, exporting every time s.batch are
 	// waiting: a message larger than the room left is split.
 	take := func(ctx context.Context, b batch) {
-		s.queued.Add(-int64(len(b.spans)))
-		for len(b.spans) > 0 && ctx.Err() == nil {
-			part := b
-			if room := s.batch - n; len(b.spans) > room {
-				part.spans = b.spans[:room:room]
+		s.queued.Add(-int64(b.len()))
+		for b.len() > 0 && ctx.Err() == nil {
+			part, rest := b, batch{}
+			if room := s.batch - n; b.len() > room {
+				part, rest = b.split(room)
 			}
-			b.spans = b.spans[len(part.spans):]
+			b = rest
 			buf = append(buf, part)
-			n += len(part.spans)
+			n += part.len()
 			if n >= s.batch {
 				buf, n = s.export(ctx, buf, n)
 			}
