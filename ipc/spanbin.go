@@ -234,28 +234,30 @@ func validText(b []byte) string {
 // hexID decodes lower-case hex src into dst (len(src) == 2*len(dst)) and
 // reports whether it was valid and not all zero.
 func hexID(dst, src []byte) bool {
-	var or byte
+	var or, bad byte
 	for i := range dst {
-		hi, ok1 := lowerHex(src[2*i])
-		lo, ok2 := lowerHex(src[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
+		hi, lo := hexVal[src[2*i]], hexVal[src[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo&0x0f
 		or |= dst[i]
 	}
-	return or != 0
+	return bad&0x80 == 0 && or != 0
 }
 
-func lowerHex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
+// hexVal maps a lower-case hex digit to its value and anything else to
+// 0xff.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c - 'a' + 10)
+	}
+	return t
+}()
 
 // AppendHTTPSpans appends a binary spans frame holding spans, length
 // prefix included, to buf: the form a worker sends (Method, Target, Host
