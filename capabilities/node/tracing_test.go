@@ -409,6 +409,38 @@ func testTracing(t *testing.T) {
 		}
 	})
 
+	t.Run("long targets, other methods", func(t *testing.T) {
+		// A target of 12,008 characters (Node's header limit is 16 KiB),
+		// cut to 4096 in url.path and 256 in the name.
+		long := "/status/" + strings.Repeat("%C3%A9", 2000)
+		req, _ := http.NewRequest("PURGE", base+long+"?code=200", nil)
+		resp, err := tcpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		spans := w.spansUntil("the PURGE span", func(s []wireSpan) bool {
+			for _, x := range s {
+				if strings.HasPrefix(x.Name, "PURGE ") {
+					return true
+				}
+			}
+			return false
+		})
+		for _, s := range spans {
+			if !strings.HasPrefix(s.Name, "PURGE ") {
+				continue
+			}
+			path, _ := s.Attributes["url.path"].(string)
+			if len([]rune(s.Name)) != 256 || len([]rune(path)) != 4096 || !strings.HasPrefix(path, "/status/%C3%A9") {
+				t.Errorf("name of %d characters, url.path of %d: %.60q", len([]rune(s.Name)), len([]rune(path)), path)
+			}
+			if s.Attributes["http.request.method"] != "_OTHER" || s.Attributes["http.request.method_original"] != "PURGE" {
+				t.Errorf("method attributes %v", s.Attributes)
+			}
+		}
+	})
+
 	t.Run("context through async code and the logger", func(t *testing.T) {
 		// Two requests at once, the first finishing last, so their
 		// continuations interleave.
