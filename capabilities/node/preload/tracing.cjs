@@ -68,8 +68,8 @@ class RequestContext {
     this.sampled = false // recorded and sent (the caller's sampled flag)
     this.tracestate = '' // passed on as it came
     this.logFields = null // rendered log fields, made at the first line
-    // Server span fields, copied from the request so that a queued span
-    // holds no request or socket.
+    // Server span fields, read from the request at its start: the
+    // context, which the request's continuations keep, holds no request.
     this.startMs = 0
     this.method = ''
     this.url = ''
