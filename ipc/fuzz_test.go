@@ -49,6 +49,8 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(frame(`{"type":"hello","versions":[1,2,3],"x":{"y":[null,true]}}`))
 	f.Add([]byte{0x00, 0x10, 0x00, 0x01, '{'})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	good := httpSpan(SpanBinServer, "GET", "/", "h")
+	f.Add(AppendHTTPSpans(nil, []HTTPSpan{good, good}))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := &countingReader{r: bytes.NewReader(data)}

@@ -25,6 +25,7 @@
 //	  | ---- checked {check:{id, ok, ...}} --> |  its result
 //	  | ---- healthSignals {signals} --------> |  the app's health signals, batched
 //	  | ---- spans {spans:[...]} ------------> |  finished trace spans, batched (spans.go)
+//	  | ---- binary spans frame -------------> |  version 2: HTTP spans, binary (spanbin.go)
 //	  |                                        |
 //	  | <--- drain {timeoutMs} --------------- |  stop accepting, finish in-flight
 //	  | ---- drained ------------------------> |  nothing in flight any more
@@ -44,7 +45,8 @@
 //	  | -- notify {to, name, data} -------> | -- notify {from, name, data} -> every ready worker
 //
 // Each frame is a 4-byte big-endian length followed by that many bytes of a
-// UTF-8 JSON object with a "type" member. Unknown types and unknown members
+// UTF-8 JSON object with a "type" member, or, from version 2, of a binary
+// spans frame: a payload whose first byte is SpansBinaryTag (spanbin.go). Unknown types and unknown members
 // are ignored by both sides, so a minor addition needs no version bump.
 // Anything else (a frame over MaxFrame, a payload that is not such an
 // object) is a bad frame, ErrBadFrame: wattd fails a worker that sends one.
@@ -60,7 +62,7 @@ import (
 )
 
 // ProtocolVersion is the newest protocol version this build speaks.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // MaxFrame bounds one frame's payload, so a confused peer cannot make the
 // other side allocate without limit.
@@ -180,6 +182,10 @@ type Message struct {
 	// raw so that one malformed span costs that span (DecodeSpans drops
 	// and counts it), not the frame and with it the worker.
 	Spans json.RawMessage `json:"spans,omitempty"`
+
+	// SpansBinary is the payload of a binary spans frame after its tag
+	// (spanbin.go); such a frame reads as a message of type spans.
+	SpansBinary []byte `json:"-"`
 }
 
 // Fault is a failed reply: the handler threw, there is no handler, or
@@ -391,6 +397,16 @@ func WriteMessage(w io.Writer, m *Message) error {
 // unusable, since the reader would take the next frame's bytes for the
 // rest of this one.
 func EncodeFrame(m *Message) ([]byte, error) {
+	if m.SpansBinary != nil {
+		// A binary spans frame: the tag, then the payload as it is.
+		if 1+len(m.SpansBinary) > MaxFrame {
+			return nil, ErrFrameTooLarge
+		}
+		buf := make([]byte, 5, 5+len(m.SpansBinary))
+		binary.BigEndian.PutUint32(buf, uint32(1+len(m.SpansBinary)))
+		buf[4] = SpansBinaryTag
+		return append(buf, m.SpansBinary...), nil
+	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("ipc: encode %s: %w", m.Type, err)
@@ -425,6 +441,9 @@ func ReadMessage(r io.Reader) (*Message, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
+	}
+	if len(body) > 0 && body[0] == SpansBinaryTag {
+		return &Message{Type: TypeSpans, SpansBinary: body[1:]}, nil
 	}
 	var m Message
 	if err := json.Unmarshal(body, &m); err != nil {

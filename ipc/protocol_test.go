@@ -137,8 +137,9 @@ func TestNegotiate(t *testing.T) {
 		err     bool
 	}{
 		{[]int{1}, 1, false},
-		{[]int{3, 2, 1}, 1, false},
-		{[]int{2, 3}, 0, true},
+		{[]int{2, 1}, 2, false},
+		{[]int{4, 3, 1}, 1, false},
+		{[]int{3, 4}, 0, true},
 		{nil, 0, true},
 		{[]int{0, -1}, 0, true},
 	}

@@ -106,6 +106,9 @@ func Dial() (*Control, error) {
 		return nil, fmt.Errorf("ipc: handshake refused: %s %s", m.Type, m.Error)
 	}
 	c.Version, c.App, c.Worker = m.Version, m.App, m.Worker
+	if m.Mesh != nil {
+		c.mesh.Store(m.Mesh)
+	}
 	go c.readLoop()
 	return c, nil
 }

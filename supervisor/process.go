@@ -332,12 +332,24 @@ func (p *proc) readControl(app string, worker int) {
 		p.controlFault("handshake: " + strings.TrimPrefix(err.Error(), "ipc: "))
 		return
 	}
-	if err := p.send(&ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}); err != nil {
+	// The welcome carries the mesh table of the moment, so that a worker
+	// never serves a request before it knows the mesh: the first mesh
+	// message would otherwise race the first request the slot's socket
+	// already holds.
+	welcome := &ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}
+	var table *ipc.Message
+	if p.meshNow != nil {
+		table = p.meshNow()
+		if table != nil {
+			welcome.Mesh = table.Mesh
+		}
+	}
+	if err := p.send(welcome); err != nil {
 		return
 	}
 	close(p.hello)
 	if p.meshNow != nil {
-		p.pushMesh(p.meshNow())
+		p.pushMesh(table)
 		go p.meshWriter()
 	}
 	for {
@@ -369,7 +381,11 @@ func (p *proc) readControl(app string, worker int) {
 		case ipc.TypeHealthSignals:
 			p.checks.signalled(m.Signals)
 		case ipc.TypeSpans:
-			p.spans.Ingest(m.Spans)
+			if m.SpansBinary != nil {
+				p.spans.IngestBinary(m.SpansBinary)
+			} else {
+				p.spans.Ingest(m.Spans)
+			}
 		}
 	}
 }

@@ -295,7 +295,7 @@ func readFrame(r io.Reader) ([]byte, *ipc.Message, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, nil, err
 	}
-	if bytes.HasPrefix(body, []byte(`{"type":"spans",`)) {
+	if bytes.HasPrefix(body, []byte(`{"type":"spans",`)) || (len(body) > 0 && body[0] == ipc.SpansBinaryTag) {
 		// Decoded by whoever reads them, if anyone.
 		return body, &ipc.Message{Type: "spans"}, nil
 	}

@@ -7,6 +7,7 @@ package node
 // and reads the spans the worker sends and the log lines it writes.
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,10 +22,14 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/telemetry"
 )
 
-// wireSpan is a span as the worker sends it ({"type":"spans"}).
+// wireSpan is a span the worker sent, in the JSON span form.
 type wireSpan struct {
 	TraceID       string         `json:"traceId"`
 	SpanID        string         `json:"spanId"`
@@ -215,22 +220,51 @@ func (w *worker) spansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
 			if !open {
 				w.t.Fatalf("control channel closed while waiting for %s", what)
 			}
-			var m struct {
-				Type  string
-				Spans []wireSpan
+			if len(body) == 0 || body[0] != ipc.SpansBinaryTag {
+				w.t.Fatalf("spans message %q is not a binary spans frame", body)
 			}
-			if err := json.Unmarshal(body, &m); err != nil {
-				w.t.Fatalf("spans message %q: %v", body, err)
+			spans, dropped, err := ipc.DecodeHTTPSpans(body[1:])
+			if dropped != 0 || err != nil {
+				w.t.Fatalf("binary spans frame: %d spans dropped: %v", dropped, err)
 			}
-			if len(m.Spans) == 0 || len(m.Spans) > 512 {
-				w.t.Errorf("spans message with %d spans", len(m.Spans))
+			if len(spans) == 0 || len(spans) > 512 {
+				w.t.Errorf("spans message with %d spans", len(spans))
 			}
-			all = append(all, m.Spans...)
+			// As wattd sees them: named and described from the raw fields.
+			for _, sp := range telemetry.SpansFromHTTP(spans) {
+				all = append(all, wireOf(sp))
+			}
 		case <-deadline:
 			w.t.Fatalf("no %s within %v; spans so far: %+v", what, waitLimit, all)
 		}
 	}
 	return all
+}
+
+// wireOf is an OTLP span in the JSON span form the tests compare, with
+// integer attributes as JSON numbers.
+func wireOf(sp *tracepb.Span) wireSpan {
+	w := wireSpan{
+		TraceID: hex.EncodeToString(sp.TraceId), SpanID: hex.EncodeToString(sp.SpanId), ParentSpanID: hex.EncodeToString(sp.ParentSpanId),
+		Name: sp.Name, StartMs: float64(sp.StartTimeUnixNano) / 1e6, EndMs: float64(sp.EndTimeUnixNano) / 1e6,
+		Kind:       map[tracepb.Span_SpanKind]string{tracepb.Span_SPAN_KIND_SERVER: "server", tracepb.Span_SPAN_KIND_CLIENT: "client"}[sp.Kind],
+		Attributes: map[string]any{}, Status: "unset",
+	}
+	for _, kv := range sp.Attributes {
+		switch v := kv.Value.Value.(type) {
+		case *commonpb.AnyValue_StringValue:
+			w.Attributes[kv.Key] = v.StringValue
+		case *commonpb.AnyValue_IntValue:
+			w.Attributes[kv.Key] = float64(v.IntValue)
+		}
+	}
+	switch sp.Status.GetCode() {
+	case tracepb.Status_STATUS_CODE_ERROR:
+		w.Status, w.StatusMessage = "error", sp.Status.GetMessage()
+	case tracepb.Status_STATUS_CODE_OK:
+		w.Status = "ok"
+	}
+	return w
 }
 
 func findSpan(spans []wireSpan, kind, name string) *wireSpan {
@@ -371,6 +405,38 @@ func testTracing(t *testing.T) {
 		for _, s := range spans {
 			if s.Name != "GET /status" {
 				t.Errorf("span of a skipped request: %+v", s)
+			}
+		}
+	})
+
+	t.Run("long targets, other methods", func(t *testing.T) {
+		// A target of 12,008 characters (Node's header limit is 16 KiB),
+		// cut to 4096 in url.path and 256 in the name.
+		long := "/status/" + strings.Repeat("%C3%A9", 2000)
+		req, _ := http.NewRequest("PURGE", base+long+"?code=200", nil)
+		resp, err := tcpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		spans := w.spansUntil("the PURGE span", func(s []wireSpan) bool {
+			for _, x := range s {
+				if strings.HasPrefix(x.Name, "PURGE ") {
+					return true
+				}
+			}
+			return false
+		})
+		for _, s := range spans {
+			if !strings.HasPrefix(s.Name, "PURGE ") {
+				continue
+			}
+			path, _ := s.Attributes["url.path"].(string)
+			if len([]rune(s.Name)) != 256 || len([]rune(path)) != 4096 || !strings.HasPrefix(path, "/status/%C3%A9") {
+				t.Errorf("name of %d characters, url.path of %d: %.60q", len([]rune(s.Name)), len([]rune(path)), path)
+			}
+			if s.Attributes["http.request.method"] != "_OTHER" || s.Attributes["http.request.method_original"] != "PURGE" {
+				t.Errorf("method attributes %v", s.Attributes)
 			}
 		}
 	})

@@ -1,19 +1,20 @@
 package telemetry
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
@@ -31,15 +32,25 @@ const (
 // come from wattd's worker runtimes, not from a library the app chose.
 var Scope = instrumentation.Scope{Name: "github.com/wattd/wattd"}
 
+var scopePB = &commonpb.InstrumentationScope{Name: Scope.Name}
+
 // Source is one worker process as a source of spans: it knows the
-// resource its spans get. Ingest is called by the one goroutine that
-// reads the worker's control channel.
+// resource its spans get. Ingest and IngestBinary are called by the one
+// goroutine that reads the worker's control channel.
+//
+// A Node worker's HTTP spans stay in their decoded binary form until an
+// exporter takes them: the OTLP exporters' clients then get them encoded
+// straight into protobuf (wire.go), the others as SDK spans. A worker that
+// traces every request sends as many spans as it serves requests, and
+// the SDK's span objects, made and transformed again for each export,
+// cost several times the rest of wattd's work.
 type Source struct {
 	p      *Pipeline
 	app    string
 	worker int
 	log    *zap.Logger
-	res    *resource.Resource
+	res    *resource.Resource // for the SDK's exporters (console, file)
+	resPB  *resourcepb.Resource
 	counts *AppCounts
 
 	warn limiter // invalid spans: one warning per errorLogEvery
@@ -52,12 +63,14 @@ func (p *Pipeline) Source(app string, worker, pid int) *Source {
 	if p == nil {
 		return nil
 	}
+	res := p.resource(app, worker, pid)
 	return &Source{
 		p:      p,
 		app:    app,
 		worker: worker,
 		log:    p.log.With(zap.String("app", app), zap.Int("worker", worker), zap.Int("pid", pid)),
-		res:    p.resource(app, worker, pid),
+		res:    res,
+		resPB:  resourceProto(res),
 		counts: p.appCounts(app),
 	}
 }
@@ -91,7 +104,29 @@ func (p *Pipeline) resource(app string, worker, pid int) *resource.Resource {
 	return own
 }
 
-// Ingest takes the spans member of a spans message: valid spans go to
+// resourceProto is res in OTLP's form.
+func resourceProto(res *resource.Resource) *resourcepb.Resource {
+	out := &resourcepb.Resource{}
+	for it := res.Iter(); it.Next(); {
+		kv := it.Attribute()
+		out.Attributes = append(out.Attributes, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
+	}
+	return out
+}
+
+func anyValue(v attribute.Value) *commonpb.AnyValue {
+	switch v.Type() {
+	case attribute.BOOL:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: v.AsBool()}}
+	case attribute.INT64:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v.AsInt64()}}
+	case attribute.FLOAT64:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}}
+	}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.Emit()}}
+}
+
+// Ingest takes the spans member of a JSON spans message: valid spans go to
 // every exporter's queue, invalid ones and those that find a queue full
 // are dropped and counted. It never blocks.
 func (s *Source) Ingest(raw json.RawMessage) {
@@ -99,103 +134,405 @@ func (s *Source) Ingest(raw json.RawMessage) {
 		return
 	}
 	spans, dropped, firstErr := ipc.DecodeSpans(raw)
-	s.counts.Received.Add(uint64(len(spans) + dropped))
+	s.received(len(spans), dropped, firstErr)
+	if len(spans) == 0 {
+		return
+	}
+	s.enqueue(batch{src: s, pb: spansFromJSON(spans)})
+}
+
+// IngestBinary is Ingest for a binary spans frame's payload (after its
+// tag). The spans keep the payload alive until they are exported.
+func (s *Source) IngestBinary(payload []byte) {
+	if s == nil {
+		return
+	}
+	spans, dropped, firstErr := ipc.DecodeHTTPSpans(payload)
+	s.received(len(spans), dropped, firstErr)
+	if len(spans) == 0 {
+		return
+	}
+	s.enqueue(batch{src: s, http: spans})
+}
+
+func (s *Source) received(valid, dropped int, firstErr error) {
+	s.counts.Received.Add(uint64(valid + dropped))
 	if dropped > 0 {
 		s.counts.Invalid.Add(uint64(dropped))
 		if n, ok := s.warn.allow(time.Now()); ok {
 			s.log.Warn("worker sent invalid spans; they are dropped", zap.Int("dropped", dropped), zap.Error(firstErr), zap.Uint64("messagesSinceLastWarning", n))
 		}
 	}
-	if len(spans) == 0 {
-		return
-	}
-	ro := make([]sdktrace.ReadOnlySpan, len(spans))
-	for i := range spans {
-		ro[i] = Convert(&spans[i], s.res)
-	}
-	if full := s.p.enqueue(ro); full > 0 {
+}
+
+func (s *Source) enqueue(b batch) {
+	if full := s.p.enqueue(b); full > 0 {
 		s.counts.QueueFull.Add(uint64(full))
 	}
 }
 
-// Convert makes an SDK span of a validated ipc.Span, keeping the worker's
-// ids and times, with the given resource.
-func Convert(sp *ipc.Span, res *resource.Resource) sdktrace.ReadOnlySpan {
-	tid, _ := trace.TraceIDFromHex(sp.TraceID)
-	sid, _ := trace.SpanIDFromHex(sp.SpanID)
-	stub := tracetest.SpanStub{
-		Name: sp.Name,
-		SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
-		}),
-		SpanKind:             spanKind(sp.Kind),
-		StartTime:            msTime(sp.StartMs),
-		EndTime:              msTime(sp.EndMs),
-		Attributes:           attributes(sp.Attributes),
-		Resource:             res,
-		InstrumentationScope: Scope,
-	}
-	if sp.ParentSpanID != "" {
-		pid, _ := trace.SpanIDFromHex(sp.ParentSpanID)
-		stub.Parent = trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID: tid, SpanID: pid, TraceFlags: trace.FlagsSampled, Remote: true,
-		})
-	}
-	switch sp.Status {
-	case ipc.SpanStatusOK:
-		stub.Status = sdktrace.Status{Code: codes.Ok}
-	case ipc.SpanStatusError:
-		stub.Status = sdktrace.Status{Code: codes.Error, Description: sp.StatusMessage}
-	}
-	return stub.Snapshot()
+// ---- building OTLP spans -------------------------------------------------
+
+// arena hands out the protobuf values of one message's spans from a few
+// slices made at once, rather than one allocation per span, attribute and
+// value. The values are set field by field: protobuf messages must not be
+// copied.
+type arena struct {
+	spans  []tracepb.Span
+	ptrs   []*tracepb.Span
+	status []tracepb.Status
+	kvs    []commonpb.KeyValue
+	vals   []commonpb.AnyValue
+	strs   []commonpb.AnyValue_StringValue
+	ints   []commonpb.AnyValue_IntValue
+	kvPtrs []*commonpb.KeyValue
+	ns, nk int
+	ids    []byte
 }
 
-func spanKind(k string) trace.SpanKind {
-	switch k {
-	case ipc.SpanKindServer:
-		return trace.SpanKindServer
-	case ipc.SpanKindClient:
-		return trace.SpanKindClient
-	case ipc.SpanKindProducer:
-		return trace.SpanKindProducer
-	case ipc.SpanKindConsumer:
-		return trace.SpanKindConsumer
+func newArena(spans, attrs, idBytes int) *arena {
+	return &arena{
+		spans:  make([]tracepb.Span, spans),
+		ptrs:   make([]*tracepb.Span, 0, spans),
+		status: make([]tracepb.Status, spans),
+		kvs:    make([]commonpb.KeyValue, attrs),
+		vals:   make([]commonpb.AnyValue, attrs),
+		strs:   make([]commonpb.AnyValue_StringValue, attrs),
+		ints:   make([]commonpb.AnyValue_IntValue, attrs),
+		kvPtrs: make([]*commonpb.KeyValue, 0, attrs),
+		ids:    make([]byte, 0, idBytes),
 	}
-	return trace.SpanKindInternal
 }
 
-// msTime converts fractional epoch milliseconds without going through
-// nanoseconds as a float, which would round to a quarter microsecond.
-func msTime(ms float64) time.Time {
-	whole := math.Floor(ms)
-	return time.UnixMilli(int64(whole)).Add(time.Duration((ms - whole) * float64(time.Millisecond)))
+func (a *arena) span() *tracepb.Span {
+	sp := &a.spans[len(a.ptrs)]
+	a.ptrs = append(a.ptrs, sp)
+	return sp
 }
 
-// attributes converts decoded attribute values, in key order so that
-// exports are stable.
-func attributes(m map[string]any) []attribute.KeyValue {
-	if len(m) == 0 {
+// attrs returns the attributes added since mark, as a slice that cannot
+// grow into the next span's.
+func (a *arena) attrs(mark int) []*commonpb.KeyValue {
+	if len(a.kvPtrs) == mark {
 		return nil
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	return a.kvPtrs[mark:len(a.kvPtrs):len(a.kvPtrs)]
+}
+
+func (a *arena) kv(key string) *commonpb.KeyValue {
+	kv := &a.kvs[a.nk]
+	kv.Key = key
+	kv.Value = &a.vals[a.nk]
+	a.nk++
+	a.kvPtrs = append(a.kvPtrs, kv)
+	return kv
+}
+
+func (a *arena) str(key, v string) {
+	sv := &a.strs[a.ns]
+	a.ns++
+	sv.StringValue = v
+	a.kv(key).Value.Value = sv
+}
+
+func (a *arena) int(key string, v int64) {
+	iv := &a.ints[a.ns]
+	a.ns++
+	iv.IntValue = v
+	a.kv(key).Value.Value = iv
+}
+
+func (a *arena) id(b []byte) []byte {
+	n := len(a.ids)
+	a.ids = append(a.ids, b...)
+	return a.ids[n:len(a.ids):len(a.ids)]
+}
+
+func (a *arena) setStatus(sp *tracepb.Span, code tracepb.Status_StatusCode, msg string) {
+	st := &a.status[len(a.ptrs)-1]
+	st.Code = code
+	st.Message = msg
+	sp.Status = st
+}
+
+// Span flags of OTLP: whether the parent is known to be remote.
+const (
+	flagsHasIsRemote = uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK)
+	flagsIsRemote    = uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
+)
+
+// maxHTTPAttrs is the most attributes spanFromHTTP gives one span.
+const maxHTTPAttrs = 9
+
+// The methods OpenTelemetry's HTTP conventions name; others are "_OTHER".
+func knownMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY":
+		return true
 	}
-	sort.Strings(keys)
-	out := make([]attribute.KeyValue, 0, len(keys))
-	for _, k := range keys {
-		switch v := m[k].(type) {
-		case string:
-			out = append(out, attribute.String(k, v))
-		case bool:
-			out = append(out, attribute.Bool(k, v))
-		case int64:
-			out = append(out, attribute.Int64(k, v))
-		case int:
-			out = append(out, attribute.Int(k, v))
-		case float64:
-			out = append(out, attribute.Float64(k, v))
+	return false
+}
+
+// Messages of spans whose request failed without a status to show it.
+const (
+	msgIncomplete = "the connection closed before the response was complete"
+	msgNoResponse = "no response"
+)
+
+// spanWriter receives one HTTP span as describeHTTP derives it: its
+// frame (begin), its attributes in order, its status if any, and end.
+type spanWriter interface {
+	begin(h *ipc.HTTPSpan, kind tracepb.Span_SpanKind, name string, flags uint32)
+	str(key, v string)
+	int(key string, v int64)
+	status(code tracepb.Status_StatusCode, msg string)
+	end()
+}
+
+// describeHTTP derives an HTTP span's name, attributes and status, as
+// OpenTelemetry's HTTP server and client conventions have them, and hands
+// them to w. The name is "METHOD /path" for a server span and "METHOD url"
+// for a client span, as Watt names them.
+func describeHTTP(h *ipc.HTTPSpan, w spanWriter) {
+	incomplete := h.Flags&ipc.SpanBinIncomplete != 0
+	if h.Kind == ipc.SpanBinServer {
+		flags := flagsHasIsRemote
+		if h.HasParent() {
+			flags |= flagsIsRemote // the caller is another process
+		}
+		path, query := h.Target, ""
+		for j := 0; j < len(path); j++ {
+			if path[j] == '?' {
+				path, query = path[:j], path[j+1:]
+				break
+			}
+		}
+		w.begin(h, tracepb.Span_SPAN_KIND_SERVER, clipName(h.MethodTarget[:len(h.Method)+1+len(path)]), flags)
+		methodAttrs(h.Method, w)
+		w.str("url.path", clipValue(path))
+		if h.Flags&ipc.SpanBinTLS != 0 {
+			w.str("url.scheme", "https")
+		} else {
+			w.str("url.scheme", "http")
+		}
+		if query != "" {
+			w.str("url.query", clipValue(query))
+		}
+		if h.Host != "" {
+			// Host header: name[:port], or [v6]:port.
+			host, port := h.Host, ""
+			if c := lastByte(host, ':'); c > lastByte(host, ']') {
+				host, port = host[:c], host[c+1:]
+			}
+			w.str("server.address", clipValue(host))
+			if n, err := strconv.Atoi(port); err == nil {
+				w.int("server.port", int64(n))
+			}
+		}
+		if h.Status != 0 {
+			w.int("http.response.status_code", int64(h.Status))
+		}
+		switch {
+		case incomplete:
+			w.str("error.type", "incomplete")
+			w.status(tracepb.Status_STATUS_CODE_ERROR, msgIncomplete)
+		case h.Status >= 500: // 4xx is the client's error, not the server's
+			w.str("error.type", statusText(h.Status))
+			w.status(tracepb.Status_STATUS_CODE_ERROR, "")
+		}
+		w.end()
+		return
+	}
+	// A client span's parent is the worker's own server span.
+	w.begin(h, tracepb.Span_SPAN_KIND_CLIENT, clipName(h.MethodTarget), flagsHasIsRemote)
+	methodAttrs(h.Method, w)
+	w.str("url.full", clipValue(h.Target))
+	w.str("server.address", clipValue(h.Host))
+	w.int("server.port", int64(h.Port))
+	switch {
+	case h.Status == 0 || incomplete:
+		w.str("error.type", "_OTHER")
+		w.status(tracepb.Status_STATUS_CODE_ERROR, msgNoResponse)
+	default:
+		w.int("http.response.status_code", int64(h.Status))
+		if h.Status >= 400 {
+			w.str("error.type", statusText(h.Status))
+			w.status(tracepb.Status_STATUS_CODE_ERROR, "")
 		}
 	}
-	return out
+	w.end()
+}
+
+func methodAttrs(m string, w spanWriter) {
+	if knownMethod(m) {
+		w.str("http.request.method", m)
+		return
+	}
+	w.str("http.request.method", "_OTHER")
+	w.str("http.request.method_original", m)
+}
+
+// SpansFromHTTP makes the OTLP spans of a binary frame's HTTP spans (see
+// describeHTTP), as the SDK's exporters and tests want them; the OTLP
+// exporters get them encoded at once (appendHTTPSpans).
+func SpansFromHTTP(in []ipc.HTTPSpan) []*tracepb.Span {
+	w := arenaWriter{a: newArena(len(in), len(in)*maxHTTPAttrs, 0)}
+	for i := range in {
+		describeHTTP(&in[i], &w)
+	}
+	return w.a.ptrs
+}
+
+// arenaWriter builds tracepb spans in an arena.
+type arenaWriter struct {
+	a    *arena
+	sp   *tracepb.Span
+	mark int
+}
+
+func (w *arenaWriter) begin(h *ipc.HTTPSpan, kind tracepb.Span_SpanKind, name string, flags uint32) {
+	sp := w.a.span()
+	sp.TraceId = h.TraceID[:]
+	sp.SpanId = h.SpanID[:]
+	if h.HasParent() {
+		sp.ParentSpanId = h.ParentSpanID[:]
+	}
+	sp.Name, sp.Kind, sp.Flags = name, kind, flags
+	sp.StartTimeUnixNano = msNanos(h.StartMs)
+	sp.EndTimeUnixNano = msNanos(h.EndMs)
+	w.sp, w.mark = sp, len(w.a.kvPtrs)
+}
+
+func (w *arenaWriter) str(key, v string)       { w.a.str(key, v) }
+func (w *arenaWriter) int(key string, v int64) { w.a.int(key, v) }
+func (w *arenaWriter) status(code tracepb.Status_StatusCode, msg string) {
+	w.a.setStatus(w.sp, code, msg)
+}
+func (w *arenaWriter) end() { w.sp.Attributes = w.a.attrs(w.mark) }
+
+// statusTexts are the error.type values of the common error statuses,
+// made once.
+var statusTexts = func() map[uint16]string {
+	m := map[uint16]string{}
+	for c := uint16(400); c < 600; c++ {
+		m[c] = strconv.Itoa(int(c))
+	}
+	return m
+}()
+
+func statusText(c uint16) string {
+	if s, ok := statusTexts[c]; ok {
+		return s
+	}
+	return strconv.Itoa(int(c))
+}
+
+func lastByte(s string, b byte) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == b {
+			return i
+		}
+	}
+	return -1
+}
+
+// clipName and clipValue cut a string to the span name's and an
+// attribute value's limit in characters, on a character boundary.
+func clipName(s string) string  { return clipRunes(s, ipc.MaxSpanName) }
+func clipValue(s string) string { return clipRunes(s, ipc.MaxAttributeValue) }
+
+func clipRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for k := range s {
+		if i == n {
+			return s[:k]
+		}
+		i++
+	}
+	return s
+}
+
+// msNanos converts fractional epoch milliseconds to nanoseconds, rounded
+// to the microsecond: a double near 1.7e12 ms holds a quarter microsecond
+// at best, so finer digits are noise.
+func msNanos(ms float64) uint64 {
+	whole := math.Floor(ms)
+	return uint64(whole)*1e6 + uint64(math.Round((ms-whole)*1e3))*1e3
+}
+
+// spansFromJSON makes the OTLP spans of a JSON message's validated spans,
+// attributes in key order so that exports are stable.
+func spansFromJSON(in []ipc.Span) []*tracepb.Span {
+	attrs := 0
+	for i := range in {
+		attrs += len(in[i].Attributes)
+	}
+	a := newArena(len(in), attrs, len(in)*32)
+	var buf [16]byte
+	dec := func(h string) []byte {
+		n, _ := hex.Decode(buf[:], []byte(h)) // validated: lower-case hex
+		return a.id(buf[:n])
+	}
+	var keys []string
+	for i := range in {
+		s := &in[i]
+		sp := a.span()
+		sp.TraceId = dec(s.TraceID)
+		sp.SpanId = dec(s.SpanID)
+		sp.Flags = flagsHasIsRemote
+		if s.ParentSpanID != "" {
+			sp.ParentSpanId = dec(s.ParentSpanID)
+			sp.Flags |= flagsIsRemote
+		}
+		sp.Name = s.Name
+		sp.Kind = spanKind(s.Kind)
+		sp.StartTimeUnixNano = msNanos(s.StartMs)
+		sp.EndTimeUnixNano = msNanos(s.EndMs)
+		keys = keys[:0]
+		for k := range s.Attributes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		mark := len(a.kvPtrs)
+		for _, k := range keys {
+			kv := a.kv(k)
+			switch v := s.Attributes[k].(type) {
+			case string:
+				kv.Value.Value = &commonpb.AnyValue_StringValue{StringValue: v}
+			case bool:
+				kv.Value.Value = &commonpb.AnyValue_BoolValue{BoolValue: v}
+			case int64:
+				kv.Value.Value = &commonpb.AnyValue_IntValue{IntValue: v}
+			case int:
+				kv.Value.Value = &commonpb.AnyValue_IntValue{IntValue: int64(v)}
+			case float64:
+				kv.Value.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: v}
+			}
+		}
+		sp.Attributes = a.attrs(mark)
+		switch s.Status {
+		case ipc.SpanStatusOK:
+			a.setStatus(sp, tracepb.Status_STATUS_CODE_OK, "")
+		case ipc.SpanStatusError:
+			a.setStatus(sp, tracepb.Status_STATUS_CODE_ERROR, s.StatusMessage)
+		}
+	}
+	return a.ptrs
+}
+
+func spanKind(k string) tracepb.Span_SpanKind {
+	switch k {
+	case ipc.SpanKindServer:
+		return tracepb.Span_SPAN_KIND_SERVER
+	case ipc.SpanKindClient:
+		return tracepb.Span_SPAN_KIND_CLIENT
+	case ipc.SpanKindProducer:
+		return tracepb.Span_SPAN_KIND_PRODUCER
+	case ipc.SpanKindConsumer:
+		return tracepb.Span_SPAN_KIND_CONSUMER
+	}
+	return tracepb.Span_SPAN_KIND_INTERNAL
 }

@@ -1,8 +1,9 @@
 // Package telemetry owns wattd's tracing pipeline: workers send their
 // finished spans on the control channel (ipc.TypeSpans); this package
 // validates them, gives them the resource of the worker they came from and
-// exports them with the OpenTelemetry Go SDK's exporters (OTLP over HTTP or
-// gRPC, stdout, a file), as watt.json's "telemetry" key says.
+// exports them as watt.json's "telemetry" key says: over OTLP (HTTP or
+// gRPC) with the clients of the OpenTelemetry OTLP trace exporters, or to
+// stdout or a file with the SDK's stdout exporter.
 //
 // Nothing here may hold up supervision: a control channel's reader hands
 // spans over without waiting (a full queue drops them, counted), exports
@@ -22,12 +23,16 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -133,7 +138,8 @@ func New(opts Options) (_ *Pipeline, err error) {
 			name:     describe(ec),
 			exp:      exp,
 			closer:   closer,
-			queue:    make(chan sdktrace.ReadOnlySpan, opts.QueueSize),
+			queue:    make(chan batch, opts.QueueSize),
+			limit:    int64(opts.QueueSize),
 			stop:     make(chan struct{}),
 			done:     make(chan struct{}),
 			batch:    opts.BatchSize,
@@ -177,14 +183,15 @@ func describe(ec config.Exporter) string {
 	}
 }
 
-// newExporter makes the SDK exporter of one configured exporter. The
-// OTLP exporters read OTEL_EXPORTER_OTLP_* themselves; what watt.json
+// newExporter makes the exporter of one configured exporter. The OTLP
+// exporters' clients read OTEL_EXPORTER_OTLP_* themselves; what watt.json
 // says wins over those. closer, when not nil, is closed after the
 // exporter's shutdown.
-func newExporter(ec config.Exporter, stdout io.Writer) (sdktrace.SpanExporter, io.Closer, error) {
+func newExporter(ec config.Exporter, stdout io.Writer) (exporter, io.Closer, error) {
 	ctx := context.Background()
 	switch ec.Type {
 	case config.ExporterOTLP:
+		var c otlptrace.Client
 		if ec.Protocol == config.ProtocolGRPC {
 			var o []otlptracegrpc.Option
 			if ec.URL != "" {
@@ -193,21 +200,24 @@ func newExporter(ec config.Exporter, stdout io.Writer) (sdktrace.SpanExporter, i
 			if len(ec.Headers) > 0 {
 				o = append(o, otlptracegrpc.WithHeaders(ec.Headers))
 			}
-			e, err := otlptracegrpc.New(ctx, o...)
-			return e, nil, err
+			c = otlptracegrpc.NewClient(o...)
+		} else {
+			var o []otlptracehttp.Option
+			if ec.URL != "" {
+				o = append(o, otlptracehttp.WithEndpointURL(ec.URL))
+			}
+			if len(ec.Headers) > 0 {
+				o = append(o, otlptracehttp.WithHeaders(ec.Headers))
+			}
+			c = otlptracehttp.NewClient(o...)
 		}
-		var o []otlptracehttp.Option
-		if ec.URL != "" {
-			o = append(o, otlptracehttp.WithEndpointURL(ec.URL))
+		if err := c.Start(ctx); err != nil {
+			return nil, nil, err
 		}
-		if len(ec.Headers) > 0 {
-			o = append(o, otlptracehttp.WithHeaders(ec.Headers))
-		}
-		e, err := otlptracehttp.New(ctx, o...)
-		return e, nil, err
+		return &otlpExporter{client: c}, nil, nil
 	case config.ExporterConsole:
 		e, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
-		return e, nil, err
+		return sdkExporter{e}, nil, err
 	case config.ExporterFile:
 		f, err := os.OpenFile(ec.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -218,7 +228,7 @@ func newExporter(ec config.Exporter, stdout io.Writer) (sdktrace.SpanExporter, i
 			f.Close()
 			return nil, nil, err
 		}
-		return e, f, nil
+		return sdkExporter{e}, f, nil
 	case config.ExporterMemory:
 		return nil, nil, nil
 	}
@@ -289,27 +299,138 @@ func (p *Pipeline) Counts() map[string]Counts {
 	return out
 }
 
-// enqueue hands spans to every exporter without waiting; it returns how
-// many spans found at least one exporter's queue full.
-func (p *Pipeline) enqueue(spans []sdktrace.ReadOnlySpan) (full int) {
-	if p.closed.Load() {
-		return len(spans)
+// batch is the spans of one message from one worker: OTLP spans (from a
+// JSON message) or HTTP spans (from a binary frame).
+type batch struct {
+	src  *Source
+	pb   []*tracepb.Span
+	http []ipc.HTTPSpan
+}
+
+func (b *batch) len() int { return len(b.pb) + len(b.http) }
+
+// split returns the first n spans of b and the rest.
+func (b batch) split(n int) (head, tail batch) {
+	head, tail = b, b
+	if b.pb != nil {
+		head.pb, tail.pb = b.pb[:n:n], b.pb[n:]
+	} else {
+		head.http, tail.http = b.http[:n:n], b.http[n:]
 	}
-	for _, sp := range spans {
-		lost := false
-		for _, s := range p.sinks {
-			select {
-			case s.queue <- sp:
-			default:
-				lost = true
-			}
+	return head, tail
+}
+
+// enqueue hands a message's spans to every exporter without waiting; it
+// returns how many spans found at least one exporter's queue full.
+func (p *Pipeline) enqueue(b batch) (full int) {
+	n := b.len()
+	if p.closed.Load() {
+		return n
+	}
+	for _, s := range p.sinks {
+		if s.queued.Add(int64(n)) > s.limit {
+			s.queued.Add(-int64(n))
+			full = n
+			continue
 		}
-		if lost {
-			full++
+		select {
+		case s.queue <- b:
+		default:
+			s.queued.Add(-int64(n))
+			full = n
 		}
 	}
 	return full
 }
+
+// exporter is where a sink's batches go.
+type exporter interface {
+	export(ctx context.Context, batches []batch) error
+	shutdown(ctx context.Context) error
+}
+
+// otlpExporter uploads spans with an OTLP exporter's client, one
+// ResourceSpans per worker. HTTP spans are encoded into wire, which is
+// reused from one export to the next: the client has marshaled the
+// request by the time UploadTraces returns. A sink's one goroutine uses
+// it.
+type otlpExporter struct {
+	client otlptrace.Client
+	wire   wireWriter
+}
+
+func (e *otlpExporter) export(ctx context.Context, batches []batch) error {
+	type group struct {
+		ss    *tracepb.ScopeSpans
+		http  []*batch
+		start int
+	}
+	var groups []*group
+	bySource := make(map[*Source]*group, 4)
+	rss := make([]*tracepb.ResourceSpans, 0, 4)
+	for i := range batches {
+		b := &batches[i]
+		g := bySource[b.src]
+		if g == nil {
+			g = &group{ss: &tracepb.ScopeSpans{Scope: scopePB}}
+			bySource[b.src] = g
+			groups = append(groups, g)
+			rss = append(rss, &tracepb.ResourceSpans{
+				Resource: b.src.resPB, SchemaUrl: b.src.res.SchemaURL(), ScopeSpans: []*tracepb.ScopeSpans{g.ss},
+			})
+		}
+		g.ss.Spans = append(g.ss.Spans, b.pb...)
+		if len(b.http) > 0 {
+			g.http = append(g.http, b)
+		}
+	}
+	w := &e.wire
+	w.out = w.out[:0]
+	for _, g := range groups {
+		g.start = len(w.out)
+		for _, b := range g.http {
+			for j := range b.http {
+				describeHTTP(&b.http[j], w)
+			}
+		}
+	}
+	for i, g := range groups {
+		end := len(w.out)
+		if i+1 < len(groups) {
+			end = groups[i+1].start
+		}
+		if end > g.start {
+			g.ss.ProtoReflect().SetUnknown(protoreflect.RawFields(w.out[g.start:end]))
+		}
+	}
+	return e.client.UploadTraces(ctx, rss)
+}
+
+func (e *otlpExporter) shutdown(ctx context.Context) error { return e.client.Stop(ctx) }
+
+// sdkExporter hands the SDK's span form to one of its exporters.
+type sdkExporter struct{ exp sdktrace.SpanExporter }
+
+func (e sdkExporter) export(ctx context.Context, batches []batch) error {
+	n := 0
+	for i := range batches {
+		n += batches[i].len()
+	}
+	ro := make([]sdktrace.ReadOnlySpan, 0, n)
+	for _, b := range batches {
+		for _, sp := range b.pb {
+			ro = append(ro, ReadOnly(sp, b.src.res))
+		}
+		if len(b.http) > 0 {
+			for _, sp := range SpansFromHTTP(b.http) {
+				ro = append(ro, ReadOnly(sp, b.src.res))
+			}
+		}
+	}
+	return e.exp.ExportSpans(ctx, ro)
+}
+
+func (e sdkExporter) shutdown(ctx context.Context) error { return e.exp.Shutdown(ctx) }
 
 // Shutdown stops taking spans, exports what is queued and shuts the
 // exporters down, all within ctx's deadline; spans still queued then are
@@ -335,9 +456,11 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 type sink struct {
 	name     string
 	log      *zap.Logger
-	exp      sdktrace.SpanExporter
+	exp      exporter
 	closer   io.Closer
-	queue    chan sdktrace.ReadOnlySpan
+	queue    chan batch
+	queued   atomic.Int64 // spans in queue
+	limit    int64        // most spans in queue
 	batch    int
 	interval time.Duration
 	timeout  time.Duration
@@ -358,53 +481,66 @@ func (s *sink) run() {
 	defer close(s.done)
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
-	buf := make([]sdktrace.ReadOnlySpan, 0, s.batch)
+	var buf []batch
+	n := 0 // spans in buf
+	// take adds a message's spans, exporting every time s.batch are
+	// waiting: a message larger than the room left is split.
+	take := func(ctx context.Context, b batch) {
+		s.queued.Add(-int64(b.len()))
+		for b.len() > 0 && ctx.Err() == nil {
+			part, rest := b, batch{}
+			if room := s.batch - n; b.len() > room {
+				part, rest = b.split(room)
+			}
+			b = rest
+			buf = append(buf, part)
+			n += part.len()
+			if n >= s.batch {
+				buf, n = s.export(ctx, buf, n)
+			}
+		}
+	}
 	for {
 		select {
-		case sp := <-s.queue:
-			buf = append(buf, sp)
-			if len(buf) >= s.batch {
-				buf = s.export(context.Background(), buf)
-			}
+		case b := <-s.queue:
+			take(context.Background(), b)
 		case <-t.C:
-			if len(buf) > 0 {
-				buf = s.export(context.Background(), buf)
+			if n > 0 {
+				buf, n = s.export(context.Background(), buf, n)
 			}
 		case <-s.stop:
 			ctx := *s.flushCtx.Load()
 			for {
 				select {
-				case sp := <-s.queue:
-					buf = append(buf, sp)
-					if len(buf) < s.batch {
-						continue
-					}
+				case b := <-s.queue:
+					take(ctx, b)
+					continue
 				default:
 				}
-				if len(buf) == 0 || ctx.Err() != nil {
-					return
+				if n > 0 && ctx.Err() == nil {
+					s.export(ctx, buf, n)
 				}
-				buf = s.export(ctx, buf)
+				return
 			}
 		}
 	}
 }
 
-// export sends one batch, logging a failure (rate-limited), and returns
-// the emptied buffer.
-func (s *sink) export(parent context.Context, buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+// export sends the n spans of buf, logging a failure (rate-limited), and
+// returns the emptied buffer.
+func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int) {
 	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
-	if err := s.exp.ExportSpans(ctx, buf); err != nil {
-		s.failed.Add(uint64(len(buf)))
-		if n, ok := s.failures.allow(time.Now()); ok {
-			s.log.Warn("could not export spans; they are dropped", zap.Error(err), zap.Int("spans", len(buf)), zap.Uint64("failedExportsSinceLastLog", n))
+	if err := s.exp.export(ctx, buf); err != nil {
+		s.failed.Add(uint64(n))
+		if k, ok := s.failures.allow(time.Now()); ok {
+			s.log.Warn("could not export spans; they are dropped", zap.Error(err), zap.Int("spans", n), zap.Uint64("failedExportsSinceLastLog", k))
 		}
 	} else {
-		s.exported.Add(uint64(len(buf)))
+		s.exported.Add(uint64(n))
 	}
 	clear(buf)
-	return buf[:0]
+	return buf[:0], 0
 }
 
 func (s *sink) shutdown(ctx context.Context) error {
@@ -416,7 +552,7 @@ func (s *sink) shutdown(ctx context.Context) error {
 	case <-s.done:
 	case <-ctx.Done():
 	}
-	err := s.exp.Shutdown(ctx)
+	err := s.exp.shutdown(ctx)
 	if s.closer != nil {
 		if cerr := s.closer.Close(); err == nil {
 			err = cerr

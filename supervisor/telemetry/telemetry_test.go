@@ -12,54 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
 )
-
-func TestConvert(t *testing.T) {
-	sp := ipc.Span{
-		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", ParentSpanID: "10f067aa0ba902b7",
-		Name: "GET /users", Kind: ipc.SpanKindClient, StartMs: 1764672000123.456, EndMs: 1764672000125.789,
-		Attributes: map[string]any{"s": "v", "i": int64(200), "f": 0.5, "b": true},
-		Status:     ipc.SpanStatusError, StatusMessage: "boom",
-	}
-	res := resource.NewSchemaless(attribute.String("service.name", "x"))
-	ro := Convert(&sp, res)
-	if ro.SpanContext().TraceID().String() != sp.TraceID || ro.SpanContext().SpanID().String() != sp.SpanID ||
-		ro.Parent().SpanID().String() != sp.ParentSpanID || ro.Parent().TraceID().String() != sp.TraceID || !ro.SpanContext().IsSampled() {
-		t.Errorf("ids: %v parent %v", ro.SpanContext(), ro.Parent())
-	}
-	if ro.Name() != "GET /users" || ro.SpanKind() != trace.SpanKindClient || ro.Resource() != res {
-		t.Errorf("name %q kind %v resource %v", ro.Name(), ro.SpanKind(), ro.Resource())
-	}
-	start := time.UnixMilli(1764672000123).Add(456 * time.Microsecond)
-	if d := ro.StartTime().Sub(start); d < -time.Microsecond || d > time.Microsecond {
-		t.Errorf("start %v, want %v", ro.StartTime(), start)
-	}
-	if d := ro.EndTime().Sub(ro.StartTime()); d < 2332*time.Microsecond || d > 2334*time.Microsecond {
-		t.Errorf("duration %v, want 2.333ms", d)
-	}
-	want := []attribute.KeyValue{attribute.Bool("b", true), attribute.Float64("f", 0.5), attribute.Int64("i", 200), attribute.String("s", "v")}
-	if fmt.Sprint(ro.Attributes()) != fmt.Sprint(want) {
-		t.Errorf("attributes %v, want %v", ro.Attributes(), want)
-	}
-	if ro.Status().Code != codes.Error || ro.Status().Description != "boom" {
-		t.Errorf("status %+v", ro.Status())
-	}
-	sp.ParentSpanID, sp.Status = "", ipc.SpanStatusOK
-	ro = Convert(&sp, res)
-	if ro.Parent().IsValid() || ro.Status().Code != codes.Ok {
-		t.Errorf("root: parent %v status %+v", ro.Parent(), ro.Status())
-	}
-}
 
 // recorder is an exporter that keeps what it is given, and blocks while
 // gate is closed over.
@@ -98,15 +56,15 @@ func (r *recorder) count() (spans, calls int) {
 }
 
 // pipelineWith runs a pipeline over the given exporter, as New would.
-func pipelineWith(exp sdktrace.SpanExporter, log *zap.Logger, queue, batch int) *Pipeline {
-	return pipelineEvery(exp, log, queue, batch, 20*time.Millisecond)
+func pipelineWith(exp sdktrace.SpanExporter, log *zap.Logger, queue, size int) *Pipeline {
+	return pipelineEvery(exp, log, queue, size, 20*time.Millisecond)
 }
 
-func pipelineEvery(exp sdktrace.SpanExporter, log *zap.Logger, queue, batch int, interval time.Duration) *Pipeline {
+func pipelineEvery(exp sdktrace.SpanExporter, log *zap.Logger, queue, size int, interval time.Duration) *Pipeline {
 	p := &Pipeline{cfg: config.Telemetry{Enabled: true, ApplicationName: "shop", Version: "2"}, log: log, counts: map[string]*AppCounts{}}
 	s := &sink{
-		name: "test", log: log, exp: exp, queue: make(chan sdktrace.ReadOnlySpan, queue),
-		stop: make(chan struct{}), done: make(chan struct{}), batch: batch, interval: interval, timeout: 5 * time.Second,
+		name: "test", log: log, exp: sdkExporter{exp}, queue: make(chan batch, queue), limit: int64(queue),
+		stop: make(chan struct{}), done: make(chan struct{}), batch: size, interval: interval, timeout: 5 * time.Second,
 	}
 	p.sinks = append(p.sinks, s)
 	go s.run()
@@ -160,7 +118,7 @@ func TestIngestResource(t *testing.T) {
 // control channel's reader).
 func TestIngestNeverBlocks(t *testing.T) {
 	rec := &recorder{gate: make(chan struct{})}
-	p := pipelineWith(rec, zap.NewNop(), 8, 4)
+	p := pipelineWith(rec, zap.NewNop(), 25, 4)
 	src := p.Source("api", 0, 1)
 	start := time.Now()
 	for range 10 {
@@ -170,9 +128,11 @@ func TestIngestNeverBlocks(t *testing.T) {
 		t.Errorf("ingesting 100 spans into a stuck pipeline took %v", d)
 	}
 	c := p.Counts()["api"]
-	// The sink holds one batch (4) besides its queue (8).
-	if c.Received != 100 || c.QueueFull < 100-8-4 || c.QueueFull > 100-8 {
-		t.Errorf("counts %+v: want 100 received and 88 to 92 dropped for a full queue", c)
+	// The queue takes two messages of 10 (25 spans at most); the sink may
+	// hold one more, stuck in its export. A message that does not fit is
+	// dropped whole.
+	if c.Received != 100 || c.QueueFull < 100-30 || c.QueueFull > 100-20 {
+		t.Errorf("counts %+v: want 100 received and 70 to 80 dropped for a full queue", c)
 	}
 	close(rec.gate)
 	waitUntil(t, "the queued spans exported", func() bool { n, _ := rec.count(); return uint64(n) == 100-c.QueueFull })

@@ -64,6 +64,11 @@ function onMessage (state, msg) {
     case 'welcome':
       state.welcomed = true
       state.version = msg.version
+      // The mesh table of the moment comes with the welcome.
+      if (msg.mesh) {
+        const onMesh = state.handlers.get('mesh')
+        if (onMesh !== undefined) onMesh(msg)
+      }
       if (state.reportStats) state.reportStats()
       for (const m of state.pending.splice(0)) writeFrame(state, m)
       break

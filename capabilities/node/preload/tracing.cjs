@@ -18,8 +18,10 @@
 //   * Log lines written through globalThis.platformatic.logger in that
 //     context carry reqId, traceId and spanId.
 //
-// Finished spans are queued and sent to wattd on the control channel
-// ({"type":"spans"}) at most every SEND_EVERY_MS, which exports them.
+// Finished spans are written into binary spans frames (protocol version 2,
+// ipc/spanbin.go), sent to wattd on the control channel as soon as one
+// holds MAX_BATCH spans and otherwise every SEND_EVERY_MS; wattd names and
+// describes them and exports them.
 //
 // With both features off nothing here runs: no hook, no storage, no patch.
 'use strict'
@@ -32,16 +34,21 @@ const { setLineFields } = require('./logger.cjs')
 const { parseTraceparent, formatTraceparent, newTraceId, newSpanId, nowMs } = require('./tracecontext.cjs')
 
 const SEND_EVERY_MS = 200
-const MAX_BATCH = 512 // spans per message
+const MAX_BATCH = 512 // spans per message, wattd's limit
 const MAX_QUEUED = 4096 // spans waiting to be sent; more are dropped
-const BATCH_BYTES = 256 * 1024 // buffer of one message, see addSpan
-const BATCH_HEAD = '{"type":"spans","spans":['
+const BATCH_BYTES = 128 * 1024 // buffer of one message, see writeSpan
 const MAX_BACKLOG = 4 << 20 // bytes written to the control channel and not read yet
-const MAX_VALUE = 4096 // characters of an attribute value or a name
+const MAX_VALUE = 4096 // characters of a target or host sent
+const MAX_METHOD = 64 // bytes of a method wattd takes
 const MAX_REQUEST_ID = 256 // a longer incoming id is replaced
 
-// The methods OpenTelemetry's HTTP conventions name; others are "_OTHER".
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY'])
+// The binary spans frame (ipc/spanbin.go).
+const TAG_SPANS = 0x01
+const KIND_SERVER = 1
+const KIND_CLIENT = 2
+const F_PARENT = 0x01
+const F_INCOMPLETE = 0x02
+const F_TLS = 0x04
 
 const kContext = Symbol('wattd.requestContext') // ServerResponse -> its context
 const kSpan = Symbol('wattd.clientSpan') // ClientRequest or undici request -> its span
@@ -61,16 +68,13 @@ class RequestContext {
     this.sampled = false // recorded and sent (the caller's sampled flag)
     this.tracestate = '' // passed on as it came
     this.logFields = null // rendered log fields, made at the first line
-    // Server span fields, copied from the request so that a queued span
-    // holds no request or socket.
+    // Server span fields, read from the request at its start: the
+    // context, which the request's continuations keep, holds no request.
     this.startMs = 0
-    this.endMs = 0
     this.method = ''
     this.url = ''
     this.host = ''
     this.secure = false
-    this.status = 0
-    this.aborted = false
   }
 }
 
@@ -255,7 +259,7 @@ function requestHook (t, req, res) {
         ctx.url = url
         ctx.secure = req.socket !== null && req.socket !== undefined && req.socket.encrypted === true
         res[kContext] = ctx
-        if (!process.env.NOCLOSE) res.on('close', onServerResponseClose) // one shared function: no closure per request
+        res.on('close', onServerResponseClose) // one shared function: no closure per request
       }
     }
   }
@@ -275,11 +279,10 @@ function sameName (name, lower) {
 
 function onServerResponseClose () {
   try {
-    const ctx = this[kContext]
-    ctx.endMs = nowMs()
-    ctx.status = this.statusCode
-    ctx.aborted = !this.writableFinished
-    if (!process.env.NOJSON) addSpan(theTracer, serverSpanJSON(ctx))
+    const c = this[kContext]
+    const flags = (c.parentSpanId !== '' ? F_PARENT : 0) | (this.writableFinished ? 0 : F_INCOMPLETE) | (c.secure ? F_TLS : 0)
+    writeSpan(theTracer, KIND_SERVER, flags, this.statusCode, c.startMs, nowMs(), c.traceId, c.spanId, c.parentSpanId,
+      c.method, c.url, c.host, 0)
   } catch (err) {
     warn('tracing', err)
   }
@@ -404,7 +407,8 @@ function endClientSpan (t, span, status) {
   span.ended = true
   span.endMs = nowMs()
   span.status = typeof status === 'number' ? status : 0
-  addSpan(t, clientSpanJSON(span))
+  writeSpan(t, KIND_CLIENT, span.parentSpanId !== '' ? F_PARENT : 0, span.status, span.startMs, span.endMs,
+    span.traceId, span.spanId, span.parentSpanId, span.method, span.url, span.host, span.port)
 }
 
 // subscribeUndici makes client spans of the npm undici package's mesh
@@ -465,116 +469,76 @@ function subscribeUndici (t) {
 
 // ---- spans on the wire -----------------------------------------------------
 
-// msText writes a time with microseconds, the clock's useful resolution;
-// this is several times cheaper than a double's shortest decimal form.
-function msText (ms) {
-  const whole = Math.floor(ms)
-  const us = Math.floor((ms - whole) * 1000)
-  return whole + (us < 10 ? '.00' : us < 100 ? '.0' : '.') + us
-}
-
-function str (s) {
-  return JSON.stringify(s.length > MAX_VALUE ? s.slice(0, MAX_VALUE) : s)
-}
-
-function methodAttributes (method) {
-  // A method is an HTTP token (node:http checks it), which JSON takes as is.
-  return KNOWN_METHODS.has(method)
-    ? '"http.request.method":"' + method + '"'
-    : '"http.request.method":"_OTHER","http.request.method_original":' + str(method)
-}
-
-// serverSpanJSON writes a server span in the message's format, with the
-// attributes of OpenTelemetry's HTTP server conventions.
-function serverSpanJSON (c) {
-  const url = c.url
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
-  let a = methodAttributes(c.method) + ',"url.path":' + str(path) +
-    ',"url.scheme":"' + (c.secure ? 'https' : 'http') + '"'
-  if (q !== -1 && q < url.length - 1) a += ',"url.query":' + str(url.slice(q + 1))
-  if (c.host !== '') {
-    // Host header: name[:port], or [v6]:port.
-    const colon = c.host.lastIndexOf(':')
-    if (colon > c.host.lastIndexOf(']') && colon !== -1) {
-      a += ',"server.address":' + str(c.host.slice(0, colon))
-      const port = Number(c.host.slice(colon + 1))
-      if (Number.isInteger(port)) a += ',"server.port":' + port
-    } else {
-      a += ',"server.address":' + str(c.host)
-    }
-  }
-  if (c.status !== 0) a += ',"http.response.status_code":' + c.status
-  let status = '"unset"'
-  if (c.aborted) {
-    a += ',"error.type":"incomplete"'
-    status = '"error","statusMessage":"the connection closed before the response was complete"'
-  } else if (c.status >= 500) {
-    // Server spans: 5xx is an error, 4xx is the client's.
-    a += ',"error.type":"' + c.status + '"'
-    status = '"error"'
-  }
-  return spanJSON(c, c.method + ' ' + path, 'server', a, status)
-}
-
-// clientSpanJSON writes a client span (HTTP client conventions).
-function clientSpanJSON (s) {
-  let a = methodAttributes(s.method) + ',"url.full":' + str(s.url) +
-    ',"server.address":' + str(s.host) + ',"server.port":' + s.port
-  let status = '"unset"'
-  if (s.status !== 0) a += ',"http.response.status_code":' + s.status
-  if (s.status === 0) {
-    a += ',"error.type":"_OTHER"'
-    status = '"error","statusMessage":"no response"'
-  } else if (s.status >= 400) {
-    // Client spans: 4xx is an error too.
-    a += ',"error.type":"' + s.status + '"'
-    status = '"error"'
-  }
-  return spanJSON(s, s.method + ' ' + s.url, 'client', a, status)
-}
-
-// spanJSON writes the members every span has around its attributes
-// (rendered members) and status (the rendered value, and message if any).
-function spanJSON (s, name, kind, attributes, status) {
-  return '{"traceId":"' + s.traceId + '","spanId":"' + s.spanId + '"' +
-    (s.parentSpanId !== '' ? ',"parentSpanId":"' + s.parentSpanId + '"' : '') +
-    ',"name":' + str(name) + ',"kind":"' + kind + '","startMs":' + msText(s.startMs) +
-    ',"endMs":' + msText(s.endMs) + ',"attributes":{' + attributes + '},"status":' + status + '}'
-}
-
-// ---- sending ---------------------------------------------------------------
-
-// A finished span is written at once, as JSON, into the buffer of the
-// message that will carry it, and nothing of the request is kept: spans
-// waiting for the next send then cost the garbage collector nothing, where
-// thousands of span objects living for SEND_EVERY_MS would each be copied
-// and promoted. A message is a buffer holding the frame's length, the head,
-// and the spans; flush adds the tail and writes it.
-function addSpan (t, json) {
+// A finished span is written at once into the frame that will carry it,
+// and nothing of the request is kept: spans waiting to be sent then cost
+// the garbage collector nothing, where thousands of span objects living
+// for SEND_EVERY_MS would each be copied and promoted. A frame is a buffer
+// holding its length, the tag, the count of spans and the spans; flush
+// fills in the length and count and writes it. The record's layout is
+// ipc/spanbin.go's; wattd derives the span's name and attributes.
+function writeSpan (t, kind, flags, status, startMs, endMs, traceId, spanId, parentSpanId, method, target, host, port) {
   if (t.queued >= MAX_QUEUED) {
     dropped(t, 1)
     return
   }
-  // Room for the span in UTF-8 at worst, its comma and the tail "]}".
-  const room = json.length * 3 + 3
+  if (target.length > MAX_VALUE) target = target.slice(0, MAX_VALUE)
+  if (host.length > MAX_VALUE) host = host.slice(0, MAX_VALUE)
+  if (method.length > MAX_METHOD) method = method.slice(0, MAX_METHOD) // wattd refuses the span
+  // Room for the record with its strings in UTF-8 at worst.
+  const room = 84 + method.length + 3 * (target.length + host.length) + 8
   let b = t.batch
-  if (b !== null && (b.count === MAX_BATCH || b.buf.length - b.len < room)) {
-    t.sealed.push(b)
+  if (b !== null && b.buf.length - b.len < room) {
+    seal(t, b)
     b = null
   }
   if (b === null) {
     b = newBatch(room)
     t.batch = b
   }
-  if (b.count > 0) b.buf[b.len++] = 0x2c // ,
-  b.len += b.buf.utf8Write(json, b.len)
+  const buf = b.buf
+  let o = b.len
+  buf[o] = kind
+  buf[o + 1] = flags
+  buf[o + 2] = status & 0xff
+  buf[o + 3] = (status >>> 8) & 0xff
+  buf.writeDoubleLE(startMs, o + 4)
+  buf.writeDoubleLE(endMs, o + 12)
+  o += 20
+  o += buf.latin1Write(traceId, o)
+  o += buf.latin1Write(spanId, o)
+  if (parentSpanId !== '') o += buf.latin1Write(parentSpanId, o)
+  const head = o
+  o += 3
+  const ml = buf.latin1Write(method, o)
+  o += ml
+  buf[o++] = 0x20
+  const tl = buf.utf8Write(target, o)
+  o += tl
+  buf[head] = ml
+  buf[head + 1] = tl & 0xff
+  buf[head + 2] = tl >>> 8
+  const hl = host === '' ? 0 : buf.utf8Write(host, o + 2)
+  buf[o] = hl & 0xff
+  buf[o + 1] = hl >>> 8
+  o += 2 + hl
+  buf[o] = port & 0xff
+  buf[o + 1] = (port >>> 8) & 0xff
+  b.len = o + 2
   b.count++
   t.queued++
-  if (t.timer === null) {
+  if (b.count === MAX_BATCH) {
+    // A full frame goes at once: under load spans then wait for no timer.
+    t.batch = null
+    seal(t, b)
+    flush(t)
+  } else if (t.timer === null) {
     t.timer = setTimeout(onSendTimer, SEND_EVERY_MS, t)
     t.timer.unref()
   }
+}
+
+function seal (t, b) {
+  t.sealed.push(b)
 }
 
 // dropped counts spans that could not be sent, with a warning a minute at
@@ -588,10 +552,14 @@ function dropped (t, n) {
   }
 }
 
+// A frame starts with its length (4 bytes, big-endian, filled in by
+// flush), the tag and the count of spans (2 bytes, little-endian, idem).
+const FRAME_HEAD = 7
+
 function newBatch (room) {
-  const buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, 4 + BATCH_HEAD.length + room))
-  const len = 4 + buf.latin1Write(BATCH_HEAD, 4)
-  return { buf, len, count: 0 }
+  const buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, FRAME_HEAD + room))
+  buf[4] = TAG_SPANS
+  return { buf, len: FRAME_HEAD, count: 0 }
 }
 
 function onSendTimer (t) {
@@ -599,7 +567,7 @@ function onSendTimer (t) {
   flush(t)
 }
 
-// flush sends every waiting message. One that cannot be written is
+// flush sends every waiting frame. One that cannot be written is
 // dropped; nothing reaches the app.
 function flush (t) {
   const list = t.sealed
@@ -611,14 +579,15 @@ function flush (t) {
   // falls behind must not make the worker hold ever more.
   const sock = t.state.control
   const backlog = sock !== null && typeof sock.writableLength === 'number' ? sock.writableLength : 0
-  if (backlog > MAX_BACKLOG) {
+  if (backlog > MAX_BACKLOG || t.state.version < 2) {
     for (const b of list) dropped(t, b.count)
     return
   }
   for (const b of list) {
-    b.buf[b.len++] = 0x5d // ]
-    b.buf[b.len++] = 0x7d // }
+    if (b.count === 0) continue
     b.buf.writeUInt32BE(b.len - 4, 0)
+    b.buf[5] = b.count & 0xff
+    b.buf[6] = b.count >>> 8
     sendFrame(t.state, b.buf.subarray(0, b.len))
   }
 }

@@ -1,0 +1,122 @@
+package ipc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func httpSpan(kind byte, method, target, host string) HTTPSpan {
+	s := HTTPSpan{Kind: kind, Status: 200, StartMs: 1764672000123.5, EndMs: 1764672000124, Method: method, Target: target, Host: host}
+	s.TraceID[15], s.SpanID[7] = 1, 2
+	return s
+}
+
+func TestHTTPSpansRoundTrip(t *testing.T) {
+	in := []HTTPSpan{httpSpan(SpanBinServer, "GET", "/a?b=c", "h:1"), httpSpan(SpanBinClient, "POST", "http://x.plt.local/y", "x.plt.local")}
+	in[1].Flags, in[1].Port, in[1].ParentSpanID[0] = SpanBinParent|SpanBinIncomplete, 80, 9
+	m, err := ReadMessage(bytes.NewReader(AppendHTTPSpans(nil, in)))
+	if err != nil || m.Type != TypeSpans {
+		t.Fatalf("%+v %v", m, err)
+	}
+	out, dropped, err := DecodeHTTPSpans(m.SpansBinary)
+	if dropped != 0 || err != nil || len(out) != 2 {
+		t.Fatalf("%d spans, %d dropped: %v", len(out), dropped, err)
+	}
+	for i := range in {
+		a, b := in[i], out[i]
+		b.MethodTarget = ""
+		if a != b {
+			t.Errorf("%d: %+v, want %+v", i, b, a)
+		}
+	}
+	if out[0].MethodTarget != "GET /a?b=c" || !out[1].HasParent() || out[0].HasParent() {
+		t.Errorf("method and target %q, parents %v %v", out[0].MethodTarget, out[0].HasParent(), out[1].HasParent())
+	}
+}
+
+// TestHTTPSpansInvalid: a record that breaks a rule costs that record; one
+// whose lengths run past the frame costs it and the rest of the frame.
+func TestHTTPSpansInvalid(t *testing.T) {
+	good := httpSpan(SpanBinServer, "GET", "/", "h")
+	cases := []struct {
+		name string
+		bad  func(*HTTPSpan)
+		want string
+	}{
+		{"kind", func(s *HTTPSpan) { s.Kind = 7 }, "kind 7"},
+		{"zero trace id", func(s *HTTPSpan) { s.TraceID = [16]byte{} }, "trace id"},
+		{"zero span id", func(s *HTTPSpan) { s.SpanID = [8]byte{} }, "span id"},
+		{"zero parent", func(s *HTTPSpan) { s.Flags |= SpanBinParent }, "parent span id"},
+		{"end before start", func(s *HTTPSpan) { s.EndMs = s.StartMs - 1 }, "before start"},
+		{"no time", func(s *HTTPSpan) { s.StartMs = 0 }, "epoch"},
+		{"empty method", func(s *HTTPSpan) { s.Method = "" }, "method"},
+		{"method with a space", func(s *HTTPSpan) { s.Method = "G T" }, "HTTP token"},
+		{"long target", func(s *HTTPSpan) { s.Target = strings.Repeat("a", MaxSpanTarget+1) }, "over the limit"},
+	}
+	for _, c := range cases {
+		bad := good
+		c.bad(&bad)
+		frame := AppendHTTPSpans(nil, []HTTPSpan{good, bad, good})
+		out, dropped, err := DecodeHTTPSpans(frame[5:])
+		if len(out) != 2 || dropped != 1 || !errors.Is(err, ErrInvalidSpan) || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "span 1:") {
+			t.Errorf("%s: %d kept, %d dropped, %v", c.name, len(out), dropped, err)
+		}
+	}
+
+	// Lengths past the end: the record and all after it are lost.
+	frame := AppendHTTPSpans(nil, []HTTPSpan{good, good, good})
+	p := frame[5:]
+	one := (len(p) - 2) / 3
+	binary.LittleEndian.PutUint16(p[2+one+spanBinFixed+1:], 60000) // second record's target length
+	out, dropped, err := DecodeHTTPSpans(p)
+	if len(out) != 1 || dropped != 2 || !strings.Contains(err.Error(), "cut short") {
+		t.Errorf("cut record: %d kept, %d dropped, %v", len(out), dropped, err)
+	}
+	// A count over the limit.
+	many := make([]HTTPSpan, MaxSpansPerMessage+3)
+	for i := range many {
+		many[i] = good
+	}
+	out, dropped, _ = DecodeHTTPSpans(AppendHTTPSpans(nil, many)[5:])
+	if len(out) != MaxSpansPerMessage || dropped != 3 {
+		t.Errorf("over the count: %d kept, %d dropped", len(out), dropped)
+	}
+	if out, dropped, _ := DecodeHTTPSpans([]byte{1}); len(out) != 0 || dropped != 1 {
+		t.Errorf("no count: %d %d", len(out), dropped)
+	}
+}
+
+// TestHTTPSpansInvalidUTF8: invalid bytes are replaced, valid text is
+// kept as it is.
+func TestHTTPSpansInvalidUTF8(t *testing.T) {
+	s := httpSpan(SpanBinServer, "GET", "/caf\xc3\xa9\xff", "h\xfe")
+	out, dropped, err := DecodeHTTPSpans(AppendHTTPSpans(nil, []HTTPSpan{s})[5:])
+	if dropped != 0 {
+		t.Fatal(err)
+	}
+	if out[0].Target != "/café\uFFFD" || out[0].Host != "h\uFFFD" || out[0].Method != "GET" {
+		t.Errorf("target %q host %q method %q", out[0].Target, out[0].Host, out[0].Method)
+	}
+}
+
+// FuzzDecodeHTTPSpans: any payload decodes without a panic, and every span
+// kept has valid UTF-8 strings and valid ids.
+func FuzzDecodeHTTPSpans(f *testing.F) {
+	good := httpSpan(SpanBinServer, "GET", "/", "h")
+	f.Add(AppendHTTPSpans(nil, []HTTPSpan{good, good})[5:])
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		out, dropped, _ := DecodeHTTPSpans(p)
+		if dropped < 0 || len(out) > MaxSpansPerMessage {
+			t.Fatalf("%d kept, %d dropped", len(out), dropped)
+		}
+		for _, s := range out {
+			if s.TraceID == [16]byte{} || s.SpanID == [8]byte{} || s.Method == "" || len(s.MethodTarget) != len(s.Method)+1+len(s.Target) {
+				t.Fatalf("kept %+v", s)
+			}
+		}
+	})
+}

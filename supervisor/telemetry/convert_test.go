@@ -1,0 +1,259 @@
+package telemetry
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wattd/wattd/ipc"
+)
+
+// attrMap renders OTLP attributes as key -> "value" for comparisons.
+func attrMap(kvs []*commonpb.KeyValue) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		switch v := kv.Value.Value.(type) {
+		case *commonpb.AnyValue_StringValue:
+			m[kv.Key] = v.StringValue
+		case *commonpb.AnyValue_IntValue:
+			m[kv.Key] = fmt.Sprint(v.IntValue)
+		case *commonpb.AnyValue_DoubleValue:
+			m[kv.Key] = fmt.Sprint(v.DoubleValue)
+		case *commonpb.AnyValue_BoolValue:
+			m[kv.Key] = fmt.Sprint(v.BoolValue)
+		}
+	}
+	return m
+}
+
+func TestJSONSpanToOTLPAndSDK(t *testing.T) {
+	sp := ipc.Span{
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", ParentSpanID: "10f067aa0ba902b7",
+		Name: "GET /users", Kind: ipc.SpanKindClient, StartMs: 1764672000123.456, EndMs: 1764672000125.789,
+		Attributes: map[string]any{"s": "v", "i": int64(200), "f": 0.5, "b": true},
+		Status:     ipc.SpanStatusError, StatusMessage: "boom",
+	}
+	out := spansFromJSON([]ipc.Span{sp, {TraceID: sp.TraceID, SpanID: "00f067aa0ba902b8", Name: "root", Kind: "internal", StartMs: 1, EndMs: 2, Status: ipc.SpanStatusOK}})
+	if len(out) != 2 {
+		t.Fatalf("%d spans", len(out))
+	}
+	pb := out[0]
+	if hex.EncodeToString(pb.TraceId) != sp.TraceID || hex.EncodeToString(pb.SpanId) != sp.SpanID || hex.EncodeToString(pb.ParentSpanId) != sp.ParentSpanID {
+		t.Errorf("ids %x %x %x", pb.TraceId, pb.SpanId, pb.ParentSpanId)
+	}
+	if pb.Name != "GET /users" || pb.Kind != tracepb.Span_SPAN_KIND_CLIENT || pb.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR || pb.Status.GetMessage() != "boom" {
+		t.Errorf("name %q kind %v status %v", pb.Name, pb.Kind, pb.Status)
+	}
+	if pb.StartTimeUnixNano != 1764672000123456000 || pb.EndTimeUnixNano != 1764672000125789000 {
+		t.Errorf("times %d %d", pb.StartTimeUnixNano, pb.EndTimeUnixNano)
+	}
+	var keys []string
+	for _, kv := range pb.Attributes {
+		keys = append(keys, kv.Key)
+	}
+	if fmt.Sprint(keys) != "[b f i s]" || fmt.Sprint(attrMap(pb.Attributes)) != "map[b:true f:0.5 i:200 s:v]" {
+		t.Errorf("attributes %v %v", keys, attrMap(pb.Attributes))
+	}
+	if len(out[1].Attributes) != 0 || out[1].ParentSpanId != nil || out[1].Status.GetCode() != tracepb.Status_STATUS_CODE_OK {
+		t.Errorf("second span %v", out[1])
+	}
+	if _, err := proto.Marshal(&tracepb.ScopeSpans{Spans: out}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The SDK's form, for the console and file exporters.
+	res := resource.NewSchemaless(attribute.String("service.name", "x"))
+	ro := ReadOnly(pb, res)
+	if ro.SpanContext().TraceID().String() != sp.TraceID || ro.SpanContext().SpanID().String() != sp.SpanID ||
+		ro.Parent().SpanID().String() != sp.ParentSpanID || ro.Parent().TraceID().String() != sp.TraceID || !ro.SpanContext().IsSampled() {
+		t.Errorf("ids: %v parent %v", ro.SpanContext(), ro.Parent())
+	}
+	if ro.Name() != "GET /users" || ro.SpanKind() != trace.SpanKindClient || ro.Resource() != res {
+		t.Errorf("name %q kind %v resource %v", ro.Name(), ro.SpanKind(), ro.Resource())
+	}
+	start := time.UnixMilli(1764672000123).Add(456 * time.Microsecond)
+	if !ro.StartTime().Equal(start) || ro.EndTime().Sub(ro.StartTime()) != 2333*time.Microsecond {
+		t.Errorf("start %v end %v", ro.StartTime(), ro.EndTime())
+	}
+	want := []attribute.KeyValue{attribute.Bool("b", true), attribute.Float64("f", 0.5), attribute.Int64("i", 200), attribute.String("s", "v")}
+	if fmt.Sprint(ro.Attributes()) != fmt.Sprint(want) {
+		t.Errorf("attributes %v, want %v", ro.Attributes(), want)
+	}
+	if ro.Status().Code != codes.Error || ro.Status().Description != "boom" {
+		t.Errorf("status %+v", ro.Status())
+	}
+	if ro := ReadOnly(out[1], res); ro.Parent().IsValid() || ro.Status().Code != codes.Ok {
+		t.Errorf("root: parent %v status %+v", ro.Parent(), ro.Status())
+	}
+}
+
+// TestHTTPSpans: a binary frame's records become spans with the name,
+// attributes and status of OpenTelemetry's HTTP conventions.
+func TestHTTPSpans(t *testing.T) {
+	mk := func(kind, flags byte, status uint16, method, target, host string, port uint16) ipc.HTTPSpan {
+		s := ipc.HTTPSpan{Kind: kind, Flags: flags, Status: status, Port: port, StartMs: 1764672000123.5, EndMs: 1764672000124.25,
+			Method: method, Target: target, Host: host}
+		s.TraceID[0], s.SpanID[0] = 1, 2
+		if flags&ipc.SpanBinParent != 0 {
+			s.ParentSpanID[7] = 3
+		}
+		return s
+	}
+	cases := []struct {
+		in        ipc.HTTPSpan
+		name      string
+		kind      tracepb.Span_SpanKind
+		attrs     string
+		errStatus string // "" for unset
+		remote    bool
+	}{
+		{mk(ipc.SpanBinServer, 0, 200, "GET", "/users?id=1", "api.example:8443", 0), "GET /users", tracepb.Span_SPAN_KIND_SERVER,
+			"map[http.request.method:GET http.response.status_code:200 server.address:api.example server.port:8443 url.path:/users url.query:id=1 url.scheme:http]", "", false},
+		{mk(ipc.SpanBinServer, ipc.SpanBinParent|ipc.SpanBinTLS, 503, "POST", "/x?", "[::1]", 0), "POST /x", tracepb.Span_SPAN_KIND_SERVER,
+			"map[error.type:503 http.request.method:POST http.response.status_code:503 server.address:[::1] url.path:/x url.scheme:https]", "-", true},
+		{mk(ipc.SpanBinServer, ipc.SpanBinIncomplete, 200, "PURGE", "/", "", 0), "PURGE /", tracepb.Span_SPAN_KIND_SERVER,
+			"map[error.type:incomplete http.request.method:_OTHER http.request.method_original:PURGE http.response.status_code:200 url.path:/ url.scheme:http]", msgIncomplete, false},
+		{mk(ipc.SpanBinServer, 0, 404, "GET", "/missing", "h", 0), "GET /missing", tracepb.Span_SPAN_KIND_SERVER,
+			"map[http.request.method:GET http.response.status_code:404 server.address:h url.path:/missing url.scheme:http]", "", false},
+		{mk(ipc.SpanBinClient, ipc.SpanBinParent, 404, "GET", "http://db.plt.local/rows", "db.plt.local", 80), "GET http://db.plt.local/rows", tracepb.Span_SPAN_KIND_CLIENT,
+			"map[error.type:404 http.request.method:GET http.response.status_code:404 server.address:db.plt.local server.port:80 url.full:http://db.plt.local/rows]", "-", false},
+		{mk(ipc.SpanBinClient, 0, 0, "PUT", "http://db.plt.local/", "db.plt.local", 80), "PUT http://db.plt.local/", tracepb.Span_SPAN_KIND_CLIENT,
+			"map[error.type:_OTHER http.request.method:PUT server.address:db.plt.local server.port:80 url.full:http://db.plt.local/]", msgNoResponse, false},
+	}
+	in := make([]ipc.HTTPSpan, len(cases))
+	for i, c := range cases {
+		in[i] = c.in
+	}
+	m, err := ipc.ReadMessage(bytes.NewReader(ipc.AppendHTTPSpans(nil, in)))
+	if err != nil || m.Type != ipc.TypeSpans || m.SpansBinary == nil {
+		t.Fatalf("read: %v %+v", err, m)
+	}
+	decoded, dropped, err := ipc.DecodeHTTPSpans(m.SpansBinary)
+	if dropped != 0 || err != nil {
+		t.Fatalf("dropped %d: %v", dropped, err)
+	}
+	out := SpansFromHTTP(decoded)
+	for i, c := range cases {
+		sp := out[i]
+		if sp.Name != c.name || sp.Kind != c.kind || fmt.Sprint(attrMap(sp.Attributes)) != c.attrs {
+			t.Errorf("%d: %q %v %v\nwant %q %v %s", i, sp.Name, sp.Kind, attrMap(sp.Attributes), c.name, c.kind, c.attrs)
+		}
+		switch {
+		case c.errStatus == "" && sp.Status != nil:
+			t.Errorf("%d: status %v, want unset", i, sp.Status)
+		case c.errStatus != "" && (sp.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR || (c.errStatus != "-" && sp.Status.GetMessage() != c.errStatus)):
+			t.Errorf("%d: status %v, want error %q", i, sp.Status, c.errStatus)
+		}
+		if remote := sp.Flags&flagsIsRemote != 0; remote != c.remote || sp.Flags&flagsHasIsRemote == 0 {
+			t.Errorf("%d: flags %x, remote parent %v", i, sp.Flags, c.remote)
+		}
+		if sp.StartTimeUnixNano != 1764672000123500000 || sp.EndTimeUnixNano != 1764672000124250000 || sp.TraceId[0] != 1 || sp.SpanId[0] != 2 {
+			t.Errorf("%d: times or ids %v", i, sp)
+		}
+		if (c.in.Flags&ipc.SpanBinParent != 0) != (len(sp.ParentSpanId) == 8) {
+			t.Errorf("%d: parent %x", i, sp.ParentSpanId)
+		}
+	}
+	if _, err := proto.Marshal(&tracepb.ScopeSpans{Spans: out}); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{}
+	for _, kv := range out[0].Attributes {
+		keys = append(keys, kv.Key)
+	}
+	if !sort.StringsAreSorted(keys) && len(keys) != 7 {
+		t.Errorf("keys %v", keys)
+	}
+}
+
+// TestHTTPSpansClipAndUTF8: names and values are cut to their limits on
+// a character boundary, and invalid UTF-8 is replaced so that the export
+// stays valid protobuf.
+func TestHTTPSpansClipAndUTF8(t *testing.T) {
+	long := "/" + string(bytes.Repeat([]byte("é"), ipc.MaxAttributeValue))
+	s := ipc.HTTPSpan{Kind: ipc.SpanBinServer, Status: 200, StartMs: 1, EndMs: 2, Method: "GET", Target: long, Host: "h\xff"}
+	s.TraceID[0], s.SpanID[0] = 1, 1
+	decoded, dropped, err := ipc.DecodeHTTPSpans(ipc.AppendHTTPSpans(nil, []ipc.HTTPSpan{s})[5:])
+	if dropped != 0 {
+		t.Fatal(err)
+	}
+	sp := SpansFromHTTP(decoded)[0]
+	a := attrMap(sp.Attributes)
+	if n := len([]rune(sp.Name)); n != ipc.MaxSpanName {
+		t.Errorf("name of %d characters", n)
+	}
+	if n := len([]rune(a["url.path"])); n != ipc.MaxAttributeValue {
+		t.Errorf("url.path of %d characters", n)
+	}
+	if a["server.address"] != "h\uFFFD" {
+		t.Errorf("server.address %q", a["server.address"])
+	}
+	if _, err := proto.Marshal(sp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWireEqualsObjects: the protobuf bytes the OTLP exporters get for HTTP
+// spans parse back into exactly the spans SpansFromHTTP builds as objects.
+func TestWireEqualsObjects(t *testing.T) {
+	var in []ipc.HTTPSpan
+	for i, c := range []struct {
+		kind, flags byte
+		status      uint16
+		method      string
+		target      string
+		host        string
+		port        uint16
+	}{
+		{ipc.SpanBinServer, 0, 200, "GET", "/users?id=1", "api.example:8443", 0},
+		{ipc.SpanBinServer, ipc.SpanBinParent | ipc.SpanBinTLS, 503, "POST", "/x", "[::1]:80", 0},
+		{ipc.SpanBinServer, ipc.SpanBinIncomplete, 0, "PURGE", "/é", "", 0},
+		{ipc.SpanBinClient, ipc.SpanBinParent, 404, "GET", "http://db.plt.local/rows", "db.plt.local", 80},
+		{ipc.SpanBinClient, 0, 0, "PUT", "http://db.plt.local/", "db.plt.local", 8080},
+	} {
+		s := ipc.HTTPSpan{Kind: c.kind, Flags: c.flags, Status: c.status, Port: c.port, StartMs: 1764672000123.5 + float64(i), EndMs: 1764672000124.25 + float64(i),
+			Method: c.method, Target: c.target, Host: c.host}
+		s.TraceID[0], s.SpanID[0], s.SpanID[7] = 1, 2, byte(i+1)
+		if c.flags&ipc.SpanBinParent != 0 {
+			s.ParentSpanID[7] = 3
+		}
+		in = append(in, s)
+	}
+	decoded, _, err := ipc.DecodeHTTPSpans(ipc.AppendHTTPSpans(nil, in)[5:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &tracepb.ScopeSpans{Scope: scopePB, Spans: SpansFromHTTP(decoded)}
+
+	var w wireWriter
+	for i := range decoded {
+		describeHTTP(&decoded[i], &w)
+	}
+	ss := &tracepb.ScopeSpans{Scope: scopePB}
+	ss.ProtoReflect().SetUnknown(w.out)
+	raw, err := proto.Marshal(ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &tracepb.ScopeSpans{}
+	if err := proto.Unmarshal(raw, got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, want) {
+		t.Errorf("wire form differs:\n got %v\nwant %v", got, want)
+	}
+	if len(got.Spans) != len(in) || len(got.ProtoReflect().GetUnknown()) != 0 {
+		t.Errorf("%d spans, %d unknown bytes", len(got.Spans), len(got.ProtoReflect().GetUnknown()))
+	}
+}

@@ -1,0 +1,87 @@
+package telemetry
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+)
+
+// ReadOnly makes the SDK's form of an OTLP span, with the given resource,
+// for the exporters that take that form (console, file). The OTLP
+// exporters upload the OTLP form as it is.
+func ReadOnly(sp *tracepb.Span, res *resource.Resource) sdktrace.ReadOnlySpan {
+	var tid trace.TraceID
+	var sid trace.SpanID
+	copy(tid[:], sp.TraceId)
+	copy(sid[:], sp.SpanId)
+	stub := tracetest.SpanStub{
+		Name: sp.Name,
+		SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
+		}),
+		SpanKind:             sdkKind(sp.Kind),
+		StartTime:            time.Unix(0, int64(sp.StartTimeUnixNano)),
+		EndTime:              time.Unix(0, int64(sp.EndTimeUnixNano)),
+		Attributes:           sdkAttributes(sp.Attributes),
+		Resource:             res,
+		InstrumentationScope: Scope,
+	}
+	if len(sp.ParentSpanId) == 8 {
+		var pid trace.SpanID
+		copy(pid[:], sp.ParentSpanId)
+		stub.Parent = trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: tid, SpanID: pid, TraceFlags: trace.FlagsSampled,
+			Remote: sp.Flags&flagsIsRemote != 0,
+		})
+	}
+	if st := sp.Status; st != nil {
+		switch st.Code {
+		case tracepb.Status_STATUS_CODE_OK:
+			stub.Status = sdktrace.Status{Code: codes.Ok}
+		case tracepb.Status_STATUS_CODE_ERROR:
+			stub.Status = sdktrace.Status{Code: codes.Error, Description: st.Message}
+		}
+	}
+	return stub.Snapshot()
+}
+
+func sdkKind(k tracepb.Span_SpanKind) trace.SpanKind {
+	switch k {
+	case tracepb.Span_SPAN_KIND_SERVER:
+		return trace.SpanKindServer
+	case tracepb.Span_SPAN_KIND_CLIENT:
+		return trace.SpanKindClient
+	case tracepb.Span_SPAN_KIND_PRODUCER:
+		return trace.SpanKindProducer
+	case tracepb.Span_SPAN_KIND_CONSUMER:
+		return trace.SpanKindConsumer
+	}
+	return trace.SpanKindInternal
+}
+
+func sdkAttributes(kvs []*commonpb.KeyValue) []attribute.KeyValue {
+	if len(kvs) == 0 {
+		return nil
+	}
+	out := make([]attribute.KeyValue, 0, len(kvs))
+	for _, kv := range kvs {
+		switch v := kv.Value.GetValue().(type) {
+		case *commonpb.AnyValue_StringValue:
+			out = append(out, attribute.String(kv.Key, v.StringValue))
+		case *commonpb.AnyValue_IntValue:
+			out = append(out, attribute.Int64(kv.Key, v.IntValue))
+		case *commonpb.AnyValue_DoubleValue:
+			out = append(out, attribute.Float64(kv.Key, v.DoubleValue))
+		case *commonpb.AnyValue_BoolValue:
+			out = append(out, attribute.Bool(kv.Key, v.BoolValue))
+		}
+	}
+	return out
+}
