@@ -10,7 +10,8 @@ import (
 // TestPreloadLoadsNoCryptoUnlessTracing: the preload runs before the app on
 // every worker start, a crashed worker's replacement included, so it loads
 // only what the features that are on need. node:crypto (tens of
-// milliseconds to load) is needed by tracing and request ids alone.
+// milliseconds to load) is needed by tracing and request ids alone; Node's
+// undici (as much), behind fetch, by nothing until a mesh fetch.
 func TestPreloadLoadsNoCryptoUnlessTracing(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -33,6 +34,9 @@ func TestPreloadLoadsNoCryptoUnlessTracing(t *testing.T) {
 			}
 			if got := slices.Contains(loaded, "crypto"); got != c.want {
 				t.Errorf("node:crypto loaded before the app: %v, want %v (loaded: %v)", got, c.want, loaded)
+			}
+			if slices.Contains(loaded, "internal/deps/undici/undici") {
+				t.Errorf("undici loaded before the app (loaded: %v)", loaded)
 			}
 		})
 	}
