@@ -5,9 +5,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/wattd/wattd/ipc"
-	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/exechelper"
 )
 
 // Config is the configuration that runs: the one the runtime started
@@ -59,15 +58,7 @@ func (rt *Runtime) WorkerEnv(id string, index int) (WorkerEnv, error) {
 }
 
 // programEnv is the environment the worker's program gets from the exec
-// helper (ExecHelperMain), whose own environment is env and pid pid: the
-// cgroup to join is consumed, and LISTEN_PID, the process's pid, is added.
-// ctl env reports it from the environment wattd spawned the helper with.
-func programEnv(env []string, pid int) []string {
-	out := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, cgroups.EnvJoin+"=") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, ipc.EnvListenPID+"="+strconv.Itoa(pid))
-}
+// helper, whose own environment is env and pid pid: the cgroup to join is
+// consumed, and LISTEN_PID, the process's pid, is added. ctl env reports
+// it from the environment wattd spawned the helper with.
+func programEnv(env []string, pid int) []string { return exechelper.ProgramEnv(env, pid) }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/cgroups"
+	"github.com/wattd/wattd/supervisor/exechelper"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/reaper"
@@ -30,31 +31,10 @@ import (
 
 // ExecHelperArg is argv[1] of wattd when it runs as the exec helper: the
 // tiny step between fork and the worker's own exec that sets LISTEN_PID to
-// the worker's pid, which the parent cannot know before fork.
-const ExecHelperArg = "__wattd-exec"
-
-// ExecHelperMain is the whole exec helper: it is called by main before any
-// flag parsing when os.Args[1] == ExecHelperArg, and never returns.
-func ExecHelperMain(args []string) {
-	// Into the worker's cgroup before anything of the worker runs, so its
-	// limits hold from its first instruction.
-	if err := cgroups.JoinFromEnv(); err != nil {
-		fmt.Fprintf(os.Stderr, "wattd: cannot start worker: %v\n", err)
-		os.Exit(127)
-	}
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "wattd exec helper: no command")
-		os.Exit(127)
-	}
-	path, err := exec.LookPath(args[0])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "wattd: cannot start worker: %v\n", err)
-		os.Exit(127)
-	}
-	err = unix.Exec(path, args, programEnv(os.Environ(), os.Getpid()))
-	fmt.Fprintf(os.Stderr, "wattd: cannot start worker: exec %s: %v\n", path, err)
-	os.Exit(127)
-}
+// the worker's pid, which the parent cannot know before fork. The helper
+// (package exechelper) runs from an init function, before the rest of
+// wattd initialises.
+const ExecHelperArg = exechelper.Arg
 
 // spawnReq asks the spawner thread to start cmd.
 type spawnReq struct {

@@ -104,6 +104,12 @@ type slot struct {
 	// not started yet waits for (its dependencies); "" otherwise.
 	waitingFor string
 	everUp     bool // a worker of this slot was ready at least once
+	// downSince is when the slot's ready worker was seen to exit, until
+	// a worker of the slot is ready again (zero otherwise); replaced
+	// counts how long those gaps lasted, the replacement times the
+	// metrics export. A slot that gives up stops the clock.
+	downSince time.Time
+	replaced  replaceHistogram
 
 	// logCounts sums the output lines lost by the slot's processes.
 	logCounts logs.Counts
@@ -225,6 +231,7 @@ func (s *slot) run(ctx context.Context) {
 		}
 		if !d.Restart {
 			s.reason = d.Reason
+			s.downSince = time.Time{}
 			s.setStateLocked(StateFailed)
 			s.mu.Unlock()
 			s.log.Error("worker slot failed; not restarting", zap.String("reason", d.Reason))
@@ -589,6 +596,9 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			w = s.replaceUnhealthy(ctx, w, reason)
 			health = s.watchHealth(w)
 		case <-w.Exited():
+			s.mu.Lock()
+			s.downSince = time.Now()
+			s.mu.Unlock()
 			reason := w.ExitReason()
 			s.log.Warn("worker exited", zap.Int("pid", w.PID()), zap.String("reason", reason),
 				zap.Duration("uptime", time.Since(w.Started()).Round(time.Millisecond)))
@@ -719,10 +729,23 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 // starting. replacedFor says why w replaced another worker ("" for none):
 // that counts as a restart and goes into the slot's history.
 func (s *slot) adopt(w worker, how, replacedFor string) {
+	s.mu.Lock()
+	var down time.Duration
+	if !s.downSince.IsZero() {
+		down = time.Since(s.downSince)
+		s.downSince = time.Time{}
+		s.replaced.observe(down)
+	}
+	s.mu.Unlock()
 	// Logged before anyone can see the slot ready (ctl ps, the mesh), so
 	// the log never lags behind what the runtime reports.
-	s.log.Info("worker ready", zap.Int("pid", w.PID()), zap.String("how", how),
-		zap.Duration("startup", time.Since(w.Started()).Round(time.Millisecond)))
+	fields := []zap.Field{zap.Int("pid", w.PID()), zap.String("how", how),
+		zap.Duration("startup", time.Since(w.Started()).Round(time.Millisecond))}
+	if down > 0 {
+		// How long the slot served nothing: its last worker's exit to now.
+		fields = append(fields, zap.Duration("replacement", down.Round(time.Millisecond)))
+	}
+	s.log.Info("worker ready", fields...)
 	s.mu.Lock()
 	s.cur = w
 	s.everUp = true
@@ -857,9 +880,12 @@ func (s *slot) status() WorkerStatus {
 		StartTime: s.startTime.Seconds(),
 		History:   append([]Event(nil), s.history...),
 
-		StartsWithin:      s.startsIn.cumulative(),
-		LogLinesDropped:   s.logCounts.Dropped.Load(),
-		LogLinesTruncated: s.logCounts.Truncated.Load(),
+		StartsWithin:       s.startsIn.cumulative(),
+		Replacements:       s.replaced.n,
+		ReplacementTime:    s.replaced.sum.Seconds(),
+		ReplacementsWithin: s.replaced.cumulative(),
+		LogLinesDropped:    s.logCounts.Dropped.Load(),
+		LogLinesTruncated:  s.logCounts.Truncated.Load(),
 	}
 	if len(s.restartsBy) > 0 {
 		ws.RestartsBy = maps.Clone(s.restartsBy)

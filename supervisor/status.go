@@ -121,6 +121,15 @@ type WorkerStatus struct {
 	// StartsWithin counts, for each bound of StartBuckets, the slot's
 	// workers that became ready within it; nil before the first.
 	StartsWithin []uint64 `json:"startsWithin,omitempty"`
+	// Replacements counts the slot's ready workers that exited and were
+	// followed by a ready worker, ReplacementTime the seconds from each
+	// exit being seen to that ready worker in all, and ReplacementsWithin,
+	// for each bound of ReplacementBuckets, those that took no longer
+	// (nil before the first). Rolling and health replacements, which
+	// start the new worker before the old one stops, are not counted.
+	Replacements       int      `json:"replacements,omitempty"`
+	ReplacementTime    float64  `json:"replacementSecondsTotal,omitempty"`
+	ReplacementsWithin []uint64 `json:"replacementsWithin,omitempty"`
 	// CgroupOOMKills counts the processes the kernel's OOM killer killed
 	// in the cgroups of the slot's workers, the current one and those
 	// before it; nil without cgroups or where the kernel keeps no count.

@@ -42,10 +42,8 @@ const (
 
 func TestMain(m *testing.M) {
 	// os.Executable is this test binary, so spawn re-executes it as the
-	// exec helper, which then executes it again as the worker.
-	if len(os.Args) > 1 && os.Args[1] == ExecHelperArg {
-		ExecHelperMain(os.Args[2:])
-	}
+	// exec helper (package exechelper, linked in here too, takes over in
+	// its init), which then executes it again as the worker.
 	if os.Getenv(envTestSleeper) != "" {
 		time.Sleep(time.Hour)
 		os.Exit(0)

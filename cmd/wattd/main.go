@@ -11,13 +11,12 @@ import (
 	_ "github.com/wattd/wattd/capabilities/next"
 	_ "github.com/wattd/wattd/capabilities/node" // the default capability
 	"github.com/wattd/wattd/capabilities/vite"   // also the static server its workers run
-	"github.com/wattd/wattd/supervisor"
+	// The exec helper (wattd re-executed to start a worker) runs from the
+	// init function of package exechelper and never reaches main.
+	_ "github.com/wattd/wattd/supervisor/exechelper"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == supervisor.ExecHelperArg {
-		supervisor.ExecHelperMain(os.Args[2:]) // never returns
-	}
 	if len(os.Args) > 1 && os.Args[1] == vite.StaticArg {
 		os.Exit(vite.StaticMain(os.Args[2:]))
 	}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/exechelper"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,7 +46,7 @@ const (
 	// EnvJoin lists the cgroup directories the exec helper joins before it
 	// execs the worker, separated by ':'. JoinFromEnv removes it, so the
 	// worker never sees it.
-	EnvJoin = "WATTD_CGROUP_JOIN"
+	EnvJoin = exechelper.EnvJoin
 	// EnvGroup marks a worker and everything it starts with
 	// "<runtime name>/<group name>": it is how the fallback finds setsid
 	// and detached children, and how a restarted wattd finds what a

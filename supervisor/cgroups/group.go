@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/exechelper"
 )
 
 // Group is the cgroup of one worker process, or in fallback mode the
@@ -70,38 +72,10 @@ func (g *Group) JoinEnv() []string {
 
 // JoinFromEnv moves the calling process into the cgroups named by
 // EnvJoin, then removes EnvJoin from its environment. The exec helper
-// calls it first thing, before it execs the worker; when it fails the
-// helper must not exec, or the worker would run outside its limits.
-// Without EnvJoin it does nothing.
-func JoinFromEnv() error {
-	v, ok := os.LookupEnv(EnvJoin)
-	if !ok {
-		return nil
-	}
-	if err := os.Unsetenv(EnvJoin); err != nil {
-		return err
-	}
-	pid := strconv.Itoa(os.Getpid())
-	for _, dir := range strings.Split(v, ":") {
-		if dir == "" {
-			continue
-		}
-		// No O_CREAT: a group that vanished must fail the join, not
-		// leave a stray file.
-		f, err := os.OpenFile(path.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
-		if err != nil {
-			return fmt.Errorf("join cgroup %s: %w", dir, err)
-		}
-		_, err = f.WriteString(pid)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("join cgroup %s: %w", dir, err)
-		}
-	}
-	return nil
-}
+// (package exechelper, where the code lives) does it first thing, before
+// it execs the worker; when it fails the helper must not exec, or the
+// worker would run outside its limits. Without EnvJoin it does nothing.
+func JoinFromEnv() error { return exechelper.Join() }
 
 // CgroupFD opens the group's v2 directory for SysProcAttr.CgroupFD with
 // UseCgroupFD (clone3 with CLONE_INTO_CGROUP, Linux 5.7+). The caller

@@ -9,11 +9,12 @@ import (
 )
 
 // ownFamilies are the series of what wattd itself sees of a worker slot
-// beyond its process: how long its workers took to start, what the
+// beyond its process: how long its workers took to start and a crashed
+// worker's replacement took to be ready, what the
 // kernel did to its cgroup (OOM kills, CPU throttling, pressure stalls),
 // and the output lines lost on the way to the log.
 type ownFamilies struct {
-	startDuration                              *prometheus.Desc
+	startDuration, replacement                 *prometheus.Desc
 	cgroupOOMKills                             *prometheus.Desc
 	cpuPeriods, cpuThrottled, cpuThrottledTime *prometheus.Desc
 	// waiting and stalled are PSI's "some" and "full" totals, by
@@ -29,6 +30,7 @@ func newOwnFamilies(d func(name, help string, labels []string) *prometheus.Desc)
 	w := []string{appLabel, workerLabel}
 	f := ownFamilies{
 		startDuration: d("wattd_worker_start_duration_seconds", "Time from spawning a worker to its being ready, for the application's workers that became ready.", []string{appLabel}),
+		replacement:   d("wattd_worker_replacement_seconds", "Time from noticing that a ready worker of the application exited to its slot's next worker being ready: what a crash costs the slot, restart backoff and failed attempts included.", []string{appLabel}),
 		cgroupOOMKills: d("wattd_worker_cgroup_oom_kills_total",
 			"Processes the kernel's OOM killer killed in the cgroups of the slot's workers (memory.events or memory.oom_control oom_kill), whether or not the worker itself ended.", w),
 		cpuPeriods:       d("wattd_worker_cpu_periods_total", "CFS bandwidth periods the current worker's cgroup ran in (cpu.stat nr_periods); only with a CPU limit.", w),
@@ -49,7 +51,7 @@ func newOwnFamilies(d func(name, help string, labels []string) *prometheus.Desc)
 }
 
 func (f *ownFamilies) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{f.startDuration, f.cgroupOOMKills, f.cpuPeriods, f.cpuThrottled, f.cpuThrottledTime, f.linesDropped, f.linesTrimmed} {
+	for _, d := range []*prometheus.Desc{f.startDuration, f.replacement, f.cgroupOOMKills, f.cpuPeriods, f.cpuThrottled, f.cpuThrottledTime, f.linesDropped, f.linesTrimmed} {
 		ch <- d
 	}
 	for _, r := range pressureResources {
@@ -58,23 +60,35 @@ func (f *ownFamilies) describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// collectApp exports the application's start durations as one histogram
-// over its slots.
+// collectApp exports the application's start durations and replacement
+// times as histograms over its slots.
 func (f *ownFamilies) collectApp(ch chan<- prometheus.Metric, a supervisor.AppStatus) {
+	ch <- appHistogram(f.startDuration, supervisor.StartBuckets[:], a, func(w supervisor.WorkerStatus) (int, float64, []uint64) {
+		return w.Starts, w.StartTime, w.StartsWithin
+	})
+	ch <- appHistogram(f.replacement, supervisor.ReplacementBuckets[:], a, func(w supervisor.WorkerStatus) (int, float64, []uint64) {
+		return w.Replacements, w.ReplacementTime, w.ReplacementsWithin
+	})
+}
+
+// appHistogram sums one histogram of every slot of a (its count, sum and
+// cumulative counts by bound, as of gives them) into the application's.
+func appHistogram(d *prometheus.Desc, bounds []float64, a supervisor.AppStatus, of func(supervisor.WorkerStatus) (int, float64, []uint64)) prometheus.Metric {
 	var count uint64
 	var sum float64
-	buckets := make(map[float64]uint64, len(supervisor.StartBuckets))
-	for _, le := range supervisor.StartBuckets {
+	buckets := make(map[float64]uint64, len(bounds))
+	for _, le := range bounds {
 		buckets[le] = 0
 	}
 	for _, w := range a.Workers {
-		count += uint64(w.Starts)
-		sum += w.StartTime
-		for i, n := range w.StartsWithin {
-			buckets[supervisor.StartBuckets[i]] += n
+		n, s, within := of(w)
+		count += uint64(n)
+		sum += s
+		for i, c := range within {
+			buckets[bounds[i]] += c
 		}
 	}
-	ch <- prometheus.MustNewConstHistogram(f.startDuration, count, sum, buckets, a.ID)
+	return prometheus.MustNewConstHistogram(d, count, sum, buckets, a.ID)
 }
 
 // collectWorker exports one slot's series. Those of the cgroup are

@@ -15,8 +15,11 @@ func TestOwnFamilies(t *testing.T) {
 		{ID: "api", Workers: []supervisor.WorkerStatus{
 			{Index: 0, PID: 10, State: "ready", Starts: 2, StartTime: 1.5,
 				// 0.3 s and 1.2 s: in the 0.5 and 2 s buckets.
-				StartsWithin:   []uint64{0, 0, 1, 1, 2, 2, 2, 2, 2, 2},
-				CgroupOOMKills: u64(3), LogLinesDropped: 7, LogLinesTruncated: 2,
+				StartsWithin: []uint64{0, 0, 1, 1, 2, 2, 2, 2, 2, 2},
+				// Replaced twice, in 0.08 s and 0.27 s.
+				Replacements: 2, ReplacementTime: 0.35,
+				ReplacementsWithin: []uint64{0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2},
+				CgroupOOMKills:     u64(3), LogLinesDropped: 7, LogLinesTruncated: 2,
 				CPUThrottling: &supervisor.CPUThrottling{Periods: 100, ThrottledPeriods: 40, ThrottledSeconds: 3},
 				Pressure: &supervisor.Pressure{
 					CPU:    &supervisor.Stall{SomeSeconds: 0.7, FullSeconds: f64(0.3)},
@@ -51,6 +54,23 @@ func TestOwnFamilies(t *testing.T) {
 	}
 	if got := h["plain"]; got == nil || got.GetSampleCount() != 0 {
 		t.Errorf("plain start duration = %v, want an empty histogram", got)
+	}
+
+	r := map[string]*dto.Histogram{}
+	for _, m := range fams["wattd_worker_replacement_seconds"].GetMetric() {
+		r[m.GetLabel()[0].GetValue()] = m.GetHistogram()
+	}
+	if got := r["api"]; got.GetSampleCount() != 2 || got.GetSampleSum() != 0.35 || len(got.GetBucket()) != len(supervisor.ReplacementBuckets) {
+		t.Errorf("api replacement: count %d sum %v, %d buckets; want 2, 0.35, %d", got.GetSampleCount(), got.GetSampleSum(), len(got.GetBucket()), len(supervisor.ReplacementBuckets))
+	}
+	want = map[float64]uint64{0.05: 0, 0.1: 1, 0.25: 1, 0.5: 2, 30: 2}
+	for _, b := range r["api"].GetBucket() {
+		if n, ok := want[b.GetUpperBound()]; ok && b.GetCumulativeCount() != n {
+			t.Errorf("api replacement bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), n)
+		}
+	}
+	if got := r["plain"]; got == nil || got.GetSampleCount() != 0 {
+		t.Errorf("plain replacement = %v, want an empty histogram", got)
 	}
 
 	for name, want := range map[string]map[string]float64{

@@ -139,10 +139,15 @@ function main () {
     }
   }
   // After the mesh client, whose calls it traces; before the app loads.
-  try {
-    require('./tracing.cjs').startTracing(state, info)
-  } catch (err) {
-    warn('tracing and request ids disabled after an internal error', err)
+  // Loaded only when the app info turns either feature on (tracing.cjs
+  // does nothing otherwise): it needs node:crypto, whose loading alone
+  // would add tens of milliseconds to every worker's start.
+  if (isObject(info.tracing) || isObject(info.requestId)) {
+    try {
+      require('./tracing.cjs').startTracing(state, info)
+    } catch (err) {
+      warn('tracing and request ids disabled after an internal error', err)
+    }
   }
   // Before the app loads: apps read globalThis.platformatic at once.
   try {
@@ -152,6 +157,9 @@ function main () {
   }
 }
 
+function isObject (v) {
+  return typeof v === 'object' && v !== null
+}
 
 try {
   main()

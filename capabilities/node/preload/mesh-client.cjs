@@ -558,21 +558,20 @@ function onHttpTimeout (req, appId, ms) {
 
 // ---- fetch
 
-// webClasses finds the fetch classes. On Node 20 they are lazy getters that
-// load undici (tens of ms), so they are looked up at the first mesh fetch,
-// from the property descriptors as they were when the preload ran.
+// webClasses finds the fetch classes, at the first mesh fetch that needs
+// them: loading them means loading Node's undici, tens of milliseconds
+// that a worker start must not pay for an app that never fetches over the
+// mesh. Not even their property descriptors are read before: on Node 20
+// they are lazy getters, but on Node 24 lazy data properties, which
+// reading the descriptor materialises. So the classes are those of the
+// global scope at that first use.
 function webClasses () {
-  const descs = {}
-  for (const k of ['Response', 'Headers', 'Request', 'ReadableStream']) {
-    descs[k] = Object.getOwnPropertyDescriptor(globalThis, k)
-  }
   let classes = null
   return () => {
     if (classes === null) {
       classes = {}
-      for (const k of Object.keys(descs)) {
-        const d = descs[k]
-        classes[k] = d === undefined ? undefined : d.get ? d.get.call(globalThis) : d.value
+      for (const k of ['Response', 'Headers', 'Request', 'ReadableStream']) {
+        classes[k] = globalThis[k]
       }
     }
     return classes

@@ -98,8 +98,9 @@ class ClientSpan {
 // ---- start -----------------------------------------------------------------
 
 // startTracing reads the app info's tracing and requestId settings and, if
-// either is on, registers the request hook, hooks the mesh client and the
-// logger, and starts the span sender. It returns the tracer, or null.
+// either is on (index.cjs loads this module only then), registers the
+// request hook, hooks the mesh client and the logger, and starts the span
+// sender. It returns the tracer, or null.
 function startTracing (state, info) {
   const t = newTracer(state, info)
   if (t === null) return null
