@@ -301,7 +301,11 @@ func (sp *standbyPool) stopStale(stops *sync.WaitGroup, log *zap.Logger) {
 	sp.live = keep
 	sp.mu.Unlock()
 	for _, sb := range gone {
-		log.Info("stopping a standby worker that is no longer current", zap.Int("pid", sb.p.pid))
+		if closed(sp.a.rt.stopping) {
+			log.Info("stopping a standby worker", zap.Int("pid", sb.p.pid))
+		} else {
+			log.Info("stopping a standby worker that is no longer current", zap.Int("pid", sb.p.pid))
+		}
 		stops.Go(func() { sp.stopOne(sb, log) })
 	}
 }

@@ -194,3 +194,111 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 		t.Errorf("the standby took %s to serve after the kill", handOver)
 	}
 }
+
+// TestStandbyLifecycle: a standby that dies is replaced; standbys are
+// discarded and started afresh when
+// what they hold goes stale — after `ctl restart` (new code) and after
+// scaling (new slots, whose sockets the old standby has no copies of) —
+// and stopped with wattd.
+func TestStandbyLifecycle(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	first := warmStandby(t, d, "web")
+
+	// A new warm standby whose pid is not old's, with old gone.
+	// gone says old must have exited: not so for one that was promoted.
+	replaced := func(old supervisor.StandbyStatus, after string, gone bool) supervisor.StandbyStatus {
+		t.Helper()
+		var sb supervisor.StandbyStatus
+		waitFor(t, 30*time.Second, "a new standby after "+after, func() bool {
+			for _, s := range d.app("web").Standbys {
+				if s.PID != old.PID && s.State == "standby" {
+					sb = s
+					return true
+				}
+			}
+			return false
+		})
+		if gone {
+			waitFor(t, 20*time.Second, fmt.Sprintf("the standby %d started before %s gone", old.PID, after), func() bool { return !alive(old.PID) })
+		}
+		if n := len(d.app("web").Standbys); n != 1 {
+			t.Fatalf("%d standbys after %s, want 1", n, after)
+		}
+		return sb
+	}
+
+	// A standby that dies is replaced, and counted.
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first = replaced(first, "the standby was killed", true)
+	if a := d.app("web"); a.StandbyRestarts != 1 || a.Workers[0].Restarts != 0 {
+		t.Errorf("standby restarts %d, worker restarts %d; want 1 and 0", a.StandbyRestarts, a.Workers[0].Restarts)
+	}
+
+	if out, err := d.ctl("restart", "web"); err != nil {
+		t.Fatalf("ctl restart: %v\n%s", err, out)
+	}
+	second := replaced(first, "ctl restart", true)
+
+	if out, err := d.ctl("scale", "web", "2"); err != nil {
+		t.Fatalf("ctl scale: %v\n%s", err, out)
+	}
+	third := replaced(second, "scaling up", true)
+	// The new standby holds the new slot's sockets: it can take it.
+	w1 := d.waitReady("web", 30*time.Second).Workers[1]
+	if err := syscall.Kill(w1.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the standby in the added slot", func() bool {
+		w := d.app("web").Workers[1]
+		return w.PID == third.PID && w.State == "ready"
+	})
+	fourth := replaced(third, "a promotion", false)
+	if out, err := d.ctl("ps"); err != nil || !strings.Contains(out, "standby") {
+		t.Errorf("ctl ps does not show the standby: %v\n%s", err, out)
+	}
+
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("wattd exited %d", code)
+	}
+	if alive(fourth.PID) {
+		t.Errorf("standby %d outlived wattd", fourth.PID)
+	}
+}
+
+// TestStandbyRefusedWhereUnsupported: an application whose workers cannot
+// hold their listen() (a program wattd fronts on $PORT) refuses the key,
+// naming the file and the key's place in it.
+func TestStandbyRefusedWhereUnsupported(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "cmd",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "cmd", "path": fixture("apps/plain"), "capability": "command", "command": []any{"sleep", "60"}, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	if code := d.wait(30 * time.Second); code == 0 {
+		t.Fatal("wattd started an application with standby workers it cannot have")
+	}
+	out := d.out.String()
+	for _, want := range []string{dir + "/watt.json", "/applications/0/standby", `app "cmd" (command)`, "expected no standby workers"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
