@@ -74,14 +74,15 @@ type worker struct {
 	stderr   *lockedBuffer
 	tcpAddr  string // "" for a non-entrypoint
 	meshPath string
+	seen     []map[string]any // stdout events not asked for yet
+	exited   chan struct{}
+	waitErr  error
+	ctlMu    sync.Mutex
+
 	// A standby's: each slot's public address, mesh path and sockets.
 	slotTCP   []string
 	slotMesh  []string
 	slotFiles [][]*os.File
-	seen      []map[string]any // stdout events not asked for yet
-	exited   chan struct{}
-	waitErr  error
-	ctlMu    sync.Mutex
 }
 
 type lockedBuffer struct {
