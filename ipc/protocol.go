@@ -35,6 +35,11 @@
 //	  | ---- drained ------------------------> |  nothing in flight any more
 //	  |                                        |  (wattd then sends SIGTERM)
 //
+// A standby holds every slot's sockets ("http.N", "mesh.N"), accepts on
+// none and says standby instead of ready; promote names the slot it is to
+// serve, and it closes the other slots' copies, listens on that slot's and
+// says ready. See docs/worker-protocol.md, "Standby workers".
+//
 // Messaging between applications (optional; see docs/worker-protocol.md):
 // wattd routes a message from a worker of one application to one ready
 // worker of another, round robin, and the answer back. Ids are the sender's
