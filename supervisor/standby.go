@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,18 +51,21 @@ type standbyPool struct {
 	a    *app
 	wake chan struct{} // poked (non-blocking) when run should look again
 
-	mu sync.Mutex // guards the fields below
 	// gen counts discards: standbys of an older generation hold sockets
-	// or code that changed, and are replaced.
-	gen  uint64
+	// or code that changed, and are replaced. gaveUp is set when standbys
+	// kept dying before they were ready: none is started again until the
+	// next discard (a restart or reload). Atomics, so that discard takes no
+	// lock: it is called with a slot's socket lock held.
+	gen    atomic.Uint64
+	gaveUp atomic.Bool
+
+	mu   sync.Mutex // guards the fields below
 	live []*standby // running and not promoted, oldest first
 	// started, cancel and done belong to Runtime.startStandbys and stop.
 	started bool
 	cancel  context.CancelFunc
 	done    chan struct{}
-	// gaveUp is set when standbys kept dying before they were ready: none
-	// is started again until the next discard (a restart or reload).
-	gaveUp   bool
+
 	restarts int // standbys replaced after they died
 
 	logCounts logs.Counts
@@ -104,13 +108,10 @@ func (sp *standbyPool) poke() {
 }
 
 // discard makes every running standby stale: the pool stops them and
-// starts new ones. It never blocks, so it may be called with a slot's
-// socket lock held.
+// starts new ones. It takes no lock and never blocks.
 func (sp *standbyPool) discard() {
-	sp.mu.Lock()
-	sp.gen++
-	sp.gaveUp = false
-	sp.mu.Unlock()
+	sp.gen.Add(1)
+	sp.gaveUp.Store(false)
 	sp.poke()
 }
 
@@ -145,7 +146,7 @@ func (sp *standbyPool) promote(s *slot) worker {
 			if !closed(c.p.warm) || closed(c.p.exited) {
 				continue
 			}
-			if c.gen != sp.gen || !c.current(cur) || !c.holds(s) {
+			if c.gen != sp.gen.Load() || !c.current(cur) || !c.holds(s) {
 				stale = true
 				continue
 			}
@@ -267,10 +268,10 @@ func (sp *standbyPool) run(ctx context.Context) {
 			d := tracker.Next(restart.Exit{Uptime: time.Since(sb.p.started), WasReady: closed(sb.p.warm), Reason: reason})
 			sp.mu.Lock()
 			sp.restarts++
-			if !d.Restart {
-				sp.gaveUp = true
-			}
 			sp.mu.Unlock()
+			if !d.Restart {
+				sp.gaveUp.Store(true)
+			}
 			if !d.Restart {
 				log.Error("standby workers keep failing; starting no more until the app is restarted or reloaded",
 					zap.Int("pid", sb.p.pid), zap.String("reason", reason), zap.String("why", d.Reason))
@@ -292,7 +293,7 @@ func (sp *standbyPool) stopStale(stops *sync.WaitGroup, log *zap.Logger) {
 	sp.mu.Lock()
 	var keep, gone []*standby
 	for _, sb := range sp.live {
-		if sb.gen != sp.gen || !sb.current(cur) || len(keep) >= cur.conf.Standby {
+		if sb.gen != sp.gen.Load() || !sb.current(cur) || len(keep) >= cur.conf.Standby {
 			gone = append(gone, sb)
 		} else {
 			keep = append(keep, sb)
@@ -319,9 +320,9 @@ func (sp *standbyPool) stopOne(sb *standby, log *zap.Logger) {
 // fill starts standbys until the pool has its count.
 func (sp *standbyPool) fill(exits chan<- *standby, quit <-chan struct{}, log *zap.Logger) error {
 	for {
+		gen := sp.gen.Load()
 		sp.mu.Lock()
-		need := len(sp.live) < sp.want() && !sp.gaveUp
-		gen := sp.gen
+		need := len(sp.live) < sp.want() && !sp.gaveUp.Load()
 		sp.mu.Unlock()
 		if !need {
 			return nil

@@ -19,6 +19,11 @@
 //     are left alone, except the duplicate binding described at
 //     isDuplicateBinding.
 //
+//   * Standby (WATTD_STANDBY=1). The worker is given every slot's sockets
+//     ("http.N", "mesh.N") and holds the app's first listen(): it says
+//     "standby" and serves nothing until wattd's "promote {worker}", when it
+//     closes the other slots' copies and listens on that slot's (listen.cjs).
+//
 //   * Mesh for the entrypoint. Its app is also served on the "mesh" socket:
 //     mesh connections are handed to the app's server as if it had accepted
 //     them (for http.Server and net.Server), or, for TLS and HTTP/2 servers
