@@ -296,7 +296,9 @@ func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec) error {
 	old := a.sp()
 	a.log.Info("configuration changed; rolling restart onto it")
 	a.spec.Store(sp)
-	a.standbys().discard() // they run the previous configuration
+	// The standbys run the previous configuration: they go, and with
+	// standbys the new workers start ahead, together.
+	defer a.rollAhead()()
 	slots := a.slotList()
 	for i, s := range slots {
 		if err := s.requestRestart(ctx); err != nil {

@@ -1002,8 +1002,9 @@ func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
 		return rt.notFound(id)
 	}
 	a.log.Info("rolling restart requested")
-	// The restart is for new code, which the standbys have not loaded.
-	a.standbys().discard()
+	// The restart is for new code, which the standbys have not loaded:
+	// they go, and with standbys the new workers start ahead, together.
+	defer a.rollAhead()()
 	for _, s := range a.slotList() {
 		if err := s.requestRestart(ctx); err != nil {
 			return fmt.Errorf("app %q worker %d: %w", id, s.index, err)

@@ -623,7 +623,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 				continue
 			}
 			health.stop()
-			nw, how, err := s.replace(ctx, w)
+			nw, how, err := s.replaceForRestart(ctx, w)
 			if err == nil {
 				w = nw
 				s.adopt(w, how, "rolling restart")

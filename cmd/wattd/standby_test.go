@@ -302,3 +302,41 @@ func TestStandbyRefusedWhereUnsupported(t *testing.T) {
 		}
 	}
 }
+
+// TestStandbyRollsAhead: an application with standbys rolls by starting
+// its new workers ahead, together, as fresh standbys, and promoting one
+// into each slot beside the old worker; under load nothing fails, and the
+// standbys that were there before the restart (old code) are not used.
+func TestStandbyRollsAhead(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 2, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	old := warmStandby(t, d, "web")
+	mark := len(d.out.String())
+	began := time.Now()
+	ok := d.rollingRestartUnderLoad("web", false)
+	took := time.Since(began)
+	roll := d.out.String()[mark:]
+	if n := strings.Count(roll, "standby promoted into the slot"); n != 2 {
+		t.Errorf("%d standbys promoted during the restart, want 2 (one per slot)", n)
+	}
+	for _, w := range d.app("web").Workers {
+		if w.PID == old.PID {
+			t.Errorf("worker %d is the standby started before the restart (%d)", w.Index, old.PID)
+		}
+	}
+	waitFor(t, 20*time.Second, "the pre-restart standby gone", func() bool { return !alive(old.PID) })
+	waitFor(t, 30*time.Second, "one standby again", func() bool {
+		a := d.app("web")
+		return len(a.Standbys) == 1 && a.Standbys[0].State == "standby"
+	})
+	t.Logf("rolling restart of 2 workers with standbys ahead: %s, %d requests served meanwhile", took.Round(time.Millisecond), ok)
+}
