@@ -228,7 +228,10 @@ func (sp *standbyPool) promote(s *slot) worker {
 			if !closed(c.p.warm) || closed(c.p.exited) {
 				continue
 			}
-			if c.gen != sp.gen.Load() || !c.current(cur) || !c.holds(s) {
+			if c.gen != sp.gen.Load() || !c.current(cur) {
+				continue // being replaced already
+			}
+			if !c.holds(s) {
 				stale = true
 				continue
 			}
@@ -239,8 +242,9 @@ func (sp *standbyPool) promote(s *slot) worker {
 		sp.mu.Unlock()
 		if sb == nil {
 			if stale {
-				// The slot's sockets changed under the standbys (a slot
-				// added or reopened) without a discard reaching them.
+				// The slot's sockets changed under a current standby
+				// without a discard reaching it; every change of sockets
+				// discards, so this is a safety net.
 				sp.discard()
 			}
 			return nil
@@ -263,10 +267,11 @@ func (sp *standbyPool) promote(s *slot) worker {
 	}
 }
 
-// replaceByStandby replaces old, a worker judged unhealthy, with a
-// standby: promoted next to it, ready, then old drained and stopped, as
-// replace does with a new process. It returns nil and no error when no
-// standby can take the slot.
+// replaceByStandby replaces old, a worker judged unhealthy or one a
+// rolling restart replaces, with a standby: promoted next to it, ready,
+// then old drained and stopped, as replace does with a new process. It
+// returns nil and no error when no standby can take the slot; an error
+// when the promoted standby did not become ready (old keeps serving).
 func (s *slot) replaceByStandby(ctx context.Context, old worker) (worker, string, error) {
 	nw := s.app.standbys().promote(s)
 	if nw == nil {
