@@ -249,7 +249,6 @@ func (sp *standbyPool) promote(s *slot) worker {
 			}
 			return nil
 		}
-		sp.poke() // start its successor
 		now := time.Now()
 		sb.p.promotedTo.Store(int64(s.index))
 		sb.p.promotedAt.Store(&now)
@@ -259,10 +258,23 @@ func (sp *standbyPool) promote(s *slot) worker {
 		if err := sb.p.send(&ipc.Message{Type: ipc.TypePromote, Worker: s.index}); err != nil {
 			s.log.Warn("could not promote a standby; trying another", zap.Int("pid", sb.p.pid), zap.Error(err))
 			go killWorker(sb.p)
+			sp.poke() // its successor
 			continue
 		}
 		s.log.Info("standby promoted into the slot", zap.Int("pid", sb.p.pid),
 			zap.Duration("standby_for", now.Sub(sb.p.started).Round(time.Millisecond)))
+		// Its successor starts once it serves: a Node start next to it
+		// would take CPU from the connections waiting for it.
+		go func() {
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-sb.p.ready:
+			case <-sb.p.exited:
+			case <-t.C:
+			}
+			sp.poke()
+		}()
 		return sb.p
 	}
 }
