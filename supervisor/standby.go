@@ -334,19 +334,26 @@ func (sp *standbyPool) run(ctx context.Context) {
 	trackedSpec := a.sp()
 	tracker := restart.NewTracker(trackedSpec.policy)
 	var retry <-chan time.Time
+	// look is false after an event that changes nothing here (the exit of
+	// a standby that was promoted): a start now would only take CPU from
+	// the promotion's successor schedule (see promote).
+	look := true
 	for {
 		if cur := a.sp(); cur != trackedSpec {
 			// A reload changed the app: its restart policy applies from now.
 			trackedSpec, tracker = cur, restart.NewTracker(cur.policy)
 		}
-		sp.stopStale(&stops, log)
-		if retry == nil && !closed(rt.stopping) && ctx.Err() == nil {
+		if look {
+			sp.stopStale(&stops, log)
+		}
+		if look && retry == nil && !closed(rt.stopping) && ctx.Err() == nil {
 			if err := sp.fill(exits, quit, log); err != nil {
 				d := tracker.Next(restart.Exit{Reason: "start: " + err.Error()})
 				log.Error("standby worker could not be started", zap.Error(err), zap.Duration("retry_in", d.Delay))
 				retry = time.After(max(d.Delay, 100*time.Millisecond))
 			}
 		}
+		look = true
 		select {
 		case <-ctx.Done():
 			return
@@ -361,7 +368,8 @@ func (sp *standbyPool) run(ctx context.Context) {
 			}
 			sp.mu.Unlock()
 			if i < 0 {
-				continue // promoted or stopped by the pool
+				look = false // promoted or stopped by the pool
+				continue
 			}
 			reason := sb.p.exitReason()
 			d := tracker.Next(restart.Exit{Uptime: time.Since(sb.p.started), WasReady: closed(sb.p.warm), Reason: reason})
@@ -370,8 +378,6 @@ func (sp *standbyPool) run(ctx context.Context) {
 			sp.mu.Unlock()
 			if !d.Restart {
 				sp.gaveUp.Store(true)
-			}
-			if !d.Restart {
 				log.Error("standby workers keep failing; starting no more until the app is restarted or reloaded",
 					zap.Int("pid", sb.p.pid), zap.String("reason", reason), zap.String("why", d.Reason))
 				continue
