@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -339,4 +340,52 @@ func TestStandbyRollsAhead(t *testing.T) {
 		return len(a.Standbys) == 1 && a.Standbys[0].State == "standby"
 	})
 	t.Logf("rolling restart of 2 workers with standbys ahead: %s, %d requests served meanwhile", took.Round(time.Millisecond), ok)
+}
+
+// TestStandbyCountReload: a reload that changes only "standby" changes the
+// number of standbys and leaves the workers alone.
+func TestStandbyCountReload(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	cfg := func(n int) map[string]any {
+		return map[string]any{
+			"entrypoint": "web",
+			"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"applications": []any{map[string]any{
+				"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": n,
+			}},
+		}
+	}
+	dir := project(t, cfg(1))
+	d := startWattd(t, dir, port, startOpts{})
+	worker := d.waitReady("web", 30*time.Second).Workers[0].PID
+	first := warmStandby(t, d, "web")
+
+	reload := func(n int) {
+		t.Helper()
+		writeJSON(t, filepath.Join(dir, "watt.json"), cfg(n))
+		if out, err := d.ctl("reload"); err != nil {
+			t.Fatalf("ctl reload: %v\n%s", err, out)
+		}
+	}
+	reload(2)
+	waitFor(t, 30*time.Second, "two standbys", func() bool {
+		a := d.app("web")
+		n := 0
+		for _, s := range a.Standbys {
+			if s.State == "standby" {
+				n++
+			}
+		}
+		return a.Standby == 2 && n == 2
+	})
+	reload(0)
+	waitFor(t, 20*time.Second, "no standby", func() bool {
+		a := d.app("web")
+		return a.Standby == 0 && len(a.Standbys) == 0
+	})
+	waitFor(t, 20*time.Second, "the first standby gone", func() bool { return !alive(first.PID) })
+	if a := d.app("web"); a.Workers[0].PID != worker || a.Workers[0].Restarts != 0 {
+		t.Errorf("the worker changed: pid %d -> %d, restarts %d", worker, a.Workers[0].PID, a.Workers[0].Restarts)
+	}
 }
