@@ -112,6 +112,11 @@ type Launch struct {
 	// worker that is slow to boot on a loaded machine is not a program
 	// that ignores the protocol.
 	Protocol bool
+	// Standby says a worker started with WATTD_STANDBY=1 loads the app,
+	// holds its listen() and serves nothing until wattd promotes it (the
+	// Node preload does). Only such applications may have "standby"
+	// workers.
+	Standby bool
 }
 
 // Builder is implemented by capabilities whose apps need a build step

@@ -16,6 +16,11 @@
 //	  | <--- welcome {version:1, app, worker}  |  or error {error}, close, kill
 //	  |                                        |
 //	  | ---- ready {listeners:["http"]} -----> |  once serving
+//	  |                                        |
+//	  |   a standby worker (WATTD_STANDBY=1) instead, before ready:
+//	  | ---- standby ------------------------> |  loaded, its listen() held
+//	  | <--- promote {worker} ---------------- |  take that slot's sockets
+//	  | ---- ready {listeners:["http"]} -----> |  serving the slot
 //	  | ---- stats {elu, heapUsed, ...} -----> |  every few seconds (+ metrics when on)
 //	  |                                        |
 //	  | <--- mesh {mesh:{apps, timeoutMs}} ---- |  after welcome, then on every change
@@ -30,6 +35,11 @@
 //	  | <--- drain {timeoutMs} --------------- |  stop accepting, finish in-flight
 //	  | ---- drained ------------------------> |  nothing in flight any more
 //	  |                                        |  (wattd then sends SIGTERM)
+//
+// A standby holds every slot's sockets ("http.N", "mesh.N"), accepts on
+// none and says standby instead of ready; promote names the slot it is to
+// serve, and it closes the other slots' copies, listens on that slot's and
+// says ready. See docs/worker-protocol.md, "Standby workers".
 //
 // Messaging between applications (optional; see docs/worker-protocol.md):
 // wattd routes a message from a worker of one application to one ready
@@ -59,6 +69,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 )
 
 // ProtocolVersion is the newest protocol version this build speaks.
@@ -81,7 +92,19 @@ const (
 	EnvListenFDs  = "LISTEN_FDS"       // systemd socket-activation convention
 	EnvListenPID  = "LISTEN_PID"       // set by the exec helper to the worker's own pid
 	EnvListenName = "LISTEN_FDNAMES"   // colon-separated names, e.g. "http:mesh"
+	EnvStandby    = "WATTD_STANDBY"    // "1" for a standby worker (see TypePromote)
 )
+
+// StandbyWorker is the WATTD_WORKER_ID (and welcome's worker) of a standby
+// until it is promoted: it belongs to no slot yet.
+const StandbyWorker = -1
+
+// StandbyListener names a standby's copy of one slot's socket in
+// LISTEN_FDNAMES: "http.1" is slot 1's public socket, "mesh.1" its mesh
+// socket. A standby holds every slot's, since it may take any of them.
+func StandbyListener(name string, worker int) string {
+	return name + "." + strconv.Itoa(worker)
+}
 
 // EnvMeshProxySocket is the mesh proxy's Unix socket, for clients that can
 // dial one: it needs no credentials, as its directory admits only wattd's
@@ -119,6 +142,14 @@ const (
 
 	// Tracing (optional): finished spans for wattd to export. See Span.
 	TypeSpans = "spans"
+
+	// Standby workers (optional; only workers started with WATTD_STANDBY=1).
+	// A standby loads its app but holds the app's listen() and sends
+	// standby instead of ready; it accepts nothing. promote (Worker: the
+	// slot) makes it the slot's worker: it listens on that slot's sockets
+	// ("http.N", "mesh.N") and sends ready as any worker does.
+	TypeStandby = "standby"
+	TypePromote = "promote"
 )
 
 // Check kinds.
@@ -137,7 +168,7 @@ type Message struct {
 	PID      int    `json:"pid,omitempty"`
 	Runtime  string `json:"runtime,omitempty"` // e.g. "node v20.20.2"
 
-	// welcome
+	// welcome; Worker also in promote (the slot to take)
 	Version int    `json:"version,omitempty"`
 	App     string `json:"app,omitempty"`
 	Worker  int    `json:"worker,omitempty"`

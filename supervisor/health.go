@@ -304,7 +304,10 @@ func unwrapNetError(err error) string {
 // failing replacement from looping).
 func (s *slot) replaceUnhealthy(ctx context.Context, w worker, reason string) worker {
 	s.log.Warn("worker unhealthy; replacing it", zap.Int("pid", w.PID()), zap.String("reason", reason))
-	nw, how, err := s.replace(ctx, w)
+	nw, how, err := s.replaceByStandby(ctx, w)
+	if nw == nil && err == nil {
+		nw, how, err = s.replace(ctx, w)
+	}
 	if err != nil {
 		if !errors.Is(err, errStopped) {
 			s.log.Error("could not replace the unhealthy worker; it keeps serving", zap.Int("pid", w.PID()),

@@ -83,6 +83,14 @@ type proc struct {
 
 	ready     chan struct{} // closed on the first ready message
 	readyOnce sync.Once
+	warm      chan struct{} // a standby's: closed on its standby message
+	warmOnce  sync.Once
+
+	// promotedAt is when a standby was promoted into a slot, and
+	// promotedTo that slot; a promoted worker counts its age from then.
+	promotedAt atomic.Pointer[time.Time]
+	promotedTo atomic.Int64
+
 	hello     chan struct{} // closed when the handshake completed
 	drained   chan struct{} // closed on the drained message
 	drainOnce sync.Once
@@ -135,6 +143,10 @@ type spawnSpec struct {
 	probePort int                  // >0: a fronted worker, ready once this loopback port accepts
 	group     *cgroups.Group
 	logCounts *logs.Counts // the slot's, shared by its processes; nil for none
+	// standby starts a standby worker (WATTD_STANDBY=1): listeners are
+	// then every slot's, named by ipc.StandbyListener, and worker is
+	// ipc.StandbyWorker.
+	standby bool
 }
 
 // spawn starts a worker through the exec helper with the listeners at fds
@@ -182,6 +194,9 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		ipc.EnvWorker+"="+strconv.Itoa(spec.worker),
 		ipc.EnvEntrypoint+"="+boolDigit(spec.entry),
 	)
+	if spec.standby {
+		cmd.Env = append(cmd.Env, ipc.EnvStandby+"=1")
+	}
 	if spec.group != nil {
 		cmd.Env = append(cmd.Env, spec.group.JoinEnv()...)
 	}
@@ -219,6 +234,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		log:        spec.log.With(zap.Int("pid", cmd.Process.Pid)),
 		ctrl:       conn.(*net.UnixConn),
 		ready:      make(chan struct{}),
+		warm:       make(chan struct{}),
 		hello:      make(chan struct{}),
 		drained:    make(chan struct{}),
 		exited:     make(chan struct{}),
@@ -229,7 +245,12 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		p.meshNow = spec.rt.meshMessage
 		spec.rt.register(p)
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
-		p.route = func(m *ipc.Message) { spec.rt.msgs.route(from, m) }
+		p.route = func(m *ipc.Message) {
+			if at := p.promotedAt.Load(); at != nil {
+				from.worker = int(p.promotedTo.Load()) // a standby speaks for its slot once promoted
+			}
+			spec.rt.msgs.route(from, m)
+		}
 		p.spans = spec.rt.tracing.Source(spec.app, spec.worker, p.pid)
 	}
 	p.sink = logs.NewSink(p.log, logs.Options{Counts: spec.logCounts, Level: spec.logLevel})
@@ -341,6 +362,8 @@ func (p *proc) readControl(app string, worker int) {
 		switch m.Type {
 		case ipc.TypeReady:
 			p.readyOnce.Do(func() { close(p.ready) })
+		case ipc.TypeStandby:
+			p.warmOnce.Do(func() { close(p.warm) })
 		case ipc.TypeStats:
 			if m.Stats != nil {
 				p.statsMu.Lock()

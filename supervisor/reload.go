@@ -138,6 +138,7 @@ type reloadPlan struct {
 	removed []*app
 	changed map[*app]*appSpec // the new spec of each changed app
 	counts  map[*app]int      // new worker count of every kept app
+	standby map[*app]int      // new standby count of kept apps where only it changed
 	byID    map[string]*app   // kept and added apps
 }
 
@@ -169,6 +170,7 @@ func restartOnly(old, cfg *config.Config) []string {
 // out: they change how many workers run, not how one runs.
 func sameApp(a, b config.Application) bool {
 	a.Workers, b.Workers = 0, 0
+	a.Standby, b.Standby = 0, 0
 	a.Scale, b.Scale = config.Scale{}, config.Scale{}
 	a.Pointer, b.Pointer = "", ""
 	return reflect.DeepEqual(a, b)
@@ -178,7 +180,7 @@ func sameApp(a, b config.Application) bool {
 // changed applications, so that a capability that cannot prepare one
 // refuses the reload before anything changes.
 func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
-	p := &reloadPlan{changed: map[*app]*appSpec{}, counts: map[*app]int{}, byID: map[string]*app{}}
+	p := &reloadPlan{changed: map[*app]*appSpec{}, counts: map[*app]int{}, standby: map[*app]int{}, byID: map[string]*app{}}
 	problems := restartOnly(rt.cfg, cfg)
 	current := rt.appList()
 	kept := map[string]bool{}
@@ -219,6 +221,11 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 		}
 		if sameApp(old.conf, ac) && reflect.DeepEqual(old.policy, policyFor(cfg, ac)) {
 			p.result.Unchanged = append(p.result.Unchanged, a.id)
+			if old.conf.Standby != ac.Standby {
+				// Only the standby count changed: the workers keep running,
+				// and the standby pool follows the new count.
+				p.standby[a] = ac.Standby
+			}
 			continue
 		}
 		sp, err := rt.buildSpec(cfg, ac)
@@ -266,6 +273,12 @@ func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan)
 			errs = append(errs, err)
 		}
 	}
+	for a, n := range p.standby {
+		sp := *a.sp()
+		sp.conf.Standby = n
+		a.spec.Store(&sp)
+		a.standbys().poke()
+	}
 	for a, n := range p.counts {
 		if err := rt.scaleTo(ctx, a, rt.scaler.clamp(a, n), "configuration reloaded"); err != nil {
 			errs = append(errs, err)
@@ -283,6 +296,9 @@ func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec) error {
 	old := a.sp()
 	a.log.Info("configuration changed; rolling restart onto it")
 	a.spec.Store(sp)
+	// The standbys run the previous configuration: they go, and with
+	// standbys the new workers start ahead, together.
+	defer a.rollAhead()()
 	slots := a.slotList()
 	for i, s := range slots {
 		if err := s.requestRestart(ctx); err != nil {
@@ -369,6 +385,7 @@ func (rt *Runtime) removeApp(a *app) {
 	delete(rt.byID, a.id)
 	rt.topo.Unlock()
 	rt.publishMesh()
+	a.standbys().stop()
 	rt.retire(slots)
 	os.Remove(rt.dir.AppInfoFile(a.id))
 	a.log.Info("application stopped and removed")
@@ -477,6 +494,7 @@ func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
 	rt.topo.Lock()
 	a.slots = append(slices.Clone(a.slots), added...)
 	rt.topo.Unlock()
+	a.standbys().discard() // they hold no copy of the new slots' sockets
 	rt.startSlots(added)
 	err := rt.awaitDecided(ctx, added)
 	a.log.Info("scaled up", zap.Int("workers", n))

@@ -150,6 +150,8 @@ type app struct {
 	// slots is guarded by rt.topo; the slice is replaced, never changed in
 	// place, so a copy of it read under the lock stays valid.
 	slots []*slot
+	// standby is the app's standby workers (standby.go); use standbys().
+	standby standbyPool
 }
 
 // appSpec is an application's resolved configuration as its workers use it.
@@ -326,6 +328,10 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 	sp.launch, err = launchFor(capb, capApp)
 	if err != nil {
 		return nil, fmt.Errorf("app %q (%s): %w", ac.ID, sp.capability, err)
+	}
+	if ac.Standby > 0 && (!sp.launch.Standby || sp.launch.Fronted) {
+		return nil, fmt.Errorf("%s: %s/standby: app %q (%s): expected no standby workers: only Node.js applications that wattd starts with its preload can hold a standby (not a start command of their own, nor node.hasServer false); remove the key",
+			cfg.File, ac.Pointer, ac.ID, sp.capability)
 	}
 	sp.env = mergeEnv(rt.baseEnv, ac.Env, sp.launch.Env)
 	sp.limits = cgroups.Limits(ac.Resources)
@@ -664,6 +670,7 @@ func (rt *Runtime) startSlots(slots []*slot) {
 			}
 			parent, wg = r.entryCtx, &r.entryWG
 		}
+		rt.startStandbys(s.app, parent, wg)
 		if s.started {
 			continue
 		}
@@ -678,6 +685,30 @@ func (rt *Runtime) startSlots(slots []*slot) {
 			s.run(ctx)
 		}()
 	}
+}
+
+// startStandbys starts the goroutine of a's standby pool, once, beside
+// its slots: the pool starts standbys when the app has "standby" set (now
+// or after a reload) and stops them when parent ends. Called with
+// rt.run.mu held.
+func (rt *Runtime) startStandbys(a *app, parent context.Context, wg *sync.WaitGroup) {
+	sp := a.standbys()
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.started {
+		return
+	}
+	sp.started = true
+	ctx, cancel := context.WithCancel(parent)
+	sp.cancel, sp.done = cancel, make(chan struct{})
+	done := sp.done
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		defer cancel()
+		sp.run(ctx)
+	}()
 }
 
 // Stop begins a graceful shutdown; it returns at once.
@@ -715,6 +746,7 @@ func (rt *Runtime) kill(entry bool) {
 		if a.entry != entry {
 			continue
 		}
+		a.standbys().kill()
 		for _, s := range a.slotList() {
 			s.mu.Lock()
 			w := s.cur
@@ -925,6 +957,7 @@ func (rt *Runtime) Apps() []AppStatus {
 
 func (a *app) status() AppStatus {
 	as := AppStatus{ID: a.id, Entrypoint: a.entry, Capability: a.sp().capability, State: a.state()}
+	as.Standby, as.Standbys, as.StandbyRestarts = a.standbys().status()
 	if sc := a.rt.scaler; sc != nil {
 		as.Scaling = sc.status(a)
 	}
@@ -969,6 +1002,9 @@ func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
 		return rt.notFound(id)
 	}
 	a.log.Info("rolling restart requested")
+	// The restart is for new code, which the standbys have not loaded:
+	// they go, and with standbys the new workers start ahead, together.
+	defer a.rollAhead()()
 	for _, s := range a.slotList() {
 		if err := s.requestRestart(ctx); err != nil {
 			return fmt.Errorf("app %q worker %d: %w", id, s.index, err)

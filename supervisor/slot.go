@@ -202,9 +202,22 @@ func (s *slot) run(ctx context.Context) {
 		}
 		waiting = append(waiting, done)
 	}
+	// next is a standby promoted into the slot: its next worker, in place
+	// of a start.
+	var next worker
 	for {
 		var exit restart.Exit
-		w, err := s.start()
+		var w worker
+		var err error
+		if next != nil {
+			w, next = next, nil
+			s.mu.Lock()
+			s.cur = w
+			s.setStateLocked(StateStarting)
+			s.mu.Unlock()
+		} else {
+			w, err = s.start()
+		}
 		if err != nil {
 			exit = restart.Exit{Reason: "start: " + err.Error()}
 			s.log.Error("worker could not be started", zap.Error(err))
@@ -249,6 +262,13 @@ func (s *slot) run(ctx context.Context) {
 		s.countRestartLocked(restartKind(exit.Reason))
 		s.setStateLocked(StateBackoff)
 		s.mu.Unlock()
+		// A standby takes the slot at once: the back-off paces starts, and
+		// the standby has started already (its successor is paced by the
+		// pool). The crash still counts towards the crash-loop limit.
+		if w := s.app.standbys().promote(s); w != nil {
+			next = w
+			continue
+		}
 		if d.Delay > 0 {
 			s.log.Info("restarting worker after backoff", zap.Duration("delay", d.Delay), zap.Int("consecutive", d.Consecutive))
 		}
@@ -403,6 +423,8 @@ func (s *slot) openListeners() error {
 	if s.listeners != nil {
 		return nil
 	}
+	// New sockets, which the app's standbys have no copies of.
+	defer s.app.standbys().discard()
 	var files []*os.File
 	var names []string
 	fail := func(err error) error {
@@ -470,6 +492,9 @@ func (s *slot) startForwarders() error {
 // gave up closes them so the kernel stops queueing connections for it (the
 // other slots' sockets take them all); a restart opens them again.
 func (s *slot) closeListeners() {
+	// The standbys' copies would keep the sockets open, and in the port's
+	// group, with nobody accepting on them.
+	defer s.app.standbys().discard()
 	s.sockMu.Lock()
 	defer s.sockMu.Unlock()
 	for _, fw := range s.forwarders {
@@ -608,7 +633,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 				continue
 			}
 			health.stop()
-			nw, how, err := s.replace(ctx, w)
+			nw, how, err := s.replaceForRestart(ctx, w)
 			if err == nil {
 				w = nw
 				s.adopt(w, how, "rolling restart")

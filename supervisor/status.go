@@ -48,6 +48,12 @@ type AppStatus struct {
 	State      string         `json:"state"` // running, failed, stopped
 	Reason     string         `json:"reason,omitempty"`
 	Workers    []WorkerStatus `json:"workers"`
+	// Standby is the configured number of standby workers; Standbys are
+	// those running, and StandbyRestarts counts those that died and were
+	// replaced (standby.go).
+	Standby         int             `json:"standby,omitempty"`
+	Standbys        []StandbyStatus `json:"standbys,omitempty"`
+	StandbyRestarts int             `json:"standbyRestarts,omitempty"`
 	// Spans counts the spans the application's workers sent; nil while
 	// tracing is off.
 	Spans *SpanCounts `json:"spans,omitempty"`

@@ -66,7 +66,7 @@ type worker interface {
 var _ worker = (*proc)(nil)
 
 func (p *proc) PID() int                              { return p.pid }
-func (p *proc) Started() time.Time                    { return p.started }
+func (p *proc) Started() time.Time                    { return p.startedAt() }
 func (p *proc) Exited() <-chan struct{}               { return p.exited }
 func (p *proc) ExitReason() string                    { return p.exitReason() }
 func (p *proc) Hello() <-chan struct{}                { return p.hello }
@@ -77,6 +77,15 @@ func (p *proc) Signal(sig syscall.Signal) error       { return syscall.Kill(-p.p
 func (p *proc) Stats() (ipc.Stats, time.Time)         { return p.lastStats() }
 func (p *proc) OutputTail(max time.Duration) []string { return p.outputTail(max) }
 func (p *proc) LastError() string                     { return p.sink.LastStderr() }
+
+// startedAt is when the process started, or, for a promoted standby, when
+// it was promoted: what its slot measures its start and uptime from.
+func (p *proc) startedAt() time.Time {
+	if at := p.promotedAt.Load(); at != nil {
+		return *at
+	}
+	return p.started
+}
 
 func (p *proc) Usage() (cgroups.Usage, bool) {
 	if p.group == nil {

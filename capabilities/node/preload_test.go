@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -57,6 +58,9 @@ type workerOpts struct {
 	watt       capabilities.WattApp
 	nodeOpts   string // the app's nodeOptions
 	metrics    bool   // the runtime's metrics are on (AppInfo.Metrics)
+	// standbySlots > 0 starts a standby worker holding that many slots'
+	// sockets, named "http.N" and "mesh.N" (see standby_test.go).
+	standbySlots int
 }
 
 type worker struct {
@@ -74,6 +78,11 @@ type worker struct {
 	exited   chan struct{}
 	waitErr  error
 	ctlMu    sync.Mutex
+
+	// A standby's: each slot's public address, mesh path and sockets.
+	slotTCP   []string
+	slotMesh  []string
+	slotFiles [][]*os.File
 }
 
 type lockedBuffer struct {
@@ -193,12 +202,37 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 		stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	var files []*os.File
 	names := []string{}
-	if o.entrypoint {
-		f, addr := tcpListener(t)
-		files, names, w.tcpAddr = append(files, f), append(names, ipc.ListenerHTTP), addr
+	workerID := "0"
+	var path string
+	if o.standbySlots > 0 {
+		workerID = strconv.Itoa(ipc.StandbyWorker)
+		for i := range o.standbySlots {
+			var slot []*os.File
+			if o.entrypoint {
+				f, addr := tcpListener(t)
+				files, names = append(files, f), append(names, ipc.StandbyListener(ipc.ListenerHTTP, i))
+				w.slotTCP, slot = append(w.slotTCP, addr), append(slot, f)
+			}
+			f, p := unixListener(t)
+			files, names = append(files, f), append(names, ipc.StandbyListener(ipc.ListenerMesh, i))
+			w.slotMesh, slot = append(w.slotMesh, p), append(slot, f)
+			w.slotFiles = append(w.slotFiles, slot)
+			path = p
+		}
+		o.env = maps.Clone(o.env)
+		if o.env == nil {
+			o.env = map[string]string{}
+		}
+		o.env[ipc.EnvStandby] = "1"
+	} else {
+		if o.entrypoint {
+			f, addr := tcpListener(t)
+			files, names, w.tcpAddr = append(files, f), append(names, ipc.ListenerHTTP), addr
+		}
+		var f *os.File
+		f, path = unixListener(t)
+		files, names, w.meshPath = append(files, f), append(names, ipc.ListenerMesh), path
 	}
-	f, path := unixListener(t)
-	files, names, w.meshPath = append(files, f), append(names, ipc.ListenerMesh), path
 	ctl, ctlWorker := controlPair(t)
 	files = append(files, ctlWorker)
 	w.ctl = ctl
@@ -214,7 +248,7 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 		ipc.EnvListenName+"="+strings.Join(names, ":"),
 		ipc.EnvControlFD+"="+strconv.Itoa(3+len(names)),
 		ipc.EnvApp+"="+o.app,
-		ipc.EnvWorker+"=0",
+		ipc.EnvWorker+"="+workerID,
 		ipc.EnvEntrypoint+"="+map[bool]string{true: "1", false: "0"}[o.entrypoint],
 		ipc.EnvProtocol+"="+strconv.Itoa(ipc.ProtocolVersion),
 		ipc.EnvMeshDir+"="+filepath.Dir(path),

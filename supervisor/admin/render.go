@@ -63,6 +63,14 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s%s\n",
 				name, wk.Index, pid, cell(state), wk.Restarts, cell(wk.LastExit), uptime, rss, mem, tail)
 		}
+		for _, sb := range app.Standbys {
+			rss := "-"
+			if sb.RSS > 0 {
+				rss = supervisor.FormatBytes(sb.RSS)
+			}
+			fmt.Fprintf(tw, "%s\tstandby\t%d\t%s\t-\t-\t%s\t%s\t-\n",
+				name, sb.PID, cell(sb.State), FormatUptime(sb.Uptime), rss)
+		}
 	}
 	tw.Flush()
 }

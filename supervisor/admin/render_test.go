@@ -22,20 +22,25 @@ func TestRenderPS(t *testing.T) {
 		{ID: "docs", State: "failed", Reason: "entrypoint\tnot found\n"},
 		{ID: "jobs", State: "running", Workers: []supervisor.WorkerStatus{
 			{Index: 0, PID: 77, State: "starting", Uptime: 3720, RSS: 900},
+		}, Standby: 2, Standbys: []supervisor.StandbyStatus{
+			{PID: 78, State: "standby", Uptime: 61, RSS: 41943040},
+			{PID: 79, State: "starting", Uptime: 0.2},
 		}},
 		{ID: "ui", State: "starting", Workers: []supervisor.WorkerStatus{
 			{Index: 0, State: "waiting", WaitingFor: "api, db"},
 		}},
 	}
 	want := strings.Join([]string{
-		"APP   WORKER  PID   STATE     RESTARTS  LAST EXIT                    UPTIME  RSS       MEMORY",
-		"web*  0       4242  ready     0         -                            3s      43.1 MiB  48.0 MiB / 96.0 MiB",
-		"web*  1       4250  ready     2         oom (memory limit 96.0 MiB)  2m10s   40.0 MiB  43.1 MiB",
-		"api   0       -     failed    5         signal: killed               -       -         -  (crashed 5 times in 60s)",
-		"api   1       -     failed    5         exit status 2                -       -         -",
-		"docs  -       -     failed    -         -                            -       -         -  (entrypoint not found)",
-		"jobs  0       77    starting  0         -                            1h2m    900 B     -",
-		"ui    0       -     waiting   0         -                            -       -         -  (waiting for api, db)",
+		"APP   WORKER   PID   STATE     RESTARTS  LAST EXIT                    UPTIME  RSS       MEMORY",
+		"web*  0        4242  ready     0         -                            3s      43.1 MiB  48.0 MiB / 96.0 MiB",
+		"web*  1        4250  ready     2         oom (memory limit 96.0 MiB)  2m10s   40.0 MiB  43.1 MiB",
+		"api   0        -     failed    5         signal: killed               -       -         -  (crashed 5 times in 60s)",
+		"api   1        -     failed    5         exit status 2                -       -         -",
+		"docs  -        -     failed    -         -                            -       -         -  (entrypoint not found)",
+		"jobs  0        77    starting  0         -                            1h2m    900 B     -",
+		"jobs  standby  78    standby   -         -                            1m1s    40.0 MiB  -",
+		"jobs  standby  79    starting  -         -                            0s      -         -",
+		"ui    0        -     waiting   0         -                            -       -         -  (waiting for api, db)",
 		"",
 	}, "\n")
 	var b strings.Builder

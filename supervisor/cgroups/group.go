@@ -96,6 +96,16 @@ func (g *Group) Bind(pid int) {
 	g.m.mu.Unlock()
 }
 
+// Assign moves the group to worker slot index in what the manager
+// reports per slot (OOM kills): a standby's group, made before it had a
+// slot, becomes its slot's when the standby is promoted. The directory
+// keeps its name.
+func (g *Group) Assign(index int) {
+	g.m.mu.Lock()
+	g.index = index
+	g.m.mu.Unlock()
+}
+
 func (g *Group) boundPid() int {
 	g.m.mu.Lock()
 	defer g.m.mu.Unlock()

@@ -86,6 +86,8 @@ type rawApp struct {
 	Capability  string            `json:"capability"`
 	Command     json.RawMessage   `json:"command"`
 	ListenFDs   bool              `json:"listenFds"`
+	// Standby is how many standby workers the application keeps.
+	Standby *json.Number `json:"standby"`
 	// ReuseTCPPorts matters on the entrypoint only: see Config.SharePort.
 	ReuseTCPPorts *bool `json:"reuseTcpPorts"`
 	// Dependencies names applications this one needs: started and built
@@ -441,6 +443,13 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 		if msg := checkWorkers(app.Workers); msg != "" {
 			problems = append(problems, issuef(e.ptr+"/workers", "%s", msg))
 		}
+	}
+	if e.raw.Standby != nil {
+		n, msg := checkStandby(e.raw.Standby)
+		if msg != "" {
+			problems = append(problems, issuef(e.ptr+"/standby", "%s", msg))
+		}
+		app.Standby = n
 	}
 	app.Scale = l.appScale(cfg.Scaler, e)
 	if app.Scale.Dynamic && (e.raw.Workers == nil || e.raw.Workers.count == nil) {

@@ -85,6 +85,10 @@ type Application struct {
 	// LISTEN_FDS convention; otherwise it listens on $PORT and wattd
 	// forwards to it.
 	ListenFDs bool
+	// Standby is how many standby workers the application keeps (a wattd
+	// key): processes past their module loading that take the slot of a
+	// worker that died at once. 0, the default, keeps none.
+	Standby int
 	// Dependencies are the ids of applications this one needs (Watt's
 	// "dependencies"): its workers start once theirs are ready, and
 	// `wattd build` builds them first.
@@ -215,9 +219,12 @@ const (
 	DefaultScaleInterval       = 60 * time.Second
 	DefaultScaleGracePeriod    = 30 * time.Second
 	MaxWorkers                 = 512
-	DefaultHostname            = "127.0.0.1"
-	DefaultPort                = 3042
-	DefaultLogLevel            = "info"
+	// MaxStandby bounds an application's standby workers: each is one
+	// more full process, and more than a few only costs memory.
+	MaxStandby      = 16
+	DefaultHostname = "127.0.0.1"
+	DefaultPort     = 3042
+	DefaultLogLevel = "info"
 	// DefaultRestartDelay is 0, where Watt waits 5000 ms: a wattd worker
 	// slot keeps its socket while the worker is down, so connections the
 	// kernel hashes to that slot wait for the replacement; a healthy worker

@@ -333,6 +333,12 @@ func TestLoadInvalid(t *testing.T) {
 			`{TD}/invalid/types.json: /restart/maxRestarts: expected integer from 0 to 1000000, got 1.5`,
 			`{TD}/invalid/types.json: /applications/0/workers/static: expected integer from 1 to 512, got "many"`,
 		}},
+		{file: "standby.json", want: []string{
+			`{TD}/invalid/standby.json: /applications/0/standby: expected integer from 0 to 16, got -1`,
+			`{TD}/invalid/standby.json: /applications/1/standby: expected integer from 0 to 16, got 1.5`,
+			`{TD}/invalid/standby.json: /applications/2/standby: expected integer from 0 to 16, got "one"`,
+			`{TD}/invalid/standby.json: /autoload/mappings/other/standby: expected integer from 0 to 16, got 17`,
+		}},
 		{file: "placeholder-port.json", environ: []string{"PLT_PORT=abc"}, want: []string{
 			`{TD}/invalid/placeholder-port.json: /server/port: expected integer from 0 to 65535, got "abc" (the value of PLT_PORT)`,
 		}},

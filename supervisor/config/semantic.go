@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -69,6 +70,16 @@ func checkWorkers(n int) string {
 		return fmt.Sprintf("expected a worker count from 1 to %d, got %d", MaxWorkers, n)
 	}
 	return ""
+}
+
+// checkStandby reads a standby count; the schema enforces the same
+// bounds, this guards values that reach the Config by other routes.
+func checkStandby(raw *json.Number) (int, string) {
+	n, err := raw.Int64()
+	if err != nil || n < 0 || n > MaxStandby {
+		return 0, fmt.Sprintf("expected a standby worker count from 0 to %d, got %s", MaxStandby, raw)
+	}
+	return int(n), ""
 }
 
 // checkHostname accepts what Node's listen accepts: an IP address (IPv6

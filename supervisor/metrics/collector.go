@@ -60,7 +60,7 @@ func newCollector(src Source, constLabels prometheus.Labels) *collector {
 	return &collector{
 		src:      src,
 		own:      newOwnFamilies(d),
-		workers:  d("wattd_workers", "Worker slots by state.", []string{appLabel, "state"}),
+		workers:  d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
 		restarts: d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
@@ -125,7 +125,7 @@ var workerStates = func() []string {
 	for _, st := range supervisor.States() {
 		s = append(s, st.String())
 	}
-	return append(s, "waiting")
+	return append(s, "waiting", "standby")
 }()
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -147,6 +147,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range workerStates {
 			byState[s] = 0
 		}
+		byState["standby"] = len(a.Standbys)
 		for _, w := range a.Workers {
 			byState[w.State]++
 			id := strconv.Itoa(w.Index)

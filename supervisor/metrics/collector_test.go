@@ -61,7 +61,7 @@ func TestCollector(t *testing.T) {
 			{Index: 0, PID: pid, State: "ready", Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20, CPU: 1.5, OpenFDs: 9,
 				RestartsBy: map[string]int{"oom": 2, "unhealthy": 1}, OOMKills: 2, Starts: 4, StartTime: 2.5},
 			{Index: 1, State: "backoff", Restarts: 1, RestartsBy: map[string]int{"exit": 1}},
-		}},
+		}, Standby: 2, Standbys: []supervisor.StandbyStatus{{PID: pid, State: "standby"}, {PID: pid + 1, State: "starting"}}},
 		{ID: "go", Workers: []supervisor.WorkerStatus{{Index: 0, PID: pid, State: "ready", RSS: 1 << 20, CPU: 0.5, OpenFDs: 4}}},
 	}}
 	fams := gather(t, src)
@@ -89,6 +89,13 @@ func TestCollector(t *testing.T) {
 	// Every state is exported, zeros included, so series do not vanish.
 	if v, ok := states["applicationId=go,state=failed,"]; !ok || v != 0 {
 		t.Errorf("wattd_workers{go,failed} = %v (present %v), want 0", v, ok)
+	}
+	// Standby workers are counted beside the slots, loading or not.
+	if states["applicationId=node,state=standby,"] != 2 {
+		t.Errorf("wattd_workers{node,standby} = %v, want 2", states["applicationId=node,state=standby,"])
+	}
+	if v, ok := states["applicationId=go,state=standby,"]; !ok || v != 0 {
+		t.Errorf("wattd_workers{go,standby} = %v (present %v), want 0", v, ok)
 	}
 	cpu := series(fams["process_cpu_seconds_total"])
 	if len(cpu) != 2 || cpu["applicationId=node,workerId=0,"] != 1.5 || cpu["applicationId=go,workerId=0,"] != 0.5 {

@@ -40,6 +40,9 @@ function newState () {
     tlsSockets: new Set(), // TLS sockets above those of TLS servers
     hookable: [], // servers onRequestHook may be attached to (listen.cjs)
     requestHookWanted: null, // attaches it to them; set by adopt
+    // A standby worker's: { fds: every slot's sockets by "http.N"/"mesh.N",
+    // held: the app's pending first listen(), promoted }; null otherwise.
+    standby: null,
     readySent: false,
     draining: false,
     drainedSent: false,

@@ -19,6 +19,11 @@
 //     are left alone, except the duplicate binding described at
 //     isDuplicateBinding.
 //
+//   * Standby (WATTD_STANDBY=1). The worker is given every slot's sockets
+//     ("http.N", "mesh.N") and holds the app's first listen(): it says
+//     "standby" and serves nothing until wattd's "promote {worker}", when it
+//     closes the other slots' copies and listens on that slot's (listen.cjs).
+//
 //   * Mesh for the entrypoint. Its app is also served on the "mesh" socket:
 //     mesh connections are handed to the app's server as if it had accepted
 //     them (for http.Server and net.Server), or, for TLS and HTTP/2 servers
@@ -80,7 +85,8 @@ function main () {
     listenFds: env.LISTEN_FDS,
     listenNames: env.LISTEN_FDNAMES,
     controlFd: env.WATTD_CONTROL_FD,
-    statsMs: env.WATTD_STATS_INTERVAL_MS
+    statsMs: env.WATTD_STATS_INTERVAL_MS,
+    standby: env.WATTD_STANDBY === '1'
   }
   // Remove what only this process may use, so programs the app spawns do
   // not mistake our sockets for theirs. The informational variables
@@ -88,7 +94,7 @@ function main () {
   // WATTD_APP_INFO) stay:
   // apps read them to know who they are and to reach each other.
   for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
-    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS']) {
+    'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS', 'WATTD_STANDBY']) {
     delete env[k]
   }
 
@@ -102,13 +108,19 @@ function main () {
   const info = readAppInfo(env)
   const appConfig = readAppConfig(info)
 
-  const fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
+  let fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
   const state = newState()
+  if (config.standby && listenPid !== undefined && config.controlFd !== undefined) {
+    // A standby holds every slot's sockets by "http.N"/"mesh.N" and takes
+    // one slot's when promoted (listen.cjs); until then it has none.
+    state.standby = { fds, held: null, promoted: false }
+    fds = {}
+  }
   state.handlers.set('drain', (msg) => startDrain(state, msg.timeoutMs))
   state.handlers.set('mesh', (msg) => { if (state.mesh !== null) setTable(state.mesh, msg.mesh) })
   if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
   // A background app (node.hasServer false) listens for itself, if at all.
-  if (appConfig.hasServer && (fds.http !== undefined || fds.mesh !== undefined)) patchListen(state, fds)
+  if (appConfig.hasServer && (fds.http !== undefined || fds.mesh !== undefined || state.standby !== null)) patchListen(state, fds)
   // Before the app's servers exist, so its request hook is in place when
   // they are adopted.
   if (state.control && info.metrics === true) {

@@ -13,9 +13,12 @@ const { runRequestHooks } = require('./requests.cjs')
 function patchListen (state, fds) {
   const nativeListen = net.Server.prototype.listen
   // The primary listens on "http" when this worker has it (the entrypoint),
-  // else on "mesh".
-  const name = fds.http !== undefined ? 'http' : 'mesh'
+  // else on "mesh". A standby learns its sockets only when promoted.
+  const nameOf = () => fds.http !== undefined ? 'http' : 'mesh'
   let claimed = false
+  if (state.standby !== null) {
+    state.handlers.set('promote', (msg) => promote(state, fds, nativeListen, msg))
+  }
 
   // A named function keeps stack traces and Function.name readable.
   net.Server.prototype.listen = function listen (...args) {
@@ -29,7 +32,8 @@ function patchListen (state, fds) {
     if (req && !req.handle) {
       if (!claimed) {
         claimed = true
-        return redirect(state, fds, name, nativeListen, this, req)
+        if (state.standby !== null && !state.standby.promoted) return hold(state, this, req)
+        return redirect(state, fds, nameOf(), nativeListen, this, req)
       }
       let dup = false
       try {
@@ -41,6 +45,54 @@ function patchListen (state, fds) {
     }
     return nativeListen.apply(this, args)
   }
+}
+
+// ---- standby ---------------------------------------------------------------
+
+// hold keeps the app's first listen() of a standby pending: the server is
+// not listening, so its 'listening' event and the listen callback come only
+// once wattd promotes this worker, and until then nothing is accepted. The
+// control channel keeps the process up meanwhile, since a server that does
+// not listen holds no handle.
+function hold (state, server, req) {
+  state.standby.held = { server, req }
+  if (state.control) state.control.ref()
+  send(state, { type: 'standby' })
+  return server
+}
+
+// promote makes this standby the worker of slot msg.worker: it keeps that
+// slot's sockets ("http.N", "mesh.N"), closes its copies of every other
+// slot's (a socket wattd closes must leave the port's group once its
+// worker is gone, and would not while a copy stays open here), and
+// performs the held listen() on them.
+function promote (state, fds, nativeListen, msg) {
+  const sb = state.standby
+  if (sb.promoted) return
+  sb.promoted = true
+  const worker = typeof msg.worker === 'number' ? msg.worker : 0 // absent means 0
+  const fs = require('node:fs')
+  for (const [key, fd] of Object.entries(sb.fds)) {
+    const dot = key.lastIndexOf('.')
+    const name = key.slice(0, dot)
+    if (Number(key.slice(dot + 1)) === worker) {
+      fds[name] = fd
+      continue
+    }
+    try {
+      fs.closeSync(fd)
+    } catch (err) {
+      warn(`closing another slot's socket ${key}`, err)
+    }
+  }
+  process.env.WATTD_WORKER_ID = String(worker)
+  try {
+    if (globalThis.platformatic && typeof globalThis.platformatic === 'object') globalThis.platformatic.workerId = worker
+  } catch {}
+  if (state.control) state.control.unref()
+  const held = sb.held
+  sb.held = null
+  if (held) redirect(state, fds, fds.http !== undefined ? 'http' : 'mesh', nativeListen, held.server, held.req)
 }
 
 // parseListenArgs reads every listen() form, as net.Server does:

@@ -1,0 +1,391 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/supervisor"
+)
+
+// servedBy counts, by pid, the responses of the standby fixture (each body
+// is "pid=N"), over keep-alive connections as in keepAliveLoad, and the
+// refused dials.
+type servedBy struct {
+	mu      sync.Mutex
+	pids    map[int]int
+	first   map[int]time.Time // when a pid first answered
+	refused int
+	failed  int
+}
+
+func (s *servedBy) run(ctx context.Context, addr string, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+				MaxIdleConnsPerHost: 1,
+				DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+					c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+					if err != nil && strings.Contains(err.Error(), "connection refused") {
+						s.mu.Lock()
+						s.refused++
+						s.mu.Unlock()
+					}
+					return c, err
+				},
+			}}
+			defer client.CloseIdleConnections()
+			for ctx.Err() == nil {
+				resp, err := client.Get("http://" + addr + "/")
+				if err != nil {
+					s.mu.Lock()
+					s.failed++
+					s.mu.Unlock()
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				pid, _ := strconv.Atoi(strings.TrimPrefix(string(body), "pid="))
+				s.mu.Lock()
+				if _, ok := s.first[pid]; !ok {
+					s.first[pid] = time.Now()
+				}
+				s.pids[pid]++
+				s.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (s *servedBy) count(pid int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pids[pid]
+}
+
+var listeningLine = regexp.MustCompile(`listening pid=(\d+) worker=(-?\d+) at=(\d+)`)
+
+// listeningAt finds when the fixture process pid started to serve, by its
+// listen callback's line, and as which worker.
+func listeningAt(out string, pid int) (time.Time, string, bool) {
+	for _, m := range listeningLine.FindAllStringSubmatch(out, -1) {
+		if m[1] == strconv.Itoa(pid) {
+			ms, _ := strconv.ParseInt(m[3], 10, 64)
+			return time.UnixMilli(ms), m[2], true
+		}
+	}
+	return time.Time{}, "", false
+}
+
+func warmStandby(t *testing.T, d *daemon, app string) supervisor.StandbyStatus {
+	t.Helper()
+	var sb supervisor.StandbyStatus
+	waitFor(t, 30*time.Second, "a standby of "+app+" ready to take a slot", func() bool {
+		a := d.app(app)
+		for _, s := range a.Standbys {
+			if s.State == "standby" {
+				sb = s
+				return true
+			}
+		}
+		return false
+	})
+	return sb
+}
+
+// TestStandbyTakesCrashedWorkersSlot: with "standby": 1, a worker killed
+// with SIGKILL under keep-alive load is replaced by the standby, which
+// takes the dead worker's socket: no connection is refused, the standby's
+// pid becomes the slot's worker, a new standby appears, and the standby
+// served nothing before it was promoted, though it had loaded the app.
+func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 2, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	sb := warmStandby(t, d, "web")
+	if !strings.Contains(d.out.String(), fmt.Sprintf("loaded pid=%d", sb.PID)) {
+		t.Fatalf("standby %d has not loaded the app", sb.PID)
+	}
+
+	res := &servedBy{pids: map[int]int{}, first: map[int]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { res.run(ctx, d.addr(), 8) })
+	before := d.app("web")
+	// Load on both workers, none of it on the standby.
+	waitFor(t, 20*time.Second, "both workers serving", func() bool {
+		return res.count(before.Workers[0].PID) > 50 && res.count(before.Workers[1].PID) > 50
+	})
+	if n := res.count(sb.PID); n != 0 {
+		t.Fatalf("the standby %d served %d requests before it was promoted", sb.PID, n)
+	}
+	if _, _, ok := listeningAt(d.out.String(), sb.PID); ok {
+		t.Fatalf("the standby's listen callback ran before it was promoted")
+	}
+
+	victim := before.Workers[1]
+	killed := time.Now()
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var promoted time.Time
+	var asWorker string
+	waitFor(t, 20*time.Second, "the standby listening", func() bool {
+		var ok bool
+		promoted, asWorker, ok = listeningAt(d.out.String(), sb.PID)
+		return ok
+	})
+	waitFor(t, 20*time.Second, "the standby's pid in worker 1's slot, ready", func() bool {
+		w := d.app("web").Workers[1]
+		return w.PID == sb.PID && w.State == "ready"
+	})
+	waitFor(t, 20*time.Second, "the promoted standby serving", func() bool { return res.count(sb.PID) > 20 })
+	var next supervisor.StandbyStatus
+	waitFor(t, 30*time.Second, "a new standby", func() bool {
+		for _, s := range d.app("web").Standbys {
+			if s.PID != sb.PID && s.PID != 0 {
+				next = s
+				return true
+			}
+		}
+		return false
+	})
+	cancel()
+	wg.Wait()
+
+	if asWorker != "1" {
+		t.Errorf("the promoted standby's listen callback saw WATTD_WORKER_ID %s, want 1", asWorker)
+	}
+	if res.refused != 0 {
+		t.Errorf("%d connections refused", res.refused)
+	}
+	after := d.app("web")
+	if w := after.Workers[1]; w.Restarts != 1 || w.LastExit != "signal: killed" {
+		t.Errorf("worker 1: restarts %d, last exit %q; want 1, signal: killed", w.Restarts, w.LastExit)
+	}
+	if after.Workers[0].PID != before.Workers[0].PID {
+		t.Errorf("worker 0 changed: %d -> %d", before.Workers[0].PID, after.Workers[0].PID)
+	}
+	handOver := promoted.Sub(killed)
+	firstStart := before.Workers[0].StartTime // seconds, the first start of worker 0
+	t.Logf("kill -9 to the promoted standby listening: %s (a normal start of worker 0 took %.0f ms); requests: %d ok on the standby, %d failed in flight, %d refused; new standby %d",
+		handOver.Round(time.Millisecond), firstStart*1000, res.count(sb.PID), res.failed, res.refused, next.PID)
+	if handOver > 5*time.Second {
+		t.Errorf("the standby took %s to serve after the kill", handOver)
+	}
+}
+
+// TestStandbyLifecycle: a standby that dies is replaced; standbys are
+// discarded and started afresh when
+// what they hold goes stale — after `ctl restart` (new code) and after
+// scaling (new slots, whose sockets the old standby has no copies of) —
+// and stopped with wattd.
+func TestStandbyLifecycle(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	first := warmStandby(t, d, "web")
+
+	// A new warm standby whose pid is not old's, with old gone.
+	// gone says old must have exited: not so for one that was promoted.
+	replaced := func(old supervisor.StandbyStatus, after string, gone bool) supervisor.StandbyStatus {
+		t.Helper()
+		var sb supervisor.StandbyStatus
+		waitFor(t, 30*time.Second, "a new standby after "+after, func() bool {
+			for _, s := range d.app("web").Standbys {
+				if s.PID != old.PID && s.State == "standby" {
+					sb = s
+					return true
+				}
+			}
+			return false
+		})
+		if gone {
+			waitFor(t, 20*time.Second, fmt.Sprintf("the standby %d started before %s gone", old.PID, after), func() bool { return !alive(old.PID) })
+		}
+		if n := len(d.app("web").Standbys); n != 1 {
+			t.Fatalf("%d standbys after %s, want 1", n, after)
+		}
+		return sb
+	}
+
+	// A standby that dies is replaced, and counted.
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first = replaced(first, "the standby was killed", true)
+	if a := d.app("web"); a.StandbyRestarts != 1 || a.Workers[0].Restarts != 0 {
+		t.Errorf("standby restarts %d, worker restarts %d; want 1 and 0", a.StandbyRestarts, a.Workers[0].Restarts)
+	}
+
+	if out, err := d.ctl("restart", "web"); err != nil {
+		t.Fatalf("ctl restart: %v\n%s", err, out)
+	}
+	second := replaced(first, "ctl restart", true)
+
+	if out, err := d.ctl("scale", "web", "2"); err != nil {
+		t.Fatalf("ctl scale: %v\n%s", err, out)
+	}
+	third := replaced(second, "scaling up", true)
+	// The new standby holds the new slot's sockets: it can take it.
+	w1 := d.waitReady("web", 30*time.Second).Workers[1]
+	if err := syscall.Kill(w1.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the standby in the added slot", func() bool {
+		w := d.app("web").Workers[1]
+		return w.PID == third.PID && w.State == "ready"
+	})
+	fourth := replaced(third, "a promotion", false)
+	if out, err := d.ctl("ps"); err != nil || !strings.Contains(out, "standby") {
+		t.Errorf("ctl ps does not show the standby: %v\n%s", err, out)
+	}
+
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("wattd exited %d", code)
+	}
+	if alive(fourth.PID) {
+		t.Errorf("standby %d outlived wattd", fourth.PID)
+	}
+}
+
+// TestStandbyRefusedWhereUnsupported: an application whose workers cannot
+// hold their listen() (a program wattd fronts on $PORT) refuses the key,
+// naming the file and the key's place in it.
+func TestStandbyRefusedWhereUnsupported(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "cmd",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "cmd", "path": fixture("apps/plain"), "capability": "command", "command": []any{"sleep", "60"}, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	if code := d.wait(30 * time.Second); code == 0 {
+		t.Fatal("wattd started an application with standby workers it cannot have")
+	}
+	out := d.out.String()
+	for _, want := range []string{dir + "/watt.json", "/applications/0/standby", `app "cmd" (command)`, "expected no standby workers"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestStandbyRollsAhead: an application with standbys rolls by starting
+// its new workers ahead, together, as fresh standbys, and promoting one
+// into each slot beside the old worker; under load nothing fails, and the
+// standbys that were there before the restart (old code) are not used.
+func TestStandbyRollsAhead(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 2, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	old := warmStandby(t, d, "web")
+	mark := len(d.out.String())
+	began := time.Now()
+	ok := d.rollingRestartUnderLoad("web", false)
+	took := time.Since(began)
+	roll := d.out.String()[mark:]
+	if n := strings.Count(roll, "standby promoted into the slot"); n != 2 {
+		t.Errorf("%d standbys promoted during the restart, want 2 (one per slot)", n)
+	}
+	for _, w := range d.app("web").Workers {
+		if w.PID == old.PID {
+			t.Errorf("worker %d is the standby started before the restart (%d)", w.Index, old.PID)
+		}
+	}
+	waitFor(t, 20*time.Second, "the pre-restart standby gone", func() bool { return !alive(old.PID) })
+	waitFor(t, 30*time.Second, "one standby again", func() bool {
+		a := d.app("web")
+		return len(a.Standbys) == 1 && a.Standbys[0].State == "standby"
+	})
+	t.Logf("rolling restart of 2 workers with standbys ahead: %s, %d requests served meanwhile", took.Round(time.Millisecond), ok)
+}
+
+// TestStandbyCountReload: a reload that changes only "standby" changes the
+// number of standbys and leaves the workers alone.
+func TestStandbyCountReload(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	cfg := func(n int) map[string]any {
+		return map[string]any{
+			"entrypoint": "web",
+			"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"applications": []any{map[string]any{
+				"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": n,
+			}},
+		}
+	}
+	dir := project(t, cfg(1))
+	d := startWattd(t, dir, port, startOpts{})
+	worker := d.waitReady("web", 30*time.Second).Workers[0].PID
+	first := warmStandby(t, d, "web")
+
+	reload := func(n int) {
+		t.Helper()
+		writeJSON(t, filepath.Join(dir, "watt.json"), cfg(n))
+		if out, err := d.ctl("reload"); err != nil {
+			t.Fatalf("ctl reload: %v\n%s", err, out)
+		}
+	}
+	reload(2)
+	waitFor(t, 30*time.Second, "two standbys", func() bool {
+		a := d.app("web")
+		n := 0
+		for _, s := range a.Standbys {
+			if s.State == "standby" {
+				n++
+			}
+		}
+		return a.Standby == 2 && n == 2
+	})
+	reload(0)
+	waitFor(t, 20*time.Second, "no standby", func() bool {
+		a := d.app("web")
+		return a.Standby == 0 && len(a.Standbys) == 0
+	})
+	waitFor(t, 20*time.Second, "the first standby gone", func() bool { return !alive(first.PID) })
+	if a := d.app("web"); a.Workers[0].PID != worker || a.Workers[0].Restarts != 0 {
+		t.Errorf("the worker changed: pid %d -> %d, restarts %d", worker, a.Workers[0].PID, a.Workers[0].Restarts)
+	}
+}
