@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -275,6 +276,7 @@ func boolDigit(b bool) string {
 
 // wait is the only caller of cmd.Wait.
 func (p *proc) wait(pipes ...*os.File) {
+	reaper.AwaitExit(p.pid) // so that Wait below holds no OS thread while the worker runs
 	err := p.cmd.Wait()
 	reaper.Forget(p.pid)
 	// Anything else left in the worker's process group (a child that
@@ -317,7 +319,11 @@ func (p *proc) wait(pipes ...*os.File) {
 // to, means a worker that does not speak the protocol, and readiness falls
 // back (see supervise).
 func (p *proc) readControl(app string, worker int) {
-	m, err := ipc.ReadMessage(p.ctrl)
+	// A frame mostly arrives in one piece: buffered, its header and body
+	// take one read instead of two, which counts with hundreds of workers
+	// reporting stats.
+	r := bufio.NewReaderSize(p.ctrl, controlReadBuffer)
+	m, err := ipc.ReadMessage(r)
 	if err != nil {
 		p.controlEnded(err)
 		return
@@ -341,7 +347,7 @@ func (p *proc) readControl(app string, worker int) {
 		go p.meshWriter()
 	}
 	for {
-		m, err := ipc.ReadMessage(p.ctrl)
+		m, err := ipc.ReadMessage(r)
 		if err != nil {
 			p.controlEnded(err)
 			return
@@ -373,6 +379,10 @@ func (p *proc) readControl(app string, worker int) {
 		}
 	}
 }
+
+// controlReadBuffer holds a stats report with room to spare; larger frames
+// (app metrics, spans) are read through it in pieces.
+const controlReadBuffer = 4 << 10
 
 // cutFrameGrace is how long a worker whose channel ended inside a frame
 // has to exit before the cut counts as a protocol fault: a worker that
