@@ -350,6 +350,8 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 			}
 			fmt.Fprintf(log, "wattbench: round %d/%d, %s\n", round, cfg.rounds, sc)
 			switch sc {
+			case scaleScenario:
+				note(b.runScale(ctx, targets["wattd"], round, cfg.rounds, log))
 			case "startup":
 				for rep := 1; rep <= cfg.startRepeats && ctx.Err() == nil; rep++ {
 					for _, t := range ordered(names) {
