@@ -134,10 +134,10 @@ type proc struct {
 	// (the spans are then ignored).
 	spans *telemetry.Source
 
-	meshNow     func() *ipc.Message // the current mesh table, sent after welcome
-	meshMu      sync.Mutex          // guards meshPending
-	meshPending *ipc.Message        // newest table not yet sent
-	meshSignal  chan struct{}       // poked when meshPending is set
+	meshNow     func() ([]byte, error) // the current mesh table's frame, sent after welcome
+	meshMu      sync.Mutex             // guards meshPending
+	meshPending []byte                 // frame of the newest table not yet sent
+	meshSignal  chan struct{}          // poked when meshPending is set
 }
 
 // spawnSpec is everything needed to start one worker.
@@ -247,7 +247,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		meshSignal: make(chan struct{}, 1),
 	}
 	if spec.rt != nil {
-		p.meshNow = spec.rt.meshMessage
+		p.meshNow = spec.rt.meshFrame
 		spec.rt.register(p)
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
 		p.route = func(m *ipc.Message) { spec.rt.msgs.route(from, m) }
@@ -343,7 +343,9 @@ func (p *proc) readControl(app string, worker int) {
 	}
 	close(p.hello)
 	if p.meshNow != nil {
-		p.pushMesh(p.meshNow())
+		if frame, err := p.meshNow(); err == nil {
+			p.pushMesh(frame)
+		}
 		go p.meshWriter()
 	}
 	for {
@@ -433,6 +435,11 @@ func (p *proc) send(m *ipc.Message) error {
 	if err != nil {
 		return err
 	}
+	return p.sendFrame(buf, m.Type)
+}
+
+// sendFrame writes an encoded message of type typ.
+func (p *proc) sendFrame(buf []byte, typ string) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.wcut {
@@ -446,7 +453,7 @@ func (p *proc) send(m *ipc.Message) error {
 		// broken cannot be drained or told anything: it is replaced.
 		p.wcut = true
 		p.controlFault(fmt.Sprintf("not reading its control channel: a %s frame was cut after %d of %d bytes (%v)",
-			m.Type, n, len(buf), err))
+			typ, n, len(buf), err))
 	}
 	return err
 }
@@ -536,11 +543,12 @@ func (p *proc) watchMemory(every time.Duration) {
 	}
 }
 
-// pushMesh queues a mesh table for the worker; only the newest unsent one
-// is kept, so a slow worker never makes wattd buffer tables.
-func (p *proc) pushMesh(m *ipc.Message) {
+// pushMesh queues a mesh table's frame for the worker; only the newest
+// unsent one is kept, so a slow worker never makes wattd buffer tables.
+// The frame is shared by every worker and never changed.
+func (p *proc) pushMesh(frame []byte) {
 	p.meshMu.Lock()
-	p.meshPending = m
+	p.meshPending = frame
 	p.meshMu.Unlock()
 	select {
 	case p.meshSignal <- struct{}{}:
@@ -561,7 +569,7 @@ func (p *proc) meshWriter() {
 		m := p.meshPending
 		p.meshPending = nil
 		p.meshMu.Unlock()
-		if m != nil && p.send(m) != nil {
+		if m != nil && p.sendFrame(m, ipc.TypeMesh) != nil {
 			return
 		}
 	}
