@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/mesh"
@@ -76,9 +77,9 @@ func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 	return t
 }
 
-// meshMessage is the current table as a control message.
-func (rt *Runtime) meshMessage() *ipc.Message {
-	return &ipc.Message{Type: ipc.TypeMesh, Mesh: rt.Table()}
+// meshFrame is the current table as an encoded control message.
+func (rt *Runtime) meshFrame() ([]byte, error) {
+	return ipc.EncodeFrame(&ipc.Message{Type: ipc.TypeMesh, Mesh: rt.Table()})
 }
 
 // publishMesh rebuilds the table and pushes it to every worker if it
@@ -100,9 +101,71 @@ func (rt *Runtime) publishMesh() {
 		procs = append(procs, p)
 	}
 	rt.mesh.mu.Unlock()
-	m := &ipc.Message{Type: ipc.TypeMesh, Mesh: t}
+	// One frame for every worker: the table grows with the workers, and
+	// so does the number of workers it goes to.
+	frame, err := ipc.EncodeFrame(&ipc.Message{Type: ipc.TypeMesh, Mesh: t})
+	if err != nil {
+		return
+	}
 	for _, p := range procs {
-		p.pushMesh(m)
+		p.pushMesh(frame)
+	}
+}
+
+// meshPublishGap is the least time between two pushes of the mesh table
+// from the runtime's loop. Every push goes to every worker, and every
+// worker parses it; while many workers start or stop together their
+// states change hundreds of times within seconds, and a push for each
+// change would cost workers times changes (quadratic in the workers). A
+// change after a quiet gap still goes out at once.
+const meshPublishGap = 100 * time.Millisecond
+
+// meshPacer spaces the pushes of the mesh table: a change is published at
+// once when the last push is at least gap old, else when the gap has
+// passed, together with whatever else changed meanwhile. One goroutine at
+// a time uses it: it calls changed on a state change, and fire when due
+// delivers.
+type meshPacer struct {
+	publish func()
+	gap     time.Duration
+	last    time.Time
+	timer   *time.Timer
+	pending bool // a push waits for the timer
+}
+
+func newMeshPacer(publish func(), gap time.Duration) *meshPacer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &meshPacer{publish: publish, gap: gap, timer: t}
+}
+
+func (m *meshPacer) changed() {
+	if m.pending {
+		return
+	}
+	wait := m.gap - time.Since(m.last)
+	if wait <= 0 {
+		m.fire()
+		return
+	}
+	m.pending = true
+	m.timer.Reset(wait)
+}
+
+// due delivers when a held-back push should go out.
+func (m *meshPacer) due() <-chan time.Time { return m.timer.C }
+
+func (m *meshPacer) fire() {
+	m.pending = false
+	m.last = time.Now()
+	m.publish()
+}
+
+// stop ends the pacer, publishing a held-back change first.
+func (m *meshPacer) stop() {
+	m.timer.Stop()
+	if m.pending {
+		m.fire()
 	}
 }
 

@@ -1,12 +1,14 @@
 package supervisor
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -61,8 +63,8 @@ func TestPublishMeshPushesOnlyChanges(t *testing.T) {
 	p := &proc{meshSignal: make(chan struct{}, 1), exited: make(chan struct{})}
 	rt.mesh.procs = map[*proc]struct{}{p: {}}
 	rt.publishMesh()
-	if p.meshPending == nil || len(p.meshPending.Mesh.Apps["api"].Endpoints) != 0 {
-		t.Fatalf("first publish: %+v", p.meshPending)
+	if m := pendingTable(t, p); m == nil || len(m.Apps["api"].Endpoints) != 0 {
+		t.Fatalf("first publish: %+v", m)
 	}
 	p.meshPending = nil
 	rt.publishMesh()
@@ -71,10 +73,61 @@ func TestPublishMeshPushesOnlyChanges(t *testing.T) {
 	}
 	rt.apps[0].slots[0].state = StateReady
 	rt.publishMesh()
-	if p.meshPending == nil || len(p.meshPending.Mesh.Apps["api"].Endpoints) != 1 {
-		t.Fatalf("after ready: %+v", p.meshPending)
+	if m := pendingTable(t, p); m == nil || len(m.Apps["api"].Endpoints) != 1 {
+		t.Fatalf("after ready: %+v", m)
 	}
 	if got := rt.Table(); len(got.Apps["api"].Endpoints) != 1 {
 		t.Fatalf("Table() = %+v", got)
+	}
+}
+
+// pendingTable decodes the mesh frame queued for p, nil when none is.
+func pendingTable(t *testing.T, p *proc) *ipc.MeshTable {
+	t.Helper()
+	if p.meshPending == nil {
+		return nil
+	}
+	m, err := ipc.ReadMessage(bytes.NewReader(p.meshPending))
+	if err != nil || m.Type != ipc.TypeMesh || m.Mesh == nil {
+		t.Fatalf("queued frame: %v %+v", err, m)
+	}
+	return m.Mesh
+}
+
+// TestMeshPacerSpacesPushes: a burst of changes is one push at once and
+// one after the gap, carrying the rest; a change after a quiet gap goes
+// out at once; stop publishes a held-back change.
+func TestMeshPacerSpacesPushes(t *testing.T) {
+	var pushes []time.Time
+	const gap = 200 * time.Millisecond
+	m := newMeshPacer(func() { pushes = append(pushes, time.Now()) }, gap)
+	start := time.Now()
+	for range 50 {
+		m.changed()
+	}
+	if len(pushes) != 1 {
+		t.Fatalf("%d pushes for a burst, want 1 at once and the rest held back", len(pushes))
+	}
+	select {
+	case <-m.due():
+		m.fire()
+	case <-time.After(20 * time.Second):
+		t.Fatal("the held-back push never came due")
+	}
+	if len(pushes) != 2 || pushes[1].Sub(start) < gap {
+		t.Fatalf("pushes at %v, want the second one %s after the first", pushes, gap)
+	}
+	// Quiet for a gap: the next change goes at once.
+	for time.Since(pushes[1]) < gap {
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.changed()
+	if len(pushes) != 3 {
+		t.Fatalf("%d pushes, want a change after a quiet gap pushed at once", len(pushes))
+	}
+	m.changed() // held back
+	m.stop()
+	if len(pushes) != 4 {
+		t.Fatalf("%d pushes, want stop to publish the held-back change", len(pushes))
 	}
 }

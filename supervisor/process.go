@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -121,10 +122,11 @@ type proc struct {
 	// (the spans are then ignored).
 	spans *telemetry.Source
 
-	meshNow     func() *ipc.Message // the current mesh table, sent after welcome
-	meshMu      sync.Mutex          // guards meshPending
-	meshPending *ipc.Message        // newest table not yet sent
-	meshSignal  chan struct{}       // poked when meshPending is set
+	meshNow     func() ([]byte, error) // the current mesh table's frame, sent after welcome
+	meshTable   func() *ipc.MeshTable  // the current mesh table, sent with welcome
+	meshMu      sync.Mutex             // guards meshPending
+	meshPending []byte                 // frame of the newest table not yet sent
+	meshSignal  chan struct{}          // poked when meshPending is set
 }
 
 // spawnSpec is everything needed to start one worker.
@@ -242,7 +244,8 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		meshSignal: make(chan struct{}, 1),
 	}
 	if spec.rt != nil {
-		p.meshNow = spec.rt.meshMessage
+		p.meshNow = spec.rt.meshFrame
+		p.meshTable = spec.rt.Table
 		spec.rt.register(p)
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
 		p.route = func(m *ipc.Message) {
@@ -276,6 +279,7 @@ func boolDigit(b bool) string {
 
 // wait is the only caller of cmd.Wait.
 func (p *proc) wait(pipes ...*os.File) {
+	reaper.AwaitExit(p.pid) // so that Wait below holds no OS thread while the worker runs
 	err := p.cmd.Wait()
 	reaper.Forget(p.pid)
 	// Anything else left in the worker's process group (a child that
@@ -318,7 +322,11 @@ func (p *proc) wait(pipes ...*os.File) {
 // to, means a worker that does not speak the protocol, and readiness falls
 // back (see supervise).
 func (p *proc) readControl(app string, worker int) {
-	m, err := ipc.ReadMessage(p.ctrl)
+	// A frame mostly arrives in one piece: buffered, its header and body
+	// take one read instead of two, which counts with hundreds of workers
+	// reporting stats.
+	r := bufio.NewReaderSize(p.ctrl, controlReadBuffer)
+	m, err := ipc.ReadMessage(r)
 	if err != nil {
 		p.controlEnded(err)
 		return
@@ -338,23 +346,21 @@ func (p *proc) readControl(app string, worker int) {
 	// message would otherwise race the first request the slot's socket
 	// already holds.
 	welcome := &ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}
-	var table *ipc.Message
-	if p.meshNow != nil {
-		table = p.meshNow()
-		if table != nil {
-			welcome.Mesh = table.Mesh
-		}
+	if p.meshTable != nil {
+		welcome.Mesh = p.meshTable()
 	}
 	if err := p.send(welcome); err != nil {
 		return
 	}
 	close(p.hello)
 	if p.meshNow != nil {
-		p.pushMesh(table)
+		if frame, err := p.meshNow(); err == nil {
+			p.pushMesh(frame)
+		}
 		go p.meshWriter()
 	}
 	for {
-		m, err := ipc.ReadMessage(p.ctrl)
+		m, err := ipc.ReadMessage(r)
 		if err != nil {
 			p.controlEnded(err)
 			return
@@ -392,6 +398,10 @@ func (p *proc) readControl(app string, worker int) {
 		}
 	}
 }
+
+// controlReadBuffer holds a stats report with room to spare; larger frames
+// (app metrics, spans) are read through it in pieces.
+const controlReadBuffer = 4 << 10
 
 // cutFrameGrace is how long a worker whose channel ended inside a frame
 // has to exit before the cut counts as a protocol fault: a worker that
@@ -442,6 +452,11 @@ func (p *proc) send(m *ipc.Message) error {
 	if err != nil {
 		return err
 	}
+	return p.sendFrame(buf, m.Type)
+}
+
+// sendFrame writes an encoded message of type typ.
+func (p *proc) sendFrame(buf []byte, typ string) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.wcut {
@@ -455,7 +470,7 @@ func (p *proc) send(m *ipc.Message) error {
 		// broken cannot be drained or told anything: it is replaced.
 		p.wcut = true
 		p.controlFault(fmt.Sprintf("not reading its control channel: a %s frame was cut after %d of %d bytes (%v)",
-			m.Type, n, len(buf), err))
+			typ, n, len(buf), err))
 	}
 	return err
 }
@@ -545,11 +560,12 @@ func (p *proc) watchMemory(every time.Duration) {
 	}
 }
 
-// pushMesh queues a mesh table for the worker; only the newest unsent one
-// is kept, so a slow worker never makes wattd buffer tables.
-func (p *proc) pushMesh(m *ipc.Message) {
+// pushMesh queues a mesh table's frame for the worker; only the newest
+// unsent one is kept, so a slow worker never makes wattd buffer tables.
+// The frame is shared by every worker and never changed.
+func (p *proc) pushMesh(frame []byte) {
 	p.meshMu.Lock()
-	p.meshPending = m
+	p.meshPending = frame
 	p.meshMu.Unlock()
 	select {
 	case p.meshSignal <- struct{}{}:
@@ -570,7 +586,7 @@ func (p *proc) meshWriter() {
 		m := p.meshPending
 		p.meshPending = nil
 		p.meshMu.Unlock()
-		if m != nil && p.send(m) != nil {
+		if m != nil && p.sendFrame(m, ipc.TypeMesh) != nil {
 			return
 		}
 	}

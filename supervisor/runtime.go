@@ -543,6 +543,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	// stuck loop stops them and the service manager restarts wattd.
 	watchdog, stopWatchdog := rt.watchdogTicks()
 	defer stopWatchdog()
+	mesh := newMeshPacer(rt.publishMesh, meshPublishGap)
 loop:
 	for {
 		select {
@@ -552,8 +553,10 @@ loop:
 			break loop
 		case <-watchdog:
 			rt.notify.Watchdog()
+		case <-mesh.due():
+			mesh.fire()
 		case <-rt.changed:
-			rt.publishMesh()
+			mesh.changed()
 			rt.tellService()
 			if !announced && rt.entryReady() {
 				announced = true
@@ -588,14 +591,19 @@ loop:
 	// Meanwhile the mesh table keeps following the slots, so callers stop
 	// picking workers that are going away.
 	keepPublishing := make(chan struct{})
-	defer close(keepPublishing)
+	publishing := make(chan struct{})
+	defer func() { close(keepPublishing); <-publishing }()
 	go func() {
+		defer close(publishing)
+		defer mesh.stop()
 		for {
 			select {
 			case <-keepPublishing:
 				return
+			case <-mesh.due():
+				mesh.fire()
 			case <-rt.changed:
-				rt.publishMesh()
+				mesh.changed()
 			}
 		}
 	}()

@@ -430,6 +430,8 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 				}
 			}
 			switch sc {
+			case scaleScenario:
+				note(b.runScale(ctx, targets["wattd"], round, cfg.rounds, log))
 			case scHello:
 				each(names, func(t string) runRecord { return b.runHello(ctx, targets[t], round) })
 			case scCrash:

@@ -85,6 +85,36 @@ func Run(ctx context.Context, log *zap.Logger) error {
 	}
 }
 
+// AwaitExit returns once the child pid has exited, without waiting for it:
+// the caller's cmd.Wait then returns at once, with the exit status. A
+// goroutine blocked in wait4 or waitid holds an OS thread for as long as
+// the child lives, so a supervisor of hundreds of workers would keep
+// hundreds of threads (and every reaping pass reads each thread's list of
+// children); a pidfd waits in the runtime's poller and holds none. Where
+// pidfds cannot be polled (Linux before 5.10) it returns at once, and
+// Wait blocks a thread as it always did.
+func AwaitExit(pid int) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	// The poller calls this again each time the pidfd reads as ready, which
+	// it does once the process has exited; WNOWAIT leaves the zombie for
+	// Wait. An error (no such child, or no P_PIDFD before Linux 5.4) ends
+	// the wait too, and Wait reports what it finds.
+	_ = rc.Read(func(fd uintptr) bool {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		return err != nil || info.Signo != 0
+	})
+}
+
 // Reaped is one orphan that a pass waited for.
 type Reaped struct {
 	PID    int
@@ -97,10 +127,7 @@ func Reap() []Reaped {
 	forking.Lock()
 	defer forking.Unlock()
 	var out []Reaped
-	for _, pid := range zombieChildren() {
-		if _, mine := own.Load(pid); mine {
-			continue
-		}
+	for _, pid := range zombieChildren(isOwn) {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		if err != nil || got != pid {
@@ -118,10 +145,20 @@ func describe(ws unix.WaitStatus) string {
 	return "exit status " + strconv.Itoa(ws.ExitStatus())
 }
 
+// isOwn tells whether pid is a child that Start started and whose wait is
+// still to be reported.
+func isOwn(pid int) bool {
+	_, mine := own.Load(pid)
+	return mine
+}
+
 // zombieChildren lists this process's children that have exited and not
-// been waited for. Children belong to the thread that forked them (or
-// that inherited them as orphans), so every thread's list is read.
-func zombieChildren() []int {
+// been waited for, leaving out those skip names. Children belong to the
+// thread that forked them (or that inherited them as orphans), so every
+// thread's list is read. skip is asked before the child's state is read:
+// with hundreds of workers, all of them children, reading each one's
+// /proc stat on every pass would be most of what an idle wattd does.
+func zombieChildren(skip func(pid int) bool) []int {
 	files, _ := filepath.Glob("/proc/self/task/*/children")
 	var out []int
 	for _, f := range files {
@@ -131,7 +168,7 @@ func zombieChildren() []int {
 		}
 		for _, field := range strings.Fields(string(b)) {
 			pid, err := strconv.Atoi(field)
-			if err == nil && isZombie(pid) {
+			if err == nil && !skip(pid) && isZombie(pid) {
 				out = append(out, pid)
 			}
 		}
@@ -142,8 +179,14 @@ func zombieChildren() []int {
 // isZombie reads the state field of /proc/PID/stat, which follows the
 // command name in parentheses (a name that may itself hold ")").
 func isZombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := readStat(pid)
 	return err == nil && state(string(b)) == 'Z'
+}
+
+// readStat reads /proc/PID/stat; a variable so that a test can count the
+// reads.
+var readStat = func(pid int) ([]byte, error) {
+	return os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 }
 
 func state(stat string) byte {
