@@ -56,6 +56,13 @@ const (
 func init() {
 	allScenarios = append(allScenarios, scaleScenario)
 	scenarioTargets[scaleScenario] = []string{"wattd"}
+	defaultRounds[scaleScenario] = 1
+	// Its figures and verdict are printed by the run itself (runScale);
+	// the section keeps the runs in the report and their common checks.
+	specs[scaleScenario] = spec{
+		about:   "200 workers over 20 applications: start, wattd's RSS, fds and idle CPU, ctl ps latency, a clean stop",
+		runners: []string{"wattd"},
+	}
 }
 
 // scaleResult is one run's figures beyond those a runRecord holds.
