@@ -46,8 +46,6 @@ var scopePB = &commonpb.InstrumentationScope{Name: Scope.Name}
 // cost several times the rest of wattd's work.
 type Source struct {
 	p      *Pipeline
-	app    string
-	worker int
 	log    *zap.Logger
 	res    *resource.Resource // for the SDK's exporters (console, file)
 	resPB  *resourcepb.Resource
@@ -66,8 +64,6 @@ func (p *Pipeline) Source(app string, worker, pid int) *Source {
 	res := p.resource(app, worker, pid)
 	return &Source{
 		p:      p,
-		app:    app,
-		worker: worker,
 		log:    p.log.With(zap.String("app", app), zap.Int("worker", worker), zap.Int("pid", pid)),
 		res:    res,
 		resPB:  resourceProto(res),

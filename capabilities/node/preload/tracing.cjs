@@ -489,7 +489,7 @@ function writeSpan (t, kind, flags, status, startMs, endMs, traceId, spanId, par
   const room = 84 + method.length + 3 * (target.length + host.length) + 8
   let b = t.batch
   if (b !== null && b.buf.length - b.len < room) {
-    seal(t, b)
+    t.sealed.push(b)
     b = null
   }
   if (b === null) {
@@ -529,17 +529,11 @@ function writeSpan (t, kind, flags, status, startMs, endMs, traceId, spanId, par
   t.queued++
   if (b.count === MAX_BATCH) {
     // A full frame goes at once: under load spans then wait for no timer.
-    t.batch = null
-    seal(t, b)
     flush(t)
   } else if (t.timer === null) {
     t.timer = setTimeout(onSendTimer, SEND_EVERY_MS, t)
     t.timer.unref()
   }
-}
-
-function seal (t, b) {
-  t.sealed.push(b)
 }
 
 // dropped counts spans that could not be sent, with a warning a minute at
