@@ -73,7 +73,7 @@ import (
 )
 
 // ProtocolVersion is the newest protocol version this build speaks.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 // MaxFrame bounds one frame's payload, so a confused peer cannot make the
 // other side allocate without limit.
@@ -305,9 +305,11 @@ type TraceSkip struct {
 	Method string `json:"method,omitempty"`
 }
 
-// RequestIDInfo names the request id header (lower case).
+// RequestIDInfo names the request id header (lower case) and whether the
+// worker sets the id on its responses too.
 type RequestIDInfo struct {
-	Header string `json:"header"`
+	Header   string `json:"header"`
+	Response bool   `json:"response,omitempty"`
 }
 
 // Redact is Watt's logger.redact: pino's paths and the censor.

@@ -9,7 +9,7 @@ import (
 	"unsafe"
 )
 
-// The binary spans frame (protocol version 2). A worker that traces every
+// The binary spans frame (protocol versions 2 and 3). A worker that traces every
 // request sends as many spans as it serves requests, so their form is the
 // cheapest one both ends can write and read: fixed fields in little-endian
 // order and the strings as they are, no JSON on either side. It carries
@@ -24,11 +24,13 @@ import (
 //	u16 count of the records that follow
 //	count records:
 //	  u8  kind: SpanBinServer or SpanBinClient
-//	  u8  flags: SpanBinParent, SpanBinIncomplete, SpanBinTLS
+//	  u8  flags: SpanBinParent, SpanBinIncomplete, SpanBinTLS, SpanBinRawIDs
 //	  u16 HTTP status code, 0 for none
 //	  f64 start, f64 end: Unix epoch milliseconds
-//	  32  trace id, 16 span id: lower-case hex
-//	  16  parent span id, lower-case hex, with SpanBinParent only
+//	  trace id, span id: 16 and 8 bytes with SpanBinRawIDs (version 3),
+//	      else 32 and 16 lower-case hex digits
+//	  parent span id, with SpanBinParent only: 8 bytes or 16 hex digits,
+//	      as the other ids
 //	  u8  length of the method M, u16 length of the target T
 //	  M+1+T bytes: the method, one space, the target (UTF-8)
 //	  u16 length of the host H, then H bytes (UTF-8)
@@ -51,6 +53,13 @@ const (
 	SpanBinIncomplete = 0x02
 	// SpanBinTLS: the request came over TLS (https).
 	SpanBinTLS = 0x04
+	// SpanBinRawIDs (version 3): the ids are their bytes, not hex. A worker
+	// makes its ids as bytes and need never format them for a span.
+	SpanBinRawIDs = 0x08
+
+	// MaxSpansPerFrame bounds the records of one binary frame (the
+	// frame's own bound, MaxFrame bytes, usually comes first).
+	MaxSpansPerFrame = 4096
 
 	// MaxSpanTarget bounds the bytes of the target and of the host
 	// (MaxAttributeValue characters of up to three bytes).
@@ -84,7 +93,7 @@ func (s *HTTPSpan) HasParent() bool { return s.Flags&SpanBinParent != 0 }
 
 // DecodeHTTPSpans decodes the records of a binary spans frame (the
 // payload after SpansBinaryTag). It returns the valid spans, how many
-// records were dropped (invalid, past MaxSpansPerMessage, or after one
+// records were dropped (invalid, past MaxSpansPerFrame, or after one
 // whose lengths leave the rest unreadable) and the first reason.
 func DecodeHTTPSpans(p []byte) (spans []HTTPSpan, dropped int, firstErr error) {
 	if len(p) < 2 {
@@ -92,10 +101,10 @@ func DecodeHTTPSpans(p []byte) (spans []HTTPSpan, dropped int, firstErr error) {
 	}
 	count := int(binary.LittleEndian.Uint16(p))
 	p = p[2:]
-	keep := min(count, MaxSpansPerMessage)
+	keep := min(count, MaxSpansPerFrame)
 	if count > keep {
 		dropped = count - keep
-		firstErr = fmt.Errorf("%w: %d spans in one message, limit %d", ErrInvalidSpan, count, MaxSpansPerMessage)
+		firstErr = fmt.Errorf("%w: %d spans in one frame, limit %d", ErrInvalidSpan, count, MaxSpansPerFrame)
 	}
 	spans = make([]HTTPSpan, keep)
 	n := 0
@@ -126,7 +135,11 @@ func DecodeHTTPSpans(p []byte) (spans []HTTPSpan, dropped int, firstErr error) {
 	return spans[:n], dropped, firstErr
 }
 
-const spanBinFixed = 1 + 1 + 2 + 8 + 8 + 32 + 16
+// The fixed part of a record, ids included: hex ids and raw ones.
+const (
+	spanBinFixedHex = 1 + 1 + 2 + 8 + 8 + 32 + 16
+	spanBinFixedRaw = 1 + 1 + 2 + 8 + 8 + 16 + 8
+)
 
 // decodeHTTPSpan reads one record into s. It returns what follows the
 // record, or nil when the record cannot be delimited; an error with a
@@ -135,23 +148,41 @@ func decodeHTTPSpan(p []byte, s *HTTPSpan) (rest []byte, err error) {
 	short := func() ([]byte, error) {
 		return nil, fmt.Errorf("%w: record cut short", ErrInvalidSpan)
 	}
-	if len(p) < spanBinFixed {
+	if len(p) < spanBinFixedRaw {
 		return short()
 	}
 	s.Kind, s.Flags = p[0], p[1]
+	raw := s.Flags&SpanBinRawIDs != 0
+	if !raw && len(p) < spanBinFixedHex {
+		return short()
+	}
 	s.Status = binary.LittleEndian.Uint16(p[2:])
 	s.StartMs = math.Float64frombits(binary.LittleEndian.Uint64(p[4:]))
 	s.EndMs = math.Float64frombits(binary.LittleEndian.Uint64(p[12:]))
-	okTrace := hexID(s.TraceID[:], p[20:52])
-	okSpan := hexID(s.SpanID[:], p[52:68])
-	p = p[spanBinFixed:]
+	var okTrace, okSpan bool
 	okParent := true
-	if s.Flags&SpanBinParent != 0 {
-		if len(p) < 16 {
-			return short()
+	if raw {
+		okTrace = rawID(s.TraceID[:], p[20:36])
+		okSpan = rawID(s.SpanID[:], p[36:44])
+		p = p[spanBinFixedRaw:]
+		if s.Flags&SpanBinParent != 0 {
+			if len(p) < 8 {
+				return short()
+			}
+			okParent = rawID(s.ParentSpanID[:], p[:8])
+			p = p[8:]
 		}
-		okParent = hexID(s.ParentSpanID[:], p[:16])
-		p = p[16:]
+	} else {
+		okTrace = hexID(s.TraceID[:], p[20:52])
+		okSpan = hexID(s.SpanID[:], p[52:68])
+		p = p[spanBinFixedHex:]
+		if s.Flags&SpanBinParent != 0 {
+			if len(p) < 16 {
+				return short()
+			}
+			okParent = hexID(s.ParentSpanID[:], p[:16])
+			p = p[16:]
+		}
 	}
 	if len(p) < 3 {
 		return short()
@@ -179,11 +210,11 @@ func decodeHTTPSpan(p []byte, s *HTTPSpan) (rest []byte, err error) {
 	case s.Kind != SpanBinServer && s.Kind != SpanBinClient:
 		return bad("kind %d is not server (1) or client (2)", s.Kind)
 	case !okTrace:
-		return bad("trace id is not 32 lower-case hex digits, not all zero")
+		return bad("trace id is all zero or not 32 lower-case hex digits")
 	case !okSpan:
-		return bad("span id is not 16 lower-case hex digits, not all zero")
+		return bad("span id is all zero or not 16 lower-case hex digits")
 	case !okParent:
-		return bad("parent span id is not 16 lower-case hex digits, not all zero")
+		return bad("parent span id is all zero or not 16 lower-case hex digits")
 	}
 	for _, t := range []float64{s.StartMs, s.EndMs} {
 		if math.IsNaN(t) || t <= 0 || t > maxEpochMs {
@@ -244,6 +275,17 @@ func hexID(dst, src []byte) bool {
 	return bad&0x80 == 0 && or != 0
 }
 
+// rawID copies src into dst (the same length) and reports whether it is
+// not all zero.
+func rawID(dst, src []byte) bool {
+	var or byte
+	for i := range dst {
+		dst[i] = src[i]
+		or |= src[i]
+	}
+	return or != 0
+}
+
 // hexVal maps a lower-case hex digit to its value and anything else to
 // 0xff.
 var hexVal = func() (t [256]byte) {
@@ -261,7 +303,8 @@ var hexVal = func() (t [256]byte) {
 
 // AppendHTTPSpans appends a binary spans frame holding spans, length
 // prefix included, to buf: the form a worker sends (Method, Target, Host
-// and the fixed fields are written; MethodTarget is not read).
+// and the fixed fields are written; MethodTarget is not read). The ids
+// are written as bytes for a span with SpanBinRawIDs, else in hex.
 func AppendHTTPSpans(buf []byte, spans []HTTPSpan) []byte {
 	start := len(buf)
 	buf = append(buf, 0, 0, 0, 0, SpansBinaryTag)
@@ -272,10 +315,17 @@ func AppendHTTPSpans(buf []byte, spans []HTTPSpan) []byte {
 		buf = binary.LittleEndian.AppendUint16(buf, s.Status)
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(s.StartMs))
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(s.EndMs))
-		buf = hex.AppendEncode(buf, s.TraceID[:])
-		buf = hex.AppendEncode(buf, s.SpanID[:])
-		if s.Flags&SpanBinParent != 0 {
-			buf = hex.AppendEncode(buf, s.ParentSpanID[:])
+		if s.Flags&SpanBinRawIDs != 0 {
+			buf = append(append(buf, s.TraceID[:]...), s.SpanID[:]...)
+			if s.Flags&SpanBinParent != 0 {
+				buf = append(buf, s.ParentSpanID[:]...)
+			}
+		} else {
+			buf = hex.AppendEncode(buf, s.TraceID[:])
+			buf = hex.AppendEncode(buf, s.SpanID[:])
+			if s.Flags&SpanBinParent != 0 {
+				buf = hex.AppendEncode(buf, s.ParentSpanID[:])
+			}
 		}
 		buf = append(buf, byte(len(s.Method)))
 		buf = binary.LittleEndian.AppendUint16(buf, uint16(len(s.Target)))

@@ -14,15 +14,22 @@ func httpSpan(kind byte, method, target, host string) HTTPSpan {
 	return s
 }
 
+// TestHTTPSpansRoundTrip: records with hex ids (version 2) and with raw
+// ids (version 3), in one frame, read back as written.
 func TestHTTPSpansRoundTrip(t *testing.T) {
 	in := []HTTPSpan{httpSpan(SpanBinServer, "GET", "/a?b=c", "h:1"), httpSpan(SpanBinClient, "POST", "http://x.plt.local/y", "x.plt.local")}
 	in[1].Flags, in[1].Port, in[1].ParentSpanID[0] = SpanBinParent|SpanBinIncomplete, 80, 9
+	for _, s := range in[:2] {
+		s.Flags |= SpanBinRawIDs
+		s.TraceID[3], s.SpanID[0] = 0xfe, 0x80
+		in = append(in, s)
+	}
 	m, err := ReadMessage(bytes.NewReader(AppendHTTPSpans(nil, in)))
 	if err != nil || m.Type != TypeSpans {
 		t.Fatalf("%+v %v", m, err)
 	}
 	out, dropped, err := DecodeHTTPSpans(m.SpansBinary)
-	if dropped != 0 || err != nil || len(out) != 2 {
+	if dropped != 0 || err != nil || len(out) != 4 {
 		t.Fatalf("%d spans, %d dropped: %v", len(out), dropped, err)
 	}
 	for i := range in {
@@ -32,8 +39,8 @@ func TestHTTPSpansRoundTrip(t *testing.T) {
 			t.Errorf("%d: %+v, want %+v", i, b, a)
 		}
 	}
-	if out[0].MethodTarget != "GET /a?b=c" || !out[1].HasParent() || out[0].HasParent() {
-		t.Errorf("method and target %q, parents %v %v", out[0].MethodTarget, out[0].HasParent(), out[1].HasParent())
+	if out[0].MethodTarget != "GET /a?b=c" || !out[1].HasParent() || out[0].HasParent() || !out[3].HasParent() {
+		t.Errorf("method and target %q, parents %v %v %v", out[0].MethodTarget, out[0].HasParent(), out[1].HasParent(), out[3].HasParent())
 	}
 }
 
@@ -56,32 +63,44 @@ func TestHTTPSpansInvalid(t *testing.T) {
 		{"method with a space", func(s *HTTPSpan) { s.Method = "G T" }, "HTTP token"},
 		{"long target", func(s *HTTPSpan) { s.Target = strings.Repeat("a", MaxSpanTarget+1) }, "over the limit"},
 	}
-	for _, c := range cases {
-		bad := good
-		c.bad(&bad)
-		frame := AppendHTTPSpans(nil, []HTTPSpan{good, bad, good})
-		out, dropped, err := DecodeHTTPSpans(frame[5:])
-		if len(out) != 2 || dropped != 1 || !errors.Is(err, ErrInvalidSpan) || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "span 1:") {
-			t.Errorf("%s: %d kept, %d dropped, %v", c.name, len(out), dropped, err)
+	for _, raw := range []byte{0, SpanBinRawIDs} {
+		for _, c := range cases {
+			good := good
+			good.Flags |= raw
+			bad := good
+			c.bad(&bad)
+			frame := AppendHTTPSpans(nil, []HTTPSpan{good, bad, good})
+			out, dropped, err := DecodeHTTPSpans(frame[5:])
+			if len(out) != 2 || dropped != 1 || !errors.Is(err, ErrInvalidSpan) || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "span 1:") {
+				t.Errorf("%s (flags %#x): %d kept, %d dropped, %v", c.name, raw, len(out), dropped, err)
+			}
 		}
+	}
+	// A raw-id record cut inside its ids.
+	rawGood := good
+	rawGood.Flags |= SpanBinRawIDs | SpanBinParent
+	rawGood.ParentSpanID[0] = 1
+	p0 := AppendHTTPSpans(nil, []HTTPSpan{rawGood})[5:]
+	if out, dropped, err := DecodeHTTPSpans(p0[:2+spanBinFixedRaw+4]); len(out) != 0 || dropped != 1 || !strings.Contains(err.Error(), "cut short") {
+		t.Errorf("cut raw ids: %d kept, %d dropped, %v", len(out), dropped, err)
 	}
 
 	// Lengths past the end: the record and all after it are lost.
 	frame := AppendHTTPSpans(nil, []HTTPSpan{good, good, good})
 	p := frame[5:]
 	one := (len(p) - 2) / 3
-	binary.LittleEndian.PutUint16(p[2+one+spanBinFixed+1:], 60000) // second record's target length
+	binary.LittleEndian.PutUint16(p[2+one+spanBinFixedHex+1:], 60000) // second record's target length
 	out, dropped, err := DecodeHTTPSpans(p)
 	if len(out) != 1 || dropped != 2 || !strings.Contains(err.Error(), "cut short") {
 		t.Errorf("cut record: %d kept, %d dropped, %v", len(out), dropped, err)
 	}
 	// A count over the limit.
-	many := make([]HTTPSpan, MaxSpansPerMessage+3)
+	many := make([]HTTPSpan, MaxSpansPerFrame+3)
 	for i := range many {
 		many[i] = good
 	}
 	out, dropped, _ = DecodeHTTPSpans(AppendHTTPSpans(nil, many)[5:])
-	if len(out) != MaxSpansPerMessage || dropped != 3 {
+	if len(out) != MaxSpansPerFrame || dropped != 3 {
 		t.Errorf("over the count: %d kept, %d dropped", len(out), dropped)
 	}
 	if out, dropped, _ := DecodeHTTPSpans([]byte{1}); len(out) != 0 || dropped != 1 {
@@ -107,10 +126,14 @@ func TestHTTPSpansInvalidUTF8(t *testing.T) {
 func FuzzDecodeHTTPSpans(f *testing.F) {
 	good := httpSpan(SpanBinServer, "GET", "/", "h")
 	f.Add(AppendHTTPSpans(nil, []HTTPSpan{good, good})[5:])
+	raw := good
+	raw.Flags = SpanBinRawIDs | SpanBinParent
+	raw.ParentSpanID[2] = 3
+	f.Add(AppendHTTPSpans(nil, []HTTPSpan{raw, good})[5:])
 	f.Add([]byte{1, 0})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		out, dropped, _ := DecodeHTTPSpans(p)
-		if dropped < 0 || len(out) > MaxSpansPerMessage {
+		if dropped < 0 || len(out) > MaxSpansPerFrame {
 			t.Fatalf("%d kept, %d dropped", len(out), dropped)
 		}
 		for _, s := range out {

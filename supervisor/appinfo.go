@@ -100,7 +100,7 @@ func tracingInfo(cfg *config.Config, id string) (*ipc.TracingInfo, *ipc.RequestI
 	}
 	var rid *ipc.RequestIDInfo
 	if r := cfg.Logger.RequestID; r.Enabled {
-		rid = &ipc.RequestIDInfo{Header: r.Header}
+		rid = &ipc.RequestIDInfo{Header: r.Header, Response: r.Respond}
 	}
 	return tr, rid
 }

@@ -133,10 +133,11 @@ func TestAppInfoTracing(t *testing.T) {
 	if got := encode(); got != "|" {
 		t.Errorf("both off: %s", got)
 	}
-	cfg.Logger.RequestID = config.RequestID{Enabled: true, Header: "x-trace-req"}
-	if got := encode(); got != `|{"header":"x-trace-req"}` {
+	cfg.Logger.RequestID = config.RequestID{Enabled: true, Header: "x-trace-req", Respond: true}
+	if got := encode(); got != `|{"header":"x-trace-req","response":true}` {
 		t.Errorf("request ids alone: %s", got)
 	}
+	cfg.Logger.RequestID.Respond = false
 	cfg.Telemetry = config.Telemetry{Enabled: true, ApplicationName: "shop", Skip: []config.TraceSkip{{Path: "/health", Method: "GET"}, {Path: "/^\\/static/"}}}
 	want := `{"serviceName":"shop-web","skip":[{"path":"/health","method":"GET"},{"path":"/^\\/static/"}]}|{"header":"x-trace-req"}`
 	if got := encode(); got != want {

@@ -79,8 +79,12 @@ func TestTraceparentParsing(t *testing.T) {
 	mod, _ := filepath.Abs(filepath.Join("preload", "tracecontext.cjs"))
 	bin, _ := Binary()
 	script := `const tc = require(process.argv[1]); const ins = JSON.parse(process.argv[2]);
-const ids = new Set(); for (let i = 0; i < 2000; i++) { ids.add(tc.newTraceId()); ids.add(tc.newSpanId()) }
-const fmt = tc.formatTraceparent(tc.newTraceId(), tc.newSpanId(), true)
+const ids = new Set(); const recs = []
+for (let i = 0; i < 2000; i++) { const o = tc.takeIds(); const b = tc.idSlab(); recs.push([b, o]); ids.add(tc.hexOf(b, o + tc.TRACE_ID, 16)); ids.add(tc.hexOf(b, o + tc.SPAN_ID, 8)) }
+// Records taken earlier keep their ids: a slab is never refilled.
+for (const [b, o] of recs) { if (!ids.has(tc.hexOf(b, o + tc.TRACE_ID, 16))) throw new Error('an id changed') }
+const o = tc.takeIds(); const b = tc.idSlab()
+const fmt = tc.formatTraceparent(tc.hexOf(b, o + tc.TRACE_ID, 16), tc.hexOf(b, o + tc.SPAN_ID, 8), true)
 process.stdout.write(JSON.stringify({ parsed: ins.map((s) => tc.parseTraceparent(s)), ids: [...ids], fmt, back: tc.parseTraceparent(fmt) }))`
 	out, err := exec.Command(bin, "-e", script, mod, string(arg)).Output()
 	if err != nil {
@@ -321,7 +325,7 @@ func testTracing(t *testing.T) {
 			map[string]any{"path": "/health", "method": "GET"},
 			map[string]any{"path": "/^\\/skip-[0-9]+$/"},
 		}},
-		"requestId": map[string]any{"header": "x-request-id"},
+		"requestId": map[string]any{"header": "x-request-id", "response": true},
 	})
 	base := "http://" + w.tcpAddr
 
@@ -546,7 +550,7 @@ func testTracing(t *testing.T) {
 func TestRequestIDsWithoutTracing(t *testing.T) {
 	nodeOrSkip(t)
 	t.Run("request ids only", func(t *testing.T) {
-		w, _ := tracedWorker(t, map[string]any{"applicationId": "traced", "requestId": map[string]any{"header": "x-request-id"}})
+		w, _ := tracedWorker(t, map[string]any{"applicationId": "traced", "requestId": map[string]any{"header": "x-request-id", "response": true}})
 		resp, body := do(t, "http://"+w.tcpAddr+"/call?via=get", map[string]string{"x-request-id": "alone"})
 		if resp.Header.Get("X-Request-Id") != "alone" {
 			t.Errorf("response x-request-id %q", resp.Header.Get("X-Request-Id"))
@@ -563,6 +567,27 @@ func TestRequestIDsWithoutTracing(t *testing.T) {
 		case b := <-w.spans:
 			t.Errorf("spans sent with tracing off: %s", b)
 		default:
+		}
+	})
+	// As tracing turns them on (the configuration does not name them):
+	// kept and passed on, made only when needed, not set on the response.
+	t.Run("not on the response unless asked", func(t *testing.T) {
+		w, _ := tracedWorker(t, map[string]any{"applicationId": "traced", "requestId": map[string]any{"header": "x-request-id"}})
+		resp, body := do(t, "http://"+w.tcpAddr+"/call?via=get", nil)
+		if resp.Header.Get("X-Request-Id") != "" {
+			t.Errorf("response x-request-id %q, want none", resp.Header.Get("X-Request-Id"))
+		}
+		seen := calleeSaw(t, body)
+		if !uuidRE.MatchString(seen["requestId"]) {
+			t.Errorf("callee got request id %q, want a made UUID", seen["requestId"])
+		}
+		// The line of the same request carries the same made id.
+		if l := w.logLines("called", 1)[0]; l["reqId"] != seen["requestId"] {
+			t.Errorf("log line reqId %v, the mesh call carried %q", l["reqId"], seen["requestId"])
+		}
+		resp, _ = do(t, "http://"+w.tcpAddr+"/call?via=fetch", map[string]string{"x-request-id": "kept"})
+		if resp.Header.Get("X-Request-Id") != "" {
+			t.Errorf("response x-request-id %q, want none", resp.Header.Get("X-Request-Id"))
 		}
 	})
 	t.Run("both off", func(t *testing.T) {

@@ -54,7 +54,9 @@ func TestNodeTracing(t *testing.T) {
 				}
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != 200 || string(body) != "leaf internal" || resp.Header.Get("X-Request-Id") != reqID {
+				// Request ids come with tracing, and go on the response only
+				// when logger.requestId asks for them.
+				if resp.StatusCode != 200 || string(body) != "leaf internal" || resp.Header.Get("X-Request-Id") != "" {
 					t.Fatalf("GET /chain?via=%s: %d %q, x-request-id %q", via, resp.StatusCode, body, resp.Header.Get("X-Request-Id"))
 				}
 

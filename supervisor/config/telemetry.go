@@ -82,6 +82,10 @@ type Exporter struct {
 type RequestID struct {
 	Enabled bool
 	Header  string // lower case; default x-request-id
+	// Respond: the id is also set on the response. Only when the
+	// configuration turns request ids on itself: a header set before the
+	// app writes its own costs Node's response its fast path.
+	Respond bool
 }
 
 // DefaultRequestIDHeader is the request id header when none is named.
@@ -314,7 +318,7 @@ func buildRequestID(raw json.RawMessage, tracing bool) (RequestID, []issue) {
 	var b bool
 	if err := json.Unmarshal(raw, &b); err == nil {
 		if b {
-			r = RequestID{Enabled: true, Header: DefaultRequestIDHeader}
+			r = RequestID{Enabled: true, Header: DefaultRequestIDHeader, Respond: true}
 		}
 		return r, nil
 	}
@@ -325,6 +329,6 @@ func buildRequestID(raw json.RawMessage, tracing bool) (RequestID, []issue) {
 	if !headerName.MatchString(s) {
 		return r, []issue{issuef("/logger/requestId", "%q is not an HTTP header name", s)}
 	}
-	r.Enabled, r.Header = true, strings.ToLower(s)
+	r.Enabled, r.Header, r.Respond = true, strings.ToLower(s), true
 	return r, nil
 }

@@ -136,9 +136,9 @@ func TestRequestIDConfig(t *testing.T) {
 		err    string
 	}{
 		{`{}`, RequestID{}, ""},
-		{`{"requestId": true}`, RequestID{Enabled: true, Header: "x-request-id"}, ""},
+		{`{"requestId": true}`, RequestID{Enabled: true, Header: "x-request-id", Respond: true}, ""},
 		{`{"requestId": false}`, RequestID{}, ""},
-		{`{"requestId": "X-Correlation-ID"}`, RequestID{Enabled: true, Header: "x-correlation-id"}, ""},
+		{`{"requestId": "X-Correlation-ID"}`, RequestID{Enabled: true, Header: "x-correlation-id", Respond: true}, ""},
 		{`{"requestId": "bad header"}`, RequestID{}, `/logger/requestId: "bad header" is not an HTTP header name`},
 		{`{"requestId": {"header": "x"}}`, RequestID{}, `/logger/requestId`},
 	}

@@ -38,12 +38,18 @@ import (
 
 // Defaults of the pipeline.
 const (
-	// DefaultQueueSize bounds the spans waiting for one exporter: two
+	// DefaultQueueSize bounds the spans waiting for one exporter: four
 	// workers' worth of their own queue (4096 each) before any is dropped.
-	DefaultQueueSize = 8192
-	// DefaultBatchSize is the most spans one export carries (the SDK's
-	// batch processor's default).
-	DefaultBatchSize = 512
+	DefaultQueueSize = 16384
+	// DefaultBatchSize is the most spans one export carries. wattd gathers
+	// the spans of every worker, as a collector does, so its batches are
+	// larger than an SDK's (512): each export costs a request and a few
+	// wake-ups whatever it carries. maxExportBytes bounds them too.
+	DefaultBatchSize = 4096
+	// maxExportBytes is the size past which a batch is exported before it
+	// holds DefaultBatchSize spans (as estimated by batch.size): well under
+	// the 4 MiB a collector's gRPC receiver takes by default.
+	maxExportBytes = 1 << 20
 	// DefaultInterval is how long a span waits for its batch to fill.
 	DefaultInterval = time.Second
 	// DefaultExportTimeout bounds one export, retries included.
@@ -309,6 +315,23 @@ type batch struct {
 
 func (b *batch) len() int { return len(b.pb) + len(b.http) }
 
+// size estimates the bytes b's spans take in an export: the strings they
+// carry and what the ids, times and attribute keys add to them.
+func (b *batch) size() int {
+	n := 0
+	for i := range b.http {
+		h := &b.http[i]
+		n += 220 + 2*len(h.MethodTarget) + len(h.Host)
+	}
+	for _, sp := range b.pb {
+		n += 120 + len(sp.Name)
+		for _, kv := range sp.Attributes {
+			n += 16 + len(kv.Key) + len(kv.GetValue().GetStringValue())
+		}
+	}
+	return n
+}
+
 // split returns the first n spans of b and the rest.
 func (b batch) split(n int) (head, tail batch) {
 	head, tail = b, b
@@ -482,9 +505,11 @@ func (s *sink) run() {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	var buf []batch
-	n := 0 // spans in buf
+	n := 0    // spans in buf
+	size := 0 // their estimated bytes
 	// take adds a message's spans, exporting every time s.batch are
-	// waiting: a message larger than the room left is split.
+	// waiting or they hold maxExportBytes: a message larger than the
+	// room left is split.
 	take := func(ctx context.Context, b batch) {
 		s.queued.Add(-int64(b.len()))
 		for b.len() > 0 && ctx.Err() == nil {
@@ -495,8 +520,10 @@ func (s *sink) run() {
 			b = rest
 			buf = append(buf, part)
 			n += part.len()
-			if n >= s.batch {
+			size += part.size()
+			if n >= s.batch || size >= maxExportBytes {
 				buf, n = s.export(ctx, buf, n)
+				size = 0
 			}
 		}
 	}
@@ -507,6 +534,7 @@ func (s *sink) run() {
 		case <-t.C:
 			if n > 0 {
 				buf, n = s.export(context.Background(), buf, n)
+				size = 0
 			}
 		case <-s.stop:
 			ctx := *s.flushCtx.Load()

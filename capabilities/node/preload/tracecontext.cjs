@@ -32,30 +32,56 @@ function formatTraceparent (traceId, spanId, sampled) {
   return '00-' + traceId + '-' + spanId + (sampled ? '-01' : '-00')
 }
 
-// Ids come from one pooled buffer refilled by randomFillSync, so that a
-// request costs a slice of it rather than a call into the CSPRNG per id.
-const POOL_SIZE = 4096
-const pool = Buffer.allocUnsafe(POOL_SIZE)
-let poolOffset = POOL_SIZE
+// Ids are made as bytes, never as strings, unless something asks for
+// their hex (a log line, a traceparent header): a span sends them as
+// bytes. Each request or mesh call takes one record of ID_RECORD random
+// bytes from a slab filled by one randomFillSync: the trace id (16 bytes),
+// the span id (8) and room for the parent span id (8). A slab is never
+// refilled: the records it gave out stay theirs for as long as they are
+// kept.
+const ID_RECORD = 32
+const TRACE_ID = 0 // offsets in a record
+const SPAN_ID = 16
+const PARENT_ID = 24
+const SLAB_SIZE = 128 * ID_RECORD
+let slab = null
+let slabOffset = SLAB_SIZE
 
-function randomHex (bytes, zero) {
-  for (;;) {
-    if (poolOffset + bytes > POOL_SIZE) {
-      randomFillSync(pool)
-      poolOffset = 0
-    }
-    const id = pool.toString('hex', poolOffset, poolOffset + bytes)
-    poolOffset += bytes
-    if (id !== zero) return id // all zeros is invalid; one chance in 2^64
+// takeIds returns the offset in idSlab() of a fresh record: random trace
+// and span ids, neither all zero (which is invalid; one chance in 2^64).
+function takeIds () {
+  if (slabOffset === SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE)
+    randomFillSync(slab)
+    slabOffset = 0
   }
+  const o = slabOffset
+  slabOffset += ID_RECORD
+  if (allZero(slab, o + TRACE_ID, 16)) slab[o + TRACE_ID + 15] = 1
+  if (allZero(slab, o + SPAN_ID, 8)) slab[o + SPAN_ID + 7] = 1
+  return o
 }
 
-function newTraceId () { return randomHex(16, ZERO_TRACE) }
-function newSpanId () { return randomHex(8, ZERO_SPAN) }
+// idSlab is the slab of the record takeIds returned last.
+function idSlab () { return slab }
+
+function allZero (b, o, n) {
+  let or = 0
+  for (let i = 0; i < n; i++) or |= b[o + i]
+  return or === 0
+}
+
+// hexOf formats n bytes of b from o as lower-case hex.
+function hexOf (b, o, n) { return b.toString('hex', o, o + n) }
 
 // nowMs is the wall clock in Unix epoch milliseconds with the monotonic
 // clock's resolution, as spans carry it.
+// The module's own performance object: the global one is a lazy getter
+// (slower to reach on every call) that an app may replace.
+const { performance } = require('node:perf_hooks')
 const origin = performance.timeOrigin
 function nowMs () { return origin + performance.now() }
 
-module.exports = { parseTraceparent, formatTraceparent, newTraceId, newSpanId, nowMs }
+module.exports = {
+  parseTraceparent, formatTraceparent, takeIds, idSlab, hexOf, nowMs, ID_RECORD, TRACE_ID, SPAN_ID, PARENT_ID
+}

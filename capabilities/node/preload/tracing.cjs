@@ -5,8 +5,9 @@
 // request a context, kept in an AsyncLocalStorage entered in the hook, so
 // that the app's handler and everything it continues asynchronously see it:
 //
-//   * Request id: the request's id header kept, or a random UUID, set on the
-//     response and passed on every mesh call.
+//   * Request id: the request's id header kept, or a random UUID made the
+//     first time it is needed, passed on every mesh call; set on the
+//     response too when the configuration turned request ids on itself.
 //   * Server span: the request's span, child of the caller's span when the
 //     request carries a valid W3C traceparent, else the root of a new
 //     trace; it ends when the response closes. Requests matching the
@@ -18,8 +19,9 @@
 //   * Log lines written through globalThis.platformatic.logger in that
 //     context carry reqId, traceId and spanId.
 //
-// Finished spans are written into binary spans frames (protocol version 2,
-// ipc/spanbin.go), sent to wattd on the control channel as soon as one
+// Ids are bytes (tracecontext.cjs), formatted as hex only for a log line
+// or a traceparent header. Finished spans are written into binary spans
+// frames (protocol version 3, ipc/spanbin.go), sent to wattd on the control channel as soon as one
 // holds MAX_BATCH spans and otherwise every SEND_EVERY_MS; wattd names and
 // describes them and exports them.
 //
@@ -31,12 +33,14 @@ const { warn, guard } = require('./base.cjs')
 const { sendFrame } = require('./control.cjs')
 const { onRequest } = require('./requests.cjs')
 const { setLineFields } = require('./logger.cjs')
-const { parseTraceparent, formatTraceparent, newTraceId, newSpanId, nowMs } = require('./tracecontext.cjs')
+const {
+  parseTraceparent, formatTraceparent, takeIds, idSlab, hexOf, nowMs, TRACE_ID, SPAN_ID, PARENT_ID
+} = require('./tracecontext.cjs')
 
 const SEND_EVERY_MS = 200
-const MAX_BATCH = 512 // spans per message, wattd's limit
-const MAX_QUEUED = 4096 // spans waiting to be sent; more are dropped
-const BATCH_BYTES = 128 * 1024 // buffer of one message, see writeSpan
+const MAX_BATCH = 4096 // spans per frame, wattd's limit (ipc.MaxSpansPerFrame)
+const MAX_QUEUED = 8192 // spans waiting to be sent; more are dropped
+const BATCH_BYTES = 512 * 1024 // buffer of one frame, see writeSpan
 const MAX_BACKLOG = 4 << 20 // bytes written to the control channel and not read yet
 const MAX_VALUE = 4096 // characters of a target or host sent
 const MAX_METHOD = 64 // bytes of a method wattd takes
@@ -49,6 +53,7 @@ const KIND_CLIENT = 2
 const F_PARENT = 0x01
 const F_INCOMPLETE = 0x02
 const F_TLS = 0x04
+const F_RAW_IDS = 0x08 // always: ids are bytes (version 3)
 
 const kContext = Symbol('wattd.requestContext') // ServerResponse -> its context
 const kSpan = Symbol('wattd.clientSpan') // ClientRequest or undici request -> its span
@@ -61,10 +66,13 @@ let theTracer = null
 // the request's server span, so a traced request allocates one object.
 class RequestContext {
   constructor () {
-    this.reqId = '' // '' when request ids are off
-    this.traceId = '' // '' when the request is not traced (off, skipped)
-    this.spanId = '' // the server span
-    this.parentSpanId = '' // '' for a root span
+    this.reqId = '' // kept or made; '' until needed (requestIdOf) and when off
+    this.traced = false // false when tracing is off or the request skipped
+    this.ids = null // with traced: the slab of the ids (tracecontext.cjs)
+    this.off = 0 // and their record in it
+    this.hasParent = false // false for a root span
+    this.traceHex = '' // the trace and span ids in hex, made when asked for
+    this.spanHex = ''
     this.sampled = false // recorded and sent (the caller's sampled flag)
     this.tracestate = '' // passed on as it came
     this.logFields = null // rendered log fields, made at the first line
@@ -78,12 +86,21 @@ class RequestContext {
   }
 }
 
-// ClientSpan is one mesh call.
+// ClientSpan is one mesh call: a child of the request ctx, or with ctx
+// null the root of a new trace.
 class ClientSpan {
-  constructor (traceId, parentSpanId, method, url, host, port) {
-    this.traceId = traceId
-    this.spanId = newSpanId()
-    this.parentSpanId = parentSpanId
+  constructor (ctx, method, url, host, port) {
+    const o = takeIds()
+    const ids = idSlab()
+    this.ids = ids
+    this.off = o
+    this.hasParent = ctx !== null
+    if (ctx !== null) {
+      const p = ctx.ids
+      const po = ctx.off
+      for (let i = 0; i < 16; i++) ids[o + TRACE_ID + i] = p[po + TRACE_ID + i]
+      for (let i = 0; i < 8; i++) ids[o + PARENT_ID + i] = p[po + SPAN_ID + i]
+    }
     this.startMs = nowMs()
     this.endMs = 0
     this.method = method
@@ -110,7 +127,7 @@ function startTracing (state, info) {
   onRequest(state, (req, res) => requestHook(t, req, res))
   setLineFields(() => {
     const ctx = t.storage.getStore()
-    return ctx === undefined ? '' : logFields(ctx)
+    return ctx === undefined ? '' : logFields(t, ctx)
   })
   if (state.mesh !== null) {
     // Each returns null (no span) rather than throw into the app's call.
@@ -160,9 +177,11 @@ function newTracer (state, info) {
     tracing: tr !== null,
     skip: tr !== null ? compileSkip(tr.skip) : [],
     idHeader: header,
+    respondId: ri !== null && ri.response === true,
     storage: null,
-    batch: null, // the message being filled, see addSpan
-    sealed: [], // full messages waiting to be sent
+    batch: null, // the frame being filled, see writeSpan
+    sealed: [], // full frames waiting to be sent
+    free: [], // buffers of frames written, for the next ones
     queued: 0, // spans in batch and sealed
     timer: null,
     dropped: 0,
@@ -234,26 +253,34 @@ function requestHook (t, req, res) {
     }
   }
   if (idHeader !== '') {
-    ctx.reqId = incomingId !== undefined && incomingId !== '' && incomingId.length <= MAX_REQUEST_ID
-      ? incomingId
-      : randomUUID()
-    if (!res.headersSent) res.setHeader(idHeader, ctx.reqId)
+    if (incomingId !== undefined && incomingId !== '' && incomingId.length <= MAX_REQUEST_ID) ctx.reqId = incomingId
+    // Otherwise one is made when a log line or a mesh call needs it, or
+    // here when the response carries it.
+    if (t.respondId) {
+      if (ctx.reqId === '') ctx.reqId = randomUUID()
+      if (!res.headersSent) res.setHeader(idHeader, ctx.reqId)
+    }
   }
   if (t.tracing) {
     const url = req.url || '/'
     const q = url.indexOf('?')
     if (!skipped(t, req.method, q === -1 ? url : url.slice(0, q))) {
+      ctx.traced = true
+      const o = takeIds()
+      const ids = idSlab()
+      ctx.ids = ids
+      ctx.off = o
       const parent = traceparent !== undefined ? parseTraceparent(traceparent) : null
       if (parent !== null) {
-        ctx.traceId = parent.traceId
-        ctx.parentSpanId = parent.parentId
+        ids.write(parent.traceId, o + TRACE_ID, 16, 'hex')
+        ids.write(parent.parentId, o + PARENT_ID, 8, 'hex')
+        ctx.traceHex = parent.traceId
+        ctx.hasParent = true
         ctx.sampled = parent.sampled
         if (tracestate !== undefined) ctx.tracestate = tracestate
       } else {
-        ctx.traceId = newTraceId()
         ctx.sampled = true // Watt records every request
       }
-      ctx.spanId = newSpanId()
       if (ctx.sampled) {
         ctx.startMs = nowMs()
         ctx.method = req.method
@@ -281,21 +308,39 @@ function sameName (name, lower) {
 function onServerResponseClose () {
   try {
     const c = this[kContext]
-    const flags = (c.parentSpanId !== '' ? F_PARENT : 0) | (this.writableFinished ? 0 : F_INCOMPLETE) | (c.secure ? F_TLS : 0)
-    writeSpan(theTracer, KIND_SERVER, flags, this.statusCode, c.startMs, nowMs(), c.traceId, c.spanId, c.parentSpanId,
-      c.method, c.url, c.host, 0)
+    const flags = (c.hasParent ? F_PARENT : 0) | (this.writableFinished ? 0 : F_INCOMPLETE) | (c.secure ? F_TLS : 0)
+    writeSpan(theTracer, KIND_SERVER, flags, this.statusCode, c.startMs, nowMs(), c.ids, c.off, c.method, c.url, c.host, 0)
   } catch (err) {
     warn('tracing', err)
   }
 }
 
+// requestIdOf returns the request's id, making it the first time, or ''
+// when request ids are off.
+function requestIdOf (t, ctx) {
+  if (ctx.reqId === '' && t.idHeader !== '') ctx.reqId = randomUUID()
+  return ctx.reqId
+}
+
+// traceIdOf and spanIdOf return a traced request's ids in hex.
+function traceIdOf (ctx) {
+  if (ctx.traceHex === '') ctx.traceHex = hexOf(ctx.ids, ctx.off + TRACE_ID, 16)
+  return ctx.traceHex
+}
+
+function spanIdOf (ctx) {
+  if (ctx.spanHex === '') ctx.spanHex = hexOf(ctx.ids, ctx.off + SPAN_ID, 8)
+  return ctx.spanHex
+}
+
 // logFields renders the context's log fields once.
-function logFields (ctx) {
+function logFields (t, ctx) {
   let f = ctx.logFields
   if (f === null) {
     f = ''
-    if (ctx.reqId !== '') f += ',"reqId":' + JSON.stringify(ctx.reqId)
-    if (ctx.traceId !== '') f += ',"traceId":"' + ctx.traceId + '","spanId":"' + ctx.spanId + '"'
+    const id = requestIdOf(t, ctx)
+    if (id !== '') f += ',"reqId":' + JSON.stringify(id)
+    if (ctx.traced) f += ',"traceId":"' + traceIdOf(ctx) + '","spanId":"' + spanIdOf(ctx) + '"'
     ctx.logFields = f
   }
   return f
@@ -309,19 +354,19 @@ function outgoing (t, method, url, host, port, has) {
   const ctx = t.storage.getStore()
   const add = []
   let span = null
-  if (ctx !== undefined && ctx.reqId !== '' && !has(t.idHeader)) add.push(t.idHeader, ctx.reqId)
+  if (ctx !== undefined && t.idHeader !== '' && !has(t.idHeader)) add.push(t.idHeader, requestIdOf(t, ctx))
   if (t.tracing && !has('traceparent')) {
     if (ctx === undefined) {
       // Outside any request (a timer, start-up code): the call starts a trace.
-      span = new ClientSpan(newTraceId(), '', method, url, host, port)
-    } else if (ctx.traceId !== '' && ctx.sampled) {
-      span = new ClientSpan(ctx.traceId, ctx.spanId, method, url, host, port)
+      span = new ClientSpan(null, method, url, host, port)
+    } else if (ctx.traced && ctx.sampled) {
+      span = new ClientSpan(ctx, method, url, host, port)
     }
     if (span !== null) {
-      add.push('traceparent', formatTraceparent(span.traceId, span.spanId, true))
-    } else if (ctx !== undefined && ctx.traceId !== '') {
+      add.push('traceparent', formatTraceparent(hexOf(span.ids, span.off + TRACE_ID, 16), hexOf(span.ids, span.off + SPAN_ID, 8), true))
+    } else if (ctx !== undefined && ctx.traced) {
       // Traced but not sampled: the decision travels on, nothing is recorded.
-      add.push('traceparent', formatTraceparent(ctx.traceId, ctx.spanId, false))
+      add.push('traceparent', formatTraceparent(traceIdOf(ctx), spanIdOf(ctx), false))
     }
     if (ctx !== undefined && ctx.tracestate !== '' && !has('tracestate')) add.push('tracestate', ctx.tracestate)
   }
@@ -408,8 +453,8 @@ function endClientSpan (t, span, status) {
   span.ended = true
   span.endMs = nowMs()
   span.status = typeof status === 'number' ? status : 0
-  writeSpan(t, KIND_CLIENT, span.parentSpanId !== '' ? F_PARENT : 0, span.status, span.startMs, span.endMs,
-    span.traceId, span.spanId, span.parentSpanId, span.method, span.url, span.host, span.port)
+  writeSpan(t, KIND_CLIENT, span.hasParent ? F_PARENT : 0, span.status, span.startMs, span.endMs,
+    span.ids, span.off, span.method, span.url, span.host, span.port)
 }
 
 // subscribeUndici makes client spans of the npm undici package's mesh
@@ -477,7 +522,7 @@ function subscribeUndici (t) {
 // holding its length, the tag, the count of spans and the spans; flush
 // fills in the length and count and writes it. The record's layout is
 // ipc/spanbin.go's; wattd derives the span's name and attributes.
-function writeSpan (t, kind, flags, status, startMs, endMs, traceId, spanId, parentSpanId, method, target, host, port) {
+function writeSpan (t, kind, flags, status, startMs, endMs, ids, idOff, method, target, host, port) {
   if (t.queued >= MAX_QUEUED) {
     dropped(t, 1)
     return
@@ -486,39 +531,41 @@ function writeSpan (t, kind, flags, status, startMs, endMs, traceId, spanId, par
   if (host.length > MAX_VALUE) host = host.slice(0, MAX_VALUE)
   if (method.length > MAX_METHOD) method = method.slice(0, MAX_METHOD) // wattd refuses the span
   // Room for the record with its strings in UTF-8 at worst.
-  const room = 84 + method.length + 3 * (target.length + host.length) + 8
+  const room = 60 + method.length + 3 * (target.length + host.length) + 8
   let b = t.batch
   if (b !== null && b.buf.length - b.len < room) {
     t.sealed.push(b)
     b = null
   }
   if (b === null) {
-    b = newBatch(room)
+    b = newBatch(t, room)
     t.batch = b
   }
   const buf = b.buf
   let o = b.len
   buf[o] = kind
-  buf[o + 1] = flags
+  buf[o + 1] = flags | F_RAW_IDS
   buf[o + 2] = status & 0xff
   buf[o + 3] = (status >>> 8) & 0xff
   buf.writeDoubleLE(startMs, o + 4)
   buf.writeDoubleLE(endMs, o + 12)
   o += 20
-  o += buf.latin1Write(traceId, o)
-  o += buf.latin1Write(spanId, o)
-  if (parentSpanId !== '') o += buf.latin1Write(parentSpanId, o)
+  // The trace and span ids, then the parent's: they follow each other in
+  // the record (tracecontext.cjs).
+  const idBytes = (flags & F_PARENT) !== 0 ? 32 : 24
+  for (let i = 0; i < idBytes; i++) buf[o + i] = ids[idOff + i]
+  o += idBytes
   const head = o
   o += 3
-  const ml = buf.latin1Write(method, o)
+  const ml = writeText(buf, o, method)
   o += ml
   buf[o++] = 0x20
-  const tl = buf.utf8Write(target, o)
+  const tl = writeText(buf, o, target)
   o += tl
   buf[head] = ml
   buf[head + 1] = tl & 0xff
   buf[head + 2] = tl >>> 8
-  const hl = host === '' ? 0 : buf.utf8Write(host, o + 2)
+  const hl = host === '' ? 0 : writeText(buf, o + 2, host)
   buf[o] = hl & 0xff
   buf[o + 1] = hl >>> 8
   o += 2 + hl
@@ -536,6 +583,20 @@ function writeSpan (t, kind, flags, status, startMs, endMs, traceId, spanId, par
   }
 }
 
+// writeText writes s into buf at o as UTF-8 and returns its bytes: in
+// JavaScript for the short ASCII strings of most requests, where a call
+// into Buffer's native writer would cost more than the copy.
+function writeText (buf, o, s) {
+  const n = s.length
+  if (n > 128) return buf.utf8Write(s, o)
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) return buf.utf8Write(s, o)
+    buf[o + i] = c
+  }
+  return n
+}
+
 // dropped counts spans that could not be sent, with a warning a minute at
 // most.
 function dropped (t, n) {
@@ -551,10 +612,24 @@ function dropped (t, n) {
 // flush), the tag and the count of spans (2 bytes, little-endian, idem).
 const FRAME_HEAD = 7
 
-function newBatch (room) {
-  const buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, FRAME_HEAD + room))
+// newBatch starts a frame, in the buffer of one already written when
+// there is one: fresh memory for every frame would cost page faults.
+function newBatch (t, room) {
+  let buf = null
+  while (t.free.length > 0 && buf === null) {
+    const b = t.free.pop()
+    if (b.length >= FRAME_HEAD + room) buf = b
+  }
+  if (buf === null) buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, FRAME_HEAD + room))
   buf[4] = TAG_SPANS
   return { buf, len: FRAME_HEAD, count: 0 }
+}
+
+// MAX_FREE buffers are kept for reuse.
+const MAX_FREE = 2
+
+function recycle (t, buf) {
+  if (t.free.length < MAX_FREE && buf.length === BATCH_BYTES) t.free.push(buf)
 }
 
 function onSendTimer (t) {
@@ -574,16 +649,20 @@ function flush (t) {
   // falls behind must not make the worker hold ever more.
   const sock = t.state.control
   const backlog = sock !== null && typeof sock.writableLength === 'number' ? sock.writableLength : 0
-  if (backlog > MAX_BACKLOG || t.state.version < 2) {
+  if (backlog > MAX_BACKLOG || t.state.version < 3) {
     for (const b of list) dropped(t, b.count)
     return
   }
   for (const b of list) {
-    if (b.count === 0) continue
-    b.buf.writeUInt32BE(b.len - 4, 0)
-    b.buf[5] = b.count & 0xff
-    b.buf[6] = b.count >>> 8
-    sendFrame(t.state, b.buf.subarray(0, b.len))
+    const buf = b.buf
+    if (b.count === 0) {
+      recycle(t, buf)
+      continue
+    }
+    buf.writeUInt32BE(b.len - 4, 0)
+    buf[5] = b.count & 0xff
+    buf[6] = b.count >>> 8
+    sendFrame(t.state, buf.subarray(0, b.len), (err) => { if (!err) recycle(t, buf) })
   }
 }
 
