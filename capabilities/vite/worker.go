@@ -198,10 +198,12 @@ func (w *worker) close() {
 	}
 }
 
-// reportStats sends a stats message every interval until stop is closed.
-// A Go server has no event loop, so elu stays 0.
+// reportStats sends a stats message every interval until stop is closed,
+// at the wall clock's multiples of the interval as the Node preload does
+// (wattd then reads all its workers' reports in one wake-up). A Go server
+// has no event loop, so elu stays 0.
 func (w *worker) reportStats(ctl *ipc.Control, every time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(every)
+	t := time.NewTimer(untilAligned(time.Now(), every))
 	defer t.Stop()
 	for {
 		select {
@@ -212,7 +214,19 @@ func (w *worker) reportStats(ctl *ipc.Control, every time.Duration, stop <-chan 
 		if w.sendStats(ctl) != nil {
 			return
 		}
+		t.Reset(untilAligned(time.Now(), every))
 	}
+}
+
+// untilAligned returns the time from now to the next multiple of every
+// (since the Unix epoch); one that would come within a quarter of every
+// is skipped.
+func untilAligned(now time.Time, every time.Duration) time.Duration {
+	d := every - time.Duration(now.UnixNano()%int64(every))
+	if d < every/4 {
+		d += every
+	}
+	return d
 }
 
 // sendStats sends one stats message.

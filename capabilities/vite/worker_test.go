@@ -310,3 +310,25 @@ func TestViteStaticMainBadUsage(t *testing.T) {
 		t.Errorf("missing dir: %d, want 1", code)
 	}
 }
+
+// TestUntilAligned: reports fall on multiples of the interval, and one
+// due within a quarter of the interval is skipped.
+func TestUntilAligned(t *testing.T) {
+	every := 2 * time.Second
+	base := time.Unix(1_800_000_000, 0) // a multiple of 2 s
+	for _, c := range []struct {
+		after, want time.Duration
+	}{
+		{0, 2 * time.Second},
+		{300 * time.Millisecond, 1700 * time.Millisecond},
+		{1400 * time.Millisecond, 600 * time.Millisecond},
+		{1600 * time.Millisecond, 2400 * time.Millisecond},
+		{1999 * time.Millisecond, 2001 * time.Millisecond},
+	} {
+		now := base.Add(c.after)
+		got := untilAligned(now, every)
+		if got != c.want || now.Add(got).UnixNano()%int64(every) != 0 {
+			t.Errorf("at +%v: %v, want %v", c.after, got, c.want)
+		}
+	}
+}
