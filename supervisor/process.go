@@ -119,8 +119,12 @@ type proc struct {
 	// nil in tests that need none.
 	route func(*ipc.Message)
 	// spans takes the worker's spans messages; nil when tracing is off
-	// (the spans are then ignored).
-	spans *telemetry.Source
+	// (the spans are then ignored). Only the control reader uses it, and
+	// swaps it (sourceFor) for the slot's when a standby is promoted, so
+	// that its spans name the worker it became.
+	spans     *telemetry.Source
+	spansAs   int
+	sourceFor func(worker int) *telemetry.Source
 
 	meshNow     func() ([]byte, error) // the current mesh table's frame, sent after welcome
 	meshTable   func() *ipc.MeshTable  // the current mesh table, sent with welcome
@@ -254,7 +258,9 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 			}
 			spec.rt.msgs.route(from, m)
 		}
-		p.spans = spec.rt.tracing.Source(spec.app, spec.worker, p.pid)
+		tr, app, pid := spec.rt.tracing, spec.app, p.pid
+		p.spans, p.spansAs = tr.Source(app, spec.worker, pid), spec.worker
+		p.sourceFor = func(worker int) *telemetry.Source { return tr.Source(app, worker, pid) }
 	}
 	p.sink = logs.NewSink(p.log, logs.Options{Counts: spec.logCounts, Level: spec.logLevel})
 	p.sink.Follow(outR, "stdout")
@@ -390,6 +396,11 @@ func (p *proc) readControl(app string, worker int) {
 		case ipc.TypeHealthSignals:
 			p.checks.signalled(m.Signals)
 		case ipc.TypeSpans:
+			if p.promotedAt.Load() != nil && p.sourceFor != nil {
+				if w := int(p.promotedTo.Load()); w != p.spansAs {
+					p.spans, p.spansAs = p.sourceFor(w), w
+				}
+			}
 			if m.SpansBinary != nil {
 				p.spans.IngestBinary(m.SpansBinary)
 			} else {

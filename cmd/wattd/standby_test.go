@@ -19,8 +19,8 @@ import (
 )
 
 // servedBy counts, by pid, the responses of the standby fixture (each body
-// is "pid=N"), over keep-alive connections as in keepAliveLoad, and the
-// refused dials.
+// is "pid=N"), over keep-alive connections (each renewed every 50
+// requests), and the refused dials.
 type servedBy struct {
 	mu      sync.Mutex
 	pids    map[int]int
@@ -46,8 +46,13 @@ func (s *servedBy) run(ctx context.Context, addr string, n int) {
 				},
 			}}
 			defer client.CloseIdleConnections()
-			for ctx.Err() == nil {
-				resp, err := client.Get("http://" + addr + "/")
+			// Every 50th request closes its connection: the kernel spreads
+			// new connections over the slots' sockets at random, and
+			// connections kept for ever could all stay on one slot.
+			for i := 0; ctx.Err() == nil; i++ {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				req.Close = i%50 == 49
+				resp, err := client.Do(req)
 				if err != nil {
 					s.mu.Lock()
 					s.failed++
@@ -113,9 +118,14 @@ func warmStandby(t *testing.T, d *daemon, app string) supervisor.StandbyStatus {
 func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	integration(t)
 	port := freePort(t)
+	rcv := otlpHTTPReceiver(t) // the promoted standby's spans name its slot
 	dir := project(t, map[string]any{
 		"entrypoint": "web",
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"telemetry": map[string]any{
+			"applicationName": "standby",
+			"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": rcv.url}},
+		},
 		"applications": []any{map[string]any{
 			"id": "web", "path": fixture("apps/standby"), "workers": 2, "standby": 1,
 		}},
@@ -173,6 +183,19 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	})
 	cancel()
 	wg.Wait()
+	waitFor(t, 20*time.Second, "a span of the promoted standby", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		for _, sp := range rcv.spans {
+			if sp.res["process.pid"] == int64(sb.PID) {
+				if sp.res["wattd.worker.id"] != int64(1) {
+					t.Fatalf("the promoted standby's span has worker id %v, want 1", sp.res["wattd.worker.id"])
+				}
+				return true
+			}
+		}
+		return false
+	})
 
 	if asWorker != "1" {
 		t.Errorf("the promoted standby's listen callback saw WATTD_WORKER_ID %s, want 1", asWorker)
