@@ -70,6 +70,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 )
 
 // ProtocolVersion is the newest protocol version this build speaks.
@@ -475,6 +476,71 @@ func ReadMessage(r io.Reader) (*Message, error) {
 		}
 		return nil, err
 	}
+	return decodeBody(body)
+}
+
+// ReadMessagePooled is ReadMessage for a reader of many frames: a frame
+// larger than a small one is read into a buffer from a pool shared by all
+// readers, rather than into memory of its own that the garbage collector
+// then has to take back (a worker that traces sends a frame of hundreds
+// of kilobytes several times a second). For a binary spans message,
+// SpansBinary aliases that buffer until release is called, which the
+// caller MUST do once it is done with the message (release is never nil);
+// any other message is decoded into values of its own before
+// ReadMessagePooled returns.
+func ReadMessagePooled(r io.Reader) (m *Message, release func(), err error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, noRelease, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxFrame {
+		return nil, noRelease, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
+	}
+	if n <= firstChunk {
+		// Small frames (every JSON message in practice) are read as
+		// ReadMessage reads them.
+		body, err := readBody(r, int(n))
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, noRelease, err
+		}
+		m, err := decodeBody(body)
+		return m, noRelease, err
+	}
+	bp := framePool.Get().(*[]byte)
+	put := func() {
+		if cap(*bp) <= MaxFrame {
+			framePool.Put(bp)
+		}
+	}
+	// The pooled buffer is filled with what arrives; it grows (once per
+	// size seen) only for a frame larger than any it held before.
+	body, err := readInto((*bp)[:0], r, int(n))
+	*bp = body[:0]
+	if err != nil {
+		put()
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, noRelease, err
+	}
+	m, err = decodeBody(body)
+	if err != nil || m.SpansBinary == nil {
+		put()
+		return m, noRelease, err
+	}
+	return m, put, nil
+}
+
+func noRelease() {}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4*firstChunk); return &b }}
+
+// decodeBody makes the message of a frame's payload (see ReadMessage).
+func decodeBody(body []byte) (*Message, error) {
 	if len(body) > 0 && body[0] == SpansBinaryTag {
 		return &Message{Type: TypeSpans, SpansBinary: body[1:]}, nil
 	}
@@ -494,7 +560,12 @@ const firstChunk = 64 << 10
 
 // readBody reads exactly n bytes, allocating in step with what arrives.
 func readBody(r io.Reader, n int) ([]byte, error) {
-	body := make([]byte, 0, min(n, firstChunk))
+	return readInto(make([]byte, 0, min(n, firstChunk)), r, n)
+}
+
+// readInto reads exactly n bytes into body (empty, with some capacity),
+// growing it in step with what arrives.
+func readInto(body []byte, r io.Reader, n int) ([]byte, error) {
 	for len(body) < n {
 		if len(body) == cap(body) {
 			body = slices.Grow(body, min(n-len(body), cap(body)))

@@ -96,8 +96,14 @@ func (s *HTTPSpan) HasParent() bool { return s.Flags&SpanBinParent != 0 }
 // records were dropped (invalid, past MaxSpansPerFrame, or after one
 // whose lengths leave the rest unreadable) and the first reason.
 func DecodeHTTPSpans(p []byte) (spans []HTTPSpan, dropped int, firstErr error) {
+	return DecodeHTTPSpansInto(nil, p)
+}
+
+// DecodeHTTPSpansInto is DecodeHTTPSpans into dst's memory, when it has
+// room: a caller that decodes frame after frame reuses one slice.
+func DecodeHTTPSpansInto(dst []HTTPSpan, p []byte) (spans []HTTPSpan, dropped int, firstErr error) {
 	if len(p) < 2 {
-		return nil, 1, fmt.Errorf("%w: binary spans frame without a count", ErrInvalidSpan)
+		return dst[:0], 1, fmt.Errorf("%w: binary spans frame without a count", ErrInvalidSpan)
 	}
 	count := int(binary.LittleEndian.Uint16(p))
 	p = p[2:]
@@ -106,7 +112,11 @@ func DecodeHTTPSpans(p []byte) (spans []HTTPSpan, dropped int, firstErr error) {
 		dropped = count - keep
 		firstErr = fmt.Errorf("%w: %d spans in one frame, limit %d", ErrInvalidSpan, count, MaxSpansPerFrame)
 	}
-	spans = make([]HTTPSpan, keep)
+	if cap(dst) >= keep {
+		spans = dst[:keep]
+	} else {
+		spans = make([]HTTPSpan, keep)
+	}
 	n := 0
 	for i := 0; i < keep; i++ {
 		rest, err := decodeHTTPSpan(p, &spans[n])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -142,4 +143,66 @@ func FuzzDecodeHTTPSpans(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadMessagePooled: frames of every kind and size read as
+// ReadMessage reads them; a large binary frame's payload stays as read
+// until it is released, and its buffer serves the next frame.
+func TestReadMessagePooled(t *testing.T) {
+	big := make([]HTTPSpan, 3000)
+	for i := range big {
+		big[i] = httpSpan(SpanBinServer, "GET", "/"+strings.Repeat("x", i%50), "h")
+	}
+	bigFrame := AppendHTTPSpans(nil, big)
+	if len(bigFrame) <= firstChunk {
+		t.Fatalf("the large frame has %d bytes", len(bigFrame))
+	}
+	stats, _ := EncodeFrame(&Message{Type: TypeStats, Stats: &Stats{ELU: 0.5}})
+	largeJSON, _ := EncodeFrame(&Message{Type: TypeStats, Stats: &Stats{ELU: 0.25, AppMetrics: strings.Repeat("m", 2*firstChunk)}})
+	var stream bytes.Buffer
+	for _, f := range [][]byte{stats, bigFrame, largeJSON, bigFrame, AppendHTTPSpans(nil, big[:2])} {
+		stream.Write(f)
+	}
+	r := bytes.NewReader(stream.Bytes())
+
+	m, release, err := ReadMessagePooled(r)
+	if err != nil || m.Type != TypeStats || m.Stats.ELU != 0.5 {
+		t.Fatalf("small JSON: %+v %v", m, err)
+	}
+	release()
+	m, release, err = ReadMessagePooled(r)
+	if err != nil || !bytes.Equal(m.SpansBinary, bigFrame[5:]) {
+		t.Fatalf("large binary frame: %v", err)
+	}
+	first := m.SpansBinary
+	// Held: the next large frame cannot be read into it.
+	m2, release2, err := ReadMessagePooled(r)
+	if err != nil || m2.Stats == nil || m2.Stats.ELU != 0.25 || len(m2.Stats.AppMetrics) != 2*firstChunk {
+		t.Fatalf("large JSON: %v", err)
+	}
+	release2()
+	if !bytes.Equal(first, bigFrame[5:]) {
+		t.Fatal("a held frame changed under its holder")
+	}
+	release()
+	m, release, err = ReadMessagePooled(r)
+	if err != nil || !bytes.Equal(m.SpansBinary, bigFrame[5:]) {
+		t.Fatalf("second large frame: %v", err)
+	}
+	release()
+	m, release, err = ReadMessagePooled(r)
+	if err != nil || m.SpansBinary == nil {
+		t.Fatalf("small binary frame: %v", err)
+	}
+	release()
+	if _, release, err := ReadMessagePooled(r); err != io.EOF || release == nil {
+		t.Fatalf("end: %v", err)
+	}
+	// Cut short inside a large frame, and over the limit.
+	if _, _, err := ReadMessagePooled(bytes.NewReader(bigFrame[:len(bigFrame)-9])); err != io.ErrUnexpectedEOF {
+		t.Errorf("cut frame: %v", err)
+	}
+	if _, _, err := ReadMessagePooled(bytes.NewReader([]byte{0x7f, 0, 0, 0, '{'})); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("huge frame: %v", err)
+	}
 }

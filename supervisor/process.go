@@ -366,7 +366,7 @@ func (p *proc) readControl(app string, worker int) {
 		go p.meshWriter()
 	}
 	for {
-		m, err := ipc.ReadMessage(r)
+		m, release, err := ipc.ReadMessagePooled(r)
 		if err != nil {
 			p.controlEnded(err)
 			return
@@ -402,11 +402,12 @@ func (p *proc) readControl(app string, worker int) {
 				}
 			}
 			if m.SpansBinary != nil {
-				p.spans.IngestBinary(m.SpansBinary)
+				p.spans.IngestBinary(m.SpansBinary) // copies what it keeps
 			} else {
 				p.spans.Ingest(m.Spans)
 			}
 		}
+		release()
 	}
 }
 

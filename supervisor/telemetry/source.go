@@ -6,7 +6,9 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -138,17 +140,61 @@ func (s *Source) Ingest(raw json.RawMessage) {
 }
 
 // IngestBinary is Ingest for a binary spans frame's payload (after its
-// tag). The spans keep the payload alive until they are exported.
+// tag). The payload is copied: the caller may reuse it once this returns.
 func (s *Source) IngestBinary(payload []byte) {
 	if s == nil {
 		return
 	}
-	spans, dropped, firstErr := ipc.DecodeHTTPSpans(payload)
+	blk := getBlock(payload)
+	spans, dropped, firstErr := ipc.DecodeHTTPSpansInto(blk.spans, blk.data)
+	blk.spans = spans
 	s.received(len(spans), dropped, firstErr)
 	if len(spans) == 0 {
+		putBlock(blk)
 		return
 	}
-	s.enqueue(batch{src: s, http: spans})
+	s.enqueue(batch{src: s, http: spans, blk: blk})
+}
+
+// spanBlock holds a binary frame's spans (whose strings point into data)
+// from ingest until every exporter is done with them, then goes back to
+// blocks for the next frame: frames of thousands of spans, several a
+// second, would otherwise be as many large allocations for the garbage
+// collector, whose returning memory to the system is costly. refs counts
+// the batches that hold the spans: one per exporter queue, and one more
+// per split (batch.split).
+type spanBlock struct {
+	data  []byte
+	spans []ipc.HTTPSpan
+	refs  atomic.Int32
+}
+
+var blocks = sync.Pool{New: func() any { return new(spanBlock) }}
+
+// maxPooledBlock bounds the frames whose memory is kept for reuse.
+const maxPooledBlock = ipc.MaxFrame
+
+func getBlock(payload []byte) *spanBlock {
+	b := blocks.Get().(*spanBlock)
+	b.data = append(b.data[:0], payload...)
+	return b
+}
+
+func putBlock(b *spanBlock) {
+	if cap(b.data) > maxPooledBlock {
+		return
+	}
+	clear(b.spans) // nothing keeps data's strings alive from here
+	b.spans = b.spans[:0]
+	blocks.Put(b)
+}
+
+// release gives up one hold on b; the last one returns it to the pool.
+// Nothing may read the block's spans after its holder released it.
+func (b *spanBlock) release() {
+	if b != nil && b.refs.Add(-1) == 0 {
+		putBlock(b)
+	}
 }
 
 func (s *Source) received(valid, dropped int, firstErr error) {
@@ -370,11 +416,18 @@ func methodAttrs(m string, w spanWriter) {
 
 // SpansFromHTTP makes the OTLP spans of a binary frame's HTTP spans (see
 // describeHTTP), as the SDK's exporters and tests want them; the OTLP
-// exporters get them encoded at once (appendHTTPSpans).
+// exporters get them encoded at once (appendHTTPSpans). Their strings are
+// copies: the frame's memory is reused once the spans are exported, and
+// an exporter may keep what it is given.
 func SpansFromHTTP(in []ipc.HTTPSpan) []*tracepb.Span {
 	w := arenaWriter{a: newArena(len(in), len(in)*maxHTTPAttrs, 0)}
 	for i := range in {
-		describeHTTP(&in[i], &w)
+		h := in[i]
+		h.MethodTarget = h.Method + " " + h.Target // a copy
+		h.Method = h.MethodTarget[:len(h.Method)]
+		h.Target = h.MethodTarget[len(h.Method)+1:]
+		h.Host = strings.Clone(h.Host)
+		describeHTTP(&h, &w)
 	}
 	return w.a.ptrs
 }

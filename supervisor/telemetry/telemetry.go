@@ -311,6 +311,7 @@ type batch struct {
 	src  *Source
 	pb   []*tracepb.Span
 	http []ipc.HTTPSpan
+	blk  *spanBlock // holds http's memory; released once exported or dropped
 }
 
 func (b *batch) len() int { return len(b.pb) + len(b.http) }
@@ -332,9 +333,13 @@ func (b *batch) size() int {
 	return n
 }
 
-// split returns the first n spans of b and the rest.
+// split returns the first n spans of b and the rest, each holding b's
+// block.
 func (b batch) split(n int) (head, tail batch) {
 	head, tail = b, b
+	if b.blk != nil {
+		b.blk.refs.Add(1)
+	}
 	if b.pb != nil {
 		head.pb, tail.pb = b.pb[:n:n], b.pb[n:]
 	} else {
@@ -347,6 +352,12 @@ func (b batch) split(n int) (head, tail batch) {
 // returns how many spans found at least one exporter's queue full.
 func (p *Pipeline) enqueue(b batch) (full int) {
 	n := b.len()
+	if b.blk != nil {
+		// Enqueueing holds the block; each queue that takes the batch
+		// holds it too, from before it can see it.
+		b.blk.refs.Store(1)
+		defer b.blk.release()
+	}
 	if p.closed.Load() {
 		return n
 	}
@@ -356,11 +367,15 @@ func (p *Pipeline) enqueue(b batch) (full int) {
 			full = n
 			continue
 		}
+		if b.blk != nil {
+			b.blk.refs.Add(1)
+		}
 		select {
 		case s.queue <- b:
 		default:
 			s.queued.Add(-int64(n))
 			full = n
+			b.blk.release()
 		}
 	}
 	return full
@@ -559,7 +574,11 @@ func (s *sink) run() {
 func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int) {
 	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
-	if err := s.exp.export(ctx, buf); err != nil {
+	err := s.exp.export(ctx, buf)
+	for i := range buf {
+		buf[i].blk.release()
+	}
+	if err != nil {
 		s.failed.Add(uint64(n))
 		if k, ok := s.failures.allow(time.Now()); ok {
 			s.log.Warn("could not export spans; they are dropped", zap.Error(err), zap.Int("spans", n), zap.Uint64("failedExportsSinceLastLog", k))

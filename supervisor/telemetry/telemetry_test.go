@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +16,12 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -234,5 +240,83 @@ func TestNewOffAndNil(t *testing.T) {
 	if _, err := New(Options{Config: config.Telemetry{Enabled: true, Exporters: []config.Exporter{{Type: config.ExporterFile, Path: "/nonexistent/dir/spans.log", Pointer: "/telemetry/exporter"}}}}); err == nil ||
 		!strings.Contains(err.Error(), "/telemetry/exporter") {
 		t.Errorf("unwritable file: %v", err)
+	}
+}
+
+// TestFrameMemoryReused: the memory of a binary frame's spans goes back to
+// the pool once every exporter is done with it, and no exporter sees a
+// span changed by a later frame: an OTLP exporter (encoded at once) and an
+// SDK exporter that keeps the spans it is given, fed frame after frame
+// with distinct targets.
+func TestFrameMemoryReused(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{} // target -> spans received over OTLP/HTTP
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			t.Errorf("export: %v", err)
+		}
+		mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					got[sp.Name]++
+				}
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	p, err := New(Options{Config: config.Telemetry{Enabled: true, Exporters: []config.Exporter{
+		{Type: config.ExporterOTLP, Protocol: config.ProtocolHTTP, URL: srv.URL + "/v1/traces"},
+	}}, BatchSize: 300, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{} // a second exporter, which keeps what it gets
+	s := &sink{name: "keeps", log: zap.NewNop(), exp: sdkExporter{rec}, queue: make(chan batch, 1<<16), limit: 1 << 16,
+		stop: make(chan struct{}), done: make(chan struct{}), batch: 300, interval: 10 * time.Millisecond, timeout: 5 * time.Second}
+	p.sinks = append(p.sinks, s)
+	go s.run()
+
+	src := p.Source("api", 0, 1)
+	const frames, per = 40, 128
+	for f := range frames {
+		spans := make([]ipc.HTTPSpan, per)
+		for i := range spans {
+			sp := &spans[i]
+			sp.Kind, sp.Status = ipc.SpanBinServer, 200
+			sp.Flags = ipc.SpanBinRawIDs
+			sp.StartMs, sp.EndMs = 1764672000123.456, 1764672000125.789
+			sp.TraceID[0], sp.SpanID[0], sp.SpanID[1] = 1, byte(f+1), byte(i+1)
+			sp.Method, sp.Target, sp.Host = "GET", fmt.Sprintf("/frame-%02d", f), "h"
+		}
+		payload := ipc.AppendHTTPSpans(nil, spans)[5:]
+		src.IngestBinary(payload)
+		clear(payload) // the caller's buffer is its own again
+		if f%8 == 7 {
+			time.Sleep(15 * time.Millisecond) // let exports run between frames
+		}
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for f := range frames {
+		if n := got[fmt.Sprintf("GET /frame-%02d", f)]; n != per {
+			t.Errorf("OTLP: frame %d: %d spans, want %d (all: %v)", f, n, per, got)
+		}
+	}
+	kept := map[string]int{}
+	for _, sp := range rec.spans {
+		kept[sp.Name()]++
+	}
+	for f := range frames {
+		if n := kept[fmt.Sprintf("GET /frame-%02d", f)]; n != per {
+			t.Errorf("kept spans: frame %d: %d spans, want %d (all: %v)", f, n, per, kept)
+		}
 	}
 }
