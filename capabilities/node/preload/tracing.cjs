@@ -21,9 +21,9 @@
 //
 // Ids are bytes (tracecontext.cjs), formatted as hex only for a log line
 // or a traceparent header. Finished spans are written into binary spans
-// frames (protocol version 3, ipc/spanbin.go), sent to wattd on the control channel as soon as one
-// holds MAX_BATCH spans and otherwise every SEND_EVERY_MS; wattd names and
-// describes them and exports them.
+// frames (protocol version 3, ipc/spanbin.go), sent to wattd on the
+// control channel as soon as one holds MAX_BATCH spans and otherwise every
+// SEND_EVERY_MS; wattd names and describes them and exports them.
 //
 // With both features off nothing here runs: no hook, no storage, no patch.
 'use strict'
