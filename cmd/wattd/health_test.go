@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/supervisor"
 )
 
 // TestStuckEventLoopReplacedByHealth: a Node worker whose event loop
@@ -15,21 +17,31 @@ import (
 // the health check finds it unhealthy and replaces it start-new-then-stop-
 // old. Meanwhile the other worker serves, requests that the kernel queued
 // on the stuck worker's socket are served by its replacement (none fails),
-// and `ctl ps` shows the reason.
+// and `ctl ps` shows the reason. With a standby worker, the standby is
+// what replaces it.
 func TestStuckEventLoopReplacedByHealth(t *testing.T) {
 	integration(t)
+	t.Run("new process", func(t *testing.T) { testStuckLoop(t, 0) })
+	t.Run("standby", func(t *testing.T) { testStuckLoop(t, 1) })
+}
+
+func testStuckLoop(t *testing.T, standby int) {
 	port := freePort(t)
 	dir := project(t, map[string]any{
 		"entrypoint":       "web",
 		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"gracefulShutdown": map[string]any{"runtime": 5000, "application": 1000},
 		"health":           map[string]any{"interval": 200, "gracePeriod": 500, "maxUnhealthyChecks": 3},
-		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "workers": 2}},
+		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "workers": 2, "standby": standby}},
 		"logger":           map[string]any{"level": "debug"},
 	})
 	d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_STATS_INTERVAL_MS=100"}})
 	waitHTTP(t, d.url("/"), 20*time.Second)
 	before := d.waitReady("web", 20*time.Second)
+	var sb supervisor.StandbyStatus
+	if standby > 0 {
+		sb = warmStandby(t, d, "web")
+	}
 	pids := map[int]bool{}
 	for _, w := range before.Workers {
 		pids[w.PID] = true
@@ -117,6 +129,15 @@ func TestStuckEventLoopReplacedByHealth(t *testing.T) {
 		t.Errorf("ctl ps does not show %q:\n%s %v", reason, out, err)
 	}
 	waitFor(t, 10*time.Second, "the stuck process gone", func() bool { return !alive(stuck) })
+	if standby > 0 {
+		found := false
+		for _, w := range d.app("web").Workers {
+			found = found || w.PID == sb.PID
+		}
+		if !found || !strings.Contains(d.out.String(), "standby promoted into the slot") {
+			t.Errorf("the standby %d did not take the stuck worker's slot: %+v", sb.PID, d.app("web").Workers)
+		}
+	}
 
 	// A few more answers from the replacement, then stop the load.
 	mu.Lock()
