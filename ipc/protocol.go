@@ -461,22 +461,38 @@ func EncodeFrame(m *Message) ([]byte, error) {
 // The payload buffer grows with the bytes that actually arrive, so a header
 // that announces a large frame costs nothing until the frame is sent.
 func ReadMessage(r io.Reader) (*Message, error) {
+	n, err := readFrameLen(r)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(r, n)
+	if err != nil {
+		return nil, inFrame(err)
+	}
+	return decodeBody(body)
+}
+
+// readFrameLen reads a frame's length prefix and checks it against
+// MaxFrame.
+func readFrameLen(r io.Reader) (int, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
+		return 0, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n > MaxFrame {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
 	}
-	body, err := readBody(r, int(n))
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+	return int(n), nil
+}
+
+// inFrame is a read error inside a frame: there, even a clean end of the
+// stream cuts the frame short.
+func inFrame(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
 	}
-	return decodeBody(body)
+	return err
 }
 
 // ReadMessagePooled is ReadMessage for a reader of many frames: a frame
@@ -489,23 +505,16 @@ func ReadMessage(r io.Reader) (*Message, error) {
 // any other message is decoded into values of its own before
 // ReadMessagePooled returns.
 func ReadMessagePooled(r io.Reader) (m *Message, release func(), err error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	n, err := readFrameLen(r)
+	if err != nil {
 		return nil, noRelease, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > MaxFrame {
-		return nil, noRelease, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
 	}
 	if n <= firstChunk {
 		// Small frames (every JSON message in practice) are read as
 		// ReadMessage reads them.
-		body, err := readBody(r, int(n))
+		body, err := readBody(r, n)
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, noRelease, err
+			return nil, noRelease, inFrame(err)
 		}
 		m, err := decodeBody(body)
 		return m, noRelease, err
@@ -518,14 +527,11 @@ func ReadMessagePooled(r io.Reader) (m *Message, release func(), err error) {
 	}
 	// The pooled buffer is filled with what arrives; it grows (once per
 	// size seen) only for a frame larger than any it held before.
-	body, err := readInto((*bp)[:0], r, int(n))
+	body, err := readInto((*bp)[:0], r, n)
 	*bp = body[:0]
 	if err != nil {
 		put()
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, noRelease, err
+		return nil, noRelease, inFrame(err)
 	}
 	m, err = decodeBody(body)
 	if err != nil || m.SpansBinary == nil {

@@ -169,30 +169,21 @@ func decodeHTTPSpan(p []byte, s *HTTPSpan) (rest []byte, err error) {
 	s.Status = binary.LittleEndian.Uint16(p[2:])
 	s.StartMs = math.Float64frombits(binary.LittleEndian.Uint64(p[4:]))
 	s.EndMs = math.Float64frombits(binary.LittleEndian.Uint64(p[12:]))
-	var okTrace, okSpan bool
-	okParent := true
+	// An id of n bytes takes n bytes raw, 2n in hex.
+	id, w, fixed := hexID, 2, spanBinFixedHex
 	if raw {
-		okTrace = rawID(s.TraceID[:], p[20:36])
-		okSpan = rawID(s.SpanID[:], p[36:44])
-		p = p[spanBinFixedRaw:]
-		if s.Flags&SpanBinParent != 0 {
-			if len(p) < 8 {
-				return short()
-			}
-			okParent = rawID(s.ParentSpanID[:], p[:8])
-			p = p[8:]
+		id, w, fixed = rawID, 1, spanBinFixedRaw
+	}
+	okTrace := id(s.TraceID[:], p[20:20+16*w])
+	okSpan := id(s.SpanID[:], p[20+16*w:fixed])
+	p = p[fixed:]
+	okParent := true
+	if s.Flags&SpanBinParent != 0 {
+		if len(p) < 8*w {
+			return short()
 		}
-	} else {
-		okTrace = hexID(s.TraceID[:], p[20:52])
-		okSpan = hexID(s.SpanID[:], p[52:68])
-		p = p[spanBinFixedHex:]
-		if s.Flags&SpanBinParent != 0 {
-			if len(p) < 16 {
-				return short()
-			}
-			okParent = hexID(s.ParentSpanID[:], p[:16])
-			p = p[16:]
-		}
+		okParent = id(s.ParentSpanID[:], p[:8*w])
+		p = p[8*w:]
 	}
 	if len(p) < 3 {
 		return short()

@@ -94,18 +94,16 @@ function send (state, msg) {
 
 // sendFrame writes a frame the caller built whole (the 4-byte length and
 // the body), for messages too large and too frequent to build as objects
-// (spans, see tracing.cjs). Before the handshake it is dropped. It
-// returns whether the frame was handed to the socket; onWritten, if
-// given, runs once the socket is done with it (then it can be reused).
+// (spans, see tracing.cjs). Before the handshake it is dropped.
+// onWritten, if given, runs once the socket is done with the frame (then
+// its memory can be reused); not for a frame that was dropped.
 function sendFrame (state, frame, onWritten) {
   const sock = state.control
-  if (!sock || !state.welcomed || sock.destroyed || !sock.writable) return false
+  if (!sock || !state.welcomed || sock.destroyed || !sock.writable) return
   try {
     sock.write(frame, onWritten)
-    return true
   } catch (err) {
     warn('cannot send a prepared message', err)
-    return false
   }
 }
 
