@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -334,6 +335,7 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 			cfg.File, ac.Pointer, ac.ID, sp.capability)
 	}
 	sp.env = mergeEnv(rt.baseEnv, ac.Env, sp.launch.Env)
+	sp.env = rt.withCompileCache(ac, sp.env)
 	sp.limits = cgroups.Limits(ac.Resources)
 	if ac.LogLevel != "" {
 		lvl, err := logs.ParseLevel(ac.LogLevel)
@@ -347,6 +349,35 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 	sp.health.statsEvery, sp.env = statsEveryFor(ac.Health, sp.env)
 	sp.env = append(sp.env, ipc.EnvAppInfo+"="+rt.dir.AppInfoFile(ac.ID))
 	return sp, nil
+}
+
+// envCompileCache is Node.js's switch for its module compile cache.
+const envCompileCache = "NODE_COMPILE_CACHE"
+
+// withCompileCache adds NODE_COMPILE_CACHE for the application's
+// compileCache to env, creating the directory. A value env already has
+// (from wattd's environment or the application's env) is kept. A directory
+// that cannot be made is warned about and the application starts without
+// the cache: the cache only saves time.
+func (rt *Runtime) withCompileCache(ac config.Application, env []string) []string {
+	dir := ac.CompileCache
+	if dir == "" {
+		return env
+	}
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == envCompileCache && v != "" {
+			rt.log.Debug("compileCache: NODE_COMPILE_CACHE is set already and wins", zap.String("app", ac.ID), zap.String("directory", v))
+			return env
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		rt.log.Warn("compileCache: cannot create the directory; the application starts without the compile cache",
+			zap.String("app", ac.ID), zap.String("directory", dir), zap.Error(err))
+		return env
+	}
+	// An empty NODE_COMPILE_CACHE= would come first and win over ours.
+	env = slices.DeleteFunc(env, func(kv string) bool { return kv == envCompileCache+"=" })
+	return append(env, envCompileCache+"="+dir)
 }
 
 // depsOf finds the applications ac depends on among byID.

@@ -53,11 +53,13 @@ type rawConfig struct {
 		ResetAfter   *json.Number `json:"resetAfter"`
 		MaxRestarts  *json.Number `json:"maxRestarts"`
 	} `json:"restart"`
-	Health     *rawHealth      `json:"health"`
-	Resources  *rawResources   `json:"resources"`
-	Preload    json.RawMessage `json:"preload"`
-	SourceMaps *bool           `json:"sourceMaps"`
-	Cgroups    struct {
+	Health    *rawHealth      `json:"health"`
+	Resources *rawResources   `json:"resources"`
+	Preload   json.RawMessage `json:"preload"`
+	// CompileCache is read by compileCacheOf.
+	CompileCache json.RawMessage `json:"compileCache"`
+	SourceMaps   *bool           `json:"sourceMaps"`
+	Cgroups      struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
 	Metrics json.RawMessage `json:"metrics"`
@@ -105,6 +107,8 @@ type rawApp struct {
 	ExecArgv   []string        `json:"execArgv"`
 	Arguments  []string        `json:"arguments"`
 	SourceMaps *bool           `json:"sourceMaps"`
+	// CompileCache overrides the runtime's compileCache key by key.
+	CompileCache json.RawMessage `json:"compileCache"`
 }
 
 type rawAutoload struct {
@@ -229,6 +233,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		},
 	}
 	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
+	l.compileCache = parseCompileCache(raw.CompileCache)
 	l.vertical = raw.Vertical
 	if raw.Logger.Level != "" {
 		cfg.Logger.Level = raw.Logger.Level
@@ -485,6 +490,7 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 		sourceMaps = e.raw.SourceMaps
 	}
 	app.Watt.SourceMaps = sourceMaps != nil && *sourceMaps
+	app.CompileCache = compileCacheDir(l.compileCache.with(parseCompileCache(e.raw.CompileCache)), e.path)
 	blocked := false
 	if dirOK {
 		var more []issue

@@ -111,6 +111,10 @@ type Application struct {
 	// Module is the Watt capability package the application's own config
 	// names in $schema or "module" (e.g. "@platformatic/node"), "" if none.
 	Module string
+	// CompileCache is the absolute directory of the application's Node.js
+	// module compile cache (Watt's "compileCache": the runtime's, each key
+	// overridden by the entry's), or "" when it is off.
+	CompileCache string
 	// LogLevel is logger.level of the application's own configuration:
 	// its lines below it are not logged. "" means the runtime's level.
 	LogLevel string

@@ -30,6 +30,8 @@ type loader struct {
 	// entries each application's Scale reads.
 	vertical   *rawVertical
 	sourceMaps *bool
+	// compileCache is the runtime's compileCache key.
+	compileCache compileCache
 	// single is set when the file is one application's own configuration,
 	// run alone.
 	single bool

@@ -40,7 +40,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"startupConcurrency", "scheduler", "policies"}},
 	{at: "/verticalScaler", keys: []string{"maxTotalMemory"}, instead: scaleMemory},
 	{at: "", keys: []string{"inspectorOptions"}, instead: `give an application "--inspect" in its "nodeOptions"`},
-	{at: "", keys: []string{"nodeModulesSourceMaps", "compileCache"}},
+	{at: "", keys: []string{"nodeModulesSourceMaps"}},
 	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
 	// Watt passes any other logger key through to pino; wattd's own log
 	// takes the level, redact and wattd's requestId.
@@ -63,7 +63,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},
 	{at: "@app", keys: []string{"useHttp"}, instead: "every worker is always reachable over its mesh socket"},
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
-	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "compileCache", "management", "websocket", "hotReload"}},
+	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "management", "websocket", "hotReload"}},
 	{at: "@app", keys: []string{"telemetry"}, instead: "wattd's preload makes each request's server span and each mesh call's client span; OpenTelemetry instrumentation packages are not loaded"},
 	{at: "/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
 	{at: "@app/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},

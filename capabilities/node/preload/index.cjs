@@ -50,7 +50,8 @@
 // (platformatic.messaging between applications, routed by wattd), logger.cjs
 // and globals.cjs (globalThis.platformatic, Watt's runtime API for apps),
 // appmodel.cjs (Watt's application model: preload modules, build()/create()
-// factories, background apps, the app's close() on stop), undici.cjs (*.plt.local
+// factories, background apps, the app's close() on stop), compilecache.cjs
+// (writes Node.js's module compile cache when compileCache is on), undici.cjs (*.plt.local
 // for the npm undici package, at net.connect), requests.cjs (the per-request
 // hooks of optional features), metrics.cjs (request durations, event-loop
 // lag and GC, when wattd's metrics are on), tracing.cjs and tracecontext.cjs
@@ -99,6 +100,7 @@ function main () {
   }
 
   const { newState, parseListenFds, toInt, warn } = require('./base.cjs')
+  require('./compilecache.cjs').startCompileCache()
   const { openControl, startStats } = require('./control.cjs')
   const { patchListen, startDrain, sendReady } = require('./listen.cjs')
   const { startMeshClient, setTable } = require('./mesh-client.cjs')

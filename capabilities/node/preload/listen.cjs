@@ -7,6 +7,7 @@ const {
 } = require('./base.cjs')
 const { send } = require('./control.cjs')
 const { runRequestHooks } = require('./requests.cjs')
+const { appLoaded, writeCompileCache } = require('./compilecache.cjs')
 
 // ---- listen redirection ----------------------------------------------------
 
@@ -58,6 +59,7 @@ function hold (state, server, req) {
   state.standby.held = { server, req }
   if (state.control) state.control.ref()
   send(state, { type: 'standby' })
+  appLoaded()
   return server
 }
 
@@ -153,6 +155,7 @@ function sendReady (state, listeners) {
   state.readySent = true
   if (state.welcomed && state.reportStats) state.reportStats()
   send(state, { type: 'ready', listeners })
+  appLoaded()
 }
 
 // isDuplicateBinding spots a later listen() that binds the app that is
@@ -428,6 +431,7 @@ function startMesh (state, app, fd, nativeListen, done) {
 function startDrain (state, timeoutMs) {
   if (state.draining) return
   state.draining = true
+  writeCompileCache()
   const timeout = typeof timeoutMs === 'number' && timeoutMs > 0 ? timeoutMs : DRAIN_TIMEOUT_MS
   state.quietMs = Math.min(DRAIN_QUIET_MS, timeout / 4)
   state.lastDone = performance.now()

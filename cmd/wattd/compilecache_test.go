@@ -1,0 +1,105 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// compileCacheApp writes a small node:http app of two modules, whose
+// answer is the compile cache directory Node.js says it uses ("" for
+// none), into a fresh directory.
+func compileCacheApp(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"package.json": `{"name":"cc","private":true,"main":"index.js"}`,
+		"lib.js":       "module.exports = (m) => (m.getCompileCacheDir ? m.getCompileCacheDir() : undefined) || ''\n",
+		"index.js": "const m = require('node:module')\nconst dirOf = require('./lib.js')\n" +
+			"require('node:http').createServer((req, res) => res.end(dirOf(m))).listen(3000)\n",
+	})
+	return dir
+}
+
+// TestCompileCache: with "compileCache": true the workers run with Node.js's
+// module compile cache in the application's .plt/compile-cache, the preload
+// writes it while the worker runs (a worker ends by a signal, so Node.js's
+// own write at exit never happens), and the next start of wattd loads the
+// app's modules from it. On a Node.js without the cache the setting is
+// ignored and the app serves as usual.
+func TestCompileCache(t *testing.T) {
+	integration(t)
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		version := nodeVersion(t, node)
+		t.Run(version, func(t *testing.T) {
+			app := compileCacheApp(t)
+			dir := project(t, map[string]any{
+				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"compileCache": true,
+				"applications": []any{map[string]any{"id": "cc", "path": app}},
+			})
+			cacheDir := filepath.Join(app, ".plt", "compile-cache")
+			port := freePort(t)
+			d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_NODE=" + node}})
+			body := waitHTTP(t, d.url("/"), 30*time.Second)
+			if !nodeAtLeast(version, 22, 10) {
+				// 22.1 to 22.9 have the cache but no way to write it before
+				// a signal ends the worker; older ones have none.
+				if !nodeAtLeast(version, 22, 1) && body != "" {
+					t.Errorf("Node.js %s reports a compile cache %q", version, body)
+				}
+				return
+			}
+			if !strings.HasPrefix(body, cacheDir+string(filepath.Separator)) {
+				t.Fatalf("the worker's compile cache is %q, want one under %s", body, cacheDir)
+			}
+			// Written after ready, while the worker still runs.
+			waitFor(t, 20*time.Second, "compile cache files in "+body, func() bool {
+				entries, err := os.ReadDir(body)
+				return err == nil && len(entries) >= 2
+			})
+			d.signal(syscall.SIGTERM)
+			if code := d.wait(30 * time.Second); code != 0 {
+				t.Fatalf("wattd exit %d", code)
+			}
+
+			d = startWattd(t, dir, port, startOpts{env: []string{"WATTD_NODE=" + node, "NODE_DEBUG_NATIVE=COMPILE_CACHE"}})
+			waitHTTP(t, d.url("/"), 30*time.Second)
+			for _, m := range []string{"index.js", "lib.js"} {
+				d.waitOutput("V8 code cache for CommonJS "+filepath.Join(app, m)+" was accepted", 20*time.Second)
+			}
+		})
+	}
+}
+
+// TestCompileCacheUnwritable: a cache directory wattd cannot create is
+// warned about, naming the application, and the application starts
+// without the cache.
+func TestCompileCacheUnwritable(t *testing.T) {
+	integration(t)
+	app := compileCacheApp(t)
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := project(t, map[string]any{
+		"server": map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "cc", "path": app,
+			"compileCache": map[string]any{"directory": filepath.Join(blocker, "cache")}}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"WATTD_NODE=" + nodePath(t, testNodes[len(testNodes)-1])}})
+	if body := waitHTTP(t, d.url("/"), 30*time.Second); body != "" {
+		t.Errorf("the worker uses compile cache %q", body)
+	}
+	d.waitOutput("cannot create the directory", 5*time.Second)
+	out := d.out.String()
+	i := strings.Index(out, "cannot create the directory")
+	line := out[strings.LastIndex(out[:i], "\n")+1:]
+	if line = line[:strings.Index(line+"\n", "\n")]; !strings.Contains(line, `"name":"cc"`) {
+		t.Errorf("the warning does not name the application:\n%s", out)
+	}
+}
