@@ -24,6 +24,13 @@ type meshState struct {
 	last  []byte             // JSON of table, to skip pushes that change nothing
 	procs map[*proc]struct{} // workers that receive pushes
 
+	// buildMu orders the builds of the table: seq numbers them in the
+	// order they read the workers' states, so a worker can tell the newer
+	// of two tables that reach it by different paths (its welcome and a
+	// push) and never replaces a table with an older one.
+	buildMu sync.Mutex
+	seq     uint64
+
 	proxy meshProxy // see meshproxy.go
 }
 
@@ -38,6 +45,14 @@ func (rt *Runtime) Table() *ipc.MeshTable {
 }
 
 var _ mesh.Resolver = (*Runtime)(nil)
+
+// numberedTable builds the table and numbers it (see meshState.seq).
+func (rt *Runtime) numberedTable() (*ipc.MeshTable, uint64) {
+	rt.mesh.buildMu.Lock()
+	defer rt.mesh.buildMu.Unlock()
+	rt.mesh.seq++
+	return rt.buildMeshTable(), rt.mesh.seq
+}
 
 func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 	t := &ipc.MeshTable{
@@ -77,15 +92,20 @@ func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 	return t
 }
 
-// meshFrame is the current table as an encoded control message.
-func (rt *Runtime) meshFrame() ([]byte, error) {
-	return ipc.EncodeFrame(&ipc.Message{Type: ipc.TypeMesh, Mesh: rt.Table()})
+// welcomeTable is the table a worker's welcome carries: as the workers'
+// states are now, not the last one pushed (Table), which the pushes' pacing
+// (meshPacer) can hold up to meshPublishGap behind. A worker starting in
+// that gap, often the entrypoint, which starts right after the
+// applications it waits for are ready, would otherwise be welcomed with
+// them still "starting" and fail its first mesh calls.
+func (rt *Runtime) welcomeTable() (*ipc.MeshTable, uint64) {
+	return rt.numberedTable()
 }
 
 // publishMesh rebuilds the table and pushes it to every worker if it
 // changed.
 func (rt *Runtime) publishMesh() {
-	t := rt.buildMeshTable()
+	t, seq := rt.numberedTable()
 	b, err := json.Marshal(t)
 	if err != nil {
 		return
@@ -108,7 +128,7 @@ func (rt *Runtime) publishMesh() {
 		return
 	}
 	for _, p := range procs {
-		p.pushMesh(frame)
+		p.pushMesh(seq, frame)
 	}
 }
 

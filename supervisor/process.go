@@ -126,11 +126,11 @@ type proc struct {
 	spansAs   int
 	sourceFor func(worker int) *telemetry.Source
 
-	meshNow     func() ([]byte, error) // the current mesh table's frame, sent after welcome
-	meshTable   func() *ipc.MeshTable  // the current mesh table, sent with welcome
-	meshMu      sync.Mutex             // guards meshPending
-	meshPending []byte                 // frame of the newest table not yet sent
-	meshSignal  chan struct{}          // poked when meshPending is set
+	meshTable   func() (*ipc.MeshTable, uint64) // the current mesh table and its number, sent with welcome
+	meshMu      sync.Mutex                       // guards meshPending and meshSeq
+	meshPending []byte                           // frame of the newest table not yet sent
+	meshSeq     uint64                           // number of the newest table given to the worker or pending
+	meshSignal  chan struct{}                    // poked when meshPending is set
 }
 
 // spawnSpec is everything needed to start one worker.
@@ -248,8 +248,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		meshSignal: make(chan struct{}, 1),
 	}
 	if spec.rt != nil {
-		p.meshNow = spec.rt.meshFrame
-		p.meshTable = spec.rt.Table
+		p.meshTable = spec.rt.welcomeTable
 		spec.rt.register(p)
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
 		p.route = func(m *ipc.Message) {
@@ -353,16 +352,21 @@ func (p *proc) readControl(app string, worker int) {
 	// already holds.
 	welcome := &ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}
 	if p.meshTable != nil {
-		welcome.Mesh = p.meshTable()
+		var seq uint64
+		welcome.Mesh, seq = p.meshTable()
+		// Pushes of older tables, made before the welcome or racing it,
+		// are not sent after it.
+		p.meshMu.Lock()
+		if seq > p.meshSeq {
+			p.meshSeq, p.meshPending = seq, nil
+		}
+		p.meshMu.Unlock()
 	}
 	if err := p.send(welcome); err != nil {
 		return
 	}
 	close(p.hello)
-	if p.meshNow != nil {
-		if frame, err := p.meshNow(); err == nil {
-			p.pushMesh(frame)
-		}
+	if p.meshTable != nil {
 		go p.meshWriter()
 	}
 	for {
@@ -575,9 +579,13 @@ func (p *proc) watchMemory(every time.Duration) {
 // pushMesh queues a mesh table's frame for the worker; only the newest
 // unsent one is kept, so a slow worker never makes wattd buffer tables.
 // The frame is shared by every worker and never changed.
-func (p *proc) pushMesh(frame []byte) {
+func (p *proc) pushMesh(seq uint64, frame []byte) {
 	p.meshMu.Lock()
-	p.meshPending = frame
+	if seq <= p.meshSeq {
+		p.meshMu.Unlock()
+		return // the worker has or will get a newer table
+	}
+	p.meshSeq, p.meshPending = seq, frame
 	p.meshMu.Unlock()
 	select {
 	case p.meshSignal <- struct{}{}:

@@ -415,7 +415,11 @@ func TestTracingConsoleAndFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if string(rb) != "leaf back\n" {
+		t.Errorf("/chain answered %q, want the back application's leaf", rb)
+	}
 	// stdouttrace's JSON names the span and its ids in SpanContext.
 	type stub struct {
 		Name        string
@@ -524,4 +528,35 @@ func chainSpans(t *testing.T, rcv *receiver, traceID, callerSpan, entry, interna
 			what, entry, server.parent(), callerSpan, client.parent(), server.id(), internal, leaf.parent(), client.id())
 	}
 	return server, client, leaf
+}
+
+// TestEntrypointFirstMeshCall: the entrypoint starts once the applications
+// it waits for are ready, and its first request may call them at once. Its
+// welcome must carry the mesh table as it is then, not the last one pushed
+// to the workers, which the pushes' pacing may hold back: with that table
+// the first call found "back" still starting in about half the starts.
+func TestEntrypointFirstMeshCall(t *testing.T) {
+	integration(t)
+	app := buildGotrace(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "front",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "front", "path": app, "workers": 2},
+			map[string]any{"id": "back", "path": app},
+		},
+	})
+	for i := range 6 {
+		port := freePort(t)
+		d := startWattd(t, dir, port, startOpts{})
+		waitHTTP(t, d.url("/"), 30*time.Second) // as soon as the entrypoint answers
+		code, body, err := get(fresh, d.url("/chain?to=back"))
+		if err != nil || code != 200 || body != "leaf back\n" {
+			t.Fatalf("start %d: first mesh call: %d %q %v", i+1, code, body, err)
+		}
+		d.signal(syscall.SIGTERM)
+		if c := d.wait(30 * time.Second); c != 0 {
+			t.Fatalf("start %d: wattd exit %d", i+1, c)
+		}
+	}
 }
