@@ -127,10 +127,10 @@ type proc struct {
 	sourceFor func(worker int) *telemetry.Source
 
 	meshTable   func() (*ipc.MeshTable, uint64) // the current mesh table and its number, sent with welcome
-	meshMu      sync.Mutex                       // guards meshPending and meshSeq
-	meshPending []byte                           // frame of the newest table not yet sent
-	meshSeq     uint64                           // number of the newest table given to the worker or pending
-	meshSignal  chan struct{}                    // poked when meshPending is set
+	meshMu      sync.Mutex                      // guards meshPending and meshSeq
+	meshPending []byte                          // frame of the newest table not yet sent
+	meshSeq     uint64                          // number of the newest table given to the worker or pending
+	meshSignal  chan struct{}                   // poked when meshPending is set
 }
 
 // spawnSpec is everything needed to start one worker.

@@ -41,7 +41,7 @@ func TestCompileCache(t *testing.T) {
 			dir := writeProject(t, map[string]string{
 				"a/index.js": "",
 				"b/index.js": "",
-				"watt.json": `{` + top + `"entrypoint":"a","applications":[{"id":"a","path":"a"` + own + `},{"id":"b","path":"b"}]}`,
+				"watt.json":  `{` + top + `"entrypoint":"a","applications":[{"id":"a","path":"a"` + own + `},{"id":"b","path":"b"}]}`,
 			})
 			cfg, err := Load(dir, "", nil)
 			if err != nil {
