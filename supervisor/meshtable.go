@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wattd/wattd/ipc"
@@ -30,12 +31,21 @@ type meshState struct {
 	// push) and never replaces a table with an older one.
 	buildMu sync.Mutex
 	seq     uint64
+	// stale says a worker changed state since the last push: the pacing
+	// holds the push back, and Table builds the table afresh meanwhile.
+	stale atomic.Bool
 
 	proxy meshProxy // see meshproxy.go
 }
 
-// Table implements mesh.Resolver.
+// Table implements mesh.Resolver: the table last pushed to the workers,
+// or, while a push is held back by the pacing, the table as it is now, so
+// that wattd's mesh proxy does not refuse an application that just became
+// ready.
 func (rt *Runtime) Table() *ipc.MeshTable {
+	if rt.mesh.stale.Load() {
+		return rt.buildMeshTable()
+	}
 	rt.mesh.mu.Lock()
 	defer rt.mesh.mu.Unlock()
 	if rt.mesh.table == nil {
@@ -105,6 +115,9 @@ func (rt *Runtime) welcomeTable() (*ipc.MeshTable, uint64) {
 // publishMesh rebuilds the table and pushes it to every worker if it
 // changed.
 func (rt *Runtime) publishMesh() {
+	// Cleared before the build: a change during it marks the table stale
+	// again.
+	rt.mesh.stale.Store(false)
 	t, seq := rt.numberedTable()
 	b, err := json.Marshal(t)
 	if err != nil {

@@ -131,3 +131,36 @@ func TestMeshPacerSpacesPushes(t *testing.T) {
 		t.Fatalf("%d pushes, want stop to publish the held-back change", len(pushes))
 	}
 }
+
+// TestWelcomeTableIsCurrent: a worker's welcome carries the table as the
+// slots are now, even while the pacing holds the push of a change back;
+// a push of an older table after it is not queued, a newer one is.
+func TestWelcomeTableIsCurrent(t *testing.T) {
+	rt := testRuntime(map[string][]State{"back": {StateStarting}})
+	old := &proc{meshSignal: make(chan struct{}, 1), exited: make(chan struct{})}
+	rt.mesh.procs = map[*proc]struct{}{old: {}}
+	rt.publishMesh() // "back" starting, pushed
+	rt.apps[0].slots[0].setState(StateReady)
+	// The push of "ready" is held back; a worker starting now is welcomed.
+	tb, seq := rt.welcomeTable()
+	if eps := tb.Apps["back"].Endpoints; len(eps) != 1 {
+		t.Fatalf("welcome table: back has %v, want its ready socket", eps)
+	}
+	if got := rt.Table(); len(got.Apps["back"].Endpoints) != 1 {
+		t.Fatalf("Table() while the push is held back: %+v, want back ready", got.Apps["back"])
+	}
+	p := &proc{meshSignal: make(chan struct{}, 1), exited: make(chan struct{}), meshSeq: seq}
+	stale, _ := ipc.EncodeFrame(&ipc.Message{Type: ipc.TypeMesh, Mesh: &ipc.MeshTable{}})
+	p.pushMesh(seq-1, stale)
+	if p.meshPending != nil {
+		t.Fatal("a table older than the welcome's was queued after it")
+	}
+	rt.mesh.procs[p] = struct{}{}
+	rt.publishMesh()
+	if m := pendingTable(t, p); m == nil || len(m.Apps["back"].Endpoints) != 1 {
+		t.Fatalf("a newer push was not queued: %+v", m)
+	}
+	if rt.mesh.stale.Load() {
+		t.Error("still stale after the push")
+	}
+}

@@ -765,6 +765,7 @@ func (rt *Runtime) Kill() {
 }
 
 func (rt *Runtime) stateChanged() {
+	rt.mesh.stale.Store(true)
 	select {
 	case rt.changed <- struct{}{}:
 	default:
