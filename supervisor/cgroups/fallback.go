@@ -15,7 +15,7 @@ import (
 
 // RSS reads a process's resident set size from /proc; 0 if it is gone.
 func RSS(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	b, err := procnet.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
 		return 0
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // mount is one line of /proc/self/mountinfo that matters here.
@@ -140,7 +142,7 @@ func writeFile(dir, name, value string) error {
 }
 
 func readFile(dir, name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := procnet.ReadFile(filepath.Join(dir, name))
 	return strings.TrimSpace(string(b)), err
 }
 

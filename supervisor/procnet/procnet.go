@@ -254,7 +254,7 @@ const clockTicks = 100
 
 // ReadStat reads a process's /proc/<pid>/stat; ok is false when it is gone.
 func ReadStat(pid int) (st Stat, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return Stat{}, false
 	}
@@ -278,14 +278,6 @@ func ReadStat(pid int) (st Stat, ok bool) {
 // OpenFDs counts the open file descriptors of a process (the entries of
 // /proc/<pid>/fd); ok is false when it is gone or not ours to read.
 func OpenFDs(pid int) (n int, ok bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return 0, false
-	}
-	return len(names), true
+	n, err := countEntries("/proc/" + strconv.Itoa(pid) + "/fd")
+	return n, err == nil
 }
