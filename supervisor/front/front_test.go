@@ -277,10 +277,7 @@ func TestWorkerDownThenUp(t *testing.T) {
 }
 
 func TestWaitExpires(t *testing.T) {
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := refusingPort(t)
 	l, addr := publicSocket(t)
 	f, err := New(l, port, zaptest.NewLogger(t))
 	if err != nil {
@@ -470,11 +467,29 @@ func TestCloseDeadlineCutsConnections(t *testing.T) {
 	}
 }
 
-func TestCloseAbortsWaitingDials(t *testing.T) {
-	port, err := FreePort()
+// refusingPort is a loopback port that refuses connections for the whole
+// test: a socket bound to it that does not listen. A port FreePort found
+// free may be taken by another test's listener before the dials reach it,
+// and a dial that connects is not the waiting dial a test wants.
+func refusingPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
+}
+
+func TestCloseAbortsWaitingDials(t *testing.T) {
+	port := refusingPort(t)
 	l, addr := publicSocket(t)
 	f := forwarder(t, l, port)
 	c, err := net.Dial("tcp", addr)
