@@ -102,16 +102,6 @@ func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 	return t
 }
 
-// welcomeTable is the table a worker's welcome carries: as the workers'
-// states are now, not the last one pushed (Table), which the pushes' pacing
-// (meshPacer) can hold up to meshPublishGap behind. A worker starting in
-// that gap, often the entrypoint, which starts right after the
-// applications it waits for are ready, would otherwise be welcomed with
-// them still "starting" and fail its first mesh calls.
-func (rt *Runtime) welcomeTable() (*ipc.MeshTable, uint64) {
-	return rt.numberedTable()
-}
-
 // publishMesh rebuilds the table and pushes it to every worker if it
 // changed.
 func (rt *Runtime) publishMesh() {

@@ -142,7 +142,7 @@ func TestWelcomeTableIsCurrent(t *testing.T) {
 	rt.publishMesh() // "back" starting, pushed
 	rt.apps[0].slots[0].setState(StateReady)
 	// The push of "ready" is held back; a worker starting now is welcomed.
-	tb, seq := rt.welcomeTable()
+	tb, seq := rt.numberedTable()
 	if eps := tb.Apps["back"].Endpoints; len(eps) != 1 {
 		t.Fatalf("welcome table: back has %v, want its ready socket", eps)
 	}

@@ -248,7 +248,14 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		meshSignal: make(chan struct{}, 1),
 	}
 	if spec.rt != nil {
-		p.meshTable = spec.rt.welcomeTable
+		// The welcome's table is built for it, as the workers' states are
+		// now, not the last one pushed (Table), which the pushes' pacing
+		// (meshPacer) can hold up to meshPublishGap behind: a worker
+		// starting in that gap, often the entrypoint, which starts right
+		// after the applications it waits for are ready, would otherwise
+		// be welcomed with them still "starting" and fail its first mesh
+		// calls.
+		p.meshTable = spec.rt.numberedTable
 		spec.rt.register(p)
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
 		p.route = func(m *ipc.Message) {
