@@ -453,11 +453,15 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 					}
 				}
 			case metricsScenario:
-				each([]string{"off", "on"}, func(v string) runRecord {
-					return b.runMetrics(ctx, targets["wattd"], v == "on", round, log)
-				})
+				for _, r := range b.runMetrics(ctx, targets["wattd"], round, (round-1)%2, log) {
+					note(r)
+				}
+				sleepCtx(ctx, settle)
 			case scTracing:
-				each(tracingVariants, func(v string) runRecord { return b.runTracing(ctx, targets["wattd"], v, round) })
+				for _, r := range b.runTracing(ctx, targets["wattd"], round, (round-1)%2) {
+					note(r)
+				}
+				sleepCtx(ctx, settle)
 			case scReload:
 				for _, rec := range b.runReload(ctx, targets["wattd"], round) {
 					note(rec)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,10 +15,11 @@ import (
 // The metrics scenario measures what the runtime's metrics cost a Node
 // app: the hello scenario's load on the hello fixture under wattd with metrics
 // off ("wattd") and on ("wattd+metrics": the fixture's watt.json plus a
-// metrics server on loopback, scraped every second during the run, which
-// is harsher than any Prometheus set-up). The two alternate within each
-// round and their order flips between rounds; the verdict is on the
-// median of the per-round ratios on/off, whose spread is printed beside it.
+// metrics server on loopback, scraped every second while it takes load,
+// which is harsher than any Prometheus set-up). The two run side by side
+// and take the load in turns (pair.go), the first turn going to each in
+// every other round; the verdict is on the median of the per-round ratios
+// on/off, whose spread is printed beside it.
 
 const (
 	metricsScenario = "metrics"
@@ -29,35 +29,33 @@ const (
 	scrapeEvery = time.Second
 )
 
-// runMetrics runs one half of a metrics round: hello under wattd with
-// metrics on or off.
-func (b *bench) runMetrics(ctx context.Context, wattd target, on bool, round int, log io.Writer) runRecord {
-	t := wattd
-	if !on {
-		return b.runLoadScenario(ctx, metricsScenario, t, round, nil)
-	}
-	rec := runRecord{Target: metricsOnTarget, Scenario: metricsScenario, Round: round}
+// runMetrics runs one round of the metrics scenario: hello under wattd
+// with metrics off and on, paired (pair.go), side first taking the first
+// slice.
+func (b *bench) runMetrics(ctx context.Context, wattd target, round, first int, log io.Writer) []runRecord {
+	off := &pairSide{rec: runRecord{Target: wattd.name, Scenario: metricsScenario, Round: round}, t: wattd}
+	on := &pairSide{rec: runRecord{Target: metricsOnTarget, Scenario: metricsScenario, Round: round}}
 	mport, err := freePort()
-	if err != nil {
-		rec.fail(ctx, err)
-		return rec
+	if err == nil {
+		var dir string
+		dir, err = metricsProject(b.logDir, wattd.dir, mport, round)
+		on.t = wattd
+		on.t.name, on.t.dir, on.t.argv = metricsOnTarget, dir, wattdStart(wattd.argv[0], dir)
 	}
-	dir, err := metricsProject(b.logDir, wattd.dir, mport, round)
 	if err != nil {
-		rec.fail(ctx, err)
-		return rec
+		off.rec.fail(ctx, err)
+		on.rec.fail(ctx, err)
+		return []runRecord{off.rec, on.rec}
 	}
-	t.name, t.dir, t.argv = metricsOnTarget, dir, wattdStart(wattd.argv[0], dir)
-	sctx, stop := context.WithCancel(ctx)
 	var ok, failed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() { scrapeLoop(sctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), &ok, &failed) })
-	rec = b.runLoadScenario(ctx, metricsScenario, t, round, nil)
-	stop()
-	wg.Wait()
-	fmt.Fprintf(log, "  %s scraped /metrics %d times during the run (%d failed, mostly before the server listened)\n",
-		metricsOnTarget, ok.Load(), failed.Load())
-	return rec
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	on.during = func(ctx context.Context) { scrapeLoop(ctx, url, &ok, &failed) }
+	b.measurePair(ctx, [2]*pairSide{off, on}, first)
+	fmt.Fprintf(log, "  %s scraped /metrics %d times while under load (%d failed)\n", metricsOnTarget, ok.Load(), failed.Load())
+	if on.rec.Error == "" && ok.Load() == 0 {
+		on.rec.Error = "no scrape of /metrics succeeded: metrics were not on"
+	}
+	return []runRecord{off.rec, on.rec}
 }
 
 // metricsProject writes a copy of the fixture's watt.json, in a directory
@@ -70,29 +68,33 @@ func metricsProject(logDir, fixture string, port, round int) (string, error) {
 	})
 }
 
-// scrapeLoop GETs url every scrapeEvery until ctx ends, counting answers.
+// scrapeLoop GETs url at once and then every scrapeEvery until ctx ends,
+// counting answers.
 func scrapeLoop(ctx context.Context, url string, ok, failed *atomic.Int64) {
 	c := &http.Client{Timeout: 5 * time.Second}
 	tick := time.NewTicker(scrapeEvery)
 	defer tick.Stop()
 	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				failed.Add(1)
+			}
+		case resp.StatusCode == http.StatusOK:
+			ok.Add(1)
+		default:
+			failed.Add(1)
+		}
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			failed.Add(1)
-			continue
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			ok.Add(1)
-		} else {
-			failed.Add(1)
 		}
 	}
 }
@@ -141,7 +143,7 @@ func printMetricsOverhead(w io.Writer, records []runRecord) {
 	if len(rounds) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nmetrics: hello under wattd with metrics on (scraped every %s) and off, alternating\n", scrapeEvery)
+	fmt.Fprintf(w, "\nmetrics: hello under wattd with metrics on (scraped every %s) and off, side by side, taking the load in %s turns (ABBA)\n", scrapeEvery, pairSlice)
 	var ratios, cpuRatios []float64
 	for _, m := range rounds {
 		r := m.onRPS / m.offRPS

@@ -5,7 +5,8 @@ package main
 // for a "telemetry" key: off (no key) and on (every request traced, the
 // Watt default of 100% sampling, request ids with it), exporting over
 // OTLP/HTTP to a sink in this process that reads and discards what it gets.
-// The order of the two flips every round. The summary is the ratio of
+// The two run side by side and take the load in turns (pair.go), the
+// first turn going to each in every other round. The summary is the ratio of
 // requests/s on to off per round: its median and its range.
 
 import (
@@ -78,43 +79,46 @@ func (b *bench) tracingProject(hello, variant string, s *otlpSink) (string, erro
 	})
 }
 
-// runTracing measures one variant for one round: the hello scenario's
-// measurement of wattd on the hello app. A tracing-on run whose spans never
-// reached the sink is a failed run, not a cheap one.
-func (b *bench) runTracing(ctx context.Context, wattd target, variant string, round int) runRecord {
-	rec := runRecord{Target: variant, Scenario: "tracing", Round: round}
+// runTracing measures one round: the hello app under wattd with tracing
+// off and on, paired (pair.go), side first taking the first slice. A
+// tracing-on run whose spans never reached the sink is a failed run, not a
+// cheap one.
+func (b *bench) runTracing(ctx context.Context, wattd target, round, first int) []runRecord {
+	var sides [2]*pairSide
+	recs := func() []runRecord { return []runRecord{sides[0].rec, sides[1].rec} }
+	for i, variant := range tracingVariants {
+		sides[i] = &pairSide{rec: runRecord{Target: variant, Scenario: "tracing", Round: round}}
+	}
 	s, err := startSink()
+	for i, variant := range tracingVariants {
+		if err != nil {
+			break
+		}
+		var dir string
+		dir, err = b.tracingProject(wattd.dir, variant, s)
+		t := wattd
+		t.name, t.dir, t.argv = variant, dir, wattdStart(wattd.argv[0], dir)
+		sides[i].t = t
+	}
 	if err != nil {
-		rec.fail(ctx, err)
-		return rec
+		for _, sd := range sides {
+			sd.rec.fail(ctx, err)
+		}
+		return recs()
 	}
-	dir, err := b.tracingProject(wattd.dir, variant, s)
-	if err != nil {
-		rec.fail(ctx, err)
-		return rec
+	// Exports that reach the sink while the "on" side is under load.
+	var onExports atomic.Int64
+	sides[1].during = func(ctx context.Context) {
+		before := s.exports.Load()
+		<-ctx.Done()
+		onExports.Add(s.exports.Load() - before)
 	}
-	port, err := freePort()
-	if err != nil {
-		rec.fail(ctx, err)
-		return rec
+	b.measurePair(ctx, sides, first)
+	on := &sides[1].rec
+	if on.Error == "" && onExports.Load() == 0 {
+		on.Error = "no spans reached the OTLP sink: tracing was not on"
 	}
-	rec.Port = port
-	t := wattd
-	t.name = variant
-	t.dir = dir
-	t.argv = wattdStart(wattd.argv[0], dir)
-	p, err := b.start(ctx, t, port, nil, fmt.Sprintf("wattd-%s-r%d.log", variant, round))
-	if err != nil {
-		rec.fail(ctx, err)
-		return rec
-	}
-	rec.Log = p.logPath
-	before := s.exports.Load()
-	b.measure(ctx, &rec, []*proc{p}, port, b.conns, false)
-	if variant == "tracing-on" && rec.Error == "" && s.exports.Load() == before {
-		rec.Error = "no spans reached the OTLP sink: tracing was not on"
-	}
-	return rec
+	return recs()
 }
 
 // tracingSummary is the scenario's result: requests/s with tracing on

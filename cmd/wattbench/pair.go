@@ -1,0 +1,170 @@
+package main
+
+// Paired runs: the metrics and tracing scenarios compare two variants of
+// the same wattd on the same app, and the difference they look for (a few
+// percent) is smaller than how far this kind of machine drifts between two
+// runs a few seconds apart (the same target's requests/s moved 45k..68k
+// from one round to the next). So a round starts both variants side by
+// side, each on its own port, and moves the load between them in short
+// slices, ABBA, for the run's duration each: drift then weighs on both
+// alike, and the round's ratio is that of the two sums. The idle variant
+// serves nothing meanwhile; what a variant does beside the load (the
+// metrics scrape) runs during its own slices only, so that it costs the
+// other variant nothing.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+)
+
+// pairSlice is the length of one slice of load; the run's duration is cut
+// into slices of about this length.
+const pairSlice = time.Second
+
+// pairSide is one variant of a paired round.
+type pairSide struct {
+	rec  runRecord
+	t    target
+	port int
+	ps   []*proc
+	// during, when set, runs beside each slice of load on this side
+	// (and its warm-up) until ctx ends.
+	during func(ctx context.Context)
+
+	sampler  *treeSampler
+	stats    loadStats
+	cpu      time.Duration // the target's, during its slices
+	benchCPU time.Duration // the bench's, idem
+}
+
+// pairSlices is how many slices each side gets for a measured duration d.
+func pairSlices(d time.Duration) int {
+	return max(1, int(math.Round(float64(d)/float64(pairSlice))))
+}
+
+// pairOrder is the side (0 or 1, before swapping by first) that gets slice
+// i: 0 1 1 0 0 1 1 0 ..., so that each side is as often first as second of
+// two neighbouring slices.
+func pairOrder(i int) int { return ((i + 1) / 2) % 2 }
+
+// measurePair starts both sides, waits for both to answer, warms each up
+// and runs the slices, side[first] taking the first one. It fills both
+// records and stops both targets.
+func (b *bench) measurePair(ctx context.Context, sides [2]*pairSide, first int) {
+	stopAll := func() {
+		for _, s := range sides {
+			if s.ps != nil {
+				s.rec.fillStop(stopAllOf(s.ps))
+			}
+		}
+	}
+	failAll := func(err error, ps ...*proc) {
+		stopAll()
+		for _, s := range sides {
+			if s.rec.Error == "" {
+				s.rec.fail(ctx, err, ps...)
+			}
+		}
+	}
+	for _, s := range sides {
+		port, err := freePort()
+		if err != nil {
+			failAll(err)
+			return
+		}
+		s.port, s.rec.Port = port, port
+		ps, err := b.startAll(ctx, s.t, port, nil, fmt.Sprintf("%s-%s-r%d", s.t.name, s.rec.Scenario, s.rec.Round))
+		if err != nil {
+			failAll(err)
+			return
+		}
+		s.ps = ps
+		s.rec.Log = ps[0].logPath
+	}
+	for _, s := range sides {
+		d, err := waitFirst200(ctx, s.ps, loopback(s.port), b.startTimeout)
+		if err != nil {
+			failAll(fmt.Errorf("%s: %w", s.t.name, err), s.ps...)
+			return
+		}
+		s.rec.FirstOKMs = ms(d)
+	}
+	for _, s := range sides {
+		pids := make([]int, len(s.ps))
+		for i, p := range s.ps {
+			pids[i] = p.pid
+		}
+		s.sampler = newTreeSampler(b.sampleEvery, pids...)
+		s.sampler.start()
+	}
+	load := func(s *pairSide, d time.Duration) *loadStats {
+		opts := loadOpts{addr: loopback(s.port), conns: b.conns, duration: d, reqTimeout: b.reqTimeout, dialTimeout: b.reqTimeout}
+		if s.during == nil {
+			return runLoad(ctx, opts)
+		}
+		dctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.during(dctx)
+		}()
+		st := runLoad(ctx, opts)
+		cancel()
+		<-done
+		return st
+	}
+	if b.warmup > 0 {
+		for i := range 2 {
+			load(sides[first^i], b.warmup)
+		}
+	}
+	n := pairSlices(b.duration)
+	slice := b.duration / time.Duration(n)
+	for i := range 2 * n {
+		if ctx.Err() != nil {
+			break
+		}
+		s := sides[first^pairOrder(i)]
+		s.sampler.markCPU()
+		cpu0 := selfCPU()
+		st := load(s, slice)
+		s.benchCPU += selfCPU() - cpu0
+		s.cpu += s.sampler.cpuSince()
+		s.stats.add(st)
+		s.stats.Elapsed += st.Elapsed
+	}
+	for _, s := range sides {
+		s.sampler.finish()
+	}
+	for _, s := range sides {
+		for _, p := range s.ps {
+			select {
+			case <-p.exited:
+				failAll(fmt.Errorf("%s exited during the load (%s)", s.t.name, exitString(p)), p)
+				return
+			default:
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		failAll(ctx.Err())
+		return
+	}
+	for _, s := range sides {
+		s.rec.Load = summarizeLoad(&s.stats, b.conns)
+		if secs := s.stats.Elapsed.Seconds(); secs > 0 {
+			s.rec.BenchCores = s.benchCPU.Seconds() / secs
+			s.rec.TargetCores = s.cpu.Seconds() / secs
+		}
+		s.sampler.mu.Lock()
+		s.rec.MaxTreeRSS = s.sampler.maxTotal
+		s.rec.MaxRootRSS = s.sampler.maxRoot
+		s.rec.MaxProcs = s.sampler.maxProcs
+		s.rec.PidsSeen = len(s.sampler.seen)
+		s.rec.RSSSamples = s.sampler.samples
+		s.sampler.mu.Unlock()
+	}
+	stopAll()
+}
