@@ -13,8 +13,9 @@
 //     on the hello fixture, under wattd, under a node:cluster primary
 //     ("cluster") and as N plain node processes each listening on the same
 //     port with SO_REUSEPORT and nothing supervising them ("reuseport", the
-//     ceiling of wattd's design; N is the fixture's worker count). Goals:
-//     wattd/cluster >= 1.00 in every round, wattd/reuseport >= 0.98 (median);
+//     ceiling of wattd's design; N is the fixture's worker count), the three
+//     side by side taking the load in turns (pair.go). Goals: wattd/cluster
+//     >= 1.00 in every round, wattd/reuseport >= 0.98 (median);
 //   - crash: the same load while a worker exits every half second, under
 //     wattd, wattd with one standby worker ("wattd-standby") and cluster:
 //     failed requests, refused connections, p99 latency, and the time from a
@@ -33,8 +34,8 @@
 //
 // And three more, run only when named:
 //
-//   - metrics: hello under wattd with the runtime's metrics on against off
-//     (metricsbench.go);
+//   - metrics: hello under wattd with the runtime's metrics on against off,
+//     side by side as hello's targets are (metricsbench.go);
 //   - tracing: the same for tracing on (100% sampled, exported over
 //     OTLP/HTTP to a sink in the bench) against off (tracing.go);
 //   - reload (wattd alone): failed requests under the load while wattd
@@ -433,7 +434,14 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 			case scaleScenario:
 				note(b.runScale(ctx, targets["wattd"], round, cfg.rounds, log))
 			case scHello:
-				each(names, func(t string) runRecord { return b.runHello(ctx, targets[t], round) })
+				ts := make([]target, len(names))
+				for i, n := range names {
+					ts[i] = targets[n]
+				}
+				for _, r := range b.runHello(ctx, ts, round, (round-1)%len(ts)) {
+					note(r)
+				}
+				sleepCtx(ctx, settle)
 			case scCrash:
 				each(names, func(t string) runRecord { return b.runCrash(ctx, targets[t], round) })
 			case scRolling:

@@ -50,7 +50,7 @@ func (b *bench) runMetrics(ctx context.Context, wattd target, round, first int, 
 	var ok, failed atomic.Int64
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	on.during = func(ctx context.Context) { scrapeLoop(ctx, url, &ok, &failed) }
-	b.measurePair(ctx, [2]*pairSide{off, on}, first)
+	b.measurePair(ctx, []*pairSide{off, on}, first)
 	fmt.Fprintf(log, "  %s scraped /metrics %d times while under load (%d failed)\n", metricsOnTarget, ok.Load(), failed.Load())
 	if on.rec.Error == "" && ok.Load() == 0 {
 		on.rec.Error = "no scrape of /metrics succeeded: metrics were not on"

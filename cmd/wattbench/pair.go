@@ -1,16 +1,17 @@
 package main
 
-// Paired runs: the metrics and tracing scenarios compare two variants of
-// the same wattd on the same app, and the difference they look for (a few
-// percent) is smaller than how far this kind of machine drifts between two
+// Paired runs: the hello, metrics and tracing scenarios compare targets
+// (node:cluster, plain reusePort processes, wattd) or two variants of the
+// same wattd on the same app, and the differences they look for (a few
+// percent) are smaller than how far this kind of machine drifts between two
 // runs a few seconds apart (the same target's requests/s moved 45k..68k
-// from one round to the next). So a round starts both variants side by
-// side, each on its own port, and moves the load between them in short
-// slices, ABBA, for the run's duration each: drift then weighs on both
-// alike, and the round's ratio is that of the two sums. The idle variant
-// serves nothing meanwhile; what a variant does beside the load (the
+// from one round to the next). So a round starts every side at once, each
+// on its own port, and moves the load between them in short slices (for
+// two sides ABBA, for three ABCCBA), the run's duration each: drift then
+// weighs on all alike, and a round's ratio is that of the sums. The idle
+// sides serve nothing meanwhile; what a side does beside the load (the
 // metrics scrape) runs during its own slices only, so that it costs the
-// other variant nothing.
+// others nothing.
 
 import (
 	"context"
@@ -44,15 +45,21 @@ func pairSlices(d time.Duration) int {
 	return max(1, int(math.Round(float64(d)/float64(pairSlice))))
 }
 
-// pairOrder is the side (0 or 1, before swapping by first) that gets slice
-// i: 0 1 1 0 0 1 1 0 ..., so that each side is as often first as second of
-// two neighbouring slices.
-func pairOrder(i int) int { return ((i + 1) / 2) % 2 }
+// sideOrder is the side that gets slice i of n sides, side first taking
+// the first: the sides in turn, then in reverse order, and so on (for two,
+// ABBAABBA...), so that each side is as often before as after each other.
+func sideOrder(i, n, first int) int {
+	pos := i % n
+	if (i/n)%2 == 1 {
+		pos = n - 1 - pos
+	}
+	return (pos + first) % n
+}
 
-// measurePair starts both sides, waits for both to answer, warms each up
-// and runs the slices, side[first] taking the first one. It fills both
-// records and stops both targets.
-func (b *bench) measurePair(ctx context.Context, sides [2]*pairSide, first int) {
+// measurePair starts every side, waits for each to answer, warms each up
+// and runs the slices, sides[first] taking the first one. It fills the
+// records and stops the targets.
+func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 	stopAll := func() {
 		for _, s := range sides {
 			if s.ps != nil {
@@ -68,6 +75,7 @@ func (b *bench) measurePair(ctx context.Context, sides [2]*pairSide, first int) 
 			}
 		}
 	}
+	// One after the other, so that each start is timed on its own.
 	for _, s := range sides {
 		port, err := freePort()
 		if err != nil {
@@ -82,8 +90,6 @@ func (b *bench) measurePair(ctx context.Context, sides [2]*pairSide, first int) 
 		}
 		s.ps = ps
 		s.rec.Log = ps[0].logPath
-	}
-	for _, s := range sides {
 		d, err := waitFirst200(ctx, s.ps, loopback(s.port), b.startTimeout)
 		if err != nil {
 			failAll(fmt.Errorf("%s: %w", s.t.name, err), s.ps...)
@@ -116,17 +122,17 @@ func (b *bench) measurePair(ctx context.Context, sides [2]*pairSide, first int) 
 		return st
 	}
 	if b.warmup > 0 {
-		for i := range 2 {
-			load(sides[first^i], b.warmup)
+		for i := range sides {
+			load(sides[sideOrder(i, len(sides), first)], b.warmup)
 		}
 	}
 	n := pairSlices(b.duration)
 	slice := b.duration / time.Duration(n)
-	for i := range 2 * n {
+	for i := range len(sides) * n {
 		if ctx.Err() != nil {
 			break
 		}
-		s := sides[first^pairOrder(i)]
+		s := sides[sideOrder(i, len(sides), first)]
 		s.sampler.markCPU()
 		cpu0 := selfCPU()
 		st := load(s, slice)

@@ -11,12 +11,22 @@ import (
 )
 
 func TestPairOrder(t *testing.T) {
-	var got []int
-	for i := range 10 {
-		got = append(got, pairOrder(i))
-	}
-	if want := []int{0, 1, 1, 0, 0, 1, 1, 0, 0, 1}; !equalInts(got, want) {
-		t.Errorf("order %v, want %v", got, want)
+	for _, c := range []struct {
+		n, first int
+		want     []int
+	}{
+		{2, 0, []int{0, 1, 1, 0, 0, 1, 1, 0, 0, 1}},
+		{2, 1, []int{1, 0, 0, 1, 1, 0, 0, 1, 1, 0}},
+		{3, 0, []int{0, 1, 2, 2, 1, 0, 0, 1, 2}},
+		{3, 1, []int{1, 2, 0, 0, 2, 1, 1, 2, 0}},
+	} {
+		var got []int
+		for i := range c.want {
+			got = append(got, sideOrder(i, c.n, c.first))
+		}
+		if !equalInts(got, c.want) {
+			t.Errorf("%d sides, first %d: order %v, want %v", c.n, c.first, got, c.want)
+		}
 	}
 	for d, want := range map[time.Duration]int{100 * time.Millisecond: 1, time.Second: 1, 1600 * time.Millisecond: 2, 5 * time.Second: 5} {
 		if n := pairSlices(d); n != want {

@@ -291,10 +291,35 @@ func (b *bench) runStartup(ctx context.Context, t target, round, rep int) runRec
 	return rec
 }
 
-// runHello is one run of the hello scenario: the closed loop on the hello
-// app.
-func (b *bench) runHello(ctx context.Context, t target, round int) runRecord {
-	return b.runLoadScenario(ctx, scHello, t, round, nil)
+// runHello is one round of the hello scenario: the closed loop on the
+// hello app under every target, side by side (pair.go), ts[first] taking
+// the first slice.
+func (b *bench) runHello(ctx context.Context, ts []target, round, first int) []runRecord {
+	sides := make([]*pairSide, len(ts))
+	recs := func() []runRecord {
+		out := make([]runRecord, len(sides))
+		for i, s := range sides {
+			out[i] = s.rec
+		}
+		return out
+	}
+	// A target that cannot run here (the reusePort baseline on an old
+	// node) fails alone; the others are measured.
+	var run []*pairSide
+	for i, t := range ts {
+		s := &pairSide{rec: runRecord{Target: t.name, Scenario: scHello, Round: round}}
+		sides[i] = s
+		var err error
+		if s.t, err = b.prepare(t); err != nil {
+			s.rec.fail(ctx, err)
+			continue
+		}
+		run = append(run, s)
+	}
+	if len(run) > 0 {
+		b.measurePair(ctx, run, first%len(run))
+	}
+	return recs()
 }
 
 // runCrash is one run of the crash scenario: the same loop while every

@@ -113,7 +113,7 @@ func (b *bench) runTracing(ctx context.Context, wattd target, round, first int) 
 		<-ctx.Done()
 		onExports.Add(s.exports.Load() - before)
 	}
-	b.measurePair(ctx, sides, first)
+	b.measurePair(ctx, sides[:], first)
 	on := &sides[1].rec
 	if on.Error == "" && onExports.Load() == 0 {
 		on.Error = "no spans reached the OTLP sink: tracing was not on"
