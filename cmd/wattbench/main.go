@@ -521,6 +521,12 @@ func progressLine(r runRecord) string {
 			s += fmt.Sprintf(" target %.2f", r.TargetCores)
 		}
 	}
+	if len(r.SliceRPS) > 0 {
+		s += "; slices"
+		for _, v := range r.SliceRPS {
+			s += fmt.Sprintf(" %.1fk", v/1000)
+		}
+	}
 	if r.Replace != nil && r.Replace.N > 0 {
 		s += fmt.Sprintf("; death to listening: %d, median %.0f ms, p90 %.0f ms", r.Replace.N, r.Replace.MedianMs, r.Replace.P90Ms)
 	}

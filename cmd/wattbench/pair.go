@@ -24,6 +24,9 @@ import (
 // into slices of about this length.
 const pairSlice = time.Second
 
+// pairWarmup is the least warm-up load of each side, unless -warmup is 0.
+const pairWarmup = 2 * time.Second
+
 // pairSide is one variant of a paired round.
 type pairSide struct {
 	rec  runRecord
@@ -122,8 +125,12 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		return st
 	}
 	if b.warmup > 0 {
+		// V8 keeps optimising the hot path for a few seconds of load:
+		// after the usual 0.5 s, the first slice of each side ran 10-25%
+		// slower than its next ones.
+		w := max(b.warmup, pairWarmup)
 		for i := range sides {
-			load(sides[sideOrder(i, len(sides), first)], b.warmup)
+			load(sides[sideOrder(i, len(sides), first)], w)
 		}
 	}
 	n := pairSlices(b.duration)
@@ -140,6 +147,7 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		s.cpu += s.sampler.cpuSince()
 		s.stats.add(st)
 		s.stats.Elapsed += st.Elapsed
+		s.rec.SliceRPS = append(s.rec.SliceRPS, st.rate())
 	}
 	for _, s := range sides {
 		s.sampler.finish()

@@ -30,6 +30,9 @@ type runRecord struct {
 	Interrupted bool   `json:"interrupted,omitempty"`
 
 	FirstOKMs float64 `json:"first_200_ms,omitempty"`
+	// SliceRPS are the requests/s of each slice of a side-by-side run
+	// (pair.go), in the order they ran.
+	SliceRPS []float64 `json:"slice_rps,omitempty"`
 
 	StopMs     float64 `json:"stop_ms,omitempty"`
 	StopExit   string  `json:"stop_exit,omitempty"`
