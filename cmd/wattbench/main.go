@@ -171,6 +171,7 @@ type config struct {
 	wattd, node, fixtures string
 	targets, scenarios    []string
 	duration, warmup      time.Duration
+	slice                 time.Duration
 	conns                 int
 	rounds                int // 0: each scenario's default
 	meshConns             int
@@ -197,6 +198,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.fixtures, "fixtures", "testdata/bench", "directory holding the hello/, cluster/ and mesh/ fixtures")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "measured load duration per run")
 	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each hello, crash, mesh and metrics/tracing run")
+	fs.DurationVar(&c.slice, "slice", time.Second, "turn of each side in the scenarios run side by side (hello, metrics, tracing)")
 	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
 	fs.IntVar(&c.meshConns, "mesh-conns", 0, "concurrent keep-alive connections in the mesh scenario (0: the value of -conns)")
 	fs.IntVar(&c.rounds, "rounds", 0, "rounds of every scenario (0: hello 5, start 5, metrics 5, rss 2, reload 1, the others 3)")
@@ -224,6 +226,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-duration must be between 100ms and 1h")
 	case c.warmup < 0 || c.warmup > 10*time.Minute:
 		return c, errors.New("-warmup must be between 0 and 10m")
+	case c.slice < 100*time.Millisecond:
+		return c, errors.New("-slice must be at least 100ms")
 	case c.conns < 1 || c.conns > 10000:
 		return c, errors.New("-conns must be between 1 and 10000")
 	case c.meshConns < 0 || c.meshConns > 10000:
@@ -339,6 +343,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		conns:        cfg.conns,
 		duration:     cfg.duration,
 		warmup:       cfg.warmup,
+		slice:        cfg.slice,
 		startTimeout: 30 * time.Second,
 		// A worker dies every half second: each of the N lives N halves.
 		crashAfter:  time.Duration(env.workers) * crashEvery,

@@ -143,7 +143,7 @@ func printMetricsOverhead(w io.Writer, records []runRecord) {
 	if len(rounds) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nmetrics: hello under wattd with metrics on (scraped every %s) and off, side by side, taking the load in %s turns (ABBA)\n", scrapeEvery, pairSlice)
+	fmt.Fprintf(w, "\nmetrics: hello under wattd with metrics on (scraped every %s) and off, side by side, taking the load in turns (ABBA)\n", scrapeEvery)
 	var ratios, cpuRatios []float64
 	for _, m := range rounds {
 		r := m.onRPS / m.offRPS

@@ -20,10 +20,6 @@ import (
 	"time"
 )
 
-// pairSlice is the length of one slice of load; the run's duration is cut
-// into slices of about this length.
-const pairSlice = time.Second
-
 // pairWarmup is the least warm-up load of each side, unless -warmup is 0.
 const pairWarmup = 2 * time.Second
 
@@ -43,9 +39,13 @@ type pairSide struct {
 	benchCPU time.Duration // the bench's, idem
 }
 
-// pairSlices is how many slices each side gets for a measured duration d.
-func pairSlices(d time.Duration) int {
-	return max(1, int(math.Round(float64(d)/float64(pairSlice))))
+// pairSlices is how many slices each side gets for a measured duration d
+// cut into slices of about slice (-slice).
+func pairSlices(d, slice time.Duration) int {
+	if slice <= 0 {
+		return 1
+	}
+	return max(1, int(math.Round(float64(d)/float64(slice))))
 }
 
 // sideOrder is the side that gets slice i of n sides, side first taking
@@ -133,7 +133,7 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 			load(sides[sideOrder(i, len(sides), first)], w)
 		}
 	}
-	n := pairSlices(b.duration)
+	n := pairSlices(b.duration, b.slice)
 	slice := b.duration / time.Duration(n)
 	for i := range len(sides) * n {
 		if ctx.Err() != nil {

@@ -29,7 +29,7 @@ func TestPairOrder(t *testing.T) {
 		}
 	}
 	for d, want := range map[time.Duration]int{100 * time.Millisecond: 1, time.Second: 1, 1600 * time.Millisecond: 2, 5 * time.Second: 5} {
-		if n := pairSlices(d); n != want {
+		if n := pairSlices(d, time.Second); n != want {
 			t.Errorf("pairSlices(%s) = %d, want %d", d, n, want)
 		}
 	}

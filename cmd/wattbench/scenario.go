@@ -117,6 +117,7 @@ type bench struct {
 	conns        int
 	duration     time.Duration
 	warmup       time.Duration
+	slice        time.Duration // see pair.go
 	startTimeout time.Duration
 	crashAfter   time.Duration
 	crashJitter  int // percent, see EXIT_JITTER_PCT in the fixture app
