@@ -349,26 +349,11 @@ func TestCrashReplacementTimes(t *testing.T) {
 // standby key or not, the bench reports, and a wattd that ignores or
 // rejects the key shows as a failed runner with wattd's own message.
 func TestStandbyRunnerNeverCrashesTheBench(t *testing.T) {
-	node := node24OrSkip(t)
-	wattd := os.Getenv("WATTD_BIN")
-	if wattd == "" {
-		t.Skip("WATTD_BIN not set")
+	b := runBench(t, "-targets", "wattd-standby", "-scenarios", "crash", "-duration", "1s")
+	if len(b.runs) != 1 {
+		t.Fatalf("runs %s", b.raw)
 	}
-	jsonOut := filepath.Join(t.TempDir(), "out.json")
-	var stdout, stderr bytes.Buffer
-	status := run([]string{"-targets", "wattd-standby", "-scenarios", "crash", "-fixtures", "../../testdata/bench",
-		"-wattd", wattd, "-node", node, "-rounds", "1", "-duration", "1s", "-warmup", "0s", "-conns", "4", "-json", jsonOut}, &stdout, &stderr)
-	raw, err := os.ReadFile(jsonOut)
-	if err != nil {
-		t.Fatalf("status %d, no JSON: %v\nstderr:\n%s", status, err, stderr.String())
-	}
-	var doc struct {
-		Runs []runRecord `json:"runs"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil || len(doc.Runs) != 1 {
-		t.Fatalf("runs %s (%v)", raw, err)
-	}
-	r := doc.Runs[0]
+	r, status, stdout, raw := b.runs[0], b.status, &b.stdout, b.raw
 	switch {
 	case r.Error == "" && status == exitOK:
 		if r.Load == nil || r.Replace == nil {
@@ -384,6 +369,43 @@ func TestStandbyRunnerNeverCrashesTheBench(t *testing.T) {
 	default:
 		t.Errorf("status %d with run error %q", status, r.Error)
 	}
+}
+
+// benchRun is what one run of the bench in a test gave.
+type benchRun struct {
+	status         int
+	stdout, stderr bytes.Buffer
+	raw            []byte // the -json document
+	runs           []runRecord
+}
+
+// runBench runs the bench in this process on the fixtures with the real
+// wattd (WATTD_BIN) and Node 24, one round of 4 connections without
+// warm-up, plus args; it skips the test when either is missing.
+func runBench(t *testing.T, args ...string) *benchRun {
+	t.Helper()
+	node := node24OrSkip(t)
+	wattd := os.Getenv("WATTD_BIN")
+	if wattd == "" {
+		t.Skip("WATTD_BIN not set")
+	}
+	jsonOut := filepath.Join(t.TempDir(), "out.json")
+	b := &benchRun{}
+	argv := append([]string{"-fixtures", "../../testdata/bench", "-wattd", wattd, "-node", node,
+		"-rounds", "1", "-warmup", "0s", "-conns", "4", "-json", jsonOut}, args...)
+	b.status = run(argv, &b.stdout, &b.stderr)
+	var err error
+	if b.raw, err = os.ReadFile(jsonOut); err != nil {
+		t.Fatalf("status %d, no JSON: %v\nstderr:\n%s", b.status, err, b.stderr.String())
+	}
+	var doc struct {
+		Runs []runRecord `json:"runs"`
+	}
+	if err := json.Unmarshal(b.raw, &doc); err != nil {
+		t.Fatalf("runs %s (%v)", b.raw, err)
+	}
+	b.runs = doc.Runs
+	return b
 }
 
 func TestWattdStartNamesTheRuntime(t *testing.T) {

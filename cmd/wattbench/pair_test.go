@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,28 +47,13 @@ func equalInts(a, b []int) bool {
 // both variants must have served load, in the same number of slices'
 // worth of time, and the "on" one must have been scraped.
 func TestMetricsRoundIsPaired(t *testing.T) {
-	node := node24OrSkip(t)
-	wattd := os.Getenv("WATTD_BIN")
-	if wattd == "" {
-		t.Skip("WATTD_BIN not set")
+	b := runBench(t, "-scenarios", "metrics", "-duration", "2s")
+	if len(b.runs) != 2 {
+		t.Fatalf("runs %s", b.raw)
 	}
-	jsonOut := filepath.Join(t.TempDir(), "out.json")
-	var stdout, stderr bytes.Buffer
-	status := run([]string{"-scenarios", "metrics", "-fixtures", "../../testdata/bench",
-		"-wattd", wattd, "-node", node, "-rounds", "1", "-duration", "2s", "-warmup", "0s", "-conns", "4", "-json", jsonOut}, &stdout, &stderr)
-	raw, err := os.ReadFile(jsonOut)
-	if err != nil {
-		t.Fatalf("status %d, no JSON: %v\nstderr:\n%s", status, err, stderr.String())
-	}
-	var doc struct {
-		Runs []runRecord `json:"runs"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil || len(doc.Runs) != 2 {
-		t.Fatalf("runs %s (%v)", raw, err)
-	}
-	for _, r := range doc.Runs {
+	for _, r := range b.runs {
 		if r.Error != "" || r.Load == nil || r.Load.Requests == 0 {
-			t.Fatalf("%s: error %q, load %+v\nstderr:\n%s", r.Target, r.Error, r.Load, stderr.String())
+			t.Fatalf("%s: error %q, load %+v\nstderr:\n%s", r.Target, r.Error, r.Load, b.stderr.String())
 		}
 		// Two slices of about 1s each.
 		if r.Load.Seconds < 1.8 || r.Load.Seconds > 3 {
@@ -82,13 +63,13 @@ func TestMetricsRoundIsPaired(t *testing.T) {
 			t.Errorf("%s has no port", r.Target)
 		}
 	}
-	if doc.Runs[0].Port == doc.Runs[1].Port {
-		t.Errorf("both sides on port %d", doc.Runs[0].Port)
+	if b.runs[0].Port == b.runs[1].Port {
+		t.Errorf("both sides on port %d", b.runs[0].Port)
 	}
-	if !strings.Contains(stderr.String()+stdout.String(), "scraped /metrics") {
-		t.Errorf("no scrape line:\n%s\n%s", stdout.String(), stderr.String())
+	if !strings.Contains(b.stderr.String()+b.stdout.String(), "scraped /metrics") {
+		t.Errorf("no scrape line:\n%s\n%s", b.stdout.String(), b.stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "on/off median") {
-		t.Errorf("no verdict:\n%s", stdout.String())
+	if !strings.Contains(b.stdout.String(), "on/off median") {
+		t.Errorf("no verdict:\n%s", b.stdout.String())
 	}
 }
