@@ -716,9 +716,11 @@ func TestCountsAddUpAcrossSinks(t *testing.T) {
 		s := NewSink(workerLogger(gateCore{obs, release}), Options{QueueLines: 2, MaxLineBytes: 64, Counts: &c})
 		pr, pw := io.Pipe()
 		s.Follow(pr, "stdout")
-		// The writer blocks on the first entry and the queue holds two
-		// lines: of five lines at least two are dropped.
-		fmt.Fprint(pw, "a\nb\nc\nd\ne\n")
+		// The writer takes at most two lines off the queue (one it holds
+		// to see whether the next continues it, one whose write blocks)
+		// and the queue holds two: of eight lines at least four are
+		// dropped. (With five, a writer quick to take its two left one.)
+		fmt.Fprint(pw, "a\nb\nc\nd\ne\nf\ng\nh\n")
 		waitFor(t, 5*time.Second, "drops", func() bool { return s.Dropped() >= 2 })
 		close(release)
 		fmt.Fprint(pw, strings.Repeat("x", 200)+"\n")
