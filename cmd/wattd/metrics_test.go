@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net"
@@ -424,5 +426,78 @@ func checkNodeMetrics(t *testing.T, public, endpoint string, want map[string]boo
 	heap := fams["nodejs_heap_size_used_bytes"]
 	if len(heap.GetMetric()) != 4 || heap.GetHelp() == "A clash." {
 		t.Errorf("nodejs_heap_size_used_bytes: %v, want wattd's four series only", heap)
+	}
+}
+
+// TestRequestDurationsOnOneConnection checks the request histogram for
+// requests that share a connection, the case where the preload keeps a
+// request's start on the socket: three keep-alive requests one after the
+// other (100 ms, then two at once), then two pipelined in one write (300
+// ms, and one at once that is answered after it).
+func TestRequestDurationsOnOneConnection(t *testing.T) {
+	integration(t)
+	port, mport := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	read := func(n int) {
+		t.Helper()
+		for range n {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	}
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+	for _, p := range []string{"/slow?ms=100", "/", "/"} {
+		io.WriteString(c, req(p))
+		read(1)
+	}
+	io.WriteString(c, req("/slow?ms=300")+req("/"))
+	read(2)
+
+	// Cumulative counts at the bounds that separate the five.
+	want := map[float64]uint64{0.05: 2, 0.25: 3, 0.5: 5}
+	var got map[float64]uint64
+	var count uint64
+	// The figures reach wattd with the worker's next stats report.
+	for deadline := time.Now().Add(10 * time.Second); count < 5 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		fams, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "", "")
+		if err != nil {
+			continue
+		}
+		got, count = map[float64]uint64{}, 0
+		for _, m := range fams["http_request_all_duration_seconds"].GetMetric() {
+			if labelsOf(m)["applicationId"] != "web" {
+				continue
+			}
+			count += m.GetHistogram().GetSampleCount()
+			for _, b := range m.GetHistogram().GetBucket() {
+				if _, ok := want[b.GetUpperBound()]; ok {
+					got[b.GetUpperBound()] += b.GetCumulativeCount()
+				}
+			}
+		}
+	}
+	if count != 5 || !maps.Equal(got, want) {
+		t.Errorf("web's request histogram: %d requests, cumulative counts %v; want 5 and %v", count, got, want)
 	}
 }

@@ -9,7 +9,7 @@
 // servers rather than through a 'request' listener and a 'finish' listener
 // per response: a subscribed channel costs Node one small message object per
 // event, where two listeners would cost copies of the listener arrays on
-// every emit. The start time is one property on the response; the
+// every emit. The start time is one property on the socket; the
 // aggregation then only bumps numbers in arrays made the first time a method
 // and status code are seen, so steady traffic allocates nothing more.
 // HTTP/2 requests (the compatibility API has no such channels) are not
@@ -106,15 +106,30 @@ function startMetrics (state) {
   state.metrics = m
   // Published by every HTTP/1 server of the process: only those wattd
   // manages (the app's public server and its mesh server) are counted.
+  //
+  // The start time rides on the connection's socket, which keeps it from
+  // one request to the next, rather than on each response: a property
+  // added to every response gives Node's own response objects a second
+  // shape, and its HTTP code on the hot path then handles both. Only a
+  // request pipelined behind one still being answered keeps its start on
+  // its response.
   dc.subscribe('http.server.request.start', (msg) => {
     if (!state.servers.has(msg.server)) return
     m.requests.received++
-    msg.response[kStart] = performance.now()
+    const now = performance.now()
+    const sock = msg.socket
+    if (sock[kStart] > 0) msg.response[kStart] = now
+    else sock[kStart] = now
   })
   dc.subscribe('http.server.response.finish', (msg) => {
     const res = msg.response
-    const start = res[kStart]
-    if (start === undefined) return
+    let start = res[kStart]
+    if (start === undefined) {
+      const sock = msg.socket
+      start = sock[kStart]
+      if (!(start > 0)) return // a server wattd does not manage
+      sock[kStart] = 0
+    }
     m.requests.record(msg.request.method, res.statusCode, (performance.now() - start) / 1000)
   })
   return m
