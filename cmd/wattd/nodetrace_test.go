@@ -1,7 +1,10 @@
 package main_test
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -117,5 +120,71 @@ func TestNodeTracing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServerSpansOnOneConnection: requests that share a connection each
+// get their own server span, the case where the preload keeps a request's
+// context on the socket: two pipelined in one write (the first answered
+// after 200 ms, the second queued behind it), then one more on the same
+// connection. Each carries its own trace id; each trace must hold exactly
+// one span, named after its own path.
+func TestServerSpansOnOneConnection(t *testing.T) {
+	integration(t)
+	rcv := otlpHTTPReceiver(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"telemetry": map[string]any{
+			"applicationName": "pipe",
+			"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": rcv.url}},
+		},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	port := freePort(t)
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	read := func(n int) {
+		t.Helper()
+		for range n {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	trace := func(i int) string { return fmt.Sprintf("%031x%d", 0xabc, i) }
+	req := func(path string, i int) string {
+		return "GET " + path + " HTTP/1.1\r\nHost: x\r\ntraceparent: 00-" + trace(i) + "-00f067aa0ba902b7-01\r\n\r\n"
+	}
+	io.WriteString(c, req("/slow?ms=200", 1)+req("/first", 2))
+	read(2)
+	io.WriteString(c, req("/second", 3))
+	read(1)
+	// A last request, whose span the worker sends after every span of the
+	// three: once it is in, a doubled span would be too.
+	io.WriteString(c, req("/last", 4))
+	read(1)
+	waitFor(t, 20*time.Second, "the last request's span", func() bool { return len(rcv.trace(trace(4))) > 0 })
+
+	want := map[int]string{1: "GET /slow", 2: "GET /first", 3: "GET /second"}
+	for i, name := range want {
+		spans := rcv.trace(trace(i))
+		if len(spans) != 1 || spans[0].span.Name != name {
+			var names []string
+			for _, s := range spans {
+				names = append(names, s.span.Name)
+			}
+			t.Errorf("trace %d: spans %q, want one %q", i, names, name)
+		}
 	}
 }
