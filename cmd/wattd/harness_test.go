@@ -587,3 +587,46 @@ func (d *daemon) rollingRestartUnderLoad(app string, keptAliveLost bool) int {
 	}
 	return res.ok + kept.ok
 }
+
+// oneConn is one keep-alive connection to a port, for tests whose requests
+// must share it, pipelined ones included. It gives up after 20 s.
+type oneConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialOne(t *testing.T, port int) *oneConn {
+	t.Helper()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &oneConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// send writes raw request text, several requests in one write if given so.
+func (o *oneConn) send(text string) {
+	o.t.Helper()
+	if _, err := io.WriteString(o.c, text); err != nil {
+		o.t.Fatal(err)
+	}
+}
+
+// read reads n responses in full; each must be a 200.
+func (o *oneConn) read(n int) {
+	o.t.Helper()
+	for range n {
+		resp, err := http.ReadResponse(o.br, nil)
+		if err != nil {
+			o.t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			o.t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

@@ -1,10 +1,8 @@
 package main_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"net"
@@ -445,34 +443,14 @@ func TestRequestDurationsOnOneConnection(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	br := bufio.NewReader(c)
-	read := func(n int) {
-		t.Helper()
-		for range n {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d", resp.StatusCode)
-			}
-		}
-	}
+	c := dialOne(t, port)
 	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
 	for _, p := range []string{"/slow?ms=100", "/", "/"} {
-		io.WriteString(c, req(p))
-		read(1)
+		c.send(req(p))
+		c.read(1)
 	}
-	io.WriteString(c, req("/slow?ms=300")+req("/"))
-	read(2)
+	c.send(req("/slow?ms=300") + req("/"))
+	c.read(2)
 
 	// Cumulative counts at the bounds that separate the five.
 	want := map[float64]uint64{0.05: 2, 0.25: 3, 0.5: 5}

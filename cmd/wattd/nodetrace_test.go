@@ -1,10 +1,8 @@
 package main_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -144,36 +142,19 @@ func TestServerSpansOnOneConnection(t *testing.T) {
 	port := freePort(t)
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	br := bufio.NewReader(c)
-	read := func(n int) {
-		t.Helper()
-		for range n {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}
+	c := dialOne(t, port)
 	trace := func(i int) string { return fmt.Sprintf("%031x%d", 0xabc, i) }
 	req := func(path string, i int) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: x\r\ntraceparent: 00-" + trace(i) + "-00f067aa0ba902b7-01\r\n\r\n"
 	}
-	io.WriteString(c, req("/slow?ms=200", 1)+req("/first", 2))
-	read(2)
-	io.WriteString(c, req("/second", 3))
-	read(1)
+	c.send(req("/slow?ms=200", 1) + req("/first", 2))
+	c.read(2)
+	c.send(req("/second", 3))
+	c.read(1)
 	// A last request, whose span the worker sends after every span of the
 	// three: once it is in, a doubled span would be too.
-	io.WriteString(c, req("/last", 4))
-	read(1)
+	c.send(req("/last", 4))
+	c.read(1)
 	waitFor(t, 20*time.Second, "the last request's span", func() bool { return len(rcv.trace(trace(4))) > 0 })
 
 	want := map[int]string{1: "GET /slow", 2: "GET /first", 3: "GET /second"}
