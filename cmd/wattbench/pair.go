@@ -5,10 +5,11 @@ package main
 // same wattd on the same app, and the differences they look for (a few
 // percent) are smaller than how far this kind of machine drifts between two
 // runs a few seconds apart (the same target's requests/s moved 45k..68k
-// from one round to the next). So a round starts every side at once, each
-// on its own port, and moves the load between them in short slices (for
-// two sides ABBA, for three ABCCBA), the run's duration each: drift then
-// weighs on all alike, and a round's ratio is that of the sums. The idle
+// from one round to the next). So a round starts every side, one after the
+// other and each on its own port, keeps them all running, and moves the
+// load between them in short slices (for two sides ABBA, for three
+// ABCCBA), the run's duration each: drift then weighs on all alike, and a
+// round's ratio is that of the sums. The idle
 // sides serve nothing meanwhile; what a side does beside the load (the
 // metrics scrape) runs during its own slices only, so that it costs the
 // others nothing.
@@ -23,7 +24,8 @@ import (
 // pairWarmup is the least warm-up load of each side, unless -warmup is 0.
 const pairWarmup = 2 * time.Second
 
-// pairSide is one variant of a paired round.
+// pairSide is one side of a side-by-side round: a target, or a variant of
+// wattd.
 type pairSide struct {
 	rec  runRecord
 	t    target
