@@ -197,7 +197,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.node, "node", defaultNode(), "node binary of every runner (looked up in PATH if it has no slash); wattd gets its directory first on PATH")
 	fs.StringVar(&c.fixtures, "fixtures", "testdata/bench", "directory holding the hello/, cluster/ and mesh/ fixtures")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "measured load duration per run")
-	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each hello, crash, mesh and metrics/tracing run")
+	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each hello, crash, mesh and metrics/tracing run (in the side-by-side ones at least 2s per side, unless 0)")
 	fs.DurationVar(&c.slice, "slice", time.Second, "turn of each side in the scenarios run side by side (hello, metrics, tracing)")
 	fs.IntVar(&c.conns, "conns", 50, "concurrent keep-alive connections")
 	fs.IntVar(&c.meshConns, "mesh-conns", 0, "concurrent keep-alive connections in the mesh scenario (0: the value of -conns)")
