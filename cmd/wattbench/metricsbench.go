@@ -42,20 +42,19 @@ func (b *bench) runMetrics(ctx context.Context, wattd target, round, first int, 
 		on.t = wattd
 		on.t.name, on.t.dir, on.t.argv = metricsOnTarget, dir, wattdStart(wattd.argv[0], dir)
 	}
+	sides := []*pairSide{off, on}
 	if err != nil {
-		off.rec.fail(ctx, err)
-		on.rec.fail(ctx, err)
-		return []runRecord{off.rec, on.rec}
+		return failSides(ctx, sides, err)
 	}
 	var ok, failed atomic.Int64
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	on.during = func(ctx context.Context) { scrapeLoop(ctx, url, &ok, &failed) }
-	b.measurePair(ctx, []*pairSide{off, on}, first)
+	b.measurePair(ctx, sides, first)
 	fmt.Fprintf(log, "  %s scraped /metrics %d times while under load (%d failed)\n", metricsOnTarget, ok.Load(), failed.Load())
 	if on.rec.Error == "" && ok.Load() == 0 {
 		on.rec.Error = "no scrape of /metrics succeeded: metrics were not on"
 	}
-	return []runRecord{off.rec, on.rec}
+	return sideRecords(sides)
 }
 
 // metricsProject writes a copy of the fixture's watt.json, in a directory

@@ -41,6 +41,24 @@ type pairSide struct {
 	benchCPU time.Duration // the bench's, idem
 }
 
+// sideRecords are the sides' records, in their order.
+func sideRecords(sides []*pairSide) []runRecord {
+	out := make([]runRecord, len(sides))
+	for i, s := range sides {
+		out[i] = s.rec
+	}
+	return out
+}
+
+// failSides marks every side failed with err, when a round could not be
+// set up, and returns their records.
+func failSides(ctx context.Context, sides []*pairSide, err error) []runRecord {
+	for _, s := range sides {
+		s.rec.fail(ctx, err)
+	}
+	return sideRecords(sides)
+}
+
 // pairSlices is how many slices each side gets for a measured duration d
 // cut into slices of about slice (-slice).
 func pairSlices(d, slice time.Duration) int {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestPairOrder(t *testing.T) {
 		for i := range c.want {
 			got = append(got, sideOrder(i, c.n, c.first))
 		}
-		if !equalInts(got, c.want) {
+		if !slices.Equal(got, c.want) {
 			t.Errorf("%d sides, first %d: order %v, want %v", c.n, c.first, got, c.want)
 		}
 	}
@@ -29,18 +30,6 @@ func TestPairOrder(t *testing.T) {
 			t.Errorf("pairSlices(%s) = %d, want %d", d, n, want)
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestMetricsRoundIsPaired runs one real round of the metrics scenario:

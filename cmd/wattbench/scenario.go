@@ -300,13 +300,6 @@ func (b *bench) runStartup(ctx context.Context, t target, round, rep int) runRec
 // the first slice.
 func (b *bench) runHello(ctx context.Context, ts []target, round, first int) []runRecord {
 	sides := make([]*pairSide, len(ts))
-	recs := func() []runRecord {
-		out := make([]runRecord, len(sides))
-		for i, s := range sides {
-			out[i] = s.rec
-		}
-		return out
-	}
 	// A target that cannot run here (the reusePort baseline on an old
 	// node) fails alone; the others are measured.
 	var run []*pairSide
@@ -323,7 +316,7 @@ func (b *bench) runHello(ctx context.Context, ts []target, round, first int) []r
 	if len(run) > 0 {
 		b.measurePair(ctx, run, first%len(run))
 	}
-	return recs()
+	return sideRecords(sides)
 }
 
 // runCrash is one run of the crash scenario: the same loop while every

@@ -84,8 +84,7 @@ func (b *bench) tracingProject(hello, variant string, s *otlpSink) (string, erro
 // tracing-on run whose spans never reached the sink is a failed run, not a
 // cheap one.
 func (b *bench) runTracing(ctx context.Context, wattd target, round, first int) []runRecord {
-	var sides [2]*pairSide
-	recs := func() []runRecord { return []runRecord{sides[0].rec, sides[1].rec} }
+	sides := make([]*pairSide, len(tracingVariants))
 	for i, variant := range tracingVariants {
 		sides[i] = &pairSide{rec: runRecord{Target: variant, Scenario: "tracing", Round: round}}
 	}
@@ -101,10 +100,7 @@ func (b *bench) runTracing(ctx context.Context, wattd target, round, first int) 
 		sides[i].t = t
 	}
 	if err != nil {
-		for _, sd := range sides {
-			sd.rec.fail(ctx, err)
-		}
-		return recs()
+		return failSides(ctx, sides, err)
 	}
 	// Exports that reach the sink while the "on" side is under load.
 	var onExports atomic.Int64
@@ -113,12 +109,12 @@ func (b *bench) runTracing(ctx context.Context, wattd target, round, first int) 
 		<-ctx.Done()
 		onExports.Add(s.exports.Load() - before)
 	}
-	b.measurePair(ctx, sides[:], first)
+	b.measurePair(ctx, sides, first)
 	on := &sides[1].rec
 	if on.Error == "" && onExports.Load() == 0 {
 		on.Error = "no spans reached the OTLP sink: tracing was not on"
 	}
-	return recs()
+	return sideRecords(sides)
 }
 
 // tracingSummary is the scenario's result: requests/s with tracing on
