@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
-	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/logs"
@@ -935,9 +934,8 @@ func (s *slot) status() WorkerStatus {
 	if w != nil && !closed(w.Exited()) {
 		ws.PID = w.PID()
 		ws.Uptime = time.Since(w.Started()).Seconds()
-		ws.RSS = cgroups.RSS(w.PID())
 		if st, ok := procnet.ReadStat(w.PID()); ok {
-			ws.CPU = st.CPU.Seconds()
+			ws.CPU, ws.RSS = st.CPU.Seconds(), st.RSS
 		}
 		ws.OpenFDs, _ = procnet.OpenFDs(w.PID())
 		if u, ok := w.Usage(); ok {

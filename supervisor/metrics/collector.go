@@ -34,7 +34,8 @@ type collector struct {
 	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
 
-	own ownFamilies // cgroup.go
+	own   ownFamilies  // cgroup.go
+	spans spanFamilies // spans.go
 
 	// What Node workers report with metrics on.
 	requests, gc *prometheus.Desc
@@ -60,6 +61,7 @@ func newCollector(src Source, constLabels prometheus.Labels) *collector {
 	return &collector{
 		src:      src,
 		own:      newOwnFamilies(d),
+		spans:    newSpanFamilies(d),
 		workers:  d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
 		restarts: d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
@@ -113,6 +115,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.own.describe(ch)
+	c.spans.describe(ch)
 	for _, g := range c.lag {
 		ch <- g.desc
 	}
@@ -199,6 +202,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		c.own.collectApp(ch, a)
+		c.spans.collectApp(ch, a)
 		for _, k := range slices.Sorted(maps.Keys(byReason)) {
 			counter(c.appRestarts, float64(byReason[k]), a.ID, k)
 		}

@@ -119,24 +119,16 @@ func TestCollector(t *testing.T) {
 	}
 }
 
-// TestSpansCollector: span counters per application, only for
+// TestSpanCounters: span counters per application, only for
 // applications that have them (tracing on).
-func TestSpansCollector(t *testing.T) {
+func TestSpanCounters(t *testing.T) {
 	src := snapshot{apps: []supervisor.AppStatus{
 		{ID: "api", Spans: &supervisor.SpanCounts{Received: 12, Invalid: 3, QueueFull: 2}},
 		{ID: "off"},
 	}}
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(newSpansCollector(src, prometheus.Labels{"env": "t"})); err != nil {
-		t.Fatal(err)
-	}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]map[string]float64{}
-	for _, f := range fams {
-		got[f.GetName()] = series(f)
+	for name, f := range gather(t, src) {
+		got[name] = series(f)
 	}
 	if r := got["wattd_spans_received_total"]; len(r) != 1 || r["applicationId=api,"] != 12 {
 		t.Errorf("wattd_spans_received_total = %v", r)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,3 +129,32 @@ func TestProbesStopping(t *testing.T) {
 type stopping struct{ probed }
 
 func (stopping) Status() supervisor.RuntimeStatus { return supervisor.RuntimeStatus{State: "stopping"} }
+
+// counted counts the status snapshots read from it.
+type counted struct {
+	probed
+	apps *atomic.Int64
+}
+
+func (c counted) Apps() []supervisor.AppStatus {
+	c.apps.Add(1)
+	return c.probed.Apps()
+}
+
+// TestScrapeReadsStatusOnce: the runtime's status costs a few files per
+// worker to read, so one scrape reads it once, span counters included.
+func TestScrapeReadsStatusOnce(t *testing.T) {
+	p := oneApp("ready")
+	p.apps[0].Spans = &supervisor.SpanCounts{Received: 4}
+	rt := counted{probed: p, apps: &atomic.Int64{}}
+	url := serveTest(t, config.Metrics{}, rt)
+	for i := 1; i <= 3; i++ {
+		code, body := call(t, url+config.DefaultMetricsEndpoint, nil)
+		if code != http.StatusOK || !strings.Contains(body, "wattd_spans_received_total") {
+			t.Fatalf("scrape %d: %d\n%s", i, code, body)
+		}
+		if n := rt.apps.Load(); n != int64(i) {
+			t.Fatalf("after %d scrapes the status was read %d times", i, n)
+		}
+	}
+}

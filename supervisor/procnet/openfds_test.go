@@ -2,6 +2,8 @@ package procnet
 
 import (
 	"os"
+	"os/exec"
+	"strconv"
 	"testing"
 )
 
@@ -21,5 +23,40 @@ func TestOpenFDs(t *testing.T) {
 	}
 	if _, ok := OpenFDs(-1); ok {
 		t.Error("OpenFDs(-1) reports ok")
+	}
+}
+
+// TestOpenFDsOfChildren: two processes that differ by five descriptors,
+// counted by the directory's size where the kernel gives it (Linux 6.2
+// and later) and by its entries, which must agree.
+func TestOpenFDsOfChildren(t *testing.T) {
+	count := func(extra int) (n, entries int) {
+		t.Helper()
+		cmd := exec.Command("sleep", "30")
+		for range extra {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		}
+		// Start returns once sleep runs: the descriptors are those it
+		// was given and inherited, no longer the fork's copies.
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		n, ok := OpenFDs(cmd.Process.Pid)
+		entries, err := countEntries("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/fd")
+		if !ok || err != nil {
+			t.Fatalf("OpenFDs: %v; entries: %v", ok, err)
+		}
+		return n, entries
+	}
+	n0, e0 := count(0)
+	n5, e5 := count(5)
+	if n0 != e0 || n5 != e5 || n5-n0 != 5 || n0 < 3 {
+		t.Errorf("OpenFDs %d and %d, entries %d and %d; want equal pairs 5 apart, at least 3", n0, n5, e0, e5)
 	}
 }
