@@ -947,5 +947,12 @@ func (s *slot) status() WorkerStatus {
 		ws.RequestsDone, ws.Requests, ws.GC, ws.Lag, ws.AppMetrics = st.RequestsDone, st.Requests, st.GC, st.Lag, st.AppMetrics
 		ws.HealthSignals = w.HealthSignals()
 	}
+	if ws.PID == 0 {
+		// No process (backoff, failed, waiting): the limit its next one
+		// will be held to, so that ctl ps shows "- / 96.0 MiB".
+		if sp := s.app.sp(); sp != nil {
+			ws.MemoryLimit = uint64(max(sp.limits.Memory, 0))
+		}
+	}
 	return ws
 }

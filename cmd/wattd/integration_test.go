@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -124,7 +125,7 @@ func TestCrashAtStartFailsAppKeepsOthers(t *testing.T) {
 		"restart":    map[string]any{"initialDelay": 20, "maxDelay": 100, "maxRestarts": 3},
 		"applications": []any{
 			map[string]any{"id": "web", "path": fixture("apps/plain")},
-			map[string]any{"id": "db", "path": fixture("faults/crash-start")},
+			map[string]any{"id": "db", "path": fixture("faults/crash-start"), "resources": map[string]any{"memory": "64MiB"}},
 		},
 	})
 	d := startWattd(t, dir, port, startOpts{})
@@ -146,8 +147,9 @@ func TestCrashAtStartFailsAppKeepsOthers(t *testing.T) {
 	if code, _, err := get(fresh, d.url("/")); err != nil || code != 200 {
 		t.Fatalf("web stopped serving: %d %v", code, err)
 	}
-	if out, _ := d.ctl("ps"); !strings.Contains(out, "crash loop") {
-		t.Fatalf("ctl ps does not show the reason:\n%s", out)
+	// No process, no usage; the limit its workers are held to still shows.
+	if out, _ := d.ctl("ps"); !strings.Contains(out, "crash loop") || !regexp.MustCompile(`(?m)^db\s.*\s- / 64\.0 MiB`).MatchString(out) {
+		t.Fatalf("ctl ps does not show the reason and the memory limit:\n%s", out)
 	}
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(20 * time.Second); code != 0 {

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
@@ -156,5 +158,65 @@ func TestScrapeReadsStatusOnce(t *testing.T) {
 		if n := rt.apps.Load(); n != int64(i) {
 			t.Fatalf("after %d scrapes the status was read %d times", i, n)
 		}
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for h, want := range map[string]bool{
+		"": false, "gzip": true, "GZIP": true, "deflate, gzip;q=0.5": true, "gzip;q=1.0": true,
+		"gzip;q=0": false, "gzip; q=0.000": false, "identity, x-gzip": false, "br;q=1, gzip;level=1;q=0": false,
+		"zstd, gzip ; q=0.1": true,
+	} {
+		if got := acceptsGzip([]string{h}); got != want {
+			t.Errorf("Accept-Encoding %q: %v, want %v", h, got, want)
+		}
+	}
+}
+
+// TestScrapeGzip: a client that accepts gzip gets the same series
+// compressed; one that does not, or refuses it with q=0, gets the text.
+func TestScrapeGzip(t *testing.T) {
+	url := serveTest(t, config.Metrics{}, oneApp("ready")) + config.DefaultMetricsEndpoint
+	get := func(accept string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Set by hand, the Transport neither adds gzip nor decompresses.
+		req.Header.Set("Accept-Encoding", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	plain, text := get("identity")
+	if plain.Header.Get("Content-Encoding") != "" || !strings.Contains(string(text), `wattd_worker_up{applicationId="api",workerId="0"} 1`) {
+		t.Fatalf("without gzip: %v\n%s", plain.Header, text)
+	}
+	refused, _ := get("gzip;q=0")
+	if refused.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("gzip;q=0 answered with %q", refused.Header.Get("Content-Encoding"))
+	}
+	resp, body := get("gzip")
+	if resp.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+		t.Fatalf("with gzip: %v", resp.Header)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unzipped), `wattd_worker_up{applicationId="api",workerId="0"} 1`) || len(body) >= len(unzipped) {
+		t.Fatalf("gzip body of %d bytes unzips to %d:\n%s", len(body), len(unzipped), unzipped)
 	}
 }

@@ -48,10 +48,11 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
 	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, prometheus.Labels(cfg.Labels))}
-	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		ErrorLog:      zap.NewStdLog(log),
-		ErrorHandling: promhttp.ContinueOnError,
-	})
+	metrics := fastGzip(promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:           zap.NewStdLog(log),
+		ErrorHandling:      promhttp.ContinueOnError,
+		DisableCompression: true, // fastGzip compresses
+	}))
 	if cfg.Auth != nil {
 		metrics = basicAuth(*cfg.Auth, metrics)
 	}
