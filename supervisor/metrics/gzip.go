@@ -21,7 +21,10 @@ func fastGzip(next http.Handler) http.Handler {
 			return
 		}
 		gz := gzipWriters.Get().(*gzip.Writer)
-		defer gzipWriters.Put(gz)
+		defer func() {
+			gz.Reset(io.Discard) // not to keep the response alive in the pool
+			gzipWriters.Put(gz)
+		}()
 		gz.Reset(w)
 		w.Header().Set("Content-Encoding", "gzip")
 		next.ServeHTTP(gzipWriter{ResponseWriter: w, w: gz}, r)
