@@ -452,7 +452,10 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 			case scRolling:
 				each(names, func(t string) runRecord { return b.runRolling(ctx, targets[t], round) })
 			case scMesh:
-				each(names, func(t string) runRecord { return b.runMesh(ctx, t, round) })
+				for _, r := range b.runMesh(ctx, names, round, (round-1)%len(names)) {
+					note(r)
+				}
+				sleepCtx(ctx, settle)
 			case scRSS:
 				each(names, func(t string) runRecord { return b.runRSS(ctx, targets[t], round) })
 			case scStart:

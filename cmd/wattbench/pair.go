@@ -1,8 +1,9 @@
 package main
 
-// Paired runs: the hello, metrics and tracing scenarios compare targets
-// (node:cluster, plain reusePort processes, wattd) or two variants of the
-// same wattd on the same app, and the differences they look for (a few
+// Paired runs: the hello, mesh, metrics and tracing scenarios compare
+// targets (node:cluster, plain reusePort processes, wattd; the mesh
+// against two processes over loopback TCP) or two variants of the same
+// wattd on the same app, and the differences they look for (a few
 // percent) are smaller than how far this kind of machine drifts between two
 // runs a few seconds apart (the same target's requests/s moved 45k..68k
 // from one round to the next). So a round starts every side, one after the
@@ -34,11 +35,24 @@ type pairSide struct {
 	// during, when set, runs beside each slice of load on this side
 	// (and its warm-up) until ctx ends.
 	during func(ctx context.Context)
+	// start, when set, starts the side on port instead of its target
+	// (the mesh baselines are two processes wired together).
+	start func(ctx context.Context, port int) ([]*proc, error)
+	// conns is the side's load connections; 0: -conns.
+	conns int
 
 	sampler  *treeSampler
 	stats    loadStats
 	cpu      time.Duration // the target's, during its slices
 	benchCPU time.Duration // the bench's, idem
+}
+
+// loadConns is how many connections load the side.
+func (s *pairSide) loadConns(b *bench) int {
+	if s.conns > 0 {
+		return s.conns
+	}
+	return b.conns
 }
 
 // sideRecords are the sides' records, in their order.
@@ -106,7 +120,12 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 			return
 		}
 		s.port, s.rec.Port = port, port
-		ps, err := b.startAll(ctx, s.t, port, nil, fmt.Sprintf("%s-%s-r%d", s.t.name, s.rec.Scenario, s.rec.Round))
+		var ps []*proc
+		if s.start != nil {
+			ps, err = s.start(ctx, port)
+		} else {
+			ps, err = b.startAll(ctx, s.t, port, nil, fmt.Sprintf("%s-%s-r%d", s.t.name, s.rec.Scenario, s.rec.Round))
+		}
 		if err != nil {
 			failAll(err)
 			return
@@ -129,7 +148,7 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		s.sampler.start()
 	}
 	load := func(s *pairSide, d time.Duration) *loadStats {
-		opts := loadOpts{addr: loopback(s.port), conns: b.conns, duration: d, reqTimeout: b.reqTimeout, dialTimeout: b.reqTimeout}
+		opts := loadOpts{addr: loopback(s.port), conns: s.loadConns(b), duration: d, reqTimeout: b.reqTimeout, dialTimeout: b.reqTimeout}
 		if s.during == nil {
 			return runLoad(ctx, opts)
 		}
@@ -187,7 +206,7 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		return
 	}
 	for _, s := range sides {
-		s.rec.Load = summarizeLoad(&s.stats, b.conns)
+		s.rec.Load = summarizeLoad(&s.stats, s.loadConns(b))
 		if secs := s.stats.Elapsed.Seconds(); secs > 0 {
 			s.rec.BenchCores = s.benchCPU.Seconds() / secs
 			s.rec.TargetCores = s.cpu.Seconds() / secs

@@ -62,3 +62,27 @@ func TestMetricsRoundIsPaired(t *testing.T) {
 		t.Errorf("no verdict:\n%s", b.stdout.String())
 	}
 }
+
+// TestMeshRoundIsPaired: the mesh scenario's three runners are up at
+// once, each on its own port, and take the load in turns, with
+// -mesh-conns connections.
+func TestMeshRoundIsPaired(t *testing.T) {
+	b := runBench(t, "-scenarios", "mesh", "-duration", "2s", "-mesh-conns", "3")
+	if len(b.runs) != 3 {
+		t.Fatalf("runs %s", b.raw)
+	}
+	ports := map[int]string{}
+	for _, r := range b.runs {
+		if r.Error != "" || r.Load == nil || r.Load.Requests == 0 {
+			t.Fatalf("%s: error %q, load %+v\nstderr:\n%s", r.Target, r.Error, r.Load, b.stderr.String())
+		}
+		// Each turn opens its connections.
+		if len(r.SliceRPS) != 2 || r.Load.Dials != 6 {
+			t.Errorf("%s: turns %v, %d connections dialled; want 2 turns of 3", r.Target, r.SliceRPS, r.Load.Dials)
+		}
+		if other, dup := ports[r.Port]; dup || r.Port == 0 {
+			t.Errorf("%s on port %d, as %q", r.Target, r.Port, other)
+		}
+		ports[r.Port] = r.Target
+	}
+}

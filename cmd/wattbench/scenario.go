@@ -476,59 +476,66 @@ type meshTargets struct {
 	internal target
 }
 
-// runMesh measures the mesh scenario for one target: "wattd", "tcp-fetch"
-// or "tcp-agent".
-func (b *bench) runMesh(ctx context.Context, name string, round int) runRecord {
-	rec := runRecord{Target: name, Scenario: "mesh", Round: round}
-	port, err := freePort()
+// runMesh is one round of the mesh scenario: every target of names
+// started on its own port and loaded side by side (pair.go), with
+// -mesh-conns connections, side first taking the first slice.
+func (b *bench) runMesh(ctx context.Context, names []string, round, first int) []runRecord {
+	sides := make([]*pairSide, len(names))
+	var run []*pairSide
+	for i, name := range names {
+		s := &pairSide{rec: runRecord{Target: name, Scenario: scMesh, Round: round}, conns: b.meshConns}
+		s.t.name = name
+		sides[i] = s
+		switch name {
+		case "wattd":
+			s.start = func(ctx context.Context, port int) ([]*proc, error) {
+				p, err := b.start(ctx, b.mesh.wattd, port, nil, fmt.Sprintf("wattd-mesh-r%d.log", round))
+				if err != nil {
+					return nil, err
+				}
+				return []*proc{p}, nil
+			}
+		case "tcp-fetch", "tcp-agent":
+			s.start = func(ctx context.Context, port int) ([]*proc, error) {
+				return b.startMeshBaseline(ctx, name, port, round)
+			}
+		default:
+			s.rec.fail(ctx, fmt.Errorf("target %q does not run the mesh scenario", name))
+			continue
+		}
+		run = append(run, s)
+	}
+	if len(run) > 0 {
+		b.measurePair(ctx, run, first%len(run))
+	}
+	return sideRecords(sides)
+}
+
+// startMeshBaseline starts a loopback TCP baseline of the mesh scenario:
+// the entry app on port and the internal app on a port of its own. Both
+// are started at once, as wattd starts both apps; the entry answers 502
+// until the internal app listens, and the first 200 has gone through the
+// hop.
+func (b *bench) startMeshBaseline(ctx context.Context, name string, port, round int) ([]*proc, error) {
+	iport, err := freePort()
+	if err == nil && iport == port {
+		iport, err = freePort()
+	}
 	if err != nil {
-		rec.fail(ctx, err)
-		return rec
+		return nil, err
 	}
-	rec.Port = port
-	var ps []*proc
-	switch name {
-	case "wattd":
-		p, err := b.start(ctx, b.mesh.wattd, port, nil, fmt.Sprintf("wattd-mesh-r%d.log", round))
-		if err != nil {
-			rec.fail(ctx, err)
-			return rec
-		}
-		ps = append(ps, p)
-	case "tcp-fetch", "tcp-agent":
-		// Both processes are started at once, as wattd starts both apps;
-		// the entry answers 502 until the internal app listens, and
-		// waitFirst200 waits for a 200 that went through the hop.
-		iport, err := freePort()
-		if err == nil && iport == port {
-			iport, err = freePort()
-		}
-		if err != nil {
-			rec.fail(ctx, err)
-			return rec
-		}
-		entry, err := b.start(ctx, b.mesh.entry[name], port,
-			[]string{fmt.Sprintf("INTERNAL_URL=http://127.0.0.1:%d", iport)},
-			fmt.Sprintf("%s-mesh-r%d-entry.log", name, round))
-		if err != nil {
-			rec.fail(ctx, err)
-			return rec
-		}
-		ps = append(ps, entry)
-		internal, err := b.start(ctx, b.mesh.internal, iport, nil, fmt.Sprintf("%s-mesh-r%d-internal.log", name, round))
-		if err != nil {
-			rec.fillStop(stopAllOf(ps))
-			rec.fail(ctx, err, ps...)
-			return rec
-		}
-		ps = append(ps, internal)
-	default:
-		rec.fail(ctx, fmt.Errorf("target %q does not run the mesh scenario", name))
-		return rec
+	entry, err := b.start(ctx, b.mesh.entry[name], port,
+		[]string{fmt.Sprintf("INTERNAL_URL=http://127.0.0.1:%d", iport)},
+		fmt.Sprintf("%s-mesh-r%d-entry.log", name, round))
+	if err != nil {
+		return nil, err
 	}
-	rec.Log = ps[0].logPath
-	b.measure(ctx, &rec, ps, port, b.meshConns, false)
-	return rec
+	internal, err := b.start(ctx, b.mesh.internal, iport, nil, fmt.Sprintf("%s-mesh-r%d-internal.log", name, round))
+	if err != nil {
+		stopAllOf([]*proc{entry})
+		return nil, err
+	}
+	return []*proc{entry, internal}, nil
 }
 
 // measure waits for the target (its processes ps, serving on port) to answer
