@@ -277,6 +277,18 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 	}
 }
 
+// plainWithMetrics is a project of one application, the plain fixture,
+// with the metrics server on loopback port mport.
+func plainWithMetrics(t *testing.T, mport int) string {
+	t.Helper()
+	return project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+}
+
 // TestMetricsPortTaken checks that wattd refuses to start, saying why,
 // when the metrics port is taken, rather than run without its probes.
 func TestMetricsPortTaken(t *testing.T) {
@@ -288,12 +300,7 @@ func TestMetricsPortTaken(t *testing.T) {
 	defer l.Close()
 	mport := l.Addr().(*net.TCPAddr).Port
 	port := freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint":   "web",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	dir := plainWithMetrics(t, mport)
 	d := startWattd(t, dir, port, startOpts{})
 	if code := d.wait(20 * time.Second); code == 0 {
 		t.Fatalf("wattd exited 0 with the metrics port taken")
@@ -435,12 +442,7 @@ func checkNodeMetrics(t *testing.T, public, endpoint string, want map[string]boo
 func TestRequestDurationsOnOneConnection(t *testing.T) {
 	integration(t)
 	port, mport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint":   "web",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	dir := plainWithMetrics(t, mport)
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
 	c := dialOne(t, port)

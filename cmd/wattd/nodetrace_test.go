@@ -28,10 +28,7 @@ func TestNodeTracing(t *testing.T) {
 			dir := project(t, map[string]any{
 				"entrypoint": "entry",
 				"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-				"telemetry": map[string]any{
-					"applicationName": "shop",
-					"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": rcv.url}},
-				},
+				"telemetry":  rcv.telemetry("shop"),
 				"applications": []any{
 					map[string]any{"id": "entry", "path": fixture("apps/nodetrace"), "workers": 2},
 					map[string]any{"id": "internal", "path": fixture("apps/nodetrace")},
@@ -131,12 +128,9 @@ func TestServerSpansOnOneConnection(t *testing.T) {
 	integration(t)
 	rcv := otlpHTTPReceiver(t)
 	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"telemetry": map[string]any{
-			"applicationName": "pipe",
-			"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": rcv.url}},
-		},
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"telemetry":    rcv.telemetry("pipe"),
 		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
 	})
 	port := freePort(t)

@@ -122,10 +122,7 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	dir := project(t, map[string]any{
 		"entrypoint": "web",
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"telemetry": map[string]any{
-			"applicationName": "standby",
-			"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": rcv.url}},
-		},
+		"telemetry":  rcv.telemetry("standby"),
 		"applications": []any{map[string]any{
 			"id": "web", "path": fixture("apps/standby"), "workers": 2, "standby": 1,
 		}},

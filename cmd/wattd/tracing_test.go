@@ -126,6 +126,15 @@ func (r *receiver) Export(ctx context.Context, req *coltracepb.ExportTraceServic
 	return &coltracepb.ExportTraceServiceResponse{}, nil
 }
 
+// telemetry is a watt.json telemetry block that exports every span to r
+// over OTLP/HTTP, under applicationName name.
+func (r *receiver) telemetry(name string) map[string]any {
+	return map[string]any{
+		"applicationName": name,
+		"exporter":        map[string]any{"type": "otlp", "options": map[string]any{"url": r.url}},
+	}
+}
+
 // otlpHTTPReceiver serves OTLP/HTTP (protobuf) on a loopback port.
 func otlpHTTPReceiver(t *testing.T) *receiver {
 	t.Helper()
