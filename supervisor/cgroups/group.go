@@ -287,7 +287,6 @@ type Usage struct {
 	PidsLimit   uint64        // 0: none
 	CPU         time.Duration // CPU time used since the group was made
 	CPULimit    float64       // CPUs; 0: none
-	OOMKills    uint64
 	// Throttling is nil without a CPU controller group (on v1, a worker
 	// without a CPU limit has none) and in fallback mode; Pressure is nil
 	// where there is no PSI: v1, fallback, a kernel without it.
@@ -305,7 +304,7 @@ func (g *Group) Stats() (Usage, error) {
 		return u, nil
 	case g.m.version == V2:
 		dir := g.dirs[""]
-		var err1, err2, err3, err4 error
+		var err1, err2, err3 error
 		u.Memory, err1 = readUint(dir, "memory.current")
 		u.Pids, err2 = readUint(dir, "pids.current")
 		var stat string
@@ -314,11 +313,10 @@ func (g *Group) Stats() (Usage, error) {
 			u.CPU = time.Duration(cpu["usage_usec"]) * time.Microsecond
 			u.Throttling = throttlingV2(cpu)
 		}
-		u.OOMKills, err4 = g.OOMKills()
 		u.Pressure = pressureV2(dir)
-		errs = errors.Join(err1, err2, err3, err4)
+		errs = errors.Join(err1, err2, err3)
 	default:
-		var err1, err2, err3, err4 error
+		var err1, err2, err3 error
 		u.Memory, err1 = readUint(g.dirs["memory"], "memory.usage_in_bytes")
 		u.Pids, err2 = readUint(g.dirs["pids"], "pids.current")
 		if dir, ok := g.dirs["cpuacct"]; ok {
@@ -333,8 +331,7 @@ func (g *Group) Stats() (Usage, error) {
 				u.Throttling = throttlingV1(flatKeyed(stat))
 			}
 		}
-		u.OOMKills, err4 = g.OOMKills()
-		errs = errors.Join(err1, err2, err3, err4)
+		errs = errors.Join(err1, err2, err3)
 	}
 	if errs != nil {
 		return u, fmt.Errorf("app %q worker %d: cgroup stats: %w", g.app, g.index, errs)

@@ -76,9 +76,12 @@ func TestV2FormatsOnALaidOutHierarchy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Usage{Memory: 100 << 20, MemoryLimit: 512 << 20, Pids: 7, PidsLimit: 256, CPU: 2500 * time.Millisecond, CPULimit: 1.5, OOMKills: 2}
+	want := Usage{Memory: 100 << 20, MemoryLimit: 512 << 20, Pids: 7, PidsLimit: 256, CPU: 2500 * time.Millisecond, CPULimit: 1.5}
 	if u != want {
 		t.Errorf("Stats = %+v, want %+v", u, want)
+	}
+	if n, err := g.OOMKills(); n != 2 || err != nil {
+		t.Errorf("OOMKills = %d, %v; want 2", n, err)
 	}
 	if oom, err := g.OOMKilled(); !oom || err != nil {
 		t.Errorf("OOMKilled = %v, %v", oom, err)
