@@ -20,8 +20,10 @@ m.record('GET', 200, 0.005)   // on a bound: that bucket (le)
 m.record('GET', 200, 0.0051)
 m.record('GET', 200, 11)      // past every bound
 m.record('GET', 404, 0.2)
+m.record('GET', 200, 0.03)    // back to a series seen before
+m.record('HEAD', 200, 0.1)    // Watt leaves HEAD, OPTIONS, TRACE, CONNECT out,
+                              // also right after a GET of the same status
 m.record('POST', 201, 1)
-m.record('HEAD', 200, 0.1)    // Watt leaves HEAD, OPTIONS, TRACE, CONNECT out
 m.record('OPTIONS', 204, 0.1)
 m.record('BREW', 200, 0.1)    // not an HTTP method Node knows
 const report = m.hist.snapshot()
@@ -74,7 +76,7 @@ func TestRequestAggregation(t *testing.T) {
 				t.Errorf("bounds %v, want %v", got.Report.Bounds, want)
 			}
 			want := map[string][]uint64{
-				"GET 200":  {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+				"GET 200":  {1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1},
 				"GET 404":  {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0},
 				"POST 201": {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0},
 			}
@@ -86,8 +88,8 @@ func TestRequestAggregation(t *testing.T) {
 				if !slices.Equal(s.Counts, want[key]) {
 					t.Errorf("%s counts %v, want %v", key, s.Counts, want[key])
 				}
-				if key == "GET 200" && (s.Sum < 11.01 || s.Sum > 11.011) {
-					t.Errorf("GET 200 sum %v, want 11.0101", s.Sum)
+				if key == "GET 200" && (s.Sum < 11.04 || s.Sum > 11.041) {
+					t.Errorf("GET 200 sum %v, want 11.0401", s.Sum)
 				}
 			}
 			if got.Empty != nil {
@@ -113,4 +115,50 @@ func preloadDir(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// managedScript runs startMetrics with one of two loopback servers in
+// state.servers and sends keep-alive requests to both, interleaved, so
+// that the managed server is found, remembered and then met again after
+// requests of the other; it prints what was counted and timed.
+const managedScript = `
+const http = require('node:http')
+const { startMetrics } = require(process.argv[1] + '/metrics.cjs')
+const managed = http.createServer((req, res) => res.end('m'))
+const other = http.createServer((req, res) => res.end('o'))
+const state = { servers: new Set([managed]), metrics: null }
+const m = startMetrics(state)
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+const get = (srv) => new Promise((resolve, reject) => {
+  http.get({ port: srv.address().port, host: '127.0.0.1', agent }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
+})
+Promise.all([managed, other].map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r)))).then(async () => {
+  for (const s of [other, managed, other, other, managed, managed, other, managed]) await get(s)
+  const snap = m.requests.hist.snapshot()
+  const timed = snap === null ? 0 : snap.series.reduce((n, s) => n + s.counts.reduce((a, b) => a + b, 0), 0)
+  console.log(JSON.stringify({ received: m.requests.received, timed }))
+  process.exit(0)
+})
+`
+
+// TestOnlyManagedServersTimed: requests to a server the preload does not
+// manage (one the app opens for itself) are neither counted nor timed,
+// whichever of the two servers was seen last.
+func TestOnlyManagedServersTimed(t *testing.T) {
+	dir := preloadDir(t)
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(bin, "-e", managedScript, dir).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var got struct{ Received, Timed int }
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if got.Received != 4 || got.Timed != 4 {
+				t.Errorf("received %d, timed %d; want the managed server's 4 of 8 requests", got.Received, got.Timed)
+			}
+		})
+	}
 }
