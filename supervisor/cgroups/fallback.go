@@ -13,21 +13,14 @@ import (
 	"github.com/wattd/wattd/supervisor/procnet"
 )
 
-// RSS reads a process's resident set size from /proc; 0 if it is gone.
+// RSS reads a process's resident set size from /proc (the rss field of
+// its stat line, as procnet.ReadStat parses it); 0 if it is gone.
 func RSS(pid int) uint64 {
-	b, err := procnet.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
+	st, ok := procnet.ReadStat(pid)
+	if !ok {
 		return 0
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * uint64(os.Getpagesize())
+	return st.RSS
 }
 
 // TreeRSS sums the resident set sizes of root's process tree
@@ -52,7 +45,7 @@ func treeUsage(root int) (mem, n uint64, cpu time.Duration) {
 		if !ok || st.State == 'Z' {
 			continue
 		}
-		mem += RSS(pid)
+		mem += st.RSS
 		n++
 		cpu += st.CPU
 	}
