@@ -49,20 +49,33 @@ func serveTest(t *testing.T, cfg config.Metrics, rt Runtime) string {
 
 func call(t *testing.T, url string, auth *config.BasicAuth) (int, string) {
 	t.Helper()
+	resp, b := fetch(t, url, func(req *http.Request) {
+		if auth != nil {
+			req.SetBasicAuth(auth.Username, auth.Password)
+		}
+	})
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// fetch GETs url, with set applied to the request first, and returns the
+// response (its body read and closed) and the body.
+func fetch(t *testing.T, url string, set func(*http.Request)) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth != nil {
-		req.SetBasicAuth(auth.Username, auth.Password)
-	}
+	set(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }
 
 func oneApp(state string, readiness ...supervisor.WorkerReadiness) probed {
@@ -177,24 +190,10 @@ func TestAcceptsGzip(t *testing.T) {
 // compressed; one that does not, or refuses it with q=0, gets the text.
 func TestScrapeGzip(t *testing.T) {
 	url := serveTest(t, config.Metrics{}, oneApp("ready")) + config.DefaultMetricsEndpoint
+	// Set by hand, the Transport neither adds gzip nor decompresses.
 	get := func(accept string) (*http.Response, []byte) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Set by hand, the Transport neither adds gzip nor decompresses.
-		req.Header.Set("Accept-Encoding", accept)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, b
+		return fetch(t, url, func(req *http.Request) { req.Header.Set("Accept-Encoding", accept) })
 	}
 	plain, text := get("identity")
 	if plain.Header.Get("Content-Encoding") != "" || !strings.Contains(string(text), `wattd_worker_up{applicationId="api",workerId="0"} 1`) {
