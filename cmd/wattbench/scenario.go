@@ -371,7 +371,7 @@ func (b *bench) runLoadScenario(ctx context.Context, scenario string, t target, 
 		return rec
 	}
 	rec.Log = ps[0].logPath
-	b.measure(ctx, &rec, ps, port, b.conns, scenario == scCrash)
+	b.measure(ctx, &rec, ps, port, scenario == scCrash)
 	return rec
 }
 
@@ -488,13 +488,9 @@ func (b *bench) runMesh(ctx context.Context, names []string, round, first int) [
 		sides[i] = s
 		switch name {
 		case "wattd":
-			s.start = func(ctx context.Context, port int) ([]*proc, error) {
-				p, err := b.start(ctx, b.mesh.wattd, port, nil, fmt.Sprintf("wattd-mesh-r%d.log", round))
-				if err != nil {
-					return nil, err
-				}
-				return []*proc{p}, nil
-			}
+			// Started as any side: one process, log wattd-mesh-rN.log.
+			s.t = b.mesh.wattd
+			s.t.name = name
 		case "tcp-fetch", "tcp-agent":
 			s.start = func(ctx context.Context, port int) ([]*proc, error) {
 				return b.startMeshBaseline(ctx, name, port, round)
@@ -539,10 +535,10 @@ func (b *bench) startMeshBaseline(ctx context.Context, name string, port, round 
 }
 
 // measure waits for the target (its processes ps, serving on port) to answer
-// 200, runs the warm-up and then the measured closed loop with conns
+// 200, runs the warm-up and then the measured closed loop with -conns
 // connections while sampling the target's process trees, and stops the
 // target. crash says the target's workers are meant to die during the load.
-func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port, conns int, crash bool) {
+func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port int, crash bool) {
 	d, err := waitFirst200(ctx, ps, loopback(port), b.startTimeout)
 	if err == nil {
 		err = standbyHonoured(ps[0])
@@ -562,7 +558,7 @@ func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port, c
 	sampler.start()
 	opts := loadOpts{
 		addr:        loopback(port),
-		conns:       conns,
+		conns:       b.conns,
 		reqTimeout:  b.reqTimeout,
 		dialTimeout: b.reqTimeout,
 	}
@@ -597,7 +593,7 @@ func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port, c
 		return
 	}
 
-	rec.Load = summarizeLoad(stats, conns)
+	rec.Load = summarizeLoad(stats, b.conns)
 	if secs := stats.Elapsed.Seconds(); secs > 0 {
 		rec.BenchCores = benchCPU.Seconds() / secs
 		// Workers that exit take their CPU time with them, so the tree's
