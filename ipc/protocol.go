@@ -35,6 +35,8 @@
 //	  | <--- drain {timeoutMs} --------------- |  stop accepting, finish in-flight
 //	  | ---- drained ------------------------> |  nothing in flight any more
 //	  |                                        |  (wattd then sends SIGTERM)
+//	  |                                        |
+//	  | ---- exiting {exitCode} -------------> |  optional: the process is ending
 //
 // A standby holds every slot's sockets ("http.N", "mesh.N"), accepts on
 // none and says standby instead of ready; promote names the slot it is to
@@ -151,6 +153,14 @@ const (
 	// ("http.N", "mesh.N") and sends ready as any worker does.
 	TypeStandby = "standby"
 	TypePromote = "promote"
+
+	// Exiting (optional) says the process is ending, with the exit code it
+	// will have, before the process is gone: a worker's end takes the
+	// kernel milliseconds (tens for a large heap) after its last
+	// instruction, and wattd replaces it in the meantime. A worker that
+	// says exiting and is still running after the application's graceful
+	// shutdown time is killed.
+	TypeExiting = "exiting"
 )
 
 // Check kinds.
@@ -188,6 +198,9 @@ type Message struct {
 
 	// error
 	Error string `json:"error,omitempty"`
+
+	// exiting
+	ExitCode int `json:"exitCode,omitempty"`
 
 	// message, reply, notify. ID numbers a message on one channel: the
 	// sender picks it on its own channel, wattd picks the one the receiver

@@ -20,6 +20,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeStats, Stats: &Stats{ELU: 0.5, HeapUsed: 1 << 20, ActiveConns: 2, RequestsDone: 9}},
 		{Type: TypeDrain, TimeoutMs: 1500},
 		{Type: TypeDrained},
+		{Type: TypeExiting, ExitCode: 7},
 		{Type: TypeMessage, ID: 7, To: "api", Name: "sum", Data: json.RawMessage(`[1,2]`)},
 		{Type: TypeMessage, ID: 42, From: "web", FromWorker: 1, Name: "nothing"},
 		{Type: TypeReply, ID: 42, Data: json.RawMessage(`{"a":null}`)},

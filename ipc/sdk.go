@@ -165,6 +165,14 @@ func (c *Control) Ready(listeners ...string) error {
 // Drained tells wattd that nothing is in flight any more.
 func (c *Control) Drained() error { return c.Send(&Message{Type: TypeDrained}) }
 
+// Exiting tells wattd that the process is about to exit with code, so that
+// it replaces the worker without waiting for the process to be gone. Call
+// it just before os.Exit, and only then: a worker still running the
+// application's graceful shutdown time later is killed.
+func (c *Control) Exiting(code int) error {
+	return c.Send(&Message{Type: TypeExiting, ExitCode: code})
+}
+
 // Close closes the channel.
 func (c *Control) Close() error { return c.conn.Close() }
 

@@ -81,6 +81,62 @@ func TestCrashAfterReadyIsRestarted(t *testing.T) {
 	}
 }
 
+// TestAnnouncedExitIsReplacedAtOnce: a worker that says it is exiting is
+// replaced then, not when its process is gone; the exit counts once, and
+// the runtime's stop waits for the process it no longer counts as a worker.
+func TestAnnouncedExitIsReplacedAtOnce(t *testing.T) {
+	tr := startRuntime(t, nil, testApp{id: "web", behaviour: "exiting-after:300ms,ready"})
+	first := tr.waitReady("web", 0).PID
+	var ws WorkerStatus
+	eventually(t, "the replacement to be ready", func() bool {
+		ws = tr.slot("web", 0).status()
+		return ws.State == "ready" && ws.PID > 0 && ws.PID != first
+	})
+	if !alive(first) {
+		t.Fatal("the replacement was ready only after the old process ended (it lingers 3 s after saying exiting)")
+	}
+	if ws.Restarts != 1 || !strings.HasPrefix(ws.LastExit, "exit status 5") {
+		t.Fatalf("slot %+v: want one restart for exit status 5", ws)
+	}
+	if !tr.logged("worker exited", map[string]any{"app": "web", "reason": "exit status 5", "announced": true}) {
+		t.Fatal("no log of the announced exit")
+	}
+	if body, err := tr.get("/"); err != nil || !strings.HasPrefix(body, "pid "+strconv.Itoa(ws.PID)+" ") {
+		t.Fatalf("GET /: %q, %v", body, err)
+	}
+	if err := tr.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// It ended by itself: the stop waited for it rather than killing it
+	// with the runtime's cgroups.
+	if _, err := os.Stat(filepath.Join(tr.states["web"], "ended-"+strconv.Itoa(first))); err != nil || alive(first) {
+		t.Fatalf("the runtime stopped before the process of the worker that said it was exiting had ended (%v)", err)
+	}
+	if ws := tr.slot("web", 0).status(); ws.Restarts != 1 {
+		t.Fatalf("%d restarts after the old process ended: its exit counted twice", ws.Restarts)
+	}
+}
+
+// TestFalseExitingIsKilled: a worker that says it is exiting and goes on
+// running is replaced, and killed once the application's graceful
+// shutdown time has passed.
+func TestFalseExitingIsKilled(t *testing.T) {
+	tr := startRuntime(t, func(c *config.Config) { c.GracefulShutdown.Application = time.Second },
+		testApp{id: "web", behaviour: "exiting-lie:300ms,ready"})
+	first := tr.waitReady("web", 0).PID
+	eventually(t, "the replacement to be ready", func() bool {
+		ws := tr.slot("web", 0).status()
+		return ws.State == "ready" && ws.PID > 0 && ws.PID != first
+	})
+	eventually(t, "the false exiter to be killed", func() bool { return !alive(first) })
+	if !tr.logged("the worker said it was exiting but still runs; killing it", map[string]any{"app": "web"}) {
+		t.Fatal("no log of the kill")
+	}
+	if ws := tr.slot("web", 0).status(); ws.Restarts != 1 || ws.State != "ready" {
+		t.Fatalf("slot %+v: want one restart and the replacement serving", ws)
+	}
+}
+
 // TestRestartOnErrorOff: with restartOnError false the first exit fails
 // the slot.
 func TestRestartOnErrorOff(t *testing.T) {

@@ -96,9 +96,17 @@ type proc struct {
 	drained   chan struct{} // closed on the drained message
 	drainOnce sync.Once
 
-	exited   chan struct{} // closed by the waiter after cmd.Wait returned
-	sinkDone chan struct{} // closed when all of the worker's output was logged
-	exitErr  error         // set before exited is closed
+	exited chan struct{} // closed by the waiter after cmd.Wait returned
+	// leaving is closed when the worker said it is exiting (an exiting
+	// message), which it does before its process is gone; leaveCode is the
+	// exit code it gave, set before. leaveGrace is how long it then has to
+	// be gone before it is killed (holdToExit).
+	leaving    chan struct{}
+	leaveOnce  sync.Once
+	leaveCode  int
+	leaveGrace time.Duration
+	sinkDone   chan struct{} // closed when all of the worker's output was logged
+	exitErr    error         // set before exited is closed
 
 	fault atomic.Pointer[string] // the protocol violation the worker was killed for
 
@@ -153,7 +161,13 @@ type spawnSpec struct {
 	// then every slot's, named by ipc.StandbyListener, and worker is
 	// ipc.StandbyWorker.
 	standby bool
+	// leaveGrace is how long a worker that said it is exiting may still
+	// run (the application's graceful shutdown time); 0: defaultLeaveGrace.
+	leaveGrace time.Duration
 }
+
+// defaultLeaveGrace is leaveGrace where the spawner gave none (tests).
+const defaultLeaveGrace = 10 * time.Second
 
 // spawn starts a worker through the exec helper with the listeners at fds
 // 3.. and the control socket after them.
@@ -244,6 +258,8 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		hello:      make(chan struct{}),
 		drained:    make(chan struct{}),
 		exited:     make(chan struct{}),
+		leaving:    make(chan struct{}),
+		leaveGrace: spec.leaveGrace,
 		sinkDone:   make(chan struct{}),
 		meshSignal: make(chan struct{}, 1),
 	}
@@ -396,6 +412,12 @@ func (p *proc) readControl(app string, worker int) {
 			}
 		case ipc.TypeDrained:
 			p.drainOnce.Do(func() { close(p.drained) })
+		case ipc.TypeExiting:
+			p.leaveOnce.Do(func() {
+				p.leaveCode = m.ExitCode
+				close(p.leaving)
+				go p.holdToExit()
+			})
 		case ipc.TypeMessage, ipc.TypeReply, ipc.TypeNotify:
 			if p.route != nil {
 				p.route(m)
@@ -419,6 +441,25 @@ func (p *proc) readControl(app string, worker int) {
 			}
 		}
 		release()
+	}
+}
+
+// holdToExit makes an exiting message true: its slot may have replaced
+// the worker on the strength of it, so a worker still running leaveGrace
+// later (an exit handler that never returns, or a worker that said so
+// falsely) is killed, rather than serving beside its replacement.
+func (p *proc) holdToExit() {
+	grace := p.leaveGrace
+	if grace <= 0 {
+		grace = defaultLeaveGrace
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		p.log.Warn("the worker said it was exiting but still runs; killing it", zap.Duration("after", grace))
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
 }
 

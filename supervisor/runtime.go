@@ -790,9 +790,13 @@ func (rt *Runtime) kill(entry bool) {
 		for _, s := range a.slotList() {
 			s.mu.Lock()
 			w := s.cur
+			leavers := slices.Clone(s.leavers)
 			s.mu.Unlock()
 			if w != nil {
 				go killWorker(w)
+			}
+			for _, l := range leavers {
+				go killWorker(l)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,9 +84,12 @@ type slot struct {
 	decided    chan struct{}
 	decideOnce sync.Once
 
-	mu       sync.Mutex // guards the fields below, read by status
-	state    State
-	cur      worker // nil when no process runs in the slot
+	mu    sync.Mutex // guards the fields below, read by status
+	state State
+	cur   worker // nil when no process runs in the slot
+	// leavers are the slot's former workers that said they were exiting
+	// and whose processes are not gone yet (see leave).
+	leavers  []worker
 	restarts int
 	// restartsBy counts restarts by kind (restartKind), oomKills the
 	// workers the memory limit ended, and starts/startTime the workers
@@ -174,6 +178,7 @@ func (s *slot) getState() State {
 // run is the slot's owner goroutine. It returns after ctx is cancelled and
 // the slot's process has been stopped.
 func (s *slot) run(ctx context.Context) {
+	defer s.awaitLeavers()
 	trackedSpec := s.app.sp()
 	tracker := restart.NewTracker(trackedSpec.policy)
 	// Restarts asked for while no worker runs (backoff, failed) are
@@ -555,20 +560,21 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	p, err := spawn(spawnSpec{
-		group:     group,
-		argv:      sp.launch.Argv,
-		dir:       sp.launch.Dir,
-		env:       env,
-		probePort: port,
-		listeners: files,
-		names:     names,
-		app:       a.id,
-		worker:    s.index,
-		entry:     a.entry,
-		log:       s.log,
-		logLevel:  sp.logLevel,
-		rt:        a.rt,
-		logCounts: &s.logCounts,
+		group:      group,
+		leaveGrace: a.rt.cfg.GracefulShutdown.Application,
+		argv:       sp.launch.Argv,
+		dir:        sp.launch.Dir,
+		env:        env,
+		probePort:  port,
+		listeners:  files,
+		names:      names,
+		app:        a.id,
+		worker:     s.index,
+		entry:      a.entry,
+		log:        s.log,
+		logLevel:   sp.logLevel,
+		rt:         a.rt,
+		logCounts:  &s.logCounts,
 	})
 	if err != nil {
 		_ = group.Remove()
@@ -627,6 +633,20 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			s.log.Warn("worker exited", zap.Int("pid", w.PID()), zap.String("reason", reason),
 				zap.Duration("uptime", time.Since(w.Started()).Round(time.Millisecond)))
 			return restart.Exit{Uptime: time.Since(w.Started()), WasReady: true, Reason: reason}, false
+		case <-w.Leaving():
+			// The worker said it is exiting: its process still has to
+			// end, which takes the kernel milliseconds (tens with a large
+			// heap) in which the slot's connections would wait. The slot
+			// moves on now, as for an exit; the process is followed to its
+			// end (leave), and killed if it is still there after the grace.
+			s.mu.Lock()
+			s.downSince = time.Now()
+			s.mu.Unlock()
+			s.leave(w)
+			reason := w.LeaveReason()
+			s.log.Warn("worker exited", zap.Int("pid", w.PID()), zap.String("reason", reason),
+				zap.Duration("uptime", time.Since(w.Started()).Round(time.Millisecond)), zap.Bool("announced", true))
+			return restart.Exit{Uptime: time.Since(w.Started()), WasReady: true, Reason: reason}, false
 		case done := <-s.restartReq:
 			if s.refuse(done) {
 				continue
@@ -643,6 +663,34 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			s.stopAtEnd(w)
 			return restart.Exit{}, true
 		}
+	}
+}
+
+// leave follows w, a worker of the slot that said it is exiting, until its
+// process is gone: the slot, which no longer counts it as its worker,
+// waits for it before it ends (awaitLeavers), and the runtime kills it
+// with the slot's worker should the shutdown grace run out.
+func (s *slot) leave(w worker) {
+	s.mu.Lock()
+	s.leavers = append(s.leavers, w)
+	s.mu.Unlock()
+	go func() {
+		<-w.Exited()
+		s.mu.Lock()
+		s.leavers = slices.DeleteFunc(s.leavers, func(x worker) bool { return x == w })
+		s.mu.Unlock()
+	}()
+}
+
+// awaitLeavers waits until the processes of the slot's former workers
+// that said they were exiting are gone; each is killed if it outstays its
+// grace (proc.holdToExit).
+func (s *slot) awaitLeavers() {
+	s.mu.Lock()
+	ls := slices.Clone(s.leavers)
+	s.mu.Unlock()
+	for _, w := range ls {
+		<-w.Exited()
 	}
 }
 

@@ -225,7 +225,7 @@ func (sp *standbyPool) promote(s *slot) worker {
 		var sb *standby
 		stale := false
 		for i, c := range sp.live {
-			if !closed(c.p.warm) || closed(c.p.exited) {
+			if !closed(c.p.warm) || closed(c.p.exited) || closed(c.p.leaving) {
 				continue
 			}
 			if c.gen != sp.gen.Load() || !c.current(cur) {
@@ -517,20 +517,21 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	p, err := spawn(spawnSpec{
-		group:     group,
-		argv:      spec.launch.Argv,
-		dir:       spec.launch.Dir,
-		env:       spec.env,
-		listeners: files,
-		names:     names,
-		app:       a.id,
-		worker:    ipc.StandbyWorker,
-		entry:     a.entry,
-		log:       log,
-		logLevel:  spec.logLevel,
-		rt:        a.rt,
-		logCounts: &sp.logCounts,
-		standby:   true,
+		group:      group,
+		leaveGrace: a.rt.cfg.GracefulShutdown.Application,
+		argv:       spec.launch.Argv,
+		dir:        spec.launch.Dir,
+		env:        spec.env,
+		listeners:  files,
+		names:      names,
+		app:        a.id,
+		worker:     ipc.StandbyWorker,
+		entry:      a.entry,
+		log:        log,
+		logLevel:   spec.logLevel,
+		rt:         a.rt,
+		logCounts:  &sp.logCounts,
+		standby:    true,
 	})
 	if err != nil {
 		_ = group.Remove()

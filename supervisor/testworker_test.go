@@ -88,6 +88,12 @@ func generation(state string) int {
 //	crash:N          write a line to stderr and exit N at once
 //	crash-after:D    ready, then crash with status 4 after D
 //	ignore-term      ready, never answer drain, ignore SIGTERM
+//	exiting-after:D  ready; after D says exiting (code 5), stops accepting
+//	                 and exits 5 only 3 s later, as a process whose end
+//	                 takes the kernel a while, leaving "ended-<pid>" in
+//	                 the state directory
+//	exiting-lie:D    ready; after D says exiting (code 5) but goes on
+//	                 serving, deaf to SIGTERM
 //	drain-slow:D     ready, answer drain only after D
 //	bad-frame        say hello, then write a frame that is not JSON
 //	grandchild       ready, after starting a child that sleeps (its pid in
@@ -176,6 +182,22 @@ func testWorkerMain(list string) int {
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		w.ready()
+		select {}
+	case "exiting-after":
+		w.ready()
+		time.Sleep(dur())
+		w.ctl.Exiting(5)
+		for _, ln := range w.lns {
+			ln.Close()
+		}
+		time.Sleep(3 * time.Second)
+		os.WriteFile(filepath.Join(os.Getenv(envTestState), "ended-"+strconv.Itoa(os.Getpid())), nil, 0o600)
+		return 5
+	case "exiting-lie":
+		signal.Ignore(syscall.SIGTERM)
+		w.ready()
+		time.Sleep(dur())
+		w.ctl.Exiting(5)
 		select {}
 	case "drain-slow":
 		w.drainDelay = dur()

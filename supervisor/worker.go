@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"syscall"
 	"time"
 
@@ -29,6 +30,12 @@ type worker interface {
 	// meaningful from then on ("exit status 1", "signal: killed").
 	Exited() <-chan struct{}
 	ExitReason() string
+
+	// Leaving is closed when the worker said it is exiting, which comes
+	// before Exited (it may never come); LeaveReason is then the exit it
+	// announced ("exit status 1").
+	Leaving() <-chan struct{}
+	LeaveReason() string
 
 	// Hello is closed when the control handshake completed, Ready when
 	// the worker said it serves (for a fronted worker: when its port
@@ -69,6 +76,8 @@ func (p *proc) PID() int                              { return p.pid }
 func (p *proc) Started() time.Time                    { return p.startedAt() }
 func (p *proc) Exited() <-chan struct{}               { return p.exited }
 func (p *proc) ExitReason() string                    { return p.exitReason() }
+func (p *proc) Leaving() <-chan struct{}              { return p.leaving }
+func (p *proc) LeaveReason() string                   { return fmt.Sprintf("exit status %d", p.leaveCode) }
 func (p *proc) Hello() <-chan struct{}                { return p.hello }
 func (p *proc) Ready() <-chan struct{}                { return p.ready }
 func (p *proc) Drained() <-chan struct{}              { return p.drained }

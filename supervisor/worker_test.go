@@ -41,6 +41,8 @@ func (f *fakeWorker) PID() int                          { return 1 }
 func (f *fakeWorker) Started() time.Time                { return time.Now() }
 func (f *fakeWorker) Exited() <-chan struct{}           { return f.exited }
 func (f *fakeWorker) ExitReason() string                { return "exit status 0" }
+func (f *fakeWorker) Leaving() <-chan struct{}          { return nil }
+func (f *fakeWorker) LeaveReason() string               { return "" }
 func (f *fakeWorker) Hello() <-chan struct{}            { return f.hello }
 func (f *fakeWorker) Ready() <-chan struct{}            { return f.ready }
 func (f *fakeWorker) Drained() <-chan struct{}          { return f.drained }

@@ -855,6 +855,34 @@ func TestControlCloseEndsWorker(t *testing.T) {
 	}
 }
 
+// TestExitingIsSaid: a worker that ends by itself says so, with its exit
+// code, before its process is gone, whether it called process.exit or died
+// of an exception nothing caught.
+func TestExitingIsSaid(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		code int
+	}{{"/exit/7", 7}, {"/exit/throw", 1}} {
+		t.Run(c.path, func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+			w.handshake()
+			w.expect(ipc.TypeReady)
+			go func() {
+				if resp, err := tcpClient().Get("http://" + w.tcpAddr + c.path); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			if m := w.expect(ipc.TypeExiting); m.ExitCode != c.code {
+				t.Fatalf("exiting says exit code %d, want %d", m.ExitCode, c.code)
+			}
+			var ee *exec.ExitError
+			if err := w.waitExit(); !errors.As(err, &ee) || ee.ExitCode() != c.code {
+				t.Fatalf("worker ended with %v, want exit status %d", err, c.code)
+			}
+		})
+	}
+}
+
 func TestNotOurPIDChangesNothing(t *testing.T) {
 	// LISTEN_PID names another process (pid 1 is never the worker): the
 	// fds are not ours, so the app binds its own port and sees its

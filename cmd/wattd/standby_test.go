@@ -216,12 +216,40 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	}
 }
 
-// TestStandbyLifecycle: a standby that dies is replaced; standbys are
-// discarded and started afresh when
-// what they hold goes stale — after `ctl restart` (new code) and after
-// scaling (new slots, whose sockets the old standby has no copies of) —
-// and stopped with wattd.
-func TestStandbyLifecycle(t *testing.T) {
+// TestStandbyTakesTheSlotOfAWorkerThatSaysItExits: a worker that ends by
+// itself says so before its process is gone, and the standby takes its
+// slot then: it listens while the old process is still there (lingering
+// 1.5 s in an exit listener), and the exit counts once.
+func TestStandbyTakesTheSlotOfAWorkerThatSaysItExits(t *testing.T) {
+	d := startStandbyWeb(t)
+	sb := warmStandby(t, d, "web")
+	victim := d.app("web").Workers[0].PID
+	go func() {
+		if resp, err := http.Get("http://" + d.addr() + "/exit-slowly"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, 20*time.Second, "the standby listening", func() bool {
+		_, _, ok := listeningAt(d.out.String(), sb.PID)
+		return ok
+	})
+	if !alive(victim) {
+		t.Fatal("the standby listened only after the old process had ended: the exit was not said, or not heeded")
+	}
+	waitFor(t, 20*time.Second, "the old process gone", func() bool { return !alive(victim) })
+	waitFor(t, 20*time.Second, "the standby serving as worker 0", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID == sb.PID && w.State == "ready"
+	})
+	if w := d.app("web").Workers[0]; w.Restarts != 1 || w.LastExit != "exit status 3" {
+		t.Errorf("worker 0: restarts %d, last exit %q; want 1, exit status 3", w.Restarts, w.LastExit)
+	}
+}
+
+// startStandbyWeb runs the standby fixture as application "web", one
+// worker and one standby, and waits until the worker is ready.
+func startStandbyWeb(t *testing.T) *daemon {
+	t.Helper()
 	integration(t)
 	port := freePort(t)
 	dir := project(t, map[string]any{
@@ -233,6 +261,16 @@ func TestStandbyLifecycle(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
+	return d
+}
+
+// TestStandbyLifecycle: a standby that dies is replaced; standbys are
+// discarded and started afresh when
+// what they hold goes stale — after `ctl restart` (new code) and after
+// scaling (new slots, whose sockets the old standby has no copies of) —
+// and stopped with wattd.
+func TestStandbyLifecycle(t *testing.T) {
+	d := startStandbyWeb(t)
 	first := warmStandby(t, d, "web")
 
 	// A new warm standby whose pid is not old's, with old gone.

@@ -56,6 +56,16 @@ function openControl (state, fd) {
   }))
 
   writeFrame(state, { type: 'hello', versions: [PROTOCOL_VERSION], pid: process.pid, runtime: 'node ' + process.version })
+
+  // Say so when the process ends (process.exit, an uncaught exception, an
+  // empty event loop): wattd then replaces this worker at once, instead of
+  // once the kernel has torn the process down, which takes milliseconds
+  // and, for a large heap, tens of them. Registered before the app loads,
+  // so it runs before the app's own exit listeners. The frame goes out in
+  // this call when the channel has nothing queued (Node tries a write at
+  // once); otherwise it is lost with the process, and wattd learns of the
+  // exit when the process is gone, as it always can.
+  process.on('exit', (code) => send(state, { type: 'exiting', exitCode: code }))
 }
 
 function onMessage (state, msg) {

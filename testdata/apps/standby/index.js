@@ -8,6 +8,16 @@ const http = require('node:http')
 console.log(`loaded pid=${process.pid}`)
 
 const server = http.createServer((req, res) => {
+  if (req.url === '/exit-slowly') {
+    // A crash whose end takes a while after its last JavaScript: the
+    // process lingers 1.5 s in an exit listener of the app's, as a large
+    // heap lingers in the kernel's teardown.
+    process.on('exit', () => {
+      const until = Date.now() + 1500
+      while (Date.now() < until);
+    })
+    process.exit(3)
+  }
   res.end(`pid=${process.pid}`)
 })
 

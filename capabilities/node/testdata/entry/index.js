@@ -30,6 +30,14 @@ function handler (req, res) {
     }))
     return
   }
+  if (req.url.startsWith('/exit/')) {
+    // A crash: process.exit with the code in the path, or an exception
+    // nothing catches.
+    const code = req.url.slice('/exit/'.length)
+    if (code === 'throw') setImmediate(() => { throw new Error('boom') })
+    else process.exit(Number(code))
+    return
+  }
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ app: 'entry', pid: process.pid, url: req.url }))
 }
