@@ -472,8 +472,8 @@ func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
 	if a.entry {
 		// The new sockets join the group at once; until their workers
 		// serve, connections go to the sockets that have one.
-		rt.steer(a, cur)
-		defer rt.unsteer(a)
+		rt.steerScale(a, cur)
+		defer rt.endScaleSteering(a)
 	}
 	var added []*slot
 	for i := len(cur); i < n; i++ {
@@ -509,8 +509,8 @@ func (rt *Runtime) shrink(a *app, cur []*slot, n int) {
 	}
 	rt.publishMesh()
 	if a.entry {
-		rt.steer(a, keep)
-		defer rt.unsteer(a)
+		rt.steerScale(a, keep)
+		defer rt.endScaleSteering(a)
 	}
 	rt.retire(gone)
 	rt.topo.Lock()
@@ -521,12 +521,13 @@ func (rt *Runtime) shrink(a *app, cur []*slot, n int) {
 }
 
 // steer makes the entrypoint's group hand new connections only to the
-// sockets of slots; a failure is logged, and connections then go where the
-// kernel's hash sends them.
-func (rt *Runtime) steer(a *app, slots []*slot) {
+// sockets of slots, and reports whether it did; a failure is logged, and
+// connections then go where the kernel's hash sends them. Only
+// applySteering calls it (steering.go).
+func (rt *Runtime) steer(a *app, slots []*slot) bool {
 	if rt.cfg.SharePort {
 		// Other programs' sockets in the group: positions are unknown.
-		return
+		return false
 	}
 	allowed := map[uint64]bool{}
 	var f *os.File
@@ -541,13 +542,14 @@ func (rt *Runtime) steer(a *app, slots []*slot) {
 		s.sockMu.Unlock()
 	}
 	if f == nil {
-		return
+		return false
 	}
 	if err := listeners.Steer(f, ipv6, rt.portGroup.Positions(allowed)); err != nil {
 		a.log.Warn("could not steer new connections while the workers change; some may wait on a starting worker or be reset", zap.Error(err))
-		return
+		return false
 	}
 	rt.steered.Store(true)
+	return true
 }
 
 // unsteer hands the choice of socket back to the kernel.

@@ -113,9 +113,11 @@ type Runtime struct {
 	run    runState
 	scaler *scaler
 	// portGroup mirrors the kernel's order of the entrypoint's sockets,
-	// and steered says a steering program is attached to them.
+	// and steered says a steering program is attached to them; steering
+	// is what it is attached for (steering.go).
 	portGroup listeners.PortGroup
 	steered   atomic.Bool
+	steering  steering
 
 	// started is set by New, before the admin API can read it, and never
 	// written again: the runtime's age is counted from its sockets.

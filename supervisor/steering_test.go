@@ -1,0 +1,70 @@
+package supervisor
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSlotInBackoffTakesNoConnections: while an entrypoint slot backs off
+// after its second crash in a row, and until its next worker is ready
+// (here one that takes 3 s to start), new connections go to the slot that
+// serves instead of waiting in the crashed slot's queue; once the slot
+// serves again, it takes connections again.
+func TestSlotInBackoffTakesNoConnections(t *testing.T) {
+	tr := startRuntime(t, nil, testApp{id: "web", entry: true, workers: 2,
+		behaviour: "ready,crash-after:500ms,crash-after:300ms,hello-after:3s"})
+	tr.waitReady("web", 0)
+	tr.waitReady("web", 1)
+	var crashed, serving *slot
+	eventually(t, "a worker to crash twice", func() bool {
+		for i, o := range []int{1, 0} {
+			if ws := tr.slot("web", i).status(); ws.Restarts == 2 {
+				crashed, serving = tr.slot("web", i), tr.slot("web", o)
+				return true
+			}
+		}
+		return false
+	})
+	survivor := serving.status().PID
+	// A new connection per request, each from another source port, and a
+	// deadline far shorter than the replacement's start.
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func() (string, error) {
+		resp, err := c.Get(tr.URL() + "/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	served := 0
+	for crashed.getState() != StateReady {
+		body, err := get()
+		if crashed.getState() == StateReady {
+			break // the replacement may have answered
+		}
+		if err != nil {
+			t.Fatalf("request %d while the slot had no worker: %v", served+1, err)
+		}
+		if !strings.HasPrefix(body, "pid "+strconv.Itoa(survivor)+" ") {
+			t.Fatalf("request %d while the slot had no worker answered %q, not by the serving worker %d", served+1, body, survivor)
+		}
+		served++
+	}
+	if served < 10 {
+		t.Fatalf("only %d requests during the gap; the test proves nothing", served)
+	}
+	if !tr.logged("restarting worker after backoff", map[string]any{"app": "web"}) {
+		t.Fatal("the crash was not followed by a back-off")
+	}
+	next := crashed.status().PID
+	eventually(t, "the replacement to take connections again", func() bool {
+		body, err := get()
+		return err == nil && strings.HasPrefix(body, "pid "+strconv.Itoa(next)+" ")
+	})
+}
