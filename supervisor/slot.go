@@ -241,20 +241,6 @@ func (s *slot) run(ctx context.Context) {
 			trackedSpec, tracker = sp, restart.NewTracker(sp.policy)
 		}
 		d := tracker.Next(exit)
-		if d.Restart && d.Delay > 0 {
-			// A worker that keeps failing: until one is ready again, the
-			// slot's socket takes no new connections (steering.go), which
-			// would otherwise wait out the back-off and a start, for as
-			// long as the crashes go on. Done before the restart is
-			// counted, so that whoever sees the count sees the steering.
-			// An immediate restart is not steered around: the connections
-			// that clients open again as a worker dies would all land on
-			// the other slots and stay there, kept alive, long after the
-			// slot serves again (measured: a third less throughput in the
-			// bench's crash scenario), against a wait of one start for
-			// some of them.
-			s.app.rt.slotDown(s, true)
-		}
 		s.mu.Lock()
 		s.lastExit = exit.Reason
 		s.cur = nil
@@ -289,6 +275,18 @@ func (s *slot) run(ctx context.Context) {
 			continue
 		}
 		if d.Delay > 0 {
+			// A worker that keeps failing, and no standby to take over:
+			// until a worker is ready again, the slot's socket takes no
+			// new connections (steering.go), which would otherwise wait
+			// out the back-off and a start, for as long as the crashes go
+			// on. Before the log line, so that whoever reads it sees the
+			// steering. An immediate restart, or a standby's promotion, is
+			// not steered around: the connections that clients open again
+			// as a worker dies would all land on the other slots and stay
+			// there, kept alive, long after the slot serves again
+			// (measured: a third less throughput in the bench's crash
+			// scenario), against a wait of one start for some of them.
+			s.app.rt.slotDown(s, true)
 			s.log.Info("restarting worker after backoff", zap.Duration("delay", d.Delay), zap.Int("consecutive", d.Consecutive))
 		}
 		t := time.NewTimer(d.Delay)
