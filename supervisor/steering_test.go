@@ -36,7 +36,7 @@ func TestSlotInBackoffTakesNoConnections(t *testing.T) {
 	survivor := serving.status().PID
 	// A new connection per request, each from another source port, and a
 	// deadline far shorter than the replacement's start.
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func() (string, error) {
 		resp, err := c.Get(tr.URL() + "/")
 		if err != nil {
