@@ -161,12 +161,11 @@ type spawnSpec struct {
 	// then every slot's, named by ipc.StandbyListener, and worker is
 	// ipc.StandbyWorker.
 	standby bool
-	// leaveGrace is how long a worker that said it is exiting may still
-	// run (the application's graceful shutdown time); 0: defaultLeaveGrace.
-	leaveGrace time.Duration
 }
 
-// defaultLeaveGrace is leaveGrace where the spawner gave none (tests).
+// defaultLeaveGrace is how long a worker that said it is exiting may
+// still run when there is no application graceful shutdown time to use
+// (tests without a runtime, or a time of 0).
 const defaultLeaveGrace = 10 * time.Second
 
 // spawn starts a worker through the exec helper with the listeners at fds
@@ -259,11 +258,11 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		drained:    make(chan struct{}),
 		exited:     make(chan struct{}),
 		leaving:    make(chan struct{}),
-		leaveGrace: spec.leaveGrace,
 		sinkDone:   make(chan struct{}),
 		meshSignal: make(chan struct{}, 1),
 	}
 	if spec.rt != nil {
+		p.leaveGrace = spec.rt.cfg.GracefulShutdown.Application
 		// The welcome's table is built for it, as the workers' states are
 		// now, not the last one pushed (Table), which the pushes' pacing
 		// (meshPacer) can hold up to meshPublishGap behind: a worker

@@ -576,21 +576,20 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	p, err := spawn(spawnSpec{
-		group:      group,
-		leaveGrace: a.rt.cfg.GracefulShutdown.Application,
-		argv:       sp.launch.Argv,
-		dir:        sp.launch.Dir,
-		env:        env,
-		probePort:  port,
-		listeners:  files,
-		names:      names,
-		app:        a.id,
-		worker:     s.index,
-		entry:      a.entry,
-		log:        s.log,
-		logLevel:   sp.logLevel,
-		rt:         a.rt,
-		logCounts:  &s.logCounts,
+		group:     group,
+		argv:      sp.launch.Argv,
+		dir:       sp.launch.Dir,
+		env:       env,
+		probePort: port,
+		listeners: files,
+		names:     names,
+		app:       a.id,
+		worker:    s.index,
+		entry:     a.entry,
+		log:       s.log,
+		logLevel:  sp.logLevel,
+		rt:        a.rt,
+		logCounts: &s.logCounts,
 	})
 	if err != nil {
 		_ = group.Remove()
@@ -642,27 +641,15 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			w = s.replaceUnhealthy(ctx, w, reason)
 			health = s.watchHealth(w)
 		case <-w.Exited():
-			s.mu.Lock()
-			s.downSince = time.Now()
-			s.mu.Unlock()
-			reason := w.ExitReason()
-			s.log.Warn("worker exited", zap.Int("pid", w.PID()), zap.String("reason", reason),
-				zap.Duration("uptime", time.Since(w.Started()).Round(time.Millisecond)))
-			return restart.Exit{Uptime: time.Since(w.Started()), WasReady: true, Reason: reason}, false
+			return s.lost(w, w.ExitReason()), false
 		case <-w.Leaving():
 			// The worker said it is exiting: its process still has to
 			// end, which takes the kernel milliseconds (tens with a large
 			// heap) in which the slot's connections would wait. The slot
 			// moves on now, as for an exit; the process is followed to its
 			// end (leave), and killed if it is still there after the grace.
-			s.mu.Lock()
-			s.downSince = time.Now()
-			s.mu.Unlock()
 			s.leave(w)
-			reason := w.LeaveReason()
-			s.log.Warn("worker exited", zap.Int("pid", w.PID()), zap.String("reason", reason),
-				zap.Duration("uptime", time.Since(w.Started()).Round(time.Millisecond)), zap.Bool("announced", true))
-			return restart.Exit{Uptime: time.Since(w.Started()), WasReady: true, Reason: reason}, false
+			return s.lost(w, w.LeaveReason(), zap.Bool("announced", true)), false
 		case done := <-s.restartReq:
 			if s.refuse(done) {
 				continue
@@ -680,6 +667,18 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			return restart.Exit{}, true
 		}
 	}
+}
+
+// lost records the end of w, the slot's ready worker, for reason: the
+// slot is down from now, and the exit goes to the restart policy.
+func (s *slot) lost(w worker, reason string, fields ...zap.Field) restart.Exit {
+	s.mu.Lock()
+	s.downSince = time.Now()
+	s.mu.Unlock()
+	up := time.Since(w.Started())
+	s.log.Warn("worker exited", append([]zap.Field{zap.Int("pid", w.PID()), zap.String("reason", reason),
+		zap.Duration("uptime", up.Round(time.Millisecond))}, fields...)...)
+	return restart.Exit{Uptime: up, WasReady: true, Reason: reason}
 }
 
 // leave follows w, a worker of the slot that said it is exiting, until its

@@ -517,21 +517,20 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	p, err := spawn(spawnSpec{
-		group:      group,
-		leaveGrace: a.rt.cfg.GracefulShutdown.Application,
-		argv:       spec.launch.Argv,
-		dir:        spec.launch.Dir,
-		env:        spec.env,
-		listeners:  files,
-		names:      names,
-		app:        a.id,
-		worker:     ipc.StandbyWorker,
-		entry:      a.entry,
-		log:        log,
-		logLevel:   spec.logLevel,
-		rt:         a.rt,
-		logCounts:  &sp.logCounts,
-		standby:    true,
+		group:     group,
+		argv:      spec.launch.Argv,
+		dir:       spec.launch.Dir,
+		env:       spec.env,
+		listeners: files,
+		names:     names,
+		app:       a.id,
+		worker:    ipc.StandbyWorker,
+		entry:     a.entry,
+		log:       log,
+		logLevel:  spec.logLevel,
+		rt:        a.rt,
+		logCounts: &sp.logCounts,
+		standby:   true,
 	})
 	if err != nil {
 		_ = group.Remove()
