@@ -160,6 +160,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("cgroups.root", old.Cgroups, cfg.Cgroups, "the runtime's cgroup is made at start")
 	check("gracefulShutdown", old.GracefulShutdown, cfg.GracefulShutdown, "runtime-wide setting")
 	check("startTimeout", old.StartTimeout, cfg.StartTimeout, "runtime-wide setting")
+	check("startupConcurrency", old.StartupConcurrency, cfg.StartupConcurrency, "runtime-wide setting")
 	check("applicationTimeout", old.ApplicationTimeout, cfg.ApplicationTimeout, "runtime-wide setting")
 	check("messagingTimeout", old.MessagingTimeout, cfg.MessagingTimeout, "runtime-wide setting")
 	return out

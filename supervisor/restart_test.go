@@ -16,11 +16,7 @@ func TestRestartDuringStart(t *testing.T) {
 		testApp{id: "web", entry: true, behaviour: "ready"},
 	)
 	s := tr.slot("api", 0)
-	eventually(t, "api's first worker to say hello", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.cur != nil && s.state == StateStarting && closed(s.cur.Hello())
-	})
+	awaitHelloWhileStarting(t, s)
 	first := s.status().PID
 	ctx, cancel := context.WithTimeout(context.Background(), pollFor)
 	defer cancel()
@@ -46,4 +42,15 @@ func TestRestartDuringStart(t *testing.T) {
 	if st := tr.appState("api"); st != "running" {
 		t.Fatalf("api state %q, want running", st)
 	}
+}
+
+// awaitHelloWhileStarting polls until the slot's worker, still starting,
+// has said hello: a restart asked for now finds a start in progress.
+func awaitHelloWhileStarting(t *testing.T, s *slot) {
+	t.Helper()
+	eventually(t, s.app.id+"'s first worker to say hello", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.cur != nil && s.state == StateStarting && closed(s.cur.Hello())
+	})
 }

@@ -80,7 +80,9 @@ type Options struct {
 
 // Runtime runs the applications of one watt.json.
 type Runtime struct {
-	cfg     *config.Config
+	cfg *config.Config
+	// gate bounds the workers starting at once (startupConcurrency).
+	gate    *startGate
 	log     *zap.Logger
 	dir     *rundir.Dir
 	version string
@@ -221,6 +223,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		failures:        make(chan struct{}, 1),
 	}
 	rt.current.Store(cfg)
+	rt.gate = newStartGate(startupConcurrency(cfg), startHold(cfg))
 	if rt.notifier == nil && rt.notify != nil {
 		rt.notifier = serviceReloads{rt}
 	}
@@ -568,7 +571,8 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		go rt.scaler.run()
 	}
 	rt.serveProxy()
-	rt.log.Info("starting", zap.Int("apps", len(rt.appList())), zap.Int("workers", rt.slotCount()), zap.String("url", rt.url))
+	rt.log.Info("starting", zap.Int("apps", len(rt.appList())), zap.Int("workers", rt.slotCount()),
+		zap.Int("startupConcurrency", rt.gate.limit()), zap.String("url", rt.url))
 	var runErr error
 	announced := false
 	rt.tellService()

@@ -116,6 +116,12 @@ type slot struct {
 
 	// logCounts sums the output lines lost by the slot's processes.
 	logCounts logs.Counts
+
+	// place is the start gate's place of the start run is making, from
+	// before the spawn until the start is over (the worker adopted, or the
+	// start failed); nil otherwise, and for a start that took no place.
+	// Only the slot's owner goroutine touches it.
+	place *startPlace
 }
 
 func newSlot(a *app, index int) *slot {
@@ -210,6 +216,11 @@ func (s *slot) run(ctx context.Context) {
 	// next is a standby promoted into the slot: its next worker, in place
 	// of a start.
 	var next worker
+	// gated: the next start waits for a place in the runtime's start gate
+	// (startupConcurrency). The first start and one an operator asked for
+	// do; the restart of a worker that exited does not, as in Watt: a
+	// crash is never left waiting behind other applications' starts.
+	gated := true
 	for {
 		var exit restart.Exit
 		var w worker
@@ -221,9 +232,20 @@ func (s *slot) run(ctx context.Context) {
 			s.setStateLocked(StateStarting)
 			s.mu.Unlock()
 		} else {
+			// Meanwhile a slot that never started shows as waiting for its
+			// turn, one an operator restarts as failed or in backoff.
+			if gated {
+				if s.place = s.app.rt.gate.enter(ctx.Done()); s.place == nil {
+					if s.getState() != StateExited {
+						s.setState(StateExited)
+					}
+					return
+				}
+			}
 			w, err = s.start()
 		}
 		if err != nil {
+			s.leaveGate()
 			exit = restart.Exit{Reason: "start: " + err.Error()}
 			s.log.Error("worker could not be started", zap.Error(err))
 			answer(waiting, fmt.Errorf("start: %w", err))
@@ -261,8 +283,10 @@ func (s *slot) run(ctx context.Context) {
 			}
 			tracker.Reset()
 			waiting = append(waiting, done)
+			gated = true
 			continue
 		}
+		gated = false
 		s.restarts++
 		s.countRestartLocked(restartKind(exit.Reason))
 		s.setStateLocked(StateBackoff)
@@ -307,6 +331,7 @@ func (s *slot) run(ctx context.Context) {
 				t.Stop()
 				tracker.Reset()
 				waiting = append(waiting, done)
+				gated = true
 				break backoff
 			}
 		}
@@ -332,6 +357,12 @@ func (s *slot) refuse(done chan error) bool {
 	default:
 		return false
 	}
+}
+
+// leaveGate ends the hold of the slot's start on its place in the gate.
+func (s *slot) leaveGate() {
+	s.place.leave()
+	s.place = nil
 }
 
 func (s *slot) settle() { s.settleOnce.Do(func() { close(s.settled) }) }
@@ -617,6 +648,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 	first := w
 	w, how, err := s.awaitReady(ctx, w, &waiting)
 	if err != nil {
+		s.leaveGate()
 		var se *startError
 		if !errors.As(err, &se) { // ctx ended: the runtime stops
 			answer(waiting, errStopped)
@@ -631,6 +663,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 		replaced = "rolling restart"
 	}
 	s.adopt(w, how, replaced)
+	s.leaveGate() // the start is over: the slot is ready
 	answer(waiting, nil)
 	health := s.watchHealth(w)
 	defer func() { health.stop() }()
@@ -873,6 +906,16 @@ func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) 
 			return nil, "", fmt.Errorf("choose a port for the worker: %w", err)
 		}
 		port = p
+	}
+	if s.place == nil {
+		// A replacement of a ready worker waits for its place in the
+		// start gate; one asked for while the slot's own start is in
+		// progress has that start's place already.
+		pl := rt.gate.enter(ctx.Done())
+		if pl == nil {
+			return nil, "", errStopped
+		}
+		defer pl.leave()
 	}
 	np, err := s.spawnOn(port)
 	if err != nil {

@@ -175,6 +175,9 @@ type standby struct {
 	// by slot index: it may take a slot only while that slot still has
 	// exactly these.
 	held map[int][]*os.File
+	// place is its start's place in the runtime's start gate, given back
+	// once it is warm or gone (watch).
+	place *startPlace
 }
 
 func (a *app) standbyLog() *zap.Logger {
@@ -347,7 +350,7 @@ func (sp *standbyPool) run(ctx context.Context) {
 			sp.stopStale(&stops, log)
 		}
 		if look && retry == nil && !closed(rt.stopping) && ctx.Err() == nil {
-			if err := sp.fill(exits, quit, log); err != nil {
+			if err := sp.fill(ctx, exits, quit, log); err != nil {
 				d := tracker.Next(restart.Exit{Reason: "start: " + err.Error()})
 				log.Error("standby worker could not be started", zap.Error(err), zap.Duration("retry_in", d.Delay))
 				retry = time.After(max(d.Delay, 100*time.Millisecond))
@@ -423,7 +426,7 @@ func (sp *standbyPool) stopOne(sb *standby, log *zap.Logger) {
 }
 
 // fill starts standbys until the pool has its count.
-func (sp *standbyPool) fill(exits chan<- *standby, quit <-chan struct{}, log *zap.Logger) error {
+func (sp *standbyPool) fill(ctx context.Context, exits chan<- *standby, quit <-chan struct{}, log *zap.Logger) error {
 	for {
 		gen := sp.gen.Load()
 		sp.mu.Lock()
@@ -432,13 +435,22 @@ func (sp *standbyPool) fill(exits chan<- *standby, quit <-chan struct{}, log *za
 		if !need {
 			return nil
 		}
+		// A standby start waits for its place in the start gate like any
+		// other, and holds it until it is warm (watch).
+		place := sp.a.rt.gate.enter(ctx.Done())
+		if place == nil {
+			return nil
+		}
 		sb, err := sp.spawn(gen, log)
 		if err != nil {
+			place.leave()
 			return err
 		}
 		if sb == nil {
+			place.leave()
 			return nil // no slot has sockets to hold
 		}
+		sb.place = place
 		sp.mu.Lock()
 		sp.live = append(slices.Clone(sp.live), sb)
 		sp.mu.Unlock()
@@ -456,8 +468,10 @@ func (sp *standbyPool) watch(sb *standby, exits chan<- *standby, quit <-chan str
 		defer t.Stop()
 		timeout = t.C
 	}
+	defer sb.place.leave()
 	select {
 	case <-sb.p.warm:
+		sb.place.leave()
 		log.Info("standby worker ready to take a slot", zap.Int("pid", sb.p.pid),
 			zap.Duration("startup", time.Since(sb.p.started).Round(time.Millisecond)))
 		sp.a.rt.stateChanged()

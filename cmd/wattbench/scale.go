@@ -69,7 +69,10 @@ func init() {
 type scaleResult struct {
 	workers       int
 	readyMs       float64
-	rss           uint64 // wattd's VmRSS once ready, bytes
+	firstReadyMs  float64 // wattd's exec to the first worker ready
+	startMedianMs float64 // one worker's start, spawn to ready: median over the workers
+	startMaxMs    float64 // and the longest
+	rss           uint64  // wattd's VmRSS once ready, bytes
 	fds, threads  int
 	psMedianMs    float64
 	psMaxMs       float64
@@ -90,8 +93,8 @@ func (b *bench) runScale(ctx context.Context, wattd target, round, rounds int, l
 		rec.fail(ctx, err)
 	} else {
 		scaleResults = append(scaleResults, res)
-		fmt.Fprintf(log, "  scale r%d: %d workers ready in %.1f s; wattd RSS %s, %d fds, %d threads; ctl ps median %.0f ms, max %.0f ms; idle CPU %s%% of one core; cgroups %d, left %d\n",
-			round, res.workers, res.readyMs/1000, mib(res.rss), res.fds, res.threads, res.psMedianMs, res.psMaxMs,
+		fmt.Fprintf(log, "  scale r%d: %d workers ready in %.1f s (first at %.2f s; one worker's start median %.0f ms, max %.0f ms); wattd RSS %s, %d fds, %d threads; ctl ps median %.0f ms, max %.0f ms; idle CPU %s%% of one core; cgroups %d, left %d\n",
+			round, res.workers, res.readyMs/1000, res.firstReadyMs/1000, res.startMedianMs, res.startMaxMs, mib(res.rss), res.fds, res.threads, res.psMedianMs, res.psMaxMs,
 			joinPct(res.idlePct), res.cgroupsBefore, len(res.cgroupsLeft))
 	}
 	if round == rounds {
@@ -164,6 +167,9 @@ func (b *bench) scaleOnce(ctx context.Context, wattd target, round int, rec *run
 		return res, errors.New("every worker ready, but the entrypoint does not answer 200")
 	}
 	rec.FirstOKMs = ms(time.Since(p.started))
+	if err := res.readStarts(ctl(ctx, "ps", "--json"), p.started); err != nil {
+		return res, err
+	}
 
 	rss, err := readRSS(p.pid)
 	if err != nil {
@@ -370,6 +376,9 @@ func printScale(w io.Writer, runs []scaleResult) {
 	}
 	fmt.Fprintf(w, "\nscale: %d workers (testdata/bench/scale), %d run(s), medians\n", runs[0].workers, len(runs))
 	line("start to every worker ready", "s", 1, func(r scaleResult) float64 { return r.readyMs / 1000 })
+	line("start to the first ready", "s", 2, func(r scaleResult) float64 { return r.firstReadyMs / 1000 })
+	line("one worker's start, median", "ms", 0, func(r scaleResult) float64 { return r.startMedianMs })
+	line("one worker's start, max", "ms", 0, func(r scaleResult) float64 { return r.startMaxMs })
 	line("wattd RSS", "MiB", 1, func(r scaleResult) float64 { return float64(r.rss) / (1 << 20) })
 	line("wattd open fds", "", 0, func(r scaleResult) float64 { return float64(r.fds) })
 	line("wattd threads", "", 0, func(r scaleResult) float64 { return float64(r.threads) })
@@ -386,4 +395,48 @@ func printScale(w io.Writer, runs []scaleResult) {
 	}
 	fmt.Fprintf(w, "  wattd idle CPU: median %.2f%% of one core over %d windows of %s (min %.2f%%, max %.2f%%), goal <= %.0f%%: %s\n",
 		m, len(windows), scaleIdleWindow, slices.Min(windows), slices.Max(windows), scaleIdleGoal, verdict)
+}
+
+// readStarts fills the start figures from `wattd ctl ps --json` (ps):
+// each worker's start time (spawn to ready, which the slot sums over its
+// starts) and the first "ready" event of any worker, against started,
+// when wattd was exec'd.
+func (res *scaleResult) readStarts(ps *exec.Cmd, started time.Time) error {
+	out, err := ps.Output()
+	if err != nil {
+		return fmt.Errorf("wattd ctl ps --json: %w", err)
+	}
+	var apps []struct {
+		Workers []struct {
+			Starts    int     `json:"starts"`
+			StartTime float64 `json:"startSecondsTotal"`
+			History   []struct {
+				At    time.Time `json:"at"`
+				State string    `json:"state"`
+			} `json:"history"`
+		} `json:"workers"`
+	}
+	if err := json.Unmarshal(out, &apps); err != nil {
+		return fmt.Errorf("wattd ctl ps --json: %w", err)
+	}
+	var starts []float64
+	var first time.Time
+	for _, a := range apps {
+		for _, w := range a.Workers {
+			if w.Starts > 0 {
+				starts = append(starts, w.StartTime*1000/float64(w.Starts))
+			}
+			for _, e := range w.History {
+				if e.State == "ready" && (first.IsZero() || e.At.Before(first)) {
+					first = e.At
+				}
+			}
+		}
+	}
+	if len(starts) == 0 || first.IsZero() {
+		return errors.New("wattd ctl ps --json shows no worker start")
+	}
+	res.startMedianMs, res.startMaxMs = median(starts), slices.Max(starts)
+	res.firstReadyMs = ms(first.Sub(started))
+	return nil
 }

@@ -45,6 +45,7 @@ type rawConfig struct {
 	} `json:"gracefulShutdown"`
 	ReuseTCPPorts      *bool        `json:"reuseTcpPorts"`
 	StartTimeout       *json.Number `json:"startTimeout"`
+	StartupConcurrency *json.Number `json:"startupConcurrency"`
 	ApplicationTimeout *json.Number `json:"applicationTimeout"`
 	MessagingTimeout   *json.Number `json:"messagingTimeout"`
 	Restart            struct {
@@ -218,6 +219,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		Logger:             Logger{Level: DefaultLogLevel},
 		Server:             Server{Hostname: DefaultHostname, Port: DefaultPort},
 		StartTimeout:       msDuration(raw.StartTimeout, DefaultStartTimeout),
+		StartupConcurrency: intOr(raw.StartupConcurrency, 0),
 		ApplicationTimeout: msDuration(raw.ApplicationTimeout, DefaultApplicationTimeout),
 		MessagingTimeout:   msDuration(raw.MessagingTimeout, DefaultMessagingTimeout),
 		GracefulShutdown: GracefulShutdown{

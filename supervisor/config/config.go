@@ -38,6 +38,10 @@ type Config struct {
 	RestartOnError   RestartOnError
 	GracefulShutdown GracefulShutdown
 	StartTimeout     time.Duration // how long an application gets to become ready
+	// StartupConcurrency is how many workers may be starting at once
+	// (Watt's startupConcurrency); 0 leaves the choice to the runtime:
+	// twice the CPUs wattd may use.
+	StartupConcurrency int
 	// ApplicationTimeout bounds one request between applications on the
 	// mesh; 0 means no limit.
 	ApplicationTimeout time.Duration

@@ -94,6 +94,7 @@ func TestLoadValid(t *testing.T) {
 				c.Schema = "https://schemas.platformatic.dev/wattpm/3.0.0.json"
 				c.Entrypoint = "web"
 				c.Workers = 2
+				c.StartupConcurrency = 3 // written as a string, as Watt allows
 				c.Server = Server{Hostname: "::1", Port: 0}
 				c.Logger.Level = "debug"
 				c.Env = map[string]string{
@@ -329,6 +330,7 @@ func TestLoadInvalid(t *testing.T) {
 			`{TD}/invalid/types.json: /restartOnError: expected boolean or number from 0 to 2147483647, got "soon"`,
 			`{TD}/invalid/types.json: /gracefulShutdown/runtime: expected number from 1 to 2147483647, got 0`,
 			`{TD}/invalid/types.json: /startTimeout: expected number from 0 to 2147483647, got -1`,
+			`{TD}/invalid/types.json: /startupConcurrency: expected integer from 1 to 4096, got 0`,
 			`{TD}/invalid/types.json: /env/NESTED: expected string, got an object`,
 			`{TD}/invalid/types.json: /restart/maxRestarts: expected integer from 0 to 1000000, got 1.5`,
 			`{TD}/invalid/types.json: /applications/0/workers/static: expected integer from 1 to 512, got "many"`,

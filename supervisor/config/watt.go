@@ -37,7 +37,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"watch", "hotReload"}, instead: "wattd dev watches and restarts every application; wattd start never does"},
 	{at: "", keys: []string{"allowCycles"}, instead: "wattd rejects dependency cycles"},
 	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
-	{at: "", keys: []string{"startupConcurrency", "scheduler", "policies"}},
+	{at: "", keys: []string{"scheduler", "policies"}},
 	{at: "/verticalScaler", keys: []string{"maxTotalMemory"}, instead: scaleMemory},
 	{at: "", keys: []string{"inspectorOptions"}, instead: `give an application "--inspect" in its "nodeOptions"`},
 	{at: "", keys: []string{"nodeModulesSourceMaps"}},
