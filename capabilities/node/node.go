@@ -175,9 +175,10 @@ func ExecArgv(app capabilities.App) []string {
 
 // Env returns the environment of a worker of app: the app's own, then
 // NODE_OPTIONS extended with nodeOptions the way Watt does it (the
-// inherited value, a space, the app's). The preload's own settings
-// (node.hasServer, preload modules, basePath) are not here: they are in
-// the app info file wattd writes (ipc.AppInfo).
+// inherited value, a space, the app's), with the heap flags of the app's
+// health keys between them. The preload's own settings (node.hasServer,
+// preload modules, basePath) are not here: they are in the app info file
+// wattd writes (ipc.AppInfo).
 func Env(app capabilities.App) (map[string]string, error) {
 	// The app's own environment is repeated here so that a supervisor may
 	// use Launch.Env alone; setting it twice to the same values is harmless.
@@ -185,19 +186,46 @@ func Env(app capabilities.App) (map[string]string, error) {
 	for k, v := range app.Env {
 		env[k] = v
 	}
-	if opts := strings.TrimSpace(app.NodeOptions); opts != "" {
+	opts := strings.TrimSpace(app.NodeOptions)
+	if opts != "" {
 		// Node reads NODE_OPTIONS itself; checking the quoting here turns
 		// a typo into one clear error instead of workers that cannot start.
 		if _, err := SplitOptions(opts); err != nil {
 			return nil, fmt.Errorf("nodeOptions: %w", err)
 		}
-		base, ok := app.Env["NODE_OPTIONS"]
-		if !ok {
-			base = os.Getenv("NODE_OPTIONS")
-		}
-		env["NODE_OPTIONS"] = strings.TrimSpace(base + " " + opts)
 	}
+	base, ok := app.Env["NODE_OPTIONS"]
+	if !ok {
+		base = os.Getenv("NODE_OPTIONS")
+	}
+	heap := heapOptions(app, base, opts)
+	if opts == "" && heap == "" {
+		return env, nil
+	}
+	var parts []string
+	for _, p := range []string{strings.TrimSpace(base), heap, opts} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	env["NODE_OPTIONS"] = strings.Join(parts, " ")
 	return env, nil
+}
+
+// heapOptions are the heap flags of app (HeapOptions) that neither the
+// inherited NODE_OPTIONS, nor nodeOptions, nor execArgv sets already:
+// flags an operator wrote win over those derived from the health keys.
+// V8 takes its flags with dashes or underscores alike.
+func heapOptions(app capabilities.App, base, opts string) string {
+	set := strings.ReplaceAll(base+" "+opts+" "+strings.Join(app.Watt.ExecArgv, " "), "_", "-")
+	var out []string
+	for _, f := range app.HeapOptions {
+		name, _, _ := strings.Cut(f, "=")
+		if !strings.Contains(set, name+"=") && !strings.Contains(set, name+" ") {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // appEntry returns the entry file of app: node.main when set (relative to

@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -277,5 +279,68 @@ func TestWritePreloadConcurrentAndReused(t *testing.T) {
 	}
 	if !strings.HasPrefix(preloadDirName, "preload-") || len(preloadFiles) < 4 {
 		t.Errorf("preloadDirName = %q with %d modules", preloadDirName, len(preloadFiles))
+	}
+}
+
+// TestEnvHeapOptions: the heap flags of the app's health keys go into
+// NODE_OPTIONS between the inherited value and nodeOptions, unless one of
+// those (or execArgv) sets the same flag, in either spelling; and a real
+// node takes them (its heap limit follows --max-old-space-size).
+func TestEnvHeapOptions(t *testing.T) {
+	heap := []string{"--max-old-space-size=96", "--max-semi-space-size=2"}
+	tests := []struct {
+		name      string
+		inherited string
+		opts      string
+		execArgv  []string
+		want      string
+	}{
+		{"alone", "", "", nil, "--max-old-space-size=96 --max-semi-space-size=2"},
+		{"between inherited and nodeOptions", "--trace-warnings", `--title "a  b"`, nil,
+			`--trace-warnings --max-old-space-size=96 --max-semi-space-size=2 --title "a  b"`},
+		{"nodeOptions sets one", "", "--max-old-space-size=512", nil, "--max-semi-space-size=2 --max-old-space-size=512"},
+		{"inherited sets one, with underscores", "--max_semi_space_size=8", "", nil, "--max_semi_space_size=8 --max-old-space-size=96"},
+		{"execArgv sets both", "", "", []string{"--max-old-space-size=64", "--max-semi-space-size=1"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("NODE_OPTIONS", tt.inherited)
+			app := capabilities.App{ID: "api", NodeOptions: tt.opts, HeapOptions: heap, Env: map[string]string{}}
+			app.Watt.ExecArgv = tt.execArgv
+			env, err := Env(app)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := env["NODE_OPTIONS"]; got != tt.want || ok != (tt.want != "") {
+				t.Errorf("NODE_OPTIONS = %q (set %v), want %q", got, ok, tt.want)
+			}
+		})
+	}
+	t.Setenv("NODE_OPTIONS", "")
+	env, err := Env(capabilities.App{ID: "api", HeapOptions: heap, Env: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			limit := func(nodeOptions string) int64 {
+				cmd := exec.Command(bin, "-p", "require('v8').getHeapStatistics().heap_size_limit")
+				cmd.Env = append(os.Environ(), "NODE_OPTIONS="+nodeOptions)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			sized, plain := limit(env["NODE_OPTIONS"]), limit("")
+			// The old generation's 96 MiB plus the young generation's.
+			if sized < 96<<20 || sized > 128<<20 || plain <= sized {
+				t.Errorf("heap limit %d MiB with %q (without: %d MiB); want 96 to 128 MiB", sized>>20, env["NODE_OPTIONS"], plain>>20)
+			}
+		})
 	}
 }

@@ -22,6 +22,13 @@ type Health struct {
 	MaxELU       float64
 	MaxHeapUsed  float64
 	MaxHeapTotal uint64
+	// HeapSet is true when a health block of the application (the
+	// runtime's or its own) wrote maxHeapTotal; MaxYoungGeneration is the
+	// young generation's size in bytes when one wrote it, else 0. Written,
+	// they size the worker's V8 heap (HeapFlags), as Watt sizes its
+	// threads'.
+	HeapSet            bool
+	MaxYoungGeneration uint64
 	// Path, when set, is probed with GET on each worker's own mesh
 	// socket at every check; anything but a 2xx within Timeout fails it.
 	Path    string
@@ -37,6 +44,9 @@ const (
 	DefaultMaxELU             = 0.99
 	DefaultMaxHeapUsed        = 0.99
 	DefaultMaxHeapTotal       = 4 << 30
+	// DefaultMaxYoungGeneration is Watt's young generation, taken out of
+	// maxHeapTotal for the old generation when only that is written.
+	DefaultMaxYoungGeneration = 128 << 20
 	DefaultHealthProbeTimeout = 5 * time.Second
 	// MinHealthInterval bounds how often a worker is checked. Watt raises
 	// anything below 1 s to 1 s; wattd's checks cost a lock and a
@@ -68,6 +78,7 @@ type rawHealth struct {
 	MaxELU             *json.Number    `json:"maxELU"`
 	MaxHeapUsed        *json.Number    `json:"maxHeapUsed"`
 	MaxHeapTotal       json.RawMessage `json:"maxHeapTotal"`
+	MaxYoungGeneration json.RawMessage `json:"maxYoungGeneration"`
 	Path               *string         `json:"path"`
 	Timeout            *json.Number    `json:"timeout"`
 }
@@ -95,11 +106,20 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 	h.MaxELU = floatOr(r.MaxELU, h.MaxELU)
 	h.MaxHeapUsed = floatOr(r.MaxHeapUsed, h.MaxHeapUsed)
 	if len(r.MaxHeapTotal) > 0 {
-		n, err := heapSize(r.MaxHeapTotal)
+		n, err := heapSize("maxHeapTotal", r.MaxHeapTotal, 1)
 		if err != nil {
 			problems = append(problems, issuef(ptr+"/maxHeapTotal", "%s", err))
 		} else {
-			h.MaxHeapTotal = n
+			h.MaxHeapTotal, h.HeapSet = n, true
+		}
+	}
+	if len(r.MaxYoungGeneration) > 0 {
+		// 0 is Watt's "not set".
+		n, err := heapSize("maxYoungGeneration", r.MaxYoungGeneration, 0)
+		if err != nil {
+			problems = append(problems, issuef(ptr+"/maxYoungGeneration", "%s", err))
+		} else {
+			h.MaxYoungGeneration = n
 		}
 	}
 	if r.Path != nil {
@@ -113,17 +133,47 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 // mb, gb, any case, a space allowed between). wattd also takes the
 // binary spellings (KiB, MiB, GiB), the bare initials, and a plain number
 // of bytes.
-// heapSize reads maxHeapTotal: a number of bytes or a size string, with
-// the units of every size in watt.json (parseSize).
-func heapSize(raw json.RawMessage) (uint64, error) {
+// heapSize reads the size key: a number of bytes or a size string, with
+// the units of every size in watt.json (parseSize), at least least.
+func heapSize(key string, raw json.RawMessage, least int64) (uint64, error) {
 	n, msg := parseSize(raw)
-	if msg == "" && n < 1 {
+	if msg == "" && n < least {
 		msg = "expected a positive size"
+		if least == 0 {
+			msg = "expected a size of 0 or more"
+		}
 	}
 	if msg != "" {
-		return 0, fmt.Errorf("maxHeapTotal: %s", msg)
+		return 0, fmt.Errorf("%s: %s", key, msg)
 	}
 	return uint64(n), nil
+}
+
+// HeapFlags are the V8 flags that size a Node.js worker's heap from the
+// health keys an application's config wrote, as Watt sizes each worker
+// thread's: the old generation gets maxHeapTotal less the young
+// generation (maxYoungGeneration, else Watt's 128 MiB), and the young
+// generation maxYoungGeneration, of which V8 makes three semi-spaces.
+// Nothing when neither key was written: Node.js then sizes the heap from
+// the machine's or the container's memory, where Watt's 4 GiB default
+// could let a worker outgrow a small container.
+func (h Health) HeapFlags() []string {
+	var out []string
+	if h.HeapSet {
+		young := h.MaxYoungGeneration
+		if young == 0 {
+			young = DefaultMaxYoungGeneration
+		}
+		old := h.MaxHeapTotal
+		if old > young {
+			old -= young
+		}
+		out = append(out, fmt.Sprintf("--max-old-space-size=%d", max(1, old>>20)))
+	}
+	if h.MaxYoungGeneration > 0 {
+		out = append(out, fmt.Sprintf("--max-semi-space-size=%d", max(1, h.MaxYoungGeneration/3>>20)))
+	}
+	return out
 }
 
 func floatOr(n *json.Number, def float64) float64 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func TestHealthOverridesPerKey(t *testing.T) {
 	runtime := Health{
 		Enabled: true, Interval: 2 * time.Second, GracePeriod: 30 * time.Second, MaxUnhealthyChecks: 10,
 		MaxELU: 0.8, MaxHeapUsed: 0.99, MaxHeapTotal: 512 << 20, Path: "/healthz", Timeout: 5 * time.Second,
+		HeapSet: true, MaxYoungGeneration: 1024,
 	}
 	if cfg.Health != runtime {
 		t.Errorf("runtime health:\n got %+v\nwant %+v", cfg.Health, runtime)
@@ -114,14 +116,45 @@ func TestHeapSize(t *testing.T) {
 		{`"100b"`, 100},
 	}
 	for _, tt := range tests {
-		got, err := heapSize([]byte(tt.in))
+		got, err := heapSize("maxHeapTotal", []byte(tt.in), 1)
 		if err != nil || got != tt.want {
 			t.Errorf("heapSize(%s) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
 	for _, bad := range []string{`"GB"`, `"-1GB"`, `"1 PB"`, `0`, `"0b"`, `true`} {
-		if n, err := heapSize([]byte(bad)); err == nil {
+		if n, err := heapSize("maxHeapTotal", []byte(bad), 1); err == nil {
 			t.Errorf("heapSize(%s) = %d, want an error", bad, n)
 		}
+	}
+}
+
+// TestHeapFlags: the V8 heap flags follow the health keys written, as Watt
+// sizes its threads' heaps, and are absent when neither was written.
+func TestHeapFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		h    Health
+		want []string
+	}{
+		{"nothing written: Node.js sizes the heap", DefaultHealth(), nil},
+		{"maxHeapTotal: the old generation gets it less Watt's young generation",
+			Health{HeapSet: true, MaxHeapTotal: 1 << 30}, []string{"--max-old-space-size=896"}},
+		{"both: old is the rest, young is three semi-spaces",
+			Health{HeapSet: true, MaxHeapTotal: 1 << 30, MaxYoungGeneration: 96 << 20},
+			[]string{"--max-old-space-size=928", "--max-semi-space-size=32"}},
+		{"maxYoungGeneration alone", Health{MaxHeapTotal: DefaultMaxHeapTotal, MaxYoungGeneration: 48 << 20},
+			[]string{"--max-semi-space-size=16"}},
+		{"sizes below 1 MiB round up to 1", Health{HeapSet: true, MaxHeapTotal: 100, MaxYoungGeneration: 1024},
+			[]string{"--max-old-space-size=1", "--max-semi-space-size=1"}},
+	}
+	for _, tt := range tests {
+		if got := tt.h.HeapFlags(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	// Written in the file, a bad size names its key.
+	_, err := loadProject(t, `{"entrypoint": "a", "health": {"maxYoungGeneration": "lots"}, "applications": [{"id": "a", "path": "a"}]}`)
+	if err == nil || !strings.Contains(err.Error(), "/health/maxYoungGeneration: maxYoungGeneration:") {
+		t.Errorf("bad maxYoungGeneration: %v", err)
 	}
 }
