@@ -907,21 +907,23 @@ func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) 
 		}
 		port = p
 	}
+	// A replacement of a ready worker waits for its place in the start
+	// gate, and gives it back once its start is over, not after the old
+	// worker's drain; one asked for while the slot's own start is in
+	// progress has that start's place already (pl stays nil).
+	var pl *startPlace
 	if s.place == nil {
-		// A replacement of a ready worker waits for its place in the
-		// start gate; one asked for while the slot's own start is in
-		// progress has that start's place already.
-		pl := rt.gate.enter(ctx.Done())
-		if pl == nil {
+		if pl = rt.gate.enter(ctx.Done()); pl == nil {
 			return nil, "", errStopped
 		}
-		defer pl.leave()
 	}
 	np, err := s.spawnOn(port)
 	if err != nil {
+		pl.leave()
 		return nil, "", fmt.Errorf("start replacement: %w", err)
 	}
 	nw, how, err := s.awaitReady(ctx, np, nil)
+	pl.leave()
 	if err != nil {
 		if ctx.Err() != nil {
 			killWorker(np)

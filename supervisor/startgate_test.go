@@ -181,3 +181,35 @@ func TestCrashRestartDoesNotWaitForAPlace(t *testing.T) {
 		t.Fatalf("web worker %+v: want one restart", ws)
 	}
 }
+
+// TestReplacementLeavesItsPlaceBeforeTheDrain: with one place, a rolling
+// restart gives the place back once its new worker is ready, not after
+// the old one has drained: another application's restart goes through
+// while that drain still runs.
+func TestReplacementLeavesItsPlaceBeforeTheDrain(t *testing.T) {
+	tr := startRuntime(t, func(c *config.Config) {
+		c.StartupConcurrency = 1
+		c.GracefulShutdown.Application = 20 * time.Second
+	},
+		testApp{id: "slow", behaviour: "drain-slow:6s,ready"},
+		testApp{id: "web", entry: true, behaviour: "ready"},
+	)
+	old := tr.waitReady("slow", 0).PID
+	tr.waitReady("web", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), pollFor)
+	defer cancel()
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- tr.RestartApp(ctx, "slow") }()
+	eventually(t, "slow's replacement ready while its old worker drains", func() bool {
+		return tr.logged("replacement ready; stopping the old worker", map[string]any{"app": "slow"})
+	})
+	if err := tr.RestartApp(ctx, "web"); err != nil {
+		t.Fatalf("restart of web: %v", err)
+	}
+	if !alive(old) {
+		t.Fatal("web's restart finished only after slow's old worker had drained: the place was held through the drain")
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatalf("restart of slow: %v", err)
+	}
+}
