@@ -293,6 +293,10 @@ type AppInfo struct {
 	// reads (request durations, event-loop lag, GC, the app's own
 	// registry), which cost it something to collect.
 	Metrics bool `json:"metrics,omitempty"`
+	// EventLoopDelay is true when the app's health checks judge the
+	// event-loop delay (health.maxEventLoopDelay, maxEventLoopDelayP99):
+	// the worker then samples it and reports Stats.Delay.
+	EventLoopDelay bool `json:"eventLoopDelay,omitempty"`
 	// Tracing is present when wattd exports traces for the application:
 	// its workers then make spans and send them in spans messages.
 	Tracing *TracingInfo `json:"tracing,omitempty"`
@@ -354,6 +358,9 @@ type Stats struct {
 	GC *Histogram `json:"gc,omitempty"`
 	// Lag is the event-loop delay since the last report.
 	Lag *EventLoopLag `json:"lag,omitempty"`
+	// Delay is the event-loop delay the health checks judge, sampled
+	// since the last report when AppInfo.EventLoopDelay is set.
+	Delay *EventLoopDelay `json:"delay,omitempty"`
 	// AppMetrics is what the app registered in its own Prometheus
 	// registry, in the Prometheus text format, as of the last report.
 	AppMetrics string `json:"appMetrics,omitempty"`
@@ -391,6 +398,14 @@ type EventLoopLag struct {
 	P50     float64 `json:"p50"`
 	P90     float64 `json:"p90"`
 	P99     float64 `json:"p99"`
+}
+
+// EventLoopDelay is the event-loop delay a worker sampled for the health
+// checks since its last report, in seconds, as Watt measures it: the time
+// between two samples 20 ms apart, so about 0.02 when the loop is free.
+type EventLoopDelay struct {
+	Max float64 `json:"max"`
+	P99 float64 `json:"p99"`
 }
 
 // MeshTable is the membership of the mesh: for every application, the

@@ -78,6 +78,7 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 			NoServer:          ac.Watt.NoServer,
 			Preload:           ac.Watt.Preload,
 			Metrics:           cfg.Metrics.Enabled,
+			EventLoopDelay:    ac.Health.JudgesDelay(),
 		}
 		if info.Entrypoint {
 			info.Host, info.Port = cfg.Server.Hostname, port
@@ -153,7 +154,7 @@ func ownConfig(w capabilities.WattApp) map[string]any {
 }
 
 func healthConfig(h config.Health) map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"enabled":            h.Enabled,
 		"interval":           ms(h.Interval),
 		"gracePeriod":        ms(h.GracePeriod),
@@ -162,6 +163,13 @@ func healthConfig(h config.Health) map[string]any {
 		"maxHeapUsed":        h.MaxHeapUsed,
 		"maxHeapTotal":       h.MaxHeapTotal,
 	}
+	if h.MaxEventLoopDelay > 0 {
+		m["maxEventLoopDelay"] = ms(h.MaxEventLoopDelay)
+	}
+	if h.MaxEventLoopDelayP99 > 0 {
+		m["maxEventLoopDelayP99"] = ms(h.MaxEventLoopDelayP99)
+	}
+	return m
 }
 
 // restartOnErrorValue is Watt's restartOnError: false, or the delay in ms.

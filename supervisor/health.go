@@ -102,6 +102,26 @@ func (r healthRules) judgeStats(st ipc.Stats, at, now time.Time) string {
 	return strings.Join(causes, "; ")
 }
 
+// judgeDelay returns why a check fails on the event-loop delay the worker
+// reported since the previous check (seconds; ok false when no report
+// carried it), or "" when it passes, as Watt judges maxEventLoopDelay and
+// maxEventLoopDelayP99: the longest delay, and the highest p99 of the
+// stats periods.
+func (r healthRules) judgeDelay(maxDelay, p99 float64, ok bool) string {
+	if !ok {
+		return ""
+	}
+	secs := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	var causes []string
+	if lim := r.MaxEventLoopDelay; lim > 0 && secs(maxDelay) > lim {
+		causes = append(causes, fmt.Sprintf("event-loop delay max %s > %s", secs(maxDelay).Round(100*time.Microsecond), lim))
+	}
+	if lim := r.MaxEventLoopDelayP99; lim > 0 && secs(p99) > lim {
+		causes = append(causes, fmt.Sprintf("event-loop delay p99 %s > %s", secs(p99).Round(100*time.Microsecond), lim))
+	}
+	return strings.Join(causes, "; ")
+}
+
 // ratio prints a fraction with at most three decimals, cut rather than
 // rounded so that a value just above a limit never prints as equal to it
 // or above 1.
@@ -192,8 +212,9 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 		probe = newProber(s.meshPath, s.app.id, r.Path, r.Timeout)
 	}
 	count := healthCount{max: r.MaxUnhealthyChecks}
-	t := time.NewTimer(r.GracePeriod + r.Interval)
+	t := time.NewTimer(r.GracePeriod)
 	defer t.Stop()
+	graced := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -202,6 +223,14 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			return
 		case <-t.C:
 		}
+		if !graced {
+			// The event-loop delay sampled while the worker warmed up is
+			// not judged; the first check comes one interval later.
+			graced = true
+			w.TakeDelayPeak()
+			t.Reset(r.Interval)
+			continue
+		}
 		st, at := w.Stats()
 		causes := []string{}
 		c := r.judgeStats(st, at, time.Now())
@@ -209,6 +238,11 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			causes = append(causes, c)
 		}
 		stuck := strings.HasPrefix(c, noStats)
+		if r.JudgesDelay() {
+			if c := r.judgeDelay(w.TakeDelayPeak()); c != "" {
+				causes = append(causes, c)
+			}
+		}
 		if probe != nil {
 			if c := probe.check(ctx); c != "" {
 				causes = append(causes, c)

@@ -267,3 +267,47 @@ func TestFailedReplacementKeepsTheUnhealthyWorker(t *testing.T) {
 		t.Errorf("second attempt %s after the first, want at least %s", gap, min)
 	}
 }
+
+// TestEventLoopDelayIsJudged: with maxEventLoopDelay set, a worker whose
+// reported delay peaks above it is replaced, the cause naming the peak;
+// the replacement, under the limit, stays. maxEventLoopDelayP99 judges
+// the p99 the same way.
+func TestEventLoopDelayIsJudged(t *testing.T) {
+	for _, tc := range []struct {
+		maxDelay, p99 time.Duration
+		behaviour     string // reports peaking at D, p99 D/2
+		want          string
+	}{
+		{100 * time.Millisecond, 0, "lag:300ms,lag:50ms", "unhealthy: event-loop delay max 300ms > 100ms for 3 checks"},
+		{0, 100 * time.Millisecond, "lag:300ms,lag:150ms", "unhealthy: event-loop delay p99 150ms > 100ms for 3 checks"},
+	} {
+		h := fastHealth("")
+		h.MaxEventLoopDelay, h.MaxEventLoopDelayP99 = tc.maxDelay, tc.p99
+		tr := startRuntime(t, withHealth(h), testApp{id: "slow", behaviour: tc.behaviour})
+		first := tr.waitReady("slow", 0)
+		if ws := tr.waitReplaced("slow", 0, first.PID); ws.LastExit != tc.want {
+			t.Errorf("lastExit %q, want %q", ws.LastExit, tc.want)
+		}
+		stays(t, "the replacement under the limit", 1500*time.Millisecond, func() bool { return len(tr.starts("slow")) == 2 })
+	}
+}
+
+// TestJudgeDelay: the peak since the last check against each limit, and
+// nothing to judge without a report that carried the delay.
+func TestJudgeDelay(t *testing.T) {
+	r := healthRules{Health: config.Health{MaxEventLoopDelay: 100 * time.Millisecond, MaxEventLoopDelayP99: 50 * time.Millisecond}}
+	for _, tt := range []struct {
+		max, p99 float64
+		ok       bool
+		want     string
+	}{
+		{0.5, 0.4, false, ""},
+		{0.1, 0.05, true, ""},
+		{0.1004, 0.03, true, "event-loop delay max 100.4ms > 100ms"},
+		{0.25, 0.06, true, "event-loop delay max 250ms > 100ms; event-loop delay p99 60ms > 50ms"},
+	} {
+		if got := r.judgeDelay(tt.max, tt.p99, tt.ok); got != tt.want {
+			t.Errorf("judgeDelay(%v, %v, %v) = %q, want %q", tt.max, tt.p99, tt.ok, got, tt.want)
+		}
+	}
+}

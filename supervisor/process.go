@@ -119,9 +119,12 @@ type proc struct {
 
 	checks checkBook // the app's custom checks and health signals (checks.go)
 
-	statsMu sync.Mutex // guards stats and statsAt
+	statsMu sync.Mutex // guards stats, statsAt and delayPeak
 	stats   ipc.Stats
 	statsAt time.Time // when stats arrived; zero until the first report
+	// delayPeak is the event-loop delay of the reports since the health
+	// watcher last took it (TakeDelayPeak).
+	delayPeak delayPeak
 
 	// route takes the worker's messaging frames (message, reply, notify);
 	// nil in tests that need none.
@@ -407,6 +410,9 @@ func (p *proc) readControl(app string, worker int) {
 				p.statsMu.Lock()
 				p.stats = *m.Stats
 				p.statsAt = time.Now()
+				if d := m.Stats.Delay; d != nil {
+					p.delayPeak.add(d.Max, d.P99)
+				}
 				p.statsMu.Unlock()
 			}
 		case ipc.TypeDrained:
@@ -678,4 +684,14 @@ func (p *proc) probe(port int) {
 	if front.Ready(ctx, port, p.pid, warn) == nil {
 		p.readyOnce.Do(func() { close(p.ready) })
 	}
+}
+
+// delayPeak is the highest event-loop delay of some stats reports.
+type delayPeak struct {
+	max, p99 float64 // seconds
+	seen     bool
+}
+
+func (d *delayPeak) add(maxDelay, p99 float64) {
+	d.max, d.p99, d.seen = max(d.max, maxDelay), max(d.p99, p99), true
 }

@@ -101,6 +101,8 @@ func generation(state string) int {
 //	elu:F            ready, reporting stats with event-loop utilisation F
 //	                 every WATTD_STATS_INTERVAL_MS (2 s by default)
 //	heap:N           the same, reporting N bytes of heap used
+//	lag:D            the same, reporting an event-loop delay of at most D
+//	                 (p99 D/2) in every report
 //	mute-after:D     ready, reporting healthy stats; after D it stops
 //	                 reporting, stops answering HTTP and the control
 //	                 channel and ignores SIGTERM, as a stuck event loop does
@@ -208,6 +210,11 @@ func testWorkerMain(list string) int {
 			return 121
 		}
 		go w.reportStats(ipc.Stats{ELU: elu, HeapUsed: 1 << 20, HeapTotal: 4 << 20}, nil)
+	case "lag":
+		// Stats whose event-loop delay peaks at D (p99 half of it).
+		d := dur()
+		go w.reportStats(ipc.Stats{ELU: 0.1, HeapUsed: 1 << 20, HeapTotal: 4 << 20,
+			Delay: &ipc.EventLoopDelay{Max: d.Seconds(), P99: d.Seconds() / 2}}, nil)
 	case "heap":
 		n, err := strconv.ParseUint(arg, 10, 64)
 		if err != nil {

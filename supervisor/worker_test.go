@@ -37,19 +37,20 @@ func newFakeWorker() *fakeWorker {
 
 func (f *fakeWorker) exit() { f.exitOnce.Do(func() { close(f.exited) }) }
 
-func (f *fakeWorker) PID() int                          { return 1 }
-func (f *fakeWorker) Started() time.Time                { return time.Now() }
-func (f *fakeWorker) Exited() <-chan struct{}           { return f.exited }
-func (f *fakeWorker) ExitReason() string                { return "exit status 0" }
-func (f *fakeWorker) Leaving() <-chan struct{}          { return nil }
-func (f *fakeWorker) LeaveReason() string               { return "" }
-func (f *fakeWorker) Hello() <-chan struct{}            { return f.hello }
-func (f *fakeWorker) Ready() <-chan struct{}            { return f.ready }
-func (f *fakeWorker) Drained() <-chan struct{}          { return f.drained }
-func (f *fakeWorker) Stats() (ipc.Stats, time.Time)     { return ipc.Stats{}, time.Time{} }
-func (f *fakeWorker) OutputTail(time.Duration) []string { return nil }
-func (f *fakeWorker) LastError() string                 { return "" }
-func (f *fakeWorker) Usage() (cgroups.Usage, bool)      { return cgroups.Usage{}, false }
+func (f *fakeWorker) PID() int                                { return 1 }
+func (f *fakeWorker) Started() time.Time                      { return time.Now() }
+func (f *fakeWorker) Exited() <-chan struct{}                 { return f.exited }
+func (f *fakeWorker) ExitReason() string                      { return "exit status 0" }
+func (f *fakeWorker) Leaving() <-chan struct{}                { return nil }
+func (f *fakeWorker) LeaveReason() string                     { return "" }
+func (f *fakeWorker) Hello() <-chan struct{}                  { return f.hello }
+func (f *fakeWorker) Ready() <-chan struct{}                  { return f.ready }
+func (f *fakeWorker) Drained() <-chan struct{}                { return f.drained }
+func (f *fakeWorker) Stats() (ipc.Stats, time.Time)           { return ipc.Stats{}, time.Time{} }
+func (f *fakeWorker) TakeDelayPeak() (float64, float64, bool) { return 0, 0, false }
+func (f *fakeWorker) OutputTail(time.Duration) []string       { return nil }
+func (f *fakeWorker) LastError() string                       { return "" }
+func (f *fakeWorker) Usage() (cgroups.Usage, bool)            { return cgroups.Usage{}, false }
 func (f *fakeWorker) RunCheck(context.Context, string) (ipc.Check, bool, error) {
 	return ipc.Check{}, false, nil
 }

@@ -58,6 +58,9 @@ type workerOpts struct {
 	watt       capabilities.WattApp
 	nodeOpts   string // the app's nodeOptions
 	metrics    bool   // the runtime's metrics are on (AppInfo.Metrics)
+	// delay: the app's health checks judge the event-loop delay
+	// (AppInfo.EventLoopDelay).
+	delay bool
 	// standbySlots > 0 starts a standby worker holding that many slots'
 	// sockets, named "http.N" and "mesh.N" (see standby_test.go).
 	standbySlots int
@@ -257,11 +260,11 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 	for k, v := range launch.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	if _, set := o.env[ipc.EnvAppInfo]; !set && (o.watt.NoServer || len(o.watt.Preload) > 0 || o.watt.BasePath != "" || o.metrics) {
+	if _, set := o.env[ipc.EnvAppInfo]; !set && (o.watt.NoServer || len(o.watt.Preload) > 0 || o.watt.BasePath != "" || o.metrics || o.delay) {
 		// What wattd's app info file says of the application model.
 		cmd.Env = append(cmd.Env, ipc.EnvAppInfo+"="+writeInfo(t, ipc.AppInfo{ApplicationID: o.app,
 			NoServer: o.watt.NoServer, Preload: o.watt.Preload, BasePath: capabilities.BasePath(o.watt.BasePath),
-			Metrics: o.metrics}))
+			Metrics: o.metrics, EventLoopDelay: o.delay}))
 	}
 	for k, v := range o.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -1165,5 +1168,60 @@ func TestNoPerRequestWork(t *testing.T) {
 				t.Errorf("stats with metrics off carry metrics: %+v", st)
 			}
 		})
+	}
+}
+
+// TestEventLoopDelayForHealthChecks: when the health checks judge the
+// event-loop delay, the worker samples it and its stats carry it (and,
+// with metrics off, none of the metrics); a 150 ms block of the loop right
+// after the worker is ready shows as a delay of at least that, and a free
+// loop as about the 20 ms between samples.
+func TestEventLoopDelayForHealthChecks(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true, delay: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+	resp, err := tcpClient().Get("http://" + w.tcpAddr + "/block/150")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "blocked" {
+		t.Fatalf("GET /block/150: %q", body)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		st := w.expect(ipc.TypeStats).Stats
+		if st.Requests != nil || st.GC != nil || st.RequestsDone != 0 {
+			t.Fatalf("stats with metrics off carry metrics: %+v", st)
+		}
+		if st.Lag != nil {
+			t.Fatalf("stats with metrics off carry the metrics' lag: %+v", st.Lag)
+		}
+		if st.Delay == nil {
+			t.Fatalf("stats without the event-loop delay: %+v", st)
+		}
+		if st.Delay.Max >= 0.15 {
+			if st.Delay.P99 <= 0 || st.Delay.P99 > st.Delay.Max {
+				t.Fatalf("delay p99 %v with max %v", st.Delay.P99, st.Delay.Max)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no report showed the 150 ms block; last %+v", *st.Delay)
+		}
+	}
+	// Once the loop is free again, about the 20 ms between samples.
+	for {
+		st := w.expect(ipc.TypeStats).Stats
+		if st.Delay != nil && st.Delay.Max < 0.1 {
+			if st.Delay.Max < 0.019 {
+				t.Fatalf("a free loop's delay max %v, under the 20 ms between samples", st.Delay.Max)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delay stayed high after the block")
+		}
 	}
 }

@@ -22,6 +22,12 @@ type Health struct {
 	MaxELU       float64
 	MaxHeapUsed  float64
 	MaxHeapTotal uint64
+	// MaxEventLoopDelay fails a check when the longest event-loop delay
+	// the worker sampled since the previous check is above it, and
+	// MaxEventLoopDelayP99 when the highest p99 of its stats periods
+	// since then is; 0 judges neither (Watt's keys, in ms in the file).
+	MaxEventLoopDelay    time.Duration
+	MaxEventLoopDelayP99 time.Duration
 	// HeapSet is true when a health block of the application (the
 	// runtime's or its own) wrote maxHeapTotal; MaxYoungGeneration is the
 	// young generation's size in bytes when one wrote it, else 0. Written,
@@ -71,16 +77,18 @@ func DefaultHealth() Health {
 // rawHealth is a "health" block as written; nil members are unset and
 // leave the value below them (runtime block, default) in place.
 type rawHealth struct {
-	Enabled            *bool           `json:"enabled"`
-	Interval           *json.Number    `json:"interval"`
-	GracePeriod        *json.Number    `json:"gracePeriod"`
-	MaxUnhealthyChecks *json.Number    `json:"maxUnhealthyChecks"`
-	MaxELU             *json.Number    `json:"maxELU"`
-	MaxHeapUsed        *json.Number    `json:"maxHeapUsed"`
-	MaxHeapTotal       json.RawMessage `json:"maxHeapTotal"`
-	MaxYoungGeneration json.RawMessage `json:"maxYoungGeneration"`
-	Path               *string         `json:"path"`
-	Timeout            *json.Number    `json:"timeout"`
+	Enabled              *bool           `json:"enabled"`
+	Interval             *json.Number    `json:"interval"`
+	GracePeriod          *json.Number    `json:"gracePeriod"`
+	MaxUnhealthyChecks   *json.Number    `json:"maxUnhealthyChecks"`
+	MaxELU               *json.Number    `json:"maxELU"`
+	MaxHeapUsed          *json.Number    `json:"maxHeapUsed"`
+	MaxEventLoopDelay    *json.Number    `json:"maxEventLoopDelay"`
+	MaxEventLoopDelayP99 *json.Number    `json:"maxEventLoopDelayP99"`
+	MaxHeapTotal         json.RawMessage `json:"maxHeapTotal"`
+	MaxYoungGeneration   json.RawMessage `json:"maxYoungGeneration"`
+	Path                 *string         `json:"path"`
+	Timeout              *json.Number    `json:"timeout"`
 }
 
 // overlayHealth applies the keys r sets on h; ptr is the block's pointer, for
@@ -105,6 +113,8 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 	h.MaxUnhealthyChecks = intOr(r.MaxUnhealthyChecks, h.MaxUnhealthyChecks)
 	h.MaxELU = floatOr(r.MaxELU, h.MaxELU)
 	h.MaxHeapUsed = floatOr(r.MaxHeapUsed, h.MaxHeapUsed)
+	h.MaxEventLoopDelay = msDuration(r.MaxEventLoopDelay, h.MaxEventLoopDelay)
+	h.MaxEventLoopDelayP99 = msDuration(r.MaxEventLoopDelayP99, h.MaxEventLoopDelayP99)
 	if len(r.MaxHeapTotal) > 0 {
 		n, err := heapSize("maxHeapTotal", r.MaxHeapTotal, 1)
 		if err != nil {
@@ -185,4 +195,10 @@ func floatOr(n *json.Number, def float64) float64 {
 		return def
 	}
 	return f
+}
+
+// JudgesDelay tells whether checks judge the event-loop delay, which the
+// worker then samples.
+func (h Health) JudgesDelay() bool {
+	return h.Enabled && (h.MaxEventLoopDelay > 0 || h.MaxEventLoopDelayP99 > 0)
 }

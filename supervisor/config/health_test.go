@@ -158,3 +158,34 @@ func TestHeapFlags(t *testing.T) {
 		t.Errorf("bad maxYoungGeneration: %v", err)
 	}
 }
+
+// TestEventLoopDelayKeys: Watt's delay limits load (ms, placeholders
+// too) with no warning, per application over the runtime's, and turn the
+// sampling on only where one is set.
+func TestEventLoopDelayKeys(t *testing.T) {
+	cfg, err := loadProject(t, `{
+		"entrypoint": "a",
+		"health": {"maxEventLoopDelay": 200, "maxEventLoopDelayP99": "{P99}"},
+		"applications": [
+			{"id": "a", "path": "a"},
+			{"id": "b", "path": "b", "health": {"maxEventLoopDelay": 0, "maxEventLoopDelayP99": 0}}
+		]
+	}`, "P99=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings: %q", cfg.Warnings)
+	}
+	a, b := cfg.Applications[0].Health, cfg.Applications[1].Health
+	if a.MaxEventLoopDelay != 200*time.Millisecond || a.MaxEventLoopDelayP99 != 50*time.Millisecond || !a.JudgesDelay() {
+		t.Errorf("app a: delay %s, p99 %s, judged %v", a.MaxEventLoopDelay, a.MaxEventLoopDelayP99, a.JudgesDelay())
+	}
+	if b.JudgesDelay() {
+		t.Errorf("app b judges the delay with both limits 0: %+v", b)
+	}
+	_, err = loadProject(t, `{"entrypoint": "a", "health": {"maxEventLoopDelay": -1}, "applications": [{"id": "a", "path": "a"}]}`)
+	if err == nil || !strings.Contains(err.Error(), "/health/maxEventLoopDelay") {
+		t.Errorf("negative maxEventLoopDelay: %v", err)
+	}
+}

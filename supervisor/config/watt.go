@@ -65,8 +65,6 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
 	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "management", "websocket", "hotReload"}},
 	{at: "@app", keys: []string{"telemetry"}, instead: "wattd's preload makes each request's server span and each mesh call's client span; OpenTelemetry instrumentation packages are not loaded"},
-	{at: "/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
-	{at: "@app/health", keys: []string{"maxEventLoopDelay", "maxEventLoopDelayP99"}, instead: healthDelay},
 	{at: "/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
 	{at: "@app/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
 }
@@ -78,7 +76,6 @@ const telemetryOptionsInstead = "wattd's exporters take url, headers, path and p
 
 const (
 	scaleMemory = "the dynamic scaler does not weigh memory; give each worker a limit with \"resources\""
-	healthDelay = "health checks judge event-loop utilisation (maxELU) and the heap, not event-loop delay"
 	healthSizes = "they size Watt's worker threads; wattd's workers are processes with Node.js's defaults (give V8 flags in nodeOptions)"
 )
 

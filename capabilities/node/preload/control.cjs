@@ -163,6 +163,10 @@ function startStats (state, intervalMs) {
       if (state.appMetrics !== undefined) stats.appMetrics = state.appMetrics
       readAppMetrics(state)
     }
+    if (state.delay !== null) {
+      const delay = require('./delay.cjs').delaySnapshot(state.delay)
+      if (delay !== null) stats.delay = delay
+    }
     send(state, { type: 'stats', stats })
   })
   state.reportStats = report

@@ -132,6 +132,9 @@ function main () {
       warn('metrics disabled after an internal error', err)
     }
   }
+  if (state.control && info.eventLoopDelay === true) {
+    state.delay = require('./delay.cjs').startDelay()
+  }
   startAppModel(state, appConfig, fds, { sendReady })
   if (state.control) startStats(state, toInt(config.statsMs) || 2000)
   // Before globalThis.platformatic is built, which hands apps state.messaging.

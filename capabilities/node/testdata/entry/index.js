@@ -30,6 +30,13 @@ function handler (req, res) {
     }))
     return
   }
+  if (req.url.startsWith('/block/')) {
+    // Hold the event loop for the number of ms in the path.
+    const until = Date.now() + Number(req.url.slice('/block/'.length))
+    while (Date.now() < until);
+    res.end('blocked')
+    return
+  }
   if (req.url.startsWith('/exit/')) {
     // A crash: process.exit with the code in the path, or an exception
     // nothing catches.
