@@ -567,6 +567,14 @@ func (p *proc) lastStats() (ipc.Stats, time.Time) {
 	return p.stats, p.statsAt
 }
 
+func (p *proc) takeDelayPeak() (maxDelay, p99 float64, ok bool) {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	pk := p.delayPeak
+	p.delayPeak = delayPeak{}
+	return pk.max, pk.p99, pk.seen
+}
+
 // exitReason renders how the process ended: "exit status 1",
 // "signal: killed" and so on, or "control channel: <fault>" for a worker
 // killed for breaking the protocol.

@@ -77,27 +77,21 @@ type worker interface {
 
 var _ worker = (*proc)(nil)
 
-func (p *proc) PID() int                        { return p.pid }
-func (p *proc) Started() time.Time              { return p.startedAt() }
-func (p *proc) Exited() <-chan struct{}         { return p.exited }
-func (p *proc) ExitReason() string              { return p.exitReason() }
-func (p *proc) Leaving() <-chan struct{}        { return p.leaving }
-func (p *proc) LeaveReason() string             { return fmt.Sprintf("exit status %d", p.leaveCode) }
-func (p *proc) Hello() <-chan struct{}          { return p.hello }
-func (p *proc) Ready() <-chan struct{}          { return p.ready }
-func (p *proc) Drained() <-chan struct{}        { return p.drained }
-func (p *proc) Send(m *ipc.Message) error       { return p.send(m) }
-func (p *proc) Signal(sig syscall.Signal) error { return syscall.Kill(-p.pid, sig) }
-func (p *proc) Stats() (ipc.Stats, time.Time)   { return p.lastStats() }
-func (p *proc) TakeDelayPeak() (float64, float64, bool) {
-	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	pk := p.delayPeak
-	p.delayPeak = delayPeak{}
-	return pk.max, pk.p99, pk.seen
-}
-func (p *proc) OutputTail(max time.Duration) []string { return p.outputTail(max) }
-func (p *proc) LastError() string                     { return p.sink.LastStderr() }
+func (p *proc) PID() int                                { return p.pid }
+func (p *proc) Started() time.Time                      { return p.startedAt() }
+func (p *proc) Exited() <-chan struct{}                 { return p.exited }
+func (p *proc) ExitReason() string                      { return p.exitReason() }
+func (p *proc) Leaving() <-chan struct{}                { return p.leaving }
+func (p *proc) LeaveReason() string                     { return fmt.Sprintf("exit status %d", p.leaveCode) }
+func (p *proc) Hello() <-chan struct{}                  { return p.hello }
+func (p *proc) Ready() <-chan struct{}                  { return p.ready }
+func (p *proc) Drained() <-chan struct{}                { return p.drained }
+func (p *proc) Send(m *ipc.Message) error               { return p.send(m) }
+func (p *proc) Signal(sig syscall.Signal) error         { return syscall.Kill(-p.pid, sig) }
+func (p *proc) Stats() (ipc.Stats, time.Time)           { return p.lastStats() }
+func (p *proc) TakeDelayPeak() (float64, float64, bool) { return p.takeDelayPeak() }
+func (p *proc) OutputTail(max time.Duration) []string   { return p.outputTail(max) }
+func (p *proc) LastError() string                       { return p.sink.LastStderr() }
 
 // startedAt is when the process started, or, for a promoted standby, when
 // it was promoted: what its slot measures its start and uptime from.
