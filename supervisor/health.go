@@ -111,7 +111,9 @@ func (r healthRules) judgeDelay(maxDelay, p99 float64, ok bool) string {
 	if !ok {
 		return ""
 	}
-	secs := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	// Bounded, so that a worker reporting nonsense (1e300) cannot wrap
+	// the duration around into a small or negative one.
+	secs := func(s float64) time.Duration { return time.Duration(min(max(s, 0), 1e6) * float64(time.Second)) }
 	var causes []string
 	if lim := r.MaxEventLoopDelay; lim > 0 && secs(maxDelay) > lim {
 		causes = append(causes, fmt.Sprintf("event-loop delay max %s > %s", secs(maxDelay).Round(100*time.Microsecond), lim))

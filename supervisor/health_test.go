@@ -305,6 +305,7 @@ func TestJudgeDelay(t *testing.T) {
 		{0.1, 0.05, true, ""},
 		{0.1004, 0.03, true, "event-loop delay max 100.4ms > 100ms"},
 		{0.25, 0.06, true, "event-loop delay max 250ms > 100ms; event-loop delay p99 60ms > 50ms"},
+		{1e300, -1, true, "event-loop delay max 277h46m40s > 100ms"},
 	} {
 		if got := r.judgeDelay(tt.max, tt.p99, tt.ok); got != tt.want {
 			t.Errorf("judgeDelay(%v, %v, %v) = %q, want %q", tt.max, tt.p99, tt.ok, got, tt.want)
