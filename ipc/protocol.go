@@ -297,6 +297,12 @@ type AppInfo struct {
 	// event-loop delay (health.maxEventLoopDelay, maxEventLoopDelayP99):
 	// the worker then samples it and reports Stats.Delay.
 	EventLoopDelay bool `json:"eventLoopDelay,omitempty"`
+	// BufferPoolSize and DefaultHighWaterMark, when not 0, are what the
+	// worker sets Buffer.poolSize and its byte streams' default
+	// highWaterMark to before the app loads (the health keys of the same
+	// names, as Watt applies them).
+	BufferPoolSize       uint64 `json:"bufferPoolSize,omitempty"`
+	DefaultHighWaterMark uint64 `json:"defaultHighWaterMark,omitempty"`
 	// Tracing is present when wattd exports traces for the application:
 	// its workers then make spans and send them in spans messages.
 	Tracing *TracingInfo `json:"tracing,omitempty"`

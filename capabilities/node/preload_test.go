@@ -1225,3 +1225,36 @@ func TestEventLoopDelayForHealthChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestSizesFromHealthKeys: the app info's bufferPoolSize and
+// defaultHighWaterMark are in force when the app runs (Buffer.poolSize,
+// stream.getDefaultHighWaterMark), and Node.js's own without them.
+func TestSizesFromHealthKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		info      ipc.AppInfo
+		pool, hwm float64
+		nodeOwn   bool
+	}{
+		{"set", ipc.AppInfo{ApplicationID: "entry", BufferPoolSize: 256 << 10, DefaultHighWaterMark: 128 << 10}, 256 << 10, 128 << 10, false},
+		{"unset", ipc.AppInfo{ApplicationID: "entry"}, 0, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "entry", entrypoint: true,
+				env: map[string]string{ipc.EnvAppInfo: writeInfo(t, tc.info)}})
+			w.handshake()
+			w.expect(ipc.TypeReady)
+			got := getJSON(t, tcpClient(), "http://"+w.tcpAddr+"/sizes")
+			// Node.js's own defaults differ between versions (Node 20:
+			// 8 KiB and 16 KiB, Node 24: 64 KiB for both); unset, they are
+			// one of those.
+			own := func(v any) bool { return v == float64(8<<10) || v == float64(16<<10) || v == float64(64<<10) }
+			if pool := got["bufferPoolSize"]; tc.nodeOwn && !own(pool) || !tc.nodeOwn && pool != tc.pool {
+				t.Errorf("Buffer.poolSize %v, want %v (Node.js's own: %v)", pool, tc.pool, tc.nodeOwn)
+			}
+			if hwm := got["highWaterMark"]; tc.nodeOwn && !own(hwm) || !tc.nodeOwn && hwm != tc.hwm {
+				t.Errorf("default highWaterMark %v, want %v (Node.js's own: %v)", hwm, tc.hwm, tc.nodeOwn)
+			}
+		})
+	}
+}

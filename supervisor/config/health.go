@@ -35,6 +35,12 @@ type Health struct {
 	// threads'.
 	HeapSet            bool
 	MaxYoungGeneration uint64
+	// BufferPoolSize (Buffer.poolSize) and HighWaterMark (the streams'
+	// default highWaterMark, bytes) are set in a Node.js worker when a
+	// health block wrote them (Watt's bufferPoolSize and
+	// defaultHighWaterMark); 0 leaves Node.js's own.
+	BufferPoolSize uint64
+	HighWaterMark  uint64
 	// Path, when set, is probed with GET on each worker's own mesh
 	// socket at every check; anything but a 2xx within Timeout fails it.
 	Path    string
@@ -87,6 +93,8 @@ type rawHealth struct {
 	MaxEventLoopDelayP99 *json.Number    `json:"maxEventLoopDelayP99"`
 	MaxHeapTotal         json.RawMessage `json:"maxHeapTotal"`
 	MaxYoungGeneration   json.RawMessage `json:"maxYoungGeneration"`
+	BufferPoolSize       json.RawMessage `json:"bufferPoolSize"`
+	HighWaterMark        json.RawMessage `json:"defaultHighWaterMark"`
 	Path                 *string         `json:"path"`
 	Timeout              *json.Number    `json:"timeout"`
 }
@@ -121,6 +129,21 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 			problems = append(problems, issuef(ptr+"/maxHeapTotal", "%s", err))
 		} else {
 			h.MaxHeapTotal, h.HeapSet = n, true
+		}
+	}
+	for _, sz := range []struct {
+		key string
+		raw json.RawMessage
+		to  *uint64
+	}{{"bufferPoolSize", r.BufferPoolSize, &h.BufferPoolSize}, {"defaultHighWaterMark", r.HighWaterMark, &h.HighWaterMark}} {
+		if len(sz.raw) == 0 {
+			continue
+		}
+		n, err := heapSize(sz.key, sz.raw, 1)
+		if err != nil {
+			problems = append(problems, issuef(ptr+"/"+sz.key, "%s", err))
+		} else {
+			*sz.to = n
 		}
 	}
 	if len(r.MaxYoungGeneration) > 0 {

@@ -189,3 +189,32 @@ func TestEventLoopDelayKeys(t *testing.T) {
 		t.Errorf("negative maxEventLoopDelay: %v", err)
 	}
 }
+
+// TestStreamSizeKeys: Watt's bufferPoolSize and defaultHighWaterMark load
+// as sizes with no warning, and stay 0 (Node.js's own) when not written.
+func TestStreamSizeKeys(t *testing.T) {
+	cfg, err := loadProject(t, `{
+		"entrypoint": "a",
+		"health": {"bufferPoolSize": "256KB"},
+		"applications": [
+			{"id": "a", "path": "a", "health": {"defaultHighWaterMark": 65536}},
+			{"id": "b", "path": "b"}
+		]
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings: %q", cfg.Warnings)
+	}
+	if a := cfg.Applications[0].Health; a.BufferPoolSize != 256<<10 || a.HighWaterMark != 64<<10 {
+		t.Errorf("app a: pool %d, highWaterMark %d", a.BufferPoolSize, a.HighWaterMark)
+	}
+	if b := cfg.Applications[1].Health; b.BufferPoolSize != 256<<10 || b.HighWaterMark != 0 {
+		t.Errorf("app b: pool %d, highWaterMark %d; want the runtime's pool and no highWaterMark", b.BufferPoolSize, b.HighWaterMark)
+	}
+	_, err = loadProject(t, `{"entrypoint": "a", "health": {"defaultHighWaterMark": "lots"}, "applications": [{"id": "a", "path": "a"}]}`)
+	if err == nil || !strings.Contains(err.Error(), "/health/defaultHighWaterMark: defaultHighWaterMark:") {
+		t.Errorf("bad defaultHighWaterMark: %v", err)
+	}
+}

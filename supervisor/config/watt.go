@@ -65,8 +65,8 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
 	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "management", "websocket", "hotReload"}},
 	{at: "@app", keys: []string{"telemetry"}, instead: "wattd's preload makes each request's server span and each mesh call's client span; OpenTelemetry instrumentation packages are not loaded"},
-	{at: "/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
-	{at: "@app/health", keys: []string{"bufferPoolSize", "codeRangeSize", "defaultHighWaterMark"}, instead: healthSizes},
+	{at: "/health", keys: []string{"codeRangeSize"}, instead: healthSizes},
+	{at: "@app/health", keys: []string{"codeRangeSize"}, instead: healthSizes},
 }
 
 // telemetryOptions are the exporter options wattd reads.
@@ -76,7 +76,7 @@ const telemetryOptionsInstead = "wattd's exporters take url, headers, path and p
 
 const (
 	scaleMemory = "the dynamic scaler does not weigh memory; give each worker a limit with \"resources\""
-	healthSizes = "they size Watt's worker threads; wattd's workers are processes with Node.js's defaults (give V8 flags in nodeOptions)"
+	healthSizes = "it sizes Watt's worker threads' code range; wattd's workers are processes with V8's default"
 )
 
 // appLocations are the places an application entry can sit; "@app" in

@@ -68,6 +68,18 @@
 
 // Everything lives in a function so nothing leaks into the module scope of
 // the app, and one try/catch can make the whole preload fail safe.
+// applySizes sets Buffer.poolSize and the byte streams' default
+// highWaterMark from the app's health keys (bufferPoolSize,
+// defaultHighWaterMark), before the app loads, as Watt sets them in its
+// workers. Unset, Node.js's own stay.
+function applySizes (info) {
+  if (info.bufferPoolSize > 0) Buffer.poolSize = info.bufferPoolSize
+  if (info.defaultHighWaterMark > 0) {
+    const stream = require('node:stream')
+    if (typeof stream.setDefaultHighWaterMark === 'function') stream.setDefaultHighWaterMark(false, info.defaultHighWaterMark)
+  }
+}
+
 function main () {
   const { isMainThread } = require('node:worker_threads')
   // --require preloads also run in worker threads; the sockets belong to
@@ -109,6 +121,7 @@ function main () {
   const { installGlobals, readAppInfo } = require('./globals.cjs')
   const info = readAppInfo(env)
   const appConfig = readAppConfig(info)
+  applySizes(info)
 
   let fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
   const state = newState()

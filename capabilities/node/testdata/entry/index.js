@@ -30,6 +30,11 @@ function handler (req, res) {
     }))
     return
   }
+  if (req.url === '/sizes') {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ bufferPoolSize: Buffer.poolSize, highWaterMark: require('node:stream').getDefaultHighWaterMark(false) }))
+    return
+  }
   if (req.url.startsWith('/block/')) {
     // Hold the event loop for the number of ms in the path.
     const until = Date.now() + Number(req.url.slice('/block/'.length))
