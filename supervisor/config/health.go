@@ -66,6 +66,9 @@ const (
 	MinHealthInterval = 100 * time.Millisecond
 )
 
+// maxStreamSize bounds bufferPoolSize and defaultHighWaterMark.
+const maxStreamSize = 1 << 30
+
 // DefaultHealth is the health block of a file that has none.
 func DefaultHealth() Health {
 	return Health{
@@ -140,9 +143,13 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 			continue
 		}
 		n, err := heapSize(sz.key, sz.raw, 1)
-		if err != nil {
+		switch {
+		case err != nil:
 			problems = append(problems, issuef(ptr+"/"+sz.key, "%s", err))
-		} else {
+		case n > maxStreamSize:
+			// Node.js would fail the app's first allocation of it.
+			problems = append(problems, issuef(ptr+"/"+sz.key, "%s: expected at most 1GB, got %s", sz.key, formatSize(int64(n))))
+		default:
 			*sz.to = n
 		}
 	}

@@ -217,4 +217,9 @@ func TestStreamSizeKeys(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "/health/defaultHighWaterMark: defaultHighWaterMark:") {
 		t.Errorf("bad defaultHighWaterMark: %v", err)
 	}
+	// Node.js could not allocate a pool this large: refused at load.
+	_, err = loadProject(t, `{"entrypoint": "a", "health": {"bufferPoolSize": "2GB"}, "applications": [{"id": "a", "path": "a"}]}`)
+	if err == nil || !strings.Contains(err.Error(), "/health/bufferPoolSize: bufferPoolSize: expected at most 1GB, got ") {
+		t.Errorf("2GB bufferPoolSize: %v", err)
+	}
 }

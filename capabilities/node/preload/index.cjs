@@ -66,8 +66,6 @@
 // nothing at all.
 'use strict'
 
-// Everything lives in a function so nothing leaks into the module scope of
-// the app, and one try/catch can make the whole preload fail safe.
 // applySizes sets Buffer.poolSize and the byte streams' default
 // highWaterMark from the app's health keys (bufferPoolSize,
 // defaultHighWaterMark), before the app loads, as Watt sets them in its
@@ -80,6 +78,8 @@ function applySizes (info) {
   }
 }
 
+// Everything lives in a function so nothing leaks into the module scope of
+// the app, and one try/catch can make the whole preload fail safe.
 function main () {
   const { isMainThread } = require('node:worker_threads')
   // --require preloads also run in worker threads; the sockets belong to
