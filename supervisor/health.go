@@ -111,8 +111,9 @@ func (r healthRules) judgeDelay(maxDelay, p99 float64, ok bool) string {
 	if !ok {
 		return ""
 	}
-	// Bounded, so that a worker reporting nonsense (1e300) cannot wrap
-	// the duration around into a small or negative one.
+	// Bounded: Go's conversion of an out-of-range float to an integer is
+	// implementation-defined (on amd64, the smallest int64), so a worker
+	// reporting nonsense (1e300) would otherwise pass as a negative delay.
 	secs := func(s float64) time.Duration { return time.Duration(min(max(s, 0), 1e6) * float64(time.Second)) }
 	var causes []string
 	if lim := r.MaxEventLoopDelay; lim > 0 && secs(maxDelay) > lim {

@@ -147,7 +147,8 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 		case err != nil:
 			problems = append(problems, issuef(ptr+"/"+sz.key, "%s", err))
 		case n > maxStreamSize:
-			// Node.js would fail the app's first allocation of it.
+			// Node.js would allocate a pool that large for the app's
+			// first small Buffer, or fail to.
 			problems = append(problems, issuef(ptr+"/"+sz.key, "%s: expected at most 1GB, got %s", sz.key, formatSize(int64(n))))
 		default:
 			*sz.to = n
