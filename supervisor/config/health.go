@@ -126,41 +126,38 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 	h.MaxHeapUsed = floatOr(r.MaxHeapUsed, h.MaxHeapUsed)
 	h.MaxEventLoopDelay = msDuration(r.MaxEventLoopDelay, h.MaxEventLoopDelay)
 	h.MaxEventLoopDelayP99 = msDuration(r.MaxEventLoopDelayP99, h.MaxEventLoopDelayP99)
-	if len(r.MaxHeapTotal) > 0 {
-		n, err := heapSize("maxHeapTotal", r.MaxHeapTotal, 1)
-		if err != nil {
-			problems = append(problems, issuef(ptr+"/maxHeapTotal", "%s", err))
-		} else {
-			h.MaxHeapTotal, h.HeapSet = n, true
-		}
-	}
+	// The sizes, in bytes or size strings. least is the smallest accepted
+	// (maxYoungGeneration's 0 is Watt's "not set"); bounded ones take at
+	// most maxStreamSize: a larger buffer pool or highWaterMark would have
+	// Node.js allocate that much for the app's first small Buffer, or fail
+	// to.
 	for _, sz := range []struct {
-		key string
-		raw json.RawMessage
-		to  *uint64
-	}{{"bufferPoolSize", r.BufferPoolSize, &h.BufferPoolSize}, {"defaultHighWaterMark", r.HighWaterMark, &h.HighWaterMark}} {
+		key     string
+		raw     json.RawMessage
+		to      *uint64
+		least   int64
+		bounded bool
+		set     *bool // set to true when the key is written
+	}{
+		{"maxHeapTotal", r.MaxHeapTotal, &h.MaxHeapTotal, 1, false, &h.HeapSet},
+		{"maxYoungGeneration", r.MaxYoungGeneration, &h.MaxYoungGeneration, 0, false, nil},
+		{"bufferPoolSize", r.BufferPoolSize, &h.BufferPoolSize, 1, true, nil},
+		{"defaultHighWaterMark", r.HighWaterMark, &h.HighWaterMark, 1, true, nil},
+	} {
 		if len(sz.raw) == 0 {
 			continue
 		}
-		n, err := heapSize(sz.key, sz.raw, 1)
+		n, err := heapSize(sz.key, sz.raw, sz.least)
 		switch {
 		case err != nil:
 			problems = append(problems, issuef(ptr+"/"+sz.key, "%s", err))
-		case n > maxStreamSize:
-			// Node.js would allocate a pool that large for the app's
-			// first small Buffer, or fail to.
+		case sz.bounded && n > maxStreamSize:
 			problems = append(problems, issuef(ptr+"/"+sz.key, "%s: expected at most 1GB, got %s", sz.key, formatSize(int64(n))))
 		default:
 			*sz.to = n
-		}
-	}
-	if len(r.MaxYoungGeneration) > 0 {
-		// 0 is Watt's "not set".
-		n, err := heapSize("maxYoungGeneration", r.MaxYoungGeneration, 0)
-		if err != nil {
-			problems = append(problems, issuef(ptr+"/maxYoungGeneration", "%s", err))
-		} else {
-			h.MaxYoungGeneration = n
+			if sz.set != nil {
+				*sz.set = true
+			}
 		}
 	}
 	if r.Path != nil {
@@ -170,12 +167,10 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 	return h, problems
 }
 
-// heapSizeForm is Watt's memory size: a number and a unit of 1024 (b, kb,
-// mb, gb, any case, a space allowed between). wattd also takes the
-// binary spellings (KiB, MiB, GiB), the bare initials, and a plain number
-// of bytes.
 // heapSize reads the size key: a number of bytes or a size string, with
-// the units of every size in watt.json (parseSize), at least least.
+// the units of every size in watt.json (parseSize: Watt's number and unit
+// of 1024, b, kb, mb, gb in any case with an optional space, plus the
+// binary spellings KiB, MiB, GiB and the bare initials), at least least.
 func heapSize(key string, raw json.RawMessage, least int64) (uint64, error) {
 	n, msg := parseSize(raw)
 	if msg == "" && n < least {
