@@ -1199,7 +1199,14 @@ func TestEventLoopDelayForHealthChecks(t *testing.T) {
 			t.Fatalf("stats with metrics off carry the metrics' lag: %+v", st.Lag)
 		}
 		if st.Delay == nil {
-			t.Fatalf("stats without the event-loop delay: %+v", st)
+			// A period in which the sampler never ran (the loop was held
+			// across the report's time) has no delay to report; the long
+			// sample lands in the next period, which the check below
+			// waits for.
+			if time.Now().After(deadline) {
+				t.Fatalf("stats without the event-loop delay until the deadline: %+v", st)
+			}
+			continue
 		}
 		if st.Delay.Max >= 0.15 {
 			if st.Delay.P99 <= 0 || st.Delay.P99 > st.Delay.Max {
