@@ -908,6 +908,41 @@ func TestNotOurPIDChangesNothing(t *testing.T) {
 	}
 }
 
+// TestWorkerThreadLeftAlone: the preload also runs in the app's worker
+// threads, and must do nothing there even when a thread is given the
+// variables that name the sockets and the control channel (the fixture
+// reads them back from /proc/self/environ; LISTEN_PID is the thread's own
+// pid). A thread that took the preload for the main thread would install
+// globalThis.platformatic, delete the variables, and read and write the
+// control channel.
+func TestWorkerThreadLeftAlone(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "threads", entrypoint: true})
+	w.handshake()
+	w.expectReady(ipc.ListenerHTTP, ipc.ListenerMesh)
+	m := w.event("thread")
+	if m["error"] != nil {
+		t.Fatalf("worker thread: %v", m["error"])
+	}
+	if m["platformatic"] != "undefined" || m["mainPlatformatic"] != "object" {
+		t.Fatalf("globalThis.platformatic: thread %v, main thread %v; want undefined, object (the preload ran in the thread?)", m["platformatic"], m["mainPlatformatic"])
+	}
+	if m["listenPid"] != m["pid"] || m["controlFd"] == nil {
+		t.Fatalf("the thread saw LISTEN_PID %v (pid %v), WATTD_CONTROL_FD %v: it was not given the variables, so the test proves nothing", m["listenPid"], m["pid"], m["controlFd"])
+	}
+	if resp, err := tcpClient().Get("http://" + w.tcpAddr + "/"); err != nil {
+		t.Errorf("GET after the thread ran: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	// A second hello (the thread's) would be on the channel by now.
+	w.ctl.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	for m := range w.msgs {
+		if m.Type != ipc.TypeStats {
+			t.Errorf("got %s after ready", m.Type)
+		}
+	}
+}
+
 func TestRawTCPServer(t *testing.T) {
 	w := startWorker(t, workerOpts{app: "echo", entrypoint: true})
 	w.handshake()

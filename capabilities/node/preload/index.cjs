@@ -78,13 +78,25 @@ function applySizes (info) {
   }
 }
 
+// isMainThread tells the process's main thread from the app's worker
+// threads without loading node:worker_threads, which alone takes about 2 ms
+// of every worker's start, for this one question. Node.js deletes
+// process._debugProcess in every thread but the main one (its bootstrap of
+// other threads; so in Node.js 20 to 24); where it is missing, the module
+// answers, so a Node.js that drops it everywhere only costs the 2 ms again.
+// A thread that got it anyway would still stop at the environment check in
+// main: the variables it looks for are deleted before the app's code runs.
+function isMainThread () {
+  if (typeof process._debugProcess === 'function') return true
+  return require('node:worker_threads').isMainThread
+}
+
 // Everything lives in a function so nothing leaks into the module scope of
 // the app, and one try/catch can make the whole preload fail safe.
 function main () {
-  const { isMainThread } = require('node:worker_threads')
   // --require preloads also run in worker threads; the sockets belong to
   // the main thread only.
-  if (!isMainThread) return
+  if (!isMainThread()) return
 
   const env = process.env
   const listenPid = env.LISTEN_PID
