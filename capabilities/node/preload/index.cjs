@@ -80,12 +80,13 @@ function applySizes (info) {
 
 // isMainThread tells the process's main thread from the app's worker
 // threads without loading node:worker_threads, which alone takes about 2 ms
-// of every worker's start, for this one question. Node.js deletes
-// process._debugProcess in every thread but the main one (its bootstrap of
-// other threads; so in Node.js 20 to 24); where it is missing, the module
-// answers, so a Node.js that drops it everywhere only costs the 2 ms again.
-// A thread that got it anyway would still stop at the environment check in
-// main: the variables it looks for are deleted before the app's code runs.
+// of every worker's start, for this one question. Node.js (20 to 24 at
+// least) deletes process._debugProcess when it sets up any thread but the
+// main one. Where the property is missing, the module answers, so a Node.js
+// that drops it everywhere only costs the 2 ms again. Were a thread to keep
+// it, the environment check in main would still stop it, unless the app
+// handed the thread the variables that check looks for (they are deleted
+// from process.env before the app's code runs).
 function isMainThread () {
   if (typeof process._debugProcess === 'function') return true
   return require('node:worker_threads').isMainThread
