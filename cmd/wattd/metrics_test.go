@@ -57,15 +57,22 @@ func workerSeries(t *testing.T, f *dto.MetricFamily) map[string]bool {
 	return out
 }
 
+// needPromFixture skips the test without the integration set-up or the
+// prom fixture's packages.
+func needPromFixture(t *testing.T) {
+	t.Helper()
+	integration(t)
+	if _, err := os.Stat(fixture("apps/prom/node_modules/prom-client")); err != nil {
+		t.Skipf("fixture packages not installed (make deps): %v", err)
+	}
+}
+
 // TestMetricsEndpoint runs two applications of two workers each with the
 // metrics server on and checks the series, their labels, the probes and
 // basic authentication; the Node workers' request durations, event-loop lag
 // and GC, and the metrics the app registered with prom-client.
 func TestMetricsEndpoint(t *testing.T) {
-	integration(t)
-	if _, err := os.Stat(fixture("apps/prom/node_modules/prom-client")); err != nil {
-		t.Skipf("fixture packages not installed (make deps): %v", err)
-	}
+	needPromFixture(t)
 	port, mport := freePort(t), freePort(t)
 	dir := project(t, map[string]any{
 		"entrypoint": "web",
@@ -480,4 +487,69 @@ func TestRequestDurationsOnOneConnection(t *testing.T) {
 	if count != 5 || !maps.Equal(got, want) {
 		t.Errorf("web's request histogram: %d requests, cumulative counts %v; want 5 and %v", count, got, want)
 	}
+}
+
+// TestMetricsApplicationLabel runs an application with Watt's
+// applicationLabel set, as a project made for Watt 2's dashboards does, and
+// a constant label of the same name: every series of the application,
+// wattd's, the Node worker's and the app's own, names it with serviceId,
+// none with applicationId, and the constant label is left out with a
+// warning rather than refused.
+func TestMetricsApplicationLabel(t *testing.T) {
+	needPromFixture(t)
+	port, mport := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics": map[string]any{
+			"hostname": "127.0.0.1", "port": mport, "applicationLabel": "serviceId",
+			"labels": map[string]any{"env": "test", "serviceId": "not-this"},
+		},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 1}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	d.waitOutput(`label \"serviceId\" is left out`, 5*time.Second)
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	var fams map[string]*dto.MetricFamily
+	// The app's own counter counts requests; the worker's report carries
+	// it a moment later.
+	waitFor(t, 20*time.Second, "the app's fixture_answers_total and the worker's request durations in the scrape", func() bool {
+		if code, _, err := get(fresh, d.url("/")); err != nil || code != http.StatusOK {
+			return false
+		}
+		var err error
+		fams, err = scrape(url, "", "")
+		return err == nil && fams["fixture_answers_total"] != nil && fams["http_request_all_duration_seconds"] != nil
+	})
+	perApp := 0
+	for _, name := range slices.Sorted(maps.Keys(fams)) {
+		for _, m := range fams[name].GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if _, ok := l["applicationId"]; ok {
+				t.Errorf("%s %v has an applicationId label", name, l)
+			}
+			if l["env"] != "test" {
+				t.Errorf("%s %v lacks env=test", name, l)
+			}
+			switch v, ok := l["serviceId"]; {
+			case ok && v == "web":
+				perApp++
+			case ok:
+				t.Errorf("%s %v: serviceId=%q, want web", name, l, v)
+			case name != "wattd_log_lines_dropped_total":
+				t.Errorf("%s %v has no serviceId label", name, l)
+			}
+		}
+	}
+	for _, name := range []string{"wattd_workers", "wattd_worker_up", "process_resident_memory_bytes",
+		"nodejs_heap_size_total_bytes", "http_request_all_duration_seconds", "nodejs_gc_duration_seconds", "fixture_answers_total"} {
+		if fams[name] == nil {
+			t.Errorf("no %s in the scrape", name)
+		}
+	}
+	t.Logf("%d series carry serviceId=web", perApp)
 }

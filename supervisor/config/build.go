@@ -288,9 +288,10 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	if msg := checkCgroupRoot(raw.Cgroups.Root); msg != "" {
 		problems = append(problems, issuef("/cgroups/root", "%s", msg))
 	}
-	var metricsProblems []issue
-	cfg.Metrics, metricsProblems = buildMetrics(raw.Metrics)
+	var metricsProblems, metricsWarnings []issue
+	cfg.Metrics, metricsProblems, metricsWarnings = buildMetrics(raw.Metrics)
 	problems = append(problems, metricsProblems...)
+	l.warnings = append(l.warnings, metricsWarnings...)
 	var telemetryProblems, telemetryWarnings []issue
 	cfg.Telemetry, telemetryProblems, telemetryWarnings = l.buildTelemetry(raw.Telemetry)
 	problems = append(problems, telemetryProblems...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"strings"
 )
 
 // Metrics is the "metrics" key: wattd's Prometheus endpoint and the
@@ -18,6 +19,10 @@ type Metrics struct {
 	Endpoint string // default /metrics
 	// Auth, when set, is the basic-auth user every request must give.
 	Auth *BasicAuth
+	// AppLabel is the name of the label that carries the application's id
+	// (Watt's "applicationLabel"): applicationId unless set, serviceId for
+	// dashboards made for Watt 2.
+	AppLabel string
 	// Labels are added to every series wattd exports.
 	Labels map[string]string
 	// Readiness and Liveness are the probes beside the endpoint, Watt's
@@ -54,6 +59,7 @@ const (
 	DefaultMetricsHostname = "0.0.0.0"
 	DefaultMetricsPort     = 9090
 	DefaultMetricsEndpoint = "/metrics"
+	DefaultAppLabel        = "applicationId"
 	DefaultReadinessPath   = "/ready"
 	DefaultLivenessPath    = "/status"
 )
@@ -67,6 +73,7 @@ type rawMetrics struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	} `json:"auth"`
+	AppLabel  *string           `json:"applicationLabel"`
 	Labels    map[string]string `json:"labels"`
 	Readiness json.RawMessage   `json:"readiness"`
 	Liveness  json.RawMessage   `json:"liveness"`
@@ -87,27 +94,37 @@ type rawProbeAnswer struct {
 // reserved for Prometheus itself.
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
-// reservedLabels are the labels wattd sets on its own series.
-var reservedLabels = map[string]bool{"applicationId": true, "workerId": true, "state": true}
+// seriesLabels are the names of the labels some of wattd's series carry
+// beside the application's and the worker's: a constant label or an
+// application label of the same name would clash with them. "le" and
+// "quantile" are Prometheus's own, on histograms and summaries.
+var seriesLabels = map[string]bool{"state": true, "reason": true, "method": true, "status_code": true, "kind": true,
+	"le": true, "quantile": true}
 
-func buildMetrics(raw json.RawMessage) (Metrics, []issue) {
+// workerLabel is the label that carries the worker slot's number.
+const workerLabel = "workerId"
+
+// buildMetrics reads the "metrics" value; it returns the problems that
+// stop the load and the warnings that do not.
+func buildMetrics(raw json.RawMessage) (Metrics, []issue, []issue) {
 	m := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint,
+		AppLabel:  DefaultAppLabel,
 		Readiness: Probe{Endpoint: DefaultReadinessPath}, Liveness: Probe{Endpoint: DefaultLivenessPath}}
 	if len(raw) == 0 || string(raw) == "null" {
-		return m, nil
+		return m, nil, nil
 	}
 	var on bool
 	if err := json.Unmarshal(raw, &on); err == nil {
 		m.Enabled = on
-		return m, nil
+		return m, nil, nil
 	}
 	var r rawMetrics
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&r); err != nil {
-		return m, []issue{issuef("/metrics", "%v", err)}
+		return m, []issue{issuef("/metrics", "%v", err)}, nil
 	}
-	var problems []issue
+	var problems, warnings []issue
 	m.Enabled = r.Enabled == nil || *r.Enabled
 	if r.Hostname != nil {
 		m.Hostname = *r.Hostname
@@ -128,12 +145,27 @@ func buildMetrics(raw json.RawMessage) (Metrics, []issue) {
 	if r.Auth != nil {
 		m.Auth = &BasicAuth{Username: r.Auth.Username, Password: r.Auth.Password}
 	}
+	if r.AppLabel != nil {
+		m.AppLabel = *r.AppLabel
+		switch k := m.AppLabel; {
+		case !isLabelName(k):
+			problems = append(problems, issuef("/metrics/applicationLabel", "%q is not a Prometheus label name", k))
+		case k == workerLabel || seriesLabels[k]:
+			problems = append(problems, issuef("/metrics/applicationLabel", "label %q is one wattd's series already carry", k))
+		}
+	}
 	for k, v := range r.Labels {
 		switch {
-		case !labelName.MatchString(k) || len(k) > 1 && k[:2] == "__":
+		case !isLabelName(k):
 			problems = append(problems, issuef("/metrics/labels/"+k, "%q is not a Prometheus label name", k))
-		case reservedLabels[k]:
-			problems = append(problems, issuef("/metrics/labels/"+k, "label %q is set by wattd on its series", k))
+		case k == m.AppLabel || k == workerLabel:
+			// Watt takes such a label and puts the application's id (the
+			// worker's number) in its place on every series that has one,
+			// so a Watt project with it still starts.
+			warnings = append(warnings, issuef("/metrics/labels/"+k,
+				"label %q is left out: wattd sets it on every series of an application to the application's id or worker's number, as Watt does", k))
+		case seriesLabels[k]:
+			problems = append(problems, issuef("/metrics/labels/"+k, "label %q is one wattd's series already carry", k))
 		default:
 			if m.Labels == nil {
 				m.Labels = map[string]string{}
@@ -159,7 +191,13 @@ func buildMetrics(raw json.RawMessage) (Metrics, []issue) {
 		}
 		paths[p.probe.Endpoint] = p.ptr
 	}
-	return m, problems
+	return m, problems, warnings
+}
+
+// isLabelName tells whether name is a label name Prometheus takes and
+// does not keep for itself ("__" prefix).
+func isLabelName(name string) bool {
+	return labelName.MatchString(name) && !strings.HasPrefix(name, "__")
 }
 
 // buildProbe reads a "readiness" or "liveness" value: absent or true

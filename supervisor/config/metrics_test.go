@@ -2,13 +2,14 @@ package config
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
 
 func TestMetricsConfig(t *testing.T) {
 	ready, live := Probe{Endpoint: "/ready"}, Probe{Endpoint: "/status"}
-	off := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint, Readiness: ready, Liveness: live}
+	off := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint, AppLabel: DefaultAppLabel, Readiness: ready, Liveness: live}
 	on := off
 	on.Enabled = true
 	tests := []struct {
@@ -21,20 +22,20 @@ func TestMetricsConfig(t *testing.T) {
 		{"true: defaults", `true`, nil, on},
 		{"false", `false`, nil, off},
 		{"empty object turns it on", `{}`, nil, on},
-		{"enabled false", `{"enabled": false, "port": 9100}`, nil, Metrics{Hostname: "0.0.0.0", Port: 9100, Endpoint: "/metrics", Readiness: ready, Liveness: live}},
+		{"enabled false", `{"enabled": false, "port": 9100}`, nil, Metrics{Hostname: "0.0.0.0", Port: 9100, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: live}},
 		{"every key", `{"hostname": "127.0.0.1", "port": "{MPORT}", "endpoint": "/prom",
-			"auth": {"username": "u", "password": "p"}, "labels": {"env": "prod"},
+			"auth": {"username": "u", "password": "p"}, "applicationLabel": "serviceId", "labels": {"env": "prod"},
 			"readiness": {"endpoint": "/ready-now", "success": {"statusCode": 204}, "fail": {"statusCode": 503, "body": "not yet"}},
 			"liveness": {"success": {"body": "alive"}}}`, []string{"MPORT=9200"},
 			Metrics{Enabled: true, Hostname: "127.0.0.1", Port: 9200, Endpoint: "/prom",
-				Auth: &BasicAuth{Username: "u", Password: "p"}, Labels: map[string]string{"env": "prod"},
+				Auth: &BasicAuth{Username: "u", Password: "p"}, AppLabel: "serviceId", Labels: map[string]string{"env": "prod"},
 				Readiness: Probe{Endpoint: "/ready-now", Success: ProbeAnswer{StatusCode: 204}, Fail: ProbeAnswer{StatusCode: 503, Body: "not yet"}},
 				Liveness:  Probe{Endpoint: "/status", Success: ProbeAnswer{Body: "alive"}}}},
 		{"probes off", `{"readiness": false, "liveness": true}`, nil,
-			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/metrics", Readiness: Probe{Disabled: true, Endpoint: "/ready"}, Liveness: live}},
+			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: Probe{Disabled: true, Endpoint: "/ready"}, Liveness: live}},
 		// A probe turned off frees its path.
 		{"liveness off, its path taken", `{"endpoint": "/status", "liveness": false}`, nil,
-			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/status", Readiness: ready, Liveness: Probe{Disabled: true, Endpoint: "/status"}}},
+			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/status", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: Probe{Disabled: true, Endpoint: "/status"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,8 +56,14 @@ func TestMetricsConfig(t *testing.T) {
 
 func TestMetricsConfigInvalid(t *testing.T) {
 	tests := []struct{ metrics, want string }{
-		{`{"labels": {"applicationId": "x"}}`, `/metrics/labels/applicationId: label "applicationId" is set by wattd`},
 		{`{"labels": {"bad-name": "x"}}`, `/metrics/labels/bad-name: "bad-name" is not a Prometheus label name`},
+		{`{"labels": {"__name": "x"}}`, `/metrics/labels/__name: "__name" is not a Prometheus label name`},
+		{`{"labels": {"kind": "x"}}`, `/metrics/labels/kind: label "kind" is one wattd's series already carry`},
+		{`{"labels": {"le": "x"}}`, `/metrics/labels/le: label "le" is one wattd's series already carry`},
+		{`{"applicationLabel": "service-id"}`, `/metrics/applicationLabel: "service-id" is not a Prometheus label name`},
+		{`{"applicationLabel": "workerId"}`, `/metrics/applicationLabel: label "workerId" is one wattd's series already carry`},
+		{`{"applicationLabel": "state"}`, `/metrics/applicationLabel: label "state" is one wattd's series already carry`},
+		{`{"applicationLabel": ""}`, `/metrics/applicationLabel`},
 		{`{"endpoint": "metrics"}`, `/metrics/endpoint: endpoint "metrics" must start with /`},
 		{`{"auth": {"username": "u"}}`, `/metrics/auth`},
 		{`{"port": 70000}`, `/metrics/port`},
@@ -74,6 +81,31 @@ func TestMetricsConfigInvalid(t *testing.T) {
 			_, err := loadProject(t, `{"entrypoint": "a", "applications": [{"id": "a", "path": "a"}], "metrics": `+tt.metrics+`}`)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A constant label named like the application label or the worker label
+// is left out with a warning, as Watt puts the application's id and the
+// worker's number in its place: the project still starts.
+func TestMetricsLabelsWattSetsItself(t *testing.T) {
+	for _, tt := range []struct{ metrics, label string }{
+		{`{"labels": {"applicationId": "x", "env": "prod"}}`, "applicationId"},
+		{`{"applicationLabel": "serviceId", "labels": {"serviceId": "x", "env": "prod"}}`, "serviceId"},
+		{`{"labels": {"workerId": "x", "env": "prod"}}`, "workerId"},
+	} {
+		t.Run(tt.label, func(t *testing.T) {
+			cfg, err := loadProject(t, `{"entrypoint": "a", "applications": [{"id": "a", "path": "a"}], "metrics": `+tt.metrics+`}`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]string{"env": "prod"}; !reflect.DeepEqual(cfg.Metrics.Labels, want) {
+				t.Errorf("Labels = %v, want %v", cfg.Metrics.Labels, want)
+			}
+			want := "/metrics/labels/" + tt.label + `: label "` + tt.label + `" is left out`
+			if !slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
+				t.Errorf("warnings %q, want one containing %q", cfg.Warnings, want)
 			}
 		})
 	}

@@ -39,14 +39,15 @@ const warnEvery = time.Minute
 // about each worker.
 type appMerger struct {
 	log         *zap.Logger
+	appLabel    string // the application label's name
 	constLabels prometheus.Labels
 
 	mu     sync.Mutex // guards warned
 	warned map[string]time.Time
 }
 
-func newAppMerger(log *zap.Logger, constLabels prometheus.Labels) *appMerger {
-	return &appMerger{log: log, constLabels: constLabels, warned: map[string]time.Time{}}
+func newAppMerger(log *zap.Logger, appLabelName string, constLabels prometheus.Labels) *appMerger {
+	return &appMerger{log: log, appLabel: appLabelName, constLabels: constLabels, warned: map[string]time.Time{}}
 }
 
 func (m *appMerger) warn(w workerText, msg string, err error) {
@@ -90,7 +91,7 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 			taken[n] = true
 		}
 	}
-	ours := []string{appLabel, workerLabel}
+	ours := []string{m.appLabel, workerLabel}
 	for k := range m.constLabels {
 		ours = append(ours, k)
 	}
@@ -104,7 +105,7 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 			continue
 		}
 		added := []*dto.LabelPair{
-			{Name: strPtr(appLabel), Value: strPtr(w.app)},
+			{Name: strPtr(m.appLabel), Value: strPtr(w.app)},
 			{Name: strPtr(workerLabel), Value: strPtr(strconv.Itoa(w.worker))},
 		}
 		for k, v := range m.constLabels {

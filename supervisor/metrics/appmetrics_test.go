@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,9 +49,9 @@ func TestAppMetricsMerge(t *testing.T) {
 		{ID: "web", Workers: []supervisor.WorkerStatus{{Index: 0, PID: 1, State: "ready", AppMetrics: "this is { not metrics"}}},
 	}}
 	reg := prometheus.NewPedanticRegistry()
-	c := newCollector(src, prometheus.Labels{"env": "t"})
+	c := newCollector(src, appLabel, prometheus.Labels{"env": "t"})
 	reg.MustRegister(c)
-	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.New(core), prometheus.Labels{"env": "t"})}
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.New(core), appLabel, prometheus.Labels{"env": "t"})}
 	fams, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -125,5 +126,60 @@ func TestAppMetricsMerge(t *testing.T) {
 		if warned[k] == 0 {
 			t.Errorf("no warning %q; got %v", k, warned)
 		}
+	}
+}
+
+// TestApplicationLabelNamesEverySeries: with Watt's applicationLabel set,
+// every series that names an application, wattd's own, the Node workers'
+// and the apps' merged ones, names it with that label, and wattd sets
+// applicationId on none.
+func TestApplicationLabelNamesEverySeries(t *testing.T) {
+	src := snapshot{apps: []supervisor.AppStatus{
+		{ID: "api", Workers: []supervisor.WorkerStatus{
+			{Index: 0, PID: 1, State: "ready", AppMetrics: appText, RestartsBy: map[string]int{"oom": 1}, Starts: 1, StartTime: 0.2,
+				GC:       &ipc.Histogram{Bounds: []float64{1}, Series: []ipc.HistogramSeries{{Kind: "minor", Counts: []uint64{1, 0}, Sum: 0.5}}},
+				Requests: &ipc.Histogram{Bounds: []float64{1}, Series: []ipc.HistogramSeries{{Method: "GET", StatusCode: 200, Counts: []uint64{2, 0}, Sum: 0.1}}},
+				Lag:      &ipc.EventLoopLag{Seconds: 0.001}},
+		}},
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	c := newCollector(src, "serviceId", prometheus.Labels{"env": "t"})
+	reg.MustRegister(c)
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.NewNop(), "serviceId", prometheus.Labels{"env": "t"})}
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perApp := 0
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			var names []string
+			for _, l := range m.GetLabel() {
+				names = append(names, l.GetName())
+				if l.GetName() == "serviceId" && l.GetValue() != "api" {
+					t.Errorf("%s: serviceId=%q, want api", f.GetName(), l.GetValue())
+				}
+			}
+			// jobs_total is the app's: its own applicationId label is
+			// no longer one wattd sets, so it stays.
+			if slices.Contains(names, appLabel) && f.GetName() != "jobs_total" {
+				t.Errorf("%s has the applicationId label: %v", f.GetName(), names)
+			}
+			if slices.Contains(names, "serviceId") {
+				perApp++
+			} else if f.GetName() != "wattd_log_lines_dropped_total" {
+				t.Errorf("%s has no serviceId label: %v", f.GetName(), names)
+			}
+		}
+	}
+	for _, name := range []string{"wattd_workers", "wattd_application_restarts_total", "process_cpu_seconds_total",
+		"nodejs_gc_duration_seconds", "http_request_all_duration_seconds", "nodejs_eventloop_lag_seconds",
+		"wattd_worker_start_duration_seconds", "jobs_total"} {
+		if !slices.ContainsFunc(fams, func(f *dto.MetricFamily) bool { return f.GetName() == name }) {
+			t.Errorf("no %s in the scrape", name)
+		}
+	}
+	if perApp < 20 {
+		t.Errorf("only %d series carry serviceId", perApp)
 	}
 }

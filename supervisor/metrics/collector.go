@@ -19,11 +19,23 @@ type Source interface {
 	Apps() []supervisor.AppStatus
 }
 
-// Labels every per-worker series carries, Watt's names.
+// Labels every per-worker series carries, Watt's names. appLabel is the
+// application label's place in a family's label list: the collector names
+// it as the configuration's applicationLabel says (withAppLabel).
 const (
 	appLabel    = "applicationId"
 	workerLabel = "workerId"
 )
+
+// withAppLabel is labels with the application label named name.
+func withAppLabel(labels []string, name string) []string {
+	if name == appLabel || !slices.Contains(labels, appLabel) {
+		return labels
+	}
+	out := slices.Clone(labels)
+	out[slices.Index(out, appLabel)] = name
+	return out
+}
 
 // collector turns one status snapshot into series at each scrape.
 type collector struct {
@@ -53,10 +65,12 @@ type lagGauge struct {
 	value func(*ipc.EventLoopLag) float64
 }
 
-func newCollector(src Source, constLabels prometheus.Labels) *collector {
+// newCollector makes the collector of src's series, with the application
+// label named appLabelName and constLabels on every series.
+func newCollector(src Source, appLabelName string, constLabels prometheus.Labels) *collector {
 	w := []string{appLabel, workerLabel}
 	d := func(name, help string, labels []string) *prometheus.Desc {
-		return prometheus.NewDesc(name, help, labels, constLabels)
+		return prometheus.NewDesc(name, help, withAppLabel(labels, appLabelName), constLabels)
 	}
 	return &collector{
 		src:      src,

@@ -23,7 +23,7 @@ func (s snapshot) Apps() []supervisor.AppStatus { return s.apps }
 func gather(t *testing.T, src Source) map[string]*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(newCollector(src, prometheus.Labels{"env": "t"})); err != nil {
+	if err := reg.Register(newCollector(src, appLabel, prometheus.Labels{"env": "t"})); err != nil {
 		t.Fatal(err)
 	}
 	fams, err := reg.Gather()
