@@ -1,10 +1,12 @@
 package procnet
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestOpenFDs(t *testing.T) {
@@ -41,12 +43,16 @@ func TestOpenFDsOfChildren(t *testing.T) {
 			defer f.Close()
 			cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 		}
-		// Start returns once sleep runs: the descriptors are those it
-		// was given and inherited, no longer the fork's copies.
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		// Start returns when the exec began closing the fork's
+		// close-on-exec copies, not when it ended: the pipe Start waits
+		// on may be closed before the others. sleep asleep has long
+		// finished its exec, so its descriptors are those it was given
+		// and inherited.
+		waitSleeping(t, cmd.Process.Pid)
 		n, ok := OpenFDs(cmd.Process.Pid)
 		entries, err := countEntries("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/fd")
 		if !ok || err != nil {
@@ -58,5 +64,25 @@ func TestOpenFDsOfChildren(t *testing.T) {
 	n5, e5 := count(5)
 	if n0 != e0 || n5 != e5 || n5-n0 != 5 || n0 < 3 {
 		t.Errorf("OpenFDs %d and %d, entries %d and %d; want equal pairs 5 apart, at least 3", n0, n5, e0, e5)
+	}
+}
+
+// waitSleeping waits until the process pid is asleep (state S).
+func waitSleeping(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command's name, which ends at the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'S' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not asleep after 10 s: %s", pid, b)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
