@@ -33,6 +33,9 @@ func serveTest(t *testing.T, cfg config.Metrics, rt Runtime) string {
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = config.DefaultMetricsEndpoint
 	}
+	if cfg.AppLabel == "" {
+		cfg.AppLabel = config.DefaultAppLabel
+	}
 	if cfg.Readiness.Endpoint == "" {
 		cfg.Readiness.Endpoint = config.DefaultReadinessPath
 	}

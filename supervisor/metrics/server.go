@@ -43,15 +43,11 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	// descriptor at each scrape: the tests gather the collector through
 	// one, so the checks run where a mistake can be fixed.
 	reg := prometheus.NewRegistry()
-	appLabelName := cfg.AppLabel
-	if appLabelName == "" {
-		appLabelName = config.DefaultAppLabel
-	}
-	c := newCollector(rt, appLabelName, prometheus.Labels(cfg.Labels))
+	c := newCollector(rt, cfg.AppLabel, prometheus.Labels(cfg.Labels))
 	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
-	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, appLabelName, prometheus.Labels(cfg.Labels))}
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, cfg.AppLabel, prometheus.Labels(cfg.Labels))}
 	metrics := fastGzip(promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:           zap.NewStdLog(log),
 		ErrorHandling:      promhttp.ContinueOnError,
