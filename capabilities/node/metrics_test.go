@@ -117,33 +117,40 @@ func preloadDir(t *testing.T) string {
 	return dir
 }
 
-// managedScript runs startMetrics with one of two loopback servers in
-// state.servers and sends keep-alive requests to both, interleaved, so
-// that the managed server is found, remembered and then met again after
-// requests of the other; it prints what was counted and timed.
+// managedScript runs startMetrics with two loopback servers managed (one
+// there at the start, one added after it with a response class of the
+// app's own, as the app's servers are adopted) and one not, and sends
+// keep-alive requests to all three, interleaved; it prints what was counted
+// and timed, and what the app's handlers saw of their responses.
 const managedScript = `
 const http = require('node:http')
 const { startMetrics } = require(process.argv[1] + '/metrics.cjs')
-const managed = http.createServer((req, res) => res.end('m'))
+class Mine extends http.ServerResponse {}
+let mine = 0
+const names = new Set()
+const managed = http.createServer((req, res) => { names.add(res.constructor.name); res.end('m') })
 const other = http.createServer((req, res) => res.end('o'))
+const custom = http.createServer({ ServerResponse: Mine }, (req, res) => { if (res instanceof Mine) mine++; res.end('c') })
 const state = { servers: new Set([managed]), metrics: null }
 const m = startMetrics(state)
+state.servers.add(custom)
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
 const get = (srv) => new Promise((resolve, reject) => {
   http.get({ port: srv.address().port, host: '127.0.0.1', agent }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
 })
-Promise.all([managed, other].map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r)))).then(async () => {
-  for (const s of [other, managed, other, other, managed, managed, other, managed]) await get(s)
+Promise.all([managed, other, custom].map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r)))).then(async () => {
+  for (const s of [other, managed, other, custom, other, managed, managed, other, custom, managed]) await get(s)
   const snap = m.requests.hist.snapshot()
   const timed = snap === null ? 0 : snap.series.reduce((n, s) => n + s.counts.reduce((a, b) => a + b, 0), 0)
-  console.log(JSON.stringify({ received: m.requests.received, timed }))
+  console.log(JSON.stringify({ received: m.requests.received, timed, mine, names: [...names] }))
   process.exit(0)
 })
 `
 
 // TestOnlyManagedServersTimed: requests to a server the preload does not
 // manage (one the app opens for itself) are neither counted nor timed,
-// whichever of the two servers was seen last.
+// whichever server was seen last; a managed server with a response class
+// of the app's own is timed too, and its handler sees that class.
 func TestOnlyManagedServersTimed(t *testing.T) {
 	dir := preloadDir(t)
 	for name, bin := range nodeBinaries(t) {
@@ -152,12 +159,18 @@ func TestOnlyManagedServersTimed(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			var got struct{ Received, Timed int }
+			var got struct {
+				Received, Timed, Mine int
+				Names                 []string
+			}
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
-			if got.Received != 4 || got.Timed != 4 {
-				t.Errorf("received %d, timed %d; want the managed server's 4 of 8 requests", got.Received, got.Timed)
+			if got.Received != 6 || got.Timed != 6 {
+				t.Errorf("received %d, timed %d; want the managed servers' 6 of 10 requests", got.Received, got.Timed)
+			}
+			if got.Mine != 2 || !slices.Equal(got.Names, []string{"ServerResponse"}) {
+				t.Errorf("the app's class was on %d of 2 responses, Node's named %v; want 2 and [ServerResponse]", got.Mine, got.Names)
 			}
 		})
 	}

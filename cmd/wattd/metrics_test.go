@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net"
@@ -552,4 +553,67 @@ func TestMetricsApplicationLabel(t *testing.T) {
 		}
 	}
 	t.Logf("%d series carry serviceId=web", perApp)
+}
+
+// TestRequestDurationsOfFrameworks checks the request histogram of an
+// unchanged Express app and an unchanged Fastify app: each request served
+// is counted once under its method and status code, whatever the framework
+// does to its response objects (Express gives each one a prototype of its
+// own), and HEAD requests are not timed, as in Watt.
+func TestRequestDurationsOfFrameworks(t *testing.T) {
+	integration(t)
+	for _, fw := range []string{"express", "fastify"} {
+		t.Run(fw, func(t *testing.T) {
+			if _, err := os.Stat(fixture("apps/" + fw + "/node_modules/" + fw)); err != nil {
+				t.Skipf("fixture packages not installed (make deps): %v", err)
+			}
+			port, mport := freePort(t), freePort(t)
+			dir := project(t, map[string]any{
+				"entrypoint":   "web",
+				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
+				"applications": []any{map[string]any{"id": "web", "path": fixture("apps/" + fw), "workers": 1}},
+			})
+			d := startWattd(t, dir, port, startOpts{})
+			d.waitReady("web", 30*time.Second)
+			client := &http.Client{Timeout: 10 * time.Second}
+			send := func(method, path string, want int) {
+				req, _ := http.NewRequest(method, d.url(path), nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("%s %s: %d, want %d", method, path, resp.StatusCode, want)
+				}
+			}
+			for range 20 {
+				send(http.MethodGet, "/", 200)
+			}
+			for range 3 {
+				send(http.MethodGet, "/missing", 404)
+			}
+			send(http.MethodHead, "/", 200)
+
+			want := map[string]uint64{"GET 200": 20, "GET 404": 3}
+			var got map[string]uint64
+			// The figures reach wattd with the worker's next stats report.
+			for deadline := time.Now().Add(10 * time.Second); !maps.Equal(got, want) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				fams, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "", "")
+				if err != nil {
+					continue
+				}
+				got = map[string]uint64{}
+				for _, m := range fams["http_request_all_duration_seconds"].GetMetric() {
+					l := labelsOf(m)
+					got[l["method"]+" "+l["status_code"]] += m.GetHistogram().GetSampleCount()
+				}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("request histogram counts %v, want %v", got, want)
+			}
+		})
+	}
 }
