@@ -759,6 +759,10 @@ func (rt *Runtime) startStandbys(a *app, parent context.Context, wg *sync.WaitGr
 // Stop begins a graceful shutdown; it returns at once.
 func (rt *Runtime) Stop() { rt.stopOnce.Do(func() { close(rt.stopping) }) }
 
+// Stopping is closed when a graceful shutdown begins, whatever began it
+// (Stop, a stop signal, ctl stop, or every application failing).
+func (rt *Runtime) Stopping() <-chan struct{} { return rt.stopping }
+
 // Kill turns a shutdown into an immediate one: every worker's process
 // group gets SIGKILL now rather than at the end of its grace period. Run
 // still returns the usual way, having removed its sockets, so the caller

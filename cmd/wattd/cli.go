@@ -260,6 +260,15 @@ func start(dir, file, name string, strictEnv bool, mode capabilities.Mode) (err 
 			return &exitError{exitFailure, err}
 		}
 		defer ms.Close()
+		// The workers' figures of the last interval go with a push as the
+		// shutdown begins; the one at Close has only wattd's own.
+		go func() {
+			select {
+			case <-rt.Stopping():
+				ms.PushNow()
+			case <-ctx.Done():
+			}
+		}()
 	}
 
 	// cleanup is what every exit must do, whichever path it takes.

@@ -3,8 +3,10 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Metrics is the "metrics" key: wattd's Prometheus endpoint and the
@@ -29,7 +31,25 @@ type Metrics struct {
 	// "readiness" and "liveness" keys.
 	Readiness Probe
 	Liveness  Probe
+	// OTLP, when set, pushes every series to an OpenTelemetry collector
+	// as well (Watt's "otlpExporter").
+	OTLP *OTLPMetrics
 }
+
+// OTLPMetrics is where and how often the metrics are pushed over
+// OTLP/HTTP (protobuf).
+type OTLPMetrics struct {
+	Endpoint string            // the full URL, such as http://collector:4318/v1/metrics
+	Interval time.Duration     // between pushes; default 60 s, as Watt
+	Headers  map[string]string // sent with every push (API keys)
+	// ServiceName is every resource's service.name; empty, each
+	// application's is its id and the runtime's own series are "wattd".
+	ServiceName    string
+	ServiceVersion string // service.version, when set
+}
+
+// DefaultOTLPMetricsInterval is Watt's otlpExporter interval.
+const DefaultOTLPMetricsInterval = 60 * time.Second
 
 // Probe is one of the metrics server's probes. As in Watt, false turns
 // it off and an object may give another path and other answers.
@@ -77,6 +97,16 @@ type rawMetrics struct {
 	Labels    map[string]string `json:"labels"`
 	Readiness json.RawMessage   `json:"readiness"`
 	Liveness  json.RawMessage   `json:"liveness"`
+	OTLP      json.RawMessage   `json:"otlpExporter"`
+}
+
+type rawOTLPMetrics struct {
+	Enabled        json.RawMessage   `json:"enabled"`
+	Endpoint       *string           `json:"endpoint"`
+	Interval       *json.Number      `json:"interval"`
+	Headers        map[string]string `json:"headers"`
+	ServiceName    string            `json:"serviceName"`
+	ServiceVersion string            `json:"serviceVersion"`
 }
 
 type rawProbe struct {
@@ -173,6 +203,9 @@ func buildMetrics(raw json.RawMessage) (Metrics, []issue, []issue) {
 			m.Labels[k] = v
 		}
 	}
+	var otlpProblems []issue
+	m.OTLP, otlpProblems = buildOTLPMetrics(r.OTLP)
+	problems = append(problems, otlpProblems...)
 	var probeProblems []issue
 	m.Readiness, probeProblems = buildProbe("/metrics/readiness", r.Readiness, m.Readiness)
 	problems = append(problems, probeProblems...)
@@ -192,6 +225,51 @@ func buildMetrics(raw json.RawMessage) (Metrics, []issue, []issue) {
 		paths[p.probe.Endpoint] = p.ptr
 	}
 	return m, problems, warnings
+}
+
+// buildOTLPMetrics reads "otlpExporter": nil when absent or disabled.
+func buildOTLPMetrics(raw json.RawMessage) (*OTLPMetrics, []issue) {
+	const ptr = "/metrics/otlpExporter"
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var r rawOTLPMetrics
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return nil, []issue{issuef(ptr, "%v", err)}
+	}
+	on, err := enabledValue(r.Enabled)
+	if err != nil {
+		return nil, []issue{issuef(ptr+"/enabled", "%v", err)}
+	}
+	if !on {
+		return nil, nil
+	}
+	o := &OTLPMetrics{Interval: DefaultOTLPMetricsInterval, ServiceName: r.ServiceName, ServiceVersion: r.ServiceVersion}
+	var problems []issue
+	switch {
+	case r.Endpoint == nil || *r.Endpoint == "":
+		problems = append(problems, issuef(ptr+"/endpoint", "the collector's URL is required, such as http://collector:4318/v1/metrics"))
+	default:
+		if msg := checkOTLPURL(*r.Endpoint); msg != "" {
+			problems = append(problems, issuef(ptr+"/endpoint", "%s", msg))
+		}
+		o.Endpoint = *r.Endpoint
+	}
+	if r.Interval != nil {
+		ms, err := r.Interval.Float64()
+		if err != nil || ms < 1 || ms > math.MaxInt32 {
+			problems = append(problems, issuef(ptr+"/interval", "%s is not a number of milliseconds from 1 to 2147483647", r.Interval))
+		} else {
+			o.Interval = time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	problems = append(problems, checkHeaders(ptr+"/headers", r.Headers)...)
+	if len(r.Headers) > 0 {
+		o.Headers = r.Headers
+	}
+	return o, problems
 }
 
 // isLabelName tells whether name is a label name Prometheus takes and

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMetricsConfig(t *testing.T) {
@@ -33,6 +34,16 @@ func TestMetricsConfig(t *testing.T) {
 				Liveness:  Probe{Endpoint: "/status", Success: ProbeAnswer{Body: "alive"}}}},
 		{"probes off", `{"readiness": false, "liveness": true}`, nil,
 			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: Probe{Disabled: true, Endpoint: "/ready"}, Liveness: live}},
+		{"otlpExporter, Watt's example with placeholders", `{"otlpExporter": {"endpoint": "{OTLP_URL}", "interval": "{OTLP_MS}",
+			"headers": {"x-api-key": "{OTLP_KEY}"}, "serviceName": "shop", "serviceVersion": "1.0.0"}}`,
+			[]string{"OTLP_URL=http://collector:4318/v1/metrics", "OTLP_MS=30000", "OTLP_KEY=s3cret"},
+			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: live,
+				OTLP: &OTLPMetrics{Endpoint: "http://collector:4318/v1/metrics", Interval: 30 * time.Second,
+					Headers: map[string]string{"x-api-key": "s3cret"}, ServiceName: "shop", ServiceVersion: "1.0.0"}}},
+		{"otlpExporter with defaults", `{"otlpExporter": {"endpoint": "https://otlp.example.com/v1/metrics"}}`, nil,
+			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: live,
+				OTLP: &OTLPMetrics{Endpoint: "https://otlp.example.com/v1/metrics", Interval: DefaultOTLPMetricsInterval}}},
+		{"otlpExporter disabled by a placeholder", `{"otlpExporter": {"enabled": "{PUSH}", "endpoint": "http://c:4318/v1/metrics"}}`, []string{"PUSH=false"}, on},
 		// A probe turned off frees its path.
 		{"liveness off, its path taken", `{"endpoint": "/status", "liveness": false}`, nil,
 			Metrics{Enabled: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/status", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: Probe{Disabled: true, Endpoint: "/status"}}},
@@ -75,6 +86,12 @@ func TestMetricsConfigInvalid(t *testing.T) {
 		{`{"liveness": {"success": {"statusCode": 200.5}}}`, `/metrics/liveness/success/statusCode`},
 		{`{"readiness": {"succes": {}}}`, `/metrics/readiness/succes`},
 		{`{"liveness": "yes"}`, `/metrics/liveness`},
+		{`{"otlpExporter": {}}`, `/metrics/otlpExporter`},
+		{`{"otlpExporter": {"endpoint": "collector:4318"}}`, `/metrics/otlpExporter/endpoint: "collector:4318" is not an http:// or https:// URL`},
+		{`{"otlpExporter": {"endpoint": "http://c/v1/metrics", "interval": 0}}`, `/metrics/otlpExporter/interval`},
+		{`{"otlpExporter": {"endpoint": "http://c/v1/metrics", "headers": {"bad header": "x"}}}`, `/metrics/otlpExporter/headers/bad header: "bad header" is not an HTTP header name`},
+		{`{"otlpExporter": {"endpoint": "http://c/v1/metrics", "enabled": "maybe"}}`, `/metrics/otlpExporter/enabled`},
+		{`{"otlpExporter": {"endpoint": "http://c/v1/metrics", "protocol": "grpc"}}`, `/metrics/otlpExporter/protocol`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.metrics, func(t *testing.T) {

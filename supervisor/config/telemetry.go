@@ -235,13 +235,7 @@ func (l *loader) buildExporter(raw json.RawMessage, ptr string) (*Exporter, []is
 		}
 		e.URL = o.URL
 	}
-	for k, v := range o.Headers {
-		if !headerName.MatchString(k) {
-			problems = append(problems, issuef(childPointer(ptr+"/options/headers", k), "%q is not an HTTP header name", k))
-		} else if strings.ContainsAny(v, "\r\n\x00") {
-			problems = append(problems, issuef(childPointer(ptr+"/options/headers", k), "the value of header %q contains a line break or NUL", k))
-		}
-	}
+	problems = append(problems, checkHeaders(ptr+"/options/headers", o.Headers)...)
 	if len(o.Headers) > 0 {
 		e.Headers = o.Headers
 	}
@@ -267,6 +261,20 @@ func enabledValue(raw json.RawMessage) (bool, error) {
 		return true, fmt.Errorf("%q is not true or false", s)
 	}
 	return b, nil
+}
+
+// checkHeaders checks the headers an exporter sends: names HTTP takes,
+// values without line breaks or NULs.
+func checkHeaders(ptr string, headers map[string]string) []issue {
+	var problems []issue
+	for k, v := range headers {
+		if !headerName.MatchString(k) {
+			problems = append(problems, issuef(childPointer(ptr, k), "%q is not an HTTP header name", k))
+		} else if strings.ContainsAny(v, "\r\n\x00") {
+			problems = append(problems, issuef(childPointer(ptr, k), "the value of header %q contains a line break or NUL", k))
+		}
+	}
+	return problems
 }
 
 // checkOTLPURL accepts http and https URLs with a host: the OTLP

@@ -33,6 +33,7 @@ type Server struct {
 	srv  *http.Server
 	addr net.Addr
 	done chan struct{}
+	otlp *otlpPusher // nil unless cfg.OTLP
 }
 
 // Serve listens on cfg's hostname and port and serves the Prometheus
@@ -88,18 +89,37 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 		}
 	}()
 	log.Info("metrics server listening", zap.String("url", "http://"+s.addr.String()+cfg.Endpoint))
+	if cfg.OTLP != nil {
+		s.otlp = startOTLP(*cfg.OTLP, cfg.AppLabel, g, log)
+	}
 	return s, nil
 }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.addr }
 
-// Close stops the server, letting requests in flight finish for a moment.
+// PushNow makes the OTLP push (when configured) push at once, without
+// waiting; a push already asked for and not made yet counts.
+func (s *Server) PushNow() {
+	if s.otlp == nil {
+		return
+	}
+	select {
+	case s.otlp.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the server, letting requests in flight finish for a
+// moment, and the OTLP push after a last one.
 func (s *Server) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 	<-s.done
+	if s.otlp != nil {
+		s.otlp.Close()
+	}
 }
 
 func basicAuth(a config.BasicAuth, next http.Handler) http.Handler {
