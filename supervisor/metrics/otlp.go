@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -45,8 +46,12 @@ type otlpPusher struct {
 	kick     chan struct{} // a push now, see Server.PushNow
 	stop     chan struct{}
 	done     chan struct{}
-	once     sync.Once
-	failing  bool // since the last push that went through
+	// ctx is the pushes' until Close, which cancels a push in flight so
+	// that a collector that does not answer cannot hold up the exit.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	once    sync.Once
+	failing bool // since the last push that went through
 }
 
 func startOTLP(cfg config.OTLPMetrics, appLabel string, g prometheus.Gatherer, log *zap.Logger) *otlpPusher {
@@ -59,6 +64,7 @@ func startOTLP(cfg config.OTLPMetrics, appLabel string, g prometheus.Gatherer, l
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	go p.run()
 	p.log.Info("pushing metrics over OTLP", zap.Duration("interval", cfg.Interval))
 	return p
@@ -71,9 +77,9 @@ func (p *otlpPusher) run() {
 	for {
 		select {
 		case <-t.C:
-			p.pushLogged(context.Background())
+			p.pushLogged(p.ctx)
 		case <-p.kick:
-			p.pushLogged(context.Background())
+			p.pushLogged(p.ctx)
 		case <-p.stop:
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			p.pushLogged(ctx)
@@ -83,9 +89,13 @@ func (p *otlpPusher) run() {
 	}
 }
 
-// Close makes the last push and returns when it is done (at most 2 s).
+// Close cuts a push in flight short, makes the last push and returns
+// when it is done (at most 2 s).
 func (p *otlpPusher) Close() {
-	p.once.Do(func() { close(p.stop) })
+	p.once.Do(func() {
+		p.cancel()
+		close(p.stop)
+	})
 	<-p.done
 }
 
@@ -94,6 +104,8 @@ func (p *otlpPusher) Close() {
 func (p *otlpPusher) pushLogged(ctx context.Context) {
 	err := p.push(ctx)
 	switch {
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		// Cut short by Close, whose own push follows.
 	case err != nil && !p.failing:
 		p.failing = true
 		p.log.Warn("cannot push metrics over OTLP; trying again at every interval", zap.Error(err))
@@ -254,7 +266,10 @@ func (c *otlpConverter) request(fams []*dto.MetricFamily, now time.Time) *colmet
 		req.ResourceMetrics = append(req.ResourceMetrics, &metricspb.ResourceMetrics{
 			Resource: &resourcepb.Resource{Attributes: attrs},
 			ScopeMetrics: []*metricspb.ScopeMetrics{{
-				Scope:   &commonpb.InstrumentationScope{Name: "wattd"},
+				// Named like the service, as Watt's pushes are: a backend
+				// that keeps the scope (Prometheus's otel_scope_name)
+				// shows the same values.
+				Scope:   &commonpb.InstrumentationScope{Name: name, Version: c.serviceVersion},
 				Metrics: resources[name].metrics,
 			}},
 		})

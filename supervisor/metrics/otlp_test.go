@@ -60,8 +60,8 @@ func resourceMetrics(t *testing.T, req *colmetricspb.ExportMetricsServiceRequest
 		}
 		out[name], attrs[name] = map[string]*metricspb.Metric{}, ra
 		for _, sm := range rm.GetScopeMetrics() {
-			if sm.GetScope().GetName() != "wattd" {
-				t.Errorf("scope %q, want wattd", sm.GetScope().GetName())
+			if sm.GetScope().GetName() != name || sm.GetScope().GetVersion() != ra["service.version"] {
+				t.Errorf("scope %q %q, want the service's name and version, as Watt's", sm.GetScope().GetName(), sm.GetScope().GetVersion())
 			}
 			for _, m := range sm.GetMetrics() {
 				out[name][m.GetName()] = m
@@ -248,5 +248,37 @@ func TestOTLPPusher(t *testing.T) {
 	res, _ = resourceMetrics(t, got[n])
 	if v := res["web"]["requests_total"].GetSum().GetDataPoints()[0].GetAsDouble(); v != 2 {
 		t.Errorf("Close pushed requests_total %v, want 2", v)
+	}
+}
+
+// TestOTLPPusherHungCollector: a collector that takes a push and never
+// answers holds up Close (and so wattd's exit) for the last push's 2 s at
+// most, not for the 10 s a push may otherwise take.
+func TestOTLPPusherHungCollector(t *testing.T) {
+	took := make(chan struct{}, 100)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		took <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	r := newOTLPRegistry(config.DefaultAppLabel)
+	// A long interval gives each push the full 10 s; the push is asked
+	// for, as the runtime's shutdown asks for one.
+	p := startOTLP(config.OTLPMetrics{Endpoint: srv.URL, Interval: time.Minute}, config.DefaultAppLabel, r.reg, zap.NewNop())
+	p.kick <- struct{}{}
+	select {
+	case <-took:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no push reached the collector")
+	}
+	start := time.Now()
+	p.Close()
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("Close took %v with a collector that does not answer, want about 2 s", d)
 	}
 }
