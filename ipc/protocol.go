@@ -370,6 +370,29 @@ type Stats struct {
 	// AppMetrics is what the app registered in its own Prometheus
 	// registry, in the Prometheus text format, as of the last report.
 	AppMetrics string `json:"appMetrics,omitempty"`
+	// Process is what a Node worker with metrics on reports of its
+	// process as of the report (prom-client's default metrics).
+	Process *NodeProcess `json:"process,omitempty"`
+}
+
+// NodeProcess is a Node.js process's memory outside the V8 heap, its heap
+// spaces and what keeps its event loop alive, as prom-client's default
+// metrics read them.
+type NodeProcess struct {
+	External       uint64         `json:"external"`       // bytes of C++ objects bound to JavaScript ones (process.memoryUsage().external)
+	HeapSpaces     []HeapSpace    `json:"heapSpaces"`     // v8.getHeapSpaceStatistics()
+	Handles        map[string]int `json:"handles"`        // active handles by type (constructor name)
+	ActiveRequests int            `json:"activeRequests"` // active libuv requests
+	Resources      map[string]int `json:"resources"`      // process.getActiveResourcesInfo() by type
+}
+
+// HeapSpace is one V8 heap space, named without its "_space" suffix
+// ("new", "old", "code", …), sizes in bytes.
+type HeapSpace struct {
+	Space     string `json:"space"`
+	Size      uint64 `json:"size"`
+	Used      uint64 `json:"used"`
+	Available uint64 `json:"available"`
 }
 
 // Histogram is a worker's histogram: one series per label set, each with

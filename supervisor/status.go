@@ -119,7 +119,11 @@ type WorkerStatus struct {
 	GC           *ipc.Histogram    `json:"gc,omitempty"`
 	Lag          *ipc.EventLoopLag `json:"eventLoopLag,omitempty"`
 	AppMetrics   string            `json:"-"`
-	ListenAddr   string            `json:"listen,omitempty"`
+	// Process are the Node.js process figures of prom-client's default
+	// metrics (external memory, heap spaces, active handles), with
+	// metrics on.
+	Process    *ipc.NodeProcess `json:"process,omitempty"`
+	ListenAddr string           `json:"listen,omitempty"`
 	// HealthSignals are the latest health signal of each type the app
 	// sent with Watt's sendHealthSignal, as sent ({type, timestamp, …}).
 	HealthSignals map[string]json.RawMessage `json:"healthSignals,omitempty"`

@@ -1199,7 +1199,7 @@ func TestNoPerRequestWork(t *testing.T) {
 				}
 			}
 			st := w.expect(ipc.TypeStats).Stats
-			if !tc.metrics && (st.RequestsDone != 0 || st.Requests != nil || st.GC != nil || st.Lag != nil) {
+			if !tc.metrics && (st.RequestsDone != 0 || st.Requests != nil || st.GC != nil || st.Lag != nil || st.Process != nil) {
 				t.Errorf("stats with metrics off carry metrics: %+v", st)
 			}
 		})
@@ -1227,7 +1227,7 @@ func TestEventLoopDelayForHealthChecks(t *testing.T) {
 	deadline := time.Now().Add(waitLimit)
 	for {
 		st := w.expect(ipc.TypeStats).Stats
-		if st.Requests != nil || st.GC != nil || st.RequestsDone != 0 {
+		if st.Requests != nil || st.GC != nil || st.RequestsDone != 0 || st.Process != nil {
 			t.Fatalf("stats with metrics off carry metrics: %+v", st)
 		}
 		if st.Lag != nil {

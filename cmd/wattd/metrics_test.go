@@ -129,19 +129,35 @@ func TestMetricsEndpoint(t *testing.T) {
 		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
 		"nodejs_eventloop_utilization", "nodejs_heap_size_used_bytes", "nodejs_heap_size_total_bytes",
 		"wattd_worker_restarts_total", "wattd_worker_up",
+		// prom-client's process figures, from the second stats report on.
+		"nodejs_external_memory_bytes", "nodejs_active_handles_total", "nodejs_active_resources_total",
 	}
 	var fams map[string]*dto.MetricFamily
-	// Node workers report their heap a moment after they start.
-	waitFor(t, 20*time.Second, "every worker's nodejs_heap_size_total_bytes", func() bool {
+	// Node workers report their heap a moment after they start, their
+	// process figures one report later.
+	waitFor(t, 20*time.Second, "every worker's nodejs_heap_size_total_bytes and nodejs_external_memory_bytes", func() bool {
 		var err error
 		fams, err = scrape(base+"/prom", "scraper", "s3cret")
 		if err != nil {
 			t.Logf("scrape: %v", err)
 			return false
 		}
-		f := fams["nodejs_heap_size_total_bytes"]
-		return f != nil && len(f.GetMetric()) == 4
+		f, e := fams["nodejs_heap_size_total_bytes"], fams["nodejs_external_memory_bytes"]
+		return f != nil && len(f.GetMetric()) == 4 && e != nil && len(e.GetMetric()) == 4
 	})
+	spaces := map[string]bool{}
+	for _, m := range fams["nodejs_heap_space_size_used_bytes"].GetMetric() {
+		l := labelsOf(m)
+		spaces[l["applicationId"]+"/"+l["workerId"]+" "+l["space"]] = true
+	}
+	for w := range want {
+		if !spaces[w+" new"] || !spaces[w+" old"] {
+			t.Errorf("nodejs_heap_space_size_used_bytes lacks the new or old space of %s: %v", w, spaces)
+		}
+	}
+	if tcp := fams["nodejs_active_handles"]; tcp == nil || !slices.ContainsFunc(tcp.GetMetric(), func(m *dto.Metric) bool { return labelsOf(m)["type"] == "Server" || labelsOf(m)["type"] == "TCP" }) {
+		t.Errorf("nodejs_active_handles has no listening socket of any worker: %v", tcp)
+	}
 	for _, name := range perWorker {
 		f := fams[name]
 		if f == nil {

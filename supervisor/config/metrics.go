@@ -129,7 +129,7 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // application label of the same name would clash with them. "le" and
 // "quantile" are Prometheus's own, on histograms and summaries.
 var seriesLabels = map[string]bool{"state": true, "reason": true, "method": true, "status_code": true, "kind": true,
-	"le": true, "quantile": true}
+	"space": true, "type": true, "le": true, "quantile": true}
 
 // workerLabel is the label that carries the worker slot's number.
 const workerLabel = "workerId"

@@ -71,6 +71,8 @@ func TestMetricsConfigInvalid(t *testing.T) {
 		{`{"labels": {"__name": "x"}}`, `/metrics/labels/__name: "__name" is not a Prometheus label name`},
 		{`{"labels": {"kind": "x"}}`, `/metrics/labels/kind: label "kind" is one wattd's series already carry`},
 		{`{"labels": {"le": "x"}}`, `/metrics/labels/le: label "le" is one wattd's series already carry`},
+		{`{"labels": {"type": "x"}}`, `/metrics/labels/type: label "type" is one wattd's series already carry`},
+		{`{"applicationLabel": "space"}`, `/metrics/applicationLabel: label "space" is one wattd's series already carry`},
 		{`{"applicationLabel": "service-id"}`, `/metrics/applicationLabel: "service-id" is not a Prometheus label name`},
 		{`{"applicationLabel": "workerId"}`, `/metrics/applicationLabel: label "workerId" is one wattd's series already carry`},
 		{`{"applicationLabel": "state"}`, `/metrics/applicationLabel: label "state" is one wattd's series already carry`},

@@ -46,8 +46,9 @@ type collector struct {
 	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
 
-	own   ownFamilies  // cgroup.go
-	spans spanFamilies // spans.go
+	own     ownFamilies     // cgroup.go
+	spans   spanFamilies    // spans.go
+	process processFamilies // nodeprocess.go
 
 	// What Node workers report with metrics on.
 	requests, gc *prometheus.Desc
@@ -76,6 +77,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		src:      src,
 		own:      newOwnFamilies(d),
 		spans:    newSpanFamilies(d),
+		process:  newProcessFamilies(d),
 		workers:  d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
 		restarts: d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
@@ -130,6 +132,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.own.describe(ch)
 	c.spans.describe(ch)
+	c.process.describe(ch)
 	for _, g := range c.lag {
 		ch <- g.desc
 	}
@@ -211,6 +214,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				return []string{a.ID, id, s.Method, strconv.Itoa(s.StatusCode)}
 			})
 			histograms(ch, c.gc, w.GC, func(s ipc.HistogramSeries) []string { return []string{a.ID, id, s.Kind} })
+			c.process.collectWorker(ch, a.ID, id, w.Process)
 			if w.AppMetrics != "" {
 				texts = append(texts, workerText{app: a.ID, worker: w.Index, text: w.AppMetrics})
 			}

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"testing"
 
@@ -150,7 +151,12 @@ func TestCollectorNodeMetrics(t *testing.T) {
 				{Method: "PUT", StatusCode: 201, Counts: []uint64{1}, Sum: 1},       // counts do not match the bounds
 			}},
 			GC:  &ipc.Histogram{Bounds: bounds, Series: []ipc.HistogramSeries{{Kind: "major", Counts: []uint64{1, 0, 0}, Sum: 0.05}}},
-			Lag: &ipc.EventLoopLag{Seconds: 0.001, Min: 0.01, Max: 0.05, Mean: 0.02, Stddev: 0.005, P50: 0.02, P90: 0.03, P99: 0.04}},
+			Lag: &ipc.EventLoopLag{Seconds: 0.001, Min: 0.01, Max: 0.05, Mean: 0.02, Stddev: 0.005, P50: 0.02, P90: 0.03, P99: 0.04},
+			Process: &ipc.NodeProcess{External: 4096, ActiveRequests: 1,
+				HeapSpaces: []ipc.HeapSpace{{Space: "new", Size: 100, Used: 60, Available: 40}, {Space: "old", Size: 300, Used: 200, Available: 50},
+					{Space: "old", Size: 1, Used: 1, Available: 1}}, // repeated: dropped
+				Handles:   map[string]int{"TCP": 2, "Timer": 1},
+				Resources: map[string]int{"TCPWrap": 2, "Timeout": 3, "bad\xff": 1}}}, // not UTF-8: that series left out
 		// Bounds out of order: nothing of it is exported.
 		{Index: 1, PID: pid, State: "ready", HeapTotal: 1,
 			Requests: &ipc.Histogram{Bounds: []float64{1, 0.1}, Series: []ipc.HistogramSeries{{Method: "GET", StatusCode: 200, Counts: []uint64{1, 1, 1}}}}},
@@ -189,6 +195,21 @@ func TestCollectorNodeMetrics(t *testing.T) {
 	}
 	if gc := fams["nodejs_gc_duration_seconds"].GetMetric(); len(gc) != 1 || gc[0].GetHistogram().GetSampleCount() != 1 {
 		t.Errorf("nodejs_gc_duration_seconds = %v", gc)
+	}
+	for name, want := range map[string]map[string]float64{
+		"nodejs_external_memory_bytes":           {"applicationId=node,workerId=0,": 4096},
+		"nodejs_heap_space_size_total_bytes":     {"applicationId=node,space=new,workerId=0,": 100, "applicationId=node,space=old,workerId=0,": 300},
+		"nodejs_heap_space_size_used_bytes":      {"applicationId=node,space=new,workerId=0,": 60, "applicationId=node,space=old,workerId=0,": 200},
+		"nodejs_heap_space_size_available_bytes": {"applicationId=node,space=new,workerId=0,": 40, "applicationId=node,space=old,workerId=0,": 50},
+		"nodejs_active_handles":                  {"applicationId=node,type=TCP,workerId=0,": 2, "applicationId=node,type=Timer,workerId=0,": 1},
+		"nodejs_active_handles_total":            {"applicationId=node,workerId=0,": 3},
+		"nodejs_active_requests_total":           {"applicationId=node,workerId=0,": 1},
+		"nodejs_active_resources":                {"applicationId=node,type=TCPWrap,workerId=0,": 2, "applicationId=node,type=Timeout,workerId=0,": 3},
+		"nodejs_active_resources_total":          {"applicationId=node,workerId=0,": 6},
+	} {
+		if got := series(fams[name]); !maps.Equal(got, want) {
+			t.Errorf("%s = %v, want %v (only worker 0 reported its process)", name, got, want)
+		}
 	}
 	for name, want := range map[string]float64{
 		"nodejs_eventloop_lag_seconds": 0.001, "nodejs_eventloop_lag_min_seconds": 0.01, "nodejs_eventloop_lag_max_seconds": 0.05,

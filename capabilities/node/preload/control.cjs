@@ -159,7 +159,7 @@ function startStats (state, intervalMs) {
       activeConns: state.sockets.size
     }
     if (state.metrics !== null) {
-      require('./metrics.cjs').report(state.metrics, stats)
+      require('./metrics.cjs').report(state.metrics, stats, mem)
       if (state.appMetrics !== undefined) stats.appMetrics = state.appMetrics
       readAppMetrics(state)
     }

@@ -1,0 +1,81 @@
+package metrics
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wattd/wattd/ipc"
+)
+
+// processFamilies are prom-client's default metrics of a Node.js process
+// that Watt exports for each worker, from what the worker reports of its
+// process with metrics on (ipc.NodeProcess).
+type processFamilies struct {
+	external                          *prometheus.Desc
+	spaceTotal, spaceUsed, spaceAvail *prometheus.Desc
+	handles, handlesTotal             *prometheus.Desc
+	requestsTotal                     *prometheus.Desc
+	resources, resourcesTotal         *prometheus.Desc
+}
+
+func newProcessFamilies(d func(name, help string, labels []string) *prometheus.Desc) processFamilies {
+	w := []string{appLabel, workerLabel}
+	ws := []string{appLabel, workerLabel, "space"}
+	wt := []string{appLabel, workerLabel, "type"}
+	return processFamilies{
+		external:       d("nodejs_external_memory_bytes", "Node.js external memory size in bytes.", w),
+		spaceTotal:     d("nodejs_heap_space_size_total_bytes", "Process heap space size total from Node.js in bytes.", ws),
+		spaceUsed:      d("nodejs_heap_space_size_used_bytes", "Process heap space size used from Node.js in bytes.", ws),
+		spaceAvail:     d("nodejs_heap_space_size_available_bytes", "Process heap space size available from Node.js in bytes.", ws),
+		handles:        d("nodejs_active_handles", "Number of active libuv handles grouped by handle type. Every handle type is C++ class name.", wt),
+		handlesTotal:   d("nodejs_active_handles_total", "Total number of active handles.", w),
+		requestsTotal:  d("nodejs_active_requests_total", "Total number of active requests.", w),
+		resources:      d("nodejs_active_resources", "Number of active resources that are currently keeping the event loop alive, grouped by async resource type.", wt),
+		resourcesTotal: d("nodejs_active_resources_total", "Total number of active resources.", w),
+	}
+}
+
+func (f *processFamilies) describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{f.external, f.spaceTotal, f.spaceUsed, f.spaceAvail,
+		f.handles, f.handlesTotal, f.requestsTotal, f.resources, f.resourcesTotal} {
+		ch <- d
+	}
+}
+
+// collectWorker sends a worker's series; nothing before its first
+// report of them. A label value the registry refuses (a type name that
+// is not UTF-8) leaves that one series out, not the scrape.
+func (f *processFamilies) collectWorker(ch chan<- prometheus.Metric, app, id string, p *ipc.NodeProcess) {
+	if p == nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		if m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, v, labels...); err == nil {
+			ch <- m
+		}
+	}
+	gauge(f.external, float64(p.External), app, id)
+	seen := map[string]bool{}
+	for _, s := range p.HeapSpaces {
+		if seen[s.Space] {
+			continue // a registry takes one series per label set
+		}
+		seen[s.Space] = true
+		gauge(f.spaceTotal, float64(s.Size), app, id, s.Space)
+		gauge(f.spaceUsed, float64(s.Used), app, id, s.Space)
+		gauge(f.spaceAvail, float64(s.Available), app, id, s.Space)
+	}
+	byType := func(d, total *prometheus.Desc, counts map[string]int) {
+		n := 0
+		for _, t := range slices.Sorted(maps.Keys(counts)) {
+			gauge(d, float64(counts[t]), app, id, t)
+			n += counts[t]
+		}
+		gauge(total, float64(n), app, id)
+	}
+	byType(f.handles, f.handlesTotal, p.Handles)
+	byType(f.resources, f.resourcesTotal, p.Resources)
+	gauge(f.requestsTotal, float64(p.ActiveRequests), app, id)
+}
