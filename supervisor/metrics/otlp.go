@@ -37,15 +37,14 @@ const otlpTimeout = 10 * time.Second
 // the workers and their figures are still there), and once more when it
 // stops (wattd's own figures at the end).
 type otlpPusher struct {
-	cfg      config.OTLPMetrics
-	appLabel string
-	g        prometheus.Gatherer
-	client   *http.Client
-	log      *zap.Logger
-	conv     *otlpConverter
-	kick     chan struct{} // a push now, see Server.PushNow
-	stop     chan struct{}
-	done     chan struct{}
+	cfg    config.OTLPMetrics
+	g      prometheus.Gatherer
+	client *http.Client
+	log    *zap.Logger
+	conv   *otlpConverter
+	kick   chan struct{} // a push now, see Server.PushNow
+	stop   chan struct{}
+	done   chan struct{}
 	// ctx is the pushes' until Close, which cancels a push in flight so
 	// that a collector that does not answer cannot hold up the exit.
 	ctx     context.Context
@@ -56,7 +55,7 @@ type otlpPusher struct {
 
 func startOTLP(cfg config.OTLPMetrics, appLabel string, g prometheus.Gatherer, log *zap.Logger) *otlpPusher {
 	p := &otlpPusher{
-		cfg: cfg, appLabel: appLabel, g: g,
+		cfg: cfg, g: g,
 		client: &http.Client{Timeout: min(otlpTimeout, max(cfg.Interval, time.Second))},
 		log:    log.With(zap.String("endpoint", cfg.Endpoint)),
 		conv:   newOTLPConverter(appLabel, cfg.ServiceName, cfg.ServiceVersion, time.Now()),
