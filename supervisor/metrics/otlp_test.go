@@ -1,11 +1,13 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -280,5 +282,25 @@ func TestOTLPPusherHungCollector(t *testing.T) {
 	p.Close()
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("Close took %v with a collector that does not answer, want about 2 s", d)
+	}
+}
+
+// TestOTLPEndpointPasswordNotLogged: an endpoint with credentials in it
+// is logged without the password.
+func TestOTLPEndpointPasswordNotLogged(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	r := newOTLPRegistry(config.DefaultAppLabel)
+	p := startOTLP(config.OTLPMetrics{Endpoint: "http://user:s3cret@127.0.0.1:1/v1/metrics", Interval: time.Hour},
+		config.DefaultAppLabel, r.reg, zap.New(core))
+	p.Close()
+	for _, e := range logs.All() {
+		for _, f := range e.Context {
+			if strings.Contains(f.String, "s3cret") || strings.Contains(fmt.Sprint(f.Interface), "s3cret") {
+				t.Errorf("log line %q has the password in %s", e.Message, f.Key)
+			}
+		}
+	}
+	if logs.Len() == 0 {
+		t.Fatal("nothing logged")
 	}
 }
