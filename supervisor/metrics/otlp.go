@@ -202,6 +202,9 @@ func (c *otlpConverter) request(fams []*dto.MetricFamily, now time.Time) *colmet
 		return uint64(s.start.UnixNano())
 	}
 	for _, f := range fams {
+		if newOTLPMetric(f) == nil {
+			continue // a type OTLP has no kin for
+		}
 		for _, m := range f.GetMetric() {
 			app := ""
 			attrs := make([]*commonpb.KeyValue, 0, len(m.GetLabel()))
@@ -221,9 +224,6 @@ func (c *otlpConverter) request(fams []*dto.MetricFamily, now time.Time) *colmet
 			om := r.byName[f.GetName()]
 			if om == nil {
 				om = newOTLPMetric(f)
-				if om == nil {
-					continue // a type OTLP has no kin for
-				}
 				r.byName[f.GetName()] = om
 				r.metrics = append(r.metrics, om)
 			}
