@@ -9,19 +9,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +33,7 @@ import (
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/testtls"
 )
 
 // waitLimit bounds every wait for the worker; generous because a loaded CI
@@ -972,7 +967,7 @@ func TestRawTCPServer(t *testing.T) {
 // directly: the public side is TLS, the mesh side plain HTTP whose requests
 // are handed to the app's handler.
 func TestHTTPSEntrypoint(t *testing.T) {
-	certPEM, keyPEM := selfSigned(t)
+	certPEM, keyPEM := testtls.SelfSigned(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
@@ -1011,37 +1006,6 @@ func TestHTTPSEntrypoint(t *testing.T) {
 	}
 	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 1000})
 	w.expect(ipc.TypeDrained)
-}
-
-// selfSigned returns a throwaway certificate for 127.0.0.1 and its key.
-func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "wattd test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true,
-
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
 // TestStatsBeforeReady: the preload reports stats before it says ready,
@@ -1097,7 +1061,7 @@ func TestStatsBeforeReady(t *testing.T) {
 // response on the connection: it says "Connection: close" and the
 // connection ends after it, over TCP, the mesh socket and TLS.
 func TestDrainInFlightOnKeepAlive(t *testing.T) {
-	certPEM, keyPEM := selfSigned(t)
+	certPEM, keyPEM := testtls.SelfSigned(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	for f, b := range map[string][]byte{certFile: certPEM, keyFile: keyPEM} {

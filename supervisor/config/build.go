@@ -289,7 +289,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		problems = append(problems, issuef("/cgroups/root", "%s", msg))
 	}
 	var metricsProblems, metricsWarnings []issue
-	cfg.Metrics, metricsProblems, metricsWarnings = buildMetrics(raw.Metrics)
+	cfg.Metrics, metricsProblems, metricsWarnings = buildMetrics(raw.Metrics, func(p string) string { return l.resolve(l.dir, p) })
 	problems = append(problems, metricsProblems...)
 	l.warnings = append(l.warnings, metricsWarnings...)
 	var telemetryProblems, telemetryWarnings []issue

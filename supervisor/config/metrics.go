@@ -34,6 +34,8 @@ type Metrics struct {
 	// OTLP, when set, pushes every series to an OpenTelemetry collector
 	// as well (Watt's "otlpExporter").
 	OTLP *OTLPMetrics
+	// TLS, when set, makes the server answer HTTPS only (Watt's "https").
+	TLS *MetricsTLS
 }
 
 // OTLPMetrics is where and how often the metrics are pushed over
@@ -98,6 +100,7 @@ type rawMetrics struct {
 	Readiness json.RawMessage   `json:"readiness"`
 	Liveness  json.RawMessage   `json:"liveness"`
 	OTLP      json.RawMessage   `json:"otlpExporter"`
+	HTTPS     json.RawMessage   `json:"https"`
 }
 
 type rawOTLPMetrics struct {
@@ -135,8 +138,9 @@ var seriesLabels = map[string]bool{"state": true, "reason": true, "method": true
 const workerLabel = "workerId"
 
 // buildMetrics reads the "metrics" value; it returns the problems that
-// stop the load and the warnings that do not.
-func buildMetrics(raw json.RawMessage) (Metrics, []issue, []issue) {
+// stop the load and the warnings that do not. resolve makes a file path
+// of the configuration absolute.
+func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []issue, []issue) {
 	m := Metrics{Hostname: DefaultMetricsHostname, Port: DefaultMetricsPort, Endpoint: DefaultMetricsEndpoint,
 		AppLabel:  DefaultAppLabel,
 		Readiness: Probe{Endpoint: DefaultReadinessPath}, Liveness: Probe{Endpoint: DefaultLivenessPath}}
@@ -203,9 +207,12 @@ func buildMetrics(raw json.RawMessage) (Metrics, []issue, []issue) {
 			m.Labels[k] = v
 		}
 	}
-	var otlpProblems []issue
+	var otlpProblems, tlsProblems, tlsWarnings []issue
 	m.OTLP, otlpProblems = buildOTLPMetrics(r.OTLP)
 	problems = append(problems, otlpProblems...)
+	m.TLS, tlsProblems, tlsWarnings = buildMetricsTLS(r.HTTPS, resolve)
+	problems = append(problems, tlsProblems...)
+	warnings = append(warnings, tlsWarnings...)
 	var probeProblems []issue
 	m.Readiness, probeProblems = buildProbe("/metrics/readiness", r.Readiness, m.Readiness)
 	problems = append(problems, probeProblems...)

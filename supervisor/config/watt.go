@@ -54,10 +54,10 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "/telemetry/exporter/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
 	{at: "/telemetry/exporter/*/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
 	{at: "/metrics", keys: []string{
-		"https", "httpClientMetrics", "healthChecksTimeouts",
+		"httpClientMetrics", "healthChecksTimeouts",
 		"plugins", "timeout", "opentelemetry", "httpCustomLabels", "additionalProperties",
 	},
-		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, auth, applicationLabel, labels, readiness, liveness and otlpExporter; it serves plain HTTP"},
+		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, https, auth, applicationLabel, labels, readiness, liveness and otlpExporter"},
 	{at: "/gracefulShutdown", keys: []string{"closeConnections"}, instead: "draining always closes idle keep-alive connections"},
 	{at: "/workers", keys: []string{"maxMemory"}, instead: scaleMemory},
 	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},

@@ -14,7 +14,7 @@ func TestIsWattOnly(t *testing.T) {
 		want bool
 	}{
 		{"", "metrics", false},
-		{"/metrics", "https", true},
+		{"/metrics", "timeout", true},
 		{"/metrics", "port", false},
 		{"", "entrypoint", false},
 		{"", "metricz", false},

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -77,6 +78,12 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s port %d: %w", cfg.Hostname, cfg.Port, err)
 	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, &tls.Config{Certificates: cfg.TLS.Certificates, ClientAuth: cfg.TLS.ClientAuth,
+			MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+	}
 	s := &Server{
 		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log)},
 		addr: ln.Addr(),
@@ -88,7 +95,7 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 			log.Error("metrics server stopped", zap.Error(err))
 		}
 	}()
-	log.Info("metrics server listening", zap.String("url", "http://"+s.addr.String()+cfg.Endpoint))
+	log.Info("metrics server listening", zap.String("url", scheme+"://"+s.addr.String()+cfg.Endpoint))
 	if cfg.OTLP != nil {
 		s.otlp = startOTLP(*cfg.OTLP, cfg.AppLabel, g, log)
 	}
