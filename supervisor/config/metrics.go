@@ -3,8 +3,10 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -130,9 +132,14 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // seriesLabels are the names of the labels some of wattd's series carry
 // beside the application's and the worker's: a constant label or an
 // application label of the same name would clash with them. "le" and
-// "quantile" are Prometheus's own, on histograms and summaries.
+// "quantile" are Prometheus's own, on histograms and summaries. A test
+// of the metrics package checks the list against its descriptors.
 var seriesLabels = map[string]bool{"state": true, "reason": true, "method": true, "status_code": true, "kind": true,
 	"space": true, "type": true, "le": true, "quantile": true}
+
+// SeriesLabels lists seriesLabels, sorted, for the metrics package's
+// test that keeps it in step with the series.
+func SeriesLabels() []string { return slices.Sorted(maps.Keys(seriesLabels)) }
 
 // workerLabel is the label that carries the worker slot's number.
 const workerLabel = "workerId"

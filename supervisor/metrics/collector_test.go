@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/config"
 )
 
 // snapshot is a fixed runtime status, as the runtime would report it.
@@ -219,5 +223,48 @@ func TestCollectorNodeMetrics(t *testing.T) {
 		if got := series(fams[name]); len(got) != 1 || got["applicationId=node,workerId=0,"] != want {
 			t.Errorf("%s = %v, want only node/0 = %v", name, got, want)
 		}
+	}
+}
+
+// variableLabels matches the variable labels in a descriptor's String().
+var variableLabels = regexp.MustCompile(`variableLabels: \{([^}]*)\}`)
+
+// TestSeriesLabelsKnownToConfig keeps config.SeriesLabels, the names a
+// constant label or the application label may not take, in step with the
+// labels wattd's series carry: every variable label of every descriptor
+// (but the application's and the worker's) is on the list, and every name
+// on it but Prometheus's own le and quantile is some descriptor's.
+func TestSeriesLabelsKnownToConfig(t *testing.T) {
+	c := newCollector(snapshot{}, config.DefaultAppLabel, nil)
+	ch := make(chan *prometheus.Desc, 1000)
+	c.Describe(ch)
+	close(ch)
+	used := map[string]bool{}
+	n := 0
+	for d := range ch {
+		n++
+		m := variableLabels.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("cannot read the labels of %s", d)
+		}
+		for _, l := range strings.Split(m[1], ",") {
+			if l = strings.TrimSpace(l); l != "" && l != config.DefaultAppLabel && l != workerLabel {
+				used[l] = true
+			}
+		}
+	}
+	known := config.SeriesLabels()
+	for l := range used {
+		if !slices.Contains(known, l) {
+			t.Errorf("series carry the label %q, which config's seriesLabels lacks: a constant label of that name would pass the config check and break the endpoint", l)
+		}
+	}
+	for _, l := range known {
+		if !used[l] && l != "le" && l != "quantile" {
+			t.Errorf("config's seriesLabels has %q, which no series carries", l)
+		}
+	}
+	if n < 30 || !used["kind"] || !used["space"] {
+		t.Errorf("read %d descriptors, labels %v: the descriptor format may have changed", n, used)
 	}
 }
