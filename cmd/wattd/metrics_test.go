@@ -75,19 +75,12 @@ func needPromFixture(t *testing.T) {
 func TestMetricsEndpoint(t *testing.T) {
 	needPromFixture(t)
 	port, mport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics": map[string]any{
-			"hostname": "127.0.0.1", "port": mport, "endpoint": "/prom",
-			"auth":   map[string]any{"username": "scraper", "password": "s3cret"},
-			"labels": map[string]any{"env": "test"},
-		},
-		"applications": []any{
-			map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 2},
-			map[string]any{"id": "api", "path": fixture("apps/prom"), "workers": 2},
-		},
-	})
+	dir := metricsProject(t, map[string]any{
+		"hostname": "127.0.0.1", "port": mport, "endpoint": "/prom",
+		"auth":   map[string]any{"username": "scraper", "password": "s3cret"},
+		"labels": map[string]any{"env": "test"},
+	}, map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 2},
+		map[string]any{"id": "api", "path": fixture("apps/prom"), "workers": 2})
 	d := startWattd(t, dir, port, startOpts{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
 
@@ -305,12 +298,7 @@ func TestMetricsReadyNamesUnreadyApp(t *testing.T) {
 // with the metrics server on loopback port mport.
 func plainWithMetrics(t *testing.T, mport int) string {
 	t.Helper()
-	return project(t, map[string]any{
-		"entrypoint":   "web",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	return metricsProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport}, map[string]any{"id": "web", "path": fixture("apps/plain")})
 }
 
 // TestMetricsPortTaken checks that wattd refuses to start, saying why,
@@ -515,15 +503,10 @@ func TestRequestDurationsOnOneConnection(t *testing.T) {
 func TestMetricsApplicationLabel(t *testing.T) {
 	needPromFixture(t)
 	port, mport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics": map[string]any{
-			"hostname": "127.0.0.1", "port": mport, "applicationLabel": "serviceId",
-			"labels": map[string]any{"env": "test", "serviceId": "not-this"},
-		},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 1}},
-	})
+	dir := metricsProject(t, map[string]any{
+		"hostname": "127.0.0.1", "port": mport, "applicationLabel": "serviceId",
+		"labels": map[string]any{"env": "test", "serviceId": "not-this"},
+	}, map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 1})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
 	d.waitOutput(`label \"serviceId\" is left out`, 5*time.Second)
@@ -584,12 +567,7 @@ func TestRequestDurationsOfFrameworks(t *testing.T) {
 				t.Skipf("fixture packages not installed (make deps): %v", err)
 			}
 			port, mport := freePort(t), freePort(t)
-			dir := project(t, map[string]any{
-				"entrypoint":   "web",
-				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-				"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
-				"applications": []any{map[string]any{"id": "web", "path": fixture("apps/" + fw), "workers": 1}},
-			})
+			dir := metricsProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport}, map[string]any{"id": "web", "path": fixture("apps/" + fw), "workers": 1})
 			d := startWattd(t, dir, port, startOpts{})
 			d.waitReady("web", 30*time.Second)
 			client := &http.Client{Timeout: 10 * time.Second}
@@ -632,4 +610,17 @@ func TestRequestDurationsOfFrameworks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metricsProject is a watt.json whose entrypoint, "web", listens on
+// loopback at the test's port, with metrics as its "metrics" value and
+// apps as its applications.
+func metricsProject(t *testing.T, metrics map[string]any, apps ...any) string {
+	t.Helper()
+	return project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":      metrics,
+		"applications": apps,
+	})
 }

@@ -32,13 +32,8 @@ func TestMetricsHTTPS(t *testing.T) {
 	for _, requestCert := range []bool{false, true} {
 		t.Run(fmt.Sprintf("requestCert=%v", requestCert), func(t *testing.T) {
 			port, mport := freePort(t), freePort(t)
-			dir := project(t, map[string]any{
-				"entrypoint": "web",
-				"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-				"metrics": map[string]any{"hostname": "127.0.0.1", "port": mport,
-					"https": map[string]any{"key": map[string]any{"path": "tls/m.key"}, "cert": map[string]any{"path": "tls/m.crt"}, "requestCert": requestCert}},
-				"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-			})
+			dir := metricsProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport,
+				"https": map[string]any{"key": map[string]any{"path": "tls/m.key"}, "cert": map[string]any{"path": "tls/m.crt"}, "requestCert": requestCert}}, map[string]any{"id": "web", "path": fixture("apps/plain")})
 			if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o700); err != nil {
 				t.Fatal(err)
 			}

@@ -97,18 +97,11 @@ func TestMetricsOTLPPush(t *testing.T) {
 	needPromFixture(t)
 	recv := newOTLPMetricsReceiver(t)
 	port, mport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics": map[string]any{
-			"hostname": "127.0.0.1", "port": mport,
-			"otlpExporter": map[string]any{"endpoint": recv.URL + "/v1/metrics", "interval": 300, "headers": map[string]any{"x-api-key": "k1"}},
-		},
-		"applications": []any{
-			map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 1},
-			map[string]any{"id": "api", "path": fixture("apps/prom"), "workers": 1},
-		},
-	})
+	dir := metricsProject(t, map[string]any{
+		"hostname": "127.0.0.1", "port": mport,
+		"otlpExporter": map[string]any{"endpoint": recv.URL + "/v1/metrics", "interval": 300, "headers": map[string]any{"x-api-key": "k1"}},
+	}, map[string]any{"id": "web", "path": fixture("apps/prom"), "workers": 1},
+		map[string]any{"id": "api", "path": fixture("apps/prom"), "workers": 1})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
 	d.waitReady("api", 30*time.Second)
@@ -194,15 +187,10 @@ func TestMetricsOTLPPushAtStop(t *testing.T) {
 	integration(t)
 	recv := newOTLPMetricsReceiver(t)
 	port, mport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics": map[string]any{
-			"hostname": "127.0.0.1", "port": mport,
-			"otlpExporter": map[string]any{"endpoint": recv.URL + "/v1/metrics", "serviceName": "shop", "serviceVersion": "2.0.0"},
-		},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	dir := metricsProject(t, map[string]any{
+		"hostname": "127.0.0.1", "port": mport,
+		"otlpExporter": map[string]any{"endpoint": recv.URL + "/v1/metrics", "serviceName": "shop", "serviceVersion": "2.0.0"},
+	}, map[string]any{"id": "web", "path": fixture("apps/plain")})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
 	// The worker's heap reaches wattd with its first stats report.

@@ -15,13 +15,8 @@ import (
 func TestReadyProbeTakesTheAppsAnswer(t *testing.T) {
 	integration(t)
 	port, mport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics": map[string]any{"hostname": "127.0.0.1", "port": mport,
-			"readiness": map[string]any{"success": map[string]any{"statusCode": 200, "body": "all ready"}}},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/globals")}},
-	})
+	dir := metricsProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport,
+		"readiness": map[string]any{"success": map[string]any{"statusCode": 200, "body": "all ready"}}}, map[string]any{"id": "web", "path": fixture("apps/globals")})
 	d := startWattd(t, dir, port, startOpts{})
 	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", mport)
 	waitFor(t, 30*time.Second, "/ready to pass with the configured body", func() bool {
