@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strconv"
 )
@@ -116,7 +115,7 @@ func pemList(raw json.RawMessage, ptr string, resolve func(string) string) ([]pe
 			problems = append(problems, issuef(at+"/path", "%v", err))
 			continue
 		}
-		out = append(out, pemItem{pem: b, ptr: fmt.Sprintf("%s/path", at)})
+		out = append(out, pemItem{pem: b, ptr: at + "/path"})
 	}
 	return out, problems
 }
