@@ -9,8 +9,8 @@ import (
 	"github.com/wattd/wattd/ipc"
 )
 
-// processFamilies are prom-client's default metrics of a Node.js process
-// that Watt exports for each worker, from what the worker reports of its
+// processFamilies are the Node.js process metrics Watt exports for each
+// worker (prom-client's defaults, under their names and labels), from what the worker reports of its
 // process with metrics on (ipc.NodeProcess).
 type processFamilies struct {
 	external                          *prometheus.Desc
@@ -25,15 +25,15 @@ func newProcessFamilies(d func(name, help string, labels []string) *prometheus.D
 	ws := []string{appLabel, workerLabel, "space"}
 	wt := []string{appLabel, workerLabel, "type"}
 	return processFamilies{
-		external:       d("nodejs_external_memory_bytes", "Node.js external memory size in bytes.", w),
-		spaceTotal:     d("nodejs_heap_space_size_total_bytes", "Process heap space size total from Node.js in bytes.", ws),
-		spaceUsed:      d("nodejs_heap_space_size_used_bytes", "Process heap space size used from Node.js in bytes.", ws),
-		spaceAvail:     d("nodejs_heap_space_size_available_bytes", "Process heap space size available from Node.js in bytes.", ws),
-		handles:        d("nodejs_active_handles", "Number of active libuv handles grouped by handle type. Every handle type is C++ class name.", wt),
-		handlesTotal:   d("nodejs_active_handles_total", "Total number of active handles.", w),
-		requestsTotal:  d("nodejs_active_requests_total", "Total number of active requests.", w),
-		resources:      d("nodejs_active_resources", "Number of active resources that are currently keeping the event loop alive, grouped by async resource type.", wt),
-		resourcesTotal: d("nodejs_active_resources_total", "Total number of active resources.", w),
+		external:       d("nodejs_external_memory_bytes", "Memory of C++ objects bound to the worker's JavaScript objects, in bytes, as last reported.", w),
+		spaceTotal:     d("nodejs_heap_space_size_total_bytes", "Size of the V8 heap space, in bytes, as last reported.", ws),
+		spaceUsed:      d("nodejs_heap_space_size_used_bytes", "Bytes in use in the V8 heap space, as last reported.", ws),
+		spaceAvail:     d("nodejs_heap_space_size_available_bytes", "Bytes still free in the V8 heap space, as last reported.", ws),
+		handles:        d("nodejs_active_handles", "Handles keeping the worker's process alive, by class name, as last reported.", wt),
+		handlesTotal:   d("nodejs_active_handles_total", "Handles keeping the worker's process alive, as last reported.", w),
+		requestsTotal:  d("nodejs_active_requests_total", "libuv requests in flight in the worker, as last reported.", w),
+		resources:      d("nodejs_active_resources", "Resources keeping the worker's event loop alive, by type, as last reported.", wt),
+		resourcesTotal: d("nodejs_active_resources_total", "Resources keeping the worker's event loop alive, as last reported.", w),
 	}
 }
 
