@@ -270,6 +270,14 @@ func start(dir, file, name string, strictEnv bool, mode capabilities.Mode) (err 
 			}
 		}()
 	}
+	if cfg.Probes != nil {
+		ps, err := metrics.ServeProbes(*cfg.Probes, cfg.Metrics.Auth, rt, log.Named("probes"))
+		if err != nil {
+			rt.Close()
+			return &exitError{exitFailure, err}
+		}
+		defer ps.Close()
+	}
 
 	// cleanup is what every exit must do, whichever path it takes.
 	var cleanOnce sync.Once

@@ -63,7 +63,8 @@ type rawConfig struct {
 	Cgroups      struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
-	Metrics json.RawMessage `json:"metrics"`
+	Metrics      json.RawMessage `json:"metrics"`
+	HealthProbes json.RawMessage `json:"healthProbes"`
 	// Telemetry is read by buildTelemetry.
 	Telemetry json.RawMessage `json:"telemetry"`
 }
@@ -292,6 +293,9 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	cfg.Metrics, metricsProblems, metricsWarnings = buildMetrics(raw.Metrics, func(p string) string { return l.resolve(l.dir, p) })
 	problems = append(problems, metricsProblems...)
 	l.warnings = append(l.warnings, metricsWarnings...)
+	var probesProblems []issue
+	cfg.Probes, probesProblems = buildHealthProbes(raw.HealthProbes, &cfg.Metrics)
+	problems = append(problems, probesProblems...)
 	var telemetryProblems, telemetryWarnings []issue
 	cfg.Telemetry, telemetryProblems, telemetryWarnings = l.buildTelemetry(raw.Telemetry)
 	problems = append(problems, telemetryProblems...)

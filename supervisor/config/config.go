@@ -57,8 +57,11 @@ type Config struct {
 	Telemetry Telemetry
 	// Health is the runtime's "health" block over Watt's defaults; each
 	// application's Health is what applies to it.
-	Health   Health
-	Metrics  Metrics  // key "metrics": the Prometheus endpoint and probes
+	Health  Health
+	Metrics Metrics // key "metrics": the Prometheus endpoint and probes
+	// Probes, when set, is a server of the probes' own (Watt's
+	// "healthProbes" at an address other than the metrics server's).
+	Probes   *ProbesServer
 	Warnings []string // Watt options ignored, old names used, and the like
 }
 

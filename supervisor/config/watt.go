@@ -31,7 +31,6 @@ var wattOnlyOptions = []wattOnlyOption{
 		instead: "wattd serves the entrypoint at the root; there is no gateway to mount applications under a base path"},
 	{at: "", keys: []string{"workersRestartDelay"}, instead: `restarts follow "restartOnError" and wattd's "restart" back-off`},
 	{at: "", keys: []string{"exitOnUnhandledErrors"}, instead: "an unhandled error ends the worker process as Node.js does, and wattd restarts it"},
-	{at: "", keys: []string{"healthProbes"}, instead: `the metrics server serves the probes: turn on "metrics" for /ready and /status`},
 	{at: "", keys: []string{"undici"}, instead: "workers use their own HTTP client settings"},
 	{at: "", keys: []string{"httpCache"}, instead: "no shared HTTP cache between applications"},
 	{at: "", keys: []string{"watch", "hotReload"}, instead: "wattd dev watches and restarts every application; wattd start never does"},

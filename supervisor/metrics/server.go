@@ -38,7 +38,7 @@ type Server struct {
 }
 
 // Serve listens on cfg's hostname and port and serves the Prometheus
-// endpoint and the probes until Close. It fails only when the address
+// endpoint and the probes (those not turned off) until Close. It fails only when the address
 // cannot be bound.
 func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	// Not the pedantic registry, which checks every series against its
@@ -58,15 +58,60 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	if cfg.Auth != nil {
 		metrics = basicAuth(*cfg.Auth, metrics)
 	}
-	// Paths are matched exactly, as Watt's server does: an endpoint from
-	// watt.json is a path, never a ServeMux pattern.
 	routes := map[string]http.Handler{cfg.Endpoint: metrics}
-	if !cfg.Readiness.Disabled {
-		routes[cfg.Readiness.Endpoint] = probeHandler(cfg.Readiness, cfg.Auth, func(r *http.Request) verdict { return ready(r.Context(), rt) })
+	addProbes(routes, cfg.Readiness, cfg.Liveness, cfg.Auth, rt)
+	s, err := serve(cfg.Hostname, cfg.Port, cfg.TLS, routes, log)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	if !cfg.Liveness.Disabled {
-		routes[cfg.Liveness.Endpoint] = probeHandler(cfg.Liveness, cfg.Auth, func(*http.Request) verdict { return live(rt) })
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
 	}
+	log.Info("metrics server listening", zap.String("url", scheme+"://"+s.addr.String()+cfg.Endpoint))
+	if cfg.OTLP != nil {
+		s.otlp = startOTLP(*cfg.OTLP, cfg.AppLabel, g, log)
+	}
+	return s, nil
+}
+
+// ServeProbes listens on cfg's hostname and port and serves the
+// readiness and liveness probes only (Watt's "healthProbes" server),
+// over plain HTTP, until Close. As on the metrics server, the probes ask
+// for no credentials; with auth (the metrics'), only a caller that gives
+// them is told what is not ready.
+func ServeProbes(cfg config.ProbesServer, auth *config.BasicAuth, rt Runtime, log *zap.Logger) (*Server, error) {
+	routes := map[string]http.Handler{}
+	addProbes(routes, cfg.Readiness, cfg.Liveness, auth, rt)
+	s, err := serve(cfg.Hostname, cfg.Port, nil, routes, log)
+	if err != nil {
+		return nil, fmt.Errorf("health probes: %w", err)
+	}
+	var paths []string
+	for _, p := range []config.Probe{cfg.Readiness, cfg.Liveness} {
+		if !p.Disabled {
+			paths = append(paths, p.Endpoint)
+		}
+	}
+	log.Info("health probes server listening", zap.String("address", s.addr.String()), zap.Strings("paths", paths))
+	return s, nil
+}
+
+// addProbes adds the probes that are not turned off to routes.
+func addProbes(routes map[string]http.Handler, readiness, liveness config.Probe, auth *config.BasicAuth, rt Runtime) {
+	if !readiness.Disabled {
+		routes[readiness.Endpoint] = probeHandler(readiness, auth, func(r *http.Request) verdict { return ready(r.Context(), rt) })
+	}
+	if !liveness.Disabled {
+		routes[liveness.Endpoint] = probeHandler(liveness, auth, func(*http.Request) verdict { return live(rt) })
+	}
+}
+
+// serve listens on hostname and port (over TLS when set) and answers
+// the paths of routes until Close; any other path is 404. Paths are
+// matched exactly, as Watt's server does: a path from watt.json is never
+// a ServeMux pattern.
+func serve(hostname string, port int, tlsCfg *config.MetricsTLS, routes map[string]http.Handler, log *zap.Logger) (*Server, error) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if route, ok := routes[r.URL.Path]; ok {
 			route.ServeHTTP(w, r)
@@ -74,14 +119,12 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 		}
 		http.NotFound(w, r)
 	})
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Hostname, strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(hostname, strconv.Itoa(port)))
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s port %d: %w", cfg.Hostname, cfg.Port, err)
+		return nil, fmt.Errorf("listen on %s port %d: %w", hostname, port, err)
 	}
-	scheme := "http"
-	if cfg.TLS != nil {
-		scheme = "https"
-		ln = tls.NewListener(ln, &tls.Config{Certificates: cfg.TLS.Certificates, ClientAuth: cfg.TLS.ClientAuth,
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: tlsCfg.Certificates, ClientAuth: tlsCfg.ClientAuth,
 			MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 	}
 	s := &Server{
@@ -92,13 +135,9 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", zap.Error(err))
+			log.Error("server stopped", zap.Error(err))
 		}
 	}()
-	log.Info("metrics server listening", zap.String("url", scheme+"://"+s.addr.String()+cfg.Endpoint))
-	if cfg.OTLP != nil {
-		s.otlp = startOTLP(*cfg.OTLP, cfg.AppLabel, g, log)
-	}
 	return s, nil
 }
 

@@ -1,0 +1,105 @@
+package main_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHealthProbesServer runs Watt's "healthProbes" on a port other than
+// the metrics server's: the probes answer there, and only there, with
+// their configured answers, and the metrics stay on the metrics port.
+func TestHealthProbesServer(t *testing.T) {
+	integration(t)
+	port, mport, pport := freePort(t), freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":    map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"healthProbes": map[string]any{"hostname": "127.0.0.1", "port": pport,
+			"readiness": map[string]any{"endpoint": "/readyz", "success": map[string]any{"statusCode": 204}}},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	probes, metrics := fmt.Sprintf("http://127.0.0.1:%d", pport), fmt.Sprintf("http://127.0.0.1:%d", mport)
+	waitFor(t, 10*time.Second, "the readiness probe to pass", func() bool {
+		code, _, err := get(fresh, probes+"/readyz")
+		return err == nil && code == http.StatusNoContent
+	})
+	if code, body, err := get(fresh, probes+"/status"); err != nil || code != http.StatusOK || strings.TrimSpace(body) != "OK" {
+		t.Errorf("probes server /status: %d %q %v, want 200 OK", code, body, err)
+	}
+	for _, u := range []string{probes + "/metrics", probes + "/ready", metrics + "/readyz", metrics + "/status"} {
+		if code, _, err := get(fresh, u); err != nil || code != http.StatusNotFound {
+			t.Errorf("%s: %d %v, want 404", u, code, err)
+		}
+	}
+	if fams, err := scrape(metrics+"/metrics", "", ""); err != nil || fams["wattd_workers"] == nil {
+		t.Errorf("metrics server /metrics: %v, wattd_workers %v", err, fams["wattd_workers"])
+	}
+	if !strings.Contains(d.out.String(), "health probes server listening") {
+		t.Errorf("no line says where the probes are served:\n%s", d.out.String())
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("wattd exited %d", code)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", pport), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the probes port still accepts connections after wattd exited")
+	}
+}
+
+// TestHealthProbesWithoutMetrics: a Watt project that wants probes for
+// its orchestrator and no metrics gets a server with the probes only.
+// With "healthProbes": false beside the metrics, the metrics server
+// answers no probe.
+func TestHealthProbesWithoutMetrics(t *testing.T) {
+	integration(t)
+	port, pport := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"healthProbes": map[string]any{"hostname": "127.0.0.1", "port": pport},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	probes := fmt.Sprintf("http://127.0.0.1:%d", pport)
+	waitFor(t, 10*time.Second, "the readiness probe to pass", func() bool {
+		code, _, err := get(fresh, probes+"/ready")
+		return err == nil && code == http.StatusOK
+	})
+	if code, _, err := get(fresh, probes+"/metrics"); err != nil || code != http.StatusNotFound {
+		t.Errorf("/metrics without metrics: %d %v, want 404", code, err)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("wattd exited %d", code)
+	}
+
+	mport := freePort(t)
+	dir = project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
+		"healthProbes": false,
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d = startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	metrics := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	if _, err := scrape(metrics+"/metrics", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/ready", "/status"} {
+		if code, _, err := get(fresh, metrics+p); err != nil || code != http.StatusNotFound {
+			t.Errorf("%s with healthProbes false: %d %v, want 404", p, code, err)
+		}
+	}
+}
