@@ -121,7 +121,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	perWorker := []string{
 		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
 		"nodejs_eventloop_utilization", "nodejs_heap_size_used_bytes", "nodejs_heap_size_total_bytes",
-		"wattd_worker_restarts_total", "wattd_worker_up",
+		"wattd_worker_restarts_total", "wattd_worker_up", "thread_cpu_seconds_total",
 		// prom-client's process figures, from the second stats report on.
 		"nodejs_external_memory_bytes", "nodejs_active_handles_total", "nodejs_active_resources_total",
 	}

@@ -46,9 +46,10 @@ type collector struct {
 	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
 
-	own     ownFamilies     // cgroup.go
-	spans   spanFamilies    // spans.go
-	process processFamilies // nodeprocess.go
+	own       ownFamilies     // cgroup.go
+	spans     spanFamilies    // spans.go
+	process   processFamilies // nodeprocess.go
+	threadCPU *cpuFamilies    // threadcpu.go
 
 	// What Node workers report with metrics on.
 	requests, gc *prometheus.Desc
@@ -74,12 +75,13 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		return prometheus.NewDesc(name, help, withAppLabel(labels, appLabelName), constLabels)
 	}
 	return &collector{
-		src:      src,
-		own:      newOwnFamilies(d),
-		spans:    newSpanFamilies(d),
-		process:  newProcessFamilies(d),
-		workers:  d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
-		restarts: d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
+		src:       src,
+		own:       newOwnFamilies(d),
+		spans:     newSpanFamilies(d),
+		process:   newProcessFamilies(d),
+		threadCPU: newCPUFamilies(d),
+		workers:   d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
+		restarts:  d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
 		oomKills: d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
@@ -133,6 +135,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	c.own.describe(ch)
 	c.spans.describe(ch)
 	c.process.describe(ch)
+	c.threadCPU.describe(ch)
 	for _, g := range c.lag {
 		ch <- g.desc
 	}
@@ -158,6 +161,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dropped, float64(c.src.Status().LogLinesDropped))
 	var texts []workerText
 	defer func() { c.appTexts.Store(&texts) }()
+	host, hostOK := c.threadCPU.hostPercent()
 	for _, a := range c.src.Apps() {
 		byReason := map[string]int{}
 		for _, k := range supervisor.RestartKinds {
@@ -203,6 +207,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.elu, w.ELU, a.ID, id)
 				gauge(c.heapUsed, float64(w.HeapUsed), a.ID, id)
 				gauge(c.heapTotal, float64(w.HeapTotal), a.ID, id)
+				c.threadCPU.collectWorker(ch, a.ID, id, w.PID, w.Uptime, host, hostOK)
 			}
 			gauge(c.activeConns, float64(w.ActiveConns), a.ID, id)
 			if l := w.Lag; l != nil {

@@ -247,6 +247,8 @@ type Stat struct {
 	State      byte // R, S, D, Z, …
 	PPID, PGRP int
 	CPU        time.Duration // user + system time
+	User       time.Duration // user time alone
+	System     time.Duration // system time alone
 	RSS        uint64        // resident set size, bytes
 }
 
@@ -255,8 +257,19 @@ type Stat struct {
 const clockTicks = 100
 
 // ReadStat reads a process's /proc/<pid>/stat; ok is false when it is gone.
+// Its times are those of all the process's threads.
 func ReadStat(pid int) (st Stat, ok bool) {
-	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+}
+
+// ReadThreadStat reads /proc/<pid>/task/<tid>/stat, one thread's figures
+// (its times are that thread's alone); the main thread's tid is the pid.
+func ReadThreadStat(pid, tid int) (st Stat, ok bool) {
+	return readStat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+}
+
+func readStat(path string) (st Stat, ok bool) {
+	b, err := ReadFile(path)
 	if err != nil {
 		return Stat{}, false
 	}
@@ -275,8 +288,38 @@ func ReadStat(pid int) (st Stat, ok bool) {
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	stime, _ := strconv.ParseUint(f[12], 10, 64)
 	rss, _ := strconv.ParseUint(f[21], 10, 64)
-	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, CPU: time.Duration(ut+stime) * time.Second / clockTicks,
+	user, system := time.Duration(ut)*time.Second/clockTicks, time.Duration(stime)*time.Second/clockTicks
+	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, CPU: user + system, User: user, System: system,
 		RSS: rss * pageSize}, err1 == nil && err2 == nil
+}
+
+// HostCPU is the host's CPU time from /proc/stat, summed over its CPUs,
+// in USER_HZ ticks: Idle, and Total as libuv's os.cpus() counts it (user,
+// nice, system, idle and irq; I/O wait, softirq and steal left out).
+type HostCPU struct {
+	Idle, Total uint64
+}
+
+// ReadHostCPU reads the "cpu" line of /proc/stat.
+func ReadHostCPU() (HostCPU, bool) {
+	b, err := ReadFile("/proc/stat")
+	if err != nil {
+		return HostCPU{}, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return HostCPU{}, false
+	}
+	var v [7]uint64 // user nice system idle iowait irq softirq
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil {
+			return HostCPU{}, false
+		}
+		v[i] = n
+	}
+	return HostCPU{Idle: v[3], Total: v[0] + v[1] + v[2] + v[3] + v[5]}, true
 }
 
 // pageSize is the unit of /proc/<pid>/stat's rss.

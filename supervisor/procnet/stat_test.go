@@ -2,9 +2,12 @@ package procnet
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReadStatRSS: the resident size from /proc/<pid>/stat agrees with
@@ -42,5 +45,59 @@ func TestReadStatRSS(t *testing.T) {
 	_ = buf[len(buf)-1]
 	if _, ok := ReadStat(-1); ok {
 		t.Error("ReadStat(-1) reports ok")
+	}
+}
+
+// TestReadThreadStat: a thread's times are its own, within its process's
+// (which count every thread's), and user + system make the total.
+func TestReadThreadStat(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := syscall.Gettid()
+	before, ok := ReadThreadStat(os.Getpid(), tid)
+	if !ok {
+		t.Fatalf("ReadThreadStat(self, %d) not ok", tid)
+	}
+	// 300 ms of CPU on this thread.
+	start := time.Now()
+	var rusage syscall.Rusage
+	for {
+		_ = syscall.Getrusage(1 /* RUSAGE_THREAD */, &rusage)
+		if time.Duration(rusage.Utime.Nano()+rusage.Stime.Nano()) > 300*time.Millisecond+time.Duration(before.CPU) || time.Since(start) > 10*time.Second {
+			break
+		}
+	}
+	after, _ := ReadThreadStat(os.Getpid(), tid)
+	proc, _ := ReadStat(os.Getpid())
+	if d := after.CPU - before.CPU; d < 250*time.Millisecond {
+		t.Errorf("the thread's CPU time grew by %v over a 300 ms busy loop on it", d)
+	}
+	if after.User+after.System != after.CPU || after.CPU > proc.CPU {
+		t.Errorf("thread %+v, process %+v", after, proc)
+	}
+	if _, ok := ReadThreadStat(os.Getpid(), -1); ok {
+		t.Error("ReadThreadStat(self, -1) reports ok")
+	}
+}
+
+// TestReadHostCPU: the host's counters move forward and idle is part of
+// the total.
+func TestReadHostCPU(t *testing.T) {
+	a, ok := ReadHostCPU()
+	if !ok || a.Total == 0 || a.Idle > a.Total {
+		t.Fatalf("ReadHostCPU() = %+v, %v", a, ok)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := ReadHostCPU()
+		if b.Total > a.Total {
+			if b.Idle < a.Idle {
+				t.Errorf("idle went back: %+v then %+v", a, b)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/proc/stat's total did not move in 5 s: %+v then %+v", a, b)
+		}
 	}
 }
