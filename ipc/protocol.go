@@ -293,6 +293,11 @@ type AppInfo struct {
 	// reads (request durations, event-loop lag, GC, the app's own
 	// registry), which cost it something to collect.
 	Metrics bool `json:"metrics,omitempty"`
+	// RequestLabels, with Metrics, are the labels the worker adds to its
+	// request durations from each request's headers (Watt's
+	// httpCustomLabels), in order; HistogramSeries.Labels holds their
+	// values.
+	RequestLabels []RequestLabel `json:"requestLabels,omitempty"`
 	// EventLoopDelay is true when the app's health checks judge the
 	// event-loop delay (health.maxEventLoopDelay, maxEventLoopDelayP99):
 	// the worker then samples it and reports Stats.Delay.
@@ -404,15 +409,26 @@ type Histogram struct {
 	Series []HistogramSeries `json:"series"`
 }
 
+// RequestLabel is a label of the request durations whose value is a
+// request header's: Header (lower case), or Default when the request has
+// none.
+type RequestLabel struct {
+	Name    string `json:"name"`
+	Header  string `json:"header"`
+	Default string `json:"default"`
+}
+
 // HistogramSeries is one series of a Histogram. Which labels are set
 // depends on the histogram: Method and StatusCode for requests, Kind
 // (major, minor, incremental, weakcb) for GC.
 type HistogramSeries struct {
-	Method     string   `json:"method,omitempty"`
-	StatusCode int      `json:"statusCode,omitempty"`
-	Kind       string   `json:"kind,omitempty"`
-	Counts     []uint64 `json:"counts"`
-	Sum        float64  `json:"sum"`
+	Method     string `json:"method,omitempty"`
+	StatusCode int    `json:"statusCode,omitempty"`
+	// Labels are the values of AppInfo.RequestLabels, in their order.
+	Labels []string `json:"labels,omitempty"`
+	Kind   string   `json:"kind,omitempty"`
+	Counts []uint64 `json:"counts"`
+	Sum    float64  `json:"sum"`
 }
 
 // EventLoopLag is the event-loop delay a worker sampled since its last

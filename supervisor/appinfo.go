@@ -82,6 +82,11 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 			BufferPoolSize:       ac.Health.BufferPoolSize,
 			DefaultHighWaterMark: ac.Health.HighWaterMark,
 		}
+		if info.Metrics {
+			for _, l := range cfg.Metrics.RequestLabels {
+				info.RequestLabels = append(info.RequestLabels, ipc.RequestLabel{Name: l.Name, Header: l.Header, Default: l.Default})
+			}
+		}
 		if info.Entrypoint {
 			info.Host, info.Port = cfg.Server.Hostname, port
 		}

@@ -2,10 +2,13 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -97,6 +100,78 @@ func TestRequestAggregation(t *testing.T) {
 			}
 			if got.GCs > 5 {
 				t.Errorf("ten million recorded requests caused %d garbage collections; the aggregation allocates", got.GCs)
+			}
+		})
+	}
+}
+
+// labelledScript drives the request labels of httpCustomLabels: values
+// from headers, the default, long values cut, and the bound on series.
+const labelledScript = `
+const { RequestMetrics, MAX_LABELLED_SERIES } = require(process.argv[1] + '/metrics.cjs')
+const m = new RequestMetrics([
+  { name: 'tenant', header: 'x-tenant', default: 'unknown' },
+  { name: 'region', header: 'x-region', default: 'none' }
+])
+const req = (headers) => ({ headers })
+m.record('GET', 200, 0.001, req({ 'x-tenant': 'acme', 'x-region': 'eu' }))
+m.record('GET', 200, 0.001, req({ 'x-tenant': 'acme', 'x-region': 'eu' }))
+m.record('GET', 200, 0.001, req({ 'x-tenant': 'globex' }))
+m.record('GET', 500, 0.001, req({ 'x-tenant': 'acme', 'x-region': 'eu' }))
+m.record('HEAD', 200, 0.001, req({ 'x-tenant': 'acme' }))
+m.record('POST', 201, 0.001, req({ 'x-tenant': 'x'.repeat(1000) }))
+const small = m.hist.snapshot()
+for (let i = 0; i < MAX_LABELLED_SERIES + 100; i++) m.record('GET', 200, 0.001, req({ 'x-tenant': 't' + i }))
+const big = m.hist.snapshot()
+console.log(JSON.stringify({ small, big }))
+`
+
+// TestRequestAggregationLabelled: with labels taken from headers, each
+// combination is its own series, and a client sending ever new values
+// cannot grow the series past the bound.
+func TestRequestAggregationLabelled(t *testing.T) {
+	dir := preloadDir(t)
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(bin, "-e", labelledScript, dir).Output()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			type series struct {
+				Method     string   `json:"method"`
+				StatusCode int      `json:"statusCode"`
+				Labels     []string `json:"labels"`
+				Counts     []uint64 `json:"counts"`
+			}
+			var got struct {
+				Small struct{ Series []series } `json:"small"`
+				Big   struct{ Series []series } `json:"big"`
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			count := func(ss []series) map[string]uint64 {
+				m := map[string]uint64{}
+				for _, s := range ss {
+					var n uint64
+					for _, c := range s.Counts {
+						n += c
+					}
+					m[fmt.Sprintf("%s %d %v", s.Method, s.StatusCode, s.Labels)] = n
+				}
+				return m
+			}
+			want := map[string]uint64{
+				"GET 200 [acme eu]": 2, "GET 200 [globex none]": 1, "GET 500 [acme eu]": 1,
+				"POST 201 [" + strings.Repeat("x", 128) + " none]": 1,
+			}
+			if got := count(got.Small.Series); !maps.Equal(got, want) {
+				t.Errorf("series %v, want %v", got, want)
+			}
+			big := count(got.Big.Series)
+			if len(big) != 501 || big["GET 200 [_overflow _overflow]"] != 104 {
+				t.Errorf("after 600 new tenants: %d series, %d requests under _overflow; want 501 and 104 (the first 496 tenants fill the 500 series, the next 104 share one)",
+					len(big), big["GET 200 [_overflow _overflow]"])
 			}
 		})
 	}

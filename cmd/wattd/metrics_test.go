@@ -624,3 +624,52 @@ func metricsProject(t *testing.T, metrics map[string]any, apps ...any) string {
 		"applications": apps,
 	})
 }
+
+// TestRequestLabelsFromHeaders runs Watt's httpCustomLabels: the request
+// histogram gets a label whose value is each request's header, or the
+// default without it.
+func TestRequestLabelsFromHeaders(t *testing.T) {
+	integration(t)
+	port, mport := freePort(t), freePort(t)
+	dir := metricsProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport,
+		"httpCustomLabels": []any{map[string]any{"name": "tenant", "header": "X-Tenant"}}},
+		map[string]any{"id": "web", "path": fixture("apps/plain")})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	send := func(tenant string, n int) {
+		for range n {
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+			if tenant != "" {
+				req.Header.Set("X-Tenant", tenant)
+			}
+			resp, err := fresh.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	send("acme", 3)
+	send("globex", 2)
+	send("", 1)
+	want := map[string]uint64{"acme": 3, "globex": 2, "unknown": 1}
+	var got map[string]uint64
+	// The figures reach wattd with the worker's next stats report.
+	waitFor(t, 10*time.Second, "the labelled request counts", func() bool {
+		fams, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "", "")
+		if err != nil {
+			return false
+		}
+		got = map[string]uint64{}
+		for _, m := range fams["http_request_all_duration_seconds"].GetMetric() {
+			l := labelsOf(m)
+			if l["applicationId"] == "web" && l["method"] == "GET" && l["status_code"] == "200" {
+				got[l["tenant"]] += m.GetHistogram().GetSampleCount()
+			}
+		}
+		return maps.Equal(got, want)
+	})
+	if !maps.Equal(got, want) {
+		t.Errorf("GET 200 by tenant: %v, want %v", got, want)
+	}
+}

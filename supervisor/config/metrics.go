@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"regexp"
@@ -38,7 +39,27 @@ type Metrics struct {
 	OTLP *OTLPMetrics
 	// TLS, when set, makes the server answer HTTPS only (Watt's "https").
 	TLS *MetricsTLS
+	// RequestLabels are labels of http_request_all_duration_seconds
+	// taken from each request's headers (Watt's "httpCustomLabels"), in
+	// the order given.
+	RequestLabels []RequestLabel
 }
+
+// RequestLabel is a label of the request histogram whose value is a
+// request header's.
+type RequestLabel struct {
+	Name    string // the label's name
+	Header  string // the header, lower case
+	Default string // the value when the request has no such header; Watt's "unknown" unless set
+}
+
+// DefaultRequestLabelValue is a request label's value without its header,
+// Watt's.
+const DefaultRequestLabelValue = "unknown"
+
+// MaxRequestLabels bounds the labels "httpCustomLabels" may add: each
+// multiplies the series a worker may report.
+const MaxRequestLabels = 8
 
 // OTLPMetrics is where and how often the metrics are pushed over
 // OTLP/HTTP (protobuf).
@@ -103,6 +124,12 @@ type rawMetrics struct {
 	Liveness  json.RawMessage   `json:"liveness"`
 	OTLP      json.RawMessage   `json:"otlpExporter"`
 	HTTPS     json.RawMessage   `json:"https"`
+	// RequestLabels is Watt's "httpCustomLabels".
+	RequestLabels []struct {
+		Name    string  `json:"name"`
+		Header  string  `json:"header"`
+		Default *string `json:"default"`
+	} `json:"httpCustomLabels"`
 }
 
 type rawOTLPMetrics struct {
@@ -213,6 +240,32 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 			}
 			m.Labels[k] = v
 		}
+	}
+	if len(r.RequestLabels) > MaxRequestLabels {
+		problems = append(problems, issuef("/metrics/httpCustomLabels", "%d labels; at most %d, as each multiplies the series a worker reports", len(r.RequestLabels), MaxRequestLabels))
+	}
+	names := map[string]string{}
+	for i, l := range r.RequestLabels {
+		at := fmt.Sprintf("/metrics/httpCustomLabels/%d", i)
+		switch {
+		case !isLabelName(l.Name):
+			problems = append(problems, issuef(at+"/name", "%q is not a Prometheus label name", l.Name))
+		case l.Name == m.AppLabel || l.Name == workerLabel || seriesLabels[l.Name]:
+			problems = append(problems, issuef(at+"/name", "label %q is one wattd's series already carry", l.Name))
+		case m.Labels[l.Name] != "":
+			problems = append(problems, issuef(at+"/name", "label %q is also a constant label (/metrics/labels/%s)", l.Name, l.Name))
+		case names[l.Name] != "":
+			problems = append(problems, issuef(at+"/name", "label %q is already the name of %s", l.Name, names[l.Name]))
+		}
+		names[l.Name] = at
+		if !headerName.MatchString(l.Header) {
+			problems = append(problems, issuef(at+"/header", "%q is not an HTTP header name", l.Header))
+		}
+		rl := RequestLabel{Name: l.Name, Header: strings.ToLower(l.Header), Default: DefaultRequestLabelValue}
+		if l.Default != nil {
+			rl.Default = *l.Default
+		}
+		m.RequestLabels = append(m.RequestLabels, rl)
 	}
 	var otlpProblems, tlsProblems, tlsWarnings []issue
 	m.OTLP, otlpProblems = buildOTLPMetrics(r.OTLP)

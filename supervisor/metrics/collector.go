@@ -52,8 +52,9 @@ type collector struct {
 	threadCPU *cpuFamilies    // threadcpu.go
 
 	// What Node workers report with metrics on.
-	requests, gc *prometheus.Desc
-	lag          []lagGauge
+	requests, gc   *prometheus.Desc
+	nRequestLabels int // labels of requests past status_code
+	lag            []lagGauge
 
 	// appTexts are the app registries' texts the last Collect saw, for
 	// the gatherer that merges them (appmetrics.go).
@@ -68,20 +69,23 @@ type lagGauge struct {
 }
 
 // newCollector makes the collector of src's series, with the application
-// label named appLabelName and constLabels on every series.
-func newCollector(src Source, appLabelName string, constLabels prometheus.Labels) *collector {
+// label named appLabelName and constLabels on every series; requestLabels
+// are the names of the labels the request durations take from headers
+// (httpCustomLabels), in order.
+func newCollector(src Source, appLabelName string, constLabels prometheus.Labels, requestLabels ...string) *collector {
 	w := []string{appLabel, workerLabel}
 	d := func(name, help string, labels []string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, withAppLabel(labels, appLabelName), constLabels)
 	}
 	return &collector{
-		src:       src,
-		own:       newOwnFamilies(d),
-		spans:     newSpanFamilies(d),
-		process:   newProcessFamilies(d),
-		threadCPU: newCPUFamilies(d),
-		workers:   d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
-		restarts:  d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
+		src:            src,
+		nRequestLabels: len(requestLabels),
+		own:            newOwnFamilies(d),
+		spans:          newSpanFamilies(d),
+		process:        newProcessFamilies(d),
+		threadCPU:      newCPUFamilies(d),
+		workers:        d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
+		restarts:       d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
 		oomKills: d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
@@ -101,7 +105,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		activeConns: d("wattd_worker_active_connections", "Client connections open on the worker, as last reported.", w),
 
 		requests: d("http_request_all_duration_seconds", "Duration of the HTTP requests the worker's app served since the worker started, in seconds, by method and status code (HEAD, OPTIONS, TRACE and CONNECT left out, as Watt does).",
-			[]string{appLabel, workerLabel, "method", "status_code"}),
+			append([]string{appLabel, workerLabel, "method", "status_code"}, requestLabels...)),
 		gc: d("nodejs_gc_duration_seconds", "Garbage collection duration by kind, one of major, minor, incremental or weakcb, since the worker started.",
 			[]string{appLabel, workerLabel, "kind"}),
 		lag: []lagGauge{
@@ -216,7 +220,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				}
 			}
 			histograms(ch, c.requests, w.Requests, func(s ipc.HistogramSeries) []string {
-				return []string{a.ID, id, s.Method, strconv.Itoa(s.StatusCode)}
+				if len(s.Labels) != c.nRequestLabels {
+					return nil // a worker that reports other labels than configured
+				}
+				return append([]string{a.ID, id, s.Method, strconv.Itoa(s.StatusCode)}, s.Labels...)
 			})
 			histograms(ch, c.gc, w.GC, func(s ipc.HistogramSeries) []string { return []string{a.ID, id, s.Kind} })
 			c.process.collectWorker(ch, a.ID, id, w.Process)
@@ -252,7 +259,7 @@ func histograms(ch chan<- prometheus.Metric, d *prometheus.Desc, h *ipc.Histogra
 	for _, s := range h.Series {
 		lv := labels(s)
 		key := strings.Join(lv, "\xff")
-		if len(s.Counts) != len(h.Bounds)+1 || seen[key] {
+		if lv == nil || len(s.Counts) != len(h.Bounds)+1 || seen[key] {
 			continue
 		}
 		seen[key] = true

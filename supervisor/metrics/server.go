@@ -45,7 +45,11 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	// descriptor at each scrape: the tests gather the collector through
 	// one, so the checks run where a mistake can be fixed.
 	reg := prometheus.NewRegistry()
-	c := newCollector(rt, cfg.AppLabel, prometheus.Labels(cfg.Labels))
+	var requestLabels []string
+	for _, l := range cfg.RequestLabels {
+		requestLabels = append(requestLabels, l.Name)
+	}
+	c := newCollector(rt, cfg.AppLabel, prometheus.Labels(cfg.Labels), requestLabels...)
 	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}

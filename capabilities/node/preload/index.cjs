@@ -153,7 +153,7 @@ function main () {
   // they are adopted.
   if (state.control && info.metrics === true) {
     try {
-      require('./metrics.cjs').startMetrics(state)
+      require('./metrics.cjs').startMetrics(state, Array.isArray(info.requestLabels) ? info.requestLabels : [])
     } catch (err) {
       warn('metrics disabled after an internal error', err)
     }

@@ -66,9 +66,24 @@ class Histogram {
   }
 }
 
-// RequestMetrics aggregates request durations by method and status code.
+// Bounds on the labels taken from request headers (httpCustomLabels),
+// whose values the clients choose: a value is cut to MAX_LABEL_VALUE
+// characters, and once a worker has MAX_LABELLED_SERIES series, a request
+// of a new combination is counted with every such label set to
+// OVERFLOW_VALUE, so that no client can grow a worker's memory and its
+// reports without end.
+const MAX_LABEL_VALUE = 128
+const MAX_LABELLED_SERIES = 500
+const OVERFLOW_VALUE = '_overflow'
+
+// RequestMetrics aggregates request durations by method and status code,
+// and by the values of the labels taken from request headers when
+// labels ([{ name, header, default }]) are given.
 class RequestMetrics {
-  constructor () {
+  constructor (labels = []) {
+    this.labels = labels.length > 0 ? labels : null
+    this.byKey = new Map() // with labels: method, status and values -> series
+    this.overflowed = false
     this.hist = new Histogram(REQUEST_BOUNDS)
     this.received = 0 // every request, timed or not
     // method index (in http.METHODS) -> Map(status code -> series)
@@ -81,8 +96,12 @@ class RequestMetrics {
   }
 
   // record counts one finished request of method with status, that took
-  // seconds.
-  record (method, status, seconds) {
+  // seconds; req is the request, whose headers the labels read.
+  record (method, status, seconds, req) {
+    if (this.labels !== null) {
+      this.recordLabelled(method, status, seconds, req)
+      return
+    }
     const last = this.last
     if (last !== null && last.labels.method === method && last.labels.statusCode === status) {
       this.hist.observe(last, seconds)
@@ -101,15 +120,48 @@ class RequestMetrics {
     this.last = s
     this.hist.observe(s, seconds)
   }
+
+  // recordLabelled is record with labels: each request builds its key of
+  // method, status and the label values, the cost of the feature.
+  recordLabelled (method, status, seconds, req) {
+    if (UNTIMED_METHODS.has(method) || !this.methodIndex.has(method)) return
+    const headers = req.headers
+    const values = new Array(this.labels.length)
+    let key = method + '\0' + status
+    for (let i = 0; i < this.labels.length; i++) {
+      const l = this.labels[i]
+      let v = headers[l.header]
+      if (v === undefined) v = l.default
+      else if (typeof v !== 'string') v = String(v) // set-cookie is an array
+      if (v.length > MAX_LABEL_VALUE) v = v.slice(0, MAX_LABEL_VALUE)
+      values[i] = v
+      key += '\0' + v
+    }
+    let s = this.byKey.get(key)
+    if (s === undefined && this.byKey.size >= MAX_LABELLED_SERIES) {
+      if (!this.overflowed) {
+        this.overflowed = true
+        warn(`the request metrics reached ${MAX_LABELLED_SERIES} series; the requests of new header values are counted as "${OVERFLOW_VALUE}"`)
+      }
+      values.fill(OVERFLOW_VALUE)
+      key = method + '\0' + status + '\0' + values.join('\0')
+      s = this.byKey.get(key)
+    }
+    if (s === undefined) {
+      s = this.hist.add({ method, statusCode: status, labels: values })
+      this.byKey.set(key, s)
+    }
+    this.hist.observe(s, seconds)
+  }
 }
 
 const kStart = Symbol('wattd.requestStart')
 
 // startMetrics turns the collection on for this worker and returns what
 // the stats report reads (see report).
-function startMetrics (state) {
+function startMetrics (state, requestLabels = []) {
   const m = {
-    requests: new RequestMetrics(),
+    requests: new RequestMetrics(requestLabels),
     gc: gcMetrics(),
     lag: lagMetrics(),
     reported: false // see report
@@ -151,7 +203,7 @@ function startMetrics (state) {
       if (!(start > 0)) return // a server wattd does not manage
       sock[kStart] = 0
     }
-    m.requests.record(msg.request.method, res.statusCode, (performance.now() - start) / 1000)
+    m.requests.record(msg.request.method, res.statusCode, (performance.now() - start) / 1000, msg.request)
   })
   return m
 }
@@ -262,4 +314,4 @@ function report (m, stats, mem) {
   stats.lag = lagSnapshot(m.lag)
 }
 
-module.exports = { startMetrics, report, RequestMetrics, Histogram, REQUEST_BOUNDS, GC_BOUNDS }
+module.exports = { startMetrics, report, RequestMetrics, Histogram, REQUEST_BOUNDS, GC_BOUNDS, MAX_LABELLED_SERIES, MAX_LABEL_VALUE, OVERFLOW_VALUE }
