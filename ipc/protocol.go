@@ -298,6 +298,10 @@ type AppInfo struct {
 	// httpCustomLabels), in order; HistogramSeries.Labels holds their
 	// values.
 	RequestLabels []RequestLabel `json:"requestLabels,omitempty"`
+	// ClientMetrics, with Metrics, asks the worker for the durations of
+	// its outgoing HTTP requests (Watt's httpClientMetrics):
+	// Stats.ClientRequests.
+	ClientMetrics bool `json:"clientMetrics,omitempty"`
 	// EventLoopDelay is true when the app's health checks judge the
 	// event-loop delay (health.maxEventLoopDelay, maxEventLoopDelayP99):
 	// the worker then samples it and reports Stats.Delay.
@@ -365,6 +369,10 @@ type Stats struct {
 	// since start, by method and status code (Watt's
 	// http_request_all_duration_seconds).
 	Requests *Histogram `json:"requests,omitempty"`
+	// ClientRequests are the durations of the app's outgoing HTTP
+	// requests since start, by method, status code (0 without a
+	// response), origin and error, when AppInfo.ClientMetrics.
+	ClientRequests *Histogram `json:"clientRequests,omitempty"`
 	// GC are the garbage collections since start, by kind.
 	GC *Histogram `json:"gc,omitempty"`
 	// Lag is the event-loop delay since the last report.
@@ -426,6 +434,11 @@ type HistogramSeries struct {
 	StatusCode int    `json:"statusCode,omitempty"`
 	// Labels are the values of AppInfo.RequestLabels, in their order.
 	Labels []string `json:"labels,omitempty"`
+	// Origin and Error are an outgoing request's (ClientRequests):
+	// scheme, host and port it went to, and its error's code or name,
+	// "" when it had none.
+	Origin string   `json:"origin,omitempty"`
+	Error  string   `json:"error,omitempty"`
 	Kind   string   `json:"kind,omitempty"`
 	Counts []uint64 `json:"counts"`
 	Sum    float64  `json:"sum"`

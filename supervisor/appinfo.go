@@ -83,6 +83,7 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 			DefaultHighWaterMark: ac.Health.HighWaterMark,
 		}
 		if info.Metrics {
+			info.ClientMetrics = cfg.Metrics.ClientMetrics
 			for _, l := range cfg.Metrics.RequestLabels {
 				info.RequestLabels = append(info.RequestLabels, ipc.RequestLabel{Name: l.Name, Header: l.Header, Default: l.Default})
 			}

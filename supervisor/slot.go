@@ -1054,7 +1054,7 @@ func (s *slot) status() WorkerStatus {
 		st, _ := w.Stats()
 		ws.ELU, ws.HeapUsed, ws.HeapTotal, ws.ActiveConns = st.ELU, st.HeapUsed, st.HeapTotal, st.ActiveConns
 		ws.RequestsDone, ws.Requests, ws.GC, ws.Lag, ws.AppMetrics = st.RequestsDone, st.Requests, st.GC, st.Lag, st.AppMetrics
-		ws.Process = st.Process
+		ws.Process, ws.ClientRequests = st.Process, st.ClientRequests
 		ws.HealthSignals = w.HealthSignals()
 	}
 	if ws.PID == 0 {

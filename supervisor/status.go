@@ -114,11 +114,14 @@ type WorkerStatus struct {
 	// status code), its garbage collections by kind, its event-loop lag
 	// over the last stats period, and the text of the app's own metrics
 	// registry, which only the metrics endpoint reads.
-	RequestsDone uint64            `json:"requestsDone,omitempty"`
-	Requests     *ipc.Histogram    `json:"requests,omitempty"`
-	GC           *ipc.Histogram    `json:"gc,omitempty"`
-	Lag          *ipc.EventLoopLag `json:"eventLoopLag,omitempty"`
-	AppMetrics   string            `json:"-"`
+	RequestsDone uint64         `json:"requestsDone,omitempty"`
+	Requests     *ipc.Histogram `json:"requests,omitempty"`
+	// ClientRequests are its outgoing requests' durations, with the
+	// metrics' httpClientMetrics.
+	ClientRequests *ipc.Histogram    `json:"clientRequests,omitempty"`
+	GC             *ipc.Histogram    `json:"gc,omitempty"`
+	Lag            *ipc.EventLoopLag `json:"eventLoopLag,omitempty"`
+	AppMetrics     string            `json:"-"`
 	// Process are the Node.js process figures of prom-client's default
 	// metrics (external memory, heap spaces, active handles), with
 	// metrics on.

@@ -177,6 +177,34 @@ func TestRequestAggregationLabelled(t *testing.T) {
 	}
 }
 
+// TestClientAggregationBounded: an app calling ever new hosts cannot grow
+// the outgoing requests' series past the bound.
+func TestClientAggregationBounded(t *testing.T) {
+	dir := preloadDir(t)
+	script := `
+const { ClientMetrics } = require(process.argv[1] + '/metrics.cjs')
+const c = new ClientMetrics()
+for (let i = 0; i < 600; i++) c.record('GET', 200, 'http://h' + i + '.example', '', 0.01)
+c.record('GET', 0, 'http://h1.example', 'ECONNRESET', 0.01)
+const byOrigin = {}
+for (const s of c.hist.snapshot().series) byOrigin[s.origin + ' ' + s.statusCode + ' ' + s.error] = s.counts.reduce((a, b) => a + b, 0)
+console.log(JSON.stringify(byOrigin))
+`
+	out, err := exec.Command("node", "-e", script, dir).Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got map[string]int
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// 500 origins fill the series; the next 100, and the new combination
+	// of a known origin with an error, count under _overflow.
+	if len(got) != 502 || got["_overflow 200 "] != 100 || got["_overflow 0 ECONNRESET"] != 1 || got["http://h0.example 200 "] != 1 {
+		t.Errorf("%d series, _overflow 200: %d, _overflow 0 ECONNRESET: %d", len(got), got["_overflow 200 "], got["_overflow 0 ECONNRESET"])
+	}
+}
+
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // preloadDir writes the preload's modules into a directory, for tests that

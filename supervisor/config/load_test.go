@@ -155,7 +155,7 @@ func TestLoadValid(t *testing.T) {
 				f := "valid/watt-options/watt.json"
 				c.Warnings = []string{
 					warn(f, "/watch", ignored("/watch")),
-					warn(f, "/metrics/httpClientMetrics", ignored("/metrics/httpClientMetrics")),
+					warn(f, "/metrics/plugins", ignored("/metrics/plugins")),
 					warn(f, "/httpCache", ignored("/httpCache")),
 					warn(f, "/managementApi", ignored("/managementApi")),
 					warn(f, "/server/http2", ignored("/server/http2")),

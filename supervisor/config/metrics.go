@@ -43,6 +43,9 @@ type Metrics struct {
 	// taken from each request's headers (Watt's "httpCustomLabels"), in
 	// the order given.
 	RequestLabels []RequestLabel
+	// ClientMetrics turns on the durations of the Node workers' outgoing
+	// HTTP requests (Watt's "httpClientMetrics").
+	ClientMetrics bool
 }
 
 // RequestLabel is a label of the request histogram whose value is a
@@ -118,12 +121,13 @@ type rawMetrics struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	} `json:"auth"`
-	AppLabel  *string           `json:"applicationLabel"`
-	Labels    map[string]string `json:"labels"`
-	Readiness json.RawMessage   `json:"readiness"`
-	Liveness  json.RawMessage   `json:"liveness"`
-	OTLP      json.RawMessage   `json:"otlpExporter"`
-	HTTPS     json.RawMessage   `json:"https"`
+	AppLabel      *string           `json:"applicationLabel"`
+	Labels        map[string]string `json:"labels"`
+	Readiness     json.RawMessage   `json:"readiness"`
+	Liveness      json.RawMessage   `json:"liveness"`
+	OTLP          json.RawMessage   `json:"otlpExporter"`
+	HTTPS         json.RawMessage   `json:"https"`
+	ClientMetrics json.RawMessage   `json:"httpClientMetrics"`
 	// RequestLabels is Watt's "httpCustomLabels".
 	RequestLabels []struct {
 		Name    string  `json:"name"`
@@ -162,7 +166,7 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // "quantile" are Prometheus's own, on histograms and summaries. A test
 // of the metrics package checks the list against its descriptors.
 var seriesLabels = map[string]bool{"state": true, "reason": true, "method": true, "status_code": true, "kind": true,
-	"space": true, "type": true, "le": true, "quantile": true}
+	"space": true, "type": true, "dispatcher_stats_url": true, "error_type": true, "le": true, "quantile": true}
 
 // SeriesLabels lists seriesLabels, sorted, for the metrics package's
 // test that keeps it in step with the series.
@@ -266,6 +270,13 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 			rl.Default = *l.Default
 		}
 		m.RequestLabels = append(m.RequestLabels, rl)
+	}
+	if len(r.ClientMetrics) > 0 && string(r.ClientMetrics) != "null" {
+		on, err := enabledValue(r.ClientMetrics)
+		if err != nil {
+			problems = append(problems, issuef("/metrics/httpClientMetrics", "%v", err))
+		}
+		m.ClientMetrics = on && err == nil
 	}
 	var otlpProblems, tlsProblems, tlsWarnings []issue
 	m.OTLP, otlpProblems = buildOTLPMetrics(r.OTLP)

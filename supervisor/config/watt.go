@@ -53,10 +53,10 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "/telemetry/exporter/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
 	{at: "/telemetry/exporter/*/options", keys: []string{"*"}, except: telemetryOptions, instead: telemetryOptionsInstead},
 	{at: "/metrics", keys: []string{
-		"httpClientMetrics", "healthChecksTimeouts",
+		"healthChecksTimeouts",
 		"plugins", "timeout", "opentelemetry", "additionalProperties",
 	},
-		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, https, auth, applicationLabel, labels, httpCustomLabels, readiness, liveness and otlpExporter"},
+		instead: "wattd's metrics server takes enabled, hostname, port, endpoint, https, auth, applicationLabel, labels, httpCustomLabels, httpClientMetrics, readiness, liveness and otlpExporter"},
 	{at: "/gracefulShutdown", keys: []string{"closeConnections"}, instead: "draining always closes idle keep-alive connections"},
 	{at: "/workers", keys: []string{"maxMemory"}, instead: scaleMemory},
 	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},

@@ -52,9 +52,9 @@ type collector struct {
 	threadCPU *cpuFamilies    // threadcpu.go
 
 	// What Node workers report with metrics on.
-	requests, gc   *prometheus.Desc
-	nRequestLabels int // labels of requests past status_code
-	lag            []lagGauge
+	requests, clientRequests, gc *prometheus.Desc
+	nRequestLabels               int // labels of requests past status_code
+	lag                          []lagGauge
 
 	// appTexts are the app registries' texts the last Collect saw, for
 	// the gatherer that merges them (appmetrics.go).
@@ -106,6 +106,8 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 
 		requests: d("http_request_all_duration_seconds", "Duration of the HTTP requests the worker's app served since the worker started, in seconds, by method and status code (HEAD, OPTIONS, TRACE and CONNECT left out, as Watt does).",
 			append([]string{appLabel, workerLabel, "method", "status_code"}, requestLabels...)),
+		clientRequests: d("http_client_request_duration_seconds", "Duration of the worker's outgoing HTTP requests made with fetch or undici since the worker started, in seconds, by method, status code (empty without a response), origin and error (empty without one).",
+			[]string{appLabel, workerLabel, "method", "status_code", "dispatcher_stats_url", "error_type"}),
 		gc: d("nodejs_gc_duration_seconds", "Garbage collection duration by kind, one of major, minor, incremental or weakcb, since the worker started.",
 			[]string{appLabel, workerLabel, "kind"}),
 		lag: []lagGauge{
@@ -132,7 +134,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.workers, c.restarts, c.dropped, c.appRestarts, c.oomKills, c.up, c.uptime, c.cpu, c.rss, c.fds,
-		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns, c.requests, c.gc,
+		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns, c.requests, c.clientRequests, c.gc,
 	} {
 		ch <- d
 	}
@@ -224,6 +226,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 					return nil // a worker that reports other labels than configured
 				}
 				return append([]string{a.ID, id, s.Method, strconv.Itoa(s.StatusCode)}, s.Labels...)
+			})
+			histograms(ch, c.clientRequests, w.ClientRequests, func(s ipc.HistogramSeries) []string {
+				status := ""
+				if s.StatusCode > 0 {
+					status = strconv.Itoa(s.StatusCode)
+				}
+				return []string{a.ID, id, s.Method, status, s.Origin, s.Error}
 			})
 			histograms(ch, c.gc, w.GC, func(s ipc.HistogramSeries) []string { return []string{a.ID, id, s.Kind} })
 			c.process.collectWorker(ch, a.ID, id, w.Process)

@@ -153,7 +153,7 @@ function main () {
   // they are adopted.
   if (state.control && info.metrics === true) {
     try {
-      require('./metrics.cjs').startMetrics(state, Array.isArray(info.requestLabels) ? info.requestLabels : [])
+      require('./metrics.cjs').startMetrics(state, Array.isArray(info.requestLabels) ? info.requestLabels : [], info.clientMetrics === true)
     } catch (err) {
       warn('metrics disabled after an internal error', err)
     }
@@ -177,6 +177,10 @@ function main () {
     try {
       startMeshClient(state)
       require('./undici.cjs').patchUndici(state.mesh)
+      if (state.metrics !== null && state.metrics.client !== null) {
+        const client = state.metrics.client
+        state.mesh.fetchDone = (job) => client.meshDone(job)
+      }
     } catch (err) {
       warn('mesh client disabled after an internal error', err)
     }

@@ -100,7 +100,11 @@ function newMesh () {
     request: null, // node:http's own request()
     fetch: null, // the original globalThis.fetch
     classes: null, // { MeshAgent, ProxyAgent, FailAgent }
-    outgoing: null // tracing.cjs's hooks for mesh calls, while it is on
+    outgoing: null, // tracing.cjs's hooks for mesh calls, while it is on
+    // fetchDone(job), when set (metrics.cjs's outgoing request durations),
+    // is called once at the end of each mesh fetch: the end of its
+    // response body, or its failure.
+    fetchDone: null
   }
 }
 
@@ -658,6 +662,9 @@ function newJob (mesh, url, resolve, reject) {
     done: false, // the promise is settled
     span: null, // client span of tracing.cjs
     status: 0, // status of the response the fetch resolved with
+    t0: mesh.fetchDone === null ? 0 : performance.now(), // its start, for fetchDone
+    error: null, // what ended it, if it failed, for fetchDone
+    metered: false, // fetchDone was called
     chunks: null, // buffered response body
     bodyEnd: null // ends a streamed response body, see bodyStream
   }
@@ -1118,6 +1125,12 @@ function settle (job) {
 }
 
 function release (job) {
+  if (job.mesh.fetchDone !== null && !job.metered) {
+    job.metered = true
+    try {
+      job.mesh.fetchDone(job)
+    } catch {}
+  }
   if (job.timer !== null) {
     clearTimeout(job.timer)
     job.timer = null
@@ -1131,6 +1144,7 @@ function release (job) {
 // failFetch rejects with what fetch rejects network errors with.
 function failFetch (job, err) {
   if (job.done) return
+  job.error = err
   settle(job)
   job.reject(new TypeError('fetch failed', { cause: err }))
 }
@@ -1138,6 +1152,7 @@ function failFetch (job, err) {
 function abortFetch (job) {
   const reason = job.signal.reason
   if (!job.done) {
+    job.error = reason
     settle(job)
     job.reject(reason)
     if (job.req !== null) job.req.destroy()
@@ -1151,6 +1166,7 @@ function onFetchTimeout (job, ms) {
   try {
     const err = new DOMException(timeoutMessage(job.appId, ms), 'TimeoutError')
     if (!job.done) {
+      job.error = err
       settle(job)
       job.reject(err)
       if (job.req !== null) job.req.destroy()
@@ -1222,6 +1238,7 @@ function bodyStream (job, res, enc) {
     if (ended) return
     ended = true
     job.bodyEnd = null
+    if (err !== null && job.error === null) job.error = err
     release(job)
     if (cancel) {
       res.destroy()

@@ -156,17 +156,91 @@ class RequestMetrics {
 }
 
 const kStart = Symbol('wattd.requestStart')
+const kClientStart = Symbol('wattd.clientStart')
+const kClientStatus = Symbol('wattd.clientStatus')
+
+// Bound on the series of the outgoing requests' histogram: its origins
+// are the app's, but an app that calls ever new hosts must not grow it
+// without end. Past it, new combinations count under OVERFLOW_VALUE.
+const MAX_CLIENT_SERIES = 500
+
+// ClientMetrics aggregates the durations of the app's outgoing HTTP
+// requests made with undici (fetch, and undici itself), by method, status
+// code, origin and error, as Watt's http_client_request_duration_seconds
+// (httpClientMetrics). A request is timed from its creation to the end of
+// its response (undici's trailers) or its error.
+class ClientMetrics {
+  constructor () {
+    this.hist = new Histogram(REQUEST_BOUNDS)
+    this.byKey = new Map()
+    this.overflowed = false
+  }
+
+  // meshDone counts a mesh fetch (mesh-client.cjs's fetchDone): those go
+  // over node:http rather than undici, and would otherwise be missing.
+  meshDone (job) {
+    const err = job.error
+    const errorType = err ? String(err.code ?? err.name ?? 'unknown') : ''
+    this.record(job.method, job.status, job.url.origin, errorType, (performance.now() - job.t0) / 1000)
+  }
+
+  // record counts one request; status is 0 when no response came.
+  record (method, status, origin, error, seconds) {
+    let key = method + '\0' + status + '\0' + origin + '\0' + error
+    let s = this.byKey.get(key)
+    if (s === undefined && this.byKey.size >= MAX_CLIENT_SERIES) {
+      if (!this.overflowed) {
+        this.overflowed = true
+        warn(`the outgoing request metrics reached ${MAX_CLIENT_SERIES} series; the requests of new origins are counted as "${OVERFLOW_VALUE}"`)
+      }
+      origin = OVERFLOW_VALUE
+      key = method + '\0' + status + '\0' + origin + '\0' + error
+      s = this.byKey.get(key)
+    }
+    if (s === undefined) {
+      s = this.hist.add({ method, statusCode: status, origin, error })
+      this.byKey.set(key, s)
+    }
+    this.hist.observe(s, seconds)
+  }
+}
+
+// startClientMetrics subscribes to undici's request channels.
+function startClientMetrics (m) {
+  const c = new ClientMetrics()
+  m.client = c
+  dc.subscribe('undici:request:create', ({ request }) => {
+    if (request !== null && typeof request === 'object') request[kClientStart] = performance.now()
+  })
+  dc.subscribe('undici:request:headers', ({ request, response }) => {
+    if (request !== null && typeof request === 'object' && response) request[kClientStatus] = response.statusCode
+  })
+  const done = ({ request, error }) => {
+    if (request === null || typeof request !== 'object') return
+    const start = request[kClientStart]
+    if (start === undefined) return
+    request[kClientStart] = undefined
+    const origin = typeof request.origin === 'string' && request.origin.length > 0 ? request.origin : 'unknown'
+    const errorType = error ? String(error.code ?? error.name ?? 'unknown') : ''
+    const method = typeof request.method === 'string' ? request.method : 'unknown'
+    c.record(method, request[kClientStatus] || 0, origin, errorType, (performance.now() - start) / 1000)
+  }
+  dc.subscribe('undici:request:trailers', done)
+  dc.subscribe('undici:request:error', done)
+}
 
 // startMetrics turns the collection on for this worker and returns what
 // the stats report reads (see report).
-function startMetrics (state, requestLabels = []) {
+function startMetrics (state, requestLabels = [], clientMetrics = false) {
   const m = {
     requests: new RequestMetrics(requestLabels),
+    client: null, // ClientMetrics, with clientMetrics
     gc: gcMetrics(),
     lag: lagMetrics(),
     reported: false // see report
   }
   state.metrics = m
+  if (clientMetrics) startClientMetrics(m)
   // Published by every HTTP/1 server of the process: only those wattd
   // manages (the app's public server and its mesh server) are counted.
   //
@@ -309,9 +383,13 @@ function report (m, stats, mem) {
   stats.requestsDone = m.requests.received
   const requests = m.requests.hist.snapshot()
   if (requests !== null) stats.requests = requests
+  if (m.client !== null) {
+    const client = m.client.hist.snapshot()
+    if (client !== null) stats.clientRequests = client
+  }
   const gc = m.gc.snapshot()
   if (gc !== null) stats.gc = gc
   stats.lag = lagSnapshot(m.lag)
 }
 
-module.exports = { startMetrics, report, RequestMetrics, Histogram, REQUEST_BOUNDS, GC_BOUNDS, MAX_LABELLED_SERIES, MAX_LABEL_VALUE, OVERFLOW_VALUE }
+module.exports = { startMetrics, report, RequestMetrics, ClientMetrics, Histogram, REQUEST_BOUNDS, GC_BOUNDS, MAX_LABELLED_SERIES, MAX_LABEL_VALUE, OVERFLOW_VALUE }

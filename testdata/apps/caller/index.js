@@ -3,6 +3,7 @@
 //   /get?app=X&path=/p       http.get to the same
 //   /post?app=X&path=/p      fetch POST with a JSON body
 //   /axios, /got, /nodefetch the same GET with those npm clients, unchanged
+//   /fetchurl?url=U          global fetch to U, any URL (not the mesh)
 //   /env                     the mesh variables this worker was given
 // The answer is {status, body} of the inner call, or {error} if it threw.
 const http = require('node:http')
@@ -23,6 +24,10 @@ async function handle (url) {
   switch (url.pathname) {
     case '/fetch': {
       const r = await fetch(target)
+      return { status: r.status, body: await r.text() }
+    }
+    case '/fetchurl': {
+      const r = await fetch(url.searchParams.get('url'))
       return { status: r.status, body: await r.text() }
     }
     case '/get':
