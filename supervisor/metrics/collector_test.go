@@ -159,8 +159,11 @@ func TestCollectorNodeMetrics(t *testing.T) {
 			Process: &ipc.NodeProcess{External: 4096, ActiveRequests: 1,
 				HeapSpaces: []ipc.HeapSpace{{Space: "new", Size: 100, Used: 60, Available: 40}, {Space: "old", Size: 300, Used: 200, Available: 50},
 					{Space: "old", Size: 1, Used: 1, Available: 1}}, // repeated: dropped
-				Handles:   map[string]int{"TCP": 2, "Timer": 1},
-				Resources: map[string]int{"TCPWrap": 2, "Timeout": 3, "bad\xff": 1}}}, // not UTF-8: that series left out
+				Handles: map[string]int{"TCP": 2, "Timer": 1},
+				// 70 handles in all, of more types than a report names.
+				HandlesTotal: 70,
+				Requests:     map[string]int{"FSReqCallback": 1},
+				Resources:    map[string]int{"TCPWrap": 2, "Timeout": 3, "bad\xff": 1}}}, // not UTF-8: that series left out
 		// Bounds out of order: nothing of it is exported.
 		{Index: 1, PID: pid, State: "ready", HeapTotal: 1,
 			Requests: &ipc.Histogram{Bounds: []float64{1, 0.1}, Series: []ipc.HistogramSeries{{Method: "GET", StatusCode: 200, Counts: []uint64{1, 1, 1}}}}},
@@ -206,7 +209,8 @@ func TestCollectorNodeMetrics(t *testing.T) {
 		"nodejs_heap_space_size_used_bytes":      {"applicationId=node,space=new,workerId=0,": 60, "applicationId=node,space=old,workerId=0,": 200},
 		"nodejs_heap_space_size_available_bytes": {"applicationId=node,space=new,workerId=0,": 40, "applicationId=node,space=old,workerId=0,": 50},
 		"nodejs_active_handles":                  {"applicationId=node,type=TCP,workerId=0,": 2, "applicationId=node,type=Timer,workerId=0,": 1},
-		"nodejs_active_handles_total":            {"applicationId=node,workerId=0,": 3},
+		"nodejs_active_handles_total":            {"applicationId=node,workerId=0,": 70},
+		"nodejs_active_requests":                 {"applicationId=node,type=FSReqCallback,workerId=0,": 1},
 		"nodejs_active_requests_total":           {"applicationId=node,workerId=0,": 1},
 		"nodejs_active_resources":                {"applicationId=node,type=TCPWrap,workerId=0,": 2, "applicationId=node,type=Timeout,workerId=0,": 3},
 		"nodejs_active_resources_total":          {"applicationId=node,workerId=0,": 6},

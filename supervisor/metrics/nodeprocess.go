@@ -16,7 +16,7 @@ type processFamilies struct {
 	external                          *prometheus.Desc
 	spaceTotal, spaceUsed, spaceAvail *prometheus.Desc
 	handles, handlesTotal             *prometheus.Desc
-	requestsTotal                     *prometheus.Desc
+	requests, requestsTotal           *prometheus.Desc
 	resources, resourcesTotal         *prometheus.Desc
 }
 
@@ -31,6 +31,7 @@ func newProcessFamilies(d func(name, help string, labels []string) *prometheus.D
 		spaceAvail:     d("nodejs_heap_space_size_available_bytes", "Bytes still free in the V8 heap space, as last reported.", ws),
 		handles:        d("nodejs_active_handles", "Handles keeping the worker's process alive, by class name, as last reported.", wt),
 		handlesTotal:   d("nodejs_active_handles_total", "Handles keeping the worker's process alive, as last reported.", w),
+		requests:       d("nodejs_active_requests", "libuv requests in flight in the worker, by class name, as last reported.", wt),
 		requestsTotal:  d("nodejs_active_requests_total", "libuv requests in flight in the worker, as last reported.", w),
 		resources:      d("nodejs_active_resources", "Resources keeping the worker's event loop alive, by type, as last reported.", wt),
 		resourcesTotal: d("nodejs_active_resources_total", "Resources keeping the worker's event loop alive, as last reported.", w),
@@ -39,7 +40,7 @@ func newProcessFamilies(d func(name, help string, labels []string) *prometheus.D
 
 func (f *processFamilies) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{f.external, f.spaceTotal, f.spaceUsed, f.spaceAvail,
-		f.handles, f.handlesTotal, f.requestsTotal, f.resources, f.resourcesTotal} {
+		f.handles, f.handlesTotal, f.requests, f.requestsTotal, f.resources, f.resourcesTotal} {
 		ch <- d
 	}
 }
@@ -67,15 +68,17 @@ func (f *processFamilies) collectWorker(ch chan<- prometheus.Metric, app, id str
 		gauge(f.spaceUsed, float64(s.Used), app, id, s.Space)
 		gauge(f.spaceAvail, float64(s.Available), app, id, s.Space)
 	}
-	byType := func(d, total *prometheus.Desc, counts map[string]int) {
+	// The total is the worker's own count, which takes in the types past
+	// the bound; a worker that sends none has the sum of its types.
+	byType := func(d, total *prometheus.Desc, counts map[string]int, all int) {
 		n := 0
 		for _, t := range slices.Sorted(maps.Keys(counts)) {
 			gauge(d, float64(counts[t]), app, id, t)
 			n += counts[t]
 		}
-		gauge(total, float64(n), app, id)
+		gauge(total, float64(max(n, all)), app, id)
 	}
-	byType(f.handles, f.handlesTotal, p.Handles)
-	byType(f.resources, f.resourcesTotal, p.Resources)
-	gauge(f.requestsTotal, float64(p.ActiveRequests), app, id)
+	byType(f.handles, f.handlesTotal, p.Handles, p.HandlesTotal)
+	byType(f.requests, f.requestsTotal, p.Requests, p.ActiveRequests)
+	byType(f.resources, f.resourcesTotal, p.Resources, p.ResourcesTotal)
 }

@@ -337,16 +337,26 @@ function lagSnapshot (lag) {
   return out
 }
 
-// Bound on the types of handles or resources one report names: an app
-// that made handles of thousands of classes gets the first ones, and the
-// totals stay exact.
+// Bound on the types of handles, requests or resources one report names:
+// an app that made handles of thousands of classes gets the first ones,
+// and the totals (handlesTotal, activeRequests, resourcesTotal) stay
+// exact.
 const MAX_TYPES = 64
 
 // processFigures reads what prom-client's default metrics read of the
 // process: external memory (from mem, the report's process.memoryUsage()),
 // the V8 heap spaces, and the active handles, requests and resources.
 function processFigures (mem) {
-  const out = { external: mem.external, heapSpaces: [], handles: {}, activeRequests: 0, resources: {} }
+  const out = {
+    external: mem.external,
+    heapSpaces: [],
+    handles: {},
+    handlesTotal: 0,
+    requests: {},
+    activeRequests: 0,
+    resources: {},
+    resourcesTotal: 0
+  }
   for (const s of require('node:v8').getHeapSpaceStatistics()) {
     out.heapSpaces.push({
       space: s.space_name.replace(/_space$/, ''),
@@ -356,15 +366,25 @@ function processFigures (mem) {
     })
   }
   if (typeof process._getActiveHandles === 'function') {
-    for (const h of process._getActiveHandles()) {
-      countType(out.handles, h && h.constructor && typeof h.constructor.name === 'string' ? h.constructor.name : 'Unknown')
-    }
+    const handles = process._getActiveHandles()
+    for (const h of handles) countType(out.handles, className(h))
+    out.handlesTotal = handles.length
   }
-  if (typeof process._getActiveRequests === 'function') out.activeRequests = process._getActiveRequests().length
+  if (typeof process._getActiveRequests === 'function') {
+    const requests = process._getActiveRequests()
+    for (const r of requests) countType(out.requests, className(r))
+    out.activeRequests = requests.length
+  }
   if (typeof process.getActiveResourcesInfo === 'function') {
-    for (const t of process.getActiveResourcesInfo()) countType(out.resources, t)
+    const resources = process.getActiveResourcesInfo()
+    for (const t of resources) countType(out.resources, t)
+    out.resourcesTotal = resources.length
   }
   return out
+}
+
+function className (o) {
+  return o && o.constructor && typeof o.constructor.name === 'string' ? o.constructor.name : 'Unknown'
 }
 
 function countType (counts, type) {
