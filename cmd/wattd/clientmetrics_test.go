@@ -81,21 +81,12 @@ func TestClientRequestMetrics(t *testing.T) {
 				"GET 418 " + outside.URL + " ":         1,
 				"GET  " + closed + " ECONNREFUSED":     1,
 			}
-			var got map[string]uint64
-			// The figures reach wattd with the worker's next stats report.
-			for deadline := time.Now().Add(10 * time.Second); !maps.Equal(got, want) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				fams, err := scrape(endpoint, "", "")
-				if err != nil {
-					continue
+			got := waitHistogramCounts(endpoint, "http_client_request_duration_seconds", want, func(l map[string]string) string {
+				if l["applicationId"] != "caller" || l["workerId"] != "0" {
+					return ""
 				}
-				got = map[string]uint64{}
-				for _, m := range fams["http_client_request_duration_seconds"].GetMetric() {
-					l := labelsOf(m)
-					if l["applicationId"] == "caller" && l["workerId"] == "0" {
-						got[l["method"]+" "+l["status_code"]+" "+l["dispatcher_stats_url"]+" "+l["error_type"]] += m.GetHistogram().GetSampleCount()
-					}
-				}
-			}
+				return l["method"] + " " + l["status_code"] + " " + l["dispatcher_stats_url"] + " " + l["error_type"]
+			})
 			if !maps.Equal(got, want) {
 				t.Errorf("caller's outgoing requests (method status origin error: count):\n got %v\nwant %v", got, want)
 			}

@@ -592,19 +592,8 @@ func TestRequestDurationsOfFrameworks(t *testing.T) {
 			send(http.MethodHead, "/", 200)
 
 			want := map[string]uint64{"GET 200": 20, "GET 404": 3}
-			var got map[string]uint64
-			// The figures reach wattd with the worker's next stats report.
-			for deadline := time.Now().Add(10 * time.Second); !maps.Equal(got, want) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-				fams, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "", "")
-				if err != nil {
-					continue
-				}
-				got = map[string]uint64{}
-				for _, m := range fams["http_request_all_duration_seconds"].GetMetric() {
-					l := labelsOf(m)
-					got[l["method"]+" "+l["status_code"]] += m.GetHistogram().GetSampleCount()
-				}
-			}
+			got := waitHistogramCounts(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "http_request_all_duration_seconds", want,
+				func(l map[string]string) string { return l["method"] + " " + l["status_code"] })
 			if !maps.Equal(got, want) {
 				t.Errorf("request histogram counts %v, want %v", got, want)
 			}
@@ -653,22 +642,35 @@ func TestRequestLabelsFromHeaders(t *testing.T) {
 	send("globex", 2)
 	send("", 1)
 	want := map[string]uint64{"acme": 3, "globex": 2, "unknown": 1}
+	got := waitHistogramCounts(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "http_request_all_duration_seconds", want,
+		func(l map[string]string) string {
+			if l["applicationId"] != "web" || l["method"] != "GET" || l["status_code"] != "200" {
+				return ""
+			}
+			return l["tenant"]
+		})
+	if !maps.Equal(got, want) {
+		t.Errorf("GET 200 by tenant: %v, want %v", got, want)
+	}
+}
+
+// waitHistogramCounts scrapes endpoint until the sample counts of the
+// histogram family, summed by key of each series' labels ("" leaves a
+// series out), equal want, or 10 s have passed: a worker's figures reach
+// wattd with its next stats report. It returns the last counts.
+func waitHistogramCounts(endpoint, family string, want map[string]uint64, key func(map[string]string) string) map[string]uint64 {
 	var got map[string]uint64
-	// The figures reach wattd with the worker's next stats report.
 	for deadline := time.Now().Add(10 * time.Second); !maps.Equal(got, want) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		fams, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "", "")
+		fams, err := scrape(endpoint, "", "")
 		if err != nil {
 			continue
 		}
 		got = map[string]uint64{}
-		for _, m := range fams["http_request_all_duration_seconds"].GetMetric() {
-			l := labelsOf(m)
-			if l["applicationId"] == "web" && l["method"] == "GET" && l["status_code"] == "200" {
-				got[l["tenant"]] += m.GetHistogram().GetSampleCount()
+		for _, m := range fams[family].GetMetric() {
+			if k := key(labelsOf(m)); k != "" {
+				got[k] += m.GetHistogram().GetSampleCount()
 			}
 		}
 	}
-	if !maps.Equal(got, want) {
-		t.Errorf("GET 200 by tenant: %v, want %v", got, want)
-	}
+	return got
 }

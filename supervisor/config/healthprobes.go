@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -61,10 +60,8 @@ func buildHealthProbes(raw json.RawMessage, m *Metrics) (*ProbesServer, []issue)
 		}
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return nil, []issue{issuef(ptr, "%v", err)}
+	if problem := decodeNumbers(ptr, raw, &r); problem != nil {
+		return nil, problem
 	}
 	on, err := enabledValue(r.Enabled)
 	if err != nil {

@@ -191,10 +191,8 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 		return m, nil, nil
 	}
 	var r rawMetrics
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return m, []issue{issuef("/metrics", "%v", err)}, nil
+	if problem := decodeNumbers("/metrics", raw, &r); problem != nil {
+		return m, problem, nil
 	}
 	var problems, warnings []issue
 	m.Enabled = r.Enabled == nil || *r.Enabled
@@ -312,10 +310,8 @@ func buildOTLPMetrics(raw json.RawMessage) (*OTLPMetrics, []issue) {
 		return nil, nil
 	}
 	var r rawOTLPMetrics
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return nil, []issue{issuef(ptr, "%v", err)}
+	if problem := decodeNumbers(ptr, raw, &r); problem != nil {
+		return nil, problem
 	}
 	on, err := enabledValue(r.Enabled)
 	if err != nil {
@@ -368,10 +364,8 @@ func buildProbe(ptr string, raw json.RawMessage, p Probe) (Probe, []issue) {
 		return p, nil
 	}
 	var r rawProbe
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return p, []issue{issuef(ptr, "%v", err)}
+	if problem := decodeNumbers(ptr, raw, &r); problem != nil {
+		return p, problem
 	}
 	var problems []issue
 	if r.Endpoint != nil {
@@ -398,4 +392,15 @@ func buildProbe(ptr string, raw json.RawMessage, p Probe) (Probe, []issue) {
 	p.Success = answer(ptr+"/success", r.Success)
 	p.Fail = answer(ptr+"/fail", r.Fail)
 	return p, problems
+}
+
+// decodeNumbers decodes the object at ptr into v, numbers as json.Number;
+// it returns the one problem when raw does not fit v.
+func decodeNumbers(ptr string, raw json.RawMessage, v any) []issue {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return []issue{issuef(ptr, "%v", err)}
+	}
+	return nil
 }
