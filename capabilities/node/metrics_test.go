@@ -113,6 +113,10 @@ const m = new RequestMetrics([
   { name: 'tenant', header: 'x-tenant', default: 'unknown' },
   { name: 'region', header: 'x-region', default: 'none' }
 ])
+// A header named like an Object.prototype property the request lacks.
+const odd = new RequestMetrics([{ name: 'c', header: 'constructor', default: 'unknown' }])
+odd.record('GET', 200, 0.001, { headers: {} })
+odd.record('GET', 200, 0.001, { headers: { constructor: 'given' } })
 const req = (headers) => ({ headers })
 m.record('GET', 200, 0.001, req({ 'x-tenant': 'acme', 'x-region': 'eu' }))
 m.record('GET', 200, 0.001, req({ 'x-tenant': 'acme', 'x-region': 'eu' }))
@@ -123,7 +127,7 @@ m.record('POST', 201, 0.001, req({ 'x-tenant': 'x'.repeat(1000) }))
 const small = m.hist.snapshot()
 for (let i = 0; i < MAX_LABELLED_SERIES + 100; i++) m.record('GET', 200, 0.001, req({ 'x-tenant': 't' + i }))
 const big = m.hist.snapshot()
-console.log(JSON.stringify({ small, big }))
+console.log(JSON.stringify({ small, big, odd: odd.hist.snapshot() }))
 `
 
 // TestRequestAggregationLabelled: with labels taken from headers, each
@@ -146,6 +150,7 @@ func TestRequestAggregationLabelled(t *testing.T) {
 			var got struct {
 				Small struct{ Series []series } `json:"small"`
 				Big   struct{ Series []series } `json:"big"`
+				Odd   struct{ Series []series } `json:"odd"`
 			}
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatalf("%v: %s", err, out)
@@ -167,6 +172,9 @@ func TestRequestAggregationLabelled(t *testing.T) {
 			}
 			if got := count(got.Small.Series); !maps.Equal(got, want) {
 				t.Errorf("series %v, want %v", got, want)
+			}
+			if odd := count(got.Odd.Series); !maps.Equal(odd, map[string]uint64{"GET 200 [unknown]": 1, "GET 200 [given]": 1}) {
+				t.Errorf("a header named constructor: %v", odd)
 			}
 			big := count(got.Big.Series)
 			if len(big) != 501 || big["GET 200 [_overflow _overflow]"] != 104 {

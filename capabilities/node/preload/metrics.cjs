@@ -130,9 +130,11 @@ class RequestMetrics {
     let key = method + '\0' + status
     for (let i = 0; i < this.labels.length; i++) {
       const l = this.labels[i]
+      // A header's value is a string (set-cookie's an array); anything
+      // else is the object's inherited property ("constructor"), not a
+      // header the request has.
       let v = headers[l.header]
-      if (v === undefined) v = l.default
-      else if (typeof v !== 'string') v = String(v) // set-cookie is an array
+      if (typeof v !== 'string') v = Array.isArray(v) ? v.join(', ') : l.default
       if (v.length > MAX_LABEL_VALUE) v = v.slice(0, MAX_LABEL_VALUE)
       values[i] = v
       key += '\0' + v
