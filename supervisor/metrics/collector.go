@@ -256,16 +256,27 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// maxWorkerSeries bounds the series of one histogram a worker's report
+// may add to a scrape. The Node preload keeps far fewer (500 labelled
+// ones and their overflow at most); a worker that sends more is not
+// following the protocol, and its report, up to a 1 MiB frame of tiny
+// series, must not make every scrape tens of megabytes.
+const maxWorkerSeries = 1024
+
 // histograms sends one series of d per series of h, with the labels
-// labels gives it. A series that is not a histogram (bounds out of order,
-// counts that do not match them, a label that is not UTF-8) is left out:
-// the worker's report must not break the scrape.
+// labels gives it, up to maxWorkerSeries. A series that is not a
+// histogram (bounds out of order, counts that do not match them, a label
+// that is not UTF-8) is left out: the worker's report must not break the
+// scrape.
 func histograms(ch chan<- prometheus.Metric, d *prometheus.Desc, h *ipc.Histogram, labels func(ipc.HistogramSeries) []string) {
 	if h == nil || !slices.IsSorted(h.Bounds) {
 		return
 	}
 	seen := map[string]bool{}
-	for _, s := range h.Series {
+	for i, s := range h.Series {
+		if i == maxWorkerSeries {
+			break
+		}
 		lv := labels(s)
 		key := strings.Join(lv, "\xff")
 		if lv == nil || len(s.Counts) != len(h.Bounds)+1 || seen[key] {

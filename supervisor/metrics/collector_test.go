@@ -272,3 +272,35 @@ func TestSeriesLabelsKnownToConfig(t *testing.T) {
 		t.Errorf("read %d descriptors, labels %v: the descriptor format may have changed", n, used)
 	}
 }
+
+// TestCollectorBoundsLyingWorker: a worker whose report holds far more
+// series or types than the preload ever sends (a 1 MiB frame of them)
+// adds a bounded number to the scrape, and the totals stay its counts.
+func TestCollectorBoundsLyingWorker(t *testing.T) {
+	bounds := []float64{1}
+	var many []ipc.HistogramSeries
+	for i := range 5000 {
+		many = append(many, ipc.HistogramSeries{Method: "GET", StatusCode: 200 + i, Counts: []uint64{1, 0}, Sum: 0.1})
+	}
+	handles := map[string]int{}
+	for i := range 1000 {
+		handles[fmt.Sprintf("Type%04d", i)] = 1
+	}
+	src := snapshot{apps: []supervisor.AppStatus{{ID: "node", Workers: []supervisor.WorkerStatus{
+		{Index: 0, PID: os.Getpid(), State: "ready", HeapTotal: 1,
+			Requests:       &ipc.Histogram{Bounds: bounds, Series: many},
+			ClientRequests: &ipc.Histogram{Bounds: bounds, Series: many},
+			Process:        &ipc.NodeProcess{Handles: handles, HandlesTotal: 1000}}}}}}
+	fams := gather(t, src)
+	for _, name := range []string{"http_request_all_duration_seconds", "http_client_request_duration_seconds"} {
+		if n := len(fams[name].GetMetric()); n != maxWorkerSeries {
+			t.Errorf("%s: %d series from a report of 5000, want %d", name, n, maxWorkerSeries)
+		}
+	}
+	if n := len(fams["nodejs_active_handles"].GetMetric()); n != maxTypes {
+		t.Errorf("nodejs_active_handles: %d series from 1000 types, want %d", n, maxTypes)
+	}
+	if got := series(fams["nodejs_active_handles_total"]); got["applicationId=node,workerId=0,"] != 1000 {
+		t.Errorf("nodejs_active_handles_total = %v, want 1000", got)
+	}
+}

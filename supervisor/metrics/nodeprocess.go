@@ -9,6 +9,10 @@ import (
 	"github.com/wattd/wattd/ipc"
 )
 
+// maxTypes is the most types of handles, requests or resources one
+// worker's series name, the preload's bound.
+const maxTypes = 64
+
 // processFamilies are the Node.js process metrics Watt exports for each
 // worker (prom-client's defaults, under their names and labels), from what the worker reports of its
 // process with metrics on (ipc.NodeProcess).
@@ -69,12 +73,16 @@ func (f *processFamilies) collectWorker(ch chan<- prometheus.Metric, app, id str
 		gauge(f.spaceAvail, float64(s.Available), app, id, s.Space)
 	}
 	// The total is the worker's own count, which takes in the types past
-	// the bound; a worker that sends none has the sum of its types.
+	// the bound; a worker that sends none has the sum of its types. Only
+	// the first maxTypes types (by name) are exported: the preload sends
+	// no more, and a worker that does cannot swell the scrape.
 	byType := func(d, total *prometheus.Desc, counts map[string]int, all int) {
 		n := 0
-		for _, t := range slices.Sorted(maps.Keys(counts)) {
-			gauge(d, float64(counts[t]), app, id, t)
+		for i, t := range slices.Sorted(maps.Keys(counts)) {
 			n += counts[t]
+			if i < maxTypes {
+				gauge(d, float64(counts[t]), app, id, t)
+			}
 		}
 		gauge(total, float64(max(n, all)), app, id)
 	}

@@ -38,8 +38,8 @@ type Server struct {
 }
 
 // Serve listens on cfg's hostname and port and serves the Prometheus
-// endpoint and the probes (those not turned off) until Close. It fails only when the address
-// cannot be bound.
+// endpoint and the probes (those not turned off) until Close. It fails
+// only when the address cannot be bound.
 func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	// Not the pedantic registry, which checks every series against its
 	// descriptor at each scrape: the tests gather the collector through
