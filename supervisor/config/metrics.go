@@ -249,12 +249,13 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 	names := map[string]string{}
 	for i, l := range r.RequestLabels {
 		at := fmt.Sprintf("/metrics/httpCustomLabels/%d", i)
+		_, isConst := m.Labels[l.Name]
 		switch {
 		case !isLabelName(l.Name):
 			problems = append(problems, issuef(at+"/name", "%q is not a Prometheus label name", l.Name))
 		case l.Name == m.AppLabel || l.Name == workerLabel || seriesLabels[l.Name]:
 			problems = append(problems, issuef(at+"/name", "label %q is one wattd's series already carry", l.Name))
-		case m.Labels[l.Name] != "":
+		case isConst:
 			problems = append(problems, issuef(at+"/name", "label %q is also a constant label (/metrics/labels/%s)", l.Name, l.Name))
 		case names[l.Name] != "":
 			problems = append(problems, issuef(at+"/name", "label %q is already the name of %s", l.Name, names[l.Name]))

@@ -96,6 +96,7 @@ func TestMetricsConfigInvalid(t *testing.T) {
 		{`{"httpCustomLabels": [{"name": "method", "header": "x-tenant"}]}`, `/metrics/httpCustomLabels/0/name: label "method" is one wattd's series already carry`},
 		{`{"httpCustomLabels": [{"name": "workerId", "header": "x-tenant"}]}`, `/metrics/httpCustomLabels/0/name: label "workerId" is one wattd's series already carry`},
 		{`{"labels": {"tenant": "a"}, "httpCustomLabels": [{"name": "tenant", "header": "x-tenant"}]}`, `/metrics/httpCustomLabels/0/name: label "tenant" is also a constant label (/metrics/labels/tenant)`},
+		{`{"labels": {"tenant": ""}, "httpCustomLabels": [{"name": "tenant", "header": "x-tenant"}]}`, `/metrics/httpCustomLabels/0/name: label "tenant" is also a constant label (/metrics/labels/tenant)`},
 		{`{"httpCustomLabels": [{"name": "t", "header": "x-a"}, {"name": "t", "header": "x-b"}]}`, `/metrics/httpCustomLabels/1/name: label "t" is already the name of /metrics/httpCustomLabels/0`},
 		{`{"httpCustomLabels": [{"name": "t", "header": "x tenant"}]}`, `/metrics/httpCustomLabels/0/header: "x tenant" is not an HTTP header name`},
 		{`{"httpCustomLabels": [{"name": "t"}]}`, `/metrics/httpCustomLabels/0`},
