@@ -303,4 +303,26 @@ func TestCollectorBoundsLyingWorker(t *testing.T) {
 	if got := series(fams["nodejs_active_handles_total"]); got["applicationId=node,workerId=0,"] != 1000 {
 		t.Errorf("nodejs_active_handles_total = %v, want 1000", got)
 	}
+
+	// Header-label values where none are configured: that series is left
+	// out, the worker's others stay.
+	src = snapshot{apps: []supervisor.AppStatus{{ID: "node", Workers: []supervisor.WorkerStatus{
+		{Index: 0, PID: os.Getpid(), State: "ready", HeapTotal: 1,
+			Requests: &ipc.Histogram{Bounds: bounds, Series: []ipc.HistogramSeries{
+				{Method: "GET", StatusCode: 200, Labels: []string{"acme"}, Counts: []uint64{1, 0}, Sum: 0.1},
+				{Method: "GET", StatusCode: 404, Counts: []uint64{1, 0}, Sum: 0.1},
+			}}}}}}}
+	fams = gather(t, src)
+	if got := fams["http_request_all_duration_seconds"].GetMetric(); len(got) != 1 || labelValue(got[0], "status_code") != "404" {
+		t.Errorf("requests with stray header labels: %v, want the 404 series alone", got)
+	}
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }
