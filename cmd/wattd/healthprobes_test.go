@@ -103,3 +103,43 @@ func TestHealthProbesWithoutMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthProbesSharedKeepsAuth: "healthProbes" at the metrics
+// server's own address moves the probes' paths there and keeps the
+// metrics' credentials (Watt's shared server drops them, serving
+// /metrics to anyone).
+func TestHealthProbesSharedKeepsAuth(t *testing.T) {
+	integration(t)
+	port, mport := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics": map[string]any{"hostname": "127.0.0.1", "port": mport,
+			"auth": map[string]any{"username": "prom", "password": "s3cret"}},
+		"healthProbes": map[string]any{"hostname": "127.0.0.1", "port": mport,
+			"liveness": map[string]any{"endpoint": "/livez"}},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	waitFor(t, 10*time.Second, "the readiness probe to pass without credentials", func() bool {
+		code, _, err := get(fresh, base+"/ready")
+		return err == nil && code == http.StatusOK
+	})
+	if code, _, err := get(fresh, base+"/livez"); err != nil || code != http.StatusOK {
+		t.Errorf("/livez: %d %v, want 200", code, err)
+	}
+	if code, _, err := get(fresh, base+"/status"); err != nil || code != http.StatusNotFound {
+		t.Errorf("/status with the liveness probe moved by healthProbes: %d %v, want 404", code, err)
+	}
+	if code, _, err := get(fresh, base+"/metrics"); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("/metrics without credentials: %d %v, want 401", code, err)
+	}
+	if _, err := scrape(base+"/metrics", "prom", "s3cret"); err != nil {
+		t.Errorf("/metrics with the credentials: %v", err)
+	}
+	if strings.Contains(d.out.String(), "health probes server listening") {
+		t.Errorf("a probes server of its own started for the metrics server's address:\n%s", d.out.String())
+	}
+}
