@@ -63,11 +63,9 @@ func buildHealthProbes(raw json.RawMessage, m *Metrics) (*ProbesServer, []issue)
 	if problem := decodeNumbers(ptr, raw, &r); problem != nil {
 		return nil, problem
 	}
-	on, err := enabledValue(r.Enabled)
-	if err != nil {
-		return nil, []issue{issuef(ptr+"/enabled", "%v", err)}
-	}
-	if !on {
+	if on, problems := enabledAt(ptr+"/enabled", r.Enabled); problems != nil {
+		return nil, problems
+	} else if !on {
 		return off()
 	}
 	var problems []issue

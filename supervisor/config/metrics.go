@@ -270,12 +270,11 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 		}
 		m.RequestLabels = append(m.RequestLabels, rl)
 	}
+	// Off unless given: enabledValue takes an absent value as on.
 	if len(r.ClientMetrics) > 0 && string(r.ClientMetrics) != "null" {
-		on, err := enabledValue(r.ClientMetrics)
-		if err != nil {
-			problems = append(problems, issuef("/metrics/httpClientMetrics", "%v", err))
-		}
-		m.ClientMetrics = on && err == nil
+		var clientProblems []issue
+		m.ClientMetrics, clientProblems = enabledAt("/metrics/httpClientMetrics", r.ClientMetrics)
+		problems = append(problems, clientProblems...)
 	}
 	var otlpProblems, tlsProblems, tlsWarnings []issue
 	m.OTLP, otlpProblems = buildOTLPMetrics(r.OTLP)
@@ -314,12 +313,8 @@ func buildOTLPMetrics(raw json.RawMessage) (*OTLPMetrics, []issue) {
 	if problem := decodeNumbers(ptr, raw, &r); problem != nil {
 		return nil, problem
 	}
-	on, err := enabledValue(r.Enabled)
-	if err != nil {
-		return nil, []issue{issuef(ptr+"/enabled", "%v", err)}
-	}
-	if !on {
-		return nil, nil
+	if on, problems := enabledAt(ptr+"/enabled", r.Enabled); !on {
+		return nil, problems
 	}
 	o := &OTLPMetrics{Interval: DefaultOTLPMetricsInterval, ServiceName: r.ServiceName, ServiceVersion: r.ServiceVersion}
 	var problems []issue

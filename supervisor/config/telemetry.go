@@ -123,11 +123,8 @@ func (l *loader) buildTelemetry(raw json.RawMessage) (Telemetry, []issue, []issu
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return t, []issue{issuef("/telemetry", "%v", err)}, nil
 	}
-	var problems, warnings []issue
-	on, err := enabledValue(r.Enabled)
-	if err != nil {
-		problems = append(problems, issuef("/telemetry/enabled", "%v", err))
-	}
+	var warnings []issue
+	on, problems := enabledAt("/telemetry/enabled", r.Enabled)
 	t.Enabled = on
 	switch {
 	case r.ApplicationName != nil:
@@ -261,6 +258,16 @@ func enabledValue(raw json.RawMessage) (bool, error) {
 		return true, fmt.Errorf("%q is not true or false", s)
 	}
 	return b, nil
+}
+
+// enabledAt is enabledValue for the value at ptr, with its problem named
+// there; a value it cannot read is off, and the load fails on the problem.
+func enabledAt(ptr string, raw json.RawMessage) (bool, []issue) {
+	on, err := enabledValue(raw)
+	if err != nil {
+		return false, []issue{issuef(ptr, "%v", err)}
+	}
+	return on, nil
 }
 
 // checkHeaders checks the headers an exporter sends: names HTTP takes,
