@@ -76,15 +76,50 @@ const MAX_LABEL_VALUE = 128
 const MAX_LABELLED_SERIES = 500
 const OVERFLOW_VALUE = '_overflow'
 
+// BoundedSeries finds a histogram's series by a string key and keeps at
+// most max of them: once full(), a caller counts a new combination under
+// OVERFLOW_VALUE. The first time it is full, it logs fullWarning.
+class BoundedSeries {
+  constructor (hist, max, fullWarning) {
+    this.hist = hist
+    this.max = max
+    this.fullWarning = fullWarning
+    this.byKey = new Map()
+    this.warned = false
+  }
+
+  get (key) {
+    return this.byKey.get(key)
+  }
+
+  full () {
+    if (this.byKey.size < this.max) return false
+    if (!this.warned) {
+      this.warned = true
+      warn(this.fullWarning)
+    }
+    return true
+  }
+
+  add (key, labels) {
+    const s = this.hist.add(labels)
+    this.byKey.set(key, s)
+    return s
+  }
+}
+
 // RequestMetrics aggregates request durations by method and status code,
 // and by the values of the labels taken from request headers when
 // labels ([{ name, header, default }]) are given.
 class RequestMetrics {
   constructor (labels = []) {
     this.labels = labels.length > 0 ? labels : null
-    this.byKey = new Map() // with labels: method, status and values -> series
-    this.overflowed = false
     this.hist = new Histogram(REQUEST_BOUNDS)
+    // With labels: method, status and values -> series.
+    this.labelled = this.labels === null
+      ? null
+      : new BoundedSeries(this.hist, MAX_LABELLED_SERIES,
+        `the request metrics reached ${MAX_LABELLED_SERIES} series; the requests of new header values are counted as "${OVERFLOW_VALUE}"`)
     this.received = 0 // every request, timed or not
     // method index (in http.METHODS) -> Map(status code -> series)
     this.methodIndex = new Map(METHODS.map((m, i) => [m, i]))
@@ -139,20 +174,14 @@ class RequestMetrics {
       values[i] = v
       key += '\0' + v
     }
-    let s = this.byKey.get(key)
-    if (s === undefined && this.byKey.size >= MAX_LABELLED_SERIES) {
-      if (!this.overflowed) {
-        this.overflowed = true
-        warn(`the request metrics reached ${MAX_LABELLED_SERIES} series; the requests of new header values are counted as "${OVERFLOW_VALUE}"`)
-      }
+    const series = this.labelled
+    let s = series.get(key)
+    if (s === undefined && series.full()) {
       values.fill(OVERFLOW_VALUE)
       key = method + '\0' + status + '\0' + values.join('\0')
-      s = this.byKey.get(key)
+      s = series.get(key)
     }
-    if (s === undefined) {
-      s = this.hist.add({ method, statusCode: status, labels: values })
-      this.byKey.set(key, s)
-    }
+    if (s === undefined) s = series.add(key, { method, statusCode: status, labels: values })
     this.hist.observe(s, seconds)
   }
 }
@@ -174,8 +203,8 @@ const MAX_CLIENT_SERIES = 500
 class ClientMetrics {
   constructor () {
     this.hist = new Histogram(REQUEST_BOUNDS)
-    this.byKey = new Map()
-    this.overflowed = false
+    this.series = new BoundedSeries(this.hist, MAX_CLIENT_SERIES,
+      `the outgoing request metrics reached ${MAX_CLIENT_SERIES} series; the requests of new origins are counted as "${OVERFLOW_VALUE}"`)
   }
 
   // meshDone counts a mesh fetch (mesh-client.cjs's fetchDone): those go
@@ -189,20 +218,13 @@ class ClientMetrics {
   // record counts one request; status is 0 when no response came.
   record (method, status, origin, error, seconds) {
     let key = method + '\0' + status + '\0' + origin + '\0' + error
-    let s = this.byKey.get(key)
-    if (s === undefined && this.byKey.size >= MAX_CLIENT_SERIES) {
-      if (!this.overflowed) {
-        this.overflowed = true
-        warn(`the outgoing request metrics reached ${MAX_CLIENT_SERIES} series; the requests of new origins are counted as "${OVERFLOW_VALUE}"`)
-      }
+    let s = this.series.get(key)
+    if (s === undefined && this.series.full()) {
       origin = OVERFLOW_VALUE
       key = method + '\0' + status + '\0' + origin + '\0' + error
-      s = this.byKey.get(key)
+      s = this.series.get(key)
     }
-    if (s === undefined) {
-      s = this.hist.add({ method, statusCode: status, origin, error })
-      this.byKey.set(key, s)
-    }
+    if (s === undefined) s = this.series.add(key, { method, statusCode: status, origin, error })
     this.hist.observe(s, seconds)
   }
 }
