@@ -16,14 +16,9 @@ import (
 func TestHealthProbesServer(t *testing.T) {
 	integration(t)
 	port, mport, pport := freePort(t), freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics":    map[string]any{"hostname": "127.0.0.1", "port": mport},
-		"healthProbes": map[string]any{"hostname": "127.0.0.1", "port": pport,
-			"readiness": map[string]any{"endpoint": "/readyz", "success": map[string]any{"statusCode": 204}}},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	dir := probesProject(t,
+		map[string]any{"hostname": "127.0.0.1", "port": mport},
+		map[string]any{"hostname": "127.0.0.1", "port": pport, "readiness": map[string]any{"endpoint": "/readyz", "success": map[string]any{"statusCode": 204}}})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 20*time.Second)
 	probes, metrics := fmt.Sprintf("http://127.0.0.1:%d", pport), fmt.Sprintf("http://127.0.0.1:%d", mport)
@@ -62,12 +57,7 @@ func TestHealthProbesServer(t *testing.T) {
 func TestHealthProbesWithoutMetrics(t *testing.T) {
 	integration(t)
 	port, pport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint":   "web",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"healthProbes": map[string]any{"hostname": "127.0.0.1", "port": pport},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	dir := probesProject(t, nil, map[string]any{"hostname": "127.0.0.1", "port": pport})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 20*time.Second)
 	probes := fmt.Sprintf("http://127.0.0.1:%d", pport)
@@ -84,13 +74,7 @@ func TestHealthProbesWithoutMetrics(t *testing.T) {
 	}
 
 	mport := freePort(t)
-	dir = project(t, map[string]any{
-		"entrypoint":   "web",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": mport},
-		"healthProbes": false,
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	dir = probesProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport}, false)
 	d = startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 20*time.Second)
 	metrics := fmt.Sprintf("http://127.0.0.1:%d", mport)
@@ -111,15 +95,9 @@ func TestHealthProbesWithoutMetrics(t *testing.T) {
 func TestHealthProbesSharedKeepsAuth(t *testing.T) {
 	integration(t)
 	port, mport := freePort(t), freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"metrics": map[string]any{"hostname": "127.0.0.1", "port": mport,
-			"auth": map[string]any{"username": "prom", "password": "s3cret"}},
-		"healthProbes": map[string]any{"hostname": "127.0.0.1", "port": mport,
-			"liveness": map[string]any{"endpoint": "/livez"}},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
+	dir := probesProject(t,
+		map[string]any{"hostname": "127.0.0.1", "port": mport, "auth": map[string]any{"username": "prom", "password": "s3cret"}},
+		map[string]any{"hostname": "127.0.0.1", "port": mport, "liveness": map[string]any{"endpoint": "/livez"}})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 20*time.Second)
 	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
@@ -142,4 +120,21 @@ func TestHealthProbesSharedKeepsAuth(t *testing.T) {
 	if strings.Contains(d.out.String(), "health probes server listening") {
 		t.Errorf("a probes server of its own started for the metrics server's address:\n%s", d.out.String())
 	}
+}
+
+// probesProject is a watt.json of the plain fixture as "web" on loopback
+// at the test's port, with metrics (nil: no "metrics" key) and
+// healthProbes as those keys' values.
+func probesProject(t *testing.T, metrics, healthProbes any) string {
+	t.Helper()
+	cfg := map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"healthProbes": healthProbes,
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	}
+	if metrics != nil {
+		cfg["metrics"] = metrics
+	}
+	return project(t, cfg)
 }
