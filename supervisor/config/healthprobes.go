@@ -104,13 +104,13 @@ func buildHealthProbes(raw json.RawMessage, m *Metrics) (*ProbesServer, []issue)
 	if m.Enabled && s.Hostname == m.Hostname && s.Port == m.Port {
 		m.Readiness, m.Liveness = s.Readiness, s.Liveness
 		if own {
-			problems = append(problems, checkProbePaths(s, ptrs, m.Endpoint)...)
+			problems = append(problems, checkProbePaths(m.Endpoint, s.Readiness, ptrs["readiness"], s.Liveness, ptrs["liveness"])...)
 		}
 		return nil, problems
 	}
 	m.Readiness.Disabled, m.Liveness.Disabled = true, true
 	if own {
-		problems = append(problems, checkProbePaths(s, ptrs, "")...)
+		problems = append(problems, checkProbePaths("", s.Readiness, ptrs["readiness"], s.Liveness, ptrs["liveness"])...)
 	}
 	if m.Enabled && s.Port == m.Port && s.Port != 0 && (isWildcard(s.Hostname) || isWildcard(m.Hostname)) {
 		problems = append(problems, issuef(ptr+"/port", "port %d on %s is also the metrics server's (on %s): give both the same hostname to share one server, or another port",
@@ -120,30 +120,6 @@ func buildHealthProbes(raw json.RawMessage, m *Metrics) (*ProbesServer, []issue)
 		return nil, problems
 	}
 	return s, problems
-}
-
-// checkProbePaths refuses two probes, or a probe and the metrics
-// endpoint (when not ""), on one path; ptrs says where each probe's path
-// was given.
-func checkProbePaths(s *ProbesServer, ptrs map[string]string, endpoint string) []issue {
-	paths := map[string]string{}
-	if endpoint != "" {
-		paths[endpoint] = "/metrics/endpoint"
-	}
-	var problems []issue
-	for _, p := range []struct {
-		name  string
-		probe Probe
-	}{{"readiness", s.Readiness}, {"liveness", s.Liveness}} {
-		if p.probe.Disabled {
-			continue
-		}
-		if other, ok := paths[p.probe.Endpoint]; ok {
-			problems = append(problems, issuef(ptrs[p.name], "%q is already the path of %s", p.probe.Endpoint, other))
-		}
-		paths[p.probe.Endpoint] = ptrs[p.name]
-	}
-	return problems
 }
 
 // isWildcard tells whether a hostname means every address of the host.

@@ -287,19 +287,7 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 	problems = append(problems, probeProblems...)
 	m.Liveness, probeProblems = buildProbe("/metrics/liveness", r.Liveness, m.Liveness)
 	problems = append(problems, probeProblems...)
-	paths := map[string]string{m.Endpoint: "/metrics/endpoint"}
-	for _, p := range []struct {
-		ptr   string
-		probe Probe
-	}{{"/metrics/readiness/endpoint", m.Readiness}, {"/metrics/liveness/endpoint", m.Liveness}} {
-		if p.probe.Disabled {
-			continue
-		}
-		if other, ok := paths[p.probe.Endpoint]; ok {
-			problems = append(problems, issuef(p.ptr, "%q is already the path of %s", p.probe.Endpoint, other))
-		}
-		paths[p.probe.Endpoint] = p.ptr
-	}
+	problems = append(problems, checkProbePaths(m.Endpoint, m.Readiness, "/metrics/readiness/endpoint", m.Liveness, "/metrics/liveness/endpoint")...)
 	return m, problems, warnings
 }
 
@@ -346,6 +334,30 @@ func buildOTLPMetrics(raw json.RawMessage) (*OTLPMetrics, []issue) {
 // does not keep for itself ("__" prefix).
 func isLabelName(name string) bool {
 	return labelName.MatchString(name) && !strings.HasPrefix(name, "__")
+}
+
+// checkProbePaths refuses two probes, or a probe and the metrics
+// endpoint (when not ""), on one path; readyAt and liveAt say where each
+// probe's path was given.
+func checkProbePaths(endpoint string, readiness Probe, readyAt string, liveness Probe, liveAt string) []issue {
+	paths := map[string]string{}
+	if endpoint != "" {
+		paths[endpoint] = "/metrics/endpoint"
+	}
+	var problems []issue
+	for _, p := range []struct {
+		at    string
+		probe Probe
+	}{{readyAt, readiness}, {liveAt, liveness}} {
+		if p.probe.Disabled {
+			continue
+		}
+		if other, ok := paths[p.probe.Endpoint]; ok {
+			problems = append(problems, issuef(p.at, "%q is already the path of %s", p.probe.Endpoint, other))
+		}
+		paths[p.probe.Endpoint] = p.at
+	}
+	return problems
 }
 
 // buildProbe reads a "readiness" or "liveness" value: absent or true
