@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,6 +170,70 @@ func TestCtlFlagsAtEitherLevel(t *testing.T) {
 	}
 	if code := d.wait(20 * time.Second); code != 0 {
 		t.Fatalf("wattd exit code %d after ctl stop", code)
+	}
+}
+
+// TestCtlAsAnotherUser: another user's wattd ctl is told that the
+// runtime is not theirs and who may administer it, rather than "is it
+// running?", and cannot change it.
+func TestCtlAsAnotherUser(t *testing.T) {
+	integration(t)
+	uid, gid := otherUser(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	sock := d.adminSocket()
+	// A copy of wattd the other user can run, whatever the checkout's modes.
+	binDir, err := os.MkdirTemp("", "wattd-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	bin := filepath.Join(binDir, "wattd")
+	if data, err := os.ReadFile(wattdBin); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asOther := func(env []string, args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = binDir
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/"}, env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("run wattd as uid %d: %v", uid, err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	for _, args := range [][]string{{"ctl", "--socket", sock, "ps"}, {"ctl", "--socket", sock, "restart", "web"}} {
+		out, code := asOther(nil, args...)
+		if code != 1 || !strings.Contains(out, "is not yours to administer") || !strings.Contains(out, "permission denied") ||
+			!strings.Contains(out, "only its owner, root (uid 0), may use it: run sudo wattd ctl") {
+			t.Errorf("another user, wattd %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	// Without --socket, that user looks under their own runtime directory;
+	// when root's exists, it is named.
+	if _, err := os.Stat("/run/wattd"); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir("/run/wattd", 0o700); err == nil {
+			t.Cleanup(func() { os.Remove("/run/wattd") })
+		}
+	}
+	out, code := asOther(nil, "ctl", "ps")
+	if code != 1 || !strings.Contains(out, "no wattd runtime is running") || !strings.Contains(out, "those root started are under /run/wattd") {
+		t.Errorf("another user, wattd ctl ps: exit %d\n%s", code, out)
+	}
+	if st := d.app("web"); st.Workers[0].Restarts != 0 {
+		t.Errorf("the worker restarted %d times", st.Workers[0].Restarts)
 	}
 }
 

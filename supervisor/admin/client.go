@@ -7,12 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
@@ -235,9 +241,39 @@ func (c *Client) transportError(err error) error {
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("wattd at %s is not yours to administer: %w; %s", c.socket, err, ownerAdvice(c.socket))
+		}
 		return fmt.Errorf("cannot reach wattd at %s (is it running? wattd ctl list shows the runtimes that are): %w", c.socket, err)
 	}
 	return fmt.Errorf("talk to wattd at %s: %w", c.socket, err)
+}
+
+// ownerAdvice names who may use the admin socket at path. Only the user
+// wattd runs as can: the socket's directories are private to that user, so
+// the socket itself may not be visible, and the nearest path that is names
+// the owner.
+func ownerAdvice(path string) string {
+	for p := path; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil {
+			if int(st.Uid) == os.Geteuid() {
+				return "it is yours, so check the modes of " + p
+			}
+			uid := strconv.FormatUint(uint64(st.Uid), 10)
+			who, sudo := "uid "+uid, "sudo -u #"+uid
+			if u, err := user.LookupId(uid); err == nil {
+				who, sudo = u.Username+" (uid "+uid+")", "sudo -u "+u.Username
+			}
+			if st.Uid == 0 {
+				sudo = "sudo"
+			}
+			return fmt.Sprintf("only its owner, %s, may use it: run %s wattd ctl ...", who, sudo)
+		}
+		if p == filepath.Dir(p) {
+			return "only the user wattd runs as may use it"
+		}
+	}
 }
 
 // decodeError prefers the server's {"error": ...}; a body that is not one

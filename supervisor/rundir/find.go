@@ -62,11 +62,24 @@ func Find(opts FindOptions) (string, error) {
 	switch len(live) {
 	case 0:
 		base, _ := basePath()
-		return "", fmt.Errorf("%w (no live admin socket under %s); start one with wattd start, or pass --socket if it uses another runtime directory", ErrNotRunning, base)
+		return "", fmt.Errorf("%w (no live admin socket under %s); start one with wattd start, or pass --socket if it uses another runtime directory%s", ErrNotRunning, base, rootHint(base))
 	case 1:
 		return live[0].Socket, nil
 	}
 	return "", fmt.Errorf("%w and none is for %s; choose one with --name NAME (or --socket PATH), or run wattd ctl from its project directory:%s", ErrAmbiguous, cwd, describe(live))
+}
+
+// rootHint, for a user other than root whose runtime directory is not
+// root's, says where root's runtimes are when that directory exists: a
+// wattd started by root (a systemd service) is not listed to anyone else.
+func rootHint(base string) string {
+	if os.Geteuid() == 0 || base == rootBase {
+		return ""
+	}
+	if _, err := os.Stat(rootBase); err != nil {
+		return ""
+	}
+	return "; those root started are under " + rootBase + ", and only root can administer them (sudo wattd ctl ...)"
 }
 
 // pick returns the socket of the runtime whose project directory contains

@@ -124,6 +124,10 @@ func basePath() (string, error) {
 	return abs, nil
 }
 
+// rootBase is the runtime directory of root's runtimes, unless
+// WATTD_RUNTIME_DIR or XDG_RUNTIME_DIR says otherwise.
+const rootBase = "/run/wattd"
+
 func chooseBase(getenv func(string) string, euid int, runWritable bool, tmp string) string {
 	if d := getenv(EnvRuntimeDir); d != "" {
 		return filepath.Clean(d)
@@ -132,7 +136,7 @@ func chooseBase(getenv func(string) string, euid int, runWritable bool, tmp stri
 		return filepath.Join(d, "wattd")
 	}
 	if euid == 0 && runWritable {
-		return "/run/wattd"
+		return rootBase
 	}
 	// Per-uid name: the temporary directory is shared, and another user
 	// must not be able to pre-create the directory we will trust.
