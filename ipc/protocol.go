@@ -364,6 +364,10 @@ type Stats struct {
 	// that counts them: a Node worker only with metrics on, since counting
 	// is work on every request.
 	RequestsDone uint64 `json:"requestsDone"`
+	// Inspector is true while the worker's debugger inspector is open: a
+	// debugger may hold its event loop paused at a breakpoint, so missing
+	// reports do not mean it is stuck.
+	Inspector bool `json:"inspector,omitempty"`
 
 	// Requests are the durations of the HTTP requests the app served
 	// since start, by method and status code (Watt's

@@ -48,9 +48,9 @@ type healthRules struct {
 
 // statsEveryFor returns the stats period of a worker whose environment is
 // env, and env with WATTD_STATS_INTERVAL_MS lowered to the health interval
-// when the period would be longer: a check would otherwise find the
-// stats it judges older than the last check, and take a healthy worker
-// for a stuck one.
+// (and to a third of maxUnresponsive) when the period would be longer: a
+// check would otherwise find the stats it judges older than the last
+// check, and take a healthy worker for a stuck one.
 func statsEveryFor(h config.Health, env []string) (time.Duration, []string) {
 	every := defaultStatsEvery
 	for _, kv := range env {
@@ -60,10 +60,14 @@ func statsEveryFor(h config.Health, env []string) (time.Duration, []string) {
 			}
 		}
 	}
-	if !h.Enabled || every <= h.Interval {
+	limit := h.Interval
+	if h.MaxUnresponsive > 0 {
+		limit = min(limit, h.MaxUnresponsive/3)
+	}
+	if !h.Enabled || every <= limit {
 		return every, env
 	}
-	every = h.Interval
+	every = limit
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, envStatsInterval+"=") {
@@ -87,6 +91,9 @@ func (r healthRules) judgeStats(st ipc.Stats, at, now time.Time) string {
 		return ""
 	}
 	if age := now.Sub(at); age > r.Interval+r.statsEvery {
+		if st.Inspector {
+			return ""
+		}
 		return noStats + age.Round(10*time.Millisecond).String()
 	}
 	var causes []string
@@ -100,6 +107,20 @@ func (r healthRules) judgeStats(st ipc.Stats, at, now time.Time) string {
 			bytesText(st.HeapUsed), ratio(r.MaxHeapUsed), bytesText(r.MaxHeapTotal)))
 	}
 	return strings.Join(causes, "; ")
+}
+
+// judgeUnresponsive returns why a worker whose last stats, taken at at,
+// are older than maxUnresponsive must be replaced at once, or "". Not
+// judged: a worker that never reported, and one whose inspector was open
+// (a debugger may be holding it at a breakpoint).
+func (r healthRules) judgeUnresponsive(st ipc.Stats, at, now time.Time) string {
+	if r.MaxUnresponsive <= 0 || at.IsZero() || st.Inspector {
+		return ""
+	}
+	if age := now.Sub(at); age > r.MaxUnresponsive {
+		return fmt.Sprintf("unhealthy: %s%s (maxUnresponsive %s)", noStats, age.Round(time.Millisecond), r.MaxUnresponsive)
+	}
+	return ""
 }
 
 // judgeDelay returns why a check fails on the event-loop delay the worker
@@ -217,6 +238,15 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 	count := healthCount{max: r.MaxUnhealthyChecks}
 	t := time.NewTimer(r.GracePeriod)
 	defer t.Stop()
+	// The unresponsive rule is looked at every stats period, from
+	// readiness on: gracePeriod is for a worker warming up, and one whose
+	// loop stopped answering is not warming up.
+	var alive <-chan time.Time
+	if r.MaxUnresponsive > 0 {
+		tick := time.NewTicker(r.statsEvery)
+		defer tick.Stop()
+		alive = tick.C
+	}
 	graced := false
 	for {
 		select {
@@ -224,6 +254,13 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			return
 		case <-w.Exited():
 			return
+		case <-alive:
+			st, at := w.Stats()
+			if v := r.judgeUnresponsive(st, at, time.Now()); v != "" {
+				verdict <- v // buffered, and this watcher's only send
+				return
+			}
+			continue
 		case <-t.C:
 		}
 		if !graced {

@@ -36,9 +36,32 @@ func TestJudgeStats(t *testing.T) {
 		{"both", ipc.Stats{ELU: 1, HeapUsed: 80 << 20}, now, "elu 1 > 0.95; heap used 80MiB > 0.5 of maxHeapTotal 100MiB"},
 		{"a report within interval plus a stats period is fresh", ipc.Stats{}, now.Add(-1400 * time.Millisecond), ""},
 		{"older is a worker that stopped reporting", ipc.Stats{ELU: 1}, now.Add(-1600 * time.Millisecond), "no stats in 1.6s"},
+		{"unless its inspector is open", ipc.Stats{ELU: 1, Inspector: true}, now.Add(-1600 * time.Millisecond), ""},
 	}
 	for _, tt := range tests {
 		if got := r.judgeStats(tt.st, tt.at, now); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestJudgeUnresponsive(t *testing.T) {
+	r := healthRules{Health: config.Health{MaxUnresponsive: 3 * time.Second}, statsEvery: time.Second}
+	now := time.Now()
+	for _, tt := range []struct {
+		name string
+		r    healthRules
+		st   ipc.Stats
+		at   time.Time
+		want string
+	}{
+		{"never reported: not judged", r, ipc.Stats{}, time.Time{}, ""},
+		{"fresh", r, ipc.Stats{}, now.Add(-2900 * time.Millisecond), ""},
+		{"silent longer", r, ipc.Stats{}, now.Add(-3100 * time.Millisecond), "unhealthy: no stats in 3.1s (maxUnresponsive 3s)"},
+		{"inspector open: maybe at a breakpoint", r, ipc.Stats{Inspector: true}, now.Add(-time.Hour), ""},
+		{"off", healthRules{Health: config.Health{}}, ipc.Stats{}, now.Add(-time.Hour), ""},
+	} {
+		if got := tt.r.judgeUnresponsive(tt.st, tt.at, now); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
 	}
@@ -70,6 +93,17 @@ func TestStatsEveryFollowsTheHealthInterval(t *testing.T) {
 	every, env = statsEveryFor(h, []string{"WATTD_STATS_INTERVAL_MS=50"})
 	if every != 50*time.Millisecond || !slices.Equal(env, []string{"WATTD_STATS_INTERVAL_MS=50"}) {
 		t.Errorf("shorter period set: got %s %q", every, env)
+	}
+	// A third of maxUnresponsive, when that is shorter.
+	h.MaxUnresponsive = 300 * time.Millisecond
+	every, env = statsEveryFor(h, []string{"A=1"})
+	if every != 100*time.Millisecond || !slices.Equal(env, []string{"A=1", "WATTD_STATS_INTERVAL_MS=100"}) {
+		t.Errorf("maxUnresponsive 300ms: got %s %q", every, env)
+	}
+	h.Interval, h.MaxUnresponsive = 30*time.Second, 30*time.Second
+	every, env = statsEveryFor(h, []string{"WATTD_STATS_INTERVAL_MS=60000"})
+	if every != 10*time.Second || !slices.Equal(env, []string{"WATTD_STATS_INTERVAL_MS=10000"}) {
+		t.Errorf("a period longer than a third of maxUnresponsive: got %s %q", every, env)
 	}
 	h.Enabled = false
 	every, env = statsEveryFor(h, []string{"A=1"})

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,5 +209,109 @@ func TestHealthProbeOnMeshSocket(t *testing.T) {
 	}
 	if web := d.app("web"); web.State != "running" {
 		t.Errorf("web state %q after health replacements", web.State)
+	}
+}
+
+// TestUnresponsiveWorkerReplacedAtOnce: with Watt's health timings (a check
+// every 30 s after 30 s of grace, 10 failures in a row), a worker whose
+// event loop is stuck, or whose process is stopped (SIGSTOP), would keep
+// its share of new connections waiting for over five minutes;
+// maxUnresponsive replaces it once it has sent no stats for that long.
+// A worker whose inspector is open is left alone: a debugger may hold it
+// at a breakpoint.
+func TestUnresponsiveWorkerReplacedAtOnce(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":       "web",
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"gracefulShutdown": map[string]any{"runtime": 5000, "application": 1000},
+		"health":           map[string]any{"maxUnresponsive": 1500},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "workers": 2},
+			map[string]any{"id": "debugged", "path": fixture("faults/stuck-loop"), "nodeOptions": "--inspect=127.0.0.1:0",
+				"env": map[string]any{"STICK_AFTER_MS": "500"}},
+		},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 20*time.Second)
+	debugged := d.waitReady("debugged", 20*time.Second).Workers[0].PID
+	debuggedReady := time.Now()
+
+	// replaced waits until pid's slot of web runs another worker, ready,
+	// and returns the reason ctl ps gives.
+	replaced := func(pid int, within time.Duration) string {
+		t.Helper()
+		slot := -1
+		for _, w := range d.app("web").Workers {
+			if w.PID == pid {
+				slot = w.Index
+			}
+		}
+		if slot < 0 {
+			t.Fatalf("pid %d is not one of web's workers", pid)
+		}
+		var reason string
+		start := time.Now()
+		waitFor(t, within, "worker "+strconv.Itoa(pid)+" replaced", func() bool {
+			for _, w := range d.app("web").Workers {
+				if w.Index == slot {
+					reason = w.LastExit
+					return w.PID != pid && w.State == "ready" && reason != ""
+				}
+			}
+			return false
+		})
+		t.Logf("worker %d replaced %s after it stopped: %q", pid, time.Since(start).Round(10*time.Millisecond), reason)
+		if !strings.HasPrefix(reason, "unhealthy: no stats in ") || !strings.HasSuffix(reason, " (maxUnresponsive 1.5s)") {
+			t.Errorf("reason %q", reason)
+		}
+		waitFor(t, 10*time.Second, "process "+strconv.Itoa(pid)+" gone", func() bool { return !alive(pid) })
+		return reason
+	}
+
+	// A stuck event loop.
+	_, body, err := get(fresh, d.url("/stick"))
+	if err != nil || !strings.HasPrefix(body, "sticking ") {
+		t.Fatalf("GET /stick: %q %v", body, err)
+	}
+	stuck, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "sticking ")))
+	replaced(stuck, 10*time.Second)
+
+	// A stopped process: the kernel still queues connections on its socket.
+	var frozen int
+	for _, w := range d.app("web").Workers {
+		if w.PID != stuck && (frozen == 0 || w.PID < frozen) {
+			frozen = w.PID
+		}
+	}
+	if err := syscall.Kill(frozen, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(frozen, syscall.SIGCONT) })
+	replaced(frozen, 10*time.Second)
+	// Every new connection is answered: none waits on a dead socket.
+	slow := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := range 40 {
+		if code, _, err := get(slow, d.url("/")); code != 200 {
+			t.Fatalf("request %d after the replacement: %d %v", i, code, err)
+		}
+	}
+	if n := len(logEntries(d.out.String(), "worker unhealthy; replacing it")); n != 2 {
+		t.Errorf("%d warnings, want one per replaced worker", n)
+	}
+
+	// The debugged app's loop stuck 500 ms after it listened; with its
+	// inspector open it keeps its slot. Nothing announces that wattd
+	// decided to leave it: give it twice maxUnresponsive past its last
+	// possible report (the test has usually taken longer by now).
+	if wait := time.Until(debuggedReady.Add(500*time.Millisecond + 3*time.Second)); wait > 0 {
+		time.Sleep(wait)
+	}
+	for _, w := range d.app("debugged").Workers {
+		if w.PID != debugged || w.Restarts != 0 {
+			t.Errorf("the worker with an open inspector was replaced: %+v (first pid %d)", w, debugged)
+		}
 	}
 }

@@ -41,6 +41,12 @@ type Health struct {
 	// defaultHighWaterMark); 0 leaves Node.js's own.
 	BufferPoolSize uint64
 	HighWaterMark  uint64
+	// MaxUnresponsive (wattd only): a ready worker that has reported
+	// stats before and sent none for this long is replaced at once,
+	// without waiting for GracePeriod or MaxUnhealthyChecks: its event
+	// loop is stuck or the process is stopped, and the connections the
+	// kernel queues on its socket wait. 0 turns it off.
+	MaxUnresponsive time.Duration
 	// Path, when set, is probed with GET on each worker's own mesh
 	// socket at every check; anything but a 2xx within Timeout fails it.
 	Path    string
@@ -60,6 +66,14 @@ const (
 	// maxHeapTotal for the old generation when only that is written.
 	DefaultMaxYoungGeneration = 128 << 20
 	DefaultHealthProbeTimeout = 5 * time.Second
+	// DefaultMaxUnresponsive is wattd's: as long as Kubernetes' default
+	// liveness probe takes to give up (3 failures 10 s apart), where
+	// Watt's interval and maxUnhealthyChecks take over five minutes.
+	DefaultMaxUnresponsive = 30 * time.Second
+	// MinMaxUnresponsive bounds it from below: a worker's stats period
+	// is a third of it, and shorter periods would cost every worker more
+	// than they tell.
+	MinMaxUnresponsive = 300 * time.Millisecond
 	// MinHealthInterval bounds how often a worker is checked. Watt raises
 	// anything below 1 s to 1 s; wattd's checks cost a lock and a
 	// comparison (plus the probe, if any), so it allows faster ones.
@@ -80,6 +94,7 @@ func DefaultHealth() Health {
 		MaxHeapUsed:        DefaultMaxHeapUsed,
 		MaxHeapTotal:       DefaultMaxHeapTotal,
 		Timeout:            DefaultHealthProbeTimeout,
+		MaxUnresponsive:    DefaultMaxUnresponsive,
 	}
 }
 
@@ -100,6 +115,7 @@ type rawHealth struct {
 	HighWaterMark        json.RawMessage `json:"defaultHighWaterMark"`
 	Path                 *string         `json:"path"`
 	Timeout              *json.Number    `json:"timeout"`
+	MaxUnresponsive      *json.Number    `json:"maxUnresponsive"`
 }
 
 // overlayHealth applies the keys r sets on h; ptr is the block's pointer, for
@@ -164,6 +180,12 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 		h.Path = *r.Path
 	}
 	h.Timeout = msDuration(r.Timeout, h.Timeout)
+	h.MaxUnresponsive = msDuration(r.MaxUnresponsive, h.MaxUnresponsive)
+	if h.MaxUnresponsive > 0 && h.MaxUnresponsive < MinMaxUnresponsive {
+		l.warnings = append(l.warnings, issuef(ptr+"/maxUnresponsive",
+			"maxUnresponsive %s is below the minimum; %s is used", h.MaxUnresponsive, MinMaxUnresponsive))
+		h.MaxUnresponsive = MinMaxUnresponsive
+	}
 	return h, problems
 }
 

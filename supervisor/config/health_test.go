@@ -29,9 +29,9 @@ func loadProject(t *testing.T, wattJSON string, environ ...string) (*Config, err
 func TestHealthOverridesPerKey(t *testing.T) {
 	cfg, err := loadProject(t, `{
 		"entrypoint": "a",
-		"health": {"interval": 2000, "maxELU": "{MAX_ELU}", "maxHeapTotal": "512 MB", "path": "/healthz", "maxYoungGeneration": 1024},
+		"health": {"interval": 2000, "maxELU": "{MAX_ELU}", "maxHeapTotal": "512 MB", "path": "/healthz", "maxYoungGeneration": 1024, "maxUnresponsive": 10000},
 		"applications": [
-			{"id": "a", "path": "a", "health": {"maxELU": 0.5, "gracePeriod": 0, "maxHeapTotal": "1GiB", "timeout": 250}},
+			{"id": "a", "path": "a", "health": {"maxELU": 0.5, "gracePeriod": 0, "maxHeapTotal": "1GiB", "timeout": 250, "maxUnresponsive": 0}},
 			{"id": "b", "path": "b", "health": {"enabled": false}}
 		]
 	}`, "MAX_ELU=0.8")
@@ -41,13 +41,13 @@ func TestHealthOverridesPerKey(t *testing.T) {
 	runtime := Health{
 		Enabled: true, Interval: 2 * time.Second, GracePeriod: 30 * time.Second, MaxUnhealthyChecks: 10,
 		MaxELU: 0.8, MaxHeapUsed: 0.99, MaxHeapTotal: 512 << 20, Path: "/healthz", Timeout: 5 * time.Second,
-		HeapSet: true, MaxYoungGeneration: 1024,
+		HeapSet: true, MaxYoungGeneration: 1024, MaxUnresponsive: 10 * time.Second,
 	}
 	if cfg.Health != runtime {
 		t.Errorf("runtime health:\n got %+v\nwant %+v", cfg.Health, runtime)
 	}
 	a := runtime
-	a.MaxELU, a.GracePeriod, a.MaxHeapTotal, a.Timeout = 0.5, 0, 1<<30, 250*time.Millisecond
+	a.MaxELU, a.GracePeriod, a.MaxHeapTotal, a.Timeout, a.MaxUnresponsive = 0.5, 0, 1<<30, 250*time.Millisecond, 0
 	if cfg.Applications[0].Health != a {
 		t.Errorf("app a health:\n got %+v\nwant %+v", cfg.Applications[0].Health, a)
 	}
@@ -221,5 +221,30 @@ func TestStreamSizeKeys(t *testing.T) {
 	_, err = loadProject(t, `{"entrypoint": "a", "health": {"bufferPoolSize": "2GB"}, "applications": [{"id": "a", "path": "a"}]}`)
 	if err == nil || !strings.Contains(err.Error(), "/health/bufferPoolSize: bufferPoolSize: expected at most 1GB, got ") {
 		t.Errorf("2GB bufferPoolSize: %v", err)
+	}
+}
+
+// TestHealthMinimums: an interval or maxUnresponsive below its minimum is
+// raised to it with a warning naming the key.
+func TestHealthMinimums(t *testing.T) {
+	cfg, err := loadProject(t, `{
+		"entrypoint": "a",
+		"health": {"interval": 20, "maxUnresponsive": 100},
+		"applications": [{"id": "a", "path": "a"}, {"id": "b", "path": "b", "health": {"maxUnresponsive": 0}}]
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.Applications[0].Health; h.Interval != MinHealthInterval || h.MaxUnresponsive != MinMaxUnresponsive {
+		t.Errorf("app a: interval %s, maxUnresponsive %s", h.Interval, h.MaxUnresponsive)
+	}
+	if h := cfg.Applications[1].Health; h.MaxUnresponsive != 0 {
+		t.Errorf("app b: maxUnresponsive %s, want 0 (off)", h.MaxUnresponsive)
+	}
+	text := strings.Join(cfg.Warnings, "\n")
+	for _, want := range []string{"/health/interval", "/health/maxUnresponsive: maxUnresponsive 100ms is below the minimum; 300ms is used"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("warnings lack %q:\n%s", want, text)
+		}
 	}
 }

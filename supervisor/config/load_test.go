@@ -25,11 +25,13 @@ func testdataDir(t *testing.T) string {
 
 func TestLoadValid(t *testing.T) {
 	td := testdataDir(t)
-	// Watt's health defaults, written out rather than taken from the
-	// constants they check.
+	// Watt's health defaults (and wattd's probe timeout and
+	// maxUnresponsive), written out rather than taken from the constants
+	// they check.
 	wattHealth := Health{
 		Enabled: true, Interval: 30 * time.Second, GracePeriod: 30 * time.Second, MaxUnhealthyChecks: 10,
 		MaxELU: 0.99, MaxHeapUsed: 0.99, MaxHeapTotal: 4294967296, Timeout: 5 * time.Second,
+		MaxUnresponsive: 30 * time.Second,
 	}
 	app := func(id, path string, workers int, entry bool, env map[string]string) Application {
 		if env == nil {

@@ -158,6 +158,7 @@ function startStats (state, intervalMs) {
       rss: mem.rss,
       activeConns: state.sockets.size
     }
+    if (inspectorOpen()) stats.inspector = true
     if (state.metrics !== null) {
       require('./metrics.cjs').report(state.metrics, stats, mem)
       if (state.appMetrics !== undefined) stats.appMetrics = state.appMetrics
@@ -175,6 +176,21 @@ function startStats (state, intervalMs) {
     setTimeout(tick, untilAligned(intervalMs)).unref()
   }
   setTimeout(tick, untilAligned(intervalMs)).unref()
+}
+
+// inspectorOpen tells whether the worker's inspector is open (--inspect,
+// or SIGUSR1 later): wattd then does not take a pause in its reports for a
+// stuck event loop, since a debugger may be holding it at a breakpoint.
+let inspector
+function inspectorOpen () {
+  if (inspector === undefined) {
+    try {
+      inspector = require('node:inspector')
+    } catch {
+      inspector = null // a Node.js built without it
+    }
+  }
+  return inspector !== null && inspector.url() !== undefined
 }
 
 // untilAligned returns the time to the wall clock's next multiple of
