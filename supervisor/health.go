@@ -371,6 +371,26 @@ func unwrapNetError(err error) string {
 	return err.Error()
 }
 
+// retire stops w, a worker of the slot being replaced or stopped: drained
+// and sent SIGTERM within the application's grace, as stopWorker does,
+// unless it is unresponsive (silent for maxUnresponsive, see
+// judgeUnresponsive): then neither its drain nor its SIGTERM handler can
+// run, and waiting out the grace would only keep the connections it had
+// accepted hanging, so it is killed at once. A worker merely slow to
+// report (a long synchronous task) gets its grace.
+func (s *slot) retire(w worker, onState func(State)) {
+	if st, at := w.Stats(); s.app.sp().health.judgeUnresponsive(st, at, time.Now()) != "" {
+		if !closed(w.Exited()) {
+			s.log.Warn("worker sends no stats; killing it without a drain", zap.Int("pid", w.PID()),
+				zap.Duration("silent", time.Since(at).Round(time.Millisecond)))
+			onState(StateStopping)
+			killWorker(w)
+		}
+		return
+	}
+	stopWorker(w, s.app.rt.cfg.GracefulShutdown.Application, onState, s.log)
+}
+
 // replaceUnhealthy replaces w, found unhealthy for reason, the way a
 // rolling restart does, and returns the slot's worker afterwards: the
 // replacement, or w when the replacement failed (w keeps serving; its

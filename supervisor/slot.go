@@ -744,7 +744,7 @@ func (s *slot) awaitLeavers() {
 
 // stopAtEnd stops the slot's worker gracefully as the runtime ends.
 func (s *slot) stopAtEnd(w worker) {
-	stopWorker(w, s.app.rt.cfg.GracefulShutdown.Application, s.setState, s.log)
+	s.retire(w, s.setState)
 	s.mu.Lock()
 	s.lastExit = w.ExitReason()
 	s.cur = nil
@@ -939,7 +939,7 @@ func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) 
 		time.Sleep(frontSwitchSettle)
 	}
 	s.log.Info("replacement ready; stopping the old worker", zap.Int("pid", nw.PID()), zap.Int("old_pid", old.PID()))
-	stopWorker(old, rt.cfg.GracefulShutdown.Application, func(State) {}, s.log) // at once if it already stopped
+	s.retire(old, func(State) {}) // at once if it already stopped
 	return nw, how, nil
 }
 

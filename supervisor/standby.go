@@ -301,7 +301,7 @@ func (s *slot) replaceByStandby(ctx context.Context, old worker) (worker, string
 		return nil, "", fmt.Errorf("promoted standby %w", err)
 	}
 	s.log.Info("standby ready; stopping the old worker", zap.Int("pid", nw.PID()), zap.Int("old_pid", old.PID()))
-	stopWorker(old, s.app.rt.cfg.GracefulShutdown.Application, func(State) {}, s.log)
+	s.retire(old, func(State) {})
 	return nw, how, nil
 }
 

@@ -225,7 +225,7 @@ func TestUnresponsiveWorkerReplacedAtOnce(t *testing.T) {
 	dir := project(t, map[string]any{
 		"entrypoint":       "web",
 		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"gracefulShutdown": map[string]any{"runtime": 5000, "application": 1000},
+		"gracefulShutdown": map[string]any{"runtime": 15000, "application": 10000},
 		"health":           map[string]any{"maxUnresponsive": 1500},
 		"applications": []any{
 			map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "workers": 2},
@@ -267,7 +267,9 @@ func TestUnresponsiveWorkerReplacedAtOnce(t *testing.T) {
 		if !strings.HasPrefix(reason, "unhealthy: no stats in ") || !strings.HasSuffix(reason, " (maxUnresponsive 1.5s)") {
 			t.Errorf("reason %q", reason)
 		}
-		waitFor(t, 10*time.Second, "process "+strconv.Itoa(pid)+" gone", func() bool { return !alive(pid) })
+		// It can neither drain nor run a SIGTERM handler: killed at once,
+		// not after the application's 10 s of grace.
+		waitFor(t, 3*time.Second, "process "+strconv.Itoa(pid)+" gone", func() bool { return !alive(pid) })
 		return reason
 	}
 
@@ -298,8 +300,10 @@ func TestUnresponsiveWorkerReplacedAtOnce(t *testing.T) {
 			t.Fatalf("request %d after the replacement: %d %v", i, code, err)
 		}
 	}
-	if n := len(logEntries(d.out.String(), "worker unhealthy; replacing it")); n != 2 {
-		t.Errorf("%d warnings, want one per replaced worker", n)
+	for _, msg := range []string{"worker unhealthy; replacing it", "worker sends no stats; killing it without a drain"} {
+		if n := len(logEntries(d.out.String(), msg)); n != 2 {
+			t.Errorf("%d warnings %q, want one per replaced worker", n, msg)
+		}
 	}
 
 	// The debugged app's loop stuck 500 ms after it listened; with its

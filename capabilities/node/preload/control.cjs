@@ -181,9 +181,17 @@ function startStats (state, intervalMs) {
 // inspectorOpen tells whether the worker's inspector is open (--inspect,
 // or SIGUSR1 later): wattd then does not take a pause in its reports for a
 // stuck event loop, since a debugger may be holding it at a breakpoint.
+// node:inspector takes a few ms to load, so the first report (sent while
+// the worker starts) loads it only when a flag asks for the inspector;
+// later ones load it once.
 let inspector
+let reports = 0
+const inspectFlag = /(^|\s)--inspect(-brk|-wait)?(=|\s|$)/
 function inspectorOpen () {
+  reports++
   if (inspector === undefined) {
+    const flagged = inspectFlag.test(process.execArgv.join(' ')) || inspectFlag.test(process.env.NODE_OPTIONS || '')
+    if (reports === 1 && !flagged) return false
     try {
       inspector = require('node:inspector')
     } catch {
