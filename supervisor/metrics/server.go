@@ -111,6 +111,13 @@ func addProbes(routes map[string]http.Handler, readiness, liveness config.Probe,
 	}
 }
 
+// serverIdleTimeout closes a kept-alive connection that sends no request
+// for that long. Without it a connection would stay open for as long as
+// its client kept it, and the server is often on every interface: each
+// costs wattd a descriptor and a goroutine. Scrapers that reuse their
+// connection come back well within it (Prometheus: every 15 s to 1 min).
+var serverIdleTimeout = 2 * time.Minute
+
 // serve listens on hostname and port (over TLS when set) and answers
 // the paths of routes until Close; any other path is 404. Paths are
 // matched exactly, as Watt's server does: a path from watt.json is never
@@ -132,7 +139,8 @@ func serve(hostname string, port int, tlsCfg *config.MetricsTLS, routes map[stri
 			MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 	}
 	s := &Server{
-		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log)},
+		srv: &http.Server{Handler: h, ErrorLog: zap.NewStdLog(log),
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: serverIdleTimeout, MaxHeaderBytes: 64 << 10},
 		addr: ln.Addr(),
 		done: make(chan struct{}),
 	}
