@@ -111,10 +111,12 @@ func (r healthRules) judgeStats(st ipc.Stats, at, now time.Time) string {
 
 // judgeUnresponsive returns why a worker whose last stats, taken at at,
 // are older than maxUnresponsive must be replaced at once, or "". Not
-// judged: a worker that never reported, and one whose inspector was open
-// (a debugger may be holding it at a breakpoint).
+// judged: workers of an app whose health is not checked (their stats
+// period is not kept under maxUnresponsive), a worker that never
+// reported, and one whose inspector was open (a debugger may be holding
+// it at a breakpoint).
 func (r healthRules) judgeUnresponsive(st ipc.Stats, at, now time.Time) string {
-	if r.MaxUnresponsive <= 0 || at.IsZero() || st.Inspector {
+	if !r.Enabled || r.MaxUnresponsive <= 0 || at.IsZero() || st.Inspector {
 		return ""
 	}
 	if age := now.Sub(at); age > r.MaxUnresponsive {
@@ -238,14 +240,17 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 	count := healthCount{max: r.MaxUnhealthyChecks}
 	t := time.NewTimer(r.GracePeriod)
 	defer t.Stop()
-	// The unresponsive rule is looked at every stats period, from
-	// readiness on: gracePeriod is for a worker warming up, and one whose
-	// loop stopped answering is not warming up.
+	// The unresponsive rule applies from readiness on: gracePeriod is for
+	// a worker warming up, and one whose loop stopped answering is not
+	// warming up. Its timer is set for the moment the last report will be
+	// maxUnresponsive old, so that a worker that reports costs wattd one
+	// wake-up per maxUnresponsive, not one per report.
 	var alive <-chan time.Time
+	var aliveT *time.Timer
 	if r.MaxUnresponsive > 0 {
-		tick := time.NewTicker(r.statsEvery)
-		defer tick.Stop()
-		alive = tick.C
+		aliveT = time.NewTimer(r.MaxUnresponsive)
+		defer aliveT.Stop()
+		alive = aliveT.C
 	}
 	graced := false
 	for {
@@ -256,10 +261,16 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			return
 		case <-alive:
 			st, at := w.Stats()
-			if v := r.judgeUnresponsive(st, at, time.Now()); v != "" {
+			now := time.Now()
+			if v := r.judgeUnresponsive(st, at, now); v != "" {
 				verdict <- v // buffered, and this watcher's only send
 				return
 			}
+			next := r.MaxUnresponsive // never reported, or its inspector is open
+			if !at.IsZero() && !st.Inspector {
+				next = at.Add(r.MaxUnresponsive).Sub(now) + time.Millisecond
+			}
+			aliveT.Reset(max(next, 10*time.Millisecond))
 			continue
 		case <-t.C:
 		}

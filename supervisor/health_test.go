@@ -46,7 +46,9 @@ func TestJudgeStats(t *testing.T) {
 }
 
 func TestJudgeUnresponsive(t *testing.T) {
-	r := healthRules{Health: config.Health{MaxUnresponsive: 3 * time.Second}, statsEvery: time.Second}
+	r := healthRules{Health: config.Health{Enabled: true, MaxUnresponsive: 3 * time.Second}, statsEvery: time.Second}
+	disabled := r
+	disabled.Enabled = false
 	now := time.Now()
 	for _, tt := range []struct {
 		name string
@@ -59,7 +61,8 @@ func TestJudgeUnresponsive(t *testing.T) {
 		{"fresh", r, ipc.Stats{}, now.Add(-2900 * time.Millisecond), ""},
 		{"silent longer", r, ipc.Stats{}, now.Add(-3100 * time.Millisecond), "unhealthy: no stats in 3.1s (maxUnresponsive 3s)"},
 		{"inspector open: maybe at a breakpoint", r, ipc.Stats{Inspector: true}, now.Add(-time.Hour), ""},
-		{"off", healthRules{Health: config.Health{}}, ipc.Stats{}, now.Add(-time.Hour), ""},
+		{"off", healthRules{Health: config.Health{Enabled: true}}, ipc.Stats{}, now.Add(-time.Hour), ""},
+		{"health not checked", disabled, ipc.Stats{}, now.Add(-time.Hour), ""},
 	} {
 		if got := tt.r.judgeUnresponsive(tt.st, tt.at, now); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
