@@ -206,6 +206,14 @@ func (sb *standby) current(sp *appSpec) bool {
 	return sb.spec == sp || sb.spec.launch == sp.launch
 }
 
+// silent reports whether sb, which reported stats before, has sent none
+// for two stats periods and a second: an idle standby's event loop is
+// free, so it is stuck or its process stopped.
+func (sb *standby) silent(statsEvery time.Duration) bool {
+	_, at := sb.p.Stats()
+	return !at.IsZero() && time.Since(at) > 2*statsEvery+time.Second
+}
+
 // holds reports whether sb has copies of s's current sockets.
 func (sb *standby) holds(s *slot) bool {
 	files, ok := sb.held[s.index]
@@ -226,6 +234,7 @@ func (sp *standbyPool) promote(s *slot) worker {
 	for {
 		sp.mu.Lock()
 		var sb *standby
+		var silent []*standby
 		stale := false
 		for i, c := range sp.live {
 			if !closed(c.p.warm) || closed(c.p.exited) || closed(c.p.leaving) {
@@ -238,11 +247,29 @@ func (sp *standbyPool) promote(s *slot) worker {
 				stale = true
 				continue
 			}
+			if c.silent(cur.health.statsEvery) {
+				silent = append(silent, c)
+				continue
+			}
 			sb = c
 			sp.live = slices.Delete(slices.Clone(sp.live), i, i+1)
 			break
 		}
+		if len(silent) > 0 {
+			sp.live = slices.DeleteFunc(slices.Clone(sp.live), func(c *standby) bool { return slices.Contains(silent, c) })
+		}
 		sp.mu.Unlock()
+		for _, c := range silent {
+			// Stuck or stopped: promoted, it would hold the slot until
+			// startTimeout while the slot's connections wait.
+			_, at := c.p.Stats()
+			s.log.Warn("standby sends no stats; killing it instead of promoting it", zap.Int("pid", c.p.pid),
+				zap.Duration("silent", time.Since(at).Round(time.Millisecond)))
+			go killWorker(c.p)
+		}
+		if len(silent) > 0 {
+			sp.poke() // their successors
+		}
 		if sb == nil {
 			if stale {
 				// The slot's sockets changed under a current standby

@@ -447,3 +447,56 @@ func TestStandbyCountReload(t *testing.T) {
 		t.Errorf("the worker changed: pid %d -> %d, restarts %d", worker, a.Workers[0].PID, a.Workers[0].Restarts)
 	}
 }
+
+// TestSilentStandbyIsNotPromoted: a standby whose process is stopped
+// (SIGSTOP), or whose event loop is stuck, stops reporting stats; when a
+// worker dies it is killed rather than promoted, which would leave the
+// slot waiting for startTimeout (30 s) with its connections queued, and
+// the slot gets a new process at once.
+func TestSilentStandbyIsNotPromoted(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1}},
+	})
+	d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_STATS_INTERVAL_MS=200"}})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	old := d.waitReady("web", 20*time.Second).Workers[0].PID
+	sb := warmStandby(t, d, "web")
+	if err := syscall.Kill(sb.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(sb.PID, syscall.SIGCONT) })
+	// Silent for two stats periods and a second: 1.4 s here.
+	time.Sleep(2 * time.Second)
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var now int
+	waitFor(t, 10*time.Second, "the slot ready again", func() bool {
+		w := d.app("web").Workers[0]
+		now = w.PID
+		return w.PID != old && w.State == "ready"
+	})
+	t.Logf("slot ready again %s after the kill", time.Since(start).Round(time.Millisecond))
+	if now == sb.PID {
+		t.Fatalf("the stopped standby %d was promoted", sb.PID)
+	}
+	if code, body, err := get(fresh, d.url("/")); code != 200 || body != "pid="+strconv.Itoa(now) {
+		t.Fatalf("GET /: %d %q %v, want the new worker %d", code, body, err, now)
+	}
+	waitFor(t, 10*time.Second, "the stopped standby killed", func() bool { return !alive(sb.PID) })
+	found := false
+	for _, e := range logEntries(d.out.String(), "standby sends no stats; killing it instead of promoting it") {
+		found = found || e["pid"] == float64(sb.PID)
+	}
+	if !found {
+		t.Error("no warning names the stopped standby")
+	}
+	if next := warmStandby(t, d, "web"); next.PID == sb.PID {
+		t.Errorf("standby %d still listed", sb.PID)
+	}
+}
