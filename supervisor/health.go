@@ -247,8 +247,14 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 	// wake-up per maxUnresponsive, not one per report.
 	var alive <-chan time.Time
 	var aliveT *time.Timer
+	var due time.Time
+	setAlive := func(d time.Duration) {
+		due = time.Now().Add(d)
+		aliveT.Reset(d)
+	}
 	if r.MaxUnresponsive > 0 {
 		aliveT = time.NewTimer(r.MaxUnresponsive)
+		due = time.Now().Add(r.MaxUnresponsive)
 		defer aliveT.Stop()
 		alive = aliveT.C
 	}
@@ -262,6 +268,15 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 		case <-alive:
 			st, at := w.Stats()
 			now := time.Now()
+			if now.Sub(due) > time.Second {
+				// The timer fired late: wattd itself did not run (stopped,
+				// frozen with its cgroup, starved), and the reports the
+				// workers sent meanwhile wait unread in their sockets.
+				// Judging now would take every worker for a stuck one;
+				// look again once they have been read.
+				setAlive(r.statsEvery + time.Second)
+				continue
+			}
 			if v := r.judgeUnresponsive(st, at, now); v != "" {
 				verdict <- v // buffered, and this watcher's only send
 				return
@@ -270,7 +285,7 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			if !at.IsZero() && !st.Inspector {
 				next = at.Add(r.MaxUnresponsive).Sub(now) + time.Millisecond
 			}
-			aliveT.Reset(max(next, 10*time.Millisecond))
+			setAlive(max(next, 10*time.Millisecond))
 			continue
 		case <-t.C:
 		}

@@ -319,3 +319,51 @@ func TestUnresponsiveWorkerReplacedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSupervisorPauseIsNotWorkersSilence: when wattd itself is stopped (or
+// frozen with its cgroup, as docker pause does), the workers' reports wait
+// unread in their sockets; once it runs again it must read them, not take
+// every worker for an unresponsive one and replace them all.
+func TestSupervisorPauseIsNotWorkersSilence(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"health":       map[string]any{"maxUnresponsive": 1000},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/stuck-loop"), "workers": 4}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 20*time.Second)
+	for range 2 {
+		d.signal(syscall.SIGSTOP)
+		time.Sleep(3 * time.Second) // the pause: three times maxUnresponsive
+		d.signal(syscall.SIGCONT)
+		// Nothing announces that wattd decided to keep a worker: watch for
+		// a replacement over twice maxUnresponsive and its stats period.
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, w := range d.app("web").Workers {
+				if w.Restarts != 0 {
+					t.Fatalf("worker %d replaced after wattd's pause: %q", w.Index, w.LastExit)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// A worker that does stop is still replaced.
+	_, body, err := get(fresh, d.url("/stick"))
+	if err != nil || !strings.HasPrefix(body, "sticking ") {
+		t.Fatalf("GET /stick: %q %v", body, err)
+	}
+	stuck, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "sticking ")))
+	waitFor(t, 10*time.Second, "the stuck worker replaced", func() bool {
+		for _, w := range d.app("web").Workers {
+			if w.PID == stuck {
+				return false
+			}
+		}
+		return true
+	})
+}
