@@ -98,6 +98,21 @@ func TestCLIUsage(t *testing.T) {
 	}
 }
 
+// probeRuntime starts wattd on a project of one probe app, "web", and
+// returns it once the app is ready, with its project directory and admin
+// socket.
+func probeRuntime(t *testing.T) (*daemon, string, string) {
+	t.Helper()
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 20*time.Second)
+	return d, dir, d.adminSocket()
+}
+
 // adminSocket returns the admin socket of the one runtime under d.runDir.
 func (d *daemon) adminSocket() string {
 	d.t.Helper()
@@ -117,14 +132,7 @@ func (d *daemon) adminSocket() string {
 // runtime cannot be found otherwise.
 func TestCtlFlagsAtEitherLevel(t *testing.T) {
 	integration(t)
-	port := freePort(t)
-	dir := project(t, map[string]any{
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
-	d.waitReady("web", 20*time.Second)
-	sock := d.adminSocket()
+	d, dir, sock := probeRuntime(t)
 	elsewhere := t.TempDir()
 	// No runtime under this base: only --socket can find the one running.
 	env := []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}
@@ -179,14 +187,7 @@ func TestCtlFlagsAtEitherLevel(t *testing.T) {
 func TestCtlAsAnotherUser(t *testing.T) {
 	integration(t)
 	uid, gid := otherUser(t)
-	port := freePort(t)
-	dir := project(t, map[string]any{
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
-	d.waitReady("web", 20*time.Second)
-	sock := d.adminSocket()
+	d, _, sock := probeRuntime(t)
 	// A copy of wattd the other user can run, whatever the checkout's modes.
 	binDir, err := os.MkdirTemp("", "wattd-bin")
 	if err != nil {

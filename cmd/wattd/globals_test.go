@@ -127,15 +127,7 @@ func TestWattRuntimeAPI(t *testing.T) {
 				t.Fatalf("GET /sick: %q %v", body, err)
 			}
 			sick, _ := strconv.Atoi(strings.TrimPrefix(body, "sick "))
-			slot := -1
-			for _, w := range d.app("web").Workers {
-				if w.PID == sick {
-					slot = w.Index
-				}
-			}
-			if slot < 0 {
-				t.Fatalf("pid %d answered /sick but is no worker of web", sick)
-			}
+			slot := d.slotOf("web", sick)
 			var replaced supervisor.WorkerStatus
 			reason := ""
 			waitFor(t, 20*time.Second, "the sick worker replaced", func() bool {

@@ -49,11 +49,7 @@ func testStuckLoop(t *testing.T, standby int) {
 	}
 
 	// Stick one worker, whichever the kernel hands the request to.
-	_, body, err := get(fresh, d.url("/stick"))
-	if err != nil || !strings.HasPrefix(body, "sticking ") {
-		t.Fatalf("GET /stick: %q %v", body, err)
-	}
-	stuck, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "sticking ")))
+	stuck := stickOne(t, d)
 	if !pids[stuck] {
 		t.Fatalf("pid %d answered /stick; workers are %v", stuck, pids)
 	}
@@ -166,6 +162,30 @@ func testStuckLoop(t *testing.T, standby int) {
 	t.Logf("reason %q; requests ok %d, per pid %v", reason, ok, servedBy)
 }
 
+// stickOne asks the stuck-loop fixture behind d to block its event loop
+// for good, and returns the pid of the worker the kernel handed it to.
+func stickOne(t *testing.T, d *daemon) int {
+	t.Helper()
+	_, body, err := get(fresh, d.url("/stick"))
+	if err != nil || !strings.HasPrefix(body, "sticking ") {
+		t.Fatalf("GET /stick: %q %v", body, err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "sticking ")))
+	return pid
+}
+
+// slotOf returns the index of app's worker slot that pid runs in.
+func (d *daemon) slotOf(app string, pid int) int {
+	d.t.Helper()
+	for _, w := range d.app(app).Workers {
+		if w.PID == pid {
+			return w.Index
+		}
+	}
+	d.t.Fatalf("pid %d is no worker of %s", pid, app)
+	return -1
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
@@ -243,15 +263,7 @@ func TestUnresponsiveWorkerReplacedAtOnce(t *testing.T) {
 	// and returns the reason ctl ps gives.
 	replaced := func(pid int, within time.Duration) string {
 		t.Helper()
-		slot := -1
-		for _, w := range d.app("web").Workers {
-			if w.PID == pid {
-				slot = w.Index
-			}
-		}
-		if slot < 0 {
-			t.Fatalf("pid %d is not one of web's workers", pid)
-		}
+		slot := d.slotOf("web", pid)
 		var reason string
 		start := time.Now()
 		waitFor(t, within, "worker "+strconv.Itoa(pid)+" replaced", func() bool {
@@ -274,11 +286,7 @@ func TestUnresponsiveWorkerReplacedAtOnce(t *testing.T) {
 	}
 
 	// A stuck event loop.
-	_, body, err := get(fresh, d.url("/stick"))
-	if err != nil || !strings.HasPrefix(body, "sticking ") {
-		t.Fatalf("GET /stick: %q %v", body, err)
-	}
-	stuck, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "sticking ")))
+	stuck := stickOne(t, d)
 	replaced(stuck, 10*time.Second)
 
 	// A stopped process: the kernel still queues connections on its socket.
@@ -353,11 +361,7 @@ func TestSupervisorPauseIsNotWorkersSilence(t *testing.T) {
 		}
 	}
 	// A worker that does stop is still replaced.
-	_, body, err := get(fresh, d.url("/stick"))
-	if err != nil || !strings.HasPrefix(body, "sticking ") {
-		t.Fatalf("GET /stick: %q %v", body, err)
-	}
-	stuck, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(body, "sticking ")))
+	stuck := stickOne(t, d)
 	waitFor(t, 10*time.Second, "the stuck worker replaced", func() bool {
 		for _, w := range d.app("web").Workers {
 			if w.PID == stuck {
