@@ -157,6 +157,18 @@ type app struct {
 	slots []*slot
 	// standby is the app's standby workers (standby.go); use standbys().
 	standby standbyPool
+	// Rolling restarts (RestartApp): at most one runs and one waits;
+	// requests made meanwhile join the waiting one. Guarded by rollMu.
+	rollMu   sync.Mutex
+	rolling  bool
+	nextRoll *rollReq
+}
+
+// rollReq is one rolling restart of an app, shared by the requests it
+// answers: done is closed when it has ended, err then says how.
+type rollReq struct {
+	done chan struct{}
+	err  error
 }
 
 // appSpec is an application's resolved configuration as its workers use it.
@@ -1050,18 +1062,67 @@ func (rt *Runtime) notFound(id string) error {
 // RestartApp restarts every worker of the application one at a time, each
 // new worker ready before the old one is drained, so the app keeps serving.
 // A failed or backing-off slot is started at once with a fresh crash count.
+//
+// Requests do not pile up: while a rolling restart runs, the requests made
+// meanwhile share one more, which starts when it ends (its workers must
+// load what changed since it began), and further requests join that one
+// while it waits. Ten `ctl restart` in a row, or a burst of saved files in
+// development, roll the app at most twice, not ten times. The restart runs
+// to its end even when the caller stops waiting (ctx): an app left half
+// rolled would serve two versions.
 func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
 	a, ok := rt.lookup(id)
 	if !ok {
 		return rt.notFound(id)
 	}
-	a.log.Info("rolling restart requested")
+	a.rollMu.Lock()
+	r := a.nextRoll
+	if r == nil {
+		r = &rollReq{done: make(chan struct{})}
+		a.nextRoll = r
+		a.log.Info("rolling restart requested")
+	} else {
+		a.log.Info("rolling restart requested; it joins the one waiting to start")
+	}
+	if !a.rolling {
+		a.rolling = true
+		go a.rollLoop()
+	}
+	a.rollMu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rollLoop runs the waiting rolling restarts one after the other until
+// none waits.
+func (a *app) rollLoop() {
+	for {
+		a.rollMu.Lock()
+		r := a.nextRoll
+		if r == nil {
+			a.rolling = false
+			a.rollMu.Unlock()
+			return
+		}
+		a.nextRoll = nil
+		a.rollMu.Unlock()
+		r.err = a.roll()
+		close(r.done)
+	}
+}
+
+// roll restarts the app's workers one at a time.
+func (a *app) roll() error {
 	// The restart is for new code, which the standbys have not loaded:
 	// they go, and with standbys the new workers start ahead, together.
 	defer a.rollAhead()()
 	for _, s := range a.slotList() {
-		if err := s.requestRestart(ctx); err != nil {
-			return fmt.Errorf("app %q worker %d: %w", id, s.index, err)
+		if err := s.requestRestart(context.Background()); err != nil {
+			return fmt.Errorf("app %q worker %d: %w", a.id, s.index, err)
 		}
 	}
 	a.log.Info("rolling restart done")

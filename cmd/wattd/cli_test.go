@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -504,5 +505,54 @@ func TestConfigReportExitsUsage(t *testing.T) {
 	dir2 := project(t, map[string]any{"applications": []any{map[string]any{"id": "empty", "path": outside}}})
 	if out, code := runCLI(t, t.TempDir(), env, "start", dir2); code != 2 || !strings.Contains(out, "/applications/0/path") {
 		t.Errorf("start with an unrecognised folder: exit %d, want 2 naming /applications/0/path\n%s", code, out)
+	}
+}
+
+// TestConcurrentRestartsCoalesce: ten `wattd ctl restart` at once roll the
+// app twice (one roll, and one for the requests made while it ran), not
+// ten times, and the commands return once a roll that began after they
+// were asked has ended.
+func TestConcurrentRestartsCoalesce(t *testing.T) {
+	integration(t)
+	// A worker that takes 1.5 s to start: the ten commands all arrive
+	// while the first roll runs, whatever the machine's load.
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server": map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/slow-start"),
+			"env": map[string]any{"SLOW_START_MS": "1500"}}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	before := d.waitReady("web", 20*time.Second).Workers[0].PID
+	sock := d.adminSocket()
+	asked := time.Now()
+	var wg sync.WaitGroup
+	codes := make([]int, 10)
+	outs := make([]string, 10)
+	for i := range codes {
+		wg.Go(func() { outs[i], codes[i] = runCLI(t, dir, nil, "ctl", "--socket", sock, "restart", "web") })
+	}
+	wg.Wait()
+	took := time.Since(asked)
+	for i, c := range codes {
+		if c != 0 {
+			t.Errorf("restart %d: exit %d\n%s", i, c, outs[i])
+		}
+	}
+	w := d.app("web").Workers[0]
+	if w.PID == before || w.State != "ready" {
+		t.Fatalf("after the restarts: %+v (pid before %d)", w, before)
+	}
+	if w.Restarts < 1 || w.Restarts > 2 {
+		t.Errorf("10 concurrent restarts rolled the worker %d times, want 1 or 2", w.Restarts)
+	}
+	// The worker serving now started after the last command was asked.
+	if started := time.Now().Add(-time.Duration(w.Uptime * float64(time.Second))); started.Before(asked) {
+		t.Errorf("the worker serving started %s before the restarts were asked", asked.Sub(started))
+	}
+	joined := len(logEntries(d.out.String(), "rolling restart requested; it joins the one waiting to start"))
+	t.Logf("10 restarts in %s: %d rolls, %d requests joined a waiting roll", took.Round(time.Millisecond), w.Restarts, joined)
+	if joined < 8 {
+		t.Errorf("%d requests joined a waiting roll, want at least 8", joined)
 	}
 }
