@@ -243,13 +243,7 @@ func TestCtlAsAnotherUser(t *testing.T) {
 // (like curl --fail-with-body) unless --no-fail is given.
 func TestCtlInjectStatus(t *testing.T) {
 	integration(t)
-	port := freePort(t)
-	dir := project(t, map[string]any{
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
-	d.waitReady("web", 20*time.Second)
+	d, dir, _ := probeRuntime(t)
 	env := []string{"WATTD_RUNTIME_DIR=" + d.runDir}
 	cases := []struct {
 		args []string
