@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/config"
 )
 
 // TestSlotInBackoffTakesNoConnections: while an entrypoint slot backs off
@@ -15,8 +17,13 @@ import (
 // serves instead of waiting in the crashed slot's queue; once the slot
 // serves again, it takes connections again.
 func TestSlotInBackoffTakesNoConnections(t *testing.T) {
-	tr := startRuntime(t, nil, testApp{id: "web", entry: true, workers: 2,
-		behaviour: "ready,crash-after:500ms,crash-after:300ms,hello-after:3s"})
+	// Both crashes must count as a crash loop however long the loaded
+	// machine takes to start the workers: their uptimes run from spawn,
+	// and a start of 900 ms once made the second one's 1.2 s pass the
+	// harness's 1 s resetAfter, so nothing backed off.
+	tr := startRuntime(t, func(c *config.Config) { c.Restart.ResetAfter = 30 * time.Second },
+		testApp{id: "web", entry: true, workers: 2,
+			behaviour: "ready,crash-after:500ms,crash-after:300ms,hello-after:3s"})
 	tr.waitReady("web", 0)
 	tr.waitReady("web", 1)
 	var crashed, serving *slot
