@@ -439,5 +439,6 @@ func (s *slot) replaceUnhealthy(ctx context.Context, w worker, reason string) wo
 	s.mu.Lock()
 	s.lastExit = reason
 	s.mu.Unlock()
+	s.retireBehind(w, nil)
 	return nw
 }

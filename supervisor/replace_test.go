@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +67,53 @@ func TestGiveUpStopsReplacementClock(t *testing.T) {
 	if ws := tr.waitReady("web", 0); ws.Replacements != 2 {
 		t.Fatalf("after the operator's restart: %d replacements, want still 2", ws.Replacements)
 	}
+}
+
+// TestReplacedWorkerDrainsBehind: once a rolling restart's new worker is
+// ready, the slot is the new worker's, while the old one drains: ctl ps
+// shows the new pid, ready, and the old one as draining under it, and the
+// new worker is supervised meanwhile (its crash during the old one's drain
+// is seen at once, not once the drain is over). The restart still returns
+// only when the old worker is gone, so a roll moves on one slot at a time.
+func TestReplacedWorkerDrainsBehind(t *testing.T) {
+	const drain = 4 * time.Second
+	tr := startRuntime(t, nil, testApp{id: "web", behaviour: "drain-slow:4s,crash-after:1s,ready"})
+	s := tr.slot("web", 0)
+	old := tr.waitReady("web", 0).PID
+	began := time.Now()
+	restarted := make(chan error, 1)
+	go func() { restarted <- tr.RestartApp(restartCtx(t), "web") }()
+
+	var ws WorkerStatus
+	eventually(t, "the new worker to be the slot's while the old one drains", func() bool {
+		ws = s.status()
+		return ws.State == "ready" && ws.PID != 0 && ws.PID != old && len(ws.Leaving) == 1
+	})
+	if l := ws.Leaving[0]; l.PID != old || l.State != leaverDraining || !alive(old) {
+		t.Fatalf("leaving %+v (old pid %d alive %v)", ws.Leaving, old, alive(old))
+	}
+	second := ws.PID
+	select {
+	case err := <-restarted:
+		t.Fatalf("the restart returned before the old worker was gone: %v", err)
+	default:
+	}
+
+	// The new worker crashes a second after ready, within the old one's
+	// drain: the slot sees it then.
+	eventually(t, "the new worker's crash to be seen during the old one's drain", func() bool {
+		ws = s.status()
+		return ws.PID != second && strings.Contains(ws.LastExit, "exit status 4")
+	})
+	if !alive(old) || time.Since(began) >= drain {
+		t.Fatalf("the crash was seen only after the old worker's drain (%s, old alive %v)", time.Since(began), alive(old))
+	}
+
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(began) < drain || alive(old) {
+		t.Fatalf("the restart returned after %s, old worker alive %v: want it gone, after its drain", time.Since(began), alive(old))
+	}
+	eventually(t, "no leaving worker once the old one is gone", func() bool { return len(s.status().Leaving) == 0 })
 }

@@ -818,7 +818,7 @@ func (rt *Runtime) kill(entry bool) {
 				go killWorker(w)
 			}
 			for _, l := range leavers {
-				go killWorker(l)
+				go killWorker(l.w)
 			}
 		}
 	}

@@ -87,9 +87,10 @@ type slot struct {
 	mu    sync.Mutex // guards the fields below, read by status
 	state State
 	cur   worker // nil when no process runs in the slot
-	// leavers are the slot's former workers that said they were exiting
-	// and whose processes are not gone yet (see leave).
-	leavers  []worker
+	// leavers are the slot's former workers whose processes are not gone
+	// yet: those that said they were exiting (see leave) and those being
+	// drained after a replacement took their place (see retireBehind).
+	leavers  []leaver
 	restarts int
 	// restartsBy counts restarts by kind (restartKind), oomKills the
 	// workers the memory limit ended, and starts/startTime the workers
@@ -681,7 +682,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			// heap) in which the slot's connections would wait. The slot
 			// moves on now, as for an exit; the process is followed to its
 			// end (leave), and killed if it is still there after the grace.
-			s.leave(w)
+			s.leave(w, leaverExiting)
 			return s.lost(w, w.LeaveReason(), zap.Bool("announced", true)), false
 		case done := <-s.restartReq:
 			if s.refuse(done) {
@@ -689,12 +690,19 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			}
 			health.stop()
 			nw, how, err := s.replaceForRestart(ctx, w)
-			if err == nil {
-				w = nw
-				s.adopt(w, how, "rolling restart")
+			if err != nil {
+				health = s.watchHealth(w)
+				done <- err
+				continue
 			}
+			old := w
+			w = nw
+			s.adopt(w, how, "rolling restart")
 			health = s.watchHealth(w)
-			done <- err
+			// The restart is done once the old worker is gone: a rolling
+			// restart moves to the next slot only then, so that no more
+			// than one extra process per slot runs at a time.
+			s.retireBehind(old, func() { done <- nil })
 		case <-ctx.Done():
 			s.stopAtEnd(w)
 			return restart.Exit{}, true
@@ -714,31 +722,61 @@ func (s *slot) lost(w worker, reason string, fields ...zap.Field) restart.Exit {
 	return restart.Exit{Uptime: up, WasReady: true, Reason: reason}
 }
 
-// leave follows w, a worker of the slot that said it is exiting, until its
-// process is gone: the slot, which no longer counts it as its worker,
-// waits for it before it ends (awaitLeavers), and the runtime kills it
-// with the slot's worker should the shutdown grace run out.
-func (s *slot) leave(w worker) {
+// leaver is a former worker of the slot whose process is still there:
+// state says what it does meanwhile, "exiting" (it said it is) or
+// "draining" (a replacement took its place, see retireBehind).
+type leaver struct {
+	w     worker
+	state string
+}
+
+// Leaver states, as ctl ps shows them.
+const (
+	leaverExiting  = "exiting"
+	leaverDraining = "draining"
+)
+
+// leave follows w, a former worker of the slot, until its process is
+// gone: the slot, which no longer counts it as its worker, waits for it
+// before it ends (awaitLeavers), and the runtime kills it with the slot's
+// worker should the shutdown grace run out.
+func (s *slot) leave(w worker, state string) {
 	s.mu.Lock()
-	s.leavers = append(s.leavers, w)
+	s.leavers = append(s.leavers, leaver{w: w, state: state})
 	s.mu.Unlock()
 	go func() {
 		<-w.Exited()
 		s.mu.Lock()
-		s.leavers = slices.DeleteFunc(s.leavers, func(x worker) bool { return x == w })
+		s.leavers = slices.DeleteFunc(s.leavers, func(l leaver) bool { return l.w == w })
 		s.mu.Unlock()
 	}()
 }
 
+// retireBehind stops old, the worker a replacement just took the place of
+// (adopted already), as retire does, without holding up the slot: its
+// owner goes on watching the new worker, whose crash, health or
+// unresponsiveness in the meantime must not wait for the old one's drain.
+// old stays one of the slot's leavers until its process is gone; then
+// done, when not nil, is called.
+func (s *slot) retireBehind(old worker, done func()) {
+	s.leave(old, leaverDraining)
+	go func() {
+		s.retire(old, func(State) {})
+		if done != nil {
+			done()
+		}
+	}()
+}
+
 // awaitLeavers waits until the processes of the slot's former workers
-// that said they were exiting are gone; each is killed if it outstays its
-// grace (proc.holdToExit).
+// are gone; each is killed if it outstays its grace (proc.holdToExit,
+// stopWorker).
 func (s *slot) awaitLeavers() {
 	s.mu.Lock()
 	ls := slices.Clone(s.leavers)
 	s.mu.Unlock()
-	for _, w := range ls {
-		<-w.Exited()
+	for _, l := range ls {
+		<-l.w.Exited()
 	}
 }
 
@@ -835,6 +873,10 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 				done <- err
 				continue
 			}
+			// The worker replaced was still starting: it served nothing
+			// and there is nothing to watch it for, so it is stopped
+			// before the slot goes on.
+			s.retire(w, func(State) {})
 			*waiting = append(*waiting, done)
 			return nw, how, nil
 		case <-ctx.Done():
@@ -891,10 +933,11 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	s.decide()
 }
 
-// replace starts a new process in the slot next to old, waits until it is
-// ready (both share the slot's sockets, so nothing is refused meanwhile),
-// then drains and stops old. It returns the new worker and how it became
-// ready; if it fails to, old keeps running and the error says why.
+// replace starts a new process in the slot next to old and waits until it
+// is ready (both share the slot's sockets, so nothing is refused
+// meanwhile). It returns the new worker and how it became ready, for the
+// caller to adopt it and then stop old (retireBehind); if it fails to, old
+// keeps running and the error says why.
 func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) {
 	rt := s.app.rt
 	port := 0
@@ -939,7 +982,6 @@ func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) 
 		time.Sleep(frontSwitchSettle)
 	}
 	s.log.Info("replacement ready; stopping the old worker", zap.Int("pid", nw.PID()), zap.Int("old_pid", old.PID()))
-	s.retire(old, func(State) {}) // at once if it already stopped
 	return nw, how, nil
 }
 
@@ -1034,9 +1076,20 @@ func (s *slot) status() WorkerStatus {
 	}
 	s.sockMu.Unlock()
 	w := s.cur
+	leavers := slices.Clone(s.leavers)
 	s.mu.Unlock()
 	// The readings of /proc and the cgroup are made outside the slot's
 	// lock, which the slot's own goroutine needs to supervise the worker.
+	for _, l := range leavers {
+		if closed(l.w.Exited()) {
+			continue
+		}
+		lw := LeavingWorker{PID: l.w.PID(), State: l.state, Uptime: time.Since(l.w.Started()).Seconds()}
+		if st, ok := procnet.ReadStat(lw.PID); ok {
+			lw.RSS = st.RSS
+		}
+		ws.Leaving = append(ws.Leaving, lw)
+	}
 	if n, ok := s.app.rt.cgroups.OOMKills(s.app.id, s.index); ok {
 		ws.CgroupOOMKills = &n
 	}

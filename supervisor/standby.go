@@ -310,8 +310,8 @@ func (sp *standbyPool) promote(s *slot) worker {
 }
 
 // replaceByStandby replaces old, a worker judged unhealthy or one a
-// rolling restart replaces, with a standby: promoted next to it, ready,
-// then old drained and stopped, as replace does with a new process. It
+// rolling restart replaces, with a standby promoted next to it, and
+// returns it once ready, as replace does with a new process. It
 // returns nil and no error when no standby can take the slot; an error
 // when the promoted standby did not become ready (old keeps serving).
 func (s *slot) replaceByStandby(ctx context.Context, old worker) (worker, string, error) {
@@ -328,7 +328,6 @@ func (s *slot) replaceByStandby(ctx context.Context, old worker) (worker, string
 		return nil, "", fmt.Errorf("promoted standby %w", err)
 	}
 	s.log.Info("standby ready; stopping the old worker", zap.Int("pid", nw.PID()), zap.Int("old_pid", old.PID()))
-	s.retire(old, func(State) {})
 	return nw, how, nil
 }
 

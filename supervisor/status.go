@@ -156,6 +156,18 @@ type WorkerStatus struct {
 	// log fell behind, LogLinesTruncated those cut at the line limit.
 	LogLinesDropped   uint64 `json:"logLinesDropped"`
 	LogLinesTruncated uint64 `json:"logLinesTruncated"`
+	// Leaving are the slot's former workers whose processes have not
+	// ended yet: one a replacement (rolling restart, health) took the
+	// place of, while it drains, and one that said it is exiting.
+	Leaving []LeavingWorker `json:"leaving,omitempty"`
+}
+
+// LeavingWorker is a former worker of a slot on its way out.
+type LeavingWorker struct {
+	PID    int     `json:"pid"`
+	State  string  `json:"state"` // draining or exiting
+	Uptime float64 `json:"uptimeSeconds"`
+	RSS    uint64  `json:"rssBytes"` // from /proc, 0 if unknown
 }
 
 // FormatBytes renders a size in binary units with one decimal: 512 B,

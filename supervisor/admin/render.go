@@ -13,7 +13,9 @@ import (
 )
 
 // RenderPS writes `wattd ctl ps`: one row per worker slot, in the order
-// the runtime reports apps (watt.json order). The entrypoint app is marked
+// the runtime reports apps (watt.json order), each followed by a row per
+// former worker of the slot still on its way out (draining after a
+// replacement took its place, or exiting). The entrypoint app is marked
 // with '*'. A failed app's first row ends with the reason in parentheses,
 // after the aligned columns so a long reason does not widen them. An app without
 // worker slots still gets a row, so it cannot vanish from the listing.
@@ -62,6 +64,15 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s%s\n",
 				name, wk.Index, pid, cell(state), wk.Restarts, cell(wk.LastExit), uptime, rss, mem, tail)
+			// Its former workers still on their way out, under it.
+			for _, l := range wk.Leaving {
+				rss := "-"
+				if l.RSS > 0 {
+					rss = supervisor.FormatBytes(l.RSS)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t-\t-\t%s\t%s\t-\n",
+					name, wk.Index, l.PID, cell(l.State), FormatUptime(l.Uptime), rss)
+			}
 		}
 		for _, sb := range app.Standbys {
 			rss := "-"

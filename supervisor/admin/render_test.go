@@ -12,7 +12,8 @@ import (
 func TestRenderPS(t *testing.T) {
 	apps := []supervisor.AppStatus{
 		{ID: "web", Entrypoint: true, State: "running", Workers: []supervisor.WorkerStatus{
-			{Index: 0, PID: 4242, State: "ready", Uptime: 3.7, RSS: 45193625, Memory: 50331648, MemoryLimit: 100663296},
+			{Index: 0, PID: 4242, State: "ready", Uptime: 3.7, RSS: 45193625, Memory: 50331648, MemoryLimit: 100663296,
+				Leaving: []supervisor.LeavingWorker{{PID: 4100, State: "draining", Uptime: 600, RSS: 44040192}}},
 			{Index: 1, PID: 4250, State: "ready", Restarts: 2, LastExit: "oom (memory limit 96.0 MiB)", Uptime: 130, RSS: 41943040, Memory: 45193625},
 		}},
 		{ID: "api", State: "failed", Reason: "crashed 5 times in 60s", Workers: []supervisor.WorkerStatus{
@@ -33,6 +34,7 @@ func TestRenderPS(t *testing.T) {
 	want := strings.Join([]string{
 		"APP   WORKER   PID   STATE     RESTARTS  LAST EXIT                    UPTIME  RSS       MEMORY",
 		"web*  0        4242  ready     0         -                            3s      43.1 MiB  48.0 MiB / 96.0 MiB",
+		"web*  0        4100  draining  -         -                            10m0s   42.0 MiB  -",
 		"web*  1        4250  ready     2         oom (memory limit 96.0 MiB)  2m10s   40.0 MiB  43.1 MiB",
 		"api   0        -     failed    5         signal: killed               -       -         -  (crashed 5 times in 60s)",
 		"api   1        -     failed    5         exit status 2                -       -         -",
