@@ -91,6 +91,26 @@ func readRSS(pid int) (uint64, error) {
 	return pages * pageSize, nil
 }
 
+// readPrivateRSS returns the resident memory of pid that no file backs, in
+// bytes: statm's resident pages less its shared ones (file-backed pages
+// mapped, resident in the page cache).
+func readPrivateRSS(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0, errNoProc
+	}
+	f := bytes.Fields(b)
+	if len(f) < 3 {
+		return 0, errNoProc
+	}
+	res, err1 := strconv.ParseUint(string(f[1]), 10, 64)
+	shared, err2 := strconv.ParseUint(string(f[2]), 10, 64)
+	if err1 != nil || err2 != nil || shared > res {
+		return 0, errNoProc
+	}
+	return (res - shared) * pageSize, nil
+}
+
 // processTree returns the root and all its live descendants, root first.
 // A process that exits during the scan is simply left out.
 func processTree(root int) []procStat {

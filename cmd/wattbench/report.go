@@ -280,6 +280,7 @@ var specs = map[string]spec{
 			{name: "tree, idle after start", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.StartTree })},
 			{name: "root, idle after load", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.AfterRoot })},
 			{name: "tree, idle after load", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.AfterTree })},
+			{name: "root, idle after load, not file-backed", unit: "MiB", prec: 1, value: idleVal(func(s *idleRSS) uint64 { return s.AfterRootPrivate })},
 			{name: "root, peak under load (max)", unit: "MiB", prec: 1, fold: foldMax, value: rootPeak},
 			{name: "tree, peak under load (max)", unit: "MiB", prec: 1, fold: foldMax,
 				value: withLoad(func(r *runRecord) float64 { return float64(r.MaxTreeRSS) / mibF })},

@@ -24,6 +24,10 @@ type idleRSS struct {
 	AfterRoot uint64 `json:"after_load_root_bytes"`
 	AfterTree uint64 `json:"after_load_tree_bytes"`
 	Procs     int    `json:"procs"`
+	// AfterRootPrivate is the root's resident memory after the load less
+	// the pages of files it maps (its own executable's above all), which
+	// the kernel keeps in its page cache and may drop and read again.
+	AfterRootPrivate uint64 `json:"after_load_root_private_bytes"`
 }
 
 func (b *bench) runRSS(ctx context.Context, t target, round int) runRecord {
@@ -70,6 +74,7 @@ func (b *bench) runRSS(ctx context.Context, t target, round int) runRecord {
 	sampler.finish()
 	sleepCtx(ctx, rssSettle)
 	idle.AfterRoot, idle.AfterTree, _ = treeRSS(p.pid)
+	idle.AfterRootPrivate, _ = readPrivateRSS(p.pid)
 
 	select {
 	case <-p.exited:
