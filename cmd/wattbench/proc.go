@@ -76,39 +76,38 @@ func parseProcStat(pid int, b []byte) (procStat, error) {
 // /proc/<pid>/statm, in pages). Pages shared between processes, such as the
 // node binary's text, count once per process, as in ps and top.
 func readRSS(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0, errNoProc
-	}
-	f := bytes.Fields(b)
-	if len(f) < 2 {
-		return 0, errNoProc
-	}
-	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
-	if err != nil {
-		return 0, errNoProc
-	}
-	return pages * pageSize, nil
+	res, _, err := readStatm(pid)
+	return res, err
 }
 
 // readPrivateRSS returns the resident memory of pid that no file backs, in
 // bytes: statm's resident pages less its shared ones (file-backed pages
 // mapped, resident in the page cache).
 func readPrivateRSS(pid int) (uint64, error) {
+	res, shared, err := readStatm(pid)
+	if err != nil || shared > res {
+		return 0, errNoProc
+	}
+	return res - shared, nil
+}
+
+// readStatm returns the resident and the shared (file-backed) memory of
+// pid in bytes, from /proc/<pid>/statm.
+func readStatm(pid int) (res, shared uint64, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
-		return 0, errNoProc
+		return 0, 0, errNoProc
 	}
 	f := bytes.Fields(b)
 	if len(f) < 3 {
-		return 0, errNoProc
+		return 0, 0, errNoProc
 	}
 	res, err1 := strconv.ParseUint(string(f[1]), 10, 64)
 	shared, err2 := strconv.ParseUint(string(f[2]), 10, 64)
-	if err1 != nil || err2 != nil || shared > res {
-		return 0, errNoProc
+	if err1 != nil || err2 != nil {
+		return 0, 0, errNoProc
 	}
-	return (res - shared) * pageSize, nil
+	return res * pageSize, shared * pageSize, nil
 }
 
 // processTree returns the root and all its live descendants, root first.
