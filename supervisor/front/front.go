@@ -242,9 +242,14 @@ func (f *Forwarder) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	f.cancel()
+	// The connections left are counted before f.ctx is cancelled: a dial
+	// waiting for the worker gives up on the cancel and releases its pair,
+	// which, counted after, would pass for one that ended in time.
 	f.mu.Lock()
 	cut := len(f.conns)
+	f.mu.Unlock()
+	f.cancel()
+	f.mu.Lock()
 	for p := range f.conns {
 		p.client.Close()
 		if p.target != nil {
