@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestReadStatRSS: the resident size from /proc/<pid>/stat agrees with
@@ -34,15 +36,21 @@ func TestReadStatRSS(t *testing.T) {
 	if d := int64(st.RSS) - int64(want); d > 4<<20 || d < -4<<20 {
 		t.Errorf("stat RSS %d, statm %d", st.RSS, want)
 	}
-	buf := make([]byte, 64<<20)
+	// Memory of its own, not the Go heap's: a slice could reuse pages an
+	// earlier test (or run, with -count) left resident, and not grow RSS.
+	buf, err := unix.Mmap(-1, 0, 64<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(buf)
+	before, _ := ReadStat(os.Getpid())
 	for i := range len(buf) / 4096 {
 		buf[i*4096] = 1
 	}
 	after, _ := ReadStat(os.Getpid())
-	if after.RSS < st.RSS+48<<20 {
-		t.Errorf("RSS %d after touching 64 MiB, %d before", after.RSS, st.RSS)
+	if after.RSS < before.RSS+48<<20 {
+		t.Errorf("RSS %d after touching 64 MiB, %d before", after.RSS, before.RSS)
 	}
-	_ = buf[len(buf)-1]
 	if _, ok := ReadStat(-1); ok {
 		t.Error("ReadStat(-1) reports ok")
 	}
