@@ -84,7 +84,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		spans:          newSpanFamilies(d),
 		process:        newProcessFamilies(d),
 		threadCPU:      newCPUFamilies(d),
-		workers:        d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers.", []string{appLabel, "state"}),
+		workers:        d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers, \"draining\" and \"exiting\" also the former workers whose replacement took their slot and whose processes have not ended yet.", []string{appLabel, "state"}),
 		restarts:       d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
@@ -154,7 +154,7 @@ var workerStates = func() []string {
 	for _, st := range supervisor.States() {
 		s = append(s, st.String())
 	}
-	return append(s, "waiting", "standby")
+	return append(s, "waiting", "standby", "exiting")
 }()
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -180,6 +180,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		byState["standby"] = len(a.Standbys)
 		for _, w := range a.Workers {
 			byState[w.State]++
+			// A former worker still on its way out (drained behind its
+			// replacement, or exiting on its own) is a process the
+			// operator sees in ctl ps; the slot itself counts as its new
+			// worker's state.
+			for _, l := range w.Leaving {
+				byState[l.State]++
+			}
 			id := strconv.Itoa(w.Index)
 			counter(c.restarts, float64(w.Restarts), a.ID, id)
 			counter(c.oomKills, float64(w.OOMKills), a.ID, id)

@@ -65,7 +65,8 @@ func TestCollector(t *testing.T) {
 		{ID: "node", Workers: []supervisor.WorkerStatus{
 			{Index: 0, PID: pid, State: "ready", Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20, CPU: 1.5, OpenFDs: 9,
 				RestartsBy: map[string]int{"oom": 2, "unhealthy": 1}, OOMKills: 2, Starts: 4, StartTime: 2.5},
-			{Index: 1, State: "backoff", Restarts: 1, RestartsBy: map[string]int{"exit": 1}},
+			{Index: 1, State: "backoff", Restarts: 1, RestartsBy: map[string]int{"exit": 1},
+				Leaving: []supervisor.LeavingWorker{{PID: pid + 2, State: "draining"}, {PID: pid + 3, State: "exiting"}}},
 		}, Standby: 2, Standbys: []supervisor.StandbyStatus{{PID: pid, State: "standby"}, {PID: pid + 1, State: "starting"}}},
 		{ID: "go", Workers: []supervisor.WorkerStatus{{Index: 0, PID: pid, State: "ready", RSS: 1 << 20, CPU: 0.5, OpenFDs: 4}}},
 	}}
@@ -94,6 +95,15 @@ func TestCollector(t *testing.T) {
 	// Every state is exported, zeros included, so series do not vanish.
 	if v, ok := states["applicationId=go,state=failed,"]; !ok || v != 0 {
 		t.Errorf("wattd_workers{go,failed} = %v (present %v), want 0", v, ok)
+	}
+	// Former workers not gone yet are counted beside the slots, by what
+	// they do; the slot counts as its own state.
+	if states["applicationId=node,state=draining,"] != 1 || states["applicationId=node,state=exiting,"] != 1 {
+		t.Errorf("wattd_workers{node,draining|exiting} = %v, %v, want 1 and 1",
+			states["applicationId=node,state=draining,"], states["applicationId=node,state=exiting,"])
+	}
+	if v, ok := states["applicationId=go,state=exiting,"]; !ok || v != 0 {
+		t.Errorf("wattd_workers{go,exiting} = %v (present %v), want 0", v, ok)
 	}
 	// Standby workers are counted beside the slots, loading or not.
 	if states["applicationId=node,state=standby,"] != 2 {
