@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseEvents(t *testing.T) {
@@ -413,5 +416,66 @@ func TestWattdStartNamesTheRuntime(t *testing.T) {
 	want := []string{"/bin/wattd", "start", "--name", "wattbench-" + strconv.Itoa(os.Getpid()) + "-hello", "/x/hello"}
 	if !slices.Equal(argv, want) {
 		t.Errorf("argv %q, want %q", argv, want)
+	}
+}
+
+// TestCrashClockOneExitPerTick: with -crash-clock the fixture's processes
+// share the clock's ticks, one death per tick: three processes started
+// together die on three ticks, each having created its tick's file, and no
+// tick takes two (there would be fewer files than deaths).
+func TestCrashClockOneExitPerTick(t *testing.T) {
+	node := node24OrSkip(t)
+	dir := t.TempDir()
+	ticks := filepath.Join(dir, "ticks")
+	if err := os.Mkdir(ticks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(dir, "events")
+	var waits []chan error
+	for range 3 {
+		cmd := exec.Command(node, "../../testdata/bench/hello/app/index.js")
+		cmd.Env = append(os.Environ(), "PORT=0", "BENCH_HOST=127.0.0.1", "EXIT_EVERY_MS=300",
+			"EXIT_TICKS_DIR="+ticks, "BENCH_EVENTS="+events)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		waits = append(waits, done)
+	}
+	deadline := time.After(20 * time.Second)
+	for i, done := range waits {
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("process %d ended with %v, want exit status 1 on its tick", i, err)
+			}
+		case <-deadline:
+			t.Fatalf("process %d still running after 20 s", i)
+		}
+	}
+	f, err := os.Open(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := parseEvents(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exits := 0
+	for _, e := range evs {
+		if e.kind == "exit" {
+			exits++
+		}
+	}
+	files, err := os.ReadDir(ticks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exits != 3 || len(files) != 3 {
+		t.Errorf("%d exits noted, %d ticks taken; want 3 and 3 (events %+v)", exits, len(files), evs)
 	}
 }

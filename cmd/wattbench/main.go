@@ -177,6 +177,7 @@ type config struct {
 	meshConns             int
 	startRepeats          int
 	crashJitter           int
+	crashClock            bool
 	jsonOut               string
 	keepLogs              bool
 }
@@ -204,6 +205,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.rounds, "rounds", 0, "rounds of every scenario (0: hello 5, start 5, metrics 5, rss 2, reload 1, the others 3)")
 	fs.IntVar(&c.startRepeats, "starts", 1, "starts per runner per round in the start scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 20, "crash scenario: spread worker lifetimes by +/- this percentage (0-90); at 0 workers started together die together")
+	fs.BoolVar(&c.crashClock, "crash-clock", false, "crash scenario: one worker of the app dies at each 0.5 s tick of the clock, however fast it is replaced, instead of each worker dying N x 0.5 s (+/- -crash-jitter) after it listens")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "runners to run: "+strings.Join(allTargets, ", "))
 	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "scenarios to run, a comma list of "+strings.Join(allScenarios, ", "))
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
@@ -348,6 +350,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// A worker dies every half second: each of the N lives N halves.
 		crashAfter:  time.Duration(env.workers) * crashEvery,
 		crashJitter: cfg.crashJitter,
+		crashClock:  cfg.crashClock,
 		reqTimeout:  2 * time.Second,
 		sampleEvery: 500 * time.Millisecond,
 		meshConns:   cfg.meshConns,
@@ -743,6 +746,7 @@ func writeJSON(cfg config, env benchEnv, records []runRecord, sections []section
 			"rounds":           rounds,
 			"starts":           cfg.startRepeats,
 			"crash_jitter_pct": cfg.crashJitter,
+			"crash_clock":      cfg.crashClock,
 			"workers":          env.workers,
 		},
 		"runs":     records,

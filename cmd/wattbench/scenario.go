@@ -120,7 +120,8 @@ type bench struct {
 	slice        time.Duration // see pair.go
 	startTimeout time.Duration
 	crashAfter   time.Duration
-	crashJitter  int // percent, see EXIT_JITTER_PCT in the fixture app
+	crashJitter  int  // percent, see EXIT_JITTER_PCT in the fixture app
+	crashClock   bool // see EXIT_EVERY_MS in the fixture app
 	reqTimeout   time.Duration
 	sampleEvery  time.Duration
 	meshConns    int // connections of the mesh scenario's load
@@ -321,7 +322,9 @@ func (b *bench) runHello(ctx context.Context, ts []target, round, first int) []r
 
 // runCrash is one run of the crash scenario: the same loop while every
 // worker exits b.crashAfter (+/- the jitter) after it starts listening, so
-// that with N workers one dies every crashEvery. Workers note their listen
+// that with N workers one dies about every crashEvery (less often the
+// slower the replacements), or, with -crash-clock, while one worker of the
+// app exits at each crashEvery tick of the clock. Workers note their listen
 // and their exit in an events file, from which the time each death took to
 // be replaced is read.
 func (b *bench) runCrash(ctx context.Context, t target, round int) runRecord {
@@ -330,6 +333,19 @@ func (b *bench) runCrash(ctx context.Context, t target, round int) runRecord {
 		fmt.Sprintf("EXIT_AFTER_MS=%d", b.crashAfter.Milliseconds()),
 		fmt.Sprintf("EXIT_JITTER_PCT=%d", b.crashJitter),
 		"BENCH_EVENTS=" + events,
+	}
+	if b.crashClock {
+		ticks := filepath.Join(b.logDir, fmt.Sprintf("%s-crash-r%d.ticks", t.name, round))
+		if err := os.MkdirAll(ticks, 0o755); err != nil {
+			rec := runRecord{Target: t.name, Scenario: scCrash, Round: round}
+			rec.fail(ctx, err)
+			return rec
+		}
+		extra = []string{
+			fmt.Sprintf("EXIT_EVERY_MS=%d", crashEvery.Milliseconds()),
+			"EXIT_TICKS_DIR=" + ticks,
+			"BENCH_EVENTS=" + events,
+		}
 	}
 	rec := b.runLoadScenario(ctx, scCrash, t, round, extra)
 	if rec.Error != "" {

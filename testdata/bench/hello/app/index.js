@@ -24,6 +24,11 @@
 //                 together otherwise also die together, every time, which
 //                 tests "all workers down at once" rather than "a worker
 //                 died"; the bench runs both ways (flag -crash-jitter).
+//   EXIT_EVERY_MS with EXIT_TICKS_DIR, instead of EXIT_AFTER_MS: one worker of
+//                 the whole app exits at each multiple of EXIT_EVERY_MS on the
+//                 wall clock, whichever first creates the tick's file in
+//                 EXIT_TICKS_DIR (bench flag -crash-clock). The app then loses
+//                 a worker at a fixed rate, however fast replacements come.
 
 const fs = require('node:fs')
 const http = require('node:http')
@@ -49,8 +54,30 @@ function note (what) {
   fs.appendFileSync(events, `${what} ${process.pid} ${now.toFixed(3)}\n`)
 }
 
+// Claims the next tick of the wall clock, over and over, until this process
+// is the one that creates a tick's file: then it exits.
+function exitOnTick (every, dir) {
+  const tick = Math.floor(Date.now() / every) + 1
+  setTimeout(() => {
+    try {
+      fs.closeSync(fs.openSync(`${dir}/tick-${tick}`, 'wx'))
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err
+      exitOnTick(every, dir) // another worker took this one
+      return
+    }
+    note('exit')
+    process.exit(1)
+  }, tick * every - Date.now())
+}
+
 function onListening () {
   note('listen')
+  const every = Number(process.env.EXIT_EVERY_MS)
+  if (every > 0 && process.env.EXIT_TICKS_DIR) {
+    exitOnTick(every, process.env.EXIT_TICKS_DIR)
+    return
+  }
   let ms = Number(process.env.EXIT_AFTER_MS)
   const jitter = Math.min(90, Math.max(0, Number(process.env.EXIT_JITTER_PCT) || 0))
   ms *= 1 + (Math.random() * 2 - 1) * jitter / 100
