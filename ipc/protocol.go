@@ -150,7 +150,9 @@ const (
 	// A standby loads its app but holds the app's listen() and sends
 	// standby instead of ready; it accepts nothing. promote (Worker: the
 	// slot) makes it the slot's worker: it listens on that slot's sockets
-	// ("http.N", "mesh.N") and sends ready as any worker does.
+	// ("http.N", "mesh.N") and sends ready as any worker does. A standby
+	// may send standby again, with Warm, once it has warmed its HTTP code
+	// up; wattd only logs it.
 	TypeStandby = "standby"
 	TypePromote = "promote"
 
@@ -202,6 +204,9 @@ type Message struct {
 	// exiting
 	ExitCode int `json:"exitCode,omitempty"`
 
+	// standby, sent again once the standby's warm-up ended (optional)
+	Warm *Warm `json:"warm,omitempty"`
+
 	// message, reply, notify. ID numbers a message on one channel: the
 	// sender picks it on its own channel, wattd picks the one the receiver
 	// sees, and a reply carries the id of the message it answers. To names
@@ -231,6 +236,13 @@ type Message struct {
 	// SpansBinary is the payload of a binary spans frame after its tag
 	// (spanbin.go); such a frame reads as a message of type spans.
 	SpansBinary []byte `json:"-"`
+}
+
+// Warm is how a standby warmed up while it waited to be promoted: the
+// requests it served to itself, on a private server, and the time it took.
+type Warm struct {
+	Requests int   `json:"requests"`
+	Ms       int64 `json:"ms"`
 }
 
 // Fault is a failed reply: the handler threw, there is no handler, or

@@ -405,6 +405,9 @@ func (p *proc) readControl(app string, worker int) {
 			p.readyOnce.Do(func() { close(p.ready) })
 		case ipc.TypeStandby:
 			p.warmOnce.Do(func() { close(p.warm) })
+			if w := m.Warm; w != nil {
+				p.log.Debug("standby warmed up", zap.Int("requests", w.Requests), zap.Int64("ms", w.Ms))
+			}
 		case ipc.TypeStats:
 			if m.Stats != nil {
 				p.statsMu.Lock()

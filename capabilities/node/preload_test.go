@@ -81,6 +81,9 @@ type worker struct {
 	slotTCP   []string
 	slotMesh  []string
 	slotFiles [][]*os.File
+	// warms are the standby's second standby messages, with Warm, that
+	// expect passed over while it waited for something else.
+	warms []*ipc.Warm
 }
 
 type lockedBuffer struct {
@@ -360,6 +363,10 @@ func (w *worker) expect(typ string) *ipc.Message {
 			}
 			if m.Type == typ {
 				return m
+			}
+			if m.Type == ipc.TypeStandby && m.Warm != nil {
+				w.warms = append(w.warms, m.Warm) // whenever the warm-up ends
+				continue
 			}
 			if m.Type != ipc.TypeStats {
 				w.t.Fatalf("got %s (%+v) while waiting for %s", m.Type, m, typ)

@@ -122,3 +122,188 @@ func TestStandbyHoldsListenUntilPromoted(t *testing.T) {
 		}
 	}
 }
+
+// listeningTCP lists the inodes of the TCP sockets in LISTEN state in
+// process pid's network namespace.
+func listeningTCP(t *testing.T, pid int) []string {
+	t.Helper()
+	var out []string
+	for _, name := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, name))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[3] == "0A" {
+				out = append(out, "socket:["+f[9]+"]")
+			}
+		}
+	}
+	return out
+}
+
+// waitWarm waits for a standby's report of its warm-up.
+func (w *worker) waitWarm() *ipc.Warm {
+	w.t.Helper()
+	deadline := time.After(waitLimit)
+	for len(w.warms) == 0 {
+		select {
+		case m, ok := <-w.msgs:
+			if !ok {
+				w.t.Fatal("control channel closed while waiting for the warm-up")
+			}
+			if m.Type == ipc.TypeStandby && m.Warm != nil {
+				w.warms = append(w.warms, m.Warm)
+			} else if m.Type != ipc.TypeStats {
+				w.t.Fatalf("got %s (%+v) while waiting for the warm-up", m.Type, m)
+			}
+		case <-deadline:
+			w.t.Fatalf("no warm-up report within %v", waitLimit)
+		}
+	}
+	return w.warms[0]
+}
+
+// TestStandbyWarmsUpUnseen: a standby serves requests to itself while it
+// waits, on a private loopback server of its own that is gone once it
+// reports the warm-up; none of those requests reaches the app or its
+// request metrics, and the promoted worker counts exactly the requests it
+// was sent.
+func TestStandbyWarmsUpUnseen(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true, standbySlots: 1, metrics: true})
+	w.handshake()
+	w.expect(ipc.TypeStandby)
+	warm := w.waitWarm()
+	if warm.Requests < 100 || warm.Ms <= 0 {
+		t.Errorf("warm-up report %+v: expected at least 100 requests and a duration", warm)
+	}
+	// The process listens on no TCP socket but the slot's.
+	slot := socketInode(t, w.slotFiles[0][0])
+	held := heldSockets(t, w.pid)
+	for _, ino := range listeningTCP(t, w.pid) {
+		if ino != slot && slices.Contains(held, ino) {
+			t.Errorf("after its warm-up the standby still listens on TCP socket %s", ino)
+		}
+	}
+
+	w.send(&ipc.Message{Type: ipc.TypePromote, Worker: 0})
+	w.expect(ipc.TypeReady)
+	for i := range 3 {
+		if got := getJSON(t, tcpClient(), fmt.Sprintf("http://%s/n%d", w.slotTCP[0], i)); got["app"] != "entry" {
+			t.Fatalf("GET: %v", got)
+		}
+	}
+	var st *ipc.Stats
+	deadline := time.Now().Add(waitLimit)
+	for st == nil || st.RequestsDone < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stats with requestsDone >= 3, last %+v", st)
+		}
+		st = w.expect(ipc.TypeStats).Stats
+	}
+	if st.RequestsDone != 3 {
+		t.Errorf("requestsDone = %d, want the 3 requests sent (warm-up requests counted?)", st.RequestsDone)
+	}
+	var n uint64
+	if st.Requests != nil {
+		for _, s := range st.Requests.Series {
+			for _, c := range s.Counts {
+				n += c
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("request durations recorded: %d, want 3", n)
+	}
+}
+
+// TestStandbyWarmUpStepsAsideForAnAgent: when something watches every
+// HTTP server of the process, an APM agent wrapping http.Server's emit or
+// a subscriber of Node.js's http.server channels, a standby does not warm
+// up, since the agent would see those requests as the app's; nor does it
+// when the app's environment says WATTD_STANDBY_WARMUP=0.
+func TestStandbyWarmUpStepsAsideForAnAgent(t *testing.T) {
+	agent := filepath.Join(t.TempDir(), "agent.cjs")
+	if err := os.WriteFile(agent, []byte(`'use strict'
+// Counts the requests it sees, the way an agent would, and answers
+// /agent-count itself.
+const http = require('node:http')
+let seen = 0
+function count (req, res) {
+  seen++
+  if (req.url === '/agent-count') {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ app: 'agent', seen }))
+    return true
+  }
+  return false
+}
+if (process.env.AGENT_MODE === 'channel') {
+  require('node:diagnostics_channel').subscribe('http.server.request.start', () => { seen++ })
+} else {
+  const emit = http.Server.prototype.emit
+  http.Server.prototype.emit = function (event, req, res) {
+    if (event === 'request' && count(req, res)) return true
+    return emit.apply(this, arguments)
+  }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// "off": no agent, but the warm-up turned off by the app's environment.
+	for _, mode := range []string{"emit", "channel", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			// With metrics on, whose own subscription to the same
+			// channel must not hide the agent's, nor be lost.
+			o := workerOpts{app: "entry", entrypoint: true, standbySlots: 1, metrics: true,
+				nodeOpts: "--require " + agent, env: map[string]string{"AGENT_MODE": mode}}
+			if mode == "off" {
+				o.nodeOpts, o.env = "", map[string]string{"WATTD_STANDBY_WARMUP": "0"}
+			}
+			w := startWorker(t, o)
+			w.handshake()
+			w.expect(ipc.TypeStandby)
+			// A warm-up begins 1 s after the standby message, ends within
+			// its 500 ms budget and reports at once; give it twice that.
+			quiet := time.After(3 * time.Second)
+		wait:
+			for {
+				select {
+				case m, ok := <-w.msgs:
+					if !ok {
+						t.Fatal("control channel closed")
+					}
+					if m.Type == ipc.TypeStandby && m.Warm != nil {
+						t.Fatalf("the standby warmed up (%+v) with %s", m.Warm, mode)
+					}
+				case <-quiet:
+					break wait
+				}
+			}
+			w.send(&ipc.Message{Type: ipc.TypePromote, Worker: 0})
+			w.expect(ipc.TypeReady)
+			if mode == "emit" {
+				if got := getJSON(t, tcpClient(), "http://"+w.slotTCP[0]+"/agent-count"); got["seen"] != float64(1) {
+					t.Errorf("the agent saw %v requests, want only this one", got["seen"])
+				}
+			} else if got := getJSON(t, tcpClient(), "http://"+w.slotTCP[0]+"/x"); got["app"] != "entry" {
+				t.Fatalf("GET: %v", got)
+			}
+			// The preload's metrics count the request sent.
+			deadline := time.Now().Add(waitLimit)
+			for {
+				st := w.expect(ipc.TypeStats).Stats
+				if st != nil && st.RequestsDone == 1 {
+					break
+				}
+				if st != nil && st.RequestsDone > 1 {
+					t.Fatalf("requestsDone = %d, want 1", st.RequestsDone)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no stats with requestsDone 1, last %+v", st)
+				}
+			}
+		})
+	}
+}

@@ -41,7 +41,9 @@ function newState () {
     hookable: [], // servers onRequestHook may be attached to (listen.cjs)
     requestHookWanted: null, // attaches it to them; set by adopt
     // A standby worker's: { fds: every slot's sockets by "http.N"/"mesh.N",
-    // held: the app's pending first listen(), promoted }; null otherwise.
+    // held: the app's pending first listen(), promoted, warmup: whether it
+    // may warm up, stopWarm: cancels or ends the warm-up (warm.cjs) };
+    // null otherwise.
     standby: null,
     readySent: false,
     draining: false,

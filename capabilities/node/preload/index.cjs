@@ -141,7 +141,9 @@ function main () {
   if (config.standby && listenPid !== undefined && config.controlFd !== undefined) {
     // A standby holds every slot's sockets by "http.N"/"mesh.N" and takes
     // one slot's when promoted (listen.cjs); until then it has none.
-    state.standby = { fds, held: null, promoted: false }
+    // WATTD_STANDBY_WARMUP=0 in the app's environment turns the warm-up
+    // off (warm.cjs).
+    state.standby = { fds, held: null, promoted: false, warmup: env.WATTD_STANDBY_WARMUP !== '0', stopWarm: null }
     fds = {}
   }
   state.handlers.set('drain', (msg) => startDrain(state, msg.timeoutMs))

@@ -8,6 +8,7 @@ const {
 const { send } = require('./control.cjs')
 const { runRequestHooks } = require('./requests.cjs')
 const { appLoaded, writeCompileCache } = require('./compilecache.cjs')
+const { canWarm, startWarm } = require('./warm.cjs')
 
 // ---- listen redirection ----------------------------------------------------
 
@@ -33,7 +34,7 @@ function patchListen (state, fds) {
     if (req && !req.handle) {
       if (!claimed) {
         claimed = true
-        if (state.standby !== null && !state.standby.promoted) return hold(state, this, req)
+        if (state.standby !== null && !state.standby.promoted) return hold(state, this, req, nativeListen)
         return redirect(state, fds, nameOf(), nativeListen, this, req)
       }
       let dup = false
@@ -54,12 +55,21 @@ function patchListen (state, fds) {
 // not listening, so its 'listening' event and the listen callback come only
 // once wattd promotes this worker, and until then nothing is accepted. The
 // control channel keeps the process up meanwhile, since a server that does
-// not listen holds no handle.
-function hold (state, server, req) {
-  state.standby.held = { server, req }
+// not listen holds no handle. Then the standby warms Node.js's HTTP code up
+// (warm.cjs) until it is promoted or done, and says how it went.
+function hold (state, server, req, nativeListen) {
+  const sb = state.standby
+  sb.held = { server, req }
   if (state.control) state.control.ref()
   send(state, { type: 'standby' })
   appLoaded()
+  if (sb.warmup) {
+    const ours = state.metrics !== null ? state.metrics.serverChannels : []
+    sb.stopWarm = startWarm(() => canWarm(server, ours), nativeListen, guard('standby warm-up', (w) => {
+      sb.stopWarm = null
+      if (!sb.promoted) send(state, { type: 'standby', warm: { requests: w.requests, ms: Math.round(w.ms) } })
+    }))
+  }
   return server
 }
 
@@ -72,6 +82,7 @@ function promote (state, fds, nativeListen, msg) {
   const sb = state.standby
   if (sb.promoted) return
   sb.promoted = true
+  if (sb.stopWarm) sb.stopWarm()
   const worker = typeof msg.worker === 'number' ? msg.worker : 0 // absent means 0
   const fs = require('node:fs')
   for (const [key, fd] of Object.entries(sb.fds)) {

@@ -261,7 +261,10 @@ function startMetrics (state, requestLabels = [], clientMetrics = false) {
     client: null, // ClientMetrics, with clientMetrics
     gc: gcMetrics(),
     lag: lagMetrics(),
-    reported: false // see report
+    reported: false, // see report
+    // [channel, subscriber] of the server channels below, so that a
+    // standby can tell whether anyone else listens (warm.cjs)
+    serverChannels: []
   }
   state.metrics = m
   if (clientMetrics) startClientMetrics(m)
@@ -280,7 +283,7 @@ function startMetrics (state, requestLabels = [], clientMetrics = false) {
   // one server (mesh connections are handed to the app's), and a Set
   // lookup per request cost a measurable share of the timing.
   let managed = null
-  dc.subscribe('http.server.request.start', (msg) => {
+  const onStart = (msg) => {
     const server = msg.server
     if (server !== managed) {
       if (!state.servers.has(server)) return
@@ -291,8 +294,8 @@ function startMetrics (state, requestLabels = [], clientMetrics = false) {
     const sock = msg.socket
     if (sock[kStart] > 0) msg.response[kStart] = now
     else sock[kStart] = now
-  })
-  dc.subscribe('http.server.response.finish', (msg) => {
+  }
+  const onFinish = (msg) => {
     const res = msg.response
     let start = res[kStart]
     if (start === undefined) {
@@ -302,7 +305,9 @@ function startMetrics (state, requestLabels = [], clientMetrics = false) {
       sock[kStart] = 0
     }
     m.requests.record(msg.request.method, res.statusCode, (performance.now() - start) / 1000, msg.request)
-  })
+  }
+  m.serverChannels.push(['http.server.request.start', onStart], ['http.server.response.finish', onFinish])
+  for (const [name, fn] of m.serverChannels) dc.subscribe(name, fn)
   return m
 }
 

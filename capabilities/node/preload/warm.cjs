@@ -1,0 +1,182 @@
+// Warm-up of a standby's HTTP path.
+//
+// A standby is promoted into a slot whose connections arrive all at once:
+// the dead worker's clients reconnect together and the slot's accept queue
+// already holds some. A process that has never served a request answers
+// its first ones slowly: Node.js's HTTP server code (the parser's
+// callbacks, IncomingMessage, ServerResponse, the socket's writes) is
+// compiled lazily and runs in V8's interpreter until it has run often
+// enough to be optimised. Measured with the bench's promote scenario (the
+// hello app, 25 connections opened as the worker is killed), the first
+// request of a connection took p90 105 ms on a cold standby and 19 ms on a
+// warm one.
+//
+// So while it waits, a standby serves a couple of thousand requests to
+// itself on a private loopback server of its own, with a handler of ours,
+// never the app's: the code that is warmed is Node.js's, which the app's
+// servers share. Nothing of it is seen outside the process: the server is
+// not one wattd manages (no metrics, traces or request hooks of the preload
+// see it), it is closed when done or when the standby is promoted, and the
+// warm-up is skipped when something else watches every HTTP server of the
+// process (an APM agent that wraps http.Server's emit or subscribes to
+// Node.js's http.server diagnostics channels), which would count these
+// requests as the app's, or when the app's environment has
+// WATTD_STANDBY_WARMUP=0.
+'use strict'
+
+const { warn } = require('./base.cjs')
+
+// A standby is started right after a promotion, that is right after a
+// crash, when the promoted worker serves the dead one's clients as they
+// reconnect: warming up then would take the CPU from them. So it waits
+// WARM_AFTER_MS first; in a storm of crashes it is promoted before that
+// and does not warm up at all.
+const WARM_AFTER_MS = 1000
+const WARM_REQUESTS = 2000 // in all, over WARM_CONNS connections at a time
+const WARM_PER_CONN = 100 // then the connection closes and another opens
+const WARM_CONNS = 4
+const WARM_BUDGET_MS = 500 // whatever was done by then is enough
+
+// Three ways apps answer: headers set one by one and a string body, all
+// headers at once with a Buffer body, and the implicit defaults.
+const BODY = Buffer.from('warm')
+const HEADERS = { 'content-type': 'text/plain', 'content-length': BODY.length }
+const REQUEST = Buffer.from('GET /warm HTTP/1.1\r\nHost: localhost\r\nUser-Agent: wattd-warm\r\nAccept: */*\r\n\r\n')
+
+// canWarm tells whether the process's HTTP servers are watched by
+// something other than the preload: then warm-up requests would show up
+// in it as the app's, and there is no warm-up. The preload's own request
+// metrics (ours: [channel, subscriber] pairs) subscribe to Node.js's
+// server channels and ignore servers wattd does not manage; they are
+// taken off for the look at the channels and put back at once.
+function canWarm (server, ours) {
+  const http = require('node:http')
+  if (!(server instanceof http.Server)) return false // net, TLS, HTTP/2: other code paths
+  if (http.Server.prototype.emit !== require('node:events').EventEmitter.prototype.emit) return false
+  const dc = require('node:diagnostics_channel')
+  for (const [name, fn] of ours) dc.unsubscribe(name, fn)
+  try {
+    for (const name of ['http.server.request.start', 'http.server.response.finish', 'http.server.response.created']) {
+      if (dc.hasSubscribers(name)) return false
+    }
+  } finally {
+    for (const [name, fn] of ours) dc.subscribe(name, fn)
+  }
+  return true
+}
+
+// warmHTTP serves requests to itself on 127.0.0.1 with nativeListen (the
+// preload's redirection would take the listen() otherwise), then closes
+// everything and calls done({ requests, ms }) once, also on failure. It
+// returns a function that ends it at once (the standby is promoted).
+function warmHTTP (nativeListen, done) {
+  const http = require('node:http')
+  const net = require('node:net')
+  const start = performance.now()
+  let served = 0
+  let sent = 0
+  let ended = false
+  const clients = new Set()
+  let n = 0
+  const server = http.createServer((req, res) => {
+    served++
+    switch (n++ % 3) {
+      case 0:
+        res.setHeader('content-type', 'text/plain; charset=utf-8')
+        res.setHeader('content-length', 4)
+        res.end('warm')
+        break
+      case 1:
+        res.writeHead(200, HEADERS)
+        res.end(BODY)
+        break
+      default:
+        res.end('warm')
+    }
+  })
+  const finish = (err) => {
+    if (ended) return
+    ended = true
+    clearTimeout(timer)
+    for (const c of clients) c.destroy()
+    server.close()
+    if (typeof server.closeAllConnections === 'function') server.closeAllConnections()
+    if (err) warn('standby warm-up', err)
+    done({ requests: served, ms: performance.now() - start })
+  }
+  const timer = setTimeout(finish, WARM_BUDGET_MS)
+  timer.unref()
+  server.on('error', finish)
+  const client = (port) => {
+    if (ended || sent >= WARM_REQUESTS) {
+      if (clients.size === 0) finish()
+      return
+    }
+    const sock = net.connect({ port, host: '127.0.0.1' })
+    sock.unref()
+    clients.add(sock)
+    let left = 0
+    let pending = ''
+    const next = () => {
+      if (ended) return
+      if (left === 0 || sent >= WARM_REQUESTS) {
+        sock.destroy()
+        return
+      }
+      left--
+      sent++
+      sock.write(REQUEST)
+    }
+    sock.on('connect', () => {
+      left = WARM_PER_CONN
+      next()
+    })
+    // Every response ends with its 4-byte body "warm"; one request is
+    // outstanding at a time, so a chunk that ends so completes it.
+    sock.on('data', (chunk) => {
+      pending += chunk.toString('latin1')
+      if (pending.endsWith('warm')) {
+        pending = ''
+        next()
+      }
+    })
+    sock.on('error', () => sock.destroy())
+    sock.on('close', () => {
+      clients.delete(sock)
+      client(port)
+    })
+  }
+  try {
+    server.unref()
+    nativeListen.call(server, { port: 0, host: '127.0.0.1' }, () => {
+      const port = server.address().port
+      for (let i = 0; i < WARM_CONNS; i++) client(port)
+    })
+  } catch (err) {
+    finish(err)
+  }
+  return () => finish()
+}
+
+// startWarm runs warmHTTP WARM_AFTER_MS from now, if ok() still says
+// it may then (an agent may have been loaded meanwhile). The function it
+// returns cancels it, or ends it if it runs.
+function startWarm (ok, nativeListen, done) {
+  let stop = null
+  const timer = setTimeout(() => {
+    try {
+      if (!ok()) return
+    } catch (err) {
+      warn('standby warm-up', err)
+      return
+    }
+    stop = warmHTTP(nativeListen, done)
+  }, WARM_AFTER_MS)
+  timer.unref()
+  return () => {
+    clearTimeout(timer)
+    if (stop !== null) stop()
+  }
+}
+
+module.exports = { canWarm, startWarm }
