@@ -479,3 +479,43 @@ func TestCrashClockOneExitPerTick(t *testing.T) {
 		t.Errorf("%d exits noted, %d ticks taken; want 3 and 3 (events %+v)", exits, len(files), evs)
 	}
 }
+
+// TestPromoteScenario runs the promote scenario once: the warm and the
+// cold variant each kill the worker three times and time what follows,
+// and each checks in wattd's log that its standbys warmed up, or did not.
+func TestPromoteScenario(t *testing.T) {
+	b := runBench(t, "-targets", "wattd", "-scenarios", "promote")
+	if b.status != exitOK || len(b.runs) != 2 {
+		t.Fatalf("status %d, runs %s\nstderr:\n%s", b.status, b.raw, b.stderr.String())
+	}
+	for _, r := range b.runs {
+		p := r.Promote
+		if r.Error != "" || p == nil {
+			t.Fatalf("%s: error %q, figures %+v", r.Target, r.Error, p)
+		}
+		if p.Kills != promoteKills || p.Failed != 0 || p.FirstP50Ms <= 0 || p.FirstP90Ms < p.FirstP50Ms || p.LaterP99Ms <= 0 {
+			t.Errorf("%s: %+v", r.Target, *p)
+		}
+	}
+	if !strings.Contains(b.stdout.String(), "promote: warm first request p90 <= cold's") {
+		t.Errorf("report without the promote goal:\n%s", b.stdout.String())
+	}
+}
+
+func TestWarmUpsChecksTheLog(t *testing.T) {
+	dir := t.TempDir()
+	line := `{"level":20,"name":"hello","msg":"standby warmed up","requests":2000,"ms":300}` + "\n"
+	for _, c := range []struct {
+		variant string
+		lines   int
+		ok      bool
+	}{{"warm", promoteKills, true}, {"warm", promoteKills - 1, false}, {"cold", 0, true}, {"cold", 1, false}} {
+		path := filepath.Join(dir, "log")
+		if err := os.WriteFile(path, []byte(strings.Repeat(line, c.lines)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := warmUps(path, c.variant); (err == nil) != c.ok {
+			t.Errorf("%s with %d warm-ups: %v", c.variant, c.lines, err)
+		}
+	}
+}

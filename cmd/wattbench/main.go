@@ -113,7 +113,7 @@ var (
 	allTargets = []string{"wattd", "wattd-standby", "cluster", "reuseport", "tcp-fetch", "tcp-agent"}
 	// defaultScenarios are what a bare run (and `make bench`) measures.
 	defaultScenarios = []string{scHello, scCrash, scRolling, scMesh, scStart, scRSS}
-	allScenarios     = append(slices.Clone(defaultScenarios), metricsScenario, scTracing, scReload)
+	allScenarios     = append(slices.Clone(defaultScenarios), metricsScenario, scTracing, scReload, scPromote)
 	// Earlier names, still accepted on the command line.
 	scenarioAliases = map[string]string{"throughput": scHello, "startup": scStart}
 	targetAliases   = map[string]string{"tcp": "tcp-fetch"}
@@ -133,6 +133,7 @@ var scenarioTargets = map[string][]string{
 	metricsScenario: {"wattd"},
 	scTracing:       {"wattd"}, // wattd with tracing on against off, see tracing.go
 	scReload:        {"wattd"},
+	scPromote:       {"wattd"}, // a warm standby against a cold one, see promote.go
 }
 
 // defaultRounds is how many rounds each scenario runs unless -rounds says
@@ -140,7 +141,7 @@ var scenarioTargets = map[string][]string{
 // enough that the default set stays within five minutes on two cores.
 var defaultRounds = map[string]int{
 	scHello: 5, scCrash: 3, scRolling: 3, scMesh: 3, scStart: 5, scRSS: 2,
-	metricsScenario: 5, scTracing: 3, scReload: 1,
+	metricsScenario: 5, scTracing: 3, scReload: 1, scPromote: 3,
 }
 
 // targetsFor returns the selected targets that run scenario, in canonical
@@ -486,6 +487,10 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 					note(rec)
 				}
 				sleepCtx(ctx, settle)
+			case scPromote:
+				for _, rec := range b.runPromote(ctx, targets["wattd"], round) {
+					note(rec)
+				}
 			}
 		}
 		fmt.Fprintf(log, "wattbench: %s took %s\n", sc, time.Since(t0).Round(time.Second))
@@ -540,6 +545,11 @@ func progressLine(r runRecord) string {
 	}
 	if r.Replace != nil && r.Replace.N > 0 {
 		s += fmt.Sprintf("; death to listening: %d, median %.0f ms, p90 %.0f ms", r.Replace.N, r.Replace.MedianMs, r.Replace.P90Ms)
+	}
+	if r.Promote != nil {
+		p := r.Promote
+		s += fmt.Sprintf("; after %d promotions: first request p50 %.1f ms, p90 %.1f ms; later p99 %.2f ms; %d connections failed",
+			p.Kills, p.FirstP50Ms, p.FirstP90Ms, p.LaterP99Ms, p.Failed)
 	}
 	if r.Idle != nil {
 		s += fmt.Sprintf("; idle root %s tree %s, after load root %s tree %s",

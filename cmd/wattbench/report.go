@@ -312,6 +312,21 @@ var specs = map[string]spec{
 			ratioMedian(scTracing, "tracing-on", "tracing-off", "requests/s", rps, tracingGoal),
 		},
 	},
+	scPromote: {
+		about:   "one worker and one standby of the hello app; the worker killed, 25 connections opened at once, 40 requests each; the standby warmed up, and not (WATTD_STANDBY_WARMUP=0)",
+		runners: promoteVariants,
+		metrics: []metric{
+			{name: "first request of a connection, p50", unit: "ms", prec: 1, value: promoteVal(func(p *promoteSummary) float64 { return p.FirstP50Ms })},
+			{name: "first request of a connection, p90", unit: "ms", prec: 1, value: promoteFirstP90},
+			{name: "first request of a connection, max", unit: "ms", prec: 1, value: promoteVal(func(p *promoteSummary) float64 { return p.FirstMaxMs })},
+			{name: "later requests, p50", unit: "ms", prec: 2, value: promoteVal(func(p *promoteSummary) float64 { return p.LaterP50Ms })},
+			{name: "later requests, p99", unit: "ms", prec: 2, value: promoteVal(func(p *promoteSummary) float64 { return p.LaterP99Ms })},
+			{name: "failed connections (sum)", prec: 0, fold: foldSum, value: promoteVal(func(p *promoteSummary) float64 { return float64(p.Failed) })},
+		},
+		goals: []goal{
+			atMost(scPromote, "warm", "cold", "first request p90", "ms", promoteFirstP90, foldMedian),
+		},
+	},
 	scReload: {
 		about:   "under the keep-alive load, wattd applies `ctl reload` (the app rolled), `ctl scale hello 4`, `ctl scale hello 1`, each in its own window",
 		runners: reloadOps,
@@ -328,6 +343,18 @@ var specs = map[string]spec{
 		},
 	},
 }
+
+// promoteVal reads a promote run's figure.
+func promoteVal(f func(*promoteSummary) float64) func(*runRecord) (float64, bool) {
+	return func(r *runRecord) (float64, bool) {
+		if r.Promote == nil {
+			return 0, false
+		}
+		return f(r.Promote), true
+	}
+}
+
+var promoteFirstP90 = promoteVal(func(p *promoteSummary) float64 { return p.FirstP90Ms })
 
 var rootPeak = withLoad(func(r *runRecord) float64 { return float64(r.MaxRootRSS) / mibF })
 

@@ -28,23 +28,12 @@ func (b *bench) runRolling(ctx context.Context, t target, round int) runRecord {
 		rec.fail(ctx, err)
 		return rec
 	}
-	port, err := freePort()
-	if err != nil {
+	p, err := b.startServing(ctx, &rec, t, fmt.Sprintf("%s-rolling-r%d.log", t.name, round))
+	if p == nil {
 		rec.fail(ctx, err)
 		return rec
 	}
-	rec.Port = port
-	p, err := b.start(ctx, t, port, nil, fmt.Sprintf("%s-rolling-r%d.log", t.name, round))
-	if err != nil {
-		rec.fail(ctx, err)
-		return rec
-	}
-	rec.Log = p.logPath
-	d, err := waitFirst200(ctx, []*proc{p}, loopback(port), b.startTimeout)
-	if err == nil {
-		rec.FirstOKMs = ms(d)
-		err = standbyHonoured(p)
-	}
+	port := rec.Port
 	if err == nil {
 		err = b.waitReady(ctx, t)
 	}
@@ -86,6 +75,29 @@ func (b *bench) runRolling(ctx context.Context, t target, round int) runRecord {
 
 // ctl runs `wattd ctl ARGS` against the wattd target t started, named by
 // its runtime name, and returns what it printed on stdout.
+// startServing starts the wattd target t on a free port, in rec's name,
+// and waits for its first 200 and checks that it took its standby key. A
+// nil proc means it did not start; with a proc and an error, it runs but
+// is unfit, and the caller stops it.
+func (b *bench) startServing(ctx context.Context, rec *runRecord, t target, logName string) (*proc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	rec.Port = port
+	p, err := b.start(ctx, t, port, nil, logName)
+	if err != nil {
+		return nil, err
+	}
+	rec.Log = p.logPath
+	d, err := waitFirst200(ctx, []*proc{p}, loopback(port), b.startTimeout)
+	if err == nil {
+		rec.FirstOKMs = ms(d)
+		err = standbyHonoured(p)
+	}
+	return p, err
+}
+
 func (b *bench) ctl(ctx context.Context, t target, args ...string) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

@@ -48,6 +48,8 @@ type runRecord struct {
 	Replace *replaceSummary `json:"replace,omitempty"`
 	// Idle is the rss scenario's resident memory at rest (rss.go).
 	Idle *idleRSS `json:"idle_rss,omitempty"`
+	// Promote is the promote scenario's latencies (promote.go).
+	Promote *promoteSummary `json:"promote,omitempty"`
 
 	MaxTreeRSS uint64 `json:"max_tree_rss_bytes,omitempty"`
 	MaxRootRSS uint64 `json:"max_root_rss_bytes,omitempty"`
