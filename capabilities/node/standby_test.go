@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -305,5 +306,34 @@ if (process.env.AGENT_MODE === 'channel') {
 				}
 			}
 		})
+	}
+}
+
+// TestStandbyWarmUpWithoutLoopback: in a network namespace whose loopback
+// is down, the warm-up's private server cannot be reached; the standby
+// says so once on stderr, reports no request warmed, does not retry in a
+// loop, and still serves once promoted (its slot's sockets came from
+// outside the namespace).
+func TestStandbyWarmUpWithoutLoopback(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true, standbySlots: 1,
+		script: `LISTEN_PID=$$; export LISTEN_PID; exec unshare -n "$0" "$@"`})
+	w.handshake()
+	w.expect(ipc.TypeStandby)
+	if warm := w.waitWarm(); warm.Requests != 0 {
+		t.Errorf("warm-up report %+v without loopback, want 0 requests", warm)
+	}
+	if got := strings.Count(w.stderr.String(), "standby warm-up"); got != 1 {
+		t.Errorf("%d warm-up warnings, want 1; stderr:\n%s", got, w.stderr.String())
+	}
+	w.send(&ipc.Message{Type: ipc.TypePromote, Worker: 0})
+	w.expect(ipc.TypeReady)
+	if got := getJSON(t, tcpClient(), "http://"+w.slotTCP[0]+"/after"); got["app"] != "entry" {
+		t.Fatalf("GET: %v", got)
 	}
 }

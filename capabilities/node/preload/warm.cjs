@@ -78,7 +78,9 @@ function warmHTTP (nativeListen, done) {
   let ended = false
   const clients = new Set()
   let n = 0
-  const server = http.createServer((req, res) => {
+  // The class rather than createServer: an agent may wrap createServer to
+  // add a listener of its own to every server it makes.
+  const server = new http.Server((req, res) => {
     served++
     switch (n++ % 3) {
       case 0:
@@ -116,6 +118,7 @@ function warmHTTP (nativeListen, done) {
     sock.unref()
     clients.add(sock)
     let left = 0
+    let answered = 0
     let pending = ''
     const next = () => {
       if (ended) return
@@ -137,12 +140,20 @@ function warmHTTP (nativeListen, done) {
       pending += chunk.toString('latin1')
       if (pending.endsWith('warm')) {
         pending = ''
+        answered++
         next()
       }
     })
-    sock.on('error', () => sock.destroy())
+    let failure = null
+    sock.on('error', (err) => {
+      failure = err
+      sock.destroy()
+    })
     sock.on('close', () => {
       clients.delete(sock)
+      // A connection that got no answer at all is not retried: whatever
+      // failed it (no loopback, no descriptors left) would fail the next.
+      if (answered === 0 && !ended && sent < WARM_REQUESTS) return finish(failure || new Error('a warm-up connection closed unanswered'))
       client(port)
     })
   }
