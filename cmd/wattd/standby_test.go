@@ -500,3 +500,54 @@ func TestSilentStandbyIsNotPromoted(t *testing.T) {
 		t.Errorf("standby %d still listed", sb.PID)
 	}
 }
+
+var warmedLine = regexp.MustCompile(`"msg":"standby warmed up".*?"requests":(\d+).*?"pid":(\d+)`)
+
+// TestStandbyWarmsUpOnEveryNode: under wattd, on every node of
+// WATTD_TEST_NODES, a standby left alone warms up (wattd logs it at debug
+// level with the requests it served itself), and once promoted into the
+// slot of a killed worker it serves the app as that slot's worker.
+func TestStandbyWarmsUpOnEveryNode(t *testing.T) {
+	integration(t)
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		t.Run(nodeVersion(t, node), func(t *testing.T) {
+			port := freePort(t)
+			dir := project(t, map[string]any{
+				"entrypoint": "web",
+				"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"logger":     map[string]any{"level": "debug"},
+				"applications": []any{map[string]any{
+					"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
+				}},
+			})
+			d := startWattd(t, dir, port, startOpts{env: []string{"WATTD_NODE=" + node}})
+			d.waitReady("web", 30*time.Second)
+			sb := warmStandby(t, d, "web")
+			var requests int
+			waitFor(t, 20*time.Second, "the standby's warm-up logged", func() bool {
+				for _, m := range warmedLine.FindAllStringSubmatch(d.out.String(), -1) {
+					if m[2] == strconv.Itoa(sb.PID) {
+						requests, _ = strconv.Atoi(m[1])
+						return true
+					}
+				}
+				return false
+			})
+			if requests < 100 {
+				t.Errorf("the standby warmed up with %d requests, want at least 100", requests)
+			}
+			victim := d.app("web").Workers[0].PID
+			if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 20*time.Second, "the standby in the slot, ready", func() bool {
+				w := d.app("web").Workers[0]
+				return w.PID == sb.PID && w.State == "ready"
+			})
+			if _, body, err := get(fresh, d.url("/")); err != nil || body != fmt.Sprintf("pid=%d", sb.PID) {
+				t.Errorf("GET / after the promotion: %q, %v; want pid=%d", body, err, sb.PID)
+			}
+		})
+	}
+}
