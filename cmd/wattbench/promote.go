@@ -95,12 +95,16 @@ func (b *bench) runPromoteVariant(ctx context.Context, wattd target, variant str
 	var first, later []float64
 	failed := 0
 	for k := 0; err == nil && k < promoteKills; k++ {
-		var pid int
-		pid, err = b.waitStandby(ctx, t)
-		if err != nil {
+		if _, err = b.waitStandby(ctx, t); err != nil {
 			break
 		}
 		sleepCtx(ctx, promoteWait)
+		// The worker's pid again, just before the kill: never a pid read
+		// seconds ago, which could have been reused.
+		var pid int
+		if pid, err = b.waitStandby(ctx, t); err != nil {
+			break
+		}
 		if err = syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			err = fmt.Errorf("killing worker %d: %w", pid, err)
 			break
