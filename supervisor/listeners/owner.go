@@ -30,6 +30,11 @@ func (h Holder) String() string {
 	if h.Proc == nil {
 		return fmt.Sprintf("a socket on %s (socket inode %d; its process is not visible to this user)", h.Addr, h.Inode)
 	}
+	if h.Proc.PID == os.Getpid() {
+		// wattd never counts a socket of its own as foreign unless it lost
+		// track of it: say so, with what it takes to find out which.
+		return fmt.Sprintf("%s on %s (socket inode %d, held by this very process)", h.Proc, h.Addr, h.Inode)
+	}
 	return fmt.Sprintf("%s on %s", h.Proc, h.Addr)
 }
 

@@ -2,6 +2,7 @@ package listeners
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -50,6 +51,11 @@ func TestCheckFreeNamesTheHolder(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "reuseTcpPorts") || !strings.Contains(err.Error(), "pid ") {
 			t.Fatalf("%s: message does not say what to do: %v", host, err)
+		}
+		// The holder here is the test process itself, which the message
+		// says, with the socket's inode.
+		if want := fmt.Sprintf("(socket inode %d, held by this very process)", held.Holders[0].Inode); !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: message %q lacks %q", host, err, want)
 		}
 	}
 
