@@ -16,10 +16,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,39 +141,34 @@ func (b *bench) runPromoteVariant(ctx context.Context, wattd target, variant str
 // waitStandby waits until the app's one worker is ready and its standby
 // can take the slot, and returns the worker's pid.
 func (b *bench) waitStandby(ctx context.Context, t target) (int, error) {
-	deadline := time.Now().Add(b.startTimeout)
-	last := "no answer"
-	for {
-		out, err := b.ctl(ctx, t, "ps", "--json")
-		if err == nil {
-			var apps []struct {
-				Workers []struct {
-					PID   int    `json:"pid"`
-					State string `json:"state"`
-				} `json:"workers"`
-				Standbys []struct {
-					State string `json:"state"`
-				} `json:"standbys"`
-			}
-			if err := json.Unmarshal(out, &apps); err == nil && len(apps) == 1 {
-				a := apps[0]
-				if len(a.Workers) == 1 && a.Workers[0].State == "ready" && a.Workers[0].PID > 0 &&
-					len(a.Standbys) == 1 && a.Standbys[0].State == "standby" {
-					return a.Workers[0].PID, nil
-				}
-				last = string(out)
-			}
-		} else {
-			last = err.Error()
+	pid := 0
+	last, err := pollPS(ctx, b.startTimeout, func() ([]byte, error) {
+		return b.ctl(ctx, t, "ps", "--json")
+	}, func(out []byte) (bool, string) {
+		var apps []struct {
+			Workers []struct {
+				PID   int    `json:"pid"`
+				State string `json:"state"`
+			} `json:"workers"`
+			Standbys []struct {
+				State string `json:"state"`
+			} `json:"standbys"`
 		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("worker and standby not ready within %s: %s", b.startTimeout, last)
+		if err := json.Unmarshal(out, &apps); err != nil || len(apps) != 1 {
+			return false, ""
 		}
-		if err := ctx.Err(); err != nil {
-			return 0, err
+		a := apps[0]
+		if len(a.Workers) == 1 && a.Workers[0].State == "ready" && a.Workers[0].PID > 0 &&
+			len(a.Standbys) == 1 && a.Standbys[0].State == "standby" {
+			pid = a.Workers[0].PID
+			return true, ""
 		}
-		sleepCtx(ctx, 50*time.Millisecond)
+		return false, string(out)
+	})
+	if errors.Is(err, errPollTimeout) {
+		return 0, fmt.Errorf("worker and standby not ready within %s: %s", b.startTimeout, last)
 	}
+	return pid, err
 }
 
 // promoteBurst opens promoteConns connections to addr at once, each
@@ -208,26 +202,30 @@ func promoteConn(ctx context.Context, addr string, timeout time.Duration) (first
 		return nil, nil, err
 	}
 	defer conn.Close()
-	br := bufio.NewReader(conn)
+	// The load generator's own request and reader (httpc.go), which
+	// allocate next to nothing beside the server they measure.
+	req := request(addr, false)
+	br := bufio.NewReaderSize(conn, readerBufferLen)
 	for i := range promoteRequests {
 		start := time.Now()
 		_ = conn.SetDeadline(start.Add(timeout))
-		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"); err != nil {
+		if _, err := conn.Write(req); err != nil {
 			return first, later, err
 		}
-		resp, err := http.ReadResponse(br, nil)
+		resp, err := readResponse(br)
 		if err != nil {
 			return first, later, err
 		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return first, later, fmt.Errorf("status %d: %v", resp.StatusCode, err)
+		if resp.status != 200 {
+			return first, later, fmt.Errorf("status %d", resp.status)
 		}
 		if v := ms(time.Since(start)); i == 0 {
 			first = append(first, v)
 		} else {
 			later = append(later, v)
+		}
+		if resp.close && i < promoteRequests-1 {
+			return first, later, errors.New("the server closed the connection")
 		}
 	}
 	return first, later, nil

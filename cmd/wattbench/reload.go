@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -128,42 +129,64 @@ func (b *bench) runReload(ctx context.Context, t target, round int) []runRecord 
 // waitAllReady polls ps (the output of `wattd ctl ps --json`) until every
 // worker of every application is ready (or a standby).
 func waitAllReady(ctx context.Context, limit time.Duration, ps func() ([]byte, error)) error {
+	last, err := pollPS(ctx, limit, ps, func(out []byte) (bool, string) {
+		var apps []struct {
+			ID      string `json:"id"`
+			Workers []struct {
+				State string `json:"state"`
+			} `json:"workers"`
+		}
+		if err := json.Unmarshal(out, &apps); err != nil {
+			return false, ""
+		}
+		ready, last := len(apps) > 0, ""
+		for _, a := range apps {
+			for i, w := range a.Workers {
+				// A standby worker is as ready as it gets
+				// until it is promoted.
+				if w.State != "ready" && !strings.Contains(w.State, "standby") {
+					ready = false
+					last = fmt.Sprintf("app %s worker %d %s", a.ID, i, w.State)
+				}
+			}
+		}
+		return ready, last
+	})
+	if errors.Is(err, errPollTimeout) {
+		return fmt.Errorf("not every worker ready within %s (%s)", limit, last)
+	}
+	return err
+}
+
+// errPollTimeout is pollPS's error when limit passed first.
+var errPollTimeout = errors.New("timed out")
+
+// pollPS calls ps (the output of `wattd ctl ps --json`) every 50 ms until
+// done accepts its output, for at most limit. It returns what done or ps
+// last said of the state that was not yet right ("no answer" before
+// either spoke), with errPollTimeout after limit, or ctx's error.
+func pollPS(ctx context.Context, limit time.Duration, ps func() ([]byte, error), done func(out []byte) (bool, string)) (string, error) {
 	deadline := time.Now().Add(limit)
 	last := "no answer"
 	for {
 		out, err := ps()
 		if err == nil {
-			var apps []struct {
-				ID      string `json:"id"`
-				Workers []struct {
-					State string `json:"state"`
-				} `json:"workers"`
+			ok, why := done(out)
+			if ok {
+				return "", nil
 			}
-			if err := json.Unmarshal(out, &apps); err == nil {
-				ready := len(apps) > 0
-				for _, a := range apps {
-					for i, w := range a.Workers {
-						// A standby worker is as ready as it gets
-						// until it is promoted.
-						if w.State != "ready" && !strings.Contains(w.State, "standby") {
-							ready = false
-							last = fmt.Sprintf("app %s worker %d %s", a.ID, i, w.State)
-						}
-					}
-				}
-				if ready {
-					return nil
-				}
+			if why != "" {
+				last = why
 			}
 		} else {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not every worker ready within %s (%s)", limit, last)
+			return last, errPollTimeout
 		}
 		sleepCtx(ctx, 50*time.Millisecond)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return last, ctx.Err()
 		}
 	}
 }
