@@ -377,6 +377,23 @@ func (w *worker) expect(typ string) *ipc.Message {
 	}
 }
 
+// statsWithRequests waits for the first stats report that counts at
+// least n requests received (the worker counts them with metrics on).
+func (w *worker) statsWithRequests(n uint64) *ipc.Stats {
+	w.t.Helper()
+	var st *ipc.Stats
+	deadline := time.Now().Add(waitLimit)
+	for st == nil || st.RequestsDone < n {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("no stats with requestsDone >= %d, last %+v", n, st)
+		}
+		if st = w.expect(ipc.TypeStats).Stats; st == nil {
+			w.t.Fatal("stats message without stats")
+		}
+	}
+	return st
+}
+
 // handshake checks hello and answers welcome.
 func (w *worker) handshake() {
 	w.t.Helper()
@@ -533,17 +550,7 @@ func TestEntrypointWorker(t *testing.T) {
 	// Stats arrive and, with metrics on, count what we did: the two GETs
 	// the app answered with 200 (mesh and TCP), the one of the refused
 	// duplicate server is not the app's.
-	var st *ipc.Stats
-	deadline := time.Now().Add(waitLimit)
-	for st == nil || st.RequestsDone < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no stats with requestsDone >= 2, last %+v", st)
-		}
-		st = w.expect(ipc.TypeStats).Stats
-		if st == nil {
-			t.Fatal("stats message without stats")
-		}
-	}
+	st := w.statsWithRequests(2)
 	if st.HeapUsed == 0 || st.HeapTotal == 0 || st.RSS == 0 || st.ELU < 0 || st.ELU > 1 {
 		t.Errorf("implausible stats %+v", st)
 	}
@@ -1002,15 +1009,7 @@ func TestHTTPSEntrypoint(t *testing.T) {
 	}
 
 	// Mesh requests are counted although they never pass the app's server.
-	for deadline := time.Now().Add(waitLimit); ; {
-		st := w.expect(ipc.TypeStats).Stats
-		if st != nil && st.RequestsDone >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no stats with requestsDone >= 2, last %+v", st)
-		}
-	}
+	w.statsWithRequests(2)
 	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 1000})
 	w.expect(ipc.TypeDrained)
 }

@@ -195,14 +195,7 @@ func TestStandbyWarmsUpUnseen(t *testing.T) {
 			t.Fatalf("GET: %v", got)
 		}
 	}
-	var st *ipc.Stats
-	deadline := time.Now().Add(waitLimit)
-	for st == nil || st.RequestsDone < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no stats with requestsDone >= 3, last %+v", st)
-		}
-		st = w.expect(ipc.TypeStats).Stats
-	}
+	st := w.statsWithRequests(3)
 	if st.RequestsDone != 3 {
 		t.Errorf("requestsDone = %d, want the 3 requests sent (warm-up requests counted?)", st.RequestsDone)
 	}
@@ -292,18 +285,8 @@ if (process.env.AGENT_MODE === 'channel') {
 				t.Fatalf("GET: %v", got)
 			}
 			// The preload's metrics count the request sent.
-			deadline := time.Now().Add(waitLimit)
-			for {
-				st := w.expect(ipc.TypeStats).Stats
-				if st != nil && st.RequestsDone == 1 {
-					break
-				}
-				if st != nil && st.RequestsDone > 1 {
-					t.Fatalf("requestsDone = %d, want 1", st.RequestsDone)
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no stats with requestsDone 1, last %+v", st)
-				}
+			if st := w.statsWithRequests(1); st.RequestsDone != 1 {
+				t.Fatalf("requestsDone = %d, want 1", st.RequestsDone)
 			}
 		})
 	}
