@@ -8,7 +8,6 @@ const {
 const { send } = require('./control.cjs')
 const { runRequestHooks } = require('./requests.cjs')
 const { appLoaded, writeCompileCache } = require('./compilecache.cjs')
-const { canWarm, startWarm } = require('./warm.cjs')
 
 // ---- listen redirection ----------------------------------------------------
 
@@ -64,6 +63,8 @@ function hold (state, server, req, nativeListen) {
   send(state, { type: 'standby' })
   appLoaded()
   if (sb.warmup) {
+    // Loaded here, by standbys only, not in every worker's start.
+    const { canWarm, startWarm } = require('./warm.cjs')
     const ours = state.metrics !== null ? state.metrics.serverChannels : []
     sb.stopWarm = startWarm(() => canWarm(server, ours), nativeListen, guard('standby warm-up', (w) => {
       sb.stopWarm = null
