@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -550,4 +551,37 @@ func TestStandbyWarmsUpOnEveryNode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStandbyExample runs testdata/examples/standby as README describes:
+// the standby warms up, and a worker killed with SIGKILL is replaced by it.
+func TestStandbyExample(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := t.TempDir()
+	// The example's app path is relative ("../hello/web"): run a copy of
+	// both, side by side as in testdata/examples.
+	for _, ex := range []string{"standby", "hello"} {
+		if err := os.CopyFS(filepath.Join(dir, ex), os.DirFS(filepath.Join(repoRoot, "testdata", "examples", ex))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startWattd(t, filepath.Join(dir, "standby"), port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	sb := warmStandby(t, d, "web")
+	waitFor(t, 20*time.Second, "the standby's warm-up logged", func() bool {
+		for _, m := range warmedLine.FindAllStringSubmatch(d.out.String(), -1) {
+			if m[2] == strconv.Itoa(sb.PID) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := syscall.Kill(d.app("web").Workers[1].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the standby in worker 1's slot, ready", func() bool {
+		w := d.app("web").Workers[1]
+		return w.PID == sb.PID && w.State == "ready"
+	})
 }
