@@ -716,11 +716,15 @@ func TestCountsAddUpAcrossSinks(t *testing.T) {
 		s := NewSink(workerLogger(gateCore{obs, release}), Options{QueueLines: 2, MaxLineBytes: 64, Counts: &c})
 		pr, pw := io.Pipe()
 		s.Follow(pr, "stdout")
-		// The writer takes at most two lines off the queue (one it holds
-		// to see whether the next continues it, one whose write blocks)
-		// and the queue holds two: of eight lines at least four are
-		// dropped. (With five, a writer quick to take its two left one.)
-		fmt.Fprint(pw, "a\nb\nc\nd\ne\nf\ng\nh\n")
+		// One write per line: lines written together are one entry, which
+		// a writer that keeps pace with the reader takes whole off the
+		// queue before it writes anything, and then none is dropped
+		// (it happened in CI). Written apart, "a" is an entry of its own,
+		// whose write blocks; the writer takes nothing more and the queue
+		// holds two: of eight lines at least four are dropped.
+		for _, l := range strings.Split("abcdefgh", "") {
+			fmt.Fprint(pw, l+"\n")
+		}
 		waitFor(t, 5*time.Second, "drops", func() bool { return s.Dropped() >= 2 })
 		close(release)
 		fmt.Fprint(pw, strings.Repeat("x", 200)+"\n")
