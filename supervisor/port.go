@@ -1,9 +1,12 @@
 package supervisor
 
 import (
+	"fmt"
+
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/config"
 	"github.com/wattd/wattd/supervisor/listeners"
 )
 
@@ -21,6 +24,35 @@ func (rt *Runtime) checkPublicPort(host string, port int, own map[uint64]bool) e
 		return err
 	}
 	rt.log.Info("sharing the public port with other programs (reuseTcpPorts: true)", zap.Error(err))
+	return nil
+}
+
+// claimPublicPort checks the configured public port and binds the
+// entrypoint's first socket on it, for its first slot to take. New calls it
+// before wattd opens any socket of its own on a port the kernel picks: the
+// kernel takes those from the ephemeral range, and a public port configured
+// in that range could go to one of them, after which wattd would find its
+// own socket on the public port and refuse to start. A port of 0, a passed
+// socket, or an entrypoint without workers leave nothing to claim.
+func (rt *Runtime) claimPublicPort(cfg *config.Config) error {
+	if rt.passed != nil || cfg.Server.Port == 0 {
+		return nil
+	}
+	entry := false
+	for _, ac := range cfg.Applications {
+		entry = entry || (ac.ID == cfg.Entrypoint && ac.Workers > 0)
+	}
+	if !entry {
+		return nil
+	}
+	if err := rt.checkPublicPort(cfg.Server.Hostname, cfg.Server.Port, nil); err != nil {
+		return err
+	}
+	f, addr, err := listeners.TCP(cfg.Server.Hostname, cfg.Server.Port)
+	if err != nil {
+		return fmt.Errorf("app %q worker 0: %w", cfg.Entrypoint, err)
+	}
+	rt.claimed, rt.claimedAddr = f, addr
 	return nil
 }
 

@@ -100,6 +100,10 @@ type Runtime struct {
 
 	notify *sdnotify.Notifier
 	passed *os.File // Options.PublicSocket; closed by Close or at the end of Run
+	// claimed is the entrypoint's first public socket, bound by New before
+	// anything else (claimPublicPort) and taken by its first slot.
+	claimed     *os.File
+	claimedAddr *net.TCPAddr
 
 	// current is the configuration that runs: cfg until a reload applies
 	// another (`ctl config` shows it).
@@ -258,6 +262,12 @@ func New(opts Options) (_ *Runtime, err error) {
 			rt.Close()
 		}
 	}()
+	// The public port before any socket of wattd's own on a port the kernel
+	// picks (the mesh proxy's, a fronted app's forwarders): those come from
+	// the ephemeral range, where a configured public port may lie too.
+	if err := rt.claimPublicPort(cfg); err != nil {
+		return nil, err
+	}
 	if err := rt.openProxy(); err != nil {
 		return nil, err
 	}
@@ -270,7 +280,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		ipc.EnvMeshProxy+"="+rt.mesh.proxy.url,
 		ipc.EnvMeshProxySocket+"="+rt.mesh.proxy.socket,
 	)
-	var public *net.TCPAddr
+	public := rt.claimedAddr
 	if rt.passed != nil {
 		if public, err = listeners.Addr(rt.passed); err != nil {
 			return nil, fmt.Errorf("socket activation: %w", err)
@@ -296,11 +306,6 @@ func New(opts Options) (_ *Runtime, err error) {
 			}
 			s.meshPath = rt.dir.MeshSocket(ac.ID, i)
 			a.slots = append(a.slots, s)
-			if a.entry && public == nil && rt.passed == nil {
-				if err := rt.checkPublicPort(s.tcpHost, s.tcpPort, nil); err != nil {
-					return nil, err
-				}
-			}
 			if err := s.openListeners(); err != nil {
 				return nil, err
 			}
@@ -310,7 +315,8 @@ func New(opts Options) (_ *Runtime, err error) {
 		}
 		if a.entry && rt.passed == nil {
 			// Again with the group open: a program that joined the port
-			// between the check above and wattd's binds is caught too.
+			// between claimPublicPort's check and wattd's binds is caught
+			// too.
 			if err := rt.checkPublicPort(cfg.Server.Hostname, public.Port, a.publicInodes()); err != nil {
 				return nil, err
 			}
@@ -685,6 +691,10 @@ loop:
 	phase(false, r.cancelRest, &r.restWG)
 	rt.flushTracing()
 	rt.closePassed()
+	if rt.claimed != nil {
+		rt.claimed.Close()
+		rt.claimed = nil
+	}
 	rt.closeProxy()
 	rt.removeSockets()
 	rt.closeCgroups()
@@ -844,6 +854,10 @@ func (rt *Runtime) Close() {
 	rt.closeListeners(true)
 	rt.closeListeners(false)
 	rt.closePassed()
+	if rt.claimed != nil {
+		rt.claimed.Close()
+		rt.claimed = nil
+	}
 	rt.closeProxy()
 	rt.removeSockets()
 	rt.closeCgroups()

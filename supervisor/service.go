@@ -84,6 +84,10 @@ func (rt *Runtime) publicListener(host string, port int) (*os.File, *net.TCPAddr
 	if rt.passed != nil {
 		return listeners.Share(rt.passed)
 	}
+	if f := rt.claimed; f != nil {
+		rt.claimed = nil
+		return f, rt.claimedAddr, nil
+	}
 	return listeners.TCP(host, port)
 }
 

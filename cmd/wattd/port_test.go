@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/listeners"
 )
 
@@ -133,4 +136,46 @@ func TestSecondRuntimeOnSamePort(t *testing.T) {
 		}
 		return seenFirst && seenShared
 	})
+}
+
+// TestPublicPortInTheEphemeralRange: the sockets wattd opens for itself on a
+// port the kernel picks (the mesh proxy's, a fronted app's forwarders) get
+// it from the ephemeral range, where a configured public port may lie too.
+// wattd binds the public port before any of them, so it never finds one of
+// its own sockets there and refuses to start, blaming itself. Each start
+// runs in a network namespace of its own whose ephemeral range is two
+// ports, 40000 and the public port 40001. Linux gives bind(0) the odd ports
+// of the range first, so a wattd that opened the mesh proxy before the
+// public port would take 40001 for the proxy every time.
+func TestPublicPortInTheEphemeralRange(t *testing.T) {
+	integration(t)
+	if os.Geteuid() != 0 {
+		t.Skip("a network namespace of its own needs root")
+	}
+	if err := exec.Command("unshare", "-n", "true").Run(); err != nil {
+		t.Skipf("unshare -n: %v", err)
+	}
+	const port = 40001
+	wrap := []string{"unshare", "-n", "--", "sh", "-c",
+		`ip link set lo up && sysctl -qw net.ipv4.ip_local_port_range="40000 40001" && exec "$0" "$@"`}
+	for i := range 5 {
+		d := startWattd(t, plainProject(t, map[string]any{"workers": 1}), port, startOpts{wrap: wrap})
+		waitFor(t, 20*time.Second, "the worker ready", func() bool {
+			select {
+			case <-d.done:
+				t.Fatalf("start %d: wattd exited: %v\n%s", i+1, d.err, d.out.String())
+			default:
+			}
+			out, err := d.ctl("ps", "--json")
+			var apps []supervisor.AppStatus
+			if err != nil || json.Unmarshal([]byte(out), &apps) != nil || len(apps) != 1 || len(apps[0].Workers) != 1 {
+				return false
+			}
+			return apps[0].Workers[0].State == supervisor.StateReady.String()
+		})
+		d.signal(syscall.SIGTERM)
+		if code := d.wait(20 * time.Second); code != 0 {
+			t.Fatalf("start %d: exit code %d after SIGTERM\n%s", i+1, code, d.out.String())
+		}
+	}
 }
