@@ -339,6 +339,17 @@ type TracingInfo struct {
 	ServiceName string `json:"serviceName"`
 	// Skip lists requests that get no span. Always present, maybe empty.
 	Skip []TraceSkip `json:"skip"`
+	// Sampler decides which traces the worker records, by its
+	// OTEL_TRACES_SAMPLER name: always_on, always_off, traceidratio, or
+	// parentbased_ and one of those (the parent's sampled flag decides
+	// when a traceparent came in). "" is parentbased_always_on. Ratio,
+	// set for the traceidratio samplers only (nil is 1), is their
+	// probability, 0 to 1: a trace is recorded when the
+	// last 8 bytes of its id, big-endian, shifted right by one, are below
+	// Ratio × 2^63, the rule of OpenTelemetry's Go SDK, so that workers
+	// of every language decide a trace alike.
+	Sampler string   `json:"sampler,omitempty"`
+	Ratio   *float64 `json:"ratio,omitempty"`
 }
 
 // TraceSkip is one request kind not to trace. Path is an exact path or,

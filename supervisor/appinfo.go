@@ -102,7 +102,10 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 func tracingInfo(cfg *config.Config, id string) (*ipc.TracingInfo, *ipc.RequestIDInfo) {
 	var tr *ipc.TracingInfo
 	if t := cfg.Telemetry; t.Enabled {
-		tr = &ipc.TracingInfo{ServiceName: t.ServiceName(id), Skip: []ipc.TraceSkip{}}
+		tr = &ipc.TracingInfo{ServiceName: t.ServiceName(id), Skip: []ipc.TraceSkip{}, Sampler: t.Sampler}
+		if t.Sampler == config.SamplerRatio || t.Sampler == config.SamplerParentRatio {
+			tr.Ratio = &t.Ratio
+		}
 		for _, s := range t.Skip {
 			tr.Skip = append(tr.Skip, ipc.TraceSkip{Path: s.Path, Method: s.Method})
 		}

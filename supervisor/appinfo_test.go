@@ -138,13 +138,14 @@ func TestAppInfoTracing(t *testing.T) {
 		t.Errorf("request ids alone: %s", got)
 	}
 	cfg.Logger.RequestID.Respond = false
-	cfg.Telemetry = config.Telemetry{Enabled: true, ApplicationName: "shop", Skip: []config.TraceSkip{{Path: "/health", Method: "GET"}, {Path: "/^\\/static/"}}}
-	want := `{"serviceName":"shop-web","skip":[{"path":"/health","method":"GET"},{"path":"/^\\/static/"}]}|{"header":"x-trace-req"}`
+	cfg.Telemetry = config.Telemetry{Enabled: true, ApplicationName: "shop", Skip: []config.TraceSkip{{Path: "/health", Method: "GET"}, {Path: "/^\\/static/"}},
+		Sampler: config.SamplerParentRatio, Ratio: 0.25}
+	want := `{"serviceName":"shop-web","skip":[{"path":"/health","method":"GET"},{"path":"/^\\/static/"}],"sampler":"parentbased_traceidratio","ratio":0.25}|{"header":"x-trace-req"}`
 	if got := encode(); got != want {
 		t.Errorf("tracing:\n got %s\nwant %s", got, want)
 	}
-	cfg.Telemetry = config.Telemetry{Enabled: true}
-	if got := encode(); got != `{"serviceName":"web","skip":[]}|{"header":"x-trace-req"}` {
+	cfg.Telemetry = config.Telemetry{Enabled: true, Sampler: config.SamplerAlwaysOff, Ratio: 1}
+	if got := encode(); got != `{"serviceName":"web","skip":[],"sampler":"always_off"}|{"header":"x-trace-req"}` {
 		t.Errorf("tracing without applicationName or skip: %s", got)
 	}
 }

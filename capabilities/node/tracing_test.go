@@ -7,21 +7,27 @@ package node
 // and reads the spans the worker sends and the log lines it writes.
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
@@ -602,6 +608,111 @@ func TestRequestIDsWithoutTracing(t *testing.T) {
 		}
 		if l := w.logLines("called", 1)[0]; l["reqId"] != nil || l["traceId"] != nil {
 			t.Errorf("log line: %v", l)
+		}
+	})
+}
+
+// TestTracingSampler: the worker applies the sampler wattd read from
+// OTEL_TRACES_SAMPLER. A trace the sampler leaves out sends no span but
+// keeps its ids, which go on to called apps with the sampled flag off;
+// traceidratio decides every trace id exactly as OpenTelemetry's Go SDK.
+func TestTracingSampler(t *testing.T) {
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(EnvNode, bin)
+			testTracingSampler(t)
+		})
+	}
+}
+
+func testTracingSampler(t *testing.T) {
+	t.Run("parentbased_always_off", func(t *testing.T) {
+		w, _ := tracedWorker(t, map[string]any{
+			"applicationId": "traced",
+			"tracing":       map[string]any{"serviceName": "traced", "skip": []any{}, "sampler": "parentbased_always_off"},
+		})
+		base := "http://" + w.tcpAddr
+		do(t, base+"/status?code=200", nil)
+		for _, detached := range []string{"0", "1"} {
+			_, body := do(t, base+"/call?via=fetch&detached="+detached, nil)
+			seen := calleeSaw(t, body)
+			if !regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-00$`).MatchString(seen["traceparent"]) {
+				t.Errorf("detached=%s: callee got traceparent %q, want the trace's ids with the sampled flag off", detached, seen["traceparent"])
+			}
+		}
+		_, body := do(t, base+"/call?via=get", map[string]string{"traceparent": "00-" + callerTrace + "-" + callerSpan + "-00"})
+		if seen := calleeSaw(t, body); seen["traceparent"] != "" && !strings.HasSuffix(seen["traceparent"], "-00") ||
+			!strings.HasPrefix(seen["traceparent"], "00-"+callerTrace+"-") {
+			t.Errorf("an unsampled caller's trace: callee got %q", seen["traceparent"])
+		}
+		// A sampled caller is followed: its span is the one span sent.
+		do(t, base+"/status?code=201", map[string]string{"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01"})
+		spans := w.spansUntil("the sampled caller's span", func(s []wireSpan) bool { return len(s) > 0 })
+		if len(spans) != 1 || spans[0].TraceID != callerTrace || spans[0].Attributes["http.response.status_code"] != 201.0 {
+			t.Errorf("spans %+v, want only the sampled caller's", spans)
+		}
+	})
+
+	t.Run("traceidratio", func(t *testing.T) {
+		const ratio = 0.3
+		w, _ := tracedWorker(t, map[string]any{
+			"applicationId": "traced",
+			"tracing":       map[string]any{"serviceName": "traced", "skip": []any{}, "sampler": "traceidratio", "ratio": ratio},
+		})
+		base := "http://" + w.tcpAddr
+		goSampler := sdktrace.TraceIDRatioBased(ratio)
+		goSays := func(id trace.TraceID) bool {
+			return goSampler.ShouldSample(sdktrace.SamplingParameters{TraceID: id}).Decision == sdktrace.RecordAndSample
+		}
+		// Trace ids at random, and one either side of the bound; the
+		// callers' sampled flags alternate, which traceidratio ignores.
+		var ids []trace.TraceID
+		for range 80 {
+			var id trace.TraceID
+			rand.Read(id[:])
+			ids = append(ids, id)
+		}
+		r := ratio // a variable, as in the Go SDK, so the product is a float64's
+		bound := uint64(r * (1 << 63))
+		for _, x := range []uint64{bound - 1, bound, 0} {
+			var id trace.TraceID
+			rand.Read(id[:8])
+			binary.BigEndian.PutUint64(id[8:], x<<1)
+			ids = append(ids, id)
+		}
+		want := map[string]bool{}
+		for i, id := range ids {
+			if goSays(id) {
+				want[id.String()] = true
+			}
+			do(t, base+"/status?code=200", map[string]string{"traceparent": fmt.Sprintf("00-%s-%s-0%d", id, callerSpan, i%2)})
+		}
+		if n := len(want); n < 10 || n > 40 {
+			t.Fatalf("%d of %d ids sampled at %v: the ids are not random", n, len(ids), ratio)
+		}
+		// A last request the sampler keeps: every span is in once it is.
+		var last trace.TraceID
+		for {
+			rand.Read(last[:])
+			if goSays(last) {
+				break
+			}
+		}
+		do(t, base+"/status?code=202", map[string]string{"traceparent": "00-" + last.String() + "-" + callerSpan + "-00"})
+		spans := w.spansUntil("the last request's span", func(s []wireSpan) bool {
+			return slices.ContainsFunc(s, func(x wireSpan) bool { return x.TraceID == last.String() })
+		})
+		got := map[string]bool{}
+		for _, s := range spans {
+			if s.TraceID != last.String() {
+				got[s.TraceID] = true
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("recorded %d traces, Go's sampler keeps %d:\n got %v\nwant %v", len(got), len(want), got, want)
+		}
+		if !got[ids[80].String()] || got[ids[81].String()] || !got[ids[82].String()] {
+			t.Errorf("the ids either side of the bound were not decided by it: %v %v %v", got[ids[80].String()], got[ids[81].String()], got[ids[82].String()])
 		}
 	})
 }

@@ -1,12 +1,19 @@
 package main_test
 
 import (
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TestNodeTracing runs two plain Node.js applications (testdata/apps/
@@ -161,5 +168,98 @@ func TestServerSpansOnOneConnection(t *testing.T) {
 			}
 			t.Errorf("trace %d: spans %q, want one %q", i, names, name)
 		}
+	}
+}
+
+// TestTracingSampler: OTEL_TRACES_SAMPLER in wattd's environment reaches
+// the workers of both languages. Under traceidratio (not parent-based:
+// each application decides for itself), a Node.js entry app calling a Go
+// app over the mesh records every span of a trace or none, the trace ids
+// kept being exactly those OpenTelemetry's Go SDK keeps; a trace left out
+// still reaches the callee with its ids and the sampled flag off. A value
+// wattd cannot apply stops it at start, naming the variable.
+func TestTracingSampler(t *testing.T) {
+	integration(t)
+	rcv := otlpHTTPReceiver(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "entry",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"telemetry":  rcv.telemetry("shop"),
+		"applications": []any{
+			map[string]any{"id": "entry", "path": fixture("apps/nodetrace")},
+			map[string]any{"id": "internal", "path": buildGotrace(t)},
+		},
+	})
+	const ratio = 0.5
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=0.5"}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	d.waitReady("internal", 20*time.Second)
+
+	goSampler := sdktrace.TraceIDRatioBased(ratio)
+	goKeeps := func(id trace.TraceID) bool {
+		return goSampler.ShouldSample(sdktrace.SamplingParameters{TraceID: id}).Decision == sdktrace.RecordAndSample
+	}
+	chain := func(id trace.TraceID, flag string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, d.url("/chain?via=get"), nil)
+		req.Header.Set("traceparent", "00-"+id.String()+"-00f067aa0ba902b7-"+flag)
+		resp, err := fresh.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "leaf internal\n" {
+			t.Fatalf("GET /chain: %d %q", resp.StatusCode, body)
+		}
+	}
+	var ids []trace.TraceID
+	kept := 0
+	for i := range 24 {
+		var id trace.TraceID
+		rand.Read(id[:])
+		ids = append(ids, id)
+		if goKeeps(id) {
+			kept++
+		}
+		chain(id, []string{"00", "01"}[i%2]) // the caller's flag does not count
+	}
+	if kept == 0 || kept == len(ids) {
+		t.Fatalf("%d of %d random ids kept at %v", kept, len(ids), ratio)
+	}
+	var last trace.TraceID
+	for rand.Read(last[:]); !goKeeps(last); rand.Read(last[:]) {
+	}
+	chain(last, "00")
+	waitFor(t, 20*time.Second, "the last trace's 3 spans", func() bool { return len(rcv.trace(last.String())) == 3 })
+	for _, id := range ids {
+		n, want := len(rcv.trace(id.String())), 0
+		if goKeeps(id) {
+			want = 3
+		}
+		if n != want {
+			t.Errorf("trace %s: %d spans at the receiver, want %d", id, n, want)
+		}
+	}
+	// None of another trace (but waitHTTP's GET /, which the sampler may
+	// have kept): the callee of a trace left out got its ids.
+	rcv.mu.Lock()
+	total := 0
+	for _, s := range rcv.spans {
+		if s.span.Name != "GET /" {
+			total++
+		}
+	}
+	rcv.mu.Unlock()
+	if total != 3*(kept+1) {
+		t.Errorf("%d spans at the receiver, want %d: 3 for each trace kept", total, 3*(kept+1))
+	}
+
+	// An unknown sampler: wattd does not start.
+	cmd := exec.Command(wattdBin, "start", dir)
+	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir(), "OTEL_TRACES_SAMPLER=ratio")
+	out, err := cmd.CombinedOutput()
+	if want := filepath.Join(dir, "watt.json") + `: /telemetry: OTEL_TRACES_SAMPLER="ratio": expected always_on,`; err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("wattd with OTEL_TRACES_SAMPLER=ratio: %v, output lacks %q:\n%s", err, want, out)
 	}
 }

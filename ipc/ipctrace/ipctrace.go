@@ -199,19 +199,60 @@ func cut(s string, n int) string {
 	return s
 }
 
-// NewTracerProvider returns a tracer provider that samples every trace,
-// as Watt does, and batches spans to wattd as the protocol asks: at most
-// every 200 ms, at most 4096 queued. Shut it down (or ForceFlush it)
-// before telling wattd the worker is drained, so the last spans go too.
+// NewTracerProvider returns a tracer provider that samples as the
+// application's app info says (wattd's OTEL_TRACES_SAMPLER; by default
+// every trace, as Watt does), and batches spans to wattd as the protocol
+// asks: at most every 200 ms, at most 4096 queued. Shut it down (or
+// ForceFlush it) before telling wattd the worker is drained, so the last
+// spans go too. An sdktrace.WithSampler among opts replaces the sampler.
 func NewTracerProvider(ctl *ipc.Control, opts ...sdktrace.TracerProviderOption) *sdktrace.TracerProvider {
+	var tr *ipc.TracingInfo
+	if info, err := ipc.ReadAppInfo(); err == nil {
+		tr = info.Tracing
+	}
 	base := []sdktrace.TracerProviderOption{
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+		sdktrace.WithSampler(Sampler(tr)),
 		sdktrace.WithBatcher(NewExporter(ctl),
 			sdktrace.WithBatchTimeout(200_000_000), // 200 ms
 			sdktrace.WithMaxQueueSize(4096),
 			sdktrace.WithMaxExportBatchSize(ipc.MaxSpansPerMessage)),
 	}
 	return sdktrace.NewTracerProvider(append(base, opts...)...)
+}
+
+// Sampler is the sampler an app info's tracing settings name, the same
+// decisions as the Node workers' preload makes: parentbased_always_on
+// when tr is nil or names none, or one wattd does not know.
+func Sampler(tr *ipc.TracingInfo) sdktrace.Sampler {
+	name := ""
+	if tr != nil {
+		name = tr.Sampler
+	}
+	parent := true
+	if rest, ok := strings.CutPrefix(name, "parentbased_"); ok {
+		name = rest
+	} else if name != "" {
+		parent = false
+	}
+	var root sdktrace.Sampler
+	switch name {
+	case "always_off":
+		root = sdktrace.NeverSample()
+	case "traceidratio":
+		ratio := 1.0
+		if tr.Ratio != nil {
+			ratio = *tr.Ratio
+		}
+		root = sdktrace.TraceIDRatioBased(ratio)
+	case "always_on":
+		root = sdktrace.AlwaysSample()
+	default:
+		root, parent = sdktrace.AlwaysSample(), true
+	}
+	if parent {
+		return sdktrace.ParentBased(root)
+	}
+	return root
 }
 
 // propagator is W3C trace context: traceparent and tracestate, which the

@@ -216,3 +216,28 @@ func TestHandlerSkips(t *testing.T) {
 	}
 	tp.Shutdown(context.Background())
 }
+
+// TestSampler: the app info's sampler names map to the Go SDK's samplers,
+// with the default for none and for a name wattd does not know.
+func TestSampler(t *testing.T) {
+	quarter := 0.25
+	tests := []struct {
+		tr   *ipc.TracingInfo
+		want string
+	}{
+		{nil, sdktrace.ParentBased(sdktrace.AlwaysSample()).Description()},
+		{&ipc.TracingInfo{}, sdktrace.ParentBased(sdktrace.AlwaysSample()).Description()},
+		{&ipc.TracingInfo{Sampler: "always_on"}, sdktrace.AlwaysSample().Description()},
+		{&ipc.TracingInfo{Sampler: "always_off"}, sdktrace.NeverSample().Description()},
+		{&ipc.TracingInfo{Sampler: "parentbased_always_off"}, sdktrace.ParentBased(sdktrace.NeverSample()).Description()},
+		{&ipc.TracingInfo{Sampler: "traceidratio", Ratio: &quarter}, sdktrace.TraceIDRatioBased(0.25).Description()},
+		{&ipc.TracingInfo{Sampler: "traceidratio"}, sdktrace.TraceIDRatioBased(1).Description()},
+		{&ipc.TracingInfo{Sampler: "parentbased_traceidratio", Ratio: &quarter}, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.25)).Description()},
+		{&ipc.TracingInfo{Sampler: "xray"}, sdktrace.ParentBased(sdktrace.AlwaysSample()).Description()},
+	}
+	for _, tt := range tests {
+		if got := Sampler(tt.tr).Description(); got != tt.want {
+			t.Errorf("%+v: %s, want %s", tt.tr, got, tt.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"regexp/syntax"
@@ -26,6 +27,59 @@ type Telemetry struct {
 	// Exporters are where spans go, in file order; never empty when
 	// Enabled (Watt's default is one console exporter).
 	Exporters []Exporter
+	// Sampler decides which traces are recorded, by its OpenTelemetry
+	// name, from OTEL_TRACES_SAMPLER: SamplerParentAlwaysOn (the default,
+	// every trace, as Watt records every request) or another Sampler*
+	// constant. Ratio is the traceidratio samplers' probability
+	// (OTEL_TRACES_SAMPLER_ARG, default 1).
+	Sampler string
+	Ratio   float64
+}
+
+// The samplers of OTEL_TRACES_SAMPLER that wattd's workers apply. A root
+// span (no traceparent came in) is decided by the sampler itself; under
+// the parentbased_* samplers a span with a parent follows the parent's
+// sampled flag, under the others it is decided as a root is.
+const (
+	SamplerAlwaysOn        = "always_on"
+	SamplerAlwaysOff       = "always_off"
+	SamplerRatio           = "traceidratio"
+	SamplerParentAlwaysOn  = "parentbased_always_on"
+	SamplerParentAlwaysOff = "parentbased_always_off"
+	SamplerParentRatio     = "parentbased_traceidratio"
+	envTracesSampler       = "OTEL_TRACES_SAMPLER"
+	envTracesSamplerArg    = "OTEL_TRACES_SAMPLER_ARG"
+	samplersList           = "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
+)
+
+// sampler reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG from
+// wattd's environment, as the OpenTelemetry SDKs do. Where those only warn
+// and fall back to the default, wattd refuses a value it cannot apply: a
+// mistyped sampler would otherwise record every trace unnoticed.
+func (l *loader) sampler() (name string, ratio float64, problems []issue) {
+	name, ratio = SamplerParentAlwaysOn, 1
+	v := strings.ToLower(strings.TrimSpace(l.environ[envTracesSampler]))
+	switch v {
+	case "":
+	case SamplerAlwaysOn, SamplerAlwaysOff, SamplerRatio, SamplerParentAlwaysOn, SamplerParentAlwaysOff, SamplerParentRatio:
+		name = v
+	case "jaeger_remote", "parentbased_jaeger_remote", "xray":
+		return name, ratio, []issue{issuef("/telemetry", "%s=%s: that sampler is not supported by wattd; use %s",
+			envTracesSampler, l.environ[envTracesSampler], samplersList)}
+	default:
+		return name, ratio, []issue{issuef("/telemetry", "%s=%q: expected %s",
+			envTracesSampler, l.environ[envTracesSampler], samplersList)}
+	}
+	arg, set := l.environ[envTracesSamplerArg]
+	if name != SamplerRatio && name != SamplerParentRatio || !set || strings.TrimSpace(arg) == "" {
+		return name, ratio, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(arg), 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+		return name, ratio, []issue{issuef("/telemetry", "%s=%q: expected the probability of %s, a number from 0 to 1",
+			envTracesSamplerArg, arg, name)}
+	}
+	return name, f, nil
 }
 
 // ServiceName is the service.name of application id's spans: as in Watt,
@@ -126,6 +180,11 @@ func (l *loader) buildTelemetry(raw json.RawMessage) (Telemetry, []issue, []issu
 	var warnings []issue
 	on, problems := enabledAt("/telemetry/enabled", r.Enabled)
 	t.Enabled = on
+	if on {
+		var probs []issue
+		t.Sampler, t.Ratio, probs = l.sampler()
+		problems = append(problems, probs...)
+	}
 	switch {
 	case r.ApplicationName != nil:
 		t.ApplicationName = *r.ApplicationName

@@ -20,14 +20,26 @@ func TestTelemetryConfig(t *testing.T) {
 	}{
 		{name: "absent: off", want: Telemetry{}},
 		{name: "present: on, console by default, with a warning", telemetry: `{"applicationName": "shop"}`,
-			want: Telemetry{Enabled: true, ApplicationName: "shop", Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"},
+			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, ApplicationName: "shop", Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"},
 			warnings: []string{`/telemetry: no "exporter"`}},
 		{name: "enabled false", telemetry: `{"enabled": false, "applicationName": "shop", "exporter": {"type": "console"}}`,
 			want: Telemetry{ApplicationName: "shop", Exporters: console}},
 		{name: "enabled from a placeholder", telemetry: `{"enabled": "{TRACING}", "exporter": {"type": "console"}}`, environ: []string{"TRACING=false"},
 			want: Telemetry{Exporters: console}},
 		{name: "Watt 2's serviceName", telemetry: `{"serviceName": "old", "exporter": {}}`,
-			want: Telemetry{Enabled: true, ApplicationName: "old", Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"}},
+			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, ApplicationName: "old", Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"}},
+		{name: "sampler from the environment", telemetry: `{"exporter": {"type": "console"}}`,
+			environ: []string{"OTEL_TRACES_SAMPLER=ParentBased_TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG= 0.125 "},
+			want:    Telemetry{Enabled: true, Sampler: SamplerParentRatio, Ratio: 0.125, Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"}},
+		{name: "a sampler without a ratio ignores its argument", telemetry: `{"exporter": {"type": "console"}}`,
+			environ: []string{"OTEL_TRACES_SAMPLER=always_off", "OTEL_TRACES_SAMPLER_ARG=whatever"},
+			want:    Telemetry{Enabled: true, Sampler: SamplerAlwaysOff, Ratio: 1, Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"}},
+		{name: "traceidratio without its argument samples everything", telemetry: `{"exporter": {"type": "console"}}`,
+			environ: []string{"OTEL_TRACES_SAMPLER=traceidratio"},
+			want:    Telemetry{Enabled: true, Sampler: SamplerRatio, Ratio: 1, Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"}},
+		{name: "tracing off: the sampler is not read", telemetry: `{"enabled": false, "exporter": {"type": "console"}}`,
+			environ: []string{"OTEL_TRACES_SAMPLER=nonsense"},
+			want:    Telemetry{Exporters: console}},
 		{name: "every key", telemetry: `{"applicationName": "shop", "version": "1.2.3",
 			"skip": [{"path": "/health", "method": "GET"}, {"path": "/^\\/static(?=\\/)/"}],
 			"exporter": [
@@ -38,7 +50,7 @@ func TestTelemetryConfig(t *testing.T) {
 				{"type": "memory"},
 				{"type": "zipkin", "options": {"url": "http://zipkin:9411"}}
 			]}`,
-			want: Telemetry{Enabled: true, ApplicationName: "shop", Version: "1.2.3",
+			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, ApplicationName: "shop", Version: "1.2.3",
 				Skip: []TraceSkip{{Path: "/health", Method: "GET"}, {Path: `/^\/static(?=\/)/`}},
 				Exporters: []Exporter{
 					{Type: ExporterOTLP, Protocol: ProtocolHTTP, URL: "https://collector:4318/v1/traces", Headers: map[string]string{"Authorization": "Bearer x"}, Pointer: "/telemetry/exporter/0"},
@@ -124,6 +136,30 @@ func TestTelemetryConfigInvalid(t *testing.T) {
 			_, err := loadProject(t, `{"entrypoint": "a", "applications": [{"id": "a", "path": "a"}], "telemetry": `+tt.telemetry+`}`)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTelemetrySamplerInvalid: a sampler wattd cannot apply is refused,
+// naming the variable, its value and what it takes.
+func TestTelemetrySamplerInvalid(t *testing.T) {
+	tests := []struct {
+		environ []string
+		want    string
+	}{
+		{[]string{"OTEL_TRACES_SAMPLER=traceidration"}, `/telemetry: OTEL_TRACES_SAMPLER="traceidration": expected always_on, always_off, traceidratio,`},
+		{[]string{"OTEL_TRACES_SAMPLER=jaeger_remote"}, `/telemetry: OTEL_TRACES_SAMPLER=jaeger_remote: that sampler is not supported by wattd`},
+		{[]string{"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=10%"}, `/telemetry: OTEL_TRACES_SAMPLER_ARG="10%": expected the probability of traceidratio, a number from 0 to 1`},
+		{[]string{"OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG=1.5"}, `OTEL_TRACES_SAMPLER_ARG="1.5": expected the probability of parentbased_traceidratio`},
+		{[]string{"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=NaN"}, `OTEL_TRACES_SAMPLER_ARG="NaN"`},
+		{[]string{"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=-0.1"}, `OTEL_TRACES_SAMPLER_ARG="-0.1"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.environ, " "), func(t *testing.T) {
+			_, err := loadProject(t, `{"entrypoint": "a", "applications": [{"id": "a", "path": "a"}], "telemetry": {"exporter": {"type": "console"}}}`, tt.environ...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "watt.json: ") {
+				t.Errorf("error = %v, want one naming the file and containing %q", err, tt.want)
 			}
 		})
 	}

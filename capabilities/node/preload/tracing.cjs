@@ -11,7 +11,10 @@
 //   * Server span: the request's span, child of the caller's span when the
 //     request carries a valid W3C traceparent, else the root of a new
 //     trace; it ends when the response closes. Requests matching the
-//     tracing "skip" list get no span.
+//     tracing "skip" list get no span. Whether a trace is recorded is the
+//     sampler's call (OTEL_TRACES_SAMPLER, read by wattd, see sampled());
+//     one that is not still has its ids, which travel on in traceparent
+//     with the sampled flag off and stand on the request's log lines.
 //   * Client spans: every mesh call (*.plt.local through node:http, fetch
 //     and the npm undici package) made in that context is a span, child of
 //     the server span, and carries a traceparent naming it, so the called
@@ -172,12 +175,19 @@ function newTracer (state, info) {
   if (tr === null && ri === null) return null
   let header = ''
   if (ri !== null) header = typeof ri.header === 'string' && ri.header !== '' ? ri.header.toLowerCase() : 'x-request-id'
+  const sampler = samplerOf(tr)
   return {
     state,
     tracing: tr !== null,
     skip: tr !== null ? compileSkip(tr.skip) : [],
     idHeader: header,
     respondId: ri !== null && ri.response === true,
+    // The sampler (sampled()): whether a span with a parent follows its
+    // sampled flag, and how a root is decided.
+    followParent: sampler.followParent,
+    root: sampler.root,
+    boundHi: sampler.boundHi,
+    boundLo: sampler.boundLo,
     storage: null,
     batch: null, // the frame being filled, see writeSpan
     sealed: [], // full frames waiting to be sent
@@ -187,6 +197,65 @@ function newTracer (state, info) {
     dropped: 0,
     droppedWarned: 0 // performance.now() of the last warning
   }
+}
+
+// How a sampler decides a root span.
+const ROOT_ON = 0
+const ROOT_OFF = 1
+const ROOT_RATIO = 2
+const TWO_63 = 2 ** 63
+const TWO_31 = 2 ** 31
+
+// samplerOf reads the app info's sampler: an OTEL_TRACES_SAMPLER name and,
+// for the traceidratio ones, the ratio (ipc.TracingInfo). wattd checked
+// them; a name it does not know here is taken as the default rather than
+// turning tracing off.
+function samplerOf (tr) {
+  const out = { followParent: true, root: ROOT_ON, boundHi: 0, boundLo: 0 }
+  if (tr === null) return out
+  let name = typeof tr.sampler === 'string' ? tr.sampler : ''
+  if (name.startsWith('parentbased_')) {
+    name = name.slice('parentbased_'.length)
+  } else if (name !== '') {
+    out.followParent = false
+  }
+  switch (name) {
+    case 'always_off':
+      out.root = ROOT_OFF
+      break
+    case 'traceidratio': {
+      const r = typeof tr.ratio === 'number' && tr.ratio >= 0 && tr.ratio <= 1 ? tr.ratio : 1
+      // The bound, r × 2^63 truncated as Go's uint64() does, in two parts
+      // that doubles hold exactly: above and below bit 31.
+      const bound = r * TWO_63
+      out.root = ROOT_RATIO
+      out.boundHi = Math.floor(bound / TWO_31)
+      out.boundLo = Math.floor(bound - out.boundHi * TWO_31)
+      break
+    }
+    case '':
+    case 'always_on':
+      break
+    default:
+      warn(`tracing: unknown sampler ${JSON.stringify(tr.sampler)}; every trace is recorded`)
+      out.followParent = true
+  }
+  return out
+}
+
+// sampled decides whether the span whose ids are at ids[o] is recorded.
+// parent is the caller's sampled flag, or null for a root span. The ratio
+// rule is OpenTelemetry Go SDK's, so Go workers decide a trace as these
+// do: the trace id's last 8 bytes, big-endian, shifted right by one, below
+// ratio × 2^63. That 63-bit number is hi × 2^31 + lo with hi the first four
+// of those bytes and lo the last four shifted, compared part by part: as
+// one double it would lose its low bits.
+function sampled (t, ids, o, parent) {
+  if (parent !== null && t.followParent) return parent
+  if (t.root === ROOT_ON) return true
+  if (t.root === ROOT_OFF) return false
+  const hi = ids.readUInt32BE(o + TRACE_ID + 8)
+  return hi < t.boundHi || (hi === t.boundHi && (ids.readUInt32BE(o + TRACE_ID + 12) >>> 1) < t.boundLo)
 }
 
 // compileSkip turns the skip list into [{method, path | re}]. A path that
@@ -276,10 +345,10 @@ function requestHook (t, req, res) {
         ids.write(parent.parentId, o + PARENT_ID, 8, 'hex')
         ctx.traceHex = parent.traceId
         ctx.hasParent = true
-        ctx.sampled = parent.sampled
+        ctx.sampled = sampled(t, ids, o, parent.sampled)
         if (tracestate !== undefined) ctx.tracestate = tracestate
       } else {
-        ctx.sampled = true // Watt records every request
+        ctx.sampled = sampled(t, ids, o, null) // by default every request, as in Watt
       }
       if (ctx.sampled) {
         ctx.startMs = nowMs()
@@ -357,8 +426,13 @@ function outgoing (t, method, url, host, port, has) {
   if (ctx !== undefined && t.idHeader !== '' && !has(t.idHeader)) add.push(t.idHeader, requestIdOf(t, ctx))
   if (t.tracing && !has('traceparent')) {
     if (ctx === undefined) {
-      // Outside any request (a timer, start-up code): the call starts a trace.
+      // Outside any request (a timer, start-up code): the call starts a
+      // trace, which the sampler may leave unrecorded.
       span = new ClientSpan(null, method, url, host, port)
+      if (!sampled(t, span.ids, span.off, null)) {
+        add.push('traceparent', formatTraceparent(hexOf(span.ids, span.off + TRACE_ID, 16), hexOf(span.ids, span.off + SPAN_ID, 8), false))
+        span = null
+      }
     } else if (ctx.traced && ctx.sampled) {
       span = new ClientSpan(ctx, method, url, host, port)
     }

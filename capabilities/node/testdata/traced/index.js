@@ -8,7 +8,9 @@
 //   /call?via=V      calls http://internal.plt.local/echo with V (fetch,
 //                    get, request, client, undici6, undici7) and answers
 //                    what the callee saw; own=1 sets traceparent and the
-//                    request id header itself
+//                    request id header itself; detached=1 makes the call
+//                    outside any request's context (from a timer set at
+//                    start) and answers what the callee saw
 //   /status?code=C   answers C
 //   /health          answers ok (the tests skip it)
 const http = require('node:http')
@@ -65,6 +67,13 @@ async function call (via, url, headers) {
   throw new Error('unknown via ' + via)
 }
 
+// Jobs run from a timer set at start, so outside any request's context.
+const detached = []
+setInterval(() => {
+  const job = detached.shift()
+  if (job !== undefined) job()
+}, 5).unref()
+
 const server = http.createServer((req, res) => {
   const u = new URL(req.url, 'http://x')
   const q = u.searchParams
@@ -92,7 +101,10 @@ const server = http.createServer((req, res) => {
         headers.traceparent = OWN_PARENT
         headers['X-Request-Id'] = 'own-id'
       }
-      call(q.get('via'), 'http://internal.plt.local/echo?x=1', headers).then((out) => {
+      const made = q.get('detached') === '1'
+        ? new Promise((resolve) => detached.push(() => resolve(call(q.get('via'), 'http://internal.plt.local/echo?x=1', headers))))
+        : call(q.get('via'), 'http://internal.plt.local/echo?x=1', headers)
+      made.then((out) => {
         log.info({ via: q.get('via') }, 'called')
         res.setHeader('content-type', 'application/json')
         res.end(JSON.stringify(out))
