@@ -691,10 +691,6 @@ loop:
 	phase(false, r.cancelRest, &r.restWG)
 	rt.flushTracing()
 	rt.closePassed()
-	if rt.claimed != nil {
-		rt.claimed.Close()
-		rt.claimed = nil
-	}
 	rt.closeProxy()
 	rt.removeSockets()
 	rt.closeCgroups()
@@ -854,7 +850,7 @@ func (rt *Runtime) Close() {
 	rt.closeListeners(true)
 	rt.closeListeners(false)
 	rt.closePassed()
-	if rt.claimed != nil {
+	if rt.claimed != nil { // New failed before the first slot took it
 		rt.claimed.Close()
 		rt.claimed = nil
 	}
