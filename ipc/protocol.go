@@ -445,6 +445,22 @@ type HeapSpace struct {
 type Histogram struct {
 	Bounds []float64         `json:"bounds"`
 	Series []HistogramSeries `json:"series"`
+	// Window, when set, is the scale of each series' Window: the recent
+	// distribution of what it counts (Requests only), from which wattd
+	// reads the quantiles of http_request_all_summary_seconds.
+	Window *WindowScale `json:"window,omitempty"`
+}
+
+// WindowScale is the scale of a series' recent distribution: Buckets
+// buckets of equal width on a log scale, Sub to each doubling, bucket i
+// holding values from 2^(MinExp + i/Sub) to 2^(MinExp + (i+1)/Sub)
+// seconds, except that the first also holds everything below and the last
+// everything above. The Node preload uses Sub 16, MinExp -17, Buckets 384
+// (7.6 µs to 128 s), over the last 50 to 60 s.
+type WindowScale struct {
+	Sub     int `json:"sub"`
+	MinExp  int `json:"minExp"`
+	Buckets int `json:"buckets"`
 }
 
 // RequestLabel is a label of the request durations whose value is a
@@ -472,6 +488,10 @@ type HistogramSeries struct {
 	Kind   string   `json:"kind,omitempty"`
 	Counts []uint64 `json:"counts"`
 	Sum    float64  `json:"sum"`
+	// Window is the series' recent distribution on the histogram's
+	// WindowScale, as pairs: bucket, count, bucket, count, … in bucket
+	// order, buckets with no count left out.
+	Window []uint64 `json:"window,omitempty"`
 }
 
 // EventLoopLag is the event-loop delay a worker sampled since its last

@@ -294,3 +294,96 @@ func TestOnlyManagedServersTimed(t *testing.T) {
 		})
 	}
 }
+
+// windowScript records request durations in known buckets of the recent
+// distribution and prints the window's pairs as the report carries them:
+// at once, after the current slot was closed, and after the window moved
+// past every slot that held them.
+const windowScript = `
+const { RequestMetrics, Q_SUB, Q_MIN_EXP, Q_BUCKETS } = require(process.argv[1] + '/metrics.cjs')
+const m = new RequestMetrics()
+const at = (b) => 2 ** (Q_MIN_EXP + (b + 0.5) / Q_SUB) // the middle of bucket b
+for (let i = 0; i < 3; i++) m.record('GET', 200, at(100))
+m.record('GET', 200, at(101))
+m.record('GET', 200, 0)          // nothing below the first bucket is lost
+m.record('GET', 200, 1e-9)
+m.record('GET', 200, 1000)       // nor above the last
+m.record('POST', 201, at(7))
+const first = m.hist.snapshot(m.window)
+m.window.slotStart -= 10001      // the slot is 10 s old: it is closed
+m.record('GET', 200, at(100))
+const closed = m.hist.snapshot(m.window)
+for (let i = 0; i < 6; i++) {    // six more slots: the first ones leave
+  m.window.slotStart -= 10001
+  m.hist.snapshot(m.window)
+}
+m.record('GET', 200, at(5))
+const moved = m.hist.snapshot(m.window)
+// Reports further apart than a slot: the slots between count as empty.
+const sparse = new RequestMetrics()
+sparse.record('GET', 200, at(50))
+sparse.window.slotStart -= 50001 // five slots: still in the window
+const fifty = sparse.hist.snapshot(sparse.window)
+sparse.record('GET', 200, at(60))
+sparse.window.slotStart -= 10001 // one more: at(50) is 60 s old
+const sixty = sparse.hist.snapshot(sparse.window)
+console.log(JSON.stringify({ first, closed, moved, fifty, sixty, buckets: Q_BUCKETS }))
+`
+
+// TestRequestWindow: each series of the request durations carries its
+// recent distribution (for http_request_all_summary_seconds): counts in
+// buckets of a log scale, out-of-range values in the end buckets, over a
+// window of the last 50 to 60 s.
+func TestRequestWindow(t *testing.T) {
+	dir := preloadDir(t)
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(bin, "-e", windowScript, dir).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			type report struct {
+				Window struct{ Sub, MinExp, Buckets int } `json:"window"`
+				Series []struct {
+					Method string   `json:"method"`
+					Window []uint64 `json:"window"`
+				} `json:"series"`
+			}
+			var got struct {
+				First, Closed, Moved, Fifty, Sixty report
+				Buckets                            int
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if w := got.First.Window; w.Sub != 16 || w.MinExp != -17 || w.Buckets != 384 || got.Buckets != 384 {
+				t.Errorf("scale %+v (%d buckets), want 16 a doubling from 2^-17 s, 384 buckets", w, got.Buckets)
+			}
+			pairs := func(r report, method string) []uint64 {
+				for _, s := range r.Series {
+					if s.Method == method {
+						return s.Window
+					}
+				}
+				return nil
+			}
+			for _, c := range []struct {
+				what string
+				got  []uint64
+				want []uint64
+			}{
+				{"GET at first", pairs(got.First, "GET"), []uint64{0, 2, 100, 3, 101, 1, 383, 1}},
+				{"POST at first", pairs(got.First, "POST"), []uint64{7, 1}},
+				{"GET with its slot closed", pairs(got.Closed, "GET"), []uint64{0, 2, 100, 4, 101, 1, 383, 1}},
+				{"GET once the window moved on", pairs(got.Moved, "GET"), []uint64{5, 1}},
+				{"POST once the window moved on", pairs(got.Moved, "POST"), []uint64{}},
+				{"50 s after, with no report between", pairs(got.Fifty, "GET"), []uint64{50, 1}},
+				{"60 s after", pairs(got.Sixty, "GET"), []uint64{60, 1}},
+			} {
+				if !slices.Equal(c.got, c.want) && !(len(c.got) == 0 && len(c.want) == 0) {
+					t.Errorf("%s: pairs %v, want %v", c.what, c.got, c.want)
+				}
+			}
+		})
+	}
+}

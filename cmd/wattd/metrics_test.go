@@ -206,12 +206,12 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	for _, r := range rows {
 		if r.App != "api" || r.PID == 0 || r.RSS == 0 || r.OpenFDs == 0 || r.CPU <= 0 || r.ELU == nil ||
-			r.HeapTotal == 0 || r.StartSeconds <= 0 || r.LagP99 == nil || r.Requests == 0 {
+			r.HeapTotal == 0 || r.StartSeconds <= 0 || r.LagP99 == nil || r.Requests == 0 || r.RequestP99 == nil || *r.RequestP99 <= 0 || *r.RequestP99 > 10 {
 			t.Errorf("ctl metrics row %+v lacks figures", r)
 		}
 	}
 	table, err := d.ctl("metrics")
-	if err != nil || !strings.Contains(table, "HEAP") || !strings.Contains(table, "LAG P99") || strings.Count(table, "\n") != 5 {
+	if err != nil || !strings.Contains(table, "HEAP") || !strings.Contains(table, "LAG P99") || !strings.Contains(table, "REQ P99") || strings.Count(table, "\n") != 5 {
 		t.Errorf("ctl metrics: %v, want a header and four rows:\n%s", err, table)
 	}
 }
@@ -394,6 +394,7 @@ func checkNodeMetrics(t *testing.T, public, endpoint string, want map[string]boo
 			t.Errorf("no http_request_all_duration_seconds series of %s (have %v)", s, statuses)
 		}
 	}
+	checkRequestSummary(t, reqs, fams["http_request_all_summary_seconds"])
 
 	for _, name := range []string{"nodejs_eventloop_lag_seconds", "nodejs_eventloop_lag_min_seconds", "nodejs_eventloop_lag_max_seconds",
 		"nodejs_eventloop_lag_mean_seconds", "nodejs_eventloop_lag_stddev_seconds", "nodejs_eventloop_lag_p50_seconds",
@@ -673,4 +674,59 @@ func waitHistogramCounts(endpoint, family string, want map[string]uint64, key fu
 		}
 	}
 	return got
+}
+
+// checkRequestSummary: http_request_all_summary_seconds has a series for
+// each series of the request histogram, with the same labels, Watt's
+// quantiles and the same count and sum. The test's requests are all in the
+// summary's window (it is younger than 50 s), so each quantile lies in the
+// histogram bucket that holds its rank, give or take the window's 2.2%.
+func checkRequestSummary(t *testing.T, hist, sum *dto.MetricFamily) {
+	t.Helper()
+	if sum.GetType() != dto.MetricType_SUMMARY {
+		t.Fatalf("http_request_all_summary_seconds is a %s, want a summary", sum.GetType())
+	}
+	key := func(m *dto.Metric) string {
+		l := labelsOf(m)
+		return l["applicationId"] + "/" + l["workerId"] + " " + l["method"] + " " + l["status_code"] + " " + l["env"]
+	}
+	byKey := map[string]*dto.Summary{}
+	for _, m := range sum.GetMetric() {
+		byKey[key(m)] = m.GetSummary()
+	}
+	if len(byKey) != len(hist.GetMetric()) {
+		t.Errorf("%d summary series for %d histogram series", len(byKey), len(hist.GetMetric()))
+	}
+	for _, m := range hist.GetMetric() {
+		h, s := m.GetHistogram(), byKey[key(m)]
+		if s == nil {
+			t.Errorf("no summary series for %s", key(m))
+			continue
+		}
+		if s.GetSampleCount() != h.GetSampleCount() || s.GetSampleSum() != h.GetSampleSum() {
+			t.Errorf("%s: summary count %d sum %v, histogram %d %v", key(m), s.GetSampleCount(), s.GetSampleSum(), h.GetSampleCount(), h.GetSampleSum())
+		}
+		var qs []float64
+		prev := 0.0
+		for _, q := range s.GetQuantile() {
+			qs = append(qs, q.GetQuantile())
+			v := q.GetValue()
+			rank := uint64(math.Max(1, math.Ceil(q.GetQuantile()*float64(h.GetSampleCount()))))
+			lower, upper := 0.0, math.Inf(1)
+			for _, b := range h.GetBucket() {
+				if b.GetCumulativeCount() >= rank {
+					upper = b.GetUpperBound()
+					break
+				}
+				lower = b.GetUpperBound()
+			}
+			if v < prev || v < lower/1.03 || v > upper*1.03 {
+				t.Errorf("%s: quantile %v = %v, want it in the histogram's bucket (%v, %v] of rank %d, not below the quantile before", key(m), q.GetQuantile(), v, lower, upper, rank)
+			}
+			prev = v
+		}
+		if want := []float64{0.01, 0.05, 0.5, 0.9, 0.95, 0.99, 0.999}; !slices.Equal(qs, want) {
+			t.Errorf("%s: quantiles %v, want Watt's %v", key(m), qs, want)
+		}
+	}
 }

@@ -35,8 +35,12 @@ type WorkerFigures struct {
 	GCCount   uint64   `json:"gcCount,omitempty"`
 	GCSeconds float64  `json:"gcSeconds,omitempty"`
 	Requests  uint64   `json:"requests,omitempty"`
-	Restarts  int      `json:"restarts"`
-	OOMKills  int      `json:"oomKills"`
+	// RequestP99 is the 99th percentile of the duration of the requests
+	// it served in about the last minute (http_request_all_summary_seconds,
+	// every method and status together); absent when it served none.
+	RequestP99 *float64 `json:"requestP99Seconds,omitempty"`
+	Restarts   int      `json:"restarts"`
+	OOMKills   int      `json:"oomKills"`
 	// StartSeconds is the mean time its workers took to become ready.
 	StartSeconds float64 `json:"meanStartSeconds"`
 	// What the worker's cgroup reports, each absent where it gives none
@@ -78,6 +82,9 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 				}
 			}
 			f.Requests = w.RequestsDone
+			if p99, ok := w.Requests.RecentQuantile(0.99); ok {
+				f.RequestP99 = &p99
+			}
 			if w.Starts > 0 {
 				f.StartSeconds = w.StartTime / float64(w.Starts)
 			}
@@ -90,7 +97,7 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 // RenderFigures writes `wattd ctl metrics` as a table, one row per worker.
 func RenderFigures(w io.Writer, rows []WorkerFigures) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tCPU\tRSS\tFDS\tMEMORY\tELU\tHEAP\tLAG P99\tGC\tREQUESTS\tCONNS\tRESTARTS\tOOM\tSTART\tCG-OOM\tTHROTTLED\tPRESSURE\tLOG-DROP")
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tCPU\tRSS\tFDS\tMEMORY\tELU\tHEAP\tLAG P99\tGC\tREQUESTS\tREQ P99\tCONNS\tRESTARTS\tOOM\tSTART\tCG-OOM\tTHROTTLED\tPRESSURE\tLOG-DROP")
 	dash := func(ok bool, s string) string {
 		if !ok {
 			return "-"
@@ -111,11 +118,15 @@ func RenderFigures(w io.Writer, rows []WorkerFigures) {
 		if r.LagP99 != nil {
 			lag = fmt.Sprintf("%.1fms", *r.LagP99*1000)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n",
+		reqP99 := "-"
+		if r.RequestP99 != nil {
+			reqP99 = fmt.Sprintf("%.1fms", *r.RequestP99*1000)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n",
 			cell(r.App), r.Worker, dash(r.PID > 0, strconv.Itoa(r.PID)), cell(r.State),
 			dash(r.PID > 0, fmt.Sprintf("%.2fs", r.CPU)), dash(r.RSS > 0, supervisor.FormatBytes(r.RSS)),
 			dash(r.OpenFDs > 0, strconv.Itoa(r.OpenFDs)), mem, elu, heap,
-			lag, dash(r.GCCount > 0, fmt.Sprintf("%d / %.2fs", r.GCCount, r.GCSeconds)), dash(r.Requests > 0, strconv.FormatUint(r.Requests, 10)),
+			lag, dash(r.GCCount > 0, fmt.Sprintf("%d / %.2fs", r.GCCount, r.GCSeconds)), dash(r.Requests > 0, strconv.FormatUint(r.Requests, 10)), reqP99,
 			r.ActiveConns, r.Restarts, r.OOMKills, dash(r.StartSeconds > 0, fmt.Sprintf("%.2fs", r.StartSeconds)),
 			cgroupCells(r))
 	}

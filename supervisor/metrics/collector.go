@@ -53,7 +53,8 @@ type collector struct {
 
 	// What Node workers report with metrics on.
 	requests, clientRequests, gc *prometheus.Desc
-	nRequestLabels               int // labels of requests past status_code
+	requestsSummary              *prometheus.Desc // summary.go
+	nRequestLabels               int              // labels of requests past status_code
 	lag                          []lagGauge
 
 	// appTexts are the app registries' texts the last Collect saw, for
@@ -106,6 +107,8 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 
 		requests: d("http_request_all_duration_seconds", "Duration of the HTTP requests the worker's app served since the worker started, in seconds, by method and status code (HEAD, OPTIONS, TRACE and CONNECT left out, as Watt does).",
 			append([]string{appLabel, workerLabel, "method", "status_code"}, requestLabels...)),
+		requestsSummary: d("http_request_all_summary_seconds", "Quantiles of the duration of the HTTP requests the worker's app served in about the last minute (50 to 60 s, within 2.2%), in seconds, by method and status code; count and sum since the worker started.",
+			append([]string{appLabel, workerLabel, "method", "status_code"}, requestLabels...)),
 		clientRequests: d("http_client_request_duration_seconds", "Duration of the worker's outgoing HTTP requests made with fetch or undici since the worker started, in seconds, by method, status code (empty without a response), origin and error (empty without one).",
 			[]string{appLabel, workerLabel, "method", "status_code", "dispatcher_stats_url", "error_type"}),
 		gc: d("nodejs_gc_duration_seconds", "Garbage collection duration by kind, one of major, minor, incremental or weakcb, since the worker started.",
@@ -134,7 +137,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.workers, c.restarts, c.dropped, c.appRestarts, c.oomKills, c.up, c.uptime, c.cpu, c.rss, c.fds,
-		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns, c.requests, c.clientRequests, c.gc,
+		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns, c.requests, c.requestsSummary, c.clientRequests, c.gc,
 	} {
 		ch <- d
 	}
@@ -228,12 +231,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 					gauge(g.desc, g.value(l), a.ID, id)
 				}
 			}
-			histograms(ch, c.requests, w.Requests, func(s ipc.HistogramSeries) []string {
+			requestLabels := func(s ipc.HistogramSeries) []string {
 				if len(s.Labels) != c.nRequestLabels {
 					return nil // a worker that reports other labels than configured
 				}
 				return append([]string{a.ID, id, s.Method, strconv.Itoa(s.StatusCode)}, s.Labels...)
-			})
+			}
+			histograms(ch, c.requests, w.Requests, requestLabels)
+			summaries(ch, c.requestsSummary, w.Requests, requestLabels)
 			histograms(ch, c.clientRequests, w.ClientRequests, func(s ipc.HistogramSeries) []string {
 				status := ""
 				if s.StatusCode > 0 {
@@ -270,12 +275,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // series, must not make every scrape tens of megabytes.
 const maxWorkerSeries = 1024
 
-// histograms sends one series of d per series of h, with the labels
-// labels gives it, up to maxWorkerSeries. A series that is not a
-// histogram (bounds out of order, counts that do not match them, a label
-// that is not UTF-8) is left out: the worker's report must not break the
-// scrape.
-func histograms(ch chan<- prometheus.Metric, d *prometheus.Desc, h *ipc.Histogram, labels func(ipc.HistogramSeries) []string) {
+// eachSeries calls fn with each series of h and the labels labels gives
+// it, up to maxWorkerSeries, once per label set. A series that is not a
+// histogram's (bounds out of order, counts that do not match them, labels
+// refused) is left out: the worker's report must not break the scrape.
+func eachSeries(h *ipc.Histogram, labels func(ipc.HistogramSeries) []string, fn func(s ipc.HistogramSeries, lv []string)) {
 	if h == nil || !slices.IsSorted(h.Bounds) {
 		return
 	}
@@ -290,6 +294,14 @@ func histograms(ch chan<- prometheus.Metric, d *prometheus.Desc, h *ipc.Histogra
 			continue
 		}
 		seen[key] = true
+		fn(s, lv)
+	}
+}
+
+// histograms sends one series of d per series of h (see eachSeries); a
+// label that is not UTF-8 makes the client library refuse that series.
+func histograms(ch chan<- prometheus.Metric, d *prometheus.Desc, h *ipc.Histogram, labels func(ipc.HistogramSeries) []string) {
+	eachSeries(h, labels, func(s ipc.HistogramSeries, lv []string) {
 		buckets := make(map[float64]uint64, len(h.Bounds))
 		var n uint64
 		for i, b := range h.Bounds {
@@ -300,5 +312,5 @@ func histograms(ch chan<- prometheus.Metric, d *prometheus.Desc, h *ipc.Histogra
 		if m, err := prometheus.NewConstHistogram(d, n, s.Sum, buckets, lv...); err == nil {
 			ch <- m
 		}
-	}
+	})
 }

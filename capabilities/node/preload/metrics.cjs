@@ -31,6 +31,21 @@ const UNTIMED_METHODS = new Set(['HEAD', 'OPTIONS', 'TRACE', 'CONNECT'])
 // Sampling period of the event-loop delay histogram, prom-client's.
 const LAG_RESOLUTION_MS = 10
 
+// The request durations' recent distribution, for the quantiles of Watt's
+// http_request_all_summary_seconds: counts in buckets of equal width on a
+// log scale, Q_SUB to each doubling from 2^Q_MIN_EXP s (7.6 µs) to
+// 2^Q_MAX_EXP s (128 s), the first and last buckets taking what is below
+// and above. A quantile read from them is within 2.2% of the true value.
+// The window is the last 50 to 60 s: the current slot of Q_SLOT_MS, dense
+// (one Uint32Array per series), and up to Q_SLOTS - 1 finished slots kept
+// as pairs of bucket and count.
+const Q_SUB = 16
+const Q_MIN_EXP = -17
+const Q_MAX_EXP = 7
+const Q_BUCKETS = (Q_MAX_EXP - Q_MIN_EXP) * Q_SUB
+const Q_SLOT_MS = 10000
+const Q_SLOTS = 6
+
 // Histogram keeps per-bucket counts and a sum for each series, in arrays
 // made once per series; observe allocates nothing for a known series.
 class Histogram {
@@ -41,7 +56,8 @@ class Histogram {
 
   // add makes a series for labels (an object, kept as given).
   add (labels) {
-    const s = { labels, counts: new Float64Array(this.bounds.length + 1), sum: 0 }
+    // q and past: the recent distribution (QuantileWindow), when kept.
+    const s = { labels, counts: new Float64Array(this.bounds.length + 1), sum: 0, q: null, past: null }
     this.series.push(s)
     return s
   }
@@ -56,13 +72,79 @@ class Histogram {
 
   // snapshot is the report's form: { bounds, series: [{ ...labels,
   // counts, sum }] }, counts per bucket (not cumulative), the last one
-  // past every bound. null when nothing was observed yet.
-  snapshot () {
+  // past every bound. null when nothing was observed yet. With window (a
+  // QuantileWindow), each series also has its recent distribution.
+  snapshot (window) {
     if (this.series.length === 0) return null
-    return {
+    const out = {
       bounds: this.bounds,
       series: this.series.map((s) => ({ ...s.labels, counts: Array.from(s.counts), sum: s.sum }))
     }
+    if (window !== undefined) {
+      window.rotate(this.series)
+      out.window = { sub: Q_SUB, minExp: Q_MIN_EXP, buckets: Q_BUCKETS }
+      for (let i = 0; i < this.series.length; i++) out.series[i].window = window.pairs(this.series[i])
+    }
+    return out
+  }
+}
+
+// QuantileWindow keeps each series' recent distribution (see Q_SUB).
+class QuantileWindow {
+  constructor () {
+    this.slotStart = performance.now()
+  }
+
+  // observe counts v seconds in series s: a logarithm and an increment.
+  observe (s, v) {
+    let q = s.q
+    if (q === null) {
+      q = s.q = new Uint32Array(Q_BUCKETS)
+      s.past = []
+    }
+    let i = v > 0 ? Math.floor((Math.log2(v) - Q_MIN_EXP) * Q_SUB) : 0
+    if (i < 0) i = 0
+    else if (i >= Q_BUCKETS) i = Q_BUCKETS - 1
+    q[i]++
+  }
+
+  // rotate closes the current slot when it is Q_SLOT_MS old: each series
+  // keeps it as pairs, and forgets the slots that left the window. Slots
+  // that passed with no report (stats reports further apart than a slot)
+  // count as empty ones.
+  rotate (series) {
+    const passed = Math.floor((performance.now() - this.slotStart) / Q_SLOT_MS)
+    if (passed < 1) return
+    this.slotStart += passed * Q_SLOT_MS
+    for (const s of series) {
+      if (s.q === null) continue
+      const pairs = []
+      const q = s.q
+      for (let i = 0; i < Q_BUCKETS; i++) {
+        if (q[i] !== 0) {
+          pairs.push(i, q[i])
+          q[i] = 0
+        }
+      }
+      s.past.push(pairs)
+      for (let k = 1; k < passed && k < Q_SLOTS; k++) s.past.push([])
+      while (s.past.length > Q_SLOTS - 1) s.past.shift()
+    }
+  }
+
+  // pairs is the series' window as [bucket, count, ...], buckets in order.
+  pairs (s) {
+    if (s.q === null) return []
+    const merged = new Float64Array(Q_BUCKETS)
+    for (const slot of s.past) {
+      for (let i = 0; i < slot.length; i += 2) merged[slot[i]] += slot[i + 1]
+    }
+    const out = []
+    for (let i = 0; i < Q_BUCKETS; i++) {
+      const n = merged[i] + s.q[i]
+      if (n !== 0) out.push(i, n)
+    }
+    return out
   }
 }
 
@@ -115,6 +197,7 @@ class RequestMetrics {
   constructor (labels = []) {
     this.labels = labels.length > 0 ? labels : null
     this.hist = new Histogram(REQUEST_BOUNDS)
+    this.window = new QuantileWindow()
     // With labels: method, status and values -> series.
     this.labelled = this.labels === null
       ? null
@@ -140,6 +223,7 @@ class RequestMetrics {
     const last = this.last
     if (last !== null && last.labels.method === method && last.labels.statusCode === status) {
       this.hist.observe(last, seconds)
+      this.window.observe(last, seconds)
       return
     }
     if (UNTIMED_METHODS.has(method)) return
@@ -154,6 +238,7 @@ class RequestMetrics {
     }
     this.last = s
     this.hist.observe(s, seconds)
+    this.window.observe(s, seconds)
   }
 
   // recordLabelled is record with labels: each request builds its key of
@@ -183,6 +268,7 @@ class RequestMetrics {
     }
     if (s === undefined) s = series.add(key, { method, statusCode: status, labels: values })
     this.hist.observe(s, seconds)
+    this.window.observe(s, seconds)
   }
 }
 
@@ -430,7 +516,7 @@ function report (m, stats, mem) {
   if (m.reported) stats.process = processFigures(mem)
   m.reported = true
   stats.requestsDone = m.requests.received
-  const requests = m.requests.hist.snapshot()
+  const requests = m.requests.hist.snapshot(m.requests.window)
   if (requests !== null) stats.requests = requests
   if (m.client !== null) {
     const client = m.client.hist.snapshot()
@@ -441,4 +527,4 @@ function report (m, stats, mem) {
   stats.lag = lagSnapshot(m.lag)
 }
 
-module.exports = { startMetrics, report, RequestMetrics, ClientMetrics, Histogram, REQUEST_BOUNDS, GC_BOUNDS, MAX_LABELLED_SERIES, MAX_LABEL_VALUE, OVERFLOW_VALUE }
+module.exports = { startMetrics, report, RequestMetrics, ClientMetrics, Histogram, QuantileWindow, Q_SUB, Q_MIN_EXP, Q_BUCKETS, REQUEST_BOUNDS, GC_BOUNDS, MAX_LABELLED_SERIES, MAX_LABEL_VALUE, OVERFLOW_VALUE }
