@@ -93,6 +93,7 @@ class Histogram {
 class QuantileWindow {
   constructor () {
     this.slotStart = performance.now()
+    this.scratch = new Float64Array(Q_BUCKETS)
   }
 
   // observe counts v seconds in series s: a logarithm and an increment.
@@ -135,14 +136,14 @@ class QuantileWindow {
   // pairs is the series' window as [bucket, count, ...], buckets in order.
   pairs (s) {
     if (s.q === null) return []
-    const merged = new Float64Array(Q_BUCKETS)
+    const merged = this.scratch // one for every series and report
+    merged.set(s.q)
     for (const slot of s.past) {
       for (let i = 0; i < slot.length; i += 2) merged[slot[i]] += slot[i + 1]
     }
     const out = []
     for (let i = 0; i < Q_BUCKETS; i++) {
-      const n = merged[i] + s.q[i]
-      if (n !== 0) out.push(i, n)
+      if (merged[i] !== 0) out.push(i, merged[i])
     }
     return out
   }
