@@ -455,8 +455,8 @@ type Histogram struct {
 // buckets of equal width on a log scale, Sub to each doubling, bucket i
 // holding values from 2^(MinExp + i/Sub) to 2^(MinExp + (i+1)/Sub)
 // seconds, except that the first also holds everything below and the last
-// everything above. The Node preload uses Sub 16, MinExp -17, Buckets 384
-// (7.6 µs to 128 s), over the last 50 to 60 s.
+// everything above. The Node preload uses Sub 16, MinExp -20, Buckets 432
+// (0.95 µs to 128 s), over the last 50 to 60 s.
 type WindowScale struct {
 	Sub     int `json:"sub"`
 	MinExp  int `json:"minExp"`

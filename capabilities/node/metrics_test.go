@@ -356,8 +356,8 @@ func TestRequestWindow(t *testing.T) {
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
-			if w := got.First.Window; w.Sub != 16 || w.MinExp != -17 || w.Buckets != 384 || got.Buckets != 384 {
-				t.Errorf("scale %+v (%d buckets), want 16 a doubling from 2^-17 s, 384 buckets", w, got.Buckets)
+			if w := got.First.Window; w.Sub != 16 || w.MinExp != -20 || w.Buckets != 432 || got.Buckets != 432 {
+				t.Errorf("scale %+v (%d buckets), want 16 a doubling from 2^-20 s, 432 buckets", w, got.Buckets)
 			}
 			pairs := func(r report, method string) []uint64 {
 				for _, s := range r.Series {
@@ -372,9 +372,9 @@ func TestRequestWindow(t *testing.T) {
 				got  []uint64
 				want []uint64
 			}{
-				{"GET at first", pairs(got.First, "GET"), []uint64{0, 2, 100, 3, 101, 1, 383, 1}},
+				{"GET at first", pairs(got.First, "GET"), []uint64{0, 2, 100, 3, 101, 1, 431, 1}},
 				{"POST at first", pairs(got.First, "POST"), []uint64{7, 1}},
-				{"GET with its slot closed", pairs(got.Closed, "GET"), []uint64{0, 2, 100, 4, 101, 1, 383, 1}},
+				{"GET with its slot closed", pairs(got.Closed, "GET"), []uint64{0, 2, 100, 4, 101, 1, 431, 1}},
 				{"GET once the window moved on", pairs(got.Moved, "GET"), []uint64{5, 1}},
 				{"POST once the window moved on", pairs(got.Moved, "POST"), []uint64{}},
 				{"50 s after, with no report between", pairs(got.Fifty, "GET"), []uint64{50, 1}},

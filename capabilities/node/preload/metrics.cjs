@@ -33,14 +33,14 @@ const LAG_RESOLUTION_MS = 10
 
 // The request durations' recent distribution, for the quantiles of Watt's
 // http_request_all_summary_seconds: counts in buckets of equal width on a
-// log scale, Q_SUB to each doubling from 2^Q_MIN_EXP s (7.6 µs) to
+// log scale, Q_SUB to each doubling from 2^Q_MIN_EXP s (0.95 µs) to
 // 2^Q_MAX_EXP s (128 s), the first and last buckets taking what is below
 // and above. A quantile read from them is within 2.2% of the true value.
 // The window is the last 50 to 60 s: the current slot of Q_SLOT_MS, dense
 // (one Uint32Array per series), and up to Q_SLOTS - 1 finished slots kept
 // as pairs of bucket and count.
 const Q_SUB = 16
-const Q_MIN_EXP = -17
+const Q_MIN_EXP = -20
 const Q_MAX_EXP = 7
 const Q_BUCKETS = (Q_MAX_EXP - Q_MIN_EXP) * Q_SUB
 const Q_SLOT_MS = 10000
