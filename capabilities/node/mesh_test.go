@@ -56,6 +56,18 @@ func nodeBinaries(t *testing.T) map[string]string {
 	return bins
 }
 
+// onEveryNode runs test as a subtest per node of nodeBinaries, with
+// EnvNode naming that node for the workers it starts.
+func onEveryNode(t *testing.T, test func(t *testing.T)) {
+	t.Helper()
+	for name, bin := range nodeBinaries(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(EnvNode, bin)
+			test(t)
+		})
+	}
+}
+
 // meshDir makes a short temporary directory: Unix socket paths must stay
 // under about 100 bytes.
 func meshDir(t *testing.T) string {
@@ -419,12 +431,7 @@ func echo(t *testing.T, r result) map[string]any {
 }
 
 func TestMeshClient(t *testing.T) {
-	for name, bin := range nodeBinaries(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Setenv(EnvNode, bin)
-			testMeshClient(t)
-		})
-	}
+	onEveryNode(t, testMeshClient)
 }
 
 func testMeshClient(t *testing.T) {
@@ -815,27 +822,24 @@ func testMeshClient(t *testing.T) {
 // TestMeshClientEarlyRequest checks that a request made before wattd's
 // table arrived waits for it instead of failing.
 func TestMeshClientEarlyRequest(t *testing.T) {
-	for name, bin := range nodeBinaries(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Setenv(EnvNode, bin)
-			e := startMeshEnv(t)
-			tg := e.target("early")
-			fetched, got := make(chan result, 1), make(chan result, 1)
-			go func() { fetched <- e.fetch("u", "http://api.plt.local/id", "announce", "1") }()
-			go func() { got <- e.http("u", "http://api.plt.local/id", "form", "get", "announce", "1") }()
-			e.w.event("fetch-start")
-			e.w.event("http-start")
-			e.w.send(&ipc.Message{Type: ipc.TypeMesh, Mesh: &ipc.MeshTable{Apps: map[string]ipc.MeshApp{
-				"api": {Endpoints: endpoints(tg), State: "running"},
-			}}})
-			if r := <-fetched; !r.OK || r.Body != "early" {
-				t.Errorf("early fetch: %+v", r)
-			}
-			if r := <-got; !r.OK || r.Body != "early" {
-				t.Errorf("early http.get: %+v", r)
-			}
-		})
-	}
+	onEveryNode(t, func(t *testing.T) {
+		e := startMeshEnv(t)
+		tg := e.target("early")
+		fetched, got := make(chan result, 1), make(chan result, 1)
+		go func() { fetched <- e.fetch("u", "http://api.plt.local/id", "announce", "1") }()
+		go func() { got <- e.http("u", "http://api.plt.local/id", "form", "get", "announce", "1") }()
+		e.w.event("fetch-start")
+		e.w.event("http-start")
+		e.w.send(&ipc.Message{Type: ipc.TypeMesh, Mesh: &ipc.MeshTable{Apps: map[string]ipc.MeshApp{
+			"api": {Endpoints: endpoints(tg), State: "running"},
+		}}})
+		if r := <-fetched; !r.OK || r.Body != "early" {
+			t.Errorf("early fetch: %+v", r)
+		}
+		if r := <-got; !r.OK || r.Body != "early" {
+			t.Errorf("early http.get: %+v", r)
+		}
+	})
 }
 
 // TestMeshClientNotUnderWattd checks that a process not started by wattd

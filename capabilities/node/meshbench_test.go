@@ -35,12 +35,9 @@ func TestMeshBenchmark(t *testing.T) {
 	if conns <= 0 {
 		conns = 32
 	}
-	for name, bin := range nodeBinaries(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Setenv(EnvNode, bin)
-			benchMesh(t, time.Duration(secs)*time.Second, conns)
-		})
-	}
+	onEveryNode(t, func(t *testing.T) {
+		benchMesh(t, time.Duration(secs)*time.Second, conns)
+	})
 }
 
 func benchMesh(t *testing.T, d time.Duration, conns int) {

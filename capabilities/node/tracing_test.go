@@ -316,12 +316,7 @@ const (
 )
 
 func TestTracing(t *testing.T) {
-	for name, bin := range nodeBinaries(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Setenv(EnvNode, bin)
-			testTracing(t)
-		})
-	}
+	onEveryNode(t, testTracing)
 }
 
 func testTracing(t *testing.T) {
@@ -617,12 +612,7 @@ func TestRequestIDsWithoutTracing(t *testing.T) {
 // keeps its ids, which go on to called apps with the sampled flag off;
 // traceidratio decides every trace id exactly as OpenTelemetry's Go SDK.
 func TestTracingSampler(t *testing.T) {
-	for name, bin := range nodeBinaries(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Setenv(EnvNode, bin)
-			testTracingSampler(t)
-		})
-	}
+	onEveryNode(t, testTracingSampler)
 }
 
 func testTracingSampler(t *testing.T) {

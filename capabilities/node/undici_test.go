@@ -76,12 +76,7 @@ func TestMeshUndici(t *testing.T) {
 	if m, _ := filepath.Glob("testdata/undici/node_modules/undici*/package.json"); len(m) != 2 {
 		t.Skip("testdata/undici/node_modules not installed: run make deps")
 	}
-	for name, bin := range nodeBinaries(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Setenv(EnvNode, bin)
-			testMeshUndici(t)
-		})
-	}
+	onEveryNode(t, testMeshUndici)
 }
 
 func testMeshUndici(t *testing.T) {
@@ -188,32 +183,29 @@ func TestMeshUndiciEarlyRequest(t *testing.T) {
 	if m, _ := filepath.Glob("testdata/undici/node_modules/undici*/package.json"); len(m) != 2 {
 		t.Skip("testdata/undici/node_modules not installed: run make deps")
 	}
-	for name, bin := range nodeBinaries(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Setenv(EnvNode, bin)
-			tg := startTarget(t, meshDir(t), "early", newHangs())
-			w := startWorker(t, workerOpts{app: "undici", entrypoint: true})
-			w.handshake()
-			w.expect(ipc.TypeReady)
-			e := &undiciEnv{t: t, w: w, base: "http://" + w.tcpAddr, client: tcpClient()}
-			got := make(chan undiciResult, 1)
-			go func() {
-				q := url.Values{"v": {"7"}, "kind": {"pool"}, "u": {"http://api.plt.local/id"}, "announce": {"1"}}
-				resp, err := e.client.Get(e.base + "/call?" + q.Encode())
-				var r undiciResult
-				if err == nil {
-					json.NewDecoder(resp.Body).Decode(&r)
-					resp.Body.Close()
-				}
-				got <- r
-			}()
-			w.event("call-start")
-			w.send(&ipc.Message{Type: ipc.TypeMesh, Mesh: &ipc.MeshTable{Apps: map[string]ipc.MeshApp{
-				"api": {Endpoints: endpoints(tg), State: "running"},
-			}}})
-			if r := <-got; !r.OK || r.Body != "early" {
-				t.Errorf("early undici call: %+v", r)
+	onEveryNode(t, func(t *testing.T) {
+		tg := startTarget(t, meshDir(t), "early", newHangs())
+		w := startWorker(t, workerOpts{app: "undici", entrypoint: true})
+		w.handshake()
+		w.expect(ipc.TypeReady)
+		e := &undiciEnv{t: t, w: w, base: "http://" + w.tcpAddr, client: tcpClient()}
+		got := make(chan undiciResult, 1)
+		go func() {
+			q := url.Values{"v": {"7"}, "kind": {"pool"}, "u": {"http://api.plt.local/id"}, "announce": {"1"}}
+			resp, err := e.client.Get(e.base + "/call?" + q.Encode())
+			var r undiciResult
+			if err == nil {
+				json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
 			}
-		})
-	}
+			got <- r
+		}()
+		w.event("call-start")
+		w.send(&ipc.Message{Type: ipc.TypeMesh, Mesh: &ipc.MeshTable{Apps: map[string]ipc.MeshApp{
+			"api": {Endpoints: endpoints(tg), State: "running"},
+		}}})
+		if r := <-got; !r.OK || r.Body != "early" {
+			t.Errorf("early undici call: %+v", r)
+		}
+	})
 }
