@@ -3,7 +3,6 @@ package vite
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/capabilities/node"
+	"github.com/wattd/wattd/supervisor/freeport"
 )
 
 func writeFile(t *testing.T, p, content string) {
@@ -361,10 +361,9 @@ func TestVitePrepareDevRunsVite(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/freeport"
 )
 
 // target describes how to start one of the servers under comparison.
@@ -299,14 +300,10 @@ func (p *proc) logTail(lines int) string {
 	return strings.Join(all, "\n")
 }
 
-// freePort asks the kernel for an unused loopback port. Another process could
-// take it before the target binds it; on a bench machine that is rare enough,
-// and a start failure says so.
+// freePort picks an unused loopback port below the kernel's ephemeral range
+// (freeport), where the other target's bind(0) sockets and the load
+// generator's connections cannot take it. Another process could still bind
+// it before the target does; a start failure says so.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
+	return freeport.Pick()
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/freeport"
 )
 
 var (
@@ -98,15 +99,16 @@ func integration(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago, below the
+// kernel's ephemeral range (freeport), where wattd's own bind(0) sockets
+// and the tests' client connections cannot take it before wattd binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // writeJSON writes v as indented JSON to path.
