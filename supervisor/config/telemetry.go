@@ -104,8 +104,14 @@ const (
 	ExporterOTLP    = "otlp"
 	ExporterConsole = "console"
 	ExporterFile    = "file"
+	ExporterZipkin  = "zipkin"
 	ExporterMemory  = "memory" // accepted; spans are kept nowhere
 )
+
+// DefaultZipkinURL is where the zipkin exporter posts spans when
+// options.url is not given: a Zipkin server's v2 API on this host, Watt's
+// default.
+const DefaultZipkinURL = "http://localhost:9411/api/v2/spans"
 
 // OTLP protocols.
 const (
@@ -119,13 +125,14 @@ const DefaultSpansFile = "spans.log"
 
 // Exporter is one span exporter.
 type Exporter struct {
-	Type     string // ExporterOTLP, ExporterConsole, ExporterFile or ExporterMemory
+	Type     string // ExporterOTLP, ExporterConsole, ExporterFile, ExporterZipkin or ExporterMemory
 	Protocol string // otlp: ProtocolHTTP (default) or ProtocolGRPC
 	// URL is the otlp endpoint; "" lets the OpenTelemetry SDK choose from
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT or
-	// its default (localhost:4318 for http, :4317 for grpc).
+	// its default (localhost:4318 for http, :4317 for grpc). zipkin: the
+	// collector's span API, DefaultZipkinURL unless options.url says.
 	URL     string
-	Headers map[string]string // otlp: sent with every export
+	Headers map[string]string // otlp, zipkin: sent with every export
 	Path    string            // file: absolute path of the JSON-lines file
 	Pointer string            // JSON pointer of the exporter, for messages
 }
@@ -254,8 +261,9 @@ func (l *loader) buildExporter(raw json.RawMessage, ptr string) (*Exporter, []is
 	o := r.Options
 	var problems, warnings []issue
 	switch e.Type {
-	case "zipkin":
-		return nil, nil, []issue{issuef(ptr+"/type", `the zipkin exporter is not supported by wattd; this exporter is left out: use "otlp" (Zipkin and Jaeger receive OTLP, or put an OpenTelemetry Collector in between)`)}
+	case ExporterZipkin:
+		e.URL = DefaultZipkinURL
+		return e, endpointOptions(e, ptr, o.URL, o.Headers), nil
 	case ExporterMemory:
 		return e, nil, []issue{issuef(ptr+"/type", `the memory exporter keeps spans in a Watt worker for its tests; wattd keeps them nowhere`)}
 	case ExporterConsole:
@@ -269,7 +277,7 @@ func (l *loader) buildExporter(raw json.RawMessage, ptr string) (*Exporter, []is
 		return e, nil, nil
 	case ExporterOTLP:
 	default:
-		return nil, []issue{issuef(ptr+"/type", "unknown exporter type %q: use otlp, console or file", e.Type)}, nil
+		return nil, []issue{issuef(ptr+"/type", "unknown exporter type %q: use otlp, zipkin, console or file", e.Type)}, nil
 	}
 	e.Protocol = o.Protocol
 	if o.Transport != "" {
@@ -285,17 +293,26 @@ func (l *loader) buildExporter(raw json.RawMessage, ptr string) (*Exporter, []is
 	default:
 		problems = append(problems, issuef(ptr+"/options/protocol", "unknown protocol %q: use http or grpc", e.Protocol))
 	}
-	if o.URL != "" {
-		if msg := checkOTLPURL(o.URL); msg != "" {
+	problems = append(problems, endpointOptions(e, ptr, o.URL, o.Headers)...)
+	return e, problems, warnings
+}
+
+// endpointOptions checks the url and headers options of an exporter that
+// sends over HTTP (otlp, zipkin) and sets them on e; an absent url keeps
+// e's.
+func endpointOptions(e *Exporter, ptr, endpoint string, headers map[string]string) []issue {
+	var problems []issue
+	if endpoint != "" {
+		if msg := checkOTLPURL(endpoint); msg != "" {
 			problems = append(problems, issuef(ptr+"/options/url", "%s", msg))
 		}
-		e.URL = o.URL
+		e.URL = endpoint
 	}
-	problems = append(problems, checkHeaders(ptr+"/options/headers", o.Headers)...)
-	if len(o.Headers) > 0 {
-		e.Headers = o.Headers
+	problems = append(problems, checkHeaders(ptr+"/options/headers", headers)...)
+	if len(headers) > 0 {
+		e.Headers = headers
 	}
-	return e, problems, warnings
+	return problems
 }
 
 // enabledValue reads Watt's "enabled": a boolean, or a string as a

@@ -48,7 +48,8 @@ func TestTelemetryConfig(t *testing.T) {
 				{"type": "file", "options": {"path": "traces/spans.jsonl"}},
 				{"type": "file"},
 				{"type": "memory"},
-				{"type": "zipkin", "options": {"url": "http://zipkin:9411"}}
+				{"type": "zipkin", "options": {"url": "http://zipkin:9411/api/v2/spans", "headers": {"X-Tenant": "a"}}},
+				{"type": "zipkin"}
 			]}`,
 			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, ApplicationName: "shop", Version: "1.2.3",
 				Skip: []TraceSkip{{Path: "/health", Method: "GET"}, {Path: `/^\/static(?=\/)/`}},
@@ -58,10 +59,11 @@ func TestTelemetryConfig(t *testing.T) {
 					{Type: ExporterFile, Path: "traces/spans.jsonl", Pointer: "/telemetry/exporter/2"},
 					{Type: ExporterFile, Path: DefaultSpansFile, Pointer: "/telemetry/exporter/3"},
 					{Type: ExporterMemory, Pointer: "/telemetry/exporter/4"},
+					{Type: ExporterZipkin, URL: "http://zipkin:9411/api/v2/spans", Headers: map[string]string{"X-Tenant": "a"}, Pointer: "/telemetry/exporter/5"},
+					{Type: ExporterZipkin, URL: DefaultZipkinURL, Pointer: "/telemetry/exporter/6"},
 				}},
 			requestID: RequestID{Enabled: true, Header: "x-request-id"},
 			warnings: []string{
-				"/telemetry/exporter/5/type: the zipkin exporter is not supported",
 				`/telemetry/exporter/0/options/timeoutMillis: Watt option "timeoutMillis" is not supported by wattd; ignored: wattd's exporters take url, headers, path and protocol`,
 				"/telemetry/exporter/4/type: the memory exporter",
 			},
@@ -128,6 +130,8 @@ func TestTelemetryConfigInvalid(t *testing.T) {
 		{`{"exporter": {"type": "otlp", "options": {"headers": {"x": {}}}}}`, `/telemetry/exporter/options/headers/x`},
 		{`{"exporter": {"type": "otlp", "options": {"headers": {"x": "a\nb"}}}}`, `line break`},
 		{`{"exporter": {"type": "file", "options": {"path": ""}}}`, `/telemetry/exporter/options/path`},
+		{`{"exporter": [{"type": "console"}, {"type": "zipkin", "options": {"url": "zipkin:9411"}}]}`, `/telemetry/exporter/1/options/url: "zipkin:9411" is not an http:// or https:// URL`},
+		{`{"exporter": {"type": "zipkin", "options": {"headers": {"bad header": "x"}}}}`, `/telemetry/exporter/options/headers/bad header`},
 		{`{"tracing": true}`, `/telemetry/tracing`},
 		{`"yes"`, `/telemetry`},
 	}

@@ -2,8 +2,9 @@
 // finished spans on the control channel (ipc.TypeSpans); this package
 // validates them, gives them the resource of the worker they came from and
 // exports them as watt.json's "telemetry" key says: over OTLP (HTTP or
-// gRPC) with the clients of the OpenTelemetry OTLP trace exporters, or to
-// stdout or a file with the SDK's stdout exporter.
+// gRPC) with the clients of the OpenTelemetry OTLP trace exporters, to a
+// Zipkin server's span API (zipkin.go), or to stdout or a file with the
+// SDK's stdout exporter.
 //
 // Nothing here may hold up supervision: a control channel's reader hands
 // spans over without waiting (a full queue drops them, counted), exports
@@ -133,7 +134,7 @@ func New(opts Options) (_ *Pipeline, err error) {
 	}()
 	setErrorHandler(opts.Logger)
 	for _, ec := range opts.Config.Exporters {
-		exp, closer, err := newExporter(ec, opts.Stdout)
+		exp, closer, err := newExporter(ec, opts.Stdout, opts.Config.ServiceName)
 		if err != nil {
 			return p, fmt.Errorf("telemetry exporter %s (%s): %w", ec.Pointer, ec.Type, err)
 		}
@@ -184,6 +185,8 @@ func describe(ec config.Exporter) string {
 		return "otlp/" + ec.Protocol + " " + target
 	case config.ExporterFile:
 		return "file " + ec.Path
+	case config.ExporterZipkin:
+		return "zipkin " + ec.URL
 	default:
 		return ec.Type
 	}
@@ -193,7 +196,7 @@ func describe(ec config.Exporter) string {
 // exporters' clients read OTEL_EXPORTER_OTLP_* themselves; what watt.json
 // says wins over those. closer, when not nil, is closed after the
 // exporter's shutdown.
-func newExporter(ec config.Exporter, stdout io.Writer) (exporter, io.Closer, error) {
+func newExporter(ec config.Exporter, stdout io.Writer, service func(string) string) (exporter, io.Closer, error) {
 	ctx := context.Background()
 	switch ec.Type {
 	case config.ExporterOTLP:
@@ -235,6 +238,8 @@ func newExporter(ec config.Exporter, stdout io.Writer) (exporter, io.Closer, err
 			return nil, nil, err
 		}
 		return sdkExporter{e}, f, nil
+	case config.ExporterZipkin:
+		return newZipkinExporter(ec.URL, ec.Headers, service), nil, nil
 	case config.ExporterMemory:
 		return nil, nil, nil
 	}
