@@ -277,6 +277,19 @@ func wireOf(sp *tracepb.Span) wireSpan {
 	return w
 }
 
+// spansNamed is a spansUntil condition: n spans named name have come.
+func spansNamed(name string, n int) func([]wireSpan) bool {
+	return func(s []wireSpan) bool {
+		k := 0
+		for _, x := range s {
+			if x.Name == name {
+				k++
+			}
+		}
+		return k == n
+	}
+}
+
 func findSpan(spans []wireSpan, kind, name string) *wireSpan {
 	for i := range spans {
 		if spans[i].Kind == kind && spans[i].Name == name {
@@ -368,15 +381,7 @@ func testTracing(t *testing.T) {
 			t.Errorf("made request id %q is not a random UUID", resp.Header.Get("X-Request-Id"))
 		}
 		do(t, base+"/status?code=404", nil)
-		spans := w.spansUntil("both spans", func(s []wireSpan) bool {
-			n := 0
-			for _, x := range s {
-				if x.Name == "GET /status" {
-					n++
-				}
-			}
-			return n == 2
-		})
+		spans := w.spansUntil("both spans", spansNamed("GET /status", 2))
 		for _, s := range spans {
 			switch s.Attributes["http.response.status_code"] {
 			case 503.0:
@@ -468,15 +473,7 @@ func testTracing(t *testing.T) {
 				t.Errorf("%s: body %q, want %q", r.id, r.body, want)
 			}
 		}
-		spans := w.spansUntil("both /ctx spans", func(s []wireSpan) bool {
-			n := 0
-			for _, x := range s {
-				if x.Name == "GET /ctx" {
-					n++
-				}
-			}
-			return n == 2
-		})
+		spans := w.spansUntil("both /ctx spans", spansNamed("GET /ctx", 2))
 		spanOf := map[string]string{} // tag -> server span id
 		for _, s := range spans {
 			if s.Name == "GET /ctx" {

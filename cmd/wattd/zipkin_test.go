@@ -50,8 +50,9 @@ func (z *zipkinCollector) trace(id string) (map[string]model.SpanModel, []string
 }
 
 // TestTracingZipkin runs Watt's zipkin exporter configuration: a request
-// through an entry Node app that calls an internal one on the mesh
-// reaches a Zipkin collector as one trace of three spans, each under its
+// through an entry Node app that calls an internal one on the mesh, inside
+// a span of its own (globalThis.platformatic.tracerProvider), reaches a
+// Zipkin collector as one trace of four spans, each under its
 // application's service, parented as the calls ran, with the mesh call's
 // remote service named.
 func TestTracingZipkin(t *testing.T) {
@@ -76,7 +77,7 @@ func TestTracingZipkin(t *testing.T) {
 	d.waitReady("internal", 20*time.Second)
 
 	const traceID, callerSpan = "5bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	req, _ := http.NewRequest(http.MethodGet, d.url("/chain?via=fetch"), nil)
+	req, _ := http.NewRequest(http.MethodGet, d.url("/chain?via=fetch&own=1"), nil)
 	req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
 	resp, err := fresh.Do(req)
 	if err != nil {
@@ -88,15 +89,15 @@ func TestTracingZipkin(t *testing.T) {
 		t.Fatalf("GET /chain: %d %q", resp.StatusCode, body)
 	}
 	var spans map[string]model.SpanModel
-	waitFor(t, 20*time.Second, "3 spans of the trace at the collector", func() bool {
+	waitFor(t, 20*time.Second, "4 spans of the trace at the collector", func() bool {
 		var bad []string
 		spans, bad = zc.trace(traceID)
 		if len(bad) > 0 {
 			t.Fatalf("the collector refused: %q", bad)
 		}
-		return len(spans) >= 3
+		return len(spans) >= 4
 	})
-	var server, client, leaf model.SpanModel
+	var server, own, client, leaf model.SpanModel
 	for _, s := range spans {
 		switch {
 		case s.Kind == model.Server && s.ParentID != nil && s.ParentID.String() == callerSpan:
@@ -105,13 +106,18 @@ func TestTracingZipkin(t *testing.T) {
 			client = s
 		case s.Kind == model.Server:
 			leaf = s
+		case s.Name == "fetch leaf":
+			own = s
 		}
 	}
-	if len(spans) != 3 || server.ID == 0 || client.ID == 0 || leaf.ID == 0 {
-		t.Fatalf("want the entry's server span under the caller, its client span and the internal app's server span; got %+v", spans)
+	if len(spans) != 4 || server.ID == 0 || own.ID == 0 || client.ID == 0 || leaf.ID == 0 {
+		t.Fatalf("want the entry's server span under the caller, its own span, its client span and the internal app's server span; got %+v", spans)
 	}
-	if *client.ParentID != server.ID || leaf.ParentID == nil || *leaf.ParentID != client.ID {
-		t.Errorf("parents: client's %v (server %v), leaf's %v (client %v)", client.ParentID, server.ID, leaf.ParentID, client.ID)
+	if own.ParentID == nil || *own.ParentID != server.ID || *client.ParentID != own.ID || leaf.ParentID == nil || *leaf.ParentID != client.ID {
+		t.Errorf("parents: own's %v (server %v), client's %v (own %v), leaf's %v (client %v)", own.ParentID, server.ID, client.ParentID, own.ID, leaf.ParentID, client.ID)
+	}
+	if own.Kind != model.Undetermined || own.Tags["leaf.url"] != "http://internal.plt.local/leaf" || own.LocalEndpoint == nil || own.LocalEndpoint.ServiceName != "shop-entry" {
+		t.Errorf("the app's own span: %+v", own)
 	}
 	// Zipkin lower-cases names and services.
 	if server.Name != "get /chain" || leaf.Name != "get /leaf" || client.Name != "get http://internal.plt.local/leaf" {

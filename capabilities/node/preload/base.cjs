@@ -57,6 +57,7 @@ function newState () {
     handlers: new Map(), // control message type -> function (msg), see onMessage
     requestHooks: [], // per-request hooks of features that are on, see requests.cjs
     metrics: null, // request metrics, lag and GC when wattd's metrics are on, see metrics.cjs
+    tracerProvider: null, // the application spans' provider while tracing is on, see appspans.cjs
     delay: null, // the event-loop delay histogram when health checks judge it, see delay.cjs
     promRegistry: null, // the app's prom-client registry, once it asked for it (globals.cjs)
     appMetrics: undefined, // its text, for the next stats report (control.cjs)

@@ -114,6 +114,8 @@ function installGlobals (state, info) {
   // when the app (runtime) has no base path.
   fields.basePath = info.basePath
   fields.runtimeBasePath = info.runtimeBasePath ?? null
+  // Set only while tracing is on, as Watt sets it only with telemetry.
+  if (state.tracerProvider !== null && state.tracerProvider !== undefined) fields.tracerProvider = state.tracerProvider
   for (const key of ['host', 'port', 'wantsAbsoluteUrls', 'config', 'applicationConfig', 'runtimeConfig']) {
     if (key in info) fields[key] = info[key]
   }

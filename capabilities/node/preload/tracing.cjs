@@ -142,6 +142,13 @@ function startTracing (state, info) {
     }
   }
   if (t.tracing) {
+    // The application's own spans (globalThis.platformatic.tracerProvider).
+    t.app = require('./appspans.cjs').appTracing(t, {
+      sampled,
+      dropped,
+      context: (span) => appSpanContext(t, span)
+    })
+    state.tracerProvider = t.app.provider
     subscribeUndici(t)
     // Best effort at the end: before wattd hears "drained", and when the
     // event loop empties.
@@ -154,6 +161,25 @@ function startTracing (state, info) {
     process.on('beforeExit', guard('tracing', () => flush(t)))
   }
   return t
+}
+
+// appSpanContext is the request context of the code an application span
+// made active (startActiveSpan) runs: that of the request it was made in,
+// with the span in place of the server span, so that log lines carry its
+// id and mesh calls are its children.
+function appSpanContext (t, span) {
+  const ctx = new RequestContext()
+  const outer = span.store
+  if (outer !== undefined) {
+    ctx.reqId = requestIdOf(t, outer)
+    ctx.tracestate = outer.tracestate
+  }
+  ctx.traced = true
+  ctx.ids = span.ids
+  ctx.off = span.off
+  ctx.hasParent = span.hasParent
+  ctx.sampled = span.sampled
+  return ctx
 }
 
 function orNull (fn) {
@@ -189,6 +215,7 @@ function newTracer (state, info) {
     boundHi: sampler.boundHi,
     boundLo: sampler.boundLo,
     storage: null,
+    app: null, // the application's own spans (appspans.cjs), with tracing
     batch: null, // the frame being filled, see writeSpan
     sealed: [], // full frames waiting to be sent
     free: [], // buffers of frames written, for the next ones
@@ -714,6 +741,7 @@ function onSendTimer (t) {
 // flush sends every waiting frame. One that cannot be written is
 // dropped; nothing reaches the app.
 function flush (t) {
+  if (t.app !== null) t.app.flush()
   const list = t.sealed
   if (t.batch !== null) list.push(t.batch)
   t.batch = null

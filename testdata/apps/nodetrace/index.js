@@ -4,7 +4,9 @@
 //
 //   /chain?via=V  calls http://internal.plt.local/leaf with fetch (V=fetch)
 //                 or http.get (V=get), logs "chain done" and answers with
-//                 the callee's body
+//                 the callee's body; with own=1 the call is made inside a
+//                 span of the app's own, "fetch leaf", made with
+//                 globalThis.platformatic.tracerProvider as under Watt
 //   /leaf         logs "leaf" and answers "leaf <app>"
 const http = require('node:http')
 
@@ -27,7 +29,17 @@ http.createServer(async (req, res) => {
   try {
     if (u.pathname === '/chain') {
       const url = 'http://internal.plt.local/leaf'
-      const body = u.searchParams.get('via') === 'get' ? await get(url) : await (await fetch(url)).text()
+      const leaf = async () => u.searchParams.get('via') === 'get' ? get(url) : (await fetch(url)).text()
+      const body = u.searchParams.get('own') === '1'
+        ? await globalThis.platformatic.tracerProvider.getTracer('nodetrace').startActiveSpan('fetch leaf', async (span) => {
+          try {
+            span.setAttribute('leaf.url', url)
+            return await leaf()
+          } finally {
+            span.end()
+          }
+        })
+        : await leaf()
       log.info({ via: u.searchParams.get('via') }, 'chain done')
       res.end(body)
     } else if (u.pathname === '/leaf') {

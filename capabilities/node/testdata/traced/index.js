@@ -11,6 +11,14 @@
 //                    request id header itself; detached=1 makes the call
 //                    outside any request's context (from a timer set at
 //                    start) and answers what the callee saw
+//   /app?via=V       makes spans of its own with globalThis.platformatic's
+//                    tracerProvider: an active span "load order" with
+//                    attributes, a child "inner" of it, a mesh call with V
+//                    and a log line inside it, an error status; a root span
+//                    "detached root"; a span of no name and wrong times;
+//                    answers the active span's context,
+//                    or "no tracerProvider"; heavy=1 also ends 40 spans
+//                    "heavy" of 64 attributes of 12 KB each
 //   /status?code=C   answers C
 //   /health          answers ok (the tests skip it)
 const http = require('node:http')
@@ -111,6 +119,36 @@ const server = http.createServer((req, res) => {
       }, (err) => {
         res.statusCode = 502
         res.end(String(err && err.stack))
+      })
+      return
+    }
+    case '/app': {
+      const tp = globalThis.platformatic.tracerProvider
+      if (tp === undefined) {
+        res.end('no tracerProvider')
+        return
+      }
+      const tracer = tp.getTracer('fixture', '1.0.0')
+      const attributes = { 'order.id': 42, big: 'x'.repeat(5000), list: [1, 2], nan: NaN, skipped: { a: 1 } }
+      tracer.startActiveSpan('load order', { attributes }, async (span) => {
+        span.setAttribute('step', 'one')
+        tracer.startSpan('inner', { kind: 2 }).end()
+        const out = await call(q.get('via'), 'http://internal.plt.local/echo?x=1', {})
+        log.info('in app span')
+        span.setStatus({ code: 2, message: 'boom' })
+        span.end()
+        span.setAttribute('late', true) // after end: ignored
+        tracer.startSpan('detached root', { root: true }).end()
+        tracer.startSpan('', { startTime: 1e15, attributes: { n: 10n } }).end(-5) // what wattd would refuse
+        if (q.get('heavy') === '1') {
+          for (let i = 0; i < 40; i++) {
+            const h = tracer.startSpan('heavy')
+            for (let j = 0; j < 64; j++) h.setAttribute('k' + j, '\u20ac'.repeat(4000))
+            h.end()
+          }
+        }
+        res.setHeader('content-type', 'application/json')
+        res.end(JSON.stringify({ out, span: span.spanContext(), recording: span.isRecording() }))
       })
       return
     }

@@ -1,0 +1,163 @@
+package node
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/telemetry"
+)
+
+// allSpansUntil reads spans, from binary frames (the preload's server and
+// client spans) and JSON spans messages (the application's own), until ok
+// says it has all it wants. The JSON ones must pass wattd's checks whole.
+func (w *worker) allSpansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
+	w.t.Helper()
+	var all []wireSpan
+	deadline := time.After(waitLimit)
+	for !ok(all) {
+		select {
+		case body, open := <-w.spans:
+			if !open {
+				w.t.Fatalf("control channel closed while waiting for %s", what)
+			}
+			if len(body) > 0 && body[0] == ipc.SpansBinaryTag {
+				spans, dropped, err := ipc.DecodeHTTPSpans(body[1:])
+				if dropped != 0 || err != nil {
+					w.t.Fatalf("binary spans frame: %d spans dropped: %v", dropped, err)
+				}
+				for _, sp := range telemetry.SpansFromHTTP(spans) {
+					all = append(all, wireOf(sp))
+				}
+				continue
+			}
+			var m ipc.Message
+			if err := json.Unmarshal(body, &m); err != nil {
+				w.t.Fatalf("spans message %q: %v", body, err)
+			}
+			spans, dropped, err := ipc.DecodeSpans(m.Spans)
+			if dropped != 0 || err != nil {
+				w.t.Fatalf("JSON spans message %s: %d dropped: %v", body, dropped, err)
+			}
+			for _, s := range spans {
+				all = append(all, wireSpan{TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Name: s.Name, Kind: s.Kind,
+					StartMs: s.StartMs, EndMs: s.EndMs, Attributes: s.Attributes, Status: s.Status, StatusMessage: s.StatusMessage})
+			}
+		case <-deadline:
+			w.t.Fatalf("no %s within %v; spans so far: %+v", what, waitLimit, all)
+		}
+	}
+	return all
+}
+
+func TestApplicationSpans(t *testing.T) {
+	onEveryNode(t, testApplicationSpans)
+}
+
+// testApplicationSpans: an application's own spans, made with
+// globalThis.platformatic.tracerProvider as under Watt, join the request's
+// trace: the active one is the parent of the spans and mesh calls made
+// inside it, and its id is on the log lines written there.
+func testApplicationSpans(t *testing.T) {
+	w, _ := tracedWorker(t, map[string]any{
+		"applicationId": "traced",
+		"tracing":       map[string]any{"serviceName": "traced", "skip": []any{}},
+		"requestId":     map[string]any{"header": "x-request-id"},
+	})
+	base := "http://" + w.tcpAddr
+	resp, body := do(t, base+"/app?via=fetch", map[string]string{
+		"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "x-request-id": "app-1",
+	})
+	var got struct {
+		Out struct {
+			Body string
+		}
+		Span struct {
+			TraceID    string
+			SpanID     string
+			TraceFlags int
+		}
+		Recording bool
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &got) != nil {
+		t.Fatalf("GET /app: %d %q", resp.StatusCode, body)
+	}
+	spans := w.allSpansUntil("the request's six spans", func(s []wireSpan) bool { return len(s) >= 6 })
+	server, app, inner := findSpan(spans, "server", "GET /app"), findSpan(spans, "internal", "load order"), findSpan(spans, "client", "inner")
+	client, root := findSpan(spans, "client", "GET http://internal.plt.local/echo"), findSpan(spans, "internal", "detached root")
+	unnamed := findSpan(spans, "internal", "(unnamed)")
+	if server == nil || app == nil || inner == nil || client == nil || root == nil || unnamed == nil || len(spans) != 6 {
+		t.Fatalf("want the server span, the app's four and the mesh call's; got %+v", spans)
+	}
+	// A span wattd would refuse as the app made it (no name, a start in
+	// year 33658, an end before it) is sent in a form it takes.
+	if now := float64(time.Now().UnixMilli()); unnamed.StartMs < now-60e3 || unnamed.StartMs > now || unnamed.EndMs < unnamed.StartMs || len(unnamed.Attributes) != 0 {
+		t.Errorf("the unnamed span: %+v", unnamed)
+	}
+	if app.TraceID != callerTrace || app.ParentSpanID != server.SpanID || inner.ParentSpanID != app.SpanID ||
+		client.ParentSpanID != app.SpanID || inner.TraceID != callerTrace || client.TraceID != callerTrace {
+		t.Errorf("parents: server %s, app %s (parent %s), inner parent %s, client parent %s", server.SpanID, app.SpanID, app.ParentSpanID, inner.ParentSpanID, client.ParentSpanID)
+	}
+	if root.TraceID == callerTrace || root.ParentSpanID != "" {
+		t.Errorf("root span %+v is in the request's trace", root)
+	}
+	if got.Span.TraceID != callerTrace || got.Span.SpanID != app.SpanID || got.Span.TraceFlags != 1 || got.Recording {
+		t.Errorf("the app saw span context %+v, recording %v after end; want the sent span's ids, sampled", got.Span, got.Recording)
+	}
+	var seen map[string]string
+	if err := json.Unmarshal([]byte(got.Out.Body), &seen); err != nil {
+		t.Fatalf("the callee answered %q", got.Out.Body)
+	}
+	if seen["traceparent"] != "00-"+callerTrace+"-"+client.SpanID+"-01" || seen["requestId"] != "app-1" {
+		t.Errorf("the callee saw %v; want the mesh call's span as its parent and the request's id", seen)
+	}
+	if app.Status != "error" || app.StatusMessage != "boom" || inner.Status != "unset" {
+		t.Errorf("statuses: app %s %q, inner %s", app.Status, app.StatusMessage, inner.Status)
+	}
+	want := map[string]any{"order.id": int64(42), "step": "one", "list": "[1,2]", "nan": "NaN"}
+	for k, v := range want {
+		if app.Attributes[k] != v {
+			t.Errorf("attribute %s = %#v, want %#v", k, app.Attributes[k], v)
+		}
+	}
+	if big, _ := app.Attributes["big"].(string); len(big) != ipc.MaxAttributeValue {
+		t.Errorf("a 5000-character value is %d characters, want it cut to %d", len(big), ipc.MaxAttributeValue)
+	}
+	for _, k := range []string{"skipped", "late"} {
+		if _, ok := app.Attributes[k]; ok {
+			t.Errorf("attribute %s was sent: %v", k, app.Attributes)
+		}
+	}
+	if !(server.StartMs <= app.StartMs && app.StartMs <= client.StartMs && client.EndMs <= app.EndMs && app.EndMs <= server.EndMs) {
+		t.Errorf("times do not nest: server %v–%v, app %v–%v, client %v–%v", server.StartMs, server.EndMs, app.StartMs, app.EndMs, client.StartMs, client.EndMs)
+	}
+	line := w.logLines("in app span", 1)[0]
+	if line["traceId"] != callerTrace || line["spanId"] != app.SpanID || line["reqId"] != "app-1" {
+		t.Errorf("log line in the app span: %v", line)
+	}
+
+	// Spans too large for one message or even one frame: each keeps its
+	// first attributes, the messages stay within the frame limit (a frame
+	// over it would fail the worker), and none is lost.
+	t.Run("heavy spans", func(t *testing.T) {
+		do(t, base+"/app?via=fetch&heavy=1", nil)
+		spans := w.allSpansUntil("40 heavy spans", spansNamed("heavy", 40))
+		for _, s := range spans {
+			if s.Name == "heavy" && (len(s.Attributes) == 0 || len(s.Attributes) >= 64 || s.Attributes["k0"] != strings.Repeat("\u20ac", 4000)) {
+				t.Fatalf("heavy span with %d attributes, want its first ones", len(s.Attributes))
+			}
+		}
+		if resp, _ := do(t, base+"/status?code=200", nil); resp.StatusCode != 200 {
+			t.Errorf("the worker answers %d after its heavy spans", resp.StatusCode)
+		}
+	})
+
+	t.Run("tracing off", func(t *testing.T) {
+		w, _ := tracedWorker(t, map[string]any{"applicationId": "traced", "requestId": map[string]any{"header": "x-request-id"}})
+		if _, body := do(t, "http://"+w.tcpAddr+"/app?via=fetch", nil); !strings.Contains(body, "no tracerProvider") {
+			t.Errorf("with tracing off, /app answered %q", body)
+		}
+	})
+}

@@ -1,0 +1,375 @@
+// The application's own spans: the tracer provider Watt gives applications
+// as globalThis.platformatic.tracerProvider, set while tracing is on. It
+// has the OpenTelemetry API's shapes (TracerProvider, Tracer, Span), so
+// code written for Watt's runs unchanged:
+//
+//   const tracer = globalThis.platformatic.tracerProvider.getTracer('orders')
+//   await tracer.startActiveSpan('load order', async (span) => {
+//     span.setAttribute('order.id', id)
+//     ...                      // mesh calls made here are its children
+//     span.end()
+//   })
+//
+// A span's parent is, in this order: the span of the context passed to
+// startSpan or startActiveSpan (a context of the app's own
+// @opentelemetry/api), the span made active by startActiveSpan around the
+// current code, the request's server span; without any, the span starts a
+// trace, which the sampler decides as it decides a request's. Like Watt's
+// provider, this one is not registered as @opentelemetry/api's global
+// provider (an application's own SDK may want that place), so
+// trace.getTracer() of the API stays a no-op unless the app sets one up.
+//
+// Finished spans are sent to wattd as a JSON spans message (the form
+// ipc/spans.go describes), in batches, within wattd's limits: what does not
+// fit (too many attributes, too long a value) is cut rather than have wattd
+// drop the whole span. Events and links are not carried: addEvent,
+// addLink and recordException do nothing.
+'use strict'
+
+const { warn } = require('./base.cjs')
+const { send } = require('./control.cjs')
+const { takeIds, idSlab, hexOf, nowMs, TRACE_ID, SPAN_ID, PARENT_ID } = require('./tracecontext.cjs')
+
+// @opentelemetry/api's key of the span in a Context (createContextKey makes
+// it with Symbol.for, so every copy of the API shares it).
+const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN')
+// The API's SpanKind values (INTERNAL 0 ... CONSUMER 4) as wattd names them.
+const KINDS = ['internal', 'server', 'client', 'producer', 'consumer']
+// The API's SpanStatusCode: UNSET 0, OK 1, ERROR 2.
+const STATUS = ['unset', 'ok', 'error']
+// wattd's limits (ipc/spans.go): a span beyond them would be dropped whole.
+const MAX_NAME = 256
+const MAX_ATTRIBUTES = 64
+const MAX_KEY = 256
+const MAX_VALUE = 4096
+const MAX_PER_MESSAGE = 512
+// Bytes of JSON: a control frame takes at most 1 MiB, so a message is kept
+// to MAX_MESSAGE_BYTES, and a span to MAX_SPAN_BYTES by leaving out the
+// attributes that come after its first ATTRIBUTE_BYTES (64 attributes of
+// 4096 characters could otherwise reach megabytes once escaped).
+const MAX_MESSAGE_BYTES = 512 << 10
+const MAX_SPAN_BYTES = 128 << 10
+const ATTRIBUTE_BYTES = 96 << 10
+// Spans waiting to be sent; more are dropped (and counted with the rest),
+// as they are while wattd has not read MAX_BACKLOG bytes of the control
+// channel.
+const MAX_QUEUED = 4096
+const MAX_BACKLOG = 4 << 20
+const SEND_EVERY_MS = 200
+const MAX_TRACERS = 256
+// Span times past this (year 5138) are wattd's limit too; such a time is
+// taken as a mistake and replaced by now.
+const MAX_EPOCH_MS = 1e14
+const HEX_TRACE = /^[0-9a-f]{32}$/
+const HEX_SPAN = /^[0-9a-f]{16}$/
+
+// appTracing makes the provider for the tracer t of tracing.cjs. hooks
+// gives what lives there: sampled(t, ids, o, parentSampled) decides a
+// span, context(span, parent) makes the request context that code run by
+// startActiveSpan sees, dropped(t, n) counts lost spans.
+function appTracing (t, hooks) {
+  const out = { queue: [], timer: null, dropped: (n) => hooks.dropped(t, n) }
+  const tracers = new Map()
+  out.flush = () => flushSpans(t, out)
+  out.provider = {
+    getTracer (name, version) {
+      const key = String(name) + '@' + (version === undefined ? '' : String(version))
+      let tr = tracers.get(key)
+      if (tr === undefined) {
+        tr = new AppTracer(t, out, hooks)
+        // Tracers keep nothing of their own: past MAX_TRACERS names, new
+        // ones are made and not kept.
+        if (tracers.size < MAX_TRACERS) tracers.set(key, tr)
+      }
+      return tr
+    },
+    forceFlush () {
+      out.flush()
+      return Promise.resolve()
+    },
+    shutdown () {
+      out.flush()
+      return Promise.resolve()
+    }
+  }
+  return out
+}
+
+class AppTracer {
+  constructor (t, out, hooks) {
+    this._t = t
+    this._out = out
+    this._hooks = hooks
+  }
+
+  startSpan (name, options, context) {
+    const o = options !== null && typeof options === 'object' ? options : {}
+    return new AppSpan(this._t, this._out, this._hooks, name, o, parentOf(this._t, o, context))
+  }
+
+  // startActiveSpan(name[, options[, context]], fn) runs fn(span) with the
+  // span as the current one, and returns what fn returns.
+  startActiveSpan (name, a, b, c) {
+    let options
+    let context
+    let fn
+    if (typeof a === 'function') fn = a
+    else if (typeof b === 'function') { options = a; fn = b } else { options = a; context = b; fn = c }
+    if (typeof fn !== 'function') throw new TypeError('startActiveSpan needs a function')
+    const span = this.startSpan(name, options, context)
+    return this._t.storage.run(this._hooks.context(span), fn, span)
+  }
+}
+
+// parentOf finds the parent of a new span: { traceId, spanId, sampled,
+// store } or null for a root. store is the request context the span is
+// made in (for its request id and tracestate), or undefined.
+function parentOf (t, o, context) {
+  const store = t.storage.getStore()
+  if (o.root === true) return { traceId: '', spanId: '', sampled: false, store }
+  if (context !== null && typeof context === 'object' && typeof context.getValue === 'function') {
+    let s
+    try {
+      s = context.getValue(SPAN_KEY)
+    } catch {}
+    if (s !== null && typeof s === 'object' && typeof s.spanContext === 'function') {
+      const sc = s.spanContext()
+      if (sc && HEX_TRACE.test(sc.traceId) && HEX_SPAN.test(sc.spanId) &&
+          sc.traceId !== '00000000000000000000000000000000' && sc.spanId !== '0000000000000000') {
+        return { traceId: sc.traceId, spanId: sc.spanId, sampled: (sc.traceFlags & 1) === 1, store }
+      }
+    }
+    // A context without a span: the app has no context manager of its own
+    // (context.active() is then always the root context), so the current
+    // request or active span is meant.
+  }
+  if (store !== undefined && store.traced) {
+    return {
+      traceId: hexOf(store.ids, store.off + TRACE_ID, 16),
+      spanId: hexOf(store.ids, store.off + SPAN_ID, 8),
+      sampled: store.sampled,
+      store
+    }
+  }
+  return { traceId: '', spanId: '', sampled: false, store }
+}
+
+class AppSpan {
+  constructor (t, out, hooks, name, o, parent) {
+    this._t = t
+    this._out = out
+    const off = takeIds()
+    const ids = idSlab()
+    this.ids = ids
+    this.off = off
+    this.hasParent = parent.traceId !== ''
+    if (this.hasParent) {
+      ids.write(parent.traceId, off + TRACE_ID, 16, 'hex')
+      ids.write(parent.spanId, off + PARENT_ID, 8, 'hex')
+    }
+    this.store = parent.store
+    this.sampled = hooks.sampled(t, ids, off, this.hasParent ? parent.sampled : null)
+    this._traceId = hexOf(ids, off + TRACE_ID, 16)
+    this._spanId = hexOf(ids, off + SPAN_ID, 8)
+    this._parentId = this.hasParent ? parent.spanId : ''
+    this._name = spanName(name)
+    this._kind = KINDS[o.kind] || 'internal'
+    this._start = timeMs(o.startTime)
+    this._attrs = null
+    this._nattrs = 0
+    this._status = 'unset'
+    this._statusMessage = ''
+    this._ended = false
+    if (o.attributes !== null && typeof o.attributes === 'object') this.setAttributes(o.attributes)
+  }
+
+  spanContext () {
+    return { traceId: this._traceId, spanId: this._spanId, traceFlags: this.sampled ? 1 : 0, isRemote: false }
+  }
+
+  isRecording () { return this.sampled && !this._ended }
+
+  setAttribute (key, value) {
+    if (!this.isRecording() || typeof key !== 'string' || key === '') return this
+    const v = attributeValue(value)
+    if (v === undefined) return this
+    if (this._attrs === null) this._attrs = Object.create(null)
+    const k = clip(key, MAX_KEY)
+    if (!(k in this._attrs)) {
+      if (this._nattrs === MAX_ATTRIBUTES) return this
+      this._nattrs++
+    }
+    this._attrs[k] = v
+    return this
+  }
+
+  setAttributes (attrs) {
+    if (attrs !== null && typeof attrs === 'object') {
+      for (const k of Object.keys(attrs)) this.setAttribute(k, attrs[k])
+    }
+    return this
+  }
+
+  setStatus (status) {
+    if (!this.isRecording() || status === null || typeof status !== 'object') return this
+    const s = STATUS[status.code]
+    if (s === undefined) return this
+    // As the SDK: OK is final, and an unset status changes nothing.
+    if (this._status === 'ok' || s === 'unset') return this
+    this._status = s
+    this._statusMessage = s === 'error' && typeof status.message === 'string' ? clip(status.message, MAX_VALUE) : ''
+    return this
+  }
+
+  updateName (name) {
+    if (this.isRecording()) this._name = spanName(name)
+    return this
+  }
+
+  addEvent () { return this }
+  addLink () { return this }
+  addLinks () { return this }
+  recordException () {}
+
+  end (endTime) {
+    if (this._ended) return
+    this._ended = true
+    if (!this.sampled) return
+    const end = Math.max(timeMs(endTime), this._start)
+    const span = {
+      traceId: this._traceId,
+      spanId: this._spanId,
+      name: this._name,
+      kind: this._kind,
+      startMs: this._start,
+      endMs: end
+    }
+    if (this._parentId !== '') span.parentSpanId = this._parentId
+    if (this._attrs !== null) span.attributes = this._attrs
+    if (this._status !== 'unset') {
+      span.status = this._status
+      if (this._statusMessage !== '') span.statusMessage = this._statusMessage
+    }
+    let bytes = Buffer.byteLength(JSON.stringify(span))
+    if (bytes > MAX_SPAN_BYTES && span.attributes !== undefined) {
+      span.attributes = firstAttributes(span.attributes, ATTRIBUTE_BYTES)
+      bytes = Buffer.byteLength(JSON.stringify(span))
+    }
+    queueSpan(this._t, this._out, span, bytes)
+  }
+}
+
+// firstAttributes keeps attributes, in the order they were set, while their
+// JSON takes at most budget bytes.
+function firstAttributes (attrs, budget) {
+  const out = Object.create(null)
+  let used = 0
+  for (const k of Object.keys(attrs)) {
+    used += Buffer.byteLength(JSON.stringify(k)) + Buffer.byteLength(JSON.stringify(attrs[k])) + 2
+    if (used > budget) break
+    out[k] = attrs[k]
+  }
+  return out
+}
+
+// attributeValue is what wattd takes of an attribute's value: a string,
+// a finite number or a boolean; a list (the API allows homogeneous ones)
+// as its JSON text; anything else is left out.
+function attributeValue (v) {
+  switch (typeof v) {
+    case 'string':
+      return clip(v, MAX_VALUE)
+    case 'boolean':
+      return v
+    case 'number':
+      return Number.isFinite(v) ? v : String(v)
+  }
+  if (Array.isArray(v)) {
+    try {
+      return clip(JSON.stringify(v.map((x) => (typeof x === 'number' && !Number.isFinite(x)) ? String(x) : x)), MAX_VALUE)
+    } catch {
+      return undefined
+    }
+  }
+  return undefined
+}
+
+// spanName is a name wattd takes: 1 to MAX_NAME characters.
+function spanName (name) {
+  let s
+  try {
+    s = typeof name === 'string' ? name : String(name)
+  } catch {
+    s = ''
+  }
+  return s === '' ? '(unnamed)' : clip(s, MAX_NAME)
+}
+
+function clip (s, n) {
+  return s.length > n ? s.slice(0, n) : s
+}
+
+// timeMs reads the API's TimeInput as Unix epoch milliseconds: a Date, an
+// [seconds, nanoseconds] pair, or a number, which is epoch milliseconds, or
+// performance.now()'s when smaller than the time origin (as the SDK reads
+// it). Anything else is now.
+const { performance } = require('node:perf_hooks')
+function timeMs (v) {
+  let ms = -1
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) ms = v < performance.timeOrigin ? performance.timeOrigin + v : v
+  else if (v instanceof Date) ms = v.getTime()
+  else if (Array.isArray(v) && v.length === 2 && Number.isFinite(v[0]) && Number.isFinite(v[1])) ms = v[0] * 1000 + v[1] / 1e6
+  return ms > 0 && ms < MAX_EPOCH_MS ? ms : nowMs()
+}
+
+function queueSpan (t, out, span, bytes) {
+  if (out.queue.length >= MAX_QUEUED || bytes > MAX_MESSAGE_BYTES) {
+    out.dropped(1)
+    return
+  }
+  out.queue.push({ span, bytes })
+  if (out.queue.length >= MAX_PER_MESSAGE) {
+    out.flush()
+  } else if (out.timer === null) {
+    out.timer = setTimeout(() => {
+      out.timer = null
+      out.flush()
+    }, SEND_EVERY_MS)
+    out.timer.unref()
+  }
+}
+
+function flushSpans (t, out) {
+  if (out.timer !== null) {
+    clearTimeout(out.timer)
+    out.timer = null
+  }
+  const sock = t.state.control
+  if (sock !== null && typeof sock.writableLength === 'number' && sock.writableLength > MAX_BACKLOG) {
+    out.dropped(out.queue.length)
+    out.queue = []
+    return
+  }
+  const queue = out.queue
+  out.queue = []
+  for (let i = 0; i < queue.length;) {
+    const spans = []
+    let bytes = 0
+    while (i < queue.length && spans.length < MAX_PER_MESSAGE && bytes + queue[i].bytes <= MAX_MESSAGE_BYTES) {
+      spans.push(queue[i].span)
+      bytes += queue[i].bytes + 1
+      i++
+    }
+    if (spans.length === 0) { // cannot be: queueSpan takes none larger
+      i++
+      continue
+    }
+    try {
+      send(t.state, { type: 'spans', spans })
+    } catch (err) {
+      warn('tracing: sending the application\'s spans', err)
+    }
+  }
+}
+
+module.exports = { appTracing }
