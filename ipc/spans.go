@@ -19,6 +19,8 @@ const (
 	MaxAttributeKey    = 256  // characters of an attribute's key
 	MaxAttributeValue  = 4096 // characters of a string attribute value
 	MaxStatusMessage   = 4096 // characters of statusMessage
+	MaxSpanEvents      = 64   // events of one span
+	MaxSpanLinks       = 32   // links of one span
 )
 
 // Span kinds and statuses as they are written on the wire.
@@ -59,6 +61,29 @@ type Span struct {
 	Attributes    map[string]any `json:"attributes,omitempty"`
 	Status        string         `json:"status,omitempty"`
 	StatusMessage string         `json:"statusMessage,omitempty"`
+	Events        []SpanEvent    `json:"events,omitempty"`
+	Links         []SpanLink     `json:"links,omitempty"`
+}
+
+// SpanEvent is something that happened during a span:
+//
+//	{"name":"exception","timeMs":1764672000124.5,"attributes":{"exception.message":"..."}}
+//
+// name follows the span name's rules, timeMs the span times', attributes
+// the span attributes'.
+type SpanEvent struct {
+	Name       string         `json:"name"`
+	TimeMs     float64        `json:"timeMs"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// SpanLink ties a span to another span, of this trace or another:
+//
+//	{"traceId":"<32 hex>","spanId":"<16 hex>","attributes":{...}}
+type SpanLink struct {
+	TraceID    string         `json:"traceId"`
+	SpanID     string         `json:"spanId"`
+	Attributes map[string]any `json:"attributes,omitempty"`
 }
 
 // ErrInvalidSpan is wrapped by every error DecodeSpan returns.
@@ -134,6 +159,20 @@ type wireSpan struct {
 	Attributes    map[string]json.RawMessage `json:"attributes"`
 	Status        string                     `json:"status"`
 	StatusMessage string                     `json:"statusMessage"`
+	Events        []wireEvent                `json:"events"`
+	Links         []wireLink                 `json:"links"`
+}
+
+type wireEvent struct {
+	Name       string                     `json:"name"`
+	TimeMs     *float64                   `json:"timeMs"`
+	Attributes map[string]json.RawMessage `json:"attributes"`
+}
+
+type wireLink struct {
+	TraceID    string                     `json:"traceId"`
+	SpanID     string                     `json:"spanId"`
+	Attributes map[string]json.RawMessage `json:"attributes"`
 }
 
 // DecodeSpan decodes and validates one span; every error wraps
@@ -159,23 +198,57 @@ func (w *wireSpan) span() (Span, error) {
 	if s.Status == "" {
 		s.Status = SpanStatusUnset
 	}
-	if len(w.Attributes) > MaxSpanAttributes {
-		return Span{}, fmt.Errorf("%w: %d attributes, limit %d", ErrInvalidSpan, len(w.Attributes), MaxSpanAttributes)
+	var err error
+	if s.Attributes, err = decodeAttributes("", w.Attributes); err != nil {
+		return Span{}, err
 	}
-	if len(w.Attributes) > 0 {
-		s.Attributes = make(map[string]any, len(w.Attributes))
-		for k, v := range w.Attributes {
-			val, err := attributeValue(v)
-			if err != nil {
-				return Span{}, fmt.Errorf("%w: attribute %q: %w", ErrInvalidSpan, k, err)
-			}
-			s.Attributes[k] = val
+	if len(w.Events) > MaxSpanEvents {
+		return Span{}, fmt.Errorf("%w: %d events, limit %d", ErrInvalidSpan, len(w.Events), MaxSpanEvents)
+	}
+	if len(w.Links) > MaxSpanLinks {
+		return Span{}, fmt.Errorf("%w: %d links, limit %d", ErrInvalidSpan, len(w.Links), MaxSpanLinks)
+	}
+	for i, e := range w.Events {
+		if e.TimeMs == nil {
+			return Span{}, fmt.Errorf("%w: event %d: timeMs is required", ErrInvalidSpan, i)
 		}
+		ev := SpanEvent{Name: e.Name, TimeMs: *e.TimeMs}
+		if ev.Attributes, err = decodeAttributes(fmt.Sprintf("event %d: ", i), e.Attributes); err != nil {
+			return Span{}, err
+		}
+		s.Events = append(s.Events, ev)
+	}
+	for i, l := range w.Links {
+		ln := SpanLink{TraceID: l.TraceID, SpanID: l.SpanID}
+		if ln.Attributes, err = decodeAttributes(fmt.Sprintf("link %d: ", i), l.Attributes); err != nil {
+			return Span{}, err
+		}
+		s.Links = append(s.Links, ln)
 	}
 	if err := s.Validate(); err != nil {
 		return Span{}, err
 	}
 	return s, nil
+}
+
+// decodeAttributes converts raw attributes; where prefixes its errors
+// (the event or link they belong to). nil for none.
+func decodeAttributes(where string, raw map[string]json.RawMessage) (map[string]any, error) {
+	if len(raw) > MaxSpanAttributes {
+		return nil, fmt.Errorf("%w: %s%d attributes, limit %d", ErrInvalidSpan, where, len(raw), MaxSpanAttributes)
+	}
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]any, len(raw))
+	for k, v := range raw {
+		val, err := attributeValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %sattribute %q: %w", ErrInvalidSpan, where, k, err)
+		}
+		out[k] = val
+	}
+	return out, nil
 }
 
 // attributeValue turns a raw JSON attribute value into a string, bool,
@@ -268,10 +341,47 @@ func (s *Span) Validate() error {
 	if utf8.RuneCountInString(s.StatusMessage) > MaxStatusMessage || !utf8.ValidString(s.StatusMessage) {
 		return bad("statusMessage is over %d characters or not UTF-8", MaxStatusMessage)
 	}
-	if len(s.Attributes) > MaxSpanAttributes {
-		return bad("%d attributes, limit %d", len(s.Attributes), MaxSpanAttributes)
+	if err := validAttributes("", s.Attributes); err != nil {
+		return err
 	}
-	for k, v := range s.Attributes {
+	if len(s.Events) > MaxSpanEvents {
+		return bad("%d events, limit %d", len(s.Events), MaxSpanEvents)
+	}
+	for i, e := range s.Events {
+		if e.Name == "" || !utf8.ValidString(e.Name) || utf8.RuneCountInString(e.Name) > MaxSpanName {
+			return bad("event %d: name must be 1 to %d characters of valid UTF-8", i, MaxSpanName)
+		}
+		if math.IsNaN(e.TimeMs) || e.TimeMs <= 0 || e.TimeMs > maxEpochMs {
+			return bad("event %d: time %v ms is not a Unix epoch time", i, e.TimeMs)
+		}
+		if err := validAttributes(fmt.Sprintf("event %d: ", i), e.Attributes); err != nil {
+			return err
+		}
+	}
+	if len(s.Links) > MaxSpanLinks {
+		return bad("%d links, limit %d", len(s.Links), MaxSpanLinks)
+	}
+	for i, l := range s.Links {
+		if !validID(l.TraceID, 32) || !validID(l.SpanID, 16) {
+			return bad("link %d: traceId %q or spanId %q is not lower-case hex of the right length, not all zero", i, clip(l.TraceID), clip(l.SpanID))
+		}
+		if err := validAttributes(fmt.Sprintf("link %d: ", i), l.Attributes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validAttributes checks attributes of a span, event or link; where
+// prefixes its errors.
+func validAttributes(where string, attrs map[string]any) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s%s", ErrInvalidSpan, where, fmt.Sprintf(format, args...))
+	}
+	if len(attrs) > MaxSpanAttributes {
+		return bad("%d attributes, limit %d", len(attrs), MaxSpanAttributes)
+	}
+	for k, v := range attrs {
 		if k == "" || utf8.RuneCountInString(k) > MaxAttributeKey || !utf8.ValidString(k) {
 			return bad("attribute key %q is empty, over %d characters or not UTF-8", clip(k), MaxAttributeKey)
 		}

@@ -12,7 +12,9 @@ const goodSpan = `{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067
 	"parentSpanId":"10f067aa0ba902b7","name":"GET /users","kind":"server",
 	"startMs":1764672000123.456,"endMs":1764672000125.789,
 	"attributes":{"http.request.method":"GET","http.response.status_code":200,"ratio":0.5,"big":1e3,"ok":true},
-	"status":"error","statusMessage":"boom"}`
+	"status":"error","statusMessage":"boom",
+	"events":[{"name":"exception","timeMs":1764672000124.5,"attributes":{"exception.message":"no","count":2}},{"name":"cache miss","timeMs":1764672000124.75}],
+	"links":[{"traceId":"5bf92f3577b34da6a3ce929d0e0e4736","spanId":"20f067aa0ba902b7","attributes":{"why":"batch"}}]}`
 
 func TestDecodeSpan(t *testing.T) {
 	s, err := DecodeSpan(json.RawMessage(goodSpan))
@@ -30,6 +32,13 @@ func TestDecodeSpan(t *testing.T) {
 	}
 	if s.StartMs != 1764672000123.456 || s.Status != SpanStatusError || s.StatusMessage != "boom" || s.ParentSpanID != "10f067aa0ba902b7" {
 		t.Errorf("span %+v", s)
+	}
+	if len(s.Events) != 2 || s.Events[0].Name != "exception" || s.Events[0].TimeMs != 1764672000124.5 ||
+		s.Events[0].Attributes["count"] != int64(2) || s.Events[1].Attributes != nil {
+		t.Errorf("events %+v", s.Events)
+	}
+	if len(s.Links) != 1 || s.Links[0].TraceID != "5bf92f3577b34da6a3ce929d0e0e4736" || s.Links[0].SpanID != "20f067aa0ba902b7" || s.Links[0].Attributes["why"] != "batch" {
+		t.Errorf("links %+v", s.Links)
 	}
 	root, err := DecodeSpan(json.RawMessage(`{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","name":"x","kind":"client","startMs":1,"endMs":1}`))
 	if err != nil || root.Status != SpanStatusUnset || root.ParentSpanID != "" {
@@ -78,6 +87,17 @@ func TestDecodeSpanInvalid(t *testing.T) {
 		{"attributes", map[string]any{"a": strings.Repeat("x", MaxAttributeValue+1)}, `attribute "a"`},
 		{"attributes", map[string]any{"": 1}, "attribute key"},
 		{"attributes", "none", "attributes"},
+		{"events", make([]any, MaxSpanEvents+1), "events"},
+		{"events", []any{map[string]any{"name": "", "timeMs": 1764672000124.0}}, "event 0: name"},
+		{"events", []any{map[string]any{"name": "x"}}, "event 0: timeMs"},
+		{"events", []any{map[string]any{"name": "x", "timeMs": 1e15}}, "event 0: time"},
+		{"events", []any{map[string]any{"name": "x", "timeMs": 1764672000124.0, "attributes": map[string]any{"a": []any{}}}}, `event 0: attribute "a"`},
+		{"events", []any{map[string]any{"name": "x", "timeMs": 1764672000124.0, "attributes": many}}, "event 0: 65 attributes"},
+		{"events", "none", "events"},
+		{"links", make([]any, MaxSpanLinks+1), "links"},
+		{"links", []any{map[string]any{"traceId": "00000000000000000000000000000000", "spanId": "20f067aa0ba902b7"}}, "link 0"},
+		{"links", []any{map[string]any{"traceId": "5bf92f3577b34da6a3ce929d0e0e4736"}}, "link 0"},
+		{"links", []any{map[string]any{"traceId": "5bf92f3577b34da6a3ce929d0e0e4736", "spanId": "20f067aa0ba902b7", "attributes": map[string]any{"": 1}}}, "link 0: attribute key"},
 	}
 	for _, tt := range tests {
 		m := map[string]any{}

@@ -43,7 +43,8 @@ func (w *worker) allSpansUntil(what string, ok func([]wireSpan) bool) []wireSpan
 			}
 			for _, s := range spans {
 				all = append(all, wireSpan{TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Name: s.Name, Kind: s.Kind,
-					StartMs: s.StartMs, EndMs: s.EndMs, Attributes: s.Attributes, Status: s.Status, StatusMessage: s.StatusMessage})
+					StartMs: s.StartMs, EndMs: s.EndMs, Attributes: s.Attributes, Status: s.Status, StatusMessage: s.StatusMessage,
+					Events: s.Events, Links: s.Links})
 			}
 		case <-deadline:
 			w.t.Fatalf("no %s within %v; spans so far: %+v", what, waitLimit, all)
@@ -133,6 +134,16 @@ func testApplicationSpans(t *testing.T) {
 	if !(server.StartMs <= app.StartMs && app.StartMs <= client.StartMs && client.EndMs <= app.EndMs && app.EndMs <= server.EndMs) {
 		t.Errorf("times do not nest: server %v–%v, app %v–%v, client %v–%v", server.StartMs, server.EndMs, app.StartMs, app.EndMs, client.StartMs, client.EndMs)
 	}
+	if len(app.Events) != 3 || app.Events[0].Name != "cache miss" || app.Events[0].Attributes["key"] != "order:42" ||
+		app.Events[0].TimeMs < app.StartMs || app.Events[1].Name != "timed" || app.Events[1].TimeMs != 1764672000000 || app.Events[1].Attributes != nil {
+		t.Errorf("events %+v", app.Events)
+	} else if ex := app.Events[2]; ex.Name != "exception" || ex.Attributes["exception.type"] != "TypeError" || ex.Attributes["exception.message"] != "bad order" ||
+		!strings.HasPrefix(ex.Attributes["exception.stacktrace"].(string), "TypeError: bad order\n    at ") {
+		t.Errorf("exception event %+v", ex)
+	}
+	if len(app.Links) != 1 || app.Links[0].TraceID != "5bf92f3577b34da6a3ce929d0e0e4736" || app.Links[0].SpanID != "20f067aa0ba902b7" || app.Links[0].Attributes["why"] != "batch" {
+		t.Errorf("links %+v; want the one valid link", app.Links)
+	}
 	line := w.logLines("in app span", 1)[0]
 	if line["traceId"] != callerTrace || line["spanId"] != app.SpanID || line["reqId"] != "app-1" {
 		t.Errorf("log line in the app span: %v", line)
@@ -147,6 +158,9 @@ func testApplicationSpans(t *testing.T) {
 		for _, s := range spans {
 			if s.Name == "heavy" && (len(s.Attributes) == 0 || len(s.Attributes) >= 64 || s.Attributes["k0"] != strings.Repeat("\u20ac", 4000)) {
 				t.Fatalf("heavy span with %d attributes, want its first ones", len(s.Attributes))
+			}
+			if s.Name == "heavy" && (len(s.Events) == 0 || len(s.Events) >= ipc.MaxSpanEvents || s.Events[0].Name != "e0") {
+				t.Fatalf("heavy span with %d events, want its first ones", len(s.Events))
 			}
 		}
 		if resp, _ := do(t, base+"/status?code=200", nil); resp.StatusCode != 200 {

@@ -47,6 +47,9 @@ type wireSpan struct {
 	Attributes    map[string]any `json:"attributes"`
 	Status        string         `json:"status"`
 	StatusMessage string         `json:"statusMessage"`
+	// Only in the JSON spans of the application's own (appspans_test.go).
+	Events []ipc.SpanEvent `json:"events,omitempty"`
+	Links  []ipc.SpanLink  `json:"links,omitempty"`
 }
 
 func TestTraceparentParsing(t *testing.T) {

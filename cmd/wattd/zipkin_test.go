@@ -119,6 +119,10 @@ func TestTracingZipkin(t *testing.T) {
 	if own.Kind != model.Undetermined || own.Tags["leaf.url"] != "http://internal.plt.local/leaf" || own.LocalEndpoint == nil || own.LocalEndpoint.ServiceName != "shop-entry" {
 		t.Errorf("the app's own span: %+v", own)
 	}
+	if len(own.Annotations) != 1 || own.Annotations[0].Value != `{"leaf answered":{"bytes":13}}` ||
+		own.Annotations[0].Timestamp.Before(client.Timestamp) || own.Annotations[0].Timestamp.After(own.Timestamp.Add(own.Duration)) {
+		t.Errorf("the app span's event as a Zipkin annotation: %+v", own.Annotations)
+	}
 	// Zipkin lower-cases names and services.
 	if server.Name != "get /chain" || leaf.Name != "get /leaf" || client.Name != "get http://internal.plt.local/leaf" {
 		t.Errorf("names %q, %q, %q", server.Name, client.Name, leaf.Name)

@@ -20,9 +20,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,7 +81,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 			return err
 		}
 		s := Span(ro)
-		data, err := json.Marshal(&s)
+		data, err := encodeWithin(&s, maxMessageBytes-2)
 		if err != nil {
 			return fmt.Errorf("ipctrace: encode span %s: %w", s.SpanID, err)
 		}
@@ -95,6 +97,41 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		n++
 	}
 	return flush()
+}
+
+// encodeWithin encodes s in at most limit bytes: a span over it (events
+// and attributes at their limits, with values that JSON escapes six bytes
+// a character) loses the later half of whichever of its events,
+// attributes (by key order) and links takes the most room, until it fits.
+func encodeWithin(s *ipc.Span, limit int) ([]byte, error) {
+	data, err := json.Marshal(s)
+	for err == nil && len(data) > limit {
+		ev, at, ln := jsonSize(s.Events), jsonSize(s.Attributes), jsonSize(s.Links)
+		switch {
+		case ev == 0 && at == 0 && ln == 0:
+			return nil, fmt.Errorf("%d bytes without attributes, events or links", len(data))
+		case ev >= at && ev >= ln:
+			s.Events = s.Events[:len(s.Events)/2]
+		case at >= ln:
+			keys := slices.Sorted(maps.Keys(s.Attributes))
+			for _, k := range keys[len(keys)/2:] {
+				delete(s.Attributes, k)
+			}
+		default:
+			s.Links = s.Links[:len(s.Links)/2]
+		}
+		data, err = json.Marshal(s)
+	}
+	return data, err
+}
+
+// jsonSize is the length of v's JSON, 0 for an empty list or map.
+func jsonSize[T any](v T) int {
+	b, _ := json.Marshal(v)
+	if len(b) <= 2 || string(b) == "null" {
+		return 0
+	}
+	return len(b)
 }
 
 // Shutdown stops sending; spans exported after it are dropped.
@@ -132,21 +169,53 @@ func Span(ro sdktrace.ReadOnlySpan) ipc.Span {
 	case codes.Error:
 		s.Status, s.StatusMessage = ipc.SpanStatusError, cut(st.Description, ipc.MaxStatusMessage)
 	}
-	attrs := ro.Attributes()
-	if len(attrs) > 0 {
-		s.Attributes = make(map[string]any, min(len(attrs), ipc.MaxSpanAttributes))
-		for _, kv := range attrs {
-			if len(s.Attributes) == ipc.MaxSpanAttributes {
-				break
-			}
-			k := string(kv.Key)
-			if k == "" || !utf8.ValidString(k) || utf8.RuneCountInString(k) > ipc.MaxAttributeKey {
-				continue
-			}
-			s.Attributes[k] = value(kv.Value)
+	s.Attributes = attributes(ro.Attributes())
+	for _, e := range ro.Events() {
+		if len(s.Events) == ipc.MaxSpanEvents {
+			break
 		}
+		name := cut(e.Name, ipc.MaxSpanName)
+		if name == "" {
+			name = "event"
+		}
+		t := epochMs(e.Time.UnixNano())
+		if t <= 0 {
+			t = s.StartMs
+		}
+		s.Events = append(s.Events, ipc.SpanEvent{Name: name, TimeMs: t, Attributes: attributes(e.Attributes)})
+	}
+	for _, l := range ro.Links() {
+		if len(s.Links) == ipc.MaxSpanLinks {
+			break
+		}
+		if !l.SpanContext.IsValid() {
+			continue
+		}
+		s.Links = append(s.Links, ipc.SpanLink{
+			TraceID: l.SpanContext.TraceID().String(), SpanID: l.SpanContext.SpanID().String(), Attributes: attributes(l.Attributes),
+		})
 	}
 	return s
+}
+
+// attributes converts SDK attributes within the protocol's limits; nil
+// for none.
+func attributes(attrs []attribute.KeyValue) map[string]any {
+	if len(attrs) == 0 {
+		return nil
+	}
+	out := make(map[string]any, min(len(attrs), ipc.MaxSpanAttributes))
+	for _, kv := range attrs {
+		if len(out) == ipc.MaxSpanAttributes {
+			break
+		}
+		k := string(kv.Key)
+		if k == "" || !utf8.ValidString(k) || utf8.RuneCountInString(k) > ipc.MaxAttributeKey {
+			continue
+		}
+		out[k] = value(kv.Value)
+	}
+	return out
 }
 
 func epochMs(ns int64) float64 {

@@ -183,6 +183,45 @@ func TestExporterSplitsBySize(t *testing.T) {
 	}
 }
 
+// TestExporterKeepsFramesWithinTheLimit: a span at every limit, with
+// values JSON escapes six bytes a character (about 3 MB encoded), is sent
+// cut to fit one frame, keeping its first events and some attributes;
+// events and links of an ordinary span are carried whole.
+func TestExporterKeepsFramesWithinTheLimit(t *testing.T) {
+	ctl, conn := dial(t)
+	esc := strings.Repeat("\x01", ipc.MaxAttributeValue)
+	var attrs []attribute.KeyValue
+	for k := range ipc.MaxSpanAttributes {
+		attrs = append(attrs, attribute.String("k"+strconv.Itoa(k), esc))
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	now := time.Now()
+	var events []sdktrace.Event
+	for i := range ipc.MaxSpanEvents + 3 {
+		events = append(events, sdktrace.Event{Name: "e" + strconv.Itoa(i), Time: now, Attributes: attrs[:1]})
+	}
+	link := sdktrace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{9}}), Attributes: attrs[:1]}
+	sc := func(i byte) trace.SpanContext {
+		return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{0, 0, 0, 0, 0, 0, 0, i}})
+	}
+	spans := []sdktrace.ReadOnlySpan{
+		tracetest.SpanStub{Name: "huge", SpanContext: sc(1), StartTime: now, EndTime: now, Attributes: attrs, Events: events, Links: []sdktrace.Link{link}}.Snapshot(),
+		tracetest.SpanStub{Name: "small", SpanContext: sc(2), StartTime: now, EndTime: now,
+			Events: []sdktrace.Event{{Name: "retry", Time: now, Attributes: []attribute.KeyValue{attribute.Int("n", 2)}}}, Links: []sdktrace.Link{link}}.Snapshot(),
+	}
+	go NewExporter(ctl).ExportSpans(context.Background(), spans)
+	got, _ := readSpans(t, conn, 2)
+	huge, small := got[0], got[1]
+	if huge.Name != "huge" || len(huge.Events) == 0 || huge.Events[0].Name != "e0" || len(huge.Events) >= ipc.MaxSpanEvents ||
+		len(huge.Attributes) == 0 || len(huge.Attributes) >= ipc.MaxSpanAttributes {
+		t.Errorf("huge span: %d events and %d attributes, want its first ones of both", len(huge.Events), len(huge.Attributes))
+	}
+	if small.Name != "small" || len(small.Events) != 1 || small.Events[0].Attributes["n"] != int64(2) || len(small.Links) != 1 ||
+		small.Links[0].SpanID != "0900000000000000" || len([]rune(small.Links[0].Attributes["k0"].(string))) != ipc.MaxAttributeValue {
+		t.Errorf("small span: events %+v, links %+v", small.Events, small.Links)
+	}
+}
+
 // TestHandlerSkips: requests named by the app info file's skip rules get
 // no span; others do.
 func TestHandlerSkips(t *testing.T) {

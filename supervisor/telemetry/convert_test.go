@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,5 +256,42 @@ func TestWireEqualsObjects(t *testing.T) {
 	}
 	if len(got.Spans) != len(in) || len(got.ProtoReflect().GetUnknown()) != 0 {
 		t.Errorf("%d spans, %d unknown bytes", len(got.Spans), len(got.ProtoReflect().GetUnknown()))
+	}
+}
+
+// TestJSONSpanEventsAndLinks: a JSON span's events and links reach the
+// OTLP form and the SDK's (console, file, zipkin).
+func TestJSONSpanEventsAndLinks(t *testing.T) {
+	sp := ipc.Span{
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", Name: "load", Kind: "internal",
+		StartMs: 1764672000000, EndMs: 1764672000010,
+		Events: []ipc.SpanEvent{
+			{Name: "exception", TimeMs: 1764672000004.5, Attributes: map[string]any{"exception.message": "no", "n": int64(2)}},
+			{Name: "retry", TimeMs: 1764672000006},
+		},
+		Links: []ipc.SpanLink{{TraceID: "5bf92f3577b34da6a3ce929d0e0e4736", SpanID: "20f067aa0ba902b7", Attributes: map[string]any{"why": "batch"}}},
+	}
+	pb := spansFromJSON([]ipc.Span{sp})[0]
+	if len(pb.Events) != 2 || pb.Events[0].Name != "exception" || pb.Events[0].TimeUnixNano != 1764672000004500000 ||
+		fmt.Sprint(attrMap(pb.Events[0].Attributes)) != "map[exception.message:no n:2]" || pb.Events[1].Attributes != nil {
+		t.Errorf("OTLP events %v", pb.Events)
+	}
+	if len(pb.Links) != 1 || hex.EncodeToString(pb.Links[0].TraceId) != sp.Links[0].TraceID || hex.EncodeToString(pb.Links[0].SpanId) != sp.Links[0].SpanID ||
+		attrMap(pb.Links[0].Attributes)["why"] != "batch" {
+		t.Errorf("OTLP links %v", pb.Links)
+	}
+	ro := ReadOnly(pb, resource.Empty())
+	ev := ro.Events()
+	if len(ev) != 2 || ev[0].Name != "exception" || !ev[0].Time.Equal(time.Unix(0, 1764672000004500000)) || len(ev[0].Attributes) != 2 {
+		t.Errorf("SDK events %+v", ev)
+	}
+	ln := ro.Links()
+	if len(ln) != 1 || ln[0].SpanContext.TraceID().String() != sp.Links[0].TraceID || ln[0].SpanContext.SpanID().String() != sp.Links[0].SpanID ||
+		len(ln[0].Attributes) != 1 || ln[0].Attributes[0] != attribute.String("why", "batch") {
+		t.Errorf("SDK links %+v", ln)
+	}
+	z := zipkinSpan(ro, nil)
+	if len(z.Annotations) != 2 || z.Annotations[1].Value != "retry" || !strings.Contains(z.Annotations[0].Value, `"exception.message":"no"`) {
+		t.Errorf("zipkin annotations %+v", z.Annotations)
 	}
 }

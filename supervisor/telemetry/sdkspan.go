@@ -41,6 +41,21 @@ func ReadOnly(sp *tracepb.Span, res *resource.Resource) sdktrace.ReadOnlySpan {
 			Remote: sp.Flags&flagsIsRemote != 0,
 		})
 	}
+	for _, e := range sp.Events {
+		stub.Events = append(stub.Events, sdktrace.Event{
+			Name: e.Name, Time: time.Unix(0, int64(e.TimeUnixNano)), Attributes: sdkAttributes(e.Attributes),
+		})
+	}
+	for _, l := range sp.Links {
+		var ltid trace.TraceID
+		var lsid trace.SpanID
+		copy(ltid[:], l.TraceId)
+		copy(lsid[:], l.SpanId)
+		stub.Links = append(stub.Links, sdktrace.Link{
+			SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: ltid, SpanID: lsid}),
+			Attributes:  sdkAttributes(l.Attributes),
+		})
+	}
 	if st := sp.Status; st != nil {
 		switch st.Code {
 		case tracepb.Status_STATUS_CODE_OK:

@@ -547,19 +547,7 @@ func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 		sort.Strings(keys)
 		mark := len(a.kvPtrs)
 		for _, k := range keys {
-			kv := a.kv(k)
-			switch v := s.Attributes[k].(type) {
-			case string:
-				kv.Value.Value = &commonpb.AnyValue_StringValue{StringValue: v}
-			case bool:
-				kv.Value.Value = &commonpb.AnyValue_BoolValue{BoolValue: v}
-			case int64:
-				kv.Value.Value = &commonpb.AnyValue_IntValue{IntValue: v}
-			case int:
-				kv.Value.Value = &commonpb.AnyValue_IntValue{IntValue: int64(v)}
-			case float64:
-				kv.Value.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: v}
-			}
+			setValue(a.kv(k).Value, s.Attributes[k])
 		}
 		sp.Attributes = a.attrs(mark)
 		switch s.Status {
@@ -568,8 +556,55 @@ func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 		case ipc.SpanStatusError:
 			a.setStatus(sp, tracepb.Status_STATUS_CODE_ERROR, s.StatusMessage)
 		}
+		// Events and links are rare (an application's own spans): made
+		// outside the arena.
+		for _, e := range s.Events {
+			sp.Events = append(sp.Events, &tracepb.Span_Event{
+				Name: e.Name, TimeUnixNano: msNanos(e.TimeMs), Attributes: keyValues(e.Attributes),
+			})
+		}
+		for _, l := range s.Links {
+			tid, _ := hex.DecodeString(l.TraceID) // validated
+			sid, _ := hex.DecodeString(l.SpanID)
+			sp.Links = append(sp.Links, &tracepb.Span_Link{TraceId: tid, SpanId: sid, Attributes: keyValues(l.Attributes)})
+		}
 	}
 	return a.ptrs
+}
+
+// keyValues is attributes in OTLP's form, in key order.
+func keyValues(attrs map[string]any) []*commonpb.KeyValue {
+	if len(attrs) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]*commonpb.KeyValue, 0, len(keys))
+	for _, k := range keys {
+		kv := &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{}}
+		setValue(kv.Value, attrs[k])
+		out = append(out, kv)
+	}
+	return out
+}
+
+// setValue sets an attribute's validated value (ipc.Span's types).
+func setValue(av *commonpb.AnyValue, v any) {
+	switch v := v.(type) {
+	case string:
+		av.Value = &commonpb.AnyValue_StringValue{StringValue: v}
+	case bool:
+		av.Value = &commonpb.AnyValue_BoolValue{BoolValue: v}
+	case int64:
+		av.Value = &commonpb.AnyValue_IntValue{IntValue: v}
+	case int:
+		av.Value = &commonpb.AnyValue_IntValue{IntValue: int64(v)}
+	case float64:
+		av.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: v}
+	}
 }
 
 func spanKind(k string) tracepb.Span_SpanKind {

@@ -22,8 +22,8 @@
 // Finished spans are sent to wattd as a JSON spans message (the form
 // ipc/spans.go describes), in batches, within wattd's limits: what does not
 // fit (too many attributes, too long a value) is cut rather than have wattd
-// drop the whole span. Events and links are not carried: addEvent,
-// addLink and recordException do nothing.
+// drop the whole span. Events (addEvent, recordException) and links
+// (addLink, addLinks, the links option) are carried too.
 'use strict'
 
 const { warn } = require('./base.cjs')
@@ -42,14 +42,19 @@ const MAX_NAME = 256
 const MAX_ATTRIBUTES = 64
 const MAX_KEY = 256
 const MAX_VALUE = 4096
+const MAX_EVENTS = 64
+const MAX_LINKS = 32
 const MAX_PER_MESSAGE = 512
 // Bytes of JSON: a control frame takes at most 1 MiB, so a message is kept
 // to MAX_MESSAGE_BYTES, and a span to MAX_SPAN_BYTES by leaving out the
-// attributes that come after its first ATTRIBUTE_BYTES (64 attributes of
-// 4096 characters could otherwise reach megabytes once escaped).
+// attributes, events and links past the first ATTRIBUTE_BYTES, EVENT_BYTES
+// and LINK_BYTES of each (64 attributes of 4096 characters could otherwise
+// reach megabytes once escaped).
 const MAX_MESSAGE_BYTES = 512 << 10
 const MAX_SPAN_BYTES = 128 << 10
-const ATTRIBUTE_BYTES = 96 << 10
+const ATTRIBUTE_BYTES = 64 << 10
+const EVENT_BYTES = 48 << 10
+const LINK_BYTES = 8 << 10
 // Spans waiting to be sent; more are dropped (and counted with the rest),
 // as they are while wattd has not read MAX_BACKLOG bytes of the control
 // channel.
@@ -134,8 +139,7 @@ function parentOf (t, o, context) {
     } catch {}
     if (s !== null && typeof s === 'object' && typeof s.spanContext === 'function') {
       const sc = s.spanContext()
-      if (sc && HEX_TRACE.test(sc.traceId) && HEX_SPAN.test(sc.spanId) &&
-          sc.traceId !== '00000000000000000000000000000000' && sc.spanId !== '0000000000000000') {
+      if (sc && validIds(sc.traceId, sc.spanId)) {
         return { traceId: sc.traceId, spanId: sc.spanId, sampled: (sc.traceFlags & 1) === 1, store }
       }
     }
@@ -179,8 +183,11 @@ class AppSpan {
     this._nattrs = 0
     this._status = 'unset'
     this._statusMessage = ''
+    this._events = null
+    this._links = null
     this._ended = false
     if (o.attributes !== null && typeof o.attributes === 'object') this.setAttributes(o.attributes)
+    if (Array.isArray(o.links)) this.addLinks(o.links)
   }
 
   spanContext () {
@@ -226,10 +233,60 @@ class AppSpan {
     return this
   }
 
-  addEvent () { return this }
-  addLink () { return this }
-  addLinks () { return this }
-  recordException () {}
+  // addEvent(name[, attributes][, time]), or addEvent(name, time).
+  addEvent (name, attributesOrTime, time) {
+    if (!this.isRecording()) return this
+    if (this._events === null) this._events = []
+    if (this._events.length === MAX_EVENTS) return this
+    let attrs = attributesOrTime
+    if (isTimeInput(attributesOrTime)) {
+      attrs = undefined
+      time = attributesOrTime
+    }
+    const ev = { name: spanName(name), timeMs: timeMs(time) }
+    const a = attributesOf(attrs)
+    if (a !== null) ev.attributes = a
+    this._events.push(ev)
+    return this
+  }
+
+  // recordException adds the "exception" event of OpenTelemetry's
+  // conventions: the error's type (its code, else its name), message and
+  // stack.
+  recordException (exception, time) {
+    const attrs = {}
+    if (typeof exception === 'string') {
+      attrs['exception.message'] = exception
+    } else if (exception !== null && typeof exception === 'object') {
+      if (exception.code !== undefined && exception.code !== null) attrs['exception.type'] = String(exception.code)
+      else if (typeof exception.name === 'string') attrs['exception.type'] = exception.name
+      if (typeof exception.message === 'string') attrs['exception.message'] = exception.message
+      if (typeof exception.stack === 'string') attrs['exception.stacktrace'] = exception.stack
+    }
+    if ('exception.type' in attrs || 'exception.message' in attrs) this.addEvent('exception', attrs, time)
+  }
+
+  // addLink({context, attributes}): context is a span context (of any
+  // span, this trace's or another's).
+  addLink (link) {
+    if (!this.isRecording() || link === null || typeof link !== 'object') return this
+    const c = link.context
+    if (c === null || typeof c !== 'object' || !validIds(c.traceId, c.spanId)) return this
+    if (this._links === null) this._links = []
+    if (this._links.length === MAX_LINKS) return this
+    const l = { traceId: c.traceId, spanId: c.spanId }
+    const a = attributesOf(link.attributes)
+    if (a !== null) l.attributes = a
+    this._links.push(l)
+    return this
+  }
+
+  addLinks (links) {
+    if (Array.isArray(links)) {
+      for (const l of links) this.addLink(l)
+    }
+    return this
+  }
 
   end (endTime) {
     if (this._ended) return
@@ -250,9 +307,13 @@ class AppSpan {
       span.status = this._status
       if (this._statusMessage !== '') span.statusMessage = this._statusMessage
     }
+    if (this._events !== null) span.events = this._events
+    if (this._links !== null) span.links = this._links
     let bytes = Buffer.byteLength(JSON.stringify(span))
-    if (bytes > MAX_SPAN_BYTES && span.attributes !== undefined) {
-      span.attributes = firstAttributes(span.attributes, ATTRIBUTE_BYTES)
+    if (bytes > MAX_SPAN_BYTES) {
+      if (span.attributes !== undefined) span.attributes = firstAttributes(span.attributes, ATTRIBUTE_BYTES)
+      if (span.events !== undefined) span.events = firstItems(span.events, EVENT_BYTES)
+      if (span.links !== undefined) span.links = firstItems(span.links, LINK_BYTES)
       bytes = Buffer.byteLength(JSON.stringify(span))
     }
     queueSpan(this._t, this._out, span, bytes)
@@ -270,6 +331,46 @@ function firstAttributes (attrs, budget) {
     out[k] = attrs[k]
   }
   return out
+}
+
+// firstItems keeps the first items of a list whose JSON takes at most
+// budget bytes.
+function firstItems (list, budget) {
+  let used = 0
+  let n = 0
+  for (; n < list.length; n++) {
+    used += Buffer.byteLength(JSON.stringify(list[n])) + 1
+    if (used > budget) break
+  }
+  return list.slice(0, n)
+}
+
+// attributesOf reads the attributes of an event or link as setAttribute
+// reads a span's; null when there are none.
+function attributesOf (src) {
+  if (src === null || typeof src !== 'object') return null
+  let out = null
+  let n = 0
+  for (const k of Object.keys(src)) {
+    if (k === '' || n === MAX_ATTRIBUTES) continue
+    const v = attributeValue(src[k])
+    if (v === undefined) continue
+    if (out === null) out = Object.create(null)
+    const key = clip(k, MAX_KEY)
+    if (!(key in out)) n++
+    out[key] = v
+  }
+  return out
+}
+
+function isTimeInput (v) {
+  return typeof v === 'number' || v instanceof Date ||
+    (Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number')
+}
+
+function validIds (traceId, spanId) {
+  return HEX_TRACE.test(traceId) && HEX_SPAN.test(spanId) &&
+    traceId !== '00000000000000000000000000000000' && spanId !== '0000000000000000'
 }
 
 // attributeValue is what wattd takes of an attribute's value: a string,

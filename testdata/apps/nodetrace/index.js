@@ -34,7 +34,9 @@ http.createServer(async (req, res) => {
         ? await globalThis.platformatic.tracerProvider.getTracer('nodetrace').startActiveSpan('fetch leaf', async (span) => {
           try {
             span.setAttribute('leaf.url', url)
-            return await leaf()
+            const body = await leaf()
+            span.addEvent('leaf answered', { bytes: body.length })
+            return body
           } finally {
             span.end()
           }

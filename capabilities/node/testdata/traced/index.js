@@ -13,12 +13,12 @@
 //                    start) and answers what the callee saw
 //   /app?via=V       makes spans of its own with globalThis.platformatic's
 //                    tracerProvider: an active span "load order" with
-//                    attributes, a child "inner" of it, a mesh call with V
+//                    attributes, events and links, a child "inner" of it, a mesh call with V
 //                    and a log line inside it, an error status; a root span
 //                    "detached root"; a span of no name and wrong times;
 //                    answers the active span's context,
 //                    or "no tracerProvider"; heavy=1 also ends 40 spans
-//                    "heavy" of 64 attributes of 12 KB each
+//                    "heavy" of 64 attributes and 70 events of 12 KB each
 //   /status?code=C   answers C
 //   /health          answers ok (the tests skip it)
 const http = require('node:http')
@@ -132,6 +132,11 @@ const server = http.createServer((req, res) => {
       const attributes = { 'order.id': 42, big: 'x'.repeat(5000), list: [1, 2], nan: NaN, skipped: { a: 1 } }
       tracer.startActiveSpan('load order', { attributes }, async (span) => {
         span.setAttribute('step', 'one')
+        span.addEvent('cache miss', { key: 'order:42', bad: {} })
+        span.addEvent('timed', new Date(1764672000000))
+        span.recordException(new TypeError('bad order'))
+        span.addLink({ context: { traceId: '5bf92f3577b34da6a3ce929d0e0e4736', spanId: '20f067aa0ba902b7' }, attributes: { why: 'batch' } })
+        span.addLink({ context: { traceId: 'nope', spanId: '20f067aa0ba902b7' } })
         tracer.startSpan('inner', { kind: 2 }).end()
         const out = await call(q.get('via'), 'http://internal.plt.local/echo?x=1', {})
         log.info('in app span')
@@ -144,6 +149,7 @@ const server = http.createServer((req, res) => {
           for (let i = 0; i < 40; i++) {
             const h = tracer.startSpan('heavy')
             for (let j = 0; j < 64; j++) h.setAttribute('k' + j, '\u20ac'.repeat(4000))
+            for (let j = 0; j < 70; j++) h.addEvent('e' + j, { v: '\u20ac'.repeat(4000) })
             h.end()
           }
         }
