@@ -34,6 +34,9 @@ type Telemetry struct {
 	// (OTEL_TRACES_SAMPLER_ARG, default 1).
 	Sampler string
 	Ratio   float64
+	// DiagLogger is Watt's "diagLogger": the OpenTelemetry SDK's own
+	// diagnostics, and a line for every export, go to wattd's log.
+	DiagLogger bool
 }
 
 // The samplers of OTEL_TRACES_SAMPLER that wattd's workers apply. A root
@@ -159,6 +162,7 @@ type rawTelemetry struct {
 	Version         string            `json:"version"`
 	Skip            []json.RawMessage `json:"skip"`
 	Exporter        json.RawMessage   `json:"exporter"`
+	DiagLogger      bool              `json:"diagLogger"`
 }
 
 type rawExporter struct {
@@ -203,6 +207,7 @@ func (l *loader) buildTelemetry(raw json.RawMessage) (Telemetry, []issue, []issu
 		t.ApplicationName = *r.ServiceName
 	}
 	t.Version = r.Version
+	t.DiagLogger = r.DiagLogger
 	for i, s := range r.Skip {
 		ptr := fmt.Sprintf("/telemetry/skip/%d", i)
 		var sk struct{ Path, Method string }

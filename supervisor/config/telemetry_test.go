@@ -40,7 +40,7 @@ func TestTelemetryConfig(t *testing.T) {
 		{name: "tracing off: the sampler is not read", telemetry: `{"enabled": false, "exporter": {"type": "console"}}`,
 			environ: []string{"OTEL_TRACES_SAMPLER=nonsense"},
 			want:    Telemetry{Exporters: console}},
-		{name: "every key", telemetry: `{"applicationName": "shop", "version": "1.2.3",
+		{name: "every key", telemetry: `{"applicationName": "shop", "version": "1.2.3", "diagLogger": true,
 			"skip": [{"path": "/health", "method": "GET"}, {"path": "/^\\/static(?=\\/)/"}],
 			"exporter": [
 				{"type": "otlp", "options": {"url": "https://collector:4318/v1/traces", "headers": {"Authorization": "Bearer x"}, "timeoutMillis": 100}},
@@ -51,7 +51,7 @@ func TestTelemetryConfig(t *testing.T) {
 				{"type": "zipkin", "options": {"url": "http://zipkin:9411/api/v2/spans", "headers": {"X-Tenant": "a"}}},
 				{"type": "zipkin"}
 			]}`,
-			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, ApplicationName: "shop", Version: "1.2.3",
+			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, ApplicationName: "shop", Version: "1.2.3", DiagLogger: true,
 				Skip: []TraceSkip{{Path: "/health", Method: "GET"}, {Path: `/^\/static(?=\/)/`}},
 				Exporters: []Exporter{
 					{Type: ExporterOTLP, Protocol: ProtocolHTTP, URL: "https://collector:4318/v1/traces", Headers: map[string]string{"Authorization": "Bearer x"}, Pointer: "/telemetry/exporter/0"},

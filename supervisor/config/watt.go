@@ -44,7 +44,6 @@ var wattOnlyOptions = []wattOnlyOption{
 	// Watt passes any other logger key through to pino; wattd's own log
 	// takes the level, redact and wattd's requestId.
 	{at: "/logger", keys: []string{"*"}, except: []string{"level", "redact", "requestId"}, instead: `wattd's log takes "level", "redact" and "requestId"; it writes pino's JSON lines to stderr`},
-	{at: "/telemetry", keys: []string{"diagLogger"}, instead: "wattd logs the exporters' errors itself"},
 	// Watt hands the rest of an exporter's options to the OpenTelemetry
 	// JavaScript exporter; "additionalProperties" is a key by mistake in
 	// some of Watt's schemas.

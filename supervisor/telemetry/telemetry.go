@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -133,6 +134,9 @@ func New(opts Options) (_ *Pipeline, err error) {
 		}
 	}()
 	setErrorHandler(opts.Logger)
+	if opts.Config.DiagLogger {
+		otel.SetLogger(logr.New(diagSink{opts.Logger.Named("otel")}))
+	}
 	for _, ec := range opts.Config.Exporters {
 		exp, closer, err := newExporter(ec, opts.Stdout, opts.Config.ServiceName)
 		if err != nil {
@@ -152,6 +156,7 @@ func New(opts Options) (_ *Pipeline, err error) {
 			batch:    opts.BatchSize,
 			interval: opts.Interval,
 			timeout:  opts.ExportTimeout,
+			diag:     opts.Config.DiagLogger,
 		}
 		s.log = opts.Logger.With(zap.String("exporter", s.name))
 		p.sinks = append(p.sinks, s)
@@ -507,6 +512,7 @@ type sink struct {
 	batch    int
 	interval time.Duration
 	timeout  time.Duration
+	diag     bool // watt.json's diagLogger: a line for every export
 
 	stop     chan struct{} // closed by shutdown
 	stopOnce sync.Once
@@ -579,6 +585,7 @@ func (s *sink) run() {
 func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int) {
 	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
+	start := time.Now()
 	err := s.exp.export(ctx, buf)
 	for i := range buf {
 		buf[i].blk.release()
@@ -590,6 +597,9 @@ func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int)
 		}
 	} else {
 		s.exported.Add(uint64(n))
+		if s.diag {
+			s.log.Info("spans exported", zap.Int("spans", n), zap.Duration("took", time.Since(start)))
+		}
 	}
 	clear(buf)
 	return buf[:0], 0
@@ -600,11 +610,18 @@ func (s *sink) shutdown(ctx context.Context) error {
 		s.flushCtx.Store(&ctx)
 		close(s.stop)
 	})
+	var late error
 	select {
 	case <-s.done:
 	case <-ctx.Done():
+		// An export still retrying (a collector that cannot be reached)
+		// or a queue too long for the time left: what it held is lost.
+		late = fmt.Errorf("still exporting at the deadline: the export in flight and %d spans queued are lost: %w", s.queued.Load(), ctx.Err())
 	}
 	err := s.exp.shutdown(ctx)
+	if late != nil {
+		err = errors.Join(late, err)
+	}
 	if s.closer != nil {
 		if cerr := s.closer.Close(); err == nil {
 			err = cerr

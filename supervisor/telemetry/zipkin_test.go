@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/openzipkin/zipkin-go/model"
 	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wattd/wattd/ipc"
@@ -268,5 +272,56 @@ func TestZipkinTagValue(t *testing.T) {
 		if got := tagValue(tt.v); got != tt.want {
 			t.Errorf("tagValue(%v) = %q, want %q", tt.v.AsInterface(), got, tt.want)
 		}
+	}
+}
+
+// TestDiagLogger: with watt.json's diagLogger, every export is a line of
+// wattd's log, and the OpenTelemetry SDK's own diagnostics (logr, by
+// verbosity) become wattd's warn, info and debug lines.
+func TestDiagLogger(t *testing.T) {
+	recv := &zipkinReceiver{}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	core, logs := observer.New(zap.DebugLevel)
+	for _, diag := range []bool{false, true} {
+		p, err := New(Options{
+			Config: config.Telemetry{Enabled: true, DiagLogger: diag,
+				Exporters: []config.Exporter{{Type: config.ExporterZipkin, URL: srv.URL + "/api/v2/spans"}}},
+			Logger:   zap.New(core),
+			Interval: 20 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Source("api", 0, 1).Ingest(spansJSON(3, "4bf92f3577b34da6a3ce929d0e0e4736"))
+		waitUntil(t, "the spans at the collector", func() bool { s, _, _ := recv.got(); return len(s) == 3*(map[bool]int{false: 1, true: 2}[diag]) })
+		if err := p.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		lines := logs.FilterMessage("spans exported").All()
+		if diag && (len(lines) != 1 || lines[0].ContextMap()["spans"] != int64(3)) || !diag && len(lines) != 0 {
+			t.Errorf("diagLogger %v: export lines %v", diag, lines)
+		}
+	}
+
+	core, logs = observer.New(zap.InfoLevel)
+	l := logr.New(diagSink{zap.New(core)}).WithName("exporter").WithValues("a", 1)
+	l.V(1).Info("slow collector", "ms", 12)
+	l.V(4).Info("export done")
+	l.V(8).Info("every detail") // debug: below this log's level
+	l.Error(errors.New("refused"), "export failed", "odd")
+	got := map[string]zapcore.Level{}
+	for _, e := range logs.All() {
+		got[e.Message] = e.Level
+		if e.LoggerName != "exporter" || e.ContextMap()["a"] != int64(1) {
+			t.Errorf("line %q: logger %q, fields %v", e.Message, e.LoggerName, e.ContextMap())
+		}
+	}
+	want := map[string]zapcore.Level{"slow collector": zapcore.WarnLevel, "export done": zapcore.InfoLevel, "export failed": zapcore.ErrorLevel}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("levels %v, want %v", got, want)
+	}
+	if l.V(8).Enabled() || !l.V(4).Enabled() {
+		t.Errorf("enabled: V(8) %v, V(4) %v at info", l.V(8).Enabled(), l.V(4).Enabled())
 	}
 }
