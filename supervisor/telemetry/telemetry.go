@@ -138,7 +138,11 @@ func New(opts Options) (_ *Pipeline, err error) {
 		otel.SetLogger(logr.New(diagSink{opts.Logger.Named("otel")}))
 	}
 	for _, ec := range opts.Config.Exporters {
-		exp, closer, err := newExporter(ec, opts.Stdout, opts.Config.ServiceName)
+		var diag *zap.Logger // with diagLogger
+		if opts.Config.DiagLogger {
+			diag = opts.Logger
+		}
+		exp, closer, err := newExporter(ec, opts.Stdout, opts.Config.ServiceName, diag)
 		if err != nil {
 			return p, fmt.Errorf("telemetry exporter %s (%s): %w", ec.Pointer, ec.Type, err)
 		}
@@ -201,7 +205,7 @@ func describe(ec config.Exporter) string {
 // exporters' clients read OTEL_EXPORTER_OTLP_* themselves; what watt.json
 // says wins over those. closer, when not nil, is closed after the
 // exporter's shutdown.
-func newExporter(ec config.Exporter, stdout io.Writer, service func(string) string) (exporter, io.Closer, error) {
+func newExporter(ec config.Exporter, stdout io.Writer, service func(string) string, diag *zap.Logger) (exporter, io.Closer, error) {
 	ctx := context.Background()
 	switch ec.Type {
 	case config.ExporterOTLP:
@@ -244,7 +248,11 @@ func newExporter(ec config.Exporter, stdout io.Writer, service func(string) stri
 		}
 		return sdkExporter{e}, f, nil
 	case config.ExporterZipkin:
-		return newZipkinExporter(ec.URL, ec.Headers, service), nil, nil
+		z := newZipkinExporter(ec.URL, ec.Headers, service)
+		if diag != nil {
+			z.diag = diag.With(zap.String("exporter", describe(ec)))
+		}
+		return z, nil, nil
 	case config.ExporterMemory:
 		return nil, nil, nil
 	}

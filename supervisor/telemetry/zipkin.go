@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 )
 
 // zipkinPostSpans bounds the spans of one POST to a Zipkin collector: a
@@ -38,6 +39,8 @@ type zipkinExporter struct {
 	// service names an application as its spans' service.name does, for
 	// the remote endpoint of a mesh call (to "<app>.plt.local").
 	service func(app string) string
+	// diag, when not nil (watt.json's diagLogger), logs every retry.
+	diag *zap.Logger
 }
 
 func newZipkinExporter(url string, headers map[string]string, service func(string) string) *zipkinExporter {
@@ -87,6 +90,9 @@ func (e *zipkinExporter) post(ctx context.Context, spans []model.SpanModel) erro
 		retry, err := e.postOnce(ctx, body)
 		if err == nil || !retry {
 			return err
+		}
+		if e.diag != nil {
+			e.diag.Info("zipkin: trying again", zap.Error(err), zap.Duration("in", wait), zap.Int("spans", len(spans)))
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -185,6 +185,8 @@ func TestZipkinExporterSplitsAndReportsRefusals(t *testing.T) {
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
 	e := newZipkinExporter(srv.URL+"/api/v2/spans", nil, nil)
+	retryCore, retries := observer.New(zap.InfoLevel)
+	e.diag = zap.New(retryCore) // as with diagLogger
 	var b batch
 	p := &Pipeline{cfg: config.Telemetry{Enabled: true}, log: zap.NewNop(), counts: map[string]*AppCounts{}}
 	b.src = p.Source("api", 0, 1)
@@ -224,6 +226,9 @@ func TestZipkinExporterSplitsAndReportsRefusals(t *testing.T) {
 		}
 		if !c.tries(refused) {
 			t.Errorf("status %d: %d posts in 1.2 s", c.status, refused)
+		}
+		if n := retries.TakeAll(); len(n) != refused-1 && !(len(n) == refused && refused > 1) {
+			t.Errorf("status %d: %d retry lines for %d posts", c.status, len(n), refused)
 		}
 	}
 	recv.mu.Lock()

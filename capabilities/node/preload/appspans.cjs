@@ -70,7 +70,7 @@ const HEX_SPAN = /^[0-9a-f]{16}$/
 
 // appTracing makes the provider for the tracer t of tracing.cjs. hooks
 // gives what lives there: sampled(t, ids, o, parentSampled) decides a
-// span, context(span, parent) makes the request context that code run by
+// span, context(span) makes the request context that code run by
 // startActiveSpan sees, dropped(t, n) counts lost spans.
 function appTracing (t, hooks) {
   const out = { queue: [], timer: null, dropped: (n) => hooks.dropped(t, n) }
@@ -127,8 +127,8 @@ class AppTracer {
 }
 
 // parentOf finds the parent of a new span: { traceId, spanId, sampled,
-// store } or null for a root. store is the request context the span is
-// made in (for its request id and tracestate), or undefined.
+// store }, the ids '' for a root. store is the request context the span
+// is made in (for its request id and tracestate), or undefined.
 function parentOf (t, o, context) {
   const store = t.storage.getStore()
   if (o.root === true) return { traceId: '', spanId: '', sampled: false, store }
