@@ -140,8 +140,10 @@ func TestNegotiate(t *testing.T) {
 		{[]int{1}, 1, false},
 		{[]int{2, 1}, 2, false},
 		{[]int{3, 2}, 3, false},
-		{[]int{5, 4, 1}, 1, false},
-		{[]int{4, 5}, 0, true},
+		{[]int{4, 3}, 4, false},
+		{[]int{1, 2, 3, 4}, 4, false},
+		{[]int{6, 5, 1}, 1, false},
+		{[]int{5, 6}, 0, true},
 		{nil, 0, true},
 		{[]int{0, -1}, 0, true},
 	}

@@ -91,7 +91,14 @@ func Dial() (*Control, error) {
 		return nil, fmt.Errorf("ipc: control fd %d: %w", fd, err)
 	}
 	c := &Control{conn: conn, Drain: make(chan struct{})}
-	hello := &Message{Type: TypeHello, Versions: []int{ProtocolVersion}, PID: os.Getpid(), Runtime: "go " + runtime.Version()}
+	// Every version this SDK can speak, so that a wattd of an older
+	// release still welcomes it (the SDK sends no binary spans frames;
+	// before version 4, ipctrace sends spans in version 1's form).
+	versions := make([]int, ProtocolVersion)
+	for i := range versions {
+		versions[i] = i + 1
+	}
+	hello := &Message{Type: TypeHello, Versions: versions, PID: os.Getpid(), Runtime: "go " + runtime.Version()}
 	if err := WriteMessage(conn, hello); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ipc: send hello: %w", err)

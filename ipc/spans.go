@@ -19,6 +19,7 @@ const (
 	MaxAttributeKey    = 256  // characters of an attribute's key
 	MaxAttributeValue  = 4096 // characters of a string attribute value
 	MaxStatusMessage   = 4096 // characters of statusMessage
+	MaxArrayItems      = 64   // items of a list attribute value
 	MaxSpanEvents      = 64   // events of one span
 	MaxSpanLinks       = 32   // links of one span
 )
@@ -276,8 +277,10 @@ func attributeValue(v json.RawMessage) (any, error) {
 			return nil, err
 		}
 		return b, nil
-	case 'n', '[', '{':
-		return nil, errors.New("value is not a string, number or boolean")
+	case '[':
+		return arrayValue(v)
+	case 'n', '{':
+		return nil, errors.New("value is not a string, number, boolean or list of one of them")
 	}
 	if !bytes.ContainsAny(v, ".eE") {
 		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
@@ -289,6 +292,77 @@ func attributeValue(v json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// arrayValue turns a raw JSON list into []string, []bool, []int64 or
+// []float64: its items must be of one of those kinds (integers and other
+// numbers mix into []float64).
+func arrayValue(v json.RawMessage) (any, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(v, &items); err != nil {
+		return nil, err
+	}
+	if len(items) > MaxArrayItems {
+		return nil, fmt.Errorf("list of %d items, limit %d", len(items), MaxArrayItems)
+	}
+	vals := make([]any, len(items))
+	for i, it := range items {
+		it = bytes.TrimSpace(it)
+		if len(it) == 0 || it[0] == '[' {
+			return nil, errors.New("a list holds strings, numbers or booleans")
+		}
+		x, err := attributeValue(it)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = x
+	}
+	return typedList(vals)
+}
+
+// allOf is vals as a []T, or err when one is not a T.
+func allOf[T any](vals []any, err error) ([]T, error) {
+	out := make([]T, len(vals))
+	for i, x := range vals {
+		v, ok := x.(T)
+		if !ok {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// typedList makes the typed list of vals, which must be all strings, all
+// booleans or all numbers; an empty list is []string.
+func typedList(vals []any) (any, error) {
+	mixed := errors.New("a list's items must all be strings, all numbers or all booleans")
+	if len(vals) == 0 {
+		return []string{}, nil
+	}
+	switch vals[0].(type) {
+	case string:
+		return allOf[string](vals, mixed)
+	case bool:
+		return allOf[bool](vals, mixed)
+	}
+	ints := make([]int64, len(vals))
+	floats := make([]float64, len(vals))
+	allInts := true
+	for i, x := range vals {
+		switch n := x.(type) {
+		case int64:
+			ints[i], floats[i] = n, float64(n)
+		case float64:
+			floats[i], allInts = n, false
+		default:
+			return nil, mixed
+		}
+	}
+	if allInts {
+		return ints, nil
+	}
+	return floats, nil
 }
 
 // plainASCII reports whether b holds printable ASCII without escapes or
@@ -395,11 +469,43 @@ func validAttributes(where string, attrs map[string]any) error {
 				return bad("attribute %q: value is not a finite number", k)
 			}
 		case bool, int64, int:
+		case []string:
+			if len(v) > MaxArrayItems {
+				return bad("attribute %q: list of %d items, limit %d", k, len(v), MaxArrayItems)
+			}
+			for _, x := range v {
+				if utf8.RuneCountInString(x) > MaxAttributeValue || !utf8.ValidString(x) {
+					return bad("attribute %q: list item over %d characters or not UTF-8", k, MaxAttributeValue)
+				}
+			}
+		case []float64:
+			if len(v) > MaxArrayItems {
+				return bad("attribute %q: list of %d items, limit %d", k, len(v), MaxArrayItems)
+			}
+			for _, x := range v {
+				if math.IsNaN(x) || math.IsInf(x, 0) {
+					return bad("attribute %q: list item is not a finite number", k)
+				}
+			}
+		case []int64, []bool:
+			if n := listLen(v); n > MaxArrayItems {
+				return bad("attribute %q: list of %d items, limit %d", k, n, MaxArrayItems)
+			}
 		default:
-			return bad("attribute %q: value of type %T is not a string, number or boolean", k, v)
+			return bad("attribute %q: value of type %T is not a string, number, boolean or list of one of them", k, v)
 		}
 	}
 	return nil
+}
+
+func listLen(v any) int {
+	switch v := v.(type) {
+	case []int64:
+		return len(v)
+	case []bool:
+		return len(v)
+	}
+	return 0
 }
 
 // validID tells whether id is n lower-case hex digits, not all zero.

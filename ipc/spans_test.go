@@ -11,7 +11,8 @@ import (
 const goodSpan = `{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7",
 	"parentSpanId":"10f067aa0ba902b7","name":"GET /users","kind":"server",
 	"startMs":1764672000123.456,"endMs":1764672000125.789,
-	"attributes":{"http.request.method":"GET","http.response.status_code":200,"ratio":0.5,"big":1e3,"ok":true},
+	"attributes":{"http.request.method":"GET","http.response.status_code":200,"ratio":0.5,"big":1e3,"ok":true,
+		"tags":["a","b"],"ids":[1,2],"mix":[1,2.5],"flags":[true],"none":[]},
 	"status":"error","statusMessage":"boom",
 	"events":[{"name":"exception","timeMs":1764672000124.5,"attributes":{"exception.message":"no","count":2}},{"name":"cache miss","timeMs":1764672000124.75}],
 	"links":[{"traceId":"5bf92f3577b34da6a3ce929d0e0e4736","spanId":"20f067aa0ba902b7","attributes":{"why":"batch"}}]}`
@@ -21,7 +22,8 @@ func TestDecodeSpan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"http.request.method": "GET", "http.response.status_code": int64(200), "ratio": 0.5, "big": 1000.0, "ok": true}
+	want := map[string]any{"http.request.method": "GET", "http.response.status_code": int64(200), "ratio": 0.5, "big": 1000.0, "ok": true,
+		"tags": []string{"a", "b"}, "ids": []int64{1, 2}, "mix": []float64{1, 2.5}, "flags": []bool{true}, "none": []string{}}
 	if fmt.Sprint(s.Attributes) != fmt.Sprint(want) {
 		t.Errorf("attributes %#v, want %#v", s.Attributes, want)
 	}
@@ -82,7 +84,11 @@ func TestDecodeSpanInvalid(t *testing.T) {
 		{"statusMessage", strings.Repeat("x", MaxStatusMessage+1), "statusMessage"},
 		{"attributes", many, "attributes"},
 		{"attributes", map[string]any{"a": nil}, `attribute "a"`},
-		{"attributes", map[string]any{"a": []any{1}}, `attribute "a"`},
+		{"attributes", map[string]any{"a": []any{[]any{1}}}, `attribute "a"`},
+		{"attributes", map[string]any{"a": []any{"x", 1}}, `attribute "a": a list's items`},
+		{"attributes", map[string]any{"a": []any{nil}}, `attribute "a"`},
+		{"attributes", map[string]any{"a": make([]any, MaxArrayItems+1)}, `attribute "a": list of 65 items`},
+		{"attributes", map[string]any{"a": []any{strings.Repeat("x", MaxAttributeValue+1)}}, `attribute "a": list item`},
 		{"attributes", map[string]any{"a": map[string]any{}}, `attribute "a"`},
 		{"attributes", map[string]any{"a": strings.Repeat("x", MaxAttributeValue+1)}, `attribute "a"`},
 		{"attributes", map[string]any{"": 1}, "attribute key"},
@@ -91,7 +97,7 @@ func TestDecodeSpanInvalid(t *testing.T) {
 		{"events", []any{map[string]any{"name": "", "timeMs": 1764672000124.0}}, "event 0: name"},
 		{"events", []any{map[string]any{"name": "x"}}, "event 0: timeMs"},
 		{"events", []any{map[string]any{"name": "x", "timeMs": 1e15}}, "event 0: time"},
-		{"events", []any{map[string]any{"name": "x", "timeMs": 1764672000124.0, "attributes": map[string]any{"a": []any{}}}}, `event 0: attribute "a"`},
+		{"events", []any{map[string]any{"name": "x", "timeMs": 1764672000124.0, "attributes": map[string]any{"a": map[string]any{}}}}, `event 0: attribute "a"`},
 		{"events", []any{map[string]any{"name": "x", "timeMs": 1764672000124.0, "attributes": many}}, "event 0: 65 attributes"},
 		{"events", "none", "events"},
 		{"links", make([]any, MaxSpanLinks+1), "links"},

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -117,9 +118,9 @@ func testApplicationSpans(t *testing.T) {
 	if app.Status != "error" || app.StatusMessage != "boom" || inner.Status != "unset" {
 		t.Errorf("statuses: app %s %q, inner %s", app.Status, app.StatusMessage, inner.Status)
 	}
-	want := map[string]any{"order.id": int64(42), "step": "one", "list": "[1,2]", "nan": "NaN"}
+	want := map[string]any{"order.id": int64(42), "step": "one", "list": []int64{1, 2}, "mixed": `[1,"a"]`, "nan": "NaN"}
 	for k, v := range want {
-		if app.Attributes[k] != v {
+		if fmt.Sprintf("%#v", app.Attributes[k]) != fmt.Sprintf("%#v", v) {
 			t.Errorf("attribute %s = %#v, want %#v", k, app.Attributes[k], v)
 		}
 	}

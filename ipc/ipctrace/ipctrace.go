@@ -81,6 +81,9 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 			return err
 		}
 		s := Span(ro)
+		if e.ctl.Version < 4 {
+			olderForm(&s)
+		}
 		data, err := encodeWithin(&s, maxMessageBytes-2)
 		if err != nil {
 			return fmt.Errorf("ipctrace: encode span %s: %w", s.SpanID, err)
@@ -97,6 +100,19 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		n++
 	}
 	return flush()
+}
+
+// olderForm is s as a wattd welcoming at a version before 4 takes it: no
+// events or links, list attributes as their JSON text.
+func olderForm(s *ipc.Span) {
+	s.Events, s.Links = nil, nil
+	for k, v := range s.Attributes {
+		switch v.(type) {
+		case []string, []bool, []int64, []float64:
+			b, _ := json.Marshal(v)
+			s.Attributes[k] = cut(string(b), ipc.MaxAttributeValue)
+		}
+	}
 }
 
 // encodeWithin encodes s in at most limit bytes: a span over it (events
@@ -249,8 +265,31 @@ func value(v attribute.Value) any {
 		return strconv.FormatFloat(v.AsFloat64(), 'g', -1, 64)
 	case attribute.STRING:
 		return cut(v.AsString(), ipc.MaxAttributeValue)
+	case attribute.STRINGSLICE:
+		l := first(v.AsStringSlice())
+		for i := range l {
+			l[i] = cut(l[i], ipc.MaxAttributeValue)
+		}
+		return l
+	case attribute.BOOLSLICE:
+		return first(v.AsBoolSlice())
+	case attribute.INT64SLICE:
+		return first(v.AsInt64Slice())
+	case attribute.FLOAT64SLICE:
+		l := first(v.AsFloat64Slice())
+		for _, f := range l {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return cut(v.Emit(), ipc.MaxAttributeValue) // JSON has no such numbers
+			}
+		}
+		return l
 	}
 	return cut(v.Emit(), ipc.MaxAttributeValue)
+}
+
+// first is a copy of a list's first ipc.MaxArrayItems items.
+func first[T any](l []T) []T {
+	return append([]T{}, l[:min(len(l), ipc.MaxArrayItems)]...)
 }
 
 // cut shortens s to n characters, replacing invalid UTF-8.

@@ -26,6 +26,12 @@ import (
 // the test playing wattd on the other end of a socketpair.
 func dial(t *testing.T) (*ipc.Control, net.Conn) {
 	t.Helper()
+	return dialAt(t, ipc.ProtocolVersion)
+}
+
+// dialAt is dial with wattd welcoming the worker at version.
+func dialAt(t *testing.T, version int) (*ipc.Control, net.Conn) {
+	t.Helper()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +47,7 @@ func dial(t *testing.T) (*ipc.Control, net.Conn) {
 	t.Setenv(ipc.EnvControlFD, strconv.Itoa(pair[1]))
 	go func() {
 		if _, err := ipc.ReadMessage(conn); err == nil {
-			ipc.WriteMessage(conn, &ipc.Message{Type: ipc.TypeWelcome, Version: 1, App: "api"})
+			ipc.WriteMessage(conn, &ipc.Message{Type: ipc.TypeWelcome, Version: version, App: "api"})
 		}
 	}()
 	ctl, err := ipc.Dial()
@@ -156,8 +162,8 @@ func TestExporterSplitsAndCuts(t *testing.T) {
 	if len([]rune(s.Name)) != ipc.MaxSpanName || len([]rune(s.Attributes["long"].(string))) != ipc.MaxAttributeValue || len(s.Attributes) != ipc.MaxSpanAttributes {
 		t.Errorf("not cut to the limits: name %d, long %d, %d attributes", len(s.Name), len(s.Attributes["long"].(string)), len(s.Attributes))
 	}
-	if s.Attributes["list"] != `["a","b"]` {
-		t.Errorf("a slice attribute should be sent as its JSON: %v", s.Attributes["list"])
+	if l, ok := s.Attributes["list"].([]string); !ok || len(l) != 2 || l[0] != "a" || l[1] != "b" {
+		t.Errorf("a slice attribute should be sent as a list: %#v", s.Attributes["list"])
 	}
 	tp.Shutdown(context.Background())
 }
@@ -219,6 +225,26 @@ func TestExporterKeepsFramesWithinTheLimit(t *testing.T) {
 	if small.Name != "small" || len(small.Events) != 1 || small.Events[0].Attributes["n"] != int64(2) || len(small.Links) != 1 ||
 		small.Links[0].SpanID != "0900000000000000" || len([]rune(small.Links[0].Attributes["k0"].(string))) != ipc.MaxAttributeValue {
 		t.Errorf("small span: events %+v, links %+v", small.Events, small.Links)
+	}
+}
+
+// TestExporterForAnOlderWattd: welcomed at version 3, the exporter sends
+// spans as that wattd takes them: lists as JSON text, no events or links
+// (which it would refuse or ignore).
+func TestExporterForAnOlderWattd(t *testing.T) {
+	ctl, conn := dialAt(t, 3)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	now := time.Now()
+	sp := tracetest.SpanStub{Name: "s", StartTime: now, EndTime: now,
+		SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1}}),
+		Attributes:  []attribute.KeyValue{attribute.StringSlice("tags", []string{"a", "b"}), attribute.Int("n", 1)},
+		Events:      []sdktrace.Event{{Name: "e", Time: now}},
+		Links:       []sdktrace.Link{{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{2}})}},
+	}.Snapshot()
+	go NewExporter(ctl).ExportSpans(context.Background(), []sdktrace.ReadOnlySpan{sp})
+	got, _ := readSpans(t, conn, 1)
+	if got[0].Attributes["tags"] != `["a","b"]` || got[0].Attributes["n"] != int64(1) || got[0].Events != nil || got[0].Links != nil {
+		t.Errorf("span for a version-3 wattd: %+v", got[0])
 	}
 }
 

@@ -269,7 +269,8 @@ func TestJSONSpanEventsAndLinks(t *testing.T) {
 			{Name: "exception", TimeMs: 1764672000004.5, Attributes: map[string]any{"exception.message": "no", "n": int64(2)}},
 			{Name: "retry", TimeMs: 1764672000006},
 		},
-		Links: []ipc.SpanLink{{TraceID: "5bf92f3577b34da6a3ce929d0e0e4736", SpanID: "20f067aa0ba902b7", Attributes: map[string]any{"why": "batch"}}},
+		Links:      []ipc.SpanLink{{TraceID: "5bf92f3577b34da6a3ce929d0e0e4736", SpanID: "20f067aa0ba902b7", Attributes: map[string]any{"why": "batch"}}},
+		Attributes: map[string]any{"tags": []string{"a", "b"}, "ids": []int64{1, 2}, "ratios": []float64{0.5}, "flags": []bool{true, false}},
 	}
 	pb := spansFromJSON([]ipc.Span{sp})[0]
 	if len(pb.Events) != 2 || pb.Events[0].Name != "exception" || pb.Events[0].TimeUnixNano != 1764672000004500000 ||
@@ -290,7 +291,22 @@ func TestJSONSpanEventsAndLinks(t *testing.T) {
 		len(ln[0].Attributes) != 1 || ln[0].Attributes[0] != attribute.String("why", "batch") {
 		t.Errorf("SDK links %+v", ln)
 	}
+	lists := map[string]string{}
+	for _, kv := range ro.Attributes() {
+		lists[string(kv.Key)] = kv.Value.Type().String() + " " + kv.Value.Emit()
+	}
+	if fmt.Sprint(lists) != `map[flags:BOOLSLICE [true false] ids:INT64SLICE [1,2] ratios:FLOAT64SLICE [0.5] tags:STRINGSLICE ["a","b"]]` {
+		t.Errorf("SDK list attributes %v", lists)
+	}
+	for _, kv := range pb.Attributes {
+		if kv.Key == "ids" && len(kv.Value.GetArrayValue().GetValues()) != 2 {
+			t.Errorf("OTLP list attribute %v", kv)
+		}
+	}
 	z := zipkinSpan(ro, nil)
+	if z.Tags["tags"] != `["a","b"]` || z.Tags["ids"] != "[1,2]" || z.Tags["flags"] != "[true,false]" {
+		t.Errorf("zipkin list tags %v", z.Tags)
+	}
 	if len(z.Annotations) != 2 || z.Annotations[1].Value != "retry" || !strings.Contains(z.Annotations[0].Value, `"exception.message":"no"`) {
 		t.Errorf("zipkin annotations %+v", z.Annotations)
 	}

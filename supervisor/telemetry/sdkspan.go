@@ -96,7 +96,38 @@ func sdkAttributes(kvs []*commonpb.KeyValue) []attribute.KeyValue {
 			out = append(out, attribute.Float64(kv.Key, v.DoubleValue))
 		case *commonpb.AnyValue_BoolValue:
 			out = append(out, attribute.Bool(kv.Key, v.BoolValue))
+		case *commonpb.AnyValue_ArrayValue:
+			if a, ok := sdkList(kv.Key, v.ArrayValue.GetValues()); ok {
+				out = append(out, a)
+			}
 		}
+	}
+	return out
+}
+
+// sdkList is a list attribute (of one kind, as wattd takes them) in the
+// SDK's form; ok is false for a list of anything else.
+func sdkList(key string, vals []*commonpb.AnyValue) (attribute.KeyValue, bool) {
+	if len(vals) == 0 {
+		return attribute.StringSlice(key, []string{}), true
+	}
+	switch vals[0].GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return attribute.StringSlice(key, itemsOf(vals, (*commonpb.AnyValue).GetStringValue)), true
+	case *commonpb.AnyValue_BoolValue:
+		return attribute.BoolSlice(key, itemsOf(vals, (*commonpb.AnyValue).GetBoolValue)), true
+	case *commonpb.AnyValue_IntValue:
+		return attribute.Int64Slice(key, itemsOf(vals, (*commonpb.AnyValue).GetIntValue)), true
+	case *commonpb.AnyValue_DoubleValue:
+		return attribute.Float64Slice(key, itemsOf(vals, (*commonpb.AnyValue).GetDoubleValue)), true
+	}
+	return attribute.KeyValue{}, false
+}
+
+func itemsOf[T any](vals []*commonpb.AnyValue, get func(*commonpb.AnyValue) T) []T {
+	out := make([]T, len(vals))
+	for i, v := range vals {
+		out[i] = get(v)
 	}
 	return out
 }

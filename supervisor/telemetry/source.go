@@ -604,7 +604,32 @@ func setValue(av *commonpb.AnyValue, v any) {
 		av.Value = &commonpb.AnyValue_IntValue{IntValue: int64(v)}
 	case float64:
 		av.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: v}
+	case []string:
+		av.Value = arrayOf(v, func(x string) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: x}}
+		})
+	case []bool:
+		av.Value = arrayOf(v, func(x bool) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: x}}
+		})
+	case []int64:
+		av.Value = arrayOf(v, func(x int64) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: x}}
+		})
+	case []float64:
+		av.Value = arrayOf(v, func(x float64) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: x}}
+		})
 	}
+}
+
+// arrayOf is a list attribute's OTLP value.
+func arrayOf[T any](list []T, one func(T) *commonpb.AnyValue) *commonpb.AnyValue_ArrayValue {
+	vals := make([]*commonpb.AnyValue, len(list))
+	for i, x := range list {
+		vals[i] = one(x)
+	}
+	return &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: vals}}
 }
 
 func spanKind(k string) tracepb.Span_SpanKind {

@@ -42,6 +42,7 @@ const MAX_NAME = 256
 const MAX_ATTRIBUTES = 64
 const MAX_KEY = 256
 const MAX_VALUE = 4096
+const MAX_ITEMS = 64
 const MAX_EVENTS = 64
 const MAX_LINKS = 32
 const MAX_PER_MESSAGE = 512
@@ -307,8 +308,12 @@ class AppSpan {
       span.status = this._status
       if (this._statusMessage !== '') span.statusMessage = this._statusMessage
     }
-    if (this._events !== null) span.events = this._events
-    if (this._links !== null) span.links = this._links
+    if (this._t.state.version < 4) {
+      olderForm(span) // a wattd of an older release (protocol version 3)
+    } else {
+      if (this._events !== null) span.events = this._events
+      if (this._links !== null) span.links = this._links
+    }
     let bytes = Buffer.byteLength(JSON.stringify(span))
     if (bytes > MAX_SPAN_BYTES) {
       if (span.attributes !== undefined) span.attributes = firstAttributes(span.attributes, ATTRIBUTE_BYTES)
@@ -317,6 +322,16 @@ class AppSpan {
       bytes = Buffer.byteLength(JSON.stringify(span))
     }
     queueSpan(this._t, this._out, span, bytes)
+  }
+}
+
+// olderForm turns the lists of a span's attributes into their JSON text:
+// before protocol version 4, wattd takes neither lists nor events and links.
+function olderForm (span) {
+  const a = span.attributes
+  if (a === undefined) return
+  for (const k of Object.keys(a)) {
+    if (Array.isArray(a[k])) a[k] = clip(JSON.stringify(a[k]), MAX_VALUE)
   }
 }
 
@@ -374,8 +389,9 @@ function validIds (traceId, spanId) {
 }
 
 // attributeValue is what wattd takes of an attribute's value: a string,
-// a finite number or a boolean; a list (the API allows homogeneous ones)
-// as its JSON text; anything else is left out.
+// a finite number, a boolean, or a list of one of those kinds (its first
+// MAX_ITEMS items), as the API allows; NaN and the infinities as text, a
+// list of mixed kinds as its JSON text; anything else is left out.
 function attributeValue (v) {
   switch (typeof v) {
     case 'string':
@@ -385,14 +401,22 @@ function attributeValue (v) {
     case 'number':
       return Number.isFinite(v) ? v : String(v)
   }
-  if (Array.isArray(v)) {
-    try {
-      return clip(JSON.stringify(v.map((x) => (typeof x === 'number' && !Number.isFinite(x)) ? String(x) : x)), MAX_VALUE)
-    } catch {
-      return undefined
-    }
+  if (!Array.isArray(v)) return undefined
+  const list = v.length > MAX_ITEMS ? v.slice(0, MAX_ITEMS) : v.slice()
+  const kind = list.length === 0 ? 'string' : typeof list[0]
+  let same = kind === 'string' || kind === 'boolean' || kind === 'number'
+  for (let i = 0; same && i < list.length; i++) {
+    const x = list[i]
+    const k = typeof x
+    if (k !== kind || (k === 'number' && !Number.isFinite(x))) same = false
+    else if (kind === 'string') list[i] = clip(x, MAX_VALUE)
   }
-  return undefined
+  if (same) return list
+  try {
+    return clip(JSON.stringify(list, (k, x) => (typeof x === 'number' && !Number.isFinite(x)) ? String(x) : x), MAX_VALUE)
+  } catch {
+    return undefined
+  }
 }
 
 // spanName is a name wattd takes: 1 to MAX_NAME characters.

@@ -129,7 +129,7 @@ const server = http.createServer((req, res) => {
         return
       }
       const tracer = tp.getTracer('fixture', '1.0.0')
-      const attributes = { 'order.id': 42, big: 'x'.repeat(5000), list: [1, 2], nan: NaN, skipped: { a: 1 } }
+      const attributes = { 'order.id': 42, big: 'x'.repeat(5000), list: [1, 2], mixed: [1, 'a'], nan: NaN, skipped: { a: 1 } }
       tracer.startActiveSpan('load order', { attributes }, async (span) => {
         span.setAttribute('step', 'one')
         span.addEvent('cache miss', { key: 'order:42', bad: {} })
