@@ -82,6 +82,7 @@ func testApplicationSpans(t *testing.T) {
 			TraceFlags int
 		}
 		Recording bool
+		Ready     string
 	}
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &got) != nil {
 		t.Fatalf("GET /app: %d %q", resp.StatusCode, body)
@@ -104,6 +105,9 @@ func testApplicationSpans(t *testing.T) {
 	}
 	if root.TraceID == callerTrace || root.ParentSpanID != "" {
 		t.Errorf("root span %+v is in the request's trace", root)
+	}
+	if got.Ready != "function" {
+		t.Errorf("telemetryReady is not a promise: %q", got.Ready)
 	}
 	if got.Span.TraceID != callerTrace || got.Span.SpanID != app.SpanID || got.Span.TraceFlags != 1 || got.Recording {
 		t.Errorf("the app saw span context %+v, recording %v after end; want the sent span's ids, sampled", got.Span, got.Recording)

@@ -115,7 +115,12 @@ function installGlobals (state, info) {
   fields.basePath = info.basePath
   fields.runtimeBasePath = info.runtimeBasePath ?? null
   // Set only while tracing is on, as Watt sets it only with telemetry.
-  if (state.tracerProvider !== null && state.tracerProvider !== undefined) fields.tracerProvider = state.tracerProvider
+  // telemetryReady is Watt's promise of its telemetry's start; wattd's is
+  // ready before the app loads.
+  if (state.tracerProvider !== null && state.tracerProvider !== undefined) {
+    fields.tracerProvider = state.tracerProvider
+    fields.telemetryReady = Promise.resolve()
+  }
   for (const key of ['host', 'port', 'wantsAbsoluteUrls', 'config', 'applicationConfig', 'runtimeConfig']) {
     if (key in info) fields[key] = info[key]
   }

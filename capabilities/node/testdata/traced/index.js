@@ -154,7 +154,8 @@ const server = http.createServer((req, res) => {
           }
         }
         res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify({ out, span: span.spanContext(), recording: span.isRecording() }))
+        await globalThis.platformatic.telemetryReady
+        res.end(JSON.stringify({ out, span: span.spanContext(), recording: span.isRecording(), ready: typeof globalThis.platformatic.telemetryReady.then }))
       })
       return
     }
