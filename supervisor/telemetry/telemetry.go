@@ -606,7 +606,7 @@ func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int)
 	} else {
 		s.exported.Add(uint64(n))
 		if s.diag {
-			s.log.Info("spans exported", zap.Int("spans", n), zap.Duration("took", time.Since(start)))
+			s.log.Info("spans exported", zap.Int("spans", n), zap.Float64("ms", float64(time.Since(start).Microseconds())/1000))
 		}
 	}
 	clear(buf)
