@@ -64,6 +64,16 @@ type Span struct {
 	StatusMessage string         `json:"statusMessage,omitempty"`
 	Events        []SpanEvent    `json:"events,omitempty"`
 	Links         []SpanLink     `json:"links,omitempty"`
+	// Scope is the instrumentation scope (the tracer's name and version)
+	// when it is not wattd's: an application's own spans.
+	Scope *SpanScope `json:"scope,omitempty"`
+}
+
+// SpanScope names what made a span: {"name":"orders","version":"1.0.0"}.
+// name is 1 to MaxSpanName characters, version at most that.
+type SpanScope struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
 }
 
 // SpanEvent is something that happened during a span:
@@ -162,6 +172,7 @@ type wireSpan struct {
 	StatusMessage string                     `json:"statusMessage"`
 	Events        []wireEvent                `json:"events"`
 	Links         []wireLink                 `json:"links"`
+	Scope         *SpanScope                 `json:"scope"`
 }
 
 type wireEvent struct {
@@ -194,7 +205,7 @@ func (w *wireSpan) span() (Span, error) {
 	s := Span{
 		TraceID: w.TraceID, SpanID: w.SpanID, ParentSpanID: w.ParentSpanID,
 		Name: w.Name, Kind: w.Kind, StartMs: *w.StartMs, EndMs: *w.EndMs,
-		Status: w.Status, StatusMessage: w.StatusMessage,
+		Status: w.Status, StatusMessage: w.StatusMessage, Scope: w.Scope,
 	}
 	if s.Status == "" {
 		s.Status = SpanStatusUnset
@@ -417,6 +428,12 @@ func (s *Span) Validate() error {
 	}
 	if err := validAttributes("", s.Attributes); err != nil {
 		return err
+	}
+	if sc := s.Scope; sc != nil {
+		if sc.Name == "" || !utf8.ValidString(sc.Name) || utf8.RuneCountInString(sc.Name) > MaxSpanName ||
+			!utf8.ValidString(sc.Version) || utf8.RuneCountInString(sc.Version) > MaxSpanName {
+			return bad("scope: name must be 1 to %d characters of valid UTF-8, version at most %d", MaxSpanName, MaxSpanName)
+		}
 	}
 	if len(s.Events) > MaxSpanEvents {
 		return bad("%d events, limit %d", len(s.Events), MaxSpanEvents)

@@ -15,7 +15,8 @@ const goodSpan = `{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067
 		"tags":["a","b"],"ids":[1,2],"mix":[1,2.5],"flags":[true],"none":[]},
 	"status":"error","statusMessage":"boom",
 	"events":[{"name":"exception","timeMs":1764672000124.5,"attributes":{"exception.message":"no","count":2}},{"name":"cache miss","timeMs":1764672000124.75}],
-	"links":[{"traceId":"5bf92f3577b34da6a3ce929d0e0e4736","spanId":"20f067aa0ba902b7","attributes":{"why":"batch"}}]}`
+	"links":[{"traceId":"5bf92f3577b34da6a3ce929d0e0e4736","spanId":"20f067aa0ba902b7","attributes":{"why":"batch"}}],
+	"scope":{"name":"orders","version":"1.0.0"}}`
 
 func TestDecodeSpan(t *testing.T) {
 	s, err := DecodeSpan(json.RawMessage(goodSpan))
@@ -38,6 +39,9 @@ func TestDecodeSpan(t *testing.T) {
 	if len(s.Events) != 2 || s.Events[0].Name != "exception" || s.Events[0].TimeMs != 1764672000124.5 ||
 		s.Events[0].Attributes["count"] != int64(2) || s.Events[1].Attributes != nil {
 		t.Errorf("events %+v", s.Events)
+	}
+	if s.Scope == nil || *s.Scope != (SpanScope{Name: "orders", Version: "1.0.0"}) {
+		t.Errorf("scope %+v", s.Scope)
 	}
 	if len(s.Links) != 1 || s.Links[0].TraceID != "5bf92f3577b34da6a3ce929d0e0e4736" || s.Links[0].SpanID != "20f067aa0ba902b7" || s.Links[0].Attributes["why"] != "batch" {
 		t.Errorf("links %+v", s.Links)
@@ -100,6 +104,9 @@ func TestDecodeSpanInvalid(t *testing.T) {
 		{"events", []any{map[string]any{"name": "x", "timeMs": 1764672000124.0, "attributes": map[string]any{"a": map[string]any{}}}}, `event 0: attribute "a"`},
 		{"events", []any{map[string]any{"name": "x", "timeMs": 1764672000124.0, "attributes": many}}, "event 0: 65 attributes"},
 		{"events", "none", "events"},
+		{"scope", map[string]any{"name": ""}, "scope"},
+		{"scope", map[string]any{"name": "x", "version": strings.Repeat("v", MaxSpanName+1)}, "scope"},
+		{"scope", "orders", "scope"},
 		{"links", make([]any, MaxSpanLinks+1), "links"},
 		{"links", []any{map[string]any{"traceId": "00000000000000000000000000000000", "spanId": "20f067aa0ba902b7"}}, "link 0"},
 		{"links", []any{map[string]any{"traceId": "5bf92f3577b34da6a3ce929d0e0e4736"}}, "link 0"},

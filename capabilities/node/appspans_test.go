@@ -45,7 +45,7 @@ func (w *worker) allSpansUntil(what string, ok func([]wireSpan) bool) []wireSpan
 			for _, s := range spans {
 				all = append(all, wireSpan{TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Name: s.Name, Kind: s.Kind,
 					StartMs: s.StartMs, EndMs: s.EndMs, Attributes: s.Attributes, Status: s.Status, StatusMessage: s.StatusMessage,
-					Events: s.Events, Links: s.Links})
+					Events: s.Events, Links: s.Links, Scope: s.Scope})
 			}
 		case <-deadline:
 			w.t.Fatalf("no %s within %v; spans so far: %+v", what, waitLimit, all)
@@ -105,6 +105,14 @@ func testApplicationSpans(t *testing.T) {
 	}
 	if root.TraceID == callerTrace || root.ParentSpanID != "" {
 		t.Errorf("root span %+v is in the request's trace", root)
+	}
+	for _, s := range []*wireSpan{app, inner, root, unnamed} {
+		if s.Scope == nil || *s.Scope != (ipc.SpanScope{Name: "fixture", Version: "1.0.0"}) {
+			t.Errorf("span %q: scope %+v, want the tracer's fixture 1.0.0", s.Name, s.Scope)
+		}
+	}
+	if server.Scope != nil || client.Scope != nil {
+		t.Errorf("wattd's own spans name a scope: %+v, %+v", server.Scope, client.Scope)
 	}
 	if got.Ready != "function" {
 		t.Errorf("telemetryReady is not a promise: %q", got.Ready)

@@ -50,6 +50,7 @@ type wireSpan struct {
 	// Only in the JSON spans of the application's own (appspans_test.go).
 	Events []ipc.SpanEvent `json:"events,omitempty"`
 	Links  []ipc.SpanLink  `json:"links,omitempty"`
+	Scope  *ipc.SpanScope  `json:"scope,omitempty"`
 }
 
 func TestTraceparentParsing(t *testing.T) {

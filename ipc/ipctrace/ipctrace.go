@@ -103,9 +103,9 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 }
 
 // olderForm is s as a wattd welcoming at a version before 4 takes it: no
-// events or links, list attributes as their JSON text.
+// events, links or scope, list attributes as their JSON text.
 func olderForm(s *ipc.Span) {
-	s.Events, s.Links = nil, nil
+	s.Events, s.Links, s.Scope = nil, nil, nil
 	for k, v := range s.Attributes {
 		switch v.(type) {
 		case []string, []bool, []int64, []float64:
@@ -186,6 +186,9 @@ func Span(ro sdktrace.ReadOnlySpan) ipc.Span {
 		s.Status, s.StatusMessage = ipc.SpanStatusError, cut(st.Description, ipc.MaxStatusMessage)
 	}
 	s.Attributes = attributes(ro.Attributes())
+	if sc := ro.InstrumentationScope(); sc.Name != "" {
+		s.Scope = &ipc.SpanScope{Name: cut(sc.Name, ipc.MaxSpanName), Version: cut(sc.Version, ipc.MaxSpanName)}
+	}
 	for _, e := range ro.Events() {
 		if len(s.Events) == ipc.MaxSpanEvents {
 			break

@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -17,6 +18,11 @@ import (
 // for the exporters that take that form (console, file). The OTLP
 // exporters upload the OTLP form as it is.
 func ReadOnly(sp *tracepb.Span, res *resource.Resource) sdktrace.ReadOnlySpan {
+	return ReadOnlyIn(sp, res, Scope)
+}
+
+// ReadOnlyIn is ReadOnly for a span of the given instrumentation scope.
+func ReadOnlyIn(sp *tracepb.Span, res *resource.Resource, scope instrumentation.Scope) sdktrace.ReadOnlySpan {
 	var tid trace.TraceID
 	var sid trace.SpanID
 	copy(tid[:], sp.TraceId)
@@ -31,7 +37,7 @@ func ReadOnly(sp *tracepb.Span, res *resource.Resource) sdktrace.ReadOnlySpan {
 		EndTime:              time.Unix(0, int64(sp.EndTimeUnixNano)),
 		Attributes:           sdkAttributes(sp.Attributes),
 		Resource:             res,
-		InstrumentationScope: Scope,
+		InstrumentationScope: scope,
 	}
 	if len(sp.ParentSpanId) == 8 {
 		var pid trace.SpanID

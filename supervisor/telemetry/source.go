@@ -30,8 +30,10 @@ const (
 	AttrProcessPID    = "process.pid"
 )
 
-// Scope is the instrumentation scope of the spans workers report: they
-// come from wattd's worker runtimes, not from a library the app chose.
+// Scope is the instrumentation scope of the spans workers report without
+// one of their own: those of wattd's worker runtimes (the Node preload's
+// server and mesh-client spans). A span that names its scope (an
+// application's own, ipc.Span.Scope) is exported under that.
 var Scope = instrumentation.Scope{Name: "github.com/wattd/wattd"}
 
 var scopePB = &commonpb.InstrumentationScope{Name: Scope.Name}
@@ -136,7 +138,7 @@ func (s *Source) Ingest(raw json.RawMessage) {
 	if len(spans) == 0 {
 		return
 	}
-	s.enqueue(batch{src: s, pb: spansFromJSON(spans)})
+	s.enqueue(batch{src: s, pb: spansFromJSON(spans), scopes: scopesOf(spans)})
 }
 
 // IngestBinary is Ingest for a binary spans frame's payload (after its
@@ -570,6 +572,30 @@ func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 		}
 	}
 	return a.ptrs
+}
+
+// scopesOf is the instrumentation scope of each span (nil for wattd's),
+// or nil when every span is wattd's. Spans of one scope share one value.
+func scopesOf(in []ipc.Span) []*commonpb.InstrumentationScope {
+	var out []*commonpb.InstrumentationScope
+	var seen map[ipc.SpanScope]*commonpb.InstrumentationScope
+	for i := range in {
+		sc := in[i].Scope
+		if sc == nil {
+			continue
+		}
+		if out == nil {
+			out = make([]*commonpb.InstrumentationScope, len(in))
+			seen = map[ipc.SpanScope]*commonpb.InstrumentationScope{}
+		}
+		pb := seen[*sc]
+		if pb == nil {
+			pb = &commonpb.InstrumentationScope{Name: sc.Name, Version: sc.Version}
+			seen[*sc] = pb
+		}
+		out[i] = pb
+	}
+	return out
 }
 
 // keyValues is attributes in OTLP's form, in key order.

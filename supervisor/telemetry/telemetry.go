@@ -29,7 +29,9 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -326,13 +328,24 @@ func (p *Pipeline) Counts() map[string]Counts {
 // batch is the spans of one message from one worker: OTLP spans (from a
 // JSON message) or HTTP spans (from a binary frame).
 type batch struct {
-	src  *Source
-	pb   []*tracepb.Span
-	http []ipc.HTTPSpan
-	blk  *spanBlock // holds http's memory; released once exported or dropped
+	src *Source
+	pb  []*tracepb.Span
+	// scopes, when not nil, is the instrumentation scope of each of pb
+	// (nil for wattd's): an application's own spans name their tracer.
+	scopes []*commonpb.InstrumentationScope
+	http   []ipc.HTTPSpan
+	blk    *spanBlock // holds http's memory; released once exported or dropped
 }
 
 func (b *batch) len() int { return len(b.pb) + len(b.http) }
+
+// scope is the instrumentation scope of pb[i] in the SDK's form.
+func (b *batch) scope(i int) instrumentation.Scope {
+	if b.scopes == nil || b.scopes[i] == nil {
+		return Scope
+	}
+	return instrumentation.Scope{Name: b.scopes[i].Name, Version: b.scopes[i].Version}
+}
 
 // size estimates the bytes b's spans take in an export: the strings they
 // carry and what the ids, times and attribute keys add to them.
@@ -360,6 +373,9 @@ func (b batch) split(n int) (head, tail batch) {
 	}
 	if b.pb != nil {
 		head.pb, tail.pb = b.pb[:n:n], b.pb[n:]
+		if b.scopes != nil {
+			head.scopes, tail.scopes = b.scopes[:n:n], b.scopes[n:]
+		}
 	} else {
 		head.http, tail.http = b.http[:n:n], b.http[n:]
 	}
@@ -418,6 +434,8 @@ type otlpExporter struct {
 func (e *otlpExporter) export(ctx context.Context, batches []batch) error {
 	type group struct {
 		ss    *tracepb.ScopeSpans
+		rs    *tracepb.ResourceSpans
+		other map[scopeKey]*tracepb.ScopeSpans // spans of other scopes than wattd's
 		http  []*batch
 		start int
 	}
@@ -431,11 +449,33 @@ func (e *otlpExporter) export(ctx context.Context, batches []batch) error {
 			g = &group{ss: &tracepb.ScopeSpans{Scope: scopePB}}
 			bySource[b.src] = g
 			groups = append(groups, g)
-			rss = append(rss, &tracepb.ResourceSpans{
+			g.rs = &tracepb.ResourceSpans{
 				Resource: b.src.resPB, SchemaUrl: b.src.res.SchemaURL(), ScopeSpans: []*tracepb.ScopeSpans{g.ss},
-			})
+			}
+			rss = append(rss, g.rs)
 		}
-		g.ss.Spans = append(g.ss.Spans, b.pb...)
+		if b.scopes == nil {
+			g.ss.Spans = append(g.ss.Spans, b.pb...)
+		} else {
+			for j, sp := range b.pb {
+				sc := b.scopes[j]
+				if sc == nil {
+					g.ss.Spans = append(g.ss.Spans, sp)
+					continue
+				}
+				k := scopeKey{sc.Name, sc.Version}
+				ss := g.other[k]
+				if ss == nil {
+					if g.other == nil {
+						g.other = map[scopeKey]*tracepb.ScopeSpans{}
+					}
+					ss = &tracepb.ScopeSpans{Scope: sc}
+					g.other[k] = ss
+					g.rs.ScopeSpans = append(g.rs.ScopeSpans, ss)
+				}
+				ss.Spans = append(ss.Spans, sp)
+			}
+		}
 		if len(b.http) > 0 {
 			g.http = append(g.http, b)
 		}
@@ -464,6 +504,9 @@ func (e *otlpExporter) export(ctx context.Context, batches []batch) error {
 
 func (e *otlpExporter) shutdown(ctx context.Context) error { return e.client.Stop(ctx) }
 
+// scopeKey tells instrumentation scopes apart.
+type scopeKey struct{ name, version string }
+
 // sdkExporter hands the SDK's span form to one of its exporters.
 type sdkExporter struct{ exp sdktrace.SpanExporter }
 
@@ -474,8 +517,8 @@ func (e sdkExporter) export(ctx context.Context, batches []batch) error {
 	}
 	ro := make([]sdktrace.ReadOnlySpan, 0, n)
 	for _, b := range batches {
-		for _, sp := range b.pb {
-			ro = append(ro, ReadOnly(sp, b.src.res))
+		for j, sp := range b.pb {
+			ro = append(ro, ReadOnlyIn(sp, b.src.res, b.scope(j)))
 		}
 		if len(b.http) > 0 {
 			for _, sp := range SpansFromHTTP(b.http) {

@@ -324,3 +324,78 @@ func TestFrameMemoryReused(t *testing.T) {
 		}
 	}
 }
+
+// TestSpanScopes: spans that name their instrumentation scope (an
+// application's own) are exported under it, beside wattd's, in the one
+// resource of their worker; the SDK form (console, file, zipkin) carries
+// it per span.
+func TestSpanScopes(t *testing.T) {
+	var mu sync.Mutex
+	var reqs []*coltracepb.ExportTraceServiceRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := &coltracepb.ExportTraceServiceRequest{}
+		if err := proto.Unmarshal(body, req); err != nil {
+			t.Errorf("export: %v", err)
+		}
+		mu.Lock()
+		reqs = append(reqs, req)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	p, err := New(Options{Config: config.Telemetry{Enabled: true, Exporters: []config.Exporter{
+		{Type: config.ExporterOTLP, Protocol: config.ProtocolHTTP, URL: srv.URL + "/v1/traces"},
+	}}, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	s := &sink{name: "keeps", log: zap.NewNop(), exp: sdkExporter{rec}, queue: make(chan batch, 16), limit: 16,
+		stop: make(chan struct{}), done: make(chan struct{}), batch: 2, interval: 10 * time.Millisecond, timeout: 5 * time.Second}
+	p.sinks = append(p.sinks, s)
+	go s.run()
+	span := func(id int, scope string) string {
+		sc := ""
+		if scope != "" {
+			sc = `,"scope":` + scope
+		}
+		return fmt.Sprintf(`{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"%016x","name":"s%d","kind":"internal","startMs":1764672000000,"endMs":1764672000001%s}`, id, id, sc)
+	}
+	orders := `{"name":"orders","version":"1.0.0"}`
+	p.Source("api", 0, 1).Ingest(json.RawMessage("[" + strings.Join([]string{
+		span(1, orders), span(2, ""), span(3, orders), span(4, `{"name":"billing"}`),
+	}, ",") + "]"))
+	waitUntil(t, "4 spans kept", func() bool { n, _ := rec.count(); return n == 4 })
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	byScope := map[string][]string{}
+	mu.Lock()
+	for _, req := range reqs {
+		if len(req.ResourceSpans) != 1 {
+			t.Errorf("%d resources in one export, want the worker's one", len(req.ResourceSpans))
+		}
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				k := ss.Scope.GetName() + "@" + ss.Scope.GetVersion()
+				for _, sp := range ss.Spans {
+					byScope[k] = append(byScope[k], sp.Name)
+				}
+			}
+		}
+	}
+	mu.Unlock()
+	want := map[string][]string{Scope.Name + "@": {"s2"}, "billing@": {"s4"}, "orders@1.0.0": {"s1", "s3"}}
+	if fmt.Sprint(byScope) != fmt.Sprint(want) {
+		t.Errorf("OTLP scopes %v", byScope)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, ro := range rec.spans {
+		want := map[string]string{"s1": "orders 1.0.0", "s2": Scope.Name + " ", "s3": "orders 1.0.0", "s4": "billing "}[ro.Name()]
+		if got := ro.InstrumentationScope().Name + " " + ro.InstrumentationScope().Version; got != want {
+			t.Errorf("SDK span %s: scope %q, want %q", ro.Name(), got, want)
+		}
+	}
+}

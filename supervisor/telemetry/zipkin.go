@@ -50,8 +50,8 @@ func newZipkinExporter(url string, headers map[string]string, service func(strin
 func (e *zipkinExporter) export(ctx context.Context, batches []batch) error {
 	var spans []model.SpanModel
 	for _, b := range batches {
-		for _, sp := range b.pb {
-			spans = append(spans, zipkinSpan(ReadOnly(sp, b.src.res), e.service))
+		for j, sp := range b.pb {
+			spans = append(spans, zipkinSpan(ReadOnlyIn(sp, b.src.res, b.scope(j)), e.service))
 		}
 		if len(b.http) > 0 {
 			for _, sp := range SpansFromHTTP(b.http) {

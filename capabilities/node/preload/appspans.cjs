@@ -82,7 +82,7 @@ function appTracing (t, hooks) {
       const key = String(name) + '@' + (version === undefined ? '' : String(version))
       let tr = tracers.get(key)
       if (tr === undefined) {
-        tr = new AppTracer(t, out, hooks)
+        tr = new AppTracer(t, out, hooks, scopeOf(name, version))
         // Tracers keep nothing of their own: past MAX_TRACERS names, new
         // ones are made and not kept.
         if (tracers.size < MAX_TRACERS) tracers.set(key, tr)
@@ -102,15 +102,18 @@ function appTracing (t, hooks) {
 }
 
 class AppTracer {
-  constructor (t, out, hooks) {
+  constructor (t, out, hooks, scope) {
     this._t = t
     this._out = out
     this._hooks = hooks
+    this._scope = scope // the instrumentation scope of its spans, or null
   }
 
   startSpan (name, options, context) {
     const o = options !== null && typeof options === 'object' ? options : {}
-    return new AppSpan(this._t, this._out, this._hooks, name, o, parentOf(this._t, o, context))
+    const span = new AppSpan(this._t, this._out, this._hooks, name, o, parentOf(this._t, o, context))
+    span._scope = this._scope
+    return span
   }
 
   // startActiveSpan(name[, options[, context]], fn) runs fn(span) with the
@@ -186,6 +189,7 @@ class AppSpan {
     this._statusMessage = ''
     this._events = null
     this._links = null
+    this._scope = null
     this._ended = false
     if (o.attributes !== null && typeof o.attributes === 'object') this.setAttributes(o.attributes)
     if (Array.isArray(o.links)) this.addLinks(o.links)
@@ -313,6 +317,7 @@ class AppSpan {
     } else {
       if (this._events !== null) span.events = this._events
       if (this._links !== null) span.links = this._links
+      if (this._scope !== null) span.scope = this._scope
     }
     let bytes = Buffer.byteLength(JSON.stringify(span))
     if (bytes > MAX_SPAN_BYTES) {
@@ -417,6 +422,16 @@ function attributeValue (v) {
   } catch {
     return undefined
   }
+}
+
+// scopeOf is the instrumentation scope of a tracer's spans, its name and
+// version, as the SDK records them; null for a tracer of no name.
+function scopeOf (name, version) {
+  const n = typeof name === 'string' ? clip(name, MAX_NAME) : ''
+  if (n === '') return null
+  const scope = { name: n }
+  if (typeof version === 'string' && version !== '') scope.version = clip(version, MAX_NAME)
+  return scope
 }
 
 // spanName is a name wattd takes: 1 to MAX_NAME characters.
