@@ -8,51 +8,7 @@ import (
 	"time"
 
 	"github.com/wattd/wattd/ipc"
-	"github.com/wattd/wattd/supervisor/telemetry"
 )
-
-// allSpansUntil reads spans, from binary frames (the preload's server and
-// client spans) and JSON spans messages (the application's own), until ok
-// says it has all it wants. The JSON ones must pass wattd's checks whole.
-func (w *worker) allSpansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
-	w.t.Helper()
-	var all []wireSpan
-	deadline := time.After(waitLimit)
-	for !ok(all) {
-		select {
-		case body, open := <-w.spans:
-			if !open {
-				w.t.Fatalf("control channel closed while waiting for %s", what)
-			}
-			if len(body) > 0 && body[0] == ipc.SpansBinaryTag {
-				spans, dropped, err := ipc.DecodeHTTPSpans(body[1:])
-				if dropped != 0 || err != nil {
-					w.t.Fatalf("binary spans frame: %d spans dropped: %v", dropped, err)
-				}
-				for _, sp := range telemetry.SpansFromHTTP(spans) {
-					all = append(all, wireOf(sp))
-				}
-				continue
-			}
-			var m ipc.Message
-			if err := json.Unmarshal(body, &m); err != nil {
-				w.t.Fatalf("spans message %q: %v", body, err)
-			}
-			spans, dropped, err := ipc.DecodeSpans(m.Spans)
-			if dropped != 0 || err != nil {
-				w.t.Fatalf("JSON spans message %s: %d dropped: %v", body, dropped, err)
-			}
-			for _, s := range spans {
-				all = append(all, wireSpan{TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Name: s.Name, Kind: s.Kind,
-					StartMs: s.StartMs, EndMs: s.EndMs, Attributes: s.Attributes, Status: s.Status, StatusMessage: s.StatusMessage,
-					Events: s.Events, Links: s.Links, Scope: s.Scope})
-			}
-		case <-deadline:
-			w.t.Fatalf("no %s within %v; spans so far: %+v", what, waitLimit, all)
-		}
-	}
-	return all
-}
 
 func TestApplicationSpans(t *testing.T) {
 	onEveryNode(t, testApplicationSpans)

@@ -223,8 +223,21 @@ func calleeSaw(t *testing.T, body string) map[string]string {
 	return seen
 }
 
-// spansUntil reads spans until ok says it has all it wants.
+// spansUntil reads spans until ok says it has all it wants. Only binary
+// spans frames may come: the preload's own spans never travel as JSON.
 func (w *worker) spansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
+	w.t.Helper()
+	return w.collectSpans(what, ok, false)
+}
+
+// allSpansUntil is spansUntil that also takes JSON spans messages (an
+// application's own spans), each of which must pass wattd's checks whole.
+func (w *worker) allSpansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
+	w.t.Helper()
+	return w.collectSpans(what, ok, true)
+}
+
+func (w *worker) collectSpans(what string, ok func([]wireSpan) bool, takeJSON bool) []wireSpan {
 	w.t.Helper()
 	var all []wireSpan
 	deadline := time.After(waitLimit)
@@ -235,7 +248,11 @@ func (w *worker) spansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
 				w.t.Fatalf("control channel closed while waiting for %s", what)
 			}
 			if len(body) == 0 || body[0] != ipc.SpansBinaryTag {
-				w.t.Fatalf("spans message %q is not a binary spans frame", body)
+				if !takeJSON {
+					w.t.Fatalf("spans message %q is not a binary spans frame", body)
+				}
+				all = append(all, jsonSpans(w.t, body)...)
+				continue
 			}
 			spans, dropped, err := ipc.DecodeHTTPSpans(body[1:])
 			if dropped != 0 || err != nil {
@@ -253,6 +270,27 @@ func (w *worker) spansUntil(what string, ok func([]wireSpan) bool) []wireSpan {
 		}
 	}
 	return all
+}
+
+// jsonSpans decodes a JSON spans message as wattd does; a span it would
+// drop fails the test.
+func jsonSpans(t *testing.T, body []byte) []wireSpan {
+	t.Helper()
+	var m ipc.Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("spans message %q: %v", body, err)
+	}
+	spans, dropped, err := ipc.DecodeSpans(m.Spans)
+	if dropped != 0 || err != nil {
+		t.Fatalf("JSON spans message %s: %d dropped: %v", body, dropped, err)
+	}
+	out := make([]wireSpan, 0, len(spans))
+	for _, s := range spans {
+		out = append(out, wireSpan{TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Name: s.Name, Kind: s.Kind,
+			StartMs: s.StartMs, EndMs: s.EndMs, Attributes: s.Attributes, Status: s.Status, StatusMessage: s.StatusMessage,
+			Events: s.Events, Links: s.Links, Scope: s.Scope})
+	}
+	return out
 }
 
 // wireOf is an OTLP span in the JSON span form the tests compare, with

@@ -373,13 +373,26 @@ var fresh = &http.Client{
 
 // get does one GET and returns status and body.
 func get(c *http.Client, url string) (int, string, error) {
-	resp, err := c.Get(url)
+	code, _, body, err := getWith(c, url, nil)
+	return code, body, err
+}
+
+// getWith is get with request headers; it also returns the response's.
+func getWith(c *http.Client, url string, headers map[string]string) (int, http.Header, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, "", err
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return resp.StatusCode, resp.Header, string(b), err
 }
 
 // waitHTTP polls url until it answers 200.

@@ -3,8 +3,6 @@ package main_test
 import (
 	"crypto/rand"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,19 +48,16 @@ func TestNodeTracing(t *testing.T) {
 				traceID := strings.Repeat("0", 31) + string(rune('1'+i))
 				const callerSpan = "00f067aa0ba902b7"
 				reqID := "e2e-" + via
-				req, _ := http.NewRequest(http.MethodGet, d.url("/chain?via="+via), nil)
-				req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
-				req.Header.Set("x-request-id", reqID)
-				resp, err := fresh.Do(req)
+				code, header, body, err := getWith(fresh, d.url("/chain?via="+via), map[string]string{
+					"traceparent": "00-" + traceID + "-" + callerSpan + "-01", "x-request-id": reqID,
+				})
 				if err != nil {
 					t.Fatal(err)
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
 				// Request ids come with tracing, and go on the response only
 				// when logger.requestId asks for them.
-				if resp.StatusCode != 200 || string(body) != "leaf internal" || resp.Header.Get("X-Request-Id") != "" {
-					t.Fatalf("GET /chain?via=%s: %d %q, x-request-id %q", via, resp.StatusCode, body, resp.Header.Get("X-Request-Id"))
+				if code != 200 || body != "leaf internal" || header.Get("X-Request-Id") != "" {
+					t.Fatalf("GET /chain?via=%s: %d %q, x-request-id %q", via, code, body, header.Get("X-Request-Id"))
 				}
 
 				server, client, leaf := chainSpans(t, rcv, traceID, callerSpan, "entry", "internal", via)
@@ -201,16 +196,12 @@ func TestTracingSampler(t *testing.T) {
 	}
 	chain := func(id trace.TraceID, flag string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, d.url("/chain?via=get"), nil)
-		req.Header.Set("traceparent", "00-"+id.String()+"-00f067aa0ba902b7-"+flag)
-		resp, err := fresh.Do(req)
+		code, _, body, err := getWith(fresh, d.url("/chain?via=get"), map[string]string{"traceparent": "00-" + id.String() + "-00f067aa0ba902b7-" + flag})
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != "leaf internal\n" {
-			t.Fatalf("GET /chain: %d %q", resp.StatusCode, body)
+		if code != 200 || body != "leaf internal\n" {
+			t.Fatalf("GET /chain: %d %q", code, body)
 		}
 	}
 	var ids []trace.TraceID

@@ -266,17 +266,13 @@ func TestTracingOTLPHTTP(t *testing.T) {
 
 	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	before := time.Now()
-	req, _ := http.NewRequest(http.MethodGet, d.url("/chain?to=back"), nil)
-	req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
-	resp, err := fresh.Do(req)
+	code, _, body, err := getWith(fresh, d.url("/chain?to=back"), map[string]string{"traceparent": "00-" + traceID + "-" + callerSpan + "-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	after := time.Now()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "leaf back") {
-		t.Fatalf("GET /chain: %d %q", resp.StatusCode, body)
+	if code != 200 || !strings.Contains(body, "leaf back") {
+		t.Fatalf("GET /chain: %d %q", code, body)
 	}
 	server, client, leaf := chainSpans(t, rcv, traceID, callerSpan, "front", "back", "")
 	if server.span.Name != "GET /chain" || leaf.span.Name != "GET /leaf" || server.attr("http.response.status_code") != int64(200) {
@@ -358,13 +354,9 @@ func TestTracingOTLPGRPC(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{env: []string{"OTEL_BSP_SCHEDULE_DELAY=600000"}})
 	waitHTTP(t, d.url("/"), 30*time.Second)
 	const traceID = "5bf92f3577b34da6a3ce929d0e0e4736"
-	req, _ := http.NewRequest(http.MethodGet, d.url("/chain?to=back"), nil)
-	req.Header.Set("traceparent", "00-"+traceID+"-10f067aa0ba902b7-01")
-	resp, err := fresh.Do(req)
-	if err != nil {
+	if _, _, _, err := getWith(fresh, d.url("/chain?to=back"), map[string]string{"traceparent": "00-" + traceID + "-10f067aa0ba902b7-01"}); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
 	// The spans are in the workers' queues or in wattd's, which only the
 	// stop empties now.
 	d.signal(syscall.SIGTERM)
@@ -418,15 +410,12 @@ func TestTracingConsoleAndFile(t *testing.T) {
 		}
 	})
 	waitHTTP(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/", 30*time.Second)
-	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+"/chain?to=back", nil)
-	req.Header.Set("traceparent", "00-6bf92f3577b34da6a3ce929d0e0e4736-20f067aa0ba902b7-01")
-	resp, err := fresh.Do(req)
+	_, _, rb, err := getWith(fresh, "http://127.0.0.1:"+strconv.Itoa(port)+"/chain?to=back",
+		map[string]string{"traceparent": "00-6bf92f3577b34da6a3ce929d0e0e4736-20f067aa0ba902b7-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(rb) != "leaf back\n" {
+	if rb != "leaf back\n" {
 		t.Errorf("/chain answered %q, want the back application's leaf", rb)
 	}
 	// stdouttrace's JSON names the span and its ids in SpanContext.

@@ -77,16 +77,12 @@ func TestTracingZipkin(t *testing.T) {
 	d.waitReady("internal", 20*time.Second)
 
 	const traceID, callerSpan = "5bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	req, _ := http.NewRequest(http.MethodGet, d.url("/chain?via=fetch&own=1"), nil)
-	req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
-	resp, err := fresh.Do(req)
+	code, _, body, err := getWith(fresh, d.url("/chain?via=fetch&own=1"), map[string]string{"traceparent": "00-" + traceID + "-" + callerSpan + "-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "leaf internal" {
-		t.Fatalf("GET /chain: %d %q", resp.StatusCode, body)
+	if code != 200 || body != "leaf internal" {
+		t.Fatalf("GET /chain: %d %q", code, body)
 	}
 	var spans map[string]model.SpanModel
 	waitFor(t, 20*time.Second, "4 spans of the trace at the collector", func() bool {
