@@ -19,6 +19,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/mesh"
 )
 
 // zipkinPostSpans bounds the spans of one POST to a Zipkin collector: a
@@ -272,7 +274,7 @@ func remoteEndpoint(kind trace.SpanKind, attrs []attribute.KeyValue, service fun
 		}
 	} else if ep.ServiceName == "" && host != "" {
 		ep.ServiceName = host
-		if app, ok := strings.CutSuffix(host, ".plt.local"); ok && app != "" && service != nil {
+		if app, ok := mesh.AppOf(host); ok && service != nil {
 			ep.ServiceName = service(app)
 		}
 	}

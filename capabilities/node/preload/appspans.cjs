@@ -28,7 +28,7 @@
 
 const { warn } = require('./base.cjs')
 const { send } = require('./control.cjs')
-const { takeIds, idSlab, hexOf, nowMs, TRACE_ID, SPAN_ID, PARENT_ID } = require('./tracecontext.cjs')
+const { takeIds, idSlab, hexOf, nowMs, validIds, TRACE_ID, SPAN_ID, PARENT_ID } = require('./tracecontext.cjs')
 
 // @opentelemetry/api's key of the span in a Context (createContextKey makes
 // it with Symbol.for, so every copy of the API shares it).
@@ -66,13 +66,12 @@ const MAX_TRACERS = 256
 // Span times past this (year 5138) are wattd's limit too; such a time is
 // taken as a mistake and replaced by now.
 const MAX_EPOCH_MS = 1e14
-const HEX_TRACE = /^[0-9a-f]{32}$/
-const HEX_SPAN = /^[0-9a-f]{16}$/
 
 // appTracing makes the provider for the tracer t of tracing.cjs. hooks
 // gives what lives there: sampled(t, ids, o, parentSampled) decides a
 // span, context(span) makes the request context that code run by
-// startActiveSpan sees, dropped(t, n) counts lost spans.
+// startActiveSpan sees, traceIdOf(ctx) and spanIdOf(ctx) give a request
+// context's ids in hex, dropped(t, n) counts lost spans.
 function appTracing (t, hooks) {
   const out = { queue: [], timer: null, dropped: (n) => hooks.dropped(t, n) }
   const tracers = new Map()
@@ -111,7 +110,7 @@ class AppTracer {
 
   startSpan (name, options, context) {
     const o = options !== null && typeof options === 'object' ? options : {}
-    const span = new AppSpan(this._t, this._out, this._hooks, name, o, parentOf(this._t, o, context))
+    const span = new AppSpan(this._t, this._out, this._hooks, name, o, parentOf(this._t, this._hooks, o, context))
     span._scope = this._scope
     return span
   }
@@ -133,7 +132,7 @@ class AppTracer {
 // parentOf finds the parent of a new span: { traceId, spanId, sampled,
 // store }, the ids '' for a root. store is the request context the span
 // is made in (for its request id and tracestate), or undefined.
-function parentOf (t, o, context) {
+function parentOf (t, hooks, o, context) {
   const store = t.storage.getStore()
   if (o.root === true) return { traceId: '', spanId: '', sampled: false, store }
   if (context !== null && typeof context === 'object' && typeof context.getValue === 'function') {
@@ -152,12 +151,7 @@ function parentOf (t, o, context) {
     // request or active span is meant.
   }
   if (store !== undefined && store.traced) {
-    return {
-      traceId: hexOf(store.ids, store.off + TRACE_ID, 16),
-      spanId: hexOf(store.ids, store.off + SPAN_ID, 8),
-      sampled: store.sampled,
-      store
-    }
+    return { traceId: hooks.traceIdOf(store), spanId: hooks.spanIdOf(store), sampled: store.sampled, store }
   }
   return { traceId: '', spanId: '', sampled: false, store }
 }
@@ -386,11 +380,6 @@ function attributesOf (src) {
 function isTimeInput (v) {
   return typeof v === 'number' || v instanceof Date ||
     (Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number')
-}
-
-function validIds (traceId, spanId) {
-  return HEX_TRACE.test(traceId) && HEX_SPAN.test(spanId) &&
-    traceId !== '00000000000000000000000000000000' && spanId !== '0000000000000000'
 }
 
 // attributeValue is what wattd takes of an attribute's value: a string,

@@ -27,6 +27,14 @@ function parseTraceparent (value) {
   return { traceId: m[2], parentId: m[3], sampled: (parseInt(m[4], 16) & 1) === 1 }
 }
 
+// validIds tells whether traceId and spanId are ids of a span context:
+// lower-case hex of 32 and 16 digits, neither all zero.
+const HEX_TRACE = /^[0-9a-f]{32}$/
+const HEX_SPAN = /^[0-9a-f]{16}$/
+function validIds (traceId, spanId) {
+  return HEX_TRACE.test(traceId) && HEX_SPAN.test(spanId) && traceId !== ZERO_TRACE && spanId !== ZERO_SPAN
+}
+
 // formatTraceparent writes a version 00 header naming spanId as the parent.
 function formatTraceparent (traceId, spanId, sampled) {
   return '00-' + traceId + '-' + spanId + (sampled ? '-01' : '-00')
@@ -83,5 +91,5 @@ const origin = performance.timeOrigin
 function nowMs () { return origin + performance.now() }
 
 module.exports = {
-  parseTraceparent, formatTraceparent, takeIds, idSlab, hexOf, nowMs, ID_RECORD, TRACE_ID, SPAN_ID, PARENT_ID
+  parseTraceparent, formatTraceparent, validIds, takeIds, idSlab, hexOf, nowMs, ID_RECORD, TRACE_ID, SPAN_ID, PARENT_ID
 }

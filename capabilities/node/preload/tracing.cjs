@@ -146,6 +146,8 @@ function startTracing (state, info) {
     t.app = require('./appspans.cjs').appTracing(t, {
       sampled,
       dropped,
+      traceIdOf,
+      spanIdOf,
       context: (span) => appSpanContext(t, span)
     })
     state.tracerProvider = t.app.provider
@@ -179,6 +181,10 @@ function appSpanContext (t, span) {
   ctx.off = span.off
   ctx.hasParent = span.hasParent
   ctx.sampled = span.sampled
+  // The span has its ids in hex already: log lines and traceparents read them.
+  const sc = span.spanContext()
+  ctx.traceHex = sc.traceId
+  ctx.spanHex = sc.spanId
   return ctx
 }
 
