@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -252,5 +253,57 @@ func TestTracingSampler(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if want := filepath.Join(dir, "watt.json") + `: /telemetry: OTEL_TRACES_SAMPLER="ratio": expected always_on,`; err == nil || !strings.Contains(string(out), want) {
 		t.Errorf("wattd with OTEL_TRACES_SAMPLER=ratio: %v, output lacks %q:\n%s", err, want, out)
+	}
+}
+
+// TestTracingExample runs testdata/examples/tracing as its README says and
+// checks the trace it describes on wattd's standard output (the console
+// exporter): the request's server span, the app's own "load order" under
+// it with its attribute and event, the mesh call under that, and stock's
+// server span under the call; and the app's log line in that span.
+func TestTracingExample(t *testing.T) {
+	integration(t)
+	d := startWattd(t, fixture("examples/tracing"), freePort(t), startOpts{})
+	waitHTTP(t, d.url("/order/42"), 30*time.Second)
+	const traceID = "7bf92f3577b34da6a3ce929d0e0e4736"
+	code, _, body, err := getWith(fresh, d.url("/order/42"), map[string]string{"traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"})
+	if err != nil || code != 200 || body != `{"order":"42","stock":{"item":"42","available":6}}` {
+		t.Fatalf("GET /order/42: %d %q %v", code, body, err)
+	}
+	// stdouttrace's form of a span.
+	type span struct {
+		Name        string
+		SpanContext struct{ TraceID, SpanID string }
+		Parent      struct{ SpanID string }
+		Attributes  []struct{ Key string }
+		Events      []struct{ Name string }
+	}
+	byName := map[string]span{}
+	waitFor(t, 20*time.Second, "the trace's 4 spans on stdout", func() bool {
+		for _, line := range strings.Split(d.out.String(), "\n") {
+			var s span
+			if json.Unmarshal([]byte(line), &s) == nil && s.SpanContext.TraceID == traceID {
+				byName[s.Name] = s
+			}
+		}
+		return len(byName) == 4
+	})
+	server, own := byName["GET /order/42"], byName["load order"]
+	call, leaf := byName["GET http://stock.plt.local/items/42"], byName["GET /items/42"]
+	if server.Parent.SpanID != "00f067aa0ba902b7" || own.Parent.SpanID != server.SpanContext.SpanID ||
+		call.Parent.SpanID != own.SpanContext.SpanID || leaf.Parent.SpanID != call.SpanContext.SpanID {
+		t.Errorf("the spans do not nest as the README draws them: %+v", byName)
+	}
+	if len(own.Attributes) != 1 || own.Attributes[0].Key != "order.id" || len(own.Events) != 1 || own.Events[0].Name != "stock checked" {
+		t.Errorf("load order: attributes %+v, events %+v", own.Attributes, own.Events)
+	}
+	var line map[string]any
+	for _, e := range logEntries(d.out.String(), "order loaded") {
+		if e["traceId"] == traceID {
+			line = e
+		}
+	}
+	if line == nil || line["spanId"] != own.SpanContext.SpanID {
+		t.Errorf("the order loaded line %v does not carry the app span's id %s", line, own.SpanContext.SpanID)
 	}
 }
