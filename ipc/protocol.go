@@ -76,7 +76,7 @@ import (
 )
 
 // ProtocolVersion is the newest protocol version this build speaks.
-const ProtocolVersion = 4
+const ProtocolVersion = 5
 
 // MaxFrame bounds one frame's payload, so a confused peer cannot make the
 // other side allocate without limit.

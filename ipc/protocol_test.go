@@ -142,8 +142,9 @@ func TestNegotiate(t *testing.T) {
 		{[]int{3, 2}, 3, false},
 		{[]int{4, 3}, 4, false},
 		{[]int{1, 2, 3, 4}, 4, false},
-		{[]int{6, 5, 1}, 1, false},
-		{[]int{5, 6}, 0, true},
+		{[]int{5, 4}, 5, false},
+		{[]int{7, 6, 1}, 1, false},
+		{[]int{6, 7}, 0, true},
 		{nil, 0, true},
 		{[]int{0, -1}, 0, true},
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -67,6 +68,29 @@ type Span struct {
 	// Scope is the instrumentation scope (the tracer's name and version)
 	// when it is not wattd's: an application's own spans.
 	Scope *SpanScope `json:"scope,omitempty"`
+	// HTTP is the request of a server span (version 5): wattd derives the
+	// name, attributes and status it gives a binary server span from it,
+	// and what the span carries itself takes their place.
+	HTTP *SpanHTTP `json:"http,omitempty"`
+}
+
+// SpanHTTP is the request of a server span sent as JSON, the fields of a
+// binary server span record:
+//
+//	{"method":"GET","target":"/users?id=1","host":"api.example.com:8080",
+//	 "status":200,"tls":false,"incomplete":false}
+//
+// method is an HTTP token of 1 to 64 bytes; target (the request's URL
+// path and query) and host (its Host header) at most MaxSpanTarget bytes;
+// status is the response's, 0 for none; incomplete says the response
+// closed before it was complete.
+type SpanHTTP struct {
+	Method     string `json:"method"`
+	Target     string `json:"target"`
+	Host       string `json:"host,omitempty"`
+	Status     int    `json:"status,omitempty"`
+	TLS        bool   `json:"tls,omitempty"`
+	Incomplete bool   `json:"incomplete,omitempty"`
 }
 
 // SpanScope names what made a span: {"name":"orders","version":"1.0.0"}.
@@ -173,6 +197,7 @@ type wireSpan struct {
 	Events        []wireEvent                `json:"events"`
 	Links         []wireLink                 `json:"links"`
 	Scope         *SpanScope                 `json:"scope"`
+	HTTP          *SpanHTTP                  `json:"http"`
 }
 
 type wireEvent struct {
@@ -205,7 +230,7 @@ func (w *wireSpan) span() (Span, error) {
 	s := Span{
 		TraceID: w.TraceID, SpanID: w.SpanID, ParentSpanID: w.ParentSpanID,
 		Name: w.Name, Kind: w.Kind, StartMs: *w.StartMs, EndMs: *w.EndMs,
-		Status: w.Status, StatusMessage: w.StatusMessage, Scope: w.Scope,
+		Status: w.Status, StatusMessage: w.StatusMessage, Scope: w.Scope, HTTP: w.HTTP,
 	}
 	if s.Status == "" {
 		s.Status = SpanStatusUnset
@@ -402,8 +427,23 @@ func (s *Span) Validate() error {
 	if s.ParentSpanID != "" && !validID(s.ParentSpanID, 16) {
 		return bad("parentSpanId %q is not 16 lower-case hex digits, not all zero", clip(s.ParentSpanID))
 	}
-	if s.Name == "" || !utf8.ValidString(s.Name) || utf8.RuneCountInString(s.Name) > MaxSpanName {
+	// A span with http may leave its name to wattd.
+	if (s.Name == "" && s.HTTP == nil) || !utf8.ValidString(s.Name) || utf8.RuneCountInString(s.Name) > MaxSpanName {
 		return bad("name must be 1 to %d characters of valid UTF-8", MaxSpanName)
+	}
+	if h := s.HTTP; h != nil {
+		if s.Kind != SpanKindServer {
+			return bad("http is for a server span, not %q", clip(s.Kind))
+		}
+		if h.Method == "" || len(h.Method) > maxSpanMethod || strings.IndexFunc(h.Method, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+			return bad("http: method %q is not an HTTP token of 1 to %d bytes", clip(h.Method), maxSpanMethod)
+		}
+		if len(h.Target) > MaxSpanTarget || len(h.Host) > MaxSpanTarget || !utf8.ValidString(h.Target) || !utf8.ValidString(h.Host) {
+			return bad("http: target or host over %d bytes or not UTF-8", MaxSpanTarget)
+		}
+		if h.Status < 0 || h.Status > 999 {
+			return bad("http: status %d is not 0 to 999", h.Status)
+		}
 	}
 	switch s.Kind {
 	case SpanKindServer, SpanKindClient, SpanKindInternal, SpanKindProducer, SpanKindConsumer:

@@ -107,6 +107,13 @@ func TestDecodeSpanInvalid(t *testing.T) {
 		{"scope", map[string]any{"name": ""}, "scope"},
 		{"scope", map[string]any{"name": "x", "version": strings.Repeat("v", MaxSpanName+1)}, "scope"},
 		{"scope", "orders", "scope"},
+		{"http", map[string]any{"method": "", "target": "/"}, "http: method"},
+		{"http", map[string]any{"method": "G T", "target": "/"}, "http: method"},
+		{"http", map[string]any{"method": strings.Repeat("M", 65), "target": "/"}, "http: method"},
+		{"http", map[string]any{"method": "GET", "target": strings.Repeat("x", MaxSpanTarget+1)}, "http: target"},
+		{"http", map[string]any{"method": "GET", "target": "/", "host": strings.Repeat("x", MaxSpanTarget+1)}, "http: target or host"},
+		{"http", map[string]any{"method": "GET", "target": "/", "status": 1000}, "http: status"},
+		{"http", "GET /", "http"},
 		{"links", make([]any, MaxSpanLinks+1), "links"},
 		{"links", []any{map[string]any{"traceId": "00000000000000000000000000000000", "spanId": "20f067aa0ba902b7"}}, "link 0"},
 		{"links", []any{map[string]any{"traceId": "5bf92f3577b34da6a3ce929d0e0e4736"}}, "link 0"},
@@ -158,5 +165,23 @@ func TestSpansMessageKeepsTheFrame(t *testing.T) {
 	m, err := ReadMessage(strings.NewReader(b.String()))
 	if err != nil || m.Type != TypeSpans || string(m.Spans) != `{"no":"array"}` {
 		t.Fatalf("ReadMessage: %+v %v", m, err)
+	}
+}
+
+// TestDecodeSpanHTTP: a server span with its request (version 5) may
+// leave its name to wattd; http belongs to server spans only.
+func TestDecodeSpanHTTP(t *testing.T) {
+	const span = `{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","name":"","kind":"%s",
+		"startMs":1764672000123.456,"endMs":1764672000125.789,
+		"http":{"method":"GET","target":"/users?id=1","host":"api:8080","status":200,"tls":true}}`
+	s, err := DecodeSpan([]byte(fmt.Sprintf(span, "server")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HTTP == nil || *s.HTTP != (SpanHTTP{Method: "GET", Target: "/users?id=1", Host: "api:8080", Status: 200, TLS: true}) || s.Name != "" {
+		t.Errorf("decoded %+v, http %+v", s, s.HTTP)
+	}
+	if _, err := DecodeSpan([]byte(fmt.Sprintf(span, "internal"))); !errors.Is(err, ErrInvalidSpan) || !strings.Contains(err.Error(), "http is for a server span") {
+		t.Errorf("http on an internal span: %v", err)
 	}
 }

@@ -311,3 +311,35 @@ func TestJSONSpanEventsAndLinks(t *testing.T) {
 		t.Errorf("zipkin annotations %+v", z.Annotations)
 	}
 }
+
+// TestJSONServerSpanWithHTTP: a JSON server span that carries its request
+// gets what a binary one gets (name, attributes, status), under what the
+// span carries itself.
+func TestJSONServerSpanWithHTTP(t *testing.T) {
+	base := ipc.Span{
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", ParentSpanID: "10f067aa0ba902b7", Kind: "server",
+		StartMs: 1764672000000, EndMs: 1764672000010, Status: ipc.SpanStatusUnset,
+		HTTP: &ipc.SpanHTTP{Method: "GET", Target: "/users?id=1", Host: "api.example:8080", Status: 503},
+	}
+	derived := base
+	derived.Attributes = map[string]any{"user.id": "u1", "url.path": "/mine"}
+	named := base
+	named.Name, named.Status = "list users", ipc.SpanStatusOK
+	named.HTTP = &ipc.SpanHTTP{Method: "GET", Target: "/users", Status: 200, TLS: true, Incomplete: true}
+	out := spansFromJSON([]ipc.Span{derived, named})
+	d, n := out[0], out[1]
+	if d.Name != "GET /users" || d.Flags != flagsHasIsRemote|flagsIsRemote {
+		t.Errorf("derived span: name %q, flags %x", d.Name, d.Flags)
+	}
+	want := "map[error.type:503 http.request.method:GET http.response.status_code:503 server.address:api.example server.port:8080 url.path:/mine url.query:id=1 url.scheme:http user.id:u1]"
+	if got := fmt.Sprint(attrMap(d.Attributes)); got != want {
+		t.Errorf("derived span attributes\n got %s\nwant %s", got, want)
+	}
+	if d.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR {
+		t.Errorf("a 503 with no status of the app's: %v", d.Status)
+	}
+	// The app's name and OK stand, over an incomplete response.
+	if n.Name != "list users" || n.Status.GetCode() != tracepb.Status_STATUS_CODE_OK || attrMap(n.Attributes)["url.scheme"] != "https" || attrMap(n.Attributes)["error.type"] != "incomplete" {
+		t.Errorf("named span: %q %v %v", n.Name, n.Status, attrMap(n.Attributes))
+	}
+}

@@ -514,11 +514,22 @@ func msNanos(ms float64) uint64 {
 	return uint64(whole)*1e6 + uint64(math.Round((ms-whole)*1e3))*1e3
 }
 
+// SpansFromJSON makes the OTLP spans of a JSON message's validated spans
+// as wattd exports them (see spansFromJSON), for tests.
+func SpansFromJSON(in []ipc.Span) []*tracepb.Span { return spansFromJSON(in) }
+
 // spansFromJSON makes the OTLP spans of a JSON message's validated spans,
 // attributes in key order so that exports are stable.
 func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 	attrs := 0
+	var httpFlags []uint32
 	for i := range in {
+		if in[i].HTTP != nil {
+			if httpFlags == nil {
+				httpFlags = make([]uint32, len(in))
+			}
+			httpFlags[i] = withHTTP(&in[i])
+		}
 		attrs += len(in[i].Attributes)
 	}
 	a := newArena(len(in), attrs, len(in)*32)
@@ -537,6 +548,9 @@ func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 		if s.ParentSpanID != "" {
 			sp.ParentSpanId = dec(s.ParentSpanID)
 			sp.Flags |= flagsIsRemote
+		}
+		if s.HTTP != nil {
+			sp.Flags = httpFlags[i]
 		}
 		sp.Name = s.Name
 		sp.Kind = spanKind(s.Kind)
@@ -573,6 +587,58 @@ func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 	}
 	return a.ptrs
 }
+
+// withHTTP completes a JSON server span that carries its request (http,
+// protocol version 5: a server span the application added to) as
+// describeHTTP describes a binary one: the derived name when the span has
+// none, the derived attributes under the span's own, the derived status
+// when the span's is unset. It returns the span's flags.
+func withHTTP(s *ipc.Span) uint32 {
+	r := s.HTTP
+	h := ipc.HTTPSpan{Kind: ipc.SpanBinServer, Status: uint16(r.Status), MethodTarget: r.Method + " " + r.Target, Host: r.Host}
+	h.Method, h.Target = h.MethodTarget[:len(r.Method)], h.MethodTarget[len(r.Method)+1:]
+	if s.ParentSpanID != "" {
+		h.Flags |= ipc.SpanBinParent
+	}
+	if r.TLS {
+		h.Flags |= ipc.SpanBinTLS
+	}
+	if r.Incomplete {
+		h.Flags |= ipc.SpanBinIncomplete
+	}
+	w := fieldsWriter{attrs: make(map[string]any, maxHTTPAttrs+len(s.Attributes))}
+	describeHTTP(&h, &w)
+	if s.Name == "" {
+		s.Name = w.name
+	}
+	for k, v := range s.Attributes {
+		w.attrs[k] = v
+	}
+	s.Attributes = w.attrs
+	if (s.Status == "" || s.Status == ipc.SpanStatusUnset) && w.code == tracepb.Status_STATUS_CODE_ERROR {
+		s.Status, s.StatusMessage = ipc.SpanStatusError, w.msg
+	}
+	return w.flags
+}
+
+// fieldsWriter keeps what describeHTTP derives of a span.
+type fieldsWriter struct {
+	name  string
+	flags uint32
+	attrs map[string]any
+	code  tracepb.Status_StatusCode
+	msg   string
+}
+
+func (w *fieldsWriter) begin(_ *ipc.HTTPSpan, _ tracepb.Span_SpanKind, name string, flags uint32) {
+	w.name, w.flags = name, flags
+}
+func (w *fieldsWriter) str(key, v string)       { w.attrs[key] = v }
+func (w *fieldsWriter) int(key string, v int64) { w.attrs[key] = v }
+func (w *fieldsWriter) status(code tracepb.Status_StatusCode, msg string) {
+	w.code, w.msg = code, msg
+}
+func (w *fieldsWriter) end() {}
 
 // scopesOf is the instrumentation scope of each span (nil for wattd's),
 // or nil when every span is wattd's. Spans of one scope share one value.

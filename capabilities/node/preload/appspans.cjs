@@ -76,6 +76,9 @@ function appTracing (t, hooks) {
   const out = { queue: [], timer: null, dropped: (n) => hooks.dropped(t, n) }
   const tracers = new Map()
   out.flush = () => flushSpans(t, out)
+  // The request's server span as @opentelemetry/api shows it (otelapi.cjs).
+  out.requestSpan = (store, traceId, spanId, parentId, traceState) =>
+    new RequestSpan(t, out, store, traceId, spanId, parentId, traceState)
   out.provider = {
     getTracer (name, version) {
       const key = String(name) + '@' + (version === undefined ? '' : String(version))
@@ -146,9 +149,12 @@ function parentOf (t, hooks, o, context) {
         return { traceId: sc.traceId, spanId: sc.spanId, sampled: (sc.traceFlags & 1) === 1, store }
       }
     }
-    // A context without a span: the app has no context manager of its own
-    // (context.active() is then always the root context), so the current
+    // A context without a span: with the preload's context manager
+    // registered (otelapi.cjs) the application asked for a root span, as
+    // the SDK reads it. Without, the app has no context manager (its
+    // context.active() is then always the root context), so the current
     // request or active span is meant.
+    if (t.otelApi) return { traceId: '', spanId: '', sampled: false, store }
   }
   if (store !== undefined && store.traced) {
     return { traceId: hooks.traceIdOf(store), spanId: hooks.spanIdOf(store), sampled: store.sampled, store }
@@ -160,20 +166,28 @@ class AppSpan {
   constructor (t, out, hooks, name, o, parent) {
     this._t = t
     this._out = out
-    const off = takeIds()
-    const ids = idSlab()
-    this.ids = ids
-    this.off = off
+    this.ids = null
+    this.off = 0
     this.hasParent = parent.traceId !== ''
-    if (this.hasParent) {
-      ids.write(parent.traceId, off + TRACE_ID, 16, 'hex')
-      ids.write(parent.spanId, off + PARENT_ID, 8, 'hex')
-    }
     this.store = parent.store
-    this.sampled = hooks.sampled(t, ids, off, this.hasParent ? parent.sampled : null)
-    this._traceId = hexOf(ids, off + TRACE_ID, 16)
-    this._spanId = hexOf(ids, off + SPAN_ID, 8)
+    this.sampled = false
+    this._traceId = ''
+    this._spanId = ''
     this._parentId = this.hasParent ? parent.spanId : ''
+    if (hooks !== null) { // else a RequestSpan, which has its ids
+      const off = takeIds()
+      const ids = idSlab()
+      this.ids = ids
+      this.off = off
+      if (this.hasParent) {
+        ids.write(parent.traceId, off + TRACE_ID, 16, 'hex')
+        ids.write(parent.spanId, off + PARENT_ID, 8, 'hex')
+      }
+      this.sampled = hooks.sampled(t, ids, off, this.hasParent ? parent.sampled : null)
+      this._traceId = hexOf(ids, off + TRACE_ID, 16)
+      this._spanId = hexOf(ids, off + SPAN_ID, 8)
+    }
+    this._traceState = undefined
     this._name = spanName(name)
     this._kind = KINDS[o.kind] || 'internal'
     this._start = timeMs(o.startTime)
@@ -190,7 +204,9 @@ class AppSpan {
   }
 
   spanContext () {
-    return { traceId: this._traceId, spanId: this._spanId, traceFlags: this.sampled ? 1 : 0, isRemote: false }
+    const sc = { traceId: this._traceId, spanId: this._spanId, traceFlags: this.sampled ? 1 : 0, isRemote: false }
+    if (this._traceState !== undefined) sc.traceState = this._traceState
+    return sc
   }
 
   isRecording () { return this.sampled && !this._ended }
@@ -313,15 +329,78 @@ class AppSpan {
       if (this._links !== null) span.links = this._links
       if (this._scope !== null) span.scope = this._scope
     }
-    let bytes = Buffer.byteLength(JSON.stringify(span))
-    if (bytes > MAX_SPAN_BYTES) {
-      if (span.attributes !== undefined) span.attributes = firstAttributes(span.attributes, ATTRIBUTE_BYTES)
-      if (span.events !== undefined) span.events = firstItems(span.events, EVENT_BYTES)
-      if (span.links !== undefined) span.links = firstItems(span.links, LINK_BYTES)
-      bytes = Buffer.byteLength(JSON.stringify(span))
-    }
-    queueSpan(this._t, this._out, span, bytes)
+    sendSpan(this._t, this._out, span)
   }
+}
+
+// RequestSpan is a request's server span as the application sees it
+// through @opentelemetry/api (trace.getActiveSpan(), see otelapi.cjs):
+// what the application adds to it (attributes, events, links, a status, a
+// name) is kept here, and the span ends with the response, not with end().
+// store is the request's context (tracing.cjs), which holds the ids.
+class RequestSpan extends AppSpan {
+  constructor (t, out, store, traceId, spanId, parentId, traceState) {
+    super(t, out, null, '', {}, { traceId: '', store })
+    this.ids = store.ids
+    this.off = store.off
+    this.hasParent = store.hasParent
+    this.sampled = store.sampled
+    this._traceId = traceId
+    this._spanId = spanId
+    this._parentId = parentId
+    this._traceState = traceState
+    this._name = ''
+    this._kind = 'server'
+    this._start = store.startMs
+    this.touched = false
+  }
+
+  setAttribute (key, value) { this.touched = true; return super.setAttribute(key, value) }
+  setStatus (status) { this.touched = true; return super.setStatus(status) }
+  updateName (name) { this.touched = true; return super.updateName(name) }
+  addEvent (name, a, b) { this.touched = true; return super.addEvent(name, a, b) }
+  addLink (link) { this.touched = true; return super.addLink(link) }
+
+  // end does nothing: the request's span ends when its response does.
+  end () {}
+
+  // finish sends the span when the response closes, with the request's
+  // fields (http: method, target, host, status, tls, incomplete) from which
+  // wattd derives the name, attributes and status it gives every server
+  // span; what the application set takes their place.
+  finish (endMs, http) {
+    this._ended = true
+    const span = {
+      traceId: this._traceId,
+      spanId: this._spanId,
+      name: this._name,
+      kind: 'server',
+      startMs: this._start,
+      endMs: Math.max(endMs, this._start),
+      http
+    }
+    if (this._parentId !== '') span.parentSpanId = this._parentId
+    if (this._attrs !== null) span.attributes = this._attrs
+    if (this._status !== 'unset') {
+      span.status = this._status
+      if (this._statusMessage !== '') span.statusMessage = this._statusMessage
+    }
+    if (this._events !== null) span.events = this._events
+    if (this._links !== null) span.links = this._links
+    sendSpan(this._t, this._out, span)
+  }
+}
+
+// sendSpan queues a finished span, cut to MAX_SPAN_BYTES of JSON.
+function sendSpan (t, out, span) {
+  let bytes = Buffer.byteLength(JSON.stringify(span))
+  if (bytes > MAX_SPAN_BYTES) {
+    if (span.attributes !== undefined) span.attributes = firstAttributes(span.attributes, ATTRIBUTE_BYTES)
+    if (span.events !== undefined) span.events = firstItems(span.events, EVENT_BYTES)
+    if (span.links !== undefined) span.links = firstItems(span.links, LINK_BYTES)
+    bytes = Buffer.byteLength(JSON.stringify(span))
+  }
+  queueSpan(t, out, span, bytes)
 }
 
 // olderForm turns the lists of a span's attributes into their JSON text:
@@ -501,4 +580,4 @@ function flushSpans (t, out) {
   }
 }
 
-module.exports = { appTracing }
+module.exports = { appTracing, AppSpan, RequestSpan }

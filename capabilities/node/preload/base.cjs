@@ -3,7 +3,7 @@
 'use strict'
 
 const LISTEN_FDS_START = 3 // first passed fd, as in sd_listen_fds(3)
-const PROTOCOL_VERSION = 4
+const PROTOCOL_VERSION = 5
 const MAX_FRAME = 1 << 20 // ipc.MaxFrame
 const EXIT_GRACE_MS = 500 // time to flush output once wattd is gone
 

@@ -79,6 +79,11 @@ class RequestContext {
     this.sampled = false // recorded and sent (the caller's sampled flag)
     this.tracestate = '' // passed on as it came
     this.logFields = null // rendered log fields, made at the first line
+    // For @opentelemetry/api (otelapi.cjs): the span this context is of as
+    // the API shows it (the request's RequestSpan, made when asked for, or
+    // the application span made active), and the API's Context of it.
+    this.span = null
+    this.api = null
     // Server span fields, read from the request at its start: the
     // context, which the request's continuations keep, holds no request.
     this.startMs = 0
@@ -151,6 +156,19 @@ function startTracing (state, info) {
       context: (span) => appSpanContext(t, span)
     })
     state.tracerProvider = t.app.provider
+    // @opentelemetry/api's context manager and propagator, when the app
+    // has the API.
+    try {
+      require('./otelapi.cjs').registerOtelApi(t, typeof info.root === 'string' && info.root ? info.root : process.cwd(), {
+        requestIdOf: (ctx) => requestIdOf(t, ctx),
+        traceIdOf,
+        spanIdOf,
+        appSpanContext: (span) => appSpanContext(t, span),
+        newContext: () => new RequestContext()
+      })
+    } catch (err) {
+      warn('tracing: @opentelemetry/api left as it is after an internal error', err)
+    }
     subscribeUndici(t)
     // Best effort at the end: before wattd hears "drained", and when the
     // event loop empties.
@@ -181,6 +199,7 @@ function appSpanContext (t, span) {
   ctx.off = span.off
   ctx.hasParent = span.hasParent
   ctx.sampled = span.sampled
+  ctx.span = span
   // The span has its ids in hex already: log lines and traceparents read them.
   const sc = span.spanContext()
   ctx.traceHex = sc.traceId
@@ -221,6 +240,7 @@ function newTracer (state, info) {
     boundHi: sampler.boundHi,
     boundLo: sampler.boundLo,
     storage: null,
+    otelApi: false, // @opentelemetry/api's context manager is the preload's
     app: null, // the application's own spans (appspans.cjs), with tracing
     batch: null, // the frame being filled, see writeSpan
     sealed: [], // full frames waiting to be sent
@@ -410,6 +430,20 @@ function sameName (name, lower) {
 function onServerResponseClose () {
   try {
     const c = this[kContext]
+    const rs = c.span
+    if (rs !== null && rs.touched === true && theTracer.state.version >= 5) {
+      // The application added to the span (otelapi.cjs): sent with what it
+      // added, as JSON.
+      rs.finish(nowMs(), {
+        method: c.method.length > MAX_METHOD ? c.method.slice(0, MAX_METHOD) : c.method,
+        target: c.url.length > MAX_VALUE ? c.url.slice(0, MAX_VALUE) : c.url,
+        host: c.host.length > MAX_VALUE ? c.host.slice(0, MAX_VALUE) : c.host,
+        status: this.statusCode,
+        tls: c.secure,
+        incomplete: !this.writableFinished
+      })
+      return
+    }
     const flags = (c.hasParent ? F_PARENT : 0) | (this.writableFinished ? 0 : F_INCOMPLETE) | (c.secure ? F_TLS : 0)
     writeSpan(theTracer, KIND_SERVER, flags, this.statusCode, c.startMs, nowMs(), c.ids, c.off, c.method, c.url, c.host, 0)
   } catch (err) {

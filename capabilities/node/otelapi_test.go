@@ -1,0 +1,152 @@
+package node
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestOpenTelemetryAPI(t *testing.T) {
+	onEveryNode(t, testOpenTelemetryAPI)
+}
+
+// remoteTrace and remoteSpan are the fixture's extracted traceparent.
+const (
+	remoteTrace = "5bf92f3577b34da6a3ce929d0e0e4736"
+	remoteSpan  = "20f067aa0ba902b7"
+)
+
+// testOpenTelemetryAPI: an application using @opentelemetry/api (its own
+// copy, no SDK) sees the request as under Watt: trace.getActiveSpan() is
+// the server span, and what it adds to it is exported with the span;
+// propagation.inject and extract speak W3C trace context; context.with
+// makes a span current for mesh calls and log lines; the API's global
+// tracer stays a no-op.
+func testOpenTelemetryAPI(t *testing.T) {
+	w, _ := tracedApp(t, "otelapi", map[string]any{
+		"applicationId": "otelapi",
+		"tracing":       map[string]any{"serviceName": "otelapi", "skip": []any{}},
+		"requestId":     map[string]any{"header": "x-request-id"},
+	})
+	base := "http://" + w.tcpAddr
+	resp, body := do(t, base+"/api?q=1", map[string]string{
+		"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "x-request-id": "api-1",
+	})
+	type ids struct {
+		TraceID    string
+		SpanID     string
+		TraceFlags int
+	}
+	var got struct {
+		Active, Global, App, ActiveInside, RemoteChild, Root, Bound *ids
+		Recording, GlobalRecording                                  bool
+		Injected, InjectedWith, InjectedRemote                      map[string]string
+		EchoWith, EchoRemote                                        map[string]string
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &got) != nil {
+		t.Fatalf("GET /api: %d %q", resp.StatusCode, body)
+	}
+	spans := w.allSpansUntil("the request's six spans", func(s []wireSpan) bool { return len(s) >= 6 })
+	server := findSpan(spans, "server", "GET /api")
+	app, remoteChild, root := findSpan(spans, "internal", "app work"), findSpan(spans, "internal", "remote child"), findSpan(spans, "internal", "explicit root")
+	if server == nil || app == nil || remoteChild == nil || root == nil || len(spans) != 6 {
+		t.Fatalf("want the server span, three of the app's and two mesh calls; got %+v", spans)
+	}
+	var clientWith, clientRemote *wireSpan
+	for i := range spans {
+		if spans[i].Kind == "client" && spans[i].ParentSpanID == app.SpanID {
+			clientWith = &spans[i]
+		}
+		if spans[i].Kind == "client" && spans[i].ParentSpanID == remoteSpan {
+			clientRemote = &spans[i]
+		}
+	}
+	if clientWith == nil || clientRemote == nil {
+		t.Fatalf("mesh calls: want one under the app span and one under the extracted span; got %+v", spans)
+	}
+
+	// The active span is the server span, and what the app added is on it,
+	// over what wattd derives for every server span.
+	if got.Active == nil || got.Active.TraceID != callerTrace || got.Active.SpanID != server.SpanID || got.Active.TraceFlags != 1 || !got.Recording {
+		t.Errorf("trace.getActiveSpan() in the handler: %+v recording %v; want the server span %s", got.Active, got.Recording, server.SpanID)
+	}
+	if server.ParentSpanID != callerSpan || server.TraceID != callerTrace {
+		t.Errorf("server span %s/%s parent %s; want the caller's child", server.TraceID, server.SpanID, server.ParentSpanID)
+	}
+	for k, v := range map[string]any{
+		"user.id": "u1", "user.role": "admin", "http.request.method": "GET", "url.path": "/api", "url.query": "q=1",
+		"http.response.status_code": int64(200), "server.address": "127.0.0.1", "url.scheme": "http",
+	} {
+		if server.Attributes[k] != v {
+			t.Errorf("server span attribute %s = %#v, want %#v (all: %v)", k, server.Attributes[k], v, server.Attributes)
+		}
+	}
+	if _, ok := server.Attributes["wattd.none"]; ok || server.Status != "unset" {
+		t.Errorf("server span: attributes %v, status %s", server.Attributes, server.Status)
+	}
+	if len(server.Events) != 2 || server.Events[0].Name != "checked" || server.Events[0].Attributes["ok"] != true ||
+		server.Events[1].Name != "exception" || server.Events[1].Attributes["exception.type"] != "RangeError" {
+		t.Errorf("server span events %+v", server.Events)
+	}
+	if len(server.Links) != 1 || server.Links[0].TraceID != remoteTrace || server.Links[0].SpanID != remoteSpan {
+		t.Errorf("server span links %+v", server.Links)
+	}
+	if want := "00-" + callerTrace + "-" + server.SpanID + "-01"; got.Injected["traceparent"] != want {
+		t.Errorf("propagation.inject in the handler wrote %v, want traceparent %s", got.Injected, want)
+	}
+	// The API's own tracer: no provider is registered, so its span is a
+	// non-recording one carrying the active context, as under Watt.
+	if got.Global == nil || got.Global.SpanID != server.SpanID || got.GlobalRecording {
+		t.Errorf("the API's global tracer gave %+v recording %v; want a no-op span of the active context", got.Global, got.GlobalRecording)
+	}
+
+	// An application span made active is what the API sees inside it;
+	// context.with of a context holding it makes it current for mesh
+	// calls, propagation and log lines.
+	if got.App == nil || got.ActiveInside == nil || *got.ActiveInside != *got.App || app.ParentSpanID != server.SpanID {
+		t.Errorf("inside startActiveSpan the API saw %+v, the span is %+v (parent %s)", got.ActiveInside, got.App, app.ParentSpanID)
+	}
+	if want := "00-" + callerTrace + "-" + app.SpanID + "-01"; got.InjectedWith["traceparent"] != want {
+		t.Errorf("inject under context.with wrote %v, want %s", got.InjectedWith, want)
+	}
+	if got.EchoWith["traceparent"] != "00-"+callerTrace+"-"+clientWith.SpanID+"-01" || got.EchoWith["requestId"] != "api-1" {
+		t.Errorf("the callee under context.with saw %v", got.EchoWith)
+	}
+	line := w.logLines("with app span", 1)[0]
+	if line["traceId"] != callerTrace || line["spanId"] != app.SpanID || line["reqId"] != "api-1" {
+		t.Errorf("log line under context.with: %v", line)
+	}
+
+	// An extracted traceparent is a parent for the app's tracer and, under
+	// context.with, for mesh calls, which keep the request's id.
+	if remoteChild.TraceID != remoteTrace || remoteChild.ParentSpanID != remoteSpan {
+		t.Errorf("span under the extracted context: %+v", remoteChild)
+	}
+	if clientRemote.TraceID != remoteTrace || got.EchoRemote["traceparent"] != "00-"+remoteTrace+"-"+clientRemote.SpanID+"-01" ||
+		got.EchoRemote["tracestate"] != "vendor=1" || got.EchoRemote["requestId"] != "api-1" {
+		t.Errorf("the callee under the extracted context saw %v (client span %+v)", got.EchoRemote, clientRemote)
+	}
+	if got.InjectedRemote["traceparent"] != "00-"+remoteTrace+"-"+remoteSpan+"-01" || got.InjectedRemote["tracestate"] != "vendor=1" {
+		t.Errorf("inject under the extracted context wrote %v", got.InjectedRemote)
+	}
+	// ROOT_CONTEXT given explicitly: a new trace, as the SDK makes it.
+	if root.ParentSpanID != "" || root.TraceID == callerTrace {
+		t.Errorf("span under ROOT_CONTEXT: %+v", root)
+	}
+	if got.Bound == nil || got.Bound.SpanID != server.SpanID {
+		t.Errorf("context.bind gave active span %+v, want the server span", got.Bound)
+	}
+
+	// A renamed span with an OK status on a 500: the app's name and status
+	// stand; wattd's attributes are still there.
+	do(t, base+"/rename", nil)
+	renamed := w.allSpansUntil("the renamed span", func(s []wireSpan) bool { return len(s) >= 1 })
+	if r := renamed[0]; r.Name != "custom name" || r.Kind != "server" || r.Status != "ok" || r.Attributes["http.response.status_code"] != int64(500) || r.Attributes["url.path"] != "/rename" {
+		t.Errorf("renamed span %+v", r)
+	}
+	// A request whose span nobody touched goes the binary way.
+	do(t, base+"/plain", nil)
+	plain := w.spansUntil("the plain request's span", func(s []wireSpan) bool { return len(s) >= 1 })
+	if plain[0].Name != "GET /plain" {
+		t.Errorf("plain request's span %+v", plain[0])
+	}
+}
