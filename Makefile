@@ -10,7 +10,7 @@ NPM_APPS := testdata/apps/express testdata/apps/fastify testdata/apps/vite
 NPM_APPS += testdata/apps/next testdata/apps/caller testdata/examples/messaging
 NPM_APPS += testdata/apps/globals testdata/apps/prom
 NPM_APPS += testdata/apps/factories
-NPM_APPS += capabilities/node/testdata/undici capabilities/node/testdata/otelapi
+NPM_APPS += capabilities/node/testdata/undici capabilities/node/testdata/otelapi capabilities/node/testdata/otelsdk
 # Watt projects run by the compatibility tests (testdata/watt). Only their
 # applications' packages are installed, not wattpm at their root, which only
 # testdata/watt/record.mjs needs.

@@ -39,6 +39,7 @@ func testApplicationSpans(t *testing.T) {
 		}
 		Recording bool
 		Ready     string
+		OtelAPI   bool
 	}
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &got) != nil {
 		t.Fatalf("GET /app: %d %q", resp.StatusCode, body)
@@ -69,6 +70,9 @@ func testApplicationSpans(t *testing.T) {
 	}
 	if server.Scope != nil || client.Scope != nil {
 		t.Errorf("wattd's own spans name a scope: %+v, %+v", server.Scope, client.Scope)
+	}
+	if got.OtelAPI {
+		t.Errorf("an app without @opentelemetry/api got the API's global set")
 	}
 	if got.Ready != "function" {
 		t.Errorf("telemetryReady is not a promise: %q", got.Ready)

@@ -29,7 +29,7 @@ func testOpenTelemetryAPI(t *testing.T) {
 	})
 	base := "http://" + w.tcpAddr
 	resp, body := do(t, base+"/api?q=1", map[string]string{
-		"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "x-request-id": "api-1",
+		"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "tracestate": "caller=1", "x-request-id": "api-1",
 	})
 	type ids struct {
 		TraceID    string
@@ -90,7 +90,7 @@ func testOpenTelemetryAPI(t *testing.T) {
 	if len(server.Links) != 1 || server.Links[0].TraceID != remoteTrace || server.Links[0].SpanID != remoteSpan {
 		t.Errorf("server span links %+v", server.Links)
 	}
-	if want := "00-" + callerTrace + "-" + server.SpanID + "-01"; got.Injected["traceparent"] != want {
+	if want := "00-" + callerTrace + "-" + server.SpanID + "-01"; got.Injected["traceparent"] != want || got.Injected["tracestate"] != "caller=1" {
 		t.Errorf("propagation.inject in the handler wrote %v, want traceparent %s", got.Injected, want)
 	}
 	// The API's own tracer: no provider is registered, so its span is a
@@ -148,5 +148,48 @@ func testOpenTelemetryAPI(t *testing.T) {
 	plain := w.spansUntil("the plain request's span", func(s []wireSpan) bool { return len(s) >= 1 })
 	if plain[0].Name != "GET /plain" {
 		t.Errorf("plain request's span %+v", plain[0])
+	}
+}
+
+func TestOpenTelemetrySDKOfTheApp(t *testing.T) {
+	onEveryNode(t, testOpenTelemetrySDKOfTheApp)
+}
+
+// testOpenTelemetrySDKOfTheApp: an application that sets up OpenTelemetry's
+// SDK itself keeps its tracer provider and exporter; its spans are
+// children of the request's server span, and a mesh call made in one of
+// them is that span's child.
+func testOpenTelemetrySDKOfTheApp(t *testing.T) {
+	w, _ := tracedApp(t, "otelsdk", map[string]any{
+		"applicationId": "otelsdk",
+		"tracing":       map[string]any{"serviceName": "otelsdk", "skip": []any{}},
+	})
+	resp, body := do(t, "http://"+w.tcpAddr+"/sdk", map[string]string{"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01"})
+	type ids struct{ TraceID, SpanID string }
+	var got struct {
+		Active, SDK *ids
+		Echo        map[string]string
+		Injected    map[string]string
+		Exported    []struct{ Name, SpanID, ParentSpanID string }
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &got) != nil {
+		t.Fatalf("GET /sdk: %d %q", resp.StatusCode, body)
+	}
+	spans := w.spansUntil("the server span and the mesh call's", func(s []wireSpan) bool { return len(s) >= 2 })
+	server, client := findSpan(spans, "server", "GET /sdk"), findSpan(spans, "client", "GET http://internal.plt.local/echo")
+	if server == nil || client == nil {
+		t.Fatalf("spans %+v", spans)
+	}
+	if got.Active == nil || got.Active.SpanID != server.SpanID || got.SDK == nil || got.SDK.TraceID != callerTrace {
+		t.Fatalf("active span %+v, SDK span %+v; want the server span %s, and the SDK's in its trace", got.Active, got.SDK, server.SpanID)
+	}
+	if len(got.Exported) != 1 || got.Exported[0].Name != "sdk work" || got.Exported[0].SpanID != got.SDK.SpanID || got.Exported[0].ParentSpanID != server.SpanID {
+		t.Errorf("the SDK exported %+v; want its span, the server span's child", got.Exported)
+	}
+	if client.ParentSpanID != got.SDK.SpanID || got.Echo["traceparent"] != "00-"+callerTrace+"-"+client.SpanID+"-01" {
+		t.Errorf("mesh call %+v, callee saw %v; want the SDK span's child", client, got.Echo)
+	}
+	if got.Injected["traceparent"] != "00-"+callerTrace+"-"+got.SDK.SpanID+"-01" {
+		t.Errorf("inject inside the SDK span wrote %v", got.Injected)
 	}
 }

@@ -5,13 +5,17 @@
 //   trace.getActiveSpan().setAttribute('user.id', id)  // on the server span
 //   propagation.inject(context.active(), headers)      // its traceparent
 //
-// Loaded by tracing.cjs while tracing is on, and only when the API can be
-// resolved from the application's directory: the registration goes through
-// the application's own copy, so the global carries its version and every
-// copy that version serves (the same major, an older or equal minor) finds
-// it. The tracer provider is not registered (neither is Watt's): an SDK of
-// the application's own may take that place; its spans then have our
-// context, so they nest with the request's.
+// Set up by tracing.cjs while tracing is on, and only when the API can be
+// resolved from the application's directory. The API is not loaded (that
+// alone takes about 30 ms of a worker's start on Node.js 20): every copy
+// of API 1.x looks up what is registered in one object on globalThis,
+// under Symbol.for('opentelemetry.js.api.1'), with the version of the
+// copy that registered it, which a copy accepts when it has the same major
+// and an older or equal minor. The preload puts its context manager and
+// propagator there under the version of the application's copy, as that
+// copy's setGlobalContextManager would. The tracer provider is not
+// registered (neither is Watt's): an SDK of the application's own may
+// take that place.
 //
 // The context manager keeps the API's Context in the preload's request
 // storage (tracing.cjs): active() is the Context of the current request
@@ -21,63 +25,104 @@
 // children and log lines carry its ids, whatever made the span.
 'use strict'
 
+const fs = require('node:fs')
+const path = require('node:path')
 const { warn } = require('./base.cjs')
 const { parseTraceparent, formatTraceparent, validIds, takeIds, idSlab, TRACE_ID, SPAN_ID, PARENT_ID } = require('./tracecontext.cjs')
 const { AppSpan } = require('./appspans.cjs')
 
-// The API's context keys (createContextKey makes them with Symbol.for).
+// Where API 1.x keeps what is registered, and its context keys
+// (createContextKey makes them with Symbol.for).
+const API_KEY = Symbol.for('opentelemetry.js.api.1')
 const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN')
 const SUPPRESS_KEY = Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
 
-// registerOtelApi registers the context manager and the propagator through
+// registerOtelApi registers the context manager and the propagator for
 // the API found from root, if any. hooks: requestIdOf(ctx), traceIdOf(ctx),
 // spanIdOf(ctx), appSpanContext(span), newContext().
 function registerOtelApi (t, root, hooks) {
-  let path
-  try {
-    path = require.resolve('@opentelemetry/api', { paths: [root] })
-  } catch {
-    return false // no API: nothing could read what would be registered
-  }
-  let api
-  try {
-    api = require(path)
-  } catch (err) {
-    warn('tracing: @opentelemetry/api was found but could not be loaded', err)
+  const version = apiVersion(root)
+  if (version === '') return false // no API: nothing would read it
+  if (!/^1\.\d+\.\d+/.test(version)) {
+    warn(`tracing: @opentelemetry/api ${version} is not of version 1; left as it is`)
     return false
   }
-  if (!api || !api.context || typeof api.context.setGlobalContextManager !== 'function' ||
-      !api.propagation || typeof api.propagation.setGlobalPropagator !== 'function' ||
-      !api.ROOT_CONTEXT || typeof api.ROOT_CONTEXT.setValue !== 'function') {
-    warn('tracing: @opentelemetry/api has not the shape of version 1; left as it is')
-    return false
+  let api = globalThis[API_KEY]
+  if (api !== undefined && api !== null && typeof api === 'object') {
+    if (api.context !== undefined) {
+      warn('tracing: @opentelemetry/api already has a context manager; trace.getActiveSpan() will not see the request')
+      return false
+    }
+  } else {
+    api = { version }
+    Object.defineProperty(globalThis, API_KEY, { value: api, writable: true, configurable: true, enumerable: false })
   }
-  const manager = new ContextManager(t, hooks, api.ROOT_CONTEXT)
-  if (!api.context.setGlobalContextManager(manager)) {
-    warn('tracing: @opentelemetry/api already has a context manager; trace.getActiveSpan() will not see the request')
-    return false
-  }
+  api.context = new ContextManager(t, hooks)
+  if (api.propagation === undefined) api.propagation = new TraceContextPropagator()
   t.otelApi = true
-  api.propagation.setGlobalPropagator(new TraceContextPropagator(api))
   return true
 }
 
+// apiVersion is the version of the @opentelemetry/api the application
+// would load, '' when it has none. Its package.json is not among the
+// package's exports, so it is read next to the resolved entry point.
+function apiVersion (root) {
+  let main
+  try {
+    main = require.resolve('@opentelemetry/api', { paths: [root] })
+  } catch {
+    return ''
+  }
+  const marker = path.sep + path.join('@opentelemetry', 'api') + path.sep
+  const i = main.lastIndexOf(marker)
+  if (i === -1) return ''
+  try {
+    const pkg = JSON.parse(fs.readFileSync(main.slice(0, i + marker.length) + 'package.json', 'utf8'))
+    return typeof pkg.version === 'string' ? pkg.version : ''
+  } catch (err) {
+    warn('tracing: reading the version of @opentelemetry/api', err)
+    return ''
+  }
+}
+
+// Context is the API's Context: an immutable map of values by key.
+class Context {
+  constructor (values) {
+    this._values = values === undefined ? new Map() : new Map(values)
+  }
+
+  getValue (key) { return this._values.get(key) }
+
+  setValue (key, value) {
+    const c = new Context(this._values)
+    c._values.set(key, value)
+    return c
+  }
+
+  deleteValue (key) {
+    const c = new Context(this._values)
+    c._values.delete(key)
+    return c
+  }
+}
+
+const ROOT = new Context()
+
 class ContextManager {
-  constructor (t, hooks, root) {
+  constructor (t, hooks) {
     this._t = t
     this._hooks = hooks
-    this._root = root
   }
 
   // active is the API's Context of the current request context, made once
   // per request context.
   active () {
     const store = this._t.storage.getStore()
-    if (store === undefined) return this._root
+    if (store === undefined) return ROOT
     let c = store.api
     if (c === null) {
       const span = spanOf(this._t, this._hooks, store)
-      c = span === null ? this._root : this._root.setValue(SPAN_KEY, span)
+      c = span === null ? ROOT : ROOT.setValue(SPAN_KEY, span)
       store.api = c
     }
     return c
@@ -155,7 +200,8 @@ function spanOf (t, hooks, store) {
   if (store.span !== null) return store.span
   if (!store.traced) return null
   const parentId = store.hasParent ? store.ids.toString('hex', store.off + PARENT_ID, store.off + PARENT_ID + 8) : ''
-  store.span = t.app.requestSpan(store, hooks.traceIdOf(store), hooks.spanIdOf(store), parentId, undefined)
+  const ts = store.tracestate !== '' ? new TraceState(store.tracestate) : undefined
+  store.span = t.app.requestSpan(store, hooks.traceIdOf(store), hooks.spanIdOf(store), parentId, ts)
   return store.span
 }
 
@@ -176,10 +222,6 @@ function copyOf (t, hooks, store) {
 // TraceContextPropagator reads and writes traceparent and tracestate, as
 // OpenTelemetry's W3CTraceContextPropagator.
 class TraceContextPropagator {
-  constructor (api) {
-    this._api = api
-  }
-
   inject (context, carrier, setter) {
     if (context === null || typeof context !== 'object' || typeof context.getValue !== 'function') return
     if (context.getValue(SUPPRESS_KEY) === true) return
@@ -194,6 +236,7 @@ class TraceContextPropagator {
   }
 
   extract (context, carrier, getter) {
+    if (context === null || typeof context !== 'object' || typeof context.setValue !== 'function') return context
     let h = getter.get(carrier, 'traceparent')
     if (Array.isArray(h)) h = h.length === 1 ? h[0] : undefined
     const p = parseTraceparent(h)
@@ -201,15 +244,62 @@ class TraceContextPropagator {
     const sc = { traceId: p.traceId, spanId: p.parentId, traceFlags: p.sampled ? 1 : 0, isRemote: true }
     let ts = getter.get(carrier, 'tracestate')
     if (Array.isArray(ts)) ts = ts.join(',')
-    if (typeof ts === 'string' && ts !== '' && typeof this._api.createTraceState === 'function') {
-      try {
-        sc.traceState = this._api.createTraceState(ts)
-      } catch {}
-    }
-    return this._api.trace.setSpanContext(context, sc)
+    if (typeof ts === 'string' && ts !== '') sc.traceState = new TraceState(ts)
+    return context.setValue(SPAN_KEY, new RemoteSpan(sc))
   }
 
   fields () { return ['traceparent', 'tracestate'] }
+}
+
+// RemoteSpan is the span of an extracted span context, as the API's
+// NonRecordingSpan: it has the ids and records nothing.
+class RemoteSpan {
+  constructor (sc) { this._sc = sc }
+  spanContext () { return this._sc }
+  setAttribute () { return this }
+  setAttributes () { return this }
+  addEvent () { return this }
+  addLink () { return this }
+  addLinks () { return this }
+  setStatus () { return this }
+  updateName () { return this }
+  end () {}
+  isRecording () { return false }
+  recordException () {}
+}
+
+// TraceState is the API's TraceState: the list-members of a tracestate
+// header, at most 32, kept in order; set puts a member first.
+const MAX_MEMBERS = 32
+class TraceState {
+  constructor (raw) {
+    this._members = []
+    if (typeof raw !== 'string') return
+    for (const part of raw.split(',')) {
+      const m = part.trim()
+      const eq = m.indexOf('=')
+      if (eq > 0 && eq < m.length - 1 && this._members.length < MAX_MEMBERS) this._members.push([m.slice(0, eq), m.slice(eq + 1)])
+    }
+  }
+
+  get (key) {
+    const m = this._members.find((e) => e[0] === key)
+    return m === undefined ? undefined : m[1]
+  }
+
+  set (key, value) {
+    const t = new TraceState()
+    t._members = [[key, value], ...this._members.filter((e) => e[0] !== key)].slice(0, MAX_MEMBERS)
+    return t
+  }
+
+  unset (key) {
+    const t = new TraceState()
+    t._members = this._members.filter((e) => e[0] !== key)
+    return t
+  }
+
+  serialize () { return this._members.map((e) => e[0] + '=' + e[1]).join(',') }
 }
 
 module.exports = { registerOtelApi }

@@ -16,7 +16,8 @@
 //                    attributes, events and links, a child "inner" of it, a mesh call with V
 //                    and a log line inside it, an error status; a root span
 //                    "detached root"; a span of no name and wrong times;
-//                    answers the active span's context,
+//                    answers the active span's context and whether
+//                    @opentelemetry/api's global is set (it has no API),
 //                    or "no tracerProvider"; heavy=1 also ends 40 spans
 //                    "heavy" of 64 attributes and 70 events of 12 KB each
 //   /status?code=C   answers C
@@ -155,7 +156,7 @@ const server = http.createServer((req, res) => {
         }
         res.setHeader('content-type', 'application/json')
         await globalThis.platformatic.telemetryReady
-        res.end(JSON.stringify({ out, span: span.spanContext(), recording: span.isRecording(), ready: typeof globalThis.platformatic.telemetryReady.then }))
+        res.end(JSON.stringify({ out, span: span.spanContext(), recording: span.isRecording(), ready: typeof globalThis.platformatic.telemetryReady.then, otelApi: Symbol.for('opentelemetry.js.api.1') in globalThis }))
       })
       return
     }
