@@ -131,6 +131,9 @@ func TestHTTPSpans(t *testing.T) {
 			"map[error.type:404 http.request.method:GET http.response.status_code:404 server.address:db.plt.local server.port:80 url.full:http://db.plt.local/rows]", "-", false},
 		{mk(ipc.SpanBinClient, 0, 0, "PUT", "http://db.plt.local/", "db.plt.local", 80), "PUT http://db.plt.local/", tracepb.Span_SPAN_KIND_CLIENT,
 			"map[error.type:_OTHER http.request.method:PUT server.address:db.plt.local server.port:80 url.full:http://db.plt.local/]", msgNoResponse, false},
+		// A call to another host is named by its method only.
+		{mk(ipc.SpanBinClient, ipc.SpanBinParent, 200, "POST", "https://pay.example:8443/charge", "pay.example", 8443), "POST", tracepb.Span_SPAN_KIND_CLIENT,
+			"map[http.request.method:POST http.response.status_code:200 server.address:pay.example server.port:8443 url.full:https://pay.example:8443/charge]", "", false},
 	}
 	in := make([]ipc.HTTPSpan, len(cases))
 	for i, c := range cases {

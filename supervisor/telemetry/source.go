@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/mesh"
 )
 
 // Resource attribute keys wattd sets on every span besides service.name
@@ -387,8 +388,15 @@ func describeHTTP(h *ipc.HTTPSpan, w spanWriter) {
 		w.end()
 		return
 	}
-	// A client span's parent is the worker's own server span.
-	w.begin(h, tracepb.Span_SPAN_KIND_CLIENT, clipName(h.MethodTarget), flagsHasIsRemote)
+	// A client span's parent is the worker's own server span. A mesh call
+	// is named by its URL, as Watt names it; a call to another host by its
+	// method alone, as OpenTelemetry's HTTP instrumentations name it (a URL
+	// there would make every call a span name of its own).
+	name := h.MethodTarget
+	if _, ok := mesh.AppOf(h.Host); !ok {
+		name = h.Method
+	}
+	w.begin(h, tracepb.Span_SPAN_KIND_CLIENT, clipName(name), flagsHasIsRemote)
 	methodAttrs(h.Method, w)
 	w.str("url.full", clipValue(h.Target))
 	w.str("server.address", clipValue(h.Host))

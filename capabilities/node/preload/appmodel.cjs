@@ -34,7 +34,6 @@ const Module = require('node:module')
 const path = require('node:path')
 const { pathToFileURL } = require('node:url')
 const { warn, guard } = require('./base.cjs')
-const { send } = require('./control.cjs')
 
 // Share of the drain timeout after which close() runs even while requests
 // are still in flight, so that it always runs before wattd's SIGTERM.

@@ -103,7 +103,6 @@ function parseListenFds (count, names) {
   return out
 }
 
-
 module.exports = {
   LISTEN_FDS_START,
   PROTOCOL_VERSION,

@@ -538,5 +538,4 @@ function checkDrained (state) {
     .finally(() => send(state, { type: 'drained' }))
 }
 
-
 module.exports = { patchListen, startDrain, holdUntilSigterm, sendReady, adopt }

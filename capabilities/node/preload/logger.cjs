@@ -205,7 +205,7 @@ function renderLine (value, prefix, args, redact) {
     rest = args.slice(1)
   }
   if (obj) obj = redact(obj)
-  let line = '{"level":' + value + ',"time":' + Date.now() + prefix
+  const line = '{"level":' + value + ',"time":' + Date.now() + prefix
   let fields = obj ? fieldsOf(obj) : ''
   if (msg === undefined && obj && typeof obj.msg === 'string') {
     // The merge object's msg is the message, where the object put it.

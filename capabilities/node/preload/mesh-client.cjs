@@ -1309,6 +1309,5 @@ function decoded (res, enc) {
   return require('node:stream').pipeline(res, ...chain, noop)
 }
 
-
 // The rest is for undici.cjs, which routes the npm undici package the same way.
 module.exports = { startMeshClient, setTable, MESH_HOST, appOf, pick, whenTable, notFound }

@@ -18,7 +18,9 @@
 //   * Client spans: every mesh call (*.plt.local through node:http, fetch
 //     and the npm undici package) made in that context is a span, child of
 //     the server span, and carries a traceparent naming it, so the called
-//     app's server span becomes its child.
+//     app's server span becomes its child. So is a call to another host
+//     (node:http, node:https, fetch, undici), which carries the trace
+//     context but not the request id.
 //   * Log lines written through globalThis.platformatic.logger in that
 //     context carry reqId, traceId and spanId.
 //
@@ -36,6 +38,7 @@ const { warn, guard } = require('./base.cjs')
 const { sendFrame } = require('./control.cjs')
 const { onRequest } = require('./requests.cjs')
 const { setLineFields } = require('./logger.cjs')
+const { MESH_HOST } = require('./mesh-client.cjs')
 const {
   parseTraceparent, formatTraceparent, takeIds, idSlab, hexOf, nowMs, TRACE_ID, SPAN_ID, PARENT_ID
 } = require('./tracecontext.cjs')
@@ -170,6 +173,7 @@ function startTracing (state, info) {
       warn('tracing: @opentelemetry/api left as it is after an internal error', err)
     }
     subscribeUndici(t)
+    patchOutgoingHttp(t)
     // Best effort at the end: before wattd hears "drained", and when the
     // event loop empties.
     const before = state.beforeDrained
@@ -484,13 +488,15 @@ function logFields (t, ctx) {
 
 // ---- client side -----------------------------------------------------------
 
-// outgoingHeaders returns what a mesh call made in the current context adds
-// to its request: [name, value] pairs, and the call's span or null.
-function outgoing (t, method, url, host, port, has) {
+// outgoing returns what a call made in the current context adds to its
+// request: [name, value] pairs, and the call's span or null. A mesh call
+// carries the request id too; a call to another host (external) only the
+// trace context.
+function outgoing (t, method, url, host, port, has, external) {
   const ctx = t.storage.getStore()
   const add = []
   let span = null
-  if (ctx !== undefined && t.idHeader !== '' && !has(t.idHeader)) add.push(t.idHeader, requestIdOf(t, ctx))
+  if (ctx !== undefined && t.idHeader !== '' && !external && !has(t.idHeader)) add.push(t.idHeader, requestIdOf(t, ctx))
   if (t.tracing && !has('traceparent')) {
     if (ctx === undefined) {
       // Outside any request (a timer, start-up code): the call starts a
@@ -610,7 +616,6 @@ function subscribeUndici (t) {
   } catch {
     return
   }
-  const { MESH_HOST } = require('./mesh-client.cjs')
   dc.subscribe('undici:request:create', guard('tracing', ({ request }) => {
     let origin
     try {
@@ -618,7 +623,8 @@ function subscribeUndici (t) {
     } catch {
       return
     }
-    if (origin.protocol !== 'http:' || !MESH_HOST.test(origin.hostname) || typeof request.addHeader !== 'function') return
+    const external = origin.protocol !== 'http:' || !MESH_HOST.test(origin.hostname)
+    if ((external && origin.protocol !== 'https:' && origin.protocol !== 'http:') || typeof request.addHeader !== 'function') return
     const headers = request.headers
     const has = (name) => {
       if (Array.isArray(headers)) {
@@ -634,9 +640,9 @@ function subscribeUndici (t) {
     const q = path.indexOf('?')
     if (q !== -1) path = path.slice(0, q)
     const host = origin.hostname.toLowerCase()
-    const port = origin.port !== '' ? Number(origin.port) : 80
+    const port = origin.port !== '' ? Number(origin.port) : origin.protocol === 'https:' ? 443 : 80
     const method = String(request.method || 'GET').toUpperCase()
-    const { add, span } = outgoing(t, method, origin.origin + path, host, port, has)
+    const { add, span } = outgoing(t, method, origin.origin + path, host, port, has, external)
     for (let i = 0; i < add.length; i += 2) request.addHeader(add[i], add[i + 1])
     if (span !== null) request[kSpan] = span
   }))
@@ -652,6 +658,58 @@ function subscribeUndici (t) {
     const span = request[kSpan]
     if (span !== undefined) endClientSpan(t, span, 0)
   }))
+}
+
+// patchOutgoingHttp makes client spans of the calls to other hosts made
+// with node:http and node:https (request, get), and passes the trace
+// context on to them, as OpenTelemetry's HTTP instrumentation does under
+// Watt. Mesh calls are left to the mesh client (startHttpCall). A call
+// whose headers were given as an array is sent as it is: they are written
+// when the request is made, so nothing can be added.
+function patchOutgoingHttp (t) {
+  for (const name of ['node:http', 'node:https']) {
+    const mod = require(name)
+    const request = mod.request
+    mod.request = function (...args) {
+      const req = Reflect.apply(request, this, args)
+      try {
+        startExternalCall(t, req)
+      } catch (err) {
+        warn('tracing', err)
+      }
+      return req
+    }
+    // As node:http's own get: through request, so that the headers are
+    // added before end() writes them.
+    mod.get = function (...args) {
+      const req = mod.request(...args)
+      req.end()
+      return req
+    }
+  }
+}
+
+function startExternalCall (t, req) {
+  if (req === null || typeof req !== 'object' || req.headersSent || req[kSpan] !== undefined || typeof req.setHeader !== 'function') return
+  const host = String(req.host || '').toLowerCase()
+  if (MESH_HOST.test(host) || req.hasHeader('traceparent')) return
+  const secure = req.protocol === 'https:'
+  // The Host header has the port when it is not the protocol's.
+  const hostHeader = req.getHeader('host')
+  let port = secure ? 443 : 80
+  if (typeof hostHeader === 'string') {
+    const c = hostHeader.lastIndexOf(':')
+    if (c > hostHeader.lastIndexOf(']')) port = Number(hostHeader.slice(c + 1)) || port
+  }
+  let path = typeof req.path === 'string' && req.path !== '' ? req.path : '/'
+  const q = path.indexOf('?')
+  if (q !== -1) path = path.slice(0, q)
+  const authority = typeof hostHeader === 'string' && hostHeader !== '' ? hostHeader : host
+  const url = (secure ? 'https://' : 'http://') + authority + path
+  const method = typeof req.method === 'string' && req.method !== '' ? req.method : 'GET'
+  const { add, span } = outgoing(t, method, url, host, port, (n) => req.hasHeader(n), true)
+  for (let i = 0; i < add.length; i += 2) req.setHeader(add[i], add[i + 1])
+  if (span !== null) watchHttpCall(span, req)
 }
 
 // ---- spans on the wire -----------------------------------------------------

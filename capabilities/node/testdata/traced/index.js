@@ -20,6 +20,8 @@
 //                    @opentelemetry/api's global is set (it has no API),
 //                    or "no tracerProvider"; heavy=1 also ends 40 spans
 //                    "heavy" of 64 attributes and 70 events of 12 KB each
+//   /external?via=V&url=U  calls U, a host that is not on the mesh, with V
+//                    (fetch, get, https, array) and answers what came back
 //   /status?code=C   answers C
 //   /health          answers ok (the tests skip it)
 const http = require('node:http')
@@ -158,6 +160,32 @@ const server = http.createServer((req, res) => {
         await globalThis.platformatic.telemetryReady
         res.end(JSON.stringify({ out, span: span.spanContext(), recording: span.isRecording(), ready: typeof globalThis.platformatic.telemetryReady.then, otelApi: Symbol.for('opentelemetry.js.api.1') in globalThis }))
       })
+      return
+    }
+    case '/external': {
+      // A call to another host: via fetch, get (http.get), https
+      // (https.get, accepting any certificate) or array (http.get with
+      // its headers as an array); answers {status, body} or {error}.
+      const url = q.get('url')
+      let made
+      switch (q.get('via')) {
+        case 'fetch':
+          made = fetch(url).then(async (r) => ({ status: r.status, body: await r.text() }))
+          break
+        case 'get':
+          made = viaHttp((u, h, cb) => http.get(u, cb), url, {})
+          break
+        case 'https':
+          made = viaHttp((u, h, cb) => require('node:https').get(u, { rejectUnauthorized: false }, cb), url, {})
+          break
+        case 'array':
+          made = viaHttp((u, h, cb) => {
+            const p = new URL(u)
+            return http.get({ host: p.hostname, port: p.port, path: p.pathname, headers: ['Host', p.host, 'X-Array', '1'] }, cb)
+          }, url, {})
+          break
+      }
+      made.then((out) => res.end(JSON.stringify(out)), (err) => res.end(JSON.stringify({ error: err.code || err.message })))
       return
     }
     case '/status':
