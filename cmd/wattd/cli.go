@@ -31,6 +31,7 @@ import (
 	"github.com/wattd/wattd/supervisor/reaper"
 	"github.com/wattd/wattd/supervisor/rundir"
 	"github.com/wattd/wattd/supervisor/sdnotify"
+	"github.com/wattd/wattd/supervisor/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -197,11 +198,31 @@ func start(dir, file, name string, strictEnv bool, mode capabilities.Mode) (err 
 		}
 	}
 	recent := logs.NewRecent(logs.RecentOptions{})
-	log, _, err := logs.NewWith(os.Stderr, logs.Setup{Level: cfg.Logger.Level, Redact: redact, Recent: recent})
+	setup := logs.Setup{Level: cfg.Logger.Level, Redact: redact, Recent: recent}
+	var logExport *telemetry.LogExporter
+	if e := cfg.Logger.Export; e != nil {
+		if logExport, err = telemetry.NewLogExporter(*e); err != nil {
+			return &exitError{exitUsage, fmt.Errorf("%s: /logger/openTelemetryExporter: %w", cfg.File, err)}
+		}
+		setup.Export = logExport.Line
+	}
+	log, _, err := logs.NewWith(os.Stderr, setup)
 	if err != nil {
 		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
 	}
 	defer log.Sync() //nolint:errcheck // stderr
+	if logExport != nil {
+		logExport.SetLogger(log.Named("telemetry"))
+		// Last, after every other deferred step has logged: what is still
+		// queued goes out within logExportFlush.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), logExportFlush)
+			defer cancel()
+			if err := logExport.Shutdown(ctx); err != nil {
+				log.Warn("log export: entries still queued at exit were lost", zap.Error(err))
+			}
+		}()
+	}
 	notifier := sdnotify.FromEnv(log.Named("sdnotify"))
 	defer func() {
 		if err != nil {
@@ -326,6 +347,10 @@ func start(dir, file, name string, strictEnv bool, mode capabilities.Mode) (err 
 // forcedExitAfter bounds how long wattd waits for killed workers to be
 // reaped after a second stop signal.
 const forcedExitAfter = 5 * time.Second
+
+// logExportFlush bounds how long wattd, exiting, sends the log entries
+// still queued for logger.openTelemetryExporter.
+const logExportFlush = 5 * time.Second
 
 // signalHandler is the one place where wattd acts on signals: TERM and
 // INT stop gracefully (a second one kills the workers at once and calls

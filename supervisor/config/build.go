@@ -36,6 +36,10 @@ type rawConfig struct {
 			Paths  []string `json:"paths"`
 			Censor *string  `json:"censor"`
 		} `json:"redact"`
+		OpenTelemetryExporter *struct {
+			Protocol string `json:"protocol"`
+			URL      string `json:"url"`
+		} `json:"openTelemetryExporter"`
 	} `json:"logger"`
 	Env              map[string]string `json:"env"`
 	RestartOnError   json.RawMessage   `json:"restartOnError"`
@@ -303,6 +307,17 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	var requestIDProblems []issue
 	cfg.Logger.RequestID, requestIDProblems = buildRequestID(raw.Logger.RequestID, cfg.Telemetry.Enabled)
 	problems = append(problems, requestIDProblems...)
+	if e := raw.Logger.OpenTelemetryExporter; e != nil {
+		// As in Watt: exported under telemetry's service name, so only
+		// while telemetry is on.
+		if msg := checkOTLPURL(e.URL); msg != "" {
+			problems = append(problems, issuef("/logger/openTelemetryExporter/url", "%s", msg))
+		} else if !cfg.Telemetry.Enabled {
+			l.warnings = append(l.warnings, issuef("/logger/openTelemetryExporter", "log entries are exported only while \"telemetry\" is on (its applicationName is their service.name), as in Watt; none will be"))
+		} else {
+			cfg.Logger.Export = &LogExport{Protocol: e.Protocol, URL: e.URL, ServiceName: cfg.Telemetry.ApplicationName, Version: cfg.Telemetry.Version}
+		}
+	}
 	var healthProblems []issue
 	cfg.Health, healthProblems = l.overlayHealth(DefaultHealth(), raw.Health, "/health")
 	problems = append(problems, healthProblems...)

@@ -167,6 +167,20 @@ type Logger struct {
 	RequestID RequestID
 	// Redact masks values in every log line; nil masks nothing.
 	Redact *Redact
+	// Export, Watt's "openTelemetryExporter", sends every log entry to an
+	// OTLP logs endpoint too; nil sends none.
+	Export *LogExport
+}
+
+// LogExport is where log entries go over OTLP: Protocol "http" (protobuf
+// POSTed to URL, used as written) or "grpc" (URL names the collector).
+type LogExport struct {
+	Protocol string
+	URL      string
+	// ServiceName and Version are the entries' service.name and
+	// service.version: telemetry's applicationName and version, as in Watt.
+	ServiceName string
+	Version     string
 }
 
 // Redact is Watt's logger.redact: pino's paths, and what replaces the

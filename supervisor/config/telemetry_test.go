@@ -200,3 +200,40 @@ func TestRequestIDConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestLogExportConfig: logger.openTelemetryExporter is read as Watt's,
+// under telemetry's service name, and only while telemetry is on.
+func TestLogExportConfig(t *testing.T) {
+	const apps = `"entrypoint": "a", "applications": [{"id": "a", "path": "a"}]`
+	cfg, err := loadProject(t, `{`+apps+`, "telemetry": {"applicationName": "shop", "version": "2.0.0", "exporter": {"type": "console"}},
+		"logger": {"openTelemetryExporter": {"protocol": "grpc", "url": "http://collector:4317"}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.Logger.Export; e == nil || *e != (LogExport{Protocol: "grpc", URL: "http://collector:4317", ServiceName: "shop", Version: "2.0.0"}) {
+		t.Errorf("export %+v", cfg.Logger.Export)
+	}
+	for _, w := range cfg.Warnings {
+		if strings.Contains(w, "openTelemetryExporter") {
+			t.Errorf("warning %q", w)
+		}
+	}
+	cfg, err = loadProject(t, `{`+apps+`, "logger": {"openTelemetryExporter": {"protocol": "http", "url": "http://collector:4318/v1/logs"}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Logger.Export != nil || !strings.Contains(strings.Join(cfg.Warnings, "\n"), `/logger/openTelemetryExporter: log entries are exported only while "telemetry" is on`) {
+		t.Errorf("without telemetry: export %+v, warnings %q", cfg.Logger.Export, cfg.Warnings)
+	}
+	for _, tt := range []struct{ exporter, want string }{
+		{`{"protocol": "http", "url": "collector:4318"}`, `/logger/openTelemetryExporter/url: "collector:4318" is not an http:// or https:// URL`},
+		{`{"protocol": "udp", "url": "http://collector:4318"}`, `/logger/openTelemetryExporter/protocol`},
+		{`{"url": "http://collector:4318"}`, `/logger/openTelemetryExporter`},
+		{`{"protocol": "http", "url": "http://c:4318", "headers": {}}`, `/logger/openTelemetryExporter`},
+	} {
+		_, err := loadProject(t, `{`+apps+`, "telemetry": {"exporter": {"type": "console"}}, "logger": {"openTelemetryExporter": `+tt.exporter+`}}`)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error = %v, want one containing %q", tt.exporter, err, tt.want)
+		}
+	}
+}

@@ -43,7 +43,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
 	// Watt passes any other logger key through to pino; wattd's own log
 	// takes the level, redact and wattd's requestId.
-	{at: "/logger", keys: []string{"*"}, except: []string{"level", "redact", "requestId"}, instead: `wattd's log takes "level", "redact" and "requestId"; it writes pino's JSON lines to stderr`},
+	{at: "/logger", keys: []string{"*"}, except: []string{"level", "redact", "requestId", "openTelemetryExporter"}, instead: `wattd's log takes "level", "redact", "requestId" and "openTelemetryExporter"; it writes pino's JSON lines to stderr`},
 	// Watt hands the rest of an exporter's options to the OpenTelemetry
 	// JavaScript exporter; "additionalProperties" is a key by mistake in
 	// some of Watt's schemas.

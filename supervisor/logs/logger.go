@@ -63,6 +63,11 @@ type Setup struct {
 	// Recent, when set, keeps the latest entries in the pino format for
 	// `wattd ctl logs`, whatever the output's format.
 	Recent *Recent
+	// Export, when set, is also given every entry, as its pino JSON line
+	// (without the newline, after redaction and level filtering, whatever
+	// the output's format): the OTLP log exporter
+	// (logger.openTelemetryExporter). It must not block or keep the line.
+	Export func(line []byte)
 }
 
 // New builds the daemon's logger writing to out. The returned AtomicLevel
@@ -113,11 +118,15 @@ func newLogger(setup Setup, ws zapcore.WriteSyncer, isTerminal bool, getenv func
 	var core zapcore.Core
 	if console {
 		core = zapcore.NewCore(zapcore.NewConsoleEncoder(consoleEncoderConfig(isTerminal && !noColor)), ws, atom)
-		if setup.Recent != nil {
-			core = zapcore.NewTee(core, newLineCore(atom, nil, setup.Recent))
+		if setup.Recent != nil || setup.Export != nil {
+			lc := newLineCore(atom, nil, setup.Recent)
+			lc.export = setup.Export
+			core = zapcore.NewTee(core, lc)
 		}
 	} else {
-		core = newLineCore(atom, ws, setup.Recent)
+		lc := newLineCore(atom, ws, setup.Recent)
+		lc.export = setup.Export
+		core = lc
 	}
 	if setup.Redact != nil {
 		core = redactCore{Core: core, r: setup.Redact}

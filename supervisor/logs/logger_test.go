@@ -288,3 +288,47 @@ func TestPinoFormatOfWorkerLines(t *testing.T) {
 		t.Errorf("a structured line got a caller: %v", byMsg["rec"])
 	}
 }
+
+// TestExportLines: Setup.Export gets every entry the level lets through as
+// the pino line the JSON output has, redacted, a worker's relayed lines
+// included, and in the console format too.
+func TestExportLines(t *testing.T) {
+	r, err := NewRedactor([]string{"password"}, DefaultCensor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, console := range []bool{false, true} {
+		var buf bytes.Buffer
+		var lines []string
+		env := map[string]string{}
+		if console {
+			env[FormatEnv] = "console"
+		}
+		logger, _, err := newLogger(Setup{Level: "info", Redact: r, Export: func(b []byte) { lines = append(lines, string(b)) }},
+			zapcore.AddSync(&buf), false, func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger.Named("runtime").Info("ready", zap.String("password", "hunter2"))
+		logger.Debug("below the level")
+		s := NewSink(logger.Named("app").With(zap.String("app", "api"), zap.Int("worker", 0)), Options{})
+		s.Follow(strings.NewReader(`{"level":40,"msg":"slow","traceId":"4bf92f3577b34da6a3ce929d0e0e4736"}`+"\n"), "stdout")
+		s.Close()
+		if len(lines) != 2 {
+			t.Fatalf("console %v: exported %q", console, lines)
+		}
+		var own, worker map[string]any
+		if json.Unmarshal([]byte(lines[0]), &own) != nil || json.Unmarshal([]byte(lines[1]), &worker) != nil {
+			t.Fatalf("console %v: not JSON: %q", console, lines)
+		}
+		if own["msg"] != "ready" || own["name"] != "runtime" || own["password"] != DefaultCensor || strings.HasSuffix(lines[0], "\n") {
+			t.Errorf("console %v: own entry %q", console, lines[0])
+		}
+		if worker["msg"] != "slow" || worker["name"] != "api" || worker["worker"] != float64(0) || worker["level"] != float64(40) || worker["traceId"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("console %v: worker line %q", console, lines[1])
+		}
+		if !console && strings.TrimSpace(buf.String()) != strings.Join(lines, "\n") {
+			t.Errorf("the exported lines differ from the output:\n%s\n%s", buf.String(), strings.Join(lines, "\n"))
+		}
+	}
+}

@@ -196,6 +196,7 @@ type lineCore struct {
 	enc    zapcore.Encoder
 	out    zapcore.WriteSyncer // nil: the buffer only
 	recent *Recent             // nil: the output only
+	export func([]byte)        // nil: none (Setup.Export)
 	app    string              // from With
 	worker int                 // from With; -1 when none
 }
@@ -240,13 +241,18 @@ func (c *lineCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		return err
 	}
 	defer buf.Free()
-	if c.recent != nil {
-		app, worker := identity(fields, c.app, c.worker)
+	if c.recent != nil || c.export != nil {
 		b := buf.Bytes()
 		if n := len(b); n > 0 && b[n-1] == '\n' {
 			b = b[:n-1]
 		}
-		c.recent.add(app, worker, b)
+		if c.recent != nil {
+			app, worker := identity(fields, c.app, c.worker)
+			c.recent.add(app, worker, b)
+		}
+		if c.export != nil {
+			c.export(b)
+		}
 	}
 	if c.out != nil {
 		if _, err := c.out.Write(buf.Bytes()); err != nil {
