@@ -76,6 +76,15 @@ type Options struct {
 	// Notifier hears when a reload begins and ends; nil tells Notify, the
 	// service manager, if there is one.
 	Notifier Notifier
+	// LogExport is the OTLP log exporter (logger.openTelemetryExporter),
+	// whose counts the status shows; nil without one.
+	LogExport LogExportCounter
+}
+
+// LogExportCounter is what the status reads of the log exporter: the
+// entries sent and those dropped.
+type LogExportCounter interface {
+	Counts() (exported, dropped uint64)
 }
 
 // Runtime runs the applications of one watt.json.
@@ -111,6 +120,8 @@ type Runtime struct {
 
 	load     func() (*config.Config, error)
 	notifier Notifier
+	// logExport is the OTLP log exporter, for the status; nil without.
+	logExport LogExportCounter
 	// changing serialises reloads and scaling; one that finds it taken is
 	// refused rather than queued.
 	changing sync.Mutex
@@ -232,6 +243,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		passed:          opts.PublicSocket,
 		load:            opts.Load,
 		notifier:        opts.Notifier,
+		logExport:       opts.LogExport,
 		byID:            map[string]*app{},
 		stopping:        make(chan struct{}),
 		killed:          make(chan struct{}),
@@ -1002,6 +1014,10 @@ func (rt *Runtime) Status() RuntimeStatus {
 
 		MeshProxy:       rt.proxyStatus(),
 		LogLinesDropped: logs.OutputDropped(),
+	}
+	if rt.logExport != nil {
+		e, d := rt.logExport.Counts()
+		st.LogExport = &LogExportStatus{Exported: e, Dropped: d}
 	}
 	select {
 	case <-rt.stopping:

@@ -30,6 +30,16 @@ type RuntimeStatus struct {
 	// LogLinesDropped counts log entries that could not be written because
 	// wattd's output was closed (a pipe whose reader went away).
 	LogLinesDropped uint64 `json:"logLinesDropped"`
+	// LogExport counts the entries sent to the OTLP logs endpoint and those
+	// dropped (queue full, or their batch failed); nil without
+	// logger.openTelemetryExporter.
+	LogExport *LogExportStatus `json:"logExport,omitempty"`
+}
+
+// LogExportStatus is the OTLP log exporter's counts.
+type LogExportStatus struct {
+	Exported uint64 `json:"exported"`
+	Dropped  uint64 `json:"dropped"`
 }
 
 // ProxyStatus describes the mesh proxy's connections, both listeners

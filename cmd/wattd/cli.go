@@ -251,10 +251,14 @@ func start(dir, file, name string, strictEnv bool, mode capabilities.Mode) (err 
 		return &exitError{exitFailure, err}
 	}
 	rd.SetName(name)
-	rt, err := supervisor.New(supervisor.Options{
+	opts := supervisor.Options{
 		Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode,
 		Notify: notifier, PublicSocket: passed, Load: load,
-	})
+	}
+	if logExport != nil {
+		opts.LogExport = logExport
+	}
+	rt, err := supervisor.New(opts)
 	if err != nil {
 		return &exitError{exitFailure, err}
 	}

@@ -149,6 +149,12 @@ func TestLogExport(t *testing.T) {
 	if hex.EncodeToString(leaf.TraceId) != traceID || len(leaf.SpanId) != 8 || hex.EncodeToString(leaf.SpanId) == hex.EncodeToString(chain.SpanId) {
 		t.Errorf("internal's record %v: want the trace, with its own server span", leaf)
 	}
+	// The status counts them.
+	out, err := d.ctl("status", "--json")
+	var st struct{ LogExport *struct{ Exported, Dropped uint64 } }
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.LogExport == nil || st.LogExport.Exported < 2 || st.LogExport.Dropped != 0 {
+		t.Errorf("ctl status: %v %s", err, out)
+	}
 	// wattd's own entries go too, the last ones included.
 	d.signal(syscall.SIGTERM)
 	if c := d.wait(30 * time.Second); c != 0 {

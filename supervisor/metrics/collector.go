@@ -42,6 +42,7 @@ type collector struct {
 	src Source
 
 	workers, restarts, dropped                    *prometheus.Desc
+	logExported, logExportDropped                 *prometheus.Desc
 	appRestarts, oomKills                         *prometheus.Desc
 	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
@@ -89,10 +90,13 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		restarts:       d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
-		oomKills: d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
-		dropped:  d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
-		up:       d("wattd_worker_up", "1 when the worker slot has a process, 0 otherwise.", w),
-		uptime:   d("wattd_worker_uptime_seconds", "Seconds since the worker's current process started.", w),
+		oomKills:    d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
+		dropped:     d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
+		logExported: d("wattd_log_records_exported_total", "Log entries sent to the OTLP logs endpoint (logger.openTelemetryExporter).", nil),
+		logExportDropped: d("wattd_log_records_dropped_total",
+			"Log entries not sent to the OTLP logs endpoint: its queue was full, or their batch failed.", nil),
+		up:     d("wattd_worker_up", "1 when the worker slot has a process, 0 otherwise.", w),
+		uptime: d("wattd_worker_uptime_seconds", "Seconds since the worker's current process started.", w),
 
 		cpu:         d("process_cpu_seconds_total", "User and system CPU time the worker's process spent, in seconds.", w),
 		rss:         d("process_resident_memory_bytes", "Resident memory of the worker's process, in bytes.", w),
@@ -136,7 +140,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.workers, c.restarts, c.dropped, c.appRestarts, c.oomKills, c.up, c.uptime, c.cpu, c.rss, c.fds,
+		c.workers, c.restarts, c.dropped, c.logExported, c.logExportDropped, c.appRestarts, c.oomKills, c.up, c.uptime, c.cpu, c.rss, c.fds,
 		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns, c.requests, c.requestsSummary, c.clientRequests, c.gc,
 	} {
 		ch <- d
@@ -167,7 +171,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	counter(c.dropped, float64(c.src.Status().LogLinesDropped))
+	st := c.src.Status()
+	counter(c.dropped, float64(st.LogLinesDropped))
+	if e := st.LogExport; e != nil {
+		counter(c.logExported, float64(e.Exported))
+		counter(c.logExportDropped, float64(e.Dropped))
+	}
 	var texts []workerText
 	defer func() { c.appTexts.Store(&texts) }()
 	host, hostOK := c.threadCPU.hostPercent()

@@ -21,7 +21,7 @@ import (
 type snapshot struct{ apps []supervisor.AppStatus }
 
 func (s snapshot) Status() supervisor.RuntimeStatus {
-	return supervisor.RuntimeStatus{State: "running", LogLinesDropped: 7}
+	return supervisor.RuntimeStatus{State: "running", LogLinesDropped: 7, LogExport: &supervisor.LogExportStatus{Exported: 5, Dropped: 2}}
 }
 func (s snapshot) Apps() []supervisor.AppStatus { return s.apps }
 
@@ -74,6 +74,9 @@ func TestCollector(t *testing.T) {
 
 	if got := series(fams["wattd_log_lines_dropped_total"]); got[""] != 7 {
 		t.Errorf("wattd_log_lines_dropped_total = %v, want 7", got)
+	}
+	if e, d := series(fams["wattd_log_records_exported_total"]), series(fams["wattd_log_records_dropped_total"]); e[""] != 5 || d[""] != 2 {
+		t.Errorf("log export: exported %v, dropped %v; want 5 and 2", e, d)
 	}
 	restarts := series(fams["wattd_worker_restarts_total"])
 	if restarts["applicationId=node,workerId=0,"] != 3 || restarts["applicationId=node,workerId=1,"] != 1 {
