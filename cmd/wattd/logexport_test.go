@@ -151,7 +151,9 @@ func TestLogExport(t *testing.T) {
 	}
 	// The status counts them.
 	out, err := d.ctl("status", "--json")
-	var st struct{ LogExport *struct{ Exported, Dropped uint64 } }
+	var st struct {
+		LogExport *struct{ Exported, Dropped uint64 }
+	}
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.LogExport == nil || st.LogExport.Exported < 2 || st.LogExport.Dropped != 0 {
 		t.Errorf("ctl status: %v %s", err, out)
 	}
