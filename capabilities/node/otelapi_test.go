@@ -2,6 +2,10 @@ package node
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 )
 
@@ -191,5 +195,18 @@ func testOpenTelemetrySDKOfTheApp(t *testing.T) {
 	}
 	if got.Injected["traceparent"] != "00-"+callerTrace+"-"+got.SDK.SpanID+"-01" {
 		t.Errorf("inject inside the SDK span wrote %v", got.Injected)
+	}
+
+	// A call the SDK makes with tracing suppressed (as its exporters do)
+	// is no span and carries no trace context.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "traceparent="+r.Header.Get("Traceparent"))
+	}))
+	defer other.Close()
+	if _, body := do(t, "http://"+w.tcpAddr+"/suppressed?url="+url.QueryEscape(other.URL+"/export"), nil); body != "traceparent=" {
+		t.Errorf("a suppressed call carried %q", body)
+	}
+	if spans := w.spansUntil("the suppressed request's span", func(s []wireSpan) bool { return len(s) >= 1 }); len(spans) != 1 || spans[0].Kind != "server" {
+		t.Errorf("spans of the suppressed call's request: %+v", spans)
 	}
 }

@@ -62,6 +62,8 @@ const F_TLS = 0x04
 const F_RAW_IDS = 0x08 // always: ids are bytes (version 3)
 
 const kContext = Symbol('wattd.requestContext') // ServerResponse -> its context
+// OpenTelemetry SDK's context key of suppressed tracing (Symbol.for).
+const SUPPRESS_KEY = Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
 const kSpan = Symbol('wattd.clientSpan') // ClientRequest or undici request -> its span
 
 // The tracer of the process, for the shared close handlers, which would
@@ -497,7 +499,11 @@ function outgoing (t, method, url, host, port, has, external) {
   const add = []
   let span = null
   if (ctx !== undefined && t.idHeader !== '' && !external && !has(t.idHeader)) add.push(t.idHeader, requestIdOf(t, ctx))
-  if (t.tracing && !has('traceparent')) {
+  // Code that OpenTelemetry's SDK runs with tracing suppressed (its own
+  // exporters' requests, through context.with, see otelapi.cjs) makes no
+  // span and passes no trace context on.
+  const suppressed = ctx !== undefined && ctx.api !== null && ctx.api.getValue(SUPPRESS_KEY) === true
+  if (t.tracing && !suppressed && !has('traceparent')) {
     if (ctx === undefined) {
       // Outside any request (a timer, start-up code): the call starts a
       // trace, which the sampler may leave unrecorded.

@@ -5,10 +5,12 @@
 // SDK's tracer, calls http://internal.plt.local/echo inside it and
 // answers the request's active span, the SDK span, what the callee saw,
 // what inject wrote inside the span and the spans the SDK exported.
+// Route /suppressed?url=U fetches U with tracing suppressed.
 const http = require('node:http')
 const api = require('@opentelemetry/api')
 const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node')
 const { SimpleSpanProcessor, InMemorySpanExporter } = require('@opentelemetry/sdk-trace-base')
+const { suppressTracing } = require('@opentelemetry/core')
 
 const exporter = new InMemorySpanExporter()
 new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register()
@@ -21,6 +23,14 @@ function ids (span) {
 
 http.createServer(async (req, res) => {
   try {
+    if (req.url.startsWith('/suppressed?')) {
+      // A call made with tracing suppressed, as the SDK's exporters make
+      // theirs: it answers what the other host saw.
+      const url = new URL(req.url, 'http://x').searchParams.get('url')
+      const r = await api.context.with(suppressTracing(api.context.active()), () => fetch(url))
+      res.end(await r.text())
+      return
+    }
     const out = { active: ids(api.trace.getActiveSpan()) }
     await api.trace.getTracer('own-sdk').startActiveSpan('sdk work', async (span) => {
       out.sdk = ids(span)
