@@ -196,12 +196,17 @@ func logRecordOf(line []byte) (*logspb.LogRecord, bool) {
 		r.Body = strValue(msg)
 	}
 	skip := map[string]bool{"level": true, "time": true, "msg": true}
-	if id, ok := hexBytes(m["traceId"], 16); ok {
-		r.TraceId = id
-		skip["traceId"] = true
-		if sid, ok := hexBytes(m["spanId"], 8); ok {
-			r.SpanId = sid
-			skip["spanId"] = true
+	// wattd's names (the preload's logger), then those of OpenTelemetry's
+	// pino instrumentation (an app's own pino with an SDK of its own).
+	for _, k := range [][2]string{{"traceId", "spanId"}, {"trace_id", "span_id"}} {
+		if id, ok := hexBytes(m[k[0]], 16); ok {
+			r.TraceId = id
+			skip[k[0]] = true
+			if sid, ok := hexBytes(m[k[1]], 8); ok {
+				r.SpanId = sid
+				skip[k[1]] = true
+			}
+			break
 		}
 	}
 	r.Attributes = appendAttrs(nil, m, skip, 0)

@@ -102,8 +102,9 @@ func TestLogExportHTTP(t *testing.T) {
 	e.Line([]byte(`{"level":40,"time":1764672000124.5,"name":"metrics","msg":"scrape slow","took":1.5}`))
 	e.Line([]byte(`{"level":50,"time":1764672000125,"name":"runtime","msg":"no trace","traceId":"not hex"}`))
 	e.Line([]byte(`not json`))
+	e.Line([]byte(`{"level":20,"msg":"own pino","trace_id":"` + trace + `","span_id":"` + span + `","trace_flags":"01"}`))
 
-	recs, res := sink.records(t, 3)
+	recs, res := sink.records(t, 4)
 	if res["service.name"] != "shop" || res["service.version"] != "1.2.3" {
 		t.Errorf("resource %v", res)
 	}
@@ -128,6 +129,11 @@ func TestLogExportHTTP(t *testing.T) {
 		t.Errorf("a record without a valid trace id: %v", plain)
 	}
 
+	if own := recs[3]; hex.EncodeToString(own.TraceId) != trace || hex.EncodeToString(own.SpanId) != span || own.SeverityText != "debug" ||
+		attrsOf(own.Attributes)["trace_id"] != nil || attrsOf(own.Attributes)["trace_flags"].GetStringValue() != "01" {
+		t.Errorf("a line of OpenTelemetry's pino instrumentation: %v", own)
+	}
+
 	// What is queued at shutdown still goes.
 	e.Line([]byte(`{"level":30,"msg":"last words"}`))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -135,11 +141,11 @@ func TestLogExportHTTP(t *testing.T) {
 	if err := e.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	recs, _ = sink.records(t, 4)
-	if recs[3].Body.GetStringValue() != "last words" {
-		t.Errorf("after shutdown: %v", recs[3])
+	recs, _ = sink.records(t, 5)
+	if recs[4].Body.GetStringValue() != "last words" {
+		t.Errorf("after shutdown: %v", recs[4])
 	}
-	if exported, dropped := e.Counts(); exported != 4 || dropped != 1 { // the line that is not JSON
+	if exported, dropped := e.Counts(); exported != 5 || dropped != 1 { // the line that is not JSON
 		t.Errorf("counts: %d exported, %d dropped", exported, dropped)
 	}
 }
