@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -74,5 +75,36 @@ func TestLoggerRedactMatchesPino(t *testing.T) {
 		if string(got.PinoChild[i]) != string(got.OursChild[i]) {
 			t.Errorf("case %d as bindings:\npino %s\nours %s", i, got.PinoChild[i], got.OursChild[i])
 		}
+	}
+}
+
+func TestFastifyWithTheRuntimeLogger(t *testing.T) {
+	onEveryNode(t, testFastifyWithTheRuntimeLogger)
+}
+
+// testFastifyWithTheRuntimeLogger: Fastify given globalThis.platformatic.logger
+// as its loggerInstance (Watt's migration guide) logs as it does with pino:
+// its serializers shape req and res, its reqId is the one reqId of each
+// line, and the request's trace ids are added.
+func testFastifyWithTheRuntimeLogger(t *testing.T) {
+	w, _ := tracedApp(t, "fastifylog", map[string]any{
+		"applicationId": "fastifylog",
+		"tracing":       map[string]any{"serviceName": "fastifylog", "skip": []any{}},
+		"requestId":     map[string]any{"header": "x-request-id"},
+	})
+	if resp, body := do(t, "http://"+w.tcpAddr+"/", map[string]string{"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01"}); resp.StatusCode != 200 || body != `{"ok":true}` {
+		t.Fatalf("GET /: %d %q", resp.StatusCode, body)
+	}
+	in, done := w.logLines("incoming request", 1)[0], w.logLines("request completed", 1)[0]
+	for _, l := range []map[string]any{in, done} {
+		raw, _ := l["_line"].(string)
+		if strings.Count(raw, `"reqId":`) != 1 || l["reqId"] != "req-1" || l["traceId"] != callerTrace || len(raw) > 1000 {
+			t.Errorf("line %s: want Fastify's reqId once, the trace id, and serialized req/res", raw)
+		}
+	}
+	req, _ := in["req"].(map[string]any)
+	res, _ := done["res"].(map[string]any)
+	if req["method"] != "GET" || req["url"] != "/" || req["raw"] != nil || res["statusCode"] != float64(200) || len(res) != 1 {
+		t.Errorf("req %v, res %v: want Fastify's serializers applied", req, res)
 	}
 }

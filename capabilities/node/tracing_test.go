@@ -369,6 +369,7 @@ func (w *worker) logLines(msg string, n int) []map[string]any {
 			}
 			var m map[string]any
 			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				m["_line"] = line // as written, for what decoding hides (a key given twice)
 				out = append(out, m)
 			}
 		case <-deadline:
@@ -759,4 +760,26 @@ func testTracingSampler(t *testing.T) {
 			t.Errorf("the ids either side of the bound were not decided by it: %v %v %v", got[ids[80].String()], got[ids[81].String()], got[ids[82].String()])
 		}
 	})
+}
+
+func TestLoggerOwnRequestID(t *testing.T) {
+	onEveryNode(t, testLoggerOwnRequestID)
+}
+
+// testLoggerOwnRequestID: a logger whose bindings have a reqId of their
+// own (Fastify's request loggers, with globalThis.platformatic.logger as
+// their loggerInstance) keeps it; the line gets the request's trace ids
+// and no second reqId.
+func testLoggerOwnRequestID(t *testing.T) {
+	w, _ := tracedWorker(t, map[string]any{
+		"applicationId": "traced",
+		"tracing":       map[string]any{"serviceName": "traced", "skip": []any{}},
+		"requestId":     map[string]any{"header": "x-request-id"},
+	})
+	do(t, "http://"+w.tcpAddr+"/ownreq", map[string]string{"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "x-request-id": "theirs"})
+	line := w.logLines("own reqId", 1)[0]
+	raw, _ := line["_line"].(string)
+	if strings.Count(raw, `"reqId":`) != 1 || line["reqId"] != "own-1" || line["traceId"] != callerTrace || line["spanId"] == nil {
+		t.Errorf("line %s: want its own reqId once, and the request's trace ids", raw)
+	}
 }

@@ -23,7 +23,9 @@ const SILENT = Infinity
 
 // lineFields, when set (tracing.cjs, while request ids or tracing are on),
 // returns fields of the current request rendered as `,"k":v` pieces, which
-// every line gets after the logger's bindings.
+// every line gets after the logger's bindings: lineFields(withReqId), the
+// request id left out when the logger's bindings have a reqId of their own
+// (Fastify's request loggers do), so that no line has the key twice.
 let lineFields = null
 
 function setLineFields (fn) {
@@ -122,22 +124,61 @@ function fieldsOf (obj) {
 // createLogger builds the root logger. opts: level (a name, default
 // info), write (function taking one line; stdout by default), base
 // (members of every line; pid and hostname by default), redact (Watt's
-// logger.redact: {paths, censor}, applied to merge objects and bindings).
+// logger.redact: {paths, censor}, applied to merge objects and bindings),
+// serializers (as pino's: functions by key, applied to the members of
+// merge objects and bindings before redaction).
 function createLogger (opts = {}) {
   const write = opts.write || ((line) => process.stdout.write(line))
   const base = opts.base || { pid: process.pid, hostname: hostname() }
   const redact = createRedactor(opts.redact) || ((o) => o)
   const root = { write, prefix: fieldsOf(base), redact }
   const level = levelValue(opts.level) === undefined ? 'info' : opts.level
-  return makeLogger(root, '', {}, level)
+  return makeLogger(root, '', {}, level, mergeSerializers(null, opts.serializers))
+}
+
+// mergeSerializers is parent's serializers with more's over them, or
+// parent when more has none. As pino, it reads more's inherited members
+// too: Fastify hands its request loggers an object whose serializers are
+// on its prototype.
+function mergeSerializers (parent, more) {
+  if (more === null || typeof more !== 'object') return parent
+  const out = Object.create(null)
+  if (parent !== null) {
+    for (const k in parent) out[k] = parent[k]
+  }
+  let any = parent !== null
+  for (const k in more) {
+    if (typeof more[k] === 'function') {
+      out[k] = more[k]
+      any = true
+    }
+  }
+  return any ? out : null
+}
+
+// serialize applies serializers to the members of obj, in a copy; obj
+// itself when none applies.
+function serialize (obj, serializers) {
+  if (serializers === null) return obj
+  let out = obj
+  for (const k of Object.keys(obj)) {
+    const fn = serializers[k]
+    if (fn === undefined || obj[k] === undefined) continue
+    if (out === obj) out = { ...obj }
+    try {
+      out[k] = fn(obj[k])
+    } catch {}
+  }
+  return out
 }
 
 // makeLogger is one logger of the tree: its bindings as a rendered suffix
 // (chindings, appended to its parent's as pino does, so a child's binding
 // repeats a parent's key rather than replacing it) and as an object.
-function makeLogger (root, chindings, bindings, initialLevel) {
+function makeLogger (root, chindings, bindings, initialLevel, serializers) {
   let levelName = initialLevel
   let levelVal = levelValue(initialLevel)
+  let ownReqId = 'reqId' in bindings
 
   const logger = {
     levels: { labels: { ...LABELS }, values: { ...LEVELS } },
@@ -156,13 +197,15 @@ function makeLogger (root, chindings, bindings, initialLevel) {
     child (childBindings, options) {
       const b = childBindings && typeof childBindings === 'object' ? childBindings : {}
       const lvl = options && options.level !== undefined && levelValue(options.level) !== undefined ? options.level : levelName
-      return makeLogger(root, chindings + fieldsOf(root.redact(b)), { ...bindings, ...b }, lvl)
+      const ser = options ? mergeSerializers(serializers, options.serializers) : serializers
+      return makeLogger(root, chindings + fieldsOf(root.redact(serialize(b, ser))), { ...bindings, ...b }, lvl, ser)
     },
     bindings () { return { ...bindings } },
     setBindings (more) {
       if (!more || typeof more !== 'object') return
-      chindings += fieldsOf(root.redact(more))
+      chindings += fieldsOf(root.redact(serialize(more, serializers)))
       Object.assign(bindings, more)
+      ownReqId = 'reqId' in bindings
     },
     flush (cb) {
       if (typeof cb === 'function') process.nextTick(cb)
@@ -174,8 +217,8 @@ function makeLogger (root, chindings, bindings, initialLevel) {
     logger[name] = function (...args) {
       if (value < levelVal) return
       try {
-        const prefix = lineFields === null ? root.prefix + chindings : root.prefix + chindings + lineFields()
-        root.write(renderLine(value, prefix, args, root.redact) + '\n')
+        const prefix = lineFields === null ? root.prefix + chindings : root.prefix + chindings + lineFields(!ownReqId)
+        root.write(renderLine(value, prefix, args, root.redact, serializers) + '\n')
       } catch {}
     }
   }
@@ -184,7 +227,7 @@ function makeLogger (root, chindings, bindings, initialLevel) {
 
 // renderLine makes one pino line of a call's arguments: (msg, ...args),
 // (obj, msg?, ...args) or (err, msg?, ...args).
-function renderLine (value, prefix, args, redact) {
+function renderLine (value, prefix, args, redact, serializers) {
   let obj = null
   let msg
   let rest = args
@@ -204,7 +247,7 @@ function renderLine (value, prefix, args, redact) {
     msg = first
     rest = args.slice(1)
   }
-  if (obj) obj = redact(obj)
+  if (obj) obj = redact(serialize(obj, serializers))
   const line = '{"level":' + value + ',"time":' + Date.now() + prefix
   let fields = obj ? fieldsOf(obj) : ''
   if (msg === undefined && obj && typeof obj.msg === 'string') {

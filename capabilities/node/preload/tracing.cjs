@@ -138,9 +138,10 @@ function startTracing (state, info) {
   t.storage = new AsyncLocalStorage()
   theTracer = t
   onRequest(state, (req, res) => requestHook(t, req, res))
-  setLineFields(() => {
+  setLineFields((withReqId) => {
     const ctx = t.storage.getStore()
-    return ctx === undefined ? '' : logFields(t, ctx)
+    if (ctx === undefined) return ''
+    return withReqId ? logFields(t, ctx) : traceFields(t, ctx)
   })
   if (state.mesh !== null) {
     // Each returns null (no span) rather than throw into the app's call.
@@ -486,6 +487,12 @@ function logFields (t, ctx) {
     ctx.logFields = f
   }
   return f
+}
+
+// traceFields is logFields without the request id, for a logger whose
+// bindings have a reqId of their own.
+function traceFields (t, ctx) {
+  return ctx.traced ? ',"traceId":"' + traceIdOf(ctx) + '","spanId":"' + spanIdOf(ctx) + '"' : ''
 }
 
 // ---- client side -----------------------------------------------------------

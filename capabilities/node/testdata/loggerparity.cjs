@@ -39,6 +39,17 @@ function exercise (l, out) {
   l.info('%o and %j', 'str', [1, 'x'])
   l.trace('t')
   l.fatal('f')
+  // Serializers given to a child, as Fastify gives its request loggers
+  // (on the prototype of the object it passes): applied to the merge
+  // object's members and to the bindings, inherited by grandchildren.
+  const proto = { req: (r) => ({ method: r.method, url: r.url }), res: (r) => ({ statusCode: r.statusCode }) }
+  const sc = l.child({ reqId: 'req-1', req: { method: 'GET', url: '/b', extra: 1 } }, { serializers: Object.create(proto) })
+  sc.info({ req: { method: 'GET', url: '/x', socket: { big: true } } }, 'incoming request')
+  sc.info({ res: { statusCode: 200, body: 'big' }, responseTime: 1 }, 'request completed')
+  sc.child({ k: 1 }).info({ req: { method: 'POST', url: '/y', x: 1 } }, 'grandchild keeps them')
+  const es = l.child({}, { serializers: { err: (x) => ({ only: x.message }) } })
+  es.error({ err: e }, 'custom err')
+  es.error(e, 'custom err first')
   out.push(JSON.stringify({
     api: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'child', 'bindings', 'isLevelEnabled', 'flush', 'setBindings'].map((m) => typeof l[m]),
     level: l.level, childLevel: c.level, ccLevel: cc.level,

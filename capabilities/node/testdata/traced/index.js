@@ -22,6 +22,8 @@
 //                    "heavy" of 64 attributes and 70 events of 12 KB each
 //   /external?via=V&url=U  calls U, a host that is not on the mesh, with V
 //                    (fetch, get, https, array) and answers what came back
+//   /ownreq          logs "own reqId" through a child logger bound to
+//                    reqId "own-1"
 //   /status?code=C   answers C
 //   /health          answers ok (the tests skip it)
 const http = require('node:http')
@@ -188,6 +190,12 @@ const server = http.createServer((req, res) => {
       made.then((out) => res.end(JSON.stringify(out)), (err) => res.end(JSON.stringify({ error: err.code || err.message })))
       return
     }
+    case '/ownreq':
+      // A child logger with a reqId of its own, as Fastify's request
+      // loggers have.
+      log.child({ reqId: 'own-1' }).info('own reqId')
+      res.end('ok')
+      return
     case '/status':
       res.statusCode = Number(q.get('code'))
       res.end('status')
