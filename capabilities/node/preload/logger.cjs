@@ -133,7 +133,7 @@ function createLogger (opts = {}) {
   const redact = createRedactor(opts.redact) || ((o) => o)
   const root = { write, prefix: fieldsOf(base), redact }
   const level = levelValue(opts.level) === undefined ? 'info' : opts.level
-  return makeLogger(root, '', {}, level, mergeSerializers(null, opts.serializers))
+  return makeLogger(root, '', {}, level, mergeSerializers(null, opts.serializers), null, redact)
 }
 
 // mergeSerializers is parent's serializers with more's over them, or
@@ -156,6 +156,17 @@ function mergeSerializers (parent, more) {
   return any ? out : null
 }
 
+// childRedactor reads a child's redact option as pino does: a list of
+// paths, or {paths, censor}; null for none.
+function childRedactor (r) {
+  if (Array.isArray(r)) return createRedactor({ paths: r, censor: PINO_CENSOR })
+  if (r !== null && typeof r === 'object') return createRedactor({ paths: r.paths, censor: typeof r.censor === 'string' ? r.censor : PINO_CENSOR })
+  return null
+}
+
+// pino's censor, where a child's redact names none.
+const PINO_CENSOR = '[Redacted]'
+
 // serialize applies serializers to the members of obj, in a copy; obj
 // itself when none applies.
 function serialize (obj, serializers) {
@@ -175,7 +186,9 @@ function serialize (obj, serializers) {
 // makeLogger is one logger of the tree: its bindings as a rendered suffix
 // (chindings, appended to its parent's as pino does, so a child's binding
 // repeats a parent's key rather than replacing it) and as an object.
-function makeLogger (root, chindings, bindings, initialLevel, serializers) {
+// serializers, logFormat (formatters.log) and redact are the logger's own,
+// which its children inherit and may add to.
+function makeLogger (root, chindings, bindings, initialLevel, serializers, logFormat, redact) {
   let levelName = initialLevel
   let levelVal = levelValue(initialLevel)
   let ownReqId = 'reqId' in bindings
@@ -194,16 +207,33 @@ function makeLogger (root, chindings, bindings, initialLevel, serializers) {
       const v = levelValue(name)
       return v !== undefined && v !== SILENT && v >= levelVal
     },
+    // child(bindings, options): options as pino's, of which level,
+    // serializers, formatters.bindings (this child's bindings only),
+    // formatters.log and redact (added to the parent's, where pino's
+    // replaces it: a runtime's logger.redact is never lost) are read.
     child (childBindings, options) {
       const b = childBindings && typeof childBindings === 'object' ? childBindings : {}
-      const lvl = options && options.level !== undefined && levelValue(options.level) !== undefined ? options.level : levelName
-      const ser = options ? mergeSerializers(serializers, options.serializers) : serializers
-      return makeLogger(root, chindings + fieldsOf(root.redact(serialize(b, ser))), { ...bindings, ...b }, lvl, ser)
+      const o = options !== null && typeof options === 'object' ? options : null
+      const lvl = o !== null && o.level !== undefined && levelValue(o.level) !== undefined ? o.level : levelName
+      const ser = o !== null ? mergeSerializers(serializers, o.serializers) : serializers
+      const fmt = o !== null && o.formatters !== null && typeof o.formatters === 'object' ? o.formatters : null
+      const log = fmt !== null && typeof fmt.log === 'function' ? fmt.log : logFormat
+      let red = redact
+      const more = o !== null ? childRedactor(o.redact) : null
+      if (more !== null) red = (x) => more(redact(x))
+      let shown = b
+      if (fmt !== null && typeof fmt.bindings === 'function') {
+        try {
+          shown = fmt.bindings(b)
+        } catch {}
+        if (shown === null || typeof shown !== 'object') shown = {}
+      }
+      return makeLogger(root, chindings + fieldsOf(red(serialize(shown, ser))), { ...bindings, ...b }, lvl, ser, log, red)
     },
     bindings () { return { ...bindings } },
     setBindings (more) {
       if (!more || typeof more !== 'object') return
-      chindings += fieldsOf(root.redact(serialize(more, serializers)))
+      chindings += fieldsOf(redact(serialize(more, serializers)))
       Object.assign(bindings, more)
       ownReqId = 'reqId' in bindings
     },
@@ -218,7 +248,7 @@ function makeLogger (root, chindings, bindings, initialLevel, serializers) {
       if (value < levelVal) return
       try {
         const prefix = lineFields === null ? root.prefix + chindings : root.prefix + chindings + lineFields(!ownReqId)
-        root.write(renderLine(value, prefix, args, root.redact, serializers) + '\n')
+        root.write(renderLine(value, prefix, args, redact, serializers, logFormat) + '\n')
       } catch {}
     }
   }
@@ -227,7 +257,7 @@ function makeLogger (root, chindings, bindings, initialLevel, serializers) {
 
 // renderLine makes one pino line of a call's arguments: (msg, ...args),
 // (obj, msg?, ...args) or (err, msg?, ...args).
-function renderLine (value, prefix, args, redact, serializers) {
+function renderLine (value, prefix, args, redact, serializers, logFormat) {
   let obj = null
   let msg
   let rest = args
@@ -246,6 +276,14 @@ function renderLine (value, prefix, args, redact, serializers) {
   } else {
     msg = first
     rest = args.slice(1)
+  }
+  if (logFormat !== null) {
+    // As pino: the log formatter sees every line's merge object, {} for a
+    // line without one.
+    try {
+      const f = logFormat(obj || {})
+      if (f !== null && typeof f === 'object') obj = f
+    } catch {}
   }
   if (obj) obj = redact(serialize(obj, serializers))
   const line = '{"level":' + value + ',"time":' + Date.now() + prefix

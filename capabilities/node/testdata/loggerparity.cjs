@@ -50,6 +50,17 @@ function exercise (l, out) {
   const es = l.child({}, { serializers: { err: (x) => ({ only: x.message }) } })
   es.error({ err: e }, 'custom err')
   es.error(e, 'custom err first')
+  // Formatters and redaction given to a child, as in Watt's logging
+  // guide: the bindings formatter shapes this child's bindings only, the
+  // log formatter every line of it and its children.
+  const fc = l.child({ application: 'app1', keep: 1 }, {
+    formatters: { bindings: (b) => ({ name: b.application }), log: (o) => ({ ...o, shaped: true }) },
+    redact: { paths: ['secret', 'nested.token'], censor: '***HIDDEN***' }
+  })
+  fc.info({ secret: 's', nested: { token: 't', ok: 1 } }, 'formatted')
+  fc.info('no object')
+  fc.child({ application: 'app2' }).info({ secret: 's2' }, 'grandchild')
+  l.child({}, { redact: ['password'] }).info({ password: 'p', user: 'u' }, 'pino censor')
   out.push(JSON.stringify({
     api: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'child', 'bindings', 'isLevelEnabled', 'flush', 'setBindings'].map((m) => typeof l[m]),
     level: l.level, childLevel: c.level, ccLevel: cc.level,
