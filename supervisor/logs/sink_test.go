@@ -454,7 +454,13 @@ func TestDropIsReportedWhenWorkerGoesQuiet(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	s.Follow(pr, "stdout")
-	fmt.Fprint(pw, "a\nb\nc\nd\ne\n")
+	// One write per line, as in TestCountsAddUpAcrossSinks: five lines in
+	// one write are one entry, which a writer keeping pace with the reader
+	// takes whole off the queue, and then none is dropped (it happened in
+	// CI). Apart, "a" blocks the writer and the queue holds two of the rest.
+	for _, l := range strings.Split("abcde", "") {
+		fmt.Fprint(pw, l+"\n")
+	}
 	waitFor(t, 5*time.Second, "drops", func() bool { return s.Dropped() >= 2 })
 	close(release)
 	// The pipe stays open and silent: the report must not wait for more
