@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -57,7 +56,8 @@ const (
 type LogExporter struct {
 	queue    chan *logspb.LogRecord
 	resource *resourcepb.Resource
-	send     func(context.Context, *collogspb.ExportLogsServiceRequest) error
+	// send sends one request; retry tells whether a failure may pass.
+	send     func(context.Context, *collogspb.ExportLogsServiceRequest) (retry bool, err error)
 	closeFn  func() error
 	endpoint string
 
@@ -102,15 +102,19 @@ func NewLogExporter(cfg config.LogExport) (*LogExporter, error) {
 			return nil, fmt.Errorf("logger.openTelemetryExporter: %w", err)
 		}
 		client := collogspb.NewLogsServiceClient(conn)
-		e.send = func(ctx context.Context, req *collogspb.ExportLogsServiceRequest) error {
+		e.send = func(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (bool, error) {
 			_, err := client.Export(ctx, req)
-			return err
+			return true, err
 		}
 		e.closeFn = conn.Close
 	case "http", "":
 		hc := &http.Client{Timeout: logTimeout}
-		e.send = func(ctx context.Context, req *collogspb.ExportLogsServiceRequest) error {
-			return postLogs(ctx, hc, cfg.URL, req)
+		e.send = func(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (bool, error) {
+			body, err := proto.Marshal(req)
+			if err != nil {
+				return false, err
+			}
+			return postOnce(ctx, hc, cfg.URL, "application/x-protobuf", nil, body)
 		}
 		e.closeFn = func() error { hc.CloseIdleConnections(); return nil }
 	default:
@@ -321,10 +325,7 @@ func (e *LogExporter) run() {
 
 // export sends one batch, trying logTries times.
 func (e *LogExporter) export(ctx context.Context, batch []*logspb.LogRecord) {
-	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
-		Resource:  e.resource,
-		ScopeLogs: []*logspb.ScopeLogs{{Scope: &commonpb.InstrumentationScope{Name: "wattd"}, LogRecords: batch}},
-	}}}
+	req := e.request(batch)
 	var err error
 	backoff := 250 * time.Millisecond
 	for try := 0; try < logTries; try++ {
@@ -337,19 +338,27 @@ func (e *LogExporter) export(ctx context.Context, batch []*logspb.LogRecord) {
 			backoff *= 2
 		}
 		c, cancel := context.WithTimeout(ctx, logTimeout)
-		err = e.send(c, req)
+		var retry bool
+		retry, err = e.send(c, req)
 		cancel()
 		if err == nil {
 			e.exported.Add(uint64(len(batch)))
 			return
 		}
-		var perm permanent
-		if errors.As(err, &perm) || ctx.Err() != nil {
+		if !retry || ctx.Err() != nil {
 			break
 		}
 	}
 	e.dropped.Add(uint64(len(batch)))
 	e.warnFailure(len(batch), err)
+}
+
+// request is the export request of a batch.
+func (e *LogExporter) request(batch []*logspb.LogRecord) *collogspb.ExportLogsServiceRequest {
+	return &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
+		Resource:  e.resource,
+		ScopeLogs: []*logspb.ScopeLogs{{Scope: &commonpb.InstrumentationScope{Name: "wattd"}, LogRecords: batch}},
+	}}}
 }
 
 func (e *LogExporter) warnFailure(n int, err error) {
@@ -401,44 +410,9 @@ func (e *LogExporter) Shutdown(ctx context.Context) error {
 
 // exportOnce is export without retries, for Shutdown.
 func (e *LogExporter) exportOnce(ctx context.Context, batch []*logspb.LogRecord) {
-	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
-		Resource:  e.resource,
-		ScopeLogs: []*logspb.ScopeLogs{{Scope: &commonpb.InstrumentationScope{Name: "wattd"}, LogRecords: batch}},
-	}}}
-	if err := e.send(ctx, req); err != nil {
+	if _, err := e.send(ctx, e.request(batch)); err != nil {
 		e.dropped.Add(uint64(len(batch)))
 		return
 	}
 	e.exported.Add(uint64(len(batch)))
-}
-
-// permanent is an export refused for good (a 4xx other than 429).
-type permanent struct{ error }
-
-// postLogs POSTs req as protobuf, as OTLP/HTTP wants it.
-func postLogs(ctx context.Context, hc *http.Client, endpoint string, req *collogspb.ExportLogsServiceRequest) error {
-	body, err := proto.Marshal(req)
-	if err != nil {
-		return permanent{err}
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return permanent{err}
-	}
-	hr.Header.Set("Content-Type", "application/x-protobuf")
-	resp, err := hc.Do(hr)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode/100 == 2 {
-		return nil
-	}
-	err = fmt.Errorf("%s answered %s: %q", endpoint, resp.Status, bytes.TrimSpace(answer))
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return err
-	}
-	return permanent{err}
 }

@@ -108,17 +108,30 @@ func (e *zipkinExporter) post(ctx context.Context, spans []model.SpanModel) erro
 }
 
 func (e *zipkinExporter) postOnce(ctx context.Context, body []byte) (retry bool, _ error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
+	retry, err := postOnce(ctx, e.client, e.url, "application/json", e.headers, body)
 	if err != nil {
-		return false, fmt.Errorf("zipkin: %w", err)
+		err = fmt.Errorf("zipkin: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range e.headers {
+	return retry, err
+}
+
+// postOnce POSTs body to url once, as the Zipkin and log exporters send
+// their batches. retry tells whether a failure is worth trying again: the
+// endpoint could not be reached, or answered 429, 502, 503 or 504
+// (restarting, overloaded). An error names the status and the start of
+// the endpoint's answer.
+func postOnce(ctx context.Context, c *http.Client, url, contentType string, headers map[string]string, body []byte) (retry bool, _ error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := e.client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		return ctx.Err() == nil, fmt.Errorf("zipkin: %w", err)
+		return ctx.Err() == nil, err
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -126,7 +139,7 @@ func (e *zipkinExporter) postOnce(ctx context.Context, body []byte) (retry bool,
 	if resp.StatusCode/100 == 2 {
 		return false, nil
 	}
-	err = fmt.Errorf("zipkin: %s answered %s: %s", e.url, resp.Status, strings.TrimSpace(string(answer)))
+	err = fmt.Errorf("%s answered %s: %s", url, resp.Status, strings.TrimSpace(string(answer)))
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true, err
