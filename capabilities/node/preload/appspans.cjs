@@ -28,11 +28,8 @@
 
 const { warn } = require('./base.cjs')
 const { send } = require('./control.cjs')
-const { takeIds, idSlab, hexOf, nowMs, validIds, TRACE_ID, SPAN_ID, PARENT_ID } = require('./tracecontext.cjs')
+const { takeIds, idSlab, hexOf, nowMs, validIds, TRACE_ID, SPAN_ID, PARENT_ID, SPAN_KEY } = require('./tracecontext.cjs')
 
-// @opentelemetry/api's key of the span in a Context (createContextKey makes
-// it with Symbol.for, so every copy of the API shares it).
-const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN')
 // The API's SpanKind values (INTERNAL 0 ... CONSUMER 4) as wattd names them.
 const KINDS = ['internal', 'server', 'client', 'producer', 'consumer']
 // The API's SpanStatusCode: UNSET 0, OK 1, ERROR 2.
@@ -352,14 +349,12 @@ class RequestSpan extends AppSpan {
     this._name = ''
     this._kind = 'server'
     this._start = store.startMs
-    this.touched = false
   }
 
-  setAttribute (key, value) { this.touched = true; return super.setAttribute(key, value) }
-  setStatus (status) { this.touched = true; return super.setStatus(status) }
-  updateName (name) { this.touched = true; return super.updateName(name) }
-  addEvent (name, a, b) { this.touched = true; return super.addEvent(name, a, b) }
-  addLink (link) { this.touched = true; return super.addLink(link) }
+  // touched tells whether the application added anything to the span.
+  get touched () {
+    return this._attrs !== null || this._events !== null || this._links !== null || this._status !== 'unset' || this._name !== ''
+  }
 
   // end does nothing: the request's span ends when its response does.
   end () {}

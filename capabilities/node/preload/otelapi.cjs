@@ -28,14 +28,13 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { warn } = require('./base.cjs')
-const { parseTraceparent, formatTraceparent, validIds, takeIds, idSlab, TRACE_ID, SPAN_ID, PARENT_ID } = require('./tracecontext.cjs')
-const { AppSpan } = require('./appspans.cjs')
+const {
+  parseTraceparent, formatTraceparent, validIds, takeIds, idSlab, TRACE_ID, SPAN_ID, PARENT_ID, SPAN_KEY, SUPPRESS_KEY
+} = require('./tracecontext.cjs')
+const { AppSpan, RequestSpan } = require('./appspans.cjs')
 
-// Where API 1.x keeps what is registered, and its context keys
-// (createContextKey makes them with Symbol.for).
+// Where API 1.x keeps what is registered.
 const API_KEY = Symbol.for('opentelemetry.js.api.1')
-const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN')
-const SUPPRESS_KEY = Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
 
 // registerOtelApi registers the context manager and the propagator for
 // the API found from root, if any. hooks: requestIdOf(ctx), traceIdOf(ctx),
@@ -163,7 +162,7 @@ class ContextManager {
     let store
     if (span instanceof AppSpan && span.ids !== null) {
       // An application span (a RequestSpan has its request's ids too).
-      store = span.touched === undefined ? hooks.appSpanContext(span) : copyOf(t, hooks, span.store)
+      store = span instanceof RequestSpan ? copyOf(t, hooks, span.store) : hooks.appSpanContext(span)
     } else {
       store = hooks.newContext()
       if (cur !== undefined) {

@@ -90,6 +90,12 @@ const { performance } = require('node:perf_hooks')
 const origin = performance.timeOrigin
 function nowMs () { return origin + performance.now() }
 
+// @opentelemetry/api's context keys of the span and of suppressed tracing
+// (createContextKey makes them with Symbol.for, so every copy of the API
+// shares them).
+const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN')
+const SUPPRESS_KEY = Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
+
 module.exports = {
-  parseTraceparent, formatTraceparent, validIds, takeIds, idSlab, hexOf, nowMs, ID_RECORD, TRACE_ID, SPAN_ID, PARENT_ID
+  parseTraceparent, formatTraceparent, validIds, takeIds, idSlab, hexOf, nowMs, ID_RECORD, TRACE_ID, SPAN_ID, PARENT_ID, SPAN_KEY, SUPPRESS_KEY
 }

@@ -40,7 +40,7 @@ const { onRequest } = require('./requests.cjs')
 const { setLineFields } = require('./logger.cjs')
 const { MESH_HOST } = require('./mesh-client.cjs')
 const {
-  parseTraceparent, formatTraceparent, takeIds, idSlab, hexOf, nowMs, TRACE_ID, SPAN_ID, PARENT_ID
+  parseTraceparent, formatTraceparent, takeIds, idSlab, hexOf, nowMs, TRACE_ID, SPAN_ID, PARENT_ID, SUPPRESS_KEY
 } = require('./tracecontext.cjs')
 
 const SEND_EVERY_MS = 200
@@ -62,8 +62,6 @@ const F_TLS = 0x04
 const F_RAW_IDS = 0x08 // always: ids are bytes (version 3)
 
 const kContext = Symbol('wattd.requestContext') // ServerResponse -> its context
-// OpenTelemetry SDK's context key of suppressed tracing (Symbol.for).
-const SUPPRESS_KEY = Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
 const kSpan = Symbol('wattd.clientSpan') // ClientRequest or undici request -> its span
 
 // The tracer of the process, for the shared close handlers, which would
@@ -483,7 +481,7 @@ function logFields (t, ctx) {
     f = ''
     const id = requestIdOf(t, ctx)
     if (id !== '') f += ',"reqId":' + JSON.stringify(id)
-    if (ctx.traced) f += ',"traceId":"' + traceIdOf(ctx) + '","spanId":"' + spanIdOf(ctx) + '"'
+    f += traceFields(t, ctx)
     ctx.logFields = f
   }
   return f
