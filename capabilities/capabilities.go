@@ -121,6 +121,14 @@ type Launch struct {
 	// Node preload does). Only such applications may have "standby"
 	// workers.
 	Standby bool
+	// Direct says the program wattd starts takes its sockets and control
+	// channel without checking LISTEN_PID (the Node preload reads them
+	// from the variables and removes them). wattd may then start it
+	// without the exec helper, when the worker's cgroup needs no join
+	// from inside (v2, which clones it into the group, or no cgroups);
+	// a program that follows the LISTEN_PID convention (the Go SDK,
+	// sd_listen_fds) needs the helper, which sets it to its own pid.
+	Direct bool
 }
 
 // Builder is implemented by capabilities whose apps need a build step

@@ -94,6 +94,7 @@ const (
 	EnvProtocol   = "WATTD_PROTOCOL"   // ProtocolVersion as a decimal string
 	EnvListenFDs  = "LISTEN_FDS"       // systemd socket-activation convention
 	EnvListenPID  = "LISTEN_PID"       // set by the exec helper to the worker's own pid
+	EnvParentPID  = "WATTD_PARENT_PID" // wattd's pid, instead of LISTEN_PID, for a worker started without the helper
 	EnvListenName = "LISTEN_FDNAMES"   // colon-separated names, e.g. "http:mesh"
 	EnvStandby    = "WATTD_STANDBY"    // "1" for a standby worker (see TypePromote)
 )

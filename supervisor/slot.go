@@ -611,6 +611,7 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		group:     group,
 		argv:      sp.launch.Argv,
 		dir:       sp.launch.Dir,
+		direct:    sp.launch.Direct,
 		env:       env,
 		probePort: port,
 		listeners: files,

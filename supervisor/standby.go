@@ -560,6 +560,7 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 		group:     group,
 		argv:      spec.launch.Argv,
 		dir:       spec.launch.Dir,
+		direct:    spec.launch.Direct,
 		env:       spec.env,
 		listeners: files,
 		names:     names,

@@ -206,7 +206,7 @@ func launch(app capabilities.App, pre, prog []string, dir string) (*capabilities
 	argv = append(argv, execArgv...)
 	argv = append(argv, "--require", preload)
 	argv = append(argv, prog...)
-	return &capabilities.Launch{Argv: argv, Env: env, Dir: dir, Protocol: true}, nil
+	return &capabilities.Launch{Argv: argv, Env: env, Dir: dir, Protocol: true, Direct: true}, nil
 }
 
 // appEnv is the app's own environment (repeated, as the node capability

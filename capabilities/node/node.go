@@ -160,7 +160,7 @@ func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 	// The preload can hold the app's listen() until promotion; a background
 	// app (node.hasServer false) does its work as it loads, so a standby of
 	// it would already be working.
-	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir, Protocol: true, Standby: !w.NoServer}, nil
+	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir, Protocol: true, Standby: !w.NoServer, Direct: true}, nil
 }
 
 // ExecArgv returns the runtime flags of a worker of app that go on node's

@@ -895,6 +895,43 @@ func TestExitingIsSaid(t *testing.T) {
 	}
 }
 
+// TestStartedWithoutTheHelper: a worker wattd starts as itself, not
+// through its exec helper, has no LISTEN_PID but WATTD_PARENT_PID, wattd's
+// pid, which is its parent's (here the test's: the shell that sets it
+// execs node in place). The sockets and the control channel are then its
+// own, as with LISTEN_PID.
+func TestStartedWithoutTheHelper(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "service", script: `WATTD_PARENT_PID=$PPID; export WATTD_PARENT_PID; exec "$0" "$@"`})
+	w.handshake()
+	ready := w.expect(ipc.TypeReady)
+	if !slices.Equal(ready.Listeners, []string{ipc.ListenerMesh}) {
+		t.Fatalf("ready listeners = %v", ready.Listeners)
+	}
+	if got := getJSON(t, unixClient(w.meshPath), "http://mesh/x"); got["app"] != "service" {
+		t.Errorf("mesh GET = %v", got)
+	}
+	if ports := tcpListenPorts(t, w.pid); len(ports) > 0 {
+		t.Errorf("the worker listens on TCP ports %v of its own", ports)
+	}
+}
+
+// TestNotOurParentChangesNothing: WATTD_PARENT_PID that is not the
+// process's parent means the variables were inherited (pid 1 is not the
+// test's): as with another LISTEN_PID, the app binds its own port and no
+// control traffic happens.
+func TestNotOurParentChangesNothing(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "service", script: `WATTD_PARENT_PID=1; export WATTD_PARENT_PID; exec "$0" "$@"`})
+	listening := w.event("listening")
+	addr, _ := listening["address"].(map[string]any)
+	if addr == nil || addr["port"] == nil {
+		t.Fatalf("app's server.address() = %v, want its own TCP port", listening["address"])
+	}
+	w.ctl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if m, ok := <-w.msgs; ok {
+		t.Errorf("got %s from a worker that is not ours", m.Type)
+	}
+}
+
 func TestNotOurPIDChangesNothing(t *testing.T) {
 	// LISTEN_PID names another process (pid 1 is never the worker): the
 	// fds are not ours, so the app binds its own port and sees its

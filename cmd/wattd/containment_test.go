@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/ipc"
 )
 
 // cgroupV1 skips a test unless wattd can make real v1 cgroups here: root,
@@ -142,7 +145,12 @@ func TestWholeTreeKilled(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	waitHTTP(t, d.url("/"), 30*time.Second)
-	d.waitReady("web", 20*time.Second)
+	w := d.waitReady("web", 20*time.Second).Workers[0]
+	// On v1 a worker joins its cgroups from inside, so it starts through
+	// the exec helper, whose pid it keeps: LISTEN_PID is its own.
+	if env := environ(t, w.PID); env[ipc.EnvListenPID] != strconv.Itoa(w.PID) || env[ipc.EnvParentPID] != "" {
+		t.Fatalf("worker %d on v1: LISTEN_PID %q, %s %q; want its own pid and none", w.PID, env[ipc.EnvListenPID], ipc.EnvParentPID, env[ipc.EnvParentPID])
+	}
 	first := orphans(t, d)
 	if out, err := d.ctl("restart", "web"); err != nil {
 		t.Fatalf("ctl restart: %v\n%s", err, out)
@@ -254,6 +262,12 @@ func TestFallbackWithoutCgroups(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	waitHTTP(t, d.url("/"), 30*time.Second)
+	// Without cgroups to join a Node.js worker starts as itself, without
+	// the exec helper: no LISTEN_PID, and WATTD_PARENT_PID names wattd.
+	w := d.waitReady("web", 20*time.Second).Workers[0]
+	if env := environ(t, w.PID); env[ipc.EnvParentPID] != strconv.Itoa(d.cmd.Process.Pid) || env[ipc.EnvListenPID] != "" {
+		t.Fatalf("worker %d without cgroups: %s %q (wattd is %d), LISTEN_PID %q", w.PID, ipc.EnvParentPID, env[ipc.EnvParentPID], d.cmd.Process.Pid, env[ipc.EnvListenPID])
+	}
 	waitFor(t, 60*time.Second, "hog to be stopped at its limit", func() bool {
 		w := d.app("hog").Workers[0]
 		return strings.HasPrefix(w.LastExit, "memory (") && strings.Contains(w.LastExit, "limit 200.0 MiB; no cgroup") && w.Restarts > 0
@@ -271,4 +285,20 @@ func TestFallbackWithoutCgroups(t *testing.T) {
 			t.Fatalf("detached child %d outlived the stop without cgroups", pid)
 		}
 	}
+}
+
+// environ is the environment process pid was started with.
+func environ(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
 }

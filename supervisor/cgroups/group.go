@@ -70,6 +70,33 @@ func (g *Group) JoinEnv() []string {
 	return env
 }
 
+// MarkEnv is the part of JoinEnv a process started straight into its
+// group (DirectStart) gets: the mark alone.
+func (g *Group) MarkEnv() []string {
+	return []string{EnvGroup + "=" + g.m.name + "/" + g.name}
+}
+
+// DirectStart tells how a worker can be started into the group without
+// the exec helper: with ok and a nil file, it needs nothing (fallback
+// mode, where the group is the mark in MarkEnv and the process group);
+// with ok and a file, it is cloned into the group (v2: SysProcAttr's
+// UseCgroupFD with the file's descriptor, which the caller closes after
+// the start). Not ok on v1, where only the process itself can join, as
+// the exec helper does.
+func (g *Group) DirectStart() (f *os.File, ok bool, err error) {
+	switch {
+	case g.dirs == nil:
+		return nil, true, nil
+	case g.m.version == V2:
+		f, err := g.CgroupFD()
+		if err != nil {
+			return nil, false, err
+		}
+		return f, true, nil
+	}
+	return nil, false, nil
+}
+
 // JoinFromEnv moves the calling process into the cgroups named by
 // EnvJoin, then removes EnvJoin from its environment. The exec helper
 // (package exechelper, where the code lives) does it first thing, before

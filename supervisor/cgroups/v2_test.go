@@ -171,9 +171,10 @@ func TestV2RealJoinAndKill(t *testing.T) {
 			}
 			var attr *syscall.SysProcAttr
 			if c.cgroupFD {
-				f, err := g.CgroupFD()
-				if err != nil {
-					t.Fatal(err)
+				// As the spawner starts a worker without the exec helper.
+				f, ok, err := g.DirectStart()
+				if err != nil || !ok || f == nil {
+					t.Fatalf("DirectStart on v2 = %v, %v, %v; want the group's directory", f, ok, err)
 				}
 				defer f.Close()
 				attr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
@@ -223,5 +224,14 @@ func TestCgroupFDOnlyOnV2(t *testing.T) {
 	g := &Group{m: m, dirs: map[string]string{"memory": "/x"}}
 	if _, err := g.CgroupFD(); err != ErrNotV2 {
 		t.Fatalf("got %v", err)
+	}
+	// v1: only the process itself can join, through the exec helper.
+	if f, ok, err := g.DirectStart(); f != nil || ok || err != nil {
+		t.Fatalf("DirectStart on v1 = %v, %v, %v", f, ok, err)
+	}
+	// Fallback: the group is a mark; nothing to join.
+	fb := &Group{m: &Manager{name: "rt", version: Fallback, groups: map[*Group]struct{}{}}}
+	if f, ok, err := fb.DirectStart(); f != nil || !ok || err != nil {
+		t.Fatalf("DirectStart in fallback = %v, %v, %v", f, ok, err)
 	}
 }

@@ -101,11 +101,16 @@ function main () {
 
   const env = process.env
   const listenPid = env.LISTEN_PID
-  // LISTEN_PID names the process the fds are meant for. Any other value
-  // means we inherited the variables from a parent that owns the sockets:
-  // touch nothing, not even the environment.
+  const parentPid = env.WATTD_PARENT_PID
+  // LISTEN_PID names the process the fds are meant for (wattd's exec
+  // helper sets it); a worker wattd starts without the helper has
+  // WATTD_PARENT_PID instead, wattd's pid, which must be its parent's. Any
+  // other value means we inherited the variables from a parent that owns
+  // the sockets: touch nothing, not even the environment.
   if (listenPid !== undefined && listenPid !== String(process.pid)) return
-  if (env.WATTD_CONTROL_FD === undefined && listenPid === undefined) return // not under wattd
+  if (listenPid === undefined && parentPid !== undefined && parentPid !== String(process.ppid)) return
+  const ours = listenPid !== undefined || parentPid !== undefined
+  if (env.WATTD_CONTROL_FD === undefined && !ours) return // not under wattd
 
   const config = {
     listenFds: env.LISTEN_FDS,
@@ -119,7 +124,7 @@ function main () {
   // (WATTD_APP_ID, WATTD_WORKER_ID, WATTD_ENTRYPOINT, WATTD_MESH_DIR,
   // WATTD_APP_INFO) stay:
   // apps read them to know who they are and to reach each other.
-  for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_CONTROL_FD',
+  for (const k of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'WATTD_PARENT_PID', 'WATTD_CONTROL_FD',
     'WATTD_PROTOCOL', 'WATTD_STATS_INTERVAL_MS', 'WATTD_STANDBY']) {
     delete env[k]
   }
@@ -136,9 +141,9 @@ function main () {
   const appConfig = readAppConfig(info)
   applySizes(info)
 
-  let fds = listenPid === undefined ? {} : parseListenFds(config.listenFds, config.listenNames)
+  let fds = ours ? parseListenFds(config.listenFds, config.listenNames) : {}
   const state = newState()
-  if (config.standby && listenPid !== undefined && config.controlFd !== undefined) {
+  if (config.standby && ours && config.controlFd !== undefined) {
     // A standby holds every slot's sockets by "http.N"/"mesh.N" and takes
     // one slot's when promoted (listen.cjs); until then it has none.
     // WATTD_STANDBY_WARMUP=0 in the app's environment turns the warm-up
