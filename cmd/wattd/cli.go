@@ -149,13 +149,13 @@ func startCommand() *cli.Command {
 		Name:      "start",
 		Usage:     "run the project in DIR (default: the current directory)",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag(), runtimeNameFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(dir, c.String("config"), c.String("name"), c.Bool("strict-env"), capabilities.Production)
+			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env")}, c.String("name"), capabilities.Production)
 		},
 	}
 }
@@ -165,13 +165,13 @@ func devCommand() *cli.Command {
 		Name:      "dev",
 		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag(), strictEnvFlag(), runtimeNameFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(dir, c.String("config"), c.String("name"), c.Bool("strict-env"), capabilities.Development)
+			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env")}, c.String("name"), capabilities.Development)
 		},
 	}
 }
@@ -181,12 +181,12 @@ func runtimeNameFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "name", Usage: "call this runtime `NAME`, for wattd ctl --name (default: the project directory's name)"}
 }
 
-func start(dir, file, name string, strictEnv bool, mode capabilities.Mode) (err error) {
+func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	// First, while nothing can have reused their descriptors: the sockets
 	// a service manager passed (socket activation).
 	passed, passErr := listeners.Activated(activation.Files(true))
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
-	load := configLoader(dir, file, strictEnv, mode)
+	load := configLoader(pf, mode)
 	cfg, err := load()
 	if err != nil {
 		return &exitError{exitUsage, err}

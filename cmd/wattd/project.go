@@ -26,6 +26,24 @@ func strictEnvFlag() cli.Flag {
 	}
 }
 
+// projectFiles is how start and dev read a project: its directory, the
+// configuration file (-c), the env file that stands in for the project's
+// .env (-e), and --strict-env.
+type projectFiles struct {
+	dir, config, env string
+	strictEnv        bool
+}
+
+// envFileFlag names a dotenv file read instead of the project's .env, as
+// wattpm start and dev take it.
+func envFileFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    "env",
+		Aliases: []string{"e"},
+		Usage:   "read the env `FILE` (relative to the project directory) instead of the project's .env, as wattpm's --env",
+	}
+}
+
 func configFlag() cli.Flag {
 	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"}
 }

@@ -19,11 +19,11 @@ import (
 // configLoader reads the project's configuration the way `wattd start`
 // (or dev) does; a reload calls it again, so the new configuration is read
 // with the same files, environment and mode as the first.
-func configLoader(dir, file string, strictEnv bool, mode capabilities.Mode) func() (*config.Config, error) {
+func configLoader(pf projectFiles, mode capabilities.Mode) func() (*config.Config, error) {
 	return func() (*config.Config, error) {
 		cfg, err := config.LoadWith(config.Options{
-			Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckApp,
-			Environment: mode.String(), StrictEnv: strictEnv,
+			Dir: pf.dir, File: pf.config, EnvFile: pf.env, Environ: os.Environ(), Check: supervisor.CheckApp,
+			Environment: mode.String(), StrictEnv: pf.strictEnv,
 		})
 		if err != nil {
 			return nil, err

@@ -108,6 +108,36 @@ func TestUnsupportedCapability(t *testing.T) {
 	}
 }
 
+// TestEnvFileOption: wattd start -e FILE, as wattpm start --env: FILE,
+// relative to the project directory, stands in for the project's .env; a
+// FILE that does not exist stops wattd with status 2, naming it.
+func TestEnvFileOption(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe"), "env": map[string]any{"X": "{WATTD_TEST_FROM_FILE}"}}},
+	})
+	writeFiles(t, dir, map[string]string{
+		".env":      "WATTD_TEST_FROM_FILE=dotenv\nWATTD_TEST_ONLY_DOTENV=1\n",
+		".env.prod": "WATTD_TEST_FROM_FILE=prod\n",
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{args: []string{"-e", ".env.prod"}})
+	env := startEnv(t, d)
+	if env["X"] != "prod" || env["WATTD_TEST_ONLY_DOTENV"] != "" {
+		t.Errorf("X=%q WATTD_TEST_ONLY_DOTENV=%q; want the value of .env.prod and nothing of .env", env["X"], env["WATTD_TEST_ONLY_DOTENV"])
+	}
+	cmd := exec.Command(wattdBin, "start", "--env", "missing.env", dir)
+	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want status 2; output:\n%s", err, out)
+	}
+	if want := filepath.Join(dir, "missing.env") + ": no such env file (given with --env)"; !strings.Contains(string(out), want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}
+
 // TestStrictEnvOption: an unset placeholder is replaced by "" with a
 // warning by default, as Watt does; --strict-env and WATTD_STRICT_ENV=1
 // make it an error that stops wattd before anything starts.

@@ -309,6 +309,10 @@ type Options struct {
 	// StrictEnv makes an unset {PLACEHOLDER} an error whatever the file's
 	// strictEnv says (wattd start --strict-env, WATTD_STRICT_ENV=1).
 	StrictEnv bool
+	// EnvFile is a dotenv file read instead of the project's .env files
+	// (wattd start --env, as wattpm's): relative to the project directory,
+	// and it must exist.
+	EnvFile string
 }
 
 // LoadWith is Load with every option.
@@ -342,6 +346,7 @@ func LoadWith(opts Options) (*Config, error) {
 		check:       opts.Check,
 		environment: opts.Environment,
 		strictEnv:   opts.StrictEnv,
+		envFile:     opts.EnvFile,
 	}
 	return l.load(data)
 }

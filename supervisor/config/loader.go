@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -21,6 +23,7 @@ type loader struct {
 	check       AppCheck // optional, run on every enabled application
 	environment string   // "production", "development" or ""
 	strictEnv   bool     // an unset placeholder is an error whatever the file says
+	envFile     string   // Options.EnvFile
 	mode        envMode  // what an unset placeholder does in this load
 
 	// runtimePreload and sourceMaps are the runtime-level values every
@@ -215,8 +218,21 @@ func (s *substitution) explains(ptr string) bool {
 
 // projectDotenv reads the .env next to the configuration file and the one
 // in the project directory when that differs, the former winning, as Watt
-// looks next to the configuration first.
+// looks next to the configuration first; or, when the command line names
+// one (Options.EnvFile), that file alone.
 func (l *loader) projectDotenv() map[string]string {
+	if l.envFile != "" {
+		// Given on the command line, it stands in for both.
+		p := l.resolve(l.projectDir, l.envFile)
+		vars, err := readDotenv(p, true, "")
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = &Error{File: p, Message: "no such env file (given with --env)", Err: fs.ErrNotExist}
+			}
+			l.foreign = append(l.foreign, err)
+		}
+		return vars
+	}
 	paths := []string{filepath.Join(l.dir, ".env")}
 	if p := filepath.Join(l.projectDir, ".env"); p != paths[0] {
 		paths = append(paths, p)

@@ -400,6 +400,47 @@ func TestEnvironmentAndPlaceholders(t *testing.T) {
 	})
 }
 
+// TestEnvFileOption: wattd start --env FILE, as wattpm's: FILE (relative
+// to the project directory) is read instead of the project's .env, for
+// placeholders and every application; the process environment still wins;
+// a FILE that does not exist stops the load, naming it.
+func TestEnvFileOption(t *testing.T) {
+	files := map[string]string{
+		"watt.json":     `{"server": {"hostname": "{HOST}"}, "applications": [{"id": "a", "path": "a"}]}`,
+		".env":          "HOST=127.0.0.1\nFROM_DOTENV=default\n",
+		"env/.env.prod": "HOST=127.0.0.2\nFROM_PROD=prod\nSHADOWED=file\n",
+		"a/index.js":    "",
+	}
+	c, dir, err := loadWattProject(t, files, Options{EnvFile: "env/.env.prod", Environ: []string{"SHADOWED=process"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Hostname != "127.0.0.2" || c.Env["FROM_PROD"] != "prod" {
+		t.Errorf("hostname %q, Env %v: want the values of env/.env.prod", c.Server.Hostname, c.Env)
+	}
+	if _, ok := c.Env["FROM_DOTENV"]; ok {
+		t.Errorf("Env %v: the project's .env was read beside --env", c.Env)
+	}
+	if _, ok := c.Env["SHADOWED"]; ok {
+		t.Errorf("Env %v: the file's SHADOWED should give way to the process environment's", c.Env)
+	}
+	// Absolute, and from another working directory: the same file.
+	c, _, err = loadWattProject(t, files, Options{EnvFile: filepath.Join(dir, "env/.env.prod")})
+	if err != nil || c.Server.Hostname != "127.0.0.2" {
+		t.Errorf("absolute --env: hostname %v, %v", c, err)
+	}
+	_, dir, err = loadWattProject(t, files, Options{EnvFile: ".env.missing"})
+	want := filepath.Join(dir, ".env.missing") + ": no such env file (given with --env)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("missing --env file: %v, want %q", err, want)
+	}
+	files[".env.bad"] = "NOT A LINE\n"
+	_, dir, err = loadWattProject(t, files, Options{EnvFile: ".env.bad"})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, ".env.bad")+":1") {
+		t.Errorf("unreadable --env file: %v, want its path and line", err)
+	}
+}
+
 func TestLoggerRedact(t *testing.T) {
 	c, _, err := loadWattProject(t, map[string]string{
 		"watt.json":  `{"logger": {"redact": {"paths": ["req.headers.authorization", "a[*].b"]}}, "applications": [{"id": "a", "path": "a"}]}`,
