@@ -83,10 +83,13 @@ type proc struct {
 	wmu  sync.Mutex // serialises writes to ctrl
 	wcut bool       // a frame went out in part; guarded by wmu
 
-	ready     chan struct{} // closed on the first ready message
-	readyOnce sync.Once
-	warm      chan struct{} // a standby's: closed on its standby message
-	warmOnce  sync.Once
+	// inspectPort is its Node.js inspector's port (Runtime.inspect); 0:
+	// none. Set before anything reads it.
+	inspectPort int
+	ready       chan struct{} // closed on the first ready message
+	readyOnce   sync.Once
+	warm        chan struct{} // a standby's: closed on its standby message
+	warmOnce    sync.Once
 
 	// promotedAt is when a standby was promoted into a slot, and
 	// promotedTo that slot; a promoted worker counts its age from then.

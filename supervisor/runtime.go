@@ -79,6 +79,9 @@ type Options struct {
 	// LogExport is the OTLP log exporter (logger.openTelemetryExporter),
 	// whose counts the status shows; nil without one.
 	LogExport LogExportCounter
+	// Inspect turns on the inspector of every Node.js worker (inspect.go);
+	// nil: none.
+	Inspect *Inspect
 }
 
 // LogExportCounter is what the status reads of the log exporter: the
@@ -122,6 +125,9 @@ type Runtime struct {
 	notifier Notifier
 	// logExport is the OTLP log exporter, for the status; nil without.
 	logExport LogExportCounter
+	// inspect is Options.Inspect; inspectPorts hands out its ports.
+	inspect      *Inspect
+	inspectPorts inspectPorts
 	// changing serialises reloads and scaling; one that finds it taken is
 	// refused rather than queued.
 	changing sync.Mutex
@@ -233,6 +239,7 @@ func New(opts Options) (_ *Runtime, err error) {
 	rt := &Runtime{
 		cfg:             cfg,
 		started:         time.Now(),
+		inspect:         opts.Inspect,
 		noProtocolAfter: noProtocolReadyAfter,
 		log:             opts.Logger.Named("runtime"),
 		appLog:          opts.Logger.Named("app"),

@@ -603,6 +603,13 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		files, names = nil, nil
 		env = append(append([]string{}, env...), "PORT="+strconv.Itoa(port))
 	}
+	inspectPort := 0
+	if a.rt.inspect != nil && sp.launch.Direct {
+		// A Node.js worker (Launch.Direct: the preload's process is the
+		// one wattd starts), not a command it runs.
+		inspectPort = a.rt.nextInspectPort()
+		env = withNodeOption(env, "--inspect="+net.JoinHostPort(a.rt.inspect.Host, strconv.Itoa(inspectPort)))
+	}
 	group, err := a.rt.cgroups.Worker(a.id, s.index, sp.limits)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)
@@ -626,8 +633,10 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 	})
 	if err != nil {
 		_ = group.Remove()
+		return nil, err
 	}
-	return p, err
+	p.inspectPort = inspectPort
+	return p, nil
 }
 
 // setPort points the slot's forwarders at a new worker port.
@@ -1110,6 +1119,9 @@ func (s *slot) status() WorkerStatus {
 		ws.RequestsDone, ws.Requests, ws.GC, ws.Lag, ws.AppMetrics = st.RequestsDone, st.Requests, st.GC, st.Lag, st.AppMetrics
 		ws.Process, ws.ClientRequests = st.Process, st.ClientRequests
 		ws.HealthSignals = w.HealthSignals()
+		if p, ok := w.(*proc); ok {
+			ws.InspectPort = p.inspectPort
+		}
 	}
 	if ws.PID == 0 {
 		// No process (backoff, failed, waiting): the limit its next one

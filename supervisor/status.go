@@ -106,6 +106,9 @@ type WorkerStatus struct {
 	RSS        uint64  `json:"rssBytes"`      // from /proc, 0 if unknown
 	CPU        float64 `json:"cpuSeconds"`    // user + system CPU time of the process, from /proc
 	OpenFDs    int     `json:"openFds"`       // open file descriptors of the process, 0 if unknown
+	// InspectPort is the port of the process's Node.js inspector, under
+	// wattd start --inspect; 0 without.
+	InspectPort int `json:"inspectPort,omitempty"`
 	// Memory is what the worker's cgroup uses (all of its processes, page
 	// cache included), or the RSS of its process tree where cgroups are
 	// not used; MemoryLimit is the limit it is held to, 0 for none.

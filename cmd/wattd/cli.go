@@ -149,13 +149,17 @@ func startCommand() *cli.Command {
 		Name:      "start",
 		Usage:     "run the project in DIR (default: the current directory)",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag(), inspectFlag(), inspectAddressFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env")}, c.String("name"), capabilities.Production)
+			inspect, err := inspectOption(c)
+			if err != nil {
+				return err
+			}
+			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env"), inspect: inspect}, c.String("name"), capabilities.Production)
 		},
 	}
 }
@@ -165,13 +169,17 @@ func devCommand() *cli.Command {
 		Name:      "dev",
 		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
 		ArgsUsage: "[DIR]",
-		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag()},
+		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag(), inspectFlag(), inspectAddressFlag()},
 		Action: func(c *cli.Context) error {
 			dir, err := projectDir(c)
 			if err != nil {
 				return err
 			}
-			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env")}, c.String("name"), capabilities.Development)
+			inspect, err := inspectOption(c)
+			if err != nil {
+				return err
+			}
+			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env"), inspect: inspect}, c.String("name"), capabilities.Development)
 		},
 	}
 }
@@ -253,7 +261,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	rd.SetName(name)
 	opts := supervisor.Options{
 		Config: cfg, Logger: log, RunDir: rd, Version: version, Mode: mode,
-		Notify: notifier, PublicSocket: passed, Load: load,
+		Notify: notifier, PublicSocket: passed, Load: load, Inspect: pf.inspect,
 	}
 	if logExport != nil {
 		opts.LogExport = logExport
@@ -302,6 +310,14 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 			return &exitError{exitFailure, err}
 		}
 		defer ps.Close()
+	}
+	if opts.Inspect != nil {
+		is, err := supervisor.ServeInspector(rt, log.Named("inspector"))
+		if err != nil {
+			rt.Close()
+			return &exitError{exitFailure, err}
+		}
+		defer is.Close()
 	}
 
 	// cleanup is what every exit must do, whichever path it takes.

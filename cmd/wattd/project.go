@@ -2,10 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/wattd/wattd/supervisor"
 )
 
 // Every command that works on a project (start, dev, build, init) takes
@@ -32,6 +36,41 @@ func strictEnvFlag() cli.Flag {
 type projectFiles struct {
 	dir, config, env string
 	strictEnv        bool
+	inspect          *supervisor.Inspect // --inspect; not a file, but read with them
+}
+
+// inspectFlag turns on the Node.js inspector of every Node.js worker, as
+// wattpm start --inspect does.
+func inspectFlag() cli.Flag {
+	return &cli.BoolFlag{
+		Name:    "inspect",
+		Aliases: []string{"i"},
+		Usage:   "open the Node.js inspector of every Node.js worker, each on its own port above --inspect-address, which lists them all for chrome://inspect",
+	}
+}
+
+func inspectAddressFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:  "inspect-address",
+		Value: "127.0.0.1:9229",
+		Usage: "`HOST:PORT` of --inspect's list of the workers' inspectors; the workers take the ports above it",
+	}
+}
+
+// inspectOption reads --inspect and --inspect-address.
+func inspectOption(c *cli.Context) (*supervisor.Inspect, error) {
+	if !c.Bool("inspect") {
+		if c.IsSet("inspect-address") {
+			return nil, usageErrorf("--inspect-address needs --inspect")
+		}
+		return nil, nil
+	}
+	host, p, err := net.SplitHostPort(c.String("inspect-address"))
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || host == "" || port < 1024 || port > 65535-supervisor.InspectSpan {
+		return nil, usageErrorf("--inspect-address %q: want HOST:PORT, PORT from 1024 to %d", c.String("inspect-address"), 65535-supervisor.InspectSpan)
+	}
+	return &supervisor.Inspect{Host: host, Port: port}, nil
 }
 
 // envFileFlag names a dotenv file read instead of the project's .env, as

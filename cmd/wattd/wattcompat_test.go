@@ -3,12 +3,17 @@ package main_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/supervisor"
 )
 
 // startEnv fetches what the probe fixture's worker was started with.
@@ -135,6 +140,62 @@ func TestEnvFileOption(t *testing.T) {
 	}
 	if want := filepath.Join(dir, "missing.env") + ": no such env file (given with --env)"; !strings.Contains(string(out), want) {
 		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}
+
+// TestInspectOption: wattd start --inspect, as wattpm's: every Node.js
+// worker's inspector listens on a port of its own above --inspect-address,
+// and that address lists them all (/json/list, titled "<app>:<worker>",
+// each entry's debugger URL on its worker's port; /json/version), the list
+// following a replaced worker to its new port.
+func TestInspectOption(t *testing.T) {
+	integration(t)
+	base := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe"), "workers": 2}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{args: []string{"--inspect", "--inspect-address", "127.0.0.1:" + strconv.Itoa(base)}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	listURL := fmt.Sprintf("http://127.0.0.1:%d/json/list", base)
+	type target struct{ Title, WebSocketDebuggerUrl string }
+	targets := func() map[string]string {
+		_, body, err := get(fresh, listURL)
+		var l []target
+		if err != nil || json.Unmarshal([]byte(body), &l) != nil {
+			return nil
+		}
+		out := map[string]string{}
+		for _, e := range l {
+			out[e.Title] = e.WebSocketDebuggerUrl
+		}
+		return out
+	}
+	var got map[string]string
+	waitFor(t, 20*time.Second, "both workers in the inspector list", func() bool {
+		got = targets()
+		return len(got) == 2 && got["web:0"] != "" && got["web:1"] != ""
+	})
+	workers := d.waitReady("web", 10*time.Second).Workers
+	for _, w := range workers {
+		want := fmt.Sprintf("ws://127.0.0.1:%d/", w.InspectPort)
+		if w.InspectPort <= base || w.InspectPort > base+supervisor.InspectSpan || !strings.HasPrefix(got["web:"+strconv.Itoa(w.Index)], want) {
+			t.Fatalf("worker %d: inspector port %d, listed %q", w.Index, w.InspectPort, got["web:"+strconv.Itoa(w.Index)])
+		}
+	}
+	if _, body, err := get(fresh, fmt.Sprintf("http://127.0.0.1:%d/json/version", base)); err != nil || !strings.Contains(body, `"Browser":"node.js/`) {
+		t.Fatalf("/json/version: %v %s", err, body)
+	}
+	// A replaced worker has a new port, and the list follows it.
+	old := workers[0]
+	syscall.Kill(old.PID, syscall.SIGKILL)
+	waitFor(t, 20*time.Second, "the replacement in the inspector list", func() bool {
+		got = targets()
+		return got["web:0"] != "" && !strings.HasPrefix(got["web:0"], fmt.Sprintf("ws://127.0.0.1:%d/", old.InspectPort))
+	})
+	out, err := exec.Command(wattdBin, "start", "--inspect-address", "127.0.0.1:9", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--inspect-address needs --inspect") {
+		t.Fatalf("--inspect-address alone: %v\n%s", err, out)
 	}
 }
 

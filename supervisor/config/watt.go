@@ -38,7 +38,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
 	{at: "", keys: []string{"scheduler", "policies"}},
 	{at: "/verticalScaler", keys: []string{"maxTotalMemory"}, instead: scaleMemory},
-	{at: "", keys: []string{"inspectorOptions"}, instead: `give an application "--inspect" in its "nodeOptions"`},
+	{at: "", keys: []string{"inspectorOptions"}, instead: "wattd start --inspect opens every Node.js worker's inspector"},
 	{at: "", keys: []string{"nodeModulesSourceMaps"}},
 	{at: "/server", keys: []string{"portAssignment", "backlog", "http2", "https"}, instead: "the entrypoint listens on plain HTTP/1.1 with the kernel's default backlog"},
 	// Watt passes any other logger key through to pino; wattd's own log
