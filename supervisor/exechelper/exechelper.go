@@ -1,6 +1,8 @@
 // Package exechelper is wattd's exec helper: the step between the fork of a
-// worker and the exec of its program. wattd starts every worker as itself,
-// re-executed with argv[1] = Arg; the helper moves itself into the worker's
+// worker and the exec of its program. wattd starts a worker as itself,
+// re-executed with argv[1] = Arg, unless the worker needs none of what the
+// helper does (a Node.js worker on cgroup v2 or without cgroups, see
+// supervisor's workerCommand); the helper moves itself into the worker's
 // cgroups (so the program's first instruction runs within its limits), sets
 // LISTEN_PID to its own pid (which the parent cannot know before the fork,
 // and which the program keeps across the exec) and execs the program.
