@@ -63,7 +63,7 @@ func (g *Group) uniqueDirs() []string {
 // directories to join (read and removed by JoinFromEnv) and the mark that
 // the worker and all its descendants keep.
 func (g *Group) JoinEnv() []string {
-	env := []string{EnvGroup + "=" + g.m.name + "/" + g.name}
+	env := g.MarkEnv()
 	if dirs := g.uniqueDirs(); len(dirs) > 0 {
 		env = append(env, EnvJoin+"="+strings.Join(dirs, ":"))
 	}
