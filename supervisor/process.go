@@ -83,8 +83,8 @@ type proc struct {
 	wmu  sync.Mutex // serialises writes to ctrl
 	wcut bool       // a frame went out in part; guarded by wmu
 
-	// inspectPort is its Node.js inspector's port (Runtime.inspect); 0:
-	// none. Set before anything reads it.
+	// inspectPort is its Node.js inspector's port (spawnSpec.inspect);
+	// 0: none.
 	inspectPort int
 	ready       chan struct{} // closed on the first ready message
 	readyOnce   sync.Once
@@ -170,6 +170,9 @@ type spawnSpec struct {
 	standby bool
 	// direct: the program may start without the exec helper (Launch.Direct).
 	direct bool
+	// inspect is the port its NODE_OPTIONS give Node.js's inspector
+	// (Runtime.inspect); 0: none.
+	inspect int
 }
 
 // defaultLeaveGrace is how long a worker that said it is exiting may
@@ -326,20 +329,21 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		spec.group.Bind(cmd.Process.Pid)
 	}
 	p := &proc{
-		cmd:        cmd,
-		group:      spec.group,
-		pid:        cmd.Process.Pid,
-		started:    time.Now(),
-		log:        spec.log.With(zap.Int("pid", cmd.Process.Pid)),
-		ctrl:       conn.(*net.UnixConn),
-		ready:      make(chan struct{}),
-		warm:       make(chan struct{}),
-		hello:      make(chan struct{}),
-		drained:    make(chan struct{}),
-		exited:     make(chan struct{}),
-		leaving:    make(chan struct{}),
-		sinkDone:   make(chan struct{}),
-		meshSignal: make(chan struct{}, 1),
+		cmd:         cmd,
+		group:       spec.group,
+		inspectPort: spec.inspect,
+		pid:         cmd.Process.Pid,
+		started:     time.Now(),
+		log:         spec.log.With(zap.Int("pid", cmd.Process.Pid)),
+		ctrl:        conn.(*net.UnixConn),
+		ready:       make(chan struct{}),
+		warm:        make(chan struct{}),
+		hello:       make(chan struct{}),
+		drained:     make(chan struct{}),
+		exited:      make(chan struct{}),
+		leaving:     make(chan struct{}),
+		sinkDone:    make(chan struct{}),
+		meshSignal:  make(chan struct{}, 1),
 	}
 	if spec.rt != nil {
 		p.leaveGrace = spec.rt.cfg.GracefulShutdown.Application

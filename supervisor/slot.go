@@ -619,6 +619,7 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		argv:      sp.launch.Argv,
 		dir:       sp.launch.Dir,
 		direct:    sp.launch.Direct,
+		inspect:   inspectPort,
 		env:       env,
 		probePort: port,
 		listeners: files,
@@ -635,7 +636,6 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		_ = group.Remove()
 		return nil, err
 	}
-	p.inspectPort = inspectPort
 	return p, nil
 }
 
