@@ -65,12 +65,8 @@ func withNodeOption(env []string, opt string) []string {
 
 // InspectorServer is the aggregate inspector list of ServeInspector.
 type InspectorServer struct {
-	srv  *http.Server
-	addr net.Addr
+	srv *http.Server
 }
-
-// Addr is where the list is served.
-func (s *InspectorServer) Addr() net.Addr { return s.addr }
 
 // Close stops serving.
 func (s *InspectorServer) Close() {
@@ -114,16 +110,16 @@ func ServeInspector(rt *Runtime, log *zap.Logger) (*InspectorServer, error) {
 		}
 		return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(into)
 	}
-	type worker struct {
+	type inspectee struct {
 		title string
 		port  int
 	}
-	workers := func() []worker {
-		var out []worker
+	workers := func() []inspectee {
+		var out []inspectee
 		for _, a := range rt.Apps() {
 			for _, w := range a.Workers {
 				if w.InspectPort > 0 && w.PID > 0 {
-					out = append(out, worker{a.ID + ":" + strconv.Itoa(w.Index), w.InspectPort})
+					out = append(out, inspectee{a.ID + ":" + strconv.Itoa(w.Index), w.InspectPort})
 				}
 			}
 		}
@@ -174,7 +170,7 @@ func ServeInspector(rt *Runtime, log *zap.Logger) (*InspectorServer, error) {
 	}()
 	log.Info("inspector list: open chrome://inspect and add this address to its targets if it is not localhost:9229",
 		zap.String("address", ln.Addr().String()))
-	return &InspectorServer{srv: srv, addr: ln.Addr()}, nil
+	return &InspectorServer{srv: srv}, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
