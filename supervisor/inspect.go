@@ -75,6 +75,32 @@ func (s *InspectorServer) Close() {
 	_ = s.srv.Shutdown(ctx)
 }
 
+// inspectee is a running worker with an inspector: its title in the
+// list and its inspector's port.
+type inspectee struct {
+	title string
+	port  int
+}
+
+// inspectees lists the running workers with an inspector. It reads the
+// slots' current processes only: Chrome's chrome://inspect asks for the
+// list every few seconds, and a full status (Apps) reads /proc and the
+// cgroups of every worker.
+func (rt *Runtime) inspectees() []inspectee {
+	var out []inspectee
+	for _, a := range rt.appList() {
+		for _, s := range a.slotList() {
+			s.mu.Lock()
+			w := s.cur
+			s.mu.Unlock()
+			if p, ok := w.(*proc); ok && p.inspectPort > 0 && !closed(p.Exited()) {
+				out = append(out, inspectee{a.id + ":" + strconv.Itoa(s.index), p.inspectPort})
+			}
+		}
+	}
+	return out
+}
+
 // inspectTarget is one entry of an inspector's /json/list, as Chrome reads
 // it; the fields wattd does not touch pass through unchanged.
 type inspectTarget map[string]any
@@ -110,21 +136,7 @@ func ServeInspector(rt *Runtime, log *zap.Logger) (*InspectorServer, error) {
 		}
 		return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(into)
 	}
-	type inspectee struct {
-		title string
-		port  int
-	}
-	workers := func() []inspectee {
-		var out []inspectee
-		for _, a := range rt.Apps() {
-			for _, w := range a.Workers {
-				if w.InspectPort > 0 && w.PID > 0 {
-					out = append(out, inspectee{a.ID + ":" + strconv.Itoa(w.Index), w.InspectPort})
-				}
-			}
-		}
-		return out
-	}
+	workers := rt.inspectees
 	list := func(w http.ResponseWriter, r *http.Request) {
 		ws := workers()
 		lists := make([][]inspectTarget, len(ws))
