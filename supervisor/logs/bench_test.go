@@ -19,9 +19,9 @@ func BenchmarkEntry(b *testing.B) {
 		{"zap-json", func() zapcore.Core {
 			return zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(discard{}), zapcore.InfoLevel)
 		}},
-		{"pino", func() zapcore.Core { return newLineCore(zapcore.InfoLevel, zapcore.AddSync(discard{}), nil) }},
+		{"pino", func() zapcore.Core { return newLineCore(zapcore.InfoLevel, zapcore.AddSync(discard{}), nil, nil) }},
 		{"pino+recent+redact", func() zapcore.Core {
-			return redactCore{Core: newLineCore(zapcore.InfoLevel, zapcore.AddSync(discard{}), NewRecent(RecentOptions{})), r: r}
+			return redactCore{Core: newLineCore(zapcore.InfoLevel, zapcore.AddSync(discard{}), NewRecent(RecentOptions{}), nil), r: r}
 		}},
 	}
 	for _, c := range cases {

@@ -119,14 +119,10 @@ func newLogger(setup Setup, ws zapcore.WriteSyncer, isTerminal bool, getenv func
 	if console {
 		core = zapcore.NewCore(zapcore.NewConsoleEncoder(consoleEncoderConfig(isTerminal && !noColor)), ws, atom)
 		if setup.Recent != nil || setup.Export != nil {
-			lc := newLineCore(atom, nil, setup.Recent)
-			lc.export = setup.Export
-			core = zapcore.NewTee(core, lc)
+			core = zapcore.NewTee(core, newLineCore(atom, nil, setup.Recent, setup.Export))
 		}
 	} else {
-		lc := newLineCore(atom, ws, setup.Recent)
-		lc.export = setup.Export
-		core = lc
+		core = newLineCore(atom, ws, setup.Recent, setup.Export)
 	}
 	if setup.Redact != nil {
 		core = redactCore{Core: core, r: setup.Redact}

@@ -201,8 +201,8 @@ type lineCore struct {
 	worker int                 // from With; -1 when none
 }
 
-func newLineCore(lvl zapcore.LevelEnabler, out zapcore.WriteSyncer, recent *Recent) *lineCore {
-	return &lineCore{LevelEnabler: lvl, enc: newPinoEncoder(), out: out, recent: recent, worker: -1}
+func newLineCore(lvl zapcore.LevelEnabler, out zapcore.WriteSyncer, recent *Recent, export func([]byte)) *lineCore {
+	return &lineCore{LevelEnabler: lvl, enc: newPinoEncoder(), out: out, recent: recent, export: export, worker: -1}
 }
 
 func (c *lineCore) With(fields []zapcore.Field) zapcore.Core {
