@@ -915,42 +915,31 @@ func TestStartedWithoutTheHelper(t *testing.T) {
 	}
 }
 
-// TestNotOurParentChangesNothing: WATTD_PARENT_PID that is not the
-// process's parent means the variables were inherited (pid 1 is not the
-// test's): as with another LISTEN_PID, the app binds its own port and no
-// control traffic happens.
-func TestNotOurParentChangesNothing(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "service", script: `WATTD_PARENT_PID=1; export WATTD_PARENT_PID; exec "$0" "$@"`})
-	listening := w.event("listening")
-	addr, _ := listening["address"].(map[string]any)
-	if addr == nil || addr["port"] == nil {
-		t.Fatalf("app's server.address() = %v, want its own TCP port", listening["address"])
-	}
-	w.ctl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if m, ok := <-w.msgs; ok {
-		t.Errorf("got %s from a worker that is not ours", m.Type)
-	}
-}
-
 func TestNotOurPIDChangesNothing(t *testing.T) {
-	// LISTEN_PID names another process (pid 1 is never the worker): the
-	// fds are not ours, so the app binds its own port and sees its
-	// environment untouched, and no control traffic happens.
-	w := startWorker(t, workerOpts{app: "service", script: `LISTEN_PID=1; export LISTEN_PID; exec "$0" "$@"`})
-	listening := w.event("listening")
-	addr, _ := listening["address"].(map[string]any)
-	if addr == nil || addr["port"] == nil {
-		t.Fatalf("app's server.address() = %v, want its own TCP port", listening["address"])
-	}
-	if got := getJSON(t, tcpClient(), fmt.Sprintf("http://127.0.0.1:%v/own", addr["port"])); got["app"] != "service" {
-		t.Errorf("GET own port = %v", got)
-	}
-	// Had the preload acted, hello would have been written before the app
-	// ran, so it would be waiting on our end by now: a short read deadline
-	// is enough to see that nothing is there.
-	w.ctl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if m, ok := <-w.msgs; ok {
-		t.Errorf("got %s from a worker that is not ours", m.Type)
+	// LISTEN_PID names another process, or WATTD_PARENT_PID another
+	// parent (pid 1 is never the worker, nor the test that starts it): the
+	// variables were inherited, the fds are not ours, so the app binds its
+	// own port and sees its environment untouched, and no control traffic
+	// happens.
+	for _, v := range []string{"LISTEN_PID", "WATTD_PARENT_PID"} {
+		t.Run(v, func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "service", script: v + `=1; export ` + v + `; exec "$0" "$@"`})
+			listening := w.event("listening")
+			addr, _ := listening["address"].(map[string]any)
+			if addr == nil || addr["port"] == nil {
+				t.Fatalf("app's server.address() = %v, want its own TCP port", listening["address"])
+			}
+			if got := getJSON(t, tcpClient(), fmt.Sprintf("http://127.0.0.1:%v/own", addr["port"])); got["app"] != "service" {
+				t.Errorf("GET own port = %v", got)
+			}
+			// Had the preload acted, hello would have been written before the app
+			// ran, so it would be waiting on our end by now: a short read deadline
+			// is enough to see that nothing is there.
+			w.ctl.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if m, ok := <-w.msgs; ok {
+				t.Errorf("got %s from a worker that is not ours", m.Type)
+			}
+		})
 	}
 }
 

@@ -131,14 +131,11 @@ func TestEnvFileOption(t *testing.T) {
 	if env["X"] != "prod" || env["WATTD_TEST_ONLY_DOTENV"] != "" {
 		t.Errorf("X=%q WATTD_TEST_ONLY_DOTENV=%q; want the value of .env.prod and nothing of .env", env["X"], env["WATTD_TEST_ONLY_DOTENV"])
 	}
-	cmd := exec.Command(wattdBin, "start", "--env", "missing.env", dir)
-	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-		t.Fatalf("exit %v, want status 2; output:\n%s", err, out)
+	out, code := runCLI(t, "", []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}, "start", "--env", "missing.env", dir)
+	if code != 2 {
+		t.Fatalf("exit status %d, want 2; output:\n%s", code, out)
 	}
-	if want := filepath.Join(dir, "missing.env") + ": no such env file (given with --env)"; !strings.Contains(string(out), want) {
+	if want := filepath.Join(dir, "missing.env") + ": no such env file (given with --env)"; !strings.Contains(out, want) {
 		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 }
@@ -193,9 +190,8 @@ func TestInspectOption(t *testing.T) {
 		got = targets()
 		return got["web:0"] != "" && !strings.HasPrefix(got["web:0"], fmt.Sprintf("ws://127.0.0.1:%d/", old.InspectPort))
 	})
-	out, err := exec.Command(wattdBin, "start", "--inspect-address", "127.0.0.1:9", dir).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "--inspect-address needs --inspect") {
-		t.Fatalf("--inspect-address alone: %v\n%s", err, out)
+	if out, code := runCLI(t, "", nil, "start", "--inspect-address", "127.0.0.1:9", dir); code == 0 || !strings.Contains(out, "--inspect-address needs --inspect") {
+		t.Fatalf("--inspect-address alone: status %d\n%s", code, out)
 	}
 }
 
