@@ -19,11 +19,7 @@ func TestApplicationSpans(t *testing.T) {
 // trace: the active one is the parent of the spans and mesh calls made
 // inside it, and its id is on the log lines written there.
 func testApplicationSpans(t *testing.T) {
-	w, _ := tracedWorker(t, map[string]any{
-		"applicationId": "traced",
-		"tracing":       map[string]any{"serviceName": "traced", "skip": []any{}},
-		"requestId":     map[string]any{"header": "x-request-id"},
-	})
+	w, _ := tracedWorker(t, tracedInfo("traced"))
 	base := "http://" + w.tcpAddr
 	resp, body := do(t, base+"/app?via=fetch", map[string]string{
 		"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "x-request-id": "app-1",

@@ -36,11 +36,7 @@ func testExternalCallSpans(t *testing.T) {
 	closed := "http://" + ln.Addr().String() + "/gone"
 	ln.Close()
 
-	w, _ := tracedWorker(t, map[string]any{
-		"applicationId": "traced",
-		"tracing":       map[string]any{"serviceName": "traced", "skip": []any{}},
-		"requestId":     map[string]any{"header": "x-request-id"},
-	})
+	w, _ := tracedWorker(t, tracedInfo("traced"))
 	base := "http://" + w.tcpAddr
 	call := func(via, target string) (map[string]string, []wireSpan) {
 		t.Helper()

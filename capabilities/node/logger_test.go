@@ -87,11 +87,7 @@ func TestFastifyWithTheRuntimeLogger(t *testing.T) {
 // its serializers shape req and res, its reqId is the one reqId of each
 // line, and the request's trace ids are added.
 func testFastifyWithTheRuntimeLogger(t *testing.T) {
-	w, _ := tracedApp(t, "fastifylog", map[string]any{
-		"applicationId": "fastifylog",
-		"tracing":       map[string]any{"serviceName": "fastifylog", "skip": []any{}},
-		"requestId":     map[string]any{"header": "x-request-id"},
-	})
+	w, _ := tracedApp(t, "fastifylog", tracedInfo("fastifylog"))
 	if resp, body := do(t, "http://"+w.tcpAddr+"/", map[string]string{"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01"}); resp.StatusCode != 200 || body != `{"ok":true}` {
 		t.Fatalf("GET /: %d %q", resp.StatusCode, body)
 	}

@@ -26,11 +26,7 @@ const (
 // makes a span current for mesh calls and log lines; the API's global
 // tracer stays a no-op.
 func testOpenTelemetryAPI(t *testing.T) {
-	w, _ := tracedApp(t, "otelapi", map[string]any{
-		"applicationId": "otelapi",
-		"tracing":       map[string]any{"serviceName": "otelapi", "skip": []any{}},
-		"requestId":     map[string]any{"header": "x-request-id"},
-	})
+	w, _ := tracedApp(t, "otelapi", tracedInfo("otelapi"))
 	base := "http://" + w.tcpAddr
 	resp, body := do(t, base+"/api?q=1", map[string]string{
 		"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "tracestate": "caller=1", "x-request-id": "api-1",

@@ -177,6 +177,16 @@ func tracedWorker(t *testing.T, info map[string]any) (*worker, *echoApp) {
 	return tracedApp(t, "traced", info)
 }
 
+// tracedInfo is the app info of a traced application named id that keeps
+// every request (no skip) and takes the request id from x-request-id.
+func tracedInfo(id string) map[string]any {
+	return map[string]any{
+		"applicationId": id,
+		"tracing":       map[string]any{"serviceName": id, "skip": []any{}},
+		"requestId":     map[string]any{"header": "x-request-id"},
+	}
+}
+
 // tracedApp is tracedWorker with the fixture app of that name.
 func tracedApp(t *testing.T, app string, info map[string]any) (*worker, *echoApp) {
 	t.Helper()
@@ -771,11 +781,7 @@ func TestLoggerOwnRequestID(t *testing.T) {
 // their loggerInstance) keeps it; the line gets the request's trace ids
 // and no second reqId.
 func testLoggerOwnRequestID(t *testing.T) {
-	w, _ := tracedWorker(t, map[string]any{
-		"applicationId": "traced",
-		"tracing":       map[string]any{"serviceName": "traced", "skip": []any{}},
-		"requestId":     map[string]any{"header": "x-request-id"},
-	})
+	w, _ := tracedWorker(t, tracedInfo("traced"))
 	do(t, "http://"+w.tcpAddr+"/ownreq", map[string]string{"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01", "x-request-id": "theirs"})
 	line := w.logLines("own reqId", 1)[0]
 	raw, _ := line["_line"].(string)

@@ -97,16 +97,8 @@ func TestLogExport(t *testing.T) {
 	integration(t)
 	rcv := otlpHTTPReceiver(t)
 	logs := otlpLogReceiver(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "entry",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"telemetry":  rcv.telemetry("shop"),
-		"logger":     map[string]any{"openTelemetryExporter": map[string]any{"protocol": "http", "url": logs.url}},
-		"applications": []any{
-			map[string]any{"id": "entry", "path": fixture("apps/nodetrace")},
-			map[string]any{"id": "internal", "path": fixture("apps/nodetrace")},
-		},
-	})
+	dir := nodetraceProject(t, 0, rcv.telemetry("shop"),
+		map[string]any{"logger": map[string]any{"openTelemetryExporter": map[string]any{"protocol": "http", "url": logs.url}}})
 	d := startWattd(t, dir, freePort(t), startOpts{})
 	waitHTTP(t, d.url("/"), 30*time.Second)
 	d.waitReady("entry", 20*time.Second)

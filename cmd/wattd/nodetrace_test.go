@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,15 +32,7 @@ func TestNodeTracing(t *testing.T) {
 		node := nodePath(t, n)
 		t.Run(nodeVersion(t, node), func(t *testing.T) {
 			rcv := otlpHTTPReceiver(t)
-			dir := project(t, map[string]any{
-				"entrypoint": "entry",
-				"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-				"telemetry":  rcv.telemetry("shop"),
-				"applications": []any{
-					map[string]any{"id": "entry", "path": fixture("apps/nodetrace"), "workers": 2},
-					map[string]any{"id": "internal", "path": fixture("apps/nodetrace")},
-				},
-			})
+			dir := nodetraceProject(t, 2, rcv.telemetry("shop"))
 			d := startWattd(t, dir, freePort(t), startOpts{env: []string{"WATTD_NODE=" + node}})
 			waitHTTP(t, d.url("/"), 30*time.Second)
 			d.waitReady("entry", 20*time.Second)
@@ -306,4 +299,28 @@ func TestTracingExample(t *testing.T) {
 	if line == nil || line["spanId"] != own.SpanContext.SpanID {
 		t.Errorf("the order loaded line %v does not carry the app span's id %s", line, own.SpanContext.SpanID)
 	}
+}
+
+// nodetraceProject is an entry application calling an internal one over
+// the mesh, both the traced Node.js fixture, with the given telemetry key;
+// the entry has entryWorkers workers (0: the default), and extra keys are
+// added to the watt.json as they are.
+func nodetraceProject(t *testing.T, entryWorkers int, telemetry map[string]any, extra ...map[string]any) string {
+	entry := map[string]any{"id": "entry", "path": fixture("apps/nodetrace")}
+	if entryWorkers > 0 {
+		entry["workers"] = entryWorkers
+	}
+	cfg := map[string]any{
+		"entrypoint": "entry",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"telemetry":  telemetry,
+		"applications": []any{
+			entry,
+			map[string]any{"id": "internal", "path": fixture("apps/nodetrace")},
+		},
+	}
+	for _, e := range extra {
+		maps.Copy(cfg, e)
+	}
+	return project(t, cfg)
 }

@@ -60,17 +60,9 @@ func TestTracingZipkin(t *testing.T) {
 	zc := &zipkinCollector{}
 	srv := httptest.NewServer(zc)
 	defer srv.Close()
-	dir := project(t, map[string]any{
-		"entrypoint": "entry",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"telemetry": map[string]any{
-			"applicationName": "shop",
-			"exporter":        map[string]any{"type": "zipkin", "options": map[string]any{"url": srv.URL + "/api/v2/spans"}},
-		},
-		"applications": []any{
-			map[string]any{"id": "entry", "path": fixture("apps/nodetrace")},
-			map[string]any{"id": "internal", "path": fixture("apps/nodetrace")},
-		},
+	dir := nodetraceProject(t, 0, map[string]any{
+		"applicationName": "shop",
+		"exporter":        map[string]any{"type": "zipkin", "options": map[string]any{"url": srv.URL + "/api/v2/spans"}},
 	})
 	d := startWattd(t, dir, freePort(t), startOpts{})
 	waitHTTP(t, d.url("/"), 30*time.Second)
