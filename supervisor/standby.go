@@ -233,11 +233,11 @@ func (sp *standbyPool) promote(s *slot) worker {
 	cur := s.app.sp()
 	for {
 		sp.mu.Lock()
-		var sb *standby
+		var sb, starting *standby
 		var silent []*standby
 		stale := false
-		for i, c := range sp.live {
-			if !closed(c.p.warm) || closed(c.p.exited) || closed(c.p.leaving) {
+		for _, c := range sp.live {
+			if closed(c.p.exited) || closed(c.p.leaving) {
 				continue
 			}
 			if c.gen != sp.gen.Load() || !c.current(cur) {
@@ -247,16 +247,30 @@ func (sp *standbyPool) promote(s *slot) worker {
 				stale = true
 				continue
 			}
+			if !closed(c.p.warm) {
+				if starting == nil {
+					starting = c // the one furthest along (live is oldest first)
+				}
+				continue
+			}
 			if c.silent(cur.health.statsEvery) {
 				silent = append(silent, c)
 				continue
 			}
 			sb = c
-			sp.live = slices.Delete(slices.Clone(sp.live), i, i+1)
 			break
 		}
-		if len(silent) > 0 {
-			sp.live = slices.DeleteFunc(slices.Clone(sp.live), func(c *standby) bool { return slices.Contains(silent, c) })
+		if sb == nil {
+			// A standby still starting is further along than a process
+			// started now would be: the slot takes it, and it listens as
+			// soon as its app does (see the preload's promote). Measured
+			// in the bench's crash scenario, a death that came while the
+			// successor of the last promoted standby was still loading
+			// waited a whole start (about 330 ms under load) before.
+			sb = starting
+		}
+		if sb != nil || len(silent) > 0 {
+			sp.live = slices.DeleteFunc(slices.Clone(sp.live), func(c *standby) bool { return c == sb || slices.Contains(silent, c) })
 		}
 		sp.mu.Unlock()
 		for _, c := range silent {
@@ -285,23 +299,44 @@ func (sp *standbyPool) promote(s *slot) worker {
 		if g := sb.p.group; g != nil {
 			g.Assign(s.index)
 		}
-		if err := sb.p.send(&ipc.Message{Type: ipc.TypePromote, Worker: s.index}); err != nil {
+		warm := closed(sb.p.warm)
+		if !closed(sb.p.hello) {
+			// Not past the handshake yet: the message follows the
+			// welcome, which the worker reads first.
+			go func() {
+				select {
+				case <-sb.p.hello:
+				case <-sb.p.exited:
+					return
+				}
+				if err := sb.p.send(&ipc.Message{Type: ipc.TypePromote, Worker: s.index}); err != nil {
+					s.log.Warn("could not promote a starting standby; stopping it", zap.Int("pid", sb.p.pid), zap.Error(err))
+					killWorker(sb.p)
+				}
+			}()
+		} else if err := sb.p.send(&ipc.Message{Type: ipc.TypePromote, Worker: s.index}); err != nil {
 			s.log.Warn("could not promote a standby; trying another", zap.Int("pid", sb.p.pid), zap.Error(err))
 			go killWorker(sb.p)
 			sp.poke() // its successor
 			continue
 		}
-		s.log.Info("standby promoted into the slot", zap.Int("pid", sb.p.pid),
+		s.log.Info("standby promoted into the slot", zap.Int("pid", sb.p.pid), zap.Bool("warm", warm),
 			zap.Duration("standby_for", now.Sub(sb.p.started).Round(time.Millisecond)))
 		// Its successor starts once it serves: a Node start next to it
 		// would take CPU from the connections waiting for it.
+		// One that was still starting takes as long as its start does
+		// (its slot kills it if that is past startTimeout).
 		go func() {
-			t := time.NewTimer(time.Second)
-			defer t.Stop()
+			var late <-chan time.Time
+			if warm {
+				t := time.NewTimer(time.Second)
+				defer t.Stop()
+				late = t.C
+			}
 			select {
 			case <-sb.p.ready:
 			case <-sb.p.exited:
-			case <-t.C:
+			case <-late:
 			}
 			sp.poke()
 		}()
@@ -495,17 +530,36 @@ func (sp *standbyPool) watch(sb *standby, exits chan<- *standby, quit <-chan str
 		timeout = t.C
 	}
 	defer sb.place.leave()
-	select {
-	case <-sb.p.warm:
-		sb.place.leave()
-		log.Info("standby worker ready to take a slot", zap.Int("pid", sb.p.pid),
-			zap.Duration("startup", time.Since(sb.p.started).Round(time.Millisecond)))
-		sp.a.rt.stateChanged()
-		sp.announceWarm()
-	case <-sb.p.exited:
-	case <-timeout:
-		log.Error("standby worker did not reach its listen() within startTimeout; killing it", zap.Int("pid", sb.p.pid))
-		_ = sb.p.Signal(syscall.SIGKILL)
+wait:
+	for {
+		select {
+		case <-sb.p.warm:
+			sb.place.leave()
+			if sb.p.promotedAt.Load() != nil {
+				break wait // promoted while it started; its slot has it
+			}
+			log.Info("standby worker ready to take a slot", zap.Int("pid", sb.p.pid),
+				zap.Duration("startup", time.Since(sb.p.started).Round(time.Millisecond)))
+			sp.a.rt.stateChanged()
+			sp.announceWarm()
+			break wait
+		case <-sb.p.ready:
+			// Promoted while it started, and serving now: its slot has it.
+			sb.place.leave()
+			break wait
+		case <-sb.p.exited:
+			break wait
+		case <-timeout:
+			if sb.p.promotedAt.Load() != nil {
+				// Promoted while it started: its slot times its start
+				// from the promotion.
+				timeout = nil
+				continue
+			}
+			log.Error("standby worker did not reach its listen() within startTimeout; killing it", zap.Int("pid", sb.p.pid))
+			_ = sb.p.Signal(syscall.SIGKILL)
+			break wait
+		}
 	}
 	<-sb.p.exited
 	sp.a.rt.stateChanged()

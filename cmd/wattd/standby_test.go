@@ -217,6 +217,114 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	}
 }
 
+// TestStartingStandbyTakesTheSlot: a worker that dies while its app's
+// standby is still loading is replaced by that standby rather than by a
+// process started then, which would be further behind: the slot takes it
+// at once, and it listens on the slot's socket as soon as the app calls
+// listen(). Promoted, it is its slot's to time: the pool's start timeout
+// for standbys, which passes while it is held, does not stop it.
+func TestStartingStandbyTakesTheSlot(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	gate := filepath.Join(t.TempDir(), "gate")
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"startTimeout": 4000,
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
+			"env": map[string]any{"LISTEN_GATE": gate},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	first := warmStandby(t, d, "web")
+
+	// Its successor finds the gate and holds its listen(): it stays
+	// "starting".
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var sb supervisor.StandbyStatus
+	waitFor(t, 30*time.Second, "a new standby held in its start for 2 s", func() bool {
+		for _, s := range d.app("web").Standbys {
+			if s.PID != first.PID && s.State == "starting" && s.Uptime >= 2 &&
+				strings.Contains(d.out.String(), fmt.Sprintf("gated pid=%d", s.PID)) {
+				sb = s
+				return true
+			}
+		}
+		return false
+	})
+	sbStart := time.Now().Add(-time.Duration(sb.Uptime * float64(time.Second)))
+
+	victim := d.app("web").Workers[0]
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the starting standby in the slot", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID == sb.PID && w.State == "starting"
+	})
+	// The pool's 4 s for a standby to be ready pass while it is held.
+	for time.Since(sbStart) < 4500*time.Millisecond {
+		if err := syscall.Kill(sb.PID, 0); err != nil {
+			t.Fatalf("the promoted standby %d is gone %s into its start: %v", sb.PID, time.Since(sbStart).Round(time.Millisecond), err)
+		}
+		if w := d.app("web").Workers[0]; w.PID != sb.PID {
+			t.Fatalf("the slot's worker is %d, not the promoted standby %d", w.PID, sb.PID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := os.Remove(gate); err != nil {
+		t.Fatal(err)
+	}
+	var asWorker string
+	waitFor(t, 10*time.Second, "the promoted standby listening", func() bool {
+		var ok bool
+		_, asWorker, ok = listeningAt(d.out.String(), sb.PID)
+		return ok
+	})
+	waitFor(t, 10*time.Second, "the promoted standby ready in the slot", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID == sb.PID && w.State == "ready"
+	})
+	if asWorker != "0" {
+		t.Errorf("the promoted standby's listen callback saw WATTD_WORKER_ID %s, want 0", asWorker)
+	}
+	if resp, err := http.Get("http://" + d.addr() + "/"); err != nil {
+		t.Errorf("GET after the promotion: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != fmt.Sprintf("pid=%d", sb.PID) {
+			t.Errorf("GET after the promotion answered %q, want pid=%d", body, sb.PID)
+		}
+	}
+	if w := d.app("web").Workers[0]; w.Restarts != 1 {
+		t.Errorf("worker 0: %d restarts, want 1", w.Restarts)
+	}
+	if !regexp.MustCompile(fmt.Sprintf(`"msg":"standby promoted into the slot"[^\n]*"warm":false[^\n]*"pid":%d`, sb.PID)).MatchString(d.out.String()) {
+		t.Errorf("no log of the promotion of a starting standby:\n%s", d.out.String())
+	}
+	waitFor(t, 30*time.Second, "the promoted standby's successor ready", func() bool {
+		for _, s := range d.app("web").Standbys {
+			if s.PID != sb.PID && s.State == "standby" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := strings.Count(d.out.String(), "loaded pid="); n != 4 {
+		// The first worker, the first standby, its successor and the
+		// successor's: no process was started for the slot.
+		t.Errorf("%d processes loaded the app, want 4", n)
+	}
+}
+
 // TestStandbyTakesTheSlotOfAWorkerThatSaysItExits: a worker that ends by
 // itself says so before its process is gone, and the standby takes its
 // slot then: it listens while the old process is still there (lingering

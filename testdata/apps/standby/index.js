@@ -2,7 +2,10 @@
 // The standby fixture: every response names the process that served it,
 // and the listen callback says when (epoch ms) and as which worker it
 // started to serve, so a test can tell when a standby was promoted and
-// that it served nothing before.
+// that it served nothing before. With LISTEN_GATE set, a process that
+// finds that file there at its start calls listen() only once the file is
+// gone: a test holds a standby in its start that way.
+const fs = require('node:fs')
 const http = require('node:http')
 
 console.log(`loaded pid=${process.pid}`)
@@ -21,6 +24,21 @@ const server = http.createServer((req, res) => {
   res.end(`pid=${process.pid}`)
 })
 
-server.listen(Number(process.env.PORT) || 0, () => {
-  console.log(`listening pid=${process.pid} worker=${process.env.WATTD_WORKER_ID} at=${Date.now()}`)
-})
+function listen () {
+  server.listen(Number(process.env.PORT) || 0, () => {
+    console.log(`listening pid=${process.pid} worker=${process.env.WATTD_WORKER_ID} at=${Date.now()}`)
+  })
+}
+
+const gate = process.env.LISTEN_GATE
+if (gate && fs.existsSync(gate)) {
+  console.log(`gated pid=${process.pid}`)
+  const t = setInterval(() => {
+    if (!fs.existsSync(gate)) {
+      clearInterval(t)
+      listen()
+    }
+  }, 20)
+} else {
+  listen()
+}
