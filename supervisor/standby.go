@@ -70,6 +70,9 @@ type standbyPool struct {
 	// warmed is closed, and replaced, each time a standby becomes able to
 	// take a slot; guarded by mu.
 	warmed chan struct{}
+	// startup is how long the last standby that became able to take a
+	// slot took to get there (a time.Duration; 0 before the first).
+	startup atomic.Int64
 
 	mu   sync.Mutex // guards the fields below
 	live []*standby // running and not promoted, oldest first
@@ -248,7 +251,7 @@ func (sp *standbyPool) promote(s *slot) worker {
 				continue
 			}
 			if !closed(c.p.warm) {
-				if starting == nil {
+				if starting == nil && sp.onTime(c) {
 					starting = c // the one furthest along (live is oldest first)
 				}
 				continue
@@ -342,6 +345,16 @@ func (sp *standbyPool) promote(s *slot) worker {
 		}()
 		return sb.p
 	}
+}
+
+// onTime reports whether sb, still starting, is not yet late: younger
+// than twice the last standby's start and a second. One older than that
+// is more likely stuck (a stopped process, a hung start) than further
+// along than a new process, and promoted it would hold the slot until
+// startTimeout; the pool's own start timeout takes care of it.
+func (sp *standbyPool) onTime(sb *standby) bool {
+	last := time.Duration(sp.startup.Load())
+	return last <= 0 || time.Since(sb.p.started) < 2*last+time.Second
 }
 
 // replaceByStandby replaces old, a worker judged unhealthy or one a
@@ -538,8 +551,10 @@ wait:
 			if sb.p.promotedAt.Load() != nil {
 				break wait // promoted while it started; its slot has it
 			}
+			startup := time.Since(sb.p.started)
+			sp.startup.Store(int64(startup))
 			log.Info("standby worker ready to take a slot", zap.Int("pid", sb.p.pid),
-				zap.Duration("startup", time.Since(sb.p.started).Round(time.Millisecond)))
+				zap.Duration("startup", startup.Round(time.Millisecond)))
 			sp.a.rt.stateChanged()
 			sp.announceWarm()
 			break wait

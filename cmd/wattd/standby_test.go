@@ -222,11 +222,25 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 // process started then, which would be further behind: the slot takes it
 // at once, and it listens on the slot's socket as soon as the app calls
 // listen(). Promoted, it is its slot's to time: the pool's start timeout
-// for standbys, which passes while it is held, does not stop it.
+// for standbys, which passes while it is held, does not stop it. A
+// standby starting for longer than twice the last one's start and a
+// second is taken for stuck, and the slot starts a process instead.
 func TestStartingStandbyTakesTheSlot(t *testing.T) {
 	integration(t)
 	port := freePort(t)
+	// The fixture's standbys hold their listen() while this file exists.
 	gate := filepath.Join(t.TempDir(), "gate")
+	closeGate := func() {
+		if err := os.WriteFile(gate, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openGate := func() {
+		if err := os.Remove(gate); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeGate()
 	dir := project(t, map[string]any{
 		"entrypoint":   "web",
 		"startTimeout": 4000,
@@ -238,33 +252,42 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	d.waitReady("web", 30*time.Second)
-	first := warmStandby(t, d, "web")
-
-	// Its successor finds the gate and holds its listen(): it stays
-	// "starting".
-	if err := os.WriteFile(gate, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var sb supervisor.StandbyStatus
-	waitFor(t, 30*time.Second, "a new standby held in its start for 2 s", func() bool {
-		for _, s := range d.app("web").Standbys {
-			if s.PID != first.PID && s.State == "starting" && s.Uptime >= 2 &&
-				strings.Contains(d.out.String(), fmt.Sprintf("gated pid=%d", s.PID)) {
-				sb = s
-				return true
+	// held waits for a standby other than not, held in its start for at
+	// least age.
+	held := func(not int, age float64) supervisor.StandbyStatus {
+		t.Helper()
+		var sb supervisor.StandbyStatus
+		waitFor(t, 30*time.Second, fmt.Sprintf("a standby held in its start for %.1f s", age), func() bool {
+			for _, s := range d.app("web").Standbys {
+				if s.PID != not && s.State == "starting" && s.Uptime >= age &&
+					strings.Contains(d.out.String(), fmt.Sprintf("gated pid=%d", s.PID)) {
+					sb = s
+					return true
+				}
 			}
-		}
-		return false
-	})
-	sbStart := time.Now().Add(-time.Duration(sb.Uptime * float64(time.Second)))
-
-	victim := d.app("web").Workers[0]
-	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+			return false
+		})
+		return sb
 	}
+	kill := func(pid int) {
+		t.Helper()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The first standby's start takes 2.5 s: a starting standby is then
+	// on time for 6 s.
+	first := held(0, 2.5)
+	openGate()
+	warmStandby(t, d, "web")
+
+	// Its successor is held; the worker dies 2 s into that start.
+	closeGate()
+	kill(first.PID)
+	sb := held(first.PID, 2)
+	sbStart := time.Now().Add(-time.Duration(sb.Uptime * float64(time.Second)))
+	kill(d.app("web").Workers[0].PID)
 	waitFor(t, 10*time.Second, "the starting standby in the slot", func() bool {
 		w := d.app("web").Workers[0]
 		return w.PID == sb.PID && w.State == "starting"
@@ -279,9 +302,7 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := os.Remove(gate); err != nil {
-		t.Fatal(err)
-	}
+	openGate()
 	var asWorker string
 	waitFor(t, 10*time.Second, "the promoted standby listening", func() bool {
 		var ok bool
@@ -310,19 +331,27 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 	if !regexp.MustCompile(fmt.Sprintf(`"msg":"standby promoted into the slot"[^\n]*"warm":false[^\n]*"pid":%d`, sb.PID)).MatchString(d.out.String()) {
 		t.Errorf("no log of the promotion of a starting standby:\n%s", d.out.String())
 	}
-	waitFor(t, 30*time.Second, "the promoted standby's successor ready", func() bool {
-		for _, s := range d.app("web").Standbys {
-			if s.PID != sb.PID && s.State == "standby" {
-				return true
-			}
-		}
-		return false
-	})
+	next := warmStandby(t, d, "web") // started quickly: on time for about 1.4 s
 	if n := strings.Count(d.out.String(), "loaded pid="); n != 4 {
 		// The first worker, the first standby, its successor and the
 		// successor's: no process was started for the slot.
 		t.Errorf("%d processes loaded the app, want 4", n)
 	}
+
+	// A standby held for longer than that is not taken: the slot starts
+	// a process, which is not held.
+	closeGate()
+	kill(next.PID)
+	late := held(next.PID, 2)
+	kill(sb.PID)
+	waitFor(t, 20*time.Second, "a new process ready in the slot", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID != sb.PID && w.PID != late.PID && w.State == "ready"
+	})
+	if regexp.MustCompile(fmt.Sprintf(`"msg":"standby promoted into the slot"[^\n]*"pid":%d`, late.PID)).MatchString(d.out.String()) {
+		t.Errorf("the late standby %d was promoted", late.PID)
+	}
+	openGate()
 }
 
 // TestStandbyTakesTheSlotOfAWorkerThatSaysItExits: a worker that ends by

@@ -2,7 +2,7 @@
 // The standby fixture: every response names the process that served it,
 // and the listen callback says when (epoch ms) and as which worker it
 // started to serve, so a test can tell when a standby was promoted and
-// that it served nothing before. With LISTEN_GATE set, a process that
+// that it served nothing before. With LISTEN_GATE set, a standby that
 // finds that file there at its start calls listen() only once the file is
 // gone: a test holds a standby in its start that way.
 const fs = require('node:fs')
@@ -31,7 +31,7 @@ function listen () {
 }
 
 const gate = process.env.LISTEN_GATE
-if (gate && fs.existsSync(gate)) {
+if (gate && process.env.WATTD_WORKER_ID === '-1' && fs.existsSync(gate)) {
   console.log(`gated pid=${process.pid}`)
   const t = setInterval(() => {
     if (!fs.existsSync(gate)) {
