@@ -543,6 +543,7 @@ func (sp *standbyPool) watch(sb *standby, exits chan<- *standby, quit <-chan str
 		timeout = t.C
 	}
 	defer sb.place.leave()
+	ready := sb.p.ready
 wait:
 	for {
 		select {
@@ -558,7 +559,13 @@ wait:
 			sp.a.rt.stateChanged()
 			sp.announceWarm()
 			break wait
-		case <-sb.p.ready:
+		case <-ready:
+			if sb.p.promotedAt.Load() == nil {
+				// A standby says standby, not ready: this one breaks
+				// the protocol, and its start timeout still stands.
+				ready = nil
+				continue
+			}
 			// Promoted while it started, and serving now: its slot has it.
 			sb.place.leave()
 			break wait
