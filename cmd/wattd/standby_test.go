@@ -224,12 +224,16 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 // listen(). Promoted, it is its slot's to time: the pool's start timeout
 // for standbys, which passes while it is held, does not stop it. A
 // standby starting for longer than twice the last one's start and a
-// second is taken for stuck, and the slot starts a process instead.
+// second is taken for stuck, and the slot starts a process instead. One
+// that has not said hello yet is promoted too, once it has.
 func TestStartingStandbyTakesTheSlot(t *testing.T) {
 	integration(t)
 	port := freePort(t)
-	// The fixture's standbys hold their listen() while this file exists.
+	// The fixture's standbys hold their listen() while this file exists,
+	// and their whole start, before the preload's hello, while start does
+	// (hold.cjs).
 	gate := filepath.Join(t.TempDir(), "gate")
+	start := filepath.Join(t.TempDir(), "start")
 	closeGate := func() {
 		if err := os.WriteFile(gate, nil, 0o600); err != nil {
 			t.Fatal(err)
@@ -247,7 +251,8 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"applications": []any{map[string]any{
 			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
-			"env": map[string]any{"LISTEN_GATE": gate},
+			"env":         map[string]any{"LISTEN_GATE": gate, "START_GATE": start},
+			"nodeOptions": "--require " + fixture("apps/standby/hold.cjs"),
 		}},
 	})
 	d := startWattd(t, dir, port, startOpts{})
@@ -352,6 +357,46 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 		t.Errorf("the late standby %d was promoted", late.PID)
 	}
 	openGate()
+
+	// A standby held before its hello (the late one's start, about 2.5 s,
+	// makes it on time for about 6 s): the slot takes it, and it gets
+	// the promotion after the welcome.
+	last := warmStandby(t, d, "web")
+	if err := os.WriteFile(start, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kill(last.PID)
+	var early supervisor.StandbyStatus
+	waitFor(t, 30*time.Second, "a standby held before its hello", func() bool {
+		for _, s := range d.app("web").Standbys {
+			if s.PID != last.PID && s.State == "starting" &&
+				strings.Contains(d.out.String(), fmt.Sprintf("held before hello pid=%d", s.PID)) {
+				early = s
+				return true
+			}
+		}
+		return false
+	})
+	kill(d.app("web").Workers[0].PID)
+	waitFor(t, 10*time.Second, "the standby held before its hello in the slot", func() bool {
+		return d.app("web").Workers[0].PID == early.PID
+	})
+	if err := os.Remove(start); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the standby held before its hello ready in the slot", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID == early.PID && w.State == "ready"
+	})
+	var as string
+	waitFor(t, 10*time.Second, "the standby held before its hello listening", func() bool {
+		var ok bool
+		_, as, ok = listeningAt(d.out.String(), early.PID)
+		return ok
+	})
+	if as != "0" {
+		t.Errorf("the standby held before its hello listens as worker %q, want 0", as)
+	}
 }
 
 // TestStandbyTakesTheSlotOfAWorkerThatSaysItExits: a worker that ends by
