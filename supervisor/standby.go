@@ -303,6 +303,7 @@ func (sp *standbyPool) promote(s *slot) worker {
 			g.Assign(s.index)
 		}
 		warm := closed(sb.p.warm)
+		msg := &ipc.Message{Type: ipc.TypePromote, Worker: s.index}
 		if !closed(sb.p.hello) {
 			// Not past the handshake yet: the message follows the
 			// welcome, which the worker reads first.
@@ -312,12 +313,12 @@ func (sp *standbyPool) promote(s *slot) worker {
 				case <-sb.p.exited:
 					return
 				}
-				if err := sb.p.send(&ipc.Message{Type: ipc.TypePromote, Worker: s.index}); err != nil {
+				if err := sb.p.send(msg); err != nil {
 					s.log.Warn("could not promote a starting standby; stopping it", zap.Int("pid", sb.p.pid), zap.Error(err))
 					killWorker(sb.p)
 				}
 			}()
-		} else if err := sb.p.send(&ipc.Message{Type: ipc.TypePromote, Worker: s.index}); err != nil {
+		} else if err := sb.p.send(msg); err != nil {
 			s.log.Warn("could not promote a standby; trying another", zap.Int("pid", sb.p.pid), zap.Error(err))
 			go killWorker(sb.p)
 			sp.poke() // its successor

@@ -95,6 +95,25 @@ func listeningAt(out string, pid int) (time.Time, string, bool) {
 	return time.Time{}, "", false
 }
 
+// promotedInto waits, up to within for each, for the standby pid to run
+// its listen callback and then to be slot's worker, ready, and returns
+// when it listened and the WATTD_WORKER_ID it saw.
+func promotedInto(t *testing.T, d *daemon, app string, pid, slot int, within time.Duration) (time.Time, string) {
+	t.Helper()
+	var at time.Time
+	var asWorker string
+	waitFor(t, within, fmt.Sprintf("standby %d listening", pid), func() bool {
+		var ok bool
+		at, asWorker, ok = listeningAt(d.out.String(), pid)
+		return ok
+	})
+	waitFor(t, within, fmt.Sprintf("standby %d ready in slot %d", pid, slot), func() bool {
+		w := d.app(app).Workers[slot]
+		return w.PID == pid && w.State == "ready"
+	})
+	return at, asWorker
+}
+
 func warmStandby(t *testing.T, d *daemon, app string) supervisor.StandbyStatus {
 	t.Helper()
 	var sb supervisor.StandbyStatus
@@ -157,17 +176,7 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var promoted time.Time
-	var asWorker string
-	waitFor(t, 20*time.Second, "the standby listening", func() bool {
-		var ok bool
-		promoted, asWorker, ok = listeningAt(d.out.String(), sb.PID)
-		return ok
-	})
-	waitFor(t, 20*time.Second, "the standby's pid in worker 1's slot, ready", func() bool {
-		w := d.app("web").Workers[1]
-		return w.PID == sb.PID && w.State == "ready"
-	})
+	promoted, asWorker := promotedInto(t, d, "web", sb.PID, 1, 20*time.Second)
 	waitFor(t, 20*time.Second, "the promoted standby serving", func() bool { return res.count(sb.PID) > 20 })
 	var next supervisor.StandbyStatus
 	waitFor(t, 30*time.Second, "a new standby", func() bool {
@@ -308,16 +317,7 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	openGate()
-	var asWorker string
-	waitFor(t, 10*time.Second, "the promoted standby listening", func() bool {
-		var ok bool
-		_, asWorker, ok = listeningAt(d.out.String(), sb.PID)
-		return ok
-	})
-	waitFor(t, 10*time.Second, "the promoted standby ready in the slot", func() bool {
-		w := d.app("web").Workers[0]
-		return w.PID == sb.PID && w.State == "ready"
-	})
+	_, asWorker := promotedInto(t, d, "web", sb.PID, 0, 10*time.Second)
 	if asWorker != "0" {
 		t.Errorf("the promoted standby's listen callback saw WATTD_WORKER_ID %s, want 0", asWorker)
 	}
@@ -393,17 +393,7 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 	if err := os.Remove(start); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the standby held before its hello ready in the slot", func() bool {
-		w := d.app("web").Workers[0]
-		return w.PID == early.PID && w.State == "ready"
-	})
-	var as string
-	waitFor(t, 10*time.Second, "the standby held before its hello listening", func() bool {
-		var ok bool
-		_, as, ok = listeningAt(d.out.String(), early.PID)
-		return ok
-	})
-	if as != "0" {
+	if _, as := promotedInto(t, d, "web", early.PID, 0, 10*time.Second); as != "0" {
 		t.Errorf("the standby held before its hello listens as worker %q, want 0", as)
 	}
 }
