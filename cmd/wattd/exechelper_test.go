@@ -47,7 +47,6 @@ func TestHelperSkipsWattdInit(t *testing.T) {
 	// wattd's own packages, and the dependencies whose init functions
 	// cost the most (measured with the same trace).
 	heavy := map[string]bool{
-		"github.com/santhosh-tekuri/jsonschema/v6":       true,
 		"github.com/russross/blackfriday/v2":             true,
 		"github.com/prometheus/client_golang/prometheus": true,
 		"github.com/prometheus/procfs":                   true,

@@ -4,17 +4,14 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 
 // Schema is the JSON Schema (draft 2020-12) that watt.json is validated
@@ -23,33 +20,25 @@ import (
 //go:embed schema.json
 var Schema []byte
 
-// schemaURL names the embedded schema inside the compiler; it is never
-// fetched.
-const schemaURL = "urn:wattd:watt.json"
-
-// schemaSet is the compiled schema plus its raw form: the raw form answers
-// questions the compiled one does not expose conveniently, such as "which
-// keys are allowed here" for did-you-mean hints.
+// schemaSet is the schema, as decoded (numbers as json.Number), with its
+// patterns compiled (validator.go).
 type schemaSet struct {
-	compiled *jsonschema.Schema
 	raw      any
+	patterns map[string]*regexp.Regexp
 }
 
 var loadSchema = sync.OnceValues(func() (*schemaSet, error) {
-	raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
-	if err != nil {
+	d := json.NewDecoder(bytes.NewReader(Schema))
+	d.UseNumber()
+	var raw any
+	if err := d.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("embedded schema: %w", err)
 	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	if err := c.AddResource(schemaURL, raw); err != nil {
+	s := &schemaSet{raw: raw}
+	if err := s.checkSchema(); err != nil {
 		return nil, fmt.Errorf("embedded schema: %w", err)
 	}
-	compiled, err := c.Compile(schemaURL)
-	if err != nil {
-		return nil, fmt.Errorf("embedded schema: %w", err)
-	}
-	return &schemaSet{compiled: compiled, raw: raw}, nil
+	return s, nil
 })
 
 // node resolves a schema location ("#/properties/server") in the raw
@@ -242,54 +231,48 @@ func coerceScalar(v any, wanted []string) any {
 
 // validate checks the tree and translates every failure into an issue.
 func (s *schemaSet) validate(tree any) []issue {
-	err := s.compiled.Validate(tree)
-	if err == nil {
+	fails := s.check(tree, "", s.raw, "#")
+	if len(fails) == 0 {
 		return nil
 	}
-	var verr *jsonschema.ValidationError
-	if !errors.As(err, &verr) {
-		return []issue{{msg: err.Error(), err: err}}
-	}
 	t := &translator{schemas: s, tree: tree}
-	t.walk(verr)
+	for _, f := range fails {
+		t.walk(f)
+	}
 	return t.issues
 }
 
-// translator turns the library's error tree into messages phrased in terms
-// of the file: where, what was expected, and what was found.
+// translator turns the validator's failures into messages phrased in
+// terms of the file: where, what was expected, and what was found.
 type translator struct {
 	schemas *schemaSet
 	tree    any
 	issues  []issue
 }
 
-func (t *translator) walk(e *jsonschema.ValidationError) {
-	ptr := pointerOf(e.InstanceLocation)
-	switch k := e.ErrorKind.(type) {
-	case *kind.AnyOf, *kind.OneOf:
-		t.alternatives(e)
-	case *kind.AdditionalProperties:
-		allowed := t.allowedKeys(e.SchemaURL, ptr)
-		for _, key := range k.Properties {
+func (t *translator) walk(f *vfail) {
+	ptr := f.at
+	switch f.keyword {
+	case "anyOf", "oneOf":
+		t.alternatives(f)
+	case "additionalProperties":
+		allowed := t.allowedKeys(f.schema, ptr)
+		for _, key := range f.keys {
 			kp := childPointer(ptr, key)
 			t.issues = append(t.issues, issue{ptr: kp, msg: unknownKeyMessage(key, allowed), rejects: kp, unknownKey: true})
 		}
-	case *kind.Required:
-		for _, key := range k.Missing {
+	case "required":
+		for _, key := range f.keys {
 			t.issues = append(t.issues, issue{ptr: ptr, msg: fmt.Sprintf("missing required key %q", key), rejects: ptr})
 		}
-	case *kind.Type, *kind.Enum, *kind.Const, *kind.Minimum, *kind.Maximum,
-		*kind.ExclusiveMinimum, *kind.ExclusiveMaximum, *kind.MultipleOf,
-		*kind.MinLength, *kind.MaxLength, *kind.Pattern:
-		t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr), rejects: ptr})
+	case "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+		"minLength", "maxLength", "pattern":
+		t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(f.schema), ptr), rejects: ptr})
+	case "false":
+		t.issues = append(t.issues, issue{ptr: ptr, msg: "no value is allowed here", rejects: ptr})
 	default:
-		if len(e.Causes) == 0 {
-			t.issues = append(t.issues, issue{ptr: ptr, rejects: ptr,
-				msg: fmt.Sprintf("does not satisfy the schema keyword %q", strings.Join(e.ErrorKind.KeywordPath(), "/"))})
-		}
-		for _, c := range e.Causes {
-			t.walk(c)
-		}
+		t.issues = append(t.issues, issue{ptr: ptr, rejects: ptr,
+			msg: fmt.Sprintf("does not satisfy the schema keyword %q", f.keyword)})
 	}
 }
 
@@ -297,29 +280,38 @@ func (t *translator) walk(e *jsonschema.ValidationError) {
 // one branch, that branch's own complaints are the useful ones (workers as
 // an object with a typo); when it matches no branch, one "expected A or B"
 // says it all.
-func (t *translator) alternatives(e *jsonschema.ValidationError) {
-	for _, c := range e.Causes {
-		if !onlyTypeMismatch(c, e.InstanceLocation) {
-			t.walk(c)
+func (t *translator) alternatives(f *vfail) {
+	for _, b := range f.branches {
+		if !onlyTypeMismatch(b, f.at) {
+			for _, c := range b {
+				t.walk(c)
+			}
 			return
 		}
 	}
-	ptr := pointerOf(e.InstanceLocation)
-	t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(e.SchemaURL), ptr), rejects: ptr})
+	t.issues = append(t.issues, issue{ptr: f.at, msg: t.expectation(t.schemas.node(f.schema), f.at), rejects: f.at})
 }
 
 // onlyTypeMismatch tells whether a branch failed merely because the value
-// has another type.
-func onlyTypeMismatch(e *jsonschema.ValidationError, at []string) bool {
-	if _, ok := e.ErrorKind.(*kind.Type); ok {
-		return slices.Equal(e.InstanceLocation, at)
-	}
-	if len(e.Causes) == 0 {
+// at has another type.
+func onlyTypeMismatch(fails []*vfail, at string) bool {
+	if len(fails) == 0 {
 		return false
 	}
-	for _, c := range e.Causes {
-		if !onlyTypeMismatch(c, at) {
+	for _, f := range fails {
+		if f.keyword == "type" {
+			if f.at != at {
+				return false
+			}
+			continue
+		}
+		if len(f.branches) == 0 {
 			return false
+		}
+		for _, b := range f.branches {
+			if !onlyTypeMismatch(b, at) {
+				return false
+			}
 		}
 	}
 	return true
