@@ -101,7 +101,7 @@ func TestWattSettingsReachTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pre := filepath.Join(rt, preloadDirName, "index.cjs")
+	pre := filepath.Join(rt, preloadDirName(), "index.cjs")
 	want := []string{fake, "--expose-gc", "--enable-source-maps", "--require", pre, filepath.Join(dir, "src", "main.mjs"), "a", "b"}
 	if !slices.Equal(l.Argv, want) {
 		t.Errorf("Argv = %q\nwant   %q", l.Argv, want)

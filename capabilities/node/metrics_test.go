@@ -228,7 +228,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 func preloadDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, b := range preloadFiles {
+	for name, b := range preloadFiles() {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}

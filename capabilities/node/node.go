@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/wattd/wattd/capabilities"
@@ -38,14 +39,27 @@ const EnvNode = "WATTD_NODE"
 //go:embed preload/*.cjs
 var preloadFS embed.FS
 
+// preload is read and hashed when first needed, not when the package is
+// initialised: every wattd command (ctl, version) would pay for it.
+var preload = sync.OnceValues(func() (map[string][]byte, string) {
+	files := mustReadDir(preloadFS, "preload")
+	return files, capabilities.HashedDirName("preload", files)
+})
+
 // preloadFiles are the preload modules by file name.
-var preloadFiles = mustReadDir(preloadFS, "preload")
+func preloadFiles() map[string][]byte {
+	files, _ := preload()
+	return files
+}
 
 // preloadDirName is the preload's directory in the runtime directory. It
 // carries a hash of every module's name and content so that a wattd upgrade
 // never runs a stale preload left by an older binary, and so that an
 // existing directory can be reused as is.
-var preloadDirName = capabilities.HashedDirName("preload", preloadFiles)
+func preloadDirName() string {
+	_, name := preload()
+	return name
+}
 
 // entryFields are the package.json members that may name the entry file, in
 // the order @platformatic/node reads them; a path like exports/./import means
@@ -361,7 +375,7 @@ func isFile(p string) (bool, error) {
 // (see capabilities.WriteRuntimeDir), so concurrent worker starts never see
 // a half-written preload; later calls find it and reuse it.
 func WritePreload(runtimeDir string) (string, error) {
-	dir, err := capabilities.WriteRuntimeDir(runtimeDir, preloadDirName, preloadFiles)
+	dir, err := capabilities.WriteRuntimeDir(runtimeDir, preloadDirName(), preloadFiles())
 	if err != nil {
 		return "", err
 	}

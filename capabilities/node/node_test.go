@@ -181,7 +181,7 @@ func TestPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pre := filepath.Join(rt, preloadDirName, "index.cjs")
+	pre := filepath.Join(rt, preloadDirName(), "index.cjs")
 	want := []string{fake, "--require", pre, filepath.Join(dir, "server.js")}
 	if !slices.Equal(l.Argv, want) {
 		t.Errorf("Argv = %q\nwant   %q", l.Argv, want)
@@ -201,8 +201,8 @@ func TestPrepare(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("preload mode = %v, want 0600", st.Mode().Perm())
 	}
-	for name, content := range preloadFiles {
-		if got, _ := os.ReadFile(filepath.Join(rt, preloadDirName, name)); !bytes.Equal(got, content) {
+	for name, content := range preloadFiles() {
+		if got, _ := os.ReadFile(filepath.Join(rt, preloadDirName(), name)); !bytes.Equal(got, content) {
 			t.Errorf("preload module %s differs from the embedded one", name)
 		}
 	}
@@ -239,12 +239,12 @@ func TestWritePreloadConcurrentAndReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != preloadDirName {
-		t.Fatalf("runtime dir holds %v, want only %s", entries, preloadDirName)
+	if len(entries) != 1 || entries[0].Name() != preloadDirName() {
+		t.Fatalf("runtime dir holds %v, want only %s", entries, preloadDirName())
 	}
 
 	// An existing file is reused, not rewritten.
-	p := filepath.Join(rt, preloadDirName, "index.cjs")
+	p := filepath.Join(rt, preloadDirName(), "index.cjs")
 	before, _ := os.Stat(p)
 	if _, err := WritePreload(rt); err != nil {
 		t.Fatal(err)
@@ -261,24 +261,24 @@ func TestWritePreloadConcurrentAndReused(t *testing.T) {
 	if _, err := WritePreload(rt); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(p); !bytes.Equal(got, preloadFiles["index.cjs"]) {
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, preloadFiles()["index.cjs"]) {
 		t.Error("damaged preload was not replaced")
 	}
 	// And so is one with a module missing.
-	if err := os.Remove(filepath.Join(rt, preloadDirName, "base.cjs")); err != nil {
+	if err := os.Remove(filepath.Join(rt, preloadDirName(), "base.cjs")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := WritePreload(rt); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(filepath.Join(rt, preloadDirName, "base.cjs")); !bytes.Equal(got, preloadFiles["base.cjs"]) {
+	if got, _ := os.ReadFile(filepath.Join(rt, preloadDirName(), "base.cjs")); !bytes.Equal(got, preloadFiles()["base.cjs"]) {
 		t.Error("preload with a missing module was not repaired")
 	}
 	if entries, _ := os.ReadDir(rt); len(entries) != 1 {
-		t.Errorf("runtime dir holds %v after repairs, want only %s", entries, preloadDirName)
+		t.Errorf("runtime dir holds %v after repairs, want only %s", entries, preloadDirName())
 	}
-	if !strings.HasPrefix(preloadDirName, "preload-") || len(preloadFiles) < 4 {
-		t.Errorf("preloadDirName = %q with %d modules", preloadDirName, len(preloadFiles))
+	if !strings.HasPrefix(preloadDirName(), "preload-") || len(preloadFiles()) < 4 {
+		t.Errorf("preloadDirName() = %q with %d modules", preloadDirName(), len(preloadFiles()))
 	}
 }
 
