@@ -215,6 +215,11 @@ func TestValidateMessages(t *testing.T) {
 			want: []issue{unknown(issuef("/metrix", `unknown key "metrix" (did you mean "metrics"?)`))}},
 		{name: "wrong container type", in: `{"applications":{"id":"a"}}`,
 			want: []issue{rejecting(issuef("/applications", "expected array, got an object"))}},
+		{name: "a number past math/big's exponents is still bounded", in: `{"gracefulShutdown":{"runtime":1e10000000,"application":-1e10000000}}`,
+			want: []issue{
+				rejecting(issuef("/gracefulShutdown/application", "expected number from 1 to 2147483647, got -1e10000000")),
+				rejecting(issuef("/gracefulShutdown/runtime", "expected number from 1 to 2147483647, got 1e10000000")),
+			}},
 		{name: "key with a slash is escaped in the pointer", in: `{"env":{"a/b":1}}`,
 			want: []issue{rejecting(issuef("/env/a~1b", "expected string, got 1"))}},
 	}

@@ -2,7 +2,9 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"regexp"
 	"slices"
@@ -335,14 +337,31 @@ func typeMatches(names []string, v any) bool {
 	return false
 }
 
-// ratOf reads a JSON number exactly.
+// ratOf reads a JSON number exactly. One whose exponent is too large for
+// math/big (past about ten million) is read as a float64: ±Inf becomes
+// ±10^400, beyond every bound a schema has, and a fraction too small for
+// a float64 becomes 0.
 func ratOf(v any) (*big.Rat, bool) {
 	n, ok := v.(json.Number)
 	if !ok {
 		return nil, false
 	}
-	return new(big.Rat).SetString(string(n))
+	if r, ok := new(big.Rat).SetString(string(n)); ok {
+		return r, true
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	switch {
+	case math.IsInf(f, 1):
+		return new(big.Rat).SetInt(beyondBounds), true
+	case math.IsInf(f, -1):
+		return new(big.Rat).SetInt(new(big.Int).Neg(beyondBounds)), true
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		return nil, false
+	}
+	return new(big.Rat).SetFloat64(f), true
 }
+
+var beyondBounds = new(big.Int).Exp(big.NewInt(10), big.NewInt(400), nil)
 
 // jsonEqual compares two JSON values as JSON Schema does: numbers by
 // value, objects by their members, arrays element by element.
