@@ -13,8 +13,9 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 # Static: the runtime image has no Go and needs no C library of a given
-# version. The Node preload is embedded in the binary.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/wattd ./cmd/wattd
+# version. The Node preload is embedded in the binary. urfave_cli_no_docs:
+# see the Makefile.
+RUN CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=${VERSION}" -o /out/wattd ./cmd/wattd
 
 FROM node:24-bookworm-slim
 COPY --from=build /out/wattd /usr/local/bin/wattd

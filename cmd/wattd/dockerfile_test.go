@@ -132,6 +132,8 @@ func TestDockerfile(t *testing.T) {
 	}
 	if run, ok := build.find("RUN"); !ok || !strings.Contains(run.args, "go build") || !strings.Contains(run.args, "./cmd/wattd") {
 		t.Errorf("the build stage does not build ./cmd/wattd: %q", run.args)
+	} else if tags := makefileTags(t); !strings.Contains(run.args, "-tags "+tags) {
+		t.Errorf("the build stage's go build lacks the Makefile's -tags %s: %q", tags, run.args)
 	}
 	copied := false
 	for _, in := range final.ins {
@@ -196,4 +198,17 @@ func dockerLayout(t *testing.T) imageLayout {
 		t.Fatalf("the image runs %q, want wattd start DIR", argv)
 	}
 	return imageLayout{bin: argv[0], project: argv[2]}
+}
+
+// makefileTags is the Makefile's TAGS, the build tags of bin/wattd.
+func makefileTags(t *testing.T) string {
+	data, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^TAGS\s*:=\s*(\S+)\s*$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("the Makefile sets no TAGS")
+	}
+	return string(m[1])
 }
