@@ -268,12 +268,43 @@ func (t *translator) walk(f *vfail) {
 	case "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
 		"minLength", "maxLength", "pattern":
 		t.issues = append(t.issues, issue{ptr: ptr, msg: t.expectation(t.schemas.node(f.schema), ptr), rejects: ptr})
+	case "minItems", "maxItems", "uniqueItems":
+		t.issues = append(t.issues, issue{ptr: ptr, msg: t.arrayMessage(f), rejects: ptr})
 	case "false":
 		t.issues = append(t.issues, issue{ptr: ptr, msg: "no value is allowed here", rejects: ptr})
 	default:
 		t.issues = append(t.issues, issue{ptr: ptr, rejects: ptr,
 			msg: fmt.Sprintf("does not satisfy the schema keyword %q", f.keyword)})
 	}
+}
+
+// arrayMessage phrases what is wrong with the array at f.at as a whole.
+func (t *translator) arrayMessage(f *vfail) string {
+	v, _ := valueAt(t.tree, f.at)
+	items, _ := v.([]any)
+	n := t.schemas.node(f.schema)
+	if f.keyword == "uniqueItems" {
+		for i := range items {
+			for j := i + 1; j < len(items); j++ {
+				if jsonEqual(items[i], items[j]) {
+					return fmt.Sprintf("expected each item once, got %s more than once", describeValue(items[i]))
+				}
+			}
+		}
+		return "expected each item once"
+	}
+	bound, _ := n[f.keyword].(json.Number)
+	if f.keyword == "minItems" {
+		return fmt.Sprintf("expected at least %s %s, got %d", bound, plural(bound, "item"), len(items))
+	}
+	return fmt.Sprintf("expected at most %s %s, got %d", bound, plural(bound, "item"), len(items))
+}
+
+func plural(n json.Number, word string) string {
+	if n == "1" {
+		return word
+	}
+	return word + "s"
 }
 
 // alternatives reports an anyOf failure. When the value has the type of

@@ -220,6 +220,14 @@ func TestValidateMessages(t *testing.T) {
 				rejecting(issuef("/gracefulShutdown/application", "expected number from 1 to 2147483647, got -1e10000000")),
 				rejecting(issuef("/gracefulShutdown/runtime", "expected number from 1 to 2147483647, got 1e10000000")),
 			}},
+		{name: "arrays as a whole", in: `{"applications":[{"id":"a","path":"p","dependencies":["b","b"],"command":[]}],` +
+			`"metrics":{"httpCustomLabels":[{"name":"a","header":"h"},{"name":"b","header":"h"},{"name":"c","header":"h"},` +
+			`{"name":"d","header":"h"},{"name":"e","header":"h"},{"name":"f","header":"h"},{"name":"g","header":"h"},{"name":"h","header":"h"},{"name":"i","header":"h"}]}}`,
+			want: []issue{
+				rejecting(issuef("/applications/0/command", "expected at least 1 item, got 0")),
+				rejecting(issuef("/applications/0/dependencies", `expected each item once, got "b" more than once`)),
+				rejecting(issuef("/metrics/httpCustomLabels", "expected at most 8 items, got 9")),
+			}},
 		{name: "key with a slash is escaped in the pointer", in: `{"env":{"a/b":1}}`,
 			want: []issue{rejecting(issuef("/env/a~1b", "expected string, got 1"))}},
 	}
