@@ -44,6 +44,13 @@ var loadSchema = sync.OnceValues(func() (*schemaSet, error) {
 // node resolves a schema location ("#/properties/server") in the raw
 // schema, following $ref.
 func (s *schemaSet) node(location string) map[string]any {
+	m, _ := s.at(location).(map[string]any)
+	return s.deref(m)
+}
+
+// at is the schema at a location as written: an object, a boolean, or nil
+// when nothing is there.
+func (s *schemaSet) at(location string) any {
 	_, frag, _ := strings.Cut(location, "#")
 	var v any = s.raw
 	for _, seg := range splitPointer(frag) {
@@ -60,8 +67,7 @@ func (s *schemaSet) node(location string) map[string]any {
 			return nil
 		}
 	}
-	m, _ := v.(map[string]any)
-	return s.deref(m)
+	return v
 }
 
 // deref follows local $refs; the embedded schema has no remote ones.

@@ -95,8 +95,21 @@ func (s *schemaSet) checkNode(n map[string]any, loc string) error {
 			}
 		case k == "$ref":
 			ref, ok := v.(string)
-			if !ok || !strings.HasPrefix(ref, "#") || s.node(ref) == nil {
+			if !ok || !strings.HasPrefix(ref, "#") || s.at(ref) == nil {
 				return fmt.Errorf("%s: %v does not name a schema of this file", at, v)
+			}
+			// A chain of $refs that comes back to itself would never end.
+			seen := map[string]bool{loc: true}
+			for next := ref; ; {
+				_, frag, _ := strings.Cut(next, "#")
+				if seen["#"+frag] {
+					return fmt.Errorf("%s: the $ref %s leads back to itself", at, ref)
+				}
+				seen["#"+frag] = true
+				m, _ := s.at(next).(map[string]any)
+				if next, ok = m["$ref"].(string); !ok {
+					break
+				}
 			}
 		case k == "pattern":
 			p, ok := v.(string)
@@ -185,8 +198,10 @@ func (s *schemaSet) checkObject(v any, at string, n map[string]any, loc string) 
 	fail := func(keyword string) { out = append(out, &vfail{keyword: keyword, at: at, schema: loc}) }
 
 	if ref, ok := n["$ref"].(string); ok {
+		// The target as written: its own $ref and the keywords beside it
+		// both apply.
 		_, frag, _ := strings.Cut(ref, "#")
-		out = append(out, s.check(v, at, s.node(ref), "#"+frag)...)
+		out = append(out, s.check(v, at, s.at(ref), "#"+frag)...)
 	}
 	if t, ok := n["type"]; ok && !typeMatches(typeNames(t), v) {
 		// Nothing else a schema says about a value applies to one of

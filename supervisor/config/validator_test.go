@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -207,4 +208,43 @@ func referenceValues(t *testing.T) []any {
 		add(v)
 	}
 	return out
+}
+
+// TestValidatorRefs checks a $ref whose target has keywords beside its own
+// $ref, and that a chain of $refs that loops is refused.
+func TestValidatorRefs(t *testing.T) {
+	decode := func(text string) any {
+		d := json.NewDecoder(strings.NewReader(text))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	s := &schemaSet{raw: decode(`{"$defs":{"a":{"$ref":"#/$defs/b","minimum":3},"b":{"type":"integer"}},"$ref":"#/$defs/a"}`)}
+	if err := s.checkSchema(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		v    string
+		want []string
+	}{{"4", nil}, {"2", []string{"minimum"}}, {`"x"`, []string{"type"}}} {
+		var got []string
+		for _, f := range s.check(decode(tt.v), "", s.raw, "#") {
+			got = append(got, f.keyword)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: failed %v, want %v", tt.v, got, tt.want)
+		}
+	}
+	for _, schema := range []string{
+		`{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}`,
+		`{"$ref":"#"}`,
+	} {
+		s := &schemaSet{raw: decode(schema)}
+		if err := s.checkSchema(); err == nil || !strings.Contains(err.Error(), "leads back to itself") {
+			t.Errorf("%s: checkSchema = %v, want a loop refused", schema, err)
+		}
+	}
 }
