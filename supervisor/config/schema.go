@@ -128,17 +128,7 @@ func isInteger(n json.Number) bool {
 // types lists the JSON types a schema node admits, including those implied
 // by enum or const.
 func types(n map[string]any) []string {
-	var out []string
-	switch t := n["type"].(type) {
-	case string:
-		out = append(out, t)
-	case []any:
-		for _, x := range t {
-			if s, ok := x.(string); ok {
-				out = append(out, s)
-			}
-		}
-	}
+	out := typeNames(n["type"])
 	if enum, ok := n["enum"].([]any); ok && len(out) == 0 {
 		for _, e := range enum {
 			out = append(out, jsonType(e))
@@ -290,12 +280,8 @@ func (t *translator) arrayMessage(f *vfail) string {
 	items, _ := v.([]any)
 	n := t.schemas.node(f.schema)
 	if f.keyword == "uniqueItems" {
-		for i := range items {
-			for j := i + 1; j < len(items); j++ {
-				if jsonEqual(items[i], items[j]) {
-					return fmt.Sprintf("expected each item once, got %s more than once", describeValue(items[i]))
-				}
-			}
+		if i := firstRepeated(items); i >= 0 {
+			return fmt.Sprintf("expected each item once, got %s more than once", describeValue(items[i]))
 		}
 		return "expected each item once"
 	}

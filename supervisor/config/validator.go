@@ -37,17 +37,8 @@ type vfail struct {
 	branches [][]*vfail
 }
 
-// validatorKeywords are the keywords the validator implements; annotations
-// it reads past are in annotationKeywords.
-var validatorKeywords = map[string]bool{
-	"$ref": true, "type": true, "enum": true, "const": true,
-	"minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true, "multipleOf": true,
-	"minLength": true, "maxLength": true, "pattern": true,
-	"properties": true, "additionalProperties": true, "required": true,
-	"items": true, "minItems": true, "maxItems": true, "uniqueItems": true,
-	"anyOf": true, "oneOf": true, "allOf": true,
-}
-
+// annotationKeywords are the keywords the validator reads past; every
+// other keyword it implements has its case in checkNode.
 var annotationKeywords = map[string]bool{
 	"$schema": true, "$defs": true, "$comment": true, "title": true, "description": true,
 	"default": true, "examples": true, "deprecated": true, "markdownDescription": true,
@@ -138,7 +129,7 @@ func (s *schemaSet) checkNode(n map[string]any, loc string) error {
 			if _, ok := v.(bool); !ok {
 				return fmt.Errorf("%s: want a boolean", at)
 			}
-		case validatorKeywords[k] || annotationKeywords[k]:
+		case k == "const" || annotationKeywords[k]:
 		default:
 			return fmt.Errorf("%s: keyword %q is not supported by wattd's validator", at, k)
 		}
@@ -257,7 +248,7 @@ func (s *schemaSet) checkObject(v any, at string, n map[string]any, loc string) 
 		if b, ok := ratOf(n["maxItems"]); ok && count.Cmp(b) > 0 {
 			fail("maxItems")
 		}
-		if u, _ := n["uniqueItems"].(bool); u && !unique(c) {
+		if u, _ := n["uniqueItems"].(bool); u && firstRepeated(c) >= 0 {
 			fail("uniqueItems")
 		}
 		if items, ok := n["items"]; ok {
@@ -421,13 +412,15 @@ func jsonEqual(a, b any) bool {
 	return false
 }
 
-func unique(items []any) bool {
+// firstRepeated is the index of the first item that a later one repeats,
+// or -1 when every item differs from the others.
+func firstRepeated(items []any) int {
 	for i := range items {
 		for j := i + 1; j < len(items); j++ {
 			if jsonEqual(items[i], items[j]) {
-				return false
+				return i
 			}
 		}
 	}
-	return true
+	return -1
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,14 +116,12 @@ func schemaLocations(n any, loc string) []string {
 		case "anyOf", "oneOf", "allOf":
 			list, _ := m[k].([]any)
 			for i, b := range list {
-				out = append(out, schemaLocations(b, loc+"/"+k+"/"+jsonIndex(i))...)
+				out = append(out, schemaLocations(b, loc+"/"+k+"/"+strconv.Itoa(i))...)
 			}
 		}
 	}
 	return out
 }
-
-func jsonIndex(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // referenceValues collects every value (whole files and each of their
 // parts) of the repository's JSON configuration files, the smaller
@@ -245,6 +244,32 @@ func TestValidatorRefs(t *testing.T) {
 		s := &schemaSet{raw: decode(schema)}
 		if err := s.checkSchema(); err == nil || !strings.Contains(err.Error(), "leads back to itself") {
 			t.Errorf("%s: checkSchema = %v, want a loop refused", schema, err)
+		}
+	}
+}
+
+// TestValidatorRefusesUnknownKeywords checks that a schema keyword the
+// validator does not implement stops the schema from loading, while the
+// ones it implements or reads past load.
+func TestValidatorRefusesUnknownKeywords(t *testing.T) {
+	for schema, ok := range map[string]bool{
+		`{"const":1,"description":"d","default":2}`:       true,
+		`{"properties":{"a":{"enum":["x"],"title":"t"}}}`: true,
+		`{"patternProperties":{"^a":{}}}`:                 false,
+		`{"properties":{"a":{"format":"uri"}}}`:           false,
+	} {
+		d := json.NewDecoder(strings.NewReader(schema))
+		d.UseNumber()
+		var raw any
+		if err := d.Decode(&raw); err != nil {
+			t.Fatal(err)
+		}
+		err := (&schemaSet{raw: raw}).checkSchema()
+		if ok && err != nil {
+			t.Errorf("%s: %v", schema, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "is not supported")) {
+			t.Errorf("%s: checkSchema = %v, want the keyword refused", schema, err)
 		}
 	}
 }
