@@ -14,8 +14,9 @@
 //     ("cluster") and as N plain node processes each listening on the same
 //     port with SO_REUSEPORT and nothing supervising them ("reuseport", the
 //     ceiling of wattd's design; N is the fixture's worker count), the three
-//     side by side taking the load in turns (pair.go). Goals: wattd/cluster
-//     >= 1.00 in every round, wattd/reuseport >= 0.98 (median);
+//     side by side taking the load in turns (pair.go), then all at once for
+//     a steadier figure printed beside the goals (sametime.go). Goals:
+//     wattd/cluster >= 1.00 in every round, wattd/reuseport >= 0.98 (median);
 //   - crash: the same load while a worker exits every half second, under
 //     wattd, wattd with one standby worker ("wattd-standby") and cluster:
 //     failed requests, refused connections, p99 latency, and the time from a
@@ -187,6 +188,7 @@ type config struct {
 	crashClock            bool
 	jsonOut               string
 	keepLogs              bool
+	sameTime              []string
 }
 
 // roundsOf is the number of rounds scenario runs.
@@ -217,6 +219,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "scenarios to run, a comma list of "+strings.Join(allScenarios, ", "))
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep target logs even when every run went well")
+	sameTime := fs.String("same-time", strings.Join(sameTimeDefault, ","), "after its turns, each round of these scenarios also loads every side at once, targets and load generator on separate CPUs (a comma list of "+strings.Join(sameTimeScenarios, ", ")+"; none for no scenario)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -229,6 +232,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.scenarios, err = parseList(*scenarios, allScenarios, scenarioAliases); err != nil {
 		return c, fmt.Errorf("-scenarios: %w", err)
+	}
+	if *sameTime != "none" {
+		if c.sameTime, err = parseList(*sameTime, sameTimeScenarios, scenarioAliases); err != nil {
+			return c, fmt.Errorf("-same-time: %w", err)
+		}
 	}
 	switch {
 	case c.duration < 100*time.Millisecond || c.duration > time.Hour:
@@ -364,6 +372,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mesh:        env.mesh,
 		workers:     env.workers,
 		nodeVersion: env.nodeVersion,
+		sameTimeIn:  cfg.sameTime,
+	}
+	if len(cfg.sameTime) > 0 {
+		split, ok, err := newCPUSplit()
+		switch {
+		case err != nil:
+			fmt.Fprintln(stderr, "wattbench: no same-time reading:", err)
+		case !ok:
+			fmt.Fprintln(stderr, "wattbench: no same-time reading on a single CPU")
+		default:
+			b.split = &split
+		}
 	}
 
 	fmt.Fprintf(stderr, "wattbench: %d CPUs, node %s (%s), targets %s, scenarios %s, logs in %s\n",
@@ -548,6 +568,9 @@ func progressLine(r runRecord) string {
 		for _, v := range r.SliceRPS {
 			s += fmt.Sprintf(" %.1fk", v/1000)
 		}
+	}
+	if r.SameTimeRPS > 0 {
+		s += fmt.Sprintf("; at the same time %.1fk", r.SameTimeRPS/1000)
 	}
 	if r.Replace != nil && r.Replace.N > 0 {
 		s += fmt.Sprintf("; death to listening: %d, median %.0f ms, p90 %.0f ms", r.Replace.N, r.Replace.MedianMs, r.Replace.P90Ms)
@@ -764,6 +787,7 @@ func writeJSON(cfg config, env benchEnv, records []runRecord, sections []section
 			"crash_jitter_pct": cfg.crashJitter,
 			"crash_clock":      cfg.crashClock,
 			"workers":          env.workers,
+			"same_time":        cfg.sameTime,
 		},
 		"runs":     records,
 		"sections": sections,

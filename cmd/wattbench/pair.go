@@ -19,6 +19,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"slices"
 	"time"
 )
 
@@ -187,6 +189,13 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		s.stats.add(st)
 		s.stats.Elapsed += st.Elapsed
 		s.rec.SliceRPS = append(s.rec.SliceRPS, st.rate())
+	}
+	if sc := sides[0].rec.Scenario; len(sides) > 1 && b.split != nil && slices.Contains(b.sameTimeIn, sc) && ctx.Err() == nil {
+		// Without it the round still has its turns: a target whose
+		// threads the bench may not move (another user's) loses only this.
+		if err := b.sameTime(ctx, sides, b.duration, load); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "wattbench: %s round %d: no same-time reading: %v\n", sc, sides[0].rec.Round, err)
+		}
 	}
 	for _, s := range sides {
 		s.sampler.finish()

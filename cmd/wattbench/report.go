@@ -188,7 +188,8 @@ var specs = map[string]spec{
 			ratioMedian(scHello, "wattd", "reuseport", "requests/s", rps, 0.98),
 		},
 		notes: func(records []runRecord) []string {
-			return ratioNotes(records, scHello, "wattd", []string{"cluster", "reuseport"}, "requests/s", rps)
+			return append(ratioNotes(records, scHello, "wattd", []string{"cluster", "reuseport"}, "requests/s", rps),
+				sameTimeNotes(records, scHello, "wattd", []string{"cluster", "reuseport"})...)
 		},
 	},
 	scCrash: {
@@ -258,7 +259,8 @@ var specs = map[string]spec{
 			atMost(scMesh, "wattd", "tcp-fetch", "p99 latency", "ms", p99, foldMedian),
 		},
 		notes: func(records []runRecord) []string {
-			return ratioNotes(records, scMesh, "wattd", []string{"tcp-fetch", "tcp-agent"}, "requests/s", rps)
+			return append(ratioNotes(records, scMesh, "wattd", []string{"tcp-fetch", "tcp-agent"}, "requests/s", rps),
+				sameTimeNotes(records, scMesh, "wattd", []string{"tcp-fetch", "tcp-agent"})...)
 		},
 	},
 	scStart: {
@@ -303,6 +305,9 @@ var specs = map[string]spec{
 		goals: []goal{
 			ratioMedian(metricsScenario, metricsOnTarget, "wattd", "requests/s", rps, 1-metricsGoal),
 		},
+		notes: func(records []runRecord) []string {
+			return sameTimeNotes(records, metricsScenario, metricsOnTarget, []string{"wattd"})
+		},
 	},
 	scTracing: {
 		about:   "hello app under wattd with tracing on (100% sampled, OTLP/HTTP to a discarding sink) and off",
@@ -310,6 +315,9 @@ var specs = map[string]spec{
 		metrics: loadMetrics(true),
 		goals: []goal{
 			ratioMedian(scTracing, "tracing-on", "tracing-off", "requests/s", rps, tracingGoal),
+		},
+		notes: func(records []runRecord) []string {
+			return sameTimeNotes(records, scTracing, "tracing-on", []string{"tracing-off"})
 		},
 	},
 	scPromote: {

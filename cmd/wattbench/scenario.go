@@ -56,6 +56,11 @@ type runRecord struct {
 	MaxProcs   int    `json:"max_procs,omitempty"`
 	PidsSeen   int    `json:"pids_seen,omitempty"`
 	RSSSamples int    `json:"rss_samples,omitempty"`
+	// SameTimeRPS is the side's requests/s while every side of its round
+	// took load at once (sametime.go); SameTimeCPUs the Cpus_allowed_list
+	// of the sides' threads meanwhile, every distinct one.
+	SameTimeRPS  float64 `json:"same_time_rps,omitempty"`
+	SameTimeCPUs string  `json:"same_time_cpus,omitempty"`
 	// CPU use during the measured load phase, in cores (CPU seconds per
 	// wall second): the bench process itself and the target's tree.
 	BenchCores  float64 `json:"bench_cpu_cores,omitempty"`
@@ -130,6 +135,10 @@ type bench struct {
 	mesh         meshTargets
 	workers      int    // the hello fixture's worker count
 	nodeVersion  string // of the -node binary, as `node --version` prints it
+	// sameTimeIn are the scenarios that take the same-time reading, with
+	// split (sametime.go); split is nil on a single CPU.
+	sameTimeIn []string
+	split      *cpuSplit
 }
 
 // crashEvery is how often a worker dies in the crash scenario.
