@@ -153,18 +153,24 @@ func threadCPUs(pids []int) string {
 // put back after.
 func (b *bench) sameTime(ctx context.Context, sides []*pairSide, d time.Duration, load func(*pairSide, time.Duration) *loadStats) error {
 	split := b.split
-	var pids []int
+	var roots []int
 	for _, s := range sides {
-		roots := make([]int, len(s.ps))
-		for i, p := range s.ps {
-			roots[i] = p.pid
+		for _, p := range s.ps {
+			roots = append(roots, p.pid)
 		}
+	}
+	tree := func() []int {
+		var pids []int
 		for _, st := range processForest(roots) {
 			pids = append(pids, st.id.pid)
 		}
+		return pids
 	}
+	pids := tree()
 	defer func() {
-		_ = pinThreads(pids, &split.all)
+		// Listed again: a process the targets started meanwhile has the
+		// targets' mask from its parent.
+		_ = pinThreads(tree(), &split.all)
 		_ = pinThreads([]int{0}, &split.all)
 	}()
 	if err := pinThreads(pids, &split.targets); err != nil {
