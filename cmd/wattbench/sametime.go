@@ -13,7 +13,9 @@ package main
 // spread over 3 points this way against 14 in turns (hello, wattd/cluster:
 // 0.999–1.030 against 0.942–1.080), 4 against 20 (wattd/reuseport), 3
 // against 8 (tracing on/off) and 9 against 13 (metrics on/off), the
-// medians within a point of each other.
+// medians within a point of each other. From run to run it still moves by
+// 2–3 points (wattd/reuseport 0.986, then 0.954 where the turns gave
+// 0.996).
 //
 // The figure is printed beside the verdicts, which stay on the turns: it
 // compares cost per request on shared CPUs, while the goals are about the
