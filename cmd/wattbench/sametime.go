@@ -96,27 +96,39 @@ func cpuList(set unix.CPUSet) string {
 	return strings.Join(parts, ",")
 }
 
+// threads lists the thread ids of pid (0: the bench itself); a process
+// that ended meanwhile has none.
+func threads(pid int) ([]int, error) {
+	dir := "/proc/self/task"
+	if pid != 0 {
+		dir = fmt.Sprintf("/proc/%d/task", pid)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if pid != 0 && os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
 // pinThreads sets the CPUs of every thread of each process in pids (0:
 // the bench itself). Threads made later inherit the mask of the thread
 // that makes them. A process or thread that ended meanwhile is no error.
 func pinThreads(pids []int, set *unix.CPUSet) error {
 	for _, pid := range pids {
-		dir := "/proc/self/task"
-		if pid != 0 {
-			dir = fmt.Sprintf("/proc/%d/task", pid)
-		}
-		ents, err := os.ReadDir(dir)
+		tids, err := threads(pid)
 		if err != nil {
-			if pid != 0 && os.IsNotExist(err) {
-				continue
-			}
 			return err
 		}
-		for _, e := range ents {
-			tid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
+		for _, tid := range tids {
 			if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
 				return fmt.Errorf("sched_setaffinity %d: %w", tid, err)
 			}
@@ -125,23 +137,19 @@ func pinThreads(pids []int, set *unix.CPUSet) error {
 	return nil
 }
 
-// threadCPUs is the distinct Cpus_allowed_list values of the threads of
-// pids, space-separated.
+// threadCPUs is the distinct CPU lists the kernel holds for the threads
+// of pids, space-separated.
 func threadCPUs(pids []int) string {
 	var lists []string
 	for _, pid := range pids {
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, e := range ents {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, e.Name()))
-			if err != nil {
-				continue
+		tids, _ := threads(pid)
+		for _, tid := range tids {
+			var set unix.CPUSet
+			if unix.SchedGetaffinity(tid, &set) != nil {
+				continue // ended since the listing
 			}
-			for line := range strings.Lines(string(b)) {
-				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-					if v = strings.TrimSpace(v); !slices.Contains(lists, v) {
-						lists = append(lists, v)
-					}
-				}
+			if l := cpuList(set); !slices.Contains(lists, l) {
+				lists = append(lists, l)
 			}
 		}
 	}
