@@ -3,7 +3,8 @@ package ipc
 import "math"
 
 // Bounds on a worker's WindowScale: a scale past them is not the
-// protocol's, and wattd reads no quantiles from it.
+// protocol's, and wattd reads no quantiles from it. The scale's last
+// bucket ends at 2^maxWindowExp seconds at most.
 const (
 	MaxWindowBuckets = 4096
 	maxWindowSub     = 256
@@ -13,7 +14,7 @@ const (
 // Valid tells whether the scale is within the protocol's bounds.
 func (sc WindowScale) Valid() bool {
 	return sc.Sub >= 1 && sc.Sub <= maxWindowSub && sc.Buckets >= 1 && sc.Buckets <= MaxWindowBuckets &&
-		sc.MinExp >= -maxWindowExp && sc.MinExp <= maxWindowExp
+		sc.MinExp >= -maxWindowExp && sc.MinExp+(sc.Buckets+sc.Sub-1)/sc.Sub <= maxWindowExp
 }
 
 // Quantiles reads the quantiles qs (ascending) from a window's pairs of

@@ -28,6 +28,9 @@ func TestRecentQuantile(t *testing.T) {
 		"past scale":   {Window: sc, Series: []HistogramSeries{{Window: []uint64{384, 1}}}},
 		"huge scale":   {Window: &WindowScale{Sub: 16, MinExp: -17, Buckets: 1 << 30}, Series: h.Series},
 		"zero per oct": {Window: &WindowScale{Sub: 0, MinExp: -17, Buckets: 384}, Series: h.Series},
+		// Within every single bound, but its last buckets past 2^64 s and
+		// the top one past what a float64 holds.
+		"ends past 2^64": {Window: &WindowScale{Sub: 1, MinExp: 64, Buckets: 4096}, Series: []HistogramSeries{{Window: []uint64{4095, 1}}}},
 	} {
 		if got, ok := bad.RecentQuantile(0.99); ok {
 			t.Errorf("%s: quantile %v from a window that gives none", name, got)

@@ -70,7 +70,17 @@ func (b *checkBook) answered(c *ipc.Check) {
 	delete(b.waiting, c.ID)
 	b.mu.Unlock()
 	if ok {
-		ch <- *c // buffered, one send per id
+		res := *c
+		if res.StatusCode != 0 && (res.StatusCode < 100 || res.StatusCode > 599) {
+			// Not an HTTP status a probe could answer with (net/http
+			// panics on a code outside 100-999): the default answer's
+			// code stands, and the reason says what the app gave.
+			if res.Error == "" && !res.OK {
+				res.Error = fmt.Sprintf("the check asked for status %d, which is not an HTTP status", res.StatusCode)
+			}
+			res.StatusCode = 0
+		}
+		ch <- res // buffered, one send per id
 	}
 }
 
@@ -227,6 +237,7 @@ func (rt *Runtime) Readiness(ctx context.Context, timeout time.Duration) []Worke
 		for _, s := range a.slotList() {
 			s.mu.Lock()
 			st, w := s.state, s.cur
+			neverStarted, waitingFor := len(s.history) == 0, s.waitingFor
 			s.mu.Unlock()
 			r := WorkerReadiness{App: a.id, Worker: s.index}
 			if w != nil {
@@ -234,6 +245,13 @@ func (rt *Runtime) Readiness(ctx context.Context, timeout time.Duration) []Worke
 			}
 			if st != StateReady || w == nil {
 				r.Reason = "worker " + st.String()
+				if st == StateExited && neverStarted {
+					// Never started, as status shows it (slot.status).
+					r.Reason = "worker waiting"
+					if waitingFor != "" {
+						r.Reason += " for " + waitingFor
+					}
+				}
 				w = nil
 			}
 			out = append(out, r)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/ipc"
 )
 
 // touch creates the marker file a "checks" test worker looks for.
@@ -86,5 +88,27 @@ func TestHealthSignalsInStatus(t *testing.T) {
 	}
 	if len(ws.HealthSignals) != 1 {
 		t.Errorf("signals = %v, want only boot", ws.HealthSignals)
+	}
+}
+
+// TestCheckAnswerWithoutHTTPStatus: a check's answer that asks for a code
+// no HTTP status can have reaches the probe without it, and says why.
+func TestCheckAnswerWithoutHTTPStatus(t *testing.T) {
+	for _, code := range []int{42, 1000, -1} {
+		var b checkBook
+		ch := make(chan ipc.Check, 1)
+		b.waiting = map[uint64]chan ipc.Check{7: ch}
+		b.answered(&ipc.Check{ID: 7, Kind: ipc.CheckReadiness, StatusCode: code, Body: "warming up"})
+		got := <-ch
+		if got.StatusCode != 0 || got.Body != "warming up" || got.Error == "" {
+			t.Errorf("code %d: %+v, want no status code, the body, and an error", code, got)
+		}
+	}
+	var b checkBook
+	ch := make(chan ipc.Check, 1)
+	b.waiting = map[uint64]chan ipc.Check{1: ch}
+	b.answered(&ipc.Check{ID: 1, Kind: ipc.CheckReadiness, StatusCode: 503})
+	if got := <-ch; got.StatusCode != 503 || got.Error != "" {
+		t.Errorf("status 503: %+v", got)
 	}
 }

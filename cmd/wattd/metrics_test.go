@@ -730,3 +730,51 @@ func checkRequestSummary(t *testing.T, hist, sum *dto.MetricFamily) {
 		}
 	}
 }
+
+// TestAppMetricsOverFrame: an app whose own metrics would make a stats
+// report over the control channel's frame limit once JSON-escaped (a label
+// value of control characters, each six bytes in JSON) keeps its worker,
+// which wattd would kill for an oversized frame: its reports go on without
+// the app's metrics, and the worker says why.
+func TestAppMetricsOverFrame(t *testing.T) {
+	needPromFixture(t)
+	port, mport := freePort(t), freePort(t)
+	dir := metricsProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport},
+		map[string]any{"id": "web", "path": fixture("apps/prom")})
+	d := startWattd(t, dir, port, startOpts{})
+	pid := d.waitReady("web", 30*time.Second).Workers[0].PID
+	base := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	uptime := func() float64 {
+		fams, err := scrape(base, "", "")
+		if err != nil || fams["fixture_answers_total"] == nil || fams["wattd_worker_uptime_seconds"] == nil {
+			return -1 // -1: the app's metrics are not in the scrape
+		}
+		return fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue()
+	}
+	if code, _, err := get(fresh, d.url("/")); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /: %d %v", code, err)
+	}
+	waitFor(t, 20*time.Second, "the app's counter in the scrape", func() bool { return uptime() >= 0 })
+	if code, _, err := get(fresh, d.url("/escapes")); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /escapes: %d %v", code, err)
+	}
+	d.waitOutput("reporting without them", 20*time.Second)
+	// Two more reports, the worker the same.
+	var at float64
+	waitFor(t, 20*time.Second, "wattd's own series of the worker", func() bool {
+		fams, err := scrape(base, "", "")
+		if err != nil || fams["wattd_worker_uptime_seconds"] == nil {
+			return false
+		}
+		at = fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue()
+		return fams["fixture_answers_total"] == nil
+	})
+	waitFor(t, 20*time.Second, "two more seconds of the worker's uptime", func() bool {
+		fams, err := scrape(base, "", "")
+		return err == nil && fams["wattd_worker_uptime_seconds"] != nil &&
+			fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue() > at+2
+	})
+	if w := d.app("web").Workers[0]; w.PID != pid || w.Restarts != 0 {
+		t.Fatalf("worker %d (restarts %d), want %d never restarted: killed for its report", w.PID, w.Restarts, pid)
+	}
+}

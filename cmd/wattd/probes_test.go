@@ -30,4 +30,13 @@ func TestReadyProbeTakesTheAppsAnswer(t *testing.T) {
 	if err != nil || code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "warming up" {
 		t.Fatalf("/ready with the app's check failing: %d %q %v, want 503 %q", code, body, err, "warming up")
 	}
+	// A code that is no HTTP status (net/http would panic on 42) gives the
+	// probe's own failure code, with the app's body.
+	if code, body, err := get(fresh, d.url("/unready?code=42")); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /unready?code=42: %d %q %v", code, body, err)
+	}
+	code, body, err = get(fresh, ready)
+	if err != nil || code != http.StatusInternalServerError || strings.TrimSpace(body) != "warming up" {
+		t.Fatalf("/ready with the app's check asking for status 42: %d %q %v, want 500 %q", code, body, err, "warming up")
+	}
 }

@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"text/tabwriter"
 
@@ -78,7 +79,9 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 					for _, n := range s.Counts {
 						f.GCCount += n
 					}
-					f.GCSeconds += s.Sum
+					if t := f.GCSeconds + s.Sum; !math.IsInf(t, 0) && !math.IsNaN(t) {
+						f.GCSeconds = t // a worker's absurd sums must not make the JSON unencodable
+					}
 				}
 			}
 			f.Requests = w.RequestsDone

@@ -21,9 +21,11 @@ import (
 // into the endpoint's output: every series gets the applicationId and
 // workerId labels (and the configured extra labels), the families of all
 // workers with the same name become one, and a name wattd exports itself
-// stays wattd's. A worker whose text does not parse, or whose family
-// contradicts another worker's, loses that text or family for the scrape,
-// with a warning at most once a minute per worker; the scrape goes on.
+// (any of its families, whether or not a scrape has series of it, and any
+// name under the wattd_ prefix) stays wattd's. A worker whose text does not
+// parse or is over maxAppText, or whose family has another type than most
+// workers give that name, loses that text or family for the scrape, with a
+// warning at most once a minute per worker; the scrape goes on.
 
 // workerText is one worker's app metrics, as it last reported them.
 type workerText struct {
@@ -35,19 +37,38 @@ type workerText struct {
 // warnEvery bounds how often one worker's bad metrics are logged.
 const warnEvery = time.Minute
 
+// maxAppText is the most text of one worker's app metrics wattd parses,
+// the bound the Node preload keeps to (control.cjs); a worker that sends
+// more is not following the protocol.
+const maxAppText = 256 << 10
+
+// ownPrefix is the prefix of wattd's own metric names; apps may not use it.
+const ownPrefix = "wattd_"
+
 // appMerger merges the app metrics; it remembers when it last warned
 // about each worker.
 type appMerger struct {
 	log         *zap.Logger
 	appLabel    string // the application label's name
 	constLabels prometheus.Labels
+	// reserved are the sample names of every family wattd exports (each
+	// name also with _bucket, _sum and _count, whatever its type).
+	reserved map[string]bool
 
 	mu     sync.Mutex // guards warned
 	warned map[string]time.Time
 }
 
-func newAppMerger(log *zap.Logger, appLabelName string, constLabels prometheus.Labels) *appMerger {
-	return &appMerger{log: log, appLabel: appLabelName, constLabels: constLabels, warned: map[string]time.Time{}}
+// newAppMerger makes the merger; own are the names of the families wattd
+// exports.
+func newAppMerger(log *zap.Logger, appLabelName string, constLabels prometheus.Labels, own []string) *appMerger {
+	reserved := map[string]bool{}
+	for _, n := range own {
+		for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
+			reserved[n+suffix] = true
+		}
+	}
+	return &appMerger{log: log, appLabel: appLabelName, constLabels: constLabels, reserved: reserved, warned: map[string]time.Time{}}
 }
 
 func (m *appMerger) warn(w workerText, msg string, err error) {
@@ -85,7 +106,7 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 	if len(texts) == 0 {
 		return own
 	}
-	taken := map[string]bool{}
+	taken := maps.Clone(m.reserved)
 	for _, f := range own {
 		for _, n := range sampleNames(f) {
 			taken[n] = true
@@ -95,13 +116,50 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 	for k := range m.constLabels {
 		ours = append(ours, k)
 	}
-	merged := map[string]*dto.MetricFamily{}
-	var order []string
-	for _, w := range texts {
+	// Parse every worker's text first: a name's type is the one most
+	// workers give it (the first worker's, on a tie), so that one worker
+	// cannot take another app's family away by coming first.
+	parsed := make([]map[string]*dto.MetricFamily, len(texts))
+	votes := map[string]map[dto.MetricType]int{}
+	var firstType = map[string]dto.MetricType{}
+	for i, w := range texts {
+		if len(w.text) > maxAppText {
+			m.warn(w, "the app's metrics are over the size wattd takes; leaving them out",
+				fmt.Errorf("%d bytes, over %d", len(w.text), maxAppText))
+			continue
+		}
 		var p expfmt.TextParser
 		fams, err := p.TextToMetricFamilies(strings.NewReader(w.text))
 		if err != nil {
 			m.warn(w, "the app's metrics do not parse; leaving them out", err)
+			continue
+		}
+		parsed[i] = fams
+		for name, f := range fams {
+			if len(f.GetMetric()) == 0 {
+				continue
+			}
+			if votes[name] == nil {
+				votes[name] = map[dto.MetricType]int{}
+				firstType[name] = f.GetType()
+			}
+			votes[name][f.GetType()]++
+		}
+	}
+	winner := func(name string) dto.MetricType {
+		best := firstType[name]
+		for t, n := range votes[name] {
+			if n > votes[name][best] {
+				best = t
+			}
+		}
+		return best
+	}
+	merged := map[string]*dto.MetricFamily{}
+	var order []string
+	for i, w := range texts {
+		fams := parsed[i]
+		if fams == nil {
 			continue
 		}
 		added := []*dto.LabelPair{
@@ -116,14 +174,13 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 			if len(f.GetMetric()) == 0 {
 				continue // a labelled metric nothing was recorded for yet
 			}
-			if prev, ok := merged[name]; ok {
-				if prev.GetType() != f.GetType() {
-					m.warn(w, "an app metric has another type in another worker; leaving it out",
-						fmt.Errorf("%s is a %s there and a %s here", name, prev.GetType(), f.GetType()))
-					continue
-				}
-			} else {
-				clash := false
+			if want := winner(name); f.GetType() != want {
+				m.warn(w, "an app metric has another type than most workers give it; leaving it out",
+					fmt.Errorf("%s is a %s in most workers and a %s here", name, want, f.GetType()))
+				continue
+			}
+			if _, ok := merged[name]; !ok {
+				clash := strings.HasPrefix(name, ownPrefix)
 				for _, n := range sampleNames(f) {
 					clash = clash || taken[n]
 				}
@@ -147,6 +204,7 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 					continue // the parser lets a repeated series through
 				}
 				seen[key] = true
+				dedupePoints(s)
 				dst.Metric = append(dst.Metric, s)
 			}
 		}
@@ -157,6 +215,29 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 		out = append(out, merged[name])
 	}
 	return out
+}
+
+// dedupePoints keeps the first of a histogram's buckets with the same
+// upper bound and of a summary's quantiles with the same rank: the parser
+// lets repeated lines through, and a scraper would count them twice.
+func dedupePoints(s *dto.Metric) {
+	if h := s.GetHistogram(); h != nil {
+		h.Bucket = firstOfEach(h.Bucket, (*dto.Bucket).GetUpperBound)
+	}
+	if sm := s.GetSummary(); sm != nil {
+		sm.Quantile = firstOfEach(sm.Quantile, (*dto.Quantile).GetQuantile)
+	}
+}
+
+// firstOfEach keeps the first element of xs of each key.
+func firstOfEach[T any](xs []T, key func(T) float64) []T {
+	seen := map[float64]bool{}
+	return slices.DeleteFunc(xs, func(x T) bool {
+		k := key(x)
+		dup := seen[k]
+		seen[k] = true
+		return dup
+	})
 }
 
 // relabel drops the app's own labels that wattd sets (its value would

@@ -51,7 +51,7 @@ func TestAppMetricsMerge(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	c := newCollector(src, appLabel, prometheus.Labels{"env": "t"})
 	reg.MustRegister(c)
-	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.New(core), appLabel, prometheus.Labels{"env": "t"})}
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.New(core), appLabel, prometheus.Labels{"env": "t"}, c.names)}
 	fams, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -120,11 +120,90 @@ func TestAppMetricsMerge(t *testing.T) {
 	}
 	for _, k := range []string{
 		"web/the app's metrics do not parse; leaving them out",
-		"api/an app metric has another type in another worker; leaving it out",
+		"api/an app metric has another type than most workers give it; leaving it out",
 		"api/an app metric has the name of one wattd exports; leaving it out",
 	} {
 		if warned[k] == 0 {
 			t.Errorf("no warning %q; got %v", k, warned)
+		}
+	}
+}
+
+// TestAppMetricsHostile: what one worker's app metrics cannot do to the
+// endpoint. They cannot take a name wattd exports while wattd has no series
+// of it (no request served yet), nor one under wattd's prefix; a name's
+// type is the one most workers give it, not the first worker's; a text over
+// maxAppText is left out; repeated buckets and quantiles are kept once.
+func TestAppMetricsHostile(t *testing.T) {
+	squat := `# TYPE http_request_all_duration_seconds gauge
+http_request_all_duration_seconds 1
+# TYPE wattd_made_up_total counter
+wattd_made_up_total 12345
+`
+	gauge := "# TYPE jobs_total gauge\njobs_total 99\n"
+	counter := "# TYPE jobs_total counter\njobs_total 1\n"
+	dups := `# TYPE h histogram
+h_bucket{le="1"} 1
+h_bucket{le="1"} 1
+h_bucket{le="+Inf"} 2
+h_sum 3
+h_count 2
+# TYPE s summary
+s{quantile="0.5"} 1
+s{quantile="0.5"} 1
+s_sum 1
+s_count 1
+`
+	huge := "# TYPE big gauge\n" + strings.Repeat("big{n=\"x\"} 1\n", maxAppText/10)
+	src := snapshot{apps: []supervisor.AppStatus{
+		{ID: "a", Workers: []supervisor.WorkerStatus{
+			{Index: 0, PID: 1, State: "ready", AppMetrics: squat},
+			{Index: 1, PID: 1, State: "ready", AppMetrics: gauge}, // first to name jobs_total
+		}},
+		{ID: "b", Workers: []supervisor.WorkerStatus{
+			{Index: 0, PID: 1, State: "ready", AppMetrics: counter},
+			{Index: 1, PID: 1, State: "ready", AppMetrics: counter + dups},
+			{Index: 2, PID: 1, State: "ready", AppMetrics: huge},
+		}},
+	}}
+	core, logs := observer.New(zap.WarnLevel)
+	reg := prometheus.NewPedanticRegistry()
+	c := newCollector(src, appLabel, nil)
+	reg.MustRegister(c)
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.New(core), appLabel, nil, c.names)}
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	for _, n := range []string{"http_request_all_duration_seconds", "wattd_made_up_total", "big"} {
+		if byName[n] != nil {
+			t.Errorf("%s merged: %v", n, byName[n])
+		}
+	}
+	if j := byName["jobs_total"]; j.GetType() != dto.MetricType_COUNTER || len(j.GetMetric()) != 2 {
+		t.Errorf("jobs_total = %v, want the two workers' counters, not the first worker's gauge", j)
+	}
+	if h := byName["h"]; h == nil || len(h.GetMetric()[0].GetHistogram().GetBucket()) != 2 {
+		t.Errorf("h = %v, want its repeated bucket once (and +Inf)", h)
+	}
+	if sm := byName["s"]; sm == nil || len(sm.GetMetric()[0].GetSummary().GetQuantile()) != 1 {
+		t.Errorf("s = %v, want its repeated quantile once", sm)
+	}
+	var msgs []string
+	for _, e := range logs.All() {
+		msgs = append(msgs, e.Message)
+	}
+	for _, want := range []string{
+		"an app metric has the name of one wattd exports; leaving it out",
+		"an app metric has another type than most workers give it; leaving it out",
+		"the app's metrics are over the size wattd takes; leaving them out",
+	} {
+		if !slices.Contains(msgs, want) {
+			t.Errorf("no warning %q; got %q", want, msgs)
 		}
 	}
 }
@@ -145,7 +224,7 @@ func TestApplicationLabelNamesEverySeries(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	c := newCollector(src, "serviceId", prometheus.Labels{"env": "t"})
 	reg.MustRegister(c)
-	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.NewNop(), "serviceId", prometheus.Labels{"env": "t"})}
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(zap.NewNop(), "serviceId", prometheus.Labels{"env": "t"}, c.names)}
 	fams, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)

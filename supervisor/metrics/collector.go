@@ -61,6 +61,9 @@ type collector struct {
 	// appTexts are the app registries' texts the last Collect saw, for
 	// the gatherer that merges them (appmetrics.go).
 	appTexts atomic.Pointer[[]workerText]
+	// names are those of every family the collector exports, whether or
+	// not a scrape has series of it: app metrics may not take them.
+	names []string
 }
 
 // lagGauge is one of prom-client's event-loop lag gauges and where its
@@ -76,10 +79,12 @@ type lagGauge struct {
 // (httpCustomLabels), in order.
 func newCollector(src Source, appLabelName string, constLabels prometheus.Labels, requestLabels ...string) *collector {
 	w := []string{appLabel, workerLabel}
+	var names []string
 	d := func(name, help string, labels []string) *prometheus.Desc {
+		names = append(names, name)
 		return prometheus.NewDesc(name, help, withAppLabel(labels, appLabelName), constLabels)
 	}
-	return &collector{
+	c := &collector{
 		src:            src,
 		nRequestLabels: len(requestLabels),
 		own:            newOwnFamilies(d),
@@ -136,6 +141,8 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 				func(l *ipc.EventLoopLag) float64 { return l.P99 }},
 		},
 	}
+	c.names = names
+	return c
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -284,12 +291,33 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // series, must not make every scrape tens of megabytes.
 const maxWorkerSeries = 1024
 
+// maxWorkerBounds bounds the buckets of a histogram a worker reports: the
+// preload's have 11 (requests) and 6 (GC); a report with thousands would
+// make each of its series thousands of lines.
+const maxWorkerBounds = 64
+
+// validBounds reports whether bounds can be a histogram's: at most
+// maxWorkerBounds, each greater than the one before (a repeated bound
+// would merge two buckets into one).
+func validBounds(bounds []float64) bool {
+	if len(bounds) > maxWorkerBounds {
+		return false
+	}
+	for i := 1; i < len(bounds); i++ {
+		if !(bounds[i] > bounds[i-1]) {
+			return false
+		}
+	}
+	return true
+}
+
 // eachSeries calls fn with each series of h and the labels labels gives
 // it, up to maxWorkerSeries, once per label set. A series that is not a
-// histogram's (bounds out of order, counts that do not match them, labels
-// refused) is left out: the worker's report must not break the scrape.
+// histogram's (bounds out of order or too many, counts that do not match
+// them or whose total does not fit 64 bits, labels refused) is left out:
+// the worker's report must not break the scrape.
 func eachSeries(h *ipc.Histogram, labels func(ipc.HistogramSeries) []string, fn func(s ipc.HistogramSeries, lv []string)) {
-	if h == nil || !slices.IsSorted(h.Bounds) {
+	if h == nil || !validBounds(h.Bounds) {
 		return
 	}
 	seen := map[string]bool{}
@@ -299,12 +327,24 @@ func eachSeries(h *ipc.Histogram, labels func(ipc.HistogramSeries) []string, fn 
 		}
 		lv := labels(s)
 		key := strings.Join(lv, "\xff")
-		if lv == nil || len(s.Counts) != len(h.Bounds)+1 || seen[key] {
+		if lv == nil || len(s.Counts) != len(h.Bounds)+1 || seen[key] || !countsFit(s.Counts) {
 			continue
 		}
 		seen[key] = true
 		fn(s, lv)
 	}
+}
+
+// countsFit reports whether the running total of counts fits a uint64.
+func countsFit(counts []uint64) bool {
+	var n uint64
+	for _, c := range counts {
+		if n+c < n {
+			return false
+		}
+		n += c
+	}
+	return true
 }
 
 // histograms sends one series of d per series of h (see eachSeries); a

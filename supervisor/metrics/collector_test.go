@@ -317,6 +317,35 @@ func TestCollectorBoundsLyingWorker(t *testing.T) {
 		t.Errorf("nodejs_active_handles_total = %v, want 1000", got)
 	}
 
+	// Heap spaces are bounded as the types are; histograms with too many
+	// bounds, repeated bounds, or counts whose total overflows are left out.
+	var spaces []ipc.HeapSpace
+	for i := range 5000 {
+		spaces = append(spaces, ipc.HeapSpace{Space: fmt.Sprintf("s%d", i), Size: 1})
+	}
+	wide := make([]float64, maxWorkerBounds+1)
+	for i := range wide {
+		wide[i] = float64(i)
+	}
+	src = snapshot{apps: []supervisor.AppStatus{{ID: "node", Workers: []supervisor.WorkerStatus{
+		{Index: 0, PID: os.Getpid(), State: "ready", HeapTotal: 1,
+			Process:  &ipc.NodeProcess{HeapSpaces: spaces},
+			Requests: &ipc.Histogram{Bounds: wide, Series: []ipc.HistogramSeries{{Method: "GET", StatusCode: 200, Counts: make([]uint64, len(wide)+1)}}},
+			GC: &ipc.Histogram{Bounds: []float64{1, 2}, Series: []ipc.HistogramSeries{
+				{Kind: "minor", Counts: []uint64{1<<64 - 1, 1, 0}},
+			}},
+			ClientRequests: &ipc.Histogram{Bounds: []float64{1, 1, 2}, Series: []ipc.HistogramSeries{{Method: "GET", Counts: []uint64{1, 1, 1, 0}}}},
+		}}}}}
+	fams = gather(t, src)
+	if n := len(fams["nodejs_heap_space_size_total_bytes"].GetMetric()); n != maxTypes {
+		t.Errorf("nodejs_heap_space_size_total_bytes: %d series from 5000 spaces, want %d", n, maxTypes)
+	}
+	for _, name := range []string{"http_request_all_duration_seconds", "nodejs_gc_duration_seconds", "http_client_request_duration_seconds"} {
+		if got := fams[name].GetMetric(); len(got) != 0 {
+			t.Errorf("%s: %v, want nothing from a histogram that is not one", name, got)
+		}
+	}
+
 	// Header-label values where none are configured: that series is left
 	// out, the worker's others stay.
 	src = snapshot{apps: []supervisor.AppStatus{{ID: "node", Workers: []supervisor.WorkerStatus{

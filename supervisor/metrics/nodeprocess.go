@@ -64,6 +64,9 @@ func (f *processFamilies) collectWorker(ch chan<- prometheus.Metric, app, id str
 	gauge(f.external, float64(p.External), app, id)
 	seen := map[string]bool{}
 	for _, s := range p.HeapSpaces {
+		if len(seen) == maxTypes {
+			break // V8 has about ten; a worker that sends more is lying
+		}
 		if seen[s.Space] {
 			continue // a registry takes one series per label set
 		}

@@ -38,6 +38,11 @@ func probeHandler(p config.Probe, auth *config.BasicAuth, judge func(*http.Reque
 			}
 		}
 		code = firstNonZero(v.custom.StatusCode, answer.StatusCode, code)
+		if code < 100 || code > 599 {
+			// Worker answers are checked on arrival; this keeps a bad one
+			// from reaching WriteHeader, which panics outside 100-999.
+			code = http.StatusInternalServerError
+		}
 		body = firstNonZero(v.custom.Body, answer.Body, body)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(code)

@@ -53,7 +53,7 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
-	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, cfg.AppLabel, prometheus.Labels(cfg.Labels))}
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, cfg.AppLabel, prometheus.Labels(cfg.Labels), c.names)}
 	metrics := fastGzip(promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:           zap.NewStdLog(log),
 		ErrorHandling:      promhttp.ContinueOnError,

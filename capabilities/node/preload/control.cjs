@@ -118,12 +118,20 @@ function sendFrame (state, frame, onWritten) {
 }
 
 // writeFrame never throws: a broken channel just drops the message, and the
-// channel's 'close' handler takes care of the rest.
+// channel's 'close' handler takes care of the rest. A message whose frame
+// would be over MAX_FRAME, which wattd answers by killing the worker, is
+// not sent: a stats report first loses what can grow with the app (see
+// shrinkStats), anything else is dropped with a warning.
 function writeFrame (state, msg) {
   const sock = state.control
   if (!sock || sock.destroyed || !sock.writable) return
   try {
-    const body = Buffer.from(JSON.stringify(msg), 'utf8')
+    let body = Buffer.from(JSON.stringify(msg), 'utf8')
+    if (body.length > MAX_FRAME && msg.type === 'stats') body = shrinkStats(state, msg, body.length)
+    if (body.length > MAX_FRAME) {
+      warn(`not sending ${msg.type}: its ${body.length} bytes are over the ${MAX_FRAME}-byte limit of a control frame`)
+      return
+    }
     const frame = Buffer.allocUnsafe(4 + body.length)
     frame.writeUInt32BE(body.length, 0)
     body.copy(frame, 4)
@@ -134,6 +142,33 @@ function writeFrame (state, msg) {
 }
 
 // ---- stats -----------------------------------------------------------------
+
+// shrinkStats re-encodes a stats report of size bytes, over MAX_FRAME,
+// without the parts an app can grow: its own metrics' text first, then the
+// request durations' recent windows (the quantiles of a summary, one window
+// per series: many custom-label series make it large). Each part left out
+// is reported once per worker. What remains, the fixed figures and
+// bounded histograms, fits.
+function shrinkStats (state, msg, size) {
+  const stats = msg.stats
+  let body
+  if (stats.appMetrics !== undefined) {
+    delete stats.appMetrics
+    body = Buffer.from(JSON.stringify(msg), 'utf8')
+    if (!state.appMetricsOverFrame) warn(`a stats report with the app's metrics takes ${size} bytes, over the ${MAX_FRAME}-byte limit of a control frame; reporting without them`)
+    state.appMetricsOverFrame = true
+    if (body.length <= MAX_FRAME) return body
+    size = body.length
+  }
+  const series = stats.requests?.series
+  if (Array.isArray(series) && series.some((s) => s.window !== undefined)) {
+    for (const s of series) delete s.window
+    delete stats.requests.window
+    if (!state.windowsOverFrame) warn(`a stats report with the request durations' windows takes ${size} bytes, over the ${MAX_FRAME}-byte limit of a control frame; reporting without them`)
+    state.windowsOverFrame = true
+  }
+  return Buffer.from(JSON.stringify(msg), 'utf8')
+}
 
 // Bound on the text of the app's own metrics in one report, well under
 // MAX_FRAME once JSON-escaped: a registry that grows past it is reported
@@ -222,8 +257,9 @@ function readAppMetrics (state) {
   state.appMetricsReading = true
   Promise.resolve().then(() => registry.metrics()).then((text) => {
     if (typeof text !== 'string') throw new TypeError('metrics() did not give a string')
-    if (text.length > MAX_APP_METRICS) {
-      if (!state.appMetricsTooLarge) warn(`the app's metrics registry renders ${text.length} characters, over the ${MAX_APP_METRICS} wattd takes; not reporting it`)
+    const size = Buffer.byteLength(text)
+    if (size > MAX_APP_METRICS) {
+      if (!state.appMetricsTooLarge) warn(`the app's metrics registry renders ${size} bytes, over the ${MAX_APP_METRICS} wattd takes; not reporting it`)
       state.appMetricsTooLarge = true
       state.appMetrics = undefined
       return

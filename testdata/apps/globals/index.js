@@ -13,8 +13,9 @@ logger.info({ applicationId: getApplicationId(), workerId: getWorkerId() }, 'glo
 
 let healthy = true
 let ready = true
+let unreadyCode = 503
 setCustomHealthCheck(async () => healthy)
-setCustomReadinessCheck(() => ready ? true : { status: false, statusCode: 503, body: 'warming up' })
+setCustomReadinessCheck(() => ready ? true : { status: false, statusCode: unreadyCode, body: 'warming up' })
 setBasePath('/fixture')
 
 getEvents().on('closing', () => {
@@ -57,6 +58,8 @@ createServer(async (req, res) => {
       return
     case '/unready':
       ready = false
+      // ?code=N: the status the failing check asks the probe for.
+      if (url.searchParams.has('code')) unreadyCode = Number(url.searchParams.get('code'))
       res.end('unready ' + process.pid)
       return
     case '/signal':

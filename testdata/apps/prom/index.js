@@ -4,6 +4,9 @@
 // @platformatic/globals does; wattd merges them into its endpoint.
 //   /call   asks the "api" application over the mesh, then answers
 //   /fail   answers 500
+//   /escapes registers a gauge whose label value is 180,000 control
+//           characters: under the preload's bound on the text, but six
+//           times that once JSON-escaped in a stats report
 //   else    answers 200
 const http = require('node:http')
 
@@ -35,6 +38,10 @@ const server = http.createServer(async (req, res) => {
     }
   }
   if (path === '/fail') res.statusCode = 500
+  if (path === '/escapes' && registry.getSingleMetric('fixture_escapes') === undefined) {
+    new client.Gauge({ name: 'fixture_escapes', help: 'A label value that grows sixfold in JSON.', labelNames: ['v'], registers: [registry] })
+      .set({ v: '\u0001'.repeat(180000) }, 1)
+  }
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ app, worker, via }))
 })
