@@ -1,11 +1,14 @@
 package logs
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -39,28 +42,121 @@ func OutputDropped() uint64 { return outputDropped.Load() }
 // write fails, so a closed output costs neither the process nor a retry per
 // entry. It reports success to zap either way: zap would otherwise report
 // each failure on stderr, which is usually the very file that failed.
+//
+// The writes happen on a goroutine of their own, behind a queue of at most
+// maxQueued bytes: a reader that stops reading (a terminal paused with
+// Ctrl-S, a stalled log shipper, a full journald pipe) would otherwise
+// block the write, and with it every goroutine that logs, the one that
+// restarts a crashed worker included. Once the queue is full, entries are
+// dropped and counted until the reader catches up. Sync waits for the
+// queue to be written, at most syncWait, so that the last entries reach a
+// reader that reads before wattd exits, and a stalled one cannot hold the
+// exit up.
 type output struct {
 	ws     zapcore.WriteSyncer
 	broken atomic.Bool // the reader of a pipe went away; it never comes back
+
+	mu     sync.Mutex
+	queue  [][]byte // entries not yet written, oldest first
+	queued int      // their bytes
+	wake   chan struct{}
+	idle   chan struct{} // closed when queue and writer are done, then nil until the next entry
 }
 
-func newOutput(ws zapcore.WriteSyncer) *output { return &output{ws: ws} }
+// maxQueued bounds the bytes waiting for a slow reader; syncWait bounds
+// how long Sync waits for them.
+const (
+	maxQueued = 4 << 20
+	syncWait  = 2 * time.Second
+)
+
+func newOutput(ws zapcore.WriteSyncer) *output {
+	o := &output{ws: ws, wake: make(chan struct{}, 1)}
+	go o.run()
+	return o
+}
 
 func (o *output) Write(p []byte) (int, error) {
 	if o.broken.Load() {
 		outputDropped.Add(1)
 		return len(p), nil
 	}
-	if _, err := o.ws.Write(p); err != nil {
-		if errors.Is(err, syscall.EPIPE) {
-			o.broken.Store(true)
-		}
+	o.mu.Lock()
+	if o.queued+len(p) > maxQueued {
+		o.mu.Unlock()
 		outputDropped.Add(1)
+		return len(p), nil
+	}
+	o.queue = append(o.queue, bytes.Clone(p)) // zap reuses p
+	o.queued += len(p)
+	if o.idle == nil {
+		o.idle = make(chan struct{})
+	}
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
 	}
 	return len(p), nil
 }
 
+// run writes what is queued, in order, in writes of up to 64 KiB.
+func (o *output) run() {
+	var buf []byte
+	for range o.wake {
+		for {
+			o.mu.Lock()
+			q := o.queue
+			o.queue, o.queued = nil, 0
+			if len(q) == 0 {
+				if o.idle != nil {
+					close(o.idle)
+					o.idle = nil
+				}
+				o.mu.Unlock()
+				break
+			}
+			o.mu.Unlock()
+			for i := 0; i < len(q); {
+				buf = buf[:0]
+				n := 0
+				for i < len(q) && (n == 0 || len(buf)+len(q[i]) <= 64<<10) {
+					buf = append(buf, q[i]...)
+					i++
+					n++
+				}
+				o.write(buf, n)
+			}
+		}
+	}
+}
+
+// write writes n entries joined in p, or counts them dropped.
+func (o *output) write(p []byte, n int) {
+	if o.broken.Load() {
+		outputDropped.Add(uint64(n))
+		return
+	}
+	if _, err := o.ws.Write(p); err != nil {
+		if errors.Is(err, syscall.EPIPE) {
+			o.broken.Store(true)
+		}
+		outputDropped.Add(uint64(n))
+	}
+}
+
 func (o *output) Sync() error {
+	o.mu.Lock()
+	idle := o.idle
+	o.mu.Unlock()
+	if idle != nil {
+		t := time.NewTimer(syncWait)
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	if o.broken.Load() {
 		return nil
 	}

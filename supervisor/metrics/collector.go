@@ -96,7 +96,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
 		oomKills:    d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
-		dropped:     d("wattd_log_lines_dropped_total", "Log entries wattd could not write because its output was closed.", nil),
+		dropped:     d("wattd_log_lines_dropped_total", "Log entries wattd could not write: its output was closed, or not read while 4 MiB of entries waited for it.", nil),
 		logExported: d("wattd_log_records_exported_total", "Log entries sent to the OTLP logs endpoint (logger.openTelemetryExporter).", nil),
 		logExportDropped: d("wattd_log_records_dropped_total",
 			"Log entries not sent to the OTLP logs endpoint: its queue was full, or their batch failed.", nil),
