@@ -49,9 +49,9 @@ func OutputDropped() uint64 { return outputDropped.Load() }
 // block the write, and with it every goroutine that logs, the one that
 // restarts a crashed worker included. Once the queue is full, entries are
 // dropped and counted until the reader catches up. Sync waits for the
-// queue to be written, at most syncWait, so that the last entries reach a
-// reader that reads before wattd exits, and a stalled one cannot hold the
-// exit up.
+// queue to be written, at most syncWait once per stall, so that the last
+// entries reach a reader that reads before wattd exits, and a stalled one
+// cannot hold the exit up.
 type output struct {
 	ws     zapcore.WriteSyncer
 	broken atomic.Bool // the reader of a pipe went away; it never comes back
@@ -61,6 +61,10 @@ type output struct {
 	queued int      // their bytes
 	wake   chan struct{}
 	idle   chan struct{} // closed when queue and writer are done, then nil until the next entry
+	// stalled: a Sync gave up waiting and the queue has not been written
+	// since; later Syncs do not wait (an entry at fatal level syncs, and a
+	// worker crashing in a loop prints one each time).
+	stalled atomic.Bool
 }
 
 // maxQueued bounds the bytes waiting for a slow reader; syncWait bounds
@@ -113,6 +117,7 @@ func (o *output) run() {
 					close(o.idle)
 					o.idle = nil
 				}
+				o.stalled.Store(false)
 				o.mu.Unlock()
 				break
 			}
@@ -149,11 +154,12 @@ func (o *output) Sync() error {
 	o.mu.Lock()
 	idle := o.idle
 	o.mu.Unlock()
-	if idle != nil {
+	if idle != nil && !o.stalled.Load() {
 		t := time.NewTimer(syncWait)
 		select {
 		case <-idle:
 		case <-t.C:
+			o.stalled.Store(true)
 		}
 		t.Stop()
 	}

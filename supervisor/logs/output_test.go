@@ -76,6 +76,15 @@ func TestOutputDoesNotBlockOnStalledReader(t *testing.T) {
 	if OutputDropped() == before {
 		t.Fatal("nothing dropped although the reader read nothing")
 	}
+	// Sync waits for the stalled reader once, at most syncWait, then not
+	// again until the queue is written.
+	for i, most := range []time.Duration{syncWait + time.Second, 500 * time.Millisecond} {
+		start := time.Now()
+		_ = log.Sync()
+		if took := time.Since(start); took > most {
+			t.Fatalf("Sync %d on a stalled reader took %s, want at most %s", i+1, took, most)
+		}
+	}
 	// The reader comes back: what was queued, then the entries logged
 	// from then on, arrive.
 	seen := make(chan struct{})
