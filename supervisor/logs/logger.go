@@ -91,7 +91,9 @@ func NewWith(out *os.File, setup Setup) (*zap.Logger, zap.AtomicLevel, error) {
 	if out == nil {
 		return nil, zap.AtomicLevel{}, fmt.Errorf("logs: nil output file")
 	}
-	return newLogger(setup, zapcore.Lock(newOutput(out)), term.IsTerminal(int(out.Fd())), os.Getenv)
+	fi, err := out.Stat()
+	async := err != nil || !fi.Mode().IsRegular()
+	return newLogger(setup, zapcore.Lock(newOutput(out, async)), term.IsTerminal(int(out.Fd())), os.Getenv)
 }
 
 // newLogger is NewWith with its environment made explicit so tests can

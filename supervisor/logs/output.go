@@ -43,8 +43,8 @@ func OutputDropped() uint64 { return outputDropped.Load() }
 // entry. It reports success to zap either way: zap would otherwise report
 // each failure on stderr, which is usually the very file that failed.
 //
-// The writes happen on a goroutine of their own, behind a queue of at most
-// maxQueued bytes: a reader that stops reading (a terminal paused with
+// Unless the output is a regular file, the writes happen on a goroutine of
+// their own, behind a queue of at most maxQueued bytes: a reader that stops reading (a terminal paused with
 // Ctrl-S, a stalled log shipper, a full journald pipe) would otherwise
 // block the write, and with it every goroutine that logs, the one that
 // restarts a crashed worker included. Once the queue is full, entries are
@@ -74,15 +74,25 @@ const (
 	syncWait  = 2 * time.Second
 )
 
-func newOutput(ws zapcore.WriteSyncer) *output {
-	o := &output{ws: ws, wake: make(chan struct{}, 1)}
-	go o.run()
+// newOutput makes the output of ws, writing on a goroutine of its own when
+// async: a regular file does not stall the way a pipe, a socket or a
+// terminal can, and is written to directly.
+func newOutput(ws zapcore.WriteSyncer, async bool) *output {
+	o := &output{ws: ws}
+	if async {
+		o.wake = make(chan struct{}, 1)
+		go o.run()
+	}
 	return o
 }
 
 func (o *output) Write(p []byte) (int, error) {
 	if o.broken.Load() {
 		outputDropped.Add(1)
+		return len(p), nil
+	}
+	if o.wake == nil {
+		o.write(p, 1)
 		return len(p), nil
 	}
 	o.mu.Lock()
