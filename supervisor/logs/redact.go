@@ -191,10 +191,23 @@ func (r *Redactor) Fields(fields []zapcore.Field) []zapcore.Field {
 	}
 	var out []zapcore.Field
 	for i, f := range fields {
-		if !r.touches(f.Key) {
-			continue
+		var (
+			nf      zapcore.Field
+			changed bool
+		)
+		if orig, ok := renamedFrom(f); ok {
+			// f.Key[:len(clashPrefix)-1] is "worker", the first member of
+			// the key spelt with dots.
+			if !r.touches(orig) && !r.touches(f.Key) && !r.touches(f.Key[:len(clashPrefix)-1]) {
+				continue
+			}
+			nf, changed = r.renamedField(f, orig)
+		} else {
+			if !r.touches(f.Key) {
+				continue
+			}
+			nf, changed = r.field(f)
 		}
-		nf, changed := r.field(f)
 		if !changed {
 			continue
 		}
@@ -225,6 +238,64 @@ func (r *Redactor) field(f zapcore.Field) (zapcore.Field, bool) {
 		return zap.String(f.Key, s), true
 	}
 	return zap.Any(f.Key, red), true
+}
+
+// renamedField redacts a worker member that parseRecord renamed from orig
+// to f.Key (name to worker.name). The paths reach it under its key in the
+// app's record, as the app's own pino would, and under the key it is
+// logged under, quoted (["worker.name"]) or spelt with dots (worker.name),
+// as the reader of wattd's output sees it.
+func (r *Redactor) renamedField(f zapcore.Field, orig string) (zapcore.Field, bool) {
+	if f.Type == zapcore.SkipType {
+		return f, false
+	}
+	// The value is decoded once, when a path first goes below the member;
+	// a string or number has no members, and only a path ending at the
+	// member itself changes it.
+	var (
+		generic             any
+		decoded, structured bool
+	)
+	for _, segs := range r.paths {
+		rest, ok := belowRenamed(segs, orig, f.Key)
+		switch {
+		case !ok:
+		case len(rest) == 0:
+			return zap.String(f.Key, r.censor), true
+		default:
+			if !decoded {
+				generic, structured = genericOf(f)
+				decoded = true
+			}
+			if structured {
+				r.apply(generic, rest)
+			}
+		}
+	}
+	if !structured {
+		return f, false
+	}
+	return zap.Any(f.Key, generic), true
+}
+
+// belowRenamed gives the rest of path segs once it has reached a member
+// renamed from orig to key, and false when the path does not reach it.
+func belowRenamed(segs []string, orig, key string) ([]string, bool) {
+	if segs[0] == "*" || segs[0] == orig || segs[0] == key {
+		return segs[1:], true
+	}
+	// key's parts between the dots, one path member each.
+	left := key
+	for i, s := range segs {
+		if left == s {
+			return segs[i+1:], true
+		}
+		if len(left) <= len(s) || left[len(s)] != '.' || left[:len(s)] != s {
+			return nil, false
+		}
+		left = left[len(s)+1:]
+	}
+	return nil, false
 }
 
 // genericOf is a structured field's value as fresh maps and slices.
