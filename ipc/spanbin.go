@@ -65,6 +65,9 @@ const (
 	// (MaxAttributeValue characters of up to three bytes).
 	MaxSpanTarget = 3 * MaxAttributeValue
 	maxSpanMethod = 64
+	// maxHTTPStatus is the highest status code a span may carry, in the
+	// binary form as in the JSON one (SpanHTTP).
+	maxHTTPStatus = 999
 )
 
 // HTTPSpan is one record of a binary spans frame. Its strings point into
@@ -112,10 +115,13 @@ func DecodeHTTPSpansInto(dst []HTTPSpan, p []byte) (spans []HTTPSpan, dropped in
 		dropped = count - keep
 		firstErr = fmt.Errorf("%w: %d spans in one frame, limit %d", ErrInvalidSpan, count, MaxSpansPerFrame)
 	}
-	if cap(dst) >= keep {
-		spans = dst[:keep]
+	// A frame cannot hold more records than its bytes allow, whatever its
+	// count says: room for those, and for the one that is found cut short.
+	room := min(keep, len(p)/minSpanRecord+1)
+	if cap(dst) >= room {
+		spans = dst[:room]
 	} else {
-		spans = make([]HTTPSpan, keep)
+		spans = make([]HTTPSpan, room)
 	}
 	n := 0
 	for i := 0; i < keep; i++ {
@@ -140,10 +146,18 @@ func DecodeHTTPSpansInto(dst []HTTPSpan, p []byte) (spans []HTTPSpan, dropped in
 		n++
 	}
 	if n < len(spans) {
-		clear(spans[n:])
+		// Every record is decoded into spans[n], so only that entry can
+		// hold what an invalid one left; the entries past it are as dst
+		// had them. Clearing them all would cost a frame that claims
+		// thousands of records and holds none as much as a full one.
+		spans[n] = HTTPSpan{}
 	}
 	return spans[:n], dropped, firstErr
 }
+
+// minSpanRecord is the fewest bytes a record takes: raw ids, no parent, a
+// method and target of one byte between them, no host.
+const minSpanRecord = spanBinFixedRaw + 3 + 1 + 2 + 2
 
 // The fixed part of a record, ids included: hex ids and raw ones.
 const (
@@ -224,6 +238,9 @@ func decodeHTTPSpan(p []byte, s *HTTPSpan) (rest []byte, err error) {
 	}
 	if s.EndMs < s.StartMs {
 		return bad("end %v is before start %v", s.EndMs, s.StartMs)
+	}
+	if s.Status > maxHTTPStatus {
+		return bad("status %d is not 0 to %d", s.Status, maxHTTPStatus)
 	}
 	if ml == 0 || ml > maxSpanMethod || mt[ml] != ' ' {
 		return bad("method of %d bytes, or no space after it", ml)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,6 +65,8 @@ func TestHTTPSpansInvalid(t *testing.T) {
 		{"empty method", func(s *HTTPSpan) { s.Method = "" }, "method"},
 		{"method with a space", func(s *HTTPSpan) { s.Method = "G T" }, "HTTP token"},
 		{"long target", func(s *HTTPSpan) { s.Target = strings.Repeat("a", MaxSpanTarget+1) }, "over the limit"},
+		{"status over 999", func(s *HTTPSpan) { s.Status = 1000 }, "status 1000 is not 0 to 999"},
+		{"status 65535", func(s *HTTPSpan) { s.Status = 65535 }, "status 65535"},
 	}
 	for _, raw := range []byte{0, SpanBinRawIDs} {
 		for _, c := range cases {
@@ -106,6 +110,56 @@ func TestHTTPSpansInvalid(t *testing.T) {
 	}
 	if out, dropped, _ := DecodeHTTPSpans([]byte{1}); len(out) != 0 || dropped != 1 {
 		t.Errorf("no count: %d %d", len(out), dropped)
+	}
+}
+
+// TestHTTPSpansStatusRange: the binary form takes the statuses the JSON
+// form takes, 0 to 999, and no others.
+func TestHTTPSpansStatusRange(t *testing.T) {
+	var in []HTTPSpan
+	for _, st := range []uint16{0, 200, 999, 1000, 65535} {
+		s := httpSpan(SpanBinServer, "GET", "/", "h")
+		s.Status = st
+		in = append(in, s)
+	}
+	out, dropped, err := DecodeHTTPSpans(AppendHTTPSpans(nil, in)[5:])
+	if len(out) != 3 || dropped != 2 || out[2].Status != 999 {
+		t.Errorf("%d kept, %d dropped (%v), want 0, 200 and 999 kept", len(out), dropped, err)
+	}
+}
+
+// TestHTTPSpansClaimedCount: a frame that claims more records than its
+// bytes can hold costs what it holds. The decoder writes only the entries
+// of dst it decodes into (the rest keep what they had, so nothing is
+// cleared past them), and without a dst it makes room for the records
+// the bytes allow, not for the count.
+func TestHTTPSpansClaimedCount(t *testing.T) {
+	sentinel := httpSpan(SpanBinClient, "PUT", "/kept", "sentinel")
+	dst := make([]HTTPSpan, MaxSpansPerFrame)
+	for i := range dst {
+		dst[i] = sentinel
+	}
+	good := httpSpan(SpanBinServer, "GET", "/", "h")
+	good.Flags = SpanBinRawIDs // the smallest records
+	for _, records := range []int{0, 1, 2} {
+		p := AppendHTTPSpans(nil, slices.Repeat([]HTTPSpan{good}, records))[5:]
+		binary.LittleEndian.PutUint16(p, MaxSpansPerFrame) // the count lies
+		out, dropped, err := DecodeHTTPSpansInto(dst, p)
+		if len(out) != records || dropped != MaxSpansPerFrame-records || !strings.Contains(fmt.Sprint(err), "cut short") {
+			t.Errorf("%d records claiming %d: %d kept, %d dropped, %v", records, MaxSpansPerFrame, len(out), dropped, err)
+		}
+		if dst[records] != (HTTPSpan{}) {
+			t.Errorf("%d records: the entry decoded into last still holds %+v", records, dst[records])
+		}
+		for i := records + 1; i < len(dst); i++ {
+			if dst[i] != sentinel {
+				t.Fatalf("%d records: entry %d past those written was changed: %+v", records, i, dst[i])
+			}
+		}
+		out, _, _ = DecodeHTTPSpans(p)
+		if cap(out) > records+1 {
+			t.Errorf("%d records claiming %d: room made for %d", records, MaxSpansPerFrame, cap(out))
+		}
 	}
 }
 

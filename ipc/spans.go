@@ -441,8 +441,8 @@ func (s *Span) Validate() error {
 		if len(h.Target) > MaxSpanTarget || len(h.Host) > MaxSpanTarget || !utf8.ValidString(h.Target) || !utf8.ValidString(h.Host) {
 			return bad("http: target or host over %d bytes or not UTF-8", MaxSpanTarget)
 		}
-		if h.Status < 0 || h.Status > 999 {
-			return bad("http: status %d is not 0 to 999", h.Status)
+		if h.Status < 0 || h.Status > maxHTTPStatus {
+			return bad("http: status %d is not 0 to %d", h.Status, maxHTTPStatus)
 		}
 	}
 	switch s.Kind {

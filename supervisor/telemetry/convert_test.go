@@ -346,3 +346,30 @@ func TestJSONServerSpanWithHTTP(t *testing.T) {
 		t.Errorf("named span: %q %v %v", n.Name, n.Status, attrMap(n.Attributes))
 	}
 }
+
+// TestHTTPSpanPort: a Host header's port is server.port only when it is
+// one, 0 to 65535 in decimal digits, in a binary span as in a JSON one.
+func TestHTTPSpanPort(t *testing.T) {
+	for host, want := range map[string]string{
+		"h:8080": "8080", "h:65535": "65535", "h:65536": "", "h:99999999999999999999": "", "h:-1": "", "h:+80": "", "h:": "", "[::1]:443": "443",
+	} {
+		s := ipc.HTTPSpan{Kind: ipc.SpanBinServer, Status: 200, StartMs: 1764672000123, EndMs: 1764672000124, Method: "GET", Target: "/", Host: host}
+		s.TraceID[0], s.SpanID[0] = 1, 2
+		decoded, _, err := ipc.DecodeHTTPSpans(ipc.AppendHTTPSpans(nil, []ipc.HTTPSpan{s})[5:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := attrMap(SpansFromHTTP(decoded)[0].Attributes)
+		if got["server.port"] != want {
+			t.Errorf("Host %q: server.port %q, want %q", host, got["server.port"], want)
+		}
+		js := fmt.Sprintf(`[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","kind":"server","startMs":1764672000123,"endMs":1764672000124,"http":{"method":"GET","target":"/","host":%q,"status":200}}]`, host)
+		spans, _, err := ipc.DecodeSpans([]byte(js))
+		if err != nil || len(spans) != 1 {
+			t.Fatalf("JSON span: %v", err)
+		}
+		if got := attrMap(SpansFromJSON(spans)[0].Attributes); got["server.port"] != want {
+			t.Errorf("JSON Host %q: server.port %q, want %q", host, got["server.port"], want)
+		}
+	}
+}

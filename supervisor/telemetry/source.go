@@ -4,12 +4,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -18,6 +20,7 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/mesh"
@@ -139,24 +142,34 @@ func (s *Source) Ingest(raw json.RawMessage) {
 	if len(spans) == 0 {
 		return
 	}
-	s.enqueue(batch{src: s, pb: spansFromJSON(spans), scopes: scopesOf(spans)})
+	pb := spansFromJSON(spans)
+	sizes := make([]int32, len(pb))
+	var mem int64
+	for i, sp := range pb {
+		sizes[i] = int32(proto.Size(sp))
+		mem += int64(spanMem(sp))
+	}
+	s.enqueue(batch{src: s, pb: pb, scopes: scopesOf(spans), sizes: sizes, mem: mem})
 }
 
 // IngestBinary is Ingest for a binary spans frame's payload (after its
-// tag). The payload is copied: the caller may reuse it once this returns.
+// tag). The valid records' strings are copied: the caller may reuse the
+// payload once this returns, and what the frame held besides them
+// (invalid records, bytes after the last one) is not kept.
 func (s *Source) IngestBinary(payload []byte) {
 	if s == nil {
 		return
 	}
-	blk := getBlock(payload)
-	spans, dropped, firstErr := ipc.DecodeHTTPSpansInto(blk.spans, blk.data)
+	blk := blocks.Get().(*spanBlock)
+	spans, dropped, firstErr := ipc.DecodeHTTPSpansInto(blk.spans, payload)
 	blk.spans = spans
 	s.received(len(spans), dropped, firstErr)
 	if len(spans) == 0 {
 		putBlock(blk)
 		return
 	}
-	s.enqueue(batch{src: s, http: spans, blk: blk})
+	blk.keep()
+	s.enqueue(batch{src: s, http: blk.spans, blk: blk, mem: blk.mem()})
 }
 
 // spanBlock holds a binary frame's spans (whose strings point into data)
@@ -177,10 +190,55 @@ var blocks = sync.Pool{New: func() any { return new(spanBlock) }}
 // maxPooledBlock bounds the frames whose memory is kept for reuse.
 const maxPooledBlock = ipc.MaxFrame
 
-func getBlock(payload []byte) *spanBlock {
-	b := blocks.Get().(*spanBlock)
-	b.data = append(b.data[:0], payload...)
-	return b
+// blockSlack is how much larger than its spans need a pooled block's
+// memory may be and still hold them; past it the block gets memory of
+// the right size. A block's memory is what its spans keep alive while
+// they are queued: a frame of one span must not keep the room a frame of
+// thousands needed.
+const blockSlack = 4096
+
+// oversized reports whether a pooled slice of capacity have is too large
+// to hold need.
+func oversized(have, need int) bool { return have > 2*need+blockSlack }
+
+// keep copies the strings of b's spans, which point into the frame they
+// were decoded from, into b's data, and gives b the memory its spans
+// need and little more.
+func (b *spanBlock) keep() {
+	n := 0
+	for i := range b.spans {
+		n += len(b.spans[i].MethodTarget) + len(b.spans[i].Host)
+	}
+	if cap(b.data) < n || oversized(cap(b.data), n) {
+		b.data = make([]byte, 0, n)
+	}
+	// The strings point into data, which must not move: it has the room
+	// for all of them from the start.
+	data := b.data[:0]
+	str := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		at := len(data)
+		data = append(data, s...)
+		return unsafe.String(&data[at], len(s))
+	}
+	for i := range b.spans {
+		h := &b.spans[i]
+		h.MethodTarget = str(h.MethodTarget)
+		h.Method = h.MethodTarget[:len(h.Method)]
+		h.Target = h.MethodTarget[len(h.Method)+1:]
+		h.Host = str(h.Host)
+	}
+	b.data = data
+	if sz := int(unsafe.Sizeof(ipc.HTTPSpan{})); oversized(cap(b.spans)*sz, len(b.spans)*sz) {
+		b.spans = slices.Clone(b.spans)
+	}
+}
+
+// mem is the memory b's spans keep alive.
+func (b *spanBlock) mem() int64 {
+	return int64(cap(b.data)) + int64(cap(b.spans))*int64(unsafe.Sizeof(ipc.HTTPSpan{}))
 }
 
 func putBlock(b *spanBlock) {
@@ -370,7 +428,7 @@ func describeHTTP(h *ipc.HTTPSpan, w spanWriter) {
 				host, port = host[:c], host[c+1:]
 			}
 			w.str("server.address", clipValue(host))
-			if n, err := strconv.Atoi(port); err == nil {
+			if n, ok := portNumber(port); ok {
 				w.int("server.port", int64(n))
 			}
 		}
@@ -486,6 +544,22 @@ func statusText(c uint16) string {
 	return strconv.Itoa(int(c))
 }
 
+// portNumber reads a Host header's port: decimal digits, at most 65535,
+// as a TCP port is (strconv.Atoi would take a sign and any size).
+func portNumber(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 5 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, n <= 65535
+}
+
 func lastByte(s string, b byte) int {
 	for i := len(s) - 1; i >= 0; i-- {
 		if s[i] == b {
@@ -594,6 +668,46 @@ func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 		}
 	}
 	return a.ptrs
+}
+
+// The memory of the parts of an OTLP span, for spanMem: each struct with
+// the pointer to it, and a value with the wrapper of its one field.
+var (
+	memSpan  = int(unsafe.Sizeof(tracepb.Span{}) + unsafe.Sizeof(tracepb.Status{}) + 2*unsafe.Sizeof(uintptr(0)))
+	memValue = int(unsafe.Sizeof(commonpb.AnyValue{}) + unsafe.Sizeof(commonpb.AnyValue_StringValue{}) + unsafe.Sizeof(uintptr(0)))
+	memKV    = int(unsafe.Sizeof(commonpb.KeyValue{})+unsafe.Sizeof(uintptr(0))) + memValue
+	memArray = int(unsafe.Sizeof(commonpb.ArrayValue{}))
+	memEvent = int(unsafe.Sizeof(tracepb.Span_Event{}) + unsafe.Sizeof(uintptr(0)))
+	memLink  = int(unsafe.Sizeof(tracepb.Span_Link{}) + unsafe.Sizeof(uintptr(0)))
+)
+
+// spanMem is the memory a JSON message's span keeps alive in OTLP form:
+// its structs and its strings. Its encoded size (proto.Size) says little
+// of it: a list item of two bytes in the message takes some 80 here.
+func spanMem(sp *tracepb.Span) int {
+	n := memSpan + len(sp.TraceId) + len(sp.SpanId) + len(sp.ParentSpanId) + len(sp.Name) + len(sp.GetStatus().GetMessage())
+	n += attrsMem(sp.Attributes)
+	for _, e := range sp.Events {
+		n += memEvent + len(e.Name) + attrsMem(e.Attributes)
+	}
+	for _, l := range sp.Links {
+		n += memLink + len(l.TraceId) + len(l.SpanId) + attrsMem(l.Attributes)
+	}
+	return n
+}
+
+func attrsMem(kvs []*commonpb.KeyValue) int {
+	n := 0
+	for _, kv := range kvs {
+		n += memKV + len(kv.Key) + len(kv.Value.GetStringValue())
+		if arr := kv.Value.GetArrayValue(); arr != nil {
+			n += memArray
+			for _, v := range arr.Values {
+				n += memValue + len(v.GetStringValue())
+			}
+		}
+	}
+	return n
 }
 
 // withHTTP completes a JSON server span that carries its request (http,

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,14 +46,23 @@ const (
 	// DefaultQueueSize bounds the spans waiting for one exporter: four
 	// workers' worth of their own queue (4096 each) before any is dropped.
 	DefaultQueueSize = 16384
+	// DefaultQueueBytes bounds the memory the spans waiting for one
+	// exporter keep alive (spanMem, batch.mem). A span may legally carry
+	// close to a frame's worth of attributes and events (1 MiB), so the
+	// count alone would let a queue hold gigabytes while its collector is
+	// slow. 16384 ordinary spans take a few MiB.
+	DefaultQueueBytes = 64 << 20
 	// DefaultBatchSize is the most spans one export carries. wattd gathers
 	// the spans of every worker, as a collector does, so its batches are
 	// larger than an SDK's (512): each export costs a request and a few
 	// wake-ups whatever it carries. maxExportBytes bounds them too.
 	DefaultBatchSize = 4096
-	// maxExportBytes is the size past which a batch is exported before it
-	// holds DefaultBatchSize spans (as estimated by batch.size): well under
-	// the 4 MiB a collector's gRPC receiver takes by default.
+	// maxExportBytes bounds the encoded spans of one export (batch.spanSize)
+	// before it holds DefaultBatchSize spans: well under the 4 MiB a
+	// collector's gRPC receiver takes by default. One export mixes the
+	// spans of every application, so one too large would lose them all.
+	// A span larger on its own (an application's, with many events) goes
+	// alone.
 	maxExportBytes = 1 << 20
 	// DefaultInterval is how long a span waits for its batch to fill.
 	DefaultInterval = time.Second
@@ -71,6 +81,7 @@ type Options struct {
 	// (wattd's own log goes to stderr, so the two never mix lines).
 	Stdout        io.Writer
 	QueueSize     int
+	QueueBytes    int64 // default DefaultQueueBytes
 	BatchSize     int
 	Interval      time.Duration
 	ExportTimeout time.Duration
@@ -92,7 +103,7 @@ type Pipeline struct {
 type AppCounts struct {
 	Received  atomic.Uint64 // spans that arrived from its workers, valid or not
 	Invalid   atomic.Uint64 // dropped: they broke the spans message's rules
-	QueueFull atomic.Uint64 // dropped: an exporter's queue was full (counted once per span)
+	QueueFull atomic.Uint64 // dropped: an exporter's queue was full, in spans or bytes (counted once per span)
 }
 
 // Counts is a snapshot of AppCounts.
@@ -117,6 +128,9 @@ func New(opts Options) (_ *Pipeline, err error) {
 	// processor, which this queue stands in for, then the defaults.
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = envInt("OTEL_BSP_MAX_QUEUE_SIZE", DefaultQueueSize)
+	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = DefaultQueueBytes
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = min(envInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DefaultBatchSize), opts.QueueSize)
@@ -157,6 +171,7 @@ func New(opts Options) (_ *Pipeline, err error) {
 			closer:   closer,
 			queue:    make(chan batch, opts.QueueSize),
 			limit:    int64(opts.QueueSize),
+			memLimit: opts.QueueBytes,
 			stop:     make(chan struct{}),
 			done:     make(chan struct{}),
 			batch:    opts.BatchSize,
@@ -333,8 +348,15 @@ type batch struct {
 	// scopes, when not nil, is the instrumentation scope of each of pb
 	// (nil for wattd's): an application's own spans name their tracer.
 	scopes []*commonpb.InstrumentationScope
-	http   []ipc.HTTPSpan
-	blk    *spanBlock // holds http's memory; released once exported or dropped
+	// sizes is the encoded size of each of pb (proto.Size), taken once
+	// when the message arrives: exports are cut by it.
+	sizes []int32
+	http  []ipc.HTTPSpan
+	blk   *spanBlock // holds http's memory; released once exported or dropped
+	// mem is the memory the message's spans keep alive until every
+	// exporter is done with them, counted against each queue's byte
+	// bound. A split batch's parts keep the whole of it.
+	mem int64
 }
 
 func (b *batch) len() int { return len(b.pb) + len(b.http) }
@@ -347,21 +369,38 @@ func (b *batch) scope(i int) instrumentation.Scope {
 	return instrumentation.Scope{Name: b.scopes[i].Name, Version: b.scopes[i].Version}
 }
 
-// size estimates the bytes b's spans take in an export: the strings they
-// carry and what the ids, times and attribute keys add to them.
-func (b *batch) size() int {
-	n := 0
-	for i := range b.http {
-		h := &b.http[i]
-		n += 220 + 2*len(h.MethodTarget) + len(h.Host)
+// spanSize is the bytes span i of b takes in an export: exactly, for a
+// JSON message's span; for an HTTP span, an estimate of what describeHTTP
+// writes. Its name and url.path or url.full repeat the target, and its
+// attribute keys, ids and times take 170 to 330 bytes more, by its kind
+// and status: an HTTP span's strings are bounded, so a batch of them is
+// never far from its estimate.
+func (b *batch) spanSize(i int) int {
+	if b.pb != nil {
+		return int(b.sizes[i])
 	}
-	for _, sp := range b.pb {
-		n += 120 + len(sp.Name)
-		for _, kv := range sp.Attributes {
-			n += 16 + len(kv.Key) + len(kv.GetValue().GetStringValue())
+	h := &b.http[i]
+	return httpSpanBytes + 2*len(h.MethodTarget) + len(h.Host)
+}
+
+// httpSpanBytes is what an HTTP span's export takes besides its strings,
+// on average.
+const httpSpanBytes = 256
+
+// fit returns how many of b's first spans fit in an export that has room
+// for spans more spans and bytes more bytes, and their size. first says
+// the export is empty: its first span goes in whatever its size, alone
+// if it must.
+func (b *batch) fit(spans, bytes int, first bool) (n, size int) {
+	for n < b.len() && n < spans {
+		sz := b.spanSize(n)
+		if size+sz > bytes && !(first && n == 0) {
+			break
 		}
+		size += sz
+		n++
 	}
-	return n
+	return n, size
 }
 
 // split returns the first n spans of b and the rest, each holding b's
@@ -373,6 +412,7 @@ func (b batch) split(n int) (head, tail batch) {
 	}
 	if b.pb != nil {
 		head.pb, tail.pb = b.pb[:n:n], b.pb[n:]
+		head.sizes, tail.sizes = b.sizes[:n:n], b.sizes[n:]
 		if b.scopes != nil {
 			head.scopes, tail.scopes = b.scopes[:n:n], b.scopes[n:]
 		}
@@ -396,8 +436,7 @@ func (p *Pipeline) enqueue(b batch) (full int) {
 		return n
 	}
 	for _, s := range p.sinks {
-		if s.queued.Add(int64(n)) > s.limit {
-			s.queued.Add(-int64(n))
+		if !s.reserve(n, b.mem) {
 			full = n
 			continue
 		}
@@ -407,7 +446,7 @@ func (p *Pipeline) enqueue(b batch) (full int) {
 		select {
 		case s.queue <- b:
 		default:
-			s.queued.Add(-int64(n))
+			s.unreserve(n, b.mem)
 			full = n
 			b.blk.release()
 		}
@@ -560,6 +599,8 @@ type sink struct {
 	queue    chan batch
 	queued   atomic.Int64 // spans in queue
 	limit    int64        // most spans in queue
+	mem      atomic.Int64 // what the queue's batches keep alive (batch.mem)
+	memLimit int64        // most of it
 	batch    int
 	interval time.Duration
 	timeout  time.Duration
@@ -575,6 +616,26 @@ type sink struct {
 	failed   atomic.Uint64
 }
 
+// reserve counts a message of n spans keeping mem bytes alive into s's
+// queue, unless the queue would then be over either of its bounds.
+func (s *sink) reserve(n int, mem int64) bool {
+	if s.queued.Add(int64(n)) > s.limit {
+		s.queued.Add(-int64(n))
+		return false
+	}
+	if s.mem.Add(mem) > s.memLimit {
+		s.unreserve(n, mem)
+		return false
+	}
+	return true
+}
+
+// unreserve takes a message out of the queue's counts.
+func (s *sink) unreserve(n int, mem int64) {
+	s.queued.Add(-int64(n))
+	s.mem.Add(-mem)
+}
+
 // run batches the queue into exports until shutdown, then exports what
 // is left within shutdown's deadline.
 func (s *sink) run() {
@@ -585,20 +646,26 @@ func (s *sink) run() {
 	n := 0    // spans in buf
 	size := 0 // their estimated bytes
 	// take adds a message's spans, exporting every time s.batch are
-	// waiting or they hold maxExportBytes: a message larger than the
-	// room left is split.
+	// waiting or the next span would take them past maxExportBytes: a
+	// message larger than the room left is split.
 	take := func(ctx context.Context, b batch) {
-		s.queued.Add(-int64(b.len()))
+		s.unreserve(b.len(), b.mem)
 		for b.len() > 0 && ctx.Err() == nil {
+			k, sz := b.fit(s.batch-n, maxExportBytes-size, n == 0)
+			if k == 0 {
+				buf, n = s.export(ctx, buf, n)
+				size = 0
+				continue
+			}
 			part, rest := b, batch{}
-			if room := s.batch - n; b.len() > room {
-				part, rest = b.split(room)
+			if k < b.len() {
+				part, rest = b.split(k)
 			}
 			b = rest
 			buf = append(buf, part)
-			n += part.len()
-			size += part.size()
-			if n >= s.batch || size >= maxExportBytes {
+			n += k
+			size += sz
+			if n >= s.batch || size >= maxExportBytes || rest.len() > 0 {
 				buf, n = s.export(ctx, buf, n)
 				size = 0
 			}
@@ -644,7 +711,7 @@ func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int)
 	if err != nil {
 		s.failed.Add(uint64(n))
 		if k, ok := s.failures.allow(time.Now()); ok {
-			s.log.Warn("could not export spans; they are dropped", zap.Error(err), zap.Int("spans", n), zap.Uint64("failedExportsSinceLastLog", k))
+			s.log.Warn("could not export spans; they are dropped", zap.String("error", clipError(err)), zap.Int("spans", n), zap.Uint64("failedExportsSinceLastLog", k))
 		}
 	} else {
 		s.exported.Add(uint64(n))
@@ -654,6 +721,51 @@ func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int)
 	}
 	clear(buf)
 	return buf[:0], 0
+}
+
+// maxErrorText bounds the error of an export failure's log line.
+const maxErrorText = 1024
+
+// clipError is err's text for a log line, at most maxErrorText bytes. The
+// SDK's stdout exporter (console, file) joins one error per span it could
+// not write, the same one thousands of times: the first says what went
+// wrong, and how many more there were is enough of the rest.
+func clipError(err error) string {
+	first, n := firstError(err)
+	text, more := first.Error(), n-1
+	suffix := ""
+	if more > 0 {
+		suffix = fmt.Sprintf(" (and %d more errors)", more)
+	}
+	if room := maxErrorText - len(suffix); len(text) > room {
+		text = strings.ToValidUTF8(text[:room-len("…")], "") + "…"
+	}
+	return text + suffix
+}
+
+// firstError is the first of the errors err joins and how many it
+// joins, err itself and 1 for an error that joins none. errors.Join of a
+// joined error and one more, as an exporter joins them span by span,
+// nests: the count is of the errors at the end of every branch.
+func firstError(err error) (first error, n int) {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return err, 1
+	}
+	for _, e := range j.Unwrap() {
+		if e == nil {
+			continue
+		}
+		f, k := firstError(e)
+		if first == nil {
+			first = f
+		}
+		n += k
+	}
+	if first == nil {
+		return err, 1
+	}
+	return first, n
 }
 
 func (s *sink) shutdown(ctx context.Context) error {

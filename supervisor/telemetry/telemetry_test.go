@@ -69,7 +69,7 @@ func pipelineWith(exp sdktrace.SpanExporter, log *zap.Logger, queue, size int) *
 func pipelineEvery(exp sdktrace.SpanExporter, log *zap.Logger, queue, size int, interval time.Duration) *Pipeline {
 	p := &Pipeline{cfg: config.Telemetry{Enabled: true, ApplicationName: "shop", Version: "2"}, log: log, counts: map[string]*AppCounts{}}
 	s := &sink{
-		name: "test", log: log, exp: sdkExporter{exp}, queue: make(chan batch, queue), limit: int64(queue),
+		name: "test", log: log, exp: sdkExporter{exp}, queue: make(chan batch, queue), limit: int64(queue), memLimit: DefaultQueueBytes,
 		stop: make(chan struct{}), done: make(chan struct{}), batch: size, interval: interval, timeout: 5 * time.Second,
 	}
 	p.sinks = append(p.sinks, s)
@@ -280,7 +280,7 @@ func TestFrameMemoryReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{} // a second exporter, which keeps what it gets
-	s := &sink{name: "keeps", log: zap.NewNop(), exp: sdkExporter{rec}, queue: make(chan batch, 1<<16), limit: 1 << 16,
+	s := &sink{name: "keeps", log: zap.NewNop(), exp: sdkExporter{rec}, queue: make(chan batch, 1<<16), limit: 1 << 16, memLimit: DefaultQueueBytes,
 		stop: make(chan struct{}), done: make(chan struct{}), batch: 300, interval: 10 * time.Millisecond, timeout: 5 * time.Second}
 	p.sinks = append(p.sinks, s)
 	go s.run()
@@ -351,7 +351,7 @@ func TestSpanScopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	s := &sink{name: "keeps", log: zap.NewNop(), exp: sdkExporter{rec}, queue: make(chan batch, 16), limit: 16,
+	s := &sink{name: "keeps", log: zap.NewNop(), exp: sdkExporter{rec}, queue: make(chan batch, 16), limit: 16, memLimit: DefaultQueueBytes,
 		stop: make(chan struct{}), done: make(chan struct{}), batch: 2, interval: 10 * time.Millisecond, timeout: 5 * time.Second}
 	p.sinks = append(p.sinks, s)
 	go s.run()
