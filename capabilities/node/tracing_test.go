@@ -601,6 +601,32 @@ func testTracing(t *testing.T) {
 		}
 	})
 
+	t.Run("an oversized tracestate is cut", func(t *testing.T) {
+		// 40 members, one of them 200 characters long: the long one goes
+		// first, then members from the end until at most 32 members and
+		// 512 characters remain.
+		var members []string
+		for i := range 40 {
+			v := fmt.Sprintf("v%02d=%s", i, strings.Repeat("x", 10))
+			if i == 1 {
+				v = "long=" + strings.Repeat("y", 200)
+			}
+			members = append(members, v)
+		}
+		_, body := do(t, base+"/call?via=fetch", map[string]string{
+			"traceparent": "00-" + callerTrace + "-" + callerSpan + "-01",
+			"tracestate":  strings.Join(members, ","),
+		})
+		got := calleeSaw(t, body)["tracestate"]
+		want := append([]string{members[0]}, members[2:33]...)
+		for len(strings.Join(want, ",")) > 512 {
+			want = want[:len(want)-1]
+		}
+		if got != strings.Join(want, ",") {
+			t.Errorf("callee got tracestate %q (%d characters), want %q", got, len(got), strings.Join(want, ","))
+		}
+	})
+
 	t.Run("the app's own trace headers are kept", func(t *testing.T) {
 		_, body := do(t, base+"/call?via=fetch&own=1", map[string]string{"x-request-id": "outer"})
 		seen := calleeSaw(t, body)

@@ -51,6 +51,12 @@ const MAX_BACKLOG = 4 << 20 // bytes written to the control channel and not read
 const MAX_VALUE = 4096 // characters of a target or host sent
 const MAX_METHOD = 64 // bytes of a method wattd takes
 const MAX_REQUEST_ID = 256 // a longer incoming id is replaced
+// W3C Trace Context: a tracestate has at most 32 list-members, and a
+// platform that must cut it keeps 512 characters at least, removing the
+// members longer than 128 first, then from the end (boundTracestate).
+const MAX_TRACESTATE = 512
+const MAX_TRACESTATE_MEMBERS = 32
+const MAX_TRACESTATE_MEMBER = 128
 
 // The binary spans frame (ipc/spanbin.go).
 const TAG_SPANS = 0x01
@@ -129,6 +135,20 @@ class ClientSpan {
 // either is on (index.cjs loads this module only then), registers the
 // request hook, hooks the mesh client and the logger, and starts the span
 // sender. It returns the tracer, or null.
+// boundTracestate returns a caller's tracestate as it is passed on: as it
+// came when within the specification's bounds, or else without its empty
+// members, without those over MAX_TRACESTATE_MEMBER characters, and then
+// without members from the end until at most MAX_TRACESTATE_MEMBERS and
+// MAX_TRACESTATE characters remain ('' when none does). A caller cannot
+// make every mesh call of the request carry kilobytes of it.
+function boundTracestate (ts) {
+  if (ts.length <= MAX_TRACESTATE && ts.split(',').length <= MAX_TRACESTATE_MEMBERS) return ts
+  const members = ts.split(',').map((m) => m.trim()).filter((m) => m !== '' && m.length <= MAX_TRACESTATE_MEMBER)
+  members.length = Math.min(members.length, MAX_TRACESTATE_MEMBERS)
+  while (members.length > 0 && members.join(',').length > MAX_TRACESTATE) members.pop()
+  return members.join(',')
+}
+
 function startTracing (state, info) {
   const t = newTracer(state, info)
   if (t === null) return null
@@ -404,7 +424,7 @@ function requestHook (t, req, res) {
         ctx.traceHex = parent.traceId
         ctx.hasParent = true
         ctx.sampled = sampled(t, ids, o, parent.sampled)
-        if (tracestate !== undefined) ctx.tracestate = tracestate
+        if (tracestate !== undefined) ctx.tracestate = boundTracestate(tracestate)
       } else {
         ctx.sampled = sampled(t, ids, o, null) // by default every request, as in Watt
       }
