@@ -90,11 +90,15 @@ type proc struct {
 	readyOnce   sync.Once
 	warm        chan struct{} // a standby's: closed on its standby message
 	warmOnce    sync.Once
+	isStandby   bool // started as a standby (promoted or not)
 
 	// promotedAt is when a standby was promoted into a slot, and
 	// promotedTo that slot; a promoted worker counts its age from then.
 	promotedAt atomic.Pointer[time.Time]
 	promotedTo atomic.Int64
+	// promotedWarm: it had loaded the app when promoted, so taking the
+	// slot is a listen() and a message (handoverTimeout), not a start.
+	promotedWarm atomic.Bool
 
 	hello     chan struct{} // closed when the handshake completed
 	drained   chan struct{} // closed on the drained message
@@ -338,6 +342,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		ctrl:        conn.(*net.UnixConn),
 		ready:       make(chan struct{}),
 		warm:        make(chan struct{}),
+		isStandby:   spec.standby,
 		hello:       make(chan struct{}),
 		drained:     make(chan struct{}),
 		exited:      make(chan struct{}),
@@ -483,6 +488,13 @@ func (p *proc) readControl(app string, worker int) {
 		}
 		switch m.Type {
 		case ipc.TypeReady:
+			if p.isStandby && p.promotedAt.Load() == nil {
+				// A standby serves nothing until promoted: taken at its
+				// word, its slot would adopt it at once on promotion,
+				// before it listens.
+				p.log.Warn("a standby said ready before it was promoted; ignoring it")
+				break
+			}
 			p.readyOnce.Do(func() { close(p.ready) })
 		case ipc.TypeStandby:
 			p.warmOnce.Do(func() { close(p.warm) })

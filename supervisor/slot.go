@@ -222,10 +222,16 @@ func (s *slot) run(ctx context.Context) {
 	// do; the restart of a worker that exited does not, as in Watt: a
 	// crash is never left waiting behind other applications' starts.
 	gated := true
+	// noPromote: the last worker was a promoted standby that never became
+	// ready (it died, or did not take the slot in time). The next attempt
+	// starts a process: the standbys run the same code from the same
+	// state, and the next one would most likely fail the same way.
+	noPromote := false
 	for {
 		var exit restart.Exit
 		var w worker
 		var err error
+		promoted := next != nil
 		if next != nil {
 			w, next = next, nil
 			s.mu.Lock()
@@ -257,6 +263,7 @@ func (s *slot) run(ctx context.Context) {
 				return
 			}
 		}
+		noPromote = promoted && !exit.WasReady
 		waiting = nil
 		s.settle()
 		if sp := s.app.sp(); sp != trackedSpec {
@@ -292,21 +299,26 @@ func (s *slot) run(ctx context.Context) {
 		s.countRestartLocked(restartKind(exit.Reason))
 		s.setStateLocked(StateBackoff)
 		s.mu.Unlock()
-		// A standby takes the slot at once: the back-off paces starts, and
-		// the standby has started already (its successor is paced by the
-		// pool). The crash still counts towards the crash-loop limit.
-		if w := s.app.standbys().promote(s); w != nil {
-			next = w
-			continue
+		// A standby takes the slot at once after a crash the policy
+		// restarts at once (the first of a count). A further consecutive
+		// crash waits out its back-off first, as a start would: promoted
+		// at once, one standby after another would die in the same loop
+		// (an app that cannot reach its database) and reach the crash-loop
+		// limit in a second instead of pacing the attempts. After the
+		// back-off a standby still takes the slot (see below).
+		if d.Delay <= 0 && !noPromote {
+			if w := s.app.standbys().promote(s); w != nil {
+				next = w
+				continue
+			}
 		}
 		if d.Delay > 0 {
-			// A worker that keeps failing, and no standby to take over:
-			// until a worker is ready again, the slot's socket takes no
+			// A worker that keeps failing: until a worker is ready again, the slot's socket takes no
 			// new connections (steering.go), which would otherwise wait
 			// out the back-off and a start, for as long as the crashes go
 			// on. Before the log line, so that whoever reads it sees the
-			// steering. An immediate restart, or a standby's promotion, is
-			// not steered around: the connections that clients open again
+			// steering. An immediate restart, or a standby's immediate
+			// promotion, is not steered around: the connections that clients open again
 			// as a worker dies would all land on the other slots and stay
 			// there, kept alive, long after the slot serves again
 			// (measured: a third less throughput in the bench's crash
@@ -335,6 +347,9 @@ func (s *slot) run(ctx context.Context) {
 				gated = true
 				break backoff
 			}
+		}
+		if d.Delay > 0 && len(waiting) == 0 && !noPromote {
+			next = s.app.standbys().promote(s)
 		}
 	}
 }
@@ -544,11 +559,7 @@ func (s *slot) closeListeners() {
 	// Last, with the socket out of the group: steering stops counting the
 	// slot, and the other sockets' positions are read again.
 	defer s.app.rt.slotDown(s, false)
-	// The standbys' copies would keep the sockets open, and in the port's
-	// group, with nobody accepting on them.
-	defer s.app.standbys().discard()
 	s.sockMu.Lock()
-	defer s.sockMu.Unlock()
 	for _, fw := range s.forwarders {
 		// Stop accepting now; connections in flight get the app's grace.
 		go func() {
@@ -558,15 +569,22 @@ func (s *slot) closeListeners() {
 		}()
 	}
 	s.forwarders = nil
-	for _, f := range s.listeners {
+	files, inode := s.listeners, s.tcpInode
+	// From here no standby starts with copies of them (spawn copies a
+	// slot's sockets under sockMu).
+	s.listeners, s.tcpInode = nil, 0
+	s.sockMu.Unlock()
+	// The standbys' copies would keep the sockets open, and in the port's
+	// group, with nobody accepting on them: the kernel would go on handing
+	// them new connections, reset when the standbys exit. They go first.
+	s.app.standbys().release(s)
+	for _, f := range files {
 		f.Close()
 	}
-	s.listeners = nil
-	if s.tcpInode != 0 {
+	if inode != 0 {
 		// Callers close the sockets once no worker holds a copy, so the
 		// kernel has taken the socket out of the group.
-		s.app.rt.portGroup.Left(s.tcpInode)
-		s.tcpInode = 0
+		s.app.rt.portGroup.Left(inode)
 	}
 }
 
@@ -808,6 +826,10 @@ type startError struct {
 
 func (e *startError) Error() string { return e.what + ": " + e.reason }
 
+// handoverTimeout bounds how long a standby promoted warm may take to be
+// ready in its slot.
+const handoverTimeout = 2 * time.Second
+
 // awaitReady is the one wait for a worker to become ready, for a slot's
 // first worker and for a replacement alike. A worker is ready when it says
 // so (a fronted worker: when its port accepts); when it never said hello
@@ -838,12 +860,26 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 		defer timeout.Stop()
 		timedOut = timeout.C
 	}
+	// A standby promoted warm takes the slot with a listen() and a
+	// message (13-22 ms measured): one that has not within
+	// handoverTimeout is stuck or lying, and holding the slot until
+	// startTimeout would keep its connections waiting that long.
+	var handover <-chan time.Time
+	if p, ok := w.(*proc); ok && p.promotedWarm.Load() {
+		t := time.NewTimer(time.Until(w.Started().Add(handoverTimeout)))
+		defer t.Stop()
+		handover = t.C
+	}
 	var requests chan chan error
 	if waiting != nil {
 		requests = s.restartReq
 	}
 	for {
 		select {
+		case <-handover:
+			s.log.Error("promoted standby did not take the slot in time; killing it", zap.Int("pid", w.PID()), zap.Duration("within", handoverTimeout))
+			killWorker(w)
+			return w, "", &startError{what: "promoted standby did not take the slot", reason: fmt.Sprintf("promoted standby not ready within %s", handoverTimeout)}
 		case <-w.Ready():
 			if s.app.sp().launch.Fronted {
 				return w, "port accepts", nil

@@ -73,6 +73,8 @@ type standbyPool struct {
 	// startup is how long the last standby that became able to take a
 	// slot took to get there (a time.Duration; 0 before the first).
 	startup atomic.Int64
+	// warmCount counts the standbys that became able to take a slot.
+	warmCount atomic.Uint64
 
 	mu   sync.Mutex // guards the fields below
 	live []*standby // running and not promoted, oldest first
@@ -203,6 +205,44 @@ func (sp *standbyPool) discard() {
 	sp.poke()
 }
 
+// releaseWait bounds how long release waits for a killed standby to end.
+const releaseWait = 2 * time.Second
+
+// release ends, and waits for, every standby holding copies of s's
+// sockets, before s closes its own: a socket stays in its port's
+// SO_REUSEPORT group, taking new connections, for as long as any process
+// has a copy. The pool then starts fresh ones (discard). Standbys serve
+// nothing, so they are killed rather than drained.
+func (sp *standbyPool) release(s *slot) {
+	sp.mu.Lock()
+	var gone []*standby
+	sp.live = slices.DeleteFunc(slices.Clone(sp.live), func(sb *standby) bool {
+		_, holds := sb.held[s.index]
+		if holds {
+			gone = append(gone, sb)
+		}
+		return holds
+	})
+	sp.mu.Unlock()
+	sp.discard()
+	if len(gone) == 0 {
+		return
+	}
+	t := time.NewTimer(releaseWait)
+	defer t.Stop()
+	for _, sb := range gone {
+		_ = sb.p.Signal(syscall.SIGKILL)
+	}
+	for _, sb := range gone {
+		select {
+		case <-sb.p.exited:
+		case <-t.C:
+			s.log.Warn("a standby holding the slot's sockets has not ended; closing them anyway", zap.Int("pid", sb.p.pid))
+			return
+		}
+	}
+}
+
 // current reports whether sb runs the app as configured now. A spec that
 // differs only in the standby count (a reload) shares its launch.
 func (sb *standby) current(sp *appSpec) bool {
@@ -303,6 +343,7 @@ func (sp *standbyPool) promote(s *slot) worker {
 			g.Assign(s.index)
 		}
 		warm := closed(sb.p.warm)
+		sb.p.promotedWarm.Store(warm)
 		msg := &ipc.Message{Type: ipc.TypePromote, Worker: s.index}
 		if !closed(sb.p.hello) {
 			// Not past the handshake yet: the message follows the
@@ -411,6 +452,11 @@ func (sp *standbyPool) run(ctx context.Context) {
 	}
 	trackedSpec := a.sp()
 	tracker := restart.NewTracker(trackedSpec.policy)
+	// The tracker counts standbys that died before they were warm; one
+	// that warmed up, or a discard (a restart, a reload), starts the count
+	// afresh, so that failures scattered over the app's life do not add
+	// up to giving up.
+	warmSeen, genSeen := sp.warmCount.Load(), sp.gen.Load()
 	var retry <-chan time.Time
 	// look is false after an event that changes nothing here (the exit of
 	// a standby that was promoted): a start now would only take CPU from
@@ -449,6 +495,10 @@ func (sp *standbyPool) run(ctx context.Context) {
 				look = false // promoted or stopped by the pool
 				continue
 			}
+			if w, g := sp.warmCount.Load(), sp.gen.Load(); w != warmSeen || g != genSeen {
+				warmSeen, genSeen = w, g
+				tracker.Reset()
+			}
 			reason := sb.p.exitReason()
 			d := tracker.Next(restart.Exit{Uptime: time.Since(sb.p.started), WasReady: closed(sb.p.warm), Reason: reason})
 			sp.mu.Lock()
@@ -458,6 +508,7 @@ func (sp *standbyPool) run(ctx context.Context) {
 				sp.gaveUp.Store(true)
 				log.Error("standby workers keep failing; starting no more until the app is restarted or reloaded",
 					zap.Int("pid", sb.p.pid), zap.String("reason", reason), zap.String("why", d.Reason))
+				sp.announceWarm() // a rolling restart waiting for one starts a process now
 				continue
 			}
 			log.Warn("standby worker exited; replacing it", zap.Int("pid", sb.p.pid), zap.String("reason", reason),
@@ -550,6 +601,7 @@ wait:
 		select {
 		case <-sb.p.warm:
 			sb.place.leave()
+			sp.warmCount.Add(1)
 			if sb.p.promotedAt.Load() != nil {
 				break wait // promoted while it started; its slot has it
 			}

@@ -766,3 +766,210 @@ func TestStandbyExample(t *testing.T) {
 		return w.PID == sb.PID && w.State == "ready"
 	})
 }
+
+// TestScaleDownWithStandbyUnderLoad: scaling down an application with a
+// standby loses no request. The standby holds copies of every slot's
+// sockets, so a removed slot's socket would stay in the port's group,
+// taking new connections that nobody accepts, until the standby exits;
+// wattd ends such standbys before it closes the sockets.
+func TestScaleDownWithStandbyUnderLoad(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 3, "standby": 1,
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	for round := range 3 {
+		warmStandby(t, d, "web")
+		ctx, cancel := context.WithCancel(context.Background())
+		var kept, fresh *loadResult
+		var wg sync.WaitGroup
+		wg.Go(func() { kept = keepAliveLoad(ctx, d.addr(), 8) })
+		wg.Go(func() { fresh = load(ctx, d.url("/"), 16) })
+		if out, err := d.ctl("scale", "web", "2"); err != nil {
+			cancel()
+			t.Fatalf("ctl scale web 2: %v\n%s", err, out)
+		}
+		// Load goes on a little after the change: connections queued on a
+		// socket that nobody accepts would fail in that time.
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+		wg.Wait()
+		t.Logf("round %d: kept-alive %+v, new connections %+v", round, *kept, *fresh)
+		if kept.failed+kept.refused+fresh.failed+fresh.refused != 0 || fresh.ok == 0 {
+			t.Fatalf("round %d: scaling down with a standby lost requests: kept-alive %+v, new connections %+v", round, *kept, *fresh)
+		}
+		if out, err := d.ctl("scale", "web", "3"); err != nil {
+			t.Fatalf("ctl scale web 3: %v\n%s", err, out)
+		}
+	}
+}
+
+// TestStuckPromotedStandbyIsReplaced: a standby promoted warm that does
+// not take its slot (its event loop stops as it listens) is killed after
+// the hand-over bound, not held until startTimeout, and the slot then
+// starts a process rather than promote the next standby, which runs the
+// same code.
+func TestStuckPromotedStandbyIsReplaced(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"startTimeout": 60000,
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
+			"env": map[string]any{"HANG_PROMOTED": "1"},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	sb := warmStandby(t, d, "web")
+	killed := time.Now()
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(fmt.Sprintf("hanging pid=%d", sb.PID), 20*time.Second)
+	var w supervisor.WorkerStatus
+	waitFor(t, 20*time.Second, "a started worker ready in the slot", func() bool {
+		w = d.app("web").Workers[0]
+		return w.State == "ready" && w.PID != first.PID && w.PID != sb.PID
+	})
+	if took := time.Since(killed); took > 15*time.Second {
+		t.Fatalf("the slot took %s to get a worker again, want the hand-over bound and a start", took)
+	}
+	if alive(sb.PID) {
+		t.Fatalf("the stuck standby %d is still running", sb.PID)
+	}
+	if !strings.Contains(d.out.String(), "promoted standby did not take the slot in time") {
+		t.Fatal("no log line says why the standby was killed")
+	}
+	// A process, not another standby (those say so in their first line).
+	if _, asWorker, ok := listeningAt(d.out.String(), w.PID); !ok || asWorker != "0" {
+		t.Fatalf("the slot's worker %d listened as worker %q (found %v), want a process started as worker 0", w.PID, asWorker, ok)
+	}
+}
+
+// TestStandbysDoNotHurryACrashLoop: an app whose every process exits as
+// it starts to serve crashes in a loop; with a standby its slot still
+// waits out the restart policy's back-off between attempts, instead of
+// promoting standby after standby at once and reaching the crash-loop
+// limit within a second or so.
+func TestStandbysDoNotHurryACrashLoop(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	crash := filepath.Join(t.TempDir(), "crash")
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 2,
+			"env": map[string]any{"EXIT_ON_LISTEN": crash},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	warmStandby(t, d, "web")
+	if err := os.WriteFile(crash, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Paced (100 ms, doubling), the ten restarts the policy allows take
+	// well over 4 s; unpaced they took about one.
+	var w supervisor.WorkerStatus
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if w = d.app("web").Workers[0]; w.State == "failed" {
+			t.Fatalf("the slot gave up %d restarts into the crash loop: %s", w.Restarts, w.LastExit)
+		}
+	}
+	if w.Restarts < 3 {
+		t.Fatalf("%d restarts in 4 s, want the slot still trying (at least 3)", w.Restarts)
+	}
+}
+
+// TestRollWithFailingStandbys: a rolling restart of an app whose fresh
+// standbys fail as they load falls back to starting processes as soon as
+// the pool gives up on them, not after startTimeout.
+func TestRollWithFailingStandbys(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	crash := filepath.Join(t.TempDir(), "crash")
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"startTimeout": 60000,
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
+			"env": map[string]any{"CRASH_LOAD": crash},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	if err := os.WriteFile(crash, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if out, err := d.ctl("restart", "web"); err != nil {
+		t.Fatalf("ctl restart web: %v\n%s", err, out)
+	}
+	took := time.Since(start)
+	w := d.app("web").Workers[0]
+	if w.State != "ready" || w.PID == first.PID {
+		t.Fatalf("after the roll: %+v, want a new worker ready", w)
+	}
+	if took > 20*time.Second {
+		t.Fatalf("the roll took %s: it waited for standbys the pool had given up on", took)
+	}
+	t.Logf("rolled in %s", took.Round(time.Millisecond))
+}
+
+// TestStandbyFailuresCountAfreshOnceOneWarms: the standby pool gives up
+// after its start attempts fail in a row, not after failures scattered
+// over the app's life: a standby that warms up in between starts the
+// count again.
+func TestStandbyFailuresCountAfreshOnceOneWarms(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	crash := filepath.Join(t.TempDir(), "crash")
+	if err := os.WriteFile(crash, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
+			"env": map[string]any{"CRASH_LOAD": crash},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	const failed = "standby worker exited; replacing it"
+	waitFor(t, 20*time.Second, "three standbys failing", func() bool { return strings.Count(d.out.String(), failed) >= 3 })
+	if err := os.Remove(crash); err != nil {
+		t.Fatal(err)
+	}
+	warmStandby(t, d, "web")
+	before := strings.Count(d.out.String(), failed)
+	if err := os.WriteFile(crash, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The warm standby takes the slot; its successors fail. Six in a row
+	// give up, so the pool must get past four after the warm one.
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "four more standbys failing", func() bool {
+		if strings.Contains(d.out.String(), "standby workers keep failing") {
+			t.Fatalf("the pool gave up after %d failures since a standby warmed up", strings.Count(d.out.String(), failed)-before)
+		}
+		return strings.Count(d.out.String(), failed)-before >= 4
+	})
+}

@@ -8,6 +8,12 @@
 const fs = require('node:fs')
 const http = require('node:http')
 
+// With CRASH_LOAD naming a file that exists, a standby throws as it loads
+// the app: standbys that never become able to take a slot.
+if (process.env.CRASH_LOAD && process.env.WATTD_WORKER_ID === '-1' && fs.existsSync(process.env.CRASH_LOAD)) {
+  throw new Error('standby fixture: CRASH_LOAD')
+}
+
 console.log(`loaded pid=${process.pid}`)
 
 const server = http.createServer((req, res) => {
@@ -24,9 +30,22 @@ const server = http.createServer((req, res) => {
   res.end(`pid=${process.pid}`)
 })
 
+// With HANG_PROMOTED set, a standby stops its event loop for good as it
+// starts to listen once promoted, before wattd's preload can say ready: a
+// promoted standby that never takes its slot.
+if (process.env.HANG_PROMOTED && process.env.WATTD_WORKER_ID === '-1') {
+  server.once('listening', () => {
+    console.log(`hanging pid=${process.pid}`)
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
+  })
+}
+
 function listen () {
   server.listen(Number(process.env.PORT) || 0, () => {
     console.log(`listening pid=${process.pid} worker=${process.env.WATTD_WORKER_ID} at=${Date.now()}`)
+    // With EXIT_ON_LISTEN naming a file that exists, every process exits
+    // as it starts to serve: an app in a crash loop.
+    if (process.env.EXIT_ON_LISTEN && fs.existsSync(process.env.EXIT_ON_LISTEN)) process.exit(1)
   })
 }
 
