@@ -773,16 +773,7 @@ func TestStandbyExample(t *testing.T) {
 // taking new connections that nobody accepts, until the standby exits;
 // wattd ends such standbys before it closes the sockets.
 func TestScaleDownWithStandbyUnderLoad(t *testing.T) {
-	integration(t)
-	port := freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/standby"), "workers": 3, "standby": 1,
-		}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
+	d := startStandbyFixture(t, 3, 1, nil, nil)
 	d.waitReady("web", 30*time.Second)
 	for round := range 3 {
 		warmStandby(t, d, "web")
@@ -816,18 +807,7 @@ func TestScaleDownWithStandbyUnderLoad(t *testing.T) {
 // starts a process rather than promote the next standby, which runs the
 // same code.
 func TestStuckPromotedStandbyIsReplaced(t *testing.T) {
-	integration(t)
-	port := freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint":   "web",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"startTimeout": 60000,
-		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
-			"env": map[string]any{"HANG_PROMOTED": "1"},
-		}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
+	d := startStandbyFixture(t, 1, 1, map[string]any{"HANG_PROMOTED": "1"}, map[string]any{"startTimeout": 60000})
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	sb := warmStandby(t, d, "web")
 	killed := time.Now()
@@ -861,18 +841,8 @@ func TestStuckPromotedStandbyIsReplaced(t *testing.T) {
 // promoting standby after standby at once and reaching the crash-loop
 // limit within a second or so.
 func TestStandbysDoNotHurryACrashLoop(t *testing.T) {
-	integration(t)
-	port := freePort(t)
 	crash := filepath.Join(t.TempDir(), "crash")
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 2,
-			"env": map[string]any{"EXIT_ON_LISTEN": crash},
-		}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
+	d := startStandbyFixture(t, 1, 2, map[string]any{"EXIT_ON_LISTEN": crash}, nil)
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	warmStandby(t, d, "web")
 	if err := os.WriteFile(crash, nil, 0o600); err != nil {
@@ -898,19 +868,8 @@ func TestStandbysDoNotHurryACrashLoop(t *testing.T) {
 // standbys fail as they load falls back to starting processes as soon as
 // the pool gives up on them, not after startTimeout.
 func TestRollWithFailingStandbys(t *testing.T) {
-	integration(t)
-	port := freePort(t)
 	crash := filepath.Join(t.TempDir(), "crash")
-	dir := project(t, map[string]any{
-		"entrypoint":   "web",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"startTimeout": 60000,
-		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
-			"env": map[string]any{"CRASH_LOAD": crash},
-		}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
+	d := startStandbyFixture(t, 1, 1, map[string]any{"CRASH_LOAD": crash}, map[string]any{"startTimeout": 60000})
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	if err := os.WriteFile(crash, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -935,21 +894,11 @@ func TestRollWithFailingStandbys(t *testing.T) {
 // over the app's life: a standby that warms up in between starts the
 // count again.
 func TestStandbyFailuresCountAfreshOnceOneWarms(t *testing.T) {
-	integration(t)
-	port := freePort(t)
 	crash := filepath.Join(t.TempDir(), "crash")
 	if err := os.WriteFile(crash, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dir := project(t, map[string]any{
-		"entrypoint": "web",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/standby"), "workers": 1, "standby": 1,
-			"env": map[string]any{"CRASH_LOAD": crash},
-		}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
+	d := startStandbyFixture(t, 1, 1, map[string]any{"CRASH_LOAD": crash}, nil)
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	const failed = "standby worker exited; replacing it"
 	waitFor(t, 20*time.Second, "three standbys failing", func() bool { return strings.Count(d.out.String(), failed) >= 3 })
@@ -972,4 +921,26 @@ func TestStandbyFailuresCountAfreshOnceOneWarms(t *testing.T) {
 		}
 		return strings.Count(d.out.String(), failed)-before >= 4
 	})
+}
+
+// startStandbyFixture runs the standby fixture as the entrypoint "web"
+// with workers and standby, its env, and top's keys at the top of
+// watt.json.
+func startStandbyFixture(t *testing.T, workers, standby int, env, top map[string]any) *daemon {
+	t.Helper()
+	integration(t)
+	port := freePort(t)
+	app := map[string]any{"id": "web", "path": fixture("apps/standby"), "workers": workers, "standby": standby}
+	if env != nil {
+		app["env"] = env
+	}
+	cfg := map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{app},
+	}
+	for k, v := range top {
+		cfg[k] = v
+	}
+	return startWattd(t, project(t, cfg), port, startOpts{})
 }
