@@ -230,7 +230,9 @@ func (sp *standbyPool) release(s *slot) {
 	}
 	t := time.NewTimer(releaseWait)
 	defer t.Stop()
+	log := sp.a.standbyLog()
 	for _, sb := range gone {
+		log.Info("stopping a standby worker: it holds copies of sockets wattd closes", zap.Int("pid", sb.p.pid), zap.Int("slot", s.index))
 		_ = sb.p.Signal(syscall.SIGKILL)
 	}
 	for _, sb := range gone {
