@@ -266,8 +266,10 @@ func (s *slot) run(ctx context.Context) {
 		noPromote = promoted && !exit.WasReady
 		waiting = nil
 		s.settle()
-		if sp := s.app.sp(); sp != trackedSpec {
-			// A reload changed the app: its restart policy applies from now.
+		if sp := s.app.sp(); sp.policy != trackedSpec.policy {
+			// A reload changed the app's restart policy: it applies from
+			// now. A reload that changed something else (the standby
+			// count) keeps the count of crashes in a row.
 			trackedSpec, tracker = sp, restart.NewTracker(sp.policy)
 		}
 		d := tracker.Next(exit)

@@ -465,8 +465,8 @@ func (sp *standbyPool) run(ctx context.Context) {
 	// the promotion's successor schedule (see promote).
 	look := true
 	for {
-		if cur := a.sp(); cur != trackedSpec {
-			// A reload changed the app: its restart policy applies from now.
+		if cur := a.sp(); cur.policy != trackedSpec.policy {
+			// A reload changed the app's restart policy: it applies from now.
 			trackedSpec, tracker = cur, restart.NewTracker(cur.policy)
 		}
 		if look {
