@@ -44,9 +44,10 @@ func OutputDropped() uint64 { return outputDropped.Load() }
 // each failure on stderr, which is usually the very file that failed.
 //
 // Unless the output is a regular file, the writes happen on a goroutine of
-// their own, behind a queue of at most maxQueued bytes: a reader that stops reading (a terminal paused with
-// Ctrl-S, a stalled log shipper, a full journald pipe) would otherwise
-// block the write, and with it every goroutine that logs, the one that
+// their own, behind a queue of at most maxQueued bytes (those being written
+// included): a reader that stops reading (a terminal paused with Ctrl-S, a
+// stalled log shipper, a full journald pipe) would otherwise block the
+// write, and with it every goroutine that logs, the one that
 // restarts a crashed worker included. Once the queue is full, entries are
 // dropped and counted until the reader catches up. Sync waits for the
 // queue to be written, at most syncWait once per stall, so that the last
@@ -57,8 +58,8 @@ type output struct {
 	broken atomic.Bool // the reader of a pipe went away; it never comes back
 
 	mu     sync.Mutex
-	queue  [][]byte // entries not yet written, oldest first
-	queued int      // their bytes
+	queue  [][]byte // entries not yet taken by the writer, oldest first
+	queued int      // their bytes and those of the entries being written
 	wake   chan struct{}
 	idle   chan struct{} // closed when queue and writer are done, then nil until the next entry
 	// stalled: a Sync gave up waiting and the queue has not been written
@@ -121,7 +122,7 @@ func (o *output) run() {
 		for {
 			o.mu.Lock()
 			q := o.queue
-			o.queue, o.queued = nil, 0
+			o.queue = nil
 			if len(q) == 0 {
 				if o.idle != nil {
 					close(o.idle)
@@ -141,6 +142,9 @@ func (o *output) run() {
 					n++
 				}
 				o.write(buf, n)
+				o.mu.Lock()
+				o.queued -= len(buf)
+				o.mu.Unlock()
 			}
 		}
 	}
