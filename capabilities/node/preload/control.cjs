@@ -170,9 +170,10 @@ function shrinkStats (state, msg, size) {
   return Buffer.from(JSON.stringify(msg), 'utf8')
 }
 
-// Bound on the text of the app's own metrics in one report, well under
-// MAX_FRAME once JSON-escaped: a registry that grows past it is reported
-// once and left out rather than making the frame too large.
+// Bound on the text of the app's own metrics in one report (UTF-8 bytes):
+// a registry that grows past it is reported once and left out. JSON can
+// escape a text under it to more than MAX_FRAME (control characters take
+// six bytes each); such a report goes without it (shrinkStats).
 const MAX_APP_METRICS = 256 << 10
 
 // The first report goes out before ready (see sendReady and the welcome
