@@ -944,3 +944,26 @@ func startStandbyFixture(t *testing.T, workers, standby int, env, top map[string
 	}
 	return startWattd(t, project(t, cfg), port, startOpts{})
 }
+
+// TestStandbyEarlyReadyIsIgnored: a standby that says "ready" before it
+// is promoted (a worker lying on its control channel) is not believed;
+// promoted, it becomes the slot's worker once it really listens.
+func TestStandbyEarlyReadyIsIgnored(t *testing.T) {
+	d := startStandbyFixture(t, 1, 1, map[string]any{"LIE_READY": "1"}, nil)
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	sb := warmStandby(t, d, "web")
+	d.waitOutput("a standby said ready before it was promoted; ignoring it", 10*time.Second)
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	listened, _ := promotedInto(t, d, "web", sb.PID, 0, 20*time.Second)
+	var readyAt time.Time
+	waitFor(t, 10*time.Second, "the promoted standby serving", func() bool {
+		code, body, err := get(fresh, d.url("/"))
+		readyAt = time.Now()
+		return err == nil && code == http.StatusOK && body == fmt.Sprintf("pid=%d", sb.PID)
+	})
+	if readyAt.Before(listened) {
+		t.Fatalf("served before it listened")
+	}
+}

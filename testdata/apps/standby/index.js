@@ -14,6 +14,20 @@ if (process.env.CRASH_LOAD && process.env.WATTD_WORKER_ID === '-1' && fs.existsS
   throw new Error('standby fixture: CRASH_LOAD')
 }
 
+// With LIE_READY set, a standby says "ready" on its control channel as it
+// loads, before it is promoted: a worker that lies on its control channel.
+if (process.env.LIE_READY && process.env.WATTD_WORKER_ID === '-1') {
+  const body = Buffer.from('{"type":"ready"}')
+  const frame = Buffer.alloc(4 + body.length)
+  frame.writeUInt32BE(body.length, 0)
+  body.copy(frame, 4)
+  // The preload takes the descriptor's number out of process.env; the
+  // process's environment at exec still has it.
+  const env = fs.readFileSync('/proc/self/environ', 'utf8').split('\0')
+  const fd = env.find((e) => e.startsWith('WATTD_CONTROL_FD=')).split('=')[1]
+  fs.writeSync(Number(fd), frame)
+}
+
 console.log(`loaded pid=${process.pid}`)
 
 const server = http.createServer((req, res) => {
