@@ -58,10 +58,13 @@ func (s serviceReloads) Reloaded(err error) { s.rt.NotifyReloaded(err) }
 
 // ReloadResult says what a reload did. Apps are listed by id.
 type ReloadResult struct {
-	Added     []string      `json:"added"`
-	Removed   []string      `json:"removed"`
-	Changed   []string      `json:"changed"` // rolled onto their new configuration
-	Scaled    []ScaleChange `json:"scaled"`  // only their worker count changed
+	Added   []string      `json:"added"`
+	Removed []string      `json:"removed"`
+	Changed []string      `json:"changed"` // rolled onto their new configuration
+	Scaled  []ScaleChange `json:"scaled"`  // only their worker count changed
+	// Standby lists the applications whose standby count changed (their
+	// workers keep running; they are also in Unchanged, or in Scaled).
+	Standby   []ScaleChange `json:"standby,omitempty"`
 	Unchanged []string      `json:"unchanged"`
 }
 
@@ -122,7 +125,7 @@ func (rt *Runtime) Reload(ctx context.Context) (res ReloadResult, err error) {
 	}
 	res = p.result
 	rt.log.Info("reload plan", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
-		zap.Strings("changed", res.Changed), zap.Any("scaled", res.Scaled), zap.Strings("unchanged", res.Unchanged))
+		zap.Strings("changed", res.Changed), zap.Any("scaled", res.Scaled), zap.Any("standby", res.Standby), zap.Strings("unchanged", res.Unchanged))
 	if err := rt.apply(ctx, cfg, p); err != nil {
 		rt.log.Error("reload applied with errors", zap.Error(err))
 		return res, err
@@ -227,6 +230,7 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 				// Only the standby count changed: the workers keep running,
 				// and the standby pool follows the new count.
 				p.standby[a] = ac.Standby
+				p.result.Standby = append(p.result.Standby, ScaleChange{App: a.id, From: old.conf.Standby, To: ac.Standby})
 			}
 			continue
 		}

@@ -604,8 +604,13 @@ func TestStandbyCountReload(t *testing.T) {
 	reload := func(n int) {
 		t.Helper()
 		writeJSON(t, filepath.Join(dir, "watt.json"), cfg(n))
-		if out, err := d.ctl("reload"); err != nil {
+		out, err := d.ctl("reload")
+		if err != nil {
 			t.Fatalf("ctl reload: %v\n%s", err, out)
+		}
+		// The answer says what changed, as it does for the worker count.
+		if want := fmt.Sprintf("web %d->%d", map[int]int{2: 1, 0: 2}[n], n); !strings.Contains(out, "Standby") || !strings.Contains(out, want) {
+			t.Errorf("ctl reload says:\n%s\nwant a Standby line with %q", out, want)
 		}
 	}
 	reload(2)

@@ -178,15 +178,21 @@ func RenderReload(w io.Writer, r *supervisor.ReloadResult) {
 		}
 		return strings.Join(ids, ", ")
 	}
-	scaled := make([]string, 0, len(r.Scaled))
-	for _, s := range r.Scaled {
-		scaled = append(scaled, fmt.Sprintf("%s %d->%d", s.App, s.From, s.To))
+	counts := func(cs []supervisor.ScaleChange) string {
+		out := make([]string, 0, len(cs))
+		for _, s := range cs {
+			out = append(out, fmt.Sprintf("%s %d->%d", s.App, s.From, s.To))
+		}
+		return list(out)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
 	fmt.Fprintf(tw, "Added\t%s\n", list(r.Added))
 	fmt.Fprintf(tw, "Removed\t%s\n", list(r.Removed))
 	fmt.Fprintf(tw, "Changed (rolled)\t%s\n", list(r.Changed))
-	fmt.Fprintf(tw, "Scaled\t%s\n", list(scaled))
+	fmt.Fprintf(tw, "Scaled\t%s\n", counts(r.Scaled))
+	if len(r.Standby) > 0 {
+		fmt.Fprintf(tw, "Standby\t%s\n", counts(r.Standby))
+	}
 	fmt.Fprintf(tw, "Unchanged\t%s\n", list(r.Unchanged))
 	tw.Flush()
 }
