@@ -961,14 +961,9 @@ func TestStandbyEarlyReadyIsIgnored(t *testing.T) {
 	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	listened, _ := promotedInto(t, d, "web", sb.PID, 0, 20*time.Second)
-	var readyAt time.Time
+	promotedInto(t, d, "web", sb.PID, 0, 20*time.Second)
 	waitFor(t, 10*time.Second, "the promoted standby serving", func() bool {
 		code, body, err := get(fresh, d.url("/"))
-		readyAt = time.Now()
 		return err == nil && code == http.StatusOK && body == fmt.Sprintf("pid=%d", sb.PID)
 	})
-	if readyAt.Before(listened) {
-		t.Fatalf("served before it listened")
-	}
 }
