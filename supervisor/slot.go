@@ -232,7 +232,7 @@ func (s *slot) run(ctx context.Context) {
 		var w worker
 		var err error
 		promoted := next != nil
-		if next != nil {
+		if promoted {
 			w, next = next, nil
 			s.mu.Lock()
 			s.cur = w

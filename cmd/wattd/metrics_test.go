@@ -744,35 +744,36 @@ func TestAppMetricsOverFrame(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{})
 	pid := d.waitReady("web", 30*time.Second).Workers[0].PID
 	base := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
-	uptime := func() float64 {
+	// worker reads the worker's uptime from a scrape, and whether the
+	// app's own counter is in it; ok is false while neither is.
+	worker := func() (uptime float64, appMetrics, ok bool) {
 		fams, err := scrape(base, "", "")
-		if err != nil || fams["fixture_answers_total"] == nil || fams["wattd_worker_uptime_seconds"] == nil {
-			return -1 // -1: the app's metrics are not in the scrape
+		if err != nil || fams["wattd_worker_uptime_seconds"] == nil {
+			return 0, false, false
 		}
-		return fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue()
+		return fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue(), fams["fixture_answers_total"] != nil, true
 	}
 	if code, _, err := get(fresh, d.url("/")); err != nil || code != http.StatusOK {
 		t.Fatalf("GET /: %d %v", code, err)
 	}
-	waitFor(t, 20*time.Second, "the app's counter in the scrape", func() bool { return uptime() >= 0 })
+	waitFor(t, 20*time.Second, "the app's counter in the scrape", func() bool {
+		_, app, ok := worker()
+		return ok && app
+	})
 	if code, _, err := get(fresh, d.url("/escapes")); err != nil || code != http.StatusOK {
 		t.Fatalf("GET /escapes: %d %v", code, err)
 	}
 	d.waitOutput("reporting without them", 20*time.Second)
 	// Two more reports, the worker the same.
 	var at float64
-	waitFor(t, 20*time.Second, "wattd's own series of the worker", func() bool {
-		fams, err := scrape(base, "", "")
-		if err != nil || fams["wattd_worker_uptime_seconds"] == nil {
-			return false
-		}
-		at = fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue()
-		return fams["fixture_answers_total"] == nil
+	waitFor(t, 20*time.Second, "wattd's own series of the worker without the app's", func() bool {
+		up, app, ok := worker()
+		at = up
+		return ok && !app
 	})
 	waitFor(t, 20*time.Second, "two more seconds of the worker's uptime", func() bool {
-		fams, err := scrape(base, "", "")
-		return err == nil && fams["wattd_worker_uptime_seconds"] != nil &&
-			fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue() > at+2
+		up, _, ok := worker()
+		return ok && up > at+2
 	})
 	if w := d.app("web").Workers[0]; w.PID != pid || w.Restarts != 0 {
 		t.Fatalf("worker %d (restarts %d), want %d never restarted: killed for its report", w.PID, w.Restarts, pid)

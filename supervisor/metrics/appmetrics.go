@@ -121,7 +121,7 @@ func (m *appMerger) merge(own []*dto.MetricFamily, texts []workerText) []*dto.Me
 	// cannot take another app's family away by coming first.
 	parsed := make([]map[string]*dto.MetricFamily, len(texts))
 	votes := map[string]map[dto.MetricType]int{}
-	var firstType = map[string]dto.MetricType{}
+	firstType := map[string]dto.MetricType{}
 	for i, w := range texts {
 		if len(w.text) > maxAppText {
 			m.warn(w, "the app's metrics are over the size wattd takes; leaving them out",
