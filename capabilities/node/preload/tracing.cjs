@@ -142,11 +142,23 @@ class ClientSpan {
 // MAX_TRACESTATE characters remain ('' when none does). A caller cannot
 // make every mesh call of the request carry kilobytes of it.
 function boundTracestate (ts) {
-  if (ts.length <= MAX_TRACESTATE && ts.split(',').length <= MAX_TRACESTATE_MEMBERS) return ts
+  if (ts.length <= MAX_TRACESTATE && !overMembers(ts)) return ts
   const members = ts.split(',').map((m) => m.trim()).filter((m) => m !== '' && m.length <= MAX_TRACESTATE_MEMBER)
   members.length = Math.min(members.length, MAX_TRACESTATE_MEMBERS)
   while (members.length > 0 && members.join(',').length > MAX_TRACESTATE) members.pop()
   return members.join(',')
+}
+
+// overMembers tells whether ts has more than MAX_TRACESTATE_MEMBERS
+// comma-separated members, without splitting it (a request's common
+// case is a short header, checked at no cost).
+function overMembers (ts) {
+  if (ts.length < MAX_TRACESTATE_MEMBERS) return false
+  let commas = 0
+  for (let i = ts.indexOf(','); i !== -1; i = ts.indexOf(',', i + 1)) {
+    if (++commas >= MAX_TRACESTATE_MEMBERS) return true
+  }
+  return false
 }
 
 function startTracing (state, info) {
