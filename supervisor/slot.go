@@ -301,15 +301,24 @@ func (s *slot) run(ctx context.Context) {
 		s.countRestartLocked(restartKind(exit.Reason))
 		s.setStateLocked(StateBackoff)
 		s.mu.Unlock()
-		// A standby takes the slot at once after a crash the policy
-		// restarts at once (the first of a count). A further consecutive
-		// crash waits out its back-off first, as a start would: promoted
-		// at once, one standby after another would die in the same loop
-		// (an app that cannot reach its database) and reach the crash-loop
-		// limit in a second instead of pacing the attempts. After the
-		// back-off a standby still takes the slot (see below).
-		if d.Delay <= 0 && !noPromote {
+		// A standby takes the slot at once after any crash: it is started
+		// and loaded already, and its slot's connections are waiting.
+		// What the back-off paces is what a crash loop would burn, the
+		// starts: after a further crash in a row the pool starts the
+		// standby's successor no earlier than the back-off (holdFor), so
+		// a loop (an app that cannot reach its database) goes through one
+		// standby per back-off and start, as it goes through one start
+		// per back-off without standbys, and reaches the crash-loop limit
+		// no sooner. Only when no standby can take the slot does the slot
+		// wait out its back-off (and then promote one if there is one by
+		// then, see below).
+		if !noPromote {
 			if w := s.app.standbys().promote(s); w != nil {
+				if d.Delay > 0 {
+					s.app.standbys().holdFor(d.Delay)
+					s.log.Info("standby promoted at once; the pool's next start waits out the back-off",
+						zap.Duration("delay", d.Delay), zap.Int("consecutive", d.Consecutive))
+				}
 				next = w
 				continue
 			}

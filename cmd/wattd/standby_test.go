@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -867,6 +868,77 @@ func TestStandbysDoNotHurryACrashLoop(t *testing.T) {
 	if w.Restarts < 3 {
 		t.Fatalf("%d restarts in 4 s, want the slot still trying (at least 3)", w.Restarts)
 	}
+}
+
+// TestQuickCrashInARowPromotesAtOnce: a worker that dies soon after the
+// one before it (a crash in a row, which the restart policy backs off) is
+// replaced by a warm standby at once, not after the back-off; what waits
+// out the back-off is the pool's next start.
+func TestQuickCrashInARowPromotesAtOnce(t *testing.T) {
+	// A back-off long enough to tell "at once" from "after it" on a slow
+	// machine: 4 s, so at least 3.2 s with its jitter.
+	d := startStandbyFixture(t, 1, 2, nil, map[string]any{
+		"restart": map[string]any{"initialDelay": 4000, "resetAfter": 600000},
+	})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	warmStandbys := func(n int) []int {
+		var pids []int
+		waitFor(t, 30*time.Second, fmt.Sprintf("%d standbys ready to take a slot", n), func() bool {
+			pids = pids[:0]
+			for _, s := range d.app("web").Standbys {
+				if s.State == "standby" {
+					pids = append(pids, s.PID)
+				}
+			}
+			return len(pids) == n
+		})
+		return pids
+	}
+	// The first crash of a count is restarted at once, standby or not.
+	sbs := warmStandbys(2)
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var second supervisor.WorkerStatus
+	waitFor(t, 10*time.Second, "a standby ready in the slot", func() bool {
+		second = d.app("web").Workers[0]
+		return second.State == "ready" && second.PID != first.PID
+	})
+	if !slices.Contains(sbs, second.PID) {
+		t.Fatalf("slot's worker after the first crash is pid %d, not one of the standbys %v", second.PID, sbs)
+	}
+	// The second, up for far less than resetAfter, is a crash in a row.
+	sbs = warmStandbys(2)
+	if err := syscall.Kill(second.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var third supervisor.WorkerStatus
+	waitFor(t, 10*time.Second, "a standby ready in the slot again", func() bool {
+		third = d.app("web").Workers[0]
+		return third.State == "ready" && third.PID != second.PID
+	})
+	took := time.Since(killed)
+	if !slices.Contains(sbs, third.PID) {
+		t.Fatalf("slot's worker after the second crash is pid %d, not one of the standbys %v", third.PID, sbs)
+	}
+	if took > 2500*time.Millisecond {
+		t.Fatalf("the crash in a row was replaced after %s: the standby waited out the back-off", took.Round(time.Millisecond))
+	}
+	d.waitOutput("standby promoted at once; the pool's next start waits out the back-off", 5*time.Second)
+	if strings.Contains(d.out.String(), "restarting worker after backoff") {
+		t.Fatal("the slot backed off though a standby took it")
+	}
+	// The pool, one standby short now, starts the next one only after the
+	// back-off: until then it holds the one that was left.
+	for end := killed.Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if n := len(d.app("web").Standbys); n > 1 {
+			t.Fatalf("%d standbys %s after the crash in a row: the pool did not wait out the back-off",
+				n, time.Since(killed).Round(time.Millisecond))
+		}
+	}
+	warmStandbys(2)
+	t.Logf("crash in a row replaced in %s", took.Round(time.Millisecond))
 }
 
 // TestRollWithFailingStandbys: a rolling restart of an app whose fresh
