@@ -258,6 +258,15 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 		defer aliveT.Stop()
 		alive = aliveT.C
 	}
+	// The accept queues are judged under the same limit, from readiness
+	// on (acceptwatch.go).
+	var queues <-chan time.Time
+	qw := queueWatch{every: queueEvery(r.MaxUnresponsive)}
+	if r.MaxUnresponsive > 0 {
+		tk := time.NewTicker(qw.every)
+		defer tk.Stop()
+		queues = tk.C
+	}
 	graced := false
 	for {
 		select {
@@ -265,6 +274,12 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			return
 		case <-w.Exited():
 			return
+		case now := <-queues:
+			if v := s.judgeQueues(w, r, &qw, now); v != "" {
+				verdict <- v // buffered, and this watcher's only send
+				return
+			}
+			continue
 		case <-alive:
 			st, at := w.Stats()
 			now := time.Now()

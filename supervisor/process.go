@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,9 +89,12 @@ type proc struct {
 	inspectPort int
 	ready       chan struct{} // closed on the first ready message
 	readyOnce   sync.Once
-	warm        chan struct{} // a standby's: closed on its standby message
-	warmOnce    sync.Once
-	isStandby   bool // started as a standby (promoted or not)
+	// serves is what the ready message said the worker serves (its
+	// listeners: "http", "mesh"); set before ready is closed.
+	serves    []string
+	warm      chan struct{} // a standby's: closed on its standby message
+	warmOnce  sync.Once
+	isStandby bool // started as a standby (promoted or not)
 
 	// promotedAt is when a standby was promoted into a slot, and
 	// promotedTo that slot; a promoted worker counts its age from then.
@@ -495,7 +499,10 @@ func (p *proc) readControl(app string, worker int) {
 				p.log.Warn("a standby said ready before it was promoted; ignoring it")
 				break
 			}
-			p.readyOnce.Do(func() { close(p.ready) })
+			p.readyOnce.Do(func() {
+				p.serves = slices.Clone(m.Listeners)
+				close(p.ready)
+			})
 		case ipc.TypeStandby:
 			p.warmOnce.Do(func() { close(p.warm) })
 			if w := m.Warm; w != nil {

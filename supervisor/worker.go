@@ -43,6 +43,9 @@ type worker interface {
 	Hello() <-chan struct{}
 	Ready() <-chan struct{}
 	Drained() <-chan struct{}
+	// Serves names the sockets the worker said it serves when it said
+	// ready ("http", "mesh"); nil before, and for a fronted worker.
+	Serves() []string
 
 	// Send writes one message on the control channel.
 	Send(*ipc.Message) error
@@ -77,15 +80,21 @@ type worker interface {
 
 var _ worker = (*proc)(nil)
 
-func (p *proc) PID() int                                { return p.pid }
-func (p *proc) Started() time.Time                      { return p.startedAt() }
-func (p *proc) Exited() <-chan struct{}                 { return p.exited }
-func (p *proc) ExitReason() string                      { return p.exitReason() }
-func (p *proc) Leaving() <-chan struct{}                { return p.leaving }
-func (p *proc) LeaveReason() string                     { return fmt.Sprintf("exit status %d", p.leaveCode) }
-func (p *proc) Hello() <-chan struct{}                  { return p.hello }
-func (p *proc) Ready() <-chan struct{}                  { return p.ready }
-func (p *proc) Drained() <-chan struct{}                { return p.drained }
+func (p *proc) PID() int                 { return p.pid }
+func (p *proc) Started() time.Time       { return p.startedAt() }
+func (p *proc) Exited() <-chan struct{}  { return p.exited }
+func (p *proc) ExitReason() string       { return p.exitReason() }
+func (p *proc) Leaving() <-chan struct{} { return p.leaving }
+func (p *proc) LeaveReason() string      { return fmt.Sprintf("exit status %d", p.leaveCode) }
+func (p *proc) Hello() <-chan struct{}   { return p.hello }
+func (p *proc) Ready() <-chan struct{}   { return p.ready }
+func (p *proc) Drained() <-chan struct{} { return p.drained }
+func (p *proc) Serves() []string {
+	if !closed(p.ready) {
+		return nil
+	}
+	return p.serves
+}
 func (p *proc) Send(m *ipc.Message) error               { return p.send(m) }
 func (p *proc) Signal(sig syscall.Signal) error         { return syscall.Kill(-p.pid, sig) }
 func (p *proc) Stats() (ipc.Stats, time.Time)           { return p.lastStats() }

@@ -46,6 +46,7 @@ func (f *fakeWorker) LeaveReason() string                     { return "" }
 func (f *fakeWorker) Hello() <-chan struct{}                  { return f.hello }
 func (f *fakeWorker) Ready() <-chan struct{}                  { return f.ready }
 func (f *fakeWorker) Drained() <-chan struct{}                { return f.drained }
+func (f *fakeWorker) Serves() []string                        { return nil }
 func (f *fakeWorker) Stats() (ipc.Stats, time.Time)           { return ipc.Stats{}, time.Time{} }
 func (f *fakeWorker) TakeDelayPeak() (float64, float64, bool) { return 0, 0, false }
 func (f *fakeWorker) OutputTail(time.Duration) []string       { return nil }

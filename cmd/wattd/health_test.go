@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -369,4 +370,49 @@ func TestSupervisorPauseIsNotWorkersSilence(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestWorkerThatStopsAcceptingIsReplaced: a ready worker whose app closed
+// its server but keeps running still sends its stats and would pass its
+// checks, but the connections the kernel hands its socket wait for nobody.
+// wattd sees them in the socket's accept queue and replaces the worker
+// once they have waited maxUnresponsive; the replacement serves them.
+func TestWorkerThatStopsAcceptingIsReplaced(t *testing.T) {
+	d := startStandbyFixture(t, 1, 0, nil, map[string]any{"health": map[string]any{"maxUnresponsive": 2000}})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	code, body, err := get(fresh, d.url("/close-server"))
+	if err != nil || code != http.StatusOK || body != fmt.Sprintf("closing pid=%d", first.PID) {
+		t.Fatalf("GET /close-server: %d %q %v", code, body, err)
+	}
+	// Requests that reach the closed server's socket now wait in its
+	// queue; the first answer from another process comes from the
+	// replacement.
+	slow := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	start := time.Now()
+	for {
+		code, body, err = get(slow, d.url("/"))
+		if err != nil {
+			t.Fatalf("GET / after the app closed its server: %v (after %s)", err, time.Since(start).Round(time.Millisecond))
+		}
+		if body != fmt.Sprintf("pid=%d", first.PID) {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the worker that closed its server still answers")
+		}
+	}
+	took := time.Since(start)
+	if code != http.StatusOK {
+		t.Fatalf("GET /: %d %q", code, body)
+	}
+	w := d.app("web").Workers[0]
+	if !strings.HasPrefix(w.LastExit, "unhealthy: ") || !strings.Contains(w.LastExit, "waiting on its http socket, none taken for") {
+		t.Fatalf("slot's last exit %q, want the accept queue's verdict", w.LastExit)
+	}
+	t.Logf("a request to the closed server answered by the replacement after %s; reason %q", took.Round(time.Millisecond), w.LastExit)
+	if took < 1500*time.Millisecond {
+		t.Errorf("answered after %s, before maxUnresponsive could have passed", took)
+	}
+	// It still sends stats: it is drained and stopped within its grace.
+	waitFor(t, 15*time.Second, "the old process gone", func() bool { return !alive(first.PID) })
 }

@@ -31,6 +31,17 @@ if (process.env.LIE_READY && process.env.WATTD_WORKER_ID === '-1') {
 console.log(`loaded pid=${process.pid}`)
 
 const server = http.createServer((req, res) => {
+  if (req.url === '/close-server') {
+    // The app stops serving but keeps running: its server closes (so the
+    // process no longer accepts on the socket wattd handed it) and a timer
+    // keeps the event loop, and the stats reports, going.
+    res.setHeader('connection', 'close')
+    res.end(`closing pid=${process.pid}`)
+    server.close()
+    server.closeIdleConnections()
+    setInterval(() => {}, 1000)
+    return
+  }
   if (req.url === '/exit-slowly') {
     // A crash whose end takes a while after its last JavaScript: the
     // process lingers 1.5 s in an exit listener of the app's, as a large

@@ -1,0 +1,106 @@
+package supervisor
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/wattd/wattd/supervisor/listeners"
+)
+
+// A worker that says ready is believed about what it serves, but not
+// blindly: wattd owns the sockets it hands over and can see their accept
+// queues. A ready worker takes what waits in the queue of each socket it
+// said it serves as soon as its event loop turns (Node.js and Go accept
+// until the queue is empty), so the queue is empty most of the time and
+// never grows for long. One that said ready without listening, closed its
+// server, or accepts nothing any more leaves the connections the kernel
+// hands its socket waiting there, for as long as their clients wait. The
+// health loop samples the queues (queueEvery) and replaces the worker at
+// once when a queue has held connections at every sample for
+// maxUnresponsive without ever shrinking, the same limit as for a worker
+// that stops reporting: from the clients' side the two look alike.
+
+// queueEvery is the sampling period of the accept queues: ten samples per
+// maxUnresponsive, at most one a second.
+func queueEvery(maxUnresponsive time.Duration) time.Duration {
+	return min(time.Second, max(maxUnresponsive/10, 20*time.Millisecond))
+}
+
+// queueRun follows one socket's queue: since is the first sample of the
+// current run of samples with connections waiting and none taken, zero
+// when there is none; last the previous sample, at at.
+type queueRun struct {
+	since, at time.Time
+	last      int
+}
+
+// queueWatch follows the queues of a worker's sockets, by name.
+type queueWatch struct {
+	every time.Duration
+	runs  map[string]*queueRun
+}
+
+// observe records that n connections wait on socket name at now, and
+// returns for how long connections have waited there without the worker
+// taking any: 0 unless this sample and every one since the run began
+// found connections waiting and never fewer than the sample before. A
+// sample after a gap (wattd itself did not run) starts afresh: what
+// happened meanwhile is unknown.
+func (q *queueWatch) observe(name string, n int, now time.Time) time.Duration {
+	if q.runs == nil {
+		q.runs = map[string]*queueRun{}
+	}
+	r := q.runs[name]
+	if r == nil {
+		r = &queueRun{}
+		q.runs[name] = r
+	}
+	gap := !r.at.IsZero() && now.Sub(r.at) > 3*q.every
+	switch {
+	case n <= 0:
+		r.since = time.Time{}
+	case r.since.IsZero() || gap || n < r.last:
+		r.since = now
+	}
+	r.last, r.at = n, now
+	if r.since.IsZero() {
+		return 0
+	}
+	return now.Sub(r.since)
+}
+
+// reset forgets every run, as while the worker's inspector is open.
+func (q *queueWatch) reset() { clear(q.runs) }
+
+// judgeQueues samples the accept queues of the sockets w said it serves
+// and returns why w must be replaced at once, or "" (see above). Sockets
+// whose queue the kernel does not show are not judged.
+func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time) string {
+	serves := w.Serves()
+	if len(serves) == 0 {
+		return ""
+	}
+	if st, _ := w.Stats(); st.Inspector {
+		// A debugger may hold it at a breakpoint.
+		q.reset()
+		return ""
+	}
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
+	for i, f := range s.listeners {
+		name := s.names[i]
+		if !slices.Contains(serves, name) {
+			continue
+		}
+		n, err := listeners.Queued(f)
+		if err != nil {
+			continue
+		}
+		if waited := q.observe(name, n, now); waited >= r.MaxUnresponsive {
+			return fmt.Sprintf("unhealthy: %d connection(s) waiting on its %s socket, none taken for %s (maxUnresponsive %s)",
+				n, name, waited.Round(time.Millisecond), r.MaxUnresponsive)
+		}
+	}
+	return ""
+}
