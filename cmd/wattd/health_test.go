@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -415,4 +416,23 @@ func TestWorkerThatStopsAcceptingIsReplaced(t *testing.T) {
 	}
 	// It still sends stats: it is drained and stopped within its grace.
 	waitFor(t, 15*time.Second, "the old process gone", func() bool { return !alive(first.PID) })
+}
+
+// TestWorkerReadyWithoutListeningIsReplaced: a worker that says on its
+// control channel that it serves its sockets, and never listens, is not
+// believed for longer than maxUnresponsive once connections wait.
+func TestWorkerReadyWithoutListeningIsReplaced(t *testing.T) {
+	d := startStandbyFixture(t, 1, 0, map[string]any{"LIE_READY": "serving"}, map[string]any{"health": map[string]any{"maxUnresponsive": 1000}})
+	liar := d.waitReady("web", 30*time.Second).Workers[0]
+	// A connection for it to leave waiting.
+	conn, err := net.Dial("tcp", d.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d.waitOutput("connection(s) waiting on its http socket, none taken for", 10*time.Second)
+	waitFor(t, 10*time.Second, "the liar replaced", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID != liar.PID && strings.Contains(w.LastExit, "waiting on its http socket")
+	})
 }

@@ -16,8 +16,11 @@ if (process.env.CRASH_LOAD && process.env.WATTD_WORKER_ID === '-1' && fs.existsS
 
 // With LIE_READY set, a standby says "ready" on its control channel as it
 // loads, before it is promoted: a worker that lies on its control channel.
-if (process.env.LIE_READY && process.env.WATTD_WORKER_ID === '-1') {
-  const body = Buffer.from('{"type":"ready"}')
+// With LIE_READY=serving, every worker says it is ready and serves its
+// sockets, and never listens.
+const lieServing = process.env.LIE_READY === 'serving'
+if ((process.env.LIE_READY && process.env.WATTD_WORKER_ID === '-1') || lieServing) {
+  const body = Buffer.from(lieServing ? '{"type":"ready","listeners":["http","mesh"]}' : '{"type":"ready"}')
   const frame = Buffer.alloc(4 + body.length)
   frame.writeUInt32BE(body.length, 0)
   body.copy(frame, 4)
@@ -75,7 +78,9 @@ function listen () {
 }
 
 const gate = process.env.LISTEN_GATE
-if (gate && process.env.WATTD_WORKER_ID === '-1' && fs.existsSync(gate)) {
+if (lieServing) {
+  setInterval(() => {}, 1000) // alive, reporting stats, taking nothing
+} else if (gate && process.env.WATTD_WORKER_ID === '-1' && fs.existsSync(gate)) {
   console.log(`gated pid=${process.pid}`)
   const t = setInterval(() => {
     if (!fs.existsSync(gate)) {
