@@ -86,7 +86,7 @@ func run(args []string) int {
 			},
 		},
 	}
-	if err := app.Run(args); err != nil {
+	if err := app.Run(permute(app.Commands, args)); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {
@@ -542,9 +542,6 @@ func ctlCommand() *cli.Command {
 				Flags:        []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Before: func(c *cli.Context) error {
 					if c.NArg() > 1 {
-						if opt := lateOption(c); opt != "" {
-							return usageErrorf("%s: options go before APP: wattd ctl metrics [options] [APP]", opt)
-						}
 						return &exitError{exitUsage, errors.New("usage: wattd ctl metrics [APP]")}
 					}
 					return nil
@@ -575,9 +572,6 @@ func ctlCommand() *cli.Command {
 				Flags:        []cli.Flag{jsonFlag, socketFlag, nameFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Before: func(c *cli.Context) error {
 					if c.NArg() != 1 {
-						if opt := lateOption(c); opt != "" {
-							return usageErrorf("%s: options go before APP: wattd ctl restart [options] APP", opt)
-						}
 						return &exitError{exitUsage, errors.New("usage: wattd ctl restart APP")}
 					}
 					return nil

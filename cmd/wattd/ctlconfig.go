@@ -49,9 +49,6 @@ func ctlEnvCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 		Flags:        flags,
 		Before: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				if opt := lateOption(c); opt != "" {
-					return usageErrorf("%s: options go before APP: wattd ctl env [--worker N] [--json] APP", opt)
-				}
 				return usageErrorf("usage: wattd ctl env [--worker N] [--json] APP (wattd ctl ps lists the apps)")
 			}
 			if c.Int("worker") < 0 {

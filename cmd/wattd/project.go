@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -91,9 +90,6 @@ func configFlag() cli.Flag {
 // are [DIR].
 func projectDir(c *cli.Context) (string, error) {
 	if c.NArg() > 1 {
-		if opt := lateOption(c); opt != "" {
-			return "", usageErrorf("%s: options go before the directory: wattd %s [options] [DIR]", opt, c.Command.Name)
-		}
 		return "", usageErrorf("%s takes one project directory, got %d arguments; see wattd %s --help", c.Command.Name, c.NArg(), c.Command.Name)
 	}
 	return pickDir(c, c.Args().First())
@@ -112,19 +108,6 @@ func pickDir(c *cli.Context, arg string) (string, error) {
 		return flag, nil
 	}
 	return ".", nil
-}
-
-// lateOption returns the first argument after the first positional one
-// that looks like an option: urfave/cli stops reading options at the
-// first argument, so `start DIR -c FILE` would otherwise read as three
-// directories.
-func lateOption(c *cli.Context) string {
-	for _, a := range c.Args().Tail() {
-		if strings.HasPrefix(a, "-") && a != "-" {
-			return a
-		}
-	}
-	return ""
 }
 
 func sameDir(a, b string) bool {

@@ -92,9 +92,6 @@ func ctlScaleCommand(action ctlAction) *cli.Command {
 		Flags:     changeFlags(),
 		Before: func(c *cli.Context) error {
 			if c.NArg() != 2 {
-				if opt := lateOption(c); opt != "" {
-					return usageErrorf("%s: options go before APP: wattd ctl scale [options] APP N", opt)
-				}
 				return &exitError{exitUsage, errors.New("usage: wattd ctl scale APP N")}
 			}
 			if n, err := strconv.Atoi(c.Args().Get(1)); err != nil || n < 1 || n > config.MaxWorkers {
