@@ -206,7 +206,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	for _, r := range rows {
 		if r.App != "api" || r.PID == 0 || r.RSS == 0 || r.OpenFDs == 0 || r.CPU <= 0 || r.ELU == nil ||
-			r.HeapTotal == 0 || r.StartSeconds <= 0 || r.LagP99 == nil || r.Requests == 0 || r.RequestP99 == nil || *r.RequestP99 <= 0 || *r.RequestP99 > 10 {
+			r.HeapTotal == 0 || r.StartSeconds <= 0 || r.LagP99 == nil || r.Requests == nil || *r.Requests == 0 || r.RequestP99 == nil || *r.RequestP99 <= 0 || *r.RequestP99 > 10 {
 			t.Errorf("ctl metrics row %+v lacks figures", r)
 		}
 	}

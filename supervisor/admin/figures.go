@@ -35,7 +35,7 @@ type WorkerFigures struct {
 	LagP99    *float64 `json:"eventLoopLagP99Seconds,omitempty"`
 	GCCount   uint64   `json:"gcCount,omitempty"`
 	GCSeconds float64  `json:"gcSeconds,omitempty"`
-	Requests  uint64   `json:"requests,omitempty"`
+	Requests  *uint64  `json:"requests,omitempty"`
 	// RequestP99 is the 99th percentile of the duration of the requests
 	// it served in about the last minute (http_request_all_summary_seconds,
 	// every method and status together); absent when it served none.
@@ -84,7 +84,10 @@ func Figures(apps []supervisor.AppStatus) []WorkerFigures {
 					}
 				}
 			}
-			f.Requests = w.RequestsDone
+			if w.Requests != nil || w.RequestsDone > 0 {
+				n := w.RequestsDone
+				f.Requests = &n // 0 too: metrics are on
+			}
 			if p99, ok := w.Requests.RecentQuantile(0.99); ok {
 				f.RequestP99 = &p99
 			}
@@ -122,6 +125,10 @@ func RenderFigures(w io.Writer, rows []WorkerFigures) {
 			lag = fmt.Sprintf("%.1fms", *r.LagP99*1000)
 		}
 		reqP99 := "-"
+		requests := "-"
+		if r.Requests != nil {
+			requests = strconv.FormatUint(*r.Requests, 10)
+		}
 		if r.RequestP99 != nil {
 			reqP99 = fmt.Sprintf("%.1fms", *r.RequestP99*1000)
 		}
@@ -129,7 +136,7 @@ func RenderFigures(w io.Writer, rows []WorkerFigures) {
 			cell(r.App), r.Worker, dash(r.PID > 0, strconv.Itoa(r.PID)), cell(r.State),
 			dash(r.PID > 0, fmt.Sprintf("%.2fs", r.CPU)), dash(r.RSS > 0, supervisor.FormatBytes(r.RSS)),
 			dash(r.OpenFDs > 0, strconv.Itoa(r.OpenFDs)), mem, elu, heap,
-			lag, dash(r.GCCount > 0, fmt.Sprintf("%d / %.2fs", r.GCCount, r.GCSeconds)), dash(r.Requests > 0, strconv.FormatUint(r.Requests, 10)), reqP99,
+			lag, dash(r.GCCount > 0, fmt.Sprintf("%d / %.2fs", r.GCCount, r.GCSeconds)), requests, reqP99,
 			r.ActiveConns, r.Restarts, r.OOMKills, dash(r.StartSeconds > 0, fmt.Sprintf("%.2fs", r.StartSeconds)),
 			cgroupCells(r))
 	}

@@ -1,7 +1,10 @@
 package admin
 
 import (
+	"slices"
+
 	"encoding/json"
+	"github.com/wattd/wattd/ipc"
 	"strings"
 	"testing"
 
@@ -41,5 +44,31 @@ func TestFiguresCgroupColumns(t *testing.T) {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("JSON lacks %s: %s", want, data)
 		}
+	}
+}
+
+// TestFiguresRequestsZeroWithMetricsOn: a worker that served nothing with
+// metrics on shows 0 requests; "-" is for metrics off.
+func TestFiguresRequestsZeroWithMetricsOn(t *testing.T) {
+	apps := []supervisor.AppStatus{{ID: "api", Workers: []supervisor.WorkerStatus{
+		{Index: 0, PID: 10, State: "ready", Requests: &ipc.Histogram{}},
+		{Index: 1, PID: 11, State: "ready"},
+	}}}
+	rows := Figures(apps)
+	if rows[0].Requests == nil || *rows[0].Requests != 0 || rows[1].Requests != nil {
+		t.Fatalf("requests %v and %v, want 0 and absent", rows[0].Requests, rows[1].Requests)
+	}
+	var b strings.Builder
+	RenderFigures(&b, rows)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	col := slices.Index(strings.Fields(lines[0]), "REQUESTS") - 1 // "LAG P99" is two words in the header
+	for i, want := range []string{"0", "-"} {
+		if got := strings.Fields(lines[i+1]); len(got) <= col || got[col] != want {
+			t.Errorf("row %d: REQUESTS %q, want %q: %q", i, got, want, lines[i+1])
+		}
+	}
+	data, _ := json.Marshal(rows)
+	if !strings.Contains(string(data), `"requests":0`) || strings.Count(string(data), `"requests"`) != 1 {
+		t.Errorf("JSON: %s", data)
 	}
 }

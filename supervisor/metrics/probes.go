@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -46,7 +47,7 @@ func probeHandler(p config.Probe, auth *config.BasicAuth, judge func(*http.Reque
 		body = firstNonZero(v.custom.Body, answer.Body, body)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(code)
-		fmt.Fprintln(w, body)
+		_, _ = io.WriteString(w, body) // exactly the body, as Watt sends it
 	})
 }
 

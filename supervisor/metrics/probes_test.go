@@ -222,3 +222,16 @@ func TestScrapeGzip(t *testing.T) {
 		t.Fatalf("gzip body of %d bytes unzips to %d:\n%s", len(body), len(unzipped), unzipped)
 	}
 }
+
+// TestProbeBodiesAreExact: a probe sends its body as it is, as Watt does:
+// "OK", not "OK\n", and a configured body byte for byte.
+func TestProbeBodiesAreExact(t *testing.T) {
+	base := serveTest(t, config.Metrics{Liveness: config.Probe{Success: config.ProbeAnswer{Body: "alive"}}},
+		oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true}))
+	for path, want := range map[string]string{"/ready": "OK", "/status": "alive"} {
+		_, b := fetch(t, base+path, func(*http.Request) {})
+		if string(b) != want {
+			t.Errorf("GET %s: body %q, want %q", path, b, want)
+		}
+	}
+}
