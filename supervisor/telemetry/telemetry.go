@@ -726,11 +726,16 @@ func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int)
 // maxErrorText bounds the error of an export failure's log line.
 const maxErrorText = 1024
 
-// clipError is err's text for a log line, at most maxErrorText bytes. The
-// SDK's stdout exporter (console, file) joins one error per span it could
-// not write, the same one thousands of times: the first says what went
-// wrong, and how many more there were is enough of the rest.
+// clipError is err's text for a log line, at most maxErrorText bytes: all
+// of it when it fits (an OTLP exporter's "exporter export timeout" wraps
+// the cause, "connection refused", which the line must show). Otherwise
+// the first of its errors and how many more: the SDK's stdout exporter
+// (console, file) joins one error per span it could not write, the same
+// one thousands of times.
 func clipError(err error) string {
+	if text := err.Error(); len(text) <= maxErrorText {
+		return text
+	}
 	first, n := firstError(err)
 	text, more := first.Error(), n-1
 	suffix := ""
