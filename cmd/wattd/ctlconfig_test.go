@@ -137,13 +137,17 @@ func TestCtlConfigAndEnv(t *testing.T) {
 		}
 	}
 
-	out, err = d.ctl("env", "web", "--json")
-	if err == nil {
-		t.Errorf("ctl env web --json (option after APP) succeeded:\n%s", out)
+	// Options may follow APP.
+	out, err = d.ctl("env", "web", "--json", "-w", "1")
+	if err != nil {
+		t.Fatalf("ctl env web --json -w 1: %v\n%s", err, out)
 	}
-	out, err = d.ctl("env", "--json", "-w", "1", "web")
+	before, err := d.ctl("env", "--json", "-w", "1", "web")
 	if err != nil {
 		t.Fatalf("ctl env --json: %v\n%s", err, out)
+	}
+	if out != before {
+		t.Errorf("ctl env web --json -w 1 printed\n%s\nctl env --json -w 1 web printed\n%s", out, before)
 	}
 	var we supervisor.WorkerEnv
 	if err := json.Unmarshal([]byte(out), &we); err != nil {
