@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wattd/wattd/supervisor/listeners"
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // A worker that says ready is believed about what it serves, but not
@@ -18,8 +19,21 @@ import (
 // hands its socket waiting there, for as long as their clients wait. The
 // health loop samples the queues (queueEvery) and replaces the worker at
 // once when a queue has held connections at every sample for
-// maxUnresponsive without ever shrinking, the same limit as for a worker
-// that stops reporting: from the clients' side the two look alike.
+// maxUnresponsive without ever shrinking while the worker was idle, the
+// same limit as for a worker that stops reporting: from the clients' side
+// the two look alike.
+//
+// The queue's length alone cannot tell such a worker from a busy one: a
+// handler that holds the event loop for 600 ms while clients keep
+// connecting leaves one connection in the queue at every sample, though
+// the worker takes one each turn of its loop. So the verdict also needs
+// the worker to have been idle meanwhile, its process using less than a
+// tenth of a CPU; a worker that is that busy is working, and one whose
+// loop is stuck is the stats rule's (maxUnresponsive without stats).
+
+// idleShare is the CPU share (of one core, over the time connections
+// waited) under which a worker counts as idle.
+const idleShare = 0.1
 
 // queueEvery is the sampling period of the accept queues: ten samples per
 // maxUnresponsive (3 s by default), enough for a queue that a worker
@@ -31,10 +45,13 @@ func queueEvery(maxUnresponsive time.Duration) time.Duration {
 
 // queueRun follows one socket's queue: since is the first sample of the
 // current run of samples with connections waiting and none taken, zero
-// when there is none; last the previous sample, at at.
+// when there is none; last the previous sample, at at; cpu the worker's
+// CPU time when the run began (see busy).
 type queueRun struct {
 	since, at time.Time
 	last      int
+	cpu       time.Duration
+	cpuOK     bool
 }
 
 // queueWatch follows the queues of a worker's sockets, by name.
@@ -50,6 +67,23 @@ type queueWatch struct {
 // sample after a gap (wattd itself did not run) starts afresh: what
 // happened meanwhile is unknown.
 func (q *queueWatch) observe(name string, n int, now time.Time) time.Duration {
+	r := q.run(name)
+	gap := !r.at.IsZero() && now.Sub(r.at) > 3*q.every
+	switch {
+	case n <= 0:
+		r.since = time.Time{}
+	case r.since.IsZero() || gap || n < r.last:
+		r.since = now
+		r.cpuOK = false
+	}
+	r.last, r.at = n, now
+	if r.since.IsZero() {
+		return 0
+	}
+	return now.Sub(r.since)
+}
+
+func (q *queueWatch) run(name string) *queueRun {
 	if q.runs == nil {
 		q.runs = map[string]*queueRun{}
 	}
@@ -58,18 +92,29 @@ func (q *queueWatch) observe(name string, n int, now time.Time) time.Duration {
 		r = &queueRun{}
 		q.runs[name] = r
 	}
-	gap := !r.at.IsZero() && now.Sub(r.at) > 3*q.every
-	switch {
-	case n <= 0:
-		r.since = time.Time{}
-	case r.since.IsZero() || gap || n < r.last:
-		r.since = now
+	return r
+}
+
+// busy reports whether the worker, whose CPU time is cpu now (ok false
+// when unknown), used at least idleShare of a core since socket name's
+// run began, and starts the run afresh if so: its connections move,
+// slowly. The first call of a run only records the CPU time. Unknown CPU
+// time counts as busy: no verdict without the evidence.
+func (q *queueWatch) busy(name string, cpu time.Duration, ok bool, now time.Time) bool {
+	r := q.run(name)
+	if !ok {
+		r.cpuOK = false
+		return true
 	}
-	r.last, r.at = n, now
-	if r.since.IsZero() {
-		return 0
+	if !r.cpuOK {
+		r.cpu, r.cpuOK = cpu, true
+		return false
 	}
-	return now.Sub(r.since)
+	if cpu-r.cpu >= time.Duration(idleShare*float64(now.Sub(r.since))) {
+		r.since, r.cpu = now, cpu
+		return true
+	}
+	return false
 }
 
 // reset forgets every run, as while the worker's inspector is open.
@@ -99,10 +144,16 @@ func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time
 		if err != nil {
 			continue
 		}
-		if waited := q.observe(name, n, now); waited >= r.MaxUnresponsive {
-			return fmt.Sprintf("unhealthy: %d connection(s) waiting on its %s socket, none taken for %s (maxUnresponsive %s)",
-				n, name, waited.Round(time.Millisecond), r.MaxUnresponsive)
+		waited := q.observe(name, n, now)
+		if n <= 0 {
+			continue
 		}
+		st, ok := procnet.ReadStat(w.PID())
+		if q.busy(name, st.CPU, ok, now) || waited < r.MaxUnresponsive {
+			continue
+		}
+		return fmt.Sprintf("unhealthy: %d connection(s) waiting on its %s socket, none taken for %s while it was idle (maxUnresponsive %s)",
+			n, name, waited.Round(time.Millisecond), r.MaxUnresponsive)
 	}
 	return ""
 }

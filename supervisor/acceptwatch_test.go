@@ -56,3 +56,35 @@ func TestQueueWatchObserve(t *testing.T) {
 		}
 	})
 }
+
+func TestQueueWatchBusy(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	q := queueWatch{every: 100 * time.Millisecond}
+	// A worker that uses 60% of a core while one connection waits at every
+	// sample (a handler holding its loop): busy, so the run starts again.
+	q.observe("http", 1, at(0))
+	if q.busy("http", ms(0), true, at(0)) {
+		t.Fatal("busy at the run's first sample")
+	}
+	q.observe("http", 1, at(100))
+	if !q.busy("http", ms(60), true, at(100)) {
+		t.Fatal("60 ms of CPU in 100 ms: not busy")
+	}
+	if got := q.observe("http", 1, at(200)); got != 100*time.Millisecond {
+		t.Fatalf("after a busy stretch the run restarts: waited %s, want 100ms", got)
+	}
+	// Idle from then on: 5 ms of CPU in 900 ms is under a tenth.
+	for i := 3; i <= 11; i++ {
+		q.observe("http", 1, at(100*i))
+	}
+	if q.busy("http", ms(65), true, at(1100)) {
+		t.Fatal("5 ms of CPU in 1 s: busy")
+	}
+	// Unknown CPU time is no evidence of idleness.
+	if !q.busy("http", 0, false, at(1200)) {
+		t.Fatal("unknown CPU time counted as idle")
+	}
+}
+

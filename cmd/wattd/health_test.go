@@ -3,11 +3,13 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -435,4 +437,53 @@ func TestWorkerReadyWithoutListeningIsReplaced(t *testing.T) {
 		w := d.app("web").Workers[0]
 		return w.PID != liar.PID && strings.Contains(w.LastExit, "waiting on its http socket")
 	})
+}
+
+// TestBusyWorkerIsNotTakenForOneThatDoesNotAccept: a worker whose handler
+// holds its event loop for 600 ms while clients keep opening connections
+// has one waiting in its queue at every sample, yet takes one at every
+// turn of its loop: it is busy, not ignoring its socket, and keeps its
+// slot.
+func TestBusyWorkerIsNotTakenForOneThatDoesNotAccept(t *testing.T) {
+	d := startStandbyFixture(t, 1, 0, nil, map[string]any{"health": map[string]any{"maxUnresponsive": 1000}})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	// Each client as curl does it: a connection per request, the request
+	// written as soon as it is open, read to the end, the next connection
+	// 20 ms later (curl's start). A client quicker than that connects
+	// before the worker's loop has taken the last one, and both are taken
+	// together: nothing waits.
+	once := func() bool {
+		time.Sleep(20 * time.Millisecond)
+		c, err := net.DialTimeout("tcp", d.addr(), 5*time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /busy HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n"); err != nil {
+			return false
+		}
+		b, err := io.ReadAll(c)
+		return err == nil && strings.HasPrefix(string(b), "HTTP/1.1 200")
+	}
+	var wg sync.WaitGroup
+	var served atomic.Int64
+	end := time.Now().Add(4 * time.Second)
+	for range 2 {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				if once() {
+					served.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if w := d.app("web").Workers[0]; w.PID != first.PID || w.Restarts != 0 {
+		t.Fatalf("the busy worker %d was replaced by %d, %d restarts, last exit %q", first.PID, w.PID, w.Restarts, w.LastExit)
+	}
+	if served.Load() < 4 {
+		t.Fatalf("%d requests served in 4 s", served.Load())
+	}
+	t.Logf("%d requests of 600 ms served, the worker kept", served.Load())
 }

@@ -45,6 +45,14 @@ const server = http.createServer((req, res) => {
     setInterval(() => {}, 1000)
     return
   }
+  if (req.url === '/busy') {
+    // A handler that holds the event loop for 600 ms: a slow worker that
+    // still takes one connection per turn of its loop.
+    const until = Date.now() + 600
+    while (Date.now() < until);
+    res.end(`busy pid=${process.pid}`)
+    return
+  }
   if (req.url === '/exit-slowly') {
     // A crash whose end takes a while after its last JavaScript: the
     // process lingers 1.5 s in an exit listener of the app's, as a large
