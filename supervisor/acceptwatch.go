@@ -27,8 +27,8 @@ import (
 // handler that holds the event loop for 600 ms while clients keep
 // connecting leaves one connection in the queue at every sample, though
 // the worker takes one each turn of its loop. So the verdict also needs
-// the worker to have been idle meanwhile, its process using less than a
-// tenth of a CPU; a worker that is that busy is working, and one whose
+// the worker to have been idle meanwhile, its process and the children it
+// started using less than a tenth of a CPU; a worker that is that busy is working, and one whose
 // loop is stuck is the stats rule's (maxUnresponsive without stats).
 
 // idleShare is the CPU share (of one core, over the time connections
@@ -148,8 +148,8 @@ func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time
 		if n <= 0 {
 			continue
 		}
-		st, ok := procnet.ReadStat(w.PID())
-		if q.busy(name, st.CPU, ok, now) || waited < r.MaxUnresponsive {
+		cpu, ok := procnet.TreeCPU(w.PID())
+		if q.busy(name, cpu, ok, now) || waited < r.MaxUnresponsive {
 			continue
 		}
 		return fmt.Sprintf("unhealthy: %d connection(s) waiting on its %s socket, none taken for %s while it was idle (maxUnresponsive %s)",

@@ -87,4 +87,3 @@ func TestQueueWatchBusy(t *testing.T) {
 		t.Fatal("unknown CPU time counted as idle")
 	}
 }
-

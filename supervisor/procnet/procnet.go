@@ -339,3 +339,45 @@ func OpenFDs(pid int) (n int, ok bool) {
 	n, err := countEntries(dir)
 	return n, err == nil
 }
+
+// TreeCPU is the CPU time (user + system) of pid and of its descendants
+// that its threads started and that still run, found through
+// /proc/<pid>/task/<tid>/children: cheap enough to ask often, unlike Tree,
+// which reads every process. ok is false when pid is gone. Children that
+// ended count only once their parent reaped them (the kernel adds them to
+// the parent's own times then).
+func TreeCPU(pid int) (cpu time.Duration, ok bool) {
+	st, ok := ReadStat(pid)
+	if !ok {
+		return 0, false
+	}
+	cpu = st.CPU
+	seen := map[int]bool{pid: true}
+	queue := []int{pid}
+	for len(queue) > 0 && len(seen) < 4096 {
+		p := queue[0]
+		queue = queue[1:]
+		tasks, err := os.ReadDir("/proc/" + strconv.Itoa(p) + "/task")
+		if err != nil {
+			continue
+		}
+		for _, t := range tasks {
+			b, err := ReadFile("/proc/" + strconv.Itoa(p) + "/task/" + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				c, err := strconv.Atoi(f)
+				if err != nil || seen[c] {
+					continue
+				}
+				seen[c] = true
+				if cs, ok := ReadStat(c); ok {
+					cpu += cs.CPU
+					queue = append(queue, c)
+				}
+			}
+		}
+	}
+	return cpu, true
+}

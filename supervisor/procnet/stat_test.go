@@ -2,6 +2,7 @@ package procnet
 
 import (
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -107,5 +108,37 @@ func TestReadHostCPU(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("/proc/stat's total did not move in 5 s: %+v then %+v", a, b)
 		}
+	}
+}
+
+func TestTreeCPUCountsChildren(t *testing.T) {
+	// A shell whose child burns CPU: the tree's time grows though the
+	// shell's own stays at nothing.
+	cmd := exec.Command("sh", "-c", "sh -c 'while :; do :; done' & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, p := range Tree(cmd.Process.Pid) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+		cmd.Wait()
+	}()
+	var tree time.Duration
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if tree, ok = TreeCPU(cmd.Process.Pid); !ok {
+			t.Fatal("TreeCPU: the shell is gone")
+		}
+		if tree >= 200*time.Millisecond {
+			break
+		}
+	}
+	own, _ := ReadStat(cmd.Process.Pid)
+	if tree < 200*time.Millisecond || own.CPU > 50*time.Millisecond {
+		t.Fatalf("tree CPU %s, the shell's own %s: want the child's time counted", tree, own.CPU)
+	}
+	if _, ok := TreeCPU(1 << 30); ok {
+		t.Fatal("TreeCPU of a pid that does not exist: ok")
 	}
 }
