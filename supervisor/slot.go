@@ -301,29 +301,36 @@ func (s *slot) run(ctx context.Context) {
 		s.countRestartLocked(restartKind(exit.Reason))
 		s.setStateLocked(StateBackoff)
 		s.mu.Unlock()
-		// A standby takes the slot at once after any crash: it is started
-		// and loaded already, and its slot's connections are waiting.
-		// What the back-off paces is what a crash loop would burn, the
-		// starts: after a further crash in a row the pool starts the
-		// standby's successor no earlier than the back-off (holdFor), so
-		// a loop (an app that cannot reach its database) goes through one
-		// standby per back-off and start, as it goes through one start
-		// per back-off without standbys, and reaches the crash-loop limit
-		// no sooner. Only when no standby can take the slot does the slot
-		// wait out its back-off (and then promote one if there is one by
-		// then, see below).
-		if !noPromote {
-			if w := s.app.standbys().promote(s); w != nil {
-				if d.Delay > 0 {
-					s.app.standbys().holdFor(d.Delay)
-					s.log.Info("standby promoted at once; the pool's next start waits out the back-off",
-						zap.Duration("delay", d.Delay), zap.Int("consecutive", d.Consecutive))
+		// A standby takes the slot at once after a crash whose worker
+		// lived at least its back-off: it is started and loaded already,
+		// and the slot's connections are waiting for it. What the
+		// back-off is for, pacing a worker that keeps failing, that
+		// worker's life has done already: from one attempt to the next
+		// there was at least the back-off, as there is without standbys.
+		// A worker that died sooner (an app that dies as it starts to
+		// serve, its database down) has the slot wait out the rest of the
+		// back-off before it promotes; promoted at once, one standby
+		// after another would go through the crash-loop limit in a
+		// second. With no standby to take the slot it waits the whole
+		// back-off and starts a process, as without standbys.
+		delay := d.Delay
+		if !noPromote && s.app.sp().conf.Standby > 0 {
+			rest := d.Delay - exit.Uptime
+			if rest <= 0 {
+				if w := s.app.standbys().promote(s); w != nil {
+					if d.Delay > 0 {
+						s.log.Info("worker lived longer than its back-off; a standby takes the slot at once",
+							zap.Duration("delay", d.Delay), zap.Duration("uptime", exit.Uptime.Round(time.Millisecond)),
+							zap.Int("consecutive", d.Consecutive))
+					}
+					next = w
+					continue
 				}
-				next = w
-				continue
+			} else {
+				delay = rest
 			}
 		}
-		if d.Delay > 0 {
+		if delay > 0 {
 			// A worker that keeps failing: until a worker is ready
 			// again, the slot's socket takes no new connections
 			// (steering.go), which would otherwise wait out the back-off
@@ -336,9 +343,9 @@ func (s *slot) run(ctx context.Context) {
 			// (measured: a third less throughput in the bench's crash
 			// scenario), against a wait of one start for some of them.
 			s.app.rt.slotDown(s, true)
-			s.log.Info("restarting worker after backoff", zap.Duration("delay", d.Delay), zap.Int("consecutive", d.Consecutive))
+			s.log.Info("restarting worker after backoff", zap.Duration("delay", delay), zap.Int("consecutive", d.Consecutive))
 		}
-		t := time.NewTimer(d.Delay)
+		t := time.NewTimer(delay)
 	backoff:
 		for {
 			select {
@@ -360,7 +367,7 @@ func (s *slot) run(ctx context.Context) {
 				break backoff
 			}
 		}
-		if d.Delay > 0 && len(waiting) == 0 && !noPromote {
+		if delay > 0 && len(waiting) == 0 && !noPromote {
 			next = s.app.standbys().promote(s)
 		}
 	}

@@ -75,10 +75,6 @@ type standbyPool struct {
 	startup atomic.Int64
 	// warmCount counts the standbys that became able to take a slot.
 	warmCount atomic.Uint64
-	// holdUntil (Unix nanoseconds) is when the pool may start a standby
-	// again after a slot promoted one on a crash in a row (holdFor); 0
-	// for no hold.
-	holdUntil atomic.Int64
 
 	mu   sync.Mutex // guards the fields below
 	live []*standby // running and not promoted, oldest first
@@ -206,32 +202,7 @@ func (sp *standbyPool) poke() {
 func (sp *standbyPool) discard() {
 	sp.gen.Add(1)
 	sp.gaveUp.Store(false)
-	sp.holdUntil.Store(0)
 	sp.poke()
-}
-
-// holdFor keeps the pool from starting a standby for d: a slot promoted
-// one on a crash in a row, whose back-off is d. Without it a crash loop
-// would go through the pool as fast as standbys start, where without
-// standbys it waits out each back-off. Holds do not add up: the latest
-// end wins.
-func (sp *standbyPool) holdFor(d time.Duration) {
-	until := time.Now().Add(d).UnixNano()
-	for {
-		cur := sp.holdUntil.Load()
-		if cur >= until || sp.holdUntil.CompareAndSwap(cur, until) {
-			return
-		}
-	}
-}
-
-// held is how long the pool still waits before it starts a standby.
-func (sp *standbyPool) held() time.Duration {
-	until := sp.holdUntil.Load()
-	if until == 0 {
-		return 0
-	}
-	return time.Until(time.Unix(0, until))
 }
 
 // releaseWait bounds how long release waits for a killed standby to end.
@@ -488,7 +459,7 @@ func (sp *standbyPool) run(ctx context.Context) {
 	// afresh, so that failures scattered over the app's life do not add
 	// up to giving up.
 	warmSeen, genSeen := sp.warmCount.Load(), sp.gen.Load()
-	var retry, hold <-chan time.Time
+	var retry <-chan time.Time
 	// look is false after an event that changes nothing here (the exit of
 	// a standby that was promoted): a start now would only take CPU from
 	// the promotion's successor schedule (see promote).
@@ -501,10 +472,8 @@ func (sp *standbyPool) run(ctx context.Context) {
 		if look {
 			sp.stopStale(&stops, log)
 		}
-		if look && retry == nil && hold == nil && !closed(rt.stopping) && ctx.Err() == nil {
-			if wait := sp.held(); wait > 0 {
-				hold = time.After(wait) // see holdFor
-			} else if err := sp.fill(ctx, exits, quit, log); err != nil {
+		if look && retry == nil && !closed(rt.stopping) && ctx.Err() == nil {
+			if err := sp.fill(ctx, exits, quit, log); err != nil {
 				d := tracker.Next(restart.Exit{Reason: "start: " + err.Error()})
 				log.Error("standby worker could not be started", zap.Error(err), zap.Duration("retry_in", d.Delay))
 				retry = time.After(max(d.Delay, 100*time.Millisecond))
@@ -515,13 +484,8 @@ func (sp *standbyPool) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-wake:
-			if sp.held() <= 0 {
-				hold = nil // a discard ended it
-			}
 		case <-retry:
 			retry = nil
-		case <-hold:
-			hold = nil
 		case sb := <-exits:
 			sp.mu.Lock()
 			i := slices.Index(sp.live, sb)

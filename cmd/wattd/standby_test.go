@@ -870,15 +870,18 @@ func TestStandbysDoNotHurryACrashLoop(t *testing.T) {
 	}
 }
 
-// TestQuickCrashInARowPromotesAtOnce: a worker that dies soon after the
-// one before it (a crash in a row, which the restart policy backs off) is
-// replaced by a warm standby at once, not after the back-off; what waits
-// out the back-off is the pool's next start.
-func TestQuickCrashInARowPromotesAtOnce(t *testing.T) {
-	// A back-off long enough to tell "at once" from "after it" on a slow
-	// machine: 4 s, so at least 3.2 s with its jitter.
+// TestCrashInARowPromotesOnceTheBackoffIsLived: a worker that dies soon
+// after the one before it (a crash in a row, which the restart policy
+// backs off) but lived longer than that back-off is replaced by a warm
+// standby at once: its life paced the attempts already. One that dies
+// sooner has the slot wait out the rest of the back-off first, so that a
+// crash loop is not hurried by the standbys.
+func TestCrashInARowPromotesOnceTheBackoffIsLived(t *testing.T) {
+	// Back-offs long enough to tell "at once" from "after it" on a slow
+	// machine: 2.5 s (±20%) for the second crash in a row, 5 s for the
+	// third.
 	d := startStandbyFixture(t, 1, 2, nil, map[string]any{
-		"restart": map[string]any{"initialDelay": 4000, "resetAfter": 600000},
+		"restart": map[string]any{"initialDelay": 2500, "resetAfter": 600000},
 	})
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	warmStandbys := func(n int) []int {
@@ -894,51 +897,51 @@ func TestQuickCrashInARowPromotesAtOnce(t *testing.T) {
 		})
 		return pids
 	}
-	// The first crash of a count is restarted at once, standby or not.
-	sbs := warmStandbys(2)
-	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var second supervisor.WorkerStatus
-	waitFor(t, 10*time.Second, "a standby ready in the slot", func() bool {
-		second = d.app("web").Workers[0]
-		return second.State == "ready" && second.PID != first.PID
-	})
-	if !slices.Contains(sbs, second.PID) {
-		t.Fatalf("slot's worker after the first crash is pid %d, not one of the standbys %v", second.PID, sbs)
-	}
-	// The second, up for far less than resetAfter, is a crash in a row.
-	sbs = warmStandbys(2)
-	if err := syscall.Kill(second.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	var third supervisor.WorkerStatus
-	waitFor(t, 10*time.Second, "a standby ready in the slot again", func() bool {
-		third = d.app("web").Workers[0]
-		return third.State == "ready" && third.PID != second.PID
-	})
-	took := time.Since(killed)
-	if !slices.Contains(sbs, third.PID) {
-		t.Fatalf("slot's worker after the second crash is pid %d, not one of the standbys %v", third.PID, sbs)
-	}
-	if took > 2500*time.Millisecond {
-		t.Fatalf("the crash in a row was replaced after %s: the standby waited out the back-off", took.Round(time.Millisecond))
-	}
-	d.waitOutput("standby promoted at once; the pool's next start waits out the back-off", 5*time.Second)
-	if strings.Contains(d.out.String(), "restarting worker after backoff") {
-		t.Fatal("the slot backed off though a standby took it")
-	}
-	// The pool, one standby short now, starts the next one only after the
-	// back-off: until then it holds the one that was left.
-	for end := killed.Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if n := len(d.app("web").Standbys); n > 1 {
-			t.Fatalf("%d standbys %s after the crash in a row: the pool did not wait out the back-off",
-				n, time.Since(killed).Round(time.Millisecond))
+	// replaced kills pid and waits for the slot's next worker, which must
+	// be one of the standbys sbs; it returns it and how long that took.
+	replaced := func(pid int, sbs []int, within time.Duration) (supervisor.WorkerStatus, time.Duration) {
+		t.Helper()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
 		}
+		killed := time.Now()
+		var w supervisor.WorkerStatus
+		waitFor(t, within, "a standby ready in the slot", func() bool {
+			w = d.app("web").Workers[0]
+			return w.State == "ready" && w.PID != pid
+		})
+		if !slices.Contains(sbs, w.PID) {
+			t.Fatalf("slot's worker after the crash is pid %d, not one of the standbys %v", w.PID, sbs)
+		}
+		return w, time.Since(killed)
 	}
-	warmStandbys(2)
-	t.Logf("crash in a row replaced in %s", took.Round(time.Millisecond))
+	// The first crash of a count is restarted at once, standby or not.
+	second, _ := replaced(first.PID, warmStandbys(2), 10*time.Second)
+
+	// The second crash in a row, of a worker up for longer than its
+	// back-off (at most 3 s): at once.
+	sbs := warmStandbys(2)
+	waitFor(t, 10*time.Second, "the promoted standby up for 3.2 s", func() bool {
+		return d.app("web").Workers[0].Uptime >= 3.2
+	})
+	third, took := replaced(second.PID, sbs, 10*time.Second)
+	if took > 1500*time.Millisecond {
+		t.Fatalf("a worker that lived its back-off was replaced after %s: the standby waited", took.Round(time.Millisecond))
+	}
+	d.waitOutput("worker lived longer than its back-off; a standby takes the slot at once", 5*time.Second)
+	t.Logf("crash in a row after the back-off's time replaced in %s", took.Round(time.Millisecond))
+
+	// The third, at once: the slot waits out the rest of its back-off
+	// (4 s at least) before a standby takes it.
+	sbs = warmStandbys(2)
+	fourth, took := replaced(third.PID, sbs, 15*time.Second)
+	if took < 3*time.Second {
+		t.Fatalf("a worker that died at once was replaced after %s: its back-off (at least 4 s) was not waited out", took.Round(time.Millisecond))
+	}
+	if fourth.Restarts != 3 {
+		t.Errorf("restarts %d, want 3", fourth.Restarts)
+	}
+	t.Logf("crash in a row before the back-off's time replaced in %s", took.Round(time.Millisecond))
 }
 
 // TestRollWithFailingStandbys: a rolling restart of an app whose fresh
