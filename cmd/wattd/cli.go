@@ -86,7 +86,12 @@ func run(args []string) int {
 			},
 		},
 	}
-	if err := app.Run(permute(app.Commands, args)); err != nil {
+	args, err := permute(app.Commands, args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wattd:", err)
+		return exitUsage
+	}
+	if err := app.Run(args); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {
@@ -491,6 +496,12 @@ func ctlCommand() *cli.Command {
 	// errors into exit codes, print JSON or the rendered form.
 	action := func(timeout func(*cli.Context) time.Duration, do func(*cli.Context, context.Context, *admin.Client) (any, func(), error)) cli.ActionFunc {
 		return func(c *cli.Context) error {
+			if c.Command.ArgsUsage == "" && c.NArg() > 0 {
+				return usageErrorf("wattd ctl %s takes no arguments, got %q; see wattd ctl %s --help", c.Command.Name, c.Args().First(), c.Command.Name)
+			}
+			if d := timeout(c); d <= 0 {
+				return usageErrorf("--timeout must be more than 0, got %s", d)
+			}
 			cl, err := connect(ctlString(c, "socket"), ctlString(c, "name"))
 			if err != nil {
 				return fail(err)

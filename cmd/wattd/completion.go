@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -98,6 +99,12 @@ func completionCommand() *cli.Command {
 // would address, for the commands that take APP. It prints nothing when
 // no runtime answers at once, and nothing once APP is given.
 func completeApps(c *cli.Context) {
+	if n := len(os.Args); n > 2 && strings.HasPrefix(os.Args[n-2], "-") {
+		// An option being typed (the script passes "--js" as "-js"):
+		// the command's options, as every other command completes them.
+		cli.DefaultCompleteWithFlags(c.Command)(c)
+		return
+	}
 	if c.NArg() > 0 {
 		return
 	}

@@ -81,6 +81,8 @@ func TestCompletion(t *testing.T) {
 		wantAll(t, "wattd ctl <TAB>", complete("wattd", "ctl", ""), "ps", "status", "restart", "stop")
 		wantAll(t, "wattd start --<TAB>", complete("wattd", "start", "--"), "--config", "--dir")
 		wantAll(t, "wattd ctl restart <TAB>", complete("wattd", "ctl", "restart", ""), "web", "api")
+		wantAll(t, "wattd ctl metrics --j<TAB>", complete("wattd", "ctl", "metrics", "--j"), "--json")
+		wantAll(t, "wattd ctl restart web --t<TAB>", complete("wattd", "ctl", "restart", "web", "--t"), "--timeout")
 		wantAll(t, "wattd completion <TAB>", complete("wattd", "completion", ""), "bash", "zsh", "fish")
 	})
 
@@ -104,6 +106,8 @@ func TestCompletion(t *testing.T) {
 		wantAll(t, "wattd ctl <TAB>", complete("wattd", "ctl", ""), "ps", "restart")
 		wantAll(t, "wattd start --<TAB>", complete("wattd", "start", "--"), "--config")
 		wantAll(t, "wattd ctl restart <TAB>", complete("wattd", "ctl", "restart", ""), "web", "api")
+		wantAll(t, "wattd ctl metrics --j<TAB>", complete("wattd", "ctl", "metrics", "--j"), "--json")
+		wantAll(t, "wattd ctl restart web --t<TAB>", complete("wattd", "ctl", "restart", "web", "--t"), "--timeout")
 	})
 
 	t.Run("fish", func(t *testing.T) {

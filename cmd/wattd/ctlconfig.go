@@ -90,6 +90,9 @@ func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
 		Usage: "list the running runtimes by name (pick one with wattd ctl --name NAME)",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("wattd ctl list takes no arguments, got %q", c.Args().First())
+			}
 			live, err := rundir.List()
 			if err != nil {
 				return &exitError{exitFailure, err}

@@ -30,15 +30,24 @@ func TestPermute(t *testing.T) {
 		{"wattd nothing -x y", "wattd nothing -x y"},
 		{"wattd start - --generate-bash-completion", "wattd start - --generate-bash-completion"},
 		{"wattd", "wattd"},
+		{"wattd start DIR --help", "wattd start --help"},
+		{"wattd ctl scale web 2 -h", "wattd ctl scale -h"},
+		{"wattd start DIR -c", "error: -c needs a value"},
+		{"wattd ctl sc web --socket", "error: --socket needs a value"},
+		{"wattd start DIR --config= ", "wattd start --config= DIR"},
 	} {
-		got := strings.Join(permute(cmds, strings.Fields(c.in)), " ")
+		args, err := permute(cmds, strings.Fields(c.in))
+		got := strings.Join(args, " ")
+		if err != nil {
+			got = "error: " + err.Error()
+		}
 		if got != c.want {
 			t.Errorf("permute(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 	in := []string{"wattd", "start", "DIR", "-c", "F"}
 	orig := slices.Clone(in)
-	permute(cmds, in)
+	_, _ = permute(cmds, in)
 	if !slices.Equal(in, orig) {
 		t.Errorf("permute changed its argument: %q", in)
 	}
