@@ -35,12 +35,28 @@ import (
 // waited) under which a worker counts as idle.
 const idleShare = 0.1
 
-// queueEvery is the sampling period of the accept queues: ten samples per
-// maxUnresponsive (3 s by default), enough for a queue that a worker
-// drains to show it, and few enough that hundreds of idle workers cost
-// wattd next to nothing.
-func queueEvery(maxUnresponsive time.Duration) time.Duration {
-	return max(maxUnresponsive/10, 20*time.Millisecond)
+// queueEvery is the sampling period of the accept queues: about ten
+// samples per maxUnresponsive, enough for a queue that a worker drains to
+// show it, and few enough that hundreds of idle workers cost wattd next to
+// nothing. It is made a multiple of the stats period where that allows
+// ten samples (2 s by default, for 30 s): the workers report on the wall
+// clock's multiples of their period, so the samples come with a wake-up
+// wattd has anyway.
+func queueEvery(maxUnresponsive, statsEvery time.Duration) time.Duration {
+	every := max(maxUnresponsive/10, 20*time.Millisecond)
+	if statsEvery > 0 && every >= statsEvery {
+		every = every / statsEvery * statsEvery
+	}
+	return every
+}
+
+// untilNextMultiple is the time from now to the wall clock's next
+// multiple of every. Every worker's samples fall on those multiples, so
+// that an idle wattd wakes once for all of them rather than once for each
+// (measured with 200 workers idle: 2.2-2.8% of one core with a ticker per
+// worker started at its readiness).
+func untilNextMultiple(now time.Time, every time.Duration) time.Duration {
+	return now.Truncate(every).Add(every).Sub(now)
 }
 
 // queueRun follows one socket's queue: since is the first sample of the

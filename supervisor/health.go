@@ -261,11 +261,12 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 	// The accept queues are judged under the same limit, from readiness
 	// on (acceptwatch.go).
 	var queues <-chan time.Time
-	qw := queueWatch{every: queueEvery(r.MaxUnresponsive)}
+	var queueT *time.Timer
+	qw := queueWatch{every: queueEvery(r.MaxUnresponsive, r.statsEvery)}
 	if r.MaxUnresponsive > 0 {
-		tk := time.NewTicker(qw.every)
-		defer tk.Stop()
-		queues = tk.C
+		queueT = time.NewTimer(untilNextMultiple(time.Now(), qw.every))
+		defer queueT.Stop()
+		queues = queueT.C
 	}
 	graced := false
 	for {
@@ -274,11 +275,13 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			return
 		case <-w.Exited():
 			return
-		case now := <-queues:
+		case <-queues:
+			now := time.Now()
 			if v := s.judgeQueues(w, r, &qw, now); v != "" {
 				verdict <- v // buffered, and this watcher's only send
 				return
 			}
+			queueT.Reset(untilNextMultiple(now, qw.every))
 			continue
 		case <-alive:
 			st, at := w.Stats()
