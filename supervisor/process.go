@@ -89,12 +89,13 @@ type proc struct {
 	inspectPort int
 	ready       chan struct{} // closed on the first ready message
 	readyOnce   sync.Once
+	warm        chan struct{} // a standby's: closed on its standby message
+	warmOnce    sync.Once
+	isStandby   bool // started as a standby (promoted or not)
+
 	// serves is what the ready message said the worker serves (its
 	// listeners: "http", "mesh"); set before ready is closed.
-	serves    []string
-	warm      chan struct{} // a standby's: closed on its standby message
-	warmOnce  sync.Once
-	isStandby bool // started as a standby (promoted or not)
+	serves []string
 
 	// promotedAt is when a standby was promoted into a slot, and
 	// promotedTo that slot; a promoted worker counts its age from then.

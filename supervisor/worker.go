@@ -80,27 +80,30 @@ type worker interface {
 
 var _ worker = (*proc)(nil)
 
-func (p *proc) PID() int                 { return p.pid }
-func (p *proc) Started() time.Time       { return p.startedAt() }
-func (p *proc) Exited() <-chan struct{}  { return p.exited }
-func (p *proc) ExitReason() string       { return p.exitReason() }
-func (p *proc) Leaving() <-chan struct{} { return p.leaving }
-func (p *proc) LeaveReason() string      { return fmt.Sprintf("exit status %d", p.leaveCode) }
-func (p *proc) Hello() <-chan struct{}   { return p.hello }
-func (p *proc) Ready() <-chan struct{}   { return p.ready }
-func (p *proc) Drained() <-chan struct{} { return p.drained }
-func (p *proc) Serves() []string {
-	if !closed(p.ready) {
-		return nil
-	}
-	return p.serves
-}
+func (p *proc) PID() int                                { return p.pid }
+func (p *proc) Started() time.Time                      { return p.startedAt() }
+func (p *proc) Exited() <-chan struct{}                 { return p.exited }
+func (p *proc) ExitReason() string                      { return p.exitReason() }
+func (p *proc) Leaving() <-chan struct{}                { return p.leaving }
+func (p *proc) LeaveReason() string                     { return fmt.Sprintf("exit status %d", p.leaveCode) }
+func (p *proc) Hello() <-chan struct{}                  { return p.hello }
+func (p *proc) Ready() <-chan struct{}                  { return p.ready }
+func (p *proc) Drained() <-chan struct{}                { return p.drained }
+func (p *proc) Serves() []string                        { return p.servesOnceReady() }
 func (p *proc) Send(m *ipc.Message) error               { return p.send(m) }
 func (p *proc) Signal(sig syscall.Signal) error         { return syscall.Kill(-p.pid, sig) }
 func (p *proc) Stats() (ipc.Stats, time.Time)           { return p.lastStats() }
 func (p *proc) TakeDelayPeak() (float64, float64, bool) { return p.takeDelayPeak() }
 func (p *proc) OutputTail(max time.Duration) []string   { return p.outputTail(max) }
 func (p *proc) LastError() string                       { return p.sink.LastStderr() }
+
+// servesOnceReady is what the worker's ready message named, nil before.
+func (p *proc) servesOnceReady() []string {
+	if !closed(p.ready) {
+		return nil
+	}
+	return p.serves
+}
 
 // startedAt is when the process started, or, for a promoted standby, when
 // it was promoted: what its slot measures its start and uptime from.
