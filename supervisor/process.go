@@ -501,7 +501,9 @@ func (p *proc) readControl(app string, worker int) {
 				break
 			}
 			p.readyOnce.Do(func() {
-				p.serves = slices.Clone(m.Listeners)
+				// A slot has two sockets; a longer list is a worker's
+				// nonsense, and not kept whole.
+				p.serves = slices.Clone(m.Listeners[:min(len(m.Listeners), 8)])
 				close(p.ready)
 			})
 		case ipc.TypeStandby:
