@@ -63,6 +63,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"ctl", "--help"}, 0, []string{"wattd ctl", "--socket", "inject", "restart"}},
 		{[]string{"ctl"}, 0, []string{"wattd ctl", "--socket"}},
 		{[]string{"ctl", "help", "ps"}, 0, []string{"wattd ctl ps"}},
+		{[]string{"help", "ctl", "metrics"}, 0, []string{"wattd ctl metrics", "--json"}},
 		{[]string{"ctl", "ps", "--help"}, 0, []string{"wattd ctl ps", "--socket", "--json"}},
 		{[]string{"ctl", "status", "--help"}, 0, []string{"wattd ctl status", "--socket"}},
 		{[]string{"ctl", "restart", "--help"}, 0, []string{"wattd ctl restart", "APP", "--timeout"}},

@@ -23,6 +23,11 @@ func permute(cmds []*cli.Command, args []string) ([]string, error) {
 		// before it as typed.
 		return args, nil
 	}
+	if (args[1] == "help" || args[1] == "h") && len(args) > 3 {
+		// `wattd help ctl metrics`: urfave/cli's help command looks one
+		// level down only, and would show ctl's help.
+		return append(append([]string{args[0]}, args[2:]...), "--help"), nil
+	}
 	var flags []cli.Flag
 	i := 1
 	for i < len(args) {

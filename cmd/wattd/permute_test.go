@@ -35,6 +35,8 @@ func TestPermute(t *testing.T) {
 		{"wattd start DIR -c", "error: -c needs a value"},
 		{"wattd ctl sc web --socket", "error: --socket needs a value"},
 		{"wattd start DIR --config= ", "wattd start --config= DIR"},
+		{"wattd help ctl scale", "wattd ctl scale --help"},
+		{"wattd help start", "wattd help start"},
 	} {
 		args, err := permute(cmds, strings.Fields(c.in))
 		got := strings.Join(args, " ")
