@@ -28,8 +28,9 @@ import (
 // connecting leaves one connection in the queue at every sample, though
 // the worker takes one each turn of its loop. So the verdict also needs
 // the worker to have been idle meanwhile, its process and the children it
-// started using less than a tenth of a CPU; a worker that is that busy is working, and one whose
-// loop is stuck is the stats rule's (maxUnresponsive without stats).
+// started using less than a tenth of a CPU; a worker that is that busy is
+// working, and one whose loop is stuck is the stats rule's
+// (maxUnresponsive without stats).
 
 // idleShare is the CPU share (of one core, over the time connections
 // waited) under which a worker counts as idle.
@@ -149,27 +150,31 @@ func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time
 		q.reset()
 		return ""
 	}
-	s.sockMu.Lock()
-	defer s.sockMu.Unlock()
+	type sample struct {
+		name string
+		n    int
+	}
+	var samples []sample
+	s.sockMu.Lock() // the files stay open while they are read
 	for i, f := range s.listeners {
-		name := s.names[i]
-		if !slices.Contains(serves, name) {
-			continue
+		if name := s.names[i]; slices.Contains(serves, name) {
+			if n, err := listeners.Queued(f); err == nil {
+				samples = append(samples, sample{name, n})
+			}
 		}
-		n, err := listeners.Queued(f)
-		if err != nil {
-			continue
-		}
-		waited := q.observe(name, n, now)
-		if n <= 0 {
+	}
+	s.sockMu.Unlock()
+	for _, sm := range samples {
+		waited := q.observe(sm.name, sm.n, now)
+		if sm.n <= 0 {
 			continue
 		}
 		cpu, ok := procnet.TreeCPU(w.PID())
-		if q.busy(name, cpu, ok, now) || waited < r.MaxUnresponsive {
+		if q.busy(sm.name, cpu, ok, now) || waited < r.MaxUnresponsive {
 			continue
 		}
 		return fmt.Sprintf("unhealthy: %d connection(s) waiting on its %s socket, none taken for %s while it was idle (maxUnresponsive %s)",
-			n, name, waited.Round(time.Millisecond), r.MaxUnresponsive)
+			sm.n, sm.name, waited.Round(time.Millisecond), r.MaxUnresponsive)
 	}
 	return ""
 }
