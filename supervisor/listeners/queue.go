@@ -13,8 +13,10 @@ import (
 )
 
 // ErrNoQueue is returned by Queued for a socket whose accept queue the
-// kernel does not show: not a listening TCP or Unix stream socket, or a
-// kernel without the Unix socket diagnostics (unix_diag).
+// kernel does not show: not a listening TCP or Unix stream socket (a Unix
+// listener made after the last dump reads as one too, until the next).
+// A kernel without the Unix socket diagnostics (unix_diag) gives the
+// sock_diag error instead.
 var ErrNoQueue = errors.New("listeners: accept queue not available")
 
 // Queued returns how many connections wait in the accept queue of f, a
@@ -64,14 +66,12 @@ func Queued(f *os.File) (int, error) {
 	return n, qerr
 }
 
-// Constants of linux/unix_diag.h and linux/sock_diag.h that x/sys/unix
-// does not name.
+// Constants of linux/unix_diag.h that x/sys/unix does not name.
 const (
-	sockDiagByFamily = 20 // SOCK_DIAG_BY_FAMILY
-	udiagShowRQLen   = 0x10
-	unixDiagRQLen    = 4
-	unixDiagReqLen   = 24 // struct unix_diag_req
-	unixDiagMsgLen   = 16 // struct unix_diag_msg
+	udiagShowRQLen = 0x10
+	unixDiagRQLen  = 4
+	unixDiagReqLen = 24 // struct unix_diag_req
+	unixDiagMsgLen = 16 // struct unix_diag_msg
 )
 
 // dumpMaxAge is how long one dump of the Unix listeners' queues answers
@@ -135,7 +135,7 @@ func dumpUnixQueued(s int) (map[uint32]int, error) {
 	req := make([]byte, unix.NLMSG_HDRLEN+unixDiagReqLen)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], sockDiagByFamily)
+	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
 	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	ne.PutUint32(req[8:], seq)
 	r := req[unix.NLMSG_HDRLEN:]
@@ -172,7 +172,7 @@ func dumpUnixQueued(s int) (map[uint32]int, error) {
 					}
 				}
 				return nil, errors.New("sock_diag: error without a code")
-			case sockDiagByFamily:
+			case unix.SOCK_DIAG_BY_FAMILY:
 				if len(m.Data) < unixDiagMsgLen {
 					continue
 				}
