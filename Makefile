@@ -91,7 +91,7 @@ test-unit: ## only the fast tests (no processes)
 # adds wattbench flags (-rounds, -duration, -json FILE, ...).
 SCENARIO ?=
 BENCH_FLAGS ?=
-bench: deps build ## wattd beside node:cluster and plain-node baselines on Node 24: hello, crash, rolling, mesh, start, rss (SCENARIO=crash for one)
+bench: deps build ## wattd beside node:cluster and plain-node baselines on Node 24: hello, crash, crash-paced, rolling, mesh, start, rss (SCENARIO=crash for one)
 	$(GO) run ./cmd/wattbench -wattd $(BIN) -node $(NODE24) $(if $(SCENARIO),-scenarios $(SCENARIO)) $(BENCH_FLAGS)
 
 check: ## fail on unformatted code or go.mod drift

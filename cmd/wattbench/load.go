@@ -12,13 +12,21 @@ import (
 	"time"
 )
 
-// loadOpts configures one closed-loop load run.
+// loadOpts configures one load run: a closed loop, or paced when rate
+// is set.
 type loadOpts struct {
 	addr        string // 127.0.0.1:port
 	conns       int
 	duration    time.Duration
 	reqTimeout  time.Duration // a request slower than this is a failure
 	dialTimeout time.Duration
+	// rate, when > 0, paces the load at this many requests a second in
+	// all: each connection sends its requests at fixed times, rate/conns
+	// a second (staggered over the connections), and a request's latency
+	// runs from the time it was due, not from when it went out, so that a
+	// server that falls behind is charged for the requests it held back
+	// (a closed loop sends fewer of them instead; see runLoad).
+	rate float64
 }
 
 // loadStats is what a run produced. Every connection counts into its own
@@ -27,6 +35,9 @@ type loadStats struct {
 	OK      uint64        // 200 responses read in full
 	Elapsed time.Duration // from the first request to the last connection done
 	Dials   uint64
+	// Paced load: requests that went out more than one interval after
+	// they were due, because the one before was still unanswered.
+	Late uint64
 
 	// Dial failures. After each the connection waits dialBackoff before
 	// trying again, so that a dead target does not turn every connection
@@ -70,6 +81,7 @@ func (s *loadStats) rate() float64 {
 func (s *loadStats) add(o *loadStats) {
 	s.OK += o.OK
 	s.Dials += o.Dials
+	s.Late += o.Late
 	s.Refused += o.Refused
 	s.DialErr += o.DialErr
 	s.RefusedStreaks += o.RefusedStreaks
@@ -96,10 +108,16 @@ func request(addr string, closeConn bool) []byte {
 }
 
 // runLoad drives o.conns connections in a closed loop (send, read the whole
-// response, send again) for o.duration. A connection that fails in any way is
-// closed and dialled afresh, never reused. The loop ends at the deadline or
-// when ctx is cancelled; a request in flight at that moment is finished, so
-// the run can overshoot by at most reqTimeout.
+// response, send again) for o.duration, or paced (o.rate). A connection that
+// fails in any way is closed and dialled afresh, never reused. The loop ends
+// at the deadline or when ctx is cancelled; a request in flight at that
+// moment is finished, so the run can overshoot by at most reqTimeout.
+//
+// A closed loop measures how much a server does at full load, but its
+// latencies compare servers at whatever throughput each reached: the one
+// that serves more requests keeps the CPU busier, and its requests wait
+// longer for it. Paced, every server gets the same requests at the same
+// times, and its latency percentiles answer how long a client waits.
 func runLoad(ctx context.Context, o loadOpts) *loadStats {
 	req := request(o.addr, false)
 	per := make([]loadStats, o.conns)
@@ -107,7 +125,12 @@ func runLoad(ctx context.Context, o loadOpts) *loadStats {
 	end := start.Add(o.duration)
 	var wg sync.WaitGroup
 	for i := range per {
-		wg.Go(func() { loadConn(ctx, o, req, end, &per[i]) })
+		var p *pacer
+		if o.rate > 0 {
+			every := time.Duration(float64(o.conns) / o.rate * float64(time.Second))
+			p = &pacer{every: every, next: start.Add(every * time.Duration(i) / time.Duration(o.conns))}
+		}
+		wg.Go(func() { loadConn(ctx, o, req, end, p, &per[i]) })
 	}
 	wg.Wait()
 	total := &loadStats{Elapsed: time.Since(start)}
@@ -117,7 +140,37 @@ func runLoad(ctx context.Context, o loadOpts) *loadStats {
 	return total
 }
 
-func loadConn(ctx context.Context, o loadOpts, req []byte, end time.Time, st *loadStats) {
+// pacer is when a paced connection's requests are due.
+type pacer struct {
+	every time.Duration
+	next  time.Time
+}
+
+// due waits until the next request is due, unless it is late already or
+// end comes first, and returns when it was due; it counts a request that
+// is more than an interval late. The schedule never slips: requests held
+// back by a slow answer go out one after another until it has caught up.
+func (p *pacer) due(ctx context.Context, end time.Time, st *loadStats) (time.Time, bool) {
+	at := p.next
+	p.next = p.next.Add(p.every)
+	if !at.Before(end) {
+		return at, false
+	}
+	if wait := time.Until(at); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return at, false
+		}
+	} else if -wait > p.every {
+		st.Late++
+	}
+	return at, true
+}
+
+func loadConn(ctx context.Context, o loadOpts, req []byte, end time.Time, pace *pacer, st *loadStats) {
 	dialer := net.Dialer{Timeout: o.dialTimeout}
 	var conn net.Conn
 	br := bufio.NewReaderSize(nil, readerBufferLen)
@@ -138,7 +191,15 @@ func loadConn(ctx context.Context, o loadOpts, req []byte, end time.Time, st *lo
 	}
 	defer endStreak()
 
+	var dueAt time.Time // paced: when the request being made was due
 	for time.Now().Before(end) && ctx.Err() == nil {
+		if pace != nil && dueAt.IsZero() {
+			at, ok := pace.due(ctx, end, st)
+			if !ok {
+				break
+			}
+			dueAt = at
+		}
 		if conn == nil {
 			st.Dials++
 			c, err := dialer.DialContext(ctx, "tcp4", o.addr)
@@ -163,6 +224,10 @@ func loadConn(ctx context.Context, o loadOpts, req []byte, end time.Time, st *lo
 		}
 
 		t0 := time.Now()
+		if pace != nil {
+			// From when it was due: a reconnection on the way counts.
+			t0, dueAt = dueAt, time.Time{}
+		}
 		onConn++
 		_ = conn.SetDeadline(t0.Add(o.reqTimeout))
 		_, err := conn.Write(req)

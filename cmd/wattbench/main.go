@@ -21,6 +21,10 @@
 //     wattd, wattd with one standby worker ("wattd-standby") and cluster:
 //     failed requests, refused connections, p99 latency, and the time from a
 //     worker's death to its replacement listening (events.go);
+//   - crash-paced: the same with the load paced at -crash-rate requests a
+//     second, each request due at a fixed time and its latency counted from
+//     then: every runner does the same work, so that the p99s compare how
+//     long clients wait, not how busy each runner kept the CPU (load.go);
 //   - rolling: `wattd ctl restart` of the app under the load, every round,
 //     with and without a standby worker: no request may fail (rolling.go);
 //   - mesh: an entry app calling an internal app once per request
@@ -76,6 +80,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -100,20 +105,22 @@ const (
 
 // Scenario names.
 const (
-	scHello   = "hello"
-	scCrash   = "crash"
-	scRolling = "rolling"
-	scMesh    = "mesh"
-	scStart   = "start"
-	scRSS     = "rss"
-	scTracing = "tracing"
-	scReload  = "reload"
+	scHello = "hello"
+	scCrash = "crash"
+	// scCrashPaced is crash under a paced load (-crash-rate).
+	scCrashPaced = "crash-paced"
+	scRolling    = "rolling"
+	scMesh       = "mesh"
+	scStart      = "start"
+	scRSS        = "rss"
+	scTracing    = "tracing"
+	scReload     = "reload"
 )
 
 var (
 	allTargets = []string{"wattd", "wattd-standby", "cluster", "reuseport", "tcp-fetch", "tcp-agent"}
 	// defaultScenarios are what a bare run (and `make bench`) measures.
-	defaultScenarios = []string{scHello, scCrash, scRolling, scMesh, scStart, scRSS}
+	defaultScenarios = []string{scHello, scCrash, scCrashPaced, scRolling, scMesh, scStart, scRSS}
 	allScenarios     = append(slices.Clone(defaultScenarios), metricsScenario, scTracing, scReload, scPromote)
 	// Earlier names, still accepted on the command line.
 	scenarioAliases = map[string]string{"throughput": scHello, "startup": scStart}
@@ -124,12 +131,13 @@ var (
 // variant of it) and the baselines that scenario compares it with. A
 // selected target that does not run a scenario is skipped for it.
 var scenarioTargets = map[string][]string{
-	scHello:   {"wattd", "cluster", "reuseport"},
-	scCrash:   {"wattd", "wattd-standby", "cluster"},
-	scRolling: {"wattd", "wattd-standby"},
-	scMesh:    {"wattd", "tcp-fetch", "tcp-agent"},
-	scStart:   {"wattd", "cluster"},
-	scRSS:     {"wattd", "cluster"},
+	scHello:      {"wattd", "cluster", "reuseport"},
+	scCrash:      {"wattd", "wattd-standby", "cluster"},
+	scCrashPaced: {"wattd", "wattd-standby", "cluster"},
+	scRolling:    {"wattd", "wattd-standby"},
+	scMesh:       {"wattd", "tcp-fetch", "tcp-agent"},
+	scStart:      {"wattd", "cluster"},
+	scRSS:        {"wattd", "cluster"},
 	// wattd with metrics on against itself with them off (metricsbench.go).
 	metricsScenario: {"wattd"},
 	scTracing:       {"wattd"}, // wattd with tracing on against off, see tracing.go
@@ -147,7 +155,7 @@ var scenarioTargets = map[string][]string{
 // next even with metrics off on both sides, so that the median of five
 // such rounds moved by 2% from one run to another.
 var defaultRounds = map[string]int{
-	scHello: 5, scCrash: 3, scRolling: 3, scMesh: 3, scStart: 5, scRSS: 2,
+	scHello: 5, scCrash: 3, scCrashPaced: 3, scRolling: 3, scMesh: 3, scStart: 5, scRSS: 2,
 	metricsScenario: 11, scTracing: 3, scReload: 1, scPromote: 3,
 }
 
@@ -186,6 +194,7 @@ type config struct {
 	startRepeats          int
 	crashJitter           int
 	crashClock            bool
+	crashRate             float64
 	jsonOut               string
 	keepLogs              bool
 	sameTime              []string
@@ -215,6 +224,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.startRepeats, "starts", 1, "starts per runner per round in the start scenario")
 	fs.IntVar(&c.crashJitter, "crash-jitter", 20, "crash scenario: spread worker lifetimes by +/- this percentage (0-90); at 0 workers started together die together")
 	fs.BoolVar(&c.crashClock, "crash-clock", false, "crash scenario: one worker of the app dies at each 0.5 s tick of the clock, however fast it is replaced, instead of each worker dying N x 0.5 s (+/- -crash-jitter) after it listens")
+	fs.Float64Var(&c.crashRate, "crash-rate", 5000, "crash-paced scenario: requests per second in all, sent at fixed times over the -conns connections")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "runners to run: "+strings.Join(allTargets, ", "))
 	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "scenarios to run, a comma list of "+strings.Join(allScenarios, ", "))
 	fs.StringVar(&c.jsonOut, "json", "", "also write machine-readable results to this file")
@@ -253,6 +263,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-rounds must be between 0 and 100")
 	case c.startRepeats < 1 || c.startRepeats > 100:
 		return c, errors.New("-starts must be between 1 and 100")
+	case !(c.crashRate > 0) || math.IsInf(c.crashRate, 0):
+		return c, errors.New("-crash-rate must be a number of requests per second above 0")
 	case c.crashJitter < 0 || c.crashJitter > 90:
 		return c, errors.New("-crash-jitter must be between 0 and 90")
 	}
@@ -366,6 +378,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		crashAfter:  time.Duration(env.workers) * crashEvery,
 		crashJitter: cfg.crashJitter,
 		crashClock:  cfg.crashClock,
+		crashRate:   cfg.crashRate,
 		reqTimeout:  2 * time.Second,
 		sampleEvery: 500 * time.Millisecond,
 		meshConns:   cfg.meshConns,
@@ -477,8 +490,8 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 					note(r)
 				}
 				sleepCtx(ctx, settle)
-			case scCrash:
-				each(names, func(t string) runRecord { return b.runCrash(ctx, targets[t], round) })
+			case scCrash, scCrashPaced:
+				each(names, func(t string) runRecord { return b.runCrash(ctx, sc, targets[t], round) })
 			case scRolling:
 				each(names, func(t string) runRecord { return b.runRolling(ctx, targets[t], round) })
 			case scMesh:

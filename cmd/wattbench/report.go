@@ -195,44 +195,28 @@ var specs = map[string]spec{
 	scCrash: {
 		about:   "hello app under the same load while a worker exits every 0.5 s; wattd, wattd with one standby worker, node:cluster",
 		runners: []string{"wattd", "wattd-standby", "cluster"},
-		metrics: []metric{
-			{name: "requests/s", unit: "req/s", prec: 0, value: rps},
-			{name: "p99 latency", unit: "ms", prec: 2, value: p99},
-			{name: "max latency", unit: "ms", prec: 0, value: loadVal(func(l *loadSummary) float64 { return l.MaxMs })},
-			{name: "failed requests (sum)", prec: 0, fold: foldSum, value: failedReqs},
-			{name: "  of which on a fresh connection", prec: 0, fold: foldSum,
-				value: loadVal(func(l *loadSummary) float64 { return float64(l.FailedFresh) })},
-			{name: "  of which timeouts (> 2 s)", prec: 0, fold: foldSum,
-				value: loadVal(func(l *loadSummary) float64 { return float64(l.Timeout) })},
-			{name: "refused connections (sum)", prec: 0, fold: foldSum, value: refused},
-			{name: "  refused time per connection", unit: "ms", prec: 0,
-				value: loadVal(func(l *loadSummary) float64 { return l.RefusedMsPerConn })},
-			{name: "worker deaths (sum)", prec: 0, fold: foldSum,
-				value: func(r *runRecord) (float64, bool) {
-					if r.Replace == nil {
-						return 0, false
-					}
-					return float64(r.Replace.Exits), true
-				}},
-			{name: "worker deaths replaced (sum)", prec: 0, fold: foldSum,
-				value: func(r *runRecord) (float64, bool) {
-					if r.Replace == nil {
-						return 0, false
-					}
-					return float64(r.Replace.N), true
-				}},
-			{name: "death to replacement listening, median", unit: "ms", prec: 1,
-				value: replaceVal(func(s *replaceSummary) float64 { return s.MedianMs })},
-			{name: "death to replacement listening, p90", unit: "ms", prec: 1,
-				value: replaceVal(func(s *replaceSummary) float64 { return s.P90Ms })},
-		},
+		metrics: crashMetrics(false),
 		goals: []goal{
 			atMost(scCrash, "wattd-standby", "cluster", "p99 latency", "ms", p99, foldMedian),
 			sumZero(scCrash, "wattd-standby", "refused connections", refused),
 			sumZero(scCrash, "wattd", "refused connections", refused),
 			atMost(scCrash, "wattd", "cluster", "failed requests", "", failedReqs, foldSum),
 		},
-		notes: crashNotes,
+		notes: func(records []runRecord) []string { return crashNotes(records, scCrash) },
+	},
+	scCrashPaced: {
+		about: "the crash scenario with the load paced (-crash-rate requests/s in all, each due at a fixed time, latency from when it was due): " +
+			"every runner serves the same requests, so their latencies compare at equal work",
+		runners: []string{"wattd", "wattd-standby", "cluster"},
+		metrics: crashMetrics(true),
+		goals: []goal{
+			atMost(scCrashPaced, "wattd-standby", "cluster", "p99 latency", "ms", p99, foldMedian),
+			sumZero(scCrashPaced, "wattd-standby", "refused connections", refused),
+			sumZero(scCrashPaced, "wattd", "refused connections", refused),
+		},
+		notes: func(records []runRecord) []string {
+			return append(pacedNotes(records, scCrashPaced), crashNotes(records, scCrashPaced)...)
+		},
 	},
 	scRolling: {
 		about:   "`wattd ctl restart hello` under the keep-alive load, once per round; wattd, and wattd with one standby worker",
@@ -587,12 +571,70 @@ func ratioNotes(records []runRecord, scenario, a string, baselines []string, wha
 	return out
 }
 
-// crashNotes pool the replacement times of all rounds, per runner.
-func crashNotes(records []runRecord) []string {
+// crashMetrics are the crash scenarios' table rows; paced adds p50 and the
+// requests sent late.
+func crashMetrics(paced bool) []metric {
+	m := []metric{
+		{name: "requests/s", unit: "req/s", prec: 0, value: rps},
+		{name: "p99 latency", unit: "ms", prec: 2, value: p99},
+		{name: "max latency", unit: "ms", prec: 0, value: loadVal(func(l *loadSummary) float64 { return l.MaxMs })},
+		{name: "failed requests (sum)", prec: 0, fold: foldSum, value: failedReqs},
+		{name: "  of which on a fresh connection", prec: 0, fold: foldSum,
+			value: loadVal(func(l *loadSummary) float64 { return float64(l.FailedFresh) })},
+		{name: "  of which timeouts (> 2 s)", prec: 0, fold: foldSum,
+			value: loadVal(func(l *loadSummary) float64 { return float64(l.Timeout) })},
+		{name: "refused connections (sum)", prec: 0, fold: foldSum, value: refused},
+		{name: "  refused time per connection", unit: "ms", prec: 0,
+			value: loadVal(func(l *loadSummary) float64 { return l.RefusedMsPerConn })},
+		{name: "worker deaths (sum)", prec: 0, fold: foldSum,
+			value: func(r *runRecord) (float64, bool) {
+				if r.Replace == nil {
+					return 0, false
+				}
+				return float64(r.Replace.Exits), true
+			}},
+		{name: "worker deaths replaced (sum)", prec: 0, fold: foldSum,
+			value: func(r *runRecord) (float64, bool) {
+				if r.Replace == nil {
+					return 0, false
+				}
+				return float64(r.Replace.N), true
+			}},
+		{name: "death to replacement listening, median", unit: "ms", prec: 1,
+			value: replaceVal(func(s *replaceSummary) float64 { return s.MedianMs })},
+		{name: "death to replacement listening, p90", unit: "ms", prec: 1,
+			value: replaceVal(func(s *replaceSummary) float64 { return s.P90Ms })},
+	}
+	if paced {
+		m = slices.Insert(m, 1, metric{name: "p50 latency", unit: "ms", prec: 2, value: p50})
+		m = slices.Insert(m, 4, metric{name: "requests sent late (sum)", prec: 0, fold: foldSum,
+			value: loadVal(func(l *loadSummary) float64 { return float64(l.Late) })})
+	}
+	return m
+}
+
+// pacedNotes say which runners fell behind a paced load (served less than
+// 97% of the rate): their latencies then count the wait of the requests
+// held back, and the goal compares them at their limit, not at equal work.
+func pacedNotes(records []runRecord, sc string) []string {
 	var out []string
-	for _, t := range scenarioTargets[scCrash] {
+	for _, t := range scenarioTargets[sc] {
+		for _, r := range cleanRuns(records, sc, t) {
+			if l := r.Load; l != nil && l.PacedRPS > 0 && l.RPS < 0.97*l.PacedRPS {
+				out = append(out, fmt.Sprintf("%s r%d served %.0f req/s of the %.0f asked: it fell behind, and its latencies count the wait (lower -crash-rate)",
+					t, r.Round, l.RPS, l.PacedRPS))
+			}
+		}
+	}
+	return out
+}
+
+// crashNotes pool the replacement times of all rounds, per runner.
+func crashNotes(records []runRecord, sc string) []string {
+	var out []string
+	for _, t := range scenarioTargets[sc] {
 		var gaps []float64
-		for _, r := range cleanRuns(records, scCrash, t) {
+		for _, r := range cleanRuns(records, sc, t) {
 			if r.Replace != nil {
 				gaps = append(gaps, r.Replace.GapsMs...)
 			}

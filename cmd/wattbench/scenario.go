@@ -88,6 +88,10 @@ type loadSummary struct {
 	Other             uint64  `json:"other"`
 	FailedFresh       uint64  `json:"failed_on_fresh_conn"`
 	EOFBeforeResponse uint64  `json:"eof_before_response"`
+	// Paced load (crash-paced): the rate asked for, and the requests sent
+	// more than an interval after they were due.
+	PacedRPS float64 `json:"paced_rps,omitempty"`
+	Late     uint64  `json:"late,omitempty"`
 }
 
 func summarizeLoad(s *loadStats, conns int) *loadSummary {
@@ -112,6 +116,7 @@ func summarizeLoad(s *loadStats, conns int) *loadSummary {
 		Other:             s.Other,
 		FailedFresh:       s.FailedFresh,
 		EOFBeforeResponse: s.EOFBeforeResponse,
+		Late:              s.Late,
 	}
 }
 
@@ -127,8 +132,9 @@ type bench struct {
 	slice        time.Duration // see pair.go
 	startTimeout time.Duration
 	crashAfter   time.Duration
-	crashJitter  int  // percent, see EXIT_JITTER_PCT in the fixture app
-	crashClock   bool // see EXIT_EVERY_MS in the fixture app
+	crashJitter  int     // percent, see EXIT_JITTER_PCT in the fixture app
+	crashClock   bool    // see EXIT_EVERY_MS in the fixture app
+	crashRate    float64 // crash-paced: requests a second
 	reqTimeout   time.Duration
 	sampleEvery  time.Duration
 	meshConns    int // connections of the mesh scenario's load
@@ -338,17 +344,20 @@ func (b *bench) runHello(ctx context.Context, ts []target, round, first int) []r
 // app exits at each crashEvery tick of the clock. Workers note their listen
 // and their exit in an events file, from which the time each death took to
 // be replaced is read.
-func (b *bench) runCrash(ctx context.Context, t target, round int) runRecord {
-	events := filepath.Join(b.logDir, fmt.Sprintf("%s-crash-r%d.events", t.name, round))
+//
+// The crash-paced scenario (sc) is the same with the load paced at
+// b.crashRate requests a second instead of a closed loop.
+func (b *bench) runCrash(ctx context.Context, sc string, t target, round int) runRecord {
+	events := filepath.Join(b.logDir, fmt.Sprintf("%s-%s-r%d.events", t.name, sc, round))
 	extra := []string{
 		fmt.Sprintf("EXIT_AFTER_MS=%d", b.crashAfter.Milliseconds()),
 		fmt.Sprintf("EXIT_JITTER_PCT=%d", b.crashJitter),
 		"BENCH_EVENTS=" + events,
 	}
 	if b.crashClock {
-		ticks := filepath.Join(b.logDir, fmt.Sprintf("%s-crash-r%d.ticks", t.name, round))
+		ticks := filepath.Join(b.logDir, fmt.Sprintf("%s-%s-r%d.ticks", t.name, sc, round))
 		if err := os.MkdirAll(ticks, 0o755); err != nil {
-			rec := runRecord{Target: t.name, Scenario: scCrash, Round: round}
+			rec := runRecord{Target: t.name, Scenario: sc, Round: round}
 			rec.fail(ctx, err)
 			return rec
 		}
@@ -358,7 +367,7 @@ func (b *bench) runCrash(ctx context.Context, t target, round int) runRecord {
 			"BENCH_EVENTS=" + events,
 		}
 	}
-	rec := b.runLoadScenario(ctx, scCrash, t, round, extra)
+	rec := b.runLoadScenario(ctx, sc, t, round, extra)
 	if rec.Error != "" {
 		return rec
 	}
@@ -398,7 +407,7 @@ func (b *bench) runLoadScenario(ctx context.Context, scenario string, t target, 
 		return rec
 	}
 	rec.Log = ps[0].logPath
-	b.measure(ctx, &rec, ps, port, scenario == scCrash)
+	b.measure(ctx, &rec, ps, port, scenario == scCrash || scenario == scCrashPaced)
 	return rec
 }
 
@@ -596,6 +605,9 @@ func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port in
 		runLoad(ctx, opts)
 	}
 	opts.duration = b.duration
+	if rec.Scenario == scCrashPaced {
+		opts.rate = b.crashRate
+	}
 	sampler.markCPU()
 	cpu0 := selfCPU()
 	stats := runLoad(ctx, opts)
@@ -621,6 +633,7 @@ func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port in
 	}
 
 	rec.Load = summarizeLoad(stats, b.conns)
+	rec.Load.PacedRPS = opts.rate
 	if secs := stats.Elapsed.Seconds(); secs > 0 {
 		rec.BenchCores = benchCPU.Seconds() / secs
 		// Workers that exit take their CPU time with them, so the tree's
