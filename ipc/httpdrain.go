@@ -3,6 +3,8 @@ package ipc
 import (
 	"context"
 	"errors"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -45,13 +47,98 @@ type HTTPDrainer struct {
 
 	mu        sync.Mutex // guards listeners
 	listeners []*drainListener
+
+	// Shed: the remote addresses of the connections the wrapped listeners
+	// accepted, while they are open, and of those the ones a shed is to
+	// end after their next response.
+	shedding  atomic.Bool
+	connMu    sync.Mutex
+	open      map[string]struct{}
+	toShed    map[string]time.Time // the time from which each ends
+	shedTimer *time.Timer
+}
+
+// ShedWait is how long a shed waits for the connections it ends to carry
+// a request: one idle longer than that stays.
+const ShedWait = 10 * time.Second
+
+// ShedSpread is the time over which a shed spreads the ends of the
+// connections: all at once, half the clients would land together on a
+// worker that has just started, which serves its first requests slowly.
+const ShedSpread = time.Second
+
+// Shed ends each connection that the wrapped listeners accepted and that
+// is open now after its first response that begins a random time within
+// ShedSpread from now or later ("Connection: close"), as wattd asks
+// (Control.OnShed) once a worker's slot serves again after new connections
+// were steered around it: the clients connect again, and the kernel
+// spreads them over every worker's socket. An idle connection is not
+// closed (its client may be sending on it); one idle for ShedWait stays.
+func (d *HTTPDrainer) Shed() {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if len(d.open) == 0 {
+		return
+	}
+	now := time.Now()
+	d.toShed = make(map[string]time.Time, len(d.open))
+	for addr := range d.open {
+		d.toShed[addr] = now.Add(rand.N(ShedSpread))
+	}
+	d.shedding.Store(true)
+	if d.shedTimer != nil {
+		d.shedTimer.Stop()
+	}
+	d.shedTimer = time.AfterFunc(ShedWait, func() {
+		d.connMu.Lock()
+		d.toShed = nil
+		d.shedding.Store(false)
+		d.connMu.Unlock()
+	})
+}
+
+// shedOne reports whether the connection from addr is one the shed ends.
+func (d *HTTPDrainer) shedOne(addr string) bool {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if from, ok := d.toShed[addr]; !ok || time.Now().Before(from) {
+		return false
+	}
+	delete(d.toShed, addr)
+	if len(d.toShed) == 0 {
+		d.shedding.Store(false)
+	}
+	return true
+}
+
+func (d *HTTPDrainer) track(addr string, open bool) {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if open {
+		if d.open == nil {
+			d.open = map[string]struct{}{}
+		}
+		d.open[addr] = struct{}{}
+		return
+	}
+	delete(d.open, addr)
+	if d.toShed != nil {
+		delete(d.toShed, addr)
+		if len(d.toShed) == 0 {
+			d.shedding.Store(false)
+		}
+	}
 }
 
 // Handler returns h wrapped so that, during a drain, every response says
-// "Connection: close" and the quiet period starts over when it finishes.
+// "Connection: close" and the quiet period starts over when it finishes,
+// and during a shed, the next response of each connection it ends.
 func (d *HTTPDrainer) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !d.draining.Load() {
+			if d.shedding.Load() && d.shedOne(r.RemoteAddr) {
+				w.Header().Set("Connection", "close")
+			}
 			h.ServeHTTP(w, r)
 			if d.draining.Load() { // the drain began meanwhile
 				d.lastDone.Store(time.Now().UnixNano())
@@ -66,9 +153,9 @@ func (d *HTTPDrainer) Handler(h http.Handler) http.Handler {
 }
 
 // Listener returns l wrapped so that Drain can stop accepting on it without
-// closing the server's connections. Once the drain closed it, Accept
-// returns http.ErrServerClosed, so http.Server.Serve returns that as it
-// does after Shutdown.
+// closing the server's connections, and Shed knows the connections it
+// accepted. Once the drain closed it, Accept returns http.ErrServerClosed,
+// so http.Server.Serve returns that as it does after Shutdown.
 func (d *HTTPDrainer) Listener(l net.Listener) net.Listener {
 	dl := &drainListener{Listener: l, d: d}
 	d.mu.Lock()
@@ -144,7 +231,41 @@ func (l *drainListener) Accept() (net.Conn, error) {
 	if err != nil && l.d.draining.Load() {
 		return nil, http.ErrServerClosed
 	}
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	addr := c.RemoteAddr().String()
+	l.d.track(addr, true)
+	return &shedConn{Conn: c, d: l.d, addr: addr}, nil
+}
+
+// shedConn is an accepted connection that Shed knows of until it closes.
+// It passes on what net/http looks for in a *net.TCPConn: CloseWrite (a
+// graceful end after "Connection: close") and ReadFrom (sendfile).
+type shedConn struct {
+	net.Conn
+	d    *HTTPDrainer
+	addr string
+	once sync.Once
+}
+
+func (c *shedConn) Close() error {
+	c.once.Do(func() { c.d.track(c.addr, false) })
+	return c.Conn.Close()
+}
+
+func (c *shedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *shedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 // Close closes the listener once; http.Server.Shutdown closes it again.

@@ -157,3 +157,78 @@ func TestHTTPDrainerBoundedByTimeout(t *testing.T) {
 		t.Fatalf("idle connection after the drain: %v, want closed", err)
 	}
 }
+
+// TestHTTPDrainerShed: a shed ends each connection open at that moment
+// after one of its responses within ShedSpread, and leaves the
+// connections opened after it;
+// once every one of them has had its response, requests cost the shed
+// nothing more (no Connection: close on any).
+func TestHTTPDrainerShed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d HTTPDrainer
+	srv := &http.Server{Handler: d.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))}
+	go srv.Serve(d.Listener(l))
+	t.Cleanup(func() { srv.Close() })
+	type conn struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	dial := func() conn {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		return conn{c, bufio.NewReader(c)}
+	}
+	get := func(c conn) bool {
+		t.Helper()
+		if _, err := fmt.Fprint(c.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Close
+	}
+	a, b := dial(), dial()
+	if get(a) || get(b) {
+		t.Fatal("Connection: close before any shed")
+	}
+	d.Shed()
+	late := dial()
+	if get(late) {
+		t.Error("a connection opened after the shed was ended")
+	}
+	shedAt := time.Now()
+	for name, c := range map[string]conn{"a": a, "b": b} {
+		for !get(c) {
+			if time.Since(shedAt) > ShedSpread+time.Second {
+				t.Fatalf("connection %s open during the shed kept alive after %v", name, time.Since(shedAt))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Errorf("connection %s after its Connection: close response: %v, want EOF", name, err)
+		}
+	}
+	if d.shedding.Load() {
+		t.Error("the shed still runs after every connection it ends has had its response")
+	}
+	if get(late) || get(dial()) {
+		t.Error("Connection: close after the shed ended")
+	}
+	d.connMu.Lock()
+	n := len(d.open)
+	d.connMu.Unlock()
+	if n != 2 { // late and the last one; a and b closed
+		t.Errorf("%d connections known, want the 2 open", n)
+	}
+}

@@ -164,6 +164,16 @@ const (
 	// says exiting and is still running after the application's graceful
 	// shutdown time is killed.
 	TypeExiting = "exiting"
+
+	// Shed (optional, wattd to worker) asks a worker to end each client
+	// connection open now after one of its next responses ("Connection:
+	// close"; spread over about a second), so that its clients connect
+	// again and the kernel spreads them over every worker's socket. wattd sends it to an entrypoint's other
+	// workers once a slot that new connections were steered around (its
+	// worker died, or backs off) serves again: the clients that went to
+	// them meanwhile would otherwise stay there, kept alive. A worker that
+	// ignores it only keeps that imbalance.
+	TypeShed = "shed"
 )
 
 // Check kinds.

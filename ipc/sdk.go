@@ -71,6 +71,8 @@ type Control struct {
 
 	checksMu sync.Mutex // guards checks
 	checks   map[string]func() Check
+
+	onShed atomic.Pointer[func()]
 }
 
 // Dial opens the control channel named by WATTD_CONTROL_FD and performs the
@@ -140,8 +142,26 @@ func (c *Control) readLoop() {
 			if m.Check != nil {
 				go c.answerCheck(*m.Check)
 			}
+		case TypeShed:
+			if fn := c.onShed.Load(); fn != nil {
+				go (*fn)()
+			}
 		}
 	}
+}
+
+// OnShed sets what the worker does when wattd asks it to shed its client
+// connections (see TypeShed): end each connection open now after its next
+// response, so that its client connects again and lands on any worker.
+// For net/http servers served through an HTTPDrainer, that is
+// ctl.OnShed(drainer.Shed). fn runs in a goroutine of its own; nil unsets
+// it.
+func (c *Control) OnShed(fn func()) {
+	if fn == nil {
+		c.onShed.Store(nil)
+		return
+	}
+	c.onShed.Store(&fn)
 }
 
 // DrainTimeout is how long wattd waits for drained after the drain it sent

@@ -504,6 +504,13 @@ func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
 	rt.startSlots(added)
 	err := rt.awaitDecided(ctx, added)
 	a.log.Info("scaled up", zap.Int("workers", n))
+	if a.entry && err == nil {
+		// The clients kept alive on the slots there were would stay
+		// there and leave the new ones only the connections opened from
+		// now: those slots shed theirs, to spread over all.
+		rt.endScaleSteering(a)
+		rt.shed(cur)
+	}
 	return err
 }
 

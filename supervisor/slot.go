@@ -330,19 +330,19 @@ func (s *slot) run(ctx context.Context) {
 				delay = rest
 			}
 		}
+		// Until a worker of the slot is ready again, its socket takes no
+		// new connections (steering.go): they go to the slots that serve
+		// instead of waiting there for a start (and a back-off), as the
+		// clients of the dead worker would, who connect again as it dies.
+		// A worker that said it is exiting is still tearing down, so the
+		// steering is in place before its connections close. Once the
+		// slot serves, the other slots' workers shed their connections
+		// (adopt), which spreads those clients over every slot again. A
+		// standby's immediate promotion (above) is not steered around:
+		// the standby serves the slot's queue in milliseconds. Before the
+		// log line, so that whoever reads it sees the steering.
+		s.app.rt.slotDown(s, true)
 		if delay > 0 {
-			// A worker that keeps failing: until a worker is ready
-			// again, the slot's socket takes no new connections
-			// (steering.go), which would otherwise wait out the back-off
-			// and a start, for as long as the crashes go on. Before the
-			// log line, so that whoever reads it sees the steering. An
-			// immediate restart, or a standby's immediate promotion, is
-			// not steered around: the connections that clients open again
-			// as a worker dies would all land on the other slots and stay
-			// there, kept alive, long after the slot serves again
-			// (measured: a third less throughput in the bench's crash
-			// scenario), against a wait of one start for some of them.
-			s.app.rt.slotDown(s, true)
 			s.log.Info("restarting worker after backoff", zap.Duration("delay", delay), zap.Int("consecutive", d.Consecutive))
 		}
 		t := time.NewTimer(delay)
@@ -993,7 +993,11 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 		s.recordLocked("replaced", replacedFor)
 	}
 	s.mu.Unlock()
-	s.app.rt.slotDown(s, false) // new connections may come here again
+	// New connections may come here again; if they were steered to the
+	// other slots meanwhile, those shed theirs so that they spread again.
+	if s.app.rt.slotDown(s, false) {
+		s.app.rt.shedOthers(s)
+	}
 	s.settle()
 	s.decide()
 }

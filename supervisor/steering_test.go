@@ -1,10 +1,13 @@
 package supervisor
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,5 +79,85 @@ func TestSlotInBackoffTakesNoConnections(t *testing.T) {
 	eventually(t, "the replacement to take connections again", func() bool {
 		body, err := get()
 		return err == nil && strings.HasPrefix(body, "pid "+strconv.Itoa(next)+" ")
+	})
+}
+
+// TestImmediateRestartIsSteeredAroundAndShed: when an entrypoint worker
+// dies and its slot restarts it at once (no back-off, no standby), new
+// connections go to the slot that serves until the replacement is ready
+// (here one that takes 3 s to start); then the serving worker sheds its
+// connections, so that a client kept alive on it meanwhile connects again
+// (without a failed request) and the replacement gets its share.
+func TestImmediateRestartIsSteeredAroundAndShed(t *testing.T) {
+	tr := startRuntime(t, nil, testApp{id: "web", entry: true, workers: 2,
+		behaviour: "ready,crash-after:1s,hello-after:3s"})
+	tr.waitReady("web", 0)
+	tr.waitReady("web", 1)
+	var crashed, serving *slot
+	eventually(t, "a worker to crash", func() bool {
+		for i, o := range []int{1, 0} {
+			if ws := tr.slot("web", i).status(); ws.Restarts == 1 {
+				crashed, serving = tr.slot("web", i), tr.slot("web", o)
+				return true
+			}
+		}
+		return false
+	})
+	survivor := serving.status().PID
+	var dials atomic.Int64
+	kept := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		MaxConnsPerHost: 1,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+	fresh := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(c *http.Client) (string, error) {
+		resp, err := c.Get(tr.URL() + "/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	byPID := func(pid int) string { return "pid " + strconv.Itoa(pid) + " " }
+	served := 0
+	for crashed.getState() != StateReady {
+		for _, c := range []*http.Client{fresh, kept} {
+			body, err := get(c)
+			if crashed.getState() == StateReady {
+				break // the replacement may have answered
+			}
+			if err != nil {
+				t.Fatalf("request %d while the slot had no worker: %v", served+1, err)
+			}
+			if !strings.HasPrefix(body, byPID(survivor)) {
+				t.Fatalf("request %d while the slot had no worker answered %q, not by the serving worker %d", served+1, body, survivor)
+			}
+			served++
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if served < 10 {
+		t.Fatalf("only %d requests during the gap; the test proves nothing", served)
+	}
+	if tr.logged("restarting worker after backoff", map[string]any{"app": "web"}) {
+		t.Fatal("the slot backed off; this test is about an immediate restart")
+	}
+	before := dials.Load()
+	t.Logf("%d requests while the slot had no worker, all answered by worker %d over %d connection(s) kept alive", served, survivor, before)
+	eventually(t, "the kept-alive client to connect again", func() bool {
+		if _, err := get(kept); err != nil {
+			t.Fatalf("request on the kept-alive client after the slot served again: %v", err)
+		}
+		return dials.Load() > before
+	})
+	next := crashed.status().PID
+	eventually(t, "the replacement to take connections", func() bool {
+		body, err := get(fresh)
+		return err == nil && strings.HasPrefix(body, byPID(next))
 	})
 }

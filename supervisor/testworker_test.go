@@ -319,6 +319,12 @@ func (w *testWorker) dial() {
 		os.Exit(124)
 	}
 	w.ctl = c
+	// A shed: every response for a moment says Connection: close, and
+	// the idle connections close (net/http's way).
+	c.OnShed(func() {
+		w.srv.SetKeepAlivesEnabled(false)
+		time.AfterFunc(300*time.Millisecond, func() { w.srv.SetKeepAlivesEnabled(true) })
+	})
 }
 
 // rawControl opens the control socket without the SDK.

@@ -1296,3 +1296,94 @@ func TestSizesFromHealthKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestShed: wattd's shed ends each client connection open at that moment
+// after one of its responses within about a second (spread, so that the
+// clients do not all reconnect at once), and leaves alone the connections
+// opened after it and the mesh's (Unix) connections; once every connection
+// it ends has had its response, the request hook is off again.
+func TestShed(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+
+	type conn struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	dial := func(network, addr string) conn {
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(waitLimit))
+		return conn{c, bufio.NewReader(c)}
+	}
+	get := func(c conn, path string) (*http.Response, string) {
+		t.Helper()
+		if _, err := fmt.Fprintf(c.c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+		return resp, string(b)
+	}
+	var open []conn
+	for range 4 {
+		open = append(open, dial("tcp", w.tcpAddr))
+	}
+	mesh := dial("unix", w.meshPath)
+	for _, c := range append(open, mesh) {
+		if resp, _ := get(c, "/warm"); resp.Close {
+			t.Fatal("Connection: close before any shed")
+		}
+	}
+	w.send(&ipc.Message{Type: ipc.TypeShed})
+	shedAt := time.Now()
+	late := dial("tcp", w.tcpAddr)
+
+	// Requests every 20 ms on each connection open during the shed, the
+	// last one idle until the others have ended: each ends within the
+	// spread, after its Connection: close response.
+	for i, c := range open[:3] {
+		for {
+			if time.Since(shedAt) > 3*time.Second {
+				t.Fatalf("connection %d open during the shed still kept alive after %v", i, time.Since(shedAt))
+			}
+			resp, _ := get(c, "/after")
+			if resp.Close {
+				if _, err := c.br.ReadByte(); err != io.EOF {
+					t.Errorf("connection %d after its Connection: close response: %v, want EOF", i, err)
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for name, c := range map[string]conn{"opened after the shed": late, "mesh": mesh} {
+		if resp, _ := get(c, "/after"); resp.Close {
+			t.Errorf("%s connection: Connection: close", name)
+		}
+	}
+	// The idle one is still to be ended, so the hook stays on; its next
+	// request, past the spread, ends it and, being the last, takes the
+	// hook off.
+	if _, body := get(late, "/listeners"); !strings.Contains(body, `"request":2`) {
+		t.Errorf("listeners during the shed: %s, want the app's and the shed's", body)
+	}
+	time.Sleep(time.Until(shedAt.Add(1100 * time.Millisecond)))
+	if resp, _ := get(open[3], "/after"); !resp.Close {
+		t.Error("the idle connection's first response after the spread kept it")
+	}
+	if _, body := get(late, "/listeners"); !strings.Contains(body, `"request":1`) {
+		t.Errorf("listeners after the shed: %s, want the app's alone", body)
+	}
+}

@@ -48,6 +48,11 @@ function newState () {
     readySent: false,
     draining: false,
     drainedSent: false,
+    // While wattd's shed runs: the client connections that are still to
+    // end, each with the time from which it does, and the timer that ends
+    // the shed anyway.
+    shedding: null,
+    shedTimer: null,
     // During a drain only: see DRAIN_QUIET_MS.
     quietMs: 0,
     quietUntil: 0, // performance.now() after which nothing waits for quiet

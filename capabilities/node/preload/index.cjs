@@ -132,7 +132,7 @@ function main () {
   const { newState, parseListenFds, toInt, warn } = require('./base.cjs')
   require('./compilecache.cjs').startCompileCache()
   const { openControl, startStats } = require('./control.cjs')
-  const { patchListen, startDrain, sendReady } = require('./listen.cjs')
+  const { patchListen, startDrain, startShed, sendReady } = require('./listen.cjs')
   const { startMeshClient, setTable } = require('./mesh-client.cjs')
   const { startMessaging } = require('./messaging.cjs')
   const { startAppModel, readAppConfig } = require('./appmodel.cjs')
@@ -152,6 +152,7 @@ function main () {
     fds = {}
   }
   state.handlers.set('drain', (msg) => startDrain(state, msg.timeoutMs))
+  state.handlers.set('shed', () => startShed(state))
   state.handlers.set('mesh', (msg) => { if (state.mesh !== null) setTable(state.mesh, msg.mesh) })
   if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
   // A background app (node.hasServer false) listens for itself, if at all.

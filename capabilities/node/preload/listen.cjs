@@ -254,6 +254,7 @@ function onRequestHook (req, res) {
     // Mesh requests of TLS/HTTP2 apps are re-emitted with `this` = primary.
     const state = requestHookState.get(this)
     if (state === undefined) return
+    if (state.shedding !== null) shedRequest(state, req, res)
     if (state.draining) watchResponse(state, req, res)
     if (state.requestHooks.length > 0) runRequestHooks(state, req, res)
   } catch (err) {
@@ -266,6 +267,7 @@ function trackSocket (state, sock) {
   state.sockets.add(sock)
   sock.once('close', guard('connection close', () => {
     state.sockets.delete(sock)
+    if (state.shedding !== null && state.shedding.delete(sock) && state.shedding.size === 0) endShed(state)
     checkDrained(state)
   }))
 }
@@ -438,6 +440,72 @@ function startMesh (state, app, fd, nativeListen, done) {
   }
 }
 
+// ---- shed ------------------------------------------------------------------
+
+// A shed ends each connection after its first response that begins at
+// least a random time within SHED_SPREAD_MS after the shed: all at once,
+// half the clients of a worker would land together on one that has just
+// started and serves its first requests slowly (its code not yet
+// compiled), where spread over a second they warm it up a few at a time.
+const SHED_SPREAD_MS = 1000
+// How long a shed waits for the connections it ends to carry a request:
+// one idle longer than that stays, as an idle one costs nothing.
+const SHED_MS = 10000
+
+// startShed ends each client connection open now after one of its next
+// responses (see SHED_SPREAD_MS), as wattd asks (ipc.TypeShed) when a slot
+// that new connections were steered around serves again: the clients
+// reconnect and the kernel spreads them over every worker's socket. The
+// response says "Connection: close", through the request hook, which is
+// attached for the shed only and taken off after it. Mesh connections
+// (Unix sockets) and HTTP/2 are left alone, as are connections opened
+// after the shed.
+function startShed (state) {
+  if (state.draining) return // the drain ends them all anyway
+  const now = performance.now()
+  const socks = new Map() // socket -> performance.now() from which it ends
+  for (const set of [state.sockets, state.tlsSockets]) {
+    for (const sock of set) {
+      if (typeof sock.remotePort === 'number' && !sock.destroyed) socks.set(sock, now + Math.random() * SHED_SPREAD_MS)
+    }
+  }
+  if (socks.size === 0) return
+  if (state.shedding === null) {
+    state.shedding = socks
+    for (const server of state.hookable) attachRequestHook(server)
+  } else {
+    for (const [sock, from] of socks) state.shedding.set(sock, from)
+    clearTimeout(state.shedTimer)
+  }
+  state.shedTimer = setTimeout(guard('shed', () => endShed(state)), SHED_MS)
+  state.shedTimer.unref()
+}
+
+// shedRequest makes req's response end its connection if the shed is to
+// end that connection by now.
+function shedRequest (state, req, res) {
+  const from = state.shedding.get(req.socket)
+  if (from === undefined || performance.now() < from) return
+  state.shedding.delete(req.socket)
+  closeAfter(req, res)
+  if (state.shedding.size === 0) endShed(state)
+}
+
+// endShed takes the request hook off again unless a drain or a feature
+// still needs it, so that requests cost the preload nothing once more.
+function endShed (state) {
+  if (state.shedding === null) return
+  state.shedding = null
+  clearTimeout(state.shedTimer)
+  state.shedTimer = null
+  if (state.draining || state.requestHooks.length > 0) return
+  for (const server of state.hookable) {
+    if (!hooked.has(server)) continue
+    hooked.delete(server)
+    server.removeListener('request', onRequestHook)
+  }
+}
+
 // ---- drain -----------------------------------------------------------------
 
 function startDrain (state, timeoutMs) {
@@ -538,4 +606,4 @@ function checkDrained (state) {
     .finally(() => send(state, { type: 'drained' }))
 }
 
-module.exports = { patchListen, startDrain, holdUntilSigterm, sendReady, adopt }
+module.exports = { patchListen, startDrain, startShed, holdUntilSigterm, sendReady, adopt }

@@ -44,11 +44,14 @@ func main() {
 	// The drainer answers with "Connection: close" during a drain and
 	// leaves idle keep-alive connections a quiet period before closing
 	// them, so a client sending its next request on one does not lose it.
+	// It also sheds the connections when wattd asks, so that clients
+	// spread over every worker again after one was replaced.
 	var drain ipc.HTTPDrainer
 	srv := &http.Server{Handler: drain.Handler(mux)}
 	for _, l := range ls {
 		go srv.Serve(drain.Listener(l))
 	}
+	ctl.OnShed(drain.Shed)
 	if err := ctl.Ready(); err != nil {
 		log.Fatalf("ready: %v", err)
 	}
