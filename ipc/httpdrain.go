@@ -234,7 +234,11 @@ func (l *drainListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	addr := c.RemoteAddr().String()
+	ra, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return c, nil // the mesh's Unix sockets: a shed leaves them alone
+	}
+	addr := ra.String()
 	l.d.track(addr, true)
 	return &shedConn{Conn: c, d: l.d, addr: addr}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -230,5 +231,26 @@ func TestHTTPDrainerShed(t *testing.T) {
 	d.connMu.Unlock()
 	if n != 2 { // late and the last one; a and b closed
 		t.Errorf("%d connections known, want the 2 open", n)
+	}
+
+	// A Unix listener's connections (the mesh's) are not the port's
+	// clients: a shed leaves them alone.
+	ul, err := net.Listen("unix", filepath.Join(t.TempDir(), "mesh.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(d.Listener(ul))
+	uc, err := net.Dial("unix", ul.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	_ = uc.SetDeadline(time.Now().Add(5 * time.Second))
+	mesh := conn{uc, bufio.NewReader(uc)}
+	get(mesh)
+	d.Shed()
+	time.Sleep(ShedSpread + 100*time.Millisecond)
+	if get(mesh) {
+		t.Error("a shed ended a Unix (mesh) connection")
 	}
 }
