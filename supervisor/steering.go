@@ -80,10 +80,11 @@ func (rt *Runtime) slotDown(s *slot, down bool) bool {
 
 // shedOthers asks the workers of the entrypoint's slots other than s to
 // end each client connection they have after a response, within about a
-// second (ipc.TypeShed): s serves again, and the clients steered to them while it
-// had no worker would otherwise stay on them, kept alive, and leave s
-// with none (measured in the bench's crash scenario before shedding: a
-// third less throughput). Reconnecting, they spread over every slot.
+// second (ipc.TypeShed): s serves again, and the clients steered to them
+// while it had no worker would otherwise stay on them, kept alive, and
+// leave s with none (measured in the bench's crash scenario before
+// shedding: a third less throughput). Reconnecting, they spread over
+// every slot.
 func (rt *Runtime) shedOthers(s *slot) {
 	// slotList is the app's own slice: a copy to filter.
 	rt.shed(slices.DeleteFunc(slices.Clone(s.app.slotList()), func(o *slot) bool { return o == s }))
