@@ -64,8 +64,10 @@ const ShedWait = 10 * time.Second
 
 // ShedSpread is the time over which a shed spreads the ends of the
 // connections: all at once, half the clients would land together on a
-// worker that has just started, which serves its first requests slowly.
-const ShedSpread = time.Second
+// worker that has just started, which serves its first requests slowly;
+// longer, the worker that sheds carries them, and loses them all should it
+// die meanwhile.
+const ShedSpread = 250 * time.Millisecond
 
 // Shed ends each connection that the wrapped listeners accepted and that
 // is open now after its first response that begins a random time within

@@ -167,7 +167,7 @@ const (
 
 	// Shed (optional, wattd to worker) asks a worker to end each client
 	// connection open now after one of its next responses ("Connection:
-	// close"; spread over about a second), so that its clients connect
+	// close"; spread over a quarter of a second), so that its clients connect
 	// again and the kernel spreads them over every worker's socket. wattd sends it to an entrypoint's other
 	// workers once a slot that new connections were steered around (its
 	// worker died, or backs off) serves again: the clients that went to

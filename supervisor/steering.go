@@ -79,8 +79,8 @@ func (rt *Runtime) slotDown(s *slot, down bool) bool {
 }
 
 // shedOthers asks the workers of the entrypoint's slots other than s to
-// end each client connection they have after a response, within about a
-// second (ipc.TypeShed): s serves again, and the clients steered to them
+// end each client connection they have after a response, within a
+// quarter of a second (ipc.TypeShed): s serves again, and the clients steered to them
 // while it had no worker would otherwise stay on them, kept alive, and
 // leave s with none (measured in the bench's crash scenario before
 // shedding: a third less throughput). Reconnecting, they spread over

@@ -1298,8 +1298,8 @@ func TestSizesFromHealthKeys(t *testing.T) {
 }
 
 // TestShed: wattd's shed ends each client connection open at that moment
-// after one of its responses within about a second (spread, so that the
-// clients do not all reconnect at once), and leaves alone the connections
+// after one of its responses within a quarter of a second (spread, so
+// that the clients do not all reconnect at once), and leaves alone the connections
 // opened after it and the mesh's (Unix) connections; once every connection
 // it ends has had its response, the request hook is off again.
 func TestShed(t *testing.T) {
@@ -1379,7 +1379,7 @@ func TestShed(t *testing.T) {
 	if _, body := get(late, "/listeners"); !strings.Contains(body, `"request":2`) {
 		t.Errorf("listeners during the shed: %s, want the app's and the shed's", body)
 	}
-	time.Sleep(time.Until(shedAt.Add(1100 * time.Millisecond)))
+	time.Sleep(time.Until(shedAt.Add(400 * time.Millisecond)))
 	if resp, _ := get(open[3], "/after"); !resp.Close {
 		t.Error("the idle connection's first response after the spread kept it")
 	}
