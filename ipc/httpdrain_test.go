@@ -38,42 +38,16 @@ func TestHTTPDrainerKeepsIdleConnectionsForTheQuietPeriod(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(d.Listener(l)) }()
 
-	// Raw connections: net/http's client would retry a request lost to a
-	// closed keep-alive connection and hide the loss.
-	type conn struct {
-		net.Conn
-		br *bufio.Reader
-	}
-	dial := func() conn {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-		return conn{c, bufio.NewReader(c)}
-	}
-	roundTrip := func(c conn, path string) (*http.Response, error) {
-		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
-			return nil, err
-		}
-		resp, err := http.ReadResponse(c.br, nil)
-		if err != nil {
-			return nil, err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp, err
-	}
+	dial := func() rawConn { return dialRaw(t, "tcp", l.Addr().String(), 20*time.Second) }
 	next, idle, slow := dial(), dial(), dial()
-	for _, c := range []conn{next, idle} {
-		if resp, err := roundTrip(c, "/"); err != nil || resp.Close {
+	for _, c := range []rawConn{next, idle} {
+		if resp, err := c.roundTrip("/"); err != nil || resp.Close {
 			t.Fatalf("warm-up: %v %+v", err, resp)
 		}
 	}
 	slowDone := make(chan *http.Response, 1)
 	go func() {
-		resp, err := roundTrip(slow, "/slow")
+		resp, err := slow.roundTrip("/slow")
 		if err != nil {
 			t.Errorf("in-flight request: %v", err)
 		}
@@ -92,7 +66,7 @@ func TestHTTPDrainerKeepsIdleConnectionsForTheQuietPeriod(t *testing.T) {
 	}
 	// Serve has returned, so the drain has begun.
 	quietFrom := time.Now()
-	resp, err := roundTrip(next, "/")
+	resp, err := next.roundTrip("/")
 	if err != nil || resp.StatusCode != http.StatusOK || !resp.Close {
 		t.Fatalf("request on a kept-alive connection during the drain: %v %+v", err, resp)
 	}
@@ -103,7 +77,7 @@ func TestHTTPDrainerKeepsIdleConnectionsForTheQuietPeriod(t *testing.T) {
 		t.Fatalf("in-flight request during the drain: %+v", resp)
 	} else if !resp.Close {
 		quietFrom = time.Now()
-		resp, err := roundTrip(slow, "/")
+		resp, err := slow.roundTrip("/")
 		if err != nil || resp.StatusCode != http.StatusOK || !resp.Close {
 			t.Fatalf("request after the in-flight one on its connection: %v %+v", err, resp)
 		}
@@ -173,30 +147,13 @@ func TestHTTPDrainerShed(t *testing.T) {
 	srv := &http.Server{Handler: d.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))}
 	go srv.Serve(d.Listener(l))
 	t.Cleanup(func() { srv.Close() })
-	type conn struct {
-		c  net.Conn
-		br *bufio.Reader
-	}
-	dial := func() conn {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		return conn{c, bufio.NewReader(c)}
-	}
-	get := func(c conn) bool {
+	dial := func() rawConn { return dialRaw(t, "tcp", l.Addr().String(), 5*time.Second) }
+	get := func(c rawConn) bool {
 		t.Helper()
-		if _, err := fmt.Fprint(c.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(c.br, nil)
+		resp, err := c.roundTrip("/")
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		return resp.Close
 	}
 	a, b := dial(), dial()
@@ -209,7 +166,7 @@ func TestHTTPDrainerShed(t *testing.T) {
 		t.Error("a connection opened after the shed was ended")
 	}
 	shedAt := time.Now()
-	for name, c := range map[string]conn{"a": a, "b": b} {
+	for name, c := range map[string]rawConn{"a": a, "b": b} {
 		for !get(c) {
 			if time.Since(shedAt) > ShedSpread+time.Second {
 				t.Fatalf("connection %s open during the shed kept alive after %v", name, time.Since(shedAt))
@@ -240,17 +197,44 @@ func TestHTTPDrainerShed(t *testing.T) {
 		t.Fatal(err)
 	}
 	go srv.Serve(d.Listener(ul))
-	uc, err := net.Dial("unix", ul.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { uc.Close() })
-	_ = uc.SetDeadline(time.Now().Add(5 * time.Second))
-	mesh := conn{uc, bufio.NewReader(uc)}
+	mesh := dialRaw(t, "unix", ul.Addr().String(), 5*time.Second)
 	get(mesh)
 	d.Shed()
 	time.Sleep(ShedSpread + 100*time.Millisecond)
 	if get(mesh) {
 		t.Error("a shed ended a Unix (mesh) connection")
 	}
+}
+
+// rawConn is a client connection driven by hand: net/http's client would
+// retry a request lost to a closed keep-alive connection and hide the loss.
+type rawConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+// dialRaw connects to addr for the rest of the test, with deadline limit.
+func dialRaw(t *testing.T, network, addr string, limit time.Duration) rawConn {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(limit))
+	return rawConn{c, bufio.NewReader(c)}
+}
+
+// roundTrip sends GET path and reads the whole response.
+func (c rawConn) roundTrip(path string) (*http.Response, error) {
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, err
 }

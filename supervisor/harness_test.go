@@ -220,7 +220,12 @@ func (tr *liveRuntime) waitReady(app string, i int) WorkerStatus {
 // get fetches path from the entrypoint's public address.
 func (tr *liveRuntime) get(path string) (string, error) {
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(tr.URL() + path)
+	return getBody(c, tr.URL()+path)
+}
+
+// getBody GETs url with c and returns the body.
+func getBody(c *http.Client, url string) (string, error) {
+	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
 	}
@@ -228,6 +233,9 @@ func (tr *liveRuntime) get(path string) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
+
+// byPID is how a test worker's answer begins.
+func byPID(pid int) string { return "pid " + strconv.Itoa(pid) + " " }
 
 // logged reports whether a log entry with msg was written whose fields
 // include every key/value in want.

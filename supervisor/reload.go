@@ -475,11 +475,21 @@ func (rt *Runtime) scaleTo(ctx context.Context, a *app, n int, reason string) er
 
 // grow adds slots to a up to n and waits for their workers.
 func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
+	grown := false
 	if a.entry {
 		// The new sockets join the group at once; until their workers
 		// serve, connections go to the sockets that have one.
 		rt.steerScale(a, cur)
-		defer rt.endScaleSteering(a)
+		defer func() {
+			rt.endScaleSteering(a)
+			if grown {
+				// The clients kept alive on the slots there were would
+				// stay there and leave the new ones only the connections
+				// opened from now: those slots shed theirs, to spread
+				// over all.
+				rt.shed(cur)
+			}
+		}()
 	}
 	var added []*slot
 	for i := len(cur); i < n; i++ {
@@ -504,13 +514,7 @@ func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
 	rt.startSlots(added)
 	err := rt.awaitDecided(ctx, added)
 	a.log.Info("scaled up", zap.Int("workers", n))
-	if a.entry && err == nil {
-		// The clients kept alive on the slots there were would stay
-		// there and leave the new ones only the connections opened from
-		// now: those slots shed theirs, to spread over all.
-		rt.endScaleSteering(a)
-		rt.shed(cur)
-	}
+	grown = err == nil
 	return err
 }
 

@@ -2,10 +2,8 @@ package supervisor
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,39 +45,43 @@ func TestSlotInBackoffTakesNoConnections(t *testing.T) {
 	// A new connection per request, each from another source port, and a
 	// deadline far shorter than the replacement's start.
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	get := func() (string, error) {
-		resp, err := c.Get(tr.URL() + "/")
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
-	}
+	// A few hundred connections prove it; ten thousand add nothing.
+	served := servedDuringGap(t, tr.URL()+"/", crashed, survivor, 2*time.Millisecond, c)
+	t.Logf("%d requests while the slot had no worker, all answered by worker %d", served, survivor)
+	next := crashed.status().PID
+	eventually(t, "the replacement to take connections again", func() bool {
+		body, err := getBody(c, tr.URL()+"/")
+		return err == nil && strings.HasPrefix(body, byPID(next))
+	})
+}
+
+// servedDuringGap makes requests with each client in turn, pause apart,
+// until the crashed slot is ready again, and fails the test unless every
+// one was answered by the surviving worker and there were at least 10.
+// It returns how many there were.
+func servedDuringGap(t *testing.T, url string, crashed *slot, survivor int, pause time.Duration, clients ...*http.Client) int {
+	t.Helper()
 	served := 0
 	for crashed.getState() != StateReady {
-		body, err := get()
-		if crashed.getState() == StateReady {
-			break // the replacement may have answered
+		for _, c := range clients {
+			body, err := getBody(c, url)
+			if crashed.getState() == StateReady {
+				break // the replacement may have answered
+			}
+			if err != nil {
+				t.Fatalf("request %d while the slot had no worker: %v", served+1, err)
+			}
+			if !strings.HasPrefix(body, byPID(survivor)) {
+				t.Fatalf("request %d while the slot had no worker answered %q, not by the serving worker %d", served+1, body, survivor)
+			}
+			served++
 		}
-		if err != nil {
-			t.Fatalf("request %d while the slot had no worker: %v", served+1, err)
-		}
-		if !strings.HasPrefix(body, "pid "+strconv.Itoa(survivor)+" ") {
-			t.Fatalf("request %d while the slot had no worker answered %q, not by the serving worker %d", served+1, body, survivor)
-		}
-		served++
-		time.Sleep(2 * time.Millisecond) // a few hundred connections prove it; ten thousand add nothing
+		time.Sleep(pause)
 	}
-	t.Logf("%d requests while the slot had no worker, all answered by worker %d", served, survivor)
 	if served < 10 {
 		t.Fatalf("only %d requests during the gap; the test proves nothing", served)
 	}
-	next := crashed.status().PID
-	eventually(t, "the replacement to take connections again", func() bool {
-		body, err := get()
-		return err == nil && strings.HasPrefix(body, "pid "+strconv.Itoa(next)+" ")
-	})
+	return served
 }
 
 // TestImmediateRestartIsSteeredAroundAndShed: when an entrypoint worker
@@ -114,50 +116,21 @@ func TestImmediateRestartIsSteeredAroundAndShed(t *testing.T) {
 		},
 	}}
 	fresh := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	get := func(c *http.Client) (string, error) {
-		resp, err := c.Get(tr.URL() + "/")
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
-	}
-	byPID := func(pid int) string { return "pid " + strconv.Itoa(pid) + " " }
-	served := 0
-	for crashed.getState() != StateReady {
-		for _, c := range []*http.Client{fresh, kept} {
-			body, err := get(c)
-			if crashed.getState() == StateReady {
-				break // the replacement may have answered
-			}
-			if err != nil {
-				t.Fatalf("request %d while the slot had no worker: %v", served+1, err)
-			}
-			if !strings.HasPrefix(body, byPID(survivor)) {
-				t.Fatalf("request %d while the slot had no worker answered %q, not by the serving worker %d", served+1, body, survivor)
-			}
-			served++
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if served < 10 {
-		t.Fatalf("only %d requests during the gap; the test proves nothing", served)
-	}
+	served := servedDuringGap(t, tr.URL()+"/", crashed, survivor, 5*time.Millisecond, fresh, kept)
 	if tr.logged("restarting worker after backoff", map[string]any{"app": "web"}) {
 		t.Fatal("the slot backed off; this test is about an immediate restart")
 	}
 	before := dials.Load()
 	t.Logf("%d requests while the slot had no worker, all answered by worker %d over %d connection(s) kept alive", served, survivor, before)
 	eventually(t, "the kept-alive client to connect again", func() bool {
-		if _, err := get(kept); err != nil {
+		if _, err := getBody(kept, tr.URL()+"/"); err != nil {
 			t.Fatalf("request on the kept-alive client after the slot served again: %v", err)
 		}
 		return dials.Load() > before
 	})
 	next := crashed.status().PID
 	eventually(t, "the replacement to take connections", func() bool {
-		body, err := get(fresh)
+		body, err := getBody(fresh, tr.URL()+"/")
 		return err == nil && strings.HasPrefix(body, byPID(next))
 	})
 }

@@ -689,43 +689,17 @@ func TestDrainLeavesIdleKeepAliveForTheNextRequest(t *testing.T) {
 	w.handshake()
 	w.expect(ipc.TypeReady)
 
-	// Raw connections: net/http's client would retry a request lost to a
-	// closed keep-alive connection and hide the loss.
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", w.tcpAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		_ = c.SetDeadline(time.Now().Add(waitLimit))
-		return c, bufio.NewReader(c)
-	}
-	roundTrip := func(c net.Conn, br *bufio.Reader, path string) (*http.Response, error) {
-		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
-			return nil, err
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return nil, err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp, err
-	}
-	next, nextR := dial() // will send again soon after the drain
-	idle, idleR := dial() // will send nothing more
-	slow, slowR := dial() // has a request in flight when the drain starts
-	for _, c := range []struct {
-		c  net.Conn
-		br *bufio.Reader
-	}{{next, nextR}, {idle, idleR}} {
-		if resp, err := roundTrip(c.c, c.br, "/warm"); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+	next := dialRaw(t, "tcp", w.tcpAddr) // will send again soon after the drain
+	idle := dialRaw(t, "tcp", w.tcpAddr) // will send nothing more
+	slow := dialRaw(t, "tcp", w.tcpAddr) // has a request in flight when the drain starts
+	for _, c := range []rawConn{next, idle} {
+		if resp, _, err := c.roundTrip("/warm"); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
 			t.Fatalf("warm-up: %v %+v", err, resp)
 		}
 	}
 	slowDone := make(chan error, 1)
 	go func() {
-		resp, err := roundTrip(slow, slowR, "/slow")
+		resp, _, err := slow.roundTrip("/slow")
 		if err == nil && !resp.Close {
 			err = errors.New("the in-flight response did not say Connection: close")
 		}
@@ -739,19 +713,19 @@ func TestDrainLeavesIdleKeepAliveForTheNextRequest(t *testing.T) {
 	}
 	quietFrom := time.Now()
 
-	resp, err := roundTrip(next, nextR, "/after-drain")
+	resp, _, err := next.roundTrip("/after-drain")
 	if err != nil {
 		t.Fatalf("request on a kept-alive connection during the drain: %v", err)
 	}
 	if resp.StatusCode != http.StatusOK || !resp.Close {
 		t.Fatalf("request on a kept-alive connection during the drain: status %d, Connection: close %v", resp.StatusCode, resp.Close)
 	}
-	if _, err := nextR.ReadByte(); err != io.EOF {
+	if _, err := next.br.ReadByte(); err != io.EOF {
 		t.Errorf("connection after a Connection: close response: %v, want EOF", err)
 	}
 
 	// The idle one ends after the quiet period (1 s for a 10 s timeout).
-	if _, err := idleR.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+	if _, err := idle.br.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("idle connection: %v, want it closed by the worker", err)
 	}
 	if d := time.Since(quietFrom); d < 700*time.Millisecond {
@@ -1307,36 +1281,16 @@ func TestShed(t *testing.T) {
 	w.handshake()
 	w.expect(ipc.TypeReady)
 
-	type conn struct {
-		c  net.Conn
-		br *bufio.Reader
-	}
-	dial := func(network, addr string) conn {
-		c, err := net.Dial(network, addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		_ = c.SetDeadline(time.Now().Add(waitLimit))
-		return conn{c, bufio.NewReader(c)}
-	}
-	get := func(c conn, path string) (*http.Response, string) {
+	get := func(c rawConn, path string) (*http.Response, string) {
 		t.Helper()
-		if _, err := fmt.Fprintf(c.c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(c.br, nil)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body, err := c.roundTrip(path)
 		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+			t.Fatalf("GET %s: %+v %v", path, resp, err)
 		}
-		return resp, string(b)
+		return resp, body
 	}
-	var open []conn
+	dial := func(network, addr string) rawConn { return dialRaw(t, network, addr) }
+	var open []rawConn
 	for range 4 {
 		open = append(open, dial("tcp", w.tcpAddr))
 	}
@@ -1368,7 +1322,7 @@ func TestShed(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	for name, c := range map[string]conn{"opened after the shed": late, "mesh": mesh} {
+	for name, c := range map[string]rawConn{"opened after the shed": late, "mesh": mesh} {
 		if resp, _ := get(c, "/after"); resp.Close {
 			t.Errorf("%s connection: Connection: close", name)
 		}
@@ -1386,4 +1340,37 @@ func TestShed(t *testing.T) {
 	if _, body := get(late, "/listeners"); !strings.Contains(body, `"request":1`) {
 		t.Errorf("listeners after the shed: %s, want the app's alone", body)
 	}
+}
+
+// rawConn is a client connection driven by hand: net/http's client would
+// retry a request lost to a closed keep-alive connection and hide the loss.
+type rawConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+// dialRaw connects to addr for the rest of the test.
+func dialRaw(t *testing.T, network, addr string) rawConn {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(waitLimit))
+	return rawConn{c, bufio.NewReader(c)}
+}
+
+// roundTrip sends GET path and reads the whole response.
+func (c rawConn) roundTrip(path string) (*http.Response, string, error) {
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+		return nil, "", err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), err
 }
