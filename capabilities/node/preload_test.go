@@ -981,26 +981,15 @@ func TestRawTCPServer(t *testing.T) {
 // directly: the public side is TLS, the mesh side plain HTTP whose requests
 // are handed to the app's handler.
 func TestHTTPSEntrypoint(t *testing.T) {
-	certPEM, keyPEM := testtls.SelfSigned(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w := startWorker(t, workerOpts{app: "https", entrypoint: true, metrics: true,
-		env: map[string]string{"FIXTURE_CERT": certFile, "FIXTURE_KEY": keyFile}})
+	cert := newFixtureCert(t)
+	w := startWorker(t, workerOpts{app: "https", entrypoint: true, metrics: true, env: cert.env})
 	w.handshake()
 	ready := w.expect(ipc.TypeReady)
 	if !slices.Equal(ready.Listeners, []string{ipc.ListenerHTTP, ipc.ListenerMesh}) {
 		t.Fatalf("ready listeners = %v", ready.Listeners)
 	}
 
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	tlsClient := &http.Client{Timeout: waitLimit, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	tlsClient := &http.Client{Timeout: waitLimit, Transport: &http.Transport{TLSClientConfig: cert.client}}
 	if got := getJSON(t, tlsClient, "https://"+w.tcpAddr+"/tls"); got["app"] != "https" || got["encrypted"] != true {
 		t.Errorf("TLS GET = %v", got)
 	}
@@ -1012,6 +1001,31 @@ func TestHTTPSEntrypoint(t *testing.T) {
 	w.statsWithRequests(2)
 	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 1000})
 	w.expect(ipc.TypeDrained)
+}
+
+// fixtureCert is a throwaway certificate for the https fixture: env passes
+// its files to the app, client trusts it.
+type fixtureCert struct {
+	env    map[string]string
+	client *tls.Config
+}
+
+func newFixtureCert(t *testing.T) fixtureCert {
+	t.Helper()
+	certPEM, keyPEM := testtls.SelfSigned(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for f, b := range map[string][]byte{certFile: certPEM, keyFile: keyPEM} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return fixtureCert{
+		env:    map[string]string{"FIXTURE_CERT": certFile, "FIXTURE_KEY": keyFile},
+		client: &tls.Config{RootCAs: pool},
+	}
 }
 
 // TestStatsBeforeReady: the preload reports stats before it says ready,
@@ -1067,16 +1081,7 @@ func TestStatsBeforeReady(t *testing.T) {
 // response on the connection: it says "Connection: close" and the
 // connection ends after it, over TCP, the mesh socket and TLS.
 func TestDrainInFlightOnKeepAlive(t *testing.T) {
-	certPEM, keyPEM := testtls.SelfSigned(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for f, b := range map[string][]byte{certFile: certPEM, keyFile: keyPEM} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
+	cert := newFixtureCert(t)
 	for _, tc := range []struct {
 		name string
 		app  string
@@ -1085,12 +1090,11 @@ func TestDrainInFlightOnKeepAlive(t *testing.T) {
 		{"tcp", "entry", func(w *worker) (net.Conn, error) { return net.Dial("tcp", w.tcpAddr) }},
 		{"mesh", "entry", func(w *worker) (net.Conn, error) { return net.Dial("unix", w.meshPath) }},
 		{"tls", "https", func(w *worker) (net.Conn, error) {
-			return tls.Dial("tcp", w.tcpAddr, &tls.Config{RootCAs: pool})
+			return tls.Dial("tcp", w.tcpAddr, cert.client)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := startWorker(t, workerOpts{app: tc.app, entrypoint: true,
-				env: map[string]string{"FIXTURE_CERT": certFile, "FIXTURE_KEY": keyFile}})
+			w := startWorker(t, workerOpts{app: tc.app, entrypoint: true, env: cert.env})
 			w.handshake()
 			w.expect(ipc.TypeReady)
 			c, err := tc.dial(w)
@@ -1281,14 +1285,6 @@ func TestShed(t *testing.T) {
 	w.handshake()
 	w.expect(ipc.TypeReady)
 
-	get := func(c rawConn, path string) (*http.Response, string) {
-		t.Helper()
-		resp, body, err := c.roundTrip(path)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %+v %v", path, resp, err)
-		}
-		return resp, body
-	}
 	dial := func(network, addr string) rawConn { return dialRaw(t, network, addr) }
 	var open []rawConn
 	for range 4 {
@@ -1296,7 +1292,7 @@ func TestShed(t *testing.T) {
 	}
 	mesh := dial("unix", w.meshPath)
 	for _, c := range append(open, mesh) {
-		if resp, _ := get(c, "/warm"); resp.Close {
+		if resp, _ := c.get(t, "/warm"); resp.Close {
 			t.Fatal("Connection: close before any shed")
 		}
 	}
@@ -1312,7 +1308,7 @@ func TestShed(t *testing.T) {
 			if time.Since(shedAt) > 3*time.Second {
 				t.Fatalf("connection %d open during the shed still kept alive after %v", i, time.Since(shedAt))
 			}
-			resp, _ := get(c, "/after")
+			resp, _ := c.get(t, "/after")
 			if resp.Close {
 				if _, err := c.br.ReadByte(); err != io.EOF {
 					t.Errorf("connection %d after its Connection: close response: %v, want EOF", i, err)
@@ -1323,22 +1319,78 @@ func TestShed(t *testing.T) {
 		}
 	}
 	for name, c := range map[string]rawConn{"opened after the shed": late, "mesh": mesh} {
-		if resp, _ := get(c, "/after"); resp.Close {
+		if resp, _ := c.get(t, "/after"); resp.Close {
 			t.Errorf("%s connection: Connection: close", name)
 		}
 	}
 	// The idle one is still to be ended, so the hook stays on; its next
 	// request, past the spread, ends it and, being the last, takes the
 	// hook off.
-	if _, body := get(late, "/listeners"); !strings.Contains(body, `"request":2`) {
+	if _, body := late.get(t, "/listeners"); !strings.Contains(body, `"request":2`) {
 		t.Errorf("listeners during the shed: %s, want the app's and the shed's", body)
 	}
 	time.Sleep(time.Until(shedAt.Add(400 * time.Millisecond)))
-	if resp, _ := get(open[3], "/after"); !resp.Close {
+	if resp, _ := open[3].get(t, "/after"); !resp.Close {
 		t.Error("the idle connection's first response after the spread kept it")
 	}
-	if _, body := get(late, "/listeners"); !strings.Contains(body, `"request":1`) {
+	if _, body := late.get(t, "/listeners"); !strings.Contains(body, `"request":1`) {
 		t.Errorf("listeners after the shed: %s, want the app's alone", body)
+	}
+}
+
+// TestShedTLS: on an https server the shed ends the TLS connections, which
+// carry the requests, and its request hook comes off once the last of
+// them is gone, whether it ended after a response or was closed idle by
+// its client.
+func TestShedTLS(t *testing.T) {
+	cert := newFixtureCert(t)
+	w := startWorker(t, workerOpts{app: "https", entrypoint: true, env: cert.env})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+	dial := func() rawConn {
+		t.Helper()
+		c, err := tls.Dial("tcp", w.tcpAddr, cert.client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(waitLimit))
+		return rawConn{c, bufio.NewReader(c)}
+	}
+	busy, idle := dial(), dial()
+	for _, c := range []rawConn{busy, idle} {
+		c.get(t, "/warm")
+	}
+	w.send(&ipc.Message{Type: ipc.TypeShed})
+	shedAt := time.Now()
+	late := dial()
+	if _, body := late.get(t, "/listeners"); !strings.Contains(body, `"request":2`) {
+		t.Errorf("listeners during the shed: %s, want the app's and the shed's", body)
+	}
+	idle.Close()
+	for {
+		if time.Since(shedAt) > 3*time.Second {
+			t.Fatal("the TLS connection open during the shed still kept alive after 3s")
+		}
+		if resp, _ := busy.get(t, "/after"); resp.Close {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The shed has nothing left to end: the hook is off well before the
+	// shed's 10 s limit.
+	for {
+		_, body := late.get(t, "/listeners")
+		if strings.Contains(body, `"request":1`) {
+			break
+		}
+		if time.Since(shedAt) > 3*time.Second {
+			t.Fatalf("listeners %v after the shed: %s, want the app's alone", time.Since(shedAt), body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, _ := late.get(t, "/after"); resp.Close {
+		t.Error("the connection opened after the shed was ended")
 	}
 }
 
@@ -1359,6 +1411,16 @@ func dialRaw(t *testing.T, network, addr string) rawConn {
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(waitLimit))
 	return rawConn{c, bufio.NewReader(c)}
+}
+
+// get is roundTrip for a request that must succeed with 200.
+func (c rawConn) get(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	resp, body, err := c.roundTrip(path)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %+v %v", path, resp, err)
+	}
+	return resp, body
 }
 
 // roundTrip sends GET path and reads the whole response.

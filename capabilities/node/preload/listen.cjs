@@ -216,7 +216,7 @@ function adopt (state, server) {
   server.prependListener('connection', guard('connection', (sock) => trackSocket(state, sock)))
   // A TLS server's 'connection' is the raw TCP socket, and the response
   // being written is found on the TLS socket above it (see inFlight).
-  if (typeof server.setSecureContext === 'function') {
+  if (isSecure(server)) {
     server.prependListener('secureConnection', guard('connection', (sock) => trackTLSSocket(state, sock)))
   }
   // Hook 'request' on http/https servers (they have closeIdleConnections),
@@ -233,6 +233,11 @@ function adopt (state, server) {
     }
   }
   wrapClose(state, server)
+}
+
+// isSecure tells a TLS server (https, http2 secure) from a plain one.
+function isSecure (server) {
+  return server != null && typeof server.setSecureContext === 'function'
 }
 
 const requestHookState = new WeakMap() // server -> state, for onRequestHook
@@ -276,7 +281,10 @@ function trackSocket (state, sock) {
 // connections (their TCP sockets are) but carry the HTTP responses.
 function trackTLSSocket (state, sock) {
   state.tlsSockets.add(sock)
-  sock.once('close', () => state.tlsSockets.delete(sock))
+  sock.once('close', guard('connection close', () => {
+    state.tlsSockets.delete(sock)
+    if (state.shedding !== null && state.shedding.delete(sock) && state.shedding.size === 0) endShed(state)
+  }))
 }
 
 // inFlight returns the HTTP/1 responses being written when a drain
@@ -470,6 +478,9 @@ function startShed (state) {
   const socks = new Map() // socket -> performance.now() from which it ends
   for (const set of [state.sockets, state.tlsSockets]) {
     for (const sock of set) {
+      // A TLS server's TCP sockets carry no request of their own: its
+      // TLS sockets do (see adopt).
+      if (set === state.sockets && isSecure(sock.server)) continue
       if (typeof sock.remotePort === 'number' && !sock.destroyed) socks.set(sock, now + Math.random() * SHED_SPREAD_MS)
     }
   }

@@ -13,6 +13,11 @@ const server = https.createServer({
     return
   }
   res.setHeader('content-type', 'application/json')
+  if (req.url === '/listeners') {
+    // What runs for every request besides the app.
+    res.end(JSON.stringify({ request: server.listenerCount('request') }))
+    return
+  }
   res.end(JSON.stringify({ app: 'https', url: req.url, encrypted: Boolean(req.socket.encrypted) }))
 })
 server.listen(8443, () => {
