@@ -186,7 +186,7 @@ func (s *slot) getState() State {
 // the slot's process has been stopped.
 func (s *slot) run(ctx context.Context) {
 	defer s.awaitLeavers()
-	defer s.app.rt.slotDown(s, false)
+	defer s.app.rt.slotUp(s)
 	trackedSpec := s.app.sp()
 	tracker := restart.NewTracker(trackedSpec.policy)
 	// Restarts asked for while no worker runs (backoff, failed) are
@@ -341,7 +341,7 @@ func (s *slot) run(ctx context.Context) {
 		// standby's immediate promotion (above) is not steered around:
 		// the standby serves the slot's queue in milliseconds. Before the
 		// log line, so that whoever reads it sees the steering.
-		s.app.rt.slotDown(s, true)
+		s.app.rt.slotDown(s, time.Now().Add(delay))
 		if delay > 0 {
 			s.log.Info("restarting worker after backoff", zap.Duration("delay", delay), zap.Int("consecutive", d.Consecutive))
 		}
@@ -364,6 +364,8 @@ func (s *slot) run(ctx context.Context) {
 				tracker.Reset()
 				waiting = append(waiting, done)
 				gated = true
+				// Sooner than the steering was told (firstBack).
+				s.app.rt.slotDown(s, time.Now())
 				break backoff
 			}
 		}
@@ -577,7 +579,7 @@ func (s *slot) startForwarders() error {
 func (s *slot) closeListeners() {
 	// Last, with the socket out of the group: steering stops counting the
 	// slot, and the other sockets' positions are read again.
-	defer s.app.rt.slotDown(s, false)
+	defer s.app.rt.slotUp(s)
 	s.sockMu.Lock()
 	for _, fw := range s.forwarders {
 		// Stop accepting now; connections in flight get the app's grace.
@@ -995,7 +997,7 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	s.mu.Unlock()
 	// New connections may come here again; if they were steered to the
 	// other slots meanwhile, those shed theirs so that they spread again.
-	if s.app.rt.slotDown(s, false) {
+	if s.app.rt.slotUp(s) {
 		s.app.rt.shedOthers(s)
 	}
 	s.settle()

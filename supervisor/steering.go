@@ -3,6 +3,7 @@ package supervisor
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,17 +21,29 @@ import (
 // slot.run). It gives the choice back to the kernel once neither holds,
 // and then has the other slots' workers shed their connections
 // (shedOthers), so that the clients steered to them spread again. With no
-// slot serving there is nothing to steer to: connections then wait in the
-// sockets' queues for the first worker to come.
+// slot serving, connections must wait for a worker somewhere: they are
+// steered to the slot whose next worker started first, or starts first
+// after its back-off (firstBack). Left to the kernel, half of them would
+// wait for the slot that died last, or for a back-off, while the other
+// slot's worker is ready and idle. Measured in the bench's crash-paced
+// scenario, where the two workers often die within 100 ms of each other:
+// see docs/operations.md (Restarts).
 
 // steering is what the entrypoint's group is steered for; guarded by mu,
 // which is held while the program is attached or detached so that the
 // latest state is the one in force.
 type steering struct {
 	mu    sync.Mutex
-	scale []*slot        // the slots a scale under way lets take connections; nil when none is
-	down  map[*slot]bool // entrypoint slots backing off, until their next worker is ready
+	scale []*slot // the slots a scale under way lets take connections; nil when none is
+	// down holds the entrypoint slots that have no worker serving, until
+	// their next one is ready, each with when that worker started or is
+	// to start after its back-off.
+	down map[*slot]time.Time
 }
+
+// sameStart is how close two slots' next starts are taken to be the same
+// (firstBack): a Node.js start takes several times as long.
+const sameStart = 10 * time.Millisecond
 
 // steerScale lets only slots take the entrypoint's new connections while
 // it scales, until endScaleSteering.
@@ -51,31 +64,52 @@ func (rt *Runtime) endScaleSteering(a *app) {
 	rt.applySteering(a)
 }
 
-// slotDown records that an entrypoint slot has no worker and is to take
-// no new connections until its next worker is ready (down), or that the
-// slot serves again, was given up or removed (!down); it reports whether
-// that changed the steering. Other applications' slots have no public
-// socket.
-func (rt *Runtime) slotDown(s *slot, down bool) bool {
+// slotDown records that an entrypoint slot has no worker serving and is
+// to take no new connections until its next worker is ready, which starts
+// at next (after a back-off, or now); recorded again, next is updated, as
+// after a start that failed. slotUp records that the slot serves again,
+// was given up or removed, and reports whether that changed the steering.
+// Other applications' slots have no public socket.
+func (rt *Runtime) slotDown(s *slot, next time.Time) {
+	if !s.app.entry {
+		return
+	}
+	st := &rt.steering
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.down == nil {
+		st.down = map[*slot]time.Time{}
+	}
+	st.down[s] = next
+	rt.applySteering(s.app)
+}
+
+func (rt *Runtime) slotUp(s *slot) bool {
 	if !s.app.entry {
 		return false
 	}
 	st := &rt.steering
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.down[s] == down {
+	if _, down := st.down[s]; !down {
 		return false
 	}
-	if down {
-		if st.down == nil {
-			st.down = map[*slot]bool{}
-		}
-		st.down[s] = true
-	} else {
-		delete(st.down, s)
-	}
+	delete(st.down, s)
 	rt.applySteering(s.app)
 	return true
+}
+
+// firstBack returns the slots of base, all of them down, whose next
+// workers start first: at the earliest start, or within sameStart of it.
+// Called with rt.steering.mu held.
+func (st *steering) firstBack(base []*slot) []*slot {
+	var first time.Time
+	for _, s := range base {
+		if t := st.down[s]; first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(base), func(s *slot) bool { return st.down[s].Sub(first) > sameStart })
 }
 
 // shedOthers asks the workers of the entrypoint's slots other than s to
@@ -116,7 +150,10 @@ func (rt *Runtime) applySteering(a *app) {
 		if base == nil {
 			base = a.slotList()
 		}
-		allowed := slices.DeleteFunc(slices.Clone(base), func(s *slot) bool { return st.down[s] })
+		allowed := slices.DeleteFunc(slices.Clone(base), func(s *slot) bool { _, down := st.down[s]; return down })
+		if len(allowed) == 0 {
+			allowed = st.firstBack(base)
+		}
 		if rt.steer(a, allowed) {
 			return
 		}

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -25,21 +26,10 @@ func TestSlotInBackoffTakesNoConnections(t *testing.T) {
 	tr := startRuntime(t, func(c *config.Config) { c.Restart.ResetAfter = 30 * time.Second },
 		testApp{id: "web", entry: true, workers: 2,
 			behaviour: "ready,crash-after:500ms,crash-after:300ms,hello-after:3s"})
-	tr.waitReady("web", 0)
-	tr.waitReady("web", 1)
-	var crashed, serving *slot
+	crashed, serving := firstToRestart(t, tr, "web", 2)
 	// The back-off's log line comes once the slot is steered around.
-	eventually(t, "a worker to crash twice and back off", func() bool {
-		if !tr.logged("restarting worker after backoff", map[string]any{"app": "web"}) {
-			return false
-		}
-		for i, o := range []int{1, 0} {
-			if ws := tr.slot("web", i).status(); ws.Restarts == 2 {
-				crashed, serving = tr.slot("web", i), tr.slot("web", o)
-				return true
-			}
-		}
-		return false
+	eventually(t, "the worker to back off", func() bool {
+		return tr.logged("restarting worker after backoff", map[string]any{"app": "web"})
 	})
 	survivor := serving.status().PID
 	// A new connection per request, each from another source port, and a
@@ -53,6 +43,24 @@ func TestSlotInBackoffTakesNoConnections(t *testing.T) {
 		body, err := getBody(c, tr.URL()+"/")
 		return err == nil && strings.HasPrefix(body, byPID(next))
 	})
+}
+
+// firstToRestart waits for app's two slots to be ready, then for one of
+// them to have restarted n times, and returns it and the other.
+func firstToRestart(t *testing.T, tr *liveRuntime, app string, n int) (crashed, other *slot) {
+	t.Helper()
+	tr.waitReady(app, 0)
+	tr.waitReady(app, 1)
+	eventually(t, fmt.Sprintf("a worker of %s to have restarted %d time(s)", app, n), func() bool {
+		for i, o := range []int{1, 0} {
+			if tr.slot(app, i).status().Restarts == n {
+				crashed, other = tr.slot(app, i), tr.slot(app, o)
+				return true
+			}
+		}
+		return false
+	})
+	return crashed, other
 }
 
 // servedDuringGap makes requests with each client in turn, pause apart,
@@ -93,18 +101,7 @@ func servedDuringGap(t *testing.T, url string, crashed *slot, survivor int, paus
 func TestImmediateRestartIsSteeredAroundAndShed(t *testing.T) {
 	tr := startRuntime(t, nil, testApp{id: "web", entry: true, workers: 2,
 		behaviour: "ready,crash-after:1s,hello-after:3s"})
-	tr.waitReady("web", 0)
-	tr.waitReady("web", 1)
-	var crashed, serving *slot
-	eventually(t, "a worker to crash", func() bool {
-		for i, o := range []int{1, 0} {
-			if ws := tr.slot("web", i).status(); ws.Restarts == 1 {
-				crashed, serving = tr.slot("web", i), tr.slot("web", o)
-				return true
-			}
-		}
-		return false
-	})
+	crashed, serving := firstToRestart(t, tr, "web", 1)
 	survivor := serving.status().PID
 	var dials atomic.Int64
 	kept := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
@@ -133,4 +130,46 @@ func TestImmediateRestartIsSteeredAroundAndShed(t *testing.T) {
 		body, err := getBody(fresh, tr.URL()+"/")
 		return err == nil && strings.HasPrefix(body, byPID(next))
 	})
+}
+
+// TestNoSlotServingSteersToFirstBack: when every entrypoint slot has lost
+// its worker, new connections wait at the slot whose next worker started
+// first, not half of them at a slot whose worker died later (here the
+// first replacement takes 2 s to start and the second 4 s): each is
+// answered by the first replacement, as soon as it is ready.
+func TestNoSlotServingSteersToFirstBack(t *testing.T) {
+	tr := startRuntime(t, func(c *config.Config) { c.Restart.ResetAfter = 100 * time.Millisecond },
+		testApp{id: "web", entry: true, workers: 2,
+			behaviour: "crash-after:1s,crash-after:1500ms,hello-after:2s,hello-after:4s,ready"})
+	first, second := firstToRestart(t, tr, "web", 1)
+	eventually(t, "the other worker to crash", func() bool { return second.status().Restarts == 1 })
+	if first.getState() == StateReady || second.getState() == StateReady {
+		t.Fatal("a replacement was ready already; the test proves nothing")
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	type answer struct {
+		body string
+		err  error
+	}
+	answers := make(chan answer)
+	const n = 16
+	for range n {
+		go func() {
+			body, err := getBody(c, tr.URL()+"/")
+			answers <- answer{body, err}
+		}()
+	}
+	got := make([]answer, n)
+	for i := range got {
+		got[i] = <-answers
+	}
+	next := first.status().PID
+	for i, a := range got {
+		if a.err != nil {
+			t.Fatalf("request %d while no slot served: %v", i, a.err)
+		}
+		if !strings.HasPrefix(a.body, byPID(next)) {
+			t.Errorf("request %d while no slot served answered %q, not by the first replacement %d", i, a.body, next)
+		}
+	}
 }
