@@ -1341,10 +1341,24 @@ func TestShed(t *testing.T) {
 // TestShedTLS: on an https server the shed ends the TLS connections, which
 // carry the requests, and its request hook comes off once the last of
 // them is gone, whether it ended after a response or was closed idle by
-// its client.
+// its client. On an HTTP/2 server, HTTP/2 connections are left alone and
+// do not hold the hook on.
 func TestShedTLS(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "https", true: "http2"}[h2], func(t *testing.T) { testShedTLS(t, h2) })
+	}
+}
+
+func testShedTLS(t *testing.T, h2 bool) {
 	cert := newFixtureCert(t)
-	w := startWorker(t, workerOpts{app: "https", entrypoint: true, env: cert.env})
+	env := maps.Clone(cert.env)
+	var h2Client *http.Client
+	if h2 {
+		env["FIXTURE_H2"] = "1"
+		h2Client = &http.Client{Timeout: waitLimit, Transport: &http.Transport{TLSClientConfig: cert.client.Clone(), ForceAttemptHTTP2: true}}
+		t.Cleanup(h2Client.CloseIdleConnections)
+	}
+	w := startWorker(t, workerOpts{app: "https", entrypoint: true, env: env})
 	w.handshake()
 	w.expect(ipc.TypeReady)
 	dial := func() rawConn {
@@ -1356,6 +1370,12 @@ func TestShedTLS(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		_ = c.SetDeadline(time.Now().Add(waitLimit))
 		return rawConn{c, bufio.NewReader(c)}
+	}
+	if h2 {
+		// An HTTP/2 connection, kept open through the shed.
+		if got := getJSON(t, h2Client, "https://"+w.tcpAddr+"/h2"); got["httpVersion"] != "2.0" {
+			t.Fatalf("HTTP/2 client GET = %v", got)
+		}
 	}
 	busy, idle := dial(), dial()
 	for _, c := range []rawConn{busy, idle} {
@@ -1391,6 +1411,11 @@ func TestShedTLS(t *testing.T) {
 	}
 	if resp, _ := late.get(t, "/after"); resp.Close {
 		t.Error("the connection opened after the shed was ended")
+	}
+	if h2 {
+		if got := getJSON(t, h2Client, "https://"+w.tcpAddr+"/h2"); got["httpVersion"] != "2.0" {
+			t.Errorf("HTTP/2 client GET after the shed = %v", got)
+		}
 	}
 }
 

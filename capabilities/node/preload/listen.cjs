@@ -481,6 +481,8 @@ function startShed (state) {
       // A TLS server's TCP sockets carry no request of their own: its
       // TLS sockets do (see adopt).
       if (set === state.sockets && isSecure(sock.server)) continue
+      // HTTP/2 has no Connection: close to say (see above).
+      if (sock.alpnProtocol === 'h2') continue
       if (typeof sock.remotePort === 'number' && !sock.destroyed) socks.set(sock, now + Math.random() * SHED_SPREAD_MS)
     }
   }
