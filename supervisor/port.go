@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
+	"net"
 
 	"go.uber.org/zap"
 
@@ -46,6 +48,10 @@ func (rt *Runtime) claimPublicPort(cfg *config.Config) error {
 		return nil
 	}
 	if err := rt.checkPublicPort(cfg.Server.Hostname, cfg.Server.Port, nil); err != nil {
+		if dnsErr := (*net.DNSError)(nil); errors.As(err, &dnsErr) {
+			// The name passed the config's checks; say where it came from.
+			return fmt.Errorf("%s: /server/hostname: %q does not resolve to an address to listen on: %w", cfg.File, cfg.Server.Hostname, err)
+		}
 		return err
 	}
 	f, addr, err := listeners.TCP(cfg.Server.Hostname, cfg.Server.Port)

@@ -64,6 +64,7 @@ type ReloadResult struct {
 	Scaled  []ScaleChange `json:"scaled"`  // only their worker count changed
 	// Standby lists the applications whose standby count changed (their
 	// workers keep running; they are also in Unchanged, or in Scaled).
+	// Otherwise an application is in one list only.
 	Standby   []ScaleChange `json:"standby,omitempty"`
 	Unchanged []string      `json:"unchanged"`
 }
@@ -141,7 +142,11 @@ type reloadPlan struct {
 	removed []*app
 	changed map[*app]*appSpec // the new spec of each changed app
 	counts  map[*app]int      // new worker count of every kept app
-	standby map[*app]int      // new standby count of kept apps where only it changed
+	// kept holds the new configuration of the kept apps that are not
+	// rolled: only their counts (workers, standbys, scaling) may have
+	// changed, and their spec takes them, so that the next reload compares
+	// with this file, not the one wattd started with.
+	kept map[*app]config.Application
 	byID    map[string]*app   // kept and added apps
 }
 
@@ -185,7 +190,7 @@ func sameApp(a, b config.Application) bool {
 // changed applications, so that a capability that cannot prepare one
 // refuses the reload before anything changes.
 func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
-	p := &reloadPlan{changed: map[*app]*appSpec{}, counts: map[*app]int{}, standby: map[*app]int{}, byID: map[string]*app{}}
+	p := &reloadPlan{changed: map[*app]*appSpec{}, counts: map[*app]int{}, kept: map[*app]config.Application{}, byID: map[string]*app{}}
 	problems := restartOnly(rt.cfg, cfg)
 	current := rt.appList()
 	kept := map[string]bool{}
@@ -220,16 +225,22 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 			continue
 		}
 		old := a.sp()
+		// The file's count against the last one applied: a reload of a
+		// file whose count did not change keeps a `ctl scale`.
+		scaled := false
 		if n := len(a.slotList()); n != ac.Workers && old.conf.Workers != ac.Workers {
 			p.counts[a] = ac.Workers
 			p.result.Scaled = append(p.result.Scaled, ScaleChange{App: a.id, From: n, To: ac.Workers})
+			scaled = true
 		}
 		if sameApp(old.conf, ac) && reflect.DeepEqual(old.policy, policyFor(cfg, ac)) {
-			p.result.Unchanged = append(p.result.Unchanged, a.id)
+			if !scaled {
+				p.result.Unchanged = append(p.result.Unchanged, a.id)
+			}
+			p.kept[a] = ac
 			if old.conf.Standby != ac.Standby {
-				// Only the standby count changed: the workers keep running,
-				// and the standby pool follows the new count.
-				p.standby[a] = ac.Standby
+				// The workers keep running, and the standby pool follows
+				// the new count.
 				p.result.Standby = append(p.result.Standby, ScaleChange{App: a.id, From: old.conf.Standby, To: ac.Standby})
 			}
 			continue
@@ -279,11 +290,14 @@ func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan)
 			errs = append(errs, err)
 		}
 	}
-	for a, n := range p.standby {
+	for a, ac := range p.kept {
 		sp := *a.sp()
-		sp.conf.Standby = n
+		standby := sp.conf.Standby != ac.Standby
+		sp.conf = ac
 		a.spec.Store(&sp)
-		a.standbys().poke()
+		if standby {
+			a.standbys().poke()
+		}
 	}
 	for a, n := range p.counts {
 		if err := rt.scaleTo(ctx, a, rt.scaler.clamp(a, n), "configuration reloaded"); err != nil {

@@ -223,6 +223,26 @@ func TestReloadUnderKeepAliveLoad(t *testing.T) {
 	if len(scaled.Workers) != 3 || !slices.Equal(pids(scaled)[:2], pids(rolled)) {
 		t.Fatalf("web after the scale: %v, was %v", pids(scaled), pids(rolled))
 	}
+	if slices.Contains(res.Unchanged, "web") {
+		t.Errorf("reload result %+v lists web as scaled and unchanged", res)
+	}
+
+	// Back to 2 in the file: compared with the last reload's file, that is
+	// a scale down.
+	writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 2,
+		map[string]any{"id": "cache", "path": fixture("apps/plain"), "dependencies": []any{"db"}}))
+	out, err = d.ctl("reload", "--json")
+	if err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	res = supervisor.ReloadResult{}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("ctl reload --json: %v\n%s", err, out)
+	}
+	if len(res.Scaled) != 1 || res.Scaled[0] != (supervisor.ScaleChange{App: "web", From: 3, To: 2}) || len(res.Changed) != 0 {
+		t.Fatalf("reload result %+v, want web scaled 3 -> 2 and nothing rolled", res)
+	}
+	waitFor(t, 10*time.Second, "web to have 2 workers", func() bool { return len(d.app("web").Workers) == 2 })
 }
 
 // TestReloadRefusesABrokenConfig: a configuration that does not load, or

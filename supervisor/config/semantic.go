@@ -99,10 +99,16 @@ func checkHostname(h string) string {
 	if len(h) > 253 {
 		return "host name is longer than 253 characters"
 	}
-	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+	labels := strings.Split(strings.TrimSuffix(h, "."), ".")
+	for _, label := range labels {
 		if !dnsLabel.MatchString(label) {
 			return fmt.Sprintf("%q is neither a valid IP address nor a host name", h)
 		}
+	}
+	// No top-level domain is all digits (RFC 3696): "300.1.1.1" or
+	// "10.1.1" is a mistyped address, not a name to look up.
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return fmt.Sprintf("%q is not a valid IP address (and, its last part being a number, not a host name)", h)
 	}
 	return ""
 }

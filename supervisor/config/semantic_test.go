@@ -121,6 +121,10 @@ func TestCheckHostname(t *testing.T) {
 		{"bad_host", `"bad_host" is neither a valid IP address nor a host name`},
 		{"a..b", `"a..b" is neither a valid IP address nor a host name`},
 		{strings.Repeat("a.", 127) + "ab", "host name is longer than 253 characters"},
+		{"1e100.net", ""},
+		{"300.1.1.1", `"300.1.1.1" is not a valid IP address (and, its last part being a number, not a host name)`},
+		{"10.1.1", `"10.1.1" is not a valid IP address (and, its last part being a number, not a host name)`},
+		{"host.42.", `"host.42." is not a valid IP address (and, its last part being a number, not a host name)`},
 	}
 	for _, tt := range tests {
 		if got := checkHostname(tt.host); got != tt.want {
