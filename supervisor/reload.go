@@ -147,7 +147,7 @@ type reloadPlan struct {
 	// changed, and their spec takes them, so that the next reload compares
 	// with this file, not the one wattd started with.
 	kept map[*app]config.Application
-	byID    map[string]*app   // kept and added apps
+	byID map[string]*app // kept and added apps
 }
 
 // restartOnly are the settings applied once at start; a reload that
