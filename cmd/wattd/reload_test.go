@@ -161,13 +161,7 @@ func TestReloadUnderKeepAliveLoad(t *testing.T) {
 		map[string]any{"id": "cache", "path": fixture("apps/plain"), "dependencies": []any{"db"}}))
 	var res supervisor.ReloadResult
 	underLoad(t, d, "reload", func() {
-		out, err := d.ctl("reload", "--json")
-		if err != nil {
-			t.Fatalf("ctl reload: %v\n%s", err, out)
-		}
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			t.Fatalf("ctl reload --json: %v\n%s", err, out)
-		}
+		res = reloadJSON(t, d)
 	})
 	if !slices.Equal(res.Added, []string{"cache"}) || !slices.Equal(res.Removed, []string{"api"}) ||
 		!slices.Equal(res.Changed, []string{"web"}) || !slices.Equal(res.Unchanged, []string{"db"}) || len(res.Scaled) != 0 {
@@ -207,14 +201,7 @@ func TestReloadUnderKeepAliveLoad(t *testing.T) {
 	writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 3,
 		map[string]any{"id": "cache", "path": fixture("apps/plain"), "dependencies": []any{"db"}}))
 	underLoad(t, d, "reload scaling web", func() {
-		out, err := d.ctl("reload", "--json")
-		if err != nil {
-			t.Fatalf("ctl reload: %v\n%s", err, out)
-		}
-		res = supervisor.ReloadResult{}
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			t.Fatalf("ctl reload --json: %v\n%s", err, out)
-		}
+		res = reloadJSON(t, d)
 	})
 	if len(res.Scaled) != 1 || res.Scaled[0] != (supervisor.ScaleChange{App: "web", From: 2, To: 3}) || len(res.Changed) != 0 {
 		t.Fatalf("reload result %+v, want web scaled 2 -> 3 and nothing rolled", res)
@@ -231,18 +218,26 @@ func TestReloadUnderKeepAliveLoad(t *testing.T) {
 	// a scale down.
 	writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 2,
 		map[string]any{"id": "cache", "path": fixture("apps/plain"), "dependencies": []any{"db"}}))
-	out, err = d.ctl("reload", "--json")
-	if err != nil {
-		t.Fatalf("ctl reload: %v\n%s", err, out)
-	}
-	res = supervisor.ReloadResult{}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("ctl reload --json: %v\n%s", err, out)
-	}
+	res = reloadJSON(t, d)
 	if len(res.Scaled) != 1 || res.Scaled[0] != (supervisor.ScaleChange{App: "web", From: 3, To: 2}) || len(res.Changed) != 0 {
 		t.Fatalf("reload result %+v, want web scaled 3 -> 2 and nothing rolled", res)
 	}
 	waitFor(t, 10*time.Second, "web to have 2 workers", func() bool { return len(d.app("web").Workers) == 2 })
+}
+
+// reloadJSON runs `ctl reload --json`, which must succeed, and returns
+// what it printed.
+func reloadJSON(t *testing.T, d *daemon) supervisor.ReloadResult {
+	t.Helper()
+	out, err := d.ctl("reload", "--json")
+	if err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	var res supervisor.ReloadResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("ctl reload --json: %v\n%s", err, out)
+	}
+	return res
 }
 
 // TestReloadRefusesABrokenConfig: a configuration that does not load, or
