@@ -597,7 +597,9 @@ func (s *slot) closeListeners() {
 	s.sockMu.Unlock()
 	// The standbys' copies would keep the sockets open, and in the port's
 	// group, with nobody accepting on them: the kernel would go on handing
-	// them new connections, reset when the standbys exit. They go first.
+	// them new connections, reset when the standbys exit. They go first,
+	// with the copy of a rescue (rescue.go).
+	s.app.rt.releaseSocket(s)
 	s.app.standbys().release(s)
 	for _, f := range files {
 		f.Close()

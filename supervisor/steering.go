@@ -39,6 +39,9 @@ type steering struct {
 	// their next one is ready, each with when that worker started or is
 	// to start after its back-off.
 	down map[*slot]time.Time
+	// rescues relay what is queued on the sockets of down slots that new
+	// connections avoid (rescue.go).
+	rescues map[*slot]*rescue
 }
 
 // sameStart is how close two slots' next starts are taken to be the same
@@ -155,8 +158,54 @@ func (rt *Runtime) applySteering(a *app) {
 			allowed = st.firstBack(base)
 		}
 		if rt.steer(a, allowed) {
+			// The down slots that new connections avoid have what the
+			// kernel queued on them before relayed to those that take
+			// them (rescue.go).
+			for s := range st.down {
+				if slices.Contains(allowed, s) {
+					st.endRescue(s)
+				} else if _, on := st.rescues[s]; !on {
+					if r := rt.startRescue(s); r != nil {
+						if st.rescues == nil {
+							st.rescues = map[*slot]*rescue{}
+						}
+						st.rescues[s] = r
+					}
+				}
+			}
+			for s := range st.rescues {
+				if _, down := st.down[s]; !down {
+					st.endRescue(s)
+				}
+			}
 			return
 		}
 	}
+	for s := range st.rescues {
+		st.endRescue(s)
+	}
 	rt.unsteer(a)
+}
+
+// endRescue stops relaying what is queued on s's socket, if that runs.
+// Called with rt.steering.mu held.
+func (st *steering) endRescue(s *slot) {
+	if r := st.rescues[s]; r != nil {
+		r.stop()
+		delete(st.rescues, s)
+	}
+}
+
+// releaseSocket stops whatever of the steering holds a copy of s's public
+// socket, before the slot closes it: a copy left open would keep it in
+// the port's group.
+func (rt *Runtime) releaseSocket(s *slot) {
+	st := &rt.steering
+	st.mu.Lock()
+	r := st.rescues[s]
+	st.endRescue(s)
+	st.mu.Unlock()
+	if r != nil {
+		r.wait()
+	}
 }

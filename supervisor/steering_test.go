@@ -173,3 +173,67 @@ func TestNoSlotServingSteersToFirstBack(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedConnectionsOfADeadSlotAreRelayed: connections that the kernel
+// queued on a slot's socket before wattd knew its worker was gone (here a
+// worker that stopped accepting a second before it crashed without a word)
+// are relayed to the slot that serves, not left waiting for the slot's
+// replacement, which takes 4 s to start.
+func TestQueuedConnectionsOfADeadSlotAreRelayed(t *testing.T) {
+	tr := startRuntime(t, nil, testApp{id: "web", entry: true, workers: 2,
+		behaviour: "deaf-crash-after:1s,ready,hello-after:4s,ready"})
+	tr.waitReady("web", 0)
+	tr.waitReady("web", 1)
+	type result struct {
+		body string
+		err  error
+		took time.Duration
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	results := make(chan result, 1000)
+	n := 0
+	// A new connection every 20 ms until the crash, some of them queued
+	// on the deaf worker's socket for up to a second.
+	crashed := func() bool { return tr.slot("web", 0).status().Restarts+tr.slot("web", 1).status().Restarts > 0 }
+	deadline := time.Now().Add(pollFor)
+	for !crashed() {
+		if time.Now().After(deadline) {
+			t.Fatal("no worker crashed")
+		}
+		n++
+		go func() {
+			start := time.Now()
+			body, err := getBody(c, tr.URL()+"/")
+			results <- result{body, err, time.Since(start)}
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	survivor := tr.slot("web", 0)
+	if survivor.status().Restarts > 0 {
+		survivor = tr.slot("web", 1)
+	}
+	queued := 0
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("request: %v", r.err)
+			continue
+		}
+		if r.took > 300*time.Millisecond {
+			queued++
+			if !strings.HasPrefix(r.body, byPID(survivor.status().PID)) {
+				t.Errorf("a queued request was answered %q, not by the serving worker %d", r.body, survivor.status().PID)
+			}
+		}
+		if r.took > 2500*time.Millisecond {
+			t.Errorf("a request took %v: it waited for the replacement", r.took)
+		}
+	}
+	if queued == 0 {
+		t.Fatalf("none of %d requests was queued on the deaf worker's socket; the test proves nothing", n)
+	}
+	t.Logf("%d of %d requests were queued on the deaf worker's socket, and relayed", queued, n)
+	eventually(t, "the relays to be logged", func() bool {
+		return tr.logged("relayed connections that were queued on the slot's socket while it had no worker", map[string]any{"app": "web"})
+	})
+}

@@ -87,6 +87,9 @@ func generation(state string) int {
 //	no-protocol      never dial the control channel; serve HTTP; sleep
 //	crash:N          write a line to stderr and exit N at once
 //	crash-after:D    ready, then crash with status 4 after D
+//	deaf-crash-after:D  ready; after D stops accepting (the connections
+//	                 then queue on its sockets), 1 s later crashes with
+//	                 status 4, without a word on the control channel
 //	ignore-term      ready, never answer drain, ignore SIGTERM
 //	exiting-after:D  ready; after D says exiting (code 5), stops accepting
 //	                 and exits 5 only 3 s later, as a process whose end
@@ -180,6 +183,15 @@ func testWorkerMain(list string) int {
 		w.ready()
 		time.Sleep(dur())
 		fmt.Fprintln(os.Stderr, "boom: crash after ready")
+		return 4
+	case "deaf-crash-after":
+		w.ready()
+		time.Sleep(dur())
+		for _, ln := range w.lns {
+			ln.Close()
+		}
+		time.Sleep(time.Second)
+		fmt.Fprintln(os.Stderr, "boom: crash after a deaf second")
 		return 4
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
