@@ -392,6 +392,34 @@ func (rt *Runtime) awaitDecided(ctx context.Context, slots []*slot) error {
 	return errors.Join(errs...)
 }
 
+// awaitKeptReady waits, for shrink, until one of keep has a ready worker
+// or none of gone has, up to startTimeout or ctx's end.
+func (rt *Runtime) awaitKeptReady(ctx context.Context, a *app, keep, gone []*slot) {
+	anyReady := func(slots []*slot) bool {
+		return slices.ContainsFunc(slots, func(s *slot) bool { return s.getState() == StateReady })
+	}
+	if anyReady(keep) || !anyReady(gone) {
+		return
+	}
+	a.log.Info("scaling down once a worker that stays is ready: none is now")
+	deadline := time.NewTimer(rt.cfg.StartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !anyReady(keep) && anyReady(gone) {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			a.log.Warn("scaling down although no worker that stays is ready", zap.Duration("waited", rt.cfg.StartTimeout))
+			return
+		case <-ctx.Done():
+			return
+		case <-rt.stopping:
+			return
+		}
+	}
+}
+
 // removeApp takes an application away: out of the mesh, then its workers
 // drained and stopped, then its sockets closed.
 func (rt *Runtime) removeApp(a *app) {
@@ -483,7 +511,7 @@ func (rt *Runtime) scaleTo(ctx context.Context, a *app, n int, reason string) er
 	if n > len(cur) {
 		return rt.grow(ctx, a, cur, n)
 	}
-	rt.shrink(a, cur, n)
+	rt.shrink(ctx, a, cur, n)
 	return nil
 }
 
@@ -532,9 +560,14 @@ func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
 	return err
 }
 
-// shrink takes a's last slots away until n are left.
-func (rt *Runtime) shrink(a *app, cur []*slot, n int) {
+// shrink takes a's last slots away until n are left. While none of the
+// slots it keeps has a ready worker (one crashed and is starting again)
+// and one of those it takes away has, it first waits for a kept one to be
+// ready, up to startTimeout: taking the last ready workers away would
+// leave the application serving nobody until then.
+func (rt *Runtime) shrink(ctx context.Context, a *app, cur []*slot, n int) {
 	keep, gone := cur[:n], cur[n:]
+	rt.awaitKeptReady(ctx, a, keep, gone)
 	for _, s := range gone {
 		s.removing.Store(true)
 	}

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -50,8 +51,11 @@ const relayLinger = 5 * time.Second
 
 // rescue relays the connections queued on one slot's socket; stop ends it.
 type rescue struct {
-	fd      int // wattd's own copy of the socket, closed when run ends
-	target  *net.TCPAddr
+	fd int // wattd's own copy of the socket, closed when run ends
+	// wake is a pipe polled beside fd: stop writes to it, so that run
+	// ends at once rather than at its next tick.
+	wake    [2]int
+	targets []*net.TCPAddr // tried in turn
 	log     *zap.Logger
 	relayed atomic.Int64
 	stopped chan struct{}
@@ -62,6 +66,9 @@ type rescue struct {
 	own    sync.Map
 	sem    chan struct{}
 	dialer net.Dialer
+	// dialing counts the relays still connecting to the port: the shed
+	// that follows a stop must find their connections there.
+	dialing sync.WaitGroup
 }
 
 // rescueTick is how often a rescue looks at the queue, and so how long
@@ -85,8 +92,13 @@ func (rt *Runtime) startRescue(s *slot) *rescue {
 		s.log.Debug("not relaying the connections queued on the slot's socket", zap.Error(err))
 		return nil
 	}
-	r := &rescue{fd: fd, target: relayTarget(addr), log: s.log, sem: make(chan struct{}, maxRelays),
+	r := &rescue{fd: fd, targets: relayTargets(addr), log: s.log, sem: make(chan struct{}, maxRelays),
 		stopped: make(chan struct{}), done: make(chan struct{})}
+	if err := unix.Pipe2(r.wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		unix.Close(fd)
+		s.log.Debug("not relaying the connections queued on the slot's socket", zap.Error(err))
+		return nil
+	}
 	r.dialer = net.Dialer{Timeout: relayDialTimeout, Control: r.bindOwn}
 	go r.run()
 	return r
@@ -112,17 +124,19 @@ func dupSocket(f *os.File) (int, error) {
 	return dup, serr
 }
 
-// relayTarget is the address a relay connects to: the port's, on the
-// loopback address of its family when it listens on every address.
-func relayTarget(addr *net.TCPAddr) *net.TCPAddr {
-	ip := addr.IP
-	if ip.IsUnspecified() {
-		ip = net.IPv6loopback
-		if ip4 := addr.IP.To4(); ip4 != nil {
-			ip = net.IPv4(127, 0, 0, 1)
-		}
+// relayTargets are the addresses a relay connects to, in turn: the port's,
+// or, when it listens on every address, the loopback addresses, IPv4's
+// first (a socket bound to "::" takes IPv4 too unless the system makes it
+// IPv6-only, and "::1" may be off where IPv6 is).
+func relayTargets(addr *net.TCPAddr) []*net.TCPAddr {
+	if !addr.IP.IsUnspecified() {
+		return []*net.TCPAddr{{IP: addr.IP, Port: addr.Port}}
 	}
-	return &net.TCPAddr{IP: ip, Port: addr.Port}
+	out := []*net.TCPAddr{{IP: net.IPv4(127, 0, 0, 1), Port: addr.Port}}
+	if addr.IP.To4() == nil {
+		out = append(out, &net.TCPAddr{IP: net.IPv6loopback, Port: addr.Port})
+	}
+	return out
 }
 
 // bindOwn binds a relay's connection to the port, before it connects, to
@@ -130,13 +144,21 @@ func relayTarget(addr *net.TCPAddr) *net.TCPAddr {
 // that address: a relay accepted back by the rescue is then known the
 // moment it queues.
 func (r *rescue) bindOwn(network, address string, c syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return fmt.Errorf("relay target %q is not an address", address)
+	}
 	var serr error
-	err := c.Control(func(fd uintptr) {
+	err = c.Control(func(fd uintptr) {
 		var sa unix.Sockaddr
-		if ip4 := r.target.IP.To4(); ip4 != nil {
+		if ip4 := ip.To4(); ip4 != nil {
 			sa = &unix.SockaddrInet4{Addr: [4]byte(ip4)}
 		} else {
-			sa = &unix.SockaddrInet6{Addr: [16]byte(r.target.IP.To16())}
+			sa = &unix.SockaddrInet6{Addr: [16]byte(ip.To16())}
 		}
 		if serr = unix.Bind(int(fd), sa); serr != nil {
 			return
@@ -152,7 +174,7 @@ func (r *rescue) bindOwn(network, address string, c syscall.RawConn) error {
 		case *unix.SockaddrInet6:
 			port = a.Port
 		}
-		r.own.Store(net.JoinHostPort(r.target.IP.String(), strconv.Itoa(port)), true)
+		r.own.Store(net.JoinHostPort(ip.String(), strconv.Itoa(port)), true)
 	})
 	if err != nil {
 		return err
@@ -162,8 +184,9 @@ func (r *rescue) bindOwn(network, address string, c syscall.RawConn) error {
 
 func (r *rescue) run() {
 	defer close(r.done)
+	defer unix.Close(r.wake[0])
 	defer unix.Close(r.fd)
-	pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
+	pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.wake[0]), Events: unix.POLLIN}}
 	for {
 		select {
 		case r.sem <- struct{}{}:
@@ -187,6 +210,7 @@ func (r *rescue) run() {
 			<-r.sem
 			return
 		}
+		r.dialing.Add(1)
 		go func() {
 			defer func() { <-r.sem }()
 			if err := r.relay(c); err != nil {
@@ -211,6 +235,12 @@ func (r *rescue) accept(pfd []unix.PollFd) (*net.TCPConn, error) {
 	if n <= 0 || pfd[0].Revents&unix.POLLIN == 0 {
 		return nil, nil
 	}
+	select {
+	case <-r.stopped:
+		// The slot serves again: what comes now is its worker's.
+		return nil, nil
+	default:
+	}
 	nfd, _, err := unix.Accept4(r.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR || err == unix.ECONNABORTED:
@@ -231,10 +261,19 @@ func (r *rescue) accept(pfd []unix.PollFd) (*net.TCPConn, error) {
 // have finished, each side's end passed on as a half close.
 func (r *rescue) relay(c *net.TCPConn) error {
 	defer c.Close()
-	uc, err := r.dialer.Dial("tcp", r.target.String())
-	if err != nil {
+	var uc net.Conn
+	var errs []error
+	for _, t := range r.targets {
+		var err error
+		if uc, err = r.dialer.Dial("tcp", t.String()); err == nil {
+			break
+		}
+		errs = append(errs, err)
+	}
+	r.dialing.Done()
+	if uc == nil {
 		_ = c.SetLinger(0) // a reset: the client may try again at once
-		return fmt.Errorf("connect to %s: %w", r.target, err)
+		return fmt.Errorf("connect to the port: %w", errors.Join(errs...))
 	}
 	up := uc.(*net.TCPConn)
 	defer up.Close()
@@ -262,9 +301,8 @@ func (r *rescue) relay(c *net.TCPConn) error {
 }
 
 // stop ends the relaying of queued connections (those relayed go on
-// until they end) and logs how many there were.
-// It does not wait for the rescue to let go of its copy of the socket
-// (wait does, within a tick).
+// until they end) and logs how many there were. It does not wait for the
+// rescue to let go of its copy of the socket (wait does).
 func (r *rescue) stop() {
 	select {
 	case <-r.stopped:
@@ -272,10 +310,29 @@ func (r *rescue) stop() {
 	default:
 	}
 	close(r.stopped)
+	_, _ = unix.Write(r.wake[1], []byte{0})
+	unix.Close(r.wake[1])
 	if n := r.relayed.Load(); n > 0 {
 		r.log.Info("relayed connections that were queued on the slot's socket while it had no worker", zap.Int64("connections", n))
 	}
 }
 
-// wait returns once the rescue has closed its copy of the socket.
-func (r *rescue) wait() { <-r.done }
+// wait returns once the rescue has closed its copy of the socket, which,
+// stopped, it does at once, unless an accept raced with the slot's worker
+// while the socket was in blocking mode (see dupSocket): then it waits for
+// the next connection, and wait gives up after rescueTick.
+func (r *rescue) wait() {
+	t := time.NewTimer(rescueTick)
+	defer t.Stop()
+	select {
+	case <-r.done:
+	case <-t.C:
+		return
+	}
+	dialed := make(chan struct{})
+	go func() { r.dialing.Wait(); close(dialed) }()
+	select {
+	case <-dialed:
+	case <-t.C:
+	}
+}

@@ -145,67 +145,96 @@ func (rt *Runtime) shed(slots []*slot) {
 }
 
 // applySteering attaches the program that the state calls for, or
-// detaches it. Called with rt.steering.mu held.
+// detaches it, and starts or ends the rescues of down slots (rescue.go):
+// a down slot that new connections avoid has what the kernel queued on
+// it before relayed to the slots that take them. Rescues end before the
+// program changes, so that none relays a connection steered to its own
+// slot, and start after. Called with rt.steering.mu held.
 func (rt *Runtime) applySteering(a *app) {
 	st := &rt.steering
-	if st.scale != nil || len(st.down) > 0 {
+	steered := st.scale != nil || len(st.down) > 0
+	var allowed []*slot
+	if steered {
 		base := st.scale
 		if base == nil {
 			base = a.slotList()
 		}
-		allowed := slices.DeleteFunc(slices.Clone(base), func(s *slot) bool { _, down := st.down[s]; return down })
+		allowed = slices.DeleteFunc(slices.Clone(base), func(s *slot) bool { _, down := st.down[s]; return down })
 		if len(allowed) == 0 {
 			allowed = st.firstBack(base)
 		}
-		if rt.steer(a, allowed) {
-			// The down slots that new connections avoid have what the
-			// kernel queued on them before relayed to those that take
-			// them (rescue.go).
-			for s := range st.down {
-				if slices.Contains(allowed, s) {
-					st.endRescue(s)
-				} else if _, on := st.rescues[s]; !on {
-					if r := rt.startRescue(s); r != nil {
-						if st.rescues == nil {
-							st.rescues = map[*slot]*rescue{}
-						}
-						st.rescues[s] = r
-					}
-				}
-			}
-			for s := range st.rescues {
-				if _, down := st.down[s]; !down {
-					st.endRescue(s)
-				}
-			}
-			return
+	}
+	rescued := func(s *slot) bool {
+		_, down := st.down[s]
+		return steered && down && !slices.Contains(allowed, s)
+	}
+	// The relays of a rescue that ends go to the other slots' workers:
+	// they shed, so that the relayed clients connect to them directly
+	// (the slot's return has them shed as well; twice does no harm).
+	var shed []*slot
+	defer func() {
+		for _, s := range shed {
+			rt.shedOthers(s)
+		}
+	}()
+	for s := range st.rescues {
+		if !rescued(s) && st.endRescue(s) {
+			shed = append(shed, s)
 		}
 	}
+	if steered && rt.steer(a, allowed) {
+		for s := range st.down {
+			if _, on := st.rescues[s]; on || !rescued(s) {
+				continue
+			}
+			if r := rt.startRescue(s); r != nil {
+				if st.rescues == nil {
+					st.rescues = map[*slot]*rescue{}
+				}
+				st.rescues[s] = r
+			}
+		}
+		return
+	}
 	for s := range st.rescues {
-		st.endRescue(s)
+		if st.endRescue(s) {
+			shed = append(shed, s)
+		}
 	}
 	rt.unsteer(a)
 }
 
-// endRescue stops relaying what is queued on s's socket, if that runs.
-// Called with rt.steering.mu held.
-func (st *steering) endRescue(s *slot) {
-	if r := st.rescues[s]; r != nil {
-		r.stop()
-		delete(st.rescues, s)
+// endRescue stops relaying what is queued on s's socket, if that runs,
+// and waits until the rescue has let go of the socket and its relays have
+// connected (microseconds; see rescue.wait): the steering is taken off,
+// and the other workers shed, only after that, so that no connection of
+// the slot's own worker is relayed and every relay is among what they
+// shed. It returns whether connections were relayed. Called with
+// rt.steering.mu held.
+func (st *steering) endRescue(s *slot) bool {
+	r := st.rescues[s]
+	if r == nil {
+		return false
 	}
+	r.stop()
+	r.wait()
+	delete(st.rescues, s)
+	return r.relayed.Load() > 0
 }
 
 // releaseSocket stops whatever of the steering holds a copy of s's public
 // socket, before the slot closes it: a copy left open would keep it in
 // the port's group.
+//
+// The relays it made go to the other slots' workers, and no return of the
+// slot will have those shed them: they shed now, so that the relayed
+// clients connect to them directly.
 func (rt *Runtime) releaseSocket(s *slot) {
 	st := &rt.steering
 	st.mu.Lock()
-	r := st.rescues[s]
-	st.endRescue(s)
+	relayed := st.endRescue(s)
 	st.mu.Unlock()
-	if r != nil {
-		r.wait()
+	if relayed {
+		rt.shedOthers(s)
 	}
 }

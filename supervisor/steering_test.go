@@ -237,3 +237,30 @@ func TestQueuedConnectionsOfADeadSlotAreRelayed(t *testing.T) {
 		return tr.logged("relayed connections that were queued on the slot's socket while it had no worker", map[string]any{"app": "web"})
 	})
 }
+
+// TestScaleDownWaitsForAKeptWorker: a scale down that would take away the
+// only ready worker, the slot it keeps having lost its worker (here the
+// replacement takes 3 s to start), waits for the kept slot to be ready
+// first: meanwhile the worker going away answers every request.
+func TestScaleDownWaitsForAKeptWorker(t *testing.T) {
+	// The worker that crashes says so only once it knows its slot: the
+	// slot that stays, 0.
+	tr := startRuntime(t, nil,
+		testApp{id: "web", entry: true, workers: 2, behaviour: "crash-after-if-0:1s,crash-after-if-0:1s,hello-after:3s,ready"})
+	crashed, serving := firstToRestart(t, tr, "web", 1)
+	if crashed != tr.slot("web", 0) {
+		t.Fatalf("worker %d crashed; the test needs the kept slot 0 to", crashed.index)
+	}
+	survivor := serving.status().PID
+	scaled := make(chan error, 1)
+	go func() { scaled <- tr.ScaleApp(context.Background(), "web", 1) }()
+	fresh := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	served := servedDuringGap(t, tr.URL()+"/", crashed, survivor, 5*time.Millisecond, fresh)
+	t.Logf("%d requests while the kept slot had no worker, all answered by the worker going away", served)
+	if err := <-scaled; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tr.appList()[0].slotList()); n != 1 {
+		t.Fatalf("%d slots after the scale down, want 1", n)
+	}
+}

@@ -87,6 +87,7 @@ func generation(state string) int {
 //	no-protocol      never dial the control channel; serve HTTP; sleep
 //	crash:N          write a line to stderr and exit N at once
 //	crash-after:D    ready, then crash with status 4 after D
+//	crash-after-if-0:D  crash-after:D in worker slot 0, ready in the others
 //	deaf-crash-after:D  ready; after D stops accepting (the connections
 //	                 then queue on its sockets), 1 s later crashes with
 //	                 status 4, without a word on the control channel
@@ -179,6 +180,13 @@ func testWorkerMain(list string) int {
 	case "ready":
 	case "ready-after":
 		time.Sleep(dur())
+	case "crash-after-if-0":
+		if os.Getenv(ipc.EnvWorker) == "0" {
+			w.ready()
+			time.Sleep(dur())
+			fmt.Fprintln(os.Stderr, "boom: crash after ready")
+			return 4
+		}
 	case "crash-after":
 		w.ready()
 		time.Sleep(dur())
