@@ -137,7 +137,7 @@ func TestWattRuntimeAPI(t *testing.T) {
 						reason = e.Reason
 					}
 				}
-				return replaced.State == "ready" && replaced.PID != sick && reason != ""
+				return replaced.State == "ready" && replaced.PID != 0 && replaced.PID != sick && reason != ""
 			})
 			if !strings.Contains(reason, "custom health check failed") {
 				t.Errorf("replacement reason = %q", reason)

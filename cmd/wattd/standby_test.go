@@ -824,7 +824,7 @@ func TestStuckPromotedStandbyIsReplaced(t *testing.T) {
 	var w supervisor.WorkerStatus
 	waitFor(t, 20*time.Second, "a started worker ready in the slot", func() bool {
 		w = d.app("web").Workers[0]
-		return w.State == "ready" && w.PID != first.PID && w.PID != sb.PID
+		return w.State == "ready" && w.PID != 0 && w.PID != first.PID && w.PID != sb.PID
 	})
 	if took := time.Since(killed); took > 15*time.Second {
 		t.Fatalf("the slot took %s to get a worker again, want the hand-over bound and a start", took)
@@ -908,7 +908,7 @@ func TestCrashInARowPromotesOnceTheBackoffIsLived(t *testing.T) {
 		var w supervisor.WorkerStatus
 		waitFor(t, within, "a standby ready in the slot", func() bool {
 			w = d.app("web").Workers[0]
-			return w.State == "ready" && w.PID != pid
+			return w.State == "ready" && w.PID != 0 && w.PID != pid
 		})
 		if !slices.Contains(sbs, w.PID) {
 			t.Fatalf("slot's worker after the crash is pid %d, not one of the standbys %v", w.PID, sbs)
