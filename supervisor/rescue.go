@@ -32,8 +32,9 @@ import (
 // socket and relays each connection, byte for byte, to the port: the
 // steering hands it to a slot that serves. Relayed, the app sees the
 // connection come from wattd's address, and it stays relayed until either
-// side closes it (an idle keep-alive connection ends at the app's
-// keep-alive timeout). Only connections already queued are taken: new
+// side closes it: when the rescue ends, the workers it relayed to shed
+// their connections (applySteering), which ends it after a response. Only
+// connections already queued are taken: new
 // ones go to the serving slots directly, so this is a few connections per
 // unannounced death, not a proxy on the hot path.
 
