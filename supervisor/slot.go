@@ -1149,6 +1149,12 @@ func (s *slot) status() WorkerStatus {
 	}
 	s.sockMu.Unlock()
 	w := s.cur
+	if s.state == StateReady && w != nil && closed(w.Exited()) {
+		// The process is gone and the slot is about to decide what comes
+		// next (lost, then run): until then it shows the exit, not a ready
+		// slot without a pid.
+		ws.State = StateExited.String()
+	}
 	leavers := slices.Clone(s.leavers)
 	s.mu.Unlock()
 	// The readings of /proc and the cgroup are made outside the slot's

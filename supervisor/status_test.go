@@ -3,6 +3,10 @@ package supervisor
 import (
 	"math"
 	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/cgroups"
 )
 
 func TestFormatBytes(t *testing.T) {
@@ -21,5 +25,28 @@ func TestFormatBytes(t *testing.T) {
 		if got := FormatBytes(in); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestStatusOfAReadySlotWhoseWorkerIsGone: between a worker's exit and
+// the slot's move to its next state, the status shows the exit rather
+// than a ready slot without a pid.
+func TestStatusOfAReadySlotWhoseWorkerIsGone(t *testing.T) {
+	rt := testRuntime(map[string][]State{"web": {StateReady}})
+	// Cgroups that cannot be used: the status reads none.
+	cg, err := cgroups.Open(cgroups.Options{Root: "/proc/wattd-not-writable", Name: "status-test", Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.cgroups = cg
+	s := rt.byID["web"].slots[0]
+	w := newFakeWorker()
+	s.cur = w
+	if ws := s.status(); ws.State != "ready" || ws.PID != 1 {
+		t.Fatalf("status with the worker running: %q pid %d", ws.State, ws.PID)
+	}
+	w.exit()
+	if ws := s.status(); ws.State != "exited" || ws.PID != 0 {
+		t.Fatalf("status once the worker is gone: %q pid %d, want exited without a pid", ws.State, ws.PID)
 	}
 }
