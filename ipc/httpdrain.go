@@ -106,11 +106,20 @@ func (d *HTTPDrainer) shedOne(addr string) bool {
 	if from, ok := d.toShed[addr]; !ok || time.Now().Before(from) {
 		return false
 	}
+	d.unshedLocked(addr)
+	return true
+}
+
+// unshedLocked takes addr out of the shed, which ends with its last
+// connection. Called with connMu held.
+func (d *HTTPDrainer) unshedLocked(addr string) {
+	if d.toShed == nil {
+		return
+	}
 	delete(d.toShed, addr)
 	if len(d.toShed) == 0 {
 		d.shedding.Store(false)
 	}
-	return true
 }
 
 func (d *HTTPDrainer) track(addr string, open bool) {
@@ -124,12 +133,7 @@ func (d *HTTPDrainer) track(addr string, open bool) {
 		return
 	}
 	delete(d.open, addr)
-	if d.toShed != nil {
-		delete(d.toShed, addr)
-		if len(d.toShed) == 0 {
-			d.shedding.Store(false)
-		}
-	}
+	d.unshedLocked(addr)
 }
 
 // Handler returns h wrapped so that, during a drain, every response says

@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/supervisor/listeners"
 )
 
 // Connections stranded on the socket of a slot that has no worker.
@@ -87,7 +89,12 @@ func (rt *Runtime) startRescue(s *slot) *rescue {
 		return nil
 	}
 	addr := s.addr
-	fd, err := dupSocket(s.listeners[0])
+	// The rescue polls its copy and accepts only what poll says is there,
+	// by hand rather than through Go's poller: the socket's blocking mode
+	// belongs to the workers that share it (a Go worker's
+	// net.FileListener turns it blocking for a moment), and an accept
+	// that blocks could not be stopped.
+	fd, err := listeners.Dup(s.listeners[0])
 	s.sockMu.Unlock()
 	if err != nil {
 		s.log.Debug("not relaying the connections queued on the slot's socket", zap.Error(err))
@@ -103,26 +110,6 @@ func (rt *Runtime) startRescue(s *slot) *rescue {
 	r.dialer = net.Dialer{Timeout: relayDialTimeout, Control: r.bindOwn}
 	go r.run()
 	return r
-}
-
-// dupSocket returns a copy of f's descriptor. The rescue polls it and
-// accepts only what poll says is there, by hand rather than through Go's
-// poller: the socket's blocking mode belongs to the workers that share
-// it (a Go worker's net.FileListener turns it blocking for a moment), and
-// an accept that blocks could not be stopped.
-func dupSocket(f *os.File) (int, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	var dup int
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		dup, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	return dup, serr
 }
 
 // relayTargets are the addresses a relay connects to, in turn: the port's,

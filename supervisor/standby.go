@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/cgroups"
+	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/restart"
 )
@@ -713,21 +713,11 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 }
 
 // dupFile copies f's descriptor (close-on-exec, like every descriptor of
-// wattd's), without switching f to blocking mode as f.Fd() would.
+// wattd's), without switching f to blocking mode (listeners.Dup).
 func dupFile(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
+	nfd, err := listeners.Dup(f)
 	if err != nil {
 		return nil, err
-	}
-	var nfd int
-	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, derr
 	}
 	return os.NewFile(uintptr(nfd), f.Name()), nil
 }

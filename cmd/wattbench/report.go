@@ -196,12 +196,8 @@ var specs = map[string]spec{
 		about:   "hello app under the same load while a worker exits every 0.5 s; wattd, wattd with one standby worker, node:cluster",
 		runners: []string{"wattd", "wattd-standby", "cluster"},
 		metrics: crashMetrics(false),
-		goals: []goal{
-			atMost(scCrash, "wattd-standby", "cluster", "p99 latency", "ms", p99, foldMedian),
-			sumZero(scCrash, "wattd-standby", "refused connections", refused),
-			sumZero(scCrash, "wattd", "refused connections", refused),
-			atMost(scCrash, "wattd", "cluster", "failed requests", "", failedReqs, foldSum),
-		},
+		goals: append(crashGoals(scCrash),
+			atMost(scCrash, "wattd", "cluster", "failed requests", "", failedReqs, foldSum)),
 		notes: func(records []runRecord) []string { return crashNotes(records, scCrash) },
 	},
 	scCrashPaced: {
@@ -209,11 +205,7 @@ var specs = map[string]spec{
 			"every runner serves the same requests, so their latencies compare at equal work",
 		runners: []string{"wattd", "wattd-standby", "cluster"},
 		metrics: crashMetrics(true),
-		goals: []goal{
-			atMost(scCrashPaced, "wattd-standby", "cluster", "p99 latency", "ms", p99, foldMedian),
-			sumZero(scCrashPaced, "wattd-standby", "refused connections", refused),
-			sumZero(scCrashPaced, "wattd", "refused connections", refused),
-		},
+		goals:   crashGoals(scCrashPaced),
 		notes: func(records []runRecord) []string {
 			return append(pacedNotes(records, scCrashPaced), crashNotes(records, scCrashPaced)...)
 		},
@@ -611,6 +603,16 @@ func crashMetrics(paced bool) []metric {
 			value: loadVal(func(l *loadSummary) float64 { return float64(l.Late) })})
 	}
 	return m
+}
+
+// crashGoals are the goals both crash scenarios share: with a standby,
+// p99 no worse than node:cluster's, and no connection refused.
+func crashGoals(sc string) []goal {
+	return []goal{
+		atMost(sc, "wattd-standby", "cluster", "p99 latency", "ms", p99, foldMedian),
+		sumZero(sc, "wattd-standby", "refused connections", refused),
+		sumZero(sc, "wattd", "refused connections", refused),
+	}
 }
 
 // pacedNotes say which runners fell behind a paced load (served less than

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/supervisor/fdlimit"
+	"github.com/wattd/wattd/supervisor/listeners"
 )
 
 // DefaultWait is Forwarder.Wait unless set otherwise.
@@ -132,23 +133,13 @@ func New(l *os.File, port int, log *zap.Logger) (*Forwarder, error) {
 // wait until the socket is readable, something a net.Listener cannot be
 // asked for.
 func waiter(ln net.Listener) (*os.File, error) {
-	sc, ok := ln.(syscallConner)
+	sc, ok := ln.(syscall.Conn)
 	if !ok {
 		return nil, fmt.Errorf("unsupported listener %T", ln)
 	}
-	rc, err := sc.SyscallConn()
+	nfd, err := listeners.Dup(sc)
 	if err != nil {
-		return nil, err
-	}
-	nfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, fmt.Errorf("dup: %w", derr)
+		return nil, fmt.Errorf("dup: %w", err)
 	}
 	// os.NewFile registers only a non-blocking descriptor with the poller.
 	if err := unix.SetNonblock(nfd, true); err != nil {
@@ -156,11 +147,6 @@ func waiter(ln net.Listener) (*os.File, error) {
 		return nil, fmt.Errorf("set non-blocking: %w", err)
 	}
 	return os.NewFile(uintptr(nfd), "front-waiter"), nil
-}
-
-// syscallConner is what both *net.TCPListener and *net.UnixListener offer.
-type syscallConner interface {
-	SyscallConn() (syscall.RawConn, error)
 }
 
 func checkPort(port int) error {

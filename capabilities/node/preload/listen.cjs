@@ -272,7 +272,7 @@ function trackSocket (state, sock) {
   state.sockets.add(sock)
   sock.once('close', guard('connection close', () => {
     state.sockets.delete(sock)
-    if (state.shedding !== null && state.shedding.delete(sock) && state.shedding.size === 0) endShed(state)
+    unshed(state, sock)
     checkDrained(state)
   }))
 }
@@ -283,7 +283,7 @@ function trackTLSSocket (state, sock) {
   state.tlsSockets.add(sock)
   sock.once('close', guard('connection close', () => {
     state.tlsSockets.delete(sock)
-    if (state.shedding !== null && state.shedding.delete(sock) && state.shedding.size === 0) endShed(state)
+    unshed(state, sock)
   }))
 }
 
@@ -503,9 +503,13 @@ function startShed (state) {
 function shedRequest (state, req, res) {
   const from = state.shedding.get(req.socket)
   if (from === undefined || performance.now() < from) return
-  state.shedding.delete(req.socket)
   closeAfter(req, res)
-  if (state.shedding.size === 0) endShed(state)
+  unshed(state, req.socket)
+}
+
+// unshed takes sock out of the shed, which ends with its last connection.
+function unshed (state, sock) {
+  if (state.shedding !== null && state.shedding.delete(sock) && state.shedding.size === 0) endShed(state)
 }
 
 // endShed takes the request hook off again unless a drain or a feature
