@@ -91,9 +91,9 @@ func (rt *Runtime) startRescue(s *slot) *rescue {
 	addr := s.addr
 	// The rescue polls its copy and accepts only what poll says is there,
 	// by hand rather than through Go's poller: the socket's blocking mode
-	// belongs to the workers that share it (a Go worker's
-	// net.FileListener turns it blocking for a moment), and an accept
-	// that blocks could not be stopped.
+	// belongs to the programs that share it (wattd never changes it, but
+	// a worker may put it in blocking mode, and a passed socket may come
+	// in it), and an accept that blocks could not be stopped.
 	fd, err := listeners.Dup(s.listeners[0])
 	s.sockMu.Unlock()
 	if err != nil {
@@ -307,7 +307,7 @@ func (r *rescue) stop() {
 
 // wait returns once the rescue has closed its copy of the socket, which,
 // stopped, it does at once, unless an accept raced with the slot's worker
-// while the socket was in blocking mode (see dupSocket): then it waits for
+// while the socket was in blocking mode (see startRescue): then it waits for
 // the next connection, and wait gives up after rescueTick.
 func (r *rescue) wait() {
 	t := time.NewTimer(rescueTick)

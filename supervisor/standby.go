@@ -713,13 +713,10 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 }
 
 // dupFile copies f's descriptor (close-on-exec, like every descriptor of
-// wattd's), without switching f to blocking mode (listeners.Dup).
+// wattd's), leaving the socket's blocking mode alone and the copy out of
+// wattd's poller (listeners.HoldCopy).
 func dupFile(f *os.File) (*os.File, error) {
-	nfd, err := listeners.Dup(f)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(nfd), f.Name()), nil
+	return listeners.HoldCopy(f)
 }
 
 // kill ends every standby at once (an immediate shutdown).

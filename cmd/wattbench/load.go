@@ -27,6 +27,9 @@ type loadOpts struct {
 	// server that falls behind is charged for the requests it held back
 	// (a closed loop sends fewer of them instead; see runLoad).
 	rate float64
+	// closeConn asks for a new connection for every request
+	// (Connection: close).
+	closeConn bool
 }
 
 // loadStats is what a run produced. Every connection counts into its own
@@ -119,7 +122,7 @@ func request(addr string, closeConn bool) []byte {
 // longer for it. Paced, every server gets the same requests at the same
 // times, and its latency percentiles answer how long a client waits.
 func runLoad(ctx context.Context, o loadOpts) *loadStats {
-	req := request(o.addr, false)
+	req := request(o.addr, o.closeConn)
 	per := make([]loadStats, o.conns)
 	start := time.Now()
 	end := start.Add(o.duration)
@@ -240,7 +243,7 @@ func loadConn(ctx context.Context, o loadOpts, req []byte, end time.Time, pace *
 		if err == nil && resp.status == 200 {
 			st.OK++
 			st.Hist.record(lat)
-			if resp.close {
+			if resp.close || o.closeConn {
 				drop()
 			}
 			continue

@@ -37,8 +37,11 @@
 //     against cluster's primary and tree, idle after the start and idle
 //     after the load (rss.go).
 //
-// And three more, run only when named:
+// And more, run only when named:
 //
+//   - connect: hello with a new connection for every request
+//     (`Connection: close`), wattd, cluster and reuseport side by side:
+//     what accepting costs each, the supervisor's own CPU included;
 //   - metrics: hello under wattd with the runtime's metrics on against off,
 //     side by side as hello's targets are (metricsbench.go);
 //   - tracing: the same for tracing on (100% sampled, exported over
@@ -115,13 +118,15 @@ const (
 	scRSS        = "rss"
 	scTracing    = "tracing"
 	scReload     = "reload"
+	// scConnect is hello with a new connection for every request.
+	scConnect = "connect"
 )
 
 var (
 	allTargets = []string{"wattd", "wattd-standby", "cluster", "reuseport", "tcp-fetch", "tcp-agent"}
 	// defaultScenarios are what a bare run (and `make bench`) measures.
 	defaultScenarios = []string{scHello, scCrash, scCrashPaced, scRolling, scMesh, scStart, scRSS}
-	allScenarios     = append(slices.Clone(defaultScenarios), metricsScenario, scTracing, scReload, scPromote)
+	allScenarios     = append(slices.Clone(defaultScenarios), scConnect, metricsScenario, scTracing, scReload, scPromote)
 	// Earlier names, still accepted on the command line.
 	scenarioAliases = map[string]string{"throughput": scHello, "startup": scStart}
 	targetAliases   = map[string]string{"tcp": "tcp-fetch"}
@@ -132,6 +137,7 @@ var (
 // selected target that does not run a scenario is skipped for it.
 var scenarioTargets = map[string][]string{
 	scHello:      {"wattd", "cluster", "reuseport"},
+	scConnect:    {"wattd", "cluster", "reuseport"},
 	scCrash:      {"wattd", "wattd-standby", "cluster"},
 	scCrashPaced: {"wattd", "wattd-standby", "cluster"},
 	scRolling:    {"wattd", "wattd-standby"},
@@ -156,7 +162,7 @@ var scenarioTargets = map[string][]string{
 // such rounds moved by 2% from one run to another.
 var defaultRounds = map[string]int{
 	scHello: 5, scCrash: 3, scCrashPaced: 3, scRolling: 3, scMesh: 3, scStart: 5, scRSS: 2,
-	metricsScenario: 11, scTracing: 3, scReload: 1, scPromote: 3,
+	metricsScenario: 11, scTracing: 3, scReload: 1, scPromote: 3, scConnect: 3,
 }
 
 // targetsFor returns the selected targets that run scenario, in canonical
@@ -481,12 +487,12 @@ func runAll(ctx context.Context, b *bench, cfg config, targets map[string]target
 			switch sc {
 			case scaleScenario:
 				note(b.runScale(ctx, targets["wattd"], round, cfg.rounds, log))
-			case scHello:
+			case scHello, scConnect:
 				ts := make([]target, len(names))
 				for i, n := range names {
 					ts[i] = targets[n]
 				}
-				for _, r := range b.runHello(ctx, ts, round, (round-1)%len(ts)) {
+				for _, r := range b.runHello(ctx, sc, ts, round, (round-1)%len(ts)) {
 					note(r)
 				}
 				sleepCtx(ctx, settle)

@@ -42,10 +42,13 @@ type pairSide struct {
 	start func(ctx context.Context, port int) ([]*proc, error)
 	// conns is the side's load connections; 0: -conns.
 	conns int
+	// closeConn: a new connection for every request.
+	closeConn bool
 
 	sampler  *treeSampler
 	stats    loadStats
 	cpu      time.Duration // the target's, during its slices
+	rootCPU  time.Duration // of that, its root process's (wattd's own)
 	benchCPU time.Duration // the bench's, idem
 }
 
@@ -150,7 +153,7 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		s.sampler.start()
 	}
 	load := func(s *pairSide, d time.Duration) *loadStats {
-		opts := loadOpts{addr: loopback(s.port), conns: s.loadConns(b), duration: d, reqTimeout: b.reqTimeout, dialTimeout: b.reqTimeout}
+		opts := loadOpts{addr: loopback(s.port), conns: s.loadConns(b), duration: d, reqTimeout: b.reqTimeout, dialTimeout: b.reqTimeout, closeConn: s.closeConn}
 		if s.during == nil {
 			return runLoad(ctx, opts)
 		}
@@ -185,7 +188,9 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		cpu0 := selfCPU()
 		st := load(s, slice)
 		s.benchCPU += selfCPU() - cpu0
-		s.cpu += s.sampler.cpuSince()
+		tree, root := s.sampler.cpuSince()
+		s.cpu += tree
+		s.rootCPU += root
 		s.stats.add(st)
 		s.stats.Elapsed += st.Elapsed
 		s.rec.SliceRPS = append(s.rec.SliceRPS, st.rate())
@@ -219,6 +224,7 @@ func (b *bench) measurePair(ctx context.Context, sides []*pairSide, first int) {
 		if secs := s.stats.Elapsed.Seconds(); secs > 0 {
 			s.rec.BenchCores = s.benchCPU.Seconds() / secs
 			s.rec.TargetCores = s.cpu.Seconds() / secs
+			s.rec.RootCores = s.rootCPU.Seconds() / secs
 		}
 		s.sampler.mu.Lock()
 		s.rec.MaxTreeRSS = s.sampler.maxTotal

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -258,7 +259,8 @@ func (s *treeSampler) sample() {
 }
 
 // markCPU records the CPU time consumed so far by every process in the tree;
-// cpuSince then reports what the tree used after the mark. Processes that
+// cpuSince then reports what the tree used after the mark, and of that what
+// the root processes used themselves. Processes that
 // exit in between take their CPU time with them, so this is exact only for
 // a tree that stays put, as in the hello scenario.
 func (s *treeSampler) markCPU() {
@@ -272,19 +274,23 @@ func (s *treeSampler) markCPU() {
 	s.mu.Unlock()
 }
 
-func (s *treeSampler) cpuSince() time.Duration {
-	tree := processForest(s.roots)
+func (s *treeSampler) cpuSince() (tree, roots time.Duration) {
+	procs := processForest(s.roots)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.cpuMarked {
-		return 0
+		return 0, 0
 	}
-	var ticks uint64
-	for _, p := range tree {
+	var ticks, rootTicks uint64
+	for _, p := range procs {
 		base := s.startCPU[p.id] // zero for a process born after the mark
 		if p.ticks > base {
 			ticks += p.ticks - base
+			if slices.Contains(s.roots, p.id.pid) {
+				rootTicks += p.ticks - base
+			}
 		}
 	}
-	return time.Duration(ticks) * time.Second / clockTicks
+	toDur := func(t uint64) time.Duration { return time.Duration(t) * time.Second / clockTicks }
+	return toDur(ticks), toDur(rootTicks)
 }

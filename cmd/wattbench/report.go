@@ -192,6 +192,22 @@ var specs = map[string]spec{
 				sameTimeNotes(records, scHello, "wattd", []string{"cluster", "reuseport"})...)
 		},
 	},
+	scConnect: {
+		about:   "hello app, closed loop with a new connection for every request (Connection: close); wattd, node:cluster, and N plain node processes on one SO_REUSEPORT port",
+		runners: []string{"wattd", "cluster", "reuseport"},
+		metrics: append(loadMetrics(true), metric{name: "root process CPU (wattd, the cluster primary)", unit: "cores", prec: 3,
+			value: func(r *runRecord) (float64, bool) {
+				// Every reuseport process is a root: there is no supervisor.
+				return r.RootCores, r.Load != nil && r.Target != "reuseport"
+			}}),
+		goals: []goal{
+			ratioMedian(scConnect, "wattd", "cluster", "requests/s", rps, 1.00),
+			ratioMedian(scConnect, "wattd", "reuseport", "requests/s", rps, 0.98),
+		},
+		notes: func(records []runRecord) []string {
+			return ratioNotes(records, scConnect, "wattd", []string{"cluster", "reuseport"}, "requests/s", rps)
+		},
+	},
 	scCrash: {
 		about:   "hello app under the same load while a worker exits every 0.5 s; wattd, wattd with one standby worker, node:cluster",
 		runners: []string{"wattd", "wattd-standby", "cluster"},

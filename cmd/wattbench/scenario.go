@@ -65,6 +65,9 @@ type runRecord struct {
 	// wall second): the bench process itself and the target's tree.
 	BenchCores  float64 `json:"bench_cpu_cores,omitempty"`
 	TargetCores float64 `json:"target_cpu_cores,omitempty"`
+	// RootCores is the part of TargetCores that the root process used
+	// (wattd, the cluster primary), in the side-by-side scenarios.
+	RootCores float64 `json:"root_cpu_cores,omitempty"`
 }
 
 type loadSummary struct {
@@ -313,16 +316,16 @@ func (b *bench) runStartup(ctx context.Context, t target, round, rep int) runRec
 	return rec
 }
 
-// runHello is one round of the hello scenario: the closed loop on the
-// hello app under every target, side by side (pair.go), ts[first] taking
-// the first slice.
-func (b *bench) runHello(ctx context.Context, ts []target, round, first int) []runRecord {
+// runHello is one round of the hello scenario (sc), or of connect: the
+// closed loop on the hello app under every target, side by side (pair.go),
+// ts[first] taking the first slice.
+func (b *bench) runHello(ctx context.Context, sc string, ts []target, round, first int) []runRecord {
 	sides := make([]*pairSide, len(ts))
 	// A target that cannot run here (the reusePort baseline on an old
 	// node) fails alone; the others are measured.
 	var run []*pairSide
 	for i, t := range ts {
-		s := &pairSide{rec: runRecord{Target: t.name, Scenario: scHello, Round: round}}
+		s := &pairSide{rec: runRecord{Target: t.name, Scenario: sc, Round: round}, closeConn: sc == scConnect}
 		sides[i] = s
 		var err error
 		if s.t, err = b.prepare(t); err != nil {
@@ -612,7 +615,7 @@ func (b *bench) measure(ctx context.Context, rec *runRecord, ps []*proc, port in
 	cpu0 := selfCPU()
 	stats := runLoad(ctx, opts)
 	benchCPU := selfCPU() - cpu0
-	targetCPU := sampler.cpuSince()
+	targetCPU, _ := sampler.cpuSince()
 	sampler.finish()
 
 	for _, p := range ps {

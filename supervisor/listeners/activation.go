@@ -50,7 +50,15 @@ func Activated(files []*os.File) (_ *os.File, err error) {
 		pick.Close()
 		return nil, fmt.Errorf("socket activation: %s: %w", pick.Name(), err)
 	}
-	return pick, nil
+	// A socket passed in non-blocking mode (NonBlocking=yes) is in Go's
+	// poller as the service manager's library wrapped it; wattd's copy
+	// must not be (Hold).
+	defer pick.Close()
+	held, err := HoldCopy(pick)
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %s: %w", pick.Name(), err)
+	}
+	return held, nil
 }
 
 // errNotListeningTCP is what Addr says of any other descriptor.
@@ -89,9 +97,9 @@ func Share(f *os.File) (*os.File, *net.TCPAddr, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	c, err := HoldCopy(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("duplicate the passed socket: %w", err)
 	}
-	return os.NewFile(uintptr(fd), f.Name()), addr, nil
+	return c, addr, nil
 }

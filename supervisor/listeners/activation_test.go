@@ -47,8 +47,15 @@ func TestActivatedPicksThePublicSocket(t *testing.T) {
 	metrics, _ := tcpFile(t, "metrics")
 	public, addr := tcpFile(t, "http")
 	f, err = Activated([]*os.File{metrics, public})
-	if err != nil || f != public {
+	if err != nil || f.Name() != "http" {
 		t.Fatalf("Activated = %v, %v; want the one named http", f, err)
+	}
+	if got, _ := Addr(f); got.String() != addr {
+		t.Fatalf("Addr = %v, want %s", got, addr)
+	}
+	// wattd keeps its own copy (Hold), and the passed descriptor is closed.
+	if polled(t, int(f.Fd())) {
+		t.Error("the picked socket is in Go's poller")
 	}
 	if _, err := Addr(metrics); err == nil {
 		t.Error("the socket not picked is still open")

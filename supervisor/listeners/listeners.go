@@ -59,10 +59,15 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 		}
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	defer l.Close() // File() dups the fd; the Go listener itself is not used
+	defer l.Close() // wattd keeps a copy; the Go listener itself is not used
 	tl := l.(*net.TCPListener)
-	f, err := tl.File()
+	nfd, err := Dup(tl)
 	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	f, err := Hold(nfd, "tcp:"+tl.Addr().String())
+	if err != nil {
+		unix.Close(nfd)
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	if err := unix.Listen(int(f.Fd()), Backlog); err != nil {
