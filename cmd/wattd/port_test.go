@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -136,6 +137,45 @@ func TestSecondRuntimeOnSamePort(t *testing.T) {
 		}
 		return seenFirst && seenShared
 	})
+}
+
+// TestSameProjectFromAnotherRuntimeDirectory: a second start of a running
+// project from another runtime base (a root login shell's XDG_RUNTIME_DIR
+// against /run/wattd, say) is refused before it touches anything, naming
+// the running wattd. It used to take the running instance's worker
+// cgroups, named after the project alone, for a dead instance's leftovers:
+// it killed every worker, and on cgroup v1 removed the subtree, so that no
+// worker could start again.
+func TestSameProjectFromAnotherRuntimeDirectory(t *testing.T) {
+	integration(t)
+	dir := plainProject(t, nil)
+	first := startWattd(t, dir, freePort(t), startOpts{})
+	before := first.waitReady("web", 20*time.Second)
+
+	// Its own base (startWattd), another port: only the project is shared.
+	second := startWattd(t, dir, freePort(t), startOpts{})
+	if code := second.wait(20 * time.Second); code != 1 {
+		t.Fatalf("second start: exit code %d, want 1", code)
+	}
+	out := second.out.String()
+	if want := fmt.Sprintf("the project is already running: another wattd (pid %d", first.cmd.Process.Pid); !strings.Contains(out, want) {
+		t.Fatalf("second start's error does not say %q:\n%s", want, out)
+	}
+	after := first.app("web")
+	for i, w := range after.Workers {
+		if w.PID != before.Workers[i].PID || w.Restarts != 0 || w.State != "ready" {
+			t.Errorf("worker %d of the running instance: %+v, was %+v", i, w, before.Workers[i])
+		}
+	}
+	for range 20 {
+		if _, body, err := get(fresh, first.url("/")); err != nil || !strings.Contains(body, `"app":"web"`) {
+			t.Fatalf("the running instance lost a request: %v %s", err, body)
+		}
+	}
+	// Stopped, the first lets the project start from the other base.
+	stopGracefully(first.cmd.Process, first.done)
+	third := startWattd(t, dir, freePort(t), startOpts{})
+	third.waitReady("web", 20*time.Second)
 }
 
 // TestPublicPortInTheEphemeralRange: the sockets wattd opens for itself on a

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,8 +96,9 @@ type Info struct {
 type Dir struct {
 	Path string // absolute path of the runtime directory
 
-	lock *os.File
-	info Info
+	lock  *os.File
+	claim *net.UnixListener // the project's machine-wide name (claim.go)
+	info  Info
 }
 
 // Base returns the base directory for runtimes, creating it (0700) if
@@ -222,10 +224,17 @@ func Create(projectDir string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
+	cl, err := claim(filepath.Base(path))
+	if err != nil {
+		_ = os.RemoveAll(path) // as Remove does: the lock goes last
+		lock.Close()
+		return nil, fmt.Errorf("%s: %w", proj, err)
+	}
 	d := &Dir{
-		Path: path,
-		lock: lock,
-		info: Info{PID: os.Getpid(), ProjectDir: proj, StartedAt: time.Now()},
+		Path:  path,
+		lock:  lock,
+		claim: cl,
+		info:  Info{PID: os.Getpid(), ProjectDir: proj, StartedAt: time.Now()},
 	}
 	if err := d.reset(); err != nil {
 		_ = d.Remove()
@@ -382,6 +391,10 @@ func (d *Dir) Remove() error {
 		err = cerr
 	}
 	d.lock = nil
+	if d.claim != nil {
+		d.claim.Close()
+		d.claim = nil
+	}
 	if err != nil {
 		return fmt.Errorf("remove runtime directory %s: %w", d.Path, err)
 	}

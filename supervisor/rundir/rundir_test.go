@@ -274,14 +274,50 @@ func TestCreateRefusesSecondInstance(t *testing.T) {
 	}
 }
 
+// A second start of a running project from another base (a root login
+// shell's $XDG_RUNTIME_DIR against /run/wattd) is turned away too, naming
+// the live one: what the runtime owns outside its directory (cgroups) is
+// named after the project alone, and a start that took it for leftovers
+// would destroy the live instance's workers.
+func TestCreateRefusesTheProjectRunningFromAnotherBase(t *testing.T) {
+	useBase(t)
+	proj := shortTemp(t)
+	d := mustCreate(t, proj)
+	useBase(t) // another base
+	_, err := Create(proj)
+	if !errors.Is(err, ErrProjectRunning) {
+		t.Fatalf("Create from another base: %v, want ErrProjectRunning", err)
+	}
+	if want := fmt.Sprintf("pid %d", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name %s", err, want)
+	}
+	// Nothing is left in the second base, and the first is untouched.
+	base, err := Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 0 {
+		t.Errorf("the refused start left %v in its base", ents)
+	}
+	if _, err := os.Stat(filepath.Join(d.Path, "runtime.json")); err != nil {
+		t.Errorf("first runtime's runtime.json: %v", err)
+	}
+	// Once the first is gone, the project can start from the other base.
+	d.Remove()
+	mustCreate(t, proj)
+}
+
 func TestCreateClearsLeftovers(t *testing.T) {
 	useBase(t)
 	proj := shortTemp(t)
 	d := mustCreate(t, proj)
 	path := d.Path
-	// Simulate a crash: the lock goes away with the process, the files stay.
+	// Simulate a crash: the lock and the claim go away with the process,
+	// the files stay.
 	d.lock.Close()
 	d.lock = nil
+	d.claim.Close()
+	d.claim = nil
 	stale := staleSocket(t, d.AdminSocket())
 	mesh := staleSocket(t, d.MeshSocket("web", 0))
 
