@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +90,9 @@ type Sink struct {
 	unreported atomic.Uint64 // drops not yet announced in the log
 	closeOnce  sync.Once
 	tailMu     sync.Mutex
-	lastErr    string // the last non-empty stderr line: usually the reason a worker died
+	lastErr    string // the last telling stderr line (reason): usually why a worker died
+	errHead    string // the last stderr line that starts an error report (errorHead)
+	sinceHead  int    // stderr lines since errHead
 	tail       []string
 	tailNext   int
 	tailFilled bool
@@ -191,11 +195,49 @@ func (s *Sink) Tail() []string {
 	return append(out, s.tail[:s.tailNext]...)
 }
 
-// LastStderr returns the worker's last non-empty line on stderr, or "".
+// LastStderr returns the line of the worker's stderr that best says why it
+// died, or "": the head of the last error report ("Error: boom",
+// "panic: boom", "ValueError: boom") when the output after it is no longer
+// than a stack trace, else the last line that is not a stack frame or
+// Node's closing "Node.js v22.1.0", which follows every uncaught error.
 func (s *Sink) LastStderr() string {
 	s.tailMu.Lock()
 	defer s.tailMu.Unlock()
+	if s.errHead != "" && s.sinceHead <= maxReportLines {
+		return s.errHead
+	}
 	return s.lastErr
+}
+
+// maxReportLines is how many stderr lines may follow an error's head and
+// still be taken for its report (stack, properties): Node prints 10 frames
+// by default, Go a goroutine dump of a few lines each.
+const maxReportLines = 64
+
+var (
+	// errorHead matches the first line of an error report: Node's and
+	// Python's "TypeError: ...", "Error [ERR_X]: ...", "Uncaught ...", Go's
+	// "panic: ..." and "fatal error: ...".
+	// V8's "FATAL ERROR: ... heap out of memory".
+	errorHead = regexp.MustCompile(`^(panic: |fatal error: |FATAL ERROR: |Uncaught |([A-Za-z_$][\w$.]*)?(Error|Exception)\b)`)
+	// notReason matches the lines that never say why: stack frames
+	// ("    at f (file:1:2)", Python's "  File ...", V8's native
+	// " 1: 0xb8d0a3 node::..."), Node's version line.
+	notReason = regexp.MustCompile(`^(\s+at |\s+File "|\s*\d+: 0x[0-9a-f]+ |Node\.js v\d)`)
+)
+
+// noteStderr keeps what LastStderr needs from one stderr line.
+func (s *Sink) noteStderr(text string) {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	s.sinceHead++
+	if strings.TrimSpace(text) == "" || notReason.MatchString(text) {
+		return
+	}
+	s.lastErr = text
+	if errorHead.MatchString(text) {
+		s.errHead, s.sinceHead = text, 0
+	}
 }
 
 func (s *Sink) remember(text string) {
@@ -258,9 +300,7 @@ func (s *Sink) push(stream string, b []byte, truncated, more bool) {
 	text := string(b)
 	s.remember(text)
 	if stream == "stderr" && text != "" {
-		s.tailMu.Lock()
-		s.lastErr = text
-		s.tailMu.Unlock()
+		s.noteStderr(text)
 	}
 	if truncated && s.counts != nil {
 		s.counts.Truncated.Add(1)

@@ -712,6 +712,37 @@ func TestLastStderr(t *testing.T) {
 	}
 }
 
+// TestLastStderrNamesTheError: what a worker's death is reported with
+// (ctl ps, the start failure) is the error, not what the runtime prints
+// after it: Node ends every uncaught error with "Node.js v20.20.2".
+func TestLastStderrNamesTheError(t *testing.T) {
+	frames := strings.Repeat("    at f (node:internal/x:1:2)\n", 10)
+	for _, tc := range []struct{ name, out, want string }{
+		{"node uncaught", "/app/index.js:1\nconst e = new Error('boom'); throw e\n                             ^\n\n" +
+			"Error: boom in entry\n" + frames + "    at node:internal/main/run_main_module:28:49 {\n  code: 'E_BOOM'\n}\n\nNode.js v20.20.2\n",
+			"Error: boom in entry"},
+		{"node error code", "TypeError [ERR_INVALID_ARG_TYPE]: The \"path\" argument must be of type string\n" + frames + "\nNode.js v24.1.0\n",
+			`TypeError [ERR_INVALID_ARG_TYPE]: The "path" argument must be of type string`},
+		{"v8 out of memory", "<--- Last few GCs --->\n\nFATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n" +
+			"----- Native stack trace -----\n\n 1: 0xb8d0a3 node::OOMErrorHandler(char const*) [node]\n 2: 0xf06b10 v8::Utils::ReportOOMFailure [node]\n",
+			"FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"},
+		{"go panic", "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:5 +0x25\nexit status 2\n", "panic: boom"},
+		{"python", "Traceback (most recent call last):\n  File \"/app/x.py\", line 1, in <module>\n    raise ValueError('bad')\nValueError: bad\n", "ValueError: bad"},
+		{"no error report", "listening\nshutting down: lost the database\n\nNode.js v20.20.2\n", "shutting down: lost the database"},
+		// An error handled long before the death is not its reason.
+		{"old error", "Error: retrying\n" + strings.Repeat("tick\n", 100) + "gave up\n", "gave up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewSink(zap.NewNop(), Options{})
+			s.Follow(strings.NewReader(tc.out), "stderr")
+			s.Close()
+			if got := s.LastStderr(); got != tc.want {
+				t.Errorf("LastStderr = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestCountsAddUpAcrossSinks: the sinks of a slot's successive processes
 // share one Counts, which sums their drops and truncated lines.
 func TestCountsAddUpAcrossSinks(t *testing.T) {
