@@ -44,7 +44,7 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 	}
 	runtime := map[string]any{
 		"entrypoint":         cfg.Entrypoint,
-		"workers":            cfg.Workers,
+		"workers":            workersConfig(cfg.Workers, cfg.Scaler.Dynamic, cfg.Scaler.Minimum, cfg.Scaler.Maximum),
 		"server":             map[string]any{"hostname": cfg.Server.Hostname, "port": port},
 		"logger":             logger,
 		"restartOnError":     restartOnErrorValue(cfg.RestartOnError),
@@ -117,6 +117,17 @@ func tracingInfo(cfg *config.Config, id string) (*ipc.TracingInfo, *ipc.RequestI
 	return tr, rid
 }
 
+// workersConfig is a workers setting in the shape Watt gives it to the
+// applications, whatever the file said (a count or an object):
+// {static, dynamic}, and minimum and maximum when the count is dynamic.
+func workersConfig(count int, dynamic bool, minimum, maximum int) map[string]any {
+	m := map[string]any{"static": count, "dynamic": dynamic}
+	if dynamic {
+		m["minimum"], m["maximum"] = minimum, maximum
+	}
+	return m
+}
+
 func applicationConfig(ac config.Application, mode capabilities.Mode) map[string]any {
 	deps := ac.Dependencies
 	if deps == nil {
@@ -125,7 +136,7 @@ func applicationConfig(ac config.Application, mode capabilities.Mode) map[string
 	m := map[string]any{
 		"id":           ac.ID,
 		"path":         ac.Path,
-		"workers":      ac.Workers,
+		"workers":      workersConfig(ac.Workers, ac.Scale.Dynamic, ac.Scale.Minimum, ac.Scale.Maximum),
 		"entrypoint":   ac.Entrypoint,
 		"dependencies": deps,
 		"health":       healthConfig(ac.Health),

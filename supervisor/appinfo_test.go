@@ -63,7 +63,19 @@ func TestAppInfos(t *testing.T) {
 	if apps := rc["applications"].([]any); len(apps) != 2 || apps[1].(map[string]any)["id"] != "api" {
 		t.Errorf("runtimeConfig.applications = %v", rc["applications"])
 	}
+	// workers in Watt's shape, an object whatever the file said.
+	if w := rc["workers"]; !reflect.DeepEqual(w, map[string]any{"static": 2, "dynamic": false}) {
+		t.Errorf("runtimeConfig.workers = %v, want {static: 2, dynamic: false}", w)
+	}
 	ac := api.ApplicationConfig
+	if w := ac["workers"]; !reflect.DeepEqual(w, map[string]any{"static": 1, "dynamic": false}) {
+		t.Errorf("applicationConfig.workers = %v, want {static: 1, dynamic: false}", w)
+	}
+	cfg.Applications[1].Scale = config.Scale{Dynamic: true, Minimum: 1, Maximum: 4}
+	if w := appInfos(cfg, capabilities.Production, 3042)["api"].ApplicationConfig["workers"]; !reflect.DeepEqual(w,
+		map[string]any{"static": 1, "dynamic": true, "minimum": 1, "maximum": 4}) {
+		t.Errorf("a dynamic application's workers = %v", w)
+	}
 	if ac["localUrl"] != "http://api.plt.local" || ac["isProduction"] != true || !reflect.DeepEqual(ac["dependencies"], []string{"db"}) {
 		t.Errorf("applicationConfig = %v", ac)
 	}
