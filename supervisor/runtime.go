@@ -376,7 +376,14 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 		return nil, fmt.Errorf("%s: %s/standby: app %q (%s): expected no standby workers: only Node.js applications that wattd starts with its preload can hold a standby (not a start command of their own, nor node.hasServer false); remove the key",
 			cfg.File, ac.Pointer, ac.ID, sp.capability)
 	}
-	sp.env = mergeEnv(rt.baseEnv, ac.Env, sp.launch.Env)
+	// PLT_ROOT is the configuration's directory, as Watt sets it for its
+	// applications over any inherited value; the application's own env
+	// block may still set it.
+	root := map[string]string{}
+	if cfg.File != "" {
+		root["PLT_ROOT"] = filepath.Dir(cfg.File)
+	}
+	sp.env = mergeEnv(rt.baseEnv, root, ac.Env, sp.launch.Env)
 	sp.env = rt.withCompileCache(ac, sp.env)
 	sp.limits = cgroups.Limits(ac.Resources)
 	if ac.LogLevel != "" {

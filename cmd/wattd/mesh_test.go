@@ -73,6 +73,11 @@ func TestMeshClients(t *testing.T) {
 			if r.Status != 200 || !strings.Contains(r.Body, `"app":"plain"`) || !strings.Contains(r.Body, `"path":"/hello"`) {
 				t.Fatalf("%s to plain.plt.local: %+v", route, r)
 			}
+			// A Unix socket has no peer address; the mesh gives loopback's,
+			// as Watt's in-process calls do (Express's req.ip, Fastify's).
+			if !strings.Contains(r.Body, `"peer":"127.0.0.1"`) {
+				t.Fatalf("%s to plain.plt.local: the app saw no loopback peer: %s", route, r.Body)
+			}
 			var b struct{ PID int }
 			json.Unmarshal([]byte(r.Body), &b)
 			pids[strconv.Itoa(b.PID)] = true

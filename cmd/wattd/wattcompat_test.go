@@ -41,7 +41,8 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 }
 
 // TestWattEnvironment: wattd start gives workers NODE_ENV=production
-// (unless set) and Watt's PLT_ENVIRONMENT and PLT_DEV; a .env only gives
+// (unless set) and Watt's PLT_ENVIRONMENT, PLT_DEV and PLT_ROOT (the
+// configuration's directory, over an inherited value); a .env only gives
 // defaults, never overriding the process environment.
 func TestWattEnvironment(t *testing.T) {
 	integration(t)
@@ -51,9 +52,10 @@ func TestWattEnvironment(t *testing.T) {
 		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/probe")}},
 	})
 	writeFiles(t, dir, map[string]string{".env": "FROM_DOTENV=file\nSHADOWED=file\n"})
-	d := startWattd(t, dir, port, startOpts{env: []string{"SHADOWED=process"}})
+	d := startWattd(t, dir, port, startOpts{env: []string{"SHADOWED=process", "PLT_ROOT=/elsewhere"}})
 	env := startEnv(t, d)
-	want := map[string]string{"PLT_ENVIRONMENT": "production", "PLT_DEV": "false", "FROM_DOTENV": "file", "SHADOWED": "process"}
+	want := map[string]string{"PLT_ENVIRONMENT": "production", "PLT_DEV": "false", "FROM_DOTENV": "file", "SHADOWED": "process",
+		"PLT_ROOT": dir}
 	if os.Getenv("NODE_ENV") == "" {
 		want["NODE_ENV"] = "production"
 	}

@@ -146,7 +146,10 @@ function redirect (state, fds, name, nativeListen, server, req) {
   try {
     state.primary = { server, name, requestedPort: req.port }
     adopt(state, server)
-    if (name === 'mesh') reportSocketPath(server, opts.fd)
+    if (name === 'mesh') {
+      reportSocketPath(server, opts.fd)
+      server.prependListener('connection', localPeer)
+    }
     server.once('listening', guard('listening', () => onPrimaryListening(state, fds, server, name, nativeListen)))
   } catch (err) {
     warn('cannot watch the server', err)
@@ -397,6 +400,15 @@ function unixSocketPath (fd) {
 
 // ---- mesh for the entrypoint -----------------------------------------------
 
+// localPeer gives a mesh connection the peer address a loopback one has:
+// a Unix socket has none, and req.socket.remoteAddress (Express's req.ip,
+// Fastify's request.ip and its request log) would be undefined where Watt's
+// in-process calls give 127.0.0.1. Every mesh caller is on this machine.
+function localPeer (sock) {
+  Object.defineProperty(sock, 'remoteAddress', { value: '127.0.0.1', configurable: true, enumerable: true })
+  Object.defineProperty(sock, 'remoteFamily', { value: 'IPv4', configurable: true, enumerable: true })
+}
+
 // startMesh serves the entrypoint's app on the mesh socket too and calls
 // done(true) once listening, done(false) if it cannot.
 function startMesh (state, app, fd, nativeListen, done) {
@@ -432,6 +444,7 @@ function startMesh (state, app, fd, nativeListen, done) {
   meshOf.set(app, mesh)
   state.servers.add(mesh)
   mesh.prependListener('connection', guard('connection', (sock) => trackSocket(state, sock)))
+  mesh.prependListener('connection', localPeer)
   nativeClose.set(mesh, mesh.close)
   reportSocketPath(mesh, fd)
   mesh.on('error', (err) => {

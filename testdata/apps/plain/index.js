@@ -1,12 +1,13 @@
 // A node:http app for the integration tests: / answers at once, /slow after
 // ?ms= milliseconds (in-flight work for graceful-stop tests), /exit exits.
+// Every answer names the peer address the request came from.
 const http = require('node:http')
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x')
   const reply = () => {
     res.setHeader('content-type', 'application/json')
-    res.end(JSON.stringify({ app: process.env.WATTD_APP_ID, worker: process.env.WATTD_WORKER_ID, pid: process.pid, path: url.pathname }))
+    res.end(JSON.stringify({ app: process.env.WATTD_APP_ID, worker: process.env.WATTD_WORKER_ID, pid: process.pid, path: url.pathname, peer: req.socket.remoteAddress }))
   }
   if (url.pathname === '/slow') return setTimeout(reply, Number(url.searchParams.get('ms') || 1000))
   if (req.method === 'POST') {
