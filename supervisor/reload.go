@@ -79,7 +79,7 @@ type ScaleChange struct {
 // tryChange takes rt.changing, or says what holds it.
 func (rt *Runtime) tryChange(what string) (func(), error) {
 	if !rt.changing.TryLock() {
-		return nil, conflict(what + " refused: a reload or scaling is in progress; try again when it is done")
+		return nil, busy(what + " refused: a reload or scaling is in progress; try again when it is done")
 	}
 	select {
 	case <-rt.stopping:

@@ -56,6 +56,18 @@ type conflict string
 func (c conflict) Error() string        { return string(c) }
 func (c conflict) Is(target error) bool { return target == ErrConflict }
 
+// ErrChangeInProgress is matched by the refusal of a reload or a scaling
+// while another one runs (a conflict too): trying again later can succeed.
+var ErrChangeInProgress = errors.New("a reload or scaling is in progress")
+
+// busy is that refusal.
+type busy string
+
+func (b busy) Error() string { return string(b) }
+func (b busy) Is(target error) bool {
+	return target == ErrConflict || target == ErrChangeInProgress
+}
+
 // Options configure a Runtime.
 type Options struct {
 	Config  *config.Config

@@ -341,7 +341,8 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	var forced atomic.Bool
-	sh := &signalHandler{rt: rt, log: log}
+	sh := &signalHandler{rt: rt, log: log, hup: newHupReloader(rt, log)}
+	go sh.hup.run(ctx)
 	sh.forced = func() {
 		forced.Store(true)
 		// Run returns as soon as the killed workers are reaped; should
@@ -384,6 +385,7 @@ type signalHandler struct {
 	rt     *supervisor.Runtime
 	log    *zap.Logger
 	forced func()
+	hup    *hupReloader
 }
 
 func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
@@ -412,8 +414,7 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 					}
 				}()
 			case syscall.SIGHUP:
-				h.log.Info("SIGHUP: reloading the configuration")
-				go reloadOnSignal(h.rt, h.log)
+				h.hup.request()
 			}
 		}
 	}

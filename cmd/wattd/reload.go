@@ -40,11 +40,56 @@ func configLoader(pf projectFiles, mode capabilities.Mode) func() (*config.Confi
 	}
 }
 
-// reloadOnSignal applies a reload asked for with SIGHUP; its outcome is
-// only logged (the runtime logs refusals with their reasons itself).
-func reloadOnSignal(rt *supervisor.Runtime, log *zap.Logger) {
-	if _, err := rt.Reload(context.Background()); err != nil {
-		log.Error("SIGHUP: reload failed", zap.Error(err))
+// hupReloader applies the reloads SIGHUP asks for, one after the other. A
+// SIGHUP that comes while a reload (or a scaling) runs is not refused as a
+// `ctl reload` would be: one more reload follows once it is done, so that
+// the file as it is by then is applied. Any number of SIGHUPs meanwhile
+// make that one reload. Outcomes are only logged (the runtime logs
+// refusals with their reasons itself).
+type hupReloader struct {
+	rt   *supervisor.Runtime
+	log  *zap.Logger
+	want chan struct{} // one pending reload at most
+}
+
+func newHupReloader(rt *supervisor.Runtime, log *zap.Logger) *hupReloader {
+	return &hupReloader{rt: rt, log: log, want: make(chan struct{}, 1)}
+}
+
+// request asks for a reload; it never blocks.
+func (h *hupReloader) request() {
+	select {
+	case h.want <- struct{}{}:
+		h.log.Info("SIGHUP: reloading the configuration")
+	default:
+		h.log.Info("SIGHUP: a reload is already due; it will read the file as it is then")
+	}
+}
+
+// busyRetry is how often a due reload tries again while another change runs.
+const busyRetry = 100 * time.Millisecond
+
+func (h *hupReloader) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.want:
+		}
+		for {
+			_, err := h.rt.Reload(ctx)
+			if !errors.Is(err, supervisor.ErrChangeInProgress) {
+				if err != nil {
+					h.log.Error("SIGHUP: reload failed", zap.Error(err))
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(busyRetry):
+			}
+		}
 	}
 }
 

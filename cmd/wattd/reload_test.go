@@ -301,6 +301,52 @@ func TestReloadRefusesABrokenConfig(t *testing.T) {
 	d.waitOutput("reload done", 20*time.Second)
 }
 
+// TestSIGHUPDuringAReload: a SIGHUP that comes while a reload runs is not
+// lost (it used to be refused, "a reload or scaling is in progress", and
+// the newest file was never applied): one more reload follows and applies
+// the file as it is then.
+func TestSIGHUPDuringAReload(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, reloadConfig("1", 2))
+	slow := func(version string) map[string]any {
+		cfg := reloadConfig(version, 2)
+		web := cfg["applications"].([]any)[0].(map[string]any)
+		web["env"] = map[string]any{"VERSION": version, "START_DELAY_MS": "1500"}
+		return cfg
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), slow("1"))
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+
+	writeJSON(t, filepath.Join(dir, "watt.json"), slow("2"))
+	d.signal(syscall.SIGHUP)
+	d.waitOutput("reloading the configuration", 10*time.Second)
+	// The roll of web takes 2 x 1.5 s: this one comes in the middle.
+	time.Sleep(300 * time.Millisecond)
+	writeJSON(t, filepath.Join(dir, "watt.json"), slow("3"))
+	d.signal(syscall.SIGHUP)
+	if strings.Contains(d.out.String(), "reload done") {
+		t.Fatal("the first reload was done before the second SIGHUP: the test did not overlap them")
+	}
+	waitFor(t, 30*time.Second, "both workers of web to run version 3", func() bool {
+		seen := map[string]bool{}
+		for range 10 {
+			_, body, err := get(fresh, d.url("/"))
+			if err != nil {
+				return false
+			}
+			var r struct{ Version string }
+			json.Unmarshal([]byte(body), &r)
+			seen[r.Version] = true
+		}
+		return len(seen) == 1 && seen["3"]
+	})
+	if strings.Contains(d.out.String(), "SIGHUP: reload failed") {
+		t.Errorf("a SIGHUP reload failed:\n%s", d.out.String())
+	}
+}
+
 // TestDynamicScaling: with workers.dynamic, an application whose workers'
 // event loops are busy gets more workers, and loses them again when idle;
 // each decision is logged with its reason and shown by ctl ps --json.

@@ -3,7 +3,8 @@
 // runs), /burn?ms=N keeps the event loop busy for N ms before answering
 // (load that the dynamic scaler sees as event-loop utilisation), and
 // /burn?cpums=N until the process has used N ms more CPU time, however
-// long a loaded machine makes that take.
+// long a loaded machine makes that take. $START_DELAY_MS holds the listen
+// back that long (an app slow to start).
 const http = require('node:http')
 
 const server = http.createServer((req, res) => {
@@ -21,4 +22,4 @@ const server = http.createServer((req, res) => {
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ app: process.env.WATTD_APP_ID, pid: process.pid, version: process.env.VERSION || '' }))
 })
-server.listen(process.env.PORT || 3000)
+setTimeout(() => server.listen(process.env.PORT || 3000), Number(process.env.START_DELAY_MS || 0))
