@@ -204,6 +204,14 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
+	if pf.config == "" && cfg.File != "" {
+		// A reload reads the file the start found, not whichever of Watt's
+		// names is first in the directory by then: a watt.json gone
+		// mid-deploy is refused rather than replaced by a stale
+		// platformatic.json.
+		pf.config = cfg.File
+		load = configLoader(pf, mode)
+	}
 	var redact *logs.Redactor
 	if r := cfg.Logger.Redact; r != nil {
 		if redact, err = logs.NewRedactor(r.Paths, r.Censor); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -299,6 +300,30 @@ func TestReloadRefusesABrokenConfig(t *testing.T) {
 		return err == nil && strings.Contains(body, `"version":"2"`)
 	})
 	d.waitOutput("reload done", 20*time.Second)
+}
+
+// TestReloadReadsTheFileTheStartFound: a reload reads the file the start
+// found in the directory, not whichever of Watt's names comes first by
+// then: with watt.json gone, a stale platformatic.json beside it is not
+// applied, and the reload is refused naming the missing file.
+func TestReloadReadsTheFileTheStartFound(t *testing.T) {
+	integration(t)
+	dir := project(t, reloadConfig("1", 1))
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("web", 20*time.Second)
+	stale := reloadConfig("stale", 1)
+	stale["applications"] = []any{map[string]any{"id": "web", "path": fixture("apps/plain")}}
+	writeJSON(t, filepath.Join(dir, "platformatic.json"), stale)
+	if err := os.Rename(filepath.Join(dir, "watt.json"), filepath.Join(dir, "watt.json.bak")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.ctl("reload")
+	if err == nil || !strings.Contains(out, filepath.Join(dir, "watt.json")) || !strings.Contains(out, "does not exist") {
+		t.Fatalf("reload with watt.json gone: %v\n%s", err, out)
+	}
+	if apps := d.ps(); len(apps) != 2 {
+		t.Fatalf("the refused reload changed the applications: %+v", apps)
+	}
 }
 
 // TestSIGHUPDuringAReload: a SIGHUP that comes while a reload runs is not
