@@ -129,6 +129,9 @@ type proc struct {
 	// limitHit is why the worker was ended for its resources ("oom …",
 	// "memory …"), set before exited is closed.
 	limitHit atomic.Pointer[string]
+	// pidsHits is the group's pids.events max, read as the worker exits
+	// (the count goes with the group); see pidsLimitHint.
+	pidsHits atomic.Uint64
 
 	checks checkBook // the app's custom checks and health signals (checks.go)
 
@@ -416,6 +419,7 @@ func (p *proc) wait(pipes ...*os.File) {
 			reason := fmt.Sprintf("oom (memory limit %s)", FormatBytes(uint64(p.group.Limits().Memory)))
 			p.limitHit.CompareAndSwap(nil, &reason)
 		}
+		p.pidsHits.Store(p.group.PidsLimitHits())
 	}
 	p.exitErr = err
 	p.ctrl.Close()

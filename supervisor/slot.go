@@ -922,8 +922,18 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 			} else if len(tail) > 0 {
 				reason += "; last output: " + tail[len(tail)-1]
 			}
-			return w, "", &startError{what: "exited before it was ready", reason: reason}
+			return w, "", &startError{what: "exited before it was ready", reason: reason + pidsLimitHint(w)}
 		case <-timedOut:
+			if !s.app.entry && s.app.sp().launch.Protocol && !closed(w.Hello()) {
+				// A Node.js worker's preload says hello before the
+				// application's code runs: one that has not by now is
+				// stuck before any code of its own ran, not a worker that
+				// serves nothing by design.
+				reason := fmt.Sprintf("no hello on the control channel within startTimeout (%s): stuck before wattd's preload ran", rt.cfg.StartTimeout) + pidsLimitHint(w)
+				s.log.Error("worker never spoke the control protocol; killing it", zap.Int("pid", w.PID()), zap.String("reason", reason))
+				killWorker(w)
+				return w, "", &startError{what: "not ready within startTimeout", reason: reason}
+			}
 			if !s.app.entry {
 				// An app that never listens (a queue consumer, a cron) is
 				// running as intended; it just serves nothing.
@@ -931,8 +941,9 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 				return w, "startTimeout without listen", nil
 			}
 			s.log.Error("worker not ready within startTimeout; killing it", zap.Int("pid", w.PID()), zap.Duration("startTimeout", rt.cfg.StartTimeout))
+			hint := pidsLimitHint(w)
 			killWorker(w)
-			return w, "", &startError{what: "not ready within startTimeout", reason: fmt.Sprintf("not ready within startTimeout (%s)", rt.cfg.StartTimeout)}
+			return w, "", &startError{what: "not ready within startTimeout", reason: fmt.Sprintf("not ready within startTimeout (%s)", rt.cfg.StartTimeout) + hint}
 		case done := <-requests:
 			if s.refuse(done) {
 				continue
@@ -952,6 +963,26 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 			return w, "", ctx.Err()
 		}
 	}
+}
+
+// pidsLimitHint says, when w's cgroup refused it processes or threads at
+// its pids limit, that it did: a likely reason for a start that failed or
+// hung. "" otherwise.
+func pidsLimitHint(w worker) string {
+	p, ok := w.(*proc)
+	if !ok || p.group == nil {
+		return ""
+	}
+	var n uint64
+	if closed(p.Exited()) {
+		n = p.pidsHits.Load() // read before the group went
+	} else {
+		n = p.group.PidsLimitHits()
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; its cgroup hit its pids limit (resources.pids %d) %d times: a new process or thread was refused", p.group.Limits().Pids, n)
 }
 
 // adopt makes w, which just became ready, the slot's worker. It is the one

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor"
 )
 
 // cgroupV1 skips a test unless wattd can make real v1 cgroups here: root,
@@ -241,6 +242,39 @@ func TestPidsLimitStopsForkBomb(t *testing.T) {
 		t.Fatalf("ctl ps during the fork bomb: %v\n%s", err, out)
 	}
 	t.Logf("fork bomb stopped after %d children (%s); ctl ps answered in %s", r.Started, r.Stopped, time.Since(start).Round(time.Millisecond))
+}
+
+// TestAPidsLimitTooLowForNode: a Node.js application whose pids limit is
+// below the threads node needs hangs before any of its code runs. It used
+// to be taken for an application that serves nothing by design (not the
+// entrypoint, up at startTimeout: "ready") and left so for good. It fails
+// its start instead, and the reason says the limit was hit.
+func TestAPidsLimitTooLowForNode(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"entrypoint":   "web",
+		"startTimeout": 3000,
+		"restart":      map[string]any{"initialDelay": 20, "maxDelay": 100, "maxRestarts": 1},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain")},
+			map[string]any{"id": "small", "path": fixture("apps/plain"), "resources": map[string]any{"pids": 3}},
+		},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	var small supervisor.AppStatus
+	waitFor(t, 30*time.Second, "small to fail its start", func() bool {
+		if _, err := d.ctl("ps"); err != nil {
+			return false // not up yet
+		}
+		small = d.app("small")
+		return small.State == "failed"
+	})
+	if r := small.Workers[0].LastExit; !strings.Contains(r, "no hello on the control channel") || !strings.Contains(r, "pids limit (resources.pids 3)") {
+		t.Fatalf("small's last exit: %q", r)
+	}
+	d.waitReady("web", 10*time.Second)
 }
 
 // TestFallbackWithoutCgroups: where the cgroup root cannot be written,

@@ -299,6 +299,28 @@ func (g *Group) OOMKills() (uint64, error) {
 	return n, err
 }
 
+// PidsLimitHits returns how many times the group's processes were refused
+// a new process or thread at its pids limit (pids.events max, v1 and v2);
+// 0 without a pids group or when the kernel keeps no count. A Node.js
+// worker refused its threads this way hangs before it runs any code.
+func (g *Group) PidsLimitHits() uint64 {
+	if g.dirs == nil {
+		return 0
+	}
+	dir := g.dirs["pids"]
+	if g.m.version == V2 {
+		dir = g.dirs[""]
+	}
+	if dir == "" {
+		return 0
+	}
+	text, err := readFile(dir, "pids.events")
+	if err != nil {
+		return 0
+	}
+	return flatKeyed(text)["max"]
+}
+
 // OOMKilled reports whether the OOM killer killed a process of the
 // group. Read it before Remove: the counters go with the directory.
 func (g *Group) OOMKilled() (bool, error) {
