@@ -631,6 +631,8 @@ func ctlCommand() *cli.Command {
 						if err := cl.Stop(ctx); err != nil {
 							return nil, nil, err
 						}
+						// st.PID is the pid as this process sees it, also
+						// when wattd runs in a pid namespace of its own.
 						if err := waitExited(ctx, st.PID); err != nil {
 							return nil, nil, err
 						}

@@ -384,11 +384,24 @@ func TestPID1InNamespace(t *testing.T) {
 		}
 		return true
 	})
-	if err := syscall.Kill(pid1, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	// From outside the namespace, ctl gives wattd's pid as seen here, and
+	// `ctl stop --wait` waits for that process, not for this namespace's
+	// PID 1 (which it used to, until its timeout).
+	socks, _ := filepath.Glob(filepath.Join(runBase, "*", "admin.sock"))
+	if len(socks) != 1 {
+		t.Fatalf("admin sockets under %s: %v", runBase, socks)
 	}
-	if code := d.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM", code)
+	out, err := exec.Command(wattdBin, "ctl", "status", "--json", "--socket", socks[0]).CombinedOutput()
+	var st struct{ PID int }
+	if err != nil || json.Unmarshal(out, &st) != nil || st.PID != pid1 {
+		t.Fatalf("ctl status from outside: pid %d, want %d (%v)\n%s", st.PID, pid1, err, out)
+	}
+	out, err = exec.Command(wattdBin, "ctl", "stop", "--wait", "--timeout", "30s", "--socket", socks[0]).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "stopped") {
+		t.Fatalf("ctl stop --wait from outside: %v\n%s", err, out)
+	}
+	if code := d.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after ctl stop", code)
 	}
 	if !strings.Contains(d.out.String(), `"msg":"stopped"`) {
 		t.Errorf("no graceful stop in the log")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/rundir"
 )
 
 // Client calls the admin API of one running wattd.
@@ -85,11 +86,30 @@ func (e *APIError) Is(target error) bool {
 	return false
 }
 
-// Status returns the runtime's status.
+// ServerPID is the pid of the process serving the admin socket, as this
+// process sees it: the kernel's peer credentials, translated into this
+// process's pid namespace, where the pid a runtime reports of itself is the
+// one of its own namespace (1 as a container's init). 0 when the kernel
+// cannot tell, or the server runs where this process cannot see it.
+func (c *Client) ServerPID(ctx context.Context) int {
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	return rundir.PeerPID(conn.(*net.UnixConn))
+}
+
+// Status returns the runtime's status, its PID as this process sees it
+// (ServerPID).
 func (c *Client) Status(ctx context.Context) (*supervisor.RuntimeStatus, error) {
 	var st supervisor.RuntimeStatus
 	if err := c.call(ctx, true, http.MethodGet, "/v1/status", &st); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
+	}
+	if pid := c.ServerPID(ctx); pid > 0 {
+		st.PID = pid // as this process sees it, not as wattd's namespace does
 	}
 	return &st, nil
 }

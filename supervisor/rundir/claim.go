@@ -57,6 +57,15 @@ func claimHolder(addr *net.UnixAddr) int {
 		return 0
 	}
 	defer c.Close()
+	return PeerPID(c)
+}
+
+// PeerPID is the pid of the process at the other end of a Unix socket
+// connection, as this process sees it: the kernel translates it into this
+// process's pid namespace, where the pid a wattd in a container reports of
+// itself is its own namespace's (1 as the container's init). 0 when the
+// kernel cannot tell or the peer is not visible from here.
+func PeerPID(c *net.UnixConn) int {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0

@@ -139,13 +139,17 @@ func List() ([]Info, error) {
 		}
 		dir := filepath.Join(base, e.Name())
 		sock := filepath.Join(dir, adminSocketName)
-		if !alive(sock) {
+		ok, pid := alive(sock)
+		if !ok {
 			continue
 		}
 		// A live socket without a readable runtime.json is still listed:
 		// it can be picked as the only runtime or with --socket.
 		info, _ := readInfo(dir)
 		info.Dir, info.Socket = dir, sock
+		if pid > 0 {
+			info.PID = pid // as this process sees it (PeerPID)
+		}
 		live = append(live, info)
 	}
 	sort.Slice(live, func(a, b int) bool {
@@ -157,17 +161,17 @@ func List() ([]Info, error) {
 	return live, nil
 }
 
-func alive(sock string) bool {
+func alive(sock string) (bool, int) {
 	fi, err := os.Lstat(sock)
 	if err != nil || fi.Mode().Type() != fs.ModeSocket {
-		return false
+		return false, 0
 	}
 	c, err := net.DialTimeout("unix", sock, probeTimeout)
 	if err != nil {
-		return false
+		return false, 0
 	}
-	c.Close()
-	return true
+	defer c.Close()
+	return true, PeerPID(c.(*net.UnixConn))
 }
 
 // ErrNameTaken is matched by NameTaken's error.
