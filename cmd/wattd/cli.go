@@ -346,7 +346,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	defer cleanup()
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	var forced atomic.Bool
 	sh := &signalHandler{rt: rt, log: log, hup: newHupReloader(rt, log)}
@@ -386,8 +386,10 @@ const forcedExitAfter = 5 * time.Second
 // still queued for logger.openTelemetryExporter.
 const logExportFlush = 5 * time.Second
 
-// signalHandler is the one place where wattd acts on signals: TERM and
-// INT stop gracefully (a second one kills the workers at once and calls
+// signalHandler is the one place where wattd acts on signals: TERM, INT
+// and QUIT (some images' STOPSIGNAL, nginx's graceful stop; Go's default
+// would dump the goroutines and exit 2, leaving every cgroup behind) stop
+// gracefully (a second one kills the workers at once and calls
 // forced), USR2 restarts every app rolling, HUP reloads the configuration.
 type signalHandler struct {
 	rt     *supervisor.Runtime
@@ -404,7 +406,7 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 			return
 		case sig := <-sigs:
 			switch sig {
-			case syscall.SIGTERM, syscall.SIGINT:
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
 				if stopping {
 					h.log.Warn("second stop signal; killing every worker and exiting", zap.String("signal", sig.String()))
 					h.forced()

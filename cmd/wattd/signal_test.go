@@ -52,3 +52,29 @@ func TestSecondStopSignal(t *testing.T) {
 		waitFor(t, 5*time.Second, "worker to be gone", func() bool { return !alive(w.PID) })
 	}
 }
+
+// TestQuitStopsGracefully: SIGQUIT (the STOPSIGNAL of some images) stops
+// wattd as SIGTERM does, exit 0 with nothing left behind, where Go's
+// default dumped the goroutines and exited 2 with the runtime directory and
+// every worker cgroup still there.
+func TestQuitStopsGracefully(t *testing.T) {
+	integration(t)
+	d := startWattd(t, plainProject(t, nil), freePort(t), startOpts{})
+	a := d.waitReady("web", 20*time.Second)
+	rtDir := filepath.Dir(d.adminSocket())
+	d.signal(syscall.SIGQUIT)
+	if code := d.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGQUIT, want 0", code)
+	}
+	if !strings.Contains(d.out.String(), `"msg":"stopped"`) {
+		t.Errorf("no graceful stop in the log")
+	}
+	if _, err := os.Stat(rtDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left behind (stat: %v)", rtDir, err)
+	}
+	for _, w := range a.Workers {
+		if alive(w.PID) {
+			t.Errorf("worker %d still runs", w.PID)
+		}
+	}
+}
