@@ -151,12 +151,13 @@ type reloadPlan struct {
 }
 
 // restartOnly are the settings applied once at start; a reload that
-// changes one is refused with the reason.
+// changes one is refused with the reason, naming the file and the key's
+// JSON path as every other problem of a configuration does.
 func restartOnly(old, cfg *config.Config) []string {
 	var out []string
 	check := func(key string, a, b any, why string) {
 		if !reflect.DeepEqual(a, b) {
-			out = append(out, fmt.Sprintf("%s changed: %s; restart wattd to change it", key, why))
+			out = append(out, fmt.Sprintf("%s: /%s: changed: %s; restart wattd to change it", cfg.File, strings.ReplaceAll(key, ".", "/"), why))
 		}
 	}
 	check("entrypoint", old.Entrypoint, cfg.Entrypoint, "the public port belongs to the entrypoint's workers")

@@ -25,7 +25,7 @@ func TestSameAppIgnoresCountAndBounds(t *testing.T) {
 }
 
 func TestRestartOnlySettingsAreNamed(t *testing.T) {
-	old := &config.Config{Entrypoint: "web", Server: config.Server{Hostname: "127.0.0.1", Port: 3000}}
+	old := &config.Config{File: "/srv/watt.json", Entrypoint: "web", Server: config.Server{Hostname: "127.0.0.1", Port: 3000}}
 	same := *old
 	if got := restartOnly(old, &same); len(got) != 0 {
 		t.Fatalf("no change reported as %v", got)
@@ -34,14 +34,14 @@ func TestRestartOnlySettingsAreNamed(t *testing.T) {
 	moved.Server.Port = 3001
 	moved.StartTimeout = time.Second
 	got := restartOnly(old, &moved)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "server changed") || !strings.HasPrefix(got[1], "startTimeout changed") {
+	if len(got) != 2 || !strings.HasPrefix(got[0], "/srv/watt.json: /server: changed") || !strings.HasPrefix(got[1], "/srv/watt.json: /startTimeout: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
 	traced := *old
 	traced.Telemetry = config.Telemetry{Enabled: true}
 	traced.Logger.Redact = &config.Redact{Paths: []string{"password"}, Censor: "***"}
 	got = restartOnly(old, &traced)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "logger changed") || !strings.HasPrefix(got[1], "telemetry changed") {
+	if len(got) != 2 || !strings.HasPrefix(got[0], "/srv/watt.json: /logger: changed") || !strings.HasPrefix(got[1], "/srv/watt.json: /telemetry: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
 }

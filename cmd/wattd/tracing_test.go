@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -487,7 +488,8 @@ func TestTracingBadConfig(t *testing.T) {
 			t.Errorf("wattd started with telemetry %v", c.telemetry)
 			continue
 		}
-		if want := filepath.Join(dir, "watt.json") + ": " + c.want; !strings.Contains(string(out), want) {
+		// The file, the line of the value, the JSON path.
+		if want := regexp.QuoteMeta(filepath.Join(dir, "watt.json")) + `:\d+: ` + regexp.QuoteMeta(c.want); !regexp.MustCompile(want).Match(out) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -72,7 +73,28 @@ func decodeJSON(data []byte) (*document, *syntaxError, []issue) {
 		return nil, &syntaxError{line: line, col: col, msg: "unexpected data after the top-level JSON value"}, nil
 	}
 	d.doc.root = root
+	d.doc.lines = linesOf(data, d.doc.offsets)
 	return d.doc, nil, d.dups
+}
+
+// linesOf gives each pointer the 1-based line its value starts on, from the
+// byte offsets the decoder noted (which may stop short of the value, at the
+// blanks before it), so that every problem in a JSON file names its line.
+func linesOf(data []byte, offsets map[string]int64) map[string]int {
+	var newlines []int64
+	for i, c := range data {
+		if c == '\n' {
+			newlines = append(newlines, int64(i))
+		}
+	}
+	lines := make(map[string]int, len(offsets))
+	for ptr, off := range offsets {
+		for off < int64(len(data)) && (data[off] == ' ' || data[off] == '\t' || data[off] == '\r' || data[off] == '\n' || data[off] == ':' || data[off] == ',') {
+			off++
+		}
+		lines[ptr] = sort.Search(len(newlines), func(i int) bool { return newlines[i] >= off }) + 1
+	}
+	return lines
 }
 
 type jsonDecoder struct {

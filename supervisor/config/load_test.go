@@ -260,7 +260,7 @@ func TestLoadValid(t *testing.T) {
 
 func compareConfig(t *testing.T, got, want *Config) {
 	t.Helper()
-	if !slices.Equal(got.Warnings, want.Warnings) {
+	if !slices.Equal(withoutLines(got.Warnings, want.Warnings), want.Warnings) {
 		t.Errorf("Warnings:\n got %q\nwant %q", got.Warnings, want.Warnings)
 	}
 	if len(got.Applications) != len(want.Applications) {
@@ -406,7 +406,7 @@ func TestLoadInvalid(t *testing.T) {
 			for i, w := range tt.want {
 				want[i] = strings.ReplaceAll(w, "{TD}", td)
 			}
-			if !slices.Equal(got, want) {
+			if got := withoutLines(got, want); !slices.Equal(got, want) {
 				t.Errorf("errors:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 			}
 			var list ErrorList
@@ -430,7 +430,7 @@ func TestLoadErrorFields(t *testing.T) {
 	}
 	want := Error{File: filepath.Join(td, "invalid/entrypoint.json"), Pointer: "/entrypoint",
 		Message: `no application has id "ap" (known: api, web; did you mean "api"?)`}
-	if e.File != want.File || e.Pointer != want.Pointer || e.Message != want.Message || e.Line != 0 {
+	if e.File != want.File || e.Pointer != want.Pointer || e.Message != want.Message || e.Line != 2 {
 		t.Errorf("got %+v, want %+v", *e, want)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -134,7 +135,7 @@ func TestOneReport(t *testing.T) {
 			for i, w := range tt.want {
 				want[i] = strings.ReplaceAll(w, "{D}", dir)
 			}
-			if !slices.Equal(got, want) {
+			if got := withoutLines(got, want); !slices.Equal(got, want) {
 				t.Errorf("errors:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 			}
 		})
@@ -161,6 +162,73 @@ func TestEnvScalarsBecomeStrings(t *testing.T) {
 	for k, v := range want {
 		if got := cfg.Applications[0].Env[k]; got != v {
 			t.Errorf("env %s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+// lineRef is the line a problem in a JSON file names after the file.
+var lineRef = regexp.MustCompile(`(\.(?:json|json5|yaml|yml|toml|tml)):\d+: `)
+
+// withoutLine is got without the line it names after a file, when want
+// names none: most tests here are about the messages, and
+// TestProblemsNameTheirLine about the lines.
+func withoutLine(got, want string) string {
+	if lineRef.MatchString(want) {
+		return got
+	}
+	return lineRef.ReplaceAllString(got, "$1: ")
+}
+
+// withoutLines is withoutLine over lists compared line by line.
+func withoutLines(got, want []string) []string {
+	out := make([]string, len(got))
+	for i, g := range got {
+		w := ""
+		if i < len(want) {
+			w = want[i]
+		}
+		out[i] = withoutLine(g, w)
+	}
+	return out
+}
+
+// TestProblemsNameTheirLine: every problem in a JSON file names the line of
+// the value it is about, not only syntax errors.
+func TestProblemsNameTheirLine(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a", "index.js"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(`{
+  "entrypoint": "a",
+  "workers": "two",
+  "applications": [
+    {
+      "id": "a",
+      "path": "a",
+      "env": {"N": {"x": 1}}
+    }
+  ],
+  "server": {"port": 70000}
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadWith(Options{Dir: dir})
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	f := filepath.Join(dir, "watt.json")
+	for _, want := range []string{
+		f + `:3: /workers: expected`,
+		f + `:8: /applications/0/env/N: expected string`,
+		f + `:11: /server/port: expected integer from 0 to 65535, got 70000`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the report lacks %q:\n%v", want, err)
 		}
 	}
 }

@@ -282,7 +282,7 @@ func TestApplicationOwnConfigProblems(t *testing.T) {
 				t.Fatalf("got %d problems, want %d:\n%v", len(lines), len(tt.want), err)
 			}
 			for i, w := range tt.want {
-				if w = strings.ReplaceAll(w, "{DIR}", dir); !strings.HasPrefix(lines[i], w) {
+				if w = strings.ReplaceAll(w, "{DIR}", dir); !strings.HasPrefix(withoutLine(lines[i], w), w) {
 					t.Errorf("problem %d:\n got %s\nwant %s", i, lines[i], w)
 				}
 			}
@@ -376,7 +376,7 @@ func TestEnvironmentAndPlaceholders(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{filepath.Join(c.Dir, "watt.json") + `: /applications/0/env/X: environment variable "UNSET_ONE" is not set; using an empty string; also used at /applications/0/env/Y, /applications/0/env/Z`}
-		if c.Applications[0].Env["X"] != "<>" || !slices.Equal(c.Warnings, want) {
+		if c.Applications[0].Env["X"] != "<>" || !slices.Equal(withoutLines(c.Warnings, want), want) {
 			t.Errorf("X=%q warnings\n%s\nwant\n%s", c.Applications[0].Env["X"], strings.Join(c.Warnings, "\n"), strings.Join(want, "\n"))
 		}
 	})
