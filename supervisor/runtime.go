@@ -998,9 +998,11 @@ func (rt *Runtime) failedApps() []string {
 }
 
 // state is "failed" when every slot gave up, "degraded" when some did,
-// "starting" before every slot was ready once, else "running".
+// "starting" before every slot was ready once, "down" when none has a
+// ready worker at the moment (all restarting: a crash loop), else
+// "running".
 func (a *app) state() string {
-	failed, up := 0, 0
+	failed, up, ready := 0, 0, 0
 	slots := a.slotList()
 	for _, s := range slots {
 		s.mu.Lock()
@@ -1009,6 +1011,9 @@ func (a *app) state() string {
 		}
 		if s.everUp {
 			up++
+		}
+		if s.state == StateReady && s.cur != nil && !closed(s.cur.Exited()) {
+			ready++
 		}
 		s.mu.Unlock()
 	}
@@ -1019,6 +1024,8 @@ func (a *app) state() string {
 		return "degraded"
 	case up < len(slots):
 		return "starting"
+	case ready == 0 && len(slots) > 0:
+		return "down"
 	}
 	return "running"
 }

@@ -108,6 +108,8 @@ type slot struct {
 	// not started yet waits for (its dependencies); "" otherwise.
 	waitingFor string
 	everUp     bool // a worker of this slot was ready at least once
+	// retryAt is when the slot in backoff starts its next worker.
+	retryAt time.Time
 	// downSince is when the slot's ready worker was seen to exit, until
 	// a worker of the slot is ready again (zero otherwise); replaced
 	// counts how long those gaps lasted, the replacement times the
@@ -342,6 +344,9 @@ func (s *slot) run(ctx context.Context) {
 		// the standby serves the slot's queue in milliseconds. Before the
 		// log line, so that whoever reads it sees the steering.
 		s.app.rt.slotDown(s, time.Now().Add(delay))
+		s.mu.Lock()
+		s.retryAt = time.Now().Add(delay)
+		s.mu.Unlock()
 		if delay > 0 {
 			s.log.Info("restarting worker after backoff", zap.Duration("delay", delay), zap.Int("consecutive", d.Consecutive))
 		}
@@ -369,6 +374,9 @@ func (s *slot) run(ctx context.Context) {
 				break backoff
 			}
 		}
+		s.mu.Lock()
+		s.retryAt = time.Time{}
+		s.mu.Unlock()
 		if delay > 0 && len(waiting) == 0 && !noPromote {
 			next = s.app.standbys().promote(s)
 		}
@@ -1168,6 +1176,9 @@ func (s *slot) status() WorkerStatus {
 	}
 	if len(s.restartsBy) > 0 {
 		ws.RestartsBy = maps.Clone(s.restartsBy)
+	}
+	if s.state == StateBackoff && !s.retryAt.IsZero() {
+		ws.RetryIn = max(0, time.Until(s.retryAt)).Seconds()
 	}
 	if s.state == StateExited && len(s.history) == 0 {
 		// Never started: its turn has not come (the entrypoint waits for

@@ -89,6 +89,9 @@ type WorkerStatus struct {
 	State    string `json:"state"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"lastExit,omitempty"` // e.g. "exit status 1", "signal: killed"
+	// RetryIn is, in state backoff, the seconds until the next worker
+	// starts.
+	RetryIn float64 `json:"retryInSeconds,omitempty"`
 	// RestartsBy splits Restarts by kind: exit, signal, oom, memory,
 	// start_timeout, control_channel, unhealthy, rolling_restart, other.
 	RestartsBy map[string]int `json:"restartsBy,omitempty"`

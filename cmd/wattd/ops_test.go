@@ -5,11 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/supervisor"
 )
 
 // TestIgnoresSigtermIsKilled: a worker that ignores SIGTERM is killed once
@@ -277,5 +280,46 @@ func TestBadConfigExitsBeforeStarting(t *testing.T) {
 				t.Errorf("something started:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestBackoffShowsTheNextStart: a worker in back-off shows when its next
+// start comes (ctl ps: "backoff (3.9s)", --json retryInSeconds), and an
+// application none of whose workers is ready at the moment is "down", not
+// "running".
+func TestBackoffShowsTheNextStart(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"restart":      map[string]any{"initialDelay": 4000, "maxDelay": 8000},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 1}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	first := d.waitReady("web", 20*time.Second).Workers[0].PID
+	// The first restart in a row is immediate, the second waits 4 s.
+	get(fresh, d.url("/exit"))
+	waitFor(t, 20*time.Second, "a new worker", func() bool {
+		w := d.app("web").Workers[0]
+		return w.State == "ready" && w.PID != 0 && w.PID != first
+	})
+	get(fresh, d.url("/exit"))
+	var a supervisor.AppStatus
+	waitFor(t, 10*time.Second, "the back-off", func() bool {
+		a = d.app("web")
+		return a.Workers[0].State == "backoff"
+	})
+	if r := a.Workers[0].RetryIn; r <= 0 || r > 4 {
+		t.Errorf("retryInSeconds %v, want within the 4 s back-off", r)
+	}
+	if a.State != "down" {
+		t.Errorf("app state %q with its only worker in back-off, want down", a.State)
+	}
+	out, err := d.ctl("ps")
+	if err != nil || !regexp.MustCompile(`backoff \([0-4]\.\ds\)`).MatchString(out) {
+		t.Errorf("ctl ps: %v\n%s", err, out)
+	}
+	d.waitReady("web", 20*time.Second)
+	if s := d.app("web").State; s != "running" {
+		t.Errorf("app state %q once its worker is ready again", s)
 	}
 }

@@ -40,6 +40,9 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			if state == "" {
 				state = app.State
 			}
+			if wk.State == "backoff" && wk.RetryIn > 0 {
+				state += fmt.Sprintf(" (%.1fs)", wk.RetryIn) // until the next start
+			}
 			pid, uptime := "-", "-"
 			if wk.PID > 0 {
 				pid = strconv.Itoa(wk.PID)
