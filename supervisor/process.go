@@ -390,8 +390,43 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 	go p.readControl(spec.app, spec.worker)
 	if g := spec.group; g != nil && !g.Enforced() && g.Limits().Memory > 0 {
 		go p.watchMemory(memoryPollEvery)
+	} else if g != nil && g.Limits().Memory > 0 {
+		go p.watchOOM(oomPollEvery)
 	}
 	return p, nil
+}
+
+// oomPollEvery is how often the OOM kill count of a worker's cgroup with a
+// memory limit is read, to tell of kills the worker itself survived.
+const oomPollEvery = 2 * time.Second
+
+// watchOOM logs the processes of the worker's cgroup that the kernel's OOM
+// killer ended while the worker itself lives on (a child it started, a
+// helper process): the worker's own death is reported with its exit, but
+// these would otherwise show only in the cgroup's counter.
+func (p *proc) watchOOM(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var seen uint64
+	for {
+		select {
+		case <-p.exited:
+			return
+		case <-t.C:
+		}
+		n, err := p.group.OOMKills()
+		if err != nil || n <= seen {
+			continue
+		}
+		select {
+		case <-p.exited:
+			return // its own exit says it
+		default:
+		}
+		p.log.Warn("the kernel's OOM killer ended a process of the worker's cgroup; the worker itself runs on",
+			zap.Int("pid", p.pid), zap.Uint64("killed", n-seen), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
+		seen = n
+	}
 }
 
 func boolDigit(b bool) string {

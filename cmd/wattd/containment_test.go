@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -242,6 +243,33 @@ func TestPidsLimitStopsForkBomb(t *testing.T) {
 		t.Fatalf("ctl ps during the fork bomb: %v\n%s", err, out)
 	}
 	t.Logf("fork bomb stopped after %d children (%s); ctl ps answered in %s", r.Started, r.Stopped, time.Since(start).Round(time.Millisecond))
+}
+
+// TestOOMKillOfAChildIsLogged: a process of a worker's cgroup other than
+// the worker (a child it started) that the OOM killer ends is logged, with
+// the worker's pid; the worker serves on. It used to show only in the
+// cgroup's counter.
+func TestOOMKillOfAChildIsLogged(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/oom-child"), "resources": map[string]any{"memory": "160MiB"}}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	pid := d.waitReady("web", 30*time.Second).Workers[0].PID
+	if code, body, err := get(fresh, d.url("/child")); err != nil || code != 200 {
+		t.Fatalf("GET /child: %d %v %s", code, err, body)
+	}
+	d.waitOutput("the kernel's OOM killer ended a process of the worker's cgroup", 30*time.Second)
+	d.waitOutput("child exited: SIGKILL", 10*time.Second)
+	w := d.app("web").Workers[0]
+	if w.PID != pid || w.Restarts != 0 || w.State != "ready" {
+		t.Fatalf("the worker did not live on: %+v (was pid %d)", w, pid)
+	}
+	if !strings.Contains(d.out.String(), fmt.Sprintf(`"pid":%d`, pid)) {
+		t.Errorf("the log does not name the worker's pid %d", pid)
+	}
 }
 
 // TestAPidsLimitTooLowForNode: a Node.js application whose pids limit is
