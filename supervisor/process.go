@@ -28,6 +28,7 @@ import (
 	"github.com/wattd/wattd/supervisor/exechelper"
 	"github.com/wattd/wattd/supervisor/front"
 	"github.com/wattd/wattd/supervisor/logs"
+	"github.com/wattd/wattd/supervisor/procnet"
 	"github.com/wattd/wattd/supervisor/reaper"
 	"github.com/wattd/wattd/supervisor/telemetry"
 )
@@ -129,6 +130,9 @@ type proc struct {
 	// limitHit is why the worker was ended for its resources ("oom …",
 	// "memory …"), set before exited is closed.
 	limitHit atomic.Pointer[string]
+	// oomSeen is the group's OOM kill count that watchOOM found the worker
+	// outlived: only a count above it is the worker's own OOM kill.
+	oomSeen atomic.Uint64
 	// pidsHits is the group's pids.events max, read as the worker exits
 	// (the count goes with the group); see pidsLimitHint.
 	pidsHits atomic.Uint64
@@ -390,7 +394,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 	go p.readControl(spec.app, spec.worker)
 	if g := spec.group; g != nil && !g.Enforced() && g.Limits().Memory > 0 {
 		go p.watchMemory(memoryPollEvery)
-	} else if g != nil && g.Limits().Memory > 0 {
+	} else if g != nil && g.Limits().Memory > 0 && !g.OOMKillsGroup() {
 		go p.watchOOM(oomPollEvery)
 	}
 	return p, nil
@@ -400,32 +404,53 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 // memory limit is read, to tell of kills the worker itself survived.
 const oomPollEvery = 2 * time.Second
 
+// oomSettle is how long a worker must still run after its group's OOM count
+// rose to be taken for having outlived the kill.
+const oomSettle = 100 * time.Millisecond
+
 // watchOOM logs the processes of the worker's cgroup that the kernel's OOM
 // killer ended while the worker itself lives on (a child it started, a
 // helper process): the worker's own death is reported with its exit, but
 // these would otherwise show only in the cgroup's counter.
 func (p *proc) watchOOM(every time.Duration) {
+	p.whileAlive(every, func() bool {
+		seen := p.oomSeen.Load()
+		n, err := p.group.OOMKills()
+		if err != nil || n <= seen {
+			return true
+		}
+		// The kill may be the worker's own, not yet reaped (a zombie), or
+		// not even done yet (SIGKILL on its way): its exit reports that
+		// one. A worker alive a moment after the count rose outlived it.
+		select {
+		case <-p.exited:
+			return false
+		case <-time.After(oomSettle):
+		}
+		if st, ok := procnet.ReadStat(p.pid); !ok || st.State == 'Z' {
+			return true
+		}
+		p.oomSeen.Store(n)
+		p.log.Warn("the kernel's OOM killer ended a process of the worker's cgroup; the worker itself runs on",
+			zap.Int("pid", p.pid), zap.Uint64("killed", n-seen), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
+		return true
+	})
+}
+
+// whileAlive calls check every period until the worker exits or check
+// returns false.
+func (p *proc) whileAlive(every time.Duration, check func() bool) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var seen uint64
 	for {
 		select {
 		case <-p.exited:
 			return
 		case <-t.C:
 		}
-		n, err := p.group.OOMKills()
-		if err != nil || n <= seen {
-			continue
+		if !check() {
+			return
 		}
-		select {
-		case <-p.exited:
-			return // its own exit says it
-		default:
-		}
-		p.log.Warn("the kernel's OOM killer ended a process of the worker's cgroup; the worker itself runs on",
-			zap.Int("pid", p.pid), zap.Uint64("killed", n-seen), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
-		seen = n
 	}
 }
 
@@ -450,7 +475,8 @@ func (p *proc) wait(pipes ...*os.File) {
 		if kerr := p.group.Kill(); kerr != nil {
 			p.log.Warn("could not kill every process of the worker's cgroup", zap.Error(kerr))
 		}
-		if n, _ := p.group.OOMKills(); n > 0 {
+		// Kills the worker outlived (watchOOM) are not its reason.
+		if n, _ := p.group.OOMKills(); n > p.oomSeen.Load() {
 			reason := fmt.Sprintf("oom (memory limit %s)", FormatBytes(uint64(p.group.Limits().Memory)))
 			p.limitHit.CompareAndSwap(nil, &reason)
 		}
@@ -761,25 +787,18 @@ const memoryPollEvery = time.Second
 // killed with the reason "memory", which the restart policy treats like a
 // crash.
 func (p *proc) watchMemory(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.exited:
-			return
-		case <-t.C:
-		}
+	p.whileAlive(every, func() bool {
 		over, u, err := p.group.OverMemory()
 		if err != nil || !over {
-			continue
+			return true
 		}
 		reason := fmt.Sprintf("memory (%s used, limit %s; no cgroup)", FormatBytes(u.Memory), FormatBytes(uint64(p.group.Limits().Memory)))
 		if p.limitHit.CompareAndSwap(nil, &reason) {
 			p.log.Error("worker above its memory limit; killing it", zap.Uint64("rss", u.Memory), zap.Int64("limit", p.group.Limits().Memory))
 		}
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		return
-	}
+		return false
+	})
 }
 
 // pushMesh queues a mesh table's frame for the worker; only the newest

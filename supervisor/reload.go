@@ -157,7 +157,11 @@ func restartOnly(old, cfg *config.Config) []string {
 	var out []string
 	check := func(key string, a, b any, why string) {
 		if !reflect.DeepEqual(a, b) {
-			out = append(out, fmt.Sprintf("%s: /%s: changed: %s; restart wattd to change it", cfg.File, strings.ReplaceAll(key, ".", "/"), why))
+			msg := fmt.Sprintf("/%s: changed: %s; restart wattd to change it", strings.ReplaceAll(key, ".", "/"), why)
+			if cfg.File != "" {
+				msg = cfg.File + ": " + msg
+			}
+			out = append(out, msg)
 		}
 	}
 	check("entrypoint", old.Entrypoint, cfg.Entrypoint, "the public port belongs to the entrypoint's workers")

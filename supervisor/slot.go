@@ -301,6 +301,8 @@ func (s *slot) run(ctx context.Context) {
 		gated = false
 		s.restarts++
 		s.countRestartLocked(restartKind(exit.Reason))
+		// Shown with the state; a standby's promotion below may shorten it.
+		s.retryAt = time.Now().Add(d.Delay)
 		s.setStateLocked(StateBackoff)
 		s.mu.Unlock()
 		// A standby takes the slot at once after a crash whose worker
@@ -932,11 +934,11 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 			}
 			return w, "", &startError{what: "exited before it was ready", reason: reason + pidsLimitHint(w)}
 		case <-timedOut:
-			if !s.app.entry && s.app.sp().launch.Protocol && !closed(w.Hello()) {
+			if s.app.sp().launch.Protocol && !closed(w.Hello()) {
 				// A Node.js worker's preload says hello before the
 				// application's code runs: one that has not by now is
 				// stuck before any code of its own ran, not a worker that
-				// serves nothing by design.
+				// serves nothing by design (nor one slow to listen).
 				reason := fmt.Sprintf("no hello on the control channel within startTimeout (%s): stuck before wattd's preload ran", rt.cfg.StartTimeout) + pidsLimitHint(w)
 				s.log.Error("worker never spoke the control protocol; killing it", zap.Int("pid", w.PID()), zap.String("reason", reason))
 				killWorker(w)

@@ -11,7 +11,11 @@ import (
 // RuntimeStatus is what `wattd ctl status` shows and the admin API serves
 // at GET /v1/status.
 type RuntimeStatus struct {
+	// PID is wattd's pid: as the admin client's process sees it when the
+	// kernel can tell (PIDSeen, set by the client), else as wattd's own
+	// pid namespace numbers it.
 	PID        int       `json:"pid"`
+	PIDSeen    bool      `json:"-"`
 	Version    string    `json:"version"`
 	ProjectDir string    `json:"projectDir"`
 	ConfigFile string    `json:"configFile"`

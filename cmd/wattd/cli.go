@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -268,6 +269,9 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 		return &exitError{exitFailure, err}
 	}
 	defer rd.Remove()
+	for _, w := range rd.Warnings {
+		log.Warn(w)
+	}
 	if err := rundir.NameTaken(name, rd.Path); err != nil {
 		return &exitError{exitFailure, err}
 	}
@@ -634,14 +638,40 @@ func ctlCommand() *cli.Command {
 							return nil, nil, err
 						}
 						// st.PID is the pid as this process sees it, also
-						// when wattd runs in a pid namespace of its own.
-						if err := waitExited(ctx, st.PID); err != nil {
+						// when wattd runs in a pid namespace of its own;
+						// where the kernel could not tell it (wattd not
+						// visible from here), the admin socket's end is
+						// what is waited for.
+						if st.PIDSeen {
+							if err := waitExited(ctx, st.PID); err != nil {
+								return nil, nil, err
+							}
+						} else if err := waitSocketGone(ctx, cl.Socket()); err != nil {
 							return nil, nil, err
 						}
 						return map[string]bool{"stopped": true}, func() { fmt.Println("stopped") }, nil
 					}),
 			},
 		},
+	}
+}
+
+// waitSocketGone polls until nothing answers on the admin socket any more:
+// wattd removes it as it exits.
+func waitSocketGone(ctx context.Context, socket string) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, err := net.DialTimeout("unix", socket, time.Second)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wattd (admin socket %s) still runs: %w; see its log, or raise --timeout", socket, ctx.Err())
+		case <-tick.C:
+		}
 	}
 }
 

@@ -270,6 +270,13 @@ func TestOOMKillOfAChildIsLogged(t *testing.T) {
 	if !strings.Contains(d.out.String(), fmt.Sprintf(`"pid":%d`, pid)) {
 		t.Errorf("the log does not name the worker's pid %d", pid)
 	}
+	// The worker's own exit later is not taken for an OOM kill: the
+	// group's count includes the child's.
+	get(fresh, d.url("/exit"))
+	waitFor(t, 20*time.Second, "the worker's exit", func() bool { return d.app("web").Workers[0].Restarts > 0 })
+	if w := d.app("web").Workers[0]; w.LastExit != "exit status 3" || w.OOMKills != 0 {
+		t.Errorf("the worker's exit after its child's OOM kill: %q, oom kills %d", w.LastExit, w.OOMKills)
+	}
 }
 
 // TestAPidsLimitTooLowForNode: a Node.js application whose pids limit is

@@ -244,7 +244,7 @@ func TestTracingSampler(t *testing.T) {
 	cmd := exec.Command(wattdBin, "start", dir)
 	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir(), "OTEL_TRACES_SAMPLER=ratio")
 	out, err := cmd.CombinedOutput()
-	if want := filepath.Join(dir, "watt.json") + `: /telemetry: OTEL_TRACES_SAMPLER="ratio": expected always_on,`; err == nil || !strings.Contains(string(out), want) {
+	if want := filepath.Join(dir, "watt.json") + `:17: /telemetry: OTEL_TRACES_SAMPLER="ratio": expected always_on,`; err == nil || !strings.Contains(string(out), want) {
 		t.Errorf("wattd with OTEL_TRACES_SAMPLER=ratio: %v, output lacks %q:\n%s", err, want, out)
 	}
 }

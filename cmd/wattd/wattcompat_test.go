@@ -109,7 +109,7 @@ func TestUnsupportedCapability(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("exit %v, want status 2; output:\n%s", err, out)
 	}
-	want := filepath.Join(dir, "gw/platformatic.json") + `: /$schema: application "gw" uses the Watt capability @platformatic/gateway, which wattd does not provide`
+	want := filepath.Join(dir, "gw/platformatic.json") + `:1: /$schema: application "gw" uses the Watt capability @platformatic/gateway, which wattd does not provide`
 	if !strings.Contains(string(out), want) || strings.Count(string(out), "\n") != 1 {
 		t.Errorf("output:\n%s\nwant one line with:\n%s", out, want)
 	}

@@ -110,6 +110,7 @@ func (c *Client) Status(ctx context.Context) (*supervisor.RuntimeStatus, error) 
 	}
 	if pid := c.ServerPID(ctx); pid > 0 {
 		st.PID = pid // as this process sees it, not as wattd's namespace does
+		st.PIDSeen = true
 	}
 	return &st, nil
 }

@@ -321,6 +321,13 @@ func (g *Group) PidsLimitHits() uint64 {
 	return flatKeyed(text)["max"]
 }
 
+// OOMKillsGroup tells whether an OOM kill in the group ends all of it
+// (v2, memory.oom.group set at apply): then no process of the group
+// outlives another's OOM kill.
+func (g *Group) OOMKillsGroup() bool {
+	return g.dirs != nil && g.m.version == V2 && exists(g.dirs[""], "memory.oom.group")
+}
+
 // OOMKilled reports whether the OOM killer killed a process of the
 // group. Read it before Remove: the counters go with the directory.
 func (g *Group) OOMKilled() (bool, error) {

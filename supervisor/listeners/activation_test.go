@@ -27,6 +27,11 @@ func tcpFile(t *testing.T, name string) (*os.File, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As systemd passes a socket with NonBlocking=yes: os.NewFile then
+	// puts it in Go's poller, which wattd's copy must leave.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
 	return os.NewFile(uintptr(fd), name), l.Addr().String()
 }
 

@@ -92,7 +92,7 @@ type Sink struct {
 	tailMu     sync.Mutex
 	lastErr    string // the last telling stderr line (reason): usually why a worker died
 	errHead    string // the last stderr line that starts an error report (errorHead)
-	sinceHead  int    // stderr lines since errHead
+	sinceHead  int    // telling stderr lines since errHead, other than its report
 	tail       []string
 	tailNext   int
 	tailFilled bool
@@ -197,22 +197,18 @@ func (s *Sink) Tail() []string {
 
 // LastStderr returns the line of the worker's stderr that best says why it
 // died, or "": the head of the last error report ("Error: boom",
-// "panic: boom", "ValueError: boom") when the output after it is no longer
-// than a stack trace, else the last line that is not a stack frame or
-// Node's closing "Node.js v22.1.0", which follows every uncaught error.
+// "panic: boom", "ValueError: boom") when nothing but that report (its
+// stack, its properties) follows it, else the last line that is not a stack
+// frame or Node's closing "Node.js v22.1.0", which follows every uncaught
+// error.
 func (s *Sink) LastStderr() string {
 	s.tailMu.Lock()
 	defer s.tailMu.Unlock()
-	if s.errHead != "" && s.sinceHead <= maxReportLines {
+	if s.errHead != "" && s.sinceHead == 0 {
 		return s.errHead
 	}
 	return s.lastErr
 }
-
-// maxReportLines is how many stderr lines may follow an error's head and
-// still be taken for its report (stack, properties): Node prints 10 frames
-// by default, Go a goroutine dump of a few lines each.
-const maxReportLines = 64
 
 var (
 	// errorHead matches the first line of an error report: Node's and
@@ -224,19 +220,26 @@ var (
 	// ("    at f (file:1:2)", Python's "  File ...", V8's native
 	// " 1: 0xb8d0a3 node::..."), Node's version line.
 	notReason = regexp.MustCompile(`^(\s+at |\s+File "|\s*\d+: 0x[0-9a-f]+ |Node\.js v\d)`)
+	// inReport matches the other lines of an error report after its head:
+	// indented ones (properties, file lines), a closing brace, Go's
+	// goroutine headers and frames, V8's section rulers, "exit status N".
+	inReport = regexp.MustCompile(`^(\s|\}|goroutine \d+ \[|[\w./*()-]+\(.*\)$|----- |exit status \d+$)`)
 )
 
 // noteStderr keeps what LastStderr needs from one stderr line.
 func (s *Sink) noteStderr(text string) {
 	s.tailMu.Lock()
 	defer s.tailMu.Unlock()
-	s.sinceHead++
 	if strings.TrimSpace(text) == "" || notReason.MatchString(text) {
 		return
 	}
-	s.lastErr = text
 	if errorHead.MatchString(text) {
 		s.errHead, s.sinceHead = text, 0
+	} else if !inReport.MatchString(text) {
+		s.sinceHead++
+	}
+	if !inReport.MatchString(text) || s.lastErr == "" {
+		s.lastErr = text
 	}
 }
 

@@ -729,8 +729,9 @@ func TestLastStderrNamesTheError(t *testing.T) {
 		{"go panic", "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:5 +0x25\nexit status 2\n", "panic: boom"},
 		{"python", "Traceback (most recent call last):\n  File \"/app/x.py\", line 1, in <module>\n    raise ValueError('bad')\nValueError: bad\n", "ValueError: bad"},
 		{"no error report", "listening\nshutting down: lost the database\n\nNode.js v20.20.2\n", "shutting down: lost the database"},
-		// An error handled long before the death is not its reason.
+		// An error handled before the death is not its reason.
 		{"old error", "Error: retrying\n" + strings.Repeat("tick\n", 100) + "gave up\n", "gave up"},
+		{"handled error", "Error: retrying\nfatal: config missing\n", "fatal: config missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewSink(zap.NewNop(), Options{})

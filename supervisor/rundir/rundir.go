@@ -95,6 +95,8 @@ type Info struct {
 // exclusive lock on the directory until Remove.
 type Dir struct {
 	Path string // absolute path of the runtime directory
+	// Warnings are what Create wants logged (the logger comes later).
+	Warnings []string
 
 	lock  *os.File
 	claim *net.UnixListener // the project's machine-wide name (claim.go)
@@ -224,7 +226,7 @@ func Create(projectDir string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := claim(filepath.Base(path))
+	cl, warning, err := claim(filepath.Base(path))
 	if err != nil {
 		_ = os.RemoveAll(path) // as Remove does: the lock goes last
 		lock.Close()
@@ -235,6 +237,9 @@ func Create(projectDir string) (*Dir, error) {
 		lock:  lock,
 		claim: cl,
 		info:  Info{PID: os.Getpid(), ProjectDir: proj, StartedAt: time.Now()},
+	}
+	if warning != "" {
+		d.Warnings = append(d.Warnings, warning)
 	}
 	if err := d.reset(); err != nil {
 		_ = d.Remove()

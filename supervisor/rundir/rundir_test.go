@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -510,5 +512,49 @@ func TestWithin(t *testing.T) {
 		if got := within(tt.path, tt.dir); got != tt.want {
 			t.Errorf("within(%q, %q) = %v", tt.path, tt.dir, got)
 		}
+	}
+}
+
+// A process of another user holding the claim's abstract name (anyone can
+// bind one) does not keep the project from starting: it can be no wattd
+// whose workers or cgroups this one could touch. The start goes on, with
+// a warning naming the holder.
+func TestCreateIgnoresAClaimHeldByAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the squatter as another user")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("no setpriv")
+	}
+	// Not a shim under root's home, which the other user cannot read.
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	useBase(t)
+	proj := shortTemp(t)
+	name := claimAddr(dirName(canonical(proj))).Name
+	squat := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		"/usr/bin/python3", "-c", `import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\0" + sys.argv[1]); s.listen(1); print("bound", flush=True); time.sleep(60)`, strings.TrimPrefix(name, "@"))
+	out, err := squat.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := squat.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { squat.Process.Kill(); squat.Wait() })
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "bound\n" {
+		t.Fatalf("squatter: %q %v", line, err)
+	}
+	d, err := Create(proj)
+	if err != nil {
+		t.Fatalf("Create with another user's process on the claim: %v", err)
+	}
+	defer d.Remove()
+	if len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], fmt.Sprintf("pid %d of uid 65534", squat.Process.Pid)) {
+		t.Errorf("warnings %q, want one naming the squatter", d.Warnings)
 	}
 }
