@@ -165,6 +165,8 @@ func TestCtlFlagsAtEitherLevel(t *testing.T) {
 		{[]string{"ctl", "--socket", sock, "inject", "web", "/status/200"}, "status 200 from web"},
 		{[]string{"ctl", "inject", "--socket", sock, "web", "/status/200"}, "status 200 from web"},
 		{[]string{"ctl", "inject", "web", "/status/200", "--socket", sock}, "status 200 from web"},
+		// Without APP, the entrypoint, as wattpm inject.
+		{[]string{"ctl", "inject", "--socket", sock, "/status/200"}, "status 200 from web"},
 		{[]string{"ctl", "--socket", sock, "restart", "web"}, "ready"},
 		{[]string{"ctl", "restart", "--socket", sock, "web"}, "ready"},
 		// The subcommand's own value wins over the ctl-level one.

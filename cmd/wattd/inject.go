@@ -14,15 +14,16 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wattd/wattd/mesh"
+	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/admin"
 )
 
-const injectUsage = "wattd ctl inject APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--json] [--no-fail] PATH"
+const injectUsage = "wattd ctl inject [APP] [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--json] [--no-fail] PATH"
 
 // injectHelp is what `ctl inject --help` prints: the command parses its own
 // flags, so urfave/cli cannot render them.
 const injectHelp = `NAME:
-   wattd ctl inject - send a request to APP through the mesh and print the response body
+   wattd ctl inject - send a request to APP (by default the entrypoint) through the mesh and print the response body
 
 USAGE:
    ` + injectUsage + `
@@ -130,10 +131,14 @@ func parseInject(args []string) (*injectRequest, error) {
 			pos = append(pos, a)
 		}
 	}
-	if len(pos) != 2 {
+	switch {
+	case len(pos) == 2:
+		r.app, r.path = pos[0], pos[1]
+	case len(pos) == 1 && strings.HasPrefix(pos[0], "/"):
+		r.path = pos[0] // the entrypoint's, as wattpm inject does
+	default:
 		return nil, fmt.Errorf("usage: %s", injectUsage)
 	}
-	r.app, r.path = pos[0], pos[1]
 	if !strings.HasPrefix(r.path, "/") {
 		r.path = "/" + r.path
 	}
@@ -149,8 +154,8 @@ func parseInject(args []string) (*injectRequest, error) {
 func injectCommand(connect func(socket, name string) (*admin.Client, error), fail func(error) error) *cli.Command {
 	return &cli.Command{
 		Name:            "inject",
-		Usage:           "send a request to APP through the mesh and print the response",
-		ArgsUsage:       "APP [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--no-fail] PATH",
+		Usage:           "send a request to APP (by default the entrypoint) through the mesh and print the response",
+		ArgsUsage:       "[APP] [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--no-fail] PATH",
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
 			req, err := parseInject(c.Args().Slice())
@@ -178,6 +183,12 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 			}
 			ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
 			table, err := cl.Mesh(ctx)
+			if err == nil && req.app == "" {
+				var st *supervisor.RuntimeStatus
+				if st, err = cl.Status(ctx); err == nil {
+					req.app = st.Entrypoint
+				}
+			}
 			cancel()
 			if err != nil {
 				return fail(err)
