@@ -402,7 +402,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 
 // oomPollEvery is how often the OOM kill count of a worker's cgroup with a
 // memory limit is read, to tell of kills the worker itself survived.
-const oomPollEvery = 2 * time.Second
+const oomPollEvery = 5 * time.Second
 
 // oomSettle is how long a worker must still run after its group's OOM count
 // rose to be taken for having outlived the kill.
