@@ -778,27 +778,54 @@ func (p *proc) outputTail(max time.Duration) []string {
 	return p.sink.Tail()
 }
 
-// memoryPollEvery is how often a worker whose memory limit the kernel
-// cannot hold (no cgroups) has its process tree measured.
-const memoryPollEvery = time.Second
+// memoryPollEvery is how often, at most, a worker whose memory limit the
+// kernel cannot hold (no cgroups) has its process tree measured. The next
+// measure comes sooner when the tree grows: at half the time the last
+// growth rate would take to reach the limit, and never sooner than
+// memoryPollMin (the first one comes then), so that a fast climb overshoots
+// the limit by less while a steady worker costs a measure a second.
+const (
+	memoryPollEvery = time.Second
+	memoryPollMin   = 50 * time.Millisecond
+)
 
 // watchMemory is the fallback of a memory limit without cgroups: the RSS of
 // the worker's process tree is polled, and a worker above its limit is
 // killed with the reason "memory", which the restart policy treats like a
 // crash.
 func (p *proc) watchMemory(every time.Duration) {
-	p.whileAlive(every, func() bool {
+	t := time.NewTimer(min(every, memoryPollMin))
+	defer t.Stop()
+	var last uint64
+	lastAt := time.Now()
+	for {
+		select {
+		case <-p.exited:
+			return
+		case <-t.C:
+		}
 		over, u, err := p.group.OverMemory()
 		if err != nil || !over {
-			return true
+			next := every
+			now := time.Now()
+			if limit := uint64(p.group.Limits().Memory); err == nil && u.Memory > last && limit > u.Memory {
+				rate := float64(u.Memory-last) / now.Sub(lastAt).Seconds() // bytes a second
+				next = time.Duration(float64(limit-u.Memory) / rate / 2 * float64(time.Second))
+				next = max(min(next, every), min(every, memoryPollMin))
+			}
+			if err == nil {
+				last, lastAt = u.Memory, now
+			}
+			t.Reset(next)
+			continue
 		}
 		reason := fmt.Sprintf("memory (%s used, limit %s; no cgroup)", FormatBytes(u.Memory), FormatBytes(uint64(p.group.Limits().Memory)))
 		if p.limitHit.CompareAndSwap(nil, &reason) {
 			p.log.Error("worker above its memory limit; killing it", zap.Uint64("rss", u.Memory), zap.Int64("limit", p.group.Limits().Memory))
 		}
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		return false
-	})
+		return
+	}
 }
 
 // pushMesh queues a mesh table's frame for the worker; only the newest

@@ -337,10 +337,19 @@ func TestFallbackWithoutCgroups(t *testing.T) {
 	if env := environ(t, w.PID); env[ipc.EnvParentPID] != strconv.Itoa(d.cmd.Process.Pid) || env[ipc.EnvListenPID] != "" {
 		t.Fatalf("worker %d without cgroups: %s %q (wattd is %d), LISTEN_PID %q", w.PID, ipc.EnvParentPID, env[ipc.EnvParentPID], d.cmd.Process.Pid, env[ipc.EnvListenPID])
 	}
+	var hog string
 	waitFor(t, 60*time.Second, "hog to be stopped at its limit", func() bool {
 		w := d.app("hog").Workers[0]
+		hog = w.LastExit
 		return strings.HasPrefix(w.LastExit, "memory (") && strings.Contains(w.LastExit, "limit 200.0 MiB; no cgroup") && w.Restarts > 0
 	})
+	// hog climbs by 500 MiB a second; polled once a second, it was
+	// stopped near 500 MiB, whatever its limit. The polls come sooner as
+	// it climbs.
+	var used float64
+	if _, err := fmt.Sscanf(hog, "memory (%f MiB used", &used); err != nil || used > 350 {
+		t.Errorf("hog stopped at %q: want it well under 350 MiB (limit 200 MiB)", hog)
+	}
 	if n := strings.Count(d.out.String(), "/proc/wattd-not-writable"); n != 1 {
 		t.Fatalf("the fallback warning naming the root appears %d times, want once:\n%s", n, d.out.String())
 	}
