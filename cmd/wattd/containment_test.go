@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -276,6 +277,43 @@ func TestOOMKillOfAChildIsLogged(t *testing.T) {
 	waitFor(t, 20*time.Second, "the worker's exit", func() bool { return d.app("web").Workers[0].Restarts > 0 })
 	if w := d.app("web").Workers[0]; w.LastExit != "exit status 3" || w.OOMKills != 0 {
 		t.Errorf("the worker's exit after its child's OOM kill: %q, oom kills %d", w.LastExit, w.OOMKills)
+	}
+}
+
+// TestSameProjectFromAnotherNamespace: a second start of a running project
+// from another mount or network namespace (a systemd unit with
+// PrivateTmp=, PrivateNetwork=) does not see the first one's claim, but
+// shares its cgroups: it is refused by the lock on the runtime's cgroup
+// directory before it sweeps anything. It used to kill the first one's
+// workers and, as it stopped, remove the cgroup subtree under them.
+func TestSameProjectFromAnotherNamespace(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	if err := exec.Command("unshare", "--mount", "--net", "true").Run(); err != nil {
+		t.Skipf("unshare: %v", err)
+	}
+	dir := plainProject(t, nil)
+	first := startWattd(t, dir, freePort(t), startOpts{})
+	before := first.waitReady("web", 20*time.Second)
+	for _, wrap := range [][]string{{"unshare", "--mount", "--"}, {"unshare", "--net", "--"}} {
+		second := startWattd(t, dir, freePort(t), startOpts{wrap: wrap})
+		if code := second.wait(20 * time.Second); code != 1 {
+			t.Fatalf("%v: second start: exit code %d, want 1", wrap, code)
+		}
+		if want := fmt.Sprintf("the runtime's cgroups belong to a running wattd: %s", ""); !strings.Contains(second.out.String(), want) ||
+			!strings.Contains(second.out.String(), fmt.Sprintf("is held by pid %d", first.cmd.Process.Pid)) {
+			t.Fatalf("%v: second start's error:\n%s", wrap, second.out.String())
+		}
+	}
+	after := first.app("web")
+	for i, w := range after.Workers {
+		if w.PID != before.Workers[i].PID || w.Restarts != 0 || w.State != "ready" {
+			t.Errorf("worker %d of the running instance: %+v, was %+v", i, w, before.Workers[i])
+		}
+	}
+	// Its cgroups are all there: a restart makes new ones.
+	if out, err := first.ctl("restart", "web"); err != nil {
+		t.Fatalf("ctl restart after the refused starts: %v\n%s", err, out)
 	}
 }
 

@@ -106,6 +106,9 @@ type Manager struct {
 	// runtime maps a controller to the runtime's directory in its
 	// hierarchy: the key "" alone on v2, one per controller on v1.
 	runtime map[string]string
+	// lockFD holds the flock on the runtime's directory (lock.go); 0
+	// without one (fallback mode).
+	lockFD int
 
 	mu     sync.Mutex // guards gen, groups and retiredOOM
 	gen    uint64
@@ -151,6 +154,11 @@ func Open(o Options) (*Manager, error) {
 			". Until then worker limits are not enforced by the kernel: memory is polled from /proc and a worker above its limit is restarted, cpus and pids are not limited, and a stopped worker's leftover processes are found through /proc"
 	case err != nil:
 		return nil, err
+	}
+	if m.version != Fallback {
+		if err := m.lockRuntime(); err != nil {
+			return nil, err
+		}
 	}
 	if n, err := m.Sweep(); err != nil {
 		m.log.Warn("cgroups: cleaning up after a previous instance", zap.Error(err))
@@ -503,6 +511,7 @@ func (m *Manager) Close() error {
 	for _, dir := range m.runtime {
 		errs = errors.Join(errs, rmdir(dir, 0))
 	}
+	m.unlockRuntime()
 	return errs
 }
 

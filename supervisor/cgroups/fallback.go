@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wattd/wattd/supervisor/procnet"
 )
 
@@ -63,10 +65,18 @@ func marked(prefix string, skip map[string]bool) []int {
 	}
 	needle := []byte(EnvGroup + "=" + prefix)
 	self := os.Getpid()
+	uid := uint32(os.Geteuid())
 	var out []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
+			continue
+		}
+		// wattd starts its workers as its own user: another user's
+		// process with the mark is another user's wattd's (root reads
+		// every environment).
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name(), &st) != nil || st.Uid != uid {
 			continue
 		}
 		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")

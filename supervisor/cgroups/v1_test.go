@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -319,8 +320,19 @@ func TestV1SweepAfterCrash(t *testing.T) {
 	}
 	w := startWorker(t, g, "tree", nil)
 	pids := append(w.treePids(t), w.cmd.Process.Pid)
+	// While it lives, a second manager of the runtime is refused: it would
+	// sweep the first one's workers.
+	if _, err := Open(Options{Root: v1Root, Name: name, Logger: zaptest.NewLogger(t)}); !errors.Is(err, ErrInUse) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("a second manager of a live runtime: %v, want ErrInUse naming this pid", err)
+	}
+	if !alive(w.cmd.Process.Pid) {
+		t.Fatal("the refused manager killed the live runtime's worker")
+	}
 	// The old manager is dropped without Close, as when wattd is killed
-	// with SIGKILL; a new one for the same runtime cleans up in Open.
+	// with SIGKILL, which lets its lock go; a new one for the same runtime
+	// cleans up in Open.
+	old.unlockRuntime()
 	m := openV1(t)
 	if m.name != name {
 		t.Fatal("names differ")

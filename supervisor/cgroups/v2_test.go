@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -209,6 +210,10 @@ func TestV2RealSweep(t *testing.T) {
 	}
 	w := startWorker(t, g, "tree", nil)
 	pids := append(w.treePids(t), w.cmd.Process.Pid)
+	if _, err := Open(Options{Root: v2Root, Name: old.name, Logger: zaptest.NewLogger(t)}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("a second manager of a live runtime: %v, want ErrInUse", err)
+	}
+	old.unlockRuntime() // as a SIGKILL of its wattd would
 	m, err := Open(Options{Root: v2Root, Name: old.name, Logger: zaptest.NewLogger(t)})
 	if err != nil || m.Version() != V2 {
 		t.Fatalf("%v %v", m, err)

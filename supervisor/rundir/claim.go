@@ -32,9 +32,15 @@ var ErrProjectRunning = errors.New("the project is already running")
 // Abstract names belong to the network namespace.
 //
 // Any local user can bind an abstract name, so a holder that is neither
-// this user nor root cannot be a wattd whose cgroups or workers this one
-// could touch: it is ignored, with a warning, and this runtime goes on
-// without a claim.
+// this user nor root, or that does not answer on it as a wattd does,
+// cannot be a wattd whose cgroups or workers this one could touch: it is
+// ignored, with a warning, and this runtime goes on without a claim.
+//
+// The claim is the early, friendly check, and the one of a runtime without
+// cgroups. It does not reach across network namespaces (a service with
+// PrivateNetwork=yes): what guards the cgroups themselves is the lock on
+// the runtime's cgroup directory (cgroups.ErrInUse), which every namespace
+// that shares the cgroup filesystem sees.
 const claimPrefix = "@wattd/project/"
 
 // claimAddr is the abstract address of the claim on the project name.
@@ -67,7 +73,12 @@ func claim(name string) (l *net.UnixListener, warning string, err error) {
 		return nil, "", fmt.Errorf("claim the project name %q: %w", name, err)
 	}
 	pid, uid, known := claimHolder(addr)
-	if known && uid != os.Getuid() && uid != 0 {
+	if !known {
+		// A wattd listens on its claim and accepts what connects: a
+		// holder that does not is no wattd.
+		return nil, fmt.Sprintf("the claim on this project (abstract socket %s) is held by a process that does not answer on it, which is no wattd; going on without it", addr.Name), nil
+	}
+	if uid != os.Getuid() && uid != 0 {
 		return nil, fmt.Sprintf("the claim on this project (abstract socket %s) is held by pid %d of uid %d, which can be no wattd of this user or root's; going on without it", addr.Name, pid, uid), nil
 	}
 	who := "another wattd"
