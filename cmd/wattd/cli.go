@@ -199,6 +199,13 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	// First, while nothing can have reused their descriptors: the sockets
 	// a service manager passed (socket activation).
 	passed, passErr := listeners.Activated(activation.Files(true))
+	// Before anything is made that an exit would leave behind (the runtime
+	// directory, cgroups): a signal that comes while wattd sets up waits
+	// here for the runtime, instead of ending wattd by the signal's
+	// default action. A stop signal then stops it as soon as it runs.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
 	load := configLoader(pf, mode)
 	cfg, err := load()
@@ -349,9 +356,6 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	}
 	defer cleanup()
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
 	var forced atomic.Bool
 	sh := &signalHandler{rt: rt, log: log, hup: newHupReloader(rt, log)}
 	go sh.hup.run(ctx)

@@ -78,3 +78,30 @@ func TestQuitStopsGracefully(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalsWhileSettingUp: a signal that comes while wattd sets up (a
+// deploy script's SIGHUP right after a restart, a stop at once) is acted
+// on once the runtime runs, instead of ending wattd by the signal's
+// default action with its runtime directory and cgroups left behind.
+func TestSignalsWhileSettingUp(t *testing.T) {
+	integration(t)
+	dir := plainProject(t, nil)
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM} {
+		d := startWattd(t, dir, freePort(t), startOpts{})
+		// As soon as Go's runtime has taken the signals, well before the
+		// setup is done; a signal before that gets the default action.
+		time.Sleep(20 * time.Millisecond)
+		d.signal(sig)
+		if sig == syscall.SIGHUP {
+			// Not a stop: wattd runs on, with the one reload.
+			d.waitReady("web", 20*time.Second)
+			d.signal(syscall.SIGTERM)
+		}
+		if code := d.wait(20 * time.Second); code != 0 {
+			t.Fatalf("%v while setting up: exit code %d, want 0\n%s", sig, code, d.out.String())
+		}
+		if ents, _ := os.ReadDir(d.runDir); len(ents) != 0 {
+			t.Errorf("%v while setting up: %v left in the runtime base", sig, ents)
+		}
+	}
+}
