@@ -437,6 +437,17 @@ func (p *proc) watchOOM(every time.Duration) {
 	})
 }
 
+// killedBySIGKILL tells whether a Wait error says the process died of
+// SIGKILL.
+func killedBySIGKILL(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
 // whileAlive calls check every period until the worker exits or check
 // returns false.
 func (p *proc) whileAlive(every time.Duration, check func() bool) {
@@ -475,10 +486,18 @@ func (p *proc) wait(pipes ...*os.File) {
 		if kerr := p.group.Kill(); kerr != nil {
 			p.log.Warn("could not kill every process of the worker's cgroup", zap.Error(kerr))
 		}
-		// Kills the worker outlived (watchOOM) are not its reason.
+		// Kills the worker outlived (watchOOM) are not its reason, and
+		// the OOM killer ends a process with SIGKILL: a worker that died
+		// otherwise (its own exit, SIGABRT) was not its victim, whatever
+		// the count says of its children.
 		if n, _ := p.group.OOMKills(); n > p.oomSeen.Load() {
-			reason := fmt.Sprintf("oom (memory limit %s)", FormatBytes(uint64(p.group.Limits().Memory)))
-			p.limitHit.CompareAndSwap(nil, &reason)
+			if killedBySIGKILL(err) {
+				reason := fmt.Sprintf("oom (memory limit %s)", FormatBytes(uint64(p.group.Limits().Memory)))
+				p.limitHit.CompareAndSwap(nil, &reason)
+			} else {
+				p.log.Warn("the kernel's OOM killer ended a process of the worker's cgroup before the worker exited",
+					zap.Int("pid", p.pid), zap.Uint64("killed", n-p.oomSeen.Load()), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
+			}
 		}
 		p.pidsHits.Store(p.group.PidsLimitHits())
 	}

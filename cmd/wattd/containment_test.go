@@ -278,6 +278,22 @@ func TestOOMKillOfAChildIsLogged(t *testing.T) {
 	if w := d.app("web").Workers[0]; w.LastExit != "exit status 3" || w.OOMKills != 0 {
 		t.Errorf("the worker's exit after its child's OOM kill: %q, oom kills %d", w.LastExit, w.OOMKills)
 	}
+	// Nor is a death by another signal right after the child's kill,
+	// before wattd's next look at the count.
+	pid = d.waitReady("web", 30*time.Second).Workers[0].PID
+	if code, body, err := get(fresh, d.url("/child")); err != nil || code != 200 {
+		t.Fatalf("GET /child: %d %v %s", code, err, body)
+	}
+	waitFor(t, 30*time.Second, "the second child's OOM kill", func() bool {
+		return strings.Count(d.out.String(), "child exited: SIGKILL") >= 2
+	})
+	if err := syscall.Kill(pid, syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the worker's death", func() bool { return d.app("web").Workers[0].Restarts > 1 })
+	if w := d.app("web").Workers[0]; !strings.Contains(w.LastExit, "signal: aborted") || w.OOMKills != 0 {
+		t.Errorf("the worker's SIGABRT after its child's OOM kill: %q, oom kills %d", w.LastExit, w.OOMKills)
+	}
 }
 
 // TestSameProjectFromAnotherNamespace: a second start of a running project
