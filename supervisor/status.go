@@ -11,9 +11,10 @@ import (
 // RuntimeStatus is what `wattd ctl status` shows and the admin API serves
 // at GET /v1/status.
 type RuntimeStatus struct {
-	// PID is wattd's pid: as the admin client's process sees it when the
-	// kernel can tell (PIDSeen, set by the client), else as wattd's own
-	// pid namespace numbers it.
+	// PID is wattd's pid, as wattd's own pid namespace numbers it when the
+	// admin API serves it; the admin client replaces it with the pid as
+	// its own process sees it, 0 when wattd is not visible from there
+	// (PIDSeen false).
 	PID        int       `json:"pid"`
 	PIDSeen    bool      `json:"-"`
 	Version    string    `json:"version"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -116,7 +117,11 @@ func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
 				if name == "" {
 					name = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", name, e.PID, e.ProjectDir, e.Socket)
+				pid := "-" // not visible from this pid namespace
+				if e.PID > 0 {
+					pid = strconv.Itoa(e.PID)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, pid, e.ProjectDir, e.Socket)
 			}
 			return tw.Flush()
 		},

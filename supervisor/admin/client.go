@@ -108,10 +108,10 @@ func (c *Client) Status(ctx context.Context) (*supervisor.RuntimeStatus, error) 
 	if err := c.call(ctx, true, http.MethodGet, "/v1/status", &st); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	if pid := c.ServerPID(ctx); pid > 0 {
-		st.PID = pid // as this process sees it, not as wattd's namespace does
-		st.PIDSeen = true
-	}
+	// As this process sees it, not as wattd's namespace does; 0 (shown
+	// "-") when wattd is not visible from here.
+	st.PID = c.ServerPID(ctx)
+	st.PIDSeen = st.PID > 0
 	return &st, nil
 }
 

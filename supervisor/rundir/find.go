@@ -147,9 +147,10 @@ func List() ([]Info, error) {
 		// it can be picked as the only runtime or with --socket.
 		info, _ := readInfo(dir)
 		info.Dir, info.Socket = dir, sock
-		if pid > 0 {
-			info.PID = pid // as this process sees it (PeerPID)
-		}
+		// As this process sees it (PeerPID); 0 when wattd is not visible
+		// from this pid namespace, where runtime.json's would name
+		// another process.
+		info.PID = pid
 		live = append(live, info)
 	}
 	sort.Slice(live, func(a, b int) bool {
