@@ -165,7 +165,8 @@ func restartOnly(old, cfg *config.Config) []string {
 		}
 	}
 	check("entrypoint", old.Entrypoint, cfg.Entrypoint, "the public port belongs to the entrypoint's workers")
-	check("server", old.Server, cfg.Server, "the public sockets are bound once, at start")
+	check("server.hostname", old.Server.Hostname, cfg.Server.Hostname, "the public sockets are bound once, at start")
+	check("server.port", old.Server.Port, cfg.Server.Port, "the public sockets are bound once, at start")
 	check("reuseTcpPorts", old.SharePort, cfg.SharePort, "the port check runs at start")
 	check("logger", old.Logger, cfg.Logger, "wattd's log (level, redaction) and the request ids are set up at start")
 	check("telemetry", old.Telemetry, cfg.Telemetry, "the trace exporters are set up at start")

@@ -34,7 +34,7 @@ func TestRestartOnlySettingsAreNamed(t *testing.T) {
 	moved.Server.Port = 3001
 	moved.StartTimeout = time.Second
 	got := restartOnly(old, &moved)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "/srv/watt.json: /server: changed") || !strings.HasPrefix(got[1], "/srv/watt.json: /startTimeout: changed") {
+	if len(got) != 2 || !strings.HasPrefix(got[0], "/srv/watt.json: /server/port: changed") || !strings.HasPrefix(got[1], "/srv/watt.json: /startTimeout: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
 	traced := *old

@@ -281,7 +281,7 @@ func TestReloadRefusesABrokenConfig(t *testing.T) {
 	moved["server"] = map[string]any{"hostname": "127.0.0.1", "port": freePort(t)}
 	writeJSON(t, filepath.Join(dir, "watt.json"), moved)
 	out, err := d.ctl("reload")
-	if err == nil || !strings.Contains(out, filepath.Join(dir, "watt.json")+": /server: changed") || !strings.Contains(out, "restart wattd") {
+	if err == nil || !strings.Contains(out, filepath.Join(dir, "watt.json")+": /server/port: changed") || !strings.Contains(out, "restart wattd") {
 		t.Fatalf("ctl reload changing server.port: err %v\n%s", err, out)
 	}
 	after := d.app("web")
