@@ -28,8 +28,13 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			name += "*"
 		}
 		reason := ""
-		if app.State == "failed" && app.Reason != "" {
+		switch {
+		case app.State == "failed" && app.Reason != "":
 			reason = "\t(" + oneLine(app.Reason) + ")"
+		case app.State == "down":
+			// Every worker is between a death and its replacement: the
+			// worker rows show it, this says it of the app.
+			reason = "\t(down: no worker serves)"
 		}
 		if len(app.Workers) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t%s\t-\t-\t-\t-\t-%s\n", name, cell(app.State), reason)

@@ -52,6 +52,28 @@ func TestRenderPS(t *testing.T) {
 	}
 }
 
+// An application none of whose workers serves says so, and a worker in
+// back-off shows the time to its next start.
+func TestRenderPSDown(t *testing.T) {
+	apps := []supervisor.AppStatus{
+		{ID: "web", Entrypoint: true, State: "down", Workers: []supervisor.WorkerStatus{
+			{Index: 0, State: "backoff", Restarts: 3, LastExit: "exit status 1", RetryIn: 3.94},
+			{Index: 1, State: "starting", PID: 4242, Restarts: 3, LastExit: "exit status 1", Uptime: 0.2},
+		}},
+	}
+	want := strings.Join([]string{
+		"APP   WORKER  PID   STATE           RESTARTS  LAST EXIT      UPTIME  RSS  MEMORY",
+		"web*  0       -     backoff (3.9s)  3         exit status 1  -       -    -  (down: no worker serves)",
+		"web*  1       4242  starting        3         exit status 1  0s      -    -",
+		"",
+	}, "\n")
+	var b strings.Builder
+	RenderPS(&b, apps)
+	if got := b.String(); got != want {
+		t.Errorf("RenderPS:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestRenderPSEmpty(t *testing.T) {
 	var b strings.Builder
 	RenderPS(&b, nil)
