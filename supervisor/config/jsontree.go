@@ -81,9 +81,9 @@ func decodeJSON(data []byte) (*document, *syntaxError, []issue) {
 // byte offsets the decoder noted (which may stop short of the value, at the
 // blanks before it), so that every problem in a JSON file names its line.
 func linesOf(data []byte, offsets map[string]int64) map[string]int {
-	var newlines []int64
+	var newlines []int64 // the offsets where lines end: LF, CRLF or a lone CR
 	for i, c := range data {
-		if c == '\n' {
+		if c == '\n' || c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
 			newlines = append(newlines, int64(i))
 		}
 	}

@@ -195,14 +195,7 @@ func withoutLines(got, want []string) []string {
 // TestProblemsNameTheirLine: every problem in a JSON file names the line of
 // the value it is about, not only syntax errors.
 func TestProblemsNameTheirLine(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "a"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "a", "index.js"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(`{
+	const text = `{
   "entrypoint": "a",
   "workers": "two",
   "applications": [
@@ -214,21 +207,32 @@ func TestProblemsNameTheirLine(t *testing.T) {
   ],
   "server": {"port": 70000}
 }
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := LoadWith(Options{Dir: dir})
-	if err == nil {
-		t.Fatal("Load succeeded")
-	}
-	f := filepath.Join(dir, "watt.json")
-	for _, want := range []string{
-		f + `:3: /workers: expected`,
-		f + `:8: /applications/0/env/N: expected string`,
-		f + `:11: /server/port: expected integer from 0 to 65535, got 70000`,
-	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("the report lacks %q:\n%v", want, err)
+`
+	// Lines end as an editor on any system may end them.
+	for _, eol := range []string{"\n", "\r\n", "\r"} {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "a"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "a", "index.js"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(strings.ReplaceAll(text, "\n", eol)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadWith(Options{Dir: dir})
+		if err == nil {
+			t.Fatal("Load succeeded")
+		}
+		f := filepath.Join(dir, "watt.json")
+		for _, want := range []string{
+			f + `:3: /workers: expected`,
+			f + `:8: /applications/0/env/N: expected string`,
+			f + `:11: /server/port: expected integer from 0 to 65535, got 70000`,
+		} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q line ends: the report lacks %q:\n%v", eol, want, err)
+			}
 		}
 	}
 }
