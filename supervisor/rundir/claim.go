@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -98,6 +99,7 @@ func drainClaim(l *net.UnixListener) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			time.Sleep(100 * time.Millisecond) // out of descriptors: no busy loop
 			continue
 		}
 		c.Close()
