@@ -1012,7 +1012,7 @@ func (a *app) state() string {
 		if s.everUp {
 			up++
 		}
-		if s.state == StateReady && s.cur != nil && !closed(s.cur.Exited()) {
+		if s.servesLocked() {
 			ready++
 		}
 		s.mu.Unlock()

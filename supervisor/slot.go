@@ -975,6 +975,13 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 	}
 }
 
+// servesLocked tells whether the slot has a worker that serves: ready and
+// its process not gone. A ready slot whose process is gone is about to
+// move on (lost, then run). s.mu is held.
+func (s *slot) servesLocked() bool {
+	return s.state == StateReady && s.cur != nil && !closed(s.cur.Exited())
+}
+
 // pidsLimitHint says, when w's cgroup refused it processes or threads at
 // its pids limit, that it did: a likely reason for a start that failed or
 // hung. "" otherwise.
@@ -1193,7 +1200,7 @@ func (s *slot) status() WorkerStatus {
 	}
 	s.sockMu.Unlock()
 	w := s.cur
-	if s.state == StateReady && w != nil && closed(w.Exited()) {
+	if s.state == StateReady && w != nil && !s.servesLocked() {
 		// The process is gone and the slot is about to decide what comes
 		// next (lost, then run): until then it shows the exit, not a ready
 		// slot without a pid.

@@ -667,7 +667,7 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 		// Copies made under the lock: a socket closed meanwhile could
 		// otherwise hand the standby a dead or reused descriptor.
 		for i, f := range s.listeners {
-			d, derr := dupFile(f)
+			d, derr := listeners.HoldCopy(f, f.Name())
 			if derr != nil {
 				s.sockMu.Unlock()
 				return nil, fmt.Errorf("copy worker %d's %s socket: %w", s.index, s.names[i], derr)
@@ -710,13 +710,6 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 	}
 	log.Info("standby worker started", zap.Int("pid", p.pid))
 	return &standby{p: p, gen: gen, spec: spec, held: held}, nil
-}
-
-// dupFile copies f's descriptor (close-on-exec, like every descriptor of
-// wattd's), leaving the socket's blocking mode alone and the copy out of
-// wattd's poller (listeners.HoldCopy).
-func dupFile(f *os.File) (*os.File, error) {
-	return listeners.HoldCopy(f)
 }
 
 // kill ends every standby at once (an immediate shutdown).

@@ -45,11 +45,7 @@ func TestRenderPS(t *testing.T) {
 		"ui    0        -     waiting   0         -                            -       -         -  (waiting for api, db)",
 		"",
 	}, "\n")
-	var b strings.Builder
-	RenderPS(&b, apps)
-	if got := b.String(); got != want {
-		t.Errorf("RenderPS:\n%s\nwant:\n%s", got, want)
-	}
+	wantPS(t, apps, want)
 }
 
 // An application none of whose workers serves says so, and a worker in
@@ -67,6 +63,12 @@ func TestRenderPSDown(t *testing.T) {
 		"web*  1       4242  starting        3         exit status 1  0s      -    -",
 		"",
 	}, "\n")
+	wantPS(t, apps, want)
+}
+
+// wantPS checks what RenderPS prints for apps.
+func wantPS(t *testing.T, apps []supervisor.AppStatus, want string) {
+	t.Helper()
 	var b strings.Builder
 	RenderPS(&b, apps)
 	if got := b.String(); got != want {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // ErrInUse is returned by Open when a live process holds the runtime's
@@ -73,21 +75,8 @@ func lockHolder(fd int) string {
 			continue
 		}
 		if pid, err := strconv.Atoi(f[4]); err == nil && pid > 0 {
-			return fmt.Sprintf("pid %d%s", pid, cmdline(pid))
+			return fmt.Sprintf("pid %d (%s)", pid, procnet.Command(pid))
 		}
 	}
 	return "a process this pid namespace cannot see"
-}
-
-// cmdline is " (<command line>)" of pid, or "" when it cannot be read.
-func cmdline(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-	if len(s) > 120 {
-		s = s[:120] + "…"
-	}
-	return " (" + s + ")"
 }

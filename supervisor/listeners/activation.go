@@ -54,7 +54,7 @@ func Activated(files []*os.File) (_ *os.File, err error) {
 	// poller as the service manager's library wrapped it; wattd's copy
 	// must not be (Hold).
 	defer pick.Close()
-	held, err := HoldCopy(pick)
+	held, err := HoldCopy(pick, pick.Name())
 	if err != nil {
 		return nil, fmt.Errorf("socket activation: %s: %w", pick.Name(), err)
 	}
@@ -97,7 +97,7 @@ func Share(f *os.File) (*os.File, *net.TCPAddr, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := HoldCopy(f)
+	c, err := HoldCopy(f, f.Name())
 	if err != nil {
 		return nil, nil, fmt.Errorf("duplicate the passed socket: %w", err)
 	}

@@ -58,13 +58,14 @@ func Hold(fd int, name string) (*os.File, error) {
 	return f, nil
 }
 
-// HoldCopy is Hold of a copy of f (Dup): f is left as it is.
-func HoldCopy(f *os.File) (*os.File, error) {
-	nfd, err := Dup(f)
+// HoldCopy is Hold of a copy of c's descriptor (Dup), named name: c is
+// left as it is.
+func HoldCopy(c syscall.Conn, name string) (*os.File, error) {
+	nfd, err := Dup(c)
 	if err != nil {
 		return nil, err
 	}
-	h, err := Hold(nfd, f.Name())
+	h, err := Hold(nfd, name)
 	if err != nil {
 		unix.Close(nfd)
 		return nil, err

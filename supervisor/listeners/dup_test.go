@@ -50,7 +50,7 @@ func TestHoldStaysOutOfThePoller(t *testing.T) {
 	}
 	defer f.Close()
 	setNonblock(t, f)
-	c, err := HoldCopy(f)
+	c, err := HoldCopy(f, f.Name())
 	if err != nil {
 		t.Fatal(err)
 	}

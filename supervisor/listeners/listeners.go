@@ -61,13 +61,8 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 	}
 	defer l.Close() // wattd keeps a copy; the Go listener itself is not used
 	tl := l.(*net.TCPListener)
-	nfd, err := Dup(tl)
+	f, err := HoldCopy(tl, "tcp:"+tl.Addr().String())
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	f, err := Hold(nfd, "tcp:"+tl.Addr().String())
-	if err != nil {
-		unix.Close(nfd)
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	if err := unix.Listen(int(f.Fd()), Backlog); err != nil {

@@ -161,7 +161,7 @@ func Holders(inodes []uint64) map[uint64]Holder {
 	for _, pid := range pids() {
 		for ino := range SocketsOf([]int{pid}) {
 			if _, seen := out[ino]; want[ino] && !seen {
-				out[ino] = Holder{PID: pid, Command: commandOf(pid)}
+				out[ino] = Holder{PID: pid, Command: Command(pid)}
 			}
 		}
 		if len(out) == len(want) {
@@ -186,8 +186,9 @@ func pids() []int {
 	return out
 }
 
-// commandOf returns a process's command line on one line, shortened.
-func commandOf(pid int) string {
+// Command returns a process's command line on one line, shortened, for
+// messages that name a process; "?" when there is none to read.
+func Command(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || len(b) == 0 {
 		// A kernel thread or a zombie: its name at least.

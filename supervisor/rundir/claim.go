@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // ErrProjectRunning is returned by Create when another live wattd already
@@ -84,7 +85,7 @@ func claim(name string) (l *net.UnixListener, warning string, err error) {
 	}
 	who := "another wattd"
 	if pid > 0 {
-		who = fmt.Sprintf("another wattd (pid %d%s)", pid, cmdline(pid))
+		who = fmt.Sprintf("another wattd (pid %d: %s)", pid, procnet.Command(pid))
 	}
 	return nil, "", fmt.Errorf("%w: %s runs it, from another runtime directory; stop that one first (`wattd ctl stop`, with its %s or --socket)",
 		ErrProjectRunning, who, EnvRuntimeDir)
@@ -146,17 +147,4 @@ func peerCred(c *net.UnixConn) *unix.Ucred {
 		}
 	})
 	return cred
-}
-
-// cmdline is ": <command line>" of pid, or "" when it cannot be read.
-func cmdline(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-	if len(s) > 120 {
-		s = s[:120] + "…"
-	}
-	return ": " + s
 }
