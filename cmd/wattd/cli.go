@@ -663,39 +663,40 @@ func ctlCommand() *cli.Command {
 // waitSocketGone polls until nothing answers on the admin socket any more:
 // wattd removes it as it exits.
 func waitSocketGone(ctx context.Context, socket string) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	return pollUntil(ctx, fmt.Sprintf("wattd (admin socket %s)", socket), func() bool {
 		c, err := net.DialTimeout("unix", socket, time.Second)
 		if err != nil {
-			return nil
+			return true
 		}
 		c.Close()
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wattd (admin socket %s) still runs: %w; see its log, or raise --timeout", socket, ctx.Err())
-		case <-tick.C:
-		}
-	}
+		return false
+	})
 }
 
 // waitExited polls until the process pid has exited (a zombie that its
 // parent has not reaped yet counts as exited).
 func waitExited(ctx context.Context, pid int) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	return pollUntil(ctx, fmt.Sprintf("wattd (pid %d)", pid), func() bool {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
-			return nil
+			return true
 		}
-		if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'Z' {
-			return nil
-		}
+		i := bytes.LastIndexByte(b, ')')
+		return i > 0 && len(b) > i+2 && b[i+2] == 'Z'
+	})
+}
+
+// pollUntil checks gone every 50 ms until it is true, or ctx ends: then it
+// says that who still runs.
+func pollUntil(ctx context.Context, who string, gone func() bool) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !gone() {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wattd (pid %d) still runs: %w; see its log, or raise --timeout", pid, ctx.Err())
+			return fmt.Errorf("%s still runs: %w; see its log, or raise --timeout", who, ctx.Err())
 		case <-tick.C:
 		}
 	}
+	return nil
 }
