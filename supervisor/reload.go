@@ -128,11 +128,29 @@ func (rt *Runtime) Reload(ctx context.Context) (res ReloadResult, err error) {
 	rt.log.Info("reload plan", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("changed", res.Changed), zap.Any("scaled", res.Scaled), zap.Any("standby", res.Standby), zap.Strings("unchanged", res.Unchanged))
 	if err := rt.apply(ctx, cfg, p); err != nil {
+		if cutByStop(err) {
+			rt.log.Info("reload interrupted by the stop", zap.Error(err))
+			return res, err
+		}
 		rt.log.Error("reload applied with errors", zap.Error(err))
 		return res, err
 	}
 	rt.log.Info("reload done")
 	return res, nil
+}
+
+// cutByStop tells whether every failure joined in err is the runtime's
+// stop cutting a change short.
+func cutByStop(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !cutByStop(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, ErrStopping)
 }
 
 // reloadPlan is what a reload will do, prepared before anything changes.
@@ -329,6 +347,10 @@ func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec) error {
 	for i, s := range slots {
 		if err := s.requestRestart(ctx); err != nil {
 			a.spec.Store(old)
+			if errors.Is(err, ErrStopping) {
+				// Nothing to roll back: every worker is being stopped.
+				return fmt.Errorf("app %q: the stop interrupted the rolling restart onto the new configuration: %w", a.id, err)
+			}
 			a.log.Error("a worker did not start with the new configuration; going back to the previous one", zap.Int("worker", s.index), zap.Error(err))
 			for _, back := range slots[:i] {
 				if berr := back.requestRestart(ctx); berr != nil {

@@ -68,6 +68,18 @@ func (b busy) Is(target error) bool {
 	return target == ErrConflict || target == ErrChangeInProgress
 }
 
+// ErrStopping is matched by a change (a restart, a reload's new workers)
+// that the runtime's stop cut short: not a failure of the change.
+var ErrStopping = errors.New("runtime is stopping")
+
+// stopping is that error; it is a conflict too.
+type stopping string
+
+func (s stopping) Error() string { return string(s) }
+func (s stopping) Is(target error) bool {
+	return target == ErrConflict || target == ErrStopping
+}
+
 // Options configure a Runtime.
 type Options struct {
 	Config  *config.Config

@@ -34,7 +34,7 @@ const noProtocolReadyAfter = time.Second
 const frontSwitchSettle = 250 * time.Millisecond
 
 // errStopped is returned by a restart asked for while the runtime stops.
-var errStopped error = conflict("runtime is stopping")
+var errStopped error = stopping("runtime is stopping")
 
 // errRemoved is returned by a restart of a worker slot that a reload or
 // scaling took away meanwhile.

@@ -79,7 +79,7 @@ func (h *hupReloader) run(ctx context.Context) {
 		for {
 			_, err := h.rt.Reload(ctx)
 			if !errors.Is(err, supervisor.ErrChangeInProgress) {
-				if err != nil {
+				if err != nil && !errors.Is(err, supervisor.ErrStopping) {
 					h.log.Error("SIGHUP: reload failed", zap.Error(err))
 				}
 				break

@@ -503,3 +503,37 @@ func TestScaleMeshAppUnderLoad(t *testing.T) {
 		t.Fatalf("api has %d workers after scaling to 1", n)
 	}
 }
+
+// TestStopDuringAReload: a stop that comes while a reload rolls an app is
+// not a failed reload: one info line says the stop cut it short, no error
+// is logged and wattd exits 0.
+func TestStopDuringAReload(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	slow := func(version string) map[string]any {
+		cfg := reloadConfig(version, 2)
+		web := cfg["applications"].([]any)[0].(map[string]any)
+		web["env"] = map[string]any{"VERSION": version, "START_DELAY_MS": "1500"}
+		return cfg
+	}
+	dir := project(t, slow("1"))
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+
+	writeJSON(t, filepath.Join(dir, "watt.json"), slow("2"))
+	d.signal(syscall.SIGHUP)
+	d.waitOutput("rolling restart onto it", 10*time.Second)
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Fatalf("wattd exited %d, want 0:\n%s", code, d.out.String())
+	}
+	out := d.out.String()
+	if !strings.Contains(out, "reload interrupted by the stop") {
+		t.Errorf("no line says the stop interrupted the reload:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"level":50`) {
+			t.Errorf("an error was logged: %s", line)
+		}
+	}
+}
