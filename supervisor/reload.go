@@ -175,7 +175,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	var out []string
 	check := func(key string, a, b any, why string) {
 		if !reflect.DeepEqual(a, b) {
-			msg := fmt.Sprintf("/%s: changed: %s; restart wattd to change it", strings.ReplaceAll(key, ".", "/"), why)
+			msg := fmt.Sprintf("%s: changed: %s; restart wattd to change it", cfg.Pointer("/"+strings.ReplaceAll(key, ".", "/")), why)
 			if cfg.File != "" {
 				msg = cfg.File + ": " + msg
 			}

@@ -3,6 +3,9 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +45,35 @@ func TestRestartOnlySettingsAreNamed(t *testing.T) {
 	traced.Logger.Redact = &config.Redact{Paths: []string{"password"}, Censor: "***"}
 	got = restartOnly(old, &traced)
 	if len(got) != 2 || !strings.HasPrefix(got[0], "/srv/watt.json: /logger: changed") || !strings.HasPrefix(got[1], "/srv/watt.json: /telemetry: changed") {
+		t.Fatalf("restartOnly = %v", got)
+	}
+}
+
+// TestRestartOnlySettingsOfASingleApplicationFolder: in one application's
+// own file the runtime settings are under /runtime (the server under
+// /server), and the refusal names them there.
+func TestRestartOnlySettingsOfASingleApplicationFolder(t *testing.T) {
+	dir := t.TempDir()
+	write := func(timeout int) *config.Config {
+		t.Helper()
+		doc := fmt.Sprintf(`{"module": "@platformatic/node", "server": {"port": 3000}, "runtime": {"startTimeout": %d}}`, timeout)
+		if err := os.WriteFile(filepath.Join(dir, "platformatic.json"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(dir, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.js"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := write(5000)
+	moved := write(6000)
+	moved.Server.Port = 3001
+	got := restartOnly(old, moved)
+	if len(got) != 2 || !strings.Contains(got[0], "platformatic.json: /server/port: changed") || !strings.Contains(got[1], "platformatic.json: /runtime/startTimeout: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
 }

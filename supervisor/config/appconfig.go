@@ -94,6 +94,7 @@ var runtimeOnlyKeys = []string{"$schema", "entrypoint", "applications", "applica
 // has one) and its "runtime" block at the top.
 func (l *loader) wrapSingleApp(app map[string]any) map[string]any {
 	l.single = true
+	l.lifts = map[string][]string{}
 	id := packageName(l.dir)
 	rt := map[string]any{}
 	entry := map[string]any{}
@@ -101,12 +102,14 @@ func (l *loader) wrapSingleApp(app map[string]any) map[string]any {
 		for k, v := range r {
 			if !slices.Contains(runtimeOnlyKeys, k) {
 				rt[k] = v
+				l.lifts[k] = []string{"runtime", k}
 			}
 		}
 		if a, ok := r["application"].(map[string]any); ok {
 			for k, v := range a {
 				entry[k] = v
 			}
+			l.lifts["applications/0"] = []string{"runtime", "application"}
 		}
 	}
 	if s, ok := app["server"].(map[string]any); ok {
@@ -118,17 +121,47 @@ func (l *loader) wrapSingleApp(app map[string]any) map[string]any {
 		}
 		if len(server) > 0 {
 			rt["server"] = server
+			l.lifts["server"] = []string{"server"}
 		}
 	}
 	if lg, ok := app["logger"]; ok {
 		if _, set := rt["logger"]; !set {
 			rt["logger"] = lg
+			l.lifts["logger"] = []string{"logger"}
 		}
 	}
 	entry["id"], entry["path"], entry["config"] = id, l.dir, l.file
 	rt["entrypoint"] = id
 	rt["applications"] = []any{entry}
 	return rt
+}
+
+// sourcePointer is where a value of the runtime configuration made by
+// wrapSingleApp is in the application's file: /gracefulShutdown/runtime
+// is /runtime/gracefulShutdown/runtime there. Other pointers are returned
+// as they are.
+func sourcePointer(lifts map[string][]string, ptr string) string {
+	segs := splitPointer(ptr)
+	if lifts == nil || len(segs) == 0 {
+		return ptr
+	}
+	if len(segs) > 1 && segs[0] == "applications" && segs[1] == "0" {
+		if to, ok := lifts["applications/0"]; ok {
+			return pointerOf(append(slices.Clone(to), segs[2:]...))
+		}
+		return ptr
+	}
+	to, ok := lifts[segs[0]]
+	switch {
+	case ok:
+	case segs[0] == "server", segs[0] == "entrypoint", segs[0] == "applications":
+		return ptr
+	default:
+		// A setting the file does not have (a reload that removed it):
+		// the runtime block is where it goes.
+		to = []string{"runtime", segs[0]}
+	}
+	return pointerOf(append(slices.Clone(to), segs[1:]...))
 }
 
 // lifted tells whether ptr, in a single application's file, is one of the

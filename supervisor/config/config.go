@@ -63,6 +63,9 @@ type Config struct {
 	// "healthProbes" at an address other than the metrics server's).
 	Probes   *ProbesServer
 	Warnings []string // Watt options ignored, old names used, and the like
+	// lifts is set when File is a single application's configuration:
+	// where its runtime settings are in it (see Pointer).
+	lifts map[string][]string
 }
 
 // Application is one application of the runtime.
@@ -361,4 +364,11 @@ func environMap(environ []string) map[string]string {
 		}
 	}
 	return m
+}
+
+// Pointer is the JSON pointer in File of the runtime setting at ptr
+// (/server/port, /gracefulShutdown): the same, except in a single
+// application's file, where most runtime settings are under /runtime.
+func (c *Config) Pointer(ptr string) string {
+	return sourcePointer(c.lifts, ptr)
 }

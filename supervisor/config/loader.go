@@ -38,6 +38,10 @@ type loader struct {
 	// single is set when the file is one application's own configuration,
 	// run alone.
 	single bool
+	// lifts maps the top-level keys of the runtime configuration made
+	// for a single application's file to where they came from in it
+	// (see sourcePointer).
+	lifts map[string][]string
 
 	doc      *document
 	warnings []issue  // about the configuration file
@@ -116,6 +120,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 		return nil, l.fail(annotate(problems, sub.from, sub.unset))
 	}
 	cfg.Warnings = l.warningStrings()
+	cfg.lifts = l.lifts
 	return cfg, nil
 }
 
@@ -360,6 +365,9 @@ func (l *loader) resolve(base, p string) string {
 // fail turns the issues into the error Load returns, in document order,
 // followed by problems found in other files.
 func (l *loader) fail(problems []issue) error {
+	for i := range problems {
+		problems[i].ptr = sourcePointer(l.lifts, problems[i].ptr)
+	}
 	if l.doc != nil {
 		problems = l.doc.sortIssues(problems)
 	}
@@ -372,7 +380,11 @@ func (l *loader) fail(problems []issue) error {
 }
 
 func (l *loader) warningStrings() []string {
-	warnings := l.doc.sortIssues(l.warnings)
+	warnings := slices.Clone(l.warnings)
+	for i := range warnings {
+		warnings[i].ptr = sourcePointer(l.lifts, warnings[i].ptr)
+	}
+	warnings = l.doc.sortIssues(warnings)
 	out := make([]string, 0, len(warnings))
 	for _, w := range warnings {
 		out = append(out, (&Error{File: l.file, Pointer: w.ptr, Line: l.doc.lineOf(w.ptr), Message: w.msg}).Error())

@@ -334,6 +334,23 @@ func TestSingleApplicationFolder(t *testing.T) {
 	if n := strings.Count(strings.Join(c.Warnings, "\n"), "UNSET_PORT_X"); n != 1 {
 		t.Errorf("%d warnings name UNSET_PORT_X, want 1: %v", n, c.Warnings)
 	}
+	if !hasWarning(c, "/runtime/env/A") {
+		t.Errorf("the warning does not name the value's place in the file, /runtime/env/A: %v", c.Warnings)
+	}
+	// The file's own places, not the runtime configuration made of it.
+	for ptr, want := range map[string]string{"/server/port": "/server/port", "/gracefulShutdown/runtime": "/runtime/gracefulShutdown/runtime",
+		"/logger/level": "/logger/level", "/telemetry": "/runtime/telemetry", "/entrypoint": "/entrypoint"} {
+		if got := c.Pointer(ptr); got != want {
+			t.Errorf("Pointer(%s) = %s, want %s", ptr, got, want)
+		}
+	}
+
+	_, _, err = loadWattProject(t, map[string]string{"watt.json": "{\"module\": \"@platformatic/node\",\n \"runtime\": {\n  \"gracefulShutdown\": {\"runtime\": \"x\"},\n  \"application\": {\"workers\": \"y\"}}}", "index.js": ""}, Options{})
+	for _, want := range []string{"watt.json:3: /runtime/gracefulShutdown/runtime: expected number", "watt.json:4: /runtime/application/workers: "} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant it to name %q", err, want)
+		}
+	}
 }
 
 func TestEnvironmentAndPlaceholders(t *testing.T) {
