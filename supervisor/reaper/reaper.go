@@ -123,11 +123,26 @@ type Reaped struct {
 
 // Reap waits for every zombie child of this process that Start did not
 // start, and returns them.
+//
+// The look through every thread's children runs without the lock: most
+// SIGCHLDs are a worker's exit, whose replacement's Start would otherwise
+// wait for it. A zombie it finds is a candidate only. Under the lock,
+// where every child Start forked is recorded, a candidate that Start
+// turns out to own is left alone, and the wait does not block (WNOHANG):
+// a pid that was waited for meanwhile and taken by a process still
+// running is not waited for.
 func Reap() []Reaped {
+	candidates := zombieChildren(isOwn)
+	if len(candidates) == 0 {
+		return nil
+	}
 	forking.Lock()
 	defer forking.Unlock()
 	var out []Reaped
-	for _, pid := range zombieChildren(isOwn) {
+	for _, pid := range candidates {
+		if isOwn(pid) {
+			continue
+		}
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		if err != nil || got != pid {

@@ -137,6 +137,27 @@ func TestPassSkipsOwnChildrenState(t *testing.T) {
 	}
 }
 
+// TestPassWithoutOrphansLeavesStartAlone: a pass that finds no orphan
+// does not take the lock that Start holds while it forks, so a worker's
+// replacement is not held up by the pass its predecessor's SIGCHLD set
+// off.
+func TestPassWithoutOrphansLeavesStartAlone(t *testing.T) {
+	forking.RLock() // a Start in progress
+	done := make(chan []Reaped, 1)
+	go func() { done <- Reap() }()
+	select {
+	case r := <-done:
+		forking.RUnlock()
+		if len(r) != 0 {
+			t.Fatalf("reaped %v with no orphan around", r)
+		}
+	case <-time.After(5 * time.Second):
+		forking.RUnlock()
+		<-done
+		t.Fatal("a pass with nothing to reap waited for a Start in progress")
+	}
+}
+
 // threads counts this process's OS threads.
 func threads(t *testing.T) int {
 	t.Helper()
