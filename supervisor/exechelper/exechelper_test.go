@@ -125,3 +125,44 @@ func TestJoinWritesThePid(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinMovesTheThreadOnV1: the helper's join writes "0" into a v1
+// group's tasks file (the calling thread, which then execs), and the pid
+// into cgroup.procs where there is no tasks file (v2); Join, for a
+// process that goes on running, always moves the process.
+func TestJoinMovesTheThreadOnV1(t *testing.T) {
+	v1, v2 := t.TempDir(), t.TempDir()
+	for _, f := range []string{filepath.Join(v1, "tasks"), filepath.Join(v1, "cgroup.procs"), filepath.Join(v2, "cgroup.procs")} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(f string) string {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	t.Setenv(EnvJoin, v1+":"+v2)
+	if err := joinEnv(true); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(os.Getpid())
+	if got := read(filepath.Join(v1, "tasks")); got != "0" {
+		t.Errorf("v1 tasks = %q, want 0 (the calling thread)", got)
+	}
+	if got := read(filepath.Join(v1, "cgroup.procs")); got != "" {
+		t.Errorf("v1 cgroup.procs = %q, want it untouched", got)
+	}
+	if got := read(filepath.Join(v2, "cgroup.procs")); got != pid {
+		t.Errorf("v2 cgroup.procs = %q, want %s", got, pid)
+	}
+	t.Setenv(EnvJoin, v1)
+	if err := Join(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(filepath.Join(v1, "cgroup.procs")); got != pid {
+		t.Errorf("Join: v1 cgroup.procs = %q, want %s", got, pid)
+	}
+}
