@@ -21,18 +21,19 @@ import (
 	"syscall"
 )
 
-// Raise lifts the soft RLIMIT_NOFILE to the hard limit and returns the
-// resulting limits. The Go runtime already does so at start (and restores
-// the original soft limit for child processes); Raise makes the daemon's
-// budget explicit and covers runtimes that did not.
+// Raise lifts the soft RLIMIT_NOFILE to the hard limit (or one below it)
+// and returns the resulting limits. The Go runtime already does so at
+// start, to one below the hard limit, and gives child processes the
+// original soft limit back as they exec; Raise makes the daemon's budget
+// explicit and covers runtimes that did not raise.
 func Raise() (soft, hard uint64, err error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)
 	}
-	if lim.Cur < lim.Max {
-		// Calling Setrlimit makes children inherit the raised limit too,
-		// which is harmless; it only happens if the runtime did not raise.
+	if lim.Cur+1 < lim.Max {
+		// Only where the runtime did not raise: Setrlimit switches its
+		// restore off, and the workers would inherit the raised limit.
 		want := lim
 		want.Cur = lim.Max
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {

