@@ -151,6 +151,14 @@ type Developer interface {
 	PrepareDev(app App) (*Launch, error)
 }
 
+// StandbyHolder is a capability whose workers can be standbys (see
+// Launch.Standby) for some applications. CanStandby answers for app
+// without preparing its launch, so that the configuration's check can
+// refuse a "standby" key that Prepare's launch would not allow.
+type StandbyHolder interface {
+	CanStandby(app App) bool
+}
+
 // Capability is one kind of runtime, such as Node.js.
 type Capability interface {
 	// ID is the name used in watt.json and in status output, e.g. "node".

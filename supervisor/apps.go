@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 
@@ -56,24 +57,50 @@ func Resolve(cfg *config.Config, ac config.Application, mode capabilities.Mode, 
 	return c, app, nil
 }
 
-// CheckApp is a config.AppCheck: it finds, while the configuration is
-// loaded, what Resolve would fail on later (a command line that does not
-// split, an unknown capability, files no capability recognises), so those
-// problems are part of the configuration's report and exit like it.
+// CheckApp is a config.AppCheck for wattd start: it finds, while the
+// configuration is loaded, what Resolve and the start would fail on later
+// (a command line that does not split, an unknown capability, files no
+// capability recognises, standby workers of an app that cannot have
+// them), so those problems are part of the configuration's report and
+// exit like it.
 func CheckApp(ac config.Application) (string, error) {
+	return checkApp(ac, capabilities.Production)
+}
+
+// CheckAppIn is CheckApp for the mode the runtime runs in (wattd dev:
+// Development), which picks an application's start command.
+func CheckAppIn(mode capabilities.Mode) config.AppCheck {
+	return func(ac config.Application) (string, error) { return checkApp(ac, mode) }
+}
+
+func checkApp(ac config.Application, mode capabilities.Mode) (string, error) {
 	if ac.CommandLine != "" {
 		if _, err := node.SplitOptions(ac.CommandLine); err != nil {
 			return "command", err
 		}
 	}
+	var c capabilities.Capability
+	var err error
 	if ac.Capability != "" {
-		_, err := capabilities.Get(ac.Capability)
-		return "capability", err
-	}
-	if _, err := capabilities.Detect(ac.Path); err != nil {
+		if c, err = capabilities.Get(ac.Capability); err != nil {
+			return "capability", err
+		}
+	} else if c, err = capabilities.Detect(ac.Path); err != nil {
 		return "path", fmt.Errorf(`%w; set "capability" to choose one`, err)
 	}
+	if ac.Standby > 0 {
+		h, ok := c.(capabilities.StandbyHolder)
+		if !ok || !h.CanStandby(capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt}) {
+			return "standby", errors.New(noStandby(ac.ID, c.ID()))
+		}
+	}
 	return "", nil
+}
+
+// noStandby is the problem of an application that has standby workers
+// its capability cannot start.
+func noStandby(id, capability string) string {
+	return fmt.Sprintf("app %q (%s): expected no standby workers: only Node.js applications that wattd starts with its preload can hold a standby (not a start command of their own, nor node.hasServer false); remove the key", id, capability)
 }
 
 var _ config.AppCheck = CheckApp

@@ -397,8 +397,7 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 		return nil, fmt.Errorf("app %q (%s): %w", ac.ID, sp.capability, err)
 	}
 	if ac.Standby > 0 && (!sp.launch.Standby || sp.launch.Fronted) {
-		return nil, fmt.Errorf("%s: %s/standby: app %q (%s): expected no standby workers: only Node.js applications that wattd starts with its preload can hold a standby (not a start command of their own, nor node.hasServer false); remove the key",
-			cfg.File, ac.Pointer, ac.ID, sp.capability)
+		return nil, fmt.Errorf("%s: %s/standby: %s", cfg.File, ac.Pointer, noStandby(ac.ID, sp.capability))
 	}
 	// PLT_ROOT is the configuration's directory, as Watt sets it for its
 	// applications over any inherited value; the application's own env

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -41,6 +42,10 @@ func TestCheckApp(t *testing.T) {
 		{"nothing recognises the folder", config.Application{ID: "a", Path: empty}, "path", true},
 		{"unknown capability", config.Application{ID: "a", Path: plain, Capability: "nodejs"}, "capability", true},
 		{"command line that does not split", config.Application{ID: "a", Path: plain, Capability: "node", CommandLine: `run "unclosed`}, "command", true},
+		{"standby of a Node.js app", config.Application{ID: "a", Path: plain, Standby: 1}, "", false},
+		{"standby of a command", config.Application{ID: "a", Path: plain, Capability: "command", CommandLine: "node index.js", Standby: 1}, "standby", true},
+		{"standby of a background app", config.Application{ID: "a", Path: plain, Standby: 1, Watt: capabilities.WattApp{NoServer: true}}, "standby", true},
+		{"standby of an app with a start command", config.Application{ID: "a", Path: plain, Standby: 1, Watt: capabilities.WattApp{Commands: capabilities.Commands{Production: "npm start"}}}, "standby", true},
 	}
 	for _, tt := range tests {
 		key, err := CheckApp(tt.app)

@@ -177,6 +177,15 @@ func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 	return &capabilities.Launch{Argv: argv, Env: env, Dir: app.Dir, Protocol: true, Standby: !w.NoServer, Direct: true}, nil
 }
 
+// CanStandby tells whether Prepare's launch of app can hold a standby: it
+// runs the app with the preload (no start command of its own for the
+// mode) and the app has a server to hold (node.hasServer is not false).
+func (*Capability) CanStandby(app capabilities.App) bool {
+	return startCommand(app) == "" && !app.Watt.NoServer
+}
+
+var _ capabilities.StandbyHolder = (*Capability)(nil)
+
 // ExecArgv returns the runtime flags of a worker of app that go on node's
 // command line: Watt's execArgv, and --enable-source-maps for sourceMaps.
 func ExecArgv(app capabilities.App) []string {

@@ -22,7 +22,7 @@ import (
 func configLoader(pf projectFiles, mode capabilities.Mode) func() (*config.Config, error) {
 	return func() (*config.Config, error) {
 		cfg, err := config.LoadWith(config.Options{
-			Dir: pf.dir, File: pf.config, EnvFile: pf.env, Environ: os.Environ(), Check: supervisor.CheckApp,
+			Dir: pf.dir, File: pf.config, EnvFile: pf.env, Environ: os.Environ(), Check: supervisor.CheckAppIn(mode),
 			Environment: mode.String(), StrictEnv: pf.strictEnv,
 		})
 		if err != nil {

@@ -534,11 +534,12 @@ func TestStandbyRefusedWhereUnsupported(t *testing.T) {
 		}},
 	})
 	d := startWattd(t, dir, port, startOpts{})
-	if code := d.wait(30 * time.Second); code == 0 {
-		t.Fatal("wattd started an application with standby workers it cannot have")
+	// A configuration problem: exit 2, with the line, in the one report.
+	if code := d.wait(30 * time.Second); code != 2 {
+		t.Fatalf("wattd exited %d with standby workers it cannot have, want 2 (a configuration problem)", code)
 	}
 	out := d.out.String()
-	for _, want := range []string{dir + "/watt.json", "/applications/0/standby", `app "cmd" (command)`, "expected no standby workers"} {
+	for _, want := range []string{dir + "/watt.json:", "/applications/0/standby", `app "cmd" (command)`, "expected no standby workers"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
