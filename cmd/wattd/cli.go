@@ -235,9 +235,12 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 		}
 		setup.Export = logExport.Line
 	}
-	log, _, err := logs.NewWith(os.Stderr, setup)
-	if err != nil {
+	if _, err := logs.ParseLevel(cfg.Logger.Level); err != nil {
 		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
+	}
+	log, _, err := logs.NewWith(os.Stderr, setup)
+	if err != nil { // WATTD_LOG_FORMAT, which the message names
+		return &exitError{exitUsage, err}
 	}
 	defer log.Sync() //nolint:errcheck // stderr
 	if logExport != nil {

@@ -29,7 +29,22 @@ type Notifier struct {
 	ready    bool       // READY=1 was sent and no reload is under way
 	stopping bool       // STOPPING=1 was sent: nothing else follows
 	status   string     // the last STATUS= sent
+	base     string     // the last status Update was given
+	reload   string     // why the last reload failed; "" after one that did not
 	failed   bool       // a send failed; logged once
+}
+
+// composeLocked is the STATUS= value: the runtime's status, and why the
+// last reload failed until one succeeds, so that the reason stays in
+// `systemctl status` after the next count changes.
+func (n *Notifier) composeLocked() string {
+	if n.reload == "" {
+		return n.base
+	}
+	if n.base == "" {
+		return "reload failed: " + n.reload
+	}
+	return n.base + "; reload failed: " + n.reload
 }
 
 // FromEnv returns a Notifier for NOTIFY_SOCKET, or nil when it is unset.
@@ -69,9 +84,10 @@ func (n *Notifier) Update(ready bool, status string) {
 			lines = append(lines, daemon.SdNotifyReady)
 			n.ready = true
 		}
-		if status != n.status {
-			lines = append(lines, "STATUS="+status)
-			n.status = status
+		n.base = status
+		if full := n.composeLocked(); full != n.status {
+			lines = append(lines, "STATUS="+full)
+			n.status = full
 		}
 		return lines
 	})
@@ -95,14 +111,18 @@ func (n *Notifier) Reloading() {
 
 // Reloaded reports that the reload ended: READY=1 either way, since a
 // rejected configuration leaves the running one serving, with the failure
-// in STATUS=.
+// in STATUS= until a reload succeeds.
 func (n *Notifier) Reloaded(err error) {
 	n.beforeStop(func() []string {
 		n.ready = true
 		lines := []string{daemon.SdNotifyReady}
+		n.reload = ""
 		if err != nil {
-			n.status = "reload failed: " + oneLine(err.Error())
-			lines = append(lines, "STATUS="+n.status)
+			n.reload = oneLine(err.Error())
+		}
+		if full := n.composeLocked(); full != n.status {
+			lines = append(lines, "STATUS="+full)
+			n.status = full
 		}
 		return lines
 	})

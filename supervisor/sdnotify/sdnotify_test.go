@@ -60,7 +60,9 @@ func TestProtocol(t *testing.T) {
 	n.Watchdog()
 	n.Reloading()
 	n.Reloaded(errors.New("watt.json: /applications/0/id:\n  missing"))
-	n.Update(true, "2/2 apps ready")
+	n.Update(true, "2/2 apps ready") // the reason stays
+	n.Reloading()
+	n.Reloaded(nil) // and goes with a reload that succeeds
 	n.Stopping()
 	n.Update(false, "after stopping") // not sent
 	n.Reloading()                     // not sent
@@ -72,8 +74,10 @@ func TestProtocol(t *testing.T) {
 		"READY=1\nSTATUS=1/1 apps ready",
 		"WATCHDOG=1",
 		"RELOADING=1\nMONOTONIC_USEC=",
-		"READY=1\nSTATUS=reload failed: watt.json: /applications/0/id: missing",
-		"STATUS=2/2 apps ready",
+		"READY=1\nSTATUS=1/1 apps ready; reload failed: watt.json: /applications/0/id: missing",
+		"STATUS=2/2 apps ready; reload failed: watt.json: /applications/0/id: missing",
+		"RELOADING=1\nMONOTONIC_USEC=",
+		"READY=1\nSTATUS=2/2 apps ready",
 		"STOPPING=1\nSTATUS=stopping",
 		"STATUS=failed: app \"web\" could not start",
 	}
