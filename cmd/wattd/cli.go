@@ -207,10 +207,16 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
+	// A problem found before the runtime's notifier exists still reaches
+	// the service manager, as the status of the failed start.
+	usage := func(err error) error {
+		sdnotify.FromEnv(zap.NewNop()).Failed(err)
+		return &exitError{exitUsage, err}
+	}
 	load := configLoader(pf, mode)
 	cfg, err := load()
 	if err != nil {
-		return &exitError{exitUsage, err}
+		return usage(err)
 	}
 	if pf.config == "" && cfg.File != "" {
 		// A reload reads the file the start found, not whichever of Watt's
@@ -223,7 +229,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	var redact *logs.Redactor
 	if r := cfg.Logger.Redact; r != nil {
 		if redact, err = logs.NewRedactor(r.Paths, r.Censor); err != nil {
-			return &exitError{exitUsage, fmt.Errorf("%s: /logger/redact: %w", cfg.File, err)}
+			return usage(fmt.Errorf("%s: /logger/redact: %w", cfg.File, err))
 		}
 	}
 	recent := logs.NewRecent(logs.RecentOptions{})
@@ -231,16 +237,16 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	var logExport *telemetry.LogExporter
 	if e := cfg.Logger.Export; e != nil {
 		if logExport, err = telemetry.NewLogExporter(*e); err != nil {
-			return &exitError{exitUsage, fmt.Errorf("%s: /logger/openTelemetryExporter: %w", cfg.File, err)}
+			return usage(fmt.Errorf("%s: /logger/openTelemetryExporter: %w", cfg.File, err))
 		}
 		setup.Export = logExport.Line
 	}
 	if _, err := logs.ParseLevel(cfg.Logger.Level); err != nil {
-		return &exitError{exitUsage, fmt.Errorf("%s: /logger/level: %w", cfg.File, err)}
+		return usage(fmt.Errorf("%s: /logger/level: %w", cfg.File, err))
 	}
 	log, _, err := logs.NewWith(os.Stderr, setup)
 	if err != nil { // WATTD_LOG_FORMAT, which the message names
-		return &exitError{exitUsage, err}
+		return usage(err)
 	}
 	defer log.Sync() //nolint:errcheck // stderr
 	if logExport != nil {

@@ -131,6 +131,28 @@ func TestNotifyStatusOnStartFailure(t *testing.T) {
 	}
 }
 
+// TestNotifyStatusOnConfigProblem: a configuration problem, found before
+// the runtime exists, also reaches the service manager as the failed
+// start's status.
+func TestNotifyStatusOnConfigProblem(t *testing.T) {
+	integration(t)
+	notes := sdnotifytest.Listen(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"bogus":        1,
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + notes.Path}})
+	if code := d.wait(30 * time.Second); code != 2 {
+		t.Fatalf("exit code %d, want 2", code)
+	}
+	waitFor(t, 10*time.Second, "STATUS=failed", func() bool {
+		all := notes.All()
+		return len(all) == 1 && strings.HasPrefix(all[0], "STATUS=failed: "+dir+"/watt.json:") && strings.Contains(all[0], `unknown key "bogus"`)
+	})
+}
+
 // TestSocketActivation: given a listening socket (LISTEN_FDS=1,
 // LISTEN_PID its own pid), wattd binds nothing public, every worker
 // accepts on that socket, and connections made while no wattd runs wait
