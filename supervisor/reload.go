@@ -215,6 +215,8 @@ func sameApp(a, b config.Application) bool {
 // refuses the reload before anything changes.
 func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 	p := &reloadPlan{changed: map[*app]*appSpec{}, counts: map[*app]int{}, kept: map[*app]config.Application{}, byID: map[string]*app{}}
+	// Empty lists, not null, in ctl reload --json and the admin API.
+	p.result = ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Scaled: []ScaleChange{}, Unchanged: []string{}}
 	problems := restartOnly(rt.cfg, cfg)
 	current := rt.appList()
 	kept := map[string]bool{}

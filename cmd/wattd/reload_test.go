@@ -238,6 +238,16 @@ func reloadJSON(t *testing.T, d *daemon) supervisor.ReloadResult {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("ctl reload --json: %v\n%s", err, out)
 	}
+	// Every list is a list, empty or not (jq '.added[]' must work).
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"added", "removed", "changed", "scaled", "unchanged"} {
+		if _, ok := raw[k].([]any); !ok {
+			t.Errorf("ctl reload --json: %q is %v, want a list:\n%s", k, raw[k], out)
+		}
+	}
 	return res
 }
 
