@@ -53,8 +53,10 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 	if err != nil {
 		if errors.Is(err, unix.EADDRINUSE) && port != 0 {
 			// Name the holder, as the check for SO_REUSEPORT holders does.
-			if herr := CheckFree(host, port, nil); herr != nil && errors.Is(herr, ErrPortHeld) {
-				return nil, nil, herr
+			var held *PortHeldError
+			if herr := CheckFree(host, port, nil); errors.As(herr, &held) {
+				held.Unshared = true
+				return nil, nil, held
 			}
 		}
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)

@@ -46,6 +46,10 @@ var ErrPortHeld = errors.New("port is in use by another program")
 type PortHeldError struct {
 	Addr    string
 	Holders []Holder
+	// Unshared is set when the kernel refused the bind itself: the holder
+	// did not set SO_REUSEPORT, or is another user's, so reuseTcpPorts
+	// cannot share the port with it.
+	Unshared bool
 }
 
 func (e *PortHeldError) Error() string {
@@ -53,7 +57,11 @@ func (e *PortHeldError) Error() string {
 	for i, h := range e.Holders {
 		names[i] = h.String()
 	}
-	return fmt.Sprintf("%s is already in use: %s. Stop that program, choose another port, or set \"reuseTcpPorts\": true in watt.json to share the port with it on purpose",
+	if e.Unshared {
+		return fmt.Sprintf("%s is already in use: %s. Stop that program or choose another port (\"reuseTcpPorts\" cannot share it: that socket does not allow sharing, SO_REUSEPORT, or belongs to another user)",
+			e.Addr, strings.Join(names, "; "))
+	}
+	return fmt.Sprintf("%s is already in use: %s. Stop that program, choose another port, or, to share the port with it on purpose (it must set SO_REUSEPORT too), set \"reuseTcpPorts\": true in watt.json",
 		e.Addr, strings.Join(names, "; "))
 }
 

@@ -83,4 +83,8 @@ func TestTCPNamesExclusiveHolder(t *testing.T) {
 	if !errors.Is(err, ErrPortHeld) || !strings.Contains(err.Error(), "pid ") {
 		t.Fatalf("bind on a held port: %v", err)
 	}
+	// reuseTcpPorts could not share it: the message does not offer it.
+	if strings.Contains(err.Error(), `set "reuseTcpPorts"`) || !strings.Contains(err.Error(), "cannot share it") {
+		t.Fatalf("the message offers reuseTcpPorts for a socket that does not allow sharing: %v", err)
+	}
 }
