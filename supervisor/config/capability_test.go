@@ -69,6 +69,9 @@ func TestDependencies(t *testing.T) {
 		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["x"]},{"id":"b","path":"b"}]}`, `/applications/0/dependencies/0: no application has id "x" (known: a, b)`},
 		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["a"]}]}`, "cannot depend on itself"},
 		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["b"]},{"id":"b","path":"b","dependencies":["c"]},{"id":"c","path":"c","dependencies":["a"]}]}`, "dependency cycle: a -> b -> c -> a"},
+		// An unknown dependency elsewhere does not hide the cycle.
+		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["b"]},{"id":"b","path":"b","dependencies":["a"]},{"id":"c","path":"c","dependencies":["q"]}]}`, "dependency cycle: a -> b -> a"},
+		{`{"entrypoint":"a","applications":[{"id":"a","path":"a","dependencies":["b"]},{"id":"b","path":"b","dependencies":["a"]},{"id":"c","path":"c","dependencies":["q"]}]}`, `no application has id "q"`},
 	} {
 		write(bad.body)
 		_, err := Load(dir, "", nil)

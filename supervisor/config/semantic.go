@@ -167,10 +167,9 @@ func checkDependencies(apps []Application) []issue {
 			}
 		}
 	}
-	if len(problems) > 0 {
-		return problems
-	}
-	// Depth-first search; a node met again while on the stack closes a cycle.
+	// Depth-first search; a node met again while on the stack closes a
+	// cycle. The dependencies reported above are left out, so that a
+	// cycle among the others is in the same report.
 	const (
 		unseen = iota
 		onStack
@@ -183,6 +182,9 @@ func checkDependencies(apps []Application) []issue {
 		state[id] = onStack
 		stack = append(stack, id)
 		for _, d := range byID[id].Dependencies {
+			if _, ok := byID[d]; !ok || d == id {
+				continue
+			}
 			switch state[d] {
 			case onStack:
 				i := slices.Index(stack, d)
@@ -200,9 +202,9 @@ func checkDependencies(apps []Application) []issue {
 	for _, a := range apps {
 		if state[a.ID] == unseen {
 			if c := visit(a.ID); c != nil {
-				return []issue{issuef(byID[c[0]].Pointer+"/dependencies", "dependency cycle: %s", strings.Join(c, " -> "))}
+				return append(problems, issuef(byID[c[0]].Pointer+"/dependencies", "dependency cycle: %s", strings.Join(c, " -> ")))
 			}
 		}
 	}
-	return nil
+	return problems
 }
