@@ -10,9 +10,18 @@ import (
 )
 
 // Config is the configuration that runs: the one the runtime started
-// with, or the last one a reload applied. It is shared; callers must not
-// change it.
-func (rt *Runtime) Config() *config.Config { return rt.current.Load() }
+// with, or the last one a reload applied, with the defaults the runtime
+// chose itself filled in (startupConcurrency), as ctl config shows it.
+// It is shared; callers must not change it.
+func (rt *Runtime) Config() *config.Config {
+	cfg := rt.current.Load()
+	if cfg == nil || cfg.StartupConcurrency > 0 {
+		return cfg
+	}
+	c := *cfg
+	c.StartupConcurrency = startupConcurrency(cfg)
+	return &c
+}
 
 // WorkerEnv is the environment an application's worker program started
 // with, as wattd built it: the app's environment with the worker's own

@@ -53,11 +53,12 @@ func TestCtlConfigAndEnv(t *testing.T) {
 			}
 		}
 		var cfg struct {
-			Workers      int
-			Env          map[string]string
-			Server       struct{ Hostname string }
-			StartTimeout string
-			Applications []struct {
+			Workers            int
+			Env                map[string]string
+			Server             struct{ Hostname string }
+			StartTimeout       string
+			StartupConcurrency int
+			Applications       []struct {
 				ID      string
 				Workers int
 				Path    string
@@ -70,8 +71,8 @@ func TestCtlConfigAndEnv(t *testing.T) {
 		if !strings.Contains(out, strconv.Itoa(port)) {
 			t.Errorf("ctl %v: the port placeholder's value %d is not in the configuration:\n%s", args, port, out)
 		}
-		if cfg.Workers != 2 || cfg.Server.Hostname != "127.0.0.1" || cfg.StartTimeout == "" || cfg.StartTimeout == "0s" {
-			t.Errorf("ctl %v: workers %d, hostname %q, startTimeout %q: want the resolved values", args, cfg.Workers, cfg.Server.Hostname, cfg.StartTimeout)
+		if cfg.Workers != 2 || cfg.Server.Hostname != "127.0.0.1" || cfg.StartTimeout == "" || cfg.StartTimeout == "0s" || cfg.StartupConcurrency < 1 {
+			t.Errorf("ctl %v: workers %d, hostname %q, startTimeout %q, startupConcurrency %d: want the resolved values", args, cfg.Workers, cfg.Server.Hostname, cfg.StartTimeout, cfg.StartupConcurrency)
 		}
 		if cfg.Env["REGION"] != "eu-west" || cfg.Env["STRIPE_SECRET"] != masked {
 			t.Errorf("ctl %v: runtime env %v", args, cfg.Env)
