@@ -675,7 +675,7 @@ loop:
 			} else if err != nil {
 				runErr = err
 				if rt.allFailed() {
-					runErr = errors.Join(err, ErrAllFailed)
+					runErr = alsoAllFailed{err}
 				}
 				rt.log.Error("the entrypoint could not start; stopping", zap.Error(err))
 				break loop
@@ -984,10 +984,18 @@ func (rt *Runtime) entryStartFailed() error {
 				reason = r
 			}
 		}
-		return fmt.Errorf("%w: app %q: %s", ErrStartFailed, a.id, reason)
+		// The slot's reason starts "could not start: …" too.
+		return fmt.Errorf("%w: app %q: %s", ErrStartFailed, a.id, strings.TrimPrefix(reason, "could not start: "))
 	}
 	return nil
 }
+
+// alsoAllFailed is the entrypoint's start failure when no application is
+// left either: it reads as that failure and matches ErrAllFailed too.
+type alsoAllFailed struct{ error }
+
+func (e alsoAllFailed) Unwrap() error        { return e.error }
+func (e alsoAllFailed) Is(target error) bool { return target == ErrAllFailed }
 
 func (rt *Runtime) allFailed() bool {
 	for _, a := range rt.appList() {

@@ -63,7 +63,7 @@ func TestEntrypointThatCannotStartExits(t *testing.T) {
 		t.Fatalf("exit code %d, want 1", code)
 	}
 	out := d.out.String()
-	if !strings.Contains(out, `the entrypoint could not start: app \"web\": could not start: 6 attempts failed; last: exit status 3`) {
+	if !strings.Contains(out, `the entrypoint could not start: app \"web\": 6 attempts failed; last: exit status 3`) {
 		t.Fatalf("output does not say why:\n%s", out)
 	}
 }
