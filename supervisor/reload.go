@@ -607,8 +607,15 @@ func (rt *Runtime) shrink(ctx context.Context, a *app, cur []*slot, n int) {
 		defer rt.endScaleSteering(a)
 	}
 	rt.retire(gone)
+	final := make([]WorkerStatus, len(gone))
+	for i, s := range gone {
+		final[i] = s.status()
+	}
 	rt.topo.Lock()
 	a.slots = slices.Clone(keep)
+	for _, w := range final {
+		a.former.add(w)
+	}
 	rt.topo.Unlock()
 	rt.stateChanged()
 	a.log.Info("scaled down", zap.Int("workers", n))

@@ -200,6 +200,10 @@ type app struct {
 	// slots is guarded by rt.topo; the slice is replaced, never changed in
 	// place, so a copy of it read under the lock stays valid.
 	slots []*slot
+	// former holds the counters of the slots a scale-down took away
+	// (guarded by rt.topo, and changed with slots), so that the
+	// application's totals never go down.
+	former FormerCounts
 	// standby is the app's standby workers (standby.go); use standbys().
 	standby standbyPool
 	// Rolling restarts (RestartApp): at most one runs and one waits;
@@ -1105,7 +1109,13 @@ func (a *app) status() AppStatus {
 	if sc := a.rt.scaler; sc != nil {
 		as.Scaling = sc.status(a)
 	}
-	for _, s := range a.slotList() {
+	a.rt.topo.RLock()
+	slots, former := a.slots, a.former.clone()
+	a.rt.topo.RUnlock()
+	if !former.zero() {
+		as.Former = &former
+	}
+	for _, s := range slots {
 		as.Workers = append(as.Workers, s.status())
 		s.mu.Lock()
 		if as.Reason == "" && s.reason != "" {

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/wattd/wattd/ipc"
@@ -76,6 +78,64 @@ type AppStatus struct {
 	// change of its worker count (dynamic, ctl scale or reload); nil for
 	// an application whose count never changed and is not dynamic.
 	Scaling *ScalingStatus `json:"scaling,omitempty"`
+	// Former are the counters of the worker slots a scale-down took away;
+	// nil before any. The application's totals are its workers' and
+	// these.
+	Former *FormerCounts `json:"formerWorkers,omitempty"`
+}
+
+// FormerCounts are the counters of worker slots that are gone, summed:
+// the fields of WorkerStatus of the same names.
+type FormerCounts struct {
+	RestartsBy         map[string]int `json:"restartsBy,omitempty"`
+	Starts             int            `json:"starts"`
+	StartTime          float64        `json:"startSecondsTotal"`
+	StartsWithin       []uint64       `json:"startsWithin,omitempty"`
+	Replacements       int            `json:"replacements"`
+	ReplacementTime    float64        `json:"replacementSecondsTotal"`
+	ReplacementsWithin []uint64       `json:"replacementsWithin,omitempty"`
+}
+
+// add sums the counters of w, a slot taken away, into f.
+func (f *FormerCounts) add(w WorkerStatus) {
+	for k, n := range w.RestartsBy {
+		if f.RestartsBy == nil {
+			f.RestartsBy = map[string]int{}
+		}
+		f.RestartsBy[k] += n
+	}
+	f.Starts += w.Starts
+	f.StartTime += w.StartTime
+	f.StartsWithin = addCumulative(f.StartsWithin, w.StartsWithin)
+	f.Replacements += w.Replacements
+	f.ReplacementTime += w.ReplacementTime
+	f.ReplacementsWithin = addCumulative(f.ReplacementsWithin, w.ReplacementsWithin)
+}
+
+// addCumulative adds the counts by bound b into a; either may be nil
+// (nothing counted yet).
+func addCumulative(a, b []uint64) []uint64 {
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return slices.Clone(b)
+	}
+	for i := range min(len(a), len(b)) {
+		a[i] += b[i]
+	}
+	return a
+}
+
+func (f FormerCounts) clone() FormerCounts {
+	f.RestartsBy = maps.Clone(f.RestartsBy)
+	f.StartsWithin = slices.Clone(f.StartsWithin)
+	f.ReplacementsWithin = slices.Clone(f.ReplacementsWithin)
+	return f
+}
+
+func (f FormerCounts) zero() bool {
+	return len(f.RestartsBy) == 0 && f.Starts == 0 && f.Replacements == 0
 }
 
 // SpanCounts are an application's span counters since wattd started.

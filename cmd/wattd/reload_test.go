@@ -102,6 +102,20 @@ func TestScaleUnderKeepAliveLoad(t *testing.T) {
 	if len(down.Workers) != 1 || down.Workers[0].PID != up.Workers[0].PID {
 		t.Fatalf("after scale 1: %+v, want worker 0 (pid %d) alone", pids(down), up.Workers[0].PID)
 	}
+	// The application's totals keep what the removed slots counted.
+	startsOf := func(a supervisor.AppStatus) int {
+		n := 0
+		for _, w := range a.Workers {
+			n += w.Starts
+		}
+		if a.Former != nil {
+			n += a.Former.Starts
+		}
+		return n
+	}
+	if startsOf(down) < startsOf(up) {
+		t.Fatalf("the application's worker starts went from %d to %d as it scaled down", startsOf(up), startsOf(down))
+	}
 	for _, pid := range pids(up)[1:] {
 		if alive(pid) {
 			t.Fatalf("removed worker %d still running after ctl scale returned", pid)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,7 +73,8 @@ func (f *ownFamilies) collectApp(ch chan<- prometheus.Metric, a supervisor.AppSt
 }
 
 // appHistogram sums one histogram of every slot of a (its count, sum and
-// cumulative counts by bound, as of gives them) into the application's.
+// cumulative counts by bound, as of gives them) into the application's,
+// with the slots a scale-down took away (AppStatus.Former).
 func appHistogram(d *prometheus.Desc, bounds []float64, a supervisor.AppStatus, of func(supervisor.WorkerStatus) (int, float64, []uint64)) prometheus.Metric {
 	var count uint64
 	var sum float64
@@ -80,7 +82,14 @@ func appHistogram(d *prometheus.Desc, bounds []float64, a supervisor.AppStatus, 
 	for _, le := range bounds {
 		buckets[le] = 0
 	}
-	for _, w := range a.Workers {
+	slots := a.Workers
+	if f := a.Former; f != nil {
+		slots = append(slices.Clone(slots), supervisor.WorkerStatus{
+			Starts: f.Starts, StartTime: f.StartTime, StartsWithin: f.StartsWithin,
+			Replacements: f.Replacements, ReplacementTime: f.ReplacementTime, ReplacementsWithin: f.ReplacementsWithin,
+		})
+	}
+	for _, w := range slots {
 		n, s, within := of(w)
 		count += uint64(n)
 		sum += s

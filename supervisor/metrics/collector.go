@@ -268,6 +268,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				texts = append(texts, workerText{app: a.ID, worker: w.Index, text: w.AppMetrics})
 			}
 		}
+		if f := a.Former; f != nil {
+			for k, n := range f.RestartsBy {
+				byReason[k] += n
+			}
+		}
 		c.own.collectApp(ch, a)
 		c.spans.collectApp(ch, a)
 		for _, k := range slices.Sorted(maps.Keys(byReason)) {

@@ -68,9 +68,20 @@ func TestCollector(t *testing.T) {
 			{Index: 1, State: "backoff", Restarts: 1, RestartsBy: map[string]int{"exit": 1},
 				Leaving: []supervisor.LeavingWorker{{PID: pid + 2, State: "draining"}, {PID: pid + 3, State: "exiting"}}},
 		}, Standby: 2, Standbys: []supervisor.StandbyStatus{{PID: pid, State: "standby"}, {PID: pid + 1, State: "starting"}}},
-		{ID: "go", Workers: []supervisor.WorkerStatus{{Index: 0, PID: pid, State: "ready", RSS: 1 << 20, CPU: 0.5, OpenFDs: 4}}},
+		{ID: "go", Workers: []supervisor.WorkerStatus{{Index: 0, PID: pid, State: "ready", RSS: 1 << 20, CPU: 0.5, OpenFDs: 4}},
+			// A slot that a scale-down took away still counts in the
+			// application's totals.
+			Former: &supervisor.FormerCounts{RestartsBy: map[string]int{"signal": 3}, Starts: 2, StartTime: 0.5}},
 	}}
 	fams := gather(t, src)
+	if got := series(fams["wattd_application_restarts_total"])["applicationId=go,reason=signal,"]; got != 3 {
+		t.Errorf("wattd_application_restarts_total{go,signal} = %v, want 3 (the former slot's)", got)
+	}
+	for _, m := range fams["wattd_worker_start_duration_seconds"].GetMetric() {
+		if m.GetLabel()[0].GetValue() == "go" && (m.GetHistogram().GetSampleCount() != 2 || m.GetHistogram().GetSampleSum() != 0.5) {
+			t.Errorf("wattd_worker_start_duration_seconds{go} count %d sum %v, want the former slot's 2 and 0.5", m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum())
+		}
+	}
 
 	if got := series(fams["wattd_log_lines_dropped_total"]); got[""] != 7 {
 		t.Errorf("wattd_log_lines_dropped_total = %v, want 7", got)
