@@ -1125,7 +1125,7 @@ func (a *app) status() AppStatus {
 	}
 	if tr := a.rt.tracing; tr != nil {
 		c := tr.Counts()[a.id]
-		as.Spans = &SpanCounts{Received: c.Received, Invalid: c.Invalid, QueueFull: c.QueueFull}
+		as.Spans = &SpanCounts{Received: c.Received, Invalid: c.Invalid, QueueFull: c.QueueFull, ExportFailed: c.ExportFailed}
 	}
 	return as
 }

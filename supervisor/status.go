@@ -145,6 +145,8 @@ type SpanCounts struct {
 	// exporter's queue full. Both were dropped.
 	Invalid   uint64 `json:"invalid"`
 	QueueFull uint64 `json:"queueFull"`
+	// ExportFailed spans an exporter could not send, once per exporter.
+	ExportFailed uint64 `json:"exportFailed"`
 }
 
 // WorkerStatus is one worker slot and the process currently in it.

@@ -152,7 +152,7 @@ func TestCollector(t *testing.T) {
 // applications that have them (tracing on).
 func TestSpanCounters(t *testing.T) {
 	src := snapshot{apps: []supervisor.AppStatus{
-		{ID: "api", Spans: &supervisor.SpanCounts{Received: 12, Invalid: 3, QueueFull: 2}},
+		{ID: "api", Spans: &supervisor.SpanCounts{Received: 12, Invalid: 3, QueueFull: 2, ExportFailed: 4}},
 		{ID: "off"},
 	}}
 	got := map[string]map[string]float64{}
@@ -162,7 +162,7 @@ func TestSpanCounters(t *testing.T) {
 	if r := got["wattd_spans_received_total"]; len(r) != 1 || r["applicationId=api,"] != 12 {
 		t.Errorf("wattd_spans_received_total = %v", r)
 	}
-	if d := got["wattd_spans_dropped_total"]; len(d) != 2 || d["applicationId=api,reason=invalid,"] != 3 || d["applicationId=api,reason=queue_full,"] != 2 {
+	if d := got["wattd_spans_dropped_total"]; len(d) != 3 || d["applicationId=api,reason=invalid,"] != 3 || d["applicationId=api,reason=queue_full,"] != 2 || d["applicationId=api,reason=export_failed,"] != 4 {
 		t.Errorf("wattd_spans_dropped_total = %v", d)
 	}
 }

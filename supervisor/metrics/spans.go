@@ -20,7 +20,7 @@ func newSpanFamilies(d func(name, help string, labels []string) *prometheus.Desc
 		received: d("wattd_spans_received_total",
 			"Trace spans the application's workers sent to wattd, valid or not.", []string{appLabel}),
 		dropped: d("wattd_spans_dropped_total",
-			"Trace spans of the application wattd dropped: invalid (they broke the spans message's rules) or queue_full (an exporter's queue was full).",
+			"Trace spans of the application wattd dropped: invalid (they broke the spans message's rules), queue_full (an exporter's queue was full) or export_failed (an exporter could not send them; once per exporter).",
 			[]string{appLabel, "reason"}),
 	}
 }
@@ -37,4 +37,5 @@ func (f *spanFamilies) collectApp(ch chan<- prometheus.Metric, a supervisor.AppS
 	ch <- prometheus.MustNewConstMetric(f.received, prometheus.CounterValue, float64(a.Spans.Received), a.ID)
 	ch <- prometheus.MustNewConstMetric(f.dropped, prometheus.CounterValue, float64(a.Spans.Invalid), a.ID, "invalid")
 	ch <- prometheus.MustNewConstMetric(f.dropped, prometheus.CounterValue, float64(a.Spans.QueueFull), a.ID, "queue_full")
+	ch <- prometheus.MustNewConstMetric(f.dropped, prometheus.CounterValue, float64(a.Spans.ExportFailed), a.ID, "export_failed")
 }

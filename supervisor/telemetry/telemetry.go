@@ -104,11 +104,15 @@ type AppCounts struct {
 	Received  atomic.Uint64 // spans that arrived from its workers, valid or not
 	Invalid   atomic.Uint64 // dropped: they broke the spans message's rules
 	QueueFull atomic.Uint64 // dropped: an exporter's queue was full, in spans or bytes (counted once per span)
+	// ExportFailed counts spans an exporter could not send (the
+	// collector refused them, failed, or did not answer in time): once
+	// per span and exporter that failed.
+	ExportFailed atomic.Uint64
 }
 
 // Counts is a snapshot of AppCounts.
 type Counts struct {
-	Received, Invalid, QueueFull uint64
+	Received, Invalid, QueueFull, ExportFailed uint64
 }
 
 // New builds the exporters the configuration names and starts them. A
@@ -335,7 +339,7 @@ func (p *Pipeline) Counts() map[string]Counts {
 	defer p.countsMu.Unlock()
 	out := make(map[string]Counts, len(p.counts))
 	for app, c := range p.counts {
-		out[app] = Counts{Received: c.Received.Load(), Invalid: c.Invalid.Load(), QueueFull: c.QueueFull.Load()}
+		out[app] = Counts{Received: c.Received.Load(), Invalid: c.Invalid.Load(), QueueFull: c.QueueFull.Load(), ExportFailed: c.ExportFailed.Load()}
 	}
 	return out
 }
@@ -706,6 +710,9 @@ func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int)
 	start := time.Now()
 	err := s.exp.export(ctx, buf)
 	for i := range buf {
+		if err != nil && buf[i].src != nil {
+			buf[i].src.counts.ExportFailed.Add(uint64(buf[i].len()))
+		}
 		buf[i].blk.release()
 	}
 	if err != nil {

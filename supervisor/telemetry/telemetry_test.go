@@ -197,8 +197,8 @@ func TestExportErrorsLoggedRateLimited(t *testing.T) {
 	if n := logs.FilterMessage("worker sent invalid spans; they are dropped").Len(); n != 1 {
 		t.Errorf("%d invalid span warnings for 5 messages, want 1", n)
 	}
-	if c := p.Counts()["api"]; c.Invalid != 5 || c.Received != 15 {
-		t.Errorf("counts %+v", c)
+	if c := p.Counts()["api"]; c.Invalid != 5 || c.Received != 15 || c.ExportFailed != 10 {
+		t.Errorf("counts %+v, want 5 invalid, 15 received and the 10 valid ones failed to export", c)
 	}
 }
 
