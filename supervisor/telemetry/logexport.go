@@ -303,18 +303,35 @@ func (e *LogExporter) run() {
 	tick := time.NewTicker(logEvery)
 	defer tick.Stop()
 	batch := make([]*logspb.LogRecord, 0, logBatch)
+	// flush sends the batch. An export can take longer than logEvery (a
+	// slow collector): the tick that came meanwhile must not send the
+	// record or two taken since, while the queue holds hundreds, so the
+	// period starts again after each export.
+	flush := func() {
+		e.export(context.Background(), batch)
+		batch = batch[:0]
+		tick.Reset(logEvery)
+	}
 	for {
 		select {
 		case r := <-e.queue:
 			batch = append(batch, r)
 			if len(batch) == logBatch {
-				e.export(context.Background(), batch)
-				batch = batch[:0]
+				flush()
 			}
 		case <-tick.C:
+			// What is queued goes too, up to a full batch.
+			for len(batch) < logBatch {
+				select {
+				case r := <-e.queue:
+					batch = append(batch, r)
+					continue
+				default:
+				}
+				break
+			}
 			if len(batch) > 0 {
-				e.export(context.Background(), batch)
-				batch = batch[:0]
+				flush()
 			}
 		case <-e.stop:
 			e.leftover = batch

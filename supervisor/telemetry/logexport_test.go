@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -240,5 +241,59 @@ func TestLogExportFailures(t *testing.T) {
 	defer cancel()
 	if err := e.Shutdown(ctx); err == nil {
 		t.Errorf("shutdown with a batch stuck: no error")
+	}
+}
+
+// TestLogExportSlowCollectorFullBatches: behind a collector slower than
+// the export period, what queues meanwhile goes out in full batches, not
+// a record or two per slow export.
+func TestLogExportSlowCollectorFullBatches(t *testing.T) {
+	sink := &logSink{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req collogspb.ExportLogsServiceRequest
+		if proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "not an OTLP logs export", http.StatusBadRequest)
+			return
+		}
+		time.Sleep(1500 * time.Millisecond) // slower than the 1 s period
+		sink.add(&req)
+	}))
+	t.Cleanup(srv.Close)
+	e, err := NewLogExporter(config.LogExport{Protocol: "http", URL: srv.URL + "/v1/logs", ServiceName: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Shutdown(context.Background()) })
+	// 100 records a second for 7 s: every export finds about 150 queued.
+	const n = 700
+	for i := range n {
+		e.Line([]byte(`{"level":30,"msg":"m` + strconv.Itoa(i) + `"}`))
+		time.Sleep(10 * time.Millisecond)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sink.mu.Lock()
+		got := 0
+		var sizes []int
+		for _, r := range sink.requests {
+			k := len(r.ResourceLogs[0].ScopeLogs[0].LogRecords)
+			got += k
+			sizes = append(sizes, k)
+		}
+		sink.mu.Unlock()
+		if got >= n {
+			// The first and the last batch may be small.
+			for _, k := range sizes[1 : len(sizes)-1] {
+				if k < 50 {
+					t.Fatalf("batch sizes %v: records queued behind a slow export went out a few at a time", sizes)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records exported; batch sizes %v", got, n, sizes)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
