@@ -33,6 +33,7 @@ import (
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/testtls"
 )
 
@@ -70,7 +71,8 @@ type worker struct {
 	spans    chan []byte       // bodies of "spans" messages, kept apart from msgs
 	lines    chan string       // stdout lines
 	stderr   *lockedBuffer
-	tcpAddr  string // "" for a non-entrypoint
+	tcpAddr  string   // "" for a non-entrypoint
+	tcpFile  *os.File // the entrypoint's socket, as passed
 	meshPath string
 	seen     []map[string]any // stdout events not asked for yet
 	exited   chan struct{}
@@ -228,7 +230,7 @@ func startWorker(t *testing.T, o workerOpts) *worker {
 	} else {
 		if o.entrypoint {
 			f, addr := tcpListener(t)
-			files, names, w.tcpAddr = append(files, f), append(names, ipc.ListenerHTTP), addr
+			files, names, w.tcpAddr, w.tcpFile = append(files, f), append(names, ipc.ListenerHTTP), addr, f
 		}
 		var f *os.File
 		f, path = unixListener(t)
@@ -589,6 +591,34 @@ func checkRequestHistogram(t *testing.T, st *ipc.Stats, method string, status in
 		return
 	}
 	t.Errorf("no %s %d series in %+v", method, status, h.Series)
+}
+
+// TestListenKeepsWattdsBacklog: Node's listen() on the passed socket
+// keeps wattd's backlog (4096, or the kernel's cap), not Node's 511: the
+// queue that holds connections while a worker is replaced.
+func TestListenKeepsWattdsBacklog(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	w.handshake()
+	w.expect(ipc.TypeReady)
+	want := uint32(listeners.Backlog)
+	if b, err := os.ReadFile("/proc/sys/net/core/somaxconn"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && uint32(n) < want {
+			want = uint32(n)
+		}
+	}
+	rc, err := w.tcpFile.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *unix.TCPInfo
+	rc.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// For a listener the kernel gives its backlog in tcpi_sacked.
+	if info.Sacked != want {
+		t.Fatalf("the public socket's backlog is %d after the worker listened, want %d", info.Sacked, want)
+	}
 }
 
 // TestDrain checks that a drain lets the in-flight request finish, closes

@@ -33,7 +33,7 @@
 const Module = require('node:module')
 const path = require('node:path')
 const { pathToFileURL } = require('node:url')
-const { warn, guard } = require('./base.cjs')
+const { LISTEN_BACKLOG, warn, guard } = require('./base.cjs')
 
 // Share of the drain timeout after which close() runs even while requests
 // are still in flight, so that it always runs before wattd's SIGTERM.
@@ -340,7 +340,7 @@ function serveNothing (state, fds) {
         res.end('this application runs in the background (node.hasServer is false) and serves no HTTP requests\n')
       })
       srv.on('error', (err) => warn(`background app's ${name} socket`, err))
-      srv.listen({ fd: fds[name] })
+      srv.listen({ fd: fds[name] }, LISTEN_BACKLOG)
       srv.unref()
       state.servers.add(srv)
     } catch (err) {

@@ -6,6 +6,11 @@ const LISTEN_FDS_START = 3 // first passed fd, as in sd_listen_fds(3)
 const PROTOCOL_VERSION = 5
 const MAX_FRAME = 1 << 20 // ipc.MaxFrame
 const EXIT_GRACE_MS = 500 // time to flush output once wattd is gone
+// LISTEN_BACKLOG is the backlog of wattd's sockets (listeners.Backlog).
+// Node calls listen() again on a socket it is given, with 511 unless told
+// otherwise, and the last call sets the queue: without it, the
+// connections that wait while a worker is replaced would be cut to 512.
+const LISTEN_BACKLOG = 4096
 
 // Drain timing. A keep-alive client that has just had a response may be
 // sending its next request on that connection at the very moment the
@@ -113,6 +118,7 @@ module.exports = {
   PROTOCOL_VERSION,
   MAX_FRAME,
   EXIT_GRACE_MS,
+  LISTEN_BACKLOG,
   DRAIN_QUIET_MS,
   DRAIN_TIMEOUT_MS,
   meshOf,

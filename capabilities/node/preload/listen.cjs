@@ -3,7 +3,7 @@
 
 const net = require('node:net')
 const {
-  DRAIN_QUIET_MS, DRAIN_TIMEOUT_MS, meshOf, nativeClose, closedByDrain, warn, guard
+  DRAIN_QUIET_MS, DRAIN_TIMEOUT_MS, LISTEN_BACKLOG, meshOf, nativeClose, closedByDrain, warn, guard
 } = require('./base.cjs')
 const { send } = require('./control.cjs')
 const { runRequestHooks } = require('./requests.cjs')
@@ -141,7 +141,10 @@ function parseListenArgs (args) {
 // redirect performs the app's first listen() on the passed socket instead.
 function redirect (state, fds, name, nativeListen, server, req) {
   const opts = { fd: fds[name] }
-  if (req.backlog) opts.backlog = req.backlog
+  // The app's backlog if it asks for a longer one (the kernel caps it).
+  // For an fd, net.Server reads it from the argument after the options
+  // only, not from them.
+  const backlog = Math.max(req.backlog || 0, LISTEN_BACKLOG)
   if (req.signal) opts.signal = req.signal // the app may still close it by abort
   try {
     state.primary = { server, name, requestedPort: req.port }
@@ -154,7 +157,7 @@ function redirect (state, fds, name, nativeListen, server, req) {
   } catch (err) {
     warn('cannot watch the server', err)
   }
-  return req.cb ? nativeListen.call(server, opts, req.cb) : nativeListen.call(server, opts)
+  return req.cb ? nativeListen.call(server, opts, backlog, req.cb) : nativeListen.call(server, opts, backlog)
 }
 
 function onPrimaryListening (state, fds, server, name, nativeListen) {
@@ -454,7 +457,7 @@ function startMesh (state, app, fd, nativeListen, done) {
   // Unref'd: the app's own server decides whether the process stays up.
   mesh.unref()
   try {
-    nativeListen.call(mesh, { fd }, () => finish(true))
+    nativeListen.call(mesh, { fd }, LISTEN_BACKLOG, () => finish(true))
   } catch (err) {
     warn('mesh listener', err)
     finish(false)
