@@ -178,15 +178,7 @@ func TestBackgroundApp(t *testing.T) {
 	w.handshake()
 	w.event("loaded")
 	w.expectReady()
-	resp, err := unixClient(w.meshPath).Get("http://background.plt.local/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "background") {
-		t.Errorf("mesh request = %d %q, want 503 saying it is a background app", resp.StatusCode, body)
-	}
+	expectServesNothing(t, w)
 	// Nothing but the hold keeps this process up; it must still be there.
 	select {
 	case <-w.exited:
@@ -202,15 +194,47 @@ func TestBackgroundApp(t *testing.T) {
 	}
 }
 
+// expectServesNothing: a request to the background app's mesh socket is
+// answered at once with a 503 that says why.
+func expectServesNothing(t *testing.T, w *worker) {
+	t.Helper()
+	c := unixClient(w.meshPath)
+	c.Timeout = 5 * time.Second
+	resp, err := c.Get("http://app.plt.local/")
+	if err != nil {
+		t.Fatalf("mesh request to a background app: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "background") {
+		t.Errorf("mesh request = %d %q, want 503 saying it is a background app", resp.StatusCode, body)
+	}
+}
+
 // TestBackgroundByExport: a module exporting hasServer = false is a
-// background app without any config, as in Watt.
+// background app without any config, as in Watt; its socket answers 503.
 func TestBackgroundByExport(t *testing.T) {
 	w := startWorker(t, workerOpts{app: "worker", dir: factoryApp(t, "worker")})
 	w.handshake()
 	w.event("loaded")
 	w.expectReady()
+	expectServesNothing(t, w)
 	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 5000})
 	w.event("close-export")
+	w.expect(ipc.TypeDrained)
+}
+
+// TestBackgroundByFactory: a factory whose result says
+// isBackgroundApplication makes a background app; its socket answers 503
+// and its close() runs on drain.
+func TestBackgroundByFactory(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "bg", dir: factoryApp(t, "bg-factory")})
+	w.handshake()
+	w.event("loaded")
+	w.expectReady()
+	expectServesNothing(t, w)
+	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 5000})
+	w.event("close-app")
 	w.expect(ipc.TypeDrained)
 }
 

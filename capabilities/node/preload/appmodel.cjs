@@ -78,6 +78,8 @@ function startAppModel (state, cfg, fds, hooks) {
     factory: null, // 'build' or 'create' when one was called
     app: null, // what the factory returned
     background: !cfg.hasServer,
+    fds, // the passed sockets, for a background app found out late
+    servedNothing: false, // serveNothing answers on them
     close: null, // the app's close function, if any
     closing: null // promise of the close sequence once started
   }
@@ -322,7 +324,12 @@ function describe (v) {
 // becomeBackground reports the worker ready with no listener and holds the
 // process up, as a Watt worker thread stays up, until wattd stops it.
 function becomeBackground (state, hooks) {
-  state.appModel.background = true
+  const model = state.appModel
+  // Found out from the module (hasServer = false, a factory's
+  // isBackgroundApplication) rather than the configuration: its sockets
+  // are still listed in the mesh, and nothing would ever accept on them.
+  if (!model.servedNothing && state.primary === null) serveNothing(state, model.fds)
+  model.background = true
   if (state.control) state.control.ref()
   hooks.sendReady(state, [])
 }
@@ -330,6 +337,7 @@ function becomeBackground (state, hooks) {
 // serveNothing answers on the sockets a background app does not use, so a
 // request that reaches one is told why instead of hanging.
 function serveNothing (state, fds) {
+  state.appModel.servedNothing = true
   const http = require('node:http')
   for (const name of Object.keys(fds)) {
     try {
@@ -337,7 +345,7 @@ function serveNothing (state, fds) {
         res.statusCode = 503
         res.setHeader('content-type', 'text/plain; charset=utf-8')
         res.setHeader('connection', 'close')
-        res.end('this application runs in the background (node.hasServer is false) and serves no HTTP requests\n')
+        res.end('this application runs in the background (no server) and serves no HTTP requests\n')
       })
       srv.on('error', (err) => warn(`background app's ${name} socket`, err))
       srv.listen({ fd: fds[name] }, LISTEN_BACKLOG)
