@@ -83,6 +83,45 @@ type messenger struct {
 	waiting map[msgEndpoint]int // pending messages per sender
 	rr      map[string]int      // next worker index per application
 	boxes   map[msgEndpoint]*outbox
+	// warned is when each worker's last protocol warning was logged and
+	// how many were left out since: one line per worker per
+	// msgWarnEvery, so that a worker cannot flood wattd's log.
+	warned map[msgEndpoint]*msgWarned
+}
+
+type msgWarned struct {
+	at      time.Time
+	skipped uint64
+}
+
+// msgWarnEvery is the least time between two warnings about one worker's
+// messaging frames.
+const msgWarnEvery = 30 * time.Second
+
+// warn logs a warning about a frame from's worker sent, unless one was
+// logged for that worker within msgWarnEvery; the next one that is says
+// how many were left out.
+func (ms *messenger) warn(from msgPeer, msg string, fields ...zap.Field) {
+	now := time.Now()
+	ms.mu.Lock()
+	w := ms.warned[from.w]
+	if w == nil {
+		w = &msgWarned{}
+		ms.warned[from.w] = w
+	}
+	if !w.at.IsZero() && now.Sub(w.at) < msgWarnEvery {
+		w.skipped++
+		ms.mu.Unlock()
+		return
+	}
+	skipped := w.skipped
+	w.at, w.skipped = now, 0
+	ms.mu.Unlock()
+	fields = append([]zap.Field{zap.String("from", from.app), zap.Int("fromWorker", from.worker)}, fields...)
+	if skipped > 0 {
+		fields = append(fields, zap.Uint64("warningsLeftOut", skipped))
+	}
+	ms.log.Warn(msg, fields...)
 }
 
 func newMessenger(log *zap.Logger, timeout time.Duration, targets func(string) ([]msgPeer, error)) *messenger {
@@ -95,6 +134,7 @@ func newMessenger(log *zap.Logger, timeout time.Duration, targets func(string) (
 		waiting: map[msgEndpoint]int{},
 		rr:      map[string]int{},
 		boxes:   map[msgEndpoint]*outbox{},
+		warned:  map[msgEndpoint]*msgWarned{},
 	}
 }
 
@@ -119,7 +159,7 @@ func (ms *messenger) route(from msgPeer, m *ipc.Message) {
 
 func (ms *messenger) send(from msgPeer, m *ipc.Message) {
 	if m.ID == 0 {
-		ms.log.Warn("message without an id; ignored", zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.String("messageName", m.Name))
+		ms.warn(from, "message without an id; ignored", zap.String("messageName", m.Name))
 		return
 	}
 	fail := func(f *ipc.Fault) {
@@ -171,8 +211,7 @@ func (ms *messenger) reply(from msgPeer, m *ipc.Message) {
 	p, ok := ms.pending[m.ID]
 	if ok && p.target.w != from.w {
 		ms.mu.Unlock()
-		ms.log.Warn("reply to a message the worker was not sent; ignored",
-			zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.Uint64("id", m.ID))
+		ms.warn(from, "reply to a message the worker was not sent; ignored", zap.Uint64("id", m.ID))
 		return
 	}
 	if ok {
@@ -257,6 +296,7 @@ func (ms *messenger) gone(w msgEndpoint) {
 		}
 	}
 	delete(ms.boxes, w)
+	delete(ms.warned, w)
 	ms.mu.Unlock()
 	for _, f := range fails {
 		ms.enqueue(f.origin, &ipc.Message{Type: ipc.TypeReply, ID: f.id,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wattd/wattd/ipc"
 )
@@ -383,4 +384,32 @@ func TestMessengerBoundsWaitingPerSender(t *testing.T) {
 	t.Cleanup(other.w.(*fakeEndpoint).exit)
 	w.ms.route(other, msg(1, "b", "sum", `1`))
 	waitPending(t, w.ms, maxWaiting+1)
+}
+
+// TestMessengerWarnsOncePerWorker: a worker that keeps sending frames that
+// break the rules (no id, replies to messages it was not sent) gets one
+// warning line per 30 s, not one per frame, so it cannot flood wattd's log.
+func TestMessengerWarnsOncePerWorker(t *testing.T) {
+	w := newMsgWorld(t, time.Minute)
+	core, logs := observer.New(zap.WarnLevel)
+	w.ms.log = zap.New(core)
+	w.ms.route(w.a, msg(5, "b", "sum", `1`))
+	i, got := w.which(t)
+	liar := w.b[1-i]
+	for range 1000 {
+		w.ms.route(w.a, msg(0, "b", "sum", `1`))
+		w.ms.route(liar, &ipc.Message{Type: ipc.TypeReply, ID: got.ID})
+	}
+	if n := logs.Len(); n != 2 {
+		t.Fatalf("%d warnings for 2000 bad frames of 2 workers, want 1 per worker", n)
+	}
+	// The next one after the period says how many were left out.
+	w.ms.mu.Lock()
+	w.ms.warned[w.a.w].at = time.Now().Add(-msgWarnEvery)
+	w.ms.mu.Unlock()
+	w.ms.route(w.a, msg(0, "b", "sum", `1`))
+	last := logs.All()[logs.Len()-1]
+	if got := last.ContextMap()["warningsLeftOut"]; got != uint64(999) {
+		t.Fatalf("warningsLeftOut = %v, want 999: %v", got, last.ContextMap())
+	}
 }
