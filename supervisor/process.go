@@ -569,6 +569,7 @@ func (p *proc) readControl(app string, worker int) {
 	if p.meshTable != nil {
 		go p.meshWriter()
 	}
+	earlyReady := false // a standby's ready before its promotion was logged
 	for {
 		m, release, err := ipc.ReadMessagePooled(r)
 		if err != nil {
@@ -581,7 +582,10 @@ func (p *proc) readControl(app string, worker int) {
 				// A standby serves nothing until promoted: taken at its
 				// word, its slot would adopt it at once on promotion,
 				// before it listens.
-				p.log.Warn("a standby said ready before it was promoted; ignoring it")
+				if !earlyReady {
+					earlyReady = true // once: a worker must not flood the log
+					p.log.Warn("a standby said ready before it was promoted; ignoring it")
+				}
 				break
 			}
 			p.readyOnce.Do(func() {
