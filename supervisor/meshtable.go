@@ -81,12 +81,17 @@ func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 			}
 			s.mu.Lock()
 			st, r := s.state, s.reason
+			never := len(s.history) == 0
 			s.mu.Unlock()
 			if st == StateReady {
 				ma.Endpoints = append(ma.Endpoints, s.meshPath)
 				continue
 			}
-			down = append(down, fmt.Sprintf("worker %d %s", s.index, st))
+			what := st.String()
+			if st == StateExited && never {
+				what = "waiting" // its turn has not come, as ctl ps says
+			}
+			down = append(down, fmt.Sprintf("worker %d %s", s.index, what))
 			if reason == "" {
 				reason = r
 			}
