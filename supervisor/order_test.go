@@ -171,7 +171,7 @@ func TestStartAttemptsBoundNeverReadyEntrypoint(t *testing.T) {
 		c.Restart.MaxRestarts = 0
 	}, testApp{id: "web", entry: true, behaviour: "never-ready"})
 	err := runResult(t, tr)
-	if !errors.Is(err, ErrStartFailed) || !strings.Contains(err.Error(), "could not start: 6 attempts failed; last: not ready within startTimeout") {
+	if !errors.Is(err, ErrStartFailed) || !strings.Contains(err.Error(), `app "web": 6 attempts failed; last: not ready within startTimeout`) {
 		t.Fatalf("Run: %v", err)
 	}
 	// Counted from the kills: a worker killed at startTimeout may not have
