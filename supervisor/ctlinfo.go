@@ -15,11 +15,11 @@ import (
 // It is shared; callers must not change it.
 func (rt *Runtime) Config() *config.Config {
 	cfg := rt.current.Load()
-	if cfg == nil || cfg.StartupConcurrency > 0 {
+	if cfg == nil || cfg.StartupConcurrency > 0 || rt.gate == nil {
 		return cfg
 	}
 	c := *cfg
-	c.StartupConcurrency = startupConcurrency(cfg)
+	c.StartupConcurrency = rt.gate.limit() // chosen once, at start
 	return &c
 }
 

@@ -80,16 +80,11 @@ func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 				continue // going away: callers must stop choosing it before it drains
 			}
 			s.mu.Lock()
-			st, r := s.state, s.reason
-			never := len(s.history) == 0
+			st, what, r := s.state, s.shownStateLocked(), s.reason
 			s.mu.Unlock()
 			if st == StateReady {
 				ma.Endpoints = append(ma.Endpoints, s.meshPath)
 				continue
-			}
-			what := st.String()
-			if st == StateExited && never {
-				what = "waiting" // its turn has not come, as ctl ps says
 			}
 			down = append(down, fmt.Sprintf("worker %d %s", s.index, what))
 			if reason == "" {

@@ -108,6 +108,15 @@ func (ms *messenger) warn(from msgPeer, msg string, fields ...zap.Field) {
 	if w == nil {
 		w = &msgWarned{}
 		ms.warned[from.w] = w
+		// Forgotten when the worker ends, whether or not it ever had an
+		// outbox (gone): a worker that starts, sends one bad frame and
+		// dies, again and again, must not grow the map.
+		go func() {
+			<-from.w.Exited()
+			ms.mu.Lock()
+			delete(ms.warned, from.w)
+			ms.mu.Unlock()
+		}()
 	}
 	if !w.at.IsZero() && now.Sub(w.at) < msgWarnEvery {
 		w.skipped++
@@ -296,7 +305,6 @@ func (ms *messenger) gone(w msgEndpoint) {
 		}
 	}
 	delete(ms.boxes, w)
-	delete(ms.warned, w)
 	ms.mu.Unlock()
 	for _, f := range fails {
 		ms.enqueue(f.origin, &ipc.Message{Type: ipc.TypeReply, ID: f.id,

@@ -413,3 +413,31 @@ func TestMessengerWarnsOncePerWorker(t *testing.T) {
 		t.Fatalf("warningsLeftOut = %v, want 999: %v", got, last.ContextMap())
 	}
 }
+
+// TestMessengerForgetsWarnedWorkers: a worker warned about is forgotten
+// when it ends, though it never had an outbox.
+func TestMessengerForgetsWarnedWorkers(t *testing.T) {
+	w := newMsgWorld(t, time.Minute)
+	var fakes []*fakeEndpoint
+	for i := range 20 {
+		f := newFake()
+		fakes = append(fakes, f)
+		w.ms.route(msgPeer{w: f, app: "a", worker: i}, msg(0, "b", "sum", `1`))
+	}
+	for _, f := range fakes {
+		f.exit()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.ms.mu.Lock()
+		n := len(w.ms.warned)
+		w.ms.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ended workers still kept for their warnings", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1164,6 +1164,17 @@ func restartKind(reason string) string {
 	return "other"
 }
 
+// shownStateLocked is the slot's state as the status and the mesh table
+// show it: "waiting" for a slot that never started (its turn has not
+// come: the entrypoint waits for the other applications, an application
+// for its dependencies).
+func (s *slot) shownStateLocked() string {
+	if s.state == StateExited && len(s.history) == 0 {
+		return "waiting"
+	}
+	return s.state.String()
+}
+
 func (s *slot) status() WorkerStatus {
 	s.mu.Lock()
 	ws := WorkerStatus{
@@ -1189,10 +1200,8 @@ func (s *slot) status() WorkerStatus {
 	if s.state == StateBackoff && !s.retryAt.IsZero() {
 		ws.RetryIn = max(0, time.Until(s.retryAt)).Seconds()
 	}
-	if s.state == StateExited && len(s.history) == 0 {
-		// Never started: its turn has not come (the entrypoint waits for
-		// the other applications, an application for its dependencies).
-		ws.State, ws.WaitingFor = "waiting", s.waitingFor
+	if ws.State = s.shownStateLocked(); ws.State == "waiting" {
+		ws.WaitingFor = s.waitingFor
 	}
 	s.sockMu.Lock()
 	if s.addr != nil {

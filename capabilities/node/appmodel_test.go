@@ -22,6 +22,17 @@ import (
 
 // factoryApp returns the absolute directory of testdata/apps/factories/name,
 // skipping when the fixture packages are not installed.
+// fixtureApp is the folder of one factories app that needs none of the
+// npm packages.
+func fixtureApp(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "apps", "factories", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func factoryApp(t *testing.T, name string) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", "..", "testdata", "apps", "factories"))
@@ -214,7 +225,7 @@ func expectServesNothing(t *testing.T, w *worker) {
 // TestBackgroundByExport: a module exporting hasServer = false is a
 // background app without any config, as in Watt; its socket answers 503.
 func TestBackgroundByExport(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "worker", dir: factoryApp(t, "worker")})
+	w := startWorker(t, workerOpts{app: "worker", dir: fixtureApp(t, "worker")})
 	w.handshake()
 	w.event("loaded")
 	w.expectReady()
@@ -224,11 +235,25 @@ func TestBackgroundByExport(t *testing.T) {
 	w.expect(ipc.TypeDrained)
 }
 
+// TestBackgroundStandbyRefuses: a standby of an app that turns out to be
+// a background app (its module says so) has no listen() to hold: it ends
+// at once, saying why, instead of being promoted to serve nothing.
+func TestBackgroundStandbyRefuses(t *testing.T) {
+	w := startWorker(t, workerOpts{app: "bg", dir: fixtureApp(t, "bg-factory"), standbySlots: 1})
+	w.handshake()
+	if err := w.waitExit(); err == nil {
+		t.Fatal("a standby of a background app exited 0")
+	}
+	if out := w.stderr.String(); !strings.Contains(out, "cannot be a standby worker") {
+		t.Errorf("stderr does not say why:\n%s", out)
+	}
+}
+
 // TestBackgroundByFactory: a factory whose result says
 // isBackgroundApplication makes a background app; its socket answers 503
 // and its close() runs on drain.
 func TestBackgroundByFactory(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "bg", dir: factoryApp(t, "bg-factory")})
+	w := startWorker(t, workerOpts{app: "bg", dir: fixtureApp(t, "bg-factory")})
 	w.handshake()
 	w.event("loaded")
 	w.expectReady()

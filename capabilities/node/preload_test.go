@@ -606,6 +606,9 @@ func TestListenKeepsWattdsBacklog(t *testing.T) {
 			want = uint32(n)
 		}
 	}
+	if want <= 511 {
+		t.Skipf("the kernel caps backlogs at %d, not above Node's 511: nothing to tell apart", want)
+	}
 	rc, err := w.tcpFile.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

@@ -33,12 +33,13 @@
 //
 // Workers start through wattd's exec helper (wattd re-executed with
 // argv[1] "__wattd-exec"). The spawner adds Group.JoinEnv to the helper's
-// environment; the helper calls JoinFromEnv first thing, which writes its
-// own pid into the group (every v1 hierarchy, or the v2 directory) and
-// only then execs the worker, so no instruction of the worker runs
-// outside its limits. On v2 the spawner may instead pass Group.CgroupFD
-// as SysProcAttr.CgroupFD with UseCgroupFD (clone into the cgroup); the
-// environment path works on both versions and is what wattd uses.
+// environment; the helper joins the group first thing (on v1 its thread
+// that execs, "0" into each hierarchy's tasks; on v2 its pid into the
+// directory's cgroup.procs; see package exechelper) and only then execs
+// the worker, so no instruction of the worker runs outside its limits.
+// JoinFromEnv moves a whole process, for one that goes on running. A
+// Node.js worker on v2 is cloned into its group instead (Group.CgroupFD as
+// SysProcAttr.CgroupFD with UseCgroupFD; see Group.DirectStart).
 //
 // # Why not containerd/cgroups
 //

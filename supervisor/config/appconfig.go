@@ -146,6 +146,9 @@ func sourcePointer(lifts map[string][]string, ptr string) string {
 		return ptr
 	}
 	if len(segs) > 1 && segs[0] == "applications" && segs[1] == "0" {
+		if len(segs) > 2 && (segs[2] == "id" || segs[2] == "path" || segs[2] == "config") {
+			return ptr // made by wrapSingleApp, not in the file
+		}
 		if to, ok := lifts["applications/0"]; ok {
 			return pointerOf(append(slices.Clone(to), segs[2:]...))
 		}

@@ -15,8 +15,8 @@
 // runs a package's init as soon as the packages it imports are
 // initialised, the lexically first of the ready packages first (the Go
 // specification, "Package initialization"). This package therefore imports
-// only errors, os and syscall, which every Go program initialises within
-// its first steps; strings and strconv, ready only after most of the
+// only errors, os, runtime and syscall, which every Go program initialises
+// within its first steps; strings and strconv, ready only after most of the
 // standard library (their names sort late), are replaced by the few lines
 // below. TestHelperSkipsWattdInit keeps it that way.
 package exechelper

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -118,7 +119,7 @@ func (n *Notifier) Reloaded(err error) {
 		lines := []string{daemon.SdNotifyReady}
 		n.reload = ""
 		if err != nil {
-			n.reload = oneLine(err.Error())
+			n.reload = clip(oneLine(err.Error()), maxReloadText)
 		}
 		if full := n.composeLocked(); full != n.status {
 			lines = append(lines, "STATUS="+full)
@@ -145,7 +146,7 @@ func (n *Notifier) Failed(err error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.sendLocked("STATUS=failed: " + oneLine(err.Error()))
+	n.sendLocked("STATUS=failed: " + clip(oneLine(err.Error()), maxFailedText))
 }
 
 // beforeStop sends the lines that build returns, under the lock, unless n
@@ -166,6 +167,28 @@ func (n *Notifier) beforeStop(build func() []string) {
 // oneLine keeps a STATUS= value on one line: a newline would start
 // another assignment of the datagram.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// maxReloadText bounds the reason of a failed reload in STATUS=: systemd
+// ignores a whole datagram over 4096 bytes (READY=1 and all), and the
+// reason goes with every status until a reload succeeds. The log has all
+// of it.
+const maxReloadText = 512
+
+// maxFailedText bounds the reason of a failed start in STATUS=, for the
+// same limit; stderr has all of it.
+const maxFailedText = 2048
+
+// clip cuts s to at most max bytes, on a rune boundary, marking the cut.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
 
 func (n *Notifier) sendLocked(lines ...string) {
 	if len(lines) == 0 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -147,5 +148,27 @@ func TestAbstractSocket(t *testing.T) {
 	n, err := c.Read(buf)
 	if err != nil || string(buf[:n]) != "READY=1\nSTATUS=ok" {
 		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+}
+
+// TestLongReasonsStayUnderTheDatagramLimit: systemd drops a notification
+// over 4096 bytes whole, READY=1 with it; a long reload or start failure
+// is cut to fit.
+func TestLongReasonsStayUnderTheDatagramLimit(t *testing.T) {
+	c := listen(t)
+	n := FromEnv(zap.NewNop())
+	long := errors.New(strings.Repeat("watt.json:3: /applications/0/id: é bad value; ", 400))
+	n.Update(true, "1/1 apps ready")
+	n.Reloading()
+	n.Reloaded(long)
+	n.Failed(long)
+	all := received(t, c, 4)
+	for _, got := range all[2:] {
+		if len(got) >= 4096 || !strings.Contains(got, "…") || !utf8.ValidString(got) {
+			t.Errorf("notification of %d bytes (valid UTF-8 %v): %.80q…", len(got), utf8.ValidString(got), got)
+		}
+	}
+	if !strings.HasPrefix(all[2], "READY=1\nSTATUS=1/1 apps ready; reload failed: watt.json:3:") {
+		t.Errorf("reload notification %.100q", all[2])
 	}
 }

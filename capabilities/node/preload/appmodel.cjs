@@ -325,6 +325,11 @@ function describe (v) {
 // process up, as a Watt worker thread stays up, until wattd stops it.
 function becomeBackground (state, hooks) {
   const model = state.appModel
+  if (state.standby !== null && !state.standby.promoted) {
+    // It has no listen() to hold: promoted, it would serve nothing on
+    // the slot's sockets. wattd's standby pool stops after a few of these.
+    fail('this app runs in the background (no server), found out from its module: it cannot be a standby worker; remove "standby" from its configuration')
+  }
   // Found out from the module (hasServer = false, a factory's
   // isBackgroundApplication) rather than the configuration: its sockets
   // are still listed in the mesh, and nothing would ever accept on them.
