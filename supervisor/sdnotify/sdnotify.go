@@ -13,8 +13,8 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
