@@ -538,6 +538,11 @@ func ctlCommand() *cli.Command {
 			defer cancel()
 			v, render, err := do(c, ctx, cl)
 			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					// The change may go on in the runtime: only ctl stopped
+					// waiting for it.
+					err = fmt.Errorf("no answer within %s (--timeout); the runtime may still be carrying the request out: see wattd ctl ps", timeout(c))
+				}
 				return fail(err)
 			}
 			if ctlBool(c, "json") {
