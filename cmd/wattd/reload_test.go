@@ -561,3 +561,21 @@ func TestStopDuringAReload(t *testing.T) {
 		}
 	}
 }
+
+// TestCtlTimeoutSaysSo: a change that outlasts ctl's --timeout is named
+// as such, and goes on in the runtime.
+func TestCtlTimeoutSaysSo(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	cfg := reloadConfig("1", 2)
+	web := cfg["applications"].([]any)[0].(map[string]any)
+	web["env"] = map[string]any{"VERSION": "1", "START_DELAY_MS": "1500"}
+	d := startWattd(t, project(t, cfg), port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	out, err := d.ctl("restart", "web", "--timeout", "100ms")
+	if err == nil || !strings.Contains(out, "no answer within 100ms (--timeout)") {
+		t.Fatalf("ctl restart --timeout 100ms: err %v, output %q", err, out)
+	}
+	// It goes on to its end in the runtime.
+	d.waitOutput("rolling restart done", 20*time.Second)
+}
