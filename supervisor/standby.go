@@ -742,7 +742,7 @@ type StandbyStatus struct {
 	// take a slot.
 	State  string  `json:"state"`
 	Uptime float64 `json:"uptimeSeconds"`
-	RSS    uint64  `json:"rss,omitempty"`
+	RSS    uint64  `json:"rssBytes,omitempty"` // as a worker's
 }
 
 // status lists the running standbys and the configured count.
