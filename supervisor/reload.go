@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -65,7 +66,7 @@ type ReloadResult struct {
 	// Standby lists the applications whose standby count changed (their
 	// workers keep running; they are also in Unchanged, or in Scaled).
 	// Otherwise an application is in one list only.
-	Standby   []ScaleChange `json:"standby,omitempty"`
+	Standby   []ScaleChange `json:"standby"`
 	Unchanged []string      `json:"unchanged"`
 }
 
@@ -182,7 +183,14 @@ func restartOnly(old, cfg *config.Config) []string {
 			out = append(out, msg)
 		}
 	}
-	check("entrypoint", old.Entrypoint, cfg.Entrypoint, "the public port belongs to the entrypoint's workers")
+	if cfg.Single() && old.Entrypoint != cfg.Entrypoint {
+		// The application's id, the runtime's entrypoint, is its
+		// package.json name: no key of the file changed.
+		out = append(out, fmt.Sprintf("%s: /name: changed from %q to %q: the application's id, the runtime's entrypoint, comes from it; restart wattd to change it",
+			filepath.Join(cfg.Dir, "package.json"), old.Entrypoint, cfg.Entrypoint))
+	} else {
+		check("entrypoint", old.Entrypoint, cfg.Entrypoint, "the public port belongs to the entrypoint's workers")
+	}
 	check("server.hostname", old.Server.Hostname, cfg.Server.Hostname, "the public sockets are bound once, at start")
 	check("server.port", old.Server.Port, cfg.Server.Port, "the public sockets are bound once, at start")
 	check("reuseTcpPorts", old.SharePort, cfg.SharePort, "the port check runs at start")
@@ -216,7 +224,7 @@ func sameApp(a, b config.Application) bool {
 func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 	p := &reloadPlan{changed: map[*app]*appSpec{}, counts: map[*app]int{}, kept: map[*app]config.Application{}, byID: map[string]*app{}}
 	// Empty lists, not null, in ctl reload --json and the admin API.
-	p.result = ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Scaled: []ScaleChange{}, Unchanged: []string{}}
+	p.result = ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Scaled: []ScaleChange{}, Standby: []ScaleChange{}, Unchanged: []string{}}
 	problems := restartOnly(rt.cfg, cfg)
 	current := rt.appList()
 	kept := map[string]bool{}

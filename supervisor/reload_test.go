@@ -76,6 +76,15 @@ func TestRestartOnlySettingsOfASingleApplicationFolder(t *testing.T) {
 	if len(got) != 2 || !strings.Contains(got[0], "platformatic.json: /server/port: changed") || !strings.Contains(got[1], "platformatic.json: /runtime/startTimeout: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
+	// The application's id comes from package.json, not from the file.
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name": "@acme/renamed"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	renamed := write(5000)
+	got = restartOnly(old, renamed)
+	if len(got) != 1 || !strings.Contains(got[0], filepath.Join(dir, "package.json")+`: /name: changed from "main" to "renamed"`) {
+		t.Fatalf("restartOnly after a rename = %v", got)
+	}
 }
 
 // TestMeshTableLeavesOutRemovedSlots: a slot being taken away leaves the

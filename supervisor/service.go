@@ -40,10 +40,18 @@ func (rt *Runtime) serviceState() (ready bool, status string) {
 	}
 	status = fmt.Sprintf("%d/%d apps ready, %d/%d workers ready", readyApps, apps, readyWorkers, workers)
 	if len(failed) > 0 {
-		status += "; failed: " + strings.Join(failed, ", ")
+		status += "; failed: " + strings.Join(failed[:min(len(failed), maxFailedNamed)], ", ")
+		if more := len(failed) - maxFailedNamed; more > 0 {
+			status += fmt.Sprintf(" and %d more", more)
+		}
 	}
 	return ready, status
 }
+
+// maxFailedNamed is how many failed applications the status names: a
+// notification over 4096 bytes is dropped by systemd whole, READY=1 with
+// it, and ids are up to 64 bytes. ctl ps names them all.
+const maxFailedNamed = 10
 
 // tellService sends the service manager the current state; unchanged
 // state sends nothing.

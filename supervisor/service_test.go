@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,4 +41,19 @@ func TestWatchdogComesFromTheLoop(t *testing.T) {
 	})
 	tr.mesh.mu.Unlock()
 	eventually(t, "keep-alives to resume", func() bool { return l.Count("WATCHDOG=1") >= stuckAt+3 })
+}
+
+// TestServiceStateNamesAFewFailedApps: the status names at most
+// maxFailedNamed failed applications and counts the rest, so that its
+// notification stays under systemd's 4096 bytes.
+func TestServiceStateNamesAFewFailedApps(t *testing.T) {
+	apps := map[string][]State{"web": {StateReady}}
+	for i := range 25 {
+		apps[fmt.Sprintf("failing-application-%02d-%s", i, strings.Repeat("x", 40))] = []State{StateFailed}
+	}
+	_, status := testRuntime(apps).serviceState()
+	if !strings.HasPrefix(status, "1/26 apps ready, 1/26 workers ready; failed: ") || !strings.HasSuffix(status, " and 15 more") ||
+		strings.Count(status, "failing-application-") != maxFailedNamed {
+		t.Fatalf("status %q", status)
+	}
 }

@@ -597,7 +597,20 @@ func checkRequestHistogram(t *testing.T, st *ipc.Stats, method string, status in
 // keeps wattd's backlog (4096, or the kernel's cap), not Node's 511: the
 // queue that holds connections while a worker is replaced.
 func TestListenKeepsWattdsBacklog(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+	// The app's own backlog: none, a short one, one that would wrap in
+	// Node's 32-bit integer.
+	for _, asked := range []string{"", "10", "4294967296"} {
+		t.Run("backlog="+asked, func(t *testing.T) {
+			o := workerOpts{app: "entry", entrypoint: true}
+			if asked != "" {
+				o.env = map[string]string{"ENTRY_BACKLOG": asked}
+			}
+			testBacklog(t, startWorker(t, o))
+		})
+	}
+}
+
+func testBacklog(t *testing.T, w *worker) {
 	w.handshake()
 	w.expect(ipc.TypeReady)
 	want := uint32(listeners.Backlog)

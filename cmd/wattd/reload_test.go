@@ -257,7 +257,7 @@ func reloadJSON(t *testing.T, d *daemon) supervisor.ReloadResult {
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"added", "removed", "changed", "scaled", "unchanged"} {
+	for _, k := range []string{"added", "removed", "changed", "scaled", "standby", "unchanged"} {
 		if _, ok := raw[k].([]any); !ok {
 			t.Errorf("ctl reload --json: %q is %v, want a list:\n%s", k, raw[k], out)
 		}

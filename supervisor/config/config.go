@@ -366,6 +366,10 @@ func environMap(environ []string) map[string]string {
 	return m
 }
 
+// Single tells whether File is one application's own configuration, run
+// alone as the runtime's only application.
+func (c *Config) Single() bool { return c.lifts != nil }
+
 // Pointer is the JSON pointer in File of the runtime setting at ptr
 // (/server/port, /gracefulShutdown): the same, except in a single
 // application's file, where most runtime settings are under /runtime.

@@ -97,7 +97,33 @@ func CheckFree(host string, port int, own map[uint64]bool) error {
 			foreign[i].Proc = &p
 		}
 	}
-	return &PortHeldError{Addr: net.JoinHostPort(host, strconv.Itoa(port)), Holders: foreign}
+	return &PortHeldError{Addr: net.JoinHostPort(host, strconv.Itoa(port)), Holders: foreign, Unshared: !shareable(addrs, port)}
+}
+
+// shareable tells whether a socket with SO_REUSEPORT could bind port on
+// addrs beside the listeners there now: not when one of them did not set
+// SO_REUSEPORT, or belongs to another user. It binds a socket it never
+// listens on, so it joins no group, and closes it.
+func shareable(addrs []netip.Addr, port int) bool {
+	for _, a := range addrs {
+		family, sa := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Port: port, Addr: a.As4()})
+		if a.Is6() {
+			family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: port, Addr: a.As16()}
+		}
+		fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err == nil {
+			err = unix.Bind(fd, sa)
+			if errors.Is(err, unix.EADDRINUSE) {
+				unix.Close(fd)
+				return false
+			}
+		}
+		unix.Close(fd)
+	}
+	return true
 }
 
 // Inode returns the inode of the socket f, the number the kernel's tables

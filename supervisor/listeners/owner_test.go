@@ -70,6 +70,31 @@ func TestCheckFreeNamesTheHolder(t *testing.T) {
 	}
 }
 
+// TestCheckFreeTellsAnUnsharedHolder: the check before the bind already
+// knows whether the holder could share the port, and offers
+// reuseTcpPorts only then.
+func TestCheckFreeTellsAnUnsharedHolder(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	var held *PortHeldError
+	if err := CheckFree("127.0.0.1", port, nil); !errors.As(err, &held) || !held.Unshared || strings.Contains(err.Error(), `set "reuseTcpPorts"`) {
+		t.Fatalf("an exclusive holder: %v", err)
+	}
+	// A program that shares its port opens what TCP opens.
+	shared, addr, err := TCP("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	if err := CheckFree("127.0.0.1", addr.Port, nil); !errors.As(err, &held) || held.Unshared || !strings.Contains(err.Error(), `set "reuseTcpPorts"`) {
+		t.Fatalf("a holder with SO_REUSEPORT: %v", err)
+	}
+}
+
 // TestTCPNamesExclusiveHolder: a listener without SO_REUSEPORT makes the
 // bind fail; the error names who holds the port.
 func TestTCPNamesExclusiveHolder(t *testing.T) {

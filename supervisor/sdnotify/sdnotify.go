@@ -39,13 +39,14 @@ type Notifier struct {
 // last reload failed until one succeeds, so that the reason stays in
 // `systemctl status` after the next count changes.
 func (n *Notifier) composeLocked() string {
+	base := clip(n.base, maxBaseText)
 	if n.reload == "" {
-		return n.base
+		return base
 	}
-	if n.base == "" {
+	if base == "" {
 		return "reload failed: " + n.reload
 	}
-	return n.base + "; reload failed: " + n.reload
+	return base + "; reload failed: " + n.reload
 }
 
 // FromEnv returns a Notifier for NOTIFY_SOCKET, or nil when it is unset.
@@ -177,6 +178,11 @@ const maxReloadText = 512
 // maxFailedText bounds the reason of a failed start in STATUS=, for the
 // same limit; stderr has all of it.
 const maxFailedText = 2048
+
+// maxBaseText bounds the status the runtime gives (its counts and the
+// applications that failed), which goes with a reload's reason and with
+// READY=1 in one datagram.
+const maxBaseText = 2048
 
 // clip cuts s to at most max bytes, on a rune boundary, marking the cut.
 func clip(s string, max int) string {

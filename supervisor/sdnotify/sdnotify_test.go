@@ -162,7 +162,8 @@ func TestLongReasonsStayUnderTheDatagramLimit(t *testing.T) {
 	n.Reloading()
 	n.Reloaded(long)
 	n.Failed(long)
-	all := received(t, c, 4)
+	n.Update(true, "2/71 apps ready; failed: "+strings.Repeat("an-application-id-of-sixty-four-characters-or-so-aaaaaaaaaaaaaa, ", 70))
+	all := received(t, c, 5)
 	for _, got := range all[2:] {
 		if len(got) >= 4096 || !strings.Contains(got, "…") || !utf8.ValidString(got) {
 			t.Errorf("notification of %d bytes (valid UTF-8 %v): %.80q…", len(got), utf8.ValidString(got), got)

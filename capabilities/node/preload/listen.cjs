@@ -144,8 +144,10 @@ function redirect (state, fds, name, nativeListen, server, req) {
   // The app's backlog if it asks for a longer one (the kernel caps it).
   // For an fd, net.Server reads it from the argument after the options
   // only, not from them.
+  // Node passes it on as a 32-bit integer: a larger one would wrap.
   const asked = Number(req.backlog)
-  const backlog = Math.max(Number.isFinite(asked) ? asked : 0, LISTEN_BACKLOG)
+  const fits = Number.isInteger(asked) && asked > 0 && asked <= 0x7fffffff
+  const backlog = Math.max(fits ? asked : 0, LISTEN_BACKLOG)
   if (req.signal) opts.signal = req.signal // the app may still close it by abort
   try {
     state.primary = { server, name, requestedPort: req.port }

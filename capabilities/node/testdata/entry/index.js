@@ -55,7 +55,9 @@ function handler (req, res) {
 }
 
 const server = http.createServer(handler)
-server.listen(3000, '127.0.0.1', () => {
+// ENTRY_BACKLOG: the backlog the app asks for (a test of the preload's).
+const backlog = process.env.ENTRY_BACKLOG === undefined ? undefined : Number(process.env.ENTRY_BACKLOG)
+server.listen({ port: 3000, host: '127.0.0.1', backlog }, () => {
   out({ event: 'listening', address: server.address() })
 
   // What Fastify does for host "localhost": bind the same handler again on
