@@ -222,17 +222,23 @@ func expectServesNothing(t *testing.T, w *worker) {
 	}
 }
 
-// TestBackgroundByExport: a module exporting hasServer = false is a
-// background app without any config, as in Watt; its socket answers 503.
-func TestBackgroundByExport(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "worker", dir: fixtureApp(t, "worker")})
-	w.handshake()
-	w.event("loaded")
-	w.expectReady()
-	expectServesNothing(t, w)
-	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 5000})
-	w.event("close-export")
-	w.expect(ipc.TypeDrained)
+// TestBackgroundFromTheModule: a module exporting hasServer = false, or a
+// factory whose result says isBackgroundApplication, is a background app
+// without any config, as in Watt: ready with no listener, its socket
+// answers 503, and its close() runs on drain.
+func TestBackgroundFromTheModule(t *testing.T) {
+	for _, c := range []struct{ dir, closed string }{{"worker", "close-export"}, {"bg-factory", "close-app"}} {
+		t.Run(c.dir, func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "bg", dir: fixtureApp(t, c.dir)})
+			w.handshake()
+			w.event("loaded")
+			w.expectReady()
+			expectServesNothing(t, w)
+			w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 5000})
+			w.event(c.closed)
+			w.expect(ipc.TypeDrained)
+		})
+	}
 }
 
 // TestBackgroundStandbyRefuses: a standby of an app that turns out to be
@@ -247,20 +253,6 @@ func TestBackgroundStandbyRefuses(t *testing.T) {
 	if out := w.stderr.String(); !strings.Contains(out, "cannot be a standby worker") {
 		t.Errorf("stderr does not say why:\n%s", out)
 	}
-}
-
-// TestBackgroundByFactory: a factory whose result says
-// isBackgroundApplication makes a background app; its socket answers 503
-// and its close() runs on drain.
-func TestBackgroundByFactory(t *testing.T) {
-	w := startWorker(t, workerOpts{app: "bg", dir: fixtureApp(t, "bg-factory")})
-	w.handshake()
-	w.event("loaded")
-	w.expectReady()
-	expectServesNothing(t, w)
-	w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 5000})
-	w.event("close-app")
-	w.expect(ipc.TypeDrained)
 }
 
 // TestSilentModuleSaysWhy: a module that neither listens nor exports a
