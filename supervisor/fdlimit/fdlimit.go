@@ -31,7 +31,7 @@ func Raise() (soft, hard uint64, err error) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)
 	}
-	if lim.Cur+1 < lim.Max {
+	if lim.Cur < lim.Max-1 {
 		// Only where the runtime did not raise: Setrlimit switches its
 		// restore off, and the workers would inherit the raised limit.
 		want := lim
