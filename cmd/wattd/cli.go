@@ -229,7 +229,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	var redact *logs.Redactor
 	if r := cfg.Logger.Redact; r != nil {
 		if redact, err = logs.NewRedactor(r.Paths, r.Censor); err != nil {
-			return usage(fmt.Errorf("%s: /logger/redact: %w", cfg.File, err))
+			return usage(fmt.Errorf("%s: %s: %w", cfg.File, cfg.Pointer("/logger/redact"), err))
 		}
 	}
 	recent := logs.NewRecent(logs.RecentOptions{})
@@ -237,12 +237,12 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	var logExport *telemetry.LogExporter
 	if e := cfg.Logger.Export; e != nil {
 		if logExport, err = telemetry.NewLogExporter(*e); err != nil {
-			return usage(fmt.Errorf("%s: /logger/openTelemetryExporter: %w", cfg.File, err))
+			return usage(fmt.Errorf("%s: %s: %w", cfg.File, cfg.Pointer("/logger/openTelemetryExporter"), err))
 		}
 		setup.Export = logExport.Line
 	}
 	if _, err := logs.ParseLevel(cfg.Logger.Level); err != nil {
-		return usage(fmt.Errorf("%s: /logger/level: %w", cfg.File, err))
+		return usage(fmt.Errorf("%s: %s: %w", cfg.File, cfg.Pointer("/logger/level"), err))
 	}
 	log, _, err := logs.NewWith(os.Stderr, setup)
 	if err != nil { // WATTD_LOG_FORMAT, which the message names
