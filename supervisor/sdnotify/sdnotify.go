@@ -49,6 +49,16 @@ func (n *Notifier) composeLocked() string {
 	return base + "; reload failed: " + n.reload
 }
 
+// withStatusLocked adds the STATUS= line to lines when the status to show
+// differs from the last one sent.
+func (n *Notifier) withStatusLocked(lines []string) []string {
+	if full := n.composeLocked(); full != n.status {
+		lines = append(lines, "STATUS="+full)
+		n.status = full
+	}
+	return lines
+}
+
 // FromEnv returns a Notifier for NOTIFY_SOCKET, or nil when it is unset.
 // It removes NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID from the
 // environment: they are wattd's, and a child must not act on them.
@@ -87,11 +97,7 @@ func (n *Notifier) Update(ready bool, status string) {
 			n.ready = true
 		}
 		n.base = status
-		if full := n.composeLocked(); full != n.status {
-			lines = append(lines, "STATUS="+full)
-			n.status = full
-		}
-		return lines
+		return n.withStatusLocked(lines)
 	})
 }
 
@@ -122,11 +128,7 @@ func (n *Notifier) Reloaded(err error) {
 		if err != nil {
 			n.reload = clip(oneLine(err.Error()), maxReloadText)
 		}
-		if full := n.composeLocked(); full != n.status {
-			lines = append(lines, "STATUS="+full)
-			n.status = full
-		}
-		return lines
+		return n.withStatusLocked(lines)
 	})
 }
 
