@@ -79,7 +79,6 @@ function startAppModel (state, cfg, fds, hooks) {
     app: null, // what the factory returned
     background: !cfg.hasServer,
     fds, // the passed sockets, for a background app found out late
-    servedNothing: false, // serveNothing answers on them
     close: null, // the app's close function, if any
     closing: null // promise of the close sequence once started
   }
@@ -331,9 +330,10 @@ function becomeBackground (state, hooks) {
     fail('this app runs in the background (no server), found out from its module: it cannot be a standby worker; remove "standby" from its configuration')
   }
   // Found out from the module (hasServer = false, a factory's
-  // isBackgroundApplication) rather than the configuration: its sockets
-  // are still listed in the mesh, and nothing would ever accept on them.
-  if (!model.servedNothing && state.primary === null) serveNothing(state, model.fds)
+  // isBackgroundApplication) rather than the configuration, which had
+  // serveNothing answer at the start: its sockets are still listed in the
+  // mesh, and nothing would ever accept on them.
+  if (model.cfg.hasServer && state.primary === null) serveNothing(state, model.fds)
   model.background = true
   if (state.control) state.control.ref()
   hooks.sendReady(state, [])
@@ -342,7 +342,6 @@ function becomeBackground (state, hooks) {
 // serveNothing answers on the sockets a background app does not use, so a
 // request that reaches one is told why instead of hanging.
 function serveNothing (state, fds) {
-  state.appModel.servedNothing = true
   const http = require('node:http')
   for (const name of Object.keys(fds)) {
     try {
