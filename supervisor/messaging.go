@@ -154,22 +154,30 @@ func messagingError(app, detail string) *ipc.Fault {
 }
 
 // route takes one messaging frame a worker sent. It is called from the
-// worker's control reader and returns without waiting on any worker.
-func (ms *messenger) route(from msgPeer, m *ipc.Message) {
+// worker's control reader and returns without waiting on any worker. It
+// reports whether the frame went anywhere: a message sent or failed back
+// to its sender, a reply delivered, a notification for an application
+// that exists. The others (a message without an id, a reply nobody waits
+// for or to a message the worker was not sent, a notification to no
+// application) are counted against the worker's pace (framePace), as a
+// stats report is: messaging that does something is the apps' own work
+// and is not paced.
+func (ms *messenger) route(from msgPeer, m *ipc.Message) bool {
 	switch m.Type {
 	case ipc.TypeMessage:
-		ms.send(from, m)
+		return ms.send(from, m)
 	case ipc.TypeReply:
-		ms.reply(from, m)
+		return ms.reply(from, m)
 	case ipc.TypeNotify:
-		ms.notify(from, m)
+		return ms.notify(from, m)
 	}
+	return false
 }
 
-func (ms *messenger) send(from msgPeer, m *ipc.Message) {
+func (ms *messenger) send(from msgPeer, m *ipc.Message) bool {
 	if m.ID == 0 {
 		ms.warn(from, "message without an id; ignored", zap.String("messageName", m.Name))
-		return
+		return false
 	}
 	fail := func(f *ipc.Fault) {
 		ms.enqueue(from, &ipc.Message{Type: ipc.TypeReply, ID: m.ID, Fault: f})
@@ -177,13 +185,13 @@ func (ms *messenger) send(from msgPeer, m *ipc.Message) {
 	peers, err := ms.targets(m.To)
 	if err != nil {
 		fail(messagingError(m.To, err.Error()))
-		return
+		return true
 	}
 	ms.mu.Lock()
 	if ms.waiting[from.w] >= ms.limits.maxWaiting {
 		ms.mu.Unlock()
 		fail(messagingError(m.To, fmt.Sprintf("the sender has %d messages waiting for a reply already", ms.limits.maxWaiting)))
-		return
+		return true
 	}
 	// The sender's outbox now, not with the reply: what it waits for must
 	// be dropped if it exits first.
@@ -210,18 +218,19 @@ func (ms *messenger) send(from msgPeer, m *ipc.Message) {
 	if err != nil {
 		ms.fail(rid, messagingError(m.To, err.Error()))
 	}
+	return true
 }
 
 // reply routes an answer to the worker that sent the message. Only the
 // worker the message was delivered to may answer it: any other reply is a
 // confused or lying worker and goes nowhere.
-func (ms *messenger) reply(from msgPeer, m *ipc.Message) {
+func (ms *messenger) reply(from msgPeer, m *ipc.Message) bool {
 	ms.mu.Lock()
 	p, ok := ms.pending[m.ID]
 	if ok && p.target.w != from.w {
 		ms.mu.Unlock()
 		ms.warn(from, "reply to a message the worker was not sent; ignored", zap.Uint64("id", m.ID))
-		return
+		return false
 	}
 	if ok {
 		ms.removeLocked(m.ID, p)
@@ -231,7 +240,7 @@ func (ms *messenger) reply(from msgPeer, m *ipc.Message) {
 		// Timed out already, or its sender exited: nobody waits for it.
 		ms.log.Debug("reply to a message nobody waits for; dropped",
 			zap.String("from", from.app), zap.Int("fromWorker", from.worker), zap.Uint64("id", m.ID))
-		return
+		return false
 	}
 	out := &ipc.Message{Type: ipc.TypeReply, ID: p.originID, Data: m.Data, Fault: m.Fault}
 	if err := ms.enqueue(p.origin, out); err != nil && !errors.Is(err, errWorkerGone) {
@@ -239,16 +248,17 @@ func (ms *messenger) reply(from msgPeer, m *ipc.Message) {
 		ms.enqueue(p.origin, &ipc.Message{Type: ipc.TypeReply, ID: p.originID,
 			Fault: messagingError(p.target.app, "the reply could not be delivered: "+err.Error())})
 	}
+	return true
 }
 
 // notify hands a one-way message to every ready worker of the target
 // application but the sender. As in Watt, nothing comes back: an unknown
 // application or a worker without a handler only shows in the logs.
-func (ms *messenger) notify(from msgPeer, m *ipc.Message) {
+func (ms *messenger) notify(from msgPeer, m *ipc.Message) bool {
 	peers, err := ms.targets(m.To)
 	if err != nil {
 		ms.log.Debug("notification not delivered", zap.String("from", from.app), zap.String("to", m.To), zap.String("messageName", m.Name), zap.Error(err))
-		return
+		return false
 	}
 	for _, p := range peers {
 		if p.w == from.w {
@@ -259,6 +269,7 @@ func (ms *messenger) notify(from msgPeer, m *ipc.Message) {
 			ms.log.Debug("notification not delivered", zap.String("to", p.app), zap.Int("worker", p.worker), zap.Error(err))
 		}
 	}
+	return true
 }
 
 // expire fails a message that got no answer within the timeout.

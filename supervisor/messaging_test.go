@@ -441,3 +441,36 @@ func TestMessengerForgetsWarnedWorkers(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMessengerRouteTellsWhatWentNowhere: route reports the frames that
+// reached someone (not paced, framePace) apart from those that did not.
+func TestMessengerRouteTellsWhatWentNowhere(t *testing.T) {
+	w := newMsgWorld(t, time.Minute)
+	if !w.ms.route(w.a, msg(1, "b", "sum", `[1]`)) {
+		t.Fatal("a message delivered went nowhere")
+	}
+	i, got := w.which(t)
+	if w.ms.route(w.b[1-i], &ipc.Message{Type: ipc.TypeReply, ID: got.ID}) {
+		t.Fatal("a reply from the worker the message was not sent to went somewhere")
+	}
+	if !w.ms.route(w.b[i], &ipc.Message{Type: ipc.TypeReply, ID: got.ID}) {
+		t.Fatal("the reply of the worker the message was sent to went nowhere")
+	}
+	w.aFake.next(t)
+	if w.ms.route(w.b[i], &ipc.Message{Type: ipc.TypeReply, ID: got.ID}) {
+		t.Fatal("a second reply, nobody waiting, went somewhere")
+	}
+	if w.ms.route(w.a, msg(0, "b", "sum", `[1]`)) {
+		t.Fatal("a message without an id went somewhere")
+	}
+	if !w.ms.route(w.a, msg(2, "nowhere", "sum", `1`)) {
+		t.Fatal("a message to no application was not failed back to its sender")
+	}
+	w.aFake.next(t)
+	if !w.ms.route(w.a, &ipc.Message{Type: ipc.TypeNotify, To: "b", Name: "ping"}) {
+		t.Fatal("a notification to b went nowhere")
+	}
+	if w.ms.route(w.a, &ipc.Message{Type: ipc.TypeNotify, To: "nowhere", Name: "ping"}) {
+		t.Fatal("a notification to no application went somewhere")
+	}
+}

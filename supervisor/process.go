@@ -148,7 +148,7 @@ type proc struct {
 
 	// route takes the worker's messaging frames (message, reply, notify);
 	// nil in tests that need none.
-	route func(*ipc.Message)
+	route func(*ipc.Message) bool // messaging frames; false: the frame went nowhere (messenger.route)
 	// spans takes the worker's spans messages; nil when tracing is off
 	// (the spans are then ignored). Only the control reader uses it, and
 	// swaps it (sourceFor) for the slot's when a standby is promoted, so
@@ -374,11 +374,11 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		p.meshTable = spec.rt.numberedTable
 		spec.rt.register(p)
 		from := msgPeer{w: p, app: spec.app, worker: spec.worker}
-		p.route = func(m *ipc.Message) {
+		p.route = func(m *ipc.Message) bool {
 			if at := p.promotedAt.Load(); at != nil {
 				from.worker = int(p.promotedTo.Load()) // a standby speaks for its slot once promoted
 			}
-			spec.rt.msgs.route(from, m)
+			return spec.rt.msgs.route(from, m)
 		}
 		tr, app, pid := spec.rt.tracing, spec.app, p.pid
 		p.spans, p.spansAs = tr.Source(app, spec.worker, pid), spec.worker
@@ -570,12 +570,14 @@ func (p *proc) readControl(app string, worker int) {
 		go p.meshWriter()
 	}
 	earlyReady := false // a standby's ready before its promotion was logged
+	var pace framePace
 	for {
 		m, release, err := ipc.ReadMessagePooled(r)
 		if err != nil {
 			p.controlEnded(err)
 			return
 		}
+		paced := true // counted against the pace: all but messaging that went somewhere
 		switch m.Type {
 		case ipc.TypeReady:
 			if p.isStandby && p.promotedAt.Load() == nil {
@@ -619,7 +621,7 @@ func (p *proc) readControl(app string, worker int) {
 			})
 		case ipc.TypeMessage, ipc.TypeReply, ipc.TypeNotify:
 			if p.route != nil {
-				p.route(m)
+				paced = !p.route(m)
 			}
 		case ipc.TypeCheckSet:
 			p.checks.set(m.Check)
@@ -640,6 +642,9 @@ func (p *proc) readControl(app string, worker int) {
 			}
 		}
 		release()
+		if paced {
+			pace.take(time.Now(), p.log)
+		}
 	}
 }
 

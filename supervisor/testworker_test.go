@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -100,6 +101,9 @@ func generation(state string) int {
 //	                 serving, deaf to SIGTERM
 //	drain-slow:D     ready, answer drain only after D
 //	bad-frame        say hello, then write a frame that is not JSON
+//	flood:N          serving, the handshake and ready by hand, then N
+//	                 stats frames as fast as the channel takes them,
+//	                 heapUsed 1 to N, then waits for SIGTERM
 //	grandchild       ready, after starting a child that sleeps (its pid in
 //	                 the state directory, file "grandchild")
 //	elu:F            ready, reporting stats with event-loop utilisation F
@@ -162,6 +166,27 @@ func testWorkerMain(list string) int {
 		return 0
 	case "messenger":
 		return messengerWorker()
+	case "flood":
+		n, err := strconv.Atoi(arg)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testworker: behaviour %q: %v\n", b, err)
+			return 121
+		}
+		raw, err := rawControl()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testworker: control: %v\n", err)
+			return 121
+		}
+		ipc.WriteMessage(raw, &ipc.Message{Type: ipc.TypeHello, Versions: []int{ipc.ProtocolVersion}})
+		ipc.ReadMessage(raw)
+		go io.Copy(io.Discard, raw) // what wattd sends next (mesh tables) must not block it
+		w.serve()
+		ipc.WriteMessage(raw, &ipc.Message{Type: ipc.TypeReady, Listeners: []string{"http"}})
+		for i := 1; i <= n; i++ {
+			ipc.WriteMessage(raw, &ipc.Message{Type: ipc.TypeStats, Stats: &ipc.Stats{ELU: 0.1, HeapUsed: uint64(i)}})
+		}
+		<-term
+		return 0
 	case "bad-frame":
 		// The handshake by hand, then a length prefix followed by bytes
 		// that are not JSON: what the SDK never sends.

@@ -1,0 +1,76 @@
+package supervisor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/supervisor/config"
+)
+
+// TestFramePaceBurstThenRate: a worker may send paceBurst frames at once;
+// beyond them its reader waits, and it gets paceFrames a second back.
+func TestFramePaceBurstThenRate(t *testing.T) {
+	var f framePace
+	now := time.Unix(1000, 0)
+	for i := range paceBurst {
+		if d := f.wait(now); d != 0 {
+			t.Fatalf("frame %d of a burst waits %s", i+1, d)
+		}
+	}
+	if d := f.wait(now); d != paceNap {
+		t.Fatalf("the frame after the burst waits %s, want %s", d, paceNap)
+	}
+	// A nap's worth of time gives a nap's worth of frames.
+	now = now.Add(paceNap)
+	n := 0
+	for f.wait(now) == 0 {
+		n++
+	}
+	if want := int(paceNap.Seconds() * paceFrames); n < want-1 || n > want {
+		t.Fatalf("after a nap, %d frames passed; want about %d", n, want)
+	}
+	// Quiet for long enough, the whole burst is back, and no more.
+	now = now.Add(time.Hour)
+	n = 0
+	for f.wait(now) == 0 {
+		n++
+	}
+	if n != paceBurst {
+		t.Fatalf("after an hour, %d frames passed at once; want %d", n, paceBurst)
+	}
+}
+
+// TestControlFloodIsPaced: a worker that writes stats frames as fast as it
+// can is read at the pace, with one warning, and stays ready; the frames
+// are all read, in order. Without the pace the 3,500 frames were read in
+// a few milliseconds.
+func TestControlFloodIsPaced(t *testing.T) {
+	const frames = paceBurst + 1500 // 1.5 s beyond the burst
+	// It answers no drain: the stop waits the application's grace.
+	tr := startRuntime(t, func(c *config.Config) { c.GracefulShutdown.Application = time.Second },
+		testApp{id: "web", entry: true, behaviour: "flood:3500"})
+	tr.waitReady("web", 0)
+	start := time.Now()
+	s := tr.slot("web", 0)
+	var last uint64
+	eventually(t, "the last stats frame read", func() bool {
+		last = s.status().HeapUsed
+		return last == frames
+	})
+	took := time.Since(start)
+	t.Logf("%d frames read in %s", frames, took)
+	// 1,500 frames beyond the burst at paceFrames a second: 1.5 s, less
+	// what went by between the worker's ready and this test seeing it.
+	if took < time.Second {
+		t.Fatalf("%d frames read in %s: not paced", frames, took)
+	}
+	if n := tr.logs.FilterMessage(paceWarning).Len(); n != 1 {
+		t.Fatalf("%d pace warnings, want 1", n)
+	}
+	if st := s.status(); st.State != "ready" {
+		t.Fatalf("flooding worker is %s", st.State)
+	}
+	if body, err := tr.get("/"); err != nil {
+		t.Fatalf("the flooding worker no longer serves: %q, %v", body, err)
+	}
+}
