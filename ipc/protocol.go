@@ -254,6 +254,9 @@ type Message struct {
 type Warm struct {
 	Requests int   `json:"requests"`
 	Ms       int64 `json:"ms"`
+	// After is how long the standby waited, once loaded, before it
+	// began (for a CPU to spare); absent from older workers.
+	After int64 `json:"afterMs,omitempty"`
 }
 
 // Fault is a failed reply: the handler threw, there is no handler, or

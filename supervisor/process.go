@@ -599,7 +599,7 @@ func (p *proc) readControl(app string, worker int) {
 		case ipc.TypeStandby:
 			p.warmOnce.Do(func() { close(p.warm) })
 			if w := m.Warm; w != nil {
-				p.log.Debug("standby warmed up", zap.Int("requests", w.Requests), zap.Int64("ms", w.Ms))
+				p.log.Debug("standby warmed up", zap.Int("requests", w.Requests), zap.Int64("ms", w.Ms), zap.Int64("afterMs", w.After))
 			}
 		case ipc.TypeStats:
 			if m.Stats != nil {

@@ -327,6 +327,15 @@ func (s *slot) run(ctx context.Context) {
 							zap.Duration("delay", d.Delay), zap.Duration("uptime", exit.Uptime.Round(time.Millisecond)),
 							zap.Int("consecutive", d.Consecutive))
 					}
+					if p, ok := w.(*proc); ok && !p.promotedWarm.Load() {
+						// Still loading (a second crash soon after a
+						// first took the standby that was ready): it
+						// is ahead of a fresh start, but not a matter
+						// of milliseconds. Until it is ready the slot
+						// is steered around, as for a start, and what
+						// its socket holds is relayed (rescue.go).
+						s.app.rt.slotDown(s, time.Now())
+					}
 					next = w
 					continue
 				}

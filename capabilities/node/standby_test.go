@@ -258,8 +258,9 @@ if (process.env.AGENT_MODE === 'channel') {
 			w := startWorker(t, o)
 			w.handshake()
 			w.expect(ipc.TypeStandby)
-			// A warm-up begins 1 s after the standby message, ends within
-			// its 500 ms budget and reports at once; give it twice that.
+			// A warm-up begins at most 1 s after the standby message,
+			// ends within its 500 ms budget and reports at once; give it
+			// twice that.
 			quiet := time.After(3 * time.Second)
 		wait:
 			for {
@@ -320,5 +321,54 @@ func TestStandbyWarmUpWithoutLoopback(t *testing.T) {
 	// By now a warm-up that retried would have written more.
 	if got := strings.Count(w.stderr.String(), "standby warm-up"); got != 1 {
 		t.Errorf("%d warm-up warnings, want 1; stderr:\n%s", got, w.stderr.String())
+	}
+}
+
+// TestStandbyWarmsUpOnASpareCPU: a standby warms up as soon as the
+// machine has a CPU to spare, and waits a second while it has none. The
+// CPU times come from a /proc/stat the test makes up (cpu.cjs, required
+// ahead of the app, answers the preload's reads of it): idle, every look
+// finds all CPUs idle; busy, none.
+func TestStandbyWarmsUpOnASpareCPU(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "cpu.cjs")
+	if err := os.WriteFile(fake, []byte(`'use strict'
+const fs = require('node:fs')
+const { openSync, readSync } = fs
+let statFd = -1
+let looks = 0
+fs.openSync = function (path, ...rest) {
+  const fd = openSync.call(this, path, ...rest)
+  if (path === '/proc/stat') statFd = fd
+  return fd
+}
+fs.readSync = function (fd, buf, off, len, pos) {
+  if (fd !== statFd) return readSync.apply(this, arguments)
+  looks++
+  const busy = process.env.FAKE_CPU === 'busy' ? looks * 1000 : 0
+  const idle = process.env.FAKE_CPU === 'idle' ? looks * 1000 : 0
+  return buf.write('cpu  ' + busy + ' 0 0 ' + idle + ' 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n', off, 'latin1')
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"idle", "busy"} {
+		t.Run(mode, func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "entry", entrypoint: true, standbySlots: 1,
+				nodeOpts: "--require " + fake, env: map[string]string{"FAKE_CPU": mode}})
+			w.handshake()
+			w.expect(ipc.TypeStandby)
+			warm := w.waitWarm()
+			if warm.Requests < 100 {
+				t.Errorf("warm-up report %+v: expected at least 100 requests", warm)
+			}
+			// The first look is 100 ms after the standby is loaded; the
+			// latest start, 1 s.
+			switch {
+			case mode == "idle" && (warm.After < 100 || warm.After >= 900):
+				t.Errorf("with every CPU idle the warm-up began after %d ms, want from 100 ms, well before 1 s", warm.After)
+			case mode == "busy" && warm.After < 1000:
+				t.Errorf("with no CPU idle the warm-up began after %d ms, want 1 s", warm.After)
+			}
+		})
 	}
 }

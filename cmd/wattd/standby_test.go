@@ -399,6 +399,80 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 	}
 }
 
+// TestStartingStandbyIsSteeredAround: a worker that dies while the only
+// standby is still loading is replaced by that standby, and until it is
+// ready its slot takes no new connection: they go to the other worker
+// instead of waiting on the dead one's socket for the standby's start.
+func TestStartingStandbyIsSteeredAround(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	// A standby that finds this file at its start calls listen() only
+	// once it is gone (index.js): it loads, then holds.
+	gate := filepath.Join(t.TempDir(), "gate")
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/standby"), "workers": 2, "standby": 1,
+			"env": map[string]any{"LISTEN_GATE": gate},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	first := warmStandby(t, d, "web")
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opened := false
+	openGate := func() {
+		if !opened {
+			opened = true
+			if err := os.Remove(gate); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(openGate)
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Its successor loads the app and holds its listen().
+	var sb supervisor.StandbyStatus
+	waitFor(t, 30*time.Second, "the next standby loaded and held", func() bool {
+		for _, s := range d.app("web").Standbys {
+			if s.PID != first.PID && s.State == "starting" && strings.Contains(d.out.String(), fmt.Sprintf("loaded pid=%d", s.PID)) {
+				sb = s
+				return true
+			}
+		}
+		return false
+	})
+	other := d.app("web").Workers[1].PID
+	if err := syscall.Kill(d.app("web").Workers[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the loading standby in slot 0", func() bool {
+		return d.app("web").Workers[0].PID == sb.PID
+	})
+	// Each request on a connection of its own: left to the kernel, about
+	// half of them would wait on slot 0's socket for the held standby.
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	want := fmt.Sprintf("pid=%d", other)
+	for i := range 30 {
+		resp, err := c.Get("http://" + d.addr() + "/")
+		if err != nil {
+			t.Fatalf("request %d while the promoted standby loads: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Fatalf("request %d answered by %q, want the other worker's %q", i+1, body, want)
+		}
+	}
+	openGate()
+	promotedInto(t, d, "web", sb.PID, 0, 10*time.Second)
+}
+
 // TestStandbyTakesTheSlotOfAWorkerThatSaysItExits: a worker that ends by
 // itself says so before its process is gone, and the standby takes its
 // slot then: it listens while the old process is still there (lingering

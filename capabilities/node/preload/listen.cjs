@@ -68,7 +68,7 @@ function hold (state, server, req, nativeListen) {
     const ours = state.metrics !== null ? state.metrics.serverChannels : []
     sb.stopWarm = startWarm(() => canWarm(server, ours), nativeListen, guard('standby warm-up', (w) => {
       sb.stopWarm = null
-      if (!sb.promoted) send(state, { type: 'standby', warm: { requests: w.requests, ms: Math.round(w.ms) } })
+      if (!sb.promoted) send(state, { type: 'standby', warm: { requests: w.requests, ms: Math.round(w.ms), afterMs: Math.round(w.after) } })
     }))
   }
   return server

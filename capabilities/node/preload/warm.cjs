@@ -28,9 +28,16 @@ const { warn } = require('./base.cjs')
 
 // A standby is started right after a promotion, that is right after a
 // crash, when the promoted worker serves the dead one's clients as they
-// reconnect: warming up then would take the CPU from them. So it waits
-// WARM_AFTER_MS first; in a storm of crashes it is promoted before that
-// and does not warm up at all.
+// reconnect: warming up then would take the CPU from them. So it warms up
+// once the machine has a CPU to spare (IDLE_CPUS idle over the last
+// IDLE_EVERY_MS, read from /proc/stat), looking from IDLE_FIRST_MS after
+// it is loaded, and at WARM_AFTER_MS whatever the machine does (where
+// /proc/stat cannot be read, at WARM_AFTER_MS). On a busy machine it so
+// waits as long as before; in a storm of crashes it is promoted first and
+// does not warm up at all.
+const IDLE_FIRST_MS = 100
+const IDLE_EVERY_MS = 100
+const IDLE_CPUS = 0.75
 const WARM_AFTER_MS = 1000
 const WARM_REQUESTS = 2000 // in all, over WARM_CONNS connections at a time
 const WARM_PER_CONN = 100 // then the connection closes and another opens
@@ -169,23 +176,88 @@ function warmHTTP (nativeListen, done) {
   return () => finish()
 }
 
-// startWarm runs warmHTTP WARM_AFTER_MS from now, if ok() still says
-// it may then (an agent may have been loaded meanwhile). The function it
-// returns cancels it, or ends it if it runs.
+// cpuIdle returns a function that tells how many CPUs were idle since
+// its previous call (idle and iowait time in /proc/stat's first line),
+// or null where that cannot be read. Only the first line is read, so a
+// machine with many CPUs costs no more.
+function cpuIdle () {
+  const fs = require('node:fs')
+  let fd
+  try {
+    fd = fs.openSync('/proc/stat', 'r')
+  } catch {
+    return null
+  }
+  const buf = Buffer.alloc(256)
+  const read = () => {
+    const n = fs.readSync(fd, buf, 0, buf.length, 0)
+    const line = buf.toString('latin1', 0, n).split('\n', 1)[0]
+    if (!line.startsWith('cpu ')) throw new Error('/proc/stat: no cpu line')
+    // user nice system idle iowait irq softirq steal (guest is in user)
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number)
+    return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) }
+  }
+  let last
+  try {
+    last = read()
+  } catch {
+    fs.closeSync(fd)
+    return null
+  }
+  const cpus = require('node:os').availableParallelism()
+  const idle = () => {
+    const now = read()
+    const total = now.total - last.total
+    const cpusIdle = total > 0 ? (now.idle - last.idle) / total * cpus : 0
+    last = now
+    return cpusIdle
+  }
+  idle.close = () => fs.closeSync(fd)
+  return idle
+}
+
+// startWarm runs warmHTTP once the machine has a CPU to spare, or
+// WARM_AFTER_MS from now, if ok() still says it may then (an agent may
+// have been loaded meanwhile), and passes done its report with after, the
+// milliseconds it waited. The function it returns cancels it, or ends it
+// if it runs.
 function startWarm (ok, nativeListen, done) {
   let stop = null
-  const timer = setTimeout(() => {
+  let timer = null
+  let idle = null
+  const begin = Date.now()
+  const go = () => {
+    if (idle !== null) idle.close()
+    idle = null
     try {
       if (!ok()) return
     } catch (err) {
       warn('standby warm-up', err)
       return
     }
-    stop = warmHTTP(nativeListen, done)
-  }, WARM_AFTER_MS)
+    const after = Date.now() - begin
+    stop = warmHTTP(nativeListen, (w) => done({ ...w, after }))
+  }
+  const look = () => {
+    let spare = false
+    try {
+      spare = idle() >= IDLE_CPUS
+    } catch {
+      idle.close()
+      idle = null
+    }
+    const left = WARM_AFTER_MS - (Date.now() - begin)
+    if (spare || left <= 0) return go()
+    timer = setTimeout(idle === null ? go : look, idle === null ? left : Math.min(IDLE_EVERY_MS, left))
+    timer.unref()
+  }
+  idle = cpuIdle()
+  timer = idle === null ? setTimeout(go, WARM_AFTER_MS) : setTimeout(look, IDLE_FIRST_MS)
   timer.unref()
   return () => {
     clearTimeout(timer)
+    if (idle !== null) idle.close()
+    idle = null
     if (stop !== null) stop()
   }
 }
