@@ -74,3 +74,22 @@ func TestControlFloodIsPaced(t *testing.T) {
 		t.Fatalf("the flooding worker no longer serves: %q, %v", body, err)
 	}
 }
+
+// TestFloodingWorkerStopsPromptly: once wattd asks a worker to drain, its
+// frames are read at once, so its drained is not left behind the backlog
+// of a flood (20,000 frames, 18 s at the pace) until the grace runs out.
+func TestFloodingWorkerStopsPromptly(t *testing.T) {
+	tr := startRuntime(t, func(c *config.Config) { c.GracefulShutdown.Application = 8 * time.Second },
+		testApp{id: "web", entry: true, behaviour: "flood:20000"})
+	tr.waitReady("web", 0)
+	eventually(t, "the pace warning", func() bool { return tr.logs.FilterMessage(paceWarning).Len() > 0 })
+	start := time.Now()
+	if err := tr.stop(); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("stopped in %s", took)
+	if n := tr.logs.FilterMessage("worker did not finish in-flight work in time").Len(); n != 0 || took > 4*time.Second {
+		t.Fatalf("the stop took %s (%d drain timeouts): the drained frame waited behind the flood", took, n)
+	}
+}

@@ -155,13 +155,15 @@ func messagingError(app, detail string) *ipc.Fault {
 
 // route takes one messaging frame a worker sent. It is called from the
 // worker's control reader and returns without waiting on any worker. It
-// reports whether the frame went anywhere: a message sent or failed back
-// to its sender, a reply delivered, a notification for an application
-// that exists. The others (a message without an id, a reply nobody waits
-// for or to a message the worker was not sent, a notification to no
-// application) are counted against the worker's pace (framePace), as a
-// stats report is: messaging that does something is the apps' own work
-// and is not paced.
+// reports whether the frame went anywhere: a message handed to a worker
+// of its target, a reply delivered, a notification handed to at least one
+// worker. The others (a message without an id, one failed back to its
+// sender at once because its target has no worker or the sender too many
+// messages waiting, a reply nobody waits for or to a message the worker
+// was not sent, a notification nobody gets) are counted against the
+// worker's pace (framePace), as a stats report is: messaging that reaches
+// someone is the apps' own work and is not paced, while a worker sending
+// messages nowhere in a loop is a worker flooding its channel.
 func (ms *messenger) route(from msgPeer, m *ipc.Message) bool {
 	switch m.Type {
 	case ipc.TypeMessage:
@@ -185,13 +187,13 @@ func (ms *messenger) send(from msgPeer, m *ipc.Message) bool {
 	peers, err := ms.targets(m.To)
 	if err != nil {
 		fail(messagingError(m.To, err.Error()))
-		return true
+		return false
 	}
 	ms.mu.Lock()
 	if ms.waiting[from.w] >= ms.limits.maxWaiting {
 		ms.mu.Unlock()
 		fail(messagingError(m.To, fmt.Sprintf("the sender has %d messages waiting for a reply already", ms.limits.maxWaiting)))
-		return true
+		return false
 	}
 	// The sender's outbox now, not with the reply: what it waits for must
 	// be dropped if it exits first.
@@ -217,6 +219,7 @@ func (ms *messenger) send(from msgPeer, m *ipc.Message) bool {
 	})
 	if err != nil {
 		ms.fail(rid, messagingError(m.To, err.Error()))
+		return false
 	}
 	return true
 }
@@ -260,6 +263,7 @@ func (ms *messenger) notify(from msgPeer, m *ipc.Message) bool {
 		ms.log.Debug("notification not delivered", zap.String("from", from.app), zap.String("to", m.To), zap.String("messageName", m.Name), zap.Error(err))
 		return false
 	}
+	handed := false
 	for _, p := range peers {
 		if p.w == from.w {
 			continue
@@ -267,9 +271,11 @@ func (ms *messenger) notify(from msgPeer, m *ipc.Message) bool {
 		out := &ipc.Message{Type: ipc.TypeNotify, From: from.app, FromWorker: from.worker, Name: m.Name, Data: m.Data}
 		if err := ms.enqueue(p, out); err != nil {
 			ms.log.Debug("notification not delivered", zap.String("to", p.app), zap.Int("worker", p.worker), zap.Error(err))
+			continue
 		}
+		handed = true
 	}
-	return true
+	return handed
 }
 
 // expire fails a message that got no answer within the timeout.

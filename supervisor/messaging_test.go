@@ -463,14 +463,21 @@ func TestMessengerRouteTellsWhatWentNowhere(t *testing.T) {
 	if w.ms.route(w.a, msg(0, "b", "sum", `[1]`)) {
 		t.Fatal("a message without an id went somewhere")
 	}
-	if !w.ms.route(w.a, msg(2, "nowhere", "sum", `1`)) {
-		t.Fatal("a message to no application was not failed back to its sender")
+	// Failed back to its sender at once: it reached nobody.
+	if w.ms.route(w.a, msg(2, "nowhere", "sum", `1`)) {
+		t.Fatal("a message to no application went somewhere")
 	}
-	w.aFake.next(t)
+	if r := w.aFake.next(t); r.ID != 2 || r.Fault == nil {
+		t.Fatalf("a message to no application was not failed back to its sender: %+v", r)
+	}
 	if !w.ms.route(w.a, &ipc.Message{Type: ipc.TypeNotify, To: "b", Name: "ping"}) {
 		t.Fatal("a notification to b went nowhere")
 	}
 	if w.ms.route(w.a, &ipc.Message{Type: ipc.TypeNotify, To: "nowhere", Name: "ping"}) {
 		t.Fatal("a notification to no application went somewhere")
+	}
+	// a's only worker is the sender, which a notification skips.
+	if w.ms.route(w.a, &ipc.Message{Type: ipc.TypeNotify, To: "a", Name: "ping"}) {
+		t.Fatal("a notification to the sender's own application, of one worker, went somewhere")
 	}
 }

@@ -105,6 +105,9 @@ type proc struct {
 	// promotedWarm: it had loaded the app when promoted, so taking the
 	// slot is a listen() and a message (handoverTimeout), not a start.
 	promotedWarm atomic.Bool
+	// drainAsked: wattd sent the worker a drain; its frames are no
+	// longer paced (framePace).
+	drainAsked atomic.Bool
 
 	hello     chan struct{} // closed when the handshake completed
 	drained   chan struct{} // closed on the drained message
@@ -642,7 +645,10 @@ func (p *proc) readControl(app string, worker int) {
 			}
 		}
 		release()
-		if paced {
+		// A worker asked to drain is on its way out: its drained, and
+		// whatever it sends before, is read at once, or the stop would
+		// wait out the grace behind its backlog.
+		if paced && !p.drainAsked.Load() {
 			pace.take(time.Now(), p.log)
 		}
 	}
@@ -719,6 +725,9 @@ func (p *proc) send(m *ipc.Message) error {
 	buf, err := ipc.EncodeFrame(m)
 	if err != nil {
 		return err
+	}
+	if m.Type == ipc.TypeDrain {
+		p.drainAsked.Store(true) // its frames are read unpaced from now (framePace)
 	}
 	return p.sendFrame(buf, m.Type)
 }

@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -103,7 +102,8 @@ func generation(state string) int {
 //	bad-frame        say hello, then write a frame that is not JSON
 //	flood:N          serving, the handshake and ready by hand, then N
 //	                 stats frames as fast as the channel takes them,
-//	                 heapUsed 1 to N, then waits for SIGTERM
+//	                 heapUsed 1 to N, then waits for SIGTERM; answers a
+//	                 drain at once
 //	grandchild       ready, after starting a child that sleeps (its pid in
 //	                 the state directory, file "grandchild")
 //	elu:F            ready, reporting stats with event-loop utilisation F
@@ -179,7 +179,20 @@ func testWorkerMain(list string) int {
 		}
 		ipc.WriteMessage(raw, &ipc.Message{Type: ipc.TypeHello, Versions: []int{ipc.ProtocolVersion}})
 		ipc.ReadMessage(raw)
-		go io.Copy(io.Discard, raw) // what wattd sends next (mesh tables) must not block it
+		// What wattd sends next (mesh tables) must not block it; a drain
+		// is answered at once, behind whatever of the flood wattd has
+		// not read yet.
+		go func() {
+			for {
+				m, err := ipc.ReadMessage(raw)
+				if err != nil {
+					return
+				}
+				if m.Type == ipc.TypeDrain {
+					ipc.WriteMessage(raw, &ipc.Message{Type: ipc.TypeDrained})
+				}
+			}
+		}()
 		w.serve()
 		ipc.WriteMessage(raw, &ipc.Message{Type: ipc.TypeReady, Listeners: []string{"http"}})
 		for i := 1; i <= n; i++ {

@@ -164,7 +164,10 @@ func readUint(dir, name string) (uint64, error) {
 // procs lists the processes of a cgroup; a missing directory has none.
 func procs(dir string) ([]int, error) {
 	s, err := readFile(dir, "cgroup.procs")
-	if errors.Is(err, os.ErrNotExist) {
+	// ENODEV: the directory is being removed at this moment (at a stop, a
+	// worker's own exit and the runtime's close may remove its group
+	// together); a group on its way out has no process left.
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENODEV) {
 		return nil, nil
 	}
 	if err != nil {

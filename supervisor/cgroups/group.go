@@ -238,7 +238,7 @@ func killDir(v Version, ctrl, dir string) error {
 		}
 		switch {
 		case v == V2 && useCgroupKill && exists(dir, "cgroup.kill"):
-			if err := writeFile(dir, "cgroup.kill", "1"); err != nil && !errors.Is(err, syscall.ENOENT) {
+			if err := writeFile(dir, "cgroup.kill", "1"); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENODEV) {
 				return err
 			}
 		case v == V2 && exists(dir, "cgroup.freeze"):

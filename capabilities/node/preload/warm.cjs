@@ -29,8 +29,9 @@ const { warn } = require('./base.cjs')
 // A standby is started right after a promotion, that is right after a
 // crash, when the promoted worker serves the dead one's clients as they
 // reconnect: warming up then would take the CPU from them. So it warms up
-// once the machine has a CPU to spare (IDLE_CPUS idle over the last
-// IDLE_EVERY_MS, read from /proc/stat), looking from IDLE_FIRST_MS after
+// once the machine has a CPU to spare (IDLE_CPUS of the CPUs it may run on
+// idle over the last IDLE_EVERY_MS, read from /proc/stat), looking from
+// IDLE_FIRST_MS after
 // it is loaded, and at WARM_AFTER_MS whatever the machine does (where
 // /proc/stat cannot be read, at WARM_AFTER_MS). On a busy machine it so
 // waits as long as before; in a storm of crashes it is promoted first and
@@ -176,26 +177,57 @@ function warmHTTP (nativeListen, done) {
   return () => finish()
 }
 
-// cpuIdle returns a function that tells how many CPUs were idle since
-// its previous call (idle and iowait time in /proc/stat's first line),
-// or null where that cannot be read. Only the first line is read, so a
-// machine with many CPUs costs no more.
+// cpuIdle returns a function that tells how many of the CPUs this process
+// may run on were idle since its previous call (idle and iowait time in
+// /proc/stat), or null where that cannot be read. When the process may run
+// on every CPU, only the file's first line, the machine's total, is read,
+// so a machine with many CPUs costs no more; under a cpuset (a container
+// pinned to some CPUs) the lines of those CPUs are added up instead.
 function cpuIdle () {
   const fs = require('node:fs')
+  const os = require('node:os')
   let fd
   try {
     fd = fs.openSync('/proc/stat', 'r')
   } catch {
     return null
   }
-  const buf = Buffer.alloc(256)
-  const read = () => {
-    const n = fs.readSync(fd, buf, 0, buf.length, 0)
-    const line = buf.toString('latin1', 0, n).split('\n', 1)[0]
-    if (!line.startsWith('cpu ')) throw new Error('/proc/stat: no cpu line')
-    // user nice system idle iowait irq softirq steal (guest is in user)
+  const mine = allowedCPUs(fs, os)
+  let buf = Buffer.alloc(mine === null ? 256 : 16384)
+  const text = () => {
+    let n = 0
+    for (;;) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, n)
+      n += got
+      if (got === 0 || mine === null || n < buf.length) break
+      const more = Buffer.alloc(buf.length * 2)
+      buf.copy(more)
+      buf = more
+    }
+    return buf.toString('latin1', 0, n)
+  }
+  // user nice system idle iowait irq softirq steal (guest is in user)
+  const add = (sum, line) => {
     const f = line.trim().split(/\s+/).slice(1, 9).map(Number)
-    return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) }
+    sum.idle += f[3] + f[4]
+    sum.total += f.reduce((a, b) => a + b, 0)
+    sum.cpus++
+  }
+  const read = () => {
+    const sum = { idle: 0, total: 0, cpus: 0 }
+    const lines = text().split('\n')
+    if (mine === null) {
+      if (!lines[0].startsWith('cpu ')) throw new Error('/proc/stat: no cpu line')
+      add(sum, lines[0])
+      sum.cpus = os.availableParallelism()
+    } else {
+      for (const line of lines) {
+        const m = /^cpu(\d+) /.exec(line)
+        if (m !== null && mine.has(Number(m[1]))) add(sum, line)
+      }
+      if (sum.cpus === 0) throw new Error('/proc/stat: none of this process\'s CPUs')
+    }
+    return sum
   }
   let last
   try {
@@ -204,16 +236,35 @@ function cpuIdle () {
     fs.closeSync(fd)
     return null
   }
-  const cpus = require('node:os').availableParallelism()
   const idle = () => {
     const now = read()
     const total = now.total - last.total
-    const cpusIdle = total > 0 ? (now.idle - last.idle) / total * cpus : 0
+    const cpusIdle = total > 0 ? (now.idle - last.idle) / total * now.cpus : 0
     last = now
     return cpusIdle
   }
   idle.close = () => fs.closeSync(fd)
   return idle
+}
+
+// allowedCPUs returns the numbers of the CPUs this process may run on
+// (Cpus_allowed_list in /proc/self/status), or null when that is every
+// CPU of the machine or cannot be read.
+function allowedCPUs (fs, os) {
+  let list
+  try {
+    list = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync('/proc/self/status', 'latin1'))
+  } catch {
+    return null
+  }
+  if (list === null) return null
+  const set = new Set()
+  for (const part of list[1].split(',')) {
+    const [a, b = a] = part.split('-').map(Number)
+    if (!Number.isInteger(a) || !Number.isInteger(b) || b < a || b - a > 65536) return null
+    for (let c = a; c <= b; c++) set.add(c)
+  }
+  return set.size >= os.cpus().length ? null : set
 }
 
 // startWarm runs warmHTTP once the machine has a CPU to spare, or
