@@ -372,7 +372,9 @@ func (sp *standbyPool) promote(s *slot) worker {
 		// Its successor starts once it serves: a Node start next to it
 		// would take CPU from the connections waiting for it.
 		// One that was still starting takes as long as its start does
-		// (its slot kills it if that is past startTimeout).
+		// (its slot kills it if that is past startTimeout). And once it
+		// serves, the successor waits for a CPU to spare, 0.3 s at most
+		// (waitSpareCPU).
 		go func() {
 			var late <-chan time.Time
 			if warm {
@@ -382,6 +384,7 @@ func (sp *standbyPool) promote(s *slot) worker {
 			}
 			select {
 			case <-sb.p.ready:
+				waitSpareCPU(sp.a.rt.stopping)
 			case <-sb.p.exited:
 			case <-late:
 			}

@@ -323,6 +323,51 @@ func ReadHostCPU() (HostCPU, bool) {
 	return HostCPU{Idle: v[3], Total: v[0] + v[1] + v[2] + v[3] + v[5]}, true
 }
 
+// CPUTimes is CPU time from /proc/stat in USER_HZ ticks, summed over
+// some CPUs: Idle counts idle and I/O wait, Total every state but guest
+// (which user already holds); CPUs is how many CPUs were summed.
+type CPUTimes struct {
+	Idle, Total uint64
+	CPUs        int
+}
+
+// ReadCPUTimes reads /proc/stat: the CPUs for which mine is true, or, with
+// mine nil, every CPU.
+func ReadCPUTimes(mine func(cpu int) bool) (CPUTimes, bool) {
+	b, err := ReadFile("/proc/stat")
+	if err != nil {
+		return CPUTimes{}, false
+	}
+	return ParseCPUTimes(string(b), mine)
+}
+
+// ParseCPUTimes is ReadCPUTimes on the text of /proc/stat.
+func ParseCPUTimes(stat string, mine func(cpu int) bool) (CPUTimes, bool) {
+	var t CPUTimes
+	for line := range strings.Lines(stat) {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil || (mine != nil && !mine(n)) {
+			continue
+		}
+		var v [8]uint64 // user nice system idle iowait irq softirq steal
+		for i := range v {
+			if v[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
+				return CPUTimes{}, false
+			}
+		}
+		t.Idle += v[3] + v[4]
+		for _, x := range v {
+			t.Total += x
+		}
+		t.CPUs++
+	}
+	return t, t.CPUs > 0
+}
+
 // pageSize is the unit of /proc/<pid>/stat's rss.
 var pageSize = uint64(os.Getpagesize())
 

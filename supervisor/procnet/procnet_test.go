@@ -60,3 +60,28 @@ func TestListeningAndHolders(t *testing.T) {
 		t.Fatalf("Tree(self) = %v lacks self", tree)
 	}
 }
+
+func TestParseCPUTimes(t *testing.T) {
+	const stat = "cpu  30 0 30 300 10 0 0 0 0 0\n" +
+		"cpu0 10 0 10 100 5 0 0 0 0 0\n" +
+		"cpu1 20 0 20 200 5 0 0 0 0 0\n" +
+		"intr 12345 1 2 3\n" +
+		"cpu9z 1 1 1 1 1 1 1 1\n"
+	all, ok := ParseCPUTimes(stat, nil)
+	if !ok || all != (CPUTimes{Idle: 310, Total: 370, CPUs: 2}) {
+		t.Fatalf("every CPU: %+v, %v", all, ok)
+	}
+	one, ok := ParseCPUTimes(stat, func(cpu int) bool { return cpu == 1 })
+	if !ok || one != (CPUTimes{Idle: 205, Total: 245, CPUs: 1}) {
+		t.Fatalf("cpu1 only: %+v, %v", one, ok)
+	}
+	if _, ok := ParseCPUTimes(stat, func(cpu int) bool { return cpu == 7 }); ok {
+		t.Fatal("no CPU of the set in the file, yet ok")
+	}
+	if _, ok := ParseCPUTimes("cpu0 1 2 x 4 5 6 7 8\n", nil); ok {
+		t.Fatal("a bad number, yet ok")
+	}
+	if got, ok := ReadCPUTimes(nil); !ok || got.CPUs < 1 || got.Total == 0 {
+		t.Fatalf("this machine's /proc/stat: %+v, %v", got, ok)
+	}
+}
