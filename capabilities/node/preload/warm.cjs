@@ -31,11 +31,10 @@ const { warn } = require('./base.cjs')
 // reconnect: warming up then would take the CPU from them. So it warms up
 // once the machine has a CPU to spare (IDLE_CPUS of the CPUs it may run on
 // idle over the last IDLE_EVERY_MS, read from /proc/stat), looking from
-// IDLE_FIRST_MS after
-// it is loaded, and at WARM_AFTER_MS whatever the machine does (where
-// /proc/stat cannot be read, at WARM_AFTER_MS). On a busy machine it so
-// waits as long as before; in a storm of crashes it is promoted first and
-// does not warm up at all.
+// IDLE_FIRST_MS after it is loaded, and at WARM_AFTER_MS whatever the
+// machine does (where /proc/stat cannot be read, at WARM_AFTER_MS). On a
+// busy machine it so waits as long as before; in a storm of crashes it is
+// promoted first and does not warm up at all.
 const IDLE_FIRST_MS = 100
 const IDLE_EVERY_MS = 100
 const IDLE_CPUS = 0.75
