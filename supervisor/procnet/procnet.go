@@ -313,12 +313,8 @@ func ReadHostCPU() (HostCPU, bool) {
 		return HostCPU{}, false
 	}
 	var v [7]uint64 // user nice system idle iowait irq softirq
-	for i := range v {
-		n, err := strconv.ParseUint(f[i+1], 10, 64)
-		if err != nil {
-			return HostCPU{}, false
-		}
-		v[i] = n
+	if !parseTicks(v[:], f[1:]) {
+		return HostCPU{}, false
 	}
 	return HostCPU{Idle: v[3], Total: v[0] + v[1] + v[2] + v[3] + v[5]}, true
 }
@@ -354,10 +350,8 @@ func ParseCPUTimes(stat string, mine func(cpu int) bool) (CPUTimes, bool) {
 			continue
 		}
 		var v [8]uint64 // user nice system idle iowait irq softirq steal
-		for i := range v {
-			if v[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
-				return CPUTimes{}, false
-			}
+		if !parseTicks(v[:], f[1:]) {
+			return CPUTimes{}, false
 		}
 		t.Idle += v[3] + v[4]
 		for _, x := range v {
@@ -366,6 +360,19 @@ func ParseCPUTimes(stat string, mine func(cpu int) bool) (CPUTimes, bool) {
 		t.CPUs++
 	}
 	return t, t.CPUs > 0
+}
+
+// parseTicks fills v from the first len(v) of a /proc/stat cpu line's
+// numbers; fields has at least that many.
+func parseTicks(v []uint64, fields []string) bool {
+	for i := range v {
+		n, err := strconv.ParseUint(fields[i], 10, 64)
+		if err != nil {
+			return false
+		}
+		v[i] = n
+	}
+	return true
 }
 
 // pageSize is the unit of /proc/<pid>/stat's rss.
