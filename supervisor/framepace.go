@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/logs"
 )
 
 // The pace of a worker's control frames. Apart from messaging, a worker
@@ -35,10 +37,9 @@ const paceWarning = "the worker sends control frames faster than wattd reads the
 
 // framePace counts one worker's frames; its reader alone uses it.
 type framePace struct {
-	tokens float64   // frames that may still be read at once
-	at     time.Time // when tokens was last brought up to date
-	naps   uint64    // naps since the last warning
-	warned time.Time // when the last warning was logged
+	tokens float64      // frames that may still be read at once
+	at     time.Time    // when tokens was last brought up to date
+	warn   logs.Limiter // one warning per paceWarnEvery
 }
 
 // take counts a frame read at now. Once the worker is over its pace, it
@@ -46,11 +47,10 @@ type framePace struct {
 // back) and logs a warning, at most every paceWarnEvery, saying so.
 func (f *framePace) take(now time.Time, log *zap.Logger) {
 	if d := f.wait(now); d > 0 {
-		f.naps++
-		if f.warned.IsZero() || now.Sub(f.warned) >= paceWarnEvery {
+		if held, ok := f.warn.Allow(now, paceWarnEvery); ok {
+			// pauses: this one and those since the last warning.
 			log.Warn(paceWarning,
-				zap.Int("framesPerSecond", paceFrames), zap.Int("burst", paceBurst), zap.Uint64("pauses", f.naps))
-			f.warned, f.naps = now, 0
+				zap.Int("framesPerSecond", paceFrames), zap.Int("burst", paceBurst), zap.Uint64("pauses", held+1))
 		}
 		time.Sleep(d)
 	}

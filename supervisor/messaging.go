@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/logs"
 )
 
 // Messaging between applications (platformatic.messaging in the worker):
@@ -83,15 +84,11 @@ type messenger struct {
 	waiting map[msgEndpoint]int // pending messages per sender
 	rr      map[string]int      // next worker index per application
 	boxes   map[msgEndpoint]*outbox
-	// warned is when each worker's last protocol warning was logged and
-	// how many were left out since: one line per worker per
+	// warned limits each worker's protocol warnings to one line per
 	// msgWarnEvery, so that a worker cannot flood wattd's log.
-	warned map[msgEndpoint]*msgWarned
-}
-
-type msgWarned struct {
-	at      time.Time
-	skipped uint64
+	warned map[msgEndpoint]*logs.Limiter
+	// now is the clock of the warnings (time.Now; tests move it on).
+	now func() time.Time
 }
 
 // msgWarnEvery is the least time between two warnings about one worker's
@@ -102,11 +99,10 @@ const msgWarnEvery = 30 * time.Second
 // logged for that worker within msgWarnEvery; the next one that is says
 // how many were left out.
 func (ms *messenger) warn(from msgPeer, msg string, fields ...zap.Field) {
-	now := time.Now()
 	ms.mu.Lock()
 	w := ms.warned[from.w]
 	if w == nil {
-		w = &msgWarned{}
+		w = &logs.Limiter{}
 		ms.warned[from.w] = w
 		// Forgotten when the worker ends, whether or not it ever had an
 		// outbox (gone): a worker that starts, sends one bad frame and
@@ -118,14 +114,11 @@ func (ms *messenger) warn(from msgPeer, msg string, fields ...zap.Field) {
 			ms.mu.Unlock()
 		}()
 	}
-	if !w.at.IsZero() && now.Sub(w.at) < msgWarnEvery {
-		w.skipped++
-		ms.mu.Unlock()
+	skipped, ok := w.Allow(ms.now(), msgWarnEvery)
+	ms.mu.Unlock()
+	if !ok {
 		return
 	}
-	skipped := w.skipped
-	w.at, w.skipped = now, 0
-	ms.mu.Unlock()
 	fields = append([]zap.Field{zap.String("from", from.app), zap.Int("fromWorker", from.worker)}, fields...)
 	if skipped > 0 {
 		fields = append(fields, zap.Uint64("warningsLeftOut", skipped))
@@ -143,7 +136,8 @@ func newMessenger(log *zap.Logger, timeout time.Duration, targets func(string) (
 		waiting: map[msgEndpoint]int{},
 		rr:      map[string]int{},
 		boxes:   map[msgEndpoint]*outbox{},
-		warned:  map[msgEndpoint]*msgWarned{},
+		warned:  map[msgEndpoint]*logs.Limiter{},
+		now:     time.Now,
 	}
 }
 

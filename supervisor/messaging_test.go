@@ -405,7 +405,7 @@ func TestMessengerWarnsOncePerWorker(t *testing.T) {
 	}
 	// The next one after the period says how many were left out.
 	w.ms.mu.Lock()
-	w.ms.warned[w.a.w].at = time.Now().Add(-msgWarnEvery)
+	w.ms.now = func() time.Time { return time.Now().Add(msgWarnEvery) }
 	w.ms.mu.Unlock()
 	w.ms.route(w.a, msg(0, "b", "sum", `1`))
 	last := logs.All()[logs.Len()-1]

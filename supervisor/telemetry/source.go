@@ -24,6 +24,7 @@ import (
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/mesh"
+	"github.com/wattd/wattd/supervisor/logs"
 )
 
 // Resource attribute keys wattd sets on every span besides service.name
@@ -59,7 +60,7 @@ type Source struct {
 	resPB  *resourcepb.Resource
 	counts *AppCounts
 
-	warn limiter // invalid spans: one warning per errorLogEvery
+	warn logs.Limiter // invalid spans: one warning per errorLogEvery
 }
 
 // Source returns the span source of application app's worker (slot index
@@ -262,7 +263,7 @@ func (s *Source) received(valid, dropped int, firstErr error) {
 	s.counts.Received.Add(uint64(valid + dropped))
 	if dropped > 0 {
 		s.counts.Invalid.Add(uint64(dropped))
-		if n, ok := s.warn.allow(time.Now()); ok {
+		if n, ok := s.warn.Allow(time.Now(), errorLogEvery); ok {
 			s.log.Warn("worker sent invalid spans; they are dropped", zap.Int("dropped", dropped), zap.Error(firstErr), zap.Uint64("messagesSinceLastWarning", n))
 		}
 	}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/logs"
 )
 
 // Defaults of the pipeline.
@@ -287,35 +288,13 @@ var errorHandlerOnce sync.Once
 // every errorLogEvery.
 func setErrorHandler(log *zap.Logger) {
 	errorHandlerOnce.Do(func() {
-		var lim limiter
+		var lim logs.Limiter
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			if n, ok := lim.allow(time.Now()); ok {
+			if n, ok := lim.Allow(time.Now(), errorLogEvery); ok {
 				log.Warn("OpenTelemetry SDK error", zap.Error(err), zap.Uint64("suppressed", n))
 			}
 		}))
 	})
-}
-
-// limiter lets one event through every errorLogEvery and counts the
-// others.
-type limiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-// allow reports whether to log now, and how many events were held back
-// since the last one logged.
-func (l *limiter) allow(now time.Time) (uint64, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < errorLogEvery {
-		l.suppressed++
-		return 0, false
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return n, true
 }
 
 // appCounts returns the counters of app, made on first use.
@@ -615,7 +594,7 @@ type sink struct {
 	flushCtx atomic.Pointer[context.Context] // shutdown's context, set before stop closes
 	done     chan struct{}                   // closed when run has returned
 
-	failures limiter
+	failures logs.Limiter // one warning per errorLogEvery
 	exported atomic.Uint64
 	failed   atomic.Uint64
 }
@@ -717,7 +696,7 @@ func (s *sink) export(parent context.Context, buf []batch, n int) ([]batch, int)
 	}
 	if err != nil {
 		s.failed.Add(uint64(n))
-		if k, ok := s.failures.allow(time.Now()); ok {
+		if k, ok := s.failures.Allow(time.Now(), errorLogEvery); ok {
 			s.log.Warn("could not export spans; they are dropped", zap.String("error", clipError(err)), zap.Int("spans", n), zap.Uint64("failedExportsSinceLastLog", k))
 		}
 	} else {
