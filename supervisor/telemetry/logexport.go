@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/logs"
 )
 
 // Log export: Watt's logger.openTelemetryExporter. Every entry wattd
@@ -63,9 +64,9 @@ type LogExporter struct {
 
 	exported, dropped atomic.Uint64
 
-	mu       sync.Mutex
-	warn     *zap.Logger // where failures are told, once set
-	warnedAt time.Time
+	mu      sync.Mutex
+	warn    *zap.Logger  // where failures are told, once set
+	warnLim logs.Limiter // one failure told per logWarnEvery
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -380,13 +381,14 @@ func (e *LogExporter) request(batch []*logspb.LogRecord) *collogspb.ExportLogsSe
 
 func (e *LogExporter) warnFailure(n int, err error) {
 	e.mu.Lock()
-	l, now := e.warn, time.Now()
-	if l == nil || now.Sub(e.warnedAt) < logWarnEvery {
-		e.mu.Unlock()
+	l := e.warn
+	e.mu.Unlock()
+	if l == nil {
 		return
 	}
-	e.warnedAt = now
-	e.mu.Unlock()
+	if _, ok := e.warnLim.Allow(time.Now(), logWarnEvery); !ok {
+		return
+	}
 	exported, dropped := e.Counts()
 	l.Warn("log export failed; the entries are dropped", zap.String("endpoint", e.endpoint), zap.Int("entries", n),
 		zap.Uint64("exportedSoFar", exported), zap.Uint64("droppedSoFar", dropped), zap.Error(err))
