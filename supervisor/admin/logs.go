@@ -224,7 +224,20 @@ func (c *Client) Logs(ctx context.Context, q LogQuery, fn func(LogEvent) error) 
 	for sc.Scan() {
 		var ev LogEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return fmt.Errorf("logs: decode %q: %w", sc.Bytes(), err)
+			// A read that failed mid-line (ctx cancelled: ^C on a follow)
+			// still hands the Scanner's last, partial line over: the end
+			// of the stream, not a bad line.
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if serr := sc.Err(); serr != nil {
+				return fmt.Errorf("logs: read from wattd at %s: %w", c.socket, serr)
+			}
+			b := sc.Bytes()
+			if len(b) > 200 {
+				b = b[:200]
+			}
+			return fmt.Errorf("logs: decode %q: %w", b, err)
 		}
 		if err := fn(ev); err != nil {
 			return err

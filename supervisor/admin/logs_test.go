@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -243,4 +245,41 @@ func TestLogsSlowFollowerNeverBlocksLogging(t *testing.T) {
 	t.Logf("the follower got %d lines and was told %d were missed; last %v", lines, missed, last)
 	conn.Close()
 	waitFor(t, "the follower to be dropped", func() bool { return recent.Followers() == 0 })
+}
+
+// TestLogsFollowCancelMidLine: ^C on `wattd ctl logs -f` while a line is
+// half received (a busy app's entries are kilobytes long) is the normal
+// way out of a follow, not a decode error that dumps the half line.
+func TestLogsFollowCancelMidLine(t *testing.T) {
+	sock := filepath.Join(shortTemp(t), "admin.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		io.WriteString(w, `{"line":{"msg":"whole"}}`+"\n"+`{"line":{"msg":"half of a long li`)
+		w.(http.Flusher).Flush()
+		close(sent)
+		<-r.Context().Done()
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := NewClient(sock)
+	t.Cleanup(c.Close)
+
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var got []string
+	err = c.Logs(ctx, LogQuery{Worker: -1, Lines: 1, Follow: true}, func(ev LogEvent) error {
+		got = append(got, string(ev.Line))
+		go func() { <-sent; time.Sleep(50 * time.Millisecond); cancel() }()
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Logs after ^C mid-line: %v, want nil or context.Canceled", err)
+	}
+	if len(got) != 1 || got[0] != `{"msg":"whole"}` {
+		t.Fatalf("lines %q, want the whole one only", got)
+	}
 }

@@ -38,6 +38,9 @@ func findConfigFile(dir string) (string, error) {
 		path := filepath.Join(dir, name)
 		info, err := os.Stat(path)
 		if err == nil && !info.IsDir() {
+			if !info.Mode().IsRegular() {
+				return "", notRegular(path, info)
+			}
 			return path, nil
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
@@ -45,6 +48,13 @@ func findConfigFile(dir string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// notRegular refuses a configuration file that is a FIFO, a socket or a
+// device: reading a FIFO nobody writes to would hang the start, or a
+// reload, and with it every later reload and scale.
+func notRegular(path string, info fs.FileInfo) error {
+	return fmt.Errorf("configuration file %s is not a regular file (%s)", path, info.Mode().Type())
 }
 
 // unreadableFormat explains a configuration file wattd cannot read.
@@ -73,6 +83,8 @@ func locate(dir, file string) (string, error) {
 			return "", fmt.Errorf("configuration file: %w", err)
 		case info.IsDir():
 			return "", fmt.Errorf("configuration file %s is a directory; pass the directory as the project directory instead", path)
+		case !info.Mode().IsRegular():
+			return "", notRegular(path, info)
 		}
 		if err := unreadableFormat(path); err != nil {
 			return "", err
@@ -107,6 +119,18 @@ func locate(dir, file string) (string, error) {
 		}
 		return path, nil
 	}
+	// A directory of a config file's name is skipped by the search, but
+	// "does not exist" would send the operator looking for the wrong thing.
+	for _, name := range configNames {
+		if p := filepath.Join(abs, name); isDir(p) {
+			return "", fmt.Errorf("no configuration file: %s is a directory, not a file (and no other name Watt reads exists in %s): %w", p, abs, fs.ErrNotExist)
+		}
+	}
 	return "", fmt.Errorf("no configuration file: %s does not exist (nor does platformatic.json, watt.yaml, watt.toml or any other name Watt reads in that directory): %w",
 		filepath.Join(abs, configNames[0]), fs.ErrNotExist)
+}
+
+func isDir(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.IsDir()
 }

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestLocate(t *testing.T) {
@@ -75,5 +77,44 @@ func TestLocateRelativeFile(t *testing.T) {
 	}
 	if _, err := locate("", "testdata/valid/minimal/nope.json"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestLocateConfigNamedDirectory: a watt.json that is a directory (a bad
+// bind mount, a mkdir -p gone wrong) is named as such, not "does not exist".
+func TestLocateConfigNamedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "watt.json"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := locate(dir, "")
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "watt.json")+" is a directory") {
+		t.Fatalf("locate = %v, want it to say watt.json is a directory", err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("locate = %v, want it to still match fs.ErrNotExist", err)
+	}
+}
+
+// TestLocateRefusesAFIFO: reading a FIFO as the config would block until
+// someone writes to it; a reload stuck there holds off every later reload
+// and scale.
+func TestLocateRefusesAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "watt.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"", fifo} {
+		done := make(chan error, 1)
+		go func() { _, err := LoadWith(Options{Dir: dir, File: file}); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Fatalf("LoadWith(file %q) = %v, want not a regular file", file, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("LoadWith(file %q) blocks on the FIFO", file)
+		}
 	}
 }

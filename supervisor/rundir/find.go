@@ -9,11 +9,18 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // ErrNotRunning is matched by Find's error when no live runtime exists.
 var ErrNotRunning = errors.New("no wattd runtime is running")
+
+// ErrUnreachable is matched by Find's error when the runtime for the
+// current directory (or of the name asked for) is running but does not
+// answer on its admin socket: the socket was deleted (a tmp cleaner under
+// $TMPDIR) or the process is wedged. Find then picks no other runtime.
+var ErrUnreachable = errors.New("the wattd runtime does not answer on its admin socket")
 
 // ErrAmbiguous is matched by Find's error when several runtimes are live
 // and none is for the current directory.
@@ -54,10 +61,22 @@ func Find(opts FindOptions) (string, error) {
 		return "", err
 	}
 	if opts.Name != "" {
-		return findByName(live, opts.Name)
+		s, err := findByName(live, opts.Name)
+		if errors.Is(err, ErrNotRunning) {
+			if i, ok := unreachable(live, func(i Info) bool { return i.Name == opts.Name }); ok {
+				return "", unreachableError(i)
+			}
+		}
+		return s, err
 	}
 	if s, ok := pick(live, cwd); ok {
 		return s, nil
+	}
+	// The project of this directory runs but cannot be reached: falling
+	// back to "the only runtime" would send this command (a stop, a
+	// reload) to another project.
+	if i, ok := unreachable(live, func(i Info) bool { return i.ProjectDir != "" && within(cwd, i.ProjectDir) }); ok {
+		return "", unreachableError(i)
 	}
 	switch len(live) {
 	case 0:
@@ -67,6 +86,50 @@ func Find(opts FindOptions) (string, error) {
 		return live[0].Socket, nil
 	}
 	return "", fmt.Errorf("%w and none is for %s; choose one with --name NAME (or --socket PATH), or run wattd ctl from its project directory:%s", ErrAmbiguous, cwd, describe(live))
+}
+
+// unreachable returns a runtime directory under the base that match
+// selects, that is not among the live ones, and whose wattd process is
+// still alive (runtime.json's pid): a running wattd whose admin socket is
+// gone or does not accept.
+func unreachable(live []Info, match func(Info) bool) (Info, bool) {
+	base, err := basePath()
+	if err != nil {
+		return Info{}, false
+	}
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return Info{}, false
+	}
+	isLive := map[string]bool{}
+	for _, i := range live {
+		isLive[i.Dir] = true
+	}
+	for _, e := range entries {
+		dir := filepath.Join(base, e.Name())
+		if !e.IsDir() || isLive[dir] {
+			continue
+		}
+		info, err := readInfo(dir)
+		if err != nil || info.PID <= 0 || !match(info) || !processAlive(info.PID) {
+			continue
+		}
+		info.Dir, info.Socket = dir, filepath.Join(dir, adminSocketName)
+		return info, true
+	}
+	return Info{}, false
+}
+
+// processAlive reports whether pid names a process (EPERM: another
+// user's, still alive).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func unreachableError(i Info) error {
+	return fmt.Errorf("%w: the wattd of %s (pid %d) is running, but %s does not accept connections (deleted?); wattd ctl does not fall back to another runtime. Signals still reach it: kill -TERM %d stops it gracefully, kill -HUP %d reloads its configuration",
+		ErrUnreachable, i.ProjectDir, i.PID, i.Socket, i.PID, i.PID)
 }
 
 // rootHint, for a user other than root whose runtime directory is not

@@ -558,3 +558,34 @@ s.bind("\0" + sys.argv[1]); s.listen(1); print("bound", flush=True); time.sleep(
 		t.Errorf("warnings %q, want one naming the squatter", d.Warnings)
 	}
 }
+
+// TestFindRefusesToFallBackWhenTheProjectsRuntimeIsUnreachable: in the
+// directory of a project whose wattd runs but whose admin socket is gone
+// (deleted by a tmp cleaner, say), `wattd ctl stop` must not go to the
+// only other runtime running, a different project.
+func TestFindRefusesToFallBackWhenTheProjectsRuntimeIsUnreachable(t *testing.T) {
+	useBase(t)
+	other := mustCreate(t, shortTemp(t))
+	serveAdmin(t, other)
+	proj := shortTemp(t)
+	mine := mustCreate(t, proj) // runtime.json names this (live) process
+	mine.SetName("mine")
+	if err := mine.WriteInfo("watt.json", "test"); err != nil {
+		t.Fatal(err)
+	}
+	// No admin socket at all: deleted.
+
+	for _, opts := range []FindOptions{{Cwd: proj}, {Cwd: filepath.Join(proj, "sub")}, {Name: "mine", Cwd: "/"}} {
+		got, err := Find(opts)
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("Find(%+v) = %q, %v; want ErrUnreachable, not another project's runtime", opts, got, err)
+		}
+		if !strings.Contains(err.Error(), mine.AdminSocket()) || !strings.Contains(err.Error(), "kill -TERM") {
+			t.Errorf("error %q does not name the socket and the way out", err)
+		}
+	}
+	// Elsewhere, the only live runtime is still the default.
+	if got, err := Find(FindOptions{Cwd: "/"}); err != nil || got != other.AdminSocket() {
+		t.Fatalf("Find from / = %q, %v; want %s", got, err, other.AdminSocket())
+	}
+}
