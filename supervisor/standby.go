@@ -341,6 +341,10 @@ func (sp *standbyPool) promote(s *slot) worker {
 		now := time.Now()
 		sb.p.promotedTo.Store(int64(s.index))
 		sb.p.promotedAt.Store(&now)
+		if sb.p.sink != nil {
+			// Its output is the slot's worker's from now on (ctl logs --worker).
+			sb.p.sink.SetLogger(s.log.With(zap.Int("pid", sb.p.pid)))
+		}
 		if g := sb.p.group; g != nil {
 			g.Assign(s.index)
 		}

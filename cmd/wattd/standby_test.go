@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -96,6 +97,22 @@ func listeningAt(out string, pid int) (time.Time, string, bool) {
 	return time.Time{}, "", false
 }
 
+// promotedLineAs reports whether the app line a promoted standby pid
+// prints on its "promoted" event was logged with the slot's worker number.
+func promotedLineAs(out string, pid, slot int) bool {
+	prefix := fmt.Sprintf("promoted pid=%d ", pid)
+	for _, line := range strings.Split(out, "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		if msg, _ := e["msg"].(string); strings.HasPrefix(msg, prefix) {
+			return e["worker"] == float64(slot)
+		}
+	}
+	return false
+}
+
 // promotedInto waits, up to within for each, for the standby pid to run
 // its listen callback and then to be slot's worker, ready, and returns
 // when it listened and the WATTD_WORKER_ID it saw.
@@ -171,6 +188,10 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	if _, _, ok := listeningAt(d.out.String(), sb.PID); ok {
 		t.Fatalf("the standby's listen callback ran before it was promoted")
 	}
+	// Its held server's address() is the public one, as every worker's.
+	if want := fmt.Sprintf("address pid=%d port=%d", sb.PID, port); !strings.Contains(d.out.String(), want) {
+		t.Fatalf("the standby did not log %q", want)
+	}
 
 	victim := before.Workers[1]
 	killed := time.Now()
@@ -208,6 +229,13 @@ func TestStandbyTakesCrashedWorkersSlot(t *testing.T) {
 	if asWorker != "1" {
 		t.Errorf("the promoted standby's listen callback saw WATTD_WORKER_ID %s, want 1", asWorker)
 	}
+	if want := fmt.Sprintf("promoted pid=%d workerId=1 global=1", sb.PID); !strings.Contains(d.out.String(), want) {
+		t.Errorf("no %q: the app was not told its slot", want)
+	}
+	// The promoted standby's output is its slot's worker's (ctl logs --worker 1).
+	waitFor(t, 10*time.Second, "a line of the promoted standby labelled as worker 1", func() bool {
+		return promotedLineAs(d.out.String(), sb.PID, 1)
+	})
 	if res.refused != 0 {
 		t.Errorf("%d connections refused", res.refused)
 	}

@@ -73,7 +73,7 @@ type Counts struct {
 // dropped and counted rather than stalling the worker or buffering without
 // limit.
 type Sink struct {
-	log     *zap.Logger
+	logp    atomic.Pointer[zap.Logger] // see SetLogger
 	maxLine int
 	counts  *Counts              // nil: not shared
 	level   zapcore.LevelEnabler // nil: every structured line
@@ -127,7 +127,6 @@ func NewSink(logger *zap.Logger, opts Options) *Sink {
 		logger = zap.NewNop()
 	}
 	s := &Sink{
-		log:     logger,
 		maxLine: opts.MaxLineBytes,
 		counts:  opts.Counts,
 		level:   opts.Level,
@@ -135,11 +134,20 @@ func NewSink(logger *zap.Logger, opts Options) *Sink {
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	s.logp.Store(logger)
 	if opts.TailLines > 0 {
 		s.tail = make([]string, opts.TailLines)
 	}
 	go s.write()
 	return s
+}
+
+// SetLogger makes the lines relayed from now on carry logger's fields
+// instead: a standby promoted into a slot speaks as that slot's worker.
+func (s *Sink) SetLogger(logger *zap.Logger) {
+	if logger != nil {
+		s.logp.Store(logger)
+	}
 }
 
 // Follow starts relaying r, named stream ("stdout" or "stderr"), until it
@@ -282,7 +290,7 @@ func (s *Sink) read(r io.Reader, stream string) {
 			s.push(stream, trimEOL(b), false, false)
 		}
 		if !errors.Is(err, io.EOF) {
-			s.log.Debug("reading worker output stopped", zap.String("stream", stream), zap.Error(err))
+			s.logp.Load().Debug("reading worker output stopped", zap.String("stream", stream), zap.Error(err))
 		}
 		return
 	}
@@ -328,7 +336,7 @@ func (s *Sink) write() {
 	lastReport := time.Now()
 	report := func() {
 		if n := s.unreported.Swap(0); n > 0 {
-			s.log.Warn(fmt.Sprintf("dropped %d lines of worker output", n), zap.Uint64("dropped", n))
+			s.logp.Load().Warn(fmt.Sprintf("dropped %d lines of worker output", n), zap.Uint64("dropped", n))
 		}
 		lastReport = time.Now()
 	}
@@ -417,8 +425,9 @@ func (s *Sink) logRecord(l line, rec record) {
 // fatal entry is logged as fatal, and the logger would end wattd after
 // writing it.
 func (s *Sink) emit(lvl zapcore.Level, at time.Time, msg string, fields []zap.Field) {
-	ent := zapcore.Entry{Level: lvl, Time: at, LoggerName: s.log.Name(), Message: msg}
-	if ce := s.log.Core().Check(ent, nil); ce != nil {
+	log := s.logp.Load()
+	ent := zapcore.Entry{Level: lvl, Time: at, LoggerName: log.Name(), Message: msg}
+	if ce := log.Core().Check(ent, nil); ce != nil {
 		ce.Write(fields...)
 	}
 }

@@ -800,3 +800,28 @@ func TestAppLevelFiltersStructuredLines(t *testing.T) {
 		t.Errorf("logged %q", got)
 	}
 }
+
+// A standby promoted into a slot: its later lines carry the slot's fields.
+func TestSetLoggerRelabelsLaterLines(t *testing.T) {
+	core, logs := observer.New(TraceLevel)
+	s := NewSink(zap.New(core).With(zap.Int("worker", -1)), Options{})
+	pr, pw := io.Pipe()
+	s.Follow(pr, "stdout")
+	if _, err := io.WriteString(pw, "before\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the first line", func() bool { return logs.Len() == 1 })
+	s.SetLogger(zap.New(core).With(zap.Int("worker", 0)))
+	if _, err := io.WriteString(pw, "after\n"); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	within(t, 5*time.Second, "Close", s.Close)
+	got := map[string]int64{}
+	for _, e := range logs.All() {
+		got[e.Message] = e.ContextMap()["worker"].(int64)
+	}
+	if got["before"] != -1 || got["after"] != 0 {
+		t.Fatalf("worker fields: %v, want before -1, after 0", got)
+	}
+}

@@ -59,6 +59,7 @@ function patchListen (state, fds) {
 function hold (state, server, req, nativeListen) {
   const sb = state.standby
   sb.held = { server, req }
+  answerAddressWhileHeld(sb, server)
   if (state.control) state.control.ref()
   send(state, { type: 'standby' })
   appLoaded()
@@ -72,6 +73,39 @@ function hold (state, server, req, nativeListen) {
     }))
   }
   return server
+}
+
+// answerAddressWhileHeld makes server.address() say, while the listen()
+// is held, the address the promotion will listen on, where Node.js would
+// say null: an app's next line after listen() commonly reads it
+// (console.log(server.address().port)), and a standby would otherwise
+// die of what works in every worker. The public socket is bound to the
+// same address in every slot; a mesh socket's path differs by slot, and
+// the lowest slot's is given until the promotion.
+function answerAddressWhileHeld (sb, server) {
+  const original = server.address
+  let known
+  server.address = function address () {
+    const a = original.call(this)
+    if (a !== null || sb.held === null || sb.held.server !== this) return a
+    if (known === undefined) known = socketAddress(heldFd(sb.fds))
+    return known
+  }
+}
+
+// heldFd is the descriptor a held listen() will take in the lowest slot:
+// its "http" socket if this app has one (the entrypoint), else its "mesh"
+// socket (sb.fds has "http.N" and "mesh.N").
+function heldFd (fds) {
+  const keys = Object.keys(fds)
+  const name = keys.some((k) => k.startsWith('http.')) ? 'http' : 'mesh'
+  let best = null
+  for (const key of keys) {
+    const dot = key.lastIndexOf('.')
+    const n = Number(key.slice(dot + 1))
+    if (key.slice(0, dot) === name && (best === null || n < best.n)) best = { n, fd: fds[key] }
+  }
+  return best === null ? null : best.fd
 }
 
 // promote makes this standby the worker of slot msg.worker: it keeps that
@@ -107,6 +141,15 @@ function promote (state, fds, nativeListen, msg) {
   const held = sb.held
   sb.held = null
   if (held) redirect(state, fds, fds.http !== undefined ? 'http' : 'mesh', nativeListen, held.server, held.req)
+  // The app's start-up code ran as worker -1: code that does something in
+  // one worker only (a scheduler in worker 0) learns its slot here.
+  if (state.events) {
+    try {
+      state.events.emit('promoted', { workerId: worker })
+    } catch (err) {
+      warn('a "promoted" event listener threw', err)
+    }
+  }
 }
 
 // parseListenArgs reads every listen() form, as net.Server does:
@@ -386,6 +429,52 @@ function reportSocketPath (server, fd) {
     if (path === undefined) path = unixSocketPath(fd) || `wattd-mesh-fd-${fd}`
     return path
   }
+}
+
+// socketAddress is what server.address() says of a server listening on
+// fd: { address, family, port } for a TCP socket, found by its inode in
+// /proc/net/tcp and tcp6, the path for a Unix socket; null when it cannot
+// be told.
+function socketAddress (fd) {
+  if (fd === null || fd === undefined) return null
+  try {
+    const fs = require('node:fs')
+    const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))
+    if (!m) return null
+    for (const family of ['IPv4', 'IPv6']) {
+      let text
+      try {
+        text = fs.readFileSync(family === 'IPv4' ? '/proc/net/tcp' : '/proc/net/tcp6', 'latin1')
+      } catch {
+        continue
+      }
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      for (const line of text.split('\n')) {
+        const f = line.trim().split(/\s+/)
+        if (f.length < 10 || f[9] !== m[1]) continue
+        const [hex, port] = f[1].split(':')
+        const address = procAddress(hex, family)
+        return address === null ? null : { address, family, port: Number.parseInt(port, 16) }
+      }
+    }
+  } catch {
+    return null
+  }
+  return unixSocketPath(fd)
+}
+
+// procAddress turns a /proc/net/tcp address (32-bit words in the host's
+// byte order, in hex) into the text form Node.js gives.
+function procAddress (hex, family) {
+  if (!/^[0-9A-Fa-f]+$/.test(hex) || hex.length !== (family === 'IPv4' ? 8 : 32)) return null
+  const bytes = Buffer.from(hex, 'hex')
+  if (require('node:os').endianness() === 'LE') {
+    for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse()
+  }
+  if (family === 'IPv4') return bytes.join('.')
+  const groups = []
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16))
+  return new net.SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address
 }
 
 // unixSocketPath finds the path a Unix socket fd is bound to, on Linux, by

@@ -83,7 +83,14 @@ function listen () {
     // as it starts to serve: an app in a crash loop.
     if (process.env.EXIT_ON_LISTEN && fs.existsSync(process.env.EXIT_ON_LISTEN)) process.exit(1)
   })
+  // As many apps do, the address right after listen(), before the
+  // callback: a standby's listen() is held, and its address still answers.
+  console.log(`address pid=${process.pid} port=${server.address().port}`)
 }
+
+globalThis.platformatic?.events?.on('promoted', ({ workerId }) => {
+  console.log(`promoted pid=${process.pid} workerId=${workerId} global=${globalThis.platformatic.workerId}`)
+})
 
 const gate = process.env.LISTEN_GATE
 if (lieServing) {
