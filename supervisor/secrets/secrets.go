@@ -14,6 +14,10 @@
 //     are), or
 //   - it contains the words CONNECTION STRING, or is DATABASE_URL.
 //
+// In a configuration tree every value of a Headers map is masked, whatever
+// the header's name: exporters' and pushes' headers carry vendors' API keys
+// under names of the vendors' choosing.
+//
 // Matching ignores case. A value that is a URL with a password
 // (postgres://user:pw@host/db) has that password masked whatever its
 // name, so a DATABASE_URL-like variable under another name does not leak
@@ -182,6 +186,12 @@ func tree(v reflect.Value, name string) any {
 		iter := v.MapRange()
 		for iter.Next() {
 			k := toString(iter.Key())
+			if strings.EqualFold(name, "headers") {
+				// HTTP headers a push or an export sends: a vendor's API
+				// key goes under a name no rule knows (x-honeycomb-team).
+				out[k] = Masked
+				continue
+			}
 			out[k] = tree(iter.Value(), k)
 		}
 		return out

@@ -72,19 +72,19 @@ func TestTree(t *testing.T) {
 	c := cfg{
 		Apps: []app{{ID: "api", Env: map[string]string{"API_KEY": "k", "MODE": "x", "URL": "redis://:pw@r:6379"},
 			Timeout: 30 * time.Second, Secret: "s", Tags: []string{"a"}, skip: "hidden", Ignored: "no"}},
-		Headers: map[string]string{"Authorization": "Bearer t", "Accept": "json"},
+		Headers: map[string]string{"Authorization": "Bearer t", "Accept": "json", "x-honeycomb-team": "hc-key"},
 	}
 	data, err := json.Marshal(Tree(c))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(data)
-	for _, leak := range []string{`"k"`, `"s"`, "Bearer", ":pw@", "hidden", "Ignored"} {
+	for _, leak := range []string{`"k"`, `"s"`, "Bearer", ":pw@", "hidden", "Ignored", "hc-key", `"json"`} {
 		if strings.Contains(s, leak) {
 			t.Errorf("tree leaks %s: %s", leak, s)
 		}
 	}
-	for _, keep := range []string{`"MODE":"x"`, `"Timeout":"30s"`, `"Accept":"json"`, `"ID":"api"`, `"Tags":["a"]`, `"Ptr":null`, `"API_KEY":"[redacted]"`} {
+	for _, keep := range []string{`"MODE":"x"`, `"Timeout":"30s"`, `"Accept":"[redacted]"`, `"x-honeycomb-team":"[redacted]"`, `"ID":"api"`, `"Tags":["a"]`, `"Ptr":null`, `"API_KEY":"[redacted]"`} {
 		if !strings.Contains(s, keep) {
 			t.Errorf("tree lacks %s: %s", keep, s)
 		}
