@@ -30,7 +30,8 @@ ENV PLT_SERVER_HOSTNAME=0.0.0.0 PLT_SERVER_PORT=3042
 USER node
 EXPOSE 3042
 # wattd stops gracefully on SIGTERM, which is what `docker stop` sends;
-# give it gracefulShutdown.runtime with `docker stop -t`.
+# give it gracefulShutdown.runtime (30 s by default) with `docker stop -t`
+# (Docker waits 10 s by default before SIGKILL).
 STOPSIGNAL SIGTERM
 # Healthy while wattd answers on its admin socket; `wattd ctl` finds the
 # runtime of the working directory.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -373,6 +374,14 @@ func New(opts Options) (_ *Runtime, err error) {
 	}
 	if public != nil {
 		rt.url = "http://" + public.String()
+		if public.IP.IsUnspecified() {
+			// Every interface: the URL to print is one that answers here.
+			host := "127.0.0.1"
+			if strings.Contains(cfg.Server.Hostname, ":") {
+				host = "::1" // an IPv6 wildcard written as such
+			}
+			rt.url = "http://" + net.JoinHostPort(host, strconv.Itoa(public.Port))
+		}
 		rt.publicPort = public.Port
 	} else {
 		rt.publicPort = cfg.Server.Port

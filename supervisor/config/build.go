@@ -228,7 +228,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		ApplicationTimeout: msDuration(raw.ApplicationTimeout, DefaultApplicationTimeout),
 		MessagingTimeout:   msDuration(raw.MessagingTimeout, DefaultMessagingTimeout),
 		GracefulShutdown: GracefulShutdown{
-			Runtime:     msDuration(raw.GracefulShutdown.Runtime, DefaultShutdownTimeout),
+			Runtime:     msDuration(raw.GracefulShutdown.Runtime, DefaultRuntimeShutdown),
 			Application: msDuration(raw.GracefulShutdown.Application, DefaultShutdownTimeout),
 		},
 		RestartOnError: restartOnError(raw.RestartOnError),
@@ -258,7 +258,8 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	}
 	if raw.Server.Hostname != nil {
 		cfg.Server.Hostname = *raw.Server.Hostname
-		if msg := checkHostname(cfg.Server.Hostname); msg != "" {
+		// "" is every interface, as in Watt (an unset placeholder gives it).
+		if msg := checkHostname(cfg.Server.Hostname); cfg.Server.Hostname != "" && msg != "" {
 			problems = append(problems, issuef("/server/hostname", "%s", msg))
 		}
 	}

@@ -159,7 +159,7 @@ type Scale struct {
 
 // Server is where the entrypoint listens.
 type Server struct {
-	Hostname string // a host name or an IP address; IPv6 without brackets
+	Hostname string // a host name or an IP address; IPv6 without brackets; "" for every interface
 	Port     int    // 0 lets the kernel choose
 }
 
@@ -249,8 +249,11 @@ const (
 	MaxWorkers                 = 512
 	// MaxStandby bounds an application's standby workers: each is one
 	// more full process, and more than a few only costs memory.
-	MaxStandby      = 16
-	DefaultHostname = "127.0.0.1"
+	MaxStandby = 16
+	// DefaultHostname "" listens on every interface, as Watt (and Node.js's
+	// listen() without a host) does: IPv6 and IPv4 where the machine has
+	// IPv6, else IPv4.
+	DefaultHostname = ""
 	DefaultPort     = 3042
 	DefaultLogLevel = "info"
 	// DefaultRestartDelay is 0, where Watt waits 5000 ms: a wattd worker
@@ -258,8 +261,12 @@ const (
 	// kernel hashes to that slot wait for the replacement; a healthy worker
 	// that crashes once must be back at once. Consecutive crashes still
 	// back off (RestartPolicy). A number in restartOnError sets the delay.
-	DefaultRestartDelay       = 0
+	DefaultRestartDelay = 0
+	// DefaultShutdownTimeout bounds one application's drain and
+	// DefaultRuntimeShutdown the whole stop, Watt 3's defaults
+	// (gracefulShutdown.application and .runtime).
 	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultRuntimeShutdown    = 30 * time.Second
 	DefaultStartTimeout       = 30 * time.Second
 	DefaultApplicationTimeout = 300 * time.Second
 	DefaultMessagingTimeout   = 30 * time.Second // as Watt

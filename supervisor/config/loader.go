@@ -93,6 +93,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 	res.substitute(root, "", &sub)
 	problems = append(problems, sub.errors...)
 	l.warnings = append(l.warnings, sub.warnings...)
+	l.warnings = append(l.warnings, unsetServerPort(root, sub.unset)...)
 
 	l.schemas.coerce(root, l.schemas.node("#"))
 	for _, is := range l.lenientUnknownKeys(root, l.schemas.validate(root)) {
@@ -122,6 +123,25 @@ func (l *loader) load(data []byte) (*Config, error) {
 	cfg.Warnings = l.warningStrings()
 	cfg.lifts = l.lifts
 	return cfg, nil
+}
+
+// unsetServerPort drops /server/port when it is only unset placeholders
+// ("{PLT_SERVER_PORT}" in a project whose .env is not there, as in a fresh
+// clone of a generated one): Watt then starts and the entrypoint listens
+// where it asks, so the port is taken as not written ($PORT, else 3042)
+// instead of failing the start as "". An empty hostname needs nothing: ""
+// is every interface, as in Watt.
+func unsetServerPort(root map[string]any, unset map[string][]string) []issue {
+	server, _ := root["server"].(map[string]any)
+	names := unset["/server/port"]
+	if server == nil || len(names) == 0 {
+		return nil
+	}
+	if v, ok := server["port"].(string); !ok || strings.TrimSpace(v) != "" {
+		return nil
+	}
+	delete(server, "port")
+	return []issue{issuef("/server/port", "empty (%s not set); the port is taken as not written: $PORT, else %d", strings.Join(names, ", "), DefaultPort)}
 }
 
 // setAside removes from the tree every value a problem rejects (an array

@@ -62,7 +62,7 @@ func TestOneReport(t *testing.T) {
 			environ: nil,
 			want: []string{
 				`{D}/watt.json: /server/port: environment variable "NOPE" is not set`,
-				`{D}/watt.json: /server/hostname: expected non-empty string, got an array`,
+				`{D}/watt.json: /server/hostname: expected string, got an array`,
 			},
 		},
 		{

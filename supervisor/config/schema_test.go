@@ -153,7 +153,8 @@ func TestDescribe(t *testing.T) {
 		want     string
 	}{
 		{"#/properties/server/properties/port", "integer from 0 to 65535"},
-		{"#/properties/server/properties/hostname", "non-empty string"},
+		{"#/properties/server/properties/hostname", "string"},
+		{"#/properties/entrypoint", "non-empty string"},
 		{"#/properties/workers", "integer from 1 to 512 or object"},
 		{"#/properties/restartOnError", "boolean or number from 0 to 2147483647"},
 		{"#/properties/gracefulShutdown/properties/runtime", "number from 1 to 2147483647"},

@@ -408,11 +408,29 @@ func TestEnvironmentAndPlaceholders(t *testing.T) {
 	})
 	t.Run("unset placeholder behind a schema problem names it", func(t *testing.T) {
 		_, _, err := loadWattProject(t, map[string]string{
-			"watt.json":  `{"server": {"port": "{NO_PORT}"}, "applications": [{"id": "a", "path": "a"}]}`,
+			"watt.json":  `{"workers": "{NO_WORKERS}", "applications": [{"id": "a", "path": "a"}]}`,
 			"a/index.js": "",
 		}, Options{})
-		if err == nil || !strings.Contains(err.Error(), `/server/port: expected integer from 0 to 65535, got "" (NO_PORT not set)`) {
+		if err == nil || !strings.Contains(err.Error(), `/workers: `) || !strings.Contains(err.Error(), `(NO_WORKERS not set)`) {
 			t.Errorf("error %v", err)
+		}
+	})
+	// Watt's generated projects read the server's address from a .env
+	// that a fresh clone does not have: Watt starts, on every interface,
+	// where the entrypoint listens; so does wattd, on $PORT.
+	t.Run("unset server placeholders are the defaults", func(t *testing.T) {
+		cfg, _, err := loadWattProject(t, map[string]string{
+			"watt.json":  `{"server": {"hostname": "{NO_HOST}", "port": "{NO_PORT}"}, "applications": [{"id": "a", "path": "a"}]}`,
+			"a/index.js": "",
+		}, Options{Environ: []string{"PORT=4321"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Server.Hostname != "" || cfg.Server.Port != 4321 {
+			t.Errorf("server %+v, want every interface on $PORT 4321", cfg.Server)
+		}
+		if !slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "/server/port: empty (NO_PORT not set)") }) {
+			t.Errorf("warnings %q lack the port's", cfg.Warnings)
 		}
 	})
 }
