@@ -124,12 +124,9 @@ func (l *loader) wrapSingleApp(app map[string]any) map[string]any {
 			l.lifts["server"] = []string{"server"}
 		}
 	}
-	if lg, ok := app["logger"]; ok {
-		if _, set := rt["logger"]; !set {
-			rt["logger"] = lg
-			l.lifts["logger"] = []string{"logger"}
-		}
-	}
+	// The application's logger stays its own, as in Watt: its level
+	// filters its structured lines, not the runtime's (wattd's own lines,
+	// its plain output).
 	entry["id"], entry["path"], entry["config"] = id, l.dir, l.file
 	rt["entrypoint"] = id
 	rt["applications"] = []any{entry}

@@ -328,8 +328,10 @@ func TestSingleApplicationFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Entrypoint != "main" || c.Logger.Level != "debug" {
-		t.Errorf("without package.json the id is %q (want main), the level %q (want the application's, debug)", c.Entrypoint, c.Logger.Level)
+	// The application's level is its own, as in Watt: the runtime's stays
+	// at its default, so wattd's lines and the app's plain output show.
+	if c.Entrypoint != "main" || c.Logger.Level != "info" || c.Applications[0].LogLevel != "debug" {
+		t.Errorf("without package.json the id is %q (want main), the levels %q and %q (want info, and the application's own debug)", c.Entrypoint, c.Logger.Level, c.Applications[0].LogLevel)
 	}
 	if n := strings.Count(strings.Join(c.Warnings, "\n"), "UNSET_PORT_X"); n != 1 {
 		t.Errorf("%d warnings name UNSET_PORT_X, want 1: %v", n, c.Warnings)
@@ -339,7 +341,7 @@ func TestSingleApplicationFolder(t *testing.T) {
 	}
 	// The file's own places, not the runtime configuration made of it.
 	for ptr, want := range map[string]string{"/server/port": "/server/port", "/gracefulShutdown/runtime": "/runtime/gracefulShutdown/runtime",
-		"/logger/level": "/logger/level", "/telemetry": "/runtime/telemetry", "/entrypoint": "/entrypoint"} {
+		"/telemetry": "/runtime/telemetry", "/entrypoint": "/entrypoint"} {
 		if got := c.Pointer(ptr); got != want {
 			t.Errorf("Pointer(%s) = %s, want %s", ptr, got, want)
 		}
