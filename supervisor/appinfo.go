@@ -51,6 +51,8 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 		"gracefulShutdown":   map[string]any{"runtime": ms(cfg.GracefulShutdown.Runtime), "application": ms(cfg.GracefulShutdown.Application)},
 		"startTimeout":       ms(cfg.StartTimeout),
 		"applicationTimeout": ms(cfg.ApplicationTimeout),
+		"messagingTimeout":   ms(cfg.MessagingTimeout),
+		"env":                runtimeEnvConfig(cfg.Env),
 		"health":             healthConfig(cfg.Health),
 		"applications":       apps,
 	}
@@ -115,6 +117,16 @@ func tracingInfo(cfg *config.Config, id string) (*ipc.TracingInfo, *ipc.RequestI
 		rid = &ipc.RequestIDInfo{Header: r.Header, Response: r.Respond}
 	}
 	return tr, rid
+}
+
+// runtimeEnvConfig is the environment the runtime gives every application
+// (its env block, .env and envfile values, NODE_ENV and the PLT_
+// variables), never nil: Watt's runtimeConfig.env is an object.
+func runtimeEnvConfig(env map[string]string) map[string]string {
+	if env == nil {
+		return map[string]string{}
+	}
+	return env
 }
 
 // workersConfig is a workers setting in the shape Watt gives it to the

@@ -23,6 +23,8 @@ func TestAppInfos(t *testing.T) {
 		GracefulShutdown:   config.GracefulShutdown{Runtime: 10 * time.Second, Application: 3 * time.Second},
 		StartTimeout:       30 * time.Second,
 		ApplicationTimeout: 0,
+		MessagingTimeout:   7 * time.Second,
+		Env:                map[string]string{"GREETING": "hi"},
 		Health:             config.DefaultHealth(),
 		Applications: []config.Application{
 			{ID: "web", Path: "/srv/web", Workers: 2, Entrypoint: true, Health: config.DefaultHealth(),
@@ -55,7 +57,8 @@ func TestAppInfos(t *testing.T) {
 		t.Errorf("runtimeConfig.logger = %v", lg)
 	}
 	rc := web.RuntimeConfig
-	if rc["restartOnError"] != false || rc["startTimeout"] != int64(30000) ||
+	if rc["restartOnError"] != false || rc["startTimeout"] != int64(30000) || rc["messagingTimeout"] != int64(7000) ||
+		!reflect.DeepEqual(rc["env"], map[string]string{"GREETING": "hi"}) ||
 		!reflect.DeepEqual(rc["server"], map[string]any{"hostname": "127.0.0.1", "port": 3042}) ||
 		!reflect.DeepEqual(rc["gracefulShutdown"], map[string]any{"runtime": int64(10000), "application": int64(3000)}) {
 		t.Errorf("runtimeConfig = %v", rc)
