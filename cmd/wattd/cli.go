@@ -610,23 +610,40 @@ func ctlCommand() *cli.Command {
 			},
 			{
 				Name:         "restart",
-				Usage:        "restart every worker of APP, one at a time, with no downtime",
-				ArgsUsage:    "APP",
+				Usage:        "restart every worker of APP (without APP, of every application in turn, as SIGUSR2), one at a time, with no downtime",
+				ArgsUsage:    "[APP]",
 				BashComplete: completeApps,
 				Flags:        []cli.Flag{jsonFlag, socketFlag, nameFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Before: func(c *cli.Context) error {
-					if c.NArg() != 1 {
-						return &exitError{exitUsage, errors.New("usage: wattd ctl restart APP")}
+					if c.NArg() > 1 {
+						return &exitError{exitUsage, errors.New("usage: wattd ctl restart [APP]")}
 					}
 					return nil
 				},
 				Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
 					func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-						st, err := cl.Restart(ctx, c.Args().First())
+						if id := c.Args().First(); id != "" {
+							st, err := cl.Restart(ctx, id)
+							if err != nil {
+								return nil, nil, err
+							}
+							return st, func() { admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st}) }, nil
+						}
+						// Every application, one after the other, as
+						// SIGUSR2 and wattpm restart do.
+						apps, err := cl.Apps(ctx)
 						if err != nil {
 							return nil, nil, err
 						}
-						return st, func() { admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st}) }, nil
+						out := []supervisor.AppStatus{}
+						for _, a := range apps {
+							st, err := cl.Restart(ctx, a.ID)
+							if err != nil {
+								return nil, nil, err
+							}
+							out = append(out, *st)
+						}
+						return out, func() { admin.RenderPS(os.Stdout, out) }, nil
 					}),
 			},
 			ctlListCommand(jsonFlag, printJSON),

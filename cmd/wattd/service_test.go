@@ -512,6 +512,27 @@ func TestSIGUSR2RestartsEveryApp(t *testing.T) {
 	if res := <-results; res.failed != 0 || res.refused != 0 || res.ok == 0 {
 		t.Fatalf("during the restart: ok %d failed %d refused %d: %v", res.ok, res.failed, res.refused, res.errs)
 	}
+
+	// `wattd ctl restart` without an application does the same, as
+	// `wattpm restart` does, and returns once every one has rolled.
+	mid := map[string][]int{}
+	for id := range before {
+		for _, w := range d.app(id).Workers {
+			mid[id] = append(mid[id], w.PID)
+		}
+	}
+	out, err := d.ctl("restart", "--json")
+	var rolled []struct{ ID string }
+	if err != nil || json.Unmarshal([]byte(out), &rolled) != nil || len(rolled) != 2 {
+		t.Fatalf("ctl restart: %v\n%s", err, out)
+	}
+	for id, pids := range mid {
+		for i, w := range d.app(id).Workers {
+			if w.PID == pids[i] || w.State != "ready" {
+				t.Errorf("%s worker %d: pid %d (was %d), %s after ctl restart", id, i, w.PID, pids[i], w.State)
+			}
+		}
+	}
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
