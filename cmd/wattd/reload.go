@@ -79,8 +79,14 @@ func (h *hupReloader) run(ctx context.Context) {
 		for {
 			_, err := h.rt.Reload(ctx)
 			if !errors.Is(err, supervisor.ErrChangeInProgress) {
-				if err != nil && !errors.Is(err, supervisor.ErrStopping) {
-					h.log.Error("SIGHUP: reload failed", zap.Error(err))
+				switch {
+				case err == nil, errors.Is(err, supervisor.ErrStopping):
+				case errors.Is(err, supervisor.ErrConflict):
+					// Refused before it began: nothing said it yet.
+					h.log.Error("SIGHUP: no reload", zap.Error(err))
+				default:
+					// The reload's own error line said what went wrong.
+					h.log.Debug("SIGHUP: reload failed", zap.Error(err))
 				}
 				break
 			}
