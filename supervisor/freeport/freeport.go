@@ -13,9 +13,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
-	"strings"
+
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // lowest is the smallest port Pick chooses: above the ports services
@@ -49,17 +49,6 @@ func Pick() (int, error) {
 // ephemeralLow is the first port of the kernel's ephemeral range, 0 when
 // it cannot be read.
 func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0
-	}
-	low, err := strconv.Atoi(f[0])
-	if err != nil {
-		return 0
-	}
+	low, _, _ := procnet.EphemeralPorts()
 	return low
 }

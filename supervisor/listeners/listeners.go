@@ -15,8 +15,10 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
+	"github.com/wattd/wattd/supervisor/procnet"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,6 +60,9 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 				held.Unshared = true
 				return nil, nil, held
 			}
+			if conns := procnet.ConnectionsOn(port); len(conns) > 0 {
+				return nil, nil, connectionsError(addr, port, conns)
+			}
 		}
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -72,6 +77,29 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 		return nil, nil, fmt.Errorf("listen on %s: backlog: %w", addr, err)
 	}
 	return f, tl.Addr().(*net.TCPAddr), nil
+}
+
+// connectionsError explains a port no program listens on that cannot be
+// bound: connections use it as their local port, which happens to ports of
+// the kernel's range for outgoing connections.
+func connectionsError(addr string, port int, states []string) error {
+	count := map[string]int{}
+	var order []string
+	for _, s := range states {
+		if count[s] == 0 {
+			order = append(order, s)
+		}
+		count[s]++
+	}
+	var parts []string
+	for _, s := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", count[s], s))
+	}
+	msg := fmt.Sprintf("listen on %s: address already in use: no program listens there, but connections use port %d as their own end (%s)", addr, port, strings.Join(parts, ", "))
+	if low, high, ok := procnet.EphemeralPorts(); ok && port >= low && port <= high {
+		msg += fmt.Sprintf("; the port is in the kernel's range for outgoing connections (%d-%d, net.ipv4.ip_local_port_range), which any outgoing connection may take: choose a port below %d", low, high, low)
+	}
+	return errors.New(msg)
 }
 
 // Unix opens a listening Unix stream socket at path, mode 0600, replacing a

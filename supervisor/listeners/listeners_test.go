@@ -1,9 +1,11 @@
 package listeners
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -57,4 +59,31 @@ func TestUnixModeAndStale(t *testing.T) {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	f2.Close()
+}
+
+// TestTCPNamesTheConnectionsOnAPort: a port no program listens on but a
+// connection uses as its own end (an outgoing connection given it from the
+// ephemeral range) cannot be bound; the error says so instead of a bare
+// "address already in use".
+func TestTCPNamesTheConnectionsOnAPort(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	port := c.LocalAddr().(*net.TCPAddr).Port // the client's end
+	f, _, err := TCP("127.0.0.1", port)
+	if err == nil {
+		f.Close()
+		t.Skipf("port %d bound beside the connection using it", port)
+	}
+	want := fmt.Sprintf("connections use port %d as their own end (1 ESTABLISHED)", port)
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "range for outgoing connections") {
+		t.Fatalf("error %q, want it to say %q and name the ephemeral range", err, want)
+	}
 }

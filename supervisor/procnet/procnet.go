@@ -62,6 +62,59 @@ func readTable(path string, port int) ([]Socket, error) {
 	return out, sc.Err()
 }
 
+// ConnectionsOn returns the states (ESTABLISHED, TIME_WAIT, …) of the TCP
+// sockets other than listeners whose local port is port: connections, most
+// often outgoing ones given the port from the kernel's ephemeral range,
+// which keep a listener from binding it.
+func ConnectionsOn(port int) []string {
+	var out []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(string(data), "\n")
+		for _, line := range lines[min(1, len(lines)):] {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[3] == tcpListen {
+				continue
+			}
+			_, portHex, ok := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(portHex, 16, 16); ok && err == nil && int(p) == port {
+				out = append(out, tcpStateName(f[3]))
+			}
+		}
+	}
+	return out
+}
+
+// EphemeralPorts is the kernel's range of local ports for outgoing
+// connections (net.ipv4.ip_local_port_range).
+func EphemeralPorts() (low, high int, ok bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	low, err1 := strconv.Atoi(f[0])
+	high, err2 := strconv.Atoi(f[1])
+	return low, high, err1 == nil && err2 == nil
+}
+
+// tcpStateName names a state code of /proc/net/tcp (the kernel's
+// include/net/tcp_states.h).
+func tcpStateName(code string) string {
+	names := map[string]string{"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+		"05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0B": "CLOSING"}
+	if n, ok := names[code]; ok {
+		return n
+	}
+	return "state " + code
+}
+
 // tcpListen is the state code of a listening socket in /proc/net/tcp.
 const tcpListen = "0A"
 
