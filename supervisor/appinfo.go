@@ -45,7 +45,7 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 	runtime := map[string]any{
 		"entrypoint":         cfg.Entrypoint,
 		"workers":            workersConfig(cfg.Workers, cfg.Scaler.Dynamic, cfg.Scaler.Minimum, cfg.Scaler.Maximum),
-		"server":             map[string]any{"hostname": cfg.Server.Hostname, "port": port},
+		"server":             serverConfig(cfg.Server.Hostname, port),
 		"logger":             logger,
 		"restartOnError":     restartOnErrorValue(cfg.RestartOnError),
 		"gracefulShutdown":   map[string]any{"runtime": ms(cfg.GracefulShutdown.Runtime), "application": ms(cfg.GracefulShutdown.Application)},
@@ -117,6 +117,15 @@ func tracingInfo(cfg *config.Config, id string) (*ipc.TracingInfo, *ipc.RequestI
 		rid = &ipc.RequestIDInfo{Header: r.Header, Response: r.Respond}
 	}
 	return tr, rid
+}
+
+// serverConfig is runtimeConfig.server: without a hostname (every
+// interface) Watt's has none.
+func serverConfig(hostname string, port int) map[string]any {
+	if hostname == "" {
+		return map[string]any{"port": port}
+	}
+	return map[string]any{"hostname": hostname, "port": port}
 }
 
 // runtimeEnvConfig is the environment the runtime gives every application
