@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotRunning is matched by Find's error when no live runtime exists.
@@ -111,7 +113,7 @@ func unreachable(live []Info, match func(Info) bool) (Info, bool) {
 			continue
 		}
 		info, err := readInfo(dir)
-		if err != nil || info.PID <= 0 || !match(info) || !processAlive(info.PID) {
+		if err != nil || info.PID <= 0 || !match(info) || !held(dir, info.PID) {
 			continue
 		}
 		info.Dir, info.Socket = dir, filepath.Join(dir, adminSocketName)
@@ -120,11 +122,35 @@ func unreachable(live []Info, match func(Info) bool) (Info, bool) {
 	return Info{}, false
 }
 
-// processAlive reports whether pid names a process (EPERM: another
-// user's, still alive).
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+// held reports whether a running wattd holds the runtime directory: its
+// lock file is locked (in /proc/locks), which a crashed wattd's is not,
+// even when its pid has gone to another process since. Where /proc/locks
+// cannot be read, whether pid is alive.
+func held(dir string, pid int) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(dir, lockFileName), &st); err != nil {
+		return false
+	}
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		err := syscall.Kill(pid, 0)
+		return err == nil || errors.Is(err, syscall.EPERM)
+	}
+	return flockHeld(string(locks), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+}
+
+// flockHeld finds a flock() lock on the file (device major:minor, inode)
+// in the text of /proc/locks, whose lines read
+// "1: FLOCK  ADVISORY  WRITE 4711 fd:01:1234 0 EOF".
+func flockHeld(locks string, major, minor uint32, ino uint64) bool {
+	want := fmt.Sprintf("%02x:%02x:%d", major, minor, ino)
+	for line := range strings.SplitSeq(locks, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && f[5] == want {
+			return true
+		}
+	}
+	return false
 }
 
 func unreachableError(i Info) error {

@@ -588,4 +588,25 @@ func TestFindRefusesToFallBackWhenTheProjectsRuntimeIsUnreachable(t *testing.T) 
 	if got, err := Find(FindOptions{Cwd: "/"}); err != nil || got != other.AdminSocket() {
 		t.Fatalf("Find from / = %q, %v; want %s", got, err, other.AdminSocket())
 	}
+	// A crashed wattd's directory, whose pid (this process's here) lives
+	// on in another process: its lock is not held, so it is no runtime.
+	if err := mine.lock.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Find(FindOptions{Cwd: proj}); err != nil || got != other.AdminSocket() {
+		t.Fatalf("Find beside a crashed runtime's leftover = %q, %v; want the live %s", got, err, other.AdminSocket())
+	}
+}
+
+func TestFlockHeld(t *testing.T) {
+	locks := "1: FLOCK  ADVISORY  WRITE 4711 fd:01:1234 0 EOF\n2: POSIX  ADVISORY  WRITE 4712 fd:01:99 0 EOF\n"
+	for _, c := range []struct {
+		major, minor uint32
+		ino          uint64
+		want         bool
+	}{{0xfd, 1, 1234, true}, {0xfd, 1, 99, false}, {0xfd, 2, 1234, false}, {8, 1, 1234, false}} {
+		if got := flockHeld(locks, c.major, c.minor, c.ino); got != c.want {
+			t.Errorf("flockHeld(%x:%x:%d) = %v, want %v", c.major, c.minor, c.ino, got, c.want)
+		}
+	}
 }
