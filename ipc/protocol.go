@@ -433,14 +433,15 @@ type Stats struct {
 // spaces and what keeps its event loop alive, as prom-client's default
 // metrics read them.
 type NodeProcess struct {
-	External       uint64         `json:"external"`       // bytes of C++ objects bound to JavaScript ones (process.memoryUsage().external)
-	HeapSpaces     []HeapSpace    `json:"heapSpaces"`     // v8.getHeapSpaceStatistics()
-	Handles        map[string]int `json:"handles"`        // active handles by type (constructor name), at most 64 types
-	HandlesTotal   int            `json:"handlesTotal"`   // all active handles
-	Requests       map[string]int `json:"requests"`       // active libuv requests by type (constructor name), at most 64 types
-	ActiveRequests int            `json:"activeRequests"` // all active libuv requests
-	Resources      map[string]int `json:"resources"`      // process.getActiveResourcesInfo() by type, at most 64 types
-	ResourcesTotal int            `json:"resourcesTotal"` // all of them
+	Version        string         `json:"version,omitempty"` // process.version, "v24.1.0"
+	External       uint64         `json:"external"`          // bytes of C++ objects bound to JavaScript ones (process.memoryUsage().external)
+	HeapSpaces     []HeapSpace    `json:"heapSpaces"`        // v8.getHeapSpaceStatistics()
+	Handles        map[string]int `json:"handles"`           // active handles by type (constructor name), at most 64 types
+	HandlesTotal   int            `json:"handlesTotal"`      // all active handles
+	Requests       map[string]int `json:"requests"`          // active libuv requests by type (constructor name), at most 64 types
+	ActiveRequests int            `json:"activeRequests"`    // all active libuv requests
+	Resources      map[string]int `json:"resources"`         // process.getActiveResourcesInfo() by type, at most 64 types
+	ResourcesTotal int            `json:"resourcesTotal"`    // all of them
 }
 
 // HeapSpace is one V8 heap space, named without its "_space" suffix

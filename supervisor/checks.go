@@ -223,6 +223,9 @@ type WorkerReadiness struct {
 	StatusCode int    `json:"statusCode,omitempty"`
 	Body       string `json:"body,omitempty"`
 	Reason     string `json:"reason,omitempty"` // why not ready
+	// CheckFailed says the worker is ready but its custom readiness check
+	// failed or did not answer in time.
+	CheckFailed bool `json:"checkFailed,omitempty"`
 }
 
 // Readiness judges every worker slot of every application, running the
@@ -272,6 +275,7 @@ func (rt *Runtime) Readiness(ctx context.Context, timeout time.Duration) []Worke
 			r := &out[i]
 			r.Checked = has
 			r.StatusCode, r.Body = res.StatusCode, res.Body
+			r.CheckFailed = true // unless the switch says ready
 			switch {
 			case errors.Is(err, context.DeadlineExceeded):
 				r.Reason = fmt.Sprintf("custom readiness check: no answer within %s", timeout)
@@ -282,7 +286,7 @@ func (rt *Runtime) Readiness(ctx context.Context, timeout time.Duration) []Worke
 			case !res.OK:
 				r.Reason = "custom readiness check failed" + checkDetail(res)
 			default:
-				r.Ready = true
+				r.Ready, r.CheckFailed = true, false
 			}
 		}()
 	}

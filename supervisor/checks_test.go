@@ -59,15 +59,15 @@ func TestReadiness(t *testing.T) {
 		return out
 	}
 	r := byApp()
-	if w := r["web"]; w.Ready || !w.Checked || w.StatusCode != 503 || w.Body != "warming up" ||
+	if w := r["web"]; w.Ready || !w.Checked || !w.CheckFailed || w.StatusCode != 503 || w.Body != "warming up" ||
 		w.Reason != `custom readiness check failed (status 503, body "warming up")` || w.PID != web.PID {
 		t.Errorf("web before its readiness check passes: %+v", w)
 	}
-	if p := r["plain"]; !p.Ready || p.Checked || p.Reason != "" {
+	if p := r["plain"]; !p.Ready || p.Checked || p.CheckFailed || p.Reason != "" {
 		t.Errorf("app without a readiness check: %+v", p)
 	}
 	tr.touch("web", "ready", web.PID)
-	if w := byApp()["web"]; !w.Ready || !w.Checked || w.Reason != "" {
+	if w := byApp()["web"]; !w.Ready || !w.Checked || w.CheckFailed || w.Reason != "" {
 		t.Errorf("web once its check passes: %+v", w)
 	}
 }

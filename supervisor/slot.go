@@ -1244,8 +1244,10 @@ func (s *slot) status() WorkerStatus {
 	if w != nil && !closed(w.Exited()) {
 		ws.PID = w.PID()
 		ws.Uptime = time.Since(w.Started()).Seconds()
+		ws.Started = float64(w.Started().UnixNano()) / 1e9
 		if st, ok := procnet.ReadStat(w.PID()); ok {
 			ws.CPU, ws.RSS = st.CPU.Seconds(), st.RSS
+			ws.CPUUser, ws.CPUSystem, ws.VirtualMemory = st.User.Seconds(), st.System.Seconds(), st.VSize
 		}
 		ws.OpenFDs, _ = procnet.OpenFDs(w.PID())
 		if u, ok := w.Usage(); ok {

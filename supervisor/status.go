@@ -173,9 +173,17 @@ type WorkerStatus struct {
 	// started yet) waits for; empty when it waits for its turn only.
 	WaitingFor string  `json:"waitingFor,omitempty"`
 	Uptime     float64 `json:"uptimeSeconds"` // since the current process started
-	RSS        uint64  `json:"rssBytes"`      // from /proc, 0 if unknown
-	CPU        float64 `json:"cpuSeconds"`    // user + system CPU time of the process, from /proc
-	OpenFDs    int     `json:"openFds"`       // open file descriptors of the process, 0 if unknown
+	// Started is when the current process started, in seconds since the
+	// Unix epoch (prom-client's process_start_time_seconds); 0 without one.
+	Started float64 `json:"startedUnixSeconds,omitempty"`
+	RSS     uint64  `json:"rssBytes"`   // from /proc, 0 if unknown
+	CPU     float64 `json:"cpuSeconds"` // user + system CPU time of the process, from /proc
+	// CPUUser and CPUSystem split CPU; VirtualMemory is the process's
+	// virtual size (all from /proc/<pid>/stat).
+	CPUUser       float64 `json:"cpuUserSeconds,omitempty"`
+	CPUSystem     float64 `json:"cpuSystemSeconds,omitempty"`
+	VirtualMemory uint64  `json:"virtualMemoryBytes,omitempty"`
+	OpenFDs       int     `json:"openFds"` // open file descriptors of the process, 0 if unknown
 	// InspectPort is the port of the process's Node.js inspector, under
 	// wattd start --inspect; 0 without.
 	InspectPort int `json:"inspectPort,omitempty"`

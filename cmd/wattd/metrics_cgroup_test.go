@@ -64,6 +64,9 @@ func TestMetricsCgroupFigures(t *testing.T) {
 	})
 	d := startWattd(t, dir, port, startOpts{})
 	base := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	// hog can be killed twice before web's workers are up on a busy
+	// machine; the start figures below are web's.
+	d.waitReady("web", 60*time.Second)
 
 	var fams map[string]*dto.MetricFamily
 	var lastOOM float64

@@ -166,7 +166,8 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // "quantile" are Prometheus's own, on histograms and summaries. A test
 // of the metrics package checks the list against its descriptors.
 var seriesLabels = map[string]bool{"state": true, "reason": true, "method": true, "status_code": true, "kind": true,
-	"space": true, "type": true, "dispatcher_stats_url": true, "error_type": true, "le": true, "quantile": true}
+	"space": true, "type": true, "dispatcher_stats_url": true, "error_type": true, "le": true, "quantile": true,
+	"version": true, "major": true, "minor": true, "patch": true}
 
 // SeriesLabels lists seriesLabels, sorted, for the metrics package's
 // test that keeps it in step with the series.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // Source is what the collector and the probes read: the runtime.
@@ -43,8 +44,10 @@ type collector struct {
 
 	workers, restarts, dropped                    *prometheus.Desc
 	logExported, logExportDropped                 *prometheus.Desc
-	appRestarts, oomKills                         *prometheus.Desc
+	appRestarts, oomKills, wattRestarts           *prometheus.Desc
 	cpu, rss, fds, memory, memoryLimit, up        *prometheus.Desc
+	startTime, cpuUser, cpuSystem                 *prometheus.Desc
+	vsize, heapBytes, maxFDs, nodeVersion         *prometheus.Desc
 	elu, heapUsed, heapTotal, activeConns, uptime *prometheus.Desc
 
 	own       ownFamilies     // cgroup.go
@@ -95,6 +98,8 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		restarts:       d("wattd_worker_restarts_total", "Times the worker slot's process was replaced after it exited or was judged unhealthy.", w),
 		appRestarts: d("wattd_application_restarts_total", "Worker restarts of the application by kind of reason: exit, signal, oom, memory, start_timeout, control_channel, unhealthy, rolling_restart, other.",
 			[]string{appLabel, "reason"}),
+		wattRestarts: d("platformatic_application_restarts_total", "Workers of the application replaced by a worker that became ready: after an exit, for health, or in a rolling restart (Watt's counter, counted per worker).",
+			[]string{appLabel}),
 		oomKills:    d("wattd_worker_oom_kills_total", "Workers of the slot ended for their memory limit, by the kernel's OOM killer in their cgroup or by wattd where there is no cgroup.", w),
 		dropped:     d("wattd_log_lines_dropped_total", "Log entries wattd could not write: its output was closed, or not read while 4 MiB of entries waited for it.", nil),
 		logExported: d("wattd_log_records_exported_total", "Log entries sent to the OTLP logs endpoint (logger.openTelemetryExporter).", nil),
@@ -106,6 +111,13 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		cpu:         d("process_cpu_seconds_total", "User and system CPU time the worker's process spent, in seconds.", w),
 		rss:         d("process_resident_memory_bytes", "Resident memory of the worker's process, in bytes.", w),
 		fds:         d("process_open_fds", "Open file descriptors of the worker's process.", w),
+		startTime:   d("process_start_time_seconds", "Start time of the worker's process since unix epoch in seconds.", w),
+		cpuUser:     d("process_cpu_user_seconds_total", "User CPU time the worker's process spent, in seconds.", w),
+		cpuSystem:   d("process_cpu_system_seconds_total", "System CPU time the worker's process spent, in seconds.", w),
+		vsize:       d("process_virtual_memory_bytes", "Virtual memory size of the worker's process, in bytes.", w),
+		heapBytes:   d("process_heap_bytes", "Data segment size of the worker's process (VmData), in bytes.", w),
+		maxFDs:      d("process_max_fds", "Open file descriptors the worker's process may have (its soft limit).", w),
+		nodeVersion: d("nodejs_version_info", "Node.js version of the worker, as last reported.", []string{appLabel, workerLabel, "version", "major", "minor", "patch"}),
 		memory:      d("wattd_worker_memory_bytes", "Memory the worker's cgroup uses (all its processes, page cache included), or its process tree's RSS without cgroups.", w),
 		memoryLimit: d("wattd_worker_memory_limit_bytes", "Memory limit the worker is held to; absent when it has none.", w),
 
@@ -147,7 +159,8 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.workers, c.restarts, c.dropped, c.logExported, c.logExportDropped, c.appRestarts, c.oomKills, c.up, c.uptime, c.cpu, c.rss, c.fds,
+		c.workers, c.restarts, c.dropped, c.logExported, c.logExportDropped, c.appRestarts, c.oomKills, c.wattRestarts, c.up, c.uptime, c.cpu, c.rss, c.fds, c.startTime,
+		c.cpuUser, c.cpuSystem, c.vsize, c.heapBytes, c.maxFDs, c.nodeVersion,
 		c.memory, c.memoryLimit, c.elu, c.heapUsed, c.heapTotal, c.activeConns, c.requests, c.requestsSummary, c.clientRequests, c.gc,
 	} {
 		ch <- d
@@ -159,6 +172,23 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, g := range c.lag {
 		ch <- g.desc
 	}
+}
+
+// nodeVersion splits a Node.js version ("v24.1.0") into the labels of
+// nodejs_version_info: version, major, minor, patch, as prom-client sets
+// them; ok is false for anything else (a worker that lies).
+func nodeVersion(v string) ([]string, bool) {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(v) > 64 || len(parts) != 3 {
+		return nil, false
+	}
+	patch, _, _ := strings.Cut(parts[2], "-") // a pre-release suffix
+	for _, p := range []string{parts[0], parts[1], patch} {
+		if _, err := strconv.ParseUint(p, 10, 32); err != nil {
+			return nil, false
+		}
+	}
+	return []string{v, parts[0], parts[1], patch}, true
 }
 
 // workerStates are the states wattd_workers always exports, 0 included,
@@ -197,7 +227,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			byState[s] = 0
 		}
 		byState["standby"] = len(a.Standbys)
+		// Watt counts a restart once it is done: a replacement that
+		// became ready, not each attempt of a crash loop.
+		replaced := 0
 		for _, w := range a.Workers {
+			replaced += w.Replacements + w.RestartsBy["unhealthy"] + w.RestartsBy["rolling_restart"]
 			byState[w.State]++
 			// A former worker still on its way out (drained behind its
 			// replacement, or exiting on its own) is a process the
@@ -219,9 +253,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(c.up, 1, a.ID, id)
 			gauge(c.uptime, w.Uptime, a.ID, id)
+			if w.Started > 0 {
+				gauge(c.startTime, w.Started, a.ID, id)
+			}
 			counter(c.cpu, w.CPU, a.ID, id)
 			if w.RSS > 0 {
 				gauge(c.rss, float64(w.RSS), a.ID, id)
+			}
+			if w.VirtualMemory > 0 {
+				counter(c.cpuUser, w.CPUUser, a.ID, id)
+				counter(c.cpuSystem, w.CPUSystem, a.ID, id)
+				gauge(c.vsize, float64(w.VirtualMemory), a.ID, id)
+			}
+			if n, ok := procnet.ReadVmData(w.PID); ok {
+				gauge(c.heapBytes, float64(n), a.ID, id)
+			}
+			if n, ok := procnet.MaxOpenFiles(w.PID); ok {
+				gauge(c.maxFDs, float64(n), a.ID, id)
+			}
+			if p := w.Process; p != nil {
+				if v, ok := nodeVersion(p.Version); ok {
+					gauge(c.nodeVersion, 1, append([]string{a.ID, id}, v...)...)
+				}
 			}
 			if w.OpenFDs > 0 {
 				gauge(c.fds, float64(w.OpenFDs), a.ID, id)
@@ -272,7 +325,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			for k, n := range f.RestartsBy {
 				byReason[k] += n
 			}
+			replaced += f.Replacements + f.RestartsBy["unhealthy"] + f.RestartsBy["rolling_restart"]
 		}
+		counter(c.wattRestarts, float64(replaced), a.ID)
 		c.own.collectApp(ch, a)
 		c.spans.collectApp(ch, a)
 		for _, k := range slices.Sorted(maps.Keys(byReason)) {

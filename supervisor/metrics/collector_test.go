@@ -63,8 +63,10 @@ func TestCollector(t *testing.T) {
 	pid := os.Getpid()
 	src := snapshot{apps: []supervisor.AppStatus{
 		{ID: "node", Workers: []supervisor.WorkerStatus{
-			{Index: 0, PID: pid, State: "ready", Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20, CPU: 1.5, OpenFDs: 9,
-				RestartsBy: map[string]int{"oom": 2, "unhealthy": 1}, OOMKills: 2, Starts: 4, StartTime: 2.5},
+			{Index: 0, PID: pid, State: "ready", Started: 1.7e9 + 0.25, Restarts: 3, RSS: 1 << 20, ELU: 0.25, HeapUsed: 10, HeapTotal: 20, CPU: 1.5, OpenFDs: 9,
+				CPUUser: 1.25, CPUSystem: 0.25, VirtualMemory: 1 << 30,
+				Process:    &ipc.NodeProcess{Version: "v24.11.1"},
+				RestartsBy: map[string]int{"oom": 2, "unhealthy": 1}, OOMKills: 2, Starts: 4, StartTime: 2.5, Replacements: 2},
 			{Index: 1, State: "backoff", Restarts: 1, RestartsBy: map[string]int{"exit": 1},
 				Leaving: []supervisor.LeavingWorker{{PID: pid + 2, State: "draining"}, {PID: pid + 3, State: "exiting"}}},
 		}, Standby: 2, Standbys: []supervisor.StandbyStatus{{PID: pid, State: "standby"}, {PID: pid + 1, State: "starting"}}},
@@ -129,6 +131,39 @@ func TestCollector(t *testing.T) {
 	cpu := series(fams["process_cpu_seconds_total"])
 	if len(cpu) != 2 || cpu["applicationId=node,workerId=0,"] != 1.5 || cpu["applicationId=go,workerId=0,"] != 0.5 {
 		t.Errorf("process_cpu_seconds_total = %v, want node/0 1.5 and go/0 0.5 only", cpu)
+	}
+	// prom-client's process_start_time_seconds, which Node.js dashboards
+	// read for restarts and uptime: the worker process's exact start, so
+	// that it changes only when the process does.
+	if st := series(fams["process_start_time_seconds"]); len(st) != 1 || st["applicationId=node,workerId=0,"] != 1.7e9+0.25 {
+		t.Errorf("process_start_time_seconds = %v, want node/0 = 1700000000.25 only", st)
+	}
+	// Watt's restart counter: replacements that became ready (2 after an
+	// exit, 1 for health), not every attempt (the 3 restarts).
+	if r := series(fams["platformatic_application_restarts_total"]); len(r) != 2 || r["applicationId=node,"] != 3 || r["applicationId=go,"] != 0 {
+		t.Errorf("platformatic_application_restarts_total = %v, want node 3, go 0", r)
+	}
+	for v, ok := range map[string]bool{"v24.11.1": true, "v25.0.0-pre": true, "v24.1": false, "24.x.1": false, "": false} {
+		if _, got := nodeVersion(v); got != ok {
+			t.Errorf("nodeVersion(%q) ok = %v, want %v", v, got, ok)
+		}
+	}
+	// prom-client's other process figures, which Node.js dashboards read.
+	if u, s := series(fams["process_cpu_user_seconds_total"]), series(fams["process_cpu_system_seconds_total"]); len(u) != 1 || u["applicationId=node,workerId=0,"] != 1.25 || s["applicationId=node,workerId=0,"] != 0.25 {
+		t.Errorf("process_cpu_user/system_seconds_total = %v %v, want node/0 1.25 and 0.25 only", u, s)
+	}
+	if v := series(fams["process_virtual_memory_bytes"]); v["applicationId=node,workerId=0,"] != 1<<30 {
+		t.Errorf("process_virtual_memory_bytes = %v", v)
+	}
+	// Read from /proc for the pid, this process here.
+	if h := series(fams["process_heap_bytes"]); len(h) != 2 || h["applicationId=go,workerId=0,"] <= 0 {
+		t.Errorf("process_heap_bytes = %v, want node/0 and go/0 from /proc", h)
+	}
+	if m := series(fams["process_max_fds"]); len(m) != 2 || m["applicationId=node,workerId=0,"] <= 0 {
+		t.Errorf("process_max_fds = %v, want node/0 and go/0 from /proc", m)
+	}
+	if v := series(fams["nodejs_version_info"]); len(v) != 1 || v["applicationId=node,major=24,minor=11,patch=1,version=v24.11.1,workerId=0,"] != 1 {
+		t.Errorf("nodejs_version_info = %v", v)
 	}
 	fds := series(fams["process_open_fds"])
 	if len(fds) != 2 || fds["applicationId=go,workerId=0,"] != 4 {

@@ -61,11 +61,14 @@ func firstNonZero[T comparable](vs ...T) T {
 	return zero
 }
 
-// ready is Watt's readiness: every application has a ready worker (a
-// worker whose custom readiness check, if the app set one, passes).
+// ready is Watt's readiness: every application has a ready worker, and
+// no ready worker's custom readiness check fails (a worker that says it
+// cannot serve still gets its share of the connections). Workers that are
+// starting or restarting do not count against it while another serves.
 func ready(ctx context.Context, rt Runtime) verdict {
 	readyApps := map[string]bool{}
 	reasons := map[string][]string{}
+	checkFailed := map[string][]string{}
 	var passed, failed *config.ProbeAnswer
 	for _, r := range rt.Readiness(ctx, checkTimeout) {
 		var custom *config.ProbeAnswer
@@ -78,12 +81,18 @@ func ready(ctx context.Context, rt Runtime) verdict {
 		} else {
 			reasons[r.App] = append(reasons[r.App], fmt.Sprintf("worker %d: %s", r.Worker, r.Reason))
 			failed = firstAnswer(failed, custom)
+			if r.CheckFailed {
+				checkFailed[r.App] = append(checkFailed[r.App], fmt.Sprintf("worker %d: %s", r.Worker, r.Reason))
+			}
 		}
 	}
 	var missing []string
 	for _, a := range rt.Apps() {
-		if !readyApps[a.ID] {
+		switch {
+		case !readyApps[a.ID]:
 			missing = append(missing, fmt.Sprintf("application %q has no ready worker (%s)", a.ID, strings.Join(reasons[a.ID], "; ")))
+		case len(checkFailed[a.ID]) > 0:
+			missing = append(missing, fmt.Sprintf("application %q has a worker whose readiness check fails (%s)", a.ID, strings.Join(checkFailed[a.ID], "; ")))
 		}
 	}
 	if len(missing) > 0 {

@@ -119,6 +119,19 @@ func TestProbes(t *testing.T) {
 			rt: oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true, Checked: true, StatusCode: 299, Body: "db ok"})},
 		{name: "the app's failing check body", cfg: custom, path: "/healthz/ready", code: 503, body: "db down",
 			rt: oneApp("ready", supervisor.WorkerReadiness{App: "api", Checked: true, Body: "db down", Reason: "custom readiness check failed"})},
+		// As Watt: a ready worker whose check fails makes its application
+		// unready, though another worker passes; a worker starting does
+		// not while another serves.
+		{name: "one worker's failing check", path: "/ready", code: 500,
+			body: `application "api" has a worker whose readiness check fails (worker 1: custom readiness check failed)`,
+			rt: oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true, Checked: true},
+				supervisor.WorkerReadiness{App: "api", Worker: 1, Checked: true, CheckFailed: true, Reason: "custom readiness check failed"})},
+		{name: "one worker starting", path: "/ready", code: 200, body: "OK",
+			rt: oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true, Checked: true},
+				supervisor.WorkerReadiness{App: "api", Worker: 1, Reason: "worker starting"})},
+		{name: "a failing check is not a liveness failure", path: "/status", code: 200, body: "OK",
+			rt: oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true},
+				supervisor.WorkerReadiness{App: "api", Worker: 1, Checked: true, CheckFailed: true, Reason: "custom readiness check failed"})},
 		{name: "probes need no credentials", cfg: config.Metrics{Auth: creds}, rt: readyRT, path: "/ready", code: 200, body: "OK"},
 		{name: "metrics do", cfg: config.Metrics{Auth: creds}, rt: readyRT, path: "/metrics", code: 401, body: "Unauthorized"},
 		{name: "no detail without credentials", cfg: config.Metrics{Auth: creds}, rt: unready, path: "/ready", code: 500, body: "ERR"},
@@ -233,5 +246,21 @@ func TestProbeBodiesAreExact(t *testing.T) {
 		if string(b) != want {
 			t.Errorf("GET %s: body %q, want %q", path, b, want)
 		}
+	}
+}
+
+// TestIndexAndMethods: "/" lists the server's paths, as Watt's server
+// answers something there; only GET and HEAD are answered.
+func TestIndexAndMethods(t *testing.T) {
+	base := serveTest(t, config.Metrics{}, oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true}))
+	if code, body := call(t, base+"/", nil); code != 200 || body != "wattd metrics server; paths: /metrics, /ready, /status" {
+		t.Errorf("GET /: %d %q", code, body)
+	}
+	resp, _ := fetch(t, base+"/metrics", func(r *http.Request) { r.Method = http.MethodPost })
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /metrics: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if code, _ := call(t, base+"/nowhere", nil); code != 404 {
+		t.Errorf("GET /nowhere: %d", code)
 	}
 }

@@ -6,9 +6,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,16 +123,30 @@ func addProbes(routes map[string]http.Handler, readiness, liveness config.Probe,
 var serverIdleTimeout = 2 * time.Minute
 
 // serve listens on hostname and port (over TLS when set) and answers
-// the paths of routes until Close; any other path is 404. Paths are
-// matched exactly, as Watt's server does: a path from watt.json is never
-// a ServeMux pattern.
+// the paths of routes until Close; any other path is 404, but for "/",
+// which lists the routes (as Watt's server answers something there, and
+// a check that the port answers may ask it). Paths are matched exactly,
+// as Watt's server does: a path from watt.json is never a ServeMux
+// pattern. Only GET and HEAD are answered.
 func serve(hostname string, port int, tlsCfg *config.MetricsTLS, routes map[string]http.Handler, log *zap.Logger) (*Server, error) {
+	index := "wattd metrics server; paths: " + strings.Join(slices.Sorted(maps.Keys(routes)), ", ") + "\n"
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if route, ok := routes[r.URL.Path]; ok {
-			route.ServeHTTP(w, r)
+		route, ok := routes[r.URL.Path]
+		if !ok && r.URL.Path != "/" {
+			http.NotFound(w, r)
 			return
 		}
-		http.NotFound(w, r)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if !ok {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			io.WriteString(w, index)
+			return
+		}
+		route.ServeHTTP(w, r)
 	})
 	ln, err := net.Listen("tcp", net.JoinHostPort(hostname, strconv.Itoa(port)))
 	if err != nil {

@@ -304,6 +304,7 @@ type Stat struct {
 	User       time.Duration // user time alone
 	System     time.Duration // system time alone
 	RSS        uint64        // resident set size, bytes
+	VSize      uint64        // virtual memory size, bytes
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every
@@ -342,9 +343,53 @@ func readStat(path string) (st Stat, ok bool) {
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	stime, _ := strconv.ParseUint(f[12], 10, 64)
 	rss, _ := strconv.ParseUint(f[21], 10, 64)
+	vsize, _ := strconv.ParseUint(f[20], 10, 64)
 	user, system := time.Duration(ut)*time.Second/clockTicks, time.Duration(stime)*time.Second/clockTicks
 	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, CPU: user + system, User: user, System: system,
-		RSS: rss * pageSize}, err1 == nil && err2 == nil
+		RSS: rss * pageSize, VSize: vsize}, err1 == nil && err2 == nil
+}
+
+// ReadVmData is a process's data segment size, VmData of
+// /proc/<pid>/status (the heap of its allocator and its other private
+// writable mappings), which prom-client exports as process_heap_bytes.
+func ReadVmData(pid int) (uint64, bool) {
+	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmData:"); ok {
+			f := strings.Fields(rest) // "1234 kB"
+			if len(f) == 2 && f[1] == "kB" {
+				if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+					return n << 10, true
+				}
+			}
+			return 0, false
+		}
+	}
+	return 0, false // a kernel thread or a zombie has none
+}
+
+// MaxOpenFiles is a process's soft limit of open files ("Max open files"
+// in /proc/<pid>/limits); ok is false when it is gone or unlimited.
+func MaxOpenFiles(pid int) (uint64, bool) {
+	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest) // soft hard "files"
+			if len(f) >= 1 {
+				if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+					return n, true
+				}
+			}
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // HostCPU is the host's CPU time from /proc/stat, summed over its CPUs,

@@ -142,3 +142,28 @@ func TestTreeCPUCountsChildren(t *testing.T) {
 		t.Fatal("TreeCPU of a pid that does not exist: ok")
 	}
 }
+
+// TestProcessMemoryAndLimits: the virtual size, VmData and the open files
+// limit, which the metrics export as prom-client's process_* figures,
+// agree with what the process itself knows.
+func TestProcessMemoryAndLimits(t *testing.T) {
+	pid := os.Getpid()
+	st, ok := ReadStat(pid)
+	if !ok || st.VSize < st.RSS || st.VSize == 0 {
+		t.Fatalf("ReadStat: vsize %d, rss %d, ok %v", st.VSize, st.RSS, ok)
+	}
+	data, ok := ReadVmData(pid)
+	if !ok || data == 0 || data > st.VSize {
+		t.Fatalf("ReadVmData = %d, %v (vsize %d)", data, ok, st.VSize)
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := MaxOpenFiles(pid); lim.Cur != unix.RLIM_INFINITY && (!ok || n != lim.Cur) {
+		t.Errorf("MaxOpenFiles = %d, %v; getrlimit says %d", n, ok, lim.Cur)
+	}
+	if _, ok := ReadVmData(1 << 30); ok {
+		t.Error("ReadVmData of no process says ok")
+	}
+}

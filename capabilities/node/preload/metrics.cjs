@@ -460,10 +460,12 @@ function lagSnapshot (lag) {
 const MAX_TYPES = 64
 
 // processFigures reads what prom-client's default metrics read of the
-// process: external memory (from mem, the report's process.memoryUsage()),
-// the V8 heap spaces, and the active handles, requests and resources.
+// process: its Node.js version, external memory (from mem, the report's
+// process.memoryUsage()), the V8 heap spaces, and the active handles,
+// requests and resources.
 function processFigures (mem) {
   const out = {
+    version: process.version,
     external: mem.external,
     heapSpaces: [],
     handles: {},
