@@ -689,6 +689,40 @@ func testMeshClient(t *testing.T) {
 		}
 	})
 
+	t.Run("killed worker already out of the table", func(t *testing.T) {
+		// wattd takes a dead worker out of the table at about the time its
+		// connections break; the worker's new table may come first. The
+		// request in flight on it must still go to the other worker, which
+		// it has not tried.
+		e.t = t
+		k0, k1 := e.target("q0"), e.target("q1")
+		e.setTable(ipc.MeshTable{Apps: map[string]ipc.MeshApp{
+			"api":   {Endpoints: endpoints(t0, t1, t2), State: "running"},
+			"kill2": {Endpoints: endpoints(k0, k1), State: "running"},
+		}})
+		done := make(chan result, 1)
+		go func() { done <- e.fetch("u", "http://kill2.plt.local/hang?tok=b") }()
+		var hung string
+		select {
+		case hung = <-e.hangs.hung:
+		case <-time.After(waitLimit):
+			t.Fatal("no target got the request")
+		}
+		victim, other := k0, k1
+		if hung == "q1" {
+			victim, other = k1, k0
+		}
+		e.setTable(ipc.MeshTable{Apps: map[string]ipc.MeshApp{
+			"api":   {Endpoints: endpoints(t0, t1, t2), State: "running"},
+			"kill2": {Endpoints: endpoints(other), State: "degraded"},
+		}})
+		victim.kill()
+		r := <-done
+		if !r.OK || r.Status != 200 || r.Body != other.id {
+			t.Fatalf("GET whose worker was killed after the table dropped it: %+v, want the answer of %s", r, other.id)
+		}
+	})
+
 	t.Run("no retry after a body was sent", func(t *testing.T) {
 		e.t = t
 		r0, r1 := e.target("r0"), e.target("r1")

@@ -22,7 +22,7 @@
 //   * Retries after sending (fetch only). A request that fails once sent
 //     (ECONNRESET, socket hang up, EPIPE) is sent again to another endpoint
 //     only when it is GET, HEAD or OPTIONS without a body: at most once per
-//     endpoint and at most as many attempts as the app has endpoints. A body
+//     endpoint, while the table lists an endpoint not tried yet. A body
 //     is never sent twice. http.request cannot do this, as its ClientRequest
 //     belongs to the app: the app sees the error, as it would without wattd.
 //   * No worker, unknown app. An app with no ready worker goes to wattd's
@@ -1046,7 +1046,11 @@ function attemptFailed (job, req, err) {
     const actual = req.socket ? req.socket[kEndpoint] : undefined
     if (actual !== undefined && !tried.includes(actual)) tried.push(actual)
     const app = t !== null ? t.apps.get(job.appId) : undefined
-    if (app !== undefined && job.attempts < app.endpoints.length) {
+    // Each endpoint once: the table may have dropped the failed one
+    // already (wattd takes a dead worker out at about the time its
+    // connections break), so count what is left untried, not the table's
+    // length.
+    if (app !== undefined && app.endpoints.some((ep) => !tried.includes(ep))) {
       job.lastError = err
       sendFetch(job)
       return
