@@ -15,7 +15,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
 )
@@ -191,6 +194,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
+	if p.Stall > 0 {
+		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+			defer watchSendQueue(c, rc, p.Stall)()
+		}
+	}
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
@@ -326,4 +334,67 @@ func addForwardedFor(h http.Header, remoteAddr string) {
 		ip = strings.Join(prior, ", ") + ", " + ip
 	}
 	h.Set("X-Forwarded-For", ip)
+}
+
+// watchSendQueue keeps moving the write deadline of a response to c
+// while the client reads, until the function it returns is called. A
+// write to a socket whose send buffer is full blocks until the kernel
+// wakes the writer, which it does only once a large share of the buffer
+// has drained (a third for TCP, whose loopback buffers grow to megabytes):
+// a client reading slowly but steadily would see one write outlast the
+// stall limit. So the queue of unsent bytes is looked at four times per
+// limit, and as long as it shrinks the client is reading.
+func watchSendQueue(c net.Conn, rc *http.ResponseController, stall time.Duration) (stop func()) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return func() {}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	queued := func() (int, bool) {
+		n, qerr := -1, error(nil)
+		if err := raw.Control(func(fd uintptr) { n, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || qerr != nil {
+			return 0, false
+		}
+		return n, true
+	}
+	last, ok := queued()
+	if !ok {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(stall / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			n, ok := queued()
+			if !ok {
+				return
+			}
+			if n < last {
+				_ = rc.SetWriteDeadline(time.Now().Add(stall))
+			}
+			last = n
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited // the handler's ResponseWriter is not to be touched after it returns
+	}
+}
+
+type connKey struct{}
+
+// ConnContext is the ConnContext of an http.Server that serves a Proxy:
+// it lets the proxy see each connection's send queue (see Proxy.Stall).
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,4 +367,77 @@ func TestProxyStallKeepsMovingStreams(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("a stalled request body held the connection %s", d)
 	}
+}
+
+// TestProxySlowSteadyReader: a client that reads slowly but steadily is
+// not cut by the stall limit, though one write to it blocks longer than
+// the limit: a kernel wakes a writer on a full socket only once a large
+// share of its send buffer has drained. One that stops reading is.
+func TestProxySlowSteadyReader(t *testing.T) {
+	dir := shortDir(t)
+	const stall = 300 * time.Millisecond
+	const size = 2 << 20
+	tg := startTarget(t, dir, "w0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.Write(make([]byte, size))
+	}))
+	p := &Proxy{Transport: &Transport{Resolver: StaticResolver{T: oneApp(0, tg.path)}}, Stall: stall}
+	srv := httptest.NewUnstartedServer(p)
+	srv.Config.ConnContext = ConnContext
+	ln := srv.Listener
+	srv.Listener = sndbufListener{ln}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+
+	read := func(pause time.Duration, stopAfter int, rest time.Duration) (int, error) {
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		}}
+		c, err := d.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET http://api.plt.local/ HTTP/1.1\r\nHost: api.plt.local\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		total, buf := 0, make([]byte, 16<<10)
+		for total < stopAfter {
+			n, err := c.Read(buf)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			time.Sleep(pause)
+		}
+		if rest > 0 {
+			// Stop reading for a while, then take what is left.
+			time.Sleep(rest)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := io.Copy(io.Discard, c)
+			return total + int(n), err
+		}
+		return total, nil
+	}
+	// A few hundred KB/s, steady (the client reads 4 KiB at a time): the
+	// headers and the whole body.
+	if n, err := read(5*time.Millisecond, size, 0); err != nil || n < size {
+		t.Fatalf("a slow steady reader got %d of %d bytes: %v", n, size, err)
+	}
+	// One that stops for longer than the limit is cut.
+	if n, _ := read(5*time.Millisecond, 64<<10, 4*stall); n >= size {
+		t.Fatalf("a reader that stopped for %s got the whole body (%d bytes)", 4*stall, n)
+	}
+}
+
+// sndbufListener gives the proxy's side of each connection a large send
+// buffer, as loopback TCP autotuning does.
+type sndbufListener struct{ net.Listener }
+
+func (l sndbufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(1 << 20)
+	}
+	return c, err
 }

@@ -194,6 +194,7 @@ func (pl *proxyListener) serve(h http.Handler, lim proxyLimits, maxConns, reserv
 		IdleTimeout:       lim.idleTimeout,
 		MaxHeaderBytes:    lim.maxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(log),
+		ConnContext:       mesh.ConnContext, // the stall limit watches each connection's send queue
 	}
 	go func() {
 		if err := pl.srv.Serve(ln); err != nil && err != http.ErrServerClosed {

@@ -182,6 +182,15 @@ func (c *conn) Close() error {
 	return err
 }
 
+// SyscallConn reaches the underlying connection's descriptor (the mesh
+// proxy watches its send queue); an error when it has none.
+func (c *conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("fdlimit: the connection has no descriptor")
+}
+
 // CloseWrite half-closes the connection when the underlying one can (TCP
 // and Unix sockets can). net/http looks for it to close a connection
 // gracefully: without it, closing with unread input makes the kernel send

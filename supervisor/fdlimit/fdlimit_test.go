@@ -237,3 +237,37 @@ func TestListenerAdmit(t *testing.T) {
 		t.Fatalf("reasons %v, open %d", rs, l.Open())
 	}
 }
+
+// TestConnReachesItsDescriptor: an accepted connection still gives its
+// descriptor (the mesh proxy reads its send queue through it).
+func TestConnReachesItsDescriptor(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Listener{Listener: raw, Max: 4}
+	defer l.Close()
+	go func() {
+		if c, err := net.Dial("tcp", raw.Addr().String()); err == nil {
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		t.Fatalf("%T is not a syscall.Conn", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil || fd < 0 {
+		t.Fatalf("Control: fd %d, %v", fd, err)
+	}
+}
