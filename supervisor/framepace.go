@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"io"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,6 +29,13 @@ const (
 	paceFrames = 1000
 	paceBurst  = 2000
 	paceNap    = 100 * time.Millisecond
+	// paceBytes is how many bytes of a frame count as one more frame: the
+	// cost of a frame is mostly that of decoding its bytes, so a worker
+	// that writes frames of 1 MiB (each taking milliseconds of wattd's CPU
+	// to decode) gets about 16 of them a second, not 1,000. A worker that
+	// wrote 1 MiB stats frames in a loop kept 70% of a core of wattd busy
+	// and never met the frame count alone.
+	paceBytes = 16 << 10
 	// paceWarnEvery is the least time between two warnings for a worker.
 	paceWarnEvery = 30 * time.Second
 )
@@ -45,8 +53,8 @@ type framePace struct {
 // take counts a frame read at now. Once the worker is over its pace, it
 // sleeps paceNap (during which tokens for paceNap's worth of frames come
 // back) and logs a warning, at most every paceWarnEvery, saying so.
-func (f *framePace) take(now time.Time, log *zap.Logger) {
-	if d := f.wait(now); d > 0 {
+func (f *framePace) take(now time.Time, size int, log *zap.Logger) {
+	if d := f.waitCost(now, 1+float64(size)/paceBytes); d > 0 {
 		if held, ok := f.warn.Allow(now, paceWarnEvery); ok {
 			// pauses: this one and those since the last warning.
 			log.Warn(paceWarning,
@@ -59,15 +67,33 @@ func (f *framePace) take(now time.Time, log *zap.Logger) {
 // wait counts a frame read at now and returns how long the reader is to
 // wait before the next read: 0 within the pace, paceNap beyond it.
 func (f *framePace) wait(now time.Time) time.Duration {
+	return f.waitCost(now, 1)
+}
+
+// waitCost is wait for a frame that counts as cost frames (its size).
+func (f *framePace) waitCost(now time.Time, cost float64) time.Duration {
 	if f.at.IsZero() {
 		f.tokens = paceBurst
 	} else {
 		f.tokens = min(paceBurst, f.tokens+now.Sub(f.at).Seconds()*paceFrames)
 	}
 	f.at = now
-	f.tokens--
+	f.tokens -= cost
 	if f.tokens >= 0 {
 		return 0
 	}
 	return paceNap
+}
+
+// countingReader counts the bytes read through it: those of a worker's
+// control channel, so that its pace weighs frames by their size.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }

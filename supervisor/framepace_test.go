@@ -93,3 +93,39 @@ func TestFloodingWorkerStopsPromptly(t *testing.T) {
 		t.Fatalf("the stop took %s (%d drain timeouts): the drained frame waited behind the flood", took, n)
 	}
 }
+
+// TestFramePaceWeighsSize: a frame counts by its size too, so a worker
+// that writes 1 MiB frames (each milliseconds of wattd's CPU to decode)
+// is held to a few of them a second, while a small stats frame still
+// costs about one.
+func TestFramePaceWeighsSize(t *testing.T) {
+	var f framePace
+	now := time.Unix(1000, 0)
+	const big = 1 << 20
+	cost := 1 + float64(big)/paceBytes
+	n := 0
+	for f.waitCost(now, cost) == 0 {
+		n++
+	}
+	if want := int(paceBurst / cost); n < want-1 || n > want+1 {
+		t.Fatalf("%d frames of 1 MiB passed at once; want about %d", n, want)
+	}
+	// A second later, a second's worth of bytes: about 16 MiB.
+	now = now.Add(time.Second)
+	n = 0
+	for f.waitCost(now, cost) == 0 {
+		n++
+	}
+	if want := int(paceFrames / cost); n < want-1 || n > want+1 {
+		t.Fatalf("%d frames of 1 MiB passed in a second; want about %d", n, want)
+	}
+	// Small frames are barely weighed: 300 bytes cost 1.02 frames.
+	var g framePace
+	n = 0
+	for g.waitCost(now, 1+300.0/paceBytes) == 0 {
+		n++
+	}
+	if n < paceBurst*98/100 {
+		t.Fatalf("%d stats frames passed at once; want about %d", n, paceBurst)
+	}
+}

@@ -533,7 +533,8 @@ func (p *proc) readControl(app string, worker int) {
 	// A frame mostly arrives in one piece: buffered, its header and body
 	// take one read instead of two, which counts with hundreds of workers
 	// reporting stats.
-	r := bufio.NewReaderSize(p.ctrl, controlReadBuffer)
+	cr := &countingReader{r: p.ctrl}
+	r := bufio.NewReaderSize(cr, controlReadBuffer)
 	m, err := ipc.ReadMessage(r)
 	if err != nil {
 		p.controlEnded(err)
@@ -575,6 +576,9 @@ func (p *proc) readControl(app string, worker int) {
 	earlyReady := false // a standby's ready before its promotion was logged
 	var pace framePace
 	for {
+		// What this frame took from the socket (read-ahead included, which
+		// the next frame then does not count), for the pace.
+		before := cr.n - int64(r.Buffered())
 		m, release, err := ipc.ReadMessagePooled(r)
 		if err != nil {
 			p.controlEnded(err)
@@ -649,7 +653,7 @@ func (p *proc) readControl(app string, worker int) {
 		// whatever it sends before, is read at once, or the stop would
 		// wait out the grace behind its backlog.
 		if paced && !p.drainAsked.Load() {
-			pace.take(time.Now(), p.log)
+			pace.take(time.Now(), int(cr.n-int64(r.Buffered())-before), p.log)
 		}
 	}
 }
