@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -179,7 +180,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // them; ok is false for anything else (a worker that lies).
 func nodeVersion(v string) ([]string, bool) {
 	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
-	if len(v) > 64 || len(parts) != 3 {
+	if len(v) > 64 || len(parts) != 3 || !utf8.ValidString(v) {
 		return nil, false
 	}
 	patch, _, _ := strings.Cut(parts[2], "-") // a pre-release suffix

@@ -143,7 +143,7 @@ func TestCollector(t *testing.T) {
 	if r := series(fams["platformatic_application_restarts_total"]); len(r) != 2 || r["applicationId=node,"] != 3 || r["applicationId=go,"] != 0 {
 		t.Errorf("platformatic_application_restarts_total = %v, want node 3, go 0", r)
 	}
-	for v, ok := range map[string]bool{"v24.11.1": true, "v25.0.0-pre": true, "v24.1": false, "24.x.1": false, "": false} {
+	for v, ok := range map[string]bool{"v24.11.1": true, "v25.0.0-pre": true, "v24.1": false, "24.x.1": false, "": false, "v24.1.0-\xff": false} {
 		if _, got := nodeVersion(v); got != ok {
 			t.Errorf("nodeVersion(%q) ok = %v, want %v", v, got, ok)
 		}
