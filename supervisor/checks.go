@@ -224,7 +224,8 @@ type WorkerReadiness struct {
 	Body       string `json:"body,omitempty"`
 	Reason     string `json:"reason,omitempty"` // why not ready
 	// CheckFailed says the worker is ready but its custom readiness check
-	// failed or did not answer in time.
+	// failed or did not answer in time (not that it could not be asked,
+	// the worker ending meanwhile).
 	CheckFailed bool `json:"checkFailed,omitempty"`
 }
 
@@ -275,18 +276,21 @@ func (rt *Runtime) Readiness(ctx context.Context, timeout time.Duration) []Worke
 			r := &out[i]
 			r.Checked = has
 			r.StatusCode, r.Body = res.StatusCode, res.Body
-			r.CheckFailed = true // unless the switch says ready
 			switch {
 			case errors.Is(err, context.DeadlineExceeded):
 				r.Reason = fmt.Sprintf("custom readiness check: no answer within %s", timeout)
+				r.CheckFailed = true
 			case err != nil:
+				// Not the check's verdict: the worker went away meanwhile.
 				r.Reason = "custom readiness check: " + err.Error()
 			case res.Error != "":
 				r.Reason = "custom readiness check failed: " + res.Error
+				r.CheckFailed = true
 			case !res.OK:
 				r.Reason = "custom readiness check failed" + checkDetail(res)
+				r.CheckFailed = true
 			default:
-				r.Ready, r.CheckFailed = true, false
+				r.Ready = true
 			}
 		}()
 	}
