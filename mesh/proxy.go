@@ -18,8 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/wattd/wattd/ipc"
 )
 
@@ -355,7 +353,7 @@ func watchSendQueue(c net.Conn, rc *http.ResponseController, stall time.Duration
 	}
 	queued := func() (int, bool) {
 		n, qerr := -1, error(nil)
-		if err := raw.Control(func(fd uintptr) { n, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || qerr != nil {
+		if err := raw.Control(func(fd uintptr) { n, qerr = unsentBytes(fd) }); err != nil || qerr != nil {
 			return 0, false
 		}
 		return n, true
