@@ -353,43 +353,38 @@ func readStat(path string) (st Stat, ok bool) {
 // /proc/<pid>/status (the heap of its allocator and its other private
 // writable mappings), which prom-client exports as process_heap_bytes.
 func ReadVmData(pid int) (uint64, bool) {
-	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
+	f, ok := lineFields(pid, "status", "VmData:") // "1234 kB"; none for a kernel thread or a zombie
+	if !ok || len(f) != 2 || f[1] != "kB" {
 		return 0, false
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmData:"); ok {
-			f := strings.Fields(rest) // "1234 kB"
-			if len(f) == 2 && f[1] == "kB" {
-				if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
-					return n << 10, true
-				}
-			}
-			return 0, false
-		}
-	}
-	return 0, false // a kernel thread or a zombie has none
+	n, err := strconv.ParseUint(f[0], 10, 64)
+	return n << 10, err == nil
 }
 
 // MaxOpenFiles is a process's soft limit of open files ("Max open files"
 // in /proc/<pid>/limits); ok is false when it is gone or unlimited.
 func MaxOpenFiles(pid int) (uint64, bool) {
-	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
-	if err != nil {
+	f, ok := lineFields(pid, "limits", "Max open files") // soft hard "files"
+	if !ok || len(f) == 0 {
 		return 0, false
 	}
+	n, err := strconv.ParseUint(f[0], 10, 64)
+	return n, err == nil
+}
+
+// lineFields returns the fields after prefix on the line of
+// /proc/<pid>/<file> that starts with it.
+func lineFields(pid int, file, prefix string) ([]string, bool) {
+	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
+	if err != nil {
+		return nil, false
+	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
-			f := strings.Fields(rest) // soft hard "files"
-			if len(f) >= 1 {
-				if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
-					return n, true
-				}
-			}
-			return 0, false
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			return strings.Fields(rest), true
 		}
 	}
-	return 0, false
+	return nil, false
 }
 
 // HostCPU is the host's CPU time from /proc/stat, summed over its CPUs,
