@@ -18,8 +18,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/wattd/wattd/supervisor/procnet"
 	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // Backlog is the listen(2) backlog of wattd's sockets. Connections that
@@ -95,11 +96,11 @@ func connectionsError(addr string, port int, states []string) error {
 	for _, s := range order {
 		parts = append(parts, fmt.Sprintf("%d %s", count[s], s))
 	}
-	msg := fmt.Sprintf("listen on %s: address already in use: no program listens there, but connections use port %d as their own end (%s)", addr, port, strings.Join(parts, ", "))
+	msg := fmt.Sprintf("no program listens there, but connections use port %d as their own end (%s)", port, strings.Join(parts, ", "))
 	if low, high, ok := procnet.EphemeralPorts(); ok && port >= low && port <= high {
 		msg += fmt.Sprintf("; the port is in the kernel's range for outgoing connections (%d-%d, net.ipv4.ip_local_port_range), which any outgoing connection may take: choose a port below %d", low, high, low)
 	}
-	return errors.New(msg)
+	return fmt.Errorf("listen on %s: %w: %s", addr, unix.EADDRINUSE, msg)
 }
 
 // Unix opens a listening Unix stream socket at path, mode 0600, replacing a

@@ -1,11 +1,13 @@
 package listeners
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -83,7 +85,7 @@ func TestTCPNamesTheConnectionsOnAPort(t *testing.T) {
 		t.Skipf("port %d bound beside the connection using it", port)
 	}
 	want := fmt.Sprintf("connections use port %d as their own end (1 ESTABLISHED)", port)
-	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "range for outgoing connections") {
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "range for outgoing connections") || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("error %q, want it to say %q and name the ephemeral range", err, want)
 	}
 }
