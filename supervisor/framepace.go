@@ -54,7 +54,7 @@ type framePace struct {
 // sleeps paceNap (during which tokens for paceNap's worth of frames come
 // back) and logs a warning, at most every paceWarnEvery, saying so.
 func (f *framePace) take(now time.Time, size int, log *zap.Logger) {
-	if d := f.waitCost(now, 1+float64(size)/paceBytes); d > 0 {
+	if d := f.wait(now, 1+float64(size)/paceBytes); d > 0 {
 		if held, ok := f.warn.Allow(now, paceWarnEvery); ok {
 			// pauses: this one and those since the last warning.
 			log.Warn(paceWarning,
@@ -64,14 +64,10 @@ func (f *framePace) take(now time.Time, size int, log *zap.Logger) {
 	}
 }
 
-// wait counts a frame read at now and returns how long the reader is to
-// wait before the next read: 0 within the pace, paceNap beyond it.
-func (f *framePace) wait(now time.Time) time.Duration {
-	return f.waitCost(now, 1)
-}
-
-// waitCost is wait for a frame that counts as cost frames (its size).
-func (f *framePace) waitCost(now time.Time, cost float64) time.Duration {
+// wait counts a frame read at now, which counts as cost frames (its
+// size weighs in), and returns how long the reader is to wait before the
+// next read: 0 within the pace, paceNap beyond it.
+func (f *framePace) wait(now time.Time, cost float64) time.Duration {
 	if f.at.IsZero() {
 		f.tokens = paceBurst
 	} else {

@@ -13,17 +13,17 @@ func TestFramePaceBurstThenRate(t *testing.T) {
 	var f framePace
 	now := time.Unix(1000, 0)
 	for i := range paceBurst {
-		if d := f.wait(now); d != 0 {
+		if d := f.wait(now, 1); d != 0 {
 			t.Fatalf("frame %d of a burst waits %s", i+1, d)
 		}
 	}
-	if d := f.wait(now); d != paceNap {
+	if d := f.wait(now, 1); d != paceNap {
 		t.Fatalf("the frame after the burst waits %s, want %s", d, paceNap)
 	}
 	// A nap's worth of time gives a nap's worth of frames.
 	now = now.Add(paceNap)
 	n := 0
-	for f.wait(now) == 0 {
+	for f.wait(now, 1) == 0 {
 		n++
 	}
 	if want := int(paceNap.Seconds() * paceFrames); n < want-1 || n > want {
@@ -32,7 +32,7 @@ func TestFramePaceBurstThenRate(t *testing.T) {
 	// Quiet for long enough, the whole burst is back, and no more.
 	now = now.Add(time.Hour)
 	n = 0
-	for f.wait(now) == 0 {
+	for f.wait(now, 1) == 0 {
 		n++
 	}
 	if n != paceBurst {
@@ -104,7 +104,7 @@ func TestFramePaceWeighsSize(t *testing.T) {
 	const big = 1 << 20
 	cost := 1 + float64(big)/paceBytes
 	n := 0
-	for f.waitCost(now, cost) == 0 {
+	for f.wait(now, cost) == 0 {
 		n++
 	}
 	if want := int(paceBurst / cost); n < want-1 || n > want+1 {
@@ -113,7 +113,7 @@ func TestFramePaceWeighsSize(t *testing.T) {
 	// A second later, a second's worth of bytes: about 16 MiB.
 	now = now.Add(time.Second)
 	n = 0
-	for f.waitCost(now, cost) == 0 {
+	for f.wait(now, cost) == 0 {
 		n++
 	}
 	if want := int(paceFrames / cost); n < want-1 || n > want+1 {
@@ -122,7 +122,7 @@ func TestFramePaceWeighsSize(t *testing.T) {
 	// Small frames are barely weighed: 300 bytes cost 1.02 frames.
 	var g framePace
 	n = 0
-	for g.waitCost(now, 1+300.0/paceBytes) == 0 {
+	for g.wait(now, 1+300.0/paceBytes) == 0 {
 		n++
 	}
 	if n < paceBurst*98/100 {

@@ -45,21 +45,28 @@ func Listening(port int) ([]Socket, error) {
 }
 
 func readTable(path string, port int) ([]Socket, error) {
+	var out []Socket
+	err := eachLine(path, func(line string) {
+		if s, ok := parseLine(line); ok && int(s.Addr.Port()) == port {
+			out = append(out, s)
+		}
+	})
+	return out, err
+}
+
+// eachLine calls fn with every line of a /proc/net table but its header.
+func eachLine(path string, fn func(line string)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	var out []Socket
 	sc := bufio.NewScanner(f)
 	sc.Scan() // the header
 	for sc.Scan() {
-		s, ok := parseLine(sc.Text())
-		if ok && int(s.Addr.Port()) == port {
-			out = append(out, s)
-		}
+		fn(sc.Text())
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // ConnectionsOn returns the states (ESTABLISHED, TIME_WAIT, …) of the TCP
@@ -69,21 +76,16 @@ func readTable(path string, port int) ([]Socket, error) {
 func ConnectionsOn(port int) []string {
 	var out []string
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(table)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(string(data), "\n")
-		for _, line := range lines[min(1, len(lines)):] {
+		_ = eachLine(table, func(line string) {
 			f := strings.Fields(line)
 			if len(f) < 4 || f[3] == tcpListen {
-				continue
+				return
 			}
 			_, portHex, ok := strings.Cut(f[1], ":")
 			if p, err := strconv.ParseUint(portHex, 16, 16); ok && err == nil && int(p) == port {
 				out = append(out, tcpStateName(f[3]))
 			}
-		}
+		})
 	}
 	return out
 }
