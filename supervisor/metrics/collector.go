@@ -175,6 +175,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// doneRestarts is what Watt's restart counter counts of a slot: its
+// replacements that became ready (after an exit, for health, in a rolling
+// restart), not each attempt of a crash loop.
+func doneRestarts(replacements int, by map[string]int) int {
+	return replacements + by["unhealthy"] + by["rolling_restart"]
+}
+
 // nodeVersion splits a Node.js version ("v24.1.0") into the labels of
 // nodejs_version_info: version, major, minor, patch, as prom-client sets
 // them; ok is false for anything else (a worker that lies).
@@ -228,11 +235,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			byState[s] = 0
 		}
 		byState["standby"] = len(a.Standbys)
-		// Watt counts a restart once it is done: a replacement that
-		// became ready, not each attempt of a crash loop.
-		replaced := 0
+		replaced := 0 // doneRestarts
 		for _, w := range a.Workers {
-			replaced += w.Replacements + w.RestartsBy["unhealthy"] + w.RestartsBy["rolling_restart"]
+			replaced += doneRestarts(w.Replacements, w.RestartsBy)
 			byState[w.State]++
 			// A former worker still on its way out (drained behind its
 			// replacement, or exiting on its own) is a process the
@@ -261,6 +266,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if w.RSS > 0 {
 				gauge(c.rss, float64(w.RSS), a.ID, id)
 			}
+			// Read from /proc/<pid>/stat with them: none when it was not.
 			if w.VirtualMemory > 0 {
 				counter(c.cpuUser, w.CPUUser, a.ID, id)
 				counter(c.cpuSystem, w.CPUSystem, a.ID, id)
@@ -326,7 +332,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			for k, n := range f.RestartsBy {
 				byReason[k] += n
 			}
-			replaced += f.Replacements + f.RestartsBy["unhealthy"] + f.RestartsBy["rolling_restart"]
+			replaced += doneRestarts(f.Replacements, f.RestartsBy)
 		}
 		counter(c.wattRestarts, float64(replaced), a.ID)
 		c.own.collectApp(ch, a)

@@ -98,14 +98,20 @@ function answerAddressWhileHeld (sb, server) {
 // socket (sb.fds has "http.N" and "mesh.N").
 function heldFd (fds) {
   const keys = Object.keys(fds)
-  const name = keys.some((k) => k.startsWith('http.')) ? 'http' : 'mesh'
+  const want = keys.some((k) => k.startsWith('http.')) ? 'http' : 'mesh'
   let best = null
   for (const key of keys) {
-    const dot = key.lastIndexOf('.')
-    const n = Number(key.slice(dot + 1))
-    if (key.slice(0, dot) === name && (best === null || n < best.n)) best = { n, fd: fds[key] }
+    const { name, slot } = slotKey(key)
+    if (name === want && (best === null || slot < best.slot)) best = { slot, fd: fds[key] }
   }
   return best === null ? null : best.fd
+}
+
+// slotKey splits a standby's socket name, "http.1", into the socket's
+// name and its slot.
+function slotKey (key) {
+  const dot = key.lastIndexOf('.')
+  return { name: key.slice(0, dot), slot: Number(key.slice(dot + 1)) }
 }
 
 // promote makes this standby the worker of slot msg.worker: it keeps that
@@ -121,9 +127,8 @@ function promote (state, fds, nativeListen, msg) {
   const worker = typeof msg.worker === 'number' ? msg.worker : 0 // absent means 0
   const fs = require('node:fs')
   for (const [key, fd] of Object.entries(sb.fds)) {
-    const dot = key.lastIndexOf('.')
-    const name = key.slice(0, dot)
-    if (Number(key.slice(dot + 1)) === worker) {
+    const { name, slot } = slotKey(key)
+    if (slot === worker) {
       fds[name] = fd
       continue
     }
