@@ -415,7 +415,26 @@ func (e *meshEnv) many(route string, kv ...string) []result {
 }
 
 func (e *meshEnv) fetch(kv ...string) result { e.t.Helper(); return e.one("/fetch", kv...) }
-func (e *meshEnv) http(kv ...string) result  { e.t.Helper(); return e.one("/http", kv...) }
+
+// fetchHung sends a fetch of url, whose /hang path one of a and b holds,
+// and returns the one holding it, the other, and where its result comes.
+func (e *meshEnv) fetchHung(url string, a, b *target) (victim, other *target, done chan result) {
+	e.t.Helper()
+	done = make(chan result, 1)
+	go func() { done <- e.fetch("u", url) }()
+	select {
+	case hung := <-e.hangs.hung:
+		if hung == b.id {
+			return b, a, done
+		}
+		return a, b, done
+	case <-time.After(waitLimit):
+		e.t.Fatal("no target got the request")
+		return nil, nil, nil
+	}
+}
+
+func (e *meshEnv) http(kv ...string) result { e.t.Helper(); return e.one("/http", kv...) }
 
 // echo decodes a body written by a target's /echo.
 func echo(t *testing.T, r result) map[string]any {
@@ -657,18 +676,7 @@ func testMeshClient(t *testing.T) {
 		}})
 		// Warm both: kept-alive connections that the kill then breaks.
 		e.many("/seq-fetch", "u", "http://kill.plt.local/id", "n", "4")
-		done := make(chan result, 1)
-		go func() { done <- e.fetch("u", "http://kill.plt.local/hang?tok=a") }()
-		var hung string
-		select {
-		case hung = <-e.hangs.hung:
-		case <-time.After(waitLimit):
-			t.Fatal("no target got the request")
-		}
-		victim, other := k0, k1
-		if hung == "k1" {
-			victim, other = k1, k0
-		}
+		victim, other, done := e.fetchHung("http://kill.plt.local/hang?tok=a", k0, k1)
 		victim.kill()
 		r := <-done
 		if !r.OK || r.Status != 200 || r.Body != other.id {
@@ -700,18 +708,7 @@ func testMeshClient(t *testing.T) {
 			"api":   {Endpoints: endpoints(t0, t1, t2), State: "running"},
 			"kill2": {Endpoints: endpoints(k0, k1), State: "running"},
 		}})
-		done := make(chan result, 1)
-		go func() { done <- e.fetch("u", "http://kill2.plt.local/hang?tok=b") }()
-		var hung string
-		select {
-		case hung = <-e.hangs.hung:
-		case <-time.After(waitLimit):
-			t.Fatal("no target got the request")
-		}
-		victim, other := k0, k1
-		if hung == "q1" {
-			victim, other = k1, k0
-		}
+		victim, other, done := e.fetchHung("http://kill2.plt.local/hang?tok=b", k0, k1)
 		e.setTable(ipc.MeshTable{Apps: map[string]ipc.MeshApp{
 			"api":   {Endpoints: endpoints(t0, t1, t2), State: "running"},
 			"kill2": {Endpoints: endpoints(other), State: "degraded"},
