@@ -196,6 +196,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 
 	checkNodeMetrics(t, fmt.Sprintf("http://127.0.0.1:%d", port), base+"/prom", want)
+	checkJSONForm(t, base+"/prom", want)
 
 	// wattd ctl metrics shows the same figures through the admin socket.
 	out, err := d.ctl("metrics", "--json", "api")
@@ -218,6 +219,99 @@ func TestMetricsEndpoint(t *testing.T) {
 	table, err := d.ctl("metrics")
 	if err != nil || !strings.Contains(table, "HEAP") || !strings.Contains(table, "LAG P99") || !strings.Contains(table, "REQ P99") || strings.Count(table, "\n") != 5 {
 		t.Errorf("ctl metrics: %v, want a header and four rows:\n%s", err, table)
+	}
+}
+
+// checkJSONForm checks the metrics' JSON form, which Watt's server gives
+// a client that accepts application/json and not text/plain: the same
+// figures as the text form, each worker's series labelled, histograms
+// with their buckets, sum and count.
+func checkJSONForm(t *testing.T, url string, want map[string]bool) {
+	t.Helper()
+	fetch := func(accept string) (string, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.SetBasicAuth("scraper", "s3cret")
+		req.Header.Set("Accept", accept)
+		resp, err := fresh.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s (Accept: %s): %v", url, accept, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s (Accept: %s): %s\n%s", url, accept, resp.Status, b)
+		}
+		return resp.Header.Get("Content-Type"), string(b)
+	}
+	// Prometheus's own Accept header takes text/plain: the text form.
+	if ct, _ := fetch("application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"); strings.HasPrefix(ct, "application/json") {
+		t.Errorf("a scraper that accepts text/plain got %s", ct)
+	}
+	if ct, _ := fetch("application/json, text/plain"); strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Accept: application/json, text/plain got %s, want the text form as Watt gives", ct)
+	}
+	ct, body := fetch("application/json")
+	if !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Accept: application/json got %s:\n%.300s", ct, body)
+	}
+	var metrics []struct {
+		Name   string `json:"name"`
+		Help   string `json:"help"`
+		Type   string `json:"type"`
+		Values []struct {
+			Value      *float64       `json:"value"`
+			Labels     map[string]any `json:"labels"`
+			MetricName string         `json:"metricName"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(body), &metrics); err != nil {
+		t.Fatalf("the JSON form does not parse: %v\n%.300s", err, body)
+	}
+	byName := map[string]int{}
+	for i, m := range metrics {
+		byName[m.Name] = i
+	}
+	i, ok := byName["nodejs_heap_size_total_bytes"]
+	if !ok {
+		t.Fatalf("the JSON form has no nodejs_heap_size_total_bytes: %.500s", body)
+	}
+	heap := metrics[i]
+	got := map[string]bool{}
+	for _, v := range heap.Values {
+		got[fmt.Sprint(v.Labels["applicationId"], "/", v.Labels["workerId"])] = true
+		if v.Value == nil || *v.Value <= 0 {
+			t.Errorf("nodejs_heap_size_total_bytes %v = %v", v.Labels, v.Value)
+		}
+	}
+	if heap.Type != "gauge" || heap.Help == "" || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("nodejs_heap_size_total_bytes: type %q, help %q, series %v; want a gauge with help and %v", heap.Type, heap.Help, got, want)
+	}
+	if i, ok := byName["process_cpu_seconds_total"]; !ok || metrics[i].Type != "counter" {
+		t.Errorf("process_cpu_seconds_total missing or not a counter in the JSON form")
+	}
+	histograms := 0
+	for _, m := range metrics {
+		if m.Type != "histogram" {
+			continue
+		}
+		histograms++
+		var inf, sum, count bool
+		for _, v := range m.Values {
+			switch v.MetricName {
+			case m.Name + "_bucket":
+				inf = inf || v.Labels["le"] == "+Inf"
+			case m.Name + "_sum":
+				sum = true
+			case m.Name + "_count":
+				count = true
+			}
+		}
+		if len(m.Values) > 0 && (!inf || !sum || !count) {
+			t.Errorf("histogram %s: +Inf bucket %v, sum %v, count %v; want all", m.Name, inf, sum, count)
+		}
+	}
+	if histograms == 0 {
+		t.Errorf("the JSON form has no histogram")
 	}
 }
 

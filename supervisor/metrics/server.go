@@ -58,11 +58,11 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
 	}
 	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, cfg.AppLabel, prometheus.Labels(cfg.Labels), c.names)}
-	metrics := fastGzip(promhttp.HandlerFor(g, promhttp.HandlerOpts{
+	metrics := fastGzip(jsonOrText(g, promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:           zap.NewStdLog(log),
 		ErrorHandling:      promhttp.ContinueOnError,
 		DisableCompression: true, // fastGzip compresses
-	}))
+	}), log))
 	if cfg.Auth != nil {
 		metrics = basicAuth(*cfg.Auth, metrics)
 	}
