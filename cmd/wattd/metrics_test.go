@@ -278,6 +278,9 @@ func checkJSONForm(t *testing.T, url string, want map[string]bool) {
 	heap := metrics[i]
 	got := map[string]bool{}
 	for _, v := range heap.Values {
+		if _, ok := v.Labels["workerId"].(float64); !ok {
+			t.Errorf("nodejs_heap_size_total_bytes: workerId %#v, want a number as in Watt's JSON", v.Labels["workerId"])
+		}
 		got[fmt.Sprint(v.Labels["applicationId"], "/", v.Labels["workerId"])] = true
 		if v.Value == nil || *v.Value <= 0 {
 			t.Errorf("nodejs_heap_size_total_bytes %v = %v", v.Labels, v.Value)

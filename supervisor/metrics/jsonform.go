@@ -160,7 +160,7 @@ func jsonValues(name string, s *dto.Metric) []jsonValue {
 	labels := func(extra string, v any) map[string]any {
 		l := make(map[string]any, len(s.GetLabel())+1)
 		for _, p := range s.GetLabel() {
-			l[p.GetName()] = p.GetValue()
+			l[p.GetName()] = jsonLabel(p.GetName(), p.GetValue())
 		}
 		if extra != "" {
 			l[extra] = v
@@ -202,4 +202,19 @@ func jsonValues(name string, s *dto.Metric) []jsonValue {
 		return []jsonValue{{Value: jsonNumber(s.Untyped.GetValue()), Labels: labels("", nil)}}
 	}
 	return nil
+}
+
+// numericLabels are the labels whose values Watt's JSON gives as numbers
+// (its code sets them as numbers): a reader may compare them with ===.
+var numericLabels = map[string]bool{"workerId": true, "status_code": true}
+
+// jsonLabel is a label's value in the JSON form: a number for the
+// numericLabels when it is one, else the text.
+func jsonLabel(name, v string) any {
+	if numericLabels[name] {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return v
 }

@@ -44,8 +44,8 @@ func TestWantsJSON(t *testing.T) {
 
 func TestJSONForm(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobs_total", Help: "jobs done"}, []string{"app"})
-	c.WithLabelValues("web").Add(3)
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobs_total", Help: "jobs done"}, []string{"app", "workerId", "status_code"})
+	c.WithLabelValues("web", "1", "200").Add(3)
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "temp", Help: "temperature"})
 	g.Set(math.NaN())
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dur_seconds", Help: "durations", Buckets: []float64{0.1, 1}})
@@ -81,7 +81,7 @@ func TestJSONForm(t *testing.T) {
 		`{"labels":{"le":"+Inf"},"metricName":"dur_seconds_bucket","value":3},` +
 		`{"labels":{},"metricName":"dur_seconds_sum","value":5.55},` +
 		`{"labels":{},"metricName":"dur_seconds_count","value":3}]},` +
-		`{"aggregator":"sum","help":"jobs done","name":"jobs_total","type":"counter","values":[{"labels":{"app":"web"},"value":3}]},` +
+		`{"aggregator":"sum","help":"jobs done","name":"jobs_total","type":"counter","values":[{"labels":{"app":"web","status_code":200,"workerId":1},"value":3}]},` +
 		`{"aggregator":"sum","help":"sizes","name":"size_bytes","type":"summary","values":[` +
 		`{"labels":{"quantile":0.5},"value":10},` +
 		`{"labels":{},"metricName":"size_bytes_sum","value":10},` +
