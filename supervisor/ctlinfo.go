@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -34,6 +36,32 @@ type WorkerEnv struct {
 	Worker int      `json:"worker"`
 	PID    int      `json:"pid"`
 	Env    []string `json:"env"` // NAME=value, in the order the process got them
+}
+
+// RuntimeEnv is the environment every application's workers start from:
+// wattd's own (without what describes wattd itself: its LISTEN_* sockets,
+// NOTIFY_SOCKET, its WATTD_* settings), the mesh variables, PLT_ROOT and
+// the runtime's env (the project's .env, watt.json's env, Watt's PLT_*
+// variables). An application's env, and a worker's own variables, come on
+// top of it (WorkerEnv).
+type RuntimeEnv struct {
+	PID int      `json:"pid"` // wattd's
+	Env []string `json:"env"` // NAME=value
+}
+
+// RuntimeEnv returns the runtime's environment, as the configuration that
+// runs now (after the last reload) gives it.
+func (rt *Runtime) RuntimeEnv() RuntimeEnv {
+	cfg := rt.Config()
+	var overlay []map[string]string
+	if cfg != nil {
+		root := map[string]string{}
+		if cfg.File != "" {
+			root["PLT_ROOT"] = filepath.Dir(cfg.File)
+		}
+		overlay = append(overlay, root, cfg.Env)
+	}
+	return RuntimeEnv{PID: os.Getpid(), Env: mergeEnv(rt.baseEnv, overlay...)}
 }
 
 // WorkerEnv returns the environment of worker index of app id. Without a

@@ -38,19 +38,23 @@ func ctlConfigCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 	}
 }
 
-// ctlEnvCommand is `wattd ctl env APP`: the environment a worker was
-// started with, secrets masked.
+// ctlEnvCommand is `wattd ctl env [APP]`: the environment a worker was
+// started with, or without APP the runtime's, which every worker starts
+// from (as wattpm env without an application); secrets masked.
 func ctlEnvCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 	flags = append(flags, &cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Usage: "worker index `N` of APP (see wattd ctl ps)"})
 	return &cli.Command{
 		Name:         "env",
-		Usage:        "print the environment a worker of APP runs with, secret values masked",
-		ArgsUsage:    "APP",
+		Usage:        "print the environment a worker of APP runs with (without APP, the runtime's, which every worker starts from), secret values masked",
+		ArgsUsage:    "[APP]",
 		BashComplete: completeApps,
 		Flags:        flags,
 		Before: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usageErrorf("usage: wattd ctl env [--worker N] [--json] APP (wattd ctl ps lists the apps)")
+			if c.NArg() > 1 {
+				return usageErrorf("usage: wattd ctl env [--worker N] [--json] [APP] (wattd ctl ps lists the apps)")
+			}
+			if c.NArg() == 0 && c.IsSet("worker") {
+				return usageErrorf("--worker picks a worker of APP: usage: wattd ctl env [--worker N] [--json] APP")
 			}
 			if c.Int("worker") < 0 {
 				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
@@ -59,6 +63,17 @@ func ctlEnvCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 		},
 		Action: action(func(*cli.Context) time.Duration { return 10 * time.Second },
 			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+				if c.NArg() == 0 {
+					env, err := cl.RuntimeEnv(ctx)
+					if err != nil {
+						return nil, nil, err
+					}
+					return env, func() {
+						for _, kv := range env.Env {
+							fmt.Println(kv)
+						}
+					}, nil
+				}
 				env, err := cl.Env(ctx, c.Args().First(), c.Int("worker"))
 				if err != nil {
 					return nil, nil, err

@@ -169,6 +169,39 @@ func TestCtlConfigAndEnv(t *testing.T) {
 		t.Errorf("ctl inject --json: %v, %+v\n%s", err, ir, out)
 	}
 
+	// Without APP, the runtime's environment: what every worker starts
+	// from, without any application's env or a worker's own variables.
+	out, err = d.ctl("env")
+	if err != nil {
+		t.Fatalf("ctl env: %v\n%s", err, out)
+	}
+	renv := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		renv[k] = v
+	}
+	for k, v := range map[string]string{"REGION": "eu-west", "STRIPE_SECRET": masked, "PLT_ROOT": dir} {
+		if renv[k] != v {
+			t.Errorf("ctl env (the runtime's): %s=%q, want %q", k, renv[k], v)
+		}
+	}
+	for _, k := range []string{"API_KEY", "GREETING", "WATTD_APP_ID", "WATTD_WORKER_ID", "PORT"} {
+		if _, ok := renv[k]; ok {
+			t.Errorf("ctl env (the runtime's) shows %s, which is an application's or a worker's", k)
+		}
+	}
+	if renv["PATH"] != os.Getenv("PATH") {
+		t.Errorf("ctl env (the runtime's): PATH=%q, want the inherited %q", renv["PATH"], os.Getenv("PATH"))
+	}
+	out, err = d.ctl("env", "--json")
+	var re supervisor.RuntimeEnv
+	if err != nil || json.Unmarshal([]byte(out), &re) != nil || re.PID != d.cmd.Process.Pid || len(re.Env) != len(renv) {
+		t.Errorf("ctl env --json: %v, %+v; want wattd's pid %d and the %d variables\n%s", err, re, d.cmd.Process.Pid, len(renv), out)
+	}
+	if out, err = d.ctl("env", "-w", "1"); err == nil || !strings.Contains(out, "APP") {
+		t.Errorf("ctl env -w 1 without APP: err %v, output %q; want a usage error", err, out)
+	}
+
 	out, err = d.ctl("env", "nope")
 	if err == nil || !strings.Contains(out, `"nope"`) || !strings.Contains(out, "web") {
 		t.Errorf("ctl env nope: err %v, output %q; want an error naming the known apps", err, out)

@@ -29,6 +29,8 @@
 //	                            the one the last reload applied
 //	GET  /v1/apps/{id}/env      ?worker=N (default 0): supervisor.WorkerEnv, the environment
 //	                            wattd gave that worker's process, secrets masked
+//	GET  /v1/env                supervisor.RuntimeEnv, the environment every worker
+//	                            starts from, secrets masked
 //
 // The config and env routes are served to the same callers as write routes.
 package admin

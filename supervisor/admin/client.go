@@ -196,6 +196,16 @@ func (c *Client) Env(ctx context.Context, app string, worker int) (*supervisor.W
 	return &env, nil
 }
 
+// RuntimeEnv returns the runtime's environment, the one every worker
+// starts from, secrets masked.
+func (c *Client) RuntimeEnv(ctx context.Context) (*supervisor.RuntimeEnv, error) {
+	var env supervisor.RuntimeEnv
+	if err := c.call(ctx, true, http.MethodGet, "/v1/env", &env); err != nil {
+		return nil, fmt.Errorf("environment of the runtime: %w", err)
+	}
+	return &env, nil
+}
+
 // Stop asks the runtime to shut down gracefully and returns once the
 // request is accepted, not when the runtime has exited.
 func (c *Client) Stop(ctx context.Context) error {

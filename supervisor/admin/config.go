@@ -16,6 +16,7 @@ import (
 type ConfigSource interface {
 	Config() *config.Config
 	WorkerEnv(id string, worker int) (supervisor.WorkerEnv, error)
+	RuntimeEnv() supervisor.RuntimeEnv
 }
 
 var _ ConfigSource = (*supervisor.Runtime)(nil)
@@ -28,6 +29,18 @@ func (s *Server) getConfig(*http.Request) (int, any, error) {
 		return 0, nil, fmt.Errorf("config: %w", errUnsupported)
 	}
 	return http.StatusOK, secrets.Tree(src.Config()), nil
+}
+
+// getRuntimeEnv answers the runtime's environment, the one every worker
+// starts from, with secret values masked.
+func (s *Server) getRuntimeEnv(*http.Request) (int, any, error) {
+	src, ok := s.b.(ConfigSource)
+	if !ok {
+		return 0, nil, fmt.Errorf("env: %w", errUnsupported)
+	}
+	env := src.RuntimeEnv()
+	env.Env = secrets.Environ(env.Env)
+	return http.StatusOK, env, nil
 }
 
 // getEnv answers the environment of one worker (query worker=N, default

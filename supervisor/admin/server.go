@@ -207,6 +207,7 @@ var routes = []route{
 	// users who may change the runtime: the rule cannot know every secret.
 	{http.MethodGet, "/v1/config", write, (*Server).getConfig},
 	{http.MethodGet, "/v1/apps/{id}/env", write, (*Server).getEnv},
+	{http.MethodGet, "/v1/env", write, (*Server).getRuntimeEnv},
 }
 
 // handler builds the mux from the table. Patterns are registered without
