@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/wattd/wattd/supervisor/textclip"
 )
 
 // Limits of the spans message. A worker keeps within them; wattd drops
@@ -586,10 +588,4 @@ func validID(id string, n int) bool {
 
 // clip shortens a bad value for an error message: the message goes to a
 // log, and a lying worker's value can be long.
-func clip(s string) string {
-	const n = 40
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+func clip(s string) string { return textclip.Clip(s, 40) }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wattd/wattd/supervisor/textclip"
+
 	"github.com/wattd/wattd/ipc"
 )
 
@@ -192,10 +194,7 @@ func checkDetail(res ipc.Check) string {
 		s += fmt.Sprintf(" (status %d", res.StatusCode)
 	}
 	if res.Body != "" {
-		body := res.Body
-		if len(body) > 200 {
-			body = body[:200] + "…"
-		}
+		body := textclip.Clip(res.Body, 200)
 		if s == "" {
 			s += " ("
 		} else {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wattd/wattd/supervisor/textclip"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
@@ -315,9 +317,7 @@ func decodeError(resp *http.Response, body []byte) error {
 		return &APIError{StatusCode: resp.StatusCode, Message: eb.Error}
 	}
 	msg := strings.TrimSpace(string(body))
-	if len(msg) > 200 {
-		msg = msg[:200] + "…"
-	}
+	msg = textclip.Clip(msg, 200)
 	if msg == "" {
 		msg = "no details"
 	}

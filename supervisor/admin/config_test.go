@@ -30,6 +30,10 @@ func (b configBackend) WorkerEnv(id string, worker int) (supervisor.WorkerEnv, e
 	return supervisor.WorkerEnv{App: id, Worker: 1, PID: 102, Env: []string{"PORT=3001", "API_KEY=k-1", "MODE=fast"}}, nil
 }
 
+func (b configBackend) RuntimeEnv() supervisor.RuntimeEnv {
+	return supervisor.RuntimeEnv{PID: 100, Env: []string{"PATH=/bin", "DB_PASSWORD=pw-1", "REGION=eu"}}
+}
+
 func newConfigBackend() configBackend {
 	return configBackend{newFakeBackend(), &config.Config{
 		Entrypoint: "web",
@@ -57,6 +61,13 @@ func TestConfigAndEnvRoutes(t *testing.T) {
 	}
 	if got := strings.Join(env.Env, " "); got != "PORT=3001 API_KEY=[redacted] MODE=fast" || env.PID != 102 {
 		t.Errorf("env = %+v", env)
+	}
+	renv, err := c.RuntimeEnv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(renv.Env, " "); got != "PATH=/bin DB_PASSWORD=[redacted] REGION=eu" || renv.PID != 100 {
+		t.Errorf("runtime env = %+v", renv)
 	}
 	if _, err := c.Env(ctx, "nope", 0); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "api, web") {
 		t.Errorf("env of an unknown app: %v; want ErrNotFound naming the apps", err)

@@ -14,7 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/wattd/wattd/supervisor/textclip"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
@@ -187,16 +188,7 @@ const maxFailedText = 2048
 const maxBaseText = 2048
 
 // clip cuts s to at most max bytes, on a rune boundary, marking the cut.
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clip(s string, max int) string { return textclip.Clip(s, max) }
 
 func (n *Notifier) sendLocked(lines ...string) {
 	if len(lines) == 0 {

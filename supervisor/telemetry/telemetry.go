@@ -19,10 +19,11 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wattd/wattd/supervisor/textclip"
 
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
@@ -728,10 +729,7 @@ func clipError(err error) string {
 	if more > 0 {
 		suffix = fmt.Sprintf(" (and %d more errors)", more)
 	}
-	if room := maxErrorText - len(suffix); len(text) > room {
-		text = strings.ToValidUTF8(text[:room-len("…")], "") + "…"
-	}
-	return text + suffix
+	return textclip.Clip(text, maxErrorText-len(suffix)) + suffix
 }
 
 // firstError is the first of the errors err joins and how many it
