@@ -74,6 +74,20 @@ const (
 	fdReservePerSlot = 16
 )
 
+// warnLowFDLimit says once, at start, that the open files limit is below
+// the descriptors kept for supervising this many worker slots: each worker
+// start then may fail with "too many open files", a failure that would
+// otherwise only show worker by worker.
+func (rt *Runtime) warnLowFDLimit() {
+	lim := fdlimit.Soft()
+	need := fdReserveBase + fdReservePerSlot*rt.slotCount()
+	if lim == 0 || lim >= uint64(need) {
+		return
+	}
+	rt.log.Warn("the open files limit is low for this many workers: starting or restarting one may fail with \"too many open files\"; raise the hard limit (LimitNOFILE= under systemd, ulimit -Hn, docker run --ulimit nofile=)",
+		zap.Uint64("limit", lim), zap.Int("workers", rt.slotCount()), zap.Int("wanted", need))
+}
+
 // meshProxy is the runtime's mesh proxy.
 type meshProxy struct {
 	token  string

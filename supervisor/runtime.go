@@ -653,6 +653,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	rt.serveProxy()
 	rt.log.Info("starting", zap.Int("apps", len(rt.appList())), zap.Int("workers", rt.slotCount()),
 		zap.Int("startupConcurrency", rt.gate.limit()), zap.String("url", rt.url))
+	rt.warnLowFDLimit()
 	var runErr error
 	announced := false
 	rt.tellService()

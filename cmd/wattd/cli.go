@@ -204,6 +204,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	// here for the runtime, instead of ending wattd by the signal's
 	// default action. A stop signal then stops it as soon as it runs.
 	sigs := make(chan os.Signal, 8)
+	hangups := newHangupWatch() // before Notify: whether there is a terminal to hang up, and whether SIGHUP was ignored
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
@@ -366,7 +367,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	defer cleanup()
 
 	var forced atomic.Bool
-	sh := &signalHandler{rt: rt, log: log, hup: newHupReloader(rt, log)}
+	sh := &signalHandler{rt: rt, log: log, hup: newHupReloader(rt, log), hangups: hangups}
 	go sh.hup.run(ctx)
 	sh.forced = func() {
 		forced.Store(true)
@@ -407,12 +408,15 @@ const logExportFlush = 5 * time.Second
 // and QUIT (some images' STOPSIGNAL, nginx's graceful stop; Go's default
 // would dump the goroutines and exit 2, leaving every cgroup behind) stop
 // gracefully (a second one kills the workers at once and calls
-// forced), USR2 restarts every app rolling, HUP reloads the configuration.
+// forced), USR2 restarts every app rolling, HUP reloads the configuration,
+// unless it is the hang-up of wattd's controlling terminal (hangups),
+// which stops it gracefully unless it was started under nohup.
 type signalHandler struct {
-	rt     *supervisor.Runtime
-	log    *zap.Logger
-	forced func()
-	hup    *hupReloader
+	rt      *supervisor.Runtime
+	log     *zap.Logger
+	forced  func()
+	hup     *hupReloader
+	hangups *hangupWatch
 }
 
 func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
@@ -423,6 +427,24 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 			return
 		case sig := <-sigs:
 			switch sig {
+			case syscall.SIGHUP:
+				switch h.hangups.classify() {
+				case hupHangup:
+					if h.hangups.outlive {
+						h.log.Warn("SIGHUP: the controlling terminal hung up; not reloading. SIGHUP was ignored when wattd started (nohup), so it keeps running without a terminal: stop it with wattd ctl stop, reload with wattd ctl reload or kill -HUP")
+						continue
+					}
+					if stopping {
+						continue
+					}
+					stopping = true
+					h.log.Warn("SIGHUP: the controlling terminal hung up; stopping gracefully. To keep wattd running without a terminal, start it under nohup, with setsid or under a service manager")
+					h.rt.Stop()
+				case hupEchoing:
+					h.log.Debug("SIGHUP: part of the terminal's hang-up; ignored")
+				default:
+					h.hup.request()
+				}
 			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
 				if stopping {
 					h.log.Warn("second stop signal; killing every worker and exiting", zap.String("signal", sig.String()))
@@ -440,8 +462,6 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 						h.log.Error("rolling restart", zap.Error(err))
 					}
 				}()
-			case syscall.SIGHUP:
-				h.hup.request()
 			}
 		}
 	}

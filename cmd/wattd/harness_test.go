@@ -177,6 +177,9 @@ type startOpts struct {
 	// sockets.
 	files []*os.File
 	bin   string // the wattd binary to run instead of the one built for the tests
+	// tty, when set, is wattd's stdin and controlling terminal, in a
+	// session of its own (as a login shell's job has one).
+	tty *os.File
 }
 
 // startWattd runs `wattd start dir` with its runtime dir under a private
@@ -210,6 +213,10 @@ func startWattd(t *testing.T, dir string, port int, o startOpts) *daemon {
 	)
 	cmd.Env = append(cmd.Env, o.env...)
 	cmd.ExtraFiles = o.files
+	if o.tty != nil {
+		cmd.Stdin = o.tty
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	d := &daemon{t: t, cmd: cmd, dir: dir, port: port, out: &syncBuffer{}, runDir: runBase, done: make(chan struct{})}
 	cmd.Stdout = d.out
 	if o.out != nil {

@@ -219,3 +219,24 @@ func TestPublicPortInTheEphemeralRange(t *testing.T) {
 		}
 	}
 }
+
+// TestLowFDLimitWarned: started with an open files limit below what it keeps
+// for supervising its workers (64 for 8 slots, which want 192), wattd says
+// so once at start, with the limit and what it wants, instead of leaving
+// each worker's "too many open files" to tell.
+func TestLowFDLimitWarned(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("prlimit not installed")
+	}
+	d := startWattd(t, plainProject(t, map[string]any{"workers": 8}), freePort(t), startOpts{wrap: []string{"prlimit", "--nofile=64:64", "--"}})
+	d.waitOutput(`"msg":"starting"`, 20*time.Second)
+	d.waitOutput("the open files limit is low for this many workers", 10*time.Second)
+	out := d.out.String()
+	if !strings.Contains(out, `"limit":64`) || !strings.Contains(out, `"wanted":192`) {
+		t.Errorf("the warning names no limit or want:\n%s", out)
+	}
+	if n := strings.Count(out, "the open files limit is low"); n != 1 {
+		t.Errorf("warned %d times, want 1", n)
+	}
+}

@@ -2,12 +2,16 @@ package main_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSecondStopSignal: a second SIGTERM while a worker ignores the first
@@ -104,4 +108,98 @@ func TestSignalsWhileSettingUp(t *testing.T) {
 			t.Errorf("%v while setting up: %v left in the runtime base", sig, ents)
 		}
 	}
+}
+
+// TestTerminalHangup: when the terminal wattd runs in goes away (its pty
+// master closed, as when an SSH session drops), the kernel's SIGHUP is no
+// request to reload. It ends a program run in that terminal: wattd stops
+// gracefully, exit 0, without reading the configuration again. Started
+// under nohup (SIGHUP ignored), wattd outlives the terminal instead,
+// workers untouched, and a SIGHUP sent afterwards reloads.
+func TestTerminalHangup(t *testing.T) {
+	integration(t)
+	start := func(t *testing.T, wrap []string) (d *daemon, master *os.File) {
+		master, slave := openPTY(t)
+		d = startWattd(t, plainProject(t, nil), freePort(t), startOpts{tty: slave, wrap: wrap})
+		slave.Close()
+		return d, master
+	}
+	t.Run("stops", func(t *testing.T) {
+		d, master := start(t, nil)
+		d.waitReady("web", 20*time.Second)
+		master.Close()
+		if code := d.wait(30 * time.Second); code != 0 {
+			t.Errorf("exit code %d after the hang-up, want 0", code)
+		}
+		out := d.out.String()
+		if strings.Contains(out, "reloading the configuration") {
+			t.Errorf("the terminal's hang-up reloaded the configuration:\n%s", out)
+		}
+		if n := strings.Count(out, "the controlling terminal hung up; stopping gracefully"); n != 1 {
+			t.Errorf("hang-up logged %d times, want 1:\n%s", n, out)
+		}
+		if !strings.Contains(out, `"msg":"stopped"`) {
+			t.Errorf("no graceful stop after the hang-up:\n%s", out)
+		}
+	})
+	t.Run("nohup", func(t *testing.T) {
+		if _, err := exec.LookPath("nohup"); err != nil {
+			t.Skip("no nohup")
+		}
+		d, master := start(t, []string{"nohup"})
+		before := d.waitReady("web", 20*time.Second)
+		master.Close()
+		d.waitOutput("the controlling terminal hung up; not reloading", 10*time.Second)
+		// The hang-up's own SIGHUPs (the kernel's to the session leader
+		// and to the foreground group) have all come within hangupEcho; a
+		// reload or a stop would have begun at once.
+		waitHTTP(t, d.url("/"), 10*time.Second)
+		out := d.out.String()
+		if strings.Contains(out, "reloading the configuration") || strings.Contains(out, "stopping") {
+			t.Fatalf("the terminal's hang-up under nohup reloaded or stopped wattd:\n%s", out)
+		}
+		if n := strings.Count(out, "the controlling terminal hung up"); n != 1 {
+			t.Errorf("hang-up logged %d times, want 1", n)
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("wattd exited after the terminal's hang-up: %v", d.err)
+		default:
+		}
+		after := d.app("web")
+		for i, w := range after.Workers {
+			if w.PID != before.Workers[i].PID {
+				t.Errorf("worker %d: pid %d, was %d", i, w.PID, before.Workers[i].PID)
+			}
+		}
+		// An operator's SIGHUP, once the hang-up is over, reloads as ever.
+		waitFor(t, 10*time.Second, "a later SIGHUP to reload", func() bool {
+			d.signal(syscall.SIGHUP)
+			return strings.Contains(d.out.String(), "SIGHUP: reloading the configuration")
+		})
+		d.waitOutput(`"msg":"reload done"`, 10*time.Second)
+	})
+}
+
+// openPTY opens a pseudo-terminal: its master and its slave.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slave.Close() })
+	return master, slave
 }
