@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/supervisor"
 )
@@ -323,4 +326,58 @@ func TestBackoffShowsTheNextStart(t *testing.T) {
 	if s := d.app("web").State; s != "running" {
 		t.Errorf("app state %q once its worker is ready again", s)
 	}
+}
+
+// TestTmpfilesCleaningSparesTheRuntimeDirectory: systemd-tmpfiles ages out
+// files under /tmp, where a user without XDG_RUNTIME_DIR has wattd's runtime
+// directories, and would take a long-running runtime's Node preload and
+// runtime.json with it: every later worker start would then fail. wattd
+// holds a shared flock on its runtime directory, which tmpfiles honours by
+// skipping it. The lock is checked here always; where systemd-tmpfiles is
+// installed, a real cleaning with age 0 runs too, and a worker killed
+// afterwards must come back.
+func TestTmpfilesCleaningSparesTheRuntimeDirectory(t *testing.T) {
+	integration(t)
+	d := startWattd(t, plainProject(t, nil), freePort(t), startOpts{})
+	before := d.waitReady("web", 30*time.Second)
+	dirs, err := filepath.Glob(filepath.Join(d.runDir, "*", "runtime.json"))
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("runtime directories under %s: %v, %v", d.runDir, dirs, err)
+	}
+	rtDir := filepath.Dir(dirs[0])
+	f, err := os.Open(rtDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// What tmpfiles tries before it descends into a directory.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Fatalf("exclusive flock on the runtime directory %s: %v, want EWOULDBLOCK (wattd holds a shared one)", rtDir, err)
+	}
+
+	tmpfiles, err := exec.LookPath("systemd-tmpfiles")
+	if err != nil {
+		t.Log("systemd-tmpfiles is not installed; checked the lock only")
+		return
+	}
+	conf := filepath.Join(t.TempDir(), "wattd-test.conf")
+	if err := os.WriteFile(conf, []byte("e "+d.runDir+" - - - 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(tmpfiles, "--clean", conf).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-tmpfiles --clean: %v\n%s", err, out)
+	}
+	for _, name := range []string{"runtime.json", "runtime.lock", "admin.sock"} {
+		if _, err := os.Stat(filepath.Join(rtDir, name)); err != nil {
+			t.Errorf("after systemd-tmpfiles --clean: %v", err)
+		}
+	}
+	old := before.Workers[0].PID
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the killed worker's replacement to be ready", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID != 0 && w.PID != old && w.State == "ready"
+	})
 }

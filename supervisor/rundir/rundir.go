@@ -6,7 +6,8 @@
 // Layout:
 //
 //	<base>/                          0700, owned by us
-//	  <name>-<hash>/                 one per project, 0700
+//	  <name>-<hash>/                 one per project, 0700; a shared flock on it
+//	                                 keeps systemd-tmpfiles' cleaning out
 //	    runtime.lock                 flock held for the life of the runtime
 //	    runtime.json                 {pid, projectDir, configFile, startedAt, version}
 //	    admin.sock                   the admin API
@@ -99,6 +100,14 @@ type Dir struct {
 	Warnings []string
 
 	lock  *os.File
+	// keep holds a shared flock on the directory itself for the life of
+	// the runtime: systemd-tmpfiles, which ages out old files under /tmp
+	// (where the base is for a user without XDG_RUNTIME_DIR), skips a
+	// directory it cannot lock exclusively. Without it, a runtime whose
+	// workers had not restarted for the cleaner's age (10 days for /tmp)
+	// would lose its Node preload and runtime.json, and every later
+	// worker start would fail.
+	keep  *os.File
 	claim *net.UnixListener // the project's machine-wide name (claim.go)
 	info  Info
 }
@@ -232,9 +241,19 @@ func Create(projectDir string) (*Dir, error) {
 		lock.Close()
 		return nil, fmt.Errorf("%s: %w", proj, err)
 	}
+	keep, err := keepDir(path)
+	if err != nil {
+		_ = os.RemoveAll(path)
+		lock.Close()
+		if cl != nil {
+			cl.Close()
+		}
+		return nil, err
+	}
 	d := &Dir{
 		Path:  path,
 		lock:  lock,
+		keep:  keep,
 		claim: cl,
 		info:  Info{PID: os.Getpid(), ProjectDir: proj, StartedAt: time.Now()},
 	}
@@ -291,6 +310,20 @@ func lockDir(path string) (*os.File, error) {
 		f.Close()
 	}
 	return nil, fmt.Errorf("lock runtime directory %s: it kept being removed while we tried to take it", path)
+}
+
+// keepDir takes the shared flock on the directory at path that keeps
+// systemd-tmpfiles out of it (Dir.keep).
+func keepDir(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open runtime directory %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock runtime directory %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // reset removes what a crashed predecessor may have left: its admin socket
@@ -396,6 +429,10 @@ func (d *Dir) Remove() error {
 		err = cerr
 	}
 	d.lock = nil
+	if d.keep != nil {
+		d.keep.Close()
+		d.keep = nil
+	}
 	if d.claim != nil {
 		d.claim.Close()
 		d.claim = nil
