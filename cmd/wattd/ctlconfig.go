@@ -68,22 +68,21 @@ func ctlEnvCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 					if err != nil {
 						return nil, nil, err
 					}
-					return env, func() {
-						for _, kv := range env.Env {
-							fmt.Println(kv)
-						}
-					}, nil
+					return env, func() { printLines(env.Env) }, nil
 				}
 				env, err := cl.Env(ctx, c.Args().First(), c.Int("worker"))
 				if err != nil {
 					return nil, nil, err
 				}
-				return env, func() {
-					for _, kv := range env.Env {
-						fmt.Println(kv)
-					}
-				}, nil
+				return env, func() { printLines(env.Env) }, nil
 			}),
+	}
+}
+
+// printLines prints each of lines (NAME=value) on a line of its own.
+func printLines(lines []string) {
+	for _, l := range lines {
+		fmt.Println(l)
 	}
 }
 
