@@ -140,8 +140,23 @@ func (q *queueWatch) reset() { clear(q.runs) }
 // judgeQueues samples the accept queues of the sockets w said it serves
 // and returns why w must be replaced at once, or "" (see above). Sockets
 // whose queue the kernel does not show are not judged.
+//
+// A worker that does not speak the protocol names no socket. When it
+// takes its sockets by LISTEN_FDS (a command app with "listenFds", a Go
+// app built on the SDK module), it is judged on the first one, fd 3: a
+// program that takes systemd-style sockets serves at least that one, and
+// for the entrypoint it is the public socket. One that ignores LISTEN_FDS
+// and listens somewhere else would otherwise keep its slot's share of the
+// public port's connections waiting, unseen.
 func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time) string {
 	serves := w.Serves()
+	if len(serves) == 0 && !closed(w.Hello()) && !s.app.sp().launch.Fronted {
+		s.sockMu.Lock()
+		if len(s.names) > 0 {
+			serves = s.names[:1]
+		}
+		s.sockMu.Unlock()
+	}
 	if len(serves) == 0 {
 		return ""
 	}

@@ -487,3 +487,36 @@ func TestBusyWorkerIsNotTakenForOneThatDoesNotAccept(t *testing.T) {
 	}
 	t.Logf("%d requests of 600 ms served, the worker kept", served.Load())
 }
+
+// TestListenFDsProgramThatListensElsewhereIsReplaced: a program that does
+// not speak the protocol and takes its sockets by LISTEN_FDS ("listenFds":
+// true) names none of them, but must serve the first one, fd 3: for the
+// entrypoint, the public socket. One that ignores LISTEN_FDS and listens
+// on a port of its own would keep its slot's share of the public port's
+// connections waiting, unseen; wattd judges fd 3's accept queue as it
+// judges the sockets a protocol worker names, and replaces it.
+func TestListenFDsProgramThatListensElsewhereIsReplaced(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	dir := project(t, map[string]any{
+		"server":  map[string]any{"hostname": "127.0.0.1", "port": port},
+		"health":  map[string]any{"maxUnresponsive": 1000},
+		"workers": 1,
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/plain"), "capability": "command", "listenFds": true,
+			"command": []any{nodePath(t, testNodes[0]), "-e",
+				"require('http').createServer((q, s) => s.end('elsewhere')).listen(0, '127.0.0.1')"},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	conn, err := net.Dial("tcp", d.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitFor(t, 15*time.Second, "the program that listens elsewhere replaced", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID != first.PID && strings.Contains(w.LastExit, "waiting on its http socket, none taken for")
+	})
+}
