@@ -272,6 +272,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 		return &exitError{exitFailure, passErr}
 	}
 	raiseFDLimit(log)
+	reserveThreads(log)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}

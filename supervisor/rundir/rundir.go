@@ -99,7 +99,7 @@ type Dir struct {
 	// Warnings are what Create wants logged (the logger comes later).
 	Warnings []string
 
-	lock  *os.File
+	lock *os.File
 	// keep holds a shared flock on the directory itself for the life of
 	// the runtime: systemd-tmpfiles, which ages out old files under /tmp
 	// (where the base is for a user without XDG_RUNTIME_DIR), skips a
