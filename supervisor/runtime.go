@@ -420,6 +420,10 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 		root["PLT_ROOT"] = filepath.Dir(cfg.File)
 	}
 	sp.env = mergeEnv(rt.baseEnv, root, ac.Env, sp.launch.Env)
+	if flag := inspectorOption(sp.env); flag != "" && sp.launch.Protocol && ac.Workers+ac.Standby > 1 {
+		rt.log.Warn("NODE_OPTIONS opens the inspector in every worker, all on the same port: only the first worker gets it, the others log \"address already in use\"; wattd start --inspect gives each worker its own port",
+			zap.String("app", ac.ID), zap.String("option", flag), zap.Int("workers", ac.Workers+ac.Standby))
+	}
 	sp.env = rt.withCompileCache(ac, sp.env)
 	sp.limits = cgroups.Limits(ac.Resources)
 	if ac.LogLevel != "" {
@@ -434,6 +438,26 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 	sp.health.statsEvery, sp.env = statsEveryFor(ac.Health, sp.env)
 	sp.env = append(sp.env, ipc.EnvAppInfo+"="+rt.dir.AppInfoFile(ac.ID))
 	return sp, nil
+}
+
+// inspectorOption returns the option of env's NODE_OPTIONS that opens
+// Node.js's inspector (--inspect, --inspect-brk, --inspect-wait, with or
+// without =[host:]port), or "".
+func inspectorOption(env []string) string {
+	for _, kv := range env {
+		v, ok := strings.CutPrefix(kv, "NODE_OPTIONS=")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(v) {
+			name, _, _ := strings.Cut(f, "=")
+			switch name {
+			case "--inspect", "--inspect-brk", "--inspect-wait":
+				return f
+			}
+		}
+	}
+	return ""
 }
 
 // envCompileCache is Node.js's switch for its module compile cache.

@@ -36,3 +36,23 @@ func TestStatusWhileRunStarts(t *testing.T) {
 		t.Fatalf("status %+v: want running with its start time", final)
 	}
 }
+
+func TestInspectorOption(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"NODE_OPTIONS=--max-old-space-size=64"}, ""},
+		{[]string{"NODE_OPTIONS=--inspect-port=9230"}, ""},
+		{[]string{"NODE_OPTIONS=--max-old-space-size=64 --inspect=127.0.0.1:9230"}, "--inspect=127.0.0.1:9230"},
+		{[]string{"NODE_OPTIONS=--inspect"}, "--inspect"},
+		{[]string{"NODE_OPTIONS=--inspect-brk"}, "--inspect-brk"},
+		{[]string{"NODE_OPTIONS=--inspect-wait=0.0.0.0:9229"}, "--inspect-wait=0.0.0.0:9229"},
+		{[]string{"XNODE_OPTIONS=--inspect"}, ""},
+	} {
+		if got := inspectorOption(c.env); got != c.want {
+			t.Errorf("inspectorOption(%q) = %q, want %q", c.env, got, c.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -380,4 +381,19 @@ func TestTmpfilesCleaningSparesTheRuntimeDirectory(t *testing.T) {
 		w := d.app("web").Workers[0]
 		return w.PID != 0 && w.PID != old && w.State == "ready"
 	})
+}
+
+// TestNodeOptionsInspectWarned: NODE_OPTIONS=--inspect opens the inspector
+// in every worker on the same port, and every worker but the first logs
+// that the address is in use. wattd says so once, naming the option and
+// its own --inspect, which gives each worker a port; the app still serves.
+func TestNodeOptionsInspectWarned(t *testing.T) {
+	integration(t)
+	opt := fmt.Sprintf("--inspect=127.0.0.1:%d", freePort(t))
+	d := startWattd(t, plainProject(t, nil), freePort(t), startOpts{env: []string{"NODE_OPTIONS=" + opt}})
+	d.waitReady("web", 30*time.Second)
+	out := d.out.String()
+	if n := strings.Count(out, "NODE_OPTIONS opens the inspector in every worker"); n != 1 || !strings.Contains(out, `"option":"`+opt+`"`) {
+		t.Errorf("want one warning naming %s:\n%s", opt, out)
+	}
 }
