@@ -125,7 +125,9 @@ func TestTerminalHangup(t *testing.T) {
 		return d, master
 	}
 	t.Run("stops", func(t *testing.T) {
-		d, master := start(t, nil)
+		// SIGHUP at its default, should the tests run under nohup: a
+		// child keeps the signals its parent ignores.
+		d, master := start(t, []string{"env", "--default-signal=HUP"})
 		d.waitReady("web", 20*time.Second)
 		master.Close()
 		if code := d.wait(30 * time.Second); code != 0 {
