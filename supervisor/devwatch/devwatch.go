@@ -111,5 +111,24 @@ func ignored(root, p string) bool {
 		}
 	}
 	base := parts[len(parts)-1]
+	if base != "." && skippedFolder(p, base) {
+		return true
+	}
 	return strings.HasSuffix(base, "~") || strings.HasSuffix(base, ".swp") || strings.HasPrefix(base, ".#")
+}
+
+// skippedFolder tells whether p, whose name is base, is itself a folder
+// that is never watched: one made or removed by a build (the go
+// capability's .wattd/, dist/, node_modules/) is no edit of the
+// developer's. A file of such a name (a .env) still counts; a path that is
+// gone counts as the folder when its name is in Skipped.
+func skippedFolder(p, base string) bool {
+	if !skipDir(base) {
+		return false
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return slices.Contains(Skipped, base)
+	}
+	return fi.IsDir()
 }

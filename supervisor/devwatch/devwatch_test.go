@@ -81,3 +81,46 @@ func TestIgnored(t *testing.T) {
 		}
 	}
 }
+
+// TestSkippedFolderMadeAtRoot: a build making its output folder (the go
+// capability's .wattd/, dist/) in the watched folder is no edit, while a
+// hidden file there (.env) still is.
+func TestSkippedFolderMadeAtRoot(t *testing.T) {
+	root := t.TempDir()
+	var mu sync.Mutex
+	var calls [][]string
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := Watch(ctx, root, 50*time.Millisecond, func(p []string) {
+		mu.Lock()
+		calls = append(calls, p)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{".wattd/dev", "dist", "node_modules/x"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.RemoveAll(filepath.Join(root, "dist"))
+	// The file written last: the only change to report.
+	if err := os.WriteFile(filepath.Join(root, ".env"), []byte("A=1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(calls)
+		mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || len(calls[0]) != 1 || filepath.Base(calls[0][0]) != ".env" {
+		t.Fatalf("calls %v, want one with .env alone", calls)
+	}
+}

@@ -43,6 +43,7 @@ type entry struct {
 	size      int
 	truncated bool
 	more      bool // the last line's read had more after it
+	goReport  bool // the first line heads the Go runtime's report of a panic or a fatal error
 }
 
 func (e *entry) text() string {
@@ -66,12 +67,12 @@ func (e *entry) accepts(l line) bool {
 	if len(e.lines) >= maxEntryLines || e.size+len(l.text) > maxEntryBytes {
 		return false
 	}
-	return e.more || continuation(l.text) && l.at.Sub(e.last) <= joinWindow
+	return e.more || (continuation(l.text) || e.goReport && goReportLine.MatchString(l.text)) && l.at.Sub(e.last) <= joinWindow
 }
 
 // open tells whether e may go on in a later read.
 func (e *entry) open() bool {
-	if e.more {
+	if e.more || e.goReport {
 		return true
 	}
 	last := e.lines[len(e.lines)-1]
@@ -86,6 +87,22 @@ func (e *entry) open() bool {
 // "TypeError: x is not a function", "Uncaught MongoServerError"), whose
 // stack may come in a later write.
 var errorHeader = regexp.MustCompile(`^(Uncaught )?([A-Za-z_$][\w$.]*)?(Error|Exception)\b`)
+
+// goReportHead matches the first line of the Go runtime's report of a
+// panic or a fatal error ("panic: boom", "fatal error: concurrent map
+// writes"). The runtime prints the report with many small unbuffered
+// writes, so its lines come in several reads, and those of its lines that
+// are not indented (the blank line after the head, "goroutine 1
+// [running]:", "main.main()", "created by ...") are not continuations by
+// their shape: such an entry takes them too (goReportLine), and stays open
+// until no line has come for joinWindow.
+var goReportHead = regexp.MustCompile(`^(panic: |fatal error: )`)
+
+// goReportLine matches the unindented lines of a Go runtime report: blank
+// lines, goroutine headers, function lines ("net/http.(*conn).serve(...)",
+// generic ones with [...]), "created by ...", "...additional frames
+// elided...", "[signal SIGSEGV: ...]", and go run's "exit status 2".
+var goReportLine = regexp.MustCompile(`^($|goroutine \d+ |created by |\.\.\.|\[signal |exit status \d+$|[\w./*()\[\],%-]+\(.*\)$)`)
 
 // continuation tells whether a line, by its shape, belongs to the entry
 // before it: indented (stack frames, object members, a cause), a bare
@@ -127,7 +144,7 @@ func (f *framer) add(l line) bool {
 		p.add(l)
 	} else {
 		f.flush(l.stream)
-		p = &entry{stream: l.stream, at: l.at}
+		p = &entry{stream: l.stream, at: l.at, goReport: goReportHead.MatchString(l.text)}
 		p.add(l)
 		f.pending[l.stream] = p
 	}

@@ -35,6 +35,32 @@ func TestUncaughtExceptionIsOneEntry(t *testing.T) {
 	}
 }
 
+// TestGoPanicIsOneEntry: the Go runtime's report of a panic, which it
+// prints with many small writes (head, blank line, goroutine header,
+// unindented function lines), is one entry; the next plain line is not
+// part of it.
+func TestGoPanicIsOneEntry(t *testing.T) {
+	writes := []string{"panic: ", "boom", "\n", "\n", "goroutine 1046 [running]:\n",
+		"main.main.func2.1()\n", "\t/app/main.go:35 +0x25\n",
+		"net/http.(*conn).serve(0xc0001a2000, {0x7f3a20, 0xc000118000})\n", "\t/usr/local/go/src/net/http/server.go:2110 +0x1e\n",
+		"created by main.main.func2 in goroutine 1025\n", "\t/app/main.go:35 +0x1a\n"}
+	out := relayWrites(t, "stderr", writes...)
+	want := strings.TrimSuffix(strings.Join(writes, ""), "\n")
+	if len(out) != 1 || out[0].Message != want || out[0].Level != zapcore.ErrorLevel {
+		t.Fatalf("got %d entries %q, want one %q", len(out), messages(out), want)
+	}
+	out = relayWrites(t, "stderr", "fatal error: concurrent map writes\n", "\n", "goroutine 7 [running]:\n", "main.f()\n", "\t/app/main.go:9 +0x1\n", "\n", "goroutine 1 [chan receive]:\n", "main.main()\n", "\t/app/main.go:20 +0x2\n")
+	if len(out) != 1 || !strings.HasSuffix(out[0].Message, "main.main()\n\t/app/main.go:20 +0x2") {
+		t.Fatalf("fatal error: got %d entries %q", len(out), messages(out))
+	}
+	// A line that only looks like a function line starts its own entry
+	// when no report is open.
+	out = relayWrites(t, "stdout", "listening\n", "main.main()\n")
+	if len(out) != 2 {
+		t.Fatalf("got %d entries %q, want 2", len(out), messages(out))
+	}
+}
+
 // TestContinuationAcrossWrites: a stack trace or an object printed in
 // several writes still makes one entry when its later lines are shaped as
 // continuations; the next unindented line starts a new entry.

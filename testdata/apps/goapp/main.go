@@ -2,7 +2,8 @@
 // not import wattd: it listens on $PORT (on $HOST, default 127.0.0.1), as
 // fronted programs do. / answers "go app <pid>", /slow after ?ms=
 // milliseconds (in-flight work for graceful-stop tests), /exit exits with
-// ?code= (default 1). SIGTERM finishes the requests in flight, then exits.
+// ?code= (default 1), /panic panics in a goroutine (the process ends with
+// the Go runtime's report). SIGTERM finishes the requests in flight, then exits.
 package main
 
 import (
@@ -46,6 +47,11 @@ func main() {
 		}
 		fmt.Fprintf(w, "go app %d\n", os.Getpid())
 		time.AfterFunc(10*time.Millisecond, func() { os.Exit(code) })
+	})
+
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
+		go func() { panic("boom from goapp") }()
+		time.Sleep(time.Second)
 	})
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))

@@ -1,0 +1,142 @@
+package main_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// workerEntries returns the entries wattd logged for app's output on
+// stream ("STDOUT", "STDERR"), in order.
+func workerEntries(d *daemon, app, stream string) []string {
+	var msgs []string
+	for _, line := range strings.Split(d.out.String(), "\n") {
+		var e struct{ Name, Msg, Caller string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Name == app && e.Caller == stream {
+			msgs = append(msgs, e.Msg)
+		}
+	}
+	return msgs
+}
+
+// TestGoPanicIsOneLogEntry: a Go worker that panics prints the runtime's
+// report with many small writes; wattd logs it as one entry (head, blank
+// line, goroutine header, frames), as it logs Node's report of an uncaught
+// exception, not as one entry per write.
+func TestGoPanicIsOneLogEntry(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint":   "goapp",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "goapp", "path": "./goapp"}},
+	})
+	build := exec.Command(wattdBin, "build", "-d", dir)
+	build.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	// Under load, as in production: wattd's forwarders are busy, and its
+	// pipe reader takes the runtime's writes as they come.
+	stop := make(chan struct{})
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if resp, err := c.Get(d.url("/")); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					served.Add(1)
+				}
+			}
+		}()
+	}
+	waitFor(t, 10*time.Second, "the load to run", func() bool { return served.Load() >= 200 })
+	get(fresh, d.url("/panic")) // the worker dies before it answers
+	close(stop)
+	wg.Wait()
+	d.waitOutput(`"reason":"exit status 2"`, 15*time.Second)
+	// The report's last line has come once an entry holds it.
+	var report string
+	waitFor(t, 10*time.Second, "the panic's report in the log", func() bool {
+		for _, m := range workerEntries(d, "goapp", "STDERR") {
+			if strings.Contains(m, "main.go:") && strings.Contains(m, "created by main.main") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, m := range workerEntries(d, "goapp", "STDERR") {
+		if strings.HasPrefix(m, "panic: boom from goapp") {
+			report = m
+		}
+	}
+	if !strings.Contains(report, "\ngoroutine ") || !strings.Contains(report, "\ncreated by main.main") {
+		t.Errorf("the panic's entry lacks its goroutine and frames: %q", report)
+	}
+	for _, m := range workerEntries(d, "goapp", "STDERR") {
+		if m == "" || strings.HasPrefix(m, "goroutine ") || strings.HasPrefix(m, "main.") || strings.HasPrefix(m, "created by ") {
+			t.Errorf("a piece of the panic's report logged on its own: %q", m)
+		}
+	}
+}
+
+// TestGoDevFirstBuildIsNoChange: `wattd dev` builds a Go app into its
+// .wattd folder; making that folder is not an edit, so the worker is not
+// restarted for it. An edit to a .go file restarts it once.
+func TestGoDevFirstBuildIsNoChange(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
+	os.RemoveAll(filepath.Join(dir, "goapp", ".wattd"))
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint":   "goapp",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "goapp", "path": "./goapp"}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	waitHTTP(t, d.url("/"), 60*time.Second)
+	d.waitReady("goapp", 10*time.Second)
+	src := filepath.Join(dir, "goapp", "main.go")
+	b, _ := os.ReadFile(src)
+	edited := strings.Replace(string(b), `"go app %d\n"`, `"go app edited %d\n"`, 1)
+	if edited == string(b) {
+		t.Fatal("fixture changed; cannot edit it")
+	}
+	if err := os.WriteFile(src, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the edit to be served", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && strings.Contains(body, "go app edited")
+	})
+	var changes []string
+	for _, line := range strings.Split(d.out.String(), "\n") {
+		if strings.Contains(line, "files changed; restarting") {
+			changes = append(changes, line)
+		}
+	}
+	if len(changes) != 1 || strings.Contains(changes[0], ".wattd") {
+		t.Fatalf("want one restart, for main.go; got %d:\n%s", len(changes), strings.Join(changes, "\n"))
+	}
+}
