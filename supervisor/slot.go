@@ -960,7 +960,7 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 				return w, "startTimeout without listen", nil
 			}
 			s.log.Error("worker not ready within startTimeout; killing it", zap.Int("pid", w.PID()), zap.Duration("startTimeout", rt.cfg.StartTimeout))
-			hint := pidsLimitHint(w)
+			hint := s.listenHint(w) + pidsLimitHint(w)
 			killWorker(w)
 			return w, "", &startError{what: "not ready within startTimeout", reason: fmt.Sprintf("not ready within startTimeout (%s)", rt.cfg.StartTimeout) + hint}
 		case done := <-requests:
@@ -994,6 +994,31 @@ func (s *slot) servesLocked() bool {
 // pidsLimitHint says, when w's cgroup refused it processes or threads at
 // its pids limit, that it did: a likely reason for a start that failed or
 // hung. "" otherwise.
+// listenHint says where the processes of w, a fronted entrypoint worker
+// not ready in time, listen: a program that ignores $PORT and listens on a
+// port of its own, or one that listens nowhere. Workers that take their
+// sockets are ready by their word or after a second (see awaitReady), and
+// the Node.js preload puts a listen() on wattd's socket whatever port it
+// asks for.
+func (s *slot) listenHint(w worker) string {
+	if !s.app.sp().launch.Fronted {
+		return ""
+	}
+	addrs := procnet.ListeningOf(procnet.Tree(w.PID()), nil)
+	if len(addrs) == 0 {
+		return "; its processes listen on no TCP port; it must listen on the port in $PORT"
+	}
+	shown := make([]string, 0, 4)
+	for i, a := range addrs {
+		if i == 3 {
+			shown = append(shown, fmt.Sprintf("and %d more", len(addrs)-3))
+			break
+		}
+		shown = append(shown, a.String())
+	}
+	return "; its processes listen on " + strings.Join(shown, ", ") + ", not on the port in $PORT"
+}
+
 func pidsLimitHint(w worker) string {
 	p, ok := w.(*proc)
 	if !ok || p.group == nil {

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,4 +136,28 @@ func TestGoSDKApp(t *testing.T) {
 	if strings.Contains(d.out.String(), "killing its process group") {
 		t.Fatal("the SDK app was killed instead of draining")
 	}
+}
+
+// TestFrontedProgramOnAnotherPortIsNamed: a fronted program (one that
+// listens on $PORT) that listens on a port of its own instead is never
+// ready; the reason it is killed at startTimeout says where it listens.
+func TestFrontedProgramOnAnotherPortIsNamed(t *testing.T) {
+	integration(t)
+	port, other := freePort(t), freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": port},
+		"startTimeout": 2000,
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/plain"), "capability": "command",
+			"command": []any{nodePath(t, testNodes[0]), "-e",
+				fmt.Sprintf("require('http').createServer((q, s) => s.end('elsewhere')).listen(%d, '127.0.0.1')", other)},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	want := fmt.Sprintf("not ready within startTimeout (2s); its processes listen on 127.0.0.1:%d, not on the port in $PORT", other)
+	d.waitOutput("worker not ready within startTimeout; killing it", 30*time.Second)
+	waitFor(t, 10*time.Second, "the first start to fail, naming where the program listens", func() bool {
+		ws := d.app("web").Workers
+		return len(ws) == 1 && ws[0].LastExit == want
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -162,6 +163,25 @@ func parseHexAddr(s string) (netip.Addr, bool) {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a.Unmap(), true
+}
+
+// ListeningOf returns the addresses of the listening TCP sockets that the
+// processes hold, but those in except (by inode), sorted.
+func ListeningOf(pids []int, except map[uint64]bool) []netip.AddrPort {
+	held := SocketsOf(pids)
+	if len(held) == 0 {
+		return nil
+	}
+	var out []netip.AddrPort
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		_ = eachLine(table, func(line string) {
+			if s, ok := parseLine(line); ok && held[s.Inode] && !except[s.Inode] {
+				out = append(out, s.Addr)
+			}
+		})
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return slices.Compact(out)
 }
 
 // SocketsOf returns the inodes of the sockets the processes hold. Processes
