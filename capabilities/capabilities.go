@@ -31,6 +31,11 @@ type App struct {
 	// keys (config.Health.HeapFlags); a Node.js capability gives them in
 	// NODE_OPTIONS unless the app's own options set the same flag.
 	HeapOptions []string
+	// MemoryLimit is the memory a worker may use before the kernel
+	// reclaims or kills (resources.memoryHigh when set, else
+	// resources.memory), in bytes; 0 when there is none. The go
+	// capability sizes GOMEMLIMIT from it.
+	MemoryLimit int64
 	RuntimeDir  string   // a 0700 directory the capability may write files to
 	Mode        Mode     // production (wattd start) or development (wattd dev)
 	Command     []string // the app's own start command from watt.json ("command"), if any

@@ -14,6 +14,16 @@ import (
 // sockets by LISTEN_FDS (watt.json "listenFds": true) rather than $PORT.
 const EnvListenFDsMode = "WATTD_LISTEN_FDS"
 
+// memoryLimit is the lower of the memory limits a worker has, 0 for none.
+func memoryLimit(r config.Resources) int64 {
+	switch {
+	case r.MemoryHigh > 0 && (r.Memory == 0 || r.MemoryHigh < r.Memory):
+		return r.MemoryHigh
+	default:
+		return r.Memory
+	}
+}
+
 // Resolve finds an application's capability — the one named in watt.json,
 // else the first that recognises its files — and the description the
 // capability works from. Errors name the config file and the JSON path.
@@ -25,6 +35,7 @@ func Resolve(cfg *config.Config, ac config.Application, mode capabilities.Mode, 
 		Env:         maps.Clone(ac.Env),
 		NodeOptions: ac.NodeOptions,
 		HeapOptions: ac.Health.HeapFlags(),
+		MemoryLimit: memoryLimit(ac.Resources),
 		RuntimeDir:  runtimeDir,
 		Mode:        mode,
 		Command:     ac.Command,

@@ -138,7 +138,7 @@ func (c *Capability) Prepare(app capabilities.App) (*capabilities.Launch, error)
 	}
 	return &capabilities.Launch{
 		Argv:    []string{bin},
-		Env:     copyEnv(app.Env),
+		Env:     withMemLimit(copyEnv(app.Env), app.MemoryLimit),
 		Dir:     app.Dir,
 		Fronted: fronted,
 	}, nil
@@ -162,7 +162,7 @@ func (*Capability) PrepareDev(app capabilities.App) (*capabilities.Launch, error
 	return &capabilities.Launch{
 		// $0 names the shell in ps and in its own error messages.
 		Argv:    []string{"/bin/sh", "-c", devScript, "wattd-go-dev", bin, out},
-		Env:     copyEnv(app.Env),
+		Env:     withMemLimit(copyEnv(app.Env), app.MemoryLimit),
 		Dir:     app.Dir,
 		Fronted: fronted,
 		// Sources, go.mod, go.sum and embedded files all change the
@@ -248,6 +248,31 @@ func modPath(s string) string {
 // Only builds need it; a production start runs the built binary.
 func Binary() (string, error) {
 	return capabilities.FindTool(EnvGo, "go", "Go")
+}
+
+// EnvMemLimit is the Go runtime's soft memory limit.
+const EnvMemLimit = "GOMEMLIMIT"
+
+// withMemLimit sets GOMEMLIMIT in env to 90% of limit (bytes), unless
+// limit is 0 or the app's env or wattd's own environment sets it. The Go
+// garbage collector does not see a cgroup's limit: without GOMEMLIMIT a
+// program grows its heap to twice the live data (GOGC=100) and is killed
+// at the limit, where with it the collector works harder as the heap
+// nears the limit. The tenth left is for what the collector does not
+// count (stacks of threads in cgo, the binary, page cache charged to the
+// cgroup).
+func withMemLimit(env map[string]string, limit int64) map[string]string {
+	if limit <= 0 {
+		return env
+	}
+	if _, ok := env[EnvMemLimit]; ok {
+		return env
+	}
+	if _, ok := os.LookupEnv(EnvMemLimit); ok {
+		return env
+	}
+	env[EnvMemLimit] = strconv.FormatInt(limit/10*9, 10)
+	return env
 }
 
 func copyEnv(env map[string]string) map[string]string {

@@ -340,3 +340,21 @@ func TestDevStartBrokenBuild(t *testing.T) {
 		t.Fatalf("broken build: err %v, output %q; want a non-zero exit with the compiler's message", err, out)
 	}
 }
+
+func TestWithMemLimit(t *testing.T) {
+	t.Setenv(EnvMemLimit, "")
+	os.Unsetenv(EnvMemLimit)
+	if got := withMemLimit(map[string]string{}, 64<<20)[EnvMemLimit]; got != "60397974" {
+		t.Errorf("64MiB: GOMEMLIMIT=%q, want 90%% of it, 60397974", got)
+	}
+	if _, ok := withMemLimit(map[string]string{}, 0)[EnvMemLimit]; ok {
+		t.Error("no limit: GOMEMLIMIT set")
+	}
+	if got := withMemLimit(map[string]string{EnvMemLimit: "100MiB"}, 64<<20)[EnvMemLimit]; got != "100MiB" {
+		t.Errorf("the app's own GOMEMLIMIT replaced: %q", got)
+	}
+	t.Setenv(EnvMemLimit, "off")
+	if _, ok := withMemLimit(map[string]string{}, 64<<20)[EnvMemLimit]; ok {
+		t.Error("wattd's own GOMEMLIMIT not left to be inherited")
+	}
+}

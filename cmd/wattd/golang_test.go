@@ -140,3 +140,29 @@ func TestGoDevFirstBuildIsNoChange(t *testing.T) {
 		t.Fatalf("want one restart, for main.go; got %d:\n%s", len(changes), strings.Join(changes, "\n"))
 	}
 }
+
+// TestGoMemLimitFromResources: a Go worker under a memory limit gets
+// GOMEMLIMIT at 90% of it, so that its garbage collector works harder as
+// the heap nears the limit instead of growing into the kernel's kill.
+func TestGoMemLimitFromResources(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint": "goapp",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "goapp", "path": "./goapp",
+			"resources": map[string]any{"memory": "64MiB"}}},
+	})
+	build := exec.Command(wattdBin, "build", "-d", dir)
+	build.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("goapp", 30*time.Second)
+	out, err := d.ctl("env", "goapp")
+	if err != nil || !strings.Contains(out, "\nGOMEMLIMIT=60397974\n") {
+		t.Errorf("ctl env goapp: %v; want GOMEMLIMIT=60397974 (90%% of 64MiB)\n%s", err, out)
+	}
+}
