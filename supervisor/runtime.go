@@ -407,6 +407,9 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 	sp := &appSpec{conf: ac, capability: capb.ID(), dir: ac.Path}
 	sp.launch, err = launchFor(capb, capApp)
 	if err != nil {
+		if strings.Contains(err.Error(), fmt.Sprintf("app %q", ac.ID)) {
+			return nil, err // the capability's message names the app already
+		}
 		return nil, fmt.Errorf("app %q (%s): %w", ac.ID, sp.capability, err)
 	}
 	if ac.Standby > 0 && (!sp.launch.Standby || sp.launch.Fronted) {
