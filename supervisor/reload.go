@@ -475,6 +475,9 @@ func (rt *Runtime) removeApp(a *app) {
 	rt.retire(slots)
 	os.Remove(rt.dir.AppInfoFile(a.id))
 	a.log.Info("application stopped and removed")
+	if rt.appRemoved != nil {
+		rt.appRemoved(a.id)
+	}
 }
 
 // retire stops slots that left the mesh (and the entrypoint's group), in

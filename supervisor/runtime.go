@@ -104,6 +104,11 @@ type Options struct {
 	// LogExport is the OTLP log exporter (logger.openTelemetryExporter),
 	// whose counts the status shows; nil without one.
 	LogExport LogExportCounter
+	// AppRemoved, when set, is called with the id of each application a
+	// reload took away, once its workers are gone, so that what is kept
+	// per application outside the runtime (the recent log lines of `ctl
+	// logs`) goes with it: ids come and go over a long life of reloads.
+	AppRemoved func(id string)
 	// Inspect turns on the inspector of every Node.js worker (inspect.go);
 	// nil: none.
 	Inspect *Inspect
@@ -150,6 +155,8 @@ type Runtime struct {
 	notifier Notifier
 	// logExport is the OTLP log exporter, for the status; nil without.
 	logExport LogExportCounter
+	// appRemoved is Options.AppRemoved; nil: none.
+	appRemoved func(id string)
 	// inspect is Options.Inspect; inspectPorts hands out its ports.
 	inspect      *Inspect
 	inspectPorts inspectPorts
@@ -280,6 +287,7 @@ func New(opts Options) (_ *Runtime, err error) {
 		load:            opts.Load,
 		notifier:        opts.Notifier,
 		logExport:       opts.LogExport,
+		appRemoved:      opts.AppRemoved,
 		byID:            map[string]*app{},
 		stopping:        make(chan struct{}),
 		killed:          make(chan struct{}),

@@ -301,6 +301,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	if logExport != nil {
 		opts.LogExport = logExport
 	}
+	opts.AppRemoved = recent.Forget
 	rt, err := supervisor.New(opts)
 	if err != nil {
 		return &exitError{exitFailure, err}

@@ -117,6 +117,16 @@ func (b *Recent) add(app string, worker int, data []byte) {
 	}
 }
 
+// Forget drops the lines kept for app, an application that is gone (a
+// reload removed it): without it every application id a long-running
+// wattd ever ran would keep up to the buffer's bound in memory for good.
+// Lines logged for app later start a new buffer.
+func (b *Recent) Forget(app string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.rings, app)
+}
+
 // Tail returns the last n lines that f selects, oldest first.
 func (b *Recent) Tail(f Filter, n int) []Line {
 	b.mu.Lock()
