@@ -44,6 +44,7 @@ type entry struct {
 	truncated bool
 	more      bool // the last line's read had more after it
 	goReport  bool // the first line heads the Go runtime's report of a panic or a fatal error
+	stack     bool // a line is a stack frame ("    at f (file:1:2)"): Node.js's "Node.js vX" may follow
 }
 
 func (e *entry) text() string {
@@ -56,6 +57,7 @@ func (e *entry) text() string {
 }
 
 func (e *entry) add(l line) {
+	e.stack = e.stack || strings.HasPrefix(strings.TrimLeft(l.text, " \t"), "at ")
 	e.lines = append(e.lines, l.text)
 	e.size += len(l.text) + 1
 	e.last, e.more = l.at, l.more
@@ -67,8 +69,14 @@ func (e *entry) accepts(l line) bool {
 	if len(e.lines) >= maxEntryLines || e.size+len(l.text) > maxEntryBytes {
 		return false
 	}
-	return e.more || (continuation(l.text) || e.goReport && goReportLine.MatchString(l.text)) && l.at.Sub(e.last) <= joinWindow
+	return e.more || (continuation(l.text) || e.goReport && goReportLine.MatchString(l.text) ||
+		e.stack && (l.text == "" || nodeVersion.MatchString(l.text))) && l.at.Sub(e.last) <= joinWindow
 }
+
+// nodeVersion matches the line Node.js ends its report of an uncaught
+// error with, after a blank line: "Node.js v20.20.2". Node writes it on its
+// own, so it may come in a later read than the stack it closes.
+var nodeVersion = regexp.MustCompile(`^Node\.js v\d+\.\d+\.\d+`)
 
 // open tells whether e may go on in a later read.
 func (e *entry) open() bool {
@@ -76,6 +84,9 @@ func (e *entry) open() bool {
 		return true
 	}
 	last := e.lines[len(e.lines)-1]
+	if e.stack && last == "" {
+		return true // Node's version line may follow
+	}
 	if continuation(last) || len(e.lines) == 1 && errorHeader.MatchString(last) {
 		return true
 	}

@@ -188,3 +188,18 @@ func messages(entries []observer.LoggedEntry) []string {
 	}
 	return out
 }
+
+// TestNodeVersionLineInALaterRead: Node.js writes the "Node.js vX" that
+// closes its report of an uncaught error on its own, after a blank line;
+// coming in a later read than the stack, it still joins the report.
+func TestNodeVersionLineInALaterRead(t *testing.T) {
+	out := relayWrites(t, "stderr", "Error: boom\n    at f (/app/index.js:3:7)\n    at node:internal/main/run_main_module:33:47\n", "\n", "Node.js v20.20.2\n", "next\n")
+	if len(out) != 2 || !strings.HasSuffix(out[0].Message, "run_main_module:33:47\n\nNode.js v20.20.2") || out[1].Message != "next" {
+		t.Fatalf("got %d entries %q", len(out), messages(out))
+	}
+	// A blank line after a plain message is no continuation.
+	out = relayWrites(t, "stdout", "listening\n", "\n", "Node.js v20.20.2\n")
+	if len(out) < 2 {
+		t.Fatalf("got %d entries %q, want the version line apart", len(out), messages(out))
+	}
+}
