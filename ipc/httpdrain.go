@@ -122,6 +122,14 @@ func (d *HTTPDrainer) unshedLocked(addr string) {
 	}
 }
 
+// Open returns the number of connections the wrapped listeners accepted
+// that are open now (for StatsOptions.ActiveConns).
+func (d *HTTPDrainer) Open() int {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	return len(d.open)
+}
+
 func (d *HTTPDrainer) track(addr string, open bool) {
 	d.connMu.Lock()
 	defer d.connMu.Unlock()

@@ -101,9 +101,11 @@ func TestBuildFailureNamesApp(t *testing.T) {
 // connections included), and drains on stop.
 func TestGoSDKApp(t *testing.T) {
 	integration(t)
+	mport := freePort(t)
 	dir := project(t, map[string]any{
 		"entrypoint": "api",
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"metrics":    map[string]any{"hostname": "127.0.0.1", "port": mport},
 		"applications": []any{
 			map[string]any{"id": "api", "path": fixture("apps/gosdk"), "workers": 2},
 			map[string]any{"id": "plain", "path": fixture("apps/plain")},
@@ -124,6 +126,27 @@ func TestGoSDKApp(t *testing.T) {
 	if !strings.Contains(string(env), "LISTEN_FDS=2\x00") || strings.Contains(string(env), "\x00PORT=") {
 		t.Fatalf("the SDK app should get its sockets by LISTEN_FDS, not a PORT")
 	}
+	// The SDK's stats: the Go runtime's series of each worker, under
+	// its labels, and no V8 series.
+	waitFor(t, 20*time.Second, "go_goroutines of both Go workers", func() bool {
+		fams, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), "", "")
+		if err != nil {
+			return false
+		}
+		got := map[string]bool{}
+		for _, m := range fams["go_goroutines"].GetMetric() {
+			l := labelsOf(m)
+			if l["applicationId"] == "api" && m.GetGauge().GetValue() > 0 {
+				got[l["workerId"]] = true
+			}
+		}
+		for _, m := range fams["nodejs_heap_size_total_bytes"].GetMetric() {
+			if labelsOf(m)["applicationId"] == "api" {
+				t.Errorf("a Go worker has V8 heap series: %v", m)
+			}
+		}
+		return got["0"] && got["1"] && fams["go_memstats_alloc_bytes"] != nil && fams["go_info"] != nil
+	})
 	waitFor(t, 10*time.Second, "the mesh call from Go", func() bool {
 		_, body, err := get(fresh, d.url("/call?app=plain"))
 		return err == nil && strings.Contains(body, `"app":"plain"`)

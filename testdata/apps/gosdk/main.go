@@ -1,7 +1,7 @@
 // A Go program written for wattd: it takes its sockets with the Go SDK
 // (LISTEN_FDS), reports ready, drains on request with the SDK's
-// HTTPDrainer, and calls another application over the mesh with the SDK's
-// mesh table.
+// HTTPDrainer, reports the Go runtime's figures with ReportStats, and calls
+// another application over the mesh with the SDK's mesh table.
 package main
 
 import (
@@ -52,6 +52,9 @@ func main() {
 		go srv.Serve(drain.Listener(l))
 	}
 	ctl.OnShed(drain.Shed)
+	// The Go runtime's figures and the open connections, for wattd's
+	// metrics and health checks; the first report goes before ready.
+	go ctl.ReportStats(context.Background(), ipc.StatsOptions{ActiveConns: drain.Open})
 	if err := ctl.Ready(); err != nil {
 		log.Fatalf("ready: %v", err)
 	}
