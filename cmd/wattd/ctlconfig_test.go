@@ -33,6 +33,11 @@ func TestCtlConfigAndEnv(t *testing.T) {
 			"env": map[string]any{
 				"API_KEY": "k-live-123", "DB_PASSWORD": "hunter2-pw", "GREETING": "hello",
 				"PRIMARY_DB": "postgres://app:url-pw-77@db.internal/main", "KEYBOARD": "qwerty",
+				// Values url.Parse rejects or reads as one URL, and
+				// password names without PASSWORD in them.
+				"REDIS_NODES": "redis://:rd-pw-1@h1:6379,redis://:rd-pw-2@h2:6379",
+				"APP_CONFIG":  `{"db":"postgres://u:json-pw-3@h/db"}`,
+				"DB_PASS":     "db-pass-4", "MYSQL_PWD": "mysql-pwd-5",
 			},
 		}},
 	}
@@ -40,7 +45,7 @@ func TestCtlConfigAndEnv(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{})
 	body := waitHTTP(t, d.url("/"), 30*time.Second)
 	d.waitReady("web", 30*time.Second)
-	secretValues := []string{"sk-live-runtime-9", "k-live-123", "hunter2-pw", "url-pw-77"}
+	secretValues := []string{"sk-live-runtime-9", "k-live-123", "hunter2-pw", "url-pw-77", "rd-pw-1", "rd-pw-2", "json-pw-3", "db-pass-4", "mysql-pwd-5"}
 
 	for _, args := range [][]string{{"config"}, {"config", "--json"}, {"--json", "config"}} {
 		out, err := d.ctl(args...)

@@ -229,3 +229,57 @@ func TestCtlLogsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCtlLogsForgedLines: what a worker logs cannot pass for another line
+// in ctl logs' console output, nor reach the terminal as control
+// characters: a message of several lines has its later lines indented,
+// and escape sequences and carriage returns are shown escaped.
+func TestCtlLogsForgedLines(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	app := t.TempDir()
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(`
+const http = require('node:http')
+console.log(JSON.stringify({ level: 30, time: Date.now(), msg: 'harmless\n12:00:00.000 FATAL wattd forged-json' }))
+console.log('plain\n12:00:00.000 FATAL wattd forged-plain')
+console.log('title \u001b]0;pwned\u0007 erase \u001b[2K\rforged-cr')
+console.log(JSON.stringify({ level: 30, msg: 'fields', ['k\u001b[8m']: 'v\u001b[8m' }))
+http.createServer((req, res) => res.end('ok')).listen(3000)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "forger", "main": "index.js"})
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": app}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+
+	var out string
+	waitFor(t, 10*time.Second, "the forger's four entries in ctl logs", func() bool {
+		var err error
+		out, err = d.ctl("logs", "web", "-n", "100")
+		return err == nil && strings.Contains(out, "forged-json") && strings.Contains(out, "forged-plain") &&
+			strings.Contains(out, "forged-cr") && strings.Contains(out, "fields")
+	})
+	entry := regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3} `)
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if strings.Contains(line, "forged-") && entry.MatchString(line) && !strings.Contains(line, " web:0 ") {
+			t.Errorf("a worker's message printed as a line of its own: %q", line)
+		}
+	}
+	if strings.ContainsAny(out, "\x1b\r\x07") {
+		t.Errorf("ctl logs printed control characters: %q", out)
+	}
+	for _, want := range []string{`\x1b]0;pwned\x07`, `\x1b[2K\x0dforged-cr`, `k\x1b[8m=`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ctl logs lacks %q:\n%s", want, out)
+		}
+	}
+	// --json is the record as logged, for machines.
+	js, err := d.ctl("logs", "web", "-n", "100", "--json")
+	if err != nil || !strings.Contains(js, `harmless\n12:00:00.000 FATAL wattd forged-json`) {
+		t.Errorf("ctl logs --json: %v\n%s", err, js)
+	}
+}

@@ -7,8 +7,9 @@
 // secret when
 //
 //   - one of its words is KEY, KEYS, APIKEY, AUTH, AUTHORIZATION, DSN,
-//     PRIVATE, COOKIE, SALT, SIGNATURE or PASSPHRASE (so KEYBOARD and
-//     AUTHOR are not: they are other words), or
+//     PRIVATE, COOKIE, SALT, SIGNATURE, PASSPHRASE or PASS (so KEYBOARD
+//     and AUTHOR are not: they are other words), or PWD in a name of
+//     several words (MYSQL_PWD; the shell's PWD is not), or
 //   - the whole name, without separators, contains SECRET, PASSWORD,
 //     PASSWD, TOKEN or CREDENTIAL (so GITHUBTOKEN and DB_PASSWORD both
 //     are), or
@@ -18,15 +19,15 @@
 // the header's name: exporters' and pushes' headers carry vendors' API keys
 // under names of the vendors' choosing.
 //
-// Matching ignores case. A value that is a URL with a password
-// (postgres://user:pw@host/db) has that password masked whatever its
-// name, so a DATABASE_URL-like variable under another name does not leak
-// it either. Masked values read Masked; there is deliberately no way to
+// Matching ignores case. A value that is or holds URLs with passwords
+// (postgres://user:pw@host/db, a list of them, a JSON document with
+// one) has those passwords masked whatever its name, so a
+// DATABASE_URL-like variable under another name does not leak them
+// either. Masked values read Masked; there is deliberately no way to
 // ask for the real ones over the admin API.
 package secrets
 
 import (
-	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ const Masked = "[redacted]"
 var secretWords = map[string]bool{
 	"KEY": true, "KEYS": true, "APIKEY": true, "AUTH": true, "AUTHORIZATION": true,
 	"DSN": true, "PRIVATE": true, "COOKIE": true, "SALT": true, "SIGNATURE": true,
-	"PASSPHRASE": true,
+	"PASSPHRASE": true, "PASS": true, "PWD": true,
 }
 
 var secretParts = []string{"SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL"}
@@ -82,6 +83,9 @@ func IsSecretName(name string) bool {
 		}
 	}
 	for i, w := range ws {
+		if w == "PWD" && len(ws) == 1 {
+			continue // the shell's working directory; MYSQL_PWD is a password
+		}
 		if secretWords[w] {
 			return true
 		}
@@ -106,15 +110,93 @@ func maskURLPassword(v string) string {
 	if !strings.Contains(v, "@") || !strings.Contains(v, "://") {
 		return v
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
+	// Not url.Parse: it fails, and so showed the whole value, on a
+	// password a client would take anyway (unescaped %, /, ? or #), on a
+	// list of URLs (redis://:pw@a,redis://:pw@b) and on a URL inside a
+	// larger value (JSON, --db=postgres://…). Every scheme://user:pw@
+	// in the text is found instead, and masking more than the password
+	// when in doubt is better than showing one.
+	var b strings.Builder
+	rest := v
+	for {
+		i := strings.Index(rest, "://")
+		if i < 0 {
+			break
+		}
+		start := i + len("://")
+		if !schemeBefore(rest[:i]) {
+			b.WriteString(rest[:start])
+			rest = rest[start:]
+			continue
+		}
+		lo, hi, ok := urlPassword(rest[start:])
+		if !ok {
+			b.WriteString(rest[:start])
+			rest = rest[start:]
+			continue
+		}
+		b.WriteString(rest[:start+lo])
+		b.WriteString(Masked)
+		rest = rest[start+hi:]
+	}
+	if b.Len() == 0 {
 		return v
 	}
-	if _, has := u.User.Password(); !has {
-		return v
+	b.WriteString(rest)
+	return b.String()
+}
+
+// schemeBefore reports whether s ends in a URL scheme (a letter, then
+// letters, digits, +, - or .).
+func schemeBefore(s string) bool {
+	j := len(s)
+	for j > 0 && isSchemeByte(s[j-1]) {
+		j--
 	}
-	u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	return strings.Replace(u.String(), "xxxxx", Masked, 1)
+	for ; j < len(s); j++ {
+		if c := s[j]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+func isSchemeByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
+}
+
+// urlPassword finds the password in s, the text after a scheme's "://":
+// a user name without /, ?, #, @ or spaces, a colon, and the password up
+// to the last @ before the URL ends (a space, a quote, or the next
+// "://"), so that an unescaped @ in the password does not leave its tail
+// shown. lo and hi delimit the password; ok is false without one.
+func urlPassword(s string) (lo, hi int, ok bool) {
+	colon := strings.IndexFunc(s, func(r rune) bool {
+		return r == ':' || r == '/' || r == '?' || r == '#' || r == '@' || isURLEnd(r)
+	})
+	if colon < 0 || s[colon] != ':' {
+		return 0, 0, false
+	}
+	end := len(s)
+	if e := strings.IndexFunc(s[colon:], isURLEnd); e >= 0 {
+		end = colon + e
+	}
+	if e := strings.Index(s[colon:end], "://"); e >= 0 {
+		end = colon + e
+	}
+	at := strings.LastIndexByte(s[colon:end], '@')
+	if at < 0 {
+		return 0, 0, false
+	}
+	if port, _, slash := strings.Cut(s[colon+1:colon+at], "/"); slash && port != "" && strings.Trim(port, "0123456789") == "" {
+		// host:port/path@…: an @ in the path of a URL without a password.
+		return 0, 0, false
+	}
+	return colon + 1, colon + at, true
+}
+
+func isURLEnd(r rune) bool {
+	return unicode.IsSpace(r) || r == '"' || r == '\'' || r == '`' || r == '<' || r == '>'
 }
 
 // Environ masks the values of an environment in NAME=value form, keeping

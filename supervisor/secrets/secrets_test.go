@@ -90,3 +90,37 @@ func TestTree(t *testing.T) {
 		}
 	}
 }
+
+// TestValueMasksURLPasswordsURLParseRejects covers the values url.Parse
+// fails on or reads as one URL: each used to be shown whole.
+func TestValueMasksURLPasswordsURLParseRejects(t *testing.T) {
+	cases := map[string]string{
+		"redis://:pw1@h1:6379,redis://:pw2@h2:6379":   "redis://:[redacted]@h1:6379,redis://:[redacted]@h2:6379",
+		`{"db":"postgres://u:pw1@h/db","n":1}`:        `{"db":"postgres://u:[redacted]@h/db","n":1}`,
+		"--db=postgres://u:pw1@h/db --x":              "--db=postgres://u:[redacted]@h/db --x",
+		"postgres://u:p%zz@h/db":                      "postgres://u:[redacted]@h/db",
+		"postgres://u:pa/ss@h/db":                     "postgres://u:[redacted]@h/db",
+		"postgres://u:pa#ss@h/db":                     "postgres://u:[redacted]@h/db",
+		"postgres://u:pa?ss@h/db":                     "postgres://u:[redacted]@h/db",
+		"postgres://u:p@ss@h/db":                      "postgres://u:[redacted]@h/db",
+		"amqp://u:pw1@[::1:5672/":                     "amqp://u:[redacted]@[::1:5672/",
+		"mongodb://u:pw1@h1:27017,h2:27017/db?rs=rs0": "mongodb://u:[redacted]@h1:27017,h2:27017/db?rs=rs0",
+		"https://example.com:8443/users/a@b.c":        "https://example.com:8443/users/a@b.c",
+		"see https://example.com/x and a@b.c":         "see https://example.com/x and a@b.c",
+	}
+	for in, want := range cases {
+		if got := Value("X", in); got != want {
+			t.Errorf("Value(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, n := range []string{"DB_PASS", "SMTP_PASS", "mysqlPwd", "MYSQL_PWD", "REDIS_PASS"} {
+		if !IsSecretName(n) {
+			t.Errorf("IsSecretName(%q) = false, want true", n)
+		}
+	}
+	for _, n := range []string{"PWD", "OLDPWD", "PASSENGER_APP_ENV", "BYPASS_CACHE"} {
+		if IsSecretName(n) {
+			t.Errorf("IsSecretName(%q) = true, want false", n)
+		}
+	}
+}
