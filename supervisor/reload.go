@@ -128,11 +128,14 @@ func (rt *Runtime) Reload(ctx context.Context) (res ReloadResult, err error) {
 	res = p.result
 	rt.log.Info("reload plan", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("changed", res.Changed), zap.Any("scaled", res.Scaled), zap.Any("standby", res.Standby), zap.Strings("unchanged", res.Unchanged))
-	if err := rt.apply(ctx, cfg, p); err != nil {
+	if wentBack, err := rt.apply(ctx, cfg, p); err != nil {
 		if cutByStop(err) {
 			rt.log.Info("reload interrupted by the stop", zap.Error(err))
 			return res, err
 		}
+		// The rest of the plan was carried out: say what, since the
+		// error names only what failed.
+		err = fmt.Errorf("%w\n%s", err, appliedDespite(res, wentBack))
 		rt.log.Error("reload applied with errors", zap.Error(err))
 		return res, err
 	}
@@ -304,7 +307,7 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 // apply carries a plan out: removed applications first (nothing kept
 // depends on them), then the added ones, then the changed ones rolled and
 // the scaled ones scaled.
-func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan) error {
+func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan) (wentBack []string, _ error) {
 	var errs []error
 	for _, a := range p.removed {
 		rt.removeApp(a)
@@ -319,8 +322,27 @@ func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan)
 			errs = append(errs, err)
 		}
 	}
+	// applied is the configuration that runs once the reload is done:
+	// cfg, but for an application whose roll failed and went back, its
+	// previous configuration (with the new worker count, which is applied
+	// anyway). ctl config shows it, and the app info files the workers
+	// read at start are written from it.
+	applied := cfg
 	for a, sp := range p.changed {
-		if err := rt.roll(ctx, a, sp); err != nil {
+		old := a.sp()
+		back := func() {
+			prev := *old
+			prev.conf.Workers, prev.conf.Scale = sp.conf.Workers, sp.conf.Scale
+			a.spec.Store(&prev)
+			applied = withApp(applied, prev.conf)
+			wentBack = append(wentBack, a.id)
+			// Before the workers rolled go back: they must read the
+			// previous configuration, not the one that failed.
+			if err := rt.writeAppInfos(applied); err != nil {
+				a.log.Error("could not write the previous configuration back to the app info files", zap.Error(err))
+			}
+		}
+		if err := rt.roll(ctx, a, sp, back); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -339,14 +361,51 @@ func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan)
 		}
 	}
 	rt.scaler.configure(cfg)
-	rt.current.Store(cfg)
-	return errors.Join(errs...)
+	rt.current.Store(applied)
+	return wentBack, errors.Join(errs...)
+}
+
+// appliedDespite says what a reload whose plan was res did apply although
+// the applications in wentBack went back to their previous configuration.
+func appliedDespite(res ReloadResult, wentBack []string) string {
+	rolled := slices.DeleteFunc(slices.Clone(res.Changed), func(id string) bool { return slices.Contains(wentBack, id) })
+	var scaled []string
+	for _, c := range res.Scaled {
+		scaled = append(scaled, fmt.Sprintf("%s %d->%d", c.App, c.From, c.To))
+	}
+	list := func(ids []string) string {
+		if len(ids) == 0 {
+			return "-"
+		}
+		return strings.Join(ids, ", ")
+	}
+	msg := fmt.Sprintf("the rest of the reload was applied: added %s; removed %s; changed (rolled) %s; scaled %s",
+		list(res.Added), list(res.Removed), list(rolled), list(scaled))
+	if len(wentBack) > 0 {
+		msg += fmt.Sprintf("; back on the previous configuration: %s (a reload of the same file tries it again)", list(wentBack))
+	}
+	return msg
+}
+
+// withApp is cfg with the application of ac's id replaced by ac; cfg is
+// not changed.
+func withApp(cfg *config.Config, ac config.Application) *config.Config {
+	c := *cfg
+	c.Applications = slices.Clone(cfg.Applications)
+	for i := range c.Applications {
+		if c.Applications[i].ID == ac.ID {
+			c.Applications[i] = ac
+		}
+	}
+	return &c
 }
 
 // roll moves app a onto spec sp, one worker after another, as `ctl
-// restart` does. If a worker's replacement fails, the workers already
-// rolled go back to the old spec and the error says why.
-func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec) error {
+// restart` does. If a worker's replacement fails, back puts the previous
+// configuration in place again (the app's spec and what its workers read
+// at start), the workers already rolled go back to it and the error says
+// why.
+func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec, back func()) error {
 	old := a.sp()
 	a.log.Info("configuration changed; rolling restart onto it")
 	a.spec.Store(sp)
@@ -362,9 +421,10 @@ func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec) error {
 				return fmt.Errorf("app %q: the stop interrupted the rolling restart onto the new configuration: %w", a.id, err)
 			}
 			a.log.Error("a worker did not start with the new configuration; going back to the previous one", zap.Int("worker", s.index), zap.Error(err))
-			for _, back := range slots[:i] {
-				if berr := back.requestRestart(ctx); berr != nil {
-					a.log.Error("could not roll a worker back to the previous configuration", zap.Int("worker", back.index), zap.Error(berr))
+			back()
+			for _, r := range slots[:i] {
+				if berr := r.requestRestart(ctx); berr != nil {
+					a.log.Error("could not roll a worker back to the previous configuration", zap.Int("worker", r.index), zap.Error(berr))
 				}
 			}
 			return fmt.Errorf("app %q worker %d did not start with the new configuration (the app keeps its previous one): %w", a.id, s.index, err)

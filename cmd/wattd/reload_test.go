@@ -618,3 +618,108 @@ func TestReloadForgetsTheLogLinesOfARemovedApp(t *testing.T) {
 		t.Fatalf("ctl logs lost the runtime's lines:\n%s", out)
 	}
 }
+
+// rollBackApp answers with its worker id, $VERSION and the path its
+// globalThis.platformatic.applicationConfig gives (read from the app info
+// file wattd writes), and exits at start in the worker $CRASH_WORKER.
+const rollBackApp = `if (process.env.CRASH_WORKER === process.env.WATTD_WORKER_ID) process.exit(5)
+require('node:http').createServer((req, res) => {
+  res.setHeader('content-type', 'application/json')
+  res.end(JSON.stringify({ worker: process.env.WATTD_WORKER_ID, version: process.env.VERSION || '', path: globalThis.platformatic?.applicationConfig?.path }))
+}).listen(3000)
+`
+
+// TestReloadThatGoesBackKeepsThePreviousConfiguration: a reload whose
+// changed app fails on its second worker rolls its first worker back, and
+// that worker runs the previous configuration whole: its environment, and
+// the app info it reads at start (the failed configuration's path used
+// to stay there); ctl config shows the configuration that runs, not the
+// one that failed; the error says what the rest of the reload applied.
+func TestReloadThatGoesBackKeepsThePreviousConfiguration(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	for _, sub := range []string{"v1", "v2"} {
+		writeFiles(t, filepath.Join(dir, sub), map[string]string{
+			"package.json": `{"name":"web","private":true,"main":"index.js"}`,
+			"index.js":     rollBackApp,
+		})
+	}
+	conf := func(path string, env map[string]any, extra ...any) map[string]any {
+		apps := append([]any{map[string]any{"id": "web", "path": filepath.Join(dir, path), "workers": 2, "env": env}}, extra...)
+		return map[string]any{
+			"entrypoint":   "web",
+			"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"applications": apps,
+		}
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), conf("v1", map[string]any{"VERSION": "1"}))
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 10*time.Second)
+
+	// Worker 0 starts on the new configuration, worker 1 exits: worker 0
+	// goes back. api, added by the same reload, stays.
+	writeJSON(t, filepath.Join(dir, "watt.json"), conf("v2", map[string]any{"VERSION": "2", "CRASH_WORKER": "1"},
+		map[string]any{"id": "api", "path": fixture("apps/plain")}))
+	out, err := d.ctl("reload")
+	if err == nil {
+		t.Fatalf("ctl reload of an app whose worker 1 exits succeeded:\n%s", out)
+	}
+	for _, want := range []string{`app "web" worker 1 did not start`, "added api", "back on the previous configuration: web"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("ctl reload output lacks %q:\n%s", want, out)
+		}
+	}
+	d.waitReady("web", 10*time.Second)
+	d.waitReady("api", 10*time.Second)
+
+	// Every worker of web runs the previous configuration.
+	seen := map[string]bool{}
+	waitFor(t, 20*time.Second, "an answer from both workers of web", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		if err != nil {
+			return false
+		}
+		var got struct{ Worker, Version, Path string }
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("web answered %q: %v", body, err)
+		}
+		if got.Version != "1" || got.Path != filepath.Join(dir, "v1") {
+			t.Fatalf("after the reload went back, web worker %s runs version %q with applicationConfig.path %q, want version 1 and %s",
+				got.Worker, got.Version, got.Path, filepath.Join(dir, "v1"))
+		}
+		seen[got.Worker] = true
+		return len(seen) == 2
+	})
+
+	// ctl config: the configuration that runs.
+	out, err = d.ctl("config", "--json")
+	if err != nil {
+		t.Fatalf("ctl config: %v\n%s", err, out)
+	}
+	var cfg struct {
+		Applications []struct {
+			ID, Path string
+			Env      map[string]string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("ctl config --json: %v\n%s", err, out)
+	}
+	ids := []string{}
+	for _, a := range cfg.Applications {
+		ids = append(ids, a.ID)
+		if a.ID == "web" && (a.Path != filepath.Join(dir, "v1") || a.Env["VERSION"] != "1" || a.Env["CRASH_WORKER"] != "") {
+			t.Fatalf("ctl config shows web with path %s and env %v, the configuration that failed, not the one that runs", a.Path, a.Env)
+		}
+	}
+	if !slices.Equal(ids, []string{"web", "api"}) {
+		t.Fatalf("ctl config shows applications %v, want web and api", ids)
+	}
+
+	// The same file again tries web again: it is still a change.
+	out, _ = d.ctl("reload")
+	if !strings.Contains(out, "back on the previous configuration: web") {
+		t.Fatalf("a second reload of the same file did not try web again:\n%s", out)
+	}
+}
