@@ -68,6 +68,10 @@ type ReloadResult struct {
 	// Otherwise an application is in one list only.
 	Standby   []ScaleChange `json:"standby"`
 	Unchanged []string      `json:"unchanged"`
+	// Warnings are the new configuration's (an unset placeholder, a key
+	// wattd does not read), which wattd also logs: ctl reload shows them
+	// to whoever reloaded.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ScaleChange is one application's worker count before and after.
@@ -126,6 +130,7 @@ func (rt *Runtime) Reload(ctx context.Context) (res ReloadResult, err error) {
 		return res, err
 	}
 	res = p.result
+	res.Warnings = slices.Clone(cfg.Warnings)
 	rt.log.Info("reload plan", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("changed", res.Changed), zap.Any("scaled", res.Scaled), zap.Any("standby", res.Standby), zap.Strings("unchanged", res.Unchanged))
 	if wentBack, err := rt.apply(ctx, cfg, p); err != nil {

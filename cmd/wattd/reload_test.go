@@ -723,3 +723,29 @@ func TestReloadThatGoesBackKeepsThePreviousConfiguration(t *testing.T) {
 		t.Fatalf("a second reload of the same file did not try web again:\n%s", out)
 	}
 }
+
+// TestReloadShowsTheNewConfigurationsWarnings: a reload that applies a
+// configuration with warnings (an unset placeholder, taken as empty)
+// shows them to whoever reloaded, not only in wattd's log.
+func TestReloadShowsTheNewConfigurationsWarnings(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	cfg := map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": port},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	}
+	dir := project(t, cfg)
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("web", 30*time.Second)
+	cfg["applications"].([]any)[0].(map[string]any)["env"] = map[string]any{"GREETING": "{WATTD_TEST_UNSET_GREETING}"}
+	writeJSON(t, filepath.Join(dir, "watt.json"), cfg)
+	out, err := d.ctl("reload")
+	if err != nil || !strings.Contains(out, "warning: ") || !strings.Contains(out, "WATTD_TEST_UNSET_GREETING") || !strings.Contains(out, "web") {
+		t.Errorf("ctl reload: %v; want the table and a warning naming the unset variable\n%s", err, out)
+	}
+	out, err = d.ctl("reload", "--json")
+	var res supervisor.ReloadResult
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || len(res.Warnings) == 0 {
+		t.Errorf("ctl reload --json: %v, %+v\n%s", err, res, out)
+	}
+}

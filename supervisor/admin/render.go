@@ -203,4 +203,7 @@ func RenderReload(w io.Writer, r *supervisor.ReloadResult) {
 	}
 	fmt.Fprintf(tw, "Unchanged\t%s\n", list(r.Unchanged))
 	tw.Flush()
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 }
