@@ -27,24 +27,41 @@ func workerEntries(d *daemon, app, stream string) []string {
 	return msgs
 }
 
+// goappProject copies the goapp fixture into a new project as its one
+// application, "goapp" (app holds extra keys of its entry), and builds it
+// with wattd build unless dev is set (wattd dev builds it itself).
+func goappProject(t *testing.T, app map[string]any, dev bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
+	entry := map[string]any{"id": "goapp", "path": "./goapp"}
+	for k, v := range app {
+		entry[k] = v
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint":   "goapp",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{entry},
+	})
+	if dev {
+		os.RemoveAll(filepath.Join(dir, "goapp", ".wattd"))
+		return dir
+	}
+	build := exec.Command(wattdBin, "build", "-d", dir)
+	build.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+	return dir
+}
+
 // TestGoPanicIsOneLogEntry: a Go worker that panics prints the runtime's
 // report with many small writes; wattd logs it as one entry (head, blank
 // line, goroutine header, frames), as it logs Node's report of an uncaught
 // exception, not as one entry per write.
 func TestGoPanicIsOneLogEntry(t *testing.T) {
 	integration(t)
-	dir := t.TempDir()
-	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
-	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
-		"entrypoint":   "goapp",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{"id": "goapp", "path": "./goapp"}},
-	})
-	build := exec.Command(wattdBin, "build", "-d", dir)
-	build.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("wattd build: %v\n%s", err, out)
-	}
+	dir := goappProject(t, nil, false)
 	d := startWattd(t, dir, freePort(t), startOpts{})
 	waitHTTP(t, d.url("/"), 30*time.Second)
 	// Under load, as in production: wattd's forwarders are busy, and its
@@ -106,14 +123,7 @@ func TestGoPanicIsOneLogEntry(t *testing.T) {
 // restarted for it. An edit to a .go file restarts it once.
 func TestGoDevFirstBuildIsNoChange(t *testing.T) {
 	integration(t)
-	dir := t.TempDir()
-	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
-	os.RemoveAll(filepath.Join(dir, "goapp", ".wattd"))
-	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
-		"entrypoint":   "goapp",
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{"id": "goapp", "path": "./goapp"}},
-	})
+	dir := goappProject(t, nil, true)
 	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
 	waitHTTP(t, d.url("/"), 60*time.Second)
 	d.waitReady("goapp", 10*time.Second)
@@ -146,19 +156,7 @@ func TestGoDevFirstBuildIsNoChange(t *testing.T) {
 // the heap nears the limit instead of growing into the kernel's kill.
 func TestGoMemLimitFromResources(t *testing.T) {
 	integration(t)
-	dir := t.TempDir()
-	copyDir(t, fixture("apps/goapp"), filepath.Join(dir, "goapp"))
-	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
-		"entrypoint": "goapp",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{"id": "goapp", "path": "./goapp",
-			"resources": map[string]any{"memory": "64MiB"}}},
-	})
-	build := exec.Command(wattdBin, "build", "-d", dir)
-	build.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("wattd build: %v\n%s", err, out)
-	}
+	dir := goappProject(t, map[string]any{"resources": map[string]any{"memory": "64MiB"}}, false)
 	d := startWattd(t, dir, freePort(t), startOpts{})
 	d.waitReady("goapp", 30*time.Second)
 	out, err := d.ctl("env", "goapp")
