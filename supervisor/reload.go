@@ -202,7 +202,14 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("server.hostname", old.Server.Hostname, cfg.Server.Hostname, "the public sockets are bound once, at start")
 	check("server.port", old.Server.Port, cfg.Server.Port, "the public sockets are bound once, at start")
 	check("reuseTcpPorts", old.SharePort, cfg.SharePort, "the port check runs at start")
-	check("logger", old.Logger, cfg.Logger, "wattd's log (level, redaction) and the request ids are set up at start")
+	oldLogger, newLogger := old.Logger, cfg.Logger
+	if !reflect.DeepEqual(old.Telemetry, cfg.Telemetry) {
+		// Tracing turns request ids on by default: a telemetry change
+		// alone would also read as a logger change the operator did not
+		// make. The telemetry line below says what to do.
+		oldLogger.RequestID, newLogger.RequestID = config.RequestID{}, config.RequestID{}
+	}
+	check("logger", oldLogger, newLogger, "wattd's log (level, redaction) and the request ids are set up at start")
 	check("telemetry", old.Telemetry, cfg.Telemetry, "the trace exporters are set up at start")
 	check("metrics", old.Metrics, cfg.Metrics, "the metrics server is bound at start")
 	check("healthProbes", old.Probes, cfg.Probes, "the probes server is bound at start")

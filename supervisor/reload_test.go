@@ -47,6 +47,15 @@ func TestRestartOnlySettingsAreNamed(t *testing.T) {
 	if len(got) != 2 || !strings.HasPrefix(got[0], "/srv/watt.json: /logger: changed") || !strings.HasPrefix(got[1], "/srv/watt.json: /telemetry: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
+	// Tracing turns request ids on by default: turning it on is a
+	// telemetry change, not also a logger one.
+	tracedOnly := *old
+	tracedOnly.Telemetry = config.Telemetry{Enabled: true}
+	tracedOnly.Logger.RequestID = config.RequestID{Enabled: true, Header: config.DefaultRequestIDHeader}
+	got = restartOnly(old, &tracedOnly)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "/srv/watt.json: /telemetry: changed") {
+		t.Fatalf("restartOnly = %v, want the telemetry line alone", got)
+	}
 }
 
 // TestRestartOnlySettingsOfASingleApplicationFolder: in one application's
