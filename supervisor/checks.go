@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wattd/wattd/supervisor/textclip"
-
 	"github.com/wattd/wattd/ipc"
+	"github.com/wattd/wattd/supervisor/textclip"
 )
 
 // Custom checks and health signals: what an app registers with Watt's

@@ -991,9 +991,6 @@ func (s *slot) servesLocked() bool {
 	return s.state == StateReady && s.cur != nil && !closed(s.cur.Exited())
 }
 
-// pidsLimitHint says, when w's cgroup refused it processes or threads at
-// its pids limit, that it did: a likely reason for a start that failed or
-// hung. "" otherwise.
 // listenHint says where the processes of w, a fronted entrypoint worker
 // not ready in time, listen: a program that ignores $PORT and listens on a
 // port of its own, or one that listens nowhere. Workers that take their
@@ -1019,6 +1016,9 @@ func (s *slot) listenHint(w worker) string {
 	return "; its processes listen on " + strings.Join(shown, ", ") + ", not on the port in $PORT"
 }
 
+// pidsLimitHint says, when w's cgroup refused it processes or threads at
+// its pids limit, that it did: a likely reason for a start that failed or
+// hung. "" otherwise.
 func pidsLimitHint(w worker) string {
 	p, ok := w.(*proc)
 	if !ok || p.group == nil {

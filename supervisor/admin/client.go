@@ -18,13 +18,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wattd/wattd/supervisor/textclip"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/rundir"
+	"github.com/wattd/wattd/supervisor/textclip"
 )
 
 // Client calls the admin API of one running wattd.

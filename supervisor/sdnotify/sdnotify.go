@@ -15,10 +15,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wattd/wattd/supervisor/textclip"
-
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/textclip"
 )
 
 // Notifier sends notifications to the socket named by NOTIFY_SOCKET.

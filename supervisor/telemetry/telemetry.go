@@ -23,8 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wattd/wattd/supervisor/textclip"
-
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -41,6 +39,7 @@ import (
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/config"
 	"github.com/wattd/wattd/supervisor/logs"
+	"github.com/wattd/wattd/supervisor/textclip"
 )
 
 // Defaults of the pipeline.
