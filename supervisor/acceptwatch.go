@@ -2,8 +2,11 @@ package supervisor
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/supervisor/listeners"
 	"github.com/wattd/wattd/supervisor/procnet"
@@ -69,6 +72,7 @@ type queueRun struct {
 	last      int
 	cpu       time.Duration
 	cpuOK     bool
+	conns     map[uint64]bool // see took
 }
 
 // queueWatch follows the queues of a worker's sockets, by name.
@@ -134,6 +138,28 @@ func (q *queueWatch) busy(name string, cpu time.Duration, ok bool, now time.Time
 	return false
 }
 
+// took reports whether conns, the connections from socket name that the
+// worker's processes hold now, has one they did not hold at the previous
+// sample, and starts the run afresh if so: the worker took a connection.
+// It is for programs judged on a socket they did not name (see
+// judgeQueues), which may take one connection at a time: one that
+// serves a queue that grows as fast as it takes from it leaves the
+// queue's length as it was at every sample, waiting on a slow upstream
+// rather than using CPU, yet takes connections all along.
+func (q *queueWatch) took(name string, conns map[uint64]bool, now time.Time) bool {
+	r := q.run(name)
+	prev := r.conns
+	r.conns = conns
+	for ino := range conns {
+		if !prev[ino] {
+			r.since = now
+			r.cpuOK = false
+			return true
+		}
+	}
+	return false
+}
+
 // reset forgets every run, as while the worker's inspector is open.
 func (q *queueWatch) reset() { clear(q.runs) }
 
@@ -148,9 +174,17 @@ func (q *queueWatch) reset() { clear(q.runs) }
 // for the entrypoint it is the public socket. One that ignores LISTEN_FDS
 // and listens somewhere else would otherwise keep its slot's share of the
 // public port's connections waiting, unseen.
+//
+// Such a program may also take one connection at a time, waiting on
+// something else meanwhile (a blocking server): its queue then need not
+// shrink while it works through it, and it is idle. Its verdict also
+// needs it to have taken no connection from that socket meanwhile, as
+// /proc shows the connections its processes hold (took).
 func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time) string {
 	serves := w.Serves()
+	guessed := false
 	if len(serves) == 0 && !closed(w.Hello()) && !s.app.sp().launch.Fronted {
+		guessed = true
 		s.sockMu.Lock()
 		if len(s.names) > 0 {
 			serves = s.names[:1]
@@ -168,13 +202,19 @@ func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time
 	type sample struct {
 		name string
 		n    int
+		port int    // a TCP socket's, when guessed
+		path string // a Unix socket's, when guessed
 	}
 	var samples []sample
 	s.sockMu.Lock() // the files stay open while they are read
 	for i, f := range s.listeners {
 		if name := s.names[i]; slices.Contains(serves, name) {
 			if n, err := listeners.Queued(f); err == nil {
-				samples = append(samples, sample{name, n})
+				sm := sample{name: name, n: n}
+				if guessed && n > 0 {
+					sm.port, sm.path = localAddr(f)
+				}
+				samples = append(samples, sm)
 			}
 		}
 	}
@@ -185,11 +225,50 @@ func (s *slot) judgeQueues(w worker, r healthRules, q *queueWatch, now time.Time
 			continue
 		}
 		cpu, ok := procnet.TreeCPU(w.PID())
-		if q.busy(sm.name, cpu, ok, now) || waited < r.MaxUnresponsive {
+		if q.busy(sm.name, cpu, ok, now) {
+			continue
+		}
+		if guessed {
+			var conns map[uint64]bool
+			switch {
+			case sm.port > 0:
+				conns = procnet.AcceptedOn(procnet.Tree(w.PID()), sm.port)
+			case sm.path != "":
+				conns = procnet.AcceptedOnUnix(procnet.Tree(w.PID()), sm.path)
+			}
+			if q.took(sm.name, conns, now) {
+				continue
+			}
+		}
+		if waited < r.MaxUnresponsive {
 			continue
 		}
 		return fmt.Sprintf("unhealthy: %d connection(s) waiting on its %s socket, none taken for %s while it was idle (maxUnresponsive %s)",
 			sm.n, sm.name, waited.Round(time.Millisecond), r.MaxUnresponsive)
 	}
 	return ""
+}
+
+// localAddr is the port of f, a TCP socket, or the path of f, a Unix one
+// bound to a path; zero and "" otherwise.
+func localAddr(f *os.File) (port int, path string) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, ""
+	}
+	_ = rc.Control(func(fd uintptr) {
+		sa, err := unix.Getsockname(int(fd))
+		if err != nil {
+			return
+		}
+		switch sa := sa.(type) {
+		case *unix.SockaddrInet4:
+			port = sa.Port
+		case *unix.SockaddrInet6:
+			port = sa.Port
+		case *unix.SockaddrUnix:
+			path = sa.Name
+		}
+	})
+	return port, path
 }

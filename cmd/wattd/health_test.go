@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -519,4 +520,69 @@ func TestListenFDsProgramThatListensElsewhereIsReplaced(t *testing.T) {
 		w := d.app("web").Workers[0]
 		return w.PID != first.PID && strings.Contains(w.LastExit, "waiting on its http socket, none taken for")
 	})
+}
+
+// TestListenFDsProgramThatServesOneAtATimeIsKept: a program that does not
+// speak the protocol and serves fd 3 one connection at a time, each
+// waiting on something else (an upstream, here a sleep) rather than
+// using CPU, has a queue that need not shrink from one sample to the
+// next while clients keep connecting, and is idle. It takes connections
+// all along, so it is not replaced: wattd sees the connections its
+// process takes from the socket. (Before, it was replaced for "none
+// taken" every maxUnresponsive, and the requests in hand failed.)
+func TestListenFDsProgramThatServesOneAtATimeIsKept(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	port := freePort(t)
+	server := `import socket, time
+s = socket.socket(fileno=3)
+s.setblocking(True)
+while True:
+    c, _ = s.accept()
+    time.sleep(0.3)
+    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+    c.close()
+`
+	dir := project(t, map[string]any{
+		"server":  map[string]any{"hostname": "127.0.0.1", "port": port},
+		"health":  map[string]any{"maxUnresponsive": 1000},
+		"workers": 1,
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/plain"), "capability": "command", "listenFds": true,
+			"command": []any{"python3", "-c", server},
+		}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	first := d.waitReady("web", 30*time.Second).Workers[0]
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var served, failed atomic.Int64
+	stop := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				resp, err := client.Get("http://" + d.addr() + "/")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				served.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	w := d.app("web").Workers[0]
+	if w.PID != first.PID || w.LastExit != "" {
+		t.Fatalf("the program that served one at a time was replaced: pid %d -> %d, last exit %q", first.PID, w.PID, w.LastExit)
+	}
+	if failed.Load() > 0 || served.Load() < 10 {
+		t.Fatalf("%d requests served, %d failed", served.Load(), failed.Load())
+	}
+	t.Logf("%d requests of 300 ms served one at a time, the worker kept", served.Load())
 }

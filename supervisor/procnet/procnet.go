@@ -203,6 +203,65 @@ func SocketsOf(pids []int) map[uint64]bool {
 	return held
 }
 
+// AcceptedOn returns the inodes of the connections the processes hold
+// that a listener on port accepted: TCP sockets, in any state but LISTEN,
+// whose local port is port. Processes that cannot be read hold none.
+func AcceptedOn(pids []int, port int) map[uint64]bool {
+	held := SocketsOf(pids)
+	out := map[uint64]bool{}
+	if len(held) == 0 {
+		return out
+	}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		_ = eachLine(table, func(line string) {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] == tcpListen {
+				return
+			}
+			_, portHex, ok := strings.Cut(f[1], ":")
+			p, err := strconv.ParseUint(portHex, 16, 16)
+			if !ok || err != nil || int(p) != port {
+				return
+			}
+			if ino, err := strconv.ParseUint(f[9], 10, 64); err == nil && held[ino] {
+				out[ino] = true
+			}
+		})
+	}
+	return out
+}
+
+// unixAcceptCon is the flag of a listening socket in /proc/net/unix.
+const unixAcceptCon = "00010000"
+
+// AcceptedOnUnix returns the inodes of the connections the processes hold
+// that the Unix listener bound to path accepted: sockets bound to path
+// that do not listen (an accepted socket shows its listener's path in
+// /proc/net/unix).
+func AcceptedOnUnix(pids []int, path string) map[uint64]bool {
+	held := SocketsOf(pids)
+	out := map[uint64]bool{}
+	if len(held) == 0 || path == "" {
+		return out
+	}
+	_ = eachLine("/proc/net/unix", func(line string) {
+		//	Num RefCount Protocol Flags Type St Inode Path
+		f, rest := make([]string, 0, 7), line
+		for len(f) < 7 {
+			rest = strings.TrimLeft(rest, " ")
+			w, r, _ := strings.Cut(rest, " ")
+			f, rest = append(f, w), r
+		}
+		if f[3] == unixAcceptCon || strings.TrimLeft(rest, " ") != path {
+			return
+		}
+		if ino, err := strconv.ParseUint(f[6], 10, 64); err == nil && held[ino] {
+			out[ino] = true
+		}
+	})
+	return out
+}
+
 func socketInode(fdPath string) (uint64, bool) {
 	l, err := os.Readlink(fdPath)
 	if err != nil {
