@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -934,14 +935,18 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 		case <-w.Exited():
 			reason := w.ExitReason()
 			tail := w.OutputTail(500 * time.Millisecond)
-			s.log.Error("worker exited before it was ready", zap.Int("pid", w.PID()),
-				zap.String("reason", reason), zap.String("output", strings.Join(tail, "\n")))
+			fields := []zap.Field{zap.Int("pid", w.PID()), zap.String("reason", reason), zap.String("output", strings.Join(tail, "\n"))}
+			gone := s.app.rt.runDirHint()
+			if gone != "" {
+				fields = append(fields, zap.String("hint", strings.TrimPrefix(gone, "; ")))
+			}
+			s.log.Error("worker exited before it was ready", fields...)
 			if last := w.LastError(); last != "" {
 				reason += "; last error output: " + last
 			} else if len(tail) > 0 {
 				reason += "; last output: " + tail[len(tail)-1]
 			}
-			return w, "", &startError{what: "exited before it was ready", reason: reason + pidsLimitHint(w)}
+			return w, "", &startError{what: "exited before it was ready", reason: reason + pidsLimitHint(w) + gone}
 		case <-timedOut:
 			if s.app.sp().launch.Protocol && !closed(w.Hello()) {
 				// A Node.js worker's preload says hello before the
@@ -1014,6 +1019,21 @@ func (s *slot) listenHint(w worker) string {
 		shown = append(shown, a.String())
 	}
 	return "; its processes listen on " + strings.Join(shown, ", ") + ", not on the port in $PORT"
+}
+
+// runDirHint says, when wattd's runtime directory is gone (removed while
+// wattd runs, by hand or by a cleaner that ignores its lock), that it is:
+// a worker then fails to start for want of the files wattd keeps there
+// (the Node.js preload), with an error that does not say why. "" when
+// the directory is there.
+func (rt *Runtime) runDirHint() string {
+	if rt.dir == nil {
+		return ""
+	}
+	if _, err := os.Stat(rt.dir.Path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return fmt.Sprintf("; wattd's runtime directory %s was removed while wattd runs (its workers' preload, the admin and mesh sockets): restart wattd", rt.dir.Path)
 }
 
 // pidsLimitHint says, when w's cgroup refused it processes or threads at

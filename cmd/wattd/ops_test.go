@@ -397,3 +397,26 @@ func TestNodeOptionsInspectWarned(t *testing.T) {
 		t.Errorf("want one warning naming %s:\n%s", opt, out)
 	}
 }
+
+// TestRemovedRuntimeDirectoryIsNamed: a runtime directory removed while
+// wattd runs (by hand, or by a cleaner that ignores its lock) takes the
+// Node.js preload with it, and a worker started after that fails with
+// Node's "Cannot find module"; the reason of its failed start says what
+// happened and what to do.
+func TestRemovedRuntimeDirectoryIsNamed(t *testing.T) {
+	integration(t)
+	d := startWattd(t, plainProject(t, nil), freePort(t), startOpts{})
+	before := d.waitReady("web", 30*time.Second)
+	dirs, err := filepath.Glob(filepath.Join(d.runDir, "*", "runtime.json"))
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("runtime directories under %s: %v, %v", d.runDir, dirs, err)
+	}
+	rtDir := filepath.Dir(dirs[0])
+	if err := os.RemoveAll(rtDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(before.Workers[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput("wattd's runtime directory "+rtDir+" was removed while wattd runs", 30*time.Second)
+}
