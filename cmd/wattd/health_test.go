@@ -489,6 +489,22 @@ func TestBusyWorkerIsNotTakenForOneThatDoesNotAccept(t *testing.T) {
 	t.Logf("%d requests of 600 ms served, the worker kept", served.Load())
 }
 
+// listenFDsProject is a project whose entrypoint, "web", is one worker of
+// command, a program that takes its sockets by LISTEN_FDS and does not
+// speak the protocol, judged with maxUnresponsive 1 s.
+func listenFDsProject(t *testing.T, port int, command ...any) string {
+	t.Helper()
+	return project(t, map[string]any{
+		"server":  map[string]any{"hostname": "127.0.0.1", "port": port},
+		"health":  map[string]any{"maxUnresponsive": 1000},
+		"workers": 1,
+		"applications": []any{map[string]any{
+			"id": "web", "path": fixture("apps/plain"), "capability": "command", "listenFds": true,
+			"command": command,
+		}},
+	})
+}
+
 // TestListenFDsProgramThatListensElsewhereIsReplaced: a program that does
 // not speak the protocol and takes its sockets by LISTEN_FDS ("listenFds":
 // true) names none of them, but must serve the first one, fd 3: for the
@@ -499,16 +515,8 @@ func TestBusyWorkerIsNotTakenForOneThatDoesNotAccept(t *testing.T) {
 func TestListenFDsProgramThatListensElsewhereIsReplaced(t *testing.T) {
 	integration(t)
 	port := freePort(t)
-	dir := project(t, map[string]any{
-		"server":  map[string]any{"hostname": "127.0.0.1", "port": port},
-		"health":  map[string]any{"maxUnresponsive": 1000},
-		"workers": 1,
-		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/plain"), "capability": "command", "listenFds": true,
-			"command": []any{nodePath(t, testNodes[0]), "-e",
-				"require('http').createServer((q, s) => s.end('elsewhere')).listen(0, '127.0.0.1')"},
-		}},
-	})
+	dir := listenFDsProject(t, port, nodePath(t, testNodes[0]), "-e",
+		"require('http').createServer((q, s) => s.end('elsewhere')).listen(0, '127.0.0.1')")
 	d := startWattd(t, dir, port, startOpts{})
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	conn, err := net.Dial("tcp", d.addr())
@@ -545,15 +553,7 @@ while True:
     c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
     c.close()
 `
-	dir := project(t, map[string]any{
-		"server":  map[string]any{"hostname": "127.0.0.1", "port": port},
-		"health":  map[string]any{"maxUnresponsive": 1000},
-		"workers": 1,
-		"applications": []any{map[string]any{
-			"id": "web", "path": fixture("apps/plain"), "capability": "command", "listenFds": true,
-			"command": []any{"python3", "-c", server},
-		}},
-	})
+	dir := listenFDsProject(t, port, "python3", "-c", server)
 	d := startWattd(t, dir, port, startOpts{})
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

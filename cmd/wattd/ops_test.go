@@ -341,11 +341,7 @@ func TestTmpfilesCleaningSparesTheRuntimeDirectory(t *testing.T) {
 	integration(t)
 	d := startWattd(t, plainProject(t, nil), freePort(t), startOpts{})
 	before := d.waitReady("web", 30*time.Second)
-	dirs, err := filepath.Glob(filepath.Join(d.runDir, "*", "runtime.json"))
-	if err != nil || len(dirs) != 1 {
-		t.Fatalf("runtime directories under %s: %v, %v", d.runDir, dirs, err)
-	}
-	rtDir := filepath.Dir(dirs[0])
+	rtDir := filepath.Dir(d.adminSocket())
 	f, err := os.Open(rtDir)
 	if err != nil {
 		t.Fatal(err)
@@ -407,11 +403,7 @@ func TestRemovedRuntimeDirectoryIsNamed(t *testing.T) {
 	integration(t)
 	d := startWattd(t, plainProject(t, nil), freePort(t), startOpts{})
 	before := d.waitReady("web", 30*time.Second)
-	dirs, err := filepath.Glob(filepath.Join(d.runDir, "*", "runtime.json"))
-	if err != nil || len(dirs) != 1 {
-		t.Fatalf("runtime directories under %s: %v, %v", d.runDir, dirs, err)
-	}
-	rtDir := filepath.Dir(dirs[0])
+	rtDir := filepath.Dir(d.adminSocket())
 	if err := os.RemoveAll(rtDir); err != nil {
 		t.Fatal(err)
 	}
