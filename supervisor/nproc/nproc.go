@@ -16,13 +16,13 @@
 package nproc
 
 import (
-	"bytes"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // Limit returns the soft RLIMIT_NPROC, and false when it does not apply to
@@ -43,36 +43,7 @@ func Limit() (uint64, bool) {
 // what the kernel holds against RLIMIT_NPROC (within wattd's user
 // namespace), and false when /proc cannot be read.
 func Used() (int, bool) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, false
-	}
-	uid := strconv.Itoa(os.Getuid())
-	n := 0
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue // gone, or not ours to read
-		}
-		var real string
-		threads := 0
-		for _, line := range bytes.Split(b, []byte("\n")) {
-			if v, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
-				if f := bytes.Fields(v); len(f) > 0 {
-					real = string(f[0])
-				}
-			} else if v, ok := bytes.CutPrefix(line, []byte("Threads:")); ok {
-				threads, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-			}
-		}
-		if real == uid {
-			n += threads
-		}
-	}
-	return n, true
+	return procnet.UserThreads(os.Getuid())
 }
 
 // Reserve has the Go runtime start up to n threads beyond those it has and

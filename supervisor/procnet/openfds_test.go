@@ -86,3 +86,17 @@ func waitSleeping(t *testing.T, pid int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestUserThreads(t *testing.T) {
+	mine, ok := UserThreads(os.Getuid())
+	if !ok {
+		t.Fatal("UserThreads: /proc not listed")
+	}
+	// This test process alone runs several threads (Go's runtime).
+	if mine < 2 {
+		t.Errorf("UserThreads(own uid) = %d, fewer than this process's threads", mine)
+	}
+	if n, _ := UserThreads(2147480000); n != 0 {
+		t.Errorf("UserThreads of a uid with no process = %d", n)
+	}
+}

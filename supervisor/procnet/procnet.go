@@ -305,6 +305,40 @@ func Holders(inodes []uint64) map[uint64]Holder {
 	return out
 }
 
+// UserThreads counts the threads of the processes whose real user is uid,
+// as the kernel counts them against RLIMIT_NPROC (within this user
+// namespace), and reports false when /proc cannot be listed. Processes
+// that end meanwhile, or cannot be read, count for nothing.
+func UserThreads(uid int) (int, bool) {
+	all := pids()
+	if all == nil {
+		return 0, false
+	}
+	want := strconv.Itoa(uid)
+	n := 0
+	for _, pid := range all {
+		b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			continue
+		}
+		var real string
+		threads := 0
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				if f := strings.Fields(v); len(f) > 0 {
+					real = f[0]
+				}
+			} else if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+				threads, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		if real == want {
+			n += threads
+		}
+	}
+	return n, true
+}
+
 // pids lists the processes in /proc, in ascending order.
 func pids() []int {
 	entries, err := os.ReadDir("/proc")
