@@ -651,7 +651,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	defer r.cancelEntry()
 	defer r.cancelRest()
-	warnProcLimit := rt.lowProcLimit()
+	rt.warnLowProcLimit()
 	for _, a := range rt.appList() {
 		if !a.entry {
 			rt.startSlots(a.slotList())
@@ -690,9 +690,6 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	rt.log.Info("starting", zap.Int("apps", len(rt.appList())), zap.Int("workers", rt.slotCount()),
 		zap.Int("startupConcurrency", rt.gate.limit()), zap.String("url", rt.url))
 	rt.warnLowFDLimit()
-	if warnProcLimit != nil {
-		warnProcLimit()
-	}
 	var runErr error
 	announced := false
 	rt.tellService()
