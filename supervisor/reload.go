@@ -184,11 +184,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	var out []string
 	check := func(key string, a, b any, why string) {
 		if !reflect.DeepEqual(a, b) {
-			msg := fmt.Sprintf("%s: changed: %s; restart wattd to change it", cfg.Pointer("/"+strings.ReplaceAll(key, ".", "/")), why)
-			if cfg.File != "" {
-				msg = cfg.File + ": " + msg
-			}
-			out = append(out, msg)
+			out = append(out, cfg.Problem("/"+strings.ReplaceAll(key, ".", "/"), "changed: "+why+"; restart wattd to change it").Error())
 		}
 	}
 	if cfg.Single() && old.Entrypoint != cfg.Entrypoint {
@@ -300,7 +296,7 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 			continue
 		}
 		if sp.launch.Fronted != old.launch.Fronted {
-			problems = append(problems, fmt.Sprintf("app %q: the change makes wattd pass its sockets differently (a program on $PORT that wattd fronts, or one that takes its sockets); restart wattd to change it", a.id))
+			problems = append(problems, cfg.Problem(ac.Pointer, fmt.Sprintf("app %q: the change makes wattd pass its sockets differently (a program on $PORT that wattd fronts, or one that takes its sockets); restart wattd to change it", a.id)).Error())
 			continue
 		}
 		sp.deps = rt.depsOf(ac, p.byID)

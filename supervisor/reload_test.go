@@ -82,7 +82,7 @@ func TestRestartOnlySettingsOfASingleApplicationFolder(t *testing.T) {
 	moved := write(6000)
 	moved.Server.Port = 3001
 	got := restartOnly(old, moved)
-	if len(got) != 2 || !strings.Contains(got[0], "platformatic.json: /server/port: changed") || !strings.Contains(got[1], "platformatic.json: /runtime/startTimeout: changed") {
+	if len(got) != 2 || !strings.Contains(got[0], "platformatic.json:1: /server/port: changed") || !strings.Contains(got[1], "platformatic.json:1: /runtime/startTimeout: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
 	// The application's id comes from package.json, not from the file.

@@ -302,11 +302,18 @@ func TestReloadRefusesABrokenConfig(t *testing.T) {
 
 	// A valid file that changes the public port is refused as well.
 	moved := reloadConfig("2", 2)
-	moved["server"] = map[string]any{"hostname": "127.0.0.1", "port": freePort(t)}
+	newPort := freePort(t)
+	moved["server"] = map[string]any{"hostname": "127.0.0.1", "port": newPort}
 	writeJSON(t, filepath.Join(dir, "watt.json"), moved)
+	// Named as a load error names a value: file, line, JSON path.
+	raw, err := os.ReadFile(filepath.Join(dir, "watt.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := slices.IndexFunc(strings.Split(string(raw), "\n"), func(l string) bool { return strings.Contains(l, fmt.Sprintf(`"port": %d`, newPort)) }) + 1
 	out, err := d.ctl("reload")
-	if err == nil || !strings.Contains(out, filepath.Join(dir, "watt.json")+": /server/port: changed") || !strings.Contains(out, "restart wattd") {
-		t.Fatalf("ctl reload changing server.port: err %v\n%s", err, out)
+	if want := fmt.Sprintf("%s:%d: /server/port: changed", filepath.Join(dir, "watt.json"), line); err == nil || line == 0 || !strings.Contains(out, want) || !strings.Contains(out, "restart wattd") {
+		t.Fatalf("ctl reload changing server.port: err %v, want %q in:\n%s", err, want, out)
 	}
 	after := d.app("web")
 	if !slices.Equal(pids(after), pids(before)) {

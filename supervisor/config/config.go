@@ -66,6 +66,9 @@ type Config struct {
 	// lifts is set when File is a single application's configuration:
 	// where its runtime settings are in it (see Pointer).
 	lifts map[string][]string
+	// lines is the line of each value of File, by JSON pointer; nil when
+	// its format does not say (see Problem).
+	lines map[string]int
 }
 
 // Application is one application of the runtime.
@@ -382,4 +385,18 @@ func (c *Config) Single() bool { return c.lifts != nil }
 // application's file, where most runtime settings are under /runtime.
 func (c *Config) Pointer(ptr string) string {
 	return sourcePointer(c.lifts, ptr)
+}
+
+// Problem is a problem with the runtime setting at ptr (a pointer as
+// Pointer takes it), named as a problem found loading File is: the file,
+// the line of the value (or of the nearest enclosing one, for a key the
+// file no longer has; never the top-level object's) and the JSON pointer.
+// A reload refused for a setting it cannot change is reported so.
+func (c *Config) Problem(ptr, msg string) *Error {
+	src := c.Pointer(ptr)
+	line := 0
+	for p := src; p != "" && line == 0; p = p[:strings.LastIndexByte(p, '/')] {
+		line = c.lines[p]
+	}
+	return &Error{File: c.File, Pointer: src, Line: line, Message: msg}
 }

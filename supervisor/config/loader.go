@@ -122,6 +122,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 	}
 	cfg.Warnings = l.warningStrings()
 	cfg.lifts = l.lifts
+	cfg.lines = doc.lines
 	return cfg, nil
 }
 

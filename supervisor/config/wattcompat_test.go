@@ -503,3 +503,46 @@ func TestLoggerRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestProblemNamesTheLine: a problem with a runtime setting found after the
+// load (a reload refused for a key only a restart changes) names the file,
+// the line and the pointer as a load error does, in a runtime file and in
+// a single application's file, and no line for a key the file lacks.
+func TestProblemNamesTheLine(t *testing.T) {
+	c, dir, err := loadWattProject(t, map[string]string{
+		"watt.json": "{\n  \"entrypoint\": \"a\",\n  \"server\": {\n    \"hostname\": \"127.0.0.1\",\n    \"port\": 3042\n  },\n" +
+			"  \"applications\": [{\"id\": \"a\", \"path\": \"a\"}]\n}\n",
+		"a/index.js": "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "watt.json")
+	for ptr, want := range map[string]string{
+		"/server/port":      file + ":5: /server/port: changed",
+		"/server/hostname":  file + ":4: /server/hostname: changed",
+		"/server/nope":      file + ":3: /server/nope: changed", // the enclosing object's line
+		"/metrics":          file + ": /metrics: changed",       // not in the file: no line
+		"/applications/0":   file + ":7: /applications/0: changed",
+		"/entrypoint":       file + ":2: /entrypoint: changed",
+		"/gracefulShutdown": file + ": /gracefulShutdown: changed",
+	} {
+		if got := c.Problem(ptr, "changed").Error(); got != want {
+			t.Errorf("Problem(%s) = %q, want %q", ptr, got, want)
+		}
+	}
+
+	c, dir, err = loadWattProject(t, map[string]string{
+		"watt.json": "{\"module\": \"@platformatic/node\",\n \"runtime\": {\n  \"gracefulShutdown\": {\"runtime\": 1000}}}",
+		"index.js":  "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Problem("/gracefulShutdown", "changed").Error(), filepath.Join(dir, "watt.json")+":3: /runtime/gracefulShutdown: changed"; got != want {
+		t.Errorf("single application's file: %q, want %q", got, want)
+	}
+	if got := (&Error{Pointer: "/x", Message: "m"}).Error(); got != "/x: m" {
+		t.Errorf("an error without a file reads %q, want %q", got, "/x: m")
+	}
+}
