@@ -64,6 +64,23 @@ func TestGoPanicIsOneLogEntry(t *testing.T) {
 	dir := goappProject(t, nil, false)
 	d := startWattd(t, dir, freePort(t), startOpts{})
 	waitHTTP(t, d.url("/"), 30*time.Second)
+	// Go's standard logger writes on stderr: its line is info, without the
+	// logger's own time, where another stderr line is an error.
+	waitFor(t, 10*time.Second, "the log.Printf line, at info", func() bool {
+		for _, line := range strings.Split(d.out.String(), "\n") {
+			var e struct {
+				Name, Msg, Caller string
+				Level             int
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.Name == "goapp" && e.Caller == "STDERR" && strings.HasPrefix(e.Msg, "go app ") && strings.Contains(e.Msg, " listening on ") {
+				if e.Level != 30 {
+					t.Fatalf("log.Printf's line logged at level %d, want 30: %s", e.Level, line)
+				}
+				return true
+			}
+		}
+		return false
+	})
 	// Under load, as in production: wattd's forwarders are busy, and its
 	// pipe reader takes the runtime's writes as they come.
 	stop := make(chan struct{})

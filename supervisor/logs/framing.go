@@ -17,7 +17,8 @@ import (
 // writes, is caught by the shape of its lines: an indented line, a stack
 // frame or a closing bracket continues the entry before it when it comes
 // within joinWindow. JSON lines are records of their own and are never
-// joined.
+// joined, and a line that starts with the time Go's standard logger writes
+// starts an entry.
 //
 // Only an entry that may go on waits, and for joinWindow at most: one whose
 // read had more after it, whose last line is a stack frame, indented, or
@@ -67,6 +68,11 @@ func (e *entry) add(l line) {
 // accepts tells whether l continues e.
 func (e *entry) accepts(l line) bool {
 	if len(e.lines) >= maxEntryLines || e.size+len(l.text) > maxEntryBytes {
+		return false
+	}
+	if _, ok := cutGoLogTime(l.text); ok {
+		// Go's standard logger writes each entry at once, starting with
+		// its time: two such lines in one read are two entries.
 		return false
 	}
 	return e.more || (continuation(l.text) || e.goReport && goReportLine.MatchString(l.text) ||

@@ -387,16 +387,21 @@ func (s *Sink) write() {
 // logEntry writes one plain entry: one line or several framed together.
 func (s *Sink) logEntry(e *entry) {
 	lvl := zapcore.InfoLevel
+	text := e.text()
 	if e.stream == "stderr" {
-		// As in Watt: whatever a worker writes to stderr is an error.
+		// As in Watt: whatever a worker writes to stderr is an error,
+		// but for the lines of Go's standard logger, which writes there.
 		lvl = zapcore.ErrorLevel
+		if l, msg, ok := goLogLine(text); ok {
+			lvl, text = l, msg
+		}
 	}
 	fields := make([]zap.Field, 0, 2)
 	fields = append(fields, zap.String("stream", e.stream))
 	if e.truncated {
 		fields = append(fields, zap.Bool("truncated", true))
 	}
-	s.emit(lvl, e.at, e.text(), fields)
+	s.emit(lvl, e.at, text, fields)
 }
 
 // logRecord writes a line that is a JSON object (pino and similar
