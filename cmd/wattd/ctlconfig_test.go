@@ -38,6 +38,8 @@ func TestCtlConfigAndEnv(t *testing.T) {
 				"REDIS_NODES": "redis://:rd-pw-1@h1:6379,redis://:rd-pw-2@h2:6379",
 				"APP_CONFIG":  `{"db":"postgres://u:json-pw-3@h/db"}`,
 				"DB_PASS":     "db-pass-4", "MYSQL_PWD": "mysql-pwd-5",
+				// A key file in a variable of a neutral name.
+				"GCP_SA": `{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nsa-key-6\n-----END PRIVATE KEY-----\n", "client_email": "a@b"}`,
 			},
 		}},
 	}
@@ -45,7 +47,7 @@ func TestCtlConfigAndEnv(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{})
 	body := waitHTTP(t, d.url("/"), 30*time.Second)
 	d.waitReady("web", 30*time.Second)
-	secretValues := []string{"sk-live-runtime-9", "k-live-123", "hunter2-pw", "url-pw-77", "rd-pw-1", "rd-pw-2", "json-pw-3", "db-pass-4", "mysql-pwd-5"}
+	secretValues := []string{"sk-live-runtime-9", "k-live-123", "hunter2-pw", "url-pw-77", "rd-pw-1", "rd-pw-2", "json-pw-3", "db-pass-4", "mysql-pwd-5", "sa-key-6"}
 
 	for _, args := range [][]string{{"config"}, {"config", "--json"}, {"--json", "config"}} {
 		out, err := d.ctl(args...)
@@ -90,7 +92,8 @@ func TestCtlConfigAndEnv(t *testing.T) {
 			t.Errorf("ctl %v: application %+v", args, a)
 		}
 		want := map[string]string{"API_KEY": masked, "DB_PASSWORD": masked, "GREETING": "hello", "KEYBOARD": "qwerty",
-			"REGION": "eu-west", "STRIPE_SECRET": masked, "PRIMARY_DB": "postgres://app:" + masked + "@db.internal/main"}
+			"REGION": "eu-west", "STRIPE_SECRET": masked, "PRIMARY_DB": "postgres://app:" + masked + "@db.internal/main",
+			"GCP_SA": `{"type": "service_account", "private_key": "` + masked + `", "client_email": "a@b"}`}
 		for k, v := range want {
 			if a.Env[k] != v {
 				t.Errorf("ctl %v: app env %s=%q, want %q", args, k, a.Env[k], v)

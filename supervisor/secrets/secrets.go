@@ -23,7 +23,8 @@
 // (postgres://user:pw@host/db, a list of them, a JSON document with
 // one) has those passwords masked whatever its name, so a
 // DATABASE_URL-like variable under another name does not leak them
-// either. Masked values read Masked; there is deliberately no way to
+// either; and a value that is a JSON object or array has the members
+// whose names are secret masked (a key file's "private_key"). Masked values read Masked; there is deliberately no way to
 // ask for the real ones over the admin API.
 package secrets
 
@@ -103,7 +104,7 @@ func Value(name, value string) string {
 	if IsSecretName(name) {
 		return Masked
 	}
-	return maskURLPassword(value)
+	return maskURLPassword(maskJSON(value))
 }
 
 func maskURLPassword(v string) string {
@@ -307,7 +308,7 @@ func maskString(name, s string) string {
 	if name != "" && IsSecretName(name) {
 		return Masked
 	}
-	return maskURLPassword(s)
+	return maskURLPassword(maskJSON(s))
 }
 
 func toString(v reflect.Value) string {

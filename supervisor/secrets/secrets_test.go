@@ -124,3 +124,32 @@ func TestValueMasksURLPasswordsURLParseRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestValueMasksSecretMembersOfJSON: a JSON document in a variable of a
+// neutral name (a service account's key file) has its secret members
+// masked in place, nested ones and whole objects included; the rest of the
+// text is as written, and what is not JSON is left alone.
+func TestValueMasksSecretMembersOfJSON(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "client_email": "a@b.iam"}`,
+			`{"type": "service_account", "private_key": "[redacted]", "client_email": "a@b.iam"}`},
+		{` [{"user":"app","password":"hunter2","pin":1234,"apiKey":12345},{"db":{"token":"t","ok":true}}] `,
+			` [{"user":"app","password":"[redacted]","pin":1234,"apiKey":"[redacted]"},{"db":{"token":"[redacted]","ok":true}}] `},
+		{"{\n  \"credentials\": {\"id\": \"x\", \"key\": [1, 2]},\n  \"region\": \"eu\"\n}",
+			"{\n  \"credentials\": \"[redacted]\",\n  \"region\": \"eu\"\n}"},
+		{`{"secret": null, "auth": false, "name": "x"}`, `{"secret": null, "auth": false, "name": "x"}`},
+		{`{"url": "postgres://u:pw@h/db"}`, `{"url": "postgres://u:[redacted]@h/db"}`},
+		{`{"password": "x"`, `{"password": "x"`}, // not JSON: as it is
+		{`{"password": "x"} trailing`, `{"password": "x"} trailing`},
+		{`[1, 2]`, `[1, 2]`},
+		{`{"k\u0065y": "v"}`, `{"k\u0065y": "[redacted]"}`},
+	} {
+		if got := Value("GCP_SA", c.in); got != c.want {
+			t.Errorf("Value(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	got := Environ([]string{`FIREBASE_CONFIG={"apiKey":"AIza-1","projectId":"p"}`})
+	if want := `FIREBASE_CONFIG={"apiKey":"[redacted]","projectId":"p"}`; got[0] != want {
+		t.Errorf("Environ = %q, want %q", got[0], want)
+	}
+}
