@@ -654,7 +654,10 @@ function startDrain (state, timeoutMs) {
   // From now on every request is watched; those already in flight are
   // found on their connections.
   for (const res of inFlight(state)) watchResponse(state, res.req, res)
-  for (const server of state.hookable) attachRequestHook(server)
+  for (const server of state.hookable) {
+    attachRequestHook(server)
+    refuseUpgrades(server)
+  }
   for (const server of state.servers) {
     try {
       if (!server.listening) continue
@@ -674,6 +677,31 @@ function startDrain (state, timeoutMs) {
   armSweep(state, state.quietMs)
   // With nothing open, no 'close' event would ever call checkDrained.
   setImmediate(guard('drain', () => checkDrained(state)))
+}
+
+// refuseUpgrades answers the upgrades asked for during the drain (only a
+// kept-alive connection can still ask one) with 503 and "Connection: close"
+// instead of handing them to the app. A 101 cannot close its connection:
+// the WebSocket it opens would hold the worker to the end of the drain
+// timeout and then be cut without a close frame, while a refused client
+// connects again, to a worker that stays.
+const UPGRADE_REFUSAL_BODY = 'this worker is stopping; connect again\n'
+const UPGRADE_REFUSAL = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 0\r\n' +
+  `Content-Type: text/plain\r\nContent-Length: ${UPGRADE_REFUSAL_BODY.length}\r\n\r\n${UPGRADE_REFUSAL_BODY}`
+
+function refuseUpgrades (server) {
+  if (server.listenerCount('upgrade') === 0) return
+  server.removeAllListeners('upgrade')
+  server.on('upgrade', refuseUpgrade)
+}
+
+function refuseUpgrade (req, sock) {
+  try {
+    sock.end(UPGRADE_REFUSAL)
+  } catch (err) {
+    warn('refusing an upgrade', err)
+    sock.destroy()
+  }
 }
 
 // holdUntilSigterm keeps the process up between the drain and wattd's

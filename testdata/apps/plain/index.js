@@ -1,5 +1,6 @@
 // A node:http app for the integration tests: / answers at once, /slow after
 // ?ms= milliseconds (in-flight work for graceful-stop tests), /exit exits.
+// An upgrade (any path) switches to a protocol that echoes what it is sent.
 // Every answer names the peer address the request came from.
 const http = require('node:http')
 
@@ -21,5 +22,9 @@ const server = http.createServer((req, res) => {
     return setTimeout(() => process.exit(Number(url.searchParams.get('code') || 1)), 10)
   }
   reply()
+})
+server.on('upgrade', (req, sock) => {
+  sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n')
+  sock.pipe(sock)
 })
 server.listen(3000)
