@@ -100,18 +100,29 @@ func (c *Capability) Prepare(app capabilities.App) (*capabilities.Launch, error)
 	if err != nil {
 		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
 	}
-	var prog []string
 	if script != "" {
-		prog = []string{script}
-	} else {
-		inst, err := FindNext(app.Dir)
+		l, err := launch(app, nil, []string{script}, dir)
 		if err != nil {
-			return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
+			return nil, err
 		}
-		prog = []string{inst.Bin, "start"}
-		dir = app.Dir
+		// The standalone server.js takes its hostname from HOSTNAME
+		// (0.0.0.0 when unset; a container's id in Docker) where `next
+		// start` takes none. The listen goes to wattd's socket either way,
+		// so the name only shows in request.url and in Next's banner:
+		// http://0.0.0.0:PORT/ there, http://localhost:PORT/ under `next
+		// start` and under Watt. localhost, unless the app's own env sets
+		// HOSTNAME, makes request.url (and redirects built from it) read
+		// the same as without output: 'standalone'.
+		if _, set := app.Env["HOSTNAME"]; !set {
+			l.Env["HOSTNAME"] = "localhost"
+		}
+		return l, nil
 	}
-	return launch(app, nil, prog, dir)
+	inst, err := FindNext(app.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
+	}
+	return launch(app, nil, []string{inst.Bin, "start"}, app.Dir)
 }
 
 // BuildCommand returns `node <next> build` in the app directory.

@@ -274,6 +274,16 @@ func TestPrepareStandalone(t *testing.T) {
 			if l.Env["NEXT_TELEMETRY_DISABLED"] != "1" {
 				t.Fatalf("Env = %v", l.Env)
 			}
+			// server.js names its URLs after HOSTNAME (0.0.0.0 when
+			// unset); localhost, as under `next start`, unless the app's
+			// env sets it.
+			if l.Env["HOSTNAME"] != "localhost" {
+				t.Fatalf("HOSTNAME = %q, want localhost", l.Env["HOSTNAME"])
+			}
+			app.Env = map[string]string{"HOSTNAME": "web.example"}
+			if l, err = (&Capability{}).Prepare(app); err != nil || l.Env["HOSTNAME"] != "web.example" {
+				t.Fatalf("the app's own HOSTNAME: %v, %v", l, err)
+			}
 		})
 	}
 }

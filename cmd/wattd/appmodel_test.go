@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,6 +113,75 @@ func TestNodeBuildScript(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(app, "built.txt")); err != nil || string(b) != "yes" {
 		t.Fatalf("build script did not run: %q, %v\n%s", b, err, out)
+	}
+}
+
+// TestBuildStoppedStopsItsCommand: a wattd build that is sent SIGTERM
+// (a CI job's timeout, docker stop) stops the build it runs, and the
+// processes that build started, before it exits, instead of leaving them
+// running on their own.
+func TestBuildStoppedStopsItsCommand(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{
+		"name": "web", "private": true, "main": "index.js",
+		"scripts": map[string]any{"build": "node build.js"},
+	})
+	// The build: its pid in a file, then a wait that never ends.
+	if err := os.WriteFile(filepath.Join(app, "build.js"), []byte("require('node:fs').writeFileSync(__dirname + '/build.pid', String(process.pid))\nsetInterval(() => {}, 1000)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte("require('node:http').createServer((q, s) => s.end('ok')).listen(3000)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	cmd := exec.Command(wattdBin, "build", "-d", dir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var buildPID int
+	t.Cleanup(func() {
+		if buildPID > 0 && alive(buildPID) {
+			_ = syscall.Kill(buildPID, syscall.SIGKILL)
+		}
+		_ = cmd.Process.Kill()
+	})
+	waitFor(t, 20*time.Second, "the build to write its pid", func() bool {
+		b, err := os.ReadFile(filepath.Join(app, "build.pid"))
+		if err != nil {
+			return false
+		}
+		buildPID, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && buildPID > 0
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("an interrupted build exited 0\n%s", out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("wattd build did not exit after SIGTERM\n%s", out.String())
+	}
+	// Stopped before wattd build exited; a short poll covers the reaping.
+	waitFor(t, 2*time.Second, "the build process to be gone", func() bool { return !alive(buildPID) })
+	if !strings.Contains(out.String(), `app "web"`) {
+		t.Errorf("the output should name the interrupted app:\n%s", out.String())
 	}
 }
 

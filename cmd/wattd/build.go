@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -199,7 +201,26 @@ func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbo
 		w = io.MultiWriter(tail, &prefixWriter{prefix: id + " | ", w: out})
 	}
 	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Run(); err != nil {
+	// The build runs in a process group of its own, which wattd build
+	// stops when it is itself asked to stop (SIGINT, SIGTERM, SIGHUP):
+	// otherwise a build stopped by a timeout or docker stop leaves its
+	// command (npm, next build and their children) running on its own.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	err := cmd.Start()
+	if err == nil {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case sig := <-sigs:
+			stopBuild(cmd.Process.Pid, sig.(syscall.Signal), done)
+			return fmt.Errorf("build of app %q stopped (wattd build received %s; the build was sent it too): %s", id, sig, strings.Join(l.Argv, " "))
+		}
+	}
+	if err != nil {
 		var ee *exec.ExitError
 		reason := err.Error()
 		if errors.As(err, &ee) {
@@ -209,6 +230,28 @@ func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbo
 			id, reason, strings.Join(l.Argv, " "), tail.String())
 	}
 	return nil
+}
+
+// buildStopGrace is how long a stopped build has to exit after the
+// signal before its process group is killed.
+const buildStopGrace = 5 * time.Second
+
+// stopBuild passes sig to the build's process group and waits for the
+// build to exit; after buildStopGrace it kills the group. The wait is
+// bounded: a process that left the group may hold the output pipe.
+func stopBuild(pid int, sig syscall.Signal, done <-chan error) {
+	_ = syscall.Kill(-pid, sig)
+	select {
+	case <-done:
+	case <-time.After(buildStopGrace):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		select {
+		case <-done:
+		case <-time.After(buildStopGrace):
+		}
+	}
+	// What the build started and left in its group goes with it.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
 
 // tailWriter keeps the last max lines written to it.
