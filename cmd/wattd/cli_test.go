@@ -40,6 +40,13 @@ func TestCLIUsage(t *testing.T) {
 	integration(t)
 	dir := t.TempDir()
 	env := []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}
+	cfgFile := filepath.Join(dir, "p", "watt.json")
+	if err := os.MkdirAll(filepath.Dir(cfgFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		code int
@@ -77,6 +84,9 @@ func TestCLIUsage(t *testing.T) {
 		// Options after the positional arguments are read as options.
 		{[]string{"start", filepath.Join(dir, "missing"), "-c", "f.json"}, 2, []string{"f.json does not exist"}},
 		{[]string{"ctl", "restart", "web", "--bogus"}, 2, []string{"flag provided but not defined: -bogus"}},
+		{[]string{"ctl", "scale", "web", "-1"}, 2, []string{`N must be a worker count from 1 to 512, got "-1"`}},
+		{[]string{"ctl", "scale", "web", "1e9"}, 2, []string{`N must be a worker count from 1 to 512, got "1e9"`}},
+		{[]string{"start", cfgFile}, 2, []string{"is a file, not a directory; give its directory, or name the file with --config"}},
 		{[]string{"ctl", "metrics", "web", "--json", "--socket", filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
 		{[]string{"ctl", "scale", "web", "2", "--socket=" + filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
 		{[]string{"ctl", "restart", "web", "--", "--json"}, 2, []string{"usage: wattd ctl restart [APP]"}},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -141,6 +142,16 @@ func ctlScaleCommand(action ctlAction) *cli.Command {
 		Usage:     "set the number of workers of APP; new workers are ready and removed ones drained when it returns",
 		ArgsUsage: "APP N",
 		Flags:     changeFlags(),
+		// A negative N reads as an option ("-1"); say what is wrong with
+		// it rather than that no such option exists.
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			if bad, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+				if _, nerr := strconv.ParseFloat(bad, 64); nerr == nil {
+					return usageErrorf("N must be a worker count from 1 to %d, got \"-%s\"", config.MaxWorkers, bad)
+				}
+			}
+			return &exitError{exitUsage, err}
+		},
 		Before: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return &exitError{exitUsage, errors.New("usage: wattd ctl scale APP N")}

@@ -65,7 +65,7 @@ func moduleOf(root map[string]any) string {
 // packageName is the id Watt gives an application run alone: its
 // package.json name without the scope, else "main".
 func packageName(dir string) string {
-	data, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	data, err := readRegular(filepath.Join(dir, "package.json"))
 	if err != nil {
 		return "main"
 	}
@@ -222,7 +222,7 @@ func (l *loader) readAppConfig(e appEntry, app *Application) (problems []issue, 
 		l.foreign = append(l.foreign, &Error{File: path, Message: err.Error()})
 		return nil, true
 	}
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		l.foreign = append(l.foreign, &Error{File: path, Message: fmt.Sprintf("cannot read: %v", unwrapPathError(err)), Err: err})
 		return nil, true

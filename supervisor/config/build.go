@@ -239,6 +239,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 			MaxRestarts:  intOr(raw.Restart.MaxRestarts, DefaultMaxRestarts),
 		},
 	}
+	problems = append(problems, envIssues("/env", raw.Env)...)
 	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
 	l.compileCache = parseCompileCache(raw.CompileCache)
 	l.vertical = raw.Vertical
@@ -408,13 +409,17 @@ func (l *loader) explicitEntries(raw *rawConfig, problems *[]issue) []appEntry {
 		for i, app := range list.apps {
 			ptr := fmt.Sprintf("/%s/%d", list.key, i)
 			e := appEntry{raw: app, id: app.ID, ptr: ptr, idPtr: ptr + "/id", pathPtr: ptr + "/path"}
-			if app.Path == "" {
+			switch {
+			case app.Path == "" && slices.Contains(l.rejected, e.pathPtr):
+				// Written but rejected ("path": ""): the schema's
+				// problem says so; the key is not missing.
+			case app.Path == "":
 				msg := `missing required key "path"`
 				if l.warnedAbout(ptr + "/url") {
 					msg += `; wattd runs local applications only, so "url" cannot replace it`
 				}
 				*problems = append(*problems, issuef(ptr, "%s", msg))
-			} else {
+			default:
 				e.path = l.resolve(l.dir, app.Path)
 			}
 			if msg := checkAppID(app.ID); msg != "" {
@@ -500,6 +505,7 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 		}
 		fileVars = vars
 	}
+	problems = append(problems, envIssues(e.ptr+"/env", e.raw.Env)...)
 	app.Env = layered(e.raw.Env, l.withoutProcessEnv(fileVars), cfg.Env)
 	var healthProblems []issue
 	app.Health, healthProblems = l.overlayHealth(cfg.Health, e.raw.Health, e.ptr+"/health")
@@ -684,4 +690,21 @@ func knownIDs(ids []string) string {
 		return "none"
 	}
 	return strings.Join(ids, ", ")
+}
+
+// envIssues rejects the variables of an env block at ptr that no process
+// environment can hold: a name that is empty or has "=" or a NUL byte in
+// it, a value with a NUL byte. A worker is a process, so "A=B": "x" would
+// reach it as A set to "B=x", and a NUL byte would fail every start.
+func envIssues(ptr string, env map[string]string) []issue {
+	var out []issue
+	for _, k := range sortedKeys(env) {
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			out = append(out, issuef(childPointer(ptr, k), "invalid environment variable name %q: expected a non-empty name without \"=\" or NUL bytes", k))
+		case strings.ContainsRune(env[k], 0):
+			out = append(out, issuef(childPointer(ptr, k), "the value of %s contains a NUL byte, which no process environment can hold", k))
+		}
+	}
+	return out
 }

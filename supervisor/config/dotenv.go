@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"regexp"
 	"strings"
 	"syscall"
@@ -32,6 +31,11 @@ func (e *dotenvError) Error() string { return fmt.Sprintf("line %d: %s", e.line,
 func parseDotenv(text string) (map[string]string, error) {
 	text = strings.TrimPrefix(text, "\ufeff")
 	text = strings.ReplaceAll(text, "\r\n", "\n")
+	// A NUL byte fits in no process environment: a worker started with
+	// it would not start at all.
+	if i := strings.IndexByte(text, 0); i >= 0 {
+		return nil, &dotenvError{1 + strings.Count(text[:i], "\n"), "a NUL byte, which no environment variable can hold"}
+	}
 	vars := map[string]string{}
 	line := 1
 	for len(text) > 0 {
@@ -147,7 +151,7 @@ func unescapeDouble(s string) string {
 // a missing required one (an explicit envfile) is reported with ptr, the
 // place in watt.json that names it.
 func readDotenv(path string, required bool, ptr string) (map[string]string, *Error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		switch {
 		case !required && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR)):

@@ -34,6 +34,7 @@ func TestParseDotenv(t *testing.T) {
 		{name: "bad name", text: "1A=1", wantErr: `line 1: "1A" is not a valid variable name`},
 		{name: "unclosed quote", text: "A=1\nB=\"open\nstill open", wantErr: `line 2: the quoted value of B is never closed`},
 		{name: "text after closing quote", text: `A="v" w`, wantErr: `line 1: unexpected "w" after the closing quote of A`},
+		{name: "NUL byte", text: "A=1\r\nB=x\x00y\n", wantErr: `line 2: a NUL byte, which no environment variable can hold`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

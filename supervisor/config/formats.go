@@ -24,6 +24,9 @@ import (
 
 // decodeFile parses a configuration file by its extension.
 func decodeFile(path string, data []byte) (*document, *syntaxError, []issue) {
+	if enc := utf16Encoding(data); enc != "" {
+		return nil, &syntaxError{line: 1, col: 1, msg: "the file is encoded as " + enc + "; save it as UTF-8"}, nil
+	}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yaml", ".yml":
 		return decodeYAML(data)
@@ -31,6 +34,22 @@ func decodeFile(path string, data []byte) (*document, *syntaxError, []issue) {
 		return decodeTOML(data)
 	}
 	return decodeJSON(data)
+}
+
+// utf16Encoding names the UTF-16 encoding data is in, by its byte order
+// mark or, without one, by a NUL byte beside the first character, or is
+// "": the decoders, like Watt's, read UTF-8 only, and would report a
+// puzzling invalid character instead.
+func utf16Encoding(data []byte) string {
+	switch {
+	case len(data) < 2:
+		return ""
+	case bytes.HasPrefix(data, []byte{0xff, 0xfe}), data[0] != 0 && data[1] == 0:
+		return "UTF-16 (little-endian)"
+	case bytes.HasPrefix(data, []byte{0xfe, 0xff}), data[0] == 0 && data[1] != 0:
+		return "UTF-16 (big-endian)"
+	}
+	return ""
 }
 
 // yamlBraces is the placeholder form Watt quotes before parsing YAML, so
@@ -220,6 +239,9 @@ func yamlScalar(n *yaml.Node) (any, *syntaxError) {
 }
 
 func decodeTOML(data []byte) (*document, *syntaxError, []issue) {
+	if line, col := tomlTooDeep(data); line > 0 {
+		return nil, &syntaxError{line: line, col: col, msg: (&nestingError{}).Error()}, nil
+	}
 	var tree map[string]any
 	md, err := toml.Decode(string(data), &tree)
 	if err != nil {
@@ -237,6 +259,37 @@ func decodeTOML(data []byte) (*document, *syntaxError, []issue) {
 	}
 	doc.root = tomlValue(tree)
 	return doc, nil, nil
+}
+
+// tomlTooDeep gives the line and column of the first array or inline
+// table opened beyond maxNesting, or 0, 0. The TOML decoder recurses once
+// per level, and each level costs every value below it later, so a file of
+// brackets would exhaust the memory or the stack before any message. It
+// skips strings and comments; a table header's brackets count as the
+// arrays they look like, which only matters beyond 64.
+func tomlTooDeep(data []byte) (int, int) {
+	depth := 0
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '#':
+			for i+1 < len(data) && data[i+1] != '\n' {
+				i++
+			}
+		case '"', '\'':
+			for i++; i < len(data) && data[i] != c && data[i] != '\n'; i++ {
+				if c == '"' && data[i] == '\\' {
+					i++
+				}
+			}
+		case '[', '{':
+			if depth++; depth > maxNesting {
+				return lineColumn(data, int64(i))
+			}
+		case ']', '}':
+			depth = max(depth-1, 0)
+		}
+	}
+	return 0, 0
 }
 
 func tomlValue(v any) any {

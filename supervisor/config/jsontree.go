@@ -98,10 +98,24 @@ func linesOf(data []byte, offsets map[string]int64) map[string]int {
 }
 
 type jsonDecoder struct {
-	dec  *json.Decoder
-	data []byte
-	doc  *document
-	dups []issue
+	dec   *json.Decoder
+	data  []byte
+	doc   *document
+	dups  []issue
+	depth int // objects and arrays open around the current value
+}
+
+// maxNesting bounds how deep objects and arrays may nest, as in YAML
+// files: a configuration needs a few levels, while every level adds to
+// the pointer of each value below it, so that a file of a few hundred
+// kilobytes of brackets would take gigabytes and minutes to read.
+const maxNesting = 64
+
+// nestingError is an object or array opened beyond maxNesting, at offset.
+type nestingError struct{ offset int64 }
+
+func (e *nestingError) Error() string {
+	return fmt.Sprintf("objects and arrays nested more than %d levels deep", maxNesting)
 }
 
 func (d *jsonDecoder) value(ptr string) (any, error) {
@@ -114,6 +128,11 @@ func (d *jsonDecoder) value(ptr string) (any, error) {
 	if !ok {
 		return tok, nil
 	}
+	if d.depth >= maxNesting {
+		return nil, &nestingError{offset: d.dec.InputOffset() - 1}
+	}
+	d.depth++
+	defer func() { d.depth-- }()
 	switch delim {
 	case '{':
 		obj := map[string]any{}
@@ -159,7 +178,11 @@ func (d *jsonDecoder) position(err error) *syntaxError {
 	offset := int64(len(d.data))
 	var msg string
 	var se *json.SyntaxError
+	var ne *nestingError
 	switch {
+	case errors.As(err, &ne):
+		offset = ne.offset
+		msg = ne.Error()
 	case errors.As(err, &se):
 		// In token mode the offset is that of the offending byte (or of the
 		// value containing it), not the byte after as with Unmarshal.

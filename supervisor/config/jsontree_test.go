@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +25,19 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "column counts characters", in: "{\"é\": }", wantErr: &syntaxError{1, 7, "invalid character '}' looking for beginning of value"}},
 		{name: "truncated", in: "{\"a\": [1,", wantErr: &syntaxError{1, 10, "unexpected end of file; the JSON value is not complete"}},
 		{name: "two values", in: "{}\n  {}", wantErr: &syntaxError{2, 3, "unexpected data after the top-level JSON value"}},
+		{name: "64 levels", in: strings.Repeat("[", 63) + `{"a": 1}` + strings.Repeat("]", 63),
+			want: func() any {
+				var v any = map[string]any{"a": json.Number("1")}
+				for range 63 {
+					v = []any{v}
+				}
+				return v
+			}()},
+		{name: "65 levels", in: `{"a":` + strings.Repeat("[", 63) + "{}" + strings.Repeat("]", 63) + "}",
+			wantErr: &syntaxError{1, 69, "objects and arrays nested more than 64 levels deep"}},
+		// 100,000 levels in 200 kB took 35 s and 10 GB.
+		{name: "deep brackets", in: strings.Repeat("[", 100000) + strings.Repeat("]", 100000),
+			wantErr: &syntaxError{1, 65, "objects and arrays nested more than 64 levels deep"}},
 		{name: "duplicate keys, nested too", in: `{"a": 1, "b": {"c": 1, "c": 2}, "a": 3}`,
 			want: map[string]any{"a": json.Number("3"), "b": map[string]any{"c": json.Number("2")}},
 			wantDups: []issue{
@@ -112,5 +126,70 @@ func TestSortIssues(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestDecodeFileUTF16: a configuration saved as UTF-16, in any format,
+// is reported as such, at its start, instead of as an invalid character.
+func TestDecodeFileUTF16(t *testing.T) {
+	le := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r), 0)
+		}
+		return b
+	}
+	be := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, 0, byte(r))
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"watt.json", append([]byte{0xff, 0xfe}, le(`{"workers": 2}`)...), "UTF-16 (little-endian)"},
+		{"watt.json", le(`{"workers": 2}`), "UTF-16 (little-endian)"},
+		{"watt.json", append([]byte{0xfe, 0xff}, be(`{"workers": 2}`)...), "UTF-16 (big-endian)"},
+		{"watt.yaml", append([]byte{0xff, 0xfe}, le("workers: 2\n")...), "UTF-16 (little-endian)"},
+		{"watt.toml", be("workers = 2\n"), "UTF-16 (big-endian)"},
+	}
+	for _, tt := range tests {
+		_, syntax, _ := decodeFile(tt.name, tt.data)
+		if syntax == nil || syntax.line != 1 || syntax.col != 1 || syntax.msg != "the file is encoded as "+tt.want+"; save it as UTF-8" {
+			t.Errorf("decodeFile(%s, % x) = %+v; want %s at 1:1", tt.name, tt.data[:4], syntax, tt.want)
+		}
+	}
+	for _, ok := range []string{"{}", "\xef\xbb\xbf{}", "a: 1\n", "x"} {
+		if _, syntax, _ := decodeFile("watt.yaml", []byte(ok)); syntax != nil {
+			t.Errorf("decodeFile(%q): %+v", ok, syntax)
+		}
+	}
+}
+
+// TestDecodeTOMLNesting: arrays and inline tables nested beyond
+// maxNesting are reported where the first level too many opens, instead
+// of exhausting the memory (30,000 levels took over 3 GB), while strings
+// and comments holding brackets are not counted.
+func TestDecodeTOMLNesting(t *testing.T) {
+	for _, in := range []string{
+		"a = " + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + "\n",
+		"a = " + strings.Repeat("{b=", 30000) + "1" + strings.Repeat("}", 30000) + "\n",
+	} {
+		_, syntax, _ := decodeTOML([]byte(in))
+		if syntax == nil || *syntax != (syntaxError{1, 4 + maxNesting + 1, "objects and arrays nested more than 64 levels deep"}) && *syntax != (syntaxError{1, 4 + 3*maxNesting + 1, "objects and arrays nested more than 64 levels deep"}) {
+			t.Errorf("decodeTOML(%.20q…) = %+v", in, syntax)
+		}
+	}
+	ok := "# " + strings.Repeat("[", 100) + "\n" +
+		"a = \"" + strings.Repeat("[", 100) + "\"\n" +
+		"b = '" + strings.Repeat("{", 100) + "'\n" +
+		"c = \"\\\"" + strings.Repeat("[", 100) + "\"\n" +
+		"d = [[1, 2], [3]]\n[[applications]]\nid = \"a\"\n"
+	if _, syntax, _ := decodeTOML([]byte(ok)); syntax != nil {
+		t.Errorf("decodeTOML: %+v", *syntax)
 	}
 }

@@ -355,6 +355,11 @@ func TestLoadInvalid(t *testing.T) {
 			`{TD}/invalid/required.json: /autoload: missing required key "path"`,
 			`{TD}/invalid/required.json: /applications/0: missing required key "id"`,
 		}},
+		// A path written but rejected is not also "missing".
+		{file: "empty-path.json", want: []string{
+			`{TD}/invalid/empty-path.json: /applications/0/path: expected non-empty string, got ""`,
+			`{TD}/invalid/empty-path.json: /applications/1/path: expected non-empty string, got null`,
+		}},
 		{file: "dup-key.json", want: []string{
 			`{TD}/invalid/dup-key.json: /entrypoint: key "entrypoint" appears more than once in this object`,
 		}},
@@ -369,6 +374,11 @@ func TestLoadInvalid(t *testing.T) {
 		}},
 		{file: "disabled-entrypoint.json", want: []string{
 			`{TD}/invalid/disabled-entrypoint.json: /entrypoint: application "web" is disabled ("enabled": false) and cannot be the entrypoint`,
+		}},
+		{file: "env-names.json", want: []string{
+			`{TD}/invalid/env-names.json: /env/A=B: invalid environment variable name "A=B": expected a non-empty name without "=" or NUL bytes`,
+			`{TD}/invalid/env-names.json: /applications/0/env/: invalid environment variable name "": expected a non-empty name without "=" or NUL bytes`,
+			`{TD}/invalid/env-names.json: /applications/0/env/NUL: the value of NUL contains a NUL byte, which no process environment can hold`,
 		}},
 		{file: "ids.json", want: []string{
 			`{TD}/invalid/ids.json: /applications/1/id: application id "API" is already used by the application at /applications/0`,

@@ -57,6 +57,30 @@ func notRegular(path string, info fs.FileInfo) error {
 	return fmt.Errorf("configuration file %s is not a regular file (%s)", path, info.Mode().Type())
 }
 
+// readRegular reads a file the configuration names (an env file, an
+// application's own configuration, a PEM file), refusing a FIFO, a socket
+// or a device as notRegular does: a FIFO nobody writes to would hang the
+// start or the reload, and /dev/zero would never end.
+func readRegular(path string) ([]byte, error) {
+	if info, err := os.Stat(path); err == nil && !info.IsDir() && !info.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("not a regular file (%s)", fileKind(info.Mode()))}
+	}
+	return os.ReadFile(path)
+}
+
+// fileKind names what a non-regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
+}
+
 // unreadableFormat explains a configuration file wattd cannot read.
 func unreadableFormat(path string) error {
 	if strings.EqualFold(filepath.Ext(path), ".json5") {
@@ -105,6 +129,8 @@ func locate(dir, file string) (string, error) {
 		return "", fmt.Errorf("project directory %s does not exist: %w", abs, fs.ErrNotExist)
 	case err != nil:
 		return "", fmt.Errorf("project directory: %w", err)
+	case info.Mode().IsRegular():
+		return "", fmt.Errorf("project directory %s is a file, not a directory; give its directory, or name the file with --config", abs)
 	case !info.IsDir():
 		return "", fmt.Errorf("project directory %s is not a directory", abs)
 	}

@@ -118,3 +118,70 @@ func TestLocateRefusesAFIFO(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadRefusesFIFOsItNames: the files the configuration names, or
+// finds beside an application, are refused as well when they are a FIFO
+// or a device, instead of blocking the load (a FIFO) or reading forever
+// (/dev/zero).
+func TestLoadRefusesFIFOsItNames(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a", "index.js"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		config string
+		want   string
+	}{
+		{`{"envfile": "fifo", "applications": [{"id": "a", "path": "a"}]}`,
+			"/envfile: cannot read env file " + filepath.Join(dir, "fifo") + ": not a regular file (a named pipe)"},
+		{`{"applications": [{"id": "a", "path": "a", "envfile": "fifo"}]}`,
+			"/applications/0/envfile: cannot read env file " + filepath.Join(dir, "fifo") + ": not a regular file (a named pipe)"},
+		{`{"envfile": "/dev/zero", "applications": [{"id": "a", "path": "a"}]}`,
+			"/envfile: cannot read env file /dev/zero: not a regular file (a device)"},
+		{`{"applications": [{"id": "a", "path": "a", "config": "../fifo"}]}`,
+			filepath.Join(dir, "fifo") + ": cannot read: not a regular file (a named pipe)"},
+		{`{"applications": [{"id": "a", "path": "a"}]}`, // .env, a FIFO
+			filepath.Join(dir, ".env") + ": cannot read env file: not a regular file (a named pipe)"},
+	}
+	for _, tt := range tests {
+		if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(tt.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, ".env"))
+		if strings.Contains(tt.want, ".env") {
+			if err := os.Symlink("fifo", filepath.Join(dir, ".env")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan error, 1)
+		go func() { _, err := LoadWith(Options{Dir: dir}); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s: got %v, want %q", tt.config, err, tt.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Load blocks", tt.config)
+		}
+	}
+}
+
+// TestLocateProjectFile: a configuration file given where the project
+// directory goes (wattd start watt.json) is named as a file, with the way
+// to run it.
+func TestLocateProjectFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "watt.json")
+	if err := os.WriteFile(file, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := locate(file, "")
+	if want := "project directory " + file + " is a file, not a directory; give its directory, or name the file with --config"; err == nil || err.Error() != want {
+		t.Errorf("locate(%s) = %v; want %q", file, err, want)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
-	"os"
 	"strconv"
 )
 
@@ -110,7 +109,7 @@ func pemList(raw json.RawMessage, ptr string, resolve func(string) string) ([]pe
 			problems = append(problems, issuef(at, "expected a PEM string or {\"path\": file}"))
 			continue
 		}
-		b, err := os.ReadFile(resolve(f.Path))
+		b, err := readRegular(resolve(f.Path))
 		if err != nil {
 			problems = append(problems, issuef(at+"/path", "%v", err))
 			continue

@@ -34,11 +34,20 @@ var sizeForm = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$`)
 func parseSize(raw json.RawMessage) (int64, string) {
 	var n json.Number
 	if json.Unmarshal(raw, &n) == nil {
-		v, err := strconv.ParseInt(n.String(), 10, 64)
-		if err != nil {
+		// JSON writes whole numbers as 2e9 too (Watt reads that as
+		// 2,000,000,000 bytes), and a number beyond int64 is too large,
+		// not fractional.
+		f, err := strconv.ParseFloat(n.String(), 64)
+		v, ierr := strconv.ParseInt(n.String(), 10, 64)
+		switch {
+		case err != nil || math.Abs(f) >= 1<<62:
+			return 0, fmt.Sprintf("%s bytes is out of range", n)
+		case ierr == nil:
+			return v, ""
+		case f != math.Trunc(f):
 			return 0, fmt.Sprintf("%s is not a whole number of bytes", n)
 		}
-		return v, ""
+		return int64(f), ""
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {

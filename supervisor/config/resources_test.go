@@ -33,6 +33,14 @@ func TestParseSize(t *testing.T) {
 		{`"MiB"`, 0, `expected a number and a unit`},
 		{`"9999999TiB"`, 0, `too large`},
 		{`1.5`, 0, `not a whole number of bytes`},
+		// Whole numbers in exponent form, as Watt reads them.
+		{`2e9`, 2e9, ""},
+		{`"1e3"`, 1000, ""},
+		{`1.5e3`, 1500, ""},
+		{`1.5e-1`, 0, `not a whole number of bytes`},
+		{`9999999999999999999`, 0, `out of range`},
+		{`9223372036854775807`, 0, `out of range`},
+		{`1e400`, 0, `out of range`},
 	}
 	for _, tt := range tests {
 		got, msg := parseSize(json.RawMessage(tt.in))
