@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,8 +27,8 @@ const buildTailLines = 40
 func buildCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "build",
-		Usage:     "build the applications of the project in DIR (all, or those named with --app)",
-		ArgsUsage: "[DIR]",
+		Usage:     "build the applications of the project in DIR, or of its configuration FILE (all, or those named with --app)",
+		ArgsUsage: "[DIR|FILE]",
 		Flags: []cli.Flag{
 			configFlag(),
 			dirFlag(),
@@ -53,9 +54,9 @@ func buildCommand() *cli.Command {
 func buildTarget(c *cli.Context) (*config.Config, []string, error) {
 	only := c.StringSlice("app")
 	args := c.Args().Slice()
-	load := func(dir string) (*config.Config, error) {
+	loadFile := func(dir, file string) (*config.Config, error) {
 		cfg, err := config.LoadWith(config.Options{
-			Dir: dir, File: c.String("config"), Environ: os.Environ(), Check: supervisor.CheckApp,
+			Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckApp,
 			StrictEnv: c.Bool("strict-env"),
 		})
 		if err != nil {
@@ -63,6 +64,7 @@ func buildTarget(c *cli.Context) (*config.Config, []string, error) {
 		}
 		return cfg, nil
 	}
+	load := func(dir string) (*config.Config, error) { return loadFile(dir, c.String("config")) }
 	legacy := func() (*config.Config, []string, error) {
 		dir, err := pickDir(c, "")
 		if err != nil {
@@ -90,6 +92,17 @@ func buildTarget(c *cli.Context) (*config.Config, []string, error) {
 			return nil, nil, err
 		}
 		cfg, err := load(dir)
+		return cfg, only, err
+	case len(args) == 1 && isRegular(args[0]):
+		// The configuration file itself, as wattpm takes it (projectOf).
+		if c.String("config") != "" || c.String("dir") != "" {
+			return nil, nil, usageErrorf("%s is a file: give it alone, or the project directory with --config", args[0])
+		}
+		abs, err := filepath.Abs(args[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg, err := loadFile(filepath.Dir(abs), abs)
 		return cfg, only, err
 	case c.String("dir") != "" && len(args) == 1 && isDir(args[0]) && sameDir(args[0], c.String("dir")):
 		cfg, err := load(args[0])

@@ -153,11 +153,11 @@ func findCommand(c *cli.Context, name string) *cli.Command {
 func startCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "start",
-		Usage:     "run the project in DIR (default: the current directory)",
-		ArgsUsage: "[DIR]",
+		Usage:     "run the project in DIR (default: the current directory), or the one whose configuration FILE is given",
+		ArgsUsage: "[DIR|FILE]",
 		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag(), inspectFlag(), inspectAddressFlag()},
 		Action: func(c *cli.Context) error {
-			dir, err := projectDir(c)
+			dir, file, err := projectOf(c)
 			if err != nil {
 				return err
 			}
@@ -165,7 +165,7 @@ func startCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env"), inspect: inspect}, c.String("name"), capabilities.Production)
+			return start(projectFiles{dir: dir, config: file, env: c.String("env"), strictEnv: c.Bool("strict-env"), inspect: inspect}, c.String("name"), capabilities.Production)
 		},
 	}
 }
@@ -173,11 +173,11 @@ func startCommand() *cli.Command {
 func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "dev",
-		Usage:     "run the project in DIR in development mode: dev servers, one worker per app, restart on change",
-		ArgsUsage: "[DIR]",
+		Usage:     "run the project in DIR (or of FILE) in development mode: dev servers, one worker per app, restart on change",
+		ArgsUsage: "[DIR|FILE]",
 		Flags:     []cli.Flag{configFlag(), dirFlag(), envFileFlag(), strictEnvFlag(), runtimeNameFlag(), inspectFlag(), inspectAddressFlag()},
 		Action: func(c *cli.Context) error {
-			dir, err := projectDir(c)
+			dir, file, err := projectOf(c)
 			if err != nil {
 				return err
 			}
@@ -185,7 +185,7 @@ func devCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return start(projectFiles{dir: dir, config: c.String("config"), env: c.String("env"), strictEnv: c.Bool("strict-env"), inspect: inspect}, c.String("name"), capabilities.Development)
+			return start(projectFiles{dir: dir, config: file, env: c.String("env"), strictEnv: c.Bool("strict-env"), inspect: inspect}, c.String("name"), capabilities.Development)
 		},
 	}
 }

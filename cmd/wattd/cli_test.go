@@ -61,9 +61,9 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{}, 0, []string{"USAGE", "start", "ctl"}},
 		{[]string{"help"}, 0, []string{"USAGE", "start", "ctl"}},
 		{[]string{"help", "start"}, 0, []string{"wattd start", "--dir"}},
-		{[]string{"start", "--help"}, 0, []string{"wattd start", "[DIR]", "--dir", "--config"}},
-		{[]string{"dev", "--help"}, 0, []string{"wattd dev", "[DIR]", "--dir", "--config"}},
-		{[]string{"build", "--help"}, 0, []string{"wattd build", "[DIR]", "--dir", "--app", "--config"}},
+		{[]string{"start", "--help"}, 0, []string{"wattd start", "[DIR|FILE]", "--dir", "--config"}},
+		{[]string{"dev", "--help"}, 0, []string{"wattd dev", "[DIR|FILE]", "--dir", "--config"}},
+		{[]string{"build", "--help"}, 0, []string{"wattd build", "[DIR|FILE]", "--dir", "--app", "--config"}},
 		{[]string{"init", "--help"}, 0, []string{"wattd init", "[DIR]", "--dir", "--force"}},
 		{[]string{"schema", "--help"}, 0, []string{"wattd schema"}},
 		{[]string{"version", "--help"}, 0, []string{"wattd version"}},
@@ -86,7 +86,11 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"ctl", "restart", "web", "--bogus"}, 2, []string{"flag provided but not defined: -bogus"}},
 		{[]string{"ctl", "scale", "web", "-1"}, 2, []string{`N must be a worker count from 1 to 512, got "-1"`}},
 		{[]string{"ctl", "scale", "web", "1e9"}, 2, []string{`N must be a worker count from 1 to 512, got "1e9"`}},
-		{[]string{"start", cfgFile}, 2, []string{"is a file, not a directory; give its directory, or name the file with --config"}},
+		// The configuration file is taken as the argument, as wattpm takes
+		// it; not beside another.
+		{[]string{"start", cfgFile, "--config", cfgFile}, 2, []string{"is a file: give the project directory with --config"}},
+		{[]string{"build", "-c", cfgFile, cfgFile}, 2, []string{"is a file: give it alone, or the project directory with --config"}},
+		{[]string{"start", cfgFile}, 2, []string{cfgFile + ":1: no applications to run"}},
 		{[]string{"ctl", "metrics", "web", "--json", "--socket", filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
 		{[]string{"ctl", "scale", "web", "2", "--socket=" + filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
 		{[]string{"ctl", "restart", "web", "--", "--json"}, 2, []string{"usage: wattd ctl restart [APP]"}},
@@ -413,31 +417,53 @@ func TestProjectArgument(t *testing.T) {
 	}
 }
 
-// TestStartWithDirFlag: `wattd start -d DIR` runs the project in DIR.
+// TestStartWithDirFlag: `wattd start -d DIR` runs the project in DIR, and
+// `wattd start DIR/prod.json` (a configuration file as the argument, as
+// wattpm takes it) runs that file with DIR as the project directory: DIR's
+// .env gives the port.
 func TestStartWithDirFlag(t *testing.T) {
 	integration(t)
-	port := freePort(t)
-	dir := project(t, map[string]any{
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
-	})
-	cmd := exec.Command(wattdBin, "start", "-d", dir)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir(), "PLT_SERVER_PORT="+strconv.Itoa(port))
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	for _, form := range []string{"-d DIR", "FILE"} {
+		t.Run(form, func(t *testing.T) {
+			port := freePort(t)
+			cfg := map[string]any{
+				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+			}
+			dir := project(t, cfg)
+			args := []string{"start", "-d", dir}
+			env := []string{"PLT_SERVER_PORT=" + strconv.Itoa(port)}
+			if form == "FILE" {
+				// Not a name the directory lookup finds, and the port in the
+				// project's .env only.
+				if err := os.Remove(filepath.Join(dir, "watt.json")); err != nil {
+					t.Fatal(err)
+				}
+				writeJSON(t, filepath.Join(dir, "prod.json"), cfg)
+				if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("PLT_SERVER_PORT="+strconv.Itoa(port)+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args, env = []string{"start", filepath.Join(dir, "prod.json")}, nil
+			}
+			cmd := exec.Command(wattdBin, args...)
+			cmd.Dir = t.TempDir()
+			cmd.Env = append(os.Environ(), append(env, "WATTD_RUNTIME_DIR="+t.TempDir())...)
+			out := &syncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			t.Cleanup(func() {
+				stopGracefully(cmd.Process, done)
+				if t.Failed() {
+					t.Logf("wattd output:\n%s", out.String())
+				}
+			})
+			waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 20*time.Second)
+		})
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		stopGracefully(cmd.Process, done)
-		if t.Failed() {
-			t.Logf("wattd output:\n%s", out.String())
-		}
-	})
-	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 20*time.Second)
 }
 
 // TestInitAppAtRoot: `wattd init` in a folder that is itself an

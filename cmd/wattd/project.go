@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -95,6 +96,33 @@ func projectDir(c *cli.Context) (string, error) {
 	return pickDir(c, c.Args().First())
 }
 
+// projectOf returns the project directory and configuration file of start
+// and dev. As with wattpm, the argument may be the configuration file
+// itself (`wattd start path/watt.json`): its directory is then the project
+// directory, as with `wattd start path --config path/watt.json`.
+func projectOf(c *cli.Context) (dir, file string, err error) {
+	dir, err = projectDir(c)
+	if err != nil {
+		return "", "", err
+	}
+	file = c.String("config")
+	arg := c.Args().First()
+	if arg == "" || !isRegular(arg) {
+		return dir, file, nil
+	}
+	if file != "" {
+		return "", "", usageErrorf("%s is a file: give the project directory with --config %s, or the file alone", arg, file)
+	}
+	if c.String("dir") != "" {
+		return "", "", usageErrorf("%s is a file, and --dir %s names the project directory: give the file with --config", arg, c.String("dir"))
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return "", "", err
+	}
+	return filepath.Dir(abs), abs, nil
+}
+
 // pickDir reconciles a DIR argument with --dir: either may be given, both
 // only when they agree.
 func pickDir(c *cli.Context, arg string) (string, error) {
@@ -117,6 +145,11 @@ func sameDir(a, b string) bool {
 		return a == b
 	}
 	return os.SameFile(sa, sb)
+}
+
+func isRegular(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func isDir(p string) bool {
