@@ -412,3 +412,56 @@ func TestRemovedRuntimeDirectoryIsNamed(t *testing.T) {
 	}
 	d.waitOutput("wattd's runtime directory "+rtDir+" was removed while wattd runs", 30*time.Second)
 }
+
+// TestWorkersStartAfterTheBinaryIsReplaced: a running wattd whose binary
+// file is replaced (a package upgrade, a deploy) or removed still starts
+// its workers, through its own running binary: a worker killed afterwards
+// is replaced and ready again, and nothing runs the file now at the path.
+func TestWorkersStartAfterTheBinaryIsReplaced(t *testing.T) {
+	integration(t)
+	bin := filepath.Join(t.TempDir(), "wattd")
+	data, err := os.ReadFile(wattdBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 1}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{bin: bin})
+	old := d.waitReady("web", 20*time.Second).Workers[0].PID
+	// Another program at the path, written as an upgrade writes it: a new
+	// file renamed over the old one.
+	next := bin + ".new"
+	if err := os.WriteFile(next, []byte("#!/bin/sh\necho 'the replaced binary ran' >&2\nexit 97\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "a new worker, ready", func() bool {
+		a := d.app("web")
+		return len(a.Workers) == 1 && a.Workers[0].PID != old && a.Workers[0].State == "ready"
+	})
+	// And with no file at all.
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	second := d.app("web").Workers[0].PID
+	if err := syscall.Kill(second, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "a new worker after the binary was removed, ready", func() bool {
+		a := d.app("web")
+		return len(a.Workers) == 1 && a.Workers[0].PID != second && a.Workers[0].State == "ready"
+	})
+	if strings.Contains(d.out.String(), "the replaced binary ran") {
+		t.Error("a worker was started through the file now at wattd's path")
+	}
+}
