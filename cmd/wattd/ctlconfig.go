@@ -88,13 +88,16 @@ func printLines(lines []string) {
 
 // runtimeEntry is a line of `wattd ctl list --json`.
 type runtimeEntry struct {
-	Name       string    `json:"name"`
-	PID        int       `json:"pid"`
-	ProjectDir string    `json:"projectDir"`
-	ConfigFile string    `json:"configFile,omitempty"`
-	StartedAt  time.Time `json:"startedAt"`
-	Version    string    `json:"version,omitempty"`
-	Socket     string    `json:"socket"`
+	Name       string `json:"name"`
+	PID        int    `json:"pid"`
+	ProjectDir string `json:"projectDir"`
+	// ProjectPath is the project directory as given at start, when that
+	// went through a symlink (a deploy's current/); the list shows it.
+	ProjectPath string    `json:"projectPath,omitempty"`
+	ConfigFile  string    `json:"configFile,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+	Version     string    `json:"version,omitempty"`
+	Socket      string    `json:"socket"`
 }
 
 // ctlListCommand is `wattd ctl list`: the runtimes running for this user,
@@ -114,7 +117,7 @@ func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
 			}
 			out := make([]runtimeEntry, 0, len(live))
 			for _, i := range live {
-				out = append(out, runtimeEntry{Name: i.Name, PID: i.PID, ProjectDir: i.ProjectDir, ConfigFile: i.ConfigFile,
+				out = append(out, runtimeEntry{Name: i.Name, PID: i.PID, ProjectDir: i.ProjectDir, ProjectPath: i.ProjectPath, ConfigFile: i.ConfigFile,
 					StartedAt: i.StartedAt, Version: i.Version, Socket: i.Socket})
 			}
 			if ctlBool(c, "json") {
@@ -135,7 +138,11 @@ func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
 				if e.PID > 0 {
 					pid = strconv.Itoa(e.PID)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, pid, e.ProjectDir, e.Socket)
+				proj := e.ProjectDir
+				if e.ProjectPath != "" {
+					proj = e.ProjectPath
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, pid, proj, e.Socket)
 			}
 			return tw.Flush()
 		},

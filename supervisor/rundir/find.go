@@ -54,9 +54,9 @@ func Find(opts FindOptions) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("find wattd runtime: current directory: %w", err)
 		}
-		cwd = wd
+		cwd = logicalCwd(wd)
 	}
-	cwd = canonical(cwd)
+	here := place{real: canonical(cwd), given: absolute(cwd)}
 
 	live, err := List()
 	if err != nil {
@@ -71,13 +71,13 @@ func Find(opts FindOptions) (string, error) {
 		}
 		return s, err
 	}
-	if s, ok := pick(live, cwd); ok {
+	if s, ok := pick(live, here); ok {
 		return s, nil
 	}
 	// The project of this directory runs but cannot be reached: falling
 	// back to "the only runtime" would send this command (a stop, a
 	// reload) to another project.
-	if i, ok := unreachable(live, func(i Info) bool { return i.ProjectDir != "" && within(cwd, i.ProjectDir) }); ok {
+	if i, ok := unreachable(live, func(i Info) bool { return here.in(i) > 0 }); ok {
 		return "", unreachableError(i)
 	}
 	switch len(live) {
@@ -174,17 +174,49 @@ func rootHint(base string) string {
 // pick returns the socket of the runtime whose project directory contains
 // cwd most closely. Project directories cannot repeat: the runtime
 // directory name is derived from the path and guarded by its lock.
-func pick(live []Info, cwd string) (string, bool) {
-	best, bestLen := "", -1
+func pick(live []Info, here place) (string, bool) {
+	best, bestLen := "", 0
 	for _, i := range live {
-		if i.ProjectDir == "" || !within(cwd, i.ProjectDir) {
-			continue
-		}
-		if len(i.ProjectDir) > bestLen {
-			best, bestLen = i.Socket, len(i.ProjectDir)
+		if n := here.in(i); n > bestLen {
+			best, bestLen = i.Socket, n
 		}
 	}
-	return best, bestLen >= 0
+	return best, bestLen > 0
+}
+
+// place is the directory `wattd ctl` runs in, resolved and as the shell
+// names it: after a deploy that moved /srv/app/current to a new release,
+// the runtime started there is the one of the path, not of the release.
+type place struct{ real, given string }
+
+// in tells whether the place is i's project directory or below it, by
+// the length of the directory that matched (0: no match), so that the
+// closest project wins.
+func (p place) in(i Info) int {
+	n := 0
+	if i.ProjectDir != "" && within(p.real, i.ProjectDir) {
+		n = len(i.ProjectDir)
+	}
+	if i.ProjectPath != "" && within(p.given, i.ProjectPath) {
+		n = max(n, len(i.ProjectPath))
+	}
+	return n
+}
+
+// logicalCwd is the shell's name of the working directory, $PWD, which
+// keeps the symlinks it was reached through, when it names the same
+// directory as wd (what the kernel gives, resolved); else wd.
+func logicalCwd(wd string) string {
+	pwd := os.Getenv("PWD")
+	if !filepath.IsAbs(pwd) || pwd == wd {
+		return wd
+	}
+	a, err1 := os.Stat(pwd)
+	b, err2 := os.Stat(wd)
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		return wd
+	}
+	return filepath.Clean(pwd)
 }
 
 // within reports whether path is dir or below it. Both are clean and
@@ -307,6 +339,9 @@ func describe(live []Info) string {
 			name = "(no name)"
 		}
 		proj := i.ProjectDir
+		if i.ProjectPath != "" {
+			proj = i.ProjectPath
+		}
 		if proj == "" {
 			proj = "(unknown project)"
 		}
@@ -337,9 +372,11 @@ func findByName(live []Info, name string) (string, error) {
 }
 
 // NameFor is the default name of the runtime of a project directory: its
-// base name, with characters ValidName refuses turned into '-'.
+// base name as given (/srv/app/current gives current, whatever release
+// it points to, so the name stays across deploys), with characters
+// ValidName refuses turned into '-'.
 func NameFor(projectDir string) string {
-	b := []byte(filepath.Base(canonical(projectDir)))
+	b := []byte(filepath.Base(absolute(projectDir)))
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			b[i] = '-'

@@ -81,12 +81,17 @@ func (e *runningError) Is(target error) bool { return target == ErrAlreadyRunnin
 
 // Info is the content of runtime.json. List fills in Dir and Socket.
 type Info struct {
-	PID        int       `json:"pid"`
-	Name       string    `json:"name,omitempty"` // wattd start --name; `wattd ctl --name` finds it
-	ProjectDir string    `json:"projectDir"`
-	ConfigFile string    `json:"configFile,omitempty"`
-	StartedAt  time.Time `json:"startedAt"`
-	Version    string    `json:"version,omitempty"`
+	PID        int    `json:"pid"`
+	Name       string `json:"name,omitempty"` // wattd start --name; `wattd ctl --name` finds it
+	ProjectDir string `json:"projectDir"`
+	// ProjectPath is the project directory as it was given, when that is
+	// a path through a symlink: /srv/app/current, where ProjectDir is the
+	// release it pointed to at the start. A deploy that moves the link
+	// leaves the runtime findable by the path the operator uses.
+	ProjectPath string    `json:"projectPath,omitempty"`
+	ConfigFile  string    `json:"configFile,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+	Version     string    `json:"version,omitempty"`
 
 	Dir    string `json:"-"` // the runtime directory
 	Socket string `json:"-"` // its admin socket
@@ -256,6 +261,9 @@ func Create(projectDir string) (*Dir, error) {
 		keep:  keep,
 		claim: cl,
 		info:  Info{PID: os.Getpid(), ProjectDir: proj, StartedAt: time.Now()},
+	}
+	if given := absolute(projectDir); given != proj {
+		d.info.ProjectPath = given
 	}
 	if warning != "" {
 		d.Warnings = append(d.Warnings, warning)
@@ -491,14 +499,20 @@ func sanitize(s string, max int) string {
 	return string(b)
 }
 
+// absolute makes a path absolute and clean, keeping its symlinks.
+func absolute(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	return abs
+}
+
 // canonical makes a path absolute and resolves symlinks when it can, so
 // the same project reached through different paths maps to one runtime
 // directory, and `wattd ctl` run in a symlinked checkout still finds it.
 func canonical(p string) string {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		abs = filepath.Clean(p)
-	}
+	abs := absolute(p)
 	if r, err := filepath.EvalSymlinks(abs); err == nil {
 		return r
 	}

@@ -610,3 +610,50 @@ func TestFlockHeld(t *testing.T) {
 		}
 	}
 }
+
+// TestFindAfterADeployMovedTheLink: a project started through a symlink
+// (a deploy's current/ pointing to a release) keeps the link's name and
+// is found from the link's path after the link moved to the next release,
+// with another runtime running, so that "the only one" cannot stand in.
+func TestFindAfterADeployMovedTheLink(t *testing.T) {
+	useBase(t)
+	tmp := shortTemp(t)
+	v1, v2 := filepath.Join(tmp, "rel", "v1"), filepath.Join(tmp, "rel", "v2")
+	current := filepath.Join(tmp, "current")
+	mkdirs(t, v1, v2)
+	if err := os.Symlink(v1, current); err != nil {
+		t.Fatal(err)
+	}
+	d := mustCreate(t, current)
+	serveAdmin(t, d)
+	serveAdmin(t, mustCreate(t, shortTemp(t)))
+	if got := NameFor(current); got != "current" {
+		t.Errorf("NameFor(%s) = %q, want current (the link's name, not the release's)", current, got)
+	}
+	if info := d.Info(); info.ProjectPath != current || info.ProjectDir != canonical(v1) {
+		t.Errorf("info: projectPath %q, projectDir %q; want %s and %s", info.ProjectPath, info.ProjectDir, current, canonical(v1))
+	}
+	// The deploy: the link now points to v2.
+	next := current + ".new"
+	if err := os.Symlink(v2, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, current); err != nil {
+		t.Fatal(err)
+	}
+	for _, cwd := range []string{current, filepath.Join(v1, ".")} {
+		got, err := Find(FindOptions{Cwd: cwd})
+		if err != nil || got != d.AdminSocket() {
+			t.Errorf("Find from %s = %q, %v; want %s", cwd, got, err, d.AdminSocket())
+		}
+	}
+	// The shell's $PWD keeps the link where the kernel's cwd resolves it.
+	t.Setenv("PWD", current)
+	if got := logicalCwd(canonical(v2)); got != current {
+		t.Errorf("logicalCwd with PWD=%s = %q, want it", current, got)
+	}
+	t.Setenv("PWD", v1) // another directory than the cwd: not taken
+	if got := logicalCwd(canonical(v2)); got != canonical(v2) {
+		t.Errorf("logicalCwd with a stale PWD = %q, want %s", got, canonical(v2))
+	}
+}
