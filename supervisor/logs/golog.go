@@ -11,7 +11,9 @@ import (
 // "2006/01/02 15:04:05 msg", the time possibly with microseconds, and from
 // slog a level word after it ("… INFO msg k=v", "… WARN+2 …"). Go programs
 // log there as a matter of course, so such a line is not an error by being
-// on stderr: its level is slog's word when it has one, else info. msg is
+// on stderr: its level is slog's word when it has one, or a level in
+// brackets (nginx's error log has the same time: "… [error] 7#7: …"),
+// else info. msg is
 // the text after the time and the level word, wattd giving the entry its
 // own time. ok is false for any other line, which keeps stderr's level.
 func goLogLine(text string) (lvl zapcore.Level, msg string, ok bool) {
@@ -20,6 +22,13 @@ func goLogLine(text string) (lvl zapcore.Level, msg string, ok bool) {
 		return 0, "", false
 	}
 	word, after, _ := strings.Cut(rest, " ")
+	if len(word) > 2 && word[0] == '[' && word[len(word)-1] == ']' {
+		// nginx's error log, and Go programs that write their level so:
+		// "2006/01/02 15:04:05 [error] 7#7: …", "[WARN]".
+		if l, ok := pinoLevel(word[1 : len(word)-1]); ok {
+			return l, after, true
+		}
+	}
 	base := strings.TrimRightFunc(word, func(r rune) bool { return r >= '0' && r <= '9' })
 	if n := len(base); n < len(word) && n > 0 && (base[n-1] == '+' || base[n-1] == '-') {
 		base = base[:n-1]

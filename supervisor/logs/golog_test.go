@@ -32,6 +32,10 @@ func TestGoLogLinesOnStderr(t *testing.T) {
 	slog.Log(t.Context(), slog.LevelError+4, "worse")
 	std.Printf("INFOrmal words stay")
 	std.Printf("a message\n  on two lines")
+	buf.WriteString("2026/12/06 08:17:18 [error] 7#7: *1 open() \"/x\" failed (2: No such file or directory)\n") // nginx
+	buf.WriteString("2026/12/06 08:17:18 [notice] 7#7: start worker processes\n")
+	std.Printf("[WARN] disk almost full")
+	std.Printf("[sic] not a level")
 
 	// One read: each of log's lines is an entry of its own (the pipe
 	// may deliver a burst of them together), and a line of log's message
@@ -52,6 +56,10 @@ func TestGoLogLinesOnStderr(t *testing.T) {
 		{zapcore.ErrorLevel, "worse"},
 		{zapcore.InfoLevel, "INFOrmal words stay"},
 		{zapcore.InfoLevel, "a message\n  on two lines"},
+		{zapcore.ErrorLevel, "7#7: *1 open() \"/x\" failed (2: No such file or directory)"},
+		{zapcore.InfoLevel, "7#7: start worker processes"},
+		{zapcore.WarnLevel, "disk almost full"},
+		{zapcore.InfoLevel, "[sic] not a level"},
 		{zapcore.ErrorLevel, "panic: runtime error"},
 		{zapcore.ErrorLevel, "2024/01/02 03:04:05.12 odd time"},
 		{zapcore.ErrorLevel, "Error: from node"},
