@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,5 +218,198 @@ func TestNodeProductionCommand(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{})
 	if body := waitHTTP(t, d.url("/"), 30*time.Second); body != `["--flag"]` {
 		t.Fatalf("GET / = %q, want the command's arguments", body)
+	}
+}
+
+// buildProject writes a project of one Node app, web, whose package.json
+// build script is script, with the given files beside it.
+func buildProject(t *testing.T, script string, files map[string]string) (dir, app string) {
+	t.Helper()
+	dir = t.TempDir()
+	app = filepath.Join(dir, "web")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{
+		"name": "web", "private": true, "main": "index.js",
+		"scripts": map[string]any{"build": script},
+	})
+	files["index.js"] = "require('node:http').createServer((q, s) => s.end('ok')).listen(3000)\n"
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(app, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	return dir, app
+}
+
+// TestBuildFromATerminalCanPrompt: run from a terminal, a build that asks
+// on the terminal (git or ssh asking for a password) gets its answer and
+// finishes, as it does run by hand: it is not stopped for reading the
+// terminal from a background process group.
+func TestBuildFromATerminalCanPrompt(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir, app := buildProject(t, "sh build.sh", map[string]string{
+		"build.sh": "printf 'Password: ' > /dev/tty\nread answer < /dev/tty\necho \"$answer\" > answer.txt\n",
+	})
+	master, slave := openPTY(t)
+	cmd := exec.Command(wattdBin, "build", "-d", dir)
+	var out strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	})
+	prompt := make(chan struct{})
+	go func() {
+		var seen []byte
+		buf := make([]byte, 256)
+		for {
+			n, err := master.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if strings.Contains(string(seen), "Password: ") {
+				close(prompt)
+				_, _ = io.Copy(io.Discard, master)
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-prompt:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the build did not prompt\n%s", out.String())
+	}
+	if _, err := master.Write([]byte("hunter2\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("wattd build: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the build did not finish after its prompt was answered\n%s", out.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(app, "answer.txt")); err != nil || strings.TrimSpace(string(b)) != "hunter2" {
+		t.Errorf("the build read %q (%v), want the answer typed", b, err)
+	}
+}
+
+// TestBuildStoppedTwiceIsKilled: a second stop signal to wattd build kills
+// a build that ignores the first, without waiting out the grace.
+func TestBuildStoppedTwiceIsKilled(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir, app := buildProject(t, "node build.js", map[string]string{
+		"build.js": "require('node:fs').writeFileSync(__dirname + '/build.pid', String(process.pid))\nprocess.on('SIGTERM', () => {})\nsetInterval(() => {}, 1000)\n",
+	})
+	cmd := exec.Command(wattdBin, "build", "-d", dir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var buildPID int
+	t.Cleanup(func() {
+		if buildPID > 0 && alive(buildPID) {
+			_ = syscall.Kill(buildPID, syscall.SIGKILL)
+		}
+		_ = cmd.Process.Kill()
+	})
+	waitFor(t, 20*time.Second, "the build to write its pid", func() bool {
+		b, err := os.ReadFile(filepath.Join(app, "build.pid"))
+		if err != nil {
+			return false
+		}
+		buildPID, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && buildPID > 0
+	})
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond) // the first one taken and ignored
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("an interrupted build exited 0\n%s", out.String())
+		}
+	case <-time.After(3 * time.Second): // under the 5 s grace
+		t.Fatalf("wattd build did not exit at a second SIGTERM\n%s", out.String())
+	}
+	waitFor(t, 2*time.Second, "the build process to be gone", func() bool { return !alive(buildPID) })
+}
+
+// TestBuildFromATerminalCtrlC: Ctrl-C on the terminal wattd build runs on
+// stops the build and all it started, and wattd build exits non-zero
+// naming the app.
+func TestBuildFromATerminalCtrlC(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir, app := buildProject(t, "node build.js", map[string]string{
+		"build.js": "require('node:fs').writeFileSync(__dirname + '/build.pid', String(process.pid))\nsetInterval(() => {}, 1000)\n",
+	})
+	master, slave := openPTY(t)
+	go func() { _, _ = io.Copy(io.Discard, master) }()
+	cmd := exec.Command(wattdBin, "build", "-d", dir)
+	var out strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var buildPID int
+	t.Cleanup(func() {
+		if buildPID > 0 && alive(buildPID) {
+			_ = syscall.Kill(buildPID, syscall.SIGKILL)
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+	waitFor(t, 20*time.Second, "the build to write its pid", func() bool {
+		b, err := os.ReadFile(filepath.Join(app, "build.pid"))
+		if err != nil {
+			return false
+		}
+		buildPID, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && buildPID > 0
+	})
+	if _, err := master.Write([]byte{3}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("an interrupted build exited 0\n%s", out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("wattd build did not exit at Ctrl-C\n%s", out.String())
+	}
+	waitFor(t, 2*time.Second, "the build process to be gone", func() bool { return !alive(buildPID) })
+	if !strings.Contains(out.String(), `app "web"`) {
+		t.Errorf("the output should name the interrupted app:\n%s", out.String())
 	}
 }

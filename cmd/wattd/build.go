@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/procnet"
 )
 
 // buildTailLines is how much of a failed build's output is shown.
@@ -218,7 +220,12 @@ func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbo
 	// stops when it is itself asked to stop (SIGINT, SIGTERM, SIGHUP):
 	// otherwise a build stopped by a timeout or docker stop leaves its
 	// command (npm, next build and their children) running on its own.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Run from a terminal, it stays in the terminal's foreground job
+	// instead: a process group of its own would be stopped there by the
+	// first prompt it makes (git's or ssh's asking for a password reads
+	// the terminal), and Ctrl-C reaches all of it from the terminal.
+	group := !foregroundTerminal()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: group}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -229,7 +236,7 @@ func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbo
 		select {
 		case err = <-done:
 		case sig := <-sigs:
-			stopBuild(cmd.Process.Pid, sig.(syscall.Signal), done)
+			stopBuild(cmd.Process.Pid, group, sig.(syscall.Signal), sigs, done)
 			return fmt.Errorf("build of app %q stopped (wattd build received %s; the build was sent it too): %s", id, sig, strings.Join(l.Argv, " "))
 		}
 	}
@@ -249,22 +256,52 @@ func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbo
 // signal before its process group is killed.
 const buildStopGrace = 5 * time.Second
 
-// stopBuild passes sig to the build's process group and waits for the
-// build to exit; after buildStopGrace it kills the group. The wait is
-// bounded: a process that left the group may hold the output pipe.
-func stopBuild(pid int, sig syscall.Signal, done <-chan error) {
-	_ = syscall.Kill(-pid, sig)
+// stopBuild passes sig to the build's process group (to its command and
+// the processes it started when it has no group of its own) and waits for
+// the build to exit; after buildStopGrace, or at a second signal, it kills
+// them. The wait is bounded: a process that left the group may hold the
+// output pipe. A build in the terminal's foreground job had SIGINT (Ctrl-C)
+// and SIGHUP (the terminal closed) from the terminal already: it is not
+// sent them twice, which many programs take for "stop now".
+func stopBuild(pid int, group bool, sig syscall.Signal, sigs <-chan os.Signal, done <-chan error) {
+	send := func(sig syscall.Signal) {
+		if group {
+			_ = syscall.Kill(-pid, sig)
+			return
+		}
+		for _, p := range procnet.Tree(pid) {
+			_ = syscall.Kill(p, sig)
+		}
+	}
+	if group || sig == syscall.SIGTERM {
+		send(sig)
+	}
+	killed := false
 	select {
 	case <-done:
+	case <-sigs:
+		killed = true
 	case <-time.After(buildStopGrace):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		killed = true
+	}
+	if killed {
+		send(syscall.SIGKILL)
 		select {
 		case <-done:
 		case <-time.After(buildStopGrace):
 		}
 	}
-	// What the build started and left in its group goes with it.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if group {
+		// What the build started and left in its group goes with it.
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+}
+
+// foregroundTerminal tells whether wattd build runs in the foreground job
+// of the terminal on its standard input.
+func foregroundTerminal() bool {
+	fg, err := unix.IoctlGetInt(int(os.Stdin.Fd()), unix.TIOCGPGRP)
+	return err == nil && fg == syscall.Getpgrp()
 }
 
 // tailWriter keeps the last max lines written to it.

@@ -394,6 +394,19 @@ func (c *Config) Pointer(ptr string) string {
 // A reload refused for a setting it cannot change is reported so.
 func (c *Config) Problem(ptr, msg string) *Error {
 	src := c.Pointer(ptr)
+	if _, ok := c.lines[src]; !ok {
+		// A setting the file writes under its Watt 2 name
+		// ("serviceTimeout") is named so.
+		for _, o := range oldNames {
+			newPtr := childPointer(o.newParent, o.newKey)
+			if rest, ok := strings.CutPrefix(ptr, newPtr); ok && (rest == "" || rest[0] == '/') {
+				if old := c.Pointer(childPointer(o.parent, o.key) + rest); c.lines[old] > 0 {
+					src = old
+					break
+				}
+			}
+		}
+	}
 	line := 0
 	for p := src; p != "" && line == 0; p = p[:strings.LastIndexByte(p, '/')] {
 		line = c.lines[p]

@@ -546,3 +546,39 @@ func TestProblemNamesTheLine(t *testing.T) {
 		t.Errorf("an error without a file reads %q, want %q", got, "/x: m")
 	}
 }
+
+// TestProblemNamesAWatt2Name: a runtime setting the file writes under its
+// Watt 2 name (read as the new one) is named by the key and line the file
+// has, in a runtime file and in a single application's runtime block.
+func TestProblemNamesAWatt2Name(t *testing.T) {
+	c, dir, err := loadWattProject(t, map[string]string{
+		"watt.json": "{\n  \"entrypoint\": \"a\",\n  \"serviceTimeout\": 5000,\n  \"server\": {\n    \"logger\": {\"level\": \"info\"}\n  },\n" +
+			"  \"services\": [{\"id\": \"a\", \"path\": \"a\"}]\n}\n",
+		"a/index.js": "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "watt.json")
+	for ptr, want := range map[string]string{
+		"/applicationTimeout": file + ":3: /serviceTimeout: changed",
+		"/logger":             file + ":5: /server/logger: changed",
+		"/logger/level":       file + ":5: /server/logger/level: changed",
+		"/metrics":            file + ": /metrics: changed",
+	} {
+		if got := c.Problem(ptr, "changed").Error(); got != want {
+			t.Errorf("Problem(%s) = %q, want %q", ptr, got, want)
+		}
+	}
+
+	c, dir, err = loadWattProject(t, map[string]string{
+		"watt.json": "{\"module\": \"@platformatic/node\",\n \"runtime\": {\n  \"serviceTimeout\": 1000}}",
+		"index.js":  "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Problem("/applicationTimeout", "changed").Error(), filepath.Join(dir, "watt.json")+":3: /runtime/serviceTimeout: changed"; got != want {
+		t.Errorf("single application's file: %q, want %q", got, want)
+	}
+}

@@ -46,6 +46,7 @@ type entry struct {
 	more      bool // the last line's read had more after it
 	goReport  bool // the first line heads the Go runtime's report of a panic or a fatal error
 	stack     bool // a line is a stack frame ("    at f (file:1:2)"): Node.js's "Node.js vX" may follow
+	goLog     bool // the first line is one of Go's standard logger (see goLogLine)
 }
 
 func (e *entry) text() string {
@@ -58,6 +59,9 @@ func (e *entry) text() string {
 }
 
 func (e *entry) add(l line) {
+	if len(e.lines) == 0 {
+		_, e.goLog = cutGoLogTime(l.text)
+	}
 	e.stack = e.stack || strings.HasPrefix(strings.TrimLeft(l.text, " \t"), "at ")
 	e.lines = append(e.lines, l.text)
 	e.size += len(l.text) + 1
@@ -73,6 +77,13 @@ func (e *entry) accepts(l line) bool {
 	if _, ok := cutGoLogTime(l.text); ok {
 		// Go's standard logger writes each entry at once, starting with
 		// its time: two such lines in one read are two entries.
+		return false
+	}
+	if e.goLog && (goReportHead.MatchString(l.text) || errorHeader.MatchString(l.text)) {
+		// The entry is logged at the level of its logger's line, info
+		// for log.Printf: the Go runtime's report of a panic (log.Panic
+		// prints its message just before it) or an error printed after
+		// it in the same read is an entry of its own, an error.
 		return false
 	}
 	return e.more || (continuation(l.text) || e.goReport && goReportLine.MatchString(l.text) ||

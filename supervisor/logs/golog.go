@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"regexp"
 	"strings"
 
 	"go.uber.org/zap/zapcore"
@@ -14,8 +15,8 @@ import (
 // on stderr: its level is slog's word when it has one, or a level in
 // brackets (nginx's error log has the same time: "… [error] 7#7: …"),
 // else info. msg is
-// the text after the time and the level word, wattd giving the entry its
-// own time. ok is false for any other line, which keeps stderr's level.
+// the text after the time (and after slog's word, which is the handler's
+// level field), wattd giving the entry its own time. ok is false for any other line, which keeps stderr's level.
 func goLogLine(text string) (lvl zapcore.Level, msg string, ok bool) {
 	rest, ok := cutGoLogTime(text)
 	if !ok {
@@ -26,7 +27,7 @@ func goLogLine(text string) (lvl zapcore.Level, msg string, ok bool) {
 		// nginx's error log, and Go programs that write their level so:
 		// "2006/01/02 15:04:05 [error] 7#7: …", "[WARN]".
 		if l, ok := pinoLevel(word[1 : len(word)-1]); ok {
-			return l, after, true
+			return l, rest, true
 		}
 	}
 	base := strings.TrimRightFunc(word, func(r rune) bool { return r >= '0' && r <= '9' })
@@ -45,7 +46,46 @@ func goLogLine(text string) (lvl zapcore.Level, msg string, ok bool) {
 	case "ERROR":
 		return zapcore.ErrorLevel, after, true
 	}
+	if lvl, ok := markedLevel(rest); ok {
+		return lvl, rest, true
+	}
 	return zapcore.InfoLevel, rest, true
+}
+
+// goFileLine matches the file and line log.Lshortfile and log.Llongfile
+// put before the message.
+var goFileLine = regexp.MustCompile(`^\S+\.go:\d+: `)
+
+// markedLevel reads the level a message of log names itself by its first
+// word, the way programs mark their errors and warnings with the standard
+// logger ("ERROR: …", "[ERR] …", "error: …", log.New's prefix with
+// Lmsgprefix, "fatal: …" before log.Fatal): such a line stays an error, or
+// becomes a warning, rather than being taken for info (and dropped by a
+// logger level of warn). Only error and warn are read, so a line is never
+// logged lower than info.
+func markedLevel(msg string) (zapcore.Level, bool) {
+	msg = goFileLine.ReplaceAllString(msg, "")
+	var word string
+	if rest, ok := strings.CutPrefix(msg, "["); ok {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return 0, false
+		}
+		word = rest[:end]
+	} else {
+		end := strings.IndexAny(msg, ": ")
+		if end < 0 {
+			end = len(msg)
+		}
+		word = msg[:end]
+	}
+	switch strings.ToUpper(word) {
+	case "ERROR", "ERR", "FATAL", "PANIC", "CRITICAL", "CRIT", "EMERG", "ALERT", "SEVERE":
+		return zapcore.ErrorLevel, true
+	case "WARN", "WARNING":
+		return zapcore.WarnLevel, true
+	}
+	return 0, false
 }
 
 // cutGoLogTime cuts "2006/01/02 15:04:05 " or "2006/01/02

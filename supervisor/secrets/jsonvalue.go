@@ -12,11 +12,13 @@ import (
 // "private_key" and "password" in SERVICE_ACCOUNT={…} are masked though
 // the variable's name is not secret. A member's value is replaced where
 // it stands, "[redacted]" for a string, a number or a whole object or
-// array, so the rest of the text reads as it was written. Any other value
-// is returned as it is.
+// array, so the rest of the text reads as it was written. A string that
+// is itself a JSON document ({"options": "{\"password\": …}"}, or the
+// whole value a quoted one) is masked the same way. Any other value is
+// returned as it is.
 func maskJSON(v string) string {
 	t := strings.TrimSpace(v)
-	if t == "" || t[0] != '{' && t[0] != '[' || !json.Valid([]byte(t)) {
+	if t == "" || t[0] != '{' && t[0] != '[' && t[0] != '"' || !json.Valid([]byte(t)) {
 		return v
 	}
 	m := &jsonMasker{src: []byte(v), dec: json.NewDecoder(strings.NewReader(v))}
@@ -27,9 +29,9 @@ func maskJSON(v string) string {
 	var b strings.Builder
 	last := 0
 	for _, c := range m.cuts {
-		b.WriteString(v[last:c[0]])
-		b.WriteString(`"` + Masked + `"`)
-		last = c[1]
+		b.WriteString(v[last:c.from])
+		b.WriteString(c.with)
+		last = c.to
 	}
 	b.WriteString(v[last:])
 	return b.String()
@@ -38,7 +40,13 @@ func maskJSON(v string) string {
 type jsonMasker struct {
 	src  []byte
 	dec  *json.Decoder
-	cuts [][2]int // the byte ranges of the values masked, in order
+	cuts []cut // the values masked, in order
+}
+
+// cut is a value masked: its byte range, and what it reads instead.
+type cut struct {
+	from, to int
+	with     string
 }
 
 // start is where the value after the decoder's offset begins: past the
@@ -90,12 +98,26 @@ func (m *jsonMasker) value(how int) error {
 			return err
 		}
 	}
-	switch tok.(type) {
+	switch tok := tok.(type) {
 	case nil, bool:
+		return nil
+	case string:
+		if how != plain {
+			break
+		}
+		if masked := maskJSON(tok); masked != tok {
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(masked); err != nil {
+				return err
+			}
+			m.cuts = append(m.cuts, cut{from, int(m.dec.InputOffset()), strings.TrimSuffix(b.String(), "\n")})
+		}
 		return nil
 	}
 	if how == mask {
-		m.cuts = append(m.cuts, [2]int{from, int(m.dec.InputOffset())})
+		m.cuts = append(m.cuts, cut{from, int(m.dec.InputOffset()), `"` + Masked + `"`})
 	}
 	return nil
 }

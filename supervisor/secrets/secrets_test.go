@@ -153,3 +153,24 @@ func TestValueMasksSecretMembersOfJSON(t *testing.T) {
 		t.Errorf("Environ = %q, want %q", got[0], want)
 	}
 }
+
+// TestValueMasksJSONInsideJSONStrings: a JSON document written as a string
+// (an option that holds a client's JSON settings, or a whole value that is
+// a quoted key file, as some secret stores hand them out) has its secret
+// members masked too, the string staying a string; other strings and the
+// rest of the text are as written.
+func TestValueMasksJSONInsideJSONStrings(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"name": "db", "options": "{\"user\":\"app\",\"password\":\"hunter2\"}"}`,
+			`{"name": "db", "options": "{\"user\":\"app\",\"password\":\"[redacted]\"}"}`},
+		{`"{\"type\":\"service_account\",\"private_key\":\"-----BEGIN\\nK\\n\"}"`,
+			`"{\"type\":\"service_account\",\"private_key\":\"[redacted]\"}"`},
+		{`["{\"token\":\"t\"}", "<b>&</b>", "{not json}"]`, `["{\"token\":\"[redacted]\"}", "<b>&</b>", "{not json}"]`},
+		{`"hello"`, `"hello"`},
+		{`{"a": "{\"b\": 1}"}`, `{"a": "{\"b\": 1}"}`},
+	} {
+		if got := Value("SETTINGS", c.in); got != c.want {
+			t.Errorf("Value(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
