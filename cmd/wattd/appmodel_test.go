@@ -126,63 +126,78 @@ func TestBuildStoppedStopsItsCommand(t *testing.T) {
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Skip("npm not installed")
 	}
-	dir := t.TempDir()
-	app := filepath.Join(dir, "web")
-	if err := os.MkdirAll(app, 0o755); err != nil {
+	dir, app := buildProject(t, "node build.js", map[string]string{"build.js": waitingBuild})
+	b := startBuild(t, dir, app, nil)
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{
-		"name": "web", "private": true, "main": "index.js",
-		"scripts": map[string]any{"build": "node build.js"},
-	})
-	// The build: its pid in a file, then a wait that never ends.
-	if err := os.WriteFile(filepath.Join(app, "build.js"), []byte("require('node:fs').writeFileSync(__dirname + '/build.pid', String(process.pid))\nsetInterval(() => {}, 1000)\n"), 0o644); err != nil {
+	b.waitStopped(15 * time.Second)
+}
+
+// waitingBuild is a build script that writes its pid to build.pid and
+// then never ends.
+const waitingBuild = "require('node:fs').writeFileSync(__dirname + '/build.pid', String(process.pid))\nsetInterval(() => {}, 1000)\n"
+
+// runningBuild is a `wattd build` whose build script has started.
+type runningBuild struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	out    *strings.Builder
+	exited chan error
+	pid    int // the build script's node process
+}
+
+// startBuild runs `wattd build` of dir, with tty as its terminal when it
+// is set, and waits for the build script (waitingBuild, or one that
+// writes build.pid as it does) to run in app.
+func startBuild(t *testing.T, dir, app string, tty *os.File) *runningBuild {
+	t.Helper()
+	b := &runningBuild{t: t, cmd: exec.Command(wattdBin, "build", "-d", dir), out: &strings.Builder{}, exited: make(chan error, 1)}
+	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
+	if tty != nil {
+		b.cmd.Stdin = tty
+		b.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
+	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte("require('node:http').createServer((q, s) => s.end('ok')).listen(3000)\n"), 0o644); err != nil {
-		t.Fatal(err)
+	if tty != nil {
+		tty.Close()
 	}
-	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
-		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
-	})
-	cmd := exec.Command(wattdBin, "build", "-d", dir)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	var buildPID int
+	go func() { b.exited <- b.cmd.Wait() }()
 	t.Cleanup(func() {
-		if buildPID > 0 && alive(buildPID) {
-			_ = syscall.Kill(buildPID, syscall.SIGKILL)
+		if b.pid > 0 && alive(b.pid) {
+			_ = syscall.Kill(b.pid, syscall.SIGKILL)
 		}
-		_ = cmd.Process.Kill()
+		_ = b.cmd.Process.Kill()
 	})
 	waitFor(t, 20*time.Second, "the build to write its pid", func() bool {
-		b, err := os.ReadFile(filepath.Join(app, "build.pid"))
+		raw, err := os.ReadFile(filepath.Join(app, "build.pid"))
 		if err != nil {
 			return false
 		}
-		buildPID, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && buildPID > 0
+		b.pid, err = strconv.Atoi(strings.TrimSpace(string(raw)))
+		return err == nil && b.pid > 0
 	})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	return b
+}
+
+// waitStopped checks that wattd build, asked to stop, exits non-zero
+// within timeout naming the app, its build script gone with it.
+func (b *runningBuild) waitStopped(timeout time.Duration) {
+	b.t.Helper()
 	select {
-	case err := <-exited:
+	case err := <-b.exited:
 		if err == nil {
-			t.Fatalf("an interrupted build exited 0\n%s", out.String())
+			b.t.Fatalf("an interrupted build exited 0\n%s", b.out.String())
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("wattd build did not exit after SIGTERM\n%s", out.String())
+	case <-time.After(timeout):
+		b.t.Fatalf("wattd build did not exit within %s of being stopped", timeout)
 	}
 	// Stopped before wattd build exited; a short poll covers the reaping.
-	waitFor(t, 2*time.Second, "the build process to be gone", func() bool { return !alive(buildPID) })
-	if !strings.Contains(out.String(), `app "web"`) {
-		t.Errorf("the output should name the interrupted app:\n%s", out.String())
+	waitFor(b.t, 2*time.Second, "the build process to be gone", func() bool { return !alive(b.pid) })
+	if !strings.Contains(b.out.String(), `app "web"`) {
+		b.t.Errorf("the output should name the interrupted app:\n%s", b.out.String())
 	}
 }
 
@@ -320,43 +335,13 @@ func TestBuildStoppedTwiceIsKilled(t *testing.T) {
 		t.Skip("npm not installed")
 	}
 	dir, app := buildProject(t, "node build.js", map[string]string{
-		"build.js": "require('node:fs').writeFileSync(__dirname + '/build.pid', String(process.pid))\nprocess.on('SIGTERM', () => {})\nsetInterval(() => {}, 1000)\n",
+		"build.js": "process.on('SIGTERM', () => {})\n" + waitingBuild,
 	})
-	cmd := exec.Command(wattdBin, "build", "-d", dir)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	var buildPID int
-	t.Cleanup(func() {
-		if buildPID > 0 && alive(buildPID) {
-			_ = syscall.Kill(buildPID, syscall.SIGKILL)
-		}
-		_ = cmd.Process.Kill()
-	})
-	waitFor(t, 20*time.Second, "the build to write its pid", func() bool {
-		b, err := os.ReadFile(filepath.Join(app, "build.pid"))
-		if err != nil {
-			return false
-		}
-		buildPID, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && buildPID > 0
-	})
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	b := startBuild(t, dir, app, nil)
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond) // the first one taken and ignored
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err == nil {
-			t.Fatalf("an interrupted build exited 0\n%s", out.String())
-		}
-	case <-time.After(3 * time.Second): // under the 5 s grace
-		t.Fatalf("wattd build did not exit at a second SIGTERM\n%s", out.String())
-	}
-	waitFor(t, 2*time.Second, "the build process to be gone", func() bool { return !alive(buildPID) })
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	b.waitStopped(3 * time.Second) // under the 5 s grace
 }
 
 // TestBuildFromATerminalCtrlC: Ctrl-C on the terminal wattd build runs on
@@ -367,49 +352,13 @@ func TestBuildFromATerminalCtrlC(t *testing.T) {
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Skip("npm not installed")
 	}
-	dir, app := buildProject(t, "node build.js", map[string]string{
-		"build.js": "require('node:fs').writeFileSync(__dirname + '/build.pid', String(process.pid))\nsetInterval(() => {}, 1000)\n",
-	})
+	dir, app := buildProject(t, "node build.js", map[string]string{"build.js": waitingBuild})
 	master, slave := openPTY(t)
 	go func() { _, _ = io.Copy(io.Discard, master) }()
-	cmd := exec.Command(wattdBin, "build", "-d", dir)
-	var out strings.Builder
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	var buildPID int
-	t.Cleanup(func() {
-		if buildPID > 0 && alive(buildPID) {
-			_ = syscall.Kill(buildPID, syscall.SIGKILL)
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	})
-	waitFor(t, 20*time.Second, "the build to write its pid", func() bool {
-		b, err := os.ReadFile(filepath.Join(app, "build.pid"))
-		if err != nil {
-			return false
-		}
-		buildPID, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && buildPID > 0
-	})
+	b := startBuild(t, dir, app, slave)
+	t.Cleanup(func() { _ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL) })
 	if _, err := master.Write([]byte{3}); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
-	select {
-	case err := <-exited:
-		if err == nil {
-			t.Fatalf("an interrupted build exited 0\n%s", out.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("wattd build did not exit at Ctrl-C\n%s", out.String())
-	}
-	waitFor(t, 2*time.Second, "the build process to be gone", func() bool { return !alive(buildPID) })
-	if !strings.Contains(out.String(), `app "web"`) {
-		t.Errorf("the output should name the interrupted app:\n%s", out.String())
-	}
+	b.waitStopped(15 * time.Second)
 }
