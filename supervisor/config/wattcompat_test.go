@@ -518,7 +518,7 @@ func TestProblemNamesTheLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "watt.json")
-	for ptr, want := range map[string]string{
+	wantProblems(t, c, map[string]string{
 		"/server/port":      file + ":5: /server/port: changed",
 		"/server/hostname":  file + ":4: /server/hostname: changed",
 		"/server/nope":      file + ":3: /server/nope: changed", // the enclosing object's line
@@ -526,11 +526,7 @@ func TestProblemNamesTheLine(t *testing.T) {
 		"/applications/0":   file + ":7: /applications/0: changed",
 		"/entrypoint":       file + ":2: /entrypoint: changed",
 		"/gracefulShutdown": file + ": /gracefulShutdown: changed",
-	} {
-		if got := c.Problem(ptr, "changed").Error(); got != want {
-			t.Errorf("Problem(%s) = %q, want %q", ptr, got, want)
-		}
-	}
+	})
 
 	c, dir, err = loadWattProject(t, map[string]string{
 		"watt.json": "{\"module\": \"@platformatic/node\",\n \"runtime\": {\n  \"gracefulShutdown\": {\"runtime\": 1000}}}",
@@ -539,11 +535,19 @@ func TestProblemNamesTheLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.Problem("/gracefulShutdown", "changed").Error(), filepath.Join(dir, "watt.json")+":3: /runtime/gracefulShutdown: changed"; got != want {
-		t.Errorf("single application's file: %q, want %q", got, want)
-	}
+	wantProblems(t, c, map[string]string{"/gracefulShutdown": filepath.Join(dir, "watt.json") + ":3: /runtime/gracefulShutdown: changed"})
 	if got := (&Error{Pointer: "/x", Message: "m"}).Error(); got != "/x: m" {
 		t.Errorf("an error without a file reads %q, want %q", got, "/x: m")
+	}
+}
+
+// wantProblems checks c.Problem(ptr, "changed") for each ptr.
+func wantProblems(t *testing.T, c *Config, want map[string]string) {
+	t.Helper()
+	for ptr, w := range want {
+		if got := c.Problem(ptr, "changed").Error(); got != w {
+			t.Errorf("Problem(%s) = %q, want %q", ptr, got, w)
+		}
 	}
 }
 
@@ -560,16 +564,12 @@ func TestProblemNamesAWatt2Name(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "watt.json")
-	for ptr, want := range map[string]string{
+	wantProblems(t, c, map[string]string{
 		"/applicationTimeout": file + ":3: /serviceTimeout: changed",
 		"/logger":             file + ":5: /server/logger: changed",
 		"/logger/level":       file + ":5: /server/logger/level: changed",
 		"/metrics":            file + ": /metrics: changed",
-	} {
-		if got := c.Problem(ptr, "changed").Error(); got != want {
-			t.Errorf("Problem(%s) = %q, want %q", ptr, got, want)
-		}
-	}
+	})
 
 	c, dir, err = loadWattProject(t, map[string]string{
 		"watt.json": "{\"module\": \"@platformatic/node\",\n \"runtime\": {\n  \"serviceTimeout\": 1000}}",
@@ -578,7 +578,5 @@ func TestProblemNamesAWatt2Name(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.Problem("/applicationTimeout", "changed").Error(), filepath.Join(dir, "watt.json")+":3: /runtime/serviceTimeout: changed"; got != want {
-		t.Errorf("single application's file: %q, want %q", got, want)
-	}
+	wantProblems(t, c, map[string]string{"/applicationTimeout": filepath.Join(dir, "watt.json") + ":3: /runtime/serviceTimeout: changed"})
 }
