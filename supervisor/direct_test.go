@@ -67,7 +67,7 @@ func TestDirectStartOnlyWhereNothingNeedsTheHelper(t *testing.T) {
 					t.Errorf("direct environment %v: want %s and neither LISTEN_PID nor the join", cmd.Env, ipc.EnvParentPID)
 				}
 			} else {
-				self, _ := os.Executable()
+				self, _ := selfExe()
 				if cmd.Path != self || len(cmd.Args) < 2 || cmd.Args[1] != ExecHelperArg {
 					t.Errorf("helper command %s %v, want wattd as the exec helper", cmd.Path, cmd.Args)
 				}
