@@ -78,9 +78,13 @@ func (e *noWorkerError) Unwrap() error        { return e.err }
 type timeoutError struct {
 	app   string
 	after time.Duration
+	body  bool // the response body went silent, after the head
 }
 
 func (e *timeoutError) Error() string {
+	if e.body {
+		return fmt.Sprintf("mesh: app %q sent nothing of its response body for %v (mesh timeoutMs)", e.app, e.after)
+	}
 	return fmt.Sprintf("mesh: app %q did not answer within %v (mesh timeoutMs)", e.app, e.after)
 }
 

@@ -43,8 +43,8 @@ const (
 //
 // Routing: the endpoints of an app are used round-robin, starting with the
 // first endpoint of the table for a new Transport. A request whose context has
-// no earlier deadline gets the table's timeoutMs, covering the response body
-// too. When a socket refuses the connection (the slot closed it), the next
+// no earlier deadline gets the table's timeoutMs for its response head, and
+// then for each wait for body data (timedBody). When a socket refuses the connection (the slot closed it), the next
 // endpoint is tried, for any request. When a connection breaks after the
 // request may have been sent, the next endpoint is tried only for a GET, HEAD
 // or OPTIONS without a body. Each endpoint is tried at most once per request.
@@ -346,6 +346,18 @@ type deadline struct {
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
 	once   sync.Once
+	app    string
+	after  time.Duration
+}
+
+// toBody turns the deadline, once the response head is in, into the bound
+// of each wait for body data (see timedBody): the timer is stopped, and a
+// Read arms it while it waits.
+func (d *deadline) toBody() {
+	d.timer.Stop()
+	te := &timeoutError{app: d.app, after: d.after, body: true}
+	d.timer = time.AfterFunc(d.after, func() { d.cancel(te) })
+	d.timer.Stop()
 }
 
 // done ends the request: stops the timer and releases the context.
@@ -368,7 +380,7 @@ func withMeshTimeout(parent context.Context, timeoutMs int64, app string) (ctx c
 	}
 	ctx, cancel := context.WithCancelCause(parent)
 	te := &timeoutError{app: app, after: after}
-	dl = &deadline{cancel: cancel}
+	dl = &deadline{cancel: cancel, app: app, after: after}
 	dl.timer = time.AfterFunc(after, func() { cancel(te) })
 	return ctx, dl
 }
@@ -392,21 +404,34 @@ func finish(ctx context.Context, req *http.Request, resp *http.Response, dl *dea
 	case resp.Body == nil || resp.Body == http.NoBody:
 		dl.done()
 	default:
-		resp.Body = &timedBody{rc: resp.Body, ctx: ctx, dl: dl}
+		dl.toBody()
+		resp.Body = &timedBody{rc: resp.Body, ctx: ctx, dl: dl, read: true}
 	}
 	return resp
 }
 
 // timedBody ends the request's timeout at EOF or Close. A read cut by the
 // timeout reports the timeoutError, not whatever the broken connection said.
+// With read set (a response body), the timeout bounds each wait for data,
+// as Watt's applicationTimeout ends at the response head and undici's
+// bodyTimeout bounds the body's silences: the clock runs while a Read
+// waits, so a stream that keeps moving (an SSE, a long download) runs as
+// long as it moves, and a body the caller has not read yet is not stalled.
 type timedBody struct {
-	rc  io.ReadCloser
-	ctx context.Context
-	dl  *deadline
+	rc   io.ReadCloser
+	ctx  context.Context
+	dl   *deadline
+	read bool
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
+	if b.read {
+		b.dl.timer.Reset(b.dl.after)
+	}
 	n, err := b.rc.Read(p)
+	if b.read {
+		b.dl.timer.Stop()
+	}
 	switch {
 	case err == io.EOF:
 		b.dl.done()

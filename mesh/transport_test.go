@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -317,9 +318,19 @@ func TestTimeoutMs(t *testing.T) {
 	defer close(release)
 	slow := startTarget(t, dir, "slow", stallHandler(release, ""))
 	trickle := startTarget(t, dir, "trickle", stallHandler(release, "part"))
+	// A stream that keeps moving: 10 chunks 40 ms apart, 4 times the
+	// timeout in all.
+	moving := startTarget(t, dir, "moving", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 10 {
+			fmt.Fprintf(w, "%d;", i)
+			http.NewResponseController(w).Flush()
+			time.Sleep(40 * time.Millisecond)
+		}
+	}))
 	table := &ipc.MeshTable{TimeoutMs: 100, Apps: map[string]ipc.MeshApp{
 		"slow":    {Endpoints: []string{slow.path}},
 		"trickle": {Endpoints: []string{trickle.path}},
+		"moving":  {Endpoints: []string{moving.path}},
 	}}
 	c := NewClient(StaticResolver{T: table})
 
@@ -347,7 +358,32 @@ func TestTimeoutMs(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
-		if string(b) != "part" || !errors.Is(err, context.DeadlineExceeded) {
+		if string(b) != "part" || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "sent nothing of its response body for 100ms") {
+			t.Fatalf("read %q, %v", b, err)
+		}
+	})
+	// After the head the timeout bounds the body's silences, not its
+	// length, as Watt's applicationTimeout and undici's bodyTimeout do.
+	t.Run("a body that keeps moving", func(t *testing.T) {
+		resp, err := c.Get("http://moving.plt.local/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if string(b) != "0;1;2;3;4;5;6;7;8;9;" || err != nil {
+			t.Fatalf("read %q, %v", b, err)
+		}
+	})
+	t.Run("a body the caller reads later", func(t *testing.T) {
+		resp, err := c.Get("http://moving.plt.local/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		time.Sleep(300 * time.Millisecond) // the caller's own pace, not the app's silence
+		b, err := io.ReadAll(resp.Body)
+		if string(b) != "0;1;2;3;4;5;6;7;8;9;" || err != nil {
 			t.Fatalf("read %q, %v", b, err)
 		}
 	})

@@ -166,6 +166,19 @@ func (tg *target) serve(w http.ResponseWriter, r *http.Request, h *hangs) {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
 		case <-r.Context().Done():
 		}
+	case "/trickle":
+		// n chunks, ms apart: a stream that keeps moving.
+		n, _ := strconv.Atoi(q.Get("n"))
+		ms, _ := strconv.Atoi(q.Get("ms"))
+		for i := range n {
+			fmt.Fprintf(w, "%d;", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
 	case "/hang":
 		h.mu.Lock()
 		first := !h.taken[q.Get("tok")]
@@ -829,10 +842,23 @@ func testMeshClient(t *testing.T) {
 		if r.OK || r.Error.Name != "TimeoutError" || r.MS < 250 || r.MS > 4000 {
 			t.Errorf("fetch past timeoutMs: %+v", r)
 		}
-		// The timeout also covers a body that stalls once the head is in.
+		// After the head it bounds the body's silences: a body that stalls
+		// fails, one that keeps moving runs past it (an SSE, a long
+		// download), as with Watt's applicationTimeout and undici's
+		// bodyTimeout.
 		r = e.fetch("u", "http://api.plt.local/stall?ms=5000")
-		if r.OK || r.Error.Name != "TimeoutError" || r.MS < 250 || r.MS > 4000 {
+		if r.OK || r.Error.Name != "TimeoutError" || r.MS < 250 || r.MS > 4000 || !strings.Contains(r.Error.Message, "sent nothing of its response body for 300 ms") {
 			t.Errorf("fetch whose body stalls past timeoutMs: %+v", r)
+		}
+		r = e.fetch("u", "http://api.plt.local/trickle?n=12&ms=100")
+		if !r.OK || r.Status != 200 || r.Body != "0;1;2;3;4;5;6;7;8;9;10;11;" || r.MS < 1000 {
+			t.Errorf("fetch whose body keeps moving for 4 times timeoutMs: %+v", r)
+		}
+		// A body its reader holds back (over the 64 KiB fetch buffers, so
+		// the socket is paused) is not stalled.
+		r = e.fetch("u", "http://api.plt.local/big?n=1000000", "readAfter", "1000")
+		if !r.OK || r.BodyLen != 1000000 || r.MS < 1000 {
+			t.Errorf("fetch whose reader waits 3 times timeoutMs before reading: %+v", r)
 		}
 		r = e.http("u", "http://api.plt.local/sleep?ms=5000", "form", "get")
 		if r.OK || r.Error.Code != "ETIMEDOUT" || r.MS < 250 || r.MS > 4000 {

@@ -31,10 +31,13 @@
 //     A name not in the table (or no table, or no proxy) fails like a
 //     failed DNS lookup (ENOTFOUND), with a message naming the app and the
 //     apps that do exist.
-//   * Timeout. timeoutMs of the table (0: none) bounds every mesh request:
-//     a fetch up to the end of its response body (a streamed body then
-//     errors with the TimeoutError), an http.request up to its response
-//     head, as the app owns the response stream after that.
+//   * Timeout. timeoutMs of the table (0: none) bounds every mesh request
+//     up to its response head, as Watt's applicationTimeout does. After the
+//     head, a fetch's body may go timeoutMs without data at most (undici's
+//     bodyTimeout, which Watt's fetch has): a stream that keeps moving, an
+//     SSE or a long download, runs as long as it moves, and one that stalls
+//     errors with the TimeoutError. A body its reader holds back is not
+//     stalled. An http.request's response stream is the app's to bound.
 //
 // The npm "undici" package does not use node:http: undici.cjs routes it.
 //
@@ -666,7 +669,8 @@ function newJob (mesh, url, resolve, reject) {
     error: null, // what ended it, if it failed, for fetchDone
     metered: false, // fetchDone was called
     chunks: null, // buffered response body
-    bodyEnd: null // ends a streamed response body, see bodyStream
+    bodyEnd: null, // ends a streamed response body, see bodyStream
+    bodyHeld: null // whether the body's reader holds it back, see bodyStream
   }
 }
 
@@ -1124,6 +1128,8 @@ function followRedirect (job, status, location) {
 // (see bodyStream).
 function settle (job) {
   job.done = true
+  // From the head on, the timeout measures the body's silences.
+  if (job.bodyEnd !== null && job.timer !== null) job.timer.refresh()
   if (job.bodyEnd === null) release(job)
   if (job.span !== null) job.mesh.outgoing.endFetch(job.span, job.status)
 }
@@ -1166,16 +1172,23 @@ function abortFetch (job) {
 }
 
 function onFetchTimeout (job, ms) {
-  job.timer = null
   try {
+    if (job.done && job.bodyEnd !== null) {
+      if (job.bodyHeld !== null && job.bodyHeld()) {
+        job.timer.refresh() // the reader holds it back: not a stall
+        return
+      }
+      job.timer = null
+      job.bodyEnd(new DOMException(`mesh: app "${job.appId}" sent nothing of its response body for ${ms} ms (mesh timeoutMs)`, 'TimeoutError'), true)
+      return
+    }
+    job.timer = null
     const err = new DOMException(timeoutMessage(job.appId, ms), 'TimeoutError')
     if (!job.done) {
       job.error = err
       settle(job)
       job.reject(err)
       if (job.req !== null) job.req.destroy()
-    } else if (job.bodyEnd !== null) {
-      job.bodyEnd(err, true) // the body is still coming: it fails
     }
   } catch (err) {
     internalError(job, err)
@@ -1255,11 +1268,13 @@ function bodyStream (job, res, enc) {
   }
   const terminated = (cause) => new TypeError('terminated', { cause })
   job.bodyEnd = end
+  job.bodyHeld = () => src.isPaused()
   return new ReadableStream({
     start (c) {
       controller = c
       src.on('data', (chunk) => {
         if (ended) return
+        if (job.timer !== null) job.timer.refresh()
         try {
           c.enqueue(chunk)
           if (c.desiredSize <= 0) src.pause()

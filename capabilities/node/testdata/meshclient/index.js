@@ -101,6 +101,8 @@ async function doFetch (q) {
       target: res.headers.get('x-target'),
       setCookies: res.headers.getSetCookie()
     }
+    // readAfter: the reader holds the body back that long first.
+    if (q.get('readAfter')) await new Promise((resolve) => setTimeout(resolve, Number(q.get('readAfter'))))
     Object.assign(r, summary(Buffer.from(await res.arrayBuffer())))
     r.ms = Date.now() - started
     return r
