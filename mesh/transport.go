@@ -413,8 +413,8 @@ func finish(ctx context.Context, req *http.Request, resp *http.Response, dl *dea
 // timedBody ends the request's timeout at EOF or Close. A read cut by the
 // timeout reports the timeoutError, not whatever the broken connection said.
 // With read set (a response body), the timeout bounds each wait for data,
-// as Watt's applicationTimeout ends at the response head and undici's
-// bodyTimeout bounds the body's silences: the clock runs while a Read
+// as Watt's applicationTimeout ends at the response head, and as undici's
+// bodyTimeout bounds a body's silences: the clock runs while a Read
 // waits, so a stream that keeps moving (an SSE, a long download) runs as
 // long as it moves, and a body the caller has not read yet is not stalled.
 type timedBody struct {

@@ -33,8 +33,8 @@
 //     apps that do exist.
 //   * Timeout. timeoutMs of the table (0: none) bounds every mesh request
 //     up to its response head, as Watt's applicationTimeout does. After the
-//     head, a fetch's body may go timeoutMs without data at most (undici's
-//     bodyTimeout, which Watt's fetch has): a stream that keeps moving, an
+//     head, a fetch's body may go timeoutMs without data at most (as undici's
+//     bodyTimeout bounds a fetch over TCP): a stream that keeps moving, an
 //     SSE or a long download, runs as long as it moves, and one that stalls
 //     errors with the TimeoutError. A body its reader holds back is not
 //     stalled. An http.request's response stream is the app's to bound.
