@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/cgroups"
 )
@@ -67,7 +68,7 @@ func TestDirectStartOnlyWhereNothingNeedsTheHelper(t *testing.T) {
 					t.Errorf("direct environment %v: want %s and neither LISTEN_PID nor the join", cmd.Env, ipc.EnvParentPID)
 				}
 			} else {
-				self, _ := selfExe()
+				self, _ := capabilities.WattdBinary()
 				if cmd.Path != self || len(cmd.Args) < 2 || cmd.Args[1] != ExecHelperArg {
 					t.Errorf("helper command %s %v, want wattd as the exec helper", cmd.Path, cmd.Args)
 				}

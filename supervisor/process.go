@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor/cgroups"
 	"github.com/wattd/wattd/supervisor/exechelper"
@@ -224,21 +225,6 @@ func directStart(spec spawnSpec) (*os.File, bool) {
 	return f, ok
 }
 
-// selfExe is the program the exec helper runs from: the running binary
-// itself, through /proc, rather than the file at its path. An upgrade
-// that replaced that file (a package update, a deploy, `make build` under
-// `wattd dev`) would otherwise have this wattd start its workers through
-// another version's helper, and one that removed it would leave every
-// restart failing with "no such file or directory". Without /proc it is
-// the path.
-func selfExe() (string, error) {
-	const proc = "/proc/self/exe"
-	if _, err := os.Stat(proc); err == nil {
-		return proc, nil
-	}
-	return os.Executable()
-}
-
 // workerCommand is the command that starts spec's program, directly or
 // through the exec helper, with the listeners and the control socket in
 // files (fds 3..), output to outW and errW, cloned into cgroupFD's
@@ -248,7 +234,7 @@ func workerCommand(spec spawnSpec, direct bool, cgroupFD *os.File, files []*os.F
 	if direct {
 		cmd = exec.Command(spec.argv[0], spec.argv[1:]...)
 	} else {
-		self, err := selfExe()
+		self, err := capabilities.WattdBinary()
 		if err != nil {
 			return nil, fmt.Errorf("locate wattd binary: %w", err)
 		}

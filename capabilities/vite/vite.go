@@ -93,7 +93,7 @@ func (c *Capability) Prepare(app capabilities.App) (*capabilities.Launch, error)
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %w", app.ID, err)
 	}
-	self, err := os.Executable()
+	self, err := capabilities.WattdBinary()
 	if err != nil {
 		return nil, fmt.Errorf("app %q: locate the wattd binary: %w", app.ID, err)
 	}

@@ -151,8 +151,9 @@ func TestVitePrepareServesDist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, _ := os.Executable()
-	want := []string{self, StaticArg, "--spa", filepath.Join(dir, "dist")}
+	// The running binary, not the file at its path (which an upgrade may
+	// have replaced).
+	want := []string{"/proc/self/exe", StaticArg, "--spa", filepath.Join(dir, "dist")}
 	if !reflect.DeepEqual(l.Argv, want) {
 		t.Fatalf("argv %q\nwant %q", l.Argv, want)
 	}

@@ -39,6 +39,10 @@ const envStatsInterval = "WATTD_STATS_INTERVAL_MS"
 // flight finish and says drained. It exits 0 on SIGTERM or SIGINT. It
 // returns the process exit code: 2 for bad usage, 1 for other failures.
 func StaticMain(args []string) int {
+	// Started through /proc/self/exe (capabilities.WattdBinary), the process's name
+	// would be "exe": ps and top show it as wattd, as they would have had
+	// it been started from the file.
+	_ = os.WriteFile("/proc/self/comm", []byte("wattd"), 0)
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	flags := flag.NewFlagSet("wattd "+StaticArg, flag.ContinueOnError)
 	flags.SetOutput(os.Stderr)

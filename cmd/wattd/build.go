@@ -96,7 +96,7 @@ func buildTarget(c *cli.Context) (*config.Config, []string, error) {
 		cfg, err := load(dir)
 		return cfg, only, err
 	case len(args) == 1 && isRegular(args[0]):
-		// The configuration file itself, as wattpm takes it (projectOf).
+		// The configuration file itself, as start takes it (projectOf).
 		if c.String("config") != "" || c.String("dir") != "" {
 			return nil, nil, usageErrorf("%s is a file: give it alone, or the project directory with --config", args[0])
 		}

@@ -97,9 +97,10 @@ func projectDir(c *cli.Context) (string, error) {
 }
 
 // projectOf returns the project directory and configuration file of start
-// and dev. As with wattpm, the argument may be the configuration file
-// itself (`wattd start path/watt.json`): its directory is then the project
-// directory, as with `wattd start path --config path/watt.json`.
+// and dev. The argument may be the configuration file itself (`wattd
+// start path/prod.json`): its directory is then the project directory, as
+// with `wattd start path --config path/prod.json`. (wattpm takes its
+// argument as a directory only, and finds its default file names from it.)
 func projectOf(c *cli.Context) (dir, file string, err error) {
 	dir, err = projectDir(c)
 	if err != nil {

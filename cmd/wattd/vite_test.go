@@ -203,3 +203,56 @@ func TestViteDev(t *testing.T) {
 		t.Fatalf("vite dev server %d outlived wattd", pid)
 	}
 }
+
+// TestViteStaticAfterTheBinaryIsRemoved: the static server workers are
+// wattd itself, and start from the running binary as every worker does,
+// not from the file at its path: once that file is removed (an upgrade,
+// an uninstall), a static worker that dies is still replaced.
+func TestViteStaticAfterTheBinaryIsRemoved(t *testing.T) {
+	integration(t)
+	bin := filepath.Join(t.TempDir(), "wattd")
+	data, err := os.ReadFile(wattdBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app := t.TempDir()
+	if err := os.WriteFile(filepath.Join(app, "package.json"), []byte(`{"name":"site","devDependencies":{"vite":"*"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(app, "dist"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "dist", "index.html"), []byte("<p>site</p>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "site", "path": app, "workers": 1}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{bin: bin})
+	old := d.waitReady("site", 20*time.Second).Workers[0].PID
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "a new static worker after the binary was removed, ready", func() bool {
+		a := d.app("site")
+		return len(a.Workers) == 1 && a.Workers[0].PID != old && a.Workers[0].State == "ready"
+	})
+	if body := waitHTTP(t, d.url("/"), 10*time.Second); body != "<p>site</p>\n" {
+		t.Fatalf("GET / after the restart: %q", body)
+	}
+	// ps and top name it wattd, not "exe".
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(d.app("site").Workers[0].PID) + "/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(comm)); got != "wattd" {
+		t.Errorf("the static worker's process name is %q, want wattd", got)
+	}
+}

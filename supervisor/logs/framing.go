@@ -60,7 +60,7 @@ func (e *entry) text() string {
 
 func (e *entry) add(l line) {
 	if len(e.lines) == 0 {
-		_, e.goLog = cutGoLogTime(l.text)
+		_, _, e.goLog = cutGoLogStart(l.text)
 	}
 	e.stack = e.stack || strings.HasPrefix(strings.TrimLeft(l.text, " \t"), "at ")
 	e.lines = append(e.lines, l.text)
@@ -74,7 +74,7 @@ func (e *entry) accepts(l line) bool {
 	if len(e.lines) >= maxEntryLines || e.size+len(l.text) > maxEntryBytes {
 		return false
 	}
-	if _, ok := cutGoLogTime(l.text); ok {
+	if _, _, ok := cutGoLogStart(l.text); ok {
 		// Go's standard logger writes each entry at once, starting with
 		// its time: two such lines in one read are two entries.
 		return false

@@ -17,11 +17,32 @@ import (
 // else info. msg is
 // the text after the time (and after slog's word, which is the handler's
 // level field), wattd giving the entry its own time. ok is false for any other line, which keeps stderr's level.
+//
+// log.New's prefix (log.SetPrefix) comes before the time unless the flags
+// have Lmsgprefix: "WARNING: 2006/01/02 15:04:05 msg", the pattern of a
+// logger per level. A prefix of one word that marks a level ("WARNING: ",
+// "[ERROR] ", see markedLevel) gives the line that level when the message
+// names none; the message keeps the prefix.
 func goLogLine(text string) (lvl zapcore.Level, msg string, ok bool) {
-	rest, ok := cutGoLogTime(text)
+	prefix, rest, ok := cutGoLogStart(text)
 	if !ok {
 		return 0, "", false
 	}
+	lvl, msg, named := goLogLevel(rest)
+	if prefix == "" {
+		return lvl, msg, true
+	}
+	if !named {
+		if l, ok := markedLevel(prefix); ok {
+			lvl = l
+		}
+	}
+	return lvl, prefix + msg, true
+}
+
+// goLogLevel is goLogLine's reading of the text after the time; named
+// tells whether the text names its level (else it is info).
+func goLogLevel(rest string) (lvl zapcore.Level, msg string, named bool) {
 	word, after, _ := strings.Cut(rest, " ")
 	if len(word) > 2 && word[0] == '[' && word[len(word)-1] == ']' {
 		// nginx's error log, and Go programs that write their level so:
@@ -49,7 +70,36 @@ func goLogLine(text string) (lvl zapcore.Level, msg string, ok bool) {
 	if lvl, ok := markedLevel(rest); ok {
 		return lvl, rest, true
 	}
-	return zapcore.InfoLevel, rest, true
+	return zapcore.InfoLevel, rest, false
+}
+
+// maxGoLogPrefix bounds the prefix read before the time: one word, as a
+// per-level logger's prefix is, so that a line that only mentions a time
+// further on is not taken for one of Go's logger.
+const maxGoLogPrefix = 24
+
+// cutGoLogStart cuts the start of a line of Go's standard logger off
+// text: an optional prefix of one word (log.SetPrefix without
+// Lmsgprefix) and the time; prefix is as written, rest follows the time.
+func cutGoLogStart(text string) (prefix, rest string, ok bool) {
+	if rest, ok := cutGoLogTime(text); ok {
+		return "", rest, true
+	}
+	for i := 1; i <= maxGoLogPrefix && i < len(text); i++ {
+		if text[i] < '0' || text[i] > '9' || text[i-1] >= '0' && text[i-1] <= '9' {
+			continue
+		}
+		rest, ok := cutGoLogTime(text[i:])
+		if !ok {
+			continue
+		}
+		word := strings.TrimRight(text[:i], " ")
+		if word == "" || strings.ContainsAny(word, " \t") {
+			return "", "", false
+		}
+		return text[:i], rest, true
+	}
+	return "", "", false
 }
 
 // goFileLine matches the file and line log.Lshortfile and log.Llongfile

@@ -196,3 +196,48 @@ func TestGoLogLineThenPanicReport(t *testing.T) {
 		}
 	}
 }
+
+// TestGoLogLinesWithAPrefix: log.New's prefix without Lmsgprefix comes
+// before the time, as in the logger-per-level pattern ("WARNING: " on
+// stderr): the line is still one of Go's logger, at the level its prefix
+// marks (or info), and its message keeps the prefix. The lines are made
+// by the real package.
+func TestGoLogLinesWithAPrefix(t *testing.T) {
+	var buf bytes.Buffer
+	log.New(&buf, "INFO: ", log.LstdFlags).Printf("started")
+	log.New(&buf, "WARNING: ", log.LstdFlags|log.Lshortfile).Printf("disk almost full")
+	log.New(&buf, "ERROR: ", log.LstdFlags|log.Lmicroseconds).Printf("cannot reach the cache")
+	log.New(&buf, "[api] ", log.LstdFlags).Printf("listening")
+	log.New(&buf, "[api] ", log.LstdFlags).Printf("ERROR cannot bind")
+	log.New(&buf, "app: ", log.LstdFlags).Printf("WARN slow")
+	_, _, line, _ := runtime.Caller(0)
+	want := []struct {
+		lvl zapcore.Level
+		msg string
+	}{
+		{zapcore.InfoLevel, "INFO: started"},
+		{zapcore.WarnLevel, fmt.Sprintf("WARNING: golog_test.go:%d: disk almost full", line-5)},
+		{zapcore.ErrorLevel, "ERROR: cannot reach the cache"},
+		{zapcore.InfoLevel, "[api] listening"},
+		{zapcore.ErrorLevel, "[api] cannot bind"},
+		{zapcore.WarnLevel, "app: slow"},
+	}
+	out := relay(t, "stderr", buf.String())
+	// A time further on in a line of other words is not Go's logger's.
+	out = append(out, relayWrites(t, "stderr", "request failed at 2024/01/02 03:04:05 upstream\n", "12024/01/02 03:04:05 x\n")...)
+	want = append(want, struct {
+		lvl zapcore.Level
+		msg string
+	}{zapcore.ErrorLevel, "request failed at 2024/01/02 03:04:05 upstream"}, struct {
+		lvl zapcore.Level
+		msg string
+	}{zapcore.ErrorLevel, "12024/01/02 03:04:05 x"})
+	if len(out) != len(want) {
+		t.Fatalf("got %d entries, want %d: %+v", len(out), len(want), out)
+	}
+	for i, w := range want {
+		if out[i].Level != w.lvl || out[i].Message != w.msg {
+			t.Errorf("entry %d: %v %q, want %v %q", i, out[i].Level, out[i].Message, w.lvl, w.msg)
+		}
+	}
+}
