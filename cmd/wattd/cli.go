@@ -479,6 +479,8 @@ func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
 			if err := rt.RestartApp(ctx, id); err != nil {
 				log.Error("restart after change failed; the previous worker keeps serving", zap.String("app", id), zap.Error(err))
 			}
+		}, func(err error) {
+			log.Warn("some folders of the app are not watched", zap.String("app", id), zap.Error(err))
 		})
 		if err != nil {
 			log.Warn("cannot watch files; changes will not restart the app", zap.String("app", id), zap.Error(err))

@@ -79,6 +79,56 @@ func TestDevRestartsOnChange(t *testing.T) {
 	}
 }
 
+// TestDevRenamedFolder: after a folder of the app is renamed (`mv lib
+// lib2`, a refactoring), an edit of a file in it still restarts the app.
+func TestDevRenamedFolder(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	web := filepath.Join(dir, "web")
+	copyDir(t, fixture("apps/plain"), web)
+	if err := os.MkdirAll(filepath.Join(web, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(web, "lib", "tag.js"), []byte("module.exports = 'one'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(web, "index.js")
+	b, _ := os.ReadFile(src)
+	edited := strings.Replace(string(b), "path: url.pathname", "path: url.pathname, tag: require('./lib2/tag.js')", 1)
+	if edited == string(b) {
+		t.Fatal("fixture changed; cannot edit it")
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	port := freePort(t)
+	d := startWattd(t, dir, port, startOpts{dev: true})
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.waitReady("web", 10*time.Second)
+	if err := os.Rename(filepath.Join(web, "lib"), filepath.Join(web, "lib2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the renamed folder's module to be served", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && strings.Contains(body, `"tag":"one"`)
+	})
+	if err := os.WriteFile(filepath.Join(web, "lib2", "tag.js"), []byte("module.exports = 'two'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the edit in the renamed folder to be served", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && strings.Contains(body, `"tag":"two"`)
+	})
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
 // TestInitWritesRunnableConfig: `wattd init` on a folder of apps writes a
 // watt.json that `wattd start` runs.
 func TestInitWritesRunnableConfig(t *testing.T) {

@@ -6,12 +6,14 @@ package devwatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -23,16 +25,29 @@ var Skipped = []string{"node_modules", ".git", ".next", "dist", "build", ".wattd
 // Watch watches root (and every directory below it that is not skipped or
 // hidden) until ctx ends, and calls onChange with the changed paths once
 // no further change has come for debounce. It returns when ctx ends, or at
-// once with an error if root cannot be watched.
-func Watch(ctx context.Context, root string, debounce time.Duration, onChange func(paths []string)) error {
+// once with an error if root cannot be watched. Folders it cannot watch
+// (the inotify watch limit reached) do not stop it: it watches the others
+// and tells onWarn, once at the start and once more if a folder made later
+// cannot be watched either.
+func Watch(ctx context.Context, root string, debounce time.Duration, onChange func(paths []string), onWarn func(error)) error {
+	// An application folder that is a symbolic link is watched where it
+	// points: the walk below does not follow links, not even at the top.
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", root, err)
 	}
-	if err := addTree(w, root); err != nil {
+	missed, err := addTree(w, root)
+	if err != nil {
 		w.Close()
 		return err
 	}
+	if missed != nil {
+		onWarn(missed)
+	}
+	warnedLater := false
 	go func() {
 		defer w.Close()
 		var pending []string
@@ -50,9 +65,25 @@ func Watch(ctx context.Context, root string, debounce time.Duration, onChange fu
 				if ignored(root, ev.Name) {
 					continue
 				}
+				if ev.Has(fsnotify.Rename) {
+					// A folder renamed (or moved away): drop its watches
+					// now, so that the Create of its new name watches it
+					// afresh. Left alone, the watch stays under the old
+					// name and is removed when the kernel reports the
+					// move, leaving the folder unwatched under its new one.
+					unwatchTree(w, ev.Name)
+				}
 				if ev.Has(fsnotify.Create) {
 					if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-						_ = addTree(w, ev.Name) // a new folder: watch it too
+						// A new folder: watch it too.
+						missed, err := addTree(w, ev.Name)
+						if err != nil && !errors.Is(err, fs.ErrNotExist) {
+							missed = err // the folder itself
+						}
+						if missed != nil && !warnedLater {
+							warnedLater = true
+							onWarn(missed)
+						}
 					}
 				}
 				if !slices.Contains(pending, ev.Name) {
@@ -72,8 +103,23 @@ func Watch(ctx context.Context, root string, debounce time.Duration, onChange fu
 	return nil
 }
 
-func addTree(w *fsnotify.Watcher, root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// unwatchTree removes the watches of dir and of the folders below it.
+func unwatchTree(w *fsnotify.Watcher, dir string) {
+	for _, p := range w.WatchList() {
+		if p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			_ = w.Remove(p)
+		}
+	}
+}
+
+// addTree watches root and the folders below it. It fails if root itself
+// cannot be watched; folders below it that cannot be are skipped and
+// summed up in missed.
+func addTree(w *fsnotify.Watcher, root string) (missed error, err error) {
+	var first string
+	var firstErr error
+	n := 0
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root {
 				return fmt.Errorf("watch %s: %w", root, err)
@@ -87,10 +133,36 @@ func addTree(w *fsnotify.Watcher, root string) error {
 			return filepath.SkipDir
 		}
 		if err := w.Add(p); err != nil {
-			return fmt.Errorf("watch %s: %w", p, err)
+			if p == root {
+				return fmt.Errorf("watch %s: %w", p, limitHint(err))
+			}
+			if n == 0 {
+				first, firstErr = p, err
+			}
+			n++
 		}
 		return nil
 	})
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	if n == 1 {
+		return fmt.Errorf("folder %s not watched, a change in it restarts nothing: %w", first, limitHint(firstErr)), nil
+	}
+	return fmt.Errorf("%d folders not watched (the first: %s), a change in them restarts nothing: %w", n, first, limitHint(firstErr)), nil
+}
+
+// limitHint explains the error inotify gives when the user's watch limit is
+// reached ("no space left on device") and how to raise the limit.
+func limitHint(err error) error {
+	if !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	limit := "?"
+	if b, rerr := os.ReadFile("/proc/sys/fs/inotify/max_user_watches"); rerr == nil {
+		limit = strings.TrimSpace(string(b))
+	}
+	return fmt.Errorf("the inotify watch limit is reached (fs.inotify.max_user_watches = %s, shared by every program of the user); raise it, e.g. sysctl -w fs.inotify.max_user_watches=524288: %w", limit, err)
 }
 
 func skipDir(name string) bool {
