@@ -54,7 +54,7 @@ func Find(opts FindOptions) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("find wattd runtime: current directory: %w", err)
 		}
-		cwd = logicalCwd(wd)
+		cwd = wd // the shell's $PWD when it names this directory: its symlinks kept
 	}
 	here := place{real: canonical(cwd), given: absolute(cwd)}
 
@@ -201,22 +201,6 @@ func (p place) in(i Info) int {
 		n = max(n, len(i.ProjectPath))
 	}
 	return n
-}
-
-// logicalCwd is the shell's name of the working directory, $PWD, which
-// keeps the symlinks it was reached through, when it names the same
-// directory as wd (what the kernel gives, resolved); else wd.
-func logicalCwd(wd string) string {
-	pwd := os.Getenv("PWD")
-	if !filepath.IsAbs(pwd) || pwd == wd {
-		return wd
-	}
-	a, err1 := os.Stat(pwd)
-	b, err2 := os.Stat(wd)
-	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
-		return wd
-	}
-	return filepath.Clean(pwd)
 }
 
 // within reports whether path is dir or below it. Both are clean and
