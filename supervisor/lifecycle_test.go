@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,8 +253,26 @@ func TestRestartUnknownApp(t *testing.T) {
 	if _, err := tr.App("nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("App: %v", err)
 	}
-	if w := tr.WatchTargets(); len(w) != 2 || w["web"] == "" {
+	if w := tr.WatchTargets(); len(w) != 2 || w["web"].Dir == "" {
 		t.Fatalf("watch targets %v", w)
+	}
+}
+
+// TestWatchTargetsFollowWatch: the runtime's "watch": false leaves wattd
+// dev nothing to watch; an application's own "watch" turns it off for
+// that one, or gives its globs.
+func TestWatchTargetsFollowWatch(t *testing.T) {
+	off := newLiveRuntime(t, func(c *config.Config) { c.NoWatch = true }, testApp{id: "web", behaviour: "ready"})
+	if w := off.WatchTargets(); len(w) != 0 {
+		t.Errorf(`with "watch": false, watch targets %v`, w)
+	}
+	tr := newLiveRuntime(t, func(c *config.Config) {
+		c.Applications[0].Watch = config.Watch{Off: true}
+		c.Applications[1].Watch = config.Watch{Ignore: []string{"data/**"}}
+	}, testApp{id: "web", behaviour: "ready"}, testApp{id: "api", behaviour: "ready"})
+	w := tr.WatchTargets()
+	if _, ok := w["web"]; ok || len(w) != 1 || !slices.Equal(w["api"].Ignore, []string{"data/**"}) {
+		t.Errorf("watch targets %+v, want api's alone, with its ignore", w)
 	}
 }
 

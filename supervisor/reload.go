@@ -226,6 +226,7 @@ func sameApp(a, b config.Application) bool {
 	a.Standby, b.Standby = 0, 0
 	a.Scale, b.Scale = config.Scale{}, config.Scale{}
 	a.Pointer, b.Pointer = "", ""
+	a.Watch, b.Watch = config.Watch{}, config.Watch{} // wattd dev's watching, set up at start
 	return reflect.DeepEqual(a, b)
 }
 

@@ -621,16 +621,29 @@ func mergeEnv(base []string, overlays ...map[string]string) []string {
 
 // WatchTargets lists, by application id, the directories to watch in
 // development mode: every application whose capability has no reloading
-// dev server of its own.
-func (rt *Runtime) WatchTargets() map[string]string {
-	out := map[string]string{}
+// dev server of its own, unless Watt's "watch" turns it off (the runtime's,
+// or the application's own).
+func (rt *Runtime) WatchTargets() map[string]WatchTarget {
+	out := map[string]WatchTarget{}
+	if rt.cfg.NoWatch {
+		return out
+	}
 	for _, a := range rt.appList() {
-		if a.sp().launch.NoWatch {
+		sp := a.sp()
+		if sp.launch.NoWatch || sp.conf.Watch.Off {
 			continue
 		}
-		out[a.id] = a.sp().dir
+		out[a.id] = WatchTarget{Dir: sp.dir, Allow: sp.conf.Watch.Allow, Ignore: sp.conf.Watch.Ignore}
 	}
 	return out
+}
+
+// WatchTarget is an application folder wattd dev watches, with the globs of
+// the application's "watch" (relative to Dir): a change counts when it
+// matches Allow (every change when Allow is empty) and no Ignore.
+type WatchTarget struct {
+	Dir           string
+	Allow, Ignore []string
 }
 
 // URL is the public address of the entrypoint.

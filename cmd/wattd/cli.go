@@ -473,8 +473,21 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 // A restart is rolling: if the edited code does not start, the old worker
 // keeps serving and the error is logged.
 func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
-	for id, dir := range rt.WatchTargets() {
+	for id, target := range rt.WatchTargets() {
+		dir, filter := target.Dir, devwatch.NewFilter(target.Allow, target.Ignore)
+		base := dir // the changed paths are under the folder the watch resolved
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			base = real
+		}
 		err := devwatch.Watch(ctx, dir, 300*time.Millisecond, func(paths []string) {
+			// The application's "watch" globs say which changes count.
+			paths = slices.DeleteFunc(paths, func(p string) bool {
+				rel, err := filepath.Rel(base, p)
+				return err == nil && !filter.Counts(filepath.ToSlash(rel))
+			})
+			if len(paths) == 0 {
+				return
+			}
 			log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
 			if err := rt.RestartApp(ctx, id); err != nil {
 				log.Error("restart after change failed; the previous worker keeps serving", zap.String("app", id), zap.Error(err))

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,5 +154,69 @@ func TestInitWritesRunnableConfig(t *testing.T) {
 	body := waitHTTP(t, d.url("/"), 20*time.Second)
 	if !strings.Contains(body, "users") {
 		t.Fatalf("gateway answer: %s", body)
+	}
+}
+
+// TestDevWatchIgnore: an application that writes into its own folder at
+// start (a database file) restarts for ever under wattd dev unless its
+// watt.json says "watch": {"ignore": [...]}, as with Watt: with it, each
+// edit of the code restarts the application once, and no restart is for
+// the file it writes.
+func TestDevWatchIgnore(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(app, "index.js")
+	code := "const fs = require('node:fs')\n" +
+		"fs.mkdirSync(__dirname + '/data', { recursive: true })\n" +
+		"fs.writeFileSync(__dirname + '/data/app.db', String(process.pid))\n" +
+		"require('node:http').createServer((q, s) => s.end(String(process.pid))).listen(3000)\n"
+	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "web", "main": "index.js"})
+	writeJSON(t, filepath.Join(app, "watt.json"), map[string]any{
+		"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
+		"watch":   map[string]any{"ignore": []any{"data/**"}},
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	served := func() string {
+		_, body, _ := get(fresh, d.url("/"))
+		return body
+	}
+	// written reports the pid now serving once it has written its file.
+	written := func(not string) string {
+		var pid string
+		waitFor(t, 20*time.Second, "a worker serving, its data file written", func() bool {
+			pid = served()
+			b, _ := os.ReadFile(filepath.Join(app, "data", "app.db"))
+			return pid != "" && pid != not && string(b) == pid
+		})
+		return pid
+	}
+	pid := written("")
+	for i := range 2 {
+		if err := os.WriteFile(src, []byte(code+fmt.Sprintf("// edit %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pid = written(pid)
+	}
+	// Two edits, two restarts: the data file's writes restarted nothing.
+	changed := 0
+	for _, e := range logEntries(d.out.String(), "files changed; restarting") {
+		changed++
+		if strings.Contains(fmt.Sprint(e["paths"]), "data") {
+			t.Errorf("a restart for the file the app writes: %v", e["paths"])
+		}
+	}
+	if changed != 2 {
+		t.Errorf("%d restarts for changes, want 2 (one per edit)", changed)
 	}
 }

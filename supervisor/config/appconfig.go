@@ -317,8 +317,9 @@ var appKeys = map[string]map[string]appKey{
 		"$schema": {}, "module": {}, "node": {}, "application": {}, "runtime": {},
 		"logger": {},
 		"server": {ignored: "the runtime's server settings apply; an application run alone takes its hostname and port"},
-		"watch":  {ignored: "wattd dev watches the whole application directory"},
+		"watch":  {},
 	},
+	"/watch": {"enabled": {}, "allow": {}, "ignore": {}},
 	"/node": {
 		"main": {}, "hasServer": {}, "absoluteUrl": {},
 		"dispatchViaHttp":            {ignored: "requests between applications always go over the mesh sockets"},
@@ -396,8 +397,54 @@ func (f *appFile) read(root map[string]any, app *Application) {
 			}
 		}
 	}
+	f.readWatch(root, app)
 	if _, ok := root["runtime"]; ok && !f.l.single {
 		f.warn("/runtime", "ignored: an application's \"runtime\" block applies only when the application is started alone; set these keys in the runtime's configuration %s", f.l.file)
+	}
+}
+
+// readWatch reads the application's "watch": a boolean (or "true",
+// "false"), or {enabled, allow, ignore} with lists of globs.
+func (f *appFile) readWatch(root map[string]any, app *Application) {
+	v, ok := root["watch"]
+	if !ok {
+		return
+	}
+	w, isObject := v.(map[string]any)
+	if !isObject {
+		w = map[string]any{"enabled": v}
+	}
+	if e, ok := w["enabled"]; ok {
+		ptr := "/watch/enabled"
+		if !isObject {
+			ptr = "/watch"
+		}
+		raw, _ := json.Marshal(e)
+		on, ok := watchSwitch(raw)
+		if !ok {
+			f.fail(ptr, "expected true or false, got %s", describeValue(e))
+		}
+		app.Watch.Off = !on
+	}
+	for key, dst := range map[string]*[]string{"allow": &app.Watch.Allow, "ignore": &app.Watch.Ignore} {
+		ptr := "/watch/" + key
+		v, ok := w[key]
+		if !ok || v == nil {
+			continue
+		}
+		list, isList := v.([]any)
+		if !isList {
+			f.fail(ptr, "expected a list of globs, got %s", describeValue(v))
+			continue
+		}
+		for i, g := range list {
+			s, isStr := g.(string)
+			if !isStr || s == "" {
+				f.fail(fmt.Sprintf("%s/%d", ptr, i), "expected a glob, got %s", describeValue(g))
+				continue
+			}
+			*dst = append(*dst, s)
+		}
 	}
 }
 

@@ -64,7 +64,9 @@ type rawConfig struct {
 	// CompileCache is read by compileCacheOf.
 	CompileCache json.RawMessage `json:"compileCache"`
 	SourceMaps   *bool           `json:"sourceMaps"`
-	Cgroups      struct {
+	// Watch is Watt's runtime "watch": a boolean, or "true"/"false".
+	Watch   json.RawMessage `json:"watch"`
+	Cgroups struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
 	Metrics      json.RawMessage `json:"metrics"`
@@ -240,6 +242,13 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		},
 	}
 	problems = append(problems, envIssues("/env", raw.Env)...)
+	if len(raw.Watch) > 0 {
+		on, ok := watchSwitch(raw.Watch)
+		if !ok {
+			problems = append(problems, issuef("/watch", "expected true or false, got %s", raw.Watch))
+		}
+		cfg.NoWatch = !on
+	}
 	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
 	l.compileCache = parseCompileCache(raw.CompileCache)
 	l.vertical = raw.Vertical
@@ -707,4 +716,26 @@ func envIssues(ptr string, env map[string]string) []issue {
 		}
 	}
 	return out
+}
+
+// watchSwitch reads Watt's "watch" and "watch.enabled": a boolean, or the
+// strings "true" and "false" a placeholder makes. ok is false for anything
+// else.
+func watchSwitch(raw json.RawMessage) (on, ok bool) {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false, false
+	}
+	switch v := v.(type) {
+	case bool:
+		return v, true
+	case string:
+		switch strings.TrimSpace(v) {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	return false, false
 }

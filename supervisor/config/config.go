@@ -63,6 +63,9 @@ type Config struct {
 	// "healthProbes" at an address other than the metrics server's).
 	Probes   *ProbesServer
 	Warnings []string // Watt options ignored, old names used, and the like
+	// NoWatch is Watt's "watch": false: wattd dev restarts nothing on
+	// change.
+	NoWatch bool
 	// lifts is set when File is a single application's configuration:
 	// where its runtime settings are in it (see Pointer).
 	lifts map[string][]string
@@ -117,6 +120,9 @@ type Application struct {
 	// Pointer is the JSON pointer of the entry (or autoload mapping) the
 	// application came from, for messages about it.
 	Pointer string
+	// Watch is the application's own "watch" (its watt.json): what wattd
+	// dev's restart on change looks at.
+	Watch Watch
 	// Watt is Watt's application model: node.*, application.* from the
 	// application's own watt.json (or platformatic.json), and the entry's
 	// preload, execArgv, arguments and basePath.
@@ -374,6 +380,15 @@ func environMap(environ []string) map[string]string {
 		}
 	}
 	return m
+}
+
+// Watch is an application's own "watch" block, as Watt reads it: off, or
+// the globs (relative to the application's folder) of the files whose
+// changes count, and of those that do not.
+type Watch struct {
+	Off    bool
+	Allow  []string
+	Ignore []string
 }
 
 // Single tells whether File is one application's own configuration, run

@@ -154,9 +154,9 @@ func TestLoadValid(t *testing.T) {
 				api := app("api", "apps/api", 1, true, nil)
 				api.Scale = Scale{Dynamic: true, Minimum: 1, Maximum: 4, ScaleUpELU: DefaultScaleUpELU, ScaleDownELU: DefaultScaleDownELU}
 				c.Applications = []Application{api}
+				c.NoWatch = true // "watch": false
 				f := "valid/watt-options/watt.json"
 				c.Warnings = []string{
-					warn(f, "/watch", ignored("/watch")),
 					warn(f, "/metrics/plugins", ignored("/metrics/plugins")),
 					warn(f, "/httpCache", ignored("/httpCache")),
 					warn(f, "/managementApi", ignored("/managementApi")),

@@ -33,7 +33,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"exitOnUnhandledErrors"}, instead: "an unhandled error ends the worker process as Node.js does, and wattd restarts it"},
 	{at: "", keys: []string{"undici"}, instead: "workers use their own HTTP client settings"},
 	{at: "", keys: []string{"httpCache"}, instead: "no shared HTTP cache between applications"},
-	{at: "", keys: []string{"watch", "hotReload"}, instead: "wattd dev watches and restarts every application; wattd start never does"},
+	{at: "", keys: []string{"hotReload"}, instead: `wattd dev watches and restarts every application ("watch": false turns it off); wattd start never does`},
 	{at: "", keys: []string{"allowCycles"}, instead: "wattd rejects dependency cycles"},
 	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
 	{at: "", keys: []string{"scheduler", "policies"}},

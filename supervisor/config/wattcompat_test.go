@@ -580,3 +580,40 @@ func TestProblemNamesAWatt2Name(t *testing.T) {
 	}
 	wantProblems(t, c, map[string]string{"/applicationTimeout": filepath.Join(dir, "watt.json") + ":3: /runtime/serviceTimeout: changed"})
 }
+
+// TestWatchKeys: the runtime's "watch" and an application's own "watch"
+// (boolean, string or {enabled, allow, ignore}) are read, not ignored, and
+// a wrong value names its place.
+func TestWatchKeys(t *testing.T) {
+	c, _, err := loadWattProject(t, map[string]string{
+		"watt.json":   `{"watch": "false", "entrypoint": "a", "applications": [{"id": "a", "path": "a"}, {"id": "b", "path": "b"}, {"id": "c", "path": "c"}]}`,
+		"a/watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json", "watch": {"ignore": ["data/**", "./*.log"], "allow": ["**/*.js"]}}`,
+		"a/index.js":  "",
+		"b/watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json", "watch": false}`,
+		"b/index.js":  "",
+		"c/watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json", "watch": {"enabled": "false"}}`,
+		"c/index.js":  "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.NoWatch || hasWarning(c, "/watch") {
+		t.Errorf("runtime watch: NoWatch %v, warnings %v", c.NoWatch, c.Warnings)
+	}
+	want := []Watch{{Allow: []string{"**/*.js"}, Ignore: []string{"data/**", "./*.log"}}, {Off: true}, {Off: true}}
+	for i, a := range c.Applications {
+		if !reflect.DeepEqual(a.Watch, want[i]) {
+			t.Errorf("app %s: watch %+v, want %+v", a.ID, a.Watch, want[i])
+		}
+	}
+	_, _, err = loadWattProject(t, map[string]string{
+		"watt.json":   `{"watch": "sometimes", "applications": [{"id": "a", "path": "a"}]}`,
+		"a/watt.json": `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json", "watch": {"ignore": "data/**", "enabled": 1, "every": true}}`,
+		"a/index.js":  "",
+	}, Options{})
+	for _, msg := range []string{`/watch: expected true or false, got "sometimes"`, "/watch/ignore: expected a list of globs", "/watch/enabled: expected true or false", "/watch/every"} {
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("error %v lacks %q", err, msg)
+		}
+	}
+}
