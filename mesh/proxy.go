@@ -188,7 +188,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// A body of unknown length is usually a stream (SSE, chunked progress):
 	// flush each piece as it comes, as the worker sent it.
+	// The head goes at once: an SSE client sees the stream open before its
+	// first event.
 	stream := resp.ContentLength < 0
+	if stream {
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp

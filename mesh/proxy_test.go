@@ -441,3 +441,57 @@ func (l sndbufListener) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// TestProxyStreamHeadFirst: the head of a stream reaches the client before
+// its first piece of body, as the worker flushed it: an SSE client sees
+// the connection open (and its status) while the app has nothing to say yet.
+func TestProxyStreamHeadFirst(t *testing.T) {
+	dir := shortDir(t)
+	release := make(chan struct{})
+	tg := startTarget(t, dir, "sse", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "data: 1\n\n")
+	}))
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	srv := httptest.NewUnstartedServer(&Proxy{Transport: &Transport{Resolver: StaticResolver{T: oneApp(0, tg.path)}}})
+	ln, err := net.Listen("unix", filepath.Join(dir, "proxy.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := net.Dial("unix", filepath.Join(dir, "proxy.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET http://api.plt.local/ HTTP/1.1\r\nHost: api.plt.local\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no head while the stream waits for its first event: %v", err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("head: %d %v", resp.StatusCode, resp.Header)
+	}
+	close(release)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: 1\n" {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+}

@@ -163,6 +163,17 @@ func TestInitWritesRunnableConfig(t *testing.T) {
 // edit of the code restarts the application once, and no restart is for
 // the file it writes.
 func TestDevWatchIgnore(t *testing.T) {
+	devWatchOnlyEdits(t, map[string]any{"ignore": []any{"data/**"}})
+}
+
+// TestDevWatchAllowBraces: the same with an allow list in braces, as
+// Watt's path.matchesGlob reads it: "*.{js,json}" lets an edit of index.js
+// through, and not the data file.
+func TestDevWatchAllowBraces(t *testing.T) {
+	devWatchOnlyEdits(t, map[string]any{"allow": []any{"*.{js,json}"}})
+}
+
+func devWatchOnlyEdits(t *testing.T, watch map[string]any) {
 	integration(t)
 	dir := t.TempDir()
 	app := filepath.Join(dir, "web")
@@ -180,7 +191,7 @@ func TestDevWatchIgnore(t *testing.T) {
 	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "web", "main": "index.js"})
 	writeJSON(t, filepath.Join(app, "watt.json"), map[string]any{
 		"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
-		"watch":   map[string]any{"ignore": []any{"data/**"}},
+		"watch":   watch,
 	})
 	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
