@@ -419,8 +419,7 @@ func (f *appFile) readWatch(root map[string]any, app *Application) {
 		if !isObject {
 			ptr = "/watch"
 		}
-		raw, _ := json.Marshal(e)
-		on, ok := watchSwitch(raw)
+		on, ok := boolValue(e)
 		if !ok {
 			f.fail(ptr, "expected true or false, got %s", describeValue(e))
 		}
@@ -513,6 +512,16 @@ func (f *appFile) boolean(parent map[string]any, ptr string) (bool, bool) {
 	if !ok {
 		return false, false
 	}
+	if b, ok := boolValue(v); ok {
+		return b, true
+	}
+	f.fail(ptr, "expected a boolean, got %s", describeValue(v))
+	return false, false
+}
+
+// boolValue reads a boolean, or the strings "true" and "false" that
+// placeholders make (Watt validates with type coercion).
+func boolValue(v any) (b, ok bool) {
 	switch c := v.(type) {
 	case bool:
 		return c, true
@@ -521,6 +530,5 @@ func (f *appFile) boolean(parent map[string]any, ptr string) (bool, bool) {
 			return t == "true", true
 		}
 	}
-	f.fail(ptr, "expected a boolean, got %s", describeValue(v))
 	return false, false
 }

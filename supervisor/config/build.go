@@ -65,7 +65,7 @@ type rawConfig struct {
 	CompileCache json.RawMessage `json:"compileCache"`
 	SourceMaps   *bool           `json:"sourceMaps"`
 	// Watch is Watt's runtime "watch": a boolean, or "true"/"false".
-	Watch   json.RawMessage `json:"watch"`
+	Watch   any `json:"watch"`
 	Cgroups struct {
 		Root string `json:"root"`
 	} `json:"cgroups"`
@@ -242,10 +242,10 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		},
 	}
 	problems = append(problems, envIssues("/env", raw.Env)...)
-	if len(raw.Watch) > 0 {
-		on, ok := watchSwitch(raw.Watch)
+	if raw.Watch != nil {
+		on, ok := boolValue(raw.Watch)
 		if !ok {
-			problems = append(problems, issuef("/watch", "expected true or false, got %s", raw.Watch))
+			problems = append(problems, issuef("/watch", "expected true or false, got %s", describeValue(raw.Watch)))
 		}
 		cfg.NoWatch = !on
 	}
@@ -716,26 +716,4 @@ func envIssues(ptr string, env map[string]string) []issue {
 		}
 	}
 	return out
-}
-
-// watchSwitch reads Watt's "watch" and "watch.enabled": a boolean, or the
-// strings "true" and "false" a placeholder makes. ok is false for anything
-// else.
-func watchSwitch(raw json.RawMessage) (on, ok bool) {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return false, false
-	}
-	switch v := v.(type) {
-	case bool:
-		return v, true
-	case string:
-		switch strings.TrimSpace(v) {
-		case "true":
-			return true, true
-		case "false":
-			return false, true
-		}
-	}
-	return false, false
 }
