@@ -223,11 +223,7 @@ func TestCtlAsAnotherUser(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(binDir) })
 	bin := filepath.Join(binDir, "wattd")
-	if data, err := os.ReadFile(wattdBin); err != nil {
-		t.Fatal(err)
-	} else if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyWattd(t, bin)
 	if err := os.Chmod(binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

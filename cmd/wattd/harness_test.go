@@ -134,6 +134,20 @@ func project(t *testing.T, cfg map[string]any) string {
 
 func fixture(rel string) string { return filepath.Join(repoRoot, "testdata", rel) }
 
+// copyWattd writes a copy of the wattd binary under test to path, for a
+// test that must run wattd from a file of its own (one it replaces or
+// removes, or one another user can reach).
+func copyWattd(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(wattdBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // syncBuffer collects a process's output for assertions.
 type syncBuffer struct {
 	mu  sync.Mutex

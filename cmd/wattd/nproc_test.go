@@ -49,11 +49,7 @@ func TestWorkersExhaustMaxUserProcesses(t *testing.T) {
 	if err := os.Chown(runBase, n, n); err != nil {
 		t.Fatal(err)
 	}
-	if data, err := os.ReadFile(wattdBin); err != nil {
-		t.Fatal(err)
-	} else if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyWattd(t, bin)
 	port := freePort(t)
 	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": port},

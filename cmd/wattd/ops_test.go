@@ -420,13 +420,7 @@ func TestRemovedRuntimeDirectoryIsNamed(t *testing.T) {
 func TestWorkersStartAfterTheBinaryIsReplaced(t *testing.T) {
 	integration(t)
 	bin := filepath.Join(t.TempDir(), "wattd")
-	data, err := os.ReadFile(wattdBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyWattd(t, bin)
 	dir := project(t, map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 1}},

@@ -211,13 +211,7 @@ func TestViteDev(t *testing.T) {
 func TestViteStaticAfterTheBinaryIsRemoved(t *testing.T) {
 	integration(t)
 	bin := filepath.Join(t.TempDir(), "wattd")
-	data, err := os.ReadFile(wattdBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyWattd(t, bin)
 	app := t.TempDir()
 	if err := os.WriteFile(filepath.Join(app, "package.json"), []byte(`{"name":"site","devDependencies":{"vite":"*"}}`), 0o644); err != nil {
 		t.Fatal(err)
