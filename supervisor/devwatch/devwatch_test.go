@@ -136,49 +136,25 @@ func TestRenamedFolderStaysWatched(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "lib/sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var seen []string
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := Watch(ctx, root, 50*time.Millisecond, func(p []string) {
-		mu.Lock()
-		seen = append(seen, p...)
-		mu.Unlock()
-	}, func(err error) { t.Errorf("warning: %v", err) }); err != nil {
+	r, err := watchRecorded(t, root)
+	if err != nil {
 		t.Fatal(err)
-	}
-	saw := func(name string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range seen {
-			if p == name {
-				return true
-			}
-		}
-		return false
-	}
-	waitSeen := func(name string) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !saw(name) {
-			if time.Now().After(deadline) {
-				mu.Lock()
-				defer mu.Unlock()
-				t.Fatalf("%s not reported; reported: %v", name, seen)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
 	}
 	if err := os.Rename(filepath.Join(root, "lib"), filepath.Join(root, "lib2")); err != nil {
 		t.Fatal(err)
 	}
-	waitSeen(filepath.Join(root, "lib2"))
+	r.await(t, "lib2 reported", saw(filepath.Join(root, "lib2")))
 	for _, f := range []string{"lib2/a.js", "lib2/sub/b.js"} {
 		if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitSeen(filepath.Join(root, f))
+		r.await(t, f+" reported", saw(filepath.Join(root, f)))
 	}
+	r.mu.Lock()
+	if len(r.warnings) > 0 {
+		t.Errorf("warnings: %v", r.warnings)
+	}
+	r.mu.Unlock()
 }
 
 // TestWatchLimitReached: with fewer inotify watches allowed than the tree
@@ -215,61 +191,24 @@ func TestWatchLimitReached(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var mu sync.Mutex
-	var seen []string
-	var warnings []error
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	err := Watch(ctx, root, 50*time.Millisecond, func(p []string) {
-		mu.Lock()
-		seen = append(seen, p...)
-		mu.Unlock()
-	}, func(err error) {
-		mu.Lock()
-		warnings = append(warnings, err)
-		mu.Unlock()
-	})
+	r, err := watchRecorded(t, root)
 	if err != nil {
 		t.Fatalf("Watch failed instead of watching what it can: %v", err)
 	}
-	mu.Lock()
-	if len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "6 folders not watched") || !strings.Contains(warnings[0].Error(), "fs.inotify.max_user_watches") {
-		t.Fatalf("warnings %v, want one naming 6 folders and the limit", warnings)
+	r.mu.Lock()
+	if len(r.warnings) != 1 || !strings.Contains(r.warnings[0].Error(), "6 folders not watched") || !strings.Contains(r.warnings[0].Error(), "fs.inotify.max_user_watches") {
+		t.Fatalf("warnings %v, want one naming 6 folders and the limit", r.warnings)
 	}
-	mu.Unlock()
+	r.mu.Unlock()
 	if err := os.WriteFile(filepath.Join(root, "app.js"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		ok := slices.Contains(seen, filepath.Join(root, "app.js"))
-		mu.Unlock()
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a change in the watched folder was not reported")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.await(t, "a change in the watched folder reported", saw(filepath.Join(root, "app.js")))
 	// A folder made later that cannot be watched either: one more warning.
 	if err := os.Mkdir(filepath.Join(root, "later"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := len(warnings)
-		mu.Unlock()
-		if n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("warnings %v, want a second one for the new folder", warnings)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.await(t, "a second warning, for the new folder", func(r *recorder) bool { return len(r.warnings) == 2 })
 }
 
 // TestSymlinkedRoot: an application folder given as a symbolic link is
@@ -283,31 +222,69 @@ func TestSymlinkedRoot(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var seen []string
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := Watch(ctx, link, 50*time.Millisecond, func(p []string) {
-		mu.Lock()
-		seen = append(seen, p...)
-		mu.Unlock()
-	}, func(err error) { t.Errorf("warning: %v", err) }); err != nil {
+	r, err := watchRecorded(t, link)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(link, "src/app.js"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	r.await(t, "an edit under a symlinked application folder reported", func(r *recorder) bool { return len(r.seen) > 0 })
+	r.mu.Lock()
+	if len(r.warnings) > 0 {
+		t.Errorf("warnings: %v", r.warnings)
+	}
+	r.mu.Unlock()
+}
+
+// recorder runs Watch on root and keeps what it reports: the changed paths
+// and the warnings.
+type recorder struct {
+	mu       sync.Mutex
+	seen     []string
+	warnings []error
+}
+
+// watchRecorded starts Watch on root with a 50 ms debounce until the test
+// ends, and returns its recorder, or Watch's error.
+func watchRecorded(t *testing.T, root string) (*recorder, error) {
+	t.Helper()
+	r := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	err := Watch(ctx, root, 50*time.Millisecond, func(p []string) {
+		r.mu.Lock()
+		r.seen = append(r.seen, p...)
+		r.mu.Unlock()
+	}, func(err error) {
+		r.mu.Lock()
+		r.warnings = append(r.warnings, err)
+		r.mu.Unlock()
+	})
+	return r, err
+}
+
+// await polls cond, under the recorder's lock, for 5 s, and fails the
+// test with what was recorded if it never holds.
+func (r *recorder) await(t *testing.T, what string, cond func(r *recorder) bool) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		mu.Lock()
-		n := len(seen)
-		mu.Unlock()
-		if n > 0 {
-			break
+		r.mu.Lock()
+		ok := cond(r)
+		seen, warnings := slices.Clone(r.seen), slices.Clone(r.warnings)
+		r.mu.Unlock()
+		if ok {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("an edit under a symlinked application folder was not reported")
+			t.Fatalf("%s: not so after 5 s; reported %v, warnings %v", what, seen, warnings)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// saw is an await condition: path was reported.
+func saw(path string) func(*recorder) bool {
+	return func(r *recorder) bool { return slices.Contains(r.seen, path) }
 }
