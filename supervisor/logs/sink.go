@@ -392,8 +392,10 @@ func (s *Sink) logEntry(e *entry) {
 		// As in Watt: whatever a worker writes to stderr is an error,
 		// but for the lines of Go's standard logger, which writes there.
 		lvl = zapcore.ErrorLevel
-		if l, msg, ok := goLogLine(text); ok {
-			lvl, text = l, msg
+		if e.goLog { // framing read the first line as one of Go's logger
+			if l, msg, ok := goLogLine(text); ok {
+				lvl, text = l, msg
+			}
 		}
 	}
 	fields := make([]zap.Field, 0, 2)
