@@ -133,6 +133,13 @@ func (rt *Runtime) Reload(ctx context.Context) (res ReloadResult, err error) {
 	res.Warnings = slices.Clone(cfg.Warnings)
 	rt.log.Info("reload plan", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("changed", res.Changed), zap.Any("scaled", res.Scaled), zap.Any("standby", res.Standby), zap.Strings("unchanged", res.Unchanged))
+	// Whatever part of the plan was carried out, what wattd dev watches
+	// follows it before the caller hears of the reload.
+	defer func() {
+		if f := rt.onReload.Load(); f != nil {
+			(*f)()
+		}
+	}()
 	if wentBack, err := rt.apply(ctx, cfg, p); err != nil {
 		if cutByStop(err) {
 			rt.log.Info("reload interrupted by the stop", zap.Error(err))
@@ -147,6 +154,13 @@ func (rt *Runtime) Reload(ctx context.Context) (res ReloadResult, err error) {
 	rt.log.Info("reload done")
 	return res, nil
 }
+
+// OnReload has f called at the end of every reload that was carried out,
+// in whole or in part, before Reload returns: wattd dev then watches the
+// folders of the applications the reload added or moved, and no longer
+// those of the ones it removed (WatchTargets). A refused reload changes
+// nothing and calls nothing.
+func (rt *Runtime) OnReload(f func()) { rt.onReload.Store(&f) }
 
 // cutByStop tells whether every failure joined in err is the runtime's
 // stop cutting a change short.

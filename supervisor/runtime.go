@@ -157,6 +157,8 @@ type Runtime struct {
 	logExport LogExportCounter
 	// appRemoved is Options.AppRemoved; nil: none.
 	appRemoved func(id string)
+	// onReload is what OnReload set; nil: none.
+	onReload atomic.Pointer[func()]
 	// inspect is Options.Inspect; inspectPorts hands out its ports.
 	inspect      *Inspect
 	inspectPorts inspectPorts
@@ -622,10 +624,11 @@ func mergeEnv(base []string, overlays ...map[string]string) []string {
 // WatchTargets lists, by application id, the directories to watch in
 // development mode: every application whose capability has no reloading
 // dev server of its own, unless Watt's "watch" turns it off (the runtime's,
-// or the application's own).
+// or the application's own), as the configuration that runs says: after a
+// reload, the reloaded one's.
 func (rt *Runtime) WatchTargets() map[string]WatchTarget {
 	out := map[string]WatchTarget{}
-	if rt.cfg.NoWatch {
+	if rt.current.Load().NoWatch {
 		return out
 	}
 	for _, a := range rt.appList() {

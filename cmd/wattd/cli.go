@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -471,34 +472,84 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 
 // watchForDev restarts an application's workers when its files change.
 // A restart is rolling: if the edited code does not start, the old worker
-// keeps serving and the error is logged.
+// keeps serving and the error is logged. What is watched follows reloads:
+// an application a reload adds is watched, one it removes no longer is,
+// and changed "watch" keys or folders apply.
 func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
-	for id, target := range rt.WatchTargets() {
-		dir, filter := target.Dir, devwatch.NewFilter(target.Allow, target.Ignore)
-		base := dir // the changed paths are under the folder the watch resolved
-		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			base = real
-		}
-		err := devwatch.Watch(ctx, dir, 300*time.Millisecond, func(paths []string) {
-			// The application's "watch" globs say which changes count.
-			paths = slices.DeleteFunc(paths, func(p string) bool {
-				rel, err := filepath.Rel(base, p)
-				return err == nil && !filter.Counts(filepath.ToSlash(rel))
-			})
-			if len(paths) == 0 {
-				return
+	d := &devWatcher{ctx: ctx, rt: rt, log: log, running: map[string]devWatch{}}
+	d.sync()
+	rt.OnReload(d.sync)
+}
+
+// devWatcher holds wattd dev's watches, one per application.
+type devWatcher struct {
+	ctx context.Context
+	rt  *supervisor.Runtime
+	log *zap.Logger
+
+	mu      sync.Mutex
+	running map[string]devWatch // by application id
+}
+
+type devWatch struct {
+	target supervisor.WatchTarget
+	stop   context.CancelFunc
+}
+
+// sync makes the watches match rt.WatchTargets: it stops those of the
+// applications no longer there or whose target changed, and starts the
+// missing ones (an application whose folder could not be watched is tried
+// again at the next reload).
+func (d *devWatcher) sync() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	targets := d.rt.WatchTargets()
+	for id, w := range d.running {
+		if t, ok := targets[id]; !ok || !reflect.DeepEqual(t, w.target) {
+			w.stop()
+			delete(d.running, id)
+			if !ok {
+				d.log.Info("no longer watching the application's files", zap.String("app", id))
 			}
-			log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
-			if err := rt.RestartApp(ctx, id); err != nil {
-				log.Error("restart after change failed; the previous worker keeps serving", zap.String("app", id), zap.Error(err))
-			}
-		}, func(err error) {
-			log.Warn("some folders of the app are not watched", zap.String("app", id), zap.Error(err))
-		})
-		if err != nil {
-			log.Warn("cannot watch files; changes will not restart the app", zap.String("app", id), zap.Error(err))
 		}
 	}
+	for id, t := range targets {
+		if _, ok := d.running[id]; ok {
+			continue
+		}
+		ctx, stop := context.WithCancel(d.ctx)
+		if err := d.watch(ctx, id, t); err != nil {
+			stop()
+			d.log.Warn("cannot watch files; changes will not restart the app", zap.String("app", id), zap.Error(err))
+			continue
+		}
+		d.running[id] = devWatch{target: t, stop: stop}
+		d.log.Debug("watching the application's files", zap.String("app", id), zap.String("dir", t.Dir))
+	}
+}
+
+func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.WatchTarget) error {
+	dir, filter := target.Dir, devwatch.NewFilter(target.Allow, target.Ignore)
+	base := dir // the changed paths are under the folder the watch resolved
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		base = real
+	}
+	return devwatch.Watch(ctx, dir, 300*time.Millisecond, func(paths []string) {
+		// The application's "watch" globs say which changes count.
+		paths = slices.DeleteFunc(paths, func(p string) bool {
+			rel, err := filepath.Rel(base, p)
+			return err == nil && !filter.Counts(filepath.ToSlash(rel))
+		})
+		if len(paths) == 0 || ctx.Err() != nil {
+			return
+		}
+		d.log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
+		if err := d.rt.RestartApp(ctx, id); err != nil {
+			d.log.Error("restart after change failed; the previous worker keeps serving", zap.String("app", id), zap.Error(err))
+		}
+	}, func(err error) {
+		d.log.Warn("some folders of the app are not watched", zap.String("app", id), zap.Error(err))
+	})
 }
 
 // ctlAction wraps a ctl subcommand's call (see ctlCommand).

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -229,5 +230,93 @@ func devWatchOnlyEdits(t *testing.T, watch map[string]any) {
 	}
 	if changed != 2 {
 		t.Errorf("%d restarts for changes, want 2 (one per edit)", changed)
+	}
+}
+
+// TestDevWatchFollowsReload: under wattd dev, what is watched follows a
+// reload. An application the reload adds restarts when its files change,
+// one it removes is no longer watched, and a kept application whose
+// "watch" the reload turned off stops restarting on edits.
+func TestDevWatchFollowsReload(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	code := "require('node:http').createServer((q, s) => s.end(String(process.pid))).listen(process.env.PORT || 3000)\n"
+	for _, id := range []string{"web", "api", "old"} {
+		app := filepath.Join(dir, id)
+		if err := os.MkdirAll(app, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(code), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": id, "main": "index.js"})
+	}
+	config := func(apps ...map[string]any) {
+		list := []any{}
+		for _, a := range apps {
+			list = append(list, a)
+		}
+		writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+			"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"entrypoint":   "web",
+			"applications": list,
+		})
+	}
+	config(map[string]any{"id": "web", "path": "./web"}, map[string]any{"id": "old", "path": "./old"})
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	d.waitReady("web", 20*time.Second)
+	d.waitReady("old", 20*time.Second)
+
+	restarts := func(app string) int {
+		n := 0
+		for _, e := range logEntries(d.out.String(), "files changed; restarting") {
+			if e["name"] == app {
+				n++
+			}
+		}
+		return n
+	}
+	// web's own watt.json turns its watching off; written in the watched
+	// folder, it restarts web once, and the reload applies it.
+	first := pids(d.app("web"))
+	writeJSON(t, filepath.Join(dir, "web", "watt.json"), map[string]any{
+		"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
+		"watch":   false,
+	})
+	waitFor(t, 20*time.Second, "web restarted once for its watt.json", func() bool {
+		a := d.app("web")
+		now := pids(a)
+		return restarts("web") == 1 && len(now) == 1 && now[0] != first[0] && a.Workers[0].State == "ready"
+	})
+	// The reload adds api, removes old and applies web's watch: false.
+	config(map[string]any{"id": "web", "path": "./web"}, map[string]any{"id": "api", "path": "./api"})
+	if out, err := d.ctl("reload"); err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	before := pids(d.waitReady("api", 20*time.Second))
+	web := pids(d.app("web"))
+	for _, id := range []string{"web", "old", "api"} {
+		if err := os.WriteFile(filepath.Join(dir, id, "index.js"), []byte(code+"// edited\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "api, added by the reload, to restart after its edit", func() bool {
+		a := d.app("api")
+		now := pids(a)
+		return restarts("api") == 1 && len(now) == 1 && now[0] != before[0] && a.Workers[0].State == "ready"
+	})
+	// The edits were saved at the same time: a restart of web or old
+	// would have been logged by now (the same 300 ms debounce).
+	if n := restarts("web"); n != 1 {
+		t.Errorf("web restarted %d times after its watching was turned off", n-1)
+	}
+	if n := restarts("old"); n != 0 {
+		t.Errorf("old, removed by the reload, restarted %d times", n)
+	}
+	if now := pids(d.app("web")); !slices.Equal(now, web) {
+		t.Errorf("web's workers changed: %v, were %v", now, web)
+	}
+	if !strings.Contains(d.out.String(), "no longer watching the application's files") {
+		t.Error("no log line says which application is no longer watched")
 	}
 }

@@ -24,8 +24,9 @@ var Skipped = []string{"node_modules", ".git", ".next", "dist", "build", ".wattd
 
 // Watch watches root (and every directory below it that is not skipped or
 // hidden) until ctx ends, and calls onChange with the changed paths once
-// no further change has come for debounce. It returns when ctx ends, or at
-// once with an error if root cannot be watched. Folders it cannot watch
+// no further change has come for debounce. It returns once the watches
+// are set up, watching on until ctx ends, or with an error if root cannot
+// be watched. Folders it cannot watch
 // (the inotify watch limit reached) do not stop it: it watches the others
 // and tells onWarn, once at the start and once more if a folder made later
 // cannot be watched either.
