@@ -131,7 +131,7 @@ func TestBuildStoppedStopsItsCommand(t *testing.T) {
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	b.waitStopped(15 * time.Second)
+	b.waitStopped(15*time.Second, 143)
 }
 
 // waitingBuild is a build script that writes its pid to build.pid and
@@ -182,14 +182,15 @@ func startBuild(t *testing.T, dir, app string, tty *os.File) *runningBuild {
 	return b
 }
 
-// waitStopped checks that wattd build, asked to stop, exits non-zero
-// within timeout naming the app, its build script gone with it.
-func (b *runningBuild) waitStopped(timeout time.Duration) {
+// waitStopped checks that wattd build, asked to stop, exits with code
+// (128 and the signal's number, as a shell reports a command the signal
+// ended) within timeout naming the app, its build script gone with it.
+func (b *runningBuild) waitStopped(timeout time.Duration, code int) {
 	b.t.Helper()
 	select {
 	case err := <-b.exited:
-		if err == nil {
-			b.t.Fatalf("an interrupted build exited 0\n%s", b.out.String())
+		if got := b.cmd.ProcessState.ExitCode(); err == nil || got != code {
+			b.t.Fatalf("an interrupted build exited %d (%v), want %d\n%s", got, err, code, b.out.String())
 		}
 	case <-time.After(timeout):
 		b.t.Fatalf("wattd build did not exit within %s of being stopped", timeout)
@@ -341,7 +342,7 @@ func TestBuildStoppedTwiceIsKilled(t *testing.T) {
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond) // the first one taken and ignored
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.waitStopped(3 * time.Second) // under the 5 s grace
+	b.waitStopped(3*time.Second, 143) // under the 5 s grace
 }
 
 // TestBuildFromATerminalCtrlC: Ctrl-C on the terminal wattd build runs on
@@ -360,5 +361,5 @@ func TestBuildFromATerminalCtrlC(t *testing.T) {
 	if _, err := master.Write([]byte{3}); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
-	b.waitStopped(15 * time.Second)
+	b.waitStopped(15*time.Second, 130)
 }

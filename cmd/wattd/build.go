@@ -185,6 +185,13 @@ func build(cfg *config.Config, only []string, verbose bool, out io.Writer) error
 		fmt.Fprintf(out, "%-12s %-8s building: %s\n", ac.ID, c.ID(), strings.Join(l.Argv, " "))
 		start := time.Now()
 		if err := runBuild(ac.ID, l, ac.Env, verbose, out); err != nil {
+			// Stopped by a signal, wattd build exits as a shell reports a
+			// command the signal ended (130 for Ctrl-C, 143 for SIGTERM),
+			// so that a CI job or script tells it from a failed build.
+			var stopped *buildStopped
+			if errors.As(err, &stopped) {
+				return &exitError{128 + int(stopped.sig), err}
+			}
 			return &exitError{exitFailure, err}
 		}
 		if ab, ok := c.(capabilities.AfterBuilder); ok {
@@ -237,7 +244,7 @@ func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbo
 		case err = <-done:
 		case sig := <-sigs:
 			stopBuild(cmd.Process.Pid, group, sig.(syscall.Signal), sigs, done)
-			return fmt.Errorf("build of app %q stopped (wattd build received %s; the build was sent it too): %s", id, sig, strings.Join(l.Argv, " "))
+			return &buildStopped{sig.(syscall.Signal), fmt.Sprintf("build of app %q stopped (wattd build received %s; the build was sent it too): %s", id, sig, strings.Join(l.Argv, " "))}
 		}
 	}
 	if err != nil {
@@ -251,6 +258,15 @@ func runBuild(id string, l *capabilities.Launch, appEnv map[string]string, verbo
 	}
 	return nil
 }
+
+// buildStopped is the error of a build that wattd build stopped when it
+// received sig.
+type buildStopped struct {
+	sig syscall.Signal
+	msg string
+}
+
+func (e *buildStopped) Error() string { return e.msg }
 
 // buildStopGrace is how long a stopped build has to exit after the
 // signal before its process group is killed.
