@@ -679,20 +679,23 @@ function startDrain (state, timeoutMs) {
   setImmediate(guard('drain', () => checkDrained(state)))
 }
 
-// refuseUpgrades answers the upgrades asked for during the drain (only a
-// kept-alive connection can still ask one) with 503 and "Connection: close"
-// instead of handing them to the app. A 101 cannot close its connection:
-// the WebSocket it opens would hold the worker to the end of the drain
-// timeout and then be cut without a close frame, while a refused client
-// connects again, to a worker that stays.
+// refuseUpgrades answers the upgrades and CONNECT tunnels asked for during
+// the drain (only a kept-alive connection can still ask one) with 503 and
+// "Connection: close" instead of handing them to the app. A 101 (or a
+// tunnel's 200) cannot close its connection: the WebSocket or tunnel it
+// opens would hold the worker to the end of the drain timeout and then be
+// cut without a close frame, while a refused client connects again, to a
+// worker that stays.
 const UPGRADE_REFUSAL_BODY = 'this worker is stopping; connect again\n'
 const UPGRADE_REFUSAL = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 0\r\n' +
   `Content-Type: text/plain\r\nContent-Length: ${UPGRADE_REFUSAL_BODY.length}\r\n\r\n${UPGRADE_REFUSAL_BODY}`
 
 function refuseUpgrades (server) {
-  if (server.listenerCount('upgrade') === 0) return
-  server.removeAllListeners('upgrade')
-  server.on('upgrade', refuseUpgrade)
+  for (const event of ['upgrade', 'connect']) {
+    if (server.listenerCount(event) === 0) continue
+    server.removeAllListeners(event)
+    server.on(event, refuseUpgrade)
+  }
 }
 
 function refuseUpgrade (req, sock) {

@@ -1,6 +1,7 @@
 // A node:http app for the integration tests: / answers at once, /slow after
 // ?ms= milliseconds (in-flight work for graceful-stop tests), /exit exits.
-// An upgrade (any path) switches to a protocol that echoes what it is sent.
+// An upgrade (any path) switches to a protocol that echoes what it is sent,
+// and a CONNECT opens a tunnel that does the same.
 // Every answer names the peer address the request came from.
 const http = require('node:http')
 
@@ -25,6 +26,11 @@ const server = http.createServer((req, res) => {
 })
 server.on('upgrade', (req, sock) => {
   sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n')
+  sock.pipe(sock)
+})
+// A CONNECT opens a tunnel that echoes too.
+server.on('connect', (req, sock) => {
+  sock.write('HTTP/1.1 200 Connection Established\r\n\r\n')
   sock.pipe(sock)
 })
 server.listen(3000)
