@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -23,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/cmd/wattd/internal/earlysig"
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/admin"
 	"github.com/wattd/wattd/supervisor/config"
@@ -200,14 +200,14 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	// First, while nothing can have reused their descriptors: the sockets
 	// a service manager passed (socket activation).
 	passed, passErr := listeners.Activated(activation.Files(true))
-	// Before anything is made that an exit would leave behind (the runtime
-	// directory, cgroups): a signal that comes while wattd sets up waits
-	// here for the runtime, instead of ending wattd by the signal's
-	// default action. A stop signal then stops it as soon as it runs.
-	sigs := make(chan os.Signal, 8)
-	hangups := newHangupWatch() // before Notify: whether there is a terminal to hang up, and whether SIGHUP was ignored
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
+	// Taken since package initialisation (earlysig), before anything is
+	// made that an exit would leave behind (the runtime directory,
+	// cgroups): a signal that comes while wattd sets up waits there for
+	// the runtime, instead of ending wattd by the signal's default action.
+	// A stop signal then stops it as soon as it runs.
+	sigs, before := earlysig.Take()
+	hangups := newHangupWatch(before)
+	defer earlysig.Release()
 	logs.KeepRunningOnBrokenPipe() // a closed output pipe must not end the daemon
 	// A problem found before the runtime's notifier exists still reaches
 	// the service manager, as the status of the failed start.

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"os/signal"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/wattd/wattd/cmd/wattd/internal/earlysig"
 )
 
 // hangupEcho is how long after a terminal's hang-up the SIGHUPs that
@@ -42,10 +40,10 @@ type hangupWatch struct {
 	now     func() time.Time
 }
 
-// newHangupWatch must be called before signal.Notify takes SIGHUP, which
+// newHangupWatch starts from what was so before wattd took SIGHUP, which
 // ends an ignoring of it that wattd was started with.
-func newHangupWatch() *hangupWatch {
-	return &hangupWatch{outlive: signal.Ignored(syscall.SIGHUP), hadTTY: hasControllingTerminal(), hasTTY: hasControllingTerminal, now: time.Now}
+func newHangupWatch(before earlysig.Before) *hangupWatch {
+	return &hangupWatch{outlive: before.HangupIgnored, hadTTY: before.Terminal, hasTTY: earlysig.HasTerminal, now: time.Now}
 }
 
 // classify says what the SIGHUP that just came means.
@@ -60,15 +58,4 @@ func (w *hangupWatch) classify() hupKind {
 		return hupHangup
 	}
 	return hupReload
-}
-
-// hasControllingTerminal reports whether wattd has a controlling terminal:
-// /dev/tty opens only then (ENXIO otherwise, and after a hang-up).
-func hasControllingTerminal() bool {
-	fd, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	_ = unix.Close(fd)
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,6 +108,37 @@ func TestSignalsWhileSettingUp(t *testing.T) {
 		if ents, _ := os.ReadDir(d.runDir); len(ents) != 0 {
 			t.Errorf("%v while setting up: %v left in the runtime base", sig, ents)
 		}
+	}
+}
+
+// TestSignalsTakenEarly: wattd start takes its signals from the
+// initialisation of a package that only needs os/signal, before the heavy
+// packages (gRPC and protobuf of the OTLP exporters, the Prometheus
+// client) are initialised, so that a signal sent right after the start
+// finds them taken. Go's own trace of the initialisation says in which
+// order the packages ran.
+func TestSignalsTakenEarly(t *testing.T) {
+	integration(t)
+	cmd := exec.Command(wattdBin, "start", filepath.Join(t.TempDir(), "none"))
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, _ := cmd.CombinedOutput()
+	var order []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "init" {
+			order = append(order, f[1])
+		}
+	}
+	at := slices.Index(order, "github.com/wattd/wattd/cmd/wattd/internal/earlysig")
+	if at < 0 {
+		t.Fatalf("no init of earlysig in the trace:\n%s", out)
+	}
+	for _, heavy := range []string{"google.golang.org/grpc", "google.golang.org/protobuf/reflect/protoregistry", "github.com/prometheus/client_golang/prometheus", "go.uber.org/zap"} {
+		if i := slices.Index(order, heavy); i >= 0 && i < at {
+			t.Errorf("%s is initialised before the signals are taken (%d before %d of %d)", heavy, i, at, len(order))
+		}
+	}
+	if at > len(order)/4 {
+		t.Errorf("the signals are taken by the %dth package initialised of %d; want among the first quarter", at+1, len(order))
 	}
 }
 
