@@ -234,7 +234,7 @@ func List() ([]Info, error) {
 	}
 	// We are about to trust what the sockets say; a base directory others
 	// can write to could hold a planted one.
-	if err := checkPrivateDir(base); err != nil {
+	if err := checkPrivateDir(base, true); err != nil {
 		return nil, err
 	}
 	var live []Info

@@ -163,28 +163,58 @@ func chooseBase(getenv func(string) string, euid int, runWritable bool, tmp stri
 
 // ensurePrivateDir creates dir with mode 0700 if it is missing, and checks
 // that an existing one is ours and not writable by anyone else: sockets and
-// runtime.json inside it are trusted, so nobody else may swap them.
-func ensurePrivateDir(dir string, parents bool) error {
+// runtime.json inside it are trusted, so nobody else may swap them. base is
+// true for the base directory, made with its parents, and false for a
+// project's directory under it.
+func ensurePrivateDir(dir string, base bool) error {
 	mkdir := os.Mkdir
-	if parents {
+	if base {
 		mkdir = os.MkdirAll
 	}
 	err := mkdir(dir, 0o700)
 	if err == nil {
 		// The umask can only have narrowed 0700; nothing to fix.
-		return checkPrivateDir(dir)
+		return checkPrivateDir(dir, base)
 	}
 	if !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create runtime directory %s: %w", dir, err)
+		// Most often a read-only file system: a container's root file
+		// system, /tmp included, with readOnlyRootFilesystem.
+		return fmt.Errorf("create runtime directory %s: %w; %s", dir, err, cannotCreateAdvice(base))
 	}
-	return checkPrivateDir(dir)
+	return checkPrivateDir(dir, base)
+}
+
+// namedBase reports whether base is the directory WATTD_RUNTIME_DIR names:
+// then "set WATTD_RUNTIME_DIR" is no advice.
+func namedBase(base bool) bool { return base && os.Getenv(EnvRuntimeDir) != "" }
+
+// cannotCreateAdvice says what to change when a runtime directory cannot
+// be made or written to.
+func cannotCreateAdvice(base bool) string {
+	if namedBase(base) {
+		return fmt.Sprintf("set %s to a directory wattd's user can write to", EnvRuntimeDir)
+	}
+	return fmt.Sprintf("set %s to a directory wattd can write to (with a read-only root file system: one on a writable volume, such as a Kubernetes emptyDir)", EnvRuntimeDir)
+}
+
+// notPrivateAdvice says what to change when dir exists but is not wattd's
+// own: either fix the directory or choose another. WATTD_RUNTIME_DIR naming
+// a shared directory (a volume's mount point, owned by root and writable by
+// all, as a Kubernetes emptyDir is) works as a sub-directory, which wattd
+// then makes private.
+func notPrivateAdvice(dir string, base bool, fix string) string {
+	if namedBase(base) {
+		return fmt.Sprintf("%s must name a directory that only wattd's user can write to, or one it can create: set it to a sub-directory, such as %s=%s", EnvRuntimeDir, EnvRuntimeDir, filepath.Join(dir, "wattd"))
+	}
+	return fmt.Sprintf("%s or set %s", fix, EnvRuntimeDir)
 }
 
 // checkPrivateDir verifies that dir is a directory owned by the effective
 // uid and not group- or world-writable. A symlink is accepted only when the
 // link itself is ours too (an XDG setup may use one), because in a sticky
-// shared directory such as /tmp anyone can plant a link to elsewhere.
-func checkPrivateDir(dir string) error {
+// shared directory such as /tmp anyone can plant a link to elsewhere. base
+// is as for ensurePrivateDir.
+func checkPrivateDir(dir string, base bool) error {
 	uid := os.Geteuid()
 	lfi, err := os.Lstat(dir)
 	if err != nil {
@@ -203,10 +233,10 @@ func checkPrivateDir(dir string) error {
 		return fmt.Errorf("runtime directory %s is not a directory", dir)
 	}
 	if o := owner(fi); o != uid {
-		return fmt.Errorf("runtime directory %s is owned by uid %d, not by us (uid %d); remove it or set %s", dir, o, uid, EnvRuntimeDir)
+		return fmt.Errorf("runtime directory %s is owned by uid %d, not by us (uid %d); %s", dir, o, uid, notPrivateAdvice(dir, base, "remove it"))
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("runtime directory %s has mode %04o and is group or world writable; run chmod 700 on it or set %s", dir, perm, EnvRuntimeDir)
+		return fmt.Errorf("runtime directory %s has mode %04o and is group or world writable; %s", dir, perm, notPrivateAdvice(dir, base, "run chmod 700 on it"))
 	}
 	return nil
 }
@@ -297,7 +327,8 @@ func lockDir(path string) (*os.File, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			return nil, fmt.Errorf("open lock %s: %w", lockPath, err)
+			// A runtime directory left in a read-only image, say.
+			return nil, fmt.Errorf("open lock %s: %w; %s", lockPath, err, cannotCreateAdvice(false))
 		}
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			f.Close()

@@ -135,6 +135,45 @@ func TestBaseRejectsWritableByOthers(t *testing.T) {
 	}
 }
 
+// A WATTD_RUNTIME_DIR that names a shared directory (a volume's mount
+// point, writable by all) is refused with the sub-directory that works, not
+// with "set WATTD_RUNTIME_DIR", which is set already.
+func TestBaseNamedSharedSuggestsASubdirectory(t *testing.T) {
+	base := useBase(t)
+	mkdirs(t, base)
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Base()
+	want := EnvRuntimeDir + "=" + filepath.Join(base, "wattd")
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Base() error = %v, want one suggesting %s", err, want)
+	}
+	t.Setenv(EnvRuntimeDir, filepath.Join(base, "wattd"))
+	if _, err := Base(); err != nil {
+		t.Fatalf("Base() under the suggested sub-directory: %v", err)
+	}
+}
+
+// A base that cannot be made says which variable to set.
+func TestBaseCannotCreateSaysWhatToSet(t *testing.T) {
+	file := filepath.Join(shortTemp(t), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvRuntimeDir, "")
+	t.Setenv("XDG_RUNTIME_DIR", filepath.Join(file, "run"))
+	_, err := Base()
+	if err == nil || !strings.Contains(err.Error(), "set "+EnvRuntimeDir+" to a directory wattd can write to") {
+		t.Fatalf("Base() error = %v, want one saying to set %s", err, EnvRuntimeDir)
+	}
+	t.Setenv(EnvRuntimeDir, filepath.Join(file, "base"))
+	_, err = Base()
+	if err == nil || !strings.Contains(err.Error(), "set "+EnvRuntimeDir+" to a directory wattd's user can write to") {
+		t.Fatalf("Base() error = %v, want one saying %s must change", err, EnvRuntimeDir)
+	}
+}
+
 func TestBaseRejectsOtherOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a directory away")
