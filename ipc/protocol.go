@@ -271,6 +271,16 @@ type Fault struct {
 	Cause   *Fault `json:"cause,omitempty"`
 }
 
+// CodeHandlerNotFound is the fault code of a reply to a message whose name
+// the receiving worker has no handler for (Watt's).
+const CodeHandlerNotFound = "PLT_ITC_HANDLER_NOT_FOUND"
+
+// HandlerNotFound is the fault a worker answers a message named name with
+// when nothing handles that name, worded as Watt's.
+func HandlerNotFound(name string) *Fault {
+	return &Fault{Message: `Handler not found for request: "` + name + `"`, Code: CodeHandlerNotFound, Name: "FastifyError"}
+}
+
 // Check is a custom check of the app: announced by the worker (checkSet:
 // Kind), asked for by wattd (check: ID, Kind) and answered (checked: the
 // same ID and Kind, and the result).

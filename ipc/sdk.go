@@ -146,6 +146,13 @@ func (c *Control) readLoop() {
 			if fn := c.onShed.Load(); fn != nil {
 				go (*fn)()
 			}
+		case TypeMessage:
+			// The SDK has no messaging handlers: the sender gets Watt's
+			// "handler not found" at once rather than waiting out its
+			// messagingTimeout for a reply that never comes.
+			if m.ID != 0 {
+				go c.Send(&Message{Type: TypeReply, ID: m.ID, Fault: HandlerNotFound(m.Name)})
+			}
 		}
 	}
 }

@@ -112,11 +112,7 @@ func TestGoSDKApp(t *testing.T) {
 		},
 	})
 	port := freePort(t)
-	build := exec.Command(wattdBin, "build", "--app", "api", dir)
-	build.Env = append(os.Environ(), "PLT_SERVER_PORT="+strconv.Itoa(port))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("wattd build: %v\n%s", err, out)
-	}
+	buildApp(t, dir, "api", port)
 	d := startWattd(t, dir, port, startOpts{})
 	if body := waitHTTP(t, d.url("/"), 30*time.Second); !strings.Contains(body, "go sdk app") {
 		t.Fatalf("GET /: %s", body)
@@ -183,4 +179,15 @@ func TestFrontedProgramOnAnotherPortIsNamed(t *testing.T) {
 		ws := d.app("web").Workers
 		return len(ws) == 1 && ws[0].LastExit == want
 	})
+}
+
+// buildApp runs `wattd build --app app dir` as a start on port would see
+// the project (PLT_SERVER_PORT), failing the test on an error.
+func buildApp(t *testing.T, dir, app string, port int) {
+	t.Helper()
+	build := exec.Command(wattdBin, "build", "--app", app, dir)
+	build.Env = append(os.Environ(), "PLT_SERVER_PORT="+strconv.Itoa(port))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
 }

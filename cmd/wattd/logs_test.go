@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -281,5 +282,44 @@ http.createServer((req, res) => res.end('ok')).listen(3000)
 	js, err := d.ctl("logs", "web", "-n", "100", "--json")
 	if err != nil || !strings.Contains(js, `harmless\n12:00:00.000 FATAL wattd forged-json`) {
 		t.Errorf("ctl logs --json: %v\n%s", err, js)
+	}
+}
+
+// TestLineWithoutNewlineIsLogged: a worker that writes the start of a line
+// and then nothing more (a "waiting for the database... " before a hang)
+// has it logged on its own within a moment, as Watt logs each write; the
+// rest, written much later, is an entry of its own, not glued to it.
+func TestLineWithoutNewlineIsLogged(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	app := t.TempDir()
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(`
+const http = require('node:http')
+process.stdout.write('waiting for the database... ')
+http.createServer((req, res) => {
+  if (req.url === '/finish') console.log('database ready')
+  res.end('ok')
+}).listen(3000)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "partial", "main": "index.js"})
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": app}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	waitFor(t, 10*time.Second, "the line without its newline in the log", func() bool {
+		return slices.Contains(workerEntries(d, "web", "STDOUT"), "waiting for the database... ")
+	})
+	if code, _, err := get(fresh, d.url("/finish")); err != nil || code != 200 {
+		t.Fatalf("GET /finish: %d %v", code, err)
+	}
+	waitFor(t, 10*time.Second, "the rest of the line as an entry of its own", func() bool {
+		return slices.Contains(workerEntries(d, "web", "STDOUT"), "database ready")
+	})
+	if out, err := d.ctl("logs", "web", "-n", "100"); err != nil || !strings.Contains(out, "waiting for the database... ") {
+		t.Errorf("ctl logs: %v\n%s", err, out)
 	}
 }

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,5 +112,59 @@ func TestMessagingExample(t *testing.T) {
 				t.Fatalf("exit code %d", code)
 			}
 		})
+	}
+}
+
+// TestMessageToGoSDKAppFailsAtOnce: a Go program on the SDK has no
+// messaging handlers, so a Node.js application's messaging.send to it gets
+// Watt's "handler not found" fault right away, as a Node.js application
+// without the handler answers, instead of waiting out messagingTimeout for a
+// reply that never comes.
+func TestMessageToGoSDKAppFailsAtOnce(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"entrypoint":       "front",
+		"messagingTimeout": 10000,
+		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "front", "path": "./front"},
+			map[string]any{"id": "api", "path": fixture("apps/gosdk")},
+		},
+	})
+	writeFiles(t, filepath.Join(dir, "front"), map[string]string{
+		"package.json": `{"name": "front", "main": "index.js"}`,
+		"index.js": `const http = require('node:http')
+http.createServer(async (req, res) => {
+  const start = Date.now()
+  try {
+    await globalThis.platformatic.messaging.send('api', 'sum', [1, 2])
+    res.end(JSON.stringify({ ok: true }))
+  } catch (err) {
+    res.end(JSON.stringify({ code: err.code, message: err.message, ms: Date.now() - start }))
+  }
+}).listen(process.env.PORT || 3000)
+`,
+	})
+	port := freePort(t)
+	buildApp(t, dir, "api", port)
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitReady("api", 30*time.Second)
+	body := waitHTTP(t, d.url("/"), 30*time.Second)
+	var a struct {
+		Code, Message string
+		Ms            int
+	}
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		t.Fatalf("GET /: %v %s", err, body)
+	}
+	if a.Code != "PLT_ITC_HANDLER_NOT_FOUND" || a.Message != `Handler not found for request: "sum"` {
+		t.Fatalf("the message to the Go app failed with %+v, want Watt's handler-not-found fault", a)
+	}
+	if a.Ms > 5000 {
+		t.Fatalf("the fault came after %d ms, as if the message had timed out", a.Ms)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }

@@ -1,11 +1,11 @@
 package logs
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -29,8 +29,7 @@ const (
 // operator should still learn that output is being lost.
 const dropReportEvery = 5 * time.Second
 
-// minLineBytes is bufio's smallest buffer; a smaller limit could not be
-// honoured by ReadSlice anyway.
+// minLineBytes is the smallest line limit.
 const minLineBytes = 16
 
 // Options tunes a Sink. Zero values select the defaults.
@@ -265,29 +264,78 @@ func (s *Sink) remember(text string) {
 	s.tailMu.Unlock()
 }
 
+// partialWait is how long the start of a line, read without its newline,
+// waits for the rest before it is logged as it is: a worker that writes
+// "connecting… " and then hangs, or finishes the line only minutes later,
+// shows it now, as Watt logs each write, and it is not glued to the next
+// line. Only readers with read deadlines (the pipes of a worker's output)
+// can tell; others wait for the newline. A second, not less: a line also
+// comes in parts when the pipe was full (wattd's reader behind a flood)
+// and the worker wrote the rest once it drained, which on a loaded machine
+// can take a good part of 100 ms; a JSON log line cut in two would be two
+// entries of text.
+const partialWait = time.Second
+
 // read splits r into lines. It must never block on anything but r itself.
 func (s *Sink) read(r io.Reader, stream string) {
-	// The buffer is the line limit: ReadSlice hands back at most one
-	// buffer's worth, so a line longer than that never gets accumulated.
-	br := bufio.NewReaderSize(r, s.maxLine)
+	dl, _ := r.(interface{ SetReadDeadline(time.Time) error })
+	// The buffer is the line limit: a line longer than that is logged up to
+	// it, and the rest is read and thrown away, never accumulated.
+	buf := make([]byte, s.maxLine)
+	n := 0         // buf[:n] is a line read without its newline yet
+	skip := false  // throwing away the rest of an over-long line
+	armed := false // a read deadline is set
 	for {
-		b, err := br.ReadSlice('\n')
-		switch {
-		case err == nil:
-			// What is still buffered came in the same read: the worker
-			// wrote it together with this line (one console.log of
-			// several lines, one stack trace).
-			s.push(stream, trimEOL(b), false, br.Buffered() > 0)
-			continue
-		case errors.Is(err, bufio.ErrBufferFull):
-			s.push(stream, cutRunes(b), true, false)
-			err = discardLine(br)
-			if err == nil {
-				continue
+		if dl != nil && (n > 0 || armed) {
+			var at time.Time
+			if n > 0 {
+				at = time.Now().Add(partialWait)
 			}
-		case len(b) > 0:
-			// Final line without a newline.
-			s.push(stream, trimEOL(b), false, false)
+			if dl.SetReadDeadline(at) != nil {
+				dl = nil // not a pollable file: wait for newlines
+			}
+			armed = n > 0
+		}
+		k, err := r.Read(buf[n:])
+		end, from := n+k, n
+		if skip && k > 0 {
+			if i := bytes.IndexByte(buf[:end], '\n'); i < 0 {
+				end = 0
+			} else {
+				end = copy(buf, buf[i+1:end])
+				skip = false
+			}
+			from = 0
+		}
+		start := 0
+		for {
+			i := bytes.IndexByte(buf[from:end], '\n')
+			if i < 0 {
+				break
+			}
+			eol := from + i + 1
+			// What follows in the buffer came in the same read: the worker
+			// wrote it together with this line (one console.log of several
+			// lines, one stack trace).
+			s.push(stream, trimEOL(buf[start:eol]), false, eol < end)
+			start, from = eol, eol
+		}
+		n = copy(buf, buf[start:end])
+		if n == len(buf) {
+			s.push(stream, cutRunes(buf[:n]), true, false)
+			n, skip = 0, true
+		}
+		if err == nil {
+			continue
+		}
+		if n > 0 {
+			// A line without its newline: the stream's last, or one whose
+			// rest did not come within partialWait.
+			s.push(stream, trimEOL(buf[:n]), false, false)
+			n = 0
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
 		}
 		if !errors.Is(err, io.EOF) {
 			s.logp.Load().Debug("reading worker output stopped", zap.String("stream", stream), zap.Error(err))
@@ -296,18 +344,8 @@ func (s *Sink) read(r io.Reader, stream string) {
 	}
 }
 
-// discardLine skips the remainder of an over-long line one buffer at a time.
-func discardLine(br *bufio.Reader) error {
-	for {
-		_, err := br.ReadSlice('\n')
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return err
-		}
-	}
-}
-
 func (s *Sink) push(stream string, b []byte, truncated, more bool) {
-	// One copy serves both the tail and the queue; b belongs to bufio.
+	// One copy serves both the tail and the queue; b belongs to the reader.
 	text := string(b)
 	s.remember(text)
 	if stream == "stderr" && text != "" {

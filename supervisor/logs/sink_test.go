@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -823,5 +824,46 @@ func TestSetLoggerRelabelsLaterLines(t *testing.T) {
 	}
 	if got["before"] != -1 || got["after"] != 0 {
 		t.Fatalf("worker fields: %v, want before -1, after 0", got)
+	}
+}
+
+// TestLineWithoutNewlineIsLoggedAfterAWhile: the start of a line written
+// without its newline (a worker's "connecting… ", then nothing for a long
+// time) is logged once partialWait passes with nothing more, as its own
+// entry, instead of waiting for the next newline and being joined to the
+// next line; a line whose rest comes at once stays one line.
+func TestLineWithoutNewlineIsLoggedAfterAWhile(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	s.Follow(pr, "stdout")
+	write := func(text string) {
+		t.Helper()
+		if _, err := io.WriteString(pw, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("connecting to the database... ")
+	waitFor(t, 5*time.Second, "the line without its newline to be logged", func() bool { return logs.Len() == 1 })
+	if got := logs.All()[0].Message; got != "connecting to the database... " {
+		t.Fatalf("logged %q", got)
+	}
+	write("done\n")
+	waitFor(t, 5*time.Second, "the rest of the line", func() bool { return logs.Len() == 2 })
+	write("one line, ")
+	write("written in two parts\n")
+	pw.Close()
+	within(t, 5*time.Second, "Close", s.Close)
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.Message)
+	}
+	want := []string{"connecting to the database... ", "done", "one line, written in two parts"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("logged %q, want %q", got, want)
 	}
 }
