@@ -535,10 +535,11 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 		base = real
 	}
 	return devwatch.Watch(ctx, dir, 300*time.Millisecond, func(paths []string) {
-		// The application's "watch" globs say which changes count.
+		// The application's "watch" globs say which changes count; the
+		// folder itself stands for changes that were lost, which may.
 		paths = slices.DeleteFunc(paths, func(p string) bool {
 			rel, err := filepath.Rel(base, p)
-			return err == nil && !filter.Counts(filepath.ToSlash(rel))
+			return err == nil && rel != "." && !filter.Counts(filepath.ToSlash(rel))
 		})
 		if len(paths) == 0 || ctx.Err() != nil {
 			return

@@ -24,7 +24,8 @@ var Skipped = []string{"node_modules", ".git", ".next", "dist", "build", ".wattd
 
 // Watch watches root (and every directory below it that is not skipped or
 // hidden) until ctx ends, and calls onChange with the changed paths once
-// no further change has come for debounce. It returns once the watches
+// no further change has come for debounce; when changes were lost (the
+// kernel's event queue overflowed), the path reported is root itself. It returns once the watches
 // are set up, watching on until ctx ends, or with an error if root cannot
 // be watched. Folders it cannot watch
 // (the inotify watch limit reached) do not stop it: it watches the others
@@ -96,8 +97,24 @@ func Watch(ctx context.Context, root string, debounce time.Duration, onChange fu
 					onChange(pending)
 					pending = nil
 				}
-			case <-w.Errors:
-				// Overflow and the like: the next event still triggers.
+			case err := <-w.Errors:
+				if !errors.Is(err, fsnotify.ErrEventOverflow) {
+					continue // the next event still triggers
+				}
+				// The kernel's queue overflowed (a flood of changes, a
+				// checkout, while a restart held this loop): events were
+				// lost, so folders made meanwhile may be unwatched and a
+				// change missed. Watch the whole tree again and report
+				// root itself: something changed, which is not known.
+				missed, _ := addTree(w, root)
+				if missed != nil && !warnedLater {
+					warnedLater = true
+					onWarn(missed)
+				}
+				if !slices.Contains(pending, root) {
+					pending = append(pending, root)
+				}
+				timer.Reset(debounce)
 			}
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -287,4 +288,92 @@ func (r *recorder) await(t *testing.T, what string, cond func(r *recorder) bool)
 // saw is an await condition: path was reported.
 func saw(path string) func(*recorder) bool {
 	return func(r *recorder) bool { return slices.Contains(r.seen, path) }
+}
+
+// TestQueueOverflow: when the kernel's queue of events overflows (here
+// while the change callback holds the loop, as a restart does), the lost
+// changes are reported as root itself, and a folder made while events were
+// being lost is watched afterwards.
+func TestQueueOverflow(t *testing.T) {
+	raw, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip(err)
+	}
+	max, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || max > 1<<17 {
+		t.Skipf("max_queued_events %q: too many events to flood it here", raw)
+	}
+	root := t.TempDir()
+	hold := make(chan struct{})
+	var mu sync.Mutex
+	var seen []string
+	calls := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err = Watch(ctx, root, 50*time.Millisecond, func(p []string) {
+		mu.Lock()
+		seen = append(seen, p...)
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		if first {
+			<-hold // a restart in progress: the loop reads no events
+		}
+	}, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSeen := func(what string, path string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			ok := slices.Contains(seen, path)
+			mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s not reported within 10 s", what, path)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	first := filepath.Join(root, "index.js")
+	if err := os.WriteFile(first, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitSeen("the first change", first)
+	// Two files written in turns: events that follow each other differ, so
+	// the kernel queues every one, more than the queue holds.
+	for i := range max + 1000 {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("flood%d", i%2)), []byte{byte(i)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lib := filepath.Join(root, "lib")
+	if err := os.Mkdir(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	close(hold)
+	waitSeen("the lost changes", root)
+	later := filepath.Join(lib, "new.js")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Written again until seen: the loop may still be reading the
+		// flood's events when the first write comes.
+		if err := os.WriteFile(later, []byte("n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		ok := slices.Contains(seen, later)
+		mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a file in the folder made while events were lost was never reported: the folder is not watched")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
