@@ -545,7 +545,9 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 			return
 		}
 		d.log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
-		if err := d.rt.RestartApp(ctx, id); err != nil {
+		// Not cut short when a reload moves the watch: the restart ends as
+		// any rolling restart does.
+		if err := d.rt.RestartApp(d.ctx, id); err != nil {
 			d.log.Error("restart after change failed; the previous worker keeps serving", zap.String("app", id), zap.Error(err))
 		}
 	}, func(err error) {
