@@ -652,9 +652,10 @@ func ctlCommand() *cli.Command {
 		Action:          unknownCommand("wattd ctl"),
 		Subcommands: []*cli.Command{
 			{
-				Name:  "ps",
-				Usage: "list applications and their workers",
-				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag},
+				Name:    "ps",
+				Aliases: []string{"applications"},
+				Usage:   "list applications and their workers",
+				Flags:   []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					apps, err := cl.Apps(ctx)
 					return apps, func() { admin.RenderPS(os.Stdout, apps) }, err

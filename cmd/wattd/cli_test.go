@@ -102,7 +102,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"ctl", "metrics", "web", "-h"}, 0, []string{"wattd ctl metrics", "--json"}},
 		{[]string{"start", "--bogus"}, 2, []string{"bogus"}},
 		{[]string{"ctl", "restart", "--socket", filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
-		{[]string{"ctl", "inject", "web"}, 2, []string{"usage: wattd ctl inject"}},
+		{[]string{"ctl", "inject", "web", "/a", "/b"}, 2, []string{"usage: wattd ctl inject"}},
 		{[]string{"ctl", "inject", "--bogus", "web", "/"}, 2, []string{"unknown option --bogus"}},
 		{[]string{"start", filepath.Join(dir, "missing")}, 2, []string{"does not exist"}},
 	}
@@ -294,6 +294,57 @@ func TestCtlInjectStatus(t *testing.T) {
 				t.Errorf("wattd %s: output lacks %q:\n%s", strings.Join(args, " "), w, out)
 			}
 		}
+	}
+}
+
+// TestCtlTakesWattpmOptions: the options of wattpm inject (-m, -p, -D, -f,
+// -o) and the name wattpm applications work with wattd ctl as they do with
+// wattpm, so a command line carried over from Watt runs unchanged.
+func TestCtlTakesWattpmOptions(t *testing.T) {
+	integration(t)
+	d, dir, _ := probeRuntime(t)
+	env := []string{"WATTD_RUNTIME_DIR=" + d.runDir}
+	bodyFile := filepath.Join(t.TempDir(), "body.json")
+	if err := os.WriteFile(bodyFile, []byte(`{"n":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outFile := filepath.Join(t.TempDir(), "out.txt")
+	cases := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"web", "-m", "PUT", "-p", "/echo", "-H", "x-a: 1", "-D", bodyFile}, 0, []string{`"method":"PUT"`, `"x-a":"1"`, `"body":"{\"n\":1}"`}},
+		{[]string{"--method", "delete", "--path", "/echo", "web"}, 0, []string{`"method":"DELETE"`}},
+		{[]string{"-p", "/status/200", "-f"}, 0, []string{"HTTP/1.1 200 OK", "status 200 from web"}},
+		{[]string{"web", "--full-output", "-p", "/status/503"}, 1, []string{"HTTP/1.1 503 Service Unavailable", "status 503 from web"}},
+		{[]string{"web"}, 0, []string{`"start":`}},
+		{[]string{"web", "/a", "-p", "/b"}, 2, []string{`a PATH argument ("/a") and -p "/b"`}},
+		{[]string{"web", "-D", "/nonexistent/body"}, 2, []string{"-D /nonexistent/body"}},
+	}
+	for _, c := range cases {
+		args := append([]string{"ctl", "inject"}, c.args...)
+		out, code := runCLI(t, dir, env, args...)
+		if code != c.code {
+			t.Errorf("wattd %s: exit %d, want %d\n%s", strings.Join(args, " "), code, c.code, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("wattd %s: output lacks %q:\n%s", strings.Join(args, " "), w, out)
+			}
+		}
+	}
+	// -o writes the response to the file and nothing to stdout.
+	out, code := runCLI(t, dir, env, "ctl", "inject", "web", "-p", "/status/200", "-o", outFile)
+	if code != 0 || strings.Contains(out, "status 200") {
+		t.Errorf("ctl inject -o: exit %d, want 0 and nothing printed:\n%s", code, out)
+	}
+	if b, err := os.ReadFile(outFile); err != nil || string(b) != "status 200 from web\n" {
+		t.Errorf("ctl inject -o wrote %q (%v), want the body", b, err)
+	}
+	out, code = runCLI(t, dir, env, "ctl", "applications")
+	if code != 0 || !strings.Contains(out, "web") || !strings.Contains(out, "ready") {
+		t.Errorf("ctl applications: exit %d, want the apps as ctl ps lists them:\n%s", code, out)
 	}
 }
 

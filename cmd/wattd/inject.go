@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +19,7 @@ import (
 	"github.com/wattd/wattd/supervisor/admin"
 )
 
-const injectUsage = "wattd ctl inject [APP] [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--json] [--no-fail] PATH"
+const injectUsage = "wattd ctl inject [APP] [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [-o FILE] [--json] [--no-fail] PATH"
 
 // injectHelp is what `ctl inject --help` prints: the command parses its own
 // flags, so urfave/cli cannot render them.
@@ -29,12 +30,19 @@ USAGE:
    ` + injectUsage + `
 
    Options may come before, between or after APP and PATH, as with curl.
+   wattpm inject's options are taken too: -m, -p, -D, -f and -o. Without
+   PATH (APP alone, or nothing) the request goes to /.
 
 OPTIONS:
-   -X, --request METHOD    HTTP method (default: GET, or POST with -d)
+   -X, --request METHOD    HTTP method (default: GET, or POST with -d);
+                           also -m, --method
+   -p, --path PATH         the request path, instead of the PATH argument
    -H, --header 'N: v'     add a request header (repeatable)
    -d, --data BODY|@FILE   request body, or the contents of FILE
-   -i, --include           print the status line and the response headers too
+   -D, --data-file FILE    request body: the contents of FILE
+   -i, --include           print the status line and the response headers too;
+                           also -f, --full-output
+   -o, --output FILE       write what would be printed to FILE instead
    --no-fail               exit 0 whatever the status; by default a status
                            outside 2xx prints the body and exits 1, like curl --fail-with-body
    --json                  print {"status", "headers", "body"} as JSON instead
@@ -48,7 +56,7 @@ OPTIONS:
 // does not allow; hence the small parser.
 type injectRequest struct {
 	app, path, method, body string
-	socket, name            string
+	socket, name, output    string
 	hasBody, include, json  bool
 	noFail, help            bool
 	headers                 http.Header
@@ -74,7 +82,7 @@ func parseInject(args []string) (*injectRequest, error) {
 			return args[i], nil
 		}
 		switch a {
-		case "-X", "--request":
+		case "-X", "--request", "-m", "--method":
 			v, err := next()
 			if err != nil {
 				return nil, err
@@ -103,6 +111,31 @@ func parseInject(args []string) (*injectRequest, error) {
 				v = string(b)
 			}
 			r.body, r.hasBody = v, true
+		case "-D", "--data-file":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", a, v, err)
+			}
+			r.body, r.hasBody = string(b), true
+		case "-p", "--path":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			if v == "" {
+				return nil, fmt.Errorf("%s needs a path; usage: %s", a, injectUsage)
+			}
+			r.path = v
+		case "-o", "--output":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			r.output = v
 		case "--socket":
 			v, err := next()
 			if err != nil {
@@ -117,7 +150,7 @@ func parseInject(args []string) (*injectRequest, error) {
 			r.name = v
 		case "--json":
 			r.json = true
-		case "-i", "--include":
+		case "-i", "--include", "-f", "--full-output":
 			r.include = true
 		case "--no-fail":
 			r.noFail = true
@@ -131,11 +164,23 @@ func parseInject(args []string) (*injectRequest, error) {
 			pos = append(pos, a)
 		}
 	}
+	// wattpm inject's -p gives the path, so the arguments are at most
+	// APP; without either, the path is /, as wattpm's default.
 	switch {
+	case r.path != "" && len(pos) <= 1:
+		if len(pos) == 1 {
+			r.app = pos[0]
+		}
+	case r.path != "":
+		return nil, fmt.Errorf("a PATH argument (%q) and -p %q: give one; usage: %s", pos[len(pos)-1], r.path, injectUsage)
 	case len(pos) == 2:
 		r.app, r.path = pos[0], pos[1]
 	case len(pos) == 1 && strings.HasPrefix(pos[0], "/"):
 		r.path = pos[0] // the entrypoint's, as wattpm inject does
+	case len(pos) == 1:
+		r.app, r.path = pos[0], "/"
+	case len(pos) == 0:
+		r.path = "/"
 	default:
 		return nil, fmt.Errorf("usage: %s", injectUsage)
 	}
@@ -155,7 +200,7 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 	return &cli.Command{
 		Name:            "inject",
 		Usage:           "send a request to APP (by default the entrypoint) through the mesh and print the response",
-		ArgsUsage:       "[APP] [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [--no-fail] PATH",
+		ArgsUsage:       "[APP] [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [-i] [-o FILE] [--no-fail] PATH",
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
 			req, err := parseInject(c.Args().Slice())
@@ -213,16 +258,27 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				return fail(fmt.Errorf("%s %s: %w", req.method, hr.URL, err))
 			}
 			defer resp.Body.Close()
+			var w io.Writer = os.Stdout
+			var outFile *os.File
+			if req.output != "" {
+				if outFile, err = os.Create(req.output); err != nil {
+					return fail(fmt.Errorf("-o: %w", err))
+				}
+				defer outFile.Close()
+				w = outFile
+			}
 			if req.json {
 				b, err := io.ReadAll(resp.Body)
 				if err != nil {
 					return fail(fmt.Errorf("%s %s: read the response: %w", req.method, hr.URL, err))
 				}
-				if err := printIndented(injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}); err != nil {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}); err != nil {
 					return fail(err)
 				}
 			} else if req.include {
-				fmt.Fprintf(os.Stdout, "%s %s\n", resp.Proto, resp.Status)
+				fmt.Fprintf(w, "%s %s\n", resp.Proto, resp.Status)
 				keys := make([]string, 0, len(resp.Header))
 				for k := range resp.Header {
 					keys = append(keys, k)
@@ -230,14 +286,19 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				sort.Strings(keys)
 				for _, k := range keys {
 					for _, v := range resp.Header[k] {
-						fmt.Fprintf(os.Stdout, "%s: %s\n", k, v)
+						fmt.Fprintf(w, "%s: %s\n", k, v)
 					}
 				}
-				fmt.Fprintln(os.Stdout)
+				fmt.Fprintln(w)
 			}
 			if !req.json {
-				if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
+				if _, err := io.Copy(w, resp.Body); err != nil {
 					return fail(err)
+				}
+			}
+			if outFile != nil {
+				if err := outFile.Close(); err != nil {
+					return fail(fmt.Errorf("-o: %w", err))
 				}
 			}
 			if !req.noFail && (resp.StatusCode < 200 || resp.StatusCode > 299) {

@@ -881,3 +881,24 @@ func TestAppMetricsOverFrame(t *testing.T) {
 		t.Fatalf("worker %d (restarts %d), want %d never restarted: killed for its report", w.PID, w.Restarts, pid)
 	}
 }
+
+// TestPrometheusWithoutPromClient: an app that reads Watt's
+// globalThis.platformatic.prometheus without prom-client among its
+// packages gets undefined, as documented, and wattd's log says why (the
+// package does not resolve from the app, and how to add it) instead of
+// leaving the app's TypeError about reading 'client' of undefined alone.
+func TestPrometheusWithoutPromClient(t *testing.T) {
+	integration(t)
+	port := freePort(t)
+	app := fixture("apps/prom-missing")
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": app}},
+	})
+	d := startWattd(t, dir, port, startOpts{})
+	if body := waitHTTP(t, d.url("/"), 20*time.Second); !strings.Contains(body, "prometheus is undefined") {
+		t.Errorf("GET / = %q, want prometheus undefined", body)
+	}
+	d.waitOutput("globalThis.platformatic.prometheus is undefined: the npm package prom-client does not resolve from "+app, 10*time.Second)
+	d.waitOutput("npm install prom-client", 10*time.Second)
+}

@@ -159,12 +159,35 @@ function markClosing (state) {
 // use only: most apps never touch it, and it costs a few milliseconds.
 // The registry is state.promRegistry, whose metrics the stats reports carry
 // to wattd's endpoint (control.cjs).
+//
+// Without prom-client the field is not one of the globals (so
+// @platformatic/globals' getPrometheus says it is not available), and
+// reading it gives undefined, as the docs say; the first read also says
+// why on stderr, since the app's next step is usually a TypeError about
+// reading 'client' of undefined. Watt's own packages bring prom-client, so
+// an app that drops them for wattd loses it without knowing.
 function definePrometheus (state, p, root) {
   let path
   try {
     path = require.resolve('prom-client', { paths: [root] })
   } catch {
-    return // no prom-client: the field stays absent, as the docs say
+    let told = false
+    Object.defineProperty(p, 'prometheus', {
+      enumerable: false,
+      configurable: true,
+      get () {
+        if (!told) {
+          told = true
+          warn(`globalThis.platformatic.prometheus is undefined: the npm package prom-client does not resolve from ${root} (Watt's packages bring it; under wattd the application needs it among its own dependencies: npm install prom-client)`)
+        }
+        return undefined
+      },
+      set (v) {
+        Object.defineProperty(p, 'prometheus', { value: v, writable: true, enumerable: true, configurable: true })
+        state.promRegistry = v && v.registry
+      }
+    })
+    return
   }
   let value
   let loaded = false

@@ -1,5 +1,6 @@
 // A node:http app for the CLI tests.
 //   /status/NNN  answers with status NNN and a short body
+//   /echo        the request's method, headers and body, as JSON
 //   anything else  the environment the process was started with, read from
 //                  /proc/self/environ (the Node preload removes the
 //                  protocol's own variables from process.env, and the tests
@@ -18,6 +19,16 @@ http.createServer((req, res) => {
   if (m) {
     res.statusCode = Number(m[1])
     return res.end(`status ${m[1]} from ${process.env.WATTD_APP_ID}\n`)
+  }
+  if (req.url === '/echo') {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (chunk) => { body += chunk })
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ method: req.method, headers: req.headers, body }))
+    })
+    return
   }
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ start: startEnv, process: process.env }))
