@@ -496,7 +496,11 @@ func TestWriteErrorsDoNotStopDraining(t *testing.T) {
 	s := NewSink(workerLogger(failingCore{obs}), Options{QueueLines: 64})
 	pr, pw := io.Pipe()
 	s.Follow(pr, "stderr")
-	within(t, 5*time.Second, "the worker writing", func() {
+	// A sink that stopped draining would hold the writer for ever (an
+	// io.Pipe passes nothing on until it is read); the bound leaves room
+	// for a loaded machine and the race detector: 20,000 synchronous
+	// writes took over 5 s there.
+	within(t, 30*time.Second, "the worker writing", func() {
 		for i := range lines {
 			if _, err := fmt.Fprintf(pw, "line %d\n", i); err != nil {
 				t.Error(err)
@@ -505,7 +509,7 @@ func TestWriteErrorsDoNotStopDraining(t *testing.T) {
 		}
 		pw.Close()
 	})
-	within(t, 5*time.Second, "Close", s.Close)
+	within(t, 10*time.Second, "Close", s.Close)
 	checkAccounting(t, s, logs, lines)
 	if got := s.Tail(); got[len(got)-1] != fmt.Sprintf("line %d", lines-1) {
 		t.Errorf("tail ends with %q", got[len(got)-1])
