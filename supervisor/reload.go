@@ -385,6 +385,7 @@ func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan)
 	}
 	rt.scaler.configure(cfg)
 	rt.current.Store(applied)
+	rt.setScheduler(applied)
 	return wentBack, errors.Join(errs...)
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/wattd/wattd/supervisor/logs"
 	"github.com/wattd/wattd/supervisor/restart"
 	"github.com/wattd/wattd/supervisor/rundir"
+	"github.com/wattd/wattd/supervisor/scheduler"
 	"github.com/wattd/wattd/supervisor/sdnotify"
 	"github.com/wattd/wattd/supervisor/telemetry"
 )
@@ -159,6 +160,11 @@ type Runtime struct {
 	appRemoved func(id string)
 	// onReload is what OnReload set; nil: none.
 	onReload atomic.Pointer[func()]
+	// sched runs the "scheduler" jobs from the moment the runtime is
+	// ready (schedule.go); schedStopped: the stop came first.
+	schedMu      sync.Mutex
+	sched        *scheduler.Service
+	schedStopped bool
 	// inspect is Options.Inspect; inspectPorts hands out its ports.
 	inspect      *Inspect
 	inspectPorts inspectPorts
@@ -731,6 +737,7 @@ loop:
 			if !announced && rt.entryReady() {
 				announced = true
 				rt.log.Info("ready", zap.String("url", rt.url), zap.Duration("startup", time.Since(rt.started).Round(time.Millisecond)))
+				rt.startScheduler()
 			}
 		case <-rt.failures:
 			rt.tellService()
@@ -754,6 +761,7 @@ loop:
 		}
 	}
 	rt.Stop()
+	rt.stopScheduler()
 	rt.notify.Stopping()
 	rt.log.Info("stopping", zap.Duration("grace", rt.cfg.GracefulShutdown.Runtime))
 	deadline := time.NewTimer(rt.cfg.GracefulShutdown.Runtime)

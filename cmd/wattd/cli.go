@@ -662,6 +662,34 @@ func ctlCommand() *cli.Command {
 				}),
 			},
 			{
+				Name:  "scheduler",
+				Usage: "list the scheduler's jobs (\"scheduler\" in watt.json): cron, callback, next and last run",
+				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag},
+				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+					if c.NArg() > 0 {
+						return nil, nil, &exitError{exitUsage, fmt.Errorf("unknown scheduler command %q; usage: wattd ctl scheduler [run NAME]", c.Args().First())}
+					}
+					jobs, err := cl.SchedulerJobs(ctx)
+					return jobs, func() { admin.RenderScheduler(os.Stdout, jobs) }, err
+				}),
+				Subcommands: []*cli.Command{{
+					Name:      "run",
+					Usage:     "run a job now, whatever its schedule, with its retries; exit 1 if it failed",
+					ArgsUsage: "NAME",
+					Flags:     []cli.Flag{jsonFlag, socketFlag, nameFlag},
+					Action: action(func(*cli.Context) time.Duration { return 30 * time.Minute }, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+						if c.NArg() != 1 {
+							return nil, nil, &exitError{exitUsage, errors.New("usage: wattd ctl scheduler run NAME")}
+						}
+						res, err := cl.RunSchedulerJob(ctx, c.Args().First())
+						if err == nil && !res.Success {
+							err = &exitError{exitFailure, fmt.Errorf("scheduler job %q failed (its attempts are in the log)", res.Name)}
+						}
+						return res, func() { fmt.Printf("scheduler job %q succeeded\n", res.Name) }, err
+					}),
+				}},
+			},
+			{
 				Name:  "status",
 				Usage: "show the runtime's status",
 				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag},

@@ -23,6 +23,7 @@ import (
 	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/rundir"
+	"github.com/wattd/wattd/supervisor/scheduler"
 	"github.com/wattd/wattd/supervisor/textclip"
 )
 
@@ -162,6 +163,25 @@ func (c *Client) Reload(ctx context.Context) (*supervisor.ReloadResult, error) {
 	var res supervisor.ReloadResult
 	if err := c.callBody(ctx, false, http.MethodPost, "/v1/reload", nil, &res); err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
+	}
+	return &res, nil
+}
+
+// SchedulerJobs lists the runtime's scheduler jobs.
+func (c *Client) SchedulerJobs(ctx context.Context) ([]scheduler.Status, error) {
+	var jobs []scheduler.Status
+	if err := c.call(ctx, true, http.MethodGet, "/v1/scheduler", &jobs); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	return jobs, nil
+}
+
+// RunSchedulerJob runs the job named name now, retries included, and says
+// whether it succeeded.
+func (c *Client) RunSchedulerJob(ctx context.Context, name string) (*SchedulerRun, error) {
+	var res SchedulerRun
+	if err := c.callBody(ctx, false, http.MethodPost, "/v1/scheduler/"+url.PathEscape(name)+"/run", nil, &res); err != nil {
+		return nil, fmt.Errorf("run scheduler job %q: %w", name, err)
 	}
 	return &res, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/scheduler"
 )
 
 // RenderPS writes `wattd ctl ps`: one row per worker slot, in the order
@@ -206,4 +207,31 @@ func RenderReload(w io.Writer, r *supervisor.ReloadResult) {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
+}
+
+// RenderScheduler writes `wattd ctl scheduler`: a row per job, its times
+// in UTC as the schedule reads them.
+func RenderScheduler(w io.Writer, jobs []scheduler.Status) {
+	if len(jobs) == 0 {
+		fmt.Fprintln(w, "no scheduler jobs (\"scheduler\" in watt.json)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCRON\tMETHOD\tCALLBACK URL\tNEXT RUN (UTC)\tLAST RUN (UTC)\tLAST STATUS")
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.DateTime)
+	}
+	for _, j := range jobs {
+		status := j.LastStatus
+		if j.Running {
+			status = "running"
+		} else if status == "" {
+			status = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(j.Name), cell(j.Cron), j.Method, cell(j.CallbackURL), at(j.NextRunAt), at(j.LastExecutedAt), status)
+	}
+	tw.Flush()
 }

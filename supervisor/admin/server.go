@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/scheduler"
 )
 
 // Server is a running admin API.
@@ -202,6 +203,8 @@ var routes = []route{
 	{http.MethodPost, "/v1/reload", write, (*Server).reload},
 	{http.MethodPost, "/v1/stop", write, (*Server).stop},
 	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},
+	{http.MethodGet, "/v1/scheduler", read, (*Server).getScheduler},
+	{http.MethodPost, "/v1/scheduler/{name}/run", write, (*Server).runSchedulerJob},
 	{http.MethodGet, "/v1/logs", read, (*Server).getLogs},
 	// Masked by name, but what the processes were given stays with the
 	// users who may change the runtime: the rule cannot know every secret.
@@ -420,6 +423,42 @@ func (s *Server) reload(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, res, nil
+}
+
+// Scheduler is a Backend that runs Watt's "scheduler" jobs (GET
+// /v1/scheduler, POST /v1/scheduler/{name}/run).
+type Scheduler interface {
+	SchedulerJobs() []scheduler.Status
+	RunSchedulerJob(ctx context.Context, name string) (bool, error)
+}
+
+var _ Scheduler = (*supervisor.Runtime)(nil)
+
+// SchedulerRun is the answer to POST /v1/scheduler/{name}/run.
+type SchedulerRun struct {
+	Name    string `json:"name"`
+	Success bool   `json:"success"`
+}
+
+func (s *Server) getScheduler(r *http.Request) (int, any, error) {
+	sc, ok := s.b.(Scheduler)
+	if !ok {
+		return 0, nil, fmt.Errorf("scheduler: %w", errUnsupported)
+	}
+	return http.StatusOK, sc.SchedulerJobs(), nil
+}
+
+func (s *Server) runSchedulerJob(r *http.Request) (int, any, error) {
+	sc, ok := s.b.(Scheduler)
+	if !ok {
+		return 0, nil, fmt.Errorf("scheduler: %w", errUnsupported)
+	}
+	name := r.PathValue("name")
+	success, err := sc.RunSchedulerJob(r.Context(), name)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, SchedulerRun{Name: name, Success: success}, nil
 }
 
 // ScaleRequest is the body of POST /v1/apps/{id}/scale.

@@ -73,6 +73,8 @@ type rawConfig struct {
 	HealthProbes json.RawMessage `json:"healthProbes"`
 	// Telemetry is read by buildTelemetry.
 	Telemetry json.RawMessage `json:"telemetry"`
+	// Scheduler is read by buildScheduler.
+	Scheduler json.RawMessage `json:"scheduler"`
 }
 
 // rawResources is a "resources" object; sizes stay raw because they may be
@@ -315,6 +317,9 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	cfg.Telemetry, telemetryProblems, telemetryWarnings = l.buildTelemetry(raw.Telemetry)
 	problems = append(problems, telemetryProblems...)
 	l.warnings = append(l.warnings, telemetryWarnings...)
+	var schedulerProblems []issue
+	cfg.Scheduler, schedulerProblems = buildScheduler(raw.Scheduler)
+	problems = append(problems, schedulerProblems...)
 	var requestIDProblems []issue
 	cfg.Logger.RequestID, requestIDProblems = buildRequestID(raw.Logger.RequestID, cfg.Telemetry.Enabled)
 	problems = append(problems, requestIDProblems...)

@@ -55,6 +55,8 @@ type Config struct {
 	Cgroups   Cgroups // wattd extension, key "cgroups"
 	// Telemetry is the "telemetry" key: tracing, exported by wattd.
 	Telemetry Telemetry
+	// Scheduler are the enabled jobs of Watt's "scheduler".
+	Scheduler []SchedulerJob
 	// Health is the runtime's "health" block over Watt's defaults; each
 	// application's Health is what applies to it.
 	Health  Health

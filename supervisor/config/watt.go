@@ -36,7 +36,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "", keys: []string{"hotReload"}, instead: `wattd dev watches and restarts every application ("watch": false turns it off); wattd start never does`},
 	{at: "", keys: []string{"allowCycles"}, instead: "wattd rejects dependency cycles"},
 	{at: "", keys: []string{"managementApi", "management"}, instead: "wattd ctl talks to wattd's own admin socket"},
-	{at: "", keys: []string{"scheduler", "policies"}},
+	{at: "", keys: []string{"policies"}},
 	{at: "/verticalScaler", keys: []string{"maxTotalMemory"}, instead: scaleMemory},
 	{at: "", keys: []string{"inspectorOptions"}, instead: "wattd start --inspect opens every Node.js worker's inspector"},
 	{at: "", keys: []string{"nodeModulesSourceMaps"}},

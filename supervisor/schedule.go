@@ -1,0 +1,101 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/wattd/wattd/mesh"
+	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/scheduler"
+)
+
+// startScheduler starts the configuration's scheduler jobs, once the
+// runtime is ready (as Watt starts them once its applications have).
+func (rt *Runtime) startScheduler() {
+	rt.schedMu.Lock()
+	defer rt.schedMu.Unlock()
+	if rt.sched != nil || rt.schedStopped {
+		return
+	}
+	// http://ID.plt.local goes through the mesh, other URLs out as they
+	// are, without the environment's proxy (as Watt's undici).
+	out := http.DefaultTransport.(*http.Transport).Clone()
+	out.Proxy = nil
+	client := &http.Client{
+		Transport: &mesh.Transport{Resolver: rt, Fallback: out},
+		// A redirect is followed, as undici's request does not: the
+		// status of the callbackUrl itself is what counts.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	rt.sched = scheduler.New(client, rt.log.Named("scheduler"))
+	rt.sched.Set(schedulerJobs(rt.current.Load()))
+}
+
+// setScheduler applies a reloaded configuration's jobs.
+func (rt *Runtime) setScheduler(cfg *config.Config) {
+	rt.schedMu.Lock()
+	defer rt.schedMu.Unlock()
+	if rt.sched != nil {
+		rt.sched.Set(schedulerJobs(cfg))
+	}
+}
+
+// stopScheduler ends the jobs, first thing in a stop: none starts while
+// the applications drain.
+func (rt *Runtime) stopScheduler() {
+	rt.schedMu.Lock()
+	s := rt.sched
+	rt.schedStopped = true
+	rt.schedMu.Unlock()
+	if s != nil {
+		s.Stop()
+	}
+}
+
+func schedulerJobs(cfg *config.Config) []scheduler.Job {
+	jobs := make([]scheduler.Job, 0, len(cfg.Scheduler))
+	for _, j := range cfg.Scheduler {
+		jobs = append(jobs, j.Job())
+	}
+	return jobs
+}
+
+// SchedulerJobs lists the scheduler's jobs (none before the runtime is
+// ready).
+func (rt *Runtime) SchedulerJobs() []scheduler.Status {
+	rt.schedMu.Lock()
+	s := rt.sched
+	rt.schedMu.Unlock()
+	if s == nil {
+		return []scheduler.Status{}
+	}
+	return s.List()
+}
+
+// RunSchedulerJob runs the job named name now and says whether it
+// succeeded; an unknown name gives an error matching ErrNotFound.
+func (rt *Runtime) RunSchedulerJob(ctx context.Context, name string) (bool, error) {
+	rt.schedMu.Lock()
+	s := rt.sched
+	rt.schedMu.Unlock()
+	if s == nil {
+		return false, conflict("the scheduler starts once the runtime is ready")
+	}
+	ok, found := s.Run(ctx, name)
+	if !found {
+		var names []string
+		for _, j := range s.List() {
+			names = append(names, j.Name)
+		}
+		return false, notFound(fmt.Sprintf("no scheduler job %q (jobs: %s)", name, strings.Join(names, ", ")))
+	}
+	return ok, nil
+}
+
+// notFound is an error that matches ErrNotFound and reads as its text.
+type notFound string
+
+func (n notFound) Error() string        { return string(n) }
+func (n notFound) Is(target error) bool { return target == ErrNotFound }
