@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -730,34 +731,50 @@ func ctlCommand() *cli.Command {
 			},
 			{
 				Name:         "restart",
-				Usage:        "restart every worker of APP (without APP, of every application in turn, as SIGUSR2), one at a time, with no downtime",
-				ArgsUsage:    "[APP]",
+				Usage:        "restart every worker of APP (of each APP given, in turn; without APP, of every application in turn, as SIGUSR2), one at a time, with no downtime",
+				ArgsUsage:    "[APP...]",
 				BashComplete: completeApps,
 				Flags:        []cli.Flag{jsonFlag, socketFlag, nameFlag, &cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up waiting after this long"}},
 				Before: func(c *cli.Context) error {
-					if c.NArg() > 1 {
-						return &exitError{exitUsage, errors.New("usage: wattd ctl restart [APP]")}
+					for _, a := range c.Args().Slice() {
+						if strings.HasPrefix(a, "-") {
+							return &exitError{exitUsage, errors.New("usage: wattd ctl restart [APP...]")}
+						}
 					}
 					return nil
 				},
 				Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
 					func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-						if id := c.Args().First(); id != "" {
-							st, err := cl.Restart(ctx, id)
+						if c.NArg() == 1 {
+							st, err := cl.Restart(ctx, c.Args().First())
 							if err != nil {
 								return nil, nil, err
 							}
 							return st, func() { admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st}) }, nil
 						}
-						// Every application, one after the other, as
-						// SIGUSR2 and wattpm restart do.
+						// Several, or every application, one after the
+						// other, as SIGUSR2 and wattpm restart do; the names
+						// are checked before anything restarts.
 						apps, err := cl.Apps(ctx)
 						if err != nil {
 							return nil, nil, err
 						}
-						out := []supervisor.AppStatus{}
+						ids := c.Args().Slice()
+						var known []string
 						for _, a := range apps {
-							st, err := cl.Restart(ctx, a.ID)
+							known = append(known, a.ID)
+						}
+						for _, id := range ids {
+							if !slices.Contains(known, id) {
+								return nil, nil, fmt.Errorf("restart %q: %w %q (known: %s); nothing was restarted", id, admin.ErrNotFound, id, strings.Join(known, ", "))
+							}
+						}
+						if len(ids) == 0 {
+							ids = known
+						}
+						out := []supervisor.AppStatus{}
+						for _, id := range ids {
+							st, err := cl.Restart(ctx, id)
 							if err != nil {
 								return nil, nil, err
 							}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wattd/wattd/supervisor"
 )
 
 // runCLI runs the wattd binary in dir with env added and returns its
@@ -93,7 +95,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"start", cfgFile}, 2, []string{cfgFile + ":1: no applications to run"}},
 		{[]string{"ctl", "metrics", "web", "--json", "--socket", filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
 		{[]string{"ctl", "scale", "web", "2", "--socket=" + filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
-		{[]string{"ctl", "restart", "web", "--", "--json"}, 2, []string{"usage: wattd ctl restart [APP]"}},
+		{[]string{"ctl", "restart", "web", "--", "--json"}, 2, []string{"usage: wattd ctl restart [APP...]"}},
 		{[]string{"ctl", "metrics", "web", "--name"}, 2, []string{"--name needs a value"}},
 		{[]string{"ctl", "ps", "extra"}, 2, []string{`wattd ctl ps takes no arguments, got "extra"`}},
 		{[]string{"ctl", "list", "extra"}, 2, []string{`wattd ctl list takes no arguments, got "extra"`}},
@@ -644,5 +646,45 @@ func TestConcurrentRestartsCoalesce(t *testing.T) {
 	t.Logf("10 restarts in %s: %d rolls, %d requests joined a waiting roll", took.Round(time.Millisecond), w.Restarts, joined)
 	if joined < 8 {
 		t.Errorf("%d requests joined a waiting roll, want at least 8", joined)
+	}
+}
+
+// TestCtlRestartSeveral: `ctl restart A B` restarts each application
+// named, in turn, as wattpm restart does; a name the runtime does not
+// know stops it before anything restarts.
+func TestCtlRestartSeveral(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"entrypoint": "web",
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 1},
+			map[string]any{"id": "api", "path": fixture("apps/plain"), "workers": 1},
+			map[string]any{"id": "jobs", "path": fixture("apps/plain"), "workers": 1},
+		},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	before := map[string]int{}
+	for _, id := range []string{"web", "api", "jobs"} {
+		before[id] = d.waitReady(id, 20*time.Second).Workers[0].PID
+	}
+	if out, err := d.ctl("restart", "web", "nope"); err == nil || !strings.Contains(out, `"nope"`) || !strings.Contains(out, "nothing was restarted") {
+		t.Fatalf("ctl restart web nope: %v\n%s", err, out)
+	}
+	if pid := d.app("web").Workers[0].PID; pid != before["web"] {
+		t.Fatalf("web restarted (pid %d, was %d) although the command was refused", pid, before["web"])
+	}
+	out, err := d.ctl("restart", "web", "api", "--json")
+	var st []supervisor.AppStatus
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st) != 2 || st[0].ID != "web" || st[1].ID != "api" {
+		t.Fatalf("ctl restart web api --json: %v\n%s", err, out)
+	}
+	for _, a := range st {
+		if a.Workers[0].PID == before[a.ID] || a.Workers[0].State != "ready" {
+			t.Errorf("%s after the restart: %+v", a.ID, a.Workers[0])
+		}
+	}
+	if pid := d.app("jobs").Workers[0].PID; pid != before["jobs"] {
+		t.Errorf("jobs, not named, restarted")
 	}
 }
