@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -83,15 +84,18 @@ func (rt *Runtime) RunSchedulerJob(ctx context.Context, name string) (bool, erro
 	if s == nil {
 		return false, conflict("the scheduler starts once the runtime is ready")
 	}
-	ok, found := s.Run(ctx, name)
-	if !found {
+	ok, err := s.Run(ctx, name)
+	switch {
+	case errors.Is(err, scheduler.ErrUnknownJob):
 		var names []string
 		for _, j := range s.List() {
 			names = append(names, j.Name)
 		}
 		return false, notFound(fmt.Sprintf("no scheduler job %q (jobs: %s)", name, strings.Join(names, ", ")))
+	case errors.Is(err, scheduler.ErrRunning):
+		return false, conflict(fmt.Sprintf("scheduler job %q is running now; try again when it is done", name))
 	}
-	return ok, nil
+	return ok, err
 }
 
 // notFound is an error that matches ErrNotFound and reads as its text.

@@ -165,33 +165,48 @@ func (s *Service) loop(ctx context.Context, r *running) {
 		case <-t.C:
 		}
 		s.log.Info(fmt.Sprintf("Executing scheduler %q", r.job.Name), zap.String("job", r.job.Name))
-		s.execute(ctx, r)
+		if _, ran := s.execute(ctx, r); !ran {
+			// `ctl scheduler run` has it running: this time is skipped,
+			// as one that comes during a run is.
+			s.log.Info(fmt.Sprintf("Scheduler %q is running already; this time is skipped", r.job.Name), zap.String("job", r.job.Name))
+		}
 	}
 }
 
+// ErrUnknownJob and ErrRunning are Run's refusals.
+var (
+	ErrUnknownJob = errors.New("no such scheduler job")
+	ErrRunning    = errors.New("the job is running now")
+)
+
 // Run runs the job named name now, whatever its schedule, and says
-// whether it succeeded; ok is false when there is no such job.
-func (s *Service) Run(ctx context.Context, name string) (success bool, ok bool) {
+// whether it succeeded. It refuses a name it does not know, and a job
+// that is running already.
+func (s *Service) Run(ctx context.Context, name string) (bool, error) {
 	s.mu.Lock()
 	r, ok := s.jobs[name]
 	s.mu.Unlock()
 	if !ok {
-		return false, false
+		return false, ErrUnknownJob
 	}
-	return s.execute(ctx, r), true
+	success, ran := s.execute(ctx, r)
+	if !ran {
+		return false, ErrRunning
+	}
+	return success, nil
 }
 
-func (s *Service) execute(ctx context.Context, r *running) bool {
+// execute runs r with its retries, unless it is running already (ran is
+// false then).
+func (s *Service) execute(ctx context.Context, r *running) (success, ran bool) {
 	r.mu.Lock()
 	if r.busy {
 		r.mu.Unlock()
-		s.log.Warn(fmt.Sprintf("Scheduler %q is still running its last call; this one is skipped", r.job.Name), zap.String("job", r.job.Name))
-		return false
+		return false, false
 	}
 	r.busy = true
 	r.mu.Unlock()
 	j := r.job
-	success := false
 	for attempt := 0; attempt < j.MaxRetries && !success; attempt++ {
 		if attempt > 0 {
 			delay := retryBase << (attempt - 1)
@@ -220,7 +235,7 @@ func (s *Service) execute(ctx context.Context, r *running) bool {
 	r.last = time.Now().UTC()
 	r.status = map[bool]string{true: "success", false: "failed"}[success]
 	r.mu.Unlock()
-	return success
+	return success, true
 }
 
 // call sends one attempt: a status outside 2xx is a failure.
