@@ -478,8 +478,10 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 // and changed "watch" keys or folders apply.
 func watchForDev(ctx context.Context, rt *supervisor.Runtime, log *zap.Logger) {
 	d := &devWatcher{ctx: ctx, rt: rt, log: log, running: map[string]devWatch{}}
-	d.sync()
+	// Before the first sync: a reload that ends while it walks the folders
+	// syncs again after it (d.mu), instead of leaving it out of date.
 	rt.OnReload(d.sync)
+	d.sync()
 }
 
 // devWatcher holds wattd dev's watches, one per application.
@@ -548,7 +550,16 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 		d.log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
 		// Not cut short when a reload moves the watch: the restart ends as
 		// any rolling restart does.
-		if err := d.rt.RestartApp(d.ctx, id); err != nil {
+		err := d.rt.RestartApp(d.ctx, id)
+		switch {
+		case err == nil:
+		case errors.Is(err, supervisor.ErrNotFound), errors.Is(err, supervisor.ErrStopping), d.ctx.Err() != nil:
+			// A reload removed the application while the change waited
+			// out its debounce or was being applied (its watch stops at
+			// the reload's end), or wattd is stopping: there is no
+			// previous worker left to keep serving, and nothing failed.
+			d.log.Info("files changed, but the application is being removed or wattd is stopping; not restarted", zap.String("app", id), zap.Error(err))
+		default:
 			d.log.Error("restart after change failed; the previous worker keeps serving", zap.String("app", id), zap.Error(err))
 		}
 	}, func(err error) {

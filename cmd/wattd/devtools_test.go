@@ -320,3 +320,63 @@ func TestDevWatchFollowsReload(t *testing.T) {
 		t.Error("no log line says which application is no longer watched")
 	}
 }
+
+// TestDevChangeOfAppBeingRemoved: a file of an application saved as a
+// reload removes it (the change's debounce ends while the removal drains
+// the application's workers) makes no failed restart: no previous worker
+// keeps serving, so wattd dev says, at info, that the application was not
+// restarted, instead of an error that says the old worker goes on.
+func TestDevChangeOfAppBeingRemoved(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	web := filepath.Join(dir, "web")
+	if err := os.MkdirAll(web, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(web, "index.js"), []byte("require('node:http').createServer((q, s) => s.end('web')).listen(process.env.PORT || 3000)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(web, "package.json"), map[string]any{"name": "web", "main": "index.js"})
+	old := filepath.Join(dir, "old")
+	copyDir(t, fixture("apps/plain"), old)
+	config := func(ids ...string) {
+		apps := []any{}
+		for _, id := range ids {
+			apps = append(apps, map[string]any{"id": id, "path": "./" + id})
+		}
+		writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+			"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"entrypoint":   "web",
+			"applications": apps,
+		})
+	}
+	config("web", "old")
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	d.waitReady("web", 20*time.Second)
+	d.waitReady("old", 20*time.Second)
+	// A request in flight holds old's drain for seconds once the reload
+	// removes it: longer than the change's 300 ms debounce.
+	slow := make(chan string, 1)
+	go func() {
+		out, err := d.ctl("inject", "old", "/slow?ms=5000")
+		slow <- fmt.Sprint(out, err)
+	}()
+	waitFor(t, 10*time.Second, "the slow request in flight", func() bool {
+		a := d.app("old")
+		return len(a.Workers) == 1 && a.Workers[0].ActiveConns > 0
+	})
+	config("web")
+	if err := os.WriteFile(filepath.Join(old, "index.js"), []byte("// edited as it is removed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := d.ctl("reload"); err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	<-slow
+	waitFor(t, 10*time.Second, "the change of old seen and not applied", func() bool {
+		return len(logEntries(d.out.String(), "files changed, but the application is being removed or wattd is stopping; not restarted")) == 1
+	})
+	if es := logEntries(d.out.String(), "restart after change failed; the previous worker keeps serving"); len(es) > 0 {
+		t.Errorf("the change of an application being removed logged as a failed restart: %v", es)
+	}
+}

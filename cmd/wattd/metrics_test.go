@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -899,6 +900,43 @@ func TestPrometheusWithoutPromClient(t *testing.T) {
 	if body := waitHTTP(t, d.url("/"), 20*time.Second); !strings.Contains(body, "prometheus is undefined") {
 		t.Errorf("GET / = %q, want prometheus undefined", body)
 	}
-	d.waitOutput("globalThis.platformatic.prometheus is undefined: the npm package prom-client does not resolve from "+app, 10*time.Second)
+	d.waitOutput("globalThis.platformatic.prometheus is undefined: neither prom-client nor @platformatic/prom-client resolves from "+app, 10*time.Second)
 	d.waitOutput("npm install prom-client", 10*time.Second)
+}
+
+// TestPrometheusFromWattsFork: an app that has Watt's fork of prom-client
+// (@platformatic/prom-client, which Watt's own packages bring) and not
+// prom-client itself gets {client, registry} from it.
+func TestPrometheusFromWattsFork(t *testing.T) {
+	integration(t)
+	fork, err := filepath.Abs(fixture("apps/globals/node_modules/@platformatic/prom-client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fork); err != nil {
+		t.Skipf("no @platformatic/prom-client installed (make deps): %v", err)
+	}
+	app := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(app, "node_modules", "@platformatic"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(fork, filepath.Join(app, "node_modules", "@platformatic", "prom-client")); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(fixture("apps/prom-missing/index.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "index.js"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "web", "main": "index.js"})
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": app}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	if body := waitHTTP(t, d.url("/"), 20*time.Second); !strings.Contains(body, "prometheus is set") {
+		t.Errorf("GET / = %q, want prometheus set from @platformatic/prom-client", body)
+	}
 }

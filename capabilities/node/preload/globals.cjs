@@ -155,7 +155,8 @@ function markClosing (state) {
 }
 
 // definePrometheus sets prometheus to {client, registry} when prom-client
-// can be resolved from the app's directory. The module is loaded on first
+// (or Watt's fork, @platformatic/prom-client) can be resolved from the
+// app's directory. The module is loaded on first
 // use only: most apps never touch it, and it costs a few milliseconds.
 // The registry is state.promRegistry, whose metrics the stats reports carry
 // to wattd's endpoint (control.cjs).
@@ -164,13 +165,18 @@ function markClosing (state) {
 // @platformatic/globals' getPrometheus says it is not available), and
 // reading it gives undefined, as the docs say; the first read also says
 // why on stderr, since the app's next step is usually a TypeError about
-// reading 'client' of undefined. Watt's own packages bring prom-client, so
+// reading 'client' of undefined. Watt's own packages bring its fork, so
 // an app that drops them for wattd loses it without knowing.
 function definePrometheus (state, p, root) {
   let path
-  try {
-    path = require.resolve('prom-client', { paths: [root] })
-  } catch {
+  // prom-client, or the fork of it that Watt's own packages depend on.
+  for (const name of ['prom-client', '@platformatic/prom-client']) {
+    try {
+      path = require.resolve(name, { paths: [root] })
+      break
+    } catch {}
+  }
+  if (!path) {
     let told = false
     Object.defineProperty(p, 'prometheus', {
       enumerable: false,
@@ -178,7 +184,7 @@ function definePrometheus (state, p, root) {
       get () {
         if (!told) {
           told = true
-          warn(`globalThis.platformatic.prometheus is undefined: the npm package prom-client does not resolve from ${root} (Watt's packages bring it; under wattd the application needs it among its own dependencies: npm install prom-client)`)
+          warn(`globalThis.platformatic.prometheus is undefined: neither prom-client nor @platformatic/prom-client resolves from ${root} (Watt's packages bring the second; under wattd the application needs one among its own dependencies: npm install prom-client)`)
         }
         return undefined
       },
