@@ -26,8 +26,8 @@ func (rt *Runtime) startScheduler() {
 	out.Proxy = nil
 	client := &http.Client{
 		Transport: &mesh.Transport{Resolver: rt, Fallback: out},
-		// A redirect is followed, as undici's request does not: the
-		// status of the callbackUrl itself is what counts.
+		// A redirect is not followed, as undici's request follows none:
+		// the status of the callbackUrl itself counts (a 3xx fails).
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	rt.sched = scheduler.New(client, rt.log.Named("scheduler"))
