@@ -286,16 +286,7 @@ func TestCtlInjectStatus(t *testing.T) {
 		{[]string{"nope", "/"}, 1, []string{"nope", "web"}},
 	}
 	for _, c := range cases {
-		args := append([]string{"ctl", "inject"}, c.args...)
-		out, code := runCLI(t, dir, env, args...)
-		if code != c.code {
-			t.Errorf("wattd %s: exit %d, want %d\n%s", strings.Join(args, " "), code, c.code, out)
-		}
-		for _, w := range c.want {
-			if !strings.Contains(out, w) {
-				t.Errorf("wattd %s: output lacks %q:\n%s", strings.Join(args, " "), w, out)
-			}
-		}
+		checkInject(t, dir, env, c.args, c.code, c.want)
 	}
 }
 
@@ -325,16 +316,7 @@ func TestCtlTakesWattpmOptions(t *testing.T) {
 		{[]string{"web", "-D", "/nonexistent/body"}, 2, []string{"-D /nonexistent/body"}},
 	}
 	for _, c := range cases {
-		args := append([]string{"ctl", "inject"}, c.args...)
-		out, code := runCLI(t, dir, env, args...)
-		if code != c.code {
-			t.Errorf("wattd %s: exit %d, want %d\n%s", strings.Join(args, " "), code, c.code, out)
-		}
-		for _, w := range c.want {
-			if !strings.Contains(out, w) {
-				t.Errorf("wattd %s: output lacks %q:\n%s", strings.Join(args, " "), w, out)
-			}
-		}
+		checkInject(t, dir, env, c.args, c.code, c.want)
 	}
 	// -o writes the response to the file and nothing to stdout.
 	out, code := runCLI(t, dir, env, "ctl", "inject", "web", "-p", "/status/200", "-o", outFile)
@@ -686,5 +668,21 @@ func TestCtlRestartSeveral(t *testing.T) {
 	}
 	if pid := d.app("jobs").Workers[0].PID; pid != before["jobs"] {
 		t.Errorf("jobs, not named, restarted")
+	}
+}
+
+// checkInject runs `wattd ctl inject ARGS…` and checks its exit code and
+// that its output has each of want.
+func checkInject(t *testing.T, dir string, env, args []string, code int, want []string) {
+	t.Helper()
+	args = append([]string{"ctl", "inject"}, args...)
+	out, got := runCLI(t, dir, env, args...)
+	if got != code {
+		t.Errorf("wattd %s: exit %d, want %d\n%s", strings.Join(args, " "), got, code, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("wattd %s: output lacks %q:\n%s", strings.Join(args, " "), w, out)
+		}
 	}
 }
