@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"text/tabwriter"
@@ -150,8 +151,11 @@ func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
 }
 
 // printIndented writes v as indented JSON, as --json does.
-func printIndented(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+func printIndented(v any) error { return writeIndented(os.Stdout, v) }
+
+// writeIndented is printIndented to w.
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

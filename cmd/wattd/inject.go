@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -272,9 +271,7 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				if err != nil {
 					return fail(fmt.Errorf("%s %s: read the response: %w", req.method, hr.URL, err))
 				}
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}); err != nil {
+				if err := writeIndented(w, injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}); err != nil {
 					return fail(err)
 				}
 			} else if req.include {

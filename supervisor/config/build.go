@@ -326,7 +326,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	if e := raw.Logger.OpenTelemetryExporter; e != nil {
 		// As in Watt: exported under telemetry's service name, so only
 		// while telemetry is on.
-		if msg := checkOTLPURL(e.URL); msg != "" {
+		if msg := checkHTTPURL(e.URL); msg != "" {
 			problems = append(problems, issuef("/logger/openTelemetryExporter/url", "%s", msg))
 		} else if !cfg.Telemetry.Enabled {
 			l.warnings = append(l.warnings, issuef("/logger/openTelemetryExporter", "log entries are exported only while \"telemetry\" is on (its applicationName is their service.name), as in Watt; none will be"))

@@ -311,7 +311,7 @@ func buildOTLPMetrics(raw json.RawMessage) (*OTLPMetrics, []issue) {
 	case r.Endpoint == nil || *r.Endpoint == "":
 		problems = append(problems, issuef(ptr+"/endpoint", "the collector's URL is required, such as http://collector:4318/v1/metrics"))
 	default:
-		if msg := checkOTLPURL(*r.Endpoint); msg != "" {
+		if msg := checkHTTPURL(*r.Endpoint); msg != "" {
 			problems = append(problems, issuef(ptr+"/endpoint", "%s", msg))
 		}
 		o.Endpoint = *r.Endpoint

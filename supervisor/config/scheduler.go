@@ -24,11 +24,12 @@ type SchedulerJob struct {
 	Body              string
 	HasBody, JSONBody bool
 	MaxRetries        int
+	// schedule is Cron, parsed when the file was loaded.
+	schedule *scheduler.Schedule
 }
 
 // Job is j as the scheduler runs it.
 func (j SchedulerJob) Job() scheduler.Job {
-	sched, _ := scheduler.Parse(j.Cron) // checked when loaded
 	headers := map[string]string{}
 	typed := false
 	for k, v := range j.Headers {
@@ -38,7 +39,7 @@ func (j SchedulerJob) Job() scheduler.Job {
 	if j.JSONBody && !typed {
 		headers["content-type"] = "application/json"
 	}
-	return scheduler.Job{Name: j.Name, Cron: j.Cron, Schedule: sched, URL: j.CallbackURL, Method: j.Method, Headers: headers,
+	return scheduler.Job{Name: j.Name, Cron: j.Cron, Schedule: j.schedule, URL: j.CallbackURL, Method: j.Method, Headers: headers,
 		Body: j.Body, HasBody: j.HasBody, MaxRetries: j.MaxRetries}
 }
 
@@ -94,14 +95,14 @@ func buildScheduler(raw json.RawMessage) ([]SchedulerJob, []issue) {
 		}
 		if r.Cron == nil {
 			problems = append(problems, issuef(at+"/cron", "a job needs a cron expression"))
-		} else if _, err := scheduler.Parse(*r.Cron); err != nil {
+		} else if sched, err := scheduler.Parse(*r.Cron); err != nil {
 			problems = append(problems, issuef(at+"/cron", "%q: %v", *r.Cron, err))
 		} else {
-			j.Cron = *r.Cron
+			j.Cron, j.schedule = *r.Cron, sched
 		}
 		if r.CallbackURL == nil {
 			problems = append(problems, issuef(at+"/callbackUrl", "a job needs the URL to call"))
-		} else if msg := checkOTLPURL(*r.CallbackURL); msg != "" {
+		} else if msg := checkHTTPURL(*r.CallbackURL); msg != "" {
 			problems = append(problems, issuef(at+"/callbackUrl", "%s (an application's is http://ID.plt.local/PATH)", msg))
 		} else {
 			j.CallbackURL = *r.CallbackURL
@@ -124,8 +125,8 @@ func buildScheduler(raw json.RawMessage) ([]SchedulerJob, []issue) {
 			_ = json.Unmarshal(r.Body, &j.Body)
 			j.HasBody = true
 		case body[0] == '{':
-			var compact strings.Builder
-			if err := compactJSON(&compact, r.Body); err != nil {
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, r.Body); err != nil {
 				problems = append(problems, issuef(at+"/body", "%v", err))
 			}
 			j.Body, j.HasBody, j.JSONBody = compact.String(), true, true
@@ -145,13 +146,4 @@ func buildScheduler(raw json.RawMessage) ([]SchedulerJob, []issue) {
 		}
 	}
 	return jobs, problems
-}
-
-func compactJSON(b *strings.Builder, raw json.RawMessage) error {
-	var out bytes.Buffer
-	if err := json.Compact(&out, raw); err != nil {
-		return err
-	}
-	b.Write(out.Bytes())
-	return nil
 }

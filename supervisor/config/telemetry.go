@@ -308,7 +308,7 @@ func (l *loader) buildExporter(raw json.RawMessage, ptr string) (*Exporter, []is
 func endpointOptions(e *Exporter, ptr, endpoint string, headers map[string]string) []issue {
 	var problems []issue
 	if endpoint != "" {
-		if msg := checkOTLPURL(endpoint); msg != "" {
+		if msg := checkHTTPURL(endpoint); msg != "" {
 			problems = append(problems, issuef(ptr+"/options/url", "%s", msg))
 		}
 		e.URL = endpoint
@@ -365,9 +365,9 @@ func checkHeaders(ptr string, headers map[string]string) []issue {
 	return problems
 }
 
-// checkOTLPURL accepts http and https URLs with a host: the OTLP
-// exporters' endpoints.
-func checkOTLPURL(s string) string {
+// checkHTTPURL accepts http and https URLs with a host: the OTLP
+// exporters' endpoints and the scheduler's callbackUrl.
+func checkHTTPURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Sprintf("%q is not a URL: %v", s, err)

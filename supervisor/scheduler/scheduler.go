@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,7 +99,7 @@ func (s *Service) Set(jobs []Job) {
 	var order []string
 	for _, j := range jobs {
 		order = append(order, j.Name)
-		if r, ok := s.jobs[j.Name]; ok && sameJob(r.job, j) {
+		if r, ok := s.jobs[j.Name]; ok && reflect.DeepEqual(r.job, j) { // Schedule compared by value
 			keep[j.Name] = true
 			continue
 		}
@@ -121,18 +122,6 @@ func (s *Service) Set(jobs []Job) {
 		}
 	}
 	s.order = order
-}
-
-func sameJob(a, b Job) bool {
-	if a.Name != b.Name || a.Cron != b.Cron || a.URL != b.URL || a.Method != b.Method || a.Body != b.Body || a.HasBody != b.HasBody || a.MaxRetries != b.MaxRetries || len(a.Headers) != len(b.Headers) {
-		return false
-	}
-	for k, v := range a.Headers {
-		if w, ok := b.Headers[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // Stop ends every job: the ones waiting at once, a run in progress as
@@ -233,7 +222,10 @@ func (s *Service) execute(ctx context.Context, r *running) (success, ran bool) {
 	r.mu.Lock()
 	r.busy = false
 	r.last = time.Now().UTC()
-	r.status = map[bool]string{true: "success", false: "failed"}[success]
+	r.status = "failed"
+	if success {
+		r.status = "success"
+	}
 	r.mu.Unlock()
 	return success, true
 }
