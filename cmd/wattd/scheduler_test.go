@@ -182,3 +182,25 @@ func TestSchedulerBadCron(t *testing.T) {
 		t.Fatalf("start with a bad cron: exit %d\n%s", code, out)
 	}
 }
+
+// TestSchedulerExample runs testdata/examples/scheduler as its README
+// says: the cleanup job reaches the application with its body and header
+// within its 5 s period, and ctl lists both jobs.
+func TestSchedulerExample(t *testing.T) {
+	integration(t)
+	d := startWattd(t, fixture("examples/scheduler"), freePort(t), startOpts{})
+	d.waitReady("api", 20*time.Second)
+	var runs []struct {
+		Path, Job, Attempt, Body string
+	}
+	waitFor(t, 15*time.Second, "a run of the cleanup job", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && json.Unmarshal([]byte(body), &runs) == nil && len(runs) > 0
+	})
+	if r := runs[0]; r.Path != "/cleanup" || r.Job != "cleanup" || r.Attempt != "1" || r.Body != `{"olderThanDays":30}` {
+		t.Errorf("the run: %+v", r)
+	}
+	if out, err := d.ctl("scheduler"); err != nil || !strings.Contains(out, "cleanup") || !strings.Contains(out, "0 6 * * mon-fri") {
+		t.Errorf("ctl scheduler: %v\n%s", err, out)
+	}
+}
