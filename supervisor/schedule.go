@@ -75,6 +75,48 @@ func (rt *Runtime) SchedulerJobs() []scheduler.Status {
 	return s.List()
 }
 
+// PauseSchedulerJob stops the job named name from running on its
+// schedule until ResumeSchedulerJob, and answers its status; an unknown
+// name gives an error matching ErrNotFound.
+func (rt *Runtime) PauseSchedulerJob(name string) (scheduler.Status, error) {
+	return rt.pauseSchedulerJob(name, true)
+}
+
+// ResumeSchedulerJob lets a paused job run on its schedule again.
+func (rt *Runtime) ResumeSchedulerJob(name string) (scheduler.Status, error) {
+	return rt.pauseSchedulerJob(name, false)
+}
+
+func (rt *Runtime) pauseSchedulerJob(name string, pause bool) (scheduler.Status, error) {
+	rt.schedMu.Lock()
+	s := rt.sched
+	rt.schedMu.Unlock()
+	if s == nil {
+		return scheduler.Status{}, conflict("the scheduler starts once the runtime is ready")
+	}
+	set := s.Resume
+	if pause {
+		set = s.Pause
+	}
+	st, err := set(name)
+	if errors.Is(err, scheduler.ErrUnknownJob) {
+		return st, unknownJob(s, name)
+	}
+	return st, err
+}
+
+// unknownJob is the error for a job name s does not have.
+func unknownJob(s *scheduler.Service, name string) error {
+	var names []string
+	for _, j := range s.List() {
+		names = append(names, j.Name)
+	}
+	if len(names) == 0 {
+		return notFound(fmt.Sprintf("no scheduler job %q (there are no jobs)", name))
+	}
+	return notFound(fmt.Sprintf("no scheduler job %q (jobs: %s)", name, strings.Join(names, ", ")))
+}
+
 // RunSchedulerJob runs the job named name now and says whether it
 // succeeded; an unknown name gives an error matching ErrNotFound.
 func (rt *Runtime) RunSchedulerJob(ctx context.Context, name string) (bool, error) {
@@ -87,11 +129,7 @@ func (rt *Runtime) RunSchedulerJob(ctx context.Context, name string) (bool, erro
 	ok, err := s.Run(ctx, name)
 	switch {
 	case errors.Is(err, scheduler.ErrUnknownJob):
-		var names []string
-		for _, j := range s.List() {
-			names = append(names, j.Name)
-		}
-		return false, notFound(fmt.Sprintf("no scheduler job %q (jobs: %s)", name, strings.Join(names, ", ")))
+		return false, unknownJob(s, name)
 	case errors.Is(err, scheduler.ErrRunning):
 		return false, conflict(fmt.Sprintf("scheduler job %q is running now; try again when it is done", name))
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -33,6 +34,7 @@ import (
 	"github.com/wattd/wattd/supervisor/metrics"
 	"github.com/wattd/wattd/supervisor/reaper"
 	"github.com/wattd/wattd/supervisor/rundir"
+	"github.com/wattd/wattd/supervisor/scheduler"
 	"github.com/wattd/wattd/supervisor/sdnotify"
 	"github.com/wattd/wattd/supervisor/telemetry"
 )
@@ -324,6 +326,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 		return &exitError{exitFailure, err}
 	}
 	defer adm.Close()
+	var metricsHandler http.Handler
 	if cfg.Metrics.Enabled {
 		ms, err := metrics.Serve(cfg.Metrics, rt, log.Named("metrics"))
 		if err != nil {
@@ -331,6 +334,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 			return &exitError{exitFailure, err}
 		}
 		defer ms.Close()
+		metricsHandler = ms.Handler()
 		// The workers' figures of the last interval go with a push as the
 		// shutdown begins; the one at Close has only wattd's own.
 		go func() {
@@ -340,6 +344,21 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 			case <-ctx.Done():
 			}
 		}()
+	}
+	if m := cfg.ManagementAPI; m.Enabled {
+		wa, err := admin.ServeWatt(ctx, withLogs{rt, recent}, admin.WattOptions{
+			Socket: m.Socket, Name: name, Version: version, Production: mode == capabilities.Production, Metrics: metricsHandler,
+		}, log.Named("management"))
+		switch {
+		case err == nil:
+			defer wa.Close()
+		case m.Socket != "":
+			// Asked for by name: not serving it is an error.
+			rt.Close()
+			return &exitError{exitFailure, err}
+		default:
+			log.Warn(`wattpm cannot see this runtime: its management API did not start (wattd ctl can; "managementApi": false turns this off)`, zap.Error(err))
+		}
 	}
 	if cfg.Probes != nil {
 		ps, err := metrics.ServeProbes(*cfg.Probes, cfg.Metrics.Auth, rt, log.Named("probes"))
@@ -656,6 +675,28 @@ func ctlCommand() *cli.Command {
 		}
 	}
 	tenSeconds := func(*cli.Context) time.Duration { return 10 * time.Second }
+	schedulerPauseCommand := func(verb, usage string) *cli.Command {
+		return &cli.Command{
+			Name:      verb,
+			Usage:     usage,
+			ArgsUsage: "NAME",
+			Flags:     []cli.Flag{jsonFlag, socketFlag, nameFlag},
+			Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+				if c.NArg() != 1 {
+					return nil, nil, &exitError{exitUsage, fmt.Errorf("usage: wattd ctl scheduler %s NAME", verb)}
+				}
+				set := cl.ResumeSchedulerJob
+				if verb == "pause" {
+					set = cl.PauseSchedulerJob
+				}
+				st, err := set(ctx, c.Args().First())
+				if err != nil {
+					return nil, nil, err
+				}
+				return st, func() { admin.RenderScheduler(os.Stdout, []scheduler.Status{*st}) }, nil
+			}),
+		}
+	}
 	return &cli.Command{
 		Name:            "ctl",
 		Usage:           "administer a running wattd",
@@ -679,7 +720,7 @@ func ctlCommand() *cli.Command {
 				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					if c.NArg() > 0 {
-						return nil, nil, &exitError{exitUsage, fmt.Errorf("unknown scheduler command %q; usage: wattd ctl scheduler [run NAME]", c.Args().First())}
+						return nil, nil, &exitError{exitUsage, fmt.Errorf("unknown scheduler command %q; usage: wattd ctl scheduler [run|pause|resume NAME]", c.Args().First())}
 					}
 					jobs, err := cl.SchedulerJobs(ctx)
 					return jobs, func() { admin.RenderScheduler(os.Stdout, jobs) }, err
@@ -699,7 +740,8 @@ func ctlCommand() *cli.Command {
 						}
 						return res, func() { fmt.Printf("scheduler job %q succeeded\n", res.Name) }, err
 					}),
-				}},
+				}, schedulerPauseCommand("pause", "stop a job's schedule from running it until resumed (ctl scheduler run still runs it)"),
+					schedulerPauseCommand("resume", "let a paused job run on its schedule again")},
 			},
 			{
 				Name:  "status",

@@ -186,6 +186,25 @@ func (c *Client) RunSchedulerJob(ctx context.Context, name string) (*SchedulerRu
 	return &res, nil
 }
 
+// PauseSchedulerJob stops the job named name from running on its schedule
+// until ResumeSchedulerJob, and answers its status.
+func (c *Client) PauseSchedulerJob(ctx context.Context, name string) (*scheduler.Status, error) {
+	return c.setSchedulerPaused(ctx, name, "pause")
+}
+
+// ResumeSchedulerJob lets a paused job run on its schedule again.
+func (c *Client) ResumeSchedulerJob(ctx context.Context, name string) (*scheduler.Status, error) {
+	return c.setSchedulerPaused(ctx, name, "resume")
+}
+
+func (c *Client) setSchedulerPaused(ctx context.Context, name, verb string) (*scheduler.Status, error) {
+	var st scheduler.Status
+	if err := c.callBody(ctx, false, http.MethodPost, "/v1/scheduler/"+url.PathEscape(name)+"/"+verb, nil, &st); err != nil {
+		return nil, fmt.Errorf("%s scheduler job %q: %w", verb, name, err)
+	}
+	return &st, nil
+}
+
 // Scale sets the number of workers of app and returns its status once the
 // change is done.
 func (c *Client) Scale(ctx context.Context, app string, workers int) (*supervisor.AppStatus, error) {

@@ -120,7 +120,7 @@ func badRequest(format string, args ...any) error {
 
 // write sends the tail, then, when following, every new line until ctx
 // ends or the client goes away.
-func (st logStream) write(ctx context.Context, w http.ResponseWriter) {
+func (st logStream) write(ctx context.Context, w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

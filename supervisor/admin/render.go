@@ -231,7 +231,11 @@ func RenderScheduler(w io.Writer, jobs []scheduler.Status) {
 		} else if status == "" {
 			status = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(j.Name), cell(j.Cron), j.Method, cell(j.CallbackURL), at(j.NextRunAt), at(j.LastExecutedAt), status)
+		next := at(j.NextRunAt)
+		if j.Paused {
+			next = "paused"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(j.Name), cell(j.Cron), j.Method, cell(j.CallbackURL), next, at(j.LastExecutedAt), status)
 	}
 	tw.Flush()
 }

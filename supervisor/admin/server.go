@@ -30,6 +30,16 @@ type Server struct {
 	hs      *http.Server
 	selfUID int
 	peerOf  func(net.Conn) (peerCred, error)
+	routes  []route
+	// errBody is the JSON an error answers with: errorBody here, Watt's
+	// shape on the management API (watt.go).
+	errBody func(status int, err error) any
+	// metrics answers GET /api/v1/metrics on the management API; nil
+	// when the metrics are off.
+	metrics http.Handler
+	// afterClose, when set, runs once the socket is removed.
+	afterClose func()
+	what       string // options.what
 
 	// ctx lives as long as the server. Restarts run under it rather than
 	// under the request, so a `wattd ctl restart` interrupted with ^C
@@ -60,6 +70,13 @@ type peerKey struct{}
 type options struct {
 	selfUID int
 	peerOf  func(net.Conn) (peerCred, error)
+	// routes, errBody and metrics are those of the Server; nil routes are
+	// wattd's own API.
+	routes  []route
+	errBody func(status int, err error) any
+	metrics http.Handler
+	// what names the API in errors and the log: "admin API" when empty.
+	what string
 }
 
 // shutdownGrace is how long Close lets in-flight requests finish (a stop
@@ -81,6 +98,15 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if opt.routes == nil {
+		opt.routes = routes
+	}
+	if opt.errBody == nil {
+		opt.errBody = func(_ int, err error) any { return errorBody{err.Error()} }
+	}
+	if opt.what == "" {
+		opt.what = "admin API"
+	}
 	ln, fi, err := listenPrivate(socketPath)
 	if err != nil {
 		return nil, err
@@ -92,6 +118,10 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 		log:     log,
 		selfUID: opt.selfUID,
 		peerOf:  opt.peerOf,
+		routes:  opt.routes,
+		errBody: opt.errBody,
+		metrics: opt.metrics,
+		what:    opt.what,
 		served:  make(chan struct{}),
 	}
 	// The server's own context is cut loose from ctx: ctx ending goes
@@ -115,10 +145,10 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 	go func() {
 		defer close(s.served)
 		if err := s.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin API stopped serving", zap.String("socket", socketPath), zap.Error(err))
+			log.Error(opt.what+" stopped serving", zap.String("socket", socketPath), zap.Error(err))
 		}
 	}()
-	log.Debug("admin API listening", zap.String("socket", socketPath))
+	log.Debug(opt.what+" listening", zap.String("socket", socketPath))
 	return s, nil
 }
 
@@ -139,6 +169,9 @@ func (s *Server) Close() error {
 		}
 		<-s.served
 		s.closeErr = s.removeSocket()
+		if s.afterClose != nil {
+			s.afterClose()
+		}
 	})
 	return s.closeErr
 }
@@ -205,6 +238,8 @@ var routes = []route{
 	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},
 	{http.MethodGet, "/v1/scheduler", read, (*Server).getScheduler},
 	{http.MethodPost, "/v1/scheduler/{name}/run", write, (*Server).runSchedulerJob},
+	{http.MethodPost, "/v1/scheduler/{name}/pause", write, (*Server).pauseSchedulerJob},
+	{http.MethodPost, "/v1/scheduler/{name}/resume", write, (*Server).resumeSchedulerJob},
 	{http.MethodGet, "/v1/logs", read, (*Server).getLogs},
 	// Masked by name, but what the processes were given stays with the
 	// users who may change the runtime: the rule cannot know every secret.
@@ -220,7 +255,7 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	byPattern := map[string][]route{}
 	var order []string
-	for _, rt := range routes {
+	for _, rt := range s.routes {
 		if _, ok := byPattern[rt.pattern]; !ok {
 			order = append(order, rt.pattern)
 		}
@@ -230,7 +265,7 @@ func (s *Server) handler() http.Handler {
 		rts := byPattern[p]
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			for _, rt := range rts {
-				if rt.method == r.Method {
+				if rt.method == r.Method || rt.method == "*" {
 					s.dispatch(w, r, rt)
 					return
 				}
@@ -240,11 +275,11 @@ func (s *Server) handler() http.Handler {
 				allowed = append(allowed, rt.method)
 			}
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			s.reply(w, r, http.StatusMethodNotAllowed, errorBody{fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))})
+			s.reply(w, r, http.StatusMethodNotAllowed, s.errBody(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))))
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.reply(w, r, http.StatusNotFound, errorBody{fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+		s.reply(w, r, http.StatusNotFound, s.errBody(http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path)))
 	})
 	return mux
 }
@@ -256,7 +291,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 	if rt.access == write {
 		if err := authorizeWrite(peer, s.selfUID); err != nil {
 			status = http.StatusForbidden
-			s.reply(w, r, status, errorBody{err.Error()})
+			s.reply(w, r, status, s.errBody(status, err))
 			s.logRequest(r, rt, peer, status, start, err)
 			return
 		}
@@ -264,14 +299,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 	status, body, err := rt.handle(s, r)
 	if err != nil {
 		status = statusOf(err)
-		body = errorBody{err.Error()}
+		body = s.errBody(status, err)
 	}
-	if st, ok := body.(logStream); ok {
+	if st, ok := body.(streamer); ok {
 		// Logged when it starts: a followed stream lasts as long as the
 		// client wants. The request's context ends with the client and,
 		// being made from s.ctx, when the server closes.
 		s.logRequest(r, rt, peer, status, start, nil)
-		st.write(r.Context(), w)
+		st.write(r.Context(), w, r)
 		return
 	}
 	s.reply(w, r, status, body)
@@ -315,7 +350,7 @@ func (s *Server) logRequest(r *http.Request, rt route, p peerInfo, status int, s
 	if rt.access == write || status >= 500 {
 		level = zap.InfoLevel
 	}
-	ce := s.log.Check(level, "admin request")
+	ce := s.log.Check(level, s.what+" request")
 	if ce == nil {
 		return
 	}
@@ -338,12 +373,18 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
+// streamer is an answer that writes itself (a log stream, a proxied
+// response) rather than one JSON value.
+type streamer interface {
+	write(ctx context.Context, w http.ResponseWriter, r *http.Request)
+}
+
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, body any) {
 	data, err := json.Marshal(body)
 	if err != nil {
 		s.log.Error("encode admin response", zap.String("path", r.URL.Path), zap.Error(err))
 		status = http.StatusInternalServerError
-		data, _ = json.Marshal(errorBody{"encode response: " + err.Error()})
+		data, _ = json.Marshal(s.errBody(status, fmt.Errorf("encode response: %w", err)))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -426,10 +467,12 @@ func (s *Server) reload(r *http.Request) (int, any, error) {
 }
 
 // Scheduler is a Backend that runs Watt's "scheduler" jobs (GET
-// /v1/scheduler, POST /v1/scheduler/{name}/run).
+// /v1/scheduler, POST /v1/scheduler/{name}/run, pause and resume).
 type Scheduler interface {
 	SchedulerJobs() []scheduler.Status
 	RunSchedulerJob(ctx context.Context, name string) (bool, error)
+	PauseSchedulerJob(name string) (scheduler.Status, error)
+	ResumeSchedulerJob(name string) (scheduler.Status, error)
 }
 
 var _ Scheduler = (*supervisor.Runtime)(nil)
@@ -459,6 +502,31 @@ func (s *Server) runSchedulerJob(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, SchedulerRun{Name: name, Success: success}, nil
+}
+
+func (s *Server) pauseSchedulerJob(r *http.Request) (int, any, error) {
+	return s.setSchedulerPaused(r, true)
+}
+
+func (s *Server) resumeSchedulerJob(r *http.Request) (int, any, error) {
+	return s.setSchedulerPaused(r, false)
+}
+
+// setSchedulerPaused answers the job's status after pausing or resuming it.
+func (s *Server) setSchedulerPaused(r *http.Request, pause bool) (int, any, error) {
+	sc, ok := s.b.(Scheduler)
+	if !ok {
+		return 0, nil, fmt.Errorf("scheduler: %w", errUnsupported)
+	}
+	set := sc.ResumeSchedulerJob
+	if pause {
+		set = sc.PauseSchedulerJob
+	}
+	st, err := set(r.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, st, nil
 }
 
 // ScaleRequest is the body of POST /v1/apps/{id}/scale.

@@ -75,6 +75,9 @@ type rawConfig struct {
 	Telemetry json.RawMessage `json:"telemetry"`
 	// Scheduler is read by buildScheduler.
 	Scheduler json.RawMessage `json:"scheduler"`
+	// ManagementAPI is Watt's "managementApi": a boolean, "true" or
+	// "false" (a placeholder's value), or an object.
+	ManagementAPI any `json:"managementApi"`
 }
 
 // rawResources is a "resources" object; sizes stay raw because they may be
@@ -251,6 +254,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		}
 		cfg.NoWatch = !on
 	}
+	cfg.ManagementAPI, problems = managementAPI(raw.ManagementAPI, cfg.Dir, problems)
 	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
 	l.compileCache = parseCompileCache(raw.CompileCache)
 	l.vertical = raw.Vertical
@@ -721,4 +725,32 @@ func envIssues(ptr string, env map[string]string) []issue {
 		}
 	}
 	return out
+}
+
+// managementAPI reads Watt's "managementApi": on unless false, "false" or
+// "" (an unset placeholder); an object turns it on, its "socket" (relative
+// to dir) moving the socket.
+func managementAPI(v any, dir string, problems []issue) (ManagementAPI, []issue) {
+	m := ManagementAPI{Enabled: true}
+	switch c := v.(type) {
+	case nil:
+	case map[string]any:
+		if sock, ok := c["socket"].(string); ok && sock != "" {
+			if !filepath.IsAbs(sock) {
+				sock = filepath.Join(dir, sock)
+			}
+			m.Socket = sock
+		}
+	default:
+		if str, ok := c.(string); ok && strings.TrimSpace(str) == "" {
+			m.Enabled = false
+			break
+		}
+		on, ok := boolValue(v)
+		if !ok {
+			problems = append(problems, issuef("/managementApi", "expected true, false or an object, got %s", describeValue(v)))
+		}
+		m.Enabled = on
+	}
+	return m, problems
 }

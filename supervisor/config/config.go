@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,6 +69,13 @@ type Config struct {
 	// NoWatch is Watt's "watch": false: wattd dev restarts nothing on
 	// change.
 	NoWatch bool
+	// ManagementAPI is Watt's "managementApi": the socket wattpm finds
+	// running runtimes by (on by default, as in Watt).
+	ManagementAPI ManagementAPI
+	// Resolved is the configuration file's JSON with its placeholders
+	// replaced and the Watt options wattd ignores left out; secrets are
+	// in it as written.
+	Resolved json.RawMessage `json:"-"`
 	// lifts is set when File is a single application's configuration:
 	// where its runtime settings are in it (see Pointer).
 	lifts map[string][]string
@@ -231,6 +239,14 @@ type Cgroups struct {
 	// Root is an absolute cgroup directory; empty picks the default (see
 	// docs/resources.md).
 	Root string
+}
+
+// ManagementAPI is whether wattd serves Watt's management API, and where.
+type ManagementAPI struct {
+	Enabled bool
+	// Socket is the socket's absolute path; "" for Watt's place,
+	// TMPDIR/platformatic/runtimes/PID/socket.
+	Socket string
 }
 
 // RestartPolicy is the crash-loop back-off, configured with the wattd-only

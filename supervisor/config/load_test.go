@@ -159,7 +159,6 @@ func TestLoadValid(t *testing.T) {
 				c.Warnings = []string{
 					warn(f, "/metrics/plugins", ignored("/metrics/plugins")),
 					warn(f, "/httpCache", ignored("/httpCache")),
-					warn(f, "/managementApi", ignored("/managementApi")),
 					warn(f, "/server/http2", ignored("/server/http2")),
 					warn(f, "/logger/transport", ignored("/logger/transport")),
 					warn(f, "/logger/base", ignored("/logger/base")),

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -108,6 +109,10 @@ func (l *loader) load(data []byte) (*Config, error) {
 	if !l.setAside(root, problems, sub.failed) {
 		return nil, l.fail(annotate(problems, sub.from, sub.unset))
 	}
+	// The tree as it stands now, for those who ask what watt.json said
+	// (Watt's management API): placeholders replaced, Watt's ignored
+	// keys gone.
+	resolved, _ := json.Marshal(root)
 	raw, err := decodeRaw(root)
 	if err != nil {
 		if len(problems) > 0 {
@@ -121,6 +126,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 		return nil, l.fail(annotate(problems, sub.from, sub.unset))
 	}
 	cfg.Warnings = l.warningStrings()
+	cfg.Resolved = resolved
 	cfg.lifts = l.lifts
 	cfg.lines = doc.lines
 	return cfg, nil

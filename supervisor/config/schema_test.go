@@ -40,6 +40,7 @@ func TestWattOnlyOptionsNotInSchema(t *testing.T) {
 		"/gracefulShutdown":             "#/properties/gracefulShutdown",
 		"/workers":                      "#/$defs/runtimeWorkers/anyOf/1",
 		"/verticalScaler":               "#/properties/verticalScaler",
+		"/managementApi":                "#/properties/managementApi/anyOf/2",
 		"@app":                          "#/$defs/application",
 		"@app/workers":                  "#/$defs/workers/anyOf/1",
 		"/health":                       "#/$defs/health",

@@ -39,7 +39,15 @@ type Server struct {
 	addr net.Addr
 	done chan struct{}
 	otlp *otlpPusher // nil unless cfg.OTLP
+	// metrics is the endpoint's handler without its credentials (see
+	// Handler).
+	metrics http.Handler
 }
+
+// Handler answers what the metrics endpoint answers, without asking for
+// the credentials of metrics.auth: for the management API, whose socket
+// only its owner opens.
+func (s *Server) Handler() http.Handler { return s.metrics }
 
 // Serve listens on cfg's hostname and port and serves the Prometheus
 // endpoint and the probes (those not turned off) until Close. It fails
@@ -63,6 +71,7 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 		ErrorHandling:      promhttp.ContinueOnError,
 		DisableCompression: true, // fastGzip compresses
 	}), log))
+	open := metrics
 	if cfg.Auth != nil {
 		metrics = basicAuth(*cfg.Auth, metrics)
 	}
@@ -72,6 +81,7 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	s.metrics = open
 	scheme := "http"
 	if cfg.TLS != nil {
 		scheme = "https"

@@ -54,6 +54,9 @@ type Status struct {
 	LastExecutedAt *time.Time `json:"lastExecutedAt"`
 	LastStatus     string     `json:"lastStatus,omitempty"` // "success" or "failed"
 	Running        bool       `json:"running"`
+	// Paused: the job's schedule does not run it until resumed (Run
+	// still does).
+	Paused bool `json:"paused"`
 }
 
 // Service runs jobs until Stop.
@@ -78,6 +81,9 @@ type running struct {
 	last   time.Time
 	status string
 	busy   bool
+	paused bool
+	// changed wakes the loop when the job is paused or resumed.
+	changed chan struct{}
 }
 
 // New returns a Service that sends its requests with client.
@@ -108,7 +114,7 @@ func (s *Service) Set(jobs []Job) {
 			delete(s.jobs, j.Name)
 		}
 		ctx, stop := context.WithCancel(s.ctx)
-		r := &running{job: j, stop: stop}
+		r := &running{job: j, stop: stop, changed: make(chan struct{}, 1)}
 		s.jobs[j.Name] = r
 		keep[j.Name] = true
 		s.log.Info(fmt.Sprintf("Configuring scheduler %q with cron %q", j.Name, j.Cron), zap.String("job", j.Name))
@@ -138,10 +144,22 @@ func (s *Service) Stop() {
 // run is still in progress are skipped, as Watt's waitForCompletion does.
 func (s *Service) loop(ctx context.Context, r *running) {
 	for {
-		next := r.job.Schedule.Next(time.Now())
 		r.mu.Lock()
+		paused := r.paused
+		next := time.Time{}
+		if !paused {
+			next = r.job.Schedule.Next(time.Now())
+		}
 		r.next = next
 		r.mu.Unlock()
+		if paused {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.changed:
+				continue
+			}
+		}
 		if next.IsZero() {
 			s.log.Warn(fmt.Sprintf("Scheduler %q: its cron %q allows no time in the next eight years; it never runs", r.job.Name, r.job.Cron), zap.String("job", r.job.Name))
 			return
@@ -151,7 +169,16 @@ func (s *Service) loop(ctx context.Context, r *running) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-r.changed:
+			t.Stop()
+			continue
 		case <-t.C:
+		}
+		r.mu.Lock()
+		paused = r.paused
+		r.mu.Unlock()
+		if paused {
+			continue
 		}
 		s.log.Info(fmt.Sprintf("Executing scheduler %q", r.job.Name), zap.String("job", r.job.Name))
 		if _, ran := s.execute(ctx, r); !ran {
@@ -183,6 +210,46 @@ func (s *Service) Run(ctx context.Context, name string) (bool, error) {
 		return false, ErrRunning
 	}
 	return success, nil
+}
+
+// Pause stops the job's schedule from running it until Resume, and
+// Resume lets it run again, each answering the job's status; doing either
+// twice changes nothing. Neither touches a run in progress, and Run still
+// runs a paused job (as Watt's, for a coordinator that runs it elsewhere).
+func (s *Service) Pause(name string) (Status, error) { return s.setPaused(name, true) }
+
+// Resume: see Pause.
+func (s *Service) Resume(name string) (Status, error) { return s.setPaused(name, false) }
+
+func (s *Service) setPaused(name string, paused bool) (Status, error) {
+	s.mu.Lock()
+	r, ok := s.jobs[name]
+	s.mu.Unlock()
+	if !ok {
+		return Status{}, ErrUnknownJob
+	}
+	r.mu.Lock()
+	changed := r.paused != paused
+	r.paused = paused
+	if paused {
+		r.next = time.Time{}
+	} else if changed {
+		// What the loop is about to wait for, so that the answer has it.
+		r.next = r.job.Schedule.Next(time.Now())
+	}
+	r.mu.Unlock()
+	if changed {
+		select {
+		case r.changed <- struct{}{}:
+		default:
+		}
+		word := "resumed"
+		if paused {
+			word = "paused"
+		}
+		s.log.Info(fmt.Sprintf("Scheduler %q %s", name, word), zap.String("job", name))
+	}
+	return s.status(r), nil
 }
 
 // execute runs r with its retries, unless it is running already (ran is
@@ -275,18 +342,23 @@ func (s *Service) List() []Status {
 		if !ok {
 			continue
 		}
-		r.mu.Lock()
-		st := Status{Name: r.job.Name, Cron: r.job.Cron, CallbackURL: r.job.URL, Method: r.job.Method, MaxRetries: r.job.MaxRetries, LastStatus: r.status, Running: r.busy}
-		if !r.next.IsZero() {
-			n := r.next
-			st.NextRunAt = &n
-		}
-		if !r.last.IsZero() {
-			l := r.last
-			st.LastExecutedAt = &l
-		}
-		r.mu.Unlock()
-		out = append(out, st)
+		out = append(out, s.status(r))
 	}
 	return out
+}
+
+// status is r's Status.
+func (s *Service) status(r *running) Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Name: r.job.Name, Cron: r.job.Cron, CallbackURL: r.job.URL, Method: r.job.Method, MaxRetries: r.job.MaxRetries, LastStatus: r.status, Running: r.busy, Paused: r.paused}
+	if !r.next.IsZero() {
+		n := r.next
+		st.NextRunAt = &n
+	}
+	if !r.last.IsZero() {
+		l := r.last
+		st.LastExecutedAt = &l
+	}
+	return st
 }

@@ -104,3 +104,58 @@ func TestStopEndsWaits(t *testing.T) {
 		t.Errorf("Stop took %s", took)
 	}
 }
+
+// TestPauseResume: a paused job's schedule runs it no more (Run still
+// does) and shows no next time; resumed, it runs on its schedule again;
+// both are idempotent, keep across a Set of the same job, and refuse an
+// unknown name.
+func TestPauseResume(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	s := New(srv.Client(), zap.NewNop())
+	defer s.Stop()
+	every := job(t, "every", "* * * * * *", srv.URL, 1)
+	s.Set([]Job{every})
+	waitCalls := func(n int32) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for calls.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d calls, want %d", calls.Load(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitCalls(1)
+	for range 2 {
+		st, err := s.Pause("every")
+		if err != nil || !st.Paused || st.NextRunAt != nil {
+			t.Fatalf("pause: %+v %v", st, err)
+		}
+	}
+	s.Set([]Job{every})
+	if !s.List()[0].Paused {
+		t.Fatal("a Set of the same job resumed it")
+	}
+	n := calls.Load()
+	// Due every second: a run in the next 2.2 s would be the schedule's.
+	deadline := time.Now().Add(2200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if calls.Load() > n {
+			t.Fatal("a paused job ran on its schedule")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ok, err := s.Run(context.Background(), "every"); !ok || err != nil {
+		t.Fatalf("run of a paused job: %v %v", ok, err)
+	}
+	st, err := s.Resume("every")
+	if err != nil || st.Paused || st.NextRunAt == nil || !st.NextRunAt.After(time.Now()) {
+		t.Fatalf("resume: %+v %v", st, err)
+	}
+	waitCalls(calls.Load() + 1)
+	if _, err := s.Pause("nope"); !errors.Is(err, ErrUnknownJob) {
+		t.Errorf("pause of an unknown job: %v", err)
+	}
+}

@@ -1,0 +1,222 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wattd/wattd/supervisor/scheduler"
+)
+
+// wattpmApp answers /echo with the body it was sent, logs a line for
+// /note?text=..., and 200 elsewhere.
+const wattpmApp = `
+require('node:http').createServer((req, res) => {
+  const u = new URL(req.url, 'http://x')
+  if (u.pathname === '/note') {
+    console.log('note: ' + u.searchParams.get('text'))
+    return res.end('noted')
+  }
+  let body = ''
+  req.on('data', (c) => { body += c })
+  req.on('end', () => {
+    if (u.pathname === '/echo') {
+      res.setHeader('x-echo-type', req.headers['content-type'] || '')
+      return res.end(req.method + ' ' + body)
+    }
+    res.end('ok')
+  })
+}).listen(3000)
+`
+
+// wattpmCommand runs Watt's own CLI (installed with the wrapped-express
+// fixture) on a Node.js it supports (22.19 or later), or skips.
+func wattpmCommand(t *testing.T) func(ctx context.Context, tmp string, args ...string) *exec.Cmd {
+	t.Helper()
+	cli := fixture("watt/wrapped-express/node_modules/wattpm/bin/cli.js")
+	if _, err := os.Stat(cli); err != nil {
+		t.Fatalf("wattpm is not installed (make deps installs it): %v", err)
+	}
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		v := strings.TrimPrefix(nodeVersion(t, node), "v")
+		parts := strings.SplitN(v, ".", 3)
+		major, _ := strconv.Atoi(parts[0])
+		minor := 0
+		if len(parts) > 1 {
+			minor, _ = strconv.Atoi(parts[1])
+		}
+		if major > 22 || major == 22 && minor >= 19 {
+			return func(ctx context.Context, tmp string, args ...string) *exec.Cmd {
+				cmd := exec.CommandContext(ctx, node, append([]string{cli}, args...)...)
+				cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "NO_COLOR=1")
+				return cmd
+			}
+		}
+	}
+	t.Skip("wattpm needs Node.js 22.19 or later; none in WATTD_TEST_NODES")
+	return nil
+}
+
+// TestWattpmCommands: Watt's own CLI, wattpm 3.67, finds a running wattd
+// and acts on it through the management API, as it does on a Watt
+// runtime: ps, applications, env, config, inject, metrics, scheduler
+// (list, pause, resume, run), logs, restart and stop.
+func TestWattpmCommands(t *testing.T) {
+	integration(t)
+	wattpm := wattpmCommand(t)
+	tmp, err := os.MkdirTemp("", "wpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	app := t.TempDir()
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(wattpmApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "api", "main": "index.js"})
+	metricsPort := freePort(t)
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"env":          map[string]any{"GREETING": "hello", "API_TOKEN": "s3cret-value"},
+		"metrics":      map[string]any{"hostname": "127.0.0.1", "port": metricsPort},
+		"applications": []any{map[string]any{"id": "api", "path": app}},
+		"scheduler": []any{
+			map[string]any{"name": "tick", "cron": "* * * * * *", "callbackUrl": "http://api.plt.local/tick"},
+		},
+	})
+	writeJSON(t, filepath.Join(dir, "package.json"), map[string]any{"name": "wattpm-compat", "version": "1.2.3"})
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"TMPDIR=" + tmp}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	pidDir := filepath.Join(tmp, "platformatic", "runtimes", strconv.Itoa(d.cmd.Process.Pid))
+	if fi, err := os.Stat(pidDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("management API directory %s: %v %v", pidDir, fi, err)
+	}
+
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := wattpm(ctx, tmp, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("wattpm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	mustHave := func(what, out string, wants ...string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(out, w) {
+				t.Errorf("wattpm %s: no %q in\n%s", what, w, out)
+			}
+		}
+	}
+
+	mustHave("ps", run("ps"), strconv.Itoa(d.cmd.Process.Pid), "wattpm-compat", "http://"+d.addr())
+	mustHave("applications", run("applications", "wattpm-compat"), "api", "nodejs", "Yes")
+	env := run("env", "wattpm-compat")
+	mustHave("env", env, "GREETING=hello")
+	if strings.Contains(env, "s3cret-value") {
+		t.Errorf("wattpm env shows the secret:\n%s", env)
+	}
+	mustHave("env api", run("env", "wattpm-compat", "api"), "GREETING=hello", "LISTEN_FDNAMES=http:mesh")
+	var cfg struct {
+		Env          map[string]string `json:"env"`
+		Applications []struct {
+			ID string `json:"id"`
+		} `json:"applications"`
+	}
+	if out := run("config", "wattpm-compat"); json.Unmarshal([]byte(out), &cfg) != nil || len(cfg.Applications) != 1 || cfg.Applications[0].ID != "api" ||
+		cfg.Env["GREETING"] != "hello" || cfg.Env["API_TOKEN"] == "s3cret-value" {
+		t.Errorf("wattpm config: %s", out)
+	}
+	mustHave("inject", run("inject", "wattpm-compat", "api", "-m", "POST", "-H", "content-type: text/plain", "-d", "payload", "-p", "/echo", "-f"),
+		"POST payload", "x-echo-type: text/plain")
+	mustHave("metrics", run("metrics", "wattpm-compat"), "nodejs_heap_size_used_bytes")
+
+	// Scheduler: listed, paused (not run meanwhile), resumed, run now.
+	mustHave("scheduler", run("scheduler", "wattpm-compat"), "tick", "* * * * * *", "No")
+	run("scheduler:pause", "wattpm-compat", "tick")
+	mustHave("scheduler, paused", run("scheduler", "wattpm-compat"), "Yes")
+	lastRun := func() *time.Time {
+		out, err := d.ctl("scheduler", "--json")
+		if err != nil {
+			t.Fatalf("ctl scheduler: %v\n%s", err, out)
+		}
+		var jobs []scheduler.Status
+		if err := json.Unmarshal([]byte(out), &jobs); err != nil || len(jobs) != 1 {
+			t.Fatalf("ctl scheduler --json: %v\n%s", err, out)
+		}
+		if !jobs[0].Paused && jobs[0].NextRunAt == nil {
+			t.Errorf("resumed job without a next run: %+v", jobs[0])
+		}
+		return jobs[0].LastExecutedAt
+	}
+	before := lastRun()
+	// A job due every second that runs in the next 2.5 s was not paused.
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if l := lastRun(); l != nil && (before == nil || l.After(*before)) {
+			t.Fatalf("paused job ran at %v", l)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	run("scheduler:resume", "wattpm-compat", "tick")
+	waitFor(t, 10*time.Second, "the resumed job to run", func() bool {
+		l := lastRun()
+		return l != nil && (before == nil || l.After(*before))
+	})
+	mustHave("scheduler:run", run("scheduler:run", "wattpm-compat", "tick"), "success")
+
+	// Logs: a line the application writes reaches `wattpm logs`.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	lc := wattpm(ctx, tmp, "logs", "wattpm-compat")
+	lc.Stdout, lc.Stderr = logs, logs
+	if err := lc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); lc.Wait() }()
+	waitFor(t, 20*time.Second, "the application's line in wattpm logs", func() bool {
+		get(http.DefaultClient, d.url("/note?text=seen-by-wattpm"))
+		return strings.Contains(logs.String(), "note: seen-by-wattpm")
+	})
+
+	// Restart: a new worker; stop: wattd exits and takes its directory.
+	pid := d.waitReady("api", 10*time.Second).Workers[0].PID
+	run("restart", "wattpm-compat")
+	if now := d.waitReady("api", 10*time.Second).Workers[0].PID; now == pid {
+		t.Errorf("wattpm restart: worker pid still %d", pid)
+	}
+	run("stop", "wattpm-compat")
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Errorf("wattd exited %d after wattpm stop", code)
+	}
+	if _, err := os.Stat(pidDir); !os.IsNotExist(err) {
+		t.Errorf("%s left behind: %v", pidDir, err)
+	}
+}
+
+// TestManagementAPIOff: "managementApi": false leaves nothing for wattpm.
+func TestManagementAPIOff(t *testing.T) {
+	integration(t)
+	tmp := t.TempDir()
+	dir := project(t, map[string]any{
+		"server":        map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"managementApi": false,
+		"applications":  []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"TMPDIR=" + tmp}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("TMPDIR has %v with managementApi off", entries)
+	}
+}

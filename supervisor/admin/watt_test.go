@@ -1,0 +1,138 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+)
+
+// startWatt serves the management API of b under a private TMPDIR and
+// returns the socket's path.
+func startWatt(t *testing.T, b Backend, o WattOptions) (*Server, string) {
+	t.Helper()
+	t.Setenv("TMPDIR", shortTemp(t))
+	s, err := ServeWatt(context.Background(), b, o, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, s.Path()
+}
+
+// TestWattSocketPlace: the socket is where wattpm looks, in a 0700
+// directory named by wattd's pid under 1777 shared ones, and Close
+// removes that directory.
+func TestWattSocketPlace(t *testing.T) {
+	s, sock := startWatt(t, newFakeBackend(), WattOptions{Version: "test"})
+	want := filepath.Join(os.Getenv("TMPDIR"), "platformatic", "runtimes", strconv.Itoa(os.Getpid()), "socket")
+	if sock != want {
+		t.Fatalf("socket %s, want %s", sock, want)
+	}
+	for dir, mode := range map[string]os.FileMode{
+		filepath.Dir(sock):                             0o700 | os.ModeDir,
+		filepath.Dir(filepath.Dir(sock)):               0o777 | os.ModeDir | os.ModeSticky,
+		filepath.Dir(filepath.Dir(filepath.Dir(sock))): 0o777 | os.ModeDir | os.ModeSticky,
+	} {
+		fi, err := os.Stat(dir)
+		if err != nil || fi.Mode() != mode {
+			t.Errorf("%s: %v, err %v; want %v", dir, fi.Mode(), err, mode)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(sock)); !os.IsNotExist(err) {
+		t.Errorf("pid directory left after Close: %v", err)
+	}
+}
+
+// TestWattPIDDirChecks: a stale directory of ours with our pid is
+// replaced; a symbolic link, another kind of file, or a world-writable
+// parent without the sticky bit is refused.
+func TestWattPIDDirChecks(t *testing.T) {
+	base := filepath.Join(shortTemp(t), "platformatic", "runtimes")
+	if err := os.MkdirAll(filepath.Join(base, "42", "old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := makeWattPIDDir(base, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "old")); !os.IsNotExist(err) {
+		t.Errorf("stale content kept: %v", err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(base, "43")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := makeWattPIDDir(base, 43); err == nil || !strings.Contains(err.Error(), "not a directory of ours") {
+		t.Errorf("symlink: %v", err)
+	}
+	open := filepath.Join(shortTemp(t), "platformatic")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := makeWattPIDDir(filepath.Join(open, "runtimes"), 44); err == nil || !strings.Contains(err.Error(), "without the sticky bit") {
+		t.Errorf("world-writable parent: %v", err)
+	}
+	link := filepath.Join(shortTemp(t), "platformatic")
+	if err := os.Symlink(shortTemp(t), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := makeWattPIDDir(filepath.Join(link, "runtimes"), 45); err == nil || !strings.Contains(err.Error(), "is not a directory") {
+		t.Errorf("symlinked parent: %v", err)
+	}
+}
+
+// TestWattRoutes: the answers wattpm reads, in Watt's shapes, and Watt's
+// error shape with its code for an unknown application.
+func TestWattRoutes(t *testing.T) {
+	b := newFakeBackend()
+	_, sock := startWatt(t, b, WattOptions{Version: "1.2.3", Name: "proj", Production: true})
+	resp, body := rawRequest(t, sock, http.MethodGet, "/api/v1/metadata")
+	if resp.StatusCode != 200 || body["pid"] != float64(os.Getpid()) || body["packageName"] != "proj" || body["platformaticVersion"] != "1.2.3" {
+		t.Errorf("metadata: %d %v", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/status")
+	if resp.StatusCode != 200 || body["status"] != "started" {
+		t.Errorf("status: %d %v", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/applications")
+	apps, _ := body["applications"].([]any)
+	if resp.StatusCode != 200 || body["production"] != true || len(apps) != 2 {
+		t.Fatalf("applications: %d %v", resp.StatusCode, body)
+	}
+	web := apps[0].(map[string]any)
+	if web["id"] != "web" || web["workers"] != float64(2) || web["entrypoint"] != true || web["localUrl"] != "http://web.plt.local" || web["status"] != "started" {
+		t.Errorf("web: %v", web)
+	}
+	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/applications/nope")
+	if resp.StatusCode != 404 || body["code"] != "PLT_RUNTIME_APPLICATION_NOT_FOUND" || body["statusCode"] != float64(404) ||
+		body["error"] != "Not Found" || !strings.Contains(body["message"].(string), `"nope" (known apps: api, web)`) {
+		t.Errorf("unknown app: %d %v", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, sock, http.MethodPost, "/api/v1/applications/web/stop")
+	if resp.StatusCode != 501 || !strings.Contains(body["message"].(string), "wattd ctl scale") {
+		t.Errorf("stop one app: %d %v", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/metrics")
+	if resp.StatusCode != 501 || body["message"] != "Metrics are disabled." {
+		t.Errorf("metrics off: %d %v", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/stop")
+	if resp.StatusCode != 405 || body["statusCode"] != float64(405) {
+		t.Errorf("GET stop: %d %v", resp.StatusCode, body)
+	}
+	resp, _ = rawRequest(t, sock, http.MethodPost, "/api/v1/restart")
+	if resp.StatusCode != 200 || strings.Join(b.restarts, ",") != "web,api" {
+		t.Errorf("restart: %d, restarted %v", resp.StatusCode, b.restarts)
+	}
+}
