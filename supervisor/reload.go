@@ -223,6 +223,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("telemetry", old.Telemetry, cfg.Telemetry, "the trace exporters are set up at start")
 	check("metrics", old.Metrics, cfg.Metrics, "the metrics server is bound at start")
 	check("healthProbes", old.Probes, cfg.Probes, "the probes server is bound at start")
+	check("managementApi", old.ManagementAPI, cfg.ManagementAPI, "the management API's socket is made at start")
 	check("cgroups.root", old.Cgroups, cfg.Cgroups, "the runtime's cgroup is made at start")
 	check("gracefulShutdown", old.GracefulShutdown, cfg.GracefulShutdown, "runtime-wide setting")
 	check("startTimeout", old.StartTimeout, cfg.StartTimeout, "runtime-wide setting")

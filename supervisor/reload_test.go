@@ -47,6 +47,11 @@ func TestRestartOnlySettingsAreNamed(t *testing.T) {
 	if len(got) != 2 || !strings.HasPrefix(got[0], "/srv/watt.json: /logger: changed") || !strings.HasPrefix(got[1], "/srv/watt.json: /telemetry: changed") {
 		t.Fatalf("restartOnly = %v", got)
 	}
+	off := *old
+	off.ManagementAPI = config.ManagementAPI{Enabled: true, Socket: "/run/m.sock"}
+	if got = restartOnly(old, &off); len(got) != 1 || !strings.HasPrefix(got[0], "/srv/watt.json: /managementApi: changed") {
+		t.Fatalf("restartOnly = %v, want the managementApi line", got)
+	}
 	// Tracing turns request ids on by default: turning it on is a
 	// telemetry change, not also a logger one.
 	tracedOnly := *old
