@@ -174,6 +174,17 @@ func TestWattpmCommands(t *testing.T) {
 		return l != nil && (before == nil || l.After(*before))
 	})
 	mustHave("scheduler:run", run("scheduler:run", "wattpm-compat", "tick"), "success")
+	// wattd ctl does the same.
+	for _, verb := range []string{"pause", "resume"} {
+		out, err := d.ctl("scheduler", verb, "tick", "--json")
+		var st scheduler.Status
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Paused != (verb == "pause") {
+			t.Errorf("ctl scheduler %s: %v\n%s", verb, err, out)
+		}
+	}
+	if out, err := d.ctl("scheduler", "pause", "nope"); err == nil || !strings.Contains(out, `no scheduler job "nope" (jobs: tick)`) {
+		t.Errorf("ctl scheduler pause of an unknown job: %v\n%s", err, out)
+	}
 
 	// Logs: a line the application writes reaches `wattpm logs`.
 	ctx, cancel := context.WithCancel(context.Background())

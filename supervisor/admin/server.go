@@ -34,9 +34,6 @@ type Server struct {
 	// errBody is the JSON an error answers with: errorBody here, Watt's
 	// shape on the management API (watt.go).
 	errBody func(status int, err error) any
-	// metrics answers GET /api/v1/metrics on the management API; nil
-	// when the metrics are off.
-	metrics http.Handler
 	// afterClose, when set, runs once the socket is removed.
 	afterClose func()
 	what       string // options.what
@@ -70,11 +67,10 @@ type peerKey struct{}
 type options struct {
 	selfUID int
 	peerOf  func(net.Conn) (peerCred, error)
-	// routes, errBody and metrics are those of the Server; nil routes are
-	// wattd's own API.
+	// routes and errBody are those of the Server; nil routes are wattd's
+	// own API.
 	routes  []route
 	errBody func(status int, err error) any
-	metrics http.Handler
 	// what names the API in errors and the log: "admin API" when empty.
 	what string
 }
@@ -120,7 +116,6 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 		peerOf:  opt.peerOf,
 		routes:  opt.routes,
 		errBody: opt.errBody,
-		metrics: opt.metrics,
 		what:    opt.what,
 		served:  make(chan struct{}),
 	}
@@ -514,19 +509,23 @@ func (s *Server) resumeSchedulerJob(r *http.Request) (int, any, error) {
 
 // setSchedulerPaused answers the job's status after pausing or resuming it.
 func (s *Server) setSchedulerPaused(r *http.Request, pause bool) (int, any, error) {
-	sc, ok := s.b.(Scheduler)
-	if !ok {
-		return 0, nil, fmt.Errorf("scheduler: %w", errUnsupported)
-	}
-	set := sc.ResumeSchedulerJob
-	if pause {
-		set = sc.PauseSchedulerJob
-	}
-	st, err := set(r.PathValue("name"))
+	st, err := pauseJob(s.b, r.PathValue("name"), pause)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, st, nil
+}
+
+// pauseJob pauses (or resumes) b's scheduler job name.
+func pauseJob(b Backend, name string, pause bool) (scheduler.Status, error) {
+	sc, ok := b.(Scheduler)
+	if !ok {
+		return scheduler.Status{}, fmt.Errorf("scheduler: %w", errUnsupported)
+	}
+	if pause {
+		return sc.PauseSchedulerJob(name)
+	}
+	return sc.ResumeSchedulerJob(name)
 }
 
 // ScaleRequest is the body of POST /v1/apps/{id}/scale.

@@ -471,15 +471,7 @@ func (w *wattAPI) schedulerResume(s *Server, r *http.Request) (int, any, error) 
 }
 
 func (w *wattAPI) schedulerPaused(r *http.Request, pause bool) (int, any, error) {
-	sc, err := w.schedulerOf()
-	if err != nil {
-		return 0, nil, err
-	}
-	set := sc.ResumeSchedulerJob
-	if pause {
-		set = sc.PauseSchedulerJob
-	}
-	st, err := set(r.PathValue("name"))
+	st, err := pauseJob(w.s.b, r.PathValue("name"), pause)
 	if err != nil {
 		return 0, nil, jobError(err)
 	}
