@@ -139,12 +139,7 @@ func TestWattpmCommands(t *testing.T) {
 	}
 	mustHave("inject", run("inject", "wattpm-compat", "api", "-m", "POST", "-H", "content-type: text/plain", "-d", "payload", "-p", "/echo", "-f"),
 		"POST payload", "x-echo-type: text/plain")
-	mustHave("metrics", run("metrics", "wattpm-compat"), "nodejs_heap_size_used_bytes")
 
-	// Scheduler: listed, paused (not run meanwhile), resumed, run now.
-	mustHave("scheduler", run("scheduler", "wattpm-compat"), "tick", "* * * * * *", "No")
-	run("scheduler:pause", "wattpm-compat", "tick")
-	mustHave("scheduler, paused", run("scheduler", "wattpm-compat"), "Yes")
 	lastRun := func() *time.Time {
 		out, err := d.ctl("scheduler", "--json")
 		if err != nil {
@@ -159,6 +154,14 @@ func TestWattpmCommands(t *testing.T) {
 		}
 		return jobs[0].LastExecutedAt
 	}
+	waitFor(t, 10*time.Second, "a run of the job", func() bool { return lastRun() != nil })
+	mustHave("metrics", run("metrics", "wattpm-compat"), `"name": "nodejs_heap_size_used_bytes"`, `"job_name": "tick"`)
+	mustHave("metrics -f text", run("metrics", "wattpm-compat", "-f", "text"), "nodejs_heap_size_used_bytes{", `wattd_scheduler_runs_total{job_name="tick",result="success"}`)
+
+	// Scheduler: listed, paused (not run meanwhile), resumed, run now.
+	mustHave("scheduler", run("scheduler", "wattpm-compat"), "tick", "* * * * * *", "No")
+	run("scheduler:pause", "wattpm-compat", "tick")
+	mustHave("scheduler, paused", run("scheduler", "wattpm-compat"), "Yes")
 	before := lastRun()
 	// A job due every second that runs in the next 2.5 s was not paused.
 	deadline := time.Now().Add(2500 * time.Millisecond)

@@ -167,7 +167,7 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // of the metrics package checks the list against its descriptors.
 var seriesLabels = map[string]bool{"state": true, "reason": true, "method": true, "status_code": true, "kind": true,
 	"space": true, "type": true, "dispatcher_stats_url": true, "error_type": true, "le": true, "quantile": true,
-	"version": true, "major": true, "minor": true, "patch": true}
+	"version": true, "major": true, "minor": true, "patch": true, "job_name": true, "result": true}
 
 // SeriesLabels lists seriesLabels, sorted, for the metrics package's
 // test that keeps it in step with the series.

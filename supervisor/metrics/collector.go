@@ -53,6 +53,7 @@ type collector struct {
 
 	own       ownFamilies     // cgroup.go
 	spans     spanFamilies    // spans.go
+	sched     schedFamilies   // scheduler.go
 	process   processFamilies // nodeprocess.go
 	threadCPU *cpuFamilies    // threadcpu.go
 
@@ -93,6 +94,7 @@ func newCollector(src Source, appLabelName string, constLabels prometheus.Labels
 		nRequestLabels: len(requestLabels),
 		own:            newOwnFamilies(d),
 		spans:          newSpanFamilies(d),
+		sched:          newSchedFamilies(d),
 		process:        newProcessFamilies(d),
 		threadCPU:      newCPUFamilies(d),
 		workers:        d("wattd_workers", "Worker slots by state; state \"standby\" counts the standby workers, \"draining\" and \"exiting\" also the former workers whose replacement took their slot and whose processes have not ended yet.", []string{appLabel, "state"}),
@@ -168,6 +170,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.own.describe(ch)
 	c.spans.describe(ch)
+	c.sched.describe(ch)
 	c.process.describe(ch)
 	c.threadCPU.describe(ch)
 	for _, g := range c.lag {
@@ -221,6 +224,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if e := st.LogExport; e != nil {
 		counter(c.logExported, float64(e.Exported))
 		counter(c.logExportDropped, float64(e.Dropped))
+	}
+	if s, ok := c.src.(SchedulerSource); ok {
+		c.sched.collect(ch, s.SchedulerJobs())
 	}
 	var texts []workerText
 	defer func() { c.appTexts.Store(&texts) }()

@@ -57,6 +57,11 @@ type Status struct {
 	// Paused: the job's schedule does not run it until resumed (Run
 	// still does).
 	Paused bool `json:"paused"`
+	// Successes and Failures count the job's runs since it was set up
+	// (each with its retries); LastSuccessAt is the last that succeeded.
+	Successes     int        `json:"successes"`
+	Failures      int        `json:"failures"`
+	LastSuccessAt *time.Time `json:"lastSuccessAt,omitempty"`
 }
 
 // Service runs jobs until Stop.
@@ -82,6 +87,9 @@ type running struct {
 	status string
 	busy   bool
 	paused bool
+	// successes, failures and lastOK: see Status.
+	successes, failures int
+	lastOK              time.Time
 	// changed wakes the loop when the job is paused or resumed.
 	changed chan struct{}
 }
@@ -292,6 +300,10 @@ func (s *Service) execute(ctx context.Context, r *running) (success, ran bool) {
 	r.status = "failed"
 	if success {
 		r.status = "success"
+		r.successes++
+		r.lastOK = r.last
+	} else {
+		r.failures++
 	}
 	r.mu.Unlock()
 	return success, true
@@ -351,7 +363,12 @@ func (s *Service) List() []Status {
 func (s *Service) status(r *running) Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := Status{Name: r.job.Name, Cron: r.job.Cron, CallbackURL: r.job.URL, Method: r.job.Method, MaxRetries: r.job.MaxRetries, LastStatus: r.status, Running: r.busy, Paused: r.paused}
+	st := Status{Name: r.job.Name, Cron: r.job.Cron, CallbackURL: r.job.URL, Method: r.job.Method, MaxRetries: r.job.MaxRetries, LastStatus: r.status, Running: r.busy, Paused: r.paused,
+		Successes: r.successes, Failures: r.failures}
+	if !r.lastOK.IsZero() {
+		ok := r.lastOK
+		st.LastSuccessAt = &ok
+	}
 	if !r.next.IsZero() {
 		n := r.next
 		st.NextRunAt = &n
