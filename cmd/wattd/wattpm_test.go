@@ -234,3 +234,28 @@ func TestManagementAPIOff(t *testing.T) {
 		t.Errorf("TMPDIR has %v with managementApi off", entries)
 	}
 }
+
+// TestWattpmUnderDev: under wattd dev the applications are listed without
+// a worker count, as Watt lists them under wattpm dev (wattpm's table has
+// no column for it there).
+func TestWattpmUnderDev(t *testing.T) {
+	integration(t)
+	wattpm := wattpmCommand(t)
+	tmp, err := os.MkdirTemp("", "wpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true, args: []string{"--name", "devcompat"}, env: []string{"TMPDIR=" + tmp}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := wattpm(ctx, tmp, "applications", "devcompat").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "web") || strings.Contains(string(out), "Workers") {
+		t.Errorf("wattpm applications under dev: %v\n%s", err, out)
+	}
+}

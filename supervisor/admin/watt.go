@@ -511,8 +511,10 @@ type wattApplication struct {
 	LocalURL     string   `json:"localUrl"`
 	Entrypoint   bool     `json:"entrypoint"`
 	SourceMaps   bool     `json:"sourceMaps"`
-	Workers      int      `json:"workers"`
-	URL          *string  `json:"url,omitempty"`
+	// Workers is given in production only, as Watt (wattpm's table has
+	// no such column under dev and breaks on a row with it).
+	Workers *int    `json:"workers,omitempty"`
+	URL     *string `json:"url,omitempty"`
 }
 
 // wattType is Watt's type for a wattd capability (@platformatic/node's
@@ -526,7 +528,11 @@ func wattType(capability string) string {
 
 func (w *wattAPI) details(a supervisor.AppStatus, cfg *config.Config, st supervisor.RuntimeStatus) wattApplication {
 	d := wattApplication{ID: a.ID, Type: wattType(a.Capability), Status: wattState(a.State), Dependencies: []string{},
-		LocalURL: "http://" + a.ID + "." + mesh.Domain, Entrypoint: a.Entrypoint, Workers: len(a.Workers)}
+		LocalURL: "http://" + a.ID + "." + mesh.Domain, Entrypoint: a.Entrypoint}
+	if w.o.Production {
+		n := len(a.Workers)
+		d.Workers = &n
+	}
 	if cfg != nil {
 		for _, ca := range cfg.Applications {
 			if ca.ID == a.ID {

@@ -114,6 +114,13 @@ func TestWattRoutes(t *testing.T) {
 	if web["id"] != "web" || web["workers"] != float64(2) || web["entrypoint"] != true || web["localUrl"] != "http://web.plt.local" || web["status"] != "started" {
 		t.Errorf("web: %v", web)
 	}
+	// Under dev, as Watt: no worker count (wattpm's table has no column).
+	s, dev := startWatt(t, b, WattOptions{Version: "1.2.3", Socket: filepath.Join(shortTemp(t), "dev.sock")})
+	defer s.Close()
+	_, body = rawRequest(t, dev, http.MethodGet, "/api/v1/applications/web")
+	if _, ok := body["workers"]; ok || body["production"] != nil {
+		t.Errorf("dev application: %v", body)
+	}
 	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/applications/nope")
 	if resp.StatusCode != 404 || body["code"] != "PLT_RUNTIME_APPLICATION_NOT_FOUND" || body["statusCode"] != float64(404) ||
 		body["error"] != "Not Found" || !strings.Contains(body["message"].(string), `"nope" (known apps: api, web)`) {
