@@ -249,7 +249,11 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 			if req.hasBody && hr.Header.Get("Content-Type") == "" {
 				hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
-			resp, err := mesh.NewClient(mesh.StaticResolver{T: table}).Do(hr)
+			client := mesh.NewClient(mesh.StaticResolver{T: table})
+			// A redirect is the application's answer, printed as curl
+			// and wattpm print it, not followed.
+			client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, err := client.Do(hr)
 			if err != nil {
 				if errors.Is(err, mesh.ErrUnknownApp) {
 					return &exitError{exitFailure, err}

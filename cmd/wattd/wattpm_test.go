@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,13 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/websocket"
+
 	"github.com/wattd/wattd/supervisor/scheduler"
 )
 
-// wattpmApp answers /echo with the body it was sent, logs a line for
-// /note?text=..., and 200 elsewhere.
+// wattpmApp answers /echo with the body it was sent, /url... with the
+// request's target as it came, logs a line for /note?text=..., and 200
+// elsewhere.
 const wattpmApp = `
 require('node:http').createServer((req, res) => {
+  if (req.url.startsWith('/url')) return res.end('url: ' + req.url)
+  if (req.url === '/moved') {
+    res.writeHead(302, { location: '/url-after-redirect' })
+    return res.end('moved')
+  }
   const u = new URL(req.url, 'http://x')
   if (u.pathname === '/note') {
     console.log('note: ' + u.searchParams.get('text'))
@@ -216,6 +225,173 @@ func TestWattpmCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(pidDir); !os.IsNotExist(err) {
 		t.Errorf("%s left behind: %v", pidDir, err)
+	}
+}
+
+// TestWattpmInject: `wattpm inject` sends the path as given, "//", ".."
+// and escapes included, where a cleaned path (or a redirect to it) would
+// be another request; an application's redirect is its answer, not
+// followed (by `wattd ctl inject` either); and an unknown application is
+// wattpm's error, as under Watt, not a response printed with exit status
+// 0.
+func TestWattpmInject(t *testing.T) {
+	integration(t)
+	wattpm := wattpmCommand(t)
+	tmp, err := os.MkdirTemp("", "wpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	app := t.TempDir()
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(wattpmApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "api", "main": "index.js"})
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "api", "path": app}},
+	})
+	writeJSON(t, filepath.Join(dir, "package.json"), map[string]any{"name": "wattpm-inject"})
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"TMPDIR=" + tmp}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+
+	inject := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := wattpm(ctx, tmp, append([]string{"inject", "wattpm-inject"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	for _, path := range []string{"/url//a", "/url/../b", "/url/./c", "/url/a%25b%2Fc?q=1"} {
+		out, err := inject("api", "-p", path)
+		if err != nil || out != "url: "+path {
+			t.Errorf("wattpm inject -p %s: %v, %q", path, err, out)
+		}
+	}
+	// A redirect comes back as the application answered it, without the
+	// headers that described the application's own connection to wattd
+	// (Node.js's Keep-Alive).
+	out, err := inject("api", "-p", "/moved", "-f")
+	if err != nil || !strings.Contains(out, "< HTTP/1.1 302") || !strings.Contains(out, "< location: /url-after-redirect") ||
+		!strings.HasSuffix(out, "moved") || strings.Contains(out, "keep-alive: timeout") {
+		t.Errorf("wattpm inject -p /moved: %v\n%s", err, out)
+	}
+	if out, err := d.ctl("inject", "api", "-i", "--no-fail", "/moved"); err != nil || !strings.Contains(out, "302") || !strings.Contains(out, "moved") {
+		t.Errorf("ctl inject /moved: %v\n%s", err, out)
+	}
+	out, err = inject("nope", "-p", "/url")
+	if err == nil || !strings.Contains(out, "Cannot find a matching application.") {
+		t.Errorf("wattpm inject to an unknown application: %v\n%s", err, out)
+	}
+}
+
+// TestWattLiveLogsGap: the live log stream (`wattpm logs`) drops lines for
+// a reader that falls behind rather than hold wattd up, and then says how
+// many it dropped, in a line of wattd's shape, instead of leaving a gap
+// nobody sees.
+func TestWattLiveLogsGap(t *testing.T) {
+	integration(t)
+	tmp, err := os.MkdirTemp("", "wpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	app := t.TempDir()
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(`
+require('node:http').createServer((req, res) => {
+  if (req.url === '/flood') {
+    // pino's lines, one entry each
+    for (let i = 0; i < 20000; i++) console.log(JSON.stringify({ level: 30, time: Date.now(), msg: 'flood line ' + i + ' ' + 'x'.repeat(200) }))
+  } else if (req.url === '/mark') {
+    console.log('mark')
+  }
+  res.end('ok')
+}).listen(3000)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "api", "path": app}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"TMPDIR=" + tmp}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	sock := filepath.Join(tmp, "platformatic", "runtimes", strconv.Itoa(d.cmd.Process.Pid), "socket")
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wc, err := websocket.NewConfig("ws://localhost/api/v1/logs/live", "http://localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := websocket.NewClient(wc, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reader hands each line over and reads the next only once the
+	// test takes it: while the test takes none, nothing is read.
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		for {
+			var line string
+			if err := websocket.Message.Receive(ws, &line); err != nil {
+				return
+			}
+			lines <- line
+		}
+	}()
+	// next takes the next line, asking for one (a request to path, whose
+	// line wattd logs) every 250 ms meanwhile.
+	next := func(path string) string {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					t.Fatal("the live log stream ended")
+				}
+				return line
+			case <-time.After(250 * time.Millisecond):
+				get(http.DefaultClient, d.url(path))
+			case <-deadline:
+				t.Fatal("no line on the live log stream for 30 s")
+			}
+		}
+	}
+	next("/mark") // followed from here on
+	// 20000 lines, one entry each, logged while the reader takes none:
+	// more than the queue and the socket's buffers hold.
+	if _, _, err := get(http.DefaultClient, d.url("/flood")); err != nil {
+		t.Fatal(err)
+	}
+	// Every line before a later mark has been through wattd's log (some
+	// dropped on the way from the worker, as a flood's are).
+	waitFor(t, 30*time.Second, "a mark after the flood in wattd's output", func() bool {
+		get(http.DefaultClient, d.url("/mark"))
+		return strings.Count(d.out.String(), `"msg":"mark"`) >= 2
+	})
+	var seen, missed int
+	deadline := time.Now().Add(30 * time.Second)
+	for missed == 0 && time.Now().Before(deadline) {
+		line := next("/mark")
+		seen += strings.Count(line, "flood line ")
+		var notice struct {
+			Level  int    `json:"level"`
+			Msg    string `json:"msg"`
+			Missed int    `json:"missed"`
+		}
+		if json.Unmarshal([]byte(line), &notice) == nil && notice.Missed > 0 {
+			if notice.Level != 40 || !strings.Contains(notice.Msg, "dropped") {
+				t.Errorf("notice: %s", line)
+			}
+			missed += notice.Missed
+		}
+	}
+	if seen >= 20000 || missed == 0 {
+		t.Errorf("a flood of 20000 lines while not reading: %d read, and a notice of %d dropped", seen, missed)
 	}
 }
 

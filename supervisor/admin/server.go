@@ -245,7 +245,11 @@ var routes = []route{
 
 // handler builds the mux from the table. Patterns are registered without
 // a method so that a wrong method reaches us and gets a JSON 405 instead
-// of ServeMux's plain-text one.
+// of ServeMux's plain-text one. A pattern that ends in a {name...}
+// wildcard is matched before the mux, on the path as the client sent it:
+// ServeMux answers a path with "//", "." or ".." segments with a redirect
+// to its cleaned form, and the rest of a proxied path must reach the
+// application as it was given.
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	byPattern := map[string][]route{}
@@ -256,27 +260,91 @@ func (s *Server) handler() http.Handler {
 		}
 		byPattern[rt.pattern] = append(byPattern[rt.pattern], rt)
 	}
+	var rests []restPattern
 	for _, p := range order {
 		rts := byPattern[p]
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			for _, rt := range rts {
-				if rt.method == r.Method || rt.method == "*" {
-					s.dispatch(w, r, rt)
-					return
-				}
-			}
-			allowed := make([]string, 0, len(rts))
-			for _, rt := range rts {
-				allowed = append(allowed, rt.method)
-			}
-			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			s.reply(w, r, http.StatusMethodNotAllowed, s.errBody(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))))
-		})
+		if rp, ok := parseRestPattern(p); ok {
+			rp.rts = rts
+			rests = append(rests, rp)
+			continue
+		}
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { s.serveRoutes(w, r, rts) })
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, r, http.StatusNotFound, s.errBody(http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path)))
 	})
-	return mux
+	if len(rests) == 0 {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, rp := range rests {
+			if rp.match(r) {
+				s.serveRoutes(w, r, rp.rts)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// serveRoutes dispatches r to the route of rts for its method, or
+// answers 405.
+func (s *Server) serveRoutes(w http.ResponseWriter, r *http.Request, rts []route) {
+	for _, rt := range rts {
+		if rt.method == r.Method || rt.method == "*" {
+			s.dispatch(w, r, rt)
+			return
+		}
+	}
+	allowed := make([]string, 0, len(rts))
+	for _, rt := range rts {
+		allowed = append(allowed, rt.method)
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	s.reply(w, r, http.StatusMethodNotAllowed, s.errBody(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))))
+}
+
+// restPattern is a route pattern that ends in a {name...} wildcard.
+type restPattern struct {
+	segs []string // the segments before the wildcard; "{id}" matches any one
+	rest string   // the wildcard's name
+	rts  []route
+}
+
+func parseRestPattern(p string) (restPattern, bool) {
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	last := segs[len(segs)-1]
+	if len(segs) < 2 || !strings.HasPrefix(last, "{") || !strings.HasSuffix(last, "...}") {
+		return restPattern{}, false
+	}
+	return restPattern{segs: segs[:len(segs)-1], rest: strings.TrimSuffix(strings.TrimPrefix(last, "{"), "...}")}, true
+}
+
+// match reports whether r's path is one of rp's and sets its values: a
+// single segment's unescaped, as ServeMux does, the rest escaped and
+// uncleaned, as the client sent it (without its leading "/").
+func (rp restPattern) match(r *http.Request) bool {
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/", len(rp.segs)+1)
+	if len(parts) != len(rp.segs)+1 {
+		return false
+	}
+	values := map[string]string{}
+	for i, seg := range rp.segs {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			v, err := url.PathUnescape(parts[i])
+			if err != nil || v == "" {
+				return false
+			}
+			values[seg[1:len(seg)-1]] = v
+		} else if parts[i] != seg {
+			return false
+		}
+	}
+	for k, v := range values {
+		r.SetPathValue(k, v)
+	}
+	r.SetPathValue(rp.rest, parts[len(rp.segs)])
+	return true
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
@@ -321,6 +389,10 @@ func authorizeWrite(p peerInfo, selfUID int) error {
 }
 
 func statusOf(err error) int {
+	var hs interface{ httpStatus() int }
+	if errors.As(err, &hs) && hs.httpStatus() != 0 {
+		return hs.httpStatus()
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound

@@ -110,7 +110,8 @@ func ServeWatt(ctx context.Context, b Backend, o WattOptions, log *zap.Logger) (
 // makeWattPIDDir makes base (each missing segment 1777, as Watt's shared
 // temporary directories) and base/PID, 0700 and ours. A segment that is
 // a symbolic link, or a world-writable one without the sticky bit, is
-// refused: another user could put our socket elsewhere or take it away.
+// refused: another user could put our socket elsewhere or take it away;
+// so is a base/PID whose socket a live runtime serves.
 func makeWattPIDDir(base string, pid int) (string, error) {
 	parent := filepath.Dir(base)
 	for _, dir := range []string{parent, base} {
@@ -138,6 +139,14 @@ func makeWattPIDDir(base string, pid int) (string, error) {
 		st, _ := fi.Sys().(*syscall.Stat_t)
 		if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 || st == nil || int(st.Uid) != os.Geteuid() {
 			return "", fmt.Errorf("%s exists and is not a directory of ours; remove it", dir)
+		}
+		// Unless a live runtime serves it: one with the same pid in
+		// another PID namespace (containers that share a /tmp volume,
+		// each wattd their PID 1) would lose its socket to us.
+		if err := probe(filepath.Join(dir, "socket")); errors.Is(err, ErrAlreadyRunning) {
+			return "", fmt.Errorf("%s is in use: a live runtime serves its socket (another process with pid %d, in a PID namespace that shares this directory?); leaving it", dir, pid)
+		} else if err != nil {
+			return "", err
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			return "", err
@@ -212,14 +221,18 @@ type wattErrorBody struct {
 }
 
 // codedError carries the code Watt's answer has for the same error, which
-// wattpm tells apart by.
+// wattpm tells apart by, and Watt's status for it when that is not the
+// one the error would have (0).
 type codedError struct {
-	code string
-	err  error
+	code   string
+	err    error
+	status int
 }
 
 func (e *codedError) Error() string { return e.err.Error() }
 func (e *codedError) Unwrap() error { return e.err }
+
+func (e *codedError) httpStatus() int { return e.status }
 
 func wattError(status int, err error) any {
 	b := wattErrorBody{StatusCode: status, Error: http.StatusText(status), Message: err.Error()}
@@ -230,13 +243,19 @@ func wattError(status int, err error) any {
 	return b
 }
 
-// findApp is Server.findApp with Watt's code for an unknown application.
+// findApp is Server.findApp with Watt's answer for an unknown
+// application: its code, and 500, which `wattpm inject` looks for to tell
+// an unknown application from the application's own 404.
 func (w *wattAPI) findApp(id string) (supervisor.AppStatus, error) {
 	a, err := w.s.findApp(id)
 	if err != nil {
-		return a, &codedError{"PLT_RUNTIME_APPLICATION_NOT_FOUND", err}
+		return a, appNotFound(err)
 	}
 	return a, nil
+}
+
+func appNotFound(err error) error {
+	return &codedError{code: "PLT_RUNTIME_APPLICATION_NOT_FOUND", err: err, status: http.StatusInternalServerError}
 }
 
 // wattState is Watt's word for a runtime or application state.
@@ -494,7 +513,7 @@ func (w *wattAPI) schedulerRun(s *Server, r *http.Request) (int, any, error) {
 // jobError gives an unknown job's error Watt's code.
 func jobError(err error) error {
 	if errors.Is(err, ErrNotFound) {
-		return &codedError{"PLT_RUNTIME_SCHEDULER_JOB_NOT_FOUND", err}
+		return &codedError{code: "PLT_RUNTIME_SCHEDULER_JOB_NOT_FOUND", err: err}
 	}
 	return err
 }
@@ -592,7 +611,7 @@ func (w *wattAPI) applicationConfig(_ *Server, r *http.Request) (int, any, error
 			}
 		}
 	}
-	return 0, nil, &codedError{"PLT_RUNTIME_APPLICATION_NOT_FOUND", fmt.Errorf("%w %q in the configuration", ErrNotFound, id)}
+	return 0, nil, appNotFound(fmt.Errorf("%w %q in the configuration", ErrNotFound, id))
 }
 
 // applicationEnv answers the environment of the application's first
@@ -614,7 +633,8 @@ func (w *wattAPI) applicationEnv(_ *Server, r *http.Request) (int, any, error) {
 }
 
 // proxy sends the request on to the application over the mesh, as
-// wattpm inject asks, and answers with its response.
+// wattpm inject asks, and answers with its response. The path goes on as
+// the client sent it, escapes and all ("path" is escaped: handler).
 func (w *wattAPI) proxy(s *Server, r *http.Request) (int, any, error) {
 	id := r.PathValue("id")
 	if _, err := w.findApp(id); err != nil {
@@ -642,25 +662,43 @@ func (p proxyAnswer) write(ctx context.Context, w http.ResponseWriter, r *http.R
 		return
 	}
 	out.Header = r.Header.Clone()
-	for _, h := range []string{"Connection", "Content-Length", "Content-Encoding", "Transfer-Encoding"} {
-		out.Header.Del(h)
-	}
+	dropHopHeaders(out.Header)
+	// As Watt: the body goes on as it came, its encoding header does not.
+	out.Header.Del("Content-Encoding")
 	out.ContentLength = r.ContentLength
-	resp, err := mesh.NewClient(mesh.StaticResolver{T: p.table}).Do(out)
+	client := mesh.NewClient(mesh.StaticResolver{T: p.table})
+	// The application's redirect is its answer, as Watt's inject gives it;
+	// following it would answer for another request.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(out)
 	if err != nil {
 		writeWattError(w, http.StatusBadGateway, fmt.Errorf("%s %s: %w", r.Method, u, err))
 		return
 	}
 	defer resp.Body.Close()
+	dropHopHeaders(resp.Header)
 	for k, vs := range resp.Header {
-		if k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection" {
-			continue
-		}
 		w.Header()[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		p.log.Debug("management API: proxied response cut", zap.String("app", p.id), zap.Error(err))
+	}
+}
+
+// dropHopHeaders deletes what describes one connection rather than the
+// message (RFC 9110, 7.6.1), and Content-Length, which the connection on
+// the other side sets for itself.
+func dropHopHeaders(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for _, name := range strings.Split(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"} {
+		h.Del(name)
 	}
 }
 
@@ -704,6 +742,22 @@ func (w *wattAPI) logsLive(s *Server, _ *http.Request) (int, any, error) {
 // client to take it.
 const liveLogsStall = 30 * time.Second
 
+// missedLine is the line that tells a live log stream's reader that n
+// lines were dropped for it, a warning in the shape of wattd's own lines
+// so that wattpm logs shows it.
+func missedLine(n uint64) []byte {
+	host, _ := os.Hostname()
+	data, _ := json.Marshal(struct {
+		Level    int    `json:"level"`
+		Time     int64  `json:"time"`
+		Msg      string `json:"msg"`
+		Missed   uint64 `json:"missed"`
+		PID      int    `json:"pid"`
+		Hostname string `json:"hostname"`
+	}{40, time.Now().UnixMilli(), fmt.Sprintf("%d log lines were dropped for this reader, which fell too far behind", n), n, os.Getpid(), host})
+	return append(data, '\n')
+}
+
 // liveLogs is the WebSocket stream of logsLive.
 type liveLogs struct {
 	recent *logs.Recent
@@ -737,6 +791,15 @@ func (l liveLogs) write(ctx context.Context, w http.ResponseWriter, r *http.Requ
 					c.SetWriteDeadline(time.Now().Add(liveLogsStall))
 					if _, err := c.Write(append(line.JSON, '\n')); err != nil {
 						return
+					}
+					// Lines are dropped only while the queue is full, so
+					// the gap comes after the lines queued then: here.
+					if len(fo.Lines()) == 0 {
+						if n := fo.Missed(); n > 0 {
+							if _, err := c.Write(missedLine(n)); err != nil {
+								return
+							}
+						}
 					}
 				}
 			}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,8 +54,9 @@ func TestWattSocketPlace(t *testing.T) {
 }
 
 // TestWattPIDDirChecks: a stale directory of ours with our pid is
-// replaced; a symbolic link, another kind of file, or a world-writable
-// parent without the sticky bit is refused.
+// replaced, one whose socket answers is not; a symbolic link, another
+// kind of file, or a world-writable parent without the sticky bit is
+// refused.
 func TestWattPIDDirChecks(t *testing.T) {
 	base := filepath.Join(shortTemp(t), "platformatic", "runtimes")
 	if err := os.MkdirAll(filepath.Join(base, "42", "old"), 0o755); err != nil {
@@ -66,6 +68,24 @@ func TestWattPIDDirChecks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "old")); !os.IsNotExist(err) {
 		t.Errorf("stale content kept: %v", err)
+	}
+	// A directory whose socket answers is another live runtime's, one
+	// with the same pid in another PID namespace: left alone. Once
+	// nobody answers, it is stale and replaced.
+	ln, err := net.Listen("unix", filepath.Join(dir, "socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := makeWattPIDDir(base, 42); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("live socket: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "socket")); err != nil {
+		t.Errorf("live socket removed: %v", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := makeWattPIDDir(base, 42); err != nil {
+		t.Errorf("stale socket: %v", err)
 	}
 	if err := os.Symlink("/etc", filepath.Join(base, "43")); err != nil {
 		t.Fatal(err)
@@ -121,10 +141,18 @@ func TestWattRoutes(t *testing.T) {
 	if _, ok := body["workers"]; ok || body["production"] != nil {
 		t.Errorf("dev application: %v", body)
 	}
-	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/applications/nope")
-	if resp.StatusCode != 404 || body["code"] != "PLT_RUNTIME_APPLICATION_NOT_FOUND" || body["statusCode"] != float64(404) ||
-		body["error"] != "Not Found" || !strings.Contains(body["message"].(string), `"nope" (known apps: api, web)`) {
-		t.Errorf("unknown app: %d %v", resp.StatusCode, body)
+	// An unknown application is Watt's 500 with its code, on every route
+	// that names one; the proxy's path is matched as sent, not redirected.
+	for _, path := range []string{"/api/v1/applications/nope", "/api/v1/applications/nope/config", "/api/v1/applications/nope/proxy/a//b/../c"} {
+		resp, body = rawRequest(t, sock, http.MethodGet, path)
+		if resp.StatusCode != 500 || body["code"] != "PLT_RUNTIME_APPLICATION_NOT_FOUND" || body["statusCode"] != float64(500) ||
+			body["error"] != "Internal Server Error" || !strings.Contains(body["message"].(string), `"nope" (known apps: api, web)`) {
+			t.Errorf("unknown app, %s: %d %v", path, resp.StatusCode, body)
+		}
+	}
+	resp, body = rawRequest(t, sock, http.MethodGet, "/api/v1/applications/web/proxy")
+	if resp.StatusCode != 404 || body["statusCode"] != float64(404) {
+		t.Errorf("proxy without a path: %d %v", resp.StatusCode, body)
 	}
 	resp, body = rawRequest(t, sock, http.MethodPost, "/api/v1/applications/web/stop")
 	if resp.StatusCode != 501 || !strings.Contains(body["message"].(string), "wattd ctl scale") {
