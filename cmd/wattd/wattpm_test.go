@@ -74,6 +74,29 @@ func wattpmCommand(t *testing.T) func(ctx context.Context, tmp string, args ...s
 	return nil
 }
 
+// privateTmp is a TMPDIR of the test's own, short enough for the socket
+// path under it, so that wattpm sees this test's runtimes only.
+func privateTmp(t *testing.T) string {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", "wpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	return tmp
+}
+
+// wattpmAppDir is an application directory running wattpmApp.
+func wattpmAppDir(t *testing.T) string {
+	t.Helper()
+	app := t.TempDir()
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(wattpmApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "api", "main": "index.js"})
+	return app
+}
+
 // TestWattpmCommands: Watt's own CLI, wattpm 3.67, finds a running wattd
 // and acts on it through the management API, as it does on a Watt
 // runtime: ps, applications, env, config, inject, metrics, scheduler
@@ -81,16 +104,7 @@ func wattpmCommand(t *testing.T) func(ctx context.Context, tmp string, args ...s
 func TestWattpmCommands(t *testing.T) {
 	integration(t)
 	wattpm := wattpmCommand(t)
-	tmp, err := os.MkdirTemp("", "wpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	app := t.TempDir()
-	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(wattpmApp), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "api", "main": "index.js"})
+	tmp, app := privateTmp(t), wattpmAppDir(t)
 	metricsPort := freePort(t)
 	dir := project(t, map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
@@ -237,16 +251,7 @@ func TestWattpmCommands(t *testing.T) {
 func TestWattpmInject(t *testing.T) {
 	integration(t)
 	wattpm := wattpmCommand(t)
-	tmp, err := os.MkdirTemp("", "wpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	app := t.TempDir()
-	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(wattpmApp), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "api", "main": "index.js"})
+	tmp, app := privateTmp(t), wattpmAppDir(t)
 	dir := project(t, map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"applications": []any{map[string]any{"id": "api", "path": app}},
@@ -290,11 +295,7 @@ func TestWattpmInject(t *testing.T) {
 // nobody sees.
 func TestWattLiveLogsGap(t *testing.T) {
 	integration(t)
-	tmp, err := os.MkdirTemp("", "wpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
+	tmp := privateTmp(t)
 	app := t.TempDir()
 	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(`
 require('node:http').createServer((req, res) => {
@@ -417,11 +418,7 @@ func TestManagementAPIOff(t *testing.T) {
 func TestWattpmUnderDev(t *testing.T) {
 	integration(t)
 	wattpm := wattpmCommand(t)
-	tmp, err := os.MkdirTemp("", "wpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
+	tmp := privateTmp(t)
 	dir := project(t, map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
