@@ -280,7 +280,7 @@ func (rt *Runtime) closeProxy() {
 		}
 	}
 	if p.socket != "" {
-		os.Remove(p.socket)
+		rt.dir.RemoveSocket(p.socket)
 	}
 }
 

@@ -580,7 +580,7 @@ func (rt *Runtime) retire(slots []*slot) {
 			rt.stopSlot(s)
 			s.closeListeners()
 			if s.meshPath != "" {
-				os.Remove(s.meshPath)
+				rt.dir.RemoveSocket(s.meshPath)
 			}
 		})
 	}
@@ -669,7 +669,7 @@ func (rt *Runtime) grow(ctx context.Context, a *app, cur []*slot, n int) error {
 		if err := s.openListeners(); err != nil {
 			for _, o := range added {
 				o.closeListeners()
-				os.Remove(o.meshPath)
+				rt.dir.RemoveSocket(o.meshPath)
 			}
 			return fmt.Errorf("app %q: scale to %d: %w", a.id, n, err)
 		}

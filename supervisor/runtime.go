@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/ipc"
@@ -68,6 +69,19 @@ type busy string
 func (b busy) Error() string { return string(b) }
 func (b busy) Is(target error) bool {
 	return target == ErrConflict || target == ErrChangeInProgress
+}
+
+// appRemoved is the error of a restart of an application that a reload
+// removed meanwhile: as for an unknown application, it matches ErrNotFound.
+type appRemoved string
+
+func (e appRemoved) Error() string        { return string(e) }
+func (e appRemoved) Is(target error) bool { return target == ErrNotFound }
+
+// removed reports whether a reload took the application away.
+func (a *app) removed() bool {
+	cur, ok := a.rt.lookup(a.id)
+	return !ok || cur != a
 }
 
 // ErrStopping is matched by a change (a restart, a reload's new workers)
@@ -198,6 +212,16 @@ type Runtime struct {
 	cgroups *cgroups.Manager
 	// tracing exports the spans workers send; nil when telemetry is off.
 	tracing *telemetry.Pipeline
+
+	// cacheWarned are the compile cache directories warned about as not
+	// writable (checkCompileCacheWritable), under cacheMu.
+	cacheMu     sync.Mutex
+	cacheWarned map[string]bool
+
+	// runDirMu serialises checkRunDir; runDirErr is the last problem it
+	// logged, so that a lasting one is logged once.
+	runDirMu  sync.Mutex
+	runDirErr string
 
 	// noProtocolAfter is noProtocolReadyAfter; tests whose workers may
 	// start slowly lengthen it.
@@ -503,9 +527,32 @@ func (rt *Runtime) withCompileCache(ac config.Application, env []string) []strin
 			zap.String("app", ac.ID), zap.String("directory", dir), zap.Error(err))
 		return env
 	}
+	rt.checkCompileCacheWritable(ac.ID, dir)
 	// An empty NODE_COMPILE_CACHE= would come first and win over ours.
 	env = slices.DeleteFunc(env, func(kv string) bool { return kv == envCompileCache+"=" })
 	return append(env, envCompileCache+"="+dir)
+}
+
+// checkCompileCacheWritable warns, once per directory, when the compile
+// cache's directory exists but the workers (wattd's user) cannot write to
+// it: a read-only mount, another owner. Node.js says nothing then; it
+// reads what the directory holds, and never adds to it.
+func (rt *Runtime) checkCompileCacheWritable(app, dir string) {
+	err := unix.Access(dir, unix.W_OK|unix.X_OK)
+	if err == nil {
+		return
+	}
+	rt.cacheMu.Lock()
+	defer rt.cacheMu.Unlock()
+	if rt.cacheWarned[dir] {
+		return
+	}
+	if rt.cacheWarned == nil {
+		rt.cacheWarned = map[string]bool{}
+	}
+	rt.cacheWarned[dir] = true
+	rt.log.Warn("compileCache: the workers cannot write to the directory; Node.js will only read the cache already there, never write it",
+		zap.String("app", app), zap.String("directory", dir), zap.Int("uid", os.Geteuid()), zap.Error(err))
 }
 
 // depsOf finds the applications ac depends on among byID.
@@ -709,6 +756,10 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		go rt.scaler.run()
 	}
 	rt.serveProxy()
+	// The admin and mesh proxy sockets are up: give them their second
+	// names, then look after the directory.
+	rt.checkRunDir()
+	go rt.watchRunDir(ctx)
 	rt.log.Info("starting", zap.Int("apps", len(rt.appList())), zap.Int("workers", rt.slotCount()),
 		zap.Int("startupConcurrency", rt.gate.limit()), zap.String("url", rt.url))
 	rt.warnLowFDLimit()
@@ -1008,7 +1059,7 @@ func (rt *Runtime) removeSockets() {
 	for _, a := range rt.appList() {
 		for _, s := range a.slotList() {
 			if s.meshPath != "" {
-				os.Remove(s.meshPath)
+				rt.dir.RemoveSocket(s.meshPath)
 			}
 		}
 	}
@@ -1280,6 +1331,9 @@ func (a *app) roll() error {
 	defer a.rollAhead()()
 	for _, s := range a.slotList() {
 		if err := s.requestRestart(context.Background()); err != nil {
+			if errors.Is(err, errRemoved) && a.removed() {
+				return appRemoved(fmt.Sprintf("app %q was removed (by a reload) while it restarted", a.id))
+			}
 			return fmt.Errorf("app %q worker %d: %w", a.id, s.index, err)
 		}
 	}

@@ -41,6 +41,21 @@ var errStopped error = stopping("runtime is stopping")
 // scaling took away meanwhile.
 var errRemoved error = conflict("the worker was removed (scaled down or its app removed)")
 
+// cutShort is what a restart of the slot answers when the slot's context
+// ends before the restart is over: errStopped when the runtime stops,
+// errRemoved when a reload or scaling takes the slot away.
+func (s *slot) cutShort() error {
+	select {
+	case <-s.app.rt.stopping:
+		return errStopped
+	default:
+	}
+	if s.removing.Load() {
+		return errRemoved
+	}
+	return errStopped
+}
+
 // slot is one worker position of an application. It owns the slot's
 // sockets for its own life (the runtime's, unless scaling or a reload takes
 // it away); the processes in it come and go.
@@ -638,6 +653,9 @@ func (s *slot) spawn() (*proc, error) { return s.spawnOn(0) }
 func (s *slot) spawnOn(port int) (*proc, error) {
 	a := s.app
 	sp := a.sp() // one spec for the whole start, should a reload swap it meanwhile
+	// The start needs the runtime directory: the mesh socket is made
+	// there, and the Node.js preload is read from there.
+	a.rt.checkRunDir()
 	if err := s.openListeners(); err != nil {
 		return nil, err
 	}
@@ -722,8 +740,8 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 	if err != nil {
 		s.leaveGate()
 		var se *startError
-		if !errors.As(err, &se) { // ctx ended: the runtime stops
-			answer(waiting, errStopped)
+		if !errors.As(err, &se) { // ctx ended: the runtime stops, or the slot goes
+			answer(waiting, s.cutShort())
 			s.stopAtEnd(w)
 			return restart.Exit{}, true
 		}
@@ -746,7 +764,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			w = s.replaceUnhealthy(ctx, w, reason)
 			health = s.watchHealth(w)
 		case <-w.Exited():
-			return s.lost(w, w.ExitReason()), false
+			return s.lost(w, w.ExitReason(), lastErrorFields(w)...), false
 		case <-w.Leaving():
 			// The worker said it is exiting: its process still has to
 			// end, which takes the kernel milliseconds (tens with a large
@@ -1036,6 +1054,30 @@ func (rt *Runtime) runDirHint() string {
 	return fmt.Sprintf("; wattd's runtime directory %s was removed while wattd runs (its workers' preload, the admin and mesh sockets): restart wattd", rt.dir.Path)
 }
 
+// exitErrorWait bounds how long the report of a worker's exit waits for
+// the end of its stderr pipe, so that it can carry what the worker wrote
+// last (a Go program's log.Fatal line): the end comes as soon as wattd has
+// read the lines the exit left in the pipe, well within this, and only a
+// process of the worker's that escaped its kill holds the pipe longer. The
+// restart waits as long, at most.
+const exitErrorWait = 20 * time.Millisecond
+
+// lastErrorFields is the lastError field of the report of w's exit: its
+// last telling stderr line (logs.Sink.LastStderr), none when it wrote
+// none.
+func lastErrorFields(w worker) []zap.Field {
+	var last string
+	if p, ok := w.(*proc); ok {
+		last = p.sink.LastStderrAfterEnd(exitErrorWait)
+	} else {
+		last = w.LastError()
+	}
+	if last == "" {
+		return nil
+	}
+	return []zap.Field{zap.String("lastError", last)}
+}
+
 // pidsLimitHint says, when w's cgroup refused it processes or threads at
 // its pids limit, that it did: a likely reason for a start that failed or
 // hung. "" otherwise.
@@ -1132,7 +1174,7 @@ func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) 
 	var pl *startPlace
 	if s.place == nil {
 		if pl = rt.gate.enter(ctx.Done()); pl == nil {
-			return nil, "", errStopped
+			return nil, "", s.cutShort()
 		}
 	}
 	np, err := s.spawnOn(port)
@@ -1145,7 +1187,7 @@ func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) 
 	if err != nil {
 		if ctx.Err() != nil {
 			killWorker(np)
-			return nil, "", errStopped
+			return nil, "", s.cutShort()
 		}
 		return nil, "", fmt.Errorf("replacement %w", err)
 	}

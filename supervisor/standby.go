@@ -156,7 +156,7 @@ func (s *slot) replaceForRestart(ctx context.Context, old worker) (worker, strin
 			s.log.Warn("no fresh standby became ready for the rolling restart; starting a replacement instead")
 			return s.replace(ctx, old)
 		case <-ctx.Done():
-			return nil, "", errStopped
+			return nil, "", s.cutShort()
 		}
 	}
 }
@@ -422,7 +422,7 @@ func (s *slot) replaceByStandby(ctx context.Context, old worker) (worker, string
 	if err != nil {
 		if ctx.Err() != nil {
 			killWorker(nw)
-			return nil, "", errStopped
+			return nil, "", s.cutShort()
 		}
 		return nil, "", fmt.Errorf("promoted standby %w", err)
 	}
@@ -658,6 +658,7 @@ wait:
 func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error) {
 	a := sp.a
 	spec := a.sp()
+	a.rt.checkRunDir() // the Node.js preload is read from there
 	held := map[int][]*os.File{}
 	var files []*os.File
 	var names []string

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -107,5 +108,40 @@ func TestCompileCacheUnwritable(t *testing.T) {
 	line := out[strings.LastIndex(out[:i], "\n")+1:]
 	if line = line[:strings.Index(line+"\n", "\n")]; !strings.Contains(line, `"name":"cc"`) {
 		t.Errorf("the warning does not name the application:\n%s", out)
+	}
+}
+
+// TestCompileCacheReadOnly: a cache directory that exists but that the
+// workers cannot write to (a read-only mount) is warned about once at the
+// start, naming the directory and that the cache will only be read, however
+// many applications and workers use it; the applications serve.
+func TestCompileCacheReadOnly(t *testing.T) {
+	integration(t)
+	cache := t.TempDir()
+	if os.Geteuid() == 0 {
+		// Root writes to any mode; only a read-only mount stops it.
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", cache).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a read-only file system: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", cache).Run() })
+	} else if err := os.Chmod(cache, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	cc := map[string]any{"directory": cache}
+	dir := project(t, map[string]any{
+		"server":  map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"workers": 2,
+		"applications": []any{
+			map[string]any{"id": "cc", "path": compileCacheApp(t), "compileCache": cc},
+			map[string]any{"id": "other", "path": compileCacheApp(t), "compileCache": cc},
+		},
+		"entrypoint": "cc",
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"WATTD_NODE=" + nodePath(t, testNodes[len(testNodes)-1])}})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	d.waitReady("other", 30*time.Second)
+	const warning = "compileCache: the workers cannot write to the directory; Node.js will only read the cache already there, never write it"
+	if got := logEntries(d.out.String(), warning); len(got) != 1 || got[0]["directory"] != cache {
+		t.Errorf("want one warning naming %s, got %v:\n%s", cache, got, d.out.String())
 	}
 }

@@ -108,7 +108,7 @@ func TestReadOnlyRootFilesystem(t *testing.T) {
 		t.Fatalf("ctl ps:\n%s", out)
 	}
 	// The runtime directory's name, to leave one in the "image" below.
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/root%s", d.cmd.Process.Pid, runtimeDir))
+	entries, err := runtimeDirs(fmt.Sprintf("/proc/%d/root%s", d.cmd.Process.Pid, runtimeDir))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("the runtime directory in the volume: %v %v", entries, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,11 +51,20 @@ func runtimeCgroups(name string) []string {
 // WATTD_RUNTIME_DIR, which also names its cgroup subtree.
 func (d *daemon) runtimeName() string {
 	d.t.Helper()
-	entries, err := os.ReadDir(d.runDir)
+	entries, err := runtimeDirs(d.runDir)
 	if err != nil || len(entries) != 1 {
 		d.t.Fatalf("runtime directory of the running wattd: %v %v", entries, err)
 	}
 	return entries[0].Name()
+}
+
+// runtimeDirs lists the runtime directories in base: its entries but the
+// hidden directory each runtime keeps its sockets' second names in.
+func runtimeDirs(base string) ([]os.DirEntry, error) {
+	entries, err := os.ReadDir(base)
+	return slices.DeleteFunc(entries, func(e os.DirEntry) bool {
+		return strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(e.Name(), ".sockets")
+	}), err
 }
 
 // orphans asks the orphans fixture behind d for the pids of the children

@@ -38,6 +38,9 @@ func TestCtlConfigAndEnv(t *testing.T) {
 				"REDIS_NODES": "redis://:rd-pw-1@h1:6379,redis://:rd-pw-2@h2:6379",
 				"APP_CONFIG":  `{"db":"postgres://u:json-pw-3@h/db"}`,
 				"DB_PASS":     "db-pass-4", "MYSQL_PWD": "mysql-pwd-5",
+				// pwd as a JSON member: only the variable PWD is the
+				// shell's working directory.
+				"DB_CONFIG": `{"db":{"pwd":"json-pwd-8"}}`,
 				// A key file in a variable of a neutral name.
 				"GCP_SA": `{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nsa-key-6\n-----END PRIVATE KEY-----\n", "client_email": "a@b"}`,
 			},
@@ -47,7 +50,7 @@ func TestCtlConfigAndEnv(t *testing.T) {
 	d := startWattd(t, dir, port, startOpts{})
 	body := waitHTTP(t, d.url("/"), 30*time.Second)
 	d.waitReady("web", 30*time.Second)
-	secretValues := []string{"sk-live-runtime-9", "k-live-123", "hunter2-pw", "url-pw-77", "rd-pw-1", "rd-pw-2", "json-pw-3", "db-pass-4", "mysql-pwd-5", "sa-key-6"}
+	secretValues := []string{"sk-live-runtime-9", "k-live-123", "hunter2-pw", "url-pw-77", "rd-pw-1", "rd-pw-2", "json-pw-3", "db-pass-4", "mysql-pwd-5", "sa-key-6", "json-pwd-8"}
 
 	for _, args := range [][]string{{"config"}, {"config", "--json"}, {"--json", "config"}} {
 		out, err := d.ctl(args...)

@@ -181,3 +181,37 @@ func TestGoMemLimitFromResources(t *testing.T) {
 		t.Errorf("ctl env goapp: %v; want GOMEMLIMIT=60397974 (90%% of 64MiB)\n%s", err, out)
 	}
 }
+
+// TestGoLogFatalReasonAtWarn: a Go worker that dies by log.Fatal writes
+// one line on stderr, which wattd logs at info (the standard logger's
+// lines are), and exits 1. At logger.level warn that line is not logged;
+// the "worker exited" entry carries it as lastError, and the restart it
+// waited for is ready again.
+func TestGoLogFatalReasonAtWarn(t *testing.T) {
+	integration(t)
+	dir := goappProject(t, nil, false)
+	var cfg map[string]any
+	b, err := os.ReadFile(filepath.Join(dir, "watt.json"))
+	if err != nil || json.Unmarshal(b, &cfg) != nil {
+		t.Fatalf("watt.json: %v", err)
+	}
+	cfg["logger"] = map[string]any{"level": "warn"}
+	writeJSON(t, filepath.Join(dir, "watt.json"), cfg)
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	old := d.waitReady("goapp", 10*time.Second).Workers[0].PID
+	get(fresh, d.url("/fatal")) // the worker dies before it answers
+	var exited []map[string]any
+	waitFor(t, 15*time.Second, "the worker exited entry", func() bool {
+		exited = logEntries(d.out.String(), "worker exited")
+		return len(exited) > 0
+	})
+	const line = "cannot reach the database: connection refused"
+	if last, _ := exited[0]["lastError"].(string); exited[0]["reason"] != "exit status 1" || !strings.HasSuffix(last, line) {
+		t.Errorf("worker exited: %v, want reason exit status 1 and lastError ending in %q", exited[0], line)
+	}
+	waitFor(t, 15*time.Second, "the replacement ready", func() bool {
+		w := d.app("goapp").Workers[0]
+		return w.PID != 0 && w.PID != old && w.State == "ready"
+	})
+}

@@ -323,3 +323,39 @@ http.createServer((req, res) => {
 		t.Errorf("ctl logs: %v\n%s", err, out)
 	}
 }
+
+// TestLineAtTheLimitIsWhole: a worker line exactly as long as the log's
+// line limit (16 KiB), ended by CRLF, is logged whole, without its \r and
+// not marked truncated; one byte more is cut to the limit and marked.
+func TestLineAtTheLimitIsWhole(t *testing.T) {
+	integration(t)
+	app := t.TempDir()
+	// Each line in a write of its own, a moment apart: lines that come in
+	// one read are one entry.
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(`
+const http = require('node:http')
+const n = 16384
+process.stdout.write('a'.repeat(n) + '\r\n')
+setTimeout(() => process.stdout.write('b'.repeat(n + 1) + '\r\n'), 300)
+http.createServer((req, res) => res.end('ok')).listen(3000)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "limit", "main": "index.js"})
+	dir := project(t, map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": app}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	waitHTTP(t, d.url("/"), 30*time.Second)
+	at, over := strings.Repeat("a", 16384), strings.Repeat("b", 16384)
+	waitFor(t, 10*time.Second, "both lines in the log", func() bool {
+		return len(logEntries(d.out.String(), at)) == 1 && len(logEntries(d.out.String(), over)) == 1
+	})
+	if e := logEntries(d.out.String(), at)[0]; e["truncated"] != nil {
+		t.Errorf("the line at the limit is marked truncated: %v", e["truncated"])
+	}
+	if e := logEntries(d.out.String(), over)[0]; e["truncated"] != true {
+		t.Errorf("the line over the limit: truncated = %v, want true", e["truncated"])
+	}
+}

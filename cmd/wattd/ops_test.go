@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -394,23 +395,67 @@ func TestNodeOptionsInspectWarned(t *testing.T) {
 	}
 }
 
-// TestRemovedRuntimeDirectoryIsNamed: a runtime directory removed while
-// wattd runs (by hand, or by a cleaner that ignores its lock) takes the
-// Node.js preload with it, and a worker started after that fails with
-// Node's "Cannot find module"; the reason of its failed start says what
-// happened and what to do.
-func TestRemovedRuntimeDirectoryIsNamed(t *testing.T) {
+// TestRemovedRuntimeDirectoryIsMadeAgain: a runtime directory removed
+// while wattd runs (by hand, or by a cleaner that ignores its lock) takes
+// the Node.js preload, runtime.json and the sockets' names with it. wattd
+// makes it again when a worker start next needs it, says so once naming
+// the path, and the killed worker's replacement starts; `wattd ctl` finds
+// the runtime again and the mesh still reaches the other application.
+func TestRemovedRuntimeDirectoryIsMadeAgain(t *testing.T) {
 	integration(t)
-	d := startWattd(t, plainProject(t, nil), freePort(t), startOpts{})
-	before := d.waitReady("web", 30*time.Second)
+	cfg := map[string]any{
+		"entrypoint": "caller",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "caller", "path": fixture("apps/caller")},
+			map[string]any{"id": "plain", "path": fixture("apps/plain"), "workers": 2},
+		},
+	}
+	d := startWattd(t, project(t, cfg), freePort(t), startOpts{})
+	waitHTTP(t, d.url("/env"), 30*time.Second)
+	before := d.waitReady("plain", 30*time.Second)
 	rtDir := filepath.Dir(d.adminSocket())
 	if err := os.RemoveAll(rtDir); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(before.Workers[0].PID, syscall.SIGKILL); err != nil {
+	old := before.Workers[0].PID
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	d.waitOutput("wattd's runtime directory "+rtDir+" was removed while wattd runs", 30*time.Second)
+	waitFor(t, 30*time.Second, "the killed worker's replacement to be ready", func() bool {
+		out, err := d.ctl("ps", "--json")
+		if err != nil {
+			return false
+		}
+		var apps []supervisor.AppStatus
+		if json.Unmarshal([]byte(out), &apps) != nil {
+			return false
+		}
+		for _, a := range apps {
+			if a.ID == "plain" {
+				w := a.Workers[0]
+				return w.PID != 0 && w.PID != old && w.State == "ready"
+			}
+		}
+		return false
+	})
+	for _, name := range []string{"runtime.json", "runtime.lock", "admin.sock", "proxy.sock"} {
+		if _, err := os.Stat(filepath.Join(rtDir, name)); err != nil {
+			t.Errorf("after the runtime directory was made again: %v", err)
+		}
+	}
+	if out, err := d.ctl("ps"); err != nil {
+		t.Errorf("ctl ps: %v\n%s", err, out)
+	}
+	for range 10 {
+		if r := call(t, d, "/fetch", "plain", "/hello"); r.Status != 200 || !strings.Contains(r.Body, `"app":"plain"`) {
+			t.Fatalf("plain.plt.local after the runtime directory was made again: %+v", r)
+		}
+	}
+	out := d.out.String()
+	if n := strings.Count(out, "runtime directory was removed while wattd runs; made it again"); n != 1 || !strings.Contains(out, `"path":"`+rtDir+`"`) {
+		t.Errorf("want one warning naming %s, got %d:\n%s", rtDir, n, out)
+	}
 }
 
 // TestWorkersStartAfterTheBinaryIsReplaced: a running wattd whose binary

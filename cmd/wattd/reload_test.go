@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/admin"
 )
 
 // underLoad runs keep-alive and new-connection GETs against d's public
@@ -754,5 +756,60 @@ func TestReloadShowsTheNewConfigurationsWarnings(t *testing.T) {
 	var res supervisor.ReloadResult
 	if err != nil || json.Unmarshal([]byte(out), &res) != nil || len(res.Warnings) == 0 {
 		t.Errorf("ctl reload --json: %v, %+v\n%s", err, res, out)
+	}
+}
+
+// TestRestartOfAnAppThatAReloadRemoves: a reload that removes an app
+// while `ctl restart` of it waits for a replacement cuts the restart short;
+// the restart's error says that the app was removed, not that the runtime
+// is stopping (it is not), and the API answers 404, as for an unknown app.
+func TestRestartOfAnAppThatAReloadRemoves(t *testing.T) {
+	integration(t)
+	slow := map[string]any{"id": "slow", "path": fixture("faults/slow-start"), "env": map[string]any{"SLOW_START_MS": "3000"}}
+	dir := project(t, reloadConfig("1", 1, slow))
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("slow", 30*time.Second)
+	d.waitReady("web", 30*time.Second)
+	type result struct {
+		out string
+		err error
+	}
+	ctlDone := make(chan result, 1)
+	go func() {
+		out, err := d.ctl("restart", "slow")
+		ctlDone <- result{out, err}
+	}()
+	apiDone := make(chan error, 1)
+	go func() {
+		cl := admin.NewClient(d.adminSocket())
+		defer cl.Close()
+		_, err := cl.Restart(context.Background(), "slow")
+		apiDone <- err
+	}()
+	waitFor(t, 10*time.Second, "both restarts to be asked for", func() bool {
+		return strings.Count(d.out.String(), `"name":"slow","msg":"rolling restart requested`) == 2
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("1", 1))
+	if res := reloadJSON(t, d); !slices.Equal(res.Removed, []string{"slow"}) {
+		t.Fatalf("reload removed %v, want [slow]", res.Removed)
+	}
+	var r result
+	select {
+	case r = <-ctlDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ctl restart did not return")
+	}
+	if r.err == nil || !strings.Contains(r.out, `app "slow" was removed`) || strings.Contains(r.out, "stopping") {
+		t.Errorf("ctl restart of an app a reload removed: %v\n%s", r.err, r.out)
+	}
+	var err error
+	select {
+	case err = <-apiDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the API's restart did not return")
+	}
+	var apiErr *admin.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound {
+		t.Errorf("the API's restart of an app a reload removed: %v, want a 404", err)
 	}
 }

@@ -84,6 +84,10 @@ type Sink struct {
 	mu      sync.Mutex
 	closed  bool
 	readers sync.WaitGroup
+	// stderrDone is closed when the followed "stderr" stream has been read
+	// to its end (see LastStderrAfterEnd).
+	stderrDone chan struct{}
+	stderrOnce sync.Once
 
 	dropped    atomic.Uint64 // lifetime total, for Dropped
 	unreported atomic.Uint64 // drops not yet announced in the log
@@ -132,6 +136,8 @@ func NewSink(logger *zap.Logger, opts Options) *Sink {
 		queue:   make(chan line, opts.QueueLines),
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
+
+		stderrDone: make(chan struct{}),
 	}
 	s.logp.Store(logger)
 	if opts.TailLines > 0 {
@@ -166,7 +172,28 @@ func (s *Sink) Follow(r io.Reader, stream string) {
 	go func() {
 		defer s.readers.Done()
 		s.read(r, stream)
+		if stream == "stderr" {
+			s.stderrOnce.Do(func() { close(s.stderrDone) })
+		}
 	}()
+}
+
+// LastStderrAfterEnd is LastStderr once the stderr stream has been read to
+// its end, waiting at most max for that: for a worker that has exited, the
+// end of its pipe comes as soon as the reader has taken its last lines (a
+// process that outlived it and holds the pipe is what max is for).
+func (s *Sink) LastStderrAfterEnd(max time.Duration) string {
+	select {
+	case <-s.stderrDone:
+	default:
+		t := time.NewTimer(max)
+		select {
+		case <-s.stderrDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return s.LastStderr()
 }
 
 // Close waits for every followed stream to reach EOF and for every queued
@@ -279,9 +306,11 @@ const partialWait = time.Second
 // read splits r into lines. It must never block on anything but r itself.
 func (s *Sink) read(r io.Reader, stream string) {
 	dl, _ := r.(interface{ SetReadDeadline(time.Time) error })
-	// The buffer is the line limit: a line longer than that is logged up to
-	// it, and the rest is read and thrown away, never accumulated.
-	buf := make([]byte, s.maxLine)
+	// The buffer is the line limit and room for a CRLF: a line longer than
+	// the limit is logged up to it, and the rest is read and thrown away,
+	// never accumulated. A line exactly at the limit fits whole with its
+	// line end, so it is neither marked truncated nor left with its \r.
+	buf := make([]byte, s.maxLine+len("\r\n"))
 	n := 0         // buf[:n] is a line read without its newline yet
 	skip := false  // throwing away the rest of an over-long line
 	armed := false // a read deadline is set
@@ -317,12 +346,12 @@ func (s *Sink) read(r io.Reader, stream string) {
 			// What follows in the buffer came in the same read: the worker
 			// wrote it together with this line (one console.log of several
 			// lines, one stack trace).
-			s.push(stream, trimEOL(buf[start:eol]), false, eol < end)
+			s.pushLine(stream, buf[start:eol], eol < end)
 			start, from = eol, eol
 		}
 		n = copy(buf, buf[start:end])
 		if n == len(buf) {
-			s.push(stream, cutRunes(buf[:n]), true, false)
+			s.push(stream, cutRunes(buf[:s.maxLine]), true, false)
 			n, skip = 0, true
 		}
 		if err == nil {
@@ -331,7 +360,7 @@ func (s *Sink) read(r io.Reader, stream string) {
 		if n > 0 {
 			// A line without its newline: the stream's last, or one whose
 			// rest did not come within partialWait.
-			s.push(stream, trimEOL(buf[:n]), false, false)
+			s.pushLine(stream, buf[:n], false)
 			n = 0
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -342,6 +371,17 @@ func (s *Sink) read(r io.Reader, stream string) {
 		}
 		return
 	}
+}
+
+// pushLine pushes the line b, its line end (LF, CRLF, a lone CR at the
+// end of what came) left out, cut to the line limit if it is longer.
+func (s *Sink) pushLine(stream string, b []byte, more bool) {
+	b = trimEOL(b)
+	if len(b) > s.maxLine {
+		s.push(stream, cutRunes(b[:s.maxLine]), true, more)
+		return
+	}
+	s.push(stream, b, false, more)
 }
 
 func (s *Sink) push(stream string, b []byte, truncated, more bool) {

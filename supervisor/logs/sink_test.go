@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unicode/utf8"
 
@@ -870,4 +872,119 @@ func TestLineWithoutNewlineIsLoggedAfterAWhile(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("logged %q, want %q", got, want)
 	}
+}
+
+// TestLineAtTheLimit: a line exactly MaxLineBytes long (its newline, or
+// CRLF, not counted) is logged whole and not marked truncated, without its
+// \r; one byte more is cut to the limit and marked; the next line is
+// intact. The same whether the line comes in one read or byte by byte.
+func TestLineAtTheLimit(t *testing.T) {
+	const limit = 64
+	a := func(n int) string { return strings.Repeat("a", n) }
+	cases := []struct {
+		name, in  string
+		want      string
+		truncated bool
+	}{
+		{"under, LF", a(limit-1) + "\n", a(limit - 1), false},
+		{"at, LF", a(limit) + "\n", a(limit), false},
+		{"over, LF", a(limit+1) + "\n", a(limit), true},
+		{"under, CRLF", a(limit-1) + "\r\n", a(limit - 1), false},
+		{"at, CRLF", a(limit) + "\r\n", a(limit), false},
+		{"over, CRLF", a(limit+1) + "\r\n", a(limit), true},
+		{"far over, CRLF", a(3*limit) + "\r\n", a(limit), true},
+		{"at, no newline", a(limit), a(limit), false},
+		{"at, CR at the end", a(limit) + "\r", a(limit), false},
+		{"over, no newline", a(limit + 1), a(limit), true},
+	}
+	for _, c := range cases {
+		for _, bytewise := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/bytewise=%v", c.name, bytewise), func(t *testing.T) {
+				// The next line comes in a read of its own: one that came
+				// with it would be part of the same entry (framing.go).
+				var r io.Reader = strings.NewReader(c.in)
+				if strings.HasSuffix(c.in, "\n") {
+					r = io.MultiReader(r, strings.NewReader("next\n"))
+				}
+				if bytewise {
+					r = iotest.OneByteReader(r)
+				}
+				logger, logs := observed()
+				s := NewSink(logger, Options{MaxLineBytes: limit})
+				s.Follow(r, "stdout")
+				s.Close()
+				out := logs.All()
+				if len(out) == 0 {
+					t.Fatal("no entry")
+				}
+				e := out[0]
+				_, marked := e.ContextMap()["truncated"]
+				if e.Message != c.want || marked != c.truncated {
+					t.Errorf("got %d bytes %q, truncated %v; want %d bytes, truncated %v", len(e.Message), e.Message, marked, len(c.want), c.truncated)
+				}
+				if strings.HasSuffix(c.in, "\n") && (len(out) != 2 || out[1].Message != "next") {
+					t.Errorf("the next line: %+v", out[1:])
+				}
+			})
+		}
+	}
+}
+
+// TestLastStderrAfterEndOfAProcess: once a process that wrote its last
+// line on stderr has exited, LastStderrAfterEnd has that line as soon as
+// the pipe's end is read, well within its bound, and a pipe some other
+// process still holds costs the bound and no more.
+func TestLastStderrAfterEndOfAProcess(t *testing.T) {
+	const bound = 20 * time.Millisecond
+	var waits []time.Duration
+	for i := range 50 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("sh", "-c", `echo "2026/12/06 10:00:00 cannot reach the database: $0" >&2; exit 1`, strconv.Itoa(i))
+		cmd.Stderr = w
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		s := NewSink(zap.NewNop(), Options{})
+		s.Follow(r, "stderr")
+		_ = cmd.Wait()
+		start := time.Now()
+		last := s.LastStderrAfterEnd(bound)
+		waits = append(waits, time.Since(start))
+		s.Close()
+		r.Close()
+		if !strings.HasSuffix(last, "cannot reach the database: "+strconv.Itoa(i)) {
+			t.Fatalf("round %d: LastStderrAfterEnd = %q", i, last)
+		}
+	}
+	slices.Sort(waits)
+	t.Logf("wait after the exit: median %s, p98 %s, max %s", waits[len(waits)/2], waits[len(waits)*98/100], waits[len(waits)-1])
+	if waits[len(waits)/2] > bound/2 {
+		t.Errorf("median wait %s: the pipe's end should come at once", waits[len(waits)/2])
+	}
+
+	// A pipe still held (a grandchild that escaped): the bound, then the
+	// line read so far.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	s := NewSink(zap.NewNop(), Options{})
+	s.Follow(r, "stderr")
+	w.WriteString("fatal: gone\n")
+	waitFor(t, 5*time.Second, "the line", func() bool { return s.LastStderr() != "" })
+	start := time.Now()
+	if got := s.LastStderrAfterEnd(bound); got != "fatal: gone" {
+		t.Errorf("LastStderrAfterEnd = %q", got)
+	}
+	if took := time.Since(start); took < bound || took > bound+200*time.Millisecond {
+		t.Errorf("a held pipe cost %s, want the bound %s", took, bound)
+	}
+	w.Close()
+	s.Close()
+	r.Close()
 }

@@ -252,6 +252,13 @@ func (c *otlpConverter) request(fams []*dto.MetricFamily, now time.Time) *colmet
 					Count: s.GetSampleCount(), Sum: s.GetSampleSum()}
 				dp.StartTimeUnixNano = startOf(key, float64(s.GetSampleCount()))
 				for _, q := range s.GetQuantile() {
+					// A summary with no observations in its window has
+					// NaN quantiles, which OTLP/JSON cannot encode and
+					// collectors reject or mangle: count and sum say it
+					// all then.
+					if math.IsNaN(q.GetValue()) {
+						continue
+					}
 					dp.QuantileValues = append(dp.QuantileValues, &metricspb.SummaryDataPoint_ValueAtQuantile{Quantile: q.GetQuantile(), Value: q.GetValue()})
 				}
 				d.Summary.DataPoints = append(d.Summary.DataPoints, dp)

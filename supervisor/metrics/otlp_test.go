@@ -17,6 +17,7 @@ import (
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wattd/wattd/supervisor/config"
@@ -302,5 +303,54 @@ func TestOTLPEndpointPasswordNotLogged(t *testing.T) {
 	}
 	if logs.Len() == 0 {
 		t.Fatal("nothing logged")
+	}
+}
+
+// TestOTLPSummaryWithoutObservations: a summary series with no
+// observations has NaN quantiles, which OTLP/JSON cannot carry and which
+// collectors reject or turn into garbage: a push leaves those quantiles out
+// and keeps the count and sum; quantiles of series with observations stay.
+func TestOTLPSummaryWithoutObservations(t *testing.T) {
+	var mu sync.Mutex
+	var got []*colmetricspb.ExportMetricsServiceRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		req := &colmetricspb.ExportMetricsServiceRequest{}
+		if err := proto.Unmarshal(b, req); err != nil {
+			t.Errorf("body: %v", err)
+		}
+		mu.Lock()
+		got = append(got, req)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	r := newOTLPRegistry(config.DefaultAppLabel)
+	r.lag.WithLabelValues("web", "0")
+	r.lag.WithLabelValues("web", "1").Observe(0.25)
+	p := startOTLP(config.OTLPMetrics{Endpoint: srv.URL + "/v1/metrics", Interval: time.Hour}, config.DefaultAppLabel, r.reg, zap.NewNop())
+	p.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("%d pushes, want 1", len(got))
+	}
+	res, _ := resourceMetrics(t, got[0])
+	points := map[string]*metricspb.SummaryDataPoint{}
+	for _, dp := range res["web"]["lag_seconds"].GetSummary().GetDataPoints() {
+		for _, kv := range dp.GetAttributes() {
+			if kv.GetKey() == "workerId" {
+				points[kv.GetValue().GetStringValue()] = dp
+			}
+		}
+	}
+	if dp := points["0"]; dp == nil || dp.GetCount() != 0 || dp.GetSum() != 0 || len(dp.GetQuantileValues()) != 0 {
+		t.Errorf("summary without observations: %v, want count and sum 0 and no quantiles", dp)
+	}
+	if dp := points["1"]; dp == nil || dp.GetCount() != 1 || len(dp.GetQuantileValues()) != 1 || dp.GetQuantileValues()[0].GetValue() != 0.25 {
+		t.Errorf("summary with an observation: %v, want its 0.5 quantile 0.25", dp)
+	}
+	js, err := protojson.Marshal(got[0])
+	if err != nil || strings.Contains(string(js), "NaN") {
+		t.Errorf("as OTLP/JSON: %v\n%s", err, js)
 	}
 }

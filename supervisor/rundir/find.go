@@ -109,7 +109,7 @@ func unreachable(live []Info, match func(Info) bool) (Info, bool) {
 	}
 	for _, e := range entries {
 		dir := filepath.Join(base, e.Name())
-		if !e.IsDir() || isLive[dir] {
+		if !e.IsDir() || isLive[dir] || isSocketsDir(e.Name()) {
 			continue
 		}
 		info, err := readInfo(dir)
@@ -239,7 +239,7 @@ func List() ([]Info, error) {
 	}
 	var live []Info
 	for _, e := range entries {
-		if !e.IsDir() {
+		if !e.IsDir() || isSocketsDir(e.Name()) {
 			continue
 		}
 		dir := filepath.Join(base, e.Name())

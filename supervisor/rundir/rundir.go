@@ -14,6 +14,8 @@
 //	    proxy.sock                   the mesh proxy
 //	    mesh/<app>-<worker>.sock     worker mesh sockets
 //	    apps/<app>.json              what a worker's runtime API reports (ipc.AppInfo)
+//	  .<name>-<hash>.sockets/        second names of the sockets above, from which
+//	                                 Restore puts them back (restore.go)
 //
 // The base is $WATTD_RUNTIME_DIR, else $XDG_RUNTIME_DIR/wattd, else
 // /run/wattd for root, else $TMPDIR/wattd-<uid>. The per-project name is
@@ -33,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -104,6 +107,9 @@ type Dir struct {
 	// Warnings are what Create wants logged (the logger comes later).
 	Warnings []string
 
+	// mu guards what Restore may replace (lock, keep, kept) and the
+	// writes of runtime.json.
+	mu   sync.Mutex
 	lock *os.File
 	// keep holds a shared flock on the directory itself for the life of
 	// the runtime: systemd-tmpfiles, which ages out old files under /tmp
@@ -115,6 +121,9 @@ type Dir struct {
 	keep  *os.File
 	claim *net.UnixListener // the project's machine-wide name (claim.go)
 	info  Info
+	// kept are the sockets (relative names) that have a second name in
+	// socketsDir (restore.go).
+	kept []string
 }
 
 // Base returns the base directory for runtimes, creating it (0700) if
@@ -302,6 +311,9 @@ func Create(projectDir string) (*Dir, error) {
 		_ = d.Remove()
 		return nil, err
 	}
+	// A crashed predecessor's second names of its sockets; what is left
+	// of them, keepSockets drops.
+	_ = os.RemoveAll(d.socketsDir())
 	if err := d.writeInfo(); err != nil {
 		_ = d.Remove()
 		return nil, err
@@ -406,6 +418,8 @@ func (d *Dir) AppInfoFile(app string) string {
 
 // Info returns what runtime.json currently says.
 func (d *Dir) Info() Info {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	i := d.info
 	i.Dir, i.Socket = d.Path, d.AdminSocket()
 	return i
@@ -413,13 +427,19 @@ func (d *Dir) Info() Info {
 
 // SetName records the runtime's name for the next WriteInfo. It does not
 // check that the name is free: see NameTaken.
-func (d *Dir) SetName(name string) { d.info.Name = name }
+func (d *Dir) SetName(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.info.Name = name
+}
 
 // WriteInfo records the config file and version in runtime.json. Create
 // already wrote pid, projectDir and startedAt, so the directory describes
 // itself from the start; this fills in what is known once the config is
 // loaded.
 func (d *Dir) WriteInfo(configFile, version string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.info.ConfigFile = configFile
 	d.info.Version = version
 	return d.writeInfo()
@@ -460,9 +480,12 @@ func (d *Dir) writeInfo() error {
 // once it wins the lock, find that file gone and start over in a fresh
 // directory rather than settle in a half-removed one.
 func (d *Dir) Remove() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.lock == nil {
 		return nil
 	}
+	os.RemoveAll(d.socketsDir())
 	err := os.RemoveAll(d.Path)
 	if cerr := d.lock.Close(); err == nil && cerr != nil {
 		err = cerr

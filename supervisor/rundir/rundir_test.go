@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -693,4 +694,83 @@ func TestFindAfterADeployMovedTheLink(t *testing.T) {
 	if got, err := Find(FindOptions{}); err != nil || got != d.AdminSocket() {
 		t.Errorf("Find from the link's directory (PWD=%s) = %q, %v; want %s", current, got, err, d.AdminSocket())
 	}
+}
+
+// TestRestoreAfterRemoval: a runtime directory removed while its runtime
+// runs comes back with its lock, runtime.json, mesh directory and the
+// sockets under their names (the same listeners), and List finds it again;
+// a socket removed on purpose stays removed; a removal of the base as well
+// loses the sockets, and Restore says which.
+func TestRestoreAfterRemoval(t *testing.T) {
+	base := useBase(t)
+	d := mustCreate(t, filepath.Join(shortTemp(t), "proj"))
+	serveAdmin(t, d)
+	meshSock := d.MeshSocket("api", 0)
+	ln, err := net.Listen("unix", meshSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gone := d.MeshSocket("old", 0)
+	lg, err := net.Listen("unix", gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg.Close()
+	if r, err := d.Restore(); err != nil || r.Any() {
+		t.Fatalf("Restore with nothing missing: %+v, %v", r, err)
+	}
+	d.RemoveSocket(gone)
+
+	if err := os.RemoveAll(d.Path); err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Restore()
+	if err != nil || !r.Dir || len(r.Lost) != 0 {
+		t.Fatalf("Restore: %+v, %v", r, err)
+	}
+	for _, p := range []string{lockFileName, infoFileName, adminSocketName, "mesh/api-0.sock"} {
+		if _, err := os.Lstat(filepath.Join(d.Path, p)); err != nil {
+			t.Errorf("after Restore: %v", err)
+		}
+	}
+	if _, err := os.Lstat(gone); err == nil {
+		t.Errorf("%s was removed on purpose and came back", gone)
+	}
+	for _, s := range []string{d.AdminSocket(), meshSock} {
+		c, err := net.Dial("unix", s)
+		if err != nil {
+			t.Errorf("dial %s after Restore: %v", s, err)
+			continue
+		}
+		c.Close()
+	}
+	if !sameLock(t, d) {
+		t.Error("the lock was not taken again on the new lock file")
+	}
+	live, err := List()
+	if err != nil || len(live) != 1 || live[0].Dir != d.Path {
+		t.Errorf("List after Restore: %+v, %v", live, err)
+	}
+	if r, err := d.Restore(); err != nil || r.Any() {
+		t.Errorf("second Restore: %+v, %v", r, err)
+	}
+
+	if err := os.RemoveAll(base); err != nil {
+		t.Fatal(err)
+	}
+	r, err = d.Restore()
+	if err != nil || !r.Dir || !slices.Contains(r.Lost, adminSocketName) {
+		t.Fatalf("Restore after the base went: %+v, %v", r, err)
+	}
+	if _, err := os.Lstat(filepath.Join(d.Path, infoFileName)); err != nil {
+		t.Errorf("after Restore: %v", err)
+	}
+}
+
+// sameLock reports whether d holds the lock file at its path.
+func sameLock(t *testing.T, d *Dir) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sameLock() && d.sameDir()
 }

@@ -86,7 +86,7 @@ func (m *jsonMasker) value(how int) error {
 				if err != nil {
 					return err
 				}
-				if name, _ := key.(string); how == plain && IsSecretName(name) {
+				if name, _ := key.(string); how == plain && isSecretMember(name) {
 					child = mask
 				}
 			}

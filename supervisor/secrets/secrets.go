@@ -7,13 +7,16 @@
 // secret when
 //
 //   - one of its words is KEY, KEYS, APIKEY, AUTH, AUTHORIZATION, DSN,
-//     PRIVATE, COOKIE, SALT, SIGNATURE, PASSPHRASE or PASS (so KEYBOARD
-//     and AUTHOR are not: they are other words), or PWD in a name of
-//     several words (MYSQL_PWD; the shell's PWD is not), or
+//     PRIVATE, COOKIE, SALT, SIGNATURE, PASSPHRASE, PASS or PWD (so
+//     KEYBOARD and AUTHOR are not: they are other words), or
 //   - the whole name, without separators, contains SECRET, PASSWORD,
 //     PASSWD, TOKEN or CREDENTIAL (so GITHUBTOKEN and DB_PASSWORD both
 //     are), or
-//   - it contains the words CONNECTION STRING, or is DATABASE_URL.
+//   - it contains the words CONNECTION STRING, or is DATABASE_URL,
+//
+// except the variable PWD, spelt so (the shell's working directory), in an
+// environment or a configuration's env block. A member of a JSON value has
+// no such exception: {"db":{"pwd":"x"}} is masked.
 //
 // In a configuration tree every value of a Headers map is masked, whatever
 // the header's name: exporters' and pushes' headers carry vendors' API keys
@@ -74,8 +77,16 @@ func words(name string) []string {
 }
 
 // IsSecretName reports whether a variable or key called name holds a
-// secret under the package's rule.
+// secret under the package's rule. The one name exempt from it is PWD,
+// spelt so: the shell's working directory, in an environment or in an env
+// block of the configuration.
 func IsSecretName(name string) bool {
+	return name != "PWD" && isSecretMember(name)
+}
+
+// isSecretMember is the rule for a member of a JSON value: there no PWD is
+// the shell's, and {"db":{"pwd":"x"}} is a password, as MYSQL_PWD is.
+func isSecretMember(name string) bool {
 	ws := words(name)
 	joined := strings.Join(ws, "")
 	for _, p := range secretParts {
@@ -84,9 +95,6 @@ func IsSecretName(name string) bool {
 		}
 	}
 	for i, w := range ws {
-		if w == "PWD" && len(ws) == 1 {
-			continue // the shell's working directory; MYSQL_PWD is a password
-		}
 		if secretWords[w] {
 			return true
 		}

@@ -174,3 +174,32 @@ func TestValueMasksJSONInsideJSONStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestPWDOnlyTheShellVariable: the shell's PWD, a variable (or an env
+// block's key) spelt so, is the working directory and shown; pwd as a
+// member of a JSON value or a configuration key of another spelling is a
+// password and masked, as MYSQL_PWD is.
+func TestPWDOnlyTheShellVariable(t *testing.T) {
+	if got := Environ([]string{"PWD=/srv/app"}); got[0] != "PWD=/srv/app" {
+		t.Errorf("Environ(PWD) = %q, want it shown", got[0])
+	}
+	for _, c := range []struct{ in, want string }{
+		{`{"db":{"pwd":"x"}}`, `{"db":{"pwd":"[redacted]"}}`},
+		{`{"db":{"PWD":"x","user":"u"}}`, `{"db":{"PWD":"[redacted]","user":"u"}}`},
+		{`[{"Pwd":"x"}]`, `[{"Pwd":"[redacted]"}]`},
+	} {
+		if got := Value("DB_CONFIG", c.in); got != c.want {
+			t.Errorf("Value(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	type db struct {
+		Pwd  string `json:"pwd"`
+		Opts map[string]string
+		Env  map[string]string
+	}
+	got := Tree(db{Pwd: "x", Opts: map[string]string{"pwd": "y"}, Env: map[string]string{"PWD": "/srv/app"}})
+	m, _ := got.(map[string]any)
+	if m["pwd"] != Masked || m["Opts"].(map[string]any)["pwd"] != Masked || m["Env"].(map[string]any)["PWD"] != "/srv/app" {
+		t.Errorf("Tree = %v", got)
+	}
+}

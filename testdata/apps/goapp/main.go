@@ -2,8 +2,9 @@
 // not import wattd: it listens on $PORT (on $HOST, default 127.0.0.1), as
 // fronted programs do. / answers "go app <pid>", /slow after ?ms=
 // milliseconds (in-flight work for graceful-stop tests), /exit exits with
-// ?code= (default 1), /panic panics in a goroutine (the process ends with
-// the Go runtime's report). SIGTERM finishes the requests in flight, then exits.
+// ?code= (default 1), /fatal ends it by log.Fatal (one stderr line, exit
+// status 1), /panic panics in a goroutine (the process ends with the Go
+// runtime's report). SIGTERM finishes the requests in flight, then exits.
 package main
 
 import (
@@ -47,6 +48,10 @@ func main() {
 		}
 		fmt.Fprintf(w, "go app %d\n", os.Getpid())
 		time.AfterFunc(10*time.Millisecond, func() { os.Exit(code) })
+	})
+
+	mux.HandleFunc("/fatal", func(w http.ResponseWriter, r *http.Request) {
+		log.Fatal("cannot reach the database: connection refused")
 	})
 
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {

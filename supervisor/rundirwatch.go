@@ -1,0 +1,89 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// runDirCheckEvery is how often the runtime looks for its runtime
+// directory when no worker start needs it: what `wattd ctl` needs
+// (runtime.json, the admin socket) comes back within this.
+const runDirCheckEvery = 10 * time.Second
+
+// checkRunDir puts back the runtime directory and what wattd keeps in it
+// when they went while wattd runs (rundir.Dir.Restore), with the files
+// that worker starts need (the capabilities' preload and launchers, the
+// applications' info files), and says so once per restoration. It is
+// called before every worker start and every runDirCheckEvery.
+func (rt *Runtime) checkRunDir() {
+	if rt.dir == nil {
+		return
+	}
+	rt.runDirMu.Lock()
+	defer rt.runDirMu.Unlock()
+	r, err := rt.dir.Restore()
+	if !r.Any() {
+		if err != nil && rt.runDirErr != err.Error() {
+			rt.runDirErr = err.Error()
+			rt.log.Warn("runtime directory: could not keep it in shape", zap.String("path", rt.dir.Path), zap.Error(err))
+		}
+		return
+	}
+	var errs []string
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	if cfg := rt.current.Load(); cfg != nil {
+		if err := rt.writeAppInfos(cfg); err != nil {
+			errs = append(errs, err.Error())
+		}
+		for _, a := range rt.appList() {
+			sp := a.sp()
+			if sp == nil {
+				continue
+			}
+			// The capability writes its files (the Node.js preload) as it
+			// prepares the launch; the launch itself is unchanged.
+			if capb, capApp, err := Resolve(cfg, sp.conf, rt.mode, rt.dir.Path); err == nil {
+				if _, err := launchFor(capb, capApp); err != nil {
+					errs = append(errs, fmt.Sprintf("app %q: %v", a.id, err))
+				}
+			}
+		}
+	}
+	fields := []zap.Field{zap.String("path", rt.dir.Path), zap.Strings("restored", r.Files)}
+	msg := "runtime directory was removed while wattd runs; made it again"
+	if !r.Dir {
+		msg = "files of the runtime directory were removed while wattd runs; made them again"
+	}
+	if len(r.Lost) > 0 {
+		msg += "; sockets whose second names went too (with the base directory) stay unreachable until wattd restarts"
+		fields = append(fields, zap.Strings("lost", r.Lost))
+	}
+	if len(errs) > 0 {
+		fields = append(fields, zap.String("error", strings.Join(errs, "; ")))
+	}
+	rt.runDirErr = ""
+	rt.log.Warn(msg, fields...)
+}
+
+// watchRunDir runs checkRunDir every runDirCheckEvery until ctx ends or
+// the runtime stops.
+func (rt *Runtime) watchRunDir(ctx context.Context) {
+	t := time.NewTicker(runDirCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rt.stopping:
+			return
+		case <-t.C:
+			rt.checkRunDir()
+		}
+	}
+}
