@@ -73,6 +73,8 @@ type options struct {
 	errBody func(status int, err error) any
 	// what names the API in errors and the log: "admin API" when empty.
 	what string
+	// init, when set, sees the Server before it serves its first request.
+	init func(*Server)
 }
 
 // shutdownGrace is how long Close lets in-flight requests finish (a stop
@@ -135,6 +137,9 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 	// net/http reports accept failures and malformed requests here.
 	if stdLog, err := zap.NewStdLogAt(log, zap.WarnLevel); err == nil {
 		s.hs.ErrorLog = stdLog
+	}
+	if opt.init != nil {
+		opt.init(s)
 	}
 	s.stopWait = context.AfterFunc(ctx, func() { s.Close() })
 	go func() {

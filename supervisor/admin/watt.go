@@ -93,16 +93,19 @@ func ServeWatt(ctx context.Context, b Backend, o WattOptions, log *zap.Logger) (
 	s, err := serve(ctx, path, b, log, options{
 		selfUID: os.Geteuid(), peerOf: peerCredentials,
 		routes: w.routes(), errBody: wattError, what: "management API",
+		init: func(s *Server) {
+			// Before the first request: the handlers read w.s.
+			w.s = s
+			if pidDir != "" {
+				s.afterClose = func() { os.Remove(pidDir) }
+			}
+		},
 	})
 	if err != nil {
 		if pidDir != "" {
 			os.Remove(pidDir)
 		}
 		return nil, fmt.Errorf("management API: %w", err)
-	}
-	w.s = s
-	if pidDir != "" {
-		s.afterClose = func() { os.Remove(pidDir) }
 	}
 	return s, nil
 }
