@@ -71,12 +71,13 @@ func (b busy) Is(target error) bool {
 	return target == ErrConflict || target == ErrChangeInProgress
 }
 
-// appRemoved is the error of a restart of an application that a reload
-// removed meanwhile: as for an unknown application, it matches ErrNotFound.
-type appRemoved string
+// notFound is an error that matches ErrNotFound and reads as its text:
+// an unknown scheduler job, or an application a reload removed while it
+// restarted.
+type notFound string
 
-func (e appRemoved) Error() string        { return string(e) }
-func (e appRemoved) Is(target error) bool { return target == ErrNotFound }
+func (n notFound) Error() string        { return string(n) }
+func (n notFound) Is(target error) bool { return target == ErrNotFound }
 
 // removed reports whether a reload took the application away.
 func (a *app) removed() bool {
@@ -1332,7 +1333,7 @@ func (a *app) roll() error {
 	for _, s := range a.slotList() {
 		if err := s.requestRestart(context.Background()); err != nil {
 			if errors.Is(err, errRemoved) && a.removed() {
-				return appRemoved(fmt.Sprintf("app %q was removed (by a reload) while it restarted", a.id))
+				return notFound(fmt.Sprintf("app %q was removed (by a reload) while it restarted", a.id))
 			}
 			return fmt.Errorf("app %q worker %d: %w", a.id, s.index, err)
 		}

@@ -63,13 +63,22 @@ func schedulerJobs(cfg *config.Config) []scheduler.Job {
 	return jobs
 }
 
+// startedScheduler is the scheduler once the runtime has started it, or
+// an error matching ErrConflict before.
+func (rt *Runtime) startedScheduler() (*scheduler.Service, error) {
+	rt.schedMu.Lock()
+	defer rt.schedMu.Unlock()
+	if rt.sched == nil {
+		return nil, conflict("the scheduler starts once the runtime is ready")
+	}
+	return rt.sched, nil
+}
+
 // SchedulerJobs lists the scheduler's jobs (none before the runtime is
 // ready).
 func (rt *Runtime) SchedulerJobs() []scheduler.Status {
-	rt.schedMu.Lock()
-	s := rt.sched
-	rt.schedMu.Unlock()
-	if s == nil {
+	s, err := rt.startedScheduler()
+	if err != nil {
 		return []scheduler.Status{}
 	}
 	return s.List()
@@ -88,11 +97,9 @@ func (rt *Runtime) ResumeSchedulerJob(name string) (scheduler.Status, error) {
 }
 
 func (rt *Runtime) pauseSchedulerJob(name string, pause bool) (scheduler.Status, error) {
-	rt.schedMu.Lock()
-	s := rt.sched
-	rt.schedMu.Unlock()
-	if s == nil {
-		return scheduler.Status{}, conflict("the scheduler starts once the runtime is ready")
+	s, err := rt.startedScheduler()
+	if err != nil {
+		return scheduler.Status{}, err
 	}
 	set := s.Resume
 	if pause {
@@ -120,11 +127,9 @@ func unknownJob(s *scheduler.Service, name string) error {
 // RunSchedulerJob runs the job named name now and says whether it
 // succeeded; an unknown name gives an error matching ErrNotFound.
 func (rt *Runtime) RunSchedulerJob(ctx context.Context, name string) (bool, error) {
-	rt.schedMu.Lock()
-	s := rt.sched
-	rt.schedMu.Unlock()
-	if s == nil {
-		return false, conflict("the scheduler starts once the runtime is ready")
+	s, err := rt.startedScheduler()
+	if err != nil {
+		return false, err
 	}
 	ok, err := s.Run(ctx, name)
 	switch {
@@ -135,9 +140,3 @@ func (rt *Runtime) RunSchedulerJob(ctx context.Context, name string) (bool, erro
 	}
 	return ok, err
 }
-
-// notFound is an error that matches ErrNotFound and reads as its text.
-type notFound string
-
-func (n notFound) Error() string        { return string(n) }
-func (n notFound) Is(target error) bool { return target == ErrNotFound }

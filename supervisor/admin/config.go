@@ -21,12 +21,22 @@ type ConfigSource interface {
 
 var _ ConfigSource = (*supervisor.Runtime)(nil)
 
+// configSource is the back end as a ConfigSource, or errUnsupported for
+// what (config, env).
+func (s *Server) configSource(what string) (ConfigSource, error) {
+	src, ok := s.b.(ConfigSource)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", what, errUnsupported)
+	}
+	return src, nil
+}
+
 // getConfig answers the running configuration with secrets masked (see
 // package secrets): what `wattd ctl config` prints.
 func (s *Server) getConfig(*http.Request) (int, any, error) {
-	src, ok := s.b.(ConfigSource)
-	if !ok {
-		return 0, nil, fmt.Errorf("config: %w", errUnsupported)
+	src, err := s.configSource("config")
+	if err != nil {
+		return 0, nil, err
 	}
 	return http.StatusOK, secrets.Tree(src.Config()), nil
 }
@@ -34,9 +44,9 @@ func (s *Server) getConfig(*http.Request) (int, any, error) {
 // getRuntimeEnv answers the runtime's environment, the one every worker
 // starts from, with secret values masked.
 func (s *Server) getRuntimeEnv(*http.Request) (int, any, error) {
-	src, ok := s.b.(ConfigSource)
-	if !ok {
-		return 0, nil, fmt.Errorf("env: %w", errUnsupported)
+	src, err := s.configSource("env")
+	if err != nil {
+		return 0, nil, err
 	}
 	env := src.RuntimeEnv()
 	env.Env = secrets.Environ(env.Env)
@@ -46,9 +56,9 @@ func (s *Server) getRuntimeEnv(*http.Request) (int, any, error) {
 // getEnv answers the environment of one worker (query worker=N, default
 // 0) with secret values masked.
 func (s *Server) getEnv(r *http.Request) (int, any, error) {
-	src, ok := s.b.(ConfigSource)
-	if !ok {
-		return 0, nil, fmt.Errorf("env: %w", errUnsupported)
+	src, err := s.configSource("env")
+	if err != nil {
+		return 0, nil, err
 	}
 	id := r.PathValue("id")
 	if _, err := s.findApp(id); err != nil {

@@ -67,13 +67,23 @@ type logStream struct {
 // this pace under a flood, so a burst costs few writes.
 const flushEvery = 100 * time.Millisecond
 
-func (s *Server) getLogs(r *http.Request) (int, any, error) {
+// recentLogs is the back end's recent lines, or an error matching
+// ErrNotFound when it keeps none.
+func (s *Server) recentLogs() (*logs.Recent, error) {
 	src, ok := s.b.(LogSource)
 	if !ok || src.RecentLogs() == nil {
-		return 0, nil, fmt.Errorf("%w: this wattd keeps no log lines", ErrNotFound)
+		return nil, fmt.Errorf("%w: this wattd keeps no log lines", ErrNotFound)
+	}
+	return src.RecentLogs(), nil
+}
+
+func (s *Server) getLogs(r *http.Request) (int, any, error) {
+	recent, err := s.recentLogs()
+	if err != nil {
+		return 0, nil, err
 	}
 	q := r.URL.Query()
-	st := logStream{recent: src.RecentLogs(), filter: logs.Filter{App: q.Get("app"), Worker: -1}, lines: DefaultLogLines}
+	st := logStream{recent: recent, filter: logs.Filter{App: q.Get("app"), Worker: -1}, lines: DefaultLogLines}
 	if v := q.Get("n"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {

@@ -73,8 +73,8 @@ type options struct {
 	errBody func(status int, err error) any
 	// what names the API in errors and the log: "admin API" when empty.
 	what string
-	// init, when set, sees the Server before it serves its first request.
-	init func(*Server)
+	// afterClose is the Server's.
+	afterClose func()
 }
 
 // shutdownGrace is how long Close lets in-flight requests finish (a stop
@@ -120,6 +120,8 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 		errBody: opt.errBody,
 		what:    opt.what,
 		served:  make(chan struct{}),
+
+		afterClose: opt.afterClose,
 	}
 	// The server's own context is cut loose from ctx: ctx ending goes
 	// through Close (AfterFunc below), which cancels it in order with the
@@ -137,9 +139,6 @@ func serve(ctx context.Context, socketPath string, b Backend, log *zap.Logger, o
 	// net/http reports accept failures and malformed requests here.
 	if stdLog, err := zap.NewStdLogAt(log, zap.WarnLevel); err == nil {
 		s.hs.ErrorLog = stdLog
-	}
-	if opt.init != nil {
-		opt.init(s)
 	}
 	s.stopWait = context.AfterFunc(ctx, func() { s.Close() })
 	go func() {
@@ -555,18 +554,27 @@ type SchedulerRun struct {
 	Success bool   `json:"success"`
 }
 
-func (s *Server) getScheduler(r *http.Request) (int, any, error) {
+// scheduler is the back end as a Scheduler, or errUnsupported.
+func (s *Server) scheduler() (Scheduler, error) {
 	sc, ok := s.b.(Scheduler)
 	if !ok {
-		return 0, nil, fmt.Errorf("scheduler: %w", errUnsupported)
+		return nil, fmt.Errorf("scheduler: %w", errUnsupported)
+	}
+	return sc, nil
+}
+
+func (s *Server) getScheduler(r *http.Request) (int, any, error) {
+	sc, err := s.scheduler()
+	if err != nil {
+		return 0, nil, err
 	}
 	return http.StatusOK, sc.SchedulerJobs(), nil
 }
 
 func (s *Server) runSchedulerJob(r *http.Request) (int, any, error) {
-	sc, ok := s.b.(Scheduler)
-	if !ok {
-		return 0, nil, fmt.Errorf("scheduler: %w", errUnsupported)
+	sc, err := s.scheduler()
+	if err != nil {
+		return 0, nil, err
 	}
 	name := r.PathValue("name")
 	success, err := sc.RunSchedulerJob(r.Context(), name)
@@ -586,18 +594,18 @@ func (s *Server) resumeSchedulerJob(r *http.Request) (int, any, error) {
 
 // setSchedulerPaused answers the job's status after pausing or resuming it.
 func (s *Server) setSchedulerPaused(r *http.Request, pause bool) (int, any, error) {
-	st, err := pauseJob(s.b, r.PathValue("name"), pause)
+	st, err := s.pauseJob(r.PathValue("name"), pause)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, st, nil
 }
 
-// pauseJob pauses (or resumes) b's scheduler job name.
-func pauseJob(b Backend, name string, pause bool) (scheduler.Status, error) {
-	sc, ok := b.(Scheduler)
-	if !ok {
-		return scheduler.Status{}, fmt.Errorf("scheduler: %w", errUnsupported)
+// pauseJob pauses (or resumes) the scheduler job name.
+func (s *Server) pauseJob(name string, pause bool) (scheduler.Status, error) {
+	sc, err := s.scheduler()
+	if err != nil {
+		return scheduler.Status{}, err
 	}
 	if pause {
 		return sc.PauseSchedulerJob(name)

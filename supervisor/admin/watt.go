@@ -90,17 +90,14 @@ func ServeWatt(ctx context.Context, b Backend, o WattOptions, log *zap.Logger) (
 		return nil, fmt.Errorf("management API: %w", err)
 	}
 	w := &wattAPI{o: o}
-	s, err := serve(ctx, path, b, log, options{
+	opt := options{
 		selfUID: os.Geteuid(), peerOf: peerCredentials,
 		routes: w.routes(), errBody: wattError, what: "management API",
-		init: func(s *Server) {
-			// Before the first request: the handlers read w.s.
-			w.s = s
-			if pidDir != "" {
-				s.afterClose = func() { os.Remove(pidDir) }
-			}
-		},
-	})
+	}
+	if pidDir != "" {
+		opt.afterClose = func() { os.Remove(pidDir) }
+	}
+	s, err := serve(ctx, path, b, log, opt)
 	if err != nil {
 		if pidDir != "" {
 			os.Remove(pidDir)
@@ -162,10 +159,9 @@ func makeWattPIDDir(base string, pid int) (string, error) {
 }
 
 // wattAPI holds what the management API's handlers need beyond the
-// Server.
+// Server they are given.
 type wattAPI struct {
 	o WattOptions
-	s *Server
 }
 
 // notImplemented is a 501 whose message is msg alone.
@@ -189,17 +185,17 @@ func (w *wattAPI) routes() []route {
 		{http.MethodPost, p + "/scheduler/{name}/run", write, w.schedulerRun},
 		{http.MethodGet, p + "/applications", read, w.applications},
 		{http.MethodPost, p + "/applications", write, unsupported("wattd does not add applications at run time: add them to watt.json and reload (wattd ctl reload, or SIGHUP)")},
-		{http.MethodDelete, p + "/applications", write, unsupported("wattd does not remove applications at run time: remove them from watt.json and reload (wattd ctl reload, or SIGHUP)")},
+		{http.MethodDelete, p + "/applications", write, unsupported(removeApps)},
 		{http.MethodGet, p + "/applications/{id}", read, w.application},
-		{http.MethodDelete, p + "/applications/{id}", write, unsupported("wattd does not remove applications at run time: remove it from watt.json and reload (wattd ctl reload, or SIGHUP)")},
+		{http.MethodDelete, p + "/applications/{id}", write, unsupported(removeApps)},
 		{http.MethodGet, p + "/applications/{id}/config", write, w.applicationConfig},
 		{http.MethodGet, p + "/applications/{id}/env", write, w.applicationEnv},
 		{http.MethodGet, p + "/applications/{id}/openapi-schema", read, unsupported("wattd does not collect OpenAPI schemas; ask the application")},
 		{http.MethodGet, p + "/applications/{id}/graphql-schema", read, unsupported("wattd does not collect GraphQL schemas; ask the application")},
-		{http.MethodPost, p + "/applications/{id}/start", write, unsupported("wattd does not start or stop one application alone: it runs every application of watt.json (wattd ctl scale APP N changes its workers, wattd ctl restart APP restarts them)")},
-		{http.MethodPost, p + "/applications/{id}/stop", write, unsupported("wattd does not start or stop one application alone: it runs every application of watt.json (wattd ctl scale APP N changes its workers, wattd ctl restart APP restarts them)")},
-		{http.MethodPost, p + "/applications/{id}/pprof/start", write, unsupported("wattd does not profile workers itself: start it with --inspect and profile a worker from chrome://inspect")},
-		{http.MethodPost, p + "/applications/{id}/pprof/stop", write, unsupported("wattd does not profile workers itself: start it with --inspect and profile a worker from chrome://inspect")},
+		{http.MethodPost, p + "/applications/{id}/start", write, unsupported(oneAppAlone)},
+		{http.MethodPost, p + "/applications/{id}/stop", write, unsupported(oneAppAlone)},
+		{http.MethodPost, p + "/applications/{id}/pprof/start", write, unsupported(profiling)},
+		{http.MethodPost, p + "/applications/{id}/pprof/stop", write, unsupported(profiling)},
 		{http.MethodPost, p + "/applications/{id}/heap-snapshot", write, unsupported("wattd does not take heap snapshots itself: start it with --inspect and take one from chrome://inspect")},
 		{http.MethodGet, p + "/applications/{id}/repl", write, unsupported("wattd has no REPL into a worker: start it with --inspect and use the console of chrome://inspect")},
 		{"*", p + "/applications/{id}/proxy/{path...}", write, w.proxy},
@@ -207,6 +203,13 @@ func (w *wattAPI) routes() []route {
 		{http.MethodGet, p + "/logs/live", read, w.logsLive},
 	}
 }
+
+// The 501 answers said more than once.
+const (
+	oneAppAlone = "wattd does not start or stop one application alone: it runs every application of watt.json (wattd ctl scale APP N changes its workers, wattd ctl restart APP restarts them)"
+	profiling   = "wattd does not profile workers itself: start it with --inspect and profile a worker from chrome://inspect"
+	removeApps  = "wattd does not remove applications at run time: remove them from watt.json and reload (wattd ctl reload, or SIGHUP)"
+)
 
 // unsupported answers 501 with msg, which says what to do instead.
 func unsupported(msg string) func(*Server, *http.Request) (int, any, error) {
@@ -246,11 +249,11 @@ func wattError(status int, err error) any {
 	return b
 }
 
-// findApp is Server.findApp with Watt's answer for an unknown
+// findWattApp is Server.findApp with Watt's answer for an unknown
 // application: its code, and 500, which `wattpm inject` looks for to tell
 // an unknown application from the application's own 404.
-func (w *wattAPI) findApp(id string) (supervisor.AppStatus, error) {
-	a, err := w.s.findApp(id)
+func findWattApp(s *Server, id string) (supervisor.AppStatus, error) {
+	a, err := s.findApp(id)
 	if err != nil {
 		return a, appNotFound(err)
 	}
@@ -271,8 +274,8 @@ func wattState(s string) string {
 	}
 }
 
-func (w *wattAPI) status(_ *Server, _ *http.Request) (int, any, error) {
-	return http.StatusOK, map[string]string{"status": wattState(w.s.b.Status().State)}, nil
+func (w *wattAPI) status(s *Server, _ *http.Request) (int, any, error) {
+	return http.StatusOK, map[string]string{"status": wattState(s.b.Status().State)}, nil
 }
 
 // wattMetadata is GET /api/v1/metadata: what `wattpm ps` lists.
@@ -292,8 +295,8 @@ type wattMetadata struct {
 	Wattd string `json:"wattd"`
 }
 
-func (w *wattAPI) metadata(_ *Server, _ *http.Request) (int, any, error) {
-	st := w.s.b.Status()
+func (w *wattAPI) metadata(s *Server, _ *http.Request) (int, any, error) {
+	st := s.b.Status()
 	m := wattMetadata{
 		PID: os.Getpid(), Argv: os.Args, UptimeSeconds: int64(st.Uptime),
 		ProjectDir: st.ProjectDir, PlatformaticVersion: w.o.Version, Wattd: w.o.Version,
@@ -335,20 +338,12 @@ func projectPackage(dir string) (name, version string) {
 	return name, version
 }
 
-func (w *wattAPI) configSource() (ConfigSource, error) {
-	src, ok := w.s.b.(ConfigSource)
-	if !ok {
-		return nil, fmt.Errorf("config: %w", errUnsupported)
-	}
-	return src, nil
-}
-
 // config answers the running configuration as watt.json gave it
 // (placeholders replaced, the keys wattd ignores left out, secrets
 // masked), as Watt answers its resolved configuration; with
 // ?metadata=true, also where it came from, as Watt's __metadata.
-func (w *wattAPI) config(_ *Server, r *http.Request) (int, any, error) {
-	src, err := w.configSource()
+func (w *wattAPI) config(s *Server, r *http.Request) (int, any, error) {
+	src, err := s.configSource("config")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -380,8 +375,8 @@ func envObject(env []string) map[string]string {
 	return out
 }
 
-func (w *wattAPI) env(_ *Server, _ *http.Request) (int, any, error) {
-	src, err := w.configSource()
+func (w *wattAPI) env(s *Server, _ *http.Request) (int, any, error) {
+	src, err := s.configSource("env")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -427,7 +422,7 @@ func (w *wattAPI) restart(s *Server, r *http.Request) (int, any, error) {
 		}
 	}
 	for _, id := range ids {
-		if _, err := w.findApp(id); err != nil {
+		if _, err := findWattApp(s, id); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -464,16 +459,8 @@ func toWattJob(st scheduler.Status) wattJob {
 	return j
 }
 
-func (w *wattAPI) schedulerOf() (Scheduler, error) {
-	sc, ok := w.s.b.(Scheduler)
-	if !ok {
-		return nil, fmt.Errorf("scheduler: %w", errUnsupported)
-	}
-	return sc, nil
-}
-
-func (w *wattAPI) scheduler(_ *Server, _ *http.Request) (int, any, error) {
-	sc, err := w.schedulerOf()
+func (w *wattAPI) scheduler(s *Server, _ *http.Request) (int, any, error) {
+	sc, err := s.scheduler()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -485,15 +472,15 @@ func (w *wattAPI) scheduler(_ *Server, _ *http.Request) (int, any, error) {
 }
 
 func (w *wattAPI) schedulerPause(s *Server, r *http.Request) (int, any, error) {
-	return w.schedulerPaused(r, true)
+	return schedulerPaused(s, r, true)
 }
 
 func (w *wattAPI) schedulerResume(s *Server, r *http.Request) (int, any, error) {
-	return w.schedulerPaused(r, false)
+	return schedulerPaused(s, r, false)
 }
 
-func (w *wattAPI) schedulerPaused(r *http.Request, pause bool) (int, any, error) {
-	st, err := pauseJob(w.s.b, r.PathValue("name"), pause)
+func schedulerPaused(s *Server, r *http.Request, pause bool) (int, any, error) {
+	st, err := s.pauseJob(r.PathValue("name"), pause)
 	if err != nil {
 		return 0, nil, jobError(err)
 	}
@@ -501,7 +488,7 @@ func (w *wattAPI) schedulerPaused(r *http.Request, pause bool) (int, any, error)
 }
 
 func (w *wattAPI) schedulerRun(s *Server, r *http.Request) (int, any, error) {
-	sc, err := w.schedulerOf()
+	sc, err := s.scheduler()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -575,39 +562,39 @@ func (w *wattAPI) details(a supervisor.AppStatus, cfg *config.Config, st supervi
 	return d
 }
 
-func (w *wattAPI) runtimeConfig() *config.Config {
-	if src, ok := w.s.b.(ConfigSource); ok {
+func runtimeConfig(s *Server) *config.Config {
+	if src, err := s.configSource("config"); err == nil {
 		return src.Config()
 	}
 	return nil
 }
 
-func (w *wattAPI) applications(_ *Server, _ *http.Request) (int, any, error) {
-	st := w.s.b.Status()
-	cfg := w.runtimeConfig()
+func (w *wattAPI) applications(s *Server, _ *http.Request) (int, any, error) {
+	st := s.b.Status()
+	cfg := runtimeConfig(s)
 	apps := []wattApplication{}
-	for _, a := range w.s.b.Apps() {
+	for _, a := range s.b.Apps() {
 		apps = append(apps, w.details(a, cfg, st))
 	}
 	return http.StatusOK, map[string]any{"entrypoint": st.Entrypoint, "production": w.o.Production, "applications": apps}, nil
 }
 
-func (w *wattAPI) application(_ *Server, r *http.Request) (int, any, error) {
-	a, err := w.findApp(r.PathValue("id"))
+func (w *wattAPI) application(s *Server, r *http.Request) (int, any, error) {
+	a, err := findWattApp(s, r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, w.details(a, w.runtimeConfig(), w.s.b.Status()), nil
+	return http.StatusOK, w.details(a, runtimeConfig(s), s.b.Status()), nil
 }
 
 // applicationConfig answers the application's entry of the running
 // configuration (wattd's reading of it, secrets masked).
-func (w *wattAPI) applicationConfig(_ *Server, r *http.Request) (int, any, error) {
+func (w *wattAPI) applicationConfig(s *Server, r *http.Request) (int, any, error) {
 	id := r.PathValue("id")
-	if _, err := w.findApp(id); err != nil {
+	if _, err := findWattApp(s, id); err != nil {
 		return 0, nil, err
 	}
-	if cfg := w.runtimeConfig(); cfg != nil {
+	if cfg := runtimeConfig(s); cfg != nil {
 		for _, ca := range cfg.Applications {
 			if ca.ID == id {
 				return http.StatusOK, secrets.Tree(ca), nil
@@ -619,13 +606,13 @@ func (w *wattAPI) applicationConfig(_ *Server, r *http.Request) (int, any, error
 
 // applicationEnv answers the environment of the application's first
 // worker, secrets masked.
-func (w *wattAPI) applicationEnv(_ *Server, r *http.Request) (int, any, error) {
-	src, err := w.configSource()
+func (w *wattAPI) applicationEnv(s *Server, r *http.Request) (int, any, error) {
+	src, err := s.configSource("env")
 	if err != nil {
 		return 0, nil, err
 	}
 	id := r.PathValue("id")
-	if _, err := w.findApp(id); err != nil {
+	if _, err := findWattApp(s, id); err != nil {
 		return 0, nil, err
 	}
 	env, err := src.WorkerEnv(id, 0)
@@ -640,7 +627,7 @@ func (w *wattAPI) applicationEnv(_ *Server, r *http.Request) (int, any, error) {
 // the client sent it, escapes and all ("path" is escaped: handler).
 func (w *wattAPI) proxy(s *Server, r *http.Request) (int, any, error) {
 	id := r.PathValue("id")
-	if _, err := w.findApp(id); err != nil {
+	if _, err := findWattApp(s, id); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, proxyAnswer{table: s.b.Table(), id: id, path: "/" + r.PathValue("path"), log: s.log}, nil
@@ -723,7 +710,7 @@ func (a handlerAnswer) write(_ context.Context, w http.ResponseWriter, r *http.R
 // Watt's JSON for a client that asks for JSON only), without its
 // credentials: the socket is its owner's. 501 when the metrics are off,
 // as Watt.
-func (w *wattAPI) metrics(_ *Server, _ *http.Request) (int, any, error) {
+func (w *wattAPI) metrics(s *Server, _ *http.Request) (int, any, error) {
 	if w.o.Metrics == nil {
 		return 0, nil, &notImplemented{"Metrics are disabled."}
 	}
@@ -734,11 +721,11 @@ func (w *wattAPI) metrics(_ *Server, _ *http.Request) (int, any, error) {
 // applications', as its JSON output has them) over a WebSocket, one line
 // a message, as Watt's live log stream; `wattpm logs` reads it.
 func (w *wattAPI) logsLive(s *Server, _ *http.Request) (int, any, error) {
-	src, ok := s.b.(LogSource)
-	if !ok || src.RecentLogs() == nil {
-		return 0, nil, fmt.Errorf("%w: this wattd keeps no log lines", ErrNotFound)
+	recent, err := s.recentLogs()
+	if err != nil {
+		return 0, nil, err
 	}
-	return http.StatusOK, liveLogs{recent: src.RecentLogs()}, nil
+	return http.StatusOK, liveLogs{recent: recent}, nil
 }
 
 // liveLogsStall is how long a line may wait for the live log stream's
