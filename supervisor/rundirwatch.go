@@ -17,8 +17,9 @@ const runDirCheckEvery = 10 * time.Second
 // checkRunDir puts back the runtime directory and what wattd keeps in it
 // when they went while wattd runs (rundir.Dir.Restore), with the files
 // that worker starts need (the capabilities' preload and launchers, the
-// applications' info files), and says so once per restoration. It is
-// called before every worker start and every runDirCheckEvery.
+// applications' info files), and says so once per restoration. It runs
+// every runDirCheckEvery, and before a worker start that finds the
+// directory replaced (needRunDir).
 func (rt *Runtime) checkRunDir() {
 	if rt.dir == nil {
 		return
@@ -69,6 +70,17 @@ func (rt *Runtime) checkRunDir() {
 	}
 	rt.runDirErr = ""
 	rt.log.Warn(msg, fields...)
+}
+
+// needRunDir is what a worker start asks before it uses the runtime
+// directory (the mesh socket is made there, the Node.js preload read from
+// there): checkRunDir when the directory was removed, two stats when it
+// was not. A new socket gets its second name as it is made (KeepSocket),
+// not by a scan at every start.
+func (rt *Runtime) needRunDir() {
+	if rt.dir.Replaced() {
+		rt.checkRunDir()
+	}
 }
 
 // watchRunDir runs checkRunDir every runDirCheckEvery until ctx ends or

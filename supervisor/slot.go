@@ -569,6 +569,7 @@ func (s *slot) openListeners() error {
 	if err != nil {
 		return fail(fmt.Errorf("mesh socket: %w", err))
 	}
+	s.app.rt.dir.KeepSocket(s.meshPath)
 	s.listeners, s.names = append(files, mf), append(names, ipc.ListenerMesh)
 	if s.app.sp().launch != nil && s.app.sp().launch.Fronted {
 		if err := s.startForwarders(); err != nil {
@@ -653,9 +654,7 @@ func (s *slot) spawn() (*proc, error) { return s.spawnOn(0) }
 func (s *slot) spawnOn(port int) (*proc, error) {
 	a := s.app
 	sp := a.sp() // one spec for the whole start, should a reload swap it meanwhile
-	// The start needs the runtime directory: the mesh socket is made
-	// there, and the Node.js preload is read from there.
-	a.rt.checkRunDir()
+	a.rt.needRunDir()
 	if err := s.openListeners(); err != nil {
 		return nil, err
 	}

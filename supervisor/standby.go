@@ -658,7 +658,7 @@ wait:
 func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error) {
 	a := sp.a
 	spec := a.sp()
-	a.rt.checkRunDir() // the Node.js preload is read from there
+	a.rt.needRunDir() // the Node.js preload is read from there
 	held := map[int][]*os.File{}
 	var files []*os.File
 	var names []string

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -98,6 +99,41 @@ func (d *Dir) keepSockets() error {
 	}
 	d.kept = kept
 	return errors.Join(errs...)
+}
+
+// KeepSocket gives the socket at path, one the runtime has just made in
+// its directory, its second name, so that a later Restore can put it back.
+func (d *Dir) KeepSocket(path string) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rel, err := filepath.Rel(d.Path, path)
+	if err != nil || !filepath.IsLocal(rel) || d.lock == nil {
+		return
+	}
+	spares := d.socketsDir()
+	if err := os.Mkdir(spares, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return // the next Restore says why
+	}
+	dst := filepath.Join(spares, spareName(rel))
+	os.Remove(dst) // a socket made again under the same name
+	if os.Link(path, dst) == nil && !slices.Contains(d.kept, rel) {
+		d.kept = append(d.kept, rel)
+	}
+}
+
+// Replaced reports whether the runtime directory, or its lock file, is no
+// longer the one the runtime made: removed, or removed and made again by
+// someone else. Two stats of each: cheap enough for every worker start.
+func (d *Dir) Replaced() bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lock != nil && (!d.sameDir() || !d.sameLock())
 }
 
 // RemoveSocket removes the socket at path, one of the runtime directory's,
