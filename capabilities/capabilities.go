@@ -40,6 +40,14 @@ type App struct {
 	Mode        Mode     // production (wattd start) or development (wattd dev)
 	Command     []string // the app's own start command from watt.json ("command"), if any
 	Watt        WattApp  // Watt's application model settings, from the app's own watt.json
+
+	// InfoFile is the application's info file (ipc.EnvAppInfo), which the
+	// supervisor writes and a worker's preload reads; CompileCache is the
+	// module compile cache's directory, "" when off. A capability that
+	// restricts the file system (Watt.Permissions) lets its workers reach
+	// both.
+	InfoFile     string
+	CompileCache string
 }
 
 // WattApp carries the settings of Watt's application model that the
@@ -72,7 +80,20 @@ type WattApp struct {
 	// SourceMaps is sourceMaps (the application's, else the runtime's):
 	// stack traces follow source maps (Node.js: --enable-source-maps).
 	SourceMaps bool
+	// Permissions is permissions.fs: the paths, absolute, a worker may
+	// read and write under Node.js's permission model. Empty: no model.
+	Permissions Permissions
 }
+
+// Permissions are Watt's permissions.fs of an application.
+type Permissions struct {
+	Read  []string
+	Write []string
+}
+
+// On tells whether the application runs under the permission model:
+// Watt turns it on when at least one path is given.
+func (p Permissions) On() bool { return len(p.Read)+len(p.Write) > 0 }
 
 // Commands are Watt's application.commands; an empty one means the
 // capability's own.
@@ -162,6 +183,14 @@ type Developer interface {
 // refuse a "standby" key that Prepare's launch would not allow.
 type StandbyHolder interface {
 	CanStandby(app App) bool
+}
+
+// Restrictor is a capability that can run some applications under
+// Node.js's permission model (Watt.Permissions). CanRestrict answers for
+// app without preparing its launch, so that the configuration's check can
+// refuse a "permissions" key that the launch would not apply.
+type Restrictor interface {
+	CanRestrict(app App) bool
 }
 
 // Capability is one kind of runtime, such as Node.js.

@@ -40,6 +40,8 @@ func Resolve(cfg *config.Config, ac config.Application, mode capabilities.Mode, 
 		Mode:        mode,
 		Command:     ac.Command,
 		Watt:        ac.Watt,
+
+		CompileCache: ac.CompileCache,
 	}
 	if app.Env == nil {
 		app.Env = map[string]string{}
@@ -99,6 +101,12 @@ func checkApp(ac config.Application, mode capabilities.Mode) (string, error) {
 	} else if c, err = capabilities.Detect(ac.Path); err != nil {
 		return "path", fmt.Errorf(`%w; set "capability" to choose one`, err)
 	}
+	if ac.Watt.Permissions.On() {
+		r, ok := c.(capabilities.Restrictor)
+		if !ok || !r.CanRestrict(capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt}) {
+			return "permissions", errors.New(noPermissions(ac.ID, c.ID()))
+		}
+	}
 	if ac.Standby > 0 {
 		h, ok := c.(capabilities.StandbyHolder)
 		if !ok || !h.CanStandby(capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt}) {
@@ -112,6 +120,12 @@ func checkApp(ac config.Application, mode capabilities.Mode) (string, error) {
 // its capability cannot start.
 func noStandby(id, capability string) string {
 	return fmt.Sprintf("app %q (%s): expected no standby workers: only Node.js applications that wattd starts with its preload can hold a standby (not a start command of their own, nor node.hasServer false); remove the key", id, capability)
+}
+
+// noPermissions is the problem of an application that has permissions
+// its capability cannot apply.
+func noPermissions(id, capability string) string {
+	return fmt.Sprintf("app %q (%s): expected no permissions: wattd applies them with Node.js's permission model to the Node.js applications it starts with its preload (not a start command of their own, nor a Go program or static files); remove the key", id, capability)
 }
 
 var _ config.AppCheck = CheckApp

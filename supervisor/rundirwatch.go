@@ -49,7 +49,7 @@ func (rt *Runtime) checkRunDir() {
 			}
 			// The capability writes its files (the Node.js preload) as it
 			// prepares the launch; the launch itself is unchanged.
-			if capb, capApp, err := Resolve(cfg, sp.conf, rt.mode, rt.dir.Path); err == nil {
+			if capb, capApp, err := rt.resolve(cfg, sp.conf); err == nil {
 				if _, err := launchFor(capb, capApp); err != nil {
 					errs = append(errs, fmt.Sprintf("app %q: %v", a.id, err))
 				}

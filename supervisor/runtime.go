@@ -439,9 +439,17 @@ func New(opts Options) (_ *Runtime, err error) {
 	return rt, nil
 }
 
+// resolve is Resolve for the runtime's applications, whose workers read
+// the info file wattd writes in its runtime directory.
+func (rt *Runtime) resolve(cfg *config.Config, ac config.Application) (capabilities.Capability, capabilities.App, error) {
+	c, app, err := Resolve(cfg, ac, rt.mode, rt.dir.Path)
+	app.InfoFile = rt.dir.AppInfoFile(ac.ID)
+	return c, app, err
+}
+
 // buildSpec resolves how the workers of application ac start.
 func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpec, error) {
-	capb, capApp, err := Resolve(cfg, ac, rt.mode, rt.dir.Path)
+	capb, capApp, err := rt.resolve(cfg, ac)
 	if err != nil {
 		return nil, err
 	}
@@ -467,6 +475,10 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 	if flag := inspectorOption(sp.env); flag != "" && sp.launch.Protocol && ac.Workers+ac.Standby > 1 {
 		rt.log.Warn("NODE_OPTIONS opens the inspector in every worker, all on the same port: only the first worker gets it, the others log \"address already in use\"; wattd start --inspect gives each worker its own port",
 			zap.String("app", ac.ID), zap.String("option", flag), zap.Int("workers", ac.Workers+ac.Standby))
+	}
+	if rt.inspect != nil && sp.launch.Direct && ac.Watt.Permissions.On() {
+		rt.log.Warn("permissions: Node.js's permission model keeps the inspector of this application's workers closed; Node.js 24 and later open it with --allow-inspector in execArgv, which lets the inspector past the model",
+			zap.String("app", ac.ID))
 	}
 	sp.env = rt.withCompileCache(ac, sp.env)
 	sp.limits = cgroups.Limits(ac.Resources)

@@ -125,6 +125,13 @@ func (c *Capability) Prepare(app capabilities.App) (*capabilities.Launch, error)
 	return launch(app, nil, []string{inst.Bin, "start"}, app.Dir)
 }
 
+// CanRestrict says that every launch of a Next.js application applies
+// permissions: each runs node with the preload (the build does not: it
+// is not a worker).
+func (*Capability) CanRestrict(capabilities.App) bool { return true }
+
+var _ capabilities.Restrictor = (*Capability)(nil)
+
 // BuildCommand returns `node <next> build` in the app directory.
 func (*Capability) BuildCommand(app capabilities.App) (*capabilities.Launch, error) {
 	if err := checkDir(app); err != nil {
@@ -211,10 +218,15 @@ func launch(app capabilities.App, pre, prog []string, dir string) (*capabilities
 		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
 	}
 	execArgv := node.ExecArgv(app)
-	argv := make([]string, 0, 1+len(pre)+len(execArgv)+2+len(prog))
+	perm, err := node.PermissionArgs(app, bin, preload)
+	if err != nil {
+		return nil, fmt.Errorf("next: app %q: %w", app.ID, err)
+	}
+	argv := make([]string, 0, 1+len(pre)+len(execArgv)+len(perm)+2+len(prog))
 	argv = append(argv, bin)
 	argv = append(argv, pre...)
 	argv = append(argv, execArgv...)
+	argv = append(argv, perm...)
 	argv = append(argv, "--require", preload)
 	argv = append(argv, prog...)
 	return &capabilities.Launch{Argv: argv, Env: env, Dir: dir, Protocol: true, Direct: true}, nil

@@ -165,10 +165,15 @@ func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
 	}
 
+	perm, err := PermissionArgs(app, bin, pre)
+	if err != nil {
+		return nil, fmt.Errorf("node: app %q: %w", app.ID, err)
+	}
 	w := app.Watt
-	argv := make([]string, 0, len(w.ExecArgv)+len(w.Arguments)+5)
+	argv := make([]string, 0, len(w.ExecArgv)+len(perm)+len(w.Arguments)+5)
 	argv = append(argv, bin)
 	argv = append(argv, ExecArgv(app)...)
+	argv = append(argv, perm...)
 	argv = append(argv, "--require", pre, entry)
 	argv = append(argv, w.Arguments...)
 	// The preload can hold the app's listen() until promotion; a background
@@ -185,6 +190,15 @@ func (*Capability) CanStandby(app capabilities.App) bool {
 }
 
 var _ capabilities.StandbyHolder = (*Capability)(nil)
+
+// CanRestrict tells whether Prepare's launch of app applies
+// permissions: it runs node with the preload, not a start command of the
+// app's own.
+func (*Capability) CanRestrict(app capabilities.App) bool {
+	return startCommand(app) == ""
+}
+
+var _ capabilities.Restrictor = (*Capability)(nil)
 
 // ExecArgv returns the runtime flags of a worker of app that go on node's
 // command line: Watt's execArgv, and --enable-source-maps for sourceMaps.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/supervisor/logs"
 )
 
@@ -122,6 +123,16 @@ type rawApp struct {
 	SourceMaps *bool           `json:"sourceMaps"`
 	// CompileCache overrides the runtime's compileCache key by key.
 	CompileCache json.RawMessage `json:"compileCache"`
+	Permissions  *rawPermissions `json:"permissions"`
+}
+
+// rawPermissions is Watt's permissions: the file system paths an
+// application's workers may read and write.
+type rawPermissions struct {
+	FS *struct {
+		Read  []string `json:"read"`
+		Write []string `json:"write"`
+	} `json:"fs"`
 }
 
 type rawAutoload struct {
@@ -537,6 +548,7 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 		sourceMaps = e.raw.SourceMaps
 	}
 	app.Watt.SourceMaps = sourceMaps != nil && *sourceMaps
+	app.Watt.Permissions = permissions(e.raw.Permissions, e.path)
 	app.CompileCache = compileCacheDir(l.compileCache.with(parseCompileCache(e.raw.CompileCache)), e.path)
 	blocked := false
 	if dirOK {
@@ -545,6 +557,25 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 		problems = append(problems, more...)
 	}
 	return app, problems, blocked
+}
+
+// permissions resolves an application's permissions.fs paths as Watt
+// does: a relative one is joined to the application's directory.
+func permissions(p *rawPermissions, dir string) capabilities.Permissions {
+	if p == nil || p.FS == nil {
+		return capabilities.Permissions{}
+	}
+	abs := func(list []string) []string {
+		var out []string
+		for _, s := range list {
+			if !filepath.IsAbs(s) {
+				s = filepath.Join(dir, s)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	return capabilities.Permissions{Read: abs(p.FS.Read), Write: abs(p.FS.Write)}
 }
 
 // checkApp runs the caller's AppCheck on an application whose entry is

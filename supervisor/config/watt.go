@@ -61,7 +61,7 @@ var wattOnlyOptions = []wattOnlyOption{
 	{at: "@app", keys: []string{"url", "gitBranch"}, instead: "wattd runs local applications only"},
 	{at: "@app", keys: []string{"useHttp"}, instead: "every worker is always reachable over its mesh socket"},
 	{at: "@app", keys: []string{"logger"}, instead: `the runtime's "logger" applies`},
-	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "permissions", "management", "websocket", "hotReload"}},
+	{at: "@app", keys: []string{"nodeModulesSourceMaps", "packageManager", "management", "websocket", "hotReload"}},
 	{at: "@app", keys: []string{"telemetry"}, instead: "wattd's preload makes each request's server span and each mesh call's client span; OpenTelemetry instrumentation packages are not loaded"},
 	{at: "/health", keys: []string{"codeRangeSize"}, instead: healthSizes},
 	{at: "@app/health", keys: []string{"codeRangeSize"}, instead: healthSizes},

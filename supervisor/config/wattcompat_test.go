@@ -167,6 +167,46 @@ func TestWattKeysHonouredOrWarned(t *testing.T) {
 	}
 }
 
+// TestPermissions: Watt's permissions.fs is read, its relative paths
+// joined to the application's directory as Watt joins them, for entries
+// and autoloaded applications alike; a wrong type names its place.
+func TestPermissions(t *testing.T) {
+	c, dir, err := loadWattProject(t, map[string]string{
+		"watt.json": `{
+			"entrypoint": "web",
+			"autoload": {"path": "apps", "mappings": {"b": {"id": "b", "permissions": {"fs": {"write": ["tmp"]}}}}},
+			"applications": [{"id": "web", "path": "web", "permissions": {"fs": {"read": ["./", "/srv/data", "assets/*"], "write": ["out"]}}}]
+		}`,
+		"web/index.js":    "",
+		"apps/b/index.js": "",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]capabilities.Permissions{}
+	for _, a := range c.Applications {
+		byID[a.ID] = a.Watt.Permissions
+	}
+	web := filepath.Join(dir, "web")
+	if p := byID["web"]; !slices.Equal(p.Read, []string{web, "/srv/data", filepath.Join(web, "assets/*")}) || !slices.Equal(p.Write, []string{filepath.Join(web, "out")}) || !p.On() {
+		t.Errorf("web: %+v", p)
+	}
+	if p := byID["b"]; len(p.Read) != 0 || !slices.Equal(p.Write, []string{filepath.Join(dir, "apps", "b", "tmp")}) {
+		t.Errorf("b: %+v", p)
+	}
+	if hasWarning(c, "permissions") {
+		t.Errorf("a warning about permissions:\n%s", strings.Join(c.Warnings, "\n"))
+	}
+
+	_, _, err = loadWattProject(t, map[string]string{
+		"watt.json":    `{"applications": [{"id": "web", "path": "web", "permissions": {"fs": {"read": "./"}}}]}`,
+		"web/index.js": "",
+	}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "/applications/0/permissions/fs/read: expected array") {
+		t.Errorf("a string for fs.read: %v", err)
+	}
+}
+
 func TestApplicationOwnConfig(t *testing.T) {
 	c, dir, err := loadWattProject(t, map[string]string{
 		"watt.json": `{"entrypoint": "api", "preload": "rt.js", "applications": [

@@ -1,0 +1,189 @@
+package main_test
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// permissionsApp answers /read?f=FILE with the file's content, /write?f=FILE
+// by writing it, /model with whether the permission model is on, and /mesh
+// with the other app's answer over the mesh; a refused call answers 500 and
+// the error's code.
+const permissionsApp = `const http = require('node:http')
+const fs = require('node:fs')
+const fail = (res, err) => { res.statusCode = 500; res.end(String(err.code || err.message)) }
+http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x')
+  const f = u.searchParams.get('f')
+  try {
+    switch (u.pathname) {
+      case '/read': return res.end(fs.readFileSync(f, 'utf8'))
+      case '/write': fs.writeFileSync(f, 'written'); return res.end('ok')
+      case '/model': return res.end(process.permission ? 'on' : 'off')
+      case '/mesh':
+        return fetch('http://open.plt.local/model').then((r) => r.text()).then((t) => res.end('open:' + t), (e) => fail(res, e))
+    }
+  } catch (err) {
+    return fail(res, err)
+  }
+  res.statusCode = 404
+  res.end()
+}).listen(3000)
+`
+
+// TestPermissions: an application with Watt's permissions.fs runs under
+// Node.js's permission model on every Node.js the tests run (20's
+// --experimental-permission, 22 and 24's --permission): it reads and writes
+// what it is allowed (relative paths from its directory, absolute ones as
+// they are) and nothing else, while wattd's preload works inside the model
+// (ready, mesh calls, a standby that warms up and is promoted, the compile
+// cache written). An application of the same runtime without the key is
+// not restricted.
+func TestPermissions(t *testing.T) {
+	integration(t)
+	for _, n := range testNodes {
+		node := nodePath(t, n)
+		version := nodeVersion(t, node)
+		t.Run(version, func(t *testing.T) {
+			root := t.TempDir()
+			data := filepath.Join(root, "data")
+			secret := filepath.Join(root, "secret")
+			for _, d := range []string{data, secret} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeFiles(t, data, map[string]string{"allowed.txt": "allowed content"})
+			writeFiles(t, secret, map[string]string{"key.txt": "secret content"})
+			guarded := filepath.Join(root, "guarded")
+			open := filepath.Join(root, "open")
+			for _, d := range []string{guarded, open} {
+				writeFiles(t, d, map[string]string{"index.js": permissionsApp, "package.json": `{"name":"p","private":true,"main":"index.js"}`})
+			}
+			if err := os.MkdirAll(filepath.Join(guarded, "out"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			dir := project(t, map[string]any{
+				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"entrypoint":   "guarded",
+				"compileCache": true,
+				"applications": []any{
+					map[string]any{"id": "guarded", "path": guarded, "workers": 2, "standby": 1,
+						"permissions": map[string]any{"fs": map[string]any{"read": []string{"./", data}, "write": []string{"out"}}}},
+					map[string]any{"id": "open", "path": open},
+				},
+			})
+			d := startWattd(t, dir, freePort(t), startOpts{env: []string{"WATTD_NODE=" + node}})
+			waitHTTP(t, d.url("/model"), 30*time.Second)
+			c := &http.Client{Timeout: 10 * time.Second}
+			call := func(path string, f string) (int, string) {
+				t.Helper()
+				u := d.url(path)
+				if f != "" {
+					u += "?f=" + url.QueryEscape(f)
+				}
+				code, body, err := get(c, u)
+				if err != nil {
+					t.Fatalf("GET %s: %v", u, err)
+				}
+				return code, body
+			}
+			expect := func(path, f string, wantCode int, want string) {
+				t.Helper()
+				if code, body := call(path, f); code != wantCode || body != want {
+					t.Errorf("%s %s: %d %q, want %d %q", path, f, code, body, wantCode, want)
+				}
+			}
+			expect("/model", "", 200, "on")
+			expect("/read", filepath.Join(data, "allowed.txt"), 200, "allowed content")
+			expect("/read", filepath.Join(secret, "key.txt"), 500, "ERR_ACCESS_DENIED")
+			expect("/read", "/etc/hostname", 500, "ERR_ACCESS_DENIED")
+			expect("/write", filepath.Join(guarded, "out", "w.txt"), 200, "ok")
+			expect("/write", filepath.Join(guarded, "w.txt"), 500, "ERR_ACCESS_DENIED")
+			expect("/write", filepath.Join(data, "w.txt"), 500, "ERR_ACCESS_DENIED")
+			// The other application is not restricted, and the mesh works
+			// from inside the model.
+			expect("/mesh", "", 200, "open:off")
+			if _, err := os.Stat(filepath.Join(data, "w.txt")); err == nil {
+				t.Error("a refused write created its file")
+			}
+
+			// A standby warms up and takes a slot under the model.
+			var standby int
+			waitFor(t, 30*time.Second, "a standby of guarded", func() bool {
+				for _, s := range d.app("guarded").Standbys {
+					if s.State == "standby" {
+						standby = s.PID
+						return true
+					}
+				}
+				return false
+			})
+			victim := d.app("guarded").Workers[0].PID
+			if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 30*time.Second, "the standby in the slot", func() bool {
+				for _, w := range d.app("guarded").Workers {
+					if w.PID == standby && w.State == "ready" {
+						return true
+					}
+				}
+				return false
+			})
+			for i := 0; i < 6; i++ { // both slots, whichever the kernel picks
+				expect("/read", filepath.Join(secret, "key.txt"), 500, "ERR_ACCESS_DENIED")
+				expect("/read", filepath.Join(data, "allowed.txt"), 200, "allowed content")
+			}
+
+			if nodeAtLeast(version, 22, 10) {
+				// The preload writes the compile cache while the worker runs.
+				cache := filepath.Join(guarded, ".plt", "compile-cache")
+				waitFor(t, 20*time.Second, "compile cache files in "+cache, func() bool {
+					found := false
+					_ = filepath.WalkDir(cache, func(p string, e os.DirEntry, err error) error {
+						if err == nil && !e.IsDir() {
+							found = true
+						}
+						return nil
+					})
+					return found
+				})
+			}
+			if out := d.out.String(); strings.Contains(out, "preload: disabled") || strings.Contains(out, "ERR_ACCESS_DENIED") {
+				t.Errorf("wattd's output reports a refused access:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestPermissionsRefusedWhereUnsupported: an application wattd does not
+// start as node with its preload (here a command of its own) cannot apply
+// permissions, and refuses the key rather than run without them.
+func TestPermissionsRefusedWhereUnsupported(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "cmd",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{
+			"id": "cmd", "path": fixture("apps/plain"), "capability": "command", "command": []any{"sleep", "60"},
+			"permissions": map[string]any{"fs": map[string]any{"read": []string{"./"}}},
+		}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	if code := d.wait(30 * time.Second); code != 2 {
+		t.Fatalf("wattd exited %d with permissions it cannot apply, want 2 (a configuration problem)", code)
+	}
+	out := d.out.String()
+	for _, want := range []string{dir + "/watt.json:", "/applications/0/permissions", `app "cmd" (command)`, "expected no permissions"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
