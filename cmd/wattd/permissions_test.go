@@ -12,12 +12,14 @@ import (
 )
 
 // permissionsApp answers /read?f=FILE with the file's content, /write?f=FILE
-// by writing it, /model with whether the permission model is on, and /mesh
+// by writing it, /model with whether the permission model is on, /dep with
+// what a package of a node_modules above it says, and /mesh
 // with the other app's answer over the mesh; a refused call answers 500 and
 // the error's code.
 const permissionsApp = `const http = require('node:http')
 const fs = require('node:fs')
 const fail = (res, err) => { res.statusCode = 500; res.end(String(err.code || err.message)) }
+const dep = (() => { try { return require('dep') } catch (err) { return err.code } })()
 http.createServer((req, res) => {
   const u = new URL(req.url, 'http://x')
   const f = u.searchParams.get('f')
@@ -26,6 +28,7 @@ http.createServer((req, res) => {
       case '/read': return res.end(fs.readFileSync(f, 'utf8'))
       case '/write': fs.writeFileSync(f, 'written'); return res.end('ok')
       case '/model': return res.end(process.permission ? 'on' : 'off')
+      case '/dep': return res.end(dep)
       case '/mesh':
         return fetch('http://open.plt.local/model').then((r) => r.text()).then((t) => res.end('open:' + t), (e) => fail(res, e))
     }
@@ -41,7 +44,8 @@ http.createServer((req, res) => {
 // Node.js's permission model on every Node.js the tests run (20's
 // --experimental-permission, 22 and 24's --permission): it reads and writes
 // what it is allowed (relative paths from its directory, absolute ones as
-// they are) and nothing else, while wattd's preload works inside the model
+// they are) and nothing else, loads packages from a node_modules above its
+// directory, while wattd's preload works inside the model
 // (ready, mesh calls, a standby that warms up and is promoted, the compile
 // cache written). An application of the same runtime without the key is
 // not restricted.
@@ -61,6 +65,7 @@ func TestPermissions(t *testing.T) {
 			}
 			writeFiles(t, data, map[string]string{"allowed.txt": "allowed content"})
 			writeFiles(t, secret, map[string]string{"key.txt": "secret content"})
+			writeFiles(t, root, map[string]string{"node_modules/dep/index.js": "module.exports = 'dep loaded'\n"})
 			guarded := filepath.Join(root, "guarded")
 			open := filepath.Join(root, "open")
 			for _, d := range []string{guarded, open} {
@@ -101,6 +106,7 @@ func TestPermissions(t *testing.T) {
 				}
 			}
 			expect("/model", "", 200, "on")
+			expect("/dep", "", 200, "dep loaded") // a hoisted package, as in a workspace
 			expect("/read", filepath.Join(data, "allowed.txt"), 200, "allowed content")
 			expect("/read", filepath.Join(secret, "key.txt"), 500, "ERR_ACCESS_DENIED")
 			expect("/read", "/etc/hostname", 500, "ERR_ACCESS_DENIED")
@@ -156,7 +162,7 @@ func TestPermissions(t *testing.T) {
 					return found
 				})
 			}
-			if out := d.out.String(); strings.Contains(out, "preload: disabled") || strings.Contains(out, "ERR_ACCESS_DENIED") {
+			if out := d.out.String(); strings.Contains(out, "preload: disabled") || strings.Contains(out, "ERR_ACCESS_DENIED") || strings.Contains(out, "has been restricted") {
 				t.Errorf("wattd's output reports a refused access:\n%s", out)
 			}
 		})
