@@ -24,7 +24,9 @@ import (
 // of JavaScript.
 //
 // Besides the application's own paths, a worker is allowed what it needs
-// to start and to run under wattd, and nothing else: reading wattd's
+// to start and to run under wattd, and nothing else: reading the
+// application's directory (its code; a Watt worker thread under the model
+// reads its application's directory too, whatever "read" lists), wattd's
 // preload (its directory holds nothing else), the application's info file,
 // the /proc files the preload reads (procFiles), every node_modules
 // directory from the application's directory up to / (Watt allows its
@@ -70,6 +72,7 @@ func PermissionArgs(app capabilities.App, bin, preload string) ([]string, error)
 	for _, w := range p.Write {
 		allow("write", w)
 	}
+	allow("read", app.Dir)
 	allow("read", filepath.Dir(preload))
 	if app.InfoFile != "" {
 		allow("read", app.InfoFile)

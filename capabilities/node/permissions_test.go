@@ -78,6 +78,7 @@ func TestPermissionArgs(t *testing.T) {
 			for _, want := range []string{
 				"--allow-fs-read=" + filepath.Join(root, "data.txt"),
 				"--allow-fs-write=" + filepath.Join(root, "out"),
+				"--allow-fs-read=" + appDir,
 				"--allow-fs-read=" + filepath.Join(root, "rt", "preload-x"),
 				"--allow-fs-read=" + filepath.Join(root, "rt", "app.json"),
 				"--allow-fs-read=" + filepath.Join(appDir, "node_modules"),

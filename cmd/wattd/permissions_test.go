@@ -44,7 +44,8 @@ http.createServer((req, res) => {
 // Node.js's permission model on every Node.js the tests run (20's
 // --experimental-permission, 22 and 24's --permission): it reads and writes
 // what it is allowed (relative paths from its directory, absolute ones as
-// they are) and nothing else, loads packages from a node_modules above its
+// they are; its own directory always, as a Watt worker thread reads its
+// application's) and nothing else, loads packages from a node_modules above its
 // directory, while wattd's preload works inside the model
 // (ready, mesh calls, a standby that warms up and is promoted, the compile
 // cache written). An application of the same runtime without the key is
@@ -80,7 +81,7 @@ func TestPermissions(t *testing.T) {
 				"compileCache": true,
 				"applications": []any{
 					map[string]any{"id": "guarded", "path": guarded, "workers": 2, "standby": 1,
-						"permissions": map[string]any{"fs": map[string]any{"read": []string{"./", data}, "write": []string{"out"}}}},
+						"permissions": map[string]any{"fs": map[string]any{"read": []string{data}, "write": []string{"out"}}}},
 					map[string]any{"id": "open", "path": open},
 				},
 			})
@@ -110,6 +111,8 @@ func TestPermissions(t *testing.T) {
 			expect("/read", filepath.Join(data, "allowed.txt"), 200, "allowed content")
 			expect("/read", filepath.Join(secret, "key.txt"), 500, "ERR_ACCESS_DENIED")
 			expect("/read", "/etc/hostname", 500, "ERR_ACCESS_DENIED")
+			// Its own directory is readable without being listed, as under Watt.
+			expect("/read", filepath.Join(guarded, "package.json"), 200, `{"name":"p","private":true,"main":"index.js"}`)
 			expect("/write", filepath.Join(guarded, "out", "w.txt"), 200, "ok")
 			expect("/write", filepath.Join(guarded, "w.txt"), 500, "ERR_ACCESS_DENIED")
 			expect("/write", filepath.Join(data, "w.txt"), 500, "ERR_ACCESS_DENIED")
