@@ -218,10 +218,6 @@ func (l *loader) readAppConfig(e appEntry, app *Application) (problems []issue, 
 		// read the runtime's file as its own.
 		return nil, false
 	}
-	if err := unreadableFormat(path); err != nil {
-		l.foreign = append(l.foreign, &Error{File: path, Message: err.Error()})
-		return nil, true
-	}
 	data, err := readRegular(path)
 	if err != nil {
 		l.foreign = append(l.foreign, &Error{File: path, Message: fmt.Sprintf("cannot read: %v", unwrapPathError(err)), Err: err})

@@ -17,7 +17,7 @@ import (
 )
 
 // Watt reads its configuration files as JSON, JSON5, YAML or TOML, by
-// extension. wattd turns YAML and TOML into the same tree a JSON file
+// extension. wattd turns JSON5 (json5.go), YAML and TOML into the same tree a JSON file
 // gives (objects, arrays, strings, json.Number, booleans, null), so
 // placeholders, the schema and every check after them work unchanged; the
 // document also keeps where each value was written, for messages.
@@ -32,6 +32,13 @@ func decodeFile(path string, data []byte) (*document, *syntaxError, []issue) {
 		return decodeYAML(data)
 	case ".toml", ".tml":
 		return decodeTOML(data)
+	case ".json5":
+		data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+		json, syntax := json5ToJSON(data)
+		if syntax != nil {
+			return nil, syntax, nil
+		}
+		return decodeJSON(json)
 	}
 	return decodeJSON(data)
 }

@@ -6,12 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 )
 
 // configExtensions are the formats Watt reads, in its order of
-// preference; wattd reads all of them but JSON5.
+// preference; wattd reads all of them.
 var configExtensions = []string{"json", "json5", "yaml", "yml", "toml", "tml"}
 
 // configNames are the file names Watt looks for in a directory, in its
@@ -81,15 +80,6 @@ func fileKind(m fs.FileMode) string {
 	return m.Type().String()
 }
 
-// unreadableFormat explains a configuration file wattd cannot read.
-func unreadableFormat(path string) error {
-	if strings.EqualFold(filepath.Ext(path), ".json5") {
-		return fmt.Errorf("%s is JSON5, which wattd does not read; convert it to JSON, YAML or TOML (%s)",
-			path, strings.TrimSuffix(path, filepath.Ext(path))+".json")
-	}
-	return nil
-}
-
 // locate returns the absolute path of the configuration file: file when
 // given (relative to the working directory), otherwise the first of
 // configNames in dir.
@@ -109,9 +99,6 @@ func locate(dir, file string) (string, error) {
 			return "", fmt.Errorf("configuration file %s is a directory; pass the directory as the project directory instead", path)
 		case !info.Mode().IsRegular():
 			return "", notRegular(path, info)
-		}
-		if err := unreadableFormat(path); err != nil {
-			return "", err
 		}
 		return path, nil
 	}
@@ -140,9 +127,6 @@ func locate(dir, file string) (string, error) {
 		return "", err
 	}
 	if path != "" {
-		if err := unreadableFormat(path); err != nil {
-			return "", err
-		}
 		return path, nil
 	}
 	// A directory of a config file's name is skipped by the search, but

@@ -29,7 +29,8 @@ func TestLocate(t *testing.T) {
 		{name: "YAML only", files: []string{"watt.yml"}, want: "watt.yml"},
 		{name: "Watt's order", files: []string{"platformatic.toml", "watt.yaml", "watt.runtime.json"}, want: "watt.yaml"},
 		{name: "JSON before YAML", files: []string{"platformatic.json", "watt.yaml"}, want: "platformatic.json"},
-		{name: "JSON5 is named", files: []string{"watt.json5"}, wantErr: "is JSON5, which wattd does not read"},
+		{name: "JSON5", files: []string{"watt.json5"}, want: "watt.json5"},
+		{name: "JSON before JSON5", files: []string{"watt.json5", "watt.json"}, want: "watt.json"},
 		{name: "kind suffix", files: []string{"platformatic.application.yml"}, want: "platformatic.application.yml"},
 		{name: "explicit directory", files: []string{"sub/watt.json"}, file: "sub", wantErr: "is a directory"},
 	}
