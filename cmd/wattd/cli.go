@@ -345,6 +345,14 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 			}
 		}()
 	}
+	if m := cfg.ManagementAPI; m.Enabled && metricsHandler == nil && !cfg.Metrics.Off {
+		// wattpm metrics answers without a metrics server too, as under
+		// Watt; "metrics": false turns that off as well.
+		if metricsHandler, err = metrics.NewHandler(cfg.Metrics, rt, log.Named("metrics")); err != nil {
+			rt.Close()
+			return &exitError{exitFailure, err}
+		}
+	}
 	if m := cfg.ManagementAPI; m.Enabled {
 		wa, err := admin.ServeWatt(ctx, withLogs{rt, recent}, admin.WattOptions{
 			Socket: m.Socket, Name: name, Version: version, Production: mode == capabilities.Production, Metrics: metricsHandler,

@@ -396,6 +396,57 @@ require('node:http').createServer((req, res) => {
 	}
 }
 
+// TestWattpmMetricsWithoutServer: as under Watt, `wattpm metrics` answers
+// on a runtime whose watt.json has no "metrics" (the workers' process and
+// V8 figures; request durations, which cost the workers something per
+// request, need the key), while no metrics port is opened; "metrics":
+// false turns it off.
+func TestWattpmMetricsWithoutServer(t *testing.T) {
+	integration(t)
+	wattpm := wattpmCommand(t)
+	for _, tt := range []struct {
+		name    string
+		metrics any // nil: no key
+	}{{"no key", nil}, {"false", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			tmp, app := privateTmp(t), wattpmAppDir(t)
+			cfg := map[string]any{
+				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+				"applications": []any{map[string]any{"id": "api", "path": app}},
+			}
+			if tt.metrics != nil {
+				cfg["metrics"] = tt.metrics
+			}
+			dir := project(t, cfg)
+			writeJSON(t, filepath.Join(dir, "package.json"), map[string]any{"name": "nometrics"})
+			d := startWattd(t, dir, freePort(t), startOpts{env: []string{"TMPDIR=" + tmp}})
+			waitHTTP(t, d.url("/"), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if tt.metrics == false {
+				out, err := wattpm(ctx, tmp, "metrics", "nometrics").CombinedOutput()
+				if err == nil || !strings.Contains(string(out), "Metrics are disabled") {
+					t.Errorf("wattpm metrics with \"metrics\": false: %v\n%s", err, out)
+				}
+				return
+			}
+			// The series come with the workers' stats reports.
+			var out []byte
+			waitFor(t, 20*time.Second, "the workers' series in wattpm metrics", func() bool {
+				var err error
+				out, err = wattpm(ctx, tmp, "metrics", "nometrics", "-f", "text").CombinedOutput()
+				return err == nil && strings.Contains(string(out), `nodejs_heap_size_used_bytes{applicationId="api"`)
+			})
+			if strings.Contains(string(out), "http_request_all_duration_seconds") {
+				t.Errorf("request durations without the metrics key:\n%s", out)
+			}
+			if strings.Contains(d.out.String(), "metrics server listening") {
+				t.Errorf("a metrics server without the metrics key:\n%s", d.out.String())
+			}
+		})
+	}
+}
+
 // TestManagementAPIOff: "managementApi": false leaves nothing for wattpm.
 func TestManagementAPIOff(t *testing.T) {
 	integration(t)

@@ -18,7 +18,11 @@ type Metrics struct {
 	// Enabled is true when watt.json has a "metrics" object (or true) and
 	// it does not say "enabled": false. As in Watt, an absent key means no
 	// metrics server.
-	Enabled  bool
+	Enabled bool
+	// Off is true when watt.json turns the metrics off ("metrics": false,
+	// or "enabled": false in the object): then, as in Watt, not even the
+	// management API answers them. Without the key, it does.
+	Off      bool
 	Hostname string // default 0.0.0.0, as Watt: scrapers come from other hosts
 	Port     int    // default 9090
 	Endpoint string // default /metrics
@@ -188,7 +192,7 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 	}
 	var on bool
 	if err := json.Unmarshal(raw, &on); err == nil {
-		m.Enabled = on
+		m.Enabled, m.Off = on, !on
 		return m, nil, nil
 	}
 	var r rawMetrics
@@ -197,6 +201,7 @@ func buildMetrics(raw json.RawMessage, resolve func(string) string) (Metrics, []
 	}
 	var problems, warnings []issue
 	m.Enabled = r.Enabled == nil || *r.Enabled
+	m.Off = !m.Enabled
 	if r.Hostname != nil {
 		m.Hostname = *r.Hostname
 		if msg := checkHostname(m.Hostname); msg != "" {

@@ -53,24 +53,10 @@ func (s *Server) Handler() http.Handler { return s.metrics }
 // endpoint and the probes (those not turned off) until Close. It fails
 // only when the address cannot be bound.
 func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
-	// Not the pedantic registry, which checks every series against its
-	// descriptor at each scrape: the tests gather the collector through
-	// one, so the checks run where a mistake can be fixed.
-	reg := prometheus.NewRegistry()
-	var requestLabels []string
-	for _, l := range cfg.RequestLabels {
-		requestLabels = append(requestLabels, l.Name)
+	g, metrics, err := newHandler(cfg, rt, log)
+	if err != nil {
+		return nil, err
 	}
-	c := newCollector(rt, cfg.AppLabel, prometheus.Labels(cfg.Labels), requestLabels...)
-	if err := reg.Register(c); err != nil {
-		return nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
-	}
-	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, cfg.AppLabel, prometheus.Labels(cfg.Labels), c.names)}
-	metrics := fastGzip(jsonOrText(g, promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		ErrorLog:           zap.NewStdLog(log),
-		ErrorHandling:      promhttp.ContinueOnError,
-		DisableCompression: true, // fastGzip compresses
-	}), log))
 	open := metrics
 	if cfg.Auth != nil {
 		metrics = basicAuth(*cfg.Auth, metrics)
@@ -91,6 +77,40 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 		s.otlp = startOTLP(*cfg.OTLP, cfg.AppLabel, g, log)
 	}
 	return s, nil
+}
+
+// NewHandler answers what the endpoint of a metrics server with cfg would
+// answer (without its auth), and serves no port: the management API's
+// metrics on a runtime that has no metrics server. It costs nothing until
+// asked; the workers report only their usual figures, so the request
+// durations and the other figures that cost them something
+// (ipc.AppInfo.Metrics) are not among its series.
+func NewHandler(cfg config.Metrics, rt Runtime, log *zap.Logger) (http.Handler, error) {
+	_, h, err := newHandler(cfg, rt, log)
+	return h, err
+}
+
+// newHandler builds the registry of the runtime's collector and the
+// handler that answers it, in text or Watt's JSON, compressed as asked.
+func newHandler(cfg config.Metrics, rt Runtime, log *zap.Logger) (gatherer, http.Handler, error) {
+	// Not the pedantic registry, which checks every series against its
+	// descriptor at each scrape: the tests gather the collector through
+	// one, so the checks run where a mistake can be fixed.
+	reg := prometheus.NewRegistry()
+	var requestLabels []string
+	for _, l := range cfg.RequestLabels {
+		requestLabels = append(requestLabels, l.Name)
+	}
+	c := newCollector(rt, cfg.AppLabel, prometheus.Labels(cfg.Labels), requestLabels...)
+	if err := reg.Register(c); err != nil {
+		return gatherer{}, nil, fmt.Errorf("metrics: register the runtime collector: %w", err)
+	}
+	g := gatherer{reg: reg, c: c, merger: newAppMerger(log, cfg.AppLabel, prometheus.Labels(cfg.Labels), c.names)}
+	return g, fastGzip(jsonOrText(g, promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:           zap.NewStdLog(log),
+		ErrorHandling:      promhttp.ContinueOnError,
+		DisableCompression: true, // fastGzip compresses
+	}), log)), nil
 }
 
 // ServeProbes listens on cfg's hostname and port and serves the
