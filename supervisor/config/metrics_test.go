@@ -21,9 +21,9 @@ func TestMetricsConfig(t *testing.T) {
 	}{
 		{"absent: no server, as in Watt", "", nil, off},
 		{"true: defaults", `true`, nil, on},
-		{"false", `false`, nil, off},
+		{"false: off for wattpm metrics too", `false`, nil, Metrics{Off: true, Hostname: "0.0.0.0", Port: 9090, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: live}},
 		{"empty object turns it on", `{}`, nil, on},
-		{"enabled false", `{"enabled": false, "port": 9100}`, nil, Metrics{Hostname: "0.0.0.0", Port: 9100, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: live}},
+		{"enabled false", `{"enabled": false, "port": 9100}`, nil, Metrics{Off: true, Hostname: "0.0.0.0", Port: 9100, Endpoint: "/metrics", AppLabel: DefaultAppLabel, Readiness: ready, Liveness: live}},
 		{"every key", `{"hostname": "127.0.0.1", "port": "{MPORT}", "endpoint": "/prom",
 			"auth": {"username": "u", "password": "p"}, "applicationLabel": "serviceId", "labels": {"env": "prod"},
 			"readiness": {"endpoint": "/ready-now", "success": {"statusCode": 204}, "fail": {"statusCode": 503, "body": "not yet"}},
