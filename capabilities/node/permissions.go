@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,9 +84,11 @@ func PermissionArgs(app capabilities.App, bin, preload string) ([]string, error)
 	for _, d := range nodeModulesDirs(app.Dir) {
 		allow("read", d)
 	}
-	if app.CompileCache != "" {
-		allow("read", app.CompileCache)
-		allow("write", app.CompileCache)
+	// The application's own NODE_COMPILE_CACHE wins over compileCache,
+	// as it does for the cache itself.
+	if cache := cmp.Or(app.Env["NODE_COMPILE_CACHE"], app.CompileCache); cache != "" && filepath.IsAbs(cache) {
+		allow("read", cache)
+		allow("write", cache)
 	}
 	if v.major >= 25 {
 		out = append(out, "--allow-net")

@@ -71,7 +71,16 @@ func TestPermissionArgs(t *testing.T) {
 	}
 	for name, bin := range nodeBinaries(t) {
 		t.Run(name, func(t *testing.T) {
-			args, err := PermissionArgs(app, bin, preload)
+			own := app
+			own.Env = map[string]string{"NODE_COMPILE_CACHE": filepath.Join(root, "own-cache")}
+			args, err := PermissionArgs(own, bin, preload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(args, "--allow-fs-write="+filepath.Join(root, "own-cache")) || slices.Contains(args, "--allow-fs-write="+filepath.Join(root, "cache")) {
+				t.Errorf("the app's NODE_COMPILE_CACHE does not win over compileCache: %q", args)
+			}
+			args, err = PermissionArgs(app, bin, preload)
 			if err != nil {
 				t.Fatal(err)
 			}
