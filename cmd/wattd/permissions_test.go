@@ -196,3 +196,22 @@ func TestPermissionsRefusedWhereUnsupported(t *testing.T) {
 		}
 	}
 }
+
+// TestPermissionsExample runs testdata/examples/permissions (a watt.json5)
+// as its README says, in a copy (the application writes a file), and
+// expects the answer the README shows.
+func TestPermissionsExample(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("examples/permissions"), dir)
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	body := waitHTTP(t, d.url("/"), 30*time.Second)
+	const want = `{"model":"on","readData":"allowed","readEtc":"ERR_ACCESS_DENIED","writeUploads":"allowed","writeData":"ERR_ACCESS_DENIED","greeting":"hello from a file the application may read"}`
+	if body != want {
+		t.Errorf("GET /: %s\nwant %s", body, want)
+	}
+	readme, err := os.ReadFile(fixture("examples/permissions/README.md"))
+	if err != nil || !strings.Contains(string(readme), want) {
+		t.Errorf("the README does not show the answer: %v", err)
+	}
+}
