@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,13 +59,15 @@ func PermissionArgs(app capabilities.App, bin, preload string) ([]string, error)
 	if flag == "" {
 		return nil, fmt.Errorf("permissions: Node.js's permission model needs Node.js 20 or later, and %s is %s", bin, v)
 	}
-	out := []string{flag}
-	seen := map[string]bool{}
+	allowed := map[string][]string{} // "read", "write": the paths, in order
 	allow := func(what, path string) {
-		f := "--allow-fs-" + what + "=" + path
-		if !seen[f] {
-			seen[f] = true
-			out = append(out, f)
+		// A path through a symbolic link is allowed where it leads too:
+		// Node.js loads modules by their real path (an application
+		// directory that is a link would not start otherwise), while the
+		// app's own calls are checked on the path they give.
+		allowed[what] = append(allowed[what], path)
+		if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
+			allowed[what] = append(allowed[what], real)
 		}
 	}
 	for _, r := range p.Read {
@@ -90,10 +93,41 @@ func PermissionArgs(app capabilities.App, bin, preload string) ([]string, error)
 		allow("read", cache)
 		allow("write", cache)
 	}
+	out := []string{flag}
+	for _, what := range []string{"read", "write"} {
+		for _, p := range outermost(allowed[what]) {
+			out = append(out, "--allow-fs-"+what+"="+p)
+		}
+	}
 	if v.major >= 25 {
 		out = append(out, "--allow-net")
 	}
 	return out, nil
+}
+
+// outermost returns paths without repeats and without those inside
+// another of them (a directory covers what is under it), in order. Fewer
+// flags, and Node.js 20 needs it: there a path allowed inside another one
+// that is a symbolic link undoes the link's own allowance (found with the
+// compile cache in the application's directory, reached through a link).
+func outermost(paths []string) []string {
+	var out []string
+	for i, p := range paths {
+		covered := false
+		for j, q := range paths {
+			if strings.Contains(q, "*") || i == j {
+				continue
+			}
+			if q == p && j < i || q != p && strings.HasPrefix(p, strings.TrimSuffix(q, "/")+"/") {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // nodeModulesDirs returns the node_modules directories in dir and above it.

@@ -11,6 +11,24 @@ import (
 	"github.com/wattd/wattd/capabilities"
 )
 
+func TestOutermost(t *testing.T) {
+	got := outermost([]string{"/a/b", "/a", "/a/b/c", "/ab", "/a", "/x/*", "/x/*/y", "/x/y"})
+	want := []string{"/a", "/ab", "/x/*", "/x/*/y", "/x/y"}
+	if !slices.Equal(got, want) {
+		t.Errorf("%q, want %q", got, want)
+	}
+	got = outermost([]string{"/a", "/", "/x/*"})
+	want = []string{"/"}
+	if !slices.Equal(got, want) {
+		t.Errorf("%q, want %q", got, want)
+	}
+	got = outermost([]string{"/srv/app", "/srv/app/", "/srv/apple", "/data/", "/data/x"})
+	want = []string{"/srv/app", "/srv/apple", "/data/"}
+	if !slices.Equal(got, want) {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
+
 func TestPermissionFlagByVersion(t *testing.T) {
 	for _, tt := range []struct {
 		v    version
@@ -57,6 +75,9 @@ func TestPermissionArgs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.Symlink(filepath.Join(root, "web"), filepath.Join(root, "linked")); err != nil {
+		t.Fatal(err)
+	}
 	preload := filepath.Join(root, "rt", "preload-x", "index.cjs")
 	app := capabilities.App{
 		ID: "api", Dir: appDir, InfoFile: filepath.Join(root, "rt", "app.json"), CompileCache: filepath.Join(root, "cache"),
@@ -80,6 +101,15 @@ func TestPermissionArgs(t *testing.T) {
 			if !slices.Contains(args, "--allow-fs-write="+filepath.Join(root, "own-cache")) || slices.Contains(args, "--allow-fs-write="+filepath.Join(root, "cache")) {
 				t.Errorf("the app's NODE_COMPILE_CACHE does not win over compileCache: %q", args)
 			}
+			linked := app
+			linked.Dir = filepath.Join(root, "linked", "api")
+			args, err = PermissionArgs(linked, bin, preload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(args, "--allow-fs-read="+linked.Dir) || !slices.Contains(args, "--allow-fs-read="+appDir) {
+				t.Errorf("an application directory through a link is not allowed where it leads: %q", args)
+			}
 			args, err = PermissionArgs(app, bin, preload)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +120,6 @@ func TestPermissionArgs(t *testing.T) {
 				"--allow-fs-read=" + appDir,
 				"--allow-fs-read=" + filepath.Join(root, "rt", "preload-x"),
 				"--allow-fs-read=" + filepath.Join(root, "rt", "app.json"),
-				"--allow-fs-read=" + filepath.Join(appDir, "node_modules"),
 				"--allow-fs-read=" + filepath.Join(root, "node_modules"),
 				"--allow-fs-read=/proc/stat",
 				"--allow-fs-read=" + filepath.Join(root, "cache"),
@@ -99,6 +128,9 @@ func TestPermissionArgs(t *testing.T) {
 				if !slices.Contains(args, want) {
 					t.Errorf("no %s in %q", want, args)
 				}
+			}
+			if slices.Contains(args, "--allow-fs-read="+filepath.Join(appDir, "node_modules")) {
+				t.Errorf("the application's node_modules is listed beside its directory, which covers it: %q", args)
 			}
 			script := `const fs = require('node:fs')
 const r = (f) => { try { fs.readFileSync(f); return 'read' } catch (e) { return e.code } }

@@ -48,8 +48,9 @@ http.createServer((req, res) => {
 // application's) and nothing else, loads packages from a node_modules above its
 // directory, while wattd's preload works inside the model
 // (ready, mesh calls, a standby that warms up and is promoted, the compile
-// cache written). An application of the same runtime without the key is
-// not restricted.
+// cache written), also when its directory is named through a symbolic
+// link. An application of the same runtime without the key is not
+// restricted.
 func TestPermissions(t *testing.T) {
 	integration(t)
 	for _, n := range testNodes {
@@ -75,12 +76,18 @@ func TestPermissions(t *testing.T) {
 			if err := os.MkdirAll(filepath.Join(guarded, "out"), 0o755); err != nil {
 				t.Fatal(err)
 			}
+			// Named through a symbolic link: Node.js loads the code by
+			// its real path, which must be allowed too.
+			link := filepath.Join(root, "link")
+			if err := os.Symlink(guarded, link); err != nil {
+				t.Fatal(err)
+			}
 			dir := project(t, map[string]any{
 				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 				"entrypoint":   "guarded",
 				"compileCache": true,
 				"applications": []any{
-					map[string]any{"id": "guarded", "path": guarded, "workers": 2, "standby": 1,
+					map[string]any{"id": "guarded", "path": link, "workers": 2, "standby": 1,
 						"permissions": map[string]any{"fs": map[string]any{"read": []string{data}, "write": []string{"out"}}}},
 					map[string]any{"id": "open", "path": open},
 				},
