@@ -183,23 +183,30 @@ func TestPermissions(t *testing.T) {
 // start as node with its preload (here a command of its own) cannot apply
 // permissions, and refuses the key rather than run without them.
 func TestPermissionsRefusedWhereUnsupported(t *testing.T) {
+	refusedAtStart(t, "permissions", map[string]any{"fs": map[string]any{"read": []string{"./"}}}, "expected no permissions")
+}
+
+// refusedAtStart starts wattd with one command application that has key
+// set to value, and expects the configuration problem: exit 2, with the
+// file, the key's place, the application and want in the output.
+func refusedAtStart(t *testing.T, key string, value any, want string) {
+	t.Helper()
 	integration(t)
 	dir := project(t, map[string]any{
 		"entrypoint": "cmd",
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"applications": []any{map[string]any{
-			"id": "cmd", "path": fixture("apps/plain"), "capability": "command", "command": []any{"sleep", "60"},
-			"permissions": map[string]any{"fs": map[string]any{"read": []string{"./"}}},
+			"id": "cmd", "path": fixture("apps/plain"), "capability": "command", "command": []any{"sleep", "60"}, key: value,
 		}},
 	})
 	d := startWattd(t, dir, freePort(t), startOpts{})
 	if code := d.wait(30 * time.Second); code != 2 {
-		t.Fatalf("wattd exited %d with permissions it cannot apply, want 2 (a configuration problem)", code)
+		t.Fatalf("wattd exited %d with %s it cannot apply, want 2 (a configuration problem)", code, key)
 	}
 	out := d.out.String()
-	for _, want := range []string{dir + "/watt.json:", "/applications/0/permissions", `app "cmd" (command)`, "expected no permissions"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+	for _, w := range []string{dir + "/watt.json:", "/applications/0/" + key, `app "cmd" (command)`, want} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
 }

@@ -626,26 +626,7 @@ func TestStandbyLifecycle(t *testing.T) {
 // hold their listen() (a program wattd fronts on $PORT) refuses the key,
 // naming the file and the key's place in it.
 func TestStandbyRefusedWhereUnsupported(t *testing.T) {
-	integration(t)
-	port := freePort(t)
-	dir := project(t, map[string]any{
-		"entrypoint": "cmd",
-		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"applications": []any{map[string]any{
-			"id": "cmd", "path": fixture("apps/plain"), "capability": "command", "command": []any{"sleep", "60"}, "standby": 1,
-		}},
-	})
-	d := startWattd(t, dir, port, startOpts{})
-	// A configuration problem: exit 2, with the line, in the one report.
-	if code := d.wait(30 * time.Second); code != 2 {
-		t.Fatalf("wattd exited %d with standby workers it cannot have, want 2 (a configuration problem)", code)
-	}
-	out := d.out.String()
-	for _, want := range []string{dir + "/watt.json:", "/applications/0/standby", `app "cmd" (command)`, "expected no standby workers"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	refusedAtStart(t, "standby", 1, "expected no standby workers")
 }
 
 // TestStandbyRollsAhead: an application with standbys rolls by starting
