@@ -28,8 +28,9 @@ import (
 // Besides the application's own paths, a worker is allowed what it needs
 // to start and to run under wattd, and nothing else: reading the
 // application's directory (its code; a Watt worker thread under the model
-// reads its application's directory too, whatever "read" lists), wattd's
-// preload (its directory holds nothing else), the application's info file,
+// reads its application's directory too, whatever "read" lists), the
+// directories of Watt's preload modules (the runtime's and the
+// application's "preload"), wattd's preload (its directory holds nothing else), the application's info file,
 // the /proc files the preload reads (procFiles), every node_modules
 // directory from the application's directory up to / (Watt allows its
 // project's and its application's, and those above its own package), and
@@ -78,6 +79,10 @@ func PermissionArgs(app capabilities.App, bin, preload string) ([]string, error)
 	}
 	allow("read", app.Dir)
 	allow("read", filepath.Dir(preload))
+	for _, m := range app.Watt.Preload {
+		// Watt's preload modules, and what they require beside them.
+		allow("read", filepath.Dir(m))
+	}
 	if app.InfoFile != "" {
 		allow("read", app.InfoFile)
 	}

@@ -29,6 +29,7 @@ http.createServer((req, res) => {
       case '/write': fs.writeFileSync(f, 'written'); return res.end('ok')
       case '/model': return res.end(process.permission ? 'on' : 'off')
       case '/dep': return res.end(dep)
+      case '/preloaded': return res.end(String(globalThis.preloaded))
       case '/mesh':
         return fetch('http://open.plt.local/model').then((r) => r.text()).then((t) => res.end('open:' + t), (e) => fail(res, e))
     }
@@ -67,7 +68,12 @@ func TestPermissions(t *testing.T) {
 			}
 			writeFiles(t, data, map[string]string{"allowed.txt": "allowed content"})
 			writeFiles(t, secret, map[string]string{"key.txt": "secret content"})
-			writeFiles(t, root, map[string]string{"node_modules/dep/index.js": "module.exports = 'dep loaded'\n"})
+			writeFiles(t, root, map[string]string{
+				"node_modules/dep/index.js": "module.exports = 'dep loaded'\n",
+				// Watt's preload, outside the application, with a module beside it.
+				"pre/setup.js":  "globalThis.preloaded = require('./helper.js')\n",
+				"pre/helper.js": "module.exports = 'preloaded'\n",
+			})
 			guarded := filepath.Join(root, "guarded")
 			open := filepath.Join(root, "open")
 			for _, d := range []string{guarded, open} {
@@ -86,6 +92,7 @@ func TestPermissions(t *testing.T) {
 				"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 				"entrypoint":   "guarded",
 				"compileCache": true,
+				"preload":      filepath.Join(root, "pre", "setup.js"),
 				"applications": []any{
 					map[string]any{"id": "guarded", "path": link, "workers": 2, "standby": 1,
 						"permissions": map[string]any{"fs": map[string]any{"read": []string{data}, "write": []string{"out"}}}},
@@ -115,6 +122,7 @@ func TestPermissions(t *testing.T) {
 			}
 			expect("/model", "", 200, "on")
 			expect("/dep", "", 200, "dep loaded") // a hoisted package, as in a workspace
+			expect("/preloaded", "", 200, "preloaded")
 			expect("/read", filepath.Join(data, "allowed.txt"), 200, "allowed content")
 			expect("/read", filepath.Join(secret, "key.txt"), 500, "ERR_ACCESS_DENIED")
 			expect("/read", "/etc/hostname", 500, "ERR_ACCESS_DENIED")
