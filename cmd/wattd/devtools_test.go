@@ -150,6 +150,15 @@ func TestInitWritesRunnableConfig(t *testing.T) {
 	if out, err := exec.Command(wattdBin, "init", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "--force") {
 		t.Fatalf("init over an existing watt.json: %v\n%s", err, out)
 	}
+	// A configuration in another format, which a watt.json would shadow.
+	other := t.TempDir()
+	copyDir(t, filepath.Join(dir, "web"), filepath.Join(other, "web"))
+	if err := os.WriteFile(filepath.Join(other, "watt.json5"), []byte("{applications: []}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(wattdBin, "init", other).CombinedOutput(); err == nil || !strings.Contains(string(out), "watt.json5 exists, and a new watt.json would be read instead") {
+		t.Fatalf("init beside a watt.json5: %v\n%s", err, out)
+	}
 	port := freePort(t)
 	d := startWattd(t, dir, port, startOpts{})
 	body := waitHTTP(t, d.url("/"), 20*time.Second)

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wattd/wattd/capabilities"
+	"github.com/wattd/wattd/supervisor/config"
 )
 
 // App folders that conventionally hold a project's applications; the first
@@ -65,6 +66,11 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 	target := filepath.Join(abs, "watt.json")
 	if _, err := os.Stat(target); err == nil && !force {
 		return &exitError{exitUsage, fmt.Errorf("%s exists; use --force to overwrite it", target)}
+	}
+	// A watt.json would shadow a configuration in another format (JSON
+	// comes first in Watt's order of names).
+	if other, _ := config.Find(abs); other != "" && other != target && !force {
+		return &exitError{exitUsage, fmt.Errorf("%s exists, and a new watt.json would be read instead of it; use --force to write it anyway", other)}
 	}
 	folder := ""
 	var apps []foundApp

@@ -30,6 +30,10 @@ var configNames = func() []string {
 	return names
 }()
 
+// Find returns the configuration file wattd start would read in dir
+// (the first of Watt's names, in any format), or "" when there is none.
+func Find(dir string) (string, error) { return findConfigFile(dir) }
+
 // findConfigFile returns the first of configNames that is a file in dir,
 // or "".
 func findConfigFile(dir string) (string, error) {
