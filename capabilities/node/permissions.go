@@ -86,9 +86,8 @@ func PermissionArgs(app capabilities.App, bin, preload string) ([]string, error)
 	if app.InfoFile != "" {
 		allow("read", app.InfoFile)
 	}
-	for _, f := range procFiles {
-		allow("read", f)
-	}
+	// As they are: /proc/self leads to wattd's own process here.
+	allowed["read"] = append(allowed["read"], procFiles...)
 	for _, d := range nodeModulesDirs(app.Dir) {
 		allow("read", d)
 	}

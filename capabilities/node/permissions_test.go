@@ -129,6 +129,11 @@ func TestPermissionArgs(t *testing.T) {
 					t.Errorf("no %s in %q", want, args)
 				}
 			}
+			for _, a := range args {
+				if strings.HasPrefix(a, "--allow-fs-read=/proc/") && !strings.HasPrefix(a, "--allow-fs-read=/proc/self/") && !strings.HasPrefix(a, "--allow-fs-read=/proc/stat") && !strings.HasPrefix(a, "--allow-fs-read=/proc/net/") {
+					t.Errorf("a /proc path resolved in wattd's process: %s", a)
+				}
+			}
 			if slices.Contains(args, "--allow-fs-read="+filepath.Join(appDir, "node_modules")) {
 				t.Errorf("the application's node_modules is listed beside its directory, which covers it: %q", args)
 			}
