@@ -17,10 +17,11 @@ import (
 )
 
 // Watt reads its configuration files as JSON, JSON5, YAML or TOML, by
-// extension. wattd turns JSON5 (json5.go), YAML and TOML into the same tree a JSON file
-// gives (objects, arrays, strings, json.Number, booleans, null), so
-// placeholders, the schema and every check after them work unchanged; the
-// document also keeps where each value was written, for messages.
+// extension. wattd turns JSON5 (json5.go), YAML and TOML into the same
+// tree a JSON file gives (objects, arrays, strings, json.Number, booleans,
+// null), so placeholders, the schema and every check after them work
+// unchanged; the document also keeps where each value was written, for
+// messages.
 
 // decodeFile parses a configuration file by its extension.
 func decodeFile(path string, data []byte) (*document, *syntaxError, []issue) {
@@ -34,11 +35,11 @@ func decodeFile(path string, data []byte) (*document, *syntaxError, []issue) {
 		return decodeTOML(data)
 	case ".json5":
 		data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-		json, syntax := json5ToJSON(data)
+		text, syntax := json5ToJSON(data)
 		if syntax != nil {
 			return nil, syntax, nil
 		}
-		return decodeJSON(json)
+		return decodeJSON(text)
 	}
 	return decodeJSON(data)
 }
