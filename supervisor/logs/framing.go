@@ -20,15 +20,23 @@ import (
 // joined, and a line that starts with the time Go's standard logger writes
 // starts an entry.
 //
-// Only an entry that may go on waits, and for joinWindow at most: one whose
-// read had more after it, whose last line is a stack frame, indented, or
-// opens a block, or that is an error's first line. A plain single line is logged as soon as the writer takes
-// it, so framing adds no delay to ordinary output.
+// Only an entry that may go on waits, and for joinWindow at most (a Go
+// runtime report: goReportWindow): one whose read had more after it, whose
+// last line is a stack frame, indented, or opens a block, or that is an
+// error's first line. A plain single line is logged as soon as the writer
+// takes it, so framing adds no delay to ordinary output.
 
 const (
 	// joinWindow is how long an entry that may go on waits for its next
 	// line, and how close a continuation line from a later read must come.
 	joinWindow = 20 * time.Millisecond
+	// goReportWindow is joinWindow for the Go runtime's report of a panic
+	// or a fatal error: the dying runtime prints it in dozens of small
+	// writes, and on a loaded machine the process may be descheduled
+	// between two of them for longer than joinWindow. Nothing else comes
+	// from a process in the middle of its report, so the wait costs only
+	// the delay of that one entry.
+	goReportWindow = 100 * time.Millisecond
 	// maxEntryLines and maxEntryBytes bound one entry, so that a flood
 	// read in large chunks is still logged in pieces of sensible size.
 	maxEntryLines = 200
@@ -87,7 +95,15 @@ func (e *entry) accepts(l line) bool {
 		return false
 	}
 	return e.more || (continuation(l.text) || e.goReport && goReportLine.MatchString(l.text) ||
-		e.stack && (l.text == "" || nodeVersion.MatchString(l.text))) && l.at.Sub(e.last) <= joinWindow
+		e.stack && (l.text == "" || nodeVersion.MatchString(l.text))) && l.at.Sub(e.last) <= e.window()
+}
+
+// window is how long e waits for its next line.
+func (e *entry) window() time.Duration {
+	if e.goReport {
+		return goReportWindow
+	}
+	return joinWindow
 }
 
 // nodeVersion matches the line Node.js ends its report of an uncaught
@@ -123,7 +139,7 @@ var errorHeader = regexp.MustCompile(`^(Uncaught )?([A-Za-z_$][\w$.]*)?(Error|Ex
 // are not indented (the blank line after the head, "goroutine 1
 // [running]:", "main.main()", "created by ...") are not continuations by
 // their shape: such an entry takes them too (goReportLine), and stays open
-// until no line has come for joinWindow.
+// until no line has come for goReportWindow.
 var goReportHead = regexp.MustCompile(`^(panic: |fatal error: )`)
 
 // goReportLine matches the unindented lines of a Go runtime report: blank
@@ -191,13 +207,13 @@ func (f *framer) flush(stream string) {
 	}
 }
 
-// flushStale writes the held entries whose last line came joinWindow ago or
-// earlier, and returns how long until the next of the others is due (0 when
+// flushStale writes the held entries whose last line came their window ago
+// or earlier, and returns how long until the next of the others is due (0 when
 // none is held).
 func (f *framer) flushStale(now time.Time) time.Duration {
 	var next time.Duration
 	for stream, p := range f.pending {
-		due := p.last.Add(joinWindow).Sub(now)
+		due := p.last.Add(p.window()).Sub(now)
 		if due <= 0 {
 			f.flush(stream)
 			continue

@@ -146,6 +146,26 @@ func TestSingleLineIsNotHeld(t *testing.T) {
 	}
 }
 
+// TestGoReportWaitsLonger: the Go runtime's report of a panic still takes
+// a line that comes after a stall longer than joinWindow, and is written
+// once goReportWindow has passed without one.
+func TestGoReportWaitsLonger(t *testing.T) {
+	var emitted []string
+	f := framer{pending: map[string]*entry{}, emit: func(e *entry) { emitted = append(emitted, e.text()) }}
+	now := time.Now()
+	f.add(line{at: now, text: "panic: boom", stream: "stderr"})
+	f.add(line{at: now, text: "", stream: "stderr"})
+	now = now.Add(3 * joinWindow)
+	if next := f.flushStale(now); next <= 0 || len(emitted) != 0 {
+		t.Fatalf("after 3 joinWindows: next %v, emitted %q", next, emitted)
+	}
+	f.add(line{at: now, text: "goroutine 1 [running]:", stream: "stderr"})
+	f.add(line{at: now.Add(time.Millisecond), text: "main.main()", stream: "stderr"})
+	if next := f.flushStale(now.Add(time.Millisecond + goReportWindow)); next != 0 || len(emitted) != 1 || emitted[0] != "panic: boom\n\ngoroutine 1 [running]:\nmain.main()" {
+		t.Fatalf("after goReportWindow: next %v, emitted %q", next, emitted)
+	}
+}
+
 // TestHeldEntryIsWrittenAfterJoinWindow: a trace whose last line came
 // alone (nothing follows for a while) is still written, about joinWindow
 // later, without waiting for more output or Close.

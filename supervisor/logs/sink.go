@@ -51,6 +51,10 @@ type Options struct {
 	// are not logged. Plain lines are info (stdout) or error (stderr) and
 	// are always passed on, as Watt does. Nil passes everything.
 	Level zapcore.LevelEnabler
+
+	// clock, when set, replaces time.Now for the arrival of lines and the
+	// framing's join window, so that tests do not depend on scheduling.
+	clock func() time.Time
 }
 
 // Counts are the lines of worker output lost on the way to the log.
@@ -76,6 +80,7 @@ type Sink struct {
 	maxLine int
 	counts  *Counts              // nil: not shared
 	level   zapcore.LevelEnabler // nil: every structured line
+	clock   func() time.Time     // time.Now but in tests
 
 	queue  chan line
 	notify chan struct{} // wakes an idle writer so a drop count gets reported
@@ -129,7 +134,11 @@ func NewSink(logger *zap.Logger, opts Options) *Sink {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	if opts.clock == nil {
+		opts.clock = time.Now
+	}
 	s := &Sink{
+		clock:   opts.clock,
 		maxLine: opts.MaxLineBytes,
 		counts:  opts.Counts,
 		level:   opts.Level,
@@ -395,7 +404,7 @@ func (s *Sink) push(stream string, b []byte, truncated, more bool) {
 		s.counts.Truncated.Add(1)
 	}
 	select {
-	case s.queue <- line{at: time.Now(), text: text, stream: stream, truncated: truncated, more: more}:
+	case s.queue <- line{at: s.clock(), text: text, stream: stream, truncated: truncated, more: more}:
 	default:
 		s.dropped.Add(1)
 		s.unreported.Add(1)
@@ -447,7 +456,7 @@ func (s *Sink) write() {
 			}
 		case <-hold.C:
 			armed = false
-			if next := f.flushStale(time.Now()); next > 0 {
+			if next := f.flushStale(s.clock()); next > 0 {
 				hold.Reset(next)
 				armed = true
 			}

@@ -73,11 +73,21 @@ func relay(t *testing.T, stream, text string) []observer.LoggedEntry {
 }
 
 // relayWrites runs each write through a pipe on its own, as a worker's
-// separate writes reach wattd, and returns what was logged.
+// separate writes reach wattd, and returns what was logged. The writes
+// come a microsecond apart on the sink's clock however the goroutines are
+// scheduled, as a worker's writes in a row do: the framing sees reads and
+// shapes, and a stall of the test never parts an entry.
 func relayWrites(t *testing.T, stream string, writes ...string) []observer.LoggedEntry {
 	t.Helper()
 	logger, logs := observed()
-	s := NewSink(logger, Options{})
+	var mu sync.Mutex
+	now := time.Now()
+	s := NewSink(logger, Options{clock: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Microsecond)
+		return now
+	}})
 	pr, pw := io.Pipe()
 	s.Follow(pr, stream)
 	for _, w := range writes {
