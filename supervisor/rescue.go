@@ -55,9 +55,13 @@ const relayLinger = 5 * time.Second
 // rescue relays the connections queued on one slot's socket; stop ends it.
 type rescue struct {
 	fd int // wattd's own copy of the socket, closed when run ends
-	// wake is a pipe polled beside fd: stop writes to it, so that run
-	// ends at once rather than at its next tick.
-	wake    [2]int
+	// wake is a pipe watched beside fd: stop writes to it, so that run
+	// ends at once.
+	wake [2]int
+	// ep is an epoll instance of the rescue's own that watches fd and
+	// wake[0], level-triggered; it is itself waited for in Go's poller
+	// (see accept), so a rescue holds no OS thread while it waits.
+	ep      *os.File
 	targets []*net.TCPAddr // tried in turn
 	log     *zap.Logger
 	relayed atomic.Int64
@@ -74,8 +78,8 @@ type rescue struct {
 	dialing sync.WaitGroup
 }
 
-// rescueTick is how often a rescue looks at the queue, and so how long
-// it takes to stop.
+// rescueTick bounds how long wait waits for a rescue to let go of its
+// copy of the socket.
 const rescueTick = 50 * time.Millisecond
 
 // startRescue begins relaying what is queued on s's public socket, if
@@ -89,11 +93,16 @@ func (rt *Runtime) startRescue(s *slot) *rescue {
 		return nil
 	}
 	addr := s.addr
-	// The rescue polls its copy and accepts only what poll says is there,
-	// by hand rather than through Go's poller: the socket's blocking mode
-	// belongs to the programs that share it (wattd never changes it, but
-	// a worker may put it in blocking mode, and a passed socket may come
-	// in it), and an accept that blocks could not be stopped.
+	// The rescue watches its copy with an epoll instance of its own and
+	// accepts only what that says is there, rather than putting the socket
+	// in Go's poller: the socket's blocking mode belongs to the programs
+	// that share it (wattd never changes it, but a worker may put it in
+	// blocking mode, and a passed socket may come in it), and an accept
+	// that blocks could not be stopped. The epoll instance is wattd's
+	// alone, so it is made non-blocking and waited for in Go's poller:
+	// a rescue must not hold an OS thread while it waits, for a crash
+	// storm starts one per slot, and under a max user processes limit a
+	// Go runtime that cannot start a thread ends wattd.
 	fd, err := listeners.Dup(s.listeners[0])
 	s.sockMu.Unlock()
 	if err != nil {
@@ -102,7 +111,7 @@ func (rt *Runtime) startRescue(s *slot) *rescue {
 	}
 	r := &rescue{fd: fd, targets: relayTargets(addr), log: s.log, sem: make(chan struct{}, maxRelays),
 		stopped: make(chan struct{}), done: make(chan struct{})}
-	if err := unix.Pipe2(r.wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	if err := r.watch(); err != nil {
 		unix.Close(fd)
 		s.log.Debug("not relaying the connections queued on the slot's socket", zap.Error(err))
 		return nil
@@ -110,6 +119,35 @@ func (rt *Runtime) startRescue(s *slot) *rescue {
 	r.dialer = net.Dialer{Timeout: relayDialTimeout, Control: r.bindOwn}
 	go r.run()
 	return r
+}
+
+// watch makes the wake pipe and the epoll instance that watches it and
+// the socket. On an error nothing of them is left open.
+func (r *rescue) watch() error {
+	if err := unix.Pipe2(r.wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return err
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err == nil {
+		for _, fd := range []int{r.fd, r.wake[0]} {
+			if err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = unix.SetNonblock(ep, true)
+		}
+		if err != nil {
+			unix.Close(ep)
+		}
+	}
+	if err != nil {
+		unix.Close(r.wake[0])
+		unix.Close(r.wake[1])
+		return fmt.Errorf("epoll: %w", err)
+	}
+	r.ep = os.NewFile(uintptr(ep), "rescue-epoll")
+	return nil
 }
 
 // relayTargets are the addresses a relay connects to, in turn: the port's,
@@ -174,14 +212,14 @@ func (r *rescue) run() {
 	defer close(r.done)
 	defer unix.Close(r.wake[0])
 	defer unix.Close(r.fd)
-	pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.wake[0]), Events: unix.POLLIN}}
+	defer r.ep.Close()
 	for {
 		select {
 		case r.sem <- struct{}{}:
 		case <-r.stopped:
 			return
 		}
-		c, err := r.accept(pfd)
+		c, err := r.accept()
 		if c == nil {
 			<-r.sem
 			if err != nil {
@@ -209,19 +247,30 @@ func (r *rescue) run() {
 }
 
 // accept returns the next connection queued on the socket, or nil (with
-// no error) after a tick without one, or once stopped.
-func (r *rescue) accept(pfd []unix.PollFd) (*net.TCPConn, error) {
-	select {
-	case <-r.stopped:
-		return nil, nil
-	default:
+// no error) once stopped or when what was there is gone.
+func (r *rescue) accept() (*net.TCPConn, error) {
+	rc, err := r.ep.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
-	n, err := unix.Poll(pfd, int(rescueTick/time.Millisecond))
-	if err != nil && err != unix.EINTR {
-		return nil, fmt.Errorf("poll: %w", err)
+	var events [2]unix.EpollEvent
+	var werr error
+	// The poller calls this again each time the epoll instance reads as
+	// ready, which it does while the socket has a connection queued or
+	// the wake pipe a byte.
+	err = rc.Read(func(fd uintptr) bool {
+		n, err := unix.EpollWait(int(fd), events[:], 0)
+		if err != nil && err != unix.EINTR {
+			werr = err
+			return true
+		}
+		return n > 0
+	})
+	if err == nil {
+		err = werr
 	}
-	if n <= 0 || pfd[0].Revents&unix.POLLIN == 0 {
-		return nil, nil
+	if err != nil {
+		return nil, fmt.Errorf("epoll_wait: %w", err)
 	}
 	select {
 	case <-r.stopped:
