@@ -43,11 +43,13 @@ type App struct {
 
 	// InfoFile is the application's info file (ipc.EnvAppInfo), which the
 	// supervisor writes and a worker's preload reads; CompileCache is the
-	// module compile cache's directory, "" when off. A capability that
-	// restricts the file system (Watt.Permissions) lets its workers reach
-	// both.
+	// module compile cache's directory, "" when off. DiagDir is where the
+	// supervisor has a worker write the diagnostics it asks for (a heap
+	// snapshot). A capability that restricts the file system
+	// (Watt.Permissions) lets its workers reach the three.
 	InfoFile     string
 	CompileCache string
+	DiagDir      string
 }
 
 // WattApp carries the settings of Watt's application model that the

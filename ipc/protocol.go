@@ -174,6 +174,20 @@ const (
 	// them meanwhile would otherwise stay there, kept alive. A worker that
 	// ignores it only keeps that imbalance.
 	TypeShed = "shed"
+
+	// Diagnostics (optional; only to a worker whose hello listed the kind
+	// in Diagnostics). diagnose asks the worker for a heap snapshot
+	// (Diagnose.Kind DiagHeapSnapshot) written to Diagnose.Path, a file
+	// in a directory wattd made for it; diagnosed answers by the same ID,
+	// with Error set when it failed. Meanwhile the worker's event loop may
+	// be blocked for seconds: wattd does not hold that against it.
+	TypeDiagnose  = "diagnose"
+	TypeDiagnosed = "diagnosed"
+)
+
+// Diagnostic kinds.
+const (
+	DiagHeapSnapshot = "heapSnapshot" // V8's heap snapshot, the .heapsnapshot JSON
 )
 
 // Check kinds.
@@ -191,6 +205,8 @@ type Message struct {
 	Versions []int  `json:"versions,omitempty"`
 	PID      int    `json:"pid,omitempty"`
 	Runtime  string `json:"runtime,omitempty"` // e.g. "node v20.20.2"
+	// Diagnostics lists the diagnose kinds the worker takes.
+	Diagnostics []string `json:"diagnostics,omitempty"`
 
 	// welcome; Worker also in promote (the slot to take)
 	Version int    `json:"version,omitempty"`
@@ -235,6 +251,9 @@ type Message struct {
 
 	// checkSet, check, checked
 	Check *Check `json:"check,omitempty"`
+
+	// diagnose, diagnosed
+	Diagnose *Diagnose `json:"diagnose,omitempty"`
 
 	// healthSignals: JSON objects, each with a string "type"
 	Signals []json.RawMessage `json:"signals,omitempty"`
@@ -294,6 +313,16 @@ type Check struct {
 	StatusCode int    `json:"statusCode,omitempty"`
 	Body       string `json:"body,omitempty"`
 	Error      string `json:"error,omitempty"`
+}
+
+// Diagnose is a diagnostic wattd asks a worker for (diagnose: ID, Kind,
+// Path) and the worker's answer (diagnosed: the same ID and Kind, and
+// Error when it failed).
+type Diagnose struct {
+	ID    uint64 `json:"id"`
+	Kind  string `json:"kind"`
+	Path  string `json:"path,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // AppInfo is the content of the file named by WATTD_APP_INFO, written by

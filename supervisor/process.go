@@ -142,6 +142,7 @@ type proc struct {
 	pidsHits atomic.Uint64
 
 	checks checkBook // the app's custom checks and health signals (checks.go)
+	diag   diagBook  // the diagnostics it offers and those asked of it (diagnose.go)
 
 	statsMu sync.Mutex // guards stats, statsAt and delayPeak
 	stats   ipc.Stats
@@ -555,6 +556,7 @@ func (p *proc) readControl(app string, worker int) {
 	// never serves a request before it knows the mesh: the first mesh
 	// message would otherwise race the first request the slot's socket
 	// already holds.
+	p.diag.offer(m.Diagnostics)
 	welcome := &ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}
 	if p.meshTable != nil {
 		var seq uint64
@@ -612,9 +614,16 @@ func (p *proc) readControl(app string, worker int) {
 		case ipc.TypeStats:
 			if m.Stats != nil {
 				p.statsMu.Lock()
-				p.stats = *m.Stats
+				st := *m.Stats
+				if p.diag.takeAfter() {
+					// The first report after a diagnostic: its window holds
+					// the block of the event loop wattd asked for, and its
+					// utilisation and delay say nothing of the app's.
+					st.ELU, st.Delay = p.stats.ELU, nil
+				}
+				p.stats = st
 				p.statsAt = time.Now()
-				if d := m.Stats.Delay; d != nil {
+				if d := st.Delay; d != nil {
 					p.delayPeak.add(d.Max, d.P99)
 				}
 				p.statsMu.Unlock()
@@ -635,6 +644,14 @@ func (p *proc) readControl(app string, worker int) {
 			p.checks.set(m.Check)
 		case ipc.TypeChecked:
 			p.checks.answered(m.Check)
+		case ipc.TypeDiagnosed:
+			// An answer is a sign of life: the stats it could not send
+			// while it wrote are not held against it.
+			p.statsMu.Lock()
+			if p.diag.answered(m.Diagnose) && !p.statsAt.IsZero() {
+				p.statsAt = time.Now()
+			}
+			p.statsMu.Unlock()
 		case ipc.TypeHealthSignals:
 			p.checks.signalled(m.Signals)
 		case ipc.TypeSpans:

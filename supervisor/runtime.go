@@ -444,6 +444,7 @@ func New(opts Options) (_ *Runtime, err error) {
 func (rt *Runtime) resolve(cfg *config.Config, ac config.Application) (capabilities.Capability, capabilities.App, error) {
 	c, app, err := Resolve(cfg, ac, rt.mode, rt.dir.Path)
 	app.InfoFile = rt.dir.AppInfoFile(ac.ID)
+	app.DiagDir = DiagDir(rt.dir.Path)
 	return c, app, err
 }
 
@@ -580,8 +581,13 @@ func (rt *Runtime) depsOf(ac config.Application, byID map[string]*app) []*app {
 }
 
 // writeAppInfos writes the app info file of every application of cfg;
-// workers read theirs when they start.
+// workers read theirs when they start. It also makes the directory they
+// write diagnostics in (DiagDir): Node.js's permission model lets a
+// worker write under a directory only if it exists when the worker starts.
 func (rt *Runtime) writeAppInfos(cfg *config.Config) error {
+	if err := os.Mkdir(DiagDir(rt.dir.Path), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
 	infos := appInfos(cfg, rt.mode, rt.publicPort)
 	for _, ac := range cfg.Applications {
 		if err := writeAppInfo(rt.dir.AppInfoFile(ac.ID), infos[ac.ID]); err != nil {

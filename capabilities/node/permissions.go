@@ -86,6 +86,9 @@ func PermissionArgs(app capabilities.App, bin, preload string) ([]string, error)
 	if app.InfoFile != "" {
 		allow("read", app.InfoFile)
 	}
+	if app.DiagDir != "" {
+		allow("write", app.DiagDir)
+	}
 	// As they are: /proc/self leads to wattd's own process here.
 	allowed["read"] = append(allowed["read"], procFiles...)
 	for _, d := range nodeModulesDirs(app.Dir) {

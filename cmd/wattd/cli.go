@@ -847,6 +847,7 @@ func ctlCommand() *cli.Command {
 			ctlListCommand(jsonFlag, printJSON),
 			ctlConfigCommand(action, jsonFlag, socketFlag, nameFlag),
 			ctlEnvCommand(action, jsonFlag, socketFlag, nameFlag),
+			ctlHeapSnapshotCommand(action, jsonFlag, socketFlag, nameFlag),
 			injectCommand(connect, fail),
 			logsCommand(connect, fail),
 			ctlReloadCommand(action),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -360,4 +361,43 @@ func decodeError(resp *http.Response, body []byte) error {
 		msg = "no details"
 	}
 	return &APIError{StatusCode: resp.StatusCode, Message: fmt.Sprintf("wattd answered %s: %s", resp.Status, msg)}
+}
+
+// HeapSnapshot has worker (-1: wattd picks the lowest ready one) of app
+// take a V8 heap snapshot and copies it to w as it comes. It returns the
+// file name wattd gives it (heap-APP-N-TIME.heapsnapshot) and its size.
+// Nothing is written to w unless the snapshot was taken.
+func (c *Client) HeapSnapshot(ctx context.Context, app string, worker int, w io.Writer) (string, int64, error) {
+	path := "/v1/apps/" + url.PathEscape(app) + "/heap-snapshot"
+	if worker >= 0 {
+		path += "?worker=" + strconv.Itoa(worker)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+path, nil)
+	if err != nil {
+		return "", 0, fmt.Errorf("build request POST %s: %w", path, err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return "", 0, c.transportError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		answer, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		if err != nil {
+			return "", 0, fmt.Errorf("read answer from wattd at %s: %w", c.socket, err)
+		}
+		return "", 0, decodeError(resp, answer)
+	}
+	name := ""
+	if _, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil {
+		name = filepath.Base(params["filename"])
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("got %d of its %d bytes", n, resp.ContentLength)
+	}
+	if err != nil {
+		return name, n, fmt.Errorf("heap snapshot of app %q cut short: %w", app, err)
+	}
+	return name, n, nil
 }

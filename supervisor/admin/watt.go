@@ -196,7 +196,7 @@ func (w *wattAPI) routes() []route {
 		{http.MethodPost, p + "/applications/{id}/stop", write, unsupported(oneAppAlone)},
 		{http.MethodPost, p + "/applications/{id}/pprof/start", write, unsupported(profiling)},
 		{http.MethodPost, p + "/applications/{id}/pprof/stop", write, unsupported(profiling)},
-		{http.MethodPost, p + "/applications/{id}/heap-snapshot", write, unsupported("wattd does not take heap snapshots itself: start it with --inspect and take one from chrome://inspect")},
+		{http.MethodPost, p + "/applications/{id}/heap-snapshot", write, w.heapSnapshot},
 		{http.MethodGet, p + "/applications/{id}/repl", write, unsupported("wattd has no REPL into a worker: start it with --inspect and use the console of chrome://inspect")},
 		{"*", p + "/applications/{id}/proxy/{path...}", write, w.proxy},
 		{http.MethodGet, p + "/metrics", read, w.metrics},

@@ -5,6 +5,7 @@
 
 const net = require('node:net')
 const { PROTOCOL_VERSION, MAX_FRAME, EXIT_GRACE_MS, warn, guard } = require('./base.cjs')
+const { DIAGNOSTICS } = require('./diag.cjs')
 
 function openControl (state, fd) {
   if (fd === undefined) {
@@ -55,7 +56,7 @@ function openControl (state, fd) {
     }
   }))
 
-  writeFrame(state, { type: 'hello', versions: [PROTOCOL_VERSION], pid: process.pid, runtime: 'node ' + process.version })
+  writeFrame(state, { type: 'hello', versions: [PROTOCOL_VERSION], pid: process.pid, runtime: 'node ' + process.version, diagnostics: DIAGNOSTICS })
 
   // Say so when the process ends (process.exit, an uncaught exception, an
   // empty event loop): wattd then replaces this worker at once, instead of

@@ -55,7 +55,8 @@
 // for the npm undici package, at net.connect), requests.cjs (the per-request
 // hooks of optional features), metrics.cjs (request durations, event-loop
 // lag and GC, when wattd's metrics are on), tracing.cjs and tracecontext.cjs
-// (request ids, W3C trace context, spans; per request only while turned on).
+// (request ids, W3C trace context, spans; per request only while turned on),
+// diag.cjs (the heap snapshots wattd asks for).
 //
 // Rules these modules keep: only node: builtins; nothing it does may throw into
 // the app (every callback is guarded); none of its handles keeps the process
@@ -131,7 +132,8 @@ function main () {
 
   const { newState, parseListenFds, toInt, warn } = require('./base.cjs')
   require('./compilecache.cjs').startCompileCache()
-  const { openControl, startStats } = require('./control.cjs')
+  const { openControl, startStats, send } = require('./control.cjs')
+  const { onDiagnose } = require('./diag.cjs')
   const { patchListen, startDrain, startShed, sendReady } = require('./listen.cjs')
   const { startMeshClient, setTable } = require('./mesh-client.cjs')
   const { startMessaging } = require('./messaging.cjs')
@@ -154,6 +156,7 @@ function main () {
   state.handlers.set('drain', (msg) => startDrain(state, msg.timeoutMs))
   state.handlers.set('shed', () => startShed(state))
   state.handlers.set('mesh', (msg) => { if (state.mesh !== null) setTable(state.mesh, msg.mesh) })
+  state.handlers.set('diagnose', (msg) => onDiagnose(state, msg, send))
   if (config.controlFd !== undefined) openControl(state, toInt(config.controlFd))
   // A background app (node.hasServer false) listens for itself, if at all.
   if (appConfig.hasServer && (fds.http !== undefined || fds.mesh !== undefined || state.standby !== null)) patchListen(state, fds)

@@ -3,7 +3,11 @@
 // An upgrade (any path) switches to a protocol that echoes what it is sent,
 // and a CONNECT opens a tunnel that does the same.
 // Every answer names the peer address the request came from.
+// HEAP_OBJECTS=N keeps N small objects alive, for a heap that takes V8 a
+// while to write as a snapshot.
 const http = require('node:http')
+
+globalThis.ballast = Array.from({ length: Number(process.env.HEAP_OBJECTS || 0) }, (_, i) => ({ i, s: 'object ' + i }))
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x')
