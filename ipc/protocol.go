@@ -178,8 +178,8 @@ const (
 	// Diagnostics (optional; only to a worker whose hello listed the kind
 	// in Diagnostics). diagnose asks the worker for a heap snapshot
 	// (Diagnose.Kind DiagHeapSnapshot) written to Diagnose.Path, a file
-	// in a directory wattd made for it; diagnosed answers by the same ID,
-	// with Error set when it failed. Meanwhile the worker's event loop may
+	// in a directory wattd made for it, or starts or stops a CPU profile;
+	// diagnosed answers by the same ID, with Error set when it failed. Meanwhile the worker's event loop may
 	// be blocked for seconds: wattd does not hold that against it.
 	TypeDiagnose  = "diagnose"
 	TypeDiagnosed = "diagnosed"
@@ -188,6 +188,10 @@ const (
 // Diagnostic kinds.
 const (
 	DiagHeapSnapshot = "heapSnapshot" // V8's heap snapshot, the .heapsnapshot JSON
+	// A CPU profile, taken from start (IntervalMicros: the sampling
+	// interval) to stop, which writes it to Path: V8's .cpuprofile JSON.
+	DiagCPUProfileStart = "cpuProfileStart"
+	DiagCPUProfileStop  = "cpuProfileStop"
 )
 
 // Check kinds.
@@ -319,10 +323,11 @@ type Check struct {
 // Path) and the worker's answer (diagnosed: the same ID and Kind, and
 // Error when it failed).
 type Diagnose struct {
-	ID    uint64 `json:"id"`
-	Kind  string `json:"kind"`
-	Path  string `json:"path,omitempty"`
-	Error string `json:"error,omitempty"`
+	ID             uint64 `json:"id"`
+	Kind           string `json:"kind"`
+	Path           string `json:"path,omitempty"`
+	IntervalMicros int    `json:"intervalMicros,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // AppInfo is the content of the file named by WATTD_APP_INFO, written by

@@ -53,8 +53,13 @@ type diagBook struct {
 	// removed when it does.
 	asked map[uint64]askedDiag
 	// after: the next stats report's window holds the block of a
-	// diagnostic; its event-loop figures are not taken (readControl).
-	after bool
+	// diagnostic; its event-loop figures are not taken (readControl), nor
+	// those of the reports that come before afterUntil, while V8 frees
+	// what it took for the diagnostic.
+	after      bool
+	afterUntil time.Time
+	// interval is the sampling interval of the CPU profile running.
+	interval time.Duration
 }
 
 func (b *diagBook) offer(kinds []string) {
@@ -101,7 +106,9 @@ func (b *diagBook) answered(d *ipc.Diagnose) bool {
 	delete(b.asked, d.ID)
 	ch, waited := b.waiting[d.ID]
 	delete(b.waiting, d.ID)
-	b.after = b.after || ok
+	if ok {
+		b.after, b.afterUntil = true, time.Now().Add(diagAfterglow)
+	}
 	b.mu.Unlock()
 	if waited {
 		ch <- *d // buffered
@@ -111,21 +118,59 @@ func (b *diagBook) answered(d *ipc.Diagnose) bool {
 	return ok
 }
 
-// takeAfter reports, once, that a diagnostic ended since the last
-// report.
+func (b *diagBook) setInterval(d time.Duration) {
+	b.mu.Lock()
+	b.interval = d
+	b.mu.Unlock()
+}
+
+// takeInterval returns the interval of the CPU profile that ended, or
+// V8's default when it is not known.
+func (b *diagBook) takeInterval() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := b.interval
+	b.interval = 0
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	return d
+}
+
+// takeAfter reports whether a stats report arriving now follows a
+// diagnostic too closely to be judged: the first one after it, or one
+// within diagAfterglow of it.
 func (b *diagBook) takeAfter() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := b.after
+	s := b.after || time.Now().Before(b.afterUntil)
 	b.after = false
 	return s
 }
 
+// diagAfterglow is how long after a diagnostic a worker's event-loop
+// figures are not judged: V8 may still be freeing what it built (a heap
+// snapshot's graph) when the next report goes out.
+const diagAfterglow = time.Second
+
+// diagDoing says what a diagnostic of kind does, for messages.
+func diagDoing(kind string) string {
+	switch kind {
+	case ipc.DiagHeapSnapshot:
+		return "take a heap snapshot"
+	case ipc.DiagCPUProfileStart:
+		return "start a CPU profile"
+	case ipc.DiagCPUProfileStop:
+		return "stop its CPU profile"
+	}
+	return "take a " + kind
+}
+
 // diagnose asks the worker for a diagnostic of kind written to path, and
 // waits for its answer.
-func (p *proc) diagnose(ctx context.Context, kind, path string) error {
+func (p *proc) diagnose(ctx context.Context, kind, path string, intervalMicros int) error {
 	if !p.diag.takes(kind) {
-		return fmt.Errorf("%w: the worker does not take a %s (its runtime does not offer it on the control channel)", ErrConflict, kind)
+		return fmt.Errorf("%w: the worker cannot %s: its runtime does not offer it on the control channel (a Node.js worker does; see worker-protocol.md, diagnose)", ErrConflict, diagDoing(kind))
 	}
 	ch := make(chan ipc.Diagnose, 1)
 	b := &p.diag
@@ -142,20 +187,20 @@ func (p *proc) diagnose(ctx context.Context, kind, path string) error {
 		delete(b.waiting, id)
 		b.mu.Unlock()
 	}()
-	if err := p.send(&ipc.Message{Type: ipc.TypeDiagnose, Diagnose: &ipc.Diagnose{ID: id, Kind: kind, Path: path}}); err != nil {
+	if err := p.send(&ipc.Message{Type: ipc.TypeDiagnose, Diagnose: &ipc.Diagnose{ID: id, Kind: kind, Path: path, IntervalMicros: intervalMicros}}); err != nil {
 		b.mu.Lock()
 		delete(b.asked, id)
 		b.mu.Unlock()
-		return fmt.Errorf("ask for a %s: %w", kind, err)
+		return fmt.Errorf("ask the worker to %s: %w", diagDoing(kind), err)
 	}
 	select {
 	case d := <-ch:
 		if d.Error != "" {
-			return fmt.Errorf("the worker could not take a %s: %s", kind, d.Error)
+			return fmt.Errorf("the worker could not %s: %s", diagDoing(kind), d.Error)
 		}
 		return nil
 	case <-p.exited:
-		return fmt.Errorf("%w: the worker exited (%s) before it finished its %s", ErrConflict, p.exitReason(), kind)
+		return fmt.Errorf("%w: the worker exited (%s) before it could %s", ErrConflict, p.exitReason(), diagDoing(kind))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -170,34 +215,44 @@ func (rt *Runtime) HeapSnapshot(ctx context.Context, id string, worker int) (*os
 	if err != nil {
 		return nil, 0, err
 	}
-	index := s.index
+	f, err := rt.diagFile(ctx, p, s, ipc.DiagHeapSnapshot, "heapsnapshot")
+	if err != nil {
+		return nil, 0, fmt.Errorf("heap snapshot of app %q worker %d: %w", s.app.id, s.index, err)
+	}
+	return f, s.index, nil
+}
+
+// diagFile asks worker p of slot s for a diagnostic that it writes to a
+// file (heap snapshot, CPU profile), and returns the file open and
+// already removed.
+func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext string) (*os.File, error) {
 	dir := DiagDir(rt.dir.Path)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, 0, fmt.Errorf("heap snapshot: %w", err)
+		return nil, err
 	}
-	path := filepath.Join(dir, fmt.Sprintf("heap-%s-%d-%d.heapsnapshot", id, index, time.Now().UnixNano()))
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.%s", s.app.id, s.index, time.Now().UnixNano(), ext))
 	// Whatever happens (an error, a worker that answers after the
 	// timeout), the file does not stay.
 	defer os.Remove(path)
 	ctx, cancel := context.WithTimeout(ctx, diagTimeout)
 	defer cancel()
 	start := time.Now()
-	log := s.log.With(zap.Int("pid", p.pid))
-	log.Info("taking a heap snapshot")
-	if err := p.diagnose(ctx, ipc.DiagHeapSnapshot, path); err != nil {
-		log.Warn("heap snapshot failed", zap.Error(err))
-		return nil, 0, fmt.Errorf("heap snapshot of app %q worker %d: %w", id, index, err)
+	log := s.log.With(zap.Int("pid", p.pid), zap.String("diagnostic", kind))
+	log.Info("asking the worker for a diagnostic")
+	if err := p.diagnose(ctx, kind, path, 0); err != nil {
+		log.Warn("diagnostic failed", zap.Error(err))
+		return nil, err
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("heap snapshot of app %q worker %d: the worker answered, but: %w", id, index, err)
+		return nil, fmt.Errorf("the worker answered, but: %w", err)
 	}
 	var size int64
 	if fi, err := f.Stat(); err == nil {
 		size = fi.Size()
 	}
-	log.Info("heap snapshot taken", zap.Int64("bytes", size), zap.Duration("took", time.Since(start).Round(time.Millisecond)))
-	return f, index, nil
+	log.Info("diagnostic taken", zap.Int64("bytes", size), zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	return f, nil
 }
 
 // diagWorker is the worker of app id's slot worker (-1: the lowest ready
@@ -229,4 +284,39 @@ func (rt *Runtime) diagWorker(id string, worker int) (*proc, *slot, error) {
 		return nil, nil, fmt.Errorf("%w %q worker %d (its workers: %s)", ErrNotFound, id, worker, strings.Join(have, ", "))
 	}
 	return nil, nil, fmt.Errorf("%w: app %q has no ready worker; see wattd ctl ps", ErrConflict, id)
+}
+
+// StartCPUProfile starts V8's CPU profiler, sampling every interval, in
+// worker (-1: the lowest ready one) of app id, and returns the worker's
+// index. The profile runs until StopCPUProfile, or the worker's end.
+func (rt *Runtime) StartCPUProfile(ctx context.Context, id string, worker int, interval time.Duration) (int, error) {
+	p, s, err := rt.diagWorker(id, worker)
+	if err != nil {
+		return 0, err
+	}
+	micros := max(int(interval/time.Microsecond), 1)
+	ctx, cancel := context.WithTimeout(ctx, diagTimeout)
+	defer cancel()
+	if err := p.diagnose(ctx, ipc.DiagCPUProfileStart, "", micros); err != nil {
+		return 0, fmt.Errorf("CPU profile of app %q worker %d: %w", id, s.index, err)
+	}
+	p.diag.setInterval(time.Duration(micros) * time.Microsecond)
+	s.log.Info("CPU profile started", zap.Int("pid", p.pid), zap.Int("intervalMicros", micros))
+	return s.index, nil
+}
+
+// StopCPUProfile stops the CPU profile of worker (-1: the lowest ready
+// one) of app id and returns it, V8's .cpuprofile JSON, as an open file at
+// its start that is no longer in any directory, with the interval it was
+// sampled at and the worker's index.
+func (rt *Runtime) StopCPUProfile(ctx context.Context, id string, worker int) (*os.File, time.Duration, int, error) {
+	p, s, err := rt.diagWorker(id, worker)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	f, err := rt.diagFile(ctx, p, s, ipc.DiagCPUProfileStop, "cpuprofile")
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("CPU profile of app %q worker %d: %w", id, s.index, err)
+	}
+	return f, p.diag.takeInterval(), s.index, nil
 }

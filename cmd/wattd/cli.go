@@ -848,6 +848,7 @@ func ctlCommand() *cli.Command {
 			ctlConfigCommand(action, jsonFlag, socketFlag, nameFlag),
 			ctlEnvCommand(action, jsonFlag, socketFlag, nameFlag),
 			ctlHeapSnapshotCommand(action, jsonFlag, socketFlag, nameFlag),
+			ctlCPUProfileCommand(action, jsonFlag, socketFlag, nameFlag),
 			injectCommand(connect, fail),
 			logsCommand(connect, fail),
 			ctlReloadCommand(action),

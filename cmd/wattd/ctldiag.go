@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,8 +14,9 @@ import (
 	"github.com/wattd/wattd/supervisor/admin"
 )
 
-// heapSnapshotResult is what `wattd ctl heap-snapshot --json` prints.
-type heapSnapshotResult struct {
+// savedResult is what `wattd ctl heap-snapshot --json` and `wattd ctl
+// cpu-profile --json` print.
+type savedResult struct {
 	App   string `json:"app"`
 	File  string `json:"file"` // "-" when written to standard output
 	Bytes int64  `json:"bytes"`
@@ -53,23 +55,31 @@ func ctlHeapSnapshotCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 		},
 		Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
 			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-				app := c.Args().First()
-				res := heapSnapshotResult{App: app}
-				if c.String("output") == "-" {
-					_, n, err := cl.HeapSnapshot(ctx, app, c.Int("worker"), os.Stdout)
-					res.File, res.Bytes = "-", n
-					return res, func() {}, err
-				}
-				out, err := saveHeapSnapshot(ctx, cl, app, c.Int("worker"), c.String("dir"), c.String("output"))
-				if err != nil {
-					return nil, nil, err
-				}
-				res.File, res.Bytes = out.path, out.n
-				return res, func() {
-					fmt.Printf("heap snapshot of %s saved to %s (%s)\n", app, out.path, supervisor.FormatBytes(uint64(out.n)))
-				}, nil
+				return save(c, "heap snapshot", func(w io.Writer) (string, int64, error) {
+					return cl.HeapSnapshot(ctx, c.Args().First(), c.Int("worker"), w)
+				})
 			}),
 	}
+}
+
+// save runs fetch into where --output or --dir say (standard output for
+// --output -), and gives what ctl prints.
+func save(c *cli.Context, what string, fetch func(io.Writer) (string, int64, error)) (any, func(), error) {
+	app := c.Args().First()
+	res := savedResult{App: app}
+	if c.String("output") == "-" {
+		_, n, err := fetch(os.Stdout)
+		res.File, res.Bytes = "-", n
+		return res, func() {}, err
+	}
+	out, err := saveDownload(c.String("dir"), c.String("output"), what, fetch)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.File, res.Bytes = out.path, out.n
+	return res, func() {
+		fmt.Printf("%s of %s saved to %s (%s)\n", what, app, out.path, supervisor.FormatBytes(uint64(out.n)))
+	}, nil
 }
 
 type savedFile struct {
@@ -77,39 +87,94 @@ type savedFile struct {
 	n    int64
 }
 
-// saveHeapSnapshot writes the snapshot to a temporary file beside where it
-// goes and renames it there once whole, so that a failure leaves nothing.
-func saveHeapSnapshot(ctx context.Context, cl *admin.Client, app string, worker int, dir, output string) (savedFile, error) {
+// saveDownload writes what fetch downloads (a heap snapshot, a profile)
+// to a temporary file beside where it goes and renames it there once
+// whole, so that a failure leaves nothing. Without output, it is saved in
+// dir under the name fetch gives.
+func saveDownload(dir, output, what string, fetch func(io.Writer) (string, int64, error)) (savedFile, error) {
 	if output != "" {
 		dir = filepath.Dir(output)
 	} else if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, ".heap-*.part")
+	tmp, err := os.CreateTemp(dir, ".wattd-*.part")
 	if err != nil {
-		return savedFile{}, fmt.Errorf("cannot save the heap snapshot: %w", err)
+		return savedFile{}, fmt.Errorf("cannot save the %s: %w", what, err)
 	}
 	defer os.Remove(tmp.Name()) // once renamed, there is nothing to remove
-	name, n, err := cl.HeapSnapshot(ctx, app, worker, tmp)
+	name, n, err := fetch(tmp)
 	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("cannot save the heap snapshot: %w", cerr)
+		err = fmt.Errorf("cannot save the %s: %w", what, cerr)
 	}
 	if err != nil {
 		return savedFile{}, err
 	}
 	if output == "" {
 		if name == "" {
-			name = fmt.Sprintf("heap-%s-%s.heapsnapshot", app, time.Now().UTC().Format("2006-01-02T15-04-05Z"))
+			return savedFile{}, fmt.Errorf("wattd did not name the %s; give --output", what)
 		}
 		output = filepath.Join(dir, name)
 	}
 	if err := os.Rename(tmp.Name(), output); err != nil {
-		return savedFile{}, fmt.Errorf("cannot save the heap snapshot: %w", err)
+		return savedFile{}, fmt.Errorf("cannot save the %s: %w", what, err)
 	}
 	// It stays private (CreateTemp's 0600): a heap snapshot holds the
-	// strings of the process, its secrets among them.
+	// strings of the process, its secrets among them, and a profile the
+	// paths and names of its code.
 	if abs, err := filepath.Abs(output); err == nil {
 		output = abs
 	}
 	return savedFile{path: output, n: n}, nil
+}
+
+// ctlCPUProfileCommand is `wattd ctl cpu-profile APP`: V8's CPU profiler
+// runs in a worker of APP for --duration, and the profile is saved as
+// pprof (go tool pprof, flame graph tools) or, with --format cpuprofile,
+// as V8's .cpuprofile (Chrome DevTools' Performance tab).
+func ctlCPUProfileCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
+	flags = append(flags,
+		&cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"},
+		&cli.DurationFlag{Name: "duration", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "profile for this long (whole seconds, 1s to 1h)"},
+		&cli.DurationFlag{Name: "interval", Value: time.Millisecond, Usage: "sample every `INTERVAL` (10µs to 1s)"},
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "pprof", Usage: "pprof (go tool pprof, flame graphs) or cpuprofile (Chrome DevTools)"},
+		&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "save it in `DIR` under the name wattd gives it (default: the current directory)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save it as `FILE` (- for standard output)"},
+	)
+	return &cli.Command{
+		Name:         "cpu-profile",
+		Usage:        "profile a worker of APP with V8's CPU profiler for --duration and save the profile (pprof, or .cpuprofile for Chrome DevTools)",
+		ArgsUsage:    "APP",
+		BashComplete: completeApps,
+		Flags:        flags,
+		Before: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageErrorf("usage: wattd ctl cpu-profile [--worker N] [--duration D] [--format pprof|cpuprofile] [--dir DIR | --output FILE] APP (wattd ctl ps lists the apps)")
+			}
+			if c.IsSet("worker") && c.Int("worker") < 0 {
+				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
+			}
+			if d := c.Duration("duration"); d < time.Second || d > time.Hour || d%time.Second != 0 {
+				return usageErrorf("--duration %s: want whole seconds from 1s to 1h", d)
+			}
+			if d := c.Duration("interval"); d < 10*time.Microsecond || d > time.Second {
+				return usageErrorf("--interval %s: want 10µs to 1s", d)
+			}
+			if f := c.String("format"); f != "pprof" && f != "cpuprofile" {
+				return usageErrorf("--format %q: want pprof or cpuprofile", f)
+			}
+			if c.IsSet("dir") && c.IsSet("output") {
+				return usageErrorf("--dir and --output both say where to save it; give one")
+			}
+			if c.String("output") == "-" && ctlBool(c, "json") {
+				return usageErrorf("--output - writes the profile to standard output, where --json would print too; give one")
+			}
+			return nil
+		},
+		Action: action(func(c *cli.Context) time.Duration { return c.Duration("duration") + 2*time.Minute },
+			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
+				return save(c, "CPU profile", func(w io.Writer) (string, int64, error) {
+					return cl.CPUProfile(ctx, c.Args().First(), c.Int("worker"), c.Duration("duration"), c.Duration("interval"), c.String("format"), w)
+				})
+			}),
+	}
 }

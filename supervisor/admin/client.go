@@ -368,9 +368,38 @@ func decodeError(resp *http.Response, body []byte) error {
 // file name wattd gives it (heap-APP-N-TIME.heapsnapshot) and its size.
 // Nothing is written to w unless the snapshot was taken.
 func (c *Client) HeapSnapshot(ctx context.Context, app string, worker int, w io.Writer) (string, int64, error) {
-	path := "/v1/apps/" + url.PathEscape(app) + "/heap-snapshot"
+	q := url.Values{}
 	if worker >= 0 {
-		path += "?worker=" + strconv.Itoa(worker)
+		q.Set("worker", strconv.Itoa(worker))
+	}
+	return c.download(ctx, "heap snapshot of app "+strconv.Quote(app), "/v1/apps/"+url.PathEscape(app)+"/heap-snapshot", q, w)
+}
+
+// CPUProfile profiles worker (-1: the lowest ready one) of app for d with
+// V8's CPU profiler, sampling every interval (0: wattd's default), and
+// copies the profile to w: pprof (format "pprof" or "") or V8's
+// .cpuprofile JSON ("cpuprofile"). It returns the file name wattd gives
+// it and its size. Nothing is written to w unless the profile was taken.
+func (c *Client) CPUProfile(ctx context.Context, app string, worker int, d, interval time.Duration, format string, w io.Writer) (string, int64, error) {
+	q := url.Values{"seconds": {strconv.Itoa(int(d.Round(time.Second) / time.Second))}}
+	if worker >= 0 {
+		q.Set("worker", strconv.Itoa(worker))
+	}
+	if interval > 0 {
+		q.Set("intervalMicros", strconv.Itoa(int(interval/time.Microsecond)))
+	}
+	if format != "" {
+		q.Set("format", format)
+	}
+	return c.download(ctx, "CPU profile of app "+strconv.Quote(app), "/v1/apps/"+url.PathEscape(app)+"/cpu-profile", q, w)
+}
+
+// download POSTs to path and copies a 2xx answer's body, what it is, to
+// w, returning the name its Content-Disposition gives and its size. An
+// error answer is wattd's message, which says what failed.
+func (c *Client) download(ctx context.Context, what, path string, q url.Values, w io.Writer) (string, int64, error) {
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+path, nil)
 	if err != nil {
@@ -397,7 +426,7 @@ func (c *Client) HeapSnapshot(ctx context.Context, app string, worker int, w io.
 		err = fmt.Errorf("got %d of its %d bytes", n, resp.ContentLength)
 	}
 	if err != nil {
-		return name, n, fmt.Errorf("heap snapshot of app %q cut short: %w", app, err)
+		return name, n, fmt.Errorf("%s cut short: %w", what, err)
 	}
 	return name, n, nil
 }

@@ -23,6 +23,13 @@ type Diagnoser interface {
 	// a V8 heap snapshot, and returns it open and already unlinked, with
 	// the worker's index.
 	HeapSnapshot(ctx context.Context, id string, worker int) (*os.File, int, error)
+	// StartCPUProfile starts V8's CPU profiler in worker (-1: the lowest
+	// ready one) of app id, sampling every interval, and returns the
+	// worker's index; StopCPUProfile stops it and returns the profile
+	// (V8's .cpuprofile JSON, open and unlinked), its interval and the
+	// worker's index.
+	StartCPUProfile(ctx context.Context, id string, worker int, interval time.Duration) (int, error)
+	StopCPUProfile(ctx context.Context, id string, worker int) (*os.File, time.Duration, int, error)
 }
 
 var _ Diagnoser = (*supervisor.Runtime)(nil)
@@ -31,19 +38,29 @@ var _ Diagnoser = (*supervisor.Runtime)(nil)
 // snapshot as the body (application/octet-stream, the .heapsnapshot JSON
 // that Chrome's DevTools load), named in Content-Disposition.
 func (s *Server) heapSnapshot(r *http.Request) (int, any, error) {
-	id := r.PathValue("id")
-	if _, err := s.findApp(id); err != nil {
+	id, worker, err := s.appWorker(r)
+	if err != nil {
 		return 0, nil, err
 	}
-	worker := -1
-	if v := r.URL.Query().Get("worker"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, nil, badRequest("worker must be a whole number, 0 or more, not %q", v)
-		}
-		worker = n
-	}
 	return takeHeapSnapshot(s, r.Context(), id, worker)
+}
+
+// appWorker is the request's application (its {id}, which must exist) and
+// the query's worker=N, -1 when absent.
+func (s *Server) appWorker(r *http.Request) (string, int, error) {
+	id := r.PathValue("id")
+	if _, err := s.findApp(id); err != nil {
+		return "", 0, err
+	}
+	v := r.URL.Query().Get("worker")
+	if v == "" {
+		return id, -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return "", 0, badRequest("worker must be a whole number, 0 or more, not %q", v)
+	}
+	return id, n, nil
 }
 
 // workerSuffix is Watt's way of naming one worker of an application in
@@ -53,23 +70,40 @@ var workerSuffix = regexp.MustCompile(`^(.+):(\d+)$`)
 // heapSnapshot is Watt's POST /api/v1/applications/{id}/heap-snapshot,
 // which `wattpm heap-snapshot` calls; id is "app" or "app:N".
 func (w *wattAPI) heapSnapshot(s *Server, r *http.Request) (int, any, error) {
-	id, worker := r.PathValue("id"), -1
-	if m := workerSuffix.FindStringSubmatch(id); m != nil {
-		if _, err := s.findApp(id); err != nil {
+	a, worker, err := wattAppWorker(s, r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return takeHeapSnapshot(s, r.Context(), a.ID, worker)
+}
+
+// wattAppWorker is the application a Watt id names, and the worker its
+// ":N" does (-1 without).
+func wattAppWorker(s *Server, rawID string) (supervisor.AppStatus, int, error) {
+	id, worker := rawID, -1
+	if m := workerSuffix.FindStringSubmatch(rawID); m != nil {
+		if _, err := s.findApp(rawID); err != nil {
 			id = m[1]
 			worker, _ = strconv.Atoi(m[2])
 		}
 	}
-	if _, err := findWattApp(s, id); err != nil {
-		return 0, nil, err
+	a, err := findWattApp(s, id)
+	return a, worker, err
+}
+
+// diagnoser is the back end as a Diagnoser, or errUnsupported for what.
+func (s *Server) diagnoser(what string) (Diagnoser, error) {
+	d, ok := s.b.(Diagnoser)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", what, errUnsupported)
 	}
-	return takeHeapSnapshot(s, r.Context(), id, worker)
+	return d, nil
 }
 
 func takeHeapSnapshot(s *Server, ctx context.Context, id string, worker int) (int, any, error) {
-	d, ok := s.b.(Diagnoser)
-	if !ok {
-		return 0, nil, fmt.Errorf("heap snapshots: %w", errUnsupported)
+	d, err := s.diagnoser("heap snapshots")
+	if err != nil {
+		return 0, nil, err
 	}
 	f, index, err := d.HeapSnapshot(ctx, id, worker)
 	if err != nil {

@@ -194,8 +194,8 @@ func (w *wattAPI) routes() []route {
 		{http.MethodGet, p + "/applications/{id}/graphql-schema", read, unsupported("wattd does not collect GraphQL schemas; ask the application")},
 		{http.MethodPost, p + "/applications/{id}/start", write, unsupported(oneAppAlone)},
 		{http.MethodPost, p + "/applications/{id}/stop", write, unsupported(oneAppAlone)},
-		{http.MethodPost, p + "/applications/{id}/pprof/start", write, unsupported(profiling)},
-		{http.MethodPost, p + "/applications/{id}/pprof/stop", write, unsupported(profiling)},
+		{http.MethodPost, p + "/applications/{id}/pprof/start", write, w.pprofStart},
+		{http.MethodPost, p + "/applications/{id}/pprof/stop", write, w.pprofStop},
 		{http.MethodPost, p + "/applications/{id}/heap-snapshot", write, w.heapSnapshot},
 		{http.MethodGet, p + "/applications/{id}/repl", write, unsupported("wattd has no REPL into a worker: start it with --inspect and use the console of chrome://inspect")},
 		{"*", p + "/applications/{id}/proxy/{path...}", write, w.proxy},
@@ -207,7 +207,6 @@ func (w *wattAPI) routes() []route {
 // The 501 answers said more than once.
 const (
 	oneAppAlone = "wattd does not start or stop one application alone: it runs every application of watt.json (wattd ctl scale APP N changes its workers, wattd ctl restart APP restarts them)"
-	profiling   = "wattd does not profile workers itself: start it with --inspect and profile a worker from chrome://inspect"
 	removeApps  = "wattd does not remove applications at run time: remove them from watt.json and reload (wattd ctl reload, or SIGHUP)"
 )
 

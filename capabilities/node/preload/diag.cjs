@@ -1,13 +1,70 @@
 // Diagnostics wattd asks a worker for on the control channel ("diagnose",
-// ipc/protocol.go): a V8 heap snapshot written to the file wattd names, in
-// a directory of its runtime directory. V8 writes it in one synchronous
-// call, which blocks the event loop for as long as it takes; wattd knows
-// and does not hold that against the worker. The answer ("diagnosed")
-// carries the error when it failed.
+// ipc/protocol.go), each answered by "diagnosed" with the same id (and the
+// error when it failed):
+//
+//   * heapSnapshot: a V8 heap snapshot written to the file wattd names, in
+//     a directory of its runtime directory. V8 writes it in one synchronous
+//     call, which blocks the event loop for as long as it takes; wattd
+//     knows and does not hold that against the worker.
+//   * cpuProfileStart {intervalMicros} and cpuProfileStop {path}: V8's CPU
+//     profiler, through an inspector session of the process's own, from
+//     start to stop; the profile (Chrome's .cpuprofile JSON) is written to
+//     path, and wattd makes of it what its caller wants (pprof).
 'use strict'
 
 // The kinds this worker takes; its hello lists them.
-const DIAGNOSTICS = ['heapSnapshot']
+const DIAGNOSTICS = ['heapSnapshot', 'cpuProfileStart', 'cpuProfileStop']
+
+// The inspector session of the CPU profile being taken; null when none.
+let profiling = null
+
+function takeHeapSnapshot (d) {
+  if (typeof d.path !== 'string' || d.path === '') throw new Error('no path to write the heap snapshot to')
+  require('node:v8').writeHeapSnapshot(d.path)
+}
+
+// post runs an inspector command; an in-process session answers before
+// post returns.
+function post (session, method, params) {
+  let out
+  session.post(method, params, (err, res) => {
+    if (err) throw err
+    out = res
+  })
+  return out
+}
+
+function startCPUProfile (d) {
+  if (profiling !== null) throw new Error('a CPU profile is already being taken')
+  const { Session } = require('node:inspector')
+  const session = new Session()
+  session.connect()
+  try {
+    post(session, 'Profiler.enable')
+    const interval = Number.isInteger(d.intervalMicros) && d.intervalMicros > 0 ? d.intervalMicros : 1000
+    post(session, 'Profiler.setSamplingInterval', { interval })
+    post(session, 'Profiler.start')
+  } catch (err) {
+    session.disconnect()
+    throw err
+  }
+  profiling = session
+}
+
+function stopCPUProfile (d) {
+  if (profiling === null) throw new Error('no CPU profile is being taken')
+  if (typeof d.path !== 'string' || d.path === '') throw new Error('no path to write the CPU profile to')
+  const session = profiling
+  profiling = null
+  try {
+    const { profile } = post(session, 'Profiler.stop')
+    require('node:fs').writeFileSync(d.path, JSON.stringify(profile), { mode: 0o600 })
+  } finally {
+    session.disconnect()
+  }
+}
+
+const kinds = { heapSnapshot: takeHeapSnapshot, cpuProfileStart: startCPUProfile, cpuProfileStop: stopCPUProfile }
 
 // onDiagnose answers wattd's diagnose message with send (control.cjs).
 function onDiagnose (state, msg, send) {
@@ -15,10 +72,9 @@ function onDiagnose (state, msg, send) {
   if (!d || typeof d !== 'object') return
   const answer = { id: d.id, kind: d.kind }
   try {
-    if (d.kind !== 'heapSnapshot' || typeof d.path !== 'string' || d.path === '') {
-      throw new Error(`cannot take a ${d.kind}`)
-    }
-    require('node:v8').writeHeapSnapshot(d.path)
+    const take = Object.hasOwn(kinds, d.kind) ? kinds[d.kind] : null
+    if (take === null) throw new Error(`cannot take a ${d.kind}`)
+    take(d)
   } catch (err) {
     answer.error = (err && err.message) || String(err)
   }

@@ -1,5 +1,6 @@
 // A node:http app for the integration tests: / answers at once, /slow after
-// ?ms= milliseconds (in-flight work for graceful-stop tests), /exit exits.
+// ?ms= milliseconds (in-flight work for graceful-stop tests), /spin after
+// keeping the event loop busy for ?ms=, /exit exits.
 // An upgrade (any path) switches to a protocol that echoes what it is sent,
 // and a CONNECT opens a tunnel that does the same.
 // Every answer names the peer address the request came from.
@@ -9,8 +10,18 @@ const http = require('node:http')
 
 globalThis.ballast = Array.from({ length: Number(process.env.HEAP_OBJECTS || 0) }, (_, i) => ({ i, s: 'object ' + i }))
 
+// spinForProfile keeps the event loop busy for ms: /spin?ms=N, a function
+// a CPU profile of the worker shows by its name.
+function spinForProfile (ms) {
+  const until = Date.now() + ms
+  let x = 0
+  while (Date.now() < until) x += Math.sqrt(x + 1)
+  return x
+}
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x')
+  if (url.pathname === '/spin') spinForProfile(Number(url.searchParams.get('ms') || 10))
   const reply = () => {
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ app: process.env.WATTD_APP_ID, worker: process.env.WATTD_WORKER_ID, pid: process.pid, path: url.pathname, peer: req.socket.remoteAddress }))

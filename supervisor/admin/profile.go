@@ -1,0 +1,278 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/cpuprofile"
+)
+
+// CPU profiles: V8's CPU profiler in one worker, from start to stop, given
+// as pprof (what `go tool pprof` and Watt's `wattpm pprof` files are) or
+// as V8's own .cpuprofile JSON (what Chrome DevTools loads).
+
+const (
+	defaultProfileSeconds = 10
+	maxProfileSeconds     = 3600
+	// defaultProfileInterval is Watt's (intervalMicros 1000).
+	defaultProfileInterval = time.Millisecond
+	minProfileInterval     = 10 * time.Microsecond
+)
+
+// cpuProfile is POST /v1/apps/{id}/cpu-profile?worker=N&seconds=S&
+// intervalMicros=I&format=pprof|cpuprofile: the worker is profiled for S
+// seconds (default 10), and the profile is the answer's body. A client
+// that goes away ends the profile.
+func (s *Server) cpuProfile(r *http.Request) (int, any, error) {
+	id, worker, err := s.appWorker(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	seconds := defaultProfileSeconds
+	if v := q.Get("seconds"); v != "" {
+		if seconds, err = strconv.Atoi(v); err != nil || seconds < 1 || seconds > maxProfileSeconds {
+			return 0, nil, badRequest("seconds must be a whole number from 1 to %d, not %q", maxProfileSeconds, v)
+		}
+	}
+	interval, err := profileInterval(q.Get("intervalMicros"))
+	if err != nil {
+		return 0, nil, err
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "pprof"
+	}
+	if format != "pprof" && format != "cpuprofile" {
+		return 0, nil, badRequest("format must be pprof or cpuprofile, not %q", format)
+	}
+	d, err := s.diagnoser("CPU profiles")
+	if err != nil {
+		return 0, nil, err
+	}
+	index, err := d.StartCPUProfile(r.Context(), id, worker, interval)
+	if err != nil {
+		return 0, nil, err
+	}
+	t := time.NewTimer(time.Duration(seconds) * time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		// The client went away: the profile is stopped all the same, so
+		// that the worker does not go on collecting samples for nobody.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if f, _, _, err := d.StopCPUProfile(ctx, id, index); err == nil {
+			f.Close()
+		}
+		return 0, nil, r.Context().Err()
+	}
+	f, every, _, err := d.StopCPUProfile(r.Context(), id, index)
+	if err != nil {
+		return 0, nil, err
+	}
+	stamp := time.Now().UTC().Format("2006-01-02T15-04-05Z")
+	if format == "cpuprofile" {
+		return http.StatusOK, fileAnswer{f: f, name: fmt.Sprintf("cpu-%s-%d-%s.cpuprofile", id, index, stamp), log: s.log}, nil
+	}
+	b, err := pprofOf(f, every)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, bytesAnswer{b: b, name: fmt.Sprintf("cpu-%s-%d-%s.pb.gz", id, index, stamp)}, nil
+}
+
+// profileInterval reads intervalMicros; "" is the default.
+func profileInterval(v string) (time.Duration, error) {
+	if v == "" {
+		return defaultProfileInterval, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || time.Duration(n)*time.Microsecond < minProfileInterval || n > 1_000_000 {
+		return 0, badRequest("intervalMicros must be a whole number from %d to 1000000, not %q", minProfileInterval/time.Microsecond, v)
+	}
+	return time.Duration(n) * time.Microsecond, nil
+}
+
+// pprofOf reads a .cpuprofile, closes it, and gives it as pprof: gzipped
+// protocol buffers.
+func pprofOf(f *os.File, interval time.Duration) ([]byte, error) {
+	defer f.Close()
+	v8, err := cpuprofile.Read(f)
+	if err != nil {
+		return nil, err
+	}
+	p, err := cpuprofile.ToPprof(v8, interval)
+	if err != nil {
+		return nil, err
+	}
+	// V8's times are of a monotonic clock; the profile ended just now.
+	p.TimeNanos = time.Now().UnixNano() - p.DurationNanos
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// bytesAnswer sends b as the body, named name.
+type bytesAnswer struct {
+	b    []byte
+	name string
+}
+
+func (a bytesAnswer) write(_ context.Context, w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if a.name != "" {
+		w.Header().Set("Content-Disposition", `attachment; filename="`+a.name+`"`)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(a.b)
+}
+
+// wattProfileOptions is the body of Watt's pprof/start and pprof/stop.
+type wattProfileOptions struct {
+	Type           string `json:"type"`
+	IntervalMicros *int   `json:"intervalMicros"`
+	AllWorkers     bool   `json:"allWorkers"`
+}
+
+func readProfileOptions(r *http.Request) (wattProfileOptions, error) {
+	var o wattProfileOptions
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return o, err
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &o); err != nil {
+			return o, badRequest("the body is not the profiling options: %v", err)
+		}
+	}
+	switch o.Type {
+	case "", "cpu":
+	case "heap":
+		return o, &notImplemented{"wattd takes CPU profiles only; for memory, take a heap snapshot: wattpm heap-snapshot, or wattd ctl heap-snapshot"}
+	default:
+		return o, badRequest("type must be cpu, not %q", o.Type)
+	}
+	return o, nil
+}
+
+// profiledWorkers are the workers a Watt profiling request is for: the
+// one its id names ("api:1"), or without one the lowest ready (-1), or
+// with allWorkers every ready one.
+func profiledWorkers(s *Server, rawID string, all bool) (string, []int, error) {
+	a, worker, err := wattAppWorker(s, rawID)
+	if err != nil {
+		return "", nil, err
+	}
+	id := a.ID
+	if !all || worker >= 0 {
+		return id, []int{worker}, nil
+	}
+	var ws []int
+	for _, w := range a.Workers {
+		if w.State == supervisor.StateReady.String() {
+			ws = append(ws, w.Index)
+		}
+	}
+	if len(ws) == 0 {
+		return "", nil, fmt.Errorf("%w: app %q has no ready worker", ErrConflict, id)
+	}
+	return id, ws, nil
+}
+
+// wattProfileRequest is a pprof/start or pprof/stop request read: its
+// options, application, workers and the back end to ask.
+type wattProfileRequest struct {
+	opts    wattProfileOptions
+	id      string
+	workers []int
+	d       Diagnoser
+}
+
+func readWattProfileRequest(s *Server, r *http.Request) (wattProfileRequest, error) {
+	var q wattProfileRequest
+	var err error
+	if q.opts, err = readProfileOptions(r); err != nil {
+		return q, err
+	}
+	if q.id, q.workers, err = profiledWorkers(s, r.PathValue("id"), q.opts.AllWorkers); err != nil {
+		return q, err
+	}
+	q.d, err = s.diagnoser("CPU profiles")
+	return q, err
+}
+
+// pprofStart is Watt's POST /api/v1/applications/{id}/pprof/start.
+func (w *wattAPI) pprofStart(s *Server, r *http.Request) (int, any, error) {
+	q, err := readWattProfileRequest(s, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	o, id, workers, d := q.opts, q.id, q.workers, q.d
+	interval := defaultProfileInterval
+	if o.IntervalMicros != nil {
+		if interval, err = profileInterval(strconv.Itoa(*o.IntervalMicros)); err != nil {
+			return 0, nil, err
+		}
+	}
+	started := []int{}
+	for _, wk := range workers {
+		index, err := d.StartCPUProfile(r.Context(), id, wk, interval)
+		if err != nil {
+			return 0, nil, err
+		}
+		started = append(started, index)
+	}
+	if o.AllWorkers {
+		return http.StatusOK, map[string][]int{"workers": started}, nil
+	}
+	return http.StatusOK, map[string]any{}, nil
+}
+
+// pprofStop is Watt's POST /api/v1/applications/{id}/pprof/stop: the
+// profile as pprof, or with allWorkers each worker's, base64, in JSON.
+func (w *wattAPI) pprofStop(s *Server, r *http.Request) (int, any, error) {
+	q, err := readWattProfileRequest(s, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	o, id, workers, d := q.opts, q.id, q.workers, q.d
+	type workerProfile struct {
+		WorkerIndex int    `json:"workerIndex"`
+		Profile     string `json:"profile"`
+	}
+	var profiles []workerProfile
+	var errs []error
+	for _, wk := range workers {
+		f, every, index, err := d.StopCPUProfile(r.Context(), id, wk)
+		if err == nil {
+			var b []byte
+			if b, err = pprofOf(f, every); err == nil {
+				if !o.AllWorkers {
+					return http.StatusOK, bytesAnswer{b: b}, nil
+				}
+				profiles = append(profiles, workerProfile{WorkerIndex: index, Profile: base64.StdEncoding.EncodeToString(b)})
+				continue
+			}
+		}
+		errs = append(errs, err)
+	}
+	if len(profiles) == 0 {
+		return 0, nil, errors.Join(errs...)
+	}
+	return http.StatusOK, map[string]any{"profiles": profiles}, nil
+}
