@@ -23,14 +23,19 @@ function takeHeapSnapshot (d) {
   require('node:v8').writeHeapSnapshot(d.path)
 }
 
-// post runs an inspector command; an in-process session answers before
-// post returns.
+// post runs an inspector command and returns its result, or throws its
+// error; an in-process session answers before post returns (and what its
+// callback throws would only be a warning).
 function post (session, method, params) {
-  let out
+  let out, failure
+  let answered = false
   session.post(method, params, (err, res) => {
-    if (err) throw err
+    answered = true
+    failure = err
     out = res
   })
+  if (failure) throw failure
+  if (!answered) throw new Error(`the inspector did not answer ${method}`)
   return out
 }
 
