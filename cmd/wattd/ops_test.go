@@ -295,8 +295,10 @@ func TestBadConfigExitsBeforeStarting(t *testing.T) {
 func TestBackoffShowsTheNextStart(t *testing.T) {
 	integration(t)
 	dir := project(t, map[string]any{
-		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-		"restart":      map[string]any{"initialDelay": 4000, "maxDelay": 8000},
+		"server": map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		// resetAfter: a loaded machine may take over the default second
+		// to start a worker, and then an exit would not be in a row.
+		"restart":      map[string]any{"initialDelay": 4000, "maxDelay": 8000, "resetAfter": 60000},
 		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 1}},
 	})
 	d := startWattd(t, dir, freePort(t), startOpts{})

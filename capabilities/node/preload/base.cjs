@@ -39,6 +39,7 @@ function newState () {
     version: 0, // protocol version from welcome
     pending: [], // messages held back until welcome
     reportStats: null, // sends one stats report; set by startStats
+    skipBlock: null, // leaves a block of the loop out of the next report; set by startStats
     primary: null, // { server, name, requestedPort }
     servers: new Set(), // every server we manage: primary(s) and mesh
     sockets: new Set(), // open connections of those servers
@@ -68,7 +69,7 @@ function newState () {
     requestHooks: [], // per-request hooks of features that are on, see requests.cjs
     metrics: null, // request metrics, lag and GC when wattd's metrics are on, see metrics.cjs
     tracerProvider: null, // the application spans' provider while tracing is on, see appspans.cjs
-    delay: null, // the event-loop delay histogram when health checks judge it, see delay.cjs
+    delay: null, // the event-loop delay sampler when health checks judge it, see delay.cjs
     promRegistry: null, // the app's prom-client registry, once it asked for it (globals.cjs)
     appMetrics: undefined, // its text, for the next stats report (control.cjs)
     appMetricsReading: false,

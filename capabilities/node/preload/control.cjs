@@ -208,6 +208,12 @@ function startStats (state, intervalMs) {
     send(state, { type: 'stats', stats })
   })
   state.reportStats = report
+  // What wattd asked for blocked the loop (diag.cjs): the next report's
+  // utilisation starts from now, as its delay does.
+  state.skipBlock = () => {
+    prev = performance.eventLoopUtilization()
+    if (state.delay !== null) require('./delay.cjs').skipDelay(state.delay)
+  }
   const tick = () => {
     report()
     setTimeout(tick, untilAligned(intervalMs)).unref()

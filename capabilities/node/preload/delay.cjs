@@ -15,26 +15,34 @@ const { performance, createHistogram } = require('node:perf_hooks')
 
 const RESOLUTION_MS = 20
 
-// startDelay starts sampling and returns the histogram (nanoseconds).
+// startDelay starts sampling and returns the sampler: its histogram
+// (nanoseconds) and the time of the last sample.
 function startDelay () {
-  const h = createHistogram()
-  let last = performance.now()
+  const d = { h: createHistogram(), last: performance.now() }
   const t = setInterval(() => {
     const now = performance.now()
-    h.record(Math.max(1, Math.round((now - last) * 1e6)))
-    last = now
+    d.h.record(Math.max(1, Math.round((now - d.last) * 1e6)))
+    d.last = now
   }, RESOLUTION_MS)
   t.unref()
-  return h
+  return d
 }
 
 // delaySnapshot is the report's figures since the previous one, in
 // seconds, and starts the next window; null when nothing was sampled.
-function delaySnapshot (h) {
+function delaySnapshot (d) {
+  const h = d.h
   if (h.count === 0) return null
   const out = { max: h.max / 1e9, p99: h.percentile(99) / 1e9 }
   h.reset()
   return out
 }
 
-module.exports = { startDelay, delaySnapshot }
+// skipDelay leaves out of the samples the time since the last one: a
+// block of the loop that wattd asked for (a heap snapshot) is not the
+// app's delay.
+function skipDelay (d) {
+  d.last = performance.now()
+}
+
+module.exports = { startDelay, delaySnapshot, skipDelay }

@@ -83,6 +83,9 @@ function onDiagnose (state, msg, send) {
   } catch (err) {
     answer.error = (err && err.message) || String(err)
   }
+  // The block is wattd's doing, not the app's: left out of the next
+  // report's utilisation and delay.
+  if (state.skipBlock !== null) state.skipBlock()
   send(state, { type: 'diagnosed', diagnose: answer })
 }
 
