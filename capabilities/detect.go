@@ -75,3 +75,16 @@ func FindTool(env, name, install string) (string, error) {
 	}
 	return p, nil
 }
+
+// Ancestors is dir, cleaned, and each directory above it up to the root,
+// nearest first: where Node.js looks for node_modules, and where a
+// capability looks for a package the application depends on.
+func Ancestors(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
+}

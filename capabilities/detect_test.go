@@ -3,6 +3,7 @@ package capabilities
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -40,5 +41,18 @@ func TestPackageDeps(t *testing.T) {
 	}
 	if err := RequireDir(filepath.Join(t.TempDir(), "nope")); err == nil {
 		t.Fatal("RequireDir of a missing folder")
+	}
+}
+
+func TestAncestors(t *testing.T) {
+	for dir, want := range map[string][]string{
+		"/srv/app/":   {"/srv/app", "/srv", "/"},
+		"/srv/./a/..": {"/srv", "/"},
+		"/":           {"/"},
+		"rel/x":       {"rel/x", "rel", "."},
+	} {
+		if got := Ancestors(dir); !slices.Equal(got, want) {
+			t.Errorf("Ancestors(%q) = %q, want %q", dir, got, want)
+		}
 	}
 }

@@ -264,7 +264,7 @@ type Install struct {
 // node_modules/next in dir, then in each parent directory (so a package
 // hoisted to a workspace root is found too).
 func FindNext(dir string) (*Install, error) {
-	for d := dir; ; {
+	for _, d := range capabilities.Ancestors(dir) {
 		pkgDir := filepath.Join(d, "node_modules", "next")
 		raw, err := os.ReadFile(filepath.Join(pkgDir, "package.json"))
 		switch {
@@ -273,11 +273,6 @@ func FindNext(dir string) (*Install, error) {
 		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 			return nil, err
 		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
 	}
 	return nil, fmt.Errorf("next is not installed for %s (no node_modules/next there or above): run npm install in %s", dir, dir)
 }

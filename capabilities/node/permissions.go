@@ -140,15 +140,13 @@ func outermost(paths []string) []string {
 // nodeModulesDirs returns the node_modules directories in dir and above it.
 func nodeModulesDirs(dir string) []string {
 	var out []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+	for _, d := range capabilities.Ancestors(dir) {
 		nm := filepath.Join(d, "node_modules")
 		if st, err := os.Stat(nm); err == nil && st.IsDir() {
 			out = append(out, nm)
 		}
-		if filepath.Dir(d) == d {
-			return out
-		}
 	}
+	return out
 }
 
 // version is a Node.js release.

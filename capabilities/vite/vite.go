@@ -171,16 +171,11 @@ func checkDir(app capabilities.App) error {
 // resolve the vite package from dir: in dir, else in a parent directory (a
 // workspace that hoists its dependencies).
 func ViteCLI(dir string) (string, error) {
-	for d := dir; ; {
+	for _, d := range capabilities.Ancestors(dir) {
 		p := filepath.Join(d, viteBin)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 			return p, nil
 		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
 	}
 	return "", fmt.Errorf("vite is not installed: no %s in %s or a parent directory (run npm install)", viteBin, dir)
 }

@@ -30,7 +30,7 @@ func ctlHeapSnapshotCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 		&cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"},
 		&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "save it in `DIR` under the name wattd gives it (default: the current directory)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save it as `FILE` (- for standard output)"},
-		&cli.DurationFlag{Name: "timeout", Value: 6 * time.Minute, Usage: "give up after this long (a large heap takes a while)"},
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Minute, Usage: "give up after this long (a heap of GiBs takes minutes)"},
 	)
 	return &cli.Command{
 		Name:         "heap-snapshot",
