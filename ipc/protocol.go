@@ -192,6 +192,10 @@ const (
 	// interval) to stop, which writes it to Path: V8's .cpuprofile JSON.
 	DiagCPUProfileStart = "cpuProfileStart"
 	DiagCPUProfileStop  = "cpuProfileStop"
+	// A sampling heap profile, the same way (IntervalBytes: the mean
+	// bytes between samples): V8's .heapprofile JSON.
+	DiagHeapProfileStart = "heapProfileStart"
+	DiagHeapProfileStop  = "heapProfileStop"
 )
 
 // Check kinds.
@@ -327,6 +331,7 @@ type Diagnose struct {
 	Kind           string `json:"kind"`
 	Path           string `json:"path,omitempty"`
 	IntervalMicros int    `json:"intervalMicros,omitempty"`
+	IntervalBytes  int    `json:"intervalBytes,omitempty"`
 	Error          string `json:"error,omitempty"`
 }
 

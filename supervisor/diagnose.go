@@ -18,8 +18,8 @@ import (
 )
 
 // Diagnostics a worker takes of itself when asked: a heap snapshot (`wattd
-// ctl heap-snapshot`, `wattpm heap-snapshot`) or a CPU profile (`wattd ctl
-// cpu-profile`, `wattpm pprof`). wattd names a file in a directory of its
+// ctl heap-snapshot`, `wattpm heap-snapshot`), a CPU or heap profile
+// (`wattd ctl cpu-profile`, `heap-profile`, `wattpm pprof`). wattd names a file in a directory of its
 // runtime directory, the worker writes it there (V8 writes a snapshot in
 // one synchronous call), answers, and wattd hands the open file to the
 // caller, already removed from the directory, so that nothing is left
@@ -61,8 +61,9 @@ type diagBook struct {
 	// what it took for the diagnostic.
 	after      bool
 	afterUntil time.Time
-	// interval is the sampling interval of the CPU profile running.
-	interval time.Duration
+	// intervals are the sampling intervals of the profiles running, by
+	// type.
+	intervals map[string]int
 }
 
 func (b *diagBook) offer(kinds []string) {
@@ -121,23 +122,23 @@ func (b *diagBook) answered(d *ipc.Diagnose) bool {
 	return ok
 }
 
-func (b *diagBook) setInterval(d time.Duration) {
+func (b *diagBook) setInterval(typ string, every int) {
 	b.mu.Lock()
-	b.interval = d
+	if b.intervals == nil {
+		b.intervals = map[string]int{}
+	}
+	b.intervals[typ] = every
 	b.mu.Unlock()
 }
 
-// takeInterval returns the interval of the CPU profile that ended, or
-// V8's default when it is not known.
-func (b *diagBook) takeInterval() time.Duration {
+// takeInterval returns the interval of the profile of typ that ended, 0
+// when it is not known.
+func (b *diagBook) takeInterval(typ string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	d := b.interval
-	b.interval = 0
-	if d <= 0 {
-		d = time.Millisecond
-	}
-	return d
+	every := b.intervals[typ]
+	delete(b.intervals, typ)
+	return every
 }
 
 // takeAfter reports whether a stats report arriving now follows a
@@ -165,13 +166,18 @@ func diagDoing(kind string) string {
 		return "start a CPU profile"
 	case ipc.DiagCPUProfileStop:
 		return "stop its CPU profile"
+	case ipc.DiagHeapProfileStart:
+		return "start a heap profile"
+	case ipc.DiagHeapProfileStop:
+		return "stop its heap profile"
 	}
 	return "take a " + kind
 }
 
-// diagnose asks the worker for a diagnostic of kind written to path, and
+// ask asks the worker for the diagnostic d (its ID is set here), and
 // waits for its answer.
-func (p *proc) diagnose(ctx context.Context, kind, path string, intervalMicros int) error {
+func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) error {
+	kind, path := d.Kind, d.Path
 	if !p.diag.takes(kind) {
 		return fmt.Errorf("%w: the worker cannot %s: its runtime does not offer it on the control channel (a Node.js worker does; see worker-protocol.md, diagnose)", ErrConflict, diagDoing(kind))
 	}
@@ -190,16 +196,17 @@ func (p *proc) diagnose(ctx context.Context, kind, path string, intervalMicros i
 		delete(b.waiting, id)
 		b.mu.Unlock()
 	}()
-	if err := p.send(&ipc.Message{Type: ipc.TypeDiagnose, Diagnose: &ipc.Diagnose{ID: id, Kind: kind, Path: path, IntervalMicros: intervalMicros}}); err != nil {
+	d.ID = id
+	if err := p.send(&ipc.Message{Type: ipc.TypeDiagnose, Diagnose: d}); err != nil {
 		b.mu.Lock()
 		delete(b.asked, id)
 		b.mu.Unlock()
 		return fmt.Errorf("ask the worker to %s: %w", diagDoing(kind), err)
 	}
 	select {
-	case d := <-ch:
-		if d.Error != "" {
-			return fmt.Errorf("the worker could not %s: %s", diagDoing(kind), d.Error)
+	case a := <-ch:
+		if a.Error != "" {
+			return fmt.Errorf("the worker could not %s: %s", diagDoing(kind), a.Error)
 		}
 		return nil
 	case <-p.exited:
@@ -242,7 +249,7 @@ func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext str
 	start := time.Now()
 	log := s.log.With(zap.Int("pid", p.pid), zap.String("diagnostic", kind))
 	log.Info("asking the worker for a diagnostic")
-	if err := p.diagnose(ctx, kind, path, 0); err != nil {
+	if err := p.ask(ctx, &ipc.Diagnose{Kind: kind, Path: path}); err != nil {
 		log.Warn("diagnostic failed", zap.Error(err))
 		return nil, err
 	}
@@ -289,37 +296,65 @@ func (rt *Runtime) diagWorker(id string, worker int) (*proc, *slot, error) {
 	return nil, nil, fmt.Errorf("%w: app %q has no ready worker; see wattd ctl ps", ErrConflict, id)
 }
 
-// StartCPUProfile starts V8's CPU profiler, sampling every interval, in
-// worker (-1: the lowest ready one) of app id, and returns the worker's
-// index. The profile runs until StopCPUProfile, or the worker's end.
-func (rt *Runtime) StartCPUProfile(ctx context.Context, id string, worker int, interval time.Duration) (int, error) {
+// Profile types: V8's CPU profiler, its sampling heap profiler.
+const (
+	ProfileCPU  = "cpu"
+	ProfileHeap = "heap"
+)
+
+// profileKinds are the diagnose kinds that start and stop a profile of
+// each type, and what the file wattd has the worker write is called.
+var profileKinds = map[string]struct{ start, stop, ext string }{
+	ProfileCPU:  {ipc.DiagCPUProfileStart, ipc.DiagCPUProfileStop, "cpuprofile"},
+	ProfileHeap: {ipc.DiagHeapProfileStart, ipc.DiagHeapProfileStop, "heapprofile"},
+}
+
+// StartProfile starts a profile of typ (ProfileCPU, ProfileHeap) in worker
+// (-1: the lowest ready one) of app id, sampling every interval
+// (microseconds for CPU, bytes for the heap), and returns the worker's
+// index. The profile runs until StopProfile, or the worker's end.
+func (rt *Runtime) StartProfile(ctx context.Context, id string, worker int, typ string, interval int) (int, error) {
+	k, ok := profileKinds[typ]
+	if !ok {
+		return 0, fmt.Errorf("%w: no profile of type %q", ErrInvalidConfig, typ)
+	}
 	p, s, err := rt.diagWorker(id, worker)
 	if err != nil {
 		return 0, err
 	}
-	micros := max(int(interval/time.Microsecond), 1)
+	interval = max(interval, 1)
 	ctx, cancel := context.WithTimeout(ctx, diagTimeout)
 	defer cancel()
-	if err := p.diagnose(ctx, ipc.DiagCPUProfileStart, "", micros); err != nil {
-		return 0, fmt.Errorf("CPU profile of app %q worker %d: %w", id, s.index, err)
+	d := &ipc.Diagnose{Kind: k.start}
+	if typ == ProfileCPU {
+		d.IntervalMicros = interval
+	} else {
+		d.IntervalBytes = interval
 	}
-	p.diag.setInterval(time.Duration(micros) * time.Microsecond)
-	s.log.Info("CPU profile started", zap.Int("pid", p.pid), zap.Int("intervalMicros", micros))
+	if err := p.ask(ctx, d); err != nil {
+		return 0, fmt.Errorf("%s profile of app %q worker %d: %w", typ, id, s.index, err)
+	}
+	p.diag.setInterval(typ, interval)
+	s.log.Info("profile started", zap.Int("pid", p.pid), zap.String("type", typ), zap.Int("interval", interval))
 	return s.index, nil
 }
 
-// StopCPUProfile stops the CPU profile of worker (-1: the lowest ready
-// one) of app id and returns it, V8's .cpuprofile JSON, as an open file at
-// its start that is no longer in any directory, with the interval it was
-// sampled at and the worker's index.
-func (rt *Runtime) StopCPUProfile(ctx context.Context, id string, worker int) (*os.File, time.Duration, int, error) {
+// StopProfile stops the profile of typ of worker (-1: the lowest ready
+// one) of app id and returns it, V8's JSON (.cpuprofile, .heapprofile),
+// as an open file at its start that is no longer in any directory, with
+// the interval it was sampled at (0: not known) and the worker's index.
+func (rt *Runtime) StopProfile(ctx context.Context, id string, worker int, typ string) (*os.File, int, int, error) {
+	k, ok := profileKinds[typ]
+	if !ok {
+		return nil, 0, 0, fmt.Errorf("%w: no profile of type %q", ErrInvalidConfig, typ)
+	}
 	p, s, err := rt.diagWorker(id, worker)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	f, err := rt.diagFile(ctx, p, s, ipc.DiagCPUProfileStop, "cpuprofile")
+	f, err := rt.diagFile(ctx, p, s, k.stop, k.ext)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("CPU profile of app %q worker %d: %w", id, s.index, err)
+		return nil, 0, 0, fmt.Errorf("%s profile of app %q worker %d: %w", typ, id, s.index, err)
 	}
-	return f, p.diag.takeInterval(), s.index, nil
+	return f, p.diag.takeInterval(typ), s.index, nil
 }

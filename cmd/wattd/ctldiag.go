@@ -12,6 +12,7 @@ import (
 
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/admin"
+	"github.com/wattd/wattd/supervisor/config"
 )
 
 // savedResult is what `wattd ctl heap-snapshot --json` and `wattd ctl
@@ -127,28 +128,35 @@ func saveDownload(dir, output, what string, fetch func(io.Writer) (string, int64
 	return savedFile{path: output, n: n}, nil
 }
 
-// ctlCPUProfileCommand is `wattd ctl cpu-profile APP`: V8's CPU profiler
-// runs in a worker of APP for --duration, and the profile is saved as
-// pprof (go tool pprof, flame graph tools) or, with --format cpuprofile,
-// as V8's .cpuprofile (Chrome DevTools' Performance tab).
-func ctlCPUProfileCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
-	flags = append(flags,
+// ctlProfileCommand is `wattd ctl cpu-profile APP` and `wattd ctl
+// heap-profile APP`: V8's CPU profiler, or its sampling heap profiler, runs
+// in a worker of APP for --duration, and the profile is saved as pprof (go
+// tool pprof, flame graph tools) or, with --format v8, as V8's own JSON
+// (.cpuprofile, .heapprofile: Chrome DevTools).
+func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Command {
+	interval := &cli.GenericFlag{Name: "interval", Value: &durationOrBytes{}, Usage: "sample every `INTERVAL` (10µs to 1s; default 1ms)"}
+	what, devtools := "CPU profile", "Performance"
+	if typ == supervisor.ProfileHeap {
+		interval.Usage = "sample every `BYTES` allocated, on average (1KiB to 64MiB; default 512KiB)"
+		what, devtools = "heap profile", "Memory"
+	}
+	flags = append(flags, interval,
 		&cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"},
 		&cli.DurationFlag{Name: "duration", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "profile for this long (whole seconds, 1s to 1h)"},
-		&cli.DurationFlag{Name: "interval", Value: time.Millisecond, Usage: "sample every `INTERVAL` (10µs to 1s)"},
-		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "pprof", Usage: "pprof (go tool pprof, flame graphs) or cpuprofile (Chrome DevTools)"},
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "pprof", Usage: "pprof (go tool pprof, flame graphs) or v8 (Chrome DevTools' " + devtools + " tab)"},
 		&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "save it in `DIR` under the name wattd gives it (default: the current directory)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save it as `FILE` (- for standard output)"},
 	)
+	name := typ + "-profile"
 	return &cli.Command{
-		Name:         "cpu-profile",
-		Usage:        "profile a worker of APP with V8's CPU profiler for --duration and save the profile (pprof, or .cpuprofile for Chrome DevTools)",
+		Name:         name,
+		Usage:        "profile a worker of APP with V8's " + map[string]string{supervisor.ProfileCPU: "CPU profiler", supervisor.ProfileHeap: "sampling heap profiler"}[typ] + " for --duration and save the profile (pprof, or V8's JSON for Chrome DevTools)",
 		ArgsUsage:    "APP",
 		BashComplete: completeApps,
 		Flags:        flags,
 		Before: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageErrorf("usage: wattd ctl cpu-profile [--worker N] [--duration D] [--format pprof|cpuprofile] [--dir DIR | --output FILE] APP (wattd ctl ps lists the apps)")
+				return usageErrorf("usage: wattd ctl %s [--worker N] [--duration D] [--interval I] [--format pprof|v8] [--dir DIR | --output FILE] APP (wattd ctl ps lists the apps)", name)
 			}
 			if c.IsSet("worker") && c.Int("worker") < 0 {
 				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
@@ -156,11 +164,11 @@ func ctlCPUProfileCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 			if d := c.Duration("duration"); d < time.Second || d > time.Hour || d%time.Second != 0 {
 				return usageErrorf("--duration %s: want whole seconds from 1s to 1h", d)
 			}
-			if d := c.Duration("interval"); d < 10*time.Microsecond || d > time.Second {
-				return usageErrorf("--interval %s: want 10µs to 1s", d)
+			if err := c.Generic("interval").(*durationOrBytes).check(typ); err != nil {
+				return usageErrorf("--interval: %v", err)
 			}
-			if f := c.String("format"); f != "pprof" && f != "cpuprofile" {
-				return usageErrorf("--format %q: want pprof or cpuprofile", f)
+			if f := c.String("format"); f != "pprof" && f != "v8" {
+				return usageErrorf("--format %q: want pprof or v8", f)
 			}
 			if c.IsSet("dir") && c.IsSet("output") {
 				return usageErrorf("--dir and --output both say where to save it; give one")
@@ -172,9 +180,45 @@ func ctlCPUProfileCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 		},
 		Action: action(func(c *cli.Context) time.Duration { return c.Duration("duration") + 2*time.Minute },
 			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
-				return save(c, "CPU profile", func(w io.Writer) (string, int64, error) {
-					return cl.CPUProfile(ctx, c.Args().First(), c.Int("worker"), c.Duration("duration"), c.Duration("interval"), c.String("format"), w)
+				every := c.Generic("interval").(*durationOrBytes).n
+				return save(c, what, func(w io.Writer) (string, int64, error) {
+					return cl.Profile(ctx, c.Args().First(), c.Int("worker"), typ, c.Duration("duration"), every, c.String("format"), w)
 				})
 			}),
 	}
+}
+
+// durationOrBytes is --interval: a duration for a CPU profile (its n in
+// microseconds), a size for a heap profile (n in bytes); n is 0 unset.
+type durationOrBytes struct {
+	text string
+	n    int
+}
+
+func (v *durationOrBytes) String() string { return v.text }
+
+func (v *durationOrBytes) Set(s string) error {
+	v.text = s
+	return nil
+}
+
+// check reads the value for a profile of typ.
+func (v *durationOrBytes) check(typ string) error {
+	if v.text == "" {
+		return nil
+	}
+	if typ == supervisor.ProfileCPU {
+		d, err := time.ParseDuration(v.text)
+		if err != nil || d < 10*time.Microsecond || d > time.Second {
+			return fmt.Errorf("%q: want a duration from 10µs to 1s", v.text)
+		}
+		v.n = int(d / time.Microsecond)
+		return nil
+	}
+	n, err := config.ParseSize(v.text)
+	if err != nil || n < 1024 || n > 64<<20 {
+		return fmt.Errorf("%q: want a size from 1KiB to 64MiB", v.text)
+	}
+	v.n = int(n)
+	return nil
 }

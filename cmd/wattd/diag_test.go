@@ -189,7 +189,8 @@ func checkSnapshot(t *testing.T, path string, size int64, private bool) int {
 
 // TestCPUProfile: `wattd ctl cpu-profile` profiles a worker for the time
 // asked and saves pprof (go tool pprof reads it; the worker's busy code is
-// in it) or V8's .cpuprofile; `wattpm pprof start` and `stop` do the same
+// in it) or V8's .cpuprofile, `wattd ctl heap-profile` the same with the
+// sampling heap profiler; `wattpm pprof start` and `stop` do the same
 // by Watt's routes, for the application or each of its workers; a client
 // that goes away ends
 // the profile; what cannot work is a clear error.
@@ -247,13 +248,16 @@ func TestCPUProfile(t *testing.T) {
 		t.Errorf("saved as %q", saved.File)
 	}
 	p := readPprof(t, saved.File)
+	if p.SampleType[1].Type != "wall" {
+		t.Errorf("CPU profile of %v", p.SampleType)
+	}
 	if p.DurationNanos < int64(1500*time.Millisecond) || p.DurationNanos > int64(4*time.Second) {
 		t.Errorf("a profile of 2 s lasts %s", time.Duration(p.DurationNanos))
 	}
 	if p.TimeNanos < time.Now().Add(-time.Minute).UnixNano() {
 		t.Errorf("the profile's time %s is not now", time.Unix(0, p.TimeNanos))
 	}
-	total, app := wallIn(p, "apps/plain/index.js")
+	total, app := valueIn(p, 1, "apps/plain/index.js")
 	if total < int64(time.Second) || total > p.DurationNanos*11/10 {
 		t.Errorf("samples cover %s of a %s profile", time.Duration(total), time.Duration(p.DurationNanos))
 	}
@@ -264,8 +268,8 @@ func TestCPUProfile(t *testing.T) {
 
 	// V8's own format, for Chrome DevTools.
 	named := filepath.Join(out, "w1.cpuprofile")
-	if res, err := d.ctl("cpu-profile", "-t", "1s", "-w", "1", "-f", "cpuprofile", "-o", named, "web"); err != nil {
-		t.Fatalf("ctl cpu-profile -f cpuprofile: %v\n%s", err, res)
+	if res, err := d.ctl("cpu-profile", "-t", "1s", "-w", "1", "-f", "v8", "-o", named, "web"); err != nil {
+		t.Fatalf("ctl cpu-profile -f v8: %v\n%s", err, res)
 	}
 	var v8 struct {
 		Nodes   []json.RawMessage `json:"nodes"`
@@ -283,7 +287,7 @@ func TestCPUProfile(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the profile to start", func() bool { return strings.Contains(d.out.String(), `"CPU profile started"`) })
+	waitFor(t, 10*time.Second, "the profile to start", func() bool { return strings.Contains(d.out.String(), `"profile started"`) })
 	cancel()
 	cmd.Wait()
 
@@ -315,18 +319,41 @@ func TestCPUProfile(t *testing.T) {
 		if len(files) != 1 {
 			t.Fatalf("wattpm saved %v for %s in %s", files, glob, out)
 		}
-		readPprof(t, files[0])
+		if p := readPprof(t, files[0]); len(p.Sample) == 0 || p.SampleType[1].Type != "wall" {
+			t.Errorf("%s: %d samples of %v", files[0], len(p.Sample), p.SampleType)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(out, "never.pb.gz")); err == nil {
 		t.Error("the interrupted profile was saved")
 	}
 
+	// The sampling heap profiler, by ctl and by wattpm.
+	heap := filepath.Join(out, "heap.pb.gz")
+	if res, err := d.ctl("heap-profile", "-t", "2s", "--interval", "4KiB", "-o", heap, "web"); err != nil {
+		t.Fatalf("ctl heap-profile: %v\n%s", err, res)
+	}
+	hp := readPprof(t, heap)
+	if hp.SampleType[1].Type != "space" || hp.SampleType[1].Unit != "bytes" || hp.Period != 4096 {
+		t.Errorf("heap profile of %v, period %d", hp.SampleType, hp.Period)
+	}
+	if space, _ := valueIn(hp, 1, ""); space <= 0 {
+		t.Errorf("heap profile holds %d bytes", space)
+	}
+	if res, err := run("pprof", "start", "prof", "web", "-t", "heap"); err != nil {
+		t.Fatalf("wattpm pprof start -t heap: %v\n%s", err, res)
+	}
+	if res, err := run("pprof", "stop", "prof", "web", "-t", "heap"); err != nil {
+		t.Fatalf("wattpm pprof stop -t heap: %v\n%s", err, res)
+	}
+	if files, _ := filepath.Glob(filepath.Join(out, "pprof-heap-web-*.pb")); len(files) != 1 {
+		t.Fatalf("wattpm saved %v heap profiles", files)
+	} else if p := readPprof(t, files[0]); p.SampleType[1].Type != "space" {
+		t.Errorf("wattpm's heap profile is of %v", p.SampleType)
+	}
+
 	// Refusals.
 	if res, err := run("pprof", "stop", "prof", "web"); err == nil || !strings.Contains(res, "no CPU profile is being taken") {
 		t.Errorf("wattpm pprof stop with none running: %v\n%s", err, res)
-	}
-	if res, err := run("pprof", "start", "prof", "web", "-t", "heap"); err == nil || !strings.Contains(res, "wattd takes CPU profiles only") {
-		t.Errorf("wattpm pprof start -t heap: %v\n%s", err, res)
 	}
 	for _, c := range []struct {
 		args []string
@@ -334,7 +361,10 @@ func TestCPUProfile(t *testing.T) {
 	}{
 		{[]string{"cpu-profile", "py"}, "the worker cannot start a CPU profile"},
 		{[]string{"cpu-profile", "-t", "1500ms", "web"}, "want whole seconds"},
-		{[]string{"cpu-profile", "-f", "svg", "web"}, "want pprof or cpuprofile"},
+		{[]string{"cpu-profile", "-f", "svg", "web"}, "want pprof or v8"},
+		{[]string{"cpu-profile", "--interval", "1KiB", "web"}, "want a duration from 10µs to 1s"},
+		{[]string{"heap-profile", "--interval", "1ms", "web"}, "want a size from 1KiB to 64MiB"},
+		{[]string{"heap-profile", "py"}, "the worker cannot start a heap profile"},
 	} {
 		res, err := d.ctl(c.args...)
 		if err == nil || !strings.Contains(res, c.want) {
@@ -346,7 +376,9 @@ func TestCPUProfile(t *testing.T) {
 	}
 }
 
-// readPprof parses a pprof file, gzipped or not, as go tool pprof does.
+// readPprof parses a pprof file, gzipped or not, as go tool pprof does. A
+// short heap profile may have no sample: allocations are sampled every
+// 512 KiB.
 func readPprof(t *testing.T, path string) *profile.Profile {
 	t.Helper()
 	f, err := os.Open(path)
@@ -358,20 +390,21 @@ func readPprof(t *testing.T, path string) *profile.Profile {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	if len(p.Sample) == 0 || len(p.SampleType) != 2 || p.SampleType[1].Type != "wall" {
-		t.Fatalf("%s: %d samples of %v", path, len(p.Sample), p.SampleType)
+	if len(p.SampleType) != 2 {
+		t.Fatalf("%s: samples of %v", path, p.SampleType)
 	}
 	return p
 }
 
-// wallIn sums the wall time of p's samples, and of those whose stack
-// has a frame in a file whose name ends with file.
-func wallIn(p *profile.Profile, file string) (total, in int64) {
+// valueIn sums value i (a CPU profile's wall time, a heap profile's
+// space) of p's samples, and of those whose stack has a frame in a file
+// whose name ends with file.
+func valueIn(p *profile.Profile, i int, file string) (total, in int64) {
 	for _, s := range p.Sample {
-		total += s.Value[1]
+		total += s.Value[i]
 		for _, l := range s.Location {
 			if strings.HasSuffix(l.Line[0].Function.Filename, file) {
-				in += s.Value[1]
+				in += s.Value[i]
 				break
 			}
 		}

@@ -375,23 +375,24 @@ func (c *Client) HeapSnapshot(ctx context.Context, app string, worker int, w io.
 	return c.download(ctx, "heap snapshot of app "+strconv.Quote(app), "/v1/apps/"+url.PathEscape(app)+"/heap-snapshot", q, w)
 }
 
-// CPUProfile profiles worker (-1: the lowest ready one) of app for d with
-// V8's CPU profiler, sampling every interval (0: wattd's default), and
-// copies the profile to w: pprof (format "pprof" or "") or V8's
-// .cpuprofile JSON ("cpuprofile"). It returns the file name wattd gives
-// it and its size. Nothing is written to w unless the profile was taken.
-func (c *Client) CPUProfile(ctx context.Context, app string, worker int, d, interval time.Duration, format string, w io.Writer) (string, int64, error) {
-	q := url.Values{"seconds": {strconv.Itoa(int(d.Round(time.Second) / time.Second))}}
+// Profile profiles worker (-1: the lowest ready one) of app for d with
+// V8's profiler of typ ("cpu", "heap"), sampling every interval (µs,
+// bytes; 0: wattd's default), and copies the profile to w: pprof (format
+// "pprof" or "") or V8's own JSON ("v8"). It returns the file name wattd
+// gives it and its size. Nothing is written to w unless the profile was
+// taken.
+func (c *Client) Profile(ctx context.Context, app string, worker int, typ string, d time.Duration, interval int, format string, w io.Writer) (string, int64, error) {
+	q := url.Values{"type": {typ}, "seconds": {strconv.Itoa(int(d.Round(time.Second) / time.Second))}}
 	if worker >= 0 {
 		q.Set("worker", strconv.Itoa(worker))
 	}
 	if interval > 0 {
-		q.Set("intervalMicros", strconv.Itoa(int(interval/time.Microsecond)))
+		q.Set("interval", strconv.Itoa(interval))
 	}
 	if format != "" {
 		q.Set("format", format)
 	}
-	return c.download(ctx, "CPU profile of app "+strconv.Quote(app), "/v1/apps/"+url.PathEscape(app)+"/cpu-profile", q, w)
+	return c.download(ctx, typ+" profile of app "+strconv.Quote(app), "/v1/apps/"+url.PathEscape(app)+"/profile", q, w)
 }
 
 // download POSTs to path and copies a 2xx answer's body, what it is, to

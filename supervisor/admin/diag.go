@@ -23,13 +23,13 @@ type Diagnoser interface {
 	// a V8 heap snapshot, and returns it open and already unlinked, with
 	// the worker's index.
 	HeapSnapshot(ctx context.Context, id string, worker int) (*os.File, int, error)
-	// StartCPUProfile starts V8's CPU profiler in worker (-1: the lowest
-	// ready one) of app id, sampling every interval, and returns the
-	// worker's index; StopCPUProfile stops it and returns the profile
-	// (V8's .cpuprofile JSON, open and unlinked), its interval and the
-	// worker's index.
-	StartCPUProfile(ctx context.Context, id string, worker int, interval time.Duration) (int, error)
-	StopCPUProfile(ctx context.Context, id string, worker int) (*os.File, time.Duration, int, error)
+	// StartProfile starts V8's profiler of typ (supervisor.ProfileCPU,
+	// ProfileHeap) in worker (-1: the lowest ready one) of app id,
+	// sampling every interval (µs, bytes), and returns the worker's index;
+	// StopProfile stops it and returns the profile (V8's JSON, open and
+	// unlinked), its interval and the worker's index.
+	StartProfile(ctx context.Context, id string, worker int, typ string, interval int) (int, error)
+	StopProfile(ctx context.Context, id string, worker int, typ string) (*os.File, int, int, error)
 }
 
 var _ Diagnoser = (*supervisor.Runtime)(nil)

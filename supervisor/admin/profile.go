@@ -13,54 +13,73 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/wattd/wattd/supervisor"
-	"github.com/wattd/wattd/supervisor/cpuprofile"
+	"github.com/wattd/wattd/supervisor/v8profile"
 )
 
-// CPU profiles: V8's CPU profiler in one worker, from start to stop, given
-// as pprof (what `go tool pprof` and Watt's `wattpm pprof` files are) or
-// as V8's own .cpuprofile JSON (what Chrome DevTools loads).
+// Profiles: V8's CPU profiler or its sampling heap profiler in one worker,
+// from start to stop, given as pprof (what `go tool pprof` and Watt's
+// `wattpm pprof` files are) or as V8's own JSON (.cpuprofile,
+// .heapprofile: what Chrome DevTools loads).
 
 const (
 	defaultProfileSeconds = 10
 	maxProfileSeconds     = 3600
-	// defaultProfileInterval is Watt's (intervalMicros 1000).
-	defaultProfileInterval = time.Millisecond
-	minProfileInterval     = 10 * time.Microsecond
 )
 
-// cpuProfile is POST /v1/apps/{id}/cpu-profile?worker=N&seconds=S&
-// intervalMicros=I&format=pprof|cpuprofile: the worker is profiled for S
-// seconds (default 10), and the profile is the answer's body. A client
-// that goes away ends the profile.
-func (s *Server) cpuProfile(r *http.Request) (int, any, error) {
+// profileSampling is how often a profile of a type samples: its default
+// (Watt's), bounds and unit.
+var profileSampling = map[string]struct {
+	def, min, max int
+	name          string
+}{
+	supervisor.ProfileCPU:  {1000, 10, 1_000_000, "intervalMicros"},
+	supervisor.ProfileHeap: {512 << 10, 1024, 64 << 20, "intervalBytes"},
+}
+
+// profile is POST /v1/apps/{id}/profile?type=cpu|heap&worker=N&seconds=S&
+// interval=I&format=pprof|v8: the worker is profiled for S seconds
+// (default 10), and the profile is the answer's body. A client that goes
+// away ends the profile.
+func (s *Server) profile(r *http.Request) (int, any, error) {
 	id, worker, err := s.appWorker(r)
 	if err != nil {
 		return 0, nil, err
 	}
 	q := r.URL.Query()
+	typ := q.Get("type")
+	if typ == "" {
+		typ = supervisor.ProfileCPU
+	}
+	if _, ok := profileSampling[typ]; !ok {
+		return 0, nil, badRequest("type must be cpu or heap, not %q", typ)
+	}
 	seconds := defaultProfileSeconds
 	if v := q.Get("seconds"); v != "" {
 		if seconds, err = strconv.Atoi(v); err != nil || seconds < 1 || seconds > maxProfileSeconds {
 			return 0, nil, badRequest("seconds must be a whole number from 1 to %d, not %q", maxProfileSeconds, v)
 		}
 	}
-	interval, err := profileInterval(q.Get("intervalMicros"))
+	interval, err := profileInterval(typ, q.Get("interval"))
 	if err != nil {
 		return 0, nil, err
 	}
 	format := q.Get("format")
-	if format == "" {
+	switch format {
+	case "", "pprof":
 		format = "pprof"
+	case "v8", "cpuprofile", "heapprofile":
+		format = "v8"
+	default:
+		return 0, nil, badRequest("format must be pprof or v8, not %q", format)
 	}
-	if format != "pprof" && format != "cpuprofile" {
-		return 0, nil, badRequest("format must be pprof or cpuprofile, not %q", format)
-	}
-	d, err := s.diagnoser("CPU profiles")
+	d, err := s.diagnoser("profiles")
 	if err != nil {
 		return 0, nil, err
 	}
-	index, err := d.StartCPUProfile(r.Context(), id, worker, interval)
+	index, err := d.StartProfile(r.Context(), id, worker, typ, interval)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -73,52 +92,67 @@ func (s *Server) cpuProfile(r *http.Request) (int, any, error) {
 		// that the worker does not go on collecting samples for nobody.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if f, _, _, err := d.StopCPUProfile(ctx, id, index); err == nil {
+		if f, _, _, err := d.StopProfile(ctx, id, index, typ); err == nil {
 			f.Close()
 		}
 		return 0, nil, r.Context().Err()
 	}
-	f, every, _, err := d.StopCPUProfile(r.Context(), id, index)
+	f, every, _, err := d.StopProfile(r.Context(), id, index, typ)
 	if err != nil {
 		return 0, nil, err
 	}
 	stamp := time.Now().UTC().Format("2006-01-02T15-04-05Z")
-	if format == "cpuprofile" {
-		return http.StatusOK, fileAnswer{f: f, name: fmt.Sprintf("cpu-%s-%d-%s.cpuprofile", id, index, stamp), log: s.log}, nil
+	if format == "v8" {
+		return http.StatusOK, fileAnswer{f: f, name: fmt.Sprintf("%s-%s-%d-%s.%sprofile", typ, id, index, stamp, typ), log: s.log}, nil
 	}
-	b, err := pprofOf(f, every)
+	b, err := pprofOf(f, typ, every)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, bytesAnswer{b: b, name: fmt.Sprintf("cpu-%s-%d-%s.pb.gz", id, index, stamp)}, nil
+	return http.StatusOK, bytesAnswer{b: b, name: fmt.Sprintf("%s-%s-%d-%s.pb.gz", typ, id, index, stamp)}, nil
 }
 
-// profileInterval reads intervalMicros; "" is the default.
-func profileInterval(v string) (time.Duration, error) {
+// profileInterval reads a profile's sampling interval; "" is the default.
+func profileInterval(typ, v string) (int, error) {
+	b := profileSampling[typ]
 	if v == "" {
-		return defaultProfileInterval, nil
+		return b.def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || time.Duration(n)*time.Microsecond < minProfileInterval || n > 1_000_000 {
-		return 0, badRequest("intervalMicros must be a whole number from %d to 1000000, not %q", minProfileInterval/time.Microsecond, v)
+	if err != nil || n < b.min || n > b.max {
+		return 0, badRequest("%s must be a whole number from %d to %d, not %q", b.name, b.min, b.max, v)
 	}
-	return time.Duration(n) * time.Microsecond, nil
+	return n, nil
 }
 
-// pprofOf reads a .cpuprofile, closes it, and gives it as pprof: gzipped
-// protocol buffers.
-func pprofOf(f *os.File, interval time.Duration) ([]byte, error) {
+// pprofOf reads V8's profile of typ, closes it, and gives it as pprof:
+// gzipped protocol buffers.
+func pprofOf(f *os.File, typ string, every int) ([]byte, error) {
 	defer f.Close()
-	v8, err := cpuprofile.Read(f)
-	if err != nil {
-		return nil, err
+	if every <= 0 {
+		every = profileSampling[typ].def
 	}
-	p, err := cpuprofile.ToPprof(v8, interval)
-	if err != nil {
-		return nil, err
+	var p *profile.Profile
+	if typ == supervisor.ProfileHeap {
+		h, err := v8profile.ReadHeap(f)
+		if err != nil {
+			return nil, err
+		}
+		if p, err = v8profile.HeapToPprof(h, int64(every)); err != nil {
+			return nil, err
+		}
+		p.TimeNanos = time.Now().UnixNano()
+	} else {
+		c, err := v8profile.ReadCPU(f)
+		if err != nil {
+			return nil, err
+		}
+		if p, err = v8profile.CPUToPprof(c, time.Duration(every)*time.Microsecond); err != nil {
+			return nil, err
+		}
+		// V8's times are of a monotonic clock; the profile ended just now.
+		p.TimeNanos = time.Now().UnixNano() - p.DurationNanos
 	}
-	// V8's times are of a monotonic clock; the profile ended just now.
-	p.TimeNanos = time.Now().UnixNano() - p.DurationNanos
 	var buf bytes.Buffer
 	if err := p.Write(&buf); err != nil {
 		return nil, err
@@ -160,12 +194,11 @@ func readProfileOptions(r *http.Request) (wattProfileOptions, error) {
 			return o, badRequest("the body is not the profiling options: %v", err)
 		}
 	}
-	switch o.Type {
-	case "", "cpu":
-	case "heap":
-		return o, &notImplemented{"wattd takes CPU profiles only; for memory, take a heap snapshot: wattpm heap-snapshot, or wattd ctl heap-snapshot"}
-	default:
-		return o, badRequest("type must be cpu, not %q", o.Type)
+	if o.Type == "" {
+		o.Type = supervisor.ProfileCPU
+	}
+	if _, ok := profileSampling[o.Type]; !ok {
+		return o, badRequest("type must be cpu or heap, not %q", o.Type)
 	}
 	return o, nil
 }
@@ -212,26 +245,28 @@ func readWattProfileRequest(s *Server, r *http.Request) (wattProfileRequest, err
 	if q.id, q.workers, err = profiledWorkers(s, r.PathValue("id"), q.opts.AllWorkers); err != nil {
 		return q, err
 	}
-	q.d, err = s.diagnoser("CPU profiles")
+	q.d, err = s.diagnoser("profiles")
 	return q, err
 }
 
 // pprofStart is Watt's POST /api/v1/applications/{id}/pprof/start.
+// intervalMicros is the CPU profile's; a heap profile samples every
+// 512 KiB, as Watt's.
 func (w *wattAPI) pprofStart(s *Server, r *http.Request) (int, any, error) {
 	q, err := readWattProfileRequest(s, r)
 	if err != nil {
 		return 0, nil, err
 	}
-	o, id, workers, d := q.opts, q.id, q.workers, q.d
-	interval := defaultProfileInterval
-	if o.IntervalMicros != nil {
-		if interval, err = profileInterval(strconv.Itoa(*o.IntervalMicros)); err != nil {
+	o := q.opts
+	interval := profileSampling[o.Type].def
+	if o.IntervalMicros != nil && o.Type == supervisor.ProfileCPU {
+		if interval, err = profileInterval(o.Type, strconv.Itoa(*o.IntervalMicros)); err != nil {
 			return 0, nil, err
 		}
 	}
 	started := []int{}
-	for _, wk := range workers {
-		index, err := d.StartCPUProfile(r.Context(), id, wk, interval)
+	for _, wk := range q.workers {
+		index, err := q.d.StartProfile(r.Context(), q.id, wk, o.Type, interval)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -250,19 +285,18 @@ func (w *wattAPI) pprofStop(s *Server, r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	o, id, workers, d := q.opts, q.id, q.workers, q.d
 	type workerProfile struct {
 		WorkerIndex int    `json:"workerIndex"`
 		Profile     string `json:"profile"`
 	}
 	var profiles []workerProfile
 	var errs []error
-	for _, wk := range workers {
-		f, every, index, err := d.StopCPUProfile(r.Context(), id, wk)
+	for _, wk := range q.workers {
+		f, every, index, err := q.d.StopProfile(r.Context(), q.id, wk, q.opts.Type)
 		if err == nil {
 			var b []byte
-			if b, err = pprofOf(f, every); err == nil {
-				if !o.AllWorkers {
+			if b, err = pprofOf(f, q.opts.Type, every); err == nil {
+				if !q.opts.AllWorkers {
 					return http.StatusOK, bytesAnswer{b: b}, nil
 				}
 				profiles = append(profiles, workerProfile{WorkerIndex: index, Profile: base64.StdEncoding.EncodeToString(b)})

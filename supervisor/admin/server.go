@@ -233,7 +233,7 @@ var routes = []route{
 	{http.MethodPost, "/v1/apps/{id}/restart", write, (*Server).restartApp},
 	{http.MethodPost, "/v1/apps/{id}/scale", write, (*Server).scaleApp},
 	{http.MethodPost, "/v1/apps/{id}/heap-snapshot", write, (*Server).heapSnapshot},
-	{http.MethodPost, "/v1/apps/{id}/cpu-profile", write, (*Server).cpuProfile},
+	{http.MethodPost, "/v1/apps/{id}/profile", write, (*Server).profile},
 	{http.MethodPost, "/v1/reload", write, (*Server).reload},
 	{http.MethodPost, "/v1/stop", write, (*Server).stop},
 	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},

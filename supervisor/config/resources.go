@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -67,6 +68,20 @@ func parseSize(raw json.RawMessage) (int64, string) {
 		return 0, fmt.Sprintf("size %q is too large", s)
 	}
 	return int64(bytes), ""
+}
+
+// ParseSize reads a size written as in watt.json ("512KiB", "1.5MB",
+// "4096"), for command-line flags.
+func ParseSize(s string) (int64, error) {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return 0, err
+	}
+	n, msg := parseSize(raw)
+	if msg != "" {
+		return 0, errors.New(msg)
+	}
+	return n, nil
 }
 
 // unitHint says which unit was probably meant.

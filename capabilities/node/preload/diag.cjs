@@ -10,13 +10,15 @@
 //     profiler, through an inspector session of the process's own, from
 //     start to stop; the profile (Chrome's .cpuprofile JSON) is written to
 //     path, and wattd makes of it what its caller wants (pprof).
+//   * heapProfileStart {intervalBytes} and heapProfileStop {path}: V8's
+//     sampling heap profiler the same way (the .heapprofile JSON).
 'use strict'
 
 // The kinds this worker takes; its hello lists them.
-const DIAGNOSTICS = ['heapSnapshot', 'cpuProfileStart', 'cpuProfileStop']
+const DIAGNOSTICS = ['heapSnapshot', 'cpuProfileStart', 'cpuProfileStop', 'heapProfileStart', 'heapProfileStop']
 
-// The inspector session of the CPU profile being taken; null when none.
-let profiling = null
+// The inspector session of each profile being taken, by profiler.
+const profiling = { cpu: null, heap: null }
 
 function takeHeapSnapshot (d) {
   if (typeof d.path !== 'string' || d.path === '') throw new Error('no path to write the heap snapshot to')
@@ -39,37 +41,66 @@ function post (session, method, params) {
   return out
 }
 
-function startCPUProfile (d) {
-  if (profiling !== null) throw new Error('a CPU profile is already being taken')
+// What each profiler is asked, in the inspector's words.
+const profilers = {
+  cpu: {
+    what: 'CPU profile',
+    start: (session, d) => {
+      post(session, 'Profiler.enable')
+      post(session, 'Profiler.setSamplingInterval', { interval: positive(d.intervalMicros, 1000) })
+      post(session, 'Profiler.start')
+    },
+    stop: (session) => post(session, 'Profiler.stop').profile
+  },
+  heap: {
+    what: 'heap profile',
+    start: (session, d) => {
+      post(session, 'HeapProfiler.enable')
+      post(session, 'HeapProfiler.startSampling', { samplingInterval: positive(d.intervalBytes, 512 * 1024) })
+    },
+    stop: (session) => post(session, 'HeapProfiler.stopSampling').profile
+  }
+}
+
+function positive (n, otherwise) {
+  return Number.isInteger(n) && n > 0 ? n : otherwise
+}
+
+function startProfile (which, d) {
+  const p = profilers[which]
+  if (profiling[which] !== null) throw new Error(`a ${p.what} is already being taken`)
   const { Session } = require('node:inspector')
   const session = new Session()
   session.connect()
   try {
-    post(session, 'Profiler.enable')
-    const interval = Number.isInteger(d.intervalMicros) && d.intervalMicros > 0 ? d.intervalMicros : 1000
-    post(session, 'Profiler.setSamplingInterval', { interval })
-    post(session, 'Profiler.start')
+    p.start(session, d)
   } catch (err) {
     session.disconnect()
     throw err
   }
-  profiling = session
+  profiling[which] = session
 }
 
-function stopCPUProfile (d) {
-  if (profiling === null) throw new Error('no CPU profile is being taken')
-  if (typeof d.path !== 'string' || d.path === '') throw new Error('no path to write the CPU profile to')
-  const session = profiling
-  profiling = null
+function stopProfile (which, d) {
+  const p = profilers[which]
+  if (profiling[which] === null) throw new Error(`no ${p.what} is being taken`)
+  if (typeof d.path !== 'string' || d.path === '') throw new Error(`no path to write the ${p.what} to`)
+  const session = profiling[which]
+  profiling[which] = null
   try {
-    const { profile } = post(session, 'Profiler.stop')
-    require('node:fs').writeFileSync(d.path, JSON.stringify(profile), { mode: 0o600 })
+    require('node:fs').writeFileSync(d.path, JSON.stringify(p.stop(session)), { mode: 0o600 })
   } finally {
     session.disconnect()
   }
 }
 
-const kinds = { heapSnapshot: takeHeapSnapshot, cpuProfileStart: startCPUProfile, cpuProfileStop: stopCPUProfile }
+const kinds = {
+  heapSnapshot: takeHeapSnapshot,
+  cpuProfileStart: (d) => startProfile('cpu', d),
+  cpuProfileStop: (d) => stopProfile('cpu', d),
+  heapProfileStart: (d) => startProfile('heap', d),
+  heapProfileStop: (d) => stopProfile('heap', d)
+}
 
 // onDiagnose answers wattd's diagnose message with send (control.cjs).
 function onDiagnose (state, msg, send) {

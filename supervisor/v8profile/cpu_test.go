@@ -1,4 +1,4 @@
-package cpuprofile
+package v8profile
 
 import (
 	"bytes"
@@ -20,31 +20,16 @@ const small = `{"nodes":[
  {"id":5,"callFrame":{"functionName":"(idle)","scriptId":"0","url":"","lineNumber":-1,"columnNumber":-1},"hitCount":1}],
  "startTime":1000,"endTime":6000,"samples":[3,3,2,4,5],"timeDeltas":[500,1000,1000,1000,1000]}`
 
-func TestToPprof(t *testing.T) {
-	v8, err := Read(strings.NewReader(small))
+func TestCPUToPprof(t *testing.T) {
+	v8, err := ReadCPU(strings.NewReader(small))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ToPprof(v8, time.Millisecond)
+	p, err := CPUToPprof(v8, time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Written and read back, as go tool pprof would.
-	var buf bytes.Buffer
-	if err := p.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if p, err = profile.Parse(&buf); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string][2]int64{}
-	for _, s := range p.Sample {
-		var names []string
-		for _, l := range s.Location {
-			names = append(names, l.Line[0].Function.Name)
-		}
-		got[strings.Join(names, "<")] = [2]int64{s.Value[0], s.Value[1]}
-	}
+	p, got := roundTrip(t, p)
 	// Each sample stands for the time until the next; the last for the
 	// time until the end (6000 - 5500 µs).
 	want := map[string][2]int64{
@@ -71,7 +56,7 @@ func TestToPprof(t *testing.T) {
 	}
 }
 
-func TestBadProfiles(t *testing.T) {
+func TestBadCPUProfiles(t *testing.T) {
 	for name, text := range map[string]string{
 		"not JSON":        `{"nodes":`,
 		"no tree":         `{"nodes":[],"samples":[],"timeDeltas":[]}`,
@@ -82,12 +67,35 @@ func TestBadProfiles(t *testing.T) {
 		"two parents":     `{"nodes":[{"id":1,"callFrame":{},"children":[3]},{"id":2,"callFrame":{},"children":[3]},{"id":3,"callFrame":{}}],"samples":[3],"timeDeltas":[1]}`,
 		"duplicate nodes": `{"nodes":[{"id":1,"callFrame":{}},{"id":1,"callFrame":{}}],"samples":[],"timeDeltas":[]}`,
 	} {
-		v8, err := Read(strings.NewReader(text))
+		v8, err := ReadCPU(strings.NewReader(text))
 		if err == nil {
-			_, err = ToPprof(v8, time.Millisecond)
+			_, err = CPUToPprof(v8, time.Millisecond)
 		}
 		if err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
+}
+
+// roundTrip writes p and reads it back, as go tool pprof would, and gives
+// its samples' values by stack ("leaf<caller<...").
+func roundTrip(t *testing.T, p *profile.Profile) (*profile.Profile, map[string][2]int64) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]int64{}
+	for _, s := range p.Sample {
+		var names []string
+		for _, l := range s.Location {
+			names = append(names, l.Line[0].Function.Name)
+		}
+		got[strings.Join(names, "<")] = [2]int64{s.Value[0], s.Value[1]}
+	}
+	return p, got
 }

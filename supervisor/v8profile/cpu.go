@@ -1,29 +1,29 @@
-// Package cpuprofile turns V8's CPU profile (the .cpuprofile JSON that the
-// inspector's Profiler.stop gives, and Chrome DevTools loads) into a pprof
-// profile, the format `go tool pprof`, Watt's `wattpm pprof` files and the
-// flame graph tools that read them share.
+// Package v8profile turns V8's profiles into pprof profiles, the format
+// `go tool pprof`, Watt's `wattpm pprof` files and the flame graph tools
+// that read them share: the CPU profile (the .cpuprofile JSON that the
+// inspector's Profiler.stop gives, and Chrome DevTools loads) and the
+// sampling heap profile (HeapProfiler.stopSampling's).
 //
-// V8's profile is a call tree (nodes, each a call frame with its children)
-// and, in time order, the node each sample hit and the time since the
-// sample before it. A pprof sample is a stack of locations, leaf first,
-// with values: here the number of samples and the wall time they stand
-// for, each sample standing for the time until the next one (the last for
-// the time until the profile's end). Samples with the same stack are one.
-package cpuprofile
+// V8's CPU profile is a call tree (nodes, each a call frame with its
+// children) and, in time order, the node each sample hit and the time
+// since the sample before it. A pprof sample is a stack of locations, leaf
+// first, with values: here the number of samples and the wall time they
+// stand for, each sample standing for the time until the next one (the
+// last for the time until the profile's end). Samples with the same stack
+// are one.
+package v8profile
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/pprof/profile"
 )
 
-// V8 is the part of a .cpuprofile this package reads.
-type V8 struct {
+// CPU is the part of a .cpuprofile this package reads.
+type CPU struct {
 	Nodes      []Node  `json:"nodes"`
 	StartTime  int64   `json:"startTime"` // microseconds
 	EndTime    int64   `json:"endTime"`
@@ -38,18 +38,9 @@ type Node struct {
 	Children  []int64   `json:"children"`
 }
 
-// CallFrame is where a node's code is: lines and columns count from 0,
-// -1 when unknown.
-type CallFrame struct {
-	FunctionName string `json:"functionName"`
-	URL          string `json:"url"`
-	LineNumber   int64  `json:"lineNumber"`
-	ColumnNumber int64  `json:"columnNumber"`
-}
-
-// Read decodes a .cpuprofile.
-func Read(r io.Reader) (*V8, error) {
-	var p V8
+// ReadCPU decodes a .cpuprofile.
+func ReadCPU(r io.Reader) (*CPU, error) {
+	var p CPU
 	if err := json.NewDecoder(r).Decode(&p); err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
@@ -62,9 +53,9 @@ func Read(r io.Reader) (*V8, error) {
 	return &p, nil
 }
 
-// ToPprof makes the pprof profile of p; interval is the sampling interval
-// it was taken with.
-func ToPprof(p *V8, interval time.Duration) (*profile.Profile, error) {
+// CPUToPprof makes the pprof profile of p; interval is the sampling
+// interval it was taken with.
+func CPUToPprof(p *CPU, interval time.Duration) (*profile.Profile, error) {
 	nodes := make(map[int64]*Node, len(p.Nodes))
 	parent := make(map[int64]int64, len(p.Nodes))
 	for i := range p.Nodes {
@@ -95,29 +86,8 @@ func ToPprof(p *V8, interval time.Duration) (*profile.Profile, error) {
 	if p.EndTime > p.StartTime {
 		out.DurationNanos = (p.EndTime - p.StartTime) * 1000
 	}
-	funcs := map[string]*profile.Function{}
-	locs := map[string]*profile.Location{}
-	location := func(cf CallFrame) *profile.Location {
-		name := cf.FunctionName
-		if name == "" {
-			name = "(anonymous)"
-		}
-		fkey := name + "\x00" + cf.URL + "\x00" + strconv.FormatInt(cf.LineNumber, 10)
-		f := funcs[fkey]
-		if f == nil {
-			f = &profile.Function{ID: uint64(len(out.Function) + 1), Name: name, SystemName: name, Filename: cf.URL, StartLine: cf.LineNumber + 1}
-			funcs[fkey] = f
-			out.Function = append(out.Function, f)
-		}
-		lkey := fkey + "\x00" + strconv.FormatInt(cf.ColumnNumber, 10)
-		l := locs[lkey]
-		if l == nil {
-			l = &profile.Location{ID: uint64(len(out.Location) + 1), Line: []profile.Line{{Function: f, Line: cf.LineNumber + 1, Column: cf.ColumnNumber + 1}}}
-			locs[lkey] = l
-			out.Location = append(out.Location, l)
-		}
-		return l
-	}
+	locs := newLocations(out)
+	location := locs.of
 	// stacks holds each node's stack, leaf first, without the root.
 	stacks := map[int64][]*profile.Location{}
 	var stackOf func(id int64, depth int) ([]*profile.Location, error)
@@ -164,15 +134,10 @@ func ToPprof(p *V8, interval time.Duration) (*profile.Profile, error) {
 		if len(stack) == 0 {
 			continue // the root itself: nothing ran
 		}
-		var key strings.Builder
-		for _, l := range stack {
-			key.WriteString(strconv.FormatUint(l.ID, 36))
-			key.WriteByte(',')
-		}
-		s := byStack[key.String()]
+		s := byStack[stackKey(stack)]
 		if s == nil {
 			s = &profile.Sample{Location: stack, Value: []int64{0, 0}}
-			byStack[key.String()] = s
+			byStack[stackKey(stack)] = s
 			out.Sample = append(out.Sample, s)
 		}
 		s.Value[0]++

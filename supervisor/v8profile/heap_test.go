@@ -1,0 +1,57 @@
+package v8profile
+
+import (
+	"strings"
+	"testing"
+)
+
+// root -> main (app.js:1) -> {alloc (app.js:5), (anonymous) (lib.js:2)}:
+// alloc holds 3 sampled objects, 3000 bytes; the anonymous function 1,
+// 500 bytes; main itself 1, 100.
+const heapSmall = `{"head":{"callFrame":{"functionName":"(root)","url":"","lineNumber":-1,"columnNumber":-1},"selfSize":0,"id":1,"children":[
+ {"callFrame":{"functionName":"main","url":"file:///app.js","lineNumber":0,"columnNumber":0},"selfSize":100,"id":2,"children":[
+  {"callFrame":{"functionName":"alloc","url":"file:///app.js","lineNumber":4,"columnNumber":2},"selfSize":3000,"id":3,"children":[]},
+  {"callFrame":{"functionName":"","url":"file:///lib.js","lineNumber":1,"columnNumber":0},"selfSize":500,"id":4,"children":[]}]}]},
+ "samples":[{"size":1000,"nodeId":3,"ordinal":1},{"size":1000,"nodeId":3,"ordinal":2},{"size":1000,"nodeId":3,"ordinal":3},
+  {"size":500,"nodeId":4,"ordinal":4},{"size":100,"nodeId":2,"ordinal":5}]}`
+
+func TestHeapToPprof(t *testing.T) {
+	h, err := ReadHeap(strings.NewReader(heapSmall))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := HeapToPprof(h, 512<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, got := roundTrip(t, p)
+	want := map[string][2]int64{"alloc<main": {3, 3000}, "(anonymous)<main": {1, 500}, "main": {1, 100}}
+	if len(got) != len(want) {
+		t.Fatalf("samples %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v, want %v", k, got[k], v)
+		}
+	}
+	if p.Period != 512<<10 || p.SampleType[1].Type != "space" || p.SampleType[1].Unit != "bytes" {
+		t.Errorf("period %d, types %v", p.Period, p.SampleType)
+	}
+}
+
+func TestBadHeapProfiles(t *testing.T) {
+	for name, text := range map[string]string{
+		"not JSON":      `{"head":`,
+		"unknown node":  `{"head":{"id":1,"callFrame":{},"children":[]},"samples":[{"size":1,"nodeId":9}]}`,
+		"twice":         `{"head":{"id":1,"callFrame":{},"children":[{"id":2,"callFrame":{}},{"id":2,"callFrame":{}}]},"samples":[]}`,
+		"root has some": `{"head":{"id":1,"callFrame":{},"selfSize":5,"children":[]},"samples":[]}`,
+	} {
+		h, err := ReadHeap(strings.NewReader(text))
+		if err == nil {
+			_, err = HeapToPprof(h, 1024)
+		}
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
