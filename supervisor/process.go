@@ -552,11 +552,11 @@ func (p *proc) readControl(app string, worker int) {
 		p.controlFault("handshake: " + strings.TrimPrefix(err.Error(), "ipc: "))
 		return
 	}
+	p.diag.offer(m.Diagnostics)
 	// The welcome carries the mesh table of the moment, so that a worker
 	// never serves a request before it knows the mesh: the first mesh
 	// message would otherwise race the first request the slot's socket
 	// already holds.
-	p.diag.offer(m.Diagnostics)
 	welcome := &ipc.Message{Type: ipc.TypeWelcome, Version: v, App: app, Worker: worker}
 	if p.meshTable != nil {
 		var seq uint64
@@ -616,7 +616,7 @@ func (p *proc) readControl(app string, worker int) {
 				p.statsMu.Lock()
 				st := *m.Stats
 				if p.diag.takeAfter() {
-					// The first report after a diagnostic: its window holds
+					// A report right after a diagnostic: its window holds
 					// the block of the event loop wattd asked for, and its
 					// utilisation and delay say nothing of the app's.
 					st.ELU, st.Delay = p.stats.ELU, nil
