@@ -16,8 +16,8 @@ import (
 )
 
 // Diagnoser is a Backend whose workers take diagnostics on request:
-// POST /v1/apps/{id}/heap-snapshot and Watt's
-// POST /api/v1/applications/{id}/heap-snapshot; without it they answer 501.
+// POST /v1/apps/{id}/heap-snapshot and /v1/apps/{id}/profile, and Watt's
+// heap-snapshot, pprof/start and pprof/stop; without it they answer 501.
 type Diagnoser interface {
 	// HeapSnapshot has worker (-1: the lowest ready one) of app id take
 	// a V8 heap snapshot, and returns it open and already unlinked, with
