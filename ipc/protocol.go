@@ -333,6 +333,9 @@ type Diagnose struct {
 	IntervalMicros int    `json:"intervalMicros,omitempty"`
 	IntervalBytes  int    `json:"intervalBytes,omitempty"`
 	Error          string `json:"error,omitempty"`
+	// Format, in an answer to a profile's stop, says the file is already
+	// pprof ("pprof", as a Go worker writes it) rather than V8's JSON.
+	Format string `json:"format,omitempty"`
 }
 
 // AppInfo is the content of the file named by WATTD_APP_INFO, written by

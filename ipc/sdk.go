@@ -1,12 +1,14 @@
 package ipc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +75,13 @@ type Control struct {
 	checks   map[string]func() Check
 
 	onShed atomic.Pointer[func()]
+
+	profMu  sync.Mutex    // guards cpuProf and heapProf
+	cpuProf *bytes.Buffer // the CPU profile being taken, nil when none
+	// heapProf: a heap profile was started (Go samples allocations all
+	// the time, at runtime.MemProfileRate; the profile is written at
+	// its stop).
+	heapProf bool
 }
 
 // Dial opens the control channel named by WATTD_CONTROL_FD and performs the
@@ -100,7 +109,8 @@ func Dial() (*Control, error) {
 	for i := range versions {
 		versions[i] = i + 1
 	}
-	hello := &Message{Type: TypeHello, Versions: versions, PID: os.Getpid(), Runtime: "go " + runtime.Version()}
+	hello := &Message{Type: TypeHello, Versions: versions, PID: os.Getpid(), Runtime: "go " + runtime.Version(),
+		Diagnostics: []string{DiagCPUProfileStart, DiagCPUProfileStop, DiagHeapProfileStart, DiagHeapProfileStop}}
 	if err := WriteMessage(conn, hello); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ipc: send hello: %w", err)
@@ -145,6 +155,10 @@ func (c *Control) readLoop() {
 		case TypeShed:
 			if fn := c.onShed.Load(); fn != nil {
 				go (*fn)()
+			}
+		case TypeDiagnose:
+			if m.Diagnose != nil {
+				go c.diagnose(*m.Diagnose)
 			}
 		case TypeMessage:
 			// The SDK has no messaging handlers: the sender gets Watt's
@@ -265,4 +279,64 @@ func ReadAppInfo() (*AppInfo, error) {
 		return nil, fmt.Errorf("ipc: app info %s: %w", path, err)
 	}
 	return &info, nil
+}
+
+// diagnose answers wattd's diagnose message: Go's CPU profile (at Go's
+// 100 Hz: intervalMicros is not Go's to change once the runtime runs) and
+// its heap profile, written at their stop to the path wattd names, as
+// pprof. A CPU profile fails to start while another runs in the process
+// (net/http/pprof's, say).
+func (c *Control) diagnose(d Diagnose) {
+	answer := Diagnose{ID: d.ID, Kind: d.Kind}
+	err := func() error {
+		c.profMu.Lock()
+		defer c.profMu.Unlock()
+		switch d.Kind {
+		case DiagCPUProfileStart:
+			if c.cpuProf != nil {
+				return errors.New("a CPU profile is already being taken")
+			}
+			buf := &bytes.Buffer{}
+			if err := pprof.StartCPUProfile(buf); err != nil {
+				return err
+			}
+			c.cpuProf = buf
+		case DiagCPUProfileStop:
+			if c.cpuProf == nil {
+				return errors.New("no CPU profile is being taken")
+			}
+			pprof.StopCPUProfile()
+			buf := c.cpuProf
+			c.cpuProf = nil
+			answer.Format = "pprof"
+			return os.WriteFile(d.Path, buf.Bytes(), 0o600)
+		case DiagHeapProfileStart:
+			if c.heapProf {
+				return errors.New("a heap profile is already being taken")
+			}
+			c.heapProf = true
+		case DiagHeapProfileStop:
+			if !c.heapProf {
+				return errors.New("no heap profile is being taken")
+			}
+			c.heapProf = false
+			answer.Format = "pprof"
+			f, err := os.OpenFile(d.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		default:
+			return fmt.Errorf("cannot take a %s", d.Kind)
+		}
+		return nil
+	}()
+	if err != nil {
+		answer.Error = err.Error()
+	}
+	_ = c.Send(&Message{Type: TypeDiagnosed, Diagnose: &answer})
 }

@@ -176,10 +176,10 @@ func diagDoing(kind string) string {
 
 // ask asks the worker for the diagnostic d (its ID is set here), and
 // waits for its answer.
-func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) error {
+func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) (ipc.Diagnose, error) {
 	kind, path := d.Kind, d.Path
 	if !p.diag.takes(kind) {
-		return fmt.Errorf("%w: the worker cannot %s: its runtime does not offer it on the control channel (a Node.js worker does; see worker-protocol.md, diagnose)", ErrConflict, diagDoing(kind))
+		return ipc.Diagnose{}, fmt.Errorf("%w: the worker cannot %s: its runtime does not offer it on the control channel (a Node.js worker does, and a Go program through the SDK of package ipc; see worker-protocol.md, diagnose)", ErrConflict, diagDoing(kind))
 	}
 	ch := make(chan ipc.Diagnose, 1)
 	b := &p.diag
@@ -201,18 +201,18 @@ func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) error {
 		b.mu.Lock()
 		delete(b.asked, id)
 		b.mu.Unlock()
-		return fmt.Errorf("ask the worker to %s: %w", diagDoing(kind), err)
+		return ipc.Diagnose{}, fmt.Errorf("ask the worker to %s: %w", diagDoing(kind), err)
 	}
 	select {
 	case a := <-ch:
 		if a.Error != "" {
-			return fmt.Errorf("the worker could not %s: %s", diagDoing(kind), a.Error)
+			return a, fmt.Errorf("the worker could not %s: %s", diagDoing(kind), a.Error)
 		}
-		return nil
+		return a, nil
 	case <-p.exited:
-		return fmt.Errorf("%w: the worker exited (%s) before it could %s", ErrConflict, p.exitReason(), diagDoing(kind))
+		return ipc.Diagnose{}, fmt.Errorf("%w: the worker exited (%s) before it could %s", ErrConflict, p.exitReason(), diagDoing(kind))
 	case <-ctx.Done():
-		return ctx.Err()
+		return ipc.Diagnose{}, ctx.Err()
 	}
 }
 
@@ -225,7 +225,7 @@ func (rt *Runtime) HeapSnapshot(ctx context.Context, id string, worker int) (*os
 	if err != nil {
 		return nil, 0, err
 	}
-	f, err := rt.diagFile(ctx, p, s, ipc.DiagHeapSnapshot, "heapsnapshot")
+	f, _, err := rt.diagFile(ctx, p, s, ipc.DiagHeapSnapshot, "heapsnapshot")
 	if err != nil {
 		return nil, 0, fmt.Errorf("heap snapshot of app %q worker %d: %w", s.app.id, s.index, err)
 	}
@@ -233,12 +233,12 @@ func (rt *Runtime) HeapSnapshot(ctx context.Context, id string, worker int) (*os
 }
 
 // diagFile asks worker p of slot s for a diagnostic that it writes to a
-// file (heap snapshot, CPU profile), and returns the file open and
-// already removed.
-func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext string) (*os.File, error) {
+// file (heap snapshot, profile), and returns the file open and already
+// removed, with the format the worker said it has ("" by default).
+func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext string) (*os.File, string, error) {
 	dir := DiagDir(rt.dir.Path)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
+		return nil, "", err
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.%s", s.app.id, s.index, time.Now().UnixNano(), ext))
 	// Whatever happens (an error, a worker that answers after the
@@ -249,20 +249,21 @@ func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext str
 	start := time.Now()
 	log := s.log.With(zap.Int("pid", p.pid), zap.String("diagnostic", kind))
 	log.Info("asking the worker for a diagnostic")
-	if err := p.ask(ctx, &ipc.Diagnose{Kind: kind, Path: path}); err != nil {
+	a, err := p.ask(ctx, &ipc.Diagnose{Kind: kind, Path: path})
+	if err != nil {
 		log.Warn("diagnostic failed", zap.Error(err))
-		return nil, err
+		return nil, "", err
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("the worker answered, but: %w", err)
+		return nil, "", fmt.Errorf("the worker answered, but: %w", err)
 	}
 	var size int64
 	if fi, err := f.Stat(); err == nil {
 		size = fi.Size()
 	}
 	log.Info("diagnostic taken", zap.Int64("bytes", size), zap.Duration("took", time.Since(start).Round(time.Millisecond)))
-	return f, nil
+	return f, a.Format, nil
 }
 
 // diagWorker is the worker of app id's slot worker (-1: the lowest ready
@@ -331,7 +332,7 @@ func (rt *Runtime) StartProfile(ctx context.Context, id string, worker int, typ 
 	} else {
 		d.IntervalBytes = interval
 	}
-	if err := p.ask(ctx, d); err != nil {
+	if _, err := p.ask(ctx, d); err != nil {
 		return 0, fmt.Errorf("%s profile of app %q worker %d: %w", typ, id, s.index, err)
 	}
 	p.diag.setInterval(typ, interval)
@@ -339,22 +340,31 @@ func (rt *Runtime) StartProfile(ctx context.Context, id string, worker int, typ 
 	return s.index, nil
 }
 
+// Profile is a profile a worker took.
+type Profile struct {
+	// File holds it, open at its start and no longer in any directory:
+	// V8's JSON (.cpuprofile, .heapprofile), or pprof when Format says so.
+	File   *os.File
+	Format string // "pprof" when the worker wrote pprof (a Go worker); "" for V8's JSON
+	// Interval is the sampling interval it was started with (µs, bytes;
+	// 0: not known), Worker the worker's index.
+	Interval, Worker int
+}
+
 // StopProfile stops the profile of typ of worker (-1: the lowest ready
-// one) of app id and returns it, V8's JSON (.cpuprofile, .heapprofile),
-// as an open file at its start that is no longer in any directory, with
-// the interval it was sampled at (0: not known) and the worker's index.
-func (rt *Runtime) StopProfile(ctx context.Context, id string, worker int, typ string) (*os.File, int, int, error) {
+// one) of app id and returns it.
+func (rt *Runtime) StopProfile(ctx context.Context, id string, worker int, typ string) (*Profile, error) {
 	k, ok := profileKinds[typ]
 	if !ok {
-		return nil, 0, 0, fmt.Errorf("%w: no profile of type %q", ErrInvalidConfig, typ)
+		return nil, fmt.Errorf("%w: no profile of type %q", ErrInvalidConfig, typ)
 	}
 	p, s, err := rt.diagWorker(id, worker)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
-	f, err := rt.diagFile(ctx, p, s, k.stop, k.ext)
+	f, format, err := rt.diagFile(ctx, p, s, k.stop, k.ext)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%s profile of app %q worker %d: %w", typ, id, s.index, err)
+		return nil, fmt.Errorf("%s profile of app %q worker %d: %w", typ, id, s.index, err)
 	}
-	return f, p.diag.takeInterval(typ), s.index, nil
+	return &Profile{File: f, Format: format, Interval: p.diag.takeInterval(typ), Worker: s.index}, nil
 }

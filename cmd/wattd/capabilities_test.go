@@ -5,11 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 )
 
 // TestGoAndCommandApps: a Go program built by `wattd build` and a Python
@@ -147,6 +150,27 @@ func TestGoSDKApp(t *testing.T) {
 		_, body, err := get(fresh, d.url("/call?app=plain"))
 		return err == nil && strings.Contains(body, `"app":"plain"`)
 	})
+	// Profiles of a Go worker: Go's own, pprof already, passed on as
+	// they are; there is no V8 JSON to give, nor a heap snapshot.
+	profDir := t.TempDir()
+	for typ, sample := range map[string]string{"cpu": "cpu", "heap": "inuse_space"} {
+		file := filepath.Join(profDir, typ+".pb.gz")
+		if out, err := d.ctl(typ+"-profile", "-t", "1s", "-w", "1", "-o", file, "api"); err != nil {
+			t.Fatalf("ctl %s-profile of a Go worker: %v\n%s", typ, err, out)
+		}
+		p := readPprofTypes(t, file)
+		if !slices.ContainsFunc(p.SampleType, func(v *profile.ValueType) bool { return v.Type == sample }) {
+			t.Errorf("%s profile of a Go worker has %v", typ, p.SampleType)
+		}
+	}
+	for args, want := range map[string]string{
+		"cpu-profile -t 1s -f v8 api": "gives its profiles as pprof",
+		"heap-snapshot api":           "the worker cannot take a heap snapshot",
+	} {
+		if out, err := d.ctl(strings.Fields(args)...); err == nil || !strings.Contains(out, want) {
+			t.Errorf("ctl %s: %v, want an error saying %q:\n%s", args, err, want, out)
+		}
+	}
 	d.rollingRestartUnderLoad("api", false)
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(20 * time.Second); code != 0 {

@@ -376,10 +376,20 @@ func TestCPUProfile(t *testing.T) {
 	}
 }
 
-// readPprof parses a pprof file, gzipped or not, as go tool pprof does. A
-// short heap profile may have no sample: allocations are sampled every
-// 512 KiB.
+// readPprof parses a pprof file of wattd's making, gzipped or not, as go
+// tool pprof does: two values a sample. A short heap profile may have no
+// sample: allocations are sampled every 512 KiB.
 func readPprof(t *testing.T, path string) *profile.Profile {
+	t.Helper()
+	p := readPprofTypes(t, path)
+	if len(p.SampleType) != 2 {
+		t.Fatalf("%s: samples of %v", path, p.SampleType)
+	}
+	return p
+}
+
+// readPprofTypes parses any pprof file.
+func readPprofTypes(t *testing.T, path string) *profile.Profile {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -389,9 +399,6 @@ func readPprof(t *testing.T, path string) *profile.Profile {
 	p, err := profile.Parse(f)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
-	}
-	if len(p.SampleType) != 2 {
-		t.Fatalf("%s: samples of %v", path, p.SampleType)
 	}
 	return p
 }

@@ -26,10 +26,9 @@ type Diagnoser interface {
 	// StartProfile starts V8's profiler of typ (supervisor.ProfileCPU,
 	// ProfileHeap) in worker (-1: the lowest ready one) of app id,
 	// sampling every interval (µs, bytes), and returns the worker's index;
-	// StopProfile stops it and returns the profile (V8's JSON, open and
-	// unlinked), its interval and the worker's index.
+	// StopProfile stops it and returns the profile.
 	StartProfile(ctx context.Context, id string, worker int, typ string, interval int) (int, error)
-	StopProfile(ctx context.Context, id string, worker int, typ string) (*os.File, int, int, error)
+	StopProfile(ctx context.Context, id string, worker int, typ string) (*supervisor.Profile, error)
 }
 
 var _ Diagnoser = (*supervisor.Runtime)(nil)

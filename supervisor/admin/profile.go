@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -92,20 +91,24 @@ func (s *Server) profile(r *http.Request) (int, any, error) {
 		// that the worker does not go on collecting samples for nobody.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if f, _, _, err := d.StopProfile(ctx, id, index, typ); err == nil {
-			f.Close()
+		if pr, err := d.StopProfile(ctx, id, index, typ); err == nil {
+			pr.File.Close()
 		}
 		return 0, nil, r.Context().Err()
 	}
-	f, every, _, err := d.StopProfile(r.Context(), id, index, typ)
+	pr, err := d.StopProfile(r.Context(), id, index, typ)
 	if err != nil {
 		return 0, nil, err
 	}
 	stamp := time.Now().UTC().Format("2006-01-02T15-04-05Z")
 	if format == "v8" {
-		return http.StatusOK, fileAnswer{f: f, name: fmt.Sprintf("%s-%s-%d-%s.%sprofile", typ, id, index, stamp, typ), log: s.log}, nil
+		if pr.Format == "pprof" {
+			pr.File.Close()
+			return 0, nil, badRequest("the worker's runtime gives its profiles as pprof, not V8's JSON: ask for format pprof")
+		}
+		return http.StatusOK, fileAnswer{f: pr.File, name: fmt.Sprintf("%s-%s-%d-%s.%sprofile", typ, id, index, stamp, typ), log: s.log}, nil
 	}
-	b, err := pprofOf(f, typ, every)
+	b, err := pprofOf(pr, typ)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -125,10 +128,15 @@ func profileInterval(typ, v string) (int, error) {
 	return n, nil
 }
 
-// pprofOf reads V8's profile of typ, closes it, and gives it as pprof:
-// gzipped protocol buffers.
-func pprofOf(f *os.File, typ string, every int) ([]byte, error) {
+// pprofOf reads the profile of typ, closes it, and gives it as pprof:
+// gzipped protocol buffers (a worker's pprof as it is).
+func pprofOf(pr *supervisor.Profile, typ string) ([]byte, error) {
+	f := pr.File
 	defer f.Close()
+	if pr.Format == "pprof" {
+		return io.ReadAll(f)
+	}
+	every := pr.Interval
 	if every <= 0 {
 		every = profileSampling[typ].def
 	}
@@ -292,14 +300,14 @@ func (w *wattAPI) pprofStop(s *Server, r *http.Request) (int, any, error) {
 	var profiles []workerProfile
 	var errs []error
 	for _, wk := range q.workers {
-		f, every, index, err := q.d.StopProfile(r.Context(), q.id, wk, q.opts.Type)
+		pr, err := q.d.StopProfile(r.Context(), q.id, wk, q.opts.Type)
 		if err == nil {
 			var b []byte
-			if b, err = pprofOf(f, q.opts.Type, every); err == nil {
+			if b, err = pprofOf(pr, q.opts.Type); err == nil {
 				if !q.opts.AllWorkers {
 					return http.StatusOK, bytesAnswer{b: b}, nil
 				}
-				profiles = append(profiles, workerProfile{WorkerIndex: index, Profile: base64.StdEncoding.EncodeToString(b)})
+				profiles = append(profiles, workerProfile{WorkerIndex: pr.Worker, Profile: base64.StdEncoding.EncodeToString(b)})
 				continue
 			}
 		}
