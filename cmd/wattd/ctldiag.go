@@ -83,6 +83,20 @@ func save(c *cli.Context, what string, fetch func(io.Writer) (string, int64, err
 	}, nil
 }
 
+// writeInto writes what fetch downloads into output, which exists and is
+// not a regular file.
+func writeInto(output, what string, fetch func(io.Writer) (string, int64, error)) (savedFile, error) {
+	f, err := os.OpenFile(output, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return savedFile{}, fmt.Errorf("cannot save the %s: %w", what, err)
+	}
+	_, n, err := fetch(f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("cannot save the %s: %w", what, cerr)
+	}
+	return savedFile{path: output, n: n}, err
+}
+
 type savedFile struct {
 	path string
 	n    int64
@@ -91,9 +105,14 @@ type savedFile struct {
 // saveDownload writes what fetch downloads (a heap snapshot, a profile)
 // to a temporary file beside where it goes and renames it there once
 // whole, so that a failure leaves nothing. Without output, it is saved in
-// dir under the name fetch gives.
+// dir under the name fetch gives. An output that exists and is not a
+// regular file (a device such as /dev/null, a pipe, a symbolic link) is
+// written into, as a shell's > does, and never replaced.
 func saveDownload(dir, output, what string, fetch func(io.Writer) (string, int64, error)) (savedFile, error) {
 	if output != "" {
+		if fi, err := os.Lstat(output); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			return writeInto(output, what, fetch)
+		}
 		dir = filepath.Dir(output)
 	} else if dir == "" {
 		dir = "."
@@ -111,7 +130,7 @@ func saveDownload(dir, output, what string, fetch func(io.Writer) (string, int64
 		return savedFile{}, err
 	}
 	if output == "" {
-		if name == "" {
+		if name == "" || name == "." || name == ".." || name == string(filepath.Separator) {
 			return savedFile{}, fmt.Errorf("wattd did not name the %s; give --output", what)
 		}
 		output = filepath.Join(dir, name)

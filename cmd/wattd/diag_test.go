@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,45 @@ func TestHeapSnapshot(t *testing.T) {
 		t.Fatalf("ctl heap-snapshot -o: %v\n%s", err, res)
 	}
 	checkSnapshot(t, named, -1, true)
+	// An output that is not a regular file is written into, never
+	// replaced: a pipe (as /dev/null or /dev/stdout would be), a link.
+	fifo := filepath.Join(out, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	piped := make(chan int, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		piped <- len(b)
+	}()
+	if res, err := d.ctl("heap-snapshot", "-o", fifo, "web"); err != nil {
+		t.Fatalf("ctl heap-snapshot -o FIFO: %v\n%s", err, res)
+	}
+	select {
+	case n := <-piped:
+		if n < 1<<20 {
+			t.Errorf("%d bytes came through the pipe", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("nothing came through the pipe")
+	}
+	target, link := filepath.Join(out, "target"), filepath.Join(out, "link")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := d.ctl("heap-snapshot", "-o", link, "web"); err != nil {
+		t.Fatalf("ctl heap-snapshot -o LINK: %v\n%s", err, res)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the pipe was replaced: %v %v", fi, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi, err)
+	}
+	checkSnapshot(t, target, -1, true)
 
 	// wattpm, as against Watt: one worker named app:N, then every app
 	// (the Python one fails, and wattpm says so and goes on).
