@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,8 +230,7 @@ func checkSnapshot(t *testing.T, path string, size int64, private bool) int {
 // in it) or V8's .cpuprofile, `wattd ctl heap-profile` the same with the
 // sampling heap profiler; `wattpm pprof start` and `stop` do the same
 // by Watt's routes, for the application or each of its workers; a client
-// that goes away ends
-// the profile; what cannot work is a clear error.
+// that goes away ends the profile; what cannot work is a clear error.
 func TestCPUProfile(t *testing.T) {
 	integration(t)
 	wattpm := wattpmCommand(t)
@@ -252,25 +249,12 @@ func TestCPUProfile(t *testing.T) {
 	d.waitReady("web", 30*time.Second)
 	d.waitReady("py", 30*time.Second)
 
-	// Load that keeps the workers' event loops busy in the app's code.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		// A connection a request, so that the kernel spreads them over
-		// both workers.
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if resp, err := c.Get(d.url("/spin?ms=20")); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}
-	}()
+	// Load that keeps the workers' event loops busy in the app's code, a
+	// connection a request, so that the kernel spreads them over both.
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	loaded := make(chan struct{})
+	go func() { load(loadCtx, d.url("/spin?ms=20"), 1); close(loaded) }()
+	defer func() { stopLoad(); <-loaded }()
 
 	out := t.TempDir()
 	res, err := d.ctl("cpu-profile", "--duration", "2s", "--dir", out, "--json", "web")

@@ -3,7 +3,6 @@ package admin
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/config"
@@ -60,19 +59,11 @@ func (s *Server) getEnv(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	id := r.PathValue("id")
-	if _, err := s.findApp(id); err != nil {
+	id, worker, err := s.appWorker(r)
+	if err != nil {
 		return 0, nil, err
 	}
-	worker := 0
-	if v := r.URL.Query().Get("worker"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, nil, badRequest("worker must be a whole number, 0 or more, not %q", v)
-		}
-		worker = n
-	}
-	env, err := src.WorkerEnv(id, worker)
+	env, err := src.WorkerEnv(id, max(worker, 0)) // worker 0 unless asked
 	if err != nil {
 		return 0, nil, err
 	}
