@@ -196,6 +196,13 @@ const (
 	// bytes between samples): V8's .heapprofile JSON.
 	DiagHeapProfileStart = "heapProfileStart"
 	DiagHeapProfileStop  = "heapProfileStop"
+	// A REPL inside the worker: wattd listens on the Unix socket Path
+	// (in a directory only its own user may enter), the worker connects
+	// to it and answers, and runs a read-eval-print loop on that
+	// connection until either side closes it. Terminal asks for line
+	// editing (the client's terminal is in raw mode), Columns is its
+	// width, Prompt the prompt to show.
+	DiagREPL = "repl"
 )
 
 // Check kinds.
@@ -336,6 +343,10 @@ type Diagnose struct {
 	// Format, in an answer to a profile's stop, says the file is already
 	// pprof ("pprof", as a Go worker writes it) rather than V8's JSON.
 	Format string `json:"format,omitempty"`
+	// Terminal, Columns and Prompt are a REPL's (DiagREPL).
+	Terminal bool   `json:"terminal,omitempty"`
+	Columns  int    `json:"columns,omitempty"`
+	Prompt   string `json:"prompt,omitempty"`
 }
 
 // AppInfo is the content of the file named by WATTD_APP_INFO, written by

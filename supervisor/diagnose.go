@@ -81,6 +81,9 @@ func (b *diagBook) takes(kind string) bool {
 type askedDiag struct {
 	at   time.Time
 	path string
+	// blocks: the diagnostic stops the worker's event loop while it is
+	// taken (all but a REPL), so the reports after it are not judged.
+	blocks bool
 }
 
 // busy tells whether a diagnostic was asked for, less than diagTimeout
@@ -110,7 +113,7 @@ func (b *diagBook) answered(d *ipc.Diagnose) bool {
 	delete(b.asked, d.ID)
 	ch, waited := b.waiting[d.ID]
 	delete(b.waiting, d.ID)
-	if ok {
+	if ok && a.blocks {
 		b.after, b.afterUntil = true, time.Now().Add(diagAfterglow)
 	}
 	b.mu.Unlock()
@@ -170,6 +173,8 @@ func diagDoing(kind string) string {
 		return "start a heap profile"
 	case ipc.DiagHeapProfileStop:
 		return "stop its heap profile"
+	case ipc.DiagREPL:
+		return "open a REPL"
 	}
 	return "take a " + kind
 }
@@ -179,7 +184,11 @@ func diagDoing(kind string) string {
 func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) (ipc.Diagnose, error) {
 	kind, path := d.Kind, d.Path
 	if !p.diag.takes(kind) {
-		return ipc.Diagnose{}, fmt.Errorf("%w: the worker cannot %s: its runtime does not offer it on the control channel (a Node.js worker does, and a Go program through the SDK of package ipc; see worker-protocol.md, diagnose)", ErrConflict, diagDoing(kind))
+		who := "a Node.js worker does, and a Go program through the SDK of package ipc"
+		if kind == ipc.DiagREPL || kind == ipc.DiagHeapSnapshot {
+			who = "a Node.js worker does"
+		}
+		return ipc.Diagnose{}, fmt.Errorf("%w: the worker cannot %s: its runtime does not offer it on the control channel (%s; see worker-protocol.md, diagnose)", ErrConflict, diagDoing(kind), who)
 	}
 	ch := make(chan ipc.Diagnose, 1)
 	b := &p.diag
@@ -189,7 +198,7 @@ func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) (ipc.Diagnose, error) {
 	if b.waiting == nil {
 		b.waiting, b.asked = map[uint64]chan ipc.Diagnose{}, map[uint64]askedDiag{}
 	}
-	b.waiting[id], b.asked[id] = ch, askedDiag{at: time.Now(), path: path}
+	b.waiting[id], b.asked[id] = ch, askedDiag{at: time.Now(), path: path, blocks: kind != ipc.DiagREPL}
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()

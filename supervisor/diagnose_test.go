@@ -19,7 +19,7 @@ func TestDiagBook(t *testing.T) {
 		t.Fatal("takes: not what hello offered")
 	}
 	late := filepath.Join(t.TempDir(), "late.heapsnapshot")
-	b.waiting, b.asked = map[uint64]chan ipc.Diagnose{}, map[uint64]askedDiag{1: {at: time.Now(), path: late}}
+	b.waiting, b.asked = map[uint64]chan ipc.Diagnose{}, map[uint64]askedDiag{1: {at: time.Now(), path: late, blocks: true}}
 	if !b.busy() {
 		t.Fatal("not busy with a diagnostic asked for and not answered")
 	}
@@ -41,6 +41,11 @@ func TestDiagBook(t *testing.T) {
 	}
 	if b.busy() {
 		t.Fatal("busy after the answer")
+	}
+	// A REPL blocks nothing: its answer leaves the reports judged.
+	b.asked[3] = askedDiag{at: time.Now()}
+	if !b.answered(&ipc.Diagnose{ID: 3, Kind: ipc.DiagREPL}) || b.takeAfter() {
+		t.Fatal("a REPL's answer was not taken, or kept the next report from being judged")
 	}
 	b.asked[2] = askedDiag{at: time.Now().Add(-diagTimeout), path: late}
 	if b.busy() || len(b.asked) != 0 {

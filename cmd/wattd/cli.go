@@ -852,6 +852,7 @@ func ctlCommand() *cli.Command {
 			ctlProfileCommand(supervisor.ProfileHeap, action, jsonFlag, socketFlag, nameFlag),
 			injectCommand(connect, fail),
 			logsCommand(connect, fail),
+			ctlREPLCommand(connect, fail, socketFlag, nameFlag),
 			ctlReloadCommand(action),
 			ctlScaleCommand(action),
 			{

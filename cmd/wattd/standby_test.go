@@ -374,10 +374,14 @@ func TestStartingStandbyTakesTheSlot(t *testing.T) {
 
 	// A standby held for longer than twice that and a second is not
 	// taken: the slot starts a process, which is not held.
-	m := regexp.MustCompile(fmt.Sprintf(`"msg":"standby worker ready to take a slot"[^\n]*"startup":(\d+),"pid":%d`, next.PID)).FindStringSubmatch(d.out.String())
-	if m == nil {
-		t.Fatalf("no startup logged for standby %d", next.PID)
-	}
+	// ctl ps shows it a standby once it is warm; the pool logs that
+	// right after, from another goroutine.
+	startupLine := regexp.MustCompile(fmt.Sprintf(`"msg":"standby worker ready to take a slot"[^\n]*"startup":(\d+),"pid":%d`, next.PID))
+	var m []string
+	waitFor(t, 5*time.Second, fmt.Sprintf("the startup of standby %d logged", next.PID), func() bool {
+		m = startupLine.FindStringSubmatch(d.out.String())
+		return m != nil
+	})
 	startupMs, _ := strconv.Atoi(m[1])
 	lateAge := float64(2*startupMs+1300) / 1000
 	if lateAge > 5 {

@@ -316,20 +316,8 @@ require('node:http').createServer((req, res) => {
 	})
 	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"TMPDIR=" + tmp}})
 	waitHTTP(t, d.url("/"), 30*time.Second)
-	sock := filepath.Join(tmp, "platformatic", "runtimes", strconv.Itoa(d.cmd.Process.Pid), "socket")
-	conn, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	wc, err := websocket.NewConfig("ws://localhost/api/v1/logs/live", "http://localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := websocket.NewClient(wc, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := dialWattWS(t, tmp, d.cmd.Process.Pid, "/api/v1/logs/live")
+	defer ws.Close()
 	// The reader hands each line over and reads the next only once the
 	// test takes it: while the test takes none, nothing is read.
 	lines := make(chan string)
@@ -482,4 +470,27 @@ func TestWattpmUnderDev(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "web") || strings.Contains(string(out), "Workers") {
 		t.Errorf("wattpm applications under dev: %v\n%s", err, out)
 	}
+}
+
+// dialWattWS opens a WebSocket to path on the management API of the
+// runtime with pid, whose socket is under tmp (its TMPDIR), as wattpm's
+// client does.
+func dialWattWS(t *testing.T, tmp string, pid int, path string) *websocket.Conn {
+	t.Helper()
+	sock := filepath.Join(tmp, "platformatic", "runtimes", strconv.Itoa(pid), "socket")
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := websocket.NewConfig("ws://localhost"+path, "http://localhost")
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	ws, err := websocket.NewClient(wc, conn)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return ws
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -430,4 +431,74 @@ func (c *Client) download(ctx context.Context, what, path string, q url.Values, 
 		return name, n, fmt.Errorf("%s cut short: %w", what, err)
 	}
 	return name, n, nil
+}
+
+// REPLConn is a REPL session in a worker: what is written goes to the
+// REPL, what it prints is read. CloseWrite says there is nothing more to
+// send (the REPL ends once it has answered what it had); Close ends it.
+type REPLConn struct {
+	c *net.UnixConn
+	r *bufio.Reader // holds what came with the answer
+}
+
+func (c *REPLConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *REPLConn) Write(p []byte) (int, error) { return c.c.Write(p) }
+func (c *REPLConn) CloseWrite() error           { return c.c.CloseWrite() }
+func (c *REPLConn) Close() error                { return c.c.Close() }
+
+// REPL opens a REPL in worker (-1: the lowest ready one) of app:
+// terminal asks for line editing (the caller passes its raw terminal's
+// keys), columns is the terminal's width.
+func (c *Client) REPL(ctx context.Context, app string, worker int, terminal bool, columns int) (*REPLConn, error) {
+	q := url.Values{}
+	if worker >= 0 {
+		q.Set("worker", strconv.Itoa(worker))
+	}
+	if terminal {
+		q.Set("terminal", "1")
+	}
+	if columns > 0 {
+		q.Set("columns", strconv.Itoa(columns))
+	}
+	path := "/v1/apps/" + url.PathEscape(app) + "/repl?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request GET %s: %w", path, err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", REPLUpgrade)
+	d := net.Dialer{Timeout: dialTimeout}
+	nc, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	conn := nc.(*net.UnixConn)
+	ok := false
+	defer func() {
+		if !ok {
+			conn.Close()
+		}
+	}()
+	if dl, has := ctx.Deadline(); has {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := req.Write(conn); err != nil {
+		return nil, c.transportError(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, fmt.Errorf("read answer from wattd at %s: %w", c.socket, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer resp.Body.Close()
+		answer, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		if err != nil {
+			return nil, fmt.Errorf("read answer from wattd at %s: %w", c.socket, err)
+		}
+		return nil, decodeError(resp, answer)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	ok = true
+	return &REPLConn{c: conn, r: br}, nil
 }

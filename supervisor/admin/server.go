@@ -234,6 +234,8 @@ var routes = []route{
 	{http.MethodPost, "/v1/apps/{id}/scale", write, (*Server).scaleApp},
 	{http.MethodPost, "/v1/apps/{id}/heap-snapshot", write, (*Server).heapSnapshot},
 	{http.MethodPost, "/v1/apps/{id}/profile", write, (*Server).profile},
+	// Code typed there runs in the worker, as the worker's user.
+	{http.MethodGet, "/v1/apps/{id}/repl", write, (*Server).repl},
 	{http.MethodPost, "/v1/reload", write, (*Server).reload},
 	{http.MethodPost, "/v1/stop", write, (*Server).stop},
 	{http.MethodGet, "/v1/mesh", read, (*Server).getMesh},

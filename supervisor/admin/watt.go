@@ -8,9 +8,9 @@ package admin
 // same answers where wattd has the same thing, from the same Backend as
 // its own admin API: so a team moving from Watt keeps its commands and
 // scripts. What it cannot do (one application started or stopped alone,
-// applications added or removed at run time, profiles, heap snapshots, a
-// REPL) answers 501 with Watt's error shape and the way to do it with
-// wattd. docs/operations.md has the table.
+// applications added or removed at run time) answers 501 with Watt's
+// error shape and the way to do it with wattd. docs/operations.md has the
+// table.
 
 import (
 	"context"
@@ -197,7 +197,7 @@ func (w *wattAPI) routes() []route {
 		{http.MethodPost, p + "/applications/{id}/pprof/start", write, w.pprofStart},
 		{http.MethodPost, p + "/applications/{id}/pprof/stop", write, w.pprofStop},
 		{http.MethodPost, p + "/applications/{id}/heap-snapshot", write, w.heapSnapshot},
-		{http.MethodGet, p + "/applications/{id}/repl", write, unsupported("wattd has no REPL into a worker: start it with --inspect and use the console of chrome://inspect")},
+		{http.MethodGet, p + "/applications/{id}/repl", write, w.repl},
 		{"*", p + "/applications/{id}/proxy/{path...}", write, w.proxy},
 		{http.MethodGet, p + "/metrics", read, w.metrics},
 		{http.MethodGet, p + "/logs/live", read, w.logsLive},

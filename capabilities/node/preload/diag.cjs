@@ -12,10 +12,13 @@
 //     path, and wattd makes of it what its caller wants (pprof).
 //   * heapProfileStart {intervalBytes} and heapProfileStop {path}: V8's
 //     sampling heap profiler the same way (the .heapprofile JSON).
+//   * repl {path, terminal, columns, prompt}: a REPL on a connection to
+//     the Unix socket path, where wattd listens (repl.cjs); answered once
+//     connected. It blocks nothing.
 'use strict'
 
 // The kinds this worker takes; its hello lists them.
-const DIAGNOSTICS = ['heapSnapshot', 'cpuProfileStart', 'cpuProfileStop', 'heapProfileStart', 'heapProfileStop']
+const DIAGNOSTICS = ['heapSnapshot', 'cpuProfileStart', 'cpuProfileStop', 'heapProfileStart', 'heapProfileStop', 'repl']
 
 // The inspector session of each profile being taken, by profiler.
 const profiling = { cpu: null, heap: null }
@@ -102,11 +105,27 @@ const kinds = {
   heapProfileStop: (d) => stopProfile('heap', d)
 }
 
+// Kinds that take their time without blocking: answered when done.
+const later = {
+  repl: (state, d) => require('./repl.cjs').openRepl(state, d)
+}
+
 // onDiagnose answers wattd's diagnose message with send (control.cjs).
 function onDiagnose (state, msg, send) {
   const d = msg.diagnose
   if (!d || typeof d !== 'object') return
   const answer = { id: d.id, kind: d.kind }
+  if (Object.hasOwn(later, d.kind)) {
+    let done
+    try {
+      done = Promise.resolve(later[d.kind](state, d))
+    } catch (err) {
+      done = Promise.reject(err)
+    }
+    done.then(() => {}, (err) => { answer.error = (err && err.message) || String(err) })
+      .then(() => send(state, { type: 'diagnosed', diagnose: answer }))
+    return
+  }
   try {
     const take = Object.hasOwn(kinds, d.kind) ? kinds[d.kind] : null
     if (take === null) throw new Error(`cannot take a ${d.kind}`)
