@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
 )
@@ -225,21 +227,158 @@ func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) (ipc.Diagnose, error) {
 	}
 }
 
-// HeapSnapshot has a worker of app take a V8 heap snapshot and returns it
-// as an open file, at its start, that is no longer in any directory: the
-// caller reads it and closes it. worker is the slot index; -1 picks the
-// lowest that is ready.
-func (rt *Runtime) HeapSnapshot(ctx context.Context, id string, worker int) (*os.File, int, error) {
+// HeapSnapshot is a heap snapshot a worker is taking, streamed to wattd
+// through a FIFO as V8 writes it: it is never a file. A snapshot is about
+// the size of the heap; as a file in the runtime directory (a tmpfs
+// under /run on most machines) it would take that much memory, charged
+// to the worker's own memory cgroup, and kill a worker with a memory
+// limit at the moment its memory is looked into. V8 writes it from the
+// blocked event loop; the worker's writes wait for the reader, so a
+// reader that stops must close (Close), which ends the worker's write
+// with an error and its block with it.
+type HeapSnapshot struct {
+	// Worker is the slot index of the worker taking it.
+	Worker int
+
+	first  []byte
+	r      *os.File
+	answer chan error // the worker's answer, then closed
+	cancel context.CancelFunc
+	end    func() // removes the FIFO and closes r, once
+}
+
+// heapChunk is the size of the reads from the FIFO.
+const heapChunk = 256 << 10
+
+// StartHeapSnapshot has a worker of app id (worker: the slot index; -1:
+// the lowest ready one) take a V8 heap snapshot, and returns once its
+// first bytes came, or with the error that came first (the worker
+// refused, exited, did not start within diagTimeout). The caller then
+// calls WriteTo, or Close to abandon it. ctx ends it too.
+func (rt *Runtime) StartHeapSnapshot(ctx context.Context, id string, worker int) (*HeapSnapshot, error) {
 	p, s, err := rt.diagWorker(id, worker)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	f, _, err := rt.diagFile(ctx, p, s, ipc.DiagHeapSnapshot, "heapsnapshot")
+	h, err := rt.startHeapSnapshot(ctx, p, s)
 	if err != nil {
-		return nil, 0, fmt.Errorf("heap snapshot of app %q worker %d: %w", s.app.id, s.index, err)
+		return nil, fmt.Errorf("heap snapshot of app %q worker %d: %w", s.app.id, s.index, err)
 	}
-	return f, s.index, nil
+	return h, nil
 }
+
+func (rt *Runtime) startHeapSnapshot(ctx context.Context, p *proc, s *slot) (*HeapSnapshot, error) {
+	kind := ipc.DiagHeapSnapshot
+	if !p.diag.takes(kind) {
+		_, err := p.ask(ctx, &ipc.Diagnose{Kind: kind})
+		return nil, err
+	}
+	dir := DiagDir(rt.dir.Path)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.heapsnapshot", s.app.id, s.index, time.Now().UnixNano()))
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return nil, fmt.Errorf("make its FIFO: %w", err)
+	}
+	// Both ends, without waiting: the reader, and a writer of wattd's own
+	// that keeps the reader from seeing an end before the worker has
+	// opened the FIFO. It is closed once the worker answered, so that the
+	// reader's end of file means every byte has come.
+	r, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	keep, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		os.Remove(path)
+		r.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, diagTimeout)
+	h := &HeapSnapshot{Worker: s.index, r: r, answer: make(chan error, 1), cancel: cancel}
+	h.end = sync.OnceFunc(func() {
+		// The path goes first: a worker that opens it after this makes
+		// a file (removed when it answers), where opening a FIFO without
+		// a reader would block it for good.
+		os.Remove(path)
+		r.Close()
+	})
+	log := s.log.With(zap.Int("pid", p.pid), zap.String("diagnostic", kind))
+	log.Info("asking the worker for a diagnostic")
+	start := time.Now()
+	go func() {
+		_, err := p.ask(ctx, &ipc.Diagnose{Kind: kind, Path: path})
+		keep.Close()
+		if err != nil {
+			log.Warn("diagnostic failed", zap.Error(err))
+			h.end() // nothing more is read: a worker still writing stops
+		} else {
+			log.Info("diagnostic taken", zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+		}
+		h.answer <- err
+		close(h.answer)
+	}()
+	buf := make([]byte, heapChunk)
+	n, err := r.Read(buf)
+	if n > 0 {
+		h.first = buf[:n]
+		return h, nil
+	}
+	// Nothing came: the worker's answer says why (the reader sees an end
+	// of file, or an error, only once the ask is over).
+	aerr := <-h.answer
+	h.Close()
+	if aerr != nil {
+		return nil, aerr
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil, errors.New("the worker answered, but wrote nothing")
+	}
+	return nil, err
+}
+
+// WriteTo copies the snapshot to w as the worker writes it, and returns
+// once it is whole, or with an error (the worker failed or exited, w
+// failed): what was written before is then a part only. The snapshot is
+// closed either way.
+func (h *HeapSnapshot) WriteTo(w io.Writer) (int64, error) {
+	defer h.Close()
+	n, err := w.Write(h.first)
+	total := int64(n)
+	h.first = nil
+	if err != nil {
+		h.Close()
+		return total, err
+	}
+	m, err := io.CopyBuffer(w, onlyReader{h.r}, make([]byte, heapChunk))
+	total += m
+	if err != nil && !errors.Is(err, io.EOF) {
+		// The worker's next write fails, and its block ends; wattd does
+		// not wait for its answer (a late one is dropped, see answered).
+		h.Close()
+		return total, err
+	}
+	// An end of file comes only once the worker answered.
+	if aerr := <-h.answer; aerr != nil {
+		return total, aerr
+	}
+	return total, nil
+}
+
+// Close abandons the snapshot (a no-op after WriteTo): the worker's writes
+// fail, and it goes on.
+func (h *HeapSnapshot) Close() {
+	h.end()
+	h.cancel()
+}
+
+// onlyReader hides the ReaderFrom and WriterTo of what it wraps, so that
+// a copy reads through Read.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 // diagFile asks worker p of slot s for a diagnostic that it writes to a
 // file (heap snapshot, profile), and returns the file open and already

@@ -69,7 +69,9 @@ func (rt *Runtime) openREPL(ctx context.Context, p *proc, s *slot, o REPLOptions
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
-	path := filepath.Join(dir, "repl-"+strconv.FormatUint(replSeq.Add(1), 10)+".sock")
+	// Short: the runtime directory may take most of what a socket path
+	// allows.
+	path := filepath.Join(dir, "r"+strconv.FormatUint(replSeq.Add(1), 10)+".sock")
 	if len(path) > rundir.MaxSocketPath {
 		return nil, fmt.Errorf("its socket path %s is %d bytes, over the %d a Unix socket allows; set %s to a shorter directory", path, len(path), rundir.MaxSocketPath, rundir.EnvRuntimeDir)
 	}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,12 +62,42 @@ func TestHeapSnapshot(t *testing.T) {
 	})
 
 	out := t.TempDir()
+	// While V8 writes, the runtime directory holds a FIFO, never the
+	// snapshot itself (a file there would take its size in memory on a
+	// tmpfs, charged to the worker's cgroup).
+	diagSeen := make(chan [2]int, 1)
+	stopLooking := make(chan struct{})
+	go func() {
+		fifos, files := 0, 0
+		for {
+			select {
+			case <-stopLooking:
+				diagSeen <- [2]int{fifos, files}
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			entries, _ := filepath.Glob(filepath.Join(d.runDir, "*", "diag", "*"))
+			for _, e := range entries {
+				if fi, err := os.Lstat(e); err == nil {
+					if fi.Mode()&os.ModeNamedPipe != 0 {
+						fifos++
+					} else {
+						files++
+					}
+				}
+			}
+		}
+	}()
 	start := time.Now()
 	res, err := d.ctl("heap-snapshot", "--worker", "1", "--dir", out, "--json", "web")
+	took := time.Since(start)
+	close(stopLooking)
 	if err != nil {
 		t.Fatalf("ctl heap-snapshot: %v\n%s", err, res)
 	}
-	took := time.Since(start)
+	if seen := <-diagSeen; seen[0] == 0 || seen[1] != 0 {
+		t.Errorf("while the snapshot was taken, the diagnostics directory held a FIFO %d times and a file %d times; want a FIFO, never a file", seen[0], seen[1])
+	}
 	var saved struct {
 		App   string `json:"app"`
 		File  string `json:"file"`
@@ -175,6 +207,32 @@ func TestHeapSnapshot(t *testing.T) {
 			t.Errorf("ctl %s: %v, want an error saying %q:\n%s", strings.Join(c.args, " "), err, c.want, res)
 		}
 	}
+
+	// A client that goes away in the middle: the worker's writes fail,
+	// and it goes on serving; the next snapshot of it is whole.
+	sock := d.adminSocket()
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "POST /v1/apps/web/heap-snapshot?worker=0 HTTP/1.1\r\nHost: wattd\r\nContent-Length: 0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := io.ReadFull(conn, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("the first MiB of a snapshot: %v", err)
+	}
+	conn.Close()
+	d.waitOutput("heap snapshot cut on its way to the client", 30*time.Second)
+	waitFor(t, 30*time.Second, "web worker 0 ready, the same process", func() bool {
+		w := d.app("web").Workers[0]
+		return w.State == "ready" && w.PID == pids[0]
+	})
+	cut := filepath.Join(out, "after-cut.heapsnapshot")
+	if res, err := d.ctl("heap-snapshot", "-w", "0", "-o", cut, "web"); err != nil {
+		t.Fatalf("ctl heap-snapshot after a cut one: %v\n%s", err, res)
+	}
+	checkSnapshot(t, cut, -1, true)
 
 	// The workers blocked by their snapshots were not replaced, and stay
 	// so for ten health checks more.

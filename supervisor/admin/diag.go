@@ -19,10 +19,10 @@ import (
 // POST /v1/apps/{id}/heap-snapshot and /v1/apps/{id}/profile, and Watt's
 // heap-snapshot, pprof/start and pprof/stop; without it they answer 501.
 type Diagnoser interface {
-	// HeapSnapshot has worker (-1: the lowest ready one) of app id take
-	// a V8 heap snapshot, and returns it open and already unlinked, with
-	// the worker's index.
-	HeapSnapshot(ctx context.Context, id string, worker int) (*os.File, int, error)
+	// StartHeapSnapshot has worker (-1: the lowest ready one) of app id
+	// take a V8 heap snapshot, and returns it once its first bytes came,
+	// to be streamed (WriteTo) or abandoned (Close).
+	StartHeapSnapshot(ctx context.Context, id string, worker int) (*supervisor.HeapSnapshot, error)
 	// StartProfile starts V8's profiler of typ (supervisor.ProfileCPU,
 	// ProfileHeap) in worker (-1: the lowest ready one) of app id,
 	// sampling every interval (µs, bytes), and returns the worker's index;
@@ -104,12 +104,52 @@ func takeHeapSnapshot(s *Server, ctx context.Context, id string, worker int) (in
 	if err != nil {
 		return 0, nil, err
 	}
-	f, index, err := d.HeapSnapshot(ctx, id, worker)
+	h, err := d.StartHeapSnapshot(ctx, id, worker)
 	if err != nil {
 		return 0, nil, err
 	}
-	name := fmt.Sprintf("heap-%s-%d-%s.heapsnapshot", id, index, time.Now().UTC().Format("2006-01-02T15-04-05Z"))
-	return http.StatusOK, fileAnswer{f: f, name: name, log: s.log}, nil
+	name := fmt.Sprintf("heap-%s-%d-%s.heapsnapshot", id, h.Worker, time.Now().UTC().Format("2006-01-02T15-04-05Z"))
+	return http.StatusOK, snapshotAnswer{h: h, name: name, log: s.log}, nil
+}
+
+// snapshotStall bounds how long a heap snapshot's client may take no
+// data: the worker's event loop waits for it meanwhile.
+const snapshotStall = 15 * time.Second
+
+// snapshotAnswer streams a heap snapshot as the worker writes it. Its
+// size is not known before the end: a snapshot that fails on its way
+// (the worker exited, the client stalled) ends the response without its
+// last chunk, which a client sees as a cut body, not as a whole one.
+type snapshotAnswer struct {
+	h    *supervisor.HeapSnapshot
+	name string
+	log  *zap.Logger
+}
+
+func (a snapshotAnswer) write(_ context.Context, w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+a.name+`"`)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	n, err := a.h.WriteTo(stallWriter{w: w, rc: rc, stall: snapshotStall})
+	// The connection may serve the next request.
+	_ = rc.SetWriteDeadline(time.Time{})
+	if err != nil {
+		a.log.Warn("heap snapshot cut on its way to the client", zap.String("file", a.name), zap.Int64("bytes", n), zap.Error(err))
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// stallWriter fails a write the client does not take within stall.
+type stallWriter struct {
+	w     io.Writer
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (s stallWriter) Write(p []byte) (int, error) {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.stall))
+	return s.w.Write(p)
 }
 
 // fileAnswer sends an open file as the body and closes it.
