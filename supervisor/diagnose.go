@@ -354,9 +354,17 @@ func (h *HeapSnapshot) WriteTo(w io.Writer) (int64, error) {
 	}
 	m, err := io.CopyBuffer(w, onlyReader{h.r}, make([]byte, heapChunk))
 	total += m
+	if errors.Is(err, os.ErrClosed) {
+		// Closed by the ask's end (the worker failed or exited, or ctx
+		// ended): its error says more.
+		if aerr := <-h.answer; aerr != nil {
+			return total, aerr
+		}
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		// The worker's next write fails, and its block ends; wattd does
-		// not wait for its answer (a late one is dropped, see answered).
+		// w failed: the worker's next write fails, and its block ends;
+		// wattd does not wait for its answer (a late one is dropped, see
+		// answered).
 		h.Close()
 		return total, err
 	}

@@ -63,11 +63,11 @@ func TestREPL(t *testing.T) {
 	}
 
 	t.Run("piped", func(t *testing.T) {
-		out, err := ctlIn("1+2\nprocess.pid\nserver.listening\nthrow new Error('boom from the repl')\n'naïve ✓'\n", "--worker", "1", "web")
+		out, err := ctlIn("1+2\nprocess.pid\nserver.listening\nconfig === platformatic.config && typeof config\nthrow new Error('boom from the repl')\n'naïve ✓'\n", "--worker", "1", "web")
 		if err != nil {
 			t.Fatalf("ctl repl: %v\n%s", err, out)
 		}
-		for _, want := range []string{"web:1> 3\n", "web:1> " + strconv.Itoa(pid[1]) + "\n", "web:1> true\n",
+		for _, want := range []string{"web:1> 3\n", "web:1> " + strconv.Itoa(pid[1]) + "\n", "web:1> true\n", "web:1> 'object'\n",
 			"Uncaught Error: boom from the repl", "web:1> 'naïve ✓'\n"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("REPL output lacks %q:\n%s", want, out)

@@ -10,6 +10,7 @@
 //   server       the app's HTTP server, when wattd gave it its socket
 //   platformatic the runtime API (globalThis.platformatic), as under Watt
 //   logger       its logger
+//   config       the application's configuration, as platformatic.config
 //
 // The session ends with .exit (or Ctrl+D in a terminal), or when either
 // end closes the connection; the worker goes on serving either way.
@@ -58,10 +59,12 @@ function startRepl (state, sock, d) {
     useColors: terminal,
     useGlobal: false
   })
+  const plt = globalThis.platformatic
   const extra = {
     server: state.primary !== null ? state.primary.server : undefined,
-    platformatic: globalThis.platformatic,
-    logger: globalThis.platformatic !== undefined ? globalThis.platformatic.logger : undefined
+    platformatic: plt,
+    logger: plt !== undefined ? plt.logger : undefined,
+    config: plt !== undefined ? plt.config : undefined
   }
   const addExtra = (context) => {
     for (const [name, value] of Object.entries(extra)) {
