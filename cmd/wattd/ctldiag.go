@@ -165,6 +165,7 @@ func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Com
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "pprof", Usage: "pprof (go tool pprof, flame graphs) or v8 (Chrome DevTools' " + devtools + " tab)"},
 		&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "save it in `DIR` under the name wattd gives it (default: the current directory)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save it as `FILE` (- for standard output)"},
+		&cli.BoolFlag{Name: "source-maps", Aliases: []string{"s"}, Usage: "show compiled code (TypeScript, bundles) where its source maps put it (pprof only; not under node_modules)"},
 	)
 	name := typ + "-profile"
 	return &cli.Command{
@@ -175,7 +176,7 @@ func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Com
 		Flags:        flags,
 		Before: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageErrorf("usage: wattd ctl %s [--worker N] [--duration D] [--interval I] [--format pprof|v8] [--dir DIR | --output FILE] APP (wattd ctl ps lists the apps)", name)
+				return usageErrorf("usage: wattd ctl %s [--worker N] [--duration D] [--interval I] [--format pprof|v8] [--source-maps] [--dir DIR | --output FILE] APP (wattd ctl ps lists the apps)", name)
 			}
 			if c.IsSet("worker") && c.Int("worker") < 0 {
 				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
@@ -189,6 +190,9 @@ func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Com
 			if f := c.String("format"); f != "pprof" && f != "v8" {
 				return usageErrorf("--format %q: want pprof or v8", f)
 			}
+			if c.Bool("source-maps") && c.String("format") == "v8" {
+				return usageErrorf("--source-maps applies to pprof: V8's JSON keeps V8's locations")
+			}
 			if c.IsSet("dir") && c.IsSet("output") {
 				return usageErrorf("--dir and --output both say where to save it; give one")
 			}
@@ -201,7 +205,7 @@ func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Com
 			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 				every := c.Generic("interval").(*durationOrBytes).n
 				return save(c, what, func(w io.Writer) (string, int64, error) {
-					return cl.Profile(ctx, c.Args().First(), c.Int("worker"), typ, c.Duration("duration"), every, c.String("format"), w)
+					return cl.Profile(ctx, c.Args().First(), c.Int("worker"), typ, c.Duration("duration"), every, c.String("format"), c.Bool("source-maps"), w)
 				})
 			}),
 	}

@@ -299,6 +299,8 @@ func TestCPUProfile(t *testing.T) {
 		"applications": []any{
 			map[string]any{"id": "web", "path": fixture("apps/plain"), "workers": 2},
 			map[string]any{"id": "py", "path": fixture("apps/pyapp"), "capability": "command", "command": "python3 -u app.py"},
+			// Compiled "TypeScript" with a source map, spinning by itself.
+			map[string]any{"id": "ts", "path": fixture("apps/mapped"), "env": map[string]any{"SPIN_EVERY_MS": "40"}},
 		},
 	})
 	writeJSON(t, filepath.Join(dir, "package.json"), map[string]any{"name": "prof"})
@@ -306,6 +308,7 @@ func TestCPUProfile(t *testing.T) {
 	waitHTTP(t, d.url("/"), 30*time.Second)
 	d.waitReady("web", 30*time.Second)
 	d.waitReady("py", 30*time.Second)
+	d.waitReady("ts", 30*time.Second)
 
 	// Load that keeps the workers' event loops busy in the app's code, a
 	// connection a request, so that the kernel spreads them over both.
@@ -433,6 +436,47 @@ func TestCPUProfile(t *testing.T) {
 		t.Errorf("wattpm's heap profile is of %v", p.SampleType)
 	}
 
+	// Source maps: the compiled app's code shows where its map puts it.
+	mapped := filepath.Join(out, "ts.pb.gz")
+	if res, err := d.ctl("cpu-profile", "-t", "2s", "--source-maps", "-o", mapped, "ts"); err != nil {
+		t.Fatalf("ctl cpu-profile --source-maps: %v\n%s", err, res)
+	}
+	checkMapped := func(file string) {
+		t.Helper()
+		p := readPprof(t, file)
+		if _, src := valueIn(p, 1, "apps/mapped/src/index.ts"); src <= 0 {
+			t.Errorf("%s: no samples in src/index.ts", file)
+		}
+		if _, dist := valueIn(p, 1, "apps/mapped/dist/index.js"); dist > 0 {
+			t.Errorf("%s: samples in dist/index.js, which its map covers", file)
+		}
+		// The functions of the TypeScript source, by their lines there:
+		// spinInTypeScript, and the timer's arrow that calls it (into
+		// which V8 may inline it), the server's.
+		for _, f := range p.Function {
+			if !strings.HasSuffix(f.Filename, "apps/mapped/src/index.ts") {
+				continue
+			}
+			want := map[string]int64{"spinInTypeScript": 14}[f.Name]
+			if want == 0 && f.StartLine != 23 && f.StartLine != 25 || want != 0 && f.StartLine != want {
+				t.Errorf("%s: %s at src/index.ts:%d, which is not where the source has it", file, f.Name, f.StartLine)
+			}
+		}
+	}
+	checkMapped(mapped)
+	if res, err := run("pprof", "start", "prof", "ts", "--source-maps"); err != nil {
+		t.Fatalf("wattpm pprof start --source-maps: %v\n%s", err, res)
+	}
+	time.Sleep(time.Second) // the profile's length, not a wait for an event
+	if res, err := run("pprof", "stop", "prof", "ts"); err != nil {
+		t.Fatalf("wattpm pprof stop: %v\n%s", err, res)
+	}
+	if files, _ := filepath.Glob(filepath.Join(out, "pprof-cpu-ts-*.pb")); len(files) != 1 {
+		t.Fatalf("wattpm saved %v profiles of ts", files)
+	} else {
+		checkMapped(files[0])
+	}
+
 	// Refusals.
 	if res, err := run("pprof", "stop", "prof", "web"); err == nil || !strings.Contains(res, "no CPU profile is being taken") {
 		t.Errorf("wattpm pprof stop with none running: %v\n%s", err, res)
@@ -444,6 +488,7 @@ func TestCPUProfile(t *testing.T) {
 		{[]string{"cpu-profile", "py"}, "the worker cannot start a CPU profile"},
 		{[]string{"cpu-profile", "-t", "1500ms", "web"}, "want whole seconds"},
 		{[]string{"cpu-profile", "-f", "svg", "web"}, "want pprof or v8"},
+		{[]string{"cpu-profile", "-f", "v8", "--source-maps", "web"}, "--source-maps applies to pprof"},
 		{[]string{"cpu-profile", "--interval", "1KiB", "web"}, "want a duration from 10µs to 1s"},
 		{[]string{"heap-profile", "--interval", "1ms", "web"}, "want a size from 1KiB to 64MiB"},
 		{[]string{"heap-profile", "py"}, "the worker cannot start a heap profile"},

@@ -379,11 +379,15 @@ func (c *Client) HeapSnapshot(ctx context.Context, app string, worker int, w io.
 // Profile profiles worker (-1: the lowest ready one) of app for d with
 // V8's profiler of typ ("cpu", "heap"), sampling every interval (µs,
 // bytes; 0: wattd's default), and copies the profile to w: pprof (format
-// "pprof" or "") or V8's own JSON ("v8"). It returns the file name wattd
-// gives it and its size. Nothing is written to w unless the profile was
+// "pprof" or "") or V8's own JSON ("v8"); sourceMaps maps a pprof
+// profile's compiled scripts to their sources. It returns the file name
+// wattd gives it and its size. Nothing is written to w unless the profile was
 // taken.
-func (c *Client) Profile(ctx context.Context, app string, worker int, typ string, d time.Duration, interval int, format string, w io.Writer) (string, int64, error) {
+func (c *Client) Profile(ctx context.Context, app string, worker int, typ string, d time.Duration, interval int, format string, sourceMaps bool, w io.Writer) (string, int64, error) {
 	q := url.Values{"type": {typ}, "seconds": {strconv.Itoa(int(d.Round(time.Second) / time.Second))}}
+	if sourceMaps {
+		q.Set("sourceMaps", "1")
+	}
 	if worker >= 0 {
 		q.Set("worker", strconv.Itoa(worker))
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/v8profile"
@@ -74,6 +75,17 @@ func (s *Server) profile(r *http.Request) (int, any, error) {
 	default:
 		return 0, nil, badRequest("format must be pprof or v8, not %q", format)
 	}
+	maps := false
+	switch v := q.Get("sourceMaps"); v {
+	case "", "0", "false":
+	case "1", "true":
+		maps = true
+	default:
+		return 0, nil, badRequest("sourceMaps must be 1 or 0, not %q", v)
+	}
+	if maps && format == "v8" {
+		return 0, nil, badRequest("source maps are applied to pprof profiles; V8's own JSON keeps V8's locations")
+	}
 	d, err := s.diagnoser("profiles")
 	if err != nil {
 		return 0, nil, err
@@ -108,7 +120,7 @@ func (s *Server) profile(r *http.Request) (int, any, error) {
 		}
 		return http.StatusOK, fileAnswer{f: pr.File, name: fmt.Sprintf("%s-%s-%d-%s.%sprofile", typ, id, index, stamp, typ), log: s.log}, nil
 	}
-	b, err := pprofOf(pr, typ)
+	b, err := pprofOf(pr, typ, maps, s.log)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -129,8 +141,9 @@ func profileInterval(typ, v string) (int, error) {
 }
 
 // pprofOf reads the profile of typ, closes it, and gives it as pprof:
-// gzipped protocol buffers (a worker's pprof as it is).
-func pprofOf(pr *supervisor.Profile, typ string) ([]byte, error) {
+// gzipped protocol buffers (a worker's pprof as it is). With maps, the
+// locations of compiled scripts are those their source maps give.
+func pprofOf(pr *supervisor.Profile, typ string, maps bool, log *zap.Logger) ([]byte, error) {
 	f := pr.File
 	defer f.Close()
 	if pr.Format == "pprof" {
@@ -140,12 +153,18 @@ func pprofOf(pr *supervisor.Profile, typ string) ([]byte, error) {
 	if every <= 0 {
 		every = profileSampling[typ].def
 	}
+	var sm *v8profile.SourceMaps
+	if maps {
+		sm = v8profile.NewSourceMaps()
+		defer func() { log.Debug("profile mapped to its sources", zap.Int("maps", sm.Found)) }()
+	}
 	var p *profile.Profile
 	if typ == supervisor.ProfileHeap {
 		h, err := v8profile.ReadHeap(f)
 		if err != nil {
 			return nil, err
 		}
+		h.Maps = sm
 		if p, err = v8profile.HeapToPprof(h, int64(every)); err != nil {
 			return nil, err
 		}
@@ -155,6 +174,7 @@ func pprofOf(pr *supervisor.Profile, typ string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.Maps = sm
 		if p, err = v8profile.CPUToPprof(c, time.Duration(every)*time.Microsecond); err != nil {
 			return nil, err
 		}
@@ -189,6 +209,8 @@ type wattProfileOptions struct {
 	Type           string `json:"type"`
 	IntervalMicros *int   `json:"intervalMicros"`
 	AllWorkers     bool   `json:"allWorkers"`
+	// SourceMaps, given to start, maps the profile that stop returns.
+	SourceMaps bool `json:"sourceMaps"`
 }
 
 func readProfileOptions(r *http.Request) (wattProfileOptions, error) {
@@ -235,6 +257,14 @@ func profiledWorkers(s *Server, rawID string, all bool) (string, []int, error) {
 	return id, ws, nil
 }
 
+// profileKey names a profile started by Watt's pprof/start, whose
+// sourceMaps its pprof/stop applies.
+type profileKey struct {
+	app    string
+	worker int
+	typ    string
+}
+
 // wattProfileRequest is a pprof/start or pprof/stop request read: its
 // options, application, workers and the back end to ask.
 type wattProfileRequest struct {
@@ -278,6 +308,7 @@ func (w *wattAPI) pprofStart(s *Server, r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
+		w.mapped.Store(profileKey{q.id, index, o.Type}, o.SourceMaps)
 		started = append(started, index)
 	}
 	if o.AllWorkers {
@@ -302,8 +333,9 @@ func (w *wattAPI) pprofStop(s *Server, r *http.Request) (int, any, error) {
 	for _, wk := range q.workers {
 		pr, err := q.d.StopProfile(r.Context(), q.id, wk, q.opts.Type)
 		if err == nil {
+			maps, _ := w.mapped.LoadAndDelete(profileKey{q.id, pr.Worker, q.opts.Type})
 			var b []byte
-			if b, err = pprofOf(pr, q.opts.Type); err == nil {
+			if b, err = pprofOf(pr, q.opts.Type, maps == true, s.log); err == nil {
 				if !q.opts.AllWorkers {
 					return http.StatusOK, bytesAnswer{b: b}, nil
 				}

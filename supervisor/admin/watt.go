@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -162,6 +163,9 @@ func makeWattPIDDir(base string, pid int) (string, error) {
 // Server they are given.
 type wattAPI struct {
 	o WattOptions
+	// mapped holds, by profileKey, whether a profile pprof/start started
+	// is to be mapped to its sources when pprof/stop returns it.
+	mapped sync.Map
 }
 
 // notImplemented is a 501 whose message is msg alone.

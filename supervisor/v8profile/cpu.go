@@ -29,6 +29,9 @@ type CPU struct {
 	EndTime    int64   `json:"endTime"`
 	Samples    []int64 `json:"samples"`    // node ids
 	TimeDeltas []int64 `json:"timeDeltas"` // microseconds since the sample before
+
+	// Maps, when set, maps the call frames to their sources.
+	Maps *SourceMaps `json:"-"`
 }
 
 // Node is a node of V8's call tree.
@@ -86,7 +89,7 @@ func CPUToPprof(p *CPU, interval time.Duration) (*profile.Profile, error) {
 	if p.EndTime > p.StartTime {
 		out.DurationNanos = (p.EndTime - p.StartTime) * 1000
 	}
-	locs := newLocations(out)
+	locs := newLocations(out, p.Maps)
 	location := locs.of
 	// stacks holds each node's stack, leaf first, without the root.
 	stacks := map[int64][]*profile.Location{}

@@ -18,6 +18,9 @@ import (
 type Heap struct {
 	Head    HeapNode     `json:"head"`
 	Samples []HeapSample `json:"samples"`
+
+	// Maps, when set, maps the call frames to their sources.
+	Maps *SourceMaps `json:"-"`
 }
 
 // HeapNode is a node of the heap profile's call tree.
@@ -59,7 +62,7 @@ func HeapToPprof(p *Heap, interval int64) (*profile.Profile, error) {
 	for _, s := range p.Samples {
 		objects[s.NodeID]++
 	}
-	locs := newLocations(out)
+	locs := newLocations(out, p.Maps)
 	seen := map[int64]bool{}
 	var walk func(n *HeapNode, stack []*profile.Location, depth int) error
 	walk = func(n *HeapNode, stack []*profile.Location, depth int) error {

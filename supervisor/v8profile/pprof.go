@@ -20,16 +20,19 @@ type CallFrame struct {
 // line) and one location per call frame, added to out as they come.
 type locations struct {
 	out   *profile.Profile
+	maps  *SourceMaps // nil: frames as V8 gave them
 	funcs map[string]*profile.Function
 	locs  map[string]*profile.Location
 }
 
-func newLocations(out *profile.Profile) *locations {
-	return &locations{out: out, funcs: map[string]*profile.Function{}, locs: map[string]*profile.Location{}}
+func newLocations(out *profile.Profile, maps *SourceMaps) *locations {
+	return &locations{out: out, maps: maps, funcs: map[string]*profile.Function{}, locs: map[string]*profile.Location{}}
 }
 
-// of is the location of cf; pprof counts lines and columns from 1.
+// of is the location of cf (where its source map puts it, with maps);
+// pprof counts lines and columns from 1.
 func (ls *locations) of(cf CallFrame) *profile.Location {
+	cf = ls.maps.Map(cf)
 	name := cf.FunctionName
 	if name == "" {
 		name = "(anonymous)"
