@@ -410,14 +410,17 @@ func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext str
 		log.Warn("diagnostic failed", zap.Error(err))
 		return nil, "", err
 	}
-	f, err := os.Open(path)
+	// Not waiting for a writer, should the worker have put a FIFO there.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, "", fmt.Errorf("the worker answered, but: %w", err)
 	}
-	var size int64
-	if fi, err := f.Stat(); err == nil {
-		size = fi.Size()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, "", errors.New("the worker answered, but left no file where it was to write")
 	}
+	size := fi.Size()
 	log.Info("diagnostic taken", zap.Int64("bytes", size), zap.Duration("took", time.Since(start).Round(time.Millisecond)))
 	return f, a.Format, nil
 }

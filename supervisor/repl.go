@@ -99,11 +99,12 @@ func (rt *Runtime) openREPL(ctx context.Context, p *proc, s *slot, o REPLOptions
 				got <- accepted{err: err}
 				return
 			}
-			if pid, ok := peerPID(c); ok && inTree(pid, p.pid) {
+			pid, ok := peerPID(c)
+			if ok && inTree(pid, p.pid) {
 				got <- accepted{c: c}
 				return
 			}
-			s.log.Warn("a process outside the worker connected to its REPL socket; closing it", zap.Int("pid", p.pid))
+			s.log.Warn("a process outside the worker connected to its REPL socket; closing it", zap.Int("pid", p.pid), zap.Int("peer_pid", pid))
 			c.Close()
 		}
 	}()

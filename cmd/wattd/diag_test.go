@@ -447,8 +447,8 @@ func TestCPUProfile(t *testing.T) {
 		if _, src := valueIn(p, 1, "apps/mapped/src/index.ts"); src <= 0 {
 			t.Errorf("%s: no samples in src/index.ts", file)
 		}
-		if _, dist := valueIn(p, 1, "apps/mapped/dist/index.js"); dist > 0 {
-			t.Errorf("%s: samples in dist/index.js, which its map covers", file)
+		if _, dist := valueIn(p, 1, "apps/mapped/lib/index.js"); dist > 0 {
+			t.Errorf("%s: samples in lib/index.js, which its map covers", file)
 		}
 		// The functions of the TypeScript source, by their lines there:
 		// spinInTypeScript, and the timer's arrow that calls it (into

@@ -242,6 +242,37 @@ func TestREPL(t *testing.T) {
 		}
 	})
 
+	t.Run("late errors", func(t *testing.T) {
+		// A timer's throw and a rejection nobody awaits, started at the
+		// prompt, are the session's: printed there, the worker goes on.
+		cmd := exec.Command(wattdBin, "ctl", "repl", "--worker", "1", "web")
+		cmd.Dir = d.dir
+		cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+d.runDir)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		if _, err := io.WriteString(in, "setTimeout(() => { throw new Error('late boom') }, 20); Promise.reject(new Error('rejected boom')); 1\n"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "both errors printed in the session", func() bool {
+			return strings.Contains(out.String(), "Uncaught Error: late boom") && strings.Contains(out.String(), "Uncaught Error: rejected boom")
+		})
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("ctl repl: %v\n%s", err, out.String())
+		}
+		if w := d.app("web").Workers[1]; w.PID != pid[1] || w.State != "ready" {
+			t.Errorf("web worker 1 after errors at its REPL: pid %d (was %d), %s", w.PID, pid[1], w.State)
+		}
+	})
+
 	t.Run("restart ends it", func(t *testing.T) {
 		cmd := exec.Command(wattdBin, "ctl", "repl", "--worker", "0", "web")
 		cmd.Dir = d.dir

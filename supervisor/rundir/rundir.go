@@ -14,6 +14,8 @@
 //	    proxy.sock                   the mesh proxy
 //	    mesh/<app>-<worker>.sock     worker mesh sockets
 //	    apps/<app>.json              what a worker's runtime API reports (ipc.AppInfo)
+//	    diag/                        0700: profiles a worker writes, the FIFO of a heap
+//	                                 snapshot, the socket of a REPL (supervisor's diagnose.go)
 //	  .<name>-<hash>.sockets/        second names of the sockets above, from which
 //	                                 Restore puts them back (restore.go)
 //

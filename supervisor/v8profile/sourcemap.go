@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // SourceMaps maps the call frames of code that was compiled (TypeScript,
@@ -36,12 +37,19 @@ func NewSourceMaps() *SourceMaps {
 	return &SourceMaps{read: readLimited, maps: map[string]*sourceMap{}}
 }
 
+// readLimited reads a regular file of at most maxMapBytes. The paths come
+// from the worker's profile, which the worker wrote: one naming a FIFO or
+// a device must not hold wattd up (the open does not wait, and only a
+// regular file is read).
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxMapBytes+1))
 	if err != nil {
 		return nil, err

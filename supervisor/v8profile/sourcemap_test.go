@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -115,6 +116,21 @@ func TestSourceMaps(t *testing.T) {
 	}
 	if sm.Found != 2 {
 		t.Errorf("%d maps read, want 2 (app.js's and inline.js's)", sm.Found)
+	}
+	// A script that names a FIFO as its map, and a FIFO as a script:
+	// nothing waits for a writer.
+	if err := syscall.Mkfifo(filepath.Join(dist, "fifo.js.map"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dist, "fifo.js"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(dist, "names-fifo.js"), code+"//# sourceMappingURL=fifo.js.map\n")
+	for _, name := range []string{"names-fifo.js", "fifo.js"} {
+		cf := CallFrame{"main", filepath.Join(dist, name), 0, 0}
+		if got := sm.Map(cf); got != cf {
+			t.Errorf("Map(%+v) = %+v", cf, got)
+		}
 	}
 	var none *SourceMaps
 	if cf := (CallFrame{"a", "/x.js", 0, 0}); none.Map(cf) != cf {

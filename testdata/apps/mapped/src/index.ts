@@ -1,4 +1,4 @@
-// The TypeScript source of dist/index.js, compiled by hand with its source
+// The TypeScript source of lib/index.js, compiled by hand with its source
 // map so that the tests need no compiler: a CPU profile taken with source
 // maps shows spinInTypeScript here, at line 14.
 import { createServer, IncomingMessage, ServerResponse } from 'node:http'
