@@ -62,6 +62,28 @@ func TestREPL(t *testing.T) {
 		return string(out), err
 	}
 
+	// session starts `wattd ctl repl args…` with its input open: the
+	// caller writes to it and closes it; exited gives ctl's end.
+	session := func(t *testing.T, args ...string) (in io.WriteCloser, out *syncBuffer, exited chan error) {
+		t.Helper()
+		cmd := exec.Command(wattdBin, append([]string{"ctl", "repl"}, args...)...)
+		cmd.Dir = d.dir
+		cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+d.runDir)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited = make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return in, out, exited
+	}
+
 	t.Run("piped", func(t *testing.T) {
 		out, err := ctlIn("1+2\nprocess.pid\nserver.listening\nconfig === platformatic.config && typeof config\nthrow new Error('boom from the repl')\n'naïve ✓'\n", "--worker", "1", "web")
 		if err != nil {
@@ -245,19 +267,7 @@ func TestREPL(t *testing.T) {
 	t.Run("late errors", func(t *testing.T) {
 		// A timer's throw and a rejection nobody awaits, started at the
 		// prompt, are the session's: printed there, the worker goes on.
-		cmd := exec.Command(wattdBin, "ctl", "repl", "--worker", "1", "web")
-		cmd.Dir = d.dir
-		cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+d.runDir)
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out syncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
+		in, out, exited := session(t, "--worker", "1", "web")
 		if _, err := io.WriteString(in, "setTimeout(() => { throw new Error('late boom') }, 20); Promise.reject(new Error('rejected boom')); 1\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +275,7 @@ func TestREPL(t *testing.T) {
 			return strings.Contains(out.String(), "Uncaught Error: late boom") && strings.Contains(out.String(), "Uncaught Error: rejected boom")
 		})
 		in.Close()
-		if err := cmd.Wait(); err != nil {
+		if err := <-exited; err != nil {
 			t.Errorf("ctl repl: %v\n%s", err, out.String())
 		}
 		if w := d.app("web").Workers[1]; w.PID != pid[1] || w.State != "ready" {
@@ -274,22 +284,8 @@ func TestREPL(t *testing.T) {
 	})
 
 	t.Run("restart ends it", func(t *testing.T) {
-		cmd := exec.Command(wattdBin, "ctl", "repl", "--worker", "0", "web")
-		cmd.Dir = d.dir
-		cmd.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+d.runDir)
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
+		in, out, exited := session(t, "--worker", "0", "web")
 		defer in.Close()
-		var out syncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		defer cmd.Process.Kill()
 		waitFor(t, 20*time.Second, "the REPL's prompt", func() bool { return strings.Contains(out.String(), "web:0> ") })
 		// An open session holds nothing up: the worker drains and goes,
 		// and the session with it.
