@@ -205,6 +205,10 @@ const (
 	DiagREPL = "repl"
 )
 
+// SDKDiagnostics are the diagnose kinds a Go program using this package's
+// SDK (Dial) offers: Go's own profiles, no heap snapshot, no REPL.
+var SDKDiagnostics = []string{DiagCPUProfileStart, DiagCPUProfileStop, DiagHeapProfileStart, DiagHeapProfileStop}
+
 // Check kinds.
 const (
 	CheckHealth    = "health"    // Watt's setCustomHealthCheck: liveness

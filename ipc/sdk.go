@@ -110,7 +110,7 @@ func Dial() (*Control, error) {
 		versions[i] = i + 1
 	}
 	hello := &Message{Type: TypeHello, Versions: versions, PID: os.Getpid(), Runtime: "go " + runtime.Version(),
-		Diagnostics: []string{DiagCPUProfileStart, DiagCPUProfileStop, DiagHeapProfileStart, DiagHeapProfileStop}}
+		Diagnostics: SDKDiagnostics}
 	if err := WriteMessage(conn, hello); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ipc: send hello: %w", err)

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -186,9 +187,9 @@ func diagDoing(kind string) string {
 func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) (ipc.Diagnose, error) {
 	kind, path := d.Kind, d.Path
 	if !p.diag.takes(kind) {
-		who := "a Node.js worker does, and a Go program through the SDK of package ipc"
-		if kind == ipc.DiagREPL || kind == ipc.DiagHeapSnapshot {
-			who = "a Node.js worker does"
+		who := "a Node.js worker does"
+		if slices.Contains(ipc.SDKDiagnostics, kind) {
+			who += ", and a Go program through the SDK of package ipc"
 		}
 		return ipc.Diagnose{}, fmt.Errorf("%w: the worker cannot %s: its runtime does not offer it on the control channel (%s; see worker-protocol.md, diagnose)", ErrConflict, diagDoing(kind), who)
 	}
@@ -269,12 +270,8 @@ func (rt *Runtime) StartHeapSnapshot(ctx context.Context, id string, worker int)
 
 func (rt *Runtime) startHeapSnapshot(ctx context.Context, p *proc, s *slot) (*HeapSnapshot, error) {
 	kind := ipc.DiagHeapSnapshot
-	if !p.diag.takes(kind) {
-		_, err := p.ask(ctx, &ipc.Diagnose{Kind: kind})
-		return nil, err
-	}
-	dir := DiagDir(rt.dir.Path)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	dir, err := rt.diagDirFor(ctx, p, kind)
+	if err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.heapsnapshot", s.app.id, s.index, time.Now().UnixNano()))
@@ -344,35 +341,23 @@ func (rt *Runtime) startHeapSnapshot(ctx context.Context, p *proc, s *slot) (*He
 // failed): what was written before is then a part only. The snapshot is
 // closed either way.
 func (h *HeapSnapshot) WriteTo(w io.Writer) (int64, error) {
+	// On every return: when w failed, the worker's next write fails and
+	// its block ends (wattd does not wait for its answer; a late one is
+	// dropped, see answered).
 	defer h.Close()
-	n, err := w.Write(h.first)
-	total := int64(n)
+	rest := io.MultiReader(bytes.NewReader(h.first), onlyReader{h.r})
 	h.first = nil
-	if err != nil {
-		h.Close()
-		return total, err
+	n, err := io.CopyBuffer(w, rest, make([]byte, heapChunk))
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		return n, err
 	}
-	m, err := io.CopyBuffer(w, onlyReader{h.r}, make([]byte, heapChunk))
-	total += m
-	if errors.Is(err, os.ErrClosed) {
-		// Closed by the ask's end (the worker failed or exited, or ctx
-		// ended): its error says more.
-		if aerr := <-h.answer; aerr != nil {
-			return total, aerr
-		}
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		// w failed: the worker's next write fails, and its block ends;
-		// wattd does not wait for its answer (a late one is dropped, see
-		// answered).
-		h.Close()
-		return total, err
-	}
-	// An end of file comes only once the worker answered.
+	// The end of file comes only once the worker answered; a reader
+	// closed under the copy, by the ask's end (the worker failed or
+	// exited, or ctx ended): its error says more.
 	if aerr := <-h.answer; aerr != nil {
-		return total, aerr
+		return n, aerr
 	}
-	return total, nil
+	return n, err
 }
 
 // Close abandons the snapshot (a no-op after WriteTo): the worker's writes
@@ -388,12 +373,27 @@ type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
+// diagDirFor is the directory where worker p writes, or connects, for a
+// diagnostic of kind, made if need be; when p does not take kind, it is
+// the refusal that ask gives, and nothing is made for nothing.
+func (rt *Runtime) diagDirFor(ctx context.Context, p *proc, kind string) (string, error) {
+	if !p.diag.takes(kind) {
+		_, err := p.ask(ctx, &ipc.Diagnose{Kind: kind})
+		return "", err
+	}
+	dir := DiagDir(rt.dir.Path)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	return dir, nil
+}
+
 // diagFile asks worker p of slot s for a diagnostic that it writes to a
 // file (heap snapshot, profile), and returns the file open and already
 // removed, with the format the worker said it has ("" by default).
 func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext string) (*os.File, string, error) {
-	dir := DiagDir(rt.dir.Path)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	dir, err := rt.diagDirFor(ctx, p, kind)
+	if err != nil {
 		return nil, "", err
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.%s", s.app.id, s.index, time.Now().UnixNano(), ext))

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -60,13 +59,8 @@ func (rt *Runtime) OpenREPL(ctx context.Context, id string, worker int, o REPLOp
 }
 
 func (rt *Runtime) openREPL(ctx context.Context, p *proc, s *slot, o REPLOptions) (net.Conn, error) {
-	if !p.diag.takes(ipc.DiagREPL) {
-		// Said before a socket is made for nothing.
-		_, err := p.ask(ctx, &ipc.Diagnose{Kind: ipc.DiagREPL})
-		return nil, err
-	}
-	dir := DiagDir(rt.dir.Path)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	dir, err := rt.diagDirFor(ctx, p, ipc.DiagREPL)
+	if err != nil {
 		return nil, err
 	}
 	// Short: the runtime directory may take most of what a socket path

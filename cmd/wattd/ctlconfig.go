@@ -57,10 +57,7 @@ func ctlEnvCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 			if c.NArg() == 0 && c.IsSet("worker") {
 				return usageErrorf("--worker picks a worker of APP: usage: wattd ctl env [--worker N] [--json] APP")
 			}
-			if c.Int("worker") < 0 {
-				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
-			}
-			return nil
+			return checkWorkerFlag(c)
 		},
 		Action: action(func(*cli.Context) time.Duration { return 10 * time.Second },
 			func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {

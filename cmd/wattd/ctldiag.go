@@ -15,6 +15,20 @@ import (
 	"github.com/wattd/wattd/supervisor/config"
 )
 
+// lowestReadyWorkerFlag is --worker of the ctl commands that take one
+// worker of an app, the lowest ready one by default (-1).
+func lowestReadyWorkerFlag() cli.Flag {
+	return &cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"}
+}
+
+// checkWorkerFlag refuses a --worker that names no worker index.
+func checkWorkerFlag(c *cli.Context) error {
+	if c.IsSet("worker") && c.Int("worker") < 0 {
+		return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
+	}
+	return nil
+}
+
 // savedResult is what `wattd ctl heap-snapshot --json` and `wattd ctl
 // cpu-profile --json` print.
 type savedResult struct {
@@ -28,7 +42,7 @@ type savedResult struct {
 // Memory tab loads it) in the current directory, --dir, or --output.
 func ctlHeapSnapshotCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 	flags = append(flags,
-		&cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"},
+		lowestReadyWorkerFlag(),
 		&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "save it in `DIR` under the name wattd gives it (default: the current directory)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save it as `FILE` (- for standard output)"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Minute, Usage: "give up after this long (a heap of GiBs takes minutes)"},
@@ -43,8 +57,8 @@ func ctlHeapSnapshotCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("usage: wattd ctl heap-snapshot [--worker N] [--dir DIR | --output FILE] APP (wattd ctl ps lists the apps)")
 			}
-			if c.IsSet("worker") && c.Int("worker") < 0 {
-				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
+			if err := checkWorkerFlag(c); err != nil {
+				return err
 			}
 			if c.IsSet("dir") && c.IsSet("output") {
 				return usageErrorf("--dir and --output both say where to save it; give one")
@@ -160,7 +174,7 @@ func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Com
 		what, devtools = "heap profile", "Memory"
 	}
 	flags = append(flags, interval,
-		&cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"},
+		lowestReadyWorkerFlag(),
 		&cli.DurationFlag{Name: "duration", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "profile for this long (whole seconds, 1s to 1h)"},
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "pprof", Usage: "pprof (go tool pprof, flame graphs) or v8 (Chrome DevTools' " + devtools + " tab)"},
 		&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "save it in `DIR` under the name wattd gives it (default: the current directory)"},
@@ -178,8 +192,8 @@ func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Com
 			if c.NArg() != 1 {
 				return usageErrorf("usage: wattd ctl %s [--worker N] [--duration D] [--interval I] [--format pprof|v8] [--source-maps] [--dir DIR | --output FILE] APP (wattd ctl ps lists the apps)", name)
 			}
-			if c.IsSet("worker") && c.Int("worker") < 0 {
-				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
+			if err := checkWorkerFlag(c); err != nil {
+				return err
 			}
 			if d := c.Duration("duration"); d < time.Second || d > time.Hour || d%time.Second != 0 {
 				return usageErrorf("--duration %s: want whole seconds from 1s to 1h", d)

@@ -25,9 +25,7 @@ const replOpenTimeout = 15 * time.Second
 // ctlREPLCommand is `wattd ctl repl [APP]`: Node.js's REPL inside a
 // worker of APP, on this terminal.
 func ctlREPLCommand(connect func(socket, name string) (*admin.Client, error), fail func(error) error, flags ...cli.Flag) *cli.Command {
-	flags = append(flags,
-		&cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"},
-	)
+	flags = append(flags, lowestReadyWorkerFlag())
 	return &cli.Command{
 		Name:         "repl",
 		Usage:        "open a REPL inside a worker of APP (the only app when there is one): what you type runs in that process; .exit or Ctrl+D leaves",
@@ -38,10 +36,7 @@ func ctlREPLCommand(connect func(socket, name string) (*admin.Client, error), fa
 			if c.NArg() > 1 {
 				return usageErrorf("usage: wattd ctl repl [--worker N] [APP] (wattd ctl ps lists the apps)")
 			}
-			if c.IsSet("worker") && c.Int("worker") < 0 {
-				return usageErrorf("--worker %d: want a worker index, 0 or more", c.Int("worker"))
-			}
-			return nil
+			return checkWorkerFlag(c)
 		},
 		Action: func(c *cli.Context) error {
 			cl, err := connect(ctlString(c, "socket"), ctlString(c, "name"))

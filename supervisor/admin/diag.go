@@ -127,8 +127,7 @@ type snapshotAnswer struct {
 }
 
 func (a snapshotAnswer) write(_ context.Context, w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+a.name+`"`)
+	downloadHeaders(w, a.name)
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	n, err := a.h.WriteTo(stallWriter{w: w, rc: rc, stall: snapshotStall})
@@ -152,6 +151,15 @@ func (s stallWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
+// downloadHeaders says the body is a file to save, called name (none
+// when name is "").
+func downloadHeaders(w http.ResponseWriter, name string) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if name != "" {
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	}
+}
+
 // fileAnswer sends an open file as the body and closes it.
 type fileAnswer struct {
 	f    *os.File
@@ -161,8 +169,7 @@ type fileAnswer struct {
 
 func (a fileAnswer) write(_ context.Context, w http.ResponseWriter, _ *http.Request) {
 	defer a.f.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+a.name+`"`)
+	downloadHeaders(w, a.name)
 	if fi, err := a.f.Stat(); err == nil {
 		w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
 	}

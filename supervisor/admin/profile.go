@@ -195,10 +195,7 @@ type bytesAnswer struct {
 }
 
 func (a bytesAnswer) write(_ context.Context, w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	if a.name != "" {
-		w.Header().Set("Content-Disposition", `attachment; filename="`+a.name+`"`)
-	}
+	downloadHeaders(w, a.name)
 	w.Header().Set("Content-Length", strconv.Itoa(len(a.b)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(a.b)

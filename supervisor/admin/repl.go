@@ -109,7 +109,7 @@ func (a rawREPL) write(ctx context.Context, w http.ResponseWriter, _ *http.Reque
 		return
 	}
 	// What the client sent after its request is already in brw's reader.
-	pump(ctx, a.conn, readerConn{Conn: c, r: brw.Reader}, io.Copy, io.Copy)
+	pump(ctx, a.conn, readerConn{Conn: c, r: brw.Reader}, io.Copy)
 }
 
 // readerConn reads what r buffered, then the connection itself: reading
@@ -128,10 +128,11 @@ func (c readerConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// pump copies between the REPL and the client until both directions
-// ended, or one failed, or ctx ended: each direction's end half-closes
-// the other side when it can, so that what is on its way still arrives.
-func pump(ctx context.Context, repl, client net.Conn, toREPL, toClient func(io.Writer, io.Reader) (int64, error)) {
+// pump copies between the REPL and the client (what the REPL writes
+// through toClient) until both directions ended, or one failed, or ctx
+// ended: each direction's end half-closes the other side when it can, so
+// that what is on its way still arrives.
+func pump(ctx context.Context, repl, client net.Conn, toClient func(io.Writer, io.Reader) (int64, error)) {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	closeBoth := sync.OnceFunc(func() {
@@ -145,7 +146,7 @@ func pump(ctx context.Context, repl, client net.Conn, toREPL, toClient func(io.W
 		closeBoth()
 	}
 	wg.Go(func() {
-		if _, err := toREPL(repl, client); err != nil && !errors.Is(err, net.ErrClosed) {
+		if _, err := io.Copy(repl, client); err != nil && !errors.Is(err, net.ErrClosed) {
 			closeBoth()
 			return
 		}
@@ -200,7 +201,7 @@ func (a wsREPL) write(ctx context.Context, w http.ResponseWriter, r *http.Reques
 			served = true
 			c.PayloadType = websocket.TextFrame
 			_ = c.SetDeadline(time.Time{})
-			pump(ctx, a.conn, c, io.Copy, copyText)
+			pump(ctx, a.conn, c, copyText)
 		},
 	}
 	ws.ServeHTTP(w, r)
