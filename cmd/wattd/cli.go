@@ -519,6 +519,8 @@ type devWatcher struct {
 
 	mu      sync.Mutex
 	running map[string]devWatch // by application id
+
+	reloadMu sync.Mutex // one reload for changed configuration files at a time
 }
 
 type devWatch struct {
@@ -575,6 +577,9 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 			return
 		}
 		d.log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
+		if d.configChanged(base, paths) && d.reloaded(id) {
+			return
+		}
 		// Not cut short when a reload moves the watch: the restart ends as
 		// any rolling restart does.
 		err := d.rt.RestartApp(d.ctx, id)
@@ -592,6 +597,55 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 	}, func(err error) {
 		d.log.Warn("some folders of the app are not watched", zap.String("app", id), zap.Error(err))
 	})
+}
+
+// configChanged tells whether one of paths, changed under dir, is a file
+// the configuration is read from (the application's own configuration,
+// its .env, its package.json), or dir itself, which stands for changes
+// that were lost.
+func (d *devWatcher) configChanged(dir string, paths []string) bool {
+	return slices.ContainsFunc(paths, func(p string) bool {
+		return p == dir || config.ReadsConfigFrom(filepath.Base(p))
+	})
+}
+
+// reloaded applies a change of the configuration's files by a reload, as
+// wattd ctl reload does, so that the restarted workers run with what was
+// edited. It tells whether the reload restarted (or removed) application
+// id; when it did not, because its configuration came out the same or the
+// new one cannot be applied, the caller restarts it as for any other edit.
+// Reloads are one at a time: a reload asked for while another runs (the
+// same .env seen by two applications' watches, or wattd ctl reload) waits
+// for it, bounded.
+func (d *devWatcher) reloaded(id string) bool {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := d.rt.Reload(d.ctx)
+		if errors.Is(err, supervisor.ErrChangeInProgress) && time.Now().Before(deadline) {
+			select {
+			case <-d.ctx.Done():
+				return true
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		switch {
+		case errors.Is(err, supervisor.ErrStopping) || d.ctx.Err() != nil:
+			return true
+		case errors.Is(err, supervisor.ErrInvalidConfig):
+			d.log.Error("files changed, but the configuration cannot be applied; the application restarts with the one in use", zap.String("app", id), zap.Error(err))
+			return false
+		case err != nil && res.Changed == nil:
+			// Not carried out at all (refused, or no reload in this
+			// runtime): a restart is what is left.
+			return false
+		}
+		// Carried out, in whole or in part (the reload logged what
+		// failed).
+		return slices.Contains(res.Changed, id) || slices.Contains(res.Removed, id)
+	}
 }
 
 // ctlAction wraps a ctl subcommand's call (see ctlCommand).

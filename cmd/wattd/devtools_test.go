@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -78,6 +79,82 @@ func TestDevRestartsOnChange(t *testing.T) {
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(20 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+}
+
+// TestDevAppliesEditedConfig: under wattd dev, an edit of an application's
+// .env or of its own watt.json restarts it with what was edited, as under
+// wattpm dev: the configuration is read again (a reload), not only the
+// workers restarted. An edit that leaves the configuration broken says so
+// and restarts the application with the configuration in use.
+func TestDevAppliesEditedConfig(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code := "require('node:http').createServer((q, s) => s.end(JSON.stringify({x: process.env.DOTENV_X, base: globalThis.platformatic?.basePath, pid: process.pid}))).listen(3000)\n"
+	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "web", "main": "index.js"})
+	ownConfig := func(base string) {
+		writeJSON(t, filepath.Join(app, "watt.json"), map[string]any{
+			"$schema":     "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
+			"application": map[string]any{"basePath": base},
+		})
+	}
+	ownConfig("/one")
+	dotenv := func(v string) {
+		if err := os.WriteFile(filepath.Join(app, ".env"), []byte("DOTENV_X="+v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dotenv("one")
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	type answer struct {
+		X, Base string
+		Pid     int
+	}
+	served := func(what string, want func(answer) bool) answer {
+		var a answer
+		waitFor(t, 20*time.Second, what, func() bool {
+			_, body, err := get(fresh, d.url("/"))
+			a = answer{}
+			return err == nil && json.Unmarshal([]byte(body), &a) == nil && want(a)
+		})
+		return a
+	}
+	first := served("the first worker", func(a answer) bool { return a.X == "one" && a.Base == "/one/" })
+
+	dotenv("two")
+	second := served("the edited .env applied", func(a answer) bool { return a.X == "two" })
+	if second.Pid == first.Pid || second.Base != "/one/" {
+		t.Errorf("after the .env edit: %+v (first %+v)", second, first)
+	}
+	ownConfig("/two")
+	third := served("the edited watt.json applied", func(a answer) bool { return a.Base == "/two/" })
+	if third.Pid == second.Pid || third.X != "two" {
+		t.Errorf("after the watt.json edit: %+v", third)
+	}
+
+	// A configuration left broken: said, and the application restarted
+	// with the one in use.
+	if err := os.WriteFile(filepath.Join(app, "watt.json"), []byte(`{"application": {"basePath": }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput("the configuration cannot be applied", 15*time.Second)
+	fourth := served("a worker restarted with the configuration in use", func(a answer) bool { return a.Pid != third.Pid })
+	if fourth.X != "two" || fourth.Base != "/two/" {
+		t.Errorf("after the broken edit: %+v", fourth)
+	}
+	if !strings.Contains(d.out.String(), "watt.json") {
+		t.Error("the error does not name the file")
 	}
 }
 

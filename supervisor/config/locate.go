@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -29,6 +31,15 @@ var configNames = func() []string {
 	}
 	return names
 }()
+
+// ReadsConfigFrom tells whether a file named base can be read by the
+// configuration loader: a configuration file under any of Watt's names, a
+// dotenv file (.env, .env.local, …) or a package.json, from which an
+// application's id and entry come. wattd dev reloads the configuration
+// when such a file changes, so that the restart it makes runs with it.
+func ReadsConfigFrom(base string) bool {
+	return base == "package.json" || base == ".env" || strings.HasPrefix(base, ".env.") || slices.Contains(configNames, base)
+}
 
 // Find returns the configuration file wattd start would read in dir
 // (the first of Watt's names, in any format), or "" when there is none.
