@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -334,7 +335,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return nil, fmt.Errorf("start %s: %w", spec.argv[0], err)
+		return nil, spawnError(spec, err)
 	}
 	conn, cerr := net.FileConn(parentF)
 	parentF.Close()
@@ -952,4 +953,17 @@ type delayPeak struct {
 
 func (d *delayPeak) add(maxDelay, p99 float64) {
 	d.max, d.p99, d.seen = max(d.max, maxDelay), max(d.p99, p99), true
+}
+
+// spawnError is the error of a worker that could not be started. The
+// kernel's answer names the program, as if it were missing, when the
+// working directory is: an application folder moved or removed while
+// wattd runs is named as such.
+func spawnError(spec spawnSpec, err error) error {
+	if spec.dir != "" && errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(spec.dir); errors.Is(serr, fs.ErrNotExist) {
+			return fmt.Errorf("start %s: the application's directory %s does not exist (moved or removed since the configuration was read)", spec.argv[0], spec.dir)
+		}
+	}
+	return fmt.Errorf("start %s: %w", spec.argv[0], err)
 }

@@ -3,6 +3,8 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -155,6 +157,46 @@ func TestCrashAtStartFailsAppKeepsOthers(t *testing.T) {
 	if code := d.wait(20 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
+}
+
+// TestMovedAppDirectoryIsNamed: an application whose folder is moved away
+// while wattd runs cannot start again; the restart's error and the slot's
+// reason name the folder, not the program, which the kernel's answer
+// names. Put back, the application serves again.
+func TestMovedAppDirectoryIsNamed(t *testing.T) {
+	integration(t)
+	root := t.TempDir()
+	api := filepath.Join(root, "api")
+	copyDir(t, fixture("apps/plain"), api)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"restart":    map[string]any{"initialDelay": 20, "maxDelay": 200},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain")},
+			map[string]any{"id": "api", "path": api},
+		},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("api", 20*time.Second)
+	if err := os.Rename(api, api+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.ctl("restart", "api")
+	want := "the application's directory " + api + " does not exist"
+	if err == nil || !strings.Contains(out, want) {
+		t.Fatalf("ctl restart api of a moved folder: %v\n%s\nwant it to say %q", err, out, want)
+	}
+	if strings.Contains(out, "/proc/self/exe") {
+		t.Errorf("the error names the exec helper: %s", out)
+	}
+	if err := os.Rename(api+".moved", api); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := d.ctl("restart", "api"); err != nil {
+		t.Fatalf("ctl restart api once put back: %v\n%s", err, out)
+	}
+	d.waitReady("api", 20*time.Second)
 }
 
 // TestEveryAppFailedExitsNonZero: with nothing left to run wattd exits 1.
