@@ -522,13 +522,15 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 	// configuration, the file that names it, and its .env by default.
 	var fileVars map[string]string
 	if e.raw.Envfile != "" {
-		vars, err := readDotenv(l.resolve(l.dir, e.raw.Envfile), true, e.ptr+"/envfile")
+		vars, warns, err := readDotenv(l.resolve(l.dir, e.raw.Envfile), true, e.ptr+"/envfile")
+		l.foreignWarnings = append(l.foreignWarnings, warns...)
 		if err != nil {
 			problems = append(problems, l.absorb(err)...)
 		}
 		fileVars = vars
 	} else if dirOK {
-		vars, err := readDotenv(filepath.Join(e.path, ".env"), false, "")
+		vars, warns, err := readDotenv(filepath.Join(e.path, ".env"), false, "")
+		l.foreignWarnings = append(l.foreignWarnings, warns...)
 		if err != nil {
 			l.foreign = append(l.foreign, err)
 		}

@@ -169,11 +169,11 @@ func TestLoadAutoloadAndEnvfiles(t *testing.T) {
 			files: map[string]string{
 				"watt.json":  `{"entrypoint":"a","applications":[{"id":"a","path":"a","envfile":"none.env"},{"id":"b","path":"b"}]}`,
 				"a/index.js": "",
-				"b/.env":     "=oops\n",
+				"b/.env":     "A=\"oops\n",
 			},
 			wantErr: []string{
 				`{DIR}/watt.json: /applications/0/envfile: env file {DIR}/none.env does not exist`,
-				`{DIR}/b/.env:1: "" is not a valid variable name`,
+				`{DIR}/b/.env:1: the quoted value of A is never closed`,
 			},
 		},
 		{

@@ -25,18 +25,23 @@ func (e *dotenvError) Error() string { return fmt.Sprintf("line %d: %s", e.line,
 // util.parseEnv and dotenv): KEY=VALUE lines, an optional "export " prefix,
 // # comments, values in single, double or back quotes (which may span
 // lines), and \n, \r, \t, \" and \\ escapes inside double quotes only. A
-// later assignment of a key wins. Unlike dotenv it rejects lines it cannot
-// read instead of skipping them: a silently ignored line is a variable that
-// is mysteriously unset at run time.
-func parseDotenv(text string) (map[string]string, error) {
+// later assignment of a key wins. A line that is not KEY=VALUE, or has no
+// name before its "=", is skipped as Node.js (22 and later) skips it, and
+// a name no shell could use ("FOO BAR", "1ABC") is set as written, as
+// Node.js sets it; each is a note of the line, which wattd shows as a
+// warning, since a line silently ignored is a variable mysteriously unset
+// at run time. A value whose quote never closes, text after a closing
+// quote and a NUL byte are errors.
+func parseDotenv(text string) (map[string]string, []*dotenvError, error) {
 	text = strings.TrimPrefix(text, "\ufeff")
 	text = strings.ReplaceAll(text, "\r\n", "\n")
 	// A NUL byte fits in no process environment: a worker started with
 	// it would not start at all.
 	if i := strings.IndexByte(text, 0); i >= 0 {
-		return nil, &dotenvError{1 + strings.Count(text[:i], "\n"), "a NUL byte, which no environment variable can hold"}
+		return nil, nil, &dotenvError{1 + strings.Count(text[:i], "\n"), "a NUL byte, which no environment variable can hold"}
 	}
 	vars := map[string]string{}
+	var notes []*dotenvError
 	line := 1
 	for len(text) > 0 {
 		raw, rest, _ := strings.Cut(text, "\n")
@@ -53,10 +58,15 @@ func parseDotenv(text string) (map[string]string, error) {
 		key, value, ok := strings.Cut(stmt, "=")
 		key = strings.TrimSpace(key)
 		if !ok {
-			return nil, &dotenvError{start, fmt.Sprintf("expected KEY=VALUE, got %q", stmt)}
+			notes = append(notes, &dotenvError{start, fmt.Sprintf("expected KEY=VALUE, got %q; the line is skipped", stmt)})
+			continue
+		}
+		if key == "" {
+			notes = append(notes, &dotenvError{start, fmt.Sprintf("no variable name before the \"=\" in %q; the line is skipped", stmt)})
+			continue
 		}
 		if !dotenvKey.MatchString(key) {
-			return nil, &dotenvError{start, fmt.Sprintf("%q is not a valid variable name", key)}
+			notes = append(notes, &dotenvError{start, fmt.Sprintf("%q is not a name a shell can use; set as written", key)})
 		}
 		value = strings.TrimLeft(value, " \t")
 		if value == "" || !strings.ContainsRune(`"'`+"`", rune(value[0])) {
@@ -71,13 +81,13 @@ func parseDotenv(text string) (map[string]string, error) {
 			if end >= 0 {
 				after := strings.TrimSpace(body[end+1:])
 				if after != "" && !strings.HasPrefix(after, "#") {
-					return nil, &dotenvError{start, fmt.Sprintf("unexpected %q after the closing quote of %s", after, key)}
+					return nil, nil, &dotenvError{start, fmt.Sprintf("unexpected %q after the closing quote of %s", after, key)}
 				}
 				body = body[:end]
 				break
 			}
 			if text == "" {
-				return nil, &dotenvError{start, fmt.Sprintf("the quoted value of %s is never closed", key)}
+				return nil, nil, &dotenvError{start, fmt.Sprintf("the quoted value of %s is never closed", key)}
 			}
 			var next string
 			next, text, _ = strings.Cut(text, "\n")
@@ -89,7 +99,7 @@ func parseDotenv(text string) (map[string]string, error) {
 		}
 		vars[key] = body
 	}
-	return vars, nil
+	return vars, notes, nil
 }
 
 // unquotedValue drops a trailing comment, which dotenv recognises only
@@ -149,32 +159,37 @@ func unescapeDouble(s string) string {
 
 // readDotenv loads a dotenv file. A missing optional file is not an error;
 // a missing required one (an explicit envfile) is reported with ptr, the
-// place in watt.json that names it.
-func readDotenv(path string, required bool, ptr string) (map[string]string, *Error) {
+// place in watt.json that names it. The warnings are the lines skipped or
+// taken as written (parseDotenv), at their line of the file.
+func readDotenv(path string, required bool, ptr string) (map[string]string, []*Error, *Error) {
 	data, err := readRegular(path)
 	if err != nil {
 		switch {
 		case !required && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR)):
 			// Nothing readable where an optional .env would be is the same
 			// as no .env.
-			return nil, nil
+			return nil, nil, nil
 		case errors.Is(err, fs.ErrNotExist):
-			return nil, &Error{Pointer: ptr, Message: fmt.Sprintf("env file %s does not exist", path), Err: err}
+			return nil, nil, &Error{Pointer: ptr, Message: fmt.Sprintf("env file %s does not exist", path), Err: err}
 		}
 		if ptr == "" {
-			return nil, &Error{File: path, Message: fmt.Sprintf("cannot read env file: %v", unwrapPathError(err)), Err: err}
+			return nil, nil, &Error{File: path, Message: fmt.Sprintf("cannot read env file: %v", unwrapPathError(err)), Err: err}
 		}
-		return nil, &Error{Pointer: ptr, Message: fmt.Sprintf("cannot read env file %s: %v", path, unwrapPathError(err)), Err: err}
+		return nil, nil, &Error{Pointer: ptr, Message: fmt.Sprintf("cannot read env file %s: %v", path, unwrapPathError(err)), Err: err}
 	}
-	vars, err := parseDotenv(string(data))
+	vars, notes, err := parseDotenv(string(data))
 	if err != nil {
 		var de *dotenvError
 		if errors.As(err, &de) {
-			return nil, &Error{File: path, Line: de.line, Message: de.msg}
+			return nil, nil, &Error{File: path, Line: de.line, Message: de.msg}
 		}
-		return nil, &Error{File: path, Message: err.Error(), Err: err}
+		return nil, nil, &Error{File: path, Message: err.Error(), Err: err}
 	}
-	return vars, nil
+	var warnings []*Error
+	for _, n := range notes {
+		warnings = append(warnings, &Error{File: path, Line: n.line, Message: n.msg})
+	}
+	return vars, warnings, nil
 }
 
 // unwrapPathError keeps messages short: the path is already in them.

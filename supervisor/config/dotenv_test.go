@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -13,6 +14,7 @@ func TestParseDotenv(t *testing.T) {
 		name    string
 		text    string
 		want    map[string]string
+		notes   []string // the lines skipped or taken as written
 		wantErr string
 	}{
 		{name: "empty", text: "", want: map[string]string{}},
@@ -30,15 +32,22 @@ func TestParseDotenv(t *testing.T) {
 		{name: "CRLF and BOM", text: "\ufeffA=1\r\nB=2\r\n", want: map[string]string{"A": "1", "B": "2"}},
 		{name: "equals in value", text: "URL=postgres://u:p@h/db?x=1", want: map[string]string{"URL": "postgres://u:p@h/db?x=1"}},
 		{name: "dotted and dashed names", text: "a.b-c=1", want: map[string]string{"a.b-c": "1"}},
-		{name: "missing equals", text: "A=1\nNOPE\n", wantErr: `line 2: expected KEY=VALUE, got "NOPE"`},
-		{name: "bad name", text: "1A=1", wantErr: `line 1: "1A" is not a valid variable name`},
+		// What Node.js's util.parseEnv (22, 24) skips is skipped, and what
+		// it takes as a name is one; each said.
+		{name: "missing equals", text: "A=1\nNOPE\nO:colon\n[section]\nexport\nB=2\n", want: map[string]string{"A": "1", "B": "2"},
+			notes: []string{`line 2: expected KEY=VALUE, got "NOPE"; the line is skipped`, `line 3: expected KEY=VALUE, got "O:colon"; the line is skipped`,
+				`line 4: expected KEY=VALUE, got "[section]"; the line is skipped`, `line 5: expected KEY=VALUE, got "export"; the line is skipped`}},
+		{name: "no name", text: "=x\n  = y\nA=1", want: map[string]string{"A": "1"},
+			notes: []string{`line 1: no variable name before the "=" in "=x"; the line is skipped`, `line 2: no variable name before the "=" in "= y"; the line is skipped`}},
+		{name: "odd names", text: "1A=1\nFOO BAR=2", want: map[string]string{"1A": "1", "FOO BAR": "2"},
+			notes: []string{`line 1: "1A" is not a name a shell can use; set as written`, `line 2: "FOO BAR" is not a name a shell can use; set as written`}},
 		{name: "unclosed quote", text: "A=1\nB=\"open\nstill open", wantErr: `line 2: the quoted value of B is never closed`},
 		{name: "text after closing quote", text: `A="v" w`, wantErr: `line 1: unexpected "w" after the closing quote of A`},
 		{name: "NUL byte", text: "A=1\r\nB=x\x00y\n", wantErr: `line 2: a NUL byte, which no environment variable can hold`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseDotenv(tt.text)
+			got, notes, err := parseDotenv(tt.text)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error: got %v, want %q", err, tt.wantErr)
@@ -51,6 +60,13 @@ func TestParseDotenv(t *testing.T) {
 			if !maps.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
+			var said []string
+			for _, n := range notes {
+				said = append(said, n.Error())
+			}
+			if !slices.Equal(said, tt.notes) {
+				t.Errorf("notes:\n got %q\nwant %q", said, tt.notes)
+			}
 		})
 	}
 }
@@ -62,7 +78,11 @@ func TestReadDotenv(t *testing.T) {
 	if err := os.WriteFile(good, []byte("A=1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bad, []byte("A=1\n\nbroken\n"), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte("A=1\nB=\"open\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	skipped := filepath.Join(dir, "skipped.env")
+	if err := os.WriteFile(skipped, []byte("A=1\n\nbroken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -70,6 +90,7 @@ func TestReadDotenv(t *testing.T) {
 		path     string
 		required bool
 		want     map[string]string
+		warnings []*Error
 		wantErr  *Error
 	}{
 		{name: "present", path: good, want: map[string]string{"A": "1"}},
@@ -79,11 +100,13 @@ func TestReadDotenv(t *testing.T) {
 		{name: "required and missing", path: filepath.Join(dir, "none.env"), required: true,
 			wantErr: &Error{Pointer: "/envfile", Message: "env file " + filepath.Join(dir, "none.env") + " does not exist"}},
 		{name: "syntax error", path: bad,
-			wantErr: &Error{File: bad, Line: 3, Message: `expected KEY=VALUE, got "broken"`}},
+			wantErr: &Error{File: bad, Line: 2, Message: `the quoted value of B is never closed`}},
+		{name: "a line skipped", path: skipped, want: map[string]string{"A": "1"},
+			warnings: []*Error{{File: skipped, Line: 3, Message: `expected KEY=VALUE, got "broken"; the line is skipped`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readDotenv(tt.path, tt.required, "/envfile")
+			got, warnings, err := readDotenv(tt.path, tt.required, "/envfile")
 			if tt.wantErr != nil {
 				if err == nil {
 					t.Fatal("no error")
@@ -101,6 +124,14 @@ func TestReadDotenv(t *testing.T) {
 			}
 			if !maps.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			if len(warnings) != len(tt.warnings) {
+				t.Fatalf("warnings %v, want %v", warnings, tt.warnings)
+			}
+			for i, w := range warnings {
+				if want := tt.warnings[i]; w.File != want.File || w.Line != want.Line || w.Message != want.Message {
+					t.Errorf("warning %+v, want %+v", *w, *want)
+				}
 			}
 		})
 	}

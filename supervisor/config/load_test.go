@@ -228,6 +228,24 @@ func TestLoadValid(t *testing.T) {
 			},
 		},
 		{
+			name: "the .env lines Node.js skips are skipped, its odd names kept, each with a warning",
+			dir:  "valid/odd-dotenv",
+			want: func() Config {
+				c := defaults("valid/odd-dotenv")
+				c.Entrypoint = "api"
+				c.Env = map[string]string{"GOOD": "1", "FOO BAR": "2"}
+				c.Applications = []Application{app("api", "apps/api", 1, true, maps.Clone(c.Env))}
+				f := filepath.Join(td, "valid/odd-dotenv/.env")
+				c.Warnings = []string{
+					f + `:3: expected KEY=VALUE, got "O:colon"; the line is skipped`,
+					f + `:4: expected KEY=VALUE, got "[section]"; the line is skipped`,
+					f + `:5: no variable name before the "=" in "=novalue"; the line is skipped`,
+					f + `:6: "FOO BAR" is not a name a shell can use; set as written`,
+				}
+				return c
+			},
+		},
+		{
 			name: "an explicit file overrides the project directory lookup",
 			dir:  "valid/full",
 			file: "testdata/valid/minimal/watt.json",
@@ -398,7 +416,7 @@ func TestLoadInvalid(t *testing.T) {
 			`{TD}/invalid/restart.json: /restart/maxDelay: maxDelay (1s) is shorter than initialDelay (5s)`,
 		}},
 		{file: "baddotenv/watt.json", want: []string{
-			`{TD}/invalid/baddotenv/.env:2: expected KEY=VALUE, got "this line is wrong"`,
+			`{TD}/invalid/baddotenv/.env:2: the quoted value of BAD is never closed`,
 		}},
 	}
 	for _, tt := range tests {

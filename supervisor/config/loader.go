@@ -256,7 +256,8 @@ func (l *loader) projectDotenv() map[string]string {
 	if l.envFile != "" {
 		// Given on the command line, it stands in for both.
 		p := l.resolve(l.projectDir, l.envFile)
-		vars, err := readDotenv(p, true, "")
+		vars, warns, err := readDotenv(p, true, "")
+		l.foreignWarnings = append(l.foreignWarnings, warns...)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				err = &Error{File: p, Message: "no such env file (given with --env)", Err: fs.ErrNotExist}
@@ -271,7 +272,8 @@ func (l *loader) projectDotenv() map[string]string {
 	}
 	var layers []map[string]string
 	for _, p := range paths {
-		vars, err := readDotenv(p, false, "")
+		vars, warns, err := readDotenv(p, false, "")
+		l.foreignWarnings = append(l.foreignWarnings, warns...)
 		if err != nil {
 			l.foreign = append(l.foreign, err)
 			continue
@@ -295,7 +297,8 @@ func (l *loader) runtimeEnvfile(root map[string]any, dotenv map[string]string) (
 		// Reported by the main substitution pass, which sees this value too.
 		return nil, nil
 	}
-	vars, err := readDotenv(l.resolve(l.dir, expanded), true, "/envfile")
+	vars, warns, err := readDotenv(l.resolve(l.dir, expanded), true, "/envfile")
+	l.foreignWarnings = append(l.foreignWarnings, warns...)
 	if err != nil {
 		return nil, l.absorb(err)
 	}

@@ -511,7 +511,7 @@ func TestEnvFileOption(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("missing --env file: %v, want %q", err, want)
 	}
-	files[".env.bad"] = "NOT A LINE\n"
+	files[".env.bad"] = "A=\"never closed\n"
 	_, dir, err = loadWattProject(t, files, Options{EnvFile: ".env.bad"})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, ".env.bad")+":1") {
 		t.Errorf("unreadable --env file: %v, want its path and line", err)
