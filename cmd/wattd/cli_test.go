@@ -503,9 +503,21 @@ func TestInitAppAtRoot(t *testing.T) {
 	integration(t)
 	dir := filepath.Join(t.TempDir(), "My_Site")
 	copyDir(t, fixture("apps/plain"), dir)
+	// The project's own .env is kept, and the variable the server block
+	// names that it does not set is added to it (unset, the server would
+	// listen on every interface).
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("MY_SECRET=keep\nexport PLT_SERVER_PORT=3042"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, code := runCLI(t, t.TempDir(), nil, "init", "--dir", dir)
 	if code != 0 {
 		t.Fatalf("init: exit %d\n%s", code, out)
+	}
+	if env, _ := os.ReadFile(filepath.Join(dir, ".env")); string(env) != "MY_SECRET=keep\nexport PLT_SERVER_PORT=3042\nPLT_SERVER_HOSTNAME=127.0.0.1\n" {
+		t.Errorf(".env after init: %q", env)
+	}
+	if !strings.Contains(out, "added PLT_SERVER_HOSTNAME to "+filepath.Join(dir, ".env")) {
+		t.Errorf("init does not say what it added to .env:\n%s", out)
 	}
 	var cfg struct {
 		Entrypoint   string

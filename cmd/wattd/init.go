@@ -124,13 +124,14 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 		return &exitError{exitFailure, err}
 	}
 	envPath := filepath.Join(abs, ".env")
-	if _, err := os.Stat(envPath); errors.Is(err, os.ErrNotExist) {
-		env := "PLT_SERVER_HOSTNAME=127.0.0.1\nPLT_SERVER_PORT=3042\n"
-		if err := os.WriteFile(envPath, []byte(env), 0o644); err != nil {
-			return &exitError{exitFailure, err}
-		}
+	added, err := addServerEnv(envPath)
+	if err != nil {
+		return &exitError{exitFailure, err}
 	}
 	fmt.Fprintf(out, "wrote %s\n", target)
+	if len(added) > 0 {
+		fmt.Fprintf(out, "added %s to %s\n", strings.Join(added, ", "), envPath)
+	}
 	for _, a := range apps {
 		mark := " "
 		if a.id == entry {
@@ -140,6 +141,51 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "* entrypoint. Next: wattd build %s && wattd start %s\n", dir, dir)
 	return nil
+}
+
+// initServerEnv are the variables the server block init writes names, with
+// the values it gives them: loopback, Watt's port.
+var initServerEnv = [][2]string{{"PLT_SERVER_HOSTNAME", "127.0.0.1"}, {"PLT_SERVER_PORT", "3042"}}
+
+// addServerEnv gives the variables of initServerEnv that the .env at path
+// does not set their values, at its end (the file is made when missing),
+// and returns the names added. A project's own .env is otherwise left as
+// it is: a server block whose placeholders it left unset would listen on
+// every interface.
+func addServerEnv(path string) ([]string, error) {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var added []string
+	var text strings.Builder
+	for _, kv := range initServerEnv {
+		if !dotenvSets(string(old), kv[0]) {
+			added = append(added, kv[0])
+			fmt.Fprintf(&text, "%s=%s\n", kv[0], kv[1])
+		}
+	}
+	if len(added) == 0 {
+		return nil, nil
+	}
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		old = append(old, '\n')
+	}
+	return added, os.WriteFile(path, append(old, text.String()...), 0o644)
+}
+
+// dotenvSets tells whether a line of a dotenv text assigns name.
+func dotenvSets(text, name string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "export"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			line = strings.TrimSpace(rest)
+		}
+		if key, _, ok := strings.Cut(line, "="); ok && strings.TrimSpace(key) == name {
+			return true
+		}
+	}
+	return false
 }
 
 // rootApp recognises dir itself as an application: a package.json or
