@@ -396,7 +396,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 	for i := range cfg.Applications {
 		cfg.Applications[i].Entrypoint = cfg.Applications[i].ID == entrypoint
 	}
-	problems = append(problems, checkDependencies(cfg.Applications)...)
+	problems = append(problems, checkDependencies(cfg.Applications, disabled)...)
 	return cfg, problems
 }
 

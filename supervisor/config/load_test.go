@@ -392,6 +392,9 @@ func TestLoadInvalid(t *testing.T) {
 		{file: "disabled-entrypoint.json", want: []string{
 			`{TD}/invalid/disabled-entrypoint.json: /entrypoint: application "web" is disabled ("enabled": false) and cannot be the entrypoint`,
 		}},
+		{file: "disabled-dependency.json", want: []string{
+			`{TD}/invalid/disabled-dependency.json:4: /applications/0/dependencies/0: application "web" is disabled ("enabled": false) and cannot be a dependency; enable it or remove the dependency`,
+		}},
 		{file: "env-names.json", want: []string{
 			`{TD}/invalid/env-names.json: /env/A=B: invalid environment variable name "A=B": expected a non-empty name without "=" or NUL bytes`,
 			`{TD}/invalid/env-names.json: /applications/0/env/: invalid environment variable name "": expected a non-empty name without "=" or NUL bytes`,

@@ -147,8 +147,9 @@ func resolveEntrypoint(name string, ids, disabled, gateways []string) (string, s
 }
 
 // checkDependencies requires every dependency to name another application
-// of the config and the dependencies to have no cycle.
-func checkDependencies(apps []Application) []issue {
+// of the config and the dependencies to have no cycle; disabled are the
+// applications left out by their "enabled", named as such.
+func checkDependencies(apps []Application, disabled []string) []issue {
 	var problems []issue
 	ids := make([]string, 0, len(apps))
 	byID := map[string]Application{}
@@ -162,6 +163,8 @@ func checkDependencies(apps []Application) []issue {
 			switch _, ok := byID[d]; {
 			case d == a.ID:
 				problems = append(problems, issuef(ptr, "application %q cannot depend on itself", d))
+			case !ok && slices.Contains(disabled, d):
+				problems = append(problems, issuef(ptr, `application %q is disabled ("enabled": false) and cannot be a dependency; enable it or remove the dependency`, d))
 			case !ok:
 				problems = append(problems, issuef(ptr, "no application has id %q (known: %s)", d, knownIDs(ids)))
 			}
