@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -215,9 +216,62 @@ func (d *yamlDecoder) value(n *yaml.Node, ptr string, depth int) (any, *syntaxEr
 	return nil, &syntaxError{line: n.Line, col: n.Column, msg: "unsupported YAML node"}
 }
 
+// YAML 1.2's core schema, which Watt's YAML parser (the yaml package)
+// reads numbers with: a leading zero is decimal (010 is 10, where YAML
+// 1.1, which yaml.v3 keeps for numbers, reads 8), octal is 0o17, and an
+// underscore makes a string.
+var (
+	yamlDecimal = regexp.MustCompile(`^[-+]?[0-9]+$`)
+	yamlOctal   = regexp.MustCompile(`^0o[0-7]+$`)
+	yamlHex     = regexp.MustCompile(`^0x[0-9a-fA-F]+$`)
+	yamlFloat   = regexp.MustCompile(`^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$`)
+)
+
+// yamlCoreNumber reads a plain scalar as YAML 1.2's core schema does: its
+// number as JSON writes it, and whether it is one.
+func yamlCoreNumber(v string) (json.Number, bool) {
+	base, digits := 0, v
+	switch {
+	case yamlDecimal.MatchString(v):
+		base = 10
+	case yamlOctal.MatchString(v):
+		base, digits = 8, v[2:]
+	case yamlHex.MatchString(v):
+		base, digits = 16, v[2:]
+	case yamlFloat.MatchString(v):
+		if json.Valid([]byte(v)) {
+			return json.Number(v), true
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsInf(f, 0) {
+			return "", false
+		}
+		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), true
+	default:
+		return "", false
+	}
+	i, ok := new(big.Int).SetString(strings.TrimPrefix(digits, "+"), base)
+	if !ok {
+		return "", false
+	}
+	return json.Number(i.String()), true
+}
+
 // yamlScalar turns a scalar into what JSON would have: numbers stay as
-// written (as json.Number), timestamps and other tags become strings.
+// written (as json.Number), timestamps and other tags become strings. A
+// plain scalar with no tag written is a number by YAML 1.2's rules
+// (yamlCoreNumber), as Watt reads it, not by yaml.v3's.
 func yamlScalar(n *yaml.Node) (any, *syntaxError) {
+	if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		switch tag := n.ShortTag(); {
+		case tag != "!!int" && tag != "!!float" && tag != "!!str":
+		default:
+			if num, ok := yamlCoreNumber(n.Value); ok {
+				return num, nil
+			}
+			return n.Value, nil
+		}
+	}
 	switch n.ShortTag() {
 	case "!!null":
 		return nil, nil

@@ -149,7 +149,7 @@ func TestEnvScalarsBecomeStrings(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfgText := `{"env": {"N": 1, "B": true, "F": 1.50, "S": "s"},
+	cfgText := `{"env": {"N": 1, "B": true, "F": 1.50, "E": 1e3, "S": "s"},
 		"applications": [{"id": "web", "path": "./a", "env": {"PORTISH": 8080, "OFF": false}}]}`
 	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
@@ -158,7 +158,8 @@ func TestEnvScalarsBecomeStrings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"N": "1", "B": "true", "F": "1.50", "S": "s", "PORTISH": "8080", "OFF": "false"}
+	// As JavaScript writes the numbers (Watt: String(n)).
+	want := map[string]string{"N": "1", "B": "true", "F": "1.5", "E": "1000", "S": "s", "PORTISH": "8080", "OFF": "false"}
 	for k, v := range want {
 		if got := cfg.Applications[0].Env[k]; got != v {
 			t.Errorf("env %s = %q, want %q", k, got, v)

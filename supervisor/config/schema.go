@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/big"
 	"regexp"
 	"slices"
@@ -215,7 +216,7 @@ func coerceScalar(v any, wanted []string) any {
 		}
 	case json.Number:
 		if slices.Contains(wanted, "string") {
-			return string(c)
+			return jsNumberString(c)
 		}
 	case bool:
 		if slices.Contains(wanted, "string") {
@@ -464,4 +465,60 @@ func describeValue(v any) string {
 		return "an object"
 	}
 	return fmt.Sprint(v)
+}
+
+// maxSafeInteger is JavaScript's Number.MAX_SAFE_INTEGER, 2^53-1.
+var maxSafeInteger = new(big.Int).SetInt64(1<<53 - 1)
+
+// jsNumberString is the text JavaScript gives a JSON number turned into a
+// string (String(n)), which is what a number written where Watt expects a
+// string becomes under Watt's type coercion: 1.50 is "1.5", 1e3 is "1000",
+// 1e21 is "1e+21", -0 is "0". An integer beyond 2^53 keeps the digits
+// written instead of JavaScript's rounding of them
+// (12345678901234567890 would be "12345678901234567000").
+func jsNumberString(n json.Number) string {
+	if i, ok := new(big.Int).SetString(string(n), 10); ok && i.CmpAbs(maxSafeInteger) > 0 {
+		return i.String()
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return string(n)
+	}
+	if f == 0 {
+		return "0"
+	}
+	sign := ""
+	if f < 0 {
+		sign, f = "-", -f
+	}
+	// The shortest digits that read back as f, and the decimal exponent
+	// n of ECMAScript's Number::toString: f = 0.digits × 10^n.
+	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±XX
+	mant, exp, _ := strings.Cut(e, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	x, _ := strconv.Atoi(exp)
+	k, p := len(digits), x+1
+	switch {
+	case k <= p && p <= 21:
+		return sign + digits + strings.Repeat("0", p-k)
+	case 0 < p && p <= 21:
+		return sign + digits[:p] + "." + digits[p:]
+	case -6 < p && p <= 0:
+		return sign + "0." + strings.Repeat("0", -p) + digits
+	}
+	es := "+"
+	if p-1 < 0 {
+		es = "-"
+	}
+	if k == 1 {
+		return fmt.Sprintf("%s%se%s%d", sign, digits, es, abs(p-1))
+	}
+	return fmt.Sprintf("%s%s.%se%s%d", sign, digits[:1], digits[1:], es, abs(p-1))
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

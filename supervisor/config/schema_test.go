@@ -247,3 +247,24 @@ func TestValidateMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestJSNumberString: a number where a string is expected becomes the text
+// JavaScript's String(n) gives it (the values below are Node.js's), but
+// for an integer beyond 2^53, which keeps its digits.
+func TestJSNumberString(t *testing.T) {
+	for in, want := range map[string]string{
+		"1.50": "1.5", "1e3": "1000", "-0": "0", "0": "0", "1e21": "1e+21", "1e20": "100000000000000000000",
+		"9007199254740991": "9007199254740991", "0.000001": "0.000001", "0.0000001": "1e-7", "1.5e-7": "1.5e-7",
+		"-2.5e-10": "-2.5e-10", "123e-20": "1.23e-18", "1.7976931348623157e308": "1.7976931348623157e+308",
+		"5e-324": "5e-324", "0.1": "0.1", "100": "100", "-12.3400": "-12.34", "1E2": "100", "3.14159": "3.14159",
+		"1e-6": "0.000001", "4.35e+25": "4.35e+25", "-1e+21": "-1e+21",
+		// JavaScript: "123456789012345680", "12345678901234567000",
+		// "9007199254740992".
+		"123456789012345678": "123456789012345678", "12345678901234567890": "12345678901234567890",
+		"9007199254740993": "9007199254740993", "-9007199254740993": "-9007199254740993",
+	} {
+		if got := jsNumberString(json.Number(in)); got != want {
+			t.Errorf("%s: got %q, want %q", in, got, want)
+		}
+	}
+}

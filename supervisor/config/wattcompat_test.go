@@ -53,6 +53,28 @@ func TestYAMLAndTOMLReadLikeJSON(t *testing.T) {
 		}
 		want(t, c)
 	})
+	t.Run("yaml numbers by YAML 1.2's rules, as Watt reads them", func(t *testing.T) {
+		c, _, err := loadWattProject(t, map[string]string{
+			"watt.yaml": "applications:\n  - id: web\n    path: web\n    workers: 010\n    env:\n" +
+				"      ZIP: 02134\n      MODE: 0755\n      OCT: 0o17\n      HEX: 0x1F\n      SEP: 1_000\n      BIN: 0b101\n" +
+				"      PLUS: +12\n      HALF: .5\n      EXP: 1e3\n      TIME: 1:30\n      QUOTED: '010'\n      TAGGED: !!str 010\n",
+			"web/index.js": "",
+		}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := c.Applications[0]
+		if a.Workers != 10 {
+			t.Errorf("workers: 010 gave %d workers, want 10", a.Workers)
+		}
+		// What the yaml package (Watt's) gives, as the env's strings.
+		for k, v := range map[string]string{"ZIP": "2134", "MODE": "755", "OCT": "15", "HEX": "31", "SEP": "1_000", "BIN": "0b101",
+			"PLUS": "12", "HALF": "0.5", "EXP": "1000", "TIME": "1:30", "QUOTED": "010", "TAGGED": "010"} {
+			if got := a.Env[k]; got != v {
+				t.Errorf("env %s=%q, want %q", k, got, v)
+			}
+		}
+	})
 	t.Run("yaml placeholders inside a value stay text", func(t *testing.T) {
 		c, _, err := loadWattProject(t, map[string]string{
 			"watt.yaml":    "applications:\n  - id: web\n    path: web\n    env:\n      URL: http://{HOST}:{PORT}/x\n",
