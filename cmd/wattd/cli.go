@@ -77,7 +77,7 @@ func run(args []string) int {
 				Name:  "schema",
 				Usage: "print the JSON schema of watt.json",
 				Action: func(c *cli.Context) error {
-					_, err := os.Stdout.Write(config.Schema)
+					_, err := os.Stdout.Write(config.EditorSchema())
 					return err
 				},
 			},

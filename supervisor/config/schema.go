@@ -28,8 +28,11 @@ type schemaSet struct {
 	patterns map[string]*regexp.Regexp
 }
 
-var loadSchema = sync.OnceValues(func() (*schemaSet, error) {
-	d := json.NewDecoder(bytes.NewReader(Schema))
+var loadSchema = sync.OnceValues(func() (*schemaSet, error) { return newSchemaSet(Schema) })
+
+// newSchemaSet decodes and checks a schema.
+func newSchemaSet(b []byte) (*schemaSet, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var raw any
 	if err := d.Decode(&raw); err != nil {
@@ -40,7 +43,7 @@ var loadSchema = sync.OnceValues(func() (*schemaSet, error) {
 		return nil, fmt.Errorf("embedded schema: %w", err)
 	}
 	return s, nil
-})
+}
 
 // node resolves a schema location ("#/properties/server") in the raw
 // schema, following $ref.
