@@ -266,7 +266,10 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		cfg.NoWatch = !on
 	}
 	cfg.ManagementAPI, problems = managementAPI(raw.ManagementAPI, cfg.Dir, problems)
-	l.runtimePreload, l.sourceMaps = l.preloads(raw.Preload), raw.SourceMaps
+	var preloadProblems []issue
+	l.runtimePreload, preloadProblems = l.preloads(raw.Preload, "/preload")
+	problems = append(problems, preloadProblems...)
+	l.sourceMaps = raw.SourceMaps
 	l.compileCache = parseCompileCache(raw.CompileCache)
 	l.vertical = raw.Vertical
 	if raw.Logger.Level != "" {
@@ -542,7 +545,9 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 	app.Health, healthProblems = l.overlayHealth(cfg.Health, e.raw.Health, e.ptr+"/health")
 	problems = append(problems, healthProblems...)
 
-	app.Watt.Preload = append(slices.Clone(l.runtimePreload), l.preloads(e.raw.Preload)...)
+	appPreload, preloadProblems := l.preloads(e.raw.Preload, e.ptr+"/preload")
+	problems = append(problems, preloadProblems...)
+	app.Watt.Preload = append(slices.Clone(l.runtimePreload), appPreload...)
 	app.Watt.ExecArgv = slices.Clone(e.raw.ExecArgv)
 	app.Watt.Arguments = slices.Clone(e.raw.Arguments)
 	sourceMaps := l.sourceMaps

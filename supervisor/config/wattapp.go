@@ -2,6 +2,8 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 )
@@ -50,15 +52,28 @@ func stringOrList(raw json.RawMessage) []string {
 }
 
 // preloads resolves preload paths against the directory of the file that
-// names them, as Watt's resolvePath does.
-func (l *loader) preloads(raw json.RawMessage) []string {
+// names them, as Watt's resolvePath does; ptr is where they are written.
+// A path where there is no file is a problem of the configuration, found
+// at load, rather than six failed starts of every worker.
+func (l *loader) preloads(raw json.RawMessage, ptr string) ([]string, []issue) {
 	var out []string
-	for _, p := range stringOrList(raw) {
-		if strings.TrimSpace(p) != "" {
-			out = append(out, l.resolve(l.dir, p))
+	var problems []issue
+	list := stringOrList(raw)
+	for i, p := range list {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
+		path := l.resolve(l.dir, p)
+		out = append(out, path)
+		if _, err := os.Stat(path); err != nil {
+			at := ptr
+			if len(raw) > 0 && raw[0] == '[' {
+				at = fmt.Sprintf("%s/%d", ptr, i)
+			}
+			problems = append(problems, issuef(at, "preload %s: %v", path, unwrapPathError(err)))
 		}
 	}
-	return out
+	return out, problems
 }
 
 // oldName is a key of an older Watt format that Watt 3 still reads by

@@ -154,7 +154,9 @@ func TestWattKeysHonouredOrWarned(t *testing.T) {
 				"logger": {"level": "warn"}, "websocket": true, "useHttp": true, "workerz": 2
 			}]
 		}`,
-		"web/index.js": "",
+		"web/index.js":   "",
+		"pre/runtime.js": "",
+		"pre/app.js":     "",
 	}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +231,30 @@ func TestPermissions(t *testing.T) {
 	}
 }
 
+// TestMissingPreloadIsAProblem: a preload path with no file is reported at
+// load, at its JSON path, with the other problems, instead of six failed
+// starts of every worker.
+func TestMissingPreloadIsAProblem(t *testing.T) {
+	_, dir, err := loadWattProject(t, map[string]string{
+		"watt.json": `{"preload": "gone.js", "entrypoint": "web", "applications": [
+			{"id": "web", "path": "web", "preload": ["here.js", "missing.js"]}, {"id": "x", "path": "x", "workerz": 1}]}`,
+		"web/index.js": "",
+		"x/index.js":   "",
+		"here.js":      "",
+	}, Options{})
+	for _, want := range []string{
+		`watt.json:1: /preload: preload ` + filepath.Join(dir, "gone.js") + `: no such file or directory`,
+		`watt.json:2: /applications/0/preload/1: preload ` + filepath.Join(dir, "missing.js") + `: no such file or directory`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "here.js") {
+		t.Errorf("a preload that exists is named: %v", err)
+	}
+}
+
 func TestApplicationOwnConfig(t *testing.T) {
 	c, dir, err := loadWattProject(t, map[string]string{
 		"watt.json": `{"entrypoint": "api", "preload": "rt.js", "applications": [
@@ -242,6 +268,8 @@ func TestApplicationOwnConfig(t *testing.T) {
 			"runtime": {"workers": 3}
 		}`,
 		"api/server.js":      "",
+		"rt.js":              "",
+		"app.js":             "",
 		"worker/custom.yaml": "module: '@platformatic/node'\nnode:\n  hasServer: false\n",
 		"worker/index.js":    "",
 	}, Options{})
