@@ -11,6 +11,7 @@
 package node
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -308,7 +309,7 @@ func Entry(dir string) (string, error) {
 		if err := json.Unmarshal(raw, &pkg); err != nil {
 			// Node itself refuses to run code under an invalid package.json,
 			// so say so now rather than guess an entry.
-			return "", fmt.Errorf("%s: %w", pkgPath, err)
+			return "", jsonErrorAt(pkgPath, raw, err)
 		}
 		if field, rel, ok := entryField(pkg); ok {
 			p, err := resolveFile(dir, rel)
@@ -421,4 +422,18 @@ func mustReadDir(fsys embed.FS, dir string) map[string][]byte {
 		out[e.Name()] = b
 	}
 	return out
+}
+
+// jsonErrorAt is a JSON file's decoding error, named by its file and, for
+// a syntax error, the line and column as an editor counts them.
+func jsonErrorAt(path string, raw []byte, err error) error {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	// Offset counts the bytes read, the wrong one included.
+	before := raw[:min(max(int(se.Offset)-1, 0), len(raw))]
+	line := 1 + bytes.Count(before, []byte("\n"))
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Errorf("%s:%d:%d: %w", path, line, col, err)
 }

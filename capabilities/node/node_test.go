@@ -83,6 +83,17 @@ func TestEntryErrorIsClear(t *testing.T) {
 	}
 }
 
+// TestEntryNamesTheLineOfABrokenPackageJSON: a package.json that is not
+// JSON is named with the line and column of the mistake.
+func TestEntryNamesTheLineOfABrokenPackageJSON(t *testing.T) {
+	dir := tree(t, map[string]string{"package.json": "{\n  \"name\": \"web\",\n  \"main\": \"server.js\",\n}\n", "server.js": ""})
+	_, err := Entry(dir)
+	want := filepath.Join(dir, "package.json") + ":4:1: invalid character '}' looking for beginning of object key string"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+}
+
 func TestDetect(t *testing.T) {
 	c := &Capability{}
 	for name, files := range map[string]map[string]string{
