@@ -324,15 +324,18 @@ func (s *Sink) read(r io.Reader, stream string) {
 	skip := false  // throwing away the rest of an over-long line
 	armed := false // a read deadline is set
 	for {
-		if dl != nil && (n > 0 || armed) {
+		// The rest of an over-long line is waited for as the rest of a
+		// short one is: when it does not come within partialWait, what
+		// comes next is a line of its own, not more of it to throw away.
+		if waiting := n > 0 || skip; dl != nil && (waiting || armed) {
 			var at time.Time
-			if n > 0 {
+			if waiting {
 				at = time.Now().Add(partialWait)
 			}
 			if dl.SetReadDeadline(at) != nil {
 				dl = nil // not a pollable file: wait for newlines
 			}
-			armed = n > 0
+			armed = waiting
 		}
 		k, err := r.Read(buf[n:])
 		end, from := n+k, n
@@ -373,6 +376,7 @@ func (s *Sink) read(r io.Reader, stream string) {
 			n = 0
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
+			skip = false
 			continue
 		}
 		if !errors.Is(err, io.EOF) {

@@ -884,6 +884,44 @@ func TestLineWithoutNewlineIsLoggedAfterAWhile(t *testing.T) {
 	}
 }
 
+// TestLineAfterALongLineWithoutNewline: a line longer than the limit,
+// written without its newline, is cut and logged; when its rest does not
+// come within partialWait, the next line written is an entry of its own,
+// not thrown away as the rest of the long one.
+func TestLineAfterALongLineWithoutNewline(t *testing.T) {
+	logger, logs := observed()
+	s := NewSink(logger, Options{MaxLineBytes: 64})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	s.Follow(pr, "stdout")
+	if _, err := io.WriteString(pw, strings.Repeat("P", 200)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the long line to be cut and logged", func() bool { return logs.Len() == 1 })
+	// Past partialWait with nothing more: the long line is over.
+	time.Sleep(partialWait + 500*time.Millisecond)
+	if _, err := io.WriteString(pw, "after the long line\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the line after the long one", func() bool { return logs.Len() == 2 })
+	if _, err := io.WriteString(pw, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	within(t, 5*time.Second, "Close", s.Close)
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.Message)
+	}
+	want := []string{strings.Repeat("P", 64), "after the long line", "second"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("logged %q, want %q", got, want)
+	}
+}
+
 // TestLineAtTheLimit: a line exactly MaxLineBytes long (its newline, or
 // CRLF, not counted) is logged whole and not marked truncated, without its
 // \r; one byte more is cut to the limit and marked; the next line is
