@@ -70,6 +70,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -494,6 +495,46 @@ type Stats struct {
 	// Process is what a Node worker with metrics on reports of its
 	// process as of the report (prom-client's default metrics).
 	Process *NodeProcess `json:"process,omitempty"`
+}
+
+// maxLagSeconds bounds an event-loop delay a report may give: a day.
+const maxLagSeconds = 86400
+
+// Sanitized is st with what no worker can truthfully report made sane,
+// so that a worker sending nonsense on its control channel cannot make
+// wattd's answers, its health judgement or its scaling absurd (a JSON
+// answer cannot even hold an infinite number): the utilisation kept
+// within 0..1, negative counts made 0, delays that are negative, not
+// numbers or infinite made 0 and longer ones than a day cut to it. It
+// tells whether anything was changed.
+func (st Stats) Sanitized() (Stats, bool) {
+	changed := false
+	fix := func(v *float64, lo, hi float64) {
+		switch {
+		case math.IsNaN(*v) || *v < lo:
+			*v, changed = lo, true
+		case *v > hi:
+			*v, changed = hi, true
+		}
+	}
+	fix(&st.ELU, 0, 1)
+	if st.ActiveConns < 0 {
+		st.ActiveConns, changed = 0, true
+	}
+	if l := st.Lag; l != nil {
+		c := *l
+		for _, v := range []*float64{&c.Seconds, &c.Min, &c.Max, &c.Mean, &c.Stddev, &c.P50, &c.P90, &c.P99} {
+			fix(v, 0, maxLagSeconds)
+		}
+		st.Lag = &c
+	}
+	if d := st.Delay; d != nil {
+		c := *d
+		fix(&c.Max, 0, maxLagSeconds)
+		fix(&c.P99, 0, maxLagSeconds)
+		st.Delay = &c
+	}
+	return st, changed
 }
 
 // NodeProcess is a Node.js process's memory outside the V8 heap, its heap

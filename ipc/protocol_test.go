@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"runtime"
 	"strings"
@@ -163,5 +164,26 @@ func TestWriteTooLarge(t *testing.T) {
 	m := &Message{Type: TypeError, Error: string(make([]byte, MaxFrame))}
 	if err := WriteMessage(io.Discard, m); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestStatsSanitized: what no worker can truthfully report is bounded,
+// what it can is kept as it is.
+func TestStatsSanitized(t *testing.T) {
+	good := Stats{ELU: 0.4, ActiveConns: 3, Lag: &EventLoopLag{Max: 0.02, P99: 0.01}, Delay: &EventLoopDelay{Max: 0.03, P99: 0.02}}
+	if got, changed := good.Sanitized(); changed || got.ELU != 0.4 || got.Lag.Max != 0.02 || got.Delay.Max != 0.03 {
+		t.Errorf("a sane report changed: %+v %v", got, changed)
+	}
+	bad := Stats{ELU: 1.7e308, ActiveConns: -7, Lag: &EventLoopLag{Max: math.Inf(1), Min: -1, P99: math.NaN()}, Delay: &EventLoopDelay{Max: 1e300, P99: -2}}
+	got, changed := bad.Sanitized()
+	if !changed || got.ELU != 1 || got.ActiveConns != 0 || got.Lag.Max != maxLagSeconds || got.Lag.Min != 0 || got.Lag.P99 != 0 ||
+		got.Delay.Max != maxLagSeconds || got.Delay.P99 != 0 {
+		t.Errorf("bounded: %+v lag %+v delay %+v, %v", got, *got.Lag, *got.Delay, changed)
+	}
+	if bad.Lag.Min != -1 {
+		t.Error("the report sanitized was changed in place")
+	}
+	if got, _ := (Stats{ELU: -5}).Sanitized(); got.ELU != 0 {
+		t.Errorf("elu -5 gave %v", got.ELU)
 	}
 }

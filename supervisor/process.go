@@ -148,6 +148,8 @@ type proc struct {
 	statsMu sync.Mutex // guards stats, statsAt and delayPeak
 	stats   ipc.Stats
 	statsAt time.Time // when stats arrived; zero until the first report
+	// badStats says once that the worker reported impossible figures.
+	badStats sync.Once
 	// delayPeak is the event-loop delay of the reports since the health
 	// watcher last took it (TakeDelayPeak).
 	delayPeak delayPeak
@@ -614,8 +616,13 @@ func (p *proc) readControl(app string, worker int) {
 			}
 		case ipc.TypeStats:
 			if m.Stats != nil {
+				st, fixed := m.Stats.Sanitized()
+				if fixed {
+					p.badStats.Do(func() {
+						p.log.Warn("the worker reported impossible figures (utilisation outside 0..1, negative counts or delays, values that are not numbers); they are bounded, and this is said once per worker", zap.Any("stats", statsSummary(*m.Stats)))
+					})
+				}
 				p.statsMu.Lock()
-				st := *m.Stats
 				if p.diag.takeAfter() {
 					// A report right after a diagnostic: its window holds
 					// the block of the event loop wattd asked for, and its
@@ -966,4 +973,20 @@ func spawnError(spec spawnSpec, err error) error {
 		}
 	}
 	return fmt.Errorf("start %s: %w", spec.argv[0], err)
+}
+
+// statsSummary is what a log line shows of a report: its scalar figures,
+// as text, since a JSON log line cannot hold an infinite number.
+func statsSummary(st ipc.Stats) map[string]string {
+	out := map[string]string{
+		"elu":         strconv.FormatFloat(st.ELU, 'g', -1, 64),
+		"activeConns": strconv.Itoa(st.ActiveConns),
+	}
+	if l := st.Lag; l != nil {
+		out["lag.max"] = strconv.FormatFloat(l.Max, 'g', -1, 64)
+	}
+	if d := st.Delay; d != nil {
+		out["delay.max"] = strconv.FormatFloat(d.Max, 'g', -1, 64)
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +96,49 @@ func TestScalerDecisions(t *testing.T) {
 			t.Fatalf("decisions %+v within the cooldown", got)
 		}
 	})
+}
+
+// TestImpossibleStatsAreBounded: a worker that reports a utilisation no
+// process can have (1.7e308, whose average over a window overflows to
+// +Inf) neither breaks the JSON of ctl ps (json cannot encode +Inf) nor
+// makes the scaler read more than full use; wattd says so once.
+func TestImpossibleStatsAreBounded(t *testing.T) {
+	tr := startRuntime(t, func(c *config.Config) {
+		c.Scaler = config.Scaler{Dynamic: true, Total: 2, TimeWindow: time.Second, ScaleDownTimeWindow: time.Minute,
+			Cooldown: time.Minute, ScaleInterval: 100 * time.Millisecond}
+		c.Applications[0].Scale = config.Scale{Dynamic: true, Minimum: 1, Maximum: 1, ScaleUpELU: 0.8, ScaleDownELU: 0.2}
+		c.Applications[0].Env["WATTD_STATS_INTERVAL_MS"] = "50"
+	}, testApp{id: "liar", behaviour: "elu:1.7e308"})
+	tr.waitReady("liar", 0)
+	var apps []AppStatus
+	eventually(t, "two reports of the liar", func() bool {
+		apps = tr.Apps()
+		return apps[0].Scaling != nil && apps[0].Scaling.ELU > 0 && tr.logs.FilterMessageSnippet("impossible figures").Len() > 0
+	})
+	if _, err := json.Marshal(apps); err != nil {
+		t.Fatalf("ctl ps cannot be answered: %v", err)
+	}
+	if elu := apps[0].Scaling.ELU; elu != 1 {
+		t.Errorf("scaler's utilisation %v, want 1", elu)
+	}
+	if elu := apps[0].Workers[0].ELU; elu != 1 {
+		t.Errorf("worker's utilisation %v, want 1", elu)
+	}
+	// More reports, each as impossible: still said once.
+	seen := map[time.Time]bool{}
+	eventually(t, "three more reports", func() bool {
+		s := tr.slot("liar", 0)
+		s.mu.Lock()
+		w := s.cur
+		s.mu.Unlock()
+		if w == nil {
+			return false
+		}
+		_, at := w.Stats()
+		seen[at] = true
+		return len(seen) > 3
+	})
+	if n := tr.logs.FilterMessageSnippet("impossible figures").Len(); n != 1 {
+		t.Errorf("said %d times, want once", n)
+	}
 }
