@@ -148,6 +148,8 @@ func (d *Dir) RemoveSocket(path string) {
 	os.Remove(path)
 	if rel, err := filepath.Rel(d.Path, path); err == nil && filepath.IsLocal(rel) {
 		os.Remove(filepath.Join(d.socketsDir(), spareName(rel)))
+		// Nor takes it for one removed behind the runtime's back.
+		d.kept = slices.DeleteFunc(d.kept, func(k string) bool { return k == rel })
 	}
 }
 

@@ -716,11 +716,15 @@ func TestRestoreAfterRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg.Close()
 	if r, err := d.Restore(); err != nil || r.Any() {
 		t.Fatalf("Restore with nothing missing: %+v, %v", r, err)
 	}
 	d.RemoveSocket(gone)
+	lg.Close()
+	// Removed on purpose (a worker slot scaled away): nothing to say.
+	if r, err := d.Restore(); err != nil || r.Any() {
+		t.Fatalf("Restore after a socket removed on purpose: %+v, %v", r, err)
+	}
 
 	if err := os.RemoveAll(d.Path); err != nil {
 		t.Fatal(err)
