@@ -187,6 +187,14 @@ type StandbyHolder interface {
 	CanStandby(app App) bool
 }
 
+// EntryChecker is a capability that can tell, without preparing a
+// launch, that an application's entry cannot be found (a package.json that
+// is not JSON, a node.main naming no file), so that the configuration's
+// check reports it with the other problems, not the start.
+type EntryChecker interface {
+	CheckEntry(app App) error
+}
+
 // Restrictor is a capability that can run some applications under
 // Node.js's permission model (Watt.Permissions). CanRestrict answers for
 // app without preparing its launch, so that the configuration's check can

@@ -107,6 +107,11 @@ func checkApp(ac config.Application, mode capabilities.Mode) (string, error) {
 			return "permissions", errors.New(noPermissions(ac.ID, c.ID()))
 		}
 	}
+	if ec, ok := c.(capabilities.EntryChecker); ok {
+		if err := ec.CheckEntry(capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt}); err != nil {
+			return "", err
+		}
+	}
 	if ac.Standby > 0 {
 		h, ok := c.(capabilities.StandbyHolder)
 		if !ok || !h.CanStandby(capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt}) {

@@ -104,8 +104,9 @@ func Candidates() []string {
 type Capability struct{}
 
 var (
-	_ capabilities.Capability = (*Capability)(nil)
-	_ capabilities.Builder    = (*Capability)(nil)
+	_ capabilities.Capability   = (*Capability)(nil)
+	_ capabilities.Builder      = (*Capability)(nil)
+	_ capabilities.EntryChecker = (*Capability)(nil)
 )
 
 func init() { capabilities.Register(&Capability{}) }
@@ -133,6 +134,16 @@ func (*Capability) Detect(dir string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// CheckEntry finds app's entry as Prepare would, unless the app runs a
+// start command of its own.
+func (*Capability) CheckEntry(app capabilities.App) error {
+	if startCommand(app) != "" {
+		return nil
+	}
+	_, err := appEntry(app)
+	return err
 }
 
 // Prepare returns the command line of one worker of app:

@@ -554,6 +554,12 @@ func TestInitAppAtRoot(t *testing.T) {
 func TestConfigReportExitsUsage(t *testing.T) {
 	integration(t)
 	outside := t.TempDir() // exists, but holds no application
+	// An application whose package.json is not JSON: found with the rest,
+	// at load, not by the start.
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "package.json"), []byte("{\"name\": \"b\",\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	dir := project(t, map[string]any{
 		"workerz":    1,
 		"entrypoint": "nope",
@@ -562,9 +568,11 @@ func TestConfigReportExitsUsage(t *testing.T) {
 			map[string]any{"id": "web", "path": fixture("apps/plain"), "env": map[string]any{"N": 1, "B": true}},
 			map[string]any{"id": "empty", "path": outside},
 			map[string]any{"id": "typo", "path": fixture("apps/plain"), "capability": "nodejs"},
+			map[string]any{"id": "broken", "path": broken},
 		},
 	})
 	want := []string{
+		`/applications/3: ` + filepath.Join(broken, "package.json") + `:2:1: invalid character '}'`,
 		`/workerz: unknown key "workerz" (did you mean "workers"?)`,
 		`/entrypoint: no application has id "nope"`,
 		`/server/port: expected integer from 0 to 65535, got 99999 (the value of MYPORT)`,
