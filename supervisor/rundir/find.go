@@ -82,9 +82,19 @@ func Find(opts FindOptions) (string, error) {
 	}
 	switch len(live) {
 	case 0:
+		if err := projectNotReachable(live, here); err != nil {
+			return "", err
+		}
 		base, _ := basePath()
 		return "", fmt.Errorf("%w (no live admin socket under %s); start one with wattd start, or pass --socket if it uses another runtime directory%s", ErrNotRunning, base, rootHint(base))
 	case 1:
+		// Nor when this directory's project ran and is no longer
+		// reachable by its directory: the only runtime left is another
+		// project's (a unit's ExecStop=wattd ctl stop after its wattd was
+		// killed would stop that one).
+		if err := projectNotReachable(live, here); err != nil {
+			return "", err
+		}
 		return live[0].Socket, nil
 	}
 	return "", fmt.Errorf("%w and none is for %s; choose one with --name NAME (or --socket PATH), or run wattd ctl from its project directory:%s", ErrAmbiguous, cwd, describe(live))
@@ -151,6 +161,45 @@ func flockHeld(locks string, major, minor uint32, ino uint64) bool {
 		}
 	}
 	return false
+}
+
+// projectNotReachable says why the project of the place here cannot be
+// reached when it had a runtime: its runtime directory is left from a
+// wattd that ended without removing it (killed), or it is gone while the
+// project's wattd runs (a cleaner removed it: wattd makes it again
+// within its check period), which the project's claim tells. nil when
+// neither is so.
+func projectNotReachable(live []Info, here place) error {
+	base, err := basePath()
+	if err != nil {
+		return nil
+	}
+	entries, _ := os.ReadDir(base)
+	isLive := map[string]bool{}
+	for _, i := range live {
+		isLive[i.Dir] = true
+	}
+	for _, e := range entries {
+		dir := filepath.Join(base, e.Name())
+		if !e.IsDir() || isLive[dir] || isSocketsDir(e.Name()) {
+			continue
+		}
+		info, err := readInfo(dir)
+		if err != nil || here.in(info) == 0 || held(dir, info.PID) {
+			continue
+		}
+		return fmt.Errorf("%w for %s: its wattd (pid %d) ended without removing its runtime directory %s (killed?). wattd ctl does not fall back to another project's runtime: name one with --name NAME (wattd ctl list) or --socket PATH. The project's next wattd start removes the directory",
+			ErrNotRunning, info.ProjectDir, info.PID, dir)
+	}
+	for dir := here.real; ; dir = filepath.Dir(dir) {
+		if pid, uid, ok := claimHolder(claimAddr(dirName(dir))); ok && (uid == os.Getuid() || uid == 0) {
+			return fmt.Errorf("%w: the wattd of %s (pid %d) is running, but no runtime directory of it is under %s: it was removed (by a cleaner? wattd makes it again within 10 s), or that wattd uses another one (%s). wattd ctl does not fall back to another project's runtime. Signals still reach it: kill -TERM %d stops it gracefully, kill -HUP %d reloads its configuration",
+				ErrUnreachable, dir, pid, base, EnvRuntimeDir, pid, pid)
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
 }
 
 func unreachableError(i Info) error {

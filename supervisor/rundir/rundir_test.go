@@ -629,12 +629,29 @@ func TestFindRefusesToFallBackWhenTheProjectsRuntimeIsUnreachable(t *testing.T) 
 		t.Fatalf("Find from / = %q, %v; want %s", got, err, other.AdminSocket())
 	}
 	// A crashed wattd's directory, whose pid (this process's here) lives
-	// on in another process: its lock is not held, so it is no runtime.
+	// on in another process: its lock is not held, so it is no runtime,
+	// and the project's directory is no place to fall back from either
+	// (a unit's ExecStop=wattd ctl stop after its wattd was killed).
 	if err := mine.lock.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := Find(FindOptions{Cwd: proj}); !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "ended without removing") ||
+		!strings.Contains(err.Error(), "--name") {
+		t.Fatalf("Find beside a crashed runtime's leftover = %q, %v; want ErrNotRunning, not the live %s", got, err, other.AdminSocket())
+	}
+	// The runtime directory removed while the project's wattd runs (its
+	// claim, held here): not another project's either.
+	if err := os.RemoveAll(mine.Path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Find(FindOptions{Cwd: filepath.Join(proj, "sub")}); !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "no runtime directory of it") {
+		t.Fatalf("Find in a running project without its directory = %q, %v; want ErrUnreachable", got, err)
+	}
+	// Nothing left of the project: the only live runtime is the default.
+	mine.claim.Close()
+	mine.claim = nil
 	if got, err := Find(FindOptions{Cwd: proj}); err != nil || got != other.AdminSocket() {
-		t.Fatalf("Find beside a crashed runtime's leftover = %q, %v; want the live %s", got, err, other.AdminSocket())
+		t.Fatalf("Find in a project with nothing left of its runtime = %q, %v; want the live %s", got, err, other.AdminSocket())
 	}
 }
 
