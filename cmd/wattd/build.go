@@ -43,7 +43,7 @@ func buildCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return build(cfg, only, c.Bool("verbose"), os.Stdout)
+			return build(cfg, only, c.Bool("verbose"), stdout)
 		},
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -77,7 +79,7 @@ func run(args []string) int {
 				Name:  "schema",
 				Usage: "print the JSON schema of watt.json",
 				Action: func(c *cli.Context) error {
-					_, err := os.Stdout.Write(config.EditorSchema())
+					_, err := stdout.Write(config.EditorSchema())
 					return err
 				},
 			},
@@ -85,7 +87,7 @@ func run(args []string) int {
 				Name:  "version",
 				Usage: "print the version",
 				Action: func(c *cli.Context) error {
-					fmt.Println("wattd", version)
+					fmt.Fprintln(stdout, "wattd", version)
 					return nil
 				},
 			},
@@ -96,7 +98,14 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "wattd:", err)
 		return exitUsage
 	}
-	if err := app.Run(args); err != nil {
+	err = app.Run(args)
+	if werr := stdout.failed(); werr != nil {
+		// Whatever else went wrong, the output is lost: a failure of
+		// the command, not of its command line.
+		fmt.Fprintln(os.Stderr, "wattd: write standard output:", unwrapPath(werr))
+		return exitFailure
+	}
+	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {
@@ -108,6 +117,36 @@ func run(args []string) int {
 		return exitUsage
 	}
 	return exitOK
+}
+
+// stdout is where every command prints: the standard output, with the
+// first error of a write kept, so that output lost (a full disk, a closed
+// file) fails the command instead of passing for success.
+var stdout = &keptError{w: os.Stdout}
+
+// keptError is a writer that keeps its first error and fails every write
+// after it.
+type keptError struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (k *keptError) Write(b []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.err != nil {
+		return 0, k.err
+	}
+	n, err := k.w.Write(b)
+	k.err = err
+	return n, err
+}
+
+func (k *keptError) failed() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.err
 }
 
 // unknownCommand is the action of wattd and of `wattd ctl`, which only
@@ -700,7 +739,7 @@ func ctlCommand() *cli.Command {
 		return &exitError{exitFailure, err}
 	}
 	printJSON := func(v any) error {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
@@ -755,7 +794,7 @@ func ctlCommand() *cli.Command {
 				if err != nil {
 					return nil, nil, err
 				}
-				return st, func() { admin.RenderScheduler(os.Stdout, []scheduler.Status{*st}) }, nil
+				return st, func() { admin.RenderScheduler(stdout, []scheduler.Status{*st}) }, nil
 			}),
 		}
 	}
@@ -773,7 +812,7 @@ func ctlCommand() *cli.Command {
 				Flags:   []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					apps, err := cl.Apps(ctx)
-					return apps, func() { admin.RenderPS(os.Stdout, apps) }, err
+					return apps, func() { admin.RenderPS(stdout, apps) }, err
 				}),
 			},
 			{
@@ -785,7 +824,7 @@ func ctlCommand() *cli.Command {
 						return nil, nil, &exitError{exitUsage, fmt.Errorf("unknown scheduler command %q; usage: wattd ctl scheduler [run|pause|resume NAME]", c.Args().First())}
 					}
 					jobs, err := cl.SchedulerJobs(ctx)
-					return jobs, func() { admin.RenderScheduler(os.Stdout, jobs) }, err
+					return jobs, func() { admin.RenderScheduler(stdout, jobs) }, err
 				}),
 				Subcommands: []*cli.Command{{
 					Name:      "run",
@@ -800,7 +839,7 @@ func ctlCommand() *cli.Command {
 						if err == nil && !res.Success {
 							err = &exitError{exitFailure, fmt.Errorf("scheduler job %q failed (its attempts are in the log)", res.Name)}
 						}
-						return res, func() { fmt.Printf("scheduler job %q succeeded\n", res.Name) }, err
+						return res, func() { fmt.Fprintf(stdout, "scheduler job %q succeeded\n", res.Name) }, err
 					}),
 				}, schedulerPauseCommand("pause", "stop a job's schedule from running it until resumed (ctl scheduler run still runs it)"),
 					schedulerPauseCommand("resume", "let a paused job run on its schedule again")},
@@ -811,7 +850,7 @@ func ctlCommand() *cli.Command {
 				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag},
 				Action: action(tenSeconds, func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 					st, err := cl.Status(ctx)
-					return st, func() { admin.RenderStatus(os.Stdout, st) }, err
+					return st, func() { admin.RenderStatus(stdout, st) }, err
 				}),
 			},
 			{
@@ -841,7 +880,7 @@ func ctlCommand() *cli.Command {
 						}
 					}
 					rows := admin.Figures(apps)
-					return rows, func() { admin.RenderFigures(os.Stdout, rows) }, nil
+					return rows, func() { admin.RenderFigures(stdout, rows) }, nil
 				}),
 			},
 			{
@@ -865,7 +904,7 @@ func ctlCommand() *cli.Command {
 							if err != nil {
 								return nil, nil, err
 							}
-							return st, func() { admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st}) }, nil
+							return st, func() { admin.RenderPS(stdout, []supervisor.AppStatus{*st}) }, nil
 						}
 						// Several, or every application, one after the
 						// other, as SIGUSR2 and wattpm restart do; the names
@@ -895,7 +934,7 @@ func ctlCommand() *cli.Command {
 							}
 							out = append(out, *st)
 						}
-						return out, func() { admin.RenderPS(os.Stdout, out) }, nil
+						return out, func() { admin.RenderPS(stdout, out) }, nil
 					}),
 			},
 			ctlListCommand(jsonFlag, printJSON),
@@ -919,7 +958,7 @@ func ctlCommand() *cli.Command {
 				Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
 					func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 						if !c.Bool("wait") {
-							return map[string]bool{"stopping": true}, func() { fmt.Println("stopping") }, cl.Stop(ctx)
+							return map[string]bool{"stopping": true}, func() { fmt.Fprintln(stdout, "stopping") }, cl.Stop(ctx)
 						}
 						st, err := cl.Status(ctx)
 						if err != nil {
@@ -940,7 +979,7 @@ func ctlCommand() *cli.Command {
 						} else if err := waitSocketGone(ctx, cl.Socket()); err != nil {
 							return nil, nil, err
 						}
-						return map[string]bool{"stopped": true}, func() { fmt.Println("stopped") }, nil
+						return map[string]bool{"stopped": true}, func() { fmt.Fprintln(stdout, "stopped") }, nil
 					}),
 			},
 		},
@@ -986,4 +1025,14 @@ func pollUntil(ctx context.Context, who string, gone func() bool) error {
 		}
 	}
 	return nil
+}
+
+// unwrapPath drops the path of an error that names one ("write
+// /dev/stdout: no space left on device" is "no space left on device").
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -202,6 +202,26 @@ func TestCtlFlagsAtEitherLevel(t *testing.T) {
 			t.Errorf("wattd %s: exit %d, want 1 naming the socket:\n%s", strings.Join(args, " "), code, out)
 		}
 	}
+	// Output that cannot be written (a full disk) fails the command,
+	// with exit 1, whatever the format: it is no success, and no mistake
+	// of the command line either.
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	for _, args := range [][]string{{"ctl", "ps", "--socket", sock}, {"ctl", "ps", "--json", "--socket", sock},
+		{"ctl", "status", "--socket", sock}, {"ctl", "logs", "--socket", sock}, {"version"}} {
+		cmd := exec.Command(wattdBin, args...)
+		cmd.Dir, cmd.Env, cmd.Stdout = elsewhere, append(os.Environ(), env...), full
+		var errOut strings.Builder
+		cmd.Stderr = &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errOut.String(), "write standard output: no space left on device") {
+			t.Errorf("wattd %s > /dev/full: %v, want exit 1 saying why:\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+	}
 	out, code := runCLI(t, elsewhere, env, "ctl", "--socket", sock, "--json", "stop")
 	if code != 0 || !strings.Contains(out, `"stopping": true`) {
 		t.Fatalf("ctl --json stop: exit %d\n%s", code, out)

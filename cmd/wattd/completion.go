@@ -81,7 +81,7 @@ func completionCommand() *cli.Command {
 			"fish:  wattd completion fish | source     (or save it as ~/.config/fish/completions/wattd.fish)",
 		BashComplete: func(c *cli.Context) {
 			for _, sh := range []string{"bash", "zsh", "fish"} {
-				fmt.Println(sh)
+				fmt.Fprintln(stdout, sh)
 			}
 		},
 		Action: func(c *cli.Context) error {
@@ -89,7 +89,7 @@ func completionCommand() *cli.Command {
 			if c.NArg() != 1 || !ok {
 				return usageErrorf("usage: wattd completion bash|zsh|fish")
 			}
-			_, err := fmt.Print(script)
+			_, err := fmt.Fprint(stdout, script)
 			return err
 		},
 	}
@@ -126,6 +126,6 @@ func completeApps(c *cli.Context) {
 		return
 	}
 	for _, a := range apps {
-		fmt.Println(a.ID)
+		fmt.Fprintln(stdout, a.ID)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -80,7 +79,7 @@ func ctlEnvCommand(action ctlAction, flags ...cli.Flag) *cli.Command {
 // printLines prints each of lines (NAME=value) on a line of its own.
 func printLines(lines []string) {
 	for _, l := range lines {
-		fmt.Println(l)
+		fmt.Fprintln(stdout, l)
 	}
 }
 
@@ -122,10 +121,10 @@ func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
 				return printJSON(out)
 			}
 			if len(out) == 0 {
-				fmt.Println("no wattd runtime is running; start one with wattd start [--name NAME] [DIR]")
+				fmt.Fprintln(stdout, "no wattd runtime is running; start one with wattd start [--name NAME] [DIR]")
 				return nil
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tPID\tPROJECT\tSOCKET")
 			for _, e := range out {
 				name := e.Name
@@ -148,7 +147,7 @@ func ctlListCommand(jsonFlag cli.Flag, printJSON func(any) error) *cli.Command {
 }
 
 // printIndented writes v as indented JSON, as --json does.
-func printIndented(v any) error { return writeIndented(os.Stdout, v) }
+func printIndented(v any) error { return writeIndented(stdout, v) }
 
 // writeIndented is printIndented to w.
 func writeIndented(w io.Writer, v any) error {

@@ -83,7 +83,7 @@ func save(c *cli.Context, what string, fetch func(io.Writer) (string, int64, err
 	app := c.Args().First()
 	res := savedResult{App: app}
 	if c.String("output") == "-" {
-		_, n, err := fetch(os.Stdout)
+		_, n, err := fetch(stdout)
 		res.File, res.Bytes = "-", n
 		return res, func() {}, err
 	}
@@ -93,7 +93,7 @@ func save(c *cli.Context, what string, fetch func(io.Writer) (string, int64, err
 	}
 	res.File, res.Bytes = out.path, out.n
 	return res, func() {
-		fmt.Printf("%s of %s saved to %s (%s)\n", what, app, out.path, supervisor.FormatBytes(uint64(out.n)))
+		fmt.Fprintf(stdout, "%s of %s saved to %s (%s)\n", what, app, out.path, supervisor.FormatBytes(uint64(out.n)))
 	}, nil
 }
 

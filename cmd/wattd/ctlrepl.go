@@ -99,7 +99,7 @@ func ctlREPLCommand(connect func(socket, name string) (*admin.Client, error), fa
 				_, _ = io.Copy(conn, os.Stdin)
 				_ = conn.CloseWrite()
 			}()
-			_, err = io.Copy(os.Stdout, conn)
+			_, err = io.Copy(stdout, conn)
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				return fail(fmt.Errorf("REPL: %w", err))
 			}

@@ -44,7 +44,7 @@ func initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return initProject(dir, c.String("entrypoint"), c.Bool("force"), os.Stdout)
+			return initProject(dir, c.String("entrypoint"), c.Bool("force"), stdout)
 		},
 	}
 }

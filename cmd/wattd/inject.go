@@ -207,7 +207,7 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				return &exitError{exitUsage, err}
 			}
 			if req.help {
-				fmt.Fprint(os.Stdout, injectHelp)
+				fmt.Fprint(stdout, injectHelp)
 				return nil
 			}
 			socket := req.socket
@@ -261,7 +261,7 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				return fail(fmt.Errorf("%s %s: %w", req.method, hr.URL, err))
 			}
 			defer resp.Body.Close()
-			var w io.Writer = os.Stdout
+			var w io.Writer = stdout
 			var outFile *os.File
 			if req.output != "" {
 				if outFile, err = os.Create(req.output); err != nil {

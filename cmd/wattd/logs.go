@@ -153,7 +153,7 @@ func logsCommand(connect func(socket, name string) (*admin.Client, error), fail 
 				return &exitError{exitUsage, err}
 			}
 			if a.help {
-				fmt.Fprint(os.Stdout, logsHelp)
+				fmt.Fprint(stdout, logsHelp)
 				return nil
 			}
 			if a.socket == "" {
@@ -181,10 +181,10 @@ func logsCommand(connect func(socket, name string) (*admin.Client, error), fail 
 					return nil
 				}
 				if a.json {
-					_, werr := os.Stdout.Write(append(ev.Line, '\n'))
+					_, werr := stdout.Write(append(ev.Line, '\n'))
 					return werr
 				}
-				admin.RenderLogLine(os.Stdout, ev.Line)
+				admin.RenderLogLine(stdout, ev.Line)
 				return nil
 			})
 			if err != nil && !errors.Is(err, context.Canceled) {

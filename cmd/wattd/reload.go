@@ -131,7 +131,7 @@ func ctlReloadCommand(action ctlAction) *cli.Command {
 				if err != nil {
 					return nil, nil, err
 				}
-				return res, func() { admin.RenderReload(os.Stdout, res) }, nil
+				return res, func() { admin.RenderReload(stdout, res) }, nil
 			}),
 	}
 }
@@ -168,7 +168,7 @@ func ctlScaleCommand(action ctlAction) *cli.Command {
 				if err != nil {
 					return nil, nil, err
 				}
-				return st, func() { admin.RenderPS(os.Stdout, []supervisor.AppStatus{*st}) }, nil
+				return st, func() { admin.RenderPS(stdout, []supervisor.AppStatus{*st}) }, nil
 			}),
 	}
 }
