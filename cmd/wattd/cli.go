@@ -119,6 +119,20 @@ func run(args []string) int {
 	return exitOK
 }
 
+// readTimeout bounds what ctl waits for an answer that takes the runtime
+// no time to give (a status, a listing, a stop asked for without --wait).
+const readTimeout = 10 * time.Second
+
+// noAnswer is the error of a ctl command whose runtime did not answer
+// within d. change says the command asks for a change (a restart, a
+// reload, a scaling, a stop), which the runtime may still carry out.
+func noAnswer(d time.Duration, change bool) error {
+	if change {
+		return fmt.Errorf("no answer within %s (--timeout); the runtime may still be carrying the request out: see wattd ctl ps", d)
+	}
+	return fmt.Errorf("no answer within %s: the runtime is running but does not answer (suspended, or too busy to?); its pid is in wattd ctl list", d)
+}
+
 // stdout is where every command prints: the standard output, with the
 // first error of a write kept, so that output lost (a full disk, a closed
 // file) fails the command instead of passing for success.
@@ -762,9 +776,9 @@ func ctlCommand() *cli.Command {
 			v, render, err := do(c, ctx, cl)
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
-					// The change may go on in the runtime: only ctl stopped
-					// waiting for it.
-					err = fmt.Errorf("no answer within %s (--timeout); the runtime may still be carrying the request out: see wattd ctl ps", timeout(c))
+					err = noAnswer(timeout(c), slices.Contains(c.Command.Names(), "stop") || slices.ContainsFunc(c.Command.Flags, func(f cli.Flag) bool {
+						return slices.Contains(f.Names(), "timeout")
+					}))
 				}
 				return fail(err)
 			}
@@ -775,7 +789,7 @@ func ctlCommand() *cli.Command {
 			return nil
 		}
 	}
-	tenSeconds := func(*cli.Context) time.Duration { return 10 * time.Second }
+	tenSeconds := func(*cli.Context) time.Duration { return readTimeout }
 	schedulerPauseCommand := func(verb, usage string) *cli.Command {
 		return &cli.Command{
 			Name:      verb,
@@ -953,9 +967,16 @@ func ctlCommand() *cli.Command {
 				Usage: "stop the runtime gracefully",
 				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag,
 					&cli.BoolFlag{Name: "wait", Usage: "return once wattd has exited (for systemd's ExecStop=)"},
-					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "with --wait, give up after this long"},
+					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long (default 5m with --wait, 10s without)", DefaultText: "5m0s with --wait, 10s without"},
 				},
-				Action: action(func(c *cli.Context) time.Duration { return c.Duration("timeout") },
+				Action: action(func(c *cli.Context) time.Duration {
+					// Asking takes no time: a runtime that does not take
+					// the request within readTimeout is not answering.
+					if !c.Bool("wait") && !c.IsSet("timeout") {
+						return readTimeout
+					}
+					return c.Duration("timeout")
+				},
 					func(c *cli.Context, ctx context.Context, cl *admin.Client) (any, func(), error) {
 						if !c.Bool("wait") {
 							return map[string]bool{"stopping": true}, func() { fmt.Fprintln(stdout, "stopping") }, cl.Stop(ctx)

@@ -231,6 +231,45 @@ func TestCtlFlagsAtEitherLevel(t *testing.T) {
 	}
 }
 
+// TestCtlGivesUpOnASuspendedRuntime: against a wattd that takes no
+// request (suspended with SIGSTOP), the commands that wait for no change
+// give up after 10 s with exit 1 and say so, a stop asked for without
+// --wait too (it hung for ever), and a read does not point at a --timeout
+// flag it does not have.
+func TestCtlGivesUpOnASuspendedRuntime(t *testing.T) {
+	integration(t)
+	d, _, sock := probeRuntime(t)
+	d.signal(syscall.SIGSTOP)
+	defer d.signal(syscall.SIGCONT)
+	cases := [][]string{{"ctl", "status"}, {"ctl", "logs", "-n", "1"}, {"ctl", "stop"}}
+	type result struct {
+		out  string
+		code int
+		took time.Duration
+	}
+	results := make([]result, len(cases))
+	var wg sync.WaitGroup
+	for i, args := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			cmd := exec.Command(wattdBin, append(args, "--socket", sock)...)
+			out, _ := cmd.CombinedOutput() // the exit code says it
+			results[i] = result{string(out), cmd.ProcessState.ExitCode(), time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 1 || !strings.Contains(r.out, "no answer within 10s") || r.took > 20*time.Second {
+			t.Errorf("wattd %s against a suspended wattd: exit %d after %s, want 1 within 20 s:\n%s", strings.Join(cases[i], " "), r.code, r.took, r.out)
+		}
+	}
+	if strings.Contains(results[0].out, "--timeout") {
+		t.Errorf("ctl status points at a --timeout it does not take: %s", results[0].out)
+	}
+}
+
 // TestCtlAsAnotherUser: another user's wattd ctl is told that the
 // runtime is not theirs and who may administer it, rather than "is it
 // running?", and cannot change it.

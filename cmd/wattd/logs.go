@@ -173,6 +173,13 @@ func logsCommand(connect func(socket, name string) (*admin.Client, error), fail 
 			// ^C ends a follow; it is the normal way out, not an error.
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if !a.q.Follow {
+				// The recent lines come at once from a runtime that
+				// answers at all.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, readTimeout)
+				defer cancel()
+			}
 			err = cl.Logs(ctx, a.q, func(ev admin.LogEvent) error {
 				if ev.Missed > 0 {
 					fmt.Fprintf(os.Stderr, "wattd ctl logs: %d lines missed: this reader fell behind\n", ev.Missed)
@@ -187,6 +194,9 @@ func logsCommand(connect func(socket, name string) (*admin.Client, error), fail 
 				admin.RenderLogLine(stdout, ev.Line)
 				return nil
 			})
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fail(noAnswer(readTimeout, false))
+			}
 			if err != nil && !errors.Is(err, context.Canceled) {
 				return fail(err)
 			}
