@@ -305,8 +305,8 @@ func RenderLogLine(w io.Writer, line []byte) {
 		who += ":" + n.String()
 	}
 	msg, _ := m["msg"].(string)
-	msg = printable(msg)
-	who = printable(who)
+	msg = logs.Printable(msg)
+	who = logs.Printable(who)
 	var extra []string
 	for k := range m {
 		if !envelope[k] {
@@ -317,49 +317,14 @@ func RenderLogLine(w io.Writer, line []byte) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s %s", ts, label, who, msg)
 	for _, k := range extra {
-		b.WriteString(" " + printable(k) + "=")
-		if s, ok := m[k].(string); ok && s != "" && !strings.ContainsAny(s, " =\"\n\t") && printable(s) == s {
+		b.WriteString(" " + logs.Printable(k) + "=")
+		if s, ok := m[k].(string); ok && s != "" && !strings.ContainsAny(s, " =\"\n\t") && logs.Printable(s) == s {
 			b.WriteString(s)
 			continue
 		}
 		v, _ := json.Marshal(m[k])
-		b.WriteString(printable(string(v)))
+		b.WriteString(logs.Printable(string(v)))
 	}
 	b.WriteByte('\n')
 	io.WriteString(w, b.String())
-}
-
-// printable makes what a worker logged safe to print on a terminal: a
-// line it logs must not look like another line, nor act on the terminal.
-// Every line after the first of a message of several lines (a stack
-// trace) is indented, so that none starts like an entry of its own (a
-// forged `15:04:05.000 FATAL wattd …`), and control characters other than
-// tab (escape sequences, which can recolour, retitle, move the cursor or
-// set the clipboard; a carriage return, which overwrites the line's
-// start) are shown escaped, as \x1b. So are DEL and the C1 controls.
-func printable(s string) string {
-	clean := true
-	for _, r := range s {
-		if r != '\t' && (r < 0x20 || r >= 0x7f && r < 0xa0) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n':
-			b.WriteString("\n    ")
-		case r == '\t':
-			b.WriteRune(r)
-		case r < 0x20 || r >= 0x7f && r < 0xa0:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 )
@@ -119,7 +120,7 @@ func newLogger(setup Setup, ws zapcore.WriteSyncer, isTerminal bool, getenv func
 	atom := zap.NewAtomicLevelAt(lvl)
 	var core zapcore.Core
 	if console {
-		core = zapcore.NewCore(zapcore.NewConsoleEncoder(consoleEncoderConfig(isTerminal && !noColor)), ws, atom)
+		core = zapcore.NewCore(printableEncoder{zapcore.NewConsoleEncoder(consoleEncoderConfig(isTerminal && !noColor))}, ws, atom)
 		if setup.Recent != nil || setup.Export != nil {
 			core = zapcore.NewTee(core, newLineCore(atom, nil, setup.Recent, setup.Export))
 		}
@@ -133,6 +134,20 @@ func newLogger(setup Setup, ws zapcore.WriteSyncer, isTerminal bool, getenv func
 	// lines, for which a location inside wattd would be misleading.
 	logger := zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr)))
 	return logger, atom, nil
+}
+
+// printableEncoder writes each entry's message as Printable makes it: in
+// the console format the message is written as it is (the fields are
+// JSON, escaped already), and most messages are lines a worker wrote,
+// which must neither pass for entries of wattd's own nor act on the
+// operator's terminal.
+type printableEncoder struct{ zapcore.Encoder }
+
+func (e printableEncoder) Clone() zapcore.Encoder { return printableEncoder{e.Encoder.Clone()} }
+
+func (e printableEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
+	ent.Message = Printable(ent.Message)
+	return e.Encoder.EncodeEntry(ent, fields)
 }
 
 func consoleEncoderConfig(color bool) zapcore.EncoderConfig {

@@ -332,3 +332,24 @@ func TestExportLines(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleOutputIsPrintable: in the console format (a terminal's), a
+// message of several lines cannot pass for entries of wattd's own (its
+// later lines are indented), and control characters and bytes that are
+// not UTF-8 reach the terminal escaped, not raw, as in ctl logs.
+func TestConsoleOutputIsPrintable(t *testing.T) {
+	var buf bytes.Buffer
+	logger, _, err := newLogger(Setup{Level: "info"}, zapcore.AddSync(&buf), true, func(k string) string { return map[string]string{"NO_COLOR": "1"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Named("app").Info("first line\n00:00:00.000\tERROR\truntime\tforged entry")
+	logger.Named("app").Info("\x1b[31mRED\x1b[0m \x1b]0;title\x07 cr\rX bad\xff\xfe")
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "    00:00:00.000") {
+		t.Errorf("a message of two lines: %q", lines)
+	}
+	if got := buf.String(); strings.ContainsAny(got, "\x1b\x07\r") || !strings.Contains(got, `\x1b[31mRED\x1b[0m \x1b]0;title\x07 cr\x0dX bad`+"\ufffd\ufffd") {
+		t.Errorf("control characters or invalid UTF-8 written raw: %q", got)
+	}
+}
