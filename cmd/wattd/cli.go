@@ -249,7 +249,15 @@ func devCommand() *cli.Command {
 
 // runtimeNameFlag is start's and dev's --name.
 func runtimeNameFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "name", Usage: "call this runtime `NAME`, for wattd ctl --name (default: the project directory's name)"}
+	return &cli.StringFlag{Name: "name", Usage: "call this runtime `NAME`, for wattd ctl --name (default: the project directory's name)",
+		Action: func(_ *cli.Context, name string) error {
+			// Given, it must be a name: an empty one (a script's unset
+			// $NAME) is a mistake, not the default.
+			if err := rundir.ValidName(name); err != nil {
+				return &exitError{exitUsage, fmt.Errorf("--name: %w", err)}
+			}
+			return nil
+		}}
 }
 
 func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {

@@ -97,6 +97,9 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"ctl", "scale", "web", "2", "--socket=" + filepath.Join(dir, "no.sock")}, 1, []string{"cannot reach wattd at " + filepath.Join(dir, "no.sock")}},
 		{[]string{"ctl", "restart", "web", "--", "--json"}, 2, []string{"usage: wattd ctl restart [APP...]"}},
 		{[]string{"ctl", "metrics", "web", "--name"}, 2, []string{"--name needs a value"}},
+		// A script's unset $NAME: a mistake, not the default name.
+		{[]string{"start", "--name", "", filepath.Dir(cfgFile)}, 2, []string{`--name: runtime name "": want 1 to 64 characters`}},
+		{[]string{"dev", "--name=", filepath.Dir(cfgFile)}, 2, []string{`--name: runtime name "": want 1 to 64 characters`}},
 		{[]string{"ctl", "ps", "extra"}, 2, []string{`wattd ctl ps takes no arguments, got "extra"`}},
 		{[]string{"ctl", "list", "extra"}, 2, []string{`wattd ctl list takes no arguments, got "extra"`}},
 		{[]string{"ctl", "restart", "web", "--timeout=-5s"}, 2, []string{"--timeout must be more than 0, got -5s"}},
