@@ -202,6 +202,28 @@ func projectNotReachable(live []Info, here place) error {
 	}
 }
 
+// checkListedDir checks a base directory whose runtimes are listed: as
+// one wattd would make its runtime in (checkPrivateDir), except that root,
+// who may administer every user's runtimes, lists another user's base
+// (WATTD_RUNTIME_DIR=/tmp/wattd-1001 wattd ctl list) as long as nobody
+// but its owner can write to it.
+func checkListedDir(dir string) error {
+	if os.Geteuid() != 0 {
+		return checkPrivateDir(dir, true)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("runtime directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("runtime directory %s is not a directory", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("runtime directory %s has mode %04o and is group or world writable: its sockets could be anyone's", dir, perm)
+	}
+	return nil
+}
+
 func unreachableError(i Info) error {
 	return fmt.Errorf("%w: the wattd of %s (pid %d) is running, but %s does not accept connections (deleted?); wattd ctl does not fall back to another runtime. Signals still reach it: kill -TERM %d stops it gracefully, kill -HUP %d reloads its configuration",
 		ErrUnreachable, i.ProjectDir, i.PID, i.Socket, i.PID, i.PID)
@@ -283,7 +305,7 @@ func List() ([]Info, error) {
 	}
 	// We are about to trust what the sockets say; a base directory others
 	// can write to could hold a planted one.
-	if err := checkPrivateDir(base, true); err != nil {
+	if err := checkListedDir(base); err != nil {
 		return nil, err
 	}
 	var live []Info

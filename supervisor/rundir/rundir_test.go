@@ -795,3 +795,30 @@ func sameLock(t *testing.T, d *Dir) bool {
 	defer d.mu.Unlock()
 	return d.sameLock() && d.sameDir()
 }
+
+// TestRootListsAnotherUsersBase: root, who may administer every user's
+// runtimes, lists those in another user's base (WATTD_RUNTIME_DIR set to
+// it), as long as nobody but its owner can write there.
+func TestRootListsAnotherUsersBase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	base := useBase(t)
+	d := mustCreate(t, shortTemp(t))
+	serveAdmin(t, d)
+	if err := os.Chown(base, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	list, err := List()
+	if err != nil || len(list) != 1 || list[0].Socket != d.AdminSocket() {
+		t.Fatalf("List of uid 12345's base as root = %+v, %v", list, err)
+	}
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := List(); err == nil || !strings.Contains(err.Error(), "world writable") {
+		t.Errorf("List of a world-writable base = %v", err)
+	}
+	os.Chown(base, 0, 0)
+	os.Chmod(base, 0o700)
+}
