@@ -164,7 +164,7 @@ func TestStartFailure(t *testing.T) {
 	tr.byID["gone"].sp().launch.Dir = gone
 	tr.start()
 	ws := tr.waitState("gone", 0, StateFailed)
-	if !strings.HasPrefix(ws.LastExit, "start: ") || !strings.Contains(ws.LastExit, "no such file or directory") {
+	if !strings.HasPrefix(ws.LastExit, "start: ") || !strings.Contains(ws.LastExit, "the application's directory "+gone+" does not exist") {
 		t.Fatalf("last exit %q", ws.LastExit)
 	}
 	err := tr.RestartApp(restartCtx(t), "gone")

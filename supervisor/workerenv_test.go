@@ -38,7 +38,9 @@ func TestCheckApp(t *testing.T) {
 		wantErr bool
 	}{
 		{"detected", config.Application{ID: "a", Path: plain}, "", false},
-		{"named and known", config.Application{ID: "a", Path: empty, Capability: "node"}, "", false},
+		{"named and known", config.Application{ID: "a", Path: plain, Capability: "node"}, "", false},
+		// What the start would fail on: Node.js's capability finds no entry.
+		{"named, no entry in the folder", config.Application{ID: "a", Path: empty, Capability: "node"}, "", true},
 		{"nothing recognises the folder", config.Application{ID: "a", Path: empty}, "path", true},
 		{"unknown capability", config.Application{ID: "a", Path: plain, Capability: "nodejs"}, "capability", true},
 		{"command line that does not split", config.Application{ID: "a", Path: plain, Capability: "node", CommandLine: `run "unclosed`}, "command", true},
