@@ -83,9 +83,9 @@ type timeoutError struct {
 
 func (e *timeoutError) Error() string {
 	if e.body {
-		return fmt.Sprintf("mesh: app %q sent nothing of its response body for %v (mesh timeoutMs)", e.app, e.after)
+		return fmt.Sprintf("mesh: app %q sent nothing of its response body for %v (applicationTimeout)", e.app, e.after)
 	}
-	return fmt.Sprintf("mesh: app %q did not answer within %v (mesh timeoutMs)", e.app, e.after)
+	return fmt.Sprintf("mesh: app %q did not answer within %v (applicationTimeout)", e.app, e.after)
 }
 
 func (e *timeoutError) Timeout() bool        { return true }

@@ -152,7 +152,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The server fills r.Trailer's values once the body is read, which
 		// is just before net/http writes them out after the body.
 		Trailer: r.Trailer,
-	}).WithContext(r.Context())
+		// Not ended when the client stops sending: net/http cancels
+		// r.Context() as soon as it reads the end of the client's input,
+		// and a client that half-closes once its request is sent
+		// (socat, nc, an HTTP/1.0 client) still reads the answer, which
+		// the app may already be acting on (a POST). A client that is
+		// really gone is found by the write of the answer; the app's
+		// time is bounded by applicationTimeout.
+	}).WithContext(context.WithoutCancel(r.Context()))
 	if out.Header == nil {
 		out.Header = make(http.Header)
 	}
@@ -183,6 +190,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	for k, vv := range resp.Header {
 		h[k] = vv
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		// The app's headers as it sent them: without this, net/http
+		// would add a Content-Type it guessed from the body.
+		h["Content-Type"] = nil
 	}
 	w.WriteHeader(resp.StatusCode)
 
@@ -292,9 +304,6 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // fail answers a request the Transport could not complete.
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, app string, err error) {
-	if r.Context().Err() != nil {
-		return // the client is gone; there is nobody to answer
-	}
 	code := http.StatusBadGateway // unknown app and other failures
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

@@ -495,3 +495,54 @@ func TestProxyStreamHeadFirst(t *testing.T) {
 		t.Fatalf("first event: %q %v", line, err)
 	}
 }
+
+// TestProxyRelaysAnswerToHalfClosedClient: a client that half-closes its
+// connection once its request is sent (socat, nc, HTTP/1.0 tools) gets
+// the app's own answer, here a 404 that takes the app a moment, not an
+// empty 200 made up because net/http took the end of its input for its
+// leaving; and the app's headers come as it sent them, without a
+// Content-Type guessed from the body.
+func TestProxyRelaysAnswerToHalfClosedClient(t *testing.T) {
+	dir := shortDir(t)
+	var posted atomic.Int32
+	tg := startTarget(t, dir, "w0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posted.Add(1)
+		}
+		time.Sleep(100 * time.Millisecond)
+		w.Header()["Content-Type"] = nil // as a Node.js app that sets none
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "<html><body>no such thing</body></html>")
+	}))
+	env := startProxy(t, oneApp(0, tg.path))
+	addr := strings.TrimPrefix(env.srv.URL, "http://")
+	for _, raw := range []string{
+		"GET http://api.plt.local/missing HTTP/1.1\r\nHost: api.plt.local\r\n\r\n",
+		"POST http://api.plt.local/orders HTTP/1.0\r\nHost: api.plt.local\r\nContent-Length: 2\r\n\r\n{}",
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(conn, raw); err != nil {
+			t.Fatal(err)
+		}
+		conn.(*net.TCPConn).CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		conn.Close()
+		if resp.StatusCode != http.StatusNotFound || body != "<html><body>no such thing</body></html>" {
+			t.Errorf("%q half-closed: %s %q, want the app's 404", strings.SplitN(raw, "\r\n", 2)[0], resp.Status, body)
+		}
+		if ct, ok := resp.Header["Content-Type"]; ok {
+			t.Errorf("a Content-Type the app never sent: %q", ct)
+		}
+	}
+	if posted.Load() != 1 {
+		t.Errorf("the POST reached the app %d times", posted.Load())
+	}
+}

@@ -1179,7 +1179,7 @@ function onFetchTimeout (job, ms) {
         return
       }
       job.timer = null
-      job.bodyEnd(new DOMException(`mesh: app "${job.appId}" sent nothing of its response body for ${ms} ms (mesh timeoutMs)`, 'TimeoutError'), true)
+      job.bodyEnd(new DOMException(`mesh: app "${job.appId}" sent nothing of its response body for ${ms} ms (applicationTimeout)`, 'TimeoutError'), true)
       return
     }
     job.timer = null
@@ -1196,7 +1196,7 @@ function onFetchTimeout (job, ms) {
 }
 
 function timeoutMessage (appId, ms) {
-  return `mesh: app "${appId}" did not answer within ${ms} ms (mesh timeoutMs)`
+  return `mesh: app "${appId}" did not answer within ${ms} ms (applicationTimeout)`
 }
 
 // resolveFetch makes the Response: status, status text, every header in
