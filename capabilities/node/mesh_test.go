@@ -620,6 +620,11 @@ func testMeshClient(t *testing.T) {
 		if r.OK || r.Error.Name != "TypeError" || r.Error.CauseMessage != "unexpected redirect" {
 			t.Errorf("redirect: error: %+v", r)
 		}
+		// A URL with credentials: fetch's own TypeError, as over TCP.
+		r = e.fetch("u", "http://user:pw@api.plt.local/id")
+		if r.OK || r.Error.Name != "TypeError" || !strings.Contains(r.Error.Message, "credentials") {
+			t.Errorf("a URL with credentials: %+v", r)
+		}
 	})
 
 	t.Run("fetch redirects", func(t *testing.T) {

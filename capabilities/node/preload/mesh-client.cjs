@@ -631,8 +631,10 @@ function meshTarget (input) {
   return MESH_HINT.test(s) ? meshURL(new URL(s)) : null
 }
 
+// A URL with credentials is left to the original fetch, which refuses it
+// with its own TypeError, as over TCP and under Watt.
 function meshURL (u) {
-  return u.protocol === 'http:' && MESH_HOST.test(u.hostname) ? u : null
+  return u.protocol === 'http:' && MESH_HOST.test(u.hostname) && u.username === '' && u.password === '' ? u : null
 }
 
 // A fetch in progress. One object per fetch, reused by its attempts and
