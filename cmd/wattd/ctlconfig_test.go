@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -178,6 +179,15 @@ func TestCtlConfigAndEnv(t *testing.T) {
 	}
 	if err != nil || json.Unmarshal([]byte(out), &ir) != nil || ir.Status != 201 || ir.Body != "status 201 from web\n" || len(ir.Headers) == 0 {
 		t.Errorf("ctl inject --json: %v, %+v\n%s", err, ir, out)
+	}
+	if strings.Contains(out, "bodyEncoding") {
+		t.Errorf("ctl inject --json of a text body: %s", out)
+	}
+	// A body that is not UTF-8 text comes whole, in base64.
+	out, err = d.ctl("inject", "web", "/bytes", "--json")
+	var br struct{ Body, BodyEncoding string }
+	if err != nil || json.Unmarshal([]byte(out), &br) != nil || br.BodyEncoding != "base64" || br.Body != base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 0xff, 0xfe, 0x0a}) {
+		t.Errorf("ctl inject --json of bytes: %v, %+v\n%s", err, br, out)
 	}
 
 	// Without APP, the runtime's environment: what every worker starts

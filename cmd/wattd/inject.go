@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -44,7 +46,8 @@ OPTIONS:
    -o, --output FILE       write what would be printed to FILE instead
    --no-fail               exit 0 whatever the status; by default a status
                            outside 2xx prints the body and exits 1, like curl --fail-with-body
-   --json                  print {"status", "headers", "body"} as JSON instead
+   --json                  print {"status", "headers", "body"} as JSON instead (a body that is
+                           not UTF-8 in base64, with "bodyEncoding": "base64")
    --socket PATH           admin socket of the runtime (also accepted before "inject")
    --name NAME             the running runtime called NAME (also accepted before "inject")
    -h, --help              show this help
@@ -66,6 +69,9 @@ type injectResult struct {
 	Status  int         `json:"status"`
 	Headers http.Header `json:"headers"`
 	Body    string      `json:"body"`
+	// Encoding is "base64" when Body is the body in base64, for a body
+	// that is not UTF-8 text (a JSON string would replace its bytes).
+	Encoding string `json:"bodyEncoding,omitempty"`
 }
 
 func parseInject(args []string) (*injectRequest, error) {
@@ -275,7 +281,11 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				if err != nil {
 					return fail(fmt.Errorf("%s %s: read the response: %w", req.method, hr.URL, err))
 				}
-				if err := writeIndented(w, injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}); err != nil {
+				res := injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}
+				if !utf8.Valid(b) {
+					res.Body, res.Encoding = base64.StdEncoding.EncodeToString(b), "base64"
+				}
+				if err := writeIndented(w, res); err != nil {
 					return fail(err)
 				}
 			} else if req.include {

@@ -1,6 +1,7 @@
 // A node:http app for the CLI tests.
 //   /status/NNN  answers with status NNN and a short body
 //   /echo        the request's method, headers and body, as JSON
+//   /bytes       the bytes 00 01 02 ff fe 0a, as application/octet-stream
 //   anything else  the environment the process was started with, read from
 //                  /proc/self/environ (the Node preload removes the
 //                  protocol's own variables from process.env, and the tests
@@ -19,6 +20,10 @@ http.createServer((req, res) => {
   if (m) {
     res.statusCode = Number(m[1])
     return res.end(`status ${m[1]} from ${process.env.WATTD_APP_ID}\n`)
+  }
+  if (req.url === '/bytes') {
+    res.setHeader('content-type', 'application/octet-stream')
+    return res.end(Buffer.from([0, 1, 2, 0xff, 0xfe, 0x0a]))
   }
   if (req.url === '/echo') {
     let body = ''
