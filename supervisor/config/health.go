@@ -210,7 +210,8 @@ func heapSize(key string, raw json.RawMessage, least int64) (uint64, error) {
 // HeapFlags are the V8 flags that size a Node.js worker's heap from the
 // health keys an application's config wrote, as Watt sizes each worker
 // thread's: the old generation gets maxHeapTotal less the young
-// generation (maxYoungGeneration, else Watt's 128 MiB), and the young
+// generation (maxYoungGeneration, else Watt's 128 MiB), but no less than
+// the smaller of the two, and the young
 // generation maxYoungGeneration, of which V8 makes three semi-spaces.
 // Nothing when neither key was written: Node.js then sizes the heap from
 // the machine's or the container's memory, where Watt's 4 GiB default
@@ -222,10 +223,13 @@ func (h Health) HeapFlags() []string {
 		if young == 0 {
 			young = DefaultMaxYoungGeneration
 		}
-		old := h.MaxHeapTotal
-		if old > young {
-			old -= young
-		}
+		// Never less than the smaller of the total and the young
+		// generation: the plain difference would give a total just above
+		// the young generation (129MB against 128 MiB) a 1 MiB old space,
+		// in which no Node.js starts, where 128MB gives 128: a larger
+		// total never gives a smaller heap.
+		total := h.MaxHeapTotal
+		old := max(total-min(total, young), min(total, young))
 		out = append(out, fmt.Sprintf("--max-old-space-size=%d", max(1, old>>20)))
 	}
 	if h.MaxYoungGeneration > 0 {

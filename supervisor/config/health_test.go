@@ -144,6 +144,13 @@ func TestHeapFlags(t *testing.T) {
 			[]string{"--max-old-space-size=928", "--max-semi-space-size=32"}},
 		{"maxYoungGeneration alone", Health{MaxHeapTotal: DefaultMaxHeapTotal, MaxYoungGeneration: 48 << 20},
 			[]string{"--max-semi-space-size=16"}},
+		// A larger total never gives a smaller heap: 129MB left a 1 MiB
+		// old space, in which Node.js dies at start, where 128MB gave 128.
+		{"a total at the young generation", Health{HeapSet: true, MaxHeapTotal: 128 << 20}, []string{"--max-old-space-size=128"}},
+		{"a total just above it", Health{HeapSet: true, MaxHeapTotal: 129 << 20}, []string{"--max-old-space-size=128"}},
+		{"a total of twice it", Health{HeapSet: true, MaxHeapTotal: 256 << 20}, []string{"--max-old-space-size=128"}},
+		{"a total above twice it", Health{HeapSet: true, MaxHeapTotal: 300 << 20}, []string{"--max-old-space-size=172"}},
+		{"a total below it", Health{HeapSet: true, MaxHeapTotal: 64 << 20}, []string{"--max-old-space-size=64"}},
 		{"sizes below 1 MiB round up to 1", Health{HeapSet: true, MaxHeapTotal: 100, MaxYoungGeneration: 1024},
 			[]string{"--max-old-space-size=1", "--max-semi-space-size=1"}},
 	}
