@@ -103,6 +103,10 @@ type slot struct {
 	mu    sync.Mutex // guards the fields below, read by status
 	state State
 	cur   worker // nil when no process runs in the slot
+	// curReady is when cur became the slot's ready worker (its ready
+	// message, or its promotion from standby): how long it served is what
+	// the restart policy judges (restart.Exit.Served).
+	curReady time.Time
 	// leavers are the slot's former workers whose processes are not gone
 	// yet: those that said they were exiting (see leave) and those being
 	// drained after a replacement took their place (see retireBehind).
@@ -801,13 +805,19 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 // lost records the end of w, the slot's ready worker, for reason: the
 // slot is down from now, and the exit goes to the restart policy.
 func (s *slot) lost(w worker, reason string, fields ...zap.Field) restart.Exit {
+	up := time.Since(w.Started())
 	s.mu.Lock()
 	s.downSince = time.Now()
+	// When w became ready is known for the slot's current worker; else
+	// its whole life is taken for its service, as before it was known.
+	served := up
+	if s.cur == w && s.curReady.After(w.Started()) {
+		served = time.Since(s.curReady)
+	}
 	s.mu.Unlock()
-	up := time.Since(w.Started())
 	s.log.Warn("worker exited", append([]zap.Field{zap.Int("pid", w.PID()), zap.String("reason", reason),
 		zap.Duration("uptime", up.Round(time.Millisecond))}, fields...)...)
-	return restart.Exit{Uptime: up, WasReady: true, Reason: reason}
+	return restart.Exit{Uptime: up, WasReady: true, Served: served, Reason: reason}
 }
 
 // leaver is a former worker of the slot whose process is still there:
@@ -1122,6 +1132,7 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	s.log.Info("worker ready", fields...)
 	s.mu.Lock()
 	s.cur = w
+	s.curReady = time.Now()
 	s.everUp = true
 	if s.state != StateReady {
 		s.setStateLocked(StateReady)

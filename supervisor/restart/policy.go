@@ -4,8 +4,10 @@
 // without a process.
 //
 // Rules:
-//   - A worker that stayed up for at least ResetAfter since it was started,
-//     and had become ready, was healthy: its exit starts a fresh count.
+//   - A worker that served for at least ResetAfter, from becoming ready
+//     to its exit, was healthy: its exit starts a fresh count. A worker
+//     that dies as soon as it is ready keeps failing, however long its
+//     start took.
 //   - The first exit of a count restarts after FirstDelay (Watt's numeric
 //     restartOnError; 0 by default), so a worker that crashes once under
 //     load is back at once.
@@ -44,6 +46,7 @@ type Policy struct {
 type Exit struct {
 	Uptime   time.Duration // from start to exit
 	WasReady bool          // it reported ready (or was taken as ready)
+	Served   time.Duration // from ready (or its promotion from standby) to exit
 	Reason   string        // "exit status 1", "signal: killed", "start: …", "not ready within 30s"
 }
 
@@ -75,7 +78,7 @@ func (t *Tracker) Reset() { t.consecutive = 0 }
 // Next records e and decides.
 func (t *Tracker) Next(e Exit) Decision {
 	p := t.policy
-	if e.WasReady && e.Uptime >= p.ResetAfter {
+	if e.WasReady && e.Served >= p.ResetAfter {
 		t.consecutive = 0
 	}
 	t.up = t.up || e.WasReady
@@ -86,7 +89,7 @@ func (t *Tracker) Next(e Exit) Decision {
 		return d
 	}
 	if p.MaxRestarts > 0 && t.consecutive > p.MaxRestarts {
-		d.Reason = fmt.Sprintf("crash loop: %d exits in a row, each within %s of its start; last: %s",
+		d.Reason = fmt.Sprintf("crash loop: %d exits in a row, none after serving for %s; last: %s",
 			t.consecutive, p.ResetAfter, e.Reason)
 		return d
 	}

@@ -44,7 +44,7 @@ func TestHealthyUptimeResets(t *testing.T) {
 	for range 4 {
 		tr.Next(Exit{Uptime: time.Millisecond, Reason: "x"})
 	}
-	d := tr.Next(Exit{Uptime: 2 * time.Second, WasReady: true, Reason: "exit status 1"})
+	d := tr.Next(Exit{Uptime: 2 * time.Second, WasReady: true, Served: 2 * time.Second, Reason: "exit status 1"})
 	if !d.Restart || d.Delay != 0 || d.Consecutive != 1 {
 		t.Fatalf("after healthy uptime: %+v", d)
 	}
@@ -59,10 +59,24 @@ func TestLongUptimeButNeverReadyDoesNotReset(t *testing.T) {
 	}
 }
 
+// TestSlowStartDyingWhenReadyKeepsFailing: a worker whose start takes
+// longer than ResetAfter and that dies as soon as it is ready keeps
+// failing: it is backed off and given up on like a quick one.
+func TestSlowStartDyingWhenReadyKeepsFailing(t *testing.T) {
+	tr := newTest(testPolicy)
+	var d Decision
+	for range testPolicy.MaxRestarts + 1 {
+		d = tr.Next(Exit{Uptime: 1100 * time.Millisecond, WasReady: true, Served: 20 * time.Millisecond, Reason: "exit status 7"})
+	}
+	if d.Restart || !strings.Contains(d.Reason, "crash loop") || !strings.Contains(d.Reason, "none after serving for 1s") {
+		t.Fatalf("after %d quick deaths of slow starters: %+v", testPolicy.MaxRestarts+1, d)
+	}
+}
+
 func TestDisabled(t *testing.T) {
 	p := testPolicy
 	p.Enabled = false
-	d := newTest(p).Next(Exit{Uptime: time.Hour, WasReady: true, Reason: "exit status 3"})
+	d := newTest(p).Next(Exit{Uptime: time.Hour, WasReady: true, Served: time.Hour, Reason: "exit status 3"})
 	if d.Restart || !strings.Contains(d.Reason, "exit status 3") || !strings.Contains(d.Reason, "restartOnError") {
 		t.Fatalf("%+v", d)
 	}
