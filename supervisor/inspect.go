@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/supervisor/listeners"
 )
 
 // Inspect turns on Node.js's inspector in every Node.js worker (wattd
@@ -115,7 +117,7 @@ func ServeInspector(rt *Runtime, log *zap.Logger) (*InspectorServer, error) {
 		return nil, errors.New("inspector: not asked for")
 	}
 	addr := net.JoinHostPort(rt.inspect.Host, strconv.Itoa(rt.inspect.Port))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen(listeners.Network(rt.inspect.Host), addr)
 	if err != nil {
 		return nil, fmt.Errorf("inspector list on %s: %w", addr, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +28,22 @@ import (
 // arrive while a slot's worker restarts wait here, so it is generous; the
 // kernel caps it at net.core.somaxconn.
 const Backlog = 4096
+
+// Network is the network to listen on host with: "tcp4" for an IPv4
+// address, 0.0.0.0 included, "tcp6" for an IPv6 one, "tcp" for a name or
+// "" (every interface, both families). Go's "tcp" on 0.0.0.0 opens a
+// dual-stack socket, which also answers on every IPv6 address: a port
+// meant for IPv4 only (a host whose firewall rules are IPv4's) would be
+// open on IPv6 as well, where Node.js and Watt listen on IPv4 alone.
+func Network(host string) string {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Unmap().Is4() && !ip.Is4In6() {
+			return "tcp4"
+		}
+		return "tcp6"
+	}
+	return "tcp"
+}
 
 // TCP opens a listening TCP socket on host:port with SO_REUSEPORT set, so
 // several slots can share the address and the kernel spreads connections
@@ -52,7 +69,7 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 	// MPTCP listeners answer plain TCP clients as plain TCP.
 	lc.SetMultipathTCP(false)
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	l, err := lc.Listen(context.Background(), "tcp", addr)
+	l, err := lc.Listen(context.Background(), Network(host), addr)
 	if err != nil {
 		if errors.Is(err, unix.EADDRINUSE) && port != 0 {
 			// Name the holder, as the check for SO_REUSEPORT holders does.
@@ -83,6 +100,20 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 // connectionsError explains a port no program listens on that cannot be
 // bound: connections use it as their local port, which happens to ports of
 // the kernel's range for outgoing connections.
+// InUse explains err, a listen on host:port that failed, when it failed
+// because the port is taken by connections and nobody listens there (the
+// kernel says only "address already in use"); other errors come back as
+// they are.
+func InUse(host string, port int, err error) error {
+	if !errors.Is(err, unix.EADDRINUSE) || port == 0 {
+		return err
+	}
+	if conns := procnet.ConnectionsOn(port); len(conns) > 0 {
+		return connectionsError(net.JoinHostPort(host, strconv.Itoa(port)), port, conns)
+	}
+	return err
+}
+
 func connectionsError(addr string, port int, states []string) error {
 	count := map[string]int{}
 	var order []string

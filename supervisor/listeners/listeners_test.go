@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestTCPSharesPortAndSurvivesClose(t *testing.T) {
@@ -90,5 +92,36 @@ func TestTCPNamesTheConnectionsOnAPort(t *testing.T) {
 	want := regexp.MustCompile(fmt.Sprintf(`connections use port %d as their own end \([^)]*\b\d+ ESTABLISHED\b[^)]*\)`, port))
 	if !want.MatchString(err.Error()) || !strings.Contains(err.Error(), "range for outgoing connections") || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("error %q, want it to match %q and name the ephemeral range", err, want)
+	}
+}
+
+// TestTCPOnIPv4WildcardIsIPv4Only: a socket on 0.0.0.0 answers on IPv4
+// only, as Node.js's and Watt's do; Go's "tcp" would make it dual-stack,
+// open on every IPv6 address too. "" stays both families.
+func TestTCPOnIPv4WildcardIsIPv4Only(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback here")
+	} else {
+		ln.Close()
+	}
+	f, addr, err := TCP("0.0.0.0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	port := strconv.Itoa(addr.Port)
+	if c, err := net.DialTimeout("tcp4", "127.0.0.1:"+port, time.Second); err != nil {
+		t.Fatalf("IPv4: %v", err)
+	} else {
+		c.Close()
+	}
+	if c, err := net.DialTimeout("tcp6", "[::1]:"+port, time.Second); err == nil {
+		c.Close()
+		t.Fatal("a socket on 0.0.0.0 accepted a connection on ::1")
+	}
+	for host, want := range map[string]string{"0.0.0.0": "tcp4", "127.0.0.1": "tcp4", "::": "tcp6", "::1": "tcp6", "": "tcp", "localhost": "tcp", "::ffff:127.0.0.1": "tcp6"} {
+		if got := Network(host); got != want {
+			t.Errorf("Network(%q) = %q, want %q", host, got, want)
+		}
 	}
 }

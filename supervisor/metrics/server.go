@@ -21,6 +21,7 @@ import (
 
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/listeners"
 )
 
 // Runtime is what the server reads: the status snapshot for the
@@ -178,8 +179,11 @@ func serve(hostname string, port int, tlsCfg *config.MetricsTLS, routes map[stri
 		}
 		route.ServeHTTP(w, r)
 	})
-	ln, err := net.Listen("tcp", net.JoinHostPort(hostname, strconv.Itoa(port)))
+	ln, err := net.Listen(listeners.Network(hostname), net.JoinHostPort(hostname, strconv.Itoa(port)))
 	if err != nil {
+		if why := listeners.InUse(hostname, port, err); why != err {
+			return nil, why
+		}
 		return nil, fmt.Errorf("listen on %s port %d: %w", hostname, port, err)
 	}
 	if tlsCfg != nil {
