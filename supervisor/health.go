@@ -269,12 +269,37 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 		queues = queueT.C
 	}
 	graced := false
+	// The app's probe and its own check wait for the worker, up to the
+	// health timeout: they run beside this loop, which goes on watching
+	// the reports and the accept queues meanwhile, so that a worker that
+	// stops while one of them waits is still replaced maxUnresponsive
+	// after its last report. One at a time: the next check waits for it.
+	checkCtx, cancelChecks := context.WithCancel(ctx)
+	defer cancelChecks()
+	var waiting <-chan []string // the check in progress; nil when none
+	var causes []string         // of that check, judged before it
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.Exited():
 			return
+		case more := <-waiting:
+			waiting = nil
+			if ctx.Err() != nil {
+				return
+			}
+			causes = append(causes, more...)
+			cause := strings.Join(causes, "; ")
+			if cause != "" {
+				s.log.Debug("health check failed", zap.Int("pid", w.PID()), zap.String("cause", cause))
+			}
+			if v, bad := count.record(cause); bad {
+				verdict <- v // buffered, and this watcher's only send
+				return
+			}
+			t.Reset(r.Interval)
+			continue
 		case <-queues:
 			now := time.Now()
 			if v := s.judgeQueues(w, r, &qw, now); v != "" {
@@ -316,42 +341,36 @@ func (s *slot) healthLoop(ctx context.Context, w worker, r healthRules, verdict 
 			continue
 		}
 		st, at := w.Stats()
-		causes := []string{}
+		causes = []string{}
 		c := r.judgeStats(st, at, time.Now())
 		if c != "" {
 			causes = append(causes, c)
 		}
+		// Not the app's own check of a worker that stopped reporting: its
+		// event loop cannot answer either, and waiting out the timeout at
+		// every check would only delay the verdict.
 		stuck := strings.HasPrefix(c, noStats)
 		if r.JudgesDelay() {
 			if c := r.judgeDelay(w.TakeDelayPeak()); c != "" {
 				causes = append(causes, c)
 			}
 		}
-		if probe != nil {
-			if c := probe.check(ctx); c != "" {
-				causes = append(causes, c)
+		result := make(chan []string, 1) // never blocks the check's goroutine
+		waiting = result
+		go func() {
+			var more []string
+			if probe != nil {
+				if c := probe.check(checkCtx); c != "" {
+					more = append(more, c)
+				}
 			}
-		}
-		// Not the app's own check of a worker that stopped reporting: its
-		// event loop cannot answer either, and waiting out the timeout at
-		// every check would only delay the verdict.
-		if !stuck {
-			if c := checkCause(ctx, w, r.Timeout); c != "" {
-				causes = append(causes, c)
+			if !stuck {
+				if c := checkCause(checkCtx, w, r.Timeout); c != "" {
+					more = append(more, c)
+				}
 			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		cause := strings.Join(causes, "; ")
-		if cause != "" {
-			s.log.Debug("health check failed", zap.Int("pid", w.PID()), zap.String("cause", cause))
-		}
-		if v, bad := count.record(cause); bad {
-			verdict <- v // buffered, and this watcher's only send
-			return
-		}
-		t.Reset(r.Interval)
+			result <- more
+		}()
 	}
 }
 

@@ -349,3 +349,33 @@ func TestJudgeDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowProbeDoesNotHoldUpMaxUnresponsive: a worker that stops while
+// the app's probe waits on it, up to a long health timeout, is still
+// replaced maxUnresponsive after its last report: the probe runs beside
+// the watch on the reports, not in its way (a stopped worker behind a
+// probe with a 15 s timeout kept its slot for minutes).
+func TestSlowProbeDoesNotHoldUpMaxUnresponsive(t *testing.T) {
+	h := fastHealth("/health")
+	h.Timeout = 20 * time.Second
+	h.MaxUnhealthyChecks = 100
+	h.MaxUnresponsive = time.Second
+	tr := startRuntime(t, withHealth(h), testApp{id: "web", behaviour: "mute-after:300ms,probe:200"})
+	first := tr.waitReady("web", 0)
+	ws := tr.waitReplaced("web", 0, first.PID)
+	if !strings.Contains(ws.LastExit, "(maxUnresponsive 1s)") {
+		t.Errorf("lastExit %q, want the maxUnresponsive verdict", ws.LastExit)
+	}
+	// The verdict came about a second after the last report, well
+	// within the probe's timeout.
+	for _, e := range tr.logs.FilterMessageSnippet("unhealthy").All() {
+		if r, _ := e.ContextMap()["reason"].(string); strings.Contains(r, "no stats in") {
+			if i := strings.Index(r, "no stats in "); i >= 0 {
+				d, err := time.ParseDuration(strings.Fields(r[i+len("no stats in "):])[0])
+				if err == nil && d > 5*time.Second {
+					t.Errorf("replaced %s after the last report: %q", d, r)
+				}
+			}
+		}
+	}
+}
