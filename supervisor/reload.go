@@ -63,9 +63,10 @@ type ReloadResult struct {
 	Removed []string      `json:"removed"`
 	Changed []string      `json:"changed"` // rolled onto their new configuration
 	Scaled  []ScaleChange `json:"scaled"`  // only their worker count changed
-	// Standby lists the applications whose standby count changed (their
-	// workers keep running; they are also in Unchanged, or in Scaled).
-	// Otherwise an application is in one list only.
+	// Standby lists the applications whose standby count changed: they
+	// are also in Unchanged or Scaled (their workers keep running), or in
+	// Changed (rolled, the new count with them). Otherwise an application
+	// is in one list only.
 	Standby   []ScaleChange `json:"standby"`
 	Unchanged []string      `json:"unchanged"`
 	// Warnings are the new configuration's (an unset placeholder, a key
@@ -318,6 +319,10 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 		sp.deps = rt.depsOf(ac, p.byID)
 		p.changed[a] = sp
 		p.result.Changed = append(p.result.Changed, a.id)
+		if old.conf.Standby != ac.Standby {
+			// Rolled onto the new configuration, its standby pool too.
+			p.result.Standby = append(p.result.Standby, ScaleChange{App: a.id, From: old.conf.Standby, To: ac.Standby})
+		}
 	}
 	for _, pr := range problems {
 		errs = append(errs, errors.New(pr))

@@ -722,6 +722,22 @@ func TestStandbyCountReload(t *testing.T) {
 	if a := d.app("web"); a.Workers[0].PID != worker || a.Workers[0].Restarts != 0 {
 		t.Errorf("the worker changed: pid %d -> %d, restarts %d", worker, a.Workers[0].PID, a.Workers[0].Restarts)
 	}
+	// A reload that rolls the app and changes its standby count says both.
+	c := cfg(1)
+	c["applications"].([]any)[0].(map[string]any)["env"] = map[string]any{"EDITED": "1"}
+	writeJSON(t, filepath.Join(dir, "watt.json"), c)
+	out, err := d.ctl("reload", "--json")
+	var res struct {
+		Changed []string
+		Standby []struct {
+			App      string
+			From, To int
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || !slices.Equal(res.Changed, []string{"web"}) ||
+		len(res.Standby) != 1 || res.Standby[0].App != "web" || res.Standby[0].From != 0 || res.Standby[0].To != 1 {
+		t.Errorf("ctl reload --json of a rolled app whose standby count changed: %v\n%s", err, out)
+	}
 }
 
 // TestSilentStandbyIsNotPromoted: a standby whose process is stopped
