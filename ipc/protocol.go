@@ -436,8 +436,9 @@ type TracingInfo struct {
 
 // TraceSkip is one request kind not to trace. Path is an exact path or,
 // when it starts and ends with "/" (and is longer than "/"), the source
-// of a regular expression matched against the path; Method, when set,
-// limits the rule to that method.
+// of a regular expression matched against the path, and when empty every
+// path (a rule of a method alone); Method, when set, limits the rule to
+// that method.
 type TraceSkip struct {
 	Path   string `json:"path"`
 	Method string `json:"method,omitempty"`

@@ -406,6 +406,7 @@ func testTracing(t *testing.T) {
 		"tracing": map[string]any{"serviceName": "traced-svc", "skip": []any{
 			map[string]any{"path": "/health", "method": "GET"},
 			map[string]any{"path": "/^\\/skip-[0-9]+$/"},
+			map[string]any{"method": "HEAD"}, // every path
 		}},
 		"requestId": map[string]any{"header": "x-request-id", "response": true},
 	})
@@ -470,6 +471,12 @@ func testTracing(t *testing.T) {
 			if resp.Header.Get("X-Request-Id") == "" {
 				t.Errorf("%s: a skipped request still gets its request id", p)
 			}
+		}
+		req, _ := http.NewRequest(http.MethodHead, base+"/status?code=203", nil)
+		if resp, err := tcpClient().Do(req); err != nil {
+			t.Fatalf("HEAD: %v", err)
+		} else {
+			resp.Body.Close()
 		}
 		do(t, base+"/status?code=202", nil) // finishes after them: its span comes last
 		spans := w.spansUntil("the marker span", func(s []wireSpan) bool {

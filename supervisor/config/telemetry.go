@@ -215,7 +215,11 @@ func (l *loader) buildTelemetry(raw json.RawMessage) (Telemetry, []issue, []issu
 			problems = append(problems, issuef(ptr, "%v", err))
 			continue
 		}
-		if msg := checkSkipPath(sk.Path); msg != "" {
+		if sk.Path == "" && sk.Method == "" {
+			problems = append(problems, issuef(ptr, "expected a path, a method or both"))
+			continue
+		}
+		if msg := checkSkipPath(sk.Path); sk.Path != "" && msg != "" {
 			problems = append(problems, issuef(ptr+"/path", "%s", msg))
 			continue
 		}

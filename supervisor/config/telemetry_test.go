@@ -41,7 +41,7 @@ func TestTelemetryConfig(t *testing.T) {
 			environ: []string{"OTEL_TRACES_SAMPLER=nonsense"},
 			want:    Telemetry{Exporters: console}},
 		{name: "every key", telemetry: `{"applicationName": "shop", "version": "1.2.3", "diagLogger": true,
-			"skip": [{"path": "/health", "method": "GET"}, {"path": "/^\\/static(?=\\/)/"}],
+			"skip": [{"path": "/health", "method": "GET"}, {"path": "/^\\/static(?=\\/)/"}, {"method": "OPTIONS"}],
 			"exporter": [
 				{"type": "otlp", "options": {"url": "https://collector:4318/v1/traces", "headers": {"Authorization": "Bearer x"}, "timeoutMillis": 100}},
 				{"type": "otlp", "options": {"url": "http://127.0.0.1:4317", "transport": "grpc"}},
@@ -52,7 +52,7 @@ func TestTelemetryConfig(t *testing.T) {
 				{"type": "zipkin"}
 			]}`,
 			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, ApplicationName: "shop", Version: "1.2.3", DiagLogger: true,
-				Skip: []TraceSkip{{Path: "/health", Method: "GET"}, {Path: `/^\/static(?=\/)/`}},
+				Skip: []TraceSkip{{Path: "/health", Method: "GET"}, {Path: `/^\/static(?=\/)/`}, {Method: "OPTIONS"}},
 				Exporters: []Exporter{
 					{Type: ExporterOTLP, Protocol: ProtocolHTTP, URL: "https://collector:4318/v1/traces", Headers: map[string]string{"Authorization": "Bearer x"}, Pointer: "/telemetry/exporter/0"},
 					{Type: ExporterOTLP, Protocol: ProtocolGRPC, URL: "http://127.0.0.1:4317", Pointer: "/telemetry/exporter/1"},
@@ -116,7 +116,7 @@ func TestTelemetryConfigInvalid(t *testing.T) {
 	tests := []struct{ telemetry, want string }{
 		{`{"enabled": "maybe"}`, `/telemetry/enabled: "maybe" is not true or false`},
 		{`{"applicationName": "a", "serviceName": "b"}`, `/telemetry/serviceName: "serviceName" is Watt 2's name`},
-		{`{"skip": [{"method": "GET"}]}`, `/telemetry/skip/0`},
+		{`{"skip": [{}]}`, `/telemetry/skip/0`},
 		{`{"skip": [{"path": "/a", "method": "BREW"}]}`, `/telemetry/skip/0/method`},
 		{`{"skip": [{"path": "/(unclosed/"}]}`, `/telemetry/skip/0/path: "/(unclosed/" is a regular expression`},
 		{`{"exporter": []}`, `/telemetry/exporter: the exporter list is empty`},

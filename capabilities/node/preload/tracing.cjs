@@ -349,14 +349,16 @@ function sampled (t, ids, o, parent) {
 }
 
 // compileSkip turns the skip list into [{method, path | re}]. A path that
-// starts and ends with "/" is a regular expression source.
+// starts and ends with "/" is a regular expression source; an empty one
+// (a method alone) is every path.
 function compileSkip (list) {
   const out = []
   if (!Array.isArray(list)) return out
   for (const s of list) {
-    if (s === null || typeof s !== 'object' || typeof s.path !== 'string') continue
+    if (s === null || typeof s !== 'object') continue
     const method = typeof s.method === 'string' && s.method !== '' ? s.method.toUpperCase() : ''
-    const p = s.path
+    const p = typeof s.path === 'string' ? s.path : ''
+    if (p === '' && method === '') continue
     if (p.length > 1 && p.startsWith('/') && p.endsWith('/')) {
       try {
         out.push({ method, path: null, re: new RegExp(p.slice(1, -1)) })
@@ -375,7 +377,7 @@ function skipped (t, method, path) {
   for (let i = 0; i < list.length; i++) {
     const s = list[i]
     if (s.method !== '' && s.method !== method) continue
-    if (s.re !== null ? s.re.test(path) : s.path === path) return true
+    if (s.re !== null ? s.re.test(path) : s.path === '' || s.path === path) return true
   }
   return false
 }
