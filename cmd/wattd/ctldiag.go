@@ -124,7 +124,13 @@ type savedFile struct {
 // written into, as a shell's > does, and never replaced.
 func saveDownload(dir, output, what string, fetch func(io.Writer) (string, int64, error)) (savedFile, error) {
 	if output != "" {
-		if fi, err := os.Lstat(output); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		fi, err := os.Lstat(output)
+		switch {
+		case err == nil && fi.IsDir():
+			// Refused before the worker spends the time: --dir is for
+			// a directory.
+			return savedFile{}, fmt.Errorf("cannot save the %s as %s: it is a directory; give --dir %s to save it there under its own name", what, output, output)
+		case err == nil && !fi.Mode().IsRegular():
 			return writeInto(output, what, fetch)
 		}
 		dir = filepath.Dir(output)
@@ -175,7 +181,7 @@ func ctlProfileCommand(typ string, action ctlAction, flags ...cli.Flag) *cli.Com
 	}
 	flags = append(flags, interval,
 		lowestReadyWorkerFlag(),
-		&cli.DurationFlag{Name: "duration", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "profile for this long (whole seconds, 1s to 1h)"},
+		&cli.DurationFlag{Name: "duration", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "profile for this long: a duration with its unit (10s, 1m), whole seconds, 1s to 1h"},
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "pprof", Usage: "pprof (go tool pprof, flame graphs) or v8 (Chrome DevTools' " + devtools + " tab)"},
 		&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Usage: "save it in `DIR` under the name wattd gives it (default: the current directory)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save it as `FILE` (- for standard output)"},

@@ -124,6 +124,12 @@ func TestHeapSnapshot(t *testing.T) {
 		t.Fatalf("ctl heap-snapshot -o: %v\n%s", err, res)
 	}
 	checkSnapshot(t, named, -1, true)
+	// An output that is a directory is refused before any snapshot is
+	// taken (it failed at the end, the work done).
+	began := time.Now()
+	if res, err := d.ctl("heap-snapshot", "-o", out, "web"); err == nil || !strings.Contains(res, "it is a directory; give --dir") || time.Since(began) > 5*time.Second {
+		t.Errorf("ctl heap-snapshot -o DIR: %v after %s\n%s", err, time.Since(began), res)
+	}
 	// An output that is not a regular file is written into, never
 	// replaced: a pipe (as /dev/null or /dev/stdout would be), a link.
 	fifo := filepath.Join(out, "fifo")
