@@ -235,6 +235,13 @@ func TestGlobalsChecksAndSignals(t *testing.T) {
 	if c := ask(3, ipc.CheckReadiness); !c.OK {
 		t.Errorf("ready check = %+v", c)
 	}
+	// A passing check whose body is over what a control frame holds is
+	// answered, with the body's start, not left unanswered (which took
+	// the worker for one that does not answer).
+	get("/huge")
+	if c := ask(6, ipc.CheckReadiness); !c.OK || len(c.Body) != 128<<10 || strings.Trim(c.Body, "x") != "" {
+		t.Errorf("a passing check with a 2 MiB body: ok %v, body of %d bytes", c.OK, len(c.Body))
+	}
 	get("/sick")
 	if c := ask(4, ipc.CheckHealth); c.OK || c.Error != "" {
 		t.Errorf("check returning false = %+v", c)

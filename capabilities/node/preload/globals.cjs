@@ -233,13 +233,29 @@ function setCheck (state, kind, fn) {
   if (first && fn) send(state, { type: 'checkSet', check: { kind } })
 }
 
+// MAX_CHECK_TEXT bounds the body and the error message of a check's
+// answer, in UTF-8 bytes: escaped in JSON, the answer stays within a
+// control frame (MAX_FRAME, 1 MiB) whatever the text holds.
+const MAX_CHECK_TEXT = 128 << 10
+
 // answerCheck runs the app's check of the kind asked for and replies.
 // Watt's reading of the result: true, or an object whose status is true,
 // passes; an object may also give the HTTP status code and body a probe
 // should answer with. No check registered passes; one that throws fails.
 function answerCheck (state, req) {
   if (!req || typeof req !== 'object') return
-  const reply = (result) => send(state, { type: 'checked', check: { id: req.id, kind: req.kind, ...result } })
+  const reply = (result) => {
+    // A body or message too long for a control frame would leave the
+    // answer unsent, and the worker taken for one that does not answer:
+    // the answer goes with the start of it.
+    for (const key of ['body', 'error']) {
+      if (typeof result[key] === 'string' && Buffer.byteLength(result[key]) > MAX_CHECK_TEXT) {
+        result[key] = Buffer.from(result[key]).subarray(0, MAX_CHECK_TEXT).toString('utf8')
+        warn(`the ${req.kind} check's ${key} is over ${MAX_CHECK_TEXT} bytes; only its start is used`)
+      }
+    }
+    send(state, { type: 'checked', check: { id: req.id, kind: req.kind, ...result } })
+  }
   const fn = state.checks[req.kind]
   if (typeof fn !== 'function') {
     reply({ ok: true })

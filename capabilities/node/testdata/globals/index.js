@@ -34,7 +34,8 @@ p.setCustomHealthCheck(async () => {
   if (healthy === 'throw') throw new Error('database unreachable')
   return healthy
 })
-p.setCustomReadinessCheck(() => ready ? true : { status: false, statusCode: 503, body: 'warming up' })
+let huge = false
+p.setCustomReadinessCheck(() => huge ? { status: true, body: 'x'.repeat(2 << 20) } : ready ? true : { status: false, statusCode: 503, body: 'warming up' })
 p.events.on('closing', () => out('closing', { closing: p.closing }))
 p.events.on('stop', () => out('stop', {}))
 
@@ -50,6 +51,7 @@ http.createServer(async (req, res) => {
     case '/sick': healthy = false; break
     case '/throw': healthy = 'throw'; break
     case '/ready': ready = true; break
+    case '/huge': huge = true; break
     case '/signal':
       await p.sendHealthSignal({ type: 'queue', depth: 7 })
       break
