@@ -784,7 +784,9 @@ func ctlCommand() *cli.Command {
 			v, render, err := do(c, ctx, cl)
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
-					err = noAnswer(timeout(c), slices.Contains(c.Command.Names(), "stop") || slices.ContainsFunc(c.Command.Flags, func(f cli.Flag) bool {
+					// The commands that ask for a change (restart, reload,
+					// scale, stop) are those with a --timeout.
+					err = noAnswer(timeout(c), slices.ContainsFunc(c.Command.Flags, func(f cli.Flag) bool {
 						return slices.Contains(f.Names(), "timeout")
 					}))
 				}

@@ -91,14 +91,10 @@ func TestDevAppliesEditedConfig(t *testing.T) {
 	integration(t)
 	dir := t.TempDir()
 	app := filepath.Join(dir, "web")
-	if err := os.MkdirAll(app, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	code := "require('node:http').createServer((q, s) => s.end(JSON.stringify({x: process.env.DOTENV_X, base: globalThis.platformatic?.basePath, pid: process.pid}))).listen(3000)\n"
-	if err := os.WriteFile(filepath.Join(app, "index.js"), []byte(code), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "web", "main": "index.js"})
+	writeFiles(t, app, map[string]string{
+		"index.js":     "require('node:http').createServer((q, s) => s.end(JSON.stringify({x: process.env.DOTENV_X, base: globalThis.platformatic?.basePath, pid: process.pid}))).listen(3000)\n",
+		"package.json": `{"name": "web", "main": "index.js"}`,
+	})
 	ownConfig := func(base string) {
 		writeJSON(t, filepath.Join(app, "watt.json"), map[string]any{
 			"$schema":     "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
@@ -106,11 +102,7 @@ func TestDevAppliesEditedConfig(t *testing.T) {
 		})
 	}
 	ownConfig("/one")
-	dotenv := func(v string) {
-		if err := os.WriteFile(filepath.Join(app, ".env"), []byte("DOTENV_X="+v+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dotenv := func(v string) { writeFiles(t, app, map[string]string{".env": "DOTENV_X=" + v + "\n"}) }
 	dotenv("one")
 	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
 		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},

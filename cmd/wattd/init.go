@@ -157,10 +157,12 @@ func addServerEnv(path string) ([]string, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	// A .env wattd cannot read sets nothing here: start reports it.
+	vars, _ := config.DotenvVars(string(old))
 	var added []string
 	var text strings.Builder
 	for _, kv := range initServerEnv {
-		if !dotenvSets(string(old), kv[0]) {
+		if _, set := vars[kv[0]]; !set {
 			added = append(added, kv[0])
 			fmt.Fprintf(&text, "%s=%s\n", kv[0], kv[1])
 		}
@@ -172,20 +174,6 @@ func addServerEnv(path string) ([]string, error) {
 		old = append(old, '\n')
 	}
 	return added, os.WriteFile(path, append(old, text.String()...), 0o644)
-}
-
-// dotenvSets tells whether a line of a dotenv text assigns name.
-func dotenvSets(text, name string) bool {
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if rest, ok := strings.CutPrefix(line, "export"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
-			line = strings.TrimSpace(rest)
-		}
-		if key, _, ok := strings.Cut(line, "="); ok && strings.TrimSpace(key) == name {
-			return true
-		}
-	}
-	return false
 }
 
 // rootApp recognises dir itself as an application: a package.json or

@@ -102,6 +102,14 @@ func parseDotenv(text string) (map[string]string, []*dotenvError, error) {
 	return vars, notes, nil
 }
 
+// DotenvVars reads a dotenv text as the configuration's loader does
+// (parseDotenv), for commands that edit a project's .env: the variables
+// it sets.
+func DotenvVars(text string) (map[string]string, error) {
+	vars, _, err := parseDotenv(text)
+	return vars, err
+}
+
 // unquotedValue drops a trailing comment, which dotenv recognises only
 // after whitespace so that values such as colour codes ("#fff") survive.
 func unquotedValue(v string) string {

@@ -24,7 +24,7 @@ var EditorSchema = sync.OnceValue(func() []byte {
 	if err := d.Decode(&raw); err != nil {
 		panic(fmt.Sprintf("embedded schema: %v", err))
 	}
-	e := editorSchema{root: raw}
+	e := editorSchema{root: raw, set: &schemaSet{raw: raw}}
 	e.loosenTypes(raw)
 	for _, o := range wattOnlyOptions {
 		e.addWattOnly(o)
@@ -46,12 +46,14 @@ var EditorSchema = sync.OnceValue(func() []byte {
 	return b.Bytes()
 })
 
-type editorSchema struct{ root map[string]any }
+type editorSchema struct {
+	root map[string]any
+	set  *schemaSet // the same tree, for its $ref resolution
+}
 
 func (e editorSchema) def(name string) (map[string]any, bool) {
-	defs, _ := e.root["$defs"].(map[string]any)
-	m, ok := defs[name].(map[string]any)
-	return m, ok
+	m := e.set.node("#/$defs/" + name)
+	return m, m != nil
 }
 
 // placeholderSchema is a string holding a {NAME} placeholder, which
@@ -185,8 +187,8 @@ func (e editorSchema) walk(from []map[string]any, segs []string) []map[string]an
 // through, that describe an object or an array.
 func (e editorSchema) objects(m map[string]any) []map[string]any {
 	var out []map[string]any
-	if ref, ok := m["$ref"].(string); ok {
-		if target, ok := e.ref(ref); ok {
+	if _, ok := m["$ref"]; ok {
+		if target := e.set.deref(m); target != nil {
 			out = append(out, e.objects(target)...)
 		}
 	}
@@ -206,12 +208,4 @@ func (e editorSchema) objects(m map[string]any) []map[string]any {
 		out = append(out, m)
 	}
 	return out
-}
-
-func (e editorSchema) ref(ref string) (map[string]any, bool) {
-	const prefix = "#/$defs/"
-	if len(ref) <= len(prefix) || ref[:len(prefix)] != prefix {
-		return nil, false
-	}
-	return e.def(ref[len(prefix):])
 }

@@ -78,8 +78,8 @@ func TCP(host string, port int) (*os.File, *net.TCPAddr, error) {
 				held.Unshared = true
 				return nil, nil, held
 			}
-			if conns := procnet.ConnectionsOn(port); len(conns) > 0 {
-				return nil, nil, connectionsError(addr, port, conns)
+			if why := InUse(host, port, err); why != err {
+				return nil, nil, why
 			}
 		}
 		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)

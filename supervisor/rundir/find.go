@@ -105,6 +105,13 @@ func Find(opts FindOptions) (string, error) {
 // still alive (runtime.json's pid): a running wattd whose admin socket is
 // gone or does not accept.
 func unreachable(live []Info, match func(Info) bool) (Info, bool) {
+	return notLive(live, func(i Info) bool { return i.PID > 0 && match(i) && held(i.Dir, i.PID) })
+}
+
+// notLive returns the first runtime directory under the base, not among
+// the live ones, whose runtime.json reads and that keep selects, with its
+// Dir and Socket filled in.
+func notLive(live []Info, keep func(Info) bool) (Info, bool) {
 	base, err := basePath()
 	if err != nil {
 		return Info{}, false
@@ -123,11 +130,13 @@ func unreachable(live []Info, match func(Info) bool) (Info, bool) {
 			continue
 		}
 		info, err := readInfo(dir)
-		if err != nil || info.PID <= 0 || !match(info) || !held(dir, info.PID) {
+		if err != nil {
 			continue
 		}
 		info.Dir, info.Socket = dir, filepath.Join(dir, adminSocketName)
-		return info, true
+		if keep(info) {
+			return info, true
+		}
 	}
 	return Info{}, false
 }
@@ -174,22 +183,9 @@ func projectNotReachable(live []Info, here place) error {
 	if err != nil {
 		return nil
 	}
-	entries, _ := os.ReadDir(base)
-	isLive := map[string]bool{}
-	for _, i := range live {
-		isLive[i.Dir] = true
-	}
-	for _, e := range entries {
-		dir := filepath.Join(base, e.Name())
-		if !e.IsDir() || isLive[dir] || isSocketsDir(e.Name()) {
-			continue
-		}
-		info, err := readInfo(dir)
-		if err != nil || here.in(info) == 0 || held(dir, info.PID) {
-			continue
-		}
+	if info, ok := notLive(live, func(i Info) bool { return here.in(i) > 0 && !held(i.Dir, i.PID) }); ok {
 		return fmt.Errorf("%w for %s: its wattd (pid %d) ended without removing its runtime directory %s (killed?). wattd ctl does not fall back to another project's runtime: name one with --name NAME (wattd ctl list) or --socket PATH. The project's next wattd start removes the directory",
-			ErrNotRunning, info.ProjectDir, info.PID, dir)
+			ErrNotRunning, info.ProjectDir, info.PID, info.Dir)
 	}
 	for dir := here.real; ; dir = filepath.Dir(dir) {
 		if pid, uid, ok := claimHolder(claimAddr(dirName(dir))); ok && (uid == os.Getuid() || uid == 0) {
