@@ -125,6 +125,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		"wattd_worker_restarts_total", "wattd_worker_up", "thread_cpu_seconds_total",
 		// prom-client's process figures, from the second stats report on.
 		"nodejs_external_memory_bytes", "nodejs_active_handles_total", "nodejs_active_resources_total",
+		"active_resources_event_loop",
 		"process_start_time_seconds", "process_cpu_user_seconds_total", "process_cpu_system_seconds_total",
 		"process_virtual_memory_bytes", "process_heap_bytes", "process_max_fds", "nodejs_version_info",
 	}

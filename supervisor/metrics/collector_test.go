@@ -273,6 +273,7 @@ func TestCollectorNodeMetrics(t *testing.T) {
 		"nodejs_active_requests_total":           {"applicationId=node,workerId=0,": 1},
 		"nodejs_active_resources":                {"applicationId=node,type=TCPWrap,workerId=0,": 2, "applicationId=node,type=Timeout,workerId=0,": 3},
 		"nodejs_active_resources_total":          {"applicationId=node,workerId=0,": 6},
+		"active_resources_event_loop":            {"applicationId=node,workerId=0,": 6},
 	} {
 		if got := series(fams[name]); !maps.Equal(got, want) {
 			t.Errorf("%s = %v, want %v (only worker 0 reported its process)", name, got, want)

@@ -160,7 +160,7 @@ func jsonValues(name string, s *dto.Metric) []jsonValue {
 	labels := func(extra string, v any) map[string]any {
 		l := make(map[string]any, len(s.GetLabel())+1)
 		for _, p := range s.GetLabel() {
-			l[p.GetName()] = jsonLabel(p.GetName(), p.GetValue())
+			l[p.GetName()] = jsonLabel(name, p.GetName(), p.GetValue())
 		}
 		if extra != "" {
 			l[extra] = v
@@ -206,12 +206,17 @@ func jsonValues(name string, s *dto.Metric) []jsonValue {
 
 // numericLabels are the labels whose values Watt's JSON gives as numbers
 // (its code sets them as numbers): a reader may compare them with ===.
-var numericLabels = map[string]bool{"workerId": true, "status_code": true}
+// versionLabels are those of nodejs_version_info, which prom-client sets
+// as numbers too.
+var (
+	numericLabels = map[string]bool{"workerId": true, "status_code": true}
+	versionLabels = map[string]bool{"major": true, "minor": true, "patch": true}
+)
 
-// jsonLabel is a label's value in the JSON form: a number for the
-// numericLabels when it is one, else the text.
-func jsonLabel(name, v string) any {
-	if numericLabels[name] {
+// jsonLabel is the value of a metric's label in the JSON form: a number
+// for the numeric labels when it is one, else the text.
+func jsonLabel(metric, name, v string) any {
+	if numericLabels[name] || metric == "nodejs_version_info" && versionLabels[name] {
 		if n, err := strconv.Atoi(v); err == nil {
 			return n
 		}

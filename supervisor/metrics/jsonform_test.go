@@ -54,7 +54,13 @@ func TestJSONForm(t *testing.T) {
 	h.Observe(5)
 	s := prometheus.NewSummary(prometheus.SummaryOpts{Name: "size_bytes", Help: "sizes", Objectives: map[float64]float64{0.5: 0.05}})
 	s.Observe(10)
-	reg.MustRegister(c, g, h, s)
+	// prom-client sets nodejs_version_info's parts as numbers; a label of
+	// the same name elsewhere stays text.
+	v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nodejs_version_info", Help: "version"}, []string{"version", "major", "minor", "patch"})
+	v.WithLabelValues("v24.11.1", "24", "11", "1").Set(1)
+	r := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "release_info", Help: "release"}, []string{"major"})
+	r.WithLabelValues("3").Set(1)
+	reg.MustRegister(c, g, h, s, v, r)
 
 	text := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	srv := httptest.NewServer(jsonOrText(reg, text, zap.NewNop()))
@@ -82,6 +88,8 @@ func TestJSONForm(t *testing.T) {
 		`{"labels":{},"metricName":"dur_seconds_sum","value":5.55},` +
 		`{"labels":{},"metricName":"dur_seconds_count","value":3}]},` +
 		`{"aggregator":"sum","help":"jobs done","name":"jobs_total","type":"counter","values":[{"labels":{"app":"web","status_code":200,"workerId":1},"value":3}]},` +
+		`{"aggregator":"sum","help":"version","name":"nodejs_version_info","type":"gauge","values":[{"labels":{"major":24,"minor":11,"patch":1,"version":"v24.11.1"},"value":1}]},` +
+		`{"aggregator":"sum","help":"release","name":"release_info","type":"gauge","values":[{"labels":{"major":"3"},"value":1}]},` +
 		`{"aggregator":"sum","help":"sizes","name":"size_bytes","type":"summary","values":[` +
 		`{"labels":{"quantile":0.5},"value":10},` +
 		`{"labels":{},"metricName":"size_bytes_sum","value":10},` +

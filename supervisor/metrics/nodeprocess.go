@@ -22,6 +22,9 @@ type processFamilies struct {
 	handles, handlesTotal             *prometheus.Desc
 	requests, requestsTotal           *prometheus.Desc
 	resources, resourcesTotal         *prometheus.Desc
+	// loopResources is Watt's own name for resourcesTotal, which its
+	// dashboards read.
+	loopResources *prometheus.Desc
 }
 
 func newProcessFamilies(d func(name, help string, labels []string) *prometheus.Desc) processFamilies {
@@ -39,12 +42,13 @@ func newProcessFamilies(d func(name, help string, labels []string) *prometheus.D
 		requestsTotal:  d("nodejs_active_requests_total", "libuv requests in flight in the worker, as last reported.", w),
 		resources:      d("nodejs_active_resources", "Resources keeping the worker's event loop alive, by type, as last reported.", wt),
 		resourcesTotal: d("nodejs_active_resources_total", "Resources keeping the worker's event loop alive, as last reported.", w),
+		loopResources:  d("active_resources_event_loop", "Number of active resources keeping the event loop alive (nodejs_active_resources_total, under Watt's name), as last reported.", w),
 	}
 }
 
 func (f *processFamilies) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{f.external, f.spaceTotal, f.spaceUsed, f.spaceAvail,
-		f.handles, f.handlesTotal, f.requests, f.requestsTotal, f.resources, f.resourcesTotal} {
+		f.handles, f.handlesTotal, f.requests, f.requestsTotal, f.resources, f.resourcesTotal, f.loopResources} {
 		ch <- d
 	}
 }
@@ -79,7 +83,7 @@ func (f *processFamilies) collectWorker(ch chan<- prometheus.Metric, app, id str
 	// the bound; a worker that sends none has the sum of its types. Only
 	// the first maxTypes types (by name) are exported: the preload sends
 	// no more, and a worker that does cannot swell the scrape.
-	byType := func(d, total *prometheus.Desc, counts map[string]int, all int) {
+	byType := func(d, total *prometheus.Desc, counts map[string]int, all int) float64 {
 		n := 0
 		for i, t := range slices.Sorted(maps.Keys(counts)) {
 			n += counts[t]
@@ -88,8 +92,9 @@ func (f *processFamilies) collectWorker(ch chan<- prometheus.Metric, app, id str
 			}
 		}
 		gauge(total, float64(max(n, all)), app, id)
+		return float64(max(n, all))
 	}
 	byType(f.handles, f.handlesTotal, p.Handles, p.HandlesTotal)
 	byType(f.requests, f.requestsTotal, p.Requests, p.ActiveRequests)
-	byType(f.resources, f.resourcesTotal, p.Resources, p.ResourcesTotal)
+	gauge(f.loopResources, byType(f.resources, f.resourcesTotal, p.Resources, p.ResourcesTotal), app, id)
 }

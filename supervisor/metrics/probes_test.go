@@ -263,4 +263,15 @@ func TestIndexAndMethods(t *testing.T) {
 	if code, _ := call(t, base+"/nowhere", nil); code != 404 {
 		t.Errorf("GET /nowhere: %d", code)
 	}
+	// The probes' own server (healthProbes) names itself so.
+	ps, err := ServeProbes(config.ProbesServer{Hostname: "127.0.0.1",
+		Readiness: config.Probe{Endpoint: config.DefaultReadinessPath}, Liveness: config.Probe{Disabled: true}},
+		nil, oneApp("ready", supervisor.WorkerReadiness{App: "api", Ready: true}), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	if code, body := call(t, "http://"+ps.Addr().String()+"/", nil); code != 200 || body != "wattd health probes server; paths: /ready" {
+		t.Errorf("GET / of the probes server: %d %q", code, body)
+	}
 }

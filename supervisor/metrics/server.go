@@ -64,7 +64,7 @@ func Serve(cfg config.Metrics, rt Runtime, log *zap.Logger) (*Server, error) {
 	}
 	routes := map[string]http.Handler{cfg.Endpoint: metrics}
 	addProbes(routes, cfg.Readiness, cfg.Liveness, cfg.Auth, rt)
-	s, err := serve(cfg.Hostname, cfg.Port, cfg.TLS, routes, log)
+	s, err := serve("metrics", cfg.Hostname, cfg.Port, cfg.TLS, routes, log)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -122,7 +122,7 @@ func newHandler(cfg config.Metrics, rt Runtime, log *zap.Logger) (gatherer, http
 func ServeProbes(cfg config.ProbesServer, auth *config.BasicAuth, rt Runtime, log *zap.Logger) (*Server, error) {
 	routes := map[string]http.Handler{}
 	addProbes(routes, cfg.Readiness, cfg.Liveness, auth, rt)
-	s, err := serve(cfg.Hostname, cfg.Port, nil, routes, log)
+	s, err := serve("health probes", cfg.Hostname, cfg.Port, nil, routes, log)
 	if err != nil {
 		return nil, fmt.Errorf("health probes: %w", err)
 	}
@@ -159,8 +159,8 @@ var serverIdleTimeout = 2 * time.Minute
 // a check that the port answers may ask it). Paths are matched exactly,
 // as Watt's server does: a path from watt.json is never a ServeMux
 // pattern. Only GET and HEAD are answered.
-func serve(hostname string, port int, tlsCfg *config.MetricsTLS, routes map[string]http.Handler, log *zap.Logger) (*Server, error) {
-	index := "wattd metrics server; paths: " + strings.Join(slices.Sorted(maps.Keys(routes)), ", ") + "\n"
+func serve(name, hostname string, port int, tlsCfg *config.MetricsTLS, routes map[string]http.Handler, log *zap.Logger) (*Server, error) {
+	index := "wattd " + name + " server; paths: " + strings.Join(slices.Sorted(maps.Keys(routes)), ", ") + "\n"
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, ok := routes[r.URL.Path]
 		if !ok && r.URL.Path != "/" {

@@ -19,7 +19,7 @@ func TestServerClosesIdleConnections(t *testing.T) {
 	serverIdleTimeout = 300 * time.Millisecond
 	defer func() { serverIdleTimeout = old }()
 	routes := map[string]http.Handler{"/x": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
-	s, err := serve("127.0.0.1", 0, nil, routes, zap.NewNop())
+	s, err := serve("metrics", "127.0.0.1", 0, nil, routes, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
