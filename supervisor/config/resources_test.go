@@ -167,7 +167,14 @@ func TestResourcesInvalid(t *testing.T) {
 		{
 			name:    "cpus must be above zero",
 			runtime: `"resources": {"cpus": 0}, `,
-			want:    []string{"/resources/cpus: expected number above 0 and at most 4096, got 0"},
+			want:    []string{"/resources/cpus: expected number from 0.01 to 4096, got 0"},
+		},
+		{
+			// The kernel refuses a quota under 1 ms per 100 ms period: a
+			// smaller figure would be raised to it without a word.
+			name: "cpus under the kernel's least quota",
+			web:  `"resources": {"cpus": 0.001}, `,
+			want: []string{"/applications/0/resources/cpus: expected number from 0.01 to 4096, got 0.001"},
 		},
 		{
 			name: "pids at least one",
