@@ -304,7 +304,9 @@ func outgoing(ctx context.Context, req *http.Request, host string, body io.ReadC
 	u := *req.URL
 	u.Scheme, u.Host = "http", host // the socket speaks plain HTTP whatever the caller wrote
 	out.URL = &u
-	out.Host = host
+	if req.Host == "" || req.Host == req.URL.Host {
+		out.Host = host
+	} // else the Host the caller set, as net/http's transport sends it
 	if body != nil {
 		out.Body = body
 	}

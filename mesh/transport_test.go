@@ -107,6 +107,19 @@ func TestHostAndScheme(t *testing.T) {
 	if resp.Request != req {
 		t.Fatal("resp.Request is not the caller's request")
 	}
+	// A Host the caller set apart from the URL's is the one sent, as
+	// net/http's transport does; the URL still picks the app.
+	req, _ = http.NewRequest("GET", "http://api.plt.local/h", nil)
+	req.Host = "shop.example.com"
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "shop.example.com /h" {
+		t.Fatalf("with Host set, target saw %q", b)
+	}
 }
 
 func TestCaseInsensitiveTable(t *testing.T) {

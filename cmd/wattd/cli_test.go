@@ -371,6 +371,8 @@ func TestCtlTakesWattpmOptions(t *testing.T) {
 	}{
 		{[]string{"web", "-m", "PUT", "-p", "/echo", "-H", "x-a: 1", "-D", bodyFile}, 0, []string{`"method":"PUT"`, `"x-a":"1"`, `"body":"{\"n\":1}"`}},
 		{[]string{"--method", "delete", "--path", "/echo", "web"}, 0, []string{`"method":"DELETE"`}},
+		// -H 'Host: …' reaches the app, as with curl.
+		{[]string{"web", "-p", "/echo", "-H", "Host: shop.example.com"}, 0, []string{`"host":"shop.example.com"`}},
 		{[]string{"-p", "/status/200", "-f"}, 0, []string{"HTTP/1.1 200 OK", "status 200 from web"}},
 		{[]string{"web", "--full-output", "-p", "/status/503"}, 1, []string{"HTTP/1.1 503 Service Unavailable", "status 503 from web"}},
 		{[]string{"web"}, 0, []string{`"start":`}},

@@ -252,6 +252,13 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				return &exitError{exitUsage, err}
 			}
 			hr.Header = req.headers
+			// As curl: -H 'Host: …' is the Host the app is told (net/http
+			// sends hr.Host, never a Host in the header map); the mesh
+			// still routes by APP.
+			if hosts := hr.Header.Values("Host"); len(hosts) > 0 {
+				hr.Host = hosts[len(hosts)-1]
+				hr.Header.Del("Host")
+			}
 			if req.hasBody && hr.Header.Get("Content-Type") == "" {
 				hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
