@@ -195,6 +195,16 @@ type EntryChecker interface {
 	CheckEntry(app App) error
 }
 
+// KeyError is an EntryChecker's problem with one key of the application's
+// configuration ("command"), reported at that key's JSON path.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
 // Restrictor is a capability that can run some applications under
 // Node.js's permission model (Watt.Permissions). CanRestrict answers for
 // app without preparing its launch, so that the configuration's check can

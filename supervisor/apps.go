@@ -108,7 +108,14 @@ func checkApp(ac config.Application, mode capabilities.Mode) (string, error) {
 		}
 	}
 	if ec, ok := c.(capabilities.EntryChecker); ok {
-		if err := ec.CheckEntry(capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt}); err != nil {
+		app := capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt, Command: ac.Command, Env: ac.Env}
+		if ac.CommandLine != "" {
+			app.Command, _ = node.SplitOptions(ac.CommandLine) // split above
+		}
+		if err := ec.CheckEntry(app); err != nil {
+			if ke, ok := errors.AsType[*capabilities.KeyError](err); ok {
+				return ke.Key, ke.Err
+			}
 			return "", err
 		}
 	}

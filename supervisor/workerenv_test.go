@@ -46,6 +46,12 @@ func TestCheckApp(t *testing.T) {
 		{"command line that does not split", config.Application{ID: "a", Path: plain, Capability: "node", CommandLine: `run "unclosed`}, "command", true},
 		{"standby of a Node.js app", config.Application{ID: "a", Path: plain, Standby: 1}, "", false},
 		{"standby of a command", config.Application{ID: "a", Path: plain, Capability: "command", CommandLine: "node index.js", Standby: 1}, "standby", true},
+		// A program that cannot be found is the "command" key's problem.
+		{"command found", config.Application{ID: "a", Path: plain, Capability: "command", Command: []string{"node", "index.js"}}, "", false},
+		{"command not in PATH", config.Application{ID: "a", Path: plain, Capability: "command", Command: []string{"no-such-program-here", "-x"}}, "command", true},
+		{"command line naming no file", config.Application{ID: "a", Path: plain, Capability: "command", CommandLine: "./missing.sh --port 1"}, "command", true},
+		// node is in wattd's PATH, not in the one the app sets for itself.
+		{"command looked up in the app's own PATH", config.Application{ID: "a", Path: plain, Capability: "command", Command: []string{"node"}, Env: map[string]string{"PATH": "/nowhere"}}, "command", true},
 		{"standby of a background app", config.Application{ID: "a", Path: plain, Standby: 1, Watt: capabilities.WattApp{NoServer: true}}, "standby", true},
 		{"standby of an app with a start command", config.Application{ID: "a", Path: plain, Standby: 1, Watt: capabilities.WattApp{Commands: capabilities.Commands{Production: "npm start"}}}, "standby", true},
 	}

@@ -15,6 +15,7 @@
 package command
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,7 +36,10 @@ const EnvListenFDs = "WATTD_LISTEN_FDS"
 // Capability is the command capability. The zero value is ready to use.
 type Capability struct{}
 
-var _ capabilities.Capability = (*Capability)(nil)
+var (
+	_ capabilities.Capability   = (*Capability)(nil)
+	_ capabilities.EntryChecker = (*Capability)(nil)
+)
 
 func init() { capabilities.Register(&Capability{}) }
 
@@ -68,28 +72,47 @@ func (*Capability) Prepare(app capabilities.App) (*capabilities.Launch, error) {
 	}, nil
 }
 
+// CheckEntry finds the program as Prepare will, so that a command that
+// names none (a typo, a script not made executable) is reported with the
+// configuration, at its "command" key, instead of failing every start.
+func (*Capability) CheckEntry(app capabilities.App) error {
+	if _, err := argv(app); err != nil {
+		return &capabilities.KeyError{Key: "command", Err: err}
+	}
+	return nil
+}
+
 // Argv returns app.Command ready to exec: a single element is a command
 // line and is split like a shell would (quotes and backslashes, no
 // expansions), unless it names an executable as it stands, so that a path
 // with a space given as a one-element array still works. The executable is
 // then resolved (see Resolve).
 func Argv(app capabilities.App) ([]string, error) {
+	a, err := argv(app)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %w", app.ID, err)
+	}
+	return a, nil
+}
+
+// argv is Argv, its errors without the application's id.
+func argv(app capabilities.App) ([]string, error) {
 	argv := app.Command
 	if len(argv) == 1 {
 		if _, err := Resolve(argv[0], app.Dir, app.Env); err != nil {
 			split, serr := node.SplitOptions(argv[0])
 			if serr != nil {
-				return nil, fmt.Errorf("app %q: command %q: %w", app.ID, argv[0], serr)
+				return nil, fmt.Errorf("command %q: %w", argv[0], serr)
 			}
 			argv = split
 		}
 	}
 	if len(argv) == 0 || argv[0] == "" {
-		return nil, fmt.Errorf(`app %q: the command capability needs "command" in watt.json`, app.ID)
+		return nil, errors.New(`the command capability needs "command" in watt.json`)
 	}
 	exe, err := Resolve(argv[0], app.Dir, app.Env)
 	if err != nil {
-		return nil, fmt.Errorf("app %q: %w", app.ID, err)
+		return nil, err
 	}
 	return append([]string{exe}, argv[1:]...), nil
 }

@@ -977,7 +977,7 @@ func ctlCommand() *cli.Command {
 				Usage: "stop the runtime gracefully",
 				Flags: []cli.Flag{jsonFlag, socketFlag, nameFlag,
 					&cli.BoolFlag{Name: "wait", Usage: "return once wattd has exited (for systemd's ExecStop=)"},
-					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long (default 5m with --wait, 10s without)", DefaultText: "5m0s with --wait, 10s without"},
+					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", DefaultText: "5m0s with --wait, 10s without"},
 				},
 				Action: action(func(c *cli.Context) time.Duration {
 					// Asking takes no time: a runtime that does not take

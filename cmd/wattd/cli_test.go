@@ -377,6 +377,7 @@ func TestCtlTakesWattpmOptions(t *testing.T) {
 		{[]string{"web", "--full-output", "-p", "/status/503"}, 1, []string{"HTTP/1.1 503 Service Unavailable", "status 503 from web"}},
 		{[]string{"web"}, 0, []string{`"start":`}},
 		{[]string{"web", "/a", "-p", "/b"}, 2, []string{`a PATH argument ("/a") and -p "/b"`}},
+		{[]string{"-p", "/a", "/b"}, 2, []string{`a PATH argument ("/b") and -p "/a"`}},
 		{[]string{"web", "-D", "/nonexistent/body"}, 2, []string{"-D /nonexistent/body"}},
 	}
 	for _, c := range cases {

@@ -18,7 +18,7 @@ import (
 // lowestReadyWorkerFlag is --worker of the ctl commands that take one
 // worker of an app, the lowest ready one by default (-1).
 func lowestReadyWorkerFlag() cli.Flag {
-	return &cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (default: the lowest that is ready; see wattd ctl ps)"}
+	return &cli.IntFlag{Name: "worker", Aliases: []string{"w"}, Value: -1, Usage: "worker index `N` of APP (see wattd ctl ps)", DefaultText: "the lowest that is ready"}
 }
 
 // checkWorkerFlag refuses a --worker that names no worker index.

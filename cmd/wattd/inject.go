@@ -172,6 +172,9 @@ func parseInject(args []string) (*injectRequest, error) {
 	// wattpm inject's -p gives the path, so the arguments are at most
 	// APP; without either, the path is /, as wattpm's default.
 	switch {
+	case r.path != "" && len(pos) == 1 && strings.HasPrefix(pos[0], "/"):
+		// An application id never starts with "/": this is a PATH.
+		return nil, fmt.Errorf("a PATH argument (%q) and -p %q: give one; usage: %s", pos[0], r.path, injectUsage)
 	case r.path != "" && len(pos) <= 1:
 		if len(pos) == 1 {
 			r.app = pos[0]

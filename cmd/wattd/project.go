@@ -84,7 +84,7 @@ func envFileFlag() cli.Flag {
 }
 
 func configFlag() cli.Flag {
-	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: DIR/watt.json)"}
+	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE`", DefaultText: "the first of watt.json, platformatic.json, watt.json5, … found in DIR (docs/config.md)"}
 }
 
 // projectDir returns the project directory of a command whose arguments
