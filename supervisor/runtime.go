@@ -462,6 +462,9 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 		}
 		return nil, fmt.Errorf("app %q (%s): %w", ac.ID, sp.capability, err)
 	}
+	if ac.WorkerProtocol {
+		sp.launch.Protocol = true
+	}
 	if ac.Standby > 0 && (!sp.launch.Standby || sp.launch.Fronted) {
 		return nil, fmt.Errorf("%s: %s/standby: %s", cfg.File, ac.Pointer, noStandby(ac.ID, sp.capability))
 	}

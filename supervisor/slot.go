@@ -980,7 +980,11 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 				// application's code runs: one that has not by now is
 				// stuck before any code of its own ran, not a worker that
 				// serves nothing by design (nor one slow to listen).
-				reason := fmt.Sprintf("no hello on the control channel within startTimeout (%s): stuck before wattd's preload ran", rt.cfg.StartTimeout) + pidsLimitHint(w)
+				why := "stuck before wattd's preload ran"
+				if sp := s.app.sp(); sp.conf.WorkerProtocol && (sp.capability == "command" || sp.capability == "go") {
+					why = `the app says "workerProtocol": true`
+				}
+				reason := fmt.Sprintf("no hello on the control channel within startTimeout (%s): %s", rt.cfg.StartTimeout, why) + pidsLimitHint(w)
 				s.log.Error("worker never spoke the control protocol; killing it", zap.Int("pid", w.PID()), zap.String("reason", reason))
 				killWorker(w)
 				return w, "", &startError{what: "not ready within startTimeout", reason: reason}

@@ -207,6 +207,33 @@ func TestFrontedProgramOnAnotherPortIsNamed(t *testing.T) {
 
 // buildApp runs `wattd build --app app dir` as a start on port would see
 // the project (PLT_SERVER_PORT), failing the test on an error.
+// TestWorkerProtocolKey: a Go SDK program that says hello only after
+// 1.5 s is taken, without the key, for one that does not speak the
+// protocol and counted ready after 1 s, before it serves; with
+// "workerProtocol": true it is ready on its own ready message.
+func TestWorkerProtocolKey(t *testing.T) {
+	integration(t)
+	slow := map[string]any{"HELLO_DELAY_MS": "1500"}
+	dir := project(t, map[string]any{
+		"entrypoint": "told",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "told", "path": fixture("apps/gosdk"), "env": slow, "workerProtocol": true},
+			map[string]any{"id": "untold", "path": fixture("apps/gosdk"), "env": slow},
+		},
+	})
+	port := freePort(t)
+	buildApp(t, dir, "told", port)
+	buildApp(t, dir, "untold", port)
+	d := startWattd(t, dir, port, startOpts{})
+	d.waitOutput(`"name":"told","msg":"worker ready","worker":0,"how":"ready message"`, 30*time.Second)
+	d.waitOutput(`"name":"untold","msg":"worker ready","worker":0,"how":"no control protocol; up for 1s"`, 30*time.Second)
+	// Ready on its message, the told app serves at once.
+	if _, body, err := get(fresh, d.url("/")); err != nil || !strings.Contains(body, "go sdk app") {
+		t.Errorf("GET / once told is ready: %v %q", err, body)
+	}
+}
+
 func buildApp(t *testing.T, dir, app string, port int) {
 	t.Helper()
 	build := exec.Command(wattdBin, "build", "--app", app, dir)

@@ -102,6 +102,8 @@ type rawApp struct {
 	Capability  string            `json:"capability"`
 	Command     json.RawMessage   `json:"command"`
 	ListenFDs   bool              `json:"listenFds"`
+	// WorkerProtocol says the program speaks the worker protocol.
+	WorkerProtocol bool `json:"workerProtocol"`
 	// Standby is how many standby workers the application keeps.
 	Standby *json.Number `json:"standby"`
 	// ReuseTCPPorts matters on the entrypoint only: see Config.SharePort.
@@ -471,15 +473,16 @@ func (l *loader) warnedAbout(ptr string) bool {
 func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, bool) {
 	var problems []issue
 	app := Application{
-		ID:           e.id,
-		Path:         e.path,
-		Workers:      cfg.Workers,
-		NodeOptions:  e.raw.NodeOptions,
-		Capability:   e.raw.Capability,
-		Dependencies: e.raw.Dependencies,
-		ListenFDs:    e.raw.ListenFDs,
-		Pointer:      e.ptr,
-		Resources:    cfg.Resources,
+		ID:             e.id,
+		Path:           e.path,
+		Workers:        cfg.Workers,
+		NodeOptions:    e.raw.NodeOptions,
+		Capability:     e.raw.Capability,
+		Dependencies:   e.raw.Dependencies,
+		ListenFDs:      e.raw.ListenFDs,
+		WorkerProtocol: e.raw.WorkerProtocol,
+		Pointer:        e.ptr,
+		Resources:      cfg.Resources,
 	}
 	if len(e.raw.RestartOnError) > 0 {
 		r := restartOnError(e.raw.RestartOnError)

@@ -111,6 +111,11 @@ type Application struct {
 	// LISTEN_FDS convention; otherwise it listens on $PORT and wattd
 	// forwards to it.
 	ListenFDs bool
+	// WorkerProtocol says the application's program always speaks the
+	// worker protocol: it is ready on its ready message, never taken for
+	// a program that does not speak it when its hello is slow to come (the
+	// 1 s rule for command and Go programs).
+	WorkerProtocol bool
 	// Standby is how many standby workers the application keeps (a wattd
 	// key): processes past their module loading that take the slot of a
 	// worker that died at once. 0, the default, keeps none.

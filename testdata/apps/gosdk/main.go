@@ -11,6 +11,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/wattd/wattd/ipc"
@@ -18,6 +19,11 @@ import (
 )
 
 func main() {
+	// HELLO_DELAY_MS holds the hello back, as a program that loads a lot
+	// before it speaks the protocol (tests of workerProtocol).
+	if ms, err := strconv.Atoi(os.Getenv("HELLO_DELAY_MS")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
 	ls, err := ipc.Listeners()
 	if err != nil {
 		log.Fatalf("listeners: %v", err)
