@@ -183,9 +183,15 @@ const MAX_APP_METRICS = 256 << 10
 function startStats (state, intervalMs) {
   const { performance } = require('node:perf_hooks')
   let prev = performance.eventLoopUtilization()
+  let first = true
   const report = guard('stats', () => {
     const now = performance.eventLoopUtilization()
-    const elu = performance.eventLoopUtilization(now, prev).utilization
+    // The first report goes in the event loop's first turn, which has had
+    // no idle time yet: its utilisation would be 1 (the app's start), and
+    // stay so until the next report, up to a period later. It says 0, as
+    // a figure not measured; the next one covers the time since.
+    const elu = first ? 0 : performance.eventLoopUtilization(now, prev).utilization
+    first = false
     prev = now
     const mem = process.memoryUsage()
     const stats = {
