@@ -1198,6 +1198,80 @@ func TestDrainInFlightOnKeepAlive(t *testing.T) {
 	}
 }
 
+// TestDrainCloseAgainstAppsConnectionHeader: an app that sets its own
+// "Connection: keep-alive" (by setHeader, or writeHead with an object or
+// with raw pairs; a proxy copying its upstream's headers does) still says
+// Connection: close during a drain, and the connection ends after the
+// response: for a request that came after the drain began and for one in
+// flight when it began. Without it the connection stayed open until the
+// drain closed it, under the client's next request.
+func TestDrainCloseAgainstAppsConnectionHeader(t *testing.T) {
+	for _, how := range []string{"set", "head", "raw", "slow-set", "slow-head", "slow-raw"} {
+		t.Run(how, func(t *testing.T) {
+			w := startWorker(t, workerOpts{app: "entry", entrypoint: true})
+			w.handshake()
+			w.expect(ipc.TypeReady)
+			c, err := net.Dial("tcp", w.tcpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(waitLimit))
+			br := bufio.NewReader(c)
+			roundTrip := func(path string) (*http.Response, string, error) {
+				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+					return nil, "", err
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return nil, "", err
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp, string(b), err
+			}
+			// Before the drain the app's header stands.
+			if resp, _, err := roundTrip("/keepalive/" + strings.TrimPrefix(how, "slow-")); err != nil || resp.Close {
+				t.Fatalf("before the drain: %v %+v", err, resp)
+			}
+			var resp *http.Response
+			var body string
+			if strings.HasPrefix(how, "slow") {
+				done := make(chan error, 1)
+				go func() {
+					var err error
+					resp, body, err = roundTrip("/keepalive/" + how)
+					done <- err
+				}()
+				w.event("slow-start")
+				w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 10000})
+				err = <-done
+			} else {
+				w.send(&ipc.Message{Type: ipc.TypeDrain, TimeoutMs: 10000})
+				// Requests on the connection until the worker has the
+				// drain in hand: the first answer after that must close.
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					resp, body, err = roundTrip("/keepalive/" + how)
+					if err != nil || resp.Close || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			if err != nil || resp.StatusCode != http.StatusOK || body != "kept "+how {
+				t.Fatalf("during the drain: %v %+v %q", err, resp, body)
+			}
+			if !resp.Close { // net/http takes "Connection: close" out of the header into Close
+				t.Errorf("during the drain: Connection %q, want close", resp.Header.Values("Connection"))
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("connection after the response: %v, want EOF", err)
+			}
+		})
+	}
+}
+
 // TestNoPerRequestWork: the preload adds no listener to the app's server
 // or its responses, with metrics off or on (they are timed through Node's
 // diagnostics channels).

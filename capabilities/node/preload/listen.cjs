@@ -384,12 +384,41 @@ function onResponseClose () {
 }
 
 // closeAfter makes Node close the connection once this response is sent,
-// by the documented means of a "Connection: close" header.
+// by the documented means of a "Connection: close" header. The header is
+// kept against the app's own: a proxy that copies its upstream's
+// "Connection: keep-alive" (node-http-proxy does), or a writeHead with one,
+// would replace it, and Node would then keep the connection, which the
+// drain could only close under a request the client had just sent.
 function closeAfter (req, res) {
   if (res.headersSent || req.httpVersionMajor >= 2) return // h2 forbids it
   try {
     res.setHeader('Connection', 'close')
+    keepClose(res)
   } catch {}
+}
+
+// keepClose makes res ignore the app's changes to its Connection header.
+// writeHead and setHeaders go through these methods once a header is set,
+// which closeAfter just did. Only a response of a drain or a shed gets
+// them: no request pays for this otherwise.
+function keepClose (res) {
+  if (Object.hasOwn(res, 'setHeader')) return
+  const { setHeader, appendHeader, removeHeader } = res
+  res.setHeader = function (name, value) {
+    return isConnection(name) ? this : setHeader.call(this, name, value)
+  }
+  if (typeof appendHeader === 'function') {
+    res.appendHeader = function (name, value) {
+      return isConnection(name) ? this : appendHeader.call(this, name, value)
+    }
+  }
+  res.removeHeader = function (name) {
+    if (!isConnection(name)) removeHeader.call(this, name)
+  }
+}
+
+function isConnection (name) {
+  return typeof name === 'string' && name.length === 10 && name.toLowerCase() === 'connection'
 }
 
 // wrapClose keeps the app's own close() working after a drain. Once drained

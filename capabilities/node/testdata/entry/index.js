@@ -19,6 +19,23 @@ function handler (req, res) {
     setTimeout(() => res.end('part2'), 300)
     return
   }
+  if (req.url.startsWith('/keepalive/')) {
+    // The app's own "Connection: keep-alive", as a proxy copying its
+    // upstream's headers sets it: by setHeader, writeHead with an object
+    // or with raw pairs, after 300 ms ("slow") or at once.
+    const how = req.url.slice('/keepalive/'.length)
+    const send = () => {
+      if (how.endsWith('head')) res.writeHead(200, { Connection: 'keep-alive', 'content-type': 'text/plain' })
+      else if (how.endsWith('raw')) res.writeHead(200, ['connection', 'keep-alive', 'content-type', 'text/plain'])
+      else res.setHeader('Connection', 'keep-alive')
+      res.end('kept ' + how)
+    }
+    if (how.startsWith('slow')) {
+      out({ event: 'slow-start' })
+      setTimeout(send, 300)
+    } else send()
+    return
+  }
   if (req.url === '/listeners') {
     // What runs for every request besides the app: listeners on the
     // server's 'request' and on this response.
