@@ -472,10 +472,13 @@ func (s *slot) replaceUnhealthy(ctx context.Context, w worker, reason string) wo
 		}
 		return w
 	}
+	ended := s.endedMeanwhile(w)
 	s.adopt(nw, how, reason)
-	s.mu.Lock()
-	s.lastExit = reason
-	s.mu.Unlock()
+	if !ended {
+		s.mu.Lock()
+		s.lastExit = reason
+		s.mu.Unlock()
+	}
 	s.retireBehind(w, nil)
 	return nw
 }

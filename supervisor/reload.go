@@ -593,8 +593,14 @@ func (rt *Runtime) retire(slots []*slot) {
 }
 
 // stopSlot stops a slot's owner goroutine and waits for it; a slot never
-// started is marked so that it never starts.
+// started is marked so that it never starts. The slot is settled and
+// decided then: what waits for it (the entrypoint's first start, an
+// application that depends on it) must not wait for a slot that is gone.
 func (rt *Runtime) stopSlot(s *slot) {
+	defer func() {
+		s.settle()
+		s.decide()
+	}()
 	r := &rt.run
 	r.mu.Lock()
 	if !s.started {

@@ -128,6 +128,18 @@ type slot struct {
 	// not started yet waits for (its dependencies); "" otherwise.
 	waitingFor string
 	everUp     bool // a worker of this slot was ready at least once
+	// begun is set when the slot starts its first worker: before it (a
+	// slot waiting for its turn, its dependencies or the other apps), a
+	// rolling restart has nothing to roll, since that start reads the
+	// application's configuration as it is then.
+	begun bool
+	// respec is set by a rolling restart asked for before the first start
+	// (begun false): a slot that then fails before starting (a dependency
+	// could not start) starts once on the configuration it was given.
+	respec bool
+	// endedKind is the restart kind of a worker that ended while its
+	// replacement started (endedMeanwhile), for adopt to count it as.
+	endedKind string
 	// retryAt is when the slot in backoff starts its next worker.
 	retryAt time.Time
 	// downSince is when the slot's ready worker was seen to exit, until
@@ -453,42 +465,52 @@ func (s *slot) decide() { s.decideOnce.Do(func() { close(s.decided) }) }
 // could not start, and then neither can its dependants: the reason names
 // it and carries its own.
 func (s *slot) awaitDependencies(ctx context.Context) (string, bool) {
-	deps := s.app.sp().deps
-	if len(deps) == 0 {
-		return "", true
-	}
-	var pending []string
-	for _, d := range deps {
-		for _, ds := range d.slotList() {
-			if !closed(ds.decided) {
-				pending = append(pending, d.id)
-				break
-			}
-		}
-	}
-	if len(pending) > 0 && s.index == 0 {
-		s.app.log.Info("waiting for dependencies to be ready", zap.Strings("dependencies", pending))
-	}
-	s.mu.Lock()
-	s.waitingFor = strings.Join(pending, ", ")
-	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.waitingFor = ""
 		s.mu.Unlock()
 	}()
-	for _, d := range deps {
-		for _, ds := range d.slotList() {
-			select {
-			case <-ds.decided:
-			case <-ctx.Done():
-				return "", false
-			case <-s.app.rt.stopping:
-				return "", false
+	var deps []*app
+	for said := false; ; {
+		// Read again after each wait: a reload meanwhile may have changed
+		// the dependencies, or removed an application waited for (its
+		// slots are then decided, see stopSlot).
+		deps = s.app.sp().deps
+		var pending []string
+		var wait *slot
+		for _, d := range deps {
+			for _, ds := range d.slotList() {
+				if !closed(ds.decided) {
+					pending = append(pending, d.id)
+					wait = ds
+					break
+				}
 			}
+		}
+		if wait == nil {
+			break
+		}
+		if !said && s.index == 0 {
+			s.app.log.Info("waiting for dependencies to be ready", zap.Strings("dependencies", pending))
+			said = true
+		}
+		s.mu.Lock()
+		s.waitingFor = strings.Join(pending, ", ")
+		s.mu.Unlock()
+		select {
+		case <-wait.decided:
+		case <-ctx.Done():
+			return "", false
+		case <-s.app.rt.stopping:
+			return "", false
 		}
 	}
 	for _, d := range deps {
+		if cur, ok := s.app.rt.lookup(d.id); !ok || cur != d {
+			// Removed by a reload, which gives this application a
+			// configuration without it: nothing to wait for.
+			continue
+		}
 		up, why := false, ""
 		for _, ds := range d.slotList() {
 			ds.mu.Lock()
@@ -509,6 +531,13 @@ func (s *slot) awaitDependencies(ctx context.Context) (string, bool) {
 // be answered by the start's outcome, and true) or the end of the runtime
 // (false).
 func (s *slot) idle(ctx context.Context) (chan error, bool) {
+	s.mu.Lock()
+	respec := s.respec
+	s.respec = false
+	s.mu.Unlock()
+	if respec {
+		return make(chan error, 1), true // nobody waits for its answer
+	}
 	s.app.rt.slotFailed()
 	for {
 		select {
@@ -529,7 +558,10 @@ func (s *slot) idle(ctx context.Context) (chan error, bool) {
 
 // start spawns a new process into the slot.
 func (s *slot) start() (worker, error) {
-	s.setState(StateStarting)
+	s.mu.Lock()
+	s.begun, s.respec = true, false // this start reads the configuration in force
+	s.setStateLocked(StateStarting)
+	s.mu.Unlock()
 	p, err := s.spawn()
 	if err != nil {
 		return nil, err
@@ -789,6 +821,7 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			}
 			old := w
 			w = nw
+			s.endedMeanwhile(old)
 			s.adopt(w, how, "rolling restart")
 			health = s.watchHealth(w)
 			// The restart is done once the old worker is gone: a rolling
@@ -1147,9 +1180,13 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	s.startsIn.observe(took)
 	if replacedFor != "" {
 		s.restarts++
-		if replacedFor == "rolling restart" {
+		switch {
+		case s.endedKind != "":
+			s.countRestartLocked(s.endedKind)
+			s.endedKind = ""
+		case replacedFor == "rolling restart":
 			s.countRestartLocked("rolling_restart")
-		} else {
+		default:
 			s.countRestartLocked("unhealthy")
 		}
 		s.recordLocked("replaced", replacedFor)
@@ -1162,6 +1199,27 @@ func (s *slot) adopt(w worker, how, replacedFor string) {
 	}
 	s.settle()
 	s.decide()
+}
+
+// endedMeanwhile records the end of old, the slot's worker, if it ended
+// while its replacement started (a crash, a kill, the OOM killer during a
+// rolling restart or a health replacement): logged, kept as the slot's
+// last exit and in its history like any exit, and counted by its own kind
+// rather than as the replacement it was about to be. Otherwise the
+// replacement's adoption hid it. It reports whether old had ended.
+func (s *slot) endedMeanwhile(old worker) bool {
+	if !closed(old.Exited()) {
+		return false
+	}
+	reason := old.ExitReason()
+	s.log.Warn("worker exited", zap.Int("pid", old.PID()), zap.String("reason", reason),
+		zap.String("while", "its replacement started"))
+	s.mu.Lock()
+	s.lastExit = reason
+	s.recordLocked("exited", reason)
+	s.endedKind = restartKind(reason)
+	s.mu.Unlock()
+	return true
 }
 
 // replace starts a new process in the slot next to old and waits until it
@@ -1224,6 +1282,17 @@ func (s *slot) requestRestart(ctx context.Context) error {
 		return errStopped
 	default:
 	}
+	s.mu.Lock()
+	if !s.begun && s.state != StateFailed {
+		// No worker yet: the slot's first start, still to come, runs
+		// the configuration in force then (a reload swapped it before
+		// asking), and its owner does not read requests until then. If
+		// it fails before it starts, it starts once on this one (idle).
+		s.respec = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
 	done := make(chan error, 1)
 	select {
 	case s.restartReq <- done:

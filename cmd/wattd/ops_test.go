@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,6 +119,47 @@ func TestCtlRestartIsRolling(t *testing.T) {
 	t.Logf("rolling restart under load: %d requests ok, 0 failed", ok)
 	if out, err := d.ctl("restart", "nope"); err == nil || !strings.Contains(out, "web") {
 		t.Fatalf("restart of an unknown app should fail naming the known ones: %v\n%s", err, out)
+	}
+}
+
+// TestCrashDuringRollingRestartIsRecorded: a worker killed while its
+// replacement starts (a rolling restart) is logged, kept as the slot's
+// last exit and in its history, and counted by its kind, as the same kill
+// outside a restart is; the replacement's adoption hid it.
+func TestCrashDuringRollingRestartIsRecorded(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/burn"),
+			"env": map[string]any{"START_DELAY_MS": "1500"}}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	old := d.waitReady("web", 30*time.Second).Workers[0].PID
+	restarted := make(chan error, 1)
+	go func() {
+		out, err := d.ctl("restart", "web")
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		restarted <- err
+	}()
+	d.waitOutput(`"msg":"rolling restart requested"`, 10*time.Second)
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-restarted; err != nil {
+		t.Fatalf("ctl restart: %v", err)
+	}
+	d.waitOutput(fmt.Sprintf(`"msg":"worker exited","worker":0,"reason":"signal: killed","while":"its replacement started","pid":%d`, old), 10*time.Second)
+	w := d.app("web").Workers[0]
+	if w.PID == old || w.LastExit != "signal: killed" || w.RestartsBy["signal"] != 1 || w.RestartsBy["rolling_restart"] != 0 {
+		t.Errorf("after a kill during the restart: pid %d (old %d), lastExit %q, restartsBy %v", w.PID, old, w.LastExit, w.RestartsBy)
+	}
+	if !slices.ContainsFunc(w.History, func(e supervisor.Event) bool {
+		return e.State == "exited" && e.PID == old && e.Reason == "signal: killed"
+	}) {
+		t.Errorf("history lacks the kill: %+v", w.History)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -51,6 +52,9 @@ type hupReloader struct {
 	rt   *supervisor.Runtime
 	log  *zap.Logger
 	want chan struct{} // one pending reload at most
+	// due is set from a SIGHUP until the reload it asks for begins: the
+	// SIGHUPs meanwhile (while another change runs) are that reload's.
+	due atomic.Bool
 }
 
 func newHupReloader(rt *supervisor.Runtime, log *zap.Logger) *hupReloader {
@@ -59,11 +63,14 @@ func newHupReloader(rt *supervisor.Runtime, log *zap.Logger) *hupReloader {
 
 // request asks for a reload; it never blocks.
 func (h *hupReloader) request() {
+	if h.due.Swap(true) {
+		h.log.Info("SIGHUP: a reload is already due; it will read the file as it is then")
+		return
+	}
+	h.log.Info("SIGHUP: reloading the configuration")
 	select {
 	case h.want <- struct{}{}:
-		h.log.Info("SIGHUP: reloading the configuration")
 	default:
-		h.log.Info("SIGHUP: a reload is already due; it will read the file as it is then")
 	}
 }
 
@@ -78,7 +85,18 @@ func (h *hupReloader) run(ctx context.Context) {
 		case <-h.want:
 		}
 		for {
+			// A SIGHUP from here on asks for one more reload: this one may
+			// have read the file before its change.
+			h.due.Store(false)
 			_, err := h.rt.Reload(ctx)
+			if errors.Is(err, supervisor.ErrChangeInProgress) && h.due.Swap(true) {
+				// Refused before it began: a SIGHUP that came meanwhile
+				// is this reload's, still due.
+				select {
+				case <-h.want:
+				default:
+				}
+			}
 			if !errors.Is(err, supervisor.ErrChangeInProgress) {
 				switch {
 				case err == nil, errors.Is(err, supervisor.ErrStopping):

@@ -415,6 +415,43 @@ func TestSIGHUPDuringAReload(t *testing.T) {
 	}
 }
 
+// TestSIGHUPsDuringAScaleMakeOneReload: SIGHUPs that come while a scale
+// runs make one reload once it is done, not one for the first SIGHUP and
+// another for those after it (the first one's turn took the pending
+// request before it could begin).
+func TestSIGHUPsDuringAScaleMakeOneReload(t *testing.T) {
+	integration(t)
+	cfg := reloadConfig("1", 1)
+	web := cfg["applications"].([]any)[0].(map[string]any)
+	web["env"] = map[string]any{"VERSION": "1", "START_DELAY_MS": "2000"}
+	dir := project(t, cfg)
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("web", 30*time.Second)
+	scaled := make(chan error, 1)
+	go func() {
+		out, err := d.ctl("scale", "web", "2")
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		scaled <- err
+	}()
+	d.waitOutput(`"msg":"scaling"`, 10*time.Second)
+	for range 5 {
+		d.signal(syscall.SIGHUP)
+		time.Sleep(50 * time.Millisecond) // SIGHUPs apart, as a person or a script sends them
+	}
+	if err := <-scaled; err != nil {
+		t.Fatalf("ctl scale: %v", err)
+	}
+	d.waitOutput(`"msg":"reload done"`, 20*time.Second)
+	// A second reload would begin within busyRetry (100 ms) of the first
+	// one's end; give it ten times that.
+	time.Sleep(time.Second)
+	if n := strings.Count(d.out.String(), `"msg":"reloading the configuration"`); n != 1 {
+		t.Errorf("%d reloads for SIGHUPs sent during one scale, want 1", n)
+	}
+}
+
 // TestDynamicScaling: with workers.dynamic, an application whose workers'
 // event loops are busy gets more workers, and loses them again when idle;
 // each decision is logged with its reason and shown by ctl ps --json.
@@ -812,4 +849,79 @@ func TestRestartOfAnAppThatAReloadRemoves(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound {
 		t.Errorf("the API's restart of an app a reload removed: %v, want a 404", err)
 	}
+}
+
+// TestChangesDuringTheFirstStart: while the entrypoint waits for the other
+// applications' first workers, and an application for its dependency, a
+// reload or a scale takes away what they wait for. The entrypoint then
+// starts (it waited for ever on the slots taken away), a reload that also
+// changes the waiting applications returns (it held the change lock for
+// ever, refusing every later reload and scale), and an application whose
+// dependency the reload removed starts on its new configuration.
+func TestChangesDuringTheFirstStart(t *testing.T) {
+	integration(t)
+	slow := func(workers int) map[string]any {
+		return map[string]any{"id": "slow", "path": fixture("faults/slow-start"), "workers": workers,
+			"env": map[string]any{"SLOW_START_MS": "4000"}}
+	}
+	waitStarting := func(d *daemon) {
+		waitFor(t, 10*time.Second, "slow's workers to be starting", func() bool {
+			out, err := d.ctl("ps", "--json")
+			var apps []supervisor.AppStatus
+			if err != nil || json.Unmarshal([]byte(out), &apps) != nil {
+				return false // not answering yet
+			}
+			for _, a := range apps {
+				if a.ID == "slow" && len(a.Workers) > 0 && a.Workers[0].PID > 0 {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	checkWeb := func(d *daemon, version string) {
+		t.Helper()
+		d.waitReady("web", 15*time.Second)
+		if _, body, err := get(fresh, d.url("/")); err != nil || !strings.Contains(body, `"version":"`+version+`"`) {
+			t.Errorf("GET /: %v %s, want version %s", err, body, version)
+		}
+	}
+	t.Run("reload removes the app waited for and changes the entrypoint", func(t *testing.T) {
+		dir := project(t, reloadConfig("1", 1, slow(2)))
+		d := startWattd(t, dir, freePort(t), startOpts{})
+		waitStarting(d)
+		writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 1))
+		out, err := d.ctl("reload", "--timeout", "20s")
+		if err != nil || !strings.Contains(out, "slow") {
+			t.Fatalf("ctl reload: %v\n%s", err, out)
+		}
+		checkWeb(d, "2")
+		// The change lock was let go.
+		if out, err := d.ctl("scale", "web", "2"); err != nil {
+			t.Errorf("ctl scale after the reload: %v\n%s", err, out)
+		}
+	})
+	t.Run("scale down of the app waited for", func(t *testing.T) {
+		dir := project(t, reloadConfig("1", 1, slow(2)))
+		d := startWattd(t, dir, freePort(t), startOpts{})
+		waitStarting(d)
+		if out, err := d.ctl("scale", "slow", "1", "--timeout", "20s"); err != nil {
+			t.Fatalf("ctl scale: %v\n%s", err, out)
+		}
+		checkWeb(d, "1")
+	})
+	t.Run("reload removes a dependency", func(t *testing.T) {
+		dependant := func(deps ...string) map[string]any {
+			return map[string]any{"id": "dep", "path": fixture("apps/plain"), "dependencies": append([]string{}, deps...)}
+		}
+		dir := project(t, reloadConfig("1", 1, slow(1), dependant("slow")))
+		d := startWattd(t, dir, freePort(t), startOpts{})
+		waitStarting(d)
+		writeJSON(t, filepath.Join(dir, "watt.json"), reloadConfig("2", 1, dependant()))
+		if out, err := d.ctl("reload", "--timeout", "20s"); err != nil {
+			t.Fatalf("ctl reload: %v\n%s", err, out)
+		}
+		d.waitReady("dep", 15*time.Second)
+		checkWeb(d, "2")
+	})
 }
