@@ -140,6 +140,10 @@ type slot struct {
 	// endedKind is the restart kind of a worker that ended while its
 	// replacement started (endedMeanwhile), for adopt to count it as.
 	endedKind string
+	// incoming is the process a replacement (rolling restart, health)
+	// started beside cur, until it is ready or has failed: shown under
+	// the slot, as the leavers are.
+	incoming worker
 	// retryAt is when the slot in backoff starts its next worker.
 	retryAt time.Time
 	// downSince is when the slot's ready worker was seen to exit, until
@@ -1254,6 +1258,14 @@ func (s *slot) replace(ctx context.Context, old worker) (worker, string, error) 
 		pl.leave()
 		return nil, "", fmt.Errorf("start replacement: %w", err)
 	}
+	s.mu.Lock()
+	s.incoming = np
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.incoming = nil
+		s.mu.Unlock()
+	}()
 	nw, how, err := s.awaitReady(ctx, np, nil)
 	pl.leave()
 	if err != nil {
@@ -1395,7 +1407,15 @@ func (s *slot) status() WorkerStatus {
 		ws.State = StateExited.String()
 	}
 	leavers := slices.Clone(s.leavers)
+	incoming := s.incoming
 	s.mu.Unlock()
+	if incoming != nil && !closed(incoming.Exited()) {
+		rw := LeavingWorker{PID: incoming.PID(), State: StateStarting.String(), Uptime: time.Since(incoming.Started()).Seconds()}
+		if st, ok := procnet.ReadStat(rw.PID); ok {
+			rw.RSS = st.RSS
+		}
+		ws.Replacement = &rw
+	}
 	// The readings of /proc and the cgroup are made outside the slot's
 	// lock, which the slot's own goroutine needs to supervise the worker.
 	for _, l := range leavers {

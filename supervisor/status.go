@@ -251,9 +251,14 @@ type WorkerStatus struct {
 	// ended yet: one a replacement (rolling restart, health) took the
 	// place of, while it drains, and one that said it is exiting.
 	Leaving []LeavingWorker `json:"leaving,omitempty"`
+	// Replacement is the process a replacement of the current worker
+	// (rolling restart, health) started beside it, while it starts
+	// (state starting); nil otherwise.
+	Replacement *LeavingWorker `json:"replacement,omitempty"`
 }
 
-// LeavingWorker is a former worker of a slot on its way out.
+// LeavingWorker is a process of a slot other than its current worker: a
+// former one on its way out, or the replacement starting beside it.
 type LeavingWorker struct {
 	PID    int     `json:"pid"`
 	State  string  `json:"state"` // draining or exiting

@@ -145,6 +145,20 @@ func TestCrashDuringRollingRestartIsRecorded(t *testing.T) {
 		restarted <- err
 	}()
 	d.waitOutput(`"msg":"rolling restart requested"`, 10*time.Second)
+	// The replacement starting shows under its slot (ctl ps), beside the
+	// worker it replaces.
+	waitFor(t, 10*time.Second, "ctl ps to show the replacement starting", func() bool {
+		out, err := d.ctl("ps", "--json")
+		var apps []supervisor.AppStatus
+		if err != nil || json.Unmarshal([]byte(out), &apps) != nil || len(apps) == 0 {
+			return false
+		}
+		w := apps[0].Workers[0]
+		return w.PID == old && w.Replacement != nil && w.Replacement.PID > 0 && w.Replacement.PID != old && w.Replacement.State == "starting"
+	})
+	if out, err := d.ctl("ps"); err != nil || !regexp.MustCompile(`(?m)^web\*?\s+0\s+\d+\s+starting`).MatchString(out) {
+		t.Errorf("ctl ps during the restart shows no replacement starting: %v\n%s", err, out)
+	}
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

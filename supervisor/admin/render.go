@@ -73,8 +73,13 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s%s\n",
 				name, wk.Index, pid, cell(state), wk.Restarts, cell(wk.LastExit), uptime, rss, mem, tail)
-			// Its former workers still on their way out, under it.
-			for _, l := range wk.Leaving {
+			// Its replacement starting and its former workers still on
+			// their way out, under it.
+			others := wk.Leaving
+			if wk.Replacement != nil {
+				others = append([]supervisor.LeavingWorker{*wk.Replacement}, others...)
+			}
+			for _, l := range others {
 				rss := "-"
 				if l.RSS > 0 {
 					rss = supervisor.FormatBytes(l.RSS)
