@@ -501,6 +501,11 @@ type Stats struct {
 // maxLagSeconds bounds an event-loop delay a report may give: a day.
 const maxLagSeconds = 86400
 
+// maxMemoryBytes bounds the memory figures a report may give (heap, RSS):
+// a pebibyte, beyond any machine's memory. One above it is taken as not
+// measured (0).
+const maxMemoryBytes = 1 << 50
+
 // Sanitized is st with what no worker can truthfully report made sane,
 // so that a worker sending nonsense on its control channel cannot make
 // wattd's answers, its health judgement or its scaling absurd (a JSON
@@ -521,6 +526,11 @@ func (st Stats) Sanitized() (Stats, bool) {
 	fix(&st.ELU, 0, 1)
 	if st.ActiveConns < 0 {
 		st.ActiveConns, changed = 0, true
+	}
+	for _, v := range []*uint64{&st.HeapUsed, &st.HeapTotal, &st.RSS} {
+		if *v > maxMemoryBytes {
+			*v, changed = 0, true
+		}
 	}
 	if l := st.Lag; l != nil {
 		c := *l

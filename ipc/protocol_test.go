@@ -186,4 +186,8 @@ func TestStatsSanitized(t *testing.T) {
 	if got, _ := (Stats{ELU: -5}).Sanitized(); got.ELU != 0 {
 		t.Errorf("elu -5 gave %v", got.ELU)
 	}
+	// Memory no machine has is not measured; a big heap of a real one is kept.
+	if got, changed := (Stats{HeapUsed: math.MaxUint64, HeapTotal: 1 << 62, RSS: 64 << 30}).Sanitized(); !changed || got.HeapUsed != 0 || got.HeapTotal != 0 || got.RSS != 64<<30 {
+		t.Errorf("absurd memory figures: %+v, %v", got, changed)
+	}
 }

@@ -73,6 +73,10 @@ func TestCrashAfterReadyIsRestarted(t *testing.T) {
 		ws := tr.slot("web", 0).status()
 		return ws.Restarts == 1 && strings.HasPrefix(ws.LastExit, "exit status 4")
 	})
+	// The last exit says why, as a failed start's does.
+	if ws := tr.slot("web", 0).status(); ws.LastExit != "exit status 4; last error output: boom: crash after ready" {
+		t.Errorf("last exit %q", ws.LastExit)
+	}
 	ws := tr.waitReady("web", 0)
 	if !tr.logged("worker exited", map[string]any{"app": "web", "reason": "exit status 4"}) {
 		t.Fatal("no log of the exit")

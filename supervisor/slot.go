@@ -803,7 +803,13 @@ func (s *slot) supervise(ctx context.Context, w worker, waiting []chan error) (e
 			w = s.replaceUnhealthy(ctx, w, reason)
 			health = s.watchHealth(w)
 		case <-w.Exited():
-			return s.lost(w, w.ExitReason(), lastErrorFields(w)...), false
+			fields := lastErrorFields(w)
+			exit := s.lost(w, w.ExitReason(), fields...)
+			if len(fields) > 0 {
+				// ctl ps's LAST EXIT says why, as for a failed start.
+				exit.Reason += "; last error output: " + fields[0].String
+			}
+			return exit, false
 		case <-w.Leaving():
 			// The worker said it is exiting: its process still has to
 			// end, which takes the kernel milliseconds (tens with a large
