@@ -13,9 +13,10 @@ import (
 
 // permissionsApp answers /read?f=FILE with the file's content, /write?f=FILE
 // by writing it, /model with whether the permission model is on, /dep with
-// what a package of a node_modules above it says, and /mesh
-// with the other app's answer over the mesh; a refused call answers 500 and
-// the error's code.
+// what a package of a node_modules above it says, /mesh
+// with the other app's answer over the mesh, /admin with the status and
+// body of a call to wattd's admin API (/mesh-admin: the other app's
+// status); a refused call answers 500 and the error's code.
 const permissionsApp = `const http = require('node:http')
 const fs = require('node:fs')
 const fail = (res, err) => { res.statusCode = 500; res.end(String(err.code || err.message)) }
@@ -32,6 +33,15 @@ http.createServer((req, res) => {
       case '/preloaded': return res.end(String(globalThis.preloaded))
       case '/mesh':
         return fetch('http://open.plt.local/model').then((r) => r.text()).then((t) => res.end('open:' + t), (e) => fail(res, e))
+      case '/admin':
+        // wattd's admin socket, beside the mesh directory.
+        return http.get({ socketPath: require('node:path').dirname(process.env.WATTD_MESH_DIR) + '/admin.sock', path: '/v1/status' }, (r) => {
+          let b = ''
+          r.on('data', (c) => { b += c })
+          r.on('end', () => res.end(r.statusCode + ' ' + b))
+        }).on('error', (e) => fail(res, e))
+      case '/mesh-admin':
+        return fetch('http://open.plt.local/admin').then((r) => r.text()).then((t) => res.end('open:' + t.slice(0, 3)), (e) => fail(res, e))
     }
   } catch (err) {
     return fail(res, err)
@@ -134,6 +144,13 @@ func TestPermissions(t *testing.T) {
 			// The other application is not restricted, and the mesh works
 			// from inside the model.
 			expect("/mesh", "", 200, "open:off")
+			// The admin API, which would let a worker do anything wattd's
+			// user may (a REPL in the other application), turns a confined
+			// worker away; the other application may use it.
+			if code, body := call("/admin", ""); code != 200 || !strings.HasPrefix(body, "403 ") || !strings.Contains(body, `application \"guarded\", which runs under \"permissions\"`) {
+				t.Errorf("the admin API from a confined worker: %d %q, want 403", code, body)
+			}
+			expect("/mesh-admin", "", 200, "open:200")
 			if _, err := os.Stat(filepath.Join(data, "w.txt")); err == nil {
 				t.Error("a refused write created its file")
 			}

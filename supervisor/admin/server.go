@@ -359,6 +359,12 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 	start := time.Now()
 	peer, _ := r.Context().Value(peerKey{}).(peerInfo)
 	var status int
+	if err := s.refuseConfined(peer); err != nil {
+		status = http.StatusForbidden
+		s.reply(w, r, status, s.errBody(status, err))
+		s.logRequest(r, rt, peer, status, start, err)
+		return
+	}
 	if rt.access == write {
 		if err := authorizeWrite(peer, s.selfUID); err != nil {
 			status = http.StatusForbidden
@@ -382,6 +388,30 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	s.reply(w, r, status, body)
 	s.logRequest(r, rt, peer, status, start, err)
+}
+
+// ConfinedCallers is a Backend that can tell its workers that run under
+// Node.js's permission model (supervisor.Runtime.RestrictedWorker): they
+// run as wattd's user, and would step out of their confinement through
+// this API (a REPL in another application's worker, a stop).
+type ConfinedCallers interface {
+	RestrictedWorker(pid int) (app string, ok bool)
+}
+
+var _ ConfinedCallers = (*supervisor.Runtime)(nil)
+
+// refuseConfined turns away a caller that is a confined worker, on every
+// route: what the API reads (environments, configuration, logs) is no more
+// theirs than what it changes.
+func (s *Server) refuseConfined(p peerInfo) error {
+	cc, ok := s.b.(ConfinedCallers)
+	if !ok || p.err != nil {
+		return nil
+	}
+	if id, ok := cc.RestrictedWorker(p.cred.pid); ok {
+		return fmt.Errorf("permission denied: the caller (pid %d) is a worker of application %q, which runs under \"permissions\": it may not use the %s", p.cred.pid, id, s.what)
+	}
+	return nil
 }
 
 // authorizeWrite lets our own uid and root change the runtime. Unknown
