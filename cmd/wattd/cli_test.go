@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -769,5 +773,59 @@ func checkInject(t *testing.T, dir string, env, args []string, code int, want []
 		if !strings.Contains(out, w) {
 			t.Errorf("wattd %s: output lacks %q:\n%s", strings.Join(args, " "), w, out)
 		}
+	}
+}
+
+// TestCtlSavesOnlyNamesWattdGives: a heap snapshot or profile saved under
+// the name the runtime gives (no --output) must be a name wattd gives, and
+// never replaces a file. The other end of --socket may be a program that
+// another user planted; a root shell in its home directory would otherwise
+// save its answer as .bashrc.
+func TestCtlSavesOnlyNamesWattdGives(t *testing.T) {
+	integration(t)
+	sockDir, err := os.MkdirTemp("", "wsock") // a socket path must be short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "admin.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name atomic.Value
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name.Load().(string)+`"`)
+		io.WriteString(w, "payload\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{".bashrc": "original\n"})
+	name.Store(".bashrc")
+	out, code := runCLI(t, dir, nil, "ctl", "--socket", sock, "heap-snapshot", "api")
+	if code != 1 || !strings.Contains(out, `named the heap snapshot ".bashrc", which is not a name wattd gives`) {
+		t.Errorf("a name wattd does not give: exit %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, ".bashrc")); string(b) != "original\n" {
+		t.Errorf(".bashrc is now %q", b)
+	}
+	good := "heap-api-0-2026-12-07T04-10-00Z.heapsnapshot"
+	name.Store(good)
+	if out, code := runCLI(t, dir, nil, "ctl", "--socket", sock, "heap-snapshot", "api"); code != 0 || !strings.Contains(out, "saved to "+filepath.Join(dir, good)) {
+		t.Errorf("a name wattd gives: exit %d\n%s", code, out)
+	}
+	// The same name again (a second snapshot within the second): kept.
+	if err := os.WriteFile(filepath.Join(dir, good), []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, dir, nil, "ctl", "--socket", sock, "heap-snapshot", "api"); code != 1 || !strings.Contains(out, "exists; give --output to replace it") {
+		t.Errorf("an existing file under the name: exit %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, good)); string(b) != "first\n" {
+		t.Errorf("the existing file is now %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("files left: %v", entries)
 	}
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -111,6 +114,10 @@ func writeInto(output, what string, fetch func(io.Writer) (string, int64, error)
 	return savedFile{path: output, n: n}, err
 }
 
+// diagFileName matches the names wattd gives heap snapshots and profiles:
+// heap-APP-N-TIME.heapsnapshot, cpu-APP-N-TIME.pb.gz, heap-APP-N-TIME.heapprofile…
+var diagFileName = regexp.MustCompile(`^(heap|cpu)-[A-Za-z0-9._-]+-[0-9]+-[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}Z\.(heapsnapshot|cpuprofile|heapprofile|pb\.gz)$`)
+
 type savedFile struct {
 	path string
 	n    int64
@@ -150,12 +157,21 @@ func saveDownload(dir, output, what string, fetch func(io.Writer) (string, int64
 		return savedFile{}, err
 	}
 	if output == "" {
-		if name == "" || name == "." || name == ".." || name == string(filepath.Separator) {
-			return savedFile{}, fmt.Errorf("wattd did not name the %s; give --output", what)
+		// The name comes from the other end of the socket, which may not
+		// be a wattd (a socket another user planted, given with --socket
+		// to a root shell): only a name wattd gives is taken, and an
+		// existing file is never replaced under it.
+		if !diagFileName.MatchString(name) {
+			return savedFile{}, fmt.Errorf("the runtime named the %s %q, which is not a name wattd gives; give --output", what, name)
 		}
 		output = filepath.Join(dir, name)
-	}
-	if err := os.Rename(tmp.Name(), output); err != nil {
+		if err := os.Link(tmp.Name(), output); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return savedFile{}, fmt.Errorf("cannot save the %s: %s exists; give --output to replace it", what, output)
+			}
+			return savedFile{}, fmt.Errorf("cannot save the %s: %w", what, err)
+		}
+	} else if err := os.Rename(tmp.Name(), output); err != nil {
 		return savedFile{}, fmt.Errorf("cannot save the %s: %w", what, err)
 	}
 	// It stays private (CreateTemp's 0600): a heap snapshot holds the
