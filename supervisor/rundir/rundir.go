@@ -181,6 +181,9 @@ func ensurePrivateDir(dir string, base bool) error {
 	mkdir := os.Mkdir
 	if base {
 		mkdir = os.MkdirAll
+		if err := checkParents(dir); err != nil {
+			return err
+		}
 	}
 	err := mkdir(dir, 0o700)
 	if err == nil {
@@ -193,6 +196,32 @@ func ensurePrivateDir(dir string, base bool) error {
 		return fmt.Errorf("create runtime directory %s: %w; %s", dir, err, cannotCreateAdvice(base))
 	}
 	return checkPrivateDir(dir, base)
+}
+
+// checkParents refuses a base directory inside a directory that another
+// user (not root, not us) owns: its owner can rename the base away and put
+// one of their own in its place, with a preload that wattd's workers would
+// load, as wattd's user. The parents are checked as named and where their
+// symbolic links lead.
+func checkParents(dir string) error {
+	uid := os.Geteuid()
+	paths := []string{filepath.Clean(dir)}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(paths[0])); err == nil {
+		paths = append(paths, filepath.Join(parent, filepath.Base(paths[0])))
+	}
+	for _, p := range paths {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			if fi, err := os.Lstat(d); err == nil {
+				if o := owner(fi); o != 0 && o != uid && o != -1 {
+					return fmt.Errorf("runtime directory %s is inside %s, which uid %d owns: that user could replace it with one of their own; set %s to a directory whose parents only root and wattd's user own", dir, d, o, EnvRuntimeDir)
+				}
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // namedBase reports whether base is the directory WATTD_RUNTIME_DIR names:

@@ -193,6 +193,37 @@ func TestBaseRejectsOtherOwner(t *testing.T) {
 	}
 }
 
+// TestBaseRejectsAParentOfAnotherUser: a base inside a directory another
+// user owns could be renamed away by that user and replaced with one
+// holding a preload of theirs, which root's workers would load.
+func TestBaseRejectsAParentOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory away")
+	}
+	parent := t.TempDir()
+	if err := os.Chown(parent, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(parent, "base")
+	t.Setenv(EnvRuntimeDir, base)
+	_, err := Base()
+	if err == nil || !strings.Contains(err.Error(), "is inside "+parent+", which uid 12345 owns") {
+		t.Fatalf("Base() error = %v, want one naming the parent and its owner", err)
+	}
+	if _, serr := os.Stat(base); serr == nil {
+		t.Error("the base was made anyway")
+	}
+	// The same parent reached through a symbolic link of ours.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(parent, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvRuntimeDir, filepath.Join(link, "base"))
+	if _, err := Base(); err == nil || !strings.Contains(err.Error(), "which uid 12345 owns") {
+		t.Fatalf("Base() through a link: %v", err)
+	}
+}
+
 func TestBaseRejectsForeignSymlink(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a symlink away")
