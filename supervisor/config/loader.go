@@ -95,6 +95,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 	problems = append(problems, sub.errors...)
 	l.warnings = append(l.warnings, sub.warnings...)
 	l.warnings = append(l.warnings, unsetServerPort(root, sub.unset)...)
+	problems = append(problems, unsetCredentials(sub.unset)...)
 
 	l.schemas.coerce(root, l.schemas.node("#"))
 	for _, is := range l.lenientUnknownKeys(root, l.schemas.validate(root)) {
@@ -107,7 +108,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 	// problems, so that one report lists everything: on the tree without
 	// the values found wrong, whose echoes are then dropped.
 	if !l.setAside(root, problems, sub.failed) {
-		return nil, l.fail(annotate(problems, sub.from, sub.unset))
+		return nil, l.fail(maskSecrets(annotate(problems, sub.from, sub.unset), sub.secrets))
 	}
 	// The tree as it stands now, for those who ask what watt.json said
 	// (Watt's management API): placeholders replaced, Watt's ignored
@@ -116,15 +117,16 @@ func (l *loader) load(data []byte) (*Config, error) {
 	raw, err := decodeRaw(root)
 	if err != nil {
 		if len(problems) > 0 {
-			return nil, l.fail(annotate(problems, sub.from, sub.unset))
+			return nil, l.fail(maskSecrets(annotate(problems, sub.from, sub.unset), sub.secrets))
 		}
 		return nil, l.fail([]issue{{msg: "cannot read the validated configuration: " + err.Error(), err: err}})
 	}
 	cfg, more := l.build(raw, l.runtimeEnv(raw.Env, layered(envfile, dotenv)))
 	problems = append(problems, l.unechoed(more)...)
 	if len(problems) > 0 || len(l.foreign) > 0 {
-		return nil, l.fail(annotate(problems, sub.from, sub.unset))
+		return nil, l.fail(maskSecrets(annotate(problems, sub.from, sub.unset), sub.secrets))
 	}
+	l.warnings = maskSecrets(l.warnings, sub.secrets)
 	cfg.Warnings = l.warningStrings()
 	cfg.Resolved = resolved
 	cfg.lifts = l.lifts
@@ -149,6 +151,21 @@ func unsetServerPort(root map[string]any, unset map[string][]string) []issue {
 	}
 	delete(server, "port")
 	return []issue{issuef("/server/port", "empty (%s not set); the port is taken as not written: $PORT, else %d", strings.Join(names, ", "), DefaultPort)}
+}
+
+// unsetCredentials refuses credentials made from a variable that is not
+// set: an empty metrics password would let anyone read the metrics with
+// any user name, where the file asked for a password.
+func unsetCredentials(unset map[string][]string) []issue {
+	var out []issue
+	for _, ptr := range []string{"/metrics/auth/username", "/metrics/auth/password"} {
+		if len(unset[ptr]) > 0 { // annotate names the variables
+			is := issuef(ptr, "empty: a credential cannot be left empty by a variable that is not set")
+			is.rejects = ptr
+			out = append(out, is)
+		}
+	}
+	return out
 }
 
 // setAside removes from the tree every value a problem rejects (an array

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/wattd/wattd/supervisor/secrets"
 )
 
 // placeholder matches {NAME} (and {{NAME}}) the way Watt 3 does: any
@@ -94,6 +96,10 @@ type substitution struct {
 	unset map[string][]string
 	// warned indexes the warning of each unset variable in warnings.
 	warned map[string]int
+	// secrets are the values of the variables with secret names
+	// (secrets.IsSecretName) that went into the tree: a problem's message
+	// that quotes one shows it masked.
+	secrets []string
 }
 
 // substitute resolves the placeholders of every string value in the tree,
@@ -118,6 +124,9 @@ func (r *resolver) substitute(v any, ptr string, out *substitution) any {
 					out.from = map[string][]string{}
 				}
 				out.from[ptr] = append(out.from[ptr], name)
+				if v, _ := r.lookup(name); secrets.IsSecretName(name) && len(v) >= minMasked && !slices.Contains(out.secrets, v) {
+					out.secrets = append(out.secrets, v)
+				}
 			}
 		}
 		for _, name := range missing {
@@ -180,6 +189,25 @@ func topologyVariable(id string) string {
 	}
 	b.WriteString("_URL")
 	return b.String()
+}
+
+// minMasked is the shortest secret value masked in messages: a shorter
+// one ("1", "on") would mask unrelated text and tell little.
+const minMasked = 3
+
+// maskSecrets masks, in the problems' messages, the values of variables
+// with secret names (a password given where a port is expected is quoted
+// back as what was got).
+func maskSecrets(problems []issue, values []string) []issue {
+	for i := range problems {
+		for _, v := range values {
+			problems[i].msg = strings.ReplaceAll(problems[i].msg, v, secrets.Masked)
+			if q := strconv.Quote(v); q[1:len(q)-1] != v {
+				problems[i].msg = strings.ReplaceAll(problems[i].msg, q[1:len(q)-1], secrets.Masked)
+			}
+		}
+	}
+	return problems
 }
 
 // meshURL is where other applications reach an application.

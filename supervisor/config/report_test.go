@@ -83,6 +83,28 @@ func TestOneReport(t *testing.T) {
 			},
 		},
 		{
+			// A secret quoted back would land in a terminal, a CI log, a
+			// journal: it is masked, wherever the message quotes it.
+			name: "values of secret variables",
+			cfg: `{"server": {"port": "{DB_PASSWORD}"}, "entrypoint": "{API_TOKEN}",
+				"applications": [{"id": "web", "path": "./a", "envfile": "x-{DB_PASSWORD}"}]}`,
+			environ: []string{"DB_PASSWORD=hunter2pw", "API_TOKEN=tok\"en"},
+			want: []string{
+				`{D}/watt.json: /server/port: expected integer from 0 to 65535, got "[redacted]" (the value of DB_PASSWORD)`,
+				`{D}/watt.json: /entrypoint: no application has id "[redacted]" (known: web) (the value of API_TOKEN)`,
+				`{D}/watt.json: /applications/0/envfile: env file {D}/x-[redacted] does not exist (the value of DB_PASSWORD)`,
+			},
+		},
+		{
+			// Left empty, the password would let anyone in.
+			name:    "metrics credentials from an unset variable",
+			cfg:     `{"metrics": {"auth": {"username": "scraper", "password": "{METRICS_PW}"}}, "applications": [{"id": "web", "path": "./a"}]}`,
+			environ: nil,
+			want: []string{
+				`{D}/watt.json: /metrics/auth/password: empty: a credential cannot be left empty by a variable that is not set (METRICS_PW not set)`,
+			},
+		},
+		{
 			name:    "a value made from two variables",
 			cfg:     `{"server": {"port": "{P1}{P2}"}, "applications": [{"id": "web", "path": "./a"}]}`,
 			environ: []string{"P1=9", "P2=99999"},

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wattd/wattd/supervisor/secrets"
+
 	"go.uber.org/zap"
 )
 
@@ -363,7 +365,7 @@ func (s *Service) List() []Status {
 func (s *Service) status(r *running) Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := Status{Name: r.job.Name, Cron: r.job.Cron, CallbackURL: r.job.URL, Method: r.job.Method, MaxRetries: r.job.MaxRetries, LastStatus: r.status, Running: r.busy, Paused: r.paused,
+	st := Status{Name: r.job.Name, Cron: r.job.Cron, CallbackURL: secrets.URL(r.job.URL), Method: r.job.Method, MaxRetries: r.job.MaxRetries, LastStatus: r.status, Running: r.busy, Paused: r.paused,
 		Successes: r.successes, Failures: r.failures}
 	if !r.lastOK.IsZero() {
 		ok := r.lastOK

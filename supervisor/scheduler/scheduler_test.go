@@ -159,3 +159,25 @@ func TestPauseResume(t *testing.T) {
 		t.Errorf("pause of an unknown job: %v", err)
 	}
 }
+
+// TestStatusMasksTheCallbackPassword: the status (ctl scheduler, Watt's
+// API) shows a callback URL's password masked, as ctl config does; the
+// call itself sends it.
+func TestStatusMasksTheCallbackPassword(t *testing.T) {
+	var auth atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		auth.Store(u + ":" + p)
+	}))
+	defer srv.Close()
+	s := New(srv.Client(), zap.NewNop())
+	defer s.Stop()
+	u := "http://cron:s3cret@" + srv.Listener.Addr().String() + "/cb"
+	s.Set([]Job{job(t, "cb", "0 0 1 1 *", u, 1)})
+	if st := s.List(); st[0].CallbackURL != "http://cron:[redacted]@"+srv.Listener.Addr().String()+"/cb" {
+		t.Errorf("status shows %q", st[0].CallbackURL)
+	}
+	if ok, err := s.Run(context.Background(), "cb"); !ok || err != nil || auth.Load() != "cron:s3cret" {
+		t.Errorf("run: %v %v, credentials %v", ok, err, auth.Load())
+	}
+}

@@ -115,6 +115,11 @@ func Value(name, value string) string {
 	return maskURLPassword(maskJSON(value))
 }
 
+// URL returns u, or any text holding URLs, with the passwords of its URLs
+// masked: for the logs and answers that show a configured URL (an
+// exporter's, a scheduler job's callback).
+func URL(u string) string { return maskURLPassword(u) }
+
 func maskURLPassword(v string) string {
 	if !strings.Contains(v, "@") || !strings.Contains(v, "://") {
 		return v

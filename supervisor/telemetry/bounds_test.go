@@ -232,3 +232,20 @@ func TestFileExportErrorClipped(t *testing.T) {
 		t.Errorf("error of %d bytes: %.300s", len(text), text)
 	}
 }
+
+// TestDescribeMasksURLPasswords: an exporter is named in the log ("tracing
+// on", each failed export) without the password of its URL.
+func TestDescribeMasksURLPasswords(t *testing.T) {
+	for _, c := range []struct {
+		ec   config.Exporter
+		want string
+	}{
+		{config.Exporter{Type: config.ExporterOTLP, Protocol: "http", URL: "http://u:pw9@collector:4318/v1/traces"}, "otlp/http http://u:[redacted]@collector:4318/v1/traces"},
+		{config.Exporter{Type: config.ExporterZipkin, URL: "https://u:pw9@zipkin/api/v2/spans"}, "zipkin https://u:[redacted]@zipkin/api/v2/spans"},
+		{config.Exporter{Type: config.ExporterOTLP, Protocol: "grpc", URL: "http://collector:4317"}, "otlp/grpc http://collector:4317"},
+	} {
+		if got := describe(c.ec); got != c.want {
+			t.Errorf("describe(%+v) = %q, want %q", c.ec, got, c.want)
+		}
+	}
+}

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wattd/wattd/supervisor/secrets"
+
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -213,11 +215,11 @@ func describe(ec config.Exporter) string {
 		if target == "" {
 			target = "endpoint from OTEL_EXPORTER_OTLP_* or the default"
 		}
-		return "otlp/" + ec.Protocol + " " + target
+		return "otlp/" + ec.Protocol + " " + secrets.URL(target)
 	case config.ExporterFile:
 		return "file " + ec.Path
 	case config.ExporterZipkin:
-		return "zipkin " + ec.URL
+		return "zipkin " + secrets.URL(ec.URL)
 	default:
 		return ec.Type
 	}
