@@ -132,6 +132,12 @@ func makeWattPIDDir(base string, pid int) (string, error) {
 		if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
 			return "", fmt.Errorf("%s is writable by every user without the sticky bit; refusing to put the socket under it", dir)
 		}
+		// The owner of a shared (sticky) directory may still rename what
+		// others put in it: another user who made it first could move our
+		// directory away and answer for us in its place.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+			return "", fmt.Errorf("%s is owned by uid %d, who could move the socket's directory away and answer in its place; refusing to put the socket under it (remove the directory, or set managementApi.socket)", dir, st.Uid)
+		}
 	}
 	dir := filepath.Join(base, strconv.Itoa(pid))
 	if fi, err := os.Lstat(dir); err == nil {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -109,6 +110,25 @@ func TestWattPIDDirChecks(t *testing.T) {
 	}
 	if _, err := makeWattPIDDir(filepath.Join(link, "runtimes"), 45); err == nil || !strings.Contains(err.Error(), "is not a directory") {
 		t.Errorf("symlinked parent: %v", err)
+	}
+	// A shared directory another user made first: its owner could move
+	// ours away and answer in its place.
+	if os.Geteuid() == 0 {
+		theirs := filepath.Join(shortTemp(t), "platformatic")
+		if err := os.MkdirAll(filepath.Join(theirs, "runtimes"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{theirs, filepath.Join(theirs, "runtimes")} {
+			if err := os.Chmod(d, 0o777|fs.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(filepath.Join(theirs, "runtimes"), 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := makeWattPIDDir(filepath.Join(theirs, "runtimes"), 46); err == nil || !strings.Contains(err.Error(), "is owned by uid 12345") {
+			t.Errorf("another user's shared directory: %v", err)
+		}
 	}
 }
 
