@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,6 +185,11 @@ func ServeInspector(rt *Runtime, log *zap.Logger) (*InspectorServer, error) {
 	}()
 	log.Info("inspector list: open chrome://inspect and add this address to its targets if it is not localhost:9229",
 		zap.String("address", ln.Addr().String()))
+	if os.Geteuid() == 0 {
+		// A Node.js inspector asks for no credentials, on loopback too.
+		log.Warn("the workers' inspectors run code as root for whoever reaches their ports, every local user included; use --inspect on a machine only you use, or run wattd as another user",
+			zap.String("address", ln.Addr().String()))
+	}
 	return &InspectorServer{srv: srv}, nil
 }
 
