@@ -131,7 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, dirRequest, ok := cleanName(r.URL.Path)
-	if !ok {
+	if !ok || hidden(name) {
 		h.notFound(w, r)
 		return
 	}
@@ -161,6 +161,19 @@ func cleanName(p string) (name string, dirRequest bool, ok bool) {
 		name = "."
 	}
 	return name, dirRequest, true
+}
+
+// hidden reports whether name has an element that starts with a dot
+// (.env, .git/config) other than .well-known: as Vite's preview server
+// (sirv) does by default, such files are not served; a build that copied
+// one into its output did not mean to publish it.
+func hidden(name string) bool {
+	for el := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(el, ".") && el != "." && el != ".well-known" {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup finds the file that answers name: the file itself, a directory's

@@ -324,6 +324,26 @@ func rawGet(t *testing.T, addr, target string) (string, string) {
 	return strings.TrimSpace(status), status + string(rest)
 }
 
+// TestViteStaticHiddenFiles: files and folders whose names start with a
+// dot (a .env or .git a build copied) are not served, as Vite's preview
+// server does not serve them; .well-known is.
+func TestViteStaticHiddenFiles(t *testing.T) {
+	dir := site(t)
+	writeFile(t, filepath.Join(dir, ".env"), "SECRET=1")
+	writeFile(t, filepath.Join(dir, ".git", "config"), "[core]")
+	writeFile(t, filepath.Join(dir, "assets", ".hidden.js"), "x")
+	writeFile(t, filepath.Join(dir, ".well-known", "security.txt"), "Contact: me")
+	h := handler(t, dir, true)
+	for _, p := range []string{"/.env", "/.git/config", "/assets/.hidden.js", "/.git/"} {
+		if w := do(h, "GET", p, nil); w.Code != 404 || strings.Contains(w.Body.String(), "SECRET") || strings.Contains(w.Body.String(), "[core]") {
+			t.Errorf("%s: %d %q, want 404", p, w.Code, w.Body.String())
+		}
+	}
+	if w := do(h, "GET", "/.well-known/security.txt", nil); w.Code != 200 || w.Body.String() != "Contact: me" {
+		t.Errorf(".well-known: %d %q", w.Code, w.Body.String())
+	}
+}
+
 func TestViteStaticMethods(t *testing.T) {
 	h := handler(t, site(t), true)
 	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS"} {
