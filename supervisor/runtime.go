@@ -827,6 +827,12 @@ loop:
 				break loop
 			}
 			if rt.allFailed() {
+				if rt.mode == capabilities.Development {
+					// A one-application project with a syntax error:
+					// the same promise as for the entrypoint above.
+					rt.log.Error("every application failed; a change to their files restarts them", zap.Strings("apps", rt.failedApps()))
+					continue
+				}
 				runErr = ErrAllFailed
 				rt.log.Error("every application failed; stopping", zap.Strings("apps", rt.failedApps()))
 				break loop

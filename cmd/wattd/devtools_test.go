@@ -82,6 +82,35 @@ func TestDevRestartsOnChange(t *testing.T) {
 	}
 }
 
+// TestDevOneBrokenAppKeepsRunning: under wattd dev, a project of one
+// application that never starts (a syntax error from the first save) keeps
+// running until the file is fixed, and then serves; wattd start exits 1.
+func TestDevOneBrokenAppKeepsRunning(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/plain"), filepath.Join(dir, "web"))
+	src := filepath.Join(dir, "web", "index.js")
+	good, _ := os.ReadFile(src)
+	if err := os.WriteFile(src, []byte("syntax error here {"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"restart":      map[string]any{"initialDelay": 10, "maxDelay": 20, "maxRestarts": 2},
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	d.waitOutput("every application failed; a change to their files restarts them", 20*time.Second)
+	if err := os.WriteFile(src, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitHTTP(t, d.url("/"), 20*time.Second)
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
 // TestDevAppliesEditedConfig: under wattd dev, an edit of an application's
 // .env or of its own watt.json restarts it with what was edited, as under
 // wattpm dev: the configuration is read again (a reload), not only the
