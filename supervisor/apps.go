@@ -77,16 +77,25 @@ func Resolve(cfg *config.Config, ac config.Application, mode capabilities.Mode, 
 // them), so those problems are part of the configuration's report and
 // exit like it.
 func CheckApp(ac config.Application) (string, error) {
-	return checkApp(ac, capabilities.Production)
+	return checkApp(ac, capabilities.Production, true)
+}
+
+// CheckAppToBuild is CheckApp for wattd build: an application's entry
+// is not looked for, since the build may be what makes it (a TypeScript
+// app's "main": "dist/index.js").
+func CheckAppToBuild(ac config.Application) (string, error) {
+	return checkApp(ac, capabilities.Production, false)
 }
 
 // CheckAppIn is CheckApp for the mode the runtime runs in (wattd dev:
 // Development), which picks an application's start command.
 func CheckAppIn(mode capabilities.Mode) config.AppCheck {
-	return func(ac config.Application) (string, error) { return checkApp(ac, mode) }
+	return func(ac config.Application) (string, error) { return checkApp(ac, mode, true) }
 }
 
-func checkApp(ac config.Application, mode capabilities.Mode) (string, error) {
+// checkApp checks ac as the start in mode will run it; entry tells whether
+// its entry must already be there.
+func checkApp(ac config.Application, mode capabilities.Mode, entry bool) (string, error) {
 	if ac.CommandLine != "" {
 		if _, err := node.SplitOptions(ac.CommandLine); err != nil {
 			return "command", err
@@ -107,7 +116,7 @@ func checkApp(ac config.Application, mode capabilities.Mode) (string, error) {
 			return "permissions", errors.New(noPermissions(ac.ID, c.ID()))
 		}
 	}
-	if ec, ok := c.(capabilities.EntryChecker); ok {
+	if ec, ok := c.(capabilities.EntryChecker); ok && entry {
 		app := capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt, Command: ac.Command, Env: ac.Env}
 		if ac.CommandLine != "" {
 			app.Command, _ = node.SplitOptions(ac.CommandLine) // split above

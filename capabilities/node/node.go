@@ -325,7 +325,13 @@ func Entry(dir string) (string, error) {
 		if field, rel, ok := entryField(pkg); ok {
 			p, err := resolveFile(dir, rel)
 			if err != nil {
-				return "", fmt.Errorf("%s: %q names %q: %w", pkgPath, field, rel, err)
+				hint := ""
+				if scripts, _ := pkg["scripts"].(map[string]any); scripts != nil {
+					if b, _ := scripts["build"].(string); b != "" {
+						hint = " (the package has a build script, which may make it: run wattd build)"
+					}
+				}
+				return "", fmt.Errorf("%s: %q names %q: %w%s", pkgPath, field, rel, err, hint)
 			}
 			return p, nil
 		}

@@ -117,6 +117,42 @@ func TestNodeBuildScript(t *testing.T) {
 	}
 }
 
+// TestBuildMakesTheEntry: an application whose "main" is what its build
+// makes (a TypeScript app's dist/index.js) is built by wattd build, which
+// does not ask for the entry first; wattd start before the build says to
+// run it.
+func TestBuildMakesTheEntry(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web")
+	writeFiles(t, app, map[string]string{
+		"src/index.js": "require('node:http').createServer((q, s) => s.end('built')).listen(3000)\n",
+	})
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{
+		"name": "web", "private": true, "main": "dist/index.js",
+		"scripts": map[string]any{"build": `node -e "require('fs').cpSync('src', 'dist', {recursive: true})"`},
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	start := exec.Command(wattdBin, "start", dir)
+	start.Env = append(os.Environ(), "WATTD_RUNTIME_DIR="+t.TempDir())
+	if out, err := start.CombinedOutput(); err == nil || !strings.Contains(string(out), `"main" names "dist/index.js": no such file (the package has a build script, which may make it: run wattd build)`) {
+		t.Errorf("wattd start before the build: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(wattdBin, "build", dir).CombinedOutput(); err != nil {
+		t.Fatalf("wattd build: %v\n%s", err, out)
+	}
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	if body := waitHTTP(t, d.url("/"), 20*time.Second); body != "built" {
+		t.Errorf("GET /: %q", body)
+	}
+}
+
 // TestBuildStoppedStopsItsCommand: a wattd build that is sent SIGTERM
 // (a CI job's timeout, docker stop) stops the build it runs, and the
 // processes that build started, before it exits, instead of leaving them

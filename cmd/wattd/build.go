@@ -58,7 +58,7 @@ func buildTarget(c *cli.Context) (*config.Config, []string, error) {
 	args := c.Args().Slice()
 	loadFile := func(dir, file string) (*config.Config, error) {
 		cfg, err := config.LoadWith(config.Options{
-			Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckApp,
+			Dir: dir, File: file, Environ: os.Environ(), Check: supervisor.CheckAppToBuild,
 			StrictEnv: c.Bool("strict-env"),
 		})
 		if err != nil {
