@@ -630,14 +630,27 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 	return devwatch.Watch(ctx, dir, 300*time.Millisecond, func(paths []string) {
 		// The application's "watch" globs say which changes count; the
 		// folder itself stands for changes that were lost, which may.
+		// A file the configuration is read from counts whatever the globs
+		// say (an edit that removes "allow" must be seen); one wattd writes
+		// itself (the file span exporter's) never does.
+		own := d.ownFiles()
 		paths = slices.DeleteFunc(paths, func(p string) bool {
+			if own[p] {
+				return true
+			}
 			rel, err := filepath.Rel(base, p)
-			return err == nil && rel != "." && !filter.Counts(filepath.ToSlash(rel))
+			return err == nil && rel != "." && !filter.Counts(filepath.ToSlash(rel)) && !config.ReadsConfigFrom(filepath.Base(p))
 		})
 		if len(paths) == 0 || ctx.Err() != nil {
 			return
 		}
-		d.log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", paths))
+		shown := paths
+		if len(shown) > maxPathsLogged {
+			// A checkout or a removed folder changes thousands of files:
+			// the line stays readable, and within log pipelines' limits.
+			shown = append(slices.Clone(shown[:maxPathsLogged]), fmt.Sprintf("… and %d more", len(paths)-maxPathsLogged))
+		}
+		d.log.Info("files changed; restarting", zap.String("app", id), zap.Strings("paths", shown))
 		if d.configChanged(base, paths) && d.reloaded(id) {
 			return
 		}
@@ -664,6 +677,28 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 // the configuration is read from (the application's own configuration,
 // its .env, its package.json), or dir itself, which stands for changes
 // that were lost.
+// maxPathsLogged is how many changed paths the log line names.
+const maxPathsLogged = 20
+
+// ownFiles are the files wattd itself writes while it runs, which may be
+// inside an application's folder (the file span exporter's spans.log beside
+// watt.json, with the application at the project's root): their changes
+// are no developer's edits.
+func (d *devWatcher) ownFiles() map[string]bool {
+	own := map[string]bool{}
+	if cfg := d.rt.Config(); cfg != nil {
+		for _, e := range cfg.Telemetry.Exporters {
+			if e.Type == config.ExporterFile && e.Path != "" {
+				own[e.Path] = true
+				if real, err := filepath.EvalSymlinks(filepath.Dir(e.Path)); err == nil {
+					own[filepath.Join(real, filepath.Base(e.Path))] = true
+				}
+			}
+		}
+	}
+	return own
+}
+
 func (d *devWatcher) configChanged(dir string, paths []string) bool {
 	return slices.ContainsFunc(paths, func(p string) bool {
 		return p == dir || config.ReadsConfigFrom(filepath.Base(p))

@@ -340,6 +340,53 @@ func devWatchOnlyEdits(t *testing.T, watch map[string]any) {
 	}
 }
 
+// TestDevWatchConfigAndOwnFiles: an edit of a file the configuration is
+// read from (here the app's .env) counts even when the app's watch.allow
+// does not take it, so the edit is applied; the span file wattd itself
+// writes inside the app's folder (the file exporter) restarts nothing,
+// even when the globs take it.
+func TestDevWatchConfigAndOwnFiles(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	app := filepath.Join(dir, "web")
+	writeFiles(t, app, map[string]string{
+		"index.js": "require('node:http').createServer((q, s) => s.end(String(process.env.GREETING))).listen(3000)\n",
+		".env":     "GREETING=one\n",
+	})
+	writeJSON(t, filepath.Join(app, "package.json"), map[string]any{"name": "web", "main": "index.js"})
+	writeJSON(t, filepath.Join(app, "watt.json"), map[string]any{
+		"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.0.0.json",
+		"watch":   map[string]any{"allow": []any{"**/*.js", "**/*.log"}},
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"telemetry":    map[string]any{"applicationName": "dev", "exporter": map[string]any{"type": "file", "options": map[string]any{"path": "web/spans.log"}}},
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	if body := waitHTTP(t, d.url("/"), 20*time.Second); body != "one" {
+		t.Fatalf("GET /: %q", body)
+	}
+	// Requests make spans, written to web/spans.log.
+	waitFor(t, 20*time.Second, "spans in web/spans.log", func() bool {
+		get(fresh, d.url("/"))
+		fi, err := os.Stat(filepath.Join(app, "spans.log"))
+		return err == nil && fi.Size() > 0
+	})
+	if err := os.WriteFile(filepath.Join(app, ".env"), []byte("GREETING=two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the edited .env to be served", func() bool {
+		_, body, err := get(fresh, d.url("/"))
+		return err == nil && body == "two"
+	})
+	for _, e := range logEntries(d.out.String(), "files changed; restarting") {
+		if strings.Contains(fmt.Sprint(e["paths"]), "spans.log") {
+			t.Errorf("a restart for the span file wattd writes: %v", e["paths"])
+		}
+	}
+}
+
 // TestDevWatchFollowsReload: under wattd dev, what is watched follows a
 // reload. An application the reload adds restarts when its files change,
 // one it removes is no longer watched, and a kept application whose

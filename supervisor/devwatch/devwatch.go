@@ -204,7 +204,30 @@ func ignored(root, p string) bool {
 	if base != "." && skippedFolder(p, base) {
 		return true
 	}
-	return strings.HasSuffix(base, "~") || strings.HasSuffix(base, ".swp") || strings.HasPrefix(base, ".#")
+	return editorTemp(base)
+}
+
+// editorTemp tells an editor's or a desktop's file that no save makes:
+// backups (app.js~), Vim's swap files (.app.js.swp, .swo, .swx, … as
+// further sessions take the next letter) and the file it writes to probe
+// a folder (4913), Emacs's lock and auto-save files (.#app.js, #app.js#),
+// JetBrains' save temporaries (app.js___jb_tmp___, ___jb_old___) and
+// macOS's .DS_Store.
+func editorTemp(base string) bool {
+	switch {
+	case strings.HasSuffix(base, "~"), strings.HasPrefix(base, ".#"), base == "4913", base == ".DS_Store":
+		return true
+	case len(base) > 2 && strings.HasPrefix(base, "#") && strings.HasSuffix(base, "#"):
+		return true
+	case strings.HasSuffix(base, "___jb_tmp___"), strings.HasSuffix(base, "___jb_old___"):
+		return true
+	}
+	// Vim: .<name>.sw[a-p] (swp first, then swo, swn, … and swx while
+	// it checks that it may write one).
+	if ext := filepath.Ext(base); strings.HasPrefix(base, ".") && len(ext) == 4 && strings.HasPrefix(ext, ".sw") && ext[3] >= 'a' && ext[3] <= 'z' {
+		return true
+	}
+	return strings.HasSuffix(base, ".swp")
 }
 
 // skippedFolder tells whether p, whose name is base, is itself a folder

@@ -80,6 +80,19 @@ func TestIgnored(t *testing.T) {
 		"/r/src/a.js~":           true,
 		"/r/packages/dist/x.js":  true,
 		"/r/src/components/b.js": false,
+		// What editors and desktops write without a save.
+		"/r/src/.a.js.swo":        true,
+		"/r/src/.a.js.swx":        true,
+		"/r/src/4913":             true,
+		"/r/src/#a.js#":           true,
+		"/r/src/.#a.js":           true,
+		"/r/src/.DS_Store":        true,
+		"/r/src/a.js___jb_tmp___": true,
+		"/r/src/a.js___jb_old___": true,
+		"/r/src/.env":             false,
+		"/r/src/app.swp.js":       false,
+		"/r/src/#":                false,
+		"/r/src/release.sw":       false,
 	} {
 		if got := ignored("/r", p); got != want {
 			t.Errorf("ignored(%s) = %v", p, got)
