@@ -616,6 +616,40 @@ func TestInitAppAtRoot(t *testing.T) {
 	}
 }
 
+// TestInitAutoloadOfFoldersThatAreNotIds: wattd init over services/ whose
+// folder names are not application ids (My_App, app.v2, two that make the
+// same id) writes mappings with the ids it prints, and the file it writes
+// starts; a folder that does not exist is named as such.
+func TestInitAutoloadOfFoldersThatAreNotIds(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	for _, name := range []string{"My_App", "app.v2", "my-app"} {
+		copyDir(t, fixture("apps/plain"), filepath.Join(dir, "services", name))
+	}
+	out, code := runCLI(t, dir, nil, "init")
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, out)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "watt.json"))
+	var cfg struct {
+		Autoload struct {
+			Path     string
+			Mappings map[string]struct{ ID string }
+		}
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil || cfg.Autoload.Path != "services" ||
+		cfg.Autoload.Mappings["My_App"].ID != "my-app" || cfg.Autoload.Mappings["app.v2"].ID != "app-v2" || cfg.Autoload.Mappings["my-app"].ID != "my-app-2" {
+		t.Fatalf("watt.json (%v):\n%s", err, b)
+	}
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	for _, id := range []string{"my-app", "app-v2", "my-app-2"} {
+		d.waitReady(id, 20*time.Second)
+	}
+	if out, code := runCLI(t, dir, nil, "init", filepath.Join(dir, "nowhere")); code != 2 || !strings.Contains(out, "nowhere is not a directory") {
+		t.Errorf("init of a folder that does not exist: exit %d\n%s", code, out)
+	}
+}
+
 // TestConfigReportExitsUsage: every configuration problem, including an
 // application folder no capability recognises (inside the project or
 // outside it), comes in one report, and wattd start and wattd build exit

@@ -63,6 +63,9 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return &exitError{exitUsage, fmt.Errorf("%s is not a directory", abs)}
+	}
 	target := filepath.Join(abs, "watt.json")
 	if _, err := os.Stat(target); err == nil && !force {
 		return &exitError{exitUsage, fmt.Errorf("%s exists; use --force to overwrite it", target)}
@@ -92,6 +95,14 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 		return &exitError{exitUsage, fmt.Errorf("no application found in %s, below it or in %s/{%s}: an application is a folder with a package.json or a go.mod",
 			abs, abs, strings.Join(appFolders, ","))}
 	}
+	// Folders whose names make the same id (My_App, my-app) get one each.
+	seen := map[string]int{}
+	for i := range apps {
+		id := apps[i].id
+		if seen[id]++; seen[id] > 1 {
+			apps[i].id = fmt.Sprintf("%s-%d", id, seen[id])
+		}
+	}
 	ids := make([]string, len(apps))
 	for i, a := range apps {
 		ids[i] = a.id
@@ -108,7 +119,20 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 		"logger":     map[string]any{"level": "info"},
 	}
 	if folder != "" {
-		cfg["autoload"] = map[string]any{"path": folder}
+		autoload := map[string]any{"path": folder}
+		// A folder whose name is not an application id (My_App, app.v2)
+		// gets the id printed above through a mapping: autoload alone
+		// would name the application after the folder, and refuse it.
+		mappings := map[string]any{}
+		for _, a := range apps {
+			if name := filepath.Base(a.dir); name != a.id {
+				mappings[name] = map[string]any{"id": a.id}
+			}
+		}
+		if len(mappings) > 0 {
+			autoload["mappings"] = mappings
+		}
+		cfg["autoload"] = autoload
 	} else {
 		list := make([]any, 0, len(apps))
 		for _, a := range apps {
