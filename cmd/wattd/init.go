@@ -148,12 +148,16 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 		return &exitError{exitFailure, err}
 	}
 	envPath := filepath.Join(abs, ".env")
+	_, statErr := os.Stat(envPath)
 	added, err := addServerEnv(envPath)
 	if err != nil {
 		return &exitError{exitFailure, err}
 	}
 	fmt.Fprintf(out, "wrote %s\n", target)
-	if len(added) > 0 {
+	switch {
+	case len(added) > 0 && errors.Is(statErr, os.ErrNotExist):
+		fmt.Fprintf(out, "wrote %s with %s\n", envPath, strings.Join(added, ", "))
+	case len(added) > 0:
 		fmt.Fprintf(out, "added %s to %s\n", strings.Join(added, ", "), envPath)
 	}
 	for _, a := range apps {

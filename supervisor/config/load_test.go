@@ -484,7 +484,7 @@ func TestLoadNotFound(t *testing.T) {
 		{
 			name: "no config in the project directory",
 			dir:  "testdata/apps",
-			want: "no configuration file: {TD}/apps/watt.json does not exist (nor does platformatic.json, watt.yaml, watt.toml or any other name Watt reads in that directory)",
+			want: "no configuration file: {TD}/apps/watt.json does not exist (nor does platformatic.json, watt.yaml, watt.toml or any other name Watt reads in that directory); wattd init writes one for the applications it finds there",
 		},
 		{
 			name: "missing explicit file",

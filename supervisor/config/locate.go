@@ -151,7 +151,7 @@ func locate(dir, file string) (string, error) {
 			return "", fmt.Errorf("no configuration file: %s is a directory, not a file (and no other name Watt reads exists in %s): %w", p, abs, fs.ErrNotExist)
 		}
 	}
-	return "", fmt.Errorf("no configuration file: %s does not exist (nor does platformatic.json, watt.yaml, watt.toml or any other name Watt reads in that directory): %w",
+	return "", fmt.Errorf("no configuration file: %s does not exist (nor does platformatic.json, watt.yaml, watt.toml or any other name Watt reads in that directory); wattd init writes one for the applications it finds there: %w",
 		filepath.Join(abs, configNames[0]), fs.ErrNotExist)
 }
 
