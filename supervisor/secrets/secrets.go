@@ -47,6 +47,11 @@ var secretWords = map[string]bool{
 	"PASSPHRASE": true, "PASS": true, "PWD": true,
 }
 
+// lastWords are secret as a name's last word only: SESSION_SIG, AUTH_JWT
+// and X_BEARER hold one, JWT_ISSUER and SIG_ALGORITHM name something about
+// one.
+var lastWords = map[string]bool{"JWT": true, "BEARER": true, "SIG": true}
+
 var secretParts = []string{"SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL"}
 
 // words splits name as the package comment says, upper-cased.
@@ -93,6 +98,9 @@ func isSecretMember(name string) bool {
 		if strings.Contains(joined, p) {
 			return true
 		}
+	}
+	if len(ws) > 0 && lastWords[ws[len(ws)-1]] {
+		return true
 	}
 	for i, w := range ws {
 		if secretWords[w] {

@@ -14,6 +14,7 @@ func TestIsSecretName(t *testing.T) {
 		"AUTH", "BASIC_AUTH", "Authorization", "AWS_ACCESS_KEY_ID", "PRIVATE_KEY_PEM",
 		"SENTRY_DSN", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_CONNECTION_STRING",
 		"DATABASE_URL", "database-url", "SESSION_COOKIE", "PASSWORD_SALT", "ssh.passphrase",
+		"JWT", "jwtKey", "X_BEARER", "SESSION_SIG",
 	}
 	for _, n := range secret {
 		if !IsSecretName(n) {
@@ -23,6 +24,7 @@ func TestIsSecretName(t *testing.T) {
 	plain := []string{
 		"PORT", "NODE_ENV", "HOME", "PATH", "PWD", "KEYBOARD_LAYOUT", "AUTHOR", "AUTHOR_NAME",
 		"MONKEY", "DATABASE_HOST", "CONNECTION_TIMEOUT", "PLT_APP", "WATTD_APP", "LANG", "",
+		"SIGNAL_NAME", "KILL_SIGNAL", "JWT_ISSUER", "SIG_ALGORITHM",
 	}
 	for _, n := range plain {
 		if IsSecretName(n) {
