@@ -195,6 +195,14 @@ type EntryChecker interface {
 	CheckEntry(app App) error
 }
 
+// EntryMissingError is an EntryChecker's error that the application's
+// entry file is not there: a build may be what makes it (a TypeScript
+// app's "main": "dist/index.js"), so wattd build does not refuse it.
+type EntryMissingError struct{ Err error }
+
+func (e *EntryMissingError) Error() string { return e.Err.Error() }
+func (e *EntryMissingError) Unwrap() error { return e.Err }
+
 // KeyError is an EntryChecker's problem with one key of the application's
 // configuration ("command"), reported at that key's JSON path.
 type KeyError struct {

@@ -94,7 +94,7 @@ func CheckAppIn(mode capabilities.Mode) config.AppCheck {
 }
 
 // checkApp checks ac as the start in mode will run it; entry tells whether
-// its entry must already be there.
+// its entry file must already be there (not before a build).
 func checkApp(ac config.Application, mode capabilities.Mode, entry bool) (string, error) {
 	if ac.CommandLine != "" {
 		if _, err := node.SplitOptions(ac.CommandLine); err != nil {
@@ -116,12 +116,16 @@ func checkApp(ac config.Application, mode capabilities.Mode, entry bool) (string
 			return "permissions", errors.New(noPermissions(ac.ID, c.ID()))
 		}
 	}
-	if ec, ok := c.(capabilities.EntryChecker); ok && entry {
+	if ec, ok := c.(capabilities.EntryChecker); ok {
 		app := capabilities.App{ID: ac.ID, Dir: ac.Path, Mode: mode, Watt: ac.Watt, Command: ac.Command, Env: ac.Env}
 		if ac.CommandLine != "" {
 			app.Command, _ = node.SplitOptions(ac.CommandLine) // split above
 		}
-		if err := ec.CheckEntry(app); err != nil {
+		err := ec.CheckEntry(app)
+		if _, missing := errors.AsType[*capabilities.EntryMissingError](err); missing && !entry {
+			err = nil // the build makes it
+		}
+		if err != nil {
 			if ke, ok := errors.AsType[*capabilities.KeyError](err); ok {
 				return ke.Key, ke.Err
 			}

@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -59,6 +61,23 @@ func TestCheckApp(t *testing.T) {
 		key, err := CheckApp(tt.app)
 		if (err != nil) != tt.wantErr || tt.wantErr && key != tt.wantKey {
 			t.Errorf("%s: key %q err %v; want key %q, error %v", tt.name, key, err, tt.wantKey, tt.wantErr)
+		}
+	}
+	// Before a build, an entry the build makes may be missing; a
+	// package.json that is not JSON is still a problem.
+	built, broken := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(built, "package.json"), []byte(`{"main": "dist/index.js", "scripts": {"build": "tsc"}}`), 0o644)
+	os.WriteFile(filepath.Join(broken, "package.json"), []byte(`{"main": `), 0o644)
+	for _, c := range []struct {
+		dir              string
+		start, beforeRun bool // whether CheckApp, CheckAppToBuild fail
+	}{{built, true, false}, {broken, true, true}} {
+		ac := config.Application{ID: "a", Path: c.dir, Capability: "node"}
+		if _, err := CheckApp(ac); (err != nil) != c.start {
+			t.Errorf("CheckApp(%s): %v", c.dir, err)
+		}
+		if _, err := CheckAppToBuild(ac); (err != nil) != c.beforeRun {
+			t.Errorf("CheckAppToBuild(%s): %v", c.dir, err)
 		}
 	}
 }

@@ -290,7 +290,7 @@ func appEntry(app capabilities.App) (string, error) {
 			return "", err
 		}
 		if !ok {
-			return "", fmt.Errorf("node.main names %q, and %s is not a file", m, p)
+			return "", &capabilities.EntryMissingError{Err: fmt.Errorf("node.main names %q, and %s is not a file", m, p)}
 		}
 		return p, nil
 	}
@@ -331,7 +331,11 @@ func Entry(dir string) (string, error) {
 						hint = " (the package has a build script, which may make it: run wattd build)"
 					}
 				}
-				return "", fmt.Errorf("%s: %q names %q: %w%s", pkgPath, field, rel, err, hint)
+				err = fmt.Errorf("%s: %q names %q: %w%s", pkgPath, field, rel, err, hint)
+				if errors.Is(err, errNoSuchFile) {
+					err = &capabilities.EntryMissingError{Err: err}
+				}
+				return "", err
 			}
 			return p, nil
 		}
@@ -346,8 +350,8 @@ func Entry(dir string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no entry file in %s: package.json has no \"main\" (or \"exports\") and none of %s exists",
-		dir, strings.Join(Candidates(), ", "))
+	return "", &capabilities.EntryMissingError{Err: fmt.Errorf("no entry file in %s: package.json has no \"main\" (or \"exports\") and none of %s exists",
+		dir, strings.Join(Candidates(), ", "))}
 }
 
 // entryField returns the first entryFields member of pkg that is a string,
@@ -391,8 +395,11 @@ func resolveFile(dir, rel string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("no such file")
+	return "", errNoSuchFile
 }
+
+// errNoSuchFile is resolveFile's answer when none of the files is there.
+var errNoSuchFile = errors.New("no such file")
 
 // errNotDir is what stat returns for a path through a regular file.
 var errNotDir error = syscall.ENOTDIR
