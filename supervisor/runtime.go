@@ -377,13 +377,22 @@ func New(opts Options) (_ *Runtime, err error) {
 		rt.log.Info("using the public socket passed by the service manager; server.hostname and server.port are not bound",
 			zap.String("addr", public.String()))
 	}
-	for _, ac := range cfg.Applications {
-		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: rt.appLog.With(zap.String("app", ac.ID))}
-		sp, err := rt.buildSpec(cfg, ac)
-		if err != nil {
-			return nil, err
+	// Every application's launch first, so that what keeps several from
+	// starting (builds not made: a Go app's, a Next.js app's) is said at
+	// once, before any socket is opened.
+	specs := make([]*appSpec, len(cfg.Applications))
+	var specErrs []error
+	for i, ac := range cfg.Applications {
+		if specs[i], err = rt.buildSpec(cfg, ac); err != nil {
+			specErrs = append(specErrs, err)
 		}
-		a.spec.Store(sp)
+	}
+	if len(specErrs) > 0 {
+		return nil, errors.Join(specErrs...)
+	}
+	for i, ac := range cfg.Applications {
+		a := &app{rt: rt, id: ac.ID, entry: ac.ID == cfg.Entrypoint, log: rt.appLog.With(zap.String("app", ac.ID))}
+		a.spec.Store(specs[i])
 		for i := 0; i < ac.Workers; i++ {
 			s := newSlot(a, i)
 			if a.entry {

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -150,6 +151,34 @@ func TestBuildMakesTheEntry(t *testing.T) {
 	d := startWattd(t, dir, freePort(t), startOpts{})
 	if body := waitHTTP(t, d.url("/"), 20*time.Second); body != "built" {
 		t.Errorf("GET /: %q", body)
+	}
+}
+
+// TestStartNamesEveryBuildMissing: wattd start of a project whose
+// applications were not built names each one, not the first alone.
+func TestStartNamesEveryBuildMissing(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	for _, id := range []string{"a", "b"} {
+		copyDir(t, fixture("apps/vite"), filepath.Join(dir, id))
+		os.RemoveAll(filepath.Join(dir, id, "dist"))
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"entrypoint": "a",
+		"applications": []any{
+			map[string]any{"id": "a", "path": "./a"},
+			map[string]any{"id": "b", "path": "./b"},
+		},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	if code := d.wait(30 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, id := range []string{"a", "b"} {
+		if want := fmt.Sprintf("app %q: no Vite build in %s", id, filepath.Join(dir, id, "dist")); !strings.Contains(d.out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, d.out.String())
+		}
 	}
 }
 
