@@ -1321,6 +1321,9 @@ func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
 	if !ok {
 		return rt.notFound(id)
 	}
+	if closed(rt.stopping) {
+		return errStopped // refused before anything is said of a restart
+	}
 	a.rollMu.Lock()
 	r := a.nextRoll
 	if r == nil {

@@ -420,6 +420,10 @@ func TestCtlRestartDuringShutdownFails(t *testing.T) {
 	if code == 0 || !strings.Contains(out, `restart "web"`) || !strings.Contains(out, "stopping") {
 		t.Fatalf("ctl restart during shutdown: exit %d, want non-zero with the reason:\n%s", code, out)
 	}
+	// Refused before a restart is said to be on its way.
+	if strings.Contains(d.out.String(), "rolling restart requested") {
+		t.Errorf("the log announces the restart it refuses:\n%s", d.out.String())
+	}
 }
 
 // TestCtlRestartOfFailingAppSaysWhy: restarting an app whose workers cannot

@@ -541,7 +541,7 @@ func (s *Server) restartApp(r *http.Request) (int, any, error) {
 	if _, err := s.findApp(id); err != nil {
 		return 0, nil, err
 	}
-	s.log.Info("restarting app on request", zap.String("app", id))
+	s.log.Debug("restarting app on request", zap.String("app", id))
 	if err := s.b.RestartApp(s.ctx, id); err != nil {
 		return 0, nil, err
 	}

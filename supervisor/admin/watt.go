@@ -436,7 +436,7 @@ func (w *wattAPI) restart(s *Server, r *http.Request) (int, any, error) {
 		}
 	}
 	for _, id := range ids {
-		s.log.Info("restarting app on request (management API)", zap.String("app", id))
+		s.log.Debug("restarting app on request (management API)", zap.String("app", id))
 		if err := s.b.RestartApp(s.ctx, id); err != nil {
 			return 0, nil, err
 		}
