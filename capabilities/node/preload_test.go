@@ -1127,6 +1127,21 @@ func TestStatsBeforeReady(t *testing.T) {
 	}
 }
 
+// getOn sends GET path on the kept-alive connection c (read through br)
+// and returns the response and its whole body.
+func getOn(c net.Conn, br *bufio.Reader, path string) (*http.Response, string, error) {
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+		return nil, "", err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), err
+}
+
 // TestDrainInFlightOnKeepAlive: a keep-alive connection that already
 // served a request has its next one in flight when the drain starts. The
 // preload watches no request before the drain, so it must find that
@@ -1156,18 +1171,7 @@ func TestDrainInFlightOnKeepAlive(t *testing.T) {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(waitLimit))
 			br := bufio.NewReader(c)
-			roundTrip := func(path string) (*http.Response, string, error) {
-				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
-					return nil, "", err
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					return nil, "", err
-				}
-				b, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				return resp, string(b), err
-			}
+			roundTrip := func(path string) (*http.Response, string, error) { return getOn(c, br, path) }
 			if resp, _, err := roundTrip("/warm"); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
 				t.Fatalf("first request: %v %+v", err, resp)
 			}
@@ -1218,18 +1222,7 @@ func TestDrainCloseAgainstAppsConnectionHeader(t *testing.T) {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(waitLimit))
 			br := bufio.NewReader(c)
-			roundTrip := func(path string) (*http.Response, string, error) {
-				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
-					return nil, "", err
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					return nil, "", err
-				}
-				b, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				return resp, string(b), err
-			}
+			roundTrip := func(path string) (*http.Response, string, error) { return getOn(c, br, path) }
 			// Before the drain the app's header stands.
 			if resp, _, err := roundTrip("/keepalive/" + strings.TrimPrefix(how, "slow-")); err != nil || resp.Close {
 				t.Fatalf("before the drain: %v %+v", err, resp)
