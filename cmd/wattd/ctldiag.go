@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -114,10 +113,6 @@ func writeInto(output, what string, fetch func(io.Writer) (string, int64, error)
 	return savedFile{path: output, n: n}, err
 }
 
-// diagFileName matches the names wattd gives heap snapshots and profiles:
-// heap-APP-N-TIME.heapsnapshot, cpu-APP-N-TIME.pb.gz, heap-APP-N-TIME.heapprofile…
-var diagFileName = regexp.MustCompile(`^(heap|cpu)-[A-Za-z0-9._-]+-[0-9]+-[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}Z\.(heapsnapshot|cpuprofile|heapprofile|pb\.gz)$`)
-
 type savedFile struct {
 	path string
 	n    int64
@@ -161,7 +156,7 @@ func saveDownload(dir, output, what string, fetch func(io.Writer) (string, int64
 		// be a wattd (a socket another user planted, given with --socket
 		// to a root shell): only a name wattd gives is taken, and an
 		// existing file is never replaced under it.
-		if !diagFileName.MatchString(name) {
+		if !admin.DiagFileName.MatchString(name) {
 			return savedFile{}, fmt.Errorf("the runtime named the %s %q, which is not a name wattd gives; give --output", what, name)
 		}
 		output = filepath.Join(dir, name)

@@ -108,9 +108,21 @@ func takeHeapSnapshot(s *Server, ctx context.Context, id string, worker int) (in
 	if err != nil {
 		return 0, nil, err
 	}
-	name := fmt.Sprintf("heap-%s-%d-%s.heapsnapshot", id, h.Worker, time.Now().UTC().Format("2006-01-02T15-04-05Z"))
+	name := diagName("heap", id, h.Worker, time.Now(), "heapsnapshot")
 	return http.StatusOK, snapshotAnswer{h: h, name: name, log: s.log}, nil
 }
+
+// diagName is the name a heap snapshot or profile is saved under:
+// KIND-APP-N-TIME.EXT (heap-api-0-2026-12-07T04-10-00Z.heapsnapshot), the
+// time in UTC.
+func diagName(kind, id string, worker int, at time.Time, ext string) string {
+	return fmt.Sprintf("%s-%s-%d-%s.%s", kind, id, worker, at.UTC().Format("2006-01-02T15-04-05Z"), ext)
+}
+
+// DiagFileName matches the names diagName gives: a client that saves an
+// answer under the name it comes with takes no other (the other end of a
+// socket may not be a wattd).
+var DiagFileName = regexp.MustCompile(`^(heap|cpu)-[A-Za-z0-9._-]+-[0-9]+-[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}Z\.(heapsnapshot|cpuprofile|heapprofile|pb\.gz)$`)
 
 // snapshotStall bounds how long a heap snapshot's client may take no
 // data: the worker's event loop waits for it meanwhile.

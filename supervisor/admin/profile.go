@@ -112,19 +112,19 @@ func (s *Server) profile(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	stamp := time.Now().UTC().Format("2006-01-02T15-04-05Z")
+	now := time.Now()
 	if format == "v8" {
 		if pr.Format == "pprof" {
 			pr.File.Close()
 			return 0, nil, badRequest("the worker's runtime gives its profiles as pprof, not V8's JSON: ask for format pprof")
 		}
-		return http.StatusOK, fileAnswer{f: pr.File, name: fmt.Sprintf("%s-%s-%d-%s.%sprofile", typ, id, index, stamp, typ), log: s.log}, nil
+		return http.StatusOK, fileAnswer{f: pr.File, name: diagName(typ, id, index, now, typ+"profile"), log: s.log}, nil
 	}
 	b, err := pprofOf(pr, typ, maps, s.log)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, bytesAnswer{b: b, name: fmt.Sprintf("%s-%s-%d-%s.pb.gz", typ, id, index, stamp)}, nil
+	return http.StatusOK, bytesAnswer{b: b, name: diagName(typ, id, index, now, "pb.gz")}, nil
 }
 
 // profileInterval reads a profile's sampling interval; "" is the default.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 )
@@ -189,5 +190,24 @@ func TestWattRoutes(t *testing.T) {
 	resp, _ = rawRequest(t, sock, http.MethodPost, "/api/v1/restart")
 	if resp.StatusCode != 200 || strings.Join(b.restarts, ",") != "web,api" {
 		t.Errorf("restart: %d, restarted %v", resp.StatusCode, b.restarts)
+	}
+}
+
+// TestDiagNamesMatchWhatClientsTake: every name diagName gives is one
+// DiagFileName takes, and the names of other files are not.
+func TestDiagNamesMatchWhatClientsTake(t *testing.T) {
+	at := time.Date(2026, 12, 7, 4, 10, 0, 0, time.UTC)
+	for _, n := range []string{
+		diagName("heap", "api", 0, at, "heapsnapshot"), diagName("cpu", "web-2", 12, at, "pb.gz"),
+		diagName("heap", "web", 1, at, "heapprofile"), diagName("cpu", "web", 1, at, "cpuprofile"),
+	} {
+		if !DiagFileName.MatchString(n) {
+			t.Errorf("%q is not taken", n)
+		}
+	}
+	for _, n := range []string{".bashrc", "heap-api-0.heapsnapshot", "../heap-api-0-2026-12-07T04-10-00Z.heapsnapshot", "cpu-api-0-2026-12-07T04-10-00Z.sh"} {
+		if DiagFileName.MatchString(n) {
+			t.Errorf("%q is taken", n)
+		}
 	}
 }
