@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/ipc"
-	"github.com/wattd/wattd/supervisor/procnet"
 	"github.com/wattd/wattd/supervisor/rundir"
 )
 
@@ -161,15 +160,5 @@ func peerPID(c *net.UnixConn) (int, bool) {
 
 // inTree reports whether pid is root or below it.
 func inTree(pid, root int) bool {
-	for depth := 0; pid > 1 && depth < 64; depth++ {
-		if pid == root {
-			return true
-		}
-		st, ok := procnet.ReadStat(pid)
-		if !ok {
-			return false
-		}
-		pid = st.PPID
-	}
-	return false
+	return pid == root || ancestry(pid, 0, func(p, _ int) bool { return p == root })
 }

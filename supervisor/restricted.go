@@ -41,24 +41,36 @@ func (rt *Runtime) RestrictedWorker(pid int) (string, bool) {
 	if len(confined) == 0 {
 		return "", false
 	}
-	self := os.Getpid()
-	for range maxAncestry {
-		if id, ok := confined[pid]; ok {
-			return id, true
+	if id, ok := confined[pid]; ok {
+		return id, true // whether or not its /proc entry can still be read
+	}
+	var id string
+	found := ancestry(pid, os.Getpid(), func(p, pgrp int) bool {
+		var ok bool
+		if id, ok = confined[p]; !ok {
+			id, ok = confined[pgrp]
 		}
+		return ok
+	})
+	return id, found
+}
+
+// ancestry calls visit with pid and its process group, then with each of
+// its parents in turn, until visit says found (true), a process is gone,
+// or the walk reaches init, stop (a pid not to go past; 0 for none) or
+// maxAncestry levels.
+func ancestry(pid, stop int, visit func(pid, pgrp int) bool) bool {
+	for depth := 0; pid > 1 && pid != stop && depth < maxAncestry; depth++ {
 		st, ok := procnet.ReadStat(pid)
 		if !ok {
-			return "", false
+			return false
 		}
-		if id, ok := confined[st.PGRP]; ok {
-			return id, true
-		}
-		if st.PPID <= 1 || st.PPID == self {
-			return "", false
+		if visit(pid, st.PGRP) {
+			return true
 		}
 		pid = st.PPID
 	}
-	return "", false
+	return false
 }
 
 // workerPIDs lists the processes of a's workers: each slot's current one,
