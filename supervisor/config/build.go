@@ -368,7 +368,11 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 
 	var ids, disabled []string
 	for _, e := range entries {
-		if !enabledIn(e.raw.Enabled, l.environment) {
+		on, warning := enabledIn(e.raw.Enabled, l.environment, e.ptr+"/enabled")
+		if warning != nil {
+			l.warnings = append(l.warnings, *warning)
+		}
+		if !on {
 			disabled = append(disabled, e.id)
 			continue
 		}

@@ -11,29 +11,44 @@ import (
 // enabledIn reads Watt's "enabled": a boolean, a string (only "false"
 // disables) or an object giving the value per environment, true where the
 // environment is not named. The loader's environment "" counts as
-// production, the environment of wattd start and wattd build.
-func enabledIn(raw json.RawMessage, environment string) bool {
-	if len(raw) == 0 {
-		return true
+// production, the environment of wattd start and wattd build. A string
+// other than "true" and "false" leaves the application on, as in Watt, and
+// comes back as a warning at ptr: "False", "0" or "no" read as off to
+// anyone but Watt.
+func enabledIn(raw json.RawMessage, environment, ptr string) (bool, *issue) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return true, nil
 	}
 	var b bool
 	if json.Unmarshal(raw, &b) == nil {
-		return b
+		return b, nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return strings.TrimSpace(s) != "false"
+		return enabledString(s, ptr)
 	}
-	var perEnv map[string]bool
+	var perEnv map[string]bool // the schema has checked the values
 	if json.Unmarshal(raw, &perEnv) == nil {
 		if environment == "" {
 			environment = "production"
 		}
 		if v, ok := perEnv[environment]; ok {
-			return v
+			return v, nil
 		}
 	}
-	return true
+	return true, nil
+}
+
+// enabledString is enabledIn for a string.
+func enabledString(s, ptr string) (bool, *issue) {
+	switch strings.TrimSpace(s) {
+	case "false":
+		return false, nil
+	case "true", "":
+		return true, nil
+	}
+	w := issuef(ptr, "%q is neither \"true\" nor \"false\"; only \"false\" turns the application off (as in Watt), so it runs", s)
+	return true, &w
 }
 
 // stringOrList reads a value the schema allows as one string or an array

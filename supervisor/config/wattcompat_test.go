@@ -445,6 +445,45 @@ func TestSingleApplicationFolder(t *testing.T) {
 	}
 }
 
+// An application's "enabled" string turns it off only when it is "false",
+// as in Watt; any other word leaves it on with a warning naming it, and a
+// per-environment object takes booleans, "false" read as false (Watt's
+// schema coerces it) and any other string refused.
+func TestEnabledStrings(t *testing.T) {
+	files := map[string]string{
+		"watt.json": `{"applications": [
+  {"id": "a", "path": "a", "enabled": "false"},
+  {"id": "b", "path": "b", "enabled": "FALSE"},
+  {"id": "c", "path": "c", "enabled": "true"},
+  {"id": "d", "path": "d", "enabled": "no"},
+  {"id": "e", "path": "e", "enabled": {"production": true, "development": false}},
+  {"id": "f", "path": "f", "enabled": {"production": "false"}}], "entrypoint": "c"}`,
+		"a/index.js": "", "b/index.js": "", "c/index.js": "", "d/index.js": "", "e/index.js": "", "f/index.js": "",
+	}
+	c, _, err := loadWattProject(t, files, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, a := range c.Applications {
+		ids = append(ids, a.ID)
+	}
+	if !slices.Equal(ids, []string{"b", "c", "d", "e"}) {
+		t.Errorf("applications %v, want [b c d e]", ids)
+	}
+	if !hasWarning(c, "/applications/1/enabled", `"FALSE" is neither "true" nor "false"`, "so it runs") ||
+		!hasWarning(c, "/applications/3/enabled", `"no"`) || len(c.Warnings) != 2 {
+		t.Errorf("warnings:\n%s", strings.Join(c.Warnings, "\n"))
+	}
+	_, _, err = loadWattProject(t, map[string]string{
+		"watt.json":  `{"applications": [{"id": "a", "path": "a", "enabled": {"production": "sometimes"}}]}`,
+		"a/index.js": "",
+	}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "/applications/0/enabled/production: expected boolean") {
+		t.Errorf("per-environment string: %v", err)
+	}
+}
+
 func TestEnvironmentAndPlaceholders(t *testing.T) {
 	files := map[string]string{
 		"watt.json":  `{"server": {"hostname": "{HOST}"}, "applications": [{"id": "a", "path": "a", "enabled": {"development": false}}, {"id": "b", "path": "b"}], "entrypoint": "b"}`,
