@@ -580,6 +580,10 @@ type devWatcher struct {
 
 	mu      sync.Mutex
 	running map[string]devWatch // by application id
+	// project watches the project's own configuration files that are in
+	// no application's folder (projectFiles), for a reload.
+	project      context.CancelFunc
+	projectFiles []string
 
 	reloadMu sync.Mutex // one reload for changed configuration files at a time
 }
@@ -619,6 +623,53 @@ func (d *devWatcher) sync() {
 		d.running[id] = devWatch{target: t, stop: stop}
 		d.log.Debug("watching the application's files", zap.String("app", id), zap.String("dir", t.Dir))
 	}
+	d.syncProject(targets)
+}
+
+// syncProject watches the project's configuration files (its watt.json,
+// its .env files, the runtime envfile) that no application's watch sees,
+// and reloads when one changes: editing the project's watt.json or .env
+// applies as an application's own do. A file inside an application's
+// folder is left to that application's watch, which reloads too. Nothing
+// is watched when Watt's "watch" is false.
+func (d *devWatcher) syncProject(targets map[string]supervisor.WatchTarget) {
+	var files []string
+	if cfg := d.rt.Config(); cfg != nil && !cfg.NoWatch {
+		files = slices.DeleteFunc(slices.Clone(cfg.Sources), func(f string) bool {
+			for _, t := range targets {
+				if rel, err := filepath.Rel(t.Dir, f); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	if slices.Equal(files, d.projectFiles) {
+		return
+	}
+	if d.project != nil {
+		d.project()
+		d.project = nil
+	}
+	d.projectFiles = files
+	if len(files) == 0 {
+		return
+	}
+	ctx, stop := context.WithCancel(d.ctx)
+	err := devwatch.WatchFiles(ctx, files, 300*time.Millisecond, func(paths []string) {
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Info("the project's configuration changed; reloading", zap.Strings("paths", paths))
+		d.reload()
+	})
+	if err != nil {
+		stop()
+		d.projectFiles = nil // tried again at the next reload
+		d.log.Warn("cannot watch the project's configuration files; run wattd ctl reload after editing them", zap.Error(err))
+		return
+	}
+	d.project = stop
 }
 
 func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.WatchTarget) error {
@@ -673,10 +724,6 @@ func (d *devWatcher) watch(ctx context.Context, id string, target supervisor.Wat
 	})
 }
 
-// configChanged tells whether one of paths, changed under dir, is a file
-// the configuration is read from (the application's own configuration,
-// its .env, its package.json), or dir itself, which stands for changes
-// that were lost.
 // maxPathsLogged is how many changed paths the log line names.
 const maxPathsLogged = 20
 
@@ -699,6 +746,10 @@ func (d *devWatcher) ownFiles() map[string]bool {
 	return own
 }
 
+// configChanged tells whether one of paths, changed under dir, is a file
+// the configuration is read from (the application's own configuration,
+// its .env, its package.json), or dir itself, which stands for changes
+// that were lost.
 func (d *devWatcher) configChanged(dir string, paths []string) bool {
 	return slices.ContainsFunc(paths, func(p string) bool {
 		return p == dir || config.ReadsConfigFrom(filepath.Base(p))
@@ -714,33 +765,39 @@ func (d *devWatcher) configChanged(dir string, paths []string) bool {
 // same .env seen by two applications' watches, or wattd ctl reload) waits
 // for it, bounded.
 func (d *devWatcher) reloaded(id string) bool {
+	res, err := d.reload()
+	switch {
+	case errors.Is(err, supervisor.ErrStopping) || d.ctx.Err() != nil:
+		return true
+	case errors.Is(err, supervisor.ErrInvalidConfig):
+		d.log.Error("files changed, but the configuration cannot be applied; the application restarts with the one in use", zap.String("app", id), zap.Error(err))
+		return false
+	case err != nil && res.Changed == nil:
+		// Not carried out at all (refused, or no reload in this
+		// runtime): a restart is what is left.
+		return false
+	}
+	// Carried out, in whole or in part (the reload logged what failed).
+	return slices.Contains(res.Changed, id) || slices.Contains(res.Removed, id)
+}
+
+// reload reloads the configuration, waiting (bounded) for a reload or
+// another change under way to end first. The reload logs what it did and
+// what failed.
+func (d *devWatcher) reload() (supervisor.ReloadResult, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		res, err := d.rt.Reload(d.ctx)
-		if errors.Is(err, supervisor.ErrChangeInProgress) && time.Now().Before(deadline) {
-			select {
-			case <-d.ctx.Done():
-				return true
-			case <-time.After(200 * time.Millisecond):
-			}
-			continue
+		if !errors.Is(err, supervisor.ErrChangeInProgress) || !time.Now().Before(deadline) {
+			return res, err
 		}
-		switch {
-		case errors.Is(err, supervisor.ErrStopping) || d.ctx.Err() != nil:
-			return true
-		case errors.Is(err, supervisor.ErrInvalidConfig):
-			d.log.Error("files changed, but the configuration cannot be applied; the application restarts with the one in use", zap.String("app", id), zap.Error(err))
-			return false
-		case err != nil && res.Changed == nil:
-			// Not carried out at all (refused, or no reload in this
-			// runtime): a restart is what is left.
-			return false
+		select {
+		case <-d.ctx.Done():
+			return res, d.ctx.Err()
+		case <-time.After(200 * time.Millisecond):
 		}
-		// Carried out, in whole or in part (the reload logged what
-		// failed).
-		return slices.Contains(res.Changed, id) || slices.Contains(res.Removed, id)
 	}
 }
 

@@ -13,6 +13,21 @@ import (
 	"time"
 )
 
+// writeAppsConfig writes dir/watt.json listing the applications ids, each
+// in the folder of its name, served at {PLT_SERVER_PORT} on loopback.
+func writeAppsConfig(t *testing.T, dir, entrypoint string, ids ...string) {
+	t.Helper()
+	apps := []any{}
+	for _, id := range ids {
+		apps = append(apps, map[string]any{"id": id, "path": "./" + id})
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"entrypoint":   entrypoint,
+		"applications": apps,
+	})
+}
+
 // copyDir copies a fixture app (no node_modules) so a test may edit it.
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
@@ -177,6 +192,49 @@ func TestDevAppliesEditedConfig(t *testing.T) {
 	if !strings.Contains(d.out.String(), "watt.json") {
 		t.Error("the error does not name the file")
 	}
+}
+
+// TestDevReloadsOnProjectConfig: under wattd dev, the project's own
+// watt.json and .env, outside every application's folder, are watched too:
+// an edit is applied by a reload (an application added, a variable
+// changed), and one that breaks the configuration is refused with the
+// running applications unchanged.
+func TestDevReloadsOnProjectConfig(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	copyDir(t, fixture("apps/plain"), filepath.Join(dir, "web"))
+	writeFiles(t, filepath.Join(dir, "env"), map[string]string{
+		"index.js":     "require('node:http').createServer((q, s) => s.end(String(process.env.PROJECT_X))).listen(3000)\n",
+		"package.json": `{"name": "env", "main": "index.js"}`,
+	})
+	writeFiles(t, dir, map[string]string{".env": "PROJECT_X=one\n"})
+	conf := func(apps ...string) { writeAppsConfig(t, dir, "env", apps...) }
+	conf("env")
+	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
+	served := func(what, want string) {
+		t.Helper()
+		waitFor(t, 20*time.Second, what, func() bool {
+			_, body, err := get(fresh, d.url("/"))
+			return err == nil && body == want
+		})
+	}
+	served("the first worker", "one")
+
+	writeFiles(t, dir, map[string]string{".env": "PROJECT_X=two\n"})
+	served("the edited project .env applied", "two")
+
+	conf("env", "web")
+	d.waitReady("web", 20*time.Second)
+	d.waitOutput("the project's configuration changed; reloading", time.Second)
+
+	if err := os.WriteFile(filepath.Join(dir, "watt.json"), []byte(`{"applications": [`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput("reload refused: the configuration does not load", 15*time.Second)
+	if code, body, err := get(fresh, d.url("/")); err != nil || code != 200 || body != "two" {
+		t.Fatalf("after a broken edit: %d %v %q", code, err, body)
+	}
+	d.waitReady("web", time.Second)
 }
 
 // TestDevRenamedFolder: after a folder of the app is renamed (`mv lib
@@ -493,17 +551,7 @@ func TestDevChangeOfAppBeingRemoved(t *testing.T) {
 	writeJSON(t, filepath.Join(web, "package.json"), map[string]any{"name": "web", "main": "index.js"})
 	old := filepath.Join(dir, "old")
 	copyDir(t, fixture("apps/plain"), old)
-	config := func(ids ...string) {
-		apps := []any{}
-		for _, id := range ids {
-			apps = append(apps, map[string]any{"id": id, "path": "./" + id})
-		}
-		writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
-			"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
-			"entrypoint":   "web",
-			"applications": apps,
-		})
-	}
+	config := func(ids ...string) { writeAppsConfig(t, dir, "web", ids...) }
 	config("web", "old")
 	d := startWattd(t, dir, freePort(t), startOpts{dev: true})
 	d.waitReady("web", 20*time.Second)

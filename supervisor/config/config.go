@@ -72,6 +72,12 @@ type Config struct {
 	// ManagementAPI is Watt's "managementApi": the socket wattpm finds
 	// running runtimes by (on by default, as in Watt).
 	ManagementAPI ManagementAPI
+	// Sources are the project's files the configuration is read from: the
+	// configuration file, the .env files looked for beside it and in the
+	// project directory (whether or not they exist: one created counts),
+	// or the --env file, and the runtime envfile. Applications' own
+	// files are not in it. wattd dev reloads when one changes.
+	Sources []string `json:"-"`
 	// Resolved is the configuration file's JSON with its placeholders
 	// replaced and the Watt options wattd ignores left out; secrets are
 	// in it as written.

@@ -26,6 +26,7 @@ type loader struct {
 	strictEnv   bool     // an unset placeholder is an error whatever the file says
 	envFile     string   // Options.EnvFile
 	mode        envMode  // what an unset placeholder does in this load
+	sources     []string // see Config.Sources
 
 	// runtimePreload and sourceMaps are the runtime-level values every
 	// application starts from.
@@ -129,6 +130,7 @@ func (l *loader) load(data []byte) (*Config, error) {
 	l.warnings = maskSecrets(l.warnings, sub.secrets)
 	cfg.Warnings = l.warningStrings()
 	cfg.Resolved = resolved
+	cfg.Sources = append([]string{l.file}, l.sources...)
 	cfg.lifts = l.lifts
 	cfg.lines = doc.lines
 	return cfg, nil
@@ -273,6 +275,7 @@ func (l *loader) projectDotenv() map[string]string {
 	if l.envFile != "" {
 		// Given on the command line, it stands in for both.
 		p := l.resolve(l.projectDir, l.envFile)
+		l.sources = append(l.sources, p)
 		vars, warns, err := readDotenv(p, true, "")
 		l.foreignWarnings = append(l.foreignWarnings, warns...)
 		if err != nil {
@@ -287,6 +290,7 @@ func (l *loader) projectDotenv() map[string]string {
 	if p := filepath.Join(l.projectDir, ".env"); p != paths[0] {
 		paths = append(paths, p)
 	}
+	l.sources = append(l.sources, paths...)
 	var layers []map[string]string
 	for _, p := range paths {
 		vars, warns, err := readDotenv(p, false, "")
@@ -314,6 +318,7 @@ func (l *loader) runtimeEnvfile(root map[string]any, dotenv map[string]string) (
 		// Reported by the main substitution pass, which sees this value too.
 		return nil, nil
 	}
+	l.sources = append(l.sources, l.resolve(l.dir, expanded))
 	vars, warns, err := readDotenv(l.resolve(l.dir, expanded), true, "/envfile")
 	l.foreignWarnings = append(l.foreignWarnings, warns...)
 	if err != nil {

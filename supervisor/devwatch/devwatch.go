@@ -50,75 +50,90 @@ func Watch(ctx context.Context, root string, debounce time.Duration, onChange fu
 		onWarn(missed)
 	}
 	warnedLater := false
-	go func() {
-		defer w.Close()
-		var pending []string
-		timer := time.NewTimer(time.Hour)
-		timer.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
+	go debounced(ctx, w, debounce, onChange, func(ev fsnotify.Event) []string {
+		if ignored(root, ev.Name) {
+			return nil
+		}
+		if ev.Has(fsnotify.Rename) {
+			// A folder renamed (or moved away): drop its watches now, so
+			// that the Create of its new name watches it afresh. Left
+			// alone, the watch stays under the old name and is removed
+			// when the kernel reports the move, leaving the folder
+			// unwatched under its new one.
+			unwatchTree(w, ev.Name)
+		}
+		if ev.Has(fsnotify.Create) {
+			if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+				// A new folder: watch it too.
+				missed, err := addTree(w, ev.Name)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					missed = err // the folder itself
 				}
-				if ignored(root, ev.Name) {
-					continue
-				}
-				if ev.Has(fsnotify.Rename) {
-					// A folder renamed (or moved away): drop its watches
-					// now, so that the Create of its new name watches it
-					// afresh. Left alone, the watch stays under the old
-					// name and is removed when the kernel reports the
-					// move, leaving the folder unwatched under its new one.
-					unwatchTree(w, ev.Name)
-				}
-				if ev.Has(fsnotify.Create) {
-					if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-						// A new folder: watch it too.
-						missed, err := addTree(w, ev.Name)
-						if err != nil && !errors.Is(err, fs.ErrNotExist) {
-							missed = err // the folder itself
-						}
-						if missed != nil && !warnedLater {
-							warnedLater = true
-							onWarn(missed)
-						}
-					}
-				}
-				if !slices.Contains(pending, ev.Name) {
-					pending = append(pending, ev.Name)
-				}
-				timer.Reset(debounce)
-			case <-timer.C:
-				if len(pending) > 0 {
-					onChange(pending)
-					pending = nil
-				}
-			case err := <-w.Errors:
-				if !errors.Is(err, fsnotify.ErrEventOverflow) {
-					continue // the next event still triggers
-				}
-				// The kernel's queue overflowed (a flood of changes, a
-				// checkout, while a restart held this loop): events were
-				// lost, so folders made meanwhile may be unwatched and a
-				// change missed. Watch the whole tree again and report
-				// root itself: something changed, which is not known.
-				missed, _ := addTree(w, root)
 				if missed != nil && !warnedLater {
 					warnedLater = true
 					onWarn(missed)
 				}
-				if !slices.Contains(pending, root) {
-					pending = append(pending, root)
-				}
-				timer.Reset(debounce)
 			}
 		}
-	}()
+		return []string{ev.Name}
+	}, func() []string {
+		// Folders made meanwhile may be unwatched and a change missed:
+		// watch the whole tree again and report root itself, standing
+		// for a change that is not known.
+		missed, _ := addTree(w, root)
+		if missed != nil && !warnedLater {
+			warnedLater = true
+			onWarn(missed)
+		}
+		return []string{root}
+	})
 	return nil
+}
+
+// debounced reads w's events until ctx ends and calls onChange with the
+// paths changed once no further change has come for debounce. changed
+// says which paths an event reports (none: it does not count); lost
+// which ones to report when the kernel's queue overflowed (a flood of
+// changes, a checkout, while a restart held this loop) and events were
+// lost. It closes w when it returns.
+func debounced(ctx context.Context, w *fsnotify.Watcher, debounce time.Duration, onChange func([]string), changed func(fsnotify.Event) []string, lost func() []string) {
+	defer w.Close()
+	var pending []string
+	add := func(paths []string) {
+		for _, p := range paths {
+			if !slices.Contains(pending, p) {
+				pending = append(pending, p)
+			}
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if paths := changed(ev); len(paths) > 0 {
+				add(paths)
+				timer.Reset(debounce)
+			}
+		case err := <-w.Errors:
+			if !errors.Is(err, fsnotify.ErrEventOverflow) {
+				continue // the next event still triggers
+			}
+			add(lost())
+			timer.Reset(debounce)
+		case <-timer.C:
+			if len(pending) > 0 {
+				onChange(pending)
+				pending = nil
+			}
+		}
+	}
 }
 
 // unwatchTree removes the watches of dir and of the folders below it.
@@ -244,4 +259,39 @@ func skippedFolder(p, base string) bool {
 		return slices.Contains(Skipped, base)
 	}
 	return fi.IsDir()
+}
+
+// WatchFiles watches the given files (absolute paths) until ctx ends, and
+// calls onChange with those changed once no further change has come for
+// debounce. It watches their folders, not below, so that a file an editor
+// replaces (written aside, then renamed over it), removes or creates
+// counts. It returns once the watches are set up, or with an error if a
+// folder cannot be watched.
+func WatchFiles(ctx context.Context, files []string, debounce time.Duration, onChange func(paths []string)) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", strings.Join(files, ", "), err)
+	}
+	// By the path events name (the folder's real one): the path given.
+	named := map[string]string{}
+	for _, f := range files {
+		dir := filepath.Dir(f)
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return fmt.Errorf("watch %s: %w", dir, limitHint(err))
+		}
+		named[filepath.Join(dir, filepath.Base(f))] = f
+	}
+	go debounced(ctx, w, debounce, onChange, func(ev fsnotify.Event) []string {
+		if f, ok := named[ev.Name]; ok {
+			return []string{f}
+		}
+		return nil
+	}, func() []string {
+		return files // any of them may have changed
+	})
+	return nil
 }

@@ -390,3 +390,59 @@ func TestQueueOverflow(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestWatchFiles: only the named files count, in a folder reached through
+// a link too; one replaced by a rename (an editor's save) or created
+// counts, and a burst gives one call naming each file once.
+func TestWatchFiles(t *testing.T) {
+	root := t.TempDir()
+	real := filepath.Join(root, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(root, "link", "watt.json")
+	dotenv := filepath.Join(root, "link", ".env") // not there yet
+	if err := os.WriteFile(conf, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := make(chan []string, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := WatchFiles(ctx, []string{conf, dotenv}, 100*time.Millisecond, func(p []string) { calls <- p }); err != nil {
+		t.Fatal(err)
+	}
+	next := func(what string) []string {
+		t.Helper()
+		select {
+		case p := <-calls:
+			slices.Sort(p)
+			return p
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no call for %s", what)
+			return nil
+		}
+	}
+	// Another file of the folder: nothing. Then the named file, replaced
+	// by a rename, and the .env created, in one burst.
+	os.WriteFile(filepath.Join(real, "other.js"), []byte("x"), 0o644)
+	tmp := filepath.Join(real, "watt.json.tmp")
+	os.WriteFile(tmp, []byte(`{"a": 1}`), 0o644)
+	if err := os.Rename(tmp, filepath.Join(real, "watt.json")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(real, ".env"), []byte("X=1\n"), 0o644)
+	if got, want := next("the burst"), []string{dotenv, conf}; !slices.Equal(got, want) {
+		t.Fatalf("changed %v, want %v", got, want)
+	}
+	os.WriteFile(filepath.Join(real, "other.js"), []byte("y"), 0o644)
+	os.WriteFile(filepath.Join(real, ".env"), []byte("X=2\n"), 0o644)
+	if got := next("the second edit"); !slices.Equal(got, []string{dotenv}) {
+		t.Fatalf("changed %v, want only %s", got, dotenv)
+	}
+	if err := WatchFiles(ctx, []string{filepath.Join(root, "gone", "watt.json")}, time.Millisecond, func([]string) {}); err == nil {
+		t.Error("a folder that is not there: no error")
+	}
+}
