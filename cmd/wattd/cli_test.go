@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -618,6 +619,81 @@ func TestInitAppAtRoot(t *testing.T) {
 	if out, code := runCLI(t, empty, nil, "init"); code != 2 || !strings.Contains(out, "no application found") {
 		t.Fatalf("init in an empty folder: exit %d\n%s", code, out)
 	}
+}
+
+// TestInitMixedLayouts: wattd init reads a project's workspaces, leaves
+// out the folders that look like libraries or test suites (and says so),
+// prefers a root that is itself a server to the folders beside it (and
+// names them), and excludes from an autoload the folders it left out; each
+// file it writes starts.
+func TestInitMixedLayouts(t *testing.T) {
+	integration(t)
+	library := map[string]string{"package.json": `{"name": "util", "main": "index.js", "types": "index.d.ts"}`, "index.js": "exports.x = 1\n"}
+	suite := map[string]string{"package.json": `{"name": "e2e", "private": true, "scripts": {"test": "node --test"}}`}
+	type config struct {
+		Entrypoint   string
+		Applications []struct{ ID, Path string }
+		Autoload     struct {
+			Path    string
+			Exclude []string
+		}
+	}
+	initAndStart := func(t *testing.T, dir string, ready ...string) (string, config) {
+		t.Helper()
+		out, code := runCLI(t, dir, nil, "init")
+		if code != 0 {
+			t.Fatalf("init: exit %d\n%s", code, out)
+		}
+		var cfg config
+		b, _ := os.ReadFile(filepath.Join(dir, "watt.json"))
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		d := startWattd(t, dir, freePort(t), startOpts{})
+		for _, id := range ready {
+			d.waitReady(id, 20*time.Second)
+		}
+		return out, cfg
+	}
+
+	t.Run("workspaces", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"package.json": `{"name": "mono", "private": true, "workspaces": ["apps/*", "packages/*"]}`})
+		copyDir(t, fixture("apps/plain"), filepath.Join(dir, "apps", "web"))
+		writeFiles(t, filepath.Join(dir, "packages", "util"), library)
+		writeFiles(t, filepath.Join(dir, "packages", "e2e"), suite)
+		out, cfg := initAndStart(t, dir, "web")
+		if len(cfg.Applications) != 1 || cfg.Applications[0].Path != "./apps/web" || cfg.Entrypoint != "web" {
+			t.Errorf("applications %+v", cfg.Applications)
+		}
+		for _, want := range []string{"packages/util: looks like a library", "packages/e2e: nothing to start"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("init does not say %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("root server beside other folders", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "site")
+		copyDir(t, fixture("apps/plain"), dir)
+		copyDir(t, fixture("apps/plain"), filepath.Join(dir, "admin"))
+		writeFiles(t, filepath.Join(dir, "e2e"), suite)
+		out, cfg := initAndStart(t, dir, "site")
+		if len(cfg.Applications) != 1 || cfg.Applications[0].Path != "." {
+			t.Errorf("applications %+v", cfg.Applications)
+		}
+		if !strings.Contains(out, "also found admin (node)") {
+			t.Errorf("init does not name the folder beside the root:\n%s", out)
+		}
+	})
+	t.Run("autoload excludes", func(t *testing.T) {
+		dir := t.TempDir()
+		copyDir(t, fixture("apps/plain"), filepath.Join(dir, "services", "users"))
+		writeFiles(t, filepath.Join(dir, "services", "shared"), library)
+		_, cfg := initAndStart(t, dir, "users")
+		if cfg.Autoload.Path != "services" || !slices.Equal(cfg.Autoload.Exclude, []string{"shared"}) {
+			t.Errorf("autoload %+v", cfg.Autoload)
+		}
+	})
 }
 
 // TestInitAutoloadOfFoldersThatAreNotIds: wattd init over services/ whose

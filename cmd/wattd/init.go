@@ -13,7 +13,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/supervisor/config"
 )
 
@@ -54,10 +53,8 @@ type foundApp struct {
 	path                string // as written in watt.json, relative to it
 }
 
-// initProject writes DIR/watt.json: an autoload of the app folder when
-// the applications live in one (web/, apps/, services/, packages/), else
-// an explicit list of DIR's sub-directories that a capability recognises,
-// else DIR itself as the one application (path ".") when it is one.
+// initProject writes DIR/watt.json for the applications discover finds:
+// an autoload of their folder when they live in one, else their list.
 func initProject(dir, entry string, force bool, out io.Writer) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -75,25 +72,15 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 	if other, _ := config.Find(abs); other != "" && other != target && !force {
 		return &exitError{exitUsage, fmt.Errorf("%s exists, and a new watt.json would be read instead of it; use --force to write it anyway", other)}
 	}
-	folder := ""
-	var apps []foundApp
-	for _, f := range appFolders {
-		if found := scanApps(filepath.Join(abs, f)); len(found) > 0 {
-			folder, apps = f, found
-			break
-		}
-	}
-	if folder == "" {
-		apps = scanApps(abs)
-	}
+	found := discover(abs)
+	folder, apps := found.folder, found.apps
 	if len(apps) == 0 {
-		if a, ok := rootApp(abs); ok {
-			apps = []foundApp{a}
+		msg := fmt.Sprintf("no application found in %s, below it or in %s/{%s}: an application is a folder with a package.json or a go.mod",
+			abs, abs, strings.Join(appFolders, ","))
+		if len(found.skipped) > 0 {
+			msg += "; left out:" + skippedList(abs, found.skipped)
 		}
-	}
-	if len(apps) == 0 {
-		return &exitError{exitUsage, fmt.Errorf("no application found in %s, below it or in %s/{%s}: an application is a folder with a package.json or a go.mod",
-			abs, abs, strings.Join(appFolders, ","))}
+		return &exitError{exitUsage, errors.New(msg)}
 	}
 	// Folders whose names make the same id (My_App, my-app) get one each.
 	seen := map[string]int{}
@@ -132,6 +119,16 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 		if len(mappings) > 0 {
 			autoload["mappings"] = mappings
 		}
+		// Autoload takes every sub-folder: those left out are excluded.
+		var exclude []string
+		for _, sk := range found.skipped {
+			if filepath.Dir(sk.dir) == filepath.Join(abs, folder) {
+				exclude = append(exclude, filepath.Base(sk.dir))
+			}
+		}
+		if len(exclude) > 0 {
+			autoload["exclude"] = exclude
+		}
 		cfg["autoload"] = autoload
 	} else {
 		list := make([]any, 0, len(apps))
@@ -166,6 +163,16 @@ func initProject(dir, entry string, force bool, out io.Writer) error {
 			mark = "*"
 		}
 		fmt.Fprintf(out, "  %s %-16s %-8s %s\n", mark, a.id, a.capability, a.dir)
+	}
+	if len(found.skipped) > 0 {
+		fmt.Fprintf(out, "left out (add them by hand if they serve):%s\n", skippedList(abs, found.skipped))
+	}
+	if len(found.beside) > 0 {
+		var names []string
+		for _, a := range found.beside {
+			names = append(names, fmt.Sprintf("%s (%s)", rel(abs, a.dir), a.capability))
+		}
+		fmt.Fprintf(out, "also found %s: not added, since the folder is itself an application; list them in \"applications\" if they run on their own\n", strings.Join(names, ", "))
 	}
 	fmt.Fprintf(out, "* entrypoint. Next: wattd build %s && wattd start %s\n", dir, dir)
 	return nil
@@ -204,19 +211,6 @@ func addServerEnv(path string) ([]string, error) {
 	return added, os.WriteFile(path, append(old, text.String()...), 0o644)
 }
 
-// rootApp recognises dir itself as an application: a package.json or
-// go.mod at its root that a capability claims.
-func rootApp(dir string) (foundApp, bool) {
-	if !hasAny(dir, "package.json", "go.mod") {
-		return foundApp{}, false
-	}
-	c, err := capabilities.Detect(dir)
-	if err != nil {
-		return foundApp{}, false
-	}
-	return foundApp{id: appID(filepath.Base(dir)), dir: dir, capability: c.ID(), path: "."}, true
-}
-
 // appID turns a folder name into an application id (a DNS label).
 func appID(name string) string {
 	id := strings.ToLower(name)
@@ -230,32 +224,6 @@ func appID(name string) string {
 		id = "app"
 	}
 	return id
-}
-
-// scanApps lists the sub-directories of dir that a capability recognises,
-// skipping hidden folders and node_modules.
-func scanApps(dir string) []foundApp {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var out []foundApp
-	for _, e := range entries {
-		name := e.Name()
-		if !e.IsDir() || strings.HasPrefix(name, ".") || name == "node_modules" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if !hasAny(p, "package.json", "go.mod") {
-			continue
-		}
-		c, err := capabilities.Detect(p)
-		if err != nil {
-			continue
-		}
-		out = append(out, foundApp{id: appID(name), dir: p, capability: c.ID(), path: "./" + name})
-	}
-	return out
 }
 
 func hasAny(dir string, names ...string) bool {
@@ -285,4 +253,94 @@ func guessEntrypoint(apps []foundApp) string {
 		}
 	}
 	return apps[0].id
+}
+
+// discovered is what init found in a project.
+type discovered struct {
+	apps    []foundApp
+	folder  string       // the one app folder (web/, apps/, …) they are all in, for an autoload
+	skipped []skippedDir // recognised, but not applications by the look of them
+	beside  []foundApp   // applications below DIR left out because DIR is one
+}
+
+// discover finds a project's applications:
+//
+//   - when DIR declares workspaces (npm, Yarn, pnpm), the workspace folders;
+//   - else the sub-folders of web/, apps/, services/ and packages/, as an
+//     autoload when they are all in one of them;
+//   - else DIR itself when it is an application (path "."), telling of
+//     the sub-folders that look like applications too;
+//   - else DIR's sub-folders.
+//
+// Folders that look like libraries or test suites are left out, and said.
+func discover(abs string) discovered {
+	var d discovered
+	if dirs, ok := workspaceFolders(abs); ok {
+		for _, dir := range dirs {
+			if a, why, ok := examine(dir, false); ok && why == "" {
+				d.apps = append(d.apps, a)
+			} else if ok {
+				d.skipped = append(d.skipped, skippedDir{dir, why})
+			}
+		}
+		d.setPaths(abs)
+		return d
+	}
+	var folders []string
+	for _, f := range appFolders {
+		apps, skipped := scanApps(filepath.Join(abs, f))
+		if len(apps) > 0 {
+			folders = append(folders, f)
+		}
+		d.apps = append(d.apps, apps...)
+		d.skipped = append(d.skipped, skipped...)
+	}
+	if len(folders) == 1 {
+		d.folder = folders[0]
+	}
+	if len(d.apps) == 0 {
+		sub, subSkipped := scanApps(abs)
+		if root, why, ok := examine(abs, true); ok && why == "" {
+			root.path = "."
+			d.apps, d.beside = []foundApp{root}, sub
+		} else {
+			d.apps = sub
+			d.skipped = append(d.skipped, subSkipped...)
+			if len(sub) == 0 && ok {
+				// Nothing else: DIR itself, though it does not look
+				// like a server, rather than nothing.
+				root.path = "."
+				d.apps = []foundApp{root}
+			}
+		}
+	}
+	d.setPaths(abs)
+	return d
+}
+
+// setPaths writes each application's path as watt.json gives it.
+func (d *discovered) setPaths(abs string) {
+	for i, a := range d.apps {
+		if a.path == "" {
+			d.apps[i].path = "./" + rel(abs, a.dir)
+		}
+	}
+}
+
+// rel is dir relative to abs, with forward slashes.
+func rel(abs, dir string) string {
+	r, err := filepath.Rel(abs, dir)
+	if err != nil {
+		return dir
+	}
+	return filepath.ToSlash(r)
+}
+
+// skippedList is the folders left out, one per line, with why.
+func skippedList(abs string, skipped []skippedDir) string {
+	var b strings.Builder
+	for _, sk := range skipped {
+		fmt.Fprintf(&b, "\n    %s: %s", rel(abs, sk.dir), sk.why)
+	}
+	return b.String()
 }
