@@ -321,8 +321,12 @@ func discover(abs string) discovered {
 // setPaths writes each application's path as watt.json gives it.
 func (d *discovered) setPaths(abs string) {
 	for i, a := range d.apps {
-		if a.path == "" {
-			d.apps[i].path = "./" + rel(abs, a.dir)
+		switch r := rel(abs, a.dir); {
+		case a.path != "":
+		case r == ".":
+			d.apps[i].path = "."
+		default:
+			d.apps[i].path = "./" + r
 		}
 	}
 }
