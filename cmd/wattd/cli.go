@@ -57,7 +57,12 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 func run(args []string) int {
@@ -108,7 +113,7 @@ func run(args []string) int {
 	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
-			if ee.err != nil {
+			if ee.err != nil && ee.err != errForcedStop {
 				fmt.Fprintln(os.Stderr, "wattd:", ee.err)
 			}
 			return ee.code
@@ -483,10 +488,23 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 	case err != nil:
 		return &exitError{exitFailure, err}
 	case forced.Load():
-		return &exitError{exitFailure, nil}
+		// Said in the log already; systemd's STATUS gets it too.
+		return &exitError{exitFailure, errForcedStop}
 	}
 	return nil
 }
+
+// errForcedStop is the end of a stop that a second stop signal made
+// forced.
+var errForcedStop = errors.New("stopped by a second stop signal: the workers were killed without draining")
+
+// stopEcho is how long after a stop signal another one counts as the same
+// request, not as a second one that kills every worker: one Ctrl-C
+// reaches wattd twice when a wrapper that forwards signals (npm start,
+// yarn, pnpm) is in the terminal's foreground process group too, and GNU
+// timeout signals its child and then its own group. A person pressing
+// Ctrl-C again does so later than this.
+const stopEcho = 300 * time.Millisecond
 
 // forcedExitAfter bounds how long wattd waits for killed workers to be
 // reaped after a second stop signal.
@@ -513,6 +531,7 @@ type signalHandler struct {
 
 func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 	stopping := false
+	var stopAt time.Time // when the stop began
 	for {
 		select {
 		case <-ctx.Done():
@@ -529,7 +548,7 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 					if stopping {
 						continue
 					}
-					stopping = true
+					stopping, stopAt = true, time.Now()
 					h.log.Warn("SIGHUP: the controlling terminal hung up; stopping gracefully. To keep wattd running without a terminal, start it under nohup, with setsid or under a service manager")
 					h.rt.Stop()
 				case hupEchoing:
@@ -538,13 +557,18 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 					h.hup.request()
 				}
 			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+				if stopping && time.Since(stopAt) < stopEcho {
+					h.log.Info("stop signal repeated at once; taken as the same request, the graceful stop goes on (send it again to stop at once)",
+						zap.String("signal", sig.String()), zap.Duration("after", time.Since(stopAt)))
+					continue
+				}
 				if stopping {
 					h.log.Warn("second stop signal; killing every worker and exiting", zap.String("signal", sig.String()))
 					h.forced()
 					h.rt.Kill()
 					continue
 				}
-				stopping = true
+				stopping, stopAt = true, time.Now()
 				h.log.Info("stop signal received", zap.String("signal", sig.String()))
 				h.rt.Stop()
 			case syscall.SIGUSR2:

@@ -13,20 +13,25 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wattd/wattd/supervisor/sdnotify/sdnotifytest"
 )
 
 // TestSecondStopSignal: a second SIGTERM while a worker ignores the first
 // kills the workers at once, and wattd still removes its runtime
-// directory and admin socket before it exits 1.
+// directory and admin socket before it exits 1, telling the service
+// manager why. A copy of the first that comes at once (one Ctrl-C sent by
+// the terminal and forwarded by npm start) is the same request.
 func TestSecondStopSignal(t *testing.T) {
 	integration(t)
+	notes := sdnotifytest.Listen(t)
 	port := freePort(t)
 	dir := project(t, map[string]any{
 		"server":           map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"gracefulShutdown": map[string]any{"runtime": 60000, "application": 60000},
 		"applications":     []any{map[string]any{"id": "web", "path": fixture("faults/ignore-sigterm"), "workers": 2}},
 	})
-	d := startWattd(t, dir, port, startOpts{})
+	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + notes.Path}})
 	a := d.waitReady("web", 20*time.Second)
 	// Each worker's SIGTERM handler is in place once it has answered.
 	seen := map[string]bool{}
@@ -38,16 +43,28 @@ func TestSecondStopSignal(t *testing.T) {
 	})
 	sock := d.adminSocket()
 	rtDir := filepath.Dir(sock)
+	first := time.Now()
 	d.signal(syscall.SIGTERM)
+	d.signal(syscall.SIGINT)
 	waitFor(t, 15*time.Second, "both workers to ignore SIGTERM", func() bool {
 		return strings.Count(d.out.String(), "SIGTERM received and ignored") == 2
 	})
+	d.waitOutput("stop signal repeated at once; taken as the same request", time.Second)
+	// A signal within 300 ms of the first would be taken as its copy too.
+	time.Sleep(time.Until(first.Add(400 * time.Millisecond)))
 	start := time.Now()
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(15 * time.Second); code != 1 {
 		t.Fatalf("exit code %d after a second SIGTERM, want 1", code)
 	}
 	t.Logf("exited %s after the second SIGTERM", time.Since(start).Round(time.Millisecond))
+	if out := d.out.String(); strings.Contains(out, "panic") || strings.Count(out, "second stop signal; killing every worker") != 1 {
+		t.Errorf("output:\n%s", out)
+	}
+	waitFor(t, 5*time.Second, "STATUS=failed", func() bool {
+		all := notes.All()
+		return len(all) > 0 && strings.HasPrefix(all[len(all)-1], "STATUS=failed: stopped by a second stop signal")
+	})
 	for _, p := range []string{sock, rtDir} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind (stat: %v)", p, err)
