@@ -2,6 +2,8 @@ package ipc
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -19,6 +21,20 @@ const EnvStatsInterval = "WATTD_STATS_INTERVAL_MS"
 // for the Node.js preload.
 const defaultStatsInterval = 2 * time.Second
 
+// MaxAppMetrics bounds the text of a worker's own metrics in one report
+// (UTF-8 bytes): wattd leaves out a longer one, and ReportStats does not
+// send it.
+const MaxAppMetrics = 256 << 10
+
+// appMetricsRetry is how long ReportStats leaves out the app's metrics
+// after they came out over MaxAppMetrics (doubling while they stay over,
+// up to appMetricsRetryMax): rendering a large registry at every report
+// would cost the worker for nothing.
+const (
+	appMetricsRetry    = time.Minute
+	appMetricsRetryMax = 16 * time.Minute
+)
+
 // StatsOptions says what ReportStats sends beside the Go runtime's figures.
 type StatsOptions struct {
 	// AppMetrics returns the app's own metrics in the Prometheus text
@@ -26,7 +42,10 @@ type StatsOptions struct {
 	// each report; wattd's metrics endpoint serves them with the worker's
 	// applicationId and workerId labels. Nil: none. When its text has
 	// go_goroutines already (a registry with the client library's Go
-	// collector), the SDK's own Go series are left out, not doubled.
+	// collector), the SDK's own Go series are left out, not doubled. A
+	// text over MaxAppMetrics is left out of the reports, said once on
+	// standard error, and AppMetrics is not called again for a minute
+	// (then two, four, … up to 16 while it stays over).
 	AppMetrics func() string
 	// ActiveConns returns the client connections open now
 	// (HTTPDrainer.Open); nil: 0.
@@ -58,11 +77,23 @@ func (c *Control) ReportStats(ctx context.Context, opts StatsOptions) error {
 	}
 	t := time.NewTimer(next())
 	defer t.Stop()
+	var skipUntil time.Time // the app's metrics are left out until then
+	retry, warned := appMetricsRetry, false
 	for {
 		st := &Stats{}
 		var app string
-		if opts.AppMetrics != nil {
+		if opts.AppMetrics != nil && !time.Now().Before(skipUntil) {
 			app = opts.AppMetrics()
+			if len(app) > MaxAppMetrics {
+				if !warned {
+					warned = true
+					fmt.Fprintf(os.Stderr, "wattd ipc: the app's metrics are %d bytes, over the %d a stats report takes; left out of the reports, tried again in %s\n", len(app), MaxAppMetrics, retry)
+				}
+				app, skipUntil = "", time.Now().Add(retry)
+				retry = min(2*retry, appMetricsRetryMax)
+			} else {
+				retry = appMetricsRetry
+			}
 		}
 		if opts.ActiveConns != nil {
 			st.ActiveConns = opts.ActiveConns()
@@ -72,7 +103,14 @@ func (c *Control) ReportStats(ctx context.Context, opts StatsOptions) error {
 		} else {
 			st.AppMetrics = goMetricsText(samples) + app
 		}
-		if err := c.Send(&Message{Type: TypeStats, Stats: st}); err != nil {
+		err := c.Send(&Message{Type: TypeStats, Stats: st})
+		if errors.Is(err, ErrFrameTooLarge) && app != "" {
+			// Under MaxAppMetrics, but its JSON escapes made the frame
+			// too large: the report goes without it.
+			st.AppMetrics = goMetricsText(samples)
+			err = c.Send(&Message{Type: TypeStats, Stats: st})
+		}
+		if err != nil {
 			return err
 		}
 		select {

@@ -58,3 +58,43 @@ func TestReportStats(t *testing.T) {
 		break
 	}
 }
+
+// TestReportStatsOverSizeAppMetrics: app metrics over MaxAppMetrics (or
+// under it but escaped by JSON past a frame) are left out while the
+// reports go on with the Go runtime's figures; a worker whose registry
+// grew must not stop reporting and be taken for a stuck one.
+func TestReportStatsOverSizeAppMetrics(t *testing.T) {
+	t.Setenv(EnvStatsInterval, "20")
+	for name, text := range map[string]string{
+		"over the bound":          "# TYPE big gauge\n" + strings.Repeat("big{k=\"v\"} 1\n", MaxAppMetrics/10),
+		"escaped past the frame": "# HELP esc x\n# TYPE esc gauge\nesc{k=\"" + strings.Repeat("\x01", MaxAppMetrics-64) + "\"} 1\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctl, wattd := dialInProcess(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			calls := make(chan struct{}, 100)
+			done := make(chan error, 1)
+			go func() {
+				done <- ctl.ReportStats(ctx, StatsOptions{AppMetrics: func() string { calls <- struct{}{}; return text }})
+			}()
+			for i := range 3 {
+				m, err := ReadMessage(wattd)
+				if err != nil || m.Type != TypeStats || m.Stats == nil {
+					t.Fatalf("report %d: %+v %v", i, m, err)
+				}
+				if !strings.Contains(m.Stats.AppMetrics, "\ngo_goroutines ") || strings.Contains(m.Stats.AppMetrics, "big{") || strings.Contains(m.Stats.AppMetrics, "esc{") {
+					t.Fatalf("report %d carries:\n%.300s", i, m.Stats.AppMetrics)
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("ReportStats stopped: %v", err)
+			default:
+			}
+			if n := len(calls); name == "over the bound" && n != 1 {
+				t.Errorf("AppMetrics called %d times in three reports, want once (then left alone)", n)
+			}
+		})
+	}
+}

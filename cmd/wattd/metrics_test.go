@@ -884,6 +884,52 @@ func TestAppMetricsOverFrame(t *testing.T) {
 	}
 }
 
+// TestAppMetricsOverBound: an app registry that renders over the
+// preload's bound is left out of the reports, said once, and not rendered
+// again at every report (which cost the worker's event loop for nothing):
+// the next try is a minute later.
+func TestAppMetricsOverBound(t *testing.T) {
+	needPromFixture(t)
+	port, mport := freePort(t), freePort(t)
+	dir := metricsProject(t, map[string]any{"hostname": "127.0.0.1", "port": mport},
+		map[string]any{"id": "web", "path": fixture("apps/prom"), "env": map[string]any{"WATTD_STATS_INTERVAL_MS": "100"}})
+	d := startWattd(t, dir, port, startOpts{})
+	pid := d.waitReady("web", 30*time.Second).Workers[0].PID
+	renders := func() int {
+		t.Helper()
+		var a struct{ Renders int }
+		_, body, err := get(fresh, d.url("/renders"))
+		if err != nil || json.Unmarshal([]byte(body), &a) != nil {
+			t.Fatalf("GET /renders: %v %s", err, body)
+		}
+		return a.Renders
+	}
+	// Rendered at every report (100 ms) while the registry is small.
+	before := renders()
+	waitFor(t, 10*time.Second, "the registry rendered at the reports", func() bool { return renders() >= before+5 })
+	if code, _, err := get(fresh, d.url("/huge")); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /huge: %d %v", code, err)
+	}
+	d.waitOutput("not reporting it (rendered again in 60 s)", 20*time.Second)
+	after := renders()
+	base := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	uptime := func() float64 {
+		fams, err := scrape(base, "", "")
+		if err != nil || fams["wattd_worker_uptime_seconds"] == nil {
+			return 0
+		}
+		return fams["wattd_worker_uptime_seconds"].GetMetric()[0].GetGauge().GetValue()
+	}
+	from := uptime()
+	waitFor(t, 20*time.Second, "two more seconds of reports", func() bool { return uptime() > from+2 })
+	if n := renders() - after; n > 1 {
+		t.Errorf("rendered %d times in 20 reports after it came out over the bound, want none", n)
+	}
+	if w := d.app("web").Workers[0]; w.PID != pid || strings.Count(d.out.String(), "over the 262144 wattd takes") != 1 {
+		t.Errorf("worker %d (want %d), output:\n%s", w.PID, pid, d.out.String())
+	}
+}
+
 // TestPrometheusWithoutPromClient: an app that reads Watt's
 // globalThis.platformatic.prometheus without prom-client among its
 // packages gets undefined, as documented, and wattd's log says why (the

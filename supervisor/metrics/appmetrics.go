@@ -13,6 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"go.uber.org/zap"
+
+	"github.com/wattd/wattd/ipc"
 )
 
 // The metrics an app registers in its own prom-client registry (Watt's
@@ -38,9 +40,9 @@ type workerText struct {
 const warnEvery = time.Minute
 
 // maxAppText is the most text of one worker's app metrics wattd parses,
-// the bound the Node preload keeps to (control.cjs); a worker that sends
-// more is not following the protocol.
-const maxAppText = 256 << 10
+// the bound the Node preload (control.cjs) and the Go SDK keep to; a
+// worker that sends more is not following the protocol.
+const maxAppText = ipc.MaxAppMetrics
 
 // ownPrefix is the prefix of wattd's own metric names; apps may not use it.
 const ownPrefix = "wattd_"

@@ -265,19 +265,31 @@ function untilAligned (intervalMs) {
 // (globalThis.platformatic.prometheus, see globals.cjs) for the next
 // report: prom-client's metrics() is asynchronous, so each report carries
 // the text read at the one before.
+// A registry that rendered over MAX_APP_METRICS is not rendered again for
+// APP_METRICS_RETRY_MS, doubling while it stays over, up to
+// APP_METRICS_RETRY_MAX_MS: rendering it (on the event loop) at every
+// report would cost the app for nothing.
+const APP_METRICS_RETRY_MS = 60000
+const APP_METRICS_RETRY_MAX_MS = 16 * 60000
+
 function readAppMetrics (state) {
   const registry = state.promRegistry
   if (!registry || typeof registry.metrics !== 'function' || state.appMetricsReading) return
+  if (state.appMetricsSkipUntil && Date.now() < state.appMetricsSkipUntil) return
   state.appMetricsReading = true
   Promise.resolve().then(() => registry.metrics()).then((text) => {
     if (typeof text !== 'string') throw new TypeError('metrics() did not give a string')
     const size = Buffer.byteLength(text)
     if (size > MAX_APP_METRICS) {
-      if (!state.appMetricsTooLarge) warn(`the app's metrics registry renders ${size} bytes, over the ${MAX_APP_METRICS} wattd takes; not reporting it`)
+      const retry = state.appMetricsRetry || APP_METRICS_RETRY_MS
+      if (!state.appMetricsTooLarge) warn(`the app's metrics registry renders ${size} bytes, over the ${MAX_APP_METRICS} wattd takes; not reporting it (rendered again in ${retry / 1000} s)`)
       state.appMetricsTooLarge = true
       state.appMetrics = undefined
+      state.appMetricsSkipUntil = Date.now() + retry
+      state.appMetricsRetry = Math.min(2 * retry, APP_METRICS_RETRY_MAX_MS)
       return
     }
+    state.appMetricsRetry = undefined
     state.appMetrics = text
   }).catch((err) => {
     if (!state.appMetricsFailed) warn("cannot read the app's metrics registry", err)

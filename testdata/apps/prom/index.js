@@ -7,6 +7,9 @@
 //   /escapes registers a gauge whose label value is 180,000 control
 //           characters: under the preload's bound on the text, but six
 //           times that once JSON-escaped in a stats report
+//   /huge   registers a gauge of 20,000 series, over the preload's bound
+//           on the text (256 KiB)
+//   /renders answers how often the registry was rendered
 //   else    answers 200
 const http = require('node:http')
 
@@ -20,6 +23,10 @@ const answered = new client.Counter({
 // A name wattd exports itself: wattd's own series must win.
 const clash = new client.Gauge({ name: 'nodejs_heap_size_used_bytes', help: 'A clash.', registers: [registry] })
 clash.set(-1)
+
+let renders = 0
+const metrics = registry.metrics.bind(registry)
+registry.metrics = () => { renders++; return metrics() }
 
 const app = process.env.WATTD_APP_ID
 const worker = process.env.WATTD_WORKER_ID
@@ -42,7 +49,11 @@ const server = http.createServer(async (req, res) => {
     new client.Gauge({ name: 'fixture_escapes', help: 'A label value that grows sixfold in JSON.', labelNames: ['v'], registers: [registry] })
       .set({ v: '\u0001'.repeat(180000) }, 1)
   }
+  if (path === '/huge' && registry.getSingleMetric('fixture_huge') === undefined) {
+    const huge = new client.Gauge({ name: 'fixture_huge', help: 'Many series.', labelNames: ['n'], registers: [registry] })
+    for (let n = 0; n < 20000; n++) huge.set({ n: String(n) }, n)
+  }
   res.setHeader('content-type', 'application/json')
-  res.end(JSON.stringify({ app, worker, via }))
+  res.end(JSON.stringify({ app, worker, via, renders }))
 })
 server.listen(3000)
