@@ -66,7 +66,7 @@ func TestReportStats(t *testing.T) {
 func TestReportStatsOverSizeAppMetrics(t *testing.T) {
 	t.Setenv(EnvStatsInterval, "20")
 	for name, text := range map[string]string{
-		"over the bound":          "# TYPE big gauge\n" + strings.Repeat("big{k=\"v\"} 1\n", MaxAppMetrics/10),
+		"over the bound":         "# TYPE big gauge\n" + strings.Repeat("big{k=\"v\"} 1\n", MaxAppMetrics/10),
 		"escaped past the frame": "# HELP esc x\n# TYPE esc gauge\nesc{k=\"" + strings.Repeat("\x01", MaxAppMetrics-64) + "\"} 1\n",
 	} {
 		t.Run(name, func(t *testing.T) {
