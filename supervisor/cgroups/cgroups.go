@@ -174,6 +174,11 @@ func (m *Manager) open(root string) error {
 	if err != nil {
 		return &unavailable{"cannot read the mount table: " + err.Error(), "mount /proc"}
 	}
+	// A mount another one hides (a tmpfs mounted over /sys/fs/cgroup
+	// leaves the cgroup mounts below it in the table) is not there to
+	// use: its directories would be made in the other filesystem, and
+	// every worker would fail to join them.
+	mounts = slices.DeleteFunc(mounts, func(m mount) bool { return !isCgroupFS(m) })
 	var mt mount
 	if root != "" {
 		var ok bool
@@ -205,6 +210,19 @@ func (m *Manager) open(root string) error {
 		return m.openV2(mt, root)
 	}
 	return m.openV1(mounts, mt, root)
+}
+
+// isCgroupFS tells whether m's mount point is the cgroup filesystem the
+// mount table says is there.
+func isCgroupFS(m mount) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(m.point, &st); err != nil {
+		return false
+	}
+	if m.fstype == "cgroup2" {
+		return st.Type == unix.CGROUP2_SUPER_MAGIC
+	}
+	return st.Type == unix.CGROUP_SUPER_MAGIC
 }
 
 // permission turns a refused write into the reason to fall back.

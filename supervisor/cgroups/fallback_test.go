@@ -121,6 +121,40 @@ func TestFallbackReadOnlyCgroupfs(t *testing.T) {
 	}
 }
 
+// TestFallbackHiddenCgroupfs: a cgroup mount that another one hides (a
+// tmpfs mounted over it) is still in the mount table; wattd falls back
+// rather than make its groups as plain directories in the tmpfs, which
+// no worker could join.
+func TestFallbackHiddenCgroupfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	src := "/sys/fs/cgroup/memory"
+	if _, err := os.Stat(filepath.Join(src, "memory.limit_in_bytes")); err != nil {
+		t.Skip("no cgroup v1 memory hierarchy at " + src)
+	}
+	ro := t.TempDir() // a writable cgroup mount, then a tmpfs over it
+	if err := unix.Mount(src, ro, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(ro, unix.MNT_DETACH) })
+	if err := unix.Mount("tmpfs", ro, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(ro, unix.MNT_DETACH) })
+	m, err := Open(Options{Root: filepath.Join(ro, "wattd"), Name: testName(t), Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	if m.Version() != Fallback || !strings.Contains(m.Warning(), "is not in a cgroup filesystem") {
+		t.Fatalf("version %s, warning %q", m.Version(), m.Warning())
+	}
+	if _, err := os.Stat(filepath.Join(ro, "wattd")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("directories made in the tmpfs (stat: %v)", err)
+	}
+}
+
 func TestFallbackSweepFindsMarkedLeftovers(t *testing.T) {
 	ro := roCgroupMount(t)
 	name := testName(t)

@@ -209,14 +209,31 @@ func (g *Group) Kill() error {
 		return err
 	}
 	if g.m.version == V2 {
-		return killDir(V2, "", g.dirs[""])
+		return killSubtree(V2, "", g.dirs[""])
 	}
-	if err := killDir(V1, "freezer", g.dirs["freezer"]); err != nil {
+	if err := killSubtree(V1, "freezer", g.dirs["freezer"]); err != nil {
 		return err
 	}
 	// A process that joined only some hierarchies (a failed join) is
 	// still found in memory's.
-	return killDir(V1, "memory", g.dirs["memory"])
+	return killSubtree(V1, "memory", g.dirs["memory"])
+}
+
+// killSubtree is killDir for dir and every group below it: a worker's
+// process may make a group of its own under the worker's and move into it
+// (the group is not the worker's to divide, but root can), and a kill of
+// the worker's group alone would leave it running, and the worker's group
+// not removable.
+func killSubtree(v Version, ctrl, dir string) error {
+	var errs error
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if e.IsDir() {
+				errs = errors.Join(errs, killSubtree(v, ctrl, path.Join(dir, e.Name())))
+			}
+		}
+	}
+	return errors.Join(errs, killDir(v, ctrl, dir))
 }
 
 // killDir kills everything in one cgroup directory: v2 cgroup.kill when
@@ -415,7 +432,10 @@ func (g *Group) Remove() error {
 	// The OOM count goes with the directory: keep it for the slot first.
 	g.m.retire(g)
 	for _, dir := range g.uniqueDirs() {
-		errs = errors.Join(errs, rmdir(dir, 2*time.Second))
+		// The groups a process made below the worker's go first; Kill
+		// emptied them.
+		_, err := removeTree(dir, func(string) error { return nil })
+		errs = errors.Join(errs, err)
 	}
 	if errs != nil {
 		return fmt.Errorf("app %q worker %d: %w", g.app, g.index, errs)

@@ -311,6 +311,45 @@ func TestV1KillTakesSetsidAndOrphans(t *testing.T) {
 	}
 }
 
+// TestV1KillTakesSubgroups: a process of the worker that made a group of
+// its own below the worker's, in every hierarchy, and moved into it is
+// killed with the worker, and the groups are removed (the kill read the
+// worker's group alone, and its removal failed busy).
+func TestV1KillTakesSubgroups(t *testing.T) {
+	m := openV1(t)
+	g, err := m.Worker("nest", 0, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, g, "tree", nil)
+	pids := append(w.treePids(t), w.cmd.Process.Pid)
+	moved := pids[0]
+	for _, dir := range g.uniqueDirs() {
+		sub := path.Join(dir, "sub")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFile(sub, "cgroup.procs", fmt.Sprint(moved)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if in, _ := procs(path.Join(g.Dirs()["freezer"], "sub")); !contains(in, moved) {
+		t.Fatalf("process %d not in the sub-group: %v", moved, in)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pids...)
+	if err := g.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range g.Dirs() {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s still exists (%v)", dir, err)
+		}
+	}
+}
+
 func TestV1SweepAfterCrash(t *testing.T) {
 	name := testName(t)
 	old := openReal(t, V1, v1Root, name)

@@ -119,11 +119,19 @@ func resolveResources(base Resources, raw *rawResources, ptr string) (Resources,
 	if raw.CPUs != nil {
 		if f, err := raw.CPUs.Float64(); err == nil {
 			r.CPUs = f
+		} else {
+			problems = append(problems, issuef(ptr+"/cpus", "expected a number of CPUs, got %s", raw.CPUs))
 		}
 	}
 	if raw.Pids != nil {
+		// 100.0 and 1e2 are whole numbers too, which JSON Schema's
+		// "integer" (and so the schema check) accepts.
 		if n, err := raw.Pids.Int64(); err == nil {
 			r.Pids = n
+		} else if f, err := raw.Pids.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+			r.Pids = int64(f)
+		} else {
+			problems = append(problems, issuef(ptr+"/pids", "expected a whole number of processes, got %s", raw.Pids))
 		}
 	}
 	if len(problems) == 0 && (len(raw.Memory) > 0 || len(raw.MemoryHigh) > 0) {

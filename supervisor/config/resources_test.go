@@ -100,6 +100,16 @@ func TestResourcesResolvePerApplication(t *testing.T) {
 			want:        Resources{Memory: 1 << 30, CPUs: 1.5, Pids: 32},
 		},
 		{
+			// Whole numbers written as JSON allows: they were dropped
+			// without a word, leaving no pids limit.
+			name:        "pids written 100.0 or 1e3",
+			runtime:     `"resources": {"pids": 100.0}, `,
+			api:         `"resources": {"pids": 1e3}, `,
+			wantRuntime: Resources{Pids: 100},
+			wantWeb:     Resources{Pids: 100},
+			want:        Resources{Pids: 1000},
+		},
+		{
 			name:    "application only, with a placeholder",
 			web:     `"resources": {"memory": "{MEM}", "memoryHigh": "200MiB"}, `,
 			wantWeb: Resources{Memory: 256 << 20, MemoryHigh: 200 << 20},
