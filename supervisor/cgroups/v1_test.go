@@ -297,6 +297,13 @@ func TestV1KillTakesSetsidAndOrphans(t *testing.T) {
 			t.Fatalf("process %d not in the group %v", pid, in)
 		}
 	}
+	killAndRemove(t, g, pids)
+}
+
+// killAndRemove kills g, waits for pids to be gone, and removes g, whose
+// directories must then be gone.
+func killAndRemove(t *testing.T, g *Group, pids []int) {
+	t.Helper()
 	if err := g.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -336,18 +343,7 @@ func TestV1KillTakesSubgroups(t *testing.T) {
 	if in, _ := procs(path.Join(g.Dirs()["freezer"], "sub")); !contains(in, moved) {
 		t.Fatalf("process %d not in the sub-group: %v", moved, in)
 	}
-	if err := g.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, pids...)
-	if err := g.Remove(); err != nil {
-		t.Fatal(err)
-	}
-	for _, dir := range g.Dirs() {
-		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Errorf("%s still exists (%v)", dir, err)
-		}
-	}
+	killAndRemove(t, g, pids)
 }
 
 func TestV1SweepAfterCrash(t *testing.T) {
