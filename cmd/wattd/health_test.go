@@ -492,11 +492,11 @@ func TestBusyWorkerIsNotTakenForOneThatDoesNotAccept(t *testing.T) {
 // listenFDsProject is a project whose entrypoint, "web", is one worker of
 // command, a program that takes its sockets by LISTEN_FDS and does not
 // speak the protocol, judged with maxUnresponsive 1 s.
-func listenFDsProject(t *testing.T, port int, command ...any) string {
+func listenFDsProject(t *testing.T, port, maxUnresponsiveMs int, command ...any) string {
 	t.Helper()
 	return project(t, map[string]any{
 		"server":  map[string]any{"hostname": "127.0.0.1", "port": port},
-		"health":  map[string]any{"maxUnresponsive": 1000},
+		"health":  map[string]any{"maxUnresponsive": maxUnresponsiveMs},
 		"workers": 1,
 		"applications": []any{map[string]any{
 			"id": "web", "path": fixture("apps/plain"), "capability": "command", "listenFds": true,
@@ -515,7 +515,7 @@ func listenFDsProject(t *testing.T, port int, command ...any) string {
 func TestListenFDsProgramThatListensElsewhereIsReplaced(t *testing.T) {
 	integration(t)
 	port := freePort(t)
-	dir := listenFDsProject(t, port, nodePath(t, testNodes[0]), "-e",
+	dir := listenFDsProject(t, port, 1000, nodePath(t, testNodes[0]), "-e",
 		"require('http').createServer((q, s) => s.end('elsewhere')).listen(0, '127.0.0.1')")
 	d := startWattd(t, dir, port, startOpts{})
 	first := d.waitReady("web", 30*time.Second).Workers[0]
@@ -553,12 +553,14 @@ while True:
     c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
     c.close()
 `
-	dir := listenFDsProject(t, port, "python3", "-c", server)
+	// maxUnresponsive leaves room for a loaded machine, where a process
+	// that slept may wait long for a CPU; the load lasts three times it.
+	dir := listenFDsProject(t, port, 2000, "python3", "-c", server)
 	d := startWattd(t, dir, port, startOpts{})
 	first := d.waitReady("web", 30*time.Second).Workers[0]
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var served, failed atomic.Int64
-	stop := time.Now().Add(5 * time.Second)
+	stop := time.Now().Add(6 * time.Second)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
