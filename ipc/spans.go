@@ -55,9 +55,13 @@ const (
 // application, the worker, its pid, the service name), so spans carry none
 // of it.
 type Span struct {
-	TraceID       string         `json:"traceId"`
-	SpanID        string         `json:"spanId"`
-	ParentSpanID  string         `json:"parentSpanId,omitempty"`
+	TraceID      string `json:"traceId"`
+	SpanID       string `json:"spanId"`
+	ParentSpanID string `json:"parentSpanId,omitempty"`
+	// ParentRemote says the parent is another process's span (one taken
+	// from a request's traceparent): OTLP's is_remote. Without it the
+	// parent is a span of the same process.
+	ParentRemote  bool           `json:"parentRemote,omitempty"`
 	Name          string         `json:"name"`
 	Kind          string         `json:"kind"`
 	StartMs       float64        `json:"startMs"`
@@ -189,6 +193,7 @@ type wireSpan struct {
 	TraceID       string                     `json:"traceId"`
 	SpanID        string                     `json:"spanId"`
 	ParentSpanID  string                     `json:"parentSpanId"`
+	ParentRemote  bool                       `json:"parentRemote"`
 	Name          string                     `json:"name"`
 	Kind          string                     `json:"kind"`
 	StartMs       *float64                   `json:"startMs"`
@@ -230,7 +235,7 @@ func (w *wireSpan) span() (Span, error) {
 		return Span{}, fmt.Errorf("%w: startMs and endMs are required", ErrInvalidSpan)
 	}
 	s := Span{
-		TraceID: w.TraceID, SpanID: w.SpanID, ParentSpanID: w.ParentSpanID,
+		TraceID: w.TraceID, SpanID: w.SpanID, ParentSpanID: w.ParentSpanID, ParentRemote: w.ParentRemote && w.ParentSpanID != "",
 		Name: w.Name, Kind: w.Kind, StartMs: *w.StartMs, EndMs: *w.EndMs,
 		Status: w.Status, StatusMessage: w.StatusMessage, Scope: w.Scope, HTTP: w.HTTP,
 	}

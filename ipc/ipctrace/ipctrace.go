@@ -177,7 +177,7 @@ func Span(ro sdktrace.ReadOnlySpan) ipc.Span {
 		s.EndMs = s.StartMs
 	}
 	if p := ro.Parent(); p.SpanID().IsValid() {
-		s.ParentSpanID = p.SpanID().String()
+		s.ParentSpanID, s.ParentRemote = p.SpanID().String(), p.IsRemote()
 	}
 	switch st := ro.Status(); st.Code {
 	case codes.Ok:

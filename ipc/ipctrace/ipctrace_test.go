@@ -116,10 +116,12 @@ func TestHandlerAndTransport(t *testing.T) {
 			client2 = s
 		}
 	}
-	if server.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || server.ParentSpanID != "00f067aa0ba902b7" || server.Name != "GET /users" {
+	// The server span's parent is the caller's, another process's span;
+	// the client span's is the server span, of this one.
+	if server.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || server.ParentSpanID != "00f067aa0ba902b7" || !server.ParentRemote || server.Name != "GET /users" {
 		t.Errorf("server span %+v", server)
 	}
-	if client2.TraceID != server.TraceID || client2.ParentSpanID != server.SpanID {
+	if client2.TraceID != server.TraceID || client2.ParentSpanID != server.SpanID || client2.ParentRemote {
 		t.Errorf("client span %+v, server %s", client2, server.SpanID)
 	}
 	if want := "00-" + server.TraceID + "-" + client2.SpanID + "-01"; sent != want {

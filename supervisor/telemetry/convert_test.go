@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"sort"
@@ -370,6 +371,41 @@ func TestHTTPSpanPort(t *testing.T) {
 		}
 		if got := attrMap(SpansFromJSON(spans)[0].Attributes); got["server.port"] != want {
 			t.Errorf("JSON Host %q: server.port %q, want %q", host, got["server.port"], want)
+		}
+	}
+}
+
+// TestJSONSpanParentRemote: a span sent as JSON has a remote parent
+// (OTLP's is_remote) only when it says so: an application's own span is
+// the child of a span of the same process (its request's server span),
+// and a backend that finds a service's entry spans by a remote parent
+// would otherwise take each of them for one.
+func TestJSONSpanParentRemote(t *testing.T) {
+	base := ipc.Span{
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", ParentSpanID: "10f067aa0ba902b7", Kind: "internal",
+		StartMs: 1764672000000, EndMs: 1764672000010, Status: ipc.SpanStatusUnset,
+	}
+	remote := base
+	remote.ParentRemote = true
+	root := base
+	root.ParentSpanID = ""
+	for i, c := range []struct {
+		in   ipc.Span
+		want uint32
+	}{{base, flagsHasIsRemote}, {remote, flagsHasIsRemote | flagsIsRemote}, {root, flagsHasIsRemote}} {
+		if got := spansFromJSON([]ipc.Span{c.in})[0].Flags; got != c.want {
+			t.Errorf("%d: flags %x, want %x", i, got, c.want)
+		}
+	}
+	// On the wire: "parentRemote" is read, and means nothing without a
+	// parent.
+	for raw, want := range map[string]bool{
+		`{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","parentSpanId":"10f067aa0ba902b7","parentRemote":true,"name":"x","kind":"internal","startMs":1,"endMs":2}`: true,
+		`{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","parentRemote":true,"name":"x","kind":"internal","startMs":1,"endMs":2}`:                                   false,
+	} {
+		s, err := ipc.DecodeSpan(json.RawMessage(raw))
+		if err != nil || s.ParentRemote != want {
+			t.Errorf("%s: ParentRemote %v (%v), want %v", raw, s.ParentRemote, err, want)
 		}
 	}
 }

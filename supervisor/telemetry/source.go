@@ -630,7 +630,9 @@ func spansFromJSON(in []ipc.Span) []*tracepb.Span {
 		sp.Flags = flagsHasIsRemote
 		if s.ParentSpanID != "" {
 			sp.ParentSpanId = dec(s.ParentSpanID)
-			sp.Flags |= flagsIsRemote
+			if s.ParentRemote {
+				sp.Flags |= flagsIsRemote
+			}
 		}
 		if s.HTTP != nil {
 			sp.Flags = httpFlags[i]

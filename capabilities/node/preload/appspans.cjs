@@ -171,6 +171,7 @@ class AppSpan {
     this._traceId = ''
     this._spanId = ''
     this._parentId = this.hasParent ? parent.spanId : ''
+    this._parentRemote = this.hasParent && parent.store !== undefined && parent.store !== null && parent.store.remote === true
     if (hooks !== null) { // else a RequestSpan, which has its ids
       const off = takeIds()
       const ids = idSlab()
@@ -314,6 +315,7 @@ class AppSpan {
       endMs: end
     }
     if (this._parentId !== '') span.parentSpanId = this._parentId
+    if (this._parentRemote) span.parentRemote = true
     if (this._attrs !== null) span.attributes = this._attrs
     if (this._status !== 'unset') {
       span.status = this._status

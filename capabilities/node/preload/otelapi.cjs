@@ -183,6 +183,8 @@ class ContextManager {
         store.sampled = (sc.traceFlags & 1) === 1
         store.traceHex = sc.traceId
         store.spanHex = sc.spanId
+        // Its spans' parent is another process's (propagation.extract).
+        store.remote = sc.isRemote === true
         if (sc.traceState && typeof sc.traceState.serialize === 'function') store.tracestate = sc.traceState.serialize()
       }
     }
