@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/secrets"
 )
 
 // runtimeService is the service.name of the series that belong to no
@@ -58,7 +58,7 @@ func startOTLP(cfg config.OTLPMetrics, appLabel string, g prometheus.Gatherer, l
 	p := &otlpPusher{
 		cfg: cfg, g: g,
 		client: &http.Client{Timeout: min(otlpTimeout, max(cfg.Interval, time.Second))},
-		log:    log.With(zap.String("endpoint", redactedURL(cfg.Endpoint))),
+		log:    log.With(zap.String("endpoint", secrets.URL(cfg.Endpoint))),
 		conv:   newOTLPConverter(appLabel, cfg.ServiceName, cfg.ServiceVersion, time.Now()),
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
@@ -68,14 +68,6 @@ func startOTLP(cfg config.OTLPMetrics, appLabel string, g prometheus.Gatherer, l
 	go p.run()
 	p.log.Info("pushing metrics over OTLP", zap.Duration("interval", cfg.Interval))
 	return p
-}
-
-// redactedURL is u for the log, without a password it may carry.
-func redactedURL(u string) string {
-	if parsed, err := url.Parse(u); err == nil {
-		return parsed.Redacted()
-	}
-	return u
 }
 
 func (p *otlpPusher) run() {

@@ -24,7 +24,8 @@
 //
 // Matching ignores case. A value that is or holds URLs with passwords
 // (postgres://user:pw@host/db, a list of them, a JSON document with
-// one) has those passwords masked whatever its name, so a
+// one), or with query parameters of secret names (?api_key=…), has those
+// masked whatever its name, so a
 // DATABASE_URL-like variable under another name does not leak them
 // either; and a value that is a JSON object or array has the members
 // whose names are secret masked (a key file's "private_key"). Masked values read Masked; there is deliberately no way to
@@ -120,13 +121,51 @@ func Value(name, value string) string {
 	if IsSecretName(name) {
 		return Masked
 	}
-	return maskURLPassword(maskJSON(value))
+	return maskURLQuery(maskURLPassword(maskJSON(value)))
 }
 
 // URL returns u, or any text holding URLs, with the passwords of its URLs
 // masked: for the logs and answers that show a configured URL (an
 // exporter's, a scheduler job's callback).
-func URL(u string) string { return maskURLPassword(u) }
+func URL(u string) string { return maskURLQuery(maskURLPassword(u)) }
+
+// maskURLQuery masks, in a text holding URLs, the values of query
+// parameters whose names are secret (?api_key=…, &token=…, &sig=…): some
+// vendors take their keys there.
+func maskURLQuery(v string) string {
+	if !strings.Contains(v, "://") || !strings.ContainsAny(v, "?&") {
+		return v
+	}
+	var b strings.Builder
+	i, from := 0, 0
+	for i < len(v) {
+		c := v[i]
+		i++
+		if c != '?' && c != '&' && c != ';' {
+			continue
+		}
+		eq := strings.IndexFunc(v[i:], func(r rune) bool { return r == '=' || r == '&' || r == '#' || r == ';' || isURLEnd(r) })
+		if eq < 0 || v[i+eq] != '=' || !isSecretMember(v[i:i+eq]) {
+			continue
+		}
+		start := i + eq + 1
+		end := start
+		for end < len(v) && v[end] != '&' && v[end] != '#' && v[end] != ';' && !isURLEnd(rune(v[end])) {
+			end++
+		}
+		if end == start {
+			continue
+		}
+		b.WriteString(v[from:start])
+		b.WriteString(Masked)
+		from, i = end, end
+	}
+	if from == 0 {
+		return v
+	}
+	b.WriteString(v[from:])
+	return b.String()
+}
 
 func maskURLPassword(v string) string {
 	if !strings.Contains(v, "@") || !strings.Contains(v, "://") {

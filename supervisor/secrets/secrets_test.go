@@ -205,3 +205,25 @@ func TestPWDOnlyTheShellVariable(t *testing.T) {
 		t.Errorf("Tree = %v", got)
 	}
 }
+
+// TestURLMasksSecretQueryParameters: a URL's query parameters of secret
+// names are masked, in URL (an exporter's endpoint in a log line) and in
+// Value, the others kept.
+func TestURLMasksSecretQueryParameters(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://alice:pw@c:4318/v1/traces?api_key=QS&region=eu":  "http://alice:[redacted]@c:4318/v1/traces?api_key=[redacted]&region=eu",
+		"https://hooks.example/x?region=eu&token=abc#frag":       "https://hooks.example/x?region=eu&token=[redacted]#frag",
+		"https://s3.example/b/o?X-Amz-Signature=ff&X-Amz-Date=1": "https://s3.example/b/o?X-Amz-Signature=[redacted]&X-Amz-Date=1",
+		`{"url": "https://x.example/?sig=abc"}`:                  `{"url": "https://x.example/?sig=[redacted]"}`,
+		"https://x.example/?key=":                                "https://x.example/?key=",
+		"https://x.example/?keyboard=qwerty&page=2":              "https://x.example/?keyboard=qwerty&page=2",
+		"not a url ?token=abc":                                   "not a url ?token=abc",
+	} {
+		if got := URL(in); got != want {
+			t.Errorf("URL(%q) = %q, want %q", in, got, want)
+		}
+		if got := Value("ENDPOINT", in); got != want {
+			t.Errorf("Value(ENDPOINT, %q) = %q, want %q", in, got, want)
+		}
+	}
+}
