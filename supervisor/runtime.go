@@ -801,6 +801,8 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	// stuck loop stops them and the service manager restarts wattd.
 	watchdog, stopWatchdog := rt.watchdogTicks()
 	defer stopWatchdog()
+	extend, stopExtend := rt.extendTicks()
+	defer stopExtend()
 	mesh := newMeshPacer(rt.publishMesh, meshPublishGap)
 loop:
 	for {
@@ -811,6 +813,13 @@ loop:
 			break loop
 		case <-watchdog:
 			rt.notify.Watchdog()
+		case <-extend:
+			if !rt.notify.Starting() {
+				stopExtend()
+				extend = nil
+				continue
+			}
+			rt.notify.ExtendStart(startExtension)
 		case <-mesh.due():
 			mesh.fire()
 		case <-rt.changed:

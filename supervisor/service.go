@@ -73,6 +73,24 @@ func (rt *Runtime) watchdogTicks() (<-chan time.Time, func()) {
 	return t.C, t.Stop
 }
 
+// extendEvery is how often, until READY=1, the supervision loop asks the
+// service manager for startExtension more to start (see
+// sdnotify.ExtendStart).
+const (
+	extendEvery    = 2 * time.Second
+	startExtension = 5 * extendEvery
+)
+
+// extendTicks is extendEvery's clock while a service manager waits for
+// READY=1: nil (never fires) without one.
+func (rt *Runtime) extendTicks() (<-chan time.Time, func()) {
+	if !rt.notify.Starting() {
+		return nil, func() {}
+	}
+	t := time.NewTicker(extendEvery)
+	return t.C, t.Stop
+}
+
 // NotifyReloading tells the service manager that a reload of the
 // configuration began; NotifyReloaded must follow with its outcome.
 func (rt *Runtime) NotifyReloading() { rt.notify.Reloading() }

@@ -447,7 +447,10 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 
 // TestNotifyReadyWithAFailedApp: an application that cannot start does
 // not stop the others, so it must not keep the unit from READY=1 either;
-// STATUS= names it.
+// STATUS= names it. While it is still being tried, wattd asks systemd to
+// extend the start's timeout (EXTEND_TIMEOUT_USEC), so that attempts
+// longer than TimeoutStartSec in all do not get the runtime killed; after
+// READY=1 it asks no more.
 func TestNotifyReadyWithAFailedApp(t *testing.T) {
 	integration(t)
 	notes := sdnotifytest.Listen(t)
@@ -455,9 +458,12 @@ func TestNotifyReadyWithAFailedApp(t *testing.T) {
 	dir := project(t, map[string]any{
 		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
 		"entrypoint": "web",
+		// Three attempts about 3 s apart: given up after more than 2 s,
+		// when the first extension is asked for.
+		"restart": map[string]any{"initialDelay": 3000, "maxDelay": 3000, "maxRestarts": 2},
 		"applications": []any{
 			map[string]any{"id": "web", "path": fixture("apps/plain")},
-			map[string]any{"id": "db", "path": fixture("faults/crash-start"), "restartOnError": false},
+			map[string]any{"id": "db", "path": fixture("faults/crash-start")},
 		},
 	})
 	d := startWattd(t, dir, port, startOpts{env: []string{"NOTIFY_SOCKET=" + notes.Path}})
@@ -465,6 +471,16 @@ func TestNotifyReadyWithAFailedApp(t *testing.T) {
 	waitFor(t, 60*time.Second, "READY=1", func() bool { ready = notes.Index(0, "READY=1"); return ready >= 0 })
 	if got := notes.All()[ready]; !strings.Contains(got, "STATUS=1/2 apps ready, 1/2 workers ready; failed: db") {
 		t.Errorf("READY=1 came with %q", got)
+	}
+	if i := notes.Index(0, "EXTEND_TIMEOUT_USEC=10000000"); i < 0 || i > ready {
+		t.Errorf("no extension of the start's timeout before READY=1: %q", notes.All())
+	}
+	// The next extension would have come 2 s after the last: after
+	// READY=1, none.
+	after := time.Now()
+	waitFor(t, 10*time.Second, "the extensions' period to pass", func() bool { return time.Since(after) > 3*time.Second })
+	if i := notes.Index(ready, "EXTEND_TIMEOUT_USEC"); i >= 0 {
+		t.Errorf("an extension after READY=1: %q", notes.All())
 	}
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(30 * time.Second); code != 0 {

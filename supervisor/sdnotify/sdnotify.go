@@ -9,6 +9,7 @@
 package sdnotify
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -99,6 +100,33 @@ func (n *Notifier) Update(ready bool, status string) {
 		}
 		n.base = status
 		return n.withStatusLocked(lines)
+	})
+}
+
+// Starting reports whether READY=1 is still to come (false without a
+// service manager): the runtime's first start is under way.
+func (n *Notifier) Starting() bool {
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.ready && !n.stopping
+}
+
+// ExtendStart asks the service manager for d more to start
+// (EXTEND_TIMEOUT_USEC; systemd 236 and later), until READY=1: the
+// runtime is still starting applications, each attempt bounded by
+// startTimeout, and one that keeps failing must not make systemd kill the
+// others at TimeoutStartSec before it gives up. A request never shortens
+// the unit's own timeout, and the extension lapses d after the last one,
+// so a wattd that stopped making progress is still timed out.
+func (n *Notifier) ExtendStart(d time.Duration) {
+	n.beforeStop(func() []string {
+		if n.ready {
+			return nil
+		}
+		return []string{fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", d.Microseconds())}
 	})
 }
 
