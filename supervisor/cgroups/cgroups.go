@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/supervisor/exechelper"
+	"github.com/wattd/wattd/supervisor/procnet"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,9 +49,13 @@ const (
 	// worker never sees it.
 	EnvJoin = exechelper.EnvJoin
 	// EnvGroup marks a worker and everything it starts with
-	// "<runtime name>/<group name>": it is how the fallback finds setsid
-	// and detached children, and how a restarted wattd finds what a
-	// killed one left when it had no cgroups. It stays in the worker's
+	// "<runtime name>/<group name>@<instance>": it is how the fallback
+	// finds setsid and detached children, and how a restarted wattd finds
+	// what a killed one left when it had no cgroups. The instance (the
+	// pid and start time of the wattd that started the worker) tells a
+	// live wattd's workers from a dead one's: two wattd of one project
+	// that cannot see each other's lock (other mount namespaces) must not
+	// take each other's workers for leftovers. It stays in the worker's
 	// environment.
 	EnvGroup = "WATTD_GROUP"
 )
@@ -109,6 +114,8 @@ type Manager struct {
 	// lockFD holds the flock on the runtime's directory (lock.go); 0
 	// without one (fallback mode).
 	lockFD int
+	// instance names this wattd in its marks: "<pid>.<start ticks>".
+	instance string
 
 	mu     sync.Mutex // guards gen, groups and retiredOOM
 	gen    uint64
@@ -137,7 +144,7 @@ func Open(o Options) (*Manager, error) {
 	if o.Root != "" && (!filepath.IsAbs(o.Root) || strings.Contains(o.Root, ":")) {
 		return nil, fmt.Errorf("cgroups: root %q: want an absolute path without ':'", o.Root)
 	}
-	m := &Manager{name: o.Name, log: o.Logger, groups: map[*Group]struct{}{}}
+	m := &Manager{name: o.Name, log: o.Logger, groups: map[*Group]struct{}{}, instance: instanceOf(os.Getpid())}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
@@ -499,16 +506,45 @@ func (m *Manager) Sweep() (int, error) {
 			errs = errors.Join(errs, err)
 		}
 	}
-	n, err := killMarked(m.name+"/", mineMarks(mine, m.name))
+	n, err := killMarked(m.name+"/", m.mineMarks(mine))
 	return killed + n, errors.Join(errs, err)
 }
 
-func mineMarks(mine map[string]bool, runtime string) map[string]bool {
+func (m *Manager) mineMarks(mine map[string]bool) map[string]bool {
 	out := make(map[string]bool, len(mine))
 	for n := range mine {
-		out[runtime+"/"+n] = true
+		out[m.mark(n)] = true
 	}
 	return out
+}
+
+// mark is the EnvGroup value of this runtime's group called group.
+func (m *Manager) mark(group string) string {
+	if m.instance == "" { // its own /proc/self/stat unreadable
+		return m.name + "/" + group
+	}
+	return m.name + "/" + group + "@" + m.instance
+}
+
+// instanceOf names the process pid as marks do: its pid and its start
+// time, "" when it is gone.
+func instanceOf(pid int) string {
+	st, ok := procnet.ReadStat(pid)
+	if !ok {
+		return ""
+	}
+	return strconv.Itoa(pid) + "." + strconv.FormatUint(st.Start, 10)
+}
+
+// liveInstance tells whether a mark's instance names a running process
+// other than this one: another wattd, alive, whose workers are its own.
+func liveInstance(instance string) bool {
+	pidText, _, ok := strings.Cut(instance, ".")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid == os.Getpid() {
+		return false
+	}
+	return instanceOf(pid) == instance
 }
 
 // Close kills and removes every group of the runtime and the runtime's

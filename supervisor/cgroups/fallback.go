@@ -55,9 +55,10 @@ func treeUsage(root int) (mem, n uint64, cpu time.Duration) {
 }
 
 // marked returns the processes whose environment holds EnvGroup with a
-// value matching prefix, except those in skip (values). A process
-// that rewrote its environment is missed; that is why the tree and the
-// process group are searched too.
+// value matching prefix, except those in skip (values) and, for a prefix
+// naming a runtime, those of another wattd that is running (liveInstance).
+// A process that rewrote its environment is missed; that is why the tree
+// and the process group are searched too.
 func marked(prefix string, skip map[string]bool) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -88,7 +89,9 @@ func marked(prefix string, skip map[string]bool) []int {
 			// groups; otherwise it names one group exactly (api.0.1 must
 			// not match api.0.10).
 			if bytes.HasPrefix(kv, needle) && (strings.HasSuffix(prefix, "/") || len(kv) == len(needle)) {
-				if !skip[string(kv[len(EnvGroup)+1:])] {
+				mark := string(kv[len(EnvGroup)+1:])
+				_, instance, _ := strings.Cut(mark, "@")
+				if !skip[mark] && !(strings.HasSuffix(prefix, "/") && liveInstance(instance)) {
 					out = append(out, pid)
 				}
 				break

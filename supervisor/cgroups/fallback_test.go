@@ -182,6 +182,51 @@ func TestFallbackSweepFindsMarkedLeftovers(t *testing.T) {
 	_ = m.Close()
 }
 
+// TestFallbackSweepSparesALiveInstance: without cgroups, a second wattd
+// of the same runtime name that does not see the first one's lock
+// (another mount namespace) must not take the first one's workers for
+// leftovers: their mark names a wattd that is running. Once that one is
+// gone, they are leftovers.
+func TestFallbackSweepSparesALiveInstance(t *testing.T) {
+	ro := roCgroupMount(t)
+	name := testName(t)
+	other, err := Open(Options{Root: filepath.Join(ro, "wattd"), Name: name})
+	if err != nil || other.Version() != Fallback {
+		t.Fatalf("%v %v", other.Version(), err)
+	}
+	// The other wattd: a process of its own, running.
+	first := exec.Command("/usr/bin/sleep", "1000")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Process.Kill(); _ = first.Wait() })
+	other.instance = instanceOf(first.Process.Pid)
+	g, err := other.Worker("tree", 0, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, g, "tree", nil)
+	setsid := w.treePids(t)[:2]
+	m, err := Open(Options{Root: filepath.Join(ro, "wattd"), Name: name, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Close()
+	for _, pid := range append(setsid, w.cmd.Process.Pid) {
+		if !alive(pid) {
+			t.Fatalf("process %d of a running wattd killed as a leftover", pid)
+		}
+	}
+	_ = first.Process.Kill()
+	_ = first.Wait()
+	m, err = Open(Options{Root: filepath.Join(ro, "wattd"), Name: name, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, setsid...)
+	_ = m.Close()
+}
+
 func TestTreeRSS(t *testing.T) {
 	m := &Manager{name: "rt", groups: map[*Group]struct{}{}}
 	g := &Group{m: m, name: "tree.0.1"}

@@ -73,7 +73,7 @@ func (g *Group) JoinEnv() []string {
 // MarkEnv is the part of JoinEnv a process started straight into its
 // group (DirectStart) gets: the mark alone.
 func (g *Group) MarkEnv() []string {
-	return []string{EnvGroup + "=" + g.m.name + "/" + g.name}
+	return []string{EnvGroup + "=" + g.m.mark(g.name)}
 }
 
 // DirectStart tells how a worker can be started into the group without
@@ -205,7 +205,7 @@ func quota(cpus float64) int64 {
 // and every process carrying the group's mark.
 func (g *Group) Kill() error {
 	if g.dirs == nil {
-		_, err := killTree(g.boundPid(), g.m.name+"/"+g.name)
+		_, err := killTree(g.boundPid(), g.m.mark(g.name))
 		return err
 	}
 	if g.m.version == V2 {

@@ -150,7 +150,7 @@ func TestV1ExecHelperPath(t *testing.T) {
 	if strings.Contains(string(env), EnvJoin+"=") {
 		t.Errorf("%s reached the worker", EnvJoin)
 	}
-	if !strings.Contains(string(env), EnvGroup+"="+m.name+"/"+g.Name()+"\x00") {
+	if !strings.Contains(string(env), EnvGroup+"="+m.name+"/"+g.Name()+"@"+m.instance+"\x00") || m.instance == "" {
 		t.Errorf("the worker lacks its mark %s", EnvGroup)
 	}
 	if err := g.Kill(); err != nil {

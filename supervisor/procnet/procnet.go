@@ -420,6 +420,9 @@ type Stat struct {
 	System     time.Duration // system time alone
 	RSS        uint64        // resident set size, bytes
 	VSize      uint64        // virtual memory size, bytes
+	// Start is when the process started, in clock ticks since boot: with
+	// the pid, it names one process, where a pid alone may be reused.
+	Start uint64
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every
@@ -459,9 +462,10 @@ func readStat(path string) (st Stat, ok bool) {
 	stime, _ := strconv.ParseUint(f[12], 10, 64)
 	rss, _ := strconv.ParseUint(f[21], 10, 64)
 	vsize, _ := strconv.ParseUint(f[20], 10, 64)
+	start, _ := strconv.ParseUint(f[19], 10, 64)
 	user, system := time.Duration(ut)*time.Second/clockTicks, time.Duration(stime)*time.Second/clockTicks
 	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, CPU: user + system, User: user, System: system,
-		RSS: rss * pageSize, VSize: vsize}, err1 == nil && err2 == nil
+		RSS: rss * pageSize, VSize: vsize, Start: start}, err1 == nil && err2 == nil
 }
 
 // ReadVmData is a process's data segment size, VmData of
