@@ -156,6 +156,12 @@ func Open(o Options) (*Manager, error) {
 	var u *unavailable
 	switch {
 	case errors.As(err, &u):
+		// The directories made before what is missing was found (v1's
+		// memory, cpu and pids when freezer is not mounted) go: nothing
+		// will use them, and no stop would remove them.
+		for _, dir := range m.runtime {
+			_ = syscall.Rmdir(dir)
+		}
 		m.version, m.runtime = Fallback, nil
 		m.warning = "cgroups unavailable: " + u.what + "; " + u.fix +
 			". Until then worker limits are not enforced by the kernel: memory is polled from /proc and a worker above its limit is restarted, cpus and pids are not limited, and a stopped worker's leftover processes are found through /proc"

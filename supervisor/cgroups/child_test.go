@@ -49,6 +49,14 @@ func child(mode string) {
 		}
 		fmt.Printf("%s: %s\n", m.Version(), m.Warning())
 		os.Exit(0)
+	case "open-root": // Open under the root and name the environment gives
+		m, err := Open(Options{Root: os.Getenv("TEST_ROOT"), Name: os.Getenv("TEST_NAME")})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s: %s\n", m.Version(), m.Warning())
+		os.Exit(0)
 	case "exec": // the exec helper's part: joined above, now become the worker
 		err := syscall.Exec("/usr/bin/sleep", []string{"sleep", "1000"}, os.Environ())
 		fmt.Println("exec:", err)

@@ -266,6 +266,41 @@ func TestJoinFromEnvFailsForAVanishedGroup(t *testing.T) {
 	}
 }
 
+// TestV1MissingFreezerLeavesNothing: with one v1 hierarchy wattd needs
+// not mounted (freezer here, in a mount namespace of the test's), wattd
+// falls back, and the groups it made in the others before it found out
+// are removed, not left behind for good.
+func TestV1MissingFreezerLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to unmount in a mount namespace")
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/freezer/cgroup.procs"); err != nil {
+		t.Skip("no cgroup v1 freezer hierarchy")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare")
+	}
+	name := testName(t)
+	cmd := exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c",
+		`umount -l /sys/fs/cgroup/freezer && exec "$0" -test.run='^$'`, os.Args[0])
+	cmd.Env = append(os.Environ(), envChild+"=open-root", "TEST_ROOT="+v1Root, "TEST_NAME="+name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot unmount freezer in a namespace: %v %s", err, out)
+	}
+	if !strings.Contains(string(out), "fallback: cgroups unavailable: cgroup v1 has no freezer hierarchy") {
+		t.Fatalf("got %s", out)
+	}
+	for _, ctrl := range []string{"memory", "cpu", "pids", "cpuacct"} {
+		dir := filepath.Join("/sys/fs/cgroup", ctrl, "wattd-test", name)
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left behind (%v)", dir, err)
+			_ = syscall.Rmdir(dir)
+		}
+	}
+}
+
 func TestUnprivilegedFallsBack(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to start a process as another user")
