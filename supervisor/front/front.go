@@ -463,8 +463,11 @@ func (f *Forwarder) dial() (net.Conn, error) {
 // of life is a port that accepts. A port that accepts is not enough: the
 // socket behind it must belong to the worker's process tree (see
 // checkOwner), or a program that took the port would pass for the worker.
-// The probe then connects once, to be sure the socket accepts, and closes
-// the connection without sending anything.
+// Each attempt connects first (and closes the connection without sending
+// anything), which costs next to nothing, and only once a connection is
+// taken reads whose socket it is: reading the kernel's table of TCP sockets
+// walks all of it, a cost that polling every 100 ms for each starting
+// worker of a crash-looping application made wattd's largest.
 //
 // warn, when not nil, is called once with the first error wrapping
 // ErrForeignListener (or saying the sockets cannot be listed), so the
@@ -479,16 +482,16 @@ func Ready(ctx context.Context, port, owner int, warn func(error)) error {
 	warned := warn == nil
 	var t *time.Timer
 	for {
-		err := checkOwner(port, owner)
+		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
-			var c net.Conn
-			if c, err = d.DialContext(ctx, "tcp", addr); err == nil {
-				c.Close()
+			c.Close()
+			if err = checkOwner(port, owner); err == nil {
 				return nil
 			}
-		} else if !warned && !errors.Is(err, errNotListening) {
-			warned = true
-			warn(err)
+			if !warned && !errors.Is(err, errNotListening) {
+				warned = true
+				warn(err)
+			}
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("front: worker %d not accepting on %s: %w (last attempt: %w)", owner, addr, ctx.Err(), err)

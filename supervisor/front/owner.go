@@ -52,6 +52,23 @@ func checkOwner(port, root int) error {
 	if len(foreign) == 0 {
 		return nil
 	}
+	// The two reads are not one snapshot: a worker that exited between
+	// them left its socket in the first and no process in the second.
+	// What is foreign must still listen after the second read, from a
+	// worker that is still alive.
+	if st, ok := procnet.ReadStat(root); !ok || st.State == 'Z' {
+		return errNotListening
+	}
+	again, err := procnet.Listening(port)
+	if err != nil {
+		return fmt.Errorf("front: %w", err)
+	}
+	foreign = slices.DeleteFunc(foreign, func(ino uint64) bool {
+		return !slices.ContainsFunc(again, func(s procnet.Socket) bool { return s.Inode == ino })
+	})
+	if len(foreign) == 0 {
+		return errNotListening
+	}
 	return &foreignError{port: port, inodes: foreign}
 }
 

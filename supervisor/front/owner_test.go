@@ -125,6 +125,37 @@ func TestReadyIgnoresForeignListener(t *testing.T) {
 	}
 }
 
+// TestCheckOwnerOfAWorkerThatExited: a socket on the port of a worker
+// that is gone is no foreign program's: the worker exited between the
+// two reads of its socket and of its processes (its socket still listed,
+// its descriptors gone), which the warning said of its own socket.
+func TestCheckOwnerOfAWorkerThatExited(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	worker, _ := startHelper(t, "sleep")
+	if err := checkOwner(port, worker); !errors.Is(err, ErrForeignListener) {
+		t.Fatalf("a live worker beside another program's socket: %v", err)
+	}
+	if err := syscall.Kill(-worker, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := checkOwner(port, worker)
+		if errors.Is(err, errNotListening) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a worker that is gone: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestReadyOwnTree: a listener held anywhere in the worker's process tree
 // counts: the worker itself, a child in its group (npm -> node), a child
 // that left the group (setsid), on 127.0.0.1 or dual-stack [::].
