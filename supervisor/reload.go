@@ -435,6 +435,11 @@ func withApp(cfg *config.Config, ac config.Application) *config.Config {
 // configuration in place again (the app's spec and what its workers read
 // at start), the workers already rolled go back to it and the error says
 // why.
+//
+// An application that had failed (every slot given up) has no worker to
+// keep and no configuration known to work: it stays on the new one, whose
+// workers its restart policy tries as after wattd ctl restart, rather than
+// going back to the one that failed and trying that again.
 func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec, back func()) error {
 	old := a.sp()
 	a.log.Info("configuration changed; rolling restart onto it")
@@ -443,8 +448,18 @@ func (rt *Runtime) roll(ctx context.Context, a *app, sp *appSpec, back func()) e
 	// standbys the new workers start ahead, together.
 	defer a.rollAhead()()
 	slots := a.slotList()
+	failed := len(slots) > 0 && !slices.ContainsFunc(slots, func(s *slot) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.state != StateFailed
+	})
 	for i, s := range slots {
 		if err := s.requestRestart(ctx); err != nil {
+			if failed && !errors.Is(err, ErrStopping) {
+				a.log.Warn("a worker did not start with the new configuration; the application had failed, so it stays on the new one, tried again by its restart policy",
+					zap.Int("worker", s.index), zap.Error(err))
+				continue
+			}
 			a.spec.Store(old)
 			if errors.Is(err, ErrStopping) {
 				// Nothing to roll back: every worker is being stopped.

@@ -770,6 +770,48 @@ func TestReloadThatGoesBackKeepsThePreviousConfiguration(t *testing.T) {
 	}
 }
 
+// TestReloadOfAFailedApp: a reload that changes an application which had
+// failed (every start attempt used up) does not go back when the new
+// configuration fails too: there is no worker to keep and the previous
+// configuration is the one that failed. The application stays on the new
+// one, tried by its restart policy, and fails again on it, not on the old.
+func TestReloadOfAFailedApp(t *testing.T) {
+	integration(t)
+	conf := func(env map[string]any) map[string]any {
+		return map[string]any{
+			"entrypoint": "web",
+			"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+			"restart":    map[string]any{"initialDelay": 10, "maxDelay": 20, "maxRestarts": 1},
+			"applications": []any{
+				map[string]any{"id": "web", "path": fixture("apps/plain")},
+				map[string]any{"id": "db", "path": fixture("faults/crash-start"), "env": env},
+			},
+		}
+	}
+	dir := project(t, conf(map[string]any{"ATTEMPT": "old"}))
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("web", 20*time.Second)
+	failed := func(what string) {
+		t.Helper()
+		waitFor(t, 20*time.Second, what, func() bool {
+			a := d.app("db")
+			return len(a.Workers) == 1 && a.Workers[0].State == supervisor.StateFailed.String()
+		})
+	}
+	failed("db to give up")
+	writeJSON(t, filepath.Join(dir, "watt.json"), conf(map[string]any{"ATTEMPT": "new"}))
+	out, err := d.ctl("reload")
+	if err != nil || strings.Contains(out, "back on the previous configuration") {
+		t.Fatalf("ctl reload (%v):\n%s", err, out)
+	}
+	d.waitOutput("the application had failed, so it stays on the new one", 10*time.Second)
+	failed("db to give up on the new configuration")
+	out, err = d.ctl("config", "--json")
+	if err != nil || !strings.Contains(out, `"ATTEMPT": "new"`) && !strings.Contains(out, `"ATTEMPT":"new"`) {
+		t.Fatalf("ctl config (%v) does not show the new configuration:\n%s", err, out)
+	}
+}
+
 // TestReloadShowsTheNewConfigurationsWarnings: a reload that applies a
 // configuration with warnings (an unset placeholder, taken as empty)
 // shows them to whoever reloaded, not only in wattd's log.
