@@ -12,7 +12,9 @@ package logs
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/buffer"
@@ -69,6 +71,8 @@ type Setup struct {
 	// the output's format): the OTLP log exporter
 	// (logger.openTelemetryExporter). It must not block or keep the line.
 	Export func(line []byte)
+
+	journal bool // the output is journald's stream (journalStream)
 }
 
 // New builds the daemon's logger writing to out. The returned AtomicLevel
@@ -94,7 +98,22 @@ func NewWith(out *os.File, setup Setup) (*zap.Logger, zap.AtomicLevel, error) {
 	}
 	fi, err := out.Stat()
 	async := err != nil || !fi.Mode().IsRegular()
+	setup.journal = err == nil && journalStream(fi, os.Getenv("JOURNAL_STREAM"))
 	return newLogger(setup, zapcore.Lock(newOutput(out, async)), term.IsTerminal(int(out.Fd())), os.Getenv)
+}
+
+// journalStream tells whether fi is the stream systemd connected to
+// journald, as JOURNAL_STREAM ("<device>:<inode>") names it: a service's
+// standard error, not a pipe or file it was redirected to.
+func journalStream(fi os.FileInfo, env string) bool {
+	dev, ino, ok := strings.Cut(env, ":")
+	st, isUnix := fi.Sys().(*syscall.Stat_t)
+	if !ok || !isUnix {
+		return false
+	}
+	d, err1 := strconv.ParseUint(dev, 10, 64)
+	i, err2 := strconv.ParseUint(ino, 10, 64)
+	return err1 == nil && err2 == nil && uint64(st.Dev) == d && st.Ino == i
 }
 
 // newLogger is NewWith with its environment made explicit so tests can
@@ -125,7 +144,9 @@ func newLogger(setup Setup, ws zapcore.WriteSyncer, isTerminal bool, getenv func
 			core = zapcore.NewTee(core, newLineCore(atom, nil, setup.Recent, setup.Export))
 		}
 	} else {
-		core = newLineCore(atom, ws, setup.Recent, setup.Export)
+		lc := newLineCore(atom, ws, setup.Recent, setup.Export)
+		lc.journal = setup.journal
+		core = lc
 	}
 	if setup.Redact != nil {
 		core = redactCore{Core: core, r: setup.Redact}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -351,5 +352,49 @@ func TestConsoleOutputIsPrintable(t *testing.T) {
 	}
 	if got := buf.String(); strings.ContainsAny(got, "\x1b\x07\r") || !strings.Contains(got, `\x1b[31mRED\x1b[0m \x1b]0;title\x07 cr\x0dX bad`+"\ufffd\ufffd") {
 		t.Errorf("control characters or invalid UTF-8 written raw: %q", got)
+	}
+}
+
+// TestJournalPriorities: when the output is the stream systemd connected
+// to journald (JOURNAL_STREAM names its device and inode), each line
+// starts with its syslog priority, which journald keeps as the entry's
+// PRIORITY (journalctl -p err finds the errors); to any other output,
+// the lines are plain JSON.
+func TestJournalPriorities(t *testing.T) {
+	plainEnv(t)
+	f := logFile(t)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	for env, want := range map[string][]string{
+		fmt.Sprintf("%d:%d", st.Dev, st.Ino):   {"<6>{", "<4>{", "<3>{"},
+		fmt.Sprintf("%d:%d", st.Dev, st.Ino+1): {"{", "{", "{"},
+		"":                                     {"{", "{", "{"},
+	} {
+		t.Setenv("JOURNAL_STREAM", env)
+		if err := f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		logger, _, err := New("info", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger.Info("up")
+		logger.Warn("slow")
+		logger.Error("down")
+		_ = logger.Sync()
+		lines := strings.Split(strings.TrimSpace(readLog(t, f)), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("JOURNAL_STREAM=%q: %q", env, lines)
+		}
+		for i, l := range lines {
+			if !strings.HasPrefix(l, want[i]) {
+				t.Errorf("JOURNAL_STREAM=%q: line %q, want it to start %q", env, l, want[i])
+			}
+		}
 	}
 }

@@ -209,6 +209,26 @@ type lineCore struct {
 	export func([]byte)        // nil: none (Setup.Export)
 	app    string              // from With
 	worker int                 // from With; -1 when none
+	// journal: out is journald's stream (see journalStream), and each line
+	// starts with its syslog priority, <3> for an error, which journald
+	// takes off and keeps as the entry's PRIORITY.
+	journal bool
+}
+
+// syslogPriority is the priority journald files a line of level l under:
+// debug 7, info 6, warn 4, error 3, worse 2.
+func syslogPriority(l zapcore.Level) byte {
+	switch {
+	case l < zapcore.InfoLevel:
+		return '7'
+	case l == zapcore.InfoLevel:
+		return '6'
+	case l == zapcore.WarnLevel:
+		return '4'
+	case l == zapcore.ErrorLevel:
+		return '3'
+	}
+	return '2'
 }
 
 func newLineCore(lvl zapcore.LevelEnabler, out zapcore.WriteSyncer, recent *Recent, export func([]byte)) *lineCore {
@@ -265,7 +285,12 @@ func (c *lineCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		}
 	}
 	if c.out != nil {
-		if _, err := c.out.Write(buf.Bytes()); err != nil {
+		line := buf.Bytes()
+		if c.journal {
+			// One write, so that no other line comes between.
+			line = append([]byte{'<', syslogPriority(ent.Level), '>'}, line...)
+		}
+		if _, err := c.out.Write(line); err != nil {
 			return err
 		}
 		if ent.Level > zapcore.ErrorLevel {
