@@ -272,6 +272,11 @@ func (s *Source) received(valid, dropped int, firstErr error) {
 func (s *Source) enqueue(b batch) {
 	if full := s.p.enqueue(b); full > 0 {
 		s.counts.QueueFull.Add(uint64(full))
+		if n, ok := s.p.fullWarn.Allow(time.Now(), errorLogEvery); ok {
+			// An exporter slower than the spans come (a collector that
+			// hangs, or too little OTEL_BSP_MAX_QUEUE_SIZE for the load).
+			s.log.Warn("an exporter's queue is full; spans are dropped", zap.Int("dropped", full), zap.Uint64("batchesSinceLastWarning", n))
+		}
 	}
 }
 

@@ -97,6 +97,9 @@ type Pipeline struct {
 	sinks []*sink
 
 	closed atomic.Bool
+	// fullWarn: one warning of spans dropped at a full queue per
+	// errorLogEvery, for every worker together.
+	fullWarn logs.Limiter
 
 	countsMu sync.Mutex            // guards counts
 	counts   map[string]*AppCounts // by application id

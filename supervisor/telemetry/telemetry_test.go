@@ -121,10 +121,11 @@ func TestIngestResource(t *testing.T) {
 
 // TestIngestNeverBlocks: with the exporter stuck, spans beyond the queue
 // are dropped and counted at once instead of holding up the caller (a
-// control channel's reader).
+// control channel's reader), and the drop is said once, not per batch.
 func TestIngestNeverBlocks(t *testing.T) {
 	rec := &recorder{gate: make(chan struct{})}
-	p := pipelineWith(rec, zap.NewNop(), 25, 4)
+	core, logged := observer.New(zap.WarnLevel)
+	p := pipelineWith(rec, zap.New(core), 25, 4)
 	src := p.Source("api", 0, 1)
 	start := time.Now()
 	for range 10 {
@@ -139,6 +140,9 @@ func TestIngestNeverBlocks(t *testing.T) {
 	// dropped whole.
 	if c.Received != 100 || c.QueueFull < 100-30 || c.QueueFull > 100-20 {
 		t.Errorf("counts %+v: want 100 received and 70 to 80 dropped for a full queue", c)
+	}
+	if n := logged.FilterMessage("an exporter's queue is full; spans are dropped").Len(); n != 1 {
+		t.Errorf("%d warnings of the full queue, want 1: %v", n, logged.All())
 	}
 	close(rec.gate)
 	waitUntil(t, "the queued spans exported", func() bool { n, _ := rec.count(); return uint64(n) == 100-c.QueueFull })
