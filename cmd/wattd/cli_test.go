@@ -284,7 +284,7 @@ func TestCtlGivesUpOnASuspendedRuntime(t *testing.T) {
 func TestCtlAsAnotherUser(t *testing.T) {
 	integration(t)
 	uid, gid := otherUser(t)
-	d, _, sock := probeRuntime(t)
+	d, project, sock := probeRuntime(t)
 	// A copy of wattd the other user can run, whatever the checkout's modes.
 	binDir, err := os.MkdirTemp("", "wattd-bin")
 	if err != nil {
@@ -296,9 +296,9 @@ func TestCtlAsAnotherUser(t *testing.T) {
 	if err := os.Chmod(binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	asOther := func(env []string, args ...string) (string, int) {
+	asOtherIn := func(dir string, env []string, args ...string) (string, int) {
 		cmd := exec.Command(bin, args...)
-		cmd.Dir = binDir
+		cmd.Dir = dir
 		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/"}, env...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 		out, err := cmd.CombinedOutput()
@@ -308,6 +308,7 @@ func TestCtlAsAnotherUser(t *testing.T) {
 		}
 		return string(out), cmd.ProcessState.ExitCode()
 	}
+	asOther := func(env []string, args ...string) (string, int) { return asOtherIn(binDir, env, args...) }
 	for _, args := range [][]string{{"ctl", "--socket", sock, "ps"}, {"ctl", "--socket", sock, "restart", "web"}} {
 		out, code := asOther(nil, args...)
 		if code != 1 || !strings.Contains(out, "is not yours to administer") || !strings.Contains(out, "permission denied") ||
@@ -325,6 +326,17 @@ func TestCtlAsAnotherUser(t *testing.T) {
 	out, code := asOther(nil, "ctl", "ps")
 	if code != 1 || !strings.Contains(out, "no wattd runtime is running") || !strings.Contains(out, "those root started are under /run/wattd") {
 		t.Errorf("another user, wattd ctl ps: exit %d\n%s", code, out)
+	}
+	// In root's project (which that user may enter), the project's wattd
+	// is named as root's, not as one whose runtime directory was removed.
+	for _, dir := range []string{project, filepath.Dir(project)} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code = asOtherIn(project, nil, "ctl", "ps")
+	if code != 1 || !strings.Contains(out, "runs as root, and its runtime directory is root's") || strings.Contains(out, "cleaner") {
+		t.Errorf("another user, wattd ctl ps in root's project: exit %d\n%s", code, out)
 	}
 	if st := d.app("web"); st.Workers[0].Restarts != 0 {
 		t.Errorf("the worker restarted %d times", st.Workers[0].Restarts)

@@ -24,6 +24,10 @@ var ErrNotRunning = errors.New("no wattd runtime is running")
 // $TMPDIR) or the process is wedged. Find then picks no other runtime.
 var ErrUnreachable = errors.New("the wattd runtime does not answer on its admin socket")
 
+// ErrOtherUsers is matched by Find's error when the runtime for the
+// current directory is root's and the caller is not root.
+var ErrOtherUsers = errors.New("the project's wattd is root's, not yours")
+
 // ErrAmbiguous is matched by Find's error when several runtimes are live
 // and none is for the current directory.
 var ErrAmbiguous = errors.New("several wattd runtimes are running")
@@ -188,7 +192,14 @@ func projectNotReachable(live []Info, here place) error {
 			ErrNotRunning, info.ProjectDir, info.PID, info.Dir)
 	}
 	for dir := here.real; ; dir = filepath.Dir(dir) {
-		if pid, uid, ok := claimHolder(claimAddr(dirName(dir))); ok && (uid == os.Getuid() || uid == 0) {
+		pid, uid, ok := claimHolder(claimAddr(dirName(dir)))
+		if ok && uid != os.Getuid() && uid == 0 {
+			// Root's wattd, asked about by another user: its runtime is
+			// in root's directory, not this user's.
+			return fmt.Errorf("%w: the wattd of %s (pid %d) runs as root, and its runtime directory is root's, not under %s: run wattd ctl as root (sudo wattd ctl …)",
+				ErrOtherUsers, dir, pid, base)
+		}
+		if ok && uid == os.Getuid() {
 			return fmt.Errorf("%w: the wattd of %s (pid %d) is running, but no runtime directory of it is under %s: it was removed (by a cleaner? wattd makes it again within 10 s), or that wattd uses another one (%s). wattd ctl does not fall back to another project's runtime. Signals still reach it: kill -TERM %d stops it gracefully, kill -HUP %d reloads its configuration",
 				ErrUnreachable, dir, pid, base, EnvRuntimeDir, pid, pid)
 		}
