@@ -1,13 +1,16 @@
 package config
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -308,7 +311,10 @@ func (l *loader) buildExporter(raw json.RawMessage, ptr string) (*Exporter, []is
 
 // endpointOptions checks the url and headers options of an exporter that
 // sends over HTTP (otlp, zipkin) and sets them on e; an absent url keeps
-// e's.
+// e's. A user and password in the URL (http://user:pw@collector:4318/…)
+// become an Authorization: Basic header, as curl and fetch send them,
+// unless the headers have an Authorization of their own: the exporters'
+// clients would otherwise send neither, and the collector answer 401.
 func endpointOptions(e *Exporter, ptr, endpoint string, headers map[string]string) []issue {
 	var problems []issue
 	if endpoint != "" {
@@ -316,6 +322,18 @@ func endpointOptions(e *Exporter, ptr, endpoint string, headers map[string]strin
 			problems = append(problems, issuef(ptr+"/options/url", "%s", msg))
 		}
 		e.URL = endpoint
+		if u, err := url.Parse(endpoint); err == nil && u.User != nil {
+			if !slices.ContainsFunc(slices.Collect(maps.Keys(headers)), func(k string) bool { return strings.EqualFold(k, "Authorization") }) {
+				pw, _ := u.User.Password()
+				headers = maps.Clone(headers)
+				if headers == nil {
+					headers = map[string]string{}
+				}
+				headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw))
+			}
+			u.User = nil
+			e.URL = u.String()
+		}
 	}
 	problems = append(problems, checkHeaders(ptr+"/options/headers", headers)...)
 	if len(headers) > 0 {

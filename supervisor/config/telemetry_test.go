@@ -37,6 +37,14 @@ func TestTelemetryConfig(t *testing.T) {
 		{name: "traceidratio without its argument samples everything", telemetry: `{"exporter": {"type": "console"}}`,
 			environ: []string{"OTEL_TRACES_SAMPLER=traceidratio"},
 			want:    Telemetry{Enabled: true, Sampler: SamplerRatio, Ratio: 1, Exporters: console}, requestID: RequestID{Enabled: true, Header: "x-request-id"}},
+		{name: "a user and password in the URL: a Basic Authorization header, unless the headers have one",
+			telemetry: `{"exporter": [
+				{"type": "otlp", "options": {"url": "https://alice:pa55@collector:4318/v1/traces", "headers": {"X-Tenant": "a"}}},
+				{"type": "zipkin", "options": {"url": "http://bob:x@zipkin:9411/api/v2/spans", "headers": {"authorization": "Bearer t"}}}]}`,
+			want: Telemetry{Enabled: true, Sampler: SamplerParentAlwaysOn, Ratio: 1, Exporters: []Exporter{
+				{Type: ExporterOTLP, Protocol: ProtocolHTTP, URL: "https://collector:4318/v1/traces", Headers: map[string]string{"X-Tenant": "a", "Authorization": "Basic YWxpY2U6cGE1NQ=="}, Pointer: "/telemetry/exporter/0"},
+				{Type: ExporterZipkin, URL: "http://zipkin:9411/api/v2/spans", Headers: map[string]string{"authorization": "Bearer t"}, Pointer: "/telemetry/exporter/1"},
+			}}, requestID: RequestID{Enabled: true, Header: "x-request-id"}},
 		{name: "tracing off: the sampler is not read", telemetry: `{"enabled": false, "exporter": {"type": "console"}}`,
 			environ: []string{"OTEL_TRACES_SAMPLER=nonsense"},
 			want:    Telemetry{Exporters: console}},
