@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,13 +211,35 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// otlpEnvEndpoint is where the OTLP exporter of protocol sends without a
+// url in watt.json, as its client reads the OpenTelemetry variables:
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, else
+// OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/traces over HTTP), else the
+// default, localhost:4318 over HTTP and 4317 over gRPC.
+func otlpEnvEndpoint(protocol string, getenv func(string) string) string {
+	if e := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")); e != "" {
+		return e
+	}
+	base := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	if protocol == config.ProtocolGRPC {
+		if base == "" {
+			return "http://localhost:4317"
+		}
+		return base
+	}
+	if base == "" {
+		base = "http://localhost:4318"
+	}
+	return strings.TrimSuffix(base, "/") + "/v1/traces"
+}
+
 // describe names an exporter for logs: its type and where it sends.
 func describe(ec config.Exporter) string {
 	switch ec.Type {
 	case config.ExporterOTLP:
 		target := ec.URL
 		if target == "" {
-			target = "endpoint from OTEL_EXPORTER_OTLP_* or the default"
+			target = otlpEnvEndpoint(ec.Protocol, os.Getenv) + " (from the environment)"
 		}
 		return "otlp/" + ec.Protocol + " " + secrets.URL(target)
 	case config.ExporterFile:

@@ -403,3 +403,23 @@ func TestSpanScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestOTLPEnvEndpoint: without a url in watt.json, the start line names
+// the endpoint the exporter's client reads from the environment.
+func TestOTLPEnvEndpoint(t *testing.T) {
+	for _, c := range []struct {
+		protocol string
+		env      map[string]string
+		want     string
+	}{
+		{config.ProtocolHTTP, nil, "http://localhost:4318/v1/traces"},
+		{config.ProtocolGRPC, nil, "http://localhost:4317"},
+		{config.ProtocolHTTP, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4318/"}, "https://c:4318/v1/traces"},
+		{config.ProtocolGRPC, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4317"}, "https://c:4317"},
+		{config.ProtocolHTTP, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://t:1/x"}, "https://t:1/x"},
+	} {
+		if got := otlpEnvEndpoint(c.protocol, func(k string) string { return c.env[k] }); got != c.want {
+			t.Errorf("%s %v: %q, want %q", c.protocol, c.env, got, c.want)
+		}
+	}
+}
