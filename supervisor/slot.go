@@ -1027,7 +1027,7 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 				if sp := s.app.sp(); sp.conf.WorkerProtocol && (sp.capability == "command" || sp.capability == "go") {
 					why = `the app says "workerProtocol": true`
 				}
-				reason := fmt.Sprintf("no hello on the control channel within startTimeout (%s): %s", rt.cfg.StartTimeout, why) + pidsLimitHint(w)
+				reason := fmt.Sprintf("no hello on the control channel within startTimeout (%s): %s", rt.cfg.StartTimeout, why) + pidsLimitHint(w) + cpuLimitHint(w)
 				s.log.Error("worker never spoke the control protocol; killing it", zap.Int("pid", w.PID()), zap.String("reason", reason))
 				killWorker(w)
 				return w, "", &startError{what: "not ready within startTimeout", reason: reason}
@@ -1039,7 +1039,7 @@ func (s *slot) awaitReady(ctx context.Context, w worker, waiting *[]chan error) 
 				return w, "startTimeout without listen", nil
 			}
 			s.log.Error("worker not ready within startTimeout; killing it", zap.Int("pid", w.PID()), zap.Duration("startTimeout", rt.cfg.StartTimeout))
-			hint := s.listenHint(w) + pidsLimitHint(w)
+			hint := s.listenHint(w) + pidsLimitHint(w) + cpuLimitHint(w)
 			killWorker(w)
 			return w, "", &startError{what: "not ready within startTimeout", reason: fmt.Sprintf("not ready within startTimeout (%s)", rt.cfg.StartTimeout) + hint}
 		case done := <-requests:
@@ -1152,6 +1152,24 @@ func pidsLimitHint(w worker) string {
 		return ""
 	}
 	return fmt.Sprintf("; its cgroup hit its pids limit (resources.pids %d) %d times: a new process or thread was refused", p.group.Limits().Pids, n)
+}
+
+// cpuLimitHint says, when w is still running and its cgroup's cpus limit
+// held it back for most of its start, that it did: a start that timed out
+// under "cpus": 0.01 was otherwise told as a worker stuck before the
+// preload ran. "" otherwise (no limit, no throttling, a worker gone).
+func cpuLimitHint(w worker) string {
+	p, ok := w.(*proc)
+	if !ok || p.group == nil || p.group.Limits().CPUs <= 0 || closed(p.Exited()) {
+		return ""
+	}
+	u, _ := p.group.Stats()
+	t := u.Throttling
+	if t == nil || t.Throttled == 0 || t.Periods == 0 || t.Throttled*2 < t.Periods {
+		return ""
+	}
+	return fmt.Sprintf("; its cgroup's cpus limit (resources.cpus %g) held it back in %d of %d periods (%s in all)",
+		p.group.Limits().CPUs, t.Throttled, t.Periods, t.Time.Round(time.Millisecond))
 }
 
 // adopt makes w, which just became ready, the slot's worker. It is the one

@@ -347,7 +347,9 @@ func TestSameProjectFromAnotherNamespace(t *testing.T) {
 // below the threads node needs hangs before any of its code runs. It used
 // to be taken for an application that serves nothing by design (not the
 // entrypoint, up at startTimeout: "ready") and left so for good. It fails
-// its start instead, and the reason says the limit was hit.
+// its start instead, and the reason says the limit was hit. So does one
+// whose cpus limit is too low for node to reach wattd's preload within
+// startTimeout: the reason names the limit that held it back.
 func TestAPidsLimitTooLowForNode(t *testing.T) {
 	integration(t)
 	cgroupV1(t)
@@ -359,6 +361,7 @@ func TestAPidsLimitTooLowForNode(t *testing.T) {
 		"applications": []any{
 			map[string]any{"id": "web", "path": fixture("apps/plain")},
 			map[string]any{"id": "small", "path": fixture("apps/plain"), "resources": map[string]any{"pids": 3}},
+			map[string]any{"id": "slow", "path": fixture("apps/plain"), "resources": map[string]any{"cpus": 0.01}},
 		},
 	})
 	d := startWattd(t, dir, freePort(t), startOpts{})
@@ -372,6 +375,14 @@ func TestAPidsLimitTooLowForNode(t *testing.T) {
 	})
 	if r := small.Workers[0].LastExit; !strings.Contains(r, "no hello on the control channel") || !strings.Contains(r, "pids limit (resources.pids 3)") {
 		t.Fatalf("small's last exit: %q", r)
+	}
+	var slow supervisor.AppStatus
+	waitFor(t, 30*time.Second, "slow to fail its start", func() bool {
+		slow = d.app("slow")
+		return slow.State == "failed"
+	})
+	if r := slow.Workers[0].LastExit; !strings.Contains(r, "no hello on the control channel") || !strings.Contains(r, "cpus limit (resources.cpus 0.01) held it back") {
+		t.Fatalf("slow's last exit: %q", r)
 	}
 	d.waitReady("web", 10*time.Second)
 }
