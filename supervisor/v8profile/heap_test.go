@@ -3,6 +3,8 @@ package v8profile
 import (
 	"strings"
 	"testing"
+
+	"github.com/google/pprof/profile"
 )
 
 // root -> main (app.js:1) -> {alloc (app.js:5), (anonymous) (lib.js:2)}:
@@ -15,8 +17,11 @@ const heapSmall = `{"head":{"callFrame":{"functionName":"(root)","url":"","lineN
  "samples":[{"size":1000,"nodeId":3,"ordinal":1},{"size":1000,"nodeId":3,"ordinal":2},{"size":1000,"nodeId":3,"ordinal":3},
   {"size":500,"nodeId":4,"ordinal":4},{"size":100,"nodeId":2,"ordinal":5}]}`
 
-func TestHeapToPprof(t *testing.T) {
-	h, err := ReadHeap(strings.NewReader(heapSmall))
+// heapPprof makes the pprof profile of the heap profile text, taken at
+// 512 KiB, and returns it read back with its samples by stack.
+func heapPprof(t *testing.T, text string) (*profile.Profile, map[string][2]int64) {
+	t.Helper()
+	h, err := ReadHeap(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +29,11 @@ func TestHeapToPprof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, got := roundTrip(t, p)
+	return roundTrip(t, p)
+}
+
+func TestHeapToPprof(t *testing.T) {
+	p, got := heapPprof(t, heapSmall)
 	want := map[string][2]int64{"alloc<main": {3, 3000}, "(anonymous)<main": {1, 500}, "main": {1, 100}}
 	if len(got) != len(want) {
 		t.Fatalf("samples %v, want %v", got, want)
@@ -44,15 +53,7 @@ func TestHeapToPprof(t *testing.T) {
 // of the profile stands.
 func TestHeapSampleAtUnknownNode(t *testing.T) {
 	text := strings.Replace(heapSmall, `{"size":100,"nodeId":2,"ordinal":5}]}`, `{"size":100,"nodeId":2,"ordinal":5},{"size":7,"nodeId":502,"ordinal":6}]}`, 1)
-	h, err := ReadHeap(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := HeapToPprof(h, 512<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, got := roundTrip(t, p)
+	p, got := heapPprof(t, text)
 	if got["alloc<main"] != [2]int64{3, 3000} || len(got) != 3 {
 		t.Errorf("samples %v", got)
 	}
