@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,9 +15,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wattd/wattd/supervisor/exechelper"
 	"github.com/wattd/wattd/supervisor/procnet"
-	"golang.org/x/sys/unix"
 )
 
 // Version is the cgroup interface a Manager drives.
@@ -116,6 +116,9 @@ type Manager struct {
 	lockFD int
 	// instance names this wattd in its marks: "<pid>.<start ticks>".
 	instance string
+	// unbound names a memory limit of wattd's own cgroup that the
+	// default root is not under (see unboundLimit); "" for none.
+	unbound string
 
 	mu     sync.Mutex // guards gen, groups and retiredOOM
 	gen    uint64
@@ -177,6 +180,10 @@ func Open(o Options) (*Manager, error) {
 		m.log.Warn("cgroups: cleaning up after a previous instance", zap.Error(err))
 	} else if n > 0 {
 		m.log.Warn("cgroups: killed processes a previous instance left behind", zap.Int("processes", n))
+	}
+	if m.unbound != "" && m.version != Fallback {
+		m.log.Warn("cgroups: wattd's own cgroup has a memory limit that does not bind its workers, whose groups are outside it; under systemd set Delegate=yes (the workers' groups then go inside the unit), or set cgroups.root below that cgroup",
+			zap.String("limit", m.unbound), zap.String("workers", path.Dir(m.Dirs()[m.lockKey()])))
 	}
 	m.log.Debug("cgroups ready", zap.Stringer("version", m.version), zap.Any("dirs", m.runtime))
 	return m, nil
@@ -251,6 +258,11 @@ func (m *Manager) openV1(mounts []mount, mem mount, root string) error {
 	m.version = V1
 	if root == "" {
 		root = path.Join(mem.point, "wattd")
+		if own, ok := ownV1(mounts, mem); ok {
+			root = own
+		} else if p := selfCgroups()["memory"]; within(p, mem.root) {
+			m.unbound = unboundLimit("memory.limit_in_bytes", path.Join(mem.point, strings.TrimPrefix(p, mem.root)), root, mem.point)
+		}
 	}
 	rel := path.Join(mem.root, strings.TrimPrefix(root, mem.point))
 	m.runtime = map[string]string{}
@@ -306,6 +318,8 @@ func (m *Manager) openV2(mt mount, root string) error {
 		}
 		if ok && own != mt.point && delegated(own) {
 			root = own
+		} else if ok {
+			m.unbound = unboundLimit("memory.max", own, root, mt.point)
 		}
 	}
 	// Controllers are enabled from the deepest directory that exists on
@@ -350,17 +364,90 @@ func (m *Manager) openV2(mt mount, root string) error {
 	return nil
 }
 
+// selfCgroupPath is a variable so tests can read a prepared file.
+var selfCgroupPath = "/proc/self/cgroup"
+
+// selfCgroups reads wattd's own cgroups, one path per hierarchy keyed by
+// its controllers as /proc/self/cgroup lists them ("memory", "cpu,cpuacct",
+// "name=systemd", and "" for v2).
+func selfCgroups() map[string]string {
+	b, err := os.ReadFile(selfCgroupPath)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		// "4:memory:/system.slice/wattd.service", "0::/user.slice"
+		if _, rest, ok := strings.Cut(line, ":"); ok {
+			if ctrls, p, ok := strings.Cut(rest, ":"); ok {
+				out[ctrls] = p
+			}
+		}
+	}
+	return out
+}
+
 // ownV2 returns the directory of wattd's own v2 cgroup.
 func ownV2(mt mount) (string, bool) {
-	f, err := os.Open("/proc/self/cgroup")
-	if err != nil {
+	if p, ok := selfCgroups()[""]; ok && within(p, mt.root) {
+		return path.Join(mt.point, strings.TrimPrefix(p, mt.root)), true
+	}
+	return "", false
+}
+
+// unboundLimit names the memory limit of wattd's own cgroup own, or of
+// one above it below the mount point top, when root, the default root the
+// workers' groups go under, is not below that cgroup: under systemd a
+// unit's MemoryMax= (v2) or MemoryLimit= (v1) without Delegate=yes, which
+// the workers would escape.
+func unboundLimit(file, own, root, top string) string {
+	for dir := own; dir != top && within(dir, top) && !within(root, dir); dir = path.Dir(dir) {
+		s, err := readFile(dir, file)
+		if err != nil || s == "max" {
+			continue
+		}
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil && n < 1<<62 {
+			return fmt.Sprintf("%s has %s %d MiB", dir, file, n>>20)
+		}
+	}
+	return ""
+}
+
+// ownV1 returns wattd's own cgroup in the v1 memory hierarchy when it was
+// delegated to wattd, so that the workers' groups go below it and the
+// limits of the unit (MemoryLimit=, CPUQuota=, TasksMax=) bound them too.
+// On v1 systemd marks a Delegate=yes unit on its own hierarchy
+// (name=systemd, or the empty v2 one of a hybrid machine), not on the
+// controllers' ones; it puts the unit at the same path in each of those,
+// so the mark counts when that path is the memory one's. A cgroup owned by
+// wattd's non-root user counts too, as on v2.
+func ownV1(mounts []mount, mem mount) (string, bool) {
+	self := selfCgroups()
+	var memPath string
+	for ctrls, p := range self {
+		if slices.Contains(strings.Split(ctrls, ","), "memory") {
+			memPath = p
+		}
+	}
+	if memPath == "" || memPath == mem.root || !within(memPath, mem.root) {
 		return "", false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok && within(p, mt.root) {
-			return path.Join(mt.point, strings.TrimPrefix(p, mt.root)), true
+	own := path.Join(mem.point, strings.TrimPrefix(memPath, mem.root))
+	if delegated(own) {
+		return own, true
+	}
+	for _, mt := range mounts {
+		key := ""
+		switch {
+		case mt.fstype == "cgroup" && mt.name == "systemd":
+			key = "name=systemd"
+		case mt.fstype == "cgroup2":
+		default:
+			continue
+		}
+		if p, ok := self[key]; ok && p == memPath && within(p, mt.root) &&
+			delegated(path.Join(mt.point, strings.TrimPrefix(p, mt.root))) {
+			return own, true
 		}
 	}
 	return "", false

@@ -23,8 +23,10 @@
 // shares its group. The default root is, on v2, wattd's own cgroup when it
 // was delegated (systemd Delegate=yes sets the trusted.delegate or
 // user.delegate attribute; a non-root owner of the directory counts too),
-// else <mount>/wattd; on v1 /sys/fs/cgroup/memory/wattd, the same relative
-// path being used in the other controllers' hierarchies. On v2, a cgroup
+// else <mount>/wattd; on v1 wattd's own memory cgroup when it was
+// delegated (the mark is on systemd's own hierarchy there), else
+// /sys/fs/cgroup/memory/wattd, the same relative path being used in the
+// other controllers' hierarchies. On v2, a cgroup
 // with processes in it cannot hand controllers to children, so when wattd
 // sits in the cgroup it must enable them in, it moves itself into a
 // "supervisor" leaf beside the runtime subtrees first.

@@ -21,6 +21,7 @@ type mount struct {
 	ro     bool     // mounted read-only
 	fstype string   // cgroup or cgroup2
 	ctrls  []string // v1: the controllers of the hierarchy
+	name   string   // v1: a named hierarchy's name (name=systemd)
 }
 
 func (m mount) has(ctrl string) bool {
@@ -73,6 +74,8 @@ func cgroupMounts() ([]mount, error) {
 		if fstype == "cgroup" {
 			for _, o := range strings.Split(fields[sep+3], ",") {
 				switch {
+				case strings.HasPrefix(o, "name="):
+					m.name = strings.TrimPrefix(o, "name=")
 				case o == "rw", o == "ro", strings.Contains(o, "="), o == "clone_children", o == "noprefix", o == "xattr", o == "nsdelegate":
 				default:
 					m.ctrls = append(m.ctrls, o)

@@ -32,7 +32,7 @@ func TestMountinfo(t *testing.T) {
 		{root: "/", point: "/sys/fs/cgroup/cpu,cpuacct", fstype: "cgroup", ctrls: []string{"cpu", "cpuacct"}},
 		{root: "/", point: "/sys/fs/cgroup/memory", fstype: "cgroup", ctrls: []string{"memory"}},
 		{root: "/docker/abc", point: "/sys/fs/cgroup/pids", fstype: "cgroup", ro: true, ctrls: []string{"pids"}},
-		{root: "/", point: "/mnt/with space", fstype: "cgroup"},
+		{root: "/", point: "/mnt/with space", fstype: "cgroup", name: "systemd"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)

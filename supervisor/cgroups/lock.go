@@ -25,10 +25,7 @@ var ErrInUse = errors.New("the runtime's cgroups belong to a running wattd")
 // is on the directory's inode, which every namespace that shares the
 // cgroup filesystem shares, and the kernel drops it with the process.
 func (m *Manager) lockRuntime() error {
-	dir := m.runtime["memory"]
-	if m.version == V2 {
-		dir = m.runtime[""]
-	}
+	dir := m.runtime[m.lockKey()]
 	if dir == "" {
 		return nil
 	}
@@ -46,6 +43,14 @@ func (m *Manager) lockRuntime() error {
 	}
 	m.lockFD = fd
 	return nil
+}
+
+// lockKey is the key in m.runtime of the directory the lock is on.
+func (m *Manager) lockKey() string {
+	if m.version == V2 {
+		return ""
+	}
+	return "memory"
 }
 
 // unlockRuntime lets the lock go (Close, after the subtree is removed).
