@@ -338,6 +338,22 @@ func TestCtlAsAnotherUser(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "runs as root, and its runtime directory is root's") || strings.Contains(out, "cleaner") {
 		t.Errorf("another user, wattd ctl ps in root's project: exit %d\n%s", code, out)
 	}
+	// With root's runtime base named (a WATTD_RUNTIME_DIR exported for
+	// everyone), the runtime is named as root's, not as a directory this
+	// user should change or a bare permission denied.
+	env := []string{"WATTD_RUNTIME_DIR=" + d.runDir}
+	out, code = asOtherIn(project, env, "ctl", "ps")
+	if code != 1 || !strings.Contains(out, "runtime directory "+d.runDir+" is root's, so the wattd that uses it runs as root: run wattd ctl as root") {
+		t.Errorf("another user, wattd ctl ps with root's WATTD_RUNTIME_DIR: exit %d\n%s", code, out)
+	}
+	inner := filepath.Join(d.runDir, "nested")
+	if err := os.Mkdir(inner, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, code = asOtherIn(project, []string{"WATTD_RUNTIME_DIR=" + inner}, "ctl", "ps")
+	if code != 1 || !strings.Contains(out, "is in a directory uid "+strconv.Itoa(int(uid))+" may not enter, so the wattd that uses it is another user's") {
+		t.Errorf("another user, wattd ctl ps with a WATTD_RUNTIME_DIR it cannot reach: exit %d\n%s", code, out)
+	}
 	if st := d.app("web"); st.Workers[0].Restarts != 0 {
 		t.Errorf("the worker restarted %d times", st.Workers[0].Restarts)
 	}

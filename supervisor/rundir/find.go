@@ -216,6 +216,19 @@ func projectNotReachable(live []Info, here place) error {
 // but its owner can write to it.
 func checkListedDir(dir string) error {
 	if os.Geteuid() != 0 {
+		fi, err := os.Stat(dir)
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("%w: runtime directory %s is in a directory uid %d may not enter, so the wattd that uses it is another user's (root's?): run wattd ctl as that user (sudo wattd ctl …), or set %s to a directory of yours for your own runtimes",
+				ErrOtherUsers, dir, os.Geteuid(), EnvRuntimeDir)
+		}
+		if err == nil && fi.IsDir() && owner(fi) == 0 && fi.Mode().Perm()&0o022 == 0 {
+			// Root's own directory (WATTD_RUNTIME_DIR exported in a
+			// shared profile, a service's setting copied to a shell):
+			// the runtimes in it are root's, which only root may
+			// administer, not a directory this user should fix.
+			return fmt.Errorf("%w: runtime directory %s is root's, so the wattd that uses it runs as root: run wattd ctl as root (sudo wattd ctl …), or set %s to a directory of yours for your own runtimes",
+				ErrOtherUsers, dir, EnvRuntimeDir)
+		}
 		return checkPrivateDir(dir, true)
 	}
 	fi, err := os.Stat(dir)
@@ -308,6 +321,9 @@ func List() ([]Info, error) {
 		return nil, nil
 	}
 	if err != nil {
+		if cerr := checkListedDir(base); errors.Is(cerr, ErrOtherUsers) {
+			return nil, cerr // another user's: say whose, not "permission denied"
+		}
 		return nil, fmt.Errorf("list runtimes in %s: %w", base, err)
 	}
 	// We are about to trust what the sockets say; a base directory others
