@@ -751,6 +751,10 @@ type StandbyStatus struct {
 	State  string  `json:"state"`
 	Uptime float64 `json:"uptimeSeconds"`
 	RSS    uint64  `json:"rssBytes,omitempty"` // as a worker's
+	// Memory and MemoryLimit are its cgroup's, as a worker's (the standby
+	// is held to the app's limits from its start).
+	Memory      uint64 `json:"memoryBytes,omitempty"`
+	MemoryLimit uint64 `json:"memoryLimitBytes,omitempty"`
 }
 
 // status lists the running standbys and the configured count.
@@ -767,6 +771,9 @@ func (sp *standbyPool) status() (want int, list []StandbyStatus, restarts int) {
 		st := StandbyStatus{PID: sb.p.pid, State: "starting", Uptime: time.Since(sb.p.started).Seconds(), RSS: cgroups.RSS(sb.p.pid)}
 		if closed(sb.p.warm) {
 			st.State = "standby"
+		}
+		if u, ok := sb.p.Usage(); ok {
+			st.Memory, st.MemoryLimit = u.Memory, u.MemoryLimit
 		}
 		list = append(list, st)
 	}

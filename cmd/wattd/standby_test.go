@@ -561,6 +561,10 @@ func startStandbyWeb(t *testing.T) *daemon {
 func TestStandbyLifecycle(t *testing.T) {
 	d := startStandbyWeb(t)
 	first := warmStandby(t, d, "web")
+	// Where workers show their cgroup's memory, the standby does too.
+	if w := d.waitReady("web", 30*time.Second).Workers[0]; w.Memory > 0 && first.Memory == 0 {
+		t.Errorf("the standby shows no memory while its app's worker shows %d bytes", w.Memory)
+	}
 
 	// A new warm standby whose pid is not old's, with old gone.
 	// gone says old must have exited: not so for one that was promoted.

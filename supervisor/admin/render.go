@@ -54,15 +54,9 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 				pid = strconv.Itoa(wk.PID)
 				uptime = FormatUptime(wk.Uptime)
 			}
-			rss, mem := "-", "-"
+			rss, mem := "-", memCell(wk.Memory, wk.MemoryLimit)
 			if wk.RSS > 0 {
 				rss = supervisor.FormatBytes(wk.RSS)
-			}
-			if wk.Memory > 0 {
-				mem = supervisor.FormatBytes(wk.Memory)
-			}
-			if wk.MemoryLimit > 0 {
-				mem += " / " + supervisor.FormatBytes(wk.MemoryLimit)
 			}
 			tail := ""
 			if i == 0 {
@@ -93,8 +87,8 @@ func RenderPS(w io.Writer, apps []supervisor.AppStatus) {
 			if sb.RSS > 0 {
 				rss = supervisor.FormatBytes(sb.RSS)
 			}
-			fmt.Fprintf(tw, "%s\tstandby\t%d\t%s\t-\t-\t%s\t%s\t-\n",
-				name, sb.PID, cell(sb.State), FormatUptime(sb.Uptime), rss)
+			fmt.Fprintf(tw, "%s\tstandby\t%d\t%s\t-\t-\t%s\t%s\t%s\n",
+				name, sb.PID, cell(sb.State), FormatUptime(sb.Uptime), rss, memCell(sb.Memory, sb.MemoryLimit))
 		}
 	}
 	tw.Flush()
@@ -243,4 +237,17 @@ func RenderScheduler(w io.Writer, jobs []scheduler.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(j.Name), cell(j.Cron), j.Method, cell(j.CallbackURL), next, at(j.LastExecutedAt), status)
 	}
 	tw.Flush()
+}
+
+// memCell is the MEMORY column: the cgroup's usage, and " / limit" when
+// there is one.
+func memCell(used, limit uint64) string {
+	mem := "-"
+	if used > 0 {
+		mem = supervisor.FormatBytes(used)
+	}
+	if limit > 0 {
+		mem += " / " + supervisor.FormatBytes(limit)
+	}
+	return mem
 }

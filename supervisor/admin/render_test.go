@@ -24,7 +24,7 @@ func TestRenderPS(t *testing.T) {
 		{ID: "jobs", State: "running", Workers: []supervisor.WorkerStatus{
 			{Index: 0, PID: 77, State: "starting", Uptime: 3720, RSS: 900},
 		}, Standby: 2, Standbys: []supervisor.StandbyStatus{
-			{PID: 78, State: "standby", Uptime: 61, RSS: 41943040},
+			{PID: 78, State: "standby", Uptime: 61, RSS: 41943040, Memory: 10 << 20, MemoryLimit: 96 << 20},
 			{PID: 79, State: "starting", Uptime: 0.2},
 		}},
 		{ID: "ui", State: "starting", Workers: []supervisor.WorkerStatus{
@@ -40,7 +40,7 @@ func TestRenderPS(t *testing.T) {
 		"api   1        -     failed    5         exit status 2                -       -         -",
 		"docs  -        -     failed    -         -                            -       -         -  (entrypoint not found)",
 		"jobs  0        77    starting  0         -                            1h2m    900 B     -",
-		"jobs  standby  78    standby   -         -                            1m1s    40.0 MiB  -",
+		"jobs  standby  78    standby   -         -                            1m1s    40.0 MiB  10.0 MiB / 96.0 MiB",
 		"jobs  standby  79    starting  -         -                            0s      -         -",
 		"ui    0        -     waiting   0         -                            -       -         -  (waiting for api, db)",
 		"",
