@@ -80,8 +80,10 @@ type proc struct {
 	cmd     *exec.Cmd
 	pid     int
 	started time.Time
-	log     *zap.Logger
-	sink    *logs.Sink
+	// logp is its logger, app and worker fields set: a promoted
+	// standby's changes to its slot's (setLogger).
+	logp atomic.Pointer[zap.Logger]
+	sink *logs.Sink
 
 	ctrl *net.UnixConn
 	wmu  sync.Mutex // serialises writes to ctrl
@@ -358,7 +360,6 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		inspectPort: spec.inspect,
 		pid:         cmd.Process.Pid,
 		started:     time.Now(),
-		log:         spec.log.With(zap.Int("pid", cmd.Process.Pid)),
 		ctrl:        conn.(*net.UnixConn),
 		ready:       make(chan struct{}),
 		warm:        make(chan struct{}),
@@ -370,6 +371,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		sinkDone:    make(chan struct{}),
 		meshSignal:  make(chan struct{}, 1),
 	}
+	p.logp.Store(spec.log.With(zap.Int("pid", cmd.Process.Pid)))
 	if spec.rt != nil {
 		p.leaveGrace = spec.rt.cfg.GracefulShutdown.Application
 		// The welcome's table is built for it, as the workers' states are
@@ -392,7 +394,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		p.spans, p.spansAs = tr.Source(app, spec.worker, pid), spec.worker
 		p.sourceFor = func(worker int) *telemetry.Source { return tr.Source(app, worker, pid) }
 	}
-	p.sink = logs.NewSink(p.log, logs.Options{Counts: spec.logCounts, Level: spec.logLevel})
+	p.sink = logs.NewSink(p.logger(), logs.Options{Counts: spec.logCounts, Level: spec.logLevel})
 	p.sink.Follow(outR, "stdout")
 	p.sink.Follow(errR, "stderr")
 	go p.wait(outR, errR)
@@ -439,10 +441,22 @@ func (p *proc) watchOOM(every time.Duration) {
 			return true
 		}
 		p.oomSeen.Store(n)
-		p.log.Warn("the kernel's OOM killer ended a process of the worker's cgroup; the worker itself runs on",
+		p.logger().Warn("the kernel's OOM killer ended a process of the worker's cgroup; the worker itself runs on",
 			zap.Int("pid", p.pid), zap.Uint64("killed", n-seen), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
 		return true
 	})
+}
+
+// logger is the worker's logger (see logp).
+func (p *proc) logger() *zap.Logger { return p.logp.Load() }
+
+// setLogger makes l the worker's logger and its output's: a promoted
+// standby's lines then carry the slot's worker index, not "standby".
+func (p *proc) setLogger(l *zap.Logger) {
+	p.logp.Store(l)
+	if p.sink != nil {
+		p.sink.SetLogger(l)
+	}
 }
 
 // killedBySIGKILL tells whether a Wait error says the process died of
@@ -492,7 +506,7 @@ func (p *proc) wait(pipes ...*os.File) {
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	if p.group != nil {
 		if kerr := p.group.Kill(); kerr != nil {
-			p.log.Warn("could not kill every process of the worker's cgroup", zap.Error(kerr))
+			p.logger().Warn("could not kill every process of the worker's cgroup", zap.Error(kerr))
 		}
 		// Kills the worker outlived (watchOOM) are not its reason, and
 		// the OOM killer ends a process with SIGKILL: a worker that died
@@ -503,7 +517,7 @@ func (p *proc) wait(pipes ...*os.File) {
 				reason := fmt.Sprintf("oom (memory limit %s)", FormatBytes(uint64(p.group.Limits().Memory)))
 				p.limitHit.CompareAndSwap(nil, &reason)
 			} else {
-				p.log.Warn("the kernel's OOM killer ended a process of the worker's cgroup before the worker exited",
+				p.logger().Warn("the kernel's OOM killer ended a process of the worker's cgroup before the worker exited",
 					zap.Int("pid", p.pid), zap.Uint64("killed", n-p.oomSeen.Load()), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
 			}
 		}
@@ -518,7 +532,7 @@ func (p *proc) wait(pipes ...*os.File) {
 	go func() {
 		if p.group != nil {
 			if rerr := p.group.Remove(); rerr != nil {
-				p.log.Warn("could not remove the worker's cgroup", zap.Error(rerr))
+				p.logger().Warn("could not remove the worker's cgroup", zap.Error(rerr))
 			}
 		}
 		p.sink.Close()
@@ -599,7 +613,7 @@ func (p *proc) readControl(app string, worker int) {
 				// before it listens.
 				if !earlyReady {
 					earlyReady = true // once: a worker must not flood the log
-					p.log.Warn("a standby said ready before it was promoted; ignoring it")
+					p.logger().Warn("a standby said ready before it was promoted; ignoring it")
 				}
 				break
 			}
@@ -612,14 +626,14 @@ func (p *proc) readControl(app string, worker int) {
 		case ipc.TypeStandby:
 			p.warmOnce.Do(func() { close(p.warm) })
 			if w := m.Warm; w != nil {
-				p.log.Debug("standby warmed up", zap.Int("requests", w.Requests), zap.Int64("ms", w.Ms), zap.Int64("afterMs", w.After))
+				p.logger().Debug("standby warmed up", zap.Int("requests", w.Requests), zap.Int64("ms", w.Ms), zap.Int64("afterMs", w.After))
 			}
 		case ipc.TypeStats:
 			if m.Stats != nil {
 				st, fixed := m.Stats.Sanitized()
 				if fixed {
 					p.badStats.Do(func() {
-						p.log.Warn("the worker reported impossible figures (utilisation outside 0..1, negative counts or delays, values that are not numbers); they are bounded, and this is said once per worker", zap.Any("stats", statsSummary(*m.Stats)))
+						p.logger().Warn("the worker reported impossible figures (utilisation outside 0..1, negative counts or delays, values that are not numbers); they are bounded, and this is said once per worker", zap.Any("stats", statsSummary(*m.Stats)))
 					})
 				}
 				p.statsMu.Lock()
@@ -679,7 +693,7 @@ func (p *proc) readControl(app string, worker int) {
 		// whatever it sends before, is read at once, or the stop would
 		// wait out the grace behind its backlog.
 		if paced && !p.drainAsked.Load() {
-			pace.take(time.Now(), int(cr.n-int64(r.Buffered())-before), p.log)
+			pace.take(time.Now(), int(cr.n-int64(r.Buffered())-before), p.logger())
 		}
 	}
 }
@@ -698,7 +712,7 @@ func (p *proc) holdToExit() {
 	select {
 	case <-p.exited:
 	case <-t.C:
-		p.log.Warn("the worker said it was exiting but still runs; killing it", zap.Duration("after", grace))
+		p.logger().Warn("the worker said it was exiting but still runs; killing it", zap.Duration("after", grace))
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
 }
@@ -744,7 +758,7 @@ func (p *proc) controlFault(fault string) {
 	if !p.fault.CompareAndSwap(nil, &fault) {
 		return
 	}
-	p.log.Error("control channel: protocol violation; killing the worker", zap.String("fault", fault))
+	p.logger().Error("control channel: protocol violation; killing the worker", zap.String("fault", fault))
 	p.ctrl.Close()
 	if !p.isExited() {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
@@ -888,7 +902,7 @@ func (p *proc) watchMemory(every time.Duration) {
 		}
 		reason := fmt.Sprintf("memory (%s used, limit %s; no cgroup)", FormatBytes(u.Memory), FormatBytes(uint64(p.group.Limits().Memory)))
 		if p.limitHit.CompareAndSwap(nil, &reason) {
-			p.log.Error("worker above its memory limit; killing it", zap.Uint64("rss", u.Memory), zap.Int64("limit", p.group.Limits().Memory))
+			p.logger().Error("worker above its memory limit; killing it", zap.Uint64("rss", u.Memory), zap.Int64("limit", p.group.Limits().Memory))
 		}
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		return
@@ -944,7 +958,7 @@ func (p *proc) probe(port int) {
 		}
 	}()
 	warn := func(err error) {
-		p.log.Warn("worker's port is taken by another program; the worker is not ready while it is",
+		p.logger().Warn("worker's port is taken by another program; the worker is not ready while it is",
 			zap.Int("port", port), zap.Error(err))
 	}
 	if front.Ready(ctx, port, p.pid, warn) == nil {

@@ -36,7 +36,8 @@ func TestSendCutFrameBreaksChannel(t *testing.T) {
 	defer theirs.Close() // never read: the worker is not listening
 	exited := make(chan struct{})
 	close(exited) // no process to kill
-	p := &proc{ctrl: ours.(*net.UnixConn), log: zap.NewNop(), exited: exited}
+	p := &proc{ctrl: ours.(*net.UnixConn), exited: exited}
+	p.logp.Store(zap.NewNop())
 
 	// A frame far larger than any unix socket buffer.
 	big, _ := json.Marshal(strings.Repeat("x", ipc.MaxFrame-1024))

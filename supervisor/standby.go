@@ -341,10 +341,9 @@ func (sp *standbyPool) promote(s *slot) worker {
 		now := time.Now()
 		sb.p.promotedTo.Store(int64(s.index))
 		sb.p.promotedAt.Store(&now)
-		if sb.p.sink != nil {
-			// Its output is the slot's worker's from now on (ctl logs --worker).
-			sb.p.sink.SetLogger(s.log.With(zap.Int("pid", sb.p.pid)))
-		}
+		// Its output and its own warnings are the slot's worker's from
+		// now on (ctl logs --worker).
+		sb.p.setLogger(s.log.With(zap.Int("pid", sb.p.pid)))
 		if g := sb.p.group; g != nil {
 			g.Assign(s.index)
 		}

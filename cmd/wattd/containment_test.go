@@ -306,6 +306,39 @@ func TestOOMKillOfAChildIsLogged(t *testing.T) {
 	}
 }
 
+// TestOOMKillOfAChildOfAPromotedStandby: a standby that took a slot
+// reports its child's OOM kill as the slot's worker, not as a standby.
+func TestOOMKillOfAChildOfAPromotedStandby(t *testing.T) {
+	integration(t)
+	cgroupV1(t)
+	dir := project(t, map[string]any{
+		"server": map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("faults/oom-child"), "standby": 1,
+			"resources": map[string]any{"memory": "160MiB"}}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	old := d.waitReady("web", 30*time.Second).Workers[0].PID
+	sb := warmStandby(t, d, "web")
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the standby in slot 0", func() bool {
+		w := d.app("web").Workers[0]
+		return w.PID == sb.PID && w.State == "ready"
+	})
+	if code, body, err := get(fresh, d.url("/child")); err != nil || code != 200 {
+		t.Fatalf("GET /child: %d %v %s", code, err, body)
+	}
+	const warning = "the kernel's OOM killer ended a process of the worker's cgroup; the worker itself runs on"
+	d.waitOutput(warning, 30*time.Second)
+	for _, line := range strings.Split(d.out.String(), "\n") {
+		if strings.Contains(line, warning) && (!strings.Contains(line, `"worker":0`) || strings.Contains(line, `"standby":true`) ||
+			!strings.Contains(line, fmt.Sprintf(`"pid":%d`, sb.PID))) {
+			t.Errorf("the warning does not name slot 0's worker, pid %d:\n%s", sb.PID, line)
+		}
+	}
+}
+
 // TestSameProjectFromAnotherNamespace: a second start of a running project
 // from another mount or network namespace (a systemd unit with
 // PrivateTmp=, PrivateNetwork=) does not see the first one's claim, but
