@@ -1,13 +1,12 @@
 package admin
 
 import (
-	"slices"
-
 	"encoding/json"
-	"github.com/wattd/wattd/ipc"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 )
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/wattd/wattd/ipc"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/wattd/wattd/ipc"
 	"github.com/wattd/wattd/supervisor"
 )
 
