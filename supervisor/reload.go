@@ -295,7 +295,18 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 			p.result.Scaled = append(p.result.Scaled, ScaleChange{App: a.id, From: n, To: ac.Workers})
 			scaled = true
 		}
-		if sameApp(old.conf, ac) && reflect.DeepEqual(old.policy, policyFor(cfg, ac)) {
+		same := sameApp(old.conf, ac) && reflect.DeepEqual(old.policy, policyFor(cfg, ac))
+		if same {
+			// The same configuration may still start differently: a
+			// deploy changed the package.json's main or the start script.
+			changed, err := rt.launchChanged(cfg, ac, old)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			same = !changed
+		}
+		if same {
 			if !scaled {
 				p.result.Unchanged = append(p.result.Unchanged, a.id)
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -459,21 +460,11 @@ func (rt *Runtime) resolve(cfg *config.Config, ac config.Application) (capabilit
 
 // buildSpec resolves how the workers of application ac start.
 func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpec, error) {
-	capb, capApp, err := rt.resolve(cfg, ac)
+	launch, capID, err := rt.prepareLaunch(cfg, ac)
 	if err != nil {
 		return nil, err
 	}
-	sp := &appSpec{conf: ac, capability: capb.ID(), dir: ac.Path}
-	sp.launch, err = launchFor(capb, capApp)
-	if err != nil {
-		if strings.Contains(err.Error(), fmt.Sprintf("app %q", ac.ID)) {
-			return nil, err // the capability's message names the app already
-		}
-		return nil, fmt.Errorf("app %q (%s): %w", ac.ID, sp.capability, err)
-	}
-	if ac.WorkerProtocol {
-		sp.launch.Protocol = true
-	}
+	sp := &appSpec{conf: ac, capability: capID, dir: ac.Path, launch: launch}
 	if ac.Standby > 0 && (!sp.launch.Standby || sp.launch.Fronted) {
 		return nil, fmt.Errorf("%s: %s/standby: %s", cfg.File, ac.Pointer, noStandby(ac.ID, sp.capability))
 	}
@@ -507,6 +498,38 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 	sp.health.statsEvery, sp.env = statsEveryFor(ac.Health, sp.env)
 	sp.env = append(sp.env, ipc.EnvAppInfo+"="+rt.dir.AppInfoFile(ac.ID))
 	return sp, nil
+}
+
+// prepareLaunch asks the application's capability how to start its
+// workers: what a deploy can change without a word in the configuration
+// (package.json's main, a start script, a build's output) is read here.
+func (rt *Runtime) prepareLaunch(cfg *config.Config, ac config.Application) (*capabilities.Launch, string, error) {
+	capb, capApp, err := rt.resolve(cfg, ac)
+	if err != nil {
+		return nil, "", err
+	}
+	launch, err := launchFor(capb, capApp)
+	if err != nil {
+		if strings.Contains(err.Error(), fmt.Sprintf("app %q", ac.ID)) {
+			return nil, "", err // the capability's message names the app already
+		}
+		return nil, "", fmt.Errorf("app %q (%s): %w", ac.ID, capb.ID(), err)
+	}
+	if ac.WorkerProtocol {
+		launch.Protocol = true
+	}
+	return launch, capb.ID(), nil
+}
+
+// launchChanged tells whether the application of sp, prepared again from
+// ac, would start differently: the entry in its package.json or the
+// start command its capability reads changed since its workers started.
+func (rt *Runtime) launchChanged(cfg *config.Config, ac config.Application, sp *appSpec) (bool, error) {
+	launch, capID, err := rt.prepareLaunch(cfg, ac)
+	if err != nil {
+		return false, err
+	}
+	return capID != sp.capability || !reflect.DeepEqual(launch, sp.launch), nil
 }
 
 // inspectorOption returns the option of env's NODE_OPTIONS that opens
@@ -1355,6 +1378,52 @@ func (rt *Runtime) RestartApp(ctx context.Context, id string) error {
 	}
 }
 
+// noRestart is a restart refused because the application cannot be
+// started as it is on disk now; it matches ErrInvalidConfig, for which the
+// admin API answers 422.
+type noRestart struct{ err error }
+
+func (e noRestart) Error() string {
+	return "restart refused; the workers keep running: " + e.err.Error()
+}
+func (e noRestart) Unwrap() error        { return e.err }
+func (e noRestart) Is(target error) bool { return target == ErrInvalidConfig }
+
+// refreshLaunch prepares the application's start again before a
+// restart, which is how new code is deployed (ctl restart, SIGUSR2, wattd
+// dev's restarts): a package.json whose main changed, or a start script,
+// starts the new entry, and one whose entry is gone is refused before any
+// worker stops. The configuration itself is the one in use.
+func (a *app) refreshLaunch() error {
+	old := a.sp()
+	cfg := a.rt.current.Load()
+	if old == nil || cfg == nil {
+		return nil
+	}
+	changed, err := a.rt.launchChanged(cfg, old.conf, old)
+	if err != nil {
+		return noRestart{err}
+	}
+	if !changed {
+		return nil
+	}
+	sp, err := a.rt.buildSpec(cfg, old.conf)
+	if err != nil {
+		return noRestart{err}
+	}
+	if sp.launch.Fronted != old.launch.Fronted {
+		return noRestart{fmt.Errorf("app %q now starts a program that takes its sockets differently (one on $PORT that wattd fronts, or one that takes its sockets); restart wattd to change it", a.id)}
+	}
+	sp.deps = old.deps
+	// A reload that stored a newer spec meanwhile wins: it rolls the
+	// workers onto its own.
+	if a.spec.CompareAndSwap(old, sp) {
+		a.log.Info("the application starts differently since its workers started (its package.json or start command changed); the restart takes the new start",
+			zap.Strings("from", old.launch.Argv), zap.Strings("to", sp.launch.Argv))
+	}
+	return nil
+}
+
 // rollLoop runs the waiting rolling restarts one after the other until
 // none waits.
 func (a *app) rollLoop() {
@@ -1375,6 +1444,9 @@ func (a *app) rollLoop() {
 
 // roll restarts the app's workers one at a time.
 func (a *app) roll() error {
+	if err := a.refreshLaunch(); err != nil {
+		return err
+	}
 	// The restart is for new code, which the standbys have not loaded:
 	// they go, and with standbys the new workers start ahead, together.
 	defer a.rollAhead()()

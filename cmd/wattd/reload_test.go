@@ -967,3 +967,63 @@ func TestChangesDuringTheFirstStart(t *testing.T) {
 		checkWeb(d, "2")
 	})
 }
+
+// TestDeployOfANewEntry: a deploy that changes the entry in package.json
+// (its main) without a word in watt.json is taken by a reload, which rolls
+// the application, and by ctl restart; an entry that is not there is
+// refused before any worker stops. Both used to run the old entry (and
+// the restart, with the old file gone, failed the worker it replaced).
+func TestDeployOfANewEntry(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	server := func(version string) string {
+		return "require('node:http').createServer((req, res) => res.end('" + version + "')).listen(3000)\n"
+	}
+	writeFiles(t, dir, map[string]string{
+		"web/package.json": `{"name": "web", "main": "v1.js"}`,
+		"web/v1.js":        server("v1"),
+		"web/v2.js":        server("v2"),
+		"web/v3.js":        server("v3"),
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": "web", "workers": 2}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("web", 30*time.Second)
+	serves := func(want string) {
+		t.Helper()
+		for i := 0; i < 6; i++ { // new connections, so both workers answer
+			if code, body, err := get(fresh, d.url("/")); err != nil || code != 200 || body != want {
+				t.Fatalf("GET /: %d %q %v, want %q", code, body, err, want)
+			}
+		}
+	}
+	serves("v1")
+	main := func(entry string) {
+		writeFiles(t, dir, map[string]string{"web/package.json": `{"name": "web", "main": "` + entry + `"}`})
+	}
+
+	main("v2.js")
+	if res := reloadJSON(t, d); !slices.Equal(res.Changed, []string{"web"}) {
+		t.Fatalf("reload after main changed: %+v, want web changed", res)
+	}
+	serves("v2")
+
+	main("v3.js")
+	if out, err := d.ctl("restart", "web"); err != nil {
+		t.Fatalf("ctl restart: %v\n%s", err, out)
+	}
+	serves("v3")
+
+	before := pids(d.app("web"))
+	main("gone.js")
+	out, err := d.ctl("restart", "web")
+	if err == nil || !strings.Contains(out, "restart refused; the workers keep running") || !strings.Contains(out, "gone.js") {
+		t.Errorf("ctl restart with a missing entry: %v\n%s", err, out)
+	}
+	if after := pids(d.app("web")); !slices.Equal(after, before) {
+		t.Errorf("workers %v became %v", before, after)
+	}
+	serves("v3")
+}
