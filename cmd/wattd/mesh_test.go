@@ -255,3 +255,47 @@ func TestExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestMeshAppServerAddress: an application that is not the entrypoint is
+// served on its mesh socket, yet its server's address() says what it asked
+// listen() for, as where the port is bound: code builds URLs and logs from
+// server.address().port. It said the socket's path (port undefined).
+func TestMeshAppServerAddress(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	server := func(listen string) string {
+		return `const http = require('node:http')
+let atListen
+const s = http.createServer((req, res) => res.end(JSON.stringify({ atListen, now: s.address(), url: String(new URL('http://localhost:' + s.address().port)) })))
+s.listen(` + listen + `() => { atListen = s.address() })
+`
+	}
+	writeFiles(t, dir, map[string]string{
+		"web/index.js":  `require('node:http').createServer((req, res) => res.end('web')).listen(3000)` + "\n",
+		"port/index.js": server("4567, "),
+		"host/index.js": server("{ port: 4568, host: '127.0.0.1' }, "),
+		"any/index.js":  server(""),
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint": "web",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "web", "path": "web"},
+			map[string]any{"id": "port", "path": "port"},
+			map[string]any{"id": "host", "path": "host"},
+			map[string]any{"id": "any", "path": "any"},
+		},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("web", 30*time.Second)
+	for app, want := range map[string]string{
+		"port": `{"address":"::","family":"IPv6","port":4567}`,
+		"host": `{"address":"127.0.0.1","family":"IPv4","port":4568}`,
+		"any":  `{"address":"::","family":"IPv6","port":0}`,
+	} {
+		out, err := d.ctl("inject", app, "/")
+		if err != nil || !strings.Contains(out, `"atListen":`+want) || !strings.Contains(out, `"now":`+want) {
+			t.Errorf("%s: server.address(): %v\n%s\nwant %s", app, err, out, want)
+		}
+	}
+}

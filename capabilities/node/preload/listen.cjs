@@ -88,7 +88,12 @@ function answerAddressWhileHeld (sb, server) {
   server.address = function address () {
     const a = original.call(this)
     if (a !== null || sb.held === null || sb.held.server !== this) return a
-    if (known === undefined) known = socketAddress(heldFd(sb.fds))
+    if (known === undefined) {
+      const fd = heldFd(sb.fds)
+      // Served on its mesh socket once promoted: as reportRequestedAddress.
+      if (fd === null) known = null
+      else known = fd.name === 'mesh' ? requestedAddress(sb.held.req) : socketAddress(fd.fd)
+    }
     return known
   }
 }
@@ -104,7 +109,7 @@ function heldFd (fds) {
     const { name, slot } = slotKey(key)
     if (name === want && (best === null || slot < best.slot)) best = { slot, fd: fds[key] }
   }
-  return best === null ? null : best.fd
+  return best === null ? null : { name: want, fd: best.fd }
 }
 
 // slotKey splits a standby's socket name, "http.1", into the socket's
@@ -201,7 +206,7 @@ function redirect (state, fds, name, nativeListen, server, req) {
     state.primary = { server, name, requestedPort: req.port }
     adopt(state, server)
     if (name === 'mesh') {
-      reportSocketPath(server, opts.fd)
+      reportRequestedAddress(server, req)
       server.prependListener('connection', localPeer)
     }
     server.once('listening', guard('listening', () => onPrimaryListening(state, fds, server, name, nativeListen)))
@@ -463,6 +468,38 @@ function reportSocketPath (server, fd) {
     if (path === undefined) path = unixSocketPath(fd) || `wattd-mesh-fd-${fd}`
     return path
   }
+}
+
+// reportRequestedAddress makes address() of an application's server that
+// wattd serves on its mesh socket (an application that is not the
+// entrypoint) say what it would say had the listen() been done as asked:
+// code reads server.address().port to log it or to build a URL, and a
+// socket's path there has no port (new URL('http://localhost:' + undefined)
+// throws).
+function reportRequestedAddress (server, req) {
+  const original = server.address
+  let known
+  server.address = function address () {
+    const a = original.call(this)
+    if (a !== null || !this.listening) return a
+    if (known === undefined) known = requestedAddress(req)
+    return known
+  }
+}
+
+// requestedAddress is what address() of a server listening as req asks
+// would say: the path of a listen(path), else the host asked for (a name,
+// such as localhost, as its IPv4 loopback address; none, as Node.js binds
+// it, the IPv6 any address) and the port asked for (0 when none was).
+function requestedAddress (req) {
+  if (typeof req.path === 'string') return req.path
+  const n = Number(req.port)
+  const port = Number.isInteger(n) && n >= 0 && n <= 65535 ? n : 0
+  const host = typeof req.host === 'string' ? req.host : ''
+  if (net.isIPv4(host)) return { address: host, family: 'IPv4', port }
+  if (net.isIPv6(host)) return { address: host, family: 'IPv6', port }
+  if (host === '') return { address: '::', family: 'IPv6', port }
+  return { address: '127.0.0.1', family: 'IPv4', port }
 }
 
 // socketAddress is what server.address() says of a server listening on
