@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/capabilities"
@@ -185,7 +184,6 @@ type spawnSpec struct {
 	worker    int
 	entry     bool
 	log       *zap.Logger          // app/worker fields already set
-	logLevel  zapcore.LevelEnabler // the app's own level for its structured lines; nil: all
 	rt        *Runtime             // for mesh pushes; nil in tests that need none
 	probePort int                  // >0: a fronted worker, ready once this loopback port accepts
 	group     *cgroups.Group
@@ -394,7 +392,7 @@ func spawn(spec spawnSpec) (_ *proc, err error) {
 		p.spans, p.spansAs = tr.Source(app, spec.worker, pid), spec.worker
 		p.sourceFor = func(worker int) *telemetry.Source { return tr.Source(app, worker, pid) }
 	}
-	p.sink = logs.NewSink(p.logger(), logs.Options{Counts: spec.logCounts, Level: spec.logLevel})
+	p.sink = logs.NewSink(p.logger(), logs.Options{Counts: spec.logCounts})
 	p.sink.Follow(outR, "stdout")
 	p.sink.Follow(errR, "stderr")
 	go p.wait(outR, errR)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
 	"github.com/wattd/wattd/capabilities"
@@ -270,7 +269,6 @@ type appSpec struct {
 	launch     *capabilities.Launch
 	env        []string
 	limits     cgroups.Limits       // each worker's, from the resources key
-	logLevel   zapcore.LevelEnabler // the app's own logger.level; nil: the runtime's alone
 	health     healthRules
 	policy     restart.Policy // restartOnError (the app's own, or the runtime's) and the back-off
 	deps       []*app         // the applications this one waits for (its dependencies)
@@ -487,11 +485,11 @@ func (rt *Runtime) buildSpec(cfg *config.Config, ac config.Application) (*appSpe
 	sp.env = rt.withCompileCache(ac, sp.env)
 	sp.limits = cgroups.Limits(ac.Resources)
 	if ac.LogLevel != "" {
-		lvl, err := logs.ParseLevel(ac.LogLevel)
-		if err != nil {
+		// The level of the app's globalThis.platformatic.logger (its app
+		// info); checked here as the schema allows any string.
+		if _, err := logs.ParseLevel(ac.LogLevel); err != nil {
 			return nil, fmt.Errorf("app %q: logger.level: %w", ac.ID, err)
 		}
-		sp.logLevel = lvl
 	}
 	sp.health.Health = ac.Health
 	sp.policy = policyFor(cfg, ac)

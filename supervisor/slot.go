@@ -746,7 +746,6 @@ func (s *slot) spawnOn(port int) (*proc, error) {
 		worker:    s.index,
 		entry:     a.entry,
 		log:       s.log,
-		logLevel:  sp.logLevel,
 		rt:        a.rt,
 		logCounts: &s.logCounts,
 	})

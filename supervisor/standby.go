@@ -706,7 +706,6 @@ func (sp *standbyPool) spawn(gen uint64, log *zap.Logger) (_ *standby, err error
 		worker:    ipc.StandbyWorker,
 		entry:     a.entry,
 		log:       log,
-		logLevel:  spec.logLevel,
 		rt:        a.rt,
 		logCounts: &sp.logCounts,
 		standby:   true,

@@ -77,7 +77,8 @@ func entries(t *testing.T, lines []string, msg string) []map[string]any {
 // TestCtlLogs: `wattd ctl logs -f` follows a live worker's lines as the app
 // logs them on request, --worker keeps one worker's, -n prints the last
 // lines, logger.redact masks values in them, an application's own
-// logger.level filters its structured lines, and a follower that goes
+// logger.level filters its logger's lines (not those of a logger of its
+// own), and a follower that goes
 // away leaves wattd logging.
 func TestCtlLogs(t *testing.T) {
 	integration(t)
@@ -169,8 +170,9 @@ func TestCtlLogs(t *testing.T) {
 		t.Errorf("ctl logs web -n 1: %q %v", human, err)
 	}
 
-	// The quiet app's own level (warn) drops its info and debug lines,
-	// its logger's and its own pino ones; plain output is kept, as in Watt.
+	// The quiet app's own level (warn) is its logger's: that drops its
+	// info and debug lines; its own pino line and its plain output are
+	// kept, as in Watt (the runtime's level is debug).
 	if out, err := d.ctl("inject", "quiet", "/?msg=q1"); err != nil {
 		t.Fatalf("ctl inject quiet: %v\n%s", err, out)
 	}
@@ -183,10 +185,13 @@ func TestCtlLogs(t *testing.T) {
 	if len(entries(t, quiet, "q1 warn")) != 1 {
 		t.Errorf("the quiet app's warn line is missing: %q", quiet)
 	}
-	for _, msg := range []string{"q1 info", "q1 debug", "q1 own pino debug"} {
+	for _, msg := range []string{"q1 info", "q1 debug"} {
 		if len(entries(t, quiet, msg)) != 0 || len(logEntries(d.out.String(), msg)) != 0 {
 			t.Errorf("%q logged by an app whose level is warn", msg)
 		}
+	}
+	if own := entries(t, quiet, "q1 own pino debug"); len(own) != 1 || own[0]["level"] != pinoDebug {
+		t.Errorf("the quiet app's own pino line: %v in %q", own, quiet)
 	}
 
 	// A follower that vanishes: wattd goes on logging and serving.

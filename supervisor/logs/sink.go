@@ -47,10 +47,6 @@ type Options struct {
 	// one Counts shared by the sinks of a worker slot's successive
 	// processes keeps the slot's totals across restarts.
 	Counts *Counts
-	// Level is the application's own level: structured lines below it
-	// are not logged. Plain lines are info (stdout) or error (stderr) and
-	// are always passed on, as Watt does. Nil passes everything.
-	Level zapcore.LevelEnabler
 
 	// clock, when set, replaces time.Now for the arrival of lines and the
 	// framing's join window, so that tests do not depend on scheduling.
@@ -79,7 +75,6 @@ type Sink struct {
 	logp    atomic.Pointer[zap.Logger] // see SetLogger
 	maxLine int
 	counts  *Counts              // nil: not shared
-	level   zapcore.LevelEnabler // nil: every structured line
 	clock   func() time.Time     // time.Now but in tests
 
 	queue  chan line
@@ -141,7 +136,6 @@ func NewSink(logger *zap.Logger, opts Options) *Sink {
 		clock:   opts.clock,
 		maxLine: opts.MaxLineBytes,
 		counts:  opts.Counts,
-		level:   opts.Level,
 		queue:   make(chan line, opts.QueueLines),
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -507,10 +501,11 @@ func (s *Sink) logRecord(l line, rec record) {
 		lvl = zapcore.ErrorLevel
 	}
 	if rec.hasLevel {
+		// The application's own logger.level is not applied here: it
+		// is the level of its globalThis.platformatic.logger, which
+		// writes nothing below it; a logger of the app's own (pino made
+		// by the app, a framework's) keeps its lines, as under Watt.
 		lvl = rec.level
-		if s.level != nil && !s.level.Enabled(lvl) {
-			return
-		}
 	}
 	at := l.at
 	if !rec.at.IsZero() {

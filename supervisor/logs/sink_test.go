@@ -797,23 +797,22 @@ func TestCountsAddUpAcrossSinks(t *testing.T) {
 	}
 }
 
-// TestAppLevelFiltersStructuredLines: an application's own level drops
-// its structured lines below it; plain lines (info on stdout, error on
-// stderr) pass whatever the level, as in Watt.
-func TestAppLevelFiltersStructuredLines(t *testing.T) {
+// TestStructuredLinesOfEveryLevelPass: the sink drops no structured line
+// by level (the runtime's level is the logger's own); an application's own
+// logger.level is its globalThis.platformatic.logger's, and a logger of its
+// own keeps its lines, as under Watt.
+func TestStructuredLinesOfEveryLevelPass(t *testing.T) {
 	logger, logs := observed()
-	s := NewSink(logger, Options{Level: zapcore.WarnLevel})
+	s := NewSink(logger, Options{})
 	s.Follow(strings.NewReader(strings.Join([]string{
 		`{"level":20,"msg":"debug record"}`,
 		`{"level":30,"msg":"info record"}`,
 		`{"level":"info","msg":"info by name"}`,
 		`{"level":40,"msg":"warn record"}`,
-		`{"level":50,"msg":"error record"}`,
-		`{"msg":"no level"}`,
 		`plain text`,
 	}, "\n")+"\n"), "stdout")
 	within(t, 5*time.Second, "Close", s.Close)
-	if got := strings.Join(messages(logs.All()), ","); got != "warn record,error record,no level,plain text" {
+	if got := strings.Join(messages(logs.All()), ","); got != "debug record,info record,info by name,warn record,plain text" {
 		t.Errorf("logged %q", got)
 	}
 }
