@@ -183,9 +183,9 @@ type spawnSpec struct {
 	app       string
 	worker    int
 	entry     bool
-	log       *zap.Logger          // app/worker fields already set
-	rt        *Runtime             // for mesh pushes; nil in tests that need none
-	probePort int                  // >0: a fronted worker, ready once this loopback port accepts
+	log       *zap.Logger // app/worker fields already set
+	rt        *Runtime    // for mesh pushes; nil in tests that need none
+	probePort int         // >0: a fronted worker, ready once this loopback port accepts
 	group     *cgroups.Group
 	logCounts *logs.Counts // the slot's, shared by its processes; nil for none
 	// standby starts a standby worker (WATTD_STANDBY=1): listeners are

@@ -268,7 +268,7 @@ type appSpec struct {
 	dir        string
 	launch     *capabilities.Launch
 	env        []string
-	limits     cgroups.Limits       // each worker's, from the resources key
+	limits     cgroups.Limits // each worker's, from the resources key
 	health     healthRules
 	policy     restart.Policy // restartOnError (the app's own, or the runtime's) and the back-off
 	deps       []*app         // the applications this one waits for (its dependencies)

@@ -74,8 +74,8 @@ type Counts struct {
 type Sink struct {
 	logp    atomic.Pointer[zap.Logger] // see SetLogger
 	maxLine int
-	counts  *Counts              // nil: not shared
-	clock   func() time.Time     // time.Now but in tests
+	counts  *Counts          // nil: not shared
+	clock   func() time.Time // time.Now but in tests
 
 	queue  chan line
 	notify chan struct{} // wakes an idle writer so a drop count gets reported
