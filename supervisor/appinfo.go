@@ -56,6 +56,11 @@ func appInfos(cfg *config.Config, mode capabilities.Mode, port int) map[string]i
 		"health":             healthConfig(cfg.Health),
 		"applications":       apps,
 	}
+	if m := cfg.Metrics; m.Enabled {
+		// Where the metrics are served, as watt.json says it (with the
+		// defaults filled in); its credentials stay out.
+		runtime["metrics"] = map[string]any{"hostname": m.Hostname, "port": m.Port, "endpoint": m.Endpoint}
+	}
 	out := make(map[string]ipc.AppInfo, len(cfg.Applications))
 	for _, ac := range cfg.Applications {
 		// The application's own level, as Watt gives its logger; wattd's

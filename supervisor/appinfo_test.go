@@ -70,6 +70,16 @@ func TestAppInfos(t *testing.T) {
 	if w := rc["workers"]; !reflect.DeepEqual(w, map[string]any{"static": 2, "dynamic": false}) {
 		t.Errorf("runtimeConfig.workers = %v, want {static: 2, dynamic: false}", w)
 	}
+	// The metrics server, when there is one; never its credentials.
+	if _, ok := rc["metrics"]; ok {
+		t.Errorf("runtimeConfig.metrics without a metrics server: %v", rc["metrics"])
+	}
+	cfg.Metrics = config.Metrics{Enabled: true, Hostname: "127.0.0.1", Port: 9091, Endpoint: "/metrics", Auth: &config.BasicAuth{Username: "u", Password: "p"}}
+	if m := appInfos(cfg, capabilities.Production, 3042)["api"].RuntimeConfig["metrics"]; !reflect.DeepEqual(m,
+		map[string]any{"hostname": "127.0.0.1", "port": 9091, "endpoint": "/metrics"}) {
+		t.Errorf("runtimeConfig.metrics = %v", m)
+	}
+	cfg.Metrics = config.Metrics{}
 	ac := api.ApplicationConfig
 	if w := ac["workers"]; !reflect.DeepEqual(w, map[string]any{"static": 1, "dynamic": false}) {
 		t.Errorf("applicationConfig.workers = %v, want {static: 1, dynamic: false}", w)
