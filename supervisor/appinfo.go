@@ -180,6 +180,11 @@ func applicationConfig(ac config.Application, mode capabilities.Mode) map[string
 
 // ownConfig is the application's own configuration (Watt's "config"): the
 // node and application blocks as wattd applies them.
+// OwnConfig is an application's own configuration in Watt's shape, as its
+// workers see it in globalThis.platformatic.config and as the management
+// API answers it (wattpm config PID APP).
+func OwnConfig(ac config.Application) map[string]any { return ownConfig(ac.Watt) }
+
 func ownConfig(w capabilities.WattApp) map[string]any {
 	node := map[string]any{"hasServer": !w.NoServer, "absoluteUrl": w.AbsoluteURL}
 	if w.Main != "" {

@@ -160,6 +160,17 @@ func TestWattpmCommands(t *testing.T) {
 		cfg.Env["GREETING"] != "hello" || cfg.Env["API_TOKEN"] == "s3cret-value" {
 		t.Errorf("wattpm config: %s", out)
 	}
+	// With an application, its own configuration in Watt's shape.
+	var own struct {
+		Node *struct {
+			HasServer *bool `json:"hasServer"`
+		} `json:"node"`
+		Application map[string]any `json:"application"`
+	}
+	if out := run("config", "wattpm-compat", "api"); json.Unmarshal([]byte(out), &own) != nil || own.Node == nil || own.Node.HasServer == nil ||
+		!*own.Node.HasServer || own.Application == nil || strings.Contains(out, "Capability") {
+		t.Errorf("wattpm config PID api: %s", out)
+	}
 	mustHave("inject", run("inject", "wattpm-compat", "api", "-m", "POST", "-H", "content-type: text/plain", "-d", "payload", "-p", "/echo", "-f"),
 		"POST payload", "x-echo-type: text/plain")
 

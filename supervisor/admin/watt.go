@@ -596,8 +596,9 @@ func (w *wattAPI) application(s *Server, r *http.Request) (int, any, error) {
 	return http.StatusOK, w.details(a, runtimeConfig(s), s.b.Status()), nil
 }
 
-// applicationConfig answers the application's entry of the running
-// configuration (wattd's reading of it, secrets masked).
+// applicationConfig answers the application's own configuration in
+// Watt's shape (node, application), as its workers see it in
+// globalThis.platformatic.config: what wattpm config PID APP prints.
 func (w *wattAPI) applicationConfig(s *Server, r *http.Request) (int, any, error) {
 	id := r.PathValue("id")
 	if _, err := findWattApp(s, id); err != nil {
@@ -606,7 +607,7 @@ func (w *wattAPI) applicationConfig(s *Server, r *http.Request) (int, any, error
 	if cfg := runtimeConfig(s); cfg != nil {
 		for _, ca := range cfg.Applications {
 			if ca.ID == id {
-				return http.StatusOK, secrets.Tree(ca), nil
+				return http.StatusOK, secrets.Tree(supervisor.OwnConfig(ca)), nil
 			}
 		}
 	}
