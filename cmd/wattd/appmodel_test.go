@@ -53,6 +53,12 @@ func TestWattFactoryApps(t *testing.T) {
 				t.Fatalf("background app workers = %+v", w)
 			}
 			d.waitOutput("started the Fastify app it returned", 5*time.Second)
+			// wattd's line, not the app's own output.
+			for _, line := range strings.Split(d.out.String(), "\n") {
+				if strings.Contains(line, "started the Fastify app it returned") && strings.Contains(line, `"caller":"STDOUT"`) {
+					t.Errorf("the preload's line reads as the app's stdout: %s", line)
+				}
+			}
 
 			d.signal(syscall.SIGTERM)
 			if code := d.wait(30 * time.Second); code != 0 {

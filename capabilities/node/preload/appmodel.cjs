@@ -51,9 +51,12 @@ function readAppConfig (info) {
   return cfg
 }
 
+// info says how the app was started, as a structured line of the worker's
+// (info level, no caller): written as plain text it read as the app's own
+// stdout.
 function info (msg) {
   try {
-    process.stdout.write(`wattd preload: ${msg}\n`)
+    process.stdout.write(JSON.stringify({ level: 30, time: Date.now(), msg: `wattd preload: ${msg}` }) + '\n')
   } catch {}
 }
 
