@@ -37,6 +37,9 @@ import (
 // DefaultWait is Forwarder.Wait unless set otherwise.
 const DefaultWait = 10 * time.Second
 
+// DefaultFinWait is Forwarder.FinWait unless set otherwise.
+const DefaultFinWait = 30 * time.Second
+
 // Retry pacing for dials to a worker that refuses: quick at first, because a
 // restarting worker is usually back within tens of milliseconds, then capped
 // so thousands of waiting connections do not hammer the loopback.
@@ -52,6 +55,14 @@ type Forwarder struct {
 	// Wait is how long a connection waits for the worker's port to accept
 	// before it is closed (DefaultWait when zero). Set it before Start.
 	Wait time.Duration
+
+	// FinWait bounds a connection once one side has ended its sending
+	// (DefaultFinWait when zero): from then on the other side is closed
+	// with it when it sends nothing for that long. A client that went away
+	// looks, to wattd, just like one that only shut down its sending side,
+	// so without a bound a request the worker never answers would hold
+	// both connections for good. Set it before Start.
+	FinWait time.Duration
 
 	ln   net.Listener // accepts; a dup of the caller's socket
 	wake *os.File     // another dup, only to wait for pending connections (see acceptLoop)
@@ -81,6 +92,7 @@ type pair struct {
 	client net.Conn
 	target net.Conn // nil while dialling; set under f.mu
 	left   atomic.Int32
+	ended  atomic.Bool // one direction ended cleanly: the other runs under FinWait
 }
 
 // New returns a Forwarder that accepts on l (a listening TCP or Unix stream
@@ -376,16 +388,23 @@ func (p *pair) serve() {
 
 // copy moves src→dst until src ends. A clean end (EOF) is passed on as a
 // half-close, so a client that shuts down its sending side still gets the
-// whole response; any error tears down both connections, which also ends
-// the copy in the other direction.
+// whole response; the other direction then has to keep moving (see
+// FinWait), since a peer that closed for good cannot be told from one that
+// half-closed. Any error tears down both connections, which also ends the
+// copy in the other direction.
 func (p *pair) copy(dst, src net.Conn) {
-	_, err := io.Copy(dst, src)
+	err := p.move(dst, src)
 	if err == nil {
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			err = cw.CloseWrite()
 		} else {
 			err = errors.New("no half-close")
 		}
+	}
+	if err == nil && !p.ended.Swap(true) {
+		// dst is the source of the other direction: its copy now fails
+		// on a read that waits longer than FinWait (see move).
+		err = dst.SetReadDeadline(time.Now().Add(p.f.finWait()))
 	}
 	if err != nil {
 		p.client.Close()
@@ -396,6 +415,31 @@ func (p *pair) copy(dst, src net.Conn) {
 		p.target.Close()
 		p.f.release(p)
 	}
+}
+
+// move copies src→dst until src ends. Once the other direction has ended,
+// src carries a read deadline: a copy that moved bytes before it fell due
+// goes on under a new one, one that moved none is over. The pair is so
+// closed after FinWait (at most twice that) without a byte from src. The
+// bytes are counted per io.Copy call rather than per read, to keep
+// io.Copy's splice(2), which a counting wrapper would turn off.
+func (p *pair) move(dst, src net.Conn) error {
+	for {
+		n, err := io.Copy(dst, src)
+		if err == nil || n == 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !p.ended.Load() {
+			return err
+		}
+		if err := src.SetReadDeadline(time.Now().Add(p.f.finWait())); err != nil {
+			return err
+		}
+	}
+}
+
+func (f *Forwarder) finWait() time.Duration {
+	if f.FinWait <= 0 {
+		return DefaultFinWait
+	}
+	return f.FinWait
 }
 
 func (f *Forwarder) release(p *pair) {
