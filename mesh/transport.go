@@ -29,6 +29,14 @@ const (
 	// reconnect all the time.
 	maxIdlePerSocket = 64
 
+	// expectContinueTimeout is how long a request that says "Expect:
+	// 100-continue" waits for the worker's interim 100 before its body is
+	// sent anyway (for a worker that ignores Expect). Without it net/http
+	// sends the body at once; through the mesh proxy that read of the
+	// client's body makes the proxy's server send the client a 100 on the
+	// app's behalf, even when the app then refuses the request (417, 413).
+	expectContinueTimeout = time.Second
+
 	// sweepEvery bounds how often membership changes are looked for, in case
 	// a Resolver hands out a fresh table pointer on every call.
 	sweepEvery = 100 * time.Millisecond
@@ -223,6 +231,8 @@ func (t *Transport) socket(path string) *http.Transport {
 		DisableCompression:  true, // pass encodings through untouched; compressing over a Unix socket gains nothing
 		MaxIdleConnsPerHost: maxIdlePerSocket,
 		IdleConnTimeout:     idleConnTimeout,
+
+		ExpectContinueTimeout: expectContinueTimeout,
 	}
 	v, loaded := t.sockets.LoadOrStore(path, tr)
 	if loaded {

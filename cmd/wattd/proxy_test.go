@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -307,4 +308,90 @@ func TestMeshProxyLoadCannotStopSupervision(t *testing.T) {
 	t.Logf("limit %d, flood %d: wattd fds before %d, peak %d, after %d; at most %d client connections open at once (accepted or queued); proxy open %d, cap %d per listener, refused %d; closed by the server %d, of them %d by the header timeout",
 		limit, flood, before, peak, fdCount(t, pid), maxHeld, st.MeshProxy.Open, st.MeshProxy.MaxConns, st.MeshProxy.Refused, closedByServer, timedOut)
 	mu.Unlock()
+}
+
+// TestMeshProxyExpectContinueFromTheApp: through the mesh proxy, a request
+// with "Expect: 100-continue" gets its 100 only when the app sends one. An
+// app that refuses the request from its checkContinue handler is answered
+// 417 with no 100 before it (the proxy's server sent one as soon as its
+// transport read the body, before the app had answered); an app that
+// accepts still gets the body, after a 100.
+func TestMeshProxyExpectContinueFromTheApp(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"b/package.json": `{"name":"b","private":true,"main":"index.js"}`,
+		"b/index.js": `
+const http = require('http')
+const server = http.createServer((req, res) => {
+  let n = 0
+  req.on('data', (d) => { n += d.length })
+  req.on('end', () => res.end('got ' + n))
+})
+server.on('checkContinue', (req, res) => {
+  if (req.headers['x-reject']) {
+    res.writeHead(417, { connection: 'close' })
+    res.end('rejected')
+    return
+  }
+  res.writeContinue()
+  server.emit('request', req, res)
+})
+server.listen(process.env.PORT || 3000)
+`,
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint":   "b",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "b", "path": "./b"}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("b", 30*time.Second)
+	sock := filepath.Join(filepath.Dir(d.adminSocket()), "proxy.sock")
+	const size = 3 << 20
+
+	send := func(reject bool) (*bufio.Reader, net.Conn) {
+		c, err := net.DialTimeout("unix", sock, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		head := "POST http://b.plt.local/upload HTTP/1.1\r\nHost: b.plt.local\r\nExpect: 100-continue\r\nContent-Length: " + strconv.Itoa(size) + "\r\n"
+		if reject {
+			head += "x-reject: 1\r\n"
+		}
+		if _, err := io.WriteString(c, head+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		return bufio.NewReader(c), c
+	}
+	status := func(r *bufio.Reader) *http.Response {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("reading an answer: %v", err)
+		}
+		return resp
+	}
+
+	r, c := send(true)
+	resp := status(r)
+	body, _ := io.ReadAll(resp.Body)
+	c.Close()
+	if resp.StatusCode != http.StatusExpectationFailed || string(body) != "rejected" {
+		t.Fatalf("refused upload: first answer %d %q, want the app's 417 (and no 100 before it)", resp.StatusCode, body)
+	}
+
+	r, c = send(false)
+	defer c.Close()
+	if resp := status(r); resp.StatusCode != http.StatusContinue {
+		t.Fatalf("accepted upload: first answer %d, want 100", resp.StatusCode)
+	}
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	resp = status(r)
+	body, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "got "+strconv.Itoa(size) {
+		t.Fatalf("accepted upload: %d %q", resp.StatusCode, body)
+	}
 }
