@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/wattd/wattd/supervisor"
 	"github.com/wattd/wattd/supervisor/config"
+	"github.com/wattd/wattd/supervisor/fdlimit"
 	"github.com/wattd/wattd/supervisor/listeners"
 )
 
@@ -153,6 +155,21 @@ func addProbes(routes map[string]http.Handler, readiness, liveness config.Probe,
 // connection come back well within it (Prometheus: every 15 s to 1 min).
 var serverIdleTimeout = 2 * time.Minute
 
+// serverReadTimeout bounds reading a whole request, body included. None of
+// the paths takes a body, but net/http reads what a request announced
+// after the handler, and without a bound a client sending one byte now and
+// then would hold its connection for ever.
+var serverReadTimeout = 10 * time.Second
+
+// serverWriteStall bounds each write of an answer rather than the whole
+// of it: a large /metrics to a slow scraper that keeps reading goes on, a
+// client that stops reading is cut.
+var serverWriteStall = 30 * time.Second
+
+// serverMaxConns bounds the connections open at once; the ones beyond are
+// closed as soon as they are accepted. Scrapers and probes need a few.
+var serverMaxConns = 256
+
 // serve listens on hostname and port (over TLS when set) and answers
 // the paths of routes until Close; any other path is 404, but for "/",
 // which lists the routes (as Watt's server answers something there, and
@@ -186,13 +203,16 @@ func serve(name, hostname string, port int, tlsCfg *config.MetricsTLS, routes ma
 		}
 		return nil, fmt.Errorf("listen on %s port %d: %w", hostname, port, err)
 	}
+	// Before TLS, so that a refused connection costs no handshake.
+	ln = &fdlimit.Listener{Listener: ln, Max: serverMaxConns, OnRefuse: refusals(name, log)}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: tlsCfg.Certificates, ClientAuth: tlsCfg.ClientAuth,
 			MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 	}
 	s := &Server{
-		srv: &http.Server{Handler: h, ErrorLog: zap.NewStdLog(log),
-			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: serverIdleTimeout, MaxHeaderBytes: 64 << 10},
+		srv: &http.Server{Handler: stallWrites(h, serverWriteStall), ErrorLog: zap.NewStdLog(log),
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: serverReadTimeout,
+			IdleTimeout: serverIdleTimeout, MaxHeaderBytes: 64 << 10},
 		addr: ln.Addr(),
 		done: make(chan struct{}),
 	}
@@ -204,6 +224,48 @@ func serve(name, hostname string, port int, tlsCfg *config.MetricsTLS, routes ma
 	}()
 	return s, nil
 }
+
+// refusals logs the connections closed at the limit, at most every 10 s
+// with their running total.
+func refusals(name string, log *zap.Logger) func(error) {
+	var n atomic.Uint64
+	var last atomic.Int64
+	return func(reason error) {
+		total := n.Add(1)
+		now := time.Now().UnixNano()
+		l := last.Load()
+		if now-l < int64(10*time.Second) || !last.CompareAndSwap(l, now) {
+			return
+		}
+		log.Warn(name+" server: refusing connections", zap.Error(reason),
+			zap.Int("maxConnections", serverMaxConns), zap.Uint64("refusedTotal", total))
+	}
+}
+
+// stallWrites gives each write of an answer stall to complete. The
+// deadline is set at the start too, as the previous request on a kept-alive
+// connection left its own behind.
+func stallWrites(h http.Handler, stall time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: stall}
+		_ = sw.rc.SetWriteDeadline(time.Now().Add(stall))
+		h.ServeHTTP(sw, r)
+	})
+}
+
+type stallWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (w *stallWriter) Write(b []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.stall))
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (Flush).
+func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.addr }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -48,4 +49,164 @@ func TestServerClosesIdleConnections(t *testing.T) {
 	if took := time.Since(start); took < 200*time.Millisecond {
 		t.Errorf("closed after %s, before the idle timeout", took)
 	}
+}
+
+func testServer(t *testing.T, routes map[string]http.Handler) *Server {
+	t.Helper()
+	s, err := serve("metrics", "127.0.0.1", 0, nil, routes, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// closedWithin waits for c to be closed by the server, failing after
+// limit; any bytes the server sends first are read and dropped.
+func closedWithin(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(limit))
+	_, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the connection was still open after %s", limit)
+	}
+	return time.Since(start)
+}
+
+// TestServerCutsTricklingBody: a request that announces a body and sends
+// it a byte at a time is cut once the read timeout is over, even though
+// every byte arrives within the idle timeout; a normal request works.
+func TestServerCutsTricklingBody(t *testing.T) {
+	old := serverReadTimeout
+	serverReadTimeout = 500 * time.Millisecond
+	defer func() { serverReadTimeout = old }()
+	s := testServer(t, map[string]http.Handler{"/ready": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })})
+
+	resp, err := http.Get("http://" + s.Addr().String() + "/ready")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /ready: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /ready HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if _, err := c.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	if took := closedWithin(t, c, 5*time.Second); took > 2*time.Second {
+		t.Fatalf("cut after %s, read timeout %s", took, serverReadTimeout)
+	}
+}
+
+// TestServerWriteStallKeepsMovingReaders: a large answer to a client that
+// reads slowly but steadily is sent whole although it takes longer than
+// the stall bound; a client that stops reading is cut after it.
+func TestServerWriteStallKeepsMovingReaders(t *testing.T) {
+	old := serverWriteStall
+	serverWriteStall = 300 * time.Millisecond
+	defer func() { serverWriteStall = old }()
+	const size = 16 << 20
+	s := testServer(t, map[string]http.Handler{"/metrics": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		piece := make([]byte, 32<<10)
+		for sent := 0; sent < size; sent += len(piece) {
+			if _, err := w.Write(piece); err != nil {
+				return
+			}
+		}
+	})})
+
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var got int64
+	for {
+		n, err := io.CopyN(io.Discard, resp.Body, 1<<20)
+		got += n
+		if err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != size || time.Since(start) < serverWriteStall {
+		t.Fatalf("slow reader got %d of %d bytes in %s", got, size, time.Since(start))
+	}
+}
+
+// TestServerConnectionCap: connections beyond the cap are closed as soon
+// as they are accepted, and one is taken again once a place is free.
+func TestServerConnectionCap(t *testing.T) {
+	old := serverMaxConns
+	serverMaxConns = 2
+	defer func() { serverMaxConns = old }()
+	s := testServer(t, map[string]http.Handler{"/ready": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })})
+	ask := func() (net.Conn, error) {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		resp.Body.Close()
+		return c, nil // kept alive: it holds its place
+	}
+	var held []net.Conn
+	for range serverMaxConns {
+		c, err := ask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	start := time.Now()
+	if c, err := ask(); err == nil {
+		c.Close()
+		t.Fatal("a connection beyond the cap was served")
+	} else if time.Since(start) > 2*time.Second {
+		t.Fatalf("the connection beyond the cap was closed after %s, not at once (%v)", time.Since(start), err)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := ask()
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no place free after a connection closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	held[1].Close()
 }
