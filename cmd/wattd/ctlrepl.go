@@ -103,6 +103,13 @@ func ctlREPLCommand(connect func(socket, name string) (*admin.Client, error), fa
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				return fail(fmt.Errorf("REPL: %w", err))
 			}
+			// The session also ends when the runtime stops under it: that
+			// is no .exit, and a script piping into the REPL must see it.
+			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer scancel()
+			if st, serr := cl.Status(sctx); serr != nil || st.State == "stopping" {
+				return fail(errors.New("the REPL ended because the runtime stopped"))
+			}
 			return nil
 		},
 	}

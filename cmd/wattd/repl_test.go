@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -304,6 +305,22 @@ func TestREPL(t *testing.T) {
 
 	if left, _ := filepath.Glob(filepath.Join(d.runDir, "*", "diag", "*")); len(left) > 0 {
 		t.Errorf("left in the diagnostics directory: %v", left)
+	}
+
+	// Last: a stop of the runtime ends a session with an error, not as
+	// an .exit would (a script piping into ctl repl must see it).
+	in, out, exited := session(t, "--worker", "0", "web")
+	defer in.Close()
+	waitFor(t, 20*time.Second, "the REPL's prompt", func() bool { return strings.Contains(out.String(), "web:0> ") })
+	d.signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out.String(), "the REPL ended because the runtime stopped") {
+			t.Errorf("ctl repl when the runtime stopped: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ctl repl still runs after the runtime stopped:\n%s", out.String())
 	}
 }
 
