@@ -852,9 +852,19 @@ func ctlBool(c *cli.Context, name string) bool {
 }
 
 func ctlCommand() *cli.Command {
-	socketFlag := &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime (default: the runtime started from this directory, or the only one running)"}
+	// An empty value given on purpose (a variable that was not set) is no
+	// reason to pick another runtime than the one named.
+	notEmpty := func(flag string) func(*cli.Context, string) error {
+		return func(_ *cli.Context, v string) error {
+			if v == "" {
+				return usageErrorf("--%s is empty; give a value (wattd ctl list shows the running runtimes) or leave the flag out", flag)
+			}
+			return nil
+		}
+	}
+	socketFlag := &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` of the runtime (default: the runtime started from this directory, or the only one running)", Action: notEmpty("socket")}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
-	nameFlag := &cli.StringFlag{Name: "name", Usage: "the running runtime called `NAME` (see wattd ctl list)"}
+	nameFlag := &cli.StringFlag{Name: "name", Usage: "the running runtime called `NAME` (see wattd ctl list)", Action: notEmpty("name")}
 	connect := func(socket, name string) (*admin.Client, error) {
 		cwd, err := os.Getwd()
 		if err != nil {

@@ -76,6 +76,8 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"version", "--help"}, 0, []string{"wattd version"}},
 		{[]string{"ctl", "--help"}, 0, []string{"wattd ctl", "--socket", "inject", "restart"}},
 		{[]string{"ctl"}, 0, []string{"wattd ctl", "--socket"}},
+		{[]string{"ctl", "--name", "", "status"}, 2, []string{"--name is empty"}},
+		{[]string{"ctl", "ps", "--socket", ""}, 2, []string{"--socket is empty"}},
 		{[]string{"ctl", "help", "ps"}, 0, []string{"wattd ctl ps"}},
 		{[]string{"help", "ctl", "metrics"}, 0, []string{"wattd ctl metrics", "--json"}},
 		{[]string{"ctl", "ps", "--help"}, 0, []string{"wattd ctl ps", "--socket", "--json"}},

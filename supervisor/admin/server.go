@@ -423,7 +423,10 @@ func authorizeWrite(p peerInfo, selfUID int) error {
 	if p.cred.uid == selfUID || p.cred.uid == 0 {
 		return nil
 	}
-	return fmt.Errorf("permission denied: uid %d may only read; changing this runtime needs uid %d or root", p.cred.uid, selfUID)
+	if selfUID == 0 {
+		return fmt.Errorf("permission denied: uid %d may only read the runtime's status; this needs root", p.cred.uid)
+	}
+	return fmt.Errorf("permission denied: uid %d may only read the runtime's status; this needs uid %d or root", p.cred.uid, selfUID)
 }
 
 func statusOf(err error) int {

@@ -663,3 +663,23 @@ func TestAppIDEscaping(t *testing.T) {
 		t.Fatalf("App(%q) = %+v, %v", "a b/c", app, err)
 	}
 }
+
+// TestClientNamesWhatIsNotASocket: a path that holds something else than
+// a socket is named for what it is, not taken for a runtime that is down.
+func TestClientNamesWhatIsNotASocket(t *testing.T) {
+	dir := shortTemp(t)
+	file := filepath.Join(dir, "admin.sock")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cl := NewClient(file)
+	defer cl.Close()
+	_, err := cl.Status(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "it is not a socket but a regular file") {
+		t.Errorf("status through a regular file: %v", err)
+	}
+	_, err = NewClient(filepath.Join(dir, "gone.sock")).Status(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "is it running?") {
+		t.Errorf("status through a missing socket: %v", err)
+	}
+}

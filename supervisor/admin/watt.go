@@ -127,7 +127,11 @@ func makeWattPIDDir(base string, pid int) (string, error) {
 			return "", err
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
-			return "", fmt.Errorf("%s is not a directory (%s); refusing to put the socket under it", dir, fi.Mode().Type())
+			what := "is not a directory (" + fi.Mode().Type().String() + ")"
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				what = "is a symbolic link, not a directory"
+			}
+			return "", fmt.Errorf("%s %s; refusing to put the socket under it", dir, what)
 		}
 		if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
 			return "", fmt.Errorf("%s is writable by every user without the sticky bit; refusing to put the socket under it", dir)

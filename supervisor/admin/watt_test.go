@@ -109,7 +109,7 @@ func TestWattPIDDirChecks(t *testing.T) {
 	if err := os.Symlink(shortTemp(t), link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := makeWattPIDDir(filepath.Join(link, "runtimes"), 45); err == nil || !strings.Contains(err.Error(), "is not a directory") {
+	if _, err := makeWattPIDDir(filepath.Join(link, "runtimes"), 45); err == nil || !strings.Contains(err.Error(), "is a symbolic link, not a directory") {
 		t.Errorf("symlinked parent: %v", err)
 	}
 	// A shared directory another user made first: its owner could move
