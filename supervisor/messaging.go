@@ -1,9 +1,11 @@
 package supervisor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +67,10 @@ type pendingMsg struct {
 	originID uint64 // the id the origin gave it
 	target   msgPeer
 	timer    *time.Timer
+	// tried are the workers the message went to and that never got it
+	// (their write failed, or they exited with it still queued), so that
+	// it goes to each worker of its application at most once.
+	tried []msgEndpoint
 }
 
 // messenger routes messages between workers. It never blocks on a worker:
@@ -207,15 +213,65 @@ func (ms *messenger) send(from msgPeer, m *ipc.Message) bool {
 	ms.waiting[from.w]++
 	p.timer = time.AfterFunc(ms.timeout, func() { ms.expire(rid) })
 	ms.mu.Unlock()
-	err = ms.enqueue(target, &ipc.Message{
+	out := &ipc.Message{
 		Type: ipc.TypeMessage, ID: rid, From: from.app, FromWorker: from.worker,
 		Name: m.Name, Data: m.Data,
-	})
+	}
+	err = ms.enqueue(target, out)
+	if errors.Is(err, errWorkerGone) {
+		// It exited since it was listed: nothing was written.
+		ms.redeliver(rid, out, target.w)
+		return true
+	}
 	if err != nil {
 		ms.fail(rid, messagingError(m.To, err.Error()))
 		return false
 	}
 	return true
+}
+
+// redeliver hands message rid, which the worker it went to (was) never
+// got, to another ready worker of its application: no handler ran it, so
+// another may. Each worker is tried once, and only while the message is
+// still waiting (its timeout bounds the whole); when no worker takes it,
+// it fails.
+func (ms *messenger) redeliver(rid uint64, m *ipc.Message, missed msgEndpoint) {
+	for {
+		ms.mu.Lock()
+		p, ok := ms.pending[rid]
+		if !ok || p.target.w != missed {
+			// Timed out, its sender exited, or handed on already.
+			ms.mu.Unlock()
+			return
+		}
+		p.tried = append(p.tried, missed)
+		app := p.target.app
+		tried := append([]msgEndpoint(nil), p.tried...)
+		ms.mu.Unlock()
+		peers, _ := ms.targets(app)
+		var next *msgPeer
+		for i := range peers {
+			if !closed(peers[i].w.Exited()) && !slices.Contains(tried, peers[i].w) {
+				next = &peers[i]
+				break
+			}
+		}
+		if next == nil {
+			ms.fail(rid, messagingError(app, fmt.Sprintf("the worker it was sent to exited before it got the message, and no other worker of %q is ready", app)))
+			return
+		}
+		ms.mu.Lock()
+		if p, ok = ms.pending[rid]; !ok || p.target.w != missed {
+			ms.mu.Unlock()
+			return
+		}
+		p.target = *next
+		ms.mu.Unlock()
+		if err := ms.enqueue(*next, m); err == nil {
+			return
+		}
+		missed = next.w
+	}
 }
 
 // reply routes an answer to the worker that sent the message. Only the
@@ -297,7 +353,8 @@ func (ms *messenger) fail(rid uint64, f *ipc.Fault) {
 
 // gone forgets a worker that exited: what it was sent and did not answer
 // fails now, with Watt's wording for a closed channel, and what it sent
-// is dropped, as nobody is left to read the answer.
+// is dropped, as nobody is left to read the answer. A message still
+// queued for it was never written, so it goes to another worker instead.
 func (ms *messenger) gone(w msgEndpoint) {
 	type failed struct {
 		origin msgPeer
@@ -305,11 +362,23 @@ func (ms *messenger) gone(w msgEndpoint) {
 		app    string
 	}
 	var fails []failed
+	unwritten := map[uint64]*ipc.Message{}
 	ms.mu.Lock()
+	if b := ms.boxes[w]; b != nil {
+		for _, m := range b.queue {
+			if m.Type == ipc.TypeMessage {
+				unwritten[m.ID] = m
+			}
+		}
+		b.queue, b.bytes = nil, 0
+	}
+	var again []*ipc.Message
 	for rid, p := range ms.pending {
 		switch {
 		case p.origin.w == w:
 			ms.removeLocked(rid, p)
+		case p.target.w == w && unwritten[rid] != nil:
+			again = append(again, unwritten[rid])
 		case p.target.w == w:
 			ms.removeLocked(rid, p)
 			fails = append(fails, failed{p.origin, p.originID, p.target.app})
@@ -320,6 +389,11 @@ func (ms *messenger) gone(w msgEndpoint) {
 	for _, f := range fails {
 		ms.enqueue(f.origin, &ipc.Message{Type: ipc.TypeReply, ID: f.id,
 			Fault: messagingError(f.app, "The communication channel was closed before receiving a response.")})
+	}
+	// In routing id order, so that messages keep their order.
+	slices.SortFunc(again, func(a, b *ipc.Message) int { return cmp.Compare(a.ID, b.ID) })
+	for _, m := range again {
+		ms.redeliver(m.ID, m, w)
 	}
 }
 
@@ -438,12 +512,13 @@ func (ms *messenger) deliver(p msgPeer, b *outbox) {
 	}
 }
 
-// undeliverable handles a write that failed: a message fails at once for
-// its sender instead of waiting out the timeout.
+// undeliverable handles a write that failed: the worker never got the
+// message, so it goes to another worker of the application, or fails at
+// once for its sender instead of waiting out the timeout.
 func (ms *messenger) undeliverable(p msgPeer, m *ipc.Message, err error) {
 	ms.log.Debug("messaging frame not written", zap.String("app", p.app), zap.Int("worker", p.worker), zap.String("type", m.Type), zap.Error(err))
 	if m.Type == ipc.TypeMessage {
-		ms.fail(m.ID, messagingError(p.app, "the message could not be delivered: "+err.Error()))
+		ms.redeliver(m.ID, m, p.w)
 	}
 }
 

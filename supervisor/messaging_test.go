@@ -22,6 +22,7 @@ type fakeEndpoint struct {
 	exited   chan struct{}
 	exitOnce sync.Once
 	block    chan struct{} // nil: Send returns at once
+	sendErr  error         // non-nil: every write fails with it, as to a closed socket
 }
 
 func newFake() *fakeEndpoint {
@@ -29,6 +30,9 @@ func newFake() *fakeEndpoint {
 }
 
 func (f *fakeEndpoint) Send(m *ipc.Message) error {
+	if f.sendErr != nil {
+		return f.sendErr
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -253,6 +257,63 @@ func TestMessengerTargetExitFailsPending(t *testing.T) {
 	if j == i {
 		t.Fatalf("message went to the exited worker %d", i)
 	}
+}
+
+// A message whose write failed never reached a handler: it goes to
+// another ready worker, and fails, without the write's own error, only
+// when no worker takes it.
+func TestMessengerUnwrittenGoesToAnotherWorker(t *testing.T) {
+	w := newMsgWorld(t, time.Minute)
+	w.bFake[0].sendErr = errors.New("write unix @->@: use of closed network connection")
+	for id := uint64(1); id <= 6; id++ {
+		w.ms.route(w.a, msg(id, "b", "sum", `1`))
+	}
+	for range 6 {
+		m := w.bFake[1].next(t)
+		w.ms.route(w.b[1], &ipc.Message{Type: ipc.TypeReply, ID: m.ID, Data: json.RawMessage(`2`)})
+		if r := w.aFake.next(t); r.Fault != nil {
+			t.Fatalf("reply %+v", r.Fault)
+		}
+	}
+	waitPending(t, w.ms, 0)
+
+	w.bFake[1].sendErr = w.bFake[0].sendErr
+	w.ms.route(w.a, msg(7, "b", "sum", `1`))
+	r := w.aFake.next(t)
+	want := `Cannot send a message to application "b": the worker it was sent to exited before it got the message, and no other worker of "b" is ready`
+	if r.ID != 7 || r.Fault == nil || r.Fault.Message != want {
+		t.Fatalf("reply %+v", r.Fault)
+	}
+	waitPending(t, w.ms, 0)
+}
+
+// Messages still queued for a worker when it exits were never written:
+// they go to the other worker, in order.
+func TestMessengerQueuedAtExitGoesToAnotherWorker(t *testing.T) {
+	w := newMsgWorld(t, time.Minute)
+	w.bFake[0].block = make(chan struct{})
+	w.bFake[1].block = make(chan struct{})
+	for id := uint64(1); id <= 10; id++ {
+		w.ms.route(w.a, msg(id, "b", "sum", `1`))
+	}
+	waitPending(t, w.ms, 10)
+	w.bFake[0].exit()
+	close(w.bFake[1].block)
+	seen := map[uint64]bool{}
+	for range 10 {
+		m := w.bFake[1].next(t)
+		seen[m.ID] = true
+		w.ms.route(w.b[1], &ipc.Message{Type: ipc.TypeReply, ID: m.ID, Data: json.RawMessage(`2`)})
+	}
+	for range 10 {
+		if r := w.aFake.next(t); r.Fault != nil {
+			t.Fatalf("reply to %d: %+v", r.ID, r.Fault)
+		}
+	}
+	if len(seen) != 10 {
+		t.Fatalf("worker 1 got %d distinct messages", len(seen))
+	}
+	waitPending(t, w.ms, 0)
 }
 
 func TestMessengerOriginExitDropsPending(t *testing.T) {
