@@ -299,3 +299,76 @@ s.listen(` + listen + `() => { atListen = s.address() })
 		}
 	}
 }
+
+// retryLoopApp is an entrypoint that, on GET /start, calls
+// http://c.plt.local/ok in loops without any delay between tries, one
+// with fetch and one with http.get, until each gets an answer; GET /status
+// says how far they got.
+const retryLoopApp = `const http = require('node:http')
+const st = { fetchOk: 0, getOk: 0, fails: 0 }
+function viaGet () {
+  return new Promise((resolve, reject) => {
+    http.get('http://c.plt.local/ok', (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)) }).on('error', reject)
+  })
+}
+async function loop (call, key) {
+  const until = Date.now() + 20000
+  while (Date.now() < until) {
+    try {
+      if (await call() === 200) { st[key]++; return }
+    } catch { st.fails++ }
+  }
+}
+http.createServer((req, res) => {
+  if (req.url === '/start') {
+    setImmediate(() => {
+      loop(() => fetch('http://c.plt.local/ok').then((r) => r.text().then(() => r.status)), 'fetchOk')
+      loop(viaGet, 'getOk')
+    })
+  }
+  res.end(JSON.stringify(st))
+}).listen(3000)
+`
+
+// TestMeshUnknownAppRetryLoopSeesItAdded: a retry loop without a delay
+// against an app that is not on the mesh yet still lets the worker hear of
+// it: the unknown-app failure comes back through the event loop, as a DNS
+// failure does, so the table that a reload sends gets in, and the loop's
+// next try reaches the app.
+func TestMeshUnknownAppRetryLoopSeesItAdded(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	writeFiles(t, filepath.Join(dir, "front"), map[string]string{
+		"package.json": `{"name": "front", "private": true, "main": "index.js"}`,
+		"index.js":     retryLoopApp,
+	})
+	writeFiles(t, filepath.Join(dir, "c"), map[string]string{
+		"package.json": `{"name": "c", "private": true, "main": "index.js"}`,
+		"index.js":     "require('node:http').createServer((q, s) => s.end('c')).listen(3000)\n",
+	})
+	cfg := map[string]any{
+		"entrypoint":   "front",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "front", "path": "./front"}},
+	}
+	writeJSON(t, filepath.Join(dir, "watt.json"), cfg)
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	waitHTTP(t, d.url("/status"), 20*time.Second)
+	if code, body, err := get(fresh, d.url("/start")); err != nil || code != 200 {
+		t.Fatalf("GET /start: %d %v %s", code, err, body)
+	}
+	cfg["applications"] = append(cfg["applications"].([]any), map[string]any{"id": "c", "path": "./c"})
+	writeJSON(t, filepath.Join(dir, "watt.json"), cfg)
+	if out, err := d.ctl("reload"); err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	d.waitReady("c", 20*time.Second)
+	var last string
+	waitFor(t, 10*time.Second, "both retry loops to reach c", func() bool {
+		_, body, _ := get(fresh, d.url("/status"))
+		last = body
+		var st struct{ FetchOk, GetOk, Fails int }
+		return json.Unmarshal([]byte(body), &st) == nil && st.FetchOk == 1 && st.GetOk == 1
+	})
+	t.Logf("retry loops: %s", last)
+}

@@ -30,7 +30,7 @@
 //     names the app and why.
 //     A name not in the table (or no table, or no proxy) fails like a
 //     failed DNS lookup (ENOTFOUND), with a message naming the app and the
-//     apps that do exist.
+//     apps that do exist, and from the event loop, as a lookup does.
 //   * Timeout. timeoutMs of the table (0: none) bounds every mesh request
 //     up to its response head, as Watt's applicationTimeout does. After the
 //     head, a fetch's body may go timeoutMs without data at most (as undici's
@@ -344,8 +344,8 @@ function defineAgents (mesh, http) {
     }
   }
 
-  // FailAgent fails its request with err, asynchronously, the way a failed
-  // DNS lookup does.
+  // FailAgent fails its request with err from the event loop, the way a
+  // failed DNS lookup does.
   class FailAgent extends http.Agent {
     constructor (err) {
       super()
@@ -353,7 +353,7 @@ function defineAgents (mesh, http) {
     }
 
     createConnection (options, cb) {
-      process.nextTick(cb, this.error)
+      setImmediate(cb, this.error)
     }
   }
 
@@ -380,7 +380,7 @@ function meshConnect (mesh, options, endpoint, cb) {
       refusedEverywhere.add(lastErr)
       cb(lastErr)
     } else {
-      cb(notFound(mesh, host, appId))
+      setImmediate(cb, notFound(mesh, host, appId)) // as DNS would
     }
   }
   const attempt = (ep) => {
@@ -865,7 +865,10 @@ function sendFetch (job) {
     } else if (app !== undefined && t.proxy !== null) {
       job.viaProxy = true // no ready worker: the proxy's 503 says why
     } else {
-      failFetch(job, notFound(mesh, job.url.hostname, job.appId))
+      // From the event loop, as a failed DNS lookup comes back: a retry
+      // loop without a delay then still lets the control channel bring
+      // the table that names the app.
+      setImmediate(failFetch, job, notFound(mesh, job.url.hostname, job.appId))
       return
     }
   }

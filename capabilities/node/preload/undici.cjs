@@ -137,7 +137,15 @@ function meshSocket (mesh, host, opts, cb) {
       return
     }
     delete sock.emit
-    const err = lastErr || notFound(mesh, host, appId)
+    if (lastErr === null) {
+      // From the event loop, as a failed DNS lookup comes back.
+      const err = notFound(mesh, host, appId)
+      setImmediate(guard('mesh connect', () => {
+        if (!sock.destroyed) sock.destroy(err)
+      }))
+      return
+    }
+    const err = lastErr
     if (!sock.destroyed) {
       sock.destroy(err)
       return
