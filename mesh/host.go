@@ -11,9 +11,12 @@ import (
 const Domain = "plt.local"
 
 // AppOf returns the application named by a mesh host: "API.plt.local:80"
-// gives "api", true. Application ids are DNS labels that are unique ignoring
-// case, so the result is lower-cased. Any other host, including one with more
-// than one label before the domain, gives ok=false.
+// gives "api", true. Application ids are unique ignoring case, so the result
+// is lower-cased. Every host in the mesh domain is a mesh host, and all of
+// what comes before the domain names the application: "x.api.plt.local"
+// names application "x.api", which no runtime has (ids are one DNS label),
+// so it fails as an unknown application instead of reaching "api". Any host
+// outside the domain gives ok=false.
 func AppOf(host string) (app string, ok bool) {
 	h := host
 	if strings.LastIndexByte(h, ':') >= 0 {
@@ -27,26 +30,9 @@ func AppOf(host string) (app string, ok bool) {
 	if len(h) <= len(Domain)+1 {
 		return "", false
 	}
-	label, suffix := h[:len(h)-len(Domain)-1], h[len(h)-len(Domain)-1:]
-	if !strings.EqualFold(suffix, "."+Domain) || !isLabel(label) {
+	name, suffix := h[:len(h)-len(Domain)-1], h[len(h)-len(Domain)-1:]
+	if !strings.EqualFold(suffix, "."+Domain) || strings.ContainsAny(name, ":[]/ ") {
 		return "", false
 	}
-	return strings.ToLower(label), true
-}
-
-// isLabel reports whether s is one DNS label as config ids are: letters,
-// digits and hyphens.
-func isLabel(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
+	return strings.ToLower(name), true
 }

@@ -266,6 +266,8 @@ func TestProxyRefusals(t *testing.T) {
 
 	resp, body = do("http://nope.plt.local/")
 	check("unknown app", resp, body, 502, `unknown app "nope" on the mesh (known: down, refused, slow)`)
+	resp, body = do("http://x.slow.plt.local/")
+	check("more labels", resp, body, 502, `unknown app "x.slow" on the mesh (known: down, refused, slow)`)
 
 	resp, body = do("http://down.plt.local/")
 	check("no endpoints", resp, body, 503, `no worker of app "down" is available: failed: worker 0 crashed: exit status 3`)

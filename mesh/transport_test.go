@@ -32,13 +32,16 @@ func TestAppOf(t *testing.T) {
 		{"my-app2.plt.local", "my-app2", true},
 		{"plt.local", "", false},
 		{".plt.local", "", false},
-		{"a.b.plt.local", "", false},
+		// More labels name an application that does not exist, rather
+		// than the last label's.
+		{"a.b.plt.local", "a.b", true},
+		{"X.B.plt.local:80", "x.b", true},
 		{"api.plt.local.com", "", false},
 		{"apiplt.local", "", false},
 		{"example.com", "", false},
 		{"127.0.0.1:80", "", false},
 		{"[::1]:80", "", false},
-		{"a_b.plt.local", "", false},
+		{"a_b.plt.local", "a_b", true},
 		{"", "", false},
 	}
 	for _, c := range cases {
@@ -303,6 +306,12 @@ func TestUnknownApp(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `unknown app "nope" on the mesh (known: api, web)`) {
 		t.Fatalf("err = %v", err)
+	}
+	// A host with more labels names an app with dots in its id, which none
+	// has: it is not the last label's app.
+	_, _, err = get(NewClient(StaticResolver{T: table}), "http://x.api.plt.local/x")
+	if !errors.Is(err, ErrUnknownApp) || !strings.Contains(err.Error(), `unknown app "x.api" on the mesh (known: api, web)`) {
+		t.Fatalf("x.api.plt.local: err = %v", err)
 	}
 	_, _, err = get(NewClient(StaticResolver{}), "http://nope.plt.local/x")
 	if !errors.Is(err, ErrUnknownApp) || !strings.Contains(err.Error(), "no mesh table") {

@@ -832,6 +832,16 @@ func testMeshClient(t *testing.T) {
 		if r.OK || r.Error.Code != "ENOTFOUND" || !strings.Contains(r.Error.Message, "getaddrinfo ENOTFOUND ghost.plt.local: unknown app \"ghost\" on the mesh (known: api, db, gen") {
 			t.Errorf("http.get to an unknown app: %+v", r)
 		}
+		// More labels name an app with a dot in its id, not the last
+		// label's app.
+		r = e.fetch("u", "http://x.api.plt.local/")
+		if r.OK || r.Error.CauseCode != "ENOTFOUND" || !strings.Contains(r.Error.CauseMessage, `unknown app "x.api" on the mesh (known: api, db, gen`) {
+			t.Errorf("fetch to x.api: %+v", r)
+		}
+		r = e.http("u", "http://a.b.api.plt.local/", "form", "get")
+		if r.OK || r.Error.Code != "ENOTFOUND" || !strings.Contains(r.Error.Message, `unknown app "a.b.api" on the mesh`) {
+			t.Errorf("http.get to a.b.api: %+v", r)
+		}
 		r = e.fetch("u", "http://db.plt.local/")
 		if r.OK || r.Error.CauseCode != "ENOTFOUND" || !strings.Contains(r.Error.CauseMessage, `no worker of app "db" is available: failed: crash loop`) {
 			t.Errorf("fetch to an app without worker: %+v", r)

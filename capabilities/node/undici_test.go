@@ -157,6 +157,11 @@ func testMeshUndici(t *testing.T) {
 				t.Errorf("fetch to nope: %+v", r)
 			}
 
+			r = e.call(t, v, "fetch", "http://x.api.plt.local/id")
+			if r.OK || r.Error.CauseCode != "ENOTFOUND" || !strings.Contains(r.Error.CauseMessage, `unknown app "x.api"`) {
+				t.Errorf("fetch to x.api: %+v", r)
+			}
+
 			// Other hosts are left alone.
 			for _, kind := range []string{"request", "fetch", "pool"} {
 				if r := e.call(t, v, kind, plain.URL+"/"); !r.OK || r.Body != "tcp" {

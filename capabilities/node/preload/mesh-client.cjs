@@ -211,13 +211,13 @@ function flushWaiters (mesh) {
   for (const fn of waiting) guard('mesh', fn)()
 }
 
-// appOf returns the app id of a mesh host name: the label just before
-// .plt.local, lower case ("API.plt.local." -> "api").
+// appOf returns the app id of a mesh host name: all of what comes before
+// .plt.local, lower case ("API.plt.local." -> "api"). "x.api.plt.local"
+// names app "x.api", which does not exist (ids are one label), not "api".
 function appOf (host) {
   let h = host.toLowerCase()
   if (h.endsWith('.')) h = h.slice(0, -1)
-  h = h.slice(0, h.length - MESH_SUFFIX_LEN)
-  return h.slice(h.lastIndexOf('.') + 1)
+  return h.slice(0, h.length - MESH_SUFFIX_LEN)
 }
 
 // pick returns the app's next endpoint round-robin, skipping those in skip
