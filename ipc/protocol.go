@@ -660,6 +660,9 @@ type MeshTable struct {
 	Proxy     string             `json:"proxy,omitempty"` // wattd's mesh proxy, http://wattd:TOKEN@127.0.0.1:PORT
 	// ProxySocket is the same proxy on a Unix socket.
 	ProxySocket string `json:"proxySocket,omitempty"`
+	// Disabled lists the applications the configuration turns off
+	// ("enabled": false): not on the mesh, but a client says so.
+	Disabled []string `json:"disabled,omitempty"`
 }
 
 // MeshApp is one application in the MeshTable.

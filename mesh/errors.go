@@ -28,12 +28,16 @@ var (
 // unknownAppError is a lookup miss. The list of known apps is in the message
 // because a typo in a PLT_*_URL is the usual cause.
 type unknownAppError struct {
-	app     string
-	known   []string
-	noTable bool
+	app      string
+	known    []string
+	noTable  bool
+	disabled bool // the configuration turns it off
 }
 
 func (e *unknownAppError) Error() string {
+	if e.disabled {
+		return fmt.Sprintf(`app %q is disabled ("enabled": false in watt.json)`, e.app)
+	}
 	if e.noTable {
 		return fmt.Sprintf("unknown app %q on the mesh (no mesh table received yet)", e.app)
 	}
@@ -145,6 +149,11 @@ func lookup(t *ipc.MeshTable, app string) (string, ipc.MeshApp, error) {
 	for name, a := range t.Apps {
 		if strings.EqualFold(name, app) {
 			return name, a, nil
+		}
+	}
+	for _, name := range t.Disabled {
+		if strings.EqualFold(name, app) {
+			return "", ipc.MeshApp{}, &unknownAppError{app: name, disabled: true}
 		}
 	}
 	known := make([]string, 0, len(t.Apps))

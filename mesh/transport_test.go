@@ -307,6 +307,12 @@ func TestUnknownApp(t *testing.T) {
 	if !strings.Contains(err.Error(), `unknown app "nope" on the mesh (known: api, web)`) {
 		t.Fatalf("err = %v", err)
 	}
+	// An app the configuration turns off says so.
+	table.Disabled = []string{"Old"}
+	_, _, err = get(NewClient(StaticResolver{T: table}), "http://old.plt.local/x")
+	if !errors.Is(err, ErrUnknownApp) || !strings.Contains(err.Error(), `app "Old" is disabled ("enabled": false in watt.json)`) {
+		t.Fatalf("old.plt.local: err = %v", err)
+	}
 	// A host with more labels names an app with dots in its id, which none
 	// has: it is not the last label's app.
 	_, _, err = get(NewClient(StaticResolver{T: table}), "http://x.api.plt.local/x")

@@ -70,6 +70,7 @@ func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 		TimeoutMs:   rt.cfg.ApplicationTimeout.Milliseconds(),
 		Proxy:       rt.mesh.proxy.url,
 		ProxySocket: rt.mesh.proxy.socket,
+		Disabled:    rt.current.Load().Disabled,
 	}
 	for _, a := range rt.appList() {
 		ma := ipc.MeshApp{Endpoints: []string{}, State: a.state()}

@@ -527,6 +527,11 @@ func (ms *messenger) undeliverable(p msgPeer, m *ipc.Message, err error) {
 func (rt *Runtime) messageTargets(id string) ([]msgPeer, error) {
 	a, ok := rt.lookup(id)
 	if !ok {
+		for _, d := range rt.current.Load().Disabled {
+			if strings.EqualFold(d, id) {
+				return nil, fmt.Errorf("No workers available (application %q is disabled: \"enabled\": false in watt.json)", d)
+			}
+		}
 		ids := make([]string, 0, len(rt.appList()))
 		for _, a := range rt.appList() {
 			ids = append(ids, a.id)

@@ -402,6 +402,7 @@ func (rt *Runtime) apply(ctx context.Context, cfg *config.Config, p *reloadPlan)
 	}
 	rt.scaler.configure(cfg)
 	rt.current.Store(applied)
+	rt.stateChanged() // the mesh table's disabled applications
 	rt.setScheduler(applied)
 	return wentBack, errors.Join(errs...)
 }

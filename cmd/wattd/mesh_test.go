@@ -372,3 +372,48 @@ func TestMeshUnknownAppRetryLoopSeesItAdded(t *testing.T) {
 	})
 	t.Logf("retry loops: %s", last)
 }
+
+// TestMeshDisabledAppSaysSo: a call to an application that watt.json turns
+// off ("enabled": false) says it is disabled, over the mesh (fetch,
+// http.get) and in messaging, rather than calling it unknown.
+func TestMeshDisabledAppSaysSo(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	writeFiles(t, filepath.Join(dir, "front"), map[string]string{
+		"package.json": `{"name": "front", "private": true, "main": "index.js"}`,
+		"index.js": `const http = require('node:http')
+const err = (e) => String(e && e.cause ? e.cause.message : e && e.message)
+http.createServer(async (req, res) => {
+  const out = {}
+  try { await fetch('http://c.plt.local/') } catch (e) { out.fetch = err(e) }
+  out.get = await new Promise((resolve) => http.get('http://c.plt.local/', () => resolve('answered')).on('error', (e) => resolve(err(e))))
+  try { await globalThis.platformatic.messaging.send('c', 'hi', 1) } catch (e) { out.send = err(e) }
+  res.end(JSON.stringify(out))
+}).listen(3000)
+`,
+	})
+	writeFiles(t, filepath.Join(dir, "c"), map[string]string{
+		"package.json": `{"name": "c", "private": true, "main": "index.js"}`,
+		"index.js":     "require('node:http').createServer((q, s) => s.end('c')).listen(3000)\n",
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"entrypoint": "front",
+		"server":     map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{
+			map[string]any{"id": "front", "path": "./front"},
+			map[string]any{"id": "c", "path": "./c", "enabled": false},
+		},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	body := waitHTTP(t, d.url("/"), 20*time.Second)
+	var out struct{ Fetch, Get, Send string }
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if want := `getaddrinfo ENOTFOUND c.plt.local: app "c" is disabled ("enabled": false in watt.json)`; out.Fetch != want || out.Get != want {
+		t.Errorf("fetch: %q\nhttp.get: %q\nwant %q", out.Fetch, out.Get, want)
+	}
+	if want := `Cannot send a message to application "c": No workers available (application "c" is disabled: "enabled": false in watt.json)`; out.Send != want {
+		t.Errorf("messaging.send: %q\nwant %q", out.Send, want)
+	}
+}

@@ -402,6 +402,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		problems = append(problems, issuef(ptr, "%s", msg))
 	}
 	cfg.Entrypoint = entrypoint
+	cfg.Disabled = disabled
 	for i := range cfg.Applications {
 		cfg.Applications[i].Entrypoint = cfg.Applications[i].ID == entrypoint
 	}

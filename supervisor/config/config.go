@@ -20,6 +20,10 @@ type Config struct {
 	Entrypoint   string        // id of the application that receives public traffic
 	Applications []Application // explicit entries in file order (applications, then services, then web), then autoloaded ones by directory name; disabled ones left out
 	Workers      int           // default worker count per application
+	// Disabled are the ids of the applications turned off ("enabled":
+	// false, or not for this environment), so that a call to one can say
+	// so rather than call it unknown.
+	Disabled []string
 	// Scaler is the dynamic scaler's runtime-wide settings: the runtime's
 	// "workers" object and Watt's older "verticalScaler".
 	Scaler Scaler

@@ -165,7 +165,12 @@ function setTable (mesh, raw) {
     mesh.proxyAgent = null
   }
   const ms = Number(raw.timeoutMs)
-  mesh.table = { apps, proxy, timeoutMs: Number.isFinite(ms) && ms > 0 ? ms : 0 }
+  // Apps the configuration turns off, lower case -> id: a call to one says so.
+  const disabled = new Map()
+  if (Array.isArray(raw.disabled)) {
+    for (const id of raw.disabled) if (typeof id === 'string') disabled.set(id.toLowerCase(), id)
+  }
+  mesh.table = { apps, proxy, disabled, timeoutMs: Number.isFinite(ms) && ms > 0 ? ms : 0 }
   flushWaiters(mesh)
 }
 
@@ -266,6 +271,8 @@ function notFound (mesh, host, appId) {
     if (app !== undefined) {
       why = `no worker of app "${app.id}" is available` +
         (app.state ? ': ' + app.state : '') + (app.reason ? ': ' + app.reason : '')
+    } else if (t.disabled.has(appId)) {
+      why = `app "${t.disabled.get(appId)}" is disabled ("enabled": false in watt.json)`
     } else {
       why = `unknown app "${appId}" on the mesh (known: ${knownApps(t)})`
     }
