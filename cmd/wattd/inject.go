@@ -41,12 +41,12 @@ OPTIONS:
    -H, --header 'N: v'     add a request header (repeatable)
    -d, --data BODY|@FILE   request body, or the contents of FILE
    -D, --data-file FILE    request body: the contents of FILE
-   -i, --include           print the status line and the response headers too;
-                           also -f, --full-output
+   -i, --include           print the status line and the response headers too,
+                           and trailers after the body; also -f, --full-output
    -o, --output FILE       write what would be printed to FILE instead
    --no-fail               exit 0 whatever the status; by default a status
                            outside 2xx prints the body and exits 1, like curl --fail-with-body
-   --json                  print {"status", "headers", "body"} as JSON instead (a body that is
+   --json                  print {"status", "headers", "body", "trailers"} as JSON instead (a body that is
                            not UTF-8 in base64, with "bodyEncoding": "base64")
    --socket PATH           admin socket of the runtime (also accepted before "inject")
    --name NAME             the running runtime called NAME (also accepted before "inject")
@@ -72,6 +72,8 @@ type injectResult struct {
 	// Encoding is "base64" when Body is the body in base64, for a body
 	// that is not UTF-8 text (a JSON string would replace its bytes).
 	Encoding string `json:"bodyEncoding,omitempty"`
+	// Trailers are the response's trailer fields, sent after its body.
+	Trailers http.Header `json:"trailers,omitempty"`
 }
 
 func parseInject(args []string) (*injectRequest, error) {
@@ -291,7 +293,7 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				if err != nil {
 					return fail(fmt.Errorf("%s %s: read the response: %w", req.method, hr.URL, err))
 				}
-				res := injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b)}
+				res := injectResult{Status: resp.StatusCode, Headers: resp.Header, Body: string(b), Trailers: sentTrailers(resp.Trailer)}
 				if !utf8.Valid(b) {
 					res.Body, res.Encoding = base64.StdEncoding.EncodeToString(b), "base64"
 				}
@@ -300,21 +302,20 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 				}
 			} else if req.include {
 				fmt.Fprintf(w, "%s %s\n", resp.Proto, resp.Status)
-				keys := make([]string, 0, len(resp.Header))
-				for k := range resp.Header {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					for _, v := range resp.Header[k] {
-						fmt.Fprintf(w, "%s: %s\n", k, v)
-					}
-				}
+				writeFields(w, resp.Header)
 				fmt.Fprintln(w)
 			}
 			if !req.json {
-				if _, err := io.Copy(w, resp.Body); err != nil {
+				last := &lastByte{w: w}
+				if _, err := io.Copy(last, resp.Body); err != nil {
 					return fail(err)
+				}
+				// Trailers are known once the body has been read to its end.
+				if t := sentTrailers(resp.Trailer); req.include && len(t) > 0 {
+					if last.n > 0 && last.b != '\n' {
+						fmt.Fprintln(w)
+					}
+					writeFields(w, t)
 				}
 			}
 			if outFile != nil {
@@ -328,4 +329,51 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 			return nil
 		},
 	}
+}
+
+// writeFields prints header fields one a line, "Name: value", by name.
+func writeFields(w io.Writer, h http.Header) {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			fmt.Fprintf(w, "%s: %s\n", k, v)
+		}
+	}
+}
+
+// sentTrailers is the trailer fields a response sent: net/http lists the
+// ones its Trailer header announced before the body, with no value, and
+// fills in those that came.
+func sentTrailers(t http.Header) http.Header {
+	out := http.Header{}
+	for k, vs := range t {
+		if len(vs) > 0 {
+			out[k] = vs
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// lastByte passes writes on to w and remembers the last byte written, so
+// that the trailers after a body start on a line of their own.
+type lastByte struct {
+	w io.Writer
+	n int64
+	b byte
+}
+
+func (l *lastByte) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if n > 0 {
+		l.n += int64(n)
+		l.b = p[n-1]
+	}
+	return n, err
 }

@@ -417,3 +417,42 @@ http.createServer(async (req, res) => {
 		t.Errorf("messaging.send: %q\nwant %q", out.Send, want)
 	}
 }
+
+// TestInjectPrintsTrailers: ctl inject -i prints a response's trailers
+// after its body, and --json gives them as "trailers".
+func TestInjectPrintsTrailers(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	writeFiles(t, filepath.Join(dir, "web"), map[string]string{
+		"package.json": `{"name": "web", "private": true, "main": "index.js"}`,
+		"index.js": `require('node:http').createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' })
+  res.write('hello')
+  res.addTrailers({ 'x-checksum': 'abc123' })
+  res.end()
+}).listen(3000)
+`,
+	})
+	writeJSON(t, filepath.Join(dir, "watt.json"), map[string]any{
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": "./web"}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("web", 20*time.Second)
+	out, err := d.ctl("inject", "web", "-i", "/")
+	if err != nil || !strings.HasPrefix(out, "HTTP/1.1 200 OK\n") || !strings.HasSuffix(out, "\n\nhello\nX-Checksum: abc123\n") {
+		t.Errorf("ctl inject -i: %v\n%q", err, out)
+	}
+	out, err = d.ctl("inject", "web", "/")
+	if err != nil || out != "hello" {
+		t.Errorf("ctl inject without -i: %v\n%q", err, out)
+	}
+	out, err = d.ctl("inject", "web", "--json", "/")
+	var res struct {
+		Body     string
+		Trailers map[string][]string
+	}
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Body != "hello" || len(res.Trailers["X-Checksum"]) != 1 || res.Trailers["X-Checksum"][0] != "abc123" {
+		t.Errorf("ctl inject --json: %v\n%s", err, out)
+	}
+}
