@@ -243,19 +243,19 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		Env:                runtimeEnv,
 		Logger:             Logger{Level: DefaultLogLevel},
 		Server:             Server{Hostname: DefaultHostname, Port: DefaultPort},
-		StartTimeout:       msDuration(raw.StartTimeout, DefaultStartTimeout),
+		StartTimeout:       l.ms("/startTimeout", raw.StartTimeout, DefaultStartTimeout),
 		StartupConcurrency: intOr(raw.StartupConcurrency, 0),
-		ApplicationTimeout: msDuration(raw.ApplicationTimeout, DefaultApplicationTimeout),
-		MessagingTimeout:   msDuration(raw.MessagingTimeout, DefaultMessagingTimeout),
+		ApplicationTimeout: l.ms("/applicationTimeout", raw.ApplicationTimeout, DefaultApplicationTimeout),
+		MessagingTimeout:   l.ms("/messagingTimeout", raw.MessagingTimeout, DefaultMessagingTimeout),
 		GracefulShutdown: GracefulShutdown{
-			Runtime:     msDuration(raw.GracefulShutdown.Runtime, DefaultRuntimeShutdown),
-			Application: msDuration(raw.GracefulShutdown.Application, DefaultShutdownTimeout),
+			Runtime:     l.ms("/gracefulShutdown/runtime", raw.GracefulShutdown.Runtime, DefaultRuntimeShutdown),
+			Application: l.ms("/gracefulShutdown/application", raw.GracefulShutdown.Application, DefaultShutdownTimeout),
 		},
-		RestartOnError: restartOnError(raw.RestartOnError),
+		RestartOnError: l.restartOnError("/restartOnError", raw.RestartOnError),
 		Restart: RestartPolicy{
-			InitialDelay: msDuration(raw.Restart.InitialDelay, DefaultInitialDelay),
-			MaxDelay:     msDuration(raw.Restart.MaxDelay, DefaultMaxDelay),
-			ResetAfter:   msDuration(raw.Restart.ResetAfter, DefaultResetAfter),
+			InitialDelay: l.ms("/restart/initialDelay", raw.Restart.InitialDelay, DefaultInitialDelay),
+			MaxDelay:     l.ms("/restart/maxDelay", raw.Restart.MaxDelay, DefaultMaxDelay),
+			ResetAfter:   l.ms("/restart/resetAfter", raw.Restart.ResetAfter, DefaultResetAfter),
 			MaxRestarts:  intOr(raw.Restart.MaxRestarts, DefaultMaxRestarts),
 		},
 	}
@@ -305,7 +305,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 			cfg.Server.Port = p
 		}
 	}
-	cfg.Scaler = runtimeScaler(raw.Workers, raw.Vertical)
+	cfg.Scaler = l.runtimeScaler(raw.Workers, raw.Vertical)
 	if raw.Workers != nil && raw.Workers.count != nil {
 		cfg.Workers = intOr(raw.Workers.count, DefaultWorkers)
 		if msg := checkWorkers(cfg.Workers); msg != "" {
@@ -407,6 +407,7 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		cfg.Applications[i].Entrypoint = cfg.Applications[i].ID == entrypoint
 	}
 	problems = append(problems, checkDependencies(cfg.Applications, disabled)...)
+	problems = append(problems, l.durationProblems...)
 	return cfg, problems
 }
 
@@ -490,7 +491,7 @@ func (l *loader) application(e appEntry, cfg *Config) (Application, []issue, boo
 		Resources:      cfg.Resources,
 	}
 	if len(e.raw.RestartOnError) > 0 {
-		r := restartOnError(e.raw.RestartOnError)
+		r := l.restartOnError(e.ptr+"/restartOnError", e.raw.RestartOnError)
 		app.RestartOnError = &r
 	}
 	if e.raw.Resources != nil {
@@ -616,7 +617,7 @@ func (l *loader) checkApp(e appEntry, app Application) []issue {
 
 // runtimeScaler resolves the dynamic scaler's settings as Watt does:
 // "workers" first, then "verticalScaler", then the defaults.
-func runtimeScaler(w *rawWorkers, v *rawVertical) Scaler {
+func (l *loader) runtimeScaler(w *rawWorkers, v *rawVertical) Scaler {
 	var ws rawScale
 	if w != nil {
 		ws = w.rawScale
@@ -630,11 +631,11 @@ func runtimeScaler(w *rawWorkers, v *rawVertical) Scaler {
 		Minimum:             intOr(firstNumber(ws.Minimum, vs.MinWorkers), 1),
 		ScaleUpELU:          floatOr(firstNumber(ws.ScaleUpELU, vs.ScaleUpELU), DefaultScaleUpELU),
 		ScaleDownELU:        floatOr(firstNumber(ws.ScaleDownELU, vs.ScaleDownELU), DefaultScaleDownELU),
-		TimeWindow:          secDuration(vs.TimeWindowSec, DefaultScaleTimeWindow),
-		ScaleDownTimeWindow: secDuration(vs.ScaleDownTimeWindowSec, DefaultScaleDownTimeWindow),
-		Cooldown:            msDuration(ws.Cooldown, secDuration(vs.CooldownSec, DefaultScaleCooldown)),
-		ScaleInterval:       secDuration(vs.ScaleIntervalSec, DefaultScaleInterval),
-		GracePeriod:         msDuration(firstNumber(ws.GracePeriod, vs.GracePeriod), DefaultScaleGracePeriod),
+		TimeWindow:          l.sec("/verticalScaler/timeWindowSec", vs.TimeWindowSec, DefaultScaleTimeWindow),
+		ScaleDownTimeWindow: l.sec("/verticalScaler/scaleDownTimeWindowSec", vs.ScaleDownTimeWindowSec, DefaultScaleDownTimeWindow),
+		Cooldown:            l.ms("/workers/cooldown", ws.Cooldown, l.sec("/verticalScaler/cooldownSec", vs.CooldownSec, DefaultScaleCooldown)),
+		ScaleInterval:       l.sec("/verticalScaler/scaleIntervalSec", vs.ScaleIntervalSec, DefaultScaleInterval),
+		GracePeriod:         l.ms("/workers/gracePeriod", ws.GracePeriod, l.ms("/verticalScaler/gracePeriod", vs.GracePeriod, DefaultScaleGracePeriod)),
 	}
 	sc.Maximum = intOr(firstNumber(ws.Maximum, vs.MaxWorkers, vs.MaxTotalWorkers), sc.Total)
 	switch {
@@ -691,13 +692,8 @@ func firstNumber(ns ...*json.Number) *json.Number {
 	return nil
 }
 
-// secDuration converts a number of seconds (verticalScaler's *Sec keys).
-func secDuration(n *json.Number, def time.Duration) time.Duration {
-	return unitDuration(n, time.Second, def)
-}
-
-// restartOnError reads Watt's boolean-or-milliseconds form.
-func restartOnError(raw json.RawMessage) RestartOnError {
+// restartOnError reads Watt's boolean-or-milliseconds form at ptr.
+func (l *loader) restartOnError(ptr string, raw json.RawMessage) RestartOnError {
 	var on bool
 	if len(raw) == 0 || json.Unmarshal(raw, &on) == nil {
 		if len(raw) == 0 || on {
@@ -709,7 +705,7 @@ func restartOnError(raw json.RawMessage) RestartOnError {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return RestartOnError{Enabled: true, Delay: DefaultRestartDelay}
 	}
-	d := msDuration(&n, 0)
+	d := l.ms(ptr, &n, 0)
 	switch {
 	case d <= 0:
 		return RestartOnError{}
@@ -719,22 +715,44 @@ func restartOnError(raw json.RawMessage) RestartOnError {
 	return RestartOnError{Enabled: true, Delay: d}
 }
 
-// msDuration converts a number of milliseconds, rounding to the
-// nanosecond; the schema bounds it well inside time.Duration.
-func msDuration(n *json.Number, def time.Duration) time.Duration {
-	return unitDuration(n, time.Millisecond, def)
+// ms converts the number of milliseconds at ptr, rounding to the
+// nanosecond, or returns def when there is none; see duration.
+func (l *loader) ms(ptr string, n *json.Number, def time.Duration) time.Duration {
+	return l.duration(ptr, n, time.Millisecond, def)
 }
 
-// unitDuration converts a number of units, or returns def for none.
-func unitDuration(n *json.Number, unit, def time.Duration) time.Duration {
-	if n == nil {
+// sec converts the number of seconds at ptr (verticalScaler's *Sec keys).
+func (l *loader) sec(ptr string, n *json.Number, def time.Duration) time.Duration {
+	return l.duration(ptr, n, time.Second, def)
+}
+
+// duration converts n units, or returns def for none. The schema bounds
+// every duration key; a value it let through that time.Duration cannot
+// hold is still a problem at ptr, never a wrapped negative duration (a
+// cooldown of 1e20 ms read as none at all).
+func (l *loader) duration(ptr string, n *json.Number, unit, def time.Duration) time.Duration {
+	d, err := unitDuration(n, unit, def)
+	if err != nil {
+		l.durationProblems = append(l.durationProblems, issuef(ptr, "%s", err))
 		return def
+	}
+	return d
+}
+
+// unitDuration converts n units, or returns def for none; it refuses a
+// value that is not a number from 0 to what time.Duration holds (about
+// 292 years).
+func unitDuration(n *json.Number, unit, def time.Duration) (time.Duration, error) {
+	if n == nil {
+		return def, nil
 	}
 	f, err := n.Float64()
-	if err != nil {
-		return def
+	d := math.Round(f * float64(unit))
+	// float64(math.MaxInt64) is 2^63, one past the largest Duration.
+	if err != nil || !(d >= 0 && d < float64(math.MaxInt64)) {
+		return def, fmt.Errorf("expected a duration from 0 to about 292 years, got %s", n)
 	}
-	return time.Duration(math.Round(f * float64(unit)))
+	return time.Duration(d), nil
 }
 
 func intOr(n *json.Number, def int) int {

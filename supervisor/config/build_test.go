@@ -27,27 +27,43 @@ func TestRestartOnError(t *testing.T) {
 		{"2.5e3", RestartOnError{Enabled: true, Delay: 2500 * time.Millisecond}},
 	}
 	for _, tt := range tests {
-		if got := restartOnError(json.RawMessage(tt.raw)); got != tt.want {
+		var l loader
+		if got := l.restartOnError("/restartOnError", json.RawMessage(tt.raw)); got != tt.want || len(l.durationProblems) > 0 {
 			t.Errorf("restartOnError(%s) = %+v, want %+v", tt.raw, got, tt.want)
 		}
 	}
 }
 
-func TestMsDuration(t *testing.T) {
+func TestUnitDuration(t *testing.T) {
 	n := func(s string) *json.Number { v := json.Number(s); return &v }
 	tests := []struct {
 		in   *json.Number
+		unit time.Duration
 		want time.Duration
+		err  string
 	}{
-		{nil, time.Minute},
-		{n("0"), 0},
-		{n("1"), time.Millisecond},
-		{n("0.5"), 500 * time.Microsecond},
-		{n("2147483647"), 2147483647 * time.Millisecond},
+		{nil, time.Millisecond, time.Minute, ""},
+		{n("0"), time.Millisecond, 0, ""},
+		{n("1"), time.Millisecond, time.Millisecond, ""},
+		{n("0.5"), time.Millisecond, 500 * time.Microsecond, ""},
+		{n("2147483647"), time.Millisecond, 2147483647 * time.Millisecond, ""},
+		{n("2147483647"), time.Second, 2147483647 * time.Second, ""},
+		// Beyond time.Duration: refused, never wrapped to a negative.
+		{n("1e20"), time.Millisecond, time.Minute, "expected a duration from 0 to about 292 years, got 1e20"},
+		{n("1e10"), time.Second, time.Minute, "expected a duration from 0 to about 292 years, got 1e10"},
+		{n("9223372036854775807"), time.Nanosecond, time.Minute, "expected a duration from 0 to about 292 years, got 9223372036854775807"},
+		{n("1e300"), time.Second, time.Minute, "expected a duration from 0 to about 292 years, got 1e300"},
+		{n("1e400"), time.Second, time.Minute, "expected a duration from 0 to about 292 years, got 1e400"},
+		{n("-1"), time.Second, time.Minute, "expected a duration from 0 to about 292 years, got -1"},
 	}
 	for _, tt := range tests {
-		if got := msDuration(tt.in, time.Minute); got != tt.want {
-			t.Errorf("msDuration(%v) = %v, want %v", tt.in, got, tt.want)
+		got, err := unitDuration(tt.in, tt.unit, time.Minute)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if got != tt.want || msg != tt.err {
+			t.Errorf("unitDuration(%v, %v) = %v, %q; want %v, %q", tt.in, tt.unit, got, msg, tt.want, tt.err)
 		}
 	}
 }

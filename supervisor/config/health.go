@@ -129,19 +129,19 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 		h.Enabled = *r.Enabled
 	}
 	if r.Interval != nil {
-		h.Interval = msDuration(r.Interval, h.Interval)
+		h.Interval = l.ms(ptr+"/interval", r.Interval, h.Interval)
 		if h.Interval < MinHealthInterval {
 			l.warnings = append(l.warnings, issuef(ptr+"/interval",
 				"health interval %s is below the minimum; %s is used", h.Interval, MinHealthInterval))
 			h.Interval = MinHealthInterval
 		}
 	}
-	h.GracePeriod = msDuration(r.GracePeriod, h.GracePeriod)
+	h.GracePeriod = l.ms(ptr+"/gracePeriod", r.GracePeriod, h.GracePeriod)
 	h.MaxUnhealthyChecks = intOr(r.MaxUnhealthyChecks, h.MaxUnhealthyChecks)
 	h.MaxELU = floatOr(r.MaxELU, h.MaxELU)
 	h.MaxHeapUsed = floatOr(r.MaxHeapUsed, h.MaxHeapUsed)
-	h.MaxEventLoopDelay = msDuration(r.MaxEventLoopDelay, h.MaxEventLoopDelay)
-	h.MaxEventLoopDelayP99 = msDuration(r.MaxEventLoopDelayP99, h.MaxEventLoopDelayP99)
+	h.MaxEventLoopDelay = l.ms(ptr+"/maxEventLoopDelay", r.MaxEventLoopDelay, h.MaxEventLoopDelay)
+	h.MaxEventLoopDelayP99 = l.ms(ptr+"/maxEventLoopDelayP99", r.MaxEventLoopDelayP99, h.MaxEventLoopDelayP99)
 	// The sizes, in bytes or size strings. least is the smallest accepted
 	// (maxYoungGeneration's 0 is Watt's "not set"); bounded ones take at
 	// most maxStreamSize: a larger buffer pool or highWaterMark would have
@@ -179,8 +179,8 @@ func (l *loader) overlayHealth(h Health, r *rawHealth, ptr string) (Health, []is
 	if r.Path != nil {
 		h.Path = *r.Path
 	}
-	h.Timeout = msDuration(r.Timeout, h.Timeout)
-	h.MaxUnresponsive = msDuration(r.MaxUnresponsive, h.MaxUnresponsive)
+	h.Timeout = l.ms(ptr+"/timeout", r.Timeout, h.Timeout)
+	h.MaxUnresponsive = l.ms(ptr+"/maxUnresponsive", r.MaxUnresponsive, h.MaxUnresponsive)
 	if h.MaxUnresponsive > 0 && h.MaxUnresponsive < MinMaxUnresponsive {
 		l.warnings = append(l.warnings, issuef(ptr+"/maxUnresponsive",
 			"maxUnresponsive %s is below the minimum; %s is used", h.MaxUnresponsive, MinMaxUnresponsive))

@@ -53,6 +53,8 @@ type loader struct {
 	// rejected holds the pointers of values set aside because the schema
 	// or a placeholder rejected them (see setAside).
 	rejected []string
+	// durationProblems are the durations too long to hold (see duration).
+	durationProblems []issue
 }
 
 func (l *loader) load(data []byte) (*Config, error) {

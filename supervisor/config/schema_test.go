@@ -230,6 +230,20 @@ func TestValidateMessages(t *testing.T) {
 				rejecting(issuef("/applications/0/dependencies", `expected each item once, got "b" more than once`)),
 				rejecting(issuef("/metrics/httpCustomLabels", "expected at most 8 items, got 9")),
 			}},
+		{name: "every duration is bounded within time.Duration", in: `{"workers":{"dynamic":true,"cooldown":1e20,"gracePeriod":1e20},` +
+			`"verticalScaler":{"cooldownSec":1e10,"timeWindowSec":1e17,"scaleIntervalSec":1e15,"scaleDownTimeWindowSec":1e300,"gracePeriod":1e19},` +
+			`"health":{"maxEventLoopDelay":1e16,"maxEventLoopDelayP99":1e16}}`,
+			want: []issue{
+				rejecting(issuef("/health/maxEventLoopDelay", "expected number from 0 to 2147483647, got 1e16")),
+				rejecting(issuef("/health/maxEventLoopDelayP99", "expected number from 0 to 2147483647, got 1e16")),
+				rejecting(issuef("/verticalScaler/cooldownSec", "expected number from 0 to 2147483647, got 1e10")),
+				rejecting(issuef("/verticalScaler/gracePeriod", "expected number from 0 to 2147483647, got 1e19")),
+				rejecting(issuef("/verticalScaler/scaleDownTimeWindowSec", "expected number above 0 and at most 2147483647, got 1e300")),
+				rejecting(issuef("/verticalScaler/scaleIntervalSec", "expected number above 0 and at most 2147483647, got 1e15")),
+				rejecting(issuef("/verticalScaler/timeWindowSec", "expected number above 0 and at most 2147483647, got 1e17")),
+				rejecting(issuef("/workers/cooldown", "expected number from 0 to 2147483647, got 1e20")),
+				rejecting(issuef("/workers/gracePeriod", "expected number from 0 to 2147483647, got 1e20")),
+			}},
 		{name: "key with a slash is escaped in the pointer", in: `{"env":{"a/b":1}}`,
 			want: []issue{rejecting(issuef("/env/a~1b", "expected string, got 1"))}},
 	}
