@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/wattd/wattd/capabilities"
 	"github.com/wattd/wattd/capabilities/node"
@@ -99,6 +100,13 @@ func checkApp(ac config.Application, mode capabilities.Mode, entry bool) (string
 	if ac.CommandLine != "" {
 		if _, err := node.SplitOptions(ac.CommandLine); err != nil {
 			return "command", err
+		}
+	}
+	// Node.js splits NODE_OPTIONS itself, at each worker's start; a
+	// quoting mistake is the file's, found here rather than by the start.
+	if opts := strings.TrimSpace(ac.NodeOptions); opts != "" {
+		if _, err := node.SplitOptions(opts); err != nil {
+			return "nodeOptions", err
 		}
 	}
 	var c capabilities.Capability

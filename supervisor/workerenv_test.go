@@ -46,6 +46,8 @@ func TestCheckApp(t *testing.T) {
 		{"nothing recognises the folder", config.Application{ID: "a", Path: empty}, "path", true},
 		{"unknown capability", config.Application{ID: "a", Path: plain, Capability: "nodejs"}, "capability", true},
 		{"command line that does not split", config.Application{ID: "a", Path: plain, Capability: "node", CommandLine: `run "unclosed`}, "command", true},
+		{"nodeOptions that do not split", config.Application{ID: "a", Path: plain, NodeOptions: "--max-old-space-size=64 '--title=a b"}, "nodeOptions", true},
+		{"nodeOptions with quotes", config.Application{ID: "a", Path: plain, NodeOptions: `--max-old-space-size=64 '--title=a b'`}, "", false},
 		{"standby of a Node.js app", config.Application{ID: "a", Path: plain, Standby: 1}, "", false},
 		{"standby of a command", config.Application{ID: "a", Path: plain, Capability: "command", CommandLine: "node index.js", Standby: 1}, "standby", true},
 		// A program that cannot be found is the "command" key's problem.

@@ -815,6 +815,35 @@ func TestConfigReportExitsUsage(t *testing.T) {
 	}
 }
 
+// TestNodeOptionsInTheReport: nodeOptions that do not split as Node.js
+// would split them are a mistake of the file, at their key and in the
+// same report as the file's other mistakes; the start exited 1 without a
+// file or a path, and the other mistake hid it.
+func TestNodeOptionsInTheReport(t *testing.T) {
+	integration(t)
+	dir := project(t, map[string]any{
+		"entrypoint": "web",
+		"workerz":    1,
+		"server":     map[string]any{"port": freePort(t)},
+		"applications": []any{
+			map[string]any{"id": "web", "path": fixture("apps/plain"), "nodeOptions": "--max-old-space-size=64 '--title=a b"},
+		},
+	})
+	out, code := runCLI(t, t.TempDir(), []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}, "start", dir)
+	if code != 2 {
+		t.Errorf("exit %d, want 2\n%s", code, out)
+	}
+	file := filepath.Join(dir, "watt.json")
+	for _, w := range []string{
+		file + `:13: /workerz: unknown key "workerz"`,
+		file + `:5: /applications/0/nodeOptions: unterminated single quote`,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("report lacks %q:\n%s", w, out)
+		}
+	}
+}
+
 // TestConcurrentRestartsCoalesce: ten `wattd ctl restart` at once roll the
 // app twice (one roll, and one for the requests made while it ran), not
 // ten times, and the commands return once a roll that began after they

@@ -607,9 +607,9 @@ func (l *loader) checkApp(e appEntry, app Application) []issue {
 	}
 	ptr := e.ptr
 	switch {
-	case key == "path" || e.autoloaded && key == "":
+	case key == "path" || e.autoloaded && (key == "" || e.ptr == e.pathPtr):
 		ptr = e.pathPtr
-	case key != "" && !e.autoloaded:
+	case key != "": // an explicit entry's key, or its autoload mapping's
 		ptr = childPointer(e.ptr, key)
 	}
 	return []issue{{ptr: ptr, msg: err.Error(), err: err}}

@@ -136,6 +136,20 @@ func TestOneReport(t *testing.T) {
 				`{D}/watt.json: /applications/2/capability: expected string matching ^[a-z][a-z0-9-]*$, got "Not A Name!"`,
 			},
 		},
+		{
+			// An autoloaded application's keys are its mapping's.
+			name: "the application check at a key of an autoload mapping",
+			cfg:  `{"entrypoint": "web", "autoload": {"path": ".", "mappings": {"a": {"id": "web", "nodeOptions": "'x"}}}}`,
+			check: func(app Application) (string, error) {
+				if app.NodeOptions != "" {
+					return "nodeOptions", errors.New("unterminated single quote")
+				}
+				return "", nil
+			},
+			want: []string{
+				`{D}/watt.json: /autoload/mappings/a/nodeOptions: unterminated single quote`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
