@@ -204,7 +204,8 @@ func (e *EntryMissingError) Error() string { return e.Err.Error() }
 func (e *EntryMissingError) Unwrap() error { return e.Err }
 
 // KeyError is an EntryChecker's problem with one key of the application's
-// configuration ("command"), reported at that key's JSON path.
+// configuration ("command", or "node.main" of its own file), reported at
+// that key's JSON path.
 type KeyError struct {
 	Key string
 	Err error

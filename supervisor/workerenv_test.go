@@ -46,6 +46,7 @@ func TestCheckApp(t *testing.T) {
 		{"nothing recognises the folder", config.Application{ID: "a", Path: empty}, "path", true},
 		{"unknown capability", config.Application{ID: "a", Path: plain, Capability: "nodejs"}, "capability", true},
 		{"command line that does not split", config.Application{ID: "a", Path: plain, Capability: "node", CommandLine: `run "unclosed`}, "command", true},
+		{"node.main naming no file", config.Application{ID: "a", Path: plain, Watt: capabilities.WattApp{Main: "missing.js"}}, "node.main", true},
 		{"nodeOptions that do not split", config.Application{ID: "a", Path: plain, NodeOptions: "--max-old-space-size=64 '--title=a b"}, "nodeOptions", true},
 		{"nodeOptions with quotes", config.Application{ID: "a", Path: plain, NodeOptions: `--max-old-space-size=64 '--title=a b'`}, "", false},
 		{"standby of a Node.js app", config.Application{ID: "a", Path: plain, Standby: 1}, "", false},

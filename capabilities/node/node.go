@@ -290,7 +290,9 @@ func appEntry(app capabilities.App) (string, error) {
 			return "", err
 		}
 		if !ok {
-			return "", &capabilities.EntryMissingError{Err: fmt.Errorf("node.main names %q, and %s is not a file", m, p)}
+			// node.main is a key of the application's own file: the
+			// configuration's report names it there.
+			return "", &capabilities.KeyError{Key: "node.main", Err: &capabilities.EntryMissingError{Err: fmt.Errorf("node.main names %q, and %s is not a file", m, p)}}
 		}
 		return p, nil
 	}

@@ -844,6 +844,37 @@ func TestNodeOptionsInTheReport(t *testing.T) {
 	}
 }
 
+// TestAppFileMainInTheReport: node.main of an application's own file
+// that names no file is reported in that file at /node/main, beside the
+// file's other mistakes (it was put on the runtime file's /autoload/path,
+// and left out when the application's file had a mistake too).
+func TestAppFileMainInTheReport(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"watt.json":          fmt.Sprintf(`{"entrypoint": "a", "server": {"port": %d}, "autoload": {"path": "web"}}`, freePort(t)),
+		"web/a/package.json": `{"name": "a"}`,
+		"web/a/watt.json": `{
+  "$schema": "https://schemas.platformatic.dev/@platformatic/node/3.65.0.json",
+  "node": {"main": "missing.js",
+    "hasServer": "maybe"}
+}`,
+	})
+	out, code := runCLI(t, t.TempDir(), []string{"WATTD_RUNTIME_DIR=" + t.TempDir()}, "start", dir)
+	if code != 2 {
+		t.Errorf("exit %d, want 2\n%s", code, out)
+	}
+	file := filepath.Join(dir, "web", "a", "watt.json")
+	for _, w := range []string{
+		file + `:4: /node/hasServer: expected a boolean, got "maybe"`,
+		file + `:3: /node/main: node.main names "missing.js", and ` + filepath.Join(dir, "web", "a", "missing.js") + ` is not a file`,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("report lacks %q:\n%s", w, out)
+		}
+	}
+}
+
 // TestConcurrentRestartsCoalesce: ten `wattd ctl restart` at once roll the
 // app twice (one roll, and one for the requests made while it ran), not
 // ten times, and the commands return once a roll that began after they

@@ -182,6 +182,9 @@ type appFile struct {
 	doc  *document
 	app  string // the application id, for messages
 	errs []*Error
+	// keys maps the keys an AppCheck may name (capabilities.KeyError)
+	// to their pointers in this file, for those the file set.
+	keys map[string]string
 }
 
 func (f *appFile) fail(ptr, format string, args ...any) {
@@ -228,7 +231,11 @@ func (l *loader) readAppConfig(e appEntry, app *Application) (problems []issue, 
 		l.foreign = append(l.foreign, &Error{File: path, Line: syntax.line, Column: syntax.col, Message: syntax.msg})
 		return nil, true
 	}
-	f := &appFile{l: l, path: path, doc: doc, app: app.ID}
+	f := &appFile{l: l, path: path, doc: doc, app: app.ID, keys: map[string]string{}}
+	if l.appFiles == nil {
+		l.appFiles = map[string]*appFile{}
+	}
+	l.appFiles[app.ID] = f
 	for _, d := range dups {
 		f.fail(d.ptr, "%s", d.msg)
 	}
@@ -268,7 +275,10 @@ func (l *loader) readAppConfig(e appEntry, app *Application) (problems []issue, 
 		f.read(root, app)
 	}
 	l.foreign = append(l.foreign, f.errs...)
-	return nil, blocked || len(f.errs) > 0
+	// The file's own problems do not block the application's check: one
+	// at a key the file set soundly (node.main naming no file) is listed
+	// beside them (see loader.checkApp).
+	return nil, blocked
 }
 
 // module checks the capability the file names and sets the application's
@@ -364,6 +374,7 @@ func (f *appFile) read(root map[string]any, app *Application) {
 	if node, ok := f.object(root, "/node"); ok {
 		if s, ok := f.str(node, "/node/main"); ok {
 			app.Watt.Main = s
+			f.keys["node.main"] = "/node/main"
 		}
 		if b, ok := f.boolean(node, "/node/hasServer"); ok {
 			app.Watt.NoServer = !b

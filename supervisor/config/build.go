@@ -605,6 +605,18 @@ func (l *loader) checkApp(e appEntry, app Application) []issue {
 	if err == nil {
 		return nil
 	}
+	if f := l.appFiles[app.ID]; f != nil {
+		if ptr, ok := f.keys[key]; ok {
+			// A key of the application's own file: reported there.
+			l.foreign = append(l.foreign, &Error{File: f.path, Pointer: ptr, Line: f.doc.lineOf(ptr), Message: err.Error(), Err: err})
+			return nil
+		}
+		if len(f.errs) > 0 {
+			// Anything else may only repeat the file's own problems (a
+			// value it set wrong is left unset).
+			return nil
+		}
+	}
 	ptr := e.ptr
 	switch {
 	case key == "path" || e.autoloaded && (key == "" || e.ptr == e.pathPtr):

@@ -55,6 +55,8 @@ type loader struct {
 	rejected []string
 	// durationProblems are the durations too long to hold (see duration).
 	durationProblems []issue
+	// appFiles are the applications' own files read, by application id.
+	appFiles map[string]*appFile
 }
 
 func (l *loader) load(data []byte) (*Config, error) {

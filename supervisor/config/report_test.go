@@ -273,3 +273,71 @@ func TestProblemsNameTheirLine(t *testing.T) {
 		}
 	}
 }
+
+// TestAppFileKeyInTheReport: a problem the application check finds with a
+// key of the application's own file (node.main naming no file) is
+// reported in that file, at that key, and beside the file's other
+// problems; it was reported at the runtime file's entry, and not at all
+// when the application's file had a problem of its own.
+func TestAppFileKeyInTheReport(t *testing.T) {
+	check := func(app Application) (string, error) {
+		switch {
+		case app.Watt.Main != "":
+			return "node.main", errors.New("node.main names a missing file")
+		case app.ID == "b":
+			return "", errors.New("a consequence of the file's own problem")
+		}
+		return "", nil
+	}
+	tests := []struct {
+		name    string
+		appFile string
+		want    []string // "{A}" is the application's file
+	}{
+		{"alone", `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.65.0.json",
+  "node": {"main": "missing.js"}}`,
+			[]string{`{A}:2: /node/main: node.main names a missing file`}},
+		{"beside a problem of the file", `{"$schema": "https://schemas.platformatic.dev/@platformatic/node/3.65.0.json",
+  "node": {"main": "missing.js",
+    "hasServer": "maybe"}}`,
+			[]string{
+				`{A}:3: /node/hasServer: expected a boolean, got "maybe"`,
+				`{A}:2: /node/main: node.main names a missing file`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, d := range []string{"a", "b"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			appFile := filepath.Join(dir, "a", "watt.json")
+			for file, text := range map[string]string{
+				filepath.Join(dir, "watt.json"): `{"entrypoint": "a", "autoload": {"path": "."}}`,
+				appFile:                         tt.appFile,
+				// b's file has a problem, and no key the check could name.
+				filepath.Join(dir, "b", "watt.json"): `{"node": {"hasServer": 1}}`,
+			} {
+				if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := LoadChecked(dir, "", nil, check)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("want an invalid configuration, got %v", err)
+			}
+			want := []string{filepath.Join(dir, "b", "watt.json") + `:1: /node/hasServer: expected a boolean, got 1`}
+			for _, w := range tt.want {
+				want = append(want, strings.ReplaceAll(w, "{A}", appFile))
+			}
+			got := strings.Split(err.Error(), "\n")
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("errors:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+			}
+		})
+	}
+}
