@@ -34,12 +34,32 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	if e.Pointer != "" {
-		b.WriteString(e.Pointer)
+		b.WriteString(printablePointer(e.Pointer))
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Message)
 	return b.String()
 }
+
+// printablePointer is ptr with its control characters escaped as JSON
+// escapes them (\u0000): a key with a NUL byte or an escape sequence in
+// it must not make the message binary, nor drive the terminal.
+func printablePointer(ptr string) string {
+	if !strings.ContainsFunc(ptr, isControl) {
+		return ptr
+	}
+	var b strings.Builder
+	for _, r := range ptr {
+		if isControl(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 }
 
 // Unwrap exposes both ErrInvalid and the cause, so errors.Is works for
 // either (for instance fs.ErrNotExist for a missing envfile).

@@ -15,6 +15,10 @@ func TestErrorString(t *testing.T) {
 		{Error{File: "/p/watt.json", Message: "no applications"}, "/p/watt.json: no applications"},
 		{Error{File: "/p/watt.json", Line: 3, Column: 7, Message: "syntax"}, "/p/watt.json:3:7: syntax"},
 		{Error{File: "/p/.env", Line: 2, Message: "bad line"}, "/p/.env:2: bad line"},
+		// Control characters of a key are escaped, as JSON writes them.
+		{Error{File: "/p/watt.json", Line: 1, Pointer: "/applications/0/env/C\x00\x1b[2J\u0085", Message: `invalid name "C\u0000"`},
+			`/p/watt.json:1: /applications/0/env/C\u0000\u001b[2J\u0085: invalid name "C\u0000"`},
+		{Error{Pointer: "/env/é~1x", Message: "m"}, "/env/é~1x: m"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
