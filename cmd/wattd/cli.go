@@ -284,8 +284,7 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 		sdnotify.FromEnv(zap.NewNop()).Failed(err)
 		return &exitError{exitUsage, err}
 	}
-	load := configLoader(pf, mode)
-	cfg, err := load()
+	cfg, err := configLoader(pf, mode, false)()
 	if err != nil {
 		return usage(err)
 	}
@@ -295,8 +294,8 @@ func start(pf projectFiles, name string, mode capabilities.Mode) (err error) {
 		// mid-deploy is refused rather than replaced by a stale
 		// platformatic.json.
 		pf.config = cfg.File
-		load = configLoader(pf, mode)
 	}
+	load := configLoader(pf, mode, true)
 	var redact *logs.Redactor
 	if r := cfg.Logger.Redact; r != nil {
 		if redact, err = logs.NewRedactor(r.Paths, r.Censor); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -19,14 +20,20 @@ import (
 )
 
 // configLoader reads the project's configuration the way `wattd start`
-// (or dev) does; a reload calls it again, so the new configuration is read
-// with the same files, environment and mode as the first.
-func configLoader(pf projectFiles, mode capabilities.Mode) func() (*config.Config, error) {
+// (or dev) does; a reload calls one made with reload set, so the new
+// configuration is read with the same files, environment and mode as the
+// first.
+func configLoader(pf projectFiles, mode capabilities.Mode, reload bool) func() (*config.Config, error) {
 	return func() (*config.Config, error) {
 		cfg, err := config.LoadWith(config.Options{
 			Dir: pf.dir, File: pf.config, EnvFile: pf.env, Environ: os.Environ(), Check: supervisor.CheckAppIn(mode),
 			Environment: mode.String(), StrictEnv: pf.strictEnv,
 		})
+		if de, ok := errors.AsType[*config.DirError](err); ok && reload {
+			// The start's advice (pass the directory) is no help to a
+			// running wattd, which reads the file it started with.
+			return nil, fmt.Errorf("configuration file %s is now a directory; put the file back to reload (wattd reads the file it started with)", de.Path)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -359,6 +359,27 @@ func TestReloadReadsTheFileTheStartFound(t *testing.T) {
 	}
 }
 
+// TestReloadOfAFileNowADirectory: a reload after watt.json was replaced
+// by a directory says so; it gave the start's advice, to pass the
+// directory as the project directory, which a running wattd cannot take.
+func TestReloadOfAFileNowADirectory(t *testing.T) {
+	integration(t)
+	dir := project(t, reloadConfig("1", 1))
+	d := startWattd(t, dir, freePort(t), startOpts{})
+	d.waitReady("web", 20*time.Second)
+	file := filepath.Join(dir, "watt.json")
+	if err := os.Rename(file, file+".bak"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.ctl("reload")
+	if err == nil || !strings.Contains(out, file+" is now a directory") || strings.Contains(out, "project directory instead") {
+		t.Fatalf("reload with watt.json a directory: %v\n%s", err, out)
+	}
+}
+
 // TestSIGHUPDuringAReload: a SIGHUP that comes while a reload runs is not
 // lost (it used to be refused, "a reload or scaling is in progress", and
 // the newest file was never applied): one more reload follows and applies

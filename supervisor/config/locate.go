@@ -95,6 +95,13 @@ func fileKind(m fs.FileMode) string {
 	return m.Type().String()
 }
 
+// DirError is a configuration file given by name that is a directory.
+type DirError struct{ Path string }
+
+func (e *DirError) Error() string {
+	return fmt.Sprintf("configuration file %s is a directory; pass the directory as the project directory instead", e.Path)
+}
+
 // locate returns the absolute path of the configuration file: file when
 // given (relative to the working directory), otherwise the first of
 // configNames in dir.
@@ -111,7 +118,7 @@ func locate(dir, file string) (string, error) {
 		case err != nil:
 			return "", fmt.Errorf("configuration file: %w", err)
 		case info.IsDir():
-			return "", fmt.Errorf("configuration file %s is a directory; pass the directory as the project directory instead", path)
+			return "", &DirError{Path: path}
 		case !info.Mode().IsRegular():
 			return "", notRegular(path, info)
 		}
