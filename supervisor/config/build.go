@@ -385,6 +385,8 @@ func (l *loader) build(raw *rawConfig, runtimeEnv map[string]string) (*Config, [
 		cfg.Applications = append(cfg.Applications, app)
 	}
 
+	l.scalerWarnings(raw, entries, cfg)
+
 	var gateways []string
 	for _, a := range cfg.Applications {
 		if a.Module == "@platformatic/gateway" || a.Module == "@platformatic/composer" {
@@ -662,6 +664,74 @@ func (l *loader) runtimeScaler(w *rawWorkers, v *rawVertical) Scaler {
 		sc.Minimum, sc.Maximum = sc.Maximum, sc.Minimum // as Watt
 	}
 	return sc
+}
+
+// scalerWarnings warns about dynamic-worker bounds the scaler takes but
+// cannot honour: a total below what the applications' minimums (and fixed
+// counts) add up to, which holds every application at its minimum, and a
+// scaleUpELU not above scaleDownELU, which has the scaler add a worker and
+// take it away again.
+func (l *loader) scalerWarnings(raw *rawConfig, entries []appEntry, cfg *Config) {
+	if !cfg.Scaler.Dynamic {
+		return
+	}
+	var ws rawScale
+	if raw.Workers != nil {
+		ws = raw.Workers.rawScale
+	}
+	var vs rawVertical
+	if raw.Vertical != nil {
+		vs = *raw.Vertical
+	}
+	// written is the pointer of the first key set, by pairs of pointer and
+	// value.
+	written := func(keys map[string]*json.Number, order ...string) string {
+		for _, ptr := range order {
+			if keys[ptr] != nil {
+				return ptr
+			}
+		}
+		return ""
+	}
+	keys := map[string]*json.Number{
+		"/workers/total": ws.Total, "/verticalScaler/maxTotalWorkers": vs.MaxTotalWorkers,
+		"/workers/scaleUpELU": ws.ScaleUpELU, "/verticalScaler/scaleUpELU": vs.ScaleUpELU,
+		"/workers/scaleDownELU": ws.ScaleDownELU, "/verticalScaler/scaleDownELU": vs.ScaleDownELU,
+	}
+	if ptr := written(keys, "/workers/total", "/verticalScaler/maxTotalWorkers"); ptr != "" {
+		sum := 0
+		for _, a := range cfg.Applications {
+			if a.Scale.Dynamic {
+				sum += a.Scale.Minimum
+			} else {
+				sum += a.Workers
+			}
+		}
+		if sum > cfg.Scaler.Total {
+			l.warnings = append(l.warnings, issuef(ptr, "total %d is below the %d workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker", cfg.Scaler.Total, sum))
+		}
+	}
+	const flapping = "scaleUpELU %g is not above scaleDownELU %g: the scaler would add a worker and take it away again"
+	up, down := cfg.Scaler.ScaleUpELU, cfg.Scaler.ScaleDownELU
+	if up <= down {
+		ptr := written(keys, "/workers/scaleUpELU", "/verticalScaler/scaleUpELU", "/workers/scaleDownELU", "/verticalScaler/scaleDownELU")
+		l.warnings = append(l.warnings, issuef(ptr, flapping, up, down))
+	}
+	ptrs := map[string]string{}
+	for _, e := range entries {
+		ptrs[e.id] = e.ptr
+	}
+	for _, a := range cfg.Applications {
+		sc := a.Scale
+		if !sc.Dynamic || sc.ScaleUpELU > sc.ScaleDownELU || sc.ScaleUpELU == up && sc.ScaleDownELU == down {
+			continue // the runtime's values are warned about above
+		}
+		ptr := ptrs[a.ID]
+		if ptr != "/autoload/path" {
+			ptr = childPointer(ptr, "workers")
+		}
+		l.warnings = append(l.warnings, issuef(ptr, "application %q: "+flapping, a.ID, sc.ScaleUpELU, sc.ScaleDownELU))
+	}
 }
 
 // appScale is one application's dynamic scaling: its workers object, then

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +245,43 @@ func TestLoadUnreadableConfig(t *testing.T) {
 	_, err := Load(dir, "", nil)
 	if !errors.Is(err, fs.ErrPermission) || errors.Is(err, ErrInvalid) {
 		t.Errorf("got %v, want a permission error that is not ErrInvalid", err)
+	}
+}
+
+// TestScalerBoundsWarn: dynamic-worker bounds the scaler takes but cannot
+// honour are warned about (minimum above maximum is swapped, as Watt does,
+// without a word).
+func TestScalerBoundsWarn(t *testing.T) {
+	tests := []struct {
+		name, cfg string
+		want      []string
+	}{
+		{"consistent", `{"entrypoint": "a", "workers": {"dynamic": true, "minimum": 1, "maximum": 4, "total": 4},
+			"applications": [{"id": "a", "path": "a"}, {"id": "b", "path": "b"}]}`, nil},
+		{"the attack's", `{"entrypoint": "a", "workers": {"dynamic": true, "minimum": 4, "maximum": 2, "total": 1, "scaleUpELU": 0.1, "scaleDownELU": 0.5},
+			"applications": [{"id": "a", "path": "a"}]}`, []string{
+			`watt.json:1: /workers/total: total 1 is below the 2 workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker`,
+			`watt.json:1: /workers/scaleUpELU: scaleUpELU 0.1 is not above scaleDownELU 0.5: the scaler would add a worker and take it away again`,
+		}},
+		{"fixed counts and an application's own thresholds", `{"entrypoint": "a", "verticalScaler": {"maxTotalWorkers": 3},
+			"applications": [{"id": "a", "path": "a", "workers": {"minimum": 2, "scaleUpELU": 0.3, "scaleDownELU": 0.3}}, {"id": "b", "path": "b", "workers": 2}]}`, []string{
+			`watt.json:1: /verticalScaler/maxTotalWorkers: total 3 is below the 4 workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker`,
+			`watt.json:2: /applications/0/workers: application "a": scaleUpELU 0.3 is not above scaleDownELU 0.3: the scaler would add a worker and take it away again`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadProject(t, tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				got = append(got, w[strings.LastIndex(w, "/watt.json:")+1:])
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("warnings:\n got %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }
