@@ -507,6 +507,22 @@ func TestCPUProfile(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(d.runDir, "*", "diag", "*")); len(left) > 0 {
 		t.Errorf("left in the runtime directory: %v", left)
 	}
+
+	// Last: the runtime stopping during a profile is said as such, not as
+	// a bare "context canceled".
+	stopCmd := exec.Command(wattdBin, "ctl", "cpu-profile", "-t", "60s", "-o", filepath.Join(out, "cut.pb.gz"), "web")
+	stopCmd.Dir, stopCmd.Env = d.dir, append(os.Environ(), "WATTD_RUNTIME_DIR="+d.runDir)
+	var cut syncBuffer
+	stopCmd.Stdout, stopCmd.Stderr = &cut, &cut
+	before := strings.Count(d.out.String(), `"profile started"`)
+	if err := stopCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the last profile to start", func() bool { return strings.Count(d.out.String(), `"profile started"`) > before })
+	d.signal(syscall.SIGTERM)
+	if err := stopCmd.Wait(); err == nil || !strings.Contains(cut.String(), "the runtime stopped during the request") {
+		t.Errorf("ctl cpu-profile while the runtime stopped: %v\n%s", err, cut.String())
+	}
 }
 
 // readPprof parses a pprof file of wattd's making, gzipped or not, as go

@@ -374,6 +374,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 		}
 	}
 	status, body, err := rt.handle(s, r)
+	if err != nil && errors.Is(err, context.Canceled) && (s.ctx.Err() != nil || r.Context().Err() == nil) {
+		// Cut short by wattd, not by the client, which is still there:
+		// the runtime stops (its own context ended the work).
+		err = fmt.Errorf("the runtime stopped during the request: %w", err)
+	}
 	if err != nil {
 		status = statusOf(err)
 		body = s.errBody(status, err)
