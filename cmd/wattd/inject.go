@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -273,10 +274,17 @@ func injectCommand(connect func(socket, name string) (*admin.Client, error), fai
 			client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 			resp, err := client.Do(hr)
 			if err != nil {
+				// net/http's error repeats the method and URL ("Get
+				// \"http://…\": …"): say them once, then the cause.
+				var ue *url.Error
+				if errors.As(err, &ue) {
+					err = ue.Err
+				}
+				err = fmt.Errorf("%s %s: %w", req.method, hr.URL, err)
 				if errors.Is(err, mesh.ErrUnknownApp) {
 					return &exitError{exitFailure, err}
 				}
-				return fail(fmt.Errorf("%s %s: %w", req.method, hr.URL, err))
+				return fail(err)
 			}
 			defer resp.Body.Close()
 			var w io.Writer = stdout

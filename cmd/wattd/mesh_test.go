@@ -101,7 +101,8 @@ func TestMeshClients(t *testing.T) {
 	if err != nil || !strings.Contains(out, "200 OK") || !strings.Contains(out, `"received":"hi"`) {
 		t.Fatalf("ctl inject: %v\n%s", err, out)
 	}
-	if out, err := d.ctl("inject", "nosuch", "/"); err == nil || !strings.Contains(out, "plain") {
+	if out, err := d.ctl("inject", "nosuch", "/"); err == nil || !strings.Contains(out, "plain") ||
+		!strings.Contains(out, "GET http://nosuch.plt.local/: unknown app") || strings.Contains(out, `Get "http`) {
 		t.Fatalf("ctl inject to an unknown app: %v\n%s", err, out)
 	}
 
