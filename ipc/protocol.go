@@ -345,6 +345,10 @@ type Diagnose struct {
 	IntervalMicros int    `json:"intervalMicros,omitempty"`
 	IntervalBytes  int    `json:"intervalBytes,omitempty"`
 	Error          string `json:"error,omitempty"`
+	// Conflict, in an answer with Error, says the worker refused because
+	// of what it is doing, not because something failed: a profile is
+	// already being taken at its start, or none is at its stop.
+	Conflict bool `json:"conflict,omitempty"`
 	// Format, in an answer to a profile's stop, says the file is already
 	// pprof ("pprof", as a Go worker writes it) rather than V8's JSON.
 	Format string `json:"format,omitempty"`

@@ -281,6 +281,12 @@ func ReadAppInfo() (*AppInfo, error) {
 	return &info, nil
 }
 
+// refused is a diagnose refused for what the worker is doing (a profile
+// already taken, none taken): its answer says conflict.
+type refused string
+
+func (r refused) Error() string { return string(r) }
+
 // diagnose answers wattd's diagnose message: Go's CPU profile (at Go's
 // 100 Hz: intervalMicros is not Go's to change once the runtime runs) and
 // its heap profile, written at their stop to the path wattd names, as
@@ -294,16 +300,17 @@ func (c *Control) diagnose(d Diagnose) {
 		switch d.Kind {
 		case DiagCPUProfileStart:
 			if c.cpuProf != nil {
-				return errors.New("a CPU profile is already being taken")
+				return refused("a CPU profile is already being taken")
 			}
 			buf := &bytes.Buffer{}
 			if err := pprof.StartCPUProfile(buf); err != nil {
-				return err
+				// Its only failure: a profile of the program's own runs.
+				return refused("another CPU profile runs in the program: " + err.Error())
 			}
 			c.cpuProf = buf
 		case DiagCPUProfileStop:
 			if c.cpuProf == nil {
-				return errors.New("no CPU profile is being taken")
+				return refused("no CPU profile is being taken")
 			}
 			pprof.StopCPUProfile()
 			buf := c.cpuProf
@@ -312,12 +319,12 @@ func (c *Control) diagnose(d Diagnose) {
 			return os.WriteFile(d.Path, buf.Bytes(), 0o600)
 		case DiagHeapProfileStart:
 			if c.heapProf {
-				return errors.New("a heap profile is already being taken")
+				return refused("a heap profile is already being taken")
 			}
 			c.heapProf = true
 		case DiagHeapProfileStop:
 			if !c.heapProf {
-				return errors.New("no heap profile is being taken")
+				return refused("no heap profile is being taken")
 			}
 			c.heapProf = false
 			answer.Format = "pprof"
@@ -337,6 +344,8 @@ func (c *Control) diagnose(d Diagnose) {
 	}()
 	if err != nil {
 		answer.Error = err.Error()
+		var r refused
+		answer.Conflict = errors.As(err, &r)
 	}
 	_ = c.Send(&Message{Type: TypeDiagnosed, Diagnose: &answer})
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,5 +125,56 @@ func TestNotSupervised(t *testing.T) {
 	t.Setenv(EnvControlFD, "")
 	if _, err := Dial(); err != ErrNotSupervised {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestSDKProfileConflict: a profile started twice, or stopped when none
+// runs, is refused with conflict set, which wattd answers with 409; a
+// failure of another kind is not marked so.
+func TestSDKProfileConflict(t *testing.T) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) net.Conn {
+		f := os.NewFile(uintptr(fd), "control")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c := &Control{conn: conn(pair[0]), Drain: make(chan struct{})}
+	wattd := conn(pair[1])
+	wattd.SetDeadline(time.Now().Add(10 * time.Second))
+	path := t.TempDir() + "/cpu.pprof"
+	for i, tc := range []struct {
+		kind, path, err string
+		conflict        bool
+	}{
+		{DiagCPUProfileStop, path, "no CPU profile is being taken", true},
+		{DiagCPUProfileStart, "", "", false},
+		{DiagCPUProfileStart, "", "a CPU profile is already being taken", true},
+		{DiagCPUProfileStop, path, "", false},
+		{DiagHeapProfileStop, path, "no heap profile is being taken", true},
+		{DiagHeapProfileStart, "", "", false},
+		{DiagHeapProfileStart, "", "a heap profile is already being taken", true},
+		{DiagHeapProfileStop, path, "file exists", false}, // the CPU profile is there
+		{DiagHeapSnapshot, path, "cannot take a heapSnapshot", false},
+	} {
+		go c.diagnose(Diagnose{ID: uint64(i + 1), Kind: tc.kind, Path: tc.path})
+		m, err := ReadMessage(wattd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := m.Diagnose
+		if m.Type != TypeDiagnosed || a == nil || a.ID != uint64(i+1) {
+			t.Fatalf("%s: answered %+v", tc.kind, m)
+		}
+		if !strings.Contains(a.Error, tc.err) || (tc.err == "") != (a.Error == "") || a.Conflict != tc.conflict {
+			t.Errorf("%s: error %q conflict %v, want %q conflict %v", tc.kind, a.Error, a.Conflict, tc.err, tc.conflict)
+		}
 	}
 }

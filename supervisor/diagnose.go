@@ -218,7 +218,13 @@ func (p *proc) ask(ctx context.Context, d *ipc.Diagnose) (ipc.Diagnose, error) {
 	select {
 	case a := <-ch:
 		if a.Error != "" {
-			return a, fmt.Errorf("the worker could not %s: %s", diagDoing(kind), a.Error)
+			msg := fmt.Sprintf("the worker could not %s: %s", diagDoing(kind), a.Error)
+			if a.Conflict {
+				// A refusal for what it is doing (a profile already
+				// taken, none taken): the caller's to retry, not a failure.
+				return a, conflict(msg)
+			}
+			return a, errors.New(msg)
 		}
 		return a, nil
 	case <-p.exited:

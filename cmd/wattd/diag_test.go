@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -566,4 +568,70 @@ func valueIn(p *profile.Profile, i int, file string) (total, in int64) {
 		}
 	}
 	return total, in
+}
+
+// TestProfileConflict: a profile asked of a worker that is already taking
+// one, or stopped where none is taken, is a conflict (409) on both APIs,
+// as the worker's refusal says, not a failure of wattd (500).
+func TestProfileConflict(t *testing.T) {
+	integration(t)
+	tmp := privateTmp(t)
+	dir := project(t, map[string]any{
+		"entrypoint":   "web",
+		"server":       map[string]any{"hostname": "127.0.0.1", "port": "{PLT_SERVER_PORT}"},
+		"applications": []any{map[string]any{"id": "web", "path": fixture("apps/plain")}},
+	})
+	d := startWattd(t, dir, freePort(t), startOpts{env: []string{"TMPDIR=" + tmp}})
+	d.waitReady("web", 30*time.Second)
+	over := func(sock string) *http.Client {
+		return &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	}
+	post := func(hc *http.Client, url string) (int, string) {
+		t.Helper()
+		resp, err := hc.Post(url, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatalf("POST %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	admin := over(d.adminSocket())
+	first := make(chan int, 1)
+	go func() {
+		resp, err := admin.Post("http://wattd/v1/apps/web/profile?worker=0&seconds=3", "", nil)
+		if err != nil {
+			first <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	waitFor(t, 10*time.Second, "the first profile to start", func() bool { return strings.Contains(d.out.String(), `"profile started"`) })
+	if code, body := post(admin, "http://wattd/v1/apps/web/profile?worker=0&seconds=1"); code != http.StatusConflict || !strings.Contains(body, "already being taken") {
+		t.Errorf("a second profile at once: %d %s, want 409", code, body)
+	}
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the first profile: %d, want 200", code)
+	}
+
+	sock := filepath.Join(tmp, "platformatic", "runtimes", strconv.Itoa(d.cmd.Process.Pid), "socket")
+	watt := over(sock)
+	start, stop := "http://wattd/api/v1/applications/web/pprof/start", "http://wattd/api/v1/applications/web/pprof/stop"
+	if code, body := post(watt, start); code != http.StatusOK {
+		t.Fatalf("pprof/start: %d %s", code, body)
+	}
+	if code, body := post(watt, start); code != http.StatusConflict || !strings.Contains(body, "already being taken") {
+		t.Errorf("pprof/start again: %d %s, want 409", code, body)
+	}
+	if code, body := post(watt, stop); code != http.StatusOK {
+		t.Fatalf("pprof/stop: %d %s", code, body)
+	}
+	if code, body := post(watt, stop); code != http.StatusConflict || !strings.Contains(body, "no CPU profile is being taken") {
+		t.Errorf("pprof/stop again: %d %s, want 409", code, body)
+	}
 }

@@ -1,6 +1,7 @@
 // Diagnostics wattd asks a worker for on the control channel ("diagnose",
 // ipc/protocol.go), each answered by "diagnosed" with the same id (and the
-// error when it failed):
+// error when it failed, with conflict true when it was refused for what the
+// worker is doing):
 //
 //   * heapSnapshot: a V8 heap snapshot written to the file wattd names, in
 //     a directory of its runtime directory. V8 writes it in one synchronous
@@ -69,9 +70,18 @@ function positive (n, otherwise) {
   return Number.isInteger(n) && n > 0 ? n : otherwise
 }
 
+// refused is the error of a diagnostic refused for what the worker is
+// doing (a profile already taken, none taken): its answer says conflict,
+// and wattd tells its caller so (409) rather than that something failed.
+function refused (message) {
+  const err = new Error(message)
+  err.conflict = true
+  return err
+}
+
 function startProfile (which, d) {
   const p = profilers[which]
-  if (profiling[which] !== null) throw new Error(`a ${p.what} is already being taken`)
+  if (profiling[which] !== null) throw refused(`a ${p.what} is already being taken`)
   const { Session } = require('node:inspector')
   const session = new Session()
   session.connect()
@@ -86,7 +96,7 @@ function startProfile (which, d) {
 
 function stopProfile (which, d) {
   const p = profilers[which]
-  if (profiling[which] === null) throw new Error(`no ${p.what} is being taken`)
+  if (profiling[which] === null) throw refused(`no ${p.what} is being taken`)
   if (typeof d.path !== 'string' || d.path === '') throw new Error(`no path to write the ${p.what} to`)
   const session = profiling[which]
   profiling[which] = null
@@ -132,6 +142,7 @@ function onDiagnose (state, msg, send) {
     take(d)
   } catch (err) {
     answer.error = (err && err.message) || String(err)
+    if (err && err.conflict === true) answer.conflict = true
   }
   // The block is wattd's doing, not the app's: left out of the next
   // report's utilisation and delay.
