@@ -1,16 +1,19 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wattd/wattd/supervisor"
+	"github.com/wattd/wattd/supervisor/config"
 	"github.com/wattd/wattd/supervisor/scheduler"
 )
 
@@ -660,6 +664,9 @@ type ScaleRequest struct {
 	Workers int `json:"workers"`
 }
 
+// maxScaleBody bounds what is read of a scale request's body.
+const maxScaleBody = 4096
+
 func (s *Server) scaleApp(r *http.Request) (int, any, error) {
 	sc, ok := s.b.(AppScaler)
 	if !ok {
@@ -669,12 +676,19 @@ func (s *Server) scaleApp(r *http.Request) (int, any, error) {
 	if _, err := s.findApp(id); err != nil {
 		return 0, nil, err
 	}
-	var req ScaleRequest
-	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 4096)).Decode(&req); err != nil {
-		return 0, nil, fmt.Errorf("%w: scale: the body must be {\"workers\": N}: %v", ErrInvalid, err)
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxScaleBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return 0, nil, badRequest("scale: the body is larger than %d bytes; it must be {\"workers\": N}", maxScaleBody)
+		}
+		return 0, nil, fmt.Errorf("scale: read the body: %w", err)
 	}
-	s.log.Info("scaling app on request", zap.String("app", id), zap.Int("workers", req.Workers))
-	if err := sc.ScaleApp(s.ctx, id, req.Workers); err != nil {
+	n, err := readScaleRequest(body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("scale app %q: %w", id, err)
+	}
+	s.log.Info("scaling app on request", zap.String("app", id), zap.Int("workers", n))
+	if err := sc.ScaleApp(s.ctx, id, n); err != nil {
 		return 0, nil, err
 	}
 	app, err := s.findApp(id)
@@ -682,6 +696,104 @@ func (s *Server) scaleApp(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, app, nil
+}
+
+// outOfRange is a request the runtime refuses as it stands (422), in
+// words of its own rather than ErrInvalid's, which speak of a
+// configuration.
+type outOfRange string
+
+func (o outOfRange) Error() string        { return string(o) }
+func (o outOfRange) Is(target error) bool { return target == ErrInvalid }
+
+// readScaleRequest reads a scale request's body, which must be exactly
+// {"workers": N} with N a whole number from 1 to config.MaxWorkers: the
+// key as written (json's own decoding would take "Workers" too), no other
+// key, and nothing after the object. A malformed body is a bad request
+// (400), a count out of range one the runtime refuses (422).
+func readScaleRequest(body []byte) (int, error) {
+	const want = `the body must be {"workers": N}`
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	switch {
+	case errors.Is(err, io.EOF):
+		return 0, badRequest("the body is empty; %s", want)
+	case err != nil:
+		return 0, badRequest("the body is not JSON (%v); %s", err, want)
+	}
+	if tok != json.Delim('{') {
+		return 0, badRequest("the body is %s, not an object; %s", jsonKind(tok), want)
+	}
+	var n int
+	seen := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, badRequest("the body is not JSON (%v); %s", err, want)
+		}
+		key, _ := tok.(string)
+		if key != "workers" {
+			hint := ""
+			if strings.EqualFold(key, "workers") {
+				hint = " (keys are case-sensitive)"
+			}
+			return 0, badRequest("unknown key %q in the body%s; %s", key, hint, want)
+		}
+		if seen {
+			return 0, badRequest(`"workers" is given twice; %s`, want)
+		}
+		seen = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return 0, badRequest("the body is not JSON (%v); %s", err, want)
+		}
+		if n, err = workerCount(string(v)); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return 0, badRequest("the body is not JSON (%v); %s", err, want)
+	}
+	if !seen {
+		return 0, badRequest(`the body has no "workers"; %s`, want)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return 0, badRequest("something follows the object in the body; %s", want)
+	}
+	return n, nil
+}
+
+// workerCount reads N of {"workers": N}, a JSON value.
+func workerCount(v string) (int, error) {
+	if v == "" || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return 0, badRequest(`"workers" must be a number, not %s`, v)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, badRequest(`"workers" must be a whole number, written without a fraction or an exponent, not %s`, v)
+	}
+	if err != nil || n < 1 || n > config.MaxWorkers {
+		return 0, outOfRange(fmt.Sprintf("expected a worker count from 1 to %d, got %s", config.MaxWorkers, v))
+	}
+	return int(n), nil
+}
+
+// jsonKind names what a JSON token starts, for messages.
+func jsonKind(tok json.Token) string {
+	switch tok.(type) {
+	case json.Delim:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%v", tok)
 }
 
 func (s *Server) stop(*http.Request) (int, any, error) {
