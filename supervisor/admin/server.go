@@ -300,17 +300,33 @@ func (s *Server) handler() http.Handler {
 }
 
 // serveRoutes dispatches r to the route of rts for its method, or
-// answers 405.
+// answers 405. HEAD is served by the GET route, as GET without its body
+// (net/http writes none for HEAD): the same status and headers. A HEAD
+// upgrades no connection, so a REPL's route answers it as a GET without
+// an upgrade, and a stream (logs followed) ends once its headers and
+// what is at hand are written.
 func (s *Server) serveRoutes(w http.ResponseWriter, r *http.Request, rts []route) {
 	for _, rt := range rts {
 		if rt.method == r.Method || rt.method == "*" {
-			s.dispatch(w, r, rt)
+			s.dispatch(w, r, rt, false)
 			return
 		}
 	}
-	allowed := make([]string, 0, len(rts))
+	if r.Method == http.MethodHead {
+		for _, rt := range rts {
+			if rt.method == http.MethodGet {
+				r.Header.Del("Upgrade")
+				s.dispatch(w, r, rt, true)
+				return
+			}
+		}
+	}
+	allowed := make([]string, 0, len(rts)+1)
 	for _, rt := range rts {
 		allowed = append(allowed, rt.method)
+		if rt.method == http.MethodGet {
+			allowed = append(allowed, http.MethodHead)
+		}
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	s.reply(w, r, http.StatusMethodNotAllowed, s.errBody(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))))
@@ -359,7 +375,8 @@ func (rp restPattern) match(r *http.Request) bool {
 	return true
 }
 
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
+// dispatch serves r by rt; head says r is a HEAD served by a GET route.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route, head bool) {
 	start := time.Now()
 	peer, _ := r.Context().Value(peerKey{}).(peerInfo)
 	var status int
@@ -392,7 +409,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 		// client wants. The request's context ends with the client and,
 		// being made from s.ctx, when the server closes.
 		s.logRequest(r, rt, peer, status, start, nil)
-		st.write(r.Context(), w, r)
+		ctx := r.Context()
+		if head {
+			// Nothing it would send goes out: it ends at once.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			cancel()
+		}
+		st.write(ctx, w, r)
 		return
 	}
 	s.reply(w, r, status, body)
@@ -491,7 +515,8 @@ type errorBody struct {
 }
 
 // streamer is an answer that writes itself (a log stream, a proxied
-// response) rather than one JSON value.
+// response) rather than one JSON value. For a HEAD served by a GET route
+// its ctx has ended already: it writes its headers and returns.
 type streamer interface {
 	write(ctx context.Context, w http.ResponseWriter, r *http.Request)
 }

@@ -514,8 +514,8 @@ func TestMethodNotAllowedAndUnknownPath(t *testing.T) {
 	for _, tt := range []struct {
 		method, path, allow string
 	}{
-		{"POST", "/v1/status", "GET"},
-		{"DELETE", "/v1/apps/web", "GET"},
+		{"POST", "/v1/status", "GET, HEAD"},
+		{"DELETE", "/v1/apps/web", "GET, HEAD"},
 		{"GET", "/v1/apps/web/restart", "POST"},
 		{"GET", "/v1/stop", "POST"},
 	} {

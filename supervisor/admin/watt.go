@@ -734,10 +734,14 @@ func (w *wattAPI) metrics(s *Server, _ *http.Request) (int, any, error) {
 // logsLive streams every line wattd logs from now on (its own and the
 // applications', as its JSON output has them) over a WebSocket, one line
 // a message, as Watt's live log stream; `wattpm logs` reads it.
-func (w *wattAPI) logsLive(s *Server, _ *http.Request) (int, any, error) {
+func (w *wattAPI) logsLive(s *Server, r *http.Request) (int, any, error) {
 	recent, err := s.recentLogs()
 	if err != nil {
 		return 0, nil, err
+	}
+	if !headerHas(r.Header, "Upgrade", "websocket") {
+		// A HEAD too: it upgrades nothing.
+		return 0, nil, badRequest("the live log stream is a WebSocket")
 	}
 	return http.StatusOK, liveLogs{recent: recent}, nil
 }
