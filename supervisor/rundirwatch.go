@@ -57,10 +57,18 @@ func (rt *Runtime) checkRunDir() {
 		}
 	}
 	fields := []zap.Field{zap.String("path", rt.dir.Path), zap.Strings("restored", r.Files)}
-	msg := "runtime directory was removed while wattd runs; made it again"
-	if !r.Dir {
-		msg = "files of the runtime directory were removed while wattd runs; made them again"
+	var msgs []string
+	switch {
+	case r.Dir:
+		msgs = append(msgs, "runtime directory was removed while wattd runs; made it again")
+	case len(r.Files) > 0 || len(r.Lost) > 0:
+		msgs = append(msgs, "files of the runtime directory were removed while wattd runs; made them again")
 	}
+	if len(r.Blocked) > 0 {
+		msgs = append(msgs, "something else took the name of a socket of wattd's in the runtime directory; wattd leaves it there and puts the socket back once it is removed")
+		fields = append(fields, zap.Strings("blocked", r.Blocked))
+	}
+	msg := strings.Join(msgs, "; ")
 	if len(r.Lost) > 0 {
 		msg += "; sockets whose second names went too (with the base directory) stay unreachable until wattd restarts"
 		fields = append(fields, zap.Strings("lost", r.Lost))

@@ -65,8 +65,11 @@ func isSocket(p string) bool {
 func spareName(rel string) string { return strings.ReplaceAll(rel, "/", "_") + ".link" }
 
 // keepSockets gives every socket of the runtime directory a second name
-// in socketsDir, and drops those of sockets that are gone. Called with mu
-// held, once Restore has put back what was missing.
+// in socketsDir, and drops those of sockets that are gone. A socket of the
+// runtime's whose name something else holds now (a file, a dangling
+// symbolic link) keeps its second name: Restore puts it back once the name
+// is free. Called with mu held, once Restore has put back what was
+// missing.
 func (d *Dir) keepSockets() error {
 	spares := d.socketsDir()
 	if err := os.Mkdir(spares, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -75,7 +78,16 @@ func (d *Dir) keepSockets() error {
 	want := map[string]bool{}
 	var errs []error
 	kept := d.sockets()
+	for _, rel := range d.kept {
+		if !slices.Contains(kept, rel) && d.blocked[rel] && isSocket(filepath.Join(spares, spareName(rel))) {
+			kept = append(kept, rel)
+			want[spareName(rel)] = true
+		}
+	}
 	for _, rel := range kept {
+		if d.blocked[rel] {
+			continue
+		}
 		name := spareName(rel)
 		want[name] = true
 		src, dst := filepath.Join(d.Path, rel), filepath.Join(spares, name)
@@ -98,6 +110,11 @@ func (d *Dir) keepSockets() error {
 		}
 	}
 	d.kept = kept
+	for rel := range d.blocked {
+		if !slices.Contains(kept, rel) {
+			delete(d.blocked, rel)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -150,6 +167,7 @@ func (d *Dir) RemoveSocket(path string) {
 		os.Remove(filepath.Join(d.socketsDir(), spareName(rel)))
 		// Nor takes it for one removed behind the runtime's back.
 		d.kept = slices.DeleteFunc(d.kept, func(k string) bool { return k == rel })
+		delete(d.blocked, rel)
 	}
 }
 
@@ -164,10 +182,16 @@ type Restored struct {
 	// went too, with the base directory): nobody can connect to them by
 	// name until wattd restarts.
 	Lost []string
+	// Blocked are the sockets whose names something else took (a file, a
+	// symbolic link), each with what it is ("admin.sock: a regular file"),
+	// said once: they are put back (in Files) once the name is free again.
+	Blocked []string
 }
 
-// Any reports whether Restore had something to put back.
-func (r Restored) Any() bool { return r.Dir || len(r.Files) > 0 || len(r.Lost) > 0 }
+// Any reports whether Restore had something to put back, or to say.
+func (r Restored) Any() bool {
+	return r.Dir || len(r.Files) > 0 || len(r.Lost) > 0 || len(r.Blocked) > 0
+}
 
 // Restore makes the runtime directory again, with its lock, runtime.json,
 // mesh directory and sockets, when it or one of these is missing, then
@@ -221,17 +245,50 @@ func (d *Dir) Restore() (r Restored, err error) {
 	}
 	spares := d.socketsDir()
 	for _, rel := range d.kept {
-		dst := filepath.Join(d.Path, rel)
-		if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
+		dst, spare := filepath.Join(d.Path, rel), filepath.Join(spares, spareName(rel))
+		fi, err := os.Lstat(dst)
+		if err == nil && fi.Mode().Type() != fs.ModeSocket && isSocket(spare) {
+			// Something else took the name. It is left alone, as the
+			// admin socket's start leaves a file in its way: what the
+			// runtime's user or root put there may be wanted, and the
+			// socket is back once they remove it.
+			if !d.blocked[rel] {
+				if d.blocked == nil {
+					d.blocked = map[string]bool{}
+				}
+				d.blocked[rel] = true
+				r.Blocked = append(r.Blocked, rel+": "+fileKind(fi.Mode()))
+			}
 			continue
 		}
-		if err := os.Link(filepath.Join(spares, spareName(rel)), dst); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			delete(d.blocked, rel)
+			continue
+		}
+		delete(d.blocked, rel)
+		if err := os.Link(spare, dst); err != nil {
 			r.Lost = append(r.Lost, rel)
 			continue
 		}
 		r.Files = append(r.Files, rel)
 	}
 	return r, d.keepSockets()
+}
+
+// fileKind names what a file of mode m is, for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	default:
+		return "a file of type " + m.Type().String()
+	}
 }
 
 // sameDir reports whether the runtime directory is still the one Create

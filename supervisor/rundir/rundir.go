@@ -126,6 +126,9 @@ type Dir struct {
 	// kept are the sockets (relative names) that have a second name in
 	// socketsDir (restore.go).
 	kept []string
+	// blocked are the sockets of kept whose names something else holds
+	// (restore.go), said once.
+	blocked map[string]bool
 }
 
 // Base returns the base directory for runtimes, creating it (0700) if

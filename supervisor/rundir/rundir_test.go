@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -852,4 +853,82 @@ func TestRootListsAnotherUsersBase(t *testing.T) {
 	}
 	os.Chown(base, 0, 0)
 	os.Chmod(base, 0o700)
+}
+
+// TestRestoreAfterIntruder: a socket of the runtime's whose name something
+// else took (a file, a dangling symbolic link) keeps its second name; the
+// intruder is left alone and named once; the socket, the same listener,
+// is back once the name is free again.
+func TestRestoreAfterIntruder(t *testing.T) {
+	useBase(t)
+	d := mustCreate(t, filepath.Join(shortTemp(t), "proj"))
+	serveAdmin(t, d)
+	meshSock := d.MeshSocket("api", 0)
+	ln, err := net.Listen("unix", meshSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if r, err := d.Restore(); err != nil || r.Any() {
+		t.Fatalf("Restore with nothing missing: %+v, %v", r, err)
+	}
+	for _, c := range []struct {
+		rel, kind string
+		put       func(p string) error
+	}{
+		{adminSocketName, "a regular file", func(p string) error { return os.WriteFile(p, []byte("x\n"), 0o600) }},
+		{adminSocketName, "a symbolic link", func(p string) error { return os.Symlink("/nonexistent/admin.sock", p) }},
+		{"mesh/api-0.sock", "a directory", func(p string) error { return os.Mkdir(p, 0o700) }},
+	} {
+		p := filepath.Join(d.Path, c.rel)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.put(p); err != nil {
+			t.Fatal(err)
+		}
+		want := c.rel + ": " + c.kind
+		r, err := d.Restore()
+		if err != nil || !slices.Equal(r.Blocked, []string{want}) || len(r.Files) != 0 || len(r.Lost) != 0 {
+			t.Fatalf("Restore = %+v, %v; want blocked %q", r, err, want)
+		}
+		// Said once; the next checks (every 10 s in wattd) keep waiting.
+		for range 2 {
+			if r, err := d.Restore(); err != nil || r.Any() {
+				t.Fatalf("%s: Restore again = %+v, %v", want, r, err)
+			}
+		}
+		if fi, err := os.Lstat(p); err != nil || fi.Mode().Type() == fs.ModeSocket {
+			t.Fatalf("%s: the intruder was not left alone: %v", want, err)
+		}
+		if !isSocket(filepath.Join(d.socketsDir(), spareName(c.rel))) {
+			t.Fatalf("%s: the second name went", want)
+		}
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+		r, err = d.Restore()
+		if err != nil || !slices.Equal(r.Files, []string{c.rel}) || len(r.Blocked) != 0 {
+			t.Fatalf("%s removed: Restore = %+v, %v; want %s restored", want, r, err, c.rel)
+		}
+		conn, err := net.Dial("unix", p)
+		if err != nil {
+			t.Fatalf("%s: dial after Restore: %v", want, err)
+		}
+		conn.Close()
+	}
+	// A socket removed on purpose while its name is taken is forgotten.
+	p := filepath.Join(d.Path, adminSocketName)
+	os.Remove(p)
+	os.WriteFile(p, nil, 0o600)
+	if r, _ := d.Restore(); len(r.Blocked) != 1 {
+		t.Fatalf("Restore = %+v", r)
+	}
+	d.RemoveSocket(p)
+	if r, err := d.Restore(); err != nil || r.Any() {
+		t.Fatalf("Restore after RemoveSocket: %+v, %v", r, err)
+	}
+	if _, err := os.Lstat(filepath.Join(d.socketsDir(), spareName(adminSocketName))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("second name of a socket removed on purpose: %v", err)
+	}
 }
