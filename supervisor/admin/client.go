@@ -318,27 +318,11 @@ func (c *Client) transportError(err error) error {
 			return fmt.Errorf("wattd at %s is not yours to administer: %w; %s", c.socket, err, ownerAdvice(c.socket))
 		}
 		if fi, serr := os.Stat(c.socket); serr == nil && fi.Mode().Type() != fs.ModeSocket {
-			return fmt.Errorf("cannot reach wattd at %s: it is not a socket but a %s (wattd ctl list shows the runtimes that are running)", c.socket, fileKind(fi.Mode()))
+			return fmt.Errorf("cannot reach wattd at %s: it is not a socket but %s (wattd ctl list shows the runtimes that are running)", c.socket, rundir.FileKind(fi.Mode()))
 		}
 		return fmt.Errorf("cannot reach wattd at %s (is it running? wattd ctl list shows the runtimes that are): %w", c.socket, err)
 	}
 	return fmt.Errorf("talk to wattd at %s: %w", c.socket, err)
-}
-
-// fileKind names what a file that should have been a socket is.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m.IsRegular():
-		return "regular file"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	default:
-		return "file of type " + m.Type().String()
-	}
 }
 
 // ownerAdvice names who may use the admin socket at path. Only the user

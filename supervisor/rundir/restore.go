@@ -257,7 +257,7 @@ func (d *Dir) Restore() (r Restored, err error) {
 					d.blocked = map[string]bool{}
 				}
 				d.blocked[rel] = true
-				r.Blocked = append(r.Blocked, rel+": "+fileKind(fi.Mode()))
+				r.Blocked = append(r.Blocked, rel+": "+FileKind(fi.Mode()))
 			}
 			continue
 		}
@@ -275,8 +275,9 @@ func (d *Dir) Restore() (r Restored, err error) {
 	return r, d.keepSockets()
 }
 
-// fileKind names what a file of mode m is, for messages.
-func fileKind(m fs.FileMode) string {
+// FileKind names what a file of mode m is, for messages ("a regular
+// file", "a symbolic link").
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
