@@ -440,7 +440,7 @@ func (p *proc) watchOOM(every time.Duration) {
 		}
 		p.oomSeen.Store(n)
 		p.logger().Warn("the kernel's OOM killer ended a process of the worker's cgroup; the worker itself runs on",
-			zap.Int("pid", p.pid), zap.Uint64("killed", n-seen), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
+			zap.Int("pid", p.pid), zap.Uint64("killed", n-seen), zap.String("memoryLimit", p.oomLimit()))
 		return true
 	})
 }
@@ -455,6 +455,20 @@ func (p *proc) setLogger(l *zap.Logger) {
 	if p.sink != nil {
 		p.sink.SetLogger(l)
 	}
+}
+
+// oomLimit says which memory limit the kernel's OOM killer acted on in the
+// worker's cgroup: "memory limit 96.0 MiB" (the application's resources),
+// the limit of a cgroup above the worker's (a systemd unit, a container),
+// or none, when the whole machine ran out of memory.
+func (p *proc) oomLimit() string {
+	if l := p.group.Limits().Memory; l > 0 {
+		return "memory limit " + FormatBytes(uint64(l))
+	}
+	if l := p.group.InheritedMemoryLimit(); l > 0 {
+		return "memory limit " + FormatBytes(uint64(l)) + " of a cgroup above the worker's"
+	}
+	return "no memory limit: the machine ran out of memory"
 }
 
 // killedBySIGKILL tells whether a Wait error says the process died of
@@ -512,11 +526,11 @@ func (p *proc) wait(pipes ...*os.File) {
 		// the count says of its children.
 		if n, _ := p.group.OOMKills(); n > p.oomSeen.Load() {
 			if killedBySIGKILL(err) {
-				reason := fmt.Sprintf("oom (memory limit %s)", FormatBytes(uint64(p.group.Limits().Memory)))
+				reason := "oom (" + p.oomLimit() + ")"
 				p.limitHit.CompareAndSwap(nil, &reason)
 			} else {
 				p.logger().Warn("the kernel's OOM killer ended a process of the worker's cgroup before the worker exited",
-					zap.Int("pid", p.pid), zap.Uint64("killed", n-p.oomSeen.Load()), zap.String("memoryLimit", FormatBytes(uint64(p.group.Limits().Memory))))
+					zap.Int("pid", p.pid), zap.Uint64("killed", n-p.oomSeen.Load()), zap.String("memoryLimit", p.oomLimit()))
 			}
 		}
 		p.pidsHits.Store(p.group.PidsLimitHits())

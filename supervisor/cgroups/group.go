@@ -316,6 +316,43 @@ func (g *Group) OOMKills() (uint64, error) {
 	return n, err
 }
 
+// InheritedMemoryLimit is the lowest memory limit that holds the group
+// from a cgroup above it (a systemd unit's MemoryMax=, a container's), in
+// bytes; 0 for none, and in fallback mode. On v1 it is the hierarchy's
+// own figure (memory.stat hierarchical_memory_limit), which counts the
+// group's own limit too.
+func (g *Group) InheritedMemoryLimit() int64 {
+	if g.dirs == nil {
+		return 0
+	}
+	dir := g.memoryDir()
+	if g.m.version == V1 {
+		stat, err := readFile(dir, "memory.stat")
+		if err != nil {
+			return 0
+		}
+		for line := range strings.SplitSeq(stat, "\n") {
+			if v, ok := strings.CutPrefix(line, "hierarchical_memory_limit "); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil && n < 1<<62 {
+					return int64(n)
+				}
+			}
+		}
+		return 0
+	}
+	var lowest uint64
+	for d := path.Dir(dir); d != "/" && d != "."; d = path.Dir(d) {
+		v, err := readFile(d, "memory.max")
+		if err != nil {
+			break // the hierarchy's root has none
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && (lowest == 0 || n < lowest) {
+			lowest = n
+		}
+	}
+	return int64(lowest)
+}
+
 // PidsLimitHits returns how many times the group's processes were refused
 // a new process or thread at its pids limit (pids.events max, v1 and v2);
 // 0 without a pids group or when the kernel keeps no count. A Node.js

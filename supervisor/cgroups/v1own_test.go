@@ -106,6 +106,14 @@ func TestV1DelegatedUnitHoldsTheWorkers(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("a worker allocating without bound in a unit limited to 64 MiB is still running after 60s")
 	}
+	// The kill is the group's, under the unit's limit, which wattd names
+	// (the worker has none of its own).
+	if n, err := g.OOMKills(); err != nil || n == 0 {
+		t.Errorf("OOMKills = %d, %v; want the kill counted in the worker's group", n, err)
+	}
+	if got := g.InheritedMemoryLimit(); got != 64<<20 {
+		t.Errorf("InheritedMemoryLimit = %d, want the unit's %d", got, 64<<20)
+	}
 	if err := g.Remove(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +170,34 @@ func TestUnboundLimit(t *testing.T) {
 		if got := unboundLimit("memory.max", own, c.root, top); got != c.want {
 			t.Errorf("slice %s, unit %s, root %s: %q, want %q", c.slice, c.unit, c.root, got, c.want)
 		}
+	}
+}
+
+// TestV2InheritedMemoryLimit: on v2 the lowest memory.max above the
+// group counts (read here from a laid-out tree: this machine's v2
+// hierarchy has no memory controller).
+func TestV2InheritedMemoryLimit(t *testing.T) {
+	top := t.TempDir()
+	unit := filepath.Join(top, "system.slice", "web.service")
+	dir := filepath.Join(unit, "proj", "web.0.1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d, v := range map[string]string{
+		filepath.Join(top, "system.slice"): "max",
+		unit:                               "536870912",
+		filepath.Join(unit, "proj"):        "max",
+		dir:                                "max",
+	} {
+		if err := os.WriteFile(filepath.Join(d, "memory.max"), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &Group{m: &Manager{version: V2}, dirs: map[string]string{"": dir}}
+	if got := g.InheritedMemoryLimit(); got != 512<<20 {
+		t.Errorf("InheritedMemoryLimit = %d, want %d", got, 512<<20)
+	}
+	if got := (&Group{m: &Manager{version: Fallback}}).InheritedMemoryLimit(); got != 0 {
+		t.Errorf("fallback: %d", got)
 	}
 }
