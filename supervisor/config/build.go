@@ -707,8 +707,10 @@ func (l *loader) scalerWarnings(raw *rawConfig, entries []appEntry, cfg *Config)
 				sum += a.Workers
 			}
 		}
-		if sum > cfg.Scaler.Total {
-			l.warnings = append(l.warnings, issuef(ptr, "total %d is below the %d workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker", cfg.Scaler.Total, sum))
+		if sum >= cfg.Scaler.Total {
+			// The scaler adds a worker only while the runtime has fewer
+			// than total, every application's workers counted.
+			l.warnings = append(l.warnings, issuef(ptr, "total %d leaves no room above the %d workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker", cfg.Scaler.Total, sum))
 		}
 	}
 	const flapping = "scaleUpELU %g is not above scaleDownELU %g: the scaler would add a worker and take it away again"

@@ -258,14 +258,18 @@ func TestScalerBoundsWarn(t *testing.T) {
 	}{
 		{"consistent", `{"entrypoint": "a", "workers": {"dynamic": true, "minimum": 1, "maximum": 4, "total": 4},
 			"applications": [{"id": "a", "path": "a"}, {"id": "b", "path": "b"}]}`, nil},
+		{"total equal to the minimums", `{"entrypoint": "a", "workers": {"dynamic": true, "total": 2},
+			"applications": [{"id": "a", "path": "a"}, {"id": "b", "path": "b"}]}`, []string{
+			`watt.json:1: /workers/total: total 2 leaves no room above the 2 workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker`,
+		}},
 		{"the attack's", `{"entrypoint": "a", "workers": {"dynamic": true, "minimum": 4, "maximum": 2, "total": 1, "scaleUpELU": 0.1, "scaleDownELU": 0.5},
 			"applications": [{"id": "a", "path": "a"}]}`, []string{
-			`watt.json:1: /workers/total: total 1 is below the 2 workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker`,
+			`watt.json:1: /workers/total: total 1 leaves no room above the 2 workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker`,
 			`watt.json:1: /workers/scaleUpELU: scaleUpELU 0.1 is not above scaleDownELU 0.5: the scaler would add a worker and take it away again`,
 		}},
 		{"fixed counts and an application's own thresholds", `{"entrypoint": "a", "verticalScaler": {"maxTotalWorkers": 3},
 			"applications": [{"id": "a", "path": "a", "workers": {"minimum": 2, "scaleUpELU": 0.3, "scaleDownELU": 0.3}}, {"id": "b", "path": "b", "workers": 2}]}`, []string{
-			`watt.json:1: /verticalScaler/maxTotalWorkers: total 3 is below the 4 workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker`,
+			`watt.json:1: /verticalScaler/maxTotalWorkers: total 3 leaves no room above the 4 workers the applications' minimums (and fixed counts) add up to: the scaler never adds a worker`,
 			`watt.json:2: /applications/0/workers: application "a": scaleUpELU 0.3 is not above scaleDownELU 0.3: the scaler would add a worker and take it away again`,
 		}},
 	}
