@@ -574,7 +574,9 @@ func (h *signalHandler) run(ctx context.Context, sigs <-chan os.Signal) {
 				h.log.Info("SIGUSR2: rolling restart of every application")
 				go func() {
 					if err := h.rt.RestartAll(context.Background()); err != nil {
-						h.log.Error("rolling restart", zap.Error(err))
+						// Each application is tried in turn: the error names those
+						// that were not restarted; the others were.
+						h.log.Error("SIGUSR2: the rolling restart failed for some applications; the others were restarted", zap.Error(err))
 					}
 				}()
 			}
@@ -793,7 +795,7 @@ func (d *devWatcher) reloaded(id string) bool {
 	case errors.Is(err, supervisor.ErrStopping) || d.ctx.Err() != nil:
 		return true
 	case errors.Is(err, supervisor.ErrInvalidConfig):
-		d.log.Error("files changed, but the configuration cannot be applied; the application restarts with the one in use", zap.String("app", id), zap.Error(err))
+		d.log.Error("files changed, but the configuration cannot be applied; trying a restart of the application with the configuration in use", zap.String("app", id), zap.Error(err))
 		return false
 	case err != nil && res.Changed == nil:
 		// Not carried out at all (refused, or no reload in this
