@@ -165,14 +165,17 @@ func TestStartFailure(t *testing.T) {
 		testApp{id: "gone", behaviour: "ready"},
 	)
 	gone := filepath.Join(t.TempDir(), "gone")
-	tr.byID["gone"].sp().launch.Dir = gone
+	sp := tr.byID["gone"].sp()
+	sp.launch.Dir, sp.conf.Path = gone, gone
 	tr.start()
 	ws := tr.waitState("gone", 0, StateFailed)
 	if !strings.HasPrefix(ws.LastExit, "start: ") || !strings.Contains(ws.LastExit, "the application's directory "+gone+" does not exist") {
 		t.Fatalf("last exit %q", ws.LastExit)
 	}
+	// The restart is refused before a worker is started, naming the
+	// directory as the start did.
 	err := tr.RestartApp(restartCtx(t), "gone")
-	if err == nil || !strings.Contains(err.Error(), `app "gone" worker 0: start: `) {
+	if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), `restart refused; the workers keep running: app "gone": the application's directory `+gone+" does not exist") {
 		t.Fatalf("restart of an app that cannot start: %v", err)
 	}
 }

@@ -1398,6 +1398,11 @@ func (a *app) refreshLaunch() error {
 	if old == nil || cfg == nil {
 		return nil
 	}
+	if _, err := os.Stat(old.conf.Path); errors.Is(err, os.ErrNotExist) {
+		// Named as a start names it, not as the capability's look for
+		// its files there fails.
+		return noRestart{fmt.Errorf("app %q: the application's directory %s does not exist (moved or removed since the configuration was read)", a.id, old.conf.Path)}
+	}
 	changed, err := a.rt.launchChanged(cfg, old.conf, old)
 	if err != nil {
 		return noRestart{err}
