@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -212,7 +213,8 @@ func serve(name, hostname string, port int, tlsCfg *config.MetricsTLS, routes ma
 	s := &Server{
 		srv: &http.Server{Handler: stallWrites(h, serverWriteStall), ErrorLog: zap.NewStdLog(log),
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: serverReadTimeout,
-			IdleTimeout: serverIdleTimeout, MaxHeaderBytes: 64 << 10},
+			IdleTimeout: serverIdleTimeout, MaxHeaderBytes: 64 << 10,
+			ConnState: newIdleEvictor(serverMaxConns).track},
 		addr: ln.Addr(),
 		done: make(chan struct{}),
 	}
@@ -223,6 +225,53 @@ func serve(name, hostname string, port int, tlsCfg *config.MetricsTLS, routes ma
 		}
 	}()
 	return s, nil
+}
+
+// idleEvictor closes the connection idle the longest (kept alive between
+// requests) when a new one comes and the server is near its cap: a
+// client holding connections open after one request each cannot keep
+// scrapers and probes out, as the cap alone would let it. A connection in
+// the middle of a request is bounded by the read timeout instead.
+type idleEvictor struct {
+	mu      sync.Mutex
+	open    int
+	evictAt int
+	idle    map[net.Conn]time.Time
+}
+
+// newIdleEvictor starts evicting at three quarters of max connections.
+func newIdleEvictor(maxConns int) *idleEvictor {
+	return &idleEvictor{evictAt: max(1, maxConns*3/4), idle: map[net.Conn]time.Time{}}
+}
+
+// track is the server's ConnState hook.
+func (e *idleEvictor) track(c net.Conn, st http.ConnState) {
+	var victim net.Conn
+	e.mu.Lock()
+	switch st {
+	case http.StateNew:
+		e.open++
+		if e.open > e.evictAt {
+			var since time.Time
+			for ic, at := range e.idle {
+				if victim == nil || at.Before(since) {
+					victim, since = ic, at
+				}
+			}
+			delete(e.idle, victim)
+		}
+	case http.StateIdle:
+		e.idle[c] = time.Now()
+	case http.StateActive:
+		delete(e.idle, c)
+	case http.StateClosed, http.StateHijacked:
+		delete(e.idle, c)
+		e.open--
+	}
+	e.mu.Unlock()
+	if victim != nil {
+		victim.Close() // its StateClosed follows
+	}
 }
 
 // refusals logs the connections closed at the limit, at most every 10 s
