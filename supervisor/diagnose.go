@@ -163,6 +163,17 @@ func (b *diagBook) takeAfter() bool {
 // snapshot's graph) when the next report goes out.
 const diagAfterglow = time.Second
 
+// diagFailed logs a diagnostic that did not happen: at warn when the
+// worker failed at it, at info when it refused one at odds with its state
+// (a profile already being taken, none to stop: the caller gets a 409).
+func diagFailed(log *zap.Logger, err error) {
+	if errors.Is(err, ErrConflict) {
+		log.Info("diagnostic refused", zap.Error(err))
+		return
+	}
+	log.Warn("diagnostic failed", zap.Error(err))
+}
+
 // diagDoing says what a diagnostic of kind does, for messages.
 func diagDoing(kind string) string {
 	switch kind {
@@ -315,7 +326,7 @@ func (rt *Runtime) startHeapSnapshot(ctx context.Context, p *proc, s *slot) (*He
 		_, err := p.ask(ctx, &ipc.Diagnose{Kind: kind, Path: path})
 		keep.Close()
 		if err != nil {
-			log.Warn("diagnostic failed", zap.Error(err))
+			diagFailed(log, err)
 			h.end() // nothing more is read: a worker still writing stops
 		} else {
 			log.Info("diagnostic taken", zap.Duration("took", time.Since(start).Round(time.Millisecond)))
@@ -413,7 +424,7 @@ func (rt *Runtime) diagFile(ctx context.Context, p *proc, s *slot, kind, ext str
 	log.Info("asking the worker for a diagnostic")
 	a, err := p.ask(ctx, &ipc.Diagnose{Kind: kind, Path: path})
 	if err != nil {
-		log.Warn("diagnostic failed", zap.Error(err))
+		diagFailed(log, err)
 		return nil, "", err
 	}
 	// Not waiting for a writer, should the worker have put a FIFO there.
