@@ -70,7 +70,9 @@ func (rt *Runtime) buildMeshTable() *ipc.MeshTable {
 		TimeoutMs:   rt.cfg.ApplicationTimeout.Milliseconds(),
 		Proxy:       rt.mesh.proxy.url,
 		ProxySocket: rt.mesh.proxy.socket,
-		Disabled:    rt.current.Load().Disabled,
+	}
+	if cur := rt.current.Load(); cur != nil {
+		t.Disabled = cur.Disabled
 	}
 	for _, a := range rt.appList() {
 		ma := ipc.MeshApp{Endpoints: []string{}, State: a.state()}

@@ -527,7 +527,11 @@ func (ms *messenger) undeliverable(p msgPeer, m *ipc.Message, err error) {
 func (rt *Runtime) messageTargets(id string) ([]msgPeer, error) {
 	a, ok := rt.lookup(id)
 	if !ok {
-		for _, d := range rt.current.Load().Disabled {
+		var disabled []string
+		if cur := rt.current.Load(); cur != nil {
+			disabled = cur.Disabled
+		}
+		for _, d := range disabled {
 			if strings.EqualFold(d, id) {
 				return nil, fmt.Errorf("No workers available (application %q is disabled: \"enabled\": false in watt.json)", d)
 			}
