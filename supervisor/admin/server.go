@@ -395,9 +395,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route, head
 		}
 	}
 	status, body, err := rt.handle(s, r)
-	if err != nil && errors.Is(err, context.Canceled) && (s.ctx.Err() != nil || r.Context().Err() == nil) {
-		// Cut short by wattd, not by the client, which is still there:
-		// the runtime stops (its own context ended the work).
+	if err != nil && errors.Is(err, context.Canceled) && (s.ctx.Err() != nil || r.Context().Err() == nil && s.b.Status().State == "stopping") {
+		// Cut short by the runtime's stop (the server closing, or the
+		// runtime's own context ending the work), not by the client.
 		err = fmt.Errorf("the runtime stopped during the request: %w", err)
 	}
 	if err != nil {
