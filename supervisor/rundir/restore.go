@@ -154,20 +154,28 @@ func (d *Dir) Replaced() bool {
 }
 
 // RemoveSocket removes the socket at path, one of the runtime directory's,
-// with its second name, so that Restore does not bring it back.
+// with its second name, so that Restore does not bring it back. Whatever
+// else took the name meanwhile (see Restore) is not wattd's and stays.
 func (d *Dir) RemoveSocket(path string) {
 	if d == nil {
-		os.Remove(path)
+		removeIfSocket(path)
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	os.Remove(path)
+	removeIfSocket(path)
 	if rel, err := filepath.Rel(d.Path, path); err == nil && filepath.IsLocal(rel) {
 		os.Remove(filepath.Join(d.socketsDir(), spareName(rel)))
 		// Nor takes it for one removed behind the runtime's back.
 		d.kept = slices.DeleteFunc(d.kept, func(k string) bool { return k == rel })
 		delete(d.blocked, rel)
+	}
+}
+
+// removeIfSocket removes path when it is a socket.
+func removeIfSocket(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		os.Remove(path)
 	}
 }
 

@@ -931,4 +931,8 @@ func TestRestoreAfterIntruder(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(d.socketsDir(), spareName(adminSocketName))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("second name of a socket removed on purpose: %v", err)
 	}
+	// What took its name is not wattd's, and stays.
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("the file that took the socket's name was removed with it: %v", err)
+	}
 }
