@@ -261,7 +261,7 @@ func (m *Manager) openV1(mounts []mount, mem mount, root string) error {
 		if own, ok := ownV1(mounts, mem); ok {
 			root = own
 		} else if p := selfCgroups()["memory"]; within(p, mem.root) {
-			m.unbound = unboundLimit("memory.limit_in_bytes", path.Join(mem.point, strings.TrimPrefix(p, mem.root)), root, mem.point)
+			m.unbound = unboundLimit("memory.limit_in_bytes", mem.dirOf(p), root, mem.point)
 		}
 	}
 	rel := path.Join(mem.root, strings.TrimPrefix(root, mem.point))
@@ -282,7 +282,7 @@ func (m *Manager) openV1(mounts []mount, mem mount, root string) error {
 			return &unavailable{fmt.Sprintf("the cgroup %s hierarchy at %s is mounted read-only", ctrl, mt.point),
 				"give wattd a writable cgroup filesystem (a privileged container, or run on the host)"}
 		}
-		dir := path.Join(mt.point, strings.TrimPrefix(rel, mt.root), m.name)
+		dir := path.Join(mt.dirOf(rel), m.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return permission(err, dir)
 		}
@@ -390,7 +390,7 @@ func selfCgroups() map[string]string {
 // ownV2 returns the directory of wattd's own v2 cgroup.
 func ownV2(mt mount) (string, bool) {
 	if p, ok := selfCgroups()[""]; ok && within(p, mt.root) {
-		return path.Join(mt.point, strings.TrimPrefix(p, mt.root)), true
+		return mt.dirOf(p), true
 	}
 	return "", false
 }
@@ -403,10 +403,7 @@ func ownV2(mt mount) (string, bool) {
 func unboundLimit(file, own, root, top string) string {
 	for dir := own; dir != top && within(dir, top) && !within(root, dir); dir = path.Dir(dir) {
 		s, err := readFile(dir, file)
-		if err != nil || s == "max" {
-			continue
-		}
-		if n, err := strconv.ParseUint(s, 10, 64); err == nil && n < 1<<62 {
+		if n, ok := limitBytes(s); err == nil && ok {
 			return fmt.Sprintf("%s has %s %d MiB", dir, file, n>>20)
 		}
 	}
@@ -432,7 +429,7 @@ func ownV1(mounts []mount, mem mount) (string, bool) {
 	if memPath == "" || memPath == mem.root || !within(memPath, mem.root) {
 		return "", false
 	}
-	own := path.Join(mem.point, strings.TrimPrefix(memPath, mem.root))
+	own := mem.dirOf(memPath)
 	if delegated(own) {
 		return own, true
 	}
@@ -446,7 +443,7 @@ func ownV1(mounts []mount, mem mount) (string, bool) {
 			continue
 		}
 		if p, ok := self[key]; ok && p == memPath && within(p, mt.root) &&
-			delegated(path.Join(mt.point, strings.TrimPrefix(p, mt.root))) {
+			delegated(mt.dirOf(p)) {
 			return own, true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,6 +32,12 @@ func (m mount) has(ctrl string) bool {
 		}
 	}
 	return false
+}
+
+// dirOf is the directory of the cgroup at path p of the hierarchy (as
+// /proc/self/cgroup names it), which must be within m.root.
+func (m mount) dirOf(p string) string {
+	return path.Join(m.point, strings.TrimPrefix(p, m.root))
 }
 
 // mountinfoPath is a variable so tests can read a prepared table.
@@ -162,6 +169,13 @@ func readUint(dir, name string) (uint64, error) {
 		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
 	}
 	return n, nil
+}
+
+// limitBytes reads a memory limit as a cgroup file gives it: false for
+// none (v2 "max", v1's page-rounded largest value).
+func limitBytes(s string) (uint64, bool) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	return n, err == nil && n < 1<<62
 }
 
 // procs lists the processes of a cgroup; a missing directory has none.

@@ -333,7 +333,7 @@ func (g *Group) InheritedMemoryLimit() int64 {
 		}
 		for line := range strings.SplitSeq(stat, "\n") {
 			if v, ok := strings.CutPrefix(line, "hierarchical_memory_limit "); ok {
-				if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil && n < 1<<62 {
+				if n, ok := limitBytes(v); ok {
 					return int64(n)
 				}
 			}
@@ -346,7 +346,7 @@ func (g *Group) InheritedMemoryLimit() int64 {
 		if err != nil {
 			break // the hierarchy's root has none
 		}
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil && (lowest == 0 || n < lowest) {
+		if n, ok := limitBytes(v); ok && (lowest == 0 || n < lowest) {
 			lowest = n
 		}
 	}
