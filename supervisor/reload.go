@@ -324,7 +324,7 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 			continue
 		}
 		if sp.launch.Fronted != old.launch.Fronted {
-			problems = append(problems, cfg.Problem(ac.Pointer, fmt.Sprintf("app %q: the change makes wattd pass its sockets differently (a program on $PORT that wattd fronts, or one that takes its sockets); restart wattd to change it", a.id)).Error())
+			problems = append(problems, cfg.Problem(ac.Pointer, frontedChange(a.id)).Error())
 			continue
 		}
 		sp.deps = rt.depsOf(ac, p.byID)
@@ -342,6 +342,14 @@ func (rt *Runtime) plan(cfg *config.Config) (*reloadPlan, error) {
 		return nil, fmt.Errorf("%w; the running applications keep serving unchanged:\n%w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return p, nil
+}
+
+// frontedChange is the reason a new start of application id is refused
+// when it passes the sockets differently than the running one (a program
+// on $PORT that wattd fronts, or one that takes its sockets): the slots'
+// sockets were made for the one way.
+func frontedChange(id string) string {
+	return fmt.Sprintf("app %q: the change makes wattd pass its sockets differently (a program on $PORT that wattd fronts, or one that takes its sockets); restart wattd to change it", id)
 }
 
 // apply carries a plan out: removed applications first (nothing kept

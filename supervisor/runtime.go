@@ -1415,7 +1415,7 @@ func (a *app) refreshLaunch() error {
 		return noRestart{err}
 	}
 	if sp.launch.Fronted != old.launch.Fronted {
-		return noRestart{fmt.Errorf("app %q now starts a program that takes its sockets differently (one on $PORT that wattd fronts, or one that takes its sockets); restart wattd to change it", a.id)}
+		return noRestart{errors.New(frontedChange(a.id))}
 	}
 	sp.deps = old.deps
 	// A reload that stored a newer spec meanwhile wins: it rolls the
