@@ -460,14 +460,7 @@ function wrapClose (state, server) {
 // path of an fd it was given and returns null, which code such as Fastify's
 // startup log dereferences.
 function reportSocketPath (server, fd) {
-  const original = server.address
-  let path
-  server.address = function address () {
-    const a = original.call(this)
-    if (a !== null || !this.listening) return a
-    if (path === undefined) path = unixSocketPath(fd) || `wattd-mesh-fd-${fd}`
-    return path
-  }
+  answerAddress(server, () => unixSocketPath(fd) || `wattd-mesh-fd-${fd}`)
 }
 
 // reportRequestedAddress makes address() of an application's server that
@@ -477,12 +470,19 @@ function reportSocketPath (server, fd) {
 // socket's path there has no port (new URL('http://localhost:' + undefined)
 // throws).
 function reportRequestedAddress (server, req) {
+  answerAddress(server, () => requestedAddress(req))
+}
+
+// answerAddress makes address() of a listening server whose own answer is
+// null (it listens on a passed descriptor) give what find() says, found
+// once.
+function answerAddress (server, find) {
   const original = server.address
   let known
   server.address = function address () {
     const a = original.call(this)
     if (a !== null || !this.listening) return a
-    if (known === undefined) known = requestedAddress(req)
+    if (known === undefined) known = find()
     return known
   }
 }
